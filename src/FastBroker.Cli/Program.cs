@@ -1,0 +1,9 @@
+using System.CommandLine;
+using FastBroker.Cli.Commands;
+
+var root = new RootCommand("FastBroker: an LMAX-style message broker (rings, memory-mapped journal, fan-out, work queues).")
+{
+    BenchCommand.Create(),
+};
+
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,0 +1,6 @@
+namespace FastBroker.Journal;
+
+/// <summary>Assembly marker.</summary>
+internal static class AssemblyMarker
+{
+}

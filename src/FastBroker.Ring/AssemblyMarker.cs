@@ -1,0 +1,6 @@
+namespace FastBroker.Ring;
+
+/// <summary>Assembly marker.</summary>
+internal static class AssemblyMarker
+{
+}

@@ -1,0 +1,7 @@
+namespace FastBroker.Ring.Tests;
+
+public class SmokeTests
+{
+    [Fact]
+    public void Builds() => Assert.True(true);
+}
