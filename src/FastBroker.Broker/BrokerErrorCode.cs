@@ -1,0 +1,41 @@
+namespace FastBroker.Broker;
+
+/// <summary>
+/// Why the broker refused something. The numeric values are stable: the wire protocol carries them in error
+/// frames, so a client in another language can switch on them.
+/// </summary>
+public enum BrokerErrorCode
+{
+    /// <summary>No error.</summary>
+    None = 0,
+
+    /// <summary>A topic, group or subscription name breaks the naming rules.</summary>
+    InvalidName = 1,
+
+    /// <summary>The topic does not exist and auto-creation is off.</summary>
+    UnknownTopic = 2,
+
+    /// <summary>The message is larger than the topic's maximum.</summary>
+    MessageTooLarge = 3,
+
+    /// <summary>The topic exists with other settings than the ones asked for.</summary>
+    TopicConflict = 4,
+
+    /// <summary>The journal could not take the message (disk full, segment not creatable); nothing was acknowledged.</summary>
+    StorageFull = 5,
+
+    /// <summary>The broker is shutting down or already closed.</summary>
+    Closed = 6,
+
+    /// <summary>The request waited longer than it was allowed to.</summary>
+    Timeout = 7,
+
+    /// <summary>An argument is out of range (prefetch, TTL, delay, start position…).</summary>
+    InvalidArgument = 8,
+
+    /// <summary>The operation refers to a delivery, member or group that is not known.</summary>
+    UnknownDelivery = 9,
+
+    /// <summary>Storage failed for a reason other than space (I/O error, corruption found on read).</summary>
+    StorageError = 10,
+}

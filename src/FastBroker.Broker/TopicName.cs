@@ -1,0 +1,80 @@
+namespace FastBroker.Broker;
+
+/// <summary>
+/// Topic naming rules: dot-separated tokens of ASCII letters, digits, '_' and '-', at most
+/// <see cref="MaxLength"/> characters, no empty token. Wildcards ('*', '&gt;') belong to patterns, not names.
+/// </summary>
+public static class TopicName
+{
+    /// <summary>Longest allowed name: 249 keeps "name.dlq" and file names well under 255.</summary>
+    public const int MaxLength = 249;
+
+    /// <summary>True when <paramref name="name"/> is a valid concrete topic name.</summary>
+    public static bool IsValid(ReadOnlySpan<char> name) => Validate(name) is null;
+
+    /// <summary>Throws <see cref="BrokerException"/> (<see cref="BrokerErrorCode.InvalidName"/>) with the reason if invalid.</summary>
+    public static void EnsureValid(string? name, string what = "topic")
+    {
+        if (name is null)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidName, $"{what} name is missing");
+        }
+
+        if (Validate(name) is { } reason)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidName, $"invalid {what} name '{Printable(name)}': {reason}");
+        }
+    }
+
+    /// <summary>The reason <paramref name="name"/> is invalid, or null when it is valid.</summary>
+    public static string? Validate(ReadOnlySpan<char> name)
+    {
+        if (name.IsEmpty)
+        {
+            return "empty";
+        }
+
+        if (name.Length > MaxLength)
+        {
+            return $"longer than {MaxLength} characters";
+        }
+
+        var tokenLength = 0;
+        foreach (var c in name)
+        {
+            if (c == '.')
+            {
+                if (tokenLength == 0)
+                {
+                    return "empty token (leading, trailing or doubled '.')";
+                }
+
+                tokenLength = 0;
+                continue;
+            }
+
+            if (!IsNameChar(c))
+            {
+                return c is '*' or '>' ? "wildcards are only allowed in subscription patterns" : $"character '{Printable(c.ToString())}' is not allowed (letters, digits, '_', '-', '.')";
+            }
+
+            tokenLength++;
+        }
+
+        return tokenLength == 0 ? "empty token (leading, trailing or doubled '.')" : null;
+    }
+
+    internal static bool IsNameChar(char c) => c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '_' or '-';
+
+    internal static string Printable(string s)
+    {
+        var shown = s.Length > 64 ? s[..64] + "…" : s;
+        return string.Create(shown.Length, shown, static (dst, src) =>
+        {
+            for (var i = 0; i < src.Length; i++)
+            {
+                dst[i] = char.IsControl(src[i]) ? '?' : src[i];
+            }
+        });
+    }
+}

@@ -1,0 +1,485 @@
+namespace FastBroker.Broker.WorkQueues;
+
+/// <summary>
+/// The bookkeeping of one work-queue group over one topic: which messages are ready, which are in flight with
+/// which member until when, how often each was delivered, and what is done. Time is passed in (milliseconds on
+/// any monotonic clock) so the rules can be tested without waiting.
+/// </summary>
+/// <remarks>
+/// <para>Rules: a message is in flight with at most one member at a time; a member holds at most its prefetch;
+/// members with credit take turns (round-robin); higher priority levels are dispatched first; redeliveries of a
+/// level go before its fresh messages. An unacked delivery returns to the queue only when its visibility timeout
+/// passes (or its member leaves gracefully); a nack returns it at once or after a delay; a delivery that has been
+/// made <c>maxDeliveries</c> times and fails again (nack or timeout), or a nack without requeue, goes to the
+/// dead-letter queue with its history.</para>
+/// <para>Offsets must be offered densely (<see cref="Enqueue"/> or <see cref="Skip"/> for each one, in order), so
+/// that <see cref="AckFloor"/> (every offset below it is acked or dead-lettered) is what a restart resumes from.</para>
+/// <para>Thread-safe: every member runs under one lock; critical sections are short and allocation-free in steady state.</para>
+/// </remarks>
+internal sealed class WorkQueueState
+{
+    private readonly object _gate = new();
+    private readonly int _maxDeliveries;
+    private readonly long _visibilityTimeoutMs;
+    private readonly Queue<long>[] _fresh;
+    private readonly Queue<long>[] _redeliver;
+    private readonly Dictionary<long, int> _deliveryCounts = new();
+    private readonly Dictionary<long, int> _priorities = new();
+    private readonly Dictionary<long, string> _lastErrors = new();
+    private readonly PriorityQueue<long, long> _delayed = new();
+    private readonly Dictionary<long, InFlight> _inFlight = new();
+    private readonly PriorityQueue<(long Offset, int Count), long> _deadlines = new();
+    private readonly HashSet<long> _doneAboveFloor = new();
+    private readonly Queue<DeadLetter> _deadLetters = new();
+    private readonly List<Member> _members = new();
+    private int _nextMemberId = 1;
+    private int _roundRobin;
+    private long _floor;
+    private long _nextOffset;
+    private long _acked;
+    private long _redelivered;
+    private long _deadLettered;
+
+    /// <summary>Creates the state for a group that starts consuming at <paramref name="startOffset"/>.</summary>
+    public WorkQueueState(long startOffset, int maxDeliveries, TimeSpan visibilityTimeout, int priorityLevels = 1)
+    {
+        if (maxDeliveries < 1)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "maxDeliveries must be at least 1");
+        }
+
+        if (visibilityTimeout <= TimeSpan.Zero)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "the visibility timeout must be positive");
+        }
+
+        if (priorityLevels is < 1 or > 256)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "priority levels must be between 1 and 256");
+        }
+
+        _maxDeliveries = maxDeliveries;
+        _visibilityTimeoutMs = (long)visibilityTimeout.TotalMilliseconds;
+        _fresh = new Queue<long>[priorityLevels];
+        _redeliver = new Queue<long>[priorityLevels];
+        for (var i = 0; i < priorityLevels; i++)
+        {
+            _fresh[i] = new Queue<long>();
+            _redeliver[i] = new Queue<long>();
+        }
+
+        _floor = startOffset;
+        _nextOffset = startOffset;
+    }
+
+    /// <summary>Every offset below this is acked or dead-lettered: where a restarted group resumes.</summary>
+    public long AckFloor
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _floor;
+            }
+        }
+    }
+
+    /// <summary>The next offset <see cref="Enqueue"/> expects.</summary>
+    public long NextOffset
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _nextOffset;
+            }
+        }
+    }
+
+    /// <summary>Counters for lag and metrics.</summary>
+    public WorkQueueCounters Counters
+    {
+        get
+        {
+            lock (_gate)
+            {
+                var ready = 0;
+                for (var i = 0; i < _fresh.Length; i++)
+                {
+                    ready += _fresh[i].Count + _redeliver[i].Count;
+                }
+
+                return new WorkQueueCounters(_floor, _nextOffset, ready + _delayed.Count, _inFlight.Count, _acked, _redelivered, _deadLettered, _members.Count);
+            }
+        }
+    }
+
+    /// <summary>Adds a member that may hold up to <paramref name="prefetch"/> unacked messages; returns its id.</summary>
+    public int AddMember(int prefetch)
+    {
+        if (prefetch < 1)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "prefetch must be at least 1");
+        }
+
+        lock (_gate)
+        {
+            var m = new Member(_nextMemberId++, prefetch);
+            _members.Add(m);
+            return m.Id;
+        }
+    }
+
+    /// <summary>
+    /// Removes a member. With <paramref name="requeueNow"/> (a graceful leave) its in-flight messages are ready
+    /// again at once; without (it vanished), they wait for their visibility timeout like any lost delivery.
+    /// </summary>
+    public void RemoveMember(int memberId, bool requeueNow)
+    {
+        lock (_gate)
+        {
+            var index = _members.FindIndex(m => m.Id == memberId);
+            if (index < 0)
+            {
+                return;
+            }
+
+            _members.RemoveAt(index);
+            if (!requeueNow)
+            {
+                return;
+            }
+
+            List<long>? mine = null;
+            foreach (var (offset, f) in _inFlight)
+            {
+                if (f.MemberId == memberId)
+                {
+                    (mine ??= []).Add(offset);
+                }
+            }
+
+            if (mine is null)
+            {
+                return;
+            }
+
+            mine.Sort();
+            foreach (var offset in mine)
+            {
+                _inFlight.Remove(offset);
+                _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+                _redelivered++;
+            }
+        }
+    }
+
+    /// <summary>Offers the next offset of the topic (offsets must come densely and in order).</summary>
+    public void Enqueue(long offset, int priority = 0)
+    {
+        lock (_gate)
+        {
+            EnsureNext(offset);
+            priority = Math.Clamp(priority, 0, _fresh.Length - 1);
+            if (priority != 0)
+            {
+                _priorities[offset] = priority;
+            }
+
+            _fresh[priority].Enqueue(offset);
+            _nextOffset = offset + 1;
+        }
+    }
+
+    /// <summary>Passes over an offset that is not for this group (filtered out, expired): it counts as done.</summary>
+    public void Skip(long offset)
+    {
+        lock (_gate)
+        {
+            EnsureNext(offset);
+            _nextOffset = offset + 1;
+            MarkDone(offset);
+        }
+    }
+
+    /// <summary>
+    /// Gives the next ready message to the next member with credit. First returns expired deliveries and due
+    /// delayed nacks to the queue (and dead-letters those out of attempts).
+    /// </summary>
+    public bool TryAssign(long nowMs, out WorkAssignment assignment)
+    {
+        lock (_gate)
+        {
+            PromoteDue(nowMs);
+            assignment = default;
+            if (_members.Count == 0)
+            {
+                return false;
+            }
+
+            var level = -1;
+            var redelivery = false;
+            for (var p = _fresh.Length - 1; p >= 0; p--)
+            {
+                if (_redeliver[p].Count > 0)
+                {
+                    level = p;
+                    redelivery = true;
+                    break;
+                }
+
+                if (_fresh[p].Count > 0)
+                {
+                    level = p;
+                    break;
+                }
+            }
+
+            if (level < 0)
+            {
+                return false;
+            }
+
+            var member = NextMemberWithCredit();
+            if (member is null)
+            {
+                return false;
+            }
+
+            var offset = redelivery ? _redeliver[level].Dequeue() : _fresh[level].Dequeue();
+            var count = _deliveryCounts.GetValueOrDefault(offset) + 1;
+            _deliveryCounts[offset] = count;
+            var deadline = nowMs + _visibilityTimeoutMs;
+            _inFlight[offset] = new InFlight(member.Id, count, deadline);
+            _deadlines.Enqueue((offset, count), deadline);
+            assignment = new WorkAssignment(member.Id, offset, count, level);
+            return true;
+        }
+    }
+
+    /// <summary>Acknowledges a delivery; only the member holding that exact delivery can.</summary>
+    public WorkQueueOutcome Ack(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
+            _acked++;
+            MarkDone(offset);
+            return WorkQueueOutcome.Acked;
+        }
+    }
+
+    /// <summary>
+    /// Rejects a delivery. With <paramref name="requeue"/> it is ready again at once or after
+    /// <paramref name="delayMs"/>, unless it has used up its deliveries; without, it is dead-lettered now.
+    /// </summary>
+    public WorkQueueOutcome Nack(int memberId, long offset, int deliveryCount, bool requeue, long delayMs, string? error, long nowMs)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
+            if (error is not null)
+            {
+                _lastErrors[offset] = error;
+            }
+
+            if (!requeue)
+            {
+                DeadLetterNow(offset, deliveryCount, error ?? "rejected without requeue");
+                return WorkQueueOutcome.DeadLettered;
+            }
+
+            return Requeue(offset, deliveryCount, delayMs, nowMs, error ?? "nacked");
+        }
+    }
+
+    /// <summary>Takes the next message the group has given up on (the broker publishes it to the dead-letter topic).</summary>
+    public bool TryTakeDeadLetter(out DeadLetter deadLetter)
+    {
+        lock (_gate)
+        {
+            return _deadLetters.TryDequeue(out deadLetter);
+        }
+    }
+
+    /// <summary>The earliest time at which a timeout or a delayed nack needs attention, or null when none is pending.</summary>
+    public long? NextDueMs()
+    {
+        lock (_gate)
+        {
+            long? due = null;
+            if (_delayed.TryPeek(out _, out var d))
+            {
+                due = d;
+            }
+
+            if (_deadlines.TryPeek(out _, out var t) && (due is null || t < due))
+            {
+                due = t;
+            }
+
+            return due;
+        }
+    }
+
+    /// <summary>Returns timed-out deliveries and due delayed nacks to the queue now; the count of messages affected.</summary>
+    public int ExpireDue(long nowMs)
+    {
+        lock (_gate)
+        {
+            return PromoteDue(nowMs);
+        }
+    }
+
+    /// <summary>A restartable picture of what is done: the floor and the offsets above it that are acked or dead-lettered.</summary>
+    public (long Floor, long[] DoneAboveFloor) Snapshot()
+    {
+        lock (_gate)
+        {
+            var done = new long[_doneAboveFloor.Count];
+            _doneAboveFloor.CopyTo(done);
+            Array.Sort(done);
+            return (_floor, done);
+        }
+    }
+
+    private void EnsureNext(long offset)
+    {
+        if (offset != _nextOffset)
+        {
+            throw new InvalidOperationException($"work-queue offsets must be dense: expected {_nextOffset}, got {offset}");
+        }
+    }
+
+    private Member? NextMemberWithCredit()
+    {
+        var n = _members.Count;
+        for (var i = 0; i < n; i++)
+        {
+            var m = _members[(_roundRobin + i) % n];
+            if (m.InFlight < m.Prefetch)
+            {
+                _roundRobin = (_roundRobin + i + 1) % n;
+                m.InFlight++;
+                return m;
+            }
+        }
+
+        return null;
+    }
+
+    private bool TryTakeInFlight(int memberId, long offset, int deliveryCount)
+    {
+        if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount)
+        {
+            return false;
+        }
+
+        _inFlight.Remove(offset);
+        ReleaseCredit(memberId);
+        return true;
+    }
+
+    private void ReleaseCredit(int memberId)
+    {
+        foreach (var m in _members)
+        {
+            if (m.Id == memberId)
+            {
+                m.InFlight--;
+                return;
+            }
+        }
+    }
+
+    private WorkQueueOutcome Requeue(long offset, int deliveryCount, long delayMs, long nowMs, string reason)
+    {
+        if (deliveryCount >= _maxDeliveries)
+        {
+            DeadLetterNow(offset, deliveryCount, _lastErrors.GetValueOrDefault(offset) ?? reason);
+            return WorkQueueOutcome.DeadLettered;
+        }
+
+        _redelivered++;
+        if (delayMs > 0)
+        {
+            _delayed.Enqueue(offset, nowMs + delayMs);
+        }
+        else
+        {
+            _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+        }
+
+        return WorkQueueOutcome.Requeued;
+    }
+
+    private int PromoteDue(long nowMs)
+    {
+        var moved = 0;
+        while (_deadlines.TryPeek(out var key, out var deadline) && deadline <= nowMs)
+        {
+            _deadlines.Dequeue();
+            if (_inFlight.TryGetValue(key.Offset, out var f) && f.DeliveryCount == key.Count)
+            {
+                // Still out with the same member and the same delivery: its visibility timeout has passed.
+                _inFlight.Remove(key.Offset);
+                ReleaseCredit(f.MemberId);
+                Requeue(key.Offset, f.DeliveryCount, 0, nowMs, "visibility timeout expired");
+                moved++;
+            }
+        }
+
+        while (_delayed.TryPeek(out var offset, out var due) && due <= nowMs)
+        {
+            _delayed.Dequeue();
+            _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+            moved++;
+        }
+
+        return moved;
+    }
+
+    private void DeadLetterNow(long offset, int deliveryCount, string reason)
+    {
+        _deadLetters.Enqueue(new DeadLetter(offset, deliveryCount, reason));
+        _deadLettered++;
+        MarkDone(offset);
+    }
+
+    private void MarkDone(long offset)
+    {
+        _deliveryCounts.Remove(offset);
+        _priorities.Remove(offset);
+        _lastErrors.Remove(offset);
+        if (offset != _floor)
+        {
+            _doneAboveFloor.Add(offset);
+            return;
+        }
+
+        _floor++;
+        while (_doneAboveFloor.Remove(_floor))
+        {
+            _floor++;
+        }
+    }
+
+    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs);
+
+    private sealed class Member(int id, int prefetch)
+    {
+        public int Id { get; } = id;
+
+        public int Prefetch { get; } = prefetch;
+
+        public int InFlight { get; set; }
+    }
+}

@@ -1,0 +1,266 @@
+using FastBroker.Broker.WorkQueues;
+
+namespace FastBroker.Broker.Tests;
+
+public class WorkQueueStateTests
+{
+    private static readonly TimeSpan Visibility = TimeSpan.FromMilliseconds(1_000);
+
+    [Fact]
+    public void Members_with_credit_take_turns_and_prefetch_caps_each()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 3, Visibility);
+        var a = q.AddMember(prefetch: 2);
+        var b = q.AddMember(prefetch: 1);
+        for (var i = 0; i < 10; i++)
+        {
+            q.Enqueue(i);
+        }
+
+        var got = new List<WorkAssignment>();
+        while (q.TryAssign(0, out var w))
+        {
+            got.Add(w);
+        }
+
+        Assert.Equal(3, got.Count); // 2 + 1 credits
+        Assert.Equal(new[] { a, b, a }, got.Select(g => g.MemberId));
+        Assert.Equal(new long[] { 0, 1, 2 }, got.Select(g => g.Offset));
+        Assert.Equal(WorkQueueOutcome.Acked, q.Ack(b, 1, 1));
+        Assert.True(q.TryAssign(0, out var next));
+        Assert.Equal(b, next.MemberId);
+        Assert.Equal(3, next.Offset);
+    }
+
+    [Fact]
+    public void Unacked_delivery_is_redelivered_only_after_the_visibility_timeout()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 5, Visibility);
+        var a = q.AddMember(1);
+        var b = q.AddMember(1);
+        q.Enqueue(0);
+        Assert.True(q.TryAssign(0, out var first));
+        Assert.Equal(a, first.MemberId);
+
+        Assert.False(q.TryAssign(999, out _)); // b has credit, but nothing is ready before the timeout
+        Assert.Equal(1_000, q.NextDueMs());
+        Assert.True(q.TryAssign(1_000, out var again));
+        Assert.Equal(b, again.MemberId);
+        Assert.Equal(0, again.Offset);
+        Assert.Equal(2, again.DeliveryCount);
+
+        // The first member's late ack names a delivery that no longer exists: refused, so no double ack.
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(a, 0, 1));
+        Assert.Equal(WorkQueueOutcome.Acked, q.Ack(b, 0, 2));
+        Assert.Equal(1, q.AckFloor);
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(b, 0, 2));
+    }
+
+    [Fact]
+    public void After_max_deliveries_the_message_is_dead_lettered_with_its_history()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 3, Visibility);
+        var m = q.AddMember(1);
+        q.Enqueue(0);
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            Assert.True(q.TryAssign(0, out var w));
+            Assert.Equal(attempt, w.DeliveryCount);
+            var outcome = q.Nack(m, 0, attempt, requeue: true, delayMs: 0, error: $"boom {attempt}", nowMs: 0);
+            Assert.Equal(attempt < 3 ? WorkQueueOutcome.Requeued : WorkQueueOutcome.DeadLettered, outcome);
+        }
+
+        Assert.False(q.TryAssign(0, out _));
+        Assert.True(q.TryTakeDeadLetter(out var dl));
+        Assert.Equal(new DeadLetter(0, 3, "boom 3"), dl);
+        Assert.Equal(1, q.AckFloor);
+        Assert.Equal(1, q.Counters.DeadLettered);
+    }
+
+    [Fact]
+    public void Timeouts_count_as_failed_deliveries_towards_the_dead_letter_limit()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 2, Visibility);
+        q.AddMember(1);
+        q.Enqueue(0);
+        Assert.True(q.TryAssign(0, out _));
+        Assert.True(q.TryAssign(1_000, out var second));
+        Assert.Equal(2, second.DeliveryCount);
+        Assert.Equal(1, q.ExpireDue(2_000));
+        Assert.True(q.TryTakeDeadLetter(out var dl));
+        Assert.Equal(2, dl.DeliveryCount);
+        Assert.Equal("visibility timeout expired", dl.LastError);
+    }
+
+    [Fact]
+    public void Nack_with_delay_waits_and_nack_without_requeue_dead_letters_at_once()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility);
+        var m = q.AddMember(5);
+        q.Enqueue(0);
+        q.Enqueue(1);
+        Assert.True(q.TryAssign(0, out var w0));
+        Assert.True(q.TryAssign(0, out var w1));
+        Assert.Equal(WorkQueueOutcome.Requeued, q.Nack(m, w0.Offset, 1, requeue: true, delayMs: 500, error: null, nowMs: 100));
+        Assert.Equal(WorkQueueOutcome.DeadLettered, q.Nack(m, w1.Offset, 1, requeue: false, delayMs: 0, error: "poison", nowMs: 100));
+        Assert.False(q.TryAssign(599, out _));
+        Assert.True(q.TryAssign(600, out var retry));
+        Assert.Equal(0, retry.Offset);
+        Assert.True(q.TryTakeDeadLetter(out var dl));
+        Assert.Equal(new DeadLetter(1, 1, "poison"), dl);
+    }
+
+    [Fact]
+    public void Higher_priority_levels_go_first_and_redeliveries_before_fresh_messages()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility, priorityLevels: 3);
+        var m = q.AddMember(1);
+        q.Enqueue(0, priority: 0);
+        q.Enqueue(1, priority: 2);
+        q.Enqueue(2, priority: 1);
+        q.Enqueue(3, priority: 2);
+        var order = new List<long>();
+        while (q.TryAssign(0, out var w))
+        {
+            order.Add(w.Offset);
+            if (w.Offset == 1 && w.DeliveryCount == 1)
+            {
+                q.Nack(m, 1, 1, requeue: true, delayMs: 0, error: null, nowMs: 0);
+            }
+            else
+            {
+                q.Ack(m, w.Offset, w.DeliveryCount);
+            }
+        }
+
+        Assert.Equal(new long[] { 1, 1, 3, 2, 0 }, order);
+        Assert.Equal(4, q.AckFloor);
+    }
+
+    [Fact]
+    public void A_member_that_leaves_gracefully_returns_its_messages_at_once()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility);
+        var a = q.AddMember(2);
+        q.Enqueue(0);
+        q.Enqueue(1);
+        Assert.True(q.TryAssign(0, out _));
+        Assert.True(q.TryAssign(0, out _));
+        q.RemoveMember(a, requeueNow: true);
+        var b = q.AddMember(2);
+        Assert.True(q.TryAssign(1, out var w));
+        Assert.Equal((b, 0L, 2), (w.MemberId, w.Offset, w.DeliveryCount));
+    }
+
+    [Fact]
+    public void Ack_floor_advances_over_out_of_order_acks_and_skips()
+    {
+        var q = new WorkQueueState(100, maxDeliveries: 3, Visibility);
+        var m = q.AddMember(10);
+        q.Enqueue(100);
+        q.Skip(101);
+        q.Enqueue(102);
+        Assert.True(q.TryAssign(0, out var w100));
+        Assert.True(q.TryAssign(0, out var w102));
+        Assert.Equal(102, w102.Offset);
+        q.Ack(m, 102, 1);
+        Assert.Equal(100, q.AckFloor);
+        Assert.Equal(new long[] { 101, 102 }, q.Snapshot().DoneAboveFloor);
+        q.Ack(m, w100.Offset, 1);
+        Assert.Equal(103, q.AckFloor);
+        Assert.Empty(q.Snapshot().DoneAboveFloor);
+    }
+
+    [Fact]
+    public void Offsets_must_be_offered_densely()
+    {
+        var q = new WorkQueueState(0, 3, Visibility);
+        q.Enqueue(0);
+        Assert.Throws<InvalidOperationException>(() => q.Enqueue(2));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(42)]
+    public void Random_acks_nacks_and_crashes_lose_nothing_and_ack_each_message_at_most_once(int seed)
+    {
+        const int Messages = 2_000;
+        const int MaxDeliveries = 4;
+        var rng = new Random(seed);
+        var q = new WorkQueueState(0, MaxDeliveries, Visibility);
+        var members = new List<int> { q.AddMember(3), q.AddMember(3), q.AddMember(3) };
+        var held = new Dictionary<int, List<WorkAssignment>>();
+        foreach (var id in members)
+        {
+            held[id] = [];
+        }
+
+        var acked = new HashSet<long>();
+        var deadLettered = new HashSet<long>();
+        var lastHandedOut = new Dictionary<long, long>(); // offset -> time of its latest delivery
+        long now = 0;
+        var enqueued = 0;
+        for (var step = 0; step < 200_000 && (acked.Count + deadLettered.Count) < Messages; step++)
+        {
+            now += rng.Next(0, 50);
+            if (enqueued < Messages && rng.Next(3) == 0)
+            {
+                q.Enqueue(enqueued++);
+            }
+
+            while (q.TryAssign(now, out var w))
+            {
+                Assert.DoesNotContain(w.Offset, acked);
+                if (w.DeliveryCount > 1)
+                {
+                    // Redelivery: only after the previous delivery timed out or was given back.
+                    Assert.True(lastHandedOut.ContainsKey(w.Offset));
+                }
+
+                lastHandedOut[w.Offset] = now;
+                held[w.MemberId].Add(w);
+            }
+
+            var memberIndex = rng.Next(members.Count);
+            var member = members[memberIndex];
+            var mine = held[member];
+            switch (rng.Next(10))
+            {
+                case < 6 when mine.Count > 0:
+                    var ack = mine[0];
+                    mine.RemoveAt(0);
+                    if (q.Ack(member, ack.Offset, ack.DeliveryCount) == WorkQueueOutcome.Acked)
+                    {
+                        Assert.True(acked.Add(ack.Offset), $"offset {ack.Offset} acked twice");
+                    }
+
+                    break;
+                case 6 when mine.Count > 0:
+                    var nack = mine[0];
+                    mine.RemoveAt(0);
+                    q.Nack(member, nack.Offset, nack.DeliveryCount, requeue: rng.Next(4) != 0, delayMs: rng.Next(0, 100), error: "err", nowMs: now);
+                    break;
+                case 7 when rng.Next(20) == 0:
+                    // The member vanishes without a word: its deliveries wait for the visibility timeout.
+                    q.RemoveMember(member, requeueNow: false);
+                    members[memberIndex] = q.AddMember(3);
+                    held[members[memberIndex]] = [];
+                    break;
+                default:
+                    break;
+            }
+
+            while (q.TryTakeDeadLetter(out var dl))
+            {
+                Assert.True(deadLettered.Add(dl.Offset), $"offset {dl.Offset} dead-lettered twice");
+                Assert.DoesNotContain(dl.Offset, acked);
+                Assert.InRange(dl.DeliveryCount, 1, MaxDeliveries);
+            }
+        }
+
+        Assert.Equal(Messages, acked.Count + deadLettered.Count);
+        Assert.Empty(acked.Intersect(deadLettered));
+        Assert.Equal(Messages, q.AckFloor);
+    }
+}
