@@ -1,4 +1,4 @@
-namespace FastBroker.Broker;
+namespace FastBroker;
 
 /// <summary>
 /// Why the broker refused something. The numeric values are stable: the wire protocol carries them in error

@@ -1,4 +1,4 @@
-namespace FastBroker.Broker;
+namespace FastBroker;
 
 /// <summary>A typed broker error: a stable <see cref="Code"/> plus a reason a person can read.</summary>
 public sealed class BrokerException : Exception

@@ -1,4 +1,4 @@
-namespace FastBroker.Broker;
+namespace FastBroker;
 
 /// <summary>
 /// Topic naming rules: dot-separated tokens of ASCII letters, digits, '_' and '-', at most

@@ -1,4 +1,4 @@
-namespace FastBroker.Broker;
+namespace FastBroker;
 
 /// <summary>
 /// A subscription pattern over topic names: tokens separated by '.', where '*' matches exactly one token and a

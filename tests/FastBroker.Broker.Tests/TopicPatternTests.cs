@@ -1,6 +1,6 @@
 using FastBroker.Testing;
 
-namespace FastBroker.Broker.Tests;
+namespace FastBroker.BrokerTests;
 
 public class TopicPatternTests
 {

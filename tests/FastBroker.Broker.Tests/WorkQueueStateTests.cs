@@ -1,6 +1,6 @@
-using FastBroker.Broker.WorkQueues;
+using FastBroker.Engine;
 
-namespace FastBroker.Broker.Tests;
+namespace FastBroker.BrokerTests;
 
 public class WorkQueueStateTests
 {

@@ -1,4 +1,4 @@
-namespace FastBroker.Broker.WorkQueues;
+namespace FastBroker;
 
 /// <summary>A message that a group gives up on: it goes to the group's dead-letter topic with this history.</summary>
 /// <param name="Offset">Original offset in the source topic.</param>

@@ -1,4 +1,4 @@
-namespace FastBroker.Broker.WorkQueues;
+namespace FastBroker;
 
 /// <summary>
 /// One delivery of a work-queue message to a member. (<see cref="Offset"/>, <see cref="DeliveryCount"/>) is the

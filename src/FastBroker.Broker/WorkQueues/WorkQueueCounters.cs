@@ -1,4 +1,4 @@
-namespace FastBroker.Broker.WorkQueues;
+namespace FastBroker;
 
 /// <summary>A consistent snapshot of a work-queue group's counters.</summary>
 /// <param name="AckFloor">Every offset below is acked or dead-lettered.</param>

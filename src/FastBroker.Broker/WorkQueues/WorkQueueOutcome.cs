@@ -1,4 +1,4 @@
-namespace FastBroker.Broker.WorkQueues;
+namespace FastBroker;
 
 /// <summary>What an ack or nack did.</summary>
 public enum WorkQueueOutcome

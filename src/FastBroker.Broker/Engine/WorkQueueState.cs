@@ -1,4 +1,4 @@
-namespace FastBroker.Broker.WorkQueues;
+namespace FastBroker.Engine;
 
 /// <summary>
 /// The bookkeeping of one work-queue group over one topic: which messages are ready, which are in flight with
