@@ -1,0 +1,119 @@
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The persisted state of a work-queue group: the ack floor and, for a window of offsets above it, which are done
+/// (acked or dead-lettered). Slot <c>o mod W</c> holds <c>o + 1</c> once offset <c>o</c> is done, so a slot never needs
+/// clearing when the window moves on (an old value names an old offset and simply does not match), and a crash
+/// between marking and advancing the floor cannot make a future offset look done.
+/// </summary>
+/// <remarks>
+/// Layout (little-endian, 8-byte slots): slot 0 magic, slot 1 version, slot 2 ack floor, slots 3..7 reserved,
+/// then W slots. Every store is a single aligned 8-byte write into a shared mapping: it survives <c>kill -9</c> with
+/// no syscall. The window bounds how far past the floor a group may hand out messages.
+/// </remarks>
+internal sealed class GroupAckStore : IDisposable
+{
+    /// <summary>Default window: 2^16 outstanding offsets per group (512 KiB of state).</summary>
+    public const int DefaultWindow = 1 << 16;
+
+    private const long Magic = 0x4B43_4150_5246_4246; // "FBFRPACK" read little-endian
+    private const int HeaderSlots = 8;
+    private const int FloorSlot = 2;
+
+    private readonly MappedStateFile _file;
+    private readonly long _window;
+
+    private GroupAckStore(MappedStateFile file, long window)
+    {
+        _file = file;
+        _window = window;
+    }
+
+    /// <summary>How many offsets past the floor can be tracked.</summary>
+    public long Window => _window;
+
+    /// <summary>The persisted floor: every offset below it is done.</summary>
+    public long Floor => _file.Read(FloorSlot);
+
+    /// <summary>Opens or creates the state file of a group.</summary>
+    public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow)
+    {
+        if (window <= 0 || (window & (window - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(window), "window must be a power of two");
+        }
+
+        var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8);
+        if (file.Created || file.Read(0) == 0)
+        {
+            file.Write(1, 1);
+            file.Write(FloorSlot, initialFloor);
+            file.Write(0, Magic);
+        }
+        else if (file.Read(0) != Magic)
+        {
+            file.Dispose();
+            throw new InvalidDataException($"{path} is not a FastBroker group state file");
+        }
+
+        return new GroupAckStore(file, window);
+    }
+
+    /// <summary>True when <paramref name="offset"/> is recorded as done.</summary>
+    public bool IsDone(long offset)
+    {
+        var floor = Floor;
+        if (offset < floor)
+        {
+            return true;
+        }
+
+        return offset < floor + _window && _file.Read(HeaderSlots + (offset & (_window - 1))) == offset + 1;
+    }
+
+    /// <summary>Records that <paramref name="offset"/> is done; it must lie inside the window above the floor.</summary>
+    public void MarkDone(long offset)
+    {
+        var floor = Floor;
+        if (offset < floor)
+        {
+            return;
+        }
+
+        if (offset >= floor + _window)
+        {
+            throw new InvalidOperationException($"offset {offset} is beyond the group's window ({floor} + {_window})");
+        }
+
+        _file.Write(HeaderSlots + (offset & (_window - 1)), offset + 1);
+    }
+
+    /// <summary>Moves the persisted floor up (never down).</summary>
+    public void AdvanceFloor(long floor)
+    {
+        if (floor > Floor)
+        {
+            _file.Write(FloorSlot, floor);
+        }
+    }
+
+    /// <summary>Offsets in [floor, <paramref name="end"/>) recorded as done, in order.</summary>
+    public IEnumerable<long> DoneBetweenFloorAnd(long end)
+    {
+        var floor = Floor;
+        var stop = Math.Min(end, floor + _window);
+        for (var o = floor; o < stop; o++)
+        {
+            if (_file.Read(HeaderSlots + (o & (_window - 1))) == o + 1)
+            {
+                yield return o;
+            }
+        }
+    }
+
+    /// <summary>msync: only needed against OS crashes.</summary>
+    public void Flush() => _file.Flush();
+
+    /// <inheritdoc />
+    public void Dispose() => _file.Dispose();
+}

@@ -1,0 +1,123 @@
+using System.Text;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// Committed positions of one durable subscription, per topic (a pattern subscription spans several topics).
+/// A memory-mapped table: a commit is one aligned 8-byte store (survives <c>kill -9</c> without a syscall); adding
+/// a topic writes its name first and publishes the entry by storing its position last.
+/// </summary>
+/// <remarks>Layout: slot 0 magic, slot 1 entry count; then entries of 264 bytes: u8 name length, name (UTF-8,
+/// ≤ 255 bytes, zero-padded to 256), i64 position + 1 (0 = entry not yet published).</remarks>
+internal sealed class PositionStore : IDisposable
+{
+    /// <summary>Topics one durable subscription can span.</summary>
+    public const int MaxTopics = 1024;
+
+    private const long Magic = 0x534F_5052_4246_4246; // "FBFRPROS"
+    private const int HeaderBytes = 16;
+    private const int EntryBytes = 264;
+
+    private readonly object _gate = new();
+    private readonly MappedStateFile _file;
+    private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
+
+    private PositionStore(MappedStateFile file)
+    {
+        _file = file;
+        var count = (int)Math.Min(_file.Read(1), MaxTopics);
+        for (var i = 0; i < count; i++)
+        {
+            var entry = HeaderBytes + ((long)i * EntryBytes);
+            var len = _file.Bytes(entry, 1)[0];
+            if (len == 0 || _file.Read((entry + 256) / 8) == 0)
+            {
+                continue;
+            }
+
+            _index[Encoding.UTF8.GetString(_file.Bytes(entry + 1, len))] = i;
+        }
+    }
+
+    /// <summary>Opens or creates the position file at <paramref name="path"/>.</summary>
+    public static PositionStore Open(string path)
+    {
+        var file = MappedStateFile.Open(path, HeaderBytes + ((long)MaxTopics * EntryBytes));
+        if (file.Created || file.Read(0) == 0)
+        {
+            file.Write(0, Magic);
+        }
+        else if (file.Read(0) != Magic)
+        {
+            file.Dispose();
+            throw new InvalidDataException($"{path} is not a FastBroker position file");
+        }
+
+        return new PositionStore(file);
+    }
+
+    /// <summary>The committed next offset to read for <paramref name="topic"/>, or null when never committed.</summary>
+    public long? Get(string topic)
+    {
+        lock (_gate)
+        {
+            if (!_index.TryGetValue(topic, out var i))
+            {
+                return null;
+            }
+
+            return _file.Read(SlotOf(i)) - 1;
+        }
+    }
+
+    /// <summary>Every topic with a committed position.</summary>
+    public IReadOnlyDictionary<string, long> All()
+    {
+        lock (_gate)
+        {
+            var result = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var (topic, i) in _index)
+            {
+                result[topic] = _file.Read(SlotOf(i)) - 1;
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Commits <paramref name="nextOffset"/> (the first offset not yet processed) for <paramref name="topic"/>.</summary>
+    public void Commit(string topic, long nextOffset)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(nextOffset);
+        lock (_gate)
+        {
+            if (_index.TryGetValue(topic, out var i))
+            {
+                _file.Write(SlotOf(i), nextOffset + 1);
+                return;
+            }
+
+            var count = (int)_file.Read(1);
+            if (count >= MaxTopics)
+            {
+                throw new BrokerException(BrokerErrorCode.InvalidArgument, $"a durable subscription can span at most {MaxTopics} topics");
+            }
+
+            var entry = HeaderBytes + ((long)count * EntryBytes);
+            var name = _file.Bytes(entry, 257);
+            var written = Encoding.UTF8.GetBytes(topic, name[1..]);
+            name[0] = (byte)written;
+            _file.Write(1, count + 1);
+            _file.Write(SlotOf(count), nextOffset + 1);
+            _index[topic] = count;
+        }
+    }
+
+    /// <summary>msync: only needed against OS crashes.</summary>
+    public void Flush() => _file.Flush();
+
+    /// <inheritdoc />
+    public void Dispose() => _file.Dispose();
+
+    private static long SlotOf(int entryIndex) => (HeaderBytes + ((long)entryIndex * EntryBytes) + 256) / 8;
+}

@@ -1,0 +1,78 @@
+using FastBroker.Engine;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+public class StateStoreTests
+{
+    [Fact]
+    public void Group_acks_and_floor_survive_reopen()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("g.state");
+        using (var store = GroupAckStore.Open(path, initialFloor: 10, window: 16))
+        {
+            Assert.Equal(10, store.Floor);
+            store.MarkDone(12);
+            store.MarkDone(15);
+            store.MarkDone(3); // below the floor: already done, no-op
+            Assert.True(store.IsDone(12));
+            Assert.False(store.IsDone(11));
+        }
+
+        using (var store = GroupAckStore.Open(path, initialFloor: 0, window: 16))
+        {
+            Assert.Equal(10, store.Floor); // the initial floor applies only to a new file
+            Assert.Equal(new long[] { 12, 15 }, store.DoneBetweenFloorAnd(100));
+            store.AdvanceFloor(13);
+            Assert.True(store.IsDone(12));
+            Assert.False(store.IsDone(14));
+            Assert.Equal(new long[] { 15 }, store.DoneBetweenFloorAnd(100));
+        }
+    }
+
+    [Fact]
+    public void A_stale_slot_from_an_earlier_lap_never_marks_a_future_offset_done()
+    {
+        using var dir = new TempDirectory();
+        using var store = GroupAckStore.Open(dir.Combine("g.state"), initialFloor: 0, window: 4);
+        store.MarkDone(1);
+        store.AdvanceFloor(4);
+
+        // Offset 5 shares slot 1 with offset 1; the slot still says "1 done", which is not "5 done".
+        Assert.False(store.IsDone(5));
+        Assert.Throws<InvalidOperationException>(() => store.MarkDone(8)); // beyond floor + window
+        store.MarkDone(5);
+        Assert.True(store.IsDone(5));
+    }
+
+    [Fact]
+    public void Committed_positions_survive_reopen_per_topic()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("sub.pos");
+        using (var store = PositionStore.Open(path))
+        {
+            Assert.Null(store.Get("orders.eu"));
+            store.Commit("orders.eu", 0);
+            store.Commit("orders.us", 41);
+            store.Commit("orders.eu", 7);
+        }
+
+        using (var store = PositionStore.Open(path))
+        {
+            Assert.Equal(7, store.Get("orders.eu"));
+            Assert.Equal(41, store.Get("orders.us"));
+            Assert.Equal(2, store.All().Count);
+        }
+    }
+
+    [Fact]
+    public void A_file_of_another_kind_is_refused()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("x.state");
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)0x5A, (8 + 16) * 8).ToArray());
+        Assert.Throws<InvalidDataException>(() => GroupAckStore.Open(path, 0, window: 16));
+    }
+}
