@@ -1,0 +1,56 @@
+namespace FastBroker;
+
+/// <summary>How an embedded broker is set up. Immutable; start from <see cref="Default"/> and change what you need with <c>with</c>.</summary>
+public sealed record BrokerOptions
+{
+    /// <summary>Data in <c>./data</c>, topics created on first use, the hybrid (non-spinning) wait strategy.</summary>
+    public static BrokerOptions Default { get; } = new();
+
+    /// <summary>Where journals, topic metadata, durable positions and group state live.</summary>
+    public string DataDirectory { get; init; } = "data";
+
+    /// <summary>Create a topic (with <see cref="DefaultTopicOptions"/>) when it is first published to or subscribed to.</summary>
+    public bool AutoCreateTopics { get; init; } = true;
+
+    /// <summary>Settings of auto-created topics.</summary>
+    public TopicOptions DefaultTopicOptions { get; init; } = TopicOptions.Default;
+
+    /// <summary>Entries in the input ring (a power of two). Publishers get back-pressure when it is full.</summary>
+    public int InputRingSize { get; init; } = 1 << 14;
+
+    /// <summary>Pre-allocated bytes per input-ring entry; bigger messages grow their entry once.</summary>
+    public int InputEntryBytes { get; init; } = 512;
+
+    /// <summary>How pipeline threads wait. Keep the default on machines with few cores.</summary>
+    public BrokerWaitStrategy WaitStrategy { get; init; } = BrokerWaitStrategy.Hybrid;
+
+    /// <summary>Period of the background tick that expires work-queue visibility timeouts and delayed nacks.</summary>
+    public TimeSpan TimerResolution { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How long <c>Broker.DisposeAsync</c> waits for the pipeline to drain.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Name of the <see cref="System.Diagnostics.Metrics.Meter"/> the broker's instruments belong to.</summary>
+    public string MeterName { get; init; } = "FastBroker";
+
+    /// <summary>Throws <see cref="BrokerException"/> (<see cref="BrokerErrorCode.InvalidArgument"/>) when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "DataDirectory is required");
+        }
+
+        if (InputRingSize < 2 || (InputRingSize & (InputRingSize - 1)) != 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputRingSize must be a power of two ≥ 2");
+        }
+
+        if (InputEntryBytes < 64)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputEntryBytes must be at least 64");
+        }
+
+        DefaultTopicOptions.Validate();
+    }
+}

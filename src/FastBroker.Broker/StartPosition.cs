@@ -1,0 +1,48 @@
+namespace FastBroker;
+
+/// <summary>Where a subscription starts reading each topic it matches.</summary>
+public readonly record struct StartPosition
+{
+    private StartPosition(StartKind kind, long value)
+    {
+        Kind = kind;
+        Value = value;
+    }
+
+    /// <summary>Which kind of start this is.</summary>
+    public StartKind Kind { get; }
+
+    /// <summary>The offset (for <see cref="StartKind.Offset"/>) or Unix milliseconds (for <see cref="StartKind.Timestamp"/>).</summary>
+    public long Value { get; }
+
+    /// <summary>The oldest message still kept.</summary>
+    public static StartPosition Earliest => new(StartKind.Earliest, 0);
+
+    /// <summary>Only messages published after the subscription starts. The default.</summary>
+    public static StartPosition Latest => new(StartKind.Latest, 0);
+
+    /// <summary>The durable subscription's committed position; <see cref="Earliest"/> if it has none yet.</summary>
+    public static StartPosition Committed => new(StartKind.Committed, 0);
+
+    /// <summary>From a topic offset (clamped to what is kept).</summary>
+    public static StartPosition AtOffset(long offset)
+    {
+        if (offset < 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "a start offset cannot be negative");
+        }
+
+        return new(StartKind.Offset, offset);
+    }
+
+    /// <summary>From the first message at or after <paramref name="time"/>.</summary>
+    public static StartPosition AtTime(DateTimeOffset time) => new(StartKind.Timestamp, time.ToUnixTimeMilliseconds());
+
+    /// <inheritdoc />
+    public override string ToString() => Kind switch
+    {
+        StartKind.Offset => $"offset {Value}",
+        StartKind.Timestamp => $"time {DateTimeOffset.FromUnixTimeMilliseconds(Value):O}",
+        _ => Kind.ToString().ToLowerInvariant(),
+    };
+}
