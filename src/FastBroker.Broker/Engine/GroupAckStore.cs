@@ -88,6 +88,24 @@ internal sealed class GroupAckStore : IDisposable
         _file.Write(HeaderSlots + (offset & (_window - 1)), offset + 1);
     }
 
+    /// <summary>Moves the floor past every consecutive done offset; returns the new floor.</summary>
+    public long AdvanceFloorWhileDone()
+    {
+        var floor = Floor;
+        var start = floor;
+        while (floor < start + _window && _file.Read(HeaderSlots + (floor & (_window - 1))) == floor + 1)
+        {
+            floor++;
+        }
+
+        if (floor != start)
+        {
+            _file.Write(FloorSlot, floor);
+        }
+
+        return floor;
+    }
+
     /// <summary>Moves the persisted floor up (never down).</summary>
     public void AdvanceFloor(long floor)
     {

@@ -257,6 +257,15 @@ internal sealed class WorkQueueState
         }
     }
 
+    /// <summary>True while (offset, count) is in flight with <paramref name="memberId"/>.</summary>
+    public bool IsInFlightWith(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            return _inFlight.TryGetValue(offset, out var f) && f.MemberId == memberId && f.DeliveryCount == deliveryCount;
+        }
+    }
+
     /// <summary>Acknowledges a delivery; only the member holding that exact delivery can.</summary>
     public WorkQueueOutcome Ack(int memberId, long offset, int deliveryCount)
     {

@@ -1,0 +1,126 @@
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>Subscriptions and work-queue groups.</summary>
+public sealed partial class Broker
+{
+    /// <summary>
+    /// Subscribes to every topic matching <paramref name="pattern"/> (<c>orders.*</c> one level, <c>orders.&gt;</c>
+    /// the rest; a plain name is one topic, created on first use when auto-creation is on).
+    /// </summary>
+    /// <exception cref="BrokerException">Invalid pattern, unknown topic (auto-creation off), invalid options.</exception>
+    public Subscription Subscribe(string pattern, SubscriptionOptions? options = null)
+    {
+        ThrowIfClosed();
+        var parsed = TopicPattern.Parse(pattern);
+        var subscription = new Subscription(this, parsed, options ?? SubscriptionOptions.Default);
+        lock (_gate)
+        {
+            _subscriptions.Add(subscription);
+        }
+
+        return subscription;
+    }
+
+    /// <summary>Joins (creating it on first use) the work-queue group <paramref name="group"/> over <paramref name="topic"/>.</summary>
+    /// <exception cref="BrokerException">Invalid names, unknown topic (auto-creation off), transient topic, invalid options.</exception>
+    public WorkQueueMember JoinGroup(string topic, string group, GroupOptions? options = null, int? prefetch = null)
+    {
+        ThrowIfClosed();
+        TopicName.EnsureValid(group, "group");
+        options ??= GroupOptions.Default;
+        if (options.Prefetch < 1 || options.MaxDeliveries < 1 || options.VisibilityTimeout <= TimeSpan.Zero)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "prefetch, max deliveries and visibility timeout must be positive");
+        }
+
+        var t = _topics.GetForUse(topic);
+        WorkQueueGroup g;
+        lock (_gate)
+        {
+            if (!_groups.TryGetValue((t.Name, group), out g!))
+            {
+                g = new WorkQueueGroup(this, t, group, options);
+                _groups[(t.Name, group)] = g;
+            }
+        }
+
+        return g.Join(prefetch ?? g.Options.Prefetch);
+    }
+
+    /// <summary>
+    /// Request-reply: publishes to <paramref name="topic"/> with <c>fb-reply-to</c> and <c>fb-correlation-id</c>
+    /// headers and waits for the first message on the reply topic carrying the same correlation id.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Timeout"/> when no reply came in time.</exception>
+    public async Task<Message> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, string? replyTopic = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfClosed();
+        var correlation = Guid.NewGuid().ToString("N");
+        replyTopic ??= "_reply." + correlation;
+        using var replies = Subscribe(replyTopic, new SubscriptionOptions { Start = StartPosition.Latest, HeaderFilters = new Dictionary<string, string> { ["fb-correlation-id"] = correlation } });
+        var headers = new MessageHeaders().Add("fb-reply-to", replyTopic).Add("fb-correlation-id", correlation);
+        await PublishAsync(topic, payload, headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await foreach (var m in replies.ReadAllAsync(cts.Token).ConfigureAwait(false))
+            {
+                return m;
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        throw new BrokerException(BrokerErrorCode.Timeout, $"no reply on '{replyTopic}' within {timeout.TotalMilliseconds:0} ms");
+    }
+
+    /// <summary>Publishes a reply to a request message (to its <c>fb-reply-to</c> topic, with its correlation id).</summary>
+    public ValueTask<long> ReplyAsync(Message request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        var replyTo = request.HeaderText("fb-reply-to") ?? throw new BrokerException(BrokerErrorCode.InvalidArgument, "the request has no fb-reply-to header");
+        var correlation = request.HeaderText("fb-correlation-id") ?? "";
+        return PublishAsync(replyTo, payload, headers: new MessageHeaders().Add("fb-correlation-id", correlation), cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Tells each journal not to delete what its slowest durable subscription has not committed.</summary>
+    internal void UpdateRetentionFloors()
+    {
+        Dictionary<string, long>? floors = null;
+        lock (_gate)
+        {
+            foreach (var s in _subscriptions)
+            {
+                foreach (var (topic, committed) in s.CommittedPositions())
+                {
+                    floors ??= new(StringComparer.Ordinal);
+                    floors[topic] = floors.TryGetValue(topic, out var f) ? Math.Min(f, committed) : committed;
+                }
+            }
+
+            foreach (var g in _groups.Values)
+            {
+                var floor = g.Snapshot().AckFloor;
+                floors ??= new(StringComparer.Ordinal);
+                floors[g.Topic.Name] = floors.TryGetValue(g.Topic.Name, out var f) ? Math.Min(f, floor) : floor;
+            }
+        }
+
+        if (floors is null)
+        {
+            return;
+        }
+
+        foreach (var (topic, floor) in floors)
+        {
+            if (_topics.TryGet(topic, out var t) && t.Journal is { } j)
+            {
+                j.MinRetainedOffset = floor;
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>Publishing.</summary>
+public sealed partial class Broker
+{
+    /// <summary>Header carrying a message's expiry (Unix ms, 8 bytes little-endian), added when a TTL is given.</summary>
+    public const string ExpiresHeader = "fb-expires";
+
+    /// <summary>Flag bit (in the journal record's flags) marking a message that carries <see cref="ExpiresHeader"/>.</summary>
+    internal const ushort HasExpiryFlag = 0x0100;
+
+    private static readonly byte[] s_expiresHeaderName = "fb-expires"u8.ToArray();
+
+    /// <summary>Extra bytes the TTL header takes in the header block.</summary>
+    internal static int ExpiryHeaderSize => 6 + s_expiresHeaderName.Length + 8;
+
+    internal static ReadOnlySpan<byte> ExpiresHeaderName => s_expiresHeaderName;
+
+    /// <summary>
+    /// Publishes without waiting: copies the message into the input ring and returns. False when the ring is full
+    /// (back-pressure: the caller decides to retry, wait or drop). Allocation-free.
+    /// </summary>
+    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, broker closed.</exception>
+    public bool TryPublish(string topic, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key = default, MessageHeaders? headers = null, TimeSpan ttl = default)
+    {
+        ThrowIfClosed();
+        var t = _topics.GetForUse(topic);
+        var headerBlock = headers is null ? default : headers.Encoded;
+        var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
+        var ring = _pipeline.Ring;
+        if (!ring.TryNext(out var sequence))
+        {
+            return false;
+        }
+
+        ring[sequence].Fill(t, key, headerBlock, payload, expires, null);
+        ring.Publish(sequence);
+        return true;
+    }
+
+    /// <summary>
+    /// Publishes several messages to one topic with one claim of the ring: all or none (false when the ring lacks
+    /// room for all). Allocation-free.
+    /// </summary>
+    public bool TryPublishBatch(string topic, ReadOnlySpan<ReadOnlyMemory<byte>> payloads)
+    {
+        ThrowIfClosed();
+        if (payloads.IsEmpty)
+        {
+            return true;
+        }
+
+        var t = _topics.GetForUse(topic);
+        foreach (var p in payloads)
+        {
+            CheckAndExpiry(t, 0, 0, p.Length, default);
+        }
+
+        var ring = _pipeline.Ring;
+        if (payloads.Length > ring.BufferSize || !ring.TryNext(payloads.Length, out var hi))
+        {
+            return false;
+        }
+
+        var lo = hi - payloads.Length + 1;
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            ring[lo + i].Fill(t, default, default, payloads[i].Span, 0, null);
+        }
+
+        ring.Publish(lo, hi);
+        return true;
+    }
+
+    /// <summary>
+    /// Publishes and completes with the message's offset once it is confirmed per the topic's durability (written to
+    /// the journal, or flushed by a group commit). Waits (asynchronously) while the input ring is full.
+    /// </summary>
+    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, storage full, broker closed.</exception>
+    public ValueTask<long> PublishAsync(string topic, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key = default, MessageHeaders? headers = null, TimeSpan ttl = default, CancellationToken cancellationToken = default)
+    {
+        ThrowIfClosed();
+        var t = _topics.GetForUse(topic);
+        var headerBlock = headers is null ? default : headers.Encoded;
+        var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
+        var ring = _pipeline.Ring;
+        if (!ring.TryNext(out var sequence))
+        {
+            return PublishWhenRoomAsync(t, payload, key, headers?.Encoded.ToArray(), expires, cancellationToken);
+        }
+
+        return Publish(t, sequence, payload.Span, key.Span, headerBlock, expires);
+    }
+
+    /// <summary>Publishes a batch and completes with the last message's offset once all of it is confirmed.</summary>
+    public async ValueTask<long> PublishBatchAsync(string topic, IReadOnlyList<ReadOnlyMemory<byte>> payloads, CancellationToken cancellationToken = default)
+    {
+        ThrowIfClosed();
+        if (payloads.Count == 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "a batch needs at least one message");
+        }
+
+        long last = -1;
+        var t = _topics.GetForUse(topic);
+        var ring = _pipeline.Ring;
+        var index = 0;
+        while (index < payloads.Count)
+        {
+            var n = Math.Min(payloads.Count - index, Math.Max(1, ring.BufferSize / 4));
+            foreach (var p in payloads.Skip(index).Take(n))
+            {
+                CheckAndExpiry(t, 0, 0, p.Length, default);
+            }
+
+            if (!ring.TryNext(n, out var hi))
+            {
+                await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var lo = hi - n + 1;
+            var completion = PublishCompletion.Rent();
+            for (var i = 0; i < n; i++)
+            {
+                ring[lo + i].Fill(t, default, default, payloads[index + i].Span, 0, i == n - 1 ? completion : null);
+            }
+
+            ring.Publish(lo, hi);
+            last = await completion.Task.ConfigureAwait(false);
+            index += n;
+        }
+
+        return last;
+    }
+
+    private ValueTask<long> Publish(TopicState t, long sequence, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, long expires)
+    {
+        // Even with Durability.None the confirmation comes from the dispatcher (microseconds later): that is where
+        // the offset is known. Fire-and-forget is TryPublish.
+        var ring = _pipeline.Ring;
+        var completion = PublishCompletion.Rent();
+        ring[sequence].Fill(t, key, headers, payload, expires, completion);
+        ring.Publish(sequence);
+        return completion.Task;
+    }
+
+    private async ValueTask<long> PublishWhenRoomAsync(TopicState t, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key, byte[]? headers, long expires, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+            if (_pipeline.Ring.TryNext(out var sequence))
+            {
+                return await Publish(t, sequence, payload.Span, key.Span, headers, expires).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        ThrowIfClosed();
+        cancellationToken.ThrowIfCancellationRequested();
+        await Task.Yield();
+        if (!_pipeline.Ring.HasAvailableCapacity(1))
+        {
+            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static long CheckAndExpiry(TopicState t, int keyLength, int headersLength, int payloadLength, TimeSpan ttl)
+    {
+        if (keyLength > ushort.MaxValue)
+        {
+            throw new BrokerException(BrokerErrorCode.MessageTooLarge, $"a key is at most {ushort.MaxValue} bytes (got {keyLength})");
+        }
+
+        var size = (long)keyLength + headersLength + payloadLength + (ttl > TimeSpan.Zero ? ExpiryHeaderSize : 0);
+        if (size > t.Options.MaxMessageBytes)
+        {
+            throw new BrokerException(BrokerErrorCode.MessageTooLarge, $"message of {size} bytes exceeds the {t.Options.MaxMessageBytes}-byte limit of topic '{t.Name}'");
+        }
+
+        if (ttl < TimeSpan.Zero)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "a TTL cannot be negative");
+        }
+
+        return ttl > TimeSpan.Zero ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)Math.Ceiling(ttl.TotalMilliseconds) : 0;
+    }
+}

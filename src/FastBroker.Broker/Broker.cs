@@ -1,0 +1,180 @@
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>
+/// An embedded FastBroker: topics, fan-out subscriptions and work-queue groups over an LMAX pipeline
+/// (input ring → journaler → dispatcher) and memory-mapped journals, in this process, no sockets.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = "data" });
+/// using var sub = broker.Subscribe("orders.*", new SubscriptionOptions { Start = StartPosition.Earliest });
+/// await broker.PublishAsync("orders.eu", "hello"u8.ToArray());
+/// await foreach (var m in sub.ReadAllAsync()) { Console.WriteLine(m.PayloadText); break; }
+/// </code>
+/// </example>
+public sealed partial class Broker : IAsyncDisposable
+{
+    private readonly BrokerOptions _options;
+    private readonly TopicRegistry _topics;
+    private readonly Pipeline _pipeline;
+    private readonly BrokerMetrics _metrics;
+    private readonly List<Subscription> _subscriptions = [];
+    private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
+    private readonly object _gate = new();
+    private readonly Timer _timer;
+    private int _state; // 0 open, 1 closing, 2 closed
+
+    private Broker(BrokerOptions options, IReplicator? replicator)
+    {
+        _options = options;
+        _topics = new TopicRegistry(options);
+        _topics.LoadAll();
+        _pipeline = new Pipeline(options, replicator);
+        _metrics = new BrokerMetrics(this, options.MeterName);
+        _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>The settings the broker runs with.</summary>
+    public BrokerOptions Options => _options;
+
+    /// <summary>What journal recovery dropped when the broker opened (torn tails after a crash), per topic.</summary>
+    public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}")];
+
+    /// <summary>Opens (recovering if needed) or creates the broker's data directory and starts its threads.</summary>
+    public static ValueTask<Broker> OpenAsync(BrokerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= BrokerOptions.Default;
+        options.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(Open(options, null));
+    }
+
+    internal static Broker Open(BrokerOptions options, IReplicator? replicator)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var broker = new Broker(options, replicator);
+        broker._pipeline.Start();
+        var period = (int)Math.Max(1, options.TimerResolution.TotalMilliseconds);
+        broker._timer.Change(period, period);
+        return broker;
+    }
+
+    /// <summary>Creates a topic with the given settings (or returns quietly if it exists with the same settings).</summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidName"/>, <see cref="BrokerErrorCode.TopicConflict"/>.</exception>
+    public void CreateTopic(string name, TopicOptions? options = null)
+    {
+        ThrowIfClosed();
+        _topics.Create(name, options ?? _options.DefaultTopicOptions, mustBeNew: true);
+    }
+
+    /// <summary>True when the topic exists.</summary>
+    public bool TopicExists(string name) => _topics.TryGet(name, out _);
+
+    /// <summary>A snapshot of every topic, subscription and group with their counters and lags.</summary>
+    public BrokerSnapshot GetSnapshot()
+    {
+        var topics = _topics.All.OrderBy(t => t.Name, StringComparer.Ordinal)
+            .Select(t => new TopicSnapshot(t.Name, t.Persistent, t.Tail, t.Head, Volatile.Read(ref t.Published), Volatile.Read(ref t.PublishedBytes), t.Expired))
+            .ToList();
+        List<SubscriptionSnapshot> subs;
+        List<GroupSnapshot> groups;
+        lock (_gate)
+        {
+            subs = [.. _subscriptions.Select(s => s.Snapshot())];
+            groups = [.. _groups.Values.Select(g => g.Snapshot())];
+        }
+
+        return new BrokerSnapshot(topics, subs, groups);
+    }
+
+    /// <summary>Drains the pipeline (everything accepted is journaled and confirmed), flushes and closes every file.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+        {
+            return;
+        }
+
+        await _timer.DisposeAsync().ConfigureAwait(false);
+        _pipeline.Stop(_options.ShutdownTimeout);
+        foreach (var t in _topics.All)
+        {
+            if (t.Durability is { } d)
+            {
+                await d.StopAsync().ConfigureAwait(false);
+            }
+        }
+
+        Subscription[] subs;
+        WorkQueueGroup[] groups;
+        lock (_gate)
+        {
+            subs = [.. _subscriptions];
+            groups = [.. _groups.Values];
+            _subscriptions.Clear();
+            _groups.Clear();
+        }
+
+        foreach (var s in subs)
+        {
+            s.CloseFromBroker();
+        }
+
+        foreach (var g in groups)
+        {
+            g.Dispose();
+        }
+
+        _metrics.Dispose();
+        _topics.Dispose();
+        Volatile.Write(ref _state, 2);
+    }
+
+    internal bool IsOpen => Volatile.Read(ref _state) == 0;
+
+    internal TopicRegistry Topics => _topics;
+
+    internal void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _state) != 0)
+        {
+            ThrowClosed();
+        }
+    }
+
+    internal void Forget(Subscription subscription)
+    {
+        lock (_gate)
+        {
+            _subscriptions.Remove(subscription);
+        }
+    }
+
+    private static void ThrowClosed() => throw new BrokerException(BrokerErrorCode.Closed, "the broker is closed");
+
+    private void OnTimer()
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        WorkQueueGroup[] groups;
+        lock (_gate)
+        {
+            if (_groups.Count == 0)
+            {
+                return;
+            }
+
+            groups = [.. _groups.Values];
+        }
+
+        foreach (var g in groups)
+        {
+            g.OnTimer();
+        }
+    }
+}

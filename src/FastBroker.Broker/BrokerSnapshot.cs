@@ -1,0 +1,42 @@
+namespace FastBroker;
+
+/// <summary>Counters and lags of a whole broker at one moment.</summary>
+/// <param name="Topics">Per topic.</param>
+/// <param name="Subscriptions">Per subscription.</param>
+/// <param name="Groups">Per work-queue group.</param>
+public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOnlyList<SubscriptionSnapshot> Subscriptions, IReadOnlyList<GroupSnapshot> Groups);
+
+/// <summary>One topic's counters.</summary>
+/// <param name="Name">Topic name.</param>
+/// <param name="Persistent">Journaled or in memory.</param>
+/// <param name="Tail">Oldest offset kept.</param>
+/// <param name="Head">Next offset to be given (= messages ever published).</param>
+/// <param name="Published">Messages accepted since the broker opened.</param>
+/// <param name="PublishedBytes">Payload bytes accepted since the broker opened.</param>
+/// <param name="Expired">Messages skipped by work-queue groups because their TTL had passed.</param>
+public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long Head, long Published, long PublishedBytes, long Expired);
+
+/// <summary>One subscription's counters.</summary>
+/// <param name="Pattern">Its topic pattern.</param>
+/// <param name="DurableName">Its durable name, if any.</param>
+/// <param name="Delivered">Messages delivered.</param>
+/// <param name="Lag">Head − position, summed over its topics.</param>
+/// <param name="Expired">Skipped because expired.</param>
+/// <param name="Filtered">Skipped by header filters.</param>
+/// <param name="Missed">Lost by falling a whole ring behind (transient topics).</param>
+/// <param name="Positions">Next offset per topic.</param>
+public sealed record SubscriptionSnapshot(string Pattern, string? DurableName, long Delivered, long Lag, long Expired, long Filtered, long Missed, IReadOnlyDictionary<string, long> Positions);
+
+/// <summary>One work-queue group's counters.</summary>
+/// <param name="Topic">The topic it consumes.</param>
+/// <param name="Group">Its name.</param>
+/// <param name="Members">Members attached.</param>
+/// <param name="AckFloor">Every offset below is acked or dead-lettered.</param>
+/// <param name="Lag">Head − ack floor.</param>
+/// <param name="Ready">Waiting for a member.</param>
+/// <param name="InFlight">Delivered, not yet acked.</param>
+/// <param name="Acked">Acked since the broker opened.</param>
+/// <param name="Redelivered">Deliveries returned to the queue.</param>
+/// <param name="DeadLettered">Moved to the dead-letter topic.</param>
+/// <param name="Expired">Skipped because expired.</param>
+public sealed record GroupSnapshot(string Topic, string Group, int Members, long AckFloor, long Lag, int Ready, int InFlight, long Acked, long Redelivered, long DeadLettered, long Expired);

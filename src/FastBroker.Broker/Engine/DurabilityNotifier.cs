@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using FastBroker.Journal;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// For an fsynced topic: confirms publishes once the group commit covering them has completed, and wakes the
+/// topic's readers then (readers see only durable records). The dispatcher queues confirmations and raises the
+/// target; one async loop per topic waits on the journal (no thread per waiter) and completes them in order.
+/// </summary>
+internal sealed class DurabilityNotifier
+{
+    private readonly TopicState _topic;
+    private readonly JournalLog _journal;
+    private readonly ConcurrentQueue<(long Offset, PublishCompletion Completion)> _pending = new();
+    private readonly AsyncSignal _kick = new();
+    private readonly CancellationTokenSource _stop = new();
+    private long _target = -1;
+    private Task? _loop;
+
+    public DurabilityNotifier(TopicState topic, JournalLog journal)
+    {
+        _topic = topic;
+        _journal = journal;
+    }
+
+    public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>Dispatcher thread: confirm <paramref name="completion"/> once <paramref name="offset"/> is durable.</summary>
+    public void Enqueue(long offset, PublishCompletion completion) => _pending.Enqueue((offset, completion));
+
+    /// <summary>Dispatcher thread: the newest offset that must become durable.</summary>
+    public void Target(long offset) => Volatile.Write(ref _target, offset);
+
+    /// <summary>Dispatcher thread, end of batch: there is something to wait for.</summary>
+    public void Kick() => _kick.Set();
+
+    /// <summary>Stops the loop after completing what is durable; fails what never became durable.</summary>
+    public async Task StopAsync()
+    {
+        _kick.Set();
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _kick.Set();
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+
+        CompleteDurable();
+        while (_pending.TryDequeue(out var p))
+        {
+            p.Completion.Fail(new BrokerException(BrokerErrorCode.Closed, $"topic '{_topic.Name}': broker closed before the message was flushed"));
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            await _kick.WaitAsync().ConfigureAwait(false);
+            while (!_stop.IsCancellationRequested)
+            {
+                var target = Volatile.Read(ref _target);
+                if (target >= 0 && _journal.DurableOffset <= target)
+                {
+                    try
+                    {
+                        await _journal.WaitForDurableAsync(target, _stop.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return;
+                    }
+                    catch (JournalException ex)
+                    {
+                        FailAll(new BrokerException(BrokerErrorCode.StorageError, $"topic '{_topic.Name}': flush failed, not confirmed: {ex.Message}", ex));
+                    }
+                }
+
+                CompleteDurable();
+                _topic.WakeListeners();
+                if (Volatile.Read(ref _target) == target)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    private void CompleteDurable()
+    {
+        var durable = _journal.DurableOffset;
+        while (_pending.TryPeek(out var p) && p.Offset < durable)
+        {
+            _pending.TryDequeue(out _);
+            p.Completion.Complete(p.Offset);
+        }
+    }
+
+    private void FailAll(BrokerException error)
+    {
+        while (_pending.TryDequeue(out var p))
+        {
+            p.Completion.Fail(error);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+using FastBroker.Journal;
+using FastBroker.Ring;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The journaler: the single writer of every topic's journal (and transient ring). Appends each accepted message,
+/// records the offset it got, and commits each touched journal once per ring batch (one commit covers the batch).
+/// </summary>
+internal struct JournalerHandler(Pipeline pipeline) : IEventHandler<PublishEntry>
+{
+    private readonly List<TopicState> _touched = new(64);
+    private long _batch;
+    private long _batchTimestamp;
+
+    public void OnBatchStart(long batchSize)
+    {
+        _batch++;
+        _batchTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    }
+
+    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
+    {
+        var topic = entry.Topic!;
+        if (topic.Journal is { } journal)
+        {
+            entry.Offset = Append(journal, entry);
+            if (topic.LastAppendBatch != _batch)
+            {
+                topic.LastAppendBatch = _batch;
+                _touched.Add(topic);
+            }
+        }
+        else
+        {
+            entry.Offset = topic.Transient!.Append(entry.Key, entry.Headers, entry.Payload, _batchTimestamp, entry.Flags);
+        }
+
+        if (entry.Offset >= 0)
+        {
+            topic.Published++;
+            topic.PublishedBytes += entry.PayloadLength;
+        }
+
+        if (endOfBatch)
+        {
+            CommitTouched();
+        }
+    }
+
+    public readonly void OnShutdown() => CommitTouched();
+
+    private readonly void CommitTouched()
+    {
+        foreach (var t in _touched)
+        {
+            t.Journal!.Commit();
+        }
+
+        _touched.Clear();
+    }
+
+    private readonly long Append(JournalLog journal, PublishEntry entry)
+    {
+        var spin = new SpinWait();
+        while (true)
+        {
+            try
+            {
+                if (journal.TryAppend(entry.Key, entry.Headers, entry.Payload, (RecordFlags)entry.Flags, _batchTimestamp, out var offset))
+                {
+                    return offset;
+                }
+            }
+            catch (JournalFullException ex)
+            {
+                return Refuse(entry, BrokerErrorCode.StorageFull, $"topic '{entry.Topic!.Name}': storage full, message not written: {ex.Message}");
+            }
+            catch (JournalException ex)
+            {
+                return Refuse(entry, BrokerErrorCode.StorageError, $"topic '{entry.Topic!.Name}': journal error, message not written: {ex.Message}");
+            }
+            catch (ArgumentException ex)
+            {
+                return Refuse(entry, BrokerErrorCode.MessageTooLarge, $"topic '{entry.Topic!.Name}': {ex.Message}");
+            }
+
+            // Back-pressure from a syncing journal (too much not yet durable): let the flusher catch up.
+            journal.Commit();
+            if (pipeline.Stopping && spin.Count > 1000)
+            {
+                return Refuse(entry, BrokerErrorCode.Closed, "broker is shutting down");
+            }
+
+            spin.SpinOnce(sleep1Threshold: 20);
+        }
+    }
+
+    private static long Refuse(PublishEntry entry, BrokerErrorCode code, string reason)
+    {
+        entry.Error = code;
+        entry.ErrorReason = reason;
+        return -1;
+    }
+}
+
+/// <summary>Runs the configured <see cref="IReplicator"/> as a ring stage.</summary>
+internal readonly struct ReplicatorHandler(IReplicator replicator) : IEventHandler<PublishEntry>
+{
+    public void OnBatchStart(long batchSize)
+    {
+    }
+
+    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch) => replicator.OnPublished(entry, sequence, endOfBatch);
+}
+
+/// <summary>
+/// The dispatcher: after the journaler (and replicator) have passed a message, confirms it to its producer (now,
+/// or via the topic's durability notifier for fsynced topics) and, once per batch per topic, wakes its readers.
+/// </summary>
+internal struct DispatcherHandler(Pipeline pipeline) : IEventHandler<PublishEntry>
+{
+    private readonly List<TopicState> _touched = new(64);
+    private long _batch;
+
+    public void OnBatchStart(long batchSize) => _batch++;
+
+    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
+    {
+        var topic = entry.Topic!;
+        if (entry.Completion is { } completion)
+        {
+            if (entry.Error != BrokerErrorCode.None)
+            {
+                completion.Fail(new BrokerException(entry.Error, entry.ErrorReason ?? entry.Error.ToString()));
+            }
+            else if (topic.Durability is { } notifier)
+            {
+                notifier.Enqueue(entry.Offset, completion);
+            }
+            else
+            {
+                completion.Complete(entry.Offset);
+            }
+        }
+
+        if (entry.Offset >= 0 && topic.LastWakeBatch != _batch)
+        {
+            topic.LastWakeBatch = _batch;
+            _touched.Add(topic);
+        }
+
+        if (topic.Durability is { } n && entry.Offset >= 0)
+        {
+            n.Target(entry.Offset);
+        }
+
+        entry.Clear();
+        if (endOfBatch)
+        {
+            foreach (var t in _touched)
+            {
+                if (t.Durability is { } d)
+                {
+                    d.Kick();
+                }
+                else
+                {
+                    t.WakeListeners();
+                }
+            }
+
+            _touched.Clear();
+            pipeline.OnDispatched();
+        }
+    }
+}

@@ -1,0 +1,141 @@
+using FastBroker.Journal;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// One subscription's position in one topic: a journal reader (zero-copy over the mapping) for persistent topics,
+/// an offset plus a private copy buffer for transient ones.
+/// </summary>
+internal sealed class TopicCursor : IDisposable
+{
+    private byte[] _scratch = new byte[256];
+    private long _next;
+    private long _minTimestamp;
+
+    public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew)
+    {
+        Topic = topic;
+        if (topic.Journal is { } journal)
+        {
+            Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew));
+            return;
+        }
+
+        var log = topic.Transient!;
+        _next = start.Kind switch
+        {
+            _ when topicIsNew => 0,
+            StartKind.Latest => log.Head,
+            StartKind.Offset => Math.Clamp(start.Value, log.Tail, log.Head),
+            StartKind.Committed when committed is { } c => Math.Clamp(c, log.Tail, log.Head),
+            _ => log.Tail,
+        };
+        if (start.Kind == StartKind.Timestamp)
+        {
+            _minTimestamp = start.Value;
+        }
+    }
+
+    public TopicState Topic { get; }
+
+    public JournalReader? Reader { get; }
+
+    /// <summary>The next offset this cursor will read.</summary>
+    public long NextOffset => Reader?.NextOffset ?? _next;
+
+    /// <summary>Messages a transient cursor lost by falling more than a ring behind.</summary>
+    public long Missed { get; private set; }
+
+    /// <summary>Reads up to <paramref name="max"/> messages into <paramref name="sink"/>; returns how many were read (delivered or skipped).</summary>
+    public int Read<TSink>(int max, ref TSink sink)
+        where TSink : struct, ICursorSink, allows ref struct
+    {
+        return Reader is { } reader ? ReadJournal(reader, max, ref sink) : ReadTransient(max, ref sink);
+    }
+
+    public void Dispose() => Reader?.Dispose();
+
+    private static ReadStart ToReadStart(StartPosition start, long? committed, bool topicIsNew)
+    {
+        if (topicIsNew)
+        {
+            return ReadStart.Beginning;
+        }
+
+        return start.Kind switch
+        {
+            StartKind.Earliest => ReadStart.Beginning,
+            StartKind.Offset => ReadStart.FromOffset(start.Value),
+            StartKind.Timestamp => ReadStart.FromTimestamp(start.Value),
+            StartKind.Committed => committed is { } c ? ReadStart.FromOffset(c) : ReadStart.Beginning,
+            _ => ReadStart.End,
+        };
+    }
+
+    private int ReadJournal<TSink>(JournalReader reader, int max, ref TSink sink)
+        where TSink : struct, ICursorSink, allows ref struct
+    {
+        var n = 0;
+        var name = Topic.Name;
+        while (n < max && reader.TryRead(out var record))
+        {
+            n++;
+            sink.Offer(new MessageView(name, record.Offset, record.Timestamp, record.Key, record.Headers, record.Payload, 0), (ushort)record.Flags);
+        }
+
+        return n;
+    }
+
+    private int ReadTransient<TSink>(int max, ref TSink sink)
+        where TSink : struct, ICursorSink, allows ref struct
+    {
+        var log = Topic.Transient!;
+        var n = 0;
+        while (n < max)
+        {
+            var tail = log.Tail;
+            if (_next < tail)
+            {
+                Missed += tail - _next;
+                sink.Missed(tail - _next);
+                _next = tail;
+            }
+
+            var status = log.TryRead(_next, ref _scratch, out var e);
+            if (status == TransientReadStatus.NotYet)
+            {
+                break;
+            }
+
+            if (status == TransientReadStatus.Overwritten)
+            {
+                Missed++;
+                sink.Missed(1);
+                _next++;
+                continue;
+            }
+
+            _next++;
+            n++;
+            if (e.Timestamp < _minTimestamp)
+            {
+                continue;
+            }
+
+            var buffer = _scratch.AsSpan();
+            sink.Offer(
+                new MessageView(Topic.Name, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
+                e.Flags);
+        }
+
+        return n;
+    }
+}
+
+/// <summary>Where a cursor puts what it reads (the subscription's filter and the user's handler).</summary>
+internal interface ICursorSink
+{
+    void Offer(scoped in MessageView message, ushort flags);
+
+    void Missed(long count);
+}

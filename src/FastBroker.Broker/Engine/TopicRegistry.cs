@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using FastBroker.Journal;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The topics of a broker: created explicitly or on first use, their settings kept in
+/// <c>&lt;data&gt;/topics/&lt;name&gt;/topic.meta</c> (plain <c>key=value</c> lines) and their journals beside it, all
+/// reopened (and recovered) when the broker opens.
+/// </summary>
+internal sealed class TopicRegistry : IDisposable
+{
+    private const string MetaFile = "topic.meta";
+
+    private readonly ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
+    private readonly object _createGate = new();
+    private readonly BrokerOptions _options;
+    private readonly string _root;
+    private Action<TopicState>? _created;
+
+    public TopicRegistry(BrokerOptions options)
+    {
+        _options = options;
+        _root = Path.Combine(options.DataDirectory, "topics");
+        System.IO.Directory.CreateDirectory(_root);
+    }
+
+    /// <summary>Journal recovery reports of topics opened at start (only those that dropped something).</summary>
+    public List<(string Topic, RecoveryReport Report)> Recoveries { get; } = [];
+
+    public ICollection<TopicState> All => _topics.Values;
+
+    /// <summary>Called (under the creation lock) for every topic created after start, so pattern subscriptions can attach.</summary>
+    public void OnCreated(Action<TopicState> callback)
+    {
+        lock (_createGate)
+        {
+            _created += callback;
+        }
+    }
+
+    public void RemoveOnCreated(Action<TopicState> callback)
+    {
+        lock (_createGate)
+        {
+            _created -= callback;
+        }
+    }
+
+    /// <summary>Snapshot of the topics plus a callback registration, atomically (no topic is missed or seen twice).</summary>
+    public TopicState[] SubscribeToCreations(Action<TopicState> callback)
+    {
+        lock (_createGate)
+        {
+            _created += callback;
+            return [.. _topics.Values];
+        }
+    }
+
+    /// <summary>Opens every topic found on disk.</summary>
+    public void LoadAll()
+    {
+        foreach (var dir in System.IO.Directory.EnumerateDirectories(_root))
+        {
+            var name = Path.GetFileName(dir);
+            var meta = Path.Combine(dir, MetaFile);
+            if (!TopicName.IsValid(name) || !File.Exists(meta))
+            {
+                continue;
+            }
+
+            var options = ReadMeta(meta);
+            _topics[name] = OpenTopic(name, options, dir);
+        }
+    }
+
+    public bool TryGet(string name, out TopicState topic) => _topics.TryGetValue(name, out topic!);
+
+    /// <summary>The topic for a publish or subscribe: existing, or created when auto-creation is on.</summary>
+    public TopicState GetForUse(string name)
+    {
+        if (_topics.TryGetValue(name, out var topic))
+        {
+            return topic;
+        }
+
+        TopicName.EnsureValid(name);
+        if (!_options.AutoCreateTopics)
+        {
+            throw new BrokerException(BrokerErrorCode.UnknownTopic, $"topic '{name}' does not exist and auto-creation is off");
+        }
+
+        return Create(name, _options.DefaultTopicOptions, mustBeNew: false);
+    }
+
+    /// <summary>Creates a topic; an existing one with the same settings is returned, with other settings refused.</summary>
+    public TopicState Create(string name, TopicOptions options, bool mustBeNew)
+    {
+        TopicName.EnsureValid(name);
+        options.Validate();
+        lock (_createGate)
+        {
+            if (_topics.TryGetValue(name, out var existing))
+            {
+                if (mustBeNew && existing.Options != options)
+                {
+                    throw new BrokerException(BrokerErrorCode.TopicConflict, $"topic '{name}' exists with other settings");
+                }
+
+                return existing;
+            }
+
+            var dir = Path.Combine(_root, name);
+            System.IO.Directory.CreateDirectory(dir);
+            var topic = OpenTopic(name, options, dir);
+            WriteMeta(Path.Combine(dir, MetaFile), options);
+            _topics[name] = topic;
+            _created?.Invoke(topic);
+            return topic;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _topics.Values)
+        {
+            t.Dispose();
+        }
+
+        _topics.Clear();
+    }
+
+    private TopicState OpenTopic(string name, TopicOptions options, string dir)
+    {
+        if (!options.Persistent)
+        {
+            return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)));
+        }
+
+        var journalOptions = JournalOptions.Default with
+        {
+            SegmentSize = (int)Math.Min(options.SegmentBytes, 1 << 30),
+            Durability = options.Durability == Durability.Fsynced ? DurabilityPolicy.GroupCommit : DurabilityPolicy.None,
+            RetentionMaxAge = options.RetentionAge,
+            RetentionMaxBytes = options.RetentionBytes,
+        };
+
+        JournalLog journal;
+        try
+        {
+            journal = JournalLog.Open(Path.Combine(dir, "journal"), journalOptions);
+        }
+        catch (JournalFullException ex)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageFull, $"topic '{name}': {ex.Message}", ex);
+        }
+        catch (JournalException ex)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': {ex.Message}", ex);
+        }
+
+        if (!journal.Recovery.IsClean)
+        {
+            Recoveries.Add((name, journal.Recovery));
+        }
+
+        var topic = new TopicState(name, options, dir, journal, null);
+        if (options.Durability == Durability.Fsynced)
+        {
+            topic.Durability = new DurabilityNotifier(topic, journal);
+            topic.Durability.Start();
+        }
+
+        return topic;
+    }
+
+    private static void WriteMeta(string path, TopicOptions o)
+    {
+        var sb = new StringBuilder();
+        sb.Append("persistent=").Append(o.Persistent ? "true" : "false").Append('\n');
+        sb.Append("durability=").Append(o.Durability.ToString()).Append('\n');
+        sb.Append("maxMessageBytes=").Append(o.MaxMessageBytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("segmentBytes=").Append(o.SegmentBytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("transientCapacity=").Append(o.TransientCapacity.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        if (o.RetentionAge is { } age)
+        {
+            sb.Append("retentionAgeMs=").Append(((long)age.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        if (o.RetentionBytes is { } bytes)
+        {
+            sb.Append("retentionBytes=").Append(bytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, sb.ToString());
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static TopicOptions ReadMeta(string path)
+    {
+        var o = TopicOptions.Default;
+        foreach (var line in File.ReadAllLines(path))
+        {
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                continue;
+            }
+
+            var key = line[..eq];
+            var value = line[(eq + 1)..];
+            o = key switch
+            {
+                "persistent" => o with { Persistent = value == "true" },
+                "durability" => o with { Durability = Enum.TryParse<Durability>(value, out var d) ? d : o.Durability },
+                "maxMessageBytes" => o with { MaxMessageBytes = int.Parse(value, CultureInfo.InvariantCulture) },
+                "segmentBytes" => o with { SegmentBytes = long.Parse(value, CultureInfo.InvariantCulture) },
+                "transientCapacity" => o with { TransientCapacity = int.Parse(value, CultureInfo.InvariantCulture) },
+                "retentionAgeMs" => o with { RetentionAge = TimeSpan.FromMilliseconds(long.Parse(value, CultureInfo.InvariantCulture)) },
+                "retentionBytes" => o with { RetentionBytes = long.Parse(value, CultureInfo.InvariantCulture) },
+                _ => o,
+            };
+        }
+
+        return o;
+    }
+}

@@ -1,0 +1,96 @@
+using FastBroker.Journal;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// A topic at run time: its settings, its log (a journal for persistent topics, an in-memory ring for transient
+/// ones), its counters, and the readers to wake when messages arrive.
+/// </summary>
+internal sealed class TopicState : IDisposable
+{
+    private readonly object _gate = new();
+    private AsyncSignal[] _listeners = [];
+    private long _expired;
+
+    public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient)
+    {
+        Name = name;
+        Options = options;
+        Directory = directory;
+        Journal = journal;
+        Transient = transient;
+    }
+
+    public string Name { get; }
+
+    public TopicOptions Options { get; }
+
+    public string Directory { get; }
+
+    /// <summary>The journal of a persistent topic.</summary>
+    public JournalLog? Journal { get; }
+
+    /// <summary>The in-memory log of a transient topic.</summary>
+    public TransientLog? Transient { get; }
+
+    public bool Persistent => Journal is not null;
+
+    /// <summary>Set for fsynced persistent topics: confirms and wakes readers once group commits complete.</summary>
+    public DurabilityNotifier? Durability { get; set; }
+
+    /// <summary>Messages accepted (journaler thread writes, anyone reads).</summary>
+    public long Published;
+
+    /// <summary>Payload bytes accepted.</summary>
+    public long PublishedBytes;
+
+    /// <summary>The dispatcher's batch number when it last woke this topic's readers (dispatcher thread only).</summary>
+    public long LastWakeBatch = -1;
+
+    /// <summary>The journaler's batch number when it last touched this topic (journaler thread only).</summary>
+    public long LastAppendBatch = -1;
+
+    /// <summary>Messages skipped by consumers because their TTL had passed.</summary>
+    public long Expired => Volatile.Read(ref _expired);
+
+    /// <summary>The next offset to be given (= head of the topic).</summary>
+    public long Head => Journal?.NextOffset ?? Transient!.Head;
+
+    /// <summary>The end readers may read up to (exclusive): durable per the topic's policy.</summary>
+    public long ReadableEnd => Journal?.DurableOffset ?? Transient!.Head;
+
+    /// <summary>The oldest offset still kept.</summary>
+    public long Tail => Journal?.FirstOffset ?? Transient!.Tail;
+
+    public void CountExpired() => Interlocked.Increment(ref _expired);
+
+    /// <summary>Registers a reader's signal, set whenever new messages become readable.</summary>
+    public void AddListener(AsyncSignal signal)
+    {
+        lock (_gate)
+        {
+            _listeners = [.. _listeners, signal];
+        }
+    }
+
+    /// <summary>Unregisters a reader's signal.</summary>
+    public void RemoveListener(AsyncSignal signal)
+    {
+        lock (_gate)
+        {
+            _listeners = Array.FindAll(_listeners, s => !ReferenceEquals(s, signal));
+        }
+    }
+
+    /// <summary>Wakes every reader (dispatcher thread, once per batch per topic; allocation-free).</summary>
+    public void WakeListeners()
+    {
+        var listeners = Volatile.Read(ref _listeners);
+        for (var i = 0; i < listeners.Length; i++)
+        {
+            listeners[i].Set();
+        }
+    }
+
+    public void Dispose() => Journal?.Dispose();
+}

@@ -1,0 +1,146 @@
+using FastBroker.Ring;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The in-memory log of a transient topic: a ring of the last <c>capacity</c> messages, one writer (the journaler
+/// thread, so transient and persistent topics share one order of acceptance), any number of readers that never
+/// hold the writer back. A reader that falls more than a whole ring behind is told how many it missed.
+/// </summary>
+/// <remarks>
+/// Each slot is a seqlock: the writer stores an odd version (2·offset + 1) with a full fence, writes the fields,
+/// then stores the even version 2·offset + 2 with release semantics. A reader reads the version (acquire), copies
+/// the fields into its own buffer, fences, and re-reads the version: if it changed, the slot was overwritten while
+/// copying and the copy is discarded. Readers copy because a view into a slot could change under them.
+/// </remarks>
+internal sealed class TransientLog
+{
+    private readonly Slot[] _slots;
+    private readonly int _mask;
+    private readonly Sequence _head = new(0);
+
+    public TransientLog(int capacity, int initialEntryBytes = 256)
+    {
+        if (capacity <= 0 || (capacity & (capacity - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), "capacity must be a power of two");
+        }
+
+        _slots = new Slot[capacity];
+        for (var i = 0; i < capacity; i++)
+        {
+            _slots[i] = new Slot(initialEntryBytes);
+        }
+
+        _mask = capacity - 1;
+    }
+
+    /// <summary>The offset the next message gets (= messages ever appended).</summary>
+    public long Head => _head.Value;
+
+    /// <summary>The oldest offset still held.</summary>
+    public long Tail => Math.Max(0, Head - _slots.Length);
+
+    /// <summary>How many messages the ring holds.</summary>
+    public int Capacity => _slots.Length;
+
+    /// <summary>Appends a message (single writer only); returns its offset.</summary>
+    public long Append(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp, ushort flags)
+    {
+        var offset = _head.Value;
+        var slot = _slots[offset & _mask];
+        Interlocked.Exchange(ref slot.Version, (offset * 2) + 1);
+        var total = key.Length + headers.Length + payload.Length;
+        if (slot.Buffer.Length < total)
+        {
+            slot.Buffer = new byte[Math.Max(total, slot.Buffer.Length * 2)];
+        }
+
+        var dst = slot.Buffer.AsSpan();
+        key.CopyTo(dst);
+        headers.CopyTo(dst[key.Length..]);
+        payload.CopyTo(dst[(key.Length + headers.Length)..]);
+        slot.KeyLength = key.Length;
+        slot.HeadersLength = headers.Length;
+        slot.PayloadLength = payload.Length;
+        slot.Timestamp = timestamp;
+        slot.Flags = flags;
+        Volatile.Write(ref slot.Version, (offset * 2) + 2);
+        _head.SetValue(offset + 1);
+        return offset;
+    }
+
+    /// <summary>
+    /// Copies the message at <paramref name="offset"/> into <paramref name="buffer"/> (grown when needed).
+    /// </summary>
+    public TransientReadStatus TryRead(long offset, ref byte[] buffer, out TransientEntry entry)
+    {
+        entry = default;
+        if (offset >= _head.Value)
+        {
+            return TransientReadStatus.NotYet;
+        }
+
+        if (offset < _head.Value - _slots.Length)
+        {
+            return TransientReadStatus.Overwritten;
+        }
+
+        var slot = _slots[offset & _mask];
+        var expected = (offset * 2) + 2;
+        var v1 = Volatile.Read(ref slot.Version);
+        if (v1 != expected)
+        {
+            return v1 > expected ? TransientReadStatus.Overwritten : TransientReadStatus.NotYet;
+        }
+
+        var k = slot.KeyLength;
+        var h = slot.HeadersLength;
+        var p = slot.PayloadLength;
+        var source = slot.Buffer;
+        var total = k + h + p;
+        if (total < 0 || total > source.Length)
+        {
+            return TransientReadStatus.Overwritten; // fields from a newer write; the version check below would say so too
+        }
+
+        if (buffer.Length < total)
+        {
+            buffer = new byte[Math.Max(total, buffer.Length * 2)];
+        }
+
+        source.AsSpan(0, total).CopyTo(buffer);
+        var timestamp = slot.Timestamp;
+        var flags = slot.Flags;
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref slot.Version) != v1)
+        {
+            return TransientReadStatus.Overwritten;
+        }
+
+        entry = new TransientEntry(offset, timestamp, flags, k, h, p);
+        return TransientReadStatus.Ok;
+    }
+
+    private sealed class Slot(int bytes)
+    {
+        public long Version;
+        public byte[] Buffer = new byte[bytes];
+        public int KeyLength;
+        public int HeadersLength;
+        public int PayloadLength;
+        public long Timestamp;
+        public ushort Flags;
+    }
+}
+
+/// <summary>Outcome of <see cref="TransientLog.TryRead"/>.</summary>
+internal enum TransientReadStatus
+{
+    Ok,
+    NotYet,
+    Overwritten,
+}
+
+/// <summary>Where the parts of a copied transient message lie in the reader's buffer.</summary>
+internal readonly record struct TransientEntry(long Offset, long Timestamp, ushort Flags, int KeyLength, int HeadersLength, int PayloadLength);

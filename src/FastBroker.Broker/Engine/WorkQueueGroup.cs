@@ -1,0 +1,334 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// A work-queue group at run time: reads its topic ahead of its members' credit, keeps outstanding messages in
+/// pooled buffers, hands them out through <see cref="WorkQueueState"/> (one member at a time, round-robin over
+/// members with credit, priorities, timeouts, dead letters) and persists what is done in a
+/// <see cref="GroupAckStore"/>, so a restart redelivers exactly the messages that were not acked.
+/// </summary>
+internal sealed class WorkQueueGroup : IDisposable
+{
+    private static readonly byte[] s_priorityHeader = "fb-priority"u8.ToArray();
+
+    private readonly Broker _broker;
+    private readonly object _gate = new();
+    private readonly WorkQueueState _state;
+    private readonly GroupAckStore _store;
+    private readonly TopicCursor _feed;
+    private readonly AsyncSignal _topicSignal = new();
+    private readonly Task _feeder;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<long, PooledMessage> _outstanding = [];
+    private readonly Stack<PooledMessage> _pool = new();
+    private readonly Dictionary<int, WorkQueueMember> _members = [];
+    private readonly long _epochTicks = Stopwatch.GetTimestamp();
+    private int _pendingDeadLetters;
+    private long _expired;
+    private bool _disposed;
+
+    public WorkQueueGroup(Broker broker, TopicState topic, string name, GroupOptions options)
+    {
+        _broker = broker;
+        Topic = topic;
+        Name = name;
+        Options = options;
+        DeadLetterTopic = options.DeadLetterTopic ?? topic.Name + ".dlq";
+        var initialFloor = options.Start.Kind switch
+        {
+            StartKind.Latest => topic.Head,
+            StartKind.Offset => Math.Max(topic.Tail, options.Start.Value),
+            _ => topic.Tail,
+        };
+        if (!topic.Persistent)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"work-queue groups need a persistent topic ('{topic.Name}' is transient)");
+        }
+
+        _store = GroupAckStore.Open(Path.Combine(topic.Directory, "groups", name + ".state"), initialFloor);
+
+        // Retention may have removed messages the group had not finished: it then starts at what is kept.
+        _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);
+        _store.AdvanceFloor(_feed.NextOffset);
+        _state = new WorkQueueState(_feed.NextOffset, options.MaxDeliveries, options.VisibilityTimeout, options.PriorityLevels);
+        topic.AddListener(_topicSignal);
+        _feeder = Task.Run(FeedLoopAsync);
+    }
+
+    public TopicState Topic { get; }
+
+    public string Name { get; }
+
+    public GroupOptions Options { get; }
+
+    public string DeadLetterTopic { get; }
+
+    public long NowMs => (long)Stopwatch.GetElapsedTime(_epochTicks).TotalMilliseconds;
+
+    public WorkQueueMember Join(int prefetch)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var id = _state.AddMember(prefetch);
+            var member = new WorkQueueMember(this, id);
+            _members[id] = member;
+            PumpLocked();
+            return member;
+        }
+    }
+
+    public void Leave(WorkQueueMember member, bool requeueNow)
+    {
+        lock (_gate)
+        {
+            _members.Remove(member.Id);
+            _state.RemoveMember(member.Id, requeueNow);
+            member.DrainQueue();
+            PumpLocked();
+        }
+    }
+
+    /// <summary>Reads new messages, expires timeouts, hands out what members have credit for.</summary>
+    public void Pump()
+    {
+        lock (_gate)
+        {
+            PumpLocked();
+        }
+    }
+
+    /// <summary>Broker timer tick: expire visibility timeouts and delayed nacks, and pick up new messages.</summary>
+    public void OnTimer() => Pump();
+
+    public WorkQueueOutcome Ack(WorkQueueMember member, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            var outcome = _state.Ack(member.Id, offset, deliveryCount);
+            if (outcome == WorkQueueOutcome.Acked)
+            {
+                Done(offset);
+                PumpLocked();
+            }
+
+            return outcome;
+        }
+    }
+
+    public WorkQueueOutcome Nack(WorkQueueMember member, long offset, int deliveryCount, bool requeue, TimeSpan delay, string? error)
+    {
+        lock (_gate)
+        {
+            var outcome = _state.Nack(member.Id, offset, deliveryCount, requeue, (long)delay.TotalMilliseconds, error, NowMs);
+            if (outcome != WorkQueueOutcome.UnknownDelivery)
+            {
+                PumpLocked();
+            }
+
+            return outcome;
+        }
+    }
+
+    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another).</summary>
+    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) => _state.IsInFlightWith(member.Id, offset, deliveryCount);
+
+    public void Release(PooledMessage message)
+    {
+        if (message.Release())
+        {
+            lock (_gate)
+            {
+                _pool.Push(message);
+            }
+        }
+    }
+
+    public GroupSnapshot Snapshot()
+    {
+        var c = _state.Counters;
+        return new GroupSnapshot(Topic.Name, Name, c.Members, c.AckFloor, Math.Max(0, Topic.Head - c.AckFloor), c.Ready, c.InFlight, c.Acked, c.Redelivered, c.DeadLettered, Volatile.Read(ref _expired));
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _stop.Cancel();
+            _topicSignal.Set();
+            Topic.RemoveListener(_topicSignal);
+            foreach (var m in _members.Values)
+            {
+                m.CloseFromGroup();
+            }
+
+            _members.Clear();
+            _feed.Dispose();
+            _store.Dispose();
+        }
+    }
+
+    private void PumpLocked()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        Feed();
+        var now = NowMs;
+        while (_state.TryAssign(now, out var a))
+        {
+            if (!_members.TryGetValue(a.MemberId, out var member) || !_outstanding.TryGetValue(a.Offset, out var message))
+            {
+                continue;
+            }
+
+            message.AddRef();
+            member.Enqueue(new MemberDelivery(message, a.DeliveryCount));
+        }
+
+        while (_state.TryTakeDeadLetter(out var dl))
+        {
+            if (_outstanding.Remove(dl.Offset, out var message))
+            {
+                _pendingDeadLetters++;
+                _ = PublishDeadLetterAsync(dl, message);
+            }
+        }
+    }
+
+    private void Feed()
+    {
+        // Read ahead only as far as members can take soon: outstanding copies stay bounded.
+        var credit = 0;
+        foreach (var m in _members.Values)
+        {
+            credit += m.Prefetch;
+        }
+
+        var counters = _state.Counters;
+        var room = Math.Min((credit * 2) - counters.Ready, (_store.Window / 2) - (counters.NextOffset - _store.Floor));
+        if (room <= 0)
+        {
+            return;
+        }
+
+        var sink = new FeedSink(this);
+        _feed.Read((int)Math.Min(room, 4096), ref sink);
+    }
+
+    private async Task FeedLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            await _topicSignal.WaitAsync().ConfigureAwait(false);
+            Pump();
+        }
+    }
+
+    private void Offer(scoped in MessageView m, ushort flags)
+    {
+        if (_store.IsDone(m.Offset))
+        {
+            _state.Skip(m.Offset);
+            return;
+        }
+
+        if ((flags & Broker.HasExpiryFlag) != 0
+            && m.TryGetHeader(Broker.ExpiresHeaderName, out var exp)
+            && exp.Length == 8
+            && BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+        {
+            _expired++;
+            Topic.CountExpired();
+            _state.Skip(m.Offset);
+            _store.MarkDone(m.Offset);
+            _store.AdvanceFloorWhileDone();
+            return;
+        }
+
+        var priority = 0;
+        if (Options.PriorityLevels > 1 && m.TryGetHeader(s_priorityHeader, out var p) && p.Length >= 1)
+        {
+            priority = p[0] is >= (byte)'0' and <= (byte)'9' ? p[0] - '0' : p[0];
+        }
+
+        var message = _pool.Count > 0 ? _pool.Pop() : new PooledMessage();
+        message.Fill(m, flags);
+        _outstanding[m.Offset] = message;
+        _state.Enqueue(m.Offset, priority);
+    }
+
+    private void Done(long offset)
+    {
+        if (_outstanding.Remove(offset, out var message) && message.Release())
+        {
+            _pool.Push(message);
+        }
+
+        _store.MarkDone(offset);
+        _store.AdvanceFloorWhileDone();
+    }
+
+    private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
+    {
+        try
+        {
+            var headers = new MessageHeaders(message.HeadersLength + 128);
+            var original = MessageHeaders.Decode(message.Headers);
+            foreach (var (name, value) in original)
+            {
+                if (name != Broker.ExpiresHeader)
+                {
+                    headers.Add(name, value);
+                }
+            }
+
+            headers.Add("fb-dlq-topic", Topic.Name)
+                .Add("fb-dlq-group", Name)
+                .Add("fb-dlq-offset", dl.Offset)
+                .Add("fb-dlq-deliveries", dl.DeliveryCount)
+                .Add("fb-dlq-error", dl.LastError);
+            await _broker.PublishAsync(DeadLetterTopic, message.Payload.ToArray(), message.Key.ToArray(), headers).ConfigureAwait(false);
+            lock (_gate)
+            {
+                if (!_disposed)
+                {
+                    _store.MarkDone(dl.Offset);
+                    _store.AdvanceFloorWhileDone();
+                }
+            }
+        }
+        catch (BrokerException)
+        {
+            // Not dead-lettered durably (broker closing, storage full): the group state still has it as not done,
+            // so the message is redelivered after a restart rather than lost.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pendingDeadLetters);
+            Release(message);
+        }
+    }
+
+    private readonly ref struct FeedSink(WorkQueueGroup group) : ICursorSink
+    {
+        public void Offer(scoped in MessageView message, ushort flags) => group.Offer(message, flags);
+
+        public void Missed(long count)
+        {
+        }
+    }
+}
+
+/// <summary>A delivery waiting in a member's queue.</summary>
+internal readonly record struct MemberDelivery(PooledMessage Message, int DeliveryCount);

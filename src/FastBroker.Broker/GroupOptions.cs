@@ -1,0 +1,26 @@
+namespace FastBroker;
+
+/// <summary>How a work-queue group hands out messages. The group's settings come from whoever creates it first.</summary>
+public sealed record GroupOptions
+{
+    /// <summary>Prefetch 64, visibility 30 s, 5 deliveries, dead letters to <c>&lt;topic&gt;.dlq</c>, from the earliest message.</summary>
+    public static GroupOptions Default { get; } = new();
+
+    /// <summary>Unacked messages a member may hold at once (its credit).</summary>
+    public int Prefetch { get; init; } = 64;
+
+    /// <summary>How long a delivery may stay unacked before it is redelivered to another member.</summary>
+    public TimeSpan VisibilityTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>After this many failed deliveries a message goes to the dead-letter topic.</summary>
+    public int MaxDeliveries { get; init; } = 5;
+
+    /// <summary>The dead-letter topic; null = <c>&lt;topic&gt;.dlq</c>.</summary>
+    public string? DeadLetterTopic { get; init; }
+
+    /// <summary>Priority levels (1 = none). A message's level is its <c>fb-priority</c> header (one byte, 0 = lowest).</summary>
+    public int PriorityLevels { get; init; } = 1;
+
+    /// <summary>Where a new group starts in the topic (an existing group resumes from its persisted state).</summary>
+    public StartPosition Start { get; init; } = StartPosition.Earliest;
+}

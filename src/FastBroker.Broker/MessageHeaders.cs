@@ -1,0 +1,143 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace FastBroker;
+
+/// <summary>
+/// A reusable builder of message headers (name → bytes), encoded as the journal's header block:
+/// repeated <c>[u16 nameLength][name UTF-8][u32 valueLength][value]</c>. Keep one per publishing thread and
+/// <see cref="Clear"/> it between messages: after its buffer has grown to fit, adding headers allocates nothing.
+/// </summary>
+public sealed class MessageHeaders
+{
+    /// <summary>Names starting with this are reserved for the broker (TTL, dead-letter history, request-reply).</summary>
+    public const string ReservedPrefix = "fb-";
+
+    private byte[] _buffer;
+    private int _length;
+
+    /// <summary>Creates an empty builder with room for <paramref name="capacity"/> bytes.</summary>
+    public MessageHeaders(int capacity = 256) => _buffer = new byte[Math.Max(16, capacity)];
+
+    /// <summary>The encoded header block.</summary>
+    public ReadOnlySpan<byte> Encoded => _buffer.AsSpan(0, _length);
+
+    /// <summary>Number of encoded bytes.</summary>
+    public int Length => _length;
+
+    /// <summary>Forgets every header (keeps the buffer).</summary>
+    public MessageHeaders Clear()
+    {
+        _length = 0;
+        return this;
+    }
+
+    /// <summary>Adds a header with a byte value.</summary>
+    public MessageHeaders Add(string name, ReadOnlySpan<byte> value)
+    {
+        var nameBytes = Encoding.UTF8.GetByteCount(name);
+        if (nameBytes is 0 or > 255)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "a header name must be 1 to 255 bytes of UTF-8");
+        }
+
+        var size = 6 + nameBytes + value.Length;
+        EnsureRoom(size);
+        var dst = _buffer.AsSpan(_length);
+        BinaryPrimitives.WriteUInt16LittleEndian(dst, (ushort)nameBytes);
+        Encoding.UTF8.GetBytes(name, dst.Slice(2));
+        BinaryPrimitives.WriteUInt32LittleEndian(dst.Slice(2 + nameBytes), (uint)value.Length);
+        value.CopyTo(dst.Slice(6 + nameBytes));
+        _length += size;
+        return this;
+    }
+
+    /// <summary>Adds a header with a UTF-8 text value.</summary>
+    public MessageHeaders Add(string name, string value)
+    {
+        var count = Encoding.UTF8.GetByteCount(value);
+        if (count <= 256)
+        {
+            Span<byte> tmp = stackalloc byte[256];
+            var n = Encoding.UTF8.GetBytes(value, tmp);
+            return Add(name, tmp[..n]);
+        }
+
+        return Add(name, Encoding.UTF8.GetBytes(value));
+    }
+
+    /// <summary>Adds a header with a 64-bit little-endian value.</summary>
+    public MessageHeaders Add(string name, long value)
+    {
+        Span<byte> tmp = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(tmp, value);
+        return Add(name, tmp);
+    }
+
+    /// <summary>Finds the value of the first header called <paramref name="name"/> in an encoded block.</summary>
+    public static bool TryGet(ReadOnlySpan<byte> block, scoped ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
+    {
+        var rest = block;
+        while (rest.Length >= 6)
+        {
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(rest);
+            if (rest.Length < 6 + nameLength)
+            {
+                break;
+            }
+
+            var valueLength = BinaryPrimitives.ReadUInt32LittleEndian(rest.Slice(2 + nameLength));
+            if (valueLength > (uint)(rest.Length - 6 - nameLength))
+            {
+                break;
+            }
+
+            if (rest.Slice(2, nameLength).SequenceEqual(name))
+            {
+                value = rest.Slice(6 + nameLength, (int)valueLength);
+                return true;
+            }
+
+            rest = rest.Slice(6 + nameLength + (int)valueLength);
+        }
+
+        value = default;
+        return false;
+    }
+
+    /// <summary>Decodes a header block into (name, value) pairs (allocates; for display and the async API).</summary>
+    public static IReadOnlyList<KeyValuePair<string, byte[]>> Decode(ReadOnlySpan<byte> block)
+    {
+        var list = new List<KeyValuePair<string, byte[]>>();
+        var rest = block;
+        while (rest.Length >= 6)
+        {
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(rest);
+            if (rest.Length < 6 + nameLength)
+            {
+                break;
+            }
+
+            var valueLength = BinaryPrimitives.ReadUInt32LittleEndian(rest.Slice(2 + nameLength));
+            if (valueLength > (uint)(rest.Length - 6 - nameLength))
+            {
+                break;
+            }
+
+            list.Add(new(Encoding.UTF8.GetString(rest.Slice(2, nameLength)), rest.Slice(6 + nameLength, (int)valueLength).ToArray()));
+            rest = rest.Slice(6 + nameLength + (int)valueLength);
+        }
+
+        return list;
+    }
+
+    private void EnsureRoom(int size)
+    {
+        if (_length + size <= _buffer.Length)
+        {
+            return;
+        }
+
+        Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + size));
+    }
+}

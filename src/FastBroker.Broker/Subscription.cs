@@ -1,0 +1,318 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>
+/// A fan-out subscription: its own position in every topic its pattern matches, at its own pace. Persistent
+/// topics are read zero-copy from the journal, so a slow subscription is a cursor behind in the file: it never
+/// holds producers back and never grows memory. Pull with <see cref="Fetch{THandler}"/>, push with
+/// <see cref="ConsumeAsync{THandler}"/> or <see cref="ReadAllAsync"/>. One consumer at a time per subscription.
+/// </summary>
+public sealed class Subscription : IDisposable
+{
+    private readonly Broker _broker;
+    private readonly object _gate = new();
+    private readonly AsyncSignal _signal = new();
+    private readonly PositionStore? _positions;
+    private readonly (byte[] Name, byte[] Value)[] _filters;
+    private readonly Action<TopicState>? _onTopicCreated;
+    private TopicCursor[] _cursors = [];
+    private int _nextCursor;
+    private long _delivered;
+    private long _expired;
+    private long _filtered;
+    private long _missed;
+    private int _disposed;
+
+    internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options)
+    {
+        _broker = broker;
+        Pattern = pattern;
+        Options = options;
+        _filters = options.HeaderFilters is { } f ? [.. f.Select(kv => (Encoding.UTF8.GetBytes(kv.Key), Encoding.UTF8.GetBytes(kv.Value)))] : [];
+        if (options.DurableName is { } name)
+        {
+            TopicName.EnsureValid(name, "durable subscription");
+            _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+        }
+        else if (options.Start.Kind == StartKind.Committed)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "only a durable subscription (with a DurableName) can start from its committed position");
+        }
+
+        try
+        {
+            if (pattern.HasWildcards)
+            {
+                _onTopicCreated = t =>
+                {
+                    if (Pattern.Matches(t.Name))
+                    {
+                        Attach(t, topicIsNew: true);
+                    }
+                };
+                foreach (var t in broker.Topics.SubscribeToCreations(_onTopicCreated))
+                {
+                    if (pattern.Matches(t.Name))
+                    {
+                        Attach(t, topicIsNew: false);
+                    }
+                }
+            }
+            else
+            {
+                Attach(broker.Topics.GetForUse(pattern.Text), topicIsNew: false);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The topic pattern.</summary>
+    public TopicPattern Pattern { get; }
+
+    /// <summary>The options it was created with.</summary>
+    public SubscriptionOptions Options { get; }
+
+    /// <summary>Messages handed to the consumer.</summary>
+    public long Delivered => Volatile.Read(ref _delivered);
+
+    /// <summary>Messages skipped because their TTL had passed.</summary>
+    public long Expired => Volatile.Read(ref _expired);
+
+    /// <summary>Messages skipped by the header filters.</summary>
+    public long Filtered => Volatile.Read(ref _filtered);
+
+    /// <summary>Transient-topic messages lost by falling more than a ring behind.</summary>
+    public long Missed => Volatile.Read(ref _missed);
+
+    /// <summary>Total of head − position over the matched topics.</summary>
+    public long Lag => Volatile.Read(ref _cursors).Sum(c => Math.Max(0, c.Topic.Head - c.NextOffset));
+
+    /// <summary>
+    /// Hands up to <paramref name="max"/> available messages to <paramref name="handler"/> and returns how many were
+    /// delivered; 0 when nothing is available now. Allocation-free with a struct handler.
+    /// </summary>
+    public int Fetch<THandler>(int max, ref THandler handler)
+        where THandler : IMessageHandler
+    {
+        ThrowIfDisposed();
+        var cursors = Volatile.Read(ref _cursors);
+        var sink = new Sink<THandler>(this, ref handler);
+        var read = 0;
+        for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
+        {
+            var cursor = cursors[(_nextCursor + i) % cursors.Length];
+            read += cursor.Read(max - sink.Delivered, ref sink);
+        }
+
+        if (cursors.Length > 1)
+        {
+            _nextCursor = (_nextCursor + 1) % cursors.Length;
+        }
+
+        if (sink.Delivered > 0)
+        {
+            Interlocked.Add(ref _delivered, sink.Delivered);
+        }
+
+        if (Options.AutoCommit && read > 0)
+        {
+            Commit();
+        }
+
+        return sink.Delivered;
+    }
+
+    /// <summary>Completes when messages may be available (or the subscription was closed).</summary>
+    public ValueTask WaitAsync() => _signal.WaitAsync();
+
+    /// <summary>Delivers every message to <paramref name="handler"/> until cancelled (push style, no allocation per message).</summary>
+    public async Task ConsumeAsync<THandler>(THandler handler, CancellationToken cancellationToken = default)
+        where THandler : IMessageHandler
+    {
+        using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
+        while (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _disposed) == 0)
+        {
+            if (FetchInto(ref handler) == 0)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>Every message as an owned copy, in order per topic, until cancelled or disposed.</summary>
+    public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
+        var collector = new Collector(new List<Message>(Options.BatchSize));
+        while (Volatile.Read(ref _disposed) == 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            collector.Items.Clear();
+            if (Fetch(Options.BatchSize, ref collector) == 0)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            foreach (var m in collector.Items)
+            {
+                yield return m;
+            }
+        }
+    }
+
+    /// <summary>Saves the current positions of a durable subscription (no-op for others).</summary>
+    public void Commit()
+    {
+        if (_positions is null)
+        {
+            return;
+        }
+
+        foreach (var c in Volatile.Read(ref _cursors))
+        {
+            _positions.Commit(c.Topic.Name, c.NextOffset);
+        }
+
+        _broker.UpdateRetentionFloors();
+    }
+
+    /// <summary>The committed position in a topic, if any (durable subscriptions).</summary>
+    public long? CommittedOffset(string topic) => _positions?.Get(topic);
+
+    /// <summary>Positions by topic: the next offset this subscription will read.</summary>
+    public IReadOnlyDictionary<string, long> Positions => Volatile.Read(ref _cursors).ToDictionary(c => c.Topic.Name, c => c.NextOffset, StringComparer.Ordinal);
+
+    /// <summary>Stops the subscription and releases its readers (durable positions stay as last committed).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (_onTopicCreated is not null)
+        {
+            _broker.Topics.RemoveOnCreated(_onTopicCreated);
+        }
+
+        lock (_gate)
+        {
+            foreach (var c in _cursors)
+            {
+                c.Topic.RemoveListener(_signal);
+                c.Dispose();
+            }
+
+            _cursors = [];
+        }
+
+        _signal.Set();
+        _positions?.Dispose();
+        _broker.Forget(this);
+    }
+
+    internal void CloseFromBroker() => Dispose();
+
+    internal SubscriptionSnapshot Snapshot() => new(Pattern.Text, Options.DurableName, Delivered, Lag, Expired, Filtered, Missed, Positions);
+
+    internal IEnumerable<(string Topic, long Committed)> CommittedPositions()
+    {
+        if (_positions is null)
+        {
+            yield break;
+        }
+
+        foreach (var kv in _positions.All())
+        {
+            yield return (kv.Key, kv.Value);
+        }
+    }
+
+    private int FetchInto<THandler>(ref THandler handler)
+        where THandler : IMessageHandler => Fetch(Options.BatchSize, ref handler);
+
+    private void Attach(TopicState topic, bool topicIsNew)
+    {
+        var cursor = new TopicCursor(topic, Options.Start, _positions?.Get(topic.Name), topicIsNew);
+        lock (_gate)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                cursor.Dispose();
+                return;
+            }
+
+            _cursors = [.. _cursors, cursor];
+            topic.AddListener(_signal);
+        }
+
+        _signal.Set();
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new ObjectDisposedException(nameof(Subscription));
+        }
+    }
+
+    private bool Passes(scoped in MessageView m, ushort flags)
+    {
+        if ((flags & Broker.HasExpiryFlag) != 0
+            && m.TryGetHeader(Broker.ExpiresHeaderName, out var exp)
+            && exp.Length == 8
+            && System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+        {
+            _expired++;
+            return false;
+        }
+
+        foreach (var (name, value) in _filters)
+        {
+            if (!m.TryGetHeader(name, out var v) || !v.SequenceEqual(value))
+            {
+                _filtered++;
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private ref struct Sink<THandler>(Subscription owner, ref THandler handler) : ICursorSink
+        where THandler : IMessageHandler
+    {
+        private ref THandler _handler = ref handler;
+
+        public int Delivered;
+
+        public void Offer(scoped in MessageView message, ushort flags)
+        {
+            if (owner.Passes(message, flags))
+            {
+                _handler.OnMessage(message);
+                Delivered++;
+            }
+        }
+
+        public readonly void Missed(long count) => Interlocked.Add(ref owner._missed, count);
+    }
+
+    private readonly struct Collector(List<Message> items) : IMessageHandler
+    {
+        public List<Message> Items { get; } = items;
+
+        public void OnMessage(scoped in MessageView message) => Items.Add(message.ToMessage());
+    }
+}

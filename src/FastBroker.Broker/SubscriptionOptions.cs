@@ -1,0 +1,23 @@
+namespace FastBroker;
+
+/// <summary>How a subscription starts and what it lets through.</summary>
+public sealed record SubscriptionOptions
+{
+    /// <summary>Latest, not durable, no filters.</summary>
+    public static SubscriptionOptions Default { get; } = new();
+
+    /// <summary>Where to start in each matching topic (topics created later are read from their beginning).</summary>
+    public StartPosition Start { get; init; } = StartPosition.Latest;
+
+    /// <summary>A name makes the subscription durable: its committed positions survive restarts (and failover).</summary>
+    public string? DurableName { get; init; }
+
+    /// <summary>Commit the position after every fetch (durable subscriptions). Off: call <see cref="Subscription.Commit"/>.</summary>
+    public bool AutoCommit { get; init; }
+
+    /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>
+    public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
+
+    /// <summary>Messages fetched per round by <see cref="Subscription.ReadAllAsync"/>.</summary>
+    public int BatchSize { get; init; } = 256;
+}

@@ -1,0 +1,151 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>
+/// One member of a work-queue group: receives messages no other member has at the same time, up to its prefetch
+/// unacked, and acks or nacks each by its delivery (offset + delivery count). Dispose to leave gracefully (its
+/// unacked messages go back to the group at once); <see cref="Abandon"/> simulates a crash (they wait for their
+/// visibility timeout). One consumer at a time per member.
+/// </summary>
+public sealed class WorkQueueMember : IDisposable
+{
+    private readonly WorkQueueGroup _group;
+    private readonly ConcurrentQueue<MemberDelivery> _queue = new();
+    private readonly AsyncSignal _signal = new();
+    private int _closed;
+
+    internal WorkQueueMember(WorkQueueGroup group, int id)
+    {
+        _group = group;
+        Id = id;
+        Prefetch = group.Options.Prefetch;
+    }
+
+    /// <summary>The member's id within its group.</summary>
+    public int Id { get; }
+
+    /// <summary>Unacked messages this member may hold.</summary>
+    public int Prefetch { get; }
+
+    /// <summary>The topic the group consumes.</summary>
+    public string Topic => _group.Topic.Name;
+
+    /// <summary>The group's name.</summary>
+    public string Group => _group.Name;
+
+    /// <summary>Hands up to <paramref name="max"/> waiting deliveries to <paramref name="handler"/>; returns how many.</summary>
+    public int Fetch<THandler>(int max, ref THandler handler)
+        where THandler : IMessageHandler
+    {
+        var n = 0;
+        while (n < max && _queue.TryDequeue(out var d))
+        {
+            try
+            {
+                // Skip a delivery that timed out while it waited here and has gone to another member.
+                if (_group.IsCurrent(this, d.Message.Offset, d.DeliveryCount))
+                {
+                    handler.OnMessage(d.Message.View(_group.Topic.Name, d.DeliveryCount));
+                    n++;
+                }
+            }
+            finally
+            {
+                _group.Release(d.Message);
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>Completes when deliveries may be waiting (or the member was closed).</summary>
+    public ValueTask WaitAsync() => _signal.WaitAsync();
+
+    /// <summary>Deliveries as owned copies until cancelled or closed; ack or nack each.</summary>
+    public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
+        var items = new List<Message>(Prefetch);
+        var collector = new Collector(items);
+        while (Volatile.Read(ref _closed) == 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            items.Clear();
+            if (Fetch(Prefetch, ref collector) == 0)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            foreach (var m in items)
+            {
+                yield return m;
+            }
+        }
+    }
+
+    /// <summary>Acknowledges a delivery: done for the group. False if it is no longer this member's (timed out).</summary>
+    public bool Ack(long offset, int deliveryCount) => _group.Ack(this, offset, deliveryCount) == WorkQueueOutcome.Acked;
+
+    /// <summary>Acknowledges a delivered message.</summary>
+    public bool Ack(Message message) => Ack(message.Offset, message.DeliveryCount);
+
+    /// <summary>
+    /// Rejects a delivery: with <paramref name="requeue"/> it is redelivered (after <paramref name="delay"/>) unless it
+    /// has used up its deliveries; without, it goes to the dead-letter topic now with <paramref name="error"/>.
+    /// </summary>
+    public WorkQueueOutcome Nack(long offset, int deliveryCount, bool requeue = true, TimeSpan delay = default, string? error = null) =>
+        _group.Nack(this, offset, deliveryCount, requeue, delay, error);
+
+    /// <summary>Rejects a delivered message.</summary>
+    public WorkQueueOutcome Nack(Message message, bool requeue = true, TimeSpan delay = default, string? error = null) =>
+        Nack(message.Offset, message.DeliveryCount, requeue, delay, error);
+
+    /// <summary>Leaves as if crashed: unacked messages are redelivered only after their visibility timeout.</summary>
+    public void Abandon()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            _group.Leave(this, requeueNow: false);
+            _signal.Set();
+        }
+    }
+
+    /// <summary>Leaves the group; unacked messages go back to it at once.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            _group.Leave(this, requeueNow: true);
+            _signal.Set();
+        }
+    }
+
+    internal void Enqueue(MemberDelivery delivery)
+    {
+        _queue.Enqueue(delivery);
+        _signal.Set();
+    }
+
+    internal void DrainQueue()
+    {
+        while (_queue.TryDequeue(out var d))
+        {
+            _group.Release(d.Message);
+        }
+    }
+
+    internal void CloseFromGroup()
+    {
+        Volatile.Write(ref _closed, 1);
+        _signal.Set();
+    }
+
+    private readonly struct Collector(List<Message> items) : IMessageHandler
+    {
+        public void OnMessage(scoped in MessageView message) => items.Add(message.ToMessage());
+    }
+}
