@@ -1,0 +1,74 @@
+namespace FastBroker.Protocol;
+
+/// <summary>
+/// The u16 error code of ERROR frames and CONFIRM ranges. 1–99 are the broker's application codes (the same
+/// values as <c>FastBroker.Broker.BrokerErrorCode</c>); 100 and up are protocol codes.
+/// </summary>
+public enum ErrorCode : ushort
+{
+    /// <summary>No error (a CONFIRM range with this status was stored).</summary>
+    None = 0,
+
+    /// <summary>A topic, pattern, group or durable name breaks the naming rules.</summary>
+    InvalidName = 1,
+
+    /// <summary>The topic does not exist and auto-creation is off.</summary>
+    UnknownTopic = 2,
+
+    /// <summary>The message is larger than the topic's maximum.</summary>
+    MessageTooLarge = 3,
+
+    /// <summary>The topic exists with other settings than the ones asked for.</summary>
+    TopicConflict = 4,
+
+    /// <summary>The journal could not take the message; nothing was acknowledged.</summary>
+    StorageFull = 5,
+
+    /// <summary>The broker is shutting down or already closed.</summary>
+    Closed = 6,
+
+    /// <summary>The request waited longer than it was allowed to.</summary>
+    Timeout = 7,
+
+    /// <summary>An argument is out of range (prefetch, TTL, delay, start position…).</summary>
+    InvalidArgument = 8,
+
+    /// <summary>The delivery, member or group is not known.</summary>
+    UnknownDelivery = 9,
+
+    /// <summary>Storage failed for a reason other than space.</summary>
+    StorageError = 10,
+
+    /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
+    MalformedFrame = 100,
+
+    /// <summary>The length field announces a frame larger than the receiver's maximum frame size.</summary>
+    FrameTooLarge = 101,
+
+    /// <summary>No protocol version in the client's range is supported by the server.</summary>
+    UnsupportedVersion = 102,
+
+    /// <summary>The auth token is missing or not accepted.</summary>
+    AuthenticationFailed = 103,
+
+    /// <summary>The authenticated client may not do this (e.g. publish to this topic).</summary>
+    Forbidden = 104,
+
+    /// <summary>A frame that is not valid now or in this direction (e.g. PUBLISH before HELLO, a second HELLO, DELIVER sent by a client).</summary>
+    UnexpectedFrame = 105,
+
+    /// <summary>The connection has as many subscriptions and group memberships as the server allows.</summary>
+    TooManySubscriptions = 106,
+
+    /// <summary>The server has as many connections as it allows.</summary>
+    TooManyConnections = 107,
+
+    /// <summary>Nothing was received for longer than the idle timeout.</summary>
+    IdleTimeout = 108,
+
+    /// <summary>CREDIT, COMMIT, ACK, NACK or UNSUBSCRIBE names a subscription id that is not open.</summary>
+    UnknownSubscription = 109,
+
+    /// <summary>SUBSCRIBE or JOIN_GROUP uses a subscription id that is already open on this connection.</summary>
+    SubscriptionIdInUse = 110,
+}

@@ -1,0 +1,24 @@
+namespace FastBroker.Protocol;
+
+/// <summary>Feature bits of HELLO (asked for) and WELCOME (granted: the intersection). Unknown bits are ignored.</summary>
+[Flags]
+public enum ProtocolFeatures : ulong
+{
+    /// <summary>No optional feature.</summary>
+    None = 0,
+
+    /// <summary>Producer id and sequence deduplicate retried publishes.</summary>
+    IdempotentProducer = 1 << 0,
+
+    /// <summary>The server may send DELIVER_BATCH (the client always may send PUBLISH_BATCH).</summary>
+    Batching = 1 << 1,
+
+    /// <summary>JOIN_GROUP, ACK and NACK.</summary>
+    WorkQueues = 1 << 2,
+
+    /// <summary>SUBSCRIBE header filters.</summary>
+    HeaderFilters = 1 << 3,
+
+    /// <summary>ADMIN queries.</summary>
+    Admin = 1 << 4,
+}
