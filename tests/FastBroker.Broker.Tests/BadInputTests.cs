@@ -1,0 +1,58 @@
+namespace FastBroker.BrokerTests;
+
+public class BadInputTests
+{
+    [Fact]
+    public async Task Unknown_topic_with_auto_creation_off_is_a_typed_error_and_the_broker_keeps_serving()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { AutoCreateTopics = false });
+        var b = f.Broker;
+        var ex = await Assert.ThrowsAsync<BrokerException>(async () => await b.PublishAsync("nope", BrokerFixture.Utf8("x")));
+        Assert.Equal(BrokerErrorCode.UnknownTopic, ex.Code);
+        Assert.Contains("nope", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(BrokerErrorCode.UnknownTopic, Assert.Throws<BrokerException>(() => b.Subscribe("nope")).Code);
+
+        b.CreateTopic("yes");
+        Assert.Equal(0, await b.PublishAsync("yes", BrokerFixture.Utf8("fine")));
+    }
+
+    [Fact]
+    public async Task Oversize_messages_and_invalid_names_are_refused_with_reasons()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("small", TopicOptions.Default with { MaxMessageBytes = 100, SegmentBytes = 1 << 20 });
+        var big = Assert.Throws<BrokerException>(() => b.TryPublish("small", new byte[101]));
+        Assert.Equal(BrokerErrorCode.MessageTooLarge, big.Code);
+        Assert.Contains("100-byte limit", big.Message, StringComparison.Ordinal);
+
+        Assert.Equal(BrokerErrorCode.InvalidName, Assert.Throws<BrokerException>(() => b.TryPublish("bad topic", [1])).Code);
+        Assert.Equal(BrokerErrorCode.InvalidName, Assert.Throws<BrokerException>(() => b.TryPublish("a.*", [1])).Code);
+        Assert.Equal(BrokerErrorCode.InvalidName, Assert.Throws<BrokerException>(() => b.Subscribe("a..b")).Code);
+        Assert.Equal(BrokerErrorCode.InvalidName, Assert.Throws<BrokerException>(() => b.JoinGroup("jobs", "bad group")).Code);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, Assert.Throws<BrokerException>(() => b.Subscribe("x", new SubscriptionOptions { Start = StartPosition.Committed })).Code);
+
+        // Still serving.
+        Assert.True(b.TryPublish("small", new byte[100]));
+        Assert.Equal(1, await b.PublishAsync("small", new byte[10]));
+    }
+
+    [Fact]
+    public async Task Creating_an_existing_topic_with_other_settings_is_a_conflict()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("t", TopicOptions.Default with { SegmentBytes = 4 << 20 });
+        f.Broker.CreateTopic("t", TopicOptions.Default with { SegmentBytes = 4 << 20 });
+        var ex = Assert.Throws<BrokerException>(() => f.Broker.CreateTopic("t", TopicOptions.Default with { Persistent = false }));
+        Assert.Equal(BrokerErrorCode.TopicConflict, ex.Code);
+    }
+
+    [Fact]
+    public async Task A_closed_broker_refuses_publishes()
+    {
+        var f = await BrokerFixture.StartAsync();
+        await f.Broker.DisposeAsync();
+        Assert.Equal(BrokerErrorCode.Closed, Assert.Throws<BrokerException>(() => f.Broker.TryPublish("t", [1])).Code);
+        await f.DisposeAsync();
+    }
+}

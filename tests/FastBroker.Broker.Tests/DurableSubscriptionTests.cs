@@ -1,0 +1,67 @@
+using System.Text;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+public class DurableSubscriptionTests
+{
+    [Fact]
+    public async Task A_durable_subscription_resumes_from_its_committed_position_after_restart()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 100; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Committed };
+        using (var sub = f.Broker.Subscribe("audit", options))
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            Eventually.True(() =>
+            {
+                sub.Fetch(30 - c.Items.Count, ref r);
+                return c.Items.Count == 30;
+            }, "30 read");
+            sub.Commit();
+            Assert.Equal(30, sub.CommittedOffset("audit"));
+        }
+
+        await f.RestartAsync();
+        using var resumed = f.Broker.Subscribe("audit", options);
+        var c2 = new Collected();
+        var r2 = new Recorder(c2);
+        Eventually.True(() =>
+        {
+            resumed.Fetch(1000, ref r2);
+            return c2.Items.Count == 70;
+        }, "the remaining 70 arrive");
+        Assert.Equal("e30", c2.Items[0].Payload);
+    }
+
+    [Fact]
+    public async Task Messages_confirmed_before_a_clean_restart_are_all_there()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("safe", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4 << 20 });
+        var offsets = new List<long>();
+        for (var i = 0; i < 200; i++)
+        {
+            offsets.Add(await f.Broker.PublishAsync("safe", Encoding.UTF8.GetBytes($"s{i}")));
+        }
+
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => (long)i), offsets);
+        await f.RestartAsync();
+        using var sub = f.Broker.Subscribe("safe", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            sub.Fetch(1000, ref r);
+            return c.Items.Count == 200;
+        }, "all 200 after restart");
+        Assert.Equal("s199", c.Items[^1].Payload);
+        Assert.Equal(200, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "safe").Head);
+    }
+}

@@ -1,0 +1,128 @@
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+public class RoutingTests
+{
+    private static List<(string Topic, long Offset, string Payload, int DeliveryCount)> Drain(Subscription s, int expected)
+    {
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            s.Fetch(1000, ref r);
+            return c.Items.Count >= expected;
+        }, $"{expected} messages arrive");
+        s.Fetch(1000, ref r); // nothing more may come
+        return c.Items;
+    }
+
+    [Fact]
+    public async Task Wildcard_subscriptions_route_exactly_what_they_should_including_topics_created_later()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("orders.eu");
+        using var oneLevel = b.Subscribe("orders.*", new SubscriptionOptions { Start = StartPosition.Earliest });
+        using var allLevels = b.Subscribe("orders.>", new SubscriptionOptions { Start = StartPosition.Earliest });
+        using var exact = b.Subscribe("orders.eu.fr", new SubscriptionOptions { Start = StartPosition.Earliest });
+
+        await b.PublishAsync("orders.eu", BrokerFixture.Utf8("a"));
+        await b.PublishAsync("orders.us", BrokerFixture.Utf8("b")); // created now: both wildcards attach to it
+        await b.PublishAsync("orders.eu.fr", BrokerFixture.Utf8("c"));
+        await b.PublishAsync("trades.eu", BrokerFixture.Utf8("d"));
+
+        Assert.Equal(["a", "b"], Drain(oneLevel, 2).Select(x => x.Payload).Order());
+        Assert.Equal(["a", "b", "c"], Drain(allLevels, 3).Select(x => x.Payload).Order());
+        Assert.Equal(["c"], Drain(exact, 1).Select(x => x.Payload));
+    }
+
+    [Fact]
+    public async Task Header_filters_pass_only_matching_messages()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var eur = b.Subscribe("fx", new SubscriptionOptions
+        {
+            Start = StartPosition.Earliest,
+            HeaderFilters = new Dictionary<string, string> { ["ccy"] = "EUR", ["side"] = "buy" },
+        });
+        var h = new MessageHeaders();
+        await b.PublishAsync("fx", BrokerFixture.Utf8("1"), headers: h.Clear().Add("ccy", "EUR").Add("side", "buy"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("2"), headers: h.Clear().Add("ccy", "USD").Add("side", "buy"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("3"), headers: h.Clear().Add("ccy", "EUR"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("4"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("5"), headers: h.Clear().Add("side", "buy").Add("ccy", "EUR"));
+
+        Assert.Equal(["1", "5"], Drain(eur, 2).Select(x => x.Payload));
+        Assert.Equal(3, eur.Filtered);
+    }
+
+    [Fact]
+    public async Task Expired_messages_are_skipped_and_counted()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var sub = b.Subscribe("quotes", new SubscriptionOptions { Start = StartPosition.Earliest });
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("short-lived"), ttl: TimeSpan.FromMilliseconds(1));
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("long-lived"), ttl: TimeSpan.FromHours(1));
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("forever"));
+
+        // Wait until the first message's expiry has certainly passed (a condition on the clock, not a sleep).
+        var start = DateTimeOffset.UtcNow;
+        Eventually.True(() => DateTimeOffset.UtcNow - start > TimeSpan.FromMilliseconds(20), "clock moves on");
+        Assert.Equal(["long-lived", "forever"], Drain(sub, 2).Select(x => x.Payload));
+        Assert.Equal(1, sub.Expired);
+    }
+
+    [Fact]
+    public async Task Replay_from_an_offset_and_from_a_timestamp_starts_at_the_right_message()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        for (var i = 0; i < 50; i++)
+        {
+            await b.PublishAsync("log", BrokerFixture.Utf8($"early{i}"));
+        }
+
+        // Timestamps are milliseconds: make sure the later batch is stamped strictly later.
+        var boundary = DateTimeOffset.UtcNow.AddMilliseconds(2);
+        Eventually.True(() => DateTimeOffset.UtcNow > boundary.AddMilliseconds(1), "clock passes the boundary");
+        for (var i = 0; i < 50; i++)
+        {
+            await b.PublishAsync("log", BrokerFixture.Utf8($"late{i}"));
+        }
+
+        using var fromOffset = b.Subscribe("log", new SubscriptionOptions { Start = StartPosition.AtOffset(42) });
+        var got = Drain(fromOffset, 58);
+        Assert.Equal(42, got[0].Offset);
+        Assert.Equal("early42", got[0].Payload);
+        Assert.Equal(58, got.Count);
+
+        using var fromTime = b.Subscribe("log", new SubscriptionOptions { Start = StartPosition.AtTime(boundary) });
+        var late = Drain(fromTime, 50);
+        Assert.Equal("late0", late[0].Payload);
+        Assert.Equal(50, late.Count);
+
+        using var fromLatest = b.Subscribe("log", new SubscriptionOptions { Start = StartPosition.Latest });
+        await b.PublishAsync("log", BrokerFixture.Utf8("newest"));
+        Assert.Equal(["newest"], Drain(fromLatest, 1).Select(x => x.Payload));
+    }
+
+    [Fact]
+    public async Task A_transient_subscriber_a_whole_ring_behind_is_told_how_many_it_missed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("ticks", TopicOptions.Default with { Persistent = false, TransientCapacity = 16 });
+        using var slow = b.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.Earliest });
+        for (var i = 0; i < 100; i++)
+        {
+            await b.PublishAsync("ticks", BrokerFixture.Utf8($"t{i}"));
+        }
+
+        var got = Drain(slow, 16);
+        Assert.Equal(84, slow.Missed);
+        Assert.Equal(Enumerable.Range(84, 16).Select(i => $"t{i}"), got.Select(x => x.Payload));
+    }
+}
