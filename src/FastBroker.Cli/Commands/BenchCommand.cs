@@ -11,12 +11,15 @@ internal static class BenchCommand
         var bench = new Command("bench", "Run a benchmark: a table with progress, or one JSON object per line with --json.");
         bench.Subcommands.Add(Scenario("ring", "Disruptor ring vs a bounded System.Threading.Channels channel, same run.", RunRing));
         bench.Subcommands.Add(Scenario("journal", "Journal appends and zero-copy scans vs raw file writes on the same filesystem, same run.", RunJournal));
+        bench.Subcommands.Add(Scenario("broker", "The embedded broker end to end (no sockets): publish, fan-out, work queue, latency at a fixed rate.", RunBroker));
         return bench;
     }
 
     private static void RunRing(BenchContext ctx) => FastBroker.Bench.Ring.RingBenchmarks.Run(ctx);
 
     private static void RunJournal(BenchContext ctx) => FastBroker.Bench.Journal.JournalBenchmarks.Run(ctx);
+
+    private static void RunBroker(BenchContext ctx) => FastBroker.Bench.Broker.BrokerBenchmarks.Run(ctx);
 
     private static Command Scenario(string name, string description, Action<BenchContext> run)
     {

@@ -49,6 +49,12 @@ internal sealed class ConsoleTableReporter(string scenario) : IBenchReporter
     public void Finish()
     {
         ClearProgress();
+        if (Console.IsOutputRedirected)
+        {
+            // Piped into a file or a report: no terminal width to fit, keep rows on one line.
+            AnsiConsole.Profile.Width = 200;
+        }
+
         var table = new Table().Title(Markup.Escape($"fastbroker bench {scenario}"));
         foreach (var c in new[] { "variant", "msg/s", "bytes/s", "p50", "p90", "p99", "p99.9", "max", "baseline", "ratio", "note" })
         {

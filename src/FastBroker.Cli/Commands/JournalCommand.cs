@@ -1,13 +1,176 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using FastBroker.Journal;
 
 namespace FastBroker.Cli.Commands;
 
-/// <summary><c>fastbroker journal dump|verify</c>: look inside a journal directory.</summary>
+/// <summary><c>fastbroker journal dump|verify</c>: look inside a journal directory (read-only, safe on a live journal).</summary>
 internal static class JournalCommand
 {
     public static Command Create()
     {
         var journal = new Command("journal", "Inspect a journal directory (dump records, verify checksums).");
+        journal.Subcommands.Add(Dump());
+        journal.Subcommands.Add(Verify());
         return journal;
+    }
+
+    private static Command Dump()
+    {
+        var dir = new Argument<string>("dir") { Description = "The journal directory." };
+        var fromOffset = new Option<long?>("--from-offset") { Description = "Start at this offset." };
+        var fromTime = new Option<string?>("--from-time") { Description = "Start at the first record at or after this time (ISO 8601, or Unix milliseconds)." };
+        var count = new Option<long?>("--count") { Description = "Print at most this many records." };
+        var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload.") { dir, fromOffset, fromTime, count, hex };
+        cmd.SetAction(parse =>
+        {
+            var path = parse.GetValue(dir)!;
+            if (!Directory.Exists(path))
+            {
+                Console.Error.WriteLine($"no such directory: {path}");
+                return 2;
+            }
+
+            long? fromTs = null;
+            if (parse.GetValue(fromTime) is { } t)
+            {
+                if (long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms))
+                {
+                    fromTs = ms;
+                }
+                else if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+                {
+                    fromTs = time.ToUnixTimeMilliseconds();
+                }
+                else
+                {
+                    Console.Error.WriteLine($"--from-time: cannot parse '{t}' (ISO 8601 or Unix milliseconds)");
+                    return 2;
+                }
+            }
+
+            if (parse.GetValue(fromOffset) is not null && fromTs is not null)
+            {
+                Console.Error.WriteLine("use --from-offset or --from-time, not both");
+                return 2;
+            }
+
+            var asHex = parse.GetValue(hex);
+            var output = Console.Out;
+            var line = new StringBuilder(256);
+            var n = JournalInspector.Dump(path, parse.GetValue(fromOffset), fromTs, parse.GetValue(count) ?? long.MaxValue, record =>
+            {
+                line.Clear();
+                FormatRecord(line, record, asHex);
+                output.WriteLine(line.ToString());
+            }, out var problem);
+            if (problem is not null)
+            {
+                Console.Error.WriteLine($"stopped after {n} record(s): {problem}");
+                return 1;
+            }
+
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Verify()
+    {
+        var dir = new Argument<string>("dir") { Description = "The journal directory." };
+        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it).") { dir };
+        cmd.SetAction(parse =>
+        {
+            var path = parse.GetValue(dir)!;
+            if (!Directory.Exists(path))
+            {
+                Console.Error.WriteLine($"no such directory: {path}");
+                return 2;
+            }
+
+            var report = JournalInspector.Verify(path);
+            foreach (var s in report.Segments)
+            {
+                Console.WriteLine($"{Path.GetFileName(s.FilePath)}  {(s.Sealed ? "sealed  " : "unsealed")}  records {s.RecordCount,10}  bytes {s.Bytes,12}  {s.Problem ?? "ok"}");
+            }
+
+            var verdict = report.IsCorrupt ? "CORRUPT (the journal will refuse to open)"
+                : report.HasDamagedTail ? "DAMAGED TAIL (opening the journal truncates it and reports what was dropped)"
+                : "OK";
+            Console.WriteLine($"{report.Segments.Count} segment(s), {report.RecordCount} record(s), {report.Bytes} bytes: {verdict}");
+            return report.ExitCode;
+        });
+        return cmd;
+    }
+
+    private static void FormatRecord(StringBuilder sb, JournalRecord record, bool hex)
+    {
+        var time = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        sb.Append("offset=").Append(record.Offset.ToString(CultureInfo.InvariantCulture)).Append(" time=").Append(time);
+        if (record.Flags != RecordFlags.None)
+        {
+            sb.Append(" flags=").Append(record.Flags.ToString());
+        }
+
+        if (!record.Key.IsEmpty)
+        {
+            sb.Append(" key=");
+            Bytes(sb, record.Key, hex);
+        }
+
+        if (!record.Headers.IsEmpty)
+        {
+            sb.Append(" headers={");
+            var reader = new RecordHeaderReader(record.Headers);
+            var first = true;
+            while (reader.TryReadNext(out var name, out var value))
+            {
+                sb.Append(first ? "" : ", ").Append(Encoding.UTF8.GetString(name)).Append('=');
+                Bytes(sb, value, hex);
+                first = false;
+            }
+
+            if (!reader.End)
+            {
+                sb.Append(first ? "" : ", ").Append("raw=").Append(Convert.ToHexString(record.Headers));
+            }
+
+            sb.Append('}');
+        }
+
+        sb.Append(" payload(").Append(record.Payload.Length.ToString(CultureInfo.InvariantCulture)).Append(")=");
+        Bytes(sb, record.Payload, hex);
+    }
+
+    private static void Bytes(StringBuilder sb, ReadOnlySpan<byte> bytes, bool hex)
+    {
+        if (!hex && IsPrintableUtf8(bytes))
+        {
+            sb.Append('"').Append(Encoding.UTF8.GetString(bytes)).Append('"');
+        }
+        else
+        {
+            sb.Append("0x").Append(Convert.ToHexString(bytes));
+        }
+    }
+
+    private static bool IsPrintableUtf8(ReadOnlySpan<byte> bytes)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            return false;
+        }
+
+        foreach (var b in bytes)
+        {
+            if (b < 0x20 || b == 0x7F || b == (byte)'"')
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

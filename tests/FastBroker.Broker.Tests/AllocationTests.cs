@@ -1,0 +1,92 @@
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+public class AllocationTests
+{
+    private const int Messages = 1_000_000;
+
+    [Fact]
+    public async Task Publish_journal_deliver_allocates_nothing_per_message_in_steady_state()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with
+        {
+            // One segment holds both passes (~150 MB): rolling to a new segment allocates its index and mapping objects (per segment, not per message).
+            DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 256L << 20, MaxMessageBytes = 1024 },
+        });
+        var broker = f.Broker;
+        broker.CreateTopic("hot", broker.Options.DefaultTopicOptions);
+        using var sub = broker.Subscribe("hot", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var payload = new byte[100];
+
+        // Warm up every path (JIT tiers, pools, first segment pages) with a first pass.
+        RunOnce(broker, sub, payload, 50_000, out _, out _);
+
+        var totalBefore = GC.GetTotalAllocatedBytes(precise: true);
+        RunOnce(broker, sub, payload, Messages, out var producerBytes, out var consumerBytes);
+        var totalAfter = GC.GetTotalAllocatedBytes(precise: true);
+
+        Assert.True(producerBytes < 1024, $"producer thread allocated {producerBytes} B for {Messages} publishes");
+        Assert.True(consumerBytes < 1024, $"consumer thread allocated {consumerBytes} B for {Messages} deliveries");
+
+        // Every thread (journaler, dispatcher, timers, test host): far below one byte per message.
+        Assert.True(totalAfter - totalBefore < 64 * 1024, $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
+    }
+
+    private static void RunOnce(Broker broker, Subscription sub, byte[] payload, int count, out long producerBytes, out long consumerBytes)
+    {
+        long produced = 0;
+        var producer = new Thread(() =>
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < count; i++)
+            {
+                while (!broker.TryPublish("hot", payload))
+                {
+                    Thread.Yield();
+                }
+            }
+
+            Volatile.Write(ref produced, GC.GetAllocatedBytesForCurrentThread() - before);
+        })
+        { Name = "alloc-producer" };
+
+        long consumed = 0;
+        var consumer = new Thread(() =>
+        {
+            var handler = new CountingHandler();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var deadline = Environment.TickCount64 + 120_000;
+            while (handler.Count < count && Environment.TickCount64 < deadline)
+            {
+                if (sub.Fetch(1024, ref handler) == 0)
+                {
+                    Thread.Yield();
+                }
+            }
+
+            Volatile.Write(ref consumed, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(count, handler.Count);
+        })
+        { Name = "alloc-consumer" };
+
+        producer.Start();
+        consumer.Start();
+        Eventually.Joined(producer, TimeSpan.FromMinutes(2));
+        Eventually.Joined(consumer, TimeSpan.FromMinutes(2));
+        producerBytes = Volatile.Read(ref produced);
+        consumerBytes = Volatile.Read(ref consumed);
+    }
+
+    private struct CountingHandler : IMessageHandler
+    {
+        public long Count;
+        public long Bytes;
+
+        public void OnMessage(scoped in MessageView message)
+        {
+            Count++;
+            Bytes += message.Payload.Length;
+        }
+    }
+}
