@@ -103,7 +103,7 @@ public sealed partial class Broker : IAsyncDisposable
         {
             if (t.Durability is { } d)
             {
-                await d.StopAsync().ConfigureAwait(false);
+                await d.StopAsync(_options.ShutdownTimeout).ConfigureAwait(false);
             }
         }
 

@@ -36,8 +36,21 @@ internal sealed class DurabilityNotifier
     public void Kick() => _kick.Set();
 
     /// <summary>Stops the loop after completing what is durable; fails what never became durable.</summary>
-    public async Task StopAsync()
+    public async Task StopAsync(TimeSpan timeout)
     {
+        // The pipeline has drained: give the last group commit the chance to cover everything accepted.
+        var target = Volatile.Read(ref _target);
+        if (target >= 0)
+        {
+            try
+            {
+                _journal.WaitForDurable(target, timeout);
+            }
+            catch (JournalException)
+            {
+            }
+        }
+
         _kick.Set();
         await _stop.CancelAsync().ConfigureAwait(false);
         _kick.Set();
