@@ -1,6 +1,0 @@
-namespace FastBroker.Ring;
-
-/// <summary>Assembly marker.</summary>
-internal static class AssemblyMarker
-{
-}

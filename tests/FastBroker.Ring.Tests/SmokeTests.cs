@@ -1,7 +1,0 @@
-namespace FastBroker.Ring.Tests;
-
-public class SmokeTests
-{
-    [Fact]
-    public void Builds() => Assert.True(true);
-}

@@ -1,0 +1,179 @@
+using FastBroker.Testing;
+
+namespace FastBroker.Ring.Tests;
+
+public class WorkerPoolTests
+{
+    private struct CountingWorker(HitCounter hits, int spinEvery) : IValueWorkHandler<LongValue>
+    {
+        public void OnEvent(ref LongValue data, long sequence)
+        {
+            hits.Hit(data.Value);
+            if (spinEvery > 0 && data.Value % spinEvery == 0)
+            {
+                Thread.SpinWait(200);
+            }
+        }
+    }
+
+    private sealed class ClassWorker(HitCounter hits) : IWorkHandler<LongEvent>
+    {
+        public int Started;
+
+        public void OnEvent(LongEvent data, long sequence) => hits.Hit(data.Value);
+
+        public void OnStart() => Interlocked.Increment(ref Started);
+    }
+
+    [Theory]
+    [InlineData(ProducerType.Single, 8)]
+    [InlineData(ProducerType.Multi, 8)]
+    [InlineData(ProducerType.Multi, 1024)]
+    public void Every_event_is_handled_by_exactly_one_worker(ProducerType type, int size)
+    {
+        const int events = 150_000;
+        var hits = new HitCounter(events);
+        var ring = new ValueRingBuffer<LongValue>(size, type);
+        var pool = WorkerPool.Create(ring, [], null, new CountingWorker(hits, 10), new CountingWorker(hits, 10), new CountingWorker(hits, 10));
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        pool.Start("test-worker");
+
+        var producerCount = type == ProducerType.Multi ? 2 : 1;
+        var producers = Enumerable.Range(0, producerCount).Select(p => new Thread(() =>
+        {
+            for (long i = p; i < events; i += producerCount)
+            {
+                var seq = ring.Next();
+                ring[seq].Value = i;
+                ring.Publish(seq);
+            }
+        })
+        { IsBackground = true }).ToList();
+        producers.ForEach(t => t.Start());
+        producers.ForEach(t => Eventually.Joined(t));
+
+        Eventually.True(() => hits.Total >= events, "workers handled every event");
+        Assert.True(pool.DrainAndHalt(TimeSpan.FromSeconds(30)));
+        var (zero, once, more) = hits.Tally(events);
+        Assert.Equal((0, events, 0), (zero, once, more));
+        Assert.Equal(events, hits.Total);
+    }
+
+    [Fact]
+    public void Halting_mid_stream_loses_nothing_published_before_the_halt()
+    {
+        const int capacity = 200_000;
+        var hits = new HitCounter(capacity);
+        var ring = new ValueRingBuffer<LongValue>(64, ProducerType.Multi);
+
+        // Slow workers: the halt lands while there is a backlog to drain.
+        var pool = WorkerPool.Create(ring, [], null, new CountingWorker(hits, 1), new CountingWorker(hits, 1), new CountingWorker(hits, 1));
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        pool.Start("halt-worker");
+
+        long publishedBeforeHalt = 0;
+        var stop = 0;
+        var producer = new Thread(() =>
+        {
+            for (long i = 0; i < capacity && Volatile.Read(ref stop) == 0; i++)
+            {
+                if (!ring.TryNext(out var seq))
+                {
+                    Thread.Yield();
+                    i--;
+                    continue;
+                }
+
+                ring[seq].Value = i;
+                ring.Publish(seq);
+                Volatile.Write(ref publishedBeforeHalt, i + 1);
+            }
+        })
+        { IsBackground = true, Name = "halt-producer" };
+        producer.Start();
+
+        Eventually.True(() => hits.Total > 5_000, "workers got going");
+
+        // Stop the producer first so "published before the halt" is a fixed number, then halt mid-backlog.
+        Volatile.Write(ref stop, 1);
+        Eventually.Joined(producer);
+        var published = Volatile.Read(ref publishedBeforeHalt);
+        pool.Halt();
+        Assert.True(pool.Join(TimeSpan.FromSeconds(30)), "workers drained and stopped");
+
+        var (zero, once, more) = hits.Tally(published);
+        Assert.Equal((0, (int)published, 0), (zero, once, more));
+        Assert.False(pool.IsRunning);
+    }
+
+    [Fact]
+    public void Halting_while_producers_still_publish_drains_everything_readable_at_the_halt()
+    {
+        const int capacity = 400_000;
+        var hits = new HitCounter(capacity);
+        var ring = new ValueRingBuffer<LongValue>(256, ProducerType.Single);
+        var pool = WorkerPool.Create(ring, [], null, new CountingWorker(hits, 1), new CountingWorker(hits, 1));
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        pool.Start("race-worker");
+
+        var halted = 0;
+        long cursorAtHalt = -1;
+        var producer = new Thread(() =>
+        {
+            for (long i = 0; i < capacity; i++)
+            {
+                if (!ring.TryNext(out var seq))
+                {
+                    if (Volatile.Read(ref halted) != 0)
+                    {
+                        return; // the halted pool will not free more room
+                    }
+
+                    Thread.Yield();
+                    i--;
+                    continue;
+                }
+
+                ring[seq].Value = seq;
+                ring.Publish(seq);
+            }
+        })
+        { IsBackground = true, Name = "race-producer" };
+        producer.Start();
+
+        Eventually.True(() => hits.Total > 10_000, "workers got going");
+        cursorAtHalt = ring.Cursor;
+        pool.Halt();
+        Volatile.Write(ref halted, 1);
+        Assert.True(pool.Join(TimeSpan.FromSeconds(30)));
+        Eventually.Joined(producer);
+
+        // Everything published before Halt() was called is handled exactly once; nothing twice.
+        var (zero, once, more) = hits.Tally(cursorAtHalt + 1);
+        Assert.Equal((0, (int)cursorAtHalt + 1, 0), (zero, once, more));
+        Assert.Equal(0, hits.Tally(capacity).More);
+    }
+
+    [Fact]
+    public void Class_workers_behind_interfaces_work_too()
+    {
+        const int events = 20_000;
+        var hits = new HitCounter(events);
+        var ring = RingBuffer<LongEvent>.CreateMultiProducer(() => new LongEvent(), 32);
+        var w1 = new ClassWorker(hits);
+        var w2 = new ClassWorker(hits);
+        var pool = WorkerPool.Create<LongEvent, IWorkHandler<LongEvent>>(ring, [], null, w1, w2);
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        pool.Start();
+        for (long i = 0; i < events; i++)
+        {
+            using var scope = ring.PublishEvent();
+            scope.Event().Value = i;
+        }
+
+        Assert.True(pool.DrainAndHalt(TimeSpan.FromSeconds(30)));
+        Assert.Equal((0, events, 0), hits.Tally(events));
+        Assert.Equal(1, w1.Started);
+        Assert.Equal(1, w2.Started);
+    }
+}
