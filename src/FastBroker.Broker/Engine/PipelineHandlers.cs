@@ -7,20 +7,27 @@ namespace FastBroker.Engine;
 /// The journaler: the single writer of every topic's journal (and transient ring). Appends each accepted message,
 /// records the offset it got, and commits each touched journal once per ring batch (one commit covers the batch).
 /// </summary>
-internal struct JournalerHandler(Pipeline pipeline) : IEventHandler<PublishEntry>
+internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher) : IEventHandler<PublishEntry>
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
     private long _batchTimestamp;
+    private long _batchStart;
 
     public void OnBatchStart(long batchSize)
     {
         _batch++;
+        _batchStart = -1;
         _batchTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
     }
 
     public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
     {
+        if (_batchStart < 0)
+        {
+            _batchStart = sequence;
+        }
+
         var topic = entry.Topic!;
         if (topic.Journal is { } journal)
         {
@@ -45,6 +52,18 @@ internal struct JournalerHandler(Pipeline pipeline) : IEventHandler<PublishEntry
         if (endOfBatch)
         {
             CommitTouched();
+            if (fusedDispatcher is not null)
+            {
+                // No replicator: dispatch the batch here, after its commit, saving a thread and a hand-off. The
+                // slots are still ours: the ring cannot reuse them before this processor's sequence moves on.
+                var ring = pipeline.Ring;
+                for (var s = _batchStart; s <= sequence; s++)
+                {
+                    fusedDispatcher.Dispatch(ring[s]);
+                }
+
+                fusedDispatcher.EndOfBatch();
+            }
         }
     }
 
@@ -115,17 +134,32 @@ internal readonly struct ReplicatorHandler(IReplicator replicator) : IEventHandl
 }
 
 /// <summary>
-/// The dispatcher: after the journaler (and replicator) have passed a message, confirms it to its producer (now,
-/// or via the topic's durability notifier for fsynced topics) and, once per batch per topic, wakes its readers.
+/// The dispatcher stage: after the journaler (and replicator) have passed a message, confirms it to its producer
+/// (now, or via the topic's durability notifier for fsynced topics) and, once per batch per topic, wakes its readers.
 /// </summary>
-internal struct DispatcherHandler(Pipeline pipeline) : IEventHandler<PublishEntry>
+internal readonly struct DispatcherHandler(Dispatcher dispatcher) : IEventHandler<PublishEntry>
+{
+    public void OnBatchStart(long batchSize)
+    {
+    }
+
+    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
+    {
+        dispatcher.Dispatch(entry);
+        if (endOfBatch)
+        {
+            dispatcher.EndOfBatch();
+        }
+    }
+}
+
+/// <summary>The dispatch work, run by the dispatcher stage or fused into the journaler (single thread, either way).</summary>
+internal sealed class Dispatcher
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
 
-    public void OnBatchStart(long batchSize) => _batch++;
-
-    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
+    public void Dispatch(PublishEntry entry)
     {
         var topic = entry.Topic!;
         if (entry.Completion is { } completion)
@@ -144,34 +178,35 @@ internal struct DispatcherHandler(Pipeline pipeline) : IEventHandler<PublishEntr
             }
         }
 
-        if (entry.Offset >= 0 && topic.LastWakeBatch != _batch)
+        if (entry.Offset >= 0)
         {
-            topic.LastWakeBatch = _batch;
-            _touched.Add(topic);
-        }
+            if (topic.LastWakeBatch != _batch)
+            {
+                topic.LastWakeBatch = _batch;
+                _touched.Add(topic);
+            }
 
-        if (topic.Durability is { } n && entry.Offset >= 0)
-        {
-            n.Target(entry.Offset);
+            topic.Durability?.Target(entry.Offset);
         }
 
         entry.Clear();
-        if (endOfBatch)
-        {
-            foreach (var t in _touched)
-            {
-                if (t.Durability is { } d)
-                {
-                    d.Kick();
-                }
-                else
-                {
-                    t.WakeListeners();
-                }
-            }
+    }
 
-            _touched.Clear();
-            pipeline.OnDispatched();
+    public void EndOfBatch()
+    {
+        foreach (var t in _touched)
+        {
+            if (t.Durability is { } d)
+            {
+                d.Kick();
+            }
+            else
+            {
+                t.WakeListeners();
+            }
         }
+
+        _touched.Clear();
+        _batch++;
     }
 }
