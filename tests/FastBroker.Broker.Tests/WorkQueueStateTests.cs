@@ -4,12 +4,12 @@ namespace FastBroker.BrokerTests;
 
 public class WorkQueueStateTests
 {
-    private static readonly TimeSpan Visibility = TimeSpan.FromMilliseconds(1_000);
+    private static readonly TimeSpan s_visibility = TimeSpan.FromMilliseconds(1_000);
 
     [Fact]
     public void Members_with_credit_take_turns_and_prefetch_caps_each()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 3, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 3, s_visibility);
         var a = q.AddMember(prefetch: 2);
         var b = q.AddMember(prefetch: 1);
         for (var i = 0; i < 10; i++)
@@ -35,7 +35,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Unacked_delivery_is_redelivered_only_after_the_visibility_timeout()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 5, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 5, s_visibility);
         var a = q.AddMember(1);
         var b = q.AddMember(1);
         q.Enqueue(0);
@@ -59,7 +59,7 @@ public class WorkQueueStateTests
     [Fact]
     public void After_max_deliveries_the_message_is_dead_lettered_with_its_history()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 3, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 3, s_visibility);
         var m = q.AddMember(1);
         q.Enqueue(0);
         for (var attempt = 1; attempt <= 3; attempt++)
@@ -80,7 +80,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Timeouts_count_as_failed_deliveries_towards_the_dead_letter_limit()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 2, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 2, s_visibility);
         q.AddMember(1);
         q.Enqueue(0);
         Assert.True(q.TryAssign(0, out _));
@@ -95,7 +95,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Nack_with_delay_waits_and_nack_without_requeue_dead_letters_at_once()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 10, s_visibility);
         var m = q.AddMember(5);
         q.Enqueue(0);
         q.Enqueue(1);
@@ -113,7 +113,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Higher_priority_levels_go_first_and_redeliveries_before_fresh_messages()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility, priorityLevels: 3);
+        var q = new WorkQueueState(0, maxDeliveries: 10, s_visibility, priorityLevels: 3);
         var m = q.AddMember(1);
         q.Enqueue(0, priority: 0);
         q.Enqueue(1, priority: 2);
@@ -140,7 +140,7 @@ public class WorkQueueStateTests
     [Fact]
     public void A_member_that_leaves_gracefully_returns_its_messages_at_once()
     {
-        var q = new WorkQueueState(0, maxDeliveries: 10, Visibility);
+        var q = new WorkQueueState(0, maxDeliveries: 10, s_visibility);
         var a = q.AddMember(2);
         q.Enqueue(0);
         q.Enqueue(1);
@@ -155,7 +155,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Ack_floor_advances_over_out_of_order_acks_and_skips()
     {
-        var q = new WorkQueueState(100, maxDeliveries: 3, Visibility);
+        var q = new WorkQueueState(100, maxDeliveries: 3, s_visibility);
         var m = q.AddMember(10);
         q.Enqueue(100);
         q.Skip(101);
@@ -174,7 +174,7 @@ public class WorkQueueStateTests
     [Fact]
     public void Offsets_must_be_offered_densely()
     {
-        var q = new WorkQueueState(0, 3, Visibility);
+        var q = new WorkQueueState(0, 3, s_visibility);
         q.Enqueue(0);
         Assert.Throws<InvalidOperationException>(() => q.Enqueue(2));
     }
@@ -188,7 +188,7 @@ public class WorkQueueStateTests
         const int Messages = 2_000;
         const int MaxDeliveries = 4;
         var rng = new Random(seed);
-        var q = new WorkQueueState(0, MaxDeliveries, Visibility);
+        var q = new WorkQueueState(0, MaxDeliveries, s_visibility);
         var members = new List<int> { q.AddMember(3), q.AddMember(3), q.AddMember(3) };
         var held = new Dictionary<int, List<WorkAssignment>>();
         foreach (var id in members)

@@ -1,6 +1,0 @@
-namespace FastBroker.Journal;
-
-/// <summary>Assembly marker.</summary>
-internal static class AssemblyMarker
-{
-}

@@ -1,0 +1,317 @@
+using System.Buffers.Binary;
+using System.Globalization;
+
+namespace FastBroker.Journal.Internal;
+
+/// <summary>
+/// Opens every segment of a journal directory and decides what survives (docs/journal-format.md, "Recovery"):
+/// sealed segments must be intact (else <see cref="JournalCorruptionException"/>, or truncation with
+/// <see cref="JournalOptions.RepairCorruption"/>); the unsealed tail is scanned record by record and cut at
+/// the first bad one, with everything dropped reported.
+/// </summary>
+internal sealed class JournalRecovery
+{
+    private readonly string _directory;
+    private readonly JournalOptions _options;
+    private readonly int _indexCapacity;
+    private readonly RecoveryReport _report = new();
+    private readonly List<Segment> _segments = [];
+    private (long BaseOffset, string Path)[] _files = [];
+
+    private JournalRecovery(string directory, JournalOptions options, int indexCapacity)
+    {
+        _directory = directory;
+        _options = options;
+        _indexCapacity = indexCapacity;
+    }
+
+    internal static (List<Segment> Segments, RecoveryReport Report) Run(string directory, JournalOptions options, int indexCapacity)
+    {
+        var recovery = new JournalRecovery(directory, options, indexCapacity);
+        try
+        {
+            recovery.RunCore();
+        }
+        catch
+        {
+            foreach (var s in recovery._segments)
+            {
+                s.ForceUnmap();
+            }
+
+            throw;
+        }
+
+        return (recovery._segments, recovery._report);
+    }
+
+    internal static (long BaseOffset, string Path)[] ListSegmentFiles(string directory)
+    {
+        var list = new List<(long, string)>();
+        foreach (var path in Directory.EnumerateFiles(directory, "*.seg"))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (name.Length == 20 && long.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var baseOffset))
+            {
+                list.Add((baseOffset, path));
+            }
+        }
+
+        list.Sort((a, b) => a.Item1.CompareTo(b.Item1));
+        return [.. list];
+    }
+
+    private void RunCore()
+    {
+        foreach (var temp in Directory.EnumerateFiles(_directory, "*.tmp").Concat(Directory.EnumerateFiles(_directory, "*.prep")))
+        {
+            Segment.TryDelete(temp); // half-written index files, spare segments never adopted
+        }
+
+        _files = ListSegmentFiles(_directory);
+        _report.SegmentCount = _files.Length;
+        long expectedNext = -1;
+        var previousUnsealed = false;
+        for (var i = 0; i < _files.Length; i++)
+        {
+            var (nameOffset, path) = _files[i];
+            var isLast = i == _files.Length - 1;
+            var segment = Segment.Open(path, writable: true, _indexCapacity, out var error, out var unsupported);
+            if (segment is null)
+            {
+                if (unsupported)
+                {
+                    throw new JournalException(JournalErrorCode.UnsupportedFormat, $"'{path}' is not a segment this version can read: {error}.");
+                }
+
+                if (error is null && isLast)
+                {
+                    // Created but its header never reached the disk: an interrupted roll, no record in it.
+                    RemoveFile(path);
+                    continue;
+                }
+
+                if (!Corrupt(i, path, 0, expectedNext, error ?? "blank segment header"))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (segment.BaseOffset != nameOffset)
+            {
+                segment.ForceUnmap();
+                if (!Corrupt(i, path, 24, expectedNext, $"header base offset {segment.BaseOffset} does not match the file name"))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (expectedNext >= 0 && segment.BaseOffset != expectedNext)
+            {
+                segment.ForceUnmap();
+                var reason = $"segment starts at offset {nameOffset} but the previous one ends at {expectedNext}";
+                if (previousUnsealed && !AnySealedFrom(i))
+                {
+                    // The previous (unsealed) segment lost its tail: nothing here was ever acknowledged.
+                    RemoveFrom(i, reason + " (lost tail)");
+                    return;
+                }
+
+                if (!Corrupt(i, path, 0, expectedNext, reason))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            _segments.Add(segment);
+            var bytes = segment.Bytes;
+            if (SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out var sealedLastTimestamp) && sealedEnd <= segment.Size)
+            {
+                if (!RecoverSealed(i, segment, sealedCount, sealedEnd, sealedLastTimestamp))
+                {
+                    return;
+                }
+
+                expectedNext = segment.BaseOffset + sealedCount;
+                previousUnsealed = false;
+                continue;
+            }
+
+            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, segment.Size, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
+            _report.SegmentsVerified++;
+            var garbageEnd = SegmentScanner.EndOfNonZero(bytes, scan.EndPosition);
+            if (scan.Stop != RecordStatus.End || garbageEnd > scan.EndPosition)
+            {
+                var why = scan.Stop == RecordStatus.End ? "non-zero bytes after the last record" : "torn tail: " + RecordLayout.Describe(scan.Stop);
+                if (AnySealedFrom(i + 1))
+                {
+                    // Damage followed by sealed data is not a torn write.
+                    _segments.RemoveAt(_segments.Count - 1);
+                    segment.ForceUnmap();
+                    if (!Corrupt(i, path, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop)))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                _report.AddDropped(new DroppedRange(path, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount, SegmentScanner.CountFrames(bytes, scan.EndPosition, garbageEnd), why));
+                segment.ZeroAndSync(scan.EndPosition, garbageEnd);
+                segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false);
+                RemoveFrom(i + 1, "after the torn tail of " + Path.GetFileName(path));
+                return;
+            }
+
+            segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false);
+            expectedNext = segment.BaseOffset + scan.RecordCount;
+            previousUnsealed = true;
+        }
+    }
+
+    private bool RecoverSealed(int i, Segment segment, int sealedCount, int sealedEnd, long sealedLastTimestamp)
+    {
+        var bytes = segment.Bytes;
+        if (_options.VerifySealedSegmentsOnOpen)
+        {
+            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, sealedEnd, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
+            _report.SegmentsVerified++;
+            if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
+            {
+                var reason = scan.Stop == RecordStatus.End ? $"sealed segment ends early (record {scan.RecordCount} of {sealedCount})" : RecordLayout.Describe(scan.Stop);
+                return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, reason, scan);
+            }
+
+            var indexPath = IndexFile.PathFor(segment.FilePath);
+            if (IndexFile.TryRead(indexPath, segment.BaseOffset, sealedEnd, sealedCount) is null)
+            {
+                _report.IndexesRebuilt++;
+                TryWriteIndex(segment, sealedEnd);
+            }
+        }
+        else
+        {
+            var entries = IndexFile.TryRead(IndexFile.PathFor(segment.FilePath), segment.BaseOffset, sealedEnd, sealedCount);
+            if (entries is not null)
+            {
+                segment.Index = new SparseIndex(entries);
+            }
+            else
+            {
+                var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, sealedEnd, segment.BaseOffset, 0, verifyCrc: false, segment.Index, _options.IndexIntervalBytes);
+                _report.IndexesRebuilt++;
+                if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
+                {
+                    return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop), scan);
+                }
+
+                TryWriteIndex(segment, sealedEnd);
+            }
+        }
+
+        segment.SetRecovered(Segment.Pack(sealedCount, sealedEnd), sealedLastTimestamp, isSealed: true);
+        return true;
+    }
+
+    /// <summary>Corruption inside an opened segment: throw, or (repair) cut the segment there and drop what follows.</summary>
+    private bool CorruptInSegment(int i, Segment segment, int position, long expectedOffset, string reason, SegmentScanner.Result scan)
+    {
+        if (!_options.RepairCorruption)
+        {
+            throw new JournalCorruptionException(segment.FilePath, position, expectedOffset, reason);
+        }
+
+        var bytes = segment.Bytes;
+        var end = SegmentScanner.EndOfNonZero(bytes, position);
+        _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
+        segment.ZeroAndSync(position, end);
+        segment.WritableBytes.Slice(64, 64).Clear(); // unseal: the segment is the new writable tail
+        segment.Sync(0, SegmentHeader.Size);
+        segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false);
+        Segment.TryDelete(IndexFile.PathFor(segment.FilePath));
+        RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
+        return false;
+    }
+
+    /// <summary>Corruption before a segment could be used (header, gap): throw, or (repair) drop it and every later file.</summary>
+    private bool Corrupt(int i, string path, long position, long expectedOffset, string reason)
+    {
+        if (!_options.RepairCorruption)
+        {
+            throw new JournalCorruptionException(path, position, expectedOffset, reason);
+        }
+
+        RemoveFrom(i, "repaired: " + reason);
+        return false;
+    }
+
+    private void RemoveFrom(int first, string reason)
+    {
+        for (var k = first; k < _files.Length; k++)
+        {
+            var (baseOffset, path) = _files[k];
+            long length = 0;
+            var records = 0;
+            try
+            {
+                length = new FileInfo(path).Length;
+                var segment = Segment.Open(path, writable: false, 4, out _, out _);
+                if (segment is not null)
+                {
+                    records = SegmentScanner.Scan(segment.Bytes, SegmentHeader.Size, segment.MappedLength, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
+                    segment.ForceUnmap();
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            _report.AddDropped(new DroppedRange(path, 0, length, baseOffset, records, reason));
+            RemoveFile(path);
+        }
+
+        _files = _files[..Math.Min(first, _files.Length)];
+    }
+
+    private void RemoveFile(string path)
+    {
+        _report.AddRemovedFile(path);
+        File.Delete(path);
+        Segment.TryDelete(IndexFile.PathFor(path));
+    }
+
+    private bool AnySealedFrom(int first)
+    {
+        Span<byte> header = stackalloc byte[SegmentHeader.Size];
+        for (var k = first; k < _files.Length; k++)
+        {
+            using var handle = File.OpenHandle(_files[k].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            header.Clear();
+            _ = RandomAccess.Read(handle, header, 0);
+            if (BinaryPrimitives.ReadUInt64LittleEndian(header) == SegmentHeader.Magic && SegmentHeader.TryReadSeal(header, out _, out _, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static void TryWriteIndex(Segment segment, int endPosition)
+    {
+        try
+        {
+            IndexFile.Write(IndexFile.PathFor(segment.FilePath), segment.BaseOffset, endPosition, segment.Index.Snapshot());
+        }
+        catch (IOException)
+        {
+            // Best effort: the index is rebuilt on the next open.
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System.Runtime.InteropServices;
+
+namespace FastBroker.Journal.Internal;
+
+/// <summary>
+/// The few libc calls the journal needs, as source-generated P/Invoke (no runtime marshalling stubs, so
+/// native AOT and trimming are safe). Linux only: <c>posix_fallocate</c> reserves blocks before a segment is
+/// mapped, so that writing into the mapping can never hit ENOSPC (which would be a SIGBUS, not an error).
+/// </summary>
+internal static unsafe partial class Native
+{
+    private const string Libc = "libc";
+
+    internal const int ProtRead = 0x1;
+    internal const int ProtWrite = 0x2;
+    internal const int MapShared = 0x01;
+    internal const int MapPrivate = 0x02;
+    internal const int MapFixed = 0x10;
+    internal const int MapAnonymous = 0x20;
+    internal const int ProtNone = 0x0;
+    internal const int MadvHugePage = 14;
+    internal const int MsAsync = 1;
+    internal const int MsSync = 4;
+    internal const int MadvSequential = 2;
+    internal const int MadvWillNeed = 3;
+    internal const int MadvPopulateWrite = 23;
+
+    internal const int EIntr = 4;
+    internal const int EAgain = 11;
+    internal const int EFBig = 27;
+    internal const int ENoSpc = 28;
+    internal const int EDQuot = 122;
+
+    /// <summary>Returns an errno value directly (0 on success); does not set errno.</summary>
+    [LibraryImport(Libc, EntryPoint = "posix_fallocate")]
+    internal static partial int PosixFallocate(int fd, long offset, long length);
+
+    [LibraryImport(Libc, EntryPoint = "mmap", SetLastError = true)]
+    internal static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport(Libc, EntryPoint = "munmap", SetLastError = true)]
+    internal static partial int Munmap(nint address, nuint length);
+
+    [LibraryImport(Libc, EntryPoint = "msync", SetLastError = true)]
+    internal static partial int Msync(nint address, nuint length, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "madvise", SetLastError = true)]
+    internal static partial int Madvise(nint address, nuint length, int advice);
+
+    [LibraryImport(Libc, EntryPoint = "fdatasync", SetLastError = true)]
+    internal static partial int Fdatasync(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
+    internal static partial int Fsync(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Open(string path, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "sendfile", SetLastError = true)]
+    internal static partial nint Sendfile(int outFd, int inFd, ref long offset, nuint count);
+
+    /// <summary>A readable "No space left on device (28)" for an errno value.</summary>
+    internal static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+
+    /// <summary>fsyncs a directory so that a newly created (or deleted) file name survives power loss.</summary>
+    internal static void SyncDirectory(string directory)
+    {
+        // .NET will not open a directory as a file handle; O_RDONLY | O_CLOEXEC (same value on x64 and arm64).
+        var fd = Open(directory, 0x80000);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new JournalException(JournalErrorCode.IoError, $"open of directory '{directory}' failed: {Describe(errno)}");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                throw new JournalException(JournalErrorCode.IoError, $"fsync of directory '{directory}' failed: {Describe(errno)}");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+}

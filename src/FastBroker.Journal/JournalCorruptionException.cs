@@ -1,0 +1,31 @@
+namespace FastBroker.Journal;
+
+/// <summary>
+/// A damaged record or header where a crash cannot explain it (a sealed segment, or a segment followed by a
+/// sealed one): the journal refuses to open rather than skip data. <see cref="FilePath"/> and
+/// <see cref="Position"/> say where; <see cref="JournalOptions.RepairCorruption"/> truncates there instead.
+/// </summary>
+public sealed class JournalCorruptionException : JournalException
+{
+    /// <summary>Creates the exception.</summary>
+    public JournalCorruptionException(string filePath, long position, long expectedOffset, string reason)
+        : base(JournalErrorCode.Corruption, $"Journal corrupt: {reason} in '{filePath}' at byte position {position} (expected offset {expectedOffset}). Refusing to open; set JournalOptions.RepairCorruption to truncate the journal there.")
+    {
+        FilePath = filePath;
+        Position = position;
+        ExpectedOffset = expectedOffset;
+        Reason = reason;
+    }
+
+    /// <summary>The segment file.</summary>
+    public string FilePath { get; }
+
+    /// <summary>Byte position of the bad record (or header) in the file.</summary>
+    public long Position { get; }
+
+    /// <summary>The offset the record at <see cref="Position"/> should have had.</summary>
+    public long ExpectedOffset { get; }
+
+    /// <summary>What check failed ("CRC32C mismatch", "bad record length", …).</summary>
+    public string Reason { get; }
+}

@@ -1,0 +1,315 @@
+using System.Runtime.CompilerServices;
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>The single-writer append path.</summary>
+public sealed unsafe partial class JournalLog
+{
+    // Writer-thread state: never touched by other threads (they see the published words only).
+    private readonly long _maxUndurableBytes;
+    private Segment? _active;
+    private byte* _writeBase;
+    private int _writePos;
+    private int _writeLimit;
+    private int _writeCount;
+    private int _nextIndexPos;
+    private long _nextOffset;
+    private long _lastTimestamp;
+    private long _appendedBytes;
+    private long _epoch;
+    private CoarseClock _clock;
+
+    // Shared positions.
+    private long _appendedOffset;
+    private long _durableOffset;
+    private long _durableBytes;
+
+    /// <summary>
+    /// Epoch stamped into segments created from now on (the replication term; writer thread).
+    /// </summary>
+    public long Epoch
+    {
+        get => _epoch;
+        set => _epoch = value;
+    }
+
+    /// <summary>Bytes a record takes in a segment (header and padding included): what a batch reserves.</summary>
+    public static int StoredSize(int keyLength, int headersLength, int payloadLength) =>
+        RecordLayout.Align(RecordLayout.HeaderSize + keyLength + headersLength + payloadLength);
+
+    /// <summary>The largest <see cref="StoredSize"/> a record may have: a segment minus its header.</summary>
+    public int MaxStoredRecordSize => _options.SegmentSize - SegmentHeader.Size;
+
+    /// <summary>Appends a payload-only record stamped with the current time. Writer thread only.</summary>
+    /// <returns>False for back-pressure (too many bytes not yet durable; wait for <see cref="DurableOffset"/> to move).</returns>
+    /// <exception cref="JournalFullException">A new segment was needed and the disk is full; nothing was written.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryAppend(ReadOnlySpan<byte> payload, out long offset) =>
+        TryAppend(default, default, payload, RecordFlags.None, _clock.NowUnixMs(), out offset);
+
+    /// <summary>Appends a record with key, header block and flags, stamped with the current time. Writer thread only.</summary>
+    /// <inheritdoc cref="TryAppend(ReadOnlySpan{byte}, out long)"/>
+    public bool TryAppend(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, out long offset) =>
+        TryAppend(key, headers, payload, flags, _clock.NowUnixMs(), out offset);
+
+    /// <summary>
+    /// Appends a record with an explicit Unix-millisecond timestamp (raised to the previous record's if earlier,
+    /// so timestamps never decrease and the time index stays searchable). Writer thread only.
+    /// </summary>
+    /// <inheritdoc cref="TryAppend(ReadOnlySpan{byte}, out long)"/>
+    public bool TryAppend(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, long timestampUnixMs, out long offset)
+    {
+        var length = (long)RecordLayout.HeaderSize + key.Length + headers.Length + payload.Length;
+        var stored = (length + 7) & ~7L;
+        if (_writePos + stored > _writeLimit || key.Length > ushort.MaxValue || _appendedBytes - Volatile.Read(ref _durableBytes) > _maxUndurableBytes)
+        {
+            return TryAppendSlow(key, headers, payload, flags, timestampUnixMs, out offset);
+        }
+
+        offset = _nextOffset;
+        WriteRecord((int)stored, (int)length, key, headers, payload, flags, timestampUnixMs);
+        PublishAppends();
+        return true;
+    }
+
+    /// <summary>
+    /// Reserves <paramref name="maxBytes"/> (a sum of <see cref="StoredSize"/>) in the current segment, rolling to
+    /// a new one if they do not fit: the one segment bounds check of the whole batch. The batch's records are
+    /// published together by <see cref="JournalBatch.Complete"/>. Writer thread only.
+    /// </summary>
+    /// <returns>False for back-pressure.</returns>
+    /// <exception cref="JournalFullException">A new segment was needed and the disk is full.</exception>
+    public bool TryBeginBatch(int maxBytes, out JournalBatch batch)
+    {
+        batch = default;
+        ThrowIfUnusable();
+        if (maxBytes <= 0 || maxBytes > MaxStoredRecordSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxBytes), maxBytes, $"A batch reserves 1..{MaxStoredRecordSize} bytes (one segment).");
+        }
+
+        if (_appendedBytes - Volatile.Read(ref _durableBytes) > _maxUndurableBytes)
+        {
+            RequestFlush();
+            return false;
+        }
+
+        if (_active is null || _writePos + (long)maxBytes > _writeLimit)
+        {
+            Roll();
+        }
+
+        batch = new JournalBatch(this, _writePos + maxBytes, _nextOffset, _clock.NowUnixMs());
+        return true;
+    }
+
+    /// <summary>Batch append: checked only against the reservation (a register compare), published later.</summary>
+    internal long AppendReserved(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, long timestamp, int reservationEnd)
+    {
+        var length = (long)RecordLayout.HeaderSize + key.Length + headers.Length + payload.Length;
+        var stored = (length + 7) & ~7L;
+        if (_writePos + stored > reservationEnd || key.Length > ushort.MaxValue)
+        {
+            ThrowHelper.ThrowReservationExceeded(stored, reservationEnd - _writePos);
+        }
+
+        var offset = _nextOffset;
+        WriteRecord((int)stored, (int)length, key, headers, payload, flags, timestamp);
+        return offset;
+    }
+
+    /// <summary>
+    /// Ends the writer's batch: under <see cref="DurabilityPolicy.None"/> everything appended becomes durable
+    /// (page cache) and visible now; under <see cref="DurabilityPolicy.GroupCommit"/> the flusher is woken to sync
+    /// it; under <see cref="DurabilityPolicy.Interval"/> the next tick covers it. Writer thread only; cheap
+    /// (an interlocked exchange when the flusher is busy).
+    /// </summary>
+    public void Commit()
+    {
+        if (_policy == DurabilityPolicy.None)
+        {
+            CommitNone();
+        }
+        else if (_policy == DurabilityPolicy.GroupCommit)
+        {
+            RequestFlush();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WriteRecord(int stored, int length, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, long timestamp)
+    {
+        if (timestamp < _lastTimestamp)
+        {
+            timestamp = _lastTimestamp;
+        }
+
+        var position = _writePos;
+        var p = _writeBase + position;
+        *(ulong*)(p + stored - 8) = 0; // padding: the page may hold bytes of a record dropped by recovery
+        *(uint*)p = (uint)length;
+        *(long*)(p + RecordLayout.OffsetOffset) = _nextOffset;
+        *(long*)(p + RecordLayout.TimestampOffset) = timestamp;
+        *(ushort*)(p + RecordLayout.FlagsOffset) = (ushort)flags;
+        *(ushort*)(p + RecordLayout.KeyLengthOffset) = (ushort)key.Length;
+        *(uint*)(p + RecordLayout.HeadersLengthOffset) = (uint)headers.Length;
+        var body = p + RecordLayout.HeaderSize;
+        if (!key.IsEmpty)
+        {
+            key.CopyTo(new Span<byte>(body, key.Length));
+            body += key.Length;
+        }
+
+        if (!headers.IsEmpty)
+        {
+            headers.CopyTo(new Span<byte>(body, headers.Length));
+            body += headers.Length;
+        }
+
+        payload.CopyTo(new Span<byte>(body, payload.Length));
+        *(uint*)(p + RecordLayout.CrcOffset) = RecordLayout.ComputeCrc(new ReadOnlySpan<byte>(p, length), length);
+
+        if (position >= _nextIndexPos)
+        {
+            _active!.Index.Add(_writeCount, position, timestamp);
+            _nextIndexPos = position + _options.IndexIntervalBytes;
+        }
+
+        _writePos = position + stored;
+        _writeCount++;
+        _nextOffset++;
+        _lastTimestamp = timestamp;
+        _appendedBytes += stored;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void PublishAppends()
+    {
+        _active!.Publish(Segment.Pack(_writeCount, _writePos), _lastTimestamp);
+        Volatile.Write(ref _appendedOffset, _nextOffset);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryAppendSlow(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, long timestamp, out long offset)
+    {
+        offset = -1;
+        ThrowIfUnusable();
+        var length = (long)RecordLayout.HeaderSize + key.Length + headers.Length + payload.Length;
+        var stored = (length + 7) & ~7L;
+        if (key.Length > ushort.MaxValue)
+        {
+            throw new JournalException(JournalErrorCode.RecordTooLarge, $"A key is at most 65535 bytes (got {key.Length}).");
+        }
+
+        if (stored > MaxStoredRecordSize)
+        {
+            throw new JournalException(JournalErrorCode.RecordTooLarge, $"Record of {stored} bytes does not fit in a {_options.SegmentSize}-byte segment (max {MaxStoredRecordSize}).");
+        }
+
+        if (_appendedBytes - Volatile.Read(ref _durableBytes) > _maxUndurableBytes)
+        {
+            RequestFlush();
+            return false;
+        }
+
+        if (_active is null || _writePos + stored > _writeLimit)
+        {
+            Roll();
+        }
+
+        offset = _nextOffset;
+        WriteRecord((int)stored, (int)length, key, headers, payload, flags, timestamp);
+        PublishAppends();
+        return true;
+    }
+
+    /// <summary>Creates the next segment (failing cleanly on a full disk), then closes the current one.</summary>
+    private void Roll()
+    {
+        var old = _active;
+        if (old is not null && _writeCount == 0)
+        {
+            // An empty segment too small for the record (segment size changed): replace it, same base offset.
+            lock (_segmentsLock)
+            {
+                _segments = [.. _segments.Where(s => s != old)];
+            }
+
+            old.Close();
+            old.Release();
+            Segment.TryDelete(old.FilePath);
+            old = null;
+            _active = null;
+        }
+
+        var path = Path.Combine(_directory, Segment.FileNameFor(_nextOffset));
+        var header = new SegmentHeader(_epoch, _nextOffset, _options.SegmentSize, NowUnixMs());
+        var segment = TakeSpare();
+        if (segment is not null && segment.Size == _options.SegmentSize)
+        {
+            try
+            {
+                segment.Adopt(path, header);
+            }
+            catch (IOException)
+            {
+                DiscardSpare(ref segment);
+            }
+        }
+        else if (segment is not null)
+        {
+            DiscardSpare(ref segment);
+        }
+
+        segment ??= Segment.Create(path, header, _indexCapacity); // throws JournalFullException; nothing changed yet
+        if (old is not null)
+        {
+            if (_policy == DurabilityPolicy.None)
+            {
+                CommitNone();
+            }
+
+            old.Close();
+        }
+
+        lock (_segmentsLock)
+        {
+            _segments = [.. _segments, segment];
+        }
+
+        Activate(segment);
+        RequestFlush(); // directory sync, seal the old segment, pre-fault the new one
+    }
+
+    private void Activate(Segment segment)
+    {
+        _active = segment;
+        _writeBase = segment.Pointer;
+        var published = segment.Published;
+        _writePos = Segment.PositionOf(published);
+        _writeCount = Segment.CountOf(published);
+        _writeLimit = segment.Size;
+        _lastTimestamp = Math.Max(_lastTimestamp, segment.LastTimestamp);
+        var index = segment.Index;
+        _nextIndexPos = index.Count > 0 ? index[index.Count - 1].Position + _options.IndexIntervalBytes : SegmentHeader.Size;
+    }
+
+    /// <summary>None policy: the writer itself advances the durable marks (no sync), then wakes waiters if any.</summary>
+    private void CommitNone()
+    {
+        var active = _active;
+        if (active is null)
+        {
+            return;
+        }
+
+        active.SetDurable(Segment.Pack(_writeCount, _writePos));
+        Volatile.Write(ref _durableBytes, _appendedBytes);
+        Volatile.Write(ref _durableOffset, _nextOffset);
+        if (Volatile.Read(ref _waiterCount) > 0)
+        {
+            RequestFlush();
+        }
+    }
+}

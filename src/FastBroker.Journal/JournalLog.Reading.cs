@@ -1,0 +1,232 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>Opening readers: seeks by offset (sparse index) and by time (segment, then index binary search).</summary>
+public sealed partial class JournalLog
+{
+    /// <summary>
+    /// Opens a reader at <paramref name="start"/>. Readers see durable records only and may be used from any one
+    /// thread each. <paramref name="verifyChecksums"/> re-checks each record's CRC32C as it is read (throwing
+    /// <see cref="JournalCorruptionException"/>), for tools; the broker trusts recovery's verification.
+    /// </summary>
+    public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false) => OpenReaderCore(start, null, verifyChecksums);
+
+    /// <summary>
+    /// Opens a named reader: from its saved position (<see cref="JournalReader.SavePosition"/>) if it has one,
+    /// else from <paramref name="startIfNew"/>.
+    /// </summary>
+    public JournalReader OpenReader(string name, ReadStart startIfNew, bool verifyChecksums = false)
+    {
+        ValidateReaderName(name);
+        var start = TryGetSavedPosition(name, out var saved) ? ReadStart.FromOffset(saved) : startIfNew;
+        return OpenReaderCore(start, name, verifyChecksums);
+    }
+
+    /// <summary>The position a named reader last saved.</summary>
+    public bool TryGetSavedPosition(string name, out long offset)
+    {
+        ValidateReaderName(name);
+        offset = -1;
+        var path = ReaderPositionPath(name);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length != 12 || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8)) != Crc32C.Compute(bytes.AsSpan(0, 8)))
+        {
+            return false;
+        }
+
+        offset = BinaryPrimitives.ReadInt64LittleEndian(bytes);
+        return true;
+    }
+
+    internal void SaveReaderPosition(string name, long offset)
+    {
+        var path = ReaderPositionPath(name);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var bytes = new byte[12];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, offset);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), Crc32C.Compute(bytes.AsSpan(0, 8)));
+        var temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(bytes);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path, overwrite: true);
+    }
+
+    private string ReaderPositionPath(string name) => Path.Combine(_directory, "readers", name + ".pos");
+
+    private static void ValidateReaderName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 200 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') || name[0] == '.')
+        {
+            throw new ArgumentException("Reader names are 1-200 characters of [A-Za-z0-9._-], not starting with '.'.", nameof(name));
+        }
+    }
+
+    private JournalReader OpenReaderCore(ReadStart start, string? name, bool verify)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Segment? segment;
+        int position;
+        long offset;
+        switch (start.Kind)
+        {
+            case ReadStartKind.Timestamp:
+                LocateTimestamp(start.Value, out segment, out position, out offset);
+                break;
+            case ReadStartKind.End:
+                LocateOffset(DurableOffset, out segment, out position, out offset);
+                break;
+            default:
+                LocateOffset(start.Value, out segment, out position, out offset);
+                break;
+        }
+
+        return new JournalReader(this, name, segment, position, offset, verify);
+    }
+
+    /// <summary>
+    /// Finds the durable record at <paramref name="target"/> (clamped to [first, durable]) and acquires its
+    /// segment: binary search over segments, binary search in the sparse index, then a scan of at most one
+    /// index interval.
+    /// </summary>
+    internal void LocateOffset(long target, out Segment? segment, out int position, out long offset)
+    {
+        while (true)
+        {
+            var segments = Volatile.Read(ref _segments);
+            if (segments.Length == 0)
+            {
+                segment = null;
+                position = 0;
+                offset = Math.Max(0, target);
+                return;
+            }
+
+            target = Math.Clamp(target, segments[0].BaseOffset, Math.Max(segments[0].BaseOffset, DurableOffset));
+            var s = segments[FindSegmentIndex(segments, target)];
+            if (!s.TryAcquire())
+            {
+                continue; // retired under us: look again
+            }
+
+            var durable = s.Durable;
+            var count = Segment.CountOf(durable);
+            var relative = target - s.BaseOffset;
+            segment = s;
+            if (relative >= count)
+            {
+                position = Segment.PositionOf(durable);
+                offset = s.BaseOffset + count;
+                return;
+            }
+
+            var e = s.Index.FindByOffset(relative);
+            var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
+            var bytes = s.Bytes;
+            while (at < relative)
+            {
+                pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
+                at++;
+            }
+
+            position = pos;
+            offset = target;
+            return;
+        }
+    }
+
+    /// <summary>The first durable record with a timestamp ≥ <paramref name="timestamp"/> (timestamps never decrease).</summary>
+    internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
+    {
+        while (true)
+        {
+            var segments = Volatile.Read(ref _segments);
+            if (segments.Length == 0)
+            {
+                LocateOffset(0, out segment, out position, out offset);
+                return;
+            }
+
+            // Last segment whose first record is older than the timestamp: the answer is in it or starts the next.
+            int lo = 0, hi = segments.Length - 1, found = 0;
+            while (lo <= hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                var index = segments[mid].Index;
+                var first = index.Count > 0 ? index[0].Timestamp : long.MaxValue;
+                if (first < timestamp)
+                {
+                    found = mid;
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid - 1;
+                }
+            }
+
+            var s = segments[found];
+            if (!s.TryAcquire())
+            {
+                continue;
+            }
+
+            var durable = s.Durable;
+            var count = Segment.CountOf(durable);
+            var e = s.Index.FindBeforeTimestamp(timestamp);
+            var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
+            var bytes = s.Bytes;
+            while (at < count)
+            {
+                var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
+                if (ts >= timestamp)
+                {
+                    segment = s;
+                    position = pos;
+                    offset = s.BaseOffset + at;
+                    return;
+                }
+
+                pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
+                at++;
+            }
+
+            // Every durable record here is older: start right after them (the next segment, or the tail).
+            var next = s.BaseOffset + count;
+            s.Release();
+            LocateOffset(next, out segment, out position, out offset);
+            return;
+        }
+    }
+
+    /// <summary>The segment starting exactly at <paramref name="baseOffset"/>, acquired; null if none (yet).</summary>
+    internal Segment? AcquireSegmentStartingAt(long baseOffset)
+    {
+        while (true)
+        {
+            var segments = Volatile.Read(ref _segments);
+            var i = FindSegmentIndex(segments, baseOffset);
+            if (i < 0 || segments[i].BaseOffset != baseOffset)
+            {
+                // Retention may have removed it (a reader that lost its segment): callers re-locate.
+                return null;
+            }
+
+            if (segments[i].TryAcquire())
+            {
+                return segments[i];
+            }
+        }
+    }
+}

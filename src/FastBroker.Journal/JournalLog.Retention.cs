@@ -1,0 +1,92 @@
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>Retention and explicit head truncation: whole sealed segments only, never one a reader holds.</summary>
+public sealed partial class JournalLog
+{
+    /// <summary>
+    /// Applies <see cref="JournalOptions.RetentionMaxAge"/> and <see cref="JournalOptions.RetentionMaxBytes"/>
+    /// now (the flusher also does it every <see cref="JournalOptions.RetentionCheckInterval"/>). Any thread.
+    /// </summary>
+    /// <returns>Segments deleted.</returns>
+    public int ApplyRetention() => ApplyRetention(DateTimeOffset.UtcNow);
+
+    /// <summary>Applies retention as if the time were <paramref name="now"/> (tests, tools).</summary>
+    /// <returns>Segments deleted.</returns>
+    public int ApplyRetention(DateTimeOffset now)
+    {
+        var maxAge = _options.RetentionMaxAge;
+        var maxBytes = _options.RetentionMaxBytes;
+        if (maxAge is null && maxBytes is null)
+        {
+            return 0;
+        }
+
+        var cutoff = maxAge is { } age ? now.ToUnixTimeMilliseconds() - (long)age.TotalMilliseconds : long.MinValue;
+        return DeleteOldSegments((s, total) => s.LastTimestamp < cutoff || (maxBytes is { } limit && total > limit));
+    }
+
+    /// <summary>
+    /// Explicit head truncation (FasterLog's <c>TruncateUntil</c>): deletes every sealed segment whose records are
+    /// all below <paramref name="offset"/>, regardless of retention limits, but never one a reader holds and never
+    /// at or above <see cref="MinRetainedOffset"/>. Any thread.
+    /// </summary>
+    /// <returns>Segments deleted.</returns>
+    public int TruncateBefore(long offset) =>
+        DeleteOldSegments((s, _) => s.BaseOffset + Segment.CountOf(s.Durable) <= offset);
+
+    private void MaybeApplyRetention()
+    {
+        if (_options.RetentionMaxAge is null && _options.RetentionMaxBytes is null)
+        {
+            return;
+        }
+
+        var now = Environment.TickCount64;
+        if (now - _lastRetentionTicks >= (long)_options.RetentionCheckInterval.TotalMilliseconds)
+        {
+            _lastRetentionTicks = now;
+            ApplyRetention();
+        }
+    }
+
+    private int DeleteOldSegments(Func<Segment, long, bool> eligible)
+    {
+        Segment[] removed;
+        lock (_segmentsLock)
+        {
+            var segments = _segments;
+            var total = segments.Sum(s => (long)s.Size);
+            var floor = MinRetainedOffset;
+            var k = 0;
+            while (k < segments.Length - 1)
+            {
+                var s = segments[k];
+                if (!s.IsSealed || s.BaseOffset + Segment.CountOf(s.Durable) > floor || !eligible(s, total) || !s.TryRetire())
+                {
+                    break; // the log stays contiguous: stop at the first segment that must stay
+                }
+
+                total -= s.Size;
+                k++;
+            }
+
+            if (k == 0)
+            {
+                return 0;
+            }
+
+            removed = segments[..k];
+            _segments = segments[k..];
+        }
+
+        foreach (var s in removed)
+        {
+            Segment.TryDelete(s.FilePath);
+            Segment.TryDelete(IndexFile.PathFor(s.FilePath));
+        }
+
+        return removed.Length;
+    }
+}

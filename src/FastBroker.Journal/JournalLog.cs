@@ -1,0 +1,216 @@
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>
+/// A journal of fixed-size, memory-mapped segment files (after FASTER's FasterLog): one thread appends with
+/// <see cref="TryAppend(ReadOnlySpan{byte}, out long)"/> (or a <see cref="JournalBatch"/>), commits with
+/// <see cref="Commit"/>, and anyone waits for durability with <see cref="WaitForDurableAsync"/>; readers
+/// (<see cref="OpenReader(ReadStart, bool)"/>) see durable records only, as spans over the mapping.
+/// </summary>
+/// <remarks>
+/// <para><b>Threads.</b> Append, batch, <see cref="Commit"/> and <see cref="Dispose"/> belong to one writer thread
+/// (the journaler; in the broker, a ring consumer). Waiting, reading, retention and the position properties are
+/// safe from any thread. One background thread ("journal-flusher") syncs, seals finished segments, applies
+/// retention and pre-faults the next pages.</para>
+/// <para><b>Memory ordering.</b> The writer stores a record's bytes, then publishes the segment's packed
+/// (count, end) word with a release write. The flusher reads it (acquire), syncs the range, and publishes the
+/// durable word (release); readers acquire the durable word before touching bytes below it. So a reader can
+/// never observe a partially written record.</para>
+/// </remarks>
+public sealed unsafe partial class JournalLog : IDisposable
+{
+    private readonly string _directory;
+    private readonly JournalOptions _options;
+    private readonly DurabilityPolicy _policy;
+    private readonly FileStream _lock;
+    private readonly Lock _segmentsLock = new();
+    private readonly int _indexCapacity;
+    private Segment[] _segments;
+    private long _minRetainedOffset = long.MaxValue;
+    private volatile bool _disposed;
+    private volatile JournalException? _fault;
+
+    private JournalLog(string directory, JournalOptions options, FileStream lockFile, List<Segment> segments, RecoveryReport report, int indexCapacity)
+    {
+        _directory = directory;
+        _options = options;
+        _policy = options.Durability;
+        _lock = lockFile;
+        _indexCapacity = indexCapacity;
+        _maxUndurableBytes = _policy == DurabilityPolicy.None ? long.MaxValue : options.MaxUndurableBytes;
+        _epoch = options.Epoch;
+        Recovery = report;
+        _segments = [.. segments];
+        for (var i = 0; i < _segments.Length - 1; i++)
+        {
+            _segments[i].Close(); // finished; the flusher seals any that are not sealed yet
+        }
+
+        _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published) : 0;
+        if (segments.Count > 0 && !segments[^1].IsSealed)
+        {
+            Activate(segments[^1]);
+        }
+        else if (segments.Count > 0)
+        {
+            segments[^1].Close();
+        }
+
+        _appendedOffset = _durableOffset = _nextOffset;
+        report.FirstOffset = segments.Count > 0 ? segments[0].BaseOffset : _nextOffset;
+        report.NextOffset = _nextOffset;
+        _flusher = new Thread(FlusherLoop) { IsBackground = true, Name = "journal-flusher" };
+    }
+
+    /// <summary>The journal directory.</summary>
+    public string Directory => _directory;
+
+    /// <summary>The options it was opened with.</summary>
+    public JournalOptions Options => _options;
+
+    /// <summary>What recovery found and changed when the journal was opened.</summary>
+    public RecoveryReport Recovery { get; }
+
+    /// <summary>The oldest retained offset (moves up when retention deletes segments).</summary>
+    public long FirstOffset
+    {
+        get
+        {
+            var segments = Volatile.Read(ref _segments);
+            return segments.Length > 0 ? segments[0].BaseOffset : NextOffset;
+        }
+    }
+
+    /// <summary>Appended position: the offset the next append gets (every offset below it is appended).</summary>
+    public long NextOffset => Volatile.Read(ref _appendedOffset);
+
+    /// <summary>
+    /// Durable position: every record with an offset below it is durable under the policy and visible to readers.
+    /// </summary>
+    public long DurableOffset => Volatile.Read(ref _durableOffset);
+
+    /// <summary>Number of segment files currently retained.</summary>
+    public int SegmentCount => Volatile.Read(ref _segments).Length;
+
+    /// <summary>Bytes of segment files currently retained.</summary>
+    public long SizeOnDisk => Volatile.Read(ref _segments).Sum(s => (long)s.Size);
+
+    /// <summary>
+    /// Retention never deletes a segment holding an offset at or above this (the broker sets it to its slowest
+    /// durable consumer). Default: no floor.
+    /// </summary>
+    public long MinRetainedOffset
+    {
+        get => Volatile.Read(ref _minRetainedOffset);
+        set => Volatile.Write(ref _minRetainedOffset, value);
+    }
+
+    /// <summary>
+    /// Opens (recovering if needed) or creates the journal in <paramref name="directory"/>. Recovery truncates a
+    /// torn tail and reports it in <see cref="Recovery"/>; corruption elsewhere throws.
+    /// </summary>
+    /// <exception cref="JournalCorruptionException">A sealed segment is damaged (names the file and position).</exception>
+    /// <exception cref="JournalFullException">The first segment cannot be allocated.</exception>
+    /// <exception cref="PlatformNotSupportedException">Not Linux on a little-endian CPU.</exception>
+    public static JournalLog Open(string directory, JournalOptions? options = null)
+    {
+        options ??= JournalOptions.Default;
+        options.Validate();
+        if (!OperatingSystem.IsLinux() || !BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("The journal needs Linux (posix_fallocate, mmap) on a little-endian CPU.");
+        }
+
+        directory = Path.GetFullPath(directory);
+        System.IO.Directory.CreateDirectory(directory);
+        var lockFile = AcquireDirectoryLock(directory);
+        JournalLog? journal = null;
+        try
+        {
+            var indexCapacity = (options.SegmentSize / options.IndexIntervalBytes) + 2;
+            var (segments, report) = JournalRecovery.Run(directory, options, indexCapacity);
+            journal = new JournalLog(directory, options, lockFile, segments, report, indexCapacity);
+            if (segments.Count == 0)
+            {
+                journal.Roll();
+            }
+
+            journal._flusher.Start();
+            return journal;
+        }
+        catch
+        {
+            if (journal is not null)
+            {
+                foreach (var s in journal._segments)
+                {
+                    s.ForceUnmap();
+                }
+            }
+
+            lockFile.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Flushes and seals what can be sealed, stops the flusher, fails pending waiters, and unmaps every segment
+    /// no reader still holds. Call from the writer thread once it has stopped appending.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        if (_policy == DurabilityPolicy.None && _fault is null && _active is not null)
+        {
+            CommitNone();
+        }
+
+        StopFlusher();
+        _disposed = true;
+        _writeLimit = 0;
+        FailAllWaiters(new ObjectDisposedException(nameof(JournalLog)));
+        Segment[] segments;
+        lock (_segmentsLock)
+        {
+            segments = _segments;
+            _segments = [];
+        }
+
+        foreach (var s in segments)
+        {
+            s.Release();
+        }
+
+        _lock.Dispose();
+    }
+
+    private static FileStream AcquireDirectoryLock(string directory)
+    {
+        var path = Path.Combine(directory, "journal.lock");
+        try
+        {
+            // FileShare.None takes an exclusive flock on Unix: a second writer process fails here, not later.
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (!Segment.IsNoSpace(e))
+        {
+            throw new JournalException(JournalErrorCode.IoError, $"Journal '{directory}' is already open (lock file '{path}'): {e.Message}", e);
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_fault is { } fault)
+        {
+            throw new JournalException(JournalErrorCode.Faulted, "The journal is faulted after a failed flush: " + fault.Message, fault);
+        }
+    }
+
+    private static long NowUnixMs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMillisecond;
+}

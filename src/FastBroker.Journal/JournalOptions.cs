@@ -1,0 +1,82 @@
+namespace FastBroker.Journal;
+
+/// <summary>How a journal is laid out and flushed. Immutable; <see cref="Default"/> is a sensible start.</summary>
+public sealed record JournalOptions
+{
+    /// <summary>64 MiB segments, group commit, verify everything on open.</summary>
+    public static JournalOptions Default { get; } = new();
+
+    /// <summary>Bytes per segment file, header included (64 KiB … 1 GiB; a multiple of 4096). New segments only.</summary>
+    public int SegmentSize { get; init; } = 64 << 20;
+
+    /// <summary>When appended records become durable; see <see cref="DurabilityPolicy"/>.</summary>
+    public DurabilityPolicy Durability { get; init; } = DurabilityPolicy.GroupCommit;
+
+    /// <summary>Period of the <see cref="DurabilityPolicy.Interval"/> policy.</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// Back-pressure: with a syncing policy, <see cref="JournalLog.TryAppend(ReadOnlySpan{byte}, out long)"/>
+    /// returns false while more than this many appended bytes are not yet durable (bounds the work one sync does).
+    /// </summary>
+    public long MaxUndurableBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// One sparse index entry per this many bytes of records (16 KiB: a 64 MiB segment has 4096 entries, 64 KiB
+    /// of memory; a seek is a binary search plus a scan of at most 16 KiB).
+    /// </summary>
+    public int IndexIntervalBytes { get; init; } = 16 << 10;
+
+    /// <summary>Epoch stamped into new segment headers (the replication term of the writer).</summary>
+    public long Epoch { get; init; }
+
+    /// <summary>
+    /// On open, verify every record's CRC in sealed segments too (true), or only scan the unsealed tail and
+    /// trust sealed segments' trailers (false: faster opens; damage is then found when read).
+    /// </summary>
+    public bool VerifySealedSegmentsOnOpen { get; init; } = true;
+
+    /// <summary>
+    /// Instead of refusing to open on corruption in a sealed segment, truncate the journal at the bad record
+    /// (dropping every later record and segment) and report it in <see cref="JournalLog.Recovery"/>.
+    /// </summary>
+    public bool RepairCorruption { get; init; }
+
+    /// <summary>Delete sealed segments whose newest record is older than this (null: no age limit).</summary>
+    public TimeSpan? RetentionMaxAge { get; init; }
+
+    /// <summary>Delete the oldest sealed segments while the journal takes more than this many bytes (null: no limit).</summary>
+    public long? RetentionMaxBytes { get; init; }
+
+    /// <summary>How often the flusher thread applies retention when a limit is set.</summary>
+    public TimeSpan RetentionCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Pre-fault each new segment's pages for writing (<c>madvise(MADV_POPULATE_WRITE)</c>) on the flusher thread
+    /// before the writer reaches them, so the writer does not take a page fault per 4 KiB.
+    /// </summary>
+    public bool PrefaultSegments { get; init; } = true;
+
+    internal void Validate()
+    {
+        if (SegmentSize < (64 << 10) || SegmentSize > (1 << 30) || SegmentSize % 4096 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SegmentSize), SegmentSize, "Segment size must be a multiple of 4096 between 64 KiB and 1 GiB.");
+        }
+
+        if (IndexIntervalBytes < 512)
+        {
+            throw new ArgumentOutOfRangeException(nameof(IndexIntervalBytes), IndexIntervalBytes, "Index interval must be at least 512 bytes.");
+        }
+
+        if (FlushInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(FlushInterval), FlushInterval, "Flush interval must be positive.");
+        }
+
+        if (MaxUndurableBytes <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxUndurableBytes), MaxUndurableBytes, "Must be positive.");
+        }
+    }
+}

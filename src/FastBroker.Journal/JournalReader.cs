@@ -1,0 +1,266 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>
+/// A cursor over durable records, returning views over the mapped segment (no copy). Holds a reference on its
+/// current segment, so retention cannot delete or unmap it while the reader is positioned there. One thread
+/// at a time per reader; dispose it to release the segment.
+/// </summary>
+public sealed class JournalReader : IDisposable
+{
+    private readonly JournalLog _log;
+    private readonly bool _verify;
+    private Segment? _segment;
+    private int _position;
+    private long _nextOffset;
+
+    internal JournalReader(JournalLog log, string? name, Segment? segment, int position, long nextOffset, bool verify)
+    {
+        _log = log;
+        Name = name;
+        _segment = segment;
+        _position = position;
+        _nextOffset = nextOffset;
+        _verify = verify;
+    }
+
+    /// <summary>The name positions are saved under (null for an anonymous reader).</summary>
+    public string? Name { get; }
+
+    /// <summary>Offset of the record the next read returns.</summary>
+    public long NextOffset => _nextOffset;
+
+    /// <summary>
+    /// Reads the next durable record, if there is one. The record's spans point into the mapping and are valid
+    /// until the next call on this reader. Never allocates.
+    /// </summary>
+    public bool TryRead(out JournalRecord record)
+    {
+        var segment = _segment;
+        if (segment is not null && _position < Segment.PositionOf(segment.Durable))
+        {
+            var bytes = segment.Bytes;
+            var length = (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(_position)));
+            record = new JournalRecord(bytes.Slice(_position, length));
+            if (_verify)
+            {
+                Verify(segment, record);
+            }
+
+            _position += RecordLayout.Align(length);
+            _nextOffset++;
+            return true;
+        }
+
+        return TryReadSlow(out record);
+    }
+
+    /// <summary>
+    /// Returns up to <paramref name="maxBytes"/> of consecutive whole records from one segment (at least one
+    /// record, even if larger) and moves past them.
+    /// </summary>
+    public bool TryReadRun(int maxBytes, out JournalRun run)
+    {
+        if (!TryPeekRun(maxBytes, out var segment, out var start, out var end, out var count))
+        {
+            run = default;
+            return false;
+        }
+
+        run = new JournalRun(segment.Bytes.Slice(start, end - start), _nextOffset, count, segment.Handle, start);
+        _position = end;
+        _nextOffset += count;
+        return true;
+    }
+
+    /// <summary>
+    /// Sends up to <paramref name="maxBytes"/> of whole records to <paramref name="socket"/> straight from the
+    /// mapping (<see cref="Socket.Send(ReadOnlySpan{byte})"/> of the mapped span: no managed buffer, no copy
+    /// in user space) and moves past them. Blocks until the run is sent; returns the bytes sent (0: nothing durable
+    /// to send). If the send throws, the reader does not move.
+    /// </summary>
+    public int SendTo(Socket socket, int maxBytes = 1 << 20)
+    {
+        if (!TryPeekRun(maxBytes, out var segment, out var start, out var end, out var count))
+        {
+            return 0;
+        }
+
+        var span = segment.Bytes.Slice(start, end - start);
+        var sent = 0;
+        while (sent < span.Length)
+        {
+            sent += socket.Send(span.Slice(sent));
+        }
+
+        _position = end;
+        _nextOffset += count;
+        return sent;
+    }
+
+    /// <summary>
+    /// Like <see cref="SendTo"/> but with <c>sendfile(2)</c> from the segment file: the kernel copies page cache
+    /// to socket, the bytes never enter this process. The socket must be in blocking mode.
+    /// </summary>
+    public int SendFileTo(Socket socket, int maxBytes = 1 << 20)
+    {
+        if (!TryPeekRun(maxBytes, out var segment, out var start, out var end, out var count))
+        {
+            return 0;
+        }
+
+        long fileOffset = start;
+        var socketFd = (int)socket.SafeHandle.DangerousGetHandle();
+        var fileFd = (int)segment.Handle.DangerousGetHandle();
+        while (fileOffset < end)
+        {
+            var n = Native.Sendfile(socketFd, fileFd, ref fileOffset, (nuint)(end - fileOffset));
+            if (n < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Native.EIntr)
+                {
+                    continue;
+                }
+
+                throw new SocketException(errno);
+            }
+        }
+
+        _position = end;
+        _nextOffset += count;
+        return end - start;
+    }
+
+    /// <summary>Waits until a record is durable at <see cref="NextOffset"/> (a tailing reader's park). No thread is held.</summary>
+    public ValueTask WaitToReadAsync(CancellationToken cancellationToken = default) =>
+        _log.WaitForDurableAsync(_nextOffset, cancellationToken);
+
+    /// <summary>Blocks until a record is durable at <see cref="NextOffset"/>, or the timeout passes (false).</summary>
+    public bool WaitToRead(TimeSpan timeout) => _log.WaitForDurable(_nextOffset, timeout);
+
+    /// <summary>Persists <see cref="NextOffset"/> under <see cref="Name"/> (fsync'd, atomic rename).</summary>
+    /// <exception cref="InvalidOperationException">The reader has no name.</exception>
+    public void SavePosition()
+    {
+        if (Name is null)
+        {
+            throw new InvalidOperationException("Only named readers save positions (JournalLog.OpenReader(name, …)).");
+        }
+
+        _log.SaveReaderPosition(Name, _nextOffset);
+    }
+
+    /// <summary>Releases the segment this reader holds.</summary>
+    public void Dispose()
+    {
+        var segment = _segment;
+        _segment = null;
+        segment?.Release();
+    }
+
+    private bool TryReadSlow(out JournalRecord record)
+    {
+        record = default;
+        if (!MoveToData())
+        {
+            return false;
+        }
+
+        return TryRead(out record);
+    }
+
+    /// <summary>Ensures the reader sits before a durable record: moves to the next segment when this one is done.</summary>
+    private bool MoveToData()
+    {
+        while (true)
+        {
+            var segment = _segment;
+            if (segment is not null && _position < Segment.PositionOf(segment.Durable))
+            {
+                return true;
+            }
+
+            if (segment is not null && _nextOffset < segment.BaseOffset + Segment.CountOf(segment.Durable))
+            {
+                return false;
+            }
+
+            var next = _log.AcquireSegmentStartingAt(_nextOffset);
+            if (next is null)
+            {
+                if (segment is null && _log.FirstOffset > _nextOffset)
+                {
+                    // Our segment was never acquired (or was retired before we got there): re-locate.
+                    _log.LocateOffset(_nextOffset, out _segment, out _position, out _nextOffset);
+                    if (_segment is null)
+                    {
+                        return false;
+                    }
+
+                    continue;
+                }
+
+                return false;
+            }
+
+            if (ReferenceEquals(next, segment))
+            {
+                // Still the active segment and nothing new is durable in it yet (e.g. an empty journal).
+                next.Release();
+                return false;
+            }
+
+            segment?.Release();
+            _segment = next;
+            _position = SegmentHeader.Size;
+        }
+    }
+
+    private bool TryPeekRun(int maxBytes, out Segment segment, out int start, out int end, out int count)
+    {
+        segment = null!;
+        start = end = count = 0;
+        if (!MoveToData())
+        {
+            return false;
+        }
+
+        segment = _segment!;
+        var durableEnd = Segment.PositionOf(segment.Durable);
+        var bytes = segment.Bytes;
+        start = end = _position;
+        while (end < durableEnd)
+        {
+            var stored = RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(end))));
+            if (count > 0 && end + stored - start > maxBytes)
+            {
+                break;
+            }
+
+            if (_verify)
+            {
+                Verify(segment, new JournalRecord(bytes.Slice(end, (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(end))))), _nextOffset + count, end);
+            }
+
+            end += stored;
+            count++;
+        }
+
+        return count > 0;
+    }
+
+    private void Verify(Segment segment, JournalRecord record) => Verify(segment, record, _nextOffset, _position);
+
+    private static void Verify(Segment segment, JournalRecord record, long expectedOffset, int position)
+    {
+        if (record.Offset != expectedOffset || !record.VerifyChecksum())
+        {
+            ThrowHelper.ThrowCorruptRecord(segment.FilePath, position, expectedOffset, record.Offset != expectedOffset ? "record offset out of sequence" : "CRC32C mismatch");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+namespace FastBroker.Journal;
+
+/// <summary>The result of <see cref="JournalInspector.Verify"/>: every record's CRC checked, segment by segment.</summary>
+public sealed class JournalVerifyReport
+{
+    internal JournalVerifyReport(List<SegmentVerifyResult> segments, bool corrupt, bool damagedTail)
+    {
+        Segments = segments;
+        IsCorrupt = corrupt;
+        HasDamagedTail = damagedTail;
+    }
+
+    /// <summary>One entry per segment file, in offset order.</summary>
+    public IReadOnlyList<SegmentVerifyResult> Segments { get; }
+
+    /// <summary>Intact records.</summary>
+    public long RecordCount => Segments.Sum(s => (long)s.RecordCount);
+
+    /// <summary>Bytes of intact records.</summary>
+    public long Bytes => Segments.Sum(s => s.Bytes);
+
+    /// <summary>Damage that opening the journal would refuse (sealed segment, or damage followed by sealed data).</summary>
+    public bool IsCorrupt { get; }
+
+    /// <summary>Damage in the unsealed tail only: opening the journal truncates it and reports what was dropped.</summary>
+    public bool HasDamagedTail { get; }
+
+    /// <summary>0 intact, 1 corrupt, 2 damaged tail only.</summary>
+    public int ExitCode => IsCorrupt ? 1 : HasDamagedTail ? 2 : 0;
+}

@@ -1,0 +1,35 @@
+namespace FastBroker.Journal;
+
+/// <summary>Where a new <see cref="JournalReader"/> starts.</summary>
+public readonly record struct ReadStart
+{
+    private ReadStart(ReadStartKind kind, long value)
+    {
+        Kind = kind;
+        Value = value;
+    }
+
+    /// <summary>How <see cref="Value"/> is interpreted.</summary>
+    public ReadStartKind Kind { get; }
+
+    /// <summary>The offset or Unix-millisecond timestamp.</summary>
+    public long Value { get; }
+
+    /// <summary>The oldest retained record.</summary>
+    public static ReadStart Beginning => new(ReadStartKind.Offset, 0);
+
+    /// <summary>After the last durable record at open time: only new records are read.</summary>
+    public static ReadStart End => new(ReadStartKind.End, 0);
+
+    /// <summary>
+    /// The record at <paramref name="offset"/>. Below the oldest retained record the reader starts at the
+    /// oldest; beyond the durable end it starts at the durable end (<see cref="JournalReader.NextOffset"/> says).
+    /// </summary>
+    public static ReadStart FromOffset(long offset) => new(ReadStartKind.Offset, offset);
+
+    /// <summary>The first record with a timestamp at or after <paramref name="unixMilliseconds"/>.</summary>
+    public static ReadStart FromTimestamp(long unixMilliseconds) => new(ReadStartKind.Timestamp, unixMilliseconds);
+
+    /// <summary>The first record with a timestamp at or after <paramref name="time"/>.</summary>
+    public static ReadStart FromTime(DateTimeOffset time) => FromTimestamp(time.ToUnixTimeMilliseconds());
+}

@@ -1,0 +1,59 @@
+using System.Text;
+
+namespace FastBroker.Journal;
+
+/// <summary>What opening a journal found and changed: always available as <see cref="JournalLog.Recovery"/>.</summary>
+public sealed class RecoveryReport
+{
+    private readonly List<DroppedRange> _dropped = [];
+    private readonly List<string> _removedFiles = [];
+
+    /// <summary>Segment files found.</summary>
+    public int SegmentCount { get; internal set; }
+
+    /// <summary>Segments whose every record CRC was checked.</summary>
+    public int SegmentsVerified { get; internal set; }
+
+    /// <summary>Sparse indexes rebuilt because their file was missing or damaged.</summary>
+    public int IndexesRebuilt { get; internal set; }
+
+    /// <summary>Oldest retained offset.</summary>
+    public long FirstOffset { get; internal set; }
+
+    /// <summary>Offset the next append gets.</summary>
+    public long NextOffset { get; internal set; }
+
+    /// <summary>Byte ranges dropped (torn tail, repaired corruption), in file order.</summary>
+    public IReadOnlyList<DroppedRange> Dropped => _dropped;
+
+    /// <summary>Whole files removed (an interrupted segment creation, segments after a truncation point).</summary>
+    public IReadOnlyList<string> RemovedFiles => _removedFiles;
+
+    /// <summary>Total records dropped.</summary>
+    public long DroppedRecordCount => _dropped.Sum(d => (long)d.RecordCount);
+
+    /// <summary>True when nothing was dropped or removed.</summary>
+    public bool IsClean => _dropped.Count == 0 && _removedFiles.Count == 0;
+
+    internal void AddDropped(DroppedRange range) => _dropped.Add(range);
+
+    internal void AddRemovedFile(string path) => _removedFiles.Add(path);
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        sb.Append($"{SegmentCount} segment(s), {SegmentsVerified} verified, offsets [{FirstOffset}, {NextOffset}), {IndexesRebuilt} index(es) rebuilt");
+        foreach (var d in _dropped)
+        {
+            sb.Append("; dropped ").Append(d);
+        }
+
+        foreach (var f in _removedFiles)
+        {
+            sb.Append("; removed ").Append(Path.GetFileName(f));
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,149 @@
+using FastBroker.Testing;
+
+namespace FastBroker.Journal.Tests;
+
+public class CorruptionTests
+{
+    private static readonly JournalOptions s_options = AppendReadTests.Small;
+
+    private static TempDirectory JournalWith(int count)
+    {
+        var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        AppendReadTests.AppendRange(journal, count);
+        RetentionTests.SealAll(journal);
+        return dir;
+    }
+
+    [Fact]
+    public void A_flipped_bit_in_the_last_record_drops_that_record_and_reports_it()
+    {
+        using var dir = JournalWith(3000);
+        var active = JournalFiles.Segments(dir.Path)[^1];
+        var last = JournalFiles.Records(active)[^1];
+        JournalFiles.FlipBit(active, last.Position + last.Length - 1, bit: 3);
+        Assert.Equal(2, JournalInspector.Verify(dir.Path).ExitCode);
+
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        var dropped = Assert.Single(journal.Recovery.Dropped);
+        Assert.Equal(last.Position, dropped.StartPosition);
+        Assert.Equal(1, dropped.RecordCount);
+        Assert.Equal(2999, dropped.FirstOffset);
+        Assert.Equal(2999, journal.NextOffset);
+        Assert.Equal(2999, AppendReadTests.ReadAllChecked(journal));
+    }
+
+    [Fact]
+    public void A_flipped_bit_inside_the_active_segment_drops_it_and_everything_after_as_a_torn_tail()
+    {
+        using var dir = JournalWith(3000);
+        var active = JournalFiles.Segments(dir.Path)[^1];
+        var records = JournalFiles.Records(active);
+        var victim = records[records.Count / 2];
+        JournalFiles.FlipBit(active, victim.Position + 20);
+
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        var dropped = Assert.Single(journal.Recovery.Dropped);
+        Assert.Equal(victim.Position, dropped.StartPosition);
+        Assert.Equal(records.Count - (records.Count / 2), dropped.RecordCount);
+        Assert.Equal(victim.Offset, journal.NextOffset);
+    }
+
+    [Fact]
+    public void A_flipped_bit_in_a_sealed_segment_refuses_to_open_naming_file_and_position()
+    {
+        using var dir = JournalWith(3000);
+        var sealedSegment = JournalFiles.Segments(dir.Path)[1];
+        var victim = JournalFiles.Records(sealedSegment)[7];
+        JournalFiles.FlipBit(sealedSegment, victim.Position + 40);
+
+        var e = Assert.Throws<JournalCorruptionException>(() => JournalLog.Open(dir.Path, s_options));
+        Assert.Equal(sealedSegment, e.FilePath);
+        Assert.Equal(victim.Position, e.Position);
+        Assert.Equal(victim.Offset, e.ExpectedOffset);
+        Assert.Equal(JournalErrorCode.Corruption, e.ErrorCode);
+        Assert.Contains(Path.GetFileName(sealedSegment), e.Message, StringComparison.Ordinal);
+        Assert.Contains("CRC32C", e.Message, StringComparison.Ordinal);
+        Assert.Equal(1, JournalInspector.Verify(dir.Path).ExitCode);
+
+        // Refusing must not have changed anything: the same error again.
+        Assert.Throws<JournalCorruptionException>(() => JournalLog.Open(dir.Path, s_options));
+    }
+
+    [Fact]
+    public void Repair_truncates_at_the_corrupt_record_and_reports_everything_dropped()
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[1])[7];
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+
+        using (var journal = JournalLog.Open(dir.Path, s_options with { RepairCorruption = true }))
+        {
+            Assert.Equal(victim.Offset, journal.NextOffset);
+            Assert.Equal(victim.Offset, AppendReadTests.ReadAllChecked(journal));
+            Assert.Equal(segments[1], journal.Recovery.Dropped[0].FilePath);
+            Assert.Equal(victim.Position, journal.Recovery.Dropped[0].StartPosition);
+            Assert.Equal(segments.Length - 2, journal.Recovery.RemovedFiles.Count);
+            Assert.Equal(3000 - victim.Offset, journal.Recovery.DroppedRecordCount);
+            AppendReadTests.AppendRange(journal, 5);
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean);
+            Assert.Equal(victim.Offset + 5, AppendReadTests.ReadAllChecked(journal));
+        }
+    }
+
+    [Fact]
+    public void A_damaged_segment_header_refuses_to_open_at_position_zero()
+    {
+        using var dir = JournalWith(3000);
+        var segment = JournalFiles.Segments(dir.Path)[0];
+        JournalFiles.FlipBit(segment, 20);
+        var e = Assert.Throws<JournalCorruptionException>(() => JournalLog.Open(dir.Path, s_options));
+        Assert.Equal(segment, e.FilePath);
+        Assert.Equal(0, e.Position);
+    }
+
+    [Fact]
+    public void A_damaged_seal_trailer_is_rescanned_and_resealed_not_refused()
+    {
+        using var dir = JournalWith(3000);
+        var segment = JournalFiles.Segments(dir.Path)[0];
+        JournalFiles.FlipBit(segment, 70);
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        Assert.True(journal.Recovery.IsClean);
+        Assert.Equal(3000, AppendReadTests.ReadAllChecked(journal));
+    }
+
+    [Fact]
+    public void A_missing_middle_segment_is_refused_as_a_gap()
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        File.Delete(segments[1]);
+        var e = Assert.Throws<JournalCorruptionException>(() => JournalLog.Open(dir.Path, s_options));
+        Assert.Equal(segments[2], e.FilePath);
+        Assert.Contains("previous one ends", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_checksumming_reader_reports_damage_found_after_open()
+    {
+        using var dir = JournalWith(3000);
+        using var journal = JournalLog.Open(dir.Path, s_options with { VerifySealedSegmentsOnOpen = false });
+        var segment = JournalFiles.Segments(dir.Path)[0];
+        var victim = JournalFiles.Records(segment)[3];
+        JournalFiles.FlipBit(segment, victim.Position + 40); // through the file: the shared mapping sees it
+        using var reader = journal.OpenReader(ReadStart.Beginning, verifyChecksums: true);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(reader.TryRead(out _));
+        }
+
+        var e = Assert.Throws<JournalCorruptionException>(() => reader.TryRead(out _));
+        Assert.Equal(victim.Position, e.Position);
+    }
+}

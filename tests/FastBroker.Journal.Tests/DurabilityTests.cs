@@ -1,0 +1,126 @@
+using FastBroker.Testing;
+
+namespace FastBroker.Journal.Tests;
+
+public class DurabilityTests
+{
+    private static JournalOptions With(DurabilityPolicy policy) => AppendReadTests.Small with { Durability = policy };
+
+    [Fact]
+    public void None_makes_records_durable_and_visible_at_commit_not_before()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.None));
+        using var reader = journal.OpenReader(ReadStart.Beginning);
+        Assert.True(journal.TryAppend("a"u8, out _));
+        Assert.Equal(1, journal.NextOffset);
+        Assert.Equal(0, journal.DurableOffset);
+        Assert.False(reader.TryRead(out _), "uncommitted records are invisible");
+        journal.Commit();
+        Assert.Equal(1, journal.DurableOffset);
+        Assert.True(reader.TryRead(out var r));
+        Assert.Equal(0, r.Offset);
+    }
+
+    [Fact]
+    public async Task Group_commit_wakes_every_waiter_of_the_flush_together()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.GroupCommit));
+        var waits = new List<Task>();
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(journal.TryAppend(AppendReadTests.PayloadFor(i), out var offset));
+            waits.Add(journal.WaitForDurableAsync(offset).AsTask());
+        }
+
+        journal.Commit();
+        await Eventually.Completes(Task.WhenAll(waits));
+        Assert.True(journal.DurableOffset >= 100);
+        Assert.True(journal.WaitForDurable(99, TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
+    public void Group_commit_waiter_needs_no_explicit_commit()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.GroupCommit));
+        Assert.True(journal.TryAppend("x"u8, out var offset));
+        Assert.True(journal.WaitForDurable(offset, Eventually.DefaultTimeout));
+        Assert.Equal(1, journal.DurableOffset);
+    }
+
+    [Fact]
+    public async Task Interval_policy_flushes_without_commit()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.Interval) with { FlushInterval = TimeSpan.FromMilliseconds(5) });
+        Assert.True(journal.TryAppend("x"u8, out var offset));
+        await Eventually.Completes(journal.WaitForDurableAsync(offset).AsTask());
+    }
+
+    [Fact]
+    public void Synchronous_wait_times_out_when_nothing_commits()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.None));
+        Assert.True(journal.TryAppend("x"u8, out var offset));
+        Assert.False(journal.WaitForDurable(offset, TimeSpan.FromMilliseconds(20)));
+        journal.Commit();
+        Assert.True(journal.WaitForDurable(offset, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task A_cancelled_wait_throws_and_others_still_complete()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.None));
+        Assert.True(journal.TryAppend("x"u8, out var offset));
+        using var cts = new CancellationTokenSource();
+        var cancelled = journal.WaitForDurableAsync(offset, cts.Token).AsTask();
+        var other = journal.WaitForDurableAsync(offset).AsTask();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Eventually.Completes(cancelled));
+        journal.Commit();
+        await Eventually.Completes(other);
+    }
+
+    [Fact]
+    public async Task Dispose_fails_pending_waiters_instead_of_hanging_them()
+    {
+        using var dir = new TempDirectory();
+        var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.None));
+        var wait = journal.WaitForDurableAsync(10).AsTask();
+        journal.Dispose();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => Eventually.Completes(wait));
+    }
+
+    [Fact]
+    public void Back_pressure_refuses_appends_until_the_flusher_catches_up()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.GroupCommit) with { MaxUndurableBytes = 1000 });
+        var refused = false;
+        for (var i = 0; i < 100_000 && !refused; i++)
+        {
+            refused = !journal.TryAppend(new byte[100], out _);
+        }
+
+        Assert.True(refused, "appends beyond MaxUndurableBytes must be refused");
+        var appended = journal.NextOffset;
+        Assert.True(journal.WaitForDurable(appended - 1, Eventually.DefaultTimeout));
+        Assert.True(journal.TryAppend(new byte[100], out var next));
+        Assert.Equal(appended, next);
+    }
+
+    [Fact]
+    public void Appended_and_durable_positions_are_reported_separately()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.None));
+        AppendReadTests.AppendRange(journal, 10);
+        Assert.True(journal.TryAppend("more"u8, out _));
+        Assert.Equal(11, journal.NextOffset);
+        Assert.Equal(10, journal.DurableOffset);
+    }
+}

@@ -1,0 +1,155 @@
+using FastBroker.Testing;
+
+namespace FastBroker.Journal.Tests;
+
+public class RetentionTests
+{
+    private static JournalOptions BySize(long bytes) => AppendReadTests.Small with { RetentionMaxBytes = bytes, RetentionCheckInterval = TimeSpan.FromHours(1) };
+
+    /// <summary>Only sealed segments are deleted; the flusher seals closed ones and then writes their index file.</summary>
+    internal static void SealAll(JournalLog journal) =>
+        Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed by the flusher");
+
+    [Fact]
+    public void Size_retention_deletes_the_oldest_whole_sealed_segments()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(3 * (64 << 10)));
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        var before = journal.SegmentCount;
+        Assert.True(before > 3);
+        journal.ApplyRetention();
+        Assert.Equal(3, journal.SegmentCount);
+        Assert.True(journal.FirstOffset > 0);
+        Assert.Equal(journal.SegmentCount, Directory.GetFiles(dir.Path, "*.seg").Length);
+        Assert.Equal(5000, AppendReadTests.ReadAllChecked(journal, journal.FirstOffset));
+        using var reader = journal.OpenReader(ReadStart.Beginning);
+        Assert.Equal(journal.FirstOffset, reader.NextOffset);
+    }
+
+    [Fact]
+    public void Age_retention_deletes_segments_whose_newest_record_is_older_than_the_limit()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small with { RetentionMaxAge = TimeSpan.FromHours(1), RetentionCheckInterval = TimeSpan.FromHours(1) });
+        const long T0 = 1_700_000_000_000;
+        for (long i = 0; i < 3000; i++)
+        {
+            Assert.True(journal.TryAppend(default, default, AppendReadTests.PayloadFor(i), RecordFlags.None, T0 + (i * 10_000), out _)); // every 10 s
+        }
+
+        journal.Commit();
+        SealAll(journal);
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(T0 + (3000 * 10_000L));
+        Assert.True(journal.ApplyRetention(now) > 0);
+
+        // Cutoff = now - 1 h = record 2640's time. Every deleted segment was wholly older; the first kept one is not.
+        using var reader = journal.OpenReader(ReadStart.Beginning);
+        Assert.True(reader.TryRead(out var first));
+        Assert.InRange(first.Offset, 1, 2640);
+        Assert.Equal(journal.FirstOffset, first.Offset);
+        Assert.Equal(3000, AppendReadTests.ReadAllChecked(journal, first.Offset));
+        Assert.Equal(0, journal.ApplyRetention(now));
+    }
+
+    [Fact]
+    public void Retention_never_deletes_a_segment_a_reader_holds()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(64 << 10));
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        var reader = journal.OpenReader(ReadStart.FromOffset(10));
+        Assert.Equal(0, journal.ApplyRetention());
+        Assert.True(reader.TryRead(out var r));
+        Assert.Equal(10, r.Offset);
+        reader.Dispose();
+        Assert.True(journal.ApplyRetention() > 0);
+        Assert.Equal(1, journal.SegmentCount);
+    }
+
+    [Fact]
+    public void Retention_respects_the_minimum_retained_offset()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(64 << 10));
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        journal.MinRetainedOffset = 1;
+        Assert.Equal(0, journal.ApplyRetention());
+        journal.MinRetainedOffset = 2500;
+        journal.ApplyRetention();
+        Assert.True(journal.FirstOffset <= 2500);
+        Assert.True(journal.FirstOffset > 0);
+    }
+
+    [Fact]
+    public void Explicit_truncation_deletes_segments_wholly_below_the_offset()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        Assert.True(journal.TruncateBefore(2000) > 0);
+        Assert.True(journal.FirstOffset <= 2000);
+        Assert.Equal(5000, AppendReadTests.ReadAllChecked(journal, 2000));
+    }
+
+    [Fact]
+    public async Task Retention_running_while_readers_are_mid_segment_does_not_break_them()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(2 * (64 << 10)) with { Durability = DurabilityPolicy.None });
+        const int Total = 30_000;
+        using var stop = new CancellationTokenSource();
+        var deleted = 0;
+        var retention = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Interlocked.Add(ref deleted, journal.ApplyRetention());
+                Thread.Sleep(1); // not synchronisation: leaves CPU for the flusher, which seals what retention may delete
+            }
+        });
+        var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            using var reader = journal.OpenReader(ReadStart.Beginning);
+            long seen = 0;
+            long last = -1;
+            while (last < Total - 1)
+            {
+                if (reader.TryRead(out var r))
+                {
+                    // The reader may be moved past deleted segments only before it holds one; never a gap afterwards.
+                    Assert.True(last < 0 || r.Offset == last + 1, $"gap after {last}: {r.Offset}");
+                    Assert.True(r.Payload.SequenceEqual(AppendReadTests.PayloadFor(r.Offset)));
+                    last = r.Offset;
+                    seen++;
+                }
+                else
+                {
+                    reader.WaitToRead(TimeSpan.FromMilliseconds(50));
+                }
+            }
+
+            return seen;
+        })).ToArray();
+
+        for (long i = 0; i < Total; i++)
+        {
+            Assert.True(journal.TryAppend(AppendReadTests.PayloadFor(i), out _));
+            if (i % 50 == 0)
+            {
+                journal.Commit();
+            }
+        }
+
+        journal.Commit();
+        var counts = await Task.WhenAll(readers).WaitAsync(Eventually.DefaultTimeout);
+        Eventually.True(() => Volatile.Read(ref deleted) > 0, "retention deletes the segments the readers left");
+        await stop.CancelAsync();
+        await Eventually.Completes(retention);
+        Assert.All(counts, c => Assert.True(c > 0));
+    }
+}

@@ -1,7 +1,0 @@
-namespace FastBroker.Journal.Tests;
-
-public class SmokeTests
-{
-    [Fact]
-    public void Builds() => Assert.True(true);
-}
