@@ -5,6 +5,30 @@ namespace FastBroker.Journal.Tests;
 public class ReaderTests
 {
     [Fact]
+    public void A_reader_on_an_empty_journal_returns_nothing_then_tails_what_is_appended()
+    {
+        // Regression: the reader used to loop forever re-acquiring the active segment when it held no records.
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small with { Durability = DurabilityPolicy.None });
+        using var fromStart = journal.OpenReader(ReadStart.Beginning);
+        using var fromEnd = journal.OpenReader(ReadStart.End);
+        Assert.False(fromStart.TryRead(out _));
+        Assert.False(fromEnd.TryRead(out _));
+        AppendReadTests.AppendRange(journal, 3);
+        journal.Commit();
+        foreach (var reader in new[] { fromStart, fromEnd })
+        {
+            for (long expected = 0; expected < 3; expected++)
+            {
+                Assert.True(reader.TryRead(out var r));
+                Assert.Equal(expected, r.Offset);
+            }
+
+            Assert.False(reader.TryRead(out _));
+        }
+    }
+
+    [Fact]
     public void Every_offset_is_found_by_seek_across_segments()
     {
         using var dir = new TempDirectory();
