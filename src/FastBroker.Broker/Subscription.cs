@@ -132,6 +132,12 @@ public sealed class Subscription : IDisposable
     /// <summary>Completes when messages may be available (or the subscription was closed).</summary>
     public ValueTask WaitAsync() => _signal.WaitAsync();
 
+    /// <summary>
+    /// Blocks until messages may be available, the subscription is closed, or the timeout passes (false). For a
+    /// consumer on its own thread: the dispatcher wakes it directly, without a thread-pool hop.
+    /// </summary>
+    public bool Wait(TimeSpan timeout) => _signal.Wait(timeout);
+
     /// <summary>Delivers every message to <paramref name="handler"/> until cancelled (push style, no allocation per message).</summary>
     public async Task ConsumeAsync<THandler>(THandler handler, CancellationToken cancellationToken = default)
         where THandler : IMessageHandler

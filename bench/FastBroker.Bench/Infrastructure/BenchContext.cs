@@ -6,14 +6,14 @@ namespace FastBroker.Bench.Infrastructure;
 /// <param name="Reporter">Progress and result sink.</param>
 /// <param name="Messages">Messages per run; null = the scenario's default.</param>
 /// <param name="Runs">Runs per variant; the reported figure is the median.</param>
-/// <param name="WarmupSeconds">CPU-busy warm-up before the first measurement (this VM wakes cores slowly when cold).</param>
+/// <param name="WarmupSeconds">CPU-busy warm-up before the first measurement: this VM wakes cores slowly until it has been busy for ~15 s.</param>
 /// <param name="Filter">Only variants whose name contains this text run; null = all.</param>
 /// <param name="WorkDirectory">Where file-based benchmarks put their files; null = a temp directory.</param>
 public sealed record BenchContext(
     IBenchReporter Reporter,
     long? Messages = null,
     int Runs = 3,
-    double WarmupSeconds = 5,
+    double WarmupSeconds = 20,
     string? Filter = null,
     string? WorkDirectory = null)
 {

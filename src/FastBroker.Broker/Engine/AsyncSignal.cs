@@ -13,11 +13,53 @@ internal sealed class AsyncSignal : IValueTaskSource
     private const int Signalled = 1;
     private const int Waiting = 2;
 
+    private readonly ManualResetEventSlim _sync = new(false, spinCount: 0);
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
     private int _state;
+    private int _syncWaiters;
 
     /// <summary>Wakes the waiter, or leaves a signal for the next wait.</summary>
     public void Set()
+    {
+        SetAsync();
+        if (Volatile.Read(ref _syncWaiters) > 0)
+        {
+            _sync.Set();
+        }
+    }
+
+    /// <summary>
+    /// Blocks the calling thread until the next signal or the timeout (false). A direct wake-up of the sleeping
+    /// thread: no thread-pool hop, for consumers that run their own thread.
+    /// </summary>
+    public bool Wait(TimeSpan timeout)
+    {
+        if (Interlocked.CompareExchange(ref _state, Idle, Signalled) == Signalled)
+        {
+            return true;
+        }
+
+        Interlocked.Increment(ref _syncWaiters);
+        try
+        {
+            // A Set between the first check and the registration left the state signalled: take it.
+            if (Interlocked.CompareExchange(ref _state, Idle, Signalled) == Signalled)
+            {
+                return true;
+            }
+
+            var woken = _sync.Wait(timeout);
+            _sync.Reset();
+            Interlocked.CompareExchange(ref _state, Idle, Signalled);
+            return woken;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _syncWaiters);
+        }
+    }
+
+    private void SetAsync()
     {
         while (true)
         {

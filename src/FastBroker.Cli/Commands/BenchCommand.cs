@@ -26,7 +26,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per result line, no table or progress." };
         var messages = new Option<long?>("--messages") { Description = "Messages per run (default: the scenario's own)." };
         var runs = new Option<int>("--runs") { Description = "Runs per variant; the median is reported.", DefaultValueFactory = _ => 3 };
-        var warmup = new Option<double>("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring.", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring.", DefaultValueFactory = _ => 20 };
         var filter = new Option<string?>("--filter") { Description = "Only variants whose name contains this text." };
         var dir = new Option<string?>("--dir") { Description = "Directory for file-based benchmarks (default: a temp directory)." };
         var cmd = new Command(name, description) { json, messages, runs, warmup, filter, dir };

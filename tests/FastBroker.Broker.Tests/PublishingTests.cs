@@ -1,0 +1,144 @@
+using System.Diagnostics.Metrics;
+using System.Text;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+public class PublishingTests
+{
+    [Fact]
+    public async Task Batches_are_published_in_order_with_dense_offsets()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var batch = Enumerable.Range(0, 10).Select(i => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes($"b{i}")).ToArray();
+        Assert.True(b.TryPublishBatch("batched", batch));
+        var last = await b.PublishBatchAsync("batched", batch.Select(m => m).ToList());
+        Assert.Equal(19, last);
+
+        using var sub = b.Subscribe("batched", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            sub.Fetch(100, ref r);
+            return c.Items.Count == 20;
+        }, "both batches delivered");
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"b{i % 10}"), c.Items.Select(x => x.Payload));
+    }
+
+    [Fact]
+    public async Task A_batch_larger_than_the_free_ring_is_refused_whole()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { InputRingSize = 8 });
+        var tooMany = Enumerable.Range(0, 9).Select(_ => (ReadOnlyMemory<byte>)new byte[1]).ToArray();
+        Assert.False(f.Broker.TryPublishBatch("small-ring", tooMany));
+        Assert.Equal(0, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "small-ring").Head);
+    }
+
+    [Fact]
+    public async Task Push_consumption_with_a_struct_handler_delivers_everything()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var sub = b.Subscribe("pushed", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var seen = new Collected();
+        using var cts = new CancellationTokenSource();
+        var consuming = sub.ConsumeAsync(new LockedRecorder(seen), cts.Token);
+        for (var i = 0; i < 500; i++)
+        {
+            await b.PublishAsync("pushed", Encoding.UTF8.GetBytes($"p{i}"));
+        }
+
+        Eventually.True(() =>
+        {
+            lock (seen)
+            {
+                return seen.Items.Count == 500;
+            }
+        }, "push consumer receives all 500");
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Eventually.Completes(consuming));
+        Assert.Equal(Enumerable.Range(0, 500).Select(i => (long)i), seen.Items.Select(x => x.Offset));
+    }
+
+    [Fact]
+    public async Task Request_reply_round_trips_and_times_out_without_a_responder()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var requests = b.Subscribe("svc.echo", new SubscriptionOptions { Start = StartPosition.Latest });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var responder = Task.Run(async () =>
+        {
+            await foreach (var m in requests.ReadAllAsync(cts.Token))
+            {
+                await b.ReplyAsync(m, Encoding.UTF8.GetBytes("echo:" + m.PayloadText));
+                return;
+            }
+        });
+
+        var reply = await b.RequestAsync("svc.echo", Encoding.UTF8.GetBytes("ping"), TimeSpan.FromSeconds(30));
+        Assert.Equal("echo:ping", reply.PayloadText);
+        await Eventually.Completes(responder);
+
+        var ex = await Assert.ThrowsAsync<BrokerException>(() => b.RequestAsync("svc.nobody", Encoding.UTF8.GetBytes("hello?"), TimeSpan.FromMilliseconds(200)));
+        Assert.Equal(BrokerErrorCode.Timeout, ex.Code);
+    }
+
+    [Fact]
+    public async Task Counters_and_lag_are_exposed_through_metrics_and_the_snapshot()
+    {
+        var meterName = "FastBroker.Test." + Guid.NewGuid().ToString("N");
+        await using var f = await BrokerFixture.StartAsync(o => o with { MeterName = meterName });
+        var b = f.Broker;
+        using var sub = b.Subscribe("metered", new SubscriptionOptions { Start = StartPosition.Earliest });
+        for (var i = 0; i < 7; i++)
+        {
+            await b.PublishAsync("metered", new byte[10]);
+        }
+
+        var snapshot = b.GetSnapshot();
+        var topic = snapshot.Topics.Single(t => t.Name == "metered");
+        Assert.Equal(7, topic.Head);
+        Assert.Equal(7, topic.Published);
+        Assert.Equal(70, topic.PublishedBytes);
+        Assert.Equal(7, snapshot.Subscriptions.Single().Lag);
+
+        var measured = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == meterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if ((string?)tag.Value == "metered")
+                {
+                    measured[instrument.Name] = value;
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Equal(7, measured["fastbroker.topic.published"]);
+        Assert.Equal(7, measured["fastbroker.topic.head"]);
+        Assert.Equal(7, measured["fastbroker.subscription.lag"]);
+    }
+
+    private readonly struct LockedRecorder(Collected into) : IMessageHandler
+    {
+        public void OnMessage(scoped in MessageView message)
+        {
+            lock (into)
+            {
+                into.Items.Add((message.Topic, message.Offset, Encoding.UTF8.GetString(message.Payload), 0));
+            }
+        }
+    }
+}
