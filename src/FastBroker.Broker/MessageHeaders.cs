@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using FastBroker.Journal;
 
 namespace FastBroker;
 
@@ -77,28 +78,14 @@ public sealed class MessageHeaders
     /// <summary>Finds the value of the first header called <paramref name="name"/> in an encoded block.</summary>
     public static bool TryGet(ReadOnlySpan<byte> block, scoped ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
     {
-        var rest = block;
-        while (rest.Length >= 6)
+        var reader = new RecordHeaderReader(block);
+        while (reader.TryReadNext(out var n, out var v))
         {
-            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(rest);
-            if (rest.Length < 6 + nameLength)
+            if (n.SequenceEqual(name))
             {
-                break;
-            }
-
-            var valueLength = BinaryPrimitives.ReadUInt32LittleEndian(rest.Slice(2 + nameLength));
-            if (valueLength > (uint)(rest.Length - 6 - nameLength))
-            {
-                break;
-            }
-
-            if (rest.Slice(2, nameLength).SequenceEqual(name))
-            {
-                value = rest.Slice(6 + nameLength, (int)valueLength);
+                value = v;
                 return true;
             }
-
-            rest = rest.Slice(6 + nameLength + (int)valueLength);
         }
 
         value = default;
@@ -109,23 +96,10 @@ public sealed class MessageHeaders
     public static IReadOnlyList<KeyValuePair<string, byte[]>> Decode(ReadOnlySpan<byte> block)
     {
         var list = new List<KeyValuePair<string, byte[]>>();
-        var rest = block;
-        while (rest.Length >= 6)
+        var reader = new RecordHeaderReader(block);
+        while (reader.TryReadNext(out var name, out var value))
         {
-            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(rest);
-            if (rest.Length < 6 + nameLength)
-            {
-                break;
-            }
-
-            var valueLength = BinaryPrimitives.ReadUInt32LittleEndian(rest.Slice(2 + nameLength));
-            if (valueLength > (uint)(rest.Length - 6 - nameLength))
-            {
-                break;
-            }
-
-            list.Add(new(Encoding.UTF8.GetString(rest.Slice(2, nameLength)), rest.Slice(6 + nameLength, (int)valueLength).ToArray()));
-            rest = rest.Slice(6 + nameLength + (int)valueLength);
+            list.Add(new(Encoding.UTF8.GetString(name), value.ToArray()));
         }
 
         return list;
