@@ -17,7 +17,7 @@ public class GatingTests
             if (sequence % slowEvery == 0)
             {
                 // Simulates a slow consumer: the producer must wait, not overwrite (sleep is load, not synchronisation).
-                Thread.Sleep(1);
+                Thread.Sleep(1); // load, not synchronisation: the slow consumer this test needs
             }
 
             // Re-read after the pause: a lapping producer would have changed it by now.

@@ -39,7 +39,7 @@ public static class Eventually
             }
             else
             {
-                Thread.Sleep(1);
+                Thread.Sleep(1); // back-off inside a condition wait that has a deadline
             }
         }
 
