@@ -179,42 +179,20 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
 
     private bool NotifyStart()
     {
-        try
+        var fatal = Lifecycle.NotifyStart(ref _handler, _exceptionHandler);
+        if (fatal is null)
         {
-            _handler.OnStart();
             return true;
         }
-        catch (Exception ex)
-        {
-            try
-            {
-                _exceptionHandler.HandleOnStartException(ex);
-                return true;
-            }
-            catch (Exception fatal)
-            {
-                _fault = fatal;
-                return false;
-            }
-        }
+
+        _fault = fatal;
+        return false;
     }
 
     private void NotifyShutdown()
     {
-        try
-        {
-            _handler.OnShutdown();
-        }
-        catch (Exception ex)
-        {
-            try
-            {
-                _exceptionHandler.HandleOnShutdownException(ex);
-            }
-            catch (Exception fatal)
-            {
-                _fault ??= fatal;
-            }
-        }
+        // Always notify (even after a fault); keep the first fault.
+        var fatal = Lifecycle.NotifyShutdown(ref _handler, _exceptionHandler);
+        _fault ??= fatal;
     }
 }
