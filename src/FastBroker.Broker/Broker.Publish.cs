@@ -11,12 +11,60 @@ public sealed partial class Broker
     /// <summary>Flag bit (in the journal record's flags) marking a message that carries <see cref="ExpiresHeader"/>.</summary>
     internal const ushort HasExpiryFlag = 0x0100;
 
+    /// <summary>Header carrying an idempotent producer's id and sequence (16 bytes: two u64 little-endian), added by the broker.</summary>
+    public const string ProducerHeader = "fb-producer";
+
+    /// <summary>Flag bit marking a record that carries <see cref="ProducerHeader"/> (so recovery parses only those).</summary>
+    internal const ushort HasProducerFlag = 0x0200;
+
     private static readonly byte[] s_expiresHeaderName = "fb-expires"u8.ToArray();
+    private static readonly byte[] s_producerHeaderName = "fb-producer"u8.ToArray();
 
     /// <summary>Extra bytes the TTL header takes in the header block.</summary>
-    internal static int ExpiryHeaderSize => 6 + s_expiresHeaderName.Length + 8;
+    internal static int ExpiryHeaderSize => 3 + s_expiresHeaderName.Length + 8;
 
     internal static ReadOnlySpan<byte> ExpiresHeaderName => s_expiresHeaderName;
+
+    internal static ReadOnlySpan<byte> ProducerHeaderName => s_producerHeaderName;
+
+    /// <summary>Extra bytes the producer header takes in the header block.</summary>
+    internal static int ProducerHeaderSize => 3 + s_producerHeaderName.Length + 16;
+
+    /// <summary>The largest count <see cref="TryBeginPublish"/> accepts (a quarter of the input ring).</summary>
+    public int MaxPublishClaim => Math.Max(1, _pipeline.Ring.BufferSize / 4);
+
+    /// <summary>
+    /// Claims <paramref name="count"/> input-ring slots for a batch of publishes whose outcomes go to
+    /// <see cref="IPublishConfirmSink"/>s — the allocation-free path of a network server (one claim per received
+    /// frame or read batch). False when the ring lacks room: back-pressure, await <see cref="WaitForPublishRoomAsync"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1 or above <see cref="MaxPublishClaim"/>.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Closed"/>.</exception>
+    public bool TryBeginPublish(int count, out PublishClaim claim)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxPublishClaim);
+        ThrowIfClosed();
+        if (!_pipeline.Ring.TryNext(count, out var hi))
+        {
+            claim = default;
+            return false;
+        }
+
+        claim = new PublishClaim(this, hi - count + 1, count);
+        return true;
+    }
+
+    /// <summary>Completes when the input ring may have room for <paramref name="count"/> slots (poll-free for the caller).</summary>
+    public async ValueTask WaitForPublishRoomAsync(int count, CancellationToken cancellationToken = default)
+    {
+        while (!_pipeline.Ring.HasAvailableCapacity(Math.Min(count, MaxPublishClaim)))
+        {
+            await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    internal global::FastBroker.Ring.RingBuffer<PublishEntry> Ring => _pipeline.Ring;
 
     /// <summary>
     /// Publishes without waiting: copies the message into the input ring and returns. False when the ring is full

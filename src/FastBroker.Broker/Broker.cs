@@ -19,6 +19,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly BrokerOptions _options;
     private readonly TopicRegistry _topics;
     private readonly Pipeline _pipeline;
+    private readonly ProducerRegistry _producers;
     private readonly BrokerMetrics _metrics;
     private readonly List<Subscription> _subscriptions = [];
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
@@ -31,7 +32,9 @@ public sealed partial class Broker : IAsyncDisposable
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
-        _pipeline = new Pipeline(options, replicator);
+        _producers = new ProducerRegistry(options.ProducerWindow);
+        RecoverProducers();
+        _pipeline = new Pipeline(options, replicator, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
         _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
@@ -175,6 +178,41 @@ public sealed partial class Broker : IAsyncDisposable
         foreach (var g in groups)
         {
             g.OnTimer();
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,
+    /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect.
+    /// </summary>
+    private void RecoverProducers()
+    {
+        var scan = _options.ProducerRecoveryRecords;
+        if (scan == 0)
+        {
+            return;
+        }
+
+        foreach (var topic in _topics.All)
+        {
+            if (topic.Journal is not { } journal)
+            {
+                continue;
+            }
+
+            var from = Math.Max(journal.FirstOffset, journal.NextOffset - scan);
+            using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
+            while (reader.TryRead(out var record))
+            {
+                if (((ushort)record.Flags & HasProducerFlag) != 0
+                    && MessageHeaders.TryGet(record.Headers, ProducerHeaderName, out var value)
+                    && value.Length == 16)
+                {
+                    var id = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value);
+                    var sequence = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[8..]);
+                    _producers.Record(id, sequence, topic, record.Offset);
+                }
+            }
         }
     }
 }

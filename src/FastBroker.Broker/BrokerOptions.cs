@@ -21,6 +21,16 @@ public sealed record BrokerOptions
     /// <summary>Pre-allocated bytes per input-ring entry; bigger messages grow their entry once.</summary>
     public int InputEntryBytes { get; init; } = 512;
 
+    /// <summary>
+    /// Idempotent producers: how many of each producer's most recent sequences the broker remembers (a power of two).
+    /// A retry of a message older than that is refused instead of risking a duplicate; keep clients' in-flight limit
+    /// below it (the .NET client's default is 8192).
+    /// </summary>
+    public int ProducerWindow { get; init; } = 1 << 16;
+
+    /// <summary>At start, how many of each persistent topic's newest records are scanned to rebuild the producer window.</summary>
+    public int ProducerRecoveryRecords { get; init; } = 1 << 16;
+
     /// <summary>How pipeline threads wait. Keep the default on machines with few cores.</summary>
     public BrokerWaitStrategy WaitStrategy { get; init; } = BrokerWaitStrategy.Hybrid;
 
@@ -49,6 +59,16 @@ public sealed record BrokerOptions
         if (InputEntryBytes < 64)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputEntryBytes must be at least 64");
+        }
+
+        if (ProducerWindow < 64 || (ProducerWindow & (ProducerWindow - 1)) != 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerWindow must be a power of two ≥ 64");
+        }
+
+        if (ProducerRecoveryRecords < 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerRecoveryRecords cannot be negative");
         }
 
         DefaultTopicOptions.Validate();

@@ -6,7 +6,7 @@ namespace FastBroker;
 
 /// <summary>
 /// A reusable builder of message headers (name → bytes), encoded as the journal's header block:
-/// repeated <c>[u16 nameLength][name UTF-8][u32 valueLength][value]</c>. Keep one per publishing thread and
+/// repeated <c>[u8 nameLength][name UTF-8][u16 valueLength][value]</c> (the wire protocol's header entries). Keep one per publishing thread and
 /// <see cref="Clear"/> it between messages: after its buffer has grown to fit, adding headers allocates nothing.
 /// </summary>
 public sealed class MessageHeaders
@@ -42,13 +42,18 @@ public sealed class MessageHeaders
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "a header name must be 1 to 255 bytes of UTF-8");
         }
 
-        var size = 6 + nameBytes + value.Length;
+        if (value.Length > RecordHeaderReader.MaxValueLength)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"a header value is at most {RecordHeaderReader.MaxValueLength} bytes (got {value.Length})");
+        }
+
+        var size = RecordHeaderReader.SizeOf(nameBytes, value.Length);
         EnsureRoom(size);
         var dst = _buffer.AsSpan(_length);
-        BinaryPrimitives.WriteUInt16LittleEndian(dst, (ushort)nameBytes);
-        Encoding.UTF8.GetBytes(name, dst.Slice(2));
-        BinaryPrimitives.WriteUInt32LittleEndian(dst.Slice(2 + nameBytes), (uint)value.Length);
-        value.CopyTo(dst.Slice(6 + nameBytes));
+        dst[0] = (byte)nameBytes;
+        Encoding.UTF8.GetBytes(name, dst.Slice(1));
+        BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(1 + nameBytes), (ushort)value.Length);
+        value.CopyTo(dst.Slice(3 + nameBytes));
         _length += size;
         return this;
     }

@@ -9,9 +9,10 @@ namespace FastBroker;
 /// </summary>
 public readonly ref struct MessageView
 {
-    internal MessageView(string topic, long offset, long timestamp, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, int deliveryCount)
+    internal MessageView(Engine.TopicState topic, long offset, long timestamp, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, int deliveryCount)
     {
-        Topic = topic;
+        Topic = topic.Name;
+        TopicUtf8 = topic.NameUtf8;
         Offset = offset;
         Timestamp = timestamp;
         Key = key;
@@ -22,6 +23,9 @@ public readonly ref struct MessageView
 
     /// <summary>The topic it was published to.</summary>
     public string Topic { get; }
+
+    /// <summary>The topic's name as UTF-8 (cached by the broker: no encoding per message).</summary>
+    public ReadOnlySpan<byte> TopicUtf8 { get; }
 
     /// <summary>Its offset in the topic (dense: 0, 1, 2, …).</summary>
     public long Offset { get; }

@@ -16,19 +16,20 @@ public sealed class WorkQueueMember : IDisposable
     private readonly ConcurrentQueue<MemberDelivery> _queue = new();
     private readonly AsyncSignal _signal = new();
     private int _closed;
+    private int _prefetch;
 
-    internal WorkQueueMember(WorkQueueGroup group, int id)
+    internal WorkQueueMember(WorkQueueGroup group, int id, int prefetch)
     {
         _group = group;
         Id = id;
-        Prefetch = group.Options.Prefetch;
+        _prefetch = prefetch;
     }
 
     /// <summary>The member's id within its group.</summary>
     public int Id { get; }
 
     /// <summary>Unacked messages this member may hold.</summary>
-    public int Prefetch { get; }
+    public int Prefetch => Volatile.Read(ref _prefetch);
 
     /// <summary>The topic the group consumes.</summary>
     public string Topic => _group.Topic.Name;
@@ -48,7 +49,7 @@ public sealed class WorkQueueMember : IDisposable
                 // Skip a delivery that timed out while it waited here and has gone to another member.
                 if (_group.IsCurrent(this, d.Message.Offset, d.DeliveryCount))
                 {
-                    handler.OnMessage(d.Message.View(_group.Topic.Name, d.DeliveryCount));
+                    handler.OnMessage(d.Message.View(_group.Topic, d.DeliveryCount));
                     n++;
                 }
             }
@@ -59,6 +60,20 @@ public sealed class WorkQueueMember : IDisposable
         }
 
         return n;
+    }
+
+    /// <summary>Lets this member hold <paramref name="credit"/> more unacked messages (the protocol's CREDIT on a membership).</summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/> when <paramref name="credit"/> is not positive.</exception>
+    public void AddPrefetch(int credit)
+    {
+        if (credit < 1)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "credit must be at least 1");
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
+        Interlocked.Add(ref _prefetch, credit);
+        _group.AddPrefetch(this, credit);
     }
 
     /// <summary>Completes when deliveries may be waiting (or the member was closed).</summary>

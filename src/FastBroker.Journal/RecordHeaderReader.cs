@@ -3,11 +3,19 @@ using System.Buffers.Binary;
 namespace FastBroker.Journal;
 
 /// <summary>
-/// Walks a record's header block: repeated <c>[u16 nameLength][name][u32 valueLength][value]</c>, little-endian.
-/// The journal treats the block as opaque bytes; this is the convention the broker and the CLI use.
+/// Walks a record's header block: repeated <c>[u8 nameLength][name][u16 valueLength][value]</c>, little-endian —
+/// byte for byte the header entries of the wire protocol (docs/protocol.md), so the server stores and delivers a
+/// block without re-encoding it. The journal treats the block as opaque bytes; this is the convention the broker,
+/// the server and the CLI use.
 /// </summary>
 public ref struct RecordHeaderReader
 {
+    /// <summary>Longest header name, in bytes.</summary>
+    public const int MaxNameLength = 255;
+
+    /// <summary>Longest header value, in bytes.</summary>
+    public const int MaxValueLength = ushort.MaxValue;
+
     private ReadOnlySpan<byte> _remaining;
 
     /// <summary>Starts at the beginning of <paramref name="headers"/>.</summary>
@@ -21,39 +29,44 @@ public ref struct RecordHeaderReader
     {
         name = default;
         value = default;
-        if (_remaining.Length < 2)
+        if (_remaining.Length < 1)
         {
             return false;
         }
 
-        int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(_remaining);
-        if (_remaining.Length < 2 + nameLength + 4)
+        int nameLength = _remaining[0];
+        if (_remaining.Length < 1 + nameLength + 2)
         {
             return false;
         }
 
-        var valueLength = BinaryPrimitives.ReadUInt32LittleEndian(_remaining.Slice(2 + nameLength));
-        if (valueLength > (uint)(_remaining.Length - 6 - nameLength))
+        int valueLength = BinaryPrimitives.ReadUInt16LittleEndian(_remaining.Slice(1 + nameLength));
+        if (valueLength > _remaining.Length - 3 - nameLength)
         {
             return false;
         }
 
-        name = _remaining.Slice(2, nameLength);
-        value = _remaining.Slice(6 + nameLength, (int)valueLength);
-        _remaining = _remaining.Slice(6 + nameLength + (int)valueLength);
+        name = _remaining.Slice(1, nameLength);
+        value = _remaining.Slice(3 + nameLength, valueLength);
+        _remaining = _remaining.Slice(3 + nameLength + valueLength);
         return true;
     }
 
     /// <summary>Bytes one header takes in the block.</summary>
-    public static int SizeOf(int nameLength, int valueLength) => 6 + nameLength + valueLength;
+    public static int SizeOf(int nameLength, int valueLength) => 3 + nameLength + valueLength;
 
     /// <summary>Writes one header into <paramref name="destination"/>; returns the bytes written.</summary>
-    /// <exception cref="ArgumentException">The name is longer than 65535 bytes or the destination is too small.</exception>
+    /// <exception cref="ArgumentException">The name is empty or longer than 255 bytes, the value longer than 65535 bytes, or the destination is too small.</exception>
     public static int Write(Span<byte> destination, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
     {
-        if (name.Length > ushort.MaxValue)
+        if (name.Length is 0 or > MaxNameLength)
         {
-            throw new ArgumentException("A header name is at most 65535 bytes.", nameof(name));
+            throw new ArgumentException("A header name is 1 to 255 bytes.", nameof(name));
+        }
+
+        if (value.Length > MaxValueLength)
+        {
+            throw new ArgumentException("A header value is at most 65535 bytes.", nameof(value));
         }
 
         var size = SizeOf(name.Length, value.Length);
@@ -62,10 +75,10 @@ public ref struct RecordHeaderReader
             throw new ArgumentException("Destination too small for the header.", nameof(destination));
         }
 
-        BinaryPrimitives.WriteUInt16LittleEndian(destination, (ushort)name.Length);
-        name.CopyTo(destination.Slice(2));
-        BinaryPrimitives.WriteUInt32LittleEndian(destination.Slice(2 + name.Length), (uint)value.Length);
-        value.CopyTo(destination.Slice(6 + name.Length));
+        destination[0] = (byte)name.Length;
+        name.CopyTo(destination.Slice(1));
+        BinaryPrimitives.WriteUInt16LittleEndian(destination.Slice(1 + name.Length), (ushort)value.Length);
+        value.CopyTo(destination.Slice(3 + name.Length));
         return size;
     }
 }

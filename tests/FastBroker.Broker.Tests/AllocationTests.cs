@@ -37,12 +37,46 @@ public class AllocationTests
         Assert.True(totalAfter - totalBefore < PerSegment + (64 * 1024), $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
     }
 
-    private static void RunOnce(Broker broker, Subscription sub, byte[] payload, int count, out long producerBytes, out long consumerBytes)
+    [Fact]
+    public async Task Claim_publish_with_sink_confirmations_allocates_nothing_per_message_in_steady_state()
+    {
+        // The network server's path: claims of 64 messages with producer ids, confirmations through a sink.
+        await using var f = await BrokerFixture.StartAsync(o => o with
+        {
+            DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 256L << 20, MaxMessageBytes = 1024 },
+        });
+        var broker = f.Broker;
+        broker.CreateTopic("hot", broker.Options.DefaultTopicOptions);
+        using var sub = broker.Subscribe("hot", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var payload = new byte[100];
+        var sink = new CountingSink();
+
+        RunOnce(broker, sub, payload, 50_000, out _, out _, sink);
+        var totalBefore = GC.GetTotalAllocatedBytes(precise: true);
+        RunOnce(broker, sub, payload, Messages, out var producerBytes, out var consumerBytes, sink);
+        var totalAfter = GC.GetTotalAllocatedBytes(precise: true);
+
+        Eventually.True(() => Volatile.Read(ref sink.Confirmed) == 50_000 + Messages, "every claim publish confirmed");
+        Assert.Equal(0, Volatile.Read(ref sink.Failed));
+        Assert.True(producerBytes < 1024, $"producer thread allocated {producerBytes} B for {Messages} claim publishes");
+        Assert.True(consumerBytes < 1024, $"consumer thread allocated {consumerBytes} B for {Messages} deliveries");
+        const long PerSegment = (256L << 20) / (16 << 10) * 16;
+        Assert.True(totalAfter - totalBefore < PerSegment + (64 * 1024), $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
+    }
+
+    private static void RunOnce(Broker broker, Subscription sub, byte[] payload, int count, out long producerBytes, out long consumerBytes, CountingSink? sink = null)
     {
         long produced = 0;
         var producer = new Thread(() =>
         {
             var before = GC.GetAllocatedBytesForCurrentThread();
+            if (sink is not null)
+            {
+                ClaimPublish(broker, payload, count, sink);
+                Volatile.Write(ref produced, GC.GetAllocatedBytesForCurrentThread() - before);
+                return;
+            }
+
             for (var i = 0; i < count; i++)
             {
                 while (!broker.TryPublish("hot", payload))
@@ -80,6 +114,41 @@ public class AllocationTests
         Eventually.Joined(consumer, TimeSpan.FromMinutes(2));
         producerBytes = Volatile.Read(ref produced);
         consumerBytes = Volatile.Read(ref consumed);
+    }
+
+    private static void ClaimPublish(Broker broker, byte[] payload, int count, CountingSink sink)
+    {
+        var body = new System.Buffers.ReadOnlySequence<byte>(payload);
+        var done = 0;
+        while (done < count)
+        {
+            var n = Math.Min(64, count - done);
+            if (!broker.TryBeginPublish(n, out var claim))
+            {
+                Thread.Yield();
+                continue;
+            }
+
+            for (var i = 0; i < n; i++)
+            {
+                var sequence = sink.NextSequence++;
+                claim.Add("hot"u8, default, default, body, new PublishParameters(ProducerId: 42, ProducerSequence: sequence), sink, sequence);
+            }
+
+            claim.Commit();
+            done += n;
+        }
+    }
+
+    private sealed class CountingSink : IPublishConfirmSink
+    {
+        public long Confirmed;
+        public long Failed;
+        public ulong NextSequence;
+
+        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => Interlocked.Increment(ref Confirmed);
+
+        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => Interlocked.Increment(ref Failed);
     }
 
     private struct CountingHandler : IMessageHandler

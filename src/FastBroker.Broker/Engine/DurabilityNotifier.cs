@@ -12,7 +12,7 @@ internal sealed class DurabilityNotifier
 {
     private readonly TopicState _topic;
     private readonly JournalLog _journal;
-    private readonly ConcurrentQueue<(long Offset, PublishCompletion Completion)> _pending = new();
+    private readonly ConcurrentQueue<PendingConfirmation> _pending = new();
     private readonly AsyncSignal _kick = new();
     private readonly CancellationTokenSource _stop = new();
     private long _target = -1;
@@ -26,8 +26,8 @@ internal sealed class DurabilityNotifier
 
     public void Start() => _loop = Task.Run(RunAsync);
 
-    /// <summary>Dispatcher thread: confirm <paramref name="completion"/> once <paramref name="offset"/> is durable.</summary>
-    public void Enqueue(long offset, PublishCompletion completion) => _pending.Enqueue((offset, completion));
+    /// <summary>Dispatcher thread: confirm once the offset is durable.</summary>
+    public void Enqueue(in PendingConfirmation confirmation) => _pending.Enqueue(confirmation);
 
     /// <summary>Dispatcher thread: the newest offset that must become durable.</summary>
     public void Target(long offset) => Volatile.Write(ref _target, offset);
@@ -62,7 +62,7 @@ internal sealed class DurabilityNotifier
         CompleteDurable();
         while (_pending.TryDequeue(out var p))
         {
-            p.Completion.Fail(new BrokerException(BrokerErrorCode.Closed, $"topic '{_topic.Name}': broker closed before the message was flushed"));
+            p.Fail(BrokerErrorCode.Closed, $"topic '{_topic.Name}': broker closed before the message was flushed");
         }
     }
 
@@ -110,7 +110,7 @@ internal sealed class DurabilityNotifier
         while (_pending.TryPeek(out var p) && p.Offset < durable)
         {
             _pending.TryDequeue(out _);
-            p.Completion.Complete(p.Offset);
+            p.Confirm();
         }
     }
 
@@ -118,7 +118,23 @@ internal sealed class DurabilityNotifier
     {
         while (_pending.TryDequeue(out var p))
         {
-            p.Completion.Fail(error);
+            p.Fail(error.Code, error.Message);
         }
+    }
+}
+
+/// <summary>A confirmation waiting for a group commit: for the embedded awaiter and/or a claim sink.</summary>
+internal readonly record struct PendingConfirmation(long Offset, bool Duplicate, PublishCompletion? Completion, IPublishConfirmSink? Sink, ulong Token)
+{
+    public void Confirm()
+    {
+        Completion?.Complete(Offset);
+        Sink?.OnPublishConfirmed(Token, Offset, Duplicate);
+    }
+
+    public void Fail(BrokerErrorCode code, string reason)
+    {
+        Completion?.Fail(new BrokerException(code, reason));
+        Sink?.OnPublishFailed(Token, code, reason);
     }
 }

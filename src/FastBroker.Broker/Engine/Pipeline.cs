@@ -16,7 +16,7 @@ internal sealed class Pipeline
     private readonly List<Thread> _threads = [];
     private volatile bool _stopping;
 
-    public Pipeline(BrokerOptions options, IReplicator? replicator)
+    public Pipeline(BrokerOptions options, IReplicator? replicator, ProducerRegistry producers)
     {
         var wait = CreateWaitStrategy(options.WaitStrategy);
         Ring = RingBuffer<PublishEntry>.CreateMultiProducer(() => new PublishEntry(options.InputEntryBytes), options.InputRingSize, wait);
@@ -24,12 +24,12 @@ internal sealed class Pipeline
         {
             // Without a replicator the dispatcher has only the journaler to wait for: fuse the two stages (one thread
             // fewer on a 2-core box, one cross-thread hand-off fewer on every message's path).
-            _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, new Dispatcher()));
+            _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, new Dispatcher(), producers));
             Ring.AddGatingSequences(_journaler.Sequence);
             return;
         }
 
-        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, null));
+        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, null, producers));
         _replicator = EventProcessors.Create(Ring, Ring.NewBarrier(), new ReplicatorHandler(replicator));
         _dispatcher = EventProcessors.Create(Ring, Ring.NewBarrier(_journaler.Sequence, _replicator.Sequence), new DispatcherHandler(new Dispatcher()));
         Ring.AddGatingSequences(_dispatcher.Sequence);

@@ -7,7 +7,7 @@ namespace FastBroker.Engine;
 /// The journaler: the single writer of every topic's journal (and transient ring). Appends each accepted message,
 /// records the offset it got, and commits each touched journal once per ring batch (one commit covers the batch).
 /// </summary>
-internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher) : IEventHandler<PublishEntry>
+internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher, ProducerRegistry producers) : IEventHandler<PublishEntry>
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
@@ -28,6 +28,45 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher)
             _batchStart = sequence;
         }
 
+        if (entry.Error != BrokerErrorCode.None)
+        {
+            // Refused before it reached us (claim API): only its outcome travels on.
+        }
+        else if (entry.ProducerId != 0 && !CheckProducer(entry))
+        {
+            // An idempotent retry of a stored message, or too old to tell: nothing to write.
+        }
+        else
+        {
+            Write(entry);
+        }
+
+        if (endOfBatch)
+        {
+            EndBatch(sequence);
+        }
+    }
+
+    public readonly void OnShutdown() => CommitTouched();
+
+    private readonly bool CheckProducer(PublishEntry entry)
+    {
+        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, out _, out var offset, out var highest))
+        {
+            case ProducerRegistry.Verdict.Duplicate:
+                entry.Offset = offset;
+                entry.Duplicate = true;
+                return false;
+            case ProducerRegistry.Verdict.TooOld:
+                Refuse(entry, BrokerErrorCode.InvalidArgument, $"producer {entry.ProducerId:x16}: sequence {entry.ProducerSequence} is older than the deduplication window (newest stored: {highest})");
+                return false;
+            default:
+                return true;
+        }
+    }
+
+    private void Write(PublishEntry entry)
+    {
         var topic = entry.Topic!;
         if (topic.Journal is { } journal)
         {
@@ -47,27 +86,29 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher)
         {
             topic.Published++;
             topic.PublishedBytes += entry.PayloadLength;
-        }
-
-        if (endOfBatch)
-        {
-            CommitTouched();
-            if (fusedDispatcher is not null)
+            if (entry.ProducerId != 0)
             {
-                // No replicator: dispatch the batch here, after its commit, saving a thread and a hand-off. The
-                // slots are still ours: the ring cannot reuse them before this processor's sequence moves on.
-                var ring = pipeline.Ring;
-                for (var s = _batchStart; s <= sequence; s++)
-                {
-                    fusedDispatcher.Dispatch(ring[s]);
-                }
-
-                fusedDispatcher.EndOfBatch();
+                producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset);
             }
         }
     }
 
-    public readonly void OnShutdown() => CommitTouched();
+    private readonly void EndBatch(long sequence)
+    {
+        CommitTouched();
+        if (fusedDispatcher is not null)
+        {
+            // No replicator: dispatch the batch here, after its commit, saving a thread and a hand-off. The
+            // slots are still ours: the ring cannot reuse them before this processor's sequence moves on.
+            var ring = pipeline.Ring;
+            for (var s = _batchStart; s <= sequence; s++)
+            {
+                fusedDispatcher.Dispatch(ring[s]);
+            }
+
+            fusedDispatcher.EndOfBatch();
+        }
+    }
 
     private readonly void CommitTouched()
     {
@@ -161,26 +202,24 @@ internal sealed class Dispatcher
 
     public void Dispatch(PublishEntry entry)
     {
-        var topic = entry.Topic!;
-        if (entry.Completion is { } completion)
+        var topic = entry.Topic;
+        if (entry.Error != BrokerErrorCode.None)
         {
-            if (entry.Error != BrokerErrorCode.None)
-            {
-                completion.Fail(new BrokerException(entry.Error, entry.ErrorReason ?? entry.Error.ToString()));
-            }
-            else if (topic.Durability is { } notifier)
-            {
-                notifier.Enqueue(entry.Offset, completion);
-            }
-            else
-            {
-                completion.Complete(entry.Offset);
-            }
+            Fail(entry);
+        }
+        else if (entry.WaitDurable && topic!.Durability is { } notifier)
+        {
+            notifier.Enqueue(new PendingConfirmation(entry.Offset, entry.Duplicate, entry.Completion, entry.Sink, entry.Token));
+        }
+        else
+        {
+            entry.Completion?.Complete(entry.Offset);
+            entry.Sink?.OnPublishConfirmed(entry.Token, entry.Offset, entry.Duplicate);
         }
 
-        if (entry.Offset >= 0)
+        if (entry.Offset >= 0 && !entry.Duplicate)
         {
-            if (topic.LastWakeBatch != _batch)
+            if (topic!.LastWakeBatch != _batch)
             {
                 topic.LastWakeBatch = _batch;
                 _touched.Add(topic);
@@ -190,6 +229,13 @@ internal sealed class Dispatcher
         }
 
         entry.Clear();
+    }
+
+    private static void Fail(PublishEntry entry)
+    {
+        var reason = entry.ErrorReason ?? entry.Error.ToString();
+        entry.Completion?.Fail(new BrokerException(entry.Error, reason));
+        entry.Sink?.OnPublishFailed(entry.Token, entry.Error, reason);
     }
 
     public void EndOfBatch()

@@ -43,7 +43,7 @@ internal sealed class PooledMessage
         Volatile.Write(ref _refs, 1);
     }
 
-    public MessageView View(string topic, int deliveryCount) => new(topic, Offset, Timestamp, Key, Headers, Payload, deliveryCount);
+    public MessageView View(TopicState topic, int deliveryCount) => new(topic, Offset, Timestamp, Key, Headers, Payload, deliveryCount);
 
     public void AddRef() => Interlocked.Increment(ref _refs);
 

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using FastBroker.Journal;
 
 namespace FastBroker.Engine;
 
@@ -14,10 +16,26 @@ internal sealed class PublishEntry(int bytes)
     public int HeadersLength;
     public int PayloadLength;
     public ushort Flags;
+
+    /// <summary>The embedded API's awaiter, or null.</summary>
     public PublishCompletion? Completion;
+
+    /// <summary>The claim API's confirmation sink and the caller's token, or null.</summary>
+    public IPublishConfirmSink? Sink;
+    public ulong Token;
+
+    /// <summary>True when the confirmation waits for the topic's group commit.</summary>
+    public bool WaitDurable;
+
+    /// <summary>Idempotent producer id (0 = none) and sequence.</summary>
+    public ulong ProducerId;
+    public ulong ProducerSequence;
 
     /// <summary>Set by the journaler: the offset given, or -1 with <see cref="Error"/> set.</summary>
     public long Offset;
+
+    /// <summary>Set by the journaler: an idempotent retry of a stored message (nothing written, original offset).</summary>
+    public bool Duplicate;
     public BrokerErrorCode Error;
     public string? ErrorReason;
 
@@ -30,35 +48,42 @@ internal sealed class PublishEntry(int bytes)
     /// <summary>Copies a message in (publisher thread, after claiming the slot).</summary>
     public void Fill(TopicState topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long expiresAt, PublishCompletion? completion)
     {
-        var expiry = expiresAt > 0 ? Broker.ExpiryHeaderSize : 0;
-        var total = key.Length + headers.Length + expiry + payload.Length;
-        if (Buffer.Length < total)
-        {
-            Buffer = new byte[Math.Max(total, Buffer.Length * 2)];
-        }
-
-        var dst = Buffer.AsSpan();
+        var dst = Prepare(topic, key.Length, headers.Length, payload.Length, expiresAt, 0, 0);
         key.CopyTo(dst);
         headers.CopyTo(dst[key.Length..]);
-        if (expiry > 0)
-        {
-            var h = dst.Slice(key.Length + headers.Length, expiry);
-            BinaryPrimitives.WriteUInt16LittleEndian(h, (ushort)Broker.ExpiresHeaderName.Length);
-            Broker.ExpiresHeaderName.CopyTo(h[2..]);
-            BinaryPrimitives.WriteUInt32LittleEndian(h[(2 + Broker.ExpiresHeaderName.Length)..], 8);
-            BinaryPrimitives.WriteInt64LittleEndian(h[(6 + Broker.ExpiresHeaderName.Length)..], expiresAt);
-        }
-
-        payload.CopyTo(dst[(key.Length + headers.Length + expiry)..]);
-        KeyLength = key.Length;
-        HeadersLength = headers.Length + expiry;
-        PayloadLength = payload.Length;
-        Topic = topic;
-        Flags = expiry > 0 ? Broker.HasExpiryFlag : (ushort)0;
+        payload.CopyTo(dst[(HeadersLength + key.Length)..]);
         Completion = completion;
+        WaitDurable = topic.Durability is not null;
+    }
+
+    /// <summary>Copies a message in from received frame bytes (claim API).</summary>
+    public void Fill(TopicState topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, long expiresAt, ulong producerId, ulong producerSequence, bool waitDurable, IPublishConfirmSink? sink, ulong token)
+    {
+        var dst = Prepare(topic, (int)key.Length, (int)headers.Length, (int)payload.Length, expiresAt, producerId, producerSequence);
+        key.CopyTo(dst);
+        headers.CopyTo(dst[(int)key.Length..]);
+        payload.CopyTo(dst[(HeadersLength + KeyLength)..]);
+        Sink = sink;
+        Token = token;
+        WaitDurable = waitDurable;
+    }
+
+    /// <summary>Marks the slot as a publish refused before it reached the journaler (it only carries the outcome).</summary>
+    public void FillFailed(BrokerErrorCode code, string reason, IPublishConfirmSink? sink, ulong token)
+    {
+        Topic = null;
+        KeyLength = HeadersLength = PayloadLength = 0;
+        Flags = 0;
+        Completion = null;
+        Sink = sink;
+        Token = token;
+        WaitDurable = false;
+        ProducerId = 0;
+        ProducerSequence = 0;
         Offset = -1;
-        Error = BrokerErrorCode.None;
-        ErrorReason = null;
+        Duplicate = false;
+        Error = code;
+        ErrorReason = reason;
     }
 
     /// <summary>Drops references once the dispatcher is done, so the slot pins nothing.</summary>
@@ -66,6 +91,53 @@ internal sealed class PublishEntry(int bytes)
     {
         Topic = null;
         Completion = null;
+        Sink = null;
         ErrorReason = null;
+    }
+
+    /// <summary>Sizes the buffer, writes the broker's own headers (expiry, producer) after the caller's, sets the lengths; returns the buffer.</summary>
+    private Span<byte> Prepare(TopicState topic, int keyLength, int headersLength, int payloadLength, long expiresAt, ulong producerId, ulong producerSequence)
+    {
+        var expiry = expiresAt > 0 ? Broker.ExpiryHeaderSize : 0;
+        var producer = producerId != 0 ? Broker.ProducerHeaderSize : 0;
+        var total = keyLength + headersLength + expiry + producer + payloadLength;
+        if (Buffer.Length < total)
+        {
+            Buffer = new byte[Math.Max(total, Buffer.Length * 2)];
+        }
+
+        var dst = Buffer.AsSpan();
+        var at = keyLength + headersLength;
+        if (expiry > 0)
+        {
+            var h = dst.Slice(at, expiry);
+            RecordHeaderReader.Write(h, Broker.ExpiresHeaderName, stackalloc byte[8]);
+            BinaryPrimitives.WriteInt64LittleEndian(h[(3 + Broker.ExpiresHeaderName.Length)..], expiresAt);
+            at += expiry;
+        }
+
+        if (producer > 0)
+        {
+            var h = dst.Slice(at, producer);
+            RecordHeaderReader.Write(h, Broker.ProducerHeaderName, stackalloc byte[16]);
+            BinaryPrimitives.WriteUInt64LittleEndian(h[(3 + Broker.ProducerHeaderName.Length)..], producerId);
+            BinaryPrimitives.WriteUInt64LittleEndian(h[(11 + Broker.ProducerHeaderName.Length)..], producerSequence);
+        }
+
+        KeyLength = keyLength;
+        HeadersLength = headersLength + expiry + producer;
+        PayloadLength = payloadLength;
+        Topic = topic;
+        Flags = (ushort)((expiry > 0 ? Broker.HasExpiryFlag : 0) | (producer > 0 ? Broker.HasProducerFlag : 0));
+        Completion = null;
+        Sink = null;
+        Token = 0;
+        ProducerId = producerId;
+        ProducerSequence = producerSequence;
+        Offset = -1;
+        Duplicate = false;
+        Error = BrokerErrorCode.None;
+        ErrorReason = null;
+        return dst;
     }
 }

@@ -76,11 +76,11 @@ internal sealed class TopicCursor : IDisposable
         where TSink : struct, ICursorSink, allows ref struct
     {
         var n = 0;
-        var name = Topic.Name;
+        var topic = Topic;
         while (n < max && reader.TryRead(out var record))
         {
             n++;
-            sink.Offer(new MessageView(name, record.Offset, record.Timestamp, record.Key, record.Headers, record.Payload, 0), (ushort)record.Flags);
+            sink.Offer(new MessageView(topic, record.Offset, record.Timestamp, record.Key, record.Headers, record.Payload, 0), (ushort)record.Flags);
         }
 
         return n;
@@ -124,7 +124,7 @@ internal sealed class TopicCursor : IDisposable
 
             var buffer = _scratch.AsSpan();
             sink.Offer(
-                new MessageView(Topic.Name, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
+                new MessageView(Topic, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
                 e.Flags);
         }
 

@@ -78,6 +78,43 @@ internal sealed class TopicRegistry : IDisposable
 
     public bool TryGet(string name, out TopicState topic) => _topics.TryGetValue(name, out topic!);
 
+    /// <summary>
+    /// The topic for a publish named by UTF-8 bytes (the server's path): allocation-free for an existing topic;
+    /// creates it on first use when auto-creation is on. False with the reason when it cannot be used.
+    /// </summary>
+    public bool TryGetForUse(ReadOnlySpan<byte> utf8, out TopicState topic, out BrokerErrorCode error, out string? reason)
+    {
+        error = BrokerErrorCode.None;
+        reason = null;
+        Span<char> chars = stackalloc char[TopicName.MaxLength + 1];
+        if (utf8.IsEmpty || utf8.Length > TopicName.MaxLength || !System.Text.Unicode.Utf8.IsValid(utf8))
+        {
+            topic = null!;
+            error = BrokerErrorCode.InvalidName;
+            reason = utf8.IsEmpty ? "topic name is empty" : $"invalid topic name: not valid UTF-8 or longer than {TopicName.MaxLength} characters";
+            return false;
+        }
+
+        var n = System.Text.Encoding.UTF8.GetChars(utf8, chars);
+        var lookup = _topics.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (lookup.TryGetValue(chars[..n], out topic!))
+        {
+            return true;
+        }
+
+        try
+        {
+            topic = GetForUse(new string(chars[..n]));
+            return true;
+        }
+        catch (BrokerException ex)
+        {
+            error = ex.Code;
+            reason = ex.Message;
+            return false;
+        }
+    }
+
     /// <summary>The topic for a publish or subscribe: existing, or created when auto-creation is on.</summary>
     public TopicState GetForUse(string name)
     {

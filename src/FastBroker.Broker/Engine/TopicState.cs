@@ -15,6 +15,7 @@ internal sealed class TopicState : IDisposable
     public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient)
     {
         Name = name;
+        NameUtf8 = System.Text.Encoding.UTF8.GetBytes(name);
         Options = options;
         Directory = directory;
         Journal = journal;
@@ -22,6 +23,9 @@ internal sealed class TopicState : IDisposable
     }
 
     public string Name { get; }
+
+    /// <summary>The name as UTF-8 (what the wire protocol carries).</summary>
+    public byte[] NameUtf8 { get; }
 
     public TopicOptions Options { get; }
 

@@ -73,10 +73,20 @@ internal sealed class WorkQueueGroup : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var id = _state.AddMember(prefetch);
-            var member = new WorkQueueMember(this, id);
+            var member = new WorkQueueMember(this, id, prefetch);
             _members[id] = member;
             PumpLocked();
             return member;
+        }
+    }
+
+    public void AddPrefetch(WorkQueueMember member, int credit)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _state.AddPrefetch(member.Id, credit);
+            PumpLocked();
         }
     }
 
@@ -297,7 +307,7 @@ internal sealed class WorkQueueGroup : IDisposable
                 .Add("fb-dlq-group", Name)
                 .Add("fb-dlq-offset", dl.Offset)
                 .Add("fb-dlq-deliveries", dl.DeliveryCount)
-                .Add("fb-dlq-error", dl.LastError);
+                .Add("fb-dlq-error", dl.LastError.Length > 1024 ? dl.LastError[..1024] : dl.LastError);
             await _broker.PublishAsync(DeadLetterTopic, message.Payload.ToArray(), message.Key.ToArray(), headers).ConfigureAwait(false);
             lock (_gate)
             {

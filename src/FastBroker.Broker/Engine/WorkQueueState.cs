@@ -130,6 +130,17 @@ internal sealed class WorkQueueState
         }
     }
 
+    /// <summary>Raises a member's prefetch by <paramref name="credit"/> (the wire protocol's CREDIT on a membership).</summary>
+    public void AddPrefetch(int memberId, int credit)
+    {
+        lock (_gate)
+        {
+            var m = _members.Find(x => x.Id == memberId)
+                ?? throw new BrokerException(BrokerErrorCode.UnknownDelivery, $"member {memberId} is not in the group");
+            m.Prefetch = (int)Math.Min(int.MaxValue, (long)m.Prefetch + credit);
+        }
+    }
+
     /// <summary>
     /// Removes a member. With <paramref name="requeueNow"/> (a graceful leave) its in-flight messages are ready
     /// again at once; without (it vanished), they wait for their visibility timeout like any lost delivery.
@@ -487,7 +498,7 @@ internal sealed class WorkQueueState
     {
         public int Id { get; } = id;
 
-        public int Prefetch { get; } = prefetch;
+        public int Prefetch { get; set; } = prefetch;
 
         public int InFlight { get; set; }
     }

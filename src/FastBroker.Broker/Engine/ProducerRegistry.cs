@@ -1,0 +1,127 @@
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The idempotent-producer window: per producer id, the offsets of its most recent sequences, so that a retried
+/// message (same producer id and sequence, after a reconnect or a broker restart) is confirmed with its original
+/// offset instead of being written twice. Owned by the journaler thread (the single writer decides, so there is
+/// no race between a message and its retry); rebuilt at start from the producer header every idempotent record
+/// carries (<see cref="Broker.ProducerHeaderName"/>), so the window survives restarts because it lives in the journal.
+/// </summary>
+internal sealed class ProducerRegistry(int window)
+{
+    private readonly Dictionary<ulong, Producer> _producers = [];
+
+    /// <summary>Outcome of <see cref="Check"/>.</summary>
+    public enum Verdict
+    {
+        /// <summary>Not seen: append it.</summary>
+        New,
+
+        /// <summary>Stored before: confirm the original offset.</summary>
+        Duplicate,
+
+        /// <summary>Older than the window: cannot tell, refuse.</summary>
+        TooOld,
+    }
+
+    public int Count => _producers.Count;
+
+    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest)
+    {
+        topic = null;
+        offset = -1;
+        highest = 0;
+        if (!_producers.TryGetValue(producerId, out var p))
+        {
+            return Verdict.New;
+        }
+
+        highest = p.Highest;
+        if (sequence > p.Highest)
+        {
+            return Verdict.New;
+        }
+
+        if (p.TryFind(sequence, out topic, out offset))
+        {
+            return Verdict.Duplicate;
+        }
+
+        // Within the window but absent: a message that failed (never stored) being retried.
+        return p.Highest - sequence < (ulong)window ? Verdict.New : Verdict.TooOld;
+    }
+
+    public void Record(ulong producerId, ulong sequence, TopicState topic, long offset)
+    {
+        if (!_producers.TryGetValue(producerId, out var p))
+        {
+            p = new Producer();
+            _producers[producerId] = p;
+        }
+
+        p.Record(sequence, topic, offset, window);
+    }
+
+    private sealed class Producer
+    {
+        private ulong[] _sequences = new ulong[64]; // sequence + 1; 0 = empty
+        private TopicState?[] _topics = new TopicState?[64];
+        private long[] _offsets = new long[64];
+        private ulong _lowest = ulong.MaxValue;
+
+        public ulong Highest { get; private set; }
+
+        public bool TryFind(ulong sequence, out TopicState? topic, out long offset)
+        {
+            var i = (int)(sequence & (ulong)(_sequences.Length - 1));
+            if (_sequences[i] == sequence + 1)
+            {
+                topic = _topics[i];
+                offset = _offsets[i];
+                return true;
+            }
+
+            topic = null;
+            offset = -1;
+            return false;
+        }
+
+        public void Record(ulong sequence, TopicState topic, long offset, int window)
+        {
+            _lowest = Math.Min(_lowest, sequence);
+            Highest = Math.Max(Highest, sequence);
+
+            // Grow (up to the window) while the sequences kept span more than the table holds.
+            while (_sequences.Length < window && Highest - _lowest >= (ulong)_sequences.Length)
+            {
+                Grow();
+            }
+
+            var i = (int)(sequence & (ulong)(_sequences.Length - 1));
+            _sequences[i] = sequence + 1;
+            _topics[i] = topic;
+            _offsets[i] = offset;
+        }
+
+        private void Grow()
+        {
+            var sequences = _sequences;
+            var topics = _topics;
+            var offsets = _offsets;
+            var size = sequences.Length * 2;
+            _sequences = new ulong[size];
+            _topics = new TopicState?[size];
+            _offsets = new long[size];
+            for (var j = 0; j < sequences.Length; j++)
+            {
+                if (sequences[j] != 0)
+                {
+                    var i = (int)((sequences[j] - 1) & (ulong)(size - 1));
+                    _sequences[i] = sequences[j];
+                    _topics[i] = topics[j];
+                    _offsets[i] = offsets[j];
+                }
+            }
+        }
+    }
+}

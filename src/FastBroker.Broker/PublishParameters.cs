@@ -1,0 +1,8 @@
+namespace FastBroker;
+
+/// <summary>Per-message settings of a <see cref="PublishClaim"/> publish.</summary>
+/// <param name="TtlMs">Time to live in milliseconds; 0 = none. Expired messages are not delivered.</param>
+/// <param name="Durability">What the confirmation waits for.</param>
+/// <param name="ProducerId">Idempotent producer id; 0 = not idempotent.</param>
+/// <param name="ProducerSequence">The producer's sequence number of this message (ignored when <paramref name="ProducerId"/> is 0).</param>
+public readonly record struct PublishParameters(uint TtlMs = 0, PublishDurability Durability = PublishDurability.TopicDefault, ulong ProducerId = 0, ulong ProducerSequence = 0);

@@ -1,0 +1,238 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>The claim API a network server publishes through: ordered sink confirmations, failures in order, idempotent producers.</summary>
+public class ClaimPublishTests
+{
+    [Fact]
+    public async Task Claimed_batch_is_confirmed_in_order_with_dense_offsets_and_headers_pass_verbatim()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var sink = new RecordingSink();
+        var headers = new MessageHeaders().Add("trace", "abc").Add("kind", "order");
+
+        Publish(f.Broker, sink, [("orders", "a", 1), ("orders", "b", 2), ("orders", "c", 3)], headers.Encoded.ToArray());
+
+        var confirms = await sink.WaitForAsync(3);
+        Assert.Equal([(1UL, 0L, false), (2UL, 1L, false), (3UL, 2L, false)], confirms.Select(c => (c.Token, c.Offset, c.Duplicate)));
+
+        using var sub = f.Broker.Subscribe("orders", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var got = new List<Message>();
+        await foreach (var m in sub.ReadAllAsync())
+        {
+            got.Add(m);
+            if (got.Count == 3)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(["a", "b", "c"], got.Select(m => Encoding.UTF8.GetString(m.Payload.Span)));
+        Assert.Equal(headers.Encoded.ToArray(), got[0].EncodedHeaders.ToArray());
+        Assert.Equal("order", Encoding.UTF8.GetString(got[1].Headers.Single(h => h.Key == "kind").Value));
+    }
+
+    [Fact]
+    public async Task Refusals_take_their_slot_so_outcomes_stay_in_publish_order()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { AutoCreateTopics = false });
+        f.Broker.CreateTopic("known");
+        var sink = new RecordingSink();
+        var big = new byte[(64 * 1024) + 1];
+
+        Assert.True(f.Broker.TryBeginPublish(6, out var claim));
+        claim.Add("known"u8, default, default, Seq("one"), default, sink, 1);
+        claim.Add("unknown"u8, default, default, Seq("x"), default, sink, 2);
+        claim.AddFailed(BrokerErrorCode.InvalidArgument, "decided by the caller", sink, 3);
+        claim.Add("known"u8, default, default, new ReadOnlySequence<byte>(big), default, sink, 4);
+        claim.Add("known"u8, default, default, Seq("two"), new PublishParameters(Durability: PublishDurability.Replicated), sink, 5);
+        claim.Add("known"u8, default, default, Seq("three"), default, sink, 6);
+        claim.Commit();
+
+        var outcomes = await sink.WaitForAsync(6);
+        Assert.Equal([1UL, 2UL, 3UL, 4UL, 5UL, 6UL], outcomes.Select(o => o.Token));
+        Assert.Equal(
+            [BrokerErrorCode.None, BrokerErrorCode.UnknownTopic, BrokerErrorCode.InvalidArgument, BrokerErrorCode.MessageTooLarge, BrokerErrorCode.InvalidArgument, BrokerErrorCode.None],
+            outcomes.Select(o => o.Error));
+        Assert.Equal(0, outcomes[0].Offset);
+        Assert.Equal(1, outcomes[5].Offset);
+        Assert.Contains("standby", outcomes[4].Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Fsynced_confirmation_needs_an_fsynced_topic()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("synced", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4L << 20 });
+        f.Broker.CreateTopic("written", TopicOptions.Default with { Durability = Durability.Written, SegmentBytes = 4L << 20 });
+        f.Broker.CreateTopic("memory", TopicOptions.Default with { Persistent = false });
+        var sink = new RecordingSink();
+        var fsync = new PublishParameters(Durability: PublishDurability.Fsynced);
+
+        Assert.True(f.Broker.TryBeginPublish(4, out var claim));
+        claim.Add("synced"u8, default, default, Seq("a"), fsync, sink, 1);
+        claim.Add("written"u8, default, default, Seq("b"), fsync, sink, 2);
+        claim.Add("memory"u8, default, default, Seq("c"), new PublishParameters(Durability: PublishDurability.Written), sink, 3);
+        claim.Add("memory"u8, default, default, Seq("d"), default, sink, 4);
+        claim.Commit();
+
+        var outcomes = (await sink.WaitForAsync(4)).OrderBy(o => o.Token).ToList();
+        Assert.Equal(BrokerErrorCode.None, outcomes[0].Error);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[2].Error);
+        Assert.Equal(BrokerErrorCode.None, outcomes[3].Error);
+    }
+
+    [Fact]
+    public async Task Idempotent_retry_is_confirmed_with_the_original_offset_and_not_written_again()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var sink = new RecordingSink();
+        const ulong Producer = 0xABCDEF;
+
+        PublishIdempotent(f.Broker, sink, Producer, 0, "orders", "m0", 1);
+        PublishIdempotent(f.Broker, sink, Producer, 1, "orders", "m1", 2);
+        await sink.WaitForAsync(2);
+
+        // The retry of sequence 1 (e.g. after a reconnect): same offset, flagged duplicate, nothing appended.
+        PublishIdempotent(f.Broker, sink, Producer, 1, "orders", "m1", 3);
+        PublishIdempotent(f.Broker, sink, Producer, 2, "orders", "m2", 4);
+        var outcomes = await sink.WaitForAsync(4);
+        Assert.Equal((1L, true), (outcomes[2].Offset, outcomes[2].Duplicate));
+        Assert.Equal((2L, false), (outcomes[3].Offset, outcomes[3].Duplicate));
+        Assert.Equal(3, Head(f.Broker, "orders"));
+
+        // Another producer with the same sequences is independent.
+        PublishIdempotent(f.Broker, sink, Producer + 1, 1, "orders", "other", 5);
+        Assert.Equal((3L, false), ((await sink.WaitForAsync(5))[4].Offset, (await sink.WaitForAsync(5))[4].Duplicate));
+    }
+
+    [Fact]
+    public async Task Producer_window_survives_a_restart_because_it_lives_in_the_journal()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        const ulong Producer = 77;
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < 10; i++)
+        {
+            PublishIdempotent(f.Broker, sink, Producer, i, i % 2 == 0 ? "even" : "odd", $"m{i}", i);
+        }
+
+        await sink.WaitForAsync(10);
+        await f.RestartAsync();
+
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Producer, 7, "odd", "m7", 100);
+        PublishIdempotent(f.Broker, after, Producer, 8, "even", "m8", 101);
+        PublishIdempotent(f.Broker, after, Producer, 10, "even", "m10", 102);
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal((3L, true), (outcomes[0].Offset, outcomes[0].Duplicate));
+        Assert.Equal((4L, true), (outcomes[1].Offset, outcomes[1].Duplicate));
+        Assert.Equal((5L, false), (outcomes[2].Offset, outcomes[2].Duplicate));
+        Assert.Equal(6, Head(f.Broker, "even"));
+        Assert.Equal(5, Head(f.Broker, "odd"));
+    }
+
+    [Fact]
+    public async Task Sequences_older_than_the_window_are_refused_and_failed_ones_may_be_retried()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { ProducerWindow = 64, AutoCreateTopics = false });
+        f.Broker.CreateTopic("t");
+        var sink = new RecordingSink();
+        const ulong Producer = 5;
+
+        // Sequence 0 fails (unknown topic): nothing stored, so its retry later is new.
+        PublishIdempotent(f.Broker, sink, Producer, 0, "nope", "x", 0);
+        for (var i = 1UL; i <= 200; i++)
+        {
+            PublishIdempotent(f.Broker, sink, Producer, i, "t", $"m{i}", i);
+        }
+
+        await sink.WaitForAsync(201);
+        var retry = new RecordingSink();
+        PublishIdempotent(f.Broker, retry, Producer, 150, "t", "m150", 1000); // inside the window: duplicate
+        PublishIdempotent(f.Broker, retry, Producer, 5, "t", "m5", 1001);     // outside: cannot tell, refused
+        var outcomes = await retry.WaitForAsync(2);
+        Assert.Equal((149L, true), (outcomes[0].Offset, outcomes[0].Duplicate));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
+        Assert.Contains("window", outcomes[1].Reason, StringComparison.Ordinal);
+        Assert.Equal(200, Head(f.Broker, "t"));
+    }
+
+    [Fact]
+    public async Task Member_prefetch_can_be_raised()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("jobs", BrokerFixture.Utf8($"j{i}"));
+        }
+
+        using var member = f.Broker.JoinGroup("jobs", "g", GroupOptions.Default, prefetch: 1);
+        var collector = new Collector();
+        Eventually.True(() => member.Fetch(10, ref collector) > 0 || collector.Count > 0, "the first delivery", TimeSpan.FromSeconds(30));
+        Assert.Equal(1, collector.Count);
+        Assert.Equal(0, member.Fetch(10, ref collector));
+
+        member.AddPrefetch(2);
+        Assert.Equal(3, member.Prefetch);
+        Eventually.True(
+            () =>
+            {
+                member.Fetch(10, ref collector);
+                return collector.Count == 3;
+            },
+            "both further deliveries after raising the prefetch",
+            TimeSpan.FromSeconds(30));
+    }
+
+    private static long Head(Broker broker, string topic) => broker.GetSnapshot().Topics.Single(t => t.Name == topic).Head;
+
+    private static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));
+
+    private static void Publish(Broker broker, IPublishConfirmSink sink, (string Topic, string Payload, ulong Token)[] messages, byte[] headers)
+    {
+        Assert.True(broker.TryBeginPublish(messages.Length, out var claim));
+        foreach (var (topic, payload, token) in messages)
+        {
+            claim.Add(Encoding.UTF8.GetBytes(topic), default, new ReadOnlySequence<byte>(headers), Seq(payload), default, sink, token);
+        }
+
+        claim.Commit();
+    }
+
+    private static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token)
+    {
+        Assert.True(broker.TryBeginPublish(1, out var claim));
+        claim.Add(Encoding.UTF8.GetBytes(topic), default, default, Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, token);
+        claim.Commit();
+    }
+
+    private struct Collector : IMessageHandler
+    {
+        public int Count;
+
+        public void OnMessage(scoped in MessageView message) => Count++;
+    }
+
+    internal sealed record Outcome(ulong Token, long Offset, bool Duplicate, BrokerErrorCode Error, string Reason);
+
+    internal sealed class RecordingSink : IPublishConfirmSink
+    {
+        private readonly ConcurrentQueue<Outcome> _outcomes = new();
+
+        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => _outcomes.Enqueue(new Outcome(token, offset, duplicate, BrokerErrorCode.None, ""));
+
+        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => _outcomes.Enqueue(new Outcome(token, -1, false, code, reason));
+
+        public Task<List<Outcome>> WaitForAsync(int count)
+        {
+            Eventually.True(() => _outcomes.Count >= count, $"{count} outcomes", TimeSpan.FromSeconds(30));
+            return Task.FromResult<List<Outcome>>([.. _outcomes]);
+        }
+    }
+}
