@@ -41,6 +41,14 @@ public sealed partial class Broker
         {
             if (!_groups.TryGetValue((t.Name, group), out g!))
             {
+                foreach (var (key, _) in _groups)
+                {
+                    if (key.Group == group)
+                    {
+                        throw new BrokerException(BrokerErrorCode.TopicConflict, $"group '{group}' already consumes topic '{key.Topic}'; a group name belongs to one topic");
+                    }
+                }
+
                 g = new WorkQueueGroup(this, t, group, options);
                 _groups[(t.Name, group)] = g;
             }
@@ -58,7 +66,7 @@ public sealed partial class Broker
     {
         ThrowIfClosed();
         var correlation = Guid.NewGuid().ToString("N");
-        replyTopic ??= "_reply." + correlation;
+        replyTopic ??= _replyTopic; // one transient reply topic per broker; replies are matched by correlation id
         using var replies = Subscribe(replyTopic, new SubscriptionOptions { Start = StartPosition.Latest, HeaderFilters = new Dictionary<string, string> { ["fb-correlation-id"] = correlation } });
         var headers = new MessageHeaders().Add("fb-reply-to", replyTopic).Add("fb-correlation-id", correlation);
         await PublishAsync(topic, payload, headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -20,6 +20,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly TopicRegistry _topics;
     private readonly Pipeline _pipeline;
     private readonly ProducerRegistry _producers;
+    private readonly string _replyTopic = "_reply." + Guid.NewGuid().ToString("N");
     private readonly BrokerMetrics _metrics;
     private readonly List<Subscription> _subscriptions = [];
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];

@@ -192,6 +192,44 @@ public sealed class Subscription : IDisposable
         _broker.UpdateRetentionFloors();
     }
 
+    /// <summary>
+    /// Saves <paramref name="nextOffset"/> as the durable position in <paramref name="topic"/>: the next offset to deliver
+    /// after a restart (last processed + 1). Lets a consumer commit what it has processed rather than everything
+    /// it has been handed (the wire protocol's COMMIT).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: not durable, the topic is not covered by the subscription, or the offset is outside the topic.</exception>
+    public void Commit(string topic, long nextOffset)
+    {
+        ThrowIfDisposed();
+        if (_positions is null)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "only a durable subscription (DurableName) can commit");
+        }
+
+        TopicCursor? cursor = null;
+        foreach (var c in Volatile.Read(ref _cursors))
+        {
+            if (c.Topic.Name == topic)
+            {
+                cursor = c;
+                break;
+            }
+        }
+
+        if (cursor is null)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"subscription '{Pattern}' does not read topic '{topic}'");
+        }
+
+        if (nextOffset < 0 || nextOffset > cursor.Topic.Head)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"offset {nextOffset} is outside topic '{topic}' (0…{cursor.Topic.Head})");
+        }
+
+        _positions.Commit(topic, nextOffset);
+        _broker.UpdateRetentionFloors();
+    }
+
     /// <summary>The committed position in a topic, if any (durable subscriptions).</summary>
     public long? CommittedOffset(string topic) => _positions?.Get(topic);
 

@@ -12,7 +12,7 @@ public sealed record SubscriptionOptions
     /// <summary>A name makes the subscription durable: its committed positions survive restarts (and failover).</summary>
     public string? DurableName { get; init; }
 
-    /// <summary>Commit the position after every fetch (durable subscriptions). Off: call <see cref="Subscription.Commit"/>.</summary>
+    /// <summary>Commit the position after every fetch (durable subscriptions). Off: call <see cref="Subscription.Commit()"/>.</summary>
     public bool AutoCommit { get; init; }
 
     /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>

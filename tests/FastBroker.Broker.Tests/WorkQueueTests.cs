@@ -232,4 +232,15 @@ public class WorkQueueTests
         Assert.Equal([0L, 3L, 6L, 9L], c2.Items.Select(x => x.Offset).Order());
         again.Dispose();
     }
+
+    [Fact]
+    public async Task A_group_name_belongs_to_one_topic()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        using var member = f.Broker.JoinGroup("jobs.a", "workers");
+        var ex = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs.b", "workers"));
+        Assert.Equal(BrokerErrorCode.TopicConflict, ex.Code);
+        using var second = f.Broker.JoinGroup("jobs.a", "workers");
+        Assert.Equal("jobs.a", second.Topic);
+    }
 }

@@ -124,13 +124,19 @@ internal sealed class TopicRegistry : IDisposable
         }
 
         TopicName.EnsureValid(name);
-        if (!_options.AutoCreateTopics)
+        if (!_options.AutoCreateTopics && !IsInbox(name))
         {
             throw new BrokerException(BrokerErrorCode.UnknownTopic, $"topic '{name}' does not exist and auto-creation is off");
         }
 
-        return Create(name, _options.DefaultTopicOptions, mustBeNew: false);
+        return Create(name, IsInbox(name) ? InboxOptions : _options.DefaultTopicOptions, mustBeNew: false);
     }
+
+    /// <summary>Settings of auto-created request-reply inboxes (<c>_inbox.…</c>, <c>_reply.…</c>): transient and small.</summary>
+    public static TopicOptions InboxOptions { get; } = TopicOptions.Default with { Persistent = false, TransientCapacity = 1024 };
+
+    /// <summary>True for the reserved request-reply inbox prefixes, auto-created as transient topics.</summary>
+    public static bool IsInbox(string name) => name.StartsWith("_inbox.", StringComparison.Ordinal) || name.StartsWith("_reply.", StringComparison.Ordinal);
 
     /// <summary>Creates a topic; an existing one with the same settings is returned, with other settings refused.</summary>
     public TopicState Create(string name, TopicOptions options, bool mustBeNew)

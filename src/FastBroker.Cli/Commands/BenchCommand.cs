@@ -12,6 +12,11 @@ internal static class BenchCommand
         bench.Subcommands.Add(Scenario("ring", "Disruptor ring vs a bounded System.Threading.Channels channel, same run.", RunRing));
         bench.Subcommands.Add(Scenario("journal", "Journal appends and zero-copy scans vs raw file writes on the same filesystem, same run.", RunJournal));
         bench.Subcommands.Add(Scenario("broker", "The embedded broker end to end (no sockets): publish, fan-out, work queue, latency at a fixed rate.", RunBroker));
+        var e2e = Scenario("e2e", "The TCP server driven by the .NET client over loopback: publish, publish-1sub, fanout-3, workqueue-3, request-reply, confirm-latency-10k.", null);
+        var connect = new Option<string?>("--connect") { Description = "Drive a running server at host:port instead of starting one in this process." };
+        e2e.Options.Add(connect);
+        e2e.SetAction(parse => RunScenario(parse, "e2e", ctx => FastBroker.Bench.EndToEnd.EndToEndBenchmarks.Run(ctx, parse.GetValue(connect))));
+        bench.Subcommands.Add(e2e);
         return bench;
     }
 
@@ -21,24 +26,31 @@ internal static class BenchCommand
 
     private static void RunBroker(BenchContext ctx) => FastBroker.Bench.Broker.BrokerBenchmarks.Run(ctx);
 
-    private static Command Scenario(string name, string description, Action<BenchContext> run)
+    private static readonly Option<bool> s_json = new("--json") { Description = "One JSON object per result line, no table or progress." };
+    private static readonly Option<long?> s_messages = new("--messages") { Description = "Messages per run (default: the scenario's own)." };
+    private static readonly Option<int> s_runs = new("--runs") { Description = "Runs per variant; the median is reported.", DefaultValueFactory = _ => 3 };
+    private static readonly Option<double> s_warmup = new("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring.", DefaultValueFactory = _ => 20 };
+    private static readonly Option<string?> s_filter = new("--filter") { Description = "Only variants whose name contains this text." };
+    private static readonly Option<string?> s_dir = new("--dir") { Description = "Directory for file-based benchmarks (default: a temp directory)." };
+
+    private static int RunScenario(ParseResult parse, string name, Action<BenchContext> run)
     {
-        var json = new Option<bool>("--json") { Description = "One JSON object per result line, no table or progress." };
-        var messages = new Option<long?>("--messages") { Description = "Messages per run (default: the scenario's own)." };
-        var runs = new Option<int>("--runs") { Description = "Runs per variant; the median is reported.", DefaultValueFactory = _ => 3 };
-        var warmup = new Option<double>("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring.", DefaultValueFactory = _ => 20 };
-        var filter = new Option<string?>("--filter") { Description = "Only variants whose name contains this text." };
-        var dir = new Option<string?>("--dir") { Description = "Directory for file-based benchmarks (default: a temp directory)." };
-        var cmd = new Command(name, description) { json, messages, runs, warmup, filter, dir };
-        cmd.SetAction(parse =>
+        var jsonMode = parse.GetValue(s_json);
+        IBenchReporter reporter = jsonMode ? new JsonLinesReporter(Console.Out) : new ConsoleTableReporter(name);
+        var ctx = new BenchContext(reporter, parse.GetValue(s_messages), parse.GetValue(s_runs), parse.GetValue(s_warmup), parse.GetValue(s_filter), parse.GetValue(s_dir));
+        run(ctx);
+        (reporter as ConsoleTableReporter)?.Finish();
+        return 0;
+    }
+
+    private static Command Scenario(string name, string description, Action<BenchContext>? run)
+    {
+        var cmd = new Command(name, description) { s_json, s_messages, s_runs, s_warmup, s_filter, s_dir };
+        if (run is not null)
         {
-            var jsonMode = parse.GetValue(json);
-            IBenchReporter reporter = jsonMode ? new JsonLinesReporter(Console.Out) : new ConsoleTableReporter(name);
-            var ctx = new BenchContext(reporter, parse.GetValue(messages), parse.GetValue(runs), parse.GetValue(warmup), parse.GetValue(filter), parse.GetValue(dir));
-            run(ctx);
-            (reporter as ConsoleTableReporter)?.Finish();
-            return 0;
-        });
+            cmd.SetAction(parse => RunScenario(parse, name, run));
+        }
+
         return cmd;
     }
 }

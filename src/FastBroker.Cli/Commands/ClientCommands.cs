@@ -1,0 +1,375 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using FastBroker.Client;
+using FastBroker.Protocol;
+
+namespace FastBroker.Cli.Commands;
+
+/// <summary>
+/// The client-side commands: <c>pub</c>, <c>sub</c>, <c>topics</c>, <c>groups</c>, <c>stats</c> — each connects to a
+/// running server (<c>--server</c>, default 127.0.0.1:7400) with the .NET client.
+/// </summary>
+internal static class ClientCommands
+{
+    private static readonly Option<string> s_server = new("--server", "-s") { Description = "Server endpoint host:port.", DefaultValueFactory = _ => "127.0.0.1:7400" };
+    private static readonly Option<string?> s_token = new("--token") { Description = "Auth token." };
+
+    public static IEnumerable<Command> Create() => [Pub(), Sub(), Admin("topics", "List topics with head offsets and counters.", AdminQuery.ListTopics, "pattern"), Admin("groups", "List work-queue groups with lag and in-flight counts.", AdminQuery.ListGroups, "topic"), Admin("stats", "Server and broker statistics.", AdminQuery.ServerStats, null)];
+
+    private static BrokerClientOptions ClientOptions(ParseResult parse) => BrokerClientOptions.Default with
+    {
+        Endpoints = [parse.GetValue(s_server)!],
+        AuthToken = parse.GetValue(s_token),
+        ClientName = "fastbroker-cli",
+        Reconnect = false,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    };
+
+    private static Command Pub()
+    {
+        var topic = new Argument<string>("topic") { Description = "Topic to publish to." };
+        var messages = new Argument<string[]>("message") { Description = "Message payloads (UTF-8). None: one message per line of standard input.", Arity = ArgumentArity.ZeroOrMore };
+        var key = new Option<string?>("--key") { Description = "Message key." };
+        var headers = new Option<string[]>("--header", "-H") { Description = "Header name=value (repeatable)." };
+        var ttl = new Option<int>("--ttl-ms") { Description = "Time to live in milliseconds (0 = none)." };
+        var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times.", DefaultValueFactory = _ => 1 };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
+        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var t = parse.GetValue(topic)!;
+            var payloads = parse.GetValue(messages) is { Length: > 0 } given ? given : ReadStdinLines();
+            var publishHeaders = new PublishHeaders();
+            foreach (var h in parse.GetValue(headers) ?? [])
+            {
+                var eq = h.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0)
+                {
+                    Console.Error.WriteLine($"--header '{h}': expected name=value");
+                    return 2;
+                }
+
+                publishHeaders.Add(h[..eq], h[(eq + 1)..]);
+            }
+
+            var options = PublishOptions.Default with
+            {
+                Key = parse.GetValue(key) is { } k ? Encoding.UTF8.GetBytes(k) : default,
+                Headers = publishHeaders.Count > 0 ? publishHeaders : null,
+                Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
+            };
+            return await RunAsync(parse, async client =>
+            {
+                var n = Math.Max(1, parse.GetValue(count));
+                var isQuiet = parse.GetValue(quiet);
+                var pending = new List<(string Payload, ValueTask<long> Offset)>();
+                var published = 0;
+                foreach (var p in payloads)
+                {
+                    for (var i = 0; i < n; i++)
+                    {
+                        pending.Add((p, client.PublishAsync(t, Encoding.UTF8.GetBytes(p), options, ct)));
+                        if (pending.Count >= 1024)
+                        {
+                            published += await DrainAsync(pending, t, isQuiet).ConfigureAwait(false);
+                        }
+                    }
+                }
+
+                published += await DrainAsync(pending, t, isQuiet).ConfigureAwait(false);
+                if (isQuiet)
+                {
+                    Console.WriteLine($"published {published} message(s) to {t}");
+                }
+
+                return 0;
+            }).ConfigureAwait(false);
+        });
+        return cmd;
+    }
+
+    private static async Task<int> DrainAsync(List<(string Payload, ValueTask<long> Offset)> pending, string topic, bool quiet)
+    {
+        foreach (var (_, offset) in pending)
+        {
+            var o = await offset.ConfigureAwait(false);
+            if (!quiet)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{topic}@{o}"));
+            }
+        }
+
+        var n = pending.Count;
+        pending.Clear();
+        return n;
+    }
+
+    private static Command Sub()
+    {
+        var pattern = new Argument<string>("pattern") { Description = "Topic or pattern (orders.* one level, orders.> the rest)." };
+        var from = new Option<string>("--from") { Description = "Start: latest, earliest, committed, offset:N, or time:ISO-8601.", DefaultValueFactory = _ => "latest" };
+        var durable = new Option<string?>("--durable") { Description = "Durable subscription name (position kept by the broker; --from committed resumes it)." };
+        var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
+        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
+        var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
+        var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
+        var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            if (!TryParseStart(parse.GetValue(from)!, out var start))
+            {
+                Console.Error.WriteLine($"--from '{parse.GetValue(from)}': expected latest, earliest, committed, offset:N or time:ISO-8601");
+                return 2;
+            }
+
+            var max = parse.GetValue(count);
+            var idle = parse.GetValue(timeout);
+            var fmt = parse.GetValue(format)!;
+            return await RunAsync(parse, async client =>
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                var received = 0L;
+                if (idle > 0)
+                {
+                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                }
+
+                try
+                {
+                    if (parse.GetValue(group) is { } g)
+                    {
+                        var member = await client.JoinGroupAsync(parse.GetValue(pattern)!, g, GroupJoinOptions.Default, cts.Token).ConfigureAwait(false);
+                        await using (member.ConfigureAwait(false))
+                        {
+                            await foreach (var m in member.ReadAllAsync(cts.Token).ConfigureAwait(false))
+                            {
+                                Print(m, fmt);
+                                await member.AckAsync(m, cts.Token).ConfigureAwait(false);
+                                if (idle > 0)
+                                {
+                                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                                }
+
+                                if (++received == max)
+                                {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    else
+                    {
+                        var options = SubscribeOptions.Default with { Start = start, DurableName = parse.GetValue(durable) };
+                        await foreach (var m in client.SubscribeAsync(parse.GetValue(pattern)!, options, cts.Token).ConfigureAwait(false))
+                        {
+                            Print(m, fmt);
+                            if (idle > 0)
+                            {
+                                cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                            }
+
+                            if (++received == max)
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    Console.Error.WriteLine($"sub: no message for {idle} s ({received} received)");
+                    return 1;
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                return 0;
+            }).ConfigureAwait(false);
+        });
+        return cmd;
+    }
+
+    private static Command Admin(string name, string description, AdminQuery query, string? argumentName)
+    {
+        var argument = new Argument<string>(argumentName ?? "unused") { Description = $"Optional {argumentName} filter.", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
+        var raw = new Option<bool>("--json") { Description = "Print the server's JSON document as is." };
+        var cmd = new Command(name, description) { raw, s_server, s_token };
+        if (argumentName is not null)
+        {
+            cmd.Arguments.Add(argument);
+        }
+
+        cmd.SetAction(async (parse, ct) => await RunAsync(parse, async client =>
+        {
+            var json = await client.AdminAsync(query, argumentName is null ? "" : parse.GetValue(argument) ?? "", ct).ConfigureAwait(false);
+            if (parse.GetValue(raw))
+            {
+                Console.WriteLine(json);
+                return 0;
+            }
+
+            using var doc = JsonDocument.Parse(json);
+            PrintJson(doc.RootElement, 0);
+            return 0;
+        }).ConfigureAwait(false));
+        return cmd;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, Func<BrokerClient, Task<int>> body)
+    {
+        try
+        {
+            var client = await BrokerClient.ConnectAsync(ClientOptions(parse)).ConfigureAwait(false);
+            await using (client.ConfigureAwait(false))
+            {
+                return await body(client).ConfigureAwait(false);
+            }
+        }
+        catch (BrokerClientException ex)
+        {
+            Console.Error.WriteLine($"error {ex.ErrorCode} ({(int)ex.ErrorCode}): {ex.Reason}");
+            return 1;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or TimeoutException)
+        {
+            Console.Error.WriteLine($"cannot reach {parse.GetValue(s_server)}: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static void Print(ClientMessage m, string format)
+    {
+        switch (format)
+        {
+            case "full":
+                var sb = new StringBuilder();
+                sb.Append(CultureInfo.InvariantCulture, $"{m.Topic}@{m.Offset} {m.Timestamp:O}");
+                if (m.DeliveryCount > 1)
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $" delivery {m.DeliveryCount}");
+                }
+
+                foreach (var h in m.Headers)
+                {
+                    if (h.Key == "fb-producer")
+                    {
+                        continue; // the broker's idempotence bookkeeping, not the application's
+                    }
+
+                    sb.Append(CultureInfo.InvariantCulture, $" {h.Key}={Text(h.Value.Span)}");
+                }
+
+                sb.Append(' ').Append(Text(m.Payload.Span));
+                Console.WriteLine(sb.ToString());
+                break;
+            case "json":
+                using (var stream = Console.OpenStandardOutput())
+                using (var w = new Utf8JsonWriter(stream))
+                {
+                    w.WriteStartObject();
+                    w.WriteString("topic", m.Topic);
+                    w.WriteNumber("offset", m.Offset);
+                    w.WriteString("timestamp", m.Timestamp);
+                    w.WriteNumber("deliveryCount", m.DeliveryCount);
+                    w.WriteString("payload", Text(m.Payload.Span));
+                    w.WriteEndObject();
+                    w.Flush();
+                    stream.Write("\n"u8);
+                }
+
+                break;
+            default:
+                Console.WriteLine(Text(m.Payload.Span));
+                break;
+        }
+    }
+
+    private static string Text(ReadOnlySpan<byte> bytes) =>
+        System.Text.Unicode.Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : "0x" + Convert.ToHexString(bytes);
+
+    private static bool TryParseStart(string text, out SubscribeStart start)
+    {
+        start = SubscribeStart.Latest;
+        switch (text)
+        {
+            case "latest":
+                return true;
+            case "earliest":
+                start = SubscribeStart.Earliest;
+                return true;
+            case "committed":
+                start = SubscribeStart.Committed(FastBroker.Protocol.StartKind.Earliest);
+                return true;
+        }
+
+        if (text.StartsWith("offset:", StringComparison.Ordinal) && long.TryParse(text.AsSpan(7), NumberStyles.Integer, CultureInfo.InvariantCulture, out var offset) && offset >= 0)
+        {
+            start = SubscribeStart.AtOffset(offset);
+            return true;
+        }
+
+        if (text.StartsWith("time:", StringComparison.Ordinal) && DateTimeOffset.TryParse(text.AsSpan(5), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        {
+            start = SubscribeStart.AtTime(time);
+            return true;
+        }
+
+        return false;
+    }
+
+    private static IEnumerable<string> ReadStdinLines()
+    {
+        while (Console.In.ReadLine() is { } line)
+        {
+            yield return line;
+        }
+    }
+
+    private static void PrintJson(JsonElement e, int indent)
+    {
+        // A readable, indented rendering of the admin document (objects as "name: value" lines, arrays as items).
+        var pad = new string(' ', indent * 2);
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    if (p.Value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+                    {
+                        Console.WriteLine($"{pad}{p.Name}:");
+                        PrintJson(p.Value, indent + 1);
+                    }
+                    else
+                    {
+                        Console.WriteLine($"{pad}{p.Name}: {p.Value}");
+                    }
+                }
+
+                break;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in e.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("name", out var n))
+                    {
+                        Console.WriteLine($"{pad}- {n}");
+                    }
+                    else
+                    {
+                        Console.WriteLine($"{pad}- [{i}]");
+                    }
+
+                    PrintJson(item, indent + 1);
+                    i++;
+                }
+
+                break;
+            default:
+                Console.WriteLine($"{pad}{e}");
+                break;
+        }
+    }
+}

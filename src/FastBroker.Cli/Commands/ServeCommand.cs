@@ -1,0 +1,160 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using FastBroker.Server;
+
+namespace FastBroker.Cli.Commands;
+
+/// <summary>
+/// <c>fastbroker serve</c>: the broker's main job. Defaults that work on a fresh machine: data in <c>./data</c>, the
+/// binary protocol on 127.0.0.1:7400, the admin HTTP endpoint (<c>/metrics</c>, <c>/health</c>) on 127.0.0.1:7401.
+/// SIGINT/SIGTERM shut it down gracefully: stop accepting, drain confirmations, flush and close the journals.
+/// </summary>
+internal static class ServeCommand
+{
+    public const int DefaultAdminPort = 7401;
+
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Data directory (created if missing).", DefaultValueFactory = _ => "data" };
+        var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Protocol port (0 = any free port).", DefaultValueFactory = _ => ServerOptions.DefaultPort };
+        var adminPort = new Option<int>("--admin-port") { Description = "Admin HTTP port serving /metrics and /health (-1 = off, 0 = any free port).", DefaultValueFactory = _ => DefaultAdminPort };
+        var tokens = new Option<string[]>("--token") { Description = "Accepted auth token (repeatable; none = no authentication). token or token:publishPattern,... to restrict publishing.", AllowMultipleArgumentsPerToken = false };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PFX certificate file: when given, clients must use TLS." };
+        var tlsPassword = new Option<string?>("--tls-password") { Description = "Password of the PFX file." };
+        var maxConnections = new Option<int>("--max-connections") { Description = "Most concurrent client connections.", DefaultValueFactory = _ => ServerOptions.Default.MaxConnections };
+        var noAutoCreate = new Option<bool>("--no-auto-create") { Description = "Refuse publishes to topics that were not created (UnknownTopic)." };
+        var fsync = new Option<bool>("--fsync") { Description = "New topics confirm publishes only after a group commit (fsync) instead of after the page-cache write." };
+        var wait = new Option<BrokerWaitStrategy>("--wait") { Description = "Pipeline wait strategy (BusySpin only on machines with cores to spare).", DefaultValueFactory = _ => BrokerWaitStrategy.Hybrid };
+        var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
+        var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
+        {
+            data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, quiet,
+        };
+        cmd.SetAction(async (parse, cancellationToken) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            var isQuiet = parse.GetValue(quiet);
+            var brokerOptions = BrokerOptions.Default with
+            {
+                DataDirectory = parse.GetValue(data)!,
+                AutoCreateTopics = !parse.GetValue(noAutoCreate),
+                WaitStrategy = parse.GetValue(wait),
+                DefaultTopicOptions = TopicOptions.Default with { Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written },
+            };
+            var serverOptions = ServerOptions.Default with
+            {
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                MaxConnections = parse.GetValue(maxConnections),
+                Tokens = [.. (parse.GetValue(tokens) ?? []).Select(ParseToken)],
+                TlsCertificatePath = parse.GetValue(tlsCert),
+                TlsCertificatePassword = parse.GetValue(tlsPassword),
+                Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
+            };
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+
+            Broker broker;
+            try
+            {
+                broker = await Broker.OpenAsync(brokerOptions, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (BrokerException ex)
+            {
+                Console.Error.WriteLine($"fastbroker: cannot open data directory '{brokerOptions.DataDirectory}': {ex.Message}");
+                return 1;
+            }
+
+            await using (broker.ConfigureAwait(false))
+            {
+                foreach (var report in broker.RecoveryReports)
+                {
+                    Console.Error.WriteLine($"recovery: {report}");
+                }
+
+                BrokerServer server;
+                try
+                {
+                    server = await BrokerServer.StartAsync(broker, serverOptions, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ArgumentException or BrokerException or IOException or System.Security.Cryptography.CryptographicException)
+                {
+                    Console.Error.WriteLine($"fastbroker: cannot listen on {serverOptions.Host}:{serverOptions.Port}: {ex.Message}");
+                    return 1;
+                }
+
+                await using (server.ConfigureAwait(false))
+                {
+                    AdminHttpServer? admin = null;
+                    var adminPortValue = parse.GetValue(adminPort);
+                    if (adminPortValue >= 0)
+                    {
+                        try
+                        {
+                            admin = await AdminHttpServer.StartAsync(broker, server, serverOptions.Host, adminPortValue, CancellationToken.None).ConfigureAwait(false);
+                        }
+                        catch (System.Net.Sockets.SocketException ex)
+                        {
+                            Console.Error.WriteLine($"fastbroker: cannot listen on admin port {adminPortValue}: {ex.Message}");
+                            return 1;
+                        }
+                    }
+
+                    var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    Console.WriteLine($"fastbroker listening on {server.EndPoint} (data {Path.GetFullPath(brokerOptions.DataDirectory)}{(admin is null ? "" : $", admin http://{admin.EndPoint}/metrics")}) — ready in {ms:F0} ms");
+                    Console.Out.Flush();
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+
+                    if (!isQuiet)
+                    {
+                        Console.Error.WriteLine("fastbroker: shutting down (draining confirmations, flushing journals)");
+                    }
+
+                    await server.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                    if (admin is not null)
+                    {
+                        await admin.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+
+            if (!isQuiet)
+            {
+                Console.Error.WriteLine("fastbroker: stopped");
+            }
+
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static AccessToken ParseToken(string spec)
+    {
+        var colon = spec.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0)
+        {
+            return new AccessToken(spec);
+        }
+
+        var patterns = spec[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new AccessToken(spec[..colon], PublishPatterns: patterns);
+    }
+}

@@ -1,0 +1,450 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>Connecting, the handshake, the supervisor that reconnects, and failing what is pending.</summary>
+public sealed partial class BrokerClient
+{
+    private const ProtocolFeatures RequestedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
+        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin;
+
+    private static bool IsFatal(Exception error)
+        => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
+
+    private async Task<Connection> ConnectAnyAsync(CancellationToken cancellationToken)
+    {
+        Exception? last = null;
+        foreach (var endpoint in _endpoints)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                return await ConnectOneAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsFatal(ex))
+            {
+                throw;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                last = ex;
+            }
+        }
+
+        if (last is BrokerClientException refused)
+        {
+            throw CopyFailure(refused);
+        }
+
+        var tried = string.Join(", ", _endpoints);
+        throw new BrokerClientException(ErrorCode.Closed, $"could not connect to {tried}: {last?.Message}", last);
+    }
+
+    private async Task<Connection> ConnectOneAsync(Internal.Endpoint endpoint, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Connection? connection = null;
+        try
+        {
+            await socket.ConnectAsync(endpoint.Host, endpoint.Port, timeout.Token).ConfigureAwait(false);
+            Stream stream = new NetworkStream(socket, ownsSocket: true);
+            if (_options.UseTls)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                stream = ssl;
+                await ssl.AuthenticateAsClientAsync(
+                    new SslClientAuthenticationOptions
+                    {
+                        TargetHost = _options.TlsTargetHost ?? endpoint.Host,
+                        RemoteCertificateValidationCallback = _options.CertificateValidation,
+                    },
+                    timeout.Token).ConfigureAwait(false);
+            }
+
+            connection = new Connection(socket, stream, endpoint);
+            connection.ReaderTask = ReadLoopAsync(connection);
+            FrameWriter.WriteHello(connection.Output, 1, _clientName, _clientVersion, RequestedFeatures, _authToken, (uint)_options.MaxInboundFrameSize);
+            await connection.Output.FlushAsync(timeout.Token).ConfigureAwait(false);
+            connection.MarkSent();
+            await connection.Welcome.WaitAsync(timeout.Token).ConfigureAwait(false);
+            return connection;
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            await DropAsync(connection, socket).ConfigureAwait(false);
+            throw new TimeoutException($"connecting to {endpoint} took longer than {_options.ConnectTimeout.TotalSeconds:0.###} s", ex);
+        }
+        catch
+        {
+            await DropAsync(connection, socket).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async Task DropAsync(Connection? connection, Socket? socket)
+    {
+        if (connection is null)
+        {
+            socket?.Dispose();
+            return;
+        }
+
+        connection.Abort(new OperationCanceledException("connection attempt abandoned"));
+        if (connection.ReaderTask is { } reader)
+        {
+            await reader.ConfigureAwait(false);
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Makes a handshaken connection the current one: resend everything unconfirmed, resubscribe everything. False
+    /// when the client is closing (the caller drops the connection).
+    /// </summary>
+    private bool Activate(Connection connection)
+    {
+        var welcome = connection.WelcomeInfo!;
+        lock (_sync)
+        {
+            if (_closingFlag)
+            {
+                return false;
+            }
+
+            _generation++;
+            connection.Generation = _generation;
+            _connection = connection;
+            Volatile.Write(ref _welcome, welcome);
+            Volatile.Write(ref _serverMaxFrameSize, welcome.MaxFrameSize);
+            _idempotent = (welcome.Features & ProtocolFeatures.IdempotentProducer) != 0;
+            _nextRequestId = 2; // 1 was the HELLO
+
+            // Unconfirmed publishes of the last connection are in an unknown state: resend them all, in order, with
+            // their original producer sequences; the server stores each once and confirms duplicates with the
+            // original offset.
+            for (var p = _sendHead; p is not null; p = p.Next)
+            {
+                p.RequestId = 0;
+            }
+
+            _nextToSend = _sendHead;
+
+            // Resubscriptions go first: queued COMMITs name them.
+            var subscriptions = _subscriptions.Values.OrderBy(s => s.Id).ToList();
+            var ops = new List<ControlOp>(subscriptions.Count);
+            foreach (var s in subscriptions)
+            {
+                if (s.PrepareResubscribe(_generation) is { } op)
+                {
+                    ops.Add(op);
+                }
+            }
+
+            _control.InsertRange(0, ops);
+            Interlocked.Increment(ref _connectCount);
+        }
+
+        _writeSignal.Set();
+        Emit(BrokerClientEventKind.Connected, $"connected to {connection.Endpoint} (connection {welcome.ConnectionId}, {welcome.ServerName} {welcome.ServerVersion})");
+        return true;
+    }
+
+    private async Task SuperviseAsync(Connection connection)
+    {
+        try
+        {
+            await SuperviseCoreAsync(connection).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A bug, not a network failure: fail loudly rather than leave callers waiting forever.
+            GiveUp(ex, "the client's connection supervisor failed");
+        }
+    }
+
+    private async Task SuperviseCoreAsync(Connection connection)
+    {
+        var current = connection;
+        while (true)
+        {
+            await RunConnectionAsync(current).ConfigureAwait(false);
+            var failure = current.Failure;
+            var fatal = current.IsFatal;
+            OnDisconnected(current);
+            await current.DisposeAsync().ConfigureAwait(false);
+            if (IsClosing)
+            {
+                return;
+            }
+
+            Emit(BrokerClientEventKind.Disconnected, $"connection to {current.Endpoint} lost: {failure?.Message}", (failure as BrokerClientException)?.ErrorCode ?? ErrorCode.None, failure);
+            if (fatal || !_options.Reconnect)
+            {
+                GiveUp(failure, fatal ? "the server refused this client" : "the connection was lost and reconnect is off");
+                return;
+            }
+
+            var next = await ReconnectAsync(failure).ConfigureAwait(false);
+            if (next is null)
+            {
+                return;
+            }
+
+            if (!Activate(next))
+            {
+                // DisposeAsync ran while this connection was being made.
+                await DropAsync(next, null).ConfigureAwait(false);
+                return;
+            }
+
+            current = next;
+        }
+    }
+
+    private bool IsClosing
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _closingFlag;
+            }
+        }
+    }
+
+    private async Task RunConnectionAsync(Connection connection)
+    {
+        var writer = Task.Run(() => WriteLoopAsync(connection));
+        var heartbeat = HeartbeatLoopAsync(connection);
+        await connection.ReaderTask!.ConfigureAwait(false);
+        connection.Abort(new IOException("the connection ended"));
+        _writeSignal.Set();
+        await writer.ConfigureAwait(false);
+        await heartbeat.ConfigureAwait(false);
+    }
+
+    private async Task<Connection?> ReconnectAsync(Exception? failure)
+    {
+        var deadline = Environment.TickCount64 + (long)_options.ReconnectTimeout.TotalMilliseconds;
+        var delay = _options.ReconnectInitialDelay;
+        var last = failure;
+        while (true)
+        {
+            var remaining = deadline - Environment.TickCount64;
+            if (remaining <= 0)
+            {
+                GiveUp(last, $"gave up reconnecting after {_options.ReconnectTimeout.TotalSeconds:0.###} s");
+                return null;
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds, remaining)), _closing.Token).ConfigureAwait(false);
+                return await ConnectAnyAsync(_closing.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+            {
+                return null;
+            }
+            catch (Exception ex) when (IsFatal(ex))
+            {
+                GiveUp(ex, "the server refused this client");
+                return null;
+            }
+            catch (Exception ex)
+            {
+                last = ex;
+                Emit(BrokerClientEventKind.ConnectFailed, ex.Message, (ex as BrokerClientException)?.ErrorCode ?? ErrorCode.None, ex);
+            }
+
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.ReconnectMaxDelay.Ticks));
+        }
+    }
+
+    /// <summary>Per-connection state is gone; what must survive is put back in the queues for the next connection.</summary>
+    private void OnDisconnected(Connection connection)
+    {
+        List<ControlOp>? completed = null;
+        lock (_sync)
+        {
+            if (_connection == connection)
+            {
+                _connection = null;
+            }
+
+            _byRequestId.Clear();
+            _pongs.Clear();
+            _heartbeatPing = false;
+            foreach (var s in _ackQueue)
+            {
+                s.PendingAcks.Clear();
+                s.AckQueued = false;
+            }
+
+            _ackQueue.Clear();
+
+            // Requests written and not answered first (they were sent first), then the ones not written yet.
+            var survivors = new List<ControlOp>();
+            foreach (var op in _requests.Values.OrderBy(o => o.RequestId).Concat(_control))
+            {
+                switch (op.Kind)
+                {
+                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping:
+                        survivors.Add(op); // idempotent: ask again on the next connection
+                        break;
+                    case ControlKind.Unsubscribe:
+                        (completed ??= []).Add(op); // the connection took the subscription with it
+                        break;
+                    default:
+                        break; // SUBSCRIBE, JOIN_GROUP, CREDIT, NACK: rebuilt for the next connection
+                }
+            }
+
+            _requests.Clear();
+            _control.Clear();
+            _control.AddRange(survivors);
+        }
+
+        if (completed is not null)
+        {
+            foreach (var op in completed)
+            {
+                op.Completion?.TrySetResult(0);
+            }
+        }
+    }
+
+    private void GiveUp(Exception? cause, string reason)
+    {
+        var error = cause is BrokerClientException b && IsFatal(b)
+            ? CopyFailure(b)
+            : new BrokerClientException(ErrorCode.Closed, cause is null ? reason : $"{reason}: {cause.Message}", cause);
+        Emit(BrokerClientEventKind.GaveUp, error.Reason, error.ErrorCode, cause);
+        FailAll(error, disposing: false);
+    }
+
+    /// <summary>
+    /// The end: every pending publish and request fails with <paramref name="error"/>, subscriptions end. Only
+    /// called when no connection loop runs (they read the publishes' buffers without the lock).
+    /// </summary>
+    private void FailAll(BrokerClientException error, bool disposing)
+    {
+        var publishes = new List<PendingPublish>();
+        var ops = new List<ControlOp>();
+        List<(long Index, TaskCompletionSource Done)> waiters;
+        SubscriptionState[] subscriptions;
+        lock (_sync)
+        {
+            _failure ??= error;
+            for (var p = _sendHead; p is not null; p = p.Next)
+            {
+                publishes.Add(p);
+            }
+
+            for (var p = _admitHead; p is not null; p = p.Next)
+            {
+                publishes.Add(p);
+            }
+
+            _sendHead = _sendTail = _nextToSend = _admitHead = _admitTail = null;
+            _inFlight = 0;
+            _byRequestId.Clear();
+            ops.AddRange(_requests.Values);
+            ops.AddRange(_control);
+            _requests.Clear();
+            _control.Clear();
+            subscriptions = [.. _subscriptions.Values];
+            _subscriptions = [];
+            waiters = [.. _flushWaiters];
+            _flushWaiters.Clear();
+            Monitor.PulseAll(_sync);
+        }
+
+        foreach (var p in publishes)
+        {
+            p.Queue = PublishQueue.None;
+            p.Previous = p.Next = null;
+            p.TrySetException(CopyFailure(error));
+            p.Release();
+        }
+
+        foreach (var op in ops)
+        {
+            op.Completion?.TrySetException(CopyFailure(error));
+        }
+
+        foreach (var s in subscriptions)
+        {
+            s.End(CopyFailure(error), quietly: disposing);
+        }
+
+        foreach (var (_, done) in waiters)
+        {
+            done.TrySetException(CopyFailure(error));
+        }
+
+        FailPendingReplies(error);
+    }
+
+    private async Task HeartbeatLoopAsync(Connection connection)
+    {
+        var welcome = connection.WelcomeInfo!;
+        var server = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : (TimeSpan?)null;
+        var mine = _options.HeartbeatInterval;
+
+        // Idle for half the server's interval is enough to PING: the server allows 3 intervals of silence, so even a
+        // PING delayed by a stalled machine arrives with more than 2 intervals to spare.
+        var interval = (server, mine) switch
+        {
+            ({ } s, { } m) => s / 2 < m ? s / 2 : m,
+            ({ } s, null) => s / 2,
+            (null, { } m) => m,
+            _ => TimeSpan.Zero,
+        };
+        if (interval <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var sendAfter = Math.Max(1, (long)interval.TotalMilliseconds);
+        var deadAfter = 3 * (long)(server ?? interval).TotalMilliseconds;
+
+        // Check four times per interval: a PING goes out at most a quarter interval late.
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(5, sendAfter / 4)));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(connection.Token).ConfigureAwait(false))
+            {
+                var now = Environment.TickCount64;
+                if (now - connection.LastReceived > deadAfter)
+                {
+                    connection.Abort(new TimeoutException($"nothing received from {connection.Endpoint} for {deadAfter} ms"));
+                    return;
+                }
+
+                if (now - connection.LastSent >= sendAfter)
+                {
+                    lock (_sync)
+                    {
+                        _heartbeatPing = true;
+                    }
+
+                    _writeSignal.Set();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,365 @@
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>Publishing: admission under the in-flight limit, the send list, and confirmations.</summary>
+public sealed partial class BrokerClient
+{
+    /// <summary>Publishes and completes with the message's topic offset once the server confirms it.</summary>
+    /// <inheritdoc cref="PublishAsync(string, ReadOnlySpan{byte}, PublishOptions?, CancellationToken)"/>
+    public ValueTask<long> PublishAsync(string topic, ReadOnlySpan<byte> payload, CancellationToken cancellationToken = default)
+        => PublishAsync(topic, payload, null, cancellationToken);
+
+    /// <summary>
+    /// Publishes and completes with the message's topic offset once the server confirms it per the durability. The
+    /// message is copied before this returns (the caller may reuse its buffer) and queued in call order: the writer
+    /// loop batches whatever is queued into PUBLISH_BATCH frames. Beyond
+    /// <see cref="BrokerClientOptions.MaxInFlight"/> unconfirmed publishes the task waits for room, still in call
+    /// order. Every publish carries this client's producer id and the next producer sequence, and survives
+    /// reconnects: it is resent until confirmed, and stored once.
+    /// </summary>
+    /// <param name="topic">The topic (1–255 UTF-8 bytes; its syntax is checked by the server).</param>
+    /// <param name="payload">The payload; copied.</param>
+    /// <param name="options">Key, headers, TTL, durability; null = none and the client's durability.</param>
+    /// <param name="cancellationToken">
+    /// Stops the wait. A publish still waiting for room is withdrawn; one already queued may still be stored (its
+    /// offset is then lost to the caller).
+    /// </param>
+    /// <returns>The offset of the message in its topic.</returns>
+    /// <exception cref="BrokerClientException">The server refused the message (the CONFIRM status: e.g. <see cref="ErrorCode.UnknownTopic"/>, <see cref="ErrorCode.MessageTooLarge"/>), or the client was disposed or gave up reconnecting (<see cref="ErrorCode.Closed"/>).</exception>
+    /// <exception cref="ArgumentException">The topic, key or TTL cannot be carried by the wire format.</exception>
+    public ValueTask<long> PublishAsync(string topic, ReadOnlySpan<byte> payload, PublishOptions? options, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<long>(cancellationToken);
+        }
+
+        var p = Rent(topic, payload, options, fireAndForget: false);
+        BrokerClientException? error;
+        lock (_sync)
+        {
+            error = _failure is { } f ? CopyFailure(f) : CheckSizeLocked(p);
+            if (error is null)
+            {
+                EnqueueLocked(p);
+            }
+        }
+
+        if (error is not null)
+        {
+            p.Discard();
+            return ValueTask.FromException<long>(error);
+        }
+
+        _writeSignal.Set();
+        if (cancellationToken.CanBeCanceled)
+        {
+            p.RegisterCancellation(this, cancellationToken);
+        }
+
+        return new ValueTask<long>(p, p.Version);
+    }
+
+    /// <summary>
+    /// Publishes without waiting for a confirmation (NO_CONFIRM): the message is copied and queued, and the server
+    /// sends nothing back unless it fails, which is reported through <see cref="BrokerClientOptions.OnEvent"/>
+    /// (<see cref="BrokerClientEventKind.PublishFailed"/>). Not idempotent and not resent after a reconnect once
+    /// written. Blocks the calling thread while <see cref="BrokerClientOptions.MaxInFlight"/> is reached.
+    /// </summary>
+    /// <exception cref="BrokerClientException">The client was disposed or gave up (<see cref="ErrorCode.Closed"/>), or the message exceeds the server's maximum frame size.</exception>
+    public void Publish(string topic, ReadOnlySpan<byte> payload, PublishOptions? options = null)
+    {
+        var p = Rent(topic, payload, options, fireAndForget: true);
+        lock (_sync)
+        {
+            while (true)
+            {
+                var error = _failure is { } f ? CopyFailure(f) : CheckSizeLocked(p);
+                if (error is not null)
+                {
+                    p.Discard();
+                    throw error;
+                }
+
+                if (_admitHead is null && _inFlight < _maxInFlight)
+                {
+                    EnqueueLocked(p);
+                    break;
+                }
+
+                _blockedPublishers++;
+                try
+                {
+                    Monitor.Wait(_sync);
+                }
+                finally
+                {
+                    _blockedPublishers--;
+                }
+            }
+        }
+
+        _writeSignal.Set();
+    }
+
+    internal void CancelPublish(PendingPublish p, CancellationToken token)
+    {
+        var withdrawn = false;
+        lock (_sync)
+        {
+            if (p.Queue == PublishQueue.Admission)
+            {
+                if (p.Previous is null)
+                {
+                    _admitHead = p.Next;
+                }
+                else
+                {
+                    p.Previous.Next = p.Next;
+                }
+
+                if (p.Next is null)
+                {
+                    _admitTail = p.Previous;
+                }
+                else
+                {
+                    p.Next.Previous = p.Previous;
+                }
+
+                p.Previous = p.Next = null;
+                p.Queue = PublishQueue.None;
+                withdrawn = true;
+            }
+        }
+
+        p.TrySetException(new OperationCanceledException("the publish was canceled", token));
+        if (withdrawn)
+        {
+            p.Release();
+        }
+    }
+
+    private PendingPublish Rent(string topic, ReadOnlySpan<byte> payload, PublishOptions? options, bool fireAndForget)
+    {
+        var topicLength = Utf8Names.CheckedByteCount(topic, nameof(topic));
+        options ??= PublishOptions.Default;
+        var key = options.Key.Span;
+        if (key.Length > ProtocolConstants.MaxShortBytesLength)
+        {
+            ThrowHelper.ThrowTooLong(nameof(options.Key), key.Length, ProtocolConstants.MaxShortBytesLength);
+        }
+
+        var ttl = options.Ttl;
+        if (ttl < TimeSpan.Zero || ttl.TotalMilliseconds > uint.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), ttl, "Ttl must be 0 to 2^32 − 1 ms.");
+        }
+
+        var headers = options.Headers is { } h ? h.Encoded : default;
+        var p = _publishPool.Get();
+        p.Initialize(_publishPool, topic, topicLength, payload, key, headers, (uint)ttl.TotalMilliseconds, options.Durability ?? _options.Durability, fireAndForget);
+        return p;
+    }
+
+    private BrokerClientException? CheckSizeLocked(PendingPublish p)
+    {
+        var frame = (long)BatchHeaderBytes + p.EntrySize;
+        return frame > _serverMaxFrameSize ? ThrowHelper.MessageTooLarge(p.Topic, frame, _serverMaxFrameSize) : null;
+    }
+
+    private void EnqueueLocked(PendingPublish p)
+    {
+        p.Index = _nextIndex++;
+        if (_admitHead is null && _inFlight < _maxInFlight)
+        {
+            AppendSendLocked(p);
+            return;
+        }
+
+        p.Queue = PublishQueue.Admission;
+        p.Previous = _admitTail;
+        p.Next = null;
+        if (_admitTail is null)
+        {
+            _admitHead = p;
+        }
+        else
+        {
+            _admitTail.Next = p;
+        }
+
+        _admitTail = p;
+    }
+
+    private void AppendSendLocked(PendingPublish p)
+    {
+        if (!p.FireAndForget)
+        {
+            p.Sequence = _nextSequence++;
+        }
+
+        p.Queue = PublishQueue.Sending;
+        p.RequestId = 0;
+        p.Previous = _sendTail;
+        p.Next = null;
+        if (_sendTail is null)
+        {
+            _sendHead = p;
+        }
+        else
+        {
+            _sendTail.Next = p;
+        }
+
+        _sendTail = p;
+        _nextToSend ??= p;
+        _inFlight++;
+    }
+
+    private void UnlinkLocked(PendingPublish p)
+    {
+        if (_nextToSend == p)
+        {
+            _nextToSend = p.Next;
+        }
+
+        if (p.Previous is null)
+        {
+            _sendHead = p.Next;
+        }
+        else
+        {
+            p.Previous.Next = p.Next;
+        }
+
+        if (p.Next is null)
+        {
+            _sendTail = p.Previous;
+        }
+        else
+        {
+            p.Next.Previous = p.Previous;
+        }
+
+        p.Previous = p.Next = null;
+        p.Queue = PublishQueue.None;
+    }
+
+    /// <summary>Room was freed: admit waiting publishes in call order, wake blocked fire-and-forget callers.</summary>
+    private void AdmitWaitingLocked()
+    {
+        var admitted = false;
+        while (_admitHead is { } p && _inFlight < _maxInFlight)
+        {
+            _admitHead = p.Next;
+            if (_admitHead is null)
+            {
+                _admitTail = null;
+            }
+            else
+            {
+                _admitHead.Previous = null;
+            }
+
+            AppendSendLocked(p);
+            admitted = true;
+        }
+
+        if (_blockedPublishers > 0 && _inFlight < _maxInFlight)
+        {
+            Monitor.PulseAll(_sync);
+        }
+
+        if (admitted)
+        {
+            _writeSignal.Set();
+        }
+    }
+
+    /// <summary>Publishes confirmed with the DUPLICATE flag: resent after a reconnect, already stored (tests, diagnostics).</summary>
+    internal long DuplicateConfirmations
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _duplicateConfirmations;
+            }
+        }
+    }
+
+    /// <summary>Reader loop: completes publishes from CONFIRM ranges.</summary>
+    internal void OnConfirm(in ConfirmFrame frame)
+    {
+        long failed = 0;
+        var failedCode = ErrorCode.None;
+        lock (_sync)
+        {
+            foreach (var range in frame)
+            {
+                if (range.Duplicate)
+                {
+                    _duplicateConfirmations += range.Count;
+                }
+
+                for (uint i = 0; i < range.Count; i++)
+                {
+                    if (!_byRequestId.Remove(range.FirstRequestId + i, out var p))
+                    {
+                        if (range.Status != ErrorCode.None)
+                        {
+                            failed++; // a fire-and-forget message
+                            failedCode = range.Status;
+                        }
+
+                        continue;
+                    }
+
+                    UnlinkLocked(p);
+                    _inFlight--;
+                    if (range.Status == ErrorCode.None)
+                    {
+                        p.TrySetResult((long)(range.FirstOffset + i));
+                    }
+                    else
+                    {
+                        p.TrySetException(new BrokerClientException(range.Status, $"the server refused a message to '{p.Topic}'"));
+                    }
+
+                    p.Release();
+                }
+            }
+
+            AdmitWaitingLocked();
+        }
+
+        if (failed > 0)
+        {
+            Emit(BrokerClientEventKind.PublishFailed, $"{failed} fire-and-forget message(s) refused: {failedCode}", failedCode, count: failed);
+        }
+    }
+
+    /// <summary>Reader loop: an ERROR naming a publish's request id (a frame-level problem).</summary>
+    private bool TryFailPublish(ulong requestId, BrokerClientException error)
+    {
+        PendingPublish? p;
+        lock (_sync)
+        {
+            if (!_byRequestId.Remove(requestId, out p))
+            {
+                return false;
+            }
+
+            UnlinkLocked(p);
+            _inFlight--;
+            AdmitWaitingLocked();
+        }
+
+        p.TrySetException(error);
+        p.Release();
+        return true;
+    }
+}

@@ -1,0 +1,231 @@
+using System.Buffers;
+using System.Diagnostics;
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>The reader loop: parses server frames and completes what they answer.</summary>
+public sealed partial class BrokerClient
+{
+    private async Task ReadLoopAsync(Connection connection)
+    {
+        var input = connection.Input;
+        var handler = new ServerFrameHandler(this, connection);
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync(connection.Token).ConfigureAwait(false);
+                connection.MarkReceived();
+                var buffer = result.Buffer;
+                if (!ParseFrames(ref buffer, ref handler, out var error))
+                {
+                    throw new BrokerClientException(error.Code, $"the server sent a bad frame: {error}");
+                }
+
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    connection.Abort(new IOException($"{connection.Endpoint} closed the connection"));
+                    return;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            connection.Abort(ex);
+        }
+    }
+
+    private bool ParseFrames(ref ReadOnlySequence<byte> buffer, ref ServerFrameHandler handler, out FrameError error)
+    {
+        while (FrameParser.TryParseServerFrame(ref buffer, ref handler, _options.MaxInboundFrameSize, out error))
+        {
+        }
+
+        return !error.IsError;
+    }
+
+    internal void OnServerPing(ulong requestId)
+    {
+        lock (_sync)
+        {
+            _pongs.Add(requestId);
+        }
+
+        _writeSignal.Set();
+    }
+
+    internal void OnPong(ulong requestId)
+    {
+        if (requestId == 0)
+        {
+            return; // a heartbeat
+        }
+
+        ControlOp? op;
+        lock (_sync)
+        {
+            if (!_requests.Remove(requestId, out op))
+            {
+                return;
+            }
+        }
+
+        op.Completion?.TrySetResult((ulong)Stopwatch.GetElapsedTime(op.SentTimestamp).Ticks);
+    }
+
+    internal void OnOk(ulong requestId, ulong value)
+    {
+        ControlOp? op;
+        lock (_sync)
+        {
+            if (!_requests.Remove(requestId, out op))
+            {
+                return;
+            }
+        }
+
+        switch (op.Kind)
+        {
+            case ControlKind.Subscribe or ControlKind.JoinGroup:
+                op.Subscription!.OnSubscribed(value);
+                break;
+            case ControlKind.Commit:
+                op.Subscription!.MarkCommitted(op.TopicName!, (long)op.Offset);
+                op.Completion?.TrySetResult(value);
+                break;
+            default:
+                op.Completion?.TrySetResult(value);
+                break;
+        }
+    }
+
+    internal void OnAdminResult(ulong requestId, string json)
+    {
+        ControlOp? op;
+        lock (_sync)
+        {
+            if (!_requests.Remove(requestId, out op))
+            {
+                return;
+            }
+        }
+
+        op.Result = json;
+        op.Completion?.TrySetResult(0);
+    }
+
+    internal void OnServerError(Connection connection, ulong requestId, ErrorCode code, string reason, uint subscriptionId, bool close, bool subscriptionEnded)
+    {
+        var error = new BrokerClientException(code, reason);
+        if (close)
+        {
+            // The server closes the socket after this; the reason is what the supervisor reports.
+            connection.SetServerClose(error, IsFatal(error));
+        }
+
+        ControlOp? op = null;
+        if (requestId != 0)
+        {
+            lock (_sync)
+            {
+                _requests.Remove(requestId, out op);
+            }
+
+            if (op is null && TryFailPublish(requestId, error))
+            {
+                return;
+            }
+        }
+
+        if (op is not null)
+        {
+            switch (op.Kind)
+            {
+                case ControlKind.Subscribe or ControlKind.JoinGroup:
+                    EndSubscription(op.Subscription!, error);
+                    break;
+                case ControlKind.Unsubscribe when code == ErrorCode.UnknownSubscription:
+                    op.Completion?.TrySetResult(0); // already gone: that is what was asked
+                    break;
+                default:
+                    op.Completion?.TrySetException(error);
+                    break;
+            }
+
+            return;
+        }
+
+        if (subscriptionEnded && subscriptionId != 0 && _subscriptions.TryGetValue(subscriptionId, out var s))
+        {
+            EndSubscription(s, error);
+            return;
+        }
+
+        if (!close)
+        {
+            // With CLOSE the connection ends: the Disconnected event carries the reason.
+            Emit(BrokerClientEventKind.ServerError, reason, code, error, subscriptionId);
+        }
+    }
+
+    internal void OnDeliver(Connection connection, uint subscriptionId, uint deliveryCount, ulong offset, long timestampNs, ReadOnlySpan<byte> topic, in ReadOnlySequence<byte> block, int keyLength, in HeaderBlock headers, int payloadLength)
+    {
+        if (!_subscriptions.TryGetValue(subscriptionId, out var s))
+        {
+            return; // unsubscribed: deliveries written before the OK are discarded
+        }
+
+        var message = s.Accept(connection.Generation, deliveryCount, offset, timestampNs, topic, block, keyLength, headers, payloadLength, out var credit, out var overflow);
+        if (credit > 0)
+        {
+            QueueControl(new ControlOp(ControlKind.Credit, connection.Generation, s) { Value = credit });
+        }
+
+        if (overflow)
+        {
+            Emit(BrokerClientEventKind.ServerError, $"subscription {subscriptionId} received more messages than its credit; one was dropped", ErrorCode.None, subscriptionId: subscriptionId, count: 1);
+        }
+        else if (message is not null && s.Kind == SubscriptionKind.Inbox)
+        {
+            OnReply(message);
+        }
+    }
+
+    internal void OnDropped(uint subscriptionId, ulong droppedCount, ulong resumeOffset)
+        => Emit(BrokerClientEventKind.MessagesDropped, $"subscription {subscriptionId} missed {droppedCount} message(s) of a transient topic; resuming at {resumeOffset}", ErrorCode.None, subscriptionId: subscriptionId, count: (long)droppedCount);
+
+    private void QueueControl(ControlOp op)
+    {
+        lock (_sync)
+        {
+            _control.Add(op);
+        }
+
+        _writeSignal.Set();
+    }
+
+    private void EndSubscription(SubscriptionState s, BrokerClientException error)
+    {
+        RemoveSubscription(s);
+        if (s.End(error, quietly: false) && s.Ready.Task.IsCompletedSuccessfully)
+        {
+            Emit(BrokerClientEventKind.SubscriptionEnded, $"subscription {s.Id} ({s.Pattern}) ended: {error.Reason}", error.ErrorCode, error, s.Id);
+        }
+    }
+
+    private void RemoveSubscription(SubscriptionState s)
+    {
+        lock (_sync)
+        {
+            if (_subscriptions.ContainsKey(s.Id))
+            {
+                var copy = new Dictionary<uint, SubscriptionState>(_subscriptions);
+                copy.Remove(s.Id);
+                _subscriptions = copy;
+            }
+        }
+    }
+}

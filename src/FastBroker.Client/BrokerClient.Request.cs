@@ -1,0 +1,169 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>Request-reply (docs/protocol.md, section 9).</summary>
+public sealed partial class BrokerClient
+{
+    // The inbox credit: replies are taken as they arrive, so this only bounds a burst.
+    private const int InboxCredit = 1024;
+
+    private readonly ConcurrentDictionary<ulong, TaskCompletionSource<ClientMessage>> _replies = new();
+    private readonly string _inboxTopic = "_inbox." + RandomNumberGenerator.GetHexString(16, lowercase: true);
+    private Task? _inboxReady;
+    private long _nextCorrelationId;
+
+    /// <summary>The topic this client's replies are published to (its <c>fb-reply-to</c>).</summary>
+    public string InboxTopic => _inboxTopic;
+
+    /// <summary>
+    /// Sends a request and waits for the reply: publishes to <paramref name="topic"/> with <c>fb-reply-to</c> = this
+    /// client's inbox topic and a fresh 8-byte <c>fb-correlation-id</c>, then waits for the message on the inbox
+    /// carrying the same id. The inbox (one topic per client instance, kept across reconnects, so a reply published
+    /// during a reconnect still arrives) is subscribed on first use.
+    /// </summary>
+    /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>; the publish's error if the request was refused.</exception>
+    public async ValueTask<ClientMessage> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        await EnsureInboxAsync(cancellationToken).ConfigureAwait(false);
+
+        var correlationId = (ulong)Interlocked.Increment(ref _nextCorrelationId);
+        var reply = new TaskCompletionSource<ClientMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _replies[correlationId] = reply;
+        try
+        {
+            Span<byte> id = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(id, correlationId);
+            var headers = new PublishHeaders();
+            if (options?.Headers is { } user)
+            {
+                headers.AddEncoded(user.Encoded, user.Count);
+            }
+
+            headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.ReplyTo), _inboxTopic);
+            headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.CorrelationId), id);
+            var publish = (options ?? PublishOptions.Default) with { Headers = headers };
+            await PublishAsync(topic, payload.Span, publish, cancellationToken).ConfigureAwait(false);
+
+            var remaining = Math.Max(1, deadline - Environment.TickCount64);
+            try
+            {
+                return await reply.Task.WaitAsync(TimeSpan.FromMilliseconds(remaining), cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException ex)
+            {
+                throw new BrokerClientException(ErrorCode.Timeout, $"no reply from '{topic}' within {timeout.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms", ex);
+            }
+        }
+        finally
+        {
+            _replies.TryRemove(correlationId, out _);
+        }
+    }
+
+    /// <summary>
+    /// Answers a request received by a subscription: publishes <paramref name="payload"/> to its <c>fb-reply-to</c>
+    /// topic with its <c>fb-correlation-id</c>, and completes with the reply's offset.
+    /// </summary>
+    /// <exception cref="ArgumentException">The message carries no <c>fb-reply-to</c> header.</exception>
+    public ValueTask<long> ReplyAsync(ClientMessage request, ReadOnlySpan<byte> payload, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!request.Headers.TryGetValue(ProtocolHeaders.ReplyTo, out var replyTo) || replyTo.IsEmpty)
+        {
+            throw new ArgumentException("The message carries no fb-reply-to header: it is not a request.", nameof(request));
+        }
+
+        var headers = new PublishHeaders();
+        if (options?.Headers is { } user)
+        {
+            headers.AddEncoded(user.Encoded, user.Count);
+        }
+
+        if (request.Headers.TryGetValue(ProtocolHeaders.CorrelationId, out var correlation))
+        {
+            headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.CorrelationId), correlation.Span);
+        }
+
+        var publish = (options ?? PublishOptions.Default) with { Headers = headers };
+        return PublishAsync(Encoding.UTF8.GetString(replyTo.Span), payload, publish, cancellationToken);
+    }
+
+    private async Task EnsureInboxAsync(CancellationToken cancellationToken)
+    {
+        Task ready;
+        SubscriptionState? open = null;
+        lock (_sync)
+        {
+            if (_inboxReady is null)
+            {
+                open = new SubscriptionState(NextSubscriptionId(), SubscriptionKind.Inbox, _inboxTopic, InboxCredit);
+                _inboxReady = open.Ready.Task;
+            }
+
+            ready = _inboxReady;
+        }
+
+        if (open is not null)
+        {
+            _ = OpenInboxAsync(open);
+        }
+
+        try
+        {
+            await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (ready.IsFaulted || ready.IsCanceled)
+        {
+            lock (_sync)
+            {
+                if (_inboxReady == ready)
+                {
+                    _inboxReady = null; // let the next request try again
+                }
+            }
+
+            throw;
+        }
+    }
+
+    private async Task OpenInboxAsync(SubscriptionState inbox)
+    {
+        try
+        {
+            await OpenAsync(inbox, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Observed through inbox.Ready by the requests waiting for it.
+        }
+    }
+
+    private void OnReply(ClientMessage message)
+    {
+        if (message.Headers.TryGetValue(ProtocolHeaders.CorrelationId, out var id) && id.Length == 8
+            && _replies.TryRemove(BinaryPrimitives.ReadUInt64LittleEndian(id.Span), out var waiting))
+        {
+            waiting.TrySetResult(message);
+        }
+    }
+
+    private void FailPendingReplies(BrokerClientException error)
+    {
+        foreach (var (id, waiting) in _replies)
+        {
+            if (_replies.TryRemove(id, out _))
+            {
+                waiting.TrySetException(CopyFailure(error));
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>Fan-out subscriptions and commits.</summary>
+public sealed partial class BrokerClient
+{
+    /// <summary>
+    /// Subscribes and yields the messages of every topic matching <paramref name="pattern"/>, per topic in offset
+    /// order; ends (UNSUBSCRIBE) when the enumeration stops. Commit a durable subscription's position with
+    /// <see cref="CommitAsync(ClientMessage, CancellationToken)"/>. Reconnects are invisible: after one the stream
+    /// continues with the next message, without gaps or repeats (see <see cref="CreateSubscriptionAsync"/>).
+    /// </summary>
+    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>, <see cref="ErrorCode.UnknownTopic"/>) or ended it, or the client gave up reconnecting.</exception>
+    public async IAsyncEnumerable<ClientMessage> SubscribeAsync(string pattern, SubscribeOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var subscription = await CreateSubscriptionAsync(pattern, options, cancellationToken).ConfigureAwait(false);
+        await using (subscription.ConfigureAwait(false))
+        {
+            await foreach (var message in subscription.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                yield return message;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Subscribes (SUBSCRIBE, waits for the OK) and returns the subscription to read, commit and dispose.
+    /// </summary>
+    /// <remarks>
+    /// After a reconnect the client resubscribes by itself: a durable subscription with <see cref="StartKind.Committed"/>
+    /// (falling back to Earliest once it has received anything, so nothing published meanwhile is missed), any other
+    /// one that has received messages at <see cref="StartKind.Offset"/> = the smallest next offset over its topics, one
+    /// of a concrete topic that has received nothing at the offset it started at (so a <see cref="SubscribeStart.Latest"/>
+    /// start does not skip what was published while disconnected), and any other with its original start. Messages at
+    /// or below the last one received of their topic are dropped, so the application sees each message once, in order.
+    /// A wildcard subscription resumed at an offset applies it to every topic, so a matching topic it had never received
+    /// from restarts at that offset too.
+    /// </remarks>
+    public async ValueTask<ClientSubscription> CreateSubscriptionAsync(string pattern, SubscribeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= SubscribeOptions.Default;
+        if (options.Credit < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.Credit, "Credit must be at least 1.");
+        }
+
+        var filters = Utf8Names.EncodeFilters(options.Filters);
+        if (filters.Length > 0 && (Features & ProtocolFeatures.HeaderFilters) == 0)
+        {
+            ThrowHelper.ThrowNotGranted(ProtocolFeatures.HeaderFilters);
+        }
+
+        var state = new SubscriptionState(NextSubscriptionId(), SubscriptionKind.Fanout, pattern, options.Credit)
+        {
+            Start = options.Start,
+            DurableName = options.DurableName,
+            DurableUtf8 = options.DurableName is null ? [] : Utf8Names.Encode(options.DurableName, nameof(options.DurableName)),
+            Filters = filters,
+        };
+        var start = await OpenAsync(state, cancellationToken).ConfigureAwait(false);
+        return new ClientSubscription(this, state, (long)start);
+    }
+
+    /// <summary>
+    /// Commits a durable subscription's position in <paramref name="message"/>'s topic as just after it (COMMIT
+    /// offset + 1): after a restart the subscription resumes with the next message. Waits for the OK.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The message's subscription is not durable, or it is a work-queue message.</exception>
+    public ValueTask CommitAsync(ClientMessage message, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return CommitAsync(message.Owner, message.Topic, message.Offset + 1, cancellationToken);
+    }
+
+    internal async ValueTask CommitAsync(SubscriptionState state, string topic, long next, CancellationToken cancellationToken)
+    {
+        if (state.Kind != SubscriptionKind.Fanout || state.DurableName is null)
+        {
+            throw new InvalidOperationException("Only durable subscriptions (SubscribeOptions.DurableName) commit positions.");
+        }
+
+        ThrowIfFailed();
+        var op = new ControlOp(ControlKind.Commit, 0, state, awaited: true) { Offset = (ulong)next, Text = Encoding.UTF8.GetBytes(topic), TopicName = topic };
+        QueueControl(op);
+        await op.Completion!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    internal async ValueTask CommitAllAsync(SubscriptionState state, CancellationToken cancellationToken)
+    {
+        if (state.Kind != SubscriptionKind.Fanout || state.DurableName is null)
+        {
+            throw new InvalidOperationException("Only durable subscriptions (SubscribeOptions.DurableName) commit positions.");
+        }
+
+        var positions = state.GetCommitPositions();
+        if (positions.Count == 0)
+        {
+            return;
+        }
+
+        if (positions.Count == 1)
+        {
+            await CommitAsync(state, positions[0].Topic, positions[0].Next, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var tasks = new List<Task>(positions.Count);
+        foreach (var (topic, next) in positions)
+        {
+            tasks.Add(CommitAsync(state, topic, next, cancellationToken).AsTask());
+        }
+
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    /// <summary>Registers a subscription or membership, sends it if connected, and waits for the first OK.</summary>
+    private async ValueTask<ulong> OpenAsync(SubscriptionState state, CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            if (_failure is { } f)
+            {
+                throw CopyFailure(f);
+            }
+
+            var copy = new Dictionary<uint, SubscriptionState>(_subscriptions) { [state.Id] = state };
+            _subscriptions = copy;
+
+            // Not connected: the next connection subscribes everything registered.
+            if (_connection is not null && state.PrepareResubscribe(_generation) is { } op)
+            {
+                _control.Add(op);
+            }
+        }
+
+        _writeSignal.Set();
+        try
+        {
+            return await state.Ready.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CloseAsync(state).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>UNSUBSCRIBE (waits for the OK while connected) and end the buffer: readers finish after what is buffered.</summary>
+    internal async ValueTask CloseAsync(SubscriptionState state)
+    {
+        ControlOp? op = null;
+        lock (_sync)
+        {
+            if (_subscriptions.ContainsKey(state.Id))
+            {
+                var copy = new Dictionary<uint, SubscriptionState>(_subscriptions);
+                copy.Remove(state.Id);
+                _subscriptions = copy;
+                if (_connection is not null && _failure is null)
+                {
+                    op = new ControlOp(ControlKind.Unsubscribe, 0, state, awaited: true);
+                    _control.Add(op);
+                }
+            }
+        }
+
+        state.End(new BrokerClientException(ErrorCode.Closed, "the subscription was disposed"), quietly: true);
+        if (op is null)
+        {
+            return;
+        }
+
+        _writeSignal.Set();
+        try
+        {
+            await op.Completion!.Task.ConfigureAwait(false);
+        }
+        catch (BrokerClientException)
+        {
+            // The client is closing: the subscription is gone either way.
+        }
+    }
+
+    private uint NextSubscriptionId()
+    {
+        var id = Interlocked.Increment(ref _nextSubscriptionId);
+        return id == 0 ? Interlocked.Increment(ref _nextSubscriptionId) : id;
+    }
+
+    /// <summary>The application took a message: send CREDIT when half the window was consumed.</summary>
+    internal void OnTaken(SubscriptionState state, uint credit, long generation)
+    {
+        if (credit > 0 && !state.Ended)
+        {
+            QueueControl(new ControlOp(ControlKind.Credit, generation, state) { Value = credit });
+        }
+    }
+}

@@ -1,0 +1,317 @@
+using System.Buffers;
+using System.Diagnostics;
+using FastBroker.Client.Internal;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>
+/// The writer loop: the one task that writes to a connection. Each wake-up drains everything queued (PONGs,
+/// PINGs, control frames, ACKs, then publishes as PUBLISH_BATCH frames) and flushes once per 256 KiB, so a busy
+/// client sends many frames per syscall and an idle one sends a lone publish at once (TCP_NODELAY, no timer).
+/// </summary>
+public sealed partial class BrokerClient
+{
+    private async Task WriteLoopAsync(Connection connection)
+    {
+        var output = connection.Output;
+        try
+        {
+            while (!connection.IsAborted)
+            {
+                await _writeSignal.WaitAsync().ConfigureAwait(false);
+                bool more;
+                do
+                {
+                    if (connection.IsAborted)
+                    {
+                        return;
+                    }
+
+                    more = Drain(connection, out var written, out var lastIndex);
+                    if (written == 0)
+                    {
+                        break;
+                    }
+
+                    var result = await output.FlushAsync(connection.Token).ConfigureAwait(false);
+                    if (result.IsCanceled || result.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    connection.MarkSent();
+                    if (lastIndex >= 0)
+                    {
+                        OnWritten(lastIndex);
+                    }
+                }
+                while (more);
+            }
+        }
+        catch (Exception ex)
+        {
+            connection.Abort(ex);
+        }
+    }
+
+    /// <summary>Writes what is queued, up to the flush budget; true when more is waiting.</summary>
+    private bool Drain(Connection connection, out long written, out long lastIndex)
+    {
+        var output = connection.Output;
+        written = 0;
+        lastIndex = -1;
+        lock (_sync)
+        {
+            if (connection.Generation != _generation || _connection != connection)
+            {
+                return false;
+            }
+
+            foreach (var id in _pongs)
+            {
+                written += FrameWriter.WritePong(output, id);
+            }
+
+            _pongs.Clear();
+            if (_heartbeatPing)
+            {
+                _heartbeatPing = false;
+                written += FrameWriter.WritePing(output, 0);
+            }
+
+            foreach (var op in _control)
+            {
+                written += WriteControlLocked(output, op);
+            }
+
+            _control.Clear();
+            foreach (var s in _ackQueue)
+            {
+                written += WriteAcksLocked(output, s);
+            }
+
+            _ackQueue.Clear();
+        }
+
+        while (written < FlushBudget)
+        {
+            int count;
+            int capacity;
+            ulong firstRequestId;
+            lock (_sync)
+            {
+                count = CollectBatchLocked(out capacity, out firstRequestId);
+            }
+
+            if (count == 0)
+            {
+                return false;
+            }
+
+            lastIndex = _batch[count - 1].Index;
+            written += EncodeBatch(output, count, capacity, firstRequestId);
+            if (_batch[0].FireAndForget)
+            {
+                // Nothing comes back for a stored fire-and-forget message: done once written.
+                lock (_sync)
+                {
+                    for (var i = 0; i < count; i++)
+                    {
+                        var p = _batch[i];
+                        UnlinkLocked(p);
+                        _inFlight--;
+                        p.Release();
+                    }
+
+                    AdmitWaitingLocked();
+                }
+            }
+
+            Array.Clear(_batch, 0, count);
+        }
+
+        return true;
+    }
+
+    private int WriteControlLocked(IBufferWriter<byte> output, ControlOp op)
+    {
+        var s = op.Subscription;
+        switch (op.Kind)
+        {
+            case ControlKind.Subscribe:
+                if (op.Generation != _generation)
+                {
+                    return 0;
+                }
+
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteSubscribe(output, op.RequestId, s!.Id, s.PatternUtf8, op.Value, op.Start, op.Offset, s.DurableUtf8, op.Fallback, s.Filters);
+            case ControlKind.JoinGroup:
+                if (op.Generation != _generation)
+                {
+                    return 0;
+                }
+
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteJoinGroup(output, op.RequestId, s!.Id, s.GroupUtf8, s.PatternUtf8, op.Value, s.VisibilityTimeoutMs, s.MaxDeliveries);
+            case ControlKind.Unsubscribe:
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteUnsubscribe(output, op.RequestId, s!.Id);
+            case ControlKind.Commit:
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteCommit(output, op.RequestId, s!.Id, op.Offset, op.Text);
+            case ControlKind.Credit:
+                return op.Generation == _generation ? FrameWriter.WriteCredit(output, 0, s!.Id, op.Value) : 0;
+            case ControlKind.Nack:
+                return op.Generation == _generation
+                    ? FrameWriter.WriteNack(output, 0, s!.Id, new DeliveryTag(op.Offset, op.Value), op.Requeue, op.DelayMs, op.Text)
+                    : 0;
+            case ControlKind.Admin:
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteAdmin(output, op.RequestId, op.Query, op.Text);
+            case ControlKind.Ping:
+                op.RequestId = RegisterLocked(op);
+                op.SentTimestamp = Stopwatch.GetTimestamp();
+                return FrameWriter.WritePing(output, op.RequestId);
+            default:
+                return 0;
+        }
+    }
+
+    private ulong RegisterLocked(ControlOp op)
+    {
+        var id = _nextRequestId++;
+        _requests.Add(id, op);
+        return id;
+    }
+
+    private int WriteAcksLocked(IBufferWriter<byte> output, SubscriptionState member)
+    {
+        var tags = member.PendingAcks;
+        member.AckQueued = false;
+        var written = 0;
+        if (member.Generation == _generation && !member.Ended)
+        {
+            var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tags);
+            for (var i = 0; i < span.Length; i += ProtocolConstants.MaxBatchCount)
+            {
+                var chunk = span.Slice(i, Math.Min(ProtocolConstants.MaxBatchCount, span.Length - i));
+                written += FrameWriter.WriteAck(output, 0, member.Id, chunk);
+            }
+        }
+
+        tags.Clear();
+        return written;
+    }
+
+    /// <summary>
+    /// Takes the next publishes that can share one PUBLISH_BATCH (same fire-and-forget flag and durability,
+    /// consecutive producer sequences) into <see cref="_batch"/>, gives them consecutive request ids and registers
+    /// the confirmable ones. Returns how many; <paramref name="capacity"/> is the frame's exact size.
+    /// </summary>
+    private int CollectBatchLocked(out int capacity, out ulong firstRequestId)
+    {
+        var maxFrame = _serverMaxFrameSize;
+        var limit = Math.Min(_options.MaxBatchBytes, maxFrame);
+        var bytes = BatchHeaderBytes;
+        var count = 0;
+        firstRequestId = _nextRequestId;
+        PendingPublish? previous = null;
+        var p = _nextToSend;
+        while (p is not null && count < _batch.Length)
+        {
+            var size = p.EntrySize;
+            if (count == 0)
+            {
+                if ((long)bytes + size > maxFrame)
+                {
+                    // Fitted the previous server's limit, not this one's.
+                    var next = p.Next;
+                    UnlinkLocked(p);
+                    _inFlight--;
+                    p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)bytes + size, maxFrame));
+                    p.Release();
+                    p = next;
+                    continue;
+                }
+            }
+            else if ((long)bytes + size > limit || !CanFollow(previous!, p))
+            {
+                break;
+            }
+
+            bytes += size;
+            p.RequestId = _nextRequestId++;
+            if (!p.FireAndForget)
+            {
+                _byRequestId.Add(p.RequestId, p);
+            }
+
+            _batch[count++] = p;
+            previous = p;
+            p = p.Next;
+        }
+
+        _nextToSend = p;
+        capacity = bytes;
+        return count;
+    }
+
+    private bool CanFollow(PendingPublish previous, PendingPublish p)
+        => p.FireAndForget == previous.FireAndForget
+            && p.Durability == previous.Durability
+            && (p.FireAndForget || !_idempotent || p.Sequence == previous.Sequence + 1);
+
+    private int EncodeBatch(IBufferWriter<byte> output, int count, int capacity, ulong firstRequestId)
+    {
+        var first = _batch[0];
+        var idempotent = _idempotent && !first.FireAndForget;
+        var batch = new PublishBatchWriter(
+            output,
+            capacity,
+            firstRequestId,
+            first.Durability,
+            idempotent ? ProducerId : 0,
+            idempotent ? first.Sequence : 0,
+            first.FireAndForget ? PublishFlags.NoConfirm : PublishFlags.None);
+        for (var i = 0; i < count; i++)
+        {
+            var p = _batch[i];
+            var added = batch.TryAdd(p.TopicBytes, p.Payload, p.Key, p.Headers, p.TtlMs);
+            Debug.Assert(added, "the capacity was computed from the entry sizes");
+        }
+
+        return batch.Complete();
+    }
+
+    private void OnWritten(long lastIndex)
+    {
+        List<TaskCompletionSource>? done = null;
+        lock (_sync)
+        {
+            if (lastIndex <= _writtenIndex)
+            {
+                return;
+            }
+
+            _writtenIndex = lastIndex;
+            for (var i = _flushWaiters.Count - 1; i >= 0; i--)
+            {
+                if (_flushWaiters[i].Index <= lastIndex)
+                {
+                    (done ??= []).Add(_flushWaiters[i].Done);
+                    _flushWaiters.RemoveAt(i);
+                }
+            }
+        }
+
+        if (done is not null)
+        {
+            foreach (var d in done)
+            {
+                d.TrySetResult();
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using System.Net.Security;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client;
+
+/// <summary>How a <see cref="BrokerClient"/> connects and behaves. Immutable; start from <see cref="Default"/> and change what you need with <c>with</c>.</summary>
+public sealed record BrokerClientOptions
+{
+    /// <summary>127.0.0.1:7400, no TLS, no token, reconnect on, 8192 publishes in flight.</summary>
+    public static BrokerClientOptions Default { get; } = new();
+
+    /// <summary>Servers as <c>host:port</c> (IPv6 as <c>[::1]:7400</c>); the client connects to the first that answers, trying them in order.</summary>
+    public IReadOnlyList<string> Endpoints { get; init; } = ["127.0.0.1:7400"];
+
+    /// <summary>Sent in HELLO when the server requires a token; null or empty = none.</summary>
+    public string? AuthToken { get; init; }
+
+    /// <summary>The client's name in HELLO (server logs).</summary>
+    public string ClientName { get; init; } = "fastbroker-dotnet";
+
+    /// <summary>The client's version in HELLO (server logs).</summary>
+    public string ClientVersion { get; init; } = "1.0.0";
+
+    /// <summary>Wrap the TCP stream in TLS (<see cref="SslStream"/>).</summary>
+    public bool UseTls { get; init; }
+
+    /// <summary>The name the server certificate must carry; null = the endpoint's host.</summary>
+    public string? TlsTargetHost { get; init; }
+
+    /// <summary>Custom server-certificate validation (e.g. a test CA); null = the system's validation.</summary>
+    public RemoteCertificateValidationCallback? CertificateValidation { get; init; }
+
+    /// <summary>What publish confirmations wait for unless a publish says otherwise.</summary>
+    public Durability Durability { get; init; } = Durability.TopicDefault;
+
+    /// <summary>
+    /// Most publishes handed to the client and not yet confirmed (fire-and-forget ones count until written to the
+    /// socket). Beyond it <see cref="BrokerClient.PublishAsync(string, ReadOnlySpan{byte}, CancellationToken)"/>
+    /// queues in call order and its task waits; <see cref="BrokerClient.Publish"/> blocks the calling thread.
+    /// </summary>
+    public int MaxInFlight { get; init; } = 8192;
+
+    /// <summary>Idempotent-producer id (kept across reconnects); 0 = a random non-zero id per client instance.</summary>
+    public ulong ProducerId { get; init; }
+
+    /// <summary>Reconnect after a connection loss, resending unconfirmed publishes and resubscribing.</summary>
+    public bool Reconnect { get; init; } = true;
+
+    /// <summary>First delay between reconnect attempts; doubles up to <see cref="ReconnectMaxDelay"/>.</summary>
+    public TimeSpan ReconnectInitialDelay { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Longest delay between reconnect attempts.</summary>
+    public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Give up reconnecting after this long without a connection; pending operations then fail with <see cref="BrokerClientException"/>.</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Longest time for one connection attempt to one endpoint (TCP, TLS and the HELLO/WELCOME handshake).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Send a PING after this long without sending; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead after 3 server intervals (3 × this without one) with nothing received.</summary>
+    public TimeSpan? HeartbeatInterval { get; init; }
+
+    /// <summary>Largest frame this client accepts (announced in HELLO, so the server splits batches to fit).</summary>
+    public int MaxInboundFrameSize { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Most messages per PUBLISH_BATCH frame.</summary>
+    public int MaxBatchMessages { get; init; } = 256;
+
+    /// <summary>
+    /// Largest PUBLISH_BATCH frame the client builds (a bigger single message goes alone, up to the server's
+    /// maximum frame size). 64 KiB: the server acts on a batch only once it has all of it, so larger frames add
+    /// latency without saving syscalls.
+    /// </summary>
+    public int MaxBatchBytes { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// Connection changes and failures nobody awaits (fire-and-forget publish errors, server errors on ACK/CREDIT,
+    /// dropped transient messages). Called on the client's I/O tasks: return quickly and do not block (nor call
+    /// <see cref="BrokerClient.Publish"/>, which blocks at the in-flight limit that only those tasks can lift).
+    /// </summary>
+    public Action<BrokerClientEvent>? OnEvent { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (Endpoints is null || Endpoints.Count == 0)
+        {
+            throw new ArgumentException("At least one endpoint is required.", nameof(Endpoints));
+        }
+
+        foreach (var endpoint in Endpoints)
+        {
+            _ = Internal.Endpoint.Parse(endpoint);
+        }
+
+        if (MaxInFlight < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), MaxInFlight, "Must be at least 1.");
+        }
+
+        if (MaxBatchMessages is < 1 or > ProtocolConstants.MaxBatchCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchMessages), MaxBatchMessages, "Must be 1 to 65535.");
+        }
+
+        if (MaxBatchBytes < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchBytes), MaxBatchBytes, "Must be at least 1024.");
+        }
+
+        if (MaxInboundFrameSize < ProtocolConstants.MinimumMaxFrameSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxInboundFrameSize), MaxInboundFrameSize, $"Must be at least {ProtocolConstants.MinimumMaxFrameSize}.");
+        }
+
+        if (ReconnectInitialDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectInitialDelay || ReconnectTimeout < TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReconnectInitialDelay), "Delays and timeouts must be positive, ReconnectMaxDelay ≥ ReconnectInitialDelay.");
+        }
+
+        if (HeartbeatInterval is { } h && h < TimeSpan.FromMilliseconds(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), h, "Must be at least 10 ms.");
+        }
+
+        if (System.Text.Encoding.UTF8.GetByteCount(ClientName ?? string.Empty) > ProtocolConstants.MaxNameLength
+            || System.Text.Encoding.UTF8.GetByteCount(ClientVersion ?? string.Empty) > ProtocolConstants.MaxNameLength)
+        {
+            throw new ArgumentException("ClientName and ClientVersion must be at most 255 UTF-8 bytes.", nameof(ClientName));
+        }
+
+        if (System.Text.Encoding.UTF8.GetByteCount(AuthToken ?? string.Empty) > 4096)
+        {
+            throw new ArgumentException("AuthToken must be at most 4 KiB.", nameof(AuthToken));
+        }
+    }
+}

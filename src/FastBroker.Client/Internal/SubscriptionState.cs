@@ -1,0 +1,329 @@
+using System.Buffers;
+using System.Text;
+using System.Threading.Channels;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client.Internal;
+
+/// <summary>
+/// The client-side state of one subscription or membership, kept across reconnects: what to resubscribe with, the
+/// per-topic positions that make redeliveries after a reconnect invisible, the buffer the application reads, and the
+/// credit accounting.
+/// </summary>
+/// <remarks>
+/// Credit invariant (fan-out): server credit + messages in flight + <see cref="Buffered"/> + <see cref="Unreturned"/>
+/// = <see cref="Credit"/>. The application taking a message moves it from Buffered to Unreturned; every
+/// <see cref="CreditThreshold"/> taken go back as one CREDIT. A new connection starts with Credit − Buffered and
+/// Unreturned = 0, so the buffer (capacity Credit) can never overflow and the reader loop never waits on it.
+/// Lock order: the client's lock may be held when taking <see cref="Gate"/>, never the other way round.
+/// </remarks>
+internal sealed class SubscriptionState
+{
+    private readonly Dictionary<string, TopicPosition> _topics = new(StringComparer.Ordinal);
+
+    public SubscriptionState(uint id, SubscriptionKind kind, string pattern, int credit)
+    {
+        Id = id;
+        Kind = kind;
+        Pattern = pattern;
+        PatternUtf8 = Utf8Names.Encode(pattern, nameof(pattern));
+        Credit = credit;
+        if (kind != SubscriptionKind.Inbox)
+        {
+            Channel = System.Threading.Channels.Channel.CreateBounded<ClientMessage>(new BoundedChannelOptions(credit)
+            {
+                SingleWriter = true,
+                FullMode = BoundedChannelFullMode.Wait,
+            });
+        }
+    }
+
+    public uint Id { get; }
+
+    public SubscriptionKind Kind { get; }
+
+    /// <summary>Pattern (fan-out, inbox) or topic (group).</summary>
+    public string Pattern { get; }
+
+    public byte[] PatternUtf8 { get; }
+
+    /// <summary>Initial credit (fan-out, inbox) or prefetch (group).</summary>
+    public int Credit { get; }
+
+    public SubscribeStart Start { get; init; } = SubscribeStart.Latest;
+
+    public string? DurableName { get; init; }
+
+    public byte[] DurableUtf8 { get; init; } = [];
+
+    public byte[] Filters { get; init; } = [];
+
+    public string? Group { get; init; }
+
+    public byte[] GroupUtf8 { get; init; } = [];
+
+    public uint VisibilityTimeoutMs { get; init; }
+
+    public ushort MaxDeliveries { get; init; }
+
+    public object Gate { get; } = new();
+
+    public Channel<ClientMessage>? Channel { get; }
+
+    /// <summary>Completed by the first OK (the first offset to be delivered), or failed by the first ERROR.</summary>
+    public TaskCompletionSource<ulong> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The connection it was last (re)subscribed on; credit, acks and nacks of another one are dropped.</summary>
+    public long Generation { get; set; }
+
+    public int Buffered { get; private set; }
+
+    /// <summary>The OK of the first SUBSCRIBE of a concrete topic: the offset it started at (-1 = not known, or a wildcard).</summary>
+    public long FirstOffset { get; private set; } = -1;
+
+    /// <summary>The pattern has <c>*</c> or <c>&gt;</c> tokens: several topics, offsets per topic.</summary>
+    public bool IsWildcard => Kind != SubscriptionKind.Group && Array.Exists(Pattern.Split('.'), t => t is "*" or ">");
+
+    public int Unreturned { get; private set; }
+
+    public bool EverReceived { get; private set; }
+
+    public bool Ended { get; private set; }
+
+    /// <summary>ACK tags waiting for the writer (group), guarded by the client's lock.</summary>
+    public List<DeliveryTag> PendingAcks { get; } = [];
+
+    public bool AckQueued { get; set; }
+
+    public int CreditThreshold => Math.Max(1, Credit / 2);
+
+    /// <summary>
+    /// Reader loop: takes a delivery. Fan-out and inbox drop a message at or below the topic's last received offset
+    /// (a redelivery after a reconnect) and count it as consumed. Returns the message (null when dropped), and the
+    /// credit to send back now (0 = none).
+    /// </summary>
+    public ClientMessage? Accept(long generation, uint deliveryCount, ulong offset, long timestampNs, ReadOnlySpan<byte> topic, in ReadOnlySequence<byte> block, int keyLength, in HeaderBlock headers, int payloadLength, out uint credit, out bool overflow)
+    {
+        credit = 0;
+        overflow = false;
+        lock (Gate)
+        {
+            if (Ended)
+            {
+                return null;
+            }
+
+            TopicPosition? position = null;
+            if (Kind != SubscriptionKind.Group)
+            {
+                position = GetTopic(topic);
+                if ((long)offset <= position.LastReceived)
+                {
+                    credit = CountTaken();
+                    return null;
+                }
+
+                position.LastReceived = (long)offset;
+                EverReceived = true;
+            }
+
+            var message = new ClientMessage(this, position, generation, position?.Name ?? Pattern, offset, timestampNs, deliveryCount, block.ToArray(), keyLength, (int)headers.Entries.Length, headers.Count, payloadLength);
+            if (Kind == SubscriptionKind.Inbox)
+            {
+                credit = CountTaken();
+                return message;
+            }
+
+            if (!Channel!.Writer.TryWrite(message))
+            {
+                overflow = true;
+                return null;
+            }
+
+            Buffered++;
+            return message;
+        }
+    }
+
+    /// <summary>The application takes the next message; <paramref name="credit"/> &gt; 0 = send that much CREDIT on <paramref name="generation"/>.</summary>
+    public bool TryTake(out ClientMessage message, out uint credit, out long generation)
+    {
+        credit = 0;
+        lock (Gate)
+        {
+            generation = Generation;
+            while (Channel!.Reader.TryRead(out message!))
+            {
+                Buffered--;
+                if (Kind == SubscriptionKind.Group)
+                {
+                    if (message.Generation != Generation)
+                    {
+                        continue; // delivered on a lost connection: the server has requeued it
+                    }
+
+                    return true;
+                }
+
+                if (message.Position is { } p && message.Offset > p.LastConsumed)
+                {
+                    p.LastConsumed = message.Offset;
+                }
+
+                credit = CountTaken();
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>An OK for this subscription's SUBSCRIBE or JOIN_GROUP (<paramref name="value"/>: the first offset to be delivered).</summary>
+    public void OnSubscribed(ulong value)
+    {
+        lock (Gate)
+        {
+            if (Kind != SubscriptionKind.Group && FirstOffset < 0 && !IsWildcard && value <= long.MaxValue)
+            {
+                FirstOffset = (long)value;
+            }
+        }
+
+        Ready.TrySetResult(value);
+    }
+
+    /// <summary>Positions to commit: (topic, next offset) for every topic consumed past its last commit.</summary>
+    public List<(string Topic, long Next)> GetCommitPositions()
+    {
+        lock (Gate)
+        {
+            var list = new List<(string, long)>();
+            foreach (var p in _topics.Values)
+            {
+                if (p.LastConsumed >= 0 && p.LastConsumed + 1 > p.Committed)
+                {
+                    list.Add((p.Name, p.LastConsumed + 1));
+                }
+            }
+
+            return list;
+        }
+    }
+
+    public void MarkCommitted(string topic, long next)
+    {
+        lock (Gate)
+        {
+            if (_topics.TryGetValue(topic, out var p) && next > p.Committed)
+            {
+                p.Committed = next;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A new connection: the SUBSCRIBE or JOIN_GROUP to send on it, with the credit and start that make the stream
+    /// continue where the application is (see the class remarks). Null when the subscription has ended.
+    /// </summary>
+    public ControlOp? PrepareResubscribe(long generation)
+    {
+        lock (Gate)
+        {
+            if (Ended)
+            {
+                return null;
+            }
+
+            Generation = generation;
+            Unreturned = 0;
+            if (Kind == SubscriptionKind.Group)
+            {
+                // Their tags died with the old connection and the server has requeued them.
+                while (Channel!.Reader.TryRead(out _))
+                {
+                }
+
+                Buffered = 0;
+                return new ControlOp(ControlKind.JoinGroup, generation, this) { Value = (uint)Credit };
+            }
+
+            var credit = (uint)Math.Max(0, Credit - Buffered);
+            if (!EverReceived)
+            {
+                // A concrete topic that had started (the first OK named its offset) continues from there, so that what
+                // was published while disconnected is not skipped by a Latest start; otherwise the original start.
+                return FirstOffset >= 0 && DurableName is null
+                    ? new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)FirstOffset }
+                    : new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = Start.Kind, Offset = Start.Value, Fallback = Start.Fallback };
+            }
+
+            if (DurableName is not null)
+            {
+                // The committed position is at or before what was received; Earliest for topics never committed, so
+                // nothing published meanwhile is missed. Everything up to LastReceived is dropped on arrival.
+                return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Committed, Fallback = StartKind.Earliest };
+            }
+
+            var next = long.MaxValue;
+            foreach (var p in _topics.Values)
+            {
+                if (p.LastReceived >= 0)
+                {
+                    next = Math.Min(next, p.LastReceived + 1);
+                }
+            }
+
+            return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)next };
+        }
+    }
+
+    /// <summary>
+    /// Ends it: no more deliveries are accepted. Readers finish once the buffer is drained, then throw
+    /// <paramref name="error"/> (or just stop when <paramref name="quietly"/>); a pending first subscribe fails with it.
+    /// </summary>
+    public bool End(Exception error, bool quietly)
+    {
+        lock (Gate)
+        {
+            if (Ended)
+            {
+                return false;
+            }
+
+            Ended = true;
+        }
+
+        Channel?.Writer.TryComplete(quietly ? null : error);
+        Ready.TrySetException(error);
+        return true;
+    }
+
+    private uint CountTaken()
+    {
+        if (++Unreturned < CreditThreshold)
+        {
+            return 0;
+        }
+
+        var credit = (uint)Unreturned;
+        Unreturned = 0;
+        return credit;
+    }
+
+    private TopicPosition GetTopic(ReadOnlySpan<byte> utf8)
+    {
+        // Topic names are at most 255 bytes, so at most 255 UTF-16 chars: decode on the stack and look up without
+        // allocating; only a topic seen for the first time makes a string.
+        Span<char> chars = stackalloc char[ProtocolConstants.MaxNameLength];
+        var length = Encoding.UTF8.GetChars(utf8, chars);
+        var lookup = _topics.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (!lookup.TryGetValue(chars[..length], out var position))
+        {
+            var name = new string(chars[..length]);
+            position = new TopicPosition(name);
+            _topics.Add(name, position);
+        }
+
+        return position;
+    }
+}

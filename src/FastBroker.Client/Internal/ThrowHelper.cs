@@ -1,0 +1,27 @@
+using System.Diagnostics.CodeAnalysis;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client.Internal;
+
+/// <summary>Throws from a separate, never-inlined frame so the publish path stays small.</summary>
+internal static class ThrowHelper
+{
+    [DoesNotReturn]
+    public static void ThrowNameLength(string paramName, int length)
+        => throw new ArgumentOutOfRangeException(paramName, length, "Must be 1 to 255 UTF-8 bytes.");
+
+    [DoesNotReturn]
+    public static void ThrowTooLong(string paramName, int length, int max)
+        => throw new ArgumentOutOfRangeException(paramName, length, $"Longer than the {max} bytes the wire format allows.");
+
+    [DoesNotReturn]
+    public static void ThrowFailed(Exception failure)
+        => throw failure;
+
+    [DoesNotReturn]
+    public static void ThrowNotGranted(ProtocolFeatures feature)
+        => throw new BrokerClientException(ErrorCode.UnexpectedFrame, $"the server did not grant the {feature} feature");
+
+    public static BrokerClientException MessageTooLarge(string topic, long frameSize, long max)
+        => new(ErrorCode.MessageTooLarge, $"a message to '{topic}' needs a {frameSize}-byte frame; the server accepts at most {max}");
+}

@@ -1,0 +1,53 @@
+using System.Text;
+using FastBroker.Protocol;
+
+namespace FastBroker.Client.Internal;
+
+/// <summary>UTF-8 encoding of names (topics, patterns, groups, header names) with the wire format's length rules.</summary>
+internal static class Utf8Names
+{
+    /// <summary>Encodes a name that must be 1–255 UTF-8 bytes (str8, not empty).</summary>
+    public static byte[] Encode(string name, string paramName, bool allowEmpty = false)
+    {
+        ArgumentNullException.ThrowIfNull(name, paramName);
+        var bytes = Encoding.UTF8.GetBytes(name);
+        if ((!allowEmpty && bytes.Length == 0) || bytes.Length > ProtocolConstants.MaxNameLength)
+        {
+            ThrowHelper.ThrowNameLength(paramName, bytes.Length);
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Byte count of a name, checked to be 1–255.</summary>
+    public static int CheckedByteCount(string name, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(name, paramName);
+
+        // Fast path: ASCII names of at most 255 chars are at most 255 bytes.
+        var length = name.Length <= ProtocolConstants.MaxNameLength && Ascii.IsValid(name) ? name.Length : Encoding.UTF8.GetByteCount(name);
+        if (length is 0 or > ProtocolConstants.MaxNameLength)
+        {
+            ThrowHelper.ThrowNameLength(paramName, length);
+        }
+
+        return length;
+    }
+
+    /// <summary>Encodes a header block from name/value pairs.</summary>
+    public static byte[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
+    {
+        if (filters is null || filters.Count == 0)
+        {
+            return [];
+        }
+
+        var headers = new PublishHeaders();
+        foreach (var (name, value) in filters)
+        {
+            headers.Add(name, value);
+        }
+
+        return headers.Encoded.ToArray();
+    }
+}

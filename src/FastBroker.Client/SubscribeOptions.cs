@@ -1,0 +1,26 @@
+namespace FastBroker.Client;
+
+/// <summary>How a subscription starts, flows and filters. Immutable and reusable.</summary>
+public sealed record SubscribeOptions
+{
+    /// <summary>From the latest message, not durable, 1000 credit, no filters.</summary>
+    public static SubscribeOptions Default { get; } = new();
+
+    /// <summary>Where to start.</summary>
+    public SubscribeStart Start { get; init; } = SubscribeStart.Latest;
+
+    /// <summary>
+    /// Keep the position under this name across reconnects and restarts (commit it with
+    /// <see cref="ClientSubscription.CommitAsync(CancellationToken)"/>); null = not durable.
+    /// </summary>
+    public string? DurableName { get; init; }
+
+    /// <summary>
+    /// The prefetch: messages the server may send before the application takes them. The client returns credit in
+    /// halves as the application consumes, so at most this many messages are ever buffered for the subscription.
+    /// </summary>
+    public int Credit { get; init; } = 1000;
+
+    /// <summary>Deliver only messages that have, for every entry, a header with that name and exactly that value; null = all.</summary>
+    public IReadOnlyDictionary<string, string>? Filters { get; init; }
+}

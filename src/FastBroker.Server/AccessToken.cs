@@ -1,0 +1,14 @@
+namespace FastBroker.Server;
+
+/// <summary>
+/// An accepted auth token and what a connection that presents it may do. Patterns use the broker's
+/// <see cref="TopicPattern"/> syntax (<c>orders.*</c> one token, <c>orders.&gt;</c> the rest); null allows
+/// everything, an empty list nothing.
+/// </summary>
+/// <param name="Token">The secret, compared in constant time with the HELLO's <c>authToken</c> (UTF-8).</param>
+/// <param name="PublishPatterns">Topics this token may publish to; null = all.</param>
+/// <param name="SubscribePatterns">
+/// Topics this token may read (SUBSCRIBE patterns and JOIN_GROUP topics); a subscription pattern is allowed when every
+/// topic it can match is covered by one of these. Null = all.
+/// </param>
+public sealed record AccessToken(string Token, IReadOnlyList<string>? PublishPatterns = null, IReadOnlyList<string>? SubscribePatterns = null);

@@ -1,0 +1,212 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using FastBroker.Server.Internal;
+
+namespace FastBroker.Server;
+
+/// <summary>
+/// A tiny HTTP/1.1 endpoint for operators, on a plain <see cref="Socket"/> (no ASP.NET, AOT-safe): <c>GET /health</c>
+/// (JSON) and <c>GET /metrics</c> (Prometheus text format 0.0.4), one request per connection.
+/// </summary>
+public sealed class AdminHttpServer : IAsyncDisposable
+{
+    /// <summary>The documented default port.</summary>
+    public const int DefaultPort = 7401;
+
+    // 8 KiB of request head is plenty for a GET; 5 s covers a slow scraper; 32 requests at once bound the work.
+    private const int MaxRequestBytes = 8 * 1024;
+    private const int MaxConcurrent = 32;
+    private static readonly TimeSpan s_requestTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Broker _broker;
+    private readonly BrokerServer? _server;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _acceptLoop = Task.CompletedTask;
+    private int _active;
+    private int _disposed;
+
+    private AdminHttpServer(Broker broker, BrokerServer? server, Socket listener)
+    {
+        _broker = broker;
+        _server = server;
+        _listener = listener;
+        EndPoint = (IPEndPoint)listener.LocalEndPoint!;
+    }
+
+    /// <summary>The bound address and port.</summary>
+    public IPEndPoint EndPoint { get; }
+
+    /// <summary>Binds, then serves in the background.</summary>
+    /// <param name="broker">The broker whose snapshot is reported.</param>
+    /// <param name="server">The protocol server whose counters are reported, if any.</param>
+    /// <param name="host">An IP literal or host name to bind.</param>
+    /// <param name="port">The port; 0 picks a free one.</param>
+    /// <param name="cancellationToken">Cancels the host name resolution.</param>
+    /// <exception cref="SocketException">The address cannot be bound.</exception>
+    public static async Task<AdminHttpServer> StartAsync(Broker broker, BrokerServer? server = null, string host = "127.0.0.1", int port = DefaultPort, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 0);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        var address = IPAddress.TryParse(host, out var a)
+            ? a
+            : (await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false)).First();
+        var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.Bind(new IPEndPoint(address, port));
+            listener.Listen(64);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        var admin = new AdminHttpServer(broker, server, listener);
+        admin._acceptLoop = Task.Run(admin.AcceptLoopAsync, CancellationToken.None);
+        return admin;
+    }
+
+    /// <summary>Stops listening and waits for the accept loop.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Dispose();
+        await _acceptLoop.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            if (Interlocked.Increment(ref _active) > MaxConcurrent)
+            {
+                Interlocked.Decrement(ref _active);
+                socket.Dispose();
+                continue;
+            }
+
+            _ = HandleAsync(socket);
+        }
+    }
+
+    private async Task HandleAsync(Socket socket)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(s_requestTimeout);
+            var buffer = new byte[MaxRequestBytes];
+            var length = 0;
+            var headEnd = -1;
+            while (headEnd < 0 && length < buffer.Length)
+            {
+                var n = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                length += n;
+                headEnd = buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8);
+            }
+
+            var (status, contentType, body) = headEnd < 0 ? (400, "text/plain; charset=utf-8", "request head too large\n"u8.ToArray()) : Respond(buffer.AsSpan(0, headEnd));
+            var head = Encoding.ASCII.GetBytes(
+                $"HTTP/1.1 {status} {Reason(status)}\r\nContent-Type: {contentType}\r\nContent-Length: {body.Length}\r\nCache-Control: no-store\r\n"
+                + (status == 405 ? "Allow: GET\r\n" : "")
+                + "Connection: close\r\n\r\n");
+            await socket.SendAsync(head, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            await socket.SendAsync(body, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        catch (Exception e)
+        {
+            _server?.Log($"admin http: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            socket.Dispose();
+            Interlocked.Decrement(ref _active);
+        }
+    }
+
+    private (int Status, string ContentType, byte[] Body) Respond(ReadOnlySpan<byte> head)
+    {
+        var lineEnd = head.IndexOf("\r\n"u8);
+        var line = Encoding.ASCII.GetString(lineEnd < 0 ? head : head[..lineEnd]);
+        var parts = line.Split(' ');
+        if (parts.Length != 3 || !parts[2].StartsWith("HTTP/1.", StringComparison.Ordinal))
+        {
+            return (400, "text/plain; charset=utf-8", "bad request\n"u8.ToArray());
+        }
+
+        if (parts[0] != "GET")
+        {
+            return (405, "text/plain; charset=utf-8", "only GET is supported\n"u8.ToArray());
+        }
+
+        var path = parts[1];
+        var query = path.IndexOf('?', StringComparison.Ordinal);
+        if (query >= 0)
+        {
+            path = path[..query];
+        }
+
+        switch (path)
+        {
+            case "/health":
+                var json = new ArrayBufferWriter<byte>(256);
+                using (var w = new Utf8JsonWriter(json))
+                {
+                    AdminDocuments.WriteHealth(w, _server, _broker.GetSnapshot());
+                }
+
+                return (200, "application/json", json.WrittenSpan.ToArray());
+            case "/metrics":
+                return (200, "text/plain; version=0.0.4; charset=utf-8", Encoding.UTF8.GetBytes(PrometheusFormatter.Format(_broker.GetSnapshot(), _server)));
+            default:
+                return (404, "text/plain; charset=utf-8", "not found: try /health or /metrics\n"u8.ToArray());
+        }
+    }
+
+    private static string Reason(int status) => status switch
+    {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    };
+}

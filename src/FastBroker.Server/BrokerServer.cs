@@ -1,0 +1,312 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using FastBroker.Server.Internal;
+
+namespace FastBroker.Server;
+
+/// <summary>
+/// The TCP server of the binary protocol (docs/protocol.md) in front of an embedded <see cref="Broker"/>: one
+/// session per connection on System.IO.Pipelines, no thread per connection. docs/server.md describes it.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = "data" });
+/// await using var server = await BrokerServer.StartAsync(broker, ServerOptions.Default with { Port = 0 });
+/// Console.WriteLine($"listening on {server.EndPoint}");
+/// </code>
+/// </example>
+public sealed class BrokerServer : IAsyncDisposable
+{
+    /// <summary>The server version announced in WELCOME.</summary>
+    public const string Version = "0.1.0";
+
+    // Connections past MaxConnections are still read up to their HELLO (to answer TooManyConnections); beyond this
+    // many extra sockets they are dropped at accept, so a flood of idle sockets cannot exhaust the process.
+    private const int HandshakeSlack = 64;
+
+    private readonly Broker _broker;
+    private readonly Socket _listener;
+    private readonly Dictionary<ulong, Session> _sessions = [];
+    private readonly CancellationTokenSource _acceptStop = new();
+    private readonly object _stopGate = new();
+    private readonly Timer _idleTimer;
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
+    private Session[] _sessionList = []; // copy-on-write: the idle timer walks it without allocating
+    private Task _acceptLoop = Task.CompletedTask;
+    private Task? _stopping;
+    private ulong _nextConnectionId;
+    private int _established;
+    private long _accepted;
+    private long _protocolErrorCloses;
+    private long _framesIn;
+    private long _framesOut;
+    private long _bytesIn;
+    private long _bytesOut;
+
+    private BrokerServer(Broker broker, ServerOptions options, Socket listener, X509Certificate2? certificate)
+    {
+        _broker = broker;
+        Options = options;
+        _listener = listener;
+        Certificate = certificate;
+        Tokens = AccessPolicy.Build(options.Tokens);
+        EndPoint = (IPEndPoint)listener.LocalEndPoint!;
+
+        // A quarter of the heartbeat (at most 1 s): an idle connection is closed within 3.25 heartbeats.
+        var period = (int)Math.Clamp(options.HeartbeatInterval.TotalMilliseconds / 4, 5, 1000);
+        _idleTimer = new Timer(static s => ((BrokerServer)s!).CheckIdle(), this, period, period);
+    }
+
+    /// <summary>The settings it runs with.</summary>
+    public ServerOptions Options { get; }
+
+    /// <summary>The bound address and port (the real port when <see cref="ServerOptions.Port"/> was 0).</summary>
+    public IPEndPoint EndPoint { get; }
+
+    /// <summary>Open connections (including ones still in their handshake).</summary>
+    public int ConnectionCount => Volatile.Read(ref _sessionList).Length;
+
+    /// <summary>Connections accepted since start.</summary>
+    public long ConnectionsAccepted => Volatile.Read(ref _accepted);
+
+    /// <summary>Connections the server closed with a protocol ERROR (malformed frame, auth failure, idle timeout…).</summary>
+    public long ProtocolErrorCloses => Volatile.Read(ref _protocolErrorCloses);
+
+    /// <summary>Frames received (complete, parsed).</summary>
+    public long FramesIn => Volatile.Read(ref _framesIn);
+
+    /// <summary>Frames sent.</summary>
+    public long FramesOut => Volatile.Read(ref _framesOut);
+
+    /// <summary>Bytes of complete frames received.</summary>
+    public long BytesIn => Volatile.Read(ref _bytesIn);
+
+    /// <summary>Bytes sent (before TLS).</summary>
+    public long BytesOut => Volatile.Read(ref _bytesOut);
+
+    /// <summary>Time since start.</summary>
+    public TimeSpan Uptime => Stopwatch.GetElapsedTime(_startedAt);
+
+    internal X509Certificate2? Certificate { get; }
+
+    internal Session[] Sessions => Volatile.Read(ref _sessionList);
+
+    internal (byte[] Secret, AccessPolicy Policy)[] Tokens { get; }
+
+    /// <summary>Binds the listening socket, then accepts connections in the background.</summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/> for bad options.</exception>
+    /// <exception cref="SocketException">The address cannot be bound (e.g. the port is in use).</exception>
+    public static async Task<BrokerServer> StartAsync(Broker broker, ServerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var certificate = options.TlsCertificatePath is { } path
+            ? X509CertificateLoader.LoadPkcs12FromFile(path, options.TlsCertificatePassword)
+            : null;
+        var address = await ResolveAsync(options.Host, cancellationToken).ConfigureAwait(false);
+        var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.Bind(new IPEndPoint(address, options.Port));
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            certificate?.Dispose();
+            throw;
+        }
+
+        var server = new BrokerServer(broker, options, listener, certificate);
+        server._acceptLoop = Task.Run(server.AcceptLoopAsync, CancellationToken.None);
+        return server;
+    }
+
+    /// <summary>
+    /// Graceful stop: no new connections, no more reading; each connection gets its outstanding publish
+    /// confirmations (waiting at most <paramref name="drainTimeout"/>), then ERROR <c>Closed</c> (6) with CLOSE, then
+    /// its socket is closed. The broker stays open (it is the caller's).
+    /// </summary>
+    public Task StopAsync(TimeSpan drainTimeout)
+    {
+        lock (_stopGate)
+        {
+            return _stopping ??= StopCoreAsync(drainTimeout);
+        }
+    }
+
+    /// <summary>Stops with a 2 s drain (see <see cref="StopAsync"/>).</summary>
+    public async ValueTask DisposeAsync() => await StopAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+
+    internal void Log(string message)
+    {
+        try
+        {
+            Options.Log?.Invoke(message);
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    internal bool TryEnterEstablished()
+    {
+        while (true)
+        {
+            var n = Volatile.Read(ref _established);
+            if (n >= Options.MaxConnections)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _established, n + 1, n) == n)
+            {
+                return true;
+            }
+        }
+    }
+
+    internal void LeaveEstablished() => Interlocked.Decrement(ref _established);
+
+    internal void CountProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
+
+    internal void CountIn(long frames, long bytes)
+    {
+        if (frames > 0)
+        {
+            Interlocked.Add(ref _framesIn, frames);
+        }
+
+        if (bytes > 0)
+        {
+            Interlocked.Add(ref _bytesIn, bytes);
+        }
+    }
+
+    internal void CountOut(long frames, long bytes)
+    {
+        Interlocked.Add(ref _framesOut, frames);
+        Interlocked.Add(ref _bytesOut, bytes);
+    }
+
+    internal void OnSessionEnded(Session session)
+    {
+        lock (_sessions)
+        {
+            if (_sessions.Remove(session.Id))
+            {
+                _sessionList = [.. _sessions.Values];
+            }
+        }
+    }
+
+    private static async Task<IPAddress> ResolveAsync(string host, CancellationToken cancellationToken)
+    {
+        if (IPAddress.TryParse(host, out var address))
+        {
+            return address;
+        }
+
+        var addresses = await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
+        return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new BrokerException(BrokerErrorCode.InvalidArgument, $"host '{host}' has no address");
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_acceptStop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_acceptStop.Token).ConfigureAwait(false);
+            }
+            catch (Exception) when (_acceptStop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                // Transient (e.g. the peer reset before accept, or out of descriptors): keep serving.
+                Log($"accept failed: {e.SocketErrorCode}: {e.Message}");
+                continue;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            Interlocked.Increment(ref _accepted);
+            if (ConnectionCount >= Options.MaxConnections + HandshakeSlack)
+            {
+                Log($"dropping a connection from {socket.RemoteEndPoint}: {ConnectionCount} open");
+                socket.Dispose();
+                continue;
+            }
+
+            try
+            {
+                socket.NoDelay = true;
+                var session = new Session(this, _broker, socket, Interlocked.Increment(ref _nextConnectionId));
+                lock (_sessions)
+                {
+                    _sessions[session.Id] = session;
+                    _sessionList = [.. _sessions.Values];
+                }
+
+                session.Start();
+            }
+            catch (Exception e)
+            {
+                Log($"could not start a session: {e.Message}");
+                socket.Dispose();
+            }
+        }
+    }
+
+    private void CheckIdle()
+    {
+        var now = Environment.TickCount64;
+        var idleMs = (long)(Options.HeartbeatInterval.TotalMilliseconds * 3);
+        foreach (var session in Volatile.Read(ref _sessionList))
+        {
+            session.CheckIdle(now, idleMs);
+        }
+    }
+
+    private async Task StopCoreAsync(TimeSpan drainTimeout)
+    {
+        await _acceptStop.CancelAsync().ConfigureAwait(false);
+        _listener.Dispose();
+        await _acceptLoop.ConfigureAwait(false);
+        var deadline = Environment.TickCount64 + (long)Math.Max(0, drainTimeout.TotalMilliseconds);
+        var sessions = Volatile.Read(ref _sessionList);
+        foreach (var s in sessions)
+        {
+            s.RequestStop(deadline);
+        }
+
+        var all = Task.WhenAll(sessions.Select(s => s.Completion));
+        try
+        {
+            // Each session bounds its own drain by the deadline; the extra seconds cover a peer that stopped reading.
+            await all.WaitAsync(drainTimeout + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            foreach (var s in sessions)
+            {
+                s.Abort();
+            }
+
+            await all.ConfigureAwait(false);
+        }
+
+        await _idleTimer.DisposeAsync().ConfigureAwait(false);
+        Certificate?.Dispose();
+        _acceptStop.Dispose();
+    }
+}

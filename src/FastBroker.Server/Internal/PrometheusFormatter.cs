@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Text;
+
+namespace FastBroker.Server.Internal;
+
+/// <summary>
+/// Renders a <see cref="BrokerSnapshot"/> and the server's counters in the Prometheus text exposition format 0.0.4
+/// (<c># HELP</c>, <c># TYPE</c>, then <c>name{label="value"} number</c> lines).
+/// </summary>
+internal static class PrometheusFormatter
+{
+    public static string Format(BrokerSnapshot snapshot, BrokerServer? server)
+    {
+        var sb = new StringBuilder(4096);
+        var topics = snapshot.Topics;
+        Family(sb, "fastbroker_topic_head_offset", "gauge", "Next offset to be given in the topic (messages ever published).", topics, t => Labels(("topic", t.Name)), t => t.Head);
+        Family(sb, "fastbroker_topic_tail_offset", "gauge", "Oldest offset still kept.", topics, t => Labels(("topic", t.Name)), t => t.Tail);
+        Family(sb, "fastbroker_topic_published_total", "counter", "Messages accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.Published);
+        Family(sb, "fastbroker_topic_published_bytes_total", "counter", "Payload bytes accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.PublishedBytes);
+        Family(sb, "fastbroker_topic_expired_total", "counter", "Messages skipped by work-queue groups because their TTL had passed.", topics, t => Labels(("topic", t.Name)), t => t.Expired);
+
+        // Several open subscriptions may share a pattern (one per connection): one series per (pattern, durable), summed.
+        var subscriptions = snapshot.Subscriptions
+            .GroupBy(s => (s.Pattern, Durable: s.DurableName ?? ""))
+            .OrderBy(g => g.Key.Pattern, StringComparer.Ordinal).ThenBy(g => g.Key.Durable, StringComparer.Ordinal)
+            .ToList();
+        static string SubLabels(IGrouping<(string Pattern, string Durable), SubscriptionSnapshot> g) => Labels(("pattern", g.Key.Pattern), ("durable", g.Key.Durable));
+        Family(sb, "fastbroker_subscriptions", "gauge", "Open subscriptions with this pattern and durable name.", subscriptions, SubLabels, g => g.Count());
+        Family(sb, "fastbroker_subscription_lag", "gauge", "Messages not yet delivered (head minus position, summed over the matched topics).", subscriptions, SubLabels, g => g.Sum(s => s.Lag));
+        Family(sb, "fastbroker_subscription_delivered_total", "counter", "Messages delivered by the open subscriptions.", subscriptions, SubLabels, g => g.Sum(s => s.Delivered));
+        Family(sb, "fastbroker_subscription_missed_total", "counter", "Transient-topic messages lost by falling a whole ring behind.", subscriptions, SubLabels, g => g.Sum(s => s.Missed));
+        Family(sb, "fastbroker_subscription_filtered_total", "counter", "Messages skipped by header filters.", subscriptions, SubLabels, g => g.Sum(s => s.Filtered));
+
+        var groups = snapshot.Groups;
+        static string GroupLabels(GroupSnapshot g) => Labels(("topic", g.Topic), ("group", g.Group));
+        Family(sb, "fastbroker_group_members", "gauge", "Members attached to the work-queue group.", groups, GroupLabels, g => g.Members);
+        Family(sb, "fastbroker_group_ready", "gauge", "Messages waiting for a member.", groups, GroupLabels, g => g.Ready);
+        Family(sb, "fastbroker_group_inflight", "gauge", "Messages delivered and not yet acknowledged.", groups, GroupLabels, g => g.InFlight);
+        Family(sb, "fastbroker_group_lag", "gauge", "Head minus ack floor.", groups, GroupLabels, g => g.Lag);
+        Family(sb, "fastbroker_group_ack_floor", "gauge", "Every offset below is acknowledged or dead-lettered.", groups, GroupLabels, g => g.AckFloor);
+        Family(sb, "fastbroker_group_acked_total", "counter", "Messages acknowledged since the group was loaded.", groups, GroupLabels, g => g.Acked);
+        Family(sb, "fastbroker_group_redelivered_total", "counter", "Deliveries returned to the queue (nack, timeout, member left).", groups, GroupLabels, g => g.Redelivered);
+        Family(sb, "fastbroker_group_deadlettered_total", "counter", "Messages moved to the dead-letter topic.", groups, GroupLabels, g => g.DeadLettered);
+        Family(sb, "fastbroker_group_expired_total", "counter", "Messages skipped because their TTL had passed.", groups, GroupLabels, g => g.Expired);
+
+        if (server is not null)
+        {
+            Single(sb, "fastbroker_server_connections", "gauge", "Open client connections.", server.ConnectionCount);
+            Single(sb, "fastbroker_server_connections_accepted_total", "counter", "Connections accepted since start.", server.ConnectionsAccepted);
+            Single(sb, "fastbroker_server_protocol_error_closes_total", "counter", "Connections closed by the server with a protocol error.", server.ProtocolErrorCloses);
+            Single(sb, "fastbroker_server_frames_in_total", "counter", "Frames received.", server.FramesIn);
+            Single(sb, "fastbroker_server_frames_out_total", "counter", "Frames sent.", server.FramesOut);
+            Single(sb, "fastbroker_server_bytes_in_total", "counter", "Bytes of frames received.", server.BytesIn);
+            Single(sb, "fastbroker_server_bytes_out_total", "counter", "Bytes of frames sent.", server.BytesOut);
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>Escapes a label value: backslash, double quote and line feed (the format's three escapes).</summary>
+    internal static string Escape(string value)
+    {
+        if (value.AsSpan().IndexOfAny("\\\"\n") < 0)
+        {
+            return value;
+        }
+
+        var sb = new StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            sb.Append(c switch
+            {
+                '\\' => "\\\\",
+                '"' => "\\\"",
+                '\n' => "\\n",
+                _ => c.ToString(),
+            });
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Labels(params (string Name, string Value)[] labels) =>
+        "{" + string.Join(",", labels.Select(l => $"{l.Name}=\"{Escape(l.Value)}\"")) + "}";
+
+    private static void Header(StringBuilder sb, string name, string type, string help) =>
+        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+          .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Family<T>(StringBuilder sb, string name, string type, string help, IEnumerable<T> items, Func<T, string> labels, Func<T, long> value)
+    {
+        Header(sb, name, type, help);
+        foreach (var item in items)
+        {
+            sb.Append(name).Append(labels(item)).Append(' ').Append(value(item).ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+    }
+
+    private static void Single(StringBuilder sb, string name, string type, string help, long value)
+    {
+        Header(sb, name, type, help);
+        sb.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+}

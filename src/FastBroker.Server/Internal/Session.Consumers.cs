@@ -1,0 +1,467 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Unicode;
+using FastBroker.Protocol;
+
+namespace FastBroker.Server.Internal;
+
+/// <summary>SUBSCRIBE, JOIN_GROUP, UNSUBSCRIBE, CREDIT, COMMIT, ACK and NACK.</summary>
+internal sealed partial class Session
+{
+    private readonly object _consumersGate = new();
+    private readonly Dictionary<uint, Consumer> _consumers = [];
+    private Consumer[] _consumerList = [];
+
+    internal void OnSubscribe(in FrameHeader header, in SubscribeFrame frame)
+    {
+        if (!EnsureOpen(header) || (!frame.Filters.IsEmpty && !EnsureGranted(header, ProtocolFeatures.HeaderFilters, "a header filter")))
+        {
+            return;
+        }
+
+        var id = header.RequestId;
+        if (!CheckNewConsumer(id, frame.SubscriptionId))
+        {
+            return;
+        }
+
+        var pattern = Encoding.UTF8.GetString(frame.Pattern);
+        if (!TopicPattern.TryParse(pattern, out _, out var why))
+        {
+            SendError(id, ErrorCode.InvalidName, $"SUBSCRIBE: invalid topic pattern '{pattern}': {why}");
+            return;
+        }
+
+        if (!_policy.CanSubscribe(pattern))
+        {
+            SendError(id, ErrorCode.Forbidden, $"SUBSCRIBE: this token may not read '{pattern}'");
+            return;
+        }
+
+        Dictionary<string, string>? filters = null;
+        foreach (var filter in frame.Filters)
+        {
+            var name = filter.Name.ToArray();
+            var value = filter.Value.ToArray();
+            if (!Utf8.IsValid(value))
+            {
+                SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: header filter values must be UTF-8 text");
+                return;
+            }
+
+            filters ??= new(StringComparer.Ordinal);
+            var key = Encoding.UTF8.GetString(name);
+            var text = Encoding.UTF8.GetString(value);
+            if (filters.TryGetValue(key, out var existing) && existing != text)
+            {
+                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: two filters on header '{key}' with different values can never both match");
+                return;
+            }
+
+            filters[key] = text;
+        }
+
+        StartPosition start;
+        switch (frame.Start)
+        {
+            case Protocol.StartKind.Earliest:
+                start = StartPosition.Earliest;
+                break;
+            case Protocol.StartKind.Offset when frame.StartValue > long.MaxValue:
+                SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: startValue is not a valid offset");
+                return;
+            case Protocol.StartKind.Offset:
+                start = StartPosition.AtOffset((long)frame.StartValue);
+                break;
+            case Protocol.StartKind.Timestamp:
+                // The broker keeps milliseconds: the first message at or after t ns is the first at or after ceil(t / 1e6) ms.
+                start = StartPosition.AtTime(DateTimeOffset.FromUnixTimeMilliseconds((long)((frame.StartValue / 1_000_000) + (frame.StartValue % 1_000_000 == 0 ? 0UL : 1UL))));
+                break;
+            case Protocol.StartKind.Committed:
+                start = StartPosition.Committed;
+                break;
+            default:
+                start = StartPosition.Latest;
+                break;
+        }
+
+        var options = new SubscriptionOptions
+        {
+            Start = start,
+            DurableName = frame.DurableName.IsEmpty ? null : Encoding.UTF8.GetString(frame.DurableName),
+            HeaderFilters = filters,
+        };
+        Subscription subscription;
+        try
+        {
+            subscription = _broker.Subscribe(pattern, options);
+            if (frame.Start == Protocol.StartKind.Committed && frame.Fallback == Protocol.StartKind.Latest && NothingCommitted(subscription))
+            {
+                // The broker falls back to Earliest; the client asked for Latest.
+                subscription.Dispose();
+                subscription = _broker.Subscribe(pattern, options with { Start = StartPosition.Latest });
+            }
+        }
+        catch (Exception e)
+        {
+            SendError(id, MapException(e, "SUBSCRIBE"), e.Message);
+            return;
+        }
+
+        // A concrete topic: the position it starts from. A wildcard pattern covers several topics: 0 (docs/server.md).
+        ulong first = 0;
+        if (!subscription.Pattern.HasWildcards && subscription.Positions.TryGetValue(pattern, out var position))
+        {
+            first = (ulong)position;
+        }
+
+        var consumer = new SubscriptionConsumer(this, frame.SubscriptionId, subscription, frame.InitialCredit)
+        {
+            MissedReported = subscription.Missed,
+        };
+
+        // The OK is queued before the writer can see the subscription, so it precedes every delivery.
+        SendOk(id, first);
+        AddConsumer(consumer);
+    }
+
+    internal void OnJoinGroup(in FrameHeader header, in JoinGroupFrame frame)
+    {
+        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.WorkQueues, "JOIN_GROUP"))
+        {
+            return;
+        }
+
+        var id = header.RequestId;
+        if (!CheckNewConsumer(id, frame.SubscriptionId))
+        {
+            return;
+        }
+
+        var topic = Encoding.UTF8.GetString(frame.Topic);
+        var group = Encoding.UTF8.GetString(frame.Group);
+        if (TopicName.IsValid(topic) && !_policy.CanSubscribe(topic))
+        {
+            SendError(id, ErrorCode.Forbidden, $"JOIN_GROUP: this token may not read '{topic}'");
+            return;
+        }
+
+        var defaults = GroupOptions.Default;
+        var prefetch = (int)Math.Min(frame.Prefetch, int.MaxValue);
+        var options = defaults with
+        {
+            Prefetch = prefetch,
+            VisibilityTimeout = frame.VisibilityTimeoutMs == 0 ? defaults.VisibilityTimeout : TimeSpan.FromMilliseconds(frame.VisibilityTimeoutMs),
+            MaxDeliveries = frame.MaxDeliveries == 0 ? defaults.MaxDeliveries : frame.MaxDeliveries,
+        };
+        WorkQueueMember member;
+        try
+        {
+            member = _broker.JoinGroup(topic, group, options, prefetch);
+        }
+        catch (Exception e)
+        {
+            SendError(id, MapException(e, "JOIN_GROUP"), e.Message);
+            return;
+        }
+
+        SendOk(id, 0);
+        AddConsumer(new MemberConsumer(this, frame.SubscriptionId, member));
+    }
+
+    internal void OnUnsubscribe(in FrameHeader header, uint subscriptionId)
+    {
+        if (!EnsureOpen(header))
+        {
+            return;
+        }
+
+        Consumer? consumer;
+        lock (_consumersGate)
+        {
+            if (_consumers.Remove(subscriptionId, out consumer))
+            {
+                _consumerList = [.. _consumers.Values];
+            }
+        }
+
+        if (consumer is null)
+        {
+            SendError(header.RequestId, ErrorCode.UnknownSubscription, $"UNSUBSCRIBE: subscription {subscriptionId} is not open");
+            return;
+        }
+
+        // Close waits for a fetch in progress; deliveries written before it precede the OK, none follow it.
+        consumer.Close();
+        SendOk(header.RequestId, 0);
+    }
+
+    internal void OnCredit(in FrameHeader header, uint subscriptionId, uint credit)
+    {
+        if (!EnsureOpen(header) || FindConsumer(header, subscriptionId) is not { } consumer)
+        {
+            return;
+        }
+
+        if (consumer is MemberConsumer m)
+        {
+            try
+            {
+                m.Member.AddPrefetch((int)Math.Min(credit, int.MaxValue));
+            }
+            catch (Exception e)
+            {
+                SendError(header.RequestId, MapException(e, "CREDIT"), e.Message);
+                return;
+            }
+        }
+        else
+        {
+            consumer.AddCredit(credit);
+        }
+
+        _signal.Set();
+    }
+
+    internal void OnCommit(in FrameHeader header, uint subscriptionId, ulong offset, ReadOnlySpan<byte> topicUtf8)
+    {
+        var id = header.RequestId;
+        if (!EnsureOpen(header) || FindConsumer(header, subscriptionId) is not { } consumer)
+        {
+            return;
+        }
+
+        if (consumer is not SubscriptionConsumer s || s.Subscription.Options.DurableName is null)
+        {
+            SendError(id, ErrorCode.InvalidArgument, $"COMMIT: subscription {subscriptionId} is not a durable subscription");
+            return;
+        }
+
+        string topic;
+        if (topicUtf8.IsEmpty)
+        {
+            if (s.Subscription.Pattern.HasWildcards)
+            {
+                SendError(id, ErrorCode.InvalidArgument, "COMMIT: a wildcard subscription must name the topic the offset belongs to");
+                return;
+            }
+
+            topic = s.Subscription.Pattern.Text;
+        }
+        else
+        {
+            topic = Encoding.UTF8.GetString(topicUtf8);
+            if (!s.Subscription.Pattern.Matches(topic) || !TopicName.IsValid(topic))
+            {
+                SendError(id, ErrorCode.InvalidArgument, $"COMMIT: subscription {subscriptionId} does not cover topic '{topic}'");
+                return;
+            }
+        }
+
+        long committed;
+        try
+        {
+            // The client's offset (last processed + 1) is what gets stored, per topic.
+            lock (s.Gate)
+            {
+                if (s.Closed)
+                {
+                    SendError(id, ErrorCode.UnknownSubscription, $"COMMIT: subscription {subscriptionId} is not open");
+                    return;
+                }
+
+                if (offset > long.MaxValue)
+                {
+                    SendError(id, ErrorCode.InvalidArgument, $"COMMIT: offset {offset} is out of range");
+                    return;
+                }
+
+                s.Subscription.Commit(topic, (long)offset);
+                committed = (long)offset;
+            }
+        }
+        catch (Exception e)
+        {
+            SendError(id, MapException(e, "COMMIT"), e.Message);
+            return;
+        }
+
+        SendOk(id, (ulong)committed);
+    }
+
+    internal void OnAck(in FrameHeader header, in AckFrame frame)
+    {
+        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.WorkQueues, "ACK") || FindMember(header, frame.SubscriptionId) is not { } m)
+        {
+            return;
+        }
+
+        var failed = 0;
+        foreach (var tag in frame)
+        {
+            if (!TryAck(m.Member, tag))
+            {
+                failed++;
+            }
+        }
+
+        if (failed > 0)
+        {
+            SendError(header.RequestId, ErrorCode.UnknownDelivery, $"ACK: {failed} of {frame.Count} delivery tags are not outstanding (already acked, redelivered or unknown)", subscriptionId: frame.SubscriptionId);
+        }
+    }
+
+    internal void OnNack(in FrameHeader header, in NackFrame frame)
+    {
+        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.WorkQueues, "NACK") || FindMember(header, frame.SubscriptionId) is not { } m)
+        {
+            return;
+        }
+
+        var tag = frame.Tag;
+        WorkQueueOutcome outcome;
+        try
+        {
+            outcome = tag.Offset > long.MaxValue || tag.DeliveryCount > int.MaxValue
+                ? WorkQueueOutcome.UnknownDelivery
+                : m.Member.Nack((long)tag.Offset, (int)tag.DeliveryCount, frame.Requeue, TimeSpan.FromMilliseconds(frame.DelayMs), frame.ErrorText.IsEmpty ? null : Encoding.UTF8.GetString(frame.ErrorText));
+        }
+        catch (Exception e)
+        {
+            SendError(header.RequestId, MapException(e, "NACK"), e.Message, subscriptionId: frame.SubscriptionId);
+            return;
+        }
+
+        if (outcome == WorkQueueOutcome.UnknownDelivery)
+        {
+            SendError(header.RequestId, ErrorCode.UnknownDelivery, $"NACK: delivery {tag} is not outstanding (already acked, redelivered or unknown)", subscriptionId: frame.SubscriptionId);
+        }
+    }
+
+    private static bool TryAck(WorkQueueMember member, DeliveryTag tag)
+    {
+        if (tag.Offset > long.MaxValue || tag.DeliveryCount > int.MaxValue)
+        {
+            return false;
+        }
+
+        try
+        {
+            return member.Ack((long)tag.Offset, (int)tag.DeliveryCount);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    private static bool NothingCommitted(Subscription subscription)
+    {
+        foreach (var topic in subscription.Positions.Keys)
+        {
+            if (subscription.CommittedOffset(topic) is not null)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private bool CheckNewConsumer(ulong requestId, uint subscriptionId)
+    {
+        lock (_consumersGate)
+        {
+            if (_consumers.ContainsKey(subscriptionId))
+            {
+                SendError(requestId, ErrorCode.SubscriptionIdInUse, $"subscription id {subscriptionId} is already open on this connection");
+                return false;
+            }
+
+            if (_consumers.Count >= _options.MaxSubscriptionsPerConnection)
+            {
+                SendError(requestId, ErrorCode.TooManySubscriptions, $"this connection already has {_consumers.Count} subscriptions and memberships (the limit)");
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void AddConsumer(Consumer consumer)
+    {
+        lock (_consumersGate)
+        {
+            _consumers[consumer.Id] = consumer;
+            _consumerList = [.. _consumers.Values];
+        }
+
+        _ = consumer.WatchAsync();
+        _signal.Set();
+    }
+
+    private Consumer? FindConsumer(in FrameHeader header, uint subscriptionId)
+    {
+        Consumer? consumer;
+        lock (_consumersGate)
+        {
+            _consumers.TryGetValue(subscriptionId, out consumer);
+        }
+
+        if (consumer is null)
+        {
+            SendError(header.RequestId, ErrorCode.UnknownSubscription, $"{FrameTypes.GetName(header.Type)}: subscription {subscriptionId} is not open", subscriptionId: subscriptionId);
+        }
+
+        return consumer;
+    }
+
+    private MemberConsumer? FindMember(in FrameHeader header, uint subscriptionId)
+    {
+        if (FindConsumer(header, subscriptionId) is not { } consumer)
+        {
+            return null;
+        }
+
+        if (consumer is MemberConsumer m)
+        {
+            return m;
+        }
+
+        SendError(header.RequestId, ErrorCode.UnknownSubscription, $"{FrameTypes.GetName(header.Type)}: {subscriptionId} is a subscription, not a group membership", subscriptionId: subscriptionId);
+        return null;
+    }
+
+    private void CloseConsumers()
+    {
+        Consumer[] all;
+        lock (_consumersGate)
+        {
+            all = [.. _consumers.Values];
+            _consumers.Clear();
+            _consumerList = [];
+        }
+
+        foreach (var c in all)
+        {
+            c.Close();
+        }
+    }
+
+    private ErrorCode MapException(Exception e, string what)
+    {
+        switch (e)
+        {
+            case BrokerException b:
+                return ToWire(b.Code);
+            case ObjectDisposedException:
+                return ErrorCode.Closed;
+            case IOException or UnauthorizedAccessException:
+                LogError(what, e);
+                return ErrorCode.StorageError;
+            default:
+                LogError(what, e);
+                return ErrorCode.InvalidArgument;
+        }
+    }
+}

@@ -1,0 +1,150 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using FastBroker.Protocol;
+
+namespace FastBroker.Server.Internal;
+
+/// <summary>
+/// PUBLISH and PUBLISH_BATCH: one claim of the broker's input ring per frame (split only when a batch is larger than
+/// <c>Broker.MaxPublishClaim</c>), the message bytes copied from the read buffer straight into the ring slots, and
+/// the session as the confirm sink. Zero allocations per message.
+/// </summary>
+internal sealed partial class Session
+{
+    private const string ForbiddenReason = "this token may not publish to the topic";
+
+    private readonly ConcurrentQueue<ConfirmEntry> _confirms = new();
+    private long _pendingConfirms;
+    private long _queuedConfirms;
+    private int _batchResume;
+
+    internal void OnPublish(in FrameHeader header, in PublishFrame frame)
+    {
+        if (!EnsureOpen(header) || (frame.ProducerId != 0 && !EnsureGranted(header, ProtocolFeatures.IdempotentProducer, "a producerId")))
+        {
+            return;
+        }
+
+        IPublishConfirmSink sink = frame.NoConfirm ? _noConfirmSink : this;
+        PublishClaim claim;
+        try
+        {
+            if (!_broker.TryBeginPublish(1, out claim))
+            {
+                _blockedClaim = 1;
+                return;
+            }
+        }
+        catch (BrokerException e)
+        {
+            FailLocally(header.RequestId, e.Code);
+            return;
+        }
+
+        Interlocked.Increment(ref _pendingConfirms);
+        var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence);
+        Add(ref claim, frame.Topic, frame.Key, frame.Headers.Entries, frame.Payload, parameters, sink, header.RequestId);
+        claim.Commit();
+    }
+
+    internal void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame)
+    {
+        if (!EnsureOpen(header) || (frame.ProducerId != 0 && !EnsureGranted(header, ProtocolFeatures.IdempotentProducer, "a producerId")))
+        {
+            return;
+        }
+
+        IPublishConfirmSink sink = frame.NoConfirm ? _noConfirmSink : this;
+        var durability = (PublishDurability)frame.Durability;
+        var maxClaim = Math.Max(1, _broker.MaxPublishClaim);
+        var entries = frame.GetEnumerator();
+
+        // A batch interrupted by back-pressure is parsed again from the start: skip what was already claimed.
+        var index = _batchResume;
+        for (var i = 0; i < index; i++)
+        {
+            entries.MoveNext();
+        }
+
+        while (index < frame.Count)
+        {
+            var n = Math.Min(maxClaim, frame.Count - index);
+            PublishClaim claim;
+            try
+            {
+                if (!_broker.TryBeginPublish(n, out claim))
+                {
+                    _blockedClaim = n;
+                    _batchResume = index;
+                    return;
+                }
+            }
+            catch (BrokerException e)
+            {
+                for (var k = index; k < frame.Count; k++)
+                {
+                    FailLocally(header.RequestId + (ulong)k, e.Code);
+                }
+
+                break;
+            }
+
+            Interlocked.Add(ref _pendingConfirms, n);
+            for (var k = 0; k < n; k++)
+            {
+                entries.MoveNext();
+                var entry = entries.Current;
+                var i = (ulong)(index + k);
+                var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i);
+                Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
+            }
+
+            claim.Commit();
+            index += n;
+        }
+
+        _batchResume = 0;
+    }
+
+    public void OnPublishConfirmed(ulong token, long offset, bool duplicate)
+    {
+        QueueConfirm(new ConfirmEntry(token, ErrorCode.None, (ulong)offset, duplicate));
+        Interlocked.Decrement(ref _pendingConfirms);
+    }
+
+    public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason)
+    {
+        QueueConfirm(new ConfirmEntry(token, ToWire(code), 0, false));
+        Interlocked.Decrement(ref _pendingConfirms);
+    }
+
+    private void ConfirmedSilently() => Interlocked.Decrement(ref _pendingConfirms);
+
+    private void Add(ref PublishClaim claim, ReadOnlySpan<byte> topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, in PublishParameters parameters, IPublishConfirmSink sink, ulong requestId)
+    {
+        if (_policy.PublishUnrestricted || _policy.CanPublish(topic))
+        {
+            claim.Add(topic, key, headers, payload, parameters, sink, requestId);
+        }
+        else
+        {
+            // Through the claim, not around it: the refusal keeps its place among this connection's confirmations.
+            claim.AddFailed((BrokerErrorCode)ErrorCode.Forbidden, ForbiddenReason, sink, requestId);
+        }
+    }
+
+    /// <summary>A publish the broker never saw (it refused the claim itself, e.g. closed): reported like any failure.</summary>
+    private void FailLocally(ulong requestId, BrokerErrorCode code)
+    {
+        QueueConfirm(new ConfirmEntry(requestId, ToWire(code), 0, false));
+    }
+
+    private void QueueConfirm(in ConfirmEntry entry)
+    {
+        _confirms.Enqueue(entry);
+        Interlocked.Increment(ref _queuedConfirms);
+        _signal.Set();
+    }
+
+    private static ErrorCode ToWire(BrokerErrorCode code) => code == BrokerErrorCode.None ? ErrorCode.StorageError : (ErrorCode)(ushort)code;
+}

@@ -1,0 +1,251 @@
+using FastBroker.Protocol;
+
+namespace FastBroker.Server.Internal;
+
+/// <summary>
+/// The write side: the one task that owns the PipeWriter. Each pass drains control replies, then confirmations
+/// (merged into ranges), then deliveries for consumers with credit, then flushes; it sleeps on the session signal.
+/// </summary>
+internal sealed partial class Session
+{
+    // 256 KiB of deliveries per pass before a flush: a slow socket pushes back through FlushAsync quickly, and the
+    // other work (confirmations, replies) gets its turn.
+    private const long PassBudget = 256 * 1024;
+
+    // 256 ranges per CONFIRM (6 KiB): merging usually makes one range per pass, so this is rarely reached.
+    private const int ConfirmCapacity = ProtocolConstants.HeaderSize + 4 + (256 * ProtocolConstants.ConfirmRangeSize);
+
+    private ConfirmEntry _carry;
+    private bool _hasCarry;
+    private int _nextConsumer;
+
+    private async Task WriteLoopAsync()
+    {
+        var output = _output!;
+        try
+        {
+            while (true)
+            {
+                var exiting = _writerExit;
+                long bytes = 0;
+                long frames = 0;
+                var more = WritePass(deliver: !exiting, ref bytes, ref frames);
+                if (exiting)
+                {
+                    WriteFinal(ref bytes, ref frames);
+                }
+
+                if (bytes > 0)
+                {
+                    _server.CountOut(frames, bytes);
+                    var flush = await output.FlushAsync().ConfigureAwait(false);
+                    _writerProgress.Set();
+                    if (flush.IsCompleted || flush.IsCanceled)
+                    {
+                        break;
+                    }
+                }
+
+                if (exiting)
+                {
+                    break;
+                }
+
+                if (!more)
+                {
+                    await _signal.WaitAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (IsConnectionFailure(e) || e is OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            LogError("writing", e);
+        }
+        finally
+        {
+            if (!_writerExit)
+            {
+                // The socket failed under the writer: end the reader too.
+                _closeRequested = true;
+                CancelRead();
+            }
+
+            _writerProgress.Set();
+
+            try
+            {
+                await output.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+            }
+        }
+    }
+
+    /// <summary>One pass; true when there may be more to write at once (budget used up or consumers still have data).</summary>
+    private bool WritePass(bool deliver, ref long bytes, ref long frames)
+    {
+        DrainControl(ref bytes, ref frames);
+        DrainConfirms(ref bytes, ref frames);
+        return deliver && _encoder is not null && WriteDeliveries(ref bytes, ref frames);
+    }
+
+    private void DrainConfirms(ref long bytes, ref long frames)
+    {
+        const int MinConfirm = ProtocolConstants.HeaderSize + 4 + ProtocolConstants.ConfirmRangeSize;
+        var taken = 0;
+        while (_hasCarry || !_confirms.IsEmpty)
+        {
+            // As much of the pipe's current segment as is left (at least one range), so a CONFIRM does not start a
+            // new pooled segment when a few ranges would fit in the old one.
+            var capacity = Math.Clamp(_output!.GetSpan(MinConfirm).Length, MinConfirm, Math.Min(ConfirmCapacity, _peerMaxFrame));
+            var writer = new ConfirmWriter(_output, capacity);
+            var full = false;
+            while (true)
+            {
+                // Dequeue-then-carry instead of TryPeek: peeking pins a ConcurrentQueue segment and makes the queue
+                // allocate new ones; dequeuing keeps it a reused ring.
+                if (!_hasCarry)
+                {
+                    if (!_confirms.TryDequeue(out _carry))
+                    {
+                        break;
+                    }
+
+                    _hasCarry = true;
+                    taken++;
+                }
+
+                if (!writer.TryAdd(_carry.RequestId, _carry.Status, _carry.Offset, _carry.Duplicate))
+                {
+                    full = true;
+                    break;
+                }
+
+                _hasCarry = false;
+            }
+
+            var n = writer.Complete();
+            if (n > 0)
+            {
+                bytes += n;
+                frames++;
+            }
+
+            if (!full)
+            {
+                break;
+            }
+        }
+
+        if (taken > 0)
+        {
+            Interlocked.Add(ref _queuedConfirms, -taken);
+        }
+    }
+
+    private bool WriteDeliveries(ref long bytes, ref long frames)
+    {
+        var consumers = Volatile.Read(ref _consumerList);
+        if (consumers.Length == 0)
+        {
+            return false;
+        }
+
+        var encoder = _encoder!;
+        encoder.Bytes = 0;
+        encoder.Frames = 0;
+        var more = false;
+        var start = _nextConsumer++ % consumers.Length;
+        for (var i = 0; i < consumers.Length; i++)
+        {
+            if (encoder.Bytes >= PassBudget)
+            {
+                more = true;
+                break;
+            }
+
+            var c = consumers[(start + i) % consumers.Length];
+            var max = c.Available;
+            if (max <= 0 || c.Closed)
+            {
+                continue;
+            }
+
+            var n = 0;
+            string? failure = null;
+            ErrorCode failureCode = default;
+            lock (c.Gate)
+            {
+                if (c.Closed)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    n = c.Deliver(encoder, max);
+                }
+                catch (Exception e)
+                {
+                    failureCode = e is ObjectDisposedException or BrokerException { Code: BrokerErrorCode.Closed } ? ErrorCode.Closed : ErrorCode.StorageError;
+                    failure = $"subscription {c.Id} ended: {e.Message}";
+                    LogError($"delivering to subscription {c.Id}", e);
+                }
+            }
+
+            if (encoder.TooLarge)
+            {
+                failureCode = ErrorCode.MessageTooLarge;
+                failure = encoder.TooLargeReason;
+            }
+
+            if (failure is not null)
+            {
+                EndConsumer(c, failureCode, failure, ref bytes, ref frames);
+                continue;
+            }
+
+            if (n == max)
+            {
+                more = true;
+            }
+        }
+
+        bytes += encoder.Bytes;
+        frames += encoder.Frames;
+        return more;
+    }
+
+    /// <summary>The server ends a subscription: ERROR with SUBSCRIPTION_ENDED and the subscription id (writer thread).</summary>
+    private void EndConsumer(Consumer consumer, ErrorCode code, string reason, ref long bytes, ref long frames)
+    {
+        lock (_consumersGate)
+        {
+            if (_consumers.TryGetValue(consumer.Id, out var current) && ReferenceEquals(current, consumer))
+            {
+                _consumers.Remove(consumer.Id);
+                _consumerList = [.. _consumers.Values];
+            }
+        }
+
+        consumer.Close();
+        bytes += FrameWriter.WriteError(_output!, 0, code, FitReason(reason), ErrorFlags.SubscriptionEnded, consumer.Id);
+        frames++;
+    }
+
+    /// <summary>The last frame before the socket closes: an ERROR with CLOSE, after every queued reply and confirmation.</summary>
+    private void WriteFinal(ref long bytes, ref long frames)
+    {
+        if (_final is not { } f)
+        {
+            return;
+        }
+
+        bytes += FrameWriter.WriteError(_output!, f.RequestId, f.Code, FitReason(f.Reason), ErrorFlags.CloseConnection);
+        frames++;
+    }
+}

@@ -1,0 +1,285 @@
+using System.IO.Pipelines;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using FastBroker.Protocol;
+
+namespace FastBroker.Server.Internal;
+
+/// <summary>
+/// One client connection: a reader task that parses frames from a <see cref="PipeReader"/> and acts on them, and a
+/// writer task, the only owner of the <see cref="PipeWriter"/>, that drains (in order) control replies,
+/// publish confirmations and deliveries, then flushes. Everything that goes wrong here stays here: the session
+/// answers with an ERROR and closes its own socket, never anything else.
+/// </summary>
+/// <remarks>
+/// Threads: the reader and the writer are async loops on the thread pool; broker threads only call the confirm sink
+/// (<see cref="OnPublishConfirmed"/>), which enqueues a struct and sets the writer's signal, never blocking.
+/// </remarks>
+internal sealed partial class Session : IPublishConfirmSink
+{
+    // Before HELLO a client keeps its frames under 64 KiB (docs/protocol.md §2); an unauthenticated peer gets no more.
+    private const int PreHandshakeMaxFrame = ProtocolConstants.MinimumMaxFrameSize;
+
+    private readonly BrokerServer _server;
+    private readonly Broker _broker;
+    private readonly ServerOptions _options;
+    private readonly Socket _socket;
+    private readonly SessionSignal _signal = new();
+    private readonly SessionSignal _writerProgress = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly NoConfirmSink _noConfirmSink;
+    private Stream? _stream;
+    private PipeReader? _input;
+    private PipeWriter? _output;
+    private volatile bool _stopRequested;
+    private volatile bool _closeRequested;
+    private volatile bool _writerExit;
+    private volatile bool _idleTimedOut;
+    private volatile bool _blocked;
+    private long _lastReceived;
+    private long _stopDeadline;
+    private bool _established;
+    private FinalError? _final;
+
+    public Session(BrokerServer server, Broker broker, Socket socket, ulong id)
+    {
+        _server = server;
+        _broker = broker;
+        _options = server.Options;
+        _socket = socket;
+        Id = id;
+        _noConfirmSink = new NoConfirmSink(this);
+        _lastReceived = Environment.TickCount64;
+    }
+
+    /// <summary>The connection id announced in WELCOME.</summary>
+    public ulong Id { get; }
+
+    /// <summary>The session's whole life; completes when its socket is closed.</summary>
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Starts the session in the background.</summary>
+    public void Start() => Completion = Task.Run(RunAsync);
+
+    /// <summary>Graceful shutdown: stop reading, drain confirmations until <paramref name="deadline"/> (Environment.TickCount64), say Closed.</summary>
+    public void RequestStop(long deadline)
+    {
+        _stopDeadline = deadline;
+        _stopRequested = true;
+        _writerProgress.Set();
+        try
+        {
+            _stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        CancelRead();
+    }
+
+    /// <summary>Called by the server's idle timer: closes the session when nothing arrived for <paramref name="idleMs"/>.</summary>
+    public void CheckIdle(long now, long idleMs)
+    {
+        if (_blocked || _closeRequested || _idleTimedOut || _input is null)
+        {
+            return;
+        }
+
+        if (now - Volatile.Read(ref _lastReceived) > idleMs)
+        {
+            _idleTimedOut = true;
+            CancelRead();
+        }
+    }
+
+    /// <summary>Kills the connection at once (server shutdown past its deadline).</summary>
+    public void Abort()
+    {
+        _closeRequested = true;
+        _writerProgress.Set();
+        CancelRead();
+        try
+        {
+            _socket.Dispose();
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    /// <summary>Wakes the writer (new confirmation, reply, credit or readable subscription).</summary>
+    public void WakeWriter() => _signal.Set();
+
+    public void Log(string message) => _server.Log($"connection {Id} ({RemoteEndPoint}): {message}");
+
+    public void LogError(string what, Exception e) => Log($"{what} failed: {e.GetType().Name}: {e.Message}");
+
+    private string RemoteEndPoint
+    {
+        get
+        {
+            try
+            {
+                return _socket.RemoteEndPoint?.ToString() ?? "?";
+            }
+            catch (Exception)
+            {
+                return "?";
+            }
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            Stream stream = new NetworkStream(_socket, ownsSocket: false);
+            _stream = stream;
+            if (_server.Certificate is { } certificate)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                _stream = ssl;
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                timeout.CancelAfter(_options.TlsHandshakeTimeout);
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, timeout.Token).ConfigureAwait(false);
+                stream = ssl;
+            }
+
+            // 16 KiB reads: one syscall carries a hundred small publishes; bigger frames span segments. 32 KiB write
+            // segments: a flush is one send per segment, and a DELIVER_BATCH or CONFIRM fills what its segment has left.
+            _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
+            _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 32 * 1024, leaveOpen: true));
+            Touch();
+            if (_stopRequested)
+            {
+                return;
+            }
+
+            var writer = WriteLoopAsync();
+            try
+            {
+                await ReadLoopAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsConnectionFailure(e))
+            {
+            }
+            catch (Exception e)
+            {
+                LogError("reading", e);
+            }
+
+            if (!_closeRequested && _stopRequested)
+            {
+                await DrainConfirmationsAsync().ConfigureAwait(false);
+                SetFinal(ErrorCode.Closed, "the server is shutting down", 0, protocolError: false);
+            }
+
+            _writerExit = true;
+            _signal.Set();
+            var grace = _stopRequested ? Math.Max(100, _stopDeadline - Environment.TickCount64) : 5_000;
+            try
+            {
+                await writer.WaitAsync(TimeSpan.FromMilliseconds(grace)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The peer stopped reading: dropping the socket fails the pending flush and ends the writer.
+                Abort();
+                await writer.ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (IsConnectionFailure(e) || e is OperationCanceledException or AuthenticationException)
+        {
+            if (_input is null)
+            {
+                Log($"TLS handshake failed: {e.Message}");
+            }
+        }
+        catch (Exception e)
+        {
+            LogError("session", e);
+        }
+        finally
+        {
+            CloseConsumers();
+            try
+            {
+                _input?.Complete();
+            }
+            catch (Exception)
+            {
+            }
+
+            try
+            {
+                _stream?.Dispose();
+            }
+            catch (Exception)
+            {
+            }
+
+            _socket.Dispose();
+            _stop.Dispose();
+            if (_established)
+            {
+                _server.LeaveEstablished();
+            }
+
+            _server.OnSessionEnded(this);
+        }
+    }
+
+    private async Task DrainConfirmationsAsync()
+    {
+        // Shutdown only: poll until every claimed publish has come back from the broker, or the deadline passes.
+        while (Volatile.Read(ref _pendingConfirms) > 0 && Environment.TickCount64 < _stopDeadline)
+        {
+            await Task.Delay(2).ConfigureAwait(false);
+        }
+    }
+
+    private void Touch() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
+
+    private void CancelRead()
+    {
+        try
+        {
+            _input?.CancelPendingRead();
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    /// <summary>Records the ERROR (with CLOSE) the writer sends last, and stops the reader.</summary>
+    private void SetFinal(ErrorCode code, string reason, ulong requestId, bool protocolError = true)
+    {
+        if (_final is not null)
+        {
+            return;
+        }
+
+        _final = new FinalError(code, reason, requestId);
+        _closeRequested = true;
+        if (protocolError)
+        {
+            _server.CountProtocolErrorClose();
+            Log($"closing: {code} ({(ushort)code}): {reason}");
+        }
+    }
+
+    private static bool IsConnectionFailure(Exception e) =>
+        e is IOException or SocketException or ObjectDisposedException or InvalidOperationException { Source: "System.IO.Pipelines" };
+
+    private sealed record FinalError(ErrorCode Code, string Reason, ulong RequestId);
+
+    /// <summary>The sink of NO_CONFIRM publishes: successes are only counted, failures are still reported.</summary>
+    private sealed class NoConfirmSink(Session session) : IPublishConfirmSink
+    {
+        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => session.ConfirmedSilently();
+
+        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => session.OnPublishFailed(token, code, reason);
+    }
+}

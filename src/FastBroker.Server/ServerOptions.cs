@@ -1,0 +1,130 @@
+using System.Text;
+using FastBroker.Protocol;
+
+namespace FastBroker.Server;
+
+/// <summary>
+/// How a <see cref="BrokerServer"/> listens and what it allows. Immutable; start from <see cref="Default"/> and change
+/// what you need with <c>with</c>. docs/server.md explains every setting.
+/// </summary>
+public sealed record ServerOptions
+{
+    /// <summary>The documented default port of the binary protocol.</summary>
+    public const int DefaultPort = 7400;
+
+    /// <summary>127.0.0.1:7400, 1 MiB frames, 1024 connections, 256 subscriptions each, 10 s heartbeat, no auth, no TLS.</summary>
+    public static ServerOptions Default { get; } = new();
+
+    /// <summary>Address to bind: an IP literal (<c>0.0.0.0</c> for every interface) or a host name resolved at start.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>TCP port; 0 picks a free one (read it back from <see cref="BrokerServer.EndPoint"/>).</summary>
+    public int Port { get; init; } = DefaultPort;
+
+    /// <summary>Largest frame the server accepts (prefix included), announced in WELCOME. At least 64 KiB (the protocol's floor).</summary>
+    public int MaxFrameSize { get; init; } = ProtocolConstants.DefaultMaxFrameSize;
+
+    /// <summary>Connections that may complete the handshake at once; the next HELLO gets <c>TooManyConnections</c> (107).</summary>
+    public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>Subscriptions plus group memberships per connection (announced in WELCOME); more get <c>TooManySubscriptions</c> (106).</summary>
+    public int MaxSubscriptionsPerConnection { get; init; } = 256;
+
+    /// <summary>Announced in WELCOME; a connection from which nothing arrives for 3× this is closed with <c>IdleTimeout</c> (108).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Accepted auth tokens with their publish/subscribe permissions. Empty: no authentication, everything allowed.</summary>
+    public IReadOnlyList<AccessToken> Tokens { get; init; } = [];
+
+    /// <summary>A PKCS#12 (.pfx) file with the server certificate and its private key; when set, every connection must speak TLS.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    /// <summary>Password of <see cref="TlsCertificatePath"/>, if any.</summary>
+    public string? TlsCertificatePassword { get; init; }
+
+    /// <summary>How long a TLS handshake may take before the connection is dropped.</summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Announced in WELCOME (at most 255 bytes of UTF-8).</summary>
+    public string ServerName { get; init; } = "fastbroker";
+
+    /// <summary>Receives one line per notable event (connection failures, protocol errors); null = silent. Must not throw or block.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>Throws <see cref="BrokerException"/> (<see cref="BrokerErrorCode.InvalidArgument"/>) when a value is out of range.</summary>
+    public void Validate()
+    {
+        static void Fail(string reason) => throw new BrokerException(BrokerErrorCode.InvalidArgument, reason);
+
+        if (string.IsNullOrWhiteSpace(Host))
+        {
+            Fail("Host is required");
+        }
+
+        if (Port is < 0 or > 65535)
+        {
+            Fail("Port must be 0 to 65535");
+        }
+
+        if (MaxFrameSize < ProtocolConstants.MinimumMaxFrameSize)
+        {
+            Fail($"MaxFrameSize must be at least {ProtocolConstants.MinimumMaxFrameSize} bytes (the protocol's floor)");
+        }
+
+        if (MaxConnections < 1)
+        {
+            Fail("MaxConnections must be at least 1");
+        }
+
+        if (MaxSubscriptionsPerConnection < 1)
+        {
+            Fail("MaxSubscriptionsPerConnection must be at least 1");
+        }
+
+        if (HeartbeatInterval < TimeSpan.FromMilliseconds(10) || HeartbeatInterval.TotalMilliseconds * 3 > int.MaxValue)
+        {
+            Fail("HeartbeatInterval must be between 10 ms and about 8 days");
+        }
+
+        if (TlsHandshakeTimeout <= TimeSpan.Zero)
+        {
+            Fail("TlsHandshakeTimeout must be positive");
+        }
+
+        if (Encoding.UTF8.GetByteCount(ServerName ?? "") > ProtocolConstants.MaxNameLength)
+        {
+            Fail("ServerName is at most 255 bytes of UTF-8");
+        }
+
+        if (Tokens is null)
+        {
+            Fail("Tokens must not be null (empty = no authentication)");
+        }
+
+        foreach (var token in Tokens!)
+        {
+            if (token is null || string.IsNullOrEmpty(token.Token))
+            {
+                Fail("an access token must not be empty");
+            }
+
+            if (Encoding.UTF8.GetByteCount(token!.Token) > ProtocolConstants.MaxShortBytesLength)
+            {
+                Fail("an access token is at most 65535 bytes of UTF-8");
+            }
+
+            foreach (var p in (token.PublishPatterns ?? []).Concat(token.SubscribePatterns ?? []))
+            {
+                if (!TopicPattern.TryParse(p, out _, out var reason))
+                {
+                    Fail($"invalid access pattern '{p}': {reason}");
+                }
+            }
+        }
+
+        if (TlsCertificatePath is { } path && !File.Exists(path))
+        {
+            Fail($"TLS certificate file '{path}' does not exist");
+        }
+    }
+}

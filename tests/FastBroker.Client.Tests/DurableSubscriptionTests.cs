@@ -1,0 +1,48 @@
+using FastBroker.Client;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+public class DurableSubscriptionTests
+{
+    [Fact]
+    public async Task A_new_client_resumes_a_durable_subscription_after_the_committed_position()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var publisher = await f.ConnectAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await publisher.PublishAsync("audit.log", Bytes($"m{i}"));
+        }
+
+        var options = SubscribeOptions.Default with { DurableName = "audit", Start = SubscribeStart.Committed(Protocol.StartKind.Earliest) };
+        var first = await f.ConnectAsync();
+        await using (var sub = await first.CreateSubscriptionAsync("audit.log", options))
+        {
+            var got = await TakeAsync(sub, 4);
+            Assert.Equal(["m0", "m1", "m2", "m3"], got.Select(m => m.GetPayloadString()));
+            await sub.CommitAsync().AsTask().WaitAsync(Deadline);
+
+            // docs/protocol.md, COMMIT: the offset is the next one to deliver after a restart (last processed + 1),
+            // whatever the server has already sent ahead under the subscription's credit (all 10 here): the resumed
+            // subscription below must start at m4, not m10.
+        }
+
+        await first.DisposeAsync();
+
+        var second = await f.ConnectAsync();
+        await using var resumed = await second.CreateSubscriptionAsync("audit.log", options);
+        var rest = await TakeAsync(resumed, 6);
+        Assert.Equal(Enumerable.Range(4, 6).Select(i => $"m{i}"), rest.Select(m => m.GetPayloadString()));
+        await second.CommitAsync(rest[^1]).AsTask().WaitAsync(Deadline);
+    }
+
+    [Fact]
+    public async Task Committing_a_subscription_that_is_not_durable_is_refused_locally()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await using var sub = await client.CreateSubscriptionAsync("plain.topic");
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await sub.CommitAsync());
+    }
+}

@@ -1,0 +1,173 @@
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Client;
+using FastBroker.Protocol;
+using FastBroker.Server;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+public class ErrorTests
+{
+    [Fact]
+    public async Task A_wrong_token_is_refused_at_connect_and_the_right_one_gets_in()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { Tokens = [new AccessToken("s3cret")] });
+
+        var none = await Assert.ThrowsAsync<BrokerClientException>(async () => await f.ConnectAsync());
+        Assert.Equal(ErrorCode.AuthenticationFailed, none.ErrorCode);
+        var wrong = await Assert.ThrowsAsync<BrokerClientException>(async () => await f.ConnectAsync(o => o with { AuthToken = "guess" }));
+        Assert.Equal(ErrorCode.AuthenticationFailed, wrong.ErrorCode);
+        Assert.False(string.IsNullOrEmpty(wrong.Reason));
+
+        var client = await f.ConnectAsync(o => o with { AuthToken = "s3cret" });
+        Assert.Equal(0, await client.PublishAsync("secured", Bytes("in")));
+    }
+
+    [Fact]
+    public async Task Publishing_to_an_unknown_topic_with_auto_create_off_fails_with_UnknownTopic_and_the_connection_stays()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: o => o with { AutoCreateTopics = false });
+        f.Broker.CreateTopic("known", TopicOptions.Default with { SegmentBytes = 4L << 20 });
+        var client = await f.ConnectAsync();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("unknown", Bytes("x")));
+        Assert.Equal(ErrorCode.UnknownTopic, error.ErrorCode);
+        Assert.Contains("unknown", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, await client.PublishAsync("known", Bytes("still connected")));
+        Assert.Equal(1, client.ConnectCount);
+    }
+
+    [Fact]
+    public async Task A_refused_fire_and_forget_publish_is_reported_through_the_event_callback()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: o => o with { AutoCreateTopics = false });
+        var client = await f.ConnectAsync();
+        client.Publish("nowhere", Bytes("lost"));
+        await EventuallyAsync(() => f.Events.Any(e => e.Kind == BrokerClientEventKind.PublishFailed && e.Code == ErrorCode.UnknownTopic), "the failure was reported");
+    }
+
+    [Fact]
+    public async Task Subscribing_with_an_invalid_pattern_fails_with_the_servers_code()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("bad..pattern"));
+        Assert.Equal(ErrorCode.InvalidName, error.ErrorCode);
+        await using var ok = await client.CreateSubscriptionAsync("good.pattern");
+    }
+
+    [Fact]
+    public async Task A_message_larger_than_the_servers_frame_limit_fails_without_being_sent()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { MaxFrameSize = 64 * 1024 });
+        var client = await f.ConnectAsync();
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("big", new byte[70 * 1024]));
+        Assert.Equal(ErrorCode.MessageTooLarge, error.ErrorCode);
+        Assert.Equal(0, await client.PublishAsync("big", new byte[60 * 1024]));
+    }
+
+    [Fact]
+    public async Task Nothing_listening_fails_ConnectAsync_with_a_client_exception()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () =>
+            await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [$"127.0.0.1:{port}"] }));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.NotNull(error.InnerException);
+    }
+
+    [Fact]
+    public async Task The_first_endpoint_that_answers_is_used()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var dead = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        var client = await f.ConnectAsync(o => o with { Endpoints = [$"127.0.0.1:{dead}", f.Endpoint] });
+        Assert.Equal(f.Endpoint, client.Endpoint);
+    }
+
+    [Fact]
+    public async Task Canceled_operations_throw_OperationCanceledException()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        using var canceled = new CancellationTokenSource();
+        await canceled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await client.PublishAsync("c", Bytes("x"), canceled.Token));
+        await using var sub = await client.CreateSubscriptionAsync("c");
+        using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await sub.ReadAsync(soon.Token));
+        using var soon2 = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await client.RequestAsync("svc.none", Bytes("?"), TimeSpan.FromSeconds(60), cancellationToken: soon2.Token));
+
+        // The client is still fine.
+        Assert.Equal(0, await client.PublishAsync("c", Bytes("after")));
+    }
+
+    [Fact]
+    public async Task A_publish_waiting_for_room_is_withdrawn_when_canceled()
+    {
+        await using var server = new SilentServer();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], MaxInFlight = 2 });
+        var inFlight = new[] { client.PublishAsync("t", Bytes("1")).AsTask(), client.PublishAsync("t", Bytes("2")).AsTask() };
+        using var cts = new CancellationTokenSource();
+        var waiting = client.PublishAsync("t", Bytes("3"), cts.Token).AsTask();
+        Assert.Equal(3, client.PendingPublishes);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Deadline));
+        Assert.Equal(2, client.PendingPublishes);
+        Assert.All(inFlight, t => Assert.False(t.IsCompleted));
+    }
+
+    [Fact]
+    public async Task Disposal_fails_pending_operations_instead_of_hanging()
+    {
+        await using var server = new SilentServer();
+        var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], MaxInFlight = 4 });
+        var publishes = Enumerable.Range(0, 10).Select(i => client.PublishAsync("t", Bytes($"m{i}")).AsTask()).ToList();
+        var subscribe = client.CreateSubscriptionAsync("t").AsTask();
+        var admin = client.AdminAsync(AdminQuery.ServerStats).AsTask();
+        await EventuallyAsync(() => server.BytesReceived > 0, "the client wrote to the server");
+
+        await client.DisposeAsync().AsTask().WaitAsync(Deadline);
+
+        foreach (var p in publishes)
+        {
+            var error = await Assert.ThrowsAsync<BrokerClientException>(() => p.WaitAsync(Deadline));
+            Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        }
+
+        await Assert.ThrowsAsync<BrokerClientException>(() => subscribe.WaitAsync(Deadline));
+        await Assert.ThrowsAsync<BrokerClientException>(() => admin.WaitAsync(Deadline));
+        var after = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("t", Bytes("late")));
+        Assert.Equal(ErrorCode.Closed, after.ErrorCode);
+        Assert.Throws<BrokerClientException>(() => client.Publish("t", Bytes("late")));
+    }
+
+    [Fact]
+    public async Task Disposal_ends_subscription_enumerations()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await BrokerClient.ConnectAsync(f.ClientOptions());
+        var sub = await client.CreateSubscriptionAsync("ending");
+        var reader = Task.Run(async () =>
+        {
+            var n = 0;
+            await foreach (var m in sub.ReadAllAsync())
+            {
+                n++;
+            }
+
+            return n;
+        });
+        await client.DisposeAsync();
+        Assert.Equal(0, await reader.WaitAsync(Deadline));
+    }
+}

@@ -1,0 +1,213 @@
+using FastBroker.Client;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+public class PublishSubscribeTests
+{
+    [Fact]
+    public async Task Publish_returns_dense_offsets_and_a_subscriber_from_earliest_gets_every_field_back()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        var headers = new PublishHeaders().Add("trace", "ab").Add("bin", [1, 2, 3]);
+        var options = PublishOptions.Default with { Key = Bytes("k1"), Headers = headers };
+        var before = DateTimeOffset.UtcNow.AddMinutes(-1);
+
+        Assert.Equal(0, await client.PublishAsync("orders.eu", Bytes("m0"), options));
+        Assert.Equal(1, await client.PublishAsync("orders.eu", Bytes("m1")));
+        Assert.Equal(0, await client.PublishAsync("orders.us", Bytes("other topic")));
+
+        await using var sub = await client.CreateSubscriptionAsync("orders.eu", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        Assert.Equal(0, sub.StartOffset);
+        var got = await TakeAsync(sub, 2);
+
+        Assert.Equal("orders.eu", got[0].Topic);
+        Assert.Equal(0, got[0].Offset);
+        Assert.Equal("m0", got[0].GetPayloadString());
+        Assert.Equal("k1", Text(got[0].Key));
+        Assert.Equal("ab", got[0].Headers.GetString("trace"));
+        Assert.True(got[0].TryGetHeader("bin", out var bin));
+        Assert.Equal(new byte[] { 1, 2, 3 }, bin.ToArray());
+
+        // The broker may add reserved fb- headers (it keeps the idempotent producer's id in fb-producer).
+        Assert.Equal(["trace", "bin"], got[0].Headers.Select(h => h.Key).Where(k => !k.StartsWith("fb-", StringComparison.Ordinal)));
+        Assert.Equal(1, got[0].DeliveryCount);
+        Assert.InRange(got[0].Timestamp, before, DateTimeOffset.UtcNow.AddMinutes(1));
+        Assert.Equal(1, got[1].Offset);
+        Assert.True(got[1].Key.IsEmpty);
+        Assert.DoesNotContain(got[1].Headers, h => !h.Key.StartsWith("fb-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Fan_out_three_subscribers_each_see_every_message_in_order()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var publisher = await f.ConnectAsync();
+        var subscribers = new List<ClientSubscription>();
+        for (var i = 0; i < 3; i++)
+        {
+            var c = await f.ConnectAsync();
+            subscribers.Add(await c.CreateSubscriptionAsync("fan.out", SubscribeOptions.Default with { Credit = 64 }));
+        }
+
+        const int N = 500;
+        var publishes = new List<Task<long>>();
+        for (var i = 0; i < N; i++)
+        {
+            publishes.Add(publisher.PublishAsync("fan.out", Bytes($"m{i}")).AsTask());
+        }
+
+        var offsets = await Task.WhenAll(publishes).WaitAsync(Deadline);
+        Assert.Equal(Enumerable.Range(0, N).Select(i => (long)i), offsets);
+        foreach (var s in subscribers)
+        {
+            var got = await TakeAsync(s, N);
+            Assert.Equal(Enumerable.Range(0, N).Select(i => $"m{i}"), got.Select(m => m.GetPayloadString()));
+            Assert.Equal(Enumerable.Range(0, N).Select(i => (long)i), got.Select(m => m.Offset));
+            await s.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task SubscribeAsync_enumerates_a_wildcard_pattern_and_unsubscribes_when_the_loop_ends()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await client.PublishAsync("shop.eu.orders", Bytes("a"));
+        await client.PublishAsync("shop.us.orders", Bytes("b"));
+        await client.PublishAsync("shop.eu.refunds", Bytes("not matched"));
+
+        var seen = new List<string>();
+        using var cts = new CancellationTokenSource(Deadline);
+        await foreach (var m in client.SubscribeAsync("shop.*.orders", SubscribeOptions.Default with { Start = SubscribeStart.Earliest }, cts.Token))
+        {
+            seen.Add($"{m.Topic}:{m.GetPayloadString()}");
+            if (seen.Count == 2)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(["shop.eu.orders:a", "shop.us.orders:b"], seen.Order());
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Subscriptions.Count == 0, "the enumeration's end unsubscribed");
+    }
+
+    [Fact]
+    public async Task Header_filters_deliver_only_matching_messages()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await using var sub = await client.CreateSubscriptionAsync("filtered", SubscribeOptions.Default with
+        {
+            Start = SubscribeStart.Earliest,
+            Filters = new Dictionary<string, string> { ["region"] = "eu" },
+        });
+        await client.PublishAsync("filtered", Bytes("us"), PublishOptions.Default with { Headers = new PublishHeaders().Add("region", "us") });
+        await client.PublishAsync("filtered", Bytes("none"));
+        await client.PublishAsync("filtered", Bytes("eu"), PublishOptions.Default with { Headers = new PublishHeaders().Add("region", "eu") });
+
+        var got = await TakeAsync(sub, 1);
+        Assert.Equal("eu", got[0].GetPayloadString());
+        Assert.Equal(2, got[0].Offset);
+    }
+
+    [Fact]
+    public async Task Pipelined_publishes_beyond_max_in_flight_complete_in_call_order()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { MaxInFlight = 64, MaxBatchMessages = 16 });
+        const int N = 5000;
+        var tasks = new ValueTask<long>[N];
+        for (var i = 0; i < N; i++)
+        {
+            tasks[i] = client.PublishAsync(i % 2 == 0 ? "pipe.a" : "pipe.b", Bytes($"m{i}"));
+        }
+
+        for (var i = 0; i < N; i++)
+        {
+            Assert.Equal(i / 2, await Within(tasks[i]));
+        }
+
+        Assert.Equal(0, client.PendingPublishes);
+    }
+
+    [Fact]
+    public async Task The_caller_may_reuse_its_buffer_as_soon_as_PublishAsync_returns()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        var buffer = new byte[4];
+        var tasks = new List<Task<long>>();
+        for (var i = 0; i < 100; i++)
+        {
+            BitConverter.TryWriteBytes(buffer, i);
+            tasks.Add(client.PublishAsync("reuse", buffer).AsTask());
+        }
+
+        Array.Clear(buffer);
+        await Task.WhenAll(tasks).WaitAsync(Deadline);
+        await using var sub = await client.CreateSubscriptionAsync("reuse", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        var got = await TakeAsync(sub, 100);
+        Assert.Equal(Enumerable.Range(0, 100), got.Select(m => BitConverter.ToInt32(m.Payload.Span)));
+    }
+
+    [Fact]
+    public async Task Fire_and_forget_messages_are_stored_in_order()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { MaxInFlight = 32 });
+        await client.PublishAsync("ff", Bytes("first")); // creates the topic
+        for (var i = 0; i < 300; i++)
+        {
+            client.Publish("ff", Bytes($"m{i}"));
+        }
+
+        await client.FlushAsync().WaitAsync(Deadline);
+        await using var sub = await client.CreateSubscriptionAsync("ff", SubscribeOptions.Default with { Start = SubscribeStart.AtOffset(1) });
+        var got = await TakeAsync(sub, 300);
+        Assert.Equal(Enumerable.Range(0, 300).Select(i => $"m{i}"), got.Select(m => m.GetPayloadString()));
+        Assert.DoesNotContain(f.Events, e => e.Kind == BrokerClientEventKind.PublishFailed);
+    }
+
+    [Fact]
+    public async Task A_slow_consumer_never_has_more_than_its_credit_buffered_and_still_gets_everything()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        const int Credit = 10;
+        const int N = 200;
+        await using var sub = await client.CreateSubscriptionAsync("slow", SubscribeOptions.Default with { Credit = Credit });
+        var publishes = Enumerable.Range(0, N).Select(i => client.PublishAsync("slow", Bytes($"m{i}")).AsTask()).ToList();
+        await Task.WhenAll(publishes).WaitAsync(Deadline);
+
+        var maxBuffered = 0;
+        var got = new List<ClientMessage>();
+        using var cts = new CancellationTokenSource(Deadline);
+        while (got.Count < N)
+        {
+            maxBuffered = Math.Max(maxBuffered, sub.Buffered);
+            got.Add(await sub.ReadAsync(cts.Token));
+            maxBuffered = Math.Max(maxBuffered, sub.Buffered);
+        }
+
+        Assert.InRange(maxBuffered, 0, Credit);
+        Assert.Equal(Enumerable.Range(0, N).Select(i => (long)i), got.Select(m => m.Offset));
+    }
+
+    [Fact]
+    public async Task Ping_and_admin_queries_round_trip()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await client.PublishAsync("admin.topic", Bytes("x"));
+
+        Assert.True(await Within(client.PingAsync()) >= TimeSpan.Zero);
+        var topics = await Within(client.AdminAsync(Protocol.AdminQuery.ListTopics, ""));
+        Assert.Contains("admin.topic", topics, StringComparison.Ordinal);
+        var stats = await Within(client.AdminAsync(Protocol.AdminQuery.ServerStats));
+        Assert.StartsWith("{", stats.TrimStart(), StringComparison.Ordinal);
+        Assert.NotEqual(0UL, client.ConnectionId);
+        Assert.Equal(Protocol.ProtocolFeatures.IdempotentProducer, client.Features & Protocol.ProtocolFeatures.IdempotentProducer);
+    }
+}

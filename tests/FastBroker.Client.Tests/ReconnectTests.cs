@@ -1,0 +1,117 @@
+using FastBroker.Client;
+using FastBroker.Protocol;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>Connection loss with the server restarted in-process (graceful stop, same port, same broker).</summary>
+public class ReconnectTests
+{
+    [Fact]
+    public async Task After_a_server_restart_publishes_complete_and_subscriptions_continue_without_gaps_or_repeats()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await using var live = await client.CreateSubscriptionAsync("re.topic", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Credit = 16 });
+        var before = Enumerable.Range(0, 100).Select(i => client.PublishAsync("re.topic", Bytes($"m{i}")).AsTask()).ToList();
+        await Task.WhenAll(before).WaitAsync(Deadline);
+        var firstHalf = await TakeAsync(live, 50); // the rest stays buffered or on the server
+
+        await f.RestartServerAsync();
+        var after = Enumerable.Range(100, 100).Select(i => client.PublishAsync("re.topic", Bytes($"m{i}")).AsTask()).ToList();
+        var offsets = await Task.WhenAll(after).WaitAsync(Deadline);
+
+        Assert.Equal(Enumerable.Range(100, 100).Select(i => (long)i), offsets);
+        var secondHalf = await TakeAsync(live, 150);
+        var all = firstHalf.Concat(secondHalf).ToList();
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => (long)i), all.Select(m => m.Offset));
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => $"m{i}"), all.Select(m => m.GetPayloadString()));
+        Assert.True(client.ConnectCount >= 2);
+        Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.Disconnected);
+    }
+
+    [Fact]
+    public async Task A_group_member_rejoins_and_stale_acks_are_dropped()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await client.PublishAsync("re.jobs", Bytes("j0"));
+        await using var member = await client.JoinGroupAsync("re.jobs", "workers", GroupJoinOptions.Default with { Prefetch = 4 });
+        var stale = (await TakeAsync(member, 1))[0];
+
+        await f.RestartServerAsync();
+        await EventuallyAsync(() => client.IsConnected && client.ConnectCount == 2, "the client reconnected");
+        await member.AckAsync(stale); // its connection is gone: dropped, not sent
+
+        var again = (await TakeAsync(member, 1))[0];
+        Assert.Equal(stale.Offset, again.Offset);
+        await member.AckAsync(again);
+        await client.PublishAsync("re.jobs", Bytes("j1"));
+        var next = (await TakeAsync(member, 1))[0];
+        Assert.Equal("j1", next.GetPayloadString());
+        await member.AckAsync(next);
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single().Acked == 2, "both acks arrived");
+        Assert.DoesNotContain(f.Events, e => e.Kind == BrokerClientEventKind.ServerError);
+    }
+
+    [Fact]
+    public async Task A_request_in_flight_across_a_restart_still_gets_its_reply()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var requester = await f.ConnectAsync();
+        var responderClient = await f.ConnectAsync();
+        await using var requests = await responderClient.CreateSubscriptionAsync("svc.slow");
+
+        var pending = requester.RequestAsync("svc.slow", Bytes("q"), TimeSpan.FromSeconds(120)).AsTask();
+        var request = (await TakeAsync(requests, 1))[0];
+        await f.RestartServerAsync();
+        await Within(responderClient.ReplyAsync(request, Bytes("a")));
+
+        var reply = await pending.WaitAsync(Deadline);
+        Assert.Equal("a", reply.GetPayloadString());
+    }
+
+    [Fact]
+    public async Task When_the_server_does_not_come_back_pending_operations_fail_after_the_reconnect_timeout()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { ReconnectTimeout = TimeSpan.FromSeconds(1) });
+        await client.PublishAsync("gone", Bytes("ok"));
+        await using var sub = await client.CreateSubscriptionAsync("gone");
+
+        await f.StopServerAsync();
+        await EventuallyAsync(() => !client.IsConnected, "the client noticed");
+        var pending = client.PublishAsync("gone", Bytes("never")).AsTask();
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => pending.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("gave up", error.Reason, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<BrokerClientException>(async () => await sub.ReadAsync().AsTask().WaitAsync(Deadline));
+        Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.GaveUp);
+    }
+
+    [Fact]
+    public async Task With_reconnect_off_a_connection_loss_fails_what_is_pending()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { Reconnect = false });
+        await f.StopServerAsync();
+        await EventuallyAsync(() => !client.IsConnected, "the client noticed");
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("x", Bytes("y")).AsTask().WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+    }
+
+    [Fact]
+    public async Task An_idle_client_keeps_its_connection_with_heartbeats()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { HeartbeatInterval = TimeSpan.FromSeconds(1) });
+        var client = await f.ConnectAsync();
+        var framesBefore = f.Server.FramesIn;
+
+        // Idle for more than 3 intervals is idle timeout unless PINGs go out: wait for eight of them (one per half
+        // interval, so 4 s idle).
+        await EventuallyAsync(() => f.Server.FramesIn - framesBefore >= 8, "the idle client sent PINGs");
+        Assert.True(client.ConnectCount == 1, string.Join(Environment.NewLine, f.Events.Concat<object>(f.Log)));
+        Assert.True(client.IsConnected);
+        Assert.Equal(0, await client.PublishAsync("hb", Bytes("alive")));
+    }
+}

@@ -1,0 +1,50 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using FastBroker.Client;
+using FastBroker.Testing;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+public class TlsTests
+{
+    [Fact]
+    public async Task A_tls_client_with_a_validation_callback_talks_to_a_tls_server_and_a_plain_one_cannot()
+    {
+        using var dir = new TempDirectory("fastbroker-client-tls");
+        var pfx = dir.Combine("server.pfx");
+        await File.WriteAllBytesAsync(pfx, SelfSigned("localhost", "pw"));
+        await using var f = await ServerFixture.StartAsync(o => o with { TlsCertificatePath = pfx, TlsCertificatePassword = "pw" });
+
+        string? subject = null;
+        var client = await f.ConnectAsync(o => o with
+        {
+            UseTls = true,
+            TlsTargetHost = "localhost",
+            CertificateValidation = (_, certificate, _, _) =>
+            {
+                subject = certificate?.Subject;
+                return true; // a test certificate: trust it explicitly
+            },
+        });
+        Assert.Equal("CN=localhost", subject);
+        Assert.Equal(0, await client.PublishAsync("secure", Bytes("over tls")));
+        await using var sub = await client.CreateSubscriptionAsync("secure", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        Assert.Equal("over tls", (await TakeAsync(sub, 1))[0].GetPayloadString());
+
+        await Assert.ThrowsAsync<BrokerClientException>(async () => await f.ConnectAsync(o => o with { ConnectTimeout = TimeSpan.FromSeconds(10) }));
+    }
+
+    private static byte[] SelfSigned(string host, string password)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={host}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(host);
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return certificate.Export(X509ContentType.Pkcs12, password);
+    }
+}

@@ -1,0 +1,67 @@
+using System.Text;
+using FastBroker.Client;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>Small helpers shared by the tests: UTF-8 payloads and bounded reads.</summary>
+internal static class Wire
+{
+    /// <summary>Generous: tests run on a loaded 2-core machine; a deadline only catches hangs.</summary>
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    public static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    public static string Text(ReadOnlyMemory<byte> bytes) => Encoding.UTF8.GetString(bytes.Span);
+
+    /// <summary>Reads exactly <paramref name="count"/> messages, failing on the deadline.</summary>
+    public static async Task<List<ClientMessage>> TakeAsync(ClientSubscription subscription, int count, TimeSpan? deadline = null)
+    {
+        using var cts = new CancellationTokenSource(deadline ?? Deadline);
+        var list = new List<ClientMessage>(count);
+        while (list.Count < count)
+        {
+            list.Add(await subscription.ReadAsync(cts.Token));
+        }
+
+        return list;
+    }
+
+    /// <summary>Reads exactly <paramref name="count"/> deliveries, failing on the deadline.</summary>
+    public static async Task<List<ClientMessage>> TakeAsync(GroupMember member, int count, TimeSpan? deadline = null)
+    {
+        using var cts = new CancellationTokenSource(deadline ?? Deadline);
+        var list = new List<ClientMessage>(count);
+        while (list.Count < count)
+        {
+            list.Add(await member.ReadAsync(cts.Token));
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Polls <paramref name="condition"/> until it holds, failing on the deadline. Asynchronous on purpose: a test
+    /// blocking a thread-pool thread in a wait (on 2 cores, with tests in parallel) starves the client's own I/O and
+    /// heartbeat continuations.
+    /// </summary>
+    public static async Task EventuallyAsync(Func<bool> condition, string because, TimeSpan? deadline = null)
+    {
+        var limit = deadline ?? Deadline;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed > limit)
+            {
+                throw new TimeoutException($"Condition not met within {limit.TotalSeconds:0.#} s: {because}");
+            }
+
+            await Task.Delay(2); // polling interval of a condition with a deadline, not a synchronisation sleep
+        }
+    }
+
+    /// <summary>Awaits a task with the deadline.</summary>
+    public static async Task<T> Within<T>(ValueTask<T> task) => await task.AsTask().WaitAsync(Deadline);
+
+    /// <summary>Awaits a task with the deadline.</summary>
+    public static async Task Within(ValueTask task) => await task.AsTask().WaitAsync(Deadline);
+}

@@ -1,0 +1,109 @@
+using FastBroker.Client;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+public class WorkQueueTests
+{
+    [Fact]
+    public async Task Each_message_goes_to_one_member_and_acked_work_is_done()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var producer = await f.ConnectAsync();
+        await producer.PublishAsync("jobs", Bytes("warm-up")); // the topic exists before the group
+        var a = await (await f.ConnectAsync()).JoinGroupAsync("jobs", "workers", GroupJoinOptions.Default with { Prefetch = 8 });
+        var b = await (await f.ConnectAsync()).JoinGroupAsync("jobs", "workers", GroupJoinOptions.Default with { Prefetch = 8 });
+
+        const int N = 200;
+        var publishes = Enumerable.Range(1, N).Select(i => producer.PublishAsync("jobs", Bytes($"j{i}")).AsTask()).ToList();
+        await Task.WhenAll(publishes).WaitAsync(Deadline);
+
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<long, int>();
+        using var done = new CancellationTokenSource(Deadline);
+        async Task Work(GroupMember member)
+        {
+            try
+            {
+                await foreach (var job in member.ReadAllAsync(done.Token))
+                {
+                    seen.AddOrUpdate(job.Offset, 1, (_, n) => n + 1);
+                    Assert.Equal(1, job.DeliveryCount);
+                    await member.AckAsync(job);
+                    if (seen.Count == N + 1)
+                    {
+                        await done.CancelAsync(); // stops both workers
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (seen.Count == N + 1)
+            {
+            }
+        }
+
+        var workers = Task.WhenAll(Work(a), Work(b));
+        await EventuallyAsync(() => seen.Count == N + 1, "every job was delivered");
+        await workers.WaitAsync(Deadline);
+        Assert.All(seen.Values, n => Assert.Equal(1, n));
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single().Acked == N + 1, "the server saw every ack");
+        await a.DisposeAsync();
+        await b.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_member_disposed_without_acking_has_its_delivery_redelivered_to_another_with_count_2()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var producer = await f.ConnectAsync();
+        await producer.PublishAsync("tasks", Bytes("warm-up"));
+        var first = await (await f.ConnectAsync()).JoinGroupAsync("tasks", "g", GroupJoinOptions.Default with { Prefetch = 1 });
+        var offset = await producer.PublishAsync("tasks", Bytes("job"));
+
+        // The warm-up message is offset 0; take deliveries until the job comes, acking the rest.
+        ClientMessage job;
+        while (true)
+        {
+            var m = (await TakeAsync(first, 1))[0];
+            if (m.Offset == offset)
+            {
+                job = m;
+                break;
+            }
+
+            await first.AckAsync(m);
+        }
+
+        Assert.Equal(1, job.DeliveryCount);
+        var second = await (await f.ConnectAsync()).JoinGroupAsync("tasks", "g", GroupJoinOptions.Default with { Prefetch = 1 });
+        await first.DisposeAsync(); // leaves without acking: requeued at once
+
+        var again = (await TakeAsync(second, 1))[0];
+        Assert.Equal(offset, again.Offset);
+        Assert.Equal(2, again.DeliveryCount);
+        Assert.Equal("job", again.GetPayloadString());
+        await second.AckAsync(again);
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single().Acked == 2, "the redelivery was acked");
+    }
+
+    [Fact]
+    public async Task Nack_with_requeue_redelivers_and_nack_without_dead_letters_with_the_error()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await client.PublishAsync("payments", Bytes("p0"));
+        var member = await client.JoinGroupAsync("payments", "billing", GroupJoinOptions.Default with { Prefetch = 4 });
+        await using var dlq = await client.CreateSubscriptionAsync("payments.dlq", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+
+        var m = (await TakeAsync(member, 1))[0];
+        Assert.Equal(1, m.DeliveryCount);
+        await member.NackAsync(m, requeue: true);
+        var retry = (await TakeAsync(member, 1))[0];
+        Assert.Equal(m.Offset, retry.Offset);
+        Assert.Equal(2, retry.DeliveryCount);
+
+        await member.NackAsync(retry, requeue: false, error: "card declined");
+        var dead = (await TakeAsync(dlq, 1))[0];
+        Assert.Equal("p0", dead.GetPayloadString());
+        Assert.Equal("card declined", dead.Headers.GetString("fb-dlq-error"));
+        await member.DisposeAsync();
+    }
+}

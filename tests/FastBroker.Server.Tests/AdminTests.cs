@@ -1,0 +1,122 @@
+using System.Net;
+using System.Text.Json;
+using FastBroker.Protocol;
+using FastBroker.Server;
+using FastBroker.Server.Internal;
+
+namespace FastBroker.ServerTests;
+
+public class AdminTests
+{
+    [Fact]
+    public async Task Admin_queries_answer_with_json_documents()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await c.PublishAsync((ulong)(i + 1), "orders.eu", "xyz");
+        }
+
+        await c.PublishAsync(4, "other", "x");
+        await c.ReadConfirmsAsync([1, 2, 3, 4]);
+        await c.SubscribeAsync(5, 1, "orders.*", 0, Protocol.StartKind.Earliest, durable: "audit");
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+        await c.SendAsync(w => FrameWriter.WriteJoinGroup(w, 6, 2, "workers"u8, "orders.eu"u8, 1));
+        Assert.Equal(FrameType.Ok, (await c.ReadUntilAsync(x => x.RequestId == 6))[^1].Type);
+
+        using (var topics = await QueryAsync(c, AdminQuery.ListTopics, "orders.>"))
+        {
+            var list = topics.RootElement.GetProperty("topics");
+            var t = Assert.Single(list.EnumerateArray());
+            Assert.Equal("orders.eu", t.GetProperty("name").GetString());
+            Assert.Equal(3, t.GetProperty("head").GetInt64());
+            Assert.Equal(3, t.GetProperty("published").GetInt64());
+            Assert.Equal(9, t.GetProperty("publishedBytes").GetInt64());
+            Assert.True(t.GetProperty("persistent").GetBoolean());
+        }
+
+        using (var stats = await QueryAsync(c, AdminQuery.TopicStats, "orders.eu"))
+        {
+            Assert.Equal("orders.eu", stats.RootElement.GetProperty("topic").GetProperty("name").GetString());
+            var sub = Assert.Single(stats.RootElement.GetProperty("subscriptions").EnumerateArray());
+            Assert.Equal("audit", sub.GetProperty("durableName").GetString());
+            Assert.Equal(3, sub.GetProperty("lag").GetInt64());
+            Assert.Equal(0, sub.GetProperty("positions").GetProperty("orders.eu").GetInt64());
+            var group = Assert.Single(stats.RootElement.GetProperty("groups").EnumerateArray());
+            Assert.Equal("workers", group.GetProperty("group").GetString());
+        }
+
+        using (var groups = await QueryAsync(c, AdminQuery.ListGroups, ""))
+        {
+            var g = Assert.Single(groups.RootElement.GetProperty("groups").EnumerateArray());
+            Assert.Equal(("orders.eu", 1), (g.GetProperty("topic").GetString(), g.GetProperty("members").GetInt32()));
+        }
+
+        using (var server = await QueryAsync(c, AdminQuery.ServerStats, ""))
+        {
+            var s = server.RootElement.GetProperty("server");
+            Assert.Equal(1, s.GetProperty("connections").GetInt32());
+            Assert.True(s.GetProperty("framesIn").GetInt64() >= 8);
+            Assert.Equal(2, server.RootElement.GetProperty("broker").GetProperty("topics").GetInt32());
+        }
+
+        await c.SendAsync(w => FrameWriter.WriteAdmin(w, 50, AdminQuery.TopicStats, "nope"u8));
+        Assert.Equal(ErrorCode.UnknownTopic, (await c.ReadUntilAsync(x => x.RequestId == 50))[^1].ErrorCode);
+    }
+
+    [Fact]
+    public async Task Http_health_metrics_and_404()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
+        await using var c = await f.ConnectAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await c.PublishAsync((ulong)(i + 1), "orders", "abcd");
+        }
+
+        await c.ReadConfirmsAsync([1, 2, 3]);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.EndPoint}/"), Timeout = RawConnection.ReadTimeout };
+
+        var health = await http.GetAsync("health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal("application/json", health.Content.Headers.ContentType!.MediaType);
+        using (var doc = JsonDocument.Parse(await health.Content.ReadAsStringAsync()))
+        {
+            Assert.Equal("ok", doc.RootElement.GetProperty("status").GetString());
+            Assert.Equal(1, doc.RootElement.GetProperty("connections").GetInt32());
+        }
+
+        var metrics = await http.GetAsync("metrics");
+        Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+        Assert.Equal("text/plain", metrics.Content.Headers.ContentType!.MediaType);
+        var text = await metrics.Content.ReadAsStringAsync();
+        Assert.Contains("fastbroker_topic_published_total{topic=\"orders\"} 3\n", text, StringComparison.Ordinal);
+        Assert.Contains("fastbroker_topic_head_offset{topic=\"orders\"} 3\n", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE fastbroker_topic_published_total counter\n", text, StringComparison.Ordinal);
+        Assert.Contains("fastbroker_server_connections 1\n", text, StringComparison.Ordinal);
+        Assert.Matches(@"fastbroker_server_frames_in_total [1-9]\d*\n", text);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("nope")).StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await http.PostAsync("metrics", new StringContent(""))).StatusCode);
+    }
+
+    [Fact]
+    public void Label_values_are_escaped()
+    {
+        Assert.Equal("plain", PrometheusFormatter.Escape("plain"));
+        Assert.Equal("a\\\\b\\\"c\\nd", PrometheusFormatter.Escape("a\\b\"c\nd"));
+    }
+
+    private static async Task<JsonDocument> QueryAsync(RawConnection c, AdminQuery query, string argument)
+    {
+        var id = c.NextRequestId();
+        await c.SendAsync(w => FrameWriter.WriteAdmin(w, id, query, System.Text.Encoding.UTF8.GetBytes(argument)));
+        var frames = await c.ReadUntilAsync(x => x.RequestId == id);
+        var result = frames[^1];
+        Assert.True(result.Type == FrameType.AdminResult, $"expected ADMIN_RESULT, got {result}");
+        Assert.Equal(query, result.AdminQuery);
+        return JsonDocument.Parse(result.AdminJson);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Buffers;
+using System.Net.Sockets;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+
+namespace FastBroker.ServerTests;
+
+public class BackpressureTests
+{
+    [Fact]
+    public async Task A_client_that_sends_but_never_reads_is_stopped_reading_instead_of_growing_server_memory()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        using var socket = new Socket(f.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            ReceiveBufferSize = 64 * 1024, // a fixed small window: the PONGs back up quickly
+        };
+        await socket.ConnectAsync(f.EndPoint);
+        var hello = new ArrayBufferWriter<byte>();
+        FrameWriter.WriteHello(hello, 1, "t"u8, "1"u8, ProtocolFeatures.None);
+        await socket.SendAsync(hello.WrittenMemory);
+
+        // 1M PINGs (16 MB), far more than the socket buffers and the server's 1 MiB reply backlog can absorb.
+        const int Pings = 1_000_000;
+        var chunk = new ArrayBufferWriter<byte>();
+        for (var i = 0; i < 10_000; i++)
+        {
+            FrameWriter.WritePing(chunk, (ulong)i);
+        }
+
+        var sender = Task.Run(async () =>
+        {
+            for (var sent = 0; sent < Pings; sent += 10_000)
+            {
+                await socket.SendAsync(chunk.WrittenMemory);
+            }
+        });
+
+        var session = f.Server.Sessions.Single();
+        Eventually.True(() => session.WaitingForWriter, "the reader pauses while the client does not read");
+        Assert.InRange(session.QueuedReplyBytes, 0, (1 << 20) + (64 * 1024));
+        Assert.False(sender.IsCompleted);
+        Assert.True(f.Server.FramesIn < Pings);
+
+        // Now read: every PING is answered (16-byte PONGs), the sender finishes, nothing was lost.
+        var expected = 65L + (16L * Pings); // WELCOME (16 + 32 + str8 "fastbroker" + str8 "0.1.0") + the PONGs
+        var buffer = new byte[1 << 16];
+        long received = 0;
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        while (received < expected)
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            Assert.True(n > 0, "closed early");
+            received += n;
+        }
+
+        await Eventually.Completes(sender);
+        Assert.Equal(expected, received);
+        Assert.Empty(f.Failures);
+    }
+}

@@ -1,0 +1,36 @@
+using System.Text;
+using FastBroker.Protocol;
+
+namespace FastBroker.ServerTests;
+
+/// <summary>Builds header blocks (and SUBSCRIBE filter blocks) from name/value text pairs.</summary>
+internal static class Headers
+{
+    public static byte[] Of(params (string Name, string Value)[] entries)
+    {
+        var buffer = new byte[4096];
+        var w = new HeaderBlockWriter(buffer);
+        foreach (var (name, value) in entries)
+        {
+            Assert.True(w.TryAdd(Encoding.UTF8.GetBytes(name), Encoding.UTF8.GetBytes(value)));
+        }
+
+        return w.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The value of the first header called <paramref name="name"/> in an encoded block, as text.</summary>
+    public static string? Get(byte[] block, string name)
+    {
+        var reader = new FastBroker.Journal.RecordHeaderReader(block);
+        var utf8 = Encoding.UTF8.GetBytes(name);
+        while (reader.TryReadNext(out var n, out var v))
+        {
+            if (n.SequenceEqual(utf8))
+            {
+                return Encoding.UTF8.GetString(v);
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,194 @@
+using System.Text;
+using FastBroker.Protocol;
+using FastBroker.Server;
+
+namespace FastBroker.ServerTests;
+
+public class PublishTests
+{
+    [Fact]
+    public async Task Single_publishes_are_confirmed_with_their_topic_offsets()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.PublishAsync(1, "orders", "a");
+        await c.PublishAsync(2, "orders", "b");
+        await c.PublishAsync(3, "other", "c");
+
+        var confirms = await c.ReadConfirmsAsync([1, 2, 3]);
+
+        Assert.Equal((ErrorCode.None, 0UL, false), confirms[1]);
+        Assert.Equal((ErrorCode.None, 1UL, false), confirms[2]);
+        Assert.Equal((ErrorCode.None, 0UL, false), confirms[3]);
+        Assert.Equal(2, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "orders").Head);
+    }
+
+    [Fact]
+    public async Task A_batch_is_confirmed_in_merged_ranges_with_consecutive_offsets()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.PublishAsync(1, "orders", "first");
+        await c.ReadConfirmsAsync([1]);
+
+        const int N = 100;
+        await c.SendAsync(w =>
+        {
+            var batch = new PublishBatchWriter(w, 64 * 1024, firstRequestId: 10);
+            for (var i = 0; i < N; i++)
+            {
+                Assert.True(batch.TryAdd("orders"u8, Encoding.UTF8.GetBytes($"m{i}"), headers: Headers.Of(("i", i.ToString()))));
+            }
+
+            batch.Complete();
+        });
+
+        var ranges = new List<ConfirmRange>();
+        var confirms = await c.ReadConfirmsAsync([.. Enumerable.Range(10, N).Select(i => (ulong)i)], ranges);
+
+        for (var i = 0; i < N; i++)
+        {
+            Assert.Equal((ErrorCode.None, (ulong)(i + 1), false), confirms[(ulong)(10 + i)]);
+        }
+
+        // One claim, one dispatcher batch, one writer pass: the outcomes merge (ConfirmWriter) instead of 100 ranges.
+        Assert.True(ranges.Count < N, $"{ranges.Count} ranges for {N} consecutive confirmations");
+        Assert.All(ranges, r => Assert.Equal(ErrorCode.None, r.Status));
+    }
+
+    [Fact]
+    public async Task With_auto_create_off_an_unknown_topic_is_confirmed_with_UnknownTopic_and_the_connection_stays()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: b => b with { AutoCreateTopics = false });
+        f.Broker.CreateTopic("known");
+        await using var c = await f.ConnectAsync();
+        await c.PublishAsync(1, "unknown", "x");
+        await c.PublishAsync(2, "known", "y");
+        await c.PublishAsync(3, "bad..name", "z");
+
+        var confirms = await c.ReadConfirmsAsync([1, 2, 3]);
+
+        Assert.Equal(ErrorCode.UnknownTopic, confirms[1].Status);
+        Assert.Equal((ErrorCode.None, 0UL, false), confirms[2]);
+        Assert.Equal(ErrorCode.InvalidName, confirms[3].Status);
+        Assert.Single(await c.RoundTripAsync());
+    }
+
+    [Fact]
+    public async Task A_topic_the_token_may_not_publish_to_is_confirmed_Forbidden_and_the_connection_stays_open()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { Tokens = [new AccessToken("tok", PublishPatterns: ["allowed.>"])] });
+        await using var c = await f.ConnectAsync(token: "tok");
+        await c.PublishAsync(1, "allowed.a", "ok");
+        await c.PublishAsync(2, "secret.a", "no");
+        await c.PublishAsync(3, "allowed.b.c", "ok");
+        await c.SendAsync(w =>
+        {
+            var batch = new PublishBatchWriter(w, 4096, firstRequestId: 4);
+            batch.TryAdd("secret"u8, "no"u8);
+            batch.TryAdd("allowed.x"u8, "ok"u8);
+            batch.Complete();
+        });
+
+        var confirms = await c.ReadConfirmsAsync([1, 2, 3, 4, 5]);
+
+        Assert.Equal(ErrorCode.None, confirms[1].Status);
+        Assert.Equal(ErrorCode.Forbidden, confirms[2].Status);
+        Assert.Equal(ErrorCode.None, confirms[3].Status);
+        Assert.Equal(ErrorCode.Forbidden, confirms[4].Status);
+        Assert.Equal(ErrorCode.None, confirms[5].Status);
+        Assert.False(f.Broker.TopicExists("secret.a"));
+        Assert.Single(await c.RoundTripAsync());
+    }
+
+    [Fact]
+    public async Task No_confirm_publishes_are_stored_silently_but_failures_are_still_reported()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: b => b with { AutoCreateTopics = false });
+        f.Broker.CreateTopic("known");
+        await using var c = await f.ConnectAsync();
+        await c.PublishAsync(1, "known", "a", PublishFlags.NoConfirm);
+        await c.PublishAsync(2, "known", "b", PublishFlags.NoConfirm);
+        await c.PublishAsync(3, "unknown", "c", PublishFlags.NoConfirm);
+        await c.PublishAsync(4, "known", "d");
+
+        var ranges = new List<ConfirmRange>();
+        var confirms = await c.ReadConfirmsAsync([3, 4], ranges);
+
+        Assert.Equal(ErrorCode.UnknownTopic, confirms[3].Status);
+        Assert.Equal((ErrorCode.None, 2UL, false), confirms[4]);
+        Assert.Equal(2, confirms.Count);
+        Assert.Equal(3, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "known").Head);
+    }
+
+    [Fact]
+    public async Task An_idempotent_retry_is_confirmed_as_a_duplicate_with_the_original_offset()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.PublishAsync(1, "orders", "a", producerId: 77, producerSequence: 0);
+        await c.PublishAsync(2, "orders", "b", producerId: 77, producerSequence: 1);
+        await c.ReadConfirmsAsync([1, 2]);
+
+        await using var retry = await f.ConnectAsync();
+        await retry.PublishAsync(1, "orders", "b", producerId: 77, producerSequence: 1);
+        await retry.PublishAsync(2, "orders", "c", producerId: 77, producerSequence: 2);
+        var confirms = await retry.ReadConfirmsAsync([1, 2]);
+
+        Assert.Equal((ErrorCode.None, 1UL, true), confirms[1]);
+        Assert.Equal((ErrorCode.None, 2UL, false), confirms[2]);
+    }
+
+    [Fact]
+    public async Task Many_pipelined_publishes_are_all_confirmed_in_order()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: b => b with { InputRingSize = 64 });
+        await using var c = await f.ConnectAsync();
+        const int N = 3_000;
+        var w = new System.Buffers.ArrayBufferWriter<byte>();
+        for (var i = 1; i <= N; i++)
+        {
+            FrameWriter.WritePublish(w, (ulong)i, "flood"u8, Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        // A 64-slot ring and one big write: the server must stop reading and resume (back-pressure), losing nothing.
+        var send = c.SendRawAsync(w.WrittenMemory);
+        var confirms = await c.ReadConfirmsAsync([.. Enumerable.Range(1, N).Select(i => (ulong)i)]);
+        await send;
+
+        for (var i = 1; i <= N; i++)
+        {
+            Assert.Equal((ErrorCode.None, (ulong)(i - 1), false), confirms[(ulong)i]);
+        }
+    }
+
+    [Fact]
+    public async Task A_batch_larger_than_the_claim_limit_is_split_and_confirmed_whole_under_back_pressure()
+    {
+        await using var f = await ServerFixture.StartAsync(broker: b => b with { InputRingSize = 64 });
+        Assert.True(f.Broker.MaxPublishClaim < 100);
+        await using var c = await f.ConnectAsync();
+        const int Batches = 5;
+        const int PerBatch = 300;
+        var w = new System.Buffers.ArrayBufferWriter<byte>();
+        for (var b = 0; b < Batches; b++)
+        {
+            var batch = new PublishBatchWriter(w, 64 * 1024, firstRequestId: (ulong)(1 + (b * PerBatch)));
+            for (var i = 0; i < PerBatch; i++)
+            {
+                Assert.True(batch.TryAdd(b % 2 == 0 ? "even"u8 : "odd"u8, Encoding.UTF8.GetBytes($"{b}.{i}")));
+            }
+
+            batch.Complete();
+        }
+
+        await c.SendRawAsync(w.WrittenMemory);
+        var confirms = await c.ReadConfirmsAsync([.. Enumerable.Range(1, Batches * PerBatch).Select(i => (ulong)i)]);
+
+        Assert.All(confirms.Values, v => Assert.Equal(ErrorCode.None, v.Status));
+        var snapshot = f.Broker.GetSnapshot();
+        Assert.Equal(3 * PerBatch, snapshot.Topics.Single(t => t.Name == "even").Head);
+        Assert.Equal(2 * PerBatch, snapshot.Topics.Single(t => t.Name == "odd").Head);
+        Assert.Equal((ErrorCode.None, (ulong)PerBatch, false), confirms[(ulong)((2 * PerBatch) + 1)]);
+    }
+}

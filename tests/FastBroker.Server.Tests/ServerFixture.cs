@@ -1,0 +1,64 @@
+using System.Collections.Concurrent;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ServerTests;
+
+/// <summary>A real broker on a temp directory and a real server on 127.0.0.1 with a free port; disposed in reverse.</summary>
+internal sealed class ServerFixture : IAsyncDisposable
+{
+    private readonly TempDirectory _dir = new("fastbroker-server");
+
+    private ServerFixture()
+    {
+    }
+
+    public Broker Broker { get; private set; } = null!;
+
+    public BrokerServer Server { get; private set; } = null!;
+
+    public string DataDirectory => _dir.Path;
+
+    /// <summary>Everything the server logged (useful in failure messages; "failed" lines mean an unexpected exception).</summary>
+    public ConcurrentQueue<string> Log { get; } = new();
+
+    public System.Net.IPEndPoint EndPoint => Server.EndPoint;
+
+    public static async Task<ServerFixture> StartAsync(Func<ServerOptions, ServerOptions>? server = null, Func<BrokerOptions, BrokerOptions>? broker = null)
+    {
+        var f = new ServerFixture();
+        var brokerOptions = BrokerOptions.Default with
+        {
+            DataDirectory = f._dir.Path,
+            DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 64 * 1024 },
+        };
+        f.Broker = await Broker.OpenAsync(broker is null ? brokerOptions : broker(brokerOptions));
+        // A long heartbeat: a test that keeps a connection quiet on a slow, loaded machine must not see IdleTimeout.
+        var serverOptions = ServerOptions.Default with { Port = 0, HeartbeatInterval = TimeSpan.FromMinutes(1), Log = f.Log.Enqueue };
+        try
+        {
+            f.Server = await BrokerServer.StartAsync(f.Broker, server is null ? serverOptions : server(serverOptions));
+        }
+        catch
+        {
+            await f.Broker.DisposeAsync();
+            throw;
+        }
+
+        return f;
+    }
+
+    /// <summary>Opens a connection and completes the handshake.</summary>
+    public Task<RawConnection> ConnectAsync(Protocol.ProtocolFeatures features = RawConnection.AllFeatures, string? token = null, uint maxInboundFrameSize = 0)
+        => RawConnection.OpenAsync(EndPoint, features, token, maxInboundFrameSize);
+
+    /// <summary>Log lines that report an unexpected exception inside the server.</summary>
+    public IEnumerable<string> Failures => Log.Where(l => l.Contains(" failed: ", StringComparison.Ordinal) && !l.Contains("TLS handshake", StringComparison.Ordinal));
+
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        await Broker.DisposeAsync();
+        _dir.Dispose();
+    }
+}

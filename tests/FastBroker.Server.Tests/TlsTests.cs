@@ -1,0 +1,49 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+
+namespace FastBroker.ServerTests;
+
+public class TlsTests
+{
+    [Fact]
+    public async Task Over_TLS_the_handshake_publish_and_delivery_work_and_plain_clients_are_dropped()
+    {
+        using var dir = new TempDirectory("fastbroker-tls");
+        var pfx = dir.Combine("server.pfx");
+        WriteSelfSignedPfx(pfx, "pw");
+        await using var f = await ServerFixture.StartAsync(o => o with { TlsCertificatePath = pfx, TlsCertificatePassword = "pw" });
+
+        await using var c = await RawConnection.OpenAsync(f.EndPoint, tls: true);
+        Assert.Equal(1, c.Welcome!.Version);
+        await c.SubscribeAsync(1, 1, "secure", 10, Protocol.StartKind.Latest);
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+        await c.PublishAsync(2, "secure", "over tls");
+        var frames = new List<ServerFrame>();
+        var d = await c.ReadDeliveriesAsync(1, frames);
+        Assert.Equal("over tls", d[0].Text);
+        if (!frames.Any(x => x.Type == FrameType.Confirm))
+        {
+            Assert.Equal(ErrorCode.None, (await c.ReadConfirmsAsync([2]))[2].Status);
+        }
+
+        await using var plain = await RawConnection.ConnectAsync(f.EndPoint);
+        await plain.SendAsync(w => FrameWriter.WriteHello(w, 1, "t"u8, "1"u8, ProtocolFeatures.None));
+        Assert.Empty(await plain.ReadUntilClosedAsync());
+    }
+
+    private static void WriteSelfSignedPfx(string path, string password)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName("localhost");
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        File.WriteAllBytes(path, cert.Export(X509ContentType.Pfx, password));
+    }
+}

@@ -1,0 +1,139 @@
+using System.Text;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+
+namespace FastBroker.ServerTests;
+
+public class WorkQueueTests
+{
+    [Fact]
+    public async Task Two_members_share_the_work_and_acks_complete_it()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var a = await f.ConnectAsync();
+        await using var b = await f.ConnectAsync(ProtocolFeatures.WorkQueues);
+        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 11, "workers"u8, "jobs"u8, 4));
+        Assert.Equal(FrameType.Ok, (await a.ReadAsync()).Type);
+        await b.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 22, "workers"u8, "jobs"u8, 4));
+        Assert.Equal(FrameType.Ok, (await b.ReadAsync()).Type);
+
+        const int N = 40;
+        for (var i = 0; i < N; i++)
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"j{i}"));
+        }
+
+        // Each member holds at most its prefetch unacked: read one, ack it, until all N are done between the two.
+        var seen = new List<Delivery>();
+        var pending = new Dictionary<RawConnection, Task<ServerFrame>> { [a] = a.ReadAsync(), [b] = b.ReadAsync() };
+        while (seen.Count < N)
+        {
+            var done = await Task.WhenAny(pending.Values);
+            var conn = pending.First(p => p.Value == done).Key;
+            var frame = await done;
+            Assert.True(frame.Type is FrameType.Deliver or FrameType.DeliverBatch, $"unexpected {frame}");
+            seen.AddRange(frame.Deliveries);
+            var member = conn == a ? 11u : 22u;
+            Assert.All(frame.Deliveries, d => Assert.Equal((member, 1u), (d.SubscriptionId, d.DeliveryCount)));
+            var tags = frame.Deliveries.Select(d => d.Tag).ToArray();
+            await conn.SendAsync(w => FrameWriter.WriteAck(w, 0, member, tags));
+            pending[conn] = seen.Count < N ? conn.ReadAsync() : Task.FromResult(frame);
+        }
+
+        Assert.Equal(Enumerable.Range(0, N), seen.Select(d => int.Parse(d.Text[1..], System.Globalization.CultureInfo.InvariantCulture)).Order());
+        Assert.Contains(seen, d => d.SubscriptionId == 11);
+        Assert.Contains(seen, d => d.SubscriptionId == 22);
+        Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().Acked == N, "every job acked once");
+        Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single().InFlight);
+    }
+
+    [Fact]
+    public async Task A_member_that_disconnects_without_acking_has_its_messages_redelivered_to_another_with_count_2()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("tasks", Encoding.UTF8.GetBytes($"t{i}"));
+        }
+
+        var first = await f.ConnectAsync();
+        await first.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "tasks"u8, 10));
+        Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        var got = await first.ReadDeliveriesAsync(3);
+        Assert.All(got, d => Assert.Equal(1u, d.DeliveryCount));
+
+        await using var second = await f.ConnectAsync();
+        await second.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "tasks"u8, 10));
+        Assert.Equal(FrameType.Ok, (await second.ReadAsync()).Type);
+        await first.DisposeAsync();
+
+        var again = await second.ReadDeliveriesAsync(3);
+        Assert.Equal(new[] { "t0", "t1", "t2" }, again.Select(d => d.Text).Order(StringComparer.Ordinal));
+        Assert.All(again, d => Assert.Equal((2u, 2u), (d.SubscriptionId, d.DeliveryCount)));
+
+        // A stale tag (delivery count 1) is refused; the good tags of the same ACK still count.
+        var tags = again.Select(d => d.Tag).Append(new DeliveryTag(again[0].Offset, 1)).ToArray();
+        await second.SendAsync(w => FrameWriter.WriteAck(w, 5, 2, tags));
+        var error = await second.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 5UL, false), (error.Type, error.ErrorCode, error.RequestId, error.CloseConnection));
+        Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().Acked == 3, "the three current tags were acked");
+    }
+
+    [Fact]
+    public async Task A_nack_without_requeue_dead_letters_with_the_error_text()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("orders", "poison"u8.ToArray());
+        await using var dlq = await f.ConnectAsync();
+        await dlq.SubscribeAsync(1, 1, "orders.dlq", 10, Protocol.StartKind.Earliest);
+        Assert.Equal(FrameType.Ok, (await dlq.ReadAsync()).Type);
+
+        await using var worker = await f.ConnectAsync();
+        await worker.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 3, "g"u8, "orders"u8, 1));
+        Assert.Equal(FrameType.Ok, (await worker.ReadAsync()).Type);
+        var d = (await worker.ReadDeliveriesAsync(1)).Single();
+        await worker.SendAsync(w => FrameWriter.WriteNack(w, 2, 3, d.Tag, requeue: false, errorText: "cannot parse"u8));
+
+        var dead = (await dlq.ReadDeliveriesAsync(1)).Single();
+        Assert.Equal("poison", dead.Text);
+        Assert.Equal("cannot parse", Headers.Get(dead.Headers, "fb-dlq-error"));
+        Assert.Equal("g", Headers.Get(dead.Headers, "fb-dlq-group"));
+
+        await worker.SendAsync(w => FrameWriter.WriteNack(w, 3, 3, d.Tag, requeue: true));
+        var stale = await worker.ReadAsync();
+        Assert.Equal((ErrorCode.UnknownDelivery, 3UL), (stale.ErrorCode, stale.RequestId));
+    }
+
+    [Fact]
+    public async Task Credit_on_a_membership_raises_its_prefetch()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("p", Encoding.UTF8.GetBytes($"p{i}"));
+        }
+
+        await using var c = await f.ConnectAsync();
+        await c.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "p"u8, 1));
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+        Assert.Single(await c.ReadDeliveriesAsync(1));
+        Assert.Single(await c.RoundTripAsync());
+        Assert.Equal(1, f.Broker.GetSnapshot().Groups.Single().InFlight);
+
+        await c.SendAsync(w => FrameWriter.WriteCredit(w, 0, 1, 2));
+        Assert.Equal(2, (await c.ReadDeliveriesAsync(2)).Count);
+    }
+
+    [Fact]
+    public async Task Ack_for_a_subscription_that_is_not_a_membership_is_refused()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.SubscribeAsync(1, 1, "plain", 1);
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+        await c.SendAsync(w => FrameWriter.WriteAck(w, 2, 1, new DeliveryTag(0, 1)));
+        Assert.Equal(ErrorCode.UnknownSubscription, (await c.ReadAsync()).ErrorCode);
+        await c.SendAsync(w => FrameWriter.WriteAck(w, 3, 9, new DeliveryTag(0, 1)));
+        Assert.Equal(ErrorCode.UnknownSubscription, (await c.ReadAsync()).ErrorCode);
+    }
+}
