@@ -16,6 +16,7 @@ public ref struct PublishClaim
     private readonly long _first;
     private readonly int _count;
     private int _filled;
+    private Engine.TopicState? _lastTopic;
 
     internal PublishClaim(Broker broker, long first, int count)
     {
@@ -41,7 +42,16 @@ public ref struct PublishClaim
     public void Add(ReadOnlySpan<byte> topicUtf8, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, in PublishParameters parameters, IPublishConfirmSink? sink, ulong token)
     {
         var entry = Next();
-        if (!_broker.Topics.TryGetForUse(topicUtf8, out var topic, out var error, out var reason))
+        Engine.TopicState topic;
+        if (_lastTopic is not null && topicUtf8.SequenceEqual(_lastTopic.NameUtf8))
+        {
+            topic = _lastTopic; // a batch usually goes to one topic: one lookup per claim
+        }
+        else if (_broker.Topics.TryGetForUse(topicUtf8, out topic, out var error, out var reason))
+        {
+            _lastTopic = topic;
+        }
+        else
         {
             entry.FillFailed(error, reason!, sink, token);
             return;

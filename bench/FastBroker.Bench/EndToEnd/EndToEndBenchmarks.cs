@@ -166,7 +166,7 @@ public static class EndToEndBenchmarks
             {
                 var c = await BrokerClient.ConnectAsync(Options(endpoint)).ConfigureAwait(false);
                 clients.Add(c);
-                var member = await c.JoinGroupAsync(topic, "bench", GroupJoinOptions.Default with { Prefetch = 256 }).ConfigureAwait(false);
+                var member = await c.JoinGroupAsync(topic, topic, GroupJoinOptions.Default with { Prefetch = 256 }).ConfigureAwait(false);
                 tasks.Add(Task.Run(async () =>
                 {
                     try
@@ -278,11 +278,7 @@ public static class EndToEndBenchmarks
                 // The intended send time, not the actual one: a stalled sender charges the stall to every message
                 // it delayed (coordinated-omission correction).
                 var scheduled = start + (long)(i * intervalTicks);
-                while (Stopwatch.GetTimestamp() < scheduled)
-                {
-                    Thread.Yield();
-                }
-
+                Pacer.WaitUntil(scheduled);
                 BinaryPrimitives.WriteInt64LittleEndian(payload, scheduled);
                 pending.Add((scheduled, client.PublishAsync(topic, payload).AsTask()));
             }
