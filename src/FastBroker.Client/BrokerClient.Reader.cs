@@ -178,6 +178,12 @@ public sealed partial class BrokerClient
             return; // unsubscribed: deliveries written before the OK are discarded
         }
 
+        if (s.Sink is not null)
+        {
+            DeliverToHandler(connection, s, deliveryCount, offset, timestampNs, topic, block, keyLength, headers, payloadLength);
+            return;
+        }
+
         var message = s.Accept(connection.Generation, deliveryCount, offset, timestampNs, topic, block, keyLength, headers, payloadLength, out var credit, out var overflow);
         if (credit > 0)
         {
@@ -193,6 +199,44 @@ public sealed partial class BrokerClient
             OnReply(message);
         }
     }
+
+    /// <summary>A handler subscription: the handler consumes the message here, on the reader loop, then credit goes back.</summary>
+    private void DeliverToHandler(Connection connection, SubscriptionState s, uint deliveryCount, ulong offset, long timestampNs, ReadOnlySpan<byte> topic, in ReadOnlySequence<byte> block, int keyLength, in HeaderBlock headers, int payloadLength)
+    {
+        if (s.TryAcceptForHandler(offset, topic, out var position, out var credit))
+        {
+            ReadOnlySpan<byte> bytes;
+            if (block.IsSingleSegment)
+            {
+                bytes = block.FirstSpan;
+            }
+            else
+            {
+                var scratch = connection.GetScratch((int)block.Length);
+                block.CopyTo(scratch);
+                bytes = scratch;
+            }
+
+            var view = new ClientMessageView(s, position, connection.Generation, topic, offset, timestampNs, deliveryCount, bytes, keyLength, (int)headers.Entries.Length, headers.Count, payloadLength);
+            if (s.Sink!.Deliver(in view) is { } error)
+            {
+                OnHandlerFailed(s, position, offset, error);
+            }
+
+            if (s.DurableName is not null)
+            {
+                s.MarkConsumed(position, offset); // only commits read it: one lock per message less for the others
+            }
+        }
+
+        if (credit > 0 && !s.Ended)
+        {
+            QueueControl(new ControlOp(ControlKind.Credit, connection.Generation, s) { Value = credit });
+        }
+    }
+
+    private void OnHandlerFailed(SubscriptionState s, TopicPosition position, ulong offset, Exception error)
+        => Emit(BrokerClientEventKind.HandlerFailed, $"the handler of subscription {s.Id} ({s.Pattern}) threw on {position.Name}@{offset}: {error.Message}", ErrorCode.None, error, s.Id, 1);
 
     internal void OnDropped(uint subscriptionId, ulong droppedCount, ulong resumeOffset)
         => Emit(BrokerClientEventKind.MessagesDropped, $"subscription {subscriptionId} missed {droppedCount} message(s) of a transient topic; resuming at {resumeOffset}", ErrorCode.None, subscriptionId: subscriptionId, count: (long)droppedCount);

@@ -26,4 +26,10 @@ public enum BrokerClientEventKind
 
     /// <summary>The server ended a subscription (ERROR with SUBSCRIPTION_ENDED).</summary>
     SubscriptionEnded,
+
+    /// <summary>
+    /// The <see cref="IClientMessageHandler"/> of a <see cref="BrokerClient.ConsumeAsync{THandler}"/> subscription threw
+    /// (<see cref="BrokerClientEvent.Exception"/>); the message counts as consumed and delivery continues.
+    /// </summary>
+    HandlerFailed,
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections;
 using System.Text;
+using FastBroker.Client.Internal;
 using FastBroker.Protocol;
 
 namespace FastBroker.Client;
@@ -46,21 +47,10 @@ public readonly struct ClientHeaders : IReadOnlyList<KeyValuePair<string, ReadOn
     /// <summary>The value of the first entry named <paramref name="name"/>.</summary>
     public bool TryGetValue(ReadOnlySpan<byte> name, out ReadOnlyMemory<byte> value)
     {
-        var span = _block.Span;
-        var pos = 0;
-        while (pos < span.Length)
+        if (HeaderScan.TryFind(_block.Span, name, out var start, out var length))
         {
-            int nameLength = span[pos];
-            var entryName = span.Slice(pos + 1, nameLength);
-            var valueLength = BinaryPrimitives.ReadUInt16LittleEndian(span[(pos + 1 + nameLength)..]);
-            var valueStart = pos + 3 + nameLength;
-            if (entryName.SequenceEqual(name))
-            {
-                value = _block.Slice(valueStart, valueLength);
-                return true;
-            }
-
-            pos = valueStart + valueLength;
+            value = _block.Slice(start, length);
+            return true;
         }
 
         value = default;

@@ -107,18 +107,12 @@ public static class EndToEndBenchmarks
             {
                 var c = await BrokerClient.ConnectAsync(Options(endpoint)).ConfigureAwait(false);
                 consumers.Add(c);
-                var sub = await c.CreateSubscriptionAsync(topic, SubscribeOptions.Default with { Start = SubscribeStart.AtOffset(first), Credit = 8192 }).ConfigureAwait(false);
-                tasks.Add(Task.Run(async () =>
-                {
-                    var seen = 0;
-                    await foreach (var _ in sub.ReadAllAsync().ConfigureAwait(false))
-                    {
-                        if (++seen == n)
-                        {
-                            break;
-                        }
-                    }
-                }));
+
+                // Handler subscriptions: each delivery is counted on the client's reader loop, with no copy, no
+                // ClientMessage and no hand-off to another task (disposed with the client).
+                var counter = new CountingHandler(n);
+                await c.ConsumeAsync(topic, counter, SubscribeOptions.Default with { Start = SubscribeStart.AtOffset(first), Credit = 8192 }).ConfigureAwait(false);
+                tasks.Add(counter.Done.Task);
             }
 
             var payload = new byte[PayloadBytes];
@@ -330,6 +324,25 @@ public static class EndToEndBenchmarks
             }
             catch (IOException)
             {
+            }
+        }
+    }
+
+    /// <summary>Counts deliveries on the reader loop and completes <see cref="Done"/> at the expected count.</summary>
+    private sealed class CountingHandler(int expected) : IClientMessageHandler
+    {
+        private int _seen;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+            // One reader loop per subscriber calls it, so a plain increment suffices; Volatile for readers elsewhere.
+            var seen = _seen + 1;
+            Volatile.Write(ref _seen, seen);
+            if (seen == expected)
+            {
+                Done.TrySetResult();
             }
         }
     }

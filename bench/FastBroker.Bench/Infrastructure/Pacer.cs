@@ -14,15 +14,15 @@ public static partial class Pacer
     private const long SpinNs = 40_000;
     private const int PrSetTimerSlack = 29;
     [ThreadStatic]
-    private static bool t_slackSet;
+    private static bool s_slackSet;
 
     /// <summary>Returns once <see cref="Stopwatch.GetTimestamp"/> has reached <paramref name="deadline"/>.</summary>
     public static void WaitUntil(long deadline)
     {
-        if (!t_slackSet && OperatingSystem.IsLinux())
+        if (!s_slackSet && OperatingSystem.IsLinux())
         {
             _ = Prctl(PrSetTimerSlack, 1000, 0, 0, 0);
-            t_slackSet = true;
+            s_slackSet = true;
         }
 
         while (true)

@@ -98,11 +98,171 @@ public static class JournalBenchmarks
                     }
                 }
             }
+
+            if (ctx.Selected("send-"))
+            {
+                SendVariants(ctx, root, small);
+            }
         }
         finally
         {
             TryDelete(root);
         }
+    }
+
+    /// <summary>
+    /// Delivering journal bytes to a socket (loopback, a receiver thread draining it), 100 B records: `send-copy`
+    /// copies each record (as the server does with a DELIVER envelope) into a 64 KiB managed buffer and sends it;
+    /// `send-mmap` sends whole runs straight from the mapping; `send-sendfile` lets the kernel copy page cache to
+    /// the socket (<c>sendfile(2)</c>). Answers "does a kernel file-to-socket transfer beat the copy".
+    /// </summary>
+    private static void SendVariants(BenchContext ctx, string root, long count)
+    {
+        var dir = Path.Combine(root, $"send-{Guid.NewGuid():N}");
+        var payload = new byte[100];
+        Random.Shared.NextBytes(payload);
+        try
+        {
+            using var journal = JournalLog.Open(dir, new JournalOptions { Durability = DurabilityPolicy.None, SegmentSize = 256 << 20 });
+            for (long i = 0; i < count; i++)
+            {
+                journal.TryAppend(payload, out _);
+                if ((i + 1) % CommitEvery == 0)
+                {
+                    journal.Commit();
+                }
+            }
+
+            journal.Commit();
+            long totalBytes;
+            using (var probe = journal.OpenReader(ReadStart.Beginning))
+            {
+                totalBytes = 0;
+                while (probe.TryRead(out var r))
+                {
+                    totalBytes += r.StoredLength;
+                }
+            }
+
+            BenchResult? copy = null;
+            foreach (var mode in new[] { "send-copy", "send-mmap", "send-sendfile" })
+            {
+                if (!ctx.Selected(mode) && !(mode == "send-copy" && ctx.Selected("send-")))
+                {
+                    continue;
+                }
+
+                var rate = ctx.MedianOf(mode, _ => SendOnce(journal, mode, totalBytes));
+                var result = new BenchResult(Scenario, mode)
+                {
+                    MsgsPerSec = rate * count / totalBytes,
+                    BytesPerSec = rate,
+                    Runs = ctx.Runs,
+                    Messages = count,
+                    Note = mode switch
+                    {
+                        "send-copy" => "copy each record into a 64 KiB buffer, send (the server's path)",
+                        "send-mmap" => "send runs straight from the mapping",
+                        _ => "sendfile(2): page cache to socket in the kernel",
+                    },
+                };
+                copy ??= mode == "send-copy" ? result : null;
+                ctx.Reporter.Result(copy is not null && mode != "send-copy" ? result.ComparedWith(copy) : result);
+            }
+        }
+        finally
+        {
+            TryDelete(dir);
+        }
+    }
+
+    /// <summary>Sends every record of <paramref name="journal"/> over loopback in <paramref name="mode"/>; returns bytes/s.</summary>
+    private static double SendOnce(JournalLog journal, string mode, long expectedBytes)
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var sender = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        sender.Connect((System.Net.IPEndPoint)listener.LocalEndpoint);
+        using var receiver = listener.AcceptSocket();
+        long received = 0;
+        var drain = new Thread(() =>
+        {
+            var buffer = new byte[1 << 20];
+            while (true)
+            {
+                var n = receiver.Receive(buffer);
+                if (n <= 0)
+                {
+                    return;
+                }
+
+                received += n;
+            }
+        })
+        { IsBackground = true, Name = "bench-send-drain" };
+        drain.Start();
+
+        var sw = Stopwatch.StartNew();
+        long sent = 0;
+        using (var reader = journal.OpenReader(ReadStart.Beginning))
+        {
+            switch (mode)
+            {
+                case "send-copy":
+                    var buffer = new byte[64 << 10];
+                    var used = 0;
+                    while (reader.TryRead(out var record))
+                    {
+                        var raw = record.Raw;
+                        if (used + record.StoredLength > buffer.Length)
+                        {
+                            sent += SendAll(sender, buffer.AsSpan(0, used));
+                            used = 0;
+                        }
+
+                        raw.CopyTo(buffer.AsSpan(used));
+                        used += record.StoredLength;
+                    }
+
+                    sent += SendAll(sender, buffer.AsSpan(0, used));
+                    break;
+                case "send-mmap":
+                    while (reader.SendTo(sender) is var n && n > 0)
+                    {
+                        sent += n;
+                    }
+
+                    break;
+                default:
+                    while (reader.SendFileTo(sender) is var m && m > 0)
+                    {
+                        sent += m;
+                    }
+
+                    break;
+            }
+        }
+
+        sender.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        drain.Join();
+        var seconds = sw.Elapsed.TotalSeconds;
+        if (received != expectedBytes || sent != expectedBytes)
+        {
+            throw new InvalidOperationException($"{mode}: sent {sent} B, received {received} B, expected {expectedBytes} B");
+        }
+
+        return received / seconds;
+    }
+
+    private static int SendAll(System.Net.Sockets.Socket socket, ReadOnlySpan<byte> bytes)
+    {
+        var sent = 0;
+        while (sent < bytes.Length)
+        {
+            sent += socket.Send(bytes[sent..]);
+        }
+
+        return sent;
     }
 
     /// <summary>Appends <paramref name="count"/> records, waits until all are durable; returns records/s. Optionally scans them back.</summary>

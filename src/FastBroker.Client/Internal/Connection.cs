@@ -18,6 +18,7 @@ internal sealed class Connection
     private int _aborted;
     private long _lastReceived;
     private long _lastSent;
+    private byte[] _scratch = [];
 
     public Connection(Socket socket, Stream stream, Endpoint endpoint)
     {
@@ -63,6 +64,21 @@ internal sealed class Connection
     public void MarkReceived() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
 
     public void MarkSent() => Volatile.Write(ref _lastSent, Environment.TickCount64);
+
+    /// <summary>
+    /// Reader loop only: a buffer of at least <paramref name="length"/> bytes for a message block that straddles pipe
+    /// segments, so handler subscriptions can see it as spans. Grown (to a power of two) and then reused, so in steady
+    /// state it costs nothing; at most <see cref="BrokerClientOptions.MaxInboundFrameSize"/>.
+    /// </summary>
+    public Span<byte> GetScratch(int length)
+    {
+        if (_scratch.Length < length)
+        {
+            _scratch = new byte[Math.Max(4096, (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)length), (ulong)Array.MaxLength))];
+        }
+
+        return _scratch.AsSpan(0, length);
+    }
 
     public void SetWelcome(WelcomeInfo info)
     {

@@ -21,14 +21,15 @@ internal sealed class SubscriptionState
 {
     private readonly Dictionary<string, TopicPosition> _topics = new(StringComparer.Ordinal);
 
-    public SubscriptionState(uint id, SubscriptionKind kind, string pattern, int credit)
+    public SubscriptionState(uint id, SubscriptionKind kind, string pattern, int credit, MessageSink? sink = null)
     {
         Id = id;
         Kind = kind;
         Pattern = pattern;
         PatternUtf8 = Utf8Names.Encode(pattern, nameof(pattern));
         Credit = credit;
-        if (kind != SubscriptionKind.Inbox)
+        Sink = sink;
+        if (kind != SubscriptionKind.Inbox && sink is null)
         {
             Channel = System.Threading.Channels.Channel.CreateBounded<ClientMessage>(new BoundedChannelOptions(credit)
             {
@@ -68,7 +69,11 @@ internal sealed class SubscriptionState
 
     public object Gate { get; } = new();
 
+    /// <summary>Null when the application reads the channel; otherwise a handler subscription (fan-out) delivering on the reader loop.</summary>
     public Channel<ClientMessage>? Channel { get; }
+
+    /// <summary>The handler of a handler subscription (<see cref="BrokerClient.ConsumeAsync{THandler}"/>), or null.</summary>
+    public MessageSink? Sink { get; }
 
     /// <summary>Completed by the first OK (the first offset to be delivered), or failed by the first ERROR.</summary>
     public TaskCompletionSource<ulong> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -142,6 +147,48 @@ internal sealed class SubscriptionState
 
             Buffered++;
             return message;
+        }
+    }
+
+    /// <summary>
+    /// Reader loop, handler subscriptions: takes a delivery the handler is about to consume. False for a redelivery
+    /// at or below the topic's last received offset (dropped, but counted as consumed) or when the subscription has
+    /// ended. The handler consumes it synchronously, so it is counted for credit at once: <paramref name="credit"/>
+    /// &gt; 0 = send that much CREDIT (after the handler has run). A durable one then calls <see cref="MarkConsumed"/>.
+    /// </summary>
+    public bool TryAcceptForHandler(ulong offset, ReadOnlySpan<byte> topic, out TopicPosition position, out uint credit)
+    {
+        lock (Gate)
+        {
+            credit = 0;
+            position = null!;
+            if (Ended)
+            {
+                return false;
+            }
+
+            position = GetTopic(topic);
+            credit = CountTaken();
+            if ((long)offset <= position.LastReceived)
+            {
+                return false;
+            }
+
+            position.LastReceived = (long)offset;
+            EverReceived = true;
+            return true;
+        }
+    }
+
+    /// <summary>Reader loop, durable handler subscriptions: the handler returned from <paramref name="offset"/>, so a commit covers it.</summary>
+    public void MarkConsumed(TopicPosition position, ulong offset)
+    {
+        lock (Gate)
+        {
+            if ((long)offset > position.LastConsumed)
+            {
+                position.LastConsumed = (long)offset;
+            }
         }
     }
 
