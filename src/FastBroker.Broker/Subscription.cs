@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using FastBroker.Engine;
+using FastBroker.Threading;
 
 namespace FastBroker;
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using FastBroker.Engine;
+using FastBroker.Threading;
 
 namespace FastBroker;
 

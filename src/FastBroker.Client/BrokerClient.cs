@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using FastBroker.Client.Internal;
 using FastBroker.Protocol;
+using FastBroker.Threading;
 using Microsoft.Extensions.ObjectPool;
 
 namespace FastBroker.Client;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using FastBroker.Journal;
+using FastBroker.Threading;
 
 namespace FastBroker.Engine;
 

@@ -1,4 +1,5 @@
 using FastBroker.Journal;
+using FastBroker.Threading;
 
 namespace FastBroker.Engine;
 

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using FastBroker.Protocol;
+using FastBroker.Threading;
 
 namespace FastBroker.Server.Internal;
 
@@ -25,8 +26,8 @@ internal sealed partial class Session : IPublishConfirmSink
     private readonly Broker _broker;
     private readonly ServerOptions _options;
     private readonly Socket _socket;
-    private readonly SessionSignal _signal = new();
-    private readonly SessionSignal _writerProgress = new();
+    private readonly AsyncSignal _signal = new();
+    private readonly AsyncSignal _writerProgress = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly NoConfirmSink _noConfirmSink;
     private Stream? _stream;

@@ -1,11 +1,13 @@
 using System.Threading.Tasks.Sources;
 
-namespace FastBroker.Engine;
+namespace FastBroker.Threading;
 
 /// <summary>
-/// An auto-reset signal for exactly one async waiter, allocation-free: <see cref="Set"/> from any thread (cheap
+/// One source file compiled into the broker, the server and the client (linked from <c>src/Shared</c>, internal to
+/// each): an auto-reset signal for exactly one async waiter, allocation-free: <see cref="Set"/> from any thread (cheap
 /// when nobody waits: one compare-and-swap), <see cref="WaitAsync"/> completes at once if a signal is pending.
-/// Continuations run asynchronously so the signalling thread (the dispatcher) never runs consumer code.
+/// Continuations run asynchronously so the signalling thread (the dispatcher, a confirm sink, a socket reader) never
+/// runs the waiter's code inline.
 /// </summary>
 internal sealed class AsyncSignal : IValueTaskSource
 {
