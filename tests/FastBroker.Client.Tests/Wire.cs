@@ -1,5 +1,6 @@
 using System.Text;
 using FastBroker.Client;
+using FastBroker.Testing;
 
 namespace FastBroker.ClientTests;
 
@@ -44,20 +45,8 @@ internal static class Wire
     /// blocking a thread-pool thread in a wait (on 2 cores, with tests in parallel) starves the client's own I/O and
     /// heartbeat continuations.
     /// </summary>
-    public static async Task EventuallyAsync(Func<bool> condition, string because, TimeSpan? deadline = null)
-    {
-        var limit = deadline ?? Deadline;
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (watch.Elapsed > limit)
-            {
-                throw new TimeoutException($"Condition not met within {limit.TotalSeconds:0.#} s: {because}");
-            }
-
-            await Task.Delay(2); // polling interval of a condition with a deadline, not a synchronisation sleep
-        }
-    }
+    public static Task EventuallyAsync(Func<bool> condition, string because, TimeSpan? deadline = null) =>
+        Eventually.TrueAsync(condition, because, deadline ?? Deadline);
 
     /// <summary>Awaits a task with the deadline.</summary>
     public static async Task<T> Within<T>(ValueTask<T> task) => await task.AsTask().WaitAsync(Deadline);

@@ -21,6 +21,26 @@ public static class Eventually
         }
     }
 
+    /// <summary>
+    /// The async form of <see cref="True"/> for async tests: polls without holding a thread. Blocking a thread-pool
+    /// thread in a wait (2 cores, tests in parallel) starves the I/O and timer continuations of the code under test.
+    /// </summary>
+    /// <exception cref="TimeoutException">The condition did not hold before the deadline.</exception>
+    public static async Task TrueAsync(Func<bool> condition, string because, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? DefaultTimeout;
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (sw.Elapsed > limit)
+            {
+                throw new TimeoutException($"Condition not met within {limit.TotalSeconds:0.#} s: {because}");
+            }
+
+            await Task.Delay(2).ConfigureAwait(false); // polling interval of a condition with a deadline, not a synchronisation sleep
+        }
+    }
+
     /// <summary>Like <see cref="True"/> but returns false on timeout instead of throwing.</summary>
     public static bool TryWait(Func<bool> condition, TimeSpan timeout)
     {
