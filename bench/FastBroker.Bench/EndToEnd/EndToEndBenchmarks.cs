@@ -115,23 +115,8 @@ public static class EndToEndBenchmarks
                 tasks.Add(counter.Done.Task);
             }
 
-            var payload = new byte[PayloadBytes];
-            var window = new Queue<ValueTask<long>>(8192);
             var sw = Stopwatch.StartNew();
-            for (var i = 0; i < n; i++)
-            {
-                if (window.Count == 4096)
-                {
-                    await window.Dequeue().ConfigureAwait(false);
-                }
-
-                window.Enqueue(publisher.PublishAsync(topic, payload));
-            }
-
-            while (window.Count > 0)
-            {
-                await window.Dequeue().ConfigureAwait(false);
-            }
+            await PublishPipelinedAsync(publisher, topic, n).ConfigureAwait(false);
 
             await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromMinutes(5)).ConfigureAwait(false);
             var seconds = sw.Elapsed.TotalSeconds;
@@ -143,6 +128,27 @@ public static class EndToEndBenchmarks
             {
                 await c.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Publishes <paramref name="n"/> messages with up to 4,096 unconfirmed; returns once all are confirmed.</summary>
+    private static async Task PublishPipelinedAsync(BrokerClient publisher, string topic, int n)
+    {
+        var payload = new byte[PayloadBytes];
+        var window = new Queue<ValueTask<long>>(4096);
+        for (var i = 0; i < n; i++)
+        {
+            if (window.Count == 4096)
+            {
+                await window.Dequeue().ConfigureAwait(false);
+            }
+
+            window.Enqueue(publisher.PublishAsync(topic, payload));
+        }
+
+        while (window.Count > 0)
+        {
+            await window.Dequeue().ConfigureAwait(false);
         }
     }
 
@@ -180,23 +186,8 @@ public static class EndToEndBenchmarks
                 }));
             }
 
-            var payload = new byte[PayloadBytes];
-            var window = new Queue<ValueTask<long>>(8192);
             var sw = Stopwatch.StartNew();
-            for (var i = 0; i < n; i++)
-            {
-                if (window.Count == 4096)
-                {
-                    await window.Dequeue().ConfigureAwait(false);
-                }
-
-                window.Enqueue(publisher.PublishAsync(topic, payload));
-            }
-
-            while (window.Count > 0)
-            {
-                await window.Dequeue().ConfigureAwait(false);
-            }
+            await PublishPipelinedAsync(publisher, topic, n).ConfigureAwait(false);
 
             await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromMinutes(5)).ConfigureAwait(false);
             return n / sw.Elapsed.TotalSeconds;
