@@ -28,14 +28,14 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly Timer _timer;
     private int _state; // 0 open, 1 closing, 2 closed
 
-    private Broker(BrokerOptions options, IReplicator? replicator)
+    private Broker(BrokerOptions options)
     {
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
         _producers = new ProducerRegistry(options.ProducerWindow);
         RecoverProducers();
-        _pipeline = new Pipeline(options, replicator, _producers);
+        _pipeline = new Pipeline(options, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
         _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
@@ -55,10 +55,24 @@ public sealed partial class Broker : IAsyncDisposable
         return ValueTask.FromResult(Open(options, null));
     }
 
-    internal static Broker Open(BrokerOptions options, IReplicator? replicator)
+    /// <summary>
+    /// Opens the broker; with a <paramref name="replication"/> gate (the primary of a failover pair) standby-mode
+    /// confirmations wait for the standby's acks and the gate's replicator is woken as records become readable.
+    /// </summary>
+    internal static Broker Open(BrokerOptions options, ReplicationGate? replication)
     {
         Directory.CreateDirectory(options.DataDirectory);
-        var broker = new Broker(options, replicator);
+        var broker = new Broker(options);
+        if (replication is not null)
+        {
+            broker.Replication = replication;
+            broker._pipeline.Dispatcher.Gate = replication;
+            foreach (var t in broker._topics.SubscribeToCreations(t => t.Replication = replication))
+            {
+                t.Replication = replication;
+            }
+        }
+
         broker._pipeline.Start();
         var period = (int)Math.Max(1, options.TimerResolution.TotalMilliseconds);
         broker._timer.Change(period, period);
@@ -140,6 +154,12 @@ public sealed partial class Broker : IAsyncDisposable
 
     internal TopicRegistry Topics => _topics;
 
+    /// <summary>The ack-mode gate when this broker is the primary of a failover pair, else null.</summary>
+    internal ReplicationGate? Replication { get; private set; }
+
+    /// <summary>The idempotent-producer windows (the replicator reads nothing here; the standby rebuilds them from headers).</summary>
+    internal ProducerRegistry Producers => _producers;
+
     internal void ThrowIfClosed()
     {
         if (Volatile.Read(ref _state) != 0)
@@ -165,6 +185,7 @@ public sealed partial class Broker : IAsyncDisposable
             return;
         }
 
+        Replication?.CheckTimeouts();
         WorkQueueGroup[] groups;
         lock (_gate)
         {
@@ -181,6 +202,7 @@ public sealed partial class Broker : IAsyncDisposable
             g.OnTimer();
         }
     }
+
 
     /// <summary>
     /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,

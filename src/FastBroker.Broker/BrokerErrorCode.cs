@@ -38,4 +38,14 @@ public enum BrokerErrorCode
 
     /// <summary>Storage failed for a reason other than space (I/O error, corruption found on read).</summary>
     StorageError = 10,
+
+    /// <summary>
+    /// A publish in a standby ack mode was written locally but the hot standby did not acknowledge it within the
+    /// configured timeout (standby gone or too slow): it is not confirmed in the mode asked for. A retry with the
+    /// same idempotent producer sequence is deduplicated.
+    /// </summary>
+    NotReplicated = 11,
+
+    /// <summary>This node is not (or no longer) the primary of its failover pair: publish to the other node.</summary>
+    NotPrimary = 12,
 }

@@ -65,10 +65,12 @@ public ref struct PublishClaim
         }
 
         bool waitDurable;
+        var ackMode = AckMode.Local;
         switch (parameters.Durability)
         {
             case PublishDurability.TopicDefault:
                 waitDurable = topic.Durability is not null;
+                ackMode = topic.Persistent ? topic.Options.Acks : AckMode.Local;
                 break;
             case PublishDurability.None:
                 waitDurable = false;
@@ -79,8 +81,12 @@ public ref struct PublishClaim
             case PublishDurability.Fsynced when topic.Durability is not null:
                 waitDurable = true;
                 break;
-            case PublishDurability.Replicated:
-                entry.FillFailed(BrokerErrorCode.InvalidArgument, "durability Replicated needs a hot standby, and none is configured", sink, token);
+            case PublishDurability.StandbyReceived or PublishDurability.StandbyDurable when topic.Persistent && _broker.Replication is not null:
+                waitDurable = topic.Durability is not null;
+                ackMode = parameters.Durability == PublishDurability.StandbyReceived ? AckMode.StandbyReceived : AckMode.StandbyDurable;
+                break;
+            case PublishDurability.StandbyReceived or PublishDurability.StandbyDurable when _broker.Replication is null:
+                entry.FillFailed(BrokerErrorCode.InvalidArgument, $"durability {parameters.Durability} needs a hot standby: this broker does not run as a failover pair", sink, token);
                 return;
             default:
                 entry.FillFailed(BrokerErrorCode.InvalidArgument, $"topic '{topic.Name}' cannot confirm with durability {parameters.Durability}: it is {(topic.Persistent ? topic.Options.Durability.ToString() : "transient")}", sink, token);
@@ -88,7 +94,7 @@ public ref struct PublishClaim
         }
 
         var expires = parameters.TtlMs > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + parameters.TtlMs : 0;
-        entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, waitDurable, sink, token);
+        entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, waitDurable, ackMode, sink, token);
     }
 
     /// <summary>Fills the next slot with a refusal decided by the caller (e.g. <c>Forbidden</c>), keeping confirmations in order.</summary>

@@ -15,6 +15,15 @@ public enum PublishDurability : byte
     /// <summary>Flushed to disk by a group commit. Only on topics configured <see cref="Durability.Fsynced"/> (others refuse it with <see cref="BrokerErrorCode.InvalidArgument"/>).</summary>
     Fsynced = 3,
 
-    /// <summary>Flushed locally and on the hot standby. Refused (<see cref="BrokerErrorCode.InvalidArgument"/>) while no standby is configured.</summary>
-    Replicated = 4,
+    /// <summary>
+    /// Ack mode <c>standby-durable</c>: written locally (durable per the topic) and flushed to disk on the hot standby.
+    /// Refused (<see cref="BrokerErrorCode.InvalidArgument"/>) on a broker that does not run as a failover pair.
+    /// </summary>
+    StandbyDurable = 4,
+
+    /// <summary>
+    /// Ack mode <c>standby-received</c>: written locally and received (written to its page cache) by the hot standby.
+    /// Refused on a broker that does not run as a failover pair.
+    /// </summary>
+    StandbyReceived = 5,
 }

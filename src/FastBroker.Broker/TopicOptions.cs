@@ -12,6 +12,12 @@ public sealed record TopicOptions
     /// <summary>What a publish confirmation waits for (persistent topics; transient topics confirm on acceptance).</summary>
     public Durability Durability { get; init; } = Durability.Written;
 
+    /// <summary>
+    /// The ack mode a publish that asks for <see cref="PublishDurability.TopicDefault"/> gets when the broker runs as
+    /// the primary of a failover pair (persistent topics; a single broker confirms <see cref="AckMode.Local"/>).
+    /// </summary>
+    public AckMode Acks { get; init; } = AckMode.Local;
+
     /// <summary>Largest accepted message (key + headers + payload), in bytes.</summary>
     public int MaxMessageBytes { get; init; } = 1024 * 1024;
 

@@ -15,6 +15,9 @@ public enum Durability : byte
     /// <summary>Confirm once fsync'd locally (group commit).</summary>
     Fsynced = 3,
 
-    /// <summary>Confirm once fsync'd locally and on the standby.</summary>
-    Replicated = 4,
+    /// <summary>Ack mode standby-durable: confirm once written locally and fsync'd on the hot standby.</summary>
+    StandbyDurable = 4,
+
+    /// <summary>Ack mode standby-received: confirm once written locally and received by the hot standby.</summary>
+    StandbyReceived = 5,
 }

@@ -39,6 +39,12 @@ public enum ErrorCode : ushort
     /// <summary>Storage failed for a reason other than space.</summary>
     StorageError = 10,
 
+    /// <summary>Written on the primary, but the hot standby did not acknowledge it in time (standby ack modes): not confirmed.</summary>
+    NotReplicated = 11,
+
+    /// <summary>This node is not the primary of its failover pair (a standby, or a deposed primary): use the other endpoint.</summary>
+    NotPrimary = 12,
+
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,
 

@@ -390,7 +390,7 @@ public static partial class FrameParser
             return false;
         }
 
-        if (raw > (byte)Durability.Replicated)
+        if (raw > (byte)Durability.StandbyReceived)
         {
             return c.Fail("durability", Reasons.UndefinedValue);
         }

@@ -21,18 +21,18 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private const int MaxConcurrent = 32;
     private static readonly TimeSpan s_requestTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly Broker _broker;
-    private readonly BrokerServer? _server;
+    private readonly Func<(Broker? Broker, BrokerServer? Server)> _target;
+    private readonly Func<string, string, (int Status, string ContentType, byte[] Body)?>? _routes;
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
     private Task _acceptLoop = Task.CompletedTask;
     private int _active;
     private int _disposed;
 
-    private AdminHttpServer(Broker broker, BrokerServer? server, Socket listener)
+    private AdminHttpServer(Func<(Broker?, BrokerServer?)> target, Func<string, string, (int, string, byte[])?>? routes, Socket listener)
     {
-        _broker = broker;
-        _server = server;
+        _target = target;
+        _routes = routes;
         _listener = listener;
         EndPoint = (IPEndPoint)listener.LocalEndPoint!;
     }
@@ -47,9 +47,24 @@ public sealed class AdminHttpServer : IAsyncDisposable
     /// <param name="port">The port; 0 picks a free one.</param>
     /// <param name="cancellationToken">Cancels the host name resolution.</param>
     /// <exception cref="SocketException">The address cannot be bound.</exception>
-    public static async Task<AdminHttpServer> StartAsync(Broker broker, BrokerServer? server = null, string host = "127.0.0.1", int port = DefaultPort, CancellationToken cancellationToken = default)
+    public static Task<AdminHttpServer> StartAsync(Broker broker, BrokerServer? server = null, string host = "127.0.0.1", int port = DefaultPort, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(broker);
+        return StartAsync(() => (broker, server), null, host, port, cancellationToken);
+    }
+
+    /// <summary>
+    /// The general form (a failover node): the broker and server may come and go with the node's role; the extra
+    /// <paramref name="routes"/> (method, path) answer first, returning null for what they do not handle.
+    /// </summary>
+    /// <param name="target">The broker and server to report on now (a null broker answers 503).</param>
+    /// <param name="routes">Extra routes by method and path; null = none.</param>
+    /// <param name="host">An IP literal or host name to bind.</param>
+    /// <param name="port">The port; 0 picks a free one.</param>
+    /// <param name="cancellationToken">Cancels the host name resolution.</param>
+    /// <exception cref="SocketException">The address cannot be bound.</exception>
+    public static async Task<AdminHttpServer> StartAsync(Func<(Broker? Broker, BrokerServer? Server)> target, Func<string, string, (int Status, string ContentType, byte[] Body)?>? routes, string host, int port, CancellationToken cancellationToken = default)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         var address = IPAddress.TryParse(host, out var a)
@@ -67,7 +82,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
             throw;
         }
 
-        var admin = new AdminHttpServer(broker, server, listener);
+        var admin = new AdminHttpServer(target, routes, listener);
         admin._acceptLoop = Task.Run(admin.AcceptLoopAsync, CancellationToken.None);
         return admin;
     }
@@ -153,7 +168,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _server?.Log($"admin http: {e.GetType().Name}: {e.Message}");
+            _target().Server?.Log($"admin http: {e.GetType().Name}: {e.Message}");
         }
         finally
         {
@@ -172,16 +187,27 @@ public sealed class AdminHttpServer : IAsyncDisposable
             return (400, "text/plain; charset=utf-8", "bad request\n"u8.ToArray());
         }
 
-        if (parts[0] != "GET")
-        {
-            return (405, "text/plain; charset=utf-8", "only GET is supported\n"u8.ToArray());
-        }
-
         var path = parts[1];
         var query = path.IndexOf('?', StringComparison.Ordinal);
         if (query >= 0)
         {
             path = path[..query];
+        }
+
+        if (_routes?.Invoke(parts[0], path) is { } routed)
+        {
+            return routed;
+        }
+
+        if (parts[0] != "GET")
+        {
+            return (405, "text/plain; charset=utf-8", "only GET is supported\n"u8.ToArray());
+        }
+
+        var (broker, server) = _target();
+        if (broker is null)
+        {
+            return (503, "text/plain; charset=utf-8", "this node does not serve clients now (not the primary)\n"u8.ToArray());
         }
 
         switch (path)
@@ -190,12 +216,12 @@ public sealed class AdminHttpServer : IAsyncDisposable
                 var json = new ArrayBufferWriter<byte>(256);
                 using (var w = new Utf8JsonWriter(json))
                 {
-                    AdminDocuments.WriteHealth(w, _server, _broker.GetSnapshot());
+                    AdminDocuments.WriteHealth(w, server, broker.GetSnapshot());
                 }
 
                 return (200, "application/json", json.WrittenSpan.ToArray());
             case "/metrics":
-                return (200, "text/plain; version=0.0.4; charset=utf-8", Encoding.UTF8.GetBytes(PrometheusFormatter.Format(_broker.GetSnapshot(), _server)));
+                return (200, "text/plain; version=0.0.4; charset=utf-8", Encoding.UTF8.GetBytes(PrometheusFormatter.Format(broker.GetSnapshot(), server)));
             default:
                 return (404, "text/plain; charset=utf-8", "not found: try /health or /metrics\n"u8.ToArray());
         }
@@ -206,6 +232,8 @@ public sealed class AdminHttpServer : IAsyncDisposable
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        409 => "Conflict",
+        503 => "Service Unavailable",
         405 => "Method Not Allowed",
         _ => "Error",
     };

@@ -49,7 +49,7 @@ public class ClaimPublishTests
         claim.Add("unknown"u8, default, default, Seq("x"), default, sink, 2);
         claim.AddFailed(BrokerErrorCode.InvalidArgument, "decided by the caller", sink, 3);
         claim.Add("known"u8, default, default, new ReadOnlySequence<byte>(big), default, sink, 4);
-        claim.Add("known"u8, default, default, Seq("two"), new PublishParameters(Durability: PublishDurability.Replicated), sink, 5);
+        claim.Add("known"u8, default, default, Seq("two"), new PublishParameters(Durability: PublishDurability.StandbyDurable), sink, 5);
         claim.Add("known"u8, default, default, Seq("three"), default, sink, 6);
         claim.Commit();
 

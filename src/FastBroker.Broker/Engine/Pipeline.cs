@@ -5,42 +5,39 @@ namespace FastBroker.Engine;
 
 /// <summary>
 /// The broker's LMAX pipeline: a multi-producer input ring of pre-allocated <see cref="PublishEntry"/> slots, the
-/// journaler (and, when configured, the replicator) in parallel, then the dispatcher gated on both. Three named
-/// threads at most; the wait strategy is the broker's (non-spinning by default).
+/// journaler, which dispatches each batch after committing it. One named thread; the wait strategy is the broker's
+/// (non-spinning by default).
 /// </summary>
 internal sealed class Pipeline
 {
     private readonly IEventProcessor _journaler;
-    private readonly IEventProcessor? _replicator;
-    private readonly IEventProcessor? _dispatcher;
     private readonly List<Thread> _threads = [];
     private volatile bool _stopping;
 
-    public Pipeline(BrokerOptions options, IReplicator? replicator, ProducerRegistry producers)
+    public Pipeline(BrokerOptions options, ProducerRegistry producers)
     {
         var wait = CreateWaitStrategy(options.WaitStrategy);
         Ring = RingBuffer<PublishEntry>.CreateMultiProducer(() => new PublishEntry(options.InputEntryBytes), options.InputRingSize, wait);
-        if (replicator is null)
-        {
-            // Without a replicator the dispatcher has only the journaler to wait for: fuse the two stages (one thread
-            // fewer on a 2-core box, one cross-thread hand-off fewer on every message's path).
-            _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, new Dispatcher(), producers));
-            Ring.AddGatingSequences(_journaler.Sequence);
-            return;
-        }
 
-        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, null, producers));
-        _replicator = EventProcessors.Create(Ring, Ring.NewBarrier(), new ReplicatorHandler(replicator));
-        _dispatcher = EventProcessors.Create(Ring, Ring.NewBarrier(_journaler.Sequence, _replicator.Sequence), new DispatcherHandler(new Dispatcher()));
-        Ring.AddGatingSequences(_dispatcher.Sequence);
+        // The dispatcher has only the journaler to wait for, so the two stages are fused (one thread fewer on a
+        // 2-core box, one cross-thread hand-off fewer on every message's path). Replication to a standby does not
+        // add a stage: the replicator follows each topic's durable end like a reader (it ships bytes from the
+        // mapping, which exist only once the journaler has written them), and standby-mode confirmations wait in
+        // the ReplicationGate instead of holding up the ring.
+        Dispatcher = new Dispatcher();
+        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, Dispatcher, producers));
+        Ring.AddGatingSequences(_journaler.Sequence);
     }
 
     public RingBuffer<PublishEntry> Ring { get; }
 
+    /// <summary>The dispatch work (run on the journaler thread after each batch's commit).</summary>
+    public Dispatcher Dispatcher { get; }
+
     public bool Stopping => _stopping;
 
     /// <summary>The last ring sequence fully dispatched.</summary>
-    public long DispatchedSequence => (_dispatcher ?? _journaler).Sequence.Value;
+    public long DispatchedSequence => _journaler.Sequence.Value;
 
     public static IWaitStrategy CreateWaitStrategy(BrokerWaitStrategy strategy) => strategy switch
     {
@@ -50,19 +47,7 @@ internal sealed class Pipeline
         _ => new HybridWaitStrategy(),
     };
 
-    public void Start()
-    {
-        _threads.Add(EventProcessors.StartThread(_journaler, "fastbroker-journaler"));
-        if (_replicator is not null)
-        {
-            _threads.Add(EventProcessors.StartThread(_replicator, "fastbroker-replicator"));
-        }
-
-        if (_dispatcher is not null)
-        {
-            _threads.Add(EventProcessors.StartThread(_dispatcher, "fastbroker-dispatcher"));
-        }
-    }
+    public void Start() => _threads.Add(EventProcessors.StartThread(_journaler, "fastbroker-journaler"));
 
     /// <summary>Waits until everything published so far has been dispatched, then stops the threads.</summary>
     public bool Stop(TimeSpan timeout)
@@ -72,7 +57,7 @@ internal sealed class Pipeline
         var spin = new SpinWait();
         while (DispatchedSequence < Ring.Cursor)
         {
-            if (Stopwatch.GetTimestamp() > deadline || _journaler.Fault is not null || _dispatcher?.Fault is not null)
+            if (Stopwatch.GetTimestamp() > deadline || _journaler.Fault is not null)
             {
                 drained = false;
                 break;
@@ -83,8 +68,6 @@ internal sealed class Pipeline
 
         _stopping = true;
         _journaler.Halt();
-        _replicator?.Halt();
-        _dispatcher?.Halt();
         foreach (var t in _threads)
         {
             t.Join(timeout);

@@ -7,7 +7,7 @@ namespace FastBroker.Engine;
 /// The journaler: the single writer of every topic's journal (and transient ring). Appends each accepted message,
 /// records the offset it got, and commits each touched journal once per ring batch (one commit covers the batch).
 /// </summary>
-internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher, ProducerRegistry producers) : IEventHandler<PublishEntry>
+internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, ProducerRegistry producers) : IEventHandler<PublishEntry>
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
@@ -96,18 +96,16 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher,
     private readonly void EndBatch(long sequence)
     {
         CommitTouched();
-        if (fusedDispatcher is not null)
-        {
-            // No replicator: dispatch the batch here, after its commit, saving a thread and a hand-off. The
-            // slots are still ours: the ring cannot reuse them before this processor's sequence moves on.
-            var ring = pipeline.Ring;
-            for (var s = _batchStart; s <= sequence; s++)
-            {
-                fusedDispatcher.Dispatch(ring[s]);
-            }
 
-            fusedDispatcher.EndOfBatch();
+        // Dispatch the batch here, after its commit, saving a thread and a hand-off. The slots are still ours:
+        // the ring cannot reuse them before this processor's sequence moves on.
+        var ring = pipeline.Ring;
+        for (var s = _batchStart; s <= sequence; s++)
+        {
+            dispatcher.Dispatch(ring[s]);
         }
+
+        dispatcher.EndOfBatch();
     }
 
     private readonly void CommitTouched()
@@ -164,41 +162,14 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher? fusedDispatcher,
     }
 }
 
-/// <summary>Runs the configured <see cref="IReplicator"/> as a ring stage.</summary>
-internal readonly struct ReplicatorHandler(IReplicator replicator) : IEventHandler<PublishEntry>
-{
-    public void OnBatchStart(long batchSize)
-    {
-    }
-
-    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch) => replicator.OnPublished(entry, sequence, endOfBatch);
-}
-
-/// <summary>
-/// The dispatcher stage: after the journaler (and replicator) have passed a message, confirms it to its producer
-/// (now, or via the topic's durability notifier for fsynced topics) and, once per batch per topic, wakes its readers.
-/// </summary>
-internal readonly struct DispatcherHandler(Dispatcher dispatcher) : IEventHandler<PublishEntry>
-{
-    public void OnBatchStart(long batchSize)
-    {
-    }
-
-    public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
-    {
-        dispatcher.Dispatch(entry);
-        if (endOfBatch)
-        {
-            dispatcher.EndOfBatch();
-        }
-    }
-}
-
-/// <summary>The dispatch work, run by the dispatcher stage or fused into the journaler (single thread, either way).</summary>
+/// <summary>The dispatch work: confirmations and reader wake-ups, run on the journaler thread after each batch's commit.</summary>
 internal sealed class Dispatcher
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
+
+    /// <summary>Set when the broker is the primary of a failover pair: holds standby-mode confirmations.</summary>
+    public ReplicationGate? Gate { get; set; }
 
     public void Dispatch(PublishEntry entry)
     {
@@ -206,6 +177,11 @@ internal sealed class Dispatcher
         if (entry.Error != BrokerErrorCode.None)
         {
             Fail(entry);
+        }
+        else if (entry.AckMode != AckMode.Local && Gate is { } gate && (entry.Completion is not null || entry.Sink is not null))
+        {
+            // Replication reads only durable records, so the standby's ack implies the local durability too.
+            gate.Enqueue(topic!, entry.AckMode, new PendingConfirmation(entry.Offset, entry.Duplicate, entry.Completion, entry.Sink, entry.Token));
         }
         else if (entry.WaitDurable && topic!.Durability is { } notifier)
         {

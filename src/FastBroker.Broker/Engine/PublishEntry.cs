@@ -27,6 +27,9 @@ internal sealed class PublishEntry(int bytes)
     /// <summary>True when the confirmation waits for the topic's group commit.</summary>
     public bool WaitDurable;
 
+    /// <summary>What the confirmation waits for on a failover pair (ignored by a broker without a standby).</summary>
+    public AckMode AckMode;
+
     /// <summary>Idempotent producer id (0 = none) and sequence.</summary>
     public ulong ProducerId;
     public ulong ProducerSequence;
@@ -54,10 +57,11 @@ internal sealed class PublishEntry(int bytes)
         payload.CopyTo(dst[(HeadersLength + key.Length)..]);
         Completion = completion;
         WaitDurable = topic.Durability is not null;
+        AckMode = topic.Persistent ? topic.Options.Acks : AckMode.Local;
     }
 
     /// <summary>Copies a message in from received frame bytes (claim API).</summary>
-    public void Fill(TopicState topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, long expiresAt, ulong producerId, ulong producerSequence, bool waitDurable, IPublishConfirmSink? sink, ulong token)
+    public void Fill(TopicState topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, long expiresAt, ulong producerId, ulong producerSequence, bool waitDurable, AckMode ackMode, IPublishConfirmSink? sink, ulong token)
     {
         var dst = Prepare(topic, (int)key.Length, (int)headers.Length, (int)payload.Length, expiresAt, producerId, producerSequence);
         key.CopyTo(dst);
@@ -66,6 +70,7 @@ internal sealed class PublishEntry(int bytes)
         Sink = sink;
         Token = token;
         WaitDurable = waitDurable;
+        AckMode = ackMode;
     }
 
     /// <summary>Marks the slot as a publish refused before it reached the journaler (it only carries the outcome).</summary>
@@ -78,6 +83,7 @@ internal sealed class PublishEntry(int bytes)
         Sink = sink;
         Token = token;
         WaitDurable = false;
+        AckMode = AckMode.Local;
         ProducerId = 0;
         ProducerSequence = 0;
         Offset = -1;

@@ -12,7 +12,11 @@ namespace FastBroker.Engine;
 /// </summary>
 internal sealed class TopicRegistry : IDisposable
 {
-    private const string MetaFile = "topic.meta";
+    /// <summary>The settings file in each topic's directory.</summary>
+    internal const string MetaFile = "topic.meta";
+
+    /// <summary>The journal directory inside each topic's directory.</summary>
+    internal const string JournalDirectory = "journal";
 
     private readonly ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
     private readonly object _createGate = new();
@@ -182,18 +186,11 @@ internal sealed class TopicRegistry : IDisposable
             return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)));
         }
 
-        var journalOptions = JournalOptions.Default with
-        {
-            SegmentSize = (int)Math.Min(options.SegmentBytes, 1 << 30),
-            Durability = options.Durability == Durability.Fsynced ? DurabilityPolicy.GroupCommit : DurabilityPolicy.None,
-            RetentionMaxAge = options.RetentionAge,
-            RetentionMaxBytes = options.RetentionBytes,
-        };
-
+        var journalOptions = JournalOptionsFor(options);
         JournalLog journal;
         try
         {
-            journal = JournalLog.Open(Path.Combine(dir, "journal"), journalOptions);
+            journal = JournalLog.Open(Path.Combine(dir, JournalDirectory), journalOptions);
         }
         catch (JournalFullException ex)
         {
@@ -219,11 +216,29 @@ internal sealed class TopicRegistry : IDisposable
         return topic;
     }
 
+    /// <summary>The journal settings of a persistent topic (the standby opens its copies with the same segment size).</summary>
+    internal static JournalOptions JournalOptionsFor(TopicOptions options) => JournalOptions.Default with
+    {
+        SegmentSize = (int)Math.Min(options.SegmentBytes, 1 << 30),
+        Durability = options.Durability == Durability.Fsynced ? DurabilityPolicy.GroupCommit : DurabilityPolicy.None,
+        RetentionMaxAge = options.RetentionAge,
+        RetentionMaxBytes = options.RetentionBytes,
+    };
+
     private static void WriteMeta(string path, TopicOptions o)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, FormatMeta(o));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>A topic's settings as the <c>topic.meta</c> text (what the replicator sends the standby).</summary>
+    internal static string FormatMeta(TopicOptions o)
     {
         var sb = new StringBuilder();
         sb.Append("persistent=").Append(o.Persistent ? "true" : "false").Append('\n');
         sb.Append("durability=").Append(o.Durability.ToString()).Append('\n');
+        sb.Append("acks=").Append(o.Acks.ToString()).Append('\n');
         sb.Append("maxMessageBytes=").Append(o.MaxMessageBytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("segmentBytes=").Append(o.SegmentBytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("transientCapacity=").Append(o.TransientCapacity.ToString(CultureInfo.InvariantCulture)).Append('\n');
@@ -237,15 +252,16 @@ internal sealed class TopicRegistry : IDisposable
             sb.Append("retentionBytes=").Append(bytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
 
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, sb.ToString());
-        File.Move(tmp, path, overwrite: true);
+        return sb.ToString();
     }
 
-    private static TopicOptions ReadMeta(string path)
+    private static TopicOptions ReadMeta(string path) => ParseMeta(File.ReadAllText(path));
+
+    /// <summary>Parses <c>topic.meta</c> text (unknown keys are ignored).</summary>
+    internal static TopicOptions ParseMeta(string text)
     {
         var o = TopicOptions.Default;
-        foreach (var line in File.ReadAllLines(path))
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var eq = line.IndexOf('=', StringComparison.Ordinal);
             if (eq <= 0)
@@ -259,6 +275,7 @@ internal sealed class TopicRegistry : IDisposable
             {
                 "persistent" => o with { Persistent = value == "true" },
                 "durability" => o with { Durability = Enum.TryParse<Durability>(value, out var d) ? d : o.Durability },
+                "acks" => o with { Acks = Enum.TryParse<AckMode>(value, out var a) ? a : o.Acks },
                 "maxMessageBytes" => o with { MaxMessageBytes = int.Parse(value, CultureInfo.InvariantCulture) },
                 "segmentBytes" => o with { SegmentBytes = long.Parse(value, CultureInfo.InvariantCulture) },
                 "transientCapacity" => o with { TransientCapacity = int.Parse(value, CultureInfo.InvariantCulture) },

@@ -43,6 +43,12 @@ internal sealed class TopicState : IDisposable
     /// <summary>Set for fsynced persistent topics: confirms and wakes readers once group commits complete.</summary>
     public DurabilityNotifier? Durability { get; set; }
 
+    /// <summary>On the primary of a failover pair: the standby's positions and the confirmations waiting for them.</summary>
+    public ReplicaAcks? Replica { get; set; }
+
+    /// <summary>On the primary of a failover pair: wakes the replicator when records become readable.</summary>
+    public ReplicationGate? Replication { get; set; }
+
     /// <summary>Messages accepted (journaler thread writes, anyone reads).</summary>
     public long Published;
 
@@ -95,6 +101,8 @@ internal sealed class TopicState : IDisposable
         {
             listeners[i].Set();
         }
+
+        Replication?.Wake?.Invoke();
     }
 
     public void Dispose() => Journal?.Dispose();

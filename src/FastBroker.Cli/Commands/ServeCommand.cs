@@ -28,9 +28,19 @@ internal static class ServeCommand
         var fsync = new Option<bool>("--fsync") { Description = "New topics confirm publishes only after a group commit (fsync) instead of after the page-cache write." };
         var wait = new Option<BrokerWaitStrategy>("--wait") { Description = "Pipeline wait strategy (BusySpin only on machines with cores to spare).", DefaultValueFactory = _ => BrokerWaitStrategy.Hybrid };
         var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
+        var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port)." };
+        var replicationPort = new Option<int>("--replication-port") { Description = "Replication listener port of this node (pair only).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultPort };
+        var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the pair (default: node-<replication port>)." };
+        var witness = new Option<string?>("--witness") { Description = "Witness endpoint (host:port): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
+        var role = new Option<string>("--role") { Description = "Without a witness: the role a node with no history starts in (primary|standby).", DefaultValueFactory = _ => "standby" };
+        var acks = new Option<string>("--acks") { Description = "Ack mode of new topics on a pair: local | standby-received | standby-durable.", DefaultValueFactory = _ => "local" };
+        var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
+        var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting." };
+        var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, quiet,
+            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
@@ -41,7 +51,11 @@ internal static class ServeCommand
                 DataDirectory = parse.GetValue(data)!,
                 AutoCreateTopics = !parse.GetValue(noAutoCreate),
                 WaitStrategy = parse.GetValue(wait),
-                DefaultTopicOptions = TopicOptions.Default with { Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written },
+                DefaultTopicOptions = TopicOptions.Default with
+                {
+                    Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written,
+                    Acks = ParseAcks(parse.GetValue(acks)!),
+                },
             };
             var serverOptions = ServerOptions.Default with
             {
@@ -65,6 +79,25 @@ internal static class ServeCommand
                 ctx.Cancel = true;
                 stop.Cancel();
             });
+
+            if (parse.GetValue(peer) is { } peerEndpoint)
+            {
+                var replicationOptions = new Replication.ReplicationOptions
+                {
+                    Peer = peerEndpoint,
+                    Port = parse.GetValue(replicationPort),
+                    Host = serverOptions.Host,
+                    NodeId = parse.GetValue(nodeId) ?? $"node-{parse.GetValue(replicationPort)}",
+                    DataDirectory = brokerOptions.DataDirectory,
+                    Witness = parse.GetValue(witness),
+                    InitialRole = parse.GetValue(role) == "primary" ? Replication.NodeRole.Primary : Replication.NodeRole.Standby,
+                    AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
+                    DegradeToLocal = parse.GetValue(degrade),
+                    HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
+                    Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
+                };
+                return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);
+            }
 
             Broker broker;
             try
@@ -145,6 +178,14 @@ internal static class ServeCommand
         });
         return cmd;
     }
+
+    private static AckMode ParseAcks(string value) => value switch
+    {
+        "local" => AckMode.Local,
+        "standby-received" => AckMode.StandbyReceived,
+        "standby-durable" => AckMode.StandbyDurable,
+        _ => throw new ArgumentException($"--acks: '{value}' is not local, standby-received or standby-durable"),
+    };
 
     private static AccessToken ParseToken(string spec)
     {

@@ -1,0 +1,334 @@
+using System.Diagnostics;
+
+namespace FastBroker.Engine;
+
+/// <summary>
+/// The primary's side of the ack modes of a failover pair: holds each confirmation that asked for
+/// <see cref="AckMode.StandbyReceived"/> or <see cref="AckMode.StandbyDurable"/> until the standby's acknowledged
+/// position of its topic passes the message's offset, and wakes the replicator whenever a topic has new readable
+/// records. When the standby is gone, a held confirmation is failed with <see cref="BrokerErrorCode.NotReplicated"/>
+/// after <see cref="AckTimeout"/> — or, if configured, confirmed as <see cref="AckMode.Local"/> at once — but never
+/// confirmed as something that did not happen.
+/// </summary>
+internal sealed class ReplicationGate
+{
+    private readonly long _timeoutTicks;
+    private readonly List<ReplicaAcks> _topics = [];
+    private readonly object _topicsGate = new();
+    private volatile bool _standbyAttached;
+    private long _degraded;
+    private long _timedOut;
+
+    public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal)
+    {
+        AckTimeout = ackTimeout;
+        DegradeToLocal = degradeToLocal;
+        _timeoutTicks = (long)(ackTimeout.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    /// <summary>How long a confirmation waits for the standby while it is gone or behind.</summary>
+    public TimeSpan AckTimeout { get; }
+
+    /// <summary>Confirm as local (counted in <see cref="Degraded"/>) instead of waiting while no standby is attached.</summary>
+    public bool DegradeToLocal { get; }
+
+    /// <summary>Called (any thread, allocation-free) when a topic has new readable records for the replicator.</summary>
+    public Action? Wake { get; set; }
+
+    /// <summary>True while a standby is connected and acknowledging.</summary>
+    public bool StandbyAttached => _standbyAttached;
+
+    /// <summary>Standby-mode confirmations given as local because no standby was attached.</summary>
+    public long Degraded => Volatile.Read(ref _degraded);
+
+    /// <summary>Standby-mode publishes failed with <see cref="BrokerErrorCode.NotReplicated"/>.</summary>
+    public long TimedOut => Volatile.Read(ref _timedOut);
+
+    /// <summary>The per-topic acknowledgement state (created on first use).</summary>
+    public ReplicaAcks For(TopicState topic)
+    {
+        if (topic.Replica is { } r)
+        {
+            return r;
+        }
+
+        lock (_topicsGate)
+        {
+            if (topic.Replica is null)
+            {
+                var acks = new ReplicaAcks(topic);
+                _topics.Add(acks);
+                topic.Replica = acks;
+            }
+
+            return topic.Replica;
+        }
+    }
+
+    /// <summary>Dispatcher thread: hold a confirmation until the standby has the message (or confirm now if it has).</summary>
+    public void Enqueue(TopicState topic, AckMode mode, in PendingConfirmation confirmation)
+    {
+        if (!_standbyAttached && DegradeToLocal)
+        {
+            Interlocked.Increment(ref _degraded);
+            confirmation.Confirm();
+            return;
+        }
+
+        For(topic).Enqueue(mode, confirmation, Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>Replicator: the standby connected (or left). Leaving with degrade-to-local releases everything held as local.</summary>
+    public void SetStandbyAttached(bool attached)
+    {
+        _standbyAttached = attached;
+        if (!attached && DegradeToLocal)
+        {
+            foreach (var t in Snapshot())
+            {
+                Interlocked.Add(ref _degraded, t.ReleaseAll());
+            }
+        }
+    }
+
+    /// <summary>Replicator's ack reader: the standby holds records below these offsets (received / flushed).</summary>
+    public void OnStandbyAck(TopicState topic, long receivedNext, long durableNext) => For(topic).OnAck(receivedNext, durableNext);
+
+    /// <summary>Timer: fails confirmations held longer than <see cref="AckTimeout"/>.</summary>
+    public void CheckTimeouts()
+    {
+        var deadline = Stopwatch.GetTimestamp() - _timeoutTicks;
+        foreach (var t in Snapshot())
+        {
+            Interlocked.Add(ref _timedOut, t.FailOlderThan(deadline, AckTimeout));
+        }
+    }
+
+    /// <summary>Fails everything still held (the node is closing or stepping down).</summary>
+    public void FailAll(BrokerErrorCode code, string reason)
+    {
+        foreach (var t in Snapshot())
+        {
+            t.FailAll(code, reason);
+        }
+    }
+
+    public ReplicaAcks[] Snapshot()
+    {
+        lock (_topicsGate)
+        {
+            return [.. _topics];
+        }
+    }
+}
+
+/// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
+internal sealed class ReplicaAcks(TopicState topic)
+{
+    private readonly object _lock = new();
+    private PendingQueue _received = new(64);
+    private PendingQueue _durable = new(64);
+    private long _receivedNext;
+    private long _durableNext;
+
+    public TopicState Topic { get; } = topic;
+
+    /// <summary>The standby holds every record below this offset.</summary>
+    public long ReceivedNext => Volatile.Read(ref _receivedNext);
+
+    /// <summary>The standby has flushed every record below this offset.</summary>
+    public long DurableNext => Volatile.Read(ref _durableNext);
+
+    /// <summary>Confirmations waiting.</summary>
+    public int Pending
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _received.Count + _durable.Count;
+            }
+        }
+    }
+
+    public void Enqueue(AckMode mode, in PendingConfirmation confirmation, long now)
+    {
+        lock (_lock)
+        {
+            if (mode == AckMode.StandbyReceived)
+            {
+                if (confirmation.Offset < _receivedNext)
+                {
+                    confirmation.Confirm();
+                }
+                else
+                {
+                    _received.Enqueue(new Held(confirmation, now));
+                }
+            }
+            else if (confirmation.Offset < _durableNext)
+            {
+                confirmation.Confirm();
+            }
+            else
+            {
+                _durable.Enqueue(new Held(confirmation, now));
+            }
+        }
+    }
+
+    public void OnAck(long receivedNext, long durableNext)
+    {
+        lock (_lock)
+        {
+            // A durable record is also received (the standby flushes what it wrote).
+            receivedNext = Math.Max(receivedNext, durableNext);
+            if (receivedNext > _receivedNext)
+            {
+                Volatile.Write(ref _receivedNext, receivedNext);
+            }
+
+            if (durableNext > _durableNext)
+            {
+                Volatile.Write(ref _durableNext, durableNext);
+            }
+
+            while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+            {
+                _received.Dequeue();
+                h.Confirmation.Confirm();
+            }
+
+            while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+            {
+                _durable.Dequeue();
+                h.Confirmation.Confirm();
+            }
+        }
+    }
+
+    /// <summary>Resets the positions (a new standby connected: its positions start from its own heads).</summary>
+    public void ResetPositions(long next)
+    {
+        lock (_lock)
+        {
+            Volatile.Write(ref _receivedNext, next);
+            Volatile.Write(ref _durableNext, next);
+        }
+    }
+
+    public int ReleaseAll()
+    {
+        lock (_lock)
+        {
+            var n = _received.Count + _durable.Count;
+            while (_received.TryPeek(out var h))
+            {
+                _received.Dequeue();
+                h.Confirmation.Confirm();
+            }
+
+            while (_durable.TryPeek(out var h))
+            {
+                _durable.Dequeue();
+                h.Confirmation.Confirm();
+            }
+
+            return n;
+        }
+    }
+
+    public int FailOlderThan(long deadline, TimeSpan timeout)
+    {
+        var n = 0;
+        lock (_lock)
+        {
+            n += Fail(ref _received, deadline, timeout, "standby-received");
+            n += Fail(ref _durable, deadline, timeout, "standby-durable");
+        }
+
+        return n;
+    }
+
+    public void FailAll(BrokerErrorCode code, string reason)
+    {
+        lock (_lock)
+        {
+            while (_received.TryPeek(out var h))
+            {
+                _received.Dequeue();
+                h.Confirmation.Fail(code, reason);
+            }
+
+            while (_durable.TryPeek(out var h))
+            {
+                _durable.Dequeue();
+                h.Confirmation.Fail(code, reason);
+            }
+        }
+    }
+
+    private int Fail(ref PendingQueue queue, long deadline, TimeSpan timeout, string mode)
+    {
+        var n = 0;
+        while (queue.TryPeek(out var h) && h.Since < deadline)
+        {
+            queue.Dequeue();
+            h.Confirmation.Fail(
+                BrokerErrorCode.NotReplicated,
+                $"topic '{Topic.Name}' offset {h.Confirmation.Offset}: written on the primary, but the standby did not acknowledge it within {timeout.TotalMilliseconds:0} ms ({mode}); not confirmed");
+            n++;
+        }
+
+        return n;
+    }
+
+    private readonly record struct Held(PendingConfirmation Confirmation, long Since);
+
+    /// <summary>A growable circular FIFO of value entries: no allocation once grown to the working size.</summary>
+    private struct PendingQueue(int capacity)
+    {
+        private Held[] _items = new Held[capacity];
+        private int _head;
+        private int _count;
+
+        public readonly int Count => _count;
+
+        public void Enqueue(in Held item)
+        {
+            if (_count == _items.Length)
+            {
+                var bigger = new Held[_items.Length * 2];
+                for (var i = 0; i < _count; i++)
+                {
+                    bigger[i] = _items[(_head + i) % _items.Length];
+                }
+
+                _items = bigger;
+                _head = 0;
+            }
+
+            _items[(_head + _count) % _items.Length] = item;
+            _count++;
+        }
+
+        public readonly bool TryPeek(out Held item)
+        {
+            if (_count == 0)
+            {
+                item = default;
+                return false;
+            }
+
+            item = _items[_head];
+            return true;
+        }
+
+        public void Dequeue()
+        {
+            _items[_head] = default;
+            _head = (_head + 1) % _items.Length;
+            _count--;
+        }
+    }
+}

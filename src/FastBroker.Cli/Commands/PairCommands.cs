@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Text;
+
+namespace FastBroker.Cli.Commands;
+
+/// <summary><c>fastbroker status</c> and <c>fastbroker promote</c>: a failover pair's admin endpoints, over plain HTTP.</summary>
+internal static class PairCommands
+{
+    public static IEnumerable<Command> Create() => [Status(), Promote()];
+
+    private static Command Status()
+    {
+        var admin = new Option<string[]>("--admin") { Description = "Admin endpoint(s) (host:port) of the nodes; repeat for both nodes.", DefaultValueFactory = _ => ["127.0.0.1:7401"] };
+        var cmd = new Command("status", "Role, epoch, positions and replication lag of each node of a failover pair.") { admin };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var failed = 0;
+            foreach (var endpoint in parse.GetValue(admin)!)
+            {
+                var (status, body) = await RequestAsync(endpoint, "GET", "/status", ct).ConfigureAwait(false);
+                Console.WriteLine($"# {endpoint}");
+                Console.WriteLine(status == 0 ? $"unreachable: {body}" : body.TrimEnd());
+                failed += status == 200 ? 0 : 1;
+            }
+
+            return failed == 0 ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    private static Command Promote()
+    {
+        var admin = new Option<string>("--admin") { Description = "Admin endpoint (host:port) of the standby to promote.", DefaultValueFactory = _ => "127.0.0.1:7401" };
+        var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var (status, body) = await RequestAsync(parse.GetValue(admin)!, "POST", "/promote", ct).ConfigureAwait(false);
+            Console.WriteLine(status == 0 ? $"unreachable: {body}" : body.TrimEnd());
+            return status == 200 ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    /// <summary>One HTTP/1.1 request, <c>Connection: close</c>; (0, error) when the node cannot be reached.</summary>
+    internal static async Task<(int Status, string Body)> RequestAsync(string endpoint, string method, string path, CancellationToken ct)
+    {
+        try
+        {
+            var colon = endpoint.LastIndexOf(':');
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(35));
+            await socket.ConnectAsync(endpoint[..colon], int.Parse(endpoint[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture), timeout.Token).ConfigureAwait(false);
+            var request = Encoding.ASCII.GetBytes($"{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            await socket.SendAsync(request, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            var response = new MemoryStream();
+            var buffer = new byte[16 * 1024];
+            int n;
+            while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).ConfigureAwait(false)) > 0)
+            {
+                response.Write(buffer, 0, n);
+            }
+
+            var text = Encoding.UTF8.GetString(response.ToArray());
+            var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            var statusLine = text[..text.IndexOf("\r\n", StringComparison.Ordinal)].Split(' ');
+            return (int.Parse(statusLine[1], System.Globalization.CultureInfo.InvariantCulture), headEnd < 0 ? "" : text[(headEnd + 4)..]);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or FormatException or ArgumentException or IndexOutOfRangeException)
+        {
+            return (0, ex.Message);
+        }
+    }
+}

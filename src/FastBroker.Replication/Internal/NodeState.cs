@@ -1,0 +1,162 @@
+using System.Globalization;
+using System.Text;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// A node's durable replication state in <c>&lt;data&gt;/replication/node.state</c>: its epoch (the term of the
+/// primary it last served or followed), its last role, and the epoch history — for each epoch, the offset every
+/// topic had when that epoch's primary took over. The history tells a returning node which of its records the new
+/// primary never had (Kafka's leader-epoch idea). Written whole: temp file, fsync, rename.
+/// </summary>
+internal sealed class NodeState
+{
+    private readonly string _path;
+
+    private NodeState(string path) => _path = path;
+
+    public long Epoch { get; private set; }
+
+    public NodeRole LastRole { get; private set; } = NodeRole.Starting;
+
+    /// <summary>Epoch → topic → first offset written in that epoch.</summary>
+    public SortedDictionary<long, Dictionary<string, long>> History { get; } = [];
+
+    public static NodeState Load(string dataDirectory)
+    {
+        var dir = Path.Combine(dataDirectory, "replication");
+        Directory.CreateDirectory(dir);
+        var state = new NodeState(Path.Combine(dir, "node.state"));
+        if (File.Exists(state._path))
+        {
+            state.Parse(File.ReadAllText(state._path));
+        }
+
+        return state;
+    }
+
+    /// <summary>Records a new epoch this node starts serving as primary, with each topic's head at that moment.</summary>
+    public void BeginEpoch(long epoch, IReadOnlyDictionary<string, long> heads)
+    {
+        if (epoch <= Epoch && History.ContainsKey(epoch))
+        {
+            throw new InvalidOperationException($"epoch {epoch} already begun");
+        }
+
+        History[epoch] = new Dictionary<string, long>(heads, StringComparer.Ordinal);
+        Epoch = epoch;
+        LastRole = NodeRole.Primary;
+        Save();
+    }
+
+    /// <summary>Adopts the primary's epoch and history (a standby following it).</summary>
+    public void Follow(long epoch, string historyText)
+    {
+        History.Clear();
+        ParseHistory(historyText);
+        Epoch = epoch;
+        LastRole = NodeRole.Standby;
+        Save();
+    }
+
+    public void SetRole(NodeRole role)
+    {
+        if (LastRole != role)
+        {
+            LastRole = role;
+            Save();
+        }
+    }
+
+    /// <summary>
+    /// Where a node that last followed <paramref name="theirEpoch"/> must cut <paramref name="topic"/>: the start of
+    /// the first later epoch in this history (what that epoch's primary had), or null when nothing is to be cut.
+    /// </summary>
+    public long? DivergenceOffset(long theirEpoch, string topic)
+    {
+        foreach (var (epoch, starts) in History)
+        {
+            if (epoch > theirEpoch)
+            {
+                return starts.TryGetValue(topic, out var offset) ? offset : 0;
+            }
+        }
+
+        return null;
+    }
+
+    public string FormatHistory()
+    {
+        var sb = new StringBuilder();
+        foreach (var (epoch, starts) in History)
+        {
+            sb.Append(epoch.ToString(CultureInfo.InvariantCulture));
+            foreach (var (topic, offset) in starts.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                sb.Append(' ').Append(topic).Append('@').Append(offset.ToString(CultureInfo.InvariantCulture));
+            }
+
+            sb.Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    private void Save()
+    {
+        var text = $"epoch={Epoch.ToString(CultureInfo.InvariantCulture)}\nrole={LastRole}\n" + string.Concat(FormatHistory().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "history=" + l + "\n"));
+        var tmp = _path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            f.Write(Encoding.UTF8.GetBytes(text));
+            f.Flush(flushToDisk: true);
+        }
+
+        File.Move(tmp, _path, overwrite: true);
+    }
+
+    private void Parse(string text)
+    {
+        var history = new StringBuilder();
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                continue;
+            }
+
+            var value = line[(eq + 1)..];
+            switch (line[..eq])
+            {
+                case "epoch":
+                    Epoch = long.Parse(value, CultureInfo.InvariantCulture);
+                    break;
+                case "role":
+                    LastRole = Enum.TryParse<NodeRole>(value, out var r) ? r : NodeRole.Starting;
+                    break;
+                case "history":
+                    history.Append(value).Append('\n');
+                    break;
+            }
+        }
+
+        ParseHistory(history.ToString());
+    }
+
+    private void ParseHistory(string text)
+    {
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var starts = new Dictionary<string, long>(StringComparer.Ordinal);
+            for (var i = 1; i < parts.Length; i++)
+            {
+                var at = parts[i].LastIndexOf('@');
+                starts[parts[i][..at]] = long.Parse(parts[i].AsSpan(at + 1), CultureInfo.InvariantCulture);
+            }
+
+            History[long.Parse(parts[0], CultureInfo.InvariantCulture)] = starts;
+        }
+    }
+}

@@ -1,0 +1,543 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using FastBroker.Engine;
+using FastBroker.Journal;
+using FastBroker.Threading;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// The primary's replicator: one link to the standby at a time. Its sender thread follows every persistent topic's
+/// durable end with a journal reader (the "replicator sequence" of each topic) and ships runs of whole records
+/// straight from the mapping; its ack thread feeds the standby's positions to the <see cref="ReplicationGate"/>,
+/// which releases the confirmations waiting for them. A standby that connects behind (or empty) gets the backlog
+/// first, from the same readers, while the primary keeps accepting publishes.
+/// </summary>
+internal sealed class PrimaryReplicator : IDisposable
+{
+    private readonly Broker _broker;
+    private readonly ReplicationGate _gate;
+    private readonly NodeState _state;
+    private readonly ReplicationOptions _options;
+    private readonly Action<long> _sawHigherEpoch;
+    private readonly AsyncSignal _wake = new();
+    private readonly object _linkGate = new();
+    private StandbyLink? _link;
+    private bool _disposed;
+
+    public PrimaryReplicator(Broker broker, ReplicationGate gate, NodeState state, ReplicationOptions options, Action<long> sawHigherEpoch)
+    {
+        _broker = broker;
+        _gate = gate;
+        _state = state;
+        _options = options;
+        _sawHigherEpoch = sawHigherEpoch;
+        gate.Wake = _wake.Set;
+    }
+
+    public long Epoch => _state.Epoch;
+
+    /// <summary>The current link's view (null when no standby is connected).</summary>
+    public StandbyLink? Link => Volatile.Read(ref _link);
+
+    internal Broker Broker => _broker;
+
+    internal ReplicationGate Gate => _gate;
+
+    internal ReplicationOptions Options => _options;
+
+    internal AsyncSignal WakeSignal => _wake;
+
+    /// <summary>A standby said hello (listener thread): answer and start streaming to it, replacing any older link.</summary>
+    public void Attach(Socket socket, Hello hello)
+    {
+        if (hello.Epoch > _state.Epoch)
+        {
+            // It has followed (or been) a newer primary: we are the stale one.
+            Refuse(socket, $"standby '{hello.NodeId}' is at epoch {hello.Epoch}, newer than this primary's {_state.Epoch}");
+            _sawHigherEpoch(hello.Epoch);
+            return;
+        }
+
+        StandbyLink? old;
+        var link = new StandbyLink(this, socket, hello);
+        lock (_linkGate)
+        {
+            if (_disposed)
+            {
+                socket.Dispose();
+                return;
+            }
+
+            old = _link;
+            _link = link;
+        }
+
+        old?.Dispose();
+        link.Start();
+    }
+
+    internal void OnLinkDown(StandbyLink link, string reason)
+    {
+        lock (_linkGate)
+        {
+            if (!ReferenceEquals(_link, link))
+            {
+                return;
+            }
+
+            _link = null;
+        }
+
+        _gate.SetStandbyAttached(false);
+        _options.Log?.Invoke($"replication: standby '{link.StandbyId}' disconnected: {reason}");
+    }
+
+    internal void OnHigherEpoch(long epoch) => _sawHigherEpoch(epoch);
+
+    internal string NodeHistory() => _state.FormatHistory();
+
+    internal long? DivergenceOffset(long theirEpoch, string topic) => _state.DivergenceOffset(theirEpoch, topic);
+
+    public void Dispose()
+    {
+        StandbyLink? link;
+        lock (_linkGate)
+        {
+            _disposed = true;
+            link = _link;
+            _link = null;
+        }
+
+        link?.Dispose();
+        _gate.SetStandbyAttached(false);
+    }
+
+    private void Refuse(Socket socket, string reason)
+    {
+        try
+        {
+            var f = new FrameBuffer(256);
+            f.Begin(FrameKind.Refuse).I64(_state.Epoch).U8((byte)NodeRole.Primary).Str(reason).End();
+            f.SendTo(socket);
+        }
+        catch (SocketException)
+        {
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+}
+
+/// <summary>A standby's opening: who it is, the epoch it last followed, and what each of its topics holds.</summary>
+internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string Topic, long First, long Next)> Topics)
+{
+    public static Hello Parse(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        if (r.U32() != Wire.Magic)
+        {
+            throw new InvalidDataException("not a FastBroker replication hello");
+        }
+
+        var version = r.U16();
+        if (version != Wire.Version)
+        {
+            throw new InvalidDataException($"replication protocol version {version}, this node speaks {Wire.Version}");
+        }
+
+        var epoch = r.I64();
+        var id = r.Str();
+        var n = (int)r.U32();
+        var topics = new List<(string, long, long)>(Math.Min(n, 4096));
+        for (var i = 0; i < n; i++)
+        {
+            topics.Add((r.Str(), r.I64(), r.I64()));
+        }
+
+        return new Hello(id, epoch, topics);
+    }
+
+    public void Write(FrameBuffer f)
+    {
+        f.Begin(FrameKind.Hello).U32(Wire.Magic).U16(Wire.Version).I64(Epoch).Str(NodeId).U32((uint)Topics.Count);
+        foreach (var (topic, first, next) in Topics)
+        {
+            f.Str(topic).I64(first).I64(next);
+        }
+
+        f.End();
+    }
+}
+
+/// <summary>One connected standby: the sender thread, the ack thread, and per-topic readers and positions.</summary>
+internal sealed class StandbyLink : IDisposable
+{
+    private const int RunBytes = 256 << 10;
+    private const int InlineRunBytes = 64 << 10;
+    private const int TopicBudgetBytes = 1 << 20;
+
+    private readonly PrimaryReplicator _owner;
+    private readonly Socket _socket;
+    private readonly Hello _hello;
+    private readonly ConcurrentQueue<TopicState> _created = new();
+    private readonly List<LinkTopic> _topics = [];
+    private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
+    private readonly object _sendLock = new();
+    private volatile LinkTopic[] _byId = [];
+    private volatile bool _stopping;
+    private Thread? _sender;
+    private Thread? _acker;
+    private long _lastAckTicks;
+    private long _bytesSent;
+    private long _connectedAt = Stopwatch.GetTimestamp();
+
+    public StandbyLink(PrimaryReplicator owner, Socket socket, Hello hello)
+    {
+        _owner = owner;
+        _socket = socket;
+        _hello = hello;
+        socket.NoDelay = true;
+    }
+
+    public string StandbyId => _hello.NodeId;
+
+    public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    public TimeSpan SinceLastAck => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAckTicks) == 0 ? _connectedAt : Volatile.Read(ref _lastAckTicks));
+
+    /// <summary>(topic, primary head, standby received, standby durable) per replicated topic.</summary>
+    public IEnumerable<(string Topic, long Head, long Received, long Durable)> Positions =>
+        _byId.Select(t => (t.Topic.Name, t.Topic.Head, t.Acks.ReceivedNext, t.Acks.DurableNext));
+
+    public void Start()
+    {
+        _sender = new Thread(SendLoop) { IsBackground = true, Name = "fastbroker-replicator" };
+        _sender.Start();
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _socket.Dispose();
+        _owner.WakeSignal.Set();
+        if (_sender is not null && Thread.CurrentThread != _sender)
+        {
+            _sender.Join(TimeSpan.FromSeconds(5));
+        }
+
+        if (_acker is not null && Thread.CurrentThread != _acker)
+        {
+            _acker.Join(TimeSpan.FromSeconds(5));
+        }
+
+        foreach (var t in _topics)
+        {
+            t.Reader?.Dispose();
+        }
+    }
+
+    private void SendLoop()
+    {
+        var registry = _owner.Broker.Topics;
+        Action<TopicState> onCreated = _created.Enqueue;
+        try
+        {
+            var f = new FrameBuffer(1 << 20);
+            var existing = registry.SubscribeToCreations(onCreated);
+            SendWelcome(f, existing);
+            _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
+            _acker.Start();
+            _owner.Gate.SetStandbyAttached(true);
+            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics)");
+            var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
+            var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
+            while (!_stopping)
+            {
+                while (_created.TryDequeue(out var created))
+                {
+                    AddTopic(created, created.Tail);
+                }
+
+                var sent = 0L;
+                foreach (var t in _topics)
+                {
+                    sent += Ship(f, t);
+                }
+
+                if (f.Length > 0)
+                {
+                    Send(f);
+                }
+
+                var now = Stopwatch.GetTimestamp();
+                if (now >= nextHeartbeat)
+                {
+                    nextHeartbeat = now + heartbeatTicks;
+                    SendStateFiles(f);
+                    f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).End();
+                    Send(f);
+                }
+
+                if (sent == 0)
+                {
+                    _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (nextHeartbeat - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or JournalException)
+        {
+            if (!_stopping)
+            {
+                _owner.OnLinkDown(this, ex.Message);
+            }
+        }
+        finally
+        {
+            registry.RemoveOnCreated(onCreated);
+            _stopping = true;
+            _socket.Dispose();
+        }
+    }
+
+    private void SendWelcome(FrameBuffer f, TopicState[] existing)
+    {
+        var state = _owner.Broker.Topics;
+        var primaryEpoch = _owner.Epoch;
+        var history = _owner.NodeHistory();
+        var directives = new List<(string Topic, TopicAction Action, long Offset)>();
+        var resume = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (name, first, next) in _hello.Topics)
+        {
+            if (!state.TryGet(name, out var topic) || !topic.Persistent)
+            {
+                directives.Add((name, TopicAction.Delete, 0));
+                continue;
+            }
+
+            var keep = Math.Min(next, topic.Head);
+            if (_hello.Epoch < primaryEpoch && _owner.DivergenceOffset(_hello.Epoch, name) is { } cut)
+            {
+                keep = Math.Min(keep, cut);
+            }
+
+            if (keep < topic.Tail || first > keep)
+            {
+                directives.Add((name, TopicAction.Reset, topic.Tail));
+                resume[name] = topic.Tail;
+            }
+            else if (keep < next)
+            {
+                directives.Add((name, TopicAction.Truncate, keep));
+                resume[name] = keep;
+            }
+            else
+            {
+                resume[name] = next;
+            }
+        }
+
+        f.Begin(FrameKind.Welcome).I64(primaryEpoch).Str(_owner.Options.NodeId).Str(history).U32((uint)directives.Count);
+        foreach (var (topic, action, offset) in directives)
+        {
+            f.Str(topic).U8((byte)action).I64(offset);
+        }
+
+        f.End();
+        Send(f);
+        foreach (var t in existing)
+        {
+            if (t.Persistent)
+            {
+                AddTopic(t, resume.TryGetValue(t.Name, out var from) ? from : t.Tail);
+            }
+        }
+    }
+
+    private void AddTopic(TopicState topic, long from)
+    {
+        if (!topic.Persistent || _topics.Exists(t => ReferenceEquals(t.Topic, topic)))
+        {
+            return;
+        }
+
+        var acks = _owner.Gate.For(topic);
+        acks.ResetPositions(from);
+        var lt = new LinkTopic(topic, (uint)_topics.Count, acks, from);
+        _topics.Add(lt);
+        _byId = [.. _topics];
+    }
+
+    private long Ship(FrameBuffer f, LinkTopic t)
+    {
+        if (!t.Announced)
+        {
+            f.Begin(FrameKind.Topic).U32(t.Id).Str(t.Topic.Name).Str(TopicRegistry.FormatMeta(t.Topic.Options)).I64(t.From).End();
+            t.Reader = t.Topic.Journal!.OpenReader(ReadStart.FromOffset(t.From));
+            t.Announced = true;
+        }
+
+        var sent = 0L;
+        var epoch = _owner.Epoch;
+        while (sent < TopicBudgetBytes && t.Reader!.TryReadRun(RunBytes, out var run))
+        {
+            f.Begin(FrameKind.Records).I64(epoch).U32(t.Id).I64(run.FirstOffset).U32((uint)run.RecordCount).U32((uint)run.Length);
+            if (run.Length <= InlineRunBytes)
+            {
+                f.Bytes(run.Bytes).End();
+                if (f.Length >= RunBytes)
+                {
+                    Send(f);
+                }
+            }
+            else
+            {
+                // A big run (catch-up): the header from the buffer, the records straight from the mapping.
+                f.End(trailing: run.Length);
+                lock (_sendLock)
+                {
+                    f.SendTo(_socket);
+                    Wire.SendAll(_socket, run.Bytes);
+                }
+            }
+
+            sent += run.Length;
+        }
+
+        Interlocked.Add(ref _bytesSent, sent);
+        return sent;
+    }
+
+    private void SendStateFiles(FrameBuffer f)
+    {
+        var root = _owner.Broker.Options.DataDirectory;
+        foreach (var relative in StateFiles.Enumerate(root))
+        {
+            var bytes = StateFiles.ReadShared(Path.Combine(root, relative));
+            if (bytes is null)
+            {
+                continue;
+            }
+
+            var hash = StateFiles.Hash(bytes);
+            if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
+            {
+                continue;
+            }
+
+            _stateHashes[relative] = (hash, bytes.Length);
+            f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
+            Send(f);
+        }
+    }
+
+    private void Send(FrameBuffer f)
+    {
+        lock (_sendLock)
+        {
+            f.SendTo(_socket);
+        }
+    }
+
+    private void AckLoop()
+    {
+        var input = new FrameInput(_socket, 64 << 10);
+        try
+        {
+            while (!_stopping && input.Read(out var kind, out var body))
+            {
+                switch (kind)
+                {
+                    case FrameKind.Ack:
+                        OnAck(body);
+                        break;
+                    case FrameKind.Refuse:
+                        var r = new FrameReader(body);
+                        var epoch = r.I64();
+                        r.U8();
+                        _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
+                        if (epoch > _owner.Epoch)
+                        {
+                            _owner.OnHigherEpoch(epoch);
+                        }
+
+                        return;
+                    default:
+                        throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
+                }
+            }
+
+            if (!_stopping)
+            {
+                _owner.OnLinkDown(this, "the standby closed the connection");
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
+        {
+            if (!_stopping)
+            {
+                _owner.OnLinkDown(this, ex.Message);
+            }
+        }
+        finally
+        {
+            _stopping = true;
+            _owner.WakeSignal.Set();
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private void OnAck(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var n = r.U32();
+        var topics = _byId;
+        for (var i = 0; i < n; i++)
+        {
+            var id = r.U32();
+            var received = r.I64();
+            var durable = r.I64();
+            if (id < topics.Length)
+            {
+                topics[id].Acks.OnAck(received, durable);
+            }
+        }
+
+        Volatile.Write(ref _lastAckTicks, Stopwatch.GetTimestamp());
+    }
+
+    private sealed class LinkTopic(TopicState topic, uint id, ReplicaAcks acks, long from)
+    {
+        public TopicState Topic { get; } = topic;
+
+        public uint Id { get; } = id;
+
+        public ReplicaAcks Acks { get; } = acks;
+
+        public long From { get; } = from;
+
+        public bool Announced { get; set; }
+
+        public JournalReader? Reader { get; set; }
+    }
+}

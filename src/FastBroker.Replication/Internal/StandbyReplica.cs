@@ -1,0 +1,554 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Engine;
+using FastBroker.Journal;
+using FastBroker.Threading;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// The standby's copy: connects to the primary's replication port, says which epoch it followed and what each topic
+/// holds, applies the primary's cuts (records the new primary never had), then writes every streamed run with its
+/// own journal writer — byte-identical records at the same offsets — and acknowledges each topic's received
+/// position after each burst and its durable (flushed) position after each group commit. One thread receives and
+/// writes (the single writer of the standby's journals); one sends durable acks.
+/// </summary>
+internal sealed class StandbyReplica : IDisposable
+{
+    private readonly ReplicationOptions _options;
+    private readonly NodeState _state;
+    private readonly string _topicsRoot;
+    private readonly Dictionary<string, ReplicaTopic> _byName = new(StringComparer.Ordinal);
+    private readonly List<ReplicaTopic> _byId = [];
+    private readonly object _sendLock = new();
+    private readonly AsyncSignal _durableWake = new();
+    private readonly List<ReplicaTopic> _touched = [];
+    private readonly FrameBuffer _ackFrame = new(4096);
+    private readonly FrameBuffer _durableFrame = new(4096);
+    private Socket? _socket;
+    private volatile bool _stopping;
+    private Thread? _durableThread;
+    private long _lastHeardTicks = Stopwatch.GetTimestamp();
+    private long _recordsReceived;
+    private long _bytesReceived;
+
+    public StandbyReplica(ReplicationOptions options, NodeState state)
+    {
+        _options = options;
+        _state = state;
+        _topicsRoot = Path.Combine(options.DataDirectory, "topics");
+        Directory.CreateDirectory(_topicsRoot);
+        OpenExisting();
+    }
+
+    /// <summary>The primary this replica follows (its node id, once welcomed).</summary>
+    public string? PrimaryId { get; private set; }
+
+    public bool Connected => Volatile.Read(ref _socket) is { Connected: true } && PrimaryId is not null;
+
+    /// <summary>Time since the last frame from the primary.</summary>
+    public TimeSpan SinceLastHeard => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastHeardTicks));
+
+    public long RecordsReceived => Volatile.Read(ref _recordsReceived);
+
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+
+    /// <summary>What was cut from this node's journals when it (re)joined (never acknowledged in a standby mode).</summary>
+    public List<string> Truncations { get; } = [];
+
+    /// <summary>(topic, first, next, durable) of every local copy.</summary>
+    public IEnumerable<(string Topic, long First, long Next, long Durable)> Positions
+    {
+        get
+        {
+            lock (_byName)
+            {
+                return [.. _byName.Values.Select(t => (t.Name, t.Journal.FirstOffset, t.Journal.NextOffset, t.Journal.DurableOffset))];
+            }
+        }
+    }
+
+    /// <summary>Each topic's head (what a promotion starts its epoch from).</summary>
+    public Dictionary<string, long> Heads()
+    {
+        lock (_byName)
+        {
+            return _byName.Values.ToDictionary(t => t.Name, t => t.Journal.NextOffset, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// Follows the primary at <paramref name="primary"/> until the link breaks or <see cref="Dispose"/>: connect,
+    /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble.
+    /// </summary>
+    public string Run(IPEndPoint primary, out long refusedEpoch)
+    {
+        refusedEpoch = -1;
+        Socket socket;
+        try
+        {
+            socket = Wire.Connect(primary, TimeSpan.FromSeconds(1));
+        }
+        catch (SocketException ex)
+        {
+            return $"cannot connect to the primary at {primary}: {ex.SocketErrorCode}";
+        }
+
+        Volatile.Write(ref _socket, socket);
+        if (_stopping)
+        {
+            socket.Dispose();
+            return "stopping";
+        }
+
+        try
+        {
+            var f = new FrameBuffer(4096);
+            new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next))]).Write(f);
+            f.SendTo(socket);
+            var input = new FrameInput(socket, 4 << 20);
+            if (!input.Read(out var kind, out var body))
+            {
+                return "the primary closed the connection";
+            }
+
+            if (kind == FrameKind.Refuse)
+            {
+                var r = new FrameReader(body);
+                refusedEpoch = r.I64();
+                var role = (NodeRole)r.U8();
+                return $"refused by {primary} ({role}, epoch {refusedEpoch}): {r.Str()}";
+            }
+
+            if (kind != FrameKind.Welcome)
+            {
+                return $"unexpected {kind} instead of a welcome";
+            }
+
+            if (!Welcome(socket, body, out var why))
+            {
+                return why;
+            }
+
+            _durableThread ??= StartDurableThread();
+            Touch();
+            return Stream(socket, input, out refusedEpoch);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException or JournalException)
+        {
+            return ex is JournalException ? $"journal error on the standby: {ex.Message}" : ex.Message;
+        }
+        finally
+        {
+            PrimaryId = null;
+            socket.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        Volatile.Read(ref _socket)?.Dispose();
+        _durableWake.Set();
+        _durableThread?.Join(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>Closes the journals (after <see cref="Dispose"/> and after <see cref="Run"/> has returned).</summary>
+    public void CloseJournals()
+    {
+        lock (_byName)
+        {
+            foreach (var t in _byName.Values)
+            {
+                t.Journal.Dispose();
+            }
+
+            _byName.Clear();
+            _byId.Clear();
+        }
+    }
+
+    private bool Welcome(Socket socket, ReadOnlySpan<byte> body, out string why)
+    {
+        var r = new FrameReader(body);
+        var epoch = r.I64();
+        var primaryId = r.Str();
+        var history = r.Str();
+        if (epoch < _state.Epoch)
+        {
+            why = $"primary '{primaryId}' is at epoch {epoch}, older than this node's {_state.Epoch}: not following it";
+            var f = new FrameBuffer(256);
+            f.Begin(FrameKind.Refuse).I64(_state.Epoch).U8((byte)NodeRole.Standby).Str(why).End();
+            f.SendTo(socket);
+            return false;
+        }
+
+        var n = r.U32();
+        for (var i = 0; i < n; i++)
+        {
+            var topic = r.Str();
+            var action = (TopicAction)r.U8();
+            var offset = r.I64();
+            Apply(topic, action, offset);
+        }
+
+        _state.Follow(epoch, history);
+        PrimaryId = primaryId;
+        _options.Log?.Invoke($"replication: following primary '{primaryId}' at epoch {epoch}");
+        why = "";
+        return true;
+    }
+
+    private void Apply(string topic, TopicAction action, long offset)
+    {
+        ReplicaTopic? t;
+        lock (_byName)
+        {
+            _byName.Remove(topic, out t);
+        }
+
+        var dir = Path.Combine(_topicsRoot, topic);
+        var journalDir = Path.Combine(dir, TopicRegistry.JournalDirectory);
+        t?.Journal.Dispose();
+        string report;
+        switch (action)
+        {
+            case TopicAction.Truncate:
+                var dropped = JournalLog.TruncateFrom(journalDir, JournalOptionsFor(dir), offset);
+                report = $"topic '{topic}': cut at offset {offset} (not on the new primary): {(dropped is null ? "nothing" : dropped.ToString())}";
+                break;
+            case TopicAction.Reset:
+                var before = t?.Journal.NextOffset;
+                Directory.Delete(journalDir, recursive: true);
+                report = $"topic '{topic}': copy restarted at offset {offset} (the primary no longer has offsets before it; local copy ended at {before})";
+                break;
+            default:
+                Directory.Delete(dir, recursive: true);
+                report = $"topic '{topic}': deleted (not in the primary's history)";
+                break;
+        }
+
+        Truncations.Add(report);
+        _options.Log?.Invoke("replication: " + report);
+        if (action != TopicAction.Delete)
+        {
+            Open(topic, dir, action == TopicAction.Reset ? offset : 0);
+        }
+    }
+
+    private string Stream(Socket socket, FrameInput input, out long refusedEpoch)
+    {
+        refusedEpoch = -1;
+        while (!_stopping)
+        {
+            if (!input.TryNext(out var kind, out var body))
+            {
+                if (_touched.Count > 0)
+                {
+                    CommitAndAck(socket);
+                }
+
+                if (!input.Fill())
+                {
+                    return "the primary closed the connection";
+                }
+
+                continue;
+            }
+
+            Touch();
+            switch (kind)
+            {
+                case FrameKind.Records:
+                    if (!OnRecords(socket, body, out refusedEpoch, out var why))
+                    {
+                        return why;
+                    }
+
+                    break;
+                case FrameKind.Topic:
+                    OnTopic(body);
+                    break;
+                case FrameKind.State:
+                    OnState(body);
+                    break;
+                case FrameKind.Heartbeat:
+                    var epoch = new FrameReader(body).I64();
+                    if (epoch < _state.Epoch)
+                    {
+                        refusedEpoch = _state.Epoch;
+                        return $"heartbeat from a stale primary (epoch {epoch} < {_state.Epoch})";
+                    }
+
+                    break;
+                default:
+                    return $"unexpected replication frame {kind}";
+            }
+
+            if (_touched.Count > 0 && input.Drained)
+            {
+                CommitAndAck(socket);
+            }
+        }
+
+        return "stopping";
+    }
+
+    private bool OnRecords(Socket socket, ReadOnlySpan<byte> body, out long refusedEpoch, out string why)
+    {
+        refusedEpoch = -1;
+        why = "";
+        var r = new FrameReader(body);
+        var epoch = r.I64();
+        var id = r.U32();
+        var first = r.I64();
+        var count = r.U32();
+        var length = (int)r.U32();
+        var records = r.Take(length);
+        if (epoch != _state.Epoch)
+        {
+            refusedEpoch = _state.Epoch;
+            why = $"records of epoch {epoch} while following epoch {_state.Epoch}";
+            return false;
+        }
+
+        if (id >= _byId.Count)
+        {
+            throw new InvalidDataException($"records for unknown topic id {id}");
+        }
+
+        var t = _byId[(int)id];
+        var journal = t.Journal;
+        var offset = first;
+        var spin = new SpinWait();
+        while (!records.IsEmpty)
+        {
+            if (journal.TryAppendRecords(records, offset, out var appended))
+            {
+                break;
+            }
+
+            // Back-pressure (too much not yet flushed): skip what went in, let the flusher catch up.
+            records = Skip(records, appended);
+            offset += appended;
+            journal.Commit();
+            spin.SpinOnce(sleep1Threshold: 20);
+        }
+
+        if (!t.Touched)
+        {
+            t.Touched = true;
+            _touched.Add(t);
+        }
+
+        Interlocked.Add(ref _recordsReceived, count);
+        Interlocked.Add(ref _bytesReceived, length);
+        return true;
+    }
+
+    private static ReadOnlySpan<byte> Skip(ReadOnlySpan<byte> records, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(records);
+            records = records[((length + 7) & ~7)..];
+        }
+
+        return records;
+    }
+
+    private void OnTopic(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var id = (int)r.U32();
+        var name = r.Str();
+        var meta = r.Str();
+        var from = r.I64();
+        if (!TopicName.IsValid(name))
+        {
+            throw new InvalidDataException($"invalid topic name '{name}' from the primary");
+        }
+
+        var dir = Path.Combine(_topicsRoot, name);
+        ReplicaTopic? t;
+        lock (_byName)
+        {
+            _byName.TryGetValue(name, out t);
+        }
+
+        if (t is null)
+        {
+            Directory.CreateDirectory(dir);
+            var metaPath = Path.Combine(dir, TopicRegistry.MetaFile);
+            File.WriteAllText(metaPath + ".tmp", meta);
+            File.Move(metaPath + ".tmp", metaPath, overwrite: true);
+            t = Open(name, dir, from);
+        }
+        else if (t.Journal.NextOffset != from)
+        {
+            throw new InvalidDataException($"topic '{name}': the primary streams from {from}, this copy ends at {t.Journal.NextOffset}");
+        }
+
+        lock (_byName)
+        {
+            while (_byId.Count <= id)
+            {
+                _byId.Add(null!);
+            }
+
+            _byId[id] = t;
+            t.Id = (uint)id;
+        }
+    }
+
+    private void OnState(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var relative = r.Str();
+        var bytes = r.Take((int)r.U32());
+        if (!StateFiles.IsStatePath(relative))
+        {
+            throw new InvalidDataException($"state file path '{relative}' refused");
+        }
+
+        StateFiles.WriteAtomically(Path.Combine(_options.DataDirectory, relative), bytes);
+    }
+
+    private void CommitAndAck(Socket socket)
+    {
+        var f = _ackFrame;
+        f.Begin(FrameKind.Ack).U32((uint)_touched.Count);
+        foreach (var t in _touched)
+        {
+            t.Journal.Commit();
+            f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
+            t.Touched = false;
+            t.DurablePending = true;
+        }
+
+        f.End();
+        lock (_sendLock)
+        {
+            f.SendTo(socket);
+        }
+
+        _touched.Clear();
+        _durableWake.Set();
+    }
+
+    private Thread StartDurableThread()
+    {
+        var thread = new Thread(DurableLoop) { IsBackground = true, Name = "fastbroker-standby-durable" };
+        thread.Start();
+        return thread;
+    }
+
+    /// <summary>Sends each topic's flushed position once its group commit completes.</summary>
+    private void DurableLoop()
+    {
+        var pending = new List<ReplicaTopic>();
+        while (!_stopping)
+        {
+            _durableWake.Wait(TimeSpan.FromMilliseconds(100));
+            pending.Clear();
+            lock (_byName)
+            {
+                foreach (var t in _byId)
+                {
+                    if (t is not null && t.DurablePending)
+                    {
+                        pending.Add(t);
+                    }
+                }
+            }
+
+            if (pending.Count == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                var f = _durableFrame;
+                f.Begin(FrameKind.Ack).U32((uint)pending.Count);
+                foreach (var t in pending)
+                {
+                    var target = t.Journal.NextOffset;
+                    t.DurablePending = false;
+                    if (target > 0 && !t.Journal.WaitForDurable(target - 1, TimeSpan.FromSeconds(1)))
+                    {
+                        t.DurablePending = true;
+                    }
+
+                    f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
+                }
+
+                f.End();
+                if (Volatile.Read(ref _socket) is { } socket)
+                {
+                    lock (_sendLock)
+                    {
+                        f.SendTo(socket);
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or JournalException)
+            {
+                // The receive loop notices the broken link; a disposed journal means we are stopping.
+            }
+        }
+    }
+
+    private void Touch() => Volatile.Write(ref _lastHeardTicks, Stopwatch.GetTimestamp());
+
+    private void OpenExisting()
+    {
+        foreach (var dir in Directory.EnumerateDirectories(_topicsRoot))
+        {
+            var name = Path.GetFileName(dir);
+            if (TopicName.IsValid(name) && File.Exists(Path.Combine(dir, TopicRegistry.MetaFile))
+                && TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(dir, TopicRegistry.MetaFile))).Persistent)
+            {
+                Open(name, dir, 0);
+            }
+        }
+    }
+
+    private static JournalOptions JournalOptionsFor(string topicDirectory) =>
+        TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, TopicRegistry.MetaFile)))) with
+        {
+            // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
+            Durability = DurabilityPolicy.GroupCommit,
+        };
+
+    private ReplicaTopic Open(string name, string dir, long initialOffset)
+    {
+        var journal = JournalLog.Open(Path.Combine(dir, TopicRegistry.JournalDirectory), JournalOptionsFor(dir) with { InitialOffset = initialOffset });
+        if (!journal.Recovery.IsClean)
+        {
+            _options.Log?.Invoke($"replication: topic '{name}' recovery: {journal.Recovery}");
+        }
+
+        var t = new ReplicaTopic(name, journal);
+        lock (_byName)
+        {
+            _byName[name] = t;
+        }
+
+        return t;
+    }
+
+    private sealed class ReplicaTopic(string name, JournalLog journal)
+    {
+        public string Name { get; } = name;
+
+        public JournalLog Journal { get; } = journal;
+
+        public uint Id { get; set; }
+
+        public bool Touched { get; set; }
+
+        public volatile bool DurablePending;
+    }
+}

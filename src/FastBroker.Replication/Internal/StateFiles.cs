@@ -1,0 +1,81 @@
+using FastBroker.Journal;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// The broker state outside the journals that a failover must keep: durable subscription positions
+/// (<c>subscriptions/*.pos</c>) and work-queue group state (<c>topics/*/groups/*.state</c>). The primary sends a
+/// file whole when its contents changed; the standby replaces its copy atomically.
+/// </summary>
+internal static class StateFiles
+{
+    public static IEnumerable<string> Enumerate(string dataDirectory)
+    {
+        var subs = Path.Combine(dataDirectory, "subscriptions");
+        if (Directory.Exists(subs))
+        {
+            foreach (var f in Directory.EnumerateFiles(subs, "*.pos"))
+            {
+                yield return Path.GetRelativePath(dataDirectory, f);
+            }
+        }
+
+        var topics = Path.Combine(dataDirectory, "topics");
+        if (Directory.Exists(topics))
+        {
+            foreach (var t in Directory.EnumerateDirectories(topics))
+            {
+                var groups = Path.Combine(t, "groups");
+                if (Directory.Exists(groups))
+                {
+                    foreach (var f in Directory.EnumerateFiles(groups, "*.state"))
+                    {
+                        yield return Path.GetRelativePath(dataDirectory, f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>True when <paramref name="relative"/> is a state file path (the standby writes nothing else from STATE frames).</summary>
+    public static bool IsStatePath(string relative)
+    {
+        if (Path.IsPathRooted(relative) || relative.Contains("..", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var parts = relative.Split('/');
+        return (parts.Length == 2 && parts[0] == "subscriptions" && parts[1].EndsWith(".pos", StringComparison.Ordinal))
+            || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
+    }
+
+    public static byte[]? ReadShared(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var bytes = new byte[f.Length];
+            f.ReadExactly(bytes);
+            return bytes;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            f.Write(bytes);
+        }
+
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public static ulong Hash(ReadOnlySpan<byte> bytes) => ((ulong)(uint)bytes.Length << 32) | Crc32C.Compute(bytes);
+}

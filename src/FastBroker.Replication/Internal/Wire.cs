@@ -1,0 +1,319 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Text;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>Frame types of the replication link (docs/replication.md, "The replication link").</summary>
+internal enum FrameKind : byte
+{
+    /// <summary>Standby → primary: epoch, node id and per-topic (first, next) offsets.</summary>
+    Hello = 1,
+
+    /// <summary>Standby → primary: per-topic received and durable positions.</summary>
+    Ack = 2,
+
+    /// <summary>Any → any: "what are you?" (answered with <see cref="Status"/>).</summary>
+    Probe = 3,
+
+    /// <summary>Primary → standby: epoch, epoch history and what to cut from each topic before streaming.</summary>
+    Welcome = 10,
+
+    /// <summary>Refusal with the refuser's role and epoch (e.g. a standby told to follow a stale primary).</summary>
+    Refuse = 11,
+
+    /// <summary>Primary → standby: a topic (id for this link, name, settings, first offset to keep).</summary>
+    Topic = 12,
+
+    /// <summary>Primary → standby: a run of whole journal records, byte-identical to the primary's.</summary>
+    Records = 13,
+
+    /// <summary>Primary → standby: a broker state file (consumer positions, group acks), whole.</summary>
+    State = 14,
+
+    /// <summary>Primary → standby: liveness and the current epoch.</summary>
+    Heartbeat = 15,
+
+    /// <summary>Answer to <see cref="Probe"/>: role, epoch, node id.</summary>
+    Status = 16,
+}
+
+/// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
+internal enum TopicAction : byte
+{
+    /// <summary>Keep everything; stream from its next offset.</summary>
+    Keep = 0,
+
+    /// <summary>Drop records at and after the offset (the primary never had them in this history).</summary>
+    Truncate = 1,
+
+    /// <summary>Drop the whole journal and restart it at the offset (the primary no longer has what lies between).</summary>
+    Reset = 2,
+
+    /// <summary>Drop the topic (it does not exist in the primary's history).</summary>
+    Delete = 3,
+}
+
+/// <summary>
+/// Little-endian frame writer into a reusable buffer: <c>u32 length | u8 kind | body</c> (length counts kind and body).
+/// </summary>
+internal sealed class FrameBuffer(int capacity)
+{
+    private byte[] _buffer = new byte[capacity];
+    private int _length;
+    private int _frameStart;
+
+    public int Length => _length;
+
+    public ReadOnlySpan<byte> Written => _buffer.AsSpan(0, _length);
+
+    public void Clear() => _length = 0;
+
+    public FrameBuffer Begin(FrameKind kind)
+    {
+        Ensure(5);
+        _frameStart = _length;
+        _length += 4;
+        _buffer[_length++] = (byte)kind;
+        return this;
+    }
+
+    /// <summary>Finishes the frame; <paramref name="trailing"/> bytes will follow it outside this buffer (sent separately).</summary>
+    public void End(int trailing = 0) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(_frameStart), (uint)(_length - _frameStart - 4 + trailing));
+
+    public FrameBuffer U8(byte v)
+    {
+        Ensure(1);
+        _buffer[_length++] = v;
+        return this;
+    }
+
+    public FrameBuffer U16(ushort v)
+    {
+        Ensure(2);
+        BinaryPrimitives.WriteUInt16LittleEndian(_buffer.AsSpan(_length), v);
+        _length += 2;
+        return this;
+    }
+
+    public FrameBuffer U32(uint v)
+    {
+        Ensure(4);
+        BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(_length), v);
+        _length += 4;
+        return this;
+    }
+
+    public FrameBuffer I64(long v)
+    {
+        Ensure(8);
+        BinaryPrimitives.WriteInt64LittleEndian(_buffer.AsSpan(_length), v);
+        _length += 8;
+        return this;
+    }
+
+    public FrameBuffer Str(string s)
+    {
+        var n = Encoding.UTF8.GetByteCount(s);
+        if (n > ushort.MaxValue)
+        {
+            throw new ArgumentException("string too long for the replication link", nameof(s));
+        }
+
+        U16((ushort)n);
+        Ensure(n);
+        _length += Encoding.UTF8.GetBytes(s, _buffer.AsSpan(_length));
+        return this;
+    }
+
+    public FrameBuffer Bytes(ReadOnlySpan<byte> bytes)
+    {
+        Ensure(bytes.Length);
+        bytes.CopyTo(_buffer.AsSpan(_length));
+        _length += bytes.Length;
+        return this;
+    }
+
+    public void SendTo(Socket socket)
+    {
+        Wire.SendAll(socket, Written);
+        _length = 0;
+    }
+
+    private void Ensure(int n)
+    {
+        if (_length + n > _buffer.Length)
+        {
+            Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + n));
+        }
+    }
+}
+
+/// <summary>A cursor over a received frame body; throws <see cref="InvalidDataException"/> on a short or bad body.</summary>
+internal ref struct FrameReader(ReadOnlySpan<byte> body)
+{
+    private readonly ReadOnlySpan<byte> _body = body;
+    private int _at;
+
+    public readonly int Remaining => _body.Length - _at;
+
+    public byte U8() => Take(1)[0];
+
+    public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
+
+    public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
+
+    public long I64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+    public string Str() => Encoding.UTF8.GetString(Take(U16()));
+
+    public ReadOnlySpan<byte> Take(int n)
+    {
+        if (n < 0 || _at + n > _body.Length)
+        {
+            throw new InvalidDataException($"replication frame too short: wanted {n} bytes at {_at} of {_body.Length}");
+        }
+
+        var s = _body.Slice(_at, n);
+        _at += n;
+        return s;
+    }
+}
+
+/// <summary>Blocking socket helpers for the link's dedicated threads.</summary>
+internal static class Wire
+{
+    public const uint Magic = 0x50524246; // "FBRP"
+    public const ushort Version = 1;
+    public const int MaxFrame = 64 << 20;
+
+    public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            bytes = bytes[socket.Send(bytes)..];
+        }
+    }
+
+    public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            socket.ConnectAsync(endPoint, cts.Token).AsTask().GetAwaiter().GetResult();
+            return socket;
+        }
+        catch (OperationCanceledException)
+        {
+            socket.Dispose();
+            throw new SocketException((int)SocketError.TimedOut);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    public static System.Net.IPEndPoint ParseEndPoint(string value)
+    {
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), out var port) || port is < 0 or > 65535)
+        {
+            throw new ArgumentException($"'{value}' is not host:port", nameof(value));
+        }
+
+        var host = value[..colon];
+        var address = host == "localhost" ? System.Net.IPAddress.Loopback : System.Net.IPAddress.Parse(host);
+        return new System.Net.IPEndPoint(address, port);
+    }
+}
+
+/// <summary>
+/// Reads whole frames from a socket into a growing buffer (one copy, from the kernel). <see cref="TryNext"/> hands out
+/// frames already buffered; <see cref="Fill"/> blocks for more.
+/// </summary>
+internal sealed class FrameInput(Socket socket, int capacity)
+{
+    private byte[] _buffer = new byte[capacity];
+    private int _start;
+    private int _end;
+
+    /// <summary>True when no more bytes are buffered nor waiting in the socket (time to acknowledge).</summary>
+    public bool Drained => _start == _end && socket.Available == 0;
+
+    /// <summary>The next complete frame in the buffer, if any.</summary>
+    public bool TryNext(out FrameKind kind, out ReadOnlySpan<byte> body)
+    {
+        kind = default;
+        body = default;
+        if (_end - _start < 5)
+        {
+            return false;
+        }
+
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start));
+        if (length is 0 or > Wire.MaxFrame)
+        {
+            throw new InvalidDataException($"replication frame of {length} bytes (limit {Wire.MaxFrame})");
+        }
+
+        if (_end - _start < 4 + length)
+        {
+            return false;
+        }
+
+        kind = (FrameKind)_buffer[_start + 4];
+        body = _buffer.AsSpan(_start + 5, (int)length - 1);
+        _start += 4 + (int)length;
+        return true;
+    }
+
+    /// <summary>Blocks until more bytes arrive; false when the peer closed the connection.</summary>
+    public bool Fill()
+    {
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+        else if (_start > 0 && _end == _buffer.Length)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+
+        if (_end - _start >= 4)
+        {
+            var need = 4 + (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start)), Wire.MaxFrame);
+            if (need > _buffer.Length - _start)
+            {
+                var bigger = new byte[Math.Max(need, _buffer.Length * 2)];
+                Buffer.BlockCopy(_buffer, _start, bigger, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+                _buffer = bigger;
+            }
+        }
+
+        var n = socket.Receive(_buffer.AsSpan(_end));
+        _end += n;
+        return n > 0;
+    }
+
+    /// <summary>Reads one whole frame (blocking); false when the connection closed first.</summary>
+    public bool Read(out FrameKind kind, out ReadOnlySpan<byte> body)
+    {
+        while (!TryNext(out kind, out body))
+        {
+            if (!Fill())
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,809 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using FastBroker.Engine;
+using FastBroker.Replication.Internal;
+using FastBroker.Server;
+
+namespace FastBroker.Replication;
+
+/// <summary>
+/// One node of a failover pair. As <see cref="NodeRole.Primary"/> it runs the broker and the protocol server and
+/// streams its journals to the standby; as <see cref="NodeRole.Standby"/> it copies them and serves no clients. It
+/// decides its role at start (a peer that is primary wins; otherwise the witness lease, or without a witness the
+/// node's last role / <see cref="ReplicationOptions.InitialRole"/>), promotes itself when the primary is gone and
+/// the witness grants it the lease (never without a witness), is promoted by hand with <see cref="PromoteAsync"/>,
+/// and steps down — rejoining as standby and cutting the tail the new primary never had — as soon as it sees a newer
+/// epoch or loses its lease.
+/// </summary>
+public sealed class ReplicatedNode : IAsyncDisposable
+{
+    private readonly BrokerOptions _brokerOptions;
+    private readonly ServerOptions _serverOptions;
+    private readonly ReplicationOptions _options;
+    private readonly NodeState _state;
+    private readonly IPEndPoint _peer;
+    private readonly WitnessClient? _witness;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _transition = new(1, 1);
+    private readonly Task _acceptLoop;
+    private readonly List<string> _events = [];
+    private Task _supervisor = Task.CompletedTask;
+    private volatile NodeRole _role = NodeRole.Starting;
+    private Broker? _broker;
+    private BrokerServer? _server;
+    private ReplicationGate? _gate;
+    private PrimaryReplicator? _replicator;
+    private LeaseKeeper? _lease;
+    private StandbyReplica? _replica;
+    private TaskCompletionSource<long>? _promotion;
+    private long _newerEpochSeen = -1;
+    private string? _fenceReason;
+    private long _roleSince = Stopwatch.GetTimestamp();
+
+    private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, Socket listener)
+    {
+        _brokerOptions = brokerOptions with { DataDirectory = options.DataDirectory };
+        _serverOptions = serverOptions;
+        _options = options;
+        _state = NodeState.Load(options.DataDirectory);
+        _peer = Wire.ParseEndPoint(options.Peer);
+        _witness = options.Witness is { } w ? new WitnessClient(w) : null;
+        _listener = listener;
+        ReplicationEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>The role now.</summary>
+    public NodeRole Role => _role;
+
+    /// <summary>The epoch this node serves (primary) or follows (standby).</summary>
+    public long Epoch => _state.Epoch;
+
+    /// <summary>This node's name.</summary>
+    public string NodeId => _options.NodeId;
+
+    /// <summary>The replication listener (standby links and peer probes).</summary>
+    public IPEndPoint ReplicationEndPoint { get; }
+
+    /// <summary>The broker while primary, else null.</summary>
+    public Broker? Broker => Volatile.Read(ref _broker);
+
+    /// <summary>The protocol server while primary, else null.</summary>
+    public BrokerServer? Server => Volatile.Read(ref _server);
+
+    /// <summary>Raised (on a background thread) after every role change.</summary>
+    public event Action<NodeRole, long>? RoleChanged;
+
+    /// <summary>
+    /// Starts the node: binds the replication listener, then decides its role in the background (see the class
+    /// remarks); <see cref="Role"/> is <see cref="NodeRole.Starting"/> until then.
+    /// </summary>
+    public static Task<ReplicatedNode> StartAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(brokerOptions);
+        ArgumentNullException.ThrowIfNull(serverOptions);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        brokerOptions.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        Directory.CreateDirectory(options.DataDirectory);
+        var address = options.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Host);
+        var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.Bind(new IPEndPoint(address, options.Port));
+            listener.Listen(16);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        var node = new ReplicatedNode(brokerOptions, serverOptions, options, listener);
+        node._supervisor = Task.Run(node.SuperviseAsync);
+        return Task.FromResult(node);
+    }
+
+    /// <summary>Waits until the node has the role (or the timeout passes: false).</summary>
+    public async Task<bool> WaitForRoleAsync(NodeRole role, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (_role != role)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Manual promotion of the standby. With a witness the lease is asked for first (refused while the primary still
+    /// holds it); without one the epoch simply increments — the operator vouches that the old primary is gone (if it
+    /// is not, it steps down when it sees the newer epoch). Returns the new epoch.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    public async Task<long> PromoteAsync(CancellationToken cancellationToken = default)
+    {
+        var promotion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_role == NodeRole.Primary)
+        {
+            throw new InvalidOperationException($"node '{NodeId}' is already the primary (epoch {Epoch})");
+        }
+
+        if (Interlocked.CompareExchange(ref _promotion, promotion, null) is not null)
+        {
+            throw new InvalidOperationException("a promotion is already in progress");
+        }
+
+        _replica?.Dispose();
+        using var reg = cancellationToken.Register(() => promotion.TrySetCanceled(cancellationToken));
+        return await promotion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>A JSON document of role, epoch, peer, positions and replication lag (<c>fastbroker status</c>, admin <c>/status</c>).</summary>
+    public string GetStatusJson()
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            WriteStatus(w);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>.</summary>
+    public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
+        AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
+
+    /// <summary>Stops the node: closes clients, drains and flushes as primary (releasing the lease), or closes the copy as standby.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _replica?.Dispose();
+        _listener.Dispose();
+        _promotion?.TrySetCanceled();
+        await _supervisor.ConfigureAwait(false);
+        await _acceptLoop.ConfigureAwait(false);
+        await _transition.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_role == NodeRole.Primary)
+            {
+                await StopPrimaryAsync("node stopping", release: true).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _transition.Release();
+        }
+
+        if (_witness is not null)
+        {
+            await _witness.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task SuperviseAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                switch (_role)
+                {
+                    case NodeRole.Primary:
+                        await WatchPrimaryAsync().ConfigureAwait(false);
+                        break;
+                    case NodeRole.Standby:
+                        await RunStandbyAsync().ConfigureAwait(false);
+                        break;
+                    default:
+                        await DecideAsync().ConfigureAwait(false);
+                        break;
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log($"unexpected {ex.GetType().Name} in role {_role}: {ex.Message}");
+                await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Starting (or fenced): follow a primary peer, else take the lease, else the configured role.</summary>
+    private async Task DecideAsync()
+    {
+        var peer = await ProbeAsync(_peer).ConfigureAwait(false);
+        if (peer is { Role: NodeRole.Primary } p && p.Epoch >= _state.Epoch)
+        {
+            SetRole(NodeRole.Standby, $"peer '{p.NodeId}' is primary at epoch {p.Epoch}");
+            return;
+        }
+
+        if (_witness is not null)
+        {
+            if (await TryLeaseAndPromoteAsync("starting").ConfigureAwait(false))
+            {
+                return;
+            }
+
+            // The lease is held elsewhere (a primary we cannot reach yet): follow whoever is primary.
+            SetRole(NodeRole.Standby, "the witness lease is held by another node");
+            return;
+        }
+
+        var wantPrimary = _role != NodeRole.Fenced
+            && (_state.LastRole == NodeRole.Primary || (_state.LastRole == NodeRole.Starting && _options.InitialRole == NodeRole.Primary))
+            && peer is not { Role: NodeRole.Primary };
+        if (wantPrimary)
+        {
+            await BecomePrimaryAsync(Math.Max(1, _state.Epoch), "configured primary, no primary peer").ConfigureAwait(false);
+        }
+        else
+        {
+            SetRole(NodeRole.Standby, peer is null ? "peer unreachable; waiting to follow it" : $"peer is {peer.Value.Role}");
+        }
+    }
+
+    private async Task<bool> TryLeaseAndPromoteAsync(string why)
+    {
+        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+        if (lease is null)
+        {
+            return false;
+        }
+
+        _lease = lease;
+        try
+        {
+            await BecomePrimaryAsync(lease.Epoch, $"{why}: witness granted the lease at epoch {lease.Epoch}").ConfigureAwait(false);
+            return true;
+        }
+        catch
+        {
+            _lease = null;
+            await lease.ReleaseAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task BecomePrimaryAsync(long epoch, string why)
+    {
+        await _transition.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal);
+            var broker = Broker.Open(_brokerOptions, gate);
+            try
+            {
+                if (epoch > _state.Epoch || !_state.History.ContainsKey(epoch))
+                {
+                    // Each topic's head now is where this epoch starts: a returning node is cut back to it.
+                    _state.BeginEpoch(epoch, broker.Topics.All.Where(t => t.Persistent).ToDictionary(t => t.Name, t => t.Head, StringComparer.Ordinal));
+                }
+                else
+                {
+                    _state.SetRole(NodeRole.Primary);
+                }
+
+                foreach (var report in broker.RecoveryReports)
+                {
+                    Log($"recovery: {report}");
+                }
+
+                var replicator = new PrimaryReplicator(broker, gate, _state, _options, SawNewerEpoch);
+                var server = await BrokerServer.StartAsync(broker, _serverOptions, _stop.Token).ConfigureAwait(false);
+                _gate = gate;
+                _replicator = replicator;
+                Volatile.Write(ref _broker, broker);
+                Volatile.Write(ref _server, server);
+                _fenceReason = null;
+                Interlocked.Exchange(ref _newerEpochSeen, -1);
+                SetRole(NodeRole.Primary, $"{why}; serving clients on {server.EndPoint}");
+            }
+            catch
+            {
+                await broker.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    /// <summary>As primary: probe the peer each heartbeat; step down on a newer epoch or a lost lease.</summary>
+    private async Task WatchPrimaryAsync()
+    {
+        while (!_stop.IsCancellationRequested && _role == NodeRole.Primary)
+        {
+            var newer = Interlocked.Read(ref _newerEpochSeen);
+            var reason = _fenceReason;
+            if (newer < 0 && reason is null && await ProbeAsync(_peer).ConfigureAwait(false) is { Role: NodeRole.Primary } p && p.Epoch > _state.Epoch)
+            {
+                newer = p.Epoch;
+            }
+
+            if (newer > _state.Epoch || reason is not null)
+            {
+                await StepDownAsync(reason ?? $"peer is primary at newer epoch {newer}").ConfigureAwait(false);
+                return;
+            }
+
+            await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+        }
+    }
+
+    private async Task StepDownAsync(string reason)
+    {
+        await _transition.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            SetRole(NodeRole.Fenced, reason);
+            await StopPrimaryAsync(reason, release: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    private async Task StopPrimaryAsync(string reason, bool release)
+    {
+        var server = Interlocked.Exchange(ref _server, null);
+        var broker = Interlocked.Exchange(ref _broker, null);
+        if (server is not null)
+        {
+            await server.StopAsync(TimeSpan.FromSeconds(release ? 5 : 0)).ConfigureAwait(false);
+        }
+
+        _gate?.FailAll(release ? BrokerErrorCode.Closed : BrokerErrorCode.NotPrimary, $"not confirmed: {reason}");
+        _replicator?.Dispose();
+        _replicator = null;
+        if (broker is not null)
+        {
+            await broker.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_lease is { } lease)
+        {
+            _lease = null;
+            if (release)
+            {
+                await lease.ReleaseAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await lease.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void SawNewerEpoch(long epoch)
+    {
+        long seen;
+        while ((seen = Interlocked.Read(ref _newerEpochSeen)) < epoch && Interlocked.CompareExchange(ref _newerEpochSeen, epoch, seen) != seen)
+        {
+        }
+    }
+
+    private void Fence(string reason) => _fenceReason ??= reason;
+
+    /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
+    private async Task RunStandbyAsync()
+    {
+        var replica = new StandbyReplica(_options, _state);
+        _replica = replica;
+        long promoteTo = -1;
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                if (_promotion is not null)
+                {
+                    promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
+                    if (promoteTo > 0)
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                var (why, refused) = await Task.Factory.StartNew(
+                    () => (replica.Run(_peer, out var r), r), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+                if (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                if (_promotion is not null)
+                {
+                    continue;
+                }
+
+                if (refused > _state.Epoch)
+                {
+                    Log($"standby: {why}");
+                }
+                else if (replica.SinceLastHeard < _options.HeartbeatTimeout * 4 || !why.StartsWith("cannot connect", StringComparison.Ordinal))
+                {
+                    Log($"standby: link down: {why}");
+                }
+
+                if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout)
+                {
+                    var peer = await ProbeAsync(_peer).ConfigureAwait(false);
+                    if (peer is not { Role: NodeRole.Primary })
+                    {
+                        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+                        if (lease is not null)
+                        {
+                            _lease = lease;
+                            promoteTo = lease.Epoch;
+                            break;
+                        }
+                    }
+                }
+
+                await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            replica.Dispose();
+            replica.CloseJournals();
+            _replica = null;
+        }
+
+        if (promoteTo > 0)
+        {
+            try
+            {
+                await BecomePrimaryAsync(promoteTo, _promotion is null ? "primary silent, promoted automatically" : "promoted by the operator").ConfigureAwait(false);
+                Interlocked.Exchange(ref _promotion, null)?.TrySetResult(promoteTo);
+            }
+            catch (Exception ex)
+            {
+                Interlocked.Exchange(ref _promotion, null)?.TrySetException(ex);
+                if (_lease is { } lease)
+                {
+                    _lease = null;
+                    await lease.ReleaseAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    private async Task<long> ManualPromotionEpochAsync()
+    {
+        if (_witness is null)
+        {
+            return _state.Epoch + 1;
+        }
+
+        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+        if (lease is null)
+        {
+            var status = await _witness.StatusAsync(_stop.Token).ConfigureAwait(false);
+            Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException($"the witness did not grant the lease ({status}): the primary is still alive or the witness is unreachable"));
+            return -1;
+        }
+
+        _lease = lease;
+        return lease.Epoch;
+    }
+
+    private void SetRole(NodeRole role, string why)
+    {
+        _role = role;
+        _roleSince = Stopwatch.GetTimestamp();
+        if (role is NodeRole.Standby or NodeRole.Primary)
+        {
+            _state.SetRole(role);
+        }
+
+        Log($"{role} (epoch {_state.Epoch}): {why}");
+        RoleChanged?.Invoke(role, _state.Epoch);
+    }
+
+    private void Log(string line)
+    {
+        var stamped = $"{DateTime.UtcNow:HH:mm:ss.fff} node '{NodeId}': {line}";
+        lock (_events)
+        {
+            _events.Add(stamped);
+            if (_events.Count > 50)
+            {
+                _events.RemoveAt(0);
+            }
+        }
+
+        _options.Log?.Invoke(stamped);
+    }
+
+    private async Task Delay(TimeSpan delay)
+    {
+        try
+        {
+            await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task<PeerStatus?> ProbeAsync(IPEndPoint peer)
+    {
+        try
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(TimeSpan.FromMilliseconds(500));
+            await socket.ConnectAsync(peer, timeout.Token).ConfigureAwait(false);
+            var f = new FrameBuffer(128);
+            f.Begin(FrameKind.Probe).Str(NodeId).I64(_state.Epoch).End();
+            await socket.SendAsync(f.Written.ToArray(), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            var buffer = new byte[512];
+            var length = 0;
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return null;
+                }
+
+                length += n;
+                if (length >= 5 && length >= 4 + System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer))
+                {
+                    break;
+                }
+            }
+
+            if ((FrameKind)buffer[4] != FrameKind.Status)
+            {
+                return null;
+            }
+
+            var r = new FrameReader(buffer.AsSpan(5, length - 5));
+            var role = (NodeRole)r.U8();
+            var epoch = r.I64();
+            return new PeerStatus(role, epoch, r.Str());
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or InvalidDataException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+
+            _ = Task.Factory.StartNew(() => Serve(socket), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>One inbound replication connection: a probe (answered, closed) or a standby's hello.</summary>
+    private void Serve(Socket socket)
+    {
+        var handedOver = false;
+        try
+        {
+            socket.NoDelay = true;
+            socket.ReceiveTimeout = 2000;
+            var input = new FrameInput(socket, 64 << 10);
+            if (!input.Read(out var kind, out var body))
+            {
+                return;
+            }
+
+            socket.ReceiveTimeout = 0;
+            var f = new FrameBuffer(256);
+            switch (kind)
+            {
+                case FrameKind.Probe:
+                    var r = new FrameReader(body);
+                    r.Str();
+                    var theirEpoch = r.I64();
+                    if (theirEpoch > _state.Epoch && _role == NodeRole.Primary)
+                    {
+                        SawNewerEpoch(theirEpoch);
+                    }
+
+                    f.Begin(FrameKind.Status).U8((byte)_role).I64(_state.Epoch).Str(NodeId).End();
+                    f.SendTo(socket);
+                    break;
+                case FrameKind.Hello:
+                    var hello = Hello.Parse(body);
+                    if (_role == NodeRole.Primary && _replicator is { } replicator)
+                    {
+                        handedOver = true;
+                        replicator.Attach(socket, hello);
+                    }
+                    else
+                    {
+                        f.Begin(FrameKind.Refuse).I64(_state.Epoch).U8((byte)_role).Str($"node '{NodeId}' is {_role}, not primary").End();
+                        f.SendTo(socket);
+                    }
+
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or InvalidDataException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private (int, string, byte[])? Route(string method, string path)
+    {
+        switch (method, path)
+        {
+            case ("GET", "/status"):
+                return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
+            case ("POST", "/promote"):
+                try
+                {
+                    var epoch = PromoteAsync(_stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                    return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{epoch}}}\n"));
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException or BrokerException)
+                {
+                    return (409, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false,\"error\":\"" + JsonEncodedText.Encode(ex.Message) + "\"}\n"));
+                }
+
+            case ("GET", "/health") when _role != NodeRole.Primary:
+                return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{_role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n"));
+            default:
+                return null;
+        }
+    }
+
+    private void WriteStatus(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteString("nodeId", NodeId);
+        w.WriteString("role", _role.ToString().ToLowerInvariant());
+        w.WriteNumber("epoch", _state.Epoch);
+        w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(_roleSince).TotalMilliseconds);
+        w.WriteString("replicationEndpoint", ReplicationEndPoint.ToString());
+        w.WriteString("peer", _options.Peer);
+        if (_options.Witness is { } witness)
+        {
+            w.WriteString("witness", witness);
+            w.WriteBoolean("leaseValid", _lease?.IsValid ?? false);
+        }
+        else
+        {
+            w.WriteNull("witness");
+        }
+
+        if (Server is { } server)
+        {
+            w.WriteString("clientEndpoint", server.EndPoint.ToString());
+        }
+
+        if (_replicator is { } replicator)
+        {
+            var link = replicator.Link;
+            w.WriteStartObject("standby");
+            w.WriteBoolean("attached", link is not null);
+            if (link is not null)
+            {
+                w.WriteString("nodeId", link.StandbyId);
+                w.WriteNumber("sinceLastAckMs", (long)link.SinceLastAck.TotalMilliseconds);
+                w.WriteNumber("bytesSent", link.BytesSent);
+                w.WriteStartArray("topics");
+                foreach (var (topic, head, received, durable) in link.Positions)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("topic", topic);
+                    w.WriteNumber("head", head);
+                    w.WriteNumber("received", received);
+                    w.WriteNumber("durable", durable);
+                    w.WriteNumber("lagRecords", Math.Max(0, head - received));
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            }
+
+            if (_gate is { } gate)
+            {
+                w.WriteNumber("degraded", gate.Degraded);
+                w.WriteNumber("notReplicated", gate.TimedOut);
+            }
+
+            w.WriteEndObject();
+        }
+
+        if (_replica is { } replica)
+        {
+            w.WriteStartObject("replica");
+            w.WriteBoolean("connected", replica.Connected);
+            w.WriteString("primaryId", replica.PrimaryId);
+            w.WriteNumber("sinceLastHeardMs", (long)replica.SinceLastHeard.TotalMilliseconds);
+            w.WriteNumber("recordsReceived", replica.RecordsReceived);
+            w.WriteNumber("bytesReceived", replica.BytesReceived);
+            w.WriteStartArray("topics");
+            foreach (var (topic, first, next, durable) in replica.Positions)
+            {
+                w.WriteStartObject();
+                w.WriteString("topic", topic);
+                w.WriteNumber("first", first);
+                w.WriteNumber("next", next);
+                w.WriteNumber("durable", durable);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteStartArray("truncations");
+            foreach (var t in replica.Truncations)
+            {
+                w.WriteStringValue(t);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        w.WriteStartArray("events");
+        lock (_events)
+        {
+            foreach (var e in _events)
+            {
+                w.WriteStringValue(e);
+            }
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId);
+}

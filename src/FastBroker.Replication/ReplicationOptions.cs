@@ -1,0 +1,82 @@
+namespace FastBroker.Replication;
+
+/// <summary>Settings of one node of a failover pair (docs/replication.md).</summary>
+public sealed record ReplicationOptions
+{
+    /// <summary>Default port of the replication link (standby → primary) and of peer probes.</summary>
+    public const int DefaultPort = 7410;
+
+    /// <summary>This node's name, unique in the pair (the witness grants its lease by this name).</summary>
+    public string NodeId { get; init; } = "node-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The broker's data directory (journals, state files, and <c>replication/node.state</c>).</summary>
+    public string DataDirectory { get; init; } = "data";
+
+    /// <summary>Address the replication listener binds.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Replication listener port (0 = any free port).</summary>
+    public int Port { get; init; } = DefaultPort;
+
+    /// <summary>The other node's replication endpoint (<c>host:port</c>).</summary>
+    public required string Peer { get; init; }
+
+    /// <summary>The witness (<c>host:port</c>); null = no witness, so no automatic promotion (manual <c>promote</c> only).</summary>
+    public string? Witness { get; init; }
+
+    /// <summary>
+    /// Without a witness, the role a node with no history takes when its peer is not a primary: the operator names
+    /// one node primary and the other standby. With a witness, whoever gets the lease first is primary.
+    /// </summary>
+    public NodeRole InitialRole { get; init; } = NodeRole.Standby;
+
+    /// <summary>How often the primary sends a heartbeat (and changed state files) when idle.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>A standby that has heard nothing for this long considers the primary gone (and, with a witness, asks for the lease).</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The primary's witness lease; renewed every quarter of it. Default: twice <see cref="HeartbeatTimeout"/>.</summary>
+    public TimeSpan? LeaseTtl { get; init; }
+
+    /// <summary>How long a standby-mode confirmation waits for the standby before failing with <c>NotReplicated</c>.</summary>
+    public TimeSpan AckTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>
+    public bool DegradeToLocal { get; init; }
+
+    /// <summary>Receives one line per role change, link event and truncation (null = silent).</summary>
+    public Action<string>? Log { get; init; }
+
+    internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
+
+    /// <summary>Throws <see cref="ArgumentException"/> for inconsistent settings.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(NodeId) || NodeId.Length > 64 || !NodeId.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+        {
+            throw new ArgumentException("NodeId must be 1-64 characters of letters, digits, '.', '_' or '-'.", nameof(NodeId));
+        }
+
+        _ = Internal.Wire.ParseEndPoint(Peer);
+        if (Witness is not null)
+        {
+            _ = Internal.Wire.ParseEndPoint(Witness);
+        }
+
+        if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatTimeout <= HeartbeatInterval)
+        {
+            throw new ArgumentException("HeartbeatTimeout must exceed HeartbeatInterval (both positive).", nameof(HeartbeatTimeout));
+        }
+
+        if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))
+        {
+            throw new ArgumentException("AckTimeout must be positive and LeaseTtl at least 50 ms.", nameof(AckTimeout));
+        }
+
+        if (InitialRole is not (NodeRole.Primary or NodeRole.Standby))
+        {
+            throw new ArgumentException("InitialRole is Primary or Standby.", nameof(InitialRole));
+        }
+    }
+}
