@@ -17,10 +17,23 @@ public sealed class JournalCorruptionException : JournalException
         Reason = reason;
     }
 
-    /// <summary>The segment file.</summary>
+    /// <summary>
+    /// Creates the exception for a bad record in the input of <see cref="JournalLog.TryAppendRecords"/> (no file:
+    /// <see cref="FilePath"/> is empty and <see cref="Position"/> is the byte position in the input).
+    /// </summary>
+    internal JournalCorruptionException(long position, long expectedOffset, string reason, string message)
+        : base(JournalErrorCode.Corruption, message)
+    {
+        FilePath = string.Empty;
+        Position = position;
+        ExpectedOffset = expectedOffset;
+        Reason = reason;
+    }
+
+    /// <summary>The segment file (empty for a bad record handed to <see cref="JournalLog.TryAppendRecords"/>).</summary>
     public string FilePath { get; }
 
-    /// <summary>Byte position of the bad record (or header) in the file.</summary>
+    /// <summary>Byte position of the bad record (or header) in the file (or in the replicated input).</summary>
     public long Position { get; }
 
     /// <summary>The offset the record at <see cref="Position"/> should have had.</summary>

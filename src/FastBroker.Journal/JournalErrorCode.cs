@@ -20,4 +20,10 @@ public enum JournalErrorCode
 
     /// <summary>The directory is not a journal this version can read (bad magic or unknown format version).</summary>
     UnsupportedFormat = 6,
+
+    /// <summary>
+    /// Replicated records (<see cref="JournalLog.TryAppendRecords"/>) do not start at the journal's next offset:
+    /// the standby and its primary disagree on where the copy stands; nothing was written.
+    /// </summary>
+    OffsetMismatch = 7,
 }

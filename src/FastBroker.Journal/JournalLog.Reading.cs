@@ -7,6 +7,8 @@ namespace FastBroker.Journal;
 /// <summary>Opening readers: seeks by offset (sparse index) and by time (segment, then index binary search).</summary>
 public sealed partial class JournalLog
 {
+    private const string ReadersDirectoryName = "readers";
+
     /// <summary>
     /// Opens a reader at <paramref name="start"/>. Readers see durable records only and may be used from any one
     /// thread each. <paramref name="verifyChecksums"/> re-checks each record's CRC32C as it is read (throwing
@@ -29,8 +31,15 @@ public sealed partial class JournalLog
     public bool TryGetSavedPosition(string name, out long offset)
     {
         ValidateReaderName(name);
+        return TryReadPositionFile(ReaderPositionPath(name), out offset);
+    }
+
+    internal void SaveReaderPosition(string name, long offset) => WritePositionFile(ReaderPositionPath(name), offset);
+
+    /// <summary>Reads a saved reader position (8-byte offset, CRC32C of it); false when missing or damaged.</summary>
+    internal static bool TryReadPositionFile(string path, out long offset)
+    {
         offset = -1;
-        var path = ReaderPositionPath(name);
         if (!File.Exists(path))
         {
             return false;
@@ -46,9 +55,9 @@ public sealed partial class JournalLog
         return true;
     }
 
-    internal void SaveReaderPosition(string name, long offset)
+    /// <summary>Writes a reader position: fsync'd temporary file, then an atomic rename over the old one.</summary>
+    internal static void WritePositionFile(string path, long offset)
     {
-        var path = ReaderPositionPath(name);
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var bytes = new byte[12];
         BinaryPrimitives.WriteInt64LittleEndian(bytes, offset);
@@ -63,7 +72,7 @@ public sealed partial class JournalLog
         File.Move(temp, path, overwrite: true);
     }
 
-    private string ReaderPositionPath(string name) => Path.Combine(_directory, "readers", name + ".pos");
+    private string ReaderPositionPath(string name) => Path.Combine(_directory, ReadersDirectoryName, name + ".pos");
 
     private static void ValidateReaderName(string name)
     {
@@ -107,9 +116,10 @@ public sealed partial class JournalLog
             var segments = Volatile.Read(ref _segments);
             if (segments.Length == 0)
             {
+                // Only while a roll replaces an empty segment: nothing to read yet, stay within the journal's range.
                 segment = null;
                 position = 0;
-                offset = Math.Max(0, target);
+                offset = Math.Clamp(target, FirstOffset, Math.Max(FirstOffset, DurableOffset));
                 return;
             }
 

@@ -47,7 +47,7 @@ public sealed unsafe partial class JournalLog : IDisposable
             _segments[i].Close(); // finished; the flusher seals any that are not sealed yet
         }
 
-        _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published) : 0;
+        _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published) : options.InitialOffset;
         if (segments.Count > 0 && !segments[^1].IsSealed)
         {
             Activate(segments[^1]);
@@ -117,11 +117,7 @@ public sealed unsafe partial class JournalLog : IDisposable
     {
         options ??= JournalOptions.Default;
         options.Validate();
-        if (!OperatingSystem.IsLinux() || !BitConverter.IsLittleEndian)
-        {
-            throw new PlatformNotSupportedException("The journal needs Linux (posix_fallocate, mmap) on a little-endian CPU.");
-        }
-
+        ThrowIfUnsupportedPlatform();
         directory = Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(directory);
         var lockFile = AcquireDirectoryLock(directory);
@@ -200,6 +196,14 @@ public sealed unsafe partial class JournalLog : IDisposable
         catch (IOException e) when (!Segment.IsNoSpace(e))
         {
             throw new JournalException(JournalErrorCode.IoError, $"Journal '{directory}' is already open (lock file '{path}'): {e.Message}", e);
+        }
+    }
+
+    private static void ThrowIfUnsupportedPlatform()
+    {
+        if (!OperatingSystem.IsLinux() || !BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("The journal needs Linux (posix_fallocate, mmap) on a little-endian CPU.");
         }
     }
 

@@ -31,6 +31,13 @@ public sealed record JournalOptions
     public long Epoch { get; init; }
 
     /// <summary>
+    /// Offset of the first record when the directory holds no segment yet (ignored otherwise: an existing journal
+    /// continues where it ends). A standby whose primary has already deleted old segments by retention starts
+    /// its copy at the primary's <see cref="JournalLog.FirstOffset"/>. Default 0.
+    /// </summary>
+    public long InitialOffset { get; init; }
+
+    /// <summary>
     /// On open, verify every record's CRC in sealed segments too (true), or only scan the unsealed tail and
     /// trust sealed segments' trailers (false: faster opens; damage is then found when read).
     /// </summary>
@@ -72,6 +79,11 @@ public sealed record JournalOptions
         if (FlushInterval <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(FlushInterval), FlushInterval, "Flush interval must be positive.");
+        }
+
+        if (InitialOffset < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(InitialOffset), InitialOffset, "The initial offset must not be negative.");
         }
 
         if (MaxUndurableBytes <= 0)

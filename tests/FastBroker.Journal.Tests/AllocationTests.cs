@@ -59,6 +59,40 @@ public class AllocationTests
     }
 
     [Fact]
+    public void Steady_state_record_copy_allocates_nothing()
+    {
+        using var primaryDir = new TempDirectory();
+        using var standbyDir = new TempDirectory();
+        using var primary = JournalLog.Open(primaryDir.Path, s_big);
+        using var standby = JournalLog.Open(standbyDir.Path, s_big);
+        var payload = new byte[100];
+        for (var i = 0; i < 60_000; i++)
+        {
+            Assert.True(primary.TryAppend(payload, out _));
+        }
+
+        primary.Commit();
+        using var reader = primary.OpenReader(ReadStart.Beginning);
+        long before = 0;
+        var runs = 0;
+        while (reader.TryReadRun(4096, out var run))
+        {
+            if (++runs == 100)
+            {
+                before = GC.GetAllocatedBytesForCurrentThread();
+            }
+
+            Assert.True(standby.TryAppendRecords(run.Bytes, run.FirstOffset, out var appended) && appended == run.RecordCount);
+            standby.Commit();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(runs > 1000, $"{runs} runs");
+        Assert.Equal(60_000, standby.NextOffset);
+        Assert.True(allocated < 256, $"{allocated} bytes allocated copying {runs - 100} runs");
+    }
+
+    [Fact]
     public async Task Steady_state_reads_and_satisfied_waits_allocate_nothing()
     {
         using var dir = new TempDirectory();

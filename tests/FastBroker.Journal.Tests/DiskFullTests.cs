@@ -124,7 +124,7 @@ public class DiskFullTests(ITestOutputHelper output)
         throw new InvalidOperationException("the disk never filled up");
     }
 
-    private static (bool Ok, string Error) Run(string file, params string[] args)
+    internal static (bool Ok, string Error) Run(string file, params string[] args)
     {
         try
         {
