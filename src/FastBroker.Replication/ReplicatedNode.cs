@@ -29,6 +29,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
+    private readonly SemaphoreSlim _watchWake = new(0, int.MaxValue);
     private readonly Task _acceptLoop;
     private readonly List<string> _events = [];
     private Task _supervisor = Task.CompletedTask;
@@ -351,7 +352,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 return;
             }
 
-            await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+            try
+            {
+                // Woken at once by a lost lease or a newer epoch seen on the replication link.
+                await _watchWake.WaitAsync(_options.HeartbeatInterval, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         }
     }
 
@@ -406,9 +414,20 @@ public sealed class ReplicatedNode : IAsyncDisposable
         while ((seen = Interlocked.Read(ref _newerEpochSeen)) < epoch && Interlocked.CompareExchange(ref _newerEpochSeen, epoch, seen) != seen)
         {
         }
+
+        _watchWake.Release();
     }
 
-    private void Fence(string reason) => _fenceReason ??= reason;
+    private void Fence(string reason)
+    {
+        _fenceReason ??= reason;
+
+        // Stop confirming at once (the witness may hand the lease to the standby soon after this): close every client
+        // connection without draining. Clients resend what was not confirmed to the new primary, where the idempotent
+        // producer deduplicates whatever had in fact been replicated.
+        _ = Volatile.Read(ref _server)?.StopAsync(TimeSpan.Zero);
+        _watchWake.Release();
+    }
 
     /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
     private async Task RunStandbyAsync()

@@ -1,0 +1,118 @@
+using FastBroker.Engine;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// The primary's ack-mode gate, in process: a standby-mode confirmation is held until the standby's acknowledged
+/// position passes its offset, failed with NotReplicated after the timeout, or given as local when so configured.
+/// (The real link to a standby process is tested in FastBroker.Replication.Tests.)
+/// </summary>
+public class ReplicationGateTests
+{
+    [Fact]
+    public async Task Standby_received_confirmation_waits_for_the_standby_ack_and_no_longer()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+
+        var first = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        var second = broker.PublishAsync("orders", "b"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 2, "both confirmations held by the gate");
+        Assert.False(first.IsCompleted);
+
+        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 0);
+        Assert.Equal(0, await first.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(second.IsCompleted);
+
+        gate.OnStandbyAck(topic, receivedNext: 2, durableNext: 0);
+        Assert.Equal(1, await second.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Standby_durable_confirmation_is_not_released_by_a_received_ack()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+
+        var publish = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held by the gate");
+        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 0);
+        Assert.Equal(1, topic.Replica!.Pending);
+        Assert.False(publish.IsCompleted);
+
+        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 1);
+        Assert.Equal(0, await publish.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task An_ack_that_arrives_before_the_dispatcher_holds_the_confirmation_releases_it_at_once()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        broker.CreateTopic("orders", TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 });
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+
+        gate.OnStandbyAck(topic, receivedNext: 5, durableNext: 5);
+        Assert.Equal(0, await broker.PublishAsync("orders", "a"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Without_standby_ack_the_publish_fails_with_NotReplicated_after_the_timeout()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMilliseconds(50), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
+
+        var ex = await Assert.ThrowsAsync<BrokerException>(() => broker.PublishAsync("orders", "a"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(BrokerErrorCode.NotReplicated, ex.Code);
+        Assert.Contains("standby-durable", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, gate.TimedOut);
+
+        // It was written locally all the same (the client is told it is not replicated, not that it is absent).
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        Assert.Equal(1, topic.Head);
+    }
+
+    [Fact]
+    public async Task Degrade_to_local_confirms_at_once_while_no_standby_is_attached_and_counts_it()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: true);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+
+        Assert.Equal(0, await broker.PublishAsync("orders", "a"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, gate.Degraded);
+
+        // With a standby attached the same publish waits for it; losing the standby releases it as local.
+        gate.SetStandbyAttached(true);
+        var held = broker.PublishAsync("orders", "b"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held while the standby is attached");
+        gate.SetStandbyAttached(false);
+        Assert.Equal(1, await held.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, gate.Degraded);
+    }
+
+    [Fact]
+    public async Task A_single_broker_refuses_standby_modes_and_confirms_topic_default_as_local()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { DefaultTopicOptions = o.DefaultTopicOptions with { Acks = AckMode.StandbyDurable } });
+        Assert.Equal(0, await f.Broker.PublishAsync("orders", "a"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var sink = new ClaimPublishTests.RecordingSink();
+        Assert.True(f.Broker.TryBeginPublish(1, out var claim));
+        claim.Add("orders"u8, default, default, new System.Buffers.ReadOnlySequence<byte>("b"u8.ToArray()), new PublishParameters(Durability: PublishDurability.StandbyReceived), sink, 7);
+        claim.Commit();
+        var outcome = Assert.Single(await sink.WaitForAsync(1));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcome.Error);
+    }
+}
