@@ -6,8 +6,9 @@ var root = new RootCommand("FastBroker: an LMAX-style message broker (rings, mem
     ServeCommand.Create(),
     BenchCommand.Create(),
     JournalCommand.Create(),
+    WitnessCommand.Create(),
 };
-foreach (var command in ClientCommands.Create())
+foreach (var command in ClientCommands.Create().Concat(PairCommands.Create()))
 {
     root.Subcommands.Add(command);
 }

@@ -447,7 +447,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
                         break;
                     }
 
-                    continue;
+                    // Refused (the witness kept the lease): PromoteAsync disposed this replica to stop following, so
+                    // it can never connect again. Leave; the supervisor starts a fresh one (still standby).
+                    return;
                 }
 
                 var (why, refused) = await Task.Factory.StartNew(

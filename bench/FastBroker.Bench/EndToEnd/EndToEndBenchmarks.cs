@@ -11,9 +11,10 @@ namespace FastBroker.Bench.EndToEnd;
 /// topic: publish with confirmations (one connection, pipelined), publish + 1 subscriber, fan-out to 3, a work
 /// queue with 3 acking members, request-reply round trips, and publish→confirm latency at a fixed 10k msg/s with
 /// coordinated-omission-corrected percentiles. Starts its own server in this process (same 2 cores as the load),
-/// or drives one given with <c>--connect host:port</c>.
+/// or drives one given with <c>--connect host:port</c>. With <c>--acks</c> it measures the ack modes of a failover pair
+/// instead (EndToEndBenchmarks.Acks.cs).
 /// </summary>
-public static class EndToEndBenchmarks
+public static partial class EndToEndBenchmarks
 {
     private const int PayloadBytes = 100;
 
@@ -64,13 +65,17 @@ public static class EndToEndBenchmarks
         if (ctx.Selected("confirm-latency-10k"))
         {
             var count = Math.Max(20_000, Math.Min(n / 10, 100_000));
-            await LatencyVariantAsync(ctx, "confirm-latency-10k", count, h => ConfirmLatencyAsync(endpoint, Topic("confirm-latency-10k"), count, 10_000, h), "publish→confirm at 10,000 msg/s, CO-corrected").ConfigureAwait(false);
+            await LatencyVariantAsync(ctx, "confirm-latency-10k", count, h => ConfirmLatencyAsync(endpoint, Topic("confirm-latency-10k"), count, 10_000, PublishOptions.Default, h), "publish→confirm at 10,000 msg/s, CO-corrected").ConfigureAwait(false);
         }
     }
 
     private static double Sync(Func<Task<double>> body) => body().GetAwaiter().GetResult();
 
-    private static async Task LatencyVariantAsync(BenchContext ctx, string variant, int count, Func<LogLinearHistogram, Task<double>> body, string note)
+    private static async Task LatencyVariantAsync(BenchContext ctx, string variant, int count, Func<LogLinearHistogram, Task<double>> body, string note) =>
+        ctx.Reporter.Result(await MeasureLatencyAsync(ctx, variant, count, body, note).ConfigureAwait(false));
+
+    /// <summary>Warm-up + <see cref="BenchContext.Runs"/> runs of a latency variant; the run with the median p50 (not reported yet).</summary>
+    private static async Task<BenchResult> MeasureLatencyAsync(BenchContext ctx, string variant, int count, Func<LogLinearHistogram, Task<double>> body, string note)
     {
         var histograms = new List<LogLinearHistogram>();
         var rates = new List<double>();
@@ -85,8 +90,8 @@ public static class EndToEndBenchmarks
         // Report the run with the median p50 (its percentiles belong together); skip the warm-up run.
         var runs = histograms.Zip(rates).Skip(1).OrderBy(x => x.First.ValueAtPercentile(50)).ToList();
         var (mid, rate) = runs[runs.Count / 2];
-        ctx.Reporter.Result(new BenchResult("e2e", variant) { MsgsPerSec = rate, Runs = ctx.Runs, Messages = count, Note = note }.WithLatency(mid));
         await Task.CompletedTask.ConfigureAwait(false);
+        return new BenchResult("e2e", variant) { MsgsPerSec = rate, Runs = ctx.Runs, Messages = count, Note = note }.WithLatency(mid);
     }
 
     private static void Report(BenchContext ctx, string variant, long messages, double perSecond, string note) =>
@@ -237,7 +242,7 @@ public static class EndToEndBenchmarks
         return rate;
     }
 
-    private static async Task<double> ConfirmLatencyAsync(string endpoint, string topic, int count, int rate, LogLinearHistogram histogram)
+    private static async Task<double> ConfirmLatencyAsync(string endpoint, string topic, int count, int rate, PublishOptions options, LogLinearHistogram histogram)
     {
         await using var client = await BrokerClient.ConnectAsync(Options(endpoint)).ConfigureAwait(false);
         await client.PublishAsync(topic, new byte[PayloadBytes]).ConfigureAwait(false);
@@ -265,7 +270,7 @@ public static class EndToEndBenchmarks
                 var scheduled = start + (long)(i * intervalTicks);
                 Pacer.WaitUntil(scheduled);
                 BinaryPrimitives.WriteInt64LittleEndian(payload, scheduled);
-                pending.Add((scheduled, client.PublishAsync(topic, payload).AsTask()));
+                pending.Add((scheduled, client.PublishAsync(topic, payload, options).AsTask()));
             }
 
             pending.CompleteAdding();

@@ -1,5 +1,8 @@
 using System.CommandLine;
+using FastBroker.Bench.EndToEnd;
+using FastBroker.Bench.Failover;
 using FastBroker.Bench.Infrastructure;
+using FastBroker.Bench.Pair;
 
 namespace FastBroker.Cli.Commands;
 
@@ -14,10 +17,60 @@ internal static class BenchCommand
         bench.Subcommands.Add(Scenario("broker", "The embedded broker end to end (no sockets): publish, fan-out, work queue, latency at a fixed rate.", RunBroker));
         var e2e = Scenario("e2e", "The TCP server driven by the .NET client over loopback: publish, publish-1sub, fanout-3, workqueue-3, request-reply, confirm-latency-10k.", null);
         var connect = new Option<string?>("--connect") { Description = "Drive a running server at host:port instead of starting one in this process." };
+        var acks = new Option<string[]>("--acks") { Description = "Instead: start a failover pair (witness + 2 nodes, child processes) and run confirm-latency-10k once per ack mode: local, standby-received, standby-durable (comma-separated or repeated).", AllowMultipleArgumentsPerToken = false };
+        acks.Validators.Add(result =>
+        {
+            foreach (var mode in ParseAckModes(result.GetValueOrDefault<string[]>()).Where(m => !EndToEndBenchmarks.AckModes.Contains(m)))
+            {
+                result.AddError($"--acks: '{mode}' is not one of {string.Join(", ", EndToEndBenchmarks.AckModes)}");
+            }
+        });
         e2e.Options.Add(connect);
-        e2e.SetAction(parse => RunScenario(parse, "e2e", ctx => FastBroker.Bench.EndToEnd.EndToEndBenchmarks.Run(ctx, parse.GetValue(connect))));
+        e2e.Options.Add(acks);
+        e2e.SetAction(parse => RunScenario(parse, "e2e", ctx =>
+        {
+            var modes = ParseAckModes(parse.GetValue(acks));
+            if (modes.Count > 0)
+            {
+                EndToEndBenchmarks.RunAcks(ctx, modes, FastBrokerExecutable.Current());
+            }
+            else
+            {
+                EndToEndBenchmarks.Run(ctx, parse.GetValue(connect));
+            }
+        }));
         bench.Subcommands.Add(e2e);
+        bench.Subcommands.Add(FailoverScenario());
         return bench;
+    }
+
+    private static List<string> ParseAckModes(string[]? values) => [.. (values ?? []).SelectMany(a => a.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))];
+
+    private static Command FailoverScenario()
+    {
+        var failover = Scenario("failover", "SIGKILL the primary of a failover pair (witness + 2 nodes, child processes) under standby-durable publishing: kill → first confirm by the new primary, lost and duplicated payloads.", null);
+        var rounds = new Option<int>("--rounds") { Description = "Primary kills (failover samples).", DefaultValueFactory = _ => 5 };
+        var rate = new Option<int>("--rate") { Description = "Publishes per second while killing.", DefaultValueFactory = _ => 2_000 };
+        foreach (var positive in new[] { rounds, rate })
+        {
+            positive.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<int>() < 1)
+                {
+                    result.AddError($"{result.Option.Name} must be at least 1");
+                }
+            });
+        }
+
+        failover.Options.Add(rounds);
+        failover.Options.Add(rate);
+        failover.SetAction(parse => RunScenario(parse, "failover", ctx => FailoverBenchmark.Run(ctx, new FailoverOptions
+        {
+            Executable = FastBrokerExecutable.Current(),
+            Rounds = parse.GetValue(rounds),
+            Rate = parse.GetValue(rate),
+        })));
+        return failover;
     }
 
     private static void RunRing(BenchContext ctx) => FastBroker.Bench.Ring.RingBenchmarks.Run(ctx);

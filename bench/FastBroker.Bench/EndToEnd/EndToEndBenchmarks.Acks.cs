@@ -1,0 +1,100 @@
+using FastBroker.Bench.Infrastructure;
+using FastBroker.Bench.Pair;
+using FastBroker.Client;
+
+namespace FastBroker.Bench.EndToEnd;
+
+/// <summary>
+/// `fastbroker bench e2e --acks local,standby-received,standby-durable`: confirm-latency-10k against a failover pair
+/// (witness + two nodes, child processes of this executable), once per ack mode in the same run, so the cost of each
+/// standby mode is read against the local mode of the same pair, same machine, same minute.
+/// </summary>
+public static partial class EndToEndBenchmarks
+{
+    /// <summary>The ack modes <c>--acks</c> accepts, in the order they run (local first: the baseline).</summary>
+    public static IReadOnlyList<string> AckModes { get; } = ["local", "standby-received", "standby-durable"];
+
+    /// <summary>
+    /// Starts a pair with <paramref name="executable"/>, waits for a primary with an attached standby, and runs
+    /// <c>confirm-latency-10k-&lt;mode&gt;</c> for each of <paramref name="modes"/> against the primary.
+    /// </summary>
+    public static void RunAcks(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable) =>
+        RunAcksAsync(ctx, modes, executable).GetAwaiter().GetResult();
+
+    /// <summary>The durability a publish asks for in <paramref name="mode"/> (an <see cref="AckModes"/> name).</summary>
+    public static FastBroker.Protocol.Durability DurabilityOf(string mode) => mode switch
+    {
+        "local" => FastBroker.Protocol.Durability.Written,
+        "standby-received" => FastBroker.Protocol.Durability.StandbyReceived,
+        "standby-durable" => FastBroker.Protocol.Durability.StandbyDurable,
+        _ => throw new ArgumentException($"--acks: '{mode}' is not one of {string.Join(", ", AckModes)}", nameof(mode)),
+    };
+
+    private static async Task RunAcksAsync(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable)
+    {
+        foreach (var m in modes)
+        {
+            _ = DurabilityOf(m);
+        }
+
+        var ordered = AckModes.Where(modes.Contains).ToList();
+        var n = (int)(ctx.Messages ?? 1_000_000);
+        var count = Math.Max(20_000, Math.Min(n / 10, 100_000));
+        ctx.WarmUpMachine();
+        ctx.Reporter.Info($"failover pair on 127.0.0.1: witness + nodes a and b as child processes of {executable} (same {Environment.ProcessorCount} cores as the load), heartbeat timeout {LocalPair.HeartbeatTimeoutMs} ms; {PayloadBytes} B payloads, {count:N0} messages per run at 10,000 msg/s; ack modes {string.Join(", ", ordered)}");
+        ctx.Reporter.Progress("starting the pair", 0);
+        await using var pair = await LocalPair.StartAsync(executable, ctx.WorkDirectory, [], CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await MeasureAcksAsync(ctx, ordered, count, pair).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw await pair.WithDiagnosticsAsync(ex).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task MeasureAcksAsync(BenchContext ctx, List<string> ordered, int count, LocalPair pair)
+    {
+        var (primary, standby) = await pair.WaitForAttachedPairAsync(TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
+        ctx.Reporter.Info($"primary '{primary.Name}' at {primary.ClientEndpoint}, standby '{standby.Name}' attached");
+
+        BenchResult? local = null;
+        foreach (var mode in ordered)
+        {
+            var variant = $"confirm-latency-10k-{mode}";
+            if (!ctx.Selected(variant))
+            {
+                continue;
+            }
+
+            var options = PublishOptions.Default with { Durability = DurabilityOf(mode) };
+            var topic = $"bench.{variant}.{Environment.ProcessId}";
+            var result = await MeasureLatencyAsync(ctx, variant, count, h => ConfirmLatencyAsync(primary.ClientEndpoint, topic, count, 10_000, options, h), $"publish→confirm at 10,000 msg/s, CO-corrected, acks {mode}").ConfigureAwait(false);
+            if (mode == "local")
+            {
+                local = result;
+            }
+            else if (local is { P50Ns: { } baseP50 } && result.P50Ns is { } p50 && baseP50 > 0)
+            {
+                var addedUs = (p50 - baseP50) / 1000.0;
+                result = result with
+                {
+                    Baseline = local.Variant,
+                    Ratio = p50 / (double)baseP50,
+                    Extra = [new("addedP50Us", Math.Round(addedUs, 1))],
+                    Note = $"{result.Note}; p50 {addedUs:+0.0;-0.0} µs vs local",
+                };
+            }
+
+            ctx.Reporter.Result(result);
+        }
+
+        // The standby must still be attached: otherwise the standby modes above waited on a missing standby (and
+        // failed after the ack timeout) rather than measuring replication.
+        if (await LocalPair.StatusAsync(primary, CancellationToken.None).ConfigureAwait(false) is not { IsPrimary: true, StandbyAttached: true })
+        {
+            throw new InvalidOperationException($"the pair changed during the measurement (primary '{primary.Name}' lost its role or its standby)");
+        }
+    }
+}

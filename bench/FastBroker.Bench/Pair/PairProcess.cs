@@ -1,0 +1,112 @@
+using System.Diagnostics;
+
+namespace FastBroker.Bench.Pair;
+
+/// <summary>
+/// One <c>fastbroker</c> child process (witness or pair node): stdout and stderr kept as the last
+/// <see cref="TailLines"/> lines for error messages, killed with SIGKILL when asked or disposed.
+/// </summary>
+internal sealed class PairProcess : IDisposable
+{
+    /// <summary>200 lines: a standby logs a "link down" line per retry (~16/s) while its primary is gone.</summary>
+    private const int TailLines = 200;
+
+    private readonly Process _process;
+    private readonly Queue<string> _tail = new(TailLines);
+
+    private PairProcess(string name, Process process)
+    {
+        Name = name;
+        _process = process;
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>What the benchmark calls it ("witness", "a", "b").</summary>
+    public string Name { get; }
+
+    /// <summary>The OS process id.</summary>
+    public int Id => _process.Id;
+
+    /// <summary>True once the process has ended.</summary>
+    public bool HasExited
+    {
+        get
+        {
+            try
+            {
+                return _process.HasExited;
+            }
+            catch (InvalidOperationException)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Starts <c>fastbroker &lt;arguments&gt;</c>.</summary>
+    public static PairProcess Start(FastBrokerExecutable executable, string name, IEnumerable<string> arguments)
+    {
+        var process = Process.Start(executable.StartInfo(arguments)) ?? throw new InvalidOperationException($"could not start {executable} ({name})");
+        return new PairProcess(name, process);
+    }
+
+    /// <summary>The last lines the process printed (stdout and stderr interleaved as they arrived).</summary>
+    public string Tail()
+    {
+        lock (_tail)
+        {
+            return string.Join(Environment.NewLine, _tail.Select(l => $"  [{Name}] {l}"));
+        }
+    }
+
+    /// <summary>SIGKILL (no shutdown, no flush) and wait until the OS has reaped it.</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                // The process alone: fastbroker starts no children, and a tree kill first scans all of /proc (seconds
+                // on a busy machine, too long for a Ctrl-C).
+                _process.Kill();
+            }
+
+            // Reaped within 10 s (SIGKILL cannot be ignored); then the no-timeout wait only drains the output readers.
+            if (_process.WaitForExit(10_000))
+            {
+                _process.WaitForExit();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_tail)
+        {
+            if (_tail.Count == TailLines)
+            {
+                _tail.Dequeue();
+            }
+
+            _tail.Enqueue(line);
+        }
+    }
+}

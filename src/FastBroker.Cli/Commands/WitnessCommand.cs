@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using FastBroker.Replication;
+
+namespace FastBroker.Cli.Commands;
+
+/// <summary>
+/// <c>fastbroker witness</c>: the third process of a failover pair. It grants the primary's lease, so a standby promotes
+/// only when the witness agrees, and a network partition can never leave two primaries. Holder and epoch live in
+/// <c>./witness-data/witness.state</c>. SIGINT/SIGTERM stop it (the state is already on disk after every grant).
+/// </summary>
+internal static class WitnessCommand
+{
+    public static Command Create()
+    {
+        var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Witness port (0 = any free port).", DefaultValueFactory = _ => WitnessOptions.DefaultPort };
+        var data = new Option<string>("--data") { Description = "Data directory holding witness.state (created if missing).", DefaultValueFactory = _ => "witness-data" };
+        var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
+        var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")
+        {
+            host, port, data, quiet,
+        };
+        cmd.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = WitnessOptions.Default with
+            {
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                DataDirectory = parse.GetValue(data)!,
+                Log = parse.GetValue(quiet) ? null : static line => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"),
+            };
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+
+            WitnessServer witness;
+            try
+            {
+                witness = await WitnessServer.StartAsync(options, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"fastbroker witness: cannot start on {options.Host}:{options.Port} with data '{options.DataDirectory}': {ex.Message}");
+                return 1;
+            }
+
+            await using (witness.ConfigureAwait(false))
+            {
+                Console.WriteLine($"witness listening on {witness.EndPoint}, epoch {witness.Epoch}, holder {witness.Holder ?? "-"}");
+                Console.Out.Flush();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                await witness.StopAsync().ConfigureAwait(false);
+            }
+
+            Console.Error.WriteLine("fastbroker witness: stopped");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,29 @@
+namespace FastBroker.Replication;
+
+/// <summary>The outcome of one <see cref="WitnessClient"/> call. Which fields are meaningful depends on <see cref="Kind"/>.</summary>
+/// <param name="Kind">What happened.</param>
+/// <param name="Epoch">Granted: the epoch the caller now holds the lease at. Denied and Status: the holder's epoch.</param>
+/// <param name="Holder">Denied: the node holding the lease. Status: the holder, or null if nobody ever held it.</param>
+/// <param name="Ttl">Granted: the lease length granted (may be shorter than asked, see <see cref="WitnessOptions.MaxTtl"/>).</param>
+/// <param name="Remaining">
+/// Denied: how long before the lease can be granted to another node (safety margin included). Status: how long the
+/// holder's lease still runs (zero once expired).
+/// </param>
+/// <param name="Message">Unreachable and Error: a readable reason.</param>
+public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, string? Holder, TimeSpan Ttl, TimeSpan Remaining, string? Message)
+{
+    /// <summary>True for <see cref="LeaseResultKind.Granted"/>.</summary>
+    public bool IsGranted => Kind == LeaseResultKind.Granted;
+
+    internal static LeaseResult Failed(LeaseResultKind kind, string message) => new(kind, 0, null, TimeSpan.Zero, TimeSpan.Zero, message);
+
+    /// <summary>A one-line description for logs, e.g. <c>Granted epoch 3 ttl 1000 ms</c>.</summary>
+    public override string ToString() => Kind switch
+    {
+        LeaseResultKind.Granted => $"Granted epoch {Epoch} ttl {Ttl.TotalMilliseconds:0} ms",
+        LeaseResultKind.Denied => $"Denied: held by {Holder} at epoch {Epoch} for {Remaining.TotalMilliseconds:0} ms more",
+        LeaseResultKind.Status => $"Status: holder {Holder ?? "-"} epoch {Epoch} remaining {Remaining.TotalMilliseconds:0} ms",
+        LeaseResultKind.Released => "Released",
+        _ => $"{Kind}: {Message}",
+    };
+}

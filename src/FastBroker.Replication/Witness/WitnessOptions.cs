@@ -1,0 +1,59 @@
+namespace FastBroker.Replication;
+
+/// <summary>
+/// How a <see cref="WitnessServer"/> listens and grants. Immutable; start from <see cref="Default"/> and change what you
+/// need with <c>with</c>.
+/// </summary>
+public sealed record WitnessOptions
+{
+    /// <summary>The documented default port (the broker uses 7400 and its admin endpoint 7401).</summary>
+    public const int DefaultPort = 7402;
+
+    /// <summary>127.0.0.1:7402, <c>./witness-data</c>, 100 ms safety margin, 10 s maximum TTL, 30 s idle timeout.</summary>
+    public static WitnessOptions Default { get; } = new();
+
+    /// <summary>Address to bind: an IP literal (<c>0.0.0.0</c> for every interface, deliberately) or a host name resolved at start.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>TCP port; 0 picks a free one (read it back from <see cref="WitnessServer.EndPoint"/>).</summary>
+    public int Port { get; init; } = DefaultPort;
+
+    /// <summary>Where <c>witness.state</c> (holder and epoch) is kept; created if missing.</summary>
+    public string DataDirectory { get; init; } = "witness-data";
+
+    /// <summary>
+    /// How long after a lease expired it stays reserved for its holder before another node may take it. It covers
+    /// the difference in clock rate between the witness and the holder (monotonic clocks drift apart by parts per
+    /// million; 100 ms is generous for TTLs up to a minute), so the holder has stopped believing in its lease by the
+    /// time anyone else is granted it.
+    /// </summary>
+    public TimeSpan SafetyMargin { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// The longest lease granted (longer requests are granted this TTL, which the GRANTED answer states). After a
+    /// restart the witness does not know when the persisted holder's last lease ends, so it treats it as valid for
+    /// this long from the restart: no lease granted before the restart can outlive that.
+    /// </summary>
+    public TimeSpan MaxTtl { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a connection may stay silent before the witness closes it.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most concurrent connections; extra ones are closed at accept.</summary>
+    public int MaxConnections { get; init; } = 256;
+
+    /// <summary>Receives one line per grant of a new epoch, release, denial (first of a run) and error; null = silent.</summary>
+    public Action<string>? Log { get; init; }
+
+    internal void Validate()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(Host);
+        ArgumentException.ThrowIfNullOrWhiteSpace(DataDirectory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(Port, 0);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Port, 65535);
+        ArgumentOutOfRangeException.ThrowIfLessThan(SafetyMargin, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxTtl, TimeSpan.FromMilliseconds(WitnessProtocol.MinTtlMs));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(IdleTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);
+    }
+}

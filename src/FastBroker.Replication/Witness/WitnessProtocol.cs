@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text;
+
+namespace FastBroker.Replication;
+
+/// <summary>
+/// The witness wire format: one ASCII line per request and per response, fields separated by one space, terminated
+/// by <c>'\n'</c> (a <c>'\r'</c> before it is tolerated, for operators typing into <c>nc</c>). Small enough to write
+/// by hand, and nothing here is on a hot path: a primary renews a few times per TTL.
+/// </summary>
+/// <remarks>
+/// Requests: <c>ACQUIRE &lt;nodeId&gt; &lt;epoch&gt; &lt;ttlMs&gt;</c>, <c>RELEASE &lt;nodeId&gt;</c>, <c>STATUS</c>.
+/// Responses: <c>GRANTED &lt;epoch&gt; &lt;ttlMs&gt;</c>, <c>DENIED &lt;holder&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>,
+/// <c>RELEASED</c>, <c>STATUS &lt;holder|-&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>, <c>ERROR &lt;reason&gt;</c>.
+/// </remarks>
+internal static class WitnessProtocol
+{
+    /// <summary>Longest line in either direction, the <c>'\n'</c> included: a 64-byte node id and two numbers fit four times.</summary>
+    public const int MaxLineBytes = 256;
+
+    /// <summary>Shortest lease: below 50 ms a renewal every TTL/4 is faster than a loaded machine schedules it.</summary>
+    public const int MinTtlMs = 50;
+
+    /// <summary>Longest lease requested on the wire (the server may grant less, see <see cref="WitnessOptions.MaxTtl"/>).</summary>
+    public const int MaxTtlMs = 60_000;
+
+    public const int MaxNodeIdLength = 64;
+
+    /// <summary>The holder field when nobody holds the lease.</summary>
+    public const string NoHolder = "-";
+
+    public static bool IsValidNodeId(ReadOnlySpan<char> nodeId)
+    {
+        if (nodeId.IsEmpty || nodeId.Length > MaxNodeIdLength)
+        {
+            return false;
+        }
+
+        foreach (var c in nodeId)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('.' or '_' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static void ValidateNodeId(string nodeId, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(nodeId, paramName);
+        if (!IsValidNodeId(nodeId))
+        {
+            throw new ArgumentException($"A node id is 1-{MaxNodeIdLength} characters of [A-Za-z0-9._-], got '{nodeId}'.", paramName);
+        }
+    }
+
+    /// <summary>Milliseconds of a lease TTL as sent on the wire, checked against 50..60000.</summary>
+    public static int ToTtlMs(TimeSpan ttl, string paramName)
+    {
+        var ms = ttl.TotalMilliseconds;
+        if (!(ms >= MinTtlMs && ms <= MaxTtlMs))
+        {
+            throw new ArgumentOutOfRangeException(paramName, ttl, $"A lease TTL is {MinTtlMs}..{MaxTtlMs} ms.");
+        }
+
+        return (int)ms;
+    }
+
+    /// <summary>
+    /// Splits a line (without its terminator) into fields; false if it holds anything but printable ASCII, or empty
+    /// fields (leading, trailing or doubled spaces).
+    /// </summary>
+    public static bool TrySplit(ReadOnlySpan<byte> line, out string[] fields)
+    {
+        fields = [];
+        if (line.IsEmpty)
+        {
+            return false;
+        }
+
+        foreach (var b in line)
+        {
+            if (b is < 0x20 or > 0x7E)
+            {
+                return false;
+            }
+        }
+
+        fields = Encoding.ASCII.GetString(line).Split(' ');
+        foreach (var field in fields)
+        {
+            if (field.Length == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Parses one request line (without its terminator); false with a reason for the ERROR answer.</summary>
+    public static bool TryParseRequest(ReadOnlySpan<byte> line, out WitnessRequest request, out string error)
+    {
+        request = default;
+        if (!TrySplit(line, out var f))
+        {
+            error = "malformed line: printable ASCII fields separated by single spaces expected";
+            return false;
+        }
+
+        switch (f[0])
+        {
+            case "ACQUIRE":
+                if (f.Length != 4)
+                {
+                    error = "usage: ACQUIRE <nodeId> <epoch> <ttlMs>";
+                    return false;
+                }
+
+                if (!IsValidNodeId(f[1]))
+                {
+                    error = $"bad node id: 1-{MaxNodeIdLength} characters of [A-Za-z0-9._-]";
+                    return false;
+                }
+
+                if (!TryParseLong(f[2], out var epoch) || epoch == long.MaxValue)
+                {
+                    error = "bad epoch: a non-negative integer";
+                    return false;
+                }
+
+                if (!TryParseLong(f[3], out var ttl) || ttl is < MinTtlMs or > MaxTtlMs)
+                {
+                    error = $"bad ttl: {MinTtlMs}..{MaxTtlMs} ms";
+                    return false;
+                }
+
+                request = new WitnessRequest(WitnessRequestKind.Acquire, f[1], epoch, (int)ttl);
+                break;
+            case "RELEASE":
+                if (f.Length != 2)
+                {
+                    error = "usage: RELEASE <nodeId>";
+                    return false;
+                }
+
+                if (!IsValidNodeId(f[1]))
+                {
+                    error = $"bad node id: 1-{MaxNodeIdLength} characters of [A-Za-z0-9._-]";
+                    return false;
+                }
+
+                request = new WitnessRequest(WitnessRequestKind.Release, f[1], 0, 0);
+                break;
+            case "STATUS":
+                if (f.Length != 1)
+                {
+                    error = "usage: STATUS";
+                    return false;
+                }
+
+                request = new WitnessRequest(WitnessRequestKind.Status, null, 0, 0);
+                break;
+            default:
+                error = "unknown request: ACQUIRE, RELEASE or STATUS expected";
+                return false;
+        }
+
+        error = "";
+        return true;
+    }
+
+    /// <summary>Parses one response line (without its terminator) into a result; false if it is not a valid response.</summary>
+    public static bool TryParseResponse(ReadOnlySpan<byte> line, out LeaseResult result)
+    {
+        result = default;
+        if (line.StartsWith("ERROR "u8))
+        {
+            // The reason is free text: do not split it.
+            result = LeaseResult.Failed(LeaseResultKind.Error, Encoding.ASCII.GetString(line["ERROR "u8.Length..]));
+            return true;
+        }
+
+        if (!TrySplit(line, out var f))
+        {
+            return false;
+        }
+
+        switch (f[0])
+        {
+            case "GRANTED" when f.Length == 3 && TryParseLong(f[1], out var epoch) && TryParseLong(f[2], out var ttl):
+                result = new LeaseResult(LeaseResultKind.Granted, epoch, null, TimeSpan.FromMilliseconds(ttl), TimeSpan.Zero, null);
+                return true;
+            case "DENIED" when f.Length == 4 && IsValidNodeId(f[1]) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
+                result = new LeaseResult(LeaseResultKind.Denied, epoch, f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null);
+                return true;
+            case "RELEASED" when f.Length == 1:
+                result = new LeaseResult(LeaseResultKind.Released, 0, null, TimeSpan.Zero, TimeSpan.Zero, null);
+                return true;
+            case "STATUS" when f.Length == 4 && (f[1] == NoHolder || IsValidNodeId(f[1])) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
+                result = new LeaseResult(LeaseResultKind.Status, epoch, f[1] == NoHolder ? null : f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    public static string FormatGranted(long epoch, int ttlMs) => string.Create(CultureInfo.InvariantCulture, $"GRANTED {epoch} {ttlMs}\n");
+
+    public static string FormatDenied(string holder, long epoch, long remainingMs) => string.Create(CultureInfo.InvariantCulture, $"DENIED {holder} {epoch} {remainingMs}\n");
+
+    public static string FormatStatus(string? holder, long epoch, long remainingMs) => string.Create(CultureInfo.InvariantCulture, $"STATUS {holder ?? NoHolder} {epoch} {remainingMs}\n");
+
+    public const string Released = "RELEASED\n";
+
+    /// <summary>An ERROR line; the reason is cut so the line stays within <see cref="MaxLineBytes"/>.</summary>
+    public static string FormatError(string reason)
+    {
+        const int Room = MaxLineBytes - 7; // "ERROR " and '\n'
+        var clean = new StringBuilder(Math.Min(reason.Length, Room));
+        foreach (var c in reason)
+        {
+            if (clean.Length == Room)
+            {
+                break;
+            }
+
+            clean.Append(c is >= ' ' and <= '~' ? c : '?');
+        }
+
+        return $"ERROR {clean}\n";
+    }
+
+    public static bool TryParseLong(string s, out long value) =>
+        long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+}

@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace FastBroker.Replication;
+
+/// <summary>
+/// <c>&lt;dataDir&gt;/witness.state</c>: the lease holder and epoch, the only state of a witness that must survive it.
+/// Three text lines (<c>fastbroker-witness 1</c>, <c>holder &lt;nodeId|-&gt;</c>, <c>epoch &lt;n&gt;</c>), replaced
+/// atomically: written to a temp file, fsync'd, renamed over the old one, and the directory fsync'd so the rename
+/// itself survives power loss. A torn or unreadable file is an error, never a fresh start: restarting at epoch 0 would
+/// hand out an epoch that a deposed primary already used.
+/// </summary>
+internal static partial class WitnessStateFile
+{
+    public const string FileName = "witness.state";
+    private const string Magic = "fastbroker-witness 1";
+
+    /// <summary>Reads the persisted state; (null, 0) when the directory holds none yet.</summary>
+    /// <exception cref="InvalidDataException">The file exists but is not a valid state file.</exception>
+    public static (string? Holder, long Epoch) Load(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+        {
+            return (null, 0);
+        }
+
+        var lines = File.ReadAllText(path, Encoding.ASCII).Split('\n');
+        if (lines.Length < 3 || lines[0] != Magic
+            || !lines[1].StartsWith("holder ", StringComparison.Ordinal)
+            || !lines[2].StartsWith("epoch ", StringComparison.Ordinal)
+            || !WitnessProtocol.TryParseLong(lines[2]["epoch ".Length..], out var epoch))
+        {
+            throw new InvalidDataException($"'{path}' is not a witness state file; move it away only if you know no primary holds an epoch from it.");
+        }
+
+        var holder = lines[1]["holder ".Length..];
+        if (holder == WitnessProtocol.NoHolder)
+        {
+            return (null, epoch);
+        }
+
+        if (!WitnessProtocol.IsValidNodeId(holder))
+        {
+            throw new InvalidDataException($"'{path}' names an invalid holder '{holder}'.");
+        }
+
+        return (holder, epoch);
+    }
+
+    /// <summary>Durably replaces the state (returns once it would survive a power cut).</summary>
+    /// <exception cref="IOException">The file or directory could not be written or synced.</exception>
+    public static void Save(string directory, string? holder, long epoch)
+    {
+        var path = Path.Combine(directory, FileName);
+        var temp = path + ".tmp";
+        var text = string.Create(CultureInfo.InvariantCulture, $"{Magic}\nholder {holder ?? WitnessProtocol.NoHolder}\nepoch {epoch}\n");
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(Encoding.ASCII.GetBytes(text));
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path, overwrite: true);
+        SyncDirectory(directory);
+    }
+
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // Windows has no directory handle to flush (NTFS journals renames); macOS would need F_FULLFSYNC.
+        }
+
+        // .NET will not open a directory as a file handle: O_RDONLY | O_CLOEXEC (same value on x64 and arm64).
+        var fd = Open(Path.GetFullPath(directory), 0x80000);
+        if (fd < 0)
+        {
+            throw new IOException($"open of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}

@@ -1,0 +1,60 @@
+using System.Text.Json;
+using FastBroker.Bench.Failover;
+using FastBroker.Bench.Infrastructure;
+using FastBroker.Bench.Pair;
+
+namespace FastBroker.Bench.Tests;
+
+/// <summary>
+/// `fastbroker bench failover` end to end, one round: a real witness and pair as child processes of the
+/// fastbroker.dll copied next to the tests (the test host is not fastbroker, so the executable is given).
+/// </summary>
+public class FailoverBenchmarkTests
+{
+    private static FastBrokerExecutable Executable => FastBrokerExecutable.FromPath(Path.Combine(AppContext.BaseDirectory, "fastbroker.dll"));
+
+    [Fact]
+    public async Task One_round_loses_nothing_duplicates_nothing_and_reports_the_documented_fields()
+    {
+        using var output = new StringWriter();
+        var ctx = new BenchContext(new JsonLinesReporter(output), Runs: 1, WarmupSeconds: 0);
+        var options = new FailoverOptions
+        {
+            Executable = Executable,
+            Rounds = 1,
+            MinKillDelay = TimeSpan.FromMilliseconds(500),
+            MaxKillDelay = TimeSpan.FromMilliseconds(1000),
+            Seed = 1,
+        };
+
+        var summary = await FailoverBenchmark.RunAsync(ctx, options, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.True(summary.Confirmed > 0, $"nothing confirmed: {summary}");
+        Assert.Equal(0, summary.Lost);
+        Assert.Equal(0, summary.Duplicated);
+        var failover = Assert.Single(summary.FailoverMs);
+
+        // Detection (500 ms heartbeat timeout) and the old lease (1 s TTL) must run out first.
+        Assert.InRange(failover, 500, 30_000);
+
+        var line = Assert.Single(output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        using var doc = JsonDocument.Parse(line);
+        var root = doc.RootElement;
+        Assert.Equal("failover", root.GetProperty("scenario").GetString());
+        Assert.Equal("failover", root.GetProperty("variant").GetString());
+        Assert.Equal(1, root.GetProperty("rounds").GetInt32());
+        Assert.Equal(failover, root.GetProperty("failoverP50Ms").GetDouble(), 1);
+        Assert.Equal(failover, root.GetProperty("failoverMaxMs").GetDouble(), 1);
+        Assert.Equal(0, root.GetProperty("lost").GetInt64());
+        Assert.Equal(0, root.GetProperty("duplicated").GetInt64());
+        Assert.Equal(summary.Published, root.GetProperty("messages").GetInt64());
+    }
+
+    [Fact]
+    public void A_dll_runs_under_the_dotnet_host()
+    {
+        var exe = Executable;
+        Assert.Equal("dotnet", Path.GetFileNameWithoutExtension(exe.FileName));
+        Assert.Equal(Path.Combine(AppContext.BaseDirectory, "fastbroker.dll"), Assert.Single(exe.LeadingArguments));
+    }
+}

@@ -1,0 +1,73 @@
+using System.Text.Json;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>A pair node's admin <c>GET /status</c> document, parsed (and kept verbatim for failure messages).</summary>
+internal sealed record NodeStatus(
+    string NodeId,
+    string Role,
+    long Epoch,
+    NodeStatus.StandbyView? Standby,
+    NodeStatus.ReplicaView? Replica,
+    IReadOnlyList<string> Events,
+    string Json)
+{
+    public bool IsPrimary => Role == "primary";
+
+    public bool IsStandby => Role == "standby";
+
+    /// <summary>True when this (primary) node has a standby attached that holds all of <paramref name="topic"/> durably.</summary>
+    public bool StandbyCaughtUp(string topic) =>
+        IsPrimary && Standby is { Attached: true } s && s.Topics.FirstOrDefault(t => t.Topic == topic) is { } t && t.Durable == t.Head && t.Received == t.Head;
+
+    /// <summary>This (standby) node's copy of <paramref name="topic"/>, or null.</summary>
+    public ReplicaTopic? ReplicaOf(string topic) => Replica?.Topics.FirstOrDefault(t => t.Topic == topic);
+
+    public static NodeStatus Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        StandbyView? standby = null;
+        if (root.TryGetProperty("standby", out var s))
+        {
+            standby = new StandbyView(
+                s.GetProperty("attached").GetBoolean(),
+                s.TryGetProperty("topics", out var topics)
+                    ? [.. topics.EnumerateArray().Select(t => new StandbyTopic(t.GetProperty("topic").GetString()!, t.GetProperty("head").GetInt64(), t.GetProperty("received").GetInt64(), t.GetProperty("durable").GetInt64()))]
+                    : []);
+        }
+
+        ReplicaView? replica = null;
+        if (root.TryGetProperty("replica", out var r))
+        {
+            replica = new ReplicaView(
+                r.GetProperty("connected").GetBoolean(),
+                r.GetProperty("primaryId").GetString(),
+                [.. r.GetProperty("topics").EnumerateArray().Select(t => new ReplicaTopic(t.GetProperty("topic").GetString()!, t.GetProperty("first").GetInt64(), t.GetProperty("next").GetInt64(), t.GetProperty("durable").GetInt64()))],
+                [.. r.GetProperty("truncations").EnumerateArray().Select(t => t.GetString()!)]);
+        }
+
+        return new NodeStatus(
+            root.GetProperty("nodeId").GetString()!,
+            root.GetProperty("role").GetString()!,
+            root.GetProperty("epoch").GetInt64(),
+            standby,
+            replica,
+            [.. root.GetProperty("events").EnumerateArray().Select(e => e.GetString()!)],
+            json);
+    }
+
+    public override string ToString() => Json;
+
+    /// <summary>The primary's view of its standby.</summary>
+    public sealed record StandbyView(bool Attached, IReadOnlyList<StandbyTopic> Topics);
+
+    /// <summary>One topic as the primary sees it replicated: its head and the standby's received and durable ends.</summary>
+    public sealed record StandbyTopic(string Topic, long Head, long Received, long Durable);
+
+    /// <summary>The standby's copy.</summary>
+    public sealed record ReplicaView(bool Connected, string? PrimaryId, IReadOnlyList<ReplicaTopic> Topics, IReadOnlyList<string> Truncations);
+
+    /// <summary>One topic of the standby's copy: its first and next offsets and its flushed end.</summary>
+    public sealed record ReplicaTopic(string Topic, long First, long Next, long Durable);
+}

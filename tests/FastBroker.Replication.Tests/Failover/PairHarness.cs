@@ -1,0 +1,59 @@
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// The processes and directories of one pair test: an optional witness, the nodes, replication-link proxies, all
+/// killed and deleted on dispose (also when the test fails), and their logs for the failure message.
+/// </summary>
+internal sealed class PairHarness : IAsyncDisposable
+{
+    private readonly TempDirectory _dir = new("fastbroker-failover");
+    private readonly List<NodeProcess> _nodes = [];
+    private readonly List<LoopbackProxy> _proxies = [];
+
+    public WitnessProcess? Witness { get; private set; }
+
+    public string Root => _dir.Path;
+
+    /// <summary>Everything the processes wrote on stderr: role changes, link events, truncations, grants and denials.</summary>
+    public string Logs =>
+        string.Join('\n', _nodes.Select(n => n.Logs)) + (Witness is null ? "" : $"\n--- witness ---\n{Witness.Log}");
+
+    public async Task<WitnessProcess> StartWitnessAsync()
+    {
+        Witness = await WitnessProcess.StartAsync(_dir.Combine("witness"));
+        return Witness;
+    }
+
+    /// <summary>A node (not started) with its data in <c>&lt;root&gt;/&lt;id&gt;</c>.</summary>
+    public NodeProcess AddNode(string id, int replicationPort, string peer, IEnumerable<string> extra)
+    {
+        var node = new NodeProcess(id, _dir.Combine(id), replicationPort, peer, extra);
+        _nodes.Add(node);
+        return node;
+    }
+
+    public LoopbackProxy AddProxy(int targetPort)
+    {
+        var proxy = new LoopbackProxy(targetPort);
+        _proxies.Add(proxy);
+        return proxy;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in _nodes)
+        {
+            node.Dispose();
+        }
+
+        Witness?.Dispose();
+        foreach (var proxy in _proxies)
+        {
+            await proxy.DisposeAsync();
+        }
+
+        _dir.Dispose();
+    }
+}
