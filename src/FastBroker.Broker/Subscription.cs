@@ -188,6 +188,7 @@ public sealed class Subscription : IDisposable
         foreach (var c in Volatile.Read(ref _cursors))
         {
             _positions.Commit(c.Topic.Name, c.NextOffset);
+            _broker.Replication?.PositionCommitted(Options.DurableName!, c.Topic.Name, c.NextOffset);
         }
 
         _broker.UpdateRetentionFloors();
@@ -199,7 +200,24 @@ public sealed class Subscription : IDisposable
     /// it has been handed (the wire protocol's COMMIT).
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: not durable, the topic is not covered by the subscription, or the offset is outside the topic.</exception>
-    public void Commit(string topic, long nextOffset)
+    public void Commit(string topic, long nextOffset) => CommitCore(topic, nextOffset);
+
+    /// <summary>
+    /// <see cref="Commit(string, long)"/>, then, on the primary of a failover pair whose topic acknowledges in a
+    /// standby mode (<see cref="TopicOptions.Acks"/>), waits until the standby has applied the position too, so that
+    /// it survives a failover (invariant 5). Completes at once everywhere else.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotReplicated"/>: stored here, but the standby did not
+    /// acknowledge it within the ack timeout; as for <see cref="Commit(string, long)"/> otherwise.</exception>
+    public ValueTask CommitAsync(string topic, long nextOffset, CancellationToken cancellationToken = default)
+    {
+        var (cursorTopic, version) = CommitCore(topic, nextOffset);
+        return _broker.Replication?.WaitForState(version, cursorTopic.Options.Acks) is { } wait
+            ? new ValueTask(wait.WaitAsync(cancellationToken))
+            : default;
+    }
+
+    private (TopicState Topic, long Version) CommitCore(string topic, long nextOffset)
     {
         ThrowIfDisposed();
         if (_positions is null)
@@ -228,7 +246,9 @@ public sealed class Subscription : IDisposable
         }
 
         _positions.Commit(topic, nextOffset);
+        var version = _broker.Replication?.PositionCommitted(Options.DurableName!, topic, nextOffset) ?? 0;
         _broker.UpdateRetentionFloors();
+        return (cursor.Topic, version);
     }
 
     /// <summary>The committed position in a topic, if any (durable subscriptions).</summary>

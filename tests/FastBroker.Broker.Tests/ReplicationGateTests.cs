@@ -115,4 +115,80 @@ public class ReplicationGateTests
         var outcome = Assert.Single(await sink.WaitForAsync(1));
         Assert.Equal(BrokerErrorCode.InvalidArgument, outcome.Error);
     }
+
+    [Fact]
+    public async Task A_commit_in_a_standby_mode_is_answered_once_the_standby_applied_its_version()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        gate.OnStandbyAck(topic, 1, 1);
+        await published.WaitAsync(TimeSpan.FromSeconds(10));
+
+        using var sub = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
+        var commit = sub.CommitAsync("orders", 1).AsTask();
+        Assert.Equal(1, sub.CommittedOffset("orders")); // stored here at once
+
+        // The update is queued for the replicator, in version order; the answer waits for the standby's apply.
+        var updates = new List<PositionUpdate>();
+        gate.DrainPositionUpdates(updates);
+        var update = Assert.Single(updates);
+        Assert.Equal(("auditor", "orders", 1L), (update.Subscription, update.Topic, update.NextOffset));
+        Assert.False(commit.IsCompleted);
+        gate.OnStateApplied(update.Version - 1);
+        Assert.False(commit.IsCompleted);
+        gate.OnStateApplied(update.Version);
+        await commit.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // Every commit is a new version (even one that moves back): it waits until applied, here via a snapshot.
+        var next = sub.CommitAsync("orders", 0).AsTask();
+        Assert.False(next.IsCompleted);
+        Assert.Equal(update.Version + 1, gate.BeginStateSnapshot()); // a new standby's snapshot covers it
+        gate.OnStateApplied(update.Version + 1);
+        await next.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task A_commit_the_standby_never_applies_fails_with_NotReplicated_but_stays_stored()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMilliseconds(50), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        gate.OnStandbyAck(topic, 1, 1);
+        await published.WaitAsync(TimeSpan.FromSeconds(10));
+
+        using var sub = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
+        var ex = await Assert.ThrowsAsync<BrokerException>(() => sub.CommitAsync("orders", 1).AsTask().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(BrokerErrorCode.NotReplicated, ex.Code);
+        Assert.Equal(1, sub.CommittedOffset("orders"));
+    }
+
+    [Fact]
+    public async Task Commits_in_local_mode_or_degraded_do_not_wait()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: true);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20 } }, gate);
+        broker.CreateTopic("audit", TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 });
+        await broker.PublishAsync("orders", "a"u8.ToArray());
+        await broker.PublishAsync("audit", "a"u8.ToArray());
+
+        using var local = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "l", Start = StartPosition.Earliest });
+        gate.SetStandbyAttached(true);
+        Assert.True(local.CommitAsync("orders", 1).IsCompletedSuccessfully); // topic acks local
+
+        using var audit = broker.Subscribe("audit", new SubscriptionOptions { DurableName = "a", Start = StartPosition.Earliest });
+        var held = audit.CommitAsync("audit", 1).AsTask();
+        Assert.False(held.IsCompleted);
+        gate.SetStandbyAttached(false); // degrade: released as local
+        await held.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(audit.CommitAsync("audit", 1).IsCompletedSuccessfully); // no standby: local at once
+        Assert.Equal(3, gate.Degraded); // the audit publish, the released commit, the last commit
+    }
 }

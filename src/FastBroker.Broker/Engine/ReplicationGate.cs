@@ -19,6 +19,15 @@ internal sealed class ReplicationGate
     private long _degraded;
     private long _timedOut;
 
+    // Broker state outside the journals: committed positions go to the standby as ordered, versioned updates; a
+    // COMMIT in a standby mode is answered once the standby has applied its version. Group state is shipped whole.
+    private readonly object _stateLock = new();
+    private readonly List<PositionUpdate> _positionUpdates = [];
+    private readonly Queue<StateWaiter> _stateWaiters = new();
+    private long _stateVersion;
+    private long _stateApplied;
+    private int _groupStateDirty;
+
     public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal)
     {
         AckTimeout = ackTimeout;
@@ -88,11 +97,125 @@ internal sealed class ReplicationGate
             {
                 Interlocked.Add(ref _degraded, t.ReleaseAll());
             }
+
+            lock (_stateLock)
+            {
+                while (_stateWaiters.TryDequeue(out var w))
+                {
+                    Interlocked.Increment(ref _degraded);
+                    w.Completion.TrySetResult();
+                }
+            }
         }
     }
 
     /// <summary>Replicator's ack reader: the standby holds records below these offsets (received / flushed).</summary>
     public void OnStandbyAck(TopicState topic, long receivedNext, long durableNext) => For(topic).OnAck(receivedNext, durableNext);
+
+    /// <summary>The standby has applied every position update up to this version.</summary>
+    public long StateApplied => Volatile.Read(ref _stateApplied);
+
+    /// <summary>
+    /// A durable subscription committed <paramref name="nextOffset"/> in <paramref name="topic"/> (already stored
+    /// locally): queue it for the standby and wake the replicator. Returns the update's version, for
+    /// <see cref="WaitForState"/>.
+    /// </summary>
+    public long PositionCommitted(string subscription, string topic, long nextOffset)
+    {
+        long version;
+        lock (_stateLock)
+        {
+            version = ++_stateVersion;
+            _positionUpdates.Add(new PositionUpdate(version, subscription, topic, nextOffset));
+        }
+
+        Wake?.Invoke();
+        return version;
+    }
+
+    /// <summary>
+    /// Null when a commit of <paramref name="version"/> can be answered now (the topic's mode is local, the standby
+    /// already has it, or none is attached and the gate degrades to local); otherwise a task that completes when the
+    /// standby has applied it, or fails with <see cref="BrokerErrorCode.NotReplicated"/> after <see cref="AckTimeout"/>.
+    /// </summary>
+    public Task? WaitForState(long version, AckMode mode)
+    {
+        if (mode == AckMode.Local)
+        {
+            return null;
+        }
+
+        lock (_stateLock)
+        {
+            if (version <= _stateApplied)
+            {
+                return null;
+            }
+
+            if (!_standbyAttached && DegradeToLocal)
+            {
+                Interlocked.Increment(ref _degraded);
+                return null;
+            }
+
+            var waiter = new StateWaiter(version, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp());
+            _stateWaiters.Enqueue(waiter);
+            return waiter.Completion.Task;
+        }
+    }
+
+    /// <summary>Replicator: moves the queued position updates (in version order) into <paramref name="into"/>.</summary>
+    public void DrainPositionUpdates(List<PositionUpdate> into)
+    {
+        lock (_stateLock)
+        {
+            into.AddRange(_positionUpdates);
+            _positionUpdates.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Replicator, a standby attached: drops the queued updates, which the whole files it is about to send (read
+    /// after this call) already hold, and returns the version those files cover.
+    /// </summary>
+    public long BeginStateSnapshot()
+    {
+        lock (_stateLock)
+        {
+            _positionUpdates.Clear();
+            return _stateVersion;
+        }
+    }
+
+    /// <summary>Replicator's ack reader: the standby applied every position update up to <paramref name="version"/>.</summary>
+    public void OnStateApplied(long version)
+    {
+        lock (_stateLock)
+        {
+            if (version > _stateApplied)
+            {
+                Volatile.Write(ref _stateApplied, version);
+            }
+
+            while (_stateWaiters.TryPeek(out var w) && w.Version <= _stateApplied)
+            {
+                _stateWaiters.Dequeue();
+                w.Completion.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>A work-queue group's acks changed (its state file is shipped whole, at most every few ms).</summary>
+    public void GroupStateChanged()
+    {
+        if (Interlocked.Exchange(ref _groupStateDirty, 1) == 0)
+        {
+            Wake?.Invoke();
+        }
+    }
+
+    /// <summary>Replicator: true once per burst of <see cref="GroupStateChanged"/> calls.</summary>
+    public bool TakeGroupStateChanged() => Interlocked.Exchange(ref _groupStateDirty, 0) != 0;
 
     /// <summary>Timer: fails confirmations held longer than <see cref="AckTimeout"/>.</summary>
     public void CheckTimeouts()
@@ -102,6 +225,18 @@ internal sealed class ReplicationGate
         {
             Interlocked.Add(ref _timedOut, t.FailOlderThan(deadline, AckTimeout));
         }
+
+        lock (_stateLock)
+        {
+            while (_stateWaiters.TryPeek(out var w) && w.Since < deadline)
+            {
+                _stateWaiters.Dequeue();
+                Interlocked.Increment(ref _timedOut);
+                w.Completion.TrySetException(new BrokerException(
+                    BrokerErrorCode.NotReplicated,
+                    $"position committed on the primary, but the standby did not acknowledge it within {AckTimeout.TotalMilliseconds:0} ms; not confirmed"));
+            }
+        }
     }
 
     /// <summary>Fails everything still held (the node is closing or stepping down).</summary>
@@ -110,6 +245,14 @@ internal sealed class ReplicationGate
         foreach (var t in Snapshot())
         {
             t.FailAll(code, reason);
+        }
+
+        lock (_stateLock)
+        {
+            while (_stateWaiters.TryDequeue(out var w))
+            {
+                w.Completion.TrySetException(new BrokerException(code, reason));
+            }
         }
     }
 
@@ -121,6 +264,12 @@ internal sealed class ReplicationGate
         }
     }
 }
+
+/// <summary>A committed position on its way to the standby.</summary>
+internal readonly record struct PositionUpdate(long Version, string Subscription, string Topic, long NextOffset);
+
+/// <summary>A COMMIT waiting for the standby to apply its version.</summary>
+internal readonly record struct StateWaiter(long Version, TaskCompletionSource Completion, long Since);
 
 /// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
 internal sealed class ReplicaAcks(TopicState topic)

@@ -264,6 +264,7 @@ internal sealed class WorkQueueGroup : IDisposable
             _state.Skip(m.Offset);
             _store.MarkDone(m.Offset);
             _store.AdvanceFloorWhileDone();
+            Topic.Replication?.GroupStateChanged();
             return;
         }
 
@@ -288,6 +289,7 @@ internal sealed class WorkQueueGroup : IDisposable
 
         _store.MarkDone(offset);
         _store.AdvanceFloorWhileDone();
+        Topic.Replication?.GroupStateChanged();
     }
 
     private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
@@ -316,6 +318,7 @@ internal sealed class WorkQueueGroup : IDisposable
                 {
                     _store.MarkDone(dl.Offset);
                     _store.AdvanceFloorWhileDone();
+                    Topic.Replication?.GroupStateChanged();
                 }
             }
         }

@@ -186,6 +186,7 @@ internal sealed class StandbyLink : IDisposable
     private readonly ConcurrentQueue<TopicState> _created = new();
     private readonly List<LinkTopic> _topics = [];
     private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
+    private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly object _sendLock = new();
     private volatile LinkTopic[] _byId = [];
     private volatile bool _stopping;
@@ -266,6 +267,8 @@ internal sealed class StandbyLink : IDisposable
             _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics)");
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
+            var groupStateTicks = Stopwatch.Frequency / 50;
+            var nextGroupState = 0L;
             while (!_stopping)
             {
                 while (_created.TryDequeue(out var created))
@@ -284,7 +287,16 @@ internal sealed class StandbyLink : IDisposable
                     Send(f);
                 }
 
+                sent += ShipPositions(f);
                 var now = Stopwatch.GetTimestamp();
+                if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
+                {
+                    // Work-queue acks: shipped whole, at most every GroupStateInterval (an ack the standby missed
+                    // means a redelivery after failover, never a loss).
+                    nextGroupState = now + groupStateTicks;
+                    SendStateFiles(f);
+                }
+
                 if (now >= nextHeartbeat)
                 {
                     nextHeartbeat = now + heartbeatTicks;
@@ -359,6 +371,13 @@ internal sealed class StandbyLink : IDisposable
 
         f.End();
         Send(f);
+
+        // Broker state: every state file whole (read after the queued position updates are dropped, so it holds
+        // them), then the version it covers; later commits follow as updates.
+        var covered = _owner.Gate.BeginStateSnapshot();
+        SendStateFiles(f);
+        f.Begin(FrameKind.Positions).I64(covered).U32(0).End();
+        Send(f);
         foreach (var t in existing)
         {
             if (t.Persistent)
@@ -422,6 +441,26 @@ internal sealed class StandbyLink : IDisposable
         return sent;
     }
 
+    private int ShipPositions(FrameBuffer f)
+    {
+        _positionUpdates.Clear();
+        _owner.Gate.DrainPositionUpdates(_positionUpdates);
+        if (_positionUpdates.Count == 0)
+        {
+            return 0;
+        }
+
+        f.Begin(FrameKind.Positions).I64(_positionUpdates[^1].Version).U32((uint)_positionUpdates.Count);
+        foreach (var u in _positionUpdates)
+        {
+            f.Str(u.Subscription).Str(u.Topic).I64(u.NextOffset);
+        }
+
+        f.End();
+        Send(f);
+        return _positionUpdates.Count;
+    }
+
     private void SendStateFiles(FrameBuffer f)
     {
         var root = _owner.Broker.Options.DataDirectory;
@@ -464,6 +503,9 @@ internal sealed class StandbyLink : IDisposable
                 {
                     case FrameKind.Ack:
                         OnAck(body);
+                        break;
+                    case FrameKind.StateAck:
+                        _owner.Gate.OnStateApplied(new FrameReader(body).I64());
                         break;
                     case FrameKind.Refuse:
                         var r = new FrameReader(body);

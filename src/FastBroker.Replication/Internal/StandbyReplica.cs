@@ -26,6 +26,8 @@ internal sealed class StandbyReplica : IDisposable
     private readonly List<ReplicaTopic> _touched = [];
     private readonly FrameBuffer _ackFrame = new(4096);
     private readonly FrameBuffer _durableFrame = new(4096);
+    private readonly FrameBuffer _stateAckFrame = new(64);
+    private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
     private Socket? _socket;
     private volatile bool _stopping;
     private Thread? _durableThread;
@@ -142,6 +144,7 @@ internal sealed class StandbyReplica : IDisposable
         finally
         {
             PrimaryId = null;
+            ClosePositionStores();
             socket.Dispose();
         }
     }
@@ -272,6 +275,9 @@ internal sealed class StandbyReplica : IDisposable
                     break;
                 case FrameKind.State:
                     OnState(body);
+                    break;
+                case FrameKind.Positions:
+                    OnPositions(socket, body);
                     break;
                 case FrameKind.Heartbeat:
                     var epoch = new FrameReader(body).I64();
@@ -412,7 +418,60 @@ internal sealed class StandbyReplica : IDisposable
             throw new InvalidDataException($"state file path '{relative}' refused");
         }
 
+        // The file is replaced (a new inode): an open mapping of the old one must not take later updates.
+        if (_positionStores.Remove(relative, out var open))
+        {
+            open.Dispose();
+        }
+
         StateFiles.WriteAtomically(Path.Combine(_options.DataDirectory, relative), bytes);
+    }
+
+    /// <summary>
+    /// Committed positions: applied to this node's own position files (a mapped 8-byte store each, as on the
+    /// primary), then acknowledged by version, which is what releases the primary's answer to the COMMIT.
+    /// </summary>
+    private void OnPositions(Socket socket, ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var version = r.I64();
+        var n = r.U32();
+        for (var i = 0; i < n; i++)
+        {
+            var subscription = r.Str();
+            var topic = r.Str();
+            var next = r.I64();
+            if (!TopicName.IsValid(subscription) || !TopicName.IsValid(topic) || next < 0)
+            {
+                throw new InvalidDataException($"invalid position update '{subscription}' / '{topic}' / {next} from the primary");
+            }
+
+            var relative = "subscriptions/" + subscription + ".pos";
+            if (!_positionStores.TryGetValue(relative, out var store))
+            {
+                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative));
+                _positionStores[relative] = store;
+            }
+
+            store.Commit(topic, next);
+        }
+
+        var f = _stateAckFrame;
+        f.Begin(FrameKind.StateAck).I64(version).End();
+        lock (_sendLock)
+        {
+            f.SendTo(socket);
+        }
+    }
+
+    private void ClosePositionStores()
+    {
+        foreach (var store in _positionStores.Values)
+        {
+            store.Dispose();
+        }
+
+        _positionStores.Clear();
     }
 
     private void CommitAndAck(Socket socket)

@@ -16,6 +16,9 @@ internal enum FrameKind : byte
     /// <summary>Any → any: "what are you?" (answered with <see cref="Status"/>).</summary>
     Probe = 3,
 
+    /// <summary>Standby → primary: every position update up to this version is applied.</summary>
+    StateAck = 4,
+
     /// <summary>Primary → standby: epoch, epoch history and what to cut from each topic before streaming.</summary>
     Welcome = 10,
 
@@ -36,6 +39,9 @@ internal enum FrameKind : byte
 
     /// <summary>Answer to <see cref="Probe"/>: role, epoch, node id.</summary>
     Status = 16,
+
+    /// <summary>Primary → standby: committed consumer positions (version, then subscription, topic, next offset each).</summary>
+    Positions = 17,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
@@ -185,7 +191,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 1;
+    public const ushort Version = 2;
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

@@ -259,9 +259,11 @@ internal sealed partial class Session
         }
 
         long committed;
+        ValueTask replicated;
         try
         {
-            // The client's offset (last processed + 1) is what gets stored, per topic.
+            // The client's offset (last processed + 1) is what gets stored, per topic; on the primary of a failover
+            // pair in a standby ack mode the answer also waits for the standby to hold it.
             lock (s.Gate)
             {
                 if (s.Closed)
@@ -276,7 +278,7 @@ internal sealed partial class Session
                     return;
                 }
 
-                s.Subscription.Commit(topic, (long)offset);
+                replicated = s.Subscription.CommitAsync(topic, (long)offset);
                 committed = (long)offset;
             }
         }
@@ -286,7 +288,27 @@ internal sealed partial class Session
             return;
         }
 
-        SendOk(id, (ulong)committed);
+        if (replicated.IsCompletedSuccessfully)
+        {
+            SendOk(id, (ulong)committed);
+        }
+        else
+        {
+            _ = AnswerCommitAsync(id, committed, replicated);
+        }
+    }
+
+    private async Task AnswerCommitAsync(ulong requestId, long committed, ValueTask replicated)
+    {
+        try
+        {
+            await replicated.ConfigureAwait(false);
+            SendOk(requestId, (ulong)committed);
+        }
+        catch (Exception e)
+        {
+            SendError(requestId, MapException(e, "COMMIT"), e.Message);
+        }
     }
 
     internal void OnAck(in FrameHeader header, in AckFrame frame)
