@@ -243,13 +243,17 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
         if (_witness is not null)
         {
-            if (await TryLeaseAndPromoteAsync("starting").ConfigureAwait(false))
+            var (promoted, answer) = await TryLeaseAndPromoteAsync("starting").ConfigureAwait(false);
+            if (promoted)
             {
                 return;
             }
 
-            // The lease is held elsewhere (a primary we cannot reach yet): follow whoever is primary.
-            SetRole(NodeRole.Standby, "the witness lease is held by another node");
+            // Not granted — held by another node (a primary we cannot reach yet), or the witness is unreachable: follow
+            // whoever is primary, and retry the lease from the standby loop.
+            SetRole(NodeRole.Standby, answer is { Kind: LeaseResultKind.Denied } d
+                ? $"the witness lease is held by '{d.Holder}' at epoch {d.Epoch}"
+                : $"no witness lease ({answer})");
             return;
         }
 
@@ -266,19 +270,20 @@ public sealed class ReplicatedNode : IAsyncDisposable
         }
     }
 
-    private async Task<bool> TryLeaseAndPromoteAsync(string why)
+    private async Task<(bool Promoted, LeaseResult? Answer)> TryLeaseAndPromoteAsync(string why)
     {
-        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+        LeaseResult? answer = null;
+        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r => answer = r).ConfigureAwait(false);
         if (lease is null)
         {
-            return false;
+            return (false, answer);
         }
 
         _lease = lease;
         try
         {
             await BecomePrimaryAsync(lease.Epoch, $"{why}: witness granted the lease at epoch {lease.Epoch}").ConfigureAwait(false);
-            return true;
+            return (true, null);
         }
         catch
         {

@@ -88,6 +88,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <param name="renewInterval">How often to renew; default a quarter of the TTL (three tries before the lease runs out).</param>
     /// <param name="onLost">Subscribed to <see cref="Lost"/> before the background loop starts, so no loss can be missed.</param>
     /// <param name="ct">Cancels the first acquisition.</param>
+    /// <param name="notGranted">Told the witness's answer when the result is null (denied, unreachable, error, too late).</param>
     /// <exception cref="ArgumentException">Invalid node id, epoch, TTL or renewal interval.</exception>
     public static async Task<LeaseKeeper?> TryStartAsync(
         WitnessClient client,
@@ -96,7 +97,8 @@ public sealed class LeaseKeeper : IAsyncDisposable
         TimeSpan ttl,
         TimeSpan? renewInterval = null,
         Action<string>? onLost = null,
-        CancellationToken ct = default)
+        CancellationToken ct = default,
+        Action<LeaseResult>? notGranted = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         WitnessProtocol.ValidateNodeId(nodeId, nameof(nodeId));
@@ -112,7 +114,9 @@ public sealed class LeaseKeeper : IAsyncDisposable
         var grant = await client.AcquireAsync(nodeId, epoch, ttl, ct).ConfigureAwait(false);
         if (!grant.IsGranted || Stopwatch.GetTimestamp() >= sentAt + UsableTicks(grant.Ttl))
         {
-            return null; // denied, unreachable, or answered too late to be of any use
+            // Denied, unreachable, or answered too late to be of any use.
+            notGranted?.Invoke(grant.IsGranted ? LeaseResult.Failed(LeaseResultKind.Error, $"the grant ({grant}) arrived too late to be used") : grant);
+            return null;
         }
 
         var keeper = new LeaseKeeper(client, nodeId, ttl, interval, grant.Epoch, onLost);
