@@ -102,7 +102,7 @@ internal sealed class TopicState : IDisposable
             listeners[i].Set();
         }
 
-        Replication?.Wake?.Invoke();
+        Replication?.RecordsReadable(this);
     }
 
     public void Dispose() => Journal?.Dispose();

@@ -180,6 +180,9 @@ internal sealed class StandbyLink : IDisposable
     private const int InlineRunBytes = 64 << 10;
     private const int TopicBudgetBytes = 1 << 20;
 
+    /// <summary>How long the sender gathers local-mode records before shipping them (the standby's lag in local mode).</summary>
+    private static readonly TimeSpan s_coalescePause = TimeSpan.FromMilliseconds(1);
+
     private readonly PrimaryReplicator _owner;
     private readonly Socket _socket;
     private readonly Hello _hello;
@@ -268,6 +271,8 @@ internal sealed class StandbyLink : IDisposable
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
             var groupStateTicks = Stopwatch.Frequency / 50;
+            var idle = true;
+            _owner.Gate.SetReplicatorIdle(true);
             var nextGroupState = 0L;
             while (!_stopping)
             {
@@ -277,9 +282,12 @@ internal sealed class StandbyLink : IDisposable
                 }
 
                 var sent = 0L;
+                var more = false;
                 foreach (var t in _topics)
                 {
-                    sent += Ship(f, t);
+                    var n = Ship(f, t);
+                    sent += n;
+                    more |= n >= TopicBudgetBytes;
                 }
 
                 if (f.Length > 0)
@@ -305,7 +313,31 @@ internal sealed class StandbyLink : IDisposable
                     Send(f);
                 }
 
-                if (sent == 0)
+                if (more)
+                {
+                    continue; // catching up: the next budget at once
+                }
+
+                if (sent > 0)
+                {
+                    // Busy: pause to coalesce the next records (local-mode traffic); a confirmation that waits for
+                    // the standby, a commit or a group-state change cuts the pause short.
+                    if (idle)
+                    {
+                        idle = false;
+                        _owner.Gate.SetReplicatorIdle(false);
+                    }
+
+                    _owner.WakeSignal.Wait(s_coalescePause);
+                }
+                else if (!idle)
+                {
+                    // Announce idleness, then look once more: records published before the dispatcher saw the flag
+                    // woke nobody.
+                    idle = true;
+                    _owner.Gate.SetReplicatorIdle(true);
+                }
+                else
                 {
                     _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (nextHeartbeat - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
                 }
