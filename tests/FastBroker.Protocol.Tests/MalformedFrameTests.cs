@@ -33,7 +33,7 @@ public class MalformedFrameTests
         ["HELLO token overruns"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U16(1).U16(1).U64(0).U32(0).U8(0).U8(0).U16(5).U8(1)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "authToken"),
         ["HELLO client name bad UTF-8"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U16(1).U16(1).U64(0).U32(0).U8(3).Raw(s_badUtf8).U8(0).U16(0)), true, ErrorCode.MalformedFrame, Reasons.InvalidUtf8, "clientName"),
         ["PUBLISH truncated fixed part"] = new(Bytes.Frame(FrameType.Publish, new Bytes().U64(0).U32(0)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "producerSequence"),
-        ["PUBLISH undefined durability"] = new(Bytes.Frame(FrameType.Publish, Bytes.PublishPrefix(5).Str8("t").Message()), true, ErrorCode.MalformedFrame, Reasons.UndefinedValue, "durability"),
+        ["PUBLISH undefined durability"] = new(Bytes.Frame(FrameType.Publish, Bytes.PublishPrefix(6).Str8("t").Message()), true, ErrorCode.MalformedFrame, Reasons.UndefinedValue, "durability"),
         ["PUBLISH topic overruns"] = new(Bytes.Frame(FrameType.Publish, Bytes.PublishPrefix().U8(10).Raw(0x61, 0x62)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "topic"),
         ["PUBLISH empty topic"] = new(Bytes.Frame(FrameType.Publish, Bytes.PublishPrefix().U8(0).Message()), true, ErrorCode.MalformedFrame, Reasons.Empty, "topic"),
         ["PUBLISH topic bad UTF-8"] = new(Bytes.Frame(FrameType.Publish, Bytes.PublishPrefix().U8(3).Raw(s_badUtf8).Message()), true, ErrorCode.MalformedFrame, Reasons.InvalidUtf8, "topic"),
