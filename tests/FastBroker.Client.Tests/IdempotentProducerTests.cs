@@ -1,3 +1,4 @@
+using FastBroker.Testing;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;

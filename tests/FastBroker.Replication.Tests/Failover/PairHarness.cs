@@ -10,7 +10,7 @@ internal sealed class PairHarness : IAsyncDisposable
 {
     private readonly TempDirectory _dir = new("fastbroker-failover");
     private readonly List<NodeProcess> _nodes = [];
-    private readonly List<LoopbackProxy> _proxies = [];
+    private readonly List<TcpProxy> _proxies = [];
 
     public WitnessProcess? Witness { get; private set; }
 
@@ -34,9 +34,9 @@ internal sealed class PairHarness : IAsyncDisposable
         return node;
     }
 
-    public LoopbackProxy AddProxy(int targetPort)
+    public TcpProxy AddProxy(int targetPort)
     {
-        var proxy = new LoopbackProxy(targetPort);
+        var proxy = new TcpProxy(targetPort);
         _proxies.Add(proxy);
         return proxy;
     }

@@ -1,14 +1,16 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace FastBroker.ReplicationTests.Failover;
+namespace FastBroker.Testing;
 
 /// <summary>
-/// A loopback TCP forwarder in front of a node's replication port: <see cref="Cut"/> closes every forwarded connection
-/// and then closes each new one as soon as it is accepted (a network partition of the replication link and the peer
-/// probes, while the witness stays reachable); <see cref="Restore"/> heals it on the same port.
+/// A loopback TCP forwarder in front of a server: connection loss on demand, deterministic, without killing the
+/// server. <see cref="CutAll"/> closes every forwarded connection (new ones are still accepted); <see cref="Cut"/>
+/// also closes each new one as soon as it is accepted (a network partition, e.g. of a replication link while the
+/// witness stays reachable) until <see cref="Restore"/>; <see cref="DropServerBytes"/> loses what the server sends
+/// (publishes stored but never confirmed).
 /// </summary>
-internal sealed class LoopbackProxy : IAsyncDisposable
+public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly IPEndPoint _target;
@@ -16,9 +18,10 @@ internal sealed class LoopbackProxy : IAsyncDisposable
     private readonly List<Socket> _sockets = [];
     private readonly Task _accept;
     private volatile bool _cut;
+    private volatile bool _dropServerBytes;
     private int _refused;
 
-    public LoopbackProxy(int targetPort)
+    public TcpProxy(int targetPort)
     {
         _target = new IPEndPoint(IPAddress.Loopback, targetPort);
         _listener.Start();
@@ -27,22 +30,31 @@ internal sealed class LoopbackProxy : IAsyncDisposable
 
     public string Endpoint => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
 
+    /// <summary>While true, what the server sends is read and thrown away (CONFIRMs, deliveries…).</summary>
+    public bool DropServerBytes
+    {
+        get => _dropServerBytes;
+        set => _dropServerBytes = value;
+    }
+
     /// <summary>How many connections were refused while cut (proof that someone tried).</summary>
     public int Refused => Volatile.Read(ref _refused);
 
+    /// <summary>Closes every forwarded connection and refuses new ones until <see cref="Restore"/>.</summary>
     public void Cut()
     {
         _cut = true;
-        CloseAll();
+        CutAll();
     }
 
+    /// <summary>Forwards new connections again (after <see cref="Cut"/>).</summary>
     public void Restore() => _cut = false;
 
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
         _listener.Stop();
-        CloseAll();
+        CutAll();
         try
         {
             await _accept;
@@ -54,7 +66,8 @@ internal sealed class LoopbackProxy : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private void CloseAll()
+    /// <summary>Closes every forwarded connection (both sides); new ones are still accepted.</summary>
+    public void CutAll()
     {
         lock (_sockets)
         {
@@ -109,16 +122,16 @@ internal sealed class LoopbackProxy : IAsyncDisposable
 
             if (_cut)
             {
-                CloseAll();
+                CutAll();
                 continue;
             }
 
-            _ = PumpAsync(client, server);
-            _ = PumpAsync(server, client);
+            _ = PumpAsync(client, server, drop: false);
+            _ = PumpAsync(server, client, drop: true);
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to)
+    private async Task PumpAsync(Socket from, Socket to, bool drop)
     {
         var buffer = new byte[64 * 1024];
         try
@@ -126,6 +139,11 @@ internal sealed class LoopbackProxy : IAsyncDisposable
             int n;
             while ((n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) > 0)
             {
+                if (drop && _dropServerBytes)
+                {
+                    continue;
+                }
+
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
         }
