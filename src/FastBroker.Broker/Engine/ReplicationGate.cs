@@ -302,11 +302,15 @@ internal sealed class ReplicaAcks(TopicState topic)
     private long _receivedNext;
     private long _durableNext;
     private volatile int _held;
+    private volatile int _durableHeld;
 
     public TopicState Topic { get; } = topic;
 
     /// <summary>Confirmations waiting (read without the lock: the dispatcher's hint to wake the replicator now).</summary>
     public int HeldCount => _held;
+
+    /// <summary>Of <see cref="HeldCount"/>, those waiting for the standby's durable position (the replicator asks it to flush).</summary>
+    public int DurableHeldCount => _durableHeld;
 
     /// <summary>The standby holds every record below this offset.</summary>
     public long ReceivedNext => Volatile.Read(ref _receivedNext);
@@ -451,7 +455,11 @@ internal sealed class ReplicaAcks(TopicState topic)
         }
     }
 
-    private void UpdateHeld() => _held = _received.Count + _durable.Count;
+    private void UpdateHeld()
+    {
+        _durableHeld = _durable.Count;
+        _held = _received.Count + _durable.Count;
+    }
 
     private int Fail(ref PendingQueue queue, long deadline, TimeSpan timeout, string mode)
     {

@@ -16,6 +16,9 @@ namespace FastBroker.Replication.Internal;
 /// </summary>
 internal sealed class StandbyReplica : IDisposable
 {
+    /// <summary>How often the standby flushes what no standby-durable confirmation waits for.</summary>
+    internal static readonly TimeSpan BackgroundFlush = TimeSpan.FromMilliseconds(100);
+
     private readonly ReplicationOptions _options;
     private readonly NodeState _state;
     private readonly string _topicsRoot;
@@ -279,6 +282,9 @@ internal sealed class StandbyReplica : IDisposable
                 case FrameKind.Positions:
                     OnPositions(socket, body);
                     break;
+                case FrameKind.Flush:
+                    OnFlush(body);
+                    break;
                 case FrameKind.Heartbeat:
                     var epoch = new FrameReader(body).I64();
                     if (epoch < _state.Epoch)
@@ -351,6 +357,24 @@ internal sealed class StandbyReplica : IDisposable
         Interlocked.Add(ref _recordsReceived, count);
         Interlocked.Add(ref _bytesReceived, length);
         return true;
+    }
+
+    /// <summary>A standby-durable confirmation waits: flush this topic after the current burst (not in the background).</summary>
+    private void OnFlush(ReadOnlySpan<byte> body)
+    {
+        var id = new FrameReader(body).U32();
+        if (id >= _byId.Count)
+        {
+            throw new InvalidDataException($"flush for unknown topic id {id}");
+        }
+
+        var t = _byId[(int)id];
+        t.FlushWanted = true;
+        if (!t.Touched)
+        {
+            t.Touched = true;
+            _touched.Add(t);
+        }
     }
 
     private static ReadOnlySpan<byte> Skip(ReadOnlySpan<byte> records, int count)
@@ -477,13 +501,26 @@ internal sealed class StandbyReplica : IDisposable
     private void CommitAndAck(Socket socket)
     {
         var f = _ackFrame;
+        var flushing = false;
         f.Begin(FrameKind.Ack).U32((uint)_touched.Count);
         foreach (var t in _touched)
         {
-            t.Journal.Commit();
+            // Flush now only when the primary holds a standby-durable confirmation for this topic; otherwise the
+            // durable thread flushes it in the background (received acks never wait for a disk).
+            if (t.FlushWanted)
+            {
+                t.FlushWanted = false;
+                t.Journal.Commit();
+                t.DurablePending = true;
+                flushing = true;
+            }
+            else
+            {
+                t.FlushLater = true;
+            }
+
             f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
             t.Touched = false;
-            t.DurablePending = true;
         }
 
         f.End();
@@ -493,7 +530,10 @@ internal sealed class StandbyReplica : IDisposable
         }
 
         _touched.Clear();
-        _durableWake.Set();
+        if (flushing)
+        {
+            _durableWake.Set();
+        }
     }
 
     private Thread StartDurableThread()
@@ -507,16 +547,28 @@ internal sealed class StandbyReplica : IDisposable
     private void DurableLoop()
     {
         var pending = new List<ReplicaTopic>();
+        var nextBackground = Stopwatch.GetTimestamp();
         while (!_stopping)
         {
-            _durableWake.Wait(TimeSpan.FromMilliseconds(100));
+            _durableWake.Wait(BackgroundFlush);
             pending.Clear();
+            var background = Stopwatch.GetTimestamp() >= nextBackground;
+            if (background)
+            {
+                nextBackground = Stopwatch.GetTimestamp() + (long)(BackgroundFlush.TotalSeconds * Stopwatch.Frequency);
+            }
+
             lock (_byName)
             {
                 foreach (var t in _byId)
                 {
-                    if (t is not null && t.DurablePending)
+                    if (t is not null && (t.DurablePending || (background && t.FlushLater)))
                     {
+                        if (background)
+                        {
+                            t.FlushLater = false;
+                        }
+
                         pending.Add(t);
                     }
                 }
@@ -609,5 +661,11 @@ internal sealed class StandbyReplica : IDisposable
         public bool Touched { get; set; }
 
         public volatile bool DurablePending;
+
+        /// <summary>The primary asked for a flush (a standby-durable confirmation waits).</summary>
+        public volatile bool FlushWanted;
+
+        /// <summary>Records not asked to be flushed at once: the next background flush covers them.</summary>
+        public volatile bool FlushLater;
     }
 }

@@ -42,6 +42,12 @@ internal enum FrameKind : byte
 
     /// <summary>Primary → standby: committed consumer positions (version, then subscription, topic, next offset each).</summary>
     Positions = 17,
+
+    /// <summary>
+    /// Primary → standby: a confirmation waits for this topic's durable position (topic id): flush what was streamed.
+    /// Without it the standby flushes every <c>StandbyReplica.BackgroundFlush</c>.
+    /// </summary>
+    Flush = 18,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
@@ -191,7 +197,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 2;
+    public const ushort Version = 3;
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)
