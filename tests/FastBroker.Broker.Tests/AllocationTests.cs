@@ -7,6 +7,16 @@ public class AllocationTests
 {
     private const int Messages = 1_000_000;
 
+    /// <summary>The sparse index of the segment the journal prepares ahead (a per-segment cost).</summary>
+    private const long PerSegment = (256L << 20) / (16 << 10) * 16;
+
+    /// <summary>
+    /// What other threads of the test process may allocate meanwhile (runtime, thread pool, tests that ended just
+    /// before): measured 0 or ~70 KiB from one run to the next at the same commit, so 64 KiB failed every other run.
+    /// 1 MiB is 1 B per message: a single object per message (≥ 24 B) would still be 24 times over it.
+    /// </summary>
+    private const long ProcessSlack = 1 << 20;
+
     [Fact]
     public async Task Publish_journal_deliver_allocates_nothing_per_message_in_steady_state()
     {
@@ -32,9 +42,9 @@ public class AllocationTests
 
         // Every thread (journaler, flusher, timers, test host). The journal prepares its next segment ahead of time,
         // and that segment's sparse index is allocated then: one array per 256 MiB segment (16 B per 16 KiB of
-        // segment), a per-segment cost, not a per-message one. Anything per message would be ≥ 24 MB here.
-        const long PerSegment = (256L << 20) / (16 << 10) * 16;
-        Assert.True(totalAfter - totalBefore < PerSegment + (64 * 1024), $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
+        // segment), a per-segment cost, not a per-message one. Anything per message would be ≥ 24 MB here (one
+        // object is ≥ 24 B), so the slack for the rest of the process stays far below that.
+        Assert.True(totalAfter - totalBefore < PerSegment + ProcessSlack, $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
     }
 
     [Fact]
@@ -60,8 +70,7 @@ public class AllocationTests
         Assert.Equal(0, Volatile.Read(ref sink.Failed));
         Assert.True(producerBytes < 1024, $"producer thread allocated {producerBytes} B for {Messages} claim publishes");
         Assert.True(consumerBytes < 1024, $"consumer thread allocated {consumerBytes} B for {Messages} deliveries");
-        const long PerSegment = (256L << 20) / (16 << 10) * 16;
-        Assert.True(totalAfter - totalBefore < PerSegment + (64 * 1024), $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
+        Assert.True(totalAfter - totalBefore < PerSegment + ProcessSlack, $"process allocated {totalAfter - totalBefore} B for {Messages} messages");
     }
 
     private static void RunOnce(Broker broker, Subscription sub, byte[] payload, int count, out long producerBytes, out long consumerBytes, CountingSink? sink = null)
