@@ -299,7 +299,7 @@ internal sealed class StandbyLink : IDisposable
                 var now = Stopwatch.GetTimestamp();
                 if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
                 {
-                    // Work-queue acks: shipped whole, at most every GroupStateInterval (an ack the standby missed
+                    // Work-queue acks: shipped whole, at most every 20 ms (an ack the standby missed
                     // means a redelivery after failover, never a loss).
                     nextGroupState = now + groupStateTicks;
                     SendStateFiles(f);
