@@ -121,13 +121,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
-        var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
-        Assert.True(broker.Topics.TryGet("orders", out var topic));
-        gate.OnStandbyAck(topic, 1, 1);
-        await published.WaitAsync(TimeSpan.FromSeconds(10));
-
+        await using var broker = await OpenWithOneReplicatedMessageAsync(dir.Path, gate, AckMode.StandbyDurable);
         using var sub = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
         var commit = sub.CommitAsync("orders", 1).AsTask();
         Assert.Equal(1, sub.CommittedOffset("orders")); // stored here at once
@@ -156,13 +150,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMilliseconds(50), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
-        var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
-        Assert.True(broker.Topics.TryGet("orders", out var topic));
-        gate.OnStandbyAck(topic, 1, 1);
-        await published.WaitAsync(TimeSpan.FromSeconds(10));
-
+        await using var broker = await OpenWithOneReplicatedMessageAsync(dir.Path, gate, AckMode.StandbyReceived);
         using var sub = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
         var ex = await Assert.ThrowsAsync<BrokerException>(() => sub.CommitAsync("orders", 1).AsTask().WaitAsync(TimeSpan.FromSeconds(20)));
         Assert.Equal(BrokerErrorCode.NotReplicated, ex.Code);
@@ -190,5 +178,17 @@ public class ReplicationGateTests
         await held.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(audit.CommitAsync("audit", 1).IsCompletedSuccessfully); // no standby: local at once
         Assert.Equal(3, gate.Degraded); // the audit publish, the released commit, the last commit
+    }
+
+    /// <summary>A primary's broker with <paramref name="gate"/>, a standby attached, and "orders" offset 0 published and acknowledged by it.</summary>
+    private static async Task<Broker> OpenWithOneReplicatedMessageAsync(string directory, ReplicationGate gate, AckMode acks)
+    {
+        var broker = Broker.Open(BrokerFixture.Options(directory) with { DefaultTopicOptions = TopicOptions.Default with { Acks = acks, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        gate.OnStandbyAck(topic, 1, 1);
+        await published.WaitAsync(TimeSpan.FromSeconds(10));
+        return broker;
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using FastBroker.Server;
 
 namespace FastBroker.Cli.Commands;
@@ -68,17 +67,7 @@ internal static class ServeCommand
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
             };
 
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-            {
-                ctx.Cancel = true;
-                stop.Cancel();
-            });
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
-            {
-                ctx.Cancel = true;
-                stop.Cancel();
-            });
+            using var stop = new StopSignal(cancellationToken);
 
             if (parse.GetValue(peer) is { } peerEndpoint)
             {

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using FastBroker.Replication;
 
 namespace FastBroker.Cli.Commands;
@@ -32,17 +31,7 @@ internal static class WitnessCommand
                 Log = parse.GetValue(quiet) ? null : static line => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"),
             };
 
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-            {
-                ctx.Cancel = true;
-                stop.Cancel();
-            });
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
-            {
-                ctx.Cancel = true;
-                stop.Cancel();
-            });
+            using var stop = new StopSignal(cancellationToken);
 
             WitnessServer witness;
             try
