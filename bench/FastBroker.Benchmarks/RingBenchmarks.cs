@@ -20,7 +20,10 @@ public class RingPublishConsumeBenchmarks
     public double Channel1P1C() => ChannelScenarios.OneToOne(Messages);
 
     [Benchmark(OperationsPerInvoke = Messages)]
-    public double Value1P1C() => RingScenarios.ValueOneToOne(Messages, new YieldingWaitStrategy());
+    public double Value1P1C() => RingScenarios.ValueOneToOne(Messages, new YieldingWaitStrategy(RingScenarios.Coalescing));
+
+    [Benchmark(OperationsPerInvoke = Messages)]
+    public double Value1P1CPlain() => RingScenarios.ValueOneToOne(Messages, new YieldingWaitStrategy());
 
     [Benchmark(OperationsPerInvoke = Messages)]
     public double Class1P1C() => RingScenarios.ClassOneToOne(Messages, new YieldingWaitStrategy());

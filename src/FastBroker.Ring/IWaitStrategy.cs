@@ -23,4 +23,10 @@ public interface IWaitStrategy
 
     /// <summary>Wakes blocked waiters, if any (called after a sequence advanced or a barrier was alerted).</summary>
     void SignalAllWhenBlocking();
+
+    /// <summary>
+    /// Whether batch event processors pause after a small batch (see <see cref="BatchCoalescing"/>); off unless the
+    /// strategy was created with it.
+    /// </summary>
+    BatchCoalescing Coalescing => BatchCoalescing.None;
 }

@@ -9,8 +9,15 @@ public sealed class YieldingWaitStrategy : IWaitStrategy
 {
     private const int SpinTries = 100;
 
+    /// <summary>Creates the strategy.</summary>
+    /// <param name="coalescing">Opt-in pause after small batches for throughput (see <see cref="BatchCoalescing"/>); off by default.</param>
+    public YieldingWaitStrategy(BatchCoalescing coalescing = default) => Coalescing = coalescing;
+
     /// <inheritdoc />
     public bool IsBlockingStrategy => false;
+
+    /// <inheritdoc />
+    public BatchCoalescing Coalescing { get; }
 
     /// <inheritdoc />
     public long WaitFor(long sequence, SequenceBarrier barrier)

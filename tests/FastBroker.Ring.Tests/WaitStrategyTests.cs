@@ -5,7 +5,7 @@ namespace FastBroker.Ring.Tests;
 
 public class WaitStrategyTests
 {
-    public static TheoryData<string> Strategies => new() { "busy-spin", "yielding", "sleeping", "blocking", "hybrid", "blocking-timeout", "hybrid-timeout" };
+    public static TheoryData<string> Strategies => new() { "busy-spin", "yielding", "sleeping", "blocking", "hybrid", "blocking-timeout", "hybrid-timeout", "yielding-coalescing", "busy-spin-coalescing" };
 
     private static IWaitStrategy Create(string name) => name switch
     {
@@ -16,6 +16,8 @@ public class WaitStrategyTests
         "hybrid" => new HybridWaitStrategy(),
         "blocking-timeout" => new BlockingWaitStrategy(TimeSpan.FromMilliseconds(5)),
         "hybrid-timeout" => new HybridWaitStrategy(TimeSpan.FromMilliseconds(5)),
+        "yielding-coalescing" => new YieldingWaitStrategy(new BatchCoalescing(64, TimeSpan.FromMicroseconds(50))),
+        "busy-spin-coalescing" => new BusySpinWaitStrategy(new BatchCoalescing(64, TimeSpan.FromMicroseconds(50))),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 

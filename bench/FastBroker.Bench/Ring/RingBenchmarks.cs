@@ -12,8 +12,10 @@ namespace FastBroker.Bench.Ring;
 /// strategy, as the LMAX throughput tests do: a busy-spinning consumer keeps pace event by event and pulls the
 /// cursor's cache line across cores on every publish (measured at a tenth of the yielding rate on this VM),
 /// while a yielding one lets the producer run ahead and then drains large batches. The ping-pong pair
-/// busy-spins (latency, one thread per core). Scenarios with four threads use the default hybrid
-/// spin→yield→block strategy so no waiting thread holds a core a working one needs. Each note says which.
+/// busy-spins (latency, one thread per core). <c>value-1p1c</c> adds the strategy's opt-in
+/// <see cref="BatchCoalescing"/>; <c>value-1p1c-plain</c> runs the same code without it, in the same run.
+/// Scenarios with four threads use the default hybrid spin→yield→block strategy so no waiting thread holds a
+/// core a working one needs. Each note says which.
 /// </remarks>
 public static class RingBenchmarks
 {
@@ -29,17 +31,19 @@ public static class RingBenchmarks
         var roundTrips = (int)Math.Clamp(messages / 100, 1_000, 1_000_000);
         var cores = Environment.ProcessorCount;
         var yieldNote = $"yielding: 2 threads on {cores} cores";
+        var coalesceNote = $"yielding with batch coalescing (a batch under {RingScenarios.Coalescing.MinBatch} is held {RingScenarios.Coalescing.MaxDelay.TotalMicroseconds:0.#} µs): 2 threads on {cores} cores";
         var hybridNote = $"hybrid spin→yield→block: 4 threads on {cores} cores";
 
         ctx.WarmUpMachine();
         ctx.Reporter.Info($"ring bench: {messages:N0} messages per run, {ctx.Runs} runs (median), ring/channel capacity {RingScenarios.RingSize:N0}, {cores} cores");
 
         // 1 producer, 1 consumer: class entries, struct entries and batch publish share one channel baseline.
-        if (AnySelected(ctx, "channel-1p1c", "class-1p1c", "value-1p1c", "batch-1p1c"))
+        if (AnySelected(ctx, "channel-1p1c", "class-1p1c", "value-1p1c-plain", "value-1p1c", "batch-1p1c"))
         {
             var channel = Throughput(ctx, "channel-1p1c", messages, ChannelScenarios.OneToOne, "bounded channel, async reader/writer");
             Compare(ctx, "class-1p1c", messages, m => RingScenarios.ClassOneToOne(m, new YieldingWaitStrategy()), channel, yieldNote);
-            Compare(ctx, "value-1p1c", messages, m => RingScenarios.ValueOneToOne(m, new YieldingWaitStrategy()), channel, yieldNote);
+            Compare(ctx, "value-1p1c-plain", messages, m => RingScenarios.ValueOneToOne(m, new YieldingWaitStrategy()), channel, yieldNote);
+            Compare(ctx, "value-1p1c", messages, m => RingScenarios.ValueOneToOne(m, new YieldingWaitStrategy(RingScenarios.Coalescing)), channel, coalesceNote);
             Compare(ctx, "batch-1p1c", messages, m => RingScenarios.BatchOneToOne(m, new YieldingWaitStrategy()), channel, $"{yieldNote}, {RingScenarios.BatchSize} per claim");
         }
 

@@ -15,6 +15,13 @@ public static class RingScenarios
     /// <summary>Ring slots: 64 Ki, as the channel baselines' capacity.</summary>
     public const int RingSize = 1 << 16;
 
+    /// <summary>
+    /// The throughput setting of <c>value-1p1c</c>: a batch under 256 events is held for 1 µs. On this VM a
+    /// cross-core cache-line transfer takes several hundred ns in its slow phases; a 0.5 µs hold left batches at
+    /// ~30 events (no gain), 1 µs let them grow to ~256 (perf-reports/ring.md).
+    /// </summary>
+    public static readonly BatchCoalescing Coalescing = new(256, TimeSpan.FromMicroseconds(1));
+
     /// <summary>Events per claim in <c>batch-1p1c</c>.</summary>
     public const int BatchSize = 64;
 

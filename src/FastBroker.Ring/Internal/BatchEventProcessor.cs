@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace FastBroker.Ring.Internal;
@@ -10,7 +11,9 @@ namespace FastBroker.Ring.Internal;
 /// <typeparamref name="TDataProvider"/> and <typeparamref name="THandler"/> are structs, so the JIT compiles one
 /// specialised loop per handler type with direct, inlinable calls: no interface dispatch per event and no
 /// runtime code generation (native-AOT safe). The wait strategy is called only when the barrier's fast check
-/// finds nothing available, and signalled once per batch when it blocks.
+/// finds nothing available, and signalled once per batch when it blocks. With the strategy's opt-in
+/// <see cref="BatchCoalescing"/>, a batch smaller than its minimum is held for a short spin and then taken
+/// together with whatever was published meanwhile.
 /// </remarks>
 internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventProcessor
     where TDataProvider : struct, IRefDataProvider<T>
@@ -20,6 +23,8 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
     private readonly SequenceBarrier _barrier;
     private readonly IWaitStrategy _waitStrategy;
     private readonly bool _signal;
+    private readonly int _coalesceBelow;
+    private readonly long _coalesceTicks;
     private readonly TDataProvider _dataProvider;
     private readonly IExceptionHandler<T> _exceptionHandler;
     private THandler _handler;
@@ -32,6 +37,9 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
         _barrier = barrier;
         _waitStrategy = barrier.WaitStrategy;
         _signal = _waitStrategy.IsBlockingStrategy;
+        var coalescing = _waitStrategy.Coalescing;
+        _coalesceBelow = coalescing.MinBatch;
+        _coalesceTicks = coalescing.DelayTimestampTicks;
         _handler = handler;
         _exceptionHandler = exceptionHandler ?? ExceptionHandlers.LogAndHalt<T>();
     }
@@ -96,10 +104,17 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
             var available = _barrier.WaitFor(nextSequence);
             if (available >= nextSequence)
             {
+                // _coalesceBelow is zero when coalescing is off, so this never holds then.
+                if (available - nextSequence + 1 < _coalesceBelow)
+                {
+                    available = Coalesce(nextSequence, available);
+                }
+
+                var batchSize = available - nextSequence + 1;
                 gapWait.Reset();
                 try
                 {
-                    _handler.OnBatchStart(available - nextSequence + 1);
+                    _handler.OnBatchStart(batchSize);
                     while (nextSequence <= available)
                     {
                         _handler.OnEvent(ref provider[nextSequence], nextSequence, nextSequence == available);
@@ -144,6 +159,21 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
                 gapWait.SpinOnce(sleep1Threshold: -1);
             }
         }
+    }
+
+    // Holds a small batch for the pause, spinning without touching the cursor or the slots, so the producer
+    // keeps their cache lines and publishes more meanwhile; then takes everything available. A halt ends the
+    // pause early (the batch is still handled).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private long Coalesce(long nextSequence, long available)
+    {
+        var until = Stopwatch.GetTimestamp() + _coalesceTicks;
+        while (Stopwatch.GetTimestamp() < until && !_barrier.IsAlerted)
+        {
+            Thread.SpinWait(1);
+        }
+
+        return Math.Max(available, _barrier.GetAvailable(nextSequence));
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
