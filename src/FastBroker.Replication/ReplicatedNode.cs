@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using FastBroker.Engine;
+using FastBroker.Net;
 using FastBroker.Replication.Internal;
 using FastBroker.Server;
 
@@ -628,22 +629,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (!_stop.IsCancellationRequested)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-
             _ = Task.Factory.StartNew(() => Serve(socket), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
     }

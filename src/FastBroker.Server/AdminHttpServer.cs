@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using FastBroker.Net;
 using FastBroker.Server.Internal;
 
 namespace FastBroker.Server;
@@ -103,26 +104,8 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (!_stop.IsCancellationRequested)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-
             if (Interlocked.Increment(ref _active) > MaxConcurrent)
             {
                 Interlocked.Decrement(ref _active);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using FastBroker.Net;
 using FastBroker.Server.Internal;
 
 namespace FastBroker.Server;
@@ -217,28 +218,8 @@ public sealed class BrokerServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (!_acceptStop.IsCancellationRequested)
+        while (await SocketAccept.NextAsync(_listener, _acceptStop.Token, e => Log($"accept failed: {e.SocketErrorCode}: {e.Message}")).ConfigureAwait(false) is { } socket)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_acceptStop.Token).ConfigureAwait(false);
-            }
-            catch (Exception) when (_acceptStop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException e)
-            {
-                // Transient (e.g. the peer reset before accept, or out of descriptors): keep serving.
-                Log($"accept failed: {e.SocketErrorCode}: {e.Message}");
-                continue;
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-
             Interlocked.Increment(ref _accepted);
             if (ConnectionCount >= Options.MaxConnections + HandshakeSlack)
             {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using FastBroker.Net;
 
 namespace FastBroker.Replication;
 
@@ -164,26 +165,8 @@ public sealed partial class WitnessServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (!_stop.IsCancellationRequested)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-
             lock (_gate)
             {
                 if (_stop.IsCancellationRequested || _connections.Count >= Options.MaxConnections)
