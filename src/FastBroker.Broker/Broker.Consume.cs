@@ -23,6 +23,36 @@ public sealed partial class Broker
         return subscription;
     }
 
+    /// <summary>
+    /// Subscribes with <paramref name="handler"/> called by the broker itself, on the pipeline thread right after each
+    /// batch is committed (for fsynced topics, once it is durable): the LMAX way, with no hand-off to a consumer
+    /// thread and no wake-up, so the lowest publish→delivery latency and no consumer thread competing for a core.
+    /// Messages already readable at the start position are delivered first, from a thread-pool thread; calls never
+    /// overlap and come in order per topic.
+    /// </summary>
+    /// <remarks>
+    /// The handler holds up every topic's publishers while it runs: it must be quick and must not block (hand slow
+    /// work to another thread). In particular it must not wait for a confirmation, and a publish from it must be a
+    /// <c>TryPublish</c> that accepts false: the ring it would wait on drains only
+    /// once the handler returns. An exception it throws stops this subscription only (<see cref="Subscription.Fault"/>).
+    /// <see cref="Subscription.Fetch{THandler}"/> and the push methods are refused on an inline subscription.
+    /// </remarks>
+    /// <exception cref="BrokerException">As for <see cref="Subscribe"/>.</exception>
+    public Subscription SubscribeInline<THandler>(string pattern, THandler handler, SubscriptionOptions? options = null)
+        where THandler : IMessageHandler
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        ThrowIfClosed();
+        var parsed = TopicPattern.Parse(pattern);
+        var subscription = new Subscription(this, parsed, options ?? SubscriptionOptions.Default, s => new Subscription.Inline<THandler>(s, handler));
+        lock (_gate)
+        {
+            _subscriptions.Add(subscription);
+        }
+
+        return subscription;
+    }
+
     /// <summary>Joins (creating it on first use) the work-queue group <paramref name="group"/> over <paramref name="topic"/>.</summary>
     /// <exception cref="BrokerException">Invalid names, unknown topic (auto-creation off), transient topic, invalid options.</exception>
     public WorkQueueMember JoinGroup(string topic, string group, GroupOptions? options = null, int? prefetch = null)
@@ -51,6 +81,7 @@ public sealed partial class Broker
 
                 g = new WorkQueueGroup(this, t, group, options);
                 _groups[(t.Name, group)] = g;
+                StartTimer();
             }
         }
 

@@ -26,6 +26,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly object _gate = new();
     private readonly Timer _timer;
+    private int _timerStarted;
     private int _state; // 0 open, 1 closing, 2 closed
 
     private Broker(BrokerOptions options)
@@ -74,9 +75,26 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         broker._pipeline.Start();
-        var period = (int)Math.Max(1, options.TimerResolution.TotalMilliseconds);
-        broker._timer.Change(period, period);
+        if (replication is not null)
+        {
+            broker.StartTimer();
+        }
+
         return broker;
+    }
+
+    /// <summary>
+    /// Starts the timer (visibility timeouts, standby ack timeouts) once something needs it: a broker with no group
+    /// and no standby has no periodic work, and a timer waking a pool thread 200 times a second would take CPU from
+    /// the pipeline on a small machine for nothing.
+    /// </summary>
+    internal void StartTimer()
+    {
+        if (Interlocked.Exchange(ref _timerStarted, 1) == 0)
+        {
+            var period = (int)Math.Max(1, _options.TimerResolution.TotalMilliseconds);
+            _timer.Change(period, period);
+        }
     }
 
     /// <summary>Creates a topic with the given settings (or returns quietly if it exists with the same settings).</summary>

@@ -10,6 +10,7 @@ namespace FastBroker;
 /// topics are read zero-copy from the journal, so a slow subscription is a cursor behind in the file: it never
 /// holds producers back and never grows memory. Pull with <see cref="Fetch{THandler}"/>, push with
 /// <see cref="ConsumeAsync{THandler}"/> or <see cref="ReadAllAsync"/>. One consumer at a time per subscription.
+/// An inline subscription (<see cref="Broker.SubscribeInline{THandler}"/>) has its handler called by the broker instead.
 /// </summary>
 public sealed class Subscription : IDisposable
 {
@@ -19,6 +20,11 @@ public sealed class Subscription : IDisposable
     private readonly PositionStore? _positions;
     private readonly (byte[] Name, byte[] Value)[] _filters;
     private readonly Action<TopicState>? _onTopicCreated;
+    private readonly InlineDelivery? _inline;
+    private readonly object _deliverGate = new();
+    private bool _delivering;
+    private bool _releaseAfterDelivery;
+    private Exception? _fault;
     private TopicCursor[] _cursors = [];
     private int _nextCursor;
     private long _delivered;
@@ -27,9 +33,10 @@ public sealed class Subscription : IDisposable
     private long _missed;
     private int _disposed;
 
-    internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options)
+    internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options, Func<Subscription, InlineDelivery>? inline = null)
     {
         _broker = broker;
+        _inline = inline?.Invoke(this);
         Pattern = pattern;
         Options = options;
         _filters = options.HeaderFilters is { } f ? [.. f.Select(kv => (Encoding.UTF8.GetBytes(kv.Key), Encoding.UTF8.GetBytes(kv.Value)))] : [];
@@ -92,6 +99,15 @@ public sealed class Subscription : IDisposable
     /// <summary>Transient-topic messages lost by falling more than a ring behind.</summary>
     public long Missed => Volatile.Read(ref _missed);
 
+    /// <summary>True when the broker calls this subscription's handler (<see cref="Broker.SubscribeInline{THandler}"/>).</summary>
+    public bool IsInline => _inline is not null;
+
+    /// <summary>
+    /// What an inline handler threw. Delivery stopped there; the broker is unaffected. Dispose the subscription and
+    /// subscribe again (a durable one resumes at its committed position).
+    /// </summary>
+    public Exception? Fault => Volatile.Read(ref _fault);
+
     /// <summary>Total of head − position over the matched topics.</summary>
     public long Lag => Volatile.Read(ref _cursors).Sum(c => Math.Max(0, c.Topic.Head - c.NextOffset));
 
@@ -99,10 +115,22 @@ public sealed class Subscription : IDisposable
     /// Hands up to <paramref name="max"/> available messages to <paramref name="handler"/> and returns how many were
     /// delivered; 0 when nothing is available now. Allocation-free with a struct handler.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
         where THandler : IMessageHandler
     {
         ThrowIfDisposed();
+        if (_inline is not null)
+        {
+            throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
+        }
+
+        return FetchCore(max, ref handler);
+    }
+
+    private int FetchCore<THandler>(int max, ref THandler handler)
+        where THandler : IMessageHandler
+    {
         var cursors = Volatile.Read(ref _cursors);
         var sink = new Sink<THandler>(this, ref handler);
         var read = 0;
@@ -275,10 +303,32 @@ public sealed class Subscription : IDisposable
             foreach (var c in _cursors)
             {
                 c.Topic.RemoveListener(_signal);
-                c.Dispose();
+                if (_inline is not null)
+                {
+                    c.Topic.RemoveInline(_inline);
+                }
             }
+        }
 
-            _cursors = [];
+        if (_inline is null)
+        {
+            ReleaseCursors();
+        }
+        else
+        {
+            // A delivery may be reading the cursors right now: wait for it, unless this is its own handler
+            // disposing the subscription, in which case the delivery releases them when it unwinds.
+            lock (_deliverGate)
+            {
+                if (_delivering)
+                {
+                    _releaseAfterDelivery = true;
+                }
+                else
+                {
+                    ReleaseCursors();
+                }
+            }
         }
 
         _signal.Set();
@@ -287,6 +337,19 @@ public sealed class Subscription : IDisposable
     }
 
     internal void CloseFromBroker() => Dispose();
+
+    private void ReleaseCursors()
+    {
+        lock (_gate)
+        {
+            foreach (var c in _cursors)
+            {
+                c.Dispose();
+            }
+
+            _cursors = [];
+        }
+    }
 
     internal SubscriptionSnapshot Snapshot() => new(Pattern.Text, Options.DurableName, Delivered, Lag, Expired, Filtered, Missed, Positions);
 
@@ -319,9 +382,22 @@ public sealed class Subscription : IDisposable
 
             _cursors = [.. _cursors, cursor];
             topic.AddListener(_signal);
+            if (_inline is not null)
+            {
+                topic.AddInline(_inline);
+            }
         }
 
-        _signal.Set();
+        if (_inline is not null)
+        {
+            // What is already readable (a start before the head) is delivered off the caller's thread; live messages
+            // then arrive on the dispatcher's. The two never overlap (InlineDelivery).
+            ThreadPool.UnsafeQueueUserWorkItem(static d => d.Deliver(), _inline, preferLocal: false);
+        }
+        else
+        {
+            _signal.Set();
+        }
     }
 
     private void ThrowIfDisposed()
@@ -364,6 +440,12 @@ public sealed class Subscription : IDisposable
 
         public void Offer(scoped in MessageView message, ushort flags)
         {
+            // An inline handler may dispose its own subscription mid-batch: deliver nothing after that.
+            if (owner._inline is not null && Volatile.Read(ref owner._disposed) != 0)
+            {
+                return;
+            }
+
             if (owner.Passes(message, flags))
             {
                 _handler.OnMessage(message);
@@ -372,6 +454,48 @@ public sealed class Subscription : IDisposable
         }
 
         public readonly void Missed(long count) => Interlocked.Add(ref owner._missed, count);
+    }
+
+    /// <summary>An inline subscription's handler and its delivery loop.</summary>
+    internal sealed class Inline<THandler>(Subscription owner, THandler handler) : InlineDelivery
+        where THandler : IMessageHandler
+    {
+        private THandler _handler = handler;
+
+        protected override void Drain()
+        {
+            lock (owner._deliverGate)
+            {
+                if (Volatile.Read(ref owner._disposed) != 0 || owner._fault is not null)
+                {
+                    return;
+                }
+
+                owner._delivering = true;
+                try
+                {
+                    var batch = owner.Options.BatchSize;
+                    while (Volatile.Read(ref owner._disposed) == 0 && owner.FetchCore(batch, ref _handler) > 0)
+                    {
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // The handler's failure is the subscription's, never the pipeline's: stop delivering and say why.
+                    Volatile.Write(ref owner._fault, ex);
+                    owner._signal.Set();
+                }
+                finally
+                {
+                    owner._delivering = false;
+                    if (owner._releaseAfterDelivery)
+                    {
+                        owner._releaseAfterDelivery = false;
+                        owner.ReleaseCursors();
+                    }
+                }
+            }
+        }
     }
 
     private readonly struct Collector(List<Message> items) : IMessageHandler

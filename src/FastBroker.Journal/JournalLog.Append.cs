@@ -246,6 +246,7 @@ public sealed unsafe partial class JournalLog
         var path = Path.Combine(_directory, Segment.FileNameFor(_nextOffset));
         var header = new SegmentHeader(_epoch, _nextOffset, _options.SegmentSize, NowUnixMs());
         var segment = TakeSpare();
+        WakePrefaulter();
         if (segment is not null && segment.Size == _options.SegmentSize)
         {
             try

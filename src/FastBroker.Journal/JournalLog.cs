@@ -61,6 +61,7 @@ public sealed unsafe partial class JournalLog : IDisposable
         report.FirstOffset = segments.Count > 0 ? segments[0].BaseOffset : _nextOffset;
         report.NextOffset = _nextOffset;
         _flusher = new Thread(FlusherLoop) { IsBackground = true, Name = "journal-flusher" };
+        _prefaulter = new Thread(PrefaultLoop) { IsBackground = true, Name = "journal-prefault" };
     }
 
     /// <summary>The journal directory.</summary>
@@ -133,6 +134,7 @@ public sealed unsafe partial class JournalLog : IDisposable
             }
 
             journal._flusher.Start();
+            journal._prefaulter.Start();
             return journal;
         }
         catch

@@ -48,6 +48,66 @@ public class AllocationTests
     }
 
     [Fact]
+    public async Task Inline_delivery_allocates_nothing_per_message_on_the_pipeline_thread()
+    {
+        // The journaler appends, commits, confirms and runs the inline handler: measure that thread from inside the
+        // handler, between a message after the warm-up and the last one.
+        await using var f = await BrokerFixture.StartAsync(o => o with
+        {
+            DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 256L << 20, MaxMessageBytes = 1024 },
+        });
+        var broker = f.Broker;
+        broker.CreateTopic("hot", broker.Options.DefaultTopicOptions);
+        const int Warm = 50_000;
+        const int Total = Warm + Messages;
+        var meter = new PipelineMeter(Warm, Total);
+        using var sub = broker.SubscribeInline("hot", meter);
+        var payload = new byte[100];
+        for (var i = 0; i < Total; i++)
+        {
+            var spin = new SpinWait();
+            while (!broker.TryPublish("hot", payload))
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
+        Eventually.True(() => meter.Count == Total, "every message delivered inline");
+        Assert.Null(sub.Fault);
+        Assert.All(meter.Threads, t => Assert.Equal("fastbroker-journaler", t));
+        Assert.True(meter.Bytes < 1024, $"the pipeline thread allocated {meter.Bytes} B for {Messages} messages (append, commit, dispatch, inline delivery)");
+    }
+
+    private sealed class PipelineMeter(int warm, int total) : IMessageHandler
+    {
+        private long _count;
+        private long _start;
+
+        public string?[] Threads { get; } = new string?[2];
+
+        public long Bytes { get; private set; } = -1;
+
+        public long Count => Volatile.Read(ref _count);
+
+        public void OnMessage(scoped in MessageView message)
+        {
+            var n = _count + 1;
+            if (n == warm)
+            {
+                Threads[0] = Thread.CurrentThread.Name;
+                _start = GC.GetAllocatedBytesForCurrentThread();
+            }
+            else if (n == total)
+            {
+                Bytes = GC.GetAllocatedBytesForCurrentThread() - _start;
+                Threads[1] = Thread.CurrentThread.Name;
+            }
+
+            Volatile.Write(ref _count, n);
+        }
+    }
+
+    [Fact]
     public async Task Claim_publish_with_sink_confirmations_allocates_nothing_per_message_in_steady_state()
     {
         // The network server's path: claims of 64 messages with producer ids, confirmations through a sink.

@@ -40,24 +40,54 @@ public static class BrokerBenchmarks
             Report(ctx, "workqueue-3", wq, ctx.MedianOf("workqueue-3", _ => WithBroker(ctx, b => WorkQueue(b, wq, 3))), "3 members, prefetch 256, every message acked");
         }
 
+        if (ctx.Selected("latency-100k-floor"))
+        {
+            RunLatency(ctx, "latency-100k-floor", n, LatencyPath.Floor, "no broker: the same pacer hands each timestamp to a spinning thread (the machine's floor)");
+        }
+
         if (ctx.Selected("latency-100k"))
         {
-            var rate = 100_000;
-            var count = Math.Max(50_000, (int)Math.Min(n, 400_000));
-            var histograms = new List<LogLinearHistogram>();
-            ctx.MedianOf("latency-100k", _ =>
-            {
-                var h = new LogLinearHistogram();
-                WithBroker(ctx, b => Latency(b, count, rate, h));
-                histograms.Add(h);
-                return h.ValueAtPercentile(50);
-            });
-
-            // Report the run with the median p50 (its percentiles belong together).
-            var ordered = histograms.Skip(1).OrderBy(h => h.ValueAtPercentile(50)).ToList();
-            var mid = ordered[ordered.Count / 2];
-            ctx.Reporter.Result(new BenchResult("broker", "latency-100k") { Runs = ctx.Runs, Messages = count, Note = $"publish→delivery at {rate:N0} msg/s, CO-corrected" }.WithLatency(mid));
+            RunLatency(ctx, "latency-100k", n, LatencyPath.ConsumerThread, "consumer thread polling (yield) then sleeping on the subscription");
         }
+
+        if (ctx.Selected("latency-100k-inline"))
+        {
+            RunLatency(ctx, "latency-100k-inline", n, LatencyPath.Inline, "inline subscription: handler on the pipeline thread");
+        }
+    }
+
+    private enum LatencyPath
+    {
+        Floor,
+        ConsumerThread,
+        Inline,
+    }
+
+    private static void RunLatency(BenchContext ctx, string variant, long n, LatencyPath path, string consumer)
+    {
+        var rate = 100_000;
+        var count = Math.Max(50_000, (int)Math.Min(n, 400_000));
+        var histograms = new List<LogLinearHistogram>();
+        ctx.MedianOf(variant, _ =>
+        {
+            var h = new LogLinearHistogram();
+            if (path == LatencyPath.Floor)
+            {
+                LatencyFloor(count, rate, h);
+            }
+            else
+            {
+                WithBroker(ctx, b => path == LatencyPath.Inline ? LatencyInline(b, count, rate, h) : Latency(b, count, rate, h));
+            }
+
+            histograms.Add(h);
+            return h.ValueAtPercentile(50);
+        });
+
+        // Report the run with the median p50 (its percentiles belong together).
+        var ordered = histograms.Skip(1).OrderBy(h => h.ValueAtPercentile(50)).ToList();
+        var mid = ordered[ordered.Count / 2];
+        ctx.Reporter.Result(new BenchResult("broker", variant) { Runs = ctx.Runs, Messages = count, Note = $"publish→delivery at {rate:N0} msg/s, CO-corrected; {consumer}" }.WithLatency(mid));
     }
 
     private static void Report(BenchContext ctx, string variant, long messages, double perSecond, string? note = null) =>
@@ -217,8 +247,6 @@ public static class BrokerBenchmarks
     private static double Latency(FastBroker.Broker broker, int count, int ratePerSecond, LogLinearHistogram histogram)
     {
         using var sub = broker.Subscribe("bench", new SubscriptionOptions { Start = StartPosition.Latest });
-        var intervalTicks = Stopwatch.Frequency / (double)ratePerSecond;
-        var start = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 100);
         var consumer = new Thread(() =>
         {
             // A consumer on its own thread as a user would write it on a small box: poll (yielding) while messages
@@ -246,7 +274,88 @@ public static class BrokerBenchmarks
         { Name = "bench-latency-sub", IsBackground = true };
         consumer.Start();
 
+        Pace(broker, count, ratePerSecond);
+        consumer.Join();
+        return histogram.ValueAtPercentile(50);
+    }
+
+    private static double LatencyInline(FastBroker.Broker broker, int count, int ratePerSecond, LogLinearHistogram histogram)
+    {
+        var handler = new InlineLatencyHandler(histogram);
+        using var sub = broker.SubscribeInline("bench", handler, new SubscriptionOptions { Start = StartPosition.Latest });
+        Pace(broker, count, ratePerSecond);
+
+        var deadline = Stopwatch.GetTimestamp() + (30 * Stopwatch.Frequency);
+        while (Volatile.Read(ref handler.Count) < count && sub.Fault is null && Stopwatch.GetTimestamp() < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        if (sub.Fault is { } fault || Volatile.Read(ref handler.Count) < count)
+        {
+            throw new InvalidOperationException($"inline subscription delivered {handler.Count} of {count}", sub.Fault);
+        }
+
+        return histogram.ValueAtPercentile(50);
+    }
+
+    /// <summary>
+    /// The floor any in-process pipeline on this machine starts from: the same pacer, and a thread spinning on a
+    /// published counter that records each timestamp's latency the moment it sees it. No broker, no journal.
+    /// </summary>
+    private static double LatencyFloor(int count, int ratePerSecond, LogLinearHistogram histogram)
+    {
+        var stamps = new long[count];
+        var published = 0;
+        var receiver = new Thread(() =>
+        {
+            var nsPerTick = 1e9 / Stopwatch.Frequency;
+            var next = 0;
+            while (next < count)
+            {
+                var available = Volatile.Read(ref published);
+                if (available == next)
+                {
+                    Thread.SpinWait(8);
+                    continue;
+                }
+
+                var now = Stopwatch.GetTimestamp();
+                for (; next < available; next++)
+                {
+                    histogram.Record((long)((now - stamps[next]) * nsPerTick));
+                }
+            }
+        })
+        { Name = "bench-floor-receiver", IsBackground = true };
+        receiver.Start();
+        var i = 0;
+        Pace(count, ratePerSecond, scheduled =>
+        {
+            stamps[i] = scheduled;
+            Volatile.Write(ref published, ++i);
+            return true;
+        });
+        receiver.Join();
+        return histogram.ValueAtPercentile(50);
+    }
+
+    /// <summary>Publishes <paramref name="count"/> messages, each at its intended time, carrying that time.</summary>
+    private static void Pace(FastBroker.Broker broker, int count, int ratePerSecond)
+    {
         var payload = new byte[PayloadBytes];
+        Pace(count, ratePerSecond, scheduled =>
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(payload, scheduled);
+            return broker.TryPublish("bench", payload);
+        });
+    }
+
+    /// <summary>Calls <paramref name="send"/> (false = backpressure, retried) at each intended time, with that time.</summary>
+    private static void Pace(int count, int ratePerSecond, Func<long, bool> send)
+    {
+        var intervalTicks = Stopwatch.Frequency / (double)ratePerSecond;
+        var start = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 100);
         for (var i = 0; i < count; i++)
         {
             // The intended send time, not the actual one: a stalled sender still charges the stall to every message
@@ -254,20 +363,31 @@ public static class BrokerBenchmarks
             var scheduled = start + (long)(i * intervalTicks);
             while (Stopwatch.GetTimestamp() < scheduled)
             {
-                // Yield, not spin: on 2 cores the pacing loop must leave room for the journaler and the consumer.
+                // Yield, not spin: on 2 cores the pacing loop must leave room for the pipeline (and the consumer).
                 Thread.Yield();
             }
 
-            BinaryPrimitives.WriteInt64LittleEndian(payload, scheduled);
             var spin = new SpinWait();
-            while (!broker.TryPublish("bench", payload))
+            while (!send(scheduled))
             {
                 spin.SpinOnce(sleep1Threshold: -1);
             }
         }
+    }
 
-        consumer.Join();
-        return histogram.ValueAtPercentile(50);
+    /// <summary>Records latency from the pipeline thread (a class: the bench thread reads the count it advances).</summary>
+    private sealed class InlineLatencyHandler(LogLinearHistogram histogram) : IMessageHandler
+    {
+        private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
+
+        public long Count;
+
+        public void OnMessage(scoped in MessageView message)
+        {
+            var scheduled = BinaryPrimitives.ReadInt64LittleEndian(message.Payload);
+            histogram.Record((long)((Stopwatch.GetTimestamp() - scheduled) * s_nsPerTick));
+            Volatile.Write(ref Count, Count + 1);
+        }
     }
 
     private struct CountingHandler : IMessageHandler

@@ -11,6 +11,7 @@ internal sealed class TopicState : IDisposable
 {
     private readonly object _gate = new();
     private AsyncSignal[] _listeners = [];
+    private InlineDelivery[] _inline = [];
     private long _expired;
 
     public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient)
@@ -93,13 +94,40 @@ internal sealed class TopicState : IDisposable
         }
     }
 
-    /// <summary>Wakes every reader (dispatcher thread, once per batch per topic; allocation-free).</summary>
+    /// <summary>Registers an inline subscription, delivered on the thread that makes messages readable.</summary>
+    public void AddInline(InlineDelivery delivery)
+    {
+        lock (_gate)
+        {
+            _inline = [.. _inline, delivery];
+        }
+    }
+
+    /// <summary>Unregisters an inline subscription.</summary>
+    public void RemoveInline(InlineDelivery delivery)
+    {
+        lock (_gate)
+        {
+            _inline = Array.FindAll(_inline, s => !ReferenceEquals(s, delivery));
+        }
+    }
+
+    /// <summary>
+    /// Wakes every reader and runs the inline subscriptions (dispatcher thread once per batch per topic, or the
+    /// durability notifier for fsynced topics; allocation-free).
+    /// </summary>
     public void WakeListeners()
     {
         var listeners = Volatile.Read(ref _listeners);
         for (var i = 0; i < listeners.Length; i++)
         {
             listeners[i].Set();
+        }
+
+        var inline = Volatile.Read(ref _inline);
+        for (var i = 0; i < inline.Length; i++)
+        {
+            inline[i].Deliver();
         }
 
         Replication?.RecordsReadable(this);

@@ -59,6 +59,26 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
 
+    internal const int SchedIdle = 5;
+
+    [LibraryImport(Libc, EntryPoint = "sched_setscheduler", SetLastError = true)]
+    internal static partial int SchedSetScheduler(int pid, int policy, ref int priority);
+
+    /// <summary>
+    /// Puts the calling thread in <c>SCHED_IDLE</c>: it runs on CPU time no other thread wants, and any other thread
+    /// that becomes runnable preempts it at once. False where that is refused or unsupported (it then stays as is).
+    /// </summary>
+    internal static bool TrySetIdlePriority()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        var priority = 0;
+        return SchedSetScheduler(0, SchedIdle, ref priority) == 0; // pid 0: the calling thread
+    }
+
     [LibraryImport(Libc, EntryPoint = "sendfile", SetLastError = true)]
     internal static partial nint Sendfile(int outFd, int inFd, ref long offset, nuint count);
 
