@@ -125,15 +125,16 @@ public sealed class Subscription : IDisposable
             throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
         }
 
-        return FetchCore(max, ref handler);
+        return FetchCore(max, ref handler, out _);
     }
 
-    private int FetchCore<THandler>(int max, ref THandler handler)
+    /// <summary>Returns how many were delivered; <paramref name="read"/> counts the ones filtered out or expired too.</summary>
+    private int FetchCore<THandler>(int max, ref THandler handler, out int read)
         where THandler : IMessageHandler
     {
         var cursors = Volatile.Read(ref _cursors);
         var sink = new Sink<THandler>(this, ref handler);
-        var read = 0;
+        read = 0;
         for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
         {
             var cursor = cursors[(_nextCursor + i) % cursors.Length];
@@ -475,8 +476,14 @@ public sealed class Subscription : IDisposable
                 try
                 {
                     var batch = owner.Options.BatchSize;
-                    while (Volatile.Read(ref owner._disposed) == 0 && owner.FetchCore(batch, ref _handler) > 0)
+                    // Until nothing is left to read (a batch that the filters emptied is not the end).
+                    while (Volatile.Read(ref owner._disposed) == 0)
                     {
+                        owner.FetchCore(batch, ref _handler, out var read);
+                        if (read == 0)
+                        {
+                            break;
+                        }
                     }
                 }
                 catch (Exception ex)

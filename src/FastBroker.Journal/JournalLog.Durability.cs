@@ -12,7 +12,7 @@ public sealed partial class JournalLog
     private readonly Thread _flusher;
     private readonly Thread _prefaulter;
     private readonly object _prefaultSignal = new();
-    private bool _prefaultStopping;
+    private volatile bool _prefaultStopping;
     private readonly object _signal = new(); // Monitor wait/pulse (System.Threading.Lock has no condition variable)
     private readonly object _waitLock = new();
     private readonly List<DurableWaiter> _waiters = [];
@@ -403,7 +403,22 @@ public sealed partial class JournalLog
                 }
             }
 
-            PrefaultStep();
+            try
+            {
+                PrefaultStep();
+            }
+            catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
+            {
+                // Pre-faulting is only ahead-of-time work (the writer does it itself when this falls behind): back off.
+                _spareRetryAt = Environment.TickCount64 + 1000;
+                lock (_prefaultSignal)
+                {
+                    if (!_prefaultStopping)
+                    {
+                        Monitor.Wait(_prefaultSignal, 100);
+                    }
+                }
+            }
         }
 
         DiscardSpare(ref _preparing);

@@ -181,6 +181,33 @@ public class InlineSubscriptionTests
     }
 
     [Fact]
+    public async Task A_batch_the_header_filters_empty_does_not_stop_the_catch_up()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var broker = f.Broker;
+        broker.CreateTopic("fx");
+        var h = new MessageHeaders();
+
+        // More non-matching messages than one fetch batch, then a matching one, and then nothing more.
+        for (var i = 0; i < 600; i++)
+        {
+            await broker.PublishAsync("fx", BrokerFixture.Utf8($"usd{i}"), headers: h.Clear().Add("ccy", "USD"));
+        }
+
+        await broker.PublishAsync("fx", BrokerFixture.Utf8("eur"), headers: h.Clear().Add("ccy", "EUR"));
+        var handler = new ThreadRecorder();
+        using var sub = broker.SubscribeInline("fx", handler, new SubscriptionOptions
+        {
+            Start = StartPosition.Earliest,
+            BatchSize = 256,
+            HeaderFilters = new Dictionary<string, string> { ["ccy"] = "EUR" },
+        });
+        await Eventually.TrueAsync(() => handler.Count == 1, "the matching message after the filtered ones is delivered");
+        Assert.Equal(("fx", 600L, "eur"), (handler.Snapshot()[0].Topic, handler.Snapshot()[0].Offset, handler.Snapshot()[0].Payload));
+        await Eventually.TrueAsync(() => sub.Filtered == 600, "the others were counted as filtered");
+    }
+
+    [Fact]
     public async Task A_wildcard_inline_subscription_follows_topics_created_later()
     {
         await using var f = await BrokerFixture.StartAsync();
