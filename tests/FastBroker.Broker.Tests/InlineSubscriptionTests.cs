@@ -158,26 +158,48 @@ public class InlineSubscriptionTests
         await using var f = await BrokerFixture.StartAsync();
         var broker = f.Broker;
         broker.CreateTopic("slow");
+        await broker.PublishAsync("slow", BrokerFixture.Utf8("a"));
+        await broker.PublishAsync("slow", BrokerFixture.Utf8("b"));
         using var inHandler = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
         var blocking = new Blocking(inHandler, release);
-        var sub = broker.SubscribeInline("slow", blocking);
-        var publish = broker.PublishAsync("slow", BrokerFixture.Utf8("a")).AsTask();
+
+        // Both messages go to the handler in one catch-up batch; it stops in the first.
+        var sub = broker.SubscribeInline("slow", blocking, new SubscriptionOptions { Start = StartPosition.Earliest });
         Assert.True(inHandler.Wait(Eventually.DefaultTimeout), "the handler was entered");
 
         var dispose = Task.Run(sub.Dispose);
-        var early = await Task.WhenAny(dispose, Task.Delay(TimeSpan.FromMilliseconds(50)));
-        Assert.False(early == dispose, "dispose returned while the handler was still reading the journal");
+        await Eventually.TrueAsync(() => ThrowsDisposed(sub), "the dispose has begun");
+        Assert.False(dispose.IsCompleted, "dispose returned while the handler was still reading the journal");
+
+        // Released, the delivery goes on reading its batch: the cursors must still be there (no fault), and it hands
+        // nothing more to the handler.
         release.Set();
         await Eventually.Completes(dispose);
-        await Eventually.Completes(publish);
-
-        // Nothing more after the dispose returned.
-        await broker.PublishAsync("slow", BrokerFixture.Utf8("b"));
+        Assert.Null(sub.Fault);
+        Assert.Equal(1, blocking.Seen);
+        await broker.PublishAsync("slow", BrokerFixture.Utf8("c"));
         var probe = new ThreadRecorder();
         using var after = broker.SubscribeInline("slow", probe, new SubscriptionOptions { Start = StartPosition.Earliest });
-        await Eventually.TrueAsync(() => probe.Count == 2, "a new subscription reads both");
+        await Eventually.TrueAsync(() => probe.Count == 3, "a new subscription reads all three");
         Assert.Equal(1, blocking.Seen);
+    }
+
+    private static bool ThrowsDisposed(Subscription sub)
+    {
+        try
+        {
+            sub.Commit("slow", 0);
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+        catch (BrokerException)
+        {
+            return false; // not durable: still open
+        }
     }
 
     [Fact]
