@@ -135,11 +135,9 @@ public class InlineSubscriptionTests
         var broker = f.Broker;
         broker.CreateTopic("backlog");
         await broker.PublishAsync("backlog", BrokerFixture.Utf8("old"));
-        using var inHandler = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var blocking = new Blocking(inHandler, release);
+        using var blocking = new Blocking();
         using var sub = broker.SubscribeInline("backlog", blocking, new SubscriptionOptions { Start = StartPosition.Earliest });
-        Assert.True(inHandler.Wait(Eventually.DefaultTimeout), "the catch-up entered the handler");
+        Assert.True(blocking.Entered.Wait(Eventually.DefaultTimeout), "the catch-up entered the handler");
 
         // The catch-up is stuck in the handler on a pool thread. The journaler must leave the new messages to it
         // rather than wait for it: every publish is still confirmed.
@@ -148,7 +146,7 @@ public class InlineSubscriptionTests
             await Eventually.Completes(broker.PublishAsync("backlog", BrokerFixture.Utf8($"new{i}")).AsTask(), TimeSpan.FromSeconds(30));
         }
 
-        release.Set();
+        blocking.Release.Set();
         await Eventually.TrueAsync(() => blocking.Seen == 4, "the catch-up went on to the new messages");
     }
 
@@ -160,13 +158,11 @@ public class InlineSubscriptionTests
         broker.CreateTopic("slow");
         await broker.PublishAsync("slow", BrokerFixture.Utf8("a"));
         await broker.PublishAsync("slow", BrokerFixture.Utf8("b"));
-        using var inHandler = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var blocking = new Blocking(inHandler, release);
+        using var blocking = new Blocking();
 
         // Both messages go to the handler in one catch-up batch; it stops in the first.
         var sub = broker.SubscribeInline("slow", blocking, new SubscriptionOptions { Start = StartPosition.Earliest });
-        Assert.True(inHandler.Wait(Eventually.DefaultTimeout), "the handler was entered");
+        Assert.True(blocking.Entered.Wait(Eventually.DefaultTimeout), "the handler was entered");
 
         var dispose = Task.Run(sub.Dispose);
         await Eventually.TrueAsync(() => ThrowsDisposed(sub), "the dispose has begun");
@@ -174,7 +170,7 @@ public class InlineSubscriptionTests
 
         // Released, the delivery goes on reading its batch: the cursors must still be there (no fault), and it hands
         // nothing more to the handler.
-        release.Set();
+        blocking.Release.Set();
         await Eventually.Completes(dispose);
         Assert.Null(sub.Fault);
         Assert.Equal(1, blocking.Seen);
@@ -304,17 +300,29 @@ public class InlineSubscriptionTests
         }
     }
 
-    private sealed class Blocking(ManualResetEventSlim entered, ManualResetEventSlim release) : IMessageHandler
+    /// <summary>Signals <see cref="Entered"/> and holds every call until <see cref="Release"/> is set.</summary>
+    private sealed class Blocking : IMessageHandler, IDisposable
     {
         private int _seen;
+
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
 
         public int Seen => Volatile.Read(ref _seen);
 
         public void OnMessage(scoped in MessageView message)
         {
             Interlocked.Increment(ref _seen);
-            entered.Set();
-            release.Wait(Eventually.DefaultTimeout);
+            Entered.Set();
+            Release.Wait(Eventually.DefaultTimeout);
+        }
+
+        public void Dispose()
+        {
+            Release.Set(); // never leave the pipeline thread stuck in a failed test
+            Entered.Dispose();
+            Release.Dispose();
         }
     }
 }

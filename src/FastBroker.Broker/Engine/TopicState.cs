@@ -77,40 +77,16 @@ internal sealed class TopicState : IDisposable
     public void CountExpired() => Interlocked.Increment(ref _expired);
 
     /// <summary>Registers a reader's signal, set whenever new messages become readable.</summary>
-    public void AddListener(AsyncSignal signal)
-    {
-        lock (_gate)
-        {
-            _listeners = [.. _listeners, signal];
-        }
-    }
+    public void AddListener(AsyncSignal signal) => Add(ref _listeners, signal);
 
     /// <summary>Unregisters a reader's signal.</summary>
-    public void RemoveListener(AsyncSignal signal)
-    {
-        lock (_gate)
-        {
-            _listeners = Array.FindAll(_listeners, s => !ReferenceEquals(s, signal));
-        }
-    }
+    public void RemoveListener(AsyncSignal signal) => Remove(ref _listeners, signal);
 
     /// <summary>Registers an inline subscription, delivered on the thread that makes messages readable.</summary>
-    public void AddInline(InlineDelivery delivery)
-    {
-        lock (_gate)
-        {
-            _inline = [.. _inline, delivery];
-        }
-    }
+    public void AddInline(InlineDelivery delivery) => Add(ref _inline, delivery);
 
     /// <summary>Unregisters an inline subscription.</summary>
-    public void RemoveInline(InlineDelivery delivery)
-    {
-        lock (_gate)
-        {
-            _inline = Array.FindAll(_inline, s => !ReferenceEquals(s, delivery));
-        }
-    }
+    public void RemoveInline(InlineDelivery delivery) => Remove(ref _inline, delivery);
 
     /// <summary>
     /// Wakes every reader and runs the inline subscriptions (dispatcher thread once per batch per topic, or the
@@ -134,4 +110,23 @@ internal sealed class TopicState : IDisposable
     }
 
     public void Dispose() => Journal?.Dispose();
+
+    // Copy-on-write under the gate: the dispatcher reads the arrays without a lock, once per batch.
+    private void Add<T>(ref T[] array, T item)
+        where T : class
+    {
+        lock (_gate)
+        {
+            array = [.. array, item];
+        }
+    }
+
+    private void Remove<T>(ref T[] array, T item)
+        where T : class
+    {
+        lock (_gate)
+        {
+            array = Array.FindAll(array, x => !ReferenceEquals(x, item));
+        }
+    }
 }
