@@ -751,6 +751,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 w.WriteString("nodeId", link.StandbyId);
                 w.WriteNumber("sinceLastAckMs", (long)link.SinceLastAck.TotalMilliseconds);
                 w.WriteNumber("bytesSent", link.BytesSent);
+                w.WriteNumber("journalerShips", link.JournalerShips);
+                w.WriteNumber("journalerDeferred", link.JournalerDeferred);
                 w.WriteStartArray("topics");
                 foreach (var (topic, head, received, durable) in link.Positions)
                 {

@@ -8,7 +8,8 @@ namespace FastBroker.Testing;
 /// server. <see cref="CutAll"/> closes every forwarded connection (new ones are still accepted); <see cref="Cut"/>
 /// also closes each new one as soon as it is accepted (a network partition, e.g. of a replication link while the
 /// witness stays reachable) until <see cref="Restore"/>; <see cref="DropServerBytes"/> loses what the server sends
-/// (publishes stored but never confirmed).
+/// (publishes stored but never confirmed); <see cref="Stall"/> stops forwarding without closing anything (a peer that
+/// stops reading: the sender's socket buffers fill up) until <see cref="Resume"/>.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -19,6 +20,8 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly Task _accept;
     private volatile bool _cut;
     private volatile bool _dropServerBytes;
+    private readonly object _flowGate = new();
+    private TaskCompletionSource _flowing = Flowing();
     private int _refused;
 
     public TcpProxy(int targetPort)
@@ -49,6 +52,30 @@ public sealed class TcpProxy : IAsyncDisposable
 
     /// <summary>Forwards new connections again (after <see cref="Cut"/>).</summary>
     public void Restore() => _cut = false;
+
+    /// <summary>
+    /// Stops forwarding in both directions, connections kept open: bytes already read are held, nothing more is read,
+    /// so the senders' socket buffers fill up. Until <see cref="Resume"/>.
+    /// </summary>
+    public void Stall()
+    {
+        lock (_flowGate)
+        {
+            if (_flowing.Task.IsCompleted)
+            {
+                _flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
+    /// <summary>Forwards again, in order, what was held (after <see cref="Stall"/>).</summary>
+    public void Resume()
+    {
+        lock (_flowGate)
+        {
+            _flowing.TrySetResult();
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -137,13 +164,20 @@ public sealed class TcpProxy : IAsyncDisposable
         try
         {
             int n;
-            while ((n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) > 0)
+            while (true)
             {
+                await FlowingAsync();
+                if ((n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) <= 0)
+                {
+                    break;
+                }
+
                 if (drop && _dropServerBytes)
                 {
                     continue;
                 }
 
+                await FlowingAsync(); // stalled while this read was pending: hold its bytes too
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
         }
@@ -154,6 +188,21 @@ public sealed class TcpProxy : IAsyncDisposable
         {
             from.Dispose();
             to.Dispose();
+        }
+    }
+
+    private static TaskCompletionSource Flowing()
+    {
+        var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        flowing.SetResult();
+        return flowing;
+    }
+
+    private Task FlowingAsync()
+    {
+        lock (_flowGate)
+        {
+            return _flowing.Task.WaitAsync(_stop.Token);
         }
     }
 }

@@ -45,6 +45,9 @@ internal sealed class ReplicationGate
     /// <summary>Wakes the replicator (any thread, allocation-free).</summary>
     public Action? Wake { get; set; }
 
+    /// <summary>Ships a topic's new records on the calling (journaler) thread; false when it could not (wake instead).</summary>
+    public Func<TopicState, bool>? ShipNow { get; set; }
+
     /// <summary>True while a standby is connected and acknowledging.</summary>
     public bool StandbyAttached => _standbyAttached;
 
@@ -122,6 +125,11 @@ internal sealed class ReplicationGate
     public void RecordsReadable(TopicState topic)
     {
         Interlocked.MemoryBarrier(); // the records' publication before the idle flag's read (pairs with SetReplicatorIdle)
+        if (topic.Replica is { HeldCount: > 0 } && ShipNow is { } shipNow && shipNow(topic))
+        {
+            return;
+        }
+
         if (Volatile.Read(ref _replicatorIdle) != 0 || topic.Replica is { HeldCount: > 0 })
         {
             Wake?.Invoke();

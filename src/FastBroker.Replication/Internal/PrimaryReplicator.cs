@@ -34,6 +34,7 @@ internal sealed class PrimaryReplicator : IDisposable
         _options = options;
         _sawHigherEpoch = sawHigherEpoch;
         gate.Wake = _wake.Set;
+        gate.ShipNow = topic => Volatile.Read(ref _link)?.TryShipNow(topic) ?? false;
     }
 
     public long Epoch => _state.Epoch;
@@ -178,6 +179,9 @@ internal sealed class StandbyLink : IDisposable
 {
     private const int RunBytes = 256 << 10;
     private const int InlineRunBytes = 64 << 10;
+
+    /// <summary>What the journaler ships of one topic per batch on its own thread (the sender thread takes the rest).</summary>
+    private const int InlineShipBytes = 64 << 10;
     private const int TopicBudgetBytes = 1 << 20;
 
     /// <summary>How long the sender gathers local-mode records before shipping them (the standby's lag in local mode).</summary>
@@ -191,12 +195,18 @@ internal sealed class StandbyLink : IDisposable
     private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly object _sendLock = new();
+    private readonly object _passLock = new();
+    private readonly Dictionary<TopicState, LinkTopic> _byTopic = new(ReferenceEqualityComparer.Instance);
+    private readonly FrameBuffer _nowFrame = new(InlineShipBytes + (4 << 10));
+    private readonly FrameBuffer _unsent = new(InlineShipBytes + (4 << 10));
     private volatile LinkTopic[] _byId = [];
     private volatile bool _stopping;
     private Thread? _sender;
     private Thread? _acker;
     private long _lastAckTicks;
     private long _bytesSent;
+    private long _journalerShips;
+    private long _journalerDeferred;
     private long _connectedAt = Stopwatch.GetTimestamp();
 
     public StandbyLink(PrimaryReplicator owner, Socket socket, Hello hello)
@@ -210,6 +220,12 @@ internal sealed class StandbyLink : IDisposable
     public string StandbyId => _hello.NodeId;
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
+    public long JournalerShips => Volatile.Read(ref _journalerShips);
+
+    /// <summary>Of <see cref="JournalerShips"/>, those the socket buffer could not take whole (the sender thread sent the rest).</summary>
+    public long JournalerDeferred => Volatile.Read(ref _journalerDeferred);
 
     public TimeSpan SinceLastAck => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAckTicks) == 0 ? _connectedAt : Volatile.Read(ref _lastAckTicks));
 
@@ -249,9 +265,13 @@ internal sealed class StandbyLink : IDisposable
             _acker.Join(TimeSpan.FromSeconds(5));
         }
 
-        foreach (var t in _topics)
+        // Under the pass lock: the journaler may be shipping from a reader right now (it sees _stopping after).
+        lock (_passLock)
         {
-            t.Reader?.Dispose();
+            foreach (var t in _topics)
+            {
+                t.Reader?.Dispose();
+            }
         }
     }
 
@@ -263,7 +283,11 @@ internal sealed class StandbyLink : IDisposable
         {
             var f = new FrameBuffer(1 << 20);
             var existing = registry.SubscribeToCreations(onCreated);
-            SendWelcome(f, existing);
+            lock (_passLock)
+            {
+                SendWelcome(f, existing);
+            }
+
             _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
             _acker.Start();
             _owner.Gate.SetStandbyAttached(true);
@@ -276,46 +300,14 @@ internal sealed class StandbyLink : IDisposable
             var nextGroupState = 0L;
             while (!_stopping)
             {
-                while (_created.TryDequeue(out var created))
+                long sent;
+                lock (_passLock)
                 {
-                    AddTopic(created, created.Tail);
-                }
-
-                var sent = 0L;
-                var more = false;
-                foreach (var t in _topics)
-                {
-                    var n = Ship(f, t);
-                    sent += n;
-                    more |= n >= TopicBudgetBytes;
-                }
-
-                if (f.Length > 0)
-                {
-                    Send(f);
-                }
-
-                sent += ShipPositions(f);
-                var now = Stopwatch.GetTimestamp();
-                if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
-                {
-                    // Work-queue acks: shipped whole, at most every 20 ms (an ack the standby missed
-                    // means a redelivery after failover, never a loss).
-                    nextGroupState = now + groupStateTicks;
-                    SendStateFiles(f);
-                }
-
-                if (now >= nextHeartbeat)
-                {
-                    nextHeartbeat = now + heartbeatTicks;
-                    SendStateFiles(f);
-                    f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).End();
-                    Send(f);
-                }
-
-                if (more)
-                {
-                    continue; // catching up: the next budget at once
+                    sent = Pass(f, ref nextHeartbeat, ref nextGroupState, heartbeatTicks, groupStateTicks, out var more);
+                    if (more)
+                    {
+                        continue; // catching up: the next budget at once
+                    }
                 }
 
                 if (sent > 0)
@@ -356,6 +348,55 @@ internal sealed class StandbyLink : IDisposable
             _stopping = true;
             _socket.Dispose();
         }
+    }
+
+    /// <summary>One pass of the sender, under the pass lock: new topics, records, positions, group state, heartbeat.</summary>
+    private long Pass(FrameBuffer f, ref long nextHeartbeat, ref long nextGroupState, long heartbeatTicks, long groupStateTicks, out bool more)
+    {
+        if (_unsent.Length > 0)
+        {
+            // What the journaler's non-blocking send left over goes first: the stream stays in order.
+            Send(_unsent);
+        }
+
+        while (_created.TryDequeue(out var created))
+        {
+            AddTopic(created, created.Tail);
+        }
+
+        var sent = 0L;
+        more = false;
+        foreach (var t in _topics)
+        {
+            var n = Ship(f, t);
+            sent += n;
+            more |= n >= TopicBudgetBytes;
+        }
+
+        if (f.Length > 0)
+        {
+            Send(f);
+        }
+
+        sent += ShipPositions(f);
+        var now = Stopwatch.GetTimestamp();
+        if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
+        {
+            // Work-queue acks: shipped whole, at most every 20 ms (an ack the standby missed means a redelivery after
+            // failover, never a loss).
+            nextGroupState = now + groupStateTicks;
+            SendStateFiles(f);
+        }
+
+        if (now >= nextHeartbeat)
+        {
+            nextHeartbeat = now + heartbeatTicks;
+            SendStateFiles(f);
+            f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).End();
+            Send(f);
+        }
+
+        return sent;
     }
 
     private void SendWelcome(FrameBuffer f, TopicState[] existing)
@@ -430,10 +471,66 @@ internal sealed class StandbyLink : IDisposable
         acks.ResetPositions(from);
         var lt = new LinkTopic(topic, (uint)_topics.Count, acks, from);
         _topics.Add(lt);
+        _byTopic[topic] = lt;
         _byId = [.. _topics];
     }
 
-    private long Ship(FrameBuffer f, LinkTopic t)
+    /// <summary>
+    /// Journaler thread, end of a batch in which a confirmation of <paramref name="topic"/> started waiting for the
+    /// standby: ship the new records from here, sparing the sender thread's wake-up on the way to the standby. Never
+    /// blocks: the sender thread may hold the link (then false, and the caller wakes it), and the send takes only
+    /// what the socket buffer has room for; the rest waits in <see cref="_unsent"/> for the sender thread, which
+    /// sends it before anything else. False also when records remain to ship.
+    /// </summary>
+    public bool TryShipNow(TopicState topic)
+    {
+        if (_stopping || !OperatingSystem.IsLinux() || !Monitor.TryEnter(_passLock))
+        {
+            return false;
+        }
+
+        try
+        {
+            if (_stopping || _unsent.Length > 0 || !_byTopic.TryGetValue(topic, out var t) || !t.Announced)
+            {
+                return false;
+            }
+
+            var f = _nowFrame;
+            f.Clear();
+            var more = Ship(f, t, InlineShipBytes, copy: true) >= InlineShipBytes;
+            if (f.Length > 0)
+            {
+                Interlocked.Increment(ref _journalerShips);
+                var n = Wire.TrySendNow(_socket, f.Written);
+                if (n < f.Length)
+                {
+                    _unsent.Bytes(f.Written[n..]);
+                    Interlocked.Increment(ref _journalerDeferred);
+                    more = true;
+                }
+
+                f.Clear();
+            }
+
+            return !more;
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or JournalException)
+        {
+            return false; // the sender thread meets the same trouble and ends the link
+        }
+        finally
+        {
+            Monitor.Exit(_passLock);
+        }
+    }
+
+    /// <summary>
+    /// Appends up to about <paramref name="budget"/> bytes of <paramref name="t"/>'s unshipped records to
+    /// <paramref name="f"/>, sending when it fills; big runs go straight from the mapping unless <paramref name="copy"/>
+    /// (then nothing is sent here: the caller sends <paramref name="f"/>). Returns the record bytes taken.
+    /// </summary>
+    private long Ship(FrameBuffer f, LinkTopic t, int budget = TopicBudgetBytes, bool copy = false)
     {
         if (!t.Announced)
         {
@@ -444,13 +541,13 @@ internal sealed class StandbyLink : IDisposable
 
         var sent = 0L;
         var epoch = _owner.Epoch;
-        while (sent < TopicBudgetBytes && t.Reader!.TryReadRun(RunBytes, out var run))
+        while (sent < budget && t.Reader!.TryReadRun(Math.Min(RunBytes, budget), out var run))
         {
             f.Begin(FrameKind.Records).I64(epoch).U32(t.Id).I64(run.FirstOffset).U32((uint)run.RecordCount).U32((uint)run.Length);
-            if (run.Length <= InlineRunBytes)
+            if (copy || run.Length <= InlineRunBytes)
             {
                 f.Bytes(run.Bytes).End();
-                if (f.Length >= RunBytes)
+                if (!copy && f.Length >= RunBytes)
                 {
                     Send(f);
                 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace FastBroker.Replication.Internal;
@@ -194,7 +195,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 }
 
 /// <summary>Blocking socket helpers for the link's dedicated threads.</summary>
-internal static class Wire
+internal static partial class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
     public const ushort Version = 3;
@@ -208,26 +209,84 @@ internal static class Wire
         }
     }
 
-    public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout)
+    /// <summary>
+    /// Sends what the kernel takes at once from a blocking socket without ever blocking (<c>MSG_DONTWAIT</c>; Linux
+    /// only, 0 elsewhere): the number of bytes sent, 0 when the send buffer is full or the socket failed (the link's
+    /// own thread meets the error on its next blocking send).
+    /// </summary>
+    public static int TrySendNow(Socket socket, ReadOnlySpan<byte> bytes)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (!OperatingSystem.IsLinux() || bytes.IsEmpty)
+        {
+            return 0;
+        }
+
+        var handle = socket.SafeHandle;
+        var added = false;
         try
         {
-            using var cts = new CancellationTokenSource(timeout);
-            socket.ConnectAsync(endPoint, cts.Token).AsTask().GetAwaiter().GetResult();
-            return socket;
+            handle.DangerousAddRef(ref added); // the descriptor cannot be closed (and reused) under the call
+            var n = SendNoWait(handle.DangerousGetHandle(), ref MemoryMarshal.GetReference(bytes), bytes.Length, MsgDontWait | MsgNoSignal);
+            return n > 0 ? (int)n : 0;
         }
-        catch (OperationCanceledException)
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A synchronous connect, so that the descriptor stays blocking at the OS level: an async connect leaves it
+    /// non-blocking for good, and every later blocking <c>Receive</c> then waits through the runtime's epoll thread,
+    /// one more thread wake-up per replicated batch. The timeout closes the socket under the pending connect.
+    /// </summary>
+    public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout)
+    {
+        const int Pending = 0, Connected = 1, TimedOut = 2;
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var state = Pending;
+        using var timer = new Timer(
+            _ =>
+            {
+                if (Interlocked.CompareExchange(ref state, TimedOut, Pending) == Pending)
+                {
+                    socket.Dispose();
+                }
+            },
+            null,
+            timeout,
+            Timeout.InfiniteTimeSpan);
+        try
+        {
+            socket.Connect(endPoint);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            socket.Dispose();
+            throw Volatile.Read(ref state) == TimedOut || ex is ObjectDisposedException ? new SocketException((int)SocketError.TimedOut) : ex;
+        }
+
+        if (Interlocked.CompareExchange(ref state, Connected, Pending) != Pending)
         {
             socket.Dispose();
             throw new SocketException((int)SocketError.TimedOut);
         }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+
+        return socket;
     }
+
+    private const int MsgDontWait = 0x40;
+    private const int MsgNoSignal = 0x4000;
+
+    [LibraryImport("libc", EntryPoint = "send")]
+    private static partial nint SendNoWait(nint fd, ref byte buffer, nint length, int flags);
 
     public static System.Net.IPEndPoint ParseEndPoint(string value)
     {

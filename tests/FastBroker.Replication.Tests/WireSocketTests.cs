@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Replication.Internal;
+
+namespace FastBroker.ReplicationTests;
+
+/// <summary>
+/// The replication link's socket helpers: the standby's connect leaves a truly blocking descriptor (its receive
+/// thread is woken by the kernel, not through the runtime's epoll thread), and the journaler's send never blocks.
+/// </summary>
+public sealed class WireSocketTests
+{
+    private const int ONonBlock = 0x800; // O_NONBLOCK (octal 04000)
+
+    [Fact]
+    public async Task Connect_leaves_the_descriptor_blocking()
+    {
+        using var listener = Listen(16);
+        var accepting = listener.AcceptAsync();
+        using var socket = Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromSeconds(30));
+        using var accepted = await accepting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(socket.Connected);
+        Assert.Equal(0, DescriptorFlags(socket) & ONonBlock);
+    }
+
+    [Fact]
+    public async Task Connect_times_out_against_a_listener_that_takes_no_more_connections()
+    {
+        // Backlog 0 and nobody accepting: the first connection fills the queue, later SYNs are dropped.
+        using var listener = Listen(0);
+        var filled = new List<Socket>();
+        try
+        {
+            var timedOut = false;
+            for (var i = 0; i < 8 && !timedOut; i++)
+            {
+                var attempt = Task.Run(() => Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromMilliseconds(300)));
+                try
+                {
+                    filled.Add(await attempt.WaitAsync(TimeSpan.FromSeconds(60)));
+                }
+                catch (SocketException ex)
+                {
+                    Assert.Equal(SocketError.TimedOut, ex.SocketErrorCode);
+                    timedOut = true;
+                }
+            }
+
+            Assert.True(timedOut, "every connect succeeded: the backlog never filled");
+        }
+        finally
+        {
+            filled.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task TrySendNow_stops_at_a_full_buffer_without_blocking_and_what_it_sent_arrives_in_order()
+    {
+        using var listener = Listen(16);
+        var accepting = listener.AcceptAsync();
+        using var sender = Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromSeconds(30));
+        using var receiver = await accepting.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The receiver reads nothing yet: the kernel's buffers fill and a send comes back short, on this thread.
+        var chunk = new byte[64 << 10];
+        var sent = await Task.Run(() =>
+        {
+            long total = 0;
+            for (var i = 0; i < 100_000; i++)
+            {
+                for (var k = 0; k < chunk.Length; k++)
+                {
+                    chunk[k] = (byte)(total + k);
+                }
+
+                var n = Wire.TrySendNow(sender, chunk);
+                total += n;
+                if (n < chunk.Length)
+                {
+                    return total;
+                }
+            }
+
+            return -1;
+        }).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(sent > 0, "the socket buffers never filled");
+        Assert.Equal(0, Wire.TrySendNow(sender, chunk.AsSpan(0, 1))); // still full: nothing taken, no wait
+
+        // Exactly the bytes it reported arrive, in order.
+        sender.Shutdown(SocketShutdown.Send);
+        var buffer = new byte[64 << 10];
+        long received = 0;
+        int r;
+        while ((r = receiver.Receive(buffer)) > 0)
+        {
+            for (var k = 0; k < r; k++)
+            {
+                Assert.True((byte)(received + k) == buffer[k], $"byte {received + k} out of order");
+            }
+
+            received += r;
+        }
+
+        Assert.Equal(sent, received);
+    }
+
+    private static Socket Listen(int backlog)
+    {
+        var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(backlog);
+        return listener;
+    }
+
+    private static int DescriptorFlags(Socket socket)
+    {
+        var fd = socket.SafeHandle.DangerousGetHandle().ToInt32();
+        var line = File.ReadLines($"/proc/self/fdinfo/{fd}").First(l => l.StartsWith("flags:", StringComparison.Ordinal));
+        return Convert.ToInt32(line["flags:".Length..].Trim(), 8);
+    }
+}
