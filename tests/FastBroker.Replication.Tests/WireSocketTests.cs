@@ -15,10 +15,9 @@ public sealed class WireSocketTests
     [Fact]
     public async Task Connect_leaves_the_descriptor_blocking()
     {
-        using var listener = Listen(16);
-        var accepting = listener.AcceptAsync();
-        using var socket = Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromSeconds(30));
-        using var accepted = await accepting.WaitAsync(TimeSpan.FromSeconds(30));
+        var (socket, accepted) = await ConnectedPairAsync();
+        using var s = socket;
+        using var a = accepted;
         Assert.True(socket.Connected);
         Assert.Equal(0, DescriptorFlags(socket) & ONonBlock);
     }
@@ -57,10 +56,9 @@ public sealed class WireSocketTests
     [Fact]
     public async Task TrySendNow_stops_at_a_full_buffer_without_blocking_and_what_it_sent_arrives_in_order()
     {
-        using var listener = Listen(16);
-        var accepting = listener.AcceptAsync();
-        using var sender = Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromSeconds(30));
-        using var receiver = await accepting.WaitAsync(TimeSpan.FromSeconds(30));
+        var (sender, receiver) = await ConnectedPairAsync();
+        using var s = sender;
+        using var r0 = receiver;
 
         // The receiver reads nothing yet: the kernel's buffers fill and a send comes back short, on this thread.
         var chunk = new byte[64 << 10];
@@ -103,6 +101,15 @@ public sealed class WireSocketTests
         }
 
         Assert.Equal(sent, received);
+    }
+
+    /// <summary>A socket from <see cref="Wire.Connect"/> and its accepted peer.</summary>
+    private static async Task<(Socket Connected, Socket Accepted)> ConnectedPairAsync()
+    {
+        using var listener = Listen(16);
+        var accepting = listener.AcceptAsync();
+        var connected = Wire.Connect(listener.LocalEndPoint!, TimeSpan.FromSeconds(30));
+        return (connected, await accepting.WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
     private static Socket Listen(int backlog)
