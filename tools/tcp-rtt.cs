@@ -1,6 +1,9 @@
 // The machine's floor for a standby round trip, with no broker involved: a paced 64-byte ping over loopback TCP to a
 // child process that echoes it back, both sides blocked in recv between messages (as the replicator, the standby and
 // the ack reader are). Variant "hop" adds one in-process thread hand-off before the send (a woken replicator thread).
+// Variant "async" is the same ping over the runtime's async sockets, as the server and the client use them: the echo
+// child answers from an async receive loop on the thread pool, and the replies are timed by an async receive loop on
+// this side's thread pool (the pacer only sends), so each side pays the epoll thread → pool worker hand-off.
 // Usage: dotnet run tools/tcp-rtt.cs -- [rate=10000] [count=50000] [runs=3]
 using System.Diagnostics;
 using System.Net;
@@ -20,6 +23,22 @@ if (args.Length == 2 && args[0] == "echo")
     return;
 }
 
+if (args.Length == 2 && args[0] == "echo-async")
+{
+    using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+    await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, int.Parse(args[1])));
+    var buffer = new byte[64];
+    await Task.Run(async () =>
+    {
+        while (await ReceiveExactlyAsync(s, buffer))
+        {
+            await s.SendAsync(buffer);
+        }
+    });
+
+    return;
+}
+
 var rate = args.Length > 0 ? int.Parse(args[0]) : 10_000;
 var count = args.Length > 1 ? int.Parse(args[1]) : 50_000;
 var runs = args.Length > 2 ? int.Parse(args[2]) : 3;
@@ -29,6 +48,9 @@ listener.Listen(1);
 using var child = Process.Start(new ProcessStartInfo(Environment.ProcessPath!, ["echo", ((IPEndPoint)listener.LocalEndPoint!).Port.ToString()]))!;
 using var socket = listener.Accept();
 socket.NoDelay = true;
+using var asyncChild = Process.Start(new ProcessStartInfo(Environment.ProcessPath!, ["echo-async", ((IPEndPoint)listener.LocalEndPoint!).Port.ToString()]))!;
+using var asyncSocket = await listener.AcceptAsync();
+asyncSocket.NoDelay = true;
 _ = Prctl(29, 1000, 0, 0, 0); // PR_SET_TIMERSLACK 1 µs, as the bench's pacer
 
 // The hand-off thread of the "hop" variant: woken through a semaphore, it sends the ping.
@@ -50,10 +72,13 @@ for (var run = 1; run <= runs; run++)
 {
     Measure("direct", count, warmUp: false);
     Measure("hop", count, warmUp: false);
+    MeasureAsync(count);
 }
 
 socket.Shutdown(SocketShutdown.Both);
+asyncSocket.Shutdown(SocketShutdown.Both);
 child.WaitForExit(5000);
+asyncChild.WaitForExit(5000);
 
 void Measure(string variant, int n, bool warmUp)
 {
@@ -87,6 +112,52 @@ void Measure(string variant, int n, bool warmUp)
     Array.Sort(rtts);
     double P(double p) => rtts[Math.Min(n - 1, (int)(p / 100 * n))] / 1000.0;
     Console.WriteLine($"{variant,-7} p50 {P(50),8:F1} µs   p90 {P(90),8:F1} µs   p99 {P(99),8:F1} µs   p99.9 {P(99.9),8:F1} µs   max {rtts[^1] / 1000.0,8:F1} µs");
+}
+
+void MeasureAsync(int n)
+{
+    var rtts = new long[n];
+    var scheduledAt = new long[n];
+    var interval = Stopwatch.Frequency / (double)rate;
+    var start = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 100);
+    var receiver = Task.Run(async () =>
+    {
+        var reply = new byte[64];
+        for (var i = 0; i < n; i++)
+        {
+            await ReceiveExactlyAsync(asyncSocket, reply);
+            rtts[i] = (Stopwatch.GetTimestamp() - Volatile.Read(ref scheduledAt[i])) * 1_000_000_000 / Stopwatch.Frequency;
+        }
+    });
+    for (var i = 0; i < n; i++)
+    {
+        var scheduled = start + (long)(i * interval);
+        WaitUntil(scheduled);
+        Volatile.Write(ref scheduledAt[i], scheduled);
+        asyncSocket.Send(ping);
+    }
+
+    receiver.Wait();
+    Array.Sort(rtts);
+    double P(double p) => rtts[Math.Min(n - 1, (int)(p / 100 * n))] / 1000.0;
+    Console.WriteLine($"{"async",-7} p50 {P(50),8:F1} µs   p90 {P(90),8:F1} µs   p99 {P(99),8:F1} µs   p99.9 {P(99.9),8:F1} µs   max {rtts[^1] / 1000.0,8:F1} µs");
+}
+
+static async Task<bool> ReceiveExactlyAsync(Socket s, byte[] buffer)
+{
+    var got = 0;
+    while (got < buffer.Length)
+    {
+        var n = await s.ReceiveAsync(buffer.AsMemory(got), SocketFlags.None);
+        if (n == 0)
+        {
+            return false;
+        }
+
+        got += n;
+    }
+
+    return true;
 }
 
 static bool ReceiveExactly(Socket s, byte[] buffer)

@@ -137,7 +137,13 @@ public sealed class AdminHttpServer : IAsyncDisposable
                 headEnd = buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8);
             }
 
-            var (status, contentType, body) = headEnd < 0 ? (400, "text/plain; charset=utf-8", "request head too large\n"u8.ToArray()) : Respond(buffer.AsSpan(0, headEnd));
+            // Answered on a pool thread, never on the socket event thread (where this resumes when socket completions run
+            // inline, docs/server.md "Threading"): a route may wait for seconds (POST /promote) and must not hold up
+            // every connection's I/O meanwhile.
+            var end = headEnd;
+            var (status, contentType, body) = end < 0
+                ? (400, "text/plain; charset=utf-8", "request head too large\n"u8.ToArray())
+                : await Task.Run(() => Respond(buffer.AsSpan(0, end))).ConfigureAwait(false);
             var head = Encoding.ASCII.GetBytes(
                 $"HTTP/1.1 {status} {Reason(status)}\r\nContent-Type: {contentType}\r\nContent-Length: {body.Length}\r\nCache-Control: no-store\r\n"
                 + (status == 405 ? "Allow: GET\r\n" : "")

@@ -45,6 +45,9 @@ public sealed class BrokerServer : IAsyncDisposable
     private long _framesOut;
     private long _bytesIn;
     private long _bytesOut;
+    private long _journalerConfirms;
+    private int _readWakeThread; // 0: none seen yet; 1: the socket engine's own thread (inline); 2: a pool worker
+    private long _journalerConfirmsShort;
 
     private BrokerServer(Broker broker, ServerOptions options, Socket listener, X509Certificate2? certificate)
     {
@@ -86,6 +89,24 @@ public sealed class BrokerServer : IAsyncDisposable
 
     /// <summary>Bytes sent (before TLS).</summary>
     public long BytesOut => Volatile.Read(ref _bytesOut);
+
+    /// <summary>CONFIRM frames the journaler thread sent itself, saving the connection's writer a wake-up.</summary>
+    public long JournalerConfirms => Volatile.Read(ref _journalerConfirms);
+
+    /// <summary>Of those sends, the ones the socket took only in part: the connection's writer sent the rest.</summary>
+    public long JournalerConfirmsShort => Volatile.Read(ref _journalerConfirmsShort);
+
+    /// <summary>
+    /// Where the last read that had to wait for data was resumed: <c>"inline"</c> on the runtime's socket event thread
+    /// (socket completions inline: <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>, which <c>fastbroker serve</c>
+    /// sets by default), <c>"threadpool"</c> on a pool worker, or null before any such read.
+    /// </summary>
+    public string? SocketCompletions => Volatile.Read(ref _readWakeThread) switch
+    {
+        1 => "inline",
+        2 => "threadpool",
+        _ => null,
+    };
 
     /// <summary>Time since start.</summary>
     public TimeSpan Uptime => Stopwatch.GetElapsedTime(_startedAt);
@@ -191,6 +212,24 @@ public sealed class BrokerServer : IAsyncDisposable
     {
         Interlocked.Add(ref _framesOut, frames);
         Interlocked.Add(ref _bytesOut, bytes);
+    }
+
+    internal void NoteReadWake()
+    {
+        var seen = Thread.CurrentThread.IsThreadPoolThread ? 2 : 1;
+        if (_readWakeThread != seen)
+        {
+            Volatile.Write(ref _readWakeThread, seen);
+        }
+    }
+
+    internal void CountJournalerConfirm(long frames, bool complete)
+    {
+        Interlocked.Add(ref _journalerConfirms, frames);
+        if (!complete)
+        {
+            Interlocked.Increment(ref _journalerConfirmsShort);
+        }
     }
 
     internal void OnSessionEnded(Session session)

@@ -48,6 +48,14 @@ public sealed record ServerOptions
     /// <summary>Announced in WELCOME (at most 255 bytes of UTF-8).</summary>
     public string ServerName { get; init; } = "fastbroker";
 
+    /// <summary>
+    /// When true (the default), a confirmation the journaler makes while the connection's writer sleeps is sent by
+    /// the journaler thread itself with one non-blocking <c>send</c>, saving the writer a wake-up on the
+    /// publish→confirm path; what the socket does not take at once goes to the writer. Plain TCP on Linux only (TLS
+    /// and other systems always use the writer). False: every confirmation goes through the writer.
+    /// </summary>
+    public bool ConfirmsFromJournaler { get; init; } = true;
+
     /// <summary>Receives one line per notable event (connection failures, protocol errors); null = silent. Must not throw or block.</summary>
     public Action<string>? Log { get; init; }
 

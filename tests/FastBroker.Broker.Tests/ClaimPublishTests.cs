@@ -88,6 +88,64 @@ public class ClaimPublishTests
     }
 
     [Fact]
+    public async Task A_batch_sink_gets_its_journaler_confirmations_then_one_batch_end_on_the_journaler_thread()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("synced", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4L << 20 });
+        var a = new BatchSink();
+        var b = new BatchSink();
+
+        // Two rounds of one claim each: A and B interleaved, a failure, and an fsynced publish (confirmed later by the
+        // topic's group commit, outside any journaler batch).
+        for (var round = 0UL; round < 2; round++)
+        {
+            var t = round * 10;
+            Assert.True(f.Broker.TryBeginPublish(6, out var claim));
+            claim.Add("orders"u8, default, default, Seq("a1"), default, a, t + 1);
+            claim.Add("orders"u8, default, default, Seq("b1"), default, b, t + 2);
+            claim.Add("orders"u8, default, default, Seq("a2"), default, a, t + 3);
+            claim.AddFailed(BrokerErrorCode.InvalidArgument, "refused", a, t + 4);
+            claim.Add("synced"u8, default, default, Seq("s"), new PublishParameters(Durability: PublishDurability.Fsynced), a, t + 5);
+            claim.Add("orders"u8, default, default, Seq("b2"), default, b, t + 6);
+            claim.Commit();
+        }
+
+        Eventually.True(() => a.EndedAfter(4) && b.EndedAfter(4), "4 batch confirmations each, the last one followed by its batch end");
+        var journaler = a.Events.First(e => e.Kind == "batch").Thread;
+        foreach (var sink in new[] { a, b })
+        {
+            var events = sink.Events.ToList();
+            var pending = 0;
+            foreach (var e in events)
+            {
+                if (e.Kind is "batch" or "end")
+                {
+                    Assert.Equal(journaler, e.Thread);
+                }
+
+                if (e.Kind == "batch")
+                {
+                    pending++;
+                }
+                else if (e.Kind == "end")
+                {
+                    Assert.True(pending > 0, "a batch end with no confirmation before it");
+                    pending = 0;
+                }
+            }
+
+            Assert.Equal(0, pending); // the last confirmation has its batch end
+        }
+
+        Assert.Equal([1UL, 3UL, 11UL, 13UL], a.Events.Where(e => e.Kind == "batch").Select(e => e.Token).Order());
+        Assert.Equal([2UL, 6UL, 12UL, 16UL], b.Events.Where(e => e.Kind == "batch").Select(e => e.Token).Order());
+        Assert.Equal([4UL, 14UL], a.Events.Where(e => e.Kind == "failed").Select(e => e.Token).Order());
+        Eventually.True(() => a.Events.Count(e => e.Kind == "confirmed") == 2, "the fsynced publishes are confirmed through the plain method");
+        Assert.Equal([5UL, 15UL], a.Events.Where(e => e.Kind == "confirmed").Select(e => e.Token).Order());
+        Assert.DoesNotContain(b.Events, e => e.Kind is "confirmed" or "failed");
+    }
+
+    [Fact]
     public async Task Idempotent_retry_is_confirmed_with_the_original_offset_and_not_written_again()
     {
         await using var f = await BrokerFixture.StartAsync();
@@ -220,6 +278,26 @@ public class ClaimPublishTests
     }
 
     internal sealed record Outcome(ulong Token, long Offset, bool Duplicate, BrokerErrorCode Error, string Reason);
+
+    /// <summary>Records every call with its thread: batch confirmations, batch ends, plain confirmations and failures.</summary>
+    private sealed class BatchSink : IPublishConfirmBatchSink
+    {
+        public ConcurrentQueue<(string Kind, ulong Token, int Thread)> Events { get; } = new();
+
+        public bool EndedAfter(int confirmations)
+        {
+            var events = Events.Where(e => e.Kind is "batch" or "end").ToList();
+            return events.Count(e => e.Kind == "batch") == confirmations && events[^1].Kind == "end";
+        }
+
+        public void OnPublishConfirmedInBatch(ulong token, long offset, bool duplicate) => Events.Enqueue(("batch", token, Environment.CurrentManagedThreadId));
+
+        public void OnConfirmBatchEnd() => Events.Enqueue(("end", 0, Environment.CurrentManagedThreadId));
+
+        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => Events.Enqueue(("confirmed", token, Environment.CurrentManagedThreadId));
+
+        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => Events.Enqueue(("failed", token, Environment.CurrentManagedThreadId));
+    }
 
     internal sealed class RecordingSink : IPublishConfirmSink
     {

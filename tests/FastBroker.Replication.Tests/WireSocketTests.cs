@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using FastBroker.Net;
 using FastBroker.Replication.Internal;
 
 namespace FastBroker.ReplicationTests;
@@ -72,7 +73,7 @@ public sealed class WireSocketTests
                     chunk[k] = (byte)(total + k);
                 }
 
-                var n = Wire.TrySendNow(sender, chunk);
+                var n = SocketSendNow.TrySend(sender, chunk);
                 total += n;
                 if (n < chunk.Length)
                 {
@@ -83,7 +84,7 @@ public sealed class WireSocketTests
             return -1;
         }).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(sent > 0, "the socket buffers never filled");
-        Assert.Equal(0, Wire.TrySendNow(sender, chunk.AsSpan(0, 1))); // still full: nothing taken, no wait
+        Assert.Equal(0, SocketSendNow.TrySend(sender, chunk.AsSpan(0, 1))); // still full: nothing taken, no wait
 
         // Exactly the bytes it reported arrive, in order.
         sender.Shutdown(SocketShutdown.Send);

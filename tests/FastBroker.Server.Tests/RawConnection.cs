@@ -37,9 +37,14 @@ internal sealed class RawConnection : IAsyncDisposable
 
     public ulong NextRequestId() => _nextRequestId++;
 
-    public static async Task<RawConnection> ConnectAsync(IPEndPoint endPoint, bool tls = false)
+    public static async Task<RawConnection> ConnectAsync(IPEndPoint endPoint, bool tls = false, int? receiveBufferSize = null)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBufferSize is { } size)
+        {
+            socket.ReceiveBufferSize = size; // before connect: the window the server sees stays this small
+        }
+
         await socket.ConnectAsync(endPoint);
         Stream stream = new NetworkStream(socket, ownsSocket: false);
         if (tls)
@@ -54,9 +59,9 @@ internal sealed class RawConnection : IAsyncDisposable
     }
 
     /// <summary>Connects and completes the handshake, failing the test if WELCOME does not come.</summary>
-    public static async Task<RawConnection> OpenAsync(IPEndPoint endPoint, ProtocolFeatures features = AllFeatures, string? token = null, uint maxInboundFrameSize = 0, bool tls = false)
+    public static async Task<RawConnection> OpenAsync(IPEndPoint endPoint, ProtocolFeatures features = AllFeatures, string? token = null, uint maxInboundFrameSize = 0, bool tls = false, int? receiveBufferSize = null)
     {
-        var c = await ConnectAsync(endPoint, tls);
+        var c = await ConnectAsync(endPoint, tls, receiveBufferSize);
         await c.SendAsync(w => FrameWriter.WriteHello(w, 1, "test"u8, "1.0"u8, features, token is null ? default : Encoding.UTF8.GetBytes(token), maxInboundFrameSize));
         var f = await c.ReadAsync();
         Assert.True(f.Type == FrameType.Welcome, $"expected WELCOME, got {f}");

@@ -49,8 +49,8 @@ internal sealed class ServerFixture : IAsyncDisposable
     }
 
     /// <summary>Opens a connection and completes the handshake.</summary>
-    public Task<RawConnection> ConnectAsync(Protocol.ProtocolFeatures features = RawConnection.AllFeatures, string? token = null, uint maxInboundFrameSize = 0)
-        => RawConnection.OpenAsync(EndPoint, features, token, maxInboundFrameSize);
+    public Task<RawConnection> ConnectAsync(Protocol.ProtocolFeatures features = RawConnection.AllFeatures, string? token = null, uint maxInboundFrameSize = 0, int? receiveBufferSize = null)
+        => RawConnection.OpenAsync(EndPoint, features, token, maxInboundFrameSize, receiveBufferSize: receiveBufferSize);
 
     /// <summary>Log lines that report an unexpected exception inside the server.</summary>
     public IEnumerable<string> Failures => Log.Where(l => l.Contains(" failed: ", StringComparison.Ordinal) && !l.Contains("TLS handshake", StringComparison.Ordinal));

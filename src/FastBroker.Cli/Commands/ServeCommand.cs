@@ -26,6 +26,12 @@ internal static class ServeCommand
         var noAutoCreate = new Option<bool>("--no-auto-create") { Description = "Refuse publishes to topics that were not created (UnknownTopic)." };
         var fsync = new Option<bool>("--fsync") { Description = "New topics confirm publishes only after a group commit (fsync) instead of after the page-cache write." };
         var wait = new Option<BrokerWaitStrategy>("--wait") { Description = "Pipeline wait strategy (BusySpin only on machines with cores to spare).", DefaultValueFactory = _ => BrokerWaitStrategy.Hybrid };
+        var completions = new Option<string>("--socket-completions")
+        {
+            Description = "Where socket reads and writes resume: inline (on the runtime's socket thread: one thread hand-off less per read, the lowest latency), threadpool, or auto (inline unless --tls-cert is given, since TLS handshakes would then hold up every connection). An explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS in the environment wins.",
+            DefaultValueFactory = _ => "auto",
+        };
+        completions.AcceptOnlyFromAmong("auto", "inline", "threadpool");
         var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
         var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port)." };
         var replicationPort = new Option<int>("--replication-port") { Description = "Replication listener port of this node (pair only).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultPort };
@@ -38,12 +44,13 @@ internal static class ServeCommand
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
-            data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, quiet,
+            data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
             var started = Stopwatch.GetTimestamp();
+            ConfigureSocketCompletions(parse.GetValue(completions)!, tls: parse.GetValue(tlsCert) is not null);
             var isQuiet = parse.GetValue(quiet);
             var brokerOptions = BrokerOptions.Default with
             {
@@ -166,6 +173,25 @@ internal static class ServeCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The runtime reads <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS</c> once, when the first socket operation
+    /// starts its event thread: set here, before any socket exists. Inline, a session's read loop (parse, claim the
+    /// ring, publish) runs on that thread as soon as data arrives instead of being queued to a pool worker. Nothing in
+    /// the server blocks there: every wait (ring room, writer progress, signals) is asynchronous, and the signals resume
+    /// their waiters on the pool.
+    /// </summary>
+    internal static void ConfigureSocketCompletions(string mode, bool tls)
+    {
+        const string Variable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        if (Environment.GetEnvironmentVariable(Variable) is not null)
+        {
+            return;
+        }
+
+        var inline = mode == "inline" || (mode == "auto" && !tls);
+        Environment.SetEnvironmentVariable(Variable, inline ? "1" : "0");
     }
 
     private static AckMode ParseAcks(string value) => value switch

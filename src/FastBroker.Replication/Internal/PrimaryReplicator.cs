@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using FastBroker.Engine;
 using FastBroker.Journal;
+using FastBroker.Net;
 using FastBroker.Threading;
 
 namespace FastBroker.Replication.Internal;
@@ -502,7 +503,7 @@ internal sealed class StandbyLink : IDisposable
             if (f.Length > 0)
             {
                 Interlocked.Increment(ref _journalerShips);
-                var n = Wire.TrySendNow(_socket, f.Written);
+                var n = SocketSendNow.TrySend(_socket, f.Written);
                 if (n < f.Length)
                 {
                     _unsent.Bytes(f.Written[n..]);

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace FastBroker.Replication.Internal;
@@ -210,39 +209,6 @@ internal static partial class Wire
     }
 
     /// <summary>
-    /// Sends what the kernel takes at once from a blocking socket without ever blocking (<c>MSG_DONTWAIT</c>; Linux
-    /// only, 0 elsewhere): the number of bytes sent, 0 when the send buffer is full or the socket failed (the link's
-    /// own thread meets the error on its next blocking send).
-    /// </summary>
-    public static int TrySendNow(Socket socket, ReadOnlySpan<byte> bytes)
-    {
-        if (!OperatingSystem.IsLinux() || bytes.IsEmpty)
-        {
-            return 0;
-        }
-
-        var handle = socket.SafeHandle;
-        var added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added); // the descriptor cannot be closed (and reused) under the call
-            var n = SendNoWait(handle.DangerousGetHandle(), ref MemoryMarshal.GetReference(bytes), bytes.Length, MsgDontWait | MsgNoSignal);
-            return n > 0 ? (int)n : 0;
-        }
-        catch (ObjectDisposedException)
-        {
-            return 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    /// <summary>
     /// A synchronous connect, so that the descriptor stays blocking at the OS level: an async connect leaves it
     /// non-blocking for good, and every later blocking <c>Receive</c> then waits through the runtime's epoll thread,
     /// one more thread wake-up per replicated batch. The timeout closes the socket under the pending connect.
@@ -281,12 +247,6 @@ internal static partial class Wire
 
         return socket;
     }
-
-    private const int MsgDontWait = 0x40;
-    private const int MsgNoSignal = 0x4000;
-
-    [LibraryImport("libc", EntryPoint = "send")]
-    private static partial nint SendNoWait(nint fd, ref byte buffer, nint length, int flags);
 
     public static System.Net.IPEndPoint ParseEndPoint(string value)
     {

@@ -186,6 +186,16 @@ internal static class AdminDocuments
         w.WriteNumber("framesOut", server.FramesOut);
         w.WriteNumber("bytesIn", server.BytesIn);
         w.WriteNumber("bytesOut", server.BytesOut);
+        w.WriteNumber("journalerConfirms", server.JournalerConfirms);
+        w.WriteNumber("journalerConfirmsShort", server.JournalerConfirmsShort);
+        if (server.SocketCompletions is { } completions)
+        {
+            w.WriteString("socketCompletions", completions);
+        }
+        else
+        {
+            w.WriteNull("socketCompletions");
+        }
         w.WriteEndObject();
     }
 

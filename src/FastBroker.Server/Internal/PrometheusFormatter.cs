@@ -52,6 +52,8 @@ internal static class PrometheusFormatter
             Single(sb, "fastbroker_server_frames_out_total", "counter", "Frames sent.", server.FramesOut);
             Single(sb, "fastbroker_server_bytes_in_total", "counter", "Bytes of frames received.", server.BytesIn);
             Single(sb, "fastbroker_server_bytes_out_total", "counter", "Bytes of frames sent.", server.BytesOut);
+            Single(sb, "fastbroker_server_journaler_confirms_total", "counter", "CONFIRM frames the journaler thread sent itself (no writer wake-up).", server.JournalerConfirms);
+            Single(sb, "fastbroker_server_journaler_confirms_short_total", "counter", "Journaler CONFIRM sends the socket took only in part (the writer sent the rest).", server.JournalerConfirmsShort);
         }
 
         return sb.ToString();

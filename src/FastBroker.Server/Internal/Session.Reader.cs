@@ -33,7 +33,14 @@ internal sealed partial class Session
         var input = _input!;
         while (!_closeRequested && !_stopRequested)
         {
-            var result = await input.ReadAsync().ConfigureAwait(false);
+            var read = input.ReadAsync();
+            var waited = !read.IsCompleted;
+            var result = await read.ConfigureAwait(false);
+            if (waited)
+            {
+                _server.NoteReadWake();
+            }
+
             var buffer = result.Buffer;
             if (result.IsCanceled)
             {

@@ -22,6 +22,7 @@ internal sealed partial class Session
     private async Task WriteLoopAsync()
     {
         var output = _output!;
+        AcquireSend();
         try
         {
             while (true)
@@ -29,13 +30,14 @@ internal sealed partial class Session
                 var exiting = _writerExit;
                 long bytes = 0;
                 long frames = 0;
+                var unsent = WriteUnsent();
                 var more = WritePass(deliver: !exiting, ref bytes, ref frames);
                 if (exiting)
                 {
                     WriteFinal(ref bytes, ref frames);
                 }
 
-                if (bytes > 0)
+                if (bytes > 0 || unsent)
                 {
                     _server.CountOut(frames, bytes);
                     var flush = await output.FlushAsync().ConfigureAwait(false);
@@ -53,7 +55,10 @@ internal sealed partial class Session
 
                 if (!more)
                 {
+                    // Everything written is flushed: the journaler may send confirmations itself while this sleeps.
+                    ReleaseSend();
                     await _signal.WaitAsync().ConfigureAwait(false);
+                    AcquireSend();
                 }
             }
         }
@@ -66,6 +71,7 @@ internal sealed partial class Session
         }
         finally
         {
+            // The writer keeps the send role for good: nothing is written after its last frame.
             if (!_writerExit)
             {
                 // The socket failed under the writer: end the reader too.
@@ -93,16 +99,39 @@ internal sealed partial class Session
         return deliver && _encoder is not null && WriteDeliveries(ref bytes, ref frames);
     }
 
-    private void DrainConfirms(ref long bytes, ref long frames)
+    private void DrainConfirms(ref long bytes, ref long frames) => DrainConfirms(_output!, int.MaxValue, ref bytes, ref frames);
+
+    /// <summary>
+    /// Writes queued confirmations as CONFIRM frames (merged into ranges) to <paramref name="output"/>, at most
+    /// <paramref name="room"/> bytes (<see cref="int.MaxValue"/>: no limit, the pipe). True when the queue is drained.
+    /// Only the holder of the send role calls it.
+    /// </summary>
+    private bool DrainConfirms(System.Buffers.IBufferWriter<byte> output, int room, ref long bytes, ref long frames)
     {
         const int MinConfirm = ProtocolConstants.HeaderSize + 4 + ProtocolConstants.ConfirmRangeSize;
         var taken = 0;
+        var written = 0;
+        var drained = true;
         while (_hasCarry || !_confirms.IsEmpty)
         {
-            // As much of the pipe's current segment as is left (at least one range), so a CONFIRM does not start a
-            // new pooled segment when a few ranges would fit in the old one.
-            var capacity = Math.Clamp(_output!.GetSpan(MinConfirm).Length, MinConfirm, Math.Min(ConfirmCapacity, _peerMaxFrame));
-            var writer = new ConfirmWriter(_output, capacity);
+            int capacity;
+            if (room == int.MaxValue)
+            {
+                // As much of the pipe's current segment as is left (at least one range), so a CONFIRM does not start a
+                // new pooled segment when a few ranges would fit in the old one.
+                capacity = Math.Clamp(output.GetSpan(MinConfirm).Length, MinConfirm, Math.Min(ConfirmCapacity, _peerMaxFrame));
+            }
+            else if (room - written < MinConfirm)
+            {
+                drained = false;
+                break;
+            }
+            else
+            {
+                capacity = Math.Min(room - written, Math.Min(ConfirmCapacity, _peerMaxFrame));
+            }
+
+            var writer = new ConfirmWriter(output, capacity);
             var full = false;
             while (true)
             {
@@ -132,6 +161,7 @@ internal sealed partial class Session
             if (n > 0)
             {
                 bytes += n;
+                written += n;
                 frames++;
             }
 
@@ -145,6 +175,8 @@ internal sealed partial class Session
         {
             Interlocked.Add(ref _queuedConfirms, -taken);
         }
+
+        return drained && !_hasCarry && _confirms.IsEmpty;
     }
 
     private bool WriteDeliveries(ref long bytes, ref long frames)

@@ -110,6 +110,9 @@ internal sealed partial class Session : IPublishConfirmSink
         }
     }
 
+    /// <summary>The connection's socket (tests shrink its send buffer to reach a full socket quickly).</summary>
+    internal Socket Socket => _socket;
+
     /// <summary>Wakes the writer (new confirmation, reply, credit or readable subscription).</summary>
     public void WakeWriter() => _signal.Set();
 
@@ -152,6 +155,7 @@ internal sealed partial class Session : IPublishConfirmSink
             // segments: a flush is one send per segment, and a DELIVER_BATCH or CONFIRM fills what its segment has left.
             _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
             _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 32 * 1024, leaveOpen: true));
+            EnableSendNow();
             Touch();
             if (_stopRequested)
             {
