@@ -10,6 +10,25 @@ public class RetentionTests
     internal static void SealAll(JournalLog journal) =>
         Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed by the flusher");
 
+    /// <summary>
+    /// Applies retention until <paramref name="segments"/> remain; returns how many it deleted. A pass stops at a
+    /// segment someone still holds, and the journal's pre-fault thread briefly holds the segment the writer has just
+    /// left (it was pre-faulting it): a later pass deletes it, as it would a segment a reader let go of.
+    /// </summary>
+    private static int RetainDownTo(JournalLog journal, int segments)
+    {
+        var deleted = 0;
+        Eventually.True(
+            () =>
+            {
+                deleted += journal.ApplyRetention();
+                return journal.SegmentCount <= segments;
+            },
+            $"retention leaves {segments} segment(s)");
+        Assert.Equal(segments, journal.SegmentCount);
+        return deleted;
+    }
+
     [Fact]
     public void Size_retention_deletes_the_oldest_whole_sealed_segments()
     {
@@ -19,8 +38,7 @@ public class RetentionTests
         SealAll(journal);
         var before = journal.SegmentCount;
         Assert.True(before > 3);
-        journal.ApplyRetention();
-        Assert.Equal(3, journal.SegmentCount);
+        RetainDownTo(journal, 3);
         Assert.True(journal.FirstOffset > 0);
         Assert.Equal(journal.SegmentCount, Directory.GetFiles(dir.Path, "*.seg").Length);
         Assert.Equal(5000, AppendReadTests.ReadAllChecked(journal, journal.FirstOffset));
@@ -65,8 +83,7 @@ public class RetentionTests
         Assert.True(reader.TryRead(out var r));
         Assert.Equal(10, r.Offset);
         reader.Dispose();
-        Assert.True(journal.ApplyRetention() > 0);
-        Assert.Equal(1, journal.SegmentCount);
+        Assert.True(RetainDownTo(journal, 1) > 0);
     }
 
     [Fact]
