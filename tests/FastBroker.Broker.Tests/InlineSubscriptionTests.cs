@@ -134,7 +134,14 @@ public class InlineSubscriptionTests
         await using var f = await BrokerFixture.StartAsync();
         var broker = f.Broker;
         broker.CreateTopic("backlog");
+        broker.CreateTopic("fence");
         await broker.PublishAsync("backlog", BrokerFixture.Utf8("old"));
+
+        // "old" is confirmed before its batch ends, and the batch end wakes the topic's readers. Subscribing in
+        // between would let that wake-up deliver "old" on the journaler thread itself, and the blocking handler would
+        // then hold up the pipeline (an inline handler runs there by contract). A publish to another topic, awaited,
+        // comes from a later batch: once it is confirmed, the "backlog" wake-up is over and only the catch-up delivers.
+        await broker.PublishAsync("fence", BrokerFixture.Utf8("fence"));
         using var blocking = new Blocking();
         using var sub = broker.SubscribeInline("backlog", blocking, new SubscriptionOptions { Start = StartPosition.Earliest });
         Assert.True(blocking.Entered.Wait(Eventually.DefaultTimeout), "the catch-up entered the handler");
