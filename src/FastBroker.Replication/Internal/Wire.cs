@@ -194,7 +194,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 }
 
 /// <summary>Blocking socket helpers for the link's dedicated threads.</summary>
-internal static partial class Wire
+internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
     public const ushort Version = 3;

@@ -41,8 +41,7 @@ internal sealed partial class Session : IPublishConfirmBatchSink
             return;
         }
 
-        _confirms.Enqueue(new ConfirmEntry(token, ErrorCode.None, (ulong)offset, duplicate));
-        Interlocked.Increment(ref _queuedConfirms);
+        EnqueueConfirm(new ConfirmEntry(token, ErrorCode.None, (ulong)offset, duplicate));
         Interlocked.Decrement(ref _pendingConfirms);
     }
 

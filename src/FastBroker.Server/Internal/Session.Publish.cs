@@ -141,9 +141,15 @@ internal sealed partial class Session
 
     private void QueueConfirm(in ConfirmEntry entry)
     {
+        EnqueueConfirm(entry);
+        _signal.Set();
+    }
+
+    /// <summary>Queues a confirmation without waking the writer (the caller sends it or wakes the writer itself).</summary>
+    private void EnqueueConfirm(in ConfirmEntry entry)
+    {
         _confirms.Enqueue(entry);
         Interlocked.Increment(ref _queuedConfirms);
-        _signal.Set();
     }
 
     private static ErrorCode ToWire(BrokerErrorCode code) => code == BrokerErrorCode.None ? ErrorCode.StorageError : (ErrorCode)(ushort)code;
