@@ -70,8 +70,9 @@ public sealed partial class BrokerClient
                     timeout.Token).ConfigureAwait(false);
             }
 
-            connection = new Connection(socket, stream, endpoint);
+            connection = new Connection(socket, stream, endpoint, _options.ReceiveThread, _options.UseTls);
             connection.ReaderTask = ReadLoopAsync(connection);
+            connection.StartReceiving();
             FrameWriter.WriteHello(connection.Output, 1, _clientName, _clientVersion, RequestedFeatures, _authToken, (uint)_options.MaxInboundFrameSize);
             await connection.Output.FlushAsync(timeout.Token).ConfigureAwait(false);
             connection.MarkSent();

@@ -38,12 +38,20 @@ public sealed partial class BrokerClient
 
         var p = Rent(topic, payload, options, fireAndForget: false);
         BrokerClientException? error;
+        Connection? direct = null;
         lock (_sync)
         {
             error = _failure is { } f ? CopyFailure(f) : CheckSizeLocked(p);
             if (error is null)
             {
                 EnqueueLocked(p);
+
+                // A lone publish (nothing else unconfirmed) goes out on this thread; with others in flight the writer
+                // loop batches it with them.
+                if (_inFlight == 1 && p.Queue == PublishQueue.Sending && _options.DirectSend && _connection is { CanSendDirect: true } c)
+                {
+                    direct = c;
+                }
             }
         }
 
@@ -53,7 +61,11 @@ public sealed partial class BrokerClient
             return ValueTask.FromException<long>(error);
         }
 
-        _writeSignal.Set();
+        if (direct is null || !TrySendDirect(direct))
+        {
+            _writeSignal.Set();
+        }
+
         if (cancellationToken.CanBeCanceled)
         {
             p.RegisterCancellation(this, cancellationToken);
@@ -160,7 +172,7 @@ public sealed partial class BrokerClient
 
         var headers = options.Headers is { } h ? h.Encoded : default;
         var p = _publishPool.Get();
-        p.Initialize(_publishPool, topic, topicLength, payload, key, headers, (uint)ttl.TotalMilliseconds, options.Durability ?? _options.Durability, fireAndForget);
+        p.Initialize(_publishPool, topic, topicLength, payload, key, headers, (uint)ttl.TotalMilliseconds, options.Durability ?? _options.Durability, fireAndForget, _options.InlineCompletions);
         return p;
     }
 
@@ -279,6 +291,15 @@ public sealed partial class BrokerClient
         }
     }
 
+    /// <summary>Direct sends that wrote everything queued (<see cref="BrokerClientOptions.DirectSend"/>; tests, diagnostics).</summary>
+    internal long DirectSends => Volatile.Read(ref _directSends);
+
+    /// <summary>Direct sends the kernel took only part of (the writer loop sent the rest; tests, diagnostics).</summary>
+    internal long DirectSendsShort => Volatile.Read(ref _directSendsShort);
+
+    /// <summary>Passes of the writer loop that have ended (tests).</summary>
+    internal long WriterPasses => Interlocked.Read(ref _writerPasses);
+
     /// <summary>Publishes confirmed with the DUPLICATE flag: resent after a reconnect, already stored (tests, diagnostics).</summary>
     internal long DuplicateConfirmations
     {
@@ -291,11 +312,16 @@ public sealed partial class BrokerClient
         }
     }
 
-    /// <summary>Reader loop: completes publishes from CONFIRM ranges.</summary>
-    internal void OnConfirm(in ConfirmFrame frame)
+    /// <summary>
+    /// Reader loop: completes publishes from CONFIRM ranges. They are taken off the send list under the lock and
+    /// completed after it, so an inline continuation (<see cref="BrokerClientOptions.InlineCompletions"/>) never runs
+    /// under the client's lock and may publish again at once.
+    /// </summary>
+    internal void OnConfirm(Connection connection, in ConfirmFrame frame)
     {
         long failed = 0;
         var failedCode = ErrorCode.None;
+        var confirmed = connection.Confirmed;
         lock (_sync)
         {
             foreach (var range in frame)
@@ -320,22 +346,28 @@ public sealed partial class BrokerClient
 
                     UnlinkLocked(p);
                     _inFlight--;
-                    if (range.Status == ErrorCode.None)
-                    {
-                        p.TrySetResult((long)(range.FirstOffset + i));
-                    }
-                    else
-                    {
-                        p.TrySetException(new BrokerClientException(range.Status, $"the server refused a message to '{p.Topic}'"));
-                    }
-
-                    p.Release();
+                    confirmed.Add((p, (long)(range.FirstOffset + i), range.Status));
                 }
             }
 
             AdmitWaitingLocked();
         }
 
+        foreach (var (p, offset, status) in confirmed)
+        {
+            if (status == ErrorCode.None)
+            {
+                p.TrySetResult(offset);
+            }
+            else
+            {
+                p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'"));
+            }
+
+            p.Release();
+        }
+
+        confirmed.Clear();
         if (failed > 0)
         {
             Emit(BrokerClientEventKind.PublishFailed, $"{failed} fire-and-forget message(s) refused: {failedCode}", failedCode, count: failed);

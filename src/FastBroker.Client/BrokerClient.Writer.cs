@@ -1,14 +1,17 @@
 using System.Buffers;
 using System.Diagnostics;
 using FastBroker.Client.Internal;
+using FastBroker.Net;
 using FastBroker.Protocol;
 
 namespace FastBroker.Client;
 
 /// <summary>
-/// The writer loop: the one task that writes to a connection. Each wake-up drains everything queued (PONGs,
-/// PINGs, control frames, ACKs, then publishes as PUBLISH_BATCH frames) and flushes once per 256 KiB, so a busy
-/// client sends many frames per syscall and an idle one sends a lone publish at once (TCP_NODELAY, no timer).
+/// The writer loop: the task that writes to a connection. Each wake-up drains everything queued (PONGs, PINGs,
+/// control frames, ACKs, then publishes as PUBLISH_BATCH frames) and flushes once per 256 KiB, so a busy client sends
+/// many frames per syscall and an idle one sends a lone publish at once (TCP_NODELAY, no timer). A lone publish may
+/// instead go out on its caller's thread (<see cref="BrokerClientOptions.DirectSend"/>): the send role on the
+/// connection makes sure only one of them writes at a time, in order.
 /// </summary>
 public sealed partial class BrokerClient
 {
@@ -20,6 +23,11 @@ public sealed partial class BrokerClient
             while (!connection.IsAborted)
             {
                 await _writeSignal.WaitAsync().ConfigureAwait(false);
+
+                // The send role for the whole pass, flush included: a direct sender (PublishAsync on its own thread)
+                // holds it only for one non-blocking send, so this waits microseconds at most. Left held when the
+                // connection ends: nobody sends on it again.
+                AcquireSendRole(connection);
                 bool more;
                 do
                 {
@@ -28,8 +36,17 @@ public sealed partial class BrokerClient
                         return;
                     }
 
-                    more = Drain(connection, out var written, out var lastIndex);
-                    if (written == 0)
+                    var unsent = connection.Unsent.WrittenCount;
+                    var unsentLastIndex = connection.UnsentLastIndex;
+                    if (unsent > 0)
+                    {
+                        output.Write(connection.Unsent.WrittenSpan); // what a direct send left over goes first
+                        connection.Unsent.ResetWrittenCount();
+                        connection.UnsentLastIndex = -1;
+                    }
+
+                    more = Drain(connection, output, FlushBudget, out var written, out var lastIndex);
+                    if (written + unsent == 0)
                     {
                         break;
                     }
@@ -41,12 +58,16 @@ public sealed partial class BrokerClient
                     }
 
                     connection.MarkSent();
+                    lastIndex = Math.Max(lastIndex, unsentLastIndex);
                     if (lastIndex >= 0)
                     {
                         OnWritten(lastIndex);
                     }
                 }
                 while (more);
+
+                Volatile.Write(ref connection.SendRole, 0);
+                Interlocked.Increment(ref _writerPasses);
             }
         }
         catch (Exception ex)
@@ -55,10 +76,81 @@ public sealed partial class BrokerClient
         }
     }
 
-    /// <summary>Writes what is queued, up to the flush budget; true when more is waiting.</summary>
-    private bool Drain(Connection connection, out long written, out long lastIndex)
+    private static void AcquireSendRole(Connection connection)
     {
-        var output = connection.Output;
+        var spin = default(SpinWait);
+        while (Interlocked.CompareExchange(ref connection.SendRole, 1, 0) != 0)
+        {
+            spin.SpinOnce();
+        }
+    }
+
+    /// <summary>
+    /// PublishAsync's direct send, on the calling thread: when the send role is free, writes everything queued (up to
+    /// 64 KiB) with one non-blocking send. True when it all went; false when the writer loop must take over (the role
+    /// was busy, more is queued, or the kernel took only part, whose rest waits in <see cref="Connection.Unsent"/>).
+    /// </summary>
+    private bool TrySendDirect(Connection connection)
+    {
+        if (Interlocked.CompareExchange(ref connection.SendRole, 1, 0) != 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (connection.IsAborted || connection.Unsent.WrittenCount > 0)
+            {
+                return false;
+            }
+
+            var buffer = connection.DirectBuffer;
+            buffer.ResetWrittenCount();
+            var more = Drain(connection, buffer, DirectSendBudget, out var written, out var lastIndex);
+            if (written == 0)
+            {
+                return !more;
+            }
+
+            var bytes = buffer.WrittenSpan;
+            var sent = SocketSendNow.TrySend(connection.Socket, bytes);
+            connection.MarkSent();
+            if (sent < bytes.Length)
+            {
+                connection.Unsent.Write(bytes[sent..]);
+                connection.UnsentLastIndex = lastIndex;
+                _directSendsShort++;
+                return false;
+            }
+
+            if (lastIndex >= 0)
+            {
+                OnWritten(lastIndex);
+            }
+
+            _directSends++;
+            return !more;
+        }
+        finally
+        {
+            Volatile.Write(ref connection.SendRole, 0);
+        }
+    }
+
+    private void FailRefused(int maxFrame)
+    {
+        foreach (var p in _refused)
+        {
+            p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)BatchHeaderBytes + p.EntrySize, maxFrame));
+            p.Release();
+        }
+
+        _refused.Clear();
+    }
+
+    /// <summary>Writes what is queued, up to the budget; true when more is waiting. Send role only.</summary>
+    private bool Drain(Connection connection, IBufferWriter<byte> output, int budget, out long written, out long lastIndex)
+    {
         written = 0;
         lastIndex = -1;
         lock (_sync)
@@ -94,7 +186,7 @@ public sealed partial class BrokerClient
             _ackQueue.Clear();
         }
 
-        while (written < FlushBudget)
+        while (written < budget)
         {
             int count;
             int capacity;
@@ -102,6 +194,11 @@ public sealed partial class BrokerClient
             lock (_sync)
             {
                 count = CollectBatchLocked(out capacity, out firstRequestId);
+            }
+
+            if (_refused.Count > 0)
+            {
+                FailRefused(maxFrame: Volatile.Read(ref _serverMaxFrameSize));
             }
 
             if (count == 0)
@@ -230,8 +327,7 @@ public sealed partial class BrokerClient
                     var next = p.Next;
                     UnlinkLocked(p);
                     _inFlight--;
-                    p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)bytes + size, maxFrame));
-                    p.Release();
+                    _refused.Add(p); // failed by Drain once the lock is released
                     p = next;
                     continue;
                 }

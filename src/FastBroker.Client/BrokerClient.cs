@@ -37,12 +37,16 @@ public sealed partial class BrokerClient : IAsyncDisposable
     // putting hundreds of small messages in one syscall.
     private const int FlushBudget = 256 * 1024;
 
+    // Most a direct send (PublishAsync on the caller's thread) writes: what is queued beyond it is the writer's.
+    private const int DirectSendBudget = 64 * 1024;
+
     private readonly BrokerClientOptions _options;
     private readonly Internal.Endpoint[] _endpoints;
     private readonly object _sync = new();
     private readonly AsyncSignal _writeSignal = new();
     private readonly ObjectPool<PendingPublish> _publishPool;
-    private readonly PendingPublish[] _batch;
+    private readonly PendingPublish[] _batch; // send role only, like _refused
+    private readonly List<PendingPublish> _refused = [];
     private readonly Dictionary<ulong, PendingPublish> _byRequestId = [];
     private readonly Dictionary<ulong, ControlOp> _requests = [];
     private readonly List<ControlOp> _control = [];
@@ -68,6 +72,9 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private long _writtenIndex = -1;
     private int _blockedPublishers;
     private long _duplicateConfirmations;
+    private long _directSends; // these two are written under a connection's send role
+    private long _directSendsShort;
+    private long _writerPasses;
 
     // The connection, guarded by _sync.
     private Connection? _connection;

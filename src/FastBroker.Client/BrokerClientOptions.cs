@@ -75,6 +75,33 @@ public sealed record BrokerClientOptions
     public int MaxBatchBytes { get; init; } = 64 * 1024;
 
     /// <summary>
+    /// Each connection gets its own thread, blocked in the socket receive, that runs the reader loop (parsing,
+    /// completions, handler subscriptions) as bytes arrive: one thread wake-up per arrival. false = the reader loop
+    /// runs on the thread pool through the runtime's socket engine (an epoll thread that hands each arrival to a pool
+    /// worker: a second wake-up, tens of microseconds on a busy or virtualized machine). A blocked thread costs no
+    /// CPU; turn it off for processes with hundreds of clients.
+    /// </summary>
+    public bool ReceiveThread { get; init; } = true;
+
+    /// <summary>
+    /// A lone <see cref="BrokerClient.PublishAsync(string, ReadOnlySpan{byte}, PublishOptions?, CancellationToken)"/>
+    /// (nothing else unconfirmed) is written to the socket by the calling thread with a send that never blocks,
+    /// instead of waking the writer loop to do it. Publishes made while others are in flight are still batched by
+    /// the writer loop, and whatever the kernel does not take at once is left to it. Linux, without TLS; ignored
+    /// elsewhere.
+    /// </summary>
+    public bool DirectSend { get; init; } = true;
+
+    /// <summary>
+    /// Run the continuation of a <see cref="BrokerClient.PublishAsync(string, ReadOnlySpan{byte}, PublishOptions?, CancellationToken)"/>
+    /// task on the thread that read its CONFIRM (the receive thread, see <see cref="ReceiveThread"/>) instead of
+    /// queueing it to the thread pool: one thread wake-up fewer per confirmation. The code after <c>await</c> then
+    /// holds up every later frame of the connection: it must be short and never block (no <c>.Result</c>, no
+    /// <see cref="BrokerClient.Publish"/> at the in-flight limit). Off by default.
+    /// </summary>
+    public bool InlineCompletions { get; init; }
+
+    /// <summary>
     /// Connection changes and failures nobody awaits (fire-and-forget publish errors, server errors on ACK/CREDIT,
     /// dropped transient messages). Called on the client's I/O tasks: return quickly and do not block (nor call
     /// <see cref="BrokerClient.Publish"/>, which blocks at the in-flight limit that only those tasks can lift).

@@ -4,9 +4,9 @@ using System.Runtime.InteropServices;
 namespace FastBroker.Net;
 
 /// <summary>
-/// One source file linked into the server and the replication library: a send that never blocks and never waits
-/// for the runtime's socket engine, for a thread that must not stall (the journaler) but can save a thread wake-up
-/// by writing a small frame itself.
+/// One source file linked into the server, the replication library and the client: a send that never blocks and
+/// never waits for the runtime's socket engine, for a thread that must not stall (the journaler, a publishing caller)
+/// but can save a thread wake-up by writing a small frame itself.
 /// </summary>
 internal static partial class SocketSendNow
 {

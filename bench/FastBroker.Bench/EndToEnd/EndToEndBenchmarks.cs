@@ -67,6 +67,12 @@ public static partial class EndToEndBenchmarks
             var count = Math.Max(20_000, Math.Min(n / 10, 100_000));
             await LatencyVariantAsync(ctx, "confirm-latency-10k", count, h => ConfirmLatencyAsync(endpoint, Topic("confirm-latency-10k"), count, 10_000, PublishOptions.Default, h), "publish→confirm at 10,000 msg/s, CO-corrected").ConfigureAwait(false);
         }
+
+        if (ctx.Selected("confirm-latency-10k-inline"))
+        {
+            var count = Math.Max(20_000, Math.Min(n / 10, 100_000));
+            await LatencyVariantAsync(ctx, "confirm-latency-10k-inline", count, h => ConfirmLatencyAsync(endpoint, Topic("confirm-latency-10k"), count, 10_000, PublishOptions.Default, h, inlineCompletions: true), "the same with InlineCompletions: the code after await runs on the client's receive thread").ConfigureAwait(false);
+        }
     }
 
     private static double Sync(Func<Task<double>> body) => body().GetAwaiter().GetResult();
@@ -242,21 +248,36 @@ public static partial class EndToEndBenchmarks
         return rate;
     }
 
-    private static async Task<double> ConfirmLatencyAsync(string endpoint, string topic, int count, int rate, PublishOptions options, LogLinearHistogram histogram)
+    private static async Task<double> ConfirmLatencyAsync(string endpoint, string topic, int count, int rate, PublishOptions options, LogLinearHistogram histogram, bool inlineCompletions = false)
     {
-        await using var client = await BrokerClient.ConnectAsync(Options(endpoint)).ConfigureAwait(false);
+        await using var client = await BrokerClient.ConnectAsync(Options(endpoint) with { InlineCompletions = inlineCompletions }).ConfigureAwait(false);
         await client.PublishAsync(topic, new byte[PayloadBytes]).ConfigureAwait(false);
         var intervalTicks = Stopwatch.Frequency / (double)rate;
-        var pending = new System.Collections.Concurrent.BlockingCollection<(long Scheduled, Task<long> Confirm)>(65536);
-        var recorder = Task.Run(async () =>
+        var nsPerTick = 1e9 / Stopwatch.Frequency;
+        var gate = new object();
+        var recorded = 0;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Each confirmation is timed where its continuation runs (a pool worker, or with inline completions the
+        // client's receive thread), as an application's code after `await PublishAsync` would be.
+        void Record(long scheduled)
         {
-            var nsPerTick = 1e9 / Stopwatch.Frequency;
-            foreach (var (scheduled, confirm) in pending.GetConsumingEnumerable())
+            var now = Stopwatch.GetTimestamp();
+            lock (gate)
             {
-                await confirm.ConfigureAwait(false);
-                histogram.Record((long)((Stopwatch.GetTimestamp() - scheduled) * nsPerTick));
+                histogram.Record((long)((now - scheduled) * nsPerTick));
+                if (++recorded == count)
+                {
+                    done.TrySetResult();
+                }
             }
-        });
+        }
+
+        async Task TimeAsync(ValueTask<long> confirm, long scheduled)
+        {
+            await confirm.ConfigureAwait(false);
+            Record(scheduled);
+        }
 
         var payload = new byte[PayloadBytes];
         var start = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 100);
@@ -270,14 +291,12 @@ public static partial class EndToEndBenchmarks
                 var scheduled = start + (long)(i * intervalTicks);
                 Pacer.WaitUntil(scheduled);
                 BinaryPrimitives.WriteInt64LittleEndian(payload, scheduled);
-                pending.Add((scheduled, client.PublishAsync(topic, payload, options).AsTask()));
+                _ = TimeAsync(client.PublishAsync(topic, payload, options), scheduled);
             }
-
-            pending.CompleteAdding();
         })
         { Name = "bench-e2e-pacer", IsBackground = true };
         sender.Start();
-        await recorder.ConfigureAwait(false);
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(5)).ConfigureAwait(false);
         sender.Join();
         return count / sw.Elapsed.TotalSeconds;
     }

@@ -1,11 +1,15 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using FastBroker.Net;
+using FastBroker.Protocol;
 
 namespace FastBroker.Client.Internal;
 
 /// <summary>
-/// One TCP (or TLS) connection and its pipes. The reader loop owns <see cref="Input"/>, the writer loop (and, before
-/// it starts, the handshake) owns <see cref="Output"/>. <see cref="Abort"/> is the one way it ends: it records the
+/// One TCP (or TLS) connection and its pipes. The reader loop owns <see cref="Input"/> (fed by the connection's
+/// receive thread, or by the runtime's socket engine), the writer loop (and, before it starts, the handshake) owns
+/// <see cref="Output"/>; the socket's send side belongs to whoever holds <see cref="SendRole"/>. <see cref="Abort"/> is the one way it ends: it records the
 /// first reason, cancels both loops and closes the socket so that pending I/O fails at once.
 /// </summary>
 internal sealed class Connection
@@ -18,18 +22,125 @@ internal sealed class Connection
     private int _aborted;
     private long _lastReceived;
     private long _lastSent;
+    private readonly Pipe? _receivePipe;
     private byte[] _scratch = [];
 
-    public Connection(Socket socket, Stream stream, Endpoint endpoint)
+    public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls)
     {
         _socket = socket;
         _stream = stream;
         Endpoint = endpoint;
+        CanSendDirect = !tls && SocketSendNow.Supported;
 
         // 64 KiB reads: a DELIVER_BATCH of small messages per syscall; the pipe grows for bigger frames.
-        Input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
+        if (receiveThread)
+        {
+            // The receive thread writes what it reads into the pipe and flushes, and the reader loop's continuation
+            // runs inline in that flush (on the receive thread). It never pauses: the reader consumes every whole
+            // frame at once, so the pipe only ever holds the part of a frame still arriving (up to the largest frame).
+            _receivePipe = new Pipe(new PipeOptions(
+                readerScheduler: PipeScheduler.Inline,
+                writerScheduler: PipeScheduler.Inline,
+                pauseWriterThreshold: 0,
+                minimumSegmentSize: 64 * 1024,
+                useSynchronizationContext: false));
+            Input = _receivePipe.Reader;
+        }
+        else
+        {
+            Input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
+        }
+
         Output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
         _lastReceived = _lastSent = Environment.TickCount64;
+    }
+
+    public Socket Socket => _socket;
+
+    /// <summary>Plain TCP where a non-blocking send is available: a publishing thread may write to the socket itself (holding the send role).</summary>
+    public bool CanSendDirect { get; }
+
+    /// <summary>
+    /// 0 = free, 1 = held by the writer loop (for a whole pass, flush included) or by a thread sending directly.
+    /// Whoever holds it is the only one writing to the socket and the only one using the client's batch buffer.
+    /// </summary>
+    public int SendRole;
+
+    /// <summary>Bytes a direct send left over (the kernel took only part); the writer loop sends them first. Send role only.</summary>
+    public ArrayBufferWriter<byte> Unsent { get; } = new();
+
+    /// <summary>The call-order index of the last publish in <see cref="Unsent"/> (for FlushAsync), or -1.</summary>
+    public long UnsentLastIndex { get; set; } = -1;
+
+    /// <summary>Reader loop only: publishes a CONFIRM answered, completed once the client's lock is released (reused).</summary>
+    public List<(PendingPublish Publish, long Offset, ErrorCode Status)> Confirmed { get; } = [];
+
+    /// <summary>The direct sender's frame buffer (send role only), reused.</summary>
+    public ArrayBufferWriter<byte> DirectBuffer { get; } = new(4096);
+
+    /// <summary>
+    /// Starts the receive thread (with <c>receiveThread</c>): it blocks in the stream's read and hands each arrival to
+    /// the pipe, until the connection ends. A no-op otherwise.
+    /// </summary>
+    public void StartReceiving()
+    {
+        if (_receivePipe is null)
+        {
+            return;
+        }
+
+        var thread = new Thread(static state => ((Connection)state!).ReceiveLoop())
+        {
+            Name = "fastbroker-client-rx",
+            IsBackground = true,
+        };
+        thread.Start(this);
+    }
+
+    private void ReceiveLoop()
+    {
+        var writer = _receivePipe!.Writer;
+        Exception? failure = null;
+        try
+        {
+            while (!IsAborted)
+            {
+                // poll first (one wake-up, by the kernel), then read what is there; the timeout only re-checks
+                // IsAborted in case the socket was torn down without a shutdown that wakes the poll.
+                if (!SocketPoll.WaitReadable(_socket, 500))
+                {
+                    continue;
+                }
+
+                var memory = writer.GetMemory(16 * 1024);
+                var n = _stream.Read(memory.Span);
+                if (n == 0)
+                {
+                    break; // the server closed the connection
+                }
+
+                writer.Advance(n);
+                var flush = writer.FlushAsync();
+                var result = flush.IsCompleted ? flush.Result : flush.AsTask().GetAwaiter().GetResult();
+                if (result.IsCompleted)
+                {
+                    break; // the reader loop is done
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+
+        try
+        {
+            writer.Complete(failure);
+        }
+        catch (InvalidOperationException)
+        {
+            // A flush was still in progress when the connection was torn down.
+        }
     }
 
     public Endpoint Endpoint { get; }

@@ -13,8 +13,8 @@ namespace FastBroker.Client.Internal;
 /// <remarks>
 /// Two owners release it: the client (when it is confirmed, failed or, fire-and-forget, written) and the awaiter
 /// (<c>GetResult</c>). Whoever releases last returns the array and the object to their pools, so steady-state
-/// publishing allocates nothing. Completion is first-wins (CONFIRM, error or cancellation); continuations always run
-/// asynchronously so completing under the client's lock never runs user code there.
+/// publishing allocates nothing. Completion is first-wins (CONFIRM, error or cancellation) and never happens under the
+/// client's lock; continuations run asynchronously unless the client's options ask for inline completions.
 /// </remarks>
 internal sealed class PendingPublish : IValueTaskSource<long>
 {
@@ -72,8 +72,9 @@ internal sealed class PendingPublish : IValueTaskSource<long>
     public int EntrySize => (int)PublishBatchWriter.GetEntrySize(TopicLength, KeyLength, HeadersLength, PayloadLength);
 
     /// <summary>Copies the message in. Throws <see cref="ArgumentException"/> for what the wire format cannot carry.</summary>
-    public void Initialize(ObjectPool<PendingPublish> pool, string topic, int topicLength, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, uint ttlMs, Durability durability, bool fireAndForget)
+    public void Initialize(ObjectPool<PendingPublish> pool, string topic, int topicLength, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, uint ttlMs, Durability durability, bool fireAndForget, bool inlineCompletion)
     {
+        _core.RunContinuationsAsynchronously = !inlineCompletion;
         _pool = pool;
         Topic = topic;
         TopicLength = topicLength;

@@ -25,7 +25,7 @@ internal readonly struct ServerFrameHandler(BrokerClient client, Connection conn
     public void OnError(in FrameHeader header, in ErrorFrame frame)
         => client.OnServerError(connection, header.RequestId, frame.Code, frame.GetReasonString(), frame.SubscriptionId, frame.CloseConnection, frame.SubscriptionEnded);
 
-    public void OnConfirm(in FrameHeader header, in ConfirmFrame frame) => client.OnConfirm(frame);
+    public void OnConfirm(in FrameHeader header, in ConfirmFrame frame) => client.OnConfirm(connection, frame);
 
     public void OnDeliver(in FrameHeader header, in DeliverFrame frame)
         => client.OnDeliver(connection, frame.SubscriptionId, frame.DeliveryCount, frame.Offset, frame.TimestampNs, frame.Topic, frame.MessageBlock, (int)frame.Key.Length, frame.Headers, (int)frame.Payload.Length);

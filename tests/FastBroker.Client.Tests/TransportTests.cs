@@ -1,0 +1,221 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Client;
+using FastBroker.Protocol;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>
+/// The client's threads: the receive thread that runs the reader loop, a lone publish sent by its caller (the send
+/// role shared with the writer loop), and inline completions.
+/// </summary>
+public class TransportTests
+{
+    private const string ReceiveThreadName = "fastbroker-client-rx";
+
+    [Fact]
+    public async Task Lone_publishes_are_sent_by_their_caller_and_pipelined_ones_by_the_writer_in_order()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // One at a time: nothing else is in flight, so each goes out on this thread (unless the writer loop happens
+        // to hold the send role for a heartbeat, hence "most").
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(i, await client.PublishAsync("direct", Bytes($"m{i}")));
+        }
+
+        var direct = client.DirectSends;
+        Assert.InRange(direct, 10, 20);
+
+        // Pipelined: the first may go direct, the rest wait for the writer, and the offsets keep call order.
+        var tasks = Enumerable.Range(20, 500).Select(i => client.PublishAsync("direct", Bytes($"m{i}")).AsTask()).ToList();
+        var offsets = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(Enumerable.Range(20, 500).Select(i => (long)i), offsets);
+
+        // Only a publish made while nothing else is unconfirmed goes direct: the first, and any made after the test
+        // thread was preempted long enough for all earlier ones to be confirmed.
+        Assert.InRange(client.DirectSends - direct, 0, 100);
+
+        var off = await f.ConnectAsync(o => o with { DirectSend = false });
+        for (var i = 0; i < 5; i++)
+        {
+            await off.PublishAsync("direct", Bytes("x"));
+        }
+
+        Assert.Equal(0, off.DirectSends);
+    }
+
+    [Fact]
+    public async Task A_direct_send_the_kernel_takes_only_part_of_is_finished_by_the_writer_loop()
+    {
+        await using var server = new StalledServer();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], Reconnect = false });
+
+        // The writer loop's first pass (woken when the connection became current) is over: nothing wakes it again
+        // (the first heartbeat is 30 s away), so the send role is free for the publish below.
+        await EventuallyAsync(() => client.WriterPasses >= 1, "the writer loop ends its first pass");
+
+        // 8 MiB against a peer that is not reading (and a 32 KiB receive buffer): the non-blocking send takes a part,
+        // the rest is the writer's, and the server must get one intact frame.
+        var payload = new byte[8 * 1024 * 1024];
+        Random.Shared.NextBytes(payload);
+        var publish = client.PublishAsync("big", payload).AsTask();
+        Assert.False(publish.IsCompleted);
+        server.StartReading();
+
+        var frame = await server.Frame.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(FrameType.PublishBatch, (FrameType)frame[4]);
+        Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(frame.AsSpan(16 + 18)));
+        Assert.True(frame.AsSpan(frame.Length - payload.Length).SequenceEqual(payload), "the payload arrived intact, in order");
+        Assert.Equal(41, await publish.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(1, client.DirectSendsShort);
+        Assert.Equal(0, client.DirectSends); // counts only complete ones
+    }
+
+    [Fact]
+    public async Task Inline_completions_run_the_code_after_await_on_the_receive_thread()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var inline = await f.ConnectAsync(o => o with { InlineCompletions = true });
+        var pooled = await f.ConnectAsync();
+
+        Assert.Equal(ReceiveThreadName, await ContinuationThreadAsync(inline));
+        Assert.Equal("thread pool", await ContinuationThreadAsync(pooled));
+    }
+
+    [Fact]
+    public async Task The_reader_loop_runs_on_the_receive_thread_or_without_it_on_the_pool()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var publisher = await f.ConnectAsync();
+        foreach (var receiveThread in new[] { true, false })
+        {
+            var client = await f.ConnectAsync(o => o with { ReceiveThread = receiveThread });
+            var topic = $"rx.{receiveThread}";
+            var handler = new ThreadRecorder();
+            await client.ConsumeAsync(topic, handler, SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+            await publisher.PublishAsync(topic, Bytes("m"));
+            var name = await handler.Thread.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(receiveThread ? ReceiveThreadName : "thread pool", name);
+            Assert.Equal(1, await client.PublishAsync(topic, Bytes("m2"))); // confirmations come back either way
+        }
+    }
+
+    /// <summary>Publishes until one completes asynchronously; the name of the thread its continuation ran on.</summary>
+    private static async Task<string> ContinuationThreadAsync(BrokerClient client)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var confirm = client.PublishAsync("where", Bytes("m"));
+            if (confirm.IsCompleted)
+            {
+                continue; // confirmed before the await: it would continue here
+            }
+
+            await confirm.ConfigureAwait(false);
+            return Describe(Thread.CurrentThread);
+        }
+
+        throw new InvalidOperationException("every publish completed synchronously");
+    }
+
+    private static string Describe(Thread thread) => thread.IsThreadPoolThread ? "thread pool" : thread.Name ?? "unnamed";
+
+    private sealed class ThreadRecorder : IClientMessageHandler
+    {
+        public TaskCompletionSource<string> Thread { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void OnMessage(scoped in ClientMessageView message) => Thread.TrySetResult(Describe(System.Threading.Thread.CurrentThread));
+    }
+
+    /// <summary>
+    /// A peer that completes the handshake (announcing 16 MiB frames), then reads nothing until told to, then reads
+    /// one frame whole and confirms its first request with offset 41.
+    /// </summary>
+    private sealed class StalledServer : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly TaskCompletionSource _read = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<byte[]> _frame = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Task _serve;
+        private Socket? _socket;
+
+        public StalledServer()
+        {
+            _listener.Server.ReceiveBufferSize = 32 * 1024; // inherited by the accepted socket
+            _listener.Start();
+            _serve = Task.Run(ServeAsync);
+        }
+
+        public string Endpoint => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+
+        public Task<byte[]> Frame => _frame.Task;
+
+        public void StartReading() => _read.TrySetResult();
+
+        public async ValueTask DisposeAsync()
+        {
+            _read.TrySetResult();
+            _listener.Stop();
+            _socket?.Dispose();
+            await _serve.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        private async Task ServeAsync()
+        {
+            try
+            {
+                var socket = _socket = await _listener.AcceptSocketAsync();
+                var hello = await ReadFrameAsync(socket);
+                var welcome = new ArrayBufferWriter<byte>();
+                FrameWriter.WriteWelcome(welcome, BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(8)), ProtocolConstants.Version, 16 * 1024 * 1024, ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching, 7, 64, 60_000, "stalled"u8, "0"u8);
+                await socket.SendAsync(welcome.WrittenMemory, SocketFlags.None);
+                await _read.Task;
+                var frame = await ReadFrameAsync(socket);
+                var confirm = new ArrayBufferWriter<byte>();
+                FrameWriter.WriteConfirm(confirm, new ConfirmRange(BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(8)), 1, ErrorCode.None, false, 41));
+                await socket.SendAsync(confirm.WrittenMemory, SocketFlags.None);
+                _frame.TrySetResult(frame);
+
+                // Keep the connection open until the test ends.
+                var sink = new byte[4096];
+                while (await socket.ReceiveAsync(sink, SocketFlags.None) > 0)
+                {
+                }
+            }
+            catch (Exception ex)
+            {
+                _frame.TrySetException(ex);
+            }
+        }
+
+        private static async Task<byte[]> ReadFrameAsync(Socket socket)
+        {
+            var prefix = new byte[4];
+            await ReadExactlyAsync(socket, prefix);
+            var frame = new byte[4 + BinaryPrimitives.ReadInt32LittleEndian(prefix)];
+            prefix.CopyTo(frame, 0);
+            await ReadExactlyAsync(socket, frame.AsMemory(4));
+            return frame;
+        }
+
+        private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer)
+        {
+            while (!buffer.IsEmpty)
+            {
+                var n = await socket.ReceiveAsync(buffer, SocketFlags.None);
+                if (n == 0)
+                {
+                    throw new EndOfStreamException();
+                }
+
+                buffer = buffer[n..];
+            }
+        }
+    }
+}
