@@ -280,7 +280,7 @@ public class ClaimPublishTests
     internal sealed record Outcome(ulong Token, long Offset, bool Duplicate, BrokerErrorCode Error, string Reason);
 
     /// <summary>Records every call with its thread: batch confirmations, batch ends, plain confirmations and failures.</summary>
-    private sealed class BatchSink : IPublishConfirmBatchSink
+    internal sealed class BatchSink : IPublishConfirmBatchSink
     {
         public ConcurrentQueue<(string Kind, ulong Token, int Thread)> Events { get; } = new();
 

@@ -24,11 +24,11 @@ public class ReplicationGateTests
         await Eventually.TrueAsync(() => topic.Replica?.Pending == 2, "both confirmations held by the gate");
         Assert.False(first.IsCompleted);
 
-        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 0);
+        Ack(gate, topic, receivedNext: 1, durableNext: 0);
         Assert.Equal(0, await first.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.False(second.IsCompleted);
 
-        gate.OnStandbyAck(topic, receivedNext: 2, durableNext: 0);
+        Ack(gate, topic, receivedNext: 2, durableNext: 0);
         Assert.Equal(1, await second.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
@@ -43,11 +43,11 @@ public class ReplicationGateTests
         var publish = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         Assert.True(broker.Topics.TryGet("orders", out var topic));
         await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held by the gate");
-        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 0);
+        Ack(gate, topic, receivedNext: 1, durableNext: 0);
         Assert.Equal(1, topic.Replica!.Pending);
         Assert.False(publish.IsCompleted);
 
-        gate.OnStandbyAck(topic, receivedNext: 1, durableNext: 1);
+        Ack(gate, topic, receivedNext: 1, durableNext: 1);
         Assert.Equal(0, await publish.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
@@ -61,7 +61,7 @@ public class ReplicationGateTests
         broker.CreateTopic("orders", TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 });
         Assert.True(broker.Topics.TryGet("orders", out var topic));
 
-        gate.OnStandbyAck(topic, receivedNext: 5, durableNext: 5);
+        Ack(gate, topic, receivedNext: 5, durableNext: 5);
         Assert.Equal(0, await broker.PublishAsync("orders", "a"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
@@ -180,6 +180,44 @@ public class ReplicationGateTests
         Assert.Equal(3, gate.Degraded); // the audit publish, the released commit, the last commit
     }
 
+    [Fact]
+    public async Task A_standby_ack_hands_a_batch_sink_its_confirmations_then_one_batch_end_on_the_ack_thread()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        var sink = new ClaimPublishTests.BatchSink();
+        Assert.True(broker.TryBeginPublish(3, out var claim));
+        for (var token = 1UL; token <= 3; token++)
+        {
+            claim.Add("orders"u8, default, default, new System.Buffers.ReadOnlySequence<byte>("m"u8.ToArray()), default, sink, token);
+        }
+
+        claim.Commit();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 3, "the confirmations held by the gate");
+        Assert.Empty(sink.Events);
+
+        // As the replicator's ack reader does: one ACK frame's confirmations, then the batch end, on its thread.
+        var batch = new ConfirmBatch();
+        gate.OnStandbyAck(topic, receivedNext: 2, durableNext: 0, batch);
+        Assert.Equal(["batch 1", "batch 2"], sink.Events.Select(e => $"{e.Kind} {e.Token}"));
+        batch.End();
+        gate.OnStandbyAck(topic, receivedNext: 3, durableNext: 0, batch);
+        batch.End();
+        batch.End(); // nothing new: no second end
+        Assert.Equal(["batch 1", "batch 2", "end 0", "batch 3", "end 0"], sink.Events.Select(e => $"{e.Kind} {e.Token}"));
+        Assert.All(sink.Events, e => Assert.Equal(Environment.CurrentManagedThreadId, e.Thread));
+    }
+
+    private static void Ack(ReplicationGate gate, TopicState topic, long receivedNext, long durableNext)
+    {
+        var batch = new ConfirmBatch();
+        gate.OnStandbyAck(topic, receivedNext, durableNext, batch);
+        batch.End();
+    }
+
     /// <summary>A primary's broker with <paramref name="gate"/>, a standby attached, and "orders" offset 0 published and acknowledged by it.</summary>
     private static async Task<Broker> OpenWithOneReplicatedMessageAsync(string directory, ReplicationGate gate, AckMode acks)
     {
@@ -187,7 +225,7 @@ public class ReplicationGateTests
         gate.SetStandbyAttached(true);
         var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         Assert.True(broker.Topics.TryGet("orders", out var topic));
-        gate.OnStandbyAck(topic, 1, 1);
+        Ack(gate, topic, 1, 1);
         await published.WaitAsync(TimeSpan.FromSeconds(10));
         return broker;
     }

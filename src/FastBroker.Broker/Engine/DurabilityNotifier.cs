@@ -133,6 +133,13 @@ internal readonly record struct PendingConfirmation(long Offset, bool Duplicate,
         Sink?.OnPublishConfirmed(Token, Offset, Duplicate);
     }
 
+    /// <summary>Confirms through <paramref name="batch"/>: a connection that can send its confirmations itself does so at the batch's end.</summary>
+    public void Confirm(ConfirmBatch batch)
+    {
+        Completion?.Complete(Offset);
+        batch.Confirm(Sink, Token, Offset, Duplicate);
+    }
+
     public void Fail(BrokerErrorCode code, string reason)
     {
         Completion?.Fail(new BrokerException(code, reason));

@@ -166,7 +166,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 internal sealed class Dispatcher
 {
     private readonly List<TopicState> _touched = new(64);
-    private readonly List<IPublishConfirmBatchSink> _batchSinks = new(16);
+    private readonly ConfirmBatch _confirms = new();
     private long _batch;
 
     /// <summary>Set when the broker is the primary of a failover pair: holds standby-mode confirmations.</summary>
@@ -191,15 +191,7 @@ internal sealed class Dispatcher
         else
         {
             entry.Completion?.Complete(entry.Offset);
-            if (entry.Sink is IPublishConfirmBatchSink batchSink)
-            {
-                batchSink.OnPublishConfirmedInBatch(entry.Token, entry.Offset, entry.Duplicate);
-                NoteBatchSink(batchSink);
-            }
-            else
-            {
-                entry.Sink?.OnPublishConfirmed(entry.Token, entry.Offset, entry.Duplicate);
-            }
+            _confirms.Confirm(entry.Sink, entry.Token, entry.Offset, entry.Duplicate);
         }
 
         if (entry.Offset >= 0 && !entry.Duplicate)
@@ -216,25 +208,6 @@ internal sealed class Dispatcher
         entry.Clear();
     }
 
-    private void NoteBatchSink(IPublishConfirmBatchSink sink)
-    {
-        // A batch usually comes from one or a few connections: the last one added is the common hit.
-        if (_batchSinks.Count > 0 && ReferenceEquals(_batchSinks[^1], sink))
-        {
-            return;
-        }
-
-        foreach (var s in _batchSinks)
-        {
-            if (ReferenceEquals(s, sink))
-            {
-                return;
-            }
-        }
-
-        _batchSinks.Add(sink);
-    }
-
     private static void Fail(PublishEntry entry)
     {
         var reason = entry.ErrorReason ?? entry.Error.ToString();
@@ -245,12 +218,7 @@ internal sealed class Dispatcher
     public void EndOfBatch()
     {
         // Sinks first: a batch's confirmations leave before its readers are woken.
-        foreach (var sink in _batchSinks)
-        {
-            sink.OnConfirmBatchEnd();
-        }
-
-        _batchSinks.Clear();
+        _confirms.End();
         foreach (var t in _touched)
         {
             if (t.Durability is { } d)

@@ -113,8 +113,11 @@ internal sealed class ReplicationGate
         }
     }
 
-    /// <summary>Replicator's ack reader: the standby holds records below these offsets (received / flushed).</summary>
-    public void OnStandbyAck(TopicState topic, long receivedNext, long durableNext) => For(topic).OnAck(receivedNext, durableNext);
+    /// <summary>
+    /// Replicator's ack reader: the standby holds records below these offsets (received / flushed). The
+    /// confirmations this releases go through <paramref name="batch"/>; the caller ends it once the ACK frame is done.
+    /// </summary>
+    public void OnStandbyAck(TopicState topic, long receivedNext, long durableNext, ConfirmBatch batch) => For(topic).OnAck(receivedNext, durableNext, batch);
 
     /// <summary>
     /// Dispatcher, end of a batch: <paramref name="topic"/> has new readable records. Wakes the replicator at once when
@@ -366,7 +369,7 @@ internal sealed class ReplicaAcks(TopicState topic)
         }
     }
 
-    public void OnAck(long receivedNext, long durableNext)
+    public void OnAck(long receivedNext, long durableNext, ConfirmBatch batch)
     {
         lock (_lock)
         {
@@ -385,13 +388,13 @@ internal sealed class ReplicaAcks(TopicState topic)
             while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
             {
                 _received.Dequeue();
-                h.Confirmation.Confirm();
+                h.Confirmation.Confirm(batch);
             }
 
             while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
             {
                 _durable.Dequeue();
-                h.Confirmation.Confirm();
+                h.Confirmation.Confirm(batch);
             }
 
             UpdateHeld();

@@ -204,6 +204,7 @@ internal sealed class StandbyLink : IDisposable
     private volatile bool _stopping;
     private Thread? _sender;
     private Thread? _acker;
+    private readonly ConfirmBatch _ackConfirms = new(); // the ack reader's
     private long _lastAckTicks;
     private long _bytesSent;
     private long _journalerShips;
@@ -642,6 +643,10 @@ internal sealed class StandbyLink : IDisposable
                 {
                     case FrameKind.Ack:
                         OnAck(body);
+
+                        // The connections whose publishes this ACK released send their CONFIRMs from this thread
+                        // (a non-blocking send each) rather than waking their writers.
+                        _ackConfirms.End();
                         break;
                     case FrameKind.StateAck:
                         _owner.Gate.OnStateApplied(new FrameReader(body).I64());
@@ -700,7 +705,7 @@ internal sealed class StandbyLink : IDisposable
             var durable = r.I64();
             if (id < topics.Length)
             {
-                topics[id].Acks.OnAck(received, durable);
+                topics[id].Acks.OnAck(received, durable, _ackConfirms);
             }
         }
 

@@ -11,7 +11,8 @@ namespace FastBroker.Server.Internal;
 /// not hold it, writes the queued confirmations into a small buffer and sends them with one non-blocking
 /// <c>send</c>. It never waits: if the writer holds the role, or the socket takes only part of the bytes, the writer
 /// is signalled and sends the rest (<see cref="WriteUnsent"/>) before anything else, so the byte stream stays whole
-/// and in order.
+/// and in order. A failover primary's ack reader does the same for the confirmations a standby ACK releases; the
+/// send role also keeps it and the journaler apart.
 /// </summary>
 /// <remarks>
 /// The send role (<see cref="_sendOwner"/>) is held by the writer for a whole pass including its flush, so at most
@@ -26,13 +27,13 @@ internal sealed partial class Session : IPublishConfirmBatchSink
     // journaling.
     private const int SendNowBudget = 64 * 1024;
 
-    private int _sendOwner; // 0: free; 1: held by the writer or by the journaler
+    private int _sendOwner; // 0: free; 1: held by the writer, the journaler or the ack reader
     private bool _sendNow;
     private ArrayBufferWriter<byte>? _nowBuffer;
     private byte[]? _unsent;
     private int _unsentLength;
 
-    /// <summary>Confirmations on the journaler thread, held until <see cref="OnConfirmBatchEnd"/>.</summary>
+    /// <summary>Confirmations on the journaler thread (or the ack reader), held until <see cref="OnConfirmBatchEnd"/>.</summary>
     public void OnPublishConfirmedInBatch(ulong token, long offset, bool duplicate)
     {
         if (!_sendNow)
@@ -45,7 +46,7 @@ internal sealed partial class Session : IPublishConfirmBatchSink
         Interlocked.Decrement(ref _pendingConfirms);
     }
 
-    /// <summary>End of the journaler's batch: send this connection's confirmations now, or wake the writer.</summary>
+    /// <summary>End of the journaler's batch (or of an ACK): send this connection's confirmations now, or wake the writer.</summary>
     public void OnConfirmBatchEnd()
     {
         if (_sendNow && !TrySendConfirmsNow())
