@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using FastBroker.Bench.Infrastructure;
+using FastBroker.Bench.Pair;
 using FastBroker.Client;
 using FastBroker.Server;
 
@@ -10,24 +11,31 @@ namespace FastBroker.Bench.EndToEnd;
 /// `fastbroker bench e2e`: the server over loopback, driven by the .NET client, 100-byte messages on a persistent
 /// topic: publish with confirmations (one connection, pipelined), publish + 1 subscriber, fan-out to 3, a work
 /// queue with 3 acking members, request-reply round trips, and publish→confirm latency at a fixed 10k msg/s with
-/// coordinated-omission-corrected percentiles. Starts its own server in this process (same 2 cores as the load),
-/// or drives one given with <c>--connect host:port</c>. With <c>--acks</c> it measures the ack modes of a failover pair
+/// coordinated-omission-corrected percentiles. Starts <c>fastbroker serve</c> as a child process (same 2 cores as the
+/// load; <c>--server in-process</c>: a server in this process), or drives one given with <c>--connect host:port</c>. With <c>--acks</c> it measures the ack modes of a failover pair
 /// instead (EndToEndBenchmarks.Acks.cs).
 /// </summary>
 public static partial class EndToEndBenchmarks
 {
     private const int PayloadBytes = 100;
 
-    /// <summary>Runs every selected variant.</summary>
-    public static void Run(BenchContext ctx, string? connect) => RunAsync(ctx, connect).GetAwaiter().GetResult();
+    /// <summary>
+    /// Runs every selected variant against <paramref name="connect"/>, else against `serve` started from
+    /// <paramref name="serveExecutable"/> as a child process, else (null) against a server in this process.
+    /// </summary>
+    public static void Run(BenchContext ctx, string? connect, FastBrokerExecutable? serveExecutable = null) => RunAsync(ctx, connect, serveExecutable).GetAwaiter().GetResult();
 
-    private static async Task RunAsync(BenchContext ctx, string? connect)
+    private static async Task RunAsync(BenchContext ctx, string? connect, FastBrokerExecutable? serveExecutable)
     {
         var n = (int)(ctx.Messages ?? 1_000_000);
         ctx.WarmUpMachine();
-        ctx.Reporter.Info($"{(connect is null ? "in-process server on 127.0.0.1 (same cores as the load)" : $"server at {connect}")}, persistent topics, {PayloadBytes} B payloads, {n:N0} messages per throughput run, {Environment.ProcessorCount} cores");
-        await using var server = connect is null ? await LocalServer.StartAsync(ctx).ConfigureAwait(false) : null;
-        var endpoint = connect ?? server!.Endpoint;
+        await using var child = connect is null && serveExecutable is not null ? await ServeChild.StartAsync(serveExecutable, ctx.WorkDirectory).ConfigureAwait(false) : null;
+        await using var server = connect is null && child is null ? await LocalServer.StartAsync(ctx).ConfigureAwait(false) : null;
+        var where = connect is not null ? $"server at {connect}"
+            : child is not null ? $"`fastbroker serve` child process at {child.Endpoint} (same cores as the load)"
+            : "in-process server on 127.0.0.1 (same cores and thread pool as the load)";
+        ctx.Reporter.Info($"{where}, persistent topics, {PayloadBytes} B payloads, {n:N0} messages per throughput run, {Environment.ProcessorCount} cores");
+        var endpoint = connect ?? child?.Endpoint ?? server!.Endpoint;
         var run = 0;
 
         // One topic per variant, reused across its runs (each run starts after the previous one's last offset): a new

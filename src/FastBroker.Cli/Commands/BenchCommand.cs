@@ -16,7 +16,9 @@ internal static class BenchCommand
         bench.Subcommands.Add(Scenario("journal", "Journal appends and zero-copy scans vs raw file writes on the same filesystem, same run.", RunJournal));
         bench.Subcommands.Add(Scenario("broker", "The embedded broker end to end (no sockets): publish, fan-out, work queue, latency at a fixed rate.", RunBroker));
         var e2e = Scenario("e2e", "The TCP server driven by the .NET client over loopback: publish, publish-1sub, fanout-3, workqueue-3, request-reply, confirm-latency-10k.", null);
-        var connect = new Option<string?>("--connect") { Description = "Drive a running server at host:port instead of starting one in this process." };
+        var connect = new Option<string?>("--connect") { Description = "Drive a running server at host:port instead of starting one." };
+        var server = new Option<string>("--server") { Description = "The server it starts: child = `fastbroker serve` as a child process (as users run it), in-process = a server in the bench's own process.", DefaultValueFactory = _ => "child" };
+        server.AcceptOnlyFromAmong("child", "in-process");
         var acks = new Option<string[]>("--acks") { Description = "Instead: start a failover pair (witness + 2 nodes, child processes) and run confirm-latency-10k once per ack mode: local, standby-received, standby-durable (comma-separated or repeated).", AllowMultipleArgumentsPerToken = false };
         acks.Validators.Add(result =>
         {
@@ -26,6 +28,7 @@ internal static class BenchCommand
             }
         });
         e2e.Options.Add(connect);
+        e2e.Options.Add(server);
         e2e.Options.Add(acks);
         e2e.SetAction(parse => RunScenario(parse, "e2e", ctx =>
         {
@@ -36,7 +39,7 @@ internal static class BenchCommand
             }
             else
             {
-                EndToEndBenchmarks.Run(ctx, parse.GetValue(connect));
+                EndToEndBenchmarks.Run(ctx, parse.GetValue(connect), parse.GetValue(server) == "child" ? FastBrokerExecutable.Current() : null);
             }
         }));
         bench.Subcommands.Add(e2e);
