@@ -72,7 +72,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private long _writtenIndex = -1;
     private int _blockedPublishers;
     private long _duplicateConfirmations;
-    private long _directSends; // these two are written under a connection's send role
+    private long _directSends; // _directSends and _directSendsShort are written under a connection's send role
     private long _directSendsShort;
     private long _writerPasses;
 

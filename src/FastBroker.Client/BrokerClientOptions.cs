@@ -75,8 +75,8 @@ public sealed record BrokerClientOptions
     public int MaxBatchBytes { get; init; } = 64 * 1024;
 
     /// <summary>
-    /// Each connection gets its own thread, blocked in the socket receive, that runs the reader loop (parsing,
-    /// completions, handler subscriptions) as bytes arrive: one thread wake-up per arrival. false = the reader loop
+    /// Each connection gets its own thread, blocked in <c>poll</c> on the socket, that reads what arrives and runs the
+    /// reader loop (parsing, completions, handler subscriptions) at once: one thread wake-up per arrival. false = the reader loop
     /// runs on the thread pool through the runtime's socket engine (an epoll thread that hands each arrival to a pool
     /// worker: a second wake-up, tens of microseconds on a busy or virtualized machine). A blocked thread costs no
     /// CPU; turn it off for processes with hundreds of clients.
