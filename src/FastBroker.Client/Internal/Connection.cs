@@ -9,8 +9,9 @@ namespace FastBroker.Client.Internal;
 /// <summary>
 /// One TCP (or TLS) connection and its pipes. The reader loop owns <see cref="Input"/> (fed by the connection's
 /// receive thread, or by the runtime's socket engine), the writer loop (and, before it starts, the handshake) owns
-/// <see cref="Output"/>; the socket's send side belongs to whoever holds <see cref="SendRole"/>. <see cref="Abort"/> is the one way it ends: it records the
-/// first reason, cancels both loops and closes the socket so that pending I/O fails at once.
+/// <see cref="Output"/>; the socket's send side belongs to whoever holds <see cref="SendRole"/>.
+/// <see cref="Abort"/> is the one way it ends: it records the first reason, cancels both loops and closes the socket
+/// so that pending I/O fails at once.
 /// </summary>
 internal sealed class Connection
 {
@@ -18,11 +19,11 @@ internal sealed class Connection
     private readonly TaskCompletionSource<WelcomeInfo> _welcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Socket _socket;
     private readonly Stream _stream;
+    private readonly Pipe? _receivePipe;
     private Exception? _failure;
     private int _aborted;
     private long _lastReceived;
     private long _lastSent;
-    private readonly Pipe? _receivePipe;
     private byte[] _scratch = [];
 
     public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls)
