@@ -4,7 +4,9 @@
 // the .NET client does with its receive thread), so publishes may overlap. Latency is from the intended send time
 // (coordinated-omission corrected). Compare with `tools/tcp-rtt.cs` (the bare loopback round trip) and with
 // `fastbroker bench e2e --connect … --filter confirm-latency-10k` (the same through the .NET client).
-// Usage: dotnet run tools/confirm-rtt.cs -- <port> [rate=10000] [count=50000] [runs=3]
+// The pacer yield-spins by default ("yield"), which keeps its vCPU busy; "sleep" sleeps in nanosleep until 40 µs
+// before each send as `bench e2e` does, so an idle vCPU has to be woken for the CONFIRM (slow on a VM).
+// Usage: dotnet run tools/confirm-rtt.cs -- <port> [rate=10000] [count=50000] [runs=3] [yield|sleep]
 #:project ../src/FastBroker.Protocol/FastBroker.Protocol.csproj
 #:property TargetFramework=net10.0
 using System.Buffers;
@@ -18,6 +20,11 @@ var port = int.Parse(args[0]);
 var rate = args.Length > 1 ? int.Parse(args[1]) : 10000;
 var count = args.Length > 2 ? int.Parse(args[2]) : 50000;
 var runs = args.Length > 3 ? int.Parse(args[3]) : 3;
+var sleepPacer = args.Length > 4 && args[4] == "sleep";
+if (sleepPacer)
+{
+    _ = Prctl(29, 1000, 0, 0, 0); // PR_SET_TIMERSLACK 1 µs for this (the pacing) thread, as bench e2e's pacer
+}
 var topic = "confirm-rtt"u8.ToArray();
 var payload = new byte[100];
 var producerId = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
@@ -35,7 +42,7 @@ if (ReadFrame(socket, rx) != FrameType.Welcome)
     throw new InvalidOperationException("no WELCOME");
 }
 
-Console.WriteLine($"{Environment.ProcessorCount} CPUs, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {count:N0} publishes at {rate:N0}/s per run to 127.0.0.1:{port}; the first run is a warm-up");
+Console.WriteLine($"{Environment.ProcessorCount} CPUs, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {count:N0} publishes at {rate:N0}/s per run to 127.0.0.1:{port}; pacer {(sleepPacer ? "sleep" : "yield")}; the first run is a warm-up");
 foreach (var variant in new[] { "closed", "split" })
 {
     for (var run = 0; run <= runs; run++)
@@ -58,7 +65,7 @@ long[] Measure(bool split)
     for (var i = 0; i < count; i++)
     {
         scheduled[i] = start + (long)(i * interval);
-        WaitUntil(scheduled[i]);
+        WaitUntil(scheduled[i], sleepPacer);
         frame.ResetWrittenCount();
         FrameWriter.WritePublish(frame, requestId++, topic, payload, producerId: producerId, producerSequence: sequence++);
         socket.Send(frame.WrittenSpan);
@@ -140,10 +147,32 @@ static void Fill(Socket s, byte[] buffer, int offset, int count)
 }
 
 // Yields the CPU until the deadline (Thread.Sleep below 1 ms is a yield): a send within microseconds of its time.
-static void WaitUntil(long deadline)
+// With `sleep`, first sleeps in nanosleep (timer slack 1 µs) until 40 µs before it.
+static void WaitUntil(long deadline, bool sleep)
 {
-    while (Stopwatch.GetTimestamp() < deadline)
+    long remainingNs;
+    while ((remainingNs = (long)((deadline - Stopwatch.GetTimestamp()) * (1e9 / Stopwatch.Frequency))) > 0)
     {
+        if (sleep && remainingNs > 40_000)
+        {
+            var request = new Timespec { Seconds = 0, Nanoseconds = Math.Min(remainingNs - 40_000, 999_999_999) };
+            _ = NanoSleep(ref request, IntPtr.Zero);
+            continue;
+        }
+
         Thread.Yield();
     }
+}
+
+[System.Runtime.InteropServices.DllImport("libc", EntryPoint = "prctl")]
+static extern int Prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
+
+[System.Runtime.InteropServices.DllImport("libc", EntryPoint = "nanosleep")]
+static extern int NanoSleep(ref Timespec request, IntPtr remaining);
+
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+struct Timespec
+{
+    public long Seconds;
+    public long Nanoseconds;
 }

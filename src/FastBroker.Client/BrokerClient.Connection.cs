@@ -55,8 +55,20 @@ public sealed partial class BrokerClient
         Connection? connection = null;
         try
         {
-            await socket.ConnectAsync(endpoint.Host, endpoint.Port, timeout.Token).ConfigureAwait(false);
-            Stream stream = new NetworkStream(socket, ownsSocket: true);
+            Stream stream;
+            if (_options.ReceiveThread && !_options.UseTls)
+            {
+                // Never an async operation on this socket: it stays out of the runtime's socket engine (see
+                // BlockingSocketStream), so the receive thread is the only thread an arrival wakes.
+                await ConnectBlockingAsync(socket, endpoint, timeout.Token).ConfigureAwait(false);
+                stream = new BlockingSocketStream(socket);
+            }
+            else
+            {
+                await socket.ConnectAsync(endpoint.Host, endpoint.Port, timeout.Token).ConfigureAwait(false);
+                stream = new NetworkStream(socket, ownsSocket: true);
+            }
+
             if (_options.UseTls)
             {
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
@@ -87,6 +99,34 @@ public sealed partial class BrokerClient
         catch
         {
             await DropAsync(connection, socket).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A synchronous connect on a thread of its own (the socket's descriptor stays blocking); cancelling closes the
+    /// socket, which ends the connect.
+    /// </summary>
+    private static async Task ConnectBlockingAsync(Socket socket, Internal.Endpoint endpoint, CancellationToken cancellationToken)
+    {
+        var connect = Task.Factory.StartNew(
+            static state =>
+            {
+                var (s, e) = ((Socket, Internal.Endpoint))state!;
+                s.Connect(e.Host, e.Port);
+            },
+            (socket, endpoint),
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach,
+            TaskScheduler.Default);
+        try
+        {
+            await connect.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            _ = connect.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             throw;
         }
     }

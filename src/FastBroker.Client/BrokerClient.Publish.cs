@@ -291,6 +291,18 @@ public sealed partial class BrokerClient
         }
     }
 
+    /// <summary>The current connection's socket, or null between connections (tests).</summary>
+    internal System.Net.Sockets.Socket? CurrentSocket
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _connection?.Socket;
+            }
+        }
+    }
+
     /// <summary>Direct sends that wrote everything queued (<see cref="BrokerClientOptions.DirectSend"/>; tests, diagnostics).</summary>
     internal long DirectSends => Volatile.Read(ref _directSends);
 

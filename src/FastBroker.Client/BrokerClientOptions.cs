@@ -76,7 +76,10 @@ public sealed record BrokerClientOptions
 
     /// <summary>
     /// Each connection gets its own thread, blocked in <c>poll</c> on the socket, that reads what arrives and runs the
-    /// reader loop (parsing, completions, handler subscriptions) at once: one thread wake-up per arrival. false = the reader loop
+    /// reader loop (parsing, completions, handler subscriptions) at once: one thread wake-up per arrival. Without TLS the
+    /// socket also stays out of the runtime's socket engine (a synchronous connect, synchronous sends), so an arrival
+    /// wakes no other thread; a writer loop that meets a full send buffer then blocks its pool thread until there is
+    /// room or the connection ends. false = the reader loop
     /// runs on the thread pool through the runtime's socket engine (an epoll thread that hands each arrival to a pool
     /// worker: a second wake-up, tens of microseconds on a busy or virtualized machine). A blocked thread costs no
     /// CPU; turn it off for processes with hundreds of clients.

@@ -106,6 +106,98 @@ public class TransportTests
         }
     }
 
+    [Fact]
+    public async Task With_a_receive_thread_the_socket_stays_blocking_and_out_of_the_runtimes_epoll()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "reads /proc/self: Linux only, like CI");
+        await using var f = await ServerFixture.StartAsync();
+        var publisher = await f.ConnectAsync();
+        foreach (var receiveThread in new[] { true, false })
+        {
+            var client = await f.ConnectAsync(o => o with { ReceiveThread = receiveThread });
+            var topic = $"epoll.{receiveThread}";
+
+            // Every kind of traffic: a lone (direct) publish, pipelined ones through the writer loop, a flush, a
+            // subscription with deliveries, and a big frame.
+            await client.PublishAsync(topic, Bytes("lone"));
+            await Task.WhenAll(Enumerable.Range(0, 300).Select(i => client.PublishAsync(topic, Bytes($"m{i}")).AsTask())).WaitAsync(TimeSpan.FromSeconds(60));
+            await client.PublishAsync(topic, new byte[256 * 1024]);
+            await client.FlushAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            var received = 0;
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await foreach (var _ in client.SubscribeAsync(topic, SubscribeOptions.Default with { Start = SubscribeStart.Earliest }, deadline.Token))
+            {
+                if (++received == 50)
+                {
+                    break;
+                }
+            }
+
+            await publisher.PublishAsync(topic, Bytes("after"));
+            var fd = (int)client.CurrentSocket!.SafeHandle.DangerousGetHandle();
+            var nonBlocking = IsNonBlocking(fd);
+            var inEpoll = EpollTargets().Contains(fd);
+            if (receiveThread)
+            {
+                Assert.False(nonBlocking, "a receive-thread connection's descriptor stays blocking (no async operation ever ran on it)");
+                Assert.False(inEpoll, "a receive-thread connection's socket is in no epoll set of this process: an arrival wakes only the receive thread");
+            }
+            else
+            {
+                // The contrast shows the probes work: the runtime's socket engine made it non-blocking and registered it.
+                Assert.True(nonBlocking);
+                Assert.True(inEpoll);
+            }
+        }
+    }
+
+    /// <summary>O_NONBLOCK of one of this process's descriptors, from /proc/self/fdinfo (flags are octal).</summary>
+    private static bool IsNonBlocking(int fd)
+    {
+        var flags = File.ReadAllLines($"/proc/self/fdinfo/{fd}").Single(l => l.StartsWith("flags:", StringComparison.Ordinal));
+        return (Convert.ToInt64(flags["flags:".Length..].Trim(), 8) & 0x800) != 0; // O_NONBLOCK = 04000
+    }
+
+    /// <summary>Every descriptor registered in any epoll instance of this process ("tfd:" lines of the epoll fds).</summary>
+    private static HashSet<int> EpollTargets()
+    {
+        var targets = new HashSet<int>();
+        foreach (var link in Directory.GetFiles("/proc/self/fd"))
+        {
+            string? target;
+            try
+            {
+                target = new FileInfo(link).LinkTarget;
+            }
+            catch (IOException)
+            {
+                continue; // closed meanwhile
+            }
+
+            if (target != "anon_inode:[eventpoll]")
+            {
+                continue;
+            }
+
+            string[] lines;
+            try
+            {
+                lines = File.ReadAllLines($"/proc/self/fdinfo/{Path.GetFileName(link)}");
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            foreach (var line in lines.Where(l => l.StartsWith("tfd:", StringComparison.Ordinal)))
+            {
+                targets.Add(int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return targets;
+    }
+
     /// <summary>Publishes until one completes asynchronously; the name of the thread its continuation ran on.</summary>
     private static async Task<string> ContinuationThreadAsync(BrokerClient client)
     {
