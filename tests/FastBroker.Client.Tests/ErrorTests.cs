@@ -80,6 +80,55 @@ public class ErrorTests
         Assert.NotNull(error.InnerException);
     }
 
+    [Theory]
+    [InlineData(true)] // the synchronous connect on a thread of its own (BlockingSocketStream)
+    [InlineData(false)] // ConnectAsync
+    public async Task A_connect_that_hangs_fails_after_ConnectTimeout(bool receiveThread)
+    {
+        // A listener that never accepts, with its accept queue full: the kernel drops further SYNs, so a connect hangs.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(0);
+        var endpoint = (IPEndPoint)listener.LocalEndPoint!;
+        var fillers = new List<Socket>();
+        try
+        {
+            var full = false;
+            for (var i = 0; i < 16 && !full; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    await filler.ConnectAsync(endpoint, wait.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    full = true;
+                }
+            }
+
+            Assert.True(full, "the listener's accept queue filled up");
+            var error = await Assert.ThrowsAsync<BrokerClientException>(async () =>
+                await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+                {
+                    Endpoints = [endpoint.ToString()],
+                    ConnectTimeout = TimeSpan.FromMilliseconds(500),
+                    ReceiveThread = receiveThread,
+                }).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+            Assert.IsType<TimeoutException>(error.InnerException);
+        }
+        finally
+        {
+            foreach (var filler in fillers)
+            {
+                filler.Dispose();
+            }
+        }
+    }
+
     [Fact]
     public async Task The_first_endpoint_that_answers_is_used()
     {
