@@ -26,7 +26,8 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly object _gate = new();
     private readonly Timer _timer;
-    private int _timerStarted;
+    private readonly object _timerLock = new();
+    private int _timerPeriodMs; // 0 = not started; under _timerLock
     private int _state; // 0 open, 1 closing, 2 closed
 
     private Broker(BrokerOptions options)
@@ -77,23 +78,56 @@ public sealed partial class Broker : IAsyncDisposable
         broker._pipeline.Start();
         if (replication is not null)
         {
-            broker.StartTimer();
+            broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));
         }
 
         return broker;
     }
 
-    /// <summary>
-    /// Starts the timer (visibility timeouts, standby ack timeouts) once something needs it: a broker with no group
-    /// and no standby has no periodic work, and a timer waking a pool thread 200 times a second would take CPU from
-    /// the pipeline on a small machine for nothing.
-    /// </summary>
-    internal void StartTimer()
+    /// <summary>The timer's period now (0 = not started; tests).</summary>
+    internal TimeSpan TimerPeriod
     {
-        if (Interlocked.Exchange(ref _timerStarted, 1) == 0)
+        get
         {
-            var period = (int)Math.Max(1, _options.TimerResolution.TotalMilliseconds);
-            _timer.Change(period, period);
+            lock (_timerLock)
+            {
+                return TimeSpan.FromMilliseconds(_timerPeriodMs);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How often a primary with no work-queue group checks standby ack timeouts: a fiftieth of the timeout, between
+    /// <see cref="BrokerOptions.TimerResolution"/> and 50 ms (with the default 5 s timeout, 20 times a second instead
+    /// of 200; a held confirmation fails at most that much after its timeout).
+    /// </summary>
+    internal static TimeSpan StandbyTimerPeriod(TimeSpan resolution, TimeSpan ackTimeout)
+        => TimeSpan.FromTicks(Math.Clamp(ackTimeout.Ticks / 50, resolution.Ticks, Math.Max(resolution.Ticks, TimeSpan.FromMilliseconds(50).Ticks)));
+
+    /// <summary>
+    /// Starts the timer (visibility timeouts, standby ack timeouts) once something needs it, or makes it tick faster
+    /// when something needs a finer period: a broker with no group and no standby has no periodic work, and a timer
+    /// waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
+    /// </summary>
+    internal void StartTimer(TimeSpan? period = null)
+    {
+        var ms = (int)Math.Max(1, (period ?? _options.TimerResolution).TotalMilliseconds);
+        lock (_timerLock)
+        {
+            if (_timerPeriodMs != 0 && _timerPeriodMs <= ms)
+            {
+                return;
+            }
+
+            _timerPeriodMs = ms;
+            try
+            {
+                _timer.Change(ms, ms);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closing.
+            }
         }
     }
 

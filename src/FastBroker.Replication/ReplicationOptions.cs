@@ -39,7 +39,10 @@ public sealed record ReplicationOptions
     /// <summary>The primary's witness lease; renewed every quarter of it. Default: twice <see cref="HeartbeatTimeout"/>.</summary>
     public TimeSpan? LeaseTtl { get; init; }
 
-    /// <summary>How long a standby-mode confirmation waits for the standby before failing with <c>NotReplicated</c>.</summary>
+    /// <summary>
+    /// How long a standby-mode confirmation waits for the standby before failing with <c>NotReplicated</c> (checked
+    /// every fiftieth of it, between the broker's <c>TimerResolution</c> and 50 ms).
+    /// </summary>
     public TimeSpan AckTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>

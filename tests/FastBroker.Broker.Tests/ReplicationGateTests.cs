@@ -66,6 +66,24 @@ public class ReplicationGateTests
     }
 
     [Fact]
+    public async Task A_primary_checks_ack_timeouts_at_a_fiftieth_of_the_timeout_until_a_group_needs_the_fine_tick()
+    {
+        Assert.Equal(TimeSpan.FromMilliseconds(50), Broker.StandbyTimerPeriod(TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(5)));
+        Assert.Equal(TimeSpan.FromMilliseconds(10), Broker.StandbyTimerPeriod(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(500)));
+        Assert.Equal(TimeSpan.FromMilliseconds(5), Broker.StandbyTimerPeriod(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(50)));
+        Assert.Equal(TimeSpan.FromMilliseconds(80), Broker.StandbyTimerPeriod(TimeSpan.FromMilliseconds(80), TimeSpan.FromSeconds(5)));
+
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromSeconds(5), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { TimerResolution = TimeSpan.FromMilliseconds(5) }, gate);
+        Assert.Equal(TimeSpan.FromMilliseconds(50), broker.TimerPeriod);
+
+        // A work-queue group needs visibility timeouts at the broker's resolution: the timer ticks faster from then on.
+        using var member = broker.JoinGroup("jobs", "workers");
+        Assert.Equal(TimeSpan.FromMilliseconds(5), broker.TimerPeriod);
+    }
+
+    [Fact]
     public async Task Without_standby_ack_the_publish_fails_with_NotReplicated_after_the_timeout()
     {
         using var dir = new TempDirectory("fastbroker-gate");
