@@ -1,6 +1,8 @@
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using FastBroker.Client.Internal;
+using FastBroker.Net;
 using FastBroker.Protocol;
 
 namespace FastBroker.Client;
@@ -104,32 +106,20 @@ public sealed partial class BrokerClient
     }
 
     /// <summary>
-    /// A synchronous connect on a thread of its own (the socket's descriptor stays blocking); cancelling closes the
-    /// socket, which ends the connect.
+    /// A synchronous connect (<see cref="BlockingConnect"/>: the descriptor stays blocking) on a thread of its own;
+    /// cancelling closes the socket, which ends the connect.
     /// </summary>
-    private static async Task ConnectBlockingAsync(Socket socket, Internal.Endpoint endpoint, CancellationToken cancellationToken)
-    {
-        var connect = Task.Factory.StartNew(
+    private static Task ConnectBlockingAsync(Socket socket, Internal.Endpoint endpoint, CancellationToken cancellationToken)
+        => Task.Factory.StartNew(
             static state =>
             {
-                var (s, e) = ((Socket, Internal.Endpoint))state!;
-                s.Connect(e.Host, e.Port);
+                var (s, e, token) = ((Socket, Internal.Endpoint, CancellationToken))state!;
+                BlockingConnect.Connect(s, new DnsEndPoint(e.Host, e.Port), token);
             },
-            (socket, endpoint),
+            (socket, endpoint, cancellationToken),
             CancellationToken.None,
             TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach,
             TaskScheduler.Default);
-        try
-        {
-            await connect.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            _ = connect.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            throw;
-        }
-    }
 
     private static async Task DropAsync(Connection? connection, Socket? socket)
     {

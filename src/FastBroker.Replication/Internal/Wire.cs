@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
+using FastBroker.Net;
 
 namespace FastBroker.Replication.Internal;
 
@@ -209,43 +210,29 @@ internal static class Wire
     }
 
     /// <summary>
-    /// A synchronous connect, so that the descriptor stays blocking at the OS level: an async connect leaves it
-    /// non-blocking for good, and every later blocking <c>Receive</c> then waits through the runtime's epoll thread,
-    /// one more thread wake-up per replicated batch. The timeout closes the socket under the pending connect.
+    /// A synchronous connect (<see cref="BlockingConnect"/>), so that the descriptor stays blocking at the OS level and
+    /// the standby's blocking <c>Receive</c> is woken by the kernel alone. The timeout closes the socket under the
+    /// pending connect.
     /// </summary>
     public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout)
     {
-        const int Pending = 0, Connected = 1, TimedOut = 2;
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var state = Pending;
-        using var timer = new Timer(
-            _ =>
-            {
-                if (Interlocked.CompareExchange(ref state, TimedOut, Pending) == Pending)
-                {
-                    socket.Dispose();
-                }
-            },
-            null,
-            timeout,
-            Timeout.InfiniteTimeSpan);
+        using var deadline = new CancellationTokenSource(timeout);
         try
         {
-            socket.Connect(endPoint);
+            BlockingConnect.Connect(socket, endPoint, deadline.Token);
+            return socket;
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            socket.Dispose();
-            throw Volatile.Read(ref state) == TimedOut || ex is ObjectDisposedException ? new SocketException((int)SocketError.TimedOut) : ex;
-        }
-
-        if (Interlocked.CompareExchange(ref state, Connected, Pending) != Pending)
+        catch (OperationCanceledException)
         {
             socket.Dispose();
             throw new SocketException((int)SocketError.TimedOut);
         }
-
-        return socket;
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     public static System.Net.IPEndPoint ParseEndPoint(string value)
