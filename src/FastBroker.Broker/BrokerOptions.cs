@@ -31,6 +31,15 @@ public sealed record BrokerOptions
     /// <summary>At start, how many of each persistent topic's newest records are scanned to rebuild the producer window.</summary>
     public int ProducerRecoveryRecords { get; init; } = 1 << 16;
 
+    /// <summary>
+    /// On open, re-check the CRC32C of every record in each journal's sealed (complete) segments as well as its tail
+    /// (true, the default), or trust their seals and index files and scan only the unsealed tails (false). False makes
+    /// opening cost a function of the tails, not of the journals' size; damage in a sealed segment is then found only
+    /// by a reader that verifies. A promoted standby opens with false: its process verified the same journals when it
+    /// opened them as a standby and has been their only writer since (docs/replication.md).
+    /// </summary>
+    public bool VerifySealedSegmentsOnOpen { get; init; } = true;
+
     /// <summary>How pipeline threads wait. Keep the default on machines with few cores.</summary>
     public BrokerWaitStrategy WaitStrategy { get; init; } = BrokerWaitStrategy.Hybrid;
 

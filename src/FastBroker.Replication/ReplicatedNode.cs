@@ -294,13 +294,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
         }
     }
 
-    private async Task BecomePrimaryAsync(long epoch, string why)
+    private async Task BecomePrimaryAsync(long epoch, string why, bool journalsVerified = false)
     {
         await _transition.WaitAsync(_stop.Token).ConfigureAwait(false);
         try
         {
+            // A promoted standby does not verify sealed segments again (see the caller).
             var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal);
-            var broker = Broker.Open(_brokerOptions, gate);
+            var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate);
             try
             {
                 if (epoch > _state.Epoch || !_state.History.ContainsKey(epoch))
@@ -438,7 +439,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
     private async Task RunStandbyAsync()
     {
-        var replica = new StandbyReplica(_options, _state);
+        var replica = new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
         _replica = replica;
         long promoteTo = -1;
         try
@@ -508,7 +509,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
             try
             {
-                await BecomePrimaryAsync(promoteTo, _promotion is null ? "primary silent, promoted automatically" : "promoted by the operator").ConfigureAwait(false);
+                // The replica opened (and so verified) every journal in the data directory and was their only writer
+                // since: promotion re-opens them without re-reading every sealed segment, in time independent of their size.
+                await BecomePrimaryAsync(promoteTo, _promotion is null ? "primary silent, promoted automatically" : "promoted by the operator", journalsVerified: true).ConfigureAwait(false);
                 Interlocked.Exchange(ref _promotion, null)?.TrySetResult(promoteTo);
             }
             catch (Exception ex)

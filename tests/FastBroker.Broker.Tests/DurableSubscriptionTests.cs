@@ -64,4 +64,36 @@ public class DurableSubscriptionTests
         Assert.Equal("s199", c.Items[^1].Payload);
         Assert.Equal(200, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "safe").Head);
     }
+
+    [Fact]
+    public async Task Without_sealed_segment_verification_a_restart_scans_only_the_tail_and_reads_everything()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("big", TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 16 << 10 });
+        for (var i = 0; i < 2000; i++)
+        {
+            await f.Broker.PublishAsync("big", Encoding.UTF8.GetBytes($"b{i}").Concat(new byte[100]).ToArray());
+        }
+
+        await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false });
+        Assert.True(f.Broker.Topics.TryGet("big", out var topic));
+        var recovery = topic.Journal!.Recovery;
+        Assert.True(recovery.SegmentCount >= 3 && recovery.SegmentsVerified == 1, $"only the unsealed tail is verified: {recovery}");
+
+        using (var sub = f.Broker.Subscribe("big", new SubscriptionOptions { Start = StartPosition.Earliest }))
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            Eventually.True(() =>
+            {
+                sub.Fetch(1000, ref r);
+                return c.Items.Count == 2000;
+            }, "all 2000 after the restart");
+            Assert.StartsWith("b1999", c.Items[^1].Payload, StringComparison.Ordinal);
+        }
+
+        await f.RestartAsync();
+        Assert.True(f.Broker.Topics.TryGet("big", out topic));
+        Assert.True(topic.Journal!.Recovery.SegmentsVerified == topic.Journal.Recovery.SegmentCount, $"the default verifies every segment: {topic.Journal.Recovery}");
+    }
 }

@@ -32,6 +32,7 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "auto",
         };
         completions.AcceptOnlyFromAmong("auto", "inline", "threadpool");
+        var trustSealed = new Option<bool>("--trust-sealed-segments") { Description = "Open journals without re-checking the CRC of every record in sealed segments, only their tails (fast starts with large journals; a promoted standby always does this)." };
         var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
         var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port)." };
         var replicationPort = new Option<int>("--replication-port") { Description = "Replication listener port of this node (pair only).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultPort };
@@ -44,7 +45,7 @@ internal static class ServeCommand
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
-            data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, quiet,
+            data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
@@ -57,6 +58,7 @@ internal static class ServeCommand
                 DataDirectory = parse.GetValue(data)!,
                 AutoCreateTopics = !parse.GetValue(noAutoCreate),
                 WaitStrategy = parse.GetValue(wait),
+                VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
                 DefaultTopicOptions = TopicOptions.Default with
                 {
                     Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written,

@@ -36,12 +36,14 @@ internal sealed class StandbyReplica : IDisposable
     private Thread? _durableThread;
     private long _lastHeardTicks = Stopwatch.GetTimestamp();
     private long _recordsReceived;
+    private readonly bool _verifySealedSegments;
     private long _bytesReceived;
 
-    public StandbyReplica(ReplicationOptions options, NodeState state)
+    public StandbyReplica(ReplicationOptions options, NodeState state, bool verifySealedSegments)
     {
         _options = options;
         _state = state;
+        _verifySealedSegments = verifySealedSegments;
         _topicsRoot = Path.Combine(options.DataDirectory, "topics");
         Directory.CreateDirectory(_topicsRoot);
         OpenExisting();
@@ -626,11 +628,12 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
-    private static JournalOptions JournalOptionsFor(string topicDirectory) =>
+    private JournalOptions JournalOptionsFor(string topicDirectory) =>
         TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, TopicRegistry.MetaFile)))) with
         {
             // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
             Durability = DurabilityPolicy.GroupCommit,
+            VerifySealedSegmentsOnOpen = _verifySealedSegments,
         };
 
     private ReplicaTopic Open(string name, string dir, long initialOffset)
