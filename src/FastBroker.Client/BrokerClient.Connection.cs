@@ -280,7 +280,7 @@ public sealed partial class BrokerClient
 
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds, remaining)), _closing.Token).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(Jittered(delay, Random.Shared.NextDouble()).TotalMilliseconds, remaining)), _closing.Token).ConfigureAwait(false);
                 return await ConnectAnyAsync(_closing.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_closing.IsCancellationRequested)
@@ -301,6 +301,9 @@ public sealed partial class BrokerClient
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.ReconnectMaxDelay.Ticks));
         }
     }
+
+    /// <summary>The wait before a reconnect attempt: between half of <paramref name="delay"/> and all of it (<paramref name="unit"/> in [0, 1)).</summary>
+    internal static TimeSpan Jittered(TimeSpan delay, double unit) => TimeSpan.FromTicks(delay.Ticks / 2 + (long)(delay.Ticks / 2 * unit));
 
     /// <summary>Per-connection state is gone; what must survive is put back in the queues for the next connection.</summary>
     private void OnDisconnected(Connection connection)

@@ -46,11 +46,18 @@ public sealed record BrokerClientOptions
     /// <summary>Reconnect after a connection loss, resending unconfirmed publishes and resubscribing.</summary>
     public bool Reconnect { get; init; } = true;
 
-    /// <summary>First delay between reconnect attempts; doubles up to <see cref="ReconnectMaxDelay"/>.</summary>
+    /// <summary>
+    /// First delay between reconnect attempts; doubles up to <see cref="ReconnectMaxDelay"/>. Each wait is drawn between
+    /// half the delay and the whole of it, so that many clients cut off together do not all come back at once.
+    /// </summary>
     public TimeSpan ReconnectInitialDelay { get; init; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>Longest delay between reconnect attempts.</summary>
-    public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// Longest delay between reconnect attempts: 250 ms, so that a client of a failover pair reaches the new primary
+    /// within a quarter of a second of its promotion (the pair itself takes 1–2 s). <see cref="ReconnectTimeout"/>
+    /// bounds how long it keeps trying.
+    /// </summary>
+    public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Give up reconnecting after this long without a connection; pending operations then fail with <see cref="BrokerClientException"/>.</summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);

@@ -7,6 +7,16 @@ namespace FastBroker.ClientTests;
 /// <summary>Connection loss with the server restarted in-process (graceful stop, same port, same broker).</summary>
 public class ReconnectTests
 {
+    [Theory]
+    [InlineData(0.0, 100)]
+    [InlineData(0.5, 150)]
+    [InlineData(0.999999, 200)]
+    public void A_reconnect_waits_between_half_its_delay_and_all_of_it(double unit, int expectedMs)
+    {
+        var wait = BrokerClient.Jittered(TimeSpan.FromMilliseconds(200), unit);
+        Assert.InRange(wait.TotalMilliseconds, expectedMs - 0.01, expectedMs + 0.01);
+    }
+
     [Fact]
     public async Task After_a_server_restart_publishes_complete_and_subscriptions_continue_without_gaps_or_repeats()
     {
