@@ -45,6 +45,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
     private long _roleSince = Stopwatch.GetTimestamp();
+    private long _linkAttempts;
 
     private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, Socket listener)
     {
@@ -73,6 +74,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     /// <summary>The broker while primary, else null.</summary>
     public Broker? Broker => Volatile.Read(ref _broker);
+
+    /// <summary>How many times the standby loop has tried to follow its peer (tests).</summary>
+    internal long LinkAttempts => Interlocked.Read(ref _linkAttempts);
 
     /// <summary>The protocol server while primary, else null.</summary>
     public BrokerServer? Server => Volatile.Read(ref _server);
@@ -442,6 +446,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
         var replica = new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
         _replica = replica;
         long promoteTo = -1;
+        string? lastUnreachable = null;
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -471,14 +476,20 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     continue;
                 }
 
+                Interlocked.Increment(ref _linkAttempts);
+                var unreachable = why.StartsWith("cannot connect", StringComparison.Ordinal);
                 if (refused > _state.Epoch)
                 {
                     Log($"standby: {why}");
                 }
-                else if (replica.SinceLastHeard < _options.HeartbeatTimeout * 4 || !why.StartsWith("cannot connect", StringComparison.Ordinal))
+                else if (!unreachable || why != lastUnreachable)
                 {
+                    // A dead peer is retried every 50 ms: one line per reason, not one per attempt, so that the event
+                    // list (the last 50 lines in /status) keeps the promotion and truncations that matter.
                     Log($"standby: link down: {why}");
                 }
+
+                lastUnreachable = unreachable ? why : null;
 
                 if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout)
                 {
