@@ -11,6 +11,17 @@ public class RetentionTests
         Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed by the flusher");
 
     /// <summary>
+    /// Repeats a retention or truncation pass until it has deleted something; returns how many it deleted. A pass stops
+    /// at a segment someone still holds, such as the pre-fault thread (see <see cref="RetainDownTo"/>).
+    /// </summary>
+    internal static int DeletesEventually(Func<int> pass, string because)
+    {
+        var deleted = 0;
+        Eventually.True(() => (deleted += pass()) > 0, because);
+        return deleted;
+    }
+
+    /// <summary>
     /// Applies retention until <paramref name="segments"/> remain; returns how many it deleted. A pass stops at a
     /// segment someone still holds, and the journal's pre-fault thread briefly holds the segment the writer has just
     /// left (it was pre-faulting it): a later pass deletes it, as it would a segment a reader let go of.
@@ -96,9 +107,9 @@ public class RetentionTests
         journal.MinRetainedOffset = 1;
         Assert.Equal(0, journal.ApplyRetention());
         journal.MinRetainedOffset = 2500;
-        journal.ApplyRetention();
-        Assert.True(journal.FirstOffset <= 2500);
+        DeletesEventually(journal.ApplyRetention, "retention deletes the segments wholly below the minimum retained offset");
         Assert.True(journal.FirstOffset > 0);
+        Assert.True(journal.FirstOffset <= 2500, $"first offset {journal.FirstOffset}");
     }
 
     [Fact]
@@ -108,7 +119,7 @@ public class RetentionTests
         using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
         AppendReadTests.AppendRange(journal, 5000);
         SealAll(journal);
-        Assert.True(journal.TruncateBefore(2000) > 0);
+        DeletesEventually(() => journal.TruncateBefore(2000), "truncation deletes the segments wholly below 2000");
         Assert.True(journal.FirstOffset <= 2000);
         Assert.Equal(5000, AppendReadTests.ReadAllChecked(journal, 2000));
     }
