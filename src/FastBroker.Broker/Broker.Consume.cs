@@ -127,39 +127,37 @@ public sealed partial class Broker
     }
 
     /// <summary>Tells each journal not to delete what its slowest durable subscription has not committed.</summary>
-    internal void UpdateRetentionFloors()
+    /// <summary>
+    /// The oldest offset of <paramref name="topic"/> that retention must keep: the lowest committed position of an open
+    /// durable subscription reading it, or the ack floor of a work-queue group on it (long.MaxValue: none). Asked by
+    /// the topic's journal at each retention pass, so that a closed subscription or an advanced group never holds
+    /// retention back with a stale floor.
+    /// </summary>
+    internal long RetentionFloorOf(string topic)
     {
-        Dictionary<string, long>? floors = null;
+        var floor = long.MaxValue;
         lock (_gate)
         {
             foreach (var s in _subscriptions)
             {
-                foreach (var (topic, committed) in s.CommittedPositions())
+                foreach (var (t, committed) in s.CommittedPositions())
                 {
-                    floors ??= new(StringComparer.Ordinal);
-                    floors[topic] = floors.TryGetValue(topic, out var f) ? Math.Min(f, committed) : committed;
+                    if (t == topic)
+                    {
+                        floor = Math.Min(floor, committed);
+                    }
                 }
             }
 
             foreach (var g in _groups.Values)
             {
-                var floor = g.Snapshot().AckFloor;
-                floors ??= new(StringComparer.Ordinal);
-                floors[g.Topic.Name] = floors.TryGetValue(g.Topic.Name, out var f) ? Math.Min(f, floor) : floor;
+                if (g.Topic.Name == topic)
+                {
+                    floor = Math.Min(floor, g.Snapshot().AckFloor);
+                }
             }
         }
 
-        if (floors is null)
-        {
-            return;
-        }
-
-        foreach (var (topic, floor) in floors)
-        {
-            if (_topics.TryGet(topic, out var t) && t.Journal is { } j)
-            {
-                j.MinRetainedOffset = floor;
-            }
-        }
+        return floor;
     }
 }

@@ -35,6 +35,11 @@ public sealed partial class Broker : IAsyncDisposable
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
+        foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
+        {
+            AttachRetentionFloor(t);
+        }
+
         _producers = new ProducerRegistry(options.ProducerWindow);
         RecoverProducers();
         _pipeline = new Pipeline(options, _producers);
@@ -225,6 +230,15 @@ public sealed partial class Broker : IAsyncDisposable
         lock (_gate)
         {
             _subscriptions.Remove(subscription);
+        }
+    }
+
+    private void AttachRetentionFloor(TopicState topic)
+    {
+        if (topic.Journal is { } journal)
+        {
+            var name = topic.Name;
+            journal.RetentionFloor = () => RetentionFloorOf(name);
         }
     }
 

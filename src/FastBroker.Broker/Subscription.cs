@@ -219,8 +219,6 @@ public sealed class Subscription : IDisposable
             _positions.Commit(c.Topic.Name, c.NextOffset);
             _broker.Replication?.PositionCommitted(Options.DurableName!, c.Topic.Name, c.NextOffset);
         }
-
-        _broker.UpdateRetentionFloors();
     }
 
     /// <summary>
@@ -276,7 +274,6 @@ public sealed class Subscription : IDisposable
 
         _positions.Commit(topic, nextOffset);
         var version = _broker.Replication?.PositionCommitted(Options.DurableName!, topic, nextOffset) ?? 0;
-        _broker.UpdateRetentionFloors();
         return (cursor.Topic, version);
     }
 
@@ -333,8 +330,8 @@ public sealed class Subscription : IDisposable
         }
 
         _signal.Set();
+        _broker.Forget(this); // first: the retention floor reads the positions of every subscription the broker knows
         _positions?.Dispose();
-        _broker.Forget(this);
     }
 
     internal void CloseFromBroker() => Dispose();

@@ -30,7 +30,7 @@ public sealed partial class JournalLog
     /// <summary>
     /// Explicit head truncation (FasterLog's <c>TruncateUntil</c>): deletes every sealed segment whose records are
     /// all below <paramref name="offset"/>, regardless of retention limits, but never one a reader holds and never
-    /// at or above <see cref="MinRetainedOffset"/>. Any thread.
+    /// at or above <see cref="MinRetainedOffset"/> or <see cref="RetentionFloor"/>. Any thread.
     /// </summary>
     /// <returns>Segments deleted.</returns>
     public int TruncateBefore(long offset) =>
@@ -54,11 +54,20 @@ public sealed partial class JournalLog
     private int DeleteOldSegments(Func<Segment, long, bool> eligible)
     {
         Segment[] removed;
+        long floor;
+        try
+        {
+            floor = Math.Min(MinRetainedOffset, RetentionFloor?.Invoke() ?? long.MaxValue);
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0; // the owner is closing: a floor that cannot be computed deletes nothing
+        }
+
         lock (_segmentsLock)
         {
             var segments = _segments;
             var total = segments.Sum(s => (long)s.Size);
-            var floor = MinRetainedOffset;
             var k = 0;
             while (k < segments.Length - 1)
             {

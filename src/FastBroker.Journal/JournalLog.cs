@@ -98,14 +98,21 @@ public sealed unsafe partial class JournalLog : IDisposable
     public long SizeOnDisk => Volatile.Read(ref _segments).Sum(s => (long)s.Size);
 
     /// <summary>
-    /// Retention never deletes a segment holding an offset at or above this (the broker sets it to its slowest
-    /// durable consumer). Default: no floor.
+    /// Retention never deletes a segment holding an offset at or above this. Default: no floor. (The broker uses
+    /// <see cref="RetentionFloor"/>, which cannot go stale.)
     /// </summary>
     public long MinRetainedOffset
     {
         get => Volatile.Read(ref _minRetainedOffset);
         set => Volatile.Write(ref _minRetainedOffset, value);
     }
+
+    /// <summary>
+    /// Asked at the start of every retention or truncation pass (on the calling thread, outside the journal's locks):
+    /// a second floor like <see cref="MinRetainedOffset"/>, computed when it is needed so that it can never be stale
+    /// (the broker answers with its slowest open durable subscription or work-queue group). Null: none.
+    /// </summary>
+    public Func<long>? RetentionFloor { get; set; }
 
     /// <summary>
     /// Opens (recovering if needed) or creates the journal in <paramref name="directory"/>. Recovery truncates a

@@ -1,0 +1,134 @@
+using System.Text;
+using FastBroker.Journal;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// Topic retention through the broker: the journal deletes whole sealed segments by size or age, but never what an
+/// open durable subscription has not committed or a work-queue group has not acked, and nothing else holds it back.
+/// Passes are run directly where the test needs to know one happened; one test relies on the flusher's own pass.
+/// </summary>
+public class RetentionTests
+{
+    private const int Count = 5000; // ~140 B records: about 11 segments of 64 KiB
+
+    private static readonly TopicOptions s_small = TopicOptions.Default with
+    {
+        SegmentBytes = 64 << 10,
+        MaxMessageBytes = 16 << 10,
+        RetentionBytes = 192 << 10,
+    };
+
+    [Fact]
+    public async Task Size_retention_runs_in_the_background_and_readers_start_at_the_new_tail()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("kept", s_small);
+        await PublishAsync(f.Broker, "kept");
+        var journal = JournalOf(f.Broker, "kept");
+
+        // The journal's flusher applies retention every RetentionCheckInterval (5 s).
+        await Eventually.TrueAsync(() => journal.SizeOnDisk <= s_small.RetentionBytes, $"the topic shrinks to its retention limit ({journal.SizeOnDisk} bytes in {journal.SegmentCount} segments)");
+        var tail = f.Broker.GetSnapshot().Topics.Single(t => t.Name == "kept").Tail;
+        Assert.True(tail > 0, $"tail {tail}");
+
+        using var sub = f.Broker.Subscribe("kept", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            sub.Fetch(1000, ref r);
+            return c.Items.Count == Count - tail;
+        }, "everything from the tail to the head");
+        Assert.Equal(Enumerable.Range((int)tail, Count - (int)tail).Select(i => (long)i), c.Items.Select(m => m.Offset));
+        Assert.StartsWith($"m{Count - 1}", c.Items[^1].Payload, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_work_queue_group_holds_retention_back_until_its_messages_are_acked()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs", s_small);
+        using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Prefetch = 256 });
+        await PublishAsync(f.Broker, "jobs");
+        var journal = JournalOf(f.Broker, "jobs");
+        SealAll(journal);
+
+        for (var pass = 0; pass < 3; pass++)
+        {
+            Assert.Equal(0, journal.ApplyRetention());
+        }
+
+        Assert.Equal(0, journal.FirstOffset);
+
+        // Ack the first half: segments wholly below the ack floor may go, the rest stays.
+        var acked = 0;
+        Eventually.True(() =>
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            member.Fetch(Math.Min(256, Count / 2 - acked), ref r);
+            foreach (var m in c.Items)
+            {
+                Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
+                acked++;
+            }
+
+            return acked == Count / 2;
+        }, "the first half is acked");
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Count / 2, "the ack floor reaches the half");
+
+        RetainedFromEventually(journal);
+        Assert.True(journal.FirstOffset <= Count / 2, $"first offset {journal.FirstOffset}: an unacked message was deleted");
+    }
+
+    [Fact]
+    public async Task A_durable_subscription_holds_retention_back_while_open_and_not_once_closed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("audit", s_small);
+        await PublishAsync(f.Broker, "audit");
+        var journal = JournalOf(f.Broker, "audit");
+        SealAll(journal);
+
+        var subscription = f.Broker.Subscribe("audit", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
+        subscription.Commit("audit", 10);
+        for (var pass = 0; pass < 3; pass++)
+        {
+            Assert.Equal(0, journal.ApplyRetention());
+        }
+
+        Assert.Equal(0, journal.FirstOffset);
+
+        subscription.Dispose();
+        RetainedFromEventually(journal);
+        Assert.True(journal.SizeOnDisk <= s_small.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
+    }
+
+    private static async Task PublishAsync(Broker broker, string topic)
+    {
+        var publishes = Enumerable.Range(0, Count)
+            .Select(i => broker.PublishAsync(topic, Encoding.UTF8.GetBytes($"m{i}").Concat(new byte[100]).ToArray()).AsTask())
+            .ToList();
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => (long)i), await Task.WhenAll(publishes));
+    }
+
+    private static JournalLog JournalOf(Broker broker, string topic)
+    {
+        Assert.True(broker.Topics.TryGet(topic, out var t), topic);
+        return t.Journal!;
+    }
+
+    /// <summary>Only sealed segments are deleted; the flusher seals closed ones and then writes their index file.</summary>
+    private static void SealAll(JournalLog journal) =>
+        Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed");
+
+    /// <summary>Passes until one deletes: a pass stops at a segment the journal's pre-fault thread still holds.</summary>
+    private static void RetainedFromEventually(JournalLog journal) =>
+        Eventually.True(() =>
+        {
+            journal.ApplyRetention();
+            return journal.FirstOffset > 0;
+        }, "retention deletes the oldest segments");
+}
