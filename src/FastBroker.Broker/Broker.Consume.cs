@@ -129,7 +129,8 @@ public sealed partial class Broker
     /// <summary>Tells each journal not to delete what its slowest durable subscription has not committed.</summary>
     /// <summary>
     /// The oldest offset of <paramref name="topic"/> that retention must keep: the lowest committed position of an open
-    /// durable subscription reading it, or the ack floor of a work-queue group on it (long.MaxValue: none). Asked by
+    /// durable subscription reading it, or the ack floor of a work-queue group on it, joined since the broker opened or
+    /// not (long.MaxValue: none). Asked by
     /// the topic's journal at each retention pass, so that a closed subscription or an advanced group never holds
     /// retention back with a stale floor.
     /// </summary>
@@ -154,6 +155,14 @@ public sealed partial class Broker
                 if (g.Topic.Name == topic)
                 {
                     floor = Math.Min(floor, g.Snapshot().AckFloor);
+                }
+            }
+
+            foreach (var (key, dormant) in _dormantGroupFloors)
+            {
+                if (key.Topic == topic && !_groups.ContainsKey(key))
+                {
+                    floor = Math.Min(floor, dormant);
                 }
             }
         }

@@ -24,6 +24,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly BrokerMetrics _metrics;
     private readonly List<Subscription> _subscriptions = [];
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
+    private readonly Dictionary<(string Topic, string Group), long> _dormantGroupFloors; // state on disk, as opened
     private readonly object _gate = new();
     private readonly Timer _timer;
     private readonly object _timerLock = new();
@@ -35,6 +36,7 @@ public sealed partial class Broker : IAsyncDisposable
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
+        _dormantGroupFloors = ReadGroupFloors(_topics.All);
         foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
         {
             AttachRetentionFloor(t);
@@ -231,6 +233,33 @@ public sealed partial class Broker : IAsyncDisposable
         {
             _subscriptions.Remove(subscription);
         }
+    }
+
+    /// <summary>
+    /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
+    /// from there (it cannot ack meanwhile, so the value read at open stays right).
+    /// </summary>
+    private static Dictionary<(string Topic, string Group), long> ReadGroupFloors(IEnumerable<TopicState> topics)
+    {
+        var floors = new Dictionary<(string Topic, string Group), long>();
+        foreach (var t in topics)
+        {
+            var dir = Path.Combine(t.Directory, "groups");
+            if (t.Journal is null || !Directory.Exists(dir))
+            {
+                continue;
+            }
+
+            foreach (var path in Directory.EnumerateFiles(dir, "*.state"))
+            {
+                if (GroupAckStore.ReadFloor(path) is { } floor)
+                {
+                    floors[(t.Name, Path.GetFileNameWithoutExtension(path))] = floor;
+                }
+            }
+        }
+
+        return floors;
     }
 
     private void AttachRetentionFloor(TopicState topic)

@@ -84,6 +84,39 @@ public class RetentionTests
     }
 
     [Fact]
+    public async Task After_a_restart_a_group_holds_retention_back_before_any_member_joins_again()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("orders", s_small);
+        await PublishAsync(f.Broker, "orders");
+        using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
+        {
+            var acked = 0;
+            Eventually.True(() =>
+            {
+                var c = new Collected();
+                var r = new Recorder(c);
+                member.Fetch(Math.Min(256, 1000 - acked), ref r);
+                foreach (var m in c.Items)
+                {
+                    Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
+                    acked++;
+                }
+
+                return acked == 1000;
+            }, "1000 acked");
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1000, "the ack floor reaches 1000");
+        }
+
+        await f.RestartAsync();
+        Assert.Empty(f.Broker.GetSnapshot().Groups); // nobody has joined since the restart
+        var journal = JournalOf(f.Broker, "orders");
+        SealAll(journal);
+        RetainedFromEventually(journal);
+        Assert.True(journal.FirstOffset <= 1000, $"first offset {journal.FirstOffset}: a message the group never acked was deleted");
+    }
+
+    [Fact]
     public async Task A_durable_subscription_holds_retention_back_while_open_and_not_once_closed()
     {
         await using var f = await BrokerFixture.StartAsync();

@@ -59,6 +59,28 @@ internal sealed class GroupAckStore : IDisposable
         return new GroupAckStore(file, window);
     }
 
+    /// <summary>The floor in a group's state file, read without mapping it (null: missing or not a group state file).</summary>
+    public static long? ReadFloor(string path)
+    {
+        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            if (file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length)
+            {
+                return null;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        return System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header) == Magic
+            ? System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header[(FloorSlot * 8)..])
+            : null;
+    }
+
     /// <summary>True when <paramref name="offset"/> is recorded as done.</summary>
     public bool IsDone(long offset)
     {
