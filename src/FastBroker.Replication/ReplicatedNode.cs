@@ -75,6 +75,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <summary>The broker while primary, else null.</summary>
     public Broker? Broker => Volatile.Read(ref _broker);
 
+    /// <summary>The standby's copy while standby, else null (tests).</summary>
+    internal StandbyReplica? Replica => _replica;
+
     /// <summary>How many times the standby loop has tried to follow its peer (tests).</summary>
     internal long LinkAttempts => Interlocked.Read(ref _linkAttempts);
 

@@ -394,6 +394,16 @@ internal sealed class StandbyLink : IDisposable
         {
             nextHeartbeat = now + heartbeatTicks;
             SendStateFiles(f);
+            foreach (var t in _topics)
+            {
+                var tail = t.Topic.Tail;
+                if (t.Announced && tail != t.RetainedSent)
+                {
+                    f.Begin(FrameKind.Retained).U32(t.Id).I64(tail).End();
+                    t.RetainedSent = tail;
+                }
+            }
+
             f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).End();
             Send(f);
         }
@@ -731,5 +741,8 @@ internal sealed class StandbyLink : IDisposable
 
         /// <summary><see cref="ShippedEnd"/> when the last FLUSH was sent.</summary>
         public long FlushRequested { get; set; } = from;
+
+        /// <summary>The topic's tail in the last <see cref="FrameKind.Retained"/> sent (-1: none yet).</summary>
+        public long RetainedSent { get; set; } = -1;
     }
 }

@@ -76,6 +76,15 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
+    /// <summary>This node's copy of <paramref name="topic"/> (tests).</summary>
+    internal JournalLog? JournalOf(string topic)
+    {
+        lock (_byName)
+        {
+            return _byName.TryGetValue(topic, out var t) ? t.Journal : null;
+        }
+    }
+
     /// <summary>Each topic's head (what a promotion starts its epoch from).</summary>
     public Dictionary<string, long> Heads()
     {
@@ -287,6 +296,9 @@ internal sealed class StandbyReplica : IDisposable
                 case FrameKind.Flush:
                     OnFlush(body);
                     break;
+                case FrameKind.Retained:
+                    OnRetained(body);
+                    break;
                 case FrameKind.Heartbeat:
                     var epoch = new FrameReader(body).I64();
                     if (epoch < _state.Epoch)
@@ -376,6 +388,23 @@ internal sealed class StandbyReplica : IDisposable
         {
             t.Touched = true;
             _touched.Add(t);
+        }
+    }
+
+    /// <summary>The primary's tail in a topic: this copy's retention may delete only what lies wholly below it.</summary>
+    private void OnRetained(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var id = r.U32();
+        var first = r.I64();
+        if (id >= _byId.Count)
+        {
+            throw new InvalidDataException($"retained offset for unknown topic id {id}");
+        }
+
+        if (_byId[(int)id] is { } t)
+        {
+            Volatile.Write(ref t.PrimaryFirst, first);
         }
     }
 
@@ -645,6 +674,9 @@ internal sealed class StandbyReplica : IDisposable
         }
 
         var t = new ReplicaTopic(name, journal);
+
+        // Retention on this copy follows the primary's: until the primary says what it keeps, keep everything.
+        journal.RetentionFloor = () => Volatile.Read(ref t.PrimaryFirst);
         lock (_byName)
         {
             _byName[name] = t;
@@ -670,5 +702,8 @@ internal sealed class StandbyReplica : IDisposable
 
         /// <summary>Records not asked to be flushed at once: the next background flush covers them.</summary>
         public volatile bool FlushLater;
+
+        /// <summary>The oldest offset the primary keeps (<see cref="FrameKind.Retained"/>); 0 until it says.</summary>
+        public long PrimaryFirst;
     }
 }

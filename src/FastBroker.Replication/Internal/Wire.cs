@@ -49,6 +49,13 @@ internal enum FrameKind : byte
     /// Without it the standby flushes every <c>StandbyReplica.BackgroundFlush</c>.
     /// </summary>
     Flush = 18,
+
+    /// <summary>
+    /// Primary → standby: the oldest offset the primary still keeps in a topic (topic id, offset), sent with the
+    /// heartbeat when it changes. The standby's retention never deletes anything from there on: what the primary
+    /// keeps (such as a work-queue group's unacked messages) survives a failover.
+    /// </summary>
+    Retained = 19,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
@@ -198,7 +205,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 3;
+    public const ushort Version = 4; // 4: RETAINED
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)
