@@ -35,7 +35,7 @@ public sealed partial class Broker
     /// work to another thread). In particular it must not wait for a confirmation, and a publish from it must be a
     /// <c>TryPublish</c> that accepts false: the ring it would wait on drains only
     /// once the handler returns. An exception it throws stops this subscription only (<see cref="Subscription.Fault"/>).
-    /// <see cref="Subscription.Fetch{THandler}"/> and the push methods are refused on an inline subscription.
+    /// <see cref="Subscription.Fetch{THandler}(int, ref THandler)"/> and the push methods are refused on an inline subscription.
     /// </remarks>
     /// <exception cref="BrokerException">As for <see cref="Subscribe"/>.</exception>
     public Subscription SubscribeInline<THandler>(string pattern, THandler handler, SubscriptionOptions? options = null)

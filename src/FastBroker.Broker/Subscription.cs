@@ -8,7 +8,7 @@ namespace FastBroker;
 /// <summary>
 /// A fan-out subscription: its own position in every topic its pattern matches, at its own pace. Persistent
 /// topics are read zero-copy from the journal, so a slow subscription is a cursor behind in the file: it never
-/// holds producers back and never grows memory. Pull with <see cref="Fetch{THandler}"/>, push with
+/// holds producers back and never grows memory. Pull with <see cref="Fetch{THandler}(int, ref THandler)"/>, push with
 /// <see cref="ConsumeAsync{THandler}"/> or <see cref="ReadAllAsync"/>. One consumer at a time per subscription.
 /// An inline subscription (<see cref="Broker.SubscribeInline{THandler}"/>) has its handler called by the broker instead.
 /// </summary>
@@ -128,6 +128,24 @@ public sealed class Subscription : IDisposable
         return FetchCore(max, ref handler, out _);
     }
 
+    /// <summary>
+    /// <see cref="Fetch{THandler}(int, ref THandler)"/>, also telling how many records were examined, including the ones
+    /// a header filter or a TTL kept from <paramref name="handler"/>. Only <paramref name="examined"/> = 0 means that
+    /// nothing is available now: a batch that was all filtered out returns 0 delivered, and more may follow at once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
+    public int Fetch<THandler>(int max, ref THandler handler, out int examined)
+        where THandler : IMessageHandler
+    {
+        ThrowIfDisposed();
+        if (_inline is not null)
+        {
+            throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
+        }
+
+        return FetchCore(max, ref handler, out examined);
+    }
+
     /// <summary>Returns how many were delivered; <paramref name="read"/> counts the ones filtered out or expired too.</summary>
     private int FetchCore<THandler>(int max, ref THandler handler, out int read)
         where THandler : IMessageHandler
@@ -175,7 +193,8 @@ public sealed class Subscription : IDisposable
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
         while (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _disposed) == 0)
         {
-            if (FetchInto(ref handler) == 0)
+            Fetch(Options.BatchSize, ref handler, out var examined);
+            if (examined == 0)
             {
                 await _signal.WaitAsync().ConfigureAwait(false);
             }
@@ -193,7 +212,8 @@ public sealed class Subscription : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             collector.Items.Clear();
-            if (Fetch(Options.BatchSize, ref collector) == 0)
+            Fetch(Options.BatchSize, ref collector, out var examined);
+            if (examined == 0)
             {
                 await _signal.WaitAsync().ConfigureAwait(false);
                 continue;
@@ -363,9 +383,6 @@ public sealed class Subscription : IDisposable
             yield return (kv.Key, kv.Value);
         }
     }
-
-    private int FetchInto<THandler>(ref THandler handler)
-        where THandler : IMessageHandler => Fetch(Options.BatchSize, ref handler);
 
     private void Attach(TopicState topic, bool topicIsNew)
     {

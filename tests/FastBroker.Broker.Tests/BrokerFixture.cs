@@ -58,3 +58,15 @@ internal readonly struct Recorder(Collected into) : IMessageHandler
     public void OnMessage(scoped in MessageView message) =>
         into.Items.Add((message.Topic, message.Offset, Encoding.UTF8.GetString(message.Payload), message.DeliveryCount));
 }
+
+/// <summary>A <see cref="Recorder"/> for a handler called on another thread: records under the collection's lock.</summary>
+internal readonly struct LockedRecorder(Collected into) : IMessageHandler
+{
+    public void OnMessage(scoped in MessageView message)
+    {
+        lock (into)
+        {
+            into.Items.Add((message.Topic, message.Offset, Encoding.UTF8.GetString(message.Payload), 0));
+        }
+    }
+}

@@ -123,4 +123,46 @@ public class FanOutTests
         Assert.Equal("k1"u8.ToArray(), got[0].Key.ToArray());
         Assert.True(got[0].Timestamp > 0);
     }
+
+    [Fact]
+    public async Task A_batch_the_header_filters_empty_does_not_stop_ReadAllAsync_or_ConsumeAsync()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var h = new MessageHeaders();
+
+        // More non-matching messages than one fetch batch, then a matching one, and then nothing more.
+        for (var i = 0; i < 600; i++)
+        {
+            await f.Broker.PublishAsync("fx", BrokerFixture.Utf8($"usd{i}"), headers: h.Clear().Add("ccy", "USD"));
+        }
+
+        await f.Broker.PublishAsync("fx", BrokerFixture.Utf8("eur"), headers: h.Clear().Add("ccy", "EUR"));
+        var options = new SubscriptionOptions
+        {
+            Start = StartPosition.Earliest,
+            BatchSize = 256,
+            HeaderFilters = new Dictionary<string, string> { ["ccy"] = "EUR" },
+        };
+
+        using var enumerated = f.Broker.Subscribe("fx", options);
+        using var cts = new CancellationTokenSource(Eventually.DefaultTimeout);
+        await using var e = enumerated.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await e.MoveNextAsync(), "ReadAllAsync yields the matching message");
+        Assert.Equal((600L, "eur"), (e.Current.Offset, e.Current.PayloadText));
+
+        using var pushed = f.Broker.Subscribe("fx", options);
+        var seen = new Collected();
+        using var stop = new CancellationTokenSource();
+        var consuming = pushed.ConsumeAsync(new LockedRecorder(seen), stop.Token);
+        await Eventually.TrueAsync(() =>
+        {
+            lock (seen)
+            {
+                return seen.Items.Count == 1;
+            }
+        }, "ConsumeAsync delivers the matching message");
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Eventually.Completes(consuming));
+        Assert.Equal(600L, seen.Items.Single().Offset);
+    }
 }

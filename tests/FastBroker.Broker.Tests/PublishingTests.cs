@@ -130,15 +130,4 @@ public class PublishingTests
         Assert.Equal(7, measured["fastbroker.topic.head"]);
         Assert.Equal(7, measured["fastbroker.subscription.lag"]);
     }
-
-    private readonly struct LockedRecorder(Collected into) : IMessageHandler
-    {
-        public void OnMessage(scoped in MessageView message)
-        {
-            lock (into)
-            {
-                into.Items.Add((message.Topic, message.Offset, Encoding.UTF8.GetString(message.Payload), 0));
-            }
-        }
-    }
 }

@@ -113,6 +113,28 @@ public class PublishSubscribeTests
     }
 
     [Fact]
+    public async Task A_backlog_the_filters_skip_does_not_hold_back_the_matching_message_behind_it()
+    {
+        // No heartbeats on either side: nothing but the server's own loop may bring the matching message out.
+        await using var f = await ServerFixture.StartAsync(server: o => o with { HeartbeatInterval = TimeSpan.FromMinutes(10) });
+        var client = await f.ConnectAsync(o => o with { HeartbeatInterval = TimeSpan.FromMinutes(10) });
+        var usd = new PublishHeaders().Add("ccy", "USD");
+        var publishes = Enumerable.Range(0, 600).Select(i => client.PublishAsync("fx.backlog", Bytes($"usd{i}"), PublishOptions.Default with { Headers = usd }).AsTask()).ToList();
+        await Task.WhenAll(publishes).WaitAsync(Deadline);
+        await client.PublishAsync("fx.backlog", Bytes("eur"), PublishOptions.Default with { Headers = new PublishHeaders().Add("ccy", "EUR") });
+
+        // More skipped messages than one fetch (256) and than the credit, then the matching one, then nothing more.
+        await using var sub = await client.CreateSubscriptionAsync("fx.backlog", SubscribeOptions.Default with
+        {
+            Start = SubscribeStart.Earliest,
+            Credit = 100,
+            Filters = new Dictionary<string, string> { ["ccy"] = "EUR" },
+        });
+        var got = await TakeAsync(sub, 1);
+        Assert.Equal(("eur", 600L), (got[0].GetPayloadString(), got[0].Offset));
+    }
+
+    [Fact]
     public async Task Pipelined_publishes_beyond_max_in_flight_complete_in_call_order()
     {
         await using var f = await ServerFixture.StartAsync();

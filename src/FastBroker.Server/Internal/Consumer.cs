@@ -36,8 +36,12 @@ internal abstract class Consumer
     /// <summary>Adds credit (the reader, on CREDIT).</summary>
     public void AddCredit(long credit) => Interlocked.Add(ref _credit, credit);
 
-    /// <summary>Writes up to <paramref name="max"/> deliveries through <paramref name="encoder"/>; returns how many. Writer thread, under <see cref="Gate"/>.</summary>
-    public abstract int Deliver(DeliveryEncoder encoder, int max);
+    /// <summary>
+    /// Writes up to <paramref name="max"/> deliveries through <paramref name="encoder"/>; returns how many, with
+    /// <paramref name="more"/> true when more may be ready at once (a full batch, or one that filters emptied). Writer
+    /// thread, under <see cref="Gate"/>.
+    /// </summary>
+    public abstract int Deliver(DeliveryEncoder encoder, int max, out bool more);
 
     /// <summary>Closes the consumer and releases its broker object (idempotent, any thread).</summary>
     public void Close()

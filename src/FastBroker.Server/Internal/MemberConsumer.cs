@@ -9,13 +9,15 @@ internal sealed class MemberConsumer(Session session, uint id, WorkQueueMember m
 
     public override int Available => MaxPerFetch;
 
-    public override int Deliver(DeliveryEncoder encoder, int max)
+    public override int Deliver(DeliveryEncoder encoder, int max, out bool more)
     {
         var handler = new DeliverHandler(encoder);
         encoder.Begin(this);
         try
         {
-            return Member.Fetch(max, ref handler);
+            var n = Member.Fetch(max, ref handler);
+            more = n == max;
+            return n;
         }
         finally
         {

@@ -208,6 +208,7 @@ internal sealed partial class Session
             }
 
             var n = 0;
+            var full = false;
             string? failure = null;
             ErrorCode failureCode = default;
             lock (c.Gate)
@@ -219,7 +220,7 @@ internal sealed partial class Session
 
                 try
                 {
-                    n = c.Deliver(encoder, max);
+                    n = c.Deliver(encoder, max, out full);
                 }
                 catch (Exception e)
                 {
@@ -241,7 +242,7 @@ internal sealed partial class Session
                 continue;
             }
 
-            if (n == max)
+            if (full)
             {
                 more = true;
             }

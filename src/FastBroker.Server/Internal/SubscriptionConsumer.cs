@@ -13,14 +13,15 @@ internal sealed class SubscriptionConsumer(Session session, uint id, Subscriptio
 
     public override int Available => (int)Math.Clamp(Credit, 0, MaxPerFetch);
 
-    public override int Deliver(DeliveryEncoder encoder, int max)
+    public override int Deliver(DeliveryEncoder encoder, int max, out bool more)
     {
         var handler = new DeliverHandler(encoder);
         encoder.Begin(this);
         var n = 0;
+        var examined = 0;
         try
         {
-            n = Subscription.Fetch(max, ref handler);
+            n = Subscription.Fetch(max, ref handler, out examined);
         }
         finally
         {
@@ -28,6 +29,8 @@ internal sealed class SubscriptionConsumer(Session session, uint id, Subscriptio
             ConsumeCredit(n);
         }
 
+        // Records a header filter or a TTL skipped count too: a batch of them is not the end of what is readable.
+        more = n == max || examined >= max;
         return n;
     }
 
