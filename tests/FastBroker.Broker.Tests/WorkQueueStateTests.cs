@@ -153,6 +153,27 @@ public class WorkQueueStateTests
     }
 
     [Fact]
+    public void A_message_whose_members_keep_leaving_without_acking_is_dead_lettered_after_max_deliveries()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 2, s_visibility);
+        q.Enqueue(0);
+        for (var delivery = 1; delivery <= 2; delivery++)
+        {
+            var member = q.AddMember(1);
+            Assert.True(q.TryAssign(0, out var w));
+            Assert.Equal((0L, delivery), (w.Offset, w.DeliveryCount));
+            q.RemoveMember(member, requeueNow: true); // the poison message takes its worker down
+        }
+
+        Assert.True(q.TryTakeDeadLetter(out var dl), "dead-lettered after its second delivery");
+        Assert.Equal((0L, 2), (dl.Offset, dl.DeliveryCount));
+        Assert.Contains("left", dl.LastError, StringComparison.Ordinal);
+        q.AddMember(1);
+        Assert.False(q.TryAssign(0, out _), "not delivered a third time");
+        Assert.Equal(1, q.AckFloor);
+    }
+
+    [Fact]
     public void Ack_floor_advances_over_out_of_order_acks_and_skips()
     {
         var q = new WorkQueueState(100, maxDeliveries: 3, s_visibility);

@@ -143,7 +143,8 @@ internal sealed class WorkQueueState
 
     /// <summary>
     /// Removes a member. With <paramref name="requeueNow"/> (a graceful leave) its in-flight messages are ready
-    /// again at once; without (it vanished), they wait for their visibility timeout like any lost delivery.
+    /// again at once, or dead-lettered if they have had MaxDeliveries; without (it vanished), they wait for their
+    /// visibility timeout like any lost delivery.
     /// </summary>
     public void RemoveMember(int memberId, bool requeueNow)
     {
@@ -178,9 +179,11 @@ internal sealed class WorkQueueState
             mine.Sort();
             foreach (var offset in mine)
             {
-                _inFlight.Remove(offset);
-                _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
-                _redelivered++;
+                _inFlight.Remove(offset, out var f);
+
+                // Counted like any failed delivery: a message that kills every member it reaches is dead-lettered
+                // after MaxDeliveries, not handed round for ever.
+                Requeue(offset, f.DeliveryCount, 0, 0, "its member left without acking it");
             }
         }
     }
