@@ -243,4 +243,37 @@ public class WorkQueueTests
         using var second = f.Broker.JoinGroup("jobs.a", "workers");
         Assert.Equal("jobs.a", second.Topic);
     }
+
+    [Fact]
+    public async Task Messages_nacked_with_a_long_delay_do_not_hold_back_fresh_ones()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var member = b.JoinGroup("later", "workers", GroupOptions.Default with { Prefetch = 2 });
+        for (var i = 0; i < 10; i++)
+        {
+            await b.PublishAsync("later", Encoding.UTF8.GetBytes($"j{i}"));
+        }
+
+        // The first four come back in an hour; the member has credit for the six others now.
+        var seen = new List<long>();
+        await Eventually.TrueAsync(() =>
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            member.Fetch(2, ref r);
+            foreach (var m in c.Items)
+            {
+                seen.Add(m.Offset);
+                var outcome = m.Offset < 4
+                    ? member.Nack(m.Offset, m.DeliveryCount, requeue: true, delay: TimeSpan.FromHours(1))
+                    : member.Ack(m.Offset, m.DeliveryCount) ? WorkQueueOutcome.Acked : WorkQueueOutcome.UnknownDelivery;
+                Assert.NotEqual(WorkQueueOutcome.UnknownDelivery, outcome);
+            }
+
+            return seen.Count == 10;
+        }, "every fresh message reaches the member while four wait out their delay");
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), seen);
+        Assert.Equal(4, b.GetSnapshot().Groups.Single().Ready);
+    }
 }

@@ -226,8 +226,10 @@ internal sealed class WorkQueueGroup : IDisposable
             credit += m.Prefetch;
         }
 
+        // Delayed nacks are not ready to hand out: they must not keep fresh messages from members with credit (the
+        // window bound below still caps how many are outstanding).
         var counters = _state.Counters;
-        var room = Math.Min((credit * 2) - counters.Ready, (_store.Window / 2) - (counters.NextOffset - _store.Floor));
+        var room = Math.Min((credit * 2) - (counters.Ready - counters.Delayed), (_store.Window / 2) - (counters.NextOffset - _store.Floor));
         if (room <= 0)
         {
             return;

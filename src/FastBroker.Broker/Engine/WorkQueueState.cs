@@ -109,7 +109,7 @@ internal sealed class WorkQueueState
                     ready += _fresh[i].Count + _redeliver[i].Count;
                 }
 
-                return new WorkQueueCounters(_floor, _nextOffset, ready + _delayed.Count, _inFlight.Count, _acked, _redelivered, _deadLettered, _members.Count);
+                return new WorkQueueCounters(_floor, _nextOffset, ready + _delayed.Count, _inFlight.Count, _acked, _redelivered, _deadLettered, _members.Count, _delayed.Count);
             }
         }
     }

@@ -9,4 +9,5 @@ namespace FastBroker;
 /// <param name="Redelivered">Deliveries returned to the queue (nack with requeue, visibility timeout, member left).</param>
 /// <param name="DeadLettered">Messages moved to the dead-letter topic.</param>
 /// <param name="Members">Members currently attached.</param>
-public readonly record struct WorkQueueCounters(long AckFloor, long NextOffset, int Ready, int InFlight, long Acked, long Redelivered, long DeadLettered, int Members);
+/// <param name="Delayed">Of <paramref name="Ready"/>, the nacked messages waiting out their delay.</param>
+public readonly record struct WorkQueueCounters(long AckFloor, long NextOffset, int Ready, int InFlight, long Acked, long Redelivered, long DeadLettered, int Members, int Delayed = 0);
