@@ -58,7 +58,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
                 entry.Duplicate = true;
                 return false;
             case ProducerRegistry.Verdict.TooOld:
-                Refuse(entry, BrokerErrorCode.InvalidArgument, $"producer {entry.ProducerId:x16}: sequence {entry.ProducerSequence} is older than the deduplication window (newest stored: {highest})");
+                Refuse(entry, BrokerErrorCode.InvalidArgument, $"producer {entry.ProducerId:x16}: sequence {entry.ProducerSequence} is older than the deduplication window or than the oldest sequence known for it (newest stored: {highest})");
                 return false;
             default:
                 return true;

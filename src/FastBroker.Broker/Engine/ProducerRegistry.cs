@@ -47,8 +47,10 @@ internal sealed class ProducerRegistry(int window)
             return Verdict.Duplicate;
         }
 
-        // Within the window but absent: a message that failed (never stored) being retried.
-        return p.Highest - sequence < (ulong)window ? Verdict.New : Verdict.TooOld;
+        // Absent but newer than the oldest sequence known and within the window: a message that failed (never stored)
+        // being retried. Older than every sequence known (after a restart, older than what the rescan found): cannot
+        // tell whether it was stored, so refuse rather than risk a duplicate.
+        return p.Highest - sequence < (ulong)window && sequence >= p.Lowest ? Verdict.New : Verdict.TooOld;
     }
 
     public void Record(ulong producerId, ulong sequence, TopicState topic, long offset)
@@ -70,6 +72,8 @@ internal sealed class ProducerRegistry(int window)
         private ulong _lowest = ulong.MaxValue;
 
         public ulong Highest { get; private set; }
+
+        public ulong Lowest => _lowest;
 
         public bool TryFind(ulong sequence, out TopicState? topic, out long offset)
         {
@@ -97,7 +101,14 @@ internal sealed class ProducerRegistry(int window)
                 Grow();
             }
 
+            // A slot keeps the newer of two sequences: the restart rescan reads topic after topic, not in sequence
+            // order, and an older sequence must not evict a newer one that a retry may still ask about.
             var i = (int)(sequence & (ulong)(_sequences.Length - 1));
+            if (_sequences[i] > sequence + 1)
+            {
+                return;
+            }
+
             _sequences[i] = sequence + 1;
             _topics[i] = topic;
             _offsets[i] = offset;
