@@ -276,4 +276,30 @@ public class WorkQueueTests
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), seen);
         Assert.Equal(4, b.GetSnapshot().Groups.Single().Ready);
     }
+
+    [Fact]
+    public async Task A_message_that_expires_while_it_waits_for_redelivery_is_not_delivered_again()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var member = b.JoinGroup("quotes", "pricers", GroupOptions.Default with { Prefetch = 1 });
+        await b.PublishAsync("quotes", Encoding.UTF8.GetBytes("EURUSD 1.0842"), ttl: TimeSpan.FromSeconds(3));
+
+        var first = new Collected();
+        Eventually.True(() =>
+        {
+            var r = new Recorder(first);
+            member.Fetch(1, ref r);
+            return first.Items.Count == 1;
+        }, "the quote is delivered while fresh");
+
+        // Back in 4 s, one second after it expired.
+        Assert.Equal(WorkQueueOutcome.Requeued, member.Nack(0, first.Items[0].DeliveryCount, requeue: true, delay: TimeSpan.FromSeconds(4)));
+        await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single().AckFloor == 1, "the expired quote is dropped when it comes due");
+        var again = new Collected();
+        var r2 = new Recorder(again);
+        Assert.Equal(0, member.Fetch(1, ref r2));
+        var group = b.GetSnapshot().Groups.Single();
+        Assert.Equal((0L, 1L), (group.Acked, group.Expired));
+    }
 }

@@ -203,6 +203,15 @@ internal sealed class WorkQueueGroup : IDisposable
                 continue;
             }
 
+            // A message can expire while it waits: read ahead, nacked with a delay, or back from a lost delivery.
+            if (IsExpired(message.Flags, message.Headers) && _state.Expire(a.MemberId, a.Offset, a.DeliveryCount))
+            {
+                _expired++;
+                Topic.CountExpired();
+                Done(a.Offset);
+                continue;
+            }
+
             message.AddRef();
             member.Enqueue(new MemberDelivery(message, a.DeliveryCount));
         }
@@ -256,10 +265,7 @@ internal sealed class WorkQueueGroup : IDisposable
             return;
         }
 
-        if ((flags & Broker.HasExpiryFlag) != 0
-            && m.TryGetHeader(Broker.ExpiresHeaderName, out var exp)
-            && exp.Length == 8
-            && BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+        if (IsExpired(flags, m.Headers))
         {
             _expired++;
             Topic.CountExpired();
@@ -281,6 +287,12 @@ internal sealed class WorkQueueGroup : IDisposable
         _outstanding[m.Offset] = message;
         _state.Enqueue(m.Offset, priority);
     }
+
+    private static bool IsExpired(ushort flags, ReadOnlySpan<byte> headers) =>
+        (flags & Broker.HasExpiryFlag) != 0
+        && MessageHeaders.TryGet(headers, Broker.ExpiresHeaderName, out var exp)
+        && exp.Length == 8
+        && BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     private void Done(long offset)
     {

@@ -296,6 +296,21 @@ internal sealed class WorkQueueState
         }
     }
 
+    /// <summary>Drops a delivery whose message expired before it reached its member: done, but not counted as acked.</summary>
+    public bool Expire(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return false;
+            }
+
+            MarkDone(offset);
+            return true;
+        }
+    }
+
     /// <summary>
     /// Rejects a delivery. With <paramref name="requeue"/> it is ready again at once or after
     /// <paramref name="delayMs"/>, unless it has used up its deliveries; without, it is dead-lettered now.
