@@ -154,7 +154,7 @@ public sealed partial class Broker
             {
                 if (g.Topic.Name == topic)
                 {
-                    floor = Math.Min(floor, g.Snapshot().AckFloor);
+                    floor = Math.Min(floor, g.PersistedFloor);
                 }
             }
 

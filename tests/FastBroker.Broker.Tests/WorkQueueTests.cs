@@ -302,4 +302,36 @@ public class WorkQueueTests
         var group = b.GetSnapshot().Groups.Single();
         Assert.Equal((0L, 1L), (group.Acked, group.Expired));
     }
+
+    [Fact]
+    public async Task A_dead_letter_the_dlq_topic_refuses_is_kept_and_retried_until_it_is_stored()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { AutoCreateTopics = false });
+        var b = f.Broker;
+        b.CreateTopic("jobs");
+        using var member = b.JoinGroup("jobs", "workers");
+        await b.PublishAsync("jobs", Encoding.UTF8.GetBytes("poison"));
+        var got = new Collected();
+        Eventually.True(() =>
+        {
+            var r = new Recorder(got);
+            member.Fetch(1, ref r);
+            return got.Items.Count == 1;
+        }, "the job is delivered");
+
+        // jobs.dlq does not exist and may not be created on first use: the dead letter cannot be stored yet.
+        Assert.Equal(WorkQueueOutcome.DeadLettered, member.Nack(0, got.Items[0].DeliveryCount, requeue: false, error: "unparseable"));
+        await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single().DeadLettered == 1, "the group counts it");
+        Assert.Equal(0, b.RetentionFloorOf("jobs")); // not done on disk: retention keeps it, a restart redelivers it
+
+        b.CreateTopic("jobs.dlq");
+        await Eventually.TrueAsync(() => b.GetSnapshot().Topics.Single(t => t.Name == "jobs.dlq").Head == 1, "the retry stores the dead letter");
+        await Eventually.TrueAsync(() => b.RetentionFloorOf("jobs") == 1, "then the job is done on disk");
+        using var dlq = b.Subscribe("jobs.dlq", new SubscriptionOptions { Start = StartPosition.Earliest });
+        await foreach (var m in dlq.ReadAllAsync(new CancellationTokenSource(Eventually.DefaultTimeout).Token))
+        {
+            Assert.Equal(("poison", "unparseable"), (m.PayloadText, m.HeaderText("fb-dlq-error")));
+            break;
+        }
+    }
 }

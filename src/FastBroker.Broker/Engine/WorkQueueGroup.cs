@@ -157,6 +157,21 @@ internal sealed class WorkQueueGroup : IDisposable
         }
     }
 
+    /// <summary>
+    /// The ack floor in the group's state file: what a restart resumes from, so what retention must keep. It trails the
+    /// in-memory floor while a dead letter is still being published (long.MaxValue once disposed).
+    /// </summary>
+    public long PersistedFloor
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _disposed ? long.MaxValue : _store.Floor;
+            }
+        }
+    }
+
     public GroupSnapshot Snapshot()
     {
         var c = _state.Counters;
@@ -325,7 +340,24 @@ internal sealed class WorkQueueGroup : IDisposable
                 .Add("fb-dlq-offset", dl.Offset)
                 .Add("fb-dlq-deliveries", dl.DeliveryCount)
                 .Add("fb-dlq-error", dl.LastError.Length > 1024 ? dl.LastError[..1024] : dl.LastError);
-            await _broker.PublishAsync(DeadLetterTopic, message.Payload.ToArray(), message.Key.ToArray(), headers).ConfigureAwait(false);
+            var payload = message.Payload.ToArray();
+            var key = message.Key.ToArray();
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    await _broker.PublishAsync(DeadLetterTopic, payload, key, headers).ConfigureAwait(false);
+                    break;
+                }
+                catch (BrokerException e) when (e.Code != BrokerErrorCode.Closed && !_stop.IsCancellationRequested)
+                {
+                    // The dead-letter topic refused it (missing while auto-creation is off, storage full…). The
+                    // message is not done until it is there: the group's floor waits, and retention with it, and
+                    // this retries (at most every 5 s) until the cause is fixed or the broker closes.
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))), _stop.Token).ConfigureAwait(false);
+                }
+            }
+
             lock (_gate)
             {
                 if (!_disposed)
@@ -336,10 +368,10 @@ internal sealed class WorkQueueGroup : IDisposable
                 }
             }
         }
-        catch (BrokerException)
+        catch (Exception e) when (e is BrokerException or OperationCanceledException)
         {
-            // Not dead-lettered durably (broker closing, storage full): the group state still has it as not done,
-            // so the message is redelivered after a restart rather than lost.
+            // Closing before it was dead-lettered durably: the group state still has it as not done, so the message
+            // is redelivered after a restart rather than lost.
         }
         finally
         {
