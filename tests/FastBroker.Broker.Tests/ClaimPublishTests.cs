@@ -170,6 +170,23 @@ public class ClaimPublishTests
     }
 
     [Fact]
+    public async Task A_retry_on_a_fsynced_topic_is_confirmed_even_when_nothing_else_is_published()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("ledger", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4 << 20 });
+        var sink = new RecordingSink();
+        const ulong Producer = 0xFEED;
+        PublishIdempotent(f.Broker, sink, Producer, 0, "ledger", "m0", 1);
+        await sink.WaitForAsync(1);
+
+        // The CONFIRM was lost with the connection: the client resends, and then the topic stays quiet.
+        PublishIdempotent(f.Broker, sink, Producer, 0, "ledger", "m0", 2);
+        var outcomes = await sink.WaitForAsync(2);
+        Assert.Equal((0L, true), (outcomes[1].Offset, outcomes[1].Duplicate));
+        Assert.Equal(1, Head(f.Broker, "ledger"));
+    }
+
+    [Fact]
     public async Task Producer_window_survives_a_restart_because_it_lives_in_the_journal()
     {
         await using var f = await BrokerFixture.StartAsync();

@@ -194,15 +194,20 @@ internal sealed class Dispatcher
             _confirms.Confirm(entry.Sink, entry.Token, entry.Offset, entry.Duplicate);
         }
 
-        if (entry.Offset >= 0 && !entry.Duplicate)
+        if (entry.Offset >= 0 && (!entry.Duplicate || (entry.WaitDurable && topic!.Durability is not null)))
         {
+            // A duplicate waiting for the durable mark needs the notifier kicked too (it only looks at its queue
+            // when kicked), but must not move its target back to the original's offset.
             if (topic!.LastWakeBatch != _batch)
             {
                 topic.LastWakeBatch = _batch;
                 _touched.Add(topic);
             }
 
-            topic.Durability?.Target(entry.Offset);
+            if (!entry.Duplicate)
+            {
+                topic.Durability?.Target(entry.Offset);
+            }
         }
 
         entry.Clear();
