@@ -57,6 +57,27 @@ public sealed unsafe partial class JournalLog : IDisposable
             segments[^1].Close();
         }
 
+        if (_policy != DurabilityPolicy.None)
+        {
+            // Recovered records may exist only in the page cache (the process died before its group commit). Flush
+            // them, and the directory entries, before counting them durable: otherwise readers, idempotent retries and
+            // a standby's durable acks would rely on records that a power loss can still take away.
+            var synced = false;
+            foreach (var s in _segments)
+            {
+                if (!s.IsSealed)
+                {
+                    s.Sync(0, Segment.PositionOf(s.Published));
+                    synced = true;
+                }
+            }
+
+            if (synced)
+            {
+                Native.SyncDirectory(directory);
+            }
+        }
+
         _appendedOffset = _durableOffset = _nextOffset;
         report.FirstOffset = segments.Count > 0 ? segments[0].BaseOffset : _nextOffset;
         report.NextOffset = _nextOffset;

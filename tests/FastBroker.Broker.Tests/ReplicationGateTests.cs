@@ -52,6 +52,27 @@ public class ReplicationGateTests
     }
 
     [Fact]
+    public async Task A_reattached_standby_gets_durable_credit_only_for_what_it_has_flushed()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        var publish = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held by the gate");
+
+        // The standby comes back holding offset 0 but having flushed nothing: its hello says next 1, durable 0.
+        gate.For(topic).ResetPositions(next: 1, durable: 0);
+        Ack(gate, topic, receivedNext: 1, durableNext: 0);
+        Assert.Equal((1L, 0L), (gate.For(topic).ReceivedNext, gate.For(topic).DurableNext));
+        Assert.False(publish.IsCompleted);
+
+        Ack(gate, topic, receivedNext: 1, durableNext: 1);
+        Assert.Equal(0, await publish.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task An_ack_that_arrives_before_the_dispatcher_holds_the_confirmation_releases_it_at_once()
     {
         using var dir = new TempDirectory("fastbroker-gate");

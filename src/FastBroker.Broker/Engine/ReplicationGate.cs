@@ -401,13 +401,16 @@ internal sealed class ReplicaAcks(TopicState topic)
         }
     }
 
-    /// <summary>Resets the positions (a new standby connected: its positions start from its own heads).</summary>
-    public void ResetPositions(long next)
+    /// <summary>
+    /// Resets the positions (a new standby connected): received from its head, durable from what it has flushed, which
+    /// can be less after a restart of the standby.
+    /// </summary>
+    public void ResetPositions(long next, long durable)
     {
         lock (_lock)
         {
             Volatile.Write(ref _receivedNext, next);
-            Volatile.Write(ref _durableNext, next);
+            Volatile.Write(ref _durableNext, Math.Min(durable, next));
         }
     }
 

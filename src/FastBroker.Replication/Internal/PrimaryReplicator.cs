@@ -134,8 +134,11 @@ internal sealed class PrimaryReplicator : IDisposable
     }
 }
 
-/// <summary>A standby's opening: who it is, the epoch it last followed, and what each of its topics holds.</summary>
-internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string Topic, long First, long Next)> Topics)
+/// <summary>
+/// A standby's opening: who it is, the epoch it last followed, and what each of its topics holds (first, next, and the
+/// durable end: what it has flushed, which a standby-durable confirmation may count on).
+/// </summary>
+internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string Topic, long First, long Next, long Durable)> Topics)
 {
     public static Hello Parse(ReadOnlySpan<byte> body)
     {
@@ -154,10 +157,10 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
         var epoch = r.I64();
         var id = r.Str();
         var n = (int)r.U32();
-        var topics = new List<(string, long, long)>(Math.Min(n, 4096));
+        var topics = new List<(string, long, long, long)>(Math.Min(n, 4096));
         for (var i = 0; i < n; i++)
         {
-            topics.Add((r.Str(), r.I64(), r.I64()));
+            topics.Add((r.Str(), r.I64(), r.I64(), r.I64()));
         }
 
         return new Hello(id, epoch, topics);
@@ -166,9 +169,9 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
     public void Write(FrameBuffer f)
     {
         f.Begin(FrameKind.Hello).U32(Wire.Magic).U16(Wire.Version).I64(Epoch).Str(NodeId).U32((uint)Topics.Count);
-        foreach (var (topic, first, next) in Topics)
+        foreach (var (topic, first, next, durable) in Topics)
         {
-            f.Str(topic).I64(first).I64(next);
+            f.Str(topic).I64(first).I64(next).I64(durable);
         }
 
         f.End();
@@ -363,7 +366,7 @@ internal sealed class StandbyLink : IDisposable
 
         while (_created.TryDequeue(out var created))
         {
-            AddTopic(created, created.Tail);
+            AddTopic(created, created.Tail, created.Tail);
         }
 
         var sent = 0L;
@@ -418,13 +421,16 @@ internal sealed class StandbyLink : IDisposable
         var history = _owner.NodeHistory();
         var directives = new List<(string Topic, TopicAction Action, long Offset)>();
         var resume = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var (name, first, next) in _hello.Topics)
+        var durableOf = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (name, first, next, durable) in _hello.Topics)
         {
             if (!state.TryGet(name, out var topic) || !topic.Persistent)
             {
                 directives.Add((name, TopicAction.Delete, 0));
                 continue;
             }
+
+            durableOf[name] = durable;
 
             var keep = Math.Min(next, topic.Head);
             if (_hello.Epoch < primaryEpoch && _owner.DivergenceOffset(_hello.Epoch, name) is { } cut)
@@ -467,12 +473,17 @@ internal sealed class StandbyLink : IDisposable
         {
             if (t.Persistent)
             {
-                AddTopic(t, resume.TryGetValue(t.Name, out var from) ? from : t.Tail);
+                var from = resume.TryGetValue(t.Name, out var r) ? r : t.Tail;
+                AddTopic(t, from, durableOf.TryGetValue(t.Name, out var d) ? Math.Min(d, from) : from);
             }
         }
     }
 
-    private void AddTopic(TopicState topic, long from)
+    /// <summary>
+    /// Starts streaming <paramref name="topic"/> from <paramref name="from"/>; the standby holds everything before it,
+    /// flushed up to <paramref name="durable"/> (a restarted standby may hold records it never flushed).
+    /// </summary>
+    private void AddTopic(TopicState topic, long from, long durable)
     {
         if (!topic.Persistent || _topics.Exists(t => ReferenceEquals(t.Topic, topic)))
         {
@@ -480,7 +491,7 @@ internal sealed class StandbyLink : IDisposable
         }
 
         var acks = _owner.Gate.For(topic);
-        acks.ResetPositions(from);
+        acks.ResetPositions(from, durable);
         var lt = new LinkTopic(topic, (uint)_topics.Count, acks, from);
         _topics.Add(lt);
         _byTopic[topic] = lt;

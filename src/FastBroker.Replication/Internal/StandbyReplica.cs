@@ -118,10 +118,23 @@ internal sealed class StandbyReplica : IDisposable
             return "stopping";
         }
 
+        // Topic ids and pending acks belong to one link: the new primary numbers its topics afresh, and an ack left
+        // over from the last link (a failed send, a topic replaced since) must not be sent under a reused id.
+        lock (_byName)
+        {
+            foreach (var t in _touched)
+            {
+                t.Touched = false;
+            }
+
+            _touched.Clear();
+            _byId.Clear();
+        }
+
         try
         {
             var f = new FrameBuffer(4096);
-            new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next))]).Write(f);
+            new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next, p.Durable))]).Write(f);
             f.SendTo(socket);
             var input = new FrameInput(socket, 4 << 20);
             if (!input.Read(out var kind, out var body))
@@ -612,8 +625,6 @@ internal sealed class StandbyReplica : IDisposable
 
             try
             {
-                var f = _durableFrame;
-                f.Begin(FrameKind.Ack).U32((uint)pending.Count);
                 foreach (var t in pending)
                 {
                     var target = t.Journal.NextOffset;
@@ -622,11 +633,27 @@ internal sealed class StandbyReplica : IDisposable
                     {
                         t.DurablePending = true;
                     }
+                }
 
-                    f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
+                // Only topics still known under their id on the current link: one replaced or renumbered meanwhile
+                // (a new link, a truncation) must not have its old positions credited to another topic.
+                var f = _durableFrame;
+                lock (_byName)
+                {
+                    pending.RemoveAll(t => t.Id >= _byId.Count || !ReferenceEquals(_byId[(int)t.Id], t));
+                    f.Begin(FrameKind.Ack).U32((uint)pending.Count);
+                    foreach (var t in pending)
+                    {
+                        f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
+                    }
                 }
 
                 f.End();
+                if (pending.Count == 0)
+                {
+                    continue;
+                }
+
                 if (Volatile.Read(ref _socket) is { } socket)
                 {
                     lock (_sendLock)
