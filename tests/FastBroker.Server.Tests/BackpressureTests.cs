@@ -59,4 +59,38 @@ public class BackpressureTests
         Assert.Equal(expected, received);
         Assert.Empty(f.Failures);
     }
+
+    [Fact]
+    public async Task Admin_queries_from_a_client_that_never_reads_stop_at_the_reply_bound()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 40; i++)
+        {
+            f.Broker.CreateTopic($"admin.backlog.topic.{i:D4}", TopicOptions.Default with { Persistent = false });
+        }
+
+        using var socket = new Socket(f.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            ReceiveBufferSize = 64 * 1024,
+        };
+        await socket.ConnectAsync(f.EndPoint);
+        var frames = new ArrayBufferWriter<byte>();
+        FrameWriter.WriteHello(frames, 1, "t"u8, "1"u8, ProtocolFeatures.Admin);
+
+        // 2,000 ADMIN frames of about 20 bytes, each answered with a document of several KB: about 800 fit in one read
+        // of the socket, several times the 1 MiB reply bound.
+        for (var i = 0; i < 2000; i++)
+        {
+            FrameWriter.WriteAdmin(frames, (ulong)i + 1, AdminQuery.ListTopics);
+        }
+
+        await socket.SendAsync(frames.WrittenMemory);
+        var session = f.Server.Sessions.Single();
+        Eventually.True(() => session.WaitingForWriter, "the reader pauses while the client does not read");
+        Assert.InRange(session.QueuedReplyBytes, 0, (1 << 20) + (256 * 1024));
+        Assert.Empty(f.Failures);
+        socket.Dispose();
+        Eventually.True(() => !f.Server.Sessions.Any(), "the session ends with its connection");
+    }
 }

@@ -83,8 +83,10 @@ internal sealed partial class Session
                     }
 
                     _framesIn++;
-                    if (_closeRequested)
+                    if (_closeRequested || Backlogged)
                     {
+                        // Backlogged: replies pile up (one ADMIN frame of 20 bytes can queue a large document), so the
+                        // frames after this one wait until the writer has drained; they stay in the pipe.
                         break;
                     }
 
@@ -118,15 +120,22 @@ internal sealed partial class Session
                 continue;
             }
 
+            if (Backlogged)
+            {
+                // Unparsed whole frames may remain: the next read must return them at once, not wait for new bytes.
+                input.AdvanceTo(buffer.Start);
+                if (!await WaitForWriterAsync().ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
             input.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted)
             {
                 return; // the client closed its side (a truncated last frame is simply dropped)
-            }
-
-            if (Backlogged && !await WaitForWriterAsync().ConfigureAwait(false))
-            {
-                return;
             }
         }
     }
