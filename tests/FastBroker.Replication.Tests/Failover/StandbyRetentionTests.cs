@@ -1,6 +1,4 @@
 using System.Text;
-using FastBroker.Replication;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -20,21 +18,9 @@ public sealed class StandbyRetentionTests
     public async Task The_standby_deletes_only_what_the_primary_no_longer_keeps()
     {
         using var dir = new TempDirectory();
-        int portA = FreePort.Next(), portB = FreePort.Next();
-        var serverOptions = ServerOptions.Default with { Port = 0 };
-        ReplicationOptions Node(string id, int port, int peer, NodeRole role) => new()
-        {
-            NodeId = id,
-            DataDirectory = dir.Combine(id),
-            Port = port,
-            Peer = $"127.0.0.1:{peer}",
-            InitialRole = role,
-        };
-
-        await using var a = await ReplicatedNode.StartAsync(BrokerOptions.Default, serverOptions, Node("a", portA, portB, NodeRole.Primary));
-        Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(30)), "a becomes primary");
-        await using var b = await ReplicatedNode.StartAsync(BrokerOptions.Default, serverOptions, Node("b", portB, portA, NodeRole.Standby));
-        Assert.True(await b.WaitForRoleAsync(NodeRole.Standby, TimeSpan.FromSeconds(30)), "b becomes standby");
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default);
+        await using var primaryNode = a;
+        await using var standbyNode = b;
 
         // About 11 segments of 64 KiB against a 192 KiB limit; the group acks nothing yet, so the primary keeps them all.
         a.Broker!.CreateTopic(Topic, TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 16 << 10, RetentionBytes = 192 << 10 });
