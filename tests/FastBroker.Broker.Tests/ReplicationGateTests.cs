@@ -15,8 +15,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        await using var broker = OpenAttached(dir.Path, gate, AckMode.StandbyReceived);
 
         var first = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         var second = broker.PublishAsync("orders", "b"u8.ToArray()).AsTask();
@@ -37,8 +36,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        await using var broker = OpenAttached(dir.Path, gate, AckMode.StandbyDurable);
 
         var publish = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         Assert.True(broker.Topics.TryGet("orders", out var topic));
@@ -56,8 +54,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        await using var broker = OpenAttached(dir.Path, gate, AckMode.StandbyDurable);
         var publish = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         Assert.True(broker.Topics.TryGet("orders", out var topic));
         await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held by the gate");
@@ -77,8 +74,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        await using var broker = OpenAttached(dir.Path, gate, AckMode.StandbyReceived);
         broker.CreateTopic("orders", TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 });
         Assert.True(broker.Topics.TryGet("orders", out var topic));
 
@@ -224,8 +220,7 @@ public class ReplicationGateTests
     {
         using var dir = new TempDirectory("fastbroker-gate");
         var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
-        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        await using var broker = OpenAttached(dir.Path, gate, AckMode.StandbyReceived);
         var sink = new ClaimPublishTests.BatchSink();
         Assert.True(broker.TryBeginPublish(3, out var claim));
         for (var token = 1UL; token <= 3; token++)
@@ -260,12 +255,19 @@ public class ReplicationGateTests
     /// <summary>A primary's broker with <paramref name="gate"/>, a standby attached, and "orders" offset 0 published and acknowledged by it.</summary>
     private static async Task<Broker> OpenWithOneReplicatedMessageAsync(string directory, ReplicationGate gate, AckMode acks)
     {
-        var broker = Broker.Open(BrokerFixture.Options(directory) with { DefaultTopicOptions = TopicOptions.Default with { Acks = acks, SegmentBytes = 4L << 20 } }, gate);
-        gate.SetStandbyAttached(true);
+        var broker = OpenAttached(directory, gate, acks);
         var published = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
         Assert.True(broker.Topics.TryGet("orders", out var topic));
         Ack(gate, topic, 1, 1);
         await published.WaitAsync(TimeSpan.FromSeconds(10));
+        return broker;
+    }
+
+    /// <summary>A primary's broker with <paramref name="gate"/> whose new topics acknowledge in <paramref name="acks"/>, a standby attached.</summary>
+    private static Broker OpenAttached(string directory, ReplicationGate gate, AckMode acks)
+    {
+        var broker = Broker.Open(BrokerFixture.Options(directory) with { DefaultTopicOptions = TopicOptions.Default with { Acks = acks, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
         return broker;
     }
 }

@@ -24,9 +24,7 @@ public class RetentionTests
     public async Task Size_retention_runs_in_the_background_and_readers_start_at_the_new_tail()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("kept", s_small);
-        await PublishAsync(f.Broker, "kept");
-        var journal = JournalOf(f.Broker, "kept");
+        var journal = await FilledTopicAsync(f.Broker, "kept");
 
         // The journal's flusher applies retention every RetentionCheckInterval (5 s).
         await Eventually.TrueAsync(() => journal.SizeOnDisk <= s_small.RetentionBytes, $"the topic shrinks to its retention limit ({journal.SizeOnDisk} bytes in {journal.SegmentCount} segments)");
@@ -51,8 +49,7 @@ public class RetentionTests
         await using var f = await BrokerFixture.StartAsync();
         f.Broker.CreateTopic("jobs", s_small);
         using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Prefetch = 256 });
-        await PublishAsync(f.Broker, "jobs");
-        var journal = JournalOf(f.Broker, "jobs");
+        var journal = await FilledTopicAsync(f.Broker, "jobs");
         SealAll(journal);
 
         for (var pass = 0; pass < 3; pass++)
@@ -63,20 +60,7 @@ public class RetentionTests
         Assert.Equal(0, journal.FirstOffset);
 
         // Ack the first half: segments wholly below the ack floor may go, the rest stays.
-        var acked = 0;
-        Eventually.True(() =>
-        {
-            var c = new Collected();
-            var r = new Recorder(c);
-            member.Fetch(Math.Min(256, Count / 2 - acked), ref r);
-            foreach (var m in c.Items)
-            {
-                Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
-                acked++;
-            }
-
-            return acked == Count / 2;
-        }, "the first half is acked");
+        AckFirst(member, Count / 2);
         await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Count / 2, "the ack floor reaches the half");
 
         RetainedFromEventually(journal);
@@ -87,24 +71,10 @@ public class RetentionTests
     public async Task After_a_restart_a_group_holds_retention_back_before_any_member_joins_again()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("orders", s_small);
-        await PublishAsync(f.Broker, "orders");
+        await FilledTopicAsync(f.Broker, "orders");
         using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
         {
-            var acked = 0;
-            Eventually.True(() =>
-            {
-                var c = new Collected();
-                var r = new Recorder(c);
-                member.Fetch(Math.Min(256, 1000 - acked), ref r);
-                foreach (var m in c.Items)
-                {
-                    Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
-                    acked++;
-                }
-
-                return acked == 1000;
-            }, "1000 acked");
+            AckFirst(member, 1000);
             await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1000, "the ack floor reaches 1000");
         }
 
@@ -120,9 +90,7 @@ public class RetentionTests
     public async Task A_durable_subscription_holds_retention_back_while_open_and_not_once_closed()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("audit", s_small);
-        await PublishAsync(f.Broker, "audit");
-        var journal = JournalOf(f.Broker, "audit");
+        var journal = await FilledTopicAsync(f.Broker, "audit");
         SealAll(journal);
 
         var subscription = f.Broker.Subscribe("audit", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
@@ -137,6 +105,33 @@ public class RetentionTests
         subscription.Dispose();
         RetainedFromEventually(journal);
         Assert.True(journal.SizeOnDisk <= s_small.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
+    }
+
+    /// <summary>Creates <paramref name="topic"/> with the small segments and limit (unless it exists), fills it, returns its journal.</summary>
+    private static async Task<JournalLog> FilledTopicAsync(Broker broker, string topic)
+    {
+        broker.CreateTopic(topic, s_small);
+        await PublishAsync(broker, topic);
+        return JournalOf(broker, topic);
+    }
+
+    /// <summary>Fetches and acks the group's first <paramref name="count"/> messages, in order.</summary>
+    private static void AckFirst(WorkQueueMember member, int count)
+    {
+        var acked = 0;
+        Eventually.True(() =>
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            member.Fetch(Math.Min(256, count - acked), ref r);
+            foreach (var m in c.Items)
+            {
+                Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
+                acked++;
+            }
+
+            return acked == count;
+        }, $"{count} acked");
     }
 
     private static async Task PublishAsync(Broker broker, string topic)

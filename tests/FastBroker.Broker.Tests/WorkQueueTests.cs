@@ -285,16 +285,10 @@ public class WorkQueueTests
         using var member = b.JoinGroup("quotes", "pricers", GroupOptions.Default with { Prefetch = 1 });
         await b.PublishAsync("quotes", Encoding.UTF8.GetBytes("EURUSD 1.0842"), ttl: TimeSpan.FromSeconds(3));
 
-        var first = new Collected();
-        Eventually.True(() =>
-        {
-            var r = new Recorder(first);
-            member.Fetch(1, ref r);
-            return first.Items.Count == 1;
-        }, "the quote is delivered while fresh");
+        var first = FetchOne(member, "the quote is delivered while fresh");
 
         // Back in 4 s, one second after it expired.
-        Assert.Equal(WorkQueueOutcome.Requeued, member.Nack(0, first.Items[0].DeliveryCount, requeue: true, delay: TimeSpan.FromSeconds(4)));
+        Assert.Equal(WorkQueueOutcome.Requeued, member.Nack(0, first.DeliveryCount, requeue: true, delay: TimeSpan.FromSeconds(4)));
         await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single().AckFloor == 1, "the expired quote is dropped when it comes due");
         var again = new Collected();
         var r2 = new Recorder(again);
@@ -311,16 +305,10 @@ public class WorkQueueTests
         b.CreateTopic("jobs");
         using var member = b.JoinGroup("jobs", "workers");
         await b.PublishAsync("jobs", Encoding.UTF8.GetBytes("poison"));
-        var got = new Collected();
-        Eventually.True(() =>
-        {
-            var r = new Recorder(got);
-            member.Fetch(1, ref r);
-            return got.Items.Count == 1;
-        }, "the job is delivered");
+        var got = FetchOne(member, "the job is delivered");
 
         // jobs.dlq does not exist and may not be created on first use: the dead letter cannot be stored yet.
-        Assert.Equal(WorkQueueOutcome.DeadLettered, member.Nack(0, got.Items[0].DeliveryCount, requeue: false, error: "unparseable"));
+        Assert.Equal(WorkQueueOutcome.DeadLettered, member.Nack(0, got.DeliveryCount, requeue: false, error: "unparseable"));
         await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single().DeadLettered == 1, "the group counts it");
         Assert.Equal(0, b.RetentionFloorOf("jobs")); // not done on disk: retention keeps it, a restart redelivers it
 
@@ -333,5 +321,18 @@ public class WorkQueueTests
             Assert.Equal(("poison", "unparseable"), (m.PayloadText, m.HeaderText("fb-dlq-error")));
             break;
         }
+    }
+
+    /// <summary>Waits for the member's next delivery.</summary>
+    private static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
+    {
+        var got = new Collected();
+        Eventually.True(() =>
+        {
+            var r = new Recorder(got);
+            member.Fetch(1, ref r);
+            return got.Items.Count == 1;
+        }, because);
+        return got.Items[0];
     }
 }
