@@ -33,10 +33,10 @@ public static class JournalInspector
 
             try
             {
-                var bytes = segment.Bytes;
+                var bytes = segment.ScanBytes;
                 var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.MappedLength;
                 sealedFlags[i] = isSealed;
-                var limit = isSealed ? sealedEnd : segment.MappedLength;
+                var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
                 string? problem = null;
                 if (segment.BaseOffset != baseOffset)
@@ -117,14 +117,14 @@ public static class JournalInspector
 
             try
             {
-                var bytes = segment.Bytes;
+                var bytes = segment.ScanBytes;
                 var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength;
                 if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts)
                 {
                     continue;
                 }
 
-                var limit = isSealed ? sealedEnd : segment.MappedLength;
+                var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
                 var position = SegmentHeader.Size;
                 var count = 0;
                 while (visited < maxCount)

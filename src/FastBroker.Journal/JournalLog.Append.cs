@@ -11,7 +11,8 @@ public sealed unsafe partial class JournalLog
     private Segment? _active;
     private byte* _writeBase;
     private int _writePos;
-    private int _writeLimit;
+    private int _writeLimit; // the active segment's allocated end, cached (EnsureRoom refreshes it)
+    private const int WriterAllocationAhead = 4 << 20; // when the writer allocates itself (pre-faulting off or behind)
     private int _writeCount;
     private int _nextIndexPos;
     private long _nextOffset;
@@ -97,7 +98,7 @@ public sealed unsafe partial class JournalLog
 
         if (_active is null || _writePos + (long)maxBytes > _writeLimit)
         {
-            Roll();
+            EnsureRoom(maxBytes);
         }
 
         batch = new JournalBatch(this, _writePos + maxBytes, _nextOffset, _clock.NowUnixMs());
@@ -188,6 +189,7 @@ public sealed unsafe partial class JournalLog
     {
         _active!.Publish(Segment.Pack(_writeCount, _writePos), _lastTimestamp);
         Volatile.Write(ref _appendedOffset, _nextOffset);
+        WakePrefaulterIfDue();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -215,13 +217,42 @@ public sealed unsafe partial class JournalLog
 
         if (_active is null || _writePos + stored > _writeLimit)
         {
-            Roll();
+            EnsureRoom(stored);
         }
 
         offset = _nextOffset;
         WriteRecord((int)stored, (int)length, key, headers, payload, flags, timestamp);
         PublishAppends();
         return true;
+    }
+
+    /// <summary>
+    /// Room for <paramref name="needed"/> bytes at the write position: the next segment if they do not fit in this
+    /// one, else disk blocks up to there (the pre-fault thread usually allocated them already).
+    /// </summary>
+    /// <exception cref="JournalFullException">The disk is full; nothing was written.</exception>
+    private void EnsureRoom(long needed)
+    {
+        if (_active is null || _writePos + needed > _active.Size)
+        {
+            Roll();
+        }
+
+        var active = _active!;
+        var end = _writePos + needed;
+        if (end > active.AllocatedTo)
+        {
+            try
+            {
+                active.AllocateTo((int)Math.Min(active.Size, end + WriterAllocationAhead));
+            }
+            catch (JournalFullException)
+            {
+                active.AllocateTo((int)end, Segment.PageSize); // a nearly full disk: just this record, or refuse it
+            }
+        }
+
+        _writeLimit = active.AllocatedTo;
     }
 
     /// <summary>Creates the next segment (failing cleanly on a full disk), then closes the current one.</summary>
@@ -290,7 +321,7 @@ public sealed unsafe partial class JournalLog
         var published = segment.Published;
         _writePos = Segment.PositionOf(published);
         _writeCount = Segment.CountOf(published);
-        _writeLimit = segment.Size;
+        _writeLimit = segment.AllocatedTo;
         _lastTimestamp = Math.Max(_lastTimestamp, segment.LastTimestamp);
         var index = segment.Index;
         _nextIndexPos = index.Count > 0 ? index[index.Count - 1].Position + _options.IndexIntervalBytes : SegmentHeader.Size;

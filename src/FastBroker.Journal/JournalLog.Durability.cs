@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using FastBroker.Journal.Internal;
 
 namespace FastBroker.Journal;
@@ -7,6 +8,8 @@ namespace FastBroker.Journal;
 public sealed partial class JournalLog
 {
     private const int PrefaultChunkBytes = 1 << 20; // 1 MiB per madvise: a stop never waits behind more than one chunk
+    internal const int MinPrefaultWindow = 4 << 20;
+    private const long PrefaultLookaheadMs = 200; // the window covers this long of writing at the measured rate
     private const int MaxPooledWaiters = 256;
 
     private readonly Thread _flusher;
@@ -26,6 +29,11 @@ public sealed partial class JournalLog
     private Segment? _spare;
     private Segment? _preparing;
     private long _spareRetryAt;
+    private int _prefaultWindow = MinPrefaultWindow; // pre-fault thread only
+    private volatile bool _prefaultIdle;
+    private long _prefaultWakeBytes = long.MaxValue; // the writer wakes the pre-fault thread once it appended this many bytes
+    private long _rateBytes;
+    private long _rateTicks;
 
     /// <summary>
     /// Completes once the record at <paramref name="offset"/> is durable (<see cref="DurableOffset"/> &gt;
@@ -189,7 +197,7 @@ public sealed partial class JournalLog
             Monitor.Pulse(_prefaultSignal);
         }
 
-        if (_prefaulter.ThreadState != System.Threading.ThreadState.Unstarted)
+        if ((_prefaulter.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
         {
             _prefaulter.Join();
         }
@@ -200,7 +208,7 @@ public sealed partial class JournalLog
             Monitor.Pulse(_signal);
         }
 
-        if (_flusher.ThreadState != System.Threading.ThreadState.Unstarted)
+        if ((_flusher.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
         {
             _flusher.Join();
         }
@@ -394,7 +402,10 @@ public sealed partial class JournalLog
             {
                 if (!_prefaultStopping && !PrefaultPending())
                 {
+                    Volatile.Write(ref _prefaultWakeBytes, WakeBytes());
+                    _prefaultIdle = true;
                     Monitor.Wait(_prefaultSignal, 1000);
+                    _prefaultIdle = false;
                 }
 
                 if (_prefaultStopping)
@@ -425,6 +436,9 @@ public sealed partial class JournalLog
         DiscardSpare(ref _spare);
     }
 
+    /// <summary>The pre-fault thread waits with nothing to do (tests: its work for the current position is done).</summary>
+    internal bool PrefaultIdle => _prefaultIdle;
+
     /// <summary>Writer thread, after a roll took the spare: prepare the next one.</summary>
     private void WakePrefaulter()
     {
@@ -435,9 +449,123 @@ public sealed partial class JournalLog
 
         lock (_prefaultSignal)
         {
+            Volatile.Write(ref _prefaultWakeBytes, long.MaxValue);
             Monitor.Pulse(_prefaultSignal);
         }
     }
+
+    /// <summary>
+    /// Writer thread, once per batch: the writer came within half a window of the pre-faulted pages. Never waits for
+    /// the lock: the pre-fault thread runs at <c>SCHED_IDLE</c> and may be descheduled holding it (priority
+    /// inversion). If it holds it, it is awake and sets the next wake point from the writer's position before it
+    /// waits again; a wake point already passed by then fires on the writer's next batch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WakePrefaulterIfDue()
+    {
+        if (_appendedBytes >= Volatile.Read(ref _prefaultWakeBytes))
+        {
+            TryWakePrefaulter();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void TryWakePrefaulter()
+    {
+        if (Monitor.TryEnter(_prefaultSignal))
+        {
+            try
+            {
+                Volatile.Write(ref _prefaultWakeBytes, long.MaxValue);
+                Monitor.Pulse(_prefaultSignal);
+            }
+            finally
+            {
+                Monitor.Exit(_prefaultSignal);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How far ahead of the writer to pre-fault, from the rate it wrote at since the last look: enough for
+    /// <see cref="PrefaultLookaheadMs"/> of writing, a power of two between <see cref="MinPrefaultWindow"/> and the
+    /// segment size. A busy journal gets its whole segment and a prepared spare as before; a quiet one (most topics
+    /// of a broker with many) keeps a few MiB of dirty page cache instead of two segments' worth.
+    /// </summary>
+    internal static int PrefaultWindowFor(long bytes, long elapsedTicks, int segmentSize)
+    {
+        var wanted = elapsedTicks <= 0 ? long.MaxValue : (long)((double)bytes * PrefaultLookaheadMs * Stopwatch.Frequency / 1000 / elapsedTicks);
+        var window = (long)MinPrefaultWindow;
+        while (window < wanted && window < segmentSize)
+        {
+            window <<= 1;
+        }
+
+        return (int)Math.Min(window, segmentSize);
+    }
+
+    /// <summary>Pre-fault thread: re-estimates the window from the bytes appended since the last estimate.</summary>
+    private void UpdatePrefaultWindow()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (now - _rateTicks < Stopwatch.Frequency / 50)
+        {
+            return; // over shorter spans one record looks like a flood
+        }
+
+        var bytes = Volatile.Read(ref _appendedBytes);
+        if (_rateTicks != 0)
+        {
+            // Grows at once, shrinks by half at most per look: a pause does not make a resuming writer take faults.
+            var window = PrefaultWindowFor(bytes - _rateBytes, now - _rateTicks, _options.SegmentSize);
+            _prefaultWindow = Math.Max(window, Math.Max(MinPrefaultWindow, _prefaultWindow / 2));
+        }
+
+        _rateBytes = bytes;
+        _rateTicks = now;
+    }
+
+    /// <summary>
+    /// When the writer should wake the pre-fault thread next, in appended bytes (a count that runs across rolls, so
+    /// a wake point computed just before a roll still fires soon after it). Pre-fault thread, under the signal lock.
+    /// </summary>
+    private long WakeBytes()
+    {
+        if (!_options.PrefaultSegments || _prefaultStopping)
+        {
+            return long.MaxValue;
+        }
+
+        var segments = Volatile.Read(ref _segments);
+        if (segments.Length == 0 || segments[^1] is not { IsClosed: false } last)
+        {
+            return long.MaxValue;
+        }
+
+        var position = Segment.PositionOf(last.Published);
+        var appended = Volatile.Read(ref _appendedBytes); // read after the position: at worst the wake comes a little late
+        var wake = long.MaxValue;
+        if (_prefaultSupported && last.PrefaultedTo < last.Size)
+        {
+            wake = Math.Max(0, last.PrefaultedTo - (_prefaultWindow / 2));
+        }
+
+        if (Volatile.Read(ref _spare) is null)
+        {
+            wake = Math.Min(wake, Math.Max(0, last.Size - _prefaultWindow));
+        }
+
+        return wake == long.MaxValue ? long.MaxValue : appended + (wake - position);
+    }
+
+    /// <summary>The pre-fault target of the active segment: a window ahead of the writer.</summary>
+    private int PrefaultTarget(Segment active) =>
+        (int)Math.Min(active.Size, (long)Segment.PositionOf(active.Published) + _prefaultWindow);
+
+    /// <summary>The writer is within a window of the active segment's end: time to prepare the next one.</summary>
+    private bool SpareDue(Segment[] segments) =>
+        segments.Length == 0 || segments[^1] is not { IsClosed: false } last
+        || last.Size - Segment.PositionOf(last.Published) <= _prefaultWindow;
 
     private bool PrefaultPending()
     {
@@ -446,19 +574,21 @@ public sealed partial class JournalLog
             return false;
         }
 
+        UpdatePrefaultWindow();
         var segments = Volatile.Read(ref _segments);
-        if (segments.Length > 0 && segments[^1] is { IsClosed: false } last && last.PrefaultedTo < last.Size)
+        if (segments.Length > 0 && segments[^1] is { IsClosed: false } last && last.PrefaultedTo < PrefaultTarget(last))
         {
             return true;
         }
 
-        return Volatile.Read(ref _spare) is null && Environment.TickCount64 >= _spareRetryAt;
+        return Volatile.Read(ref _spare) is null && SpareDue(segments) && Environment.TickCount64 >= _spareRetryAt;
     }
 
     /// <summary>
     /// Page faults cost microseconds each on a VM, so the writer must never take them: pre-fault the active
-    /// segment ahead of the writer, then prepare the next segment (allocate, map, populate) under a temporary
-    /// name, a chunk per loop turn so a group commit never waits behind more than one chunk.
+    /// segment a window ahead of the writer, then, once the writer nears its end, prepare the next segment
+    /// (allocate, map, populate its first window) under a temporary name, a chunk per loop turn so a group commit
+    /// never waits behind more than one chunk.
     /// </summary>
     private void PrefaultStep()
     {
@@ -468,7 +598,7 @@ public sealed partial class JournalLog
         }
 
         var segments = Volatile.Read(ref _segments);
-        if (segments.Length > 0 && segments[^1] is { IsClosed: false } last && last.PrefaultedTo < last.Size)
+        if (segments.Length > 0 && segments[^1] is { IsClosed: false } last && last.PrefaultedTo < PrefaultTarget(last))
         {
             if (!last.TryAcquire())
             {
@@ -497,7 +627,7 @@ public sealed partial class JournalLog
 
             _preparing ??= Segment.CreateBlank(Path.Combine(_directory, $"spare-{Guid.NewGuid():N}.prep"), _options.SegmentSize, _indexCapacity);
             PrefaultChunk(_preparing, _preparing.PrefaultedTo);
-            if (_preparing.PrefaultedTo >= _preparing.Size || !_prefaultSupported)
+            if (_preparing.PrefaultedTo >= Math.Min(_preparing.Size, _prefaultWindow) || !_prefaultSupported)
             {
                 Volatile.Write(ref _spare, _preparing);
                 _preparing = null;
@@ -514,6 +644,7 @@ public sealed partial class JournalLog
     private void PrefaultChunk(Segment segment, int from)
     {
         var to = Math.Min(segment.Size, from + PrefaultChunkBytes);
+        segment.AllocateTo(to); // blocks first: populating a hole on a full disk would fail in the writer's pages
         if (!segment.Prefault(from, to))
         {
             _prefaultSupported = false; // kernel before 5.14: the writer takes the page faults itself

@@ -89,7 +89,7 @@ public sealed unsafe partial class JournalLog
 
                 if (full)
                 {
-                    Roll(); // throws JournalFullException with nothing of this record written
+                    EnsureRoom(stored); // throws JournalFullException with nothing of this record written
                 }
 
                 CopyRecord(records.Slice(position, length), stored);

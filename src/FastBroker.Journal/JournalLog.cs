@@ -162,7 +162,10 @@ public sealed unsafe partial class JournalLog : IDisposable
             }
 
             journal._flusher.Start();
-            journal._prefaulter.Start();
+            if (options.PrefaultSegments)
+            {
+                journal._prefaulter.Start();
+            }
             return journal;
         }
         catch

@@ -130,7 +130,7 @@ internal sealed class JournalRecovery
             }
 
             _segments.Add(segment);
-            var bytes = segment.Bytes;
+            var bytes = segment.ScanBytes;
             if (SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out var sealedLastTimestamp) && sealedEnd <= segment.Size)
             {
                 if (!RecoverSealed(i, segment, sealedCount, sealedEnd, sealedLastTimestamp))
@@ -143,7 +143,7 @@ internal sealed class JournalRecovery
                 continue;
             }
 
-            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, segment.Size, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
+            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
             _report.SegmentsVerified++;
             var garbageEnd = SegmentScanner.EndOfNonZero(bytes, scan.EndPosition);
             if (scan.Stop != RecordStatus.End || garbageEnd > scan.EndPosition)
@@ -177,10 +177,11 @@ internal sealed class JournalRecovery
 
     private bool RecoverSealed(int i, Segment segment, int sealedCount, int sealedEnd, long sealedLastTimestamp)
     {
-        var bytes = segment.Bytes;
+        var bytes = segment.ScanBytes;
+        var limit = Math.Min(sealedEnd, bytes.Length);
         if (_options.VerifySealedSegmentsOnOpen)
         {
-            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, sealedEnd, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
+            var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, segment.Index, _options.IndexIntervalBytes);
             _report.SegmentsVerified++;
             if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
             {
@@ -204,7 +205,7 @@ internal sealed class JournalRecovery
             }
             else
             {
-                var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, sealedEnd, segment.BaseOffset, 0, verifyCrc: false, segment.Index, _options.IndexIntervalBytes);
+                var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: false, segment.Index, _options.IndexIntervalBytes);
                 _report.IndexesRebuilt++;
                 if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
                 {
@@ -227,7 +228,7 @@ internal sealed class JournalRecovery
             throw new JournalCorruptionException(segment.FilePath, position, expectedOffset, reason);
         }
 
-        var bytes = segment.Bytes;
+        var bytes = segment.ScanBytes;
         var end = SegmentScanner.EndOfNonZero(bytes, position);
         _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
         segment.ZeroAndSync(position, end);
@@ -264,7 +265,8 @@ internal sealed class JournalRecovery
                 var segment = Segment.Open(path, writable: false, 4, out _, out _);
                 if (segment is not null)
                 {
-                    records = SegmentScanner.Scan(segment.Bytes, SegmentHeader.Size, segment.MappedLength, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
+                    var bytes = segment.ScanBytes;
+                    records = SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
                     segment.ForceUnmap();
                 }
             }

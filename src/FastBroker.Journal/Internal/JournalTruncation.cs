@@ -128,9 +128,9 @@ internal static class JournalTruncation
     /// <summary>Finds the record at <paramref name="offset"/> in the tail segment and counts what follows it.</summary>
     private static TailSurvey SurveyTail(Segment tail, long offset)
     {
-        var bytes = tail.Bytes;
+        var bytes = tail.ScanBytes;
         var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out _) && sealedEnd <= tail.MappedLength;
-        var limit = isSealed ? sealedEnd : tail.MappedLength;
+        var limit = Math.Min(isSealed ? sealedEnd : tail.MappedLength, bytes.Length);
         var target = offset - tail.BaseOffset;
         var position = SegmentHeader.Size;
         var count = 0;
@@ -168,8 +168,8 @@ internal static class JournalTruncation
 
         try
         {
-            var bytes = segment.Bytes;
-            var limit = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out _) && sealedEnd <= segment.MappedLength ? sealedEnd : segment.MappedLength;
+            var bytes = segment.ScanBytes;
+            var limit = Math.Min(SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out _) && sealedEnd <= segment.MappedLength ? sealedEnd : segment.MappedLength, bytes.Length);
             var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
             return (scan.RecordCount, scan.EndPosition - SegmentHeader.Size);
         }

@@ -4,8 +4,9 @@ namespace FastBroker.Journal.Internal;
 
 /// <summary>
 /// The few libc calls the journal needs, as source-generated P/Invoke (no runtime marshalling stubs, so
-/// native AOT and trimming are safe). Linux only: <c>posix_fallocate</c> reserves blocks before a segment is
-/// mapped, so that writing into the mapping can never hit ENOSPC (which would be a SIGBUS, not an error).
+/// native AOT and trimming are safe). Linux only: <c>posix_fallocate</c> reserves blocks before the writer stores
+/// into a range of a mapped segment, so that writing into the mapping can never hit ENOSPC (which would be a SIGBUS,
+/// not an error).
 /// </summary>
 internal static unsafe partial class Native
 {
@@ -25,7 +26,11 @@ internal static unsafe partial class Native
     internal const int MadvWillNeed = 3;
     internal const int MadvPopulateWrite = 23;
 
+    internal const int SeekData = 3;
+    internal const int SeekHole = 4;
+
     internal const int EIntr = 4;
+    internal const int ENxio = 6;
     internal const int EAgain = 11;
     internal const int EFBig = 27;
     internal const int ENoSpc = 28;
@@ -34,6 +39,9 @@ internal static unsafe partial class Native
     /// <summary>Returns an errno value directly (0 on success); does not set errno.</summary>
     [LibraryImport(Libc, EntryPoint = "posix_fallocate")]
     internal static partial int PosixFallocate(int fd, long offset, long length);
+
+    [LibraryImport(Libc, EntryPoint = "lseek", SetLastError = true)]
+    internal static partial long Lseek(int fd, long offset, int whence);
 
     [LibraryImport(Libc, EntryPoint = "mmap", SetLastError = true)]
     internal static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);

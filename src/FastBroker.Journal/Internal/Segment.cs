@@ -4,7 +4,10 @@ using Microsoft.Win32.SafeHandles;
 namespace FastBroker.Journal.Internal;
 
 /// <summary>
-/// One segment file, pre-allocated with <c>posix_fallocate</c> and mapped <c>MAP_SHARED</c> for its lifetime.
+/// One segment file, created at its full size (sparse), mapped <c>MAP_SHARED</c> for its lifetime, and given disk
+/// blocks (<c>posix_fallocate</c>) ahead of the writer a chunk at a time: the writer never stores into a page without
+/// blocks (on a full disk that would be a SIGBUS, not an error), and a quiet topic holds a few MiB of disk, not a
+/// whole segment's worth.
 /// Reference counted: the journal holds one reference, each reader positioned in it one more; the mapping is
 /// removed only when the count reaches zero, so retention can never unmap a segment under a reader.
 /// </summary>
@@ -18,6 +21,9 @@ internal sealed unsafe class Segment
 {
     internal const int PageSize = 4096;
 
+    /// <summary>The unit of <see cref="AllocateTo"/>, and what a new segment gets at creation.</summary>
+    internal const int AllocationUnit = 1 << 20;
+
     private readonly SafeFileHandle _handle;
     private readonly nuint _mappedLength;
     private nint _base;
@@ -28,6 +34,7 @@ internal sealed unsafe class Segment
     private volatile bool _closed;
     private volatile bool _sealed;
     private long _lastTimestamp;
+    private int _allocatedTo;
 
     private Segment(string path, SafeFileHandle handle, nint mapping, nuint mappedLength, in SegmentHeader header, bool writable, SparseIndex index)
     {
@@ -69,6 +76,13 @@ internal sealed unsafe class Segment
 
     internal Span<byte> WritableBytes => new((void*)_base, (int)_mappedLength);
 
+    /// <summary>
+    /// The mapped bytes up to the end of the file's last data extent: what recovery and inspection scan. Past it the
+    /// file is a hole (a segment gets blocks as it fills), which reads as zeros, but on tmpfs a read fault in a hole
+    /// allocates a page, and on a full tmpfs that is a SIGBUS; on any file system it is pages read for nothing.
+    /// </summary>
+    internal ReadOnlySpan<byte> ScanBytes => new((void*)_base, (int)Math.Min((long)_mappedLength, DataEnd(_handle, (long)_mappedLength)));
+
     internal long Published => Volatile.Read(ref _published);
 
     internal long Durable => Volatile.Read(ref _durable);
@@ -82,7 +96,13 @@ internal sealed unsafe class Segment
     /// <summary>Set at creation; the flusher fsyncs the directory before counting records in it as durable.</summary>
     internal bool NeedsDirectorySync { get; set; }
 
-    /// <summary>How far the flusher has pre-faulted the mapping (flusher thread only).</summary>
+    /// <summary>
+    /// Bytes from the start known to have disk blocks (0 for a segment opened from disk until the writer asks:
+    /// allocating what is already allocated is cheap). The writer never writes past it.
+    /// </summary>
+    internal int AllocatedTo => Volatile.Read(ref _allocatedTo);
+
+    /// <summary>How far the pre-fault thread has pre-faulted the mapping (pre-fault thread only).</summary>
     internal int PrefaultedTo { get; set; }
 
     internal int RefCount => Volatile.Read(ref _refCount);
@@ -142,32 +162,95 @@ internal sealed unsafe class Segment
 
         try
         {
-            var fd = (int)handle.DangerousGetHandle();
-            int err;
-            do
-            {
-                err = Native.PosixFallocate(fd, 0, size);
-            }
-            while (err == Native.EIntr);
-
-            if (err != 0)
-            {
-                throw err is Native.ENoSpc or Native.EDQuot or Native.EFBig
-                    ? new JournalFullException(path, size, Native.Describe(err))
-                    : new JournalException(JournalErrorCode.IoError, $"posix_fallocate of '{path}' failed: {Native.Describe(err)}");
-            }
-
+            Allocate(handle, path, 0, Math.Min(size, AllocationUnit)); // the header page, and a full disk fails here
+            RandomAccess.SetLength(handle, size);
             var mapping = Map(handle, (nuint)size, writable: true, path);
-            return new Segment(path, handle, mapping, (nuint)size, blank, writable: true, new SparseIndex(indexCapacity))
+            var segment = new Segment(path, handle, mapping, (nuint)size, blank, writable: true, new SparseIndex(indexCapacity))
             {
                 NeedsDirectorySync = true,
             };
+            segment._allocatedTo = Math.Min(size, AllocationUnit);
+            return segment;
         }
         catch
         {
             handle.Dispose();
             TryDelete(path);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives disk blocks to [<see cref="AllocatedTo"/>, <paramref name="to"/>) rounded up to
+    /// <paramref name="unit"/> (a power of two; at most the segment size). Writer or pre-fault thread.
+    /// </summary>
+    /// <exception cref="JournalFullException">The disk is full; nothing was written.</exception>
+    internal void AllocateTo(int to, int unit = AllocationUnit)
+    {
+        var from = Volatile.Read(ref _allocatedTo);
+        if (to <= from)
+        {
+            return;
+        }
+
+        // No lock: the pre-fault thread runs at SCHED_IDLE, and a writer waiting on a lock it holds would wait until
+        // the machine is idle (priority inversion). fallocate of an allocated range is a no-op, so two threads may
+        // overlap; [0, from) was allocated when read, so [0, end) is once this call returns.
+        var end = (int)Math.Min(Size, ((long)to + unit - 1) & ~(long)(unit - 1));
+        Allocate(_handle, FilePath, from, end - from);
+        var seen = from;
+        while (seen < end)
+        {
+            var previous = Interlocked.CompareExchange(ref _allocatedTo, end, seen);
+            if (previous == seen)
+            {
+                break;
+            }
+
+            seen = previous;
+        }
+    }
+
+    /// <summary>The end of the last data extent (<c>SEEK_DATA</c>/<c>SEEK_HOLE</c>), or <paramref name="length"/> when unknown.</summary>
+    private static long DataEnd(SafeFileHandle handle, long length)
+    {
+        var fd = (int)handle.DangerousGetHandle();
+        long end = 0, position = 0;
+        while (position < length)
+        {
+            var data = Native.Lseek(fd, position, Native.SeekData);
+            if (data < 0)
+            {
+                return Marshal.GetLastPInvokeError() == Native.ENxio ? end : length; // ENXIO: no data after position
+            }
+
+            var hole = Native.Lseek(fd, data, Native.SeekHole);
+            if (hole <= data)
+            {
+                return length;
+            }
+
+            end = position = hole;
+        }
+
+        return Math.Min(end, length);
+    }
+
+    private static void Allocate(SafeFileHandle handle, string path, long offset, long length)
+    {
+        var fd = (int)handle.DangerousGetHandle();
+        int err;
+        do
+        {
+            err = Native.PosixFallocate(fd, offset, length);
+        }
+        while (err == Native.EIntr);
+
+        if (err != 0)
+        {
+            throw err is Native.ENoSpc or Native.EDQuot or Native.EFBig
+                ? new JournalFullException(path, length, Native.Describe(err))
+                : new JournalException(JournalErrorCode.IoError, $"posix_fallocate of '{path}' failed: {Native.Describe(err)}");
         }
     }
 
@@ -216,13 +299,7 @@ internal sealed unsafe class Segment
             {
                 if (writable)
                 {
-                    var err = Native.PosixFallocate((int)handle.DangerousGetHandle(), 0, header.SegmentSize);
-                    if (err != 0)
-                    {
-                        throw err is Native.ENoSpc or Native.EDQuot
-                            ? new JournalFullException(path, header.SegmentSize, Native.Describe(err))
-                            : new JournalException(JournalErrorCode.IoError, $"posix_fallocate of '{path}' failed: {Native.Describe(err)}");
-                    }
+                    RandomAccess.SetLength(handle, header.SegmentSize); // blocks come with AllocateTo, before any write
                 }
                 else
                 {
