@@ -18,9 +18,9 @@ public class SegmentAllocationTests(ITestOutputHelper output)
     [InlineData(true)]
     public void A_small_disk_holds_a_big_segment_until_it_is_really_full_then_refuses_and_keeps_every_acknowledged_record(bool prefault)
     {
-        WithTmpfs("6m", mountPoint =>
+        WithTmpfs("6m", fs =>
         {
-            var journalDir = Path.Combine(mountPoint, "journal");
+            var journalDir = Path.Combine(fs.Path, "journal");
             var options = new JournalOptions { SegmentSize = SegmentSize, Durability = DurabilityPolicy.GroupCommit, PrefaultSegments = prefault };
             long acknowledged;
             using (var journal = JournalLog.Open(journalDir, options)) // a 64 MiB segment on a 6 MiB disk
@@ -65,14 +65,14 @@ public class SegmentAllocationTests(ITestOutputHelper output)
     [Fact]
     public void A_quiet_journal_holds_a_window_of_disk_and_prepares_the_next_segment_only_near_the_end_of_this_one()
     {
-        WithTmpfs("160m", mountPoint =>
+        WithTmpfs("160m", fs =>
         {
-            var journalDir = Path.Combine(mountPoint, "journal");
+            var journalDir = Path.Combine(fs.Path, "journal");
             var options = new JournalOptions { SegmentSize = SegmentSize, Durability = DurabilityPolicy.None, PrefaultSegments = true };
             using var journal = JournalLog.Open(journalDir, options);
             Append(journal, 10);
             Eventually.True(() => journal.PrefaultIdle, "the pre-fault thread finishes its window");
-            var used = Used(mountPoint);
+            var used = fs.Used;
             output.WriteLine($"quiet: {used >> 10} KiB used");
             Assert.True(used <= JournalLog.MinPrefaultWindow + (2 << 20), $"a quiet 64 MiB segment uses {used} bytes of disk");
             Assert.Empty(Directory.GetFiles(journalDir, "spare-*.prep"));
@@ -133,36 +133,16 @@ public class SegmentAllocationTests(ITestOutputHelper output)
         return expected;
     }
 
-    private static long Used(string mountPoint)
-    {
-        var drive = new DriveInfo(mountPoint);
-        return drive.TotalSize - drive.TotalFreeSpace;
-    }
-
-    private void WithTmpfs(string size, Action<string> test)
+    private void WithTmpfs(string size, Action<TmpfsMount> test)
     {
         using var dir = new TempDirectory();
-        var mountPoint = dir.Combine("fs");
-        Directory.CreateDirectory(mountPoint);
-        var (mounted, why) = DiskFullTests.Run("mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mountPoint);
-        if (!mounted)
+        using var fs = TmpfsMount.TryMount(dir.Combine("fs"), size, out var why);
+        if (fs is null)
         {
-            output.WriteLine($"SKIPPED: cannot mount a tmpfs at {mountPoint} ({why}); this test needs root or CAP_SYS_ADMIN.");
+            output.WriteLine($"SKIPPED: cannot mount a tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");
             return;
         }
 
-        try
-        {
-            test(mountPoint);
-        }
-        finally
-        {
-            var (unmounted, err) = DiskFullTests.Run("umount", mountPoint);
-            if (!unmounted)
-            {
-                DiskFullTests.Run("umount", "-l", mountPoint);
-                output.WriteLine("umount: " + err);
-            }
-        }
+        test(fs);
     }
 }
