@@ -248,7 +248,7 @@ public sealed unsafe partial class JournalLog
             }
             catch (JournalFullException)
             {
-                active.AllocateTo((int)end, Segment.PageSize); // a nearly full disk: just this record, or refuse it
+                active.AllocateTo((int)end); // a nearly full disk: just up to this record's folio, or refuse it
             }
         }
 

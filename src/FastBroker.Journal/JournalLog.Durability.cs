@@ -8,7 +8,7 @@ namespace FastBroker.Journal;
 public sealed partial class JournalLog
 {
     private const int PrefaultChunkBytes = 1 << 20; // 1 MiB per madvise: a stop never waits behind more than one chunk
-    internal const int MinPrefaultWindow = 4 << 20;
+    internal const int MinPrefaultWindow = 1 << 20;
     private const long PrefaultLookaheadMs = 200; // the window covers this long of writing at the measured rate
     private const int MaxPooledWaiters = 256;
 

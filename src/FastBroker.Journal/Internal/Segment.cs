@@ -21,8 +21,14 @@ internal sealed unsafe class Segment
 {
     internal const int PageSize = 4096;
 
-    /// <summary>The unit of <see cref="AllocateTo"/>, and what a new segment gets at creation.</summary>
-    internal const int AllocationUnit = 1 << 20;
+    /// <summary>
+    /// The unit and alignment of <see cref="AllocateTo"/>, and what a new segment gets at creation: the largest
+    /// page-cache folio on x86-64. Segments are mapped with <c>MADV_HUGEPAGE</c>, and on a file system with large
+    /// folios (ext4 since 6.16) one write fault dirties a whole naturally aligned folio of up to 2 MiB; blocks for
+    /// all of it must be allocated, or that fault reserves them itself (measured: delayed-allocation extents past the
+    /// allocated end) and on a full disk fails with SIGBUS.
+    /// </summary>
+    internal const int AllocationUnit = 2 << 20;
 
     private readonly SafeFileHandle _handle;
     private readonly nuint _mappedLength;
@@ -182,10 +188,10 @@ internal sealed unsafe class Segment
 
     /// <summary>
     /// Gives disk blocks to [<see cref="AllocatedTo"/>, <paramref name="to"/>) rounded up to
-    /// <paramref name="unit"/> (a power of two; at most the segment size). Writer or pre-fault thread.
+    /// <see cref="AllocationUnit"/> (at most the segment size). Writer or pre-fault thread.
     /// </summary>
     /// <exception cref="JournalFullException">The disk is full; nothing was written.</exception>
-    internal void AllocateTo(int to, int unit = AllocationUnit)
+    internal void AllocateTo(int to)
     {
         var from = Volatile.Read(ref _allocatedTo);
         if (to <= from)
@@ -196,7 +202,7 @@ internal sealed unsafe class Segment
         // No lock: the pre-fault thread runs at SCHED_IDLE, and a writer waiting on a lock it holds would wait until
         // the machine is idle (priority inversion). fallocate of an allocated range is a no-op, so two threads may
         // overlap; [0, from) was allocated when read, so [0, end) is once this call returns.
-        var end = (int)Math.Min(Size, ((long)to + unit - 1) & ~(long)(unit - 1));
+        var end = (int)Math.Min(Size, ((long)to + AllocationUnit - 1) & ~(long)(AllocationUnit - 1));
         Allocate(_handle, FilePath, from, end - from);
         var seen = from;
         while (seen < end)
