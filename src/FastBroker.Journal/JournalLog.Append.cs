@@ -277,7 +277,6 @@ public sealed unsafe partial class JournalLog
         var path = Path.Combine(_directory, Segment.FileNameFor(_nextOffset));
         var header = new SegmentHeader(_epoch, _nextOffset, _options.SegmentSize, NowUnixMs());
         var segment = TakeSpare();
-        WakePrefaulter();
         if (segment is not null && segment.Size == _options.SegmentSize)
         {
             try
@@ -311,7 +310,8 @@ public sealed unsafe partial class JournalLog
         }
 
         Activate(segment);
-        RequestFlush(); // directory sync, seal the old segment, pre-fault the new one
+        WakePrefaulterAfterRoll(); // pre-fault the new segment's window; the spare is gone
+        RequestFlush(); // directory sync, seal the old segment
     }
 
     private void Activate(Segment segment)

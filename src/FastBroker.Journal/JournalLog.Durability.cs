@@ -31,6 +31,7 @@ public sealed partial class JournalLog
     private long _spareRetryAt;
     private int _prefaultWindow = MinPrefaultWindow; // pre-fault thread only
     private volatile bool _prefaultIdle;
+    private bool _prefaultKick; // writer thread only: a roll's wake has not got through yet
     private long _prefaultWakeBytes = long.MaxValue; // the writer wakes the pre-fault thread once it appended this many bytes
     private long _rateBytes;
     private long _rateTicks;
@@ -439,18 +440,16 @@ public sealed partial class JournalLog
     /// <summary>The pre-fault thread waits with nothing to do (tests: its work for the current position is done).</summary>
     internal bool PrefaultIdle => _prefaultIdle;
 
-    /// <summary>Writer thread, after a roll took the spare: prepare the next one.</summary>
-    private void WakePrefaulter()
+    /// <summary>
+    /// Writer thread, after a roll took the spare: the pre-fault thread must look at the new segment. Without waiting
+    /// for its lock (see <see cref="WakePrefaulterIfDue"/>): until a wake gets through, every batch tries again.
+    /// </summary>
+    private void WakePrefaulterAfterRoll()
     {
-        if (!_options.PrefaultSegments)
+        if (_options.PrefaultSegments)
         {
-            return;
-        }
-
-        lock (_prefaultSignal)
-        {
-            Volatile.Write(ref _prefaultWakeBytes, long.MaxValue);
-            Monitor.Pulse(_prefaultSignal);
+            _prefaultKick = true;
+            TryWakePrefaulter();
         }
     }
 
@@ -463,7 +462,7 @@ public sealed partial class JournalLog
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WakePrefaulterIfDue()
     {
-        if (_appendedBytes >= Volatile.Read(ref _prefaultWakeBytes))
+        if (_appendedBytes >= Volatile.Read(ref _prefaultWakeBytes) || _prefaultKick)
         {
             TryWakePrefaulter();
         }
@@ -476,8 +475,11 @@ public sealed partial class JournalLog
         {
             try
             {
+                // Received if it waits; if it is working, it looks at the state (this roll included) before it
+                // waits again. Only a failed TryEnter (it is deciding, maybe from older state) needs another try.
                 Volatile.Write(ref _prefaultWakeBytes, long.MaxValue);
                 Monitor.Pulse(_prefaultSignal);
+                _prefaultKick = false;
             }
             finally
             {
@@ -539,7 +541,7 @@ public sealed partial class JournalLog
         var segments = Volatile.Read(ref _segments);
         if (segments.Length == 0 || segments[^1] is not { IsClosed: false } last)
         {
-            return long.MaxValue;
+            return Volatile.Read(ref _appendedBytes); // a roll in progress: look again at the writer's next batch
         }
 
         var position = Segment.PositionOf(last.Published);
@@ -550,9 +552,9 @@ public sealed partial class JournalLog
             wake = Math.Max(0, last.PrefaultedTo - (_prefaultWindow / 2));
         }
 
-        if (Volatile.Read(ref _spare) is null)
+        if (_prefaultSupported && Volatile.Read(ref _spare) is null && Environment.TickCount64 >= _spareRetryAt)
         {
-            wake = Math.Min(wake, Math.Max(0, last.Size - _prefaultWindow));
+            wake = Math.Min(wake, Math.Max(0, last.Size - _prefaultWindow)); // (no spare without pre-faulting, nor while backing off)
         }
 
         return wake == long.MaxValue ? long.MaxValue : appended + (wake - position);

@@ -15,7 +15,7 @@ public class ManyTopicsTests(ITestOutputHelper output)
     public async Task A_hundred_quiet_persistent_topics_with_64_MiB_segments_fit_on_a_1_GiB_disk_and_survive_a_restart()
     {
         using var dir = new TempDirectory();
-        using var fs = TmpfsMount.TryMount(dir.Combine("fs"), "1g", out var why);
+        using var fs = TestMount.TryMount(dir.Combine("fs"), "1g", out var why);
         if (fs is null)
         {
             output.WriteLine($"SKIPPED: cannot mount a tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");

@@ -120,6 +120,41 @@ public class SegmentAllocationTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Without native fallocate (ext3-style inodes, NFSv3) glibc's posix_fallocate writes a zero byte per block whose
+    /// first byte reads zero, racing the writer's stores into a range another thread already allocated; there the
+    /// journal allocates each segment whole at creation instead, and everything reads back.
+    /// </summary>
+    [Fact]
+    public void Without_native_fallocate_segments_are_allocated_whole_and_every_record_reads_back()
+    {
+        using var dir = new TempDirectory();
+        using var fs = TestMount.TryMountExt4(dir.Combine("noext"), 160, "^extent,^64bit", out var why);
+        if (fs is null)
+        {
+            output.WriteLine($"SKIPPED: cannot loop-mount an ext4 image without extents ({why}); this test needs root.");
+            return;
+        }
+
+        var journalDir = Path.Combine(fs.Path, "journal");
+        var options = new JournalOptions { SegmentSize = 16 << 20, Durability = DurabilityPolicy.None, PrefaultSegments = true };
+        long written;
+        using (var journal = JournalLog.Open(journalDir, options))
+        {
+            var first = Directory.GetFiles(journalDir, "*.seg").Single();
+            Assert.True(AllocatedBytes(first) >= 16 << 20, "the first segment is allocated whole");
+            Append(journal, (40 << 20) / RecordPayload); // across three segments
+            written = journal.NextOffset;
+            Assert.Equal(written, ReadAllChecked(journal));
+        }
+
+        using (var journal = JournalLog.Open(journalDir, options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(written, ReadAllChecked(journal));
+        }
+    }
+
     [Theory]
     [InlineData(1000L, 1_000_000_000L, 1 << 20)] // 1 KB/s: the minimum window
     [InlineData(15_000_000L, 1_000_000_000L, 4 << 20)] // 15 MB/s (100k msg/s): 3 MB in 200 ms, rounded up to a power of two
@@ -176,10 +211,10 @@ public class SegmentAllocationTests(ITestOutputHelper output)
         return expected;
     }
 
-    private void WithTmpfs(string size, Action<TmpfsMount> test)
+    private void WithTmpfs(string size, Action<TestMount> test)
     {
         using var dir = new TempDirectory();
-        using var fs = TmpfsMount.TryMount(dir.Combine("fs"), size, out var why);
+        using var fs = TestMount.TryMount(dir.Combine("fs"), size, out var why);
         if (fs is null)
         {
             output.WriteLine($"SKIPPED: cannot mount a tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");

@@ -31,6 +31,8 @@ internal static unsafe partial class Native
 
     internal const int EIntr = 4;
     internal const int ENxio = 6;
+    internal const int EInval = 22;
+    internal const int EOpNotSupp = 95;
     internal const int EAgain = 11;
     internal const int EFBig = 27;
     internal const int ENoSpc = 28;
@@ -39,6 +41,10 @@ internal static unsafe partial class Native
     /// <summary>Returns an errno value directly (0 on success); does not set errno.</summary>
     [LibraryImport(Libc, EntryPoint = "posix_fallocate")]
     internal static partial int PosixFallocate(int fd, long offset, long length);
+
+    /// <summary>The system call (-1 and errno on failure); unlike posix_fallocate, never emulated.</summary>
+    [LibraryImport(Libc, EntryPoint = "fallocate", SetLastError = true)]
+    internal static partial int Fallocate(int fd, int mode, long offset, long length);
 
     [LibraryImport(Libc, EntryPoint = "lseek", SetLastError = true)]
     internal static partial long Lseek(int fd, long offset, int whence);

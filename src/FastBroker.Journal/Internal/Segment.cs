@@ -41,6 +41,7 @@ internal sealed unsafe class Segment
     private volatile bool _sealed;
     private long _lastTimestamp;
     private int _allocatedTo;
+    private readonly Lock _emulationLock = new();
 
     private Segment(string path, SafeFileHandle handle, nint mapping, nuint mappedLength, in SegmentHeader header, bool writable, SparseIndex index)
     {
@@ -168,14 +169,21 @@ internal sealed unsafe class Segment
 
         try
         {
-            Allocate(handle, path, 0, Math.Min(size, AllocationUnit)); // the header page, and a full disk fails here
+            var first = Math.Min(size, AllocationUnit);
+            var native = TryAllocateNative(handle, path, 0, first); // the header page, and a full disk fails here
+            if (!native)
+            {
+                Allocate(handle, path, 0, size); // no native fallocate: the whole file now, nobody else has it yet
+                first = size;
+            }
+
             RandomAccess.SetLength(handle, size);
             var mapping = Map(handle, (nuint)size, writable: true, path);
             var segment = new Segment(path, handle, mapping, (nuint)size, blank, writable: true, new SparseIndex(indexCapacity))
             {
                 NeedsDirectorySync = true,
             };
-            segment._allocatedTo = Math.Min(size, AllocationUnit);
+            segment._allocatedTo = first;
             return segment;
         }
         catch
@@ -200,10 +208,15 @@ internal sealed unsafe class Segment
         }
 
         // No lock: the pre-fault thread runs at SCHED_IDLE, and a writer waiting on a lock it holds would wait until
-        // the machine is idle (priority inversion). fallocate of an allocated range is a no-op, so two threads may
-        // overlap; [0, from) was allocated when read, so [0, end) is once this call returns.
+        // the machine is idle (priority inversion). A native fallocate of an allocated range is a no-op, so two
+        // threads may overlap; [0, from) was allocated when read, so [0, end) is once this call returns.
         var end = (int)Math.Min(Size, ((long)to + AllocationUnit - 1) & ~(long)(AllocationUnit - 1));
-        Allocate(_handle, FilePath, from, end - from);
+        if (!TryAllocateNative(_handle, FilePath, from, end - from))
+        {
+            AllocateEmulated();
+            return;
+        }
+
         var seen = from;
         while (seen < end)
         {
@@ -240,6 +253,53 @@ internal sealed unsafe class Segment
         }
 
         return Math.Min(end, length);
+    }
+
+    /// <summary>
+    /// <c>fallocate(2)</c> itself, never glibc's emulation: the emulation writes a zero byte into every block whose
+    /// first byte reads zero, which races with the writer's stores into a range another thread already allocated.
+    /// False when the file system has no fallocate (ext3-style inodes, NFSv3, some FUSE).
+    /// </summary>
+    private static bool TryAllocateNative(SafeFileHandle handle, string path, long offset, long length)
+    {
+        var fd = (int)handle.DangerousGetHandle();
+        int err;
+        do
+        {
+            err = Native.Fallocate(fd, 0, offset, length) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        while (err == Native.EIntr);
+
+        if (err is Native.EOpNotSupp)
+        {
+            return false;
+        }
+
+        if (err != 0)
+        {
+            throw err is Native.ENoSpc or Native.EDQuot or Native.EFBig
+                ? new JournalFullException(path, length, Native.Describe(err))
+                : new JournalException(JournalErrorCode.IoError, $"fallocate of '{path}' failed: {Native.Describe(err)}");
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// No native fallocate: reserve the rest of the segment at once with glibc's emulation, under a lock and before
+    /// <see cref="AllocatedTo"/> moves, so nobody stores into the range it writes (as the old whole-file allocation did).
+    /// </summary>
+    private void AllocateEmulated()
+    {
+        lock (_emulationLock)
+        {
+            var from = _allocatedTo;
+            if (from < Size)
+            {
+                Allocate(_handle, FilePath, from, Size - from);
+                Volatile.Write(ref _allocatedTo, Size);
+            }
+        }
     }
 
     private static void Allocate(SafeFileHandle handle, string path, long offset, long length)
@@ -404,6 +464,12 @@ internal sealed unsafe class Segment
         }
 
         var populated = Native.Madvise(_base + start, (nuint)(to - start), Native.MadvPopulateWrite) == 0;
+        if (!populated && Marshal.GetLastPInvokeError() != Native.EInval)
+        {
+            // Not "unsupported" (EINVAL before 5.14) but a failed fault: touching those pages would be a SIGBUS.
+            throw new JournalException(JournalErrorCode.IoError, $"pre-faulting '{FilePath}' [{start}, {to}) failed: {Native.Describe(Marshal.GetLastPInvokeError())}");
+        }
+
         for (var page = start; page < to; page += PageSize)
         {
             _ = Interlocked.CompareExchange(ref *(int*)(Pointer + page), 0, 0);
