@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using FastBroker.Client.Internal;
 using FastBroker.Net;
 using FastBroker.Protocol;
@@ -16,28 +17,45 @@ public sealed partial class BrokerClient
     private static bool IsFatal(Exception error)
         => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
 
+    /// <summary>
+    /// Connects to every endpoint at once and keeps the first that completes the handshake (only the primary does: a
+    /// standby refuses). One after the other, a primary that froze or whose host died (its kernel may still accept
+    /// the TCP connection, or nothing answers the SYN) would cost a whole <see cref="BrokerClientOptions.ConnectTimeout"/>
+    /// before the next endpoint is even tried, on every reconnect.
+    /// </summary>
     private async Task<Connection> ConnectAnyAsync(CancellationToken cancellationToken)
     {
-        Exception? last = null;
-        foreach (var endpoint in _endpoints)
+        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var outstanding = new StrongBox<int>(_endpoints.Length);
+        var giveUpAt = Environment.TickCount64 + (long)_options.ConnectTimeout.TotalMilliseconds;
+        var pending = _endpoints.Select(e => ConnectRetryingAsync(e, outstanding, giveUpAt, race.Token)).ToList();
+        Exception? last = null, fatal = null;
+        while (pending.Count > 0)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
+            var done = await Task.WhenAny(pending).ConfigureAwait(false);
+            pending.Remove(done);
+            if (done.IsCompletedSuccessfully)
             {
-                return await ConnectOneAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                await race.CancelAsync().ConfigureAwait(false);
+                _ = DropLateAsync(pending); // an attempt that completes anyway is closed, not leaked
+                return done.Result;
             }
-            catch (Exception ex) when (IsFatal(ex))
+
+            var error = done.Exception?.InnerException ?? new OperationCanceledException(cancellationToken);
+            if (IsFatal(error))
             {
-                throw;
+                fatal ??= error;
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            else if (error is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                throw;
+                last = error;
             }
-            catch (Exception ex)
-            {
-                last = ex;
-            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        if (fatal is not null)
+        {
+            throw fatal is BrokerClientException f ? CopyFailure(f) : fatal;
         }
 
         if (last is BrokerClientException refused)
@@ -47,6 +65,52 @@ public sealed partial class BrokerClient
 
         var tried = string.Join(", ", _endpoints);
         throw new BrokerClientException(ErrorCode.Closed, $"could not connect to {tried}: {last?.Message}", last);
+    }
+
+    /// <summary>
+    /// One endpoint's attempts within <see cref="ConnectAnyAsync"/>: a refusal (a standby) or a failure is retried
+    /// after the reconnect back-off while another endpoint's attempt is still pending (the standby may become primary
+    /// while the old primary's endpoint hangs), until <paramref name="giveUpAt"/>.
+    /// </summary>
+    private async Task<Connection> ConnectRetryingAsync(Internal.Endpoint endpoint, StrongBox<int> outstanding, long giveUpAt, CancellationToken cancellationToken)
+    {
+        var delay = _options.ReconnectInitialDelay;
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    return await ConnectOneAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!IsFatal(ex) && !cancellationToken.IsCancellationRequested
+                    && Volatile.Read(ref outstanding.Value) > 1 && Environment.TickCount64 + (long)delay.TotalMilliseconds < giveUpAt)
+                {
+                    await Task.Delay(Jittered(delay, Random.Shared.NextDouble()), cancellationToken).ConfigureAwait(false);
+                    delay = delay * 2 < _options.ReconnectMaxDelay ? delay * 2 : _options.ReconnectMaxDelay;
+                }
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref outstanding.Value);
+        }
+    }
+
+    private static async Task DropLateAsync(List<Task<Connection>> attempts)
+    {
+        foreach (var attempt in attempts)
+        {
+            try
+            {
+                var connection = await attempt.ConfigureAwait(false);
+                await DropAsync(connection, null).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // Cancelled or failed: nothing to close (ConnectOneAsync dropped its socket).
+            }
+        }
     }
 
     private async Task<Connection> ConnectOneAsync(Internal.Endpoint endpoint, CancellationToken cancellationToken)
@@ -450,8 +514,12 @@ public sealed partial class BrokerClient
             return;
         }
 
+        // A PING also goes out after an interval with nothing received (the server answers PONG at once), so silence
+        // for three intervals means the server or its host is gone: a frozen or powered-off server sends no FIN,
+        // and its standby may already be primary.
         var sendAfter = Math.Max(1, (long)interval.TotalMilliseconds);
-        var deadAfter = 3 * (long)(server ?? interval).TotalMilliseconds;
+        var deadAfter = 3 * sendAfter;
+        long lastPing = 0;
 
         // Check four times per interval: a PING goes out at most a quarter interval late.
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(5, sendAfter / 4)));
@@ -466,8 +534,9 @@ public sealed partial class BrokerClient
                     return;
                 }
 
-                if (now - connection.LastSent >= sendAfter)
+                if (now - connection.LastSent >= sendAfter || (now - connection.LastReceived >= sendAfter && now - lastPing >= sendAfter))
                 {
+                    lastPing = now;
                     lock (_sync)
                     {
                         _heartbeatPing = true;

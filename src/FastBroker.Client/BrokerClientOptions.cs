@@ -65,7 +65,7 @@ public sealed record BrokerClientOptions
     /// <summary>Longest time for one connection attempt to one endpoint (TCP, TLS and the HELLO/WELCOME handshake).</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Send a PING after this long without sending; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead after 3 server intervals (3 × this without one) with nothing received.</summary>
+    /// <summary>Send a PING after this long without sending or without receiving; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead (and the client reconnects, to the standby if it took over) after 3 × this with nothing received: the server answers every PING.</summary>
     public TimeSpan? HeartbeatInterval { get; init; }
 
     /// <summary>Largest frame this client accepts (announced in HELLO, so the server splits batches to fit).</summary>

@@ -659,6 +659,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
         try
         {
             socket.NoDelay = true;
+            Wire.KeepAlive(socket); // a standby whose host dies silently drops off in seconds, not hours
             socket.ReceiveTimeout = 2000;
             var input = new FrameInput(socket, 64 << 10);
             if (!input.Read(out var kind, out var body))

@@ -17,6 +17,31 @@ public class ReconnectTests
         Assert.InRange(wait.TotalMilliseconds, expectedMs - 0.01, expectedMs + 0.01);
     }
 
+    /// <summary>
+    /// A frozen primary's kernel still completes the TCP handshake, and then nothing answers the HELLO. Listed first, it
+    /// must not keep the client from the endpoint that does answer for a whole ConnectTimeout (here ten minutes:
+    /// the test's deadline is one): every endpoint is tried at once.
+    /// </summary>
+    [Fact]
+    public async Task An_endpoint_that_accepts_but_never_answers_does_not_hold_up_the_one_that_does()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        using var frozen = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        frozen.Start(); // never accepts in user space: the kernel's backlog completes the handshake, as for a SIGSTOPped server
+        var frozenEndpoint = $"127.0.0.1:{((System.Net.IPEndPoint)frozen.LocalEndpoint).Port}";
+        await using var client = await BrokerClient.ConnectAsync(f.ClientOptions() with
+        {
+            Endpoints = [frozenEndpoint, f.Endpoint],
+            ConnectTimeout = TimeSpan.FromMinutes(10),
+        }).AsTask().WaitAsync(Deadline);
+        Assert.Equal(0, await client.PublishAsync("frozen.first", Bytes("m0")).AsTask().WaitAsync(Deadline));
+
+        // And on a reconnect: the server restarts, the frozen endpoint is still listed first.
+        await f.RestartServerAsync();
+        Assert.Equal(1, await client.PublishAsync("frozen.first", Bytes("m1")).AsTask().WaitAsync(Deadline));
+        Assert.True(client.ConnectCount >= 2);
+    }
+
     [Fact]
     public async Task After_a_server_restart_publishes_complete_and_subscriptions_continue_without_gaps_or_repeats()
     {

@@ -133,6 +133,12 @@ internal sealed class StandbyReplica : IDisposable
 
         try
         {
+            // Silence is how a primary that froze or lost power looks (no FIN): a receive that waits longer than the
+            // heartbeat timeout ends the link, and the caller probes the peer and may ask the witness for the lease.
+            // The handshake gets twice that (the primary decides truncations first): a frozen primary's kernel still
+            // accepts the connection, and every such attempt delays the promotion by this much.
+            Wire.KeepAlive(socket);
+            socket.ReceiveTimeout = (int)Math.Ceiling(2 * _options.HeartbeatTimeout.TotalMilliseconds);
             var f = new FrameBuffer(4096);
             new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next, p.Durable))]).Write(f);
             f.SendTo(socket);
@@ -162,7 +168,12 @@ internal sealed class StandbyReplica : IDisposable
 
             _durableThread ??= StartDurableThread();
             Touch();
+            socket.ReceiveTimeout = (int)Math.Ceiling(_options.HeartbeatTimeout.TotalMilliseconds); // heartbeats every HeartbeatInterval
             return Stream(socket, input, out refusedEpoch);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+        {
+            return $"nothing from the primary for {SinceLastHeard.TotalMilliseconds:F0} ms (heartbeat timeout {_options.HeartbeatTimeout.TotalMilliseconds:F0} ms)";
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException or JournalException)
         {

@@ -242,6 +242,19 @@ internal static class Wire
         }
     }
 
+    /// <summary>
+    /// TCP keepalive after one second of silence, probed every second, given up after three unanswered probes: a peer
+    /// whose host died (power, panic) never sends a FIN, and a socket nobody writes to would otherwise stay open for
+    /// the kernel's default of two hours.
+    /// </summary>
+    public static void KeepAlive(Socket socket)
+    {
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 1);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 1);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
+    }
+
     public static System.Net.IPEndPoint ParseEndPoint(string value)
     {
         var colon = value.LastIndexOf(':');

@@ -60,6 +60,18 @@ internal sealed class NodeProcess : IDisposable
         _lives[^1].Kill();
     }
 
+    /// <summary>
+    /// SIGSTOP (<paramref name="freeze"/>) or SIGCONT: a node that stops dead without closing anything, as a frozen VM
+    /// or a host that lost power looks to its peers (no FIN, no RST, silence).
+    /// </summary>
+    public void Freeze(bool freeze = true)
+    {
+        Assert.True(IsRunning, $"node {Id} is not running");
+        using var kill = Process.Start(new ProcessStartInfo("kill", [freeze ? "-STOP" : "-CONT", _lives[^1].Id.ToString(CultureInfo.InvariantCulture)]))!;
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
     /// <summary>GET /status, or null when the node does not answer.</summary>
     public async Task<NodeStatus?> TryStatusAsync()
     {

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using FastBroker.Client;
+using Xunit.Abstractions;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A primary that stops dead without closing its connections (a frozen VM, a host that lost power, a kernel panic)
+/// sends no FIN: the standby's link stays open and silent. The standby must take that silence as the heartbeat
+/// timeout, not wait for TCP to give up. Here the primary is frozen with SIGSTOP; when it thaws it has lost its
+/// lease and must not be a second primary of its epoch.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class SilentPrimaryFailoverTests(ITestOutputHelper output)
+{
+    private const string Topic = "silent.orders";
+
+    [Fact]
+    public async Task A_standby_whose_primary_goes_silent_takes_over_and_the_thawed_primary_steps_down()
+    {
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            var witness = await pair.StartWitnessAsync();
+            int portA = FreePort.Next(), portB = FreePort.Next();
+            string[] options = ["--witness", witness.Endpoint, "--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local"];
+            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", options);
+            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", options);
+            await a.StartAsync();
+            var before = await a.WaitForAsync(s => s.IsPrimary, "a takes the lease");
+            await b.StartAsync();
+            await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+
+            await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+            {
+                Endpoints = [a.ClientEndpoint, b.ClientEndpoint],
+                ReconnectTimeout = TimeSpan.FromSeconds(60),
+                HeartbeatInterval = TimeSpan.FromMilliseconds(200), // the client, too, must notice a silent server
+            });
+            var confirmed = 0;
+            for (; confirmed < 20; confirmed++)
+            {
+                Assert.Equal(confirmed, await client.PublishAsync(Topic, BitConverter.GetBytes(confirmed)));
+            }
+
+            a.Freeze();
+            frozen = a;
+            var sw = Stopwatch.StartNew();
+            var after = await b.WaitForAsync(s => s.IsPrimary, "b takes over although its link to the frozen a never closed", TimeSpan.FromSeconds(60));
+            output.WriteLine($"b primary at epoch {after.Epoch} {sw.ElapsedMilliseconds} ms after the freeze");
+            Assert.True(after.Epoch > before.Epoch, $"epoch {after.Epoch} after {before.Epoch}");
+            Assert.Equal(confirmed, await client.PublishAsync(Topic, "on b"u8)); // everything confirmed is there, once
+            output.WriteLine($"the client's publish confirmed by b {sw.ElapsedMilliseconds} ms after the freeze");
+
+            // The old primary thaws: its lease ran out while it was frozen, so it must not serve as a primary again.
+            a.Freeze(false);
+            frozen = null;
+            await a.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true, PrimaryId: "b" }, "the thawed a follows b");
+            output.WriteLine($"the thawed a follows b {sw.ElapsedMilliseconds} ms after the freeze");
+            var sb = await b.WaitForAsync(s => s.IsPrimary, "b is still primary");
+            Assert.Equal(after.Epoch, sb.Epoch);
+            Assert.Equal(confirmed + 1, await client.PublishAsync(Topic, "after the thaw"u8));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+}
