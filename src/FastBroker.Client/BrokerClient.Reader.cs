@@ -90,7 +90,7 @@ public sealed partial class BrokerClient
         switch (op.Kind)
         {
             case ControlKind.Subscribe or ControlKind.JoinGroup:
-                op.Subscription!.OnSubscribed(value);
+                op.Subscription!.OnSubscribed(value, op);
                 break;
             case ControlKind.Commit:
                 op.Subscription!.MarkCommitted(op.TopicName!, (long)op.Offset);
@@ -241,11 +241,26 @@ public sealed partial class BrokerClient
     internal void OnDropped(uint subscriptionId, ulong droppedCount, ulong resumeOffset)
         => Emit(BrokerClientEventKind.MessagesDropped, $"subscription {subscriptionId} missed {droppedCount} message(s) of a transient topic; resuming at {resumeOffset}", ErrorCode.None, subscriptionId: subscriptionId, count: (long)droppedCount);
 
+    /// <summary>
+    /// Queues a control frame for the writer, or fails it at once when the client has failed or is disposed (no writer
+    /// will ever take it again, so an awaited op would hang).
+    /// </summary>
     private void QueueControl(ControlOp op)
     {
+        BrokerClientException? failure;
         lock (_sync)
         {
-            _control.Add(op);
+            failure = _failure;
+            if (failure is null)
+            {
+                _control.Add(op);
+            }
+        }
+
+        if (failure is not null)
+        {
+            op.Completion?.TrySetException(CopyFailure(failure));
+            return;
         }
 
         _writeSignal.Set();

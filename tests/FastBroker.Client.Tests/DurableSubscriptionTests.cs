@@ -5,6 +5,29 @@ namespace FastBroker.ClientTests;
 
 public class DurableSubscriptionTests
 {
+    /// <summary>
+    /// A durable subscription that starts at Latest and has received nothing yet when the connection drops: what is
+    /// published meanwhile must reach it after the reconnect (it resumes where its first OK said it started), not be
+    /// skipped by a second Latest start.
+    /// </summary>
+    [Fact]
+    public async Task A_durable_subscription_that_received_nothing_gets_what_was_published_while_it_was_disconnected()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var proxy = new FastBroker.Testing.TcpProxy(f.Port);
+        var subscriber = await f.ConnectAsync(o => o with { Endpoints = [proxy.Endpoint] });
+        await using var sub = await subscriber.CreateSubscriptionAsync("durable.quiet", SubscribeOptions.Default with { DurableName = "d", Start = SubscribeStart.Latest });
+
+        proxy.Cut();
+        await EventuallyAsync(() => subscriber.ConnectCount >= 1 && !subscriber.IsConnected, "the subscriber lost its connection");
+        var publisher = await f.ConnectAsync();
+        await publisher.PublishAsync("durable.quiet", Bytes("while away"));
+        proxy.Restore();
+
+        var got = await TakeAsync(sub, 1);
+        Assert.Equal("while away", got[0].GetPayloadString());
+    }
+
     [Fact]
     public async Task A_new_client_resumes_a_durable_subscription_after_the_committed_position()
     {

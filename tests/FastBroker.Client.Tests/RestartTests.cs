@@ -149,4 +149,77 @@ public class RestartTests(ITestOutputHelper output)
             restarted?.Dispose();
         }
     }
+    /// <summary>
+    /// Reply inboxes are transient topics, so a restarted broker numbers them from 0 again. A requester that had
+    /// received N replies resumes its inbox at N, the server answers from 0, and the client must take what comes from
+    /// there as new instead of dropping the next N replies as redeliveries (every request would time out).
+    /// </summary>
+    [Fact]
+    public async Task Request_reply_works_after_the_server_restarts_although_the_inbox_numbers_from_zero_again()
+    {
+        using var dir = new TempDirectory("fastbroker-client-restart");
+        var host = await HostProcess.StartAsync(dir.Path);
+        HostProcess? restarted = null;
+        try
+        {
+            var options = BrokerClientOptions.Default with { Endpoints = [host.Endpoint], ReconnectTimeout = s_long, ConnectTimeout = TimeSpan.FromSeconds(30) };
+            await using var responderClient = await BrokerClient.ConnectAsync(options);
+            await using var requests = await responderClient.CreateSubscriptionAsync("svc.restart");
+            using var stop = new CancellationTokenSource();
+            var probes = 0;
+            var responder = Task.Run(async () =>
+            {
+                try
+                {
+                    await foreach (var request in requests.ReadAllAsync(stop.Token))
+                    {
+                        if (request.TryGetHeader("fb-reply-to", out _))
+                        {
+                            await responderClient.ReplyAsync(request, Bytes("echo:" + request.GetPayloadString()));
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref probes);
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            });
+
+            await using var requester = await BrokerClient.ConnectAsync(options);
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal($"echo:before{i}", (await requester.RequestAsync("svc.restart", Bytes($"before{i}"), TimeSpan.FromSeconds(60))).GetPayloadString());
+            }
+
+            host.Kill();
+            restarted = await HostProcess.StartAsync(dir.Path, host.Port);
+            Eventually.True(() => requester.ConnectCount >= 2 && responderClient.ConnectCount >= 2, "both clients reconnect", s_long);
+
+            // A plain message reaches the responder once its subscription is live again (before that, a message to the
+            // transient topic reaches nobody). Then every reply, at inbox offsets 0, 1, 2 again, must come through.
+            for (var attempt = 0; Volatile.Read(ref probes) == 0; attempt++)
+            {
+                Assert.True(attempt < 600, "the responder never resubscribed");
+                await requester.PublishAsync("svc.restart", Bytes("probe"));
+                await Task.Delay(100); // the probe's pacing, not an assertion on time
+            }
+
+            for (var i = 0; i < 3; i++)
+            {
+                var reply = await requester.RequestAsync("svc.restart", Bytes($"after{i}"), TimeSpan.FromSeconds(60));
+                Assert.Equal($"echo:after{i}", reply.GetPayloadString());
+            }
+
+            await stop.CancelAsync();
+            await responder.WaitAsync(Deadline);
+        }
+        finally
+        {
+            host.Dispose();
+            restarted?.Dispose();
+        }
+    }
 }

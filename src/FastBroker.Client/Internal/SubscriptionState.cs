@@ -225,14 +225,31 @@ internal sealed class SubscriptionState
         }
     }
 
-    /// <summary>An OK for this subscription's SUBSCRIBE or JOIN_GROUP (<paramref name="value"/>: the first offset to be delivered).</summary>
-    public void OnSubscribed(ulong value)
+    /// <summary>
+    /// An OK for this subscription's SUBSCRIBE or JOIN_GROUP (<paramref name="value"/>: the first offset to be
+    /// delivered). A resume from an offset answered with a lower one means the topic's offsets went back: a transient
+    /// topic (every client's reply inbox among them) after a server restart or a failover, or a persistent one whose
+    /// unreplicated tail a failover cut. What comes from there on is new, so the positions follow the server instead
+    /// of dropping everything up to the old offset as redeliveries.
+    /// </summary>
+    public void OnSubscribed(ulong value, ControlOp op)
     {
         lock (Gate)
         {
-            if (Kind != SubscriptionKind.Group && FirstOffset < 0 && !IsWildcard && value <= long.MaxValue)
+            if (Kind != SubscriptionKind.Group && !IsWildcard && value <= long.MaxValue)
             {
-                FirstOffset = (long)value;
+                if (FirstOffset < 0)
+                {
+                    FirstOffset = (long)value;
+                }
+                else if (op.Start == StartKind.Offset && value < op.Offset)
+                {
+                    FirstOffset = Math.Min(FirstOffset, (long)value);
+                    foreach (var p in _topics.Values)
+                    {
+                        p.LastReceived = Math.Min(p.LastReceived, (long)value - 1);
+                    }
+                }
             }
         }
 
@@ -297,9 +314,10 @@ internal sealed class SubscriptionState
             var credit = (uint)Math.Max(0, Credit - Buffered);
             if (!EverReceived)
             {
-                // A concrete topic that had started (the first OK named its offset) continues from there, so that what
-                // was published while disconnected is not skipped by a Latest start; otherwise the original start.
-                return FirstOffset >= 0 && DurableName is null
+                // A concrete topic that had started (the first OK named its offset) continues from there, durable or
+                // not, so that what was published while disconnected is not skipped by a Latest start; otherwise the
+                // original start.
+                return FirstOffset >= 0
                     ? new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)FirstOffset }
                     : new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = Start.Kind, Offset = Start.Value, Fallback = Start.Fallback };
             }
