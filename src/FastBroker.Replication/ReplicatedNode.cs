@@ -335,6 +335,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 _fenceReason = null;
                 Interlocked.Exchange(ref _newerEpochSeen, -1);
                 SetRole(NodeRole.Primary, $"{why}; serving clients on {server.EndPoint}");
+
+                // The lease may have been lost while the journals opened (a cold open verifies every sealed segment):
+                // its Fence found no server to stop then, and the line above cleared its reason. A lost lease stays
+                // lost: stop serving now and let the watch loop step down.
+                if (_lease is { IsValid: false })
+                {
+                    Fence("witness lease lost while becoming primary");
+                }
             }
             catch
             {
