@@ -244,7 +244,8 @@ public sealed unsafe partial class JournalLog
         {
             try
             {
-                active.AllocateTo((int)Math.Min(active.Size, end + WriterAllocationAhead));
+                // A segment past its first MiB is not quiet: all its blocks at once (see AllocateAhead).
+                active.AllocateTo(end > FullAllocationAfter ? active.Size : (int)Math.Min(active.Size, end + WriterAllocationAhead));
             }
             catch (JournalFullException)
             {

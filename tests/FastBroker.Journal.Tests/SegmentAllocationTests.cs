@@ -156,11 +156,11 @@ public class SegmentAllocationTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1000L, 1_000_000_000L, 1 << 20)] // 1 KB/s: the minimum window
-    [InlineData(15_000_000L, 1_000_000_000L, 4 << 20)] // 15 MB/s (100k msg/s): 3 MB in 200 ms, rounded up to a power of two
-    [InlineData(100_000_000L, 1_000_000_000L, 32 << 20)] // 100 MB/s: 20 MB in 200 ms, rounded up to a power of two
-    [InlineData(1_000_000_000L, 1_000_000_000L, 64 << 20)] // 1 GB/s: the whole segment
-    public void The_prefault_window_covers_200_ms_of_writing_between_1_MiB_and_the_segment(long bytes, long nanoseconds, int expected)
+    [InlineData(100_000L, 1_000_000_000L, 1 << 20)] // 100 KB/s: the minimum window
+    [InlineData(3_000_000L, 1_000_000_000L, 4 << 20)] // 3 MB/s (20k msg/s): 3 MB in 1 s, rounded up to a power of two
+    [InlineData(15_000_000L, 1_000_000_000L, 16 << 20)] // 15 MB/s (100k msg/s): 15 MB in 1 s
+    [InlineData(100_000_000L, 1_000_000_000L, 64 << 20)] // 100 MB/s: the whole segment
+    public void The_prefault_window_covers_1_s_of_writing_between_1_MiB_and_the_segment(long bytes, long nanoseconds, int expected)
     {
         var ticks = (long)(nanoseconds / 1e9 * System.Diagnostics.Stopwatch.Frequency);
         Assert.Equal(expected, JournalLog.PrefaultWindowFor(bytes, ticks, SegmentSize));
