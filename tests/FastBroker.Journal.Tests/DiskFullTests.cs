@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FastBroker.Testing;
 using Xunit.Abstractions;
 
@@ -124,25 +123,5 @@ public class DiskFullTests(ITestOutputHelper output)
         throw new InvalidOperationException("the disk never filled up");
     }
 
-    internal static (bool Ok, string Error) Run(string file, params string[] args)
-    {
-        try
-        {
-            var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var a in args)
-            {
-                psi.ArgumentList.Add(a);
-            }
-
-            using var p = Process.Start(psi)!;
-            var err = p.StandardError.ReadToEnd();
-            p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return (p.ExitCode == 0, err.Trim());
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (false, e.Message);
-        }
-    }
+    internal static (bool Ok, string Error) Run(string file, params string[] args) => TestMount.Run(file, args);
 }

@@ -81,7 +81,8 @@ public sealed class TestMount : IDisposable
         }
     }
 
-    private static (bool Ok, string Error) Run(string file, params string[] args)
+    /// <summary>Runs a command to completion: whether it exited 0, and its stderr.</summary>
+    public static (bool Ok, string Error) Run(string file, params string[] args)
     {
         try
         {
