@@ -34,6 +34,24 @@ internal sealed class PairHarness : IAsyncDisposable
         return node;
     }
 
+    /// <summary>
+    /// A witness and two nodes peered directly with <paramref name="options"/> (the witness endpoint is added): a
+    /// takes the lease and b follows it. Returns a's status as primary.
+    /// </summary>
+    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(params string[] options)
+    {
+        var witness = await StartWitnessAsync();
+        int portA = FreePort.Next(), portB = FreePort.Next();
+        string[] all = ["--witness", witness.Endpoint, .. options];
+        var a = AddNode("a", portA, $"127.0.0.1:{portB}", all);
+        var b = AddNode("b", portB, $"127.0.0.1:{portA}", all);
+        await a.StartAsync();
+        var primary = await a.WaitForAsync(s => s.IsPrimary, "a takes the lease");
+        await b.StartAsync();
+        await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+        return (a, b, primary);
+    }
+
     public TcpProxy AddProxy(int targetPort)
     {
         var proxy = new TcpProxy(targetPort);

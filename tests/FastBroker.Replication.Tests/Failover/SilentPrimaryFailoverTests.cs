@@ -22,15 +22,7 @@ public sealed class SilentPrimaryFailoverTests(ITestOutputHelper output)
         NodeProcess? frozen = null;
         try
         {
-            var witness = await pair.StartWitnessAsync();
-            int portA = FreePort.Next(), portB = FreePort.Next();
-            string[] options = ["--witness", witness.Endpoint, "--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local"];
-            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", options);
-            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", options);
-            await a.StartAsync();
-            var before = await a.WaitForAsync(s => s.IsPrimary, "a takes the lease");
-            await b.StartAsync();
-            await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+            var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
             {
