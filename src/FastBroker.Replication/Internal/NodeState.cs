@@ -53,7 +53,7 @@ internal sealed class NodeState
     public void Follow(long epoch, string historyText)
     {
         History.Clear();
-        ParseHistory(historyText);
+        ParseHistory(historyText, History);
         Epoch = epoch;
         LastRole = NodeRole.Standby;
         Save();
@@ -69,14 +69,38 @@ internal sealed class NodeState
     }
 
     /// <summary>
-    /// Where a node that last followed <paramref name="theirEpoch"/> must cut <paramref name="topic"/>: the start of
-    /// the first later epoch in this history (what that epoch's primary had), or null when nothing is to be cut.
+    /// Where a node that last followed <paramref name="theirEpoch"/>, with epoch history <paramref name="theirs"/>, must
+    /// cut <paramref name="topic"/>, or null when nothing is to be cut. Both histories agree up to the last epoch they
+    /// share (the same primary wrote those records); from there on each side's records are its own. So the cut is the
+    /// earlier of the two ends of that epoch: where this history's next epoch starts (what the later primaries built
+    /// on) and where theirs does (records of an epoch this node never followed, such as one the rejoining node led
+    /// while cut off: those offsets hold other records here even if this history's next epoch starts later). With no
+    /// common epoch (a node that never followed anyone), the shared part is what came before either history's first
+    /// epoch. The ends of the shared epoch itself, when neither history goes past it, are the ordinary catch-up case
+    /// (the caller keeps at most this node's head).
     /// </summary>
-    public long? DivergenceOffset(long theirEpoch, string topic)
+    public long? DivergenceOffset(long theirEpoch, SortedDictionary<long, Dictionary<string, long>> theirs, string topic)
     {
-        foreach (var (epoch, starts) in History)
+        var common = 0L;
+        foreach (var epoch in theirs.Keys)
         {
-            if (epoch > theirEpoch)
+            if (epoch <= theirEpoch && History.ContainsKey(epoch))
+            {
+                common = epoch;
+            }
+        }
+
+        var ours = EndOf(History, common, topic);
+        var theirsEnd = EndOf(theirs, common, topic);
+        return ours is null ? theirsEnd : theirsEnd is null ? ours : Math.Min(ours.Value, theirsEnd.Value);
+    }
+
+    /// <summary>The start of the first epoch after <paramref name="epoch"/> in <paramref name="history"/>, or null.</summary>
+    private static long? EndOf(SortedDictionary<long, Dictionary<string, long>> history, long epoch, string topic)
+    {
+        foreach (var (e, starts) in history)
+        {
+            if (e > epoch)
             {
                 return starts.TryGetValue(topic, out var offset) ? offset : 0;
             }
@@ -141,10 +165,18 @@ internal sealed class NodeState
             }
         }
 
-        ParseHistory(history.ToString());
+        ParseHistory(history.ToString(), History);
     }
 
-    private void ParseHistory(string text)
+    /// <summary>A history in <see cref="FormatHistory"/>'s text form.</summary>
+    public static SortedDictionary<long, Dictionary<string, long>> ParseHistory(string text)
+    {
+        var history = new SortedDictionary<long, Dictionary<string, long>>();
+        ParseHistory(text, history);
+        return history;
+    }
+
+    private static void ParseHistory(string text, SortedDictionary<long, Dictionary<string, long>> history)
     {
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -156,7 +188,7 @@ internal sealed class NodeState
                 starts[parts[i][..at]] = long.Parse(parts[i].AsSpan(at + 1), CultureInfo.InvariantCulture);
             }
 
-            History[long.Parse(parts[0], CultureInfo.InvariantCulture)] = starts;
+            history[long.Parse(parts[0], CultureInfo.InvariantCulture)] = starts;
         }
     }
 }

@@ -100,7 +100,7 @@ internal sealed class PrimaryReplicator : IDisposable
 
     internal string NodeHistory() => _state.FormatHistory();
 
-    internal long? DivergenceOffset(long theirEpoch, string topic) => _state.DivergenceOffset(theirEpoch, topic);
+    internal long? DivergenceOffset(Hello hello, string topic) => _state.DivergenceOffset(hello.Epoch, NodeState.ParseHistory(hello.History), topic);
 
     public void Dispose()
     {
@@ -135,10 +135,11 @@ internal sealed class PrimaryReplicator : IDisposable
 }
 
 /// <summary>
-/// A standby's opening: who it is, the epoch it last followed, and what each of its topics holds (first, next, and the
-/// durable end: what it has flushed, which a standby-durable confirmation may count on).
+/// A standby's opening: who it is, the epoch it last followed, what each of its topics holds (first, next, and the
+/// durable end: what it has flushed, which a standby-durable confirmation may count on), and its epoch history (where
+/// its records stop being the primary's: see <see cref="NodeState.DivergenceOffset"/>).
 /// </summary>
-internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string Topic, long First, long Next, long Durable)> Topics)
+internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string Topic, long First, long Next, long Durable)> Topics, string History)
 {
     public static Hello Parse(ReadOnlySpan<byte> body)
     {
@@ -163,7 +164,7 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
             topics.Add((r.Str(), r.I64(), r.I64(), r.I64()));
         }
 
-        return new Hello(id, epoch, topics);
+        return new Hello(id, epoch, topics, r.Str());
     }
 
     public void Write(FrameBuffer f)
@@ -174,7 +175,7 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
             f.Str(topic).I64(first).I64(next).I64(durable);
         }
 
-        f.End();
+        f.Str(History).End();
     }
 }
 
@@ -433,7 +434,7 @@ internal sealed class StandbyLink : IDisposable
             durableOf[name] = durable;
 
             var keep = Math.Min(next, topic.Head);
-            if (_hello.Epoch < primaryEpoch && _owner.DivergenceOffset(_hello.Epoch, name) is { } cut)
+            if (_hello.Epoch < primaryEpoch && _owner.DivergenceOffset(_hello, name) is { } cut)
             {
                 keep = Math.Min(keep, cut);
             }

@@ -111,17 +111,13 @@ internal sealed class StandbyReplica : IDisposable
             return $"cannot connect to the primary at {primary}: {ex.SocketErrorCode}";
         }
 
-        Volatile.Write(ref _socket, socket);
-        if (_stopping)
-        {
-            socket.Dispose();
-            return "stopping";
-        }
-
         // Topic ids and pending acks belong to one link: the new primary numbers its topics afresh, and an ack left
-        // over from the last link (a failed send, a topic replaced since) must not be sent under a reused id.
+        // over from the last link (a failed send, a topic replaced since) must not be sent under a reused id. The
+        // socket changes under the same lock: the durable thread builds an ack and picks the socket it goes to in one
+        // critical section, so an ack built with the last link's ids goes to that link's (closed) socket, never this one.
         lock (_byName)
         {
+            Volatile.Write(ref _socket, socket);
             foreach (var t in _touched)
             {
                 t.Touched = false;
@@ -129,6 +125,12 @@ internal sealed class StandbyReplica : IDisposable
 
             _touched.Clear();
             _byId.Clear();
+        }
+
+        if (_stopping)
+        {
+            socket.Dispose();
+            return "stopping";
         }
 
         try
@@ -140,7 +142,7 @@ internal sealed class StandbyReplica : IDisposable
             Wire.KeepAlive(socket);
             socket.ReceiveTimeout = (int)Math.Ceiling(2 * _options.HeartbeatTimeout.TotalMilliseconds);
             var f = new FrameBuffer(4096);
-            new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next, p.Durable))]).Write(f);
+            new Hello(_options.NodeId, _state.Epoch, [.. Positions.Select(p => (p.Topic, p.First, p.Next, p.Durable))], _state.FormatHistory()).Write(f);
             f.SendTo(socket);
             var input = new FrameInput(socket, 4 << 20);
             if (!input.Read(out var kind, out var body))
@@ -649,8 +651,10 @@ internal sealed class StandbyReplica : IDisposable
                 // Only topics still known under their id on the current link: one replaced or renumbered meanwhile
                 // (a new link, a truncation) must not have its old positions credited to another topic.
                 var f = _durableFrame;
+                Socket? link;
                 lock (_byName)
                 {
+                    link = Volatile.Read(ref _socket);
                     pending.RemoveAll(t => t.Id >= _byId.Count || !ReferenceEquals(_byId[(int)t.Id], t));
                     f.Begin(FrameKind.Ack).U32((uint)pending.Count);
                     foreach (var t in pending)
@@ -665,11 +669,11 @@ internal sealed class StandbyReplica : IDisposable
                     continue;
                 }
 
-                if (Volatile.Read(ref _socket) is { } socket)
+                if (link is not null)
                 {
                     lock (_sendLock)
                     {
-                        f.SendTo(socket);
+                        f.SendTo(link);
                     }
                 }
             }

@@ -205,7 +205,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 4; // 4: RETAINED
+    public const ushort Version = 5; // 4: RETAINED; 5: the standby's epoch history in HELLO
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

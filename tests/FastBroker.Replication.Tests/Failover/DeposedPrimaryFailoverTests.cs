@@ -1,5 +1,3 @@
-using System.Text;
-using FastBroker.Client;
 using Xunit.Abstractions;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -100,21 +98,6 @@ public sealed class DeposedPrimaryFailoverTests(ITestOutputHelper output)
         Assert.DoesNotContain(content.Payloads, p => p.StartsWith('l'));
     }
 
-    /// <summary>Publishes prefix0000… one client, all confirmed; the confirmations name consecutive offsets.</summary>
-    private static async Task PublishAsync(NodeProcess node, string prefix, int count, FastBroker.Protocol.Durability durability)
-    {
-        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [node.ClientEndpoint], Reconnect = false });
-        var options = PublishOptions.Default with { Durability = durability };
-        var tasks = new List<Task<long>>();
-        for (var i = 0; i < count; i++)
-        {
-            tasks.Add(client.PublishAsync(Topic, Encoding.UTF8.GetBytes($"{prefix}{i:D4}"), options).AsTask());
-        }
-
-        var offsets = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
-        for (var i = 1; i < offsets.Length; i++)
-        {
-            Assert.Equal(offsets[0] + i, offsets[i]);
-        }
-    }
+    private static Task PublishAsync(NodeProcess node, string prefix, int count, FastBroker.Protocol.Durability durability) =>
+        PrefixedMessages.PublishAsync(node, Topic, prefix, count, durability);
 }
