@@ -41,6 +41,16 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private PrimaryReplicator? _replicator;
     private LeaseKeeper? _lease;
     private StandbyReplica? _replica;
+
+    /// <summary>
+    /// The journals opened while deciding (their heads answer the peer's probes); handed to the standby loop, or
+    /// closed before the broker opens them as primary.
+    /// </summary>
+    private StandbyReplica? _opened;
+    private volatile bool _defersToPeer;
+    private long _peerHeadsWaitSince;
+    private bool _rebootWaitLogged;
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
     private TaskCompletionSource<long>? _promotion;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
@@ -185,6 +195,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
         await _stop.CancelAsync().ConfigureAwait(false);
         _replica?.Dispose();
+        _opened?.Dispose();
         _listener.Dispose();
         _promotion?.TrySetCanceled();
         await _supervisor.ConfigureAwait(false);
@@ -200,6 +211,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
         finally
         {
             _transition.Release();
+        }
+
+        if (Interlocked.Exchange(ref _opened, null) is { } opened)
+        {
+            opened.CloseJournals();
         }
 
         if (_witness is not null)
@@ -239,15 +255,66 @@ public sealed class ReplicatedNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Starting (or fenced): follow a primary peer, else take the lease, else the configured role.</summary>
+    /// <summary>
+    /// Starting (or fenced): follow a primary peer; defer to a peer that holds more of the log; else take the lease,
+    /// else the configured role. Returns without a role to be called again (the supervisor loops) while it waits.
+    /// </summary>
     private async Task DecideAsync()
     {
+        var opened = _opened ??= new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
         var peer = await ProbeAsync(_peer).ConfigureAwait(false);
         if (peer is { Role: NodeRole.Primary } p && p.Epoch >= _state.Epoch)
         {
             SetRole(NodeRole.Standby, $"peer '{p.NodeId}' is primary at epoch {p.Epoch}");
             return;
         }
+
+        // A host that restarted lost its page cache, and with it what this node's journals had not flushed: records
+        // the standby may hold durably (standby-durable confirmations). Taking over alone now would cut them from
+        // the standby when it returns, so a node that was primary waits a while for its peer (both hosts of a pair
+        // that lost power come back at about the same time).
+        if (peer is null && _role == NodeRole.Starting && _state.LastRole == NodeRole.Primary && _state.RebootedSinceLastRun
+            && Stopwatch.GetElapsedTime(_startedAt) < _options.PeerWaitAfterReboot)
+        {
+            if (!_rebootWaitLogged)
+            {
+                _rebootWaitLogged = true;
+                Log($"the host restarted since this node was primary: waiting up to {_options.PeerWaitAfterReboot.TotalSeconds:0.#} s for the peer, which may hold records this node's page cache lost");
+            }
+
+            await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+            return;
+        }
+
+        if (peer is { Role: not NodeRole.Primary } q)
+        {
+            if (q.Heads is null)
+            {
+                // The peer is deciding too and has not opened its journals yet: wait for its heads (a while).
+                if (_peerHeadsWaitSince == 0)
+                {
+                    _peerHeadsWaitSince = Stopwatch.GetTimestamp();
+                }
+
+                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < PeerHeadsWait)
+                {
+                    await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+                    return;
+                }
+            }
+            else if (CompareLogs(q.Epoch, q.Heads, _state.Epoch, opened.Heads()) > 0)
+            {
+                // Raft's election rule for a pair: the node with more of the log leads. The peer holds records this
+                // node lost (a primary whose host lost power before its page cache was written) or never had: it
+                // takes over (asking the witness, or, without one, because this node says it defers), and this node
+                // follows it and copies them.
+                _defersToPeer = true;
+                SetRole(NodeRole.Standby, $"peer '{q.NodeId}' holds more of the log (epoch {q.Epoch}; {DescribeAhead(q.Heads, opened.Heads())}): deferring to it");
+                return;
+            }
+        }
+
+        _peerHeadsWaitSince = 0;
 
         if (_witness is not null)
         {
@@ -306,6 +373,16 @@ public sealed class ReplicatedNode : IAsyncDisposable
         await _transition.WaitAsync(_stop.Token).ConfigureAwait(false);
         try
         {
+            if (Interlocked.Exchange(ref _opened, null) is { } opened)
+            {
+                // Opened (and verified, as configured) while deciding: the broker need not verify them again.
+                opened.Dispose();
+                opened.CloseJournals();
+                journalsVerified = true;
+            }
+
+            _defersToPeer = false;
+
             // A promoted standby does not verify sealed segments again (see the caller).
             var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate);
@@ -454,7 +531,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
     private async Task RunStandbyAsync()
     {
-        var replica = new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
+        var replica = Interlocked.Exchange(ref _opened, null) ?? new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
         _replica = replica;
         long promoteTo = -1;
         string? lastUnreachable = null;
@@ -501,11 +578,28 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 }
 
                 lastUnreachable = unreachable ? why : null;
+                if (replica.Welcomes > 0)
+                {
+                    _defersToPeer = false; // it followed a primary: whatever it deferred for is settled
+                }
+
+                if (_witness is null && !unreachable && refused <= _state.Epoch
+                    && await ProbeAsync(_peer).ConfigureAwait(false) is { Role: not NodeRole.Primary, DefersToPeer: true, Heads: { } peerHeads } deferring
+                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) > 0)
+                {
+                    // No witness, but no partition either: the peer answers, is not primary, and defers to this node,
+                    // which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits for this
+                    // node, so promoting here cannot make two primaries.
+                    Log($"peer '{deferring.NodeId}' defers to this node, which holds more of the log ({DescribeAhead(replica.Heads(), peerHeads)})");
+                    promoteTo = _state.Epoch + 1;
+                    break;
+                }
 
                 if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout)
                 {
                     var peer = await ProbeAsync(_peer).ConfigureAwait(false);
-                    if (peer is not { Role: NodeRole.Primary })
+                    if (peer is not { Role: NodeRole.Primary }
+                        && !(peer is { Heads: { } heads } && CompareLogs(peer.Value.Epoch, heads, _state.Epoch, replica.Heads()) > 0))
                     {
                         var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
                         if (lease is not null)
@@ -533,7 +627,10 @@ public sealed class ReplicatedNode : IAsyncDisposable
             {
                 // The replica opened (and so verified) every journal in the data directory and was their only writer
                 // since: promotion re-opens them without re-reading every sealed segment, in time independent of their size.
-                await BecomePrimaryAsync(promoteTo, _promotion is null ? "primary silent, promoted automatically" : "promoted by the operator", journalsVerified: true).ConfigureAwait(false);
+                var why = _promotion is not null ? "promoted by the operator"
+                    : _witness is null ? "the peer defers to this node, promoted automatically"
+                    : "primary silent, promoted automatically";
+                await BecomePrimaryAsync(promoteTo, why, journalsVerified: true).ConfigureAwait(false);
                 Interlocked.Exchange(ref _promotion, null)?.TrySetResult(promoteTo);
             }
             catch (Exception ex)
@@ -619,10 +716,15 @@ public sealed class ReplicatedNode : IAsyncDisposable
             var f = new FrameBuffer(128);
             f.Begin(FrameKind.Probe).Str(NodeId).I64(_state.Epoch).End();
             await socket.SendAsync(f.Written.ToArray(), SocketFlags.None, timeout.Token).ConfigureAwait(false);
-            var buffer = new byte[512];
+            var buffer = new byte[4096];
             var length = 0;
             while (true)
             {
+                if (length == buffer.Length)
+                {
+                    Array.Resize(ref buffer, buffer.Length * 2);
+                }
+
                 var n = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
                 if (n == 0)
                 {
@@ -630,9 +732,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 }
 
                 length += n;
-                if (length >= 5 && length >= 4 + System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer))
+                if (length >= 5 && length >= 4 + (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer))
                 {
                     break;
+                }
+
+                if (length >= 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer) > 16 << 20)
+                {
+                    return null;
                 }
             }
 
@@ -644,7 +751,20 @@ public sealed class ReplicatedNode : IAsyncDisposable
             var r = new FrameReader(buffer.AsSpan(5, length - 5));
             var role = (NodeRole)r.U8();
             var epoch = r.I64();
-            return new PeerStatus(role, epoch, r.Str());
+            var id = r.Str();
+            var flags = r.U8();
+            var count = (int)r.U32();
+            Dictionary<string, long>? heads = null;
+            if ((flags & StatusHeadsKnown) != 0)
+            {
+                heads = new Dictionary<string, long>(Math.Min(count, 4096), StringComparer.Ordinal);
+                for (var i = 0; i < count; i++)
+                {
+                    heads[r.Str()] = r.I64();
+                }
+            }
+
+            return new PeerStatus(role, epoch, id, (flags & StatusDefers) != 0, heads);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or InvalidDataException or ObjectDisposedException)
         {
@@ -676,7 +796,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
             }
 
             socket.ReceiveTimeout = 0;
-            var f = new FrameBuffer(256);
+            var f = new FrameBuffer(4096);
             switch (kind)
             {
                 case FrameKind.Probe:
@@ -688,7 +808,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                         SawNewerEpoch(theirEpoch);
                     }
 
-                    f.Begin(FrameKind.Status).U8((byte)_role).I64(_state.Epoch).Str(NodeId).End();
+                    WriteStatusFrame(f);
                     f.SendTo(socket);
                     break;
                 case FrameKind.Hello:
@@ -846,5 +966,58 @@ public sealed class ReplicatedNode : IAsyncDisposable
         w.WriteEndObject();
     }
 
-    private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId);
+    /// <summary>
+    /// STATUS: role, epoch, node id, flags (<see cref="StatusHeadsKnown"/>, <see cref="StatusDefers"/>), then each
+    /// topic's head (name, next offset) when known: a node that is not primary reports the heads of the journals it
+    /// has open, so that two nodes deciding at once agree on which of them holds more of the log.
+    /// </summary>
+    private void WriteStatusFrame(FrameBuffer f)
+    {
+        var role = _role;
+        var copy = role == NodeRole.Primary ? null : Volatile.Read(ref _replica) ?? Volatile.Read(ref _opened);
+        var heads = copy?.Heads();
+        var flags = (byte)((heads is null ? 0 : StatusHeadsKnown) | (_defersToPeer && copy?.PrimaryId is null ? StatusDefers : 0));
+        f.Begin(FrameKind.Status).U8((byte)role).I64(_state.Epoch).Str(NodeId).U8(flags).U32((uint)(heads?.Count ?? 0));
+        foreach (var (topic, next) in heads ?? [])
+        {
+            f.Str(topic).I64(next);
+        }
+
+        f.End();
+    }
+
+    /// <summary>
+    /// Which of two logs holds more: the later epoch (its history goes further), else, in the same epoch, the one that
+    /// is ahead on some topic and behind on none (a topic it lacks counts as empty). 1 = the first, -1 = the second,
+    /// 0 = equal, or each ahead on a different topic (then neither defers; the usual rules decide).
+    /// </summary>
+    internal static int CompareLogs(long epochA, IReadOnlyDictionary<string, long> a, long epochB, IReadOnlyDictionary<string, long> b)
+    {
+        if (epochA != epochB)
+        {
+            return epochA > epochB ? 1 : -1;
+        }
+
+        bool aAhead = false, bAhead = false;
+        foreach (var topic in a.Keys.Union(b.Keys))
+        {
+            var na = a.GetValueOrDefault(topic);
+            var nb = b.GetValueOrDefault(topic);
+            aAhead |= na > nb;
+            bAhead |= nb > na;
+        }
+
+        return aAhead == bAhead ? 0 : aAhead ? 1 : -1;
+    }
+
+    private static string DescribeAhead(IReadOnlyDictionary<string, long> more, IReadOnlyDictionary<string, long> less) =>
+        string.Join(", ", more.Where(p => p.Value > less.GetValueOrDefault(p.Key)).Take(5).Select(p => $"'{p.Key}' to {p.Value} against {less.GetValueOrDefault(p.Key)}"));
+
+    private const byte StatusHeadsKnown = 1;
+    private const byte StatusDefers = 2;
+
+    /// <summary>How long a deciding node waits for a reachable peer to report its heads before deciding without them.</summary>
+    private static readonly TimeSpan PeerHeadsWait = TimeSpan.FromSeconds(5);
+
+    private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId, bool DefersToPeer, Dictionary<string, long>? Heads);
 }

@@ -48,6 +48,13 @@ public sealed record ReplicationOptions
     /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>
     public bool DegradeToLocal { get; init; }
 
+    /// <summary>
+    /// A node that was primary and finds its host restarted since (so its page cache, and any journal tail not yet
+    /// flushed, is gone) waits this long for its peer before taking over alone: the peer may hold those records
+    /// (standby-durable confirmations) and would lose them to the cut when it rejoined. Zero = do not wait.
+    /// </summary>
+    public TimeSpan PeerWaitAfterReboot { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Receives one line per role change, link event and truncation (null = silent).</summary>
     public Action<string>? Log { get; init; }
 
@@ -75,6 +82,11 @@ public sealed record ReplicationOptions
         if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))
         {
             throw new ArgumentException("AckTimeout must be positive and LeaseTtl at least 50 ms.", nameof(AckTimeout));
+        }
+
+        if (PeerWaitAfterReboot < TimeSpan.Zero)
+        {
+            throw new ArgumentException("PeerWaitAfterReboot cannot be negative.", nameof(PeerWaitAfterReboot));
         }
 
         if (InitialRole is not (NodeRole.Primary or NodeRole.Standby))

@@ -43,10 +43,11 @@ internal static class ServeCommand
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
+        var rebootWait = new Option<int>("--peer-wait-after-reboot-ms") { Description = "A node that was primary and finds its host restarted (page cache lost) waits this long for its peer, which may hold records it lost, before taking over alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
-            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout,
+            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
@@ -92,6 +93,7 @@ internal static class ServeCommand
                     AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
                     DegradeToLocal = parse.GetValue(degrade),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
+                    PeerWaitAfterReboot = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
                     Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 };
                 return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);

@@ -13,9 +13,18 @@ internal sealed class NodeState
 {
     private readonly string _path;
 
+    private readonly string _bootId = CurrentBootId();
+    private string _savedBootId = "";
+
     private NodeState(string path) => _path = path;
 
     public long Epoch { get; private set; }
+
+    /// <summary>
+    /// The host has restarted since this state was last written (Linux boot id): the page cache of the last run is
+    /// gone, so journals written without fsync may have lost their tail — records the peer may still hold.
+    /// </summary>
+    public bool RebootedSinceLastRun => _savedBootId.Length > 0 && _bootId.Length > 0 && _savedBootId != _bootId;
 
     public NodeRole LastRole { get; private set; } = NodeRole.Starting;
 
@@ -59,9 +68,10 @@ internal sealed class NodeState
         Save();
     }
 
+    /// <summary>Records the role (and that this boot has decided one: see <see cref="RebootedSinceLastRun"/>).</summary>
     public void SetRole(NodeRole role)
     {
-        if (LastRole != role)
+        if (LastRole != role || _savedBootId != _bootId)
         {
             LastRole = role;
             Save();
@@ -128,7 +138,7 @@ internal sealed class NodeState
 
     private void Save()
     {
-        var text = $"epoch={Epoch.ToString(CultureInfo.InvariantCulture)}\nrole={LastRole}\n" + string.Concat(FormatHistory().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "history=" + l + "\n"));
+        var text = $"epoch={Epoch.ToString(CultureInfo.InvariantCulture)}\nrole={LastRole}\nboot={_bootId}\n" + string.Concat(FormatHistory().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "history=" + l + "\n"));
         var tmp = _path + ".tmp";
         using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
@@ -137,6 +147,19 @@ internal sealed class NodeState
         }
 
         File.Move(tmp, _path, overwrite: true);
+        _savedBootId = _bootId;
+    }
+
+    private static string CurrentBootId()
+    {
+        try
+        {
+            return File.Exists("/proc/sys/kernel/random/boot_id") ? File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim() : "";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
     }
 
     private void Parse(string text)
@@ -158,6 +181,9 @@ internal sealed class NodeState
                     break;
                 case "role":
                     LastRole = Enum.TryParse<NodeRole>(value, out var r) ? r : NodeRole.Starting;
+                    break;
+                case "boot":
+                    _savedBootId = value;
                     break;
                 case "history":
                     history.Append(value).Append('\n');

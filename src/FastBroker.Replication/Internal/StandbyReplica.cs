@@ -49,6 +49,9 @@ internal sealed class StandbyReplica : IDisposable
         OpenExisting();
     }
 
+    /// <summary>How many times a primary has welcomed this replica (it followed one).</summary>
+    public int Welcomes { get; private set; }
+
     /// <summary>The primary this replica follows (its node id, once welcomed).</summary>
     public string? PrimaryId { get; private set; }
 
@@ -238,6 +241,7 @@ internal sealed class StandbyReplica : IDisposable
 
         _state.Follow(epoch, history);
         PrimaryId = primaryId;
+        Welcomes++;
         _options.Log?.Invoke($"replication: following primary '{primaryId}' at epoch {epoch}");
         why = "";
         return true;

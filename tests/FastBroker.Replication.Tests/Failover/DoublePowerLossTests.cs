@@ -1,0 +1,109 @@
+using FastBroker.Engine;
+using FastBroker.Journal;
+using Xunit.Abstractions;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// Both nodes lose power. The primary's journal was written through the page cache (a <c>Written</c> topic), so its
+/// last records never reached its disk; the standby had flushed them (each was confirmed standby-durable). The node
+/// holding more of the log must take over and the other must copy from it: the reverse (the old primary takes over
+/// with its shorter journal) would cut confirmed records from the standby when it rejoins.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class DoublePowerLossTests(ITestOutputHelper output)
+{
+    private const string Topic = "power.orders";
+    private const int Confirmed = 20;
+    private const int OnPrimaryDisk = 12;
+
+    /// <param name="witness">With a witness (automatic promotion) or without (configured roles).</param>
+    /// <param name="primaryFirst">
+    /// The old primary's host comes back first (it waits for its peer, having seen its host restart) or last (it
+    /// finds the peer deciding and defers to it).
+    /// </param>
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public async Task The_node_that_holds_more_of_the_log_takes_over_and_nothing_confirmed_is_lost(bool witness, bool primaryFirst)
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            NodeProcess a, b;
+            if (witness)
+            {
+                (a, b, _) = await pair.StartWitnessedPairAsync();
+            }
+            else
+            {
+                int portA = FreePort.Next(), portB = FreePort.Next();
+                a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary"]);
+                b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby"]);
+                await a.StartAsync();
+                await a.WaitForAsync(s => s.IsPrimary, "a is primary");
+                await b.StartAsync();
+                await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+            }
+
+            await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+
+            // Power loss on both: the standby's journal holds all 20 on disk; the primary's disk only the first 12,
+            // and its host restarts (a new boot id).
+            b.Kill();
+            a.Kill();
+            LosePageCache(a, OnPrimaryDisk);
+
+            if (primaryFirst)
+            {
+                await a.StartAsync(); // it cannot reach b: it waits for it, having seen its host restart
+                await b.StartAsync();
+            }
+            else
+            {
+                await b.StartAsync();
+                await b.WaitForAsync(s => s.Role is "standby" or "primary", "b has decided");
+                await a.StartAsync();
+            }
+
+            var primary = await b.WaitForAsync(s => s.IsPrimary, "b, which holds all the confirmed records, takes over");
+            var follower = await a.WaitForAsync(
+                s => s.IsStandby && s.Epoch == primary.Epoch && s.Replica is { Connected: true } && s.ReplicaOf(Topic) is { Durable: Confirmed },
+                "a follows b and copies the records its disk lost");
+            Assert.Empty(follower.Replica!.Truncations);
+            if (primaryFirst)
+            {
+                Assert.Contains(follower.Events, e => e.Contains("host restarted", StringComparison.Ordinal));
+            }
+
+            output.WriteLine(string.Join('\n', follower.Events.Where(e => e.Contains("defer", StringComparison.Ordinal))));
+
+            var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
+            Assert.Equal(Confirmed, onB.Head);
+            for (var i = 0; i < Confirmed; i++)
+            {
+                Assert.Equal($"d{i:D4}", onB.At(i));
+            }
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// What a power loss does to a node whose journal lived in the page cache: the records from
+    /// <paramref name="from"/> on are gone, and its host has a new boot id.
+    /// </summary>
+    private static void LosePageCache(NodeProcess node, long from)
+    {
+        var topicDir = Path.Combine(node.DataDirectory, "topics", Topic);
+        var options = TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDir, TopicRegistry.MetaFile))));
+        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), options, from, "simulated power loss"));
+        var state = Path.Combine(node.DataDirectory, "replication", "node.state");
+        var lines = File.ReadAllLines(state);
+        Assert.Contains(lines, l => l.StartsWith("boot=", StringComparison.Ordinal));
+        File.WriteAllLines(state, lines.Select(l => l.StartsWith("boot=", StringComparison.Ordinal) ? "boot=00000000-0000-0000-0000-000000000000" : l));
+    }
+}
