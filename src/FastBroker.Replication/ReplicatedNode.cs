@@ -21,6 +21,13 @@ namespace FastBroker.Replication;
 /// </summary>
 public sealed class ReplicatedNode : IAsyncDisposable
 {
+    /// <summary>STATUS flags.</summary>
+    private const byte StatusHeadsKnown = 1;
+    private const byte StatusDefers = 2;
+
+    /// <summary>How long a deciding node waits for a reachable peer to report its heads before deciding without them.</summary>
+    private static readonly TimeSpan s_peerHeadsWait = TimeSpan.FromSeconds(5);
+
     private readonly BrokerOptions _brokerOptions;
     private readonly ServerOptions _serverOptions;
     private readonly ReplicationOptions _options;
@@ -296,7 +303,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     _peerHeadsWaitSince = Stopwatch.GetTimestamp();
                 }
 
-                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < PeerHeadsWait)
+                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < s_peerHeadsWait)
                 {
                     await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
                     return;
@@ -1012,12 +1019,6 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     private static string DescribeAhead(IReadOnlyDictionary<string, long> more, IReadOnlyDictionary<string, long> less) =>
         string.Join(", ", more.Where(p => p.Value > less.GetValueOrDefault(p.Key)).Take(5).Select(p => $"'{p.Key}' to {p.Value} against {less.GetValueOrDefault(p.Key)}"));
-
-    private const byte StatusHeadsKnown = 1;
-    private const byte StatusDefers = 2;
-
-    /// <summary>How long a deciding node waits for a reachable peer to report its heads before deciding without them.</summary>
-    private static readonly TimeSpan PeerHeadsWait = TimeSpan.FromSeconds(5);
 
     private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId, bool DefersToPeer, Dictionary<string, long>? Heads);
 }
