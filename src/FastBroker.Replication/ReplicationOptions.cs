@@ -58,6 +58,12 @@ public sealed record ReplicationOptions
     /// <summary>Receives one line per role change, link event and truncation (null = silent).</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>
+    /// The primary detaches a standby it has heard nothing from (no ack, no heartbeat answer) for this long: four
+    /// heartbeat timeouts, so that a standby busy writing a large catch-up burst is not taken for a frozen one.
+    /// </summary>
+    internal TimeSpan StandbySilenceTimeout => HeartbeatTimeout * 4;
+
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
     /// <summary>Throws <see cref="ArgumentException"/> for inconsistent settings.</summary>

@@ -657,8 +657,14 @@ internal sealed class StandbyLink : IDisposable
     private void AckLoop()
     {
         var input = new FrameInput(_socket, 64 << 10);
+        var silence = _owner.Options.StandbySilenceTimeout;
         try
         {
+            // The standby answers every heartbeat (every HeartbeatInterval while idle) and acks every burst: silence
+            // for this long means it froze or its host died without a FIN (TCP keepalive does not see a frozen
+            // process: its kernel still answers). Detached, its confirmations fail or degrade to local as configured
+            // at once instead of each waiting out the ack timeout.
+            _socket.ReceiveTimeout = (int)Math.Ceiling(silence.TotalMilliseconds);
             while (!_stopping && input.Read(out var kind, out var body))
             {
                 switch (kind)
@@ -692,6 +698,13 @@ internal sealed class StandbyLink : IDisposable
             if (!_stopping)
             {
                 _owner.OnLinkDown(this, "the standby closed the connection");
+            }
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+        {
+            if (!_stopping)
+            {
+                _owner.OnLinkDown(this, $"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)

@@ -30,6 +30,7 @@ internal sealed class StandbyReplica : IDisposable
     private readonly FrameBuffer _ackFrame = new(4096);
     private readonly FrameBuffer _durableFrame = new(4096);
     private readonly FrameBuffer _stateAckFrame = new(64);
+    private readonly FrameBuffer _heartbeatAck = EmptyAck();
     private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
     private Socket? _socket;
     private volatile bool _stopping;
@@ -335,6 +336,13 @@ internal sealed class StandbyReplica : IDisposable
                     {
                         refusedEpoch = _state.Epoch;
                         return $"heartbeat from a stale primary (epoch {epoch} < {_state.Epoch})";
+                    }
+
+                    // An empty ACK answers every heartbeat: an idle standby that stops answering (frozen, its host
+                    // gone without a FIN) is how the primary tells it from one with nothing to acknowledge.
+                    lock (_sendLock)
+                    {
+                        _heartbeatAck.SendTo(socket);
                     }
 
                     break;
@@ -686,6 +694,13 @@ internal sealed class StandbyReplica : IDisposable
                 // The receive loop notices the broken link; a disposed journal means we are stopping.
             }
         }
+    }
+
+    private static FrameBuffer EmptyAck()
+    {
+        var f = new FrameBuffer(16);
+        f.Begin(FrameKind.Ack).U32(0).End();
+        return f;
     }
 
     private void Touch() => Volatile.Write(ref _lastHeardTicks, Stopwatch.GetTimestamp());

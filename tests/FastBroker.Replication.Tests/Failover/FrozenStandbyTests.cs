@@ -1,0 +1,58 @@
+using FastBroker.Client;
+using Xunit.Abstractions;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A standby that stops dead (frozen with SIGSTOP: its kernel still acknowledges TCP, so keepalive never fires) while
+/// the pair is idle. The primary must notice the silence and detach it, so that a standby-mode publish degrades to
+/// local (as configured) at once instead of waiting out a long ack timeout; when the standby thaws it attaches again.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class FrozenStandbyTests(ITestOutputHelper output)
+{
+    private const string Topic = "frozen.orders";
+
+    [Fact]
+    public async Task A_primary_detaches_a_frozen_idle_standby_and_degrades_instead_of_waiting()
+    {
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            int portA = FreePort.Next(), portB = FreePort.Next();
+            string[] options = ["--acks", "standby-received", "--degrade-to-local", "--ack-timeout-ms", "600000"];
+            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", .. options]);
+            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby", .. options]);
+            await a.StartAsync();
+            await a.WaitForAsync(s => s.IsPrimary, "a is primary");
+            await b.StartAsync();
+            await a.WaitForAsync(s => s.Standby is { Attached: true }, "b attached");
+
+            await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint] });
+            Assert.Equal(0, await client.PublishAsync(Topic, "replicated"u8));
+            await a.WaitForAsync(s => s.StandbyCaughtUp(Topic), "b holds it");
+
+            b.Freeze();
+            frozen = b;
+            var detached = await a.WaitForAsync(s => s.Standby is { Attached: false }, "a detaches the frozen standby (its link never closed)");
+            output.WriteLine(string.Join('\n', detached.Events));
+
+            // Detached: the publish degrades to local (the ack timeout is ten minutes; the test's deadline is far shorter).
+            Assert.Equal(1, await client.PublishAsync(Topic, "while b is frozen"u8).AsTask().WaitAsync(TimeSpan.FromSeconds(60)));
+
+            b.Freeze(false);
+            frozen = null;
+            await a.WaitForAsync(s => s.StandbyCaughtUp(Topic) && s.Standby!.Topics.Single(t => t.Topic == Topic).Head == 2, "the thawed b attaches again and catches up");
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+}
