@@ -12,7 +12,7 @@ namespace FastBroker.Client;
 public sealed partial class BrokerClient
 {
     private const ProtocolFeatures RequestedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
-        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin;
+        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer;
 
     private static bool IsFatal(Exception error)
         => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
@@ -397,7 +397,7 @@ public sealed partial class BrokerClient
             {
                 switch (op.Kind)
                 {
-                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping:
+                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping or ControlKind.InitProducer:
                         survivors.Add(op); // idempotent: ask again on the next connection
                         break;
                     case ControlKind.Unsubscribe:

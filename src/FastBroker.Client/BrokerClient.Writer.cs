@@ -267,6 +267,17 @@ public sealed partial class BrokerClient
             case ControlKind.Admin:
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteAdmin(output, op.RequestId, op.Query, op.Text);
+            case ControlKind.InitProducer:
+                if ((_welcome!.Features & ProtocolFeatures.InitProducer) == 0)
+                {
+                    // A reconnect reached a server that cannot answer (an older node of a pair): asking would close the
+                    // connection, and guessing could lose messages.
+                    op.Completion?.TrySetException(ThrowHelper.NotGranted(ProtocolFeatures.InitProducer));
+                    return 0;
+                }
+
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteInitProducer(output, op.RequestId, op.Offset);
             case ControlKind.Ping:
                 op.RequestId = RegisterLocked(op);
                 op.SentTimestamp = Stopwatch.GetTimestamp();
