@@ -45,8 +45,6 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private readonly object _sync = new();
     private readonly AsyncSignal _writeSignal = new();
     private readonly ObjectPool<PendingPublish> _publishPool;
-    private readonly PendingPublish[] _batch; // send role only, like _refused
-    private readonly List<PendingPublish> _refused = [];
     private readonly Dictionary<ulong, PendingPublish> _byRequestId = [];
     private readonly Dictionary<ulong, ControlOp> _requests = [];
     private readonly List<ControlOp> _control = [];
@@ -98,7 +96,6 @@ public sealed partial class BrokerClient : IAsyncDisposable
         _options = options;
         _endpoints = [.. options.Endpoints.Select(Internal.Endpoint.Parse)];
         _maxInFlight = options.MaxInFlight;
-        _batch = new PendingPublish[options.MaxBatchMessages];
         _publishPool = new DefaultObjectPool<PendingPublish>(new DefaultPooledObjectPolicy<PendingPublish>(), Math.Min(options.MaxInFlight, 4096));
         _clientName = Encoding.UTF8.GetBytes(options.ClientName ?? string.Empty);
         _clientVersion = Encoding.UTF8.GetBytes(options.ClientVersion ?? string.Empty);
