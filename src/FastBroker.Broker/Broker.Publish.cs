@@ -30,6 +30,16 @@ public sealed partial class Broker
     /// <summary>Extra bytes the producer header takes in the header block.</summary>
     internal static int ProducerHeaderSize => 3 + s_producerHeaderName.Length + 16;
 
+    /// <summary>
+    /// The producer sequence an idempotent producer (re)starting with <paramref name="producerId"/> should number its
+    /// messages from: one past the highest sequence stored for that id within the deduplication window (rebuilt from
+    /// the journal at start, so also after a restart or on a promoted standby), or 0 when the broker holds none. A
+    /// new process reusing a configured id must start there: lower sequences would be taken for retries of the old
+    /// process's messages and confirmed as duplicates without being stored. Thread-safe; publishes still in the
+    /// input ring when it is asked are not counted.
+    /// </summary>
+    public ulong NextProducerSequence(ulong producerId) => _producers.NextSequence(producerId);
+
     /// <summary>The largest count <see cref="TryBeginPublish"/> accepts (a quarter of the input ring).</summary>
     public int MaxPublishClaim => Math.Max(1, _pipeline.Ring.BufferSize / 4);
 

@@ -12,7 +12,7 @@ namespace FastBroker.Client;
 public sealed partial class BrokerClient
 {
     private const ProtocolFeatures RequestedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
-        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin;
+        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer;
 
     private static bool IsFatal(Exception error)
         => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
@@ -148,7 +148,7 @@ public sealed partial class BrokerClient
                     timeout.Token).ConfigureAwait(false);
             }
 
-            connection = new Connection(socket, stream, endpoint, _options.ReceiveThread, _options.UseTls);
+            connection = new Connection(socket, stream, endpoint, _options.ReceiveThread, _options.UseTls, _options.MaxBatchMessages);
             connection.ReaderTask = ReadLoopAsync(connection);
             connection.StartReceiving();
             FrameWriter.WriteHello(connection.Output, 1, _clientName, _clientVersion, RequestedFeatures, _authToken, (uint)_options.MaxInboundFrameSize);
@@ -226,7 +226,9 @@ public sealed partial class BrokerClient
 
             // Unconfirmed publishes of the last connection are in an unknown state: resend them all, in order, with
             // their original producer sequences; the server stores each once and confirms duplicates with the
-            // original offset.
+            // original offset. No request id of this connection is registered yet: any left (OnDisconnected cleared
+            // them) would name another connection's request and, reused here, fail CollectBatchLocked's Add.
+            _byRequestId.Clear();
             for (var p = _sendHead; p is not null; p = p.Next)
             {
                 p.RequestId = 0;
@@ -397,7 +399,7 @@ public sealed partial class BrokerClient
             {
                 switch (op.Kind)
                 {
-                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping:
+                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping or ControlKind.InitProducer:
                         survivors.Add(op); // idempotent: ask again on the next connection
                         break;
                     case ControlKind.Unsubscribe:

@@ -27,7 +27,7 @@ public sealed partial class BrokerClient
     /// offset is then lost to the caller).
     /// </param>
     /// <returns>The offset of the message in its topic.</returns>
-    /// <exception cref="BrokerClientException">The server refused the message (the CONFIRM status: e.g. <see cref="ErrorCode.UnknownTopic"/>, <see cref="ErrorCode.MessageTooLarge"/>), or the client was disposed or gave up reconnecting (<see cref="ErrorCode.Closed"/>).</exception>
+    /// <exception cref="BrokerClientException">The server refused the message (the CONFIRM status: e.g. <see cref="ErrorCode.UnknownTopic"/>, <see cref="ErrorCode.MessageTooLarge"/>; for <see cref="ErrorCode.NotReplicated"/> the message is on the primary: retry it with <see cref="RetryAsync"/> and <see cref="BrokerClientException.Unconfirmed"/>, not with a new publish), or the client was disposed or gave up reconnecting (<see cref="ErrorCode.Closed"/>).</exception>
     /// <exception cref="ArgumentException">The topic, key or TTL cannot be carried by the wire format.</exception>
     public ValueTask<long> PublishAsync(string topic, ReadOnlySpan<byte> payload, PublishOptions? options, CancellationToken cancellationToken = default)
     {
@@ -36,7 +36,46 @@ public sealed partial class BrokerClient
             return ValueTask.FromCanceled<long>(cancellationToken);
         }
 
-        var p = Rent(topic, payload, options, fireAndForget: false);
+        return Submit(Rent(topic, payload, options, fireAndForget: false), cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends again a publish that failed with <see cref="ErrorCode.NotReplicated"/> (written on the primary, not
+    /// acknowledged by the standby in time), with its original producer id and sequence: the broker stores it at most
+    /// once. If it holds the message already, the retry is confirmed with the original offset once the standby has
+    /// that offset (the DUPLICATE confirmation waits for replication like the original did), or fails with
+    /// <see cref="ErrorCode.NotReplicated"/> again (with a new <see cref="BrokerClientException.Unconfirmed"/> to retry
+    /// later). If it does not (a failover to a standby that never received it) the retry is stored, after whatever
+    /// was published since. Queued in call order like any publish and resent after reconnects.
+    /// </summary>
+    /// <param name="publish">From <see cref="BrokerClientException.Unconfirmed"/>.</param>
+    /// <param name="cancellationToken">As for <see cref="PublishAsync(string, ReadOnlySpan{byte}, PublishOptions?, CancellationToken)"/>.</param>
+    /// <returns>The offset of the message in its topic (the original one when it was stored before).</returns>
+    /// <exception cref="ArgumentException"><paramref name="publish"/> carries another producer id than this client's.</exception>
+    /// <exception cref="BrokerClientException">As for <c>PublishAsync</c>; <see cref="ErrorCode.InvalidArgument"/> when the sequence is older than the broker's deduplication window.</exception>
+    public ValueTask<long> RetryAsync(UnconfirmedPublish publish, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(publish);
+        if (publish.ProducerId != ProducerId)
+        {
+            throw new ArgumentException($"The publish carries producer id {publish.ProducerId:x16}, this client {ProducerId:x16}: only the same producer id is deduplicated.", nameof(publish));
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<long>(cancellationToken);
+        }
+
+        var p = _publishPool.Get();
+        p.Initialize(_publishPool, publish.Topic, publish.TopicLength, publish.Payload.Span, publish.Key.Span, publish.EncodedHeaders, publish.TtlMs, publish.Durability, fireAndForget: false, _options.InlineCompletions);
+        p.Sequence = publish.ProducerSequence;
+        p.FixedSequence = true;
+        return Submit(p, cancellationToken);
+    }
+
+    /// <summary>Hands a confirmable publish over: the send list (or admission), then a direct send or the writer.</summary>
+    private ValueTask<long> Submit(PendingPublish p, CancellationToken cancellationToken)
+    {
         BrokerClientException? error;
         Connection? direct = null;
         lock (_sync)
@@ -208,7 +247,7 @@ public sealed partial class BrokerClient
 
     private void AppendSendLocked(PendingPublish p)
     {
-        if (!p.FireAndForget)
+        if (!p.FireAndForget && !p.FixedSequence)
         {
             p.Sequence = _nextSequence++;
         }
@@ -334,8 +373,10 @@ public sealed partial class BrokerClient
         long failed = 0;
         var failedCode = ErrorCode.None;
         var confirmed = connection.Confirmed;
+        bool idempotent;
         lock (_sync)
         {
+            idempotent = _idempotent;
             foreach (var range in frame)
             {
                 if (range.Duplicate)
@@ -371,6 +412,10 @@ public sealed partial class BrokerClient
             {
                 p.TrySetResult(offset);
             }
+            else if (status == ErrorCode.NotReplicated && idempotent)
+            {
+                p.TrySetException(NotReplicated(p));
+            }
             else
             {
                 p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'"));
@@ -385,6 +430,14 @@ public sealed partial class BrokerClient
             Emit(BrokerClientEventKind.PublishFailed, $"{failed} fire-and-forget message(s) refused: {failedCode}", failedCode, count: failed);
         }
     }
+
+    /// <summary>The failure path only (it copies the message): written on the primary, retry with the same sequence.</summary>
+    private BrokerClientException NotReplicated(PendingPublish p) => new(
+        ErrorCode.NotReplicated,
+        $"a message to '{p.Topic}' (producer sequence {p.Sequence}) is written on the primary but the standby did not acknowledge it in time; retry it with RetryAsync(exception.Unconfirmed), not PublishAsync, or it may be stored twice")
+    {
+        Unconfirmed = UnconfirmedPublish.From(p, ProducerId),
+    };
 
     /// <summary>Reader loop: an ERROR naming a publish's request id (a frame-level problem).</summary>
     private bool TryFailPublish(ulong requestId, BrokerClientException error)

@@ -137,16 +137,25 @@ public sealed partial class BrokerClient
         }
     }
 
-    private void FailRefused(int maxFrame)
+    private static void FailRefused(List<PendingPublish> refused, int maxFrame)
     {
-        foreach (var p in _refused)
+        foreach (var p in refused)
         {
             p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)BatchHeaderBytes + p.EntrySize, maxFrame));
             p.Release();
         }
 
-        _refused.Clear();
+        refused.Clear();
     }
+
+    /// <summary>
+    /// Under the lock: <paramref name="connection"/> is still the current one. A sender checks it at every lock it
+    /// takes, not once: a direct sender on a connection that just failed may still be between two batches when the
+    /// reconnect has already handed the send list to the next connection (the old writer can end without waiting for
+    /// it), and must not take that connection's publishes (they would be given its request ids but written to the dead
+    /// socket, and never confirmed).
+    /// </summary>
+    private bool IsCurrentLocked(Connection connection) => connection.Generation == _generation && _connection == connection;
 
     /// <summary>Writes what is queued, up to the budget; true when more is waiting. Send role only.</summary>
     private bool Drain(Connection connection, IBufferWriter<byte> output, int budget, out long written, out long lastIndex)
@@ -155,7 +164,7 @@ public sealed partial class BrokerClient
         lastIndex = -1;
         lock (_sync)
         {
-            if (connection.Generation != _generation || _connection != connection)
+            if (!IsCurrentLocked(connection))
             {
                 return false;
             }
@@ -186,19 +195,27 @@ public sealed partial class BrokerClient
             _ackQueue.Clear();
         }
 
+        var batch = connection.Batch;
         while (written < budget)
         {
             int count;
             int capacity;
             ulong firstRequestId;
+            bool idempotent;
             lock (_sync)
             {
-                count = CollectBatchLocked(out capacity, out firstRequestId);
+                if (!IsCurrentLocked(connection))
+                {
+                    return false;
+                }
+
+                count = CollectBatchLocked(batch, connection.Refused, out capacity, out firstRequestId);
+                idempotent = _idempotent;
             }
 
-            if (_refused.Count > 0)
+            if (connection.Refused.Count > 0)
             {
-                FailRefused(maxFrame: Volatile.Read(ref _serverMaxFrameSize));
+                FailRefused(connection.Refused, maxFrame: Volatile.Read(ref _serverMaxFrameSize));
             }
 
             if (count == 0)
@@ -206,26 +223,31 @@ public sealed partial class BrokerClient
                 return false;
             }
 
-            lastIndex = _batch[count - 1].Index;
-            written += EncodeBatch(output, count, capacity, firstRequestId);
-            if (_batch[0].FireAndForget)
+            lastIndex = batch[count - 1].Index;
+            written += EncodeBatch(output, batch, count, capacity, firstRequestId, idempotent);
+            if (batch[0].FireAndForget)
             {
                 // Nothing comes back for a stored fire-and-forget message: done once written.
                 lock (_sync)
                 {
-                    for (var i = 0; i < count; i++)
+                    // Unless a reconnect made them the next connection's again (Activate rewinds the send list): its
+                    // sender writes and retires them, and may have done so already.
+                    if (IsCurrentLocked(connection))
                     {
-                        var p = _batch[i];
-                        UnlinkLocked(p);
-                        _inFlight--;
-                        p.Release();
-                    }
+                        for (var i = 0; i < count; i++)
+                        {
+                            var p = batch[i];
+                            UnlinkLocked(p);
+                            _inFlight--;
+                            p.Release();
+                        }
 
-                    AdmitWaitingLocked();
+                        AdmitWaitingLocked();
+                    }
                 }
             }
 
-            Array.Clear(_batch, 0, count);
+            Array.Clear(batch, 0, count);
         }
 
         return true;
@@ -267,6 +289,17 @@ public sealed partial class BrokerClient
             case ControlKind.Admin:
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteAdmin(output, op.RequestId, op.Query, op.Text);
+            case ControlKind.InitProducer:
+                if ((_welcome!.Features & ProtocolFeatures.InitProducer) == 0)
+                {
+                    // A reconnect reached a server that cannot answer (an older node of a pair): asking would close the
+                    // connection, and guessing could lose messages.
+                    op.Completion?.TrySetException(ThrowHelper.NotGranted(ProtocolFeatures.InitProducer));
+                    return 0;
+                }
+
+                op.RequestId = RegisterLocked(op);
+                return FrameWriter.WriteInitProducer(output, op.RequestId, op.Offset);
             case ControlKind.Ping:
                 op.RequestId = RegisterLocked(op);
                 op.SentTimestamp = Stopwatch.GetTimestamp();
@@ -304,10 +337,10 @@ public sealed partial class BrokerClient
 
     /// <summary>
     /// Takes the next publishes that can share one PUBLISH_BATCH (same fire-and-forget flag and durability,
-    /// consecutive producer sequences) into <see cref="_batch"/>, gives them consecutive request ids and registers
+    /// consecutive producer sequences) into <paramref name="batch"/>, gives them consecutive request ids and registers
     /// the confirmable ones. Returns how many; <paramref name="capacity"/> is the frame's exact size.
     /// </summary>
-    private int CollectBatchLocked(out int capacity, out ulong firstRequestId)
+    private int CollectBatchLocked(PendingPublish[] batch, List<PendingPublish> refused, out int capacity, out ulong firstRequestId)
     {
         var maxFrame = _serverMaxFrameSize;
         var limit = Math.Min(_options.MaxBatchBytes, maxFrame);
@@ -316,7 +349,7 @@ public sealed partial class BrokerClient
         firstRequestId = _nextRequestId;
         PendingPublish? previous = null;
         var p = _nextToSend;
-        while (p is not null && count < _batch.Length)
+        while (p is not null && count < batch.Length)
         {
             var size = p.EntrySize;
             if (count == 0)
@@ -327,7 +360,7 @@ public sealed partial class BrokerClient
                     var next = p.Next;
                     UnlinkLocked(p);
                     _inFlight--;
-                    _refused.Add(p); // failed by Drain once the lock is released
+                    refused.Add(p); // failed by Drain once the lock is released
                     p = next;
                     continue;
                 }
@@ -344,7 +377,7 @@ public sealed partial class BrokerClient
                 _byRequestId.Add(p.RequestId, p);
             }
 
-            _batch[count++] = p;
+            batch[count++] = p;
             previous = p;
             p = p.Next;
         }
@@ -359,11 +392,11 @@ public sealed partial class BrokerClient
             && p.Durability == previous.Durability
             && (p.FireAndForget || !_idempotent || p.Sequence == previous.Sequence + 1);
 
-    private int EncodeBatch(IBufferWriter<byte> output, int count, int capacity, ulong firstRequestId)
+    private int EncodeBatch(IBufferWriter<byte> output, PendingPublish[] batch, int count, int capacity, ulong firstRequestId, bool idempotentConnection)
     {
-        var first = _batch[0];
-        var idempotent = _idempotent && !first.FireAndForget;
-        var batch = new PublishBatchWriter(
+        var first = batch[0];
+        var idempotent = idempotentConnection && !first.FireAndForget;
+        var writer = new PublishBatchWriter(
             output,
             capacity,
             firstRequestId,
@@ -373,12 +406,12 @@ public sealed partial class BrokerClient
             first.FireAndForget ? PublishFlags.NoConfirm : PublishFlags.None);
         for (var i = 0; i < count; i++)
         {
-            var p = _batch[i];
-            var added = batch.TryAdd(p.TopicBytes, p.Payload, p.Key, p.Headers, p.TtlMs);
+            var p = batch[i];
+            var added = writer.TryAdd(p.TopicBytes, p.Payload, p.Key, p.Headers, p.TtlMs);
             Debug.Assert(added, "the capacity was computed from the entry sizes");
         }
 
-        return batch.Complete();
+        return writer.Complete();
     }
 
     private void OnWritten(long lastIndex)

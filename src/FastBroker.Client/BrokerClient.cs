@@ -45,8 +45,6 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private readonly object _sync = new();
     private readonly AsyncSignal _writeSignal = new();
     private readonly ObjectPool<PendingPublish> _publishPool;
-    private readonly PendingPublish[] _batch; // send role only, like _refused
-    private readonly List<PendingPublish> _refused = [];
     private readonly Dictionary<ulong, PendingPublish> _byRequestId = [];
     private readonly Dictionary<ulong, ControlOp> _requests = [];
     private readonly List<ControlOp> _control = [];
@@ -98,7 +96,6 @@ public sealed partial class BrokerClient : IAsyncDisposable
         _options = options;
         _endpoints = [.. options.Endpoints.Select(Internal.Endpoint.Parse)];
         _maxInFlight = options.MaxInFlight;
-        _batch = new PendingPublish[options.MaxBatchMessages];
         _publishPool = new DefaultObjectPool<PendingPublish>(new DefaultPooledObjectPolicy<PendingPublish>(), Math.Min(options.MaxInFlight, 4096));
         _clientName = Encoding.UTF8.GetBytes(options.ClientName ?? string.Empty);
         _clientVersion = Encoding.UTF8.GetBytes(options.ClientVersion ?? string.Empty);
@@ -175,6 +172,9 @@ public sealed partial class BrokerClient : IAsyncDisposable
     /// <summary>
     /// Connects to the first endpoint that answers (TCP, TLS if asked, HELLO/WELCOME) and returns the client. Each
     /// endpoint gets <see cref="BrokerClientOptions.ConnectTimeout"/>; there is no retry here (reconnects come later).
+    /// With a configured <see cref="BrokerClientOptions.ProducerId"/> it also asks the server (INIT_PRODUCER) where
+    /// that id's producer sequence stands and numbers this client's publishes from there, so a restarted application
+    /// reusing its id is not taken for the old process retrying.
     /// </summary>
     /// <exception cref="BrokerClientException">No endpoint answered (<see cref="ErrorCode.Closed"/>, with the last socket error inside), or the server refused the handshake (e.g. <see cref="ErrorCode.AuthenticationFailed"/>).</exception>
     public static async ValueTask<BrokerClient> ConnectAsync(BrokerClientOptions options, CancellationToken cancellationToken = default)
@@ -195,6 +195,19 @@ public sealed partial class BrokerClient : IAsyncDisposable
 
         _ = client.Activate(connection); // nobody can have disposed a client not yet returned
         client._supervisor = client.SuperviseAsync(connection);
+        if (options.ProducerId != 0 && (connection.WelcomeInfo!.Features & ProtocolFeatures.InitProducer) != 0)
+        {
+            try
+            {
+                await client.InitProducerAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await client.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
         return client;
     }
 
@@ -257,6 +270,22 @@ public sealed partial class BrokerClient : IAsyncDisposable
         }
 
         return done.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Once, before the client is handed out (no publish exists yet): the server's next sequence for the configured
+    /// producer id becomes this client's first. Reconnects never ask again: this instance's unconfirmed publishes must
+    /// be resent with the sequences they already have.
+    /// </summary>
+    private async Task InitProducerAsync(CancellationToken cancellationToken)
+    {
+        var op = new ControlOp(ControlKind.InitProducer, 0, awaited: true) { Offset = ProducerId };
+        QueueControl(op);
+        var next = await op.Completion!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        lock (_sync)
+        {
+            _nextSequence = Math.Max(_nextSequence, next);
+        }
     }
 
     private static ulong NewProducerId()

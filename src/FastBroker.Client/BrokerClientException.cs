@@ -54,4 +54,11 @@ public sealed class BrokerClientException : Exception
 
     /// <summary>The server's reason text (or the client's, for connection failures).</summary>
     public string Reason { get; }
+
+    /// <summary>
+    /// Set when a confirmable publish failed with <see cref="ErrorCode.NotReplicated"/> on an idempotent connection: the
+    /// message is on the primary, and retrying it with <see cref="BrokerClient.RetryAsync"/> (same producer sequence)
+    /// cannot store it twice. Null otherwise.
+    /// </summary>
+    public UnconfirmedPublish? Unconfirmed { get; init; }
 }

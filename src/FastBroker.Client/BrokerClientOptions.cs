@@ -40,7 +40,12 @@ public sealed record BrokerClientOptions
     /// </summary>
     public int MaxInFlight { get; init; } = 8192;
 
-    /// <summary>Idempotent-producer id (kept across reconnects); 0 = a random non-zero id per client instance.</summary>
+    /// <summary>
+    /// Idempotent-producer id (kept across reconnects); 0 = a random non-zero id per client instance. A configured id
+    /// may be reused by a later process: <see cref="BrokerClient.ConnectAsync"/> asks the server where its sequence
+    /// stands (INIT_PRODUCER) and continues after it. At most one live client may use an id at a time: the server does
+    /// not fence an old instance that is still publishing.
+    /// </summary>
     public ulong ProducerId { get; init; }
 
     /// <summary>Reconnect after a connection loss, resending unconfirmed publishes and resubscribing.</summary>

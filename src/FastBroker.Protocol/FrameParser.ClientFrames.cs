@@ -202,6 +202,18 @@ public static partial class FrameParser
         return true;
     }
 
+    private static bool ParseInitProducer<THandler>(ref FieldCursor c, in FrameHeader header, ref THandler handler)
+        where THandler : struct, IClientFrameHandler
+    {
+        if (!(c.U64("producerId", out var producerId) && c.End()))
+        {
+            return false;
+        }
+
+        handler.OnInitProducer(header, producerId);
+        return true;
+    }
+
     private static bool ParseUnsubscribe<THandler>(ref FieldCursor c, in FrameHeader header, ref THandler handler)
         where THandler : struct, IClientFrameHandler
     {

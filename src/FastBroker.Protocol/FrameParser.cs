@@ -41,6 +41,7 @@ public static partial class FrameParser
             FrameType.Pong => ParsePong(ref cursor, header, ref handler),
             FrameType.Publish => ParsePublish(ref cursor, header, ref handler),
             FrameType.PublishBatch => ParsePublishBatch(ref cursor, header, ref handler, out index),
+            FrameType.InitProducer => ParseInitProducer(ref cursor, header, ref handler),
             FrameType.Subscribe => ParseSubscribe(ref cursor, header, ref handler),
             FrameType.Unsubscribe => ParseUnsubscribe(ref cursor, header, ref handler),
             FrameType.Credit => ParseCredit(ref cursor, header, ref handler),

@@ -33,6 +33,9 @@ public enum FrameType : byte
     /// <summary>Server → client: publish confirmations by request-id range.</summary>
     Confirm = 0x12,
 
+    /// <summary>Client → server: ask the next producer sequence of an idempotent producer id (answered by OK).</summary>
+    InitProducer = 0x13,
+
     /// <summary>Client → server: start a fan-out subscription.</summary>
     Subscribe = 0x20,
 

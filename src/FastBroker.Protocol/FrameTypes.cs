@@ -3,11 +3,11 @@ namespace FastBroker.Protocol;
 /// <summary>Facts about frame types: names, directions, allowed flag bits.</summary>
 public static class FrameTypes
 {
-    /// <summary>True for a type a client may send (HELLO, PING, PONG, PUBLISH, PUBLISH_BATCH, SUBSCRIBE, UNSUBSCRIBE, CREDIT, COMMIT, JOIN_GROUP, ACK, NACK, ADMIN).</summary>
+    /// <summary>True for a type a client may send (HELLO, PING, PONG, PUBLISH, PUBLISH_BATCH, INIT_PRODUCER, SUBSCRIBE, UNSUBSCRIBE, CREDIT, COMMIT, JOIN_GROUP, ACK, NACK, ADMIN).</summary>
     public static bool IsSentByClient(FrameType type) => type switch
     {
         FrameType.Hello or FrameType.Ping or FrameType.Pong or FrameType.Publish or FrameType.PublishBatch
-            or FrameType.Subscribe or FrameType.Unsubscribe or FrameType.Credit or FrameType.Commit
+            or FrameType.InitProducer or FrameType.Subscribe or FrameType.Unsubscribe or FrameType.Credit or FrameType.Commit
             or FrameType.JoinGroup or FrameType.Ack or FrameType.Nack or FrameType.Admin => true,
         _ => false,
     };
@@ -44,6 +44,7 @@ public static class FrameTypes
         FrameType.Publish => "PUBLISH",
         FrameType.PublishBatch => "PUBLISH_BATCH",
         FrameType.Confirm => "CONFIRM",
+        FrameType.InitProducer => "INIT_PRODUCER",
         FrameType.Subscribe => "SUBSCRIBE",
         FrameType.Unsubscribe => "UNSUBSCRIBE",
         FrameType.Credit => "CREDIT",

@@ -3,7 +3,7 @@ using FastBroker.Protocol.Internal;
 
 namespace FastBroker.Protocol;
 
-/// <summary>PUBLISH, CONFIRM, DELIVER and DROPPED.</summary>
+/// <summary>PUBLISH, CONFIRM, INIT_PRODUCER, DELIVER and DROPPED.</summary>
 public static partial class FrameWriter
 {
     /// <summary>Size of a PUBLISH frame with these field lengths (compare with the server's maxFrameSize).</summary>
@@ -72,6 +72,20 @@ public static partial class FrameWriter
     /// <summary>CONFIRM with one range.</summary>
     public static int WriteConfirm(IBufferWriter<byte> writer, ConfirmRange range)
         => WriteConfirm(writer, new ReadOnlySpan<ConfirmRange>(in range));
+
+    /// <summary>
+    /// INIT_PRODUCER (feature <see cref="ProtocolFeatures.InitProducer"/>): asks the next producer sequence of
+    /// <paramref name="producerId"/>; the server answers OK with it.
+    /// </summary>
+    public static int WriteInitProducer(IBufferWriter<byte> writer, ulong requestId, ulong producerId)
+    {
+        const int total = H + 8;
+        var o = new FrameOutput(writer, total);
+        o.Header(total, FrameType.InitProducer, 0, requestId);
+        o.U64(producerId);
+        o.Commit();
+        return total;
+    }
 
     /// <summary>DELIVER one message from its fields.</summary>
     public static int WriteDeliver(

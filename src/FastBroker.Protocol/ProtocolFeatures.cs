@@ -21,4 +21,10 @@ public enum ProtocolFeatures : ulong
 
     /// <summary>ADMIN queries.</summary>
     Admin = 1 << 4,
+
+    /// <summary>
+    /// INIT_PRODUCER: a producer (re)starting with an id it used before asks the server where that id's sequence
+    /// stands, so its new messages are not taken for retries of the old ones.
+    /// </summary>
+    InitProducer = 1 << 5,
 }

@@ -33,6 +33,22 @@ public class ProducerRegistryTests
     }
 
     [Fact]
+    public void A_restarting_producer_is_told_to_continue_after_its_highest_stored_sequence_whatever_the_rescan_order()
+    {
+        var registry = new ProducerRegistry(Window);
+        Assert.Equal(0UL, registry.NextSequence(7)); // unknown: start at 0
+        registry.Record(7, 0, s_a, 0);
+        Assert.Equal(1UL, registry.NextSequence(7));
+        registry.Record(7, 500, s_b, 0);
+        registry.Record(7, 499, s_a, 1); // read later by the rescan, lower
+        Assert.Equal(501UL, registry.NextSequence(7));
+        Assert.Equal(0UL, registry.NextSequence(8));
+
+        // Its next sequence is new, not a retry.
+        Assert.Equal(ProducerRegistry.Verdict.New, registry.Check(7, registry.NextSequence(7), out _, out _, out _));
+    }
+
+    [Fact]
     public void A_sequence_older_than_everything_the_rescan_found_is_refused_not_written_again()
     {
         // The rescan found 10,000…19,999: whether 9,000 was stored (further back in the journal) cannot be told.

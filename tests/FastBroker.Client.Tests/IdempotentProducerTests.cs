@@ -1,3 +1,5 @@
+using FastBroker.Client;
+using FastBroker.Server;
 using FastBroker.Testing;
 using static FastBroker.ClientTests.Wire;
 
@@ -43,6 +45,57 @@ public class IdempotentProducerTests
         Assert.NotEqual(0UL, a.ProducerId);
         Assert.NotEqual(a.ProducerId, b.ProducerId);
         Assert.Equal(42UL, c.ProducerId);
+    }
+
+    [Fact]
+    public async Task A_new_client_with_a_configured_producer_id_continues_after_the_sequences_the_broker_stored()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using (var first = await BrokerClient.ConnectAsync(f.ClientOptions() with { ProducerId = 4242 }))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(i, await Within(first.PublishAsync("restarted", Bytes($"old{i}"))));
+            }
+        }
+
+        // The application restarts: a new client, same configured id. Its messages are new, not retries of the old ones.
+        var second = await f.ConnectAsync(o => o with { ProducerId = 4242 });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(3 + i, await Within(second.PublishAsync("restarted", Bytes($"new{i}"))));
+        }
+
+        Assert.Equal(0, second.DuplicateConfirmations);
+        Assert.Equal(6, Head(f, "restarted"));
+    }
+
+    [Fact]
+    public async Task After_a_broker_restart_a_new_client_with_the_same_producer_id_continues_after_what_the_journal_holds()
+    {
+        using var dir = new TempDirectory("fastbroker-client-producer");
+        var brokerOptions = BrokerOptions.Default with { DataDirectory = dir.Path, DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20 } };
+        var serverOptions = ServerOptions.Default with { Host = "127.0.0.1", Port = 0 };
+        var clientOptions = BrokerClientOptions.Default with { ProducerId = 77, Reconnect = false };
+        await using (var broker = await Broker.OpenAsync(brokerOptions))
+        await using (var server = await BrokerServer.StartAsync(broker, serverOptions))
+        await using (var first = await BrokerClient.ConnectAsync(clientOptions with { Endpoints = [$"127.0.0.1:{server.EndPoint.Port}"] }))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.Equal(i, await Within(first.PublishAsync("rebuilt", Bytes($"old{i}"))));
+            }
+        }
+
+        // The window is rebuilt from the journal's producer headers; the new client asks it where its id stands.
+        await using (var broker = await Broker.OpenAsync(brokerOptions))
+        await using (var server = await BrokerServer.StartAsync(broker, serverOptions))
+        await using (var second = await BrokerClient.ConnectAsync(clientOptions with { Endpoints = [$"127.0.0.1:{server.EndPoint.Port}"] }))
+        {
+            Assert.Equal(5, await Within(second.PublishAsync("rebuilt", Bytes("new0"))));
+            Assert.Equal(0, second.DuplicateConfirmations);
+            Assert.Equal(6, broker.GetSnapshot().Topics.Single(t => t.Name == "rebuilt").Head);
+        }
     }
 
     private static long Head(ServerFixture f, string topic)

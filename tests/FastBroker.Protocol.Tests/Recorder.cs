@@ -66,6 +66,8 @@ internal struct Recorder : IClientFrameHandler, IServerFrameHandler
     public readonly void OnSubscribe(in FrameHeader header, in SubscribeFrame f)
         => Log.Add($"{H(header)} sub={f.SubscriptionId} credit={f.InitialCredit} start={f.Start}/{f.StartValue} fb={f.Fallback} pattern={Str(f.Pattern)} durable={Str(f.DurableName)} filters={Headers(f.Filters)}");
 
+    public readonly void OnInitProducer(in FrameHeader header, ulong producerId) => Log.Add($"{H(header)} producer={producerId}");
+
     public readonly void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => Log.Add($"{H(header)} sub={subscriptionId}");
 
     public readonly void OnCredit(in FrameHeader header, uint subscriptionId, uint credit) => Log.Add($"{H(header)} sub={subscriptionId} credit={credit}");

@@ -192,6 +192,14 @@ public class RoundTripTests
     }
 
     [Fact]
+    public void Init_producer()
+    {
+        var bytes = Write(w => FrameWriter.WriteInitProducer(w, 9, 0x0102030405060708));
+        Assert.Equal("14000000" + "13" + "00" + "0000" + "0900000000000000" + "0807060504030201", Convert.ToHexString(bytes));
+        Assert.Equal(["INIT_PRODUCER#9 f=0 producer=72623859790382856"], Parse.EverySplit(bytes, fromClient: true));
+    }
+
+    [Fact]
     public void Subscribe_unsubscribe_credit_commit()
     {
         var bytes = Write(w =>
@@ -357,6 +365,8 @@ public class RoundTripTests
         public void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame) => throw new NotSupportedException();
 
         public void OnSubscribe(in FrameHeader header, in SubscribeFrame frame) => throw new NotSupportedException();
+
+        public void OnInitProducer(in FrameHeader header, ulong producerId) => throw new NotSupportedException();
 
         public void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => throw new NotSupportedException();
 

@@ -50,6 +50,8 @@ internal struct Walker : IClientFrameHandler, IServerFrameHandler
         Headers(frame.Filters);
     }
 
+    public void OnInitProducer(in FrameHeader header, ulong producerId) => Frames++;
+
     public void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => Frames++;
 
     public void OnCredit(in FrameHeader header, uint subscriptionId, uint credit) => Frames++;

@@ -140,6 +140,37 @@ public class PublishTests
     }
 
     [Fact]
+    public async Task Init_producer_answers_the_next_sequence_of_a_producer_id_and_needs_its_feature()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync(RawConnection.AllFeatures | ProtocolFeatures.InitProducer);
+        Assert.Equal(RawConnection.AllFeatures | ProtocolFeatures.InitProducer, c.Welcome!.Features);
+        await c.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77));
+        Assert.Equal((FrameType.Ok, 0UL), await OkAsync(c, 1)); // unknown id: start at 0
+
+        await c.PublishAsync(2, "orders", "a", producerId: 77, producerSequence: 0);
+        await c.PublishAsync(3, "orders", "b", producerId: 77, producerSequence: 1);
+        await c.ReadConfirmsAsync([2, 3]);
+        await c.SendAsync(w => FrameWriter.WriteInitProducer(w, 4, 77));
+        Assert.Equal((FrameType.Ok, 2UL), await OkAsync(c, 4));
+
+        await c.SendAsync(w => FrameWriter.WriteInitProducer(w, 5, 0));
+        var refused = (await c.ReadUntilAsync(x => x.RequestId == 5))[^1];
+        Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false), (refused.Type, refused.ErrorCode, refused.CloseConnection));
+
+        // Not granted (not asked for): refused like any ungranted feature, and the connection closes.
+        await using var old = await f.ConnectAsync();
+        await old.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77));
+        await old.ExpectClosedWithAsync(ErrorCode.UnexpectedFrame);
+
+        static async Task<(FrameType, ulong)> OkAsync(RawConnection c, ulong requestId)
+        {
+            var frame = (await c.ReadUntilAsync(x => x.RequestId == requestId))[^1];
+            return (frame.Type, frame.OkValue);
+        }
+    }
+
+    [Fact]
     public async Task Many_pipelined_publishes_are_all_confirmed_in_order()
     {
         await using var f = await ServerFixture.StartAsync(broker: b => b with { InputRingSize = 64 });

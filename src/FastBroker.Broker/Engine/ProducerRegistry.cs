@@ -7,9 +7,16 @@ namespace FastBroker.Engine;
 /// no race between a message and its retry); rebuilt at start from the producer header every idempotent record
 /// carries (<see cref="Broker.ProducerHeaderName"/>), so the window survives restarts because it lives in the journal.
 /// </summary>
+/// <remarks>
+/// <see cref="NextSequence"/> is the one call from other threads (a session answering INIT_PRODUCER): the journaler
+/// adds producers under <c>_addLock</c> (once per producer id, never per message) and publishes each producer's
+/// highest sequence with a volatile write, so a reader holding the lock sees a consistent dictionary and a highest
+/// sequence that every record before it has reached.
+/// </remarks>
 internal sealed class ProducerRegistry(int window)
 {
     private readonly Dictionary<ulong, Producer> _producers = [];
+    private readonly object _addLock = new();
 
     /// <summary>Outcome of <see cref="Check"/>.</summary>
     public enum Verdict
@@ -24,7 +31,29 @@ internal sealed class ProducerRegistry(int window)
         TooOld,
     }
 
-    public int Count => _producers.Count;
+    public int Count
+    {
+        get
+        {
+            lock (_addLock)
+            {
+                return _producers.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Any thread: the sequence a producer (re)starting with <paramref name="producerId"/> should use next — one past
+    /// the highest stored for it, or 0 when this broker knows no record of it. Messages still in the input ring when
+    /// this is asked are not counted.
+    /// </summary>
+    public ulong NextSequence(ulong producerId)
+    {
+        lock (_addLock)
+        {
+            return _producers.TryGetValue(producerId, out var p) ? p.Highest + 1 : 0;
+        }
+    }
 
     public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest)
     {
@@ -58,7 +87,10 @@ internal sealed class ProducerRegistry(int window)
         if (!_producers.TryGetValue(producerId, out var p))
         {
             p = new Producer();
-            _producers[producerId] = p;
+            lock (_addLock)
+            {
+                _producers[producerId] = p;
+            }
         }
 
         p.Record(sequence, topic, offset, window);
@@ -70,8 +102,10 @@ internal sealed class ProducerRegistry(int window)
         private TopicState?[] _topics = new TopicState?[64];
         private long[] _offsets = new long[64];
         private ulong _lowest = ulong.MaxValue;
+        private ulong _highest;
 
-        public ulong Highest { get; private set; }
+        /// <summary>Written by the journaler only; read by <see cref="NextSequence"/> from any thread.</summary>
+        public ulong Highest => Volatile.Read(ref _highest);
 
         public ulong Lowest => _lowest;
 
@@ -93,10 +127,13 @@ internal sealed class ProducerRegistry(int window)
         public void Record(ulong sequence, TopicState topic, long offset, int window)
         {
             _lowest = Math.Min(_lowest, sequence);
-            Highest = Math.Max(Highest, sequence);
+            if (sequence > _highest)
+            {
+                Volatile.Write(ref _highest, sequence);
+            }
 
             // Grow (up to the window) while the sequences kept span more than the table holds.
-            while (_sequences.Length < window && Highest - _lowest >= (ulong)_sequences.Length)
+            while (_sequences.Length < window && _highest - _lowest >= (ulong)_sequences.Length)
             {
                 Grow();
             }

@@ -26,8 +26,9 @@ internal sealed class Connection
     private long _lastSent;
     private byte[] _scratch = [];
 
-    public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls)
+    public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls, int maxBatchMessages)
     {
+        Batch = new PendingPublish[maxBatchMessages];
         _socket = socket;
         _stream = stream;
         Endpoint = endpoint;
@@ -75,6 +76,16 @@ internal sealed class Connection
 
     /// <summary>Reader loop only: publishes a CONFIRM answered, completed once the client's lock is released (reused).</summary>
     public List<(PendingPublish Publish, long Offset, ErrorCode Status)> Confirmed { get; } = [];
+
+    /// <summary>
+    /// The publishes of the PUBLISH_BATCH being encoded (send role only). Per connection, not per client: a direct
+    /// sender still finishing on a connection that a reconnect replaced holds that connection's send role while the new
+    /// connection's writer holds its own.
+    /// </summary>
+    public PendingPublish[] Batch { get; }
+
+    /// <summary>Publishes too large for this server's frames, taken off the send list and failed once the lock is released (send role only).</summary>
+    public List<PendingPublish> Refused { get; } = [];
 
     /// <summary>The direct sender's frame buffer (send role only), reused.</summary>
     public ArrayBufferWriter<byte> DirectBuffer { get; } = new(4096);

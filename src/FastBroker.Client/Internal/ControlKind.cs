@@ -11,4 +11,5 @@ internal enum ControlKind : byte
     Nack,
     Admin,
     Ping,
+    InitProducer,
 }

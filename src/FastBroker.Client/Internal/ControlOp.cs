@@ -32,7 +32,7 @@ internal sealed class ControlOp
     /// <summary>CREDIT amount, SUBSCRIBE initial credit, JOIN_GROUP prefetch, NACK delivery count.</summary>
     public uint Value { get; init; }
 
-    /// <summary>COMMIT offset, NACK offset, SUBSCRIBE start value.</summary>
+    /// <summary>COMMIT offset, NACK offset, SUBSCRIBE start value, INIT_PRODUCER producer id.</summary>
     public ulong Offset { get; init; }
 
     /// <summary>COMMIT topic, NACK error text, ADMIN argument (UTF-8).</summary>

@@ -45,6 +45,9 @@ internal sealed class PendingPublish : IValueTaskSource<long>
     /// <summary>Producer sequence (confirmable publishes only), assigned when admitted to the send list.</summary>
     public ulong Sequence { get; set; }
 
+    /// <summary>A retry (<c>RetryAsync</c>): <see cref="Sequence"/> was given and is kept, not assigned on admission.</summary>
+    public bool FixedSequence { get; set; }
+
     /// <summary>Request id on the current connection; 0 = not sent on it yet.</summary>
     public ulong RequestId { get; set; }
 
@@ -84,6 +87,7 @@ internal sealed class PendingPublish : IValueTaskSource<long>
         TtlMs = ttlMs;
         Durability = durability;
         FireAndForget = fireAndForget;
+        FixedSequence = false;
         _owners = fireAndForget ? 1 : 2;
         _completed = 0;
         var total = topicLength + key.Length + headers.Length + payload.Length;
@@ -159,6 +163,7 @@ internal sealed class PendingPublish : IValueTaskSource<long>
         Next = null;
         RequestId = 0;
         Sequence = 0;
+        FixedSequence = false;
         Queue = PublishQueue.None;
         _cancellation = default;
         _client = null;

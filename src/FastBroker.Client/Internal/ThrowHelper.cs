@@ -20,7 +20,10 @@ internal static class ThrowHelper
 
     [DoesNotReturn]
     public static void ThrowNotGranted(ProtocolFeatures feature)
-        => throw new BrokerClientException(ErrorCode.UnexpectedFrame, $"the server did not grant the {feature} feature");
+        => throw NotGranted(feature);
+
+    public static BrokerClientException NotGranted(ProtocolFeatures feature)
+        => new(ErrorCode.UnexpectedFrame, $"the server did not grant the {feature} feature");
 
     public static BrokerClientException MessageTooLarge(string topic, long frameSize, long max)
         => new(ErrorCode.MessageTooLarge, $"a message to '{topic}' needs a {frameSize}-byte frame; the server accepts at most {max}");

@@ -15,6 +15,8 @@ internal readonly struct FrameHandler(Session session) : IClientFrameHandler
 
     public void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame) => session.OnPublishBatch(header, frame);
 
+    public void OnInitProducer(in FrameHeader header, ulong producerId) => session.OnInitProducer(header, producerId);
+
     public void OnSubscribe(in FrameHeader header, in SubscribeFrame frame) => session.OnSubscribe(header, frame);
 
     public void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => session.OnUnsubscribe(header, subscriptionId);

@@ -106,6 +106,26 @@ internal sealed partial class Session
         _batchResume = 0;
     }
 
+    /// <summary>
+    /// INIT_PRODUCER: a producer (re)starting with an id it may have used before learns the sequence to continue from,
+    /// so its new messages are not deduplicated against the old process's (docs/protocol.md §6).
+    /// </summary>
+    internal void OnInitProducer(in FrameHeader header, ulong producerId)
+    {
+        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.InitProducer, "INIT_PRODUCER"))
+        {
+            return;
+        }
+
+        if (producerId == 0)
+        {
+            SendError(header.RequestId, ErrorCode.InvalidArgument, "INIT_PRODUCER: producerId 0 is not an idempotent producer");
+            return;
+        }
+
+        SendOk(header.RequestId, _broker.NextProducerSequence(producerId));
+    }
+
     public void OnPublishConfirmed(ulong token, long offset, bool duplicate)
     {
         QueueConfirm(new ConfirmEntry(token, ErrorCode.None, (ulong)offset, duplicate));
