@@ -152,7 +152,18 @@ public sealed partial class WitnessServer : IAsyncDisposable
         {
             foreach (var socket in _connections.Keys)
             {
-                socket.Dispose(); // fails the pending receive at once
+                // FIN first: a socket disposed under a pending receive is closed abortively (RST), and the peer
+                // should see an orderly close. Then the pending receive fails at once.
+                try
+                {
+                    socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                    // already closed by its connection
+                }
+
+                socket.Dispose();
             }
 
             open = [.. _connections.Values];
