@@ -25,9 +25,6 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private const byte StatusHeadsKnown = 1;
     private const byte StatusDefers = 2;
 
-    /// <summary>How long a deciding node waits for a reachable peer to report its heads before deciding without them.</summary>
-    private static readonly TimeSpan s_peerHeadsWait = TimeSpan.FromSeconds(5);
-
     private readonly BrokerOptions _brokerOptions;
     private readonly ServerOptions _serverOptions;
     private readonly ReplicationOptions _options;
@@ -56,8 +53,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private StandbyReplica? _opened;
     private volatile bool _defersToPeer;
     private long _peerHeadsWaitSince;
+    private long _peerAheadSince;
     private bool _rebootWaitLogged;
-    private readonly long _startedAt = Stopwatch.GetTimestamp();
+    private long _journalsOpenedAt;
     private TaskCompletionSource<long>? _promotion;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
@@ -166,6 +164,18 @@ public sealed class ReplicatedNode : IAsyncDisposable
             throw new InvalidOperationException($"node '{NodeId}' is already the primary (epoch {Epoch})");
         }
 
+        if (_role != NodeRole.Standby)
+        {
+            throw new InvalidOperationException($"node '{NodeId}' is {_role.ToString().ToLowerInvariant()}, not standby: promote it once it has decided its role");
+        }
+
+        if (_defersToPeer && _replica?.PrimaryId is null)
+        {
+            // The peer holds more of the log and is taking over (it may be promoting itself right now): promoting this
+            // node as well would make two primaries, and cut the records only the peer holds.
+            throw new InvalidOperationException($"node '{NodeId}' defers to its peer, which holds more of the log: promote the peer instead");
+        }
+
         if (Interlocked.CompareExchange(ref _promotion, promotion, null) is not null)
         {
             throw new InvalidOperationException("a promotion is already in progress");
@@ -269,6 +279,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private async Task DecideAsync()
     {
         var opened = _opened ??= new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
+        if (_journalsOpenedAt == 0)
+        {
+            _journalsOpenedAt = Stopwatch.GetTimestamp(); // the waits below count from here, not from a slow open
+        }
+
         var peer = await ProbeAsync(_peer).ConfigureAwait(false);
         if (peer is { Role: NodeRole.Primary } p && p.Epoch >= _state.Epoch)
         {
@@ -281,12 +296,12 @@ public sealed class ReplicatedNode : IAsyncDisposable
         // the standby when it returns, so a node that was primary waits a while for its peer (both hosts of a pair
         // that lost power come back at about the same time).
         if (peer is null && _role == NodeRole.Starting && _state.LastRole == NodeRole.Primary && _state.RebootedSinceLastRun
-            && Stopwatch.GetElapsedTime(_startedAt) < _options.PeerWaitAfterReboot)
+            && Stopwatch.GetElapsedTime(_journalsOpenedAt) < _options.PeerWait)
         {
             if (!_rebootWaitLogged)
             {
                 _rebootWaitLogged = true;
-                Log($"the host restarted since this node was primary: waiting up to {_options.PeerWaitAfterReboot.TotalSeconds:0.#} s for the peer, which may hold records this node's page cache lost");
+                Log($"the host restarted since this node was primary: waiting up to {_options.PeerWait.TotalSeconds:0.#} s for the peer, which may hold records this node's page cache lost");
             }
 
             await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
@@ -303,7 +318,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     _peerHeadsWaitSince = Stopwatch.GetTimestamp();
                 }
 
-                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < s_peerHeadsWait)
+                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < _options.PeerWait)
                 {
                     await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
                     return;
@@ -311,6 +326,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
             }
             else if (CompareLogs(q.Epoch, q.Heads, _state.Epoch, opened.Heads()) > 0)
             {
+                _peerHeadsWaitSince = 0;
                 // Raft's election rule for a pair: the node with more of the log leads. The peer holds records this
                 // node lost (a primary whose host lost power before its page cache was written) or never had: it
                 // takes over (asking the witness, or, without one, because this node says it defers), and this node
@@ -344,7 +360,12 @@ public sealed class ReplicatedNode : IAsyncDisposable
             && peer is not { Role: NodeRole.Primary };
         if (wantPrimary)
         {
-            await BecomePrimaryAsync(Math.Max(1, _state.Epoch), "configured primary, no primary peer").ConfigureAwait(false);
+            // A node resumes its epoch after a crash (its journals hold everything it confirmed), but after a reboot
+            // its journals may have lost their tail: records the standby still holds at those offsets. A new epoch
+            // begins at the heads it has now, so the standby is cut back to them (and says so) when it returns,
+            // instead of keeping records that differ from the ones written here at the same offsets.
+            var epoch = _state.RebootedAtLoad && _state.History.ContainsKey(_state.Epoch) ? _state.Epoch + 1 : Math.Max(1, _state.Epoch);
+            await BecomePrimaryAsync(epoch, _state.RebootedAtLoad ? "configured primary after a reboot, no primary peer: a new epoch" : "configured primary, no primary peer").ConfigureAwait(false);
         }
         else
         {
@@ -398,7 +419,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 if (epoch > _state.Epoch || !_state.History.ContainsKey(epoch))
                 {
                     // Each topic's head now is where this epoch starts: a returning node is cut back to it.
-                    _state.BeginEpoch(epoch, broker.Topics.All.Where(t => t.Persistent).ToDictionary(t => t.Name, t => t.Head, StringComparer.Ordinal));
+                    _state.BeginEpoch(epoch, broker.Topics.All.Where(t => t.Persistent).ToDictionary(t => t.Name, t => t.Head, StringComparer.Ordinal), NodeId);
                 }
                 else
                 {
@@ -447,9 +468,18 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
             var newer = Interlocked.Read(ref _newerEpochSeen);
             var reason = _fenceReason;
-            if (newer < 0 && reason is null && await ProbeAsync(_peer).ConfigureAwait(false) is { Role: NodeRole.Primary } p && p.Epoch > _state.Epoch)
+            if (newer < 0 && reason is null && await ProbeAsync(_peer).ConfigureAwait(false) is { Role: NodeRole.Primary } p)
             {
-                newer = p.Epoch;
+                if (p.Epoch > _state.Epoch)
+                {
+                    newer = p.Epoch;
+                }
+                else if (p.Epoch == _state.Epoch && p.NodeId != NodeId && string.CompareOrdinal(NodeId, p.NodeId) > 0)
+                {
+                    // Two primaries of one epoch: only manual promotions without a witness can do this (each takes
+                    // epoch + 1 on its own). One must go, the same one whichever looks first: the greater node id.
+                    reason = $"peer '{p.NodeId}' is primary at the same epoch {p.Epoch}: two primaries; the lesser node id keeps it";
+                }
             }
 
             if (newer > _state.Epoch || reason is not null)
@@ -605,8 +635,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout)
                 {
                     var peer = await ProbeAsync(_peer).ConfigureAwait(false);
-                    if (peer is not { Role: NodeRole.Primary }
-                        && !(peer is { Heads: { } heads } && CompareLogs(peer.Value.Epoch, heads, _state.Epoch, replica.Heads()) > 0))
+                    if (peer is not { Role: NodeRole.Primary } && !AwaitingPeerAhead(peer, replica))
                     {
                         var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
                         if (lease is not null)
@@ -623,9 +652,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
         }
         finally
         {
+            _replica = null; // first: a probe answered meanwhile must not report a closed copy's (empty) heads
             replica.Dispose();
             replica.CloseJournals();
-            _replica = null;
         }
 
         if (promoteTo > 0)
@@ -652,6 +681,35 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 throw;
             }
         }
+    }
+
+    /// <summary>
+    /// True while a peer that answers, is not primary, and holds more of the log is given the chance to take over (it
+    /// asks the witness itself): at most <see cref="ReplicationOptions.PeerWait"/> from when it was first seen so. A
+    /// peer that cannot take over (it cannot reach the witness, or it fenced itself with records never confirmed in a
+    /// standby mode) must not keep the pair without a primary for good.
+    /// </summary>
+    private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
+    {
+        if (peer is not { Heads: { } heads } p || CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) <= 0)
+        {
+            _peerAheadSince = 0;
+            return false;
+        }
+
+        if (_peerAheadSince == 0)
+        {
+            _peerAheadSince = Stopwatch.GetTimestamp();
+        }
+
+        if (Stopwatch.GetElapsedTime(_peerAheadSince) < _options.PeerWait)
+        {
+            return true;
+        }
+
+        Log($"peer '{p.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
+        _peerAheadSince = 0;
+        return false;
     }
 
     private async Task<long> ManualPromotionEpochAsync()

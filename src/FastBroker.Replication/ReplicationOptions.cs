@@ -49,11 +49,13 @@ public sealed record ReplicationOptions
     public bool DegradeToLocal { get; init; }
 
     /// <summary>
-    /// A node that was primary and finds its host restarted since (so its page cache, and any journal tail not yet
-    /// flushed, is gone) waits this long for its peer before taking over alone: the peer may hold those records
-    /// (standby-durable confirmations) and would lose them to the cut when it rejoined. Zero = do not wait.
+    /// How long a node waits for a peer that may hold records it lacks: as a primary whose host restarted since (its
+    /// page cache, and any journal tail not yet flushed, is gone; the peer may hold those records as standby-durable
+    /// confirmations and would lose them to the cut when it rejoined), for a deciding peer to report its journals'
+    /// heads, and for a peer that holds more of the log to take over before taking the lease itself. Zero = do not
+    /// wait.
     /// </summary>
-    public TimeSpan PeerWaitAfterReboot { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan PeerWait { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Receives one line per role change, link event and truncation (null = silent).</summary>
     public Action<string>? Log { get; init; }
@@ -90,9 +92,9 @@ public sealed record ReplicationOptions
             throw new ArgumentException("AckTimeout must be positive and LeaseTtl at least 50 ms.", nameof(AckTimeout));
         }
 
-        if (PeerWaitAfterReboot < TimeSpan.Zero)
+        if (PeerWait < TimeSpan.Zero)
         {
-            throw new ArgumentException("PeerWaitAfterReboot cannot be negative.", nameof(PeerWaitAfterReboot));
+            throw new ArgumentException("PeerWait cannot be negative.", nameof(PeerWait));
         }
 
         if (InitialRole is not (NodeRole.Primary or NodeRole.Standby))

@@ -43,7 +43,7 @@ internal static class ServeCommand
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
-        var rebootWait = new Option<int>("--peer-wait-after-reboot-ms") { Description = "A node that was primary and finds its host restarted (page cache lost) waits this long for its peer, which may hold records it lost, before taking over alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
+        var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
@@ -93,7 +93,7 @@ internal static class ServeCommand
                     AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
                     DegradeToLocal = parse.GetValue(degrade),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
-                    PeerWaitAfterReboot = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
+                    PeerWait = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
                     Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 };
                 return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);

@@ -13,6 +13,7 @@ internal sealed class NodeState
 {
     private readonly string _path;
 
+    private const string LeaderPrefix = "#";
     private readonly string _bootId = CurrentBootId();
     private string _savedBootId = "";
 
@@ -24,6 +25,9 @@ internal sealed class NodeState
     /// The host has restarted since this state was last written (Linux boot id): the page cache of the last run is
     /// gone, so journals written without fsync may have lost their tail — records the peer may still hold.
     /// </summary>
+    /// <summary><see cref="RebootedSinceLastRun"/> as it was when this process loaded the state (saving resets it).</summary>
+    public bool RebootedAtLoad { get; private set; }
+
     public bool RebootedSinceLastRun => _savedBootId.Length > 0 && _bootId.Length > 0 && _savedBootId != _bootId;
 
     public NodeRole LastRole { get; private set; } = NodeRole.Starting;
@@ -41,18 +45,24 @@ internal sealed class NodeState
             state.Parse(File.ReadAllText(state._path));
         }
 
+        state.RebootedAtLoad = state.RebootedSinceLastRun;
         return state;
     }
 
-    /// <summary>Records a new epoch this node starts serving as primary, with each topic's head at that moment.</summary>
-    public void BeginEpoch(long epoch, IReadOnlyDictionary<string, long> heads)
+    /// <summary>
+    /// Records a new epoch this node (<paramref name="leader"/>) starts serving as primary, with each topic's head at
+    /// that moment. The leader is kept in the entry as the pseudo-topic <c>#leader</c> (topic names cannot hold
+    /// <c>#</c>): without a witness two nodes can take the same epoch number, and only entries of the same leader are
+    /// the same history (<see cref="DivergenceOffset"/>).
+    /// </summary>
+    public void BeginEpoch(long epoch, IReadOnlyDictionary<string, long> heads, string leader)
     {
         if (epoch <= Epoch && History.ContainsKey(epoch))
         {
             throw new InvalidOperationException($"epoch {epoch} already begun");
         }
 
-        History[epoch] = new Dictionary<string, long>(heads, StringComparer.Ordinal);
+        History[epoch] = new Dictionary<string, long>(heads, StringComparer.Ordinal) { [LeaderPrefix + leader] = 0 };
         Epoch = epoch;
         LastRole = NodeRole.Primary;
         Save();
@@ -81,7 +91,7 @@ internal sealed class NodeState
     /// <summary>
     /// Where a node that last followed <paramref name="theirEpoch"/>, with epoch history <paramref name="theirs"/>, must
     /// cut <paramref name="topic"/>, or null when nothing is to be cut. Both histories agree up to the last epoch they
-    /// share (the same primary wrote those records); from there on each side's records are its own. So the cut is the
+    /// share (the same epoch begun by the same leader: the same primary wrote those records); from there on each side's records are its own. So the cut is the
     /// earlier of the two ends of that epoch: where this history's next epoch starts (what the later primaries built
     /// on) and where theirs does (records of an epoch this node never followed, such as one the rejoining node led
     /// while cut off: those offsets hold other records here even if this history's next epoch starts later). With no
@@ -92,9 +102,9 @@ internal sealed class NodeState
     public long? DivergenceOffset(long theirEpoch, SortedDictionary<long, Dictionary<string, long>> theirs, string topic)
     {
         var common = 0L;
-        foreach (var epoch in theirs.Keys)
+        foreach (var (epoch, starts) in theirs)
         {
-            if (epoch <= theirEpoch && History.ContainsKey(epoch))
+            if (epoch <= theirEpoch && History.TryGetValue(epoch, out var mine) && Leader(mine) == Leader(starts))
             {
                 common = epoch;
             }
@@ -103,6 +113,20 @@ internal sealed class NodeState
         var ours = EndOf(History, common, topic);
         var theirsEnd = EndOf(theirs, common, topic);
         return ours is null ? theirsEnd : theirsEnd is null ? ours : Math.Min(ours.Value, theirsEnd.Value);
+    }
+
+    /// <summary>The node that began an epoch (null in entries written before leaders were recorded).</summary>
+    private static string? Leader(Dictionary<string, long> starts)
+    {
+        foreach (var key in starts.Keys)
+        {
+            if (key.StartsWith(LeaderPrefix, StringComparison.Ordinal))
+            {
+                return key[LeaderPrefix.Length..];
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The start of the first epoch after <paramref name="epoch"/> in <paramref name="history"/>, or null.</summary>

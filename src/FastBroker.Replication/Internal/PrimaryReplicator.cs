@@ -94,6 +94,9 @@ internal sealed class PrimaryReplicator : IDisposable
 
         _gate.SetStandbyAttached(false);
         _options.Log?.Invoke($"replication: standby '{link.StandbyId}' disconnected: {reason}");
+
+        // Its threads and journal readers (mapped segments) go too; off this thread, which is one of the two it joins.
+        ThreadPool.UnsafeQueueUserWorkItem(static l => l.Dispose(), link, preferLocal: false);
     }
 
     internal void OnHigherEpoch(long epoch) => _sawHigherEpoch(epoch);
@@ -434,7 +437,8 @@ internal sealed class StandbyLink : IDisposable
             durableOf[name] = durable;
 
             var keep = Math.Min(next, topic.Head);
-            if (_hello.Epoch < primaryEpoch && _owner.DivergenceOffset(_hello, name) is { } cut)
+            // Also at an equal epoch: without a witness two nodes can each have begun it (different leaders).
+            if (_hello.Epoch <= primaryEpoch && _owner.DivergenceOffset(_hello, name) is { } cut)
             {
                 keep = Math.Min(keep, cut);
             }
@@ -660,13 +664,21 @@ internal sealed class StandbyLink : IDisposable
         var silence = _owner.Options.StandbySilenceTimeout;
         try
         {
-            // The standby answers every heartbeat (every HeartbeatInterval while idle) and acks every burst: silence
-            // for this long means it froze or its host died without a FIN (TCP keepalive does not see a frozen
-            // process: its kernel still answers). Detached, its confirmations fail or degrade to local as configured
-            // at once instead of each waiting out the ack timeout.
-            _socket.ReceiveTimeout = (int)Math.Ceiling(silence.TotalMilliseconds);
+            // The standby answers every heartbeat, acks every burst, and its durable thread sends an empty ack every
+            // 100 ms it has nothing else to send: silence for this long means it froze or its host died without a FIN
+            // (TCP keepalive does not see a frozen process: its kernel still answers). Detached, its confirmations
+            // fail or degrade to local as configured at once instead of each waiting out the ack timeout. Armed from
+            // the standby's first frame on: before it, the standby applies the welcome's cuts and opens those
+            // journals again (seconds on a cold cache), and has nothing to answer with yet.
+            var armed = false;
             while (!_stopping && input.Read(out var kind, out var body))
             {
+                if (!armed)
+                {
+                    armed = true;
+                    _socket.ReceiveTimeout = (int)Math.Ceiling(silence.TotalMilliseconds);
+                }
+
                 switch (kind)
                 {
                     case FrameKind.Ack:

@@ -31,6 +31,7 @@ internal sealed class StandbyReplica : IDisposable
     private readonly FrameBuffer _durableFrame = new(4096);
     private readonly FrameBuffer _stateAckFrame = new(64);
     private readonly FrameBuffer _heartbeatAck = EmptyAck();
+    private readonly FrameBuffer _keepAlive = EmptyAck();
     private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
     private Socket? _socket;
     private volatile bool _stopping;
@@ -47,7 +48,15 @@ internal sealed class StandbyReplica : IDisposable
         _verifySealedSegments = verifySealedSegments;
         _topicsRoot = Path.Combine(options.DataDirectory, "topics");
         Directory.CreateDirectory(_topicsRoot);
-        OpenExisting();
+        try
+        {
+            OpenExisting();
+        }
+        catch
+        {
+            CloseJournals(); // the journals opened before the failure would hold their directory locks for good
+            throw;
+        }
     }
 
     /// <summary>How many times a primary has welcomed this replica (it followed one).</summary>
@@ -645,6 +654,11 @@ internal sealed class StandbyReplica : IDisposable
 
             if (pending.Count == 0)
             {
+                if (background)
+                {
+                    SendKeepAlive();
+                }
+
                 continue;
             }
 
@@ -693,6 +707,37 @@ internal sealed class StandbyReplica : IDisposable
             {
                 // The receive loop notices the broken link; a disposed journal means we are stopping.
             }
+        }
+    }
+
+    /// <summary>
+    /// An empty ACK from the durable thread every background tick it has nothing else to send: the primary hears from
+    /// this standby even while its receive thread is busy (a long catch-up write waiting for the flusher) and so
+    /// detaches only a standby that is really silent (frozen, or its host gone).
+    /// </summary>
+    private void SendKeepAlive()
+    {
+        Socket? link;
+        lock (_byName)
+        {
+            link = PrimaryId is null ? null : Volatile.Read(ref _socket);
+        }
+
+        if (link is null)
+        {
+            return;
+        }
+
+        try
+        {
+            lock (_sendLock)
+            {
+                _keepAlive.SendTo(link);
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // The receive loop notices the broken link.
         }
     }
 

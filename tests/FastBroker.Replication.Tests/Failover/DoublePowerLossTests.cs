@@ -93,6 +93,68 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Without a witness, the old primary comes back alone and does not wait (<c>--peer-wait-ms 0</c>): it takes over
+    /// with its shorter journal, and clients write new records at the offsets it lost. It must begin a new epoch there,
+    /// so that the standby, when it returns, cuts the records only it held (reported) instead of keeping them under
+    /// the primary's different records at the same offsets.
+    /// </summary>
+    [Fact]
+    public async Task A_primary_that_takes_over_alone_after_a_reboot_begins_a_new_epoch_and_the_standby_cuts_what_differs()
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            int portA = FreePort.Next(), portB = FreePort.Next();
+            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", "--peer-wait-ms", "0"]);
+            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby"]);
+            await a.StartAsync();
+            var before = await a.WaitForAsync(s => s.IsPrimary, "a is primary");
+            await b.StartAsync();
+            await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+            await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+
+            b.Kill();
+            a.Kill();
+            LosePageCache(a, OnPrimaryDisk);
+            await a.StartAsync();
+            var after = await a.WaitForAsync(s => s.IsPrimary, "a takes over alone");
+            Assert.True(after.Epoch > before.Epoch, $"a begins a new epoch after its reboot: {after.Epoch} after {before.Epoch}");
+            const int New = 15;
+            Assert.Equal(OnPrimaryDisk, await PrefixedMessages.PublishAsync(a, Topic, "n", New, FastBroker.Protocol.Durability.Written));
+
+            await b.StartAsync();
+            var follower = await b.WaitForAsync(
+                s => s.IsStandby && s.Replica is { Connected: true } && s.ReplicaOf(Topic) is { Durable: OnPrimaryDisk + New },
+                "b follows a and holds a's records");
+            var cut = Assert.Single(follower.Replica!.Truncations, t => t.Contains($"'{Topic}'", StringComparison.Ordinal));
+            Assert.Contains($"cut at offset {OnPrimaryDisk}", cut, StringComparison.Ordinal);
+
+            // What b holds is a's log: a dies, b is promoted by hand and serves d0000…d0011, n0000….
+            a.Kill();
+            await b.WaitForAsync(s => s.Replica is { Connected: false }, "b sees a gone");
+            var (status, body) = await b.PromoteAsync();
+            Assert.True(status == 200, $"POST /promote on b: {status} {body}");
+            await b.WaitForAsync(s => s.IsPrimary, "b is primary");
+            var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
+            Assert.Equal(OnPrimaryDisk + New, onB.Head);
+            for (var i = 0; i < OnPrimaryDisk; i++)
+            {
+                Assert.Equal($"d{i:D4}", onB.At(i));
+            }
+
+            for (var i = 0; i < New; i++)
+            {
+                Assert.Equal($"n{i:D4}", onB.At(OnPrimaryDisk + i));
+            }
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// What a power loss does to a node whose journal lived in the page cache: the records from
     /// <paramref name="from"/> on are gone, and its host has a new boot id.
     /// </summary>
