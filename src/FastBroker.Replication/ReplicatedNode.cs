@@ -54,8 +54,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private volatile bool _defersToPeer;
     private long _peerHeadsWaitSince;
     private long _peerAheadSince;
+    private bool _peerAheadLogged;
     private bool _rebootWaitLogged;
     private long _journalsOpenedAt;
+    private bool _rebootEpochBegun;
+    private long _deferredAt;
     private TaskCompletionSource<long>? _promotion;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
@@ -332,6 +335,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 // takes over (asking the witness, or, without one, because this node says it defers), and this node
                 // follows it and copies them.
                 _defersToPeer = true;
+                _deferredAt = Stopwatch.GetTimestamp();
                 SetRole(NodeRole.Standby, $"peer '{q.NodeId}' holds more of the log (epoch {q.Epoch}; {DescribeAhead(q.Heads, opened.Heads())}): deferring to it");
                 return;
             }
@@ -360,12 +364,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
             && peer is not { Role: NodeRole.Primary };
         if (wantPrimary)
         {
-            // A node resumes its epoch after a crash (its journals hold everything it confirmed), but after a reboot
-            // its journals may have lost their tail: records the standby still holds at those offsets. A new epoch
-            // begins at the heads it has now, so the standby is cut back to them (and says so) when it returns,
-            // instead of keeping records that differ from the ones written here at the same offsets.
-            var epoch = _state.RebootedAtLoad && _state.History.ContainsKey(_state.Epoch) ? _state.Epoch + 1 : Math.Max(1, _state.Epoch);
-            await BecomePrimaryAsync(epoch, _state.RebootedAtLoad ? "configured primary after a reboot, no primary peer: a new epoch" : "configured primary, no primary peer").ConfigureAwait(false);
+            await BecomePrimaryAsync(Math.Max(1, _state.Epoch), "configured primary, no primary peer").ConfigureAwait(false);
         }
         else
         {
@@ -411,6 +410,18 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
             _defersToPeer = false;
 
+            // A node resumes its epoch after a crash (its journals hold everything it confirmed; the witness, too,
+            // renews its own expired lease at the same epoch), but after a reboot its journals may have lost their
+            // tail: records the standby still holds at those offsets. A new epoch begins at the heads it has now, so
+            // the standby is cut back to them (and says so) when it returns, instead of keeping records that differ
+            // from the ones written here at the same offsets. The entry names this node as its leader, so another
+            // node's grant of the same number later is a different history (NodeState.DivergenceOffset).
+            if (_state.RebootedAtLoad && !_rebootEpochBegun && epoch == _state.Epoch && _state.History.ContainsKey(epoch))
+            {
+                epoch++;
+                why += "; a new epoch after a reboot";
+            }
+
             // A promoted standby does not verify sealed segments again (see the caller).
             var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate);
@@ -420,6 +431,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 {
                     // Each topic's head now is where this epoch starts: a returning node is cut back to it.
                     _state.BeginEpoch(epoch, broker.Topics.All.Where(t => t.Persistent).ToDictionary(t => t.Name, t => t.Head, StringComparer.Ordinal), NodeId);
+                    _rebootEpochBegun = true;
                 }
                 else
                 {
@@ -615,9 +627,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 }
 
                 lastUnreachable = unreachable ? why : null;
-                if (replica.Welcomes > 0)
+                if (replica.Welcomes > 0 || (_defersToPeer && Stopwatch.GetElapsedTime(_deferredAt) >= _options.PeerWait))
                 {
-                    _defersToPeer = false; // it followed a primary: whatever it deferred for is settled
+                    // It followed a primary (whatever it deferred for is settled), or the peer it deferred to has not
+                    // taken over in time: it may be promoted again (by the witness or the operator).
+                    _defersToPeer = false;
                 }
 
                 if (_witness is null && !unreachable && refused <= _state.Epoch
@@ -635,7 +649,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout)
                 {
                     var peer = await ProbeAsync(_peer).ConfigureAwait(false);
-                    if (peer is not { Role: NodeRole.Primary } && !AwaitingPeerAhead(peer, replica))
+                    if (!AwaitingPeerAhead(peer, replica) && peer is not { Role: NodeRole.Primary })
                     {
                         var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
                         if (lease is not null)
@@ -691,9 +705,10 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// </summary>
     private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
     {
-        if (peer is not { Heads: { } heads } p || CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) <= 0)
+        if (peer is not { Role: not NodeRole.Primary, Heads: { } heads } p || CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) <= 0)
         {
             _peerAheadSince = 0;
+            _peerAheadLogged = false;
             return false;
         }
 
@@ -707,8 +722,13 @@ public sealed class ReplicatedNode : IAsyncDisposable
             return true;
         }
 
-        Log($"peer '{p.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
-        _peerAheadSince = 0;
+        // Not reset here: if this lease attempt fails, the next one does not wait the whole time again.
+        if (!_peerAheadLogged)
+        {
+            _peerAheadLogged = true;
+            Log($"peer '{p.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
+        }
+
         return false;
     }
 
@@ -961,6 +981,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
             {
                 w.WriteString("nodeId", link.StandbyId);
                 w.WriteNumber("sinceLastAckMs", (long)link.SinceLastAck.TotalMilliseconds);
+                w.WriteNumber("acksReceived", link.AcksReceived);
                 w.WriteNumber("bytesSent", link.BytesSent);
                 w.WriteNumber("journalerShips", link.JournalerShips);
                 w.WriteNumber("journalerDeferred", link.JournalerDeferred);

@@ -84,16 +84,19 @@ internal sealed class ProducerRegistry(int window)
 
     public void Record(ulong producerId, ulong sequence, TopicState topic, long offset)
     {
-        if (!_producers.TryGetValue(producerId, out var p))
+        if (_producers.TryGetValue(producerId, out var p))
         {
-            p = new Producer();
-            lock (_addLock)
-            {
-                _producers[producerId] = p;
-            }
+            p.Record(sequence, topic, offset, window);
+            return;
         }
 
+        // Recorded before it is added: NextSequence must never see a new producer at highest 0.
+        p = new Producer();
         p.Record(sequence, topic, offset, window);
+        lock (_addLock)
+        {
+            _producers[producerId] = p;
+        }
     }
 
     private sealed class Producer

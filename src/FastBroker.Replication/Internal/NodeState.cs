@@ -21,13 +21,13 @@ internal sealed class NodeState
 
     public long Epoch { get; private set; }
 
+    /// <summary><see cref="RebootedSinceLastRun"/> as it was when this process loaded the state (saving resets it).</summary>
+    public bool RebootedAtLoad { get; private set; }
+
     /// <summary>
     /// The host has restarted since this state was last written (Linux boot id): the page cache of the last run is
     /// gone, so journals written without fsync may have lost their tail — records the peer may still hold.
     /// </summary>
-    /// <summary><see cref="RebootedSinceLastRun"/> as it was when this process loaded the state (saving resets it).</summary>
-    public bool RebootedAtLoad { get; private set; }
-
     public bool RebootedSinceLastRun => _savedBootId.Length > 0 && _bootId.Length > 0 && _savedBootId != _bootId;
 
     public NodeRole LastRole { get; private set; } = NodeRole.Starting;

@@ -213,6 +213,7 @@ internal sealed class StandbyLink : IDisposable
     private Thread? _acker;
     private readonly ConfirmBatch _ackConfirms = new(); // the ack reader's
     private long _lastAckTicks;
+    private long _acksReceived;
     private long _bytesSent;
     private long _journalerShips;
     private long _journalerDeferred;
@@ -235,6 +236,9 @@ internal sealed class StandbyLink : IDisposable
 
     /// <summary>Of <see cref="JournalerShips"/>, those the socket buffer could not take whole (the sender thread sent the rest).</summary>
     public long JournalerDeferred => Volatile.Read(ref _journalerDeferred);
+
+    /// <summary>ACK frames received on this link (bursts, group commits, heartbeat answers and keepalives).</summary>
+    public long AcksReceived => Volatile.Read(ref _acksReceived);
 
     public TimeSpan SinceLastAck => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAckTicks) == 0 ? _connectedAt : Volatile.Read(ref _lastAckTicks));
 
@@ -669,7 +673,9 @@ internal sealed class StandbyLink : IDisposable
             // (TCP keepalive does not see a frozen process: its kernel still answers). Detached, its confirmations
             // fail or degrade to local as configured at once instead of each waiting out the ack timeout. Armed from
             // the standby's first frame on: before it, the standby applies the welcome's cuts and opens those
-            // journals again (seconds on a cold cache), and has nothing to answer with yet.
+            // journals again (seconds on a cold cache), and has nothing to answer with yet; until then a generous
+            // bound, so that a standby that froze right after the welcome is detached all the same.
+            _socket.ReceiveTimeout = (int)Math.Ceiling(Math.Max(silence.TotalMilliseconds, 30_000));
             var armed = false;
             while (!_stopping && input.Read(out var kind, out var body))
             {
@@ -757,6 +763,7 @@ internal sealed class StandbyLink : IDisposable
         }
 
         Volatile.Write(ref _lastAckTicks, Stopwatch.GetTimestamp());
+        Volatile.Write(ref _acksReceived, _acksReceived + 1); // the ack reader is the only writer
     }
 
     private sealed class LinkTopic(TopicState topic, uint id, ReplicaAcks acks, long from)

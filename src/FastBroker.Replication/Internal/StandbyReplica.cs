@@ -30,8 +30,8 @@ internal sealed class StandbyReplica : IDisposable
     private readonly FrameBuffer _ackFrame = new(4096);
     private readonly FrameBuffer _durableFrame = new(4096);
     private readonly FrameBuffer _stateAckFrame = new(64);
-    private readonly FrameBuffer _heartbeatAck = EmptyAck();
-    private readonly FrameBuffer _keepAlive = EmptyAck();
+    private readonly FrameBuffer _heartbeatAck = new(16);
+    private readonly FrameBuffer _keepAlive = new(16);
     private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
     private Socket? _socket;
     private volatile bool _stopping;
@@ -351,7 +351,7 @@ internal sealed class StandbyReplica : IDisposable
                     // gone without a FIN) is how the primary tells it from one with nothing to acknowledge.
                     lock (_sendLock)
                     {
-                        _heartbeatAck.SendTo(socket);
+                        EmptyAck(_heartbeatAck).SendTo(socket); // SendTo empties the buffer: built again each time
                     }
 
                     break;
@@ -732,7 +732,7 @@ internal sealed class StandbyReplica : IDisposable
         {
             lock (_sendLock)
             {
-                _keepAlive.SendTo(link);
+                EmptyAck(_keepAlive).SendTo(link);
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
@@ -741,9 +741,8 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
-    private static FrameBuffer EmptyAck()
+    private static FrameBuffer EmptyAck(FrameBuffer f)
     {
-        var f = new FrameBuffer(16);
         f.Begin(FrameKind.Ack).U32(0).End();
         return f;
     }

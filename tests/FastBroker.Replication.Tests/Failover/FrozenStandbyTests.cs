@@ -31,7 +31,14 @@ public sealed class FrozenStandbyTests(ITestOutputHelper output)
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint] });
             Assert.Equal(0, await client.PublishAsync(Topic, "replicated"u8));
-            await a.WaitForAsync(s => s.StandbyCaughtUp(Topic), "b holds it");
+            var caughtUp = await a.WaitForAsync(s => s.StandbyCaughtUp(Topic), "b holds it");
+
+            // Idle and healthy, b keeps answering (heartbeat answers, keepalives), so it stays attached.
+            var idle = await a.WaitForAsync(
+                s => s.Standby is { Attached: true } st && st.AcksReceived >= caughtUp.Standby!.AcksReceived + 30,
+                "an idle standby keeps acknowledging");
+            Assert.True(idle.Standby!.Attached);
+            Assert.DoesNotContain($"standby 'b' disconnected", a.Logs, StringComparison.Ordinal);
 
             b.Freeze();
             frozen = b;
