@@ -78,14 +78,7 @@ public static partial class FrameWriter
     /// <paramref name="producerId"/>; the server answers OK with it.
     /// </summary>
     public static int WriteInitProducer(IBufferWriter<byte> writer, ulong requestId, ulong producerId)
-    {
-        const int total = H + 8;
-        var o = new FrameOutput(writer, total);
-        o.Header(total, FrameType.InitProducer, 0, requestId);
-        o.U64(producerId);
-        o.Commit();
-        return total;
-    }
+        => WriteU64Body(writer, FrameType.InitProducer, requestId, producerId);
 
     /// <summary>DELIVER one message from its fields.</summary>
     public static int WriteDeliver(

@@ -84,10 +84,14 @@ public static partial class FrameWriter
 
     /// <summary>OK: the request succeeded; <paramref name="value"/> as documented per request type.</summary>
     public static int WriteOk(IBufferWriter<byte> writer, ulong requestId, ulong value)
+        => WriteU64Body(writer, FrameType.Ok, requestId, value);
+
+    /// <summary>A frame whose body is one <c>u64</c> (OK, INIT_PRODUCER).</summary>
+    private static int WriteU64Body(IBufferWriter<byte> writer, FrameType type, ulong requestId, ulong value)
     {
         const int total = H + 8;
         var o = new FrameOutput(writer, total);
-        o.Header(total, FrameType.Ok, 0, requestId);
+        o.Header(total, type, 0, requestId);
         o.U64(value);
         o.Commit();
         return total;

@@ -85,15 +85,8 @@ public sealed class DeposedPrimaryFailoverTests(ITestOutputHelper output)
     {
         Assert.True(content.Tail == 0, $"{when}: tail {content.Tail}");
         Assert.True(content.Head == Replicated + OnNewPrimary, $"{when}: head {content.Head}, expected {Replicated + OnNewPrimary}");
-        for (var i = 0; i < Replicated; i++)
-        {
-            Assert.Equal($"r{i:D4}", content.At(i));
-        }
-
-        for (var i = 0; i < OnNewPrimary; i++)
-        {
-            Assert.Equal($"n{i:D4}", content.At(Replicated + i));
-        }
+        content.AssertRun(0, "r", Replicated);
+        content.AssertRun(Replicated, "n", OnNewPrimary);
 
         Assert.DoesNotContain(content.Payloads, p => p.StartsWith('l'));
     }

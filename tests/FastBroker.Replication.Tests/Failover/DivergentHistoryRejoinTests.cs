@@ -57,15 +57,8 @@ public sealed class DivergentHistoryRejoinTests(ITestOutputHelper output)
             await b.WaitForAsync(s => s.IsPrimary, "b is promoted when a dies");
             var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
             Assert.Equal(Shared + PrimaryOnly, onB.Head);
-            for (var i = 0; i < Shared; i++)
-            {
-                Assert.Equal($"r{i:D4}", onB.At(i));
-            }
-
-            for (var i = 0; i < PrimaryOnly; i++)
-            {
-                Assert.Equal($"l{i:D4}", onB.At(Shared + i));
-            }
+            onB.AssertRun(0, "r", Shared);
+            onB.AssertRun(Shared, "l", PrimaryOnly);
         }
         catch
         {

@@ -30,21 +30,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            NodeProcess a, b;
-            if (witness)
-            {
-                (a, b, _) = await pair.StartWitnessedPairAsync();
-            }
-            else
-            {
-                int portA = FreePort.Next(), portB = FreePort.Next();
-                a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary"]);
-                b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby"]);
-                await a.StartAsync();
-                await a.WaitForAsync(s => s.IsPrimary, "a is primary");
-                await b.StartAsync();
-                await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
-            }
+            var (a, b, _) = witness ? await pair.StartWitnessedPairAsync() : await pair.StartConfiguredPairAsync([], []);
 
             await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
 
@@ -80,10 +66,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
 
             var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
             Assert.Equal(Confirmed, onB.Head);
-            for (var i = 0; i < Confirmed; i++)
-            {
-                Assert.Equal($"d{i:D4}", onB.At(i));
-            }
+            onB.AssertRun(0, "d", Confirmed);
         }
         catch
         {
@@ -104,13 +87,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            int portA = FreePort.Next(), portB = FreePort.Next();
-            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", "--peer-wait-ms", "0"]);
-            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby"]);
-            await a.StartAsync();
-            var before = await a.WaitForAsync(s => s.IsPrimary, "a is primary");
-            await b.StartAsync();
-            await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+            var (a, b, before) = await pair.StartConfiguredPairAsync(["--peer-wait-ms", "0"], []);
             await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
 
             b.Kill();
@@ -137,15 +114,8 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
             await b.WaitForAsync(s => s.IsPrimary, "b is primary");
             var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
             Assert.Equal(OnPrimaryDisk + New, onB.Head);
-            for (var i = 0; i < OnPrimaryDisk; i++)
-            {
-                Assert.Equal($"d{i:D4}", onB.At(i));
-            }
-
-            for (var i = 0; i < New; i++)
-            {
-                Assert.Equal($"n{i:D4}", onB.At(OnPrimaryDisk + i));
-            }
+            onB.AssertRun(0, "d", OnPrimaryDisk);
+            onB.AssertRun(OnPrimaryDisk, "n", New);
         }
         catch
         {

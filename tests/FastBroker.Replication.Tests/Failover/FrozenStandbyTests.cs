@@ -20,13 +20,8 @@ public sealed class FrozenStandbyTests(ITestOutputHelper output)
         NodeProcess? frozen = null;
         try
         {
-            int portA = FreePort.Next(), portB = FreePort.Next();
             string[] options = ["--acks", "standby-received", "--degrade-to-local", "--ack-timeout-ms", "600000"];
-            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", .. options]);
-            var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby", .. options]);
-            await a.StartAsync();
-            await a.WaitForAsync(s => s.IsPrimary, "a is primary");
-            await b.StartAsync();
+            var (a, b, _) = await pair.StartConfiguredPairAsync(options, options);
             await a.WaitForAsync(s => s.Standby is { Attached: true }, "b attached");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint] });

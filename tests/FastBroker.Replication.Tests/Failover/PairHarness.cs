@@ -52,6 +52,22 @@ internal sealed class PairHarness : IAsyncDisposable
         return (a, b, primary);
     }
 
+    /// <summary>
+    /// Two nodes peered directly without a witness: a started with <c>--role primary</c>, then b with
+    /// <c>--role standby</c> following it; each with its own extra options.
+    /// </summary>
+    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartConfiguredPairAsync(string[] optionsA, string[] optionsB)
+    {
+        int portA = FreePort.Next(), portB = FreePort.Next();
+        var a = AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", .. optionsA]);
+        var b = AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby", .. optionsB]);
+        await a.StartAsync();
+        var primary = await a.WaitForAsync(s => s.IsPrimary, "a is primary");
+        await b.StartAsync();
+        await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+        return (a, b, primary);
+    }
+
     public TcpProxy AddProxy(int targetPort)
     {
         var proxy = new TcpProxy(targetPort);

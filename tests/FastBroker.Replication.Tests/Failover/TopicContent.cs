@@ -23,6 +23,15 @@ internal sealed class TopicContent
 
     public string At(long offset) => Payloads[(int)(offset - Tail)];
 
+    /// <summary>Asserts that <paramref name="count"/> messages from <paramref name="from"/> are <c>prefix0000</c>, <c>prefix0001</c>, ….</summary>
+    public void AssertRun(long from, string prefix, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal($"{prefix}{i:D4}", At(from + i));
+        }
+    }
+
     public static async Task<TopicContent> ReadAsync(string endpoint, string topic)
     {
         await using var reader = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [endpoint], Reconnect = false, ClientName = "failover-reader" });
