@@ -13,9 +13,10 @@ namespace FastBroker.Replication;
 /// <summary>
 /// One node of a failover pair. As <see cref="NodeRole.Primary"/> it runs the broker and the protocol server and
 /// streams its journals to the standby; as <see cref="NodeRole.Standby"/> it copies them and serves no clients. It
-/// decides its role at start (a peer that is primary wins; otherwise the witness lease, or without a witness the
-/// node's last role / <see cref="ReplicationOptions.InitialRole"/>), promotes itself when the primary is gone and
-/// the witness grants it the lease (never without a witness), is promoted by hand with <see cref="PromoteAsync"/>,
+/// decides its role at start (a peer that is primary wins, then a peer that holds more of the log; otherwise the
+/// witness lease, or without a witness the node's last role / <see cref="ReplicationOptions.InitialRole"/>), promotes
+/// itself when the primary is gone and the witness grants it the lease (without a witness only when its peer defers
+/// to it), is promoted by hand with <see cref="PromoteAsync"/>,
 /// and steps down — rejoining as standby and cutting the tail the new primary never had — as soon as it sees a newer
 /// epoch or loses its lease.
 /// </summary>
