@@ -64,7 +64,9 @@ internal sealed class Connection
 
     /// <summary>
     /// 0 = free, 1 = held by the writer loop (for a whole pass, flush included) or by a thread sending directly.
-    /// Whoever holds it is the only one writing to the socket and the only one using the client's batch buffer.
+    /// Whoever holds it is the only one writing to the socket and the only one using the client's batch buffer. The
+    /// writer loop ends holding it for good (after waiting for a direct sender to finish), so a connection's teardown,
+    /// which comes after the writer loop, never overlaps a direct sender still encoding its publishes.
     /// </summary>
     public int SendRole;
 
