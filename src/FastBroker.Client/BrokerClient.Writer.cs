@@ -329,11 +329,11 @@ public sealed partial class BrokerClient
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteAdmin(output, op.RequestId, op.Query, op.Text);
             case ControlKind.InitProducer:
-                if ((_welcome!.Features & ProtocolFeatures.InitProducer) == 0)
+                if (op.Generation != _generation)
                 {
-                    // A reconnect reached a server that cannot answer (an older node of a pair): asking would close the
-                    // connection, and guessing could lose messages.
-                    op.Completion?.TrySetException(ThrowHelper.NotGranted(ProtocolFeatures.InitProducer));
+                    // ConnectAsync's question, queued just as its connection ended: it fails ConnectAsync (which
+                    // checked that this connection's server grants InitProducer) rather than go to the next server.
+                    op.Completion?.TrySetException(InitProducerLost(null));
                     return 0;
                 }
 

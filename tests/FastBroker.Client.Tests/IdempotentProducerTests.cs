@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Testing;
 using static FastBroker.ClientTests.Wire;
@@ -96,6 +97,42 @@ public class IdempotentProducerTests
             Assert.Equal(0, second.DuplicateConfirmations);
             Assert.Equal(6, broker.GetSnapshot().Topics.Single(t => t.Name == "rebuilt").Head);
         }
+    }
+
+    [Fact]
+    public async Task ConnectAsync_fails_with_Timeout_when_INIT_PRODUCER_is_not_answered_within_ConnectTimeout()
+    {
+        await using var server = new SilentServer(SilentServer.DefaultFeatures | ProtocolFeatures.InitProducer);
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ProducerId = 4242,
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+            ReconnectTimeout = TimeSpan.FromMinutes(10), // what bounded the wait before (heartbeats, reconnects, asking again)
+        }).AsTask().WaitAsync(Deadline));
+
+        Assert.Equal(ErrorCode.Timeout, error.ErrorCode);
+        Assert.Contains("INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_fails_with_Closed_when_its_connection_ends_before_INIT_PRODUCER_is_answered()
+    {
+        await using var server = new SilentServer(SilentServer.DefaultFeatures | ProtocolFeatures.InitProducer);
+        var connect = BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ProducerId = 4242,
+            ConnectTimeout = TimeSpan.FromMinutes(5), // so only the lost connection can end the wait within the deadline
+            ReconnectTimeout = TimeSpan.FromMinutes(10),
+        }).AsTask();
+        await EventuallyAsync(() => server.InitProducers == 1, "the client asked where its producer id stands");
+        server.DropConnections();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => connect.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, server.InitProducers); // not asked again on another connection
     }
 
     private static long Head(ServerFixture f, string topic)
