@@ -171,11 +171,11 @@ public sealed partial class BrokerClient
         }
     }
 
-    private static void FailRefused(List<PendingPublish> refused, int maxFrame)
+    private static void FailRefused(List<(PendingPublish Publish, BrokerClientException Error)> refused)
     {
-        foreach (var p in refused)
+        foreach (var (p, error) in refused)
         {
-            p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)BatchHeaderBytes + p.EntrySize, maxFrame));
+            p.TrySetException(error);
             p.Release();
         }
 
@@ -245,11 +245,15 @@ public sealed partial class BrokerClient
 
                 count = CollectBatchLocked(batch, connection.Refused, out capacity, out firstRequestId);
                 idempotent = _idempotent;
+                if (connection.Refused.Count > 0)
+                {
+                    AdmitWaitingLocked(); // they left room: nothing else may be in flight to confirm and make some
+                }
             }
 
             if (connection.Refused.Count > 0)
             {
-                FailRefused(connection.Refused, maxFrame: Volatile.Read(ref _serverMaxFrameSize));
+                FailRefused(connection.Refused);
             }
 
             if (count == 0)
@@ -379,7 +383,7 @@ public sealed partial class BrokerClient
     /// consecutive producer sequences) into <paramref name="batch"/>, gives them consecutive request ids and registers
     /// the confirmable ones. Returns how many; <paramref name="capacity"/> is the frame's exact size.
     /// </summary>
-    private int CollectBatchLocked(PendingPublish[] batch, List<PendingPublish> refused, out int capacity, out ulong firstRequestId)
+    private int CollectBatchLocked(PendingPublish[] batch, List<(PendingPublish Publish, BrokerClientException Error)> refused, out int capacity, out ulong firstRequestId)
     {
         var maxFrame = _serverMaxFrameSize;
         var limit = Math.Min(_options.MaxBatchBytes, maxFrame);
@@ -391,20 +395,29 @@ public sealed partial class BrokerClient
         while (p is not null && count < batch.Length)
         {
             var size = p.EntrySize;
-            if (count == 0)
+            BrokerClientException? refusal = null;
+            if (p.FixedSequence && !_idempotent)
             {
-                if ((long)bytes + size > maxFrame)
-                {
-                    // Fitted the previous server's limit, not this one's.
-                    var next = p.Next;
-                    UnlinkLocked(p);
-                    _inFlight--;
-                    refused.Add(p); // failed by Drain once the lock is released
-                    p = next;
-                    continue;
-                }
+                // A retry (RetryAsync) queued before a reconnect to a server that does not grant IdempotentProducer:
+                // sent without its producer id and sequence it would be a new message, stored a second time.
+                refusal = ThrowHelper.RetryNotIdempotent();
             }
-            else if ((long)bytes + size > limit || !CanFollow(previous!, p))
+            else if (count == 0 && (long)bytes + size > maxFrame)
+            {
+                refusal = ThrowHelper.MessageTooLarge(p.Topic, (long)bytes + size, maxFrame); // fitted the previous server's limit, not this one's
+            }
+
+            if (refusal is not null)
+            {
+                var next = p.Next;
+                UnlinkLocked(p);
+                _inFlight--;
+                refused.Add((p, refusal)); // failed by Drain once the lock is released
+                p = next;
+                continue;
+            }
+
+            if (count > 0 && ((long)bytes + size > limit || !CanFollow(previous!, p)))
             {
                 break;
             }

@@ -86,8 +86,11 @@ internal sealed class Connection
     /// </summary>
     public PendingPublish[] Batch { get; }
 
-    /// <summary>Publishes too large for this server's frames, taken off the send list and failed once the lock is released (send role only).</summary>
-    public List<PendingPublish> Refused { get; } = [];
+    /// <summary>
+    /// Publishes this connection cannot carry (too large for its server's frames; a retry on a connection without
+    /// IdempotentProducer), taken off the send list and failed once the lock is released (send role only).
+    /// </summary>
+    public List<(PendingPublish Publish, BrokerClientException Error)> Refused { get; } = [];
 
     /// <summary>The direct sender's frame buffer (send role only), reused.</summary>
     public ArrayBufferWriter<byte> DirectBuffer { get; } = new(4096);
