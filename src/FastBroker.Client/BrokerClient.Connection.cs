@@ -375,6 +375,7 @@ public sealed partial class BrokerClient
     private void OnDisconnected(Connection connection)
     {
         List<ControlOp>? completed = null;
+        List<ControlOp>? lost = null;
         lock (_sync)
         {
             if (_connection == connection)
@@ -399,8 +400,11 @@ public sealed partial class BrokerClient
             {
                 switch (op.Kind)
                 {
-                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping or ControlKind.InitProducer:
+                    case ControlKind.Commit or ControlKind.Admin or ControlKind.Ping:
                         survivors.Add(op); // idempotent: ask again on the next connection
+                        break;
+                    case ControlKind.InitProducer:
+                        (lost ??= []).Add(op); // ConnectAsync's: it fails rather than wait for a reconnect
                         break;
                     case ControlKind.Unsubscribe:
                         (completed ??= []).Add(op); // the connection took the subscription with it
@@ -420,6 +424,14 @@ public sealed partial class BrokerClient
             foreach (var op in completed)
             {
                 op.Completion?.TrySetResult(0);
+            }
+        }
+
+        if (lost is not null)
+        {
+            foreach (var op in lost)
+            {
+                op.Completion?.TrySetException(InitProducerLost(connection));
             }
         }
     }

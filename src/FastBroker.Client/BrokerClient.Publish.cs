@@ -48,17 +48,29 @@ public sealed partial class BrokerClient
     /// later). If it does not (a failover to a standby that never received it) the retry is stored, after whatever
     /// was published since. Queued in call order like any publish and resent after reconnects.
     /// </summary>
+    /// <remarks>
+    /// Only over a connection that granted <see cref="ProtocolFeatures.IdempotentProducer"/>: without it a retry would
+    /// go out without its producer id and sequence, as a new message, and be stored a second time. So it is refused,
+    /// before anything is sent, when the current (or last) connection did not grant the feature, and a retry queued
+    /// before a reconnect to such a server fails instead of being sent (both <see cref="ErrorCode.UnexpectedFrame"/>,
+    /// like any use of a feature the server did not grant).
+    /// </remarks>
     /// <param name="publish">From <see cref="BrokerClientException.Unconfirmed"/>.</param>
     /// <param name="cancellationToken">As for <see cref="PublishAsync(string, ReadOnlySpan{byte}, PublishOptions?, CancellationToken)"/>.</param>
     /// <returns>The offset of the message in its topic (the original one when it was stored before).</returns>
     /// <exception cref="ArgumentException"><paramref name="publish"/> carries another producer id than this client's.</exception>
-    /// <exception cref="BrokerClientException">As for <c>PublishAsync</c>; <see cref="ErrorCode.InvalidArgument"/> when the sequence is older than the broker's deduplication window.</exception>
+    /// <exception cref="BrokerClientException">As for <c>PublishAsync</c>; <see cref="ErrorCode.InvalidArgument"/> when the sequence is older than the broker's deduplication window; <see cref="ErrorCode.UnexpectedFrame"/> when the connection does not grant <see cref="ProtocolFeatures.IdempotentProducer"/> (nothing was sent).</exception>
     public ValueTask<long> RetryAsync(UnconfirmedPublish publish, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(publish);
         if (publish.ProducerId != ProducerId)
         {
             throw new ArgumentException($"The publish carries producer id {publish.ProducerId:x16}, this client {ProducerId:x16}: only the same producer id is deduplicated.", nameof(publish));
+        }
+
+        if ((Features & ProtocolFeatures.IdempotentProducer) == 0)
+        {
+            throw ThrowHelper.RetryNotIdempotent(); // sent as a new message it could be stored twice
         }
 
         if (cancellationToken.IsCancellationRequested)

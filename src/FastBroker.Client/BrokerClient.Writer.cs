@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using FastBroker.Client.Internal;
 using FastBroker.Net;
 using FastBroker.Protocol;
@@ -15,9 +16,16 @@ namespace FastBroker.Client;
 /// </summary>
 public sealed partial class BrokerClient
 {
+    /// <remarks>
+    /// Ends holding the connection's send role, for good: the supervisor tears the connection down (fails or hands
+    /// its publishes to the next connection, whose CONFIRMs release them) only after this task has ended, so no direct
+    /// sender can still be encoding publishes that the teardown releases (it would read a pooled entry whose buffer
+    /// went back to the pool, and throw out of <c>PublishAsync</c>), and none can start on this connection again.
+    /// </remarks>
     private async Task WriteLoopAsync(Connection connection)
     {
         var output = connection.Output;
+        var holdsRole = false;
         try
         {
             while (!connection.IsAborted)
@@ -25,9 +33,9 @@ public sealed partial class BrokerClient
                 await _writeSignal.WaitAsync().ConfigureAwait(false);
 
                 // The send role for the whole pass, flush included: a direct sender (PublishAsync on its own thread)
-                // holds it only for one non-blocking send, so this waits microseconds at most. Left held when the
-                // connection ends: nobody sends on it again.
+                // holds it only for one non-blocking send, so this waits microseconds at most.
                 AcquireSendRole(connection);
+                holdsRole = true;
                 bool more;
                 do
                 {
@@ -45,7 +53,7 @@ public sealed partial class BrokerClient
                         connection.UnsentLastIndex = -1;
                     }
 
-                    more = Drain(connection, output, FlushBudget, out var written, out var lastIndex);
+                    more = Drain(connection, output, FlushBudget, direct: false, out var written, out var lastIndex);
                     if (written + unsent == 0)
                     {
                         break;
@@ -66,13 +74,38 @@ public sealed partial class BrokerClient
                 }
                 while (more);
 
+                holdsRole = false;
                 Volatile.Write(ref connection.SendRole, 0);
                 Interlocked.Increment(ref _writerPasses);
+                AtTestHook(TestHookPoint.WriterPassEnded, connection);
             }
         }
         catch (Exception ex)
         {
             connection.Abort(ex);
+        }
+        finally
+        {
+            if (!holdsRole)
+            {
+                // Ended between passes: a direct sender may have taken the role meanwhile and be mid-batch (preempted,
+                // say). Wait for it (one non-blocking send at most), then keep the role.
+                AtTestHook(TestHookPoint.WriterWaitsForSendRole, connection);
+                AcquireSendRole(connection);
+            }
+        }
+    }
+
+    /// <summary>Tests only (<see cref="TestHooks"/>): called at each <see cref="TestHookPoint"/>, on the thread that reached it.</summary>
+    internal Action<TestHookPoint, Connection>? TestHook { get; set; }
+
+    /// <summary>Free unless the test switch is on: <see cref="TestHooks.Enabled"/> is a JIT-time constant.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AtTestHook(TestHookPoint point, Connection connection)
+    {
+        if (TestHooks.Enabled)
+        {
+            TestHook?.Invoke(point, connection);
         }
     }
 
@@ -99,6 +132,7 @@ public sealed partial class BrokerClient
 
         try
         {
+            AtTestHook(TestHookPoint.DirectSendRoleTaken, connection);
             if (connection.IsAborted || connection.Unsent.WrittenCount > 0)
             {
                 return false;
@@ -106,7 +140,7 @@ public sealed partial class BrokerClient
 
             var buffer = connection.DirectBuffer;
             buffer.ResetWrittenCount();
-            var more = Drain(connection, buffer, DirectSendBudget, out var written, out var lastIndex);
+            var more = Drain(connection, buffer, DirectSendBudget, direct: true, out var written, out var lastIndex);
             if (written == 0)
             {
                 return !more;
@@ -137,11 +171,11 @@ public sealed partial class BrokerClient
         }
     }
 
-    private static void FailRefused(List<PendingPublish> refused, int maxFrame)
+    private static void FailRefused(List<(PendingPublish Publish, BrokerClientException Error)> refused)
     {
-        foreach (var p in refused)
+        foreach (var (p, error) in refused)
         {
-            p.TrySetException(ThrowHelper.MessageTooLarge(p.Topic, (long)BatchHeaderBytes + p.EntrySize, maxFrame));
+            p.TrySetException(error);
             p.Release();
         }
 
@@ -150,15 +184,15 @@ public sealed partial class BrokerClient
 
     /// <summary>
     /// Under the lock: <paramref name="connection"/> is still the current one. A sender checks it at every lock it
-    /// takes, not once: a direct sender on a connection that just failed may still be between two batches when the
-    /// reconnect has already handed the send list to the next connection (the old writer can end without waiting for
-    /// it), and must not take that connection's publishes (they would be given its request ids but written to the dead
-    /// socket, and never confirmed).
+    /// takes. The writer loop ends only once it holds the send role for good (<see cref="WriteLoopAsync"/>), so the
+    /// teardown and the reconnect that hands the send list to the next connection never overlap a sender of this one;
+    /// the check keeps that true even so: a sender given another connection's publishes would give them its request
+    /// ids and write them to a dead socket, never to be confirmed.
     /// </summary>
     private bool IsCurrentLocked(Connection connection) => connection.Generation == _generation && _connection == connection;
 
     /// <summary>Writes what is queued, up to the budget; true when more is waiting. Send role only.</summary>
-    private bool Drain(Connection connection, IBufferWriter<byte> output, int budget, out long written, out long lastIndex)
+    private bool Drain(Connection connection, IBufferWriter<byte> output, int budget, bool direct, out long written, out long lastIndex)
     {
         written = 0;
         lastIndex = -1;
@@ -211,16 +245,25 @@ public sealed partial class BrokerClient
 
                 count = CollectBatchLocked(batch, connection.Refused, out capacity, out firstRequestId);
                 idempotent = _idempotent;
+                if (connection.Refused.Count > 0)
+                {
+                    AdmitWaitingLocked(); // they left room: nothing else may be in flight to confirm and make some
+                }
             }
 
             if (connection.Refused.Count > 0)
             {
-                FailRefused(connection.Refused, maxFrame: Volatile.Read(ref _serverMaxFrameSize));
+                FailRefused(connection.Refused);
             }
 
             if (count == 0)
             {
                 return false;
+            }
+
+            if (direct)
+            {
+                AtTestHook(TestHookPoint.DirectSendBatchCollected, connection);
             }
 
             lastIndex = batch[count - 1].Index;
@@ -290,11 +333,11 @@ public sealed partial class BrokerClient
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteAdmin(output, op.RequestId, op.Query, op.Text);
             case ControlKind.InitProducer:
-                if ((_welcome!.Features & ProtocolFeatures.InitProducer) == 0)
+                if (op.Generation != _generation)
                 {
-                    // A reconnect reached a server that cannot answer (an older node of a pair): asking would close the
-                    // connection, and guessing could lose messages.
-                    op.Completion?.TrySetException(ThrowHelper.NotGranted(ProtocolFeatures.InitProducer));
+                    // ConnectAsync's question, queued just as its connection ended: it fails ConnectAsync (which
+                    // checked that this connection's server grants InitProducer) rather than go to the next server.
+                    op.Completion?.TrySetException(InitProducerLost(null));
                     return 0;
                 }
 
@@ -340,7 +383,7 @@ public sealed partial class BrokerClient
     /// consecutive producer sequences) into <paramref name="batch"/>, gives them consecutive request ids and registers
     /// the confirmable ones. Returns how many; <paramref name="capacity"/> is the frame's exact size.
     /// </summary>
-    private int CollectBatchLocked(PendingPublish[] batch, List<PendingPublish> refused, out int capacity, out ulong firstRequestId)
+    private int CollectBatchLocked(PendingPublish[] batch, List<(PendingPublish Publish, BrokerClientException Error)> refused, out int capacity, out ulong firstRequestId)
     {
         var maxFrame = _serverMaxFrameSize;
         var limit = Math.Min(_options.MaxBatchBytes, maxFrame);
@@ -352,20 +395,29 @@ public sealed partial class BrokerClient
         while (p is not null && count < batch.Length)
         {
             var size = p.EntrySize;
-            if (count == 0)
+            BrokerClientException? refusal = null;
+            if (p.FixedSequence && !_idempotent)
             {
-                if ((long)bytes + size > maxFrame)
-                {
-                    // Fitted the previous server's limit, not this one's.
-                    var next = p.Next;
-                    UnlinkLocked(p);
-                    _inFlight--;
-                    refused.Add(p); // failed by Drain once the lock is released
-                    p = next;
-                    continue;
-                }
+                // A retry (RetryAsync) queued before a reconnect to a server that does not grant IdempotentProducer:
+                // sent without its producer id and sequence it would be a new message, stored a second time.
+                refusal = ThrowHelper.RetryNotIdempotent();
             }
-            else if ((long)bytes + size > limit || !CanFollow(previous!, p))
+            else if (count == 0 && (long)bytes + size > maxFrame)
+            {
+                refusal = ThrowHelper.MessageTooLarge(p.Topic, (long)bytes + size, maxFrame); // fitted the previous server's limit, not this one's
+            }
+
+            if (refusal is not null)
+            {
+                var next = p.Next;
+                UnlinkLocked(p);
+                _inFlight--;
+                refused.Add((p, refusal)); // failed by Drain once the lock is released
+                p = next;
+                continue;
+            }
+
+            if (count > 0 && ((long)bytes + size > limit || !CanFollow(previous!, p)))
             {
                 break;
             }

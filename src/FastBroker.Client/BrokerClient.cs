@@ -174,9 +174,11 @@ public sealed partial class BrokerClient : IAsyncDisposable
     /// endpoint gets <see cref="BrokerClientOptions.ConnectTimeout"/>; there is no retry here (reconnects come later).
     /// With a configured <see cref="BrokerClientOptions.ProducerId"/> it also asks the server (INIT_PRODUCER) where
     /// that id's producer sequence stands and numbers this client's publishes from there, so a restarted application
-    /// reusing its id is not taken for the old process retrying.
+    /// reusing its id is not taken for the old process retrying. That answer must come on the same connection within
+    /// another <see cref="BrokerClientOptions.ConnectTimeout"/>: like the handshake it is not retried, so a server that
+    /// does not answer fails the connect at once instead of holding it for <see cref="BrokerClientOptions.ReconnectTimeout"/>.
     /// </summary>
-    /// <exception cref="BrokerClientException">No endpoint answered (<see cref="ErrorCode.Closed"/>, with the last socket error inside), or the server refused the handshake (e.g. <see cref="ErrorCode.AuthenticationFailed"/>).</exception>
+    /// <exception cref="BrokerClientException">No endpoint answered (<see cref="ErrorCode.Closed"/>, with the last socket error inside), or the server refused the handshake (e.g. <see cref="ErrorCode.AuthenticationFailed"/>). With a configured producer id also: no answer to INIT_PRODUCER within the connect timeout (<see cref="ErrorCode.Timeout"/>), the connection lost before it (<see cref="ErrorCode.Closed"/>), or the server refused it.</exception>
     public static async ValueTask<BrokerClient> ConnectAsync(BrokerClientOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -199,7 +201,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
         {
             try
             {
-                await client.InitProducerAsync(cancellationToken).ConfigureAwait(false);
+                await client.InitProducerAsync(connection, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
@@ -273,20 +275,36 @@ public sealed partial class BrokerClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Once, before the client is handed out (no publish exists yet): the server's next sequence for the configured
-    /// producer id becomes this client's first. Reconnects never ask again: this instance's unconfirmed publishes must
-    /// be resent with the sequences they already have.
+    /// Once, before the client is handed out (no publish exists yet, so nothing it could overtake): the server's next
+    /// sequence for the configured producer id becomes this client's first. Asked on <paramref name="connection"/>
+    /// only (the op carries its generation: if the connection ends before the answer, the op fails instead of going to
+    /// the next one) and answered within <see cref="BrokerClientOptions.ConnectTimeout"/>. Reconnects never ask again:
+    /// this instance's unconfirmed publishes must be resent with the sequences they already have.
     /// </summary>
-    private async Task InitProducerAsync(CancellationToken cancellationToken)
+    private async Task InitProducerAsync(Connection connection, CancellationToken cancellationToken)
     {
-        var op = new ControlOp(ControlKind.InitProducer, 0, awaited: true) { Offset = ProducerId };
+        var op = new ControlOp(ControlKind.InitProducer, connection.Generation, awaited: true) { Offset = ProducerId };
         QueueControl(op);
-        var next = await op.Completion!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ulong next;
+        try
+        {
+            next = await op.Completion!.Task.WaitAsync(_options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new BrokerClientException(ErrorCode.Timeout, $"{connection.Endpoint} did not answer INIT_PRODUCER (where producer id {ProducerId:x16} stands) within the connect timeout of {_options.ConnectTimeout.TotalSeconds:0.###} s", ex);
+        }
+
         lock (_sync)
         {
             _nextSequence = Math.Max(_nextSequence, next);
         }
     }
+
+    /// <summary>ConnectAsync's INIT_PRODUCER met the end of the connection it was asked on: ConnectAsync fails, it does not reconnect.</summary>
+    private static BrokerClientException InitProducerLost(Connection? connection) => connection is null
+        ? new(ErrorCode.Closed, "the connection was lost before INIT_PRODUCER could be sent")
+        : new(ErrorCode.Closed, $"the connection to {connection.Endpoint} was lost before the server answered INIT_PRODUCER", connection.Failure);
 
     private static ulong NewProducerId()
     {

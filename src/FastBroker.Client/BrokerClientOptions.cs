@@ -67,7 +67,11 @@ public sealed record BrokerClientOptions
     /// <summary>Give up reconnecting after this long without a connection; pending operations then fail with <see cref="BrokerClientException"/>.</summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Longest time for one connection attempt to one endpoint (TCP, TLS and the HELLO/WELCOME handshake).</summary>
+    /// <summary>
+    /// Longest time for one connection attempt to one endpoint (TCP, TLS and the HELLO/WELCOME handshake); with a
+    /// configured <see cref="ProducerId"/>, also how long <see cref="BrokerClient.ConnectAsync"/> then waits for the
+    /// INIT_PRODUCER answer.
+    /// </summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Send a PING after this long without sending or without receiving; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead (and the client reconnects, to the standby if it took over) after 3 × this with nothing received: the server answers every PING.</summary>

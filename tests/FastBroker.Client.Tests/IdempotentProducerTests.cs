@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Testing;
 using static FastBroker.ClientTests.Wire;
@@ -96,6 +97,103 @@ public class IdempotentProducerTests
             Assert.Equal(0, second.DuplicateConfirmations);
             Assert.Equal(6, broker.GetSnapshot().Topics.Single(t => t.Name == "rebuilt").Head);
         }
+    }
+
+    [Fact]
+    public async Task ConnectAsync_fails_with_Timeout_when_INIT_PRODUCER_is_not_answered_within_ConnectTimeout()
+    {
+        await using var server = new SilentServer(SilentServer.DefaultFeatures | ProtocolFeatures.InitProducer);
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ProducerId = 4242,
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+            ReconnectTimeout = TimeSpan.FromMinutes(10), // what bounded the wait before (heartbeats, reconnects, asking again)
+        }).AsTask().WaitAsync(Deadline));
+
+        Assert.Equal(ErrorCode.Timeout, error.ErrorCode);
+        Assert.Contains("INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_fails_with_Closed_when_its_connection_ends_before_INIT_PRODUCER_is_answered()
+    {
+        await using var server = new SilentServer(SilentServer.DefaultFeatures | ProtocolFeatures.InitProducer);
+        var connect = BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ProducerId = 4242,
+            ConnectTimeout = TimeSpan.FromMinutes(5), // so only the lost connection can end the wait within the deadline
+            ReconnectTimeout = TimeSpan.FromMinutes(10),
+        }).AsTask();
+        await EventuallyAsync(() => server.InitProducers == 1, "the client asked where its producer id stands");
+        server.DropConnections();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => connect.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, server.InitProducers); // not asked again on another connection
+    }
+
+    [Fact]
+    public async Task RetryAsync_on_a_connection_without_IdempotentProducer_is_refused_before_anything_is_sent()
+    {
+        await using var server = new SilentServer(ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching) { RefusePublishesWith = ErrorCode.NotReplicated };
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint] });
+        var pending = await NotReplicatedAsync(client);
+
+        // The next server (an older node of the pair, say) does not grant IdempotentProducer.
+        server.Features = ProtocolFeatures.Batching;
+        server.DropConnections();
+        await EventuallyAsync(() => client.ConnectCount == 2 && client.IsConnected, "the client reconnected");
+        Assert.Equal(ProtocolFeatures.None, client.Features & ProtocolFeatures.IdempotentProducer);
+
+        var sent = server.PublishBatches;
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.RetryAsync(pending));
+        Assert.Equal(ErrorCode.UnexpectedFrame, error.ErrorCode);
+        Assert.Contains("IdempotentProducer", error.Reason, StringComparison.Ordinal);
+        await AssertNothingSentAsync(server, client, sent);
+    }
+
+    [Fact]
+    public async Task A_retry_queued_before_a_reconnect_to_a_server_without_IdempotentProducer_fails_instead_of_being_sent()
+    {
+        await using var server = new SilentServer(ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching) { RefusePublishesWith = ErrorCode.NotReplicated };
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], ConnectTimeout = TimeSpan.FromSeconds(30) });
+        var pending = await NotReplicatedAsync(client);
+
+        // Between connections (the next WELCOME is held back) the last connection's grant is all the client knows:
+        // the retry is queued, and the next connection, without IdempotentProducer, must not send it.
+        server.Features = ProtocolFeatures.Batching;
+        server.HoldWelcomes();
+        server.DropConnections();
+        await EventuallyAsync(() => !client.IsConnected, "the client lost its connection");
+        var retry = client.RetryAsync(pending).AsTask();
+        var sent = server.PublishBatches;
+        server.ReleaseWelcomes();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => retry.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.UnexpectedFrame, error.ErrorCode);
+        Assert.Contains("IdempotentProducer", error.Reason, StringComparison.Ordinal);
+        await AssertNothingSentAsync(server, client, sent);
+    }
+
+    /// <summary>A publish the server refuses with NotReplicated: what the application would retry.</summary>
+    private static async Task<UnconfirmedPublish> NotReplicatedAsync(BrokerClient client)
+    {
+        var refused = await Assert.ThrowsAsync<BrokerClientException>(() => client.PublishAsync("orders", Bytes("o1")).AsTask().WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.NotReplicated, refused.ErrorCode);
+        return Assert.IsType<UnconfirmedPublish>(refused.Unconfirmed);
+    }
+
+    /// <summary>
+    /// One more publish (refused by the server too) is the only PUBLISH_BATCH it got since <paramref name="sent"/>:
+    /// frames of a connection arrive in order, so a retry sent before it would have been counted first.
+    /// </summary>
+    private static async Task AssertNothingSentAsync(SilentServer server, BrokerClient client, long sent)
+    {
+        await Assert.ThrowsAsync<BrokerClientException>(() => client.PublishAsync("orders", Bytes("o2")).AsTask().WaitAsync(Deadline));
+        Assert.Equal(sent + 1, server.PublishBatches);
     }
 
     private static long Head(ServerFixture f, string topic)

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using FastBroker.Client;
+using FastBroker.Client.Internal;
 using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
@@ -75,6 +76,78 @@ public class TransportTests
         Assert.Equal(41, await publish.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Equal(1, client.DirectSendsShort);
         Assert.Equal(0, client.DirectSends); // counts only complete ones
+    }
+
+    [Fact]
+    public async Task A_direct_sender_stopped_mid_batch_while_the_connection_dies_fails_only_with_Closed()
+    {
+        Assert.True(TestHooks.Enabled, "the test host turns the client's test hooks on (RuntimeHostConfigurationOption)");
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { Reconnect = false });
+        Assert.Equal(0, await client.PublishAsync("stopped", Bytes("warm")));
+
+        // The interleaving a preempted direct sender meets: the writer ends a pass and gives the send role back just as
+        // the connection dies; a lone publish takes the role (direct send) and collects a batch holding a second
+        // publish; then the connection's teardown fails both publishes while the direct sender still has to encode them.
+        // Not disposed: a client thread may still be leaving one of them when the test ends.
+        var writer = new Stop();
+        var roleTaken = new Stop();
+        var collected = new Stop();
+        var writerWaits = new ManualResetEventSlim();
+        Connection? connection = null;
+        client.TestHook = (point, c) =>
+        {
+            switch (point)
+            {
+                case TestHookPoint.WriterPassEnded:
+                    writer.Here();
+                    break;
+                case TestHookPoint.DirectSendRoleTaken:
+                    roleTaken.Here();
+                    break;
+                case TestHookPoint.DirectSendBatchCollected:
+                    connection = c;
+                    collected.Here();
+                    break;
+                case TestHookPoint.WriterWaitsForSendRole:
+                    writerWaits.Set();
+                    break;
+            }
+        };
+
+        Task<long> a, b;
+        try
+        {
+            _ = client.PingAsync().AsTask(); // a writer pass, which stops once it has released the send role
+            await writer.ReachedAsync("the writer ended a pass");
+
+            // Alone in flight, so sent by its caller: a thread of its own, since the caller stops in the hook.
+            a = Task.Factory.StartNew(() => client.PublishAsync("stopped", Bytes("a")).AsTask(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            await roleTaken.ReachedAsync("the direct sender took the send role");
+            b = client.PublishAsync("stopped", Bytes("b")).AsTask(); // queued behind it; the writer is stopped
+            roleTaken.Resume();
+            await collected.ReachedAsync("the direct sender collected its batch");
+            Assert.Equal(2, connection!.Batch.Count(p => p is not null));
+
+            connection.Abort(new IOException("test: the connection died"));
+            writer.Resume();
+
+            // Either the teardown ran and failed B (its awaiter released it: its buffer went back to the pool), or
+            // the ending writer waits for the direct sender to give the send role back.
+            await EventuallyAsync(() => b.IsCompleted || writerWaits.IsSet, "the teardown failed the publishes or waits for the direct sender");
+        }
+        finally
+        {
+            writer.Resume();
+            roleTaken.Resume();
+            collected.Resume();
+        }
+
+        // PublishAsync fails only with the documented kinds: never with what reading a released entry throws.
+        var errorA = await Assert.ThrowsAsync<BrokerClientException>(() => a.WaitAsync(Deadline));
+        var errorB = await Assert.ThrowsAsync<BrokerClientException>(() => b.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, errorA.ErrorCode);
+        Assert.Equal(ErrorCode.Closed, errorB.ErrorCode);
     }
 
     [Fact]
@@ -223,6 +296,28 @@ public class TransportTests
         public TaskCompletionSource<string> Thread { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public void OnMessage(scoped in ClientMessageView message) => Thread.TrySetResult(Describe(System.Threading.Thread.CurrentThread));
+    }
+
+    /// <summary>A place where a client thread stops (the first time it gets there) until the test resumes it.</summary>
+    private sealed class Stop
+    {
+        private readonly ManualResetEventSlim _reached = new();
+        private readonly ManualResetEventSlim _resume = new();
+        private int _armed = 1;
+
+        /// <summary>Called on the client's thread: the first call waits for <see cref="Resume"/> (at most the deadline).</summary>
+        public void Here()
+        {
+            if (Interlocked.Exchange(ref _armed, 0) == 1)
+            {
+                _reached.Set();
+                _resume.Wait(Deadline);
+            }
+        }
+
+        public Task ReachedAsync(string what) => EventuallyAsync(() => _reached.IsSet, what);
+
+        public void Resume() => _resume.Set();
     }
 
     /// <summary>

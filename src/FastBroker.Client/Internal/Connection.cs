@@ -64,7 +64,9 @@ internal sealed class Connection
 
     /// <summary>
     /// 0 = free, 1 = held by the writer loop (for a whole pass, flush included) or by a thread sending directly.
-    /// Whoever holds it is the only one writing to the socket and the only one using the client's batch buffer.
+    /// Whoever holds it is the only one writing to the socket and the only one using the client's batch buffer. The
+    /// writer loop ends holding it for good (after waiting for a direct sender to finish), so a connection's teardown,
+    /// which comes after the writer loop, never overlaps a direct sender still encoding its publishes.
     /// </summary>
     public int SendRole;
 
@@ -84,8 +86,11 @@ internal sealed class Connection
     /// </summary>
     public PendingPublish[] Batch { get; }
 
-    /// <summary>Publishes too large for this server's frames, taken off the send list and failed once the lock is released (send role only).</summary>
-    public List<PendingPublish> Refused { get; } = [];
+    /// <summary>
+    /// Publishes this connection cannot carry (too large for its server's frames; a retry on a connection without
+    /// IdempotentProducer), taken off the send list and failed once the lock is released (send role only).
+    /// </summary>
+    public List<(PendingPublish Publish, BrokerClientException Error)> Refused { get; } = [];
 
     /// <summary>The direct sender's frame buffer (send role only), reused.</summary>
     public ArrayBufferWriter<byte> DirectBuffer { get; } = new(4096);

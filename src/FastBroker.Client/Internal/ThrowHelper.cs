@@ -25,6 +25,10 @@ internal static class ThrowHelper
     public static BrokerClientException NotGranted(ProtocolFeatures feature)
         => new(ErrorCode.UnexpectedFrame, $"the server did not grant the {feature} feature");
 
+    /// <summary>RetryAsync without IdempotentProducer: a retry would carry no producer id and sequence, so nothing deduplicates it.</summary>
+    public static BrokerClientException RetryNotIdempotent()
+        => new(ErrorCode.UnexpectedFrame, "the server did not grant the IdempotentProducer feature: RetryAsync would send the message as a new one, and the primary, which already holds it, would store it twice; nothing was sent");
+
     public static BrokerClientException MessageTooLarge(string topic, long frameSize, long max)
         => new(ErrorCode.MessageTooLarge, $"a message to '{topic}' needs a {frameSize}-byte frame; the server accepts at most {max}");
 }
