@@ -13,7 +13,10 @@ public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOn
 /// <param name="Head">Next offset to be given (= messages ever published).</param>
 /// <param name="Published">Messages accepted since the broker opened.</param>
 /// <param name="PublishedBytes">Payload bytes accepted since the broker opened.</param>
-/// <param name="Expired">Messages skipped by work-queue groups because their TTL had passed.</param>
+/// <param name="Expired">
+/// Messages that expired before delivery (skipped by a work-queue group or subscription because their TTL had passed),
+/// each counted once however many consumers skipped it; the groups' and subscriptions' own counters count their skips.
+/// </param>
 public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long Head, long Published, long PublishedBytes, long Expired);
 
 /// <summary>One subscription's counters.</summary>

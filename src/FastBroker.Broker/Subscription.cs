@@ -156,6 +156,7 @@ public sealed class Subscription : IDisposable
         for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
         {
             var cursor = cursors[(_nextCursor + i) % cursors.Length];
+            sink.Topic = cursor.Topic;
             read += cursor.Read(max - sink.Delivered, ref sink);
         }
 
@@ -423,7 +424,7 @@ public sealed class Subscription : IDisposable
         }
     }
 
-    private bool Passes(scoped in MessageView m, ushort flags)
+    private bool Passes(scoped in MessageView m, ushort flags, TopicState topic)
     {
         if ((flags & Broker.HasExpiryFlag) != 0
             && m.TryGetHeader(Broker.ExpiresHeaderName, out var exp)
@@ -431,6 +432,7 @@ public sealed class Subscription : IDisposable
             && System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
         {
             _expired++;
+            topic.CountExpired(m.Offset);
             return false;
         }
 
@@ -453,6 +455,9 @@ public sealed class Subscription : IDisposable
 
         public int Delivered;
 
+        /// <summary>The topic of the cursor being read (its expired counter).</summary>
+        public TopicState Topic = null!;
+
         public void Offer(scoped in MessageView message, ushort flags)
         {
             // An inline handler may dispose its own subscription mid-batch: deliver nothing after that.
@@ -461,7 +466,7 @@ public sealed class Subscription : IDisposable
                 return;
             }
 
-            if (owner.Passes(message, flags))
+            if (owner.Passes(message, flags, Topic))
             {
                 _handler.OnMessage(message);
                 Delivered++;

@@ -584,7 +584,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
         var replica = Interlocked.Exchange(ref _opened, null) ?? new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
         _replica = replica;
         long promoteTo = -1;
-        string? lastUnreachable = null;
+        string? lastFailure = null;
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -602,6 +602,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     return;
                 }
 
+                var welcomes = replica.Welcomes;
                 var (why, refused) = await Task.Factory.StartNew(
                     () => (replica.Run(_peer, out var r), r), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
                 if (_stop.IsCancellationRequested)
@@ -620,14 +621,15 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 {
                     Log($"standby: {why}");
                 }
-                else if (!unreachable || why != lastUnreachable)
+                else if (replica.Welcomes != welcomes || why != lastFailure)
                 {
-                    // A dead peer is retried every 50 ms: one line per reason, not one per attempt, so that the event
-                    // list (the last 50 lines in /status) keeps the promotion and truncations that matter.
+                    // A dead peer, or one that is not primary (it refuses the hello), is retried every 50 ms: one line
+                    // per reason, not one per attempt, so that the event list (the last 50 lines in /status) keeps the
+                    // role changes, deferrals and truncations that matter. A link that was followed is always reported.
                     Log($"standby: link down: {why}");
                 }
 
-                lastUnreachable = unreachable ? why : null;
+                lastFailure = replica.Welcomes != welcomes ? null : why;
                 if (replica.Welcomes > 0 || (_defersToPeer && Stopwatch.GetElapsedTime(_deferredAt) >= _options.PeerWait))
                 {
                     // It followed a primary (whatever it deferred for is settled), or the peer it deferred to has not

@@ -70,3 +70,34 @@ internal readonly struct LockedRecorder(Collected into) : IMessageHandler
         }
     }
 }
+
+/// <summary>Reading what a subscription or a work-queue member has, with deadlines.</summary>
+internal static class Consume
+{
+    /// <summary>Fetches until <paramref name="expected"/> messages arrived, then once more (nothing more may come).</summary>
+    public static List<(string Topic, long Offset, string Payload, int DeliveryCount)> Drain(Subscription s, int expected)
+    {
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            s.Fetch(1000, ref r);
+            return c.Items.Count >= expected;
+        }, $"{expected} messages arrive");
+        s.Fetch(1000, ref r); // nothing more may come
+        return c.Items;
+    }
+
+    /// <summary>Waits for the member's next delivery.</summary>
+    public static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
+    {
+        var got = new Collected();
+        Eventually.True(() =>
+        {
+            var r = new Recorder(got);
+            member.Fetch(1, ref r);
+            return got.Items.Count == 1;
+        }, because);
+        return got.Items[0];
+    }
+}

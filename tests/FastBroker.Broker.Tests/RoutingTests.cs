@@ -1,22 +1,10 @@
 using FastBroker.Testing;
+using static FastBroker.BrokerTests.Consume;
 
 namespace FastBroker.BrokerTests;
 
 public class RoutingTests
 {
-    private static List<(string Topic, long Offset, string Payload, int DeliveryCount)> Drain(Subscription s, int expected)
-    {
-        var c = new Collected();
-        var r = new Recorder(c);
-        Eventually.True(() =>
-        {
-            s.Fetch(1000, ref r);
-            return c.Items.Count >= expected;
-        }, $"{expected} messages arrive");
-        s.Fetch(1000, ref r); // nothing more may come
-        return c.Items;
-    }
-
     [Fact]
     public async Task Wildcard_subscriptions_route_exactly_what_they_should_including_topics_created_later()
     {

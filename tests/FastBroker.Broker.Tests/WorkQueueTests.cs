@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using FastBroker.Testing;
+using static FastBroker.BrokerTests.Consume;
 
 namespace FastBroker.BrokerTests;
 
@@ -297,6 +298,43 @@ public class WorkQueueTests
         Assert.Equal((0L, 1L), (group.Acked, group.Expired));
     }
 
+    /// <summary>
+    /// The topic's expired counter counts each expired message once, however many consumers skip it: here two groups
+    /// and a subscription, each of which counts its own skips. It used to count each once per group (and never for a
+    /// subscription): 6 here instead of 3.
+    /// </summary>
+    [Fact]
+    public async Task An_expired_message_counts_once_for_its_topic_however_many_consumers_skip_it()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var shortLived = TimeSpan.FromMilliseconds(1);
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("stale 0"), ttl: shortLived);
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("fresh"));
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("stale 2"), ttl: shortLived);
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("stale 3"), ttl: shortLived);
+        await b.PublishAsync("quotes", BrokerFixture.Utf8("long-lived"), ttl: TimeSpan.FromHours(1));
+
+        // Every consumer reads them once the short-lived ones have expired (a condition on the clock, not a sleep).
+        var published = DateTimeOffset.UtcNow;
+        await Eventually.TrueAsync(() => DateTimeOffset.UtcNow - published > TimeSpan.FromMilliseconds(20), "clock moves on");
+        using var pricers = b.JoinGroup("quotes", "pricers");
+        using var auditors = b.JoinGroup("quotes", "auditors");
+        using var tape = b.Subscribe("quotes", new SubscriptionOptions { Start = StartPosition.Earliest });
+        foreach (var member in new[] { pricers, auditors })
+        {
+            Assert.Equal("fresh", FetchOne(member, "the fresh quote is delivered").Payload);
+            Assert.Equal("long-lived", FetchOne(member, "the long-lived quote is delivered").Payload);
+        }
+
+        Assert.Equal(["fresh", "long-lived"], Drain(tape, 2).Select(x => x.Payload));
+
+        var snapshot = b.GetSnapshot();
+        Assert.Equal(3, snapshot.Topics.Single(t => t.Name == "quotes").Expired);
+        Assert.Equal([3L, 3L], snapshot.Groups.Select(g => g.Expired));
+        Assert.Equal(3, tape.Expired);
+    }
+
     [Fact]
     public async Task A_dead_letter_the_dlq_topic_refuses_is_kept_and_retried_until_it_is_stored()
     {
@@ -321,18 +359,5 @@ public class WorkQueueTests
             Assert.Equal(("poison", "unparseable"), (m.PayloadText, m.HeaderText("fb-dlq-error")));
             break;
         }
-    }
-
-    /// <summary>Waits for the member's next delivery.</summary>
-    private static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
-    {
-        var got = new Collected();
-        Eventually.True(() =>
-        {
-            var r = new Recorder(got);
-            member.Fetch(1, ref r);
-            return got.Items.Count == 1;
-        }, because);
-        return got.Items[0];
     }
 }

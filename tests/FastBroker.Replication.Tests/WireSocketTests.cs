@@ -104,6 +104,34 @@ public sealed class WireSocketTests
         Assert.Equal(sent, received);
     }
 
+    /// <summary>
+    /// The standby keeps its ACK frame buffers across links. A frame whose send failed (its link broke) was left in the
+    /// buffer, and the next frame was appended to it: the old link's ACK, built with that link's topic ids and
+    /// positions, then went out on the new link in front of the new one.
+    /// </summary>
+    [Fact]
+    public async Task A_frame_whose_send_failed_is_not_sent_again_on_the_next_socket()
+    {
+        var (oldLink, oldPeer) = await ConnectedPairAsync();
+        oldPeer.Dispose();
+        oldLink.Dispose();
+        var f = new FrameBuffer(64);
+        f.Begin(FrameKind.Ack).U32(1).U32(0).I64(100).I64(100).End();
+        Assert.Throws<ObjectDisposedException>(() => f.SendTo(oldLink));
+
+        var (newLink, newPeer) = await ConnectedPairAsync();
+        using var s = newLink;
+        using var r = newPeer;
+        f.Begin(FrameKind.Ack).U32(0).End();
+        f.SendTo(newLink);
+        newLink.Shutdown(SocketShutdown.Send);
+        var input = new FrameInput(newPeer, 4096);
+        Assert.True(input.Read(out var kind, out var body));
+        Assert.Equal(FrameKind.Ack, kind);
+        Assert.Equal(0u, new FrameReader(body).U32()); // the new frame, not the one built for the closed link
+        Assert.False(input.Read(out _, out _), "a second frame arrived");
+    }
+
     /// <summary>A socket from <see cref="Wire.Connect"/> and its accepted peer.</summary>
     private static async Task<(Socket Connected, Socket Accepted)> ConnectedPairAsync()
     {

@@ -13,6 +13,7 @@ internal sealed class TopicState : IDisposable
     private AsyncSignal[] _listeners = [];
     private InlineDelivery[] _inline = [];
     private long _expired;
+    private ExpiredOffsets? _expiredOffsets;
 
     public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient)
     {
@@ -62,7 +63,10 @@ internal sealed class TopicState : IDisposable
     /// <summary>The journaler's batch number when it last touched this topic (journaler thread only).</summary>
     public long LastAppendBatch = -1;
 
-    /// <summary>Messages skipped by consumers because their TTL had passed.</summary>
+    /// <summary>
+    /// Messages that expired before delivery: skipped by a consumer (work-queue group or subscription) because their TTL
+    /// had passed, each counted once however many consumers skip it.
+    /// </summary>
     public long Expired => Volatile.Read(ref _expired);
 
     /// <summary>The next offset to be given (= head of the topic).</summary>
@@ -74,7 +78,17 @@ internal sealed class TopicState : IDisposable
     /// <summary>The oldest offset still kept.</summary>
     public long Tail => Journal?.FirstOffset ?? Transient!.Tail;
 
-    public void CountExpired() => Interlocked.Increment(ref _expired);
+    /// <summary>
+    /// A consumer skips the message at <paramref name="offset"/> because it expired: counted unless another consumer
+    /// already did (<see cref="ExpiredOffsets"/>). Any consumer's thread; never on the path of a delivered message.
+    /// </summary>
+    public void CountExpired(long offset)
+    {
+        if ((Volatile.Read(ref _expiredOffsets) ?? CreateExpiredOffsets()).TryClaim(offset))
+        {
+            Interlocked.Increment(ref _expired);
+        }
+    }
 
     /// <summary>Registers a reader's signal, set whenever new messages become readable.</summary>
     public void AddListener(AsyncSignal signal) => Add(ref _listeners, signal);
@@ -128,5 +142,13 @@ internal sealed class TopicState : IDisposable
         {
             array = Array.FindAll(array, x => !ReferenceEquals(x, item));
         }
+    }
+
+    /// <summary>Once per topic, with its first expired message (16 KiB): topics without TTL traffic never pay for it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private ExpiredOffsets CreateExpiredOffsets()
+    {
+        Interlocked.CompareExchange(ref _expiredOffsets, new ExpiredOffsets(), null);
+        return _expiredOffsets!;
     }
 }

@@ -222,7 +222,7 @@ internal sealed class WorkQueueGroup : IDisposable
             if (IsExpired(message.Flags, message.Headers) && _state.Expire(a.MemberId, a.Offset, a.DeliveryCount))
             {
                 _expired++;
-                Topic.CountExpired();
+                Topic.CountExpired(a.Offset);
                 Done(a.Offset);
                 continue;
             }
@@ -283,7 +283,7 @@ internal sealed class WorkQueueGroup : IDisposable
         if (IsExpired(flags, m.Headers))
         {
             _expired++;
-            Topic.CountExpired();
+            Topic.CountExpired(m.Offset);
             _state.Skip(m.Offset);
             _store.MarkDone(m.Offset);
             _store.AdvanceFloorWhileDone();

@@ -89,6 +89,12 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
+    /// <summary>
+    /// Tests: called on the durable thread between building a durable ACK (with this many topics) and sending it, the
+    /// window in which a new link may replace the one the ACK was built for.
+    /// </summary>
+    internal Action<int>? DurableAckBuilt { get; set; }
+
     /// <summary>This node's copy of <paramref name="topic"/> (tests).</summary>
     internal JournalLog? JournalOf(string topic)
     {
@@ -690,17 +696,16 @@ internal sealed class StandbyReplica : IDisposable
                 }
 
                 f.End();
-                if (pending.Count == 0)
+                if (pending.Count == 0 || link is null)
                 {
+                    f.Clear(); // nothing to send, or no link yet: the next ACK starts afresh
                     continue;
                 }
 
-                if (link is not null)
+                DurableAckBuilt?.Invoke(pending.Count);
+                lock (_sendLock)
                 {
-                    lock (_sendLock)
-                    {
-                        f.SendTo(link);
-                    }
+                    f.SendTo(link); // the socket of the link whose ids it holds (SendTo empties f even if it fails)
                 }
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException or JournalException)

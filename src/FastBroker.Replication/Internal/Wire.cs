@@ -155,10 +155,21 @@ internal sealed class FrameBuffer(int capacity)
         return this;
     }
 
+    /// <summary>
+    /// Sends what was written and empties the buffer, also when the send fails: the frames were built for this socket's
+    /// link (its topic ids, its positions), and the standby reuses its ACK buffers across links, so what one link could
+    /// not take must not go out in front of the next frame on the next link.
+    /// </summary>
     public void SendTo(Socket socket)
     {
-        Wire.SendAll(socket, Written);
-        _length = 0;
+        try
+        {
+            Wire.SendAll(socket, Written);
+        }
+        finally
+        {
+            _length = 0;
+        }
     }
 
     private void Ensure(int n)

@@ -17,7 +17,7 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_topic_tail_offset", "gauge", "Oldest offset still kept.", topics, t => Labels(("topic", t.Name)), t => t.Tail);
         Family(sb, "fastbroker_topic_published_total", "counter", "Messages accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.Published);
         Family(sb, "fastbroker_topic_published_bytes_total", "counter", "Payload bytes accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.PublishedBytes);
-        Family(sb, "fastbroker_topic_expired_total", "counter", "Messages skipped by work-queue groups because their TTL had passed.", topics, t => Labels(("topic", t.Name)), t => t.Expired);
+        Family(sb, "fastbroker_topic_expired_total", "counter", "Messages that expired before delivery, each counted once however many groups and subscriptions skipped it.", topics, t => Labels(("topic", t.Name)), t => t.Expired);
 
         // Several open subscriptions may share a pattern (one per connection): one series per (pattern, durable), summed.
         var subscriptions = snapshot.Subscriptions

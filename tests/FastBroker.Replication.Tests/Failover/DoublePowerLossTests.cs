@@ -1,5 +1,3 @@
-using FastBroker.Engine;
-using FastBroker.Journal;
 using Xunit.Abstractions;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -38,7 +36,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
             // and its host restarts (a new boot id).
             b.Kill();
             a.Kill();
-            LosePageCache(a, OnPrimaryDisk);
+            PowerLoss.LosePageCache(a, Topic, OnPrimaryDisk);
 
             if (primaryFirst)
             {
@@ -92,7 +90,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
 
             b.Kill();
             a.Kill();
-            LosePageCache(a, OnPrimaryDisk);
+            PowerLoss.LosePageCache(a, Topic, OnPrimaryDisk);
             await a.StartAsync();
             var after = await a.WaitForAsync(s => s.IsPrimary, "a takes over alone");
             Assert.True(after.Epoch > before.Epoch, $"a begins a new epoch after its reboot: {after.Epoch} after {before.Epoch}");
@@ -122,20 +120,5 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
             output.WriteLine(pair.Logs);
             throw;
         }
-    }
-
-    /// <summary>
-    /// What a power loss does to a node whose journal lived in the page cache: the records from
-    /// <paramref name="from"/> on are gone, and its host has a new boot id.
-    /// </summary>
-    private static void LosePageCache(NodeProcess node, long from)
-    {
-        var topicDir = Path.Combine(node.DataDirectory, "topics", Topic);
-        var options = TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDir, TopicRegistry.MetaFile))));
-        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), options, from, "simulated power loss"));
-        var state = Path.Combine(node.DataDirectory, "replication", "node.state");
-        var lines = File.ReadAllLines(state);
-        Assert.Contains(lines, l => l.StartsWith("boot=", StringComparison.Ordinal));
-        File.WriteAllLines(state, lines.Select(l => l.StartsWith("boot=", StringComparison.Ordinal) ? "boot=00000000-0000-0000-0000-000000000000" : l));
     }
 }

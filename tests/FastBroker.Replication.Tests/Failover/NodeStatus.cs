@@ -23,6 +23,23 @@ internal sealed record NodeStatus(
     /// <summary>This (standby) node's copy of <paramref name="topic"/>, or null.</summary>
     public ReplicaTopic? ReplicaOf(string topic) => Replica?.Topics.FirstOrDefault(t => t.Topic == topic);
 
+    /// <summary>
+    /// The one cut of <paramref name="topic"/> this (standby) node reported when it (re)joined its primary, asserted to
+    /// be at <paramref name="offset"/>.
+    /// </summary>
+    public string AssertCutAt(string topic, long offset)
+    {
+        var cut = Assert.Single(Replica!.Truncations, t => t.Contains($"'{topic}'", StringComparison.Ordinal));
+        Assert.Contains($"cut at offset {offset}", cut, StringComparison.Ordinal);
+        return cut;
+    }
+
+    /// <summary>When the node logged its first event containing <paramref name="text"/> (time of day on its clock), or null.</summary>
+    public TimeSpan? EventTime(string text) =>
+        Events.FirstOrDefault(e => e.Contains(text, StringComparison.Ordinal)) is { } e
+            ? TimeSpan.ParseExact(e.AsSpan(0, 12), @"hh\:mm\:ss\.fff", System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+
     public static NodeStatus Parse(string json)
     {
         using var doc = JsonDocument.Parse(json);

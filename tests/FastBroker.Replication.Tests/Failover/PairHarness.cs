@@ -34,38 +34,60 @@ internal sealed class PairHarness : IAsyncDisposable
         return node;
     }
 
+    /// <summary>The proxy b reaches a through (<see cref="AddPair"/> with proxied links): cut it and b cannot see a.</summary>
+    public TcpProxy? ToA { get; private set; }
+
+    /// <summary>The proxy a reaches b through (<see cref="AddPair"/> with proxied links): cut it and a cannot see b.</summary>
+    public TcpProxy? ToB { get; private set; }
+
+    /// <summary>The proxy a reaches the witness through (<see cref="StartWitnessedPairAsync(bool, string[])"/>).</summary>
+    public TcpProxy? WitnessOfA { get; private set; }
+
+    /// <summary>
+    /// Nodes a and b (not started) peered with each other, directly or, with <paramref name="proxied"/>, each through a
+    /// proxy (<see cref="ToA"/>, <see cref="ToB"/>) that a test can cut: the replication link and the peer probes.
+    /// </summary>
+    public (NodeProcess A, NodeProcess B) AddPair(string[] optionsA, string[] optionsB, bool proxied = false)
+    {
+        int portA = FreePort.Next(), portB = FreePort.Next();
+        if (proxied)
+        {
+            ToA = AddProxy(portA);
+            ToB = AddProxy(portB);
+        }
+
+        var a = AddNode("a", portA, ToB?.Endpoint ?? $"127.0.0.1:{portB}", optionsA);
+        var b = AddNode("b", portB, ToA?.Endpoint ?? $"127.0.0.1:{portA}", optionsB);
+        return (a, b);
+    }
+
     /// <summary>
     /// A witness and two nodes peered directly with <paramref name="options"/> (the witness endpoint is added): a
     /// takes the lease and b follows it. Returns a's status as primary.
     /// </summary>
-    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(params string[] options)
+    public Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(params string[] options) =>
+        StartWitnessedPairAsync(proxyWitnessOfA: false, options);
+
+    /// <summary>
+    /// <see cref="StartWitnessedPairAsync(string[])"/>, a reaching the witness through <see cref="WitnessOfA"/> when
+    /// <paramref name="proxyWitnessOfA"/> (cut it and a can neither renew nor take the lease), b directly.
+    /// </summary>
+    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(bool proxyWitnessOfA, params string[] options)
     {
         var witness = await StartWitnessAsync();
-        int portA = FreePort.Next(), portB = FreePort.Next();
-        string[] all = ["--witness", witness.Endpoint, .. options];
-        var a = AddNode("a", portA, $"127.0.0.1:{portB}", all);
-        var b = AddNode("b", portB, $"127.0.0.1:{portA}", all);
-        await a.StartAsync();
-        var primary = await a.WaitForAsync(s => s.IsPrimary, "a takes the lease");
-        await b.StartAsync();
-        await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
-        return (a, b, primary);
+        WitnessOfA = proxyWitnessOfA ? AddProxy(witness.Port) : null;
+        var (a, b) = AddPair(["--witness", WitnessOfA?.Endpoint ?? witness.Endpoint, .. options], ["--witness", witness.Endpoint, .. options]);
+        return await StartInOrderAsync(a, b, "a takes the lease");
     }
 
     /// <summary>
-    /// Two nodes peered directly without a witness: a started with <c>--role primary</c>, then b with
-    /// <c>--role standby</c> following it; each with its own extra options.
+    /// Two nodes without a witness: a started with <c>--role primary</c>, then b with <c>--role standby</c> following
+    /// it; each with its own extra options, peered directly or through proxies (<see cref="AddPair"/>).
     /// </summary>
-    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartConfiguredPairAsync(string[] optionsA, string[] optionsB)
+    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartConfiguredPairAsync(string[] optionsA, string[] optionsB, bool proxied = false)
     {
-        int portA = FreePort.Next(), portB = FreePort.Next();
-        var a = AddNode("a", portA, $"127.0.0.1:{portB}", ["--role", "primary", .. optionsA]);
-        var b = AddNode("b", portB, $"127.0.0.1:{portA}", ["--role", "standby", .. optionsB]);
-        await a.StartAsync();
-        var primary = await a.WaitForAsync(s => s.IsPrimary, "a is primary");
-        await b.StartAsync();
-        await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
-        return (a, b, primary);
+        var (a, b) = AddPair(["--role", "primary", .. optionsA], ["--role", "standby", .. optionsB], proxied);
+        return await StartInOrderAsync(a, b, "a is primary");
     }
 
     public TcpProxy AddProxy(int targetPort)
@@ -73,6 +95,16 @@ internal sealed class PairHarness : IAsyncDisposable
         var proxy = new TcpProxy(targetPort);
         _proxies.Add(proxy);
         return proxy;
+    }
+
+    /// <summary>Starts a and waits for it to be primary, then b and waits for it to follow a.</summary>
+    private static async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartInOrderAsync(NodeProcess a, NodeProcess b, string primaryBecause)
+    {
+        await a.StartAsync();
+        var primary = await a.WaitForAsync(s => s.IsPrimary, primaryBecause);
+        await b.StartAsync();
+        await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+        return (a, b, primary);
     }
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using FastBroker.Client;
 using FastBroker.Protocol;
+using FastBroker.Testing;
 using Xunit.Abstractions;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -24,12 +25,9 @@ public sealed class PartitionFailoverTests(ITestOutputHelper output)
         try
         {
             var witness = await pair.StartWitnessAsync();
-            int portA = FreePort.Next(), portB = FreePort.Next();
-            var toA = pair.AddProxy(portA);
-            var toB = pair.AddProxy(portB);
             string[] options = ["--witness", witness.Endpoint, "--acks", "standby-received", "--heartbeat-timeout-ms", "500", "--ack-timeout-ms", "1000"];
-            var a = pair.AddNode("a", portA, toB.Endpoint, options);
-            var b = pair.AddNode("b", portB, toA.Endpoint, options);
+            var (a, b) = pair.AddPair(options, options, proxied: true);
+            TcpProxy toA = pair.ToA!, toB = pair.ToB!;
             await a.StartAsync();
             var before = await a.WaitForAsync(s => s.IsPrimary, "a takes the lease");
             await b.StartAsync();
