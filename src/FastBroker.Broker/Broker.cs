@@ -219,6 +219,9 @@ public sealed partial class Broker : IAsyncDisposable
     /// <summary>The idempotent-producer windows (the replicator reads nothing here; the standby rebuilds them from headers).</summary>
     internal ProducerRegistry Producers => _producers;
 
+    /// <summary>Writes a line to <see cref="BrokerOptions.Log"/>, if set.</summary>
+    internal void Log(string line) => _options.Log?.Invoke(line);
+
     internal void ThrowIfClosed()
     {
         if (Volatile.Read(ref _state) != 0)
