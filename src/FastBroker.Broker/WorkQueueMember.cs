@@ -63,7 +63,11 @@ public sealed class WorkQueueMember : IDisposable
         return n;
     }
 
-    /// <summary>Lets this member hold <paramref name="credit"/> more unacked messages (the protocol's CREDIT on a membership).</summary>
+    /// <summary>
+    /// Lets this member hold <paramref name="credit"/> more unacked messages (the protocol's CREDIT on a membership).
+    /// The prefetch saturates at <see cref="int.MaxValue"/> (in effect unlimited: the group never has more than its
+    /// read-ahead window, 32,768 messages, outstanding).
+    /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/> when <paramref name="credit"/> is not positive.</exception>
     public void AddPrefetch(int credit)
     {
@@ -73,7 +77,19 @@ public sealed class WorkQueueMember : IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
-        Interlocked.Add(ref _prefetch, credit);
+        var current = Volatile.Read(ref _prefetch);
+        while (true)
+        {
+            var raised = (int)Math.Min(int.MaxValue, (long)current + credit);
+            var seen = Interlocked.CompareExchange(ref _prefetch, raised, current);
+            if (seen == current)
+            {
+                break;
+            }
+
+            current = seen;
+        }
+
         _group.AddPrefetch(this, credit);
     }
 
@@ -84,7 +100,7 @@ public sealed class WorkQueueMember : IDisposable
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
-        var items = new List<Message>(Prefetch);
+        var items = new List<Message>(Math.Min(Prefetch, 256)); // a prefetch may be int.MaxValue: grow with what comes
         var collector = new Collector(items);
         while (Volatile.Read(ref _closed) == 0)
         {

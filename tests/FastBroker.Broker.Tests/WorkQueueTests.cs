@@ -387,6 +387,36 @@ public class WorkQueueTests
         await Eventually.TrueAsync(() => b.RetentionFloorOf("media") == 2, "the next job is done on disk");
     }
 
+    [Fact]
+    public async Task A_prefetch_as_large_as_an_int_delivers_and_added_credit_saturates()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var member = b.JoinGroup("wide", "workers", prefetch: int.MaxValue);
+        await b.PublishAsync("wide", Encoding.UTF8.GetBytes("first"));
+        var first = FetchOne(member, "a member with the largest prefetch gets the message");
+        Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+
+        for (var i = 0; i < 3; i++)
+        {
+            member.AddPrefetch(int.MaxValue);
+        }
+
+        Assert.Equal(int.MaxValue, member.Prefetch);
+        await b.PublishAsync("wide", Encoding.UTF8.GetBytes("second"));
+        await foreach (var m in member.ReadAllAsync(new CancellationTokenSource(Eventually.DefaultTimeout).Token))
+        {
+            Assert.Equal("second", m.PayloadText);
+            break;
+        }
+
+        // Members' prefetches add up to the group's read-ahead: two of 2^30 are more than an int holds.
+        using var left = b.JoinGroup("wide2", "pair", prefetch: 1 << 30);
+        using var right = b.JoinGroup("wide2", "pair", prefetch: 1 << 30);
+        await b.PublishAsync("wide2", Encoding.UTF8.GetBytes("shared"));
+        await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single(g => g.Group == "pair").InFlight == 1, "the pair's group hands the message out");
+    }
+
     /// <summary>Waits for the member's next delivery.</summary>
     private static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because) =>
         FetchMany(member, 1, because)[0];

@@ -248,8 +248,9 @@ internal sealed class WorkQueueGroup : IDisposable
 
     private void Feed()
     {
-        // Read ahead only as far as members can take soon: outstanding copies stay bounded.
-        var credit = 0;
+        // Read ahead only as far as members can take soon: outstanding copies stay bounded. In longs: prefetches go up
+        // to int.MaxValue each (the wire's u32 clamped), so their sum, and twice it, overflow an int.
+        var credit = 0L;
         foreach (var m in _members.Values)
         {
             credit += m.Prefetch;
