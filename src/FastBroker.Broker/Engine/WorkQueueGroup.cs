@@ -119,6 +119,12 @@ internal sealed class WorkQueueGroup : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                // The broker closed (its state file is unmapped): nothing changes, a restart delivers the message again.
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
             var outcome = _state.Ack(member.Id, offset, deliveryCount);
             if (outcome == WorkQueueOutcome.Acked)
             {
@@ -134,6 +140,11 @@ internal sealed class WorkQueueGroup : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
             var outcome = _state.Nack(member.Id, offset, deliveryCount, requeue, (long)delay.TotalMilliseconds, error, NowMs);
             if (outcome != WorkQueueOutcome.UnknownDelivery)
             {
@@ -144,8 +155,9 @@ internal sealed class WorkQueueGroup : IDisposable
         }
     }
 
-    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another).</summary>
-    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) => _state.IsInFlightWith(member.Id, offset, deliveryCount);
+    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another, broker open).</summary>
+    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) =>
+        !Volatile.Read(ref _disposed) && _state.IsInFlightWith(member.Id, offset, deliveryCount);
 
     public void Release(PooledMessage message)
     {
