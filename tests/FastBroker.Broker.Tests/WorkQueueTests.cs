@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
+using FastBroker.Engine;
+using FastBroker.Journal;
 using FastBroker.Testing;
 
 namespace FastBroker.BrokerTests;
@@ -415,6 +417,43 @@ public class WorkQueueTests
         using var right = b.JoinGroup("wide2", "pair", prefetch: 1 << 30);
         await b.PublishAsync("wide2", Encoding.UTF8.GetBytes("shared"));
         await Eventually.TrueAsync(() => b.GetSnapshot().Groups.Single(g => g.Group == "pair").InFlight == 1, "the pair's group hands the message out");
+    }
+
+    [Fact]
+    public async Task A_group_state_ahead_of_a_journal_cut_by_a_power_loss_does_not_skip_new_messages()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("cut", Encoding.UTF8.GetBytes($"old{i}"));
+        }
+
+        var member = f.Broker.JoinGroup("cut", "g", GroupOptions.Default with { Prefetch = 10 });
+        foreach (var x in FetchMany(member, 10, "all ten delivered"))
+        {
+            Assert.True(member.Ack(x.Offset, x.DeliveryCount));
+        }
+
+        Assert.Equal(10, f.Broker.RetentionFloorOf("cut"));
+
+        // Written durability and a power loss: the journal's page cache after record 5 is gone, the group's state
+        // page (floor 10) was written back.
+        await f.RestartAsync(whileClosed: () => Assert.NotNull(JournalLog.TruncateFrom(
+            Path.Combine(f.DataDirectory, "topics", "cut", TopicRegistry.JournalDirectory),
+            TopicRegistry.JournalOptionsIn(Path.Combine(f.DataDirectory, "topics", "cut")),
+            6,
+            "simulated power loss")));
+        var dormantFloor = f.Broker.RetentionFloorOf("cut");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(6 + i, await f.Broker.PublishAsync("cut", Encoding.UTF8.GetBytes($"new{i}")));
+        }
+
+        using var again = f.Broker.JoinGroup("cut", "g", GroupOptions.Default with { Prefetch = 10 });
+        var delivered = FetchMany(again, 5, "every new message is delivered");
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => (6L + i, $"new{i}")), delivered.Select(x => (x.Offset, x.Payload)).Order());
+        Assert.True(dormantFloor <= 6, $"before the group was joined again, its floor on disk ({dormantFloor}) claimed offsets the journal lost");
+        Assert.Contains(f.Broker.RecoveryReports, r => r.StartsWith("cut: group 'g'", StringComparison.Ordinal));
     }
 
     /// <summary>Waits for the member's next delivery.</summary>

@@ -131,8 +131,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
     private static void LosePageCache(NodeProcess node, long from)
     {
         var topicDir = Path.Combine(node.DataDirectory, "topics", Topic);
-        var options = TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDir, TopicRegistry.MetaFile))));
-        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), options, from, "simulated power loss"));
+        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), TopicRegistry.JournalOptionsIn(topicDir), from, "simulated power loss"));
         var state = Path.Combine(node.DataDirectory, "replication", "node.state");
         var lines = File.ReadAllLines(state);
         Assert.Contains(lines, l => l.StartsWith("boot=", StringComparison.Ordinal));
