@@ -194,6 +194,31 @@ public sealed partial class Broker
         return last;
     }
 
+    /// <summary>
+    /// Publishes a work-queue group's dead letter to <paramref name="topic"/>, like <see cref="PublishAsync"/> but not
+    /// bound by that topic's <see cref="TopicOptions.MaxMessageBytes"/>: the copy is the original message plus the
+    /// <c>fb-dlq-*</c> headers (about 100 bytes and the error text, at most 1,024 characters), so a message the source
+    /// topic accepted at its limit must still be storable. What bounds it is what the dead-letter topic can hold: a
+    /// persistent topic's record must fit in one of its segments (at least twice its own limit), else the journaler
+    /// refuses it with <see cref="BrokerErrorCode.MessageTooLarge"/>, a refusal that no retry can change.
+    /// </summary>
+    internal ValueTask<long> PublishDeadLetterAsync(string topic, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key, MessageHeaders headers, CancellationToken cancellationToken)
+    {
+        ThrowIfClosed();
+        var t = _topics.GetForUse(topic);
+        if (key.Length > ushort.MaxValue)
+        {
+            throw new BrokerException(BrokerErrorCode.MessageTooLarge, $"a key is at most {ushort.MaxValue} bytes (got {key.Length})");
+        }
+
+        if (!_pipeline.Ring.TryNext(out var sequence))
+        {
+            return PublishWhenRoomAsync(t, payload, key, headers.Encoded.ToArray(), 0, cancellationToken);
+        }
+
+        return Publish(t, sequence, payload.Span, key.Span, headers.Encoded, 0);
+    }
+
     private ValueTask<long> Publish(TopicState t, long sequence, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, long expires)
     {
         // Even with Durability.None the confirmation comes from the dispatcher (microseconds later): that is where

@@ -25,6 +25,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly List<Subscription> _subscriptions = [];
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly Dictionary<(string Topic, string Group), long> _dormantGroupFloors; // state on disk, as opened
+    private readonly List<string> _groupRecoveries = [];
     private readonly object _gate = new();
     private readonly Timer _timer;
     private readonly object _timerLock = new();
@@ -36,7 +37,7 @@ public sealed partial class Broker : IAsyncDisposable
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
-        _dormantGroupFloors = ReadGroupFloors(_topics.All);
+        _dormantGroupFloors = RecoverGroupStates(_topics.All, _groupRecoveries);
         foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
         {
             AttachRetentionFloor(t);
@@ -52,8 +53,12 @@ public sealed partial class Broker : IAsyncDisposable
     /// <summary>The settings the broker runs with.</summary>
     public BrokerOptions Options => _options;
 
-    /// <summary>What journal recovery dropped when the broker opened (torn tails after a crash), per topic.</summary>
-    public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}")];
+    /// <summary>
+    /// What recovery changed when the broker opened, one line per topic or group, prefixed by the topic's name: what
+    /// journal recovery dropped (torn tails after a crash), and work-queue group state that was ahead of its journal
+    /// (after a power loss cut the journal's tail) and was brought back to the journal's end.
+    /// </summary>
+    public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}"), .. _groupRecoveries];
 
     /// <summary>Opens (recovering if needed) or creates the broker's data directory and starts its threads.</summary>
     public static ValueTask<Broker> OpenAsync(BrokerOptions? options = null, CancellationToken cancellationToken = default)
@@ -219,6 +224,9 @@ public sealed partial class Broker : IAsyncDisposable
     /// <summary>The idempotent-producer windows (the replicator reads nothing here; the standby rebuilds them from headers).</summary>
     internal ProducerRegistry Producers => _producers;
 
+    /// <summary>Writes a line to <see cref="BrokerOptions.Log"/>, if set.</summary>
+    internal void Log(string line) => _options.Log?.Invoke(line);
+
     internal void ThrowIfClosed()
     {
         if (Volatile.Read(ref _state) != 0)
@@ -237,9 +245,12 @@ public sealed partial class Broker : IAsyncDisposable
 
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
-    /// from there (it cannot ack meanwhile, so the value read at open stays right).
+    /// from there (it cannot ack meanwhile, so the value read at open stays right). First each state file is brought
+    /// back to its journal's end (<see cref="GroupAckStore.ForgetFrom"/>), before anything is published: after a power
+    /// loss cut the journal's tail, new messages reuse the lost offsets, and a floor or done marks beyond the end would
+    /// skip them. What that changed goes to <paramref name="reports"/>.
     /// </summary>
-    private static Dictionary<(string Topic, string Group), long> ReadGroupFloors(IEnumerable<TopicState> topics)
+    private static Dictionary<(string Topic, string Group), long> RecoverGroupStates(IEnumerable<TopicState> topics, List<string> reports)
     {
         var floors = new Dictionary<(string Topic, string Group), long>();
         foreach (var t in topics)
@@ -252,9 +263,29 @@ public sealed partial class Broker : IAsyncDisposable
 
             foreach (var path in Directory.EnumerateFiles(dir, "*.state"))
             {
-                if (GroupAckStore.ReadFloor(path) is { } floor)
+                if (GroupAckStore.ReadFloor(path) is not { } floor)
                 {
-                    floors[(t.Name, Path.GetFileNameWithoutExtension(path))] = floor;
+                    continue; // not a group state file: joining the group reports it
+                }
+
+                var group = Path.GetFileNameWithoutExtension(path);
+                var end = t.Head;
+                try
+                {
+                    using var store = GroupAckStore.Open(path, initialFloor: 0);
+                    var (before, cleared) = store.ForgetFrom(end);
+                    if (before > end || cleared > 0)
+                    {
+                        reports.Add($"{t.Name}: group '{group}': its state was ahead of the journal, which ends at offset {end} (power loss?): ack floor {before} -> {Math.Min(before, end)}, {cleared} done mark(s) at or past {end} cleared; messages published at those offsets again are delivered");
+                    }
+
+                    floors[(t.Name, group)] = store.Floor;
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                {
+                    // Joining the group fails with the same reason; meanwhile it holds retention from what it says.
+                    reports.Add($"{t.Name}: group '{group}': state file not checked against the journal: {e.Message}");
+                    floors[(t.Name, group)] = Math.Min(floor, end);
                 }
             }
         }

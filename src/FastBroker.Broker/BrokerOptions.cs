@@ -52,6 +52,13 @@ public sealed record BrokerOptions
     /// <summary>Name of the <see cref="System.Diagnostics.Metrics.Meter"/> the broker's instruments belong to.</summary>
     public string MeterName { get; init; } = "FastBroker";
 
+    /// <summary>
+    /// Receives one line per notable event the broker handles on its own, such as a dead letter its dead-letter topic
+    /// refuses (retried, or dropped when it can never be stored); null = silent. Called from broker threads: must not
+    /// throw or block. What recovery found when the broker opened is in <see cref="Broker.RecoveryReports"/>.
+    /// </summary>
+    public Action<string>? Log { get; init; }
+
     /// <summary>Throws <see cref="BrokerException"/> (<see cref="BrokerErrorCode.InvalidArgument"/>) when a value is out of range.</summary>
     public void Validate()
     {

@@ -42,4 +42,17 @@ public sealed record SubscriptionSnapshot(string Pattern, string? DurableName, l
 /// <param name="Redelivered">Deliveries returned to the queue.</param>
 /// <param name="DeadLettered">Moved to the dead-letter topic.</param>
 /// <param name="Expired">Skipped because expired.</param>
-public sealed record GroupSnapshot(string Topic, string Group, int Members, long AckFloor, long Lag, int Ready, int InFlight, long Acked, long Redelivered, long DeadLettered, long Expired);
+public sealed record GroupSnapshot(string Topic, string Group, int Members, long AckFloor, long Lag, int Ready, int InFlight, long Acked, long Redelivered, long DeadLettered, long Expired)
+{
+    /// <summary>
+    /// Dead letters given up on but not yet stored in the dead-letter topic (being published, or retried while the
+    /// topic refuses them): the group's floor waits at the oldest. Stays above 0 while the cause lasts.
+    /// </summary>
+    public int DeadLettersPending { get; init; }
+
+    /// <summary>
+    /// Dead letters dropped because the dead-letter topic can never store them (too large for its segments, invalid
+    /// name), each reported to <see cref="BrokerOptions.Log"/>; they stay in the source topic until retention.
+    /// </summary>
+    public long DeadLettersDropped { get; init; }
+}

@@ -6,7 +6,10 @@ public sealed record GroupOptions
     /// <summary>Prefetch 64, visibility 30 s, 5 deliveries, dead letters to <c>&lt;topic&gt;.dlq</c>, from the earliest message.</summary>
     public static GroupOptions Default { get; } = new();
 
-    /// <summary>Unacked messages a member may hold at once (its credit).</summary>
+    /// <summary>
+    /// Unacked messages a member may hold at once (its credit). Any value up to <see cref="int.MaxValue"/> is valid;
+    /// above the group's read-ahead window (32,768 outstanding messages, shared by its members) it makes no difference.
+    /// </summary>
     public int Prefetch { get; init; } = 64;
 
     /// <summary>How long a delivery may stay unacked before it is redelivered to another member.</summary>

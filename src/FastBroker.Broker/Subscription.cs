@@ -32,6 +32,7 @@ public sealed class Subscription : IDisposable
     private long _filtered;
     private long _missed;
     private int _disposed;
+    private int _fetching; // Fetch calls in progress (FetchGuarded)
 
     internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options, Func<Subscription, InlineDelivery>? inline = null)
     {
@@ -113,20 +114,14 @@ public sealed class Subscription : IDisposable
 
     /// <summary>
     /// Hands up to <paramref name="max"/> available messages to <paramref name="handler"/> and returns how many were
-    /// delivered; 0 when nothing is available now. Allocation-free with a struct handler.
+    /// delivered; 0 when nothing is available now. Allocation-free with a struct handler. The spans a message view
+    /// holds stay valid until the handler returns, even if the subscription or its broker is disposed meanwhile (the
+    /// fetch then finishes its batch without committing, and the next one throws).
     /// </summary>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
+    /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
-        where THandler : IMessageHandler
-    {
-        ThrowIfDisposed();
-        if (_inline is not null)
-        {
-            throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
-        }
-
-        return FetchCore(max, ref handler, out _);
-    }
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out _);
 
     /// <summary>
     /// <see cref="Fetch{THandler}(int, ref THandler)"/>, also telling how many records were examined, including the ones
@@ -134,16 +129,38 @@ public sealed class Subscription : IDisposable
     /// nothing is available now: a batch that was all filtered out returns 0 delivered, and more may follow at once.
     /// </summary>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
+    /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler, out int examined)
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out examined);
+
+    /// <summary>
+    /// A fetch counted in <see cref="_fetching"/>, so that a <see cref="Dispose"/> during it (from another thread, from
+    /// its own handler, or by the broker closing) leaves the cursors to the last fetch out: a journal segment stays
+    /// mapped while a span into it can still be read. Two interlocked operations per call, none per message.
+    /// </summary>
+    private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined)
         where THandler : IMessageHandler
     {
-        ThrowIfDisposed();
-        if (_inline is not null)
+        Interlocked.Increment(ref _fetching);
+        try
         {
-            throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
-        }
+            // After the increment (a full fence): a Dispose either sees this fetch or this fetch sees it.
+            ThrowIfDisposed();
+            if (_inline is not null)
+            {
+                throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
+            }
 
-        return FetchCore(max, ref handler, out examined);
+            return FetchCore(max, ref handler, out examined);
+        }
+        finally
+        {
+            // (An inline subscription's cursors are its delivery's: Dispose and Inline.Drain release them.)
+            if (Interlocked.Decrement(ref _fetching) == 0 && Volatile.Read(ref _disposed) != 0 && _inline is null)
+            {
+                ReleaseCursors();
+            }
+        }
     }
 
     /// <summary>Returns how many were delivered; <paramref name="read"/> counts the ones filtered out or expired too.</summary>
@@ -170,7 +187,7 @@ public sealed class Subscription : IDisposable
             Interlocked.Add(ref _delivered, sink.Delivered);
         }
 
-        if (Options.AutoCommit && read > 0)
+        if (Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
         {
             Commit();
         }
@@ -299,7 +316,12 @@ public sealed class Subscription : IDisposable
     }
 
     /// <summary>The committed position in a topic, if any (durable subscriptions).</summary>
-    public long? CommittedOffset(string topic) => _positions?.Get(topic);
+    /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
+    public long? CommittedOffset(string topic)
+    {
+        ThrowIfDisposed();
+        return _positions?.Get(topic);
+    }
 
     /// <summary>Positions by topic: the next offset this subscription will read.</summary>
     public IReadOnlyDictionary<string, long> Positions => Volatile.Read(ref _cursors).ToDictionary(c => c.Topic.Name, c => c.NextOffset, StringComparer.Ordinal);
@@ -331,7 +353,12 @@ public sealed class Subscription : IDisposable
 
         if (_inline is null)
         {
-            ReleaseCursors();
+            // A fetch in progress (another thread's, or this is its handler) may hold spans into a cursor's segment:
+            // then the last fetch out releases the cursors (FetchGuarded). Read after _disposed was set (a full fence).
+            if (Volatile.Read(ref _fetching) == 0)
+            {
+                ReleaseCursors();
+            }
         }
         else
         {

@@ -38,10 +38,19 @@ public sealed class WorkQueueMember : IDisposable
     /// <summary>The group's name.</summary>
     public string Group => _group.Name;
 
-    /// <summary>Hands up to <paramref name="max"/> waiting deliveries to <paramref name="handler"/>; returns how many.</summary>
+    /// <summary>
+    /// Hands up to <paramref name="max"/> waiting deliveries to <paramref name="handler"/>; returns how many (0 once the
+    /// member has left or its broker is closed). The messages are copies owned by the group, so a handler may read them
+    /// while the broker is being disposed.
+    /// </summary>
     public int Fetch<THandler>(int max, ref THandler handler)
         where THandler : IMessageHandler
     {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            return 0;
+        }
+
         var n = 0;
         while (n < max && _queue.TryDequeue(out var d))
         {
@@ -63,7 +72,11 @@ public sealed class WorkQueueMember : IDisposable
         return n;
     }
 
-    /// <summary>Lets this member hold <paramref name="credit"/> more unacked messages (the protocol's CREDIT on a membership).</summary>
+    /// <summary>
+    /// Lets this member hold <paramref name="credit"/> more unacked messages (the protocol's CREDIT on a membership).
+    /// The prefetch saturates at <see cref="int.MaxValue"/> (in effect unlimited: the group never has more than its
+    /// read-ahead window, 32,768 messages, outstanding).
+    /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/> when <paramref name="credit"/> is not positive.</exception>
     public void AddPrefetch(int credit)
     {
@@ -73,7 +86,19 @@ public sealed class WorkQueueMember : IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
-        Interlocked.Add(ref _prefetch, credit);
+        var current = Volatile.Read(ref _prefetch);
+        while (true)
+        {
+            var raised = (int)Math.Min(int.MaxValue, (long)current + credit);
+            var seen = Interlocked.CompareExchange(ref _prefetch, raised, current);
+            if (seen == current)
+            {
+                break;
+            }
+
+            current = seen;
+        }
+
         _group.AddPrefetch(this, credit);
     }
 
@@ -84,7 +109,7 @@ public sealed class WorkQueueMember : IDisposable
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
-        var items = new List<Message>(Prefetch);
+        var items = new List<Message>(Math.Min(Prefetch, 256)); // a prefetch may be int.MaxValue: grow with what comes
         var collector = new Collector(items);
         while (Volatile.Read(ref _closed) == 0)
         {
@@ -103,7 +128,10 @@ public sealed class WorkQueueMember : IDisposable
         }
     }
 
-    /// <summary>Acknowledges a delivery: done for the group. False if it is no longer this member's (timed out).</summary>
+    /// <summary>
+    /// Acknowledges a delivery: done for the group. False if it is no longer this member's (timed out), or the broker
+    /// is closed (nothing is recorded: the message is delivered again after a restart).
+    /// </summary>
     public bool Ack(long offset, int deliveryCount) => _group.Ack(this, offset, deliveryCount) == WorkQueueOutcome.Acked;
 
     /// <summary>Acknowledges a delivered message.</summary>
@@ -112,6 +140,7 @@ public sealed class WorkQueueMember : IDisposable
     /// <summary>
     /// Rejects a delivery: with <paramref name="requeue"/> it is redelivered (after <paramref name="delay"/>) unless it
     /// has used up its deliveries; without, it goes to the dead-letter topic now with <paramref name="error"/>.
+    /// <see cref="WorkQueueOutcome.UnknownDelivery"/> when the delivery is no longer this member's or the broker is closed.
     /// </summary>
     public WorkQueueOutcome Nack(long offset, int deliveryCount, bool requeue = true, TimeSpan delay = default, string? error = null) =>
         _group.Nack(this, offset, deliveryCount, requeue, delay, error);
@@ -157,6 +186,7 @@ public sealed class WorkQueueMember : IDisposable
     internal void CloseFromGroup()
     {
         Volatile.Write(ref _closed, 1);
+        DrainQueue();
         _signal.Set();
     }
 

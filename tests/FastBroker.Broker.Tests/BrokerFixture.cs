@@ -30,9 +30,11 @@ internal sealed class BrokerFixture : IAsyncDisposable
         DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 64 * 1024 },
     };
 
-    public async Task RestartAsync(Func<BrokerOptions, BrokerOptions>? configure = null)
+    /// <summary>Closes the broker, runs <paramref name="whileClosed"/> (e.g. damage its files), opens it again.</summary>
+    public async Task RestartAsync(Func<BrokerOptions, BrokerOptions>? configure = null, Action? whileClosed = null)
     {
         await Broker.DisposeAsync();
+        whileClosed?.Invoke();
         var options = Options(_dir.Path);
         Broker = await Broker.OpenAsync(configure is null ? options : configure(options));
     }
@@ -89,15 +91,19 @@ internal static class Consume
     }
 
     /// <summary>Waits for the member's next delivery.</summary>
-    public static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
+    public static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because) =>
+        FetchMany(member, 1, because)[0];
+
+    /// <summary>Waits until the member has been handed <paramref name="count"/> deliveries.</summary>
+    public static List<(string Topic, long Offset, string Payload, int DeliveryCount)> FetchMany(WorkQueueMember member, int count, string because)
     {
         var got = new Collected();
         Eventually.True(() =>
         {
             var r = new Recorder(got);
-            member.Fetch(1, ref r);
-            return got.Items.Count == 1;
+            member.Fetch(count - got.Items.Count, ref r);
+            return got.Items.Count == count;
         }, because);
-        return got.Items[0];
+        return got.Items;
     }
 }

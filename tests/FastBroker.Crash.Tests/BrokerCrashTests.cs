@@ -14,7 +14,7 @@ public class BrokerCrashTests(ITestOutputHelper output)
     private static int Rounds =>
         int.TryParse(Environment.GetEnvironmentVariable("FASTBROKER_SOAK_ROUNDS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 4;
 
-    private static string HostPath => Path.Combine(AppContext.BaseDirectory, "FastBroker.Broker.CrashHost.dll");
+    internal static string HostPath => Path.Combine(AppContext.BaseDirectory, "FastBroker.Broker.CrashHost.dll");
 
     [Fact]
     public async Task Kill9_mid_stream_keeps_confirmed_messages_durable_positions_and_unacked_work()

@@ -23,6 +23,8 @@ internal sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableGauge("fastbroker.group.in_flight", () => Each(broker, s => s.Groups.Select(g => Measure(g.InFlight, "group", g.Topic + "/" + g.Group))), "{message}", "Unacked deliveries per group");
         _meter.CreateObservableCounter("fastbroker.group.redelivered", () => Each(broker, s => s.Groups.Select(g => Measure(g.Redelivered, "group", g.Topic + "/" + g.Group))), "{message}", "Redeliveries per group");
         _meter.CreateObservableCounter("fastbroker.group.dead_lettered", () => Each(broker, s => s.Groups.Select(g => Measure(g.DeadLettered, "group", g.Topic + "/" + g.Group))), "{message}", "Dead-lettered messages per group");
+        _meter.CreateObservableGauge("fastbroker.group.dead_letters_pending", () => Each(broker, s => s.Groups.Select(g => Measure(g.DeadLettersPending, "group", g.Topic + "/" + g.Group))), "{message}", "Dead letters not yet stored in the dead-letter topic per group");
+        _meter.CreateObservableCounter("fastbroker.group.dead_letters_dropped", () => Each(broker, s => s.Groups.Select(g => Measure(g.DeadLettersDropped, "group", g.Topic + "/" + g.Group))), "{message}", "Dead letters the dead-letter topic could never store, dropped, per group");
     }
 
     public void Dispose() => _meter.Dispose();

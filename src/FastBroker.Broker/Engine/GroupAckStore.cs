@@ -137,6 +137,35 @@ internal sealed class GroupAckStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Forgets every offset at or past <paramref name="end"/>, the journal's end: its done marks are cleared and a floor
+    /// above it comes down to it. After a power loss with <c>Written</c> durability the journal's tail can be cut while
+    /// this page survived; new messages then reuse those offsets and must not be taken as done. Marks first, floor last:
+    /// a crash in between leaves a state that the next open clamps again.
+    /// </summary>
+    /// <returns>The floor before, and how many done marks were cleared (the floor unchanged and 0: nothing was ahead).</returns>
+    public (long FloorBefore, int Cleared) ForgetFrom(long end)
+    {
+        var cleared = 0;
+        for (long slot = 0; slot < _window; slot++)
+        {
+            // A mark is o + 1 for offset o: o >= end.
+            if (_file.Read(HeaderSlots + slot) > end)
+            {
+                _file.Write(HeaderSlots + slot, 0);
+                cleared++;
+            }
+        }
+
+        var floor = Floor;
+        if (floor > end)
+        {
+            _file.Write(FloorSlot, end);
+        }
+
+        return (floor, cleared);
+    }
+
     /// <summary>Offsets in [floor, <paramref name="end"/>) recorded as done, in order.</summary>
     public IEnumerable<long> DoneBetweenFloorAnd(long end)
     {

@@ -9,7 +9,9 @@ namespace FastBroker.Engine;
 /// crash) can lose it, and <see cref="Flush"/> covers that when the durability asks for it.
 /// </summary>
 /// <remarks>Aligned 8-byte stores are atomic on x64 and arm64, so a reader after a crash sees either the old or the
-/// new value of a slot, never a torn one.</remarks>
+/// new value of a slot, never a torn one. Not thread-safe against <see cref="Dispose"/>: owners serialize their
+/// accesses with it (under their lock); an access after it throws <see cref="ObjectDisposedException"/> rather than
+/// touching the unmapped pages (a SIGSEGV that kills the process).</remarks>
 internal sealed unsafe class MappedStateFile : IDisposable
 {
     private readonly MemoryMappedFile _map;
@@ -81,6 +83,11 @@ internal sealed unsafe class MappedStateFile : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref long Slot(long index)
     {
+        if (_disposed)
+        {
+            ThrowDisposed();
+        }
+
         return ref Unsafe.AsRef<long>(_base + (index * 8));
     }
 
@@ -100,8 +107,15 @@ internal sealed unsafe class MappedStateFile : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset));
         }
 
+        if (_disposed)
+        {
+            ThrowDisposed();
+        }
+
         return new Span<byte>(_base + offset, length);
     }
+
+    private static void ThrowDisposed() => throw new ObjectDisposedException(nameof(MappedStateFile));
 
     /// <summary>Forces the mapping to disk (msync): needed only against OS crashes and power loss.</summary>
     public void Flush() => _view.Flush();

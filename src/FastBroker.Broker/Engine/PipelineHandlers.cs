@@ -134,6 +134,11 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             {
                 return Refuse(entry, BrokerErrorCode.StorageFull, $"topic '{entry.Topic!.Name}': storage full, message not written: {ex.Message}");
             }
+            catch (JournalException ex) when (ex.ErrorCode == JournalErrorCode.RecordTooLarge)
+            {
+                // Only a dead letter can get here (a publish is checked against the topic's limit, at most half a segment).
+                return Refuse(entry, BrokerErrorCode.MessageTooLarge, $"topic '{entry.Topic!.Name}': {ex.Message}");
+            }
             catch (JournalException ex)
             {
                 return Refuse(entry, BrokerErrorCode.StorageError, $"topic '{entry.Topic!.Name}': journal error, message not written: {ex.Message}");

@@ -114,10 +114,22 @@ internal sealed class PositionStore : IDisposable
     }
 
     /// <summary>msync: only needed against OS crashes.</summary>
-    public void Flush() => _file.Flush();
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            _file.Flush();
+        }
+    }
 
-    /// <inheritdoc />
-    public void Dispose() => _file.Dispose();
+    /// <summary>Unmaps the file once no call is using it; every call after it throws <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _file.Dispose();
+        }
+    }
 
     private static long SlotOf(int entryIndex) => (HeaderBytes + ((long)entryIndex * EntryBytes) + 256) / 8;
 }

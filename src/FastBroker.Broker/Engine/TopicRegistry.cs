@@ -225,6 +225,10 @@ internal sealed class TopicRegistry : IDisposable
         RetentionMaxBytes = options.RetentionBytes,
     };
 
+    /// <summary>The journal settings of the topic whose directory is <paramref name="topicDirectory"/>, from its meta file (offline tools).</summary>
+    internal static JournalOptions JournalOptionsIn(string topicDirectory) =>
+        JournalOptionsFor(ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, MetaFile))));
+
     private static void WriteMeta(string path, TopicOptions o)
     {
         var tmp = path + ".tmp";

@@ -27,6 +27,7 @@ internal sealed class WorkQueueGroup : IDisposable
     private readonly Dictionary<int, WorkQueueMember> _members = [];
     private readonly long _epochTicks = Stopwatch.GetTimestamp();
     private int _pendingDeadLetters;
+    private long _deadLettersDropped;
     private long _expired;
     private bool _disposed;
 
@@ -118,6 +119,12 @@ internal sealed class WorkQueueGroup : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                // The broker closed (its state file is unmapped): nothing changes, a restart delivers the message again.
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
             var outcome = _state.Ack(member.Id, offset, deliveryCount);
             if (outcome == WorkQueueOutcome.Acked)
             {
@@ -133,6 +140,11 @@ internal sealed class WorkQueueGroup : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
             var outcome = _state.Nack(member.Id, offset, deliveryCount, requeue, (long)delay.TotalMilliseconds, error, NowMs);
             if (outcome != WorkQueueOutcome.UnknownDelivery)
             {
@@ -143,8 +155,9 @@ internal sealed class WorkQueueGroup : IDisposable
         }
     }
 
-    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another).</summary>
-    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) => _state.IsInFlightWith(member.Id, offset, deliveryCount);
+    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another, broker open).</summary>
+    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) =>
+        !Volatile.Read(ref _disposed) && _state.IsInFlightWith(member.Id, offset, deliveryCount);
 
     public void Release(PooledMessage message)
     {
@@ -175,7 +188,11 @@ internal sealed class WorkQueueGroup : IDisposable
     public GroupSnapshot Snapshot()
     {
         var c = _state.Counters;
-        return new GroupSnapshot(Topic.Name, Name, c.Members, c.AckFloor, Math.Max(0, Topic.Head - c.AckFloor), c.Ready, c.InFlight, c.Acked, c.Redelivered, c.DeadLettered, Volatile.Read(ref _expired));
+        return new GroupSnapshot(Topic.Name, Name, c.Members, c.AckFloor, Math.Max(0, Topic.Head - c.AckFloor), c.Ready, c.InFlight, c.Acked, c.Redelivered, c.DeadLettered, Volatile.Read(ref _expired))
+        {
+            DeadLettersPending = Volatile.Read(ref _pendingDeadLetters),
+            DeadLettersDropped = Volatile.Read(ref _deadLettersDropped),
+        };
     }
 
     public void Dispose()
@@ -235,7 +252,7 @@ internal sealed class WorkQueueGroup : IDisposable
         {
             if (_outstanding.Remove(dl.Offset, out var message))
             {
-                _pendingDeadLetters++;
+                Interlocked.Increment(ref _pendingDeadLetters);
                 _ = PublishDeadLetterAsync(dl, message);
             }
         }
@@ -243,8 +260,9 @@ internal sealed class WorkQueueGroup : IDisposable
 
     private void Feed()
     {
-        // Read ahead only as far as members can take soon: outstanding copies stay bounded.
-        var credit = 0;
+        // Read ahead only as far as members can take soon: outstanding copies stay bounded. In longs: prefetches go up
+        // to int.MaxValue each (the wire's u32 clamped), so their sum, and twice it, overflow an int.
+        var credit = 0L;
         foreach (var m in _members.Values)
         {
             credit += m.Prefetch;
@@ -342,18 +360,40 @@ internal sealed class WorkQueueGroup : IDisposable
                 .Add("fb-dlq-error", dl.LastError.Length > 1024 ? dl.LastError[..1024] : dl.LastError);
             var payload = message.Payload.ToArray();
             var key = message.Key.ToArray();
+            var loggedAt = 0L;
             for (var attempt = 0; ; attempt++)
             {
                 try
                 {
-                    await _broker.PublishAsync(DeadLetterTopic, payload, key, headers).ConfigureAwait(false);
+                    await _broker.PublishDeadLetterAsync(DeadLetterTopic, payload, key, headers, _stop.Token).ConfigureAwait(false);
+                    if (attempt > 0)
+                    {
+                        _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} stored in '{DeadLetterTopic}' after {attempt + 1} attempts");
+                    }
+
+                    break;
+                }
+                catch (BrokerException e) when (IsPermanent(e.Code))
+                {
+                    // No retry can store it (the dead-letter topic's segments are too small for it, or its name is
+                    // invalid): retrying would hold the group's floor, so its window and retention, for ever. It is
+                    // dropped instead, loudly; it stays readable in the source topic at its offset until retention.
+                    Interlocked.Increment(ref _deadLettersDropped);
+                    _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} DROPPED: '{DeadLetterTopic}' can never store it ({e.Code}: {e.Message}); the message is still in '{Topic.Name}' at offset {dl.Offset} until retention removes it");
                     break;
                 }
                 catch (BrokerException e) when (e.Code != BrokerErrorCode.Closed && !_stop.IsCancellationRequested)
                 {
-                    // The dead-letter topic refused it (missing while auto-creation is off, storage full…). The
-                    // message is not done until it is there: the group's floor waits, and retention with it, and
-                    // this retries (at most every 5 s) until the cause is fixed or the broker closes.
+                    // The dead-letter topic refused it for now (missing while auto-creation is off, storage full…).
+                    // The message is not done until it is there: the group's floor waits, and retention with it, and
+                    // this retries (at most every 5 s) until the cause is fixed or the broker closes. Said at the first
+                    // refusal and once a minute after.
+                    if (attempt == 0 || Stopwatch.GetElapsedTime(loggedAt) >= TimeSpan.FromMinutes(1))
+                    {
+                        loggedAt = Stopwatch.GetTimestamp();
+                        _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} refused by '{DeadLetterTopic}' ({e.Code}: {e.Message}); retrying, the group's floor waits at it (attempt {attempt + 1})");
+                    }
+
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))), _stop.Token).ConfigureAwait(false);
                 }
             }
@@ -379,6 +419,10 @@ internal sealed class WorkQueueGroup : IDisposable
             Release(message);
         }
     }
+
+    /// <summary>A dead-letter refusal that a retry cannot change.</summary>
+    private static bool IsPermanent(BrokerErrorCode code) =>
+        code is BrokerErrorCode.MessageTooLarge or BrokerErrorCode.InvalidName or BrokerErrorCode.InvalidArgument;
 
     private readonly ref struct FeedSink(WorkQueueGroup group) : ICursorSink
     {

@@ -60,6 +60,7 @@ internal static class ServeCommand
                 AutoCreateTopics = !parse.GetValue(noAutoCreate),
                 WaitStrategy = parse.GetValue(wait),
                 VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
+                Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 DefaultTopicOptions = TopicOptions.Default with
                 {
                     Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written,

@@ -768,7 +768,7 @@ internal sealed class StandbyReplica : IDisposable
     }
 
     private JournalOptions JournalOptionsFor(string topicDirectory) =>
-        TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, TopicRegistry.MetaFile)))) with
+        TopicRegistry.JournalOptionsIn(topicDirectory) with
         {
             // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
             Durability = DurabilityPolicy.GroupCommit,

@@ -165,6 +165,8 @@ internal static class AdminDocuments
         w.WriteNumber("acked", g.Acked);
         w.WriteNumber("redelivered", g.Redelivered);
         w.WriteNumber("deadLettered", g.DeadLettered);
+        w.WriteNumber("deadLettersPending", g.DeadLettersPending);
+        w.WriteNumber("deadLettersDropped", g.DeadLettersDropped);
         w.WriteNumber("expired", g.Expired);
         w.WriteEndObject();
     }

@@ -41,6 +41,8 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_group_acked_total", "counter", "Messages acknowledged since the group was loaded.", groups, GroupLabels, g => g.Acked);
         Family(sb, "fastbroker_group_redelivered_total", "counter", "Deliveries returned to the queue (nack, timeout, member left).", groups, GroupLabels, g => g.Redelivered);
         Family(sb, "fastbroker_group_deadlettered_total", "counter", "Messages moved to the dead-letter topic.", groups, GroupLabels, g => g.DeadLettered);
+        Family(sb, "fastbroker_group_deadletters_pending", "gauge", "Dead letters not yet stored in the dead-letter topic (its floor waits).", groups, GroupLabels, g => g.DeadLettersPending);
+        Family(sb, "fastbroker_group_deadletters_dropped_total", "counter", "Dead letters the dead-letter topic can never store, dropped.", groups, GroupLabels, g => g.DeadLettersDropped);
         Family(sb, "fastbroker_group_expired_total", "counter", "Messages skipped because their TTL had passed.", groups, GroupLabels, g => g.Expired);
 
         if (server is not null)

@@ -10,8 +10,7 @@ internal static class PowerLoss
     public static void LosePageCache(NodeProcess node, string topic, long from)
     {
         var topicDir = Path.Combine(node.DataDirectory, "topics", topic);
-        var options = TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDir, TopicRegistry.MetaFile))));
-        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), options, from, "simulated power loss"));
+        Assert.NotNull(JournalLog.TruncateFrom(Path.Combine(topicDir, TopicRegistry.JournalDirectory), TopicRegistry.JournalOptionsIn(topicDir), from, "simulated power loss"));
         var state = Path.Combine(node.DataDirectory, "replication", "node.state");
         var lines = File.ReadAllLines(state);
         Assert.Contains(lines, l => l.StartsWith("boot=", StringComparison.Ordinal));
