@@ -30,9 +30,11 @@ internal sealed class BrokerFixture : IAsyncDisposable
         DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 64 * 1024 },
     };
 
-    public async Task RestartAsync(Func<BrokerOptions, BrokerOptions>? configure = null)
+    /// <summary>Closes the broker, runs <paramref name="whileClosed"/> (e.g. to damage or add files), opens it again.</summary>
+    public async Task RestartAsync(Func<BrokerOptions, BrokerOptions>? configure = null, Action? whileClosed = null)
     {
         await Broker.DisposeAsync();
+        whileClosed?.Invoke();
         var options = Options(_dir.Path);
         Broker = await Broker.OpenAsync(configure is null ? options : configure(options));
     }

@@ -324,7 +324,7 @@ public class WorkQueueTests
     }
 
     /// <summary>Waits for the member's next delivery.</summary>
-    private static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
+    internal static (string Topic, long Offset, string Payload, int DeliveryCount) FetchOne(WorkQueueMember member, string because)
     {
         var got = new Collected();
         Eventually.True(() =>
