@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using FastBroker.Engine;
 using FastBroker.Journal;
 using FastBroker.Threading;
@@ -488,10 +489,12 @@ internal sealed class StandbyReplica : IDisposable
         if (t is null)
         {
             Directory.CreateDirectory(dir);
-            var metaPath = Path.Combine(dir, TopicRegistry.MetaFile);
-            File.WriteAllText(metaPath + ".tmp", meta);
-            File.Move(metaPath + ".tmp", metaPath, overwrite: true);
+            // Settings durable before the journal exists, as on the primary (TopicRegistry.Create).
+            TopicRegistry.ParseMeta(meta);
+            DurableFile.WriteAllBytes(Path.Combine(dir, TopicRegistry.MetaFile), Encoding.UTF8.GetBytes(meta));
+            DurableFile.SyncDirectory(_topicsRoot);
             t = Open(name, dir, from);
+            DurableFile.SyncDirectory(dir);
         }
         else if (t.Journal.NextOffset != from)
         {
@@ -755,7 +758,7 @@ internal sealed class StandbyReplica : IDisposable
         {
             var name = Path.GetFileName(dir);
             if (TopicName.IsValid(name) && File.Exists(Path.Combine(dir, TopicRegistry.MetaFile))
-                && TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(dir, TopicRegistry.MetaFile))).Persistent)
+                && TopicRegistry.ReadMetaFile(name, Path.Combine(dir, TopicRegistry.MetaFile)).Persistent)
             {
                 Open(name, dir, 0);
             }
@@ -763,7 +766,7 @@ internal sealed class StandbyReplica : IDisposable
     }
 
     private JournalOptions JournalOptionsFor(string topicDirectory) =>
-        TopicRegistry.JournalOptionsFor(TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, TopicRegistry.MetaFile)))) with
+        TopicRegistry.JournalOptionsFor(TopicRegistry.ReadMetaFile(Path.GetFileName(topicDirectory), Path.Combine(topicDirectory, TopicRegistry.MetaFile))) with
         {
             // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
             Durability = DurabilityPolicy.GroupCommit,
