@@ -5,13 +5,20 @@ namespace FastBroker;
 /// <summary>Publishing.</summary>
 public sealed partial class Broker
 {
-    /// <summary>Header carrying a message's expiry (Unix ms, 8 bytes little-endian), added when a TTL is given.</summary>
+    /// <summary>
+    /// Header carrying a message's expiry (Unix ms, 8 bytes little-endian), added by the broker when a TTL is given.
+    /// Reserved: a publish whose own headers use this name is refused (<see cref="BrokerErrorCode.InvalidArgument"/>).
+    /// </summary>
     public const string ExpiresHeader = "fb-expires";
 
     /// <summary>Flag bit (in the journal record's flags) marking a message that carries <see cref="ExpiresHeader"/>.</summary>
     internal const ushort HasExpiryFlag = 0x0100;
 
-    /// <summary>Header carrying an idempotent producer's id and sequence (16 bytes: two u64 little-endian), added by the broker.</summary>
+    /// <summary>
+    /// Header carrying an idempotent producer's id and sequence (16 bytes: two u64 little-endian), added by the broker;
+    /// the deduplication window is rebuilt from it after a restart or a failover. Reserved: a publish whose own headers
+    /// use this name is refused (<see cref="BrokerErrorCode.InvalidArgument"/>).
+    /// </summary>
     public const string ProducerHeader = "fb-producer";
 
     /// <summary>Flag bit marking a record that carries <see cref="ProducerHeader"/> (so recovery parses only those).</summary>
@@ -80,13 +87,15 @@ public sealed partial class Broker
     /// Publishes without waiting: copies the message into the input ring and returns. False when the ring is full
     /// (back-pressure: the caller decides to retry, wait or drop). Allocation-free.
     /// </summary>
-    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, broker closed.</exception>
+    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, a header name the broker writes itself
+    /// (<see cref="ExpiresHeader"/>, <see cref="ProducerHeader"/>: <see cref="BrokerErrorCode.InvalidArgument"/>), broker closed.</exception>
     public bool TryPublish(string topic, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key = default, MessageHeaders? headers = null, TimeSpan ttl = default)
     {
         ThrowIfClosed();
         var t = _topics.GetForUse(topic);
         var headerBlock = headers is null ? default : headers.Encoded;
         var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
+        ThrowIfBrokerHeaders(headerBlock);
         var ring = _pipeline.Ring;
         if (!ring.TryNext(out var sequence))
         {
@@ -136,13 +145,15 @@ public sealed partial class Broker
     /// Publishes and completes with the message's offset once it is confirmed per the topic's durability (written to
     /// the journal, or flushed by a group commit). Waits (asynchronously) while the input ring is full.
     /// </summary>
-    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, storage full, broker closed.</exception>
+    /// <exception cref="BrokerException">Invalid or unknown topic, message too large, a header name the broker writes itself
+    /// (<see cref="ExpiresHeader"/>, <see cref="ProducerHeader"/>: <see cref="BrokerErrorCode.InvalidArgument"/>), storage full, broker closed.</exception>
     public ValueTask<long> PublishAsync(string topic, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key = default, MessageHeaders? headers = null, TimeSpan ttl = default, CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();
         var t = _topics.GetForUse(topic);
         var headerBlock = headers is null ? default : headers.Encoded;
         var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
+        ThrowIfBrokerHeaders(headerBlock);
         var ring = _pipeline.Ring;
         if (!ring.TryNext(out var sequence))
         {
@@ -250,6 +261,15 @@ public sealed partial class Broker
         if (!_pipeline.Ring.HasAvailableCapacity(1))
         {
             await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Refuses a header block that carries a name the broker writes itself (docs/broker.md, "Reserved headers").</summary>
+    private static void ThrowIfBrokerHeaders(ReadOnlySpan<byte> headers)
+    {
+        if (!headers.IsEmpty && ReservedHeaders.FindBrokerWritten(headers) is { } reason)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, reason);
         }
     }
 

@@ -332,7 +332,9 @@ public sealed partial class Broker : IAsyncDisposable
 
     /// <summary>
     /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,
-    /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect.
+    /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect. The
+    /// broker's own header is the last of its name in the block (a journal written before publishes carrying it were
+    /// refused may hold a publisher's copy ahead of it).
     /// </summary>
     private void RecoverProducers()
     {
@@ -354,7 +356,7 @@ public sealed partial class Broker : IAsyncDisposable
             while (reader.TryRead(out var record))
             {
                 if (((ushort)record.Flags & HasProducerFlag) != 0
-                    && MessageHeaders.TryGet(record.Headers, ProducerHeaderName, out var value)
+                    && ReservedHeaders.TryGetBrokerWritten(record.Headers, ProducerHeaderName, out var value)
                     && value.Length == 16)
                 {
                     var id = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value);

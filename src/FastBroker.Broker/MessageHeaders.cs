@@ -11,7 +11,13 @@ namespace FastBroker;
 /// </summary>
 public sealed class MessageHeaders
 {
-    /// <summary>Names starting with this are reserved for the broker (TTL, dead-letter history, request-reply).</summary>
+    /// <summary>
+    /// Names starting with this are reserved for the broker and its clients (TTL, idempotent producers, priorities,
+    /// request-reply, dead-letter history). Two of them the broker writes itself and reads back, and a publish that
+    /// carries either is refused with <see cref="BrokerErrorCode.InvalidArgument"/>: <see cref="Broker.ExpiresHeader"/>
+    /// (set a TTL instead) and <see cref="Broker.ProducerHeader"/>. <c>fb-priority</c>, <c>fb-reply-to</c>,
+    /// <c>fb-correlation-id</c> and the <c>fb-dlq-*</c> names may be published (docs/broker.md, "Reserved headers").
+    /// </summary>
     public const string ReservedPrefix = "fb-";
 
     private byte[] _buffer;
@@ -80,7 +86,10 @@ public sealed class MessageHeaders
         return Add(name, tmp);
     }
 
-    /// <summary>Finds the value of the first header called <paramref name="name"/> in an encoded block.</summary>
+    /// <summary>
+    /// Finds the value of the first header called <paramref name="name"/> in an encoded block. The broker appends its
+    /// own entries (<see cref="Broker.ExpiresHeader"/>, <see cref="Broker.ProducerHeader"/>) after the publisher's.
+    /// </summary>
     public static bool TryGet(ReadOnlySpan<byte> block, scoped ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
     {
         var reader = new RecordHeaderReader(block);

@@ -7,8 +7,9 @@ namespace FastBroker;
 /// A run of input-ring slots claimed by <see cref="Broker.TryBeginPublish"/>: fill each with <see cref="Add"/> (or
 /// <see cref="AddFailed"/>), then <see cref="Commit"/> publishes them all at once. The outcomes come back through
 /// each message's <see cref="IPublishConfirmSink"/>, in order. Nothing here throws for a bad message: an invalid or
-/// unknown topic, a message too large, a bad TTL or a durability the topic cannot give take their slot as a failure
-/// so confirmations keep their order. Allocation-free for existing topics.
+/// unknown topic, a message too large, a bad TTL, a durability the topic cannot give or a header name the broker
+/// writes itself (<see cref="Broker.ExpiresHeader"/>, <see cref="Broker.ProducerHeader"/>) take their slot as a
+/// failure so confirmations keep their order. Allocation-free for existing topics.
 /// </summary>
 public ref struct PublishClaim
 {
@@ -34,7 +35,7 @@ public ref struct PublishClaim
     /// <summary>Fills the next slot with a message.</summary>
     /// <param name="topicUtf8">The topic name, UTF-8.</param>
     /// <param name="key">The key (may be empty).</param>
-    /// <param name="headers">Header entries in the protocol's encoding (<c>u8 nameLength, name, u16 valueLength, value</c>, no block length).</param>
+    /// <param name="headers">Header entries in the protocol's encoding (<c>u8 nameLength, name, u16 valueLength, value</c>, no block length); a name the broker writes itself fails the message with <see cref="BrokerErrorCode.InvalidArgument"/>.</param>
     /// <param name="payload">The payload.</param>
     /// <param name="parameters">TTL, durability, idempotent producer id and sequence.</param>
     /// <param name="sink">Receives the outcome (null: nobody is told).</param>
@@ -95,6 +96,12 @@ public ref struct PublishClaim
 
         var expires = parameters.TtlMs > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + parameters.TtlMs : 0;
         entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, waitDurable, ackMode, sink, token);
+
+        // Checked on the copy, where the publisher's entries are contiguous whatever the received segments were.
+        if (!headers.IsEmpty && ReservedHeaders.FindBrokerWritten(entry.Headers[..(int)headers.Length]) is { } reserved)
+        {
+            entry.FillFailed(BrokerErrorCode.InvalidArgument, reserved, sink, token);
+        }
     }
 
     /// <summary>Fills the next slot with a refusal decided by the caller (e.g. <c>Forbidden</c>), keeping confirmations in order.</summary>

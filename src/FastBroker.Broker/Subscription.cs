@@ -454,7 +454,7 @@ public sealed class Subscription : IDisposable
     private bool Passes(scoped in MessageView m, ushort flags, TopicState topic)
     {
         if ((flags & Broker.HasExpiryFlag) != 0
-            && m.TryGetHeader(Broker.ExpiresHeaderName, out var exp)
+            && Engine.ReservedHeaders.TryGetBrokerWritten(m.Headers, Broker.ExpiresHeaderName, out var exp)
             && exp.Length == 8
             && System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
         {

@@ -8,7 +8,9 @@ namespace FastBroker.Client;
 /// <summary>
 /// Headers to publish, encoded once as you add them (the wire's header block), so one instance can be reused for
 /// many publishes without cost. Names are 1–255 UTF-8 bytes and case-sensitive; names starting with <c>fb-</c>
-/// are reserved for the broker and the clients. Not thread-safe while being built.
+/// are reserved for the broker and the clients, and the two the server writes itself, <c>fb-expires</c> (use
+/// <see cref="PublishOptions"/>' TTL) and <c>fb-producer</c>, are refused here (the server would refuse the message
+/// with <c>InvalidArgument</c>). Not thread-safe while being built.
 /// </summary>
 public sealed class PublishHeaders
 {
@@ -22,6 +24,7 @@ public sealed class PublishHeaders
     public ReadOnlySpan<byte> Encoded => _buffer.AsSpan(0, _length);
 
     /// <summary>Adds an entry with a UTF-8 text value; returns this instance for chaining.</summary>
+    /// <exception cref="ArgumentException">The name is empty, longer than 255 bytes, or <c>fb-expires</c> / <c>fb-producer</c>.</exception>
     public PublishHeaders Add(string name, string value)
     {
         ArgumentNullException.ThrowIfNull(value);
@@ -37,6 +40,7 @@ public sealed class PublishHeaders
     }
 
     /// <summary>Adds an entry with a binary value; returns this instance for chaining.</summary>
+    /// <exception cref="ArgumentException">The name is empty, longer than 255 bytes, or <c>fb-expires</c> / <c>fb-producer</c>.</exception>
     public PublishHeaders Add(string name, ReadOnlySpan<byte> value)
     {
         if (value.Length > ProtocolConstants.MaxShortBytesLength)
@@ -82,6 +86,11 @@ public sealed class PublishHeaders
         var span = _buffer.AsSpan(_length, needed);
         span[0] = (byte)nameLength;
         Encoding.UTF8.GetBytes(name, span.Slice(1, nameLength));
+        if (span.Slice(1, nameLength).SequenceEqual(ProtocolHeaders.Producer) || span.Slice(1, nameLength).SequenceEqual(ProtocolHeaders.Expires))
+        {
+            throw new ArgumentException($"Header '{name}' is reserved: the server writes it itself (docs/protocol.md §9).", nameof(name));
+        }
+
         BinaryPrimitives.WriteUInt16LittleEndian(span[(1 + nameLength)..], (ushort)valueLength);
         _length += needed;
         Count++;

@@ -30,7 +30,10 @@ public sealed record ServerOptions
     /// <summary>Subscriptions plus group memberships per connection (announced in WELCOME); more get <c>TooManySubscriptions</c> (106).</summary>
     public int MaxSubscriptionsPerConnection { get; init; } = 256;
 
-    /// <summary>Announced in WELCOME; a connection from which nothing arrives for 3× this is closed with <c>IdleTimeout</c> (108).</summary>
+    /// <summary>
+    /// Announced in WELCOME; a connection from which nothing arrives for 3× this is closed with <c>IdleTimeout</c> (108),
+    /// and one that takes none of the bytes the server is sending for 3× this is dropped (docs/server.md, "Idle").
+    /// </summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Accepted auth tokens with their publish/subscribe permissions. Empty: no authentication, everything allowed.</summary>

@@ -265,7 +265,7 @@ public class ClaimPublishTests
             TimeSpan.FromSeconds(30));
     }
 
-    private static long Head(Broker broker, string topic) => broker.GetSnapshot().Topics.Single(t => t.Name == topic).Head;
+    internal static long Head(Broker broker, string topic) => broker.GetSnapshot().Topics.Single(t => t.Name == topic).Head;
 
     private static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));
 
@@ -280,10 +280,10 @@ public class ClaimPublishTests
         claim.Commit();
     }
 
-    private static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token)
+    internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null)
     {
         Assert.True(broker.TryBeginPublish(1, out var claim));
-        claim.Add(Encoding.UTF8.GetBytes(topic), default, default, Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, token);
+        claim.Add(Encoding.UTF8.GetBytes(topic), default, headers is null ? default : new ReadOnlySequence<byte>(headers), Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, token);
         claim.Commit();
     }
 

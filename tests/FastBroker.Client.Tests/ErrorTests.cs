@@ -58,6 +58,17 @@ public class ErrorTests
     }
 
     [Fact]
+    public void Headers_the_server_writes_itself_are_refused_when_added_and_the_other_reserved_names_are_not()
+    {
+        var headers = new PublishHeaders();
+        Assert.Contains("reserved", Assert.Throws<ArgumentException>(() => headers.Add("fb-producer", new byte[16])).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => headers.Add("fb-expires", "1"));
+        Assert.Equal(0, headers.Count);
+        headers.Add("fb-reply-to", "_inbox.1").Add("fb-priority", "1").Add("fb-dlq-error", "e");
+        Assert.Equal(3, headers.Count);
+    }
+
+    [Fact]
     public async Task A_message_larger_than_the_servers_frame_limit_fails_without_being_sent()
     {
         await using var f = await ServerFixture.StartAsync(o => o with { MaxFrameSize = 64 * 1024 });

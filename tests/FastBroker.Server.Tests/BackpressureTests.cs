@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 using FastBroker.Protocol;
+using FastBroker.Server.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.ServerTests;
@@ -58,6 +59,68 @@ public class BackpressureTests
         await Eventually.Completes(sender);
         Assert.Equal(expected, received);
         Assert.Empty(f.Failures);
+    }
+
+    [Fact]
+    public async Task A_client_that_stops_reading_and_then_sending_is_disconnected_after_the_idle_timeout()
+    {
+        // Idle timeout 3 × 300 ms. The connection would otherwise hold its MaxConnections slot until server shutdown.
+        await using var f = await ServerFixture.StartAsync(o => o with { HeartbeatInterval = TimeSpan.FromMilliseconds(300) });
+        using var socket = new Socket(f.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            ReceiveBufferSize = 64 * 1024,
+        };
+
+        // HELLO, then PINGs whose PONGs are never read: the server's socket fills, the PONGs queue up to the 1 MiB reply
+        // bound and its reader waits for the writer; TCP then stops this sender too, and the client sends nothing more.
+        var hello = new ArrayBufferWriter<byte>();
+        FrameWriter.WriteHello(hello, 1, "t"u8, "1"u8, ProtocolFeatures.None);
+        var chunk = new ArrayBufferWriter<byte>();
+        for (var i = 0; i < 10_000; i++)
+        {
+            FrameWriter.WritePing(chunk, (ulong)i);
+        }
+
+        await socket.ConnectAsync(f.EndPoint);
+        var sender = Task.Run(async () =>
+        {
+            try
+            {
+                await socket.SendAsync(hello.WrittenMemory);
+                for (var sent = 0; sent < 1_000_000; sent += 10_000)
+                {
+                    await socket.SendAsync(chunk.WrittenMemory);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // reset by the server when it drops the connection
+            }
+        });
+
+        await Eventually.TrueAsync(() => f.Server.Sessions.Length == 1, "the server has the connection");
+        var session = f.Server.Sessions[0];
+        await Eventually.TrueAsync(() => f.Server.ConnectionCount == 0, "the connection that takes no bytes is closed", TimeSpan.FromSeconds(30));
+        Assert.True(session.HasWaitedForWriter, "the reader waited for the writer (the reply backlog was reached)");
+        Assert.Contains(f.Log, l => l.Contains("took no bytes", StringComparison.Ordinal));
+        await Eventually.Completes(sender);
+        Assert.Empty(f.Failures);
+    }
+
+    [Fact]
+    public async Task The_acknowledged_byte_count_the_idle_check_reads_is_what_the_client_received()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "TCP_INFO: Linux only, like CI");
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.RoundTripAsync();
+        var session = f.Server.Sessions.Single();
+
+        // WELCOME and a PONG were read by the client: every byte the server counted out is acknowledged.
+        ulong acked = 0;
+        await Eventually.TrueAsync(() => TcpAcks.TryGet(session.Socket, out acked) && acked >= (ulong)f.Server.BytesOut, "the client's ACKs arrive");
+        Assert.InRange(acked, (ulong)f.Server.BytesOut, (ulong)f.Server.BytesOut + 1); // + 1: a kernel may count the SYN
     }
 
     [Fact]

@@ -7,12 +7,15 @@ namespace FastBroker.ServerTests;
 internal static class Headers
 {
     public static byte[] Of(params (string Name, string Value)[] entries)
+        => Of([.. entries.Select(e => (e.Name, Encoding.UTF8.GetBytes(e.Value)))]);
+
+    public static byte[] Of(params (string Name, byte[] Value)[] entries)
     {
         var buffer = new byte[4096];
         var w = new HeaderBlockWriter(buffer);
         foreach (var (name, value) in entries)
         {
-            Assert.True(w.TryAdd(Encoding.UTF8.GetBytes(name), Encoding.UTF8.GetBytes(value)));
+            Assert.True(w.TryAdd(Encoding.UTF8.GetBytes(name), value));
         }
 
         return w.WrittenSpan.ToArray();

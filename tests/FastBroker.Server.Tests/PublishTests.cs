@@ -75,6 +75,41 @@ public class PublishTests
     }
 
     [Fact]
+    public async Task A_publish_carrying_a_header_the_broker_writes_itself_is_confirmed_InvalidArgument_and_the_connection_keeps_working()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        var forged = new byte[16]; // producer 11, sequence 7
+        forged[0] = 11;
+        forged[8] = 7;
+
+        // Producer 10 forges producer 11's sequence 7; another message forges a TTL; a batch carries one forgery among
+        // two good entries. Then producer 11 publishes its real sequence 7, with reserved names publishers may set.
+        await c.PublishAsync(1, "orders", "from 10", headers: Headers.Of(("trace", "t"u8.ToArray()), ("fb-producer", forged)), producerId: 10, producerSequence: 0);
+        await c.PublishAsync(2, "orders", "ttl", headers: Headers.Of(("fb-expires", new byte[8])));
+        await c.SendAsync(w =>
+        {
+            var batch = new PublishBatchWriter(w, 64 * 1024, firstRequestId: 3);
+            Assert.True(batch.TryAdd("orders"u8, "a"u8));
+            Assert.True(batch.TryAdd("orders"u8, "b"u8, headers: Headers.Of(("fb-producer", forged))));
+            Assert.True(batch.TryAdd("orders"u8, "c"u8));
+            batch.Complete();
+        });
+        await c.PublishAsync(6, "orders", "from 11", headers: Headers.Of(("fb-reply-to", "_inbox.1"), ("fb-priority", "1")), producerId: 11, producerSequence: 7);
+
+        var confirms = await c.ReadConfirmsAsync([1, 2, 3, 4, 5, 6]);
+        Assert.Equal(ErrorCode.InvalidArgument, confirms[1].Status);
+        Assert.Equal(ErrorCode.InvalidArgument, confirms[2].Status);
+        Assert.Equal((ErrorCode.None, 0UL, false), confirms[3]);
+        Assert.Equal(ErrorCode.InvalidArgument, confirms[4].Status);
+        Assert.Equal((ErrorCode.None, 1UL, false), confirms[5]);
+        Assert.Equal((ErrorCode.None, 2UL, false), confirms[6]);
+        Assert.Single(await c.RoundTripAsync());
+        Assert.Equal(3, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "orders").Head);
+        Assert.Empty(f.Failures);
+    }
+
+    [Fact]
     public async Task A_topic_the_token_may_not_publish_to_is_confirmed_Forbidden_and_the_connection_stays_open()
     {
         await using var f = await ServerFixture.StartAsync(o => o with { Tokens = [new AccessToken("tok", PublishPatterns: ["allowed.>"])] });

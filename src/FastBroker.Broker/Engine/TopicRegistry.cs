@@ -10,6 +10,13 @@ namespace FastBroker.Engine;
 /// <c>&lt;data&gt;/topics/&lt;name&gt;/topic.meta</c> (plain <c>key=value</c> lines) and their journals beside it, all
 /// reopened (and recovered) when the broker opens.
 /// </summary>
+/// <remarks>
+/// A topic's settings are on disk (file and directory entries fsync'd) before its journal exists and before the
+/// topic can be used, so after a crash a topic directory holds its settings whole, or nothing was ever stored in it.
+/// A <c>topic.meta</c> that is empty, unreadable, or missing beside a journal is therefore damage, and opening refuses
+/// it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would reopen an
+/// <c>Fsynced</c> topic as <c>Written</c> and drop its retention.
+/// </remarks>
 internal sealed class TopicRegistry : IDisposable
 {
     /// <summary>The settings file in each topic's directory.</summary>
@@ -18,11 +25,15 @@ internal sealed class TopicRegistry : IDisposable
     /// <summary>The journal directory inside each topic's directory.</summary>
     internal const string JournalDirectory = "journal";
 
+    // Written by every version since the first; "acks" came later and defaults to Local.
+    private static readonly string[] s_requiredKeys = ["persistent", "durability", "maxMessageBytes", "segmentBytes", "transientCapacity"];
+
     private readonly ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
     private readonly object _createGate = new();
     private readonly BrokerOptions _options;
     private readonly string _root;
     private Action<TopicState>? _created;
+    private bool _rootSynced; // under _createGate
 
     public TopicRegistry(BrokerOptions options)
     {
@@ -63,20 +74,38 @@ internal sealed class TopicRegistry : IDisposable
         }
     }
 
-    /// <summary>Opens every topic found on disk.</summary>
+    /// <summary>Opens every topic found on disk; on failure closes the ones already opened and throws.</summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a topic's settings or journal are damaged.</exception>
     public void LoadAll()
     {
-        foreach (var dir in System.IO.Directory.EnumerateDirectories(_root))
+        try
         {
-            var name = Path.GetFileName(dir);
-            var meta = Path.Combine(dir, MetaFile);
-            if (!TopicName.IsValid(name) || !File.Exists(meta))
+            foreach (var dir in System.IO.Directory.EnumerateDirectories(_root))
             {
-                continue;
-            }
+                var name = Path.GetFileName(dir);
+                var meta = Path.Combine(dir, MetaFile);
+                if (!TopicName.IsValid(name))
+                {
+                    continue;
+                }
 
-            var options = ReadMeta(meta);
-            _topics[name] = OpenTopic(name, options, dir);
+                if (!File.Exists(meta))
+                {
+                    if (System.IO.Directory.Exists(Path.Combine(dir, JournalDirectory)))
+                    {
+                        throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': '{meta}' is missing beside the topic's journal. {RepairAdvice}");
+                    }
+
+                    continue; // a creation that crashed before its settings were durable: nothing was stored in it
+                }
+
+                _topics[name] = OpenTopic(name, ReadMetaFile(name, meta), dir);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
         }
     }
 
@@ -161,8 +190,17 @@ internal sealed class TopicRegistry : IDisposable
 
             var dir = Path.Combine(_root, name);
             System.IO.Directory.CreateDirectory(dir);
+
+            // Settings first, durably: a journal must never exist without them (LoadAll refuses that). Inboxes skip
+            // the syncs: their settings are fixed, and a lost one is recreated the same on first use.
+            var durable = !IsInbox(name);
+            WriteMeta(name, Path.Combine(dir, MetaFile), options, durable);
             var topic = OpenTopic(name, options, dir);
-            WriteMeta(Path.Combine(dir, MetaFile), options);
+            if (durable && options.Persistent)
+            {
+                SyncDirectory(name, dir); // the journal directory's entry
+            }
+
             _topics[name] = topic;
             _created?.Invoke(topic);
             return topic;
@@ -227,13 +265,48 @@ internal sealed class TopicRegistry : IDisposable
 
     /// <summary>The journal settings of the topic whose directory is <paramref name="topicDirectory"/>, from its meta file (offline tools).</summary>
     internal static JournalOptions JournalOptionsIn(string topicDirectory) =>
-        JournalOptionsFor(ParseMeta(File.ReadAllText(Path.Combine(topicDirectory, MetaFile))));
+        JournalOptionsFor(ReadMetaFile(Path.GetFileName(topicDirectory), Path.Combine(topicDirectory, MetaFile)));
 
-    private static void WriteMeta(string path, TopicOptions o)
+    /// <summary>What an error about a damaged <c>topic.meta</c> tells the operator to do.</summary>
+    internal const string RepairAdvice = "The broker does not guess a topic's settings (defaults would reopen an Fsynced topic as Written and drop its retention): "
+        + "restore the file (key=value lines: persistent, durability, acks, maxMessageBytes, segmentBytes, transientCapacity, and retentionAgeMs / retentionBytes if set; docs/broker.md), or move the topic's directory away";
+
+    private void WriteMeta(string name, string path, TopicOptions o, bool durable)
     {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, FormatMeta(o));
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            if (!durable)
+            {
+                var tmp = path + ".tmp";
+                File.WriteAllText(tmp, FormatMeta(o));
+                File.Move(tmp, path, overwrite: true);
+                return;
+            }
+
+            DurableFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(FormatMeta(o)));
+            DurableFile.SyncDirectory(_root); // the topic directory's entry
+            if (!_rootSynced)
+            {
+                DurableFile.SyncDirectory(_options.DataDirectory); // the topics directory's entry, once per process
+                _rootSynced = true;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': its settings could not be written to '{path}': {e.Message}", e);
+        }
+    }
+
+    private static void SyncDirectory(string name, string directory)
+    {
+        try
+        {
+            DurableFile.SyncDirectory(directory);
+        }
+        catch (JournalException e)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': {e.Message}", e);
+        }
     }
 
     /// <summary>A topic's settings as the <c>topic.meta</c> text (what the replicator sends the standby).</summary>
@@ -259,36 +332,81 @@ internal sealed class TopicRegistry : IDisposable
         return sb.ToString();
     }
 
-    private static TopicOptions ReadMeta(string path) => ParseMeta(File.ReadAllText(path));
+    /// <summary>
+    /// Reads a topic's <c>topic.meta</c>; an empty, unreadable or incomplete file is refused (never taken for defaults).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>, naming the topic, the file and what is wrong.</exception>
+    internal static TopicOptions ReadMetaFile(string name, string path)
+    {
+        try
+        {
+            return ParseMeta(File.ReadAllText(path));
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': '{path}' {e.Message}. {RepairAdvice}", e);
+        }
+    }
 
-    /// <summary>Parses <c>topic.meta</c> text (unknown keys are ignored).</summary>
+    /// <summary>
+    /// Parses <c>topic.meta</c> text. The keys every version has written (persistent, durability, maxMessageBytes,
+    /// segmentBytes, transientCapacity) must be there, every known value must parse, and the settings must be valid;
+    /// unknown keys are ignored (a newer version's).
+    /// </summary>
+    /// <exception cref="InvalidDataException">Empty, a line without <c>=</c>, a required key missing, a value that does not parse, or invalid settings.</exception>
     internal static TopicOptions ParseMeta(string text)
     {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new InvalidDataException("is empty");
+        }
+
         var o = TopicOptions.Default;
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var eq = line.IndexOf('=', StringComparison.Ordinal);
             if (eq <= 0)
             {
-                continue;
+                throw new InvalidDataException($"has a line that is not key=value: '{line}'");
             }
 
             var key = line[..eq];
             var value = line[(eq + 1)..];
+            seen.Add(key);
             o = key switch
             {
-                "persistent" => o with { Persistent = value == "true" },
-                "durability" => o with { Durability = Enum.TryParse<Durability>(value, out var d) ? d : o.Durability },
-                "acks" => o with { Acks = Enum.TryParse<AckMode>(value, out var a) ? a : o.Acks },
-                "maxMessageBytes" => o with { MaxMessageBytes = int.Parse(value, CultureInfo.InvariantCulture) },
-                "segmentBytes" => o with { SegmentBytes = long.Parse(value, CultureInfo.InvariantCulture) },
-                "transientCapacity" => o with { TransientCapacity = int.Parse(value, CultureInfo.InvariantCulture) },
-                "retentionAgeMs" => o with { RetentionAge = TimeSpan.FromMilliseconds(long.Parse(value, CultureInfo.InvariantCulture)) },
-                "retentionBytes" => o with { RetentionBytes = long.Parse(value, CultureInfo.InvariantCulture) },
+                "persistent" => o with { Persistent = value switch { "true" => true, "false" => false, _ => throw Bad(key, value) } },
+                "durability" => o with { Durability = Enum.TryParse<Durability>(value, out var d) && Enum.IsDefined(d) ? d : throw Bad(key, value) },
+                "acks" => o with { Acks = Enum.TryParse<AckMode>(value, out var a) && Enum.IsDefined(a) ? a : throw Bad(key, value) },
+                "maxMessageBytes" => o with { MaxMessageBytes = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : throw Bad(key, value) },
+                "segmentBytes" => o with { SegmentBytes = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var b) ? b : throw Bad(key, value) },
+                "transientCapacity" => o with { TransientCapacity = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var c) ? c : throw Bad(key, value) },
+                "retentionAgeMs" => o with { RetentionAge = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? TimeSpan.FromMilliseconds(ms) : throw Bad(key, value) },
+                "retentionBytes" => o with { RetentionBytes = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var rb) ? rb : throw Bad(key, value) },
                 _ => o,
             };
         }
 
+        foreach (var required in s_requiredKeys)
+        {
+            if (!seen.Contains(required))
+            {
+                throw new InvalidDataException($"has no '{required}' line");
+            }
+        }
+
+        try
+        {
+            o.Validate();
+        }
+        catch (BrokerException e)
+        {
+            throw new InvalidDataException($"holds invalid settings: {e.Message}", e);
+        }
+
         return o;
+
+        static InvalidDataException Bad(string key, string value) => new($"has a value for '{key}' that does not parse: '{value}'");
     }
 }

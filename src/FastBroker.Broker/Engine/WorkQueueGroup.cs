@@ -323,7 +323,7 @@ internal sealed class WorkQueueGroup : IDisposable
 
     private static bool IsExpired(ushort flags, ReadOnlySpan<byte> headers) =>
         (flags & Broker.HasExpiryFlag) != 0
-        && MessageHeaders.TryGet(headers, Broker.ExpiresHeaderName, out var exp)
+        && ReservedHeaders.TryGetBrokerWritten(headers, Broker.ExpiresHeaderName, out var exp)
         && exp.Length == 8
         && BinaryPrimitives.ReadInt64LittleEndian(exp) <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
@@ -347,7 +347,8 @@ internal sealed class WorkQueueGroup : IDisposable
             var original = MessageHeaders.Decode(message.Headers);
             foreach (var (name, value) in original)
             {
-                if (name != Broker.ExpiresHeader)
+                // The broker's own entries stay behind: a dead letter's headers may be published again as they are.
+                if (name is not (Broker.ExpiresHeader or Broker.ProducerHeader))
                 {
                     headers.Add(name, value);
                 }

@@ -51,7 +51,15 @@ internal static class ClientCommands
                     return 2;
                 }
 
-                publishHeaders.Add(h[..eq], h[(eq + 1)..]);
+                try
+                {
+                    publishHeaders.Add(h[..eq], h[(eq + 1)..]);
+                }
+                catch (ArgumentException e)
+                {
+                    Console.Error.WriteLine($"--header '{h}': {e.Message}"); // a bad or reserved name (fb-expires, fb-producer)
+                    return 2;
+                }
             }
 
             var options = PublishOptions.Default with

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using FastBroker.Engine;
 using FastBroker.Journal;
 using FastBroker.Threading;
@@ -494,10 +495,12 @@ internal sealed class StandbyReplica : IDisposable
         if (t is null)
         {
             Directory.CreateDirectory(dir);
-            var metaPath = Path.Combine(dir, TopicRegistry.MetaFile);
-            File.WriteAllText(metaPath + ".tmp", meta);
-            File.Move(metaPath + ".tmp", metaPath, overwrite: true);
+            // Settings durable before the journal exists, as on the primary (TopicRegistry.Create).
+            TopicRegistry.ParseMeta(meta);
+            DurableFile.WriteAllBytes(Path.Combine(dir, TopicRegistry.MetaFile), Encoding.UTF8.GetBytes(meta));
+            DurableFile.SyncDirectory(_topicsRoot);
             t = Open(name, dir, from);
+            DurableFile.SyncDirectory(dir);
         }
         else if (t.Journal.NextOffset != from)
         {
@@ -760,7 +763,7 @@ internal sealed class StandbyReplica : IDisposable
         {
             var name = Path.GetFileName(dir);
             if (TopicName.IsValid(name) && File.Exists(Path.Combine(dir, TopicRegistry.MetaFile))
-                && TopicRegistry.ParseMeta(File.ReadAllText(Path.Combine(dir, TopicRegistry.MetaFile))).Persistent)
+                && TopicRegistry.ReadMetaFile(name, Path.Combine(dir, TopicRegistry.MetaFile)).Persistent)
             {
                 Open(name, dir, 0);
             }

@@ -171,16 +171,25 @@ internal sealed partial class Session
     /// </summary>
     private bool Backlogged => _control.WrittenCount > MaxQueuedReplyBytes || Volatile.Read(ref _queuedConfirms) > MaxQueuedConfirms;
 
-    /// <summary>True while the reader waits for the writer to catch up (tests observe back-pressure with it).</summary>
-    internal bool WaitingForWriter { get; private set; }
+    private volatile bool _waitingForWriter;
+
+    /// <summary>True while the reader waits for the writer to catch up (tests observe back-pressure with it; the idle timer reads it).</summary>
+    internal bool WaitingForWriter => _waitingForWriter;
+
+    /// <summary>True once the reader has waited for the writer (tests: the back-pressure path was taken).</summary>
+    internal bool HasWaitedForWriter { get; private set; }
 
     /// <summary>Reply bytes queued for the writer (tests check the bound).</summary>
     internal int QueuedReplyBytes => _control.WrittenCount;
 
+    /// <summary>
+    /// Waits until the writer has drained the backlog. Not exempt from the idle timeout: if the client takes no bytes
+    /// the writer's flush never ends, and the idle timer closes the connection (<see cref="CheckIdle"/>).
+    /// </summary>
     private async ValueTask<bool> WaitForWriterAsync()
     {
-        _blocked = true;
-        WaitingForWriter = true;
+        _waitingForWriter = true;
+        HasWaitedForWriter = true;
         try
         {
             while (Backlogged && !_closeRequested && !_stopRequested)
@@ -192,8 +201,7 @@ internal sealed partial class Session
         }
         finally
         {
-            WaitingForWriter = false;
-            _blocked = false;
+            _waitingForWriter = false;
             Touch();
         }
     }

@@ -40,7 +40,9 @@ internal sealed partial class Session
                 if (bytes > 0 || unsent)
                 {
                     _server.CountOut(frames, bytes);
+                    Volatile.Write(ref _flushingSince, Environment.TickCount64); // the idle timer watches a flush that does not end
                     var flush = await output.FlushAsync().ConfigureAwait(false);
+                    Volatile.Write(ref _flushingSince, 0);
                     _writerProgress.Set();
                     if (flush.IsCompleted || flush.IsCanceled)
                     {

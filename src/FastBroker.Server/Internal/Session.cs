@@ -37,8 +37,13 @@ internal sealed partial class Session : IPublishConfirmSink
     private volatile bool _closeRequested;
     private volatile bool _writerExit;
     private volatile bool _idleTimedOut;
-    private volatile bool _blocked;
+    private volatile bool _blocked; // waiting for input-ring room: the broker's doing, not the client's
     private long _lastReceived;
+    private long _flushingSince; // Environment.TickCount64 when the writer's pending flush began; 0 = none
+    private long _flushSampled; // the flush whose acknowledged-byte baseline is in _bytesAcked (idle timer only)
+    private ulong _bytesAcked;
+    private long _lastAckProgress;
+    private int _stallClosed;
     private long _stopDeadline;
     private bool _established;
     private FinalError? _final;
@@ -80,10 +85,28 @@ internal sealed partial class Session : IPublishConfirmSink
         CancelRead();
     }
 
-    /// <summary>Called by the server's idle timer: closes the session when nothing arrived for <paramref name="idleMs"/>.</summary>
+    /// <summary>
+    /// Called by the server's idle timer: closes the session when nothing arrived for <paramref name="idleMs"/>, or
+    /// when its writer has had a flush pending for that long while the client acknowledged no byte (it stopped
+    /// reading). Only a reader waiting for room in the broker's input ring is exempt from the first (that wait is the
+    /// broker's, not the client's); a reader waiting for the writer is judged by the writer's progress.
+    /// </summary>
     public void CheckIdle(long now, long idleMs)
     {
-        if (_blocked || _closeRequested || _idleTimedOut || _input is null)
+        if (_input is null || Volatile.Read(ref _stallClosed) != 0)
+        {
+            return;
+        }
+
+        // Before the other checks: a session already closing (IdleTimeout, shutdown) may be stuck on the same flush.
+        var stalled = WriterStalledFor(now);
+        if (stalled > idleMs)
+        {
+            CloseStalled(stalled, idleMs);
+            return;
+        }
+
+        if (_blocked || WaitingForWriter || _closeRequested || _idleTimedOut)
         {
             return;
         }
@@ -93,6 +116,47 @@ internal sealed partial class Session : IPublishConfirmSink
             _idleTimedOut = true;
             CancelRead();
         }
+    }
+
+    /// <summary>
+    /// Milliseconds the writer's pending flush has gone without the client acknowledging a byte; 0 when no flush is
+    /// pending. Where the acknowledged count cannot be read, the time since the flush began.
+    /// </summary>
+    private long WriterStalledFor(long now)
+    {
+        var since = Volatile.Read(ref _flushingSince);
+        if (since == 0)
+        {
+            return 0;
+        }
+
+        if (TcpAcks.TryGet(_socket, out var acked))
+        {
+            if (_flushSampled != since)
+            {
+                _flushSampled = since; // the first look at this flush: a baseline, not progress
+                _bytesAcked = acked;
+            }
+            else if (acked != _bytesAcked)
+            {
+                _bytesAcked = acked;
+                _lastAckProgress = now;
+            }
+        }
+
+        return now - Math.Max(since, _lastAckProgress);
+    }
+
+    /// <summary>Drops a connection that takes no bytes: no ERROR can reach it, so the reason goes to the log.</summary>
+    private void CloseStalled(long stalledMs, long idleMs)
+    {
+        if (Interlocked.Exchange(ref _stallClosed, 1) != 0)
+        {
+            return;
+        }
+
+        Log($"closing: the client took no bytes for {stalledMs} ms with frames waiting to be sent (it stopped reading; {idleMs} ms = 3 × heartbeatIntervalMs allowed)");
+        Abort();
     }
 
     /// <summary>Kills the connection at once (server shutdown past its deadline).</summary>
