@@ -26,7 +26,7 @@ public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long
 /// <param name="Lag">Head − position, summed over its topics.</param>
 /// <param name="Expired">Skipped because expired.</param>
 /// <param name="Filtered">Skipped by header filters.</param>
-/// <param name="Missed">Lost by falling a whole ring behind (transient topics).</param>
+/// <param name="Missed">Lost by falling a whole ring behind (transient topics) or to retention before being read (persistent topics).</param>
 /// <param name="Positions">Next offset per topic.</param>
 public sealed record SubscriptionSnapshot(string Pattern, string? DurableName, long Delivered, long Lag, long Expired, long Filtered, long Missed, IReadOnlyDictionary<string, long> Positions);
 

@@ -97,7 +97,11 @@ public sealed class Subscription : IDisposable
     /// <summary>Messages skipped by the header filters.</summary>
     public long Filtered => Volatile.Read(ref _filtered);
 
-    /// <summary>Transient-topic messages lost by falling more than a ring behind.</summary>
+    /// <summary>
+    /// Messages lost: of a transient topic by falling more than a ring behind, of a persistent one because retention
+    /// deleted them before this subscription read them. A non-durable subscription does not hold retention back (only
+    /// a durable one's committed position does), so a paused one resumes at the topic's tail and counts the rest here.
+    /// </summary>
     public long Missed => Volatile.Read(ref _missed);
 
     /// <summary>True when the broker calls this subscription's handler (<see cref="Broker.SubscribeInline{THandler}"/>).</summary>

@@ -239,7 +239,7 @@ public sealed partial class BrokerClient
         => Emit(BrokerClientEventKind.HandlerFailed, $"the handler of subscription {s.Id} ({s.Pattern}) threw on {position.Name}@{offset}: {error.Message}", ErrorCode.None, error, s.Id, 1);
 
     internal void OnDropped(uint subscriptionId, ulong droppedCount, ulong resumeOffset)
-        => Emit(BrokerClientEventKind.MessagesDropped, $"subscription {subscriptionId} missed {droppedCount} message(s) of a transient topic; resuming at {resumeOffset}", ErrorCode.None, subscriptionId: subscriptionId, count: (long)droppedCount);
+        => Emit(BrokerClientEventKind.MessagesDropped, $"subscription {subscriptionId} missed {droppedCount} message(s) (a transient topic's ring overran it, or retention deleted them from a persistent topic); resuming at {resumeOffset}", ErrorCode.None, subscriptionId: subscriptionId, count: (long)droppedCount);
 
     /// <summary>
     /// Queues a control frame for the writer, or fails it at once when the client has failed or is disposed (no writer

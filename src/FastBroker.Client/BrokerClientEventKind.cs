@@ -21,7 +21,10 @@ public enum BrokerClientEventKind
     /// <summary>The server refused a request nobody awaits (ACK, NACK, CREDIT) or sent a connection-level ERROR.</summary>
     ServerError,
 
-    /// <summary>A subscription of a transient topic fell a whole ring behind and missed messages (DROPPED).</summary>
+    /// <summary>
+    /// A subscription missed messages (DROPPED): it fell a whole ring behind on a transient topic, or retention deleted
+    /// messages of a persistent topic before it read them.
+    /// </summary>
     MessagesDropped,
 
     /// <summary>The server ended a subscription (ERROR with SUBSCRIPTION_ENDED).</summary>

@@ -122,7 +122,7 @@ public sealed record BrokerClientOptions
 
     /// <summary>
     /// Connection changes and failures nobody awaits (fire-and-forget publish errors, server errors on ACK/CREDIT,
-    /// dropped transient messages). Called on the client's I/O tasks: return quickly and do not block (nor call
+    /// messages a subscription missed). Called on the client's I/O tasks: return quickly and do not block (nor call
     /// <see cref="BrokerClient.Publish"/>, which blocks at the in-flight limit that only those tasks can lift).
     /// </summary>
     public Action<BrokerClientEvent>? OnEvent { get; init; }

@@ -269,7 +269,7 @@ public sealed unsafe partial class JournalLog
             }
 
             old.Close();
-            old.Release();
+            old.Retire(); // a reader positioned in it moves to its replacement
             Segment.TryDelete(old.FilePath);
             old = null;
             _active = null;

@@ -321,25 +321,43 @@ public sealed partial class JournalLog
         }
     }
 
-    /// <summary>Seals closed segments whose records are all durable: sync data, then write and sync the trailer, then the index file.</summary>
+    /// <summary>
+    /// Seals closed segments whose records are all durable: sync data, then write and sync the trailer, then the index
+    /// file. Each under a reference of its own, so a segment retired meanwhile (retention deletes sealed segments; the
+    /// writer retires an empty one it replaces) is never sealed, nor unmapped while being sealed.
+    /// </summary>
     private void SealFinishedSegments()
     {
         foreach (var s in Volatile.Read(ref _segments))
         {
-            if (!s.IsClosed || s.IsSealed || s.Durable != s.Published || s.RefCount == 0)
+            if (!s.IsClosed || s.IsSealed || s.Durable != s.Published || !s.TryAcquire())
             {
                 continue;
             }
 
-            SyncDirectoryIfNew(s);
-            s.Seal(NowUnixMs());
             try
             {
-                IndexFile.Write(IndexFile.PathFor(s.FilePath), s.BaseOffset, Segment.PositionOf(s.Durable), s.Index.Snapshot());
+                SyncDirectoryIfNew(s);
+                s.Seal(NowUnixMs());
+                var index = IndexFile.PathFor(s.FilePath);
+                try
+                {
+                    IndexFile.Write(index, s.BaseOffset, Segment.PositionOf(s.Durable), s.Index.Snapshot());
+                }
+                catch (IOException)
+                {
+                    // Disk full, say: the index is rebuilt from the segment on the next open.
+                }
+
+                if (s.IsRetired)
+                {
+                    // Sealed, then deleted by a retention pass on another thread before this index file existed.
+                    Segment.TryDelete(index);
+                }
             }
-            catch (IOException)
+            finally
             {
-                // Disk full, say: the index is rebuilt from the segment on the next open.
+                s.Release();
             }
         }
     }

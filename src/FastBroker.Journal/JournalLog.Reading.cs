@@ -13,8 +13,14 @@ public sealed partial class JournalLog
     /// Opens a reader at <paramref name="start"/>. Readers see durable records only and may be used from any one
     /// thread each. <paramref name="verifyChecksums"/> re-checks each record's CRC32C as it is read (throwing
     /// <see cref="JournalCorruptionException"/>), for tools; the broker trusts recovery's verification.
+    /// A reader does not hold retention back: if retention deletes records it has not read, it moves on to the first
+    /// retained one and counts them in <see cref="JournalReader.Skipped"/>. With <paramref name="pinRetention"/> it is
+    /// a retention floor instead, like <see cref="MinRetainedOffset"/> at its <see cref="JournalReader.NextOffset"/>,
+    /// until disposed: for a copy that must never have a gap (the replication stream). A pinned reader that stops
+    /// reading stops retention, and the disk fills: use it only where that is the intended trade.
     /// </summary>
-    public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false) => OpenReaderCore(start, null, verifyChecksums);
+    public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false, bool pinRetention = false) =>
+        OpenReaderCore(start, null, verifyChecksums, pinRetention);
 
     /// <summary>
     /// Opens a named reader: from its saved position (<see cref="JournalReader.SavePosition"/>) if it has one,
@@ -24,7 +30,7 @@ public sealed partial class JournalLog
     {
         ValidateReaderName(name);
         var start = TryGetSavedPosition(name, out var saved) ? ReadStart.FromOffset(saved) : startIfNew;
-        return OpenReaderCore(start, name, verifyChecksums);
+        return OpenReaderCore(start, name, verifyChecksums, pin: false);
     }
 
     /// <summary>The position a named reader last saved.</summary>
@@ -82,12 +88,45 @@ public sealed partial class JournalLog
         }
     }
 
-    private JournalReader OpenReaderCore(ReadStart start, string? name, bool verify)
+    private JournalReader OpenReaderCore(ReadStart start, string? name, bool verify, bool pin)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        JournalReader? pinned = null;
+        if (pin)
+        {
+            // Registered before it looks for its segment, with a floor under everything: a retention pass either sees
+            // it (and deletes nothing) or has finished, and then the search below sees what that pass left.
+            pinned = new JournalReader(this, name, null, 0, long.MinValue, verify, pinsRetention: true);
+            lock (_segmentsLock)
+            {
+                _pinningReaders.Add(pinned);
+            }
+        }
+
         Segment? segment;
         int position;
         long offset;
+        try
+        {
+            Locate(start, out segment, out position, out offset);
+        }
+        catch when (pinned is not null)
+        {
+            Unpin(pinned);
+            throw;
+        }
+
+        if (pinned is not null)
+        {
+            pinned.Place(segment, position, offset);
+            return pinned;
+        }
+
+        return new JournalReader(this, name, segment, position, offset, verify);
+    }
+
+    private void Locate(ReadStart start, out Segment? segment, out int position, out long offset)
+    {
         switch (start.Kind)
         {
             case ReadStartKind.Timestamp:
@@ -100,8 +139,15 @@ public sealed partial class JournalLog
                 LocateOffset(start.Value, out segment, out position, out offset);
                 break;
         }
+    }
 
-        return new JournalReader(this, name, segment, position, offset, verify);
+    /// <summary>A pinning reader was disposed: its floor goes.</summary>
+    internal void Unpin(JournalReader reader)
+    {
+        lock (_segmentsLock)
+        {
+            _pinningReaders.Remove(reader);
+        }
     }
 
     /// <summary>

@@ -2,7 +2,12 @@ using FastBroker.Journal.Internal;
 
 namespace FastBroker.Journal;
 
-/// <summary>Retention and explicit head truncation: whole sealed segments only, never one a reader holds.</summary>
+/// <summary>
+/// Retention and explicit head truncation: whole sealed segments only, oldest first, never past a floor
+/// (<see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/>, a reader opened with <c>pinRetention</c>). Any other
+/// reader's position does not count (limits retention, as in Kafka and NATS JetStream): a segment it is in is retired
+/// all the same, and the reader finishes it from the mapping, then skips to the first retained record.
+/// </summary>
 public sealed partial class JournalLog
 {
     /// <summary>
@@ -29,8 +34,8 @@ public sealed partial class JournalLog
 
     /// <summary>
     /// Explicit head truncation (FasterLog's <c>TruncateUntil</c>): deletes every sealed segment whose records are
-    /// all below <paramref name="offset"/>, regardless of retention limits, but never one a reader holds and never
-    /// at or above <see cref="MinRetainedOffset"/> or <see cref="RetentionFloor"/>. Any thread.
+    /// all below <paramref name="offset"/>, regardless of retention limits, but never at or above
+    /// <see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/> or a pinning reader's position. Any thread.
     /// </summary>
     /// <returns>Segments deleted.</returns>
     public int TruncateBefore(long offset) =>
@@ -66,13 +71,20 @@ public sealed partial class JournalLog
 
         lock (_segmentsLock)
         {
+            // Under the lock that registers them: a pinning reader being opened is either seen here (its floor is
+            // long.MinValue until it is placed) or looks for its segment after this pass has changed the list.
+            foreach (var reader in _pinningReaders)
+            {
+                floor = Math.Min(floor, reader.PinnedOffset);
+            }
+
             var segments = _segments;
             var total = segments.Sum(s => (long)s.Size);
             var k = 0;
             while (k < segments.Length - 1)
             {
                 var s = segments[k];
-                if (!s.IsSealed || s.BaseOffset + Segment.CountOf(s.Durable) > floor || !eligible(s, total) || !s.TryRetire())
+                if (!s.IsSealed || s.BaseOffset + Segment.CountOf(s.Durable) > floor || !eligible(s, total))
                 {
                     break; // the log stays contiguous: stop at the first segment that must stay
                 }
@@ -87,11 +99,14 @@ public sealed partial class JournalLog
             }
 
             removed = segments[..k];
-            _segments = segments[k..];
+            Volatile.Write(ref _segments, segments[k..]);
         }
 
         foreach (var s in removed)
         {
+            // Out of the list first, then retired: a reader that finds it retired looks again and sees the new list.
+            // Readers holding it keep the mapping (and the unlinked file's blocks) until they move on.
+            s.Retire();
             Segment.TryDelete(s.FilePath);
             Segment.TryDelete(IndexFile.PathFor(s.FilePath));
         }

@@ -6,7 +6,7 @@ namespace FastBroker.Journal;
 /// A journal of fixed-size, memory-mapped segment files (after FASTER's FasterLog): one thread appends with
 /// <see cref="TryAppend(ReadOnlySpan{byte}, out long)"/> (or a <see cref="JournalBatch"/>), commits with
 /// <see cref="Commit"/>, and anyone waits for durability with <see cref="WaitForDurableAsync"/>; readers
-/// (<see cref="OpenReader(ReadStart, bool)"/>) see durable records only, as spans over the mapping.
+/// (<see cref="OpenReader(ReadStart, bool, bool)"/>) see durable records only, as spans over the mapping.
 /// </summary>
 /// <remarks>
 /// <para><b>Threads.</b> Append, batch, <see cref="Commit"/> and <see cref="Dispose"/> belong to one writer thread
@@ -26,6 +26,7 @@ public sealed unsafe partial class JournalLog : IDisposable
     private readonly FileStream _lock;
     private readonly Lock _segmentsLock = new();
     private readonly int _indexCapacity;
+    private readonly List<JournalReader> _pinningReaders = []; // readers that are retention floors, under _segmentsLock
     private Segment[] _segments;
     private long _minRetainedOffset = long.MaxValue;
     private volatile bool _disposed;

@@ -7,9 +7,16 @@ namespace FastBroker.Journal;
 
 /// <summary>
 /// A cursor over durable records, returning views over the mapped segment (no copy). Holds a reference on its
-/// current segment, so retention cannot delete or unmap it while the reader is positioned there. One thread
-/// at a time per reader; dispose it to release the segment.
+/// current segment, so the mapping stays valid while the reader is positioned there. One thread at a time per
+/// reader; dispose it to release the segment.
 /// </summary>
+/// <remarks>
+/// A reader does not hold retention back (Kafka's and JetStream's limits retention, Chronicle's): retention deletes
+/// a segment the reader is in all the same. The reader reads on to that segment's end (the mapping and the unlinked
+/// file stay until it lets go), then moves to the journal's first retained record and adds the records it never
+/// saw to <see cref="Skipped"/>. A reader opened with <c>pinRetention</c> is a retention floor instead: nothing at or
+/// after its <see cref="NextOffset"/> is deleted (for a replication stream, which must never have a gap).
+/// </remarks>
 public sealed class JournalReader : IDisposable
 {
     private readonly JournalLog _log;
@@ -17,8 +24,9 @@ public sealed class JournalReader : IDisposable
     private Segment? _segment;
     private int _position;
     private long _nextOffset;
+    private long _skipped;
 
-    internal JournalReader(JournalLog log, string? name, Segment? segment, int position, long nextOffset, bool verify)
+    internal JournalReader(JournalLog log, string? name, Segment? segment, int position, long nextOffset, bool verify, bool pinsRetention = false)
     {
         _log = log;
         Name = name;
@@ -26,6 +34,7 @@ public sealed class JournalReader : IDisposable
         _position = position;
         _nextOffset = nextOffset;
         _verify = verify;
+        PinsRetention = pinsRetention;
     }
 
     /// <summary>The name positions are saved under (null for an anonymous reader).</summary>
@@ -33,6 +42,18 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>Offset of the record the next read returns.</summary>
     public long NextOffset => _nextOffset;
+
+    /// <summary>
+    /// Records this reader never saw because retention deleted them before it got there (it moved on to the
+    /// first retained record). Grows only; 0 for a reader that pins retention. Read it on the reader's thread.
+    /// </summary>
+    public long Skipped => _skipped;
+
+    /// <summary>True when this reader is a retention floor at its <see cref="NextOffset"/> (<c>pinRetention</c>).</summary>
+    public bool PinsRetention { get; }
+
+    /// <summary>The floor a pinning reader puts under retention (any thread: a stale value is a lower, safe one).</summary>
+    internal long PinnedOffset => Volatile.Read(ref _nextOffset);
 
     /// <summary>
     /// Reads the next durable record, if there is one. The record's spans point into the mapping and are valid
@@ -155,12 +176,25 @@ public sealed class JournalReader : IDisposable
         _log.SaveReaderPosition(Name, _nextOffset);
     }
 
-    /// <summary>Releases the segment this reader holds.</summary>
+    /// <summary>Releases the segment this reader holds (and its retention floor, if it pins).</summary>
     public void Dispose()
     {
+        if (PinsRetention)
+        {
+            _log.Unpin(this);
+        }
+
         var segment = _segment;
         _segment = null;
         segment?.Release();
+    }
+
+    /// <summary>Places a pinning reader once it is registered (its floor was <see cref="long.MinValue"/> until now).</summary>
+    internal void Place(Segment? segment, int position, long nextOffset)
+    {
+        _segment = segment;
+        _position = position;
+        Volatile.Write(ref _nextOffset, nextOffset);
     }
 
     private bool TryReadSlow(out JournalRecord record)
@@ -174,7 +208,10 @@ public sealed class JournalReader : IDisposable
         return TryRead(out record);
     }
 
-    /// <summary>Ensures the reader sits before a durable record: moves to the next segment when this one is done.</summary>
+    /// <summary>
+    /// Ensures the reader sits before a durable record: moves to the next segment when this one is done, or to the
+    /// first retained record when retention deleted the next one (or the reader never held one below it).
+    /// </summary>
     private bool MoveToData()
     {
         while (true)
@@ -193,10 +230,9 @@ public sealed class JournalReader : IDisposable
             var next = _log.AcquireSegmentStartingAt(_nextOffset);
             if (next is null)
             {
-                if (segment is null && _log.FirstOffset > _nextOffset)
+                if (_log.FirstOffset > _nextOffset)
                 {
-                    // Our segment was never acquired (or was retired before we got there): re-locate.
-                    _log.LocateOffset(_nextOffset, out _segment, out _position, out _nextOffset);
+                    SkipToFirstRetained();
                     if (_segment is null)
                     {
                         return false;
@@ -219,6 +255,23 @@ public sealed class JournalReader : IDisposable
             _segment = next;
             _position = SegmentHeader.Size;
         }
+    }
+
+    /// <summary>
+    /// Retention deleted the records from <see cref="NextOffset"/> on (limits win over a reader's position): let go
+    /// of the segment just finished (it may be a retired one, kept mapped for this reader alone) and continue at the
+    /// first retained record, counting the ones passed over. The slow path of a slow reader: not inlined.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void SkipToFirstRetained()
+    {
+        var from = _nextOffset;
+        var segment = _segment;
+        _segment = null;
+        segment?.Release();
+        _log.LocateOffset(from, out _segment, out _position, out var offset);
+        Volatile.Write(ref _nextOffset, offset);
+        _skipped += Math.Max(0, offset - from);
     }
 
     private bool TryPeekRun(int maxBytes, out Segment segment, out int start, out int end, out int count)

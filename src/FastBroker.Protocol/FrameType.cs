@@ -54,7 +54,7 @@ public enum FrameType : byte
     /// <summary>Server → client: several messages for one subscription.</summary>
     DeliverBatch = 0x25,
 
-    /// <summary>Server → client: a transient subscription fell a whole ring behind and missed messages.</summary>
+    /// <summary>Server → client: a subscription missed messages (a transient topic's ring overran it, or retention deleted them).</summary>
     Dropped = 0x26,
 
     /// <summary>Client → server: join a work-queue group as a member.</summary>

@@ -134,7 +134,7 @@ public static partial class FrameWriter
         return o;
     }
 
-    /// <summary>DROPPED: a transient subscription missed <paramref name="droppedCount"/> messages and resumes at <paramref name="resumeOffset"/>.</summary>
+    /// <summary>DROPPED: a subscription missed <paramref name="droppedCount"/> messages (ring overrun or retention) and resumes at <paramref name="resumeOffset"/>.</summary>
     public static int WriteDropped(IBufferWriter<byte> writer, uint subscriptionId, ulong droppedCount, ulong resumeOffset)
     {
         Check.NonZero(subscriptionId, nameof(subscriptionId));

@@ -31,7 +31,7 @@ public interface IServerFrameHandler
     /// <summary>DELIVER_BATCH: several messages, already fully validated.</summary>
     void OnDeliverBatch(in FrameHeader header, in DeliverBatchFrame frame);
 
-    /// <summary>DROPPED: the transient subscription missed <paramref name="droppedCount"/> messages and resumes at <paramref name="resumeOffset"/>.</summary>
+    /// <summary>DROPPED: the subscription missed <paramref name="droppedCount"/> messages (ring overrun or retention) and resumes at <paramref name="resumeOffset"/>.</summary>
     void OnDropped(in FrameHeader header, uint subscriptionId, ulong droppedCount, ulong resumeOffset);
 
     /// <summary>ADMIN_RESULT.</summary>

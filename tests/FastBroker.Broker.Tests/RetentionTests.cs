@@ -6,7 +6,8 @@ namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// Topic retention through the broker: the journal deletes whole sealed segments by size or age, but never what an
-/// open durable subscription has not committed or a work-queue group has not acked, and nothing else holds it back.
+/// open durable subscription has not committed or a work-queue group has not acked, and nothing else holds it back
+/// (a non-durable subscription's position does not: it is told what it missed).
 /// Passes are run directly where the test needs to know one happened; one test relies on the flusher's own pass.
 /// </summary>
 public class RetentionTests
@@ -105,6 +106,58 @@ public class RetentionTests
         subscription.Dispose();
         RetainedFromEventually(journal);
         Assert.True(journal.SizeOnDisk <= s_small.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
+    }
+
+    /// <summary>
+    /// The design brief's slow subscriber: a non-durable subscription that never fetches holds neither producers nor
+    /// retention back. 32 MiB go through 1 MiB segments under a 4 MiB limit, and the topic stays within it after every
+    /// 2 MiB; when the subscription finally fetches, it gets the rest of the segment it was in (read from the deleted
+    /// file's mapping), then the first retained message, and <see cref="Subscription.Missed"/> says how many it lost.
+    /// </summary>
+    [Fact]
+    public async Task A_subscription_that_never_fetches_does_not_hold_retention_back_and_is_told_what_it_missed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var options = TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = 4 << 20 };
+        f.Broker.CreateTopic("feed", options);
+        var journal = JournalOf(f.Broker, "feed");
+        using var paused = f.Broker.Subscribe("feed", new SubscriptionOptions { Start = StartPosition.Earliest });
+
+        const int Messages = 1024, Chunk = 64; // 32 KiB each: 32 MiB, eight times the limit, in chunks of 2 MiB
+        for (var from = 0; from < Messages; from += Chunk)
+        {
+            var publishes = Enumerable.Range(from, Chunk).Select(i => f.Broker.PublishAsync("feed", Payloads.Padded($"m{i}|", 32 << 10)).AsTask()).ToList();
+            Assert.Equal(Enumerable.Range(from, Chunk).Select(i => (long)i), await Task.WhenAll(publishes)); // never refused
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    journal.ApplyRetention();
+                    return journal.SizeOnDisk <= options.RetentionBytes;
+                },
+                $"after {from + Chunk} messages the topic is back within its limit ({journal.SizeOnDisk} bytes in {journal.SegmentCount} segments)");
+            Assert.Equal(journal.SegmentCount, Directory.GetFiles(journal.Directory, "*.seg").Length);
+        }
+
+        var first = journal.FirstOffset;
+        Assert.True(first > 0, $"first retained {first}");
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(
+            () =>
+            {
+                paused.Fetch(64, ref r);
+                return c.Items.Count > 0 && c.Items[^1].Offset == Messages - 1;
+            },
+            "the subscription reads up to the head");
+
+        // The rest of segment 0 (where it was), then one jump to the first retained message, reported.
+        var offsets = c.Items.Select(m => m.Offset).ToList();
+        var held = offsets.TakeWhile((o, i) => o == i).Count();
+        Assert.True(held > 0 && held < first, $"{held} messages of segment 0, first retained {first}");
+        Assert.Equal(Enumerable.Range(0, held).Concat(Enumerable.Range((int)first, Messages - (int)first)).Select(i => (long)i), offsets);
+        Assert.All(c.Items, m => Assert.StartsWith($"m{m.Offset}|", m.Payload, StringComparison.Ordinal));
+        Assert.Equal(first - held, paused.Missed);
+        Assert.Equal(first - held, f.Broker.GetSnapshot().Subscriptions.Single().Missed);
     }
 
     /// <summary>Creates <paramref name="topic"/> with the small segments and limit (unless it exists), fills it, returns its journal.</summary>

@@ -258,6 +258,39 @@ public class SubscribeTests
         Assert.Equal(Enumerable.Range(84, 16).Select(i => $"q{i}"), d.Select(x => x.Text));
     }
 
+    /// <summary>
+    /// A persistent topic's subscriber without credit does not hold retention back (the flusher's own pass deletes
+    /// under it); given credit, it gets the rest of the segment it was in, then DROPPED with what retention took, then
+    /// the rest from the first retained offset.
+    /// </summary>
+    [Fact]
+    public async Task A_paused_subscriber_of_a_persistent_topic_loses_deleted_messages_to_retention_and_gets_DROPPED()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("history", TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 16 << 10, RetentionBytes = 128 << 10 });
+        await using var sub = await f.ConnectAsync();
+        await sub.SubscribeAsync(1, 7, "history", 0, Protocol.StartKind.Earliest);
+        Assert.Equal(FrameType.Ok, (await sub.ReadAsync()).Type);
+        const int N = 2000; // ~140 B records: about 5 segments of 64 KiB against a 128 KiB limit
+        var publishes = Enumerable.Range(0, N).Select(i => f.Broker.PublishAsync("history", Payloads.Padded($"h{i}|", 104)).AsTask());
+        Assert.Equal(Enumerable.Range(0, N).Select(i => (long)i), await Task.WhenAll(publishes));
+
+        // The journal's flusher applies retention every 5 s, although the subscriber's reader sits in segment 0.
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Topics.Single(t => t.Name == "history").Tail > 0, "retention deletes under the paused subscriber");
+        var first = (ulong)f.Broker.GetSnapshot().Topics.Single(t => t.Name == "history").Tail;
+
+        await sub.SendAsync(w => FrameWriter.WriteCredit(w, 0, 7, N));
+        var frames = await sub.ReadUntilAsync(x => x.Deliveries.Count > 0 && x.Deliveries[^1].Offset == N - 1);
+        var held = frames.TakeWhile(x => x.Type != FrameType.Dropped).SelectMany(x => x.Deliveries).ToList();
+        var dropped = Assert.Single(frames, x => x.Type == FrameType.Dropped);
+        var after = frames.SkipWhile(x => x.Type != FrameType.Dropped).SelectMany(x => x.Deliveries).ToList();
+        Assert.Equal(Enumerable.Range(0, held.Count).Select(i => (ulong)i), held.Select(d => d.Offset));
+        Assert.Equal((7u, first - (ulong)held.Count, first), (dropped.DroppedSubscriptionId, dropped.DroppedCount, dropped.ResumeOffset));
+        Assert.Equal(Enumerable.Range((int)first, N - (int)first).Select(i => (ulong)i), after.Select(d => d.Offset));
+        Assert.All(held.Concat(after), d => Assert.StartsWith($"h{d.Offset}|", d.Text, StringComparison.Ordinal));
+        Assert.Equal((long)dropped.DroppedCount, f.Broker.GetSnapshot().Subscriptions.Single().Missed);
+    }
+
     [Fact]
     public async Task A_message_larger_than_the_clients_limit_ends_the_subscription()
     {

@@ -11,6 +11,7 @@ internal sealed class TopicCursor : IDisposable
     private byte[] _scratch = new byte[256];
     private long _next;
     private long _minTimestamp;
+    private long _skippedReported;
 
     public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew)
     {
@@ -43,7 +44,10 @@ internal sealed class TopicCursor : IDisposable
     /// <summary>The next offset this cursor will read.</summary>
     public long NextOffset => Reader?.NextOffset ?? _next;
 
-    /// <summary>Messages a transient cursor lost by falling more than a ring behind.</summary>
+    /// <summary>
+    /// Messages this cursor lost: a transient one by falling more than a ring behind, a persistent one because
+    /// retention deleted them before it read them (its reader does not hold retention back).
+    /// </summary>
     public long Missed { get; private set; }
 
     /// <summary>Reads up to <paramref name="max"/> messages into <paramref name="sink"/>; returns how many were read (delivered or skipped).</summary>
@@ -79,11 +83,31 @@ internal sealed class TopicCursor : IDisposable
         var topic = Topic;
         while (n < max && reader.TryRead(out var record))
         {
+            if (reader.Skipped != _skippedReported)
+            {
+                ReportSkipped(reader, ref sink); // before the message: it is the one the subscriber resumes at
+            }
+
             n++;
             sink.Offer(new MessageView(topic, record.Offset, record.Timestamp, record.Key, record.Headers, record.Payload, 0), (ushort)record.Flags);
         }
 
+        if (reader.Skipped != _skippedReported)
+        {
+            ReportSkipped(reader, ref sink); // skipped to a tail with nothing readable yet
+        }
+
         return n;
+    }
+
+    /// <summary>The reader moved past records retention deleted: the subscriber is told how many, as for a transient topic.</summary>
+    private void ReportSkipped<TSink>(JournalReader reader, ref TSink sink)
+        where TSink : struct, ICursorSink, allows ref struct
+    {
+        var skipped = reader.Skipped - _skippedReported;
+        _skippedReported = reader.Skipped;
+        Missed += skipped;
+        sink.Missed(skipped);
     }
 
     private int ReadTransient<TSink>(int max, ref TSink sink)
@@ -137,5 +161,6 @@ internal interface ICursorSink
 {
     void Offer(scoped in MessageView message, ushort flags);
 
+    /// <summary><paramref name="count"/> messages were lost (overwritten in a transient ring, or deleted by retention) before the next one offered.</summary>
     void Missed(long count);
 }

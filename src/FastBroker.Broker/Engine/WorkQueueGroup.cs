@@ -431,6 +431,7 @@ internal sealed class WorkQueueGroup : IDisposable
 
         public void Missed(long count)
         {
+            // The group's ack floor holds retention back (Broker.RetentionFloorOf), so its reader does not skip.
         }
     }
 }

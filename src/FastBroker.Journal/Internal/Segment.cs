@@ -9,7 +9,10 @@ namespace FastBroker.Journal.Internal;
 /// blocks (on a full disk that would be a SIGBUS, not an error), and a quiet topic holds a few MiB of disk, not a
 /// whole segment's worth.
 /// Reference counted: the journal holds one reference, each reader positioned in it one more; the mapping is
-/// removed only when the count reaches zero, so retention can never unmap a segment under a reader.
+/// removed only when the count reaches zero. Retention retires a segment whether or not readers hold it
+/// (<see cref="Retire"/>): it leaves the journal's list, its files are unlinked, and the journal drops its reference;
+/// the mapping and the file descriptor (unlinked files stay readable on Linux) live until the last reader releases,
+/// so retention can never unmap a segment under a reader.
 /// </summary>
 /// <remarks>
 /// Progress is published as one packed 64-bit word, <c>(recordCount &lt;&lt; 32) | endPosition</c>, so that
@@ -39,6 +42,7 @@ internal sealed unsafe class Segment
     private long _durable;
     private volatile bool _closed;
     private volatile bool _sealed;
+    private volatile bool _retired;
     private long _lastTimestamp;
     private int _allocatedTo;
     private readonly Lock _emulationLock = new();
@@ -97,6 +101,9 @@ internal sealed unsafe class Segment
     internal bool IsClosed => _closed;
 
     internal bool IsSealed => _sealed;
+
+    /// <summary>Out of the journal (retention): no new reader may acquire it; those that hold it read on.</summary>
+    internal bool IsRetired => _retired;
 
     internal long LastTimestamp => Volatile.Read(ref _lastTimestamp);
 
@@ -383,15 +390,35 @@ internal sealed unsafe class Segment
         }
     }
 
-    /// <summary>Adds a reader's reference; false once the segment has been retired.</summary>
+    /// <summary>
+    /// Adds a reader's reference; false once the segment has been retired (the caller looks at the journal's list
+    /// again, which no longer has it).
+    /// </summary>
+    /// <remarks>
+    /// <see cref="Retire"/> sets the flag, then drops the journal's reference (an interlocked decrement); this adds a
+    /// reference (interlocked), then reads the flag. Both are full fences, so either this sees the flag and gives the
+    /// reference back, or the retirement's decrement sees this reference and the mapping stays: never a reference to
+    /// an unmapped segment. A reference taken just before retirement is a reader that was already there.
+    /// </remarks>
     internal bool TryAcquire()
     {
+        if (_retired)
+        {
+            return false;
+        }
+
         var count = Volatile.Read(ref _refCount);
         while (count > 0)
         {
             var seen = Interlocked.CompareExchange(ref _refCount, count + 1, count);
             if (seen == count)
             {
+                if (_retired)
+                {
+                    Release();
+                    return false;
+                }
+
                 return true;
             }
 
@@ -410,16 +437,15 @@ internal sealed unsafe class Segment
         }
     }
 
-    /// <summary>Retention: succeeds only when the journal's own reference is the only one, and unmaps.</summary>
-    internal bool TryRetire()
+    /// <summary>
+    /// Takes the segment out of the journal (retention, or an empty segment replaced at roll), after it has left the
+    /// journal's list: no new reader acquires it, and the journal's reference is dropped. Readers that hold it read on
+    /// to its end; the last one's <see cref="Release"/> unmaps (at once when none holds it). Once per segment.
+    /// </summary>
+    internal void Retire()
     {
-        if (Interlocked.CompareExchange(ref _refCount, 0, 1) != 1)
-        {
-            return false;
-        }
-
-        Unmap();
-        return true;
+        _retired = true;
+        Release();
     }
 
     /// <summary><c>msync(MS_SYNC)</c> of the pages holding bytes [<paramref name="from"/>, <paramref name="to"/>).</summary>

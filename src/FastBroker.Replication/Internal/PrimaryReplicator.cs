@@ -566,15 +566,37 @@ internal sealed class StandbyLink : IDisposable
     {
         if (!t.Announced)
         {
+            // A pinning reader: the primary's retention never deletes what this link has not shipped (a subscriber's
+            // reader would skip to the tail instead, and the standby's copy would have a gap). The standby's own
+            // silence timeout detaches a standby that stops reading, and with it this floor.
+            t.Reader = t.Topic.Journal!.OpenReader(ReadStart.FromOffset(t.From), pinRetention: true);
+            if (t.Reader.NextOffset > t.From)
+            {
+                // Retention deleted the start between the welcome and now: end the link; the standby's next hello
+                // finds its position below the primary's tail and the welcome restarts its copy there.
+                throw GapAhead(t, t.Reader.NextOffset);
+            }
+
             f.Begin(FrameKind.Topic).U32(t.Id).Str(t.Topic.Name).Str(TopicRegistry.FormatMeta(t.Topic.Options)).I64(t.From).End();
-            t.Reader = t.Topic.Journal!.OpenReader(ReadStart.FromOffset(t.From));
             t.Announced = true;
+        }
+
+        if (t.GapAt is { } gap)
+        {
+            throw GapAhead(t, gap); // seen on the journaler's thread, which cannot end the link
         }
 
         var sent = 0L;
         var epoch = _owner.Epoch;
         while (sent < budget && t.Reader!.TryReadRun(Math.Min(RunBytes, budget), out var run))
         {
+            if (run.FirstOffset != t.ShippedEnd)
+            {
+                // A pinning reader never skips; should it ever, nothing past the gap is shipped.
+                t.GapAt = run.FirstOffset;
+                throw GapAhead(t, run.FirstOffset);
+            }
+
             f.Begin(FrameKind.Records).I64(epoch).U32(t.Id).I64(run.FirstOffset).U32((uint)run.RecordCount).U32((uint)run.Length);
             if (copy || run.Length <= InlineRunBytes)
             {
@@ -610,6 +632,10 @@ internal sealed class StandbyLink : IDisposable
         Interlocked.Add(ref _bytesSent, sent);
         return sent;
     }
+
+    /// <summary>Ends the link (the sender thread's handler): the standby's next hello gets its copy of the topic restarted.</summary>
+    private static JournalException GapAhead(LinkTopic t, long offset) =>
+        new(JournalErrorCode.OffsetMismatch, $"topic '{t.Topic.Name}': the standby needs offset {t.ShippedEnd} but the primary's journal continues at {offset} (deleted by retention?); ending the link so that the standby restarts its copy");
 
     private int ShipPositions(FrameBuffer f)
     {
@@ -788,5 +814,8 @@ internal sealed class StandbyLink : IDisposable
 
         /// <summary>The topic's tail in the last <see cref="FrameKind.Retained"/> sent (-1: none yet).</summary>
         public long RetainedSent { get; set; } = -1;
+
+        /// <summary>Where the reader continued after a gap (never, with a pinning reader): nothing more is shipped.</summary>
+        public long? GapAt { get; set; }
     }
 }

@@ -64,7 +64,7 @@ internal sealed class DeliveryEncoder
         TooLarge = false;
     }
 
-    /// <summary>Ends the fetch: completes the open batch and reports messages a transient subscription missed.</summary>
+    /// <summary>Ends the fetch: completes the open batch and reports messages the subscription missed (ring overrun, retention).</summary>
     public void End()
     {
         CompleteBatch();

@@ -28,7 +28,7 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_subscriptions", "gauge", "Open subscriptions with this pattern and durable name.", subscriptions, SubLabels, g => g.Count());
         Family(sb, "fastbroker_subscription_lag", "gauge", "Messages not yet delivered (head minus position, summed over the matched topics).", subscriptions, SubLabels, g => g.Sum(s => s.Lag));
         Family(sb, "fastbroker_subscription_delivered_total", "counter", "Messages delivered by the open subscriptions.", subscriptions, SubLabels, g => g.Sum(s => s.Delivered));
-        Family(sb, "fastbroker_subscription_missed_total", "counter", "Transient-topic messages lost by falling a whole ring behind.", subscriptions, SubLabels, g => g.Sum(s => s.Missed));
+        Family(sb, "fastbroker_subscription_missed_total", "counter", "Messages lost: falling a whole ring behind (transient topics) or deleted by retention before being read (persistent topics).", subscriptions, SubLabels, g => g.Sum(s => s.Missed));
         Family(sb, "fastbroker_subscription_filtered_total", "counter", "Messages skipped by header filters.", subscriptions, SubLabels, g => g.Sum(s => s.Filtered));
 
         var groups = snapshot.Groups;

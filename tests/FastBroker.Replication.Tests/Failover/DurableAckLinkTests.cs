@@ -25,7 +25,7 @@ public sealed class DurableAckLinkTests
     {
         using var dir = new TempDirectory();
         TcpProxy? toA = null;
-        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, port => (toA = new TcpProxy(port)).Endpoint);
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, standbyPeer: port => (toA = new TcpProxy(port)).Endpoint);
         await using var proxy = toA!;
         await using var primary = a;
         await using var standby = b;

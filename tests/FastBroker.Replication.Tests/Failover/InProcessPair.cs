@@ -7,25 +7,31 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>Two in-process nodes on 127.0.0.1 with no witness: "a" started as primary, then "b" following it.</summary>
 internal static class InProcessPair
 {
-    /// <summary>Starts both; the caller disposes them.</summary>
-    /// <param name="dir">Data in <c>dir/a</c> and <c>dir/b</c>.</param>
-    /// <param name="brokerOptions">Both nodes' broker settings.</param>
-    /// <param name="standbyPeer">
-    /// The endpoint b dials to reach a, given a's replication port (e.g. a <see cref="TcpProxy"/> in front of it that
-    /// the test can cut); null = a's port directly.
-    /// </param>
-    public static async Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, BrokerOptions brokerOptions, Func<int, string>? standbyPeer = null)
+    /// <summary>
+    /// Starts both (data in <c>dir/a</c> and <c>dir/b</c>); the caller disposes them. <paramref name="configure"/>
+    /// adjusts each node's replication options; <paramref name="standbyPeer"/> maps the primary's replication port to
+    /// the endpoint b connects to (a <see cref="TcpProxy"/> in front of it, say).
+    /// </summary>
+    public static async Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(
+        TempDirectory dir,
+        BrokerOptions brokerOptions,
+        Func<ReplicationOptions, ReplicationOptions>? configure = null,
+        Func<int, string>? standbyPeer = null)
     {
         int portA = FreePort.Next(), portB = FreePort.Next();
         var serverOptions = ServerOptions.Default with { Port = 0 };
-        ReplicationOptions Node(string id, int port, string peer, NodeRole role) => new()
+        ReplicationOptions Node(string id, int port, string peer, NodeRole role)
         {
-            NodeId = id,
-            DataDirectory = dir.Combine(id),
-            Port = port,
-            Peer = peer,
-            InitialRole = role,
-        };
+            var options = new ReplicationOptions
+            {
+                NodeId = id,
+                DataDirectory = dir.Combine(id),
+                Port = port,
+                Peer = peer,
+                InitialRole = role,
+            };
+            return configure?.Invoke(options) ?? options;
+        }
 
         var a = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("a", portA, $"127.0.0.1:{portB}", NodeRole.Primary));
         try
