@@ -987,6 +987,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 w.WriteNumber("acksReceived", link.AcksReceived);
                 w.WriteNumber("bytesSent", link.BytesSent);
                 w.WriteNumber("journalerShips", link.JournalerShips);
+                w.WriteNumber("journalerAcks", link.JournalerAcks);
                 w.WriteNumber("journalerDeferred", link.JournalerDeferred);
                 w.WriteStartArray("topics");
                 foreach (var (topic, head, received, durable) in link.Positions)

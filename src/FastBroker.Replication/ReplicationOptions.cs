@@ -45,6 +45,16 @@ public sealed record ReplicationOptions
     /// </summary>
     public TimeSpan AckTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// After the primary's journaler ships records a standby-received confirmation waits for, it polls for the
+    /// standby's ACK itself for up to this long (yielding its CPU between looks) while no new publish arrives, rather
+    /// than leave it to a blocked ack reader whose wake-up would add to every such confirmation. Zero: never.
+    /// </summary>
+    public TimeSpan AckPoll { get; init; } = DefaultAckPoll;
+
+    /// <summary>The default <see cref="AckPoll"/>: a loopback or same-rack round trip with the standby's wake-up in it.</summary>
+    public static TimeSpan DefaultAckPoll { get; } = TimeSpan.FromMicroseconds(200);
+
     /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>
     public bool DegradeToLocal { get; init; }
 
@@ -90,6 +100,11 @@ public sealed record ReplicationOptions
         if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))
         {
             throw new ArgumentException("AckTimeout must be positive and LeaseTtl at least 50 ms.", nameof(AckTimeout));
+        }
+
+        if (AckPoll < TimeSpan.Zero || AckPoll > TimeSpan.FromSeconds(1))
+        {
+            throw new ArgumentException("AckPoll must be between 0 and 1 s.", nameof(AckPoll));
         }
 
         if (PeerWait < TimeSpan.Zero)

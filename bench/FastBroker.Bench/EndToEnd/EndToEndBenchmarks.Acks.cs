@@ -16,10 +16,11 @@ public static partial class EndToEndBenchmarks
 
     /// <summary>
     /// Starts a pair with <paramref name="executable"/>, waits for a primary with an attached standby, and runs
-    /// <c>confirm-latency-10k-&lt;mode&gt;</c> for each of <paramref name="modes"/> against the primary.
+    /// <c>confirm-latency-10k-&lt;mode&gt;</c> for each of <paramref name="modes"/> against the primary;
+    /// <paramref name="nodeArguments"/> go to both nodes' <c>serve</c>.
     /// </summary>
-    public static void RunAcks(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable) =>
-        RunAcksAsync(ctx, modes, executable).GetAwaiter().GetResult();
+    public static void RunAcks(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable, IReadOnlyList<string>? nodeArguments = null) =>
+        RunAcksAsync(ctx, modes, executable, nodeArguments ?? []).GetAwaiter().GetResult();
 
     /// <summary>The durability a publish asks for in <paramref name="mode"/> (an <see cref="AckModes"/> name).</summary>
     public static FastBroker.Protocol.Durability DurabilityOf(string mode) => mode switch
@@ -30,7 +31,7 @@ public static partial class EndToEndBenchmarks
         _ => throw new ArgumentException($"--acks: '{mode}' is not one of {string.Join(", ", AckModes)}", nameof(mode)),
     };
 
-    private static async Task RunAcksAsync(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable)
+    private static async Task RunAcksAsync(BenchContext ctx, IReadOnlyList<string> modes, FastBrokerExecutable executable, IReadOnlyList<string> nodeArguments)
     {
         foreach (var m in modes)
         {
@@ -41,9 +42,9 @@ public static partial class EndToEndBenchmarks
         var n = (int)(ctx.Messages ?? 1_000_000);
         var count = Math.Max(20_000, Math.Min(n / 10, 100_000));
         ctx.WarmUpMachine();
-        ctx.Reporter.Info($"failover pair on 127.0.0.1: witness + nodes a and b as child processes of {executable} (same {Environment.ProcessorCount} cores as the load), heartbeat timeout {LocalPair.HeartbeatTimeoutMs} ms; {PayloadBytes} B payloads, {count:N0} messages per run at 10,000 msg/s; ack modes {string.Join(", ", ordered)}");
+        ctx.Reporter.Info($"failover pair on 127.0.0.1: witness + nodes a and b as child processes of {executable} (same {Environment.ProcessorCount} cores as the load), heartbeat timeout {LocalPair.HeartbeatTimeoutMs} ms{(nodeArguments.Count > 0 ? $", nodes run with {string.Join(' ', nodeArguments)}" : "")}; {PayloadBytes} B payloads, {count:N0} messages per run at 10,000 msg/s; ack modes {string.Join(", ", ordered)}");
         ctx.Reporter.Progress("starting the pair", 0);
-        await using var pair = await LocalPair.StartAsync(executable, ctx.WorkDirectory, [], CancellationToken.None).ConfigureAwait(false);
+        await using var pair = await LocalPair.StartAsync(executable, ctx.WorkDirectory, nodeArguments, CancellationToken.None).ConfigureAwait(false);
         try
         {
             await MeasureAcksAsync(ctx, ordered, count, pair).ConfigureAwait(false);
@@ -83,6 +84,15 @@ public static partial class EndToEndBenchmarks
             }
         }
 
+        // The standby must still be attached: otherwise the standby modes above waited on a missing standby (and
+        // failed after the ack timeout) rather than measuring replication.
+        var status = await LocalPair.StatusAsync(primary, CancellationToken.None).ConfigureAwait(false);
+        if (status is not { IsPrimary: true, StandbyAttached: true })
+        {
+            throw new InvalidOperationException($"the pair changed during the measurement (primary '{primary.Name}' lost its role or its standby)");
+        }
+
+        var link = LinkCounters(status.Json);
         foreach (var mode in modes)
         {
             var variant = $"confirm-latency-10k-{mode}";
@@ -98,7 +108,7 @@ public static partial class EndToEndBenchmarks
                 {
                     Baseline = "confirm-latency-10k-local",
                     Ratio = localMid > 0 ? mid.ValueAtPercentile(50) / (double)localMid : null,
-                    Extra = [new("addedP50Us", Math.Round(addedUs, 1))],
+                    Extra = [new("addedP50Us", Math.Round(addedUs, 1)), .. link],
                     Note = $"{result.Note}; p50 {addedUs:+0.0;-0.0} µs vs local (median over {rounds} interleaved rounds of the same-round difference: {string.Join(", ", added.Select(a => a.ToString("+0;-0", System.Globalization.CultureInfo.InvariantCulture)))})",
                 };
             }
@@ -108,9 +118,15 @@ public static partial class EndToEndBenchmarks
 
         // The standby must still be attached: otherwise the standby modes above waited on a missing standby (and
         // failed after the ack timeout) rather than measuring replication.
-        if (await LocalPair.StatusAsync(primary, CancellationToken.None).ConfigureAwait(false) is not { IsPrimary: true, StandbyAttached: true })
-        {
-            throw new InvalidOperationException($"the pair changed during the measurement (primary '{primary.Name}' lost its role or its standby)");
-        }
+
+    }
+
+    /// <summary>The primary's standby-link counters from its <c>/status</c> (who shipped the records and read the acks), over every mode's runs.</summary>
+    private static List<KeyValuePair<string, double>> LinkCounters(string json)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var standby = doc.RootElement.GetProperty("standby");
+        string[] names = ["acksReceived", "journalerAcks", "journalerShips"];
+        return [.. names.Where(n => standby.TryGetProperty(n, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number).Select(n => new KeyValuePair<string, double>(n, standby.GetProperty(n).GetInt64()))];
     }
 }

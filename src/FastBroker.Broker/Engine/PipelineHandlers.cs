@@ -106,6 +106,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
         }
 
         dispatcher.EndOfBatch();
+        dispatcher.Gate?.AwaitAcks(ring, sequence);
     }
 
     private readonly void CommitTouched()

@@ -14,6 +14,8 @@ internal sealed class ReplicationGate
 {
     private readonly long _timeoutTicks;
     private readonly List<ReplicaAcks> _topics = [];
+    private readonly List<ReplicaAcks> _awaiting = new(16); // the journaler's
+    private int _journalerThreadId;
     private readonly object _topicsGate = new();
     private volatile bool _standbyAttached;
     private int _replicatorIdle = 1;
@@ -47,6 +49,18 @@ internal sealed class ReplicationGate
 
     /// <summary>Ships a topic's new records on the calling (journaler) thread; false when it could not (wake instead).</summary>
     public Func<TopicState, bool>? ShipNow { get; set; }
+
+    /// <summary>
+    /// Reads the standby's acknowledgements that have already arrived, on the calling (journaler) thread, without
+    /// blocking; false when it could not look (the ack reader has the link at that moment).
+    /// </summary>
+    public Func<bool>? PollAcks { get; set; }
+
+    /// <summary>
+    /// How long (in <see cref="Stopwatch"/> ticks) the journaler polls for the standby's acknowledgement after shipping
+    /// records a standby-received confirmation waits for, while no new publish arrives (0: it never does).
+    /// </summary>
+    public long AckPollTicks { get; set; }
 
     /// <summary>True while a standby is connected and acknowledging.</summary>
     public bool StandbyAttached => _standbyAttached;
@@ -128,8 +142,13 @@ internal sealed class ReplicationGate
     public void RecordsReadable(TopicState topic)
     {
         Interlocked.MemoryBarrier(); // the records' publication before the idle flag's read (pairs with SetReplicatorIdle)
-        if (topic.Replica is { HeldCount: > 0 } && ShipNow is { } shipNow && shipNow(topic))
+        if (topic.Replica is { HeldCount: > 0 } replica && ShipNow is { } shipNow && shipNow(topic))
         {
+            if (replica.HeldCount > replica.DurableHeldCount && AckPollTicks > 0 && Environment.CurrentManagedThreadId == _journalerThreadId)
+            {
+                _awaiting.Add(replica);
+            }
+
             return;
         }
 
@@ -137,6 +156,52 @@ internal sealed class ReplicationGate
         {
             Wake?.Invoke();
         }
+    }
+
+    /// <summary>
+    /// Journaler, end of a batch whose records it shipped to the standby itself for standby-received confirmations:
+    /// polls for the standby's ACK on this thread until they are released, a new publish is claimed in
+    /// <paramref name="ring"/> after <paramref name="sequence"/>, or <see cref="AckPollTicks"/> pass. The ACK comes
+    /// one loopback (or LAN) round trip later; a thread blocked in a receive would add its own wake-up to every such
+    /// confirmation.
+    /// </summary>
+    public void AwaitAcks(FastBroker.Ring.RingBuffer<PublishEntry> ring, long sequence)
+    {
+        _journalerThreadId = Environment.CurrentManagedThreadId; // a durability flusher's wake-ups do not poll
+        if (_awaiting.Count == 0)
+        {
+            return;
+        }
+
+        if (PollAcks is { } poll)
+        {
+            var deadline = Stopwatch.GetTimestamp() + AckPollTicks;
+            while (true)
+            {
+                poll();
+                if (!AnyAwaiting() || ring.Cursor > sequence || Stopwatch.GetTimestamp() > deadline)
+                {
+                    break;
+                }
+
+                Thread.Yield();
+            }
+        }
+
+        _awaiting.Clear();
+    }
+
+    private bool AnyAwaiting()
+    {
+        foreach (var r in _awaiting)
+        {
+            if (r.HeldCount > r.DurableHeldCount)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>

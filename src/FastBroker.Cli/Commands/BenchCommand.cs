@@ -27,7 +27,9 @@ internal static class BenchCommand
                 result.AddError($"--acks: '{mode}' is not one of {string.Join(", ", EndToEndBenchmarks.AckModes)}");
             }
         });
+        var ackPoll = new Option<int?>("--ack-poll-us") { Description = "With --acks: passed to both nodes' `serve --ack-poll-us` (how long the primary's journaler polls for the standby's ACK; default: the node's own)." };
         e2e.Options.Add(connect);
+        e2e.Options.Add(ackPoll);
         e2e.Options.Add(server);
         e2e.Options.Add(acks);
         e2e.SetAction(parse => RunScenario(parse, "e2e", ctx =>
@@ -35,7 +37,8 @@ internal static class BenchCommand
             var modes = ParseAckModes(parse.GetValue(acks));
             if (modes.Count > 0)
             {
-                EndToEndBenchmarks.RunAcks(ctx, modes, FastBrokerExecutable.Current());
+                string[] nodeArguments = parse.GetValue(ackPoll) is { } us ? ["--ack-poll-us", us.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+                EndToEndBenchmarks.RunAcks(ctx, modes, FastBrokerExecutable.Current(), nodeArguments);
             }
             else
             {

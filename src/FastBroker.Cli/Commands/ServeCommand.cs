@@ -44,10 +44,11 @@ internal static class ServeCommand
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
+        var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
-            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait,
+            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait, ackPoll,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
@@ -95,6 +96,7 @@ internal static class ServeCommand
                     DegradeToLocal = parse.GetValue(degrade),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
                     PeerWait = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
+                    AckPoll = TimeSpan.FromMicroseconds(parse.GetValue(ackPoll)),
                     Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 };
                 return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);

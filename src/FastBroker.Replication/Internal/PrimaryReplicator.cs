@@ -36,6 +36,8 @@ internal sealed class PrimaryReplicator : IDisposable
         _sawHigherEpoch = sawHigherEpoch;
         gate.Wake = _wake.Set;
         gate.ShipNow = topic => Volatile.Read(ref _link)?.TryShipNow(topic) ?? false;
+        gate.PollAcks = () => Volatile.Read(ref _link)?.PollAcks() ?? false;
+        gate.AckPollTicks = (long)(options.AckPoll.TotalSeconds * Stopwatch.Frequency);
     }
 
     public long Epoch => _state.Epoch;
@@ -211,11 +213,15 @@ internal sealed class StandbyLink : IDisposable
     private volatile bool _stopping;
     private Thread? _sender;
     private Thread? _acker;
-    private readonly ConfirmBatch _ackConfirms = new(); // the ack reader's
+    private readonly ConfirmBatch _ackConfirms = new(); // under the ack lock
+    private readonly object _ackLock = new();
+    private readonly FrameInput _ackInput;
+    private long _lastFrameTicks;
     private long _lastAckTicks;
     private long _acksReceived;
     private long _bytesSent;
     private long _journalerShips;
+    private long _journalerAcks;
     private long _journalerDeferred;
     private long _connectedAt = Stopwatch.GetTimestamp();
 
@@ -224,6 +230,7 @@ internal sealed class StandbyLink : IDisposable
         _owner = owner;
         _socket = socket;
         _hello = hello;
+        _ackInput = new FrameInput(socket, 64 << 10);
         socket.NoDelay = true;
     }
 
@@ -236,6 +243,9 @@ internal sealed class StandbyLink : IDisposable
 
     /// <summary>Of <see cref="JournalerShips"/>, those the socket buffer could not take whole (the sender thread sent the rest).</summary>
     public long JournalerDeferred => Volatile.Read(ref _journalerDeferred);
+
+    /// <summary>Of <see cref="AcksReceived"/>, those the journaler read itself while a confirmation waited (<see cref="PollAcks"/>).</summary>
+    public long JournalerAcks => Volatile.Read(ref _journalerAcks);
 
     /// <summary>ACK frames received on this link (bursts, group commits, heartbeat answers and keepalives).</summary>
     public long AcksReceived => Volatile.Read(ref _acksReceived);
@@ -690,7 +700,6 @@ internal sealed class StandbyLink : IDisposable
 
     private void AckLoop()
     {
-        var input = new FrameInput(_socket, 64 << 10);
         var silence = _owner.Options.StandbySilenceTimeout;
         try
         {
@@ -701,54 +710,53 @@ internal sealed class StandbyLink : IDisposable
             // the standby's first frame on: before it, the standby applies the welcome's cuts and opens those
             // journals again (seconds on a cold cache), and has nothing to answer with yet; until then a generous
             // bound, so that a standby that froze right after the welcome is detached all the same.
-            _socket.ReceiveTimeout = (int)Math.Ceiling(Math.Max(silence.TotalMilliseconds, 30_000));
-            var armed = false;
-            while (!_stopping && input.Read(out var kind, out var body))
+            //
+            // It waits in poll(2), not in a receive, and reads under the ack lock: the journaler may read the same
+            // frames first (PollAcks) when a confirmation waits for them.
+            var unarmedMicros = (int)Math.Min(int.MaxValue, Math.Max(silence.TotalMilliseconds, 30_000) * 1000);
+            var silenceMicros = (int)Math.Min(int.MaxValue, silence.TotalMilliseconds * 1000);
+            while (!_stopping)
             {
-                if (!armed)
+                var armed = Volatile.Read(ref _lastFrameTicks) != 0;
+                if (!_socket.Poll(armed ? silenceMicros : unarmedMicros, SelectMode.SelectRead))
                 {
-                    armed = true;
-                    _socket.ReceiveTimeout = (int)Math.Ceiling(silence.TotalMilliseconds);
+                    var since = Volatile.Read(ref _lastFrameTicks);
+                    if (since != 0 && Stopwatch.GetElapsedTime(since) < silence)
+                    {
+                        continue; // the journaler read what came
+                    }
+
+                    if (!_stopping)
+                    {
+                        _owner.OnLinkDown(this, $"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
+                    }
+
+                    return;
                 }
 
-                switch (kind)
+                lock (_ackLock)
                 {
-                    case FrameKind.Ack:
-                        OnAck(body);
+                    if (_socket.Available == 0 && !_socket.Poll(0, SelectMode.SelectRead))
+                    {
+                        continue; // the journaler took it
+                    }
 
-                        // The connections whose publishes this ACK released send their CONFIRMs from this thread
-                        // (a non-blocking send each) rather than waking their writers.
-                        _ackConfirms.End();
-                        break;
-                    case FrameKind.StateAck:
-                        _owner.Gate.OnStateApplied(new FrameReader(body).I64());
-                        break;
-                    case FrameKind.Refuse:
-                        var r = new FrameReader(body);
-                        var epoch = r.I64();
-                        r.U8();
-                        _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
-                        if (epoch > _owner.Epoch)
+                    // Data, or the end of the stream / an error (the receive returns 0 or throws).
+                    if (!_ackInput.Fill())
+                    {
+                        if (!_stopping)
                         {
-                            _owner.OnHigherEpoch(epoch);
+                            _owner.OnLinkDown(this, "the standby closed the connection");
                         }
 
                         return;
-                    default:
-                        throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
-                }
-            }
+                    }
 
-            if (!_stopping)
-            {
-                _owner.OnLinkDown(this, "the standby closed the connection");
-            }
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
-        {
-            if (!_stopping)
-            {
-                _owner.OnLinkDown(this, $"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
+                    if (!HandleAckFrames())
+                    {
+                        return;
+                    }
+                }
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
@@ -760,15 +768,97 @@ internal sealed class StandbyLink : IDisposable
         }
         finally
         {
-            _stopping = true;
-            _owner.WakeSignal.Set();
-            try
+            StopAcks();
+        }
+    }
+
+    /// <summary>
+    /// Journaler thread (<see cref="ReplicationGate.PollAcks"/>): handles the standby's frames that have already
+    /// arrived, without blocking. False when the ack reader has the link (it handles them).
+    /// </summary>
+    public bool PollAcks()
+    {
+        if (_stopping || !Monitor.TryEnter(_ackLock))
+        {
+            return false;
+        }
+
+        try
+        {
+            if (_stopping || _socket.Available == 0)
             {
-                _socket.Shutdown(SocketShutdown.Both);
+                return true;
             }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+
+            _ackInput.Fill(); // bytes are waiting: it does not block
+            var before = _acksReceived;
+            var handled = HandleAckFrames();
+            Volatile.Write(ref _journalerAcks, _journalerAcks + (_acksReceived - before));
+            if (!handled)
             {
+                StopAcks();
             }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
+        {
+            StopAcks(); // the ack reader (or the sender) meets the closed link and reports it
+            return false;
+        }
+        finally
+        {
+            Monitor.Exit(_ackLock);
+        }
+    }
+
+    /// <summary>Under the ack lock: every whole frame buffered. False when the standby refused the stream.</summary>
+    private bool HandleAckFrames()
+    {
+        while (_ackInput.TryNext(out var kind, out var body))
+        {
+            Volatile.Write(ref _lastFrameTicks, Stopwatch.GetTimestamp());
+            switch (kind)
+            {
+                case FrameKind.Ack:
+                    OnAck(body);
+
+                    // The connections whose publishes this ACK released get their CONFIRMs from this thread (a
+                    // non-blocking send each) rather than a wake-up of their writers.
+                    _ackConfirms.End();
+                    break;
+                case FrameKind.StateAck:
+                    _owner.Gate.OnStateApplied(new FrameReader(body).I64());
+                    break;
+                case FrameKind.Refuse:
+                    var r = new FrameReader(body);
+                    var epoch = r.I64();
+                    r.U8();
+                    _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
+                    if (epoch > _owner.Epoch)
+                    {
+                        _owner.OnHigherEpoch(epoch);
+                    }
+
+                    return false;
+                default:
+                    throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
+            }
+        }
+
+        return true;
+    }
+
+    private void StopAcks()
+    {
+        _stopping = true;
+        _owner.WakeSignal.Set();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
         }
     }
 
@@ -789,7 +879,7 @@ internal sealed class StandbyLink : IDisposable
         }
 
         Volatile.Write(ref _lastAckTicks, Stopwatch.GetTimestamp());
-        Volatile.Write(ref _acksReceived, _acksReceived + 1); // the ack reader is the only writer
+        Volatile.Write(ref _acksReceived, _acksReceived + 1); // under the ack lock
     }
 
     private sealed class LinkTopic(TopicState topic, uint id, ReplicaAcks acks, long from)

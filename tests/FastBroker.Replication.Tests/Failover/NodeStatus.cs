@@ -50,6 +50,7 @@ internal sealed record NodeStatus(
             standby = new StandbyView(
                 s.GetProperty("attached").GetBoolean(),
                 s.TryGetProperty("acksReceived", out var acks) ? acks.GetInt64() : 0,
+                s.TryGetProperty("journalerAcks", out var journalerAcks) ? journalerAcks.GetInt64() : 0,
                 s.TryGetProperty("topics", out var topics)
                     ? [.. topics.EnumerateArray().Select(t => new StandbyTopic(t.GetProperty("topic").GetString()!, t.GetProperty("head").GetInt64(), t.GetProperty("received").GetInt64(), t.GetProperty("durable").GetInt64()))]
                     : []);
@@ -78,7 +79,7 @@ internal sealed record NodeStatus(
     public override string ToString() => Json;
 
     /// <summary>The primary's view of its standby.</summary>
-    public sealed record StandbyView(bool Attached, long AcksReceived, IReadOnlyList<StandbyTopic> Topics);
+    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, IReadOnlyList<StandbyTopic> Topics);
 
     /// <summary>One topic as the primary sees it replicated: its head and the standby's received and durable ends.</summary>
     public sealed record StandbyTopic(string Topic, long Head, long Received, long Durable);
