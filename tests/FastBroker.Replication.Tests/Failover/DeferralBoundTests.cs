@@ -54,13 +54,7 @@ public sealed class DeferralBoundTests(ITestOutputHelper output)
             Assert.Contains(primary.Events, e => e.Contains("has not taken over in", StringComparison.Ordinal));
             AssertDeferredForTheBound(primary);
 
-            var follower = await a.WaitForAsync(
-                s => s.IsStandby && s.Epoch == primary.Epoch && s.Replica is { Connected: true } && s.ReplicaOf(Topic) is { Durable: Shared },
-                "a follows b");
-            follower.AssertCutAt(Topic, Shared);
-            var onB = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
-            Assert.Equal(Shared, onB.Head);
-            onB.AssertRun(0, "r", Shared);
+            await AssertFollowsCutAtAsync(a, b, primary, Shared, "r");
         }
         catch
         {
@@ -113,13 +107,7 @@ public sealed class DeferralBoundTests(ITestOutputHelper output)
             AssertDeferredForTheBound(primary);
 
             pair.ToA.Restore();
-            var follower = await b.WaitForAsync(
-                s => s.IsStandby && s.Epoch == primary.Epoch && s.Replica is { Connected: true } && s.ReplicaOf(Topic) is { Durable: OnPrimaryDisk },
-                "b follows a");
-            follower.AssertCutAt(Topic, OnPrimaryDisk);
-            var onA = await TopicContent.ReadAsync(a.ClientEndpoint, Topic);
-            Assert.Equal(OnPrimaryDisk, onA.Head);
-            onA.AssertRun(0, "d", OnPrimaryDisk);
+            await AssertFollowsCutAtAsync(b, a, primary, OnPrimaryDisk, "d");
         }
         catch
         {
@@ -135,6 +123,22 @@ public sealed class DeferralBoundTests(ITestOutputHelper output)
     }
 
     /// <summary>The node became primary no sooner than the bound after it began to defer (its own clock).</summary>
+    /// <summary>
+    /// <paramref name="follower"/> follows <paramref name="primary"/> in its epoch, its own records from
+    /// <paramref name="cut"/> on cut and reported, and the primary holds exactly the run of <paramref name="prefix"/>
+    /// messages below <paramref name="cut"/>.
+    /// </summary>
+    private static async Task AssertFollowsCutAtAsync(NodeProcess follower, NodeProcess primary, NodeStatus primaryStatus, long cut, string prefix)
+    {
+        var following = await follower.WaitForAsync(
+            s => s.IsStandby && s.Epoch == primaryStatus.Epoch && s.Replica is { Connected: true } && s.ReplicaOf(Topic) is { } t && t.Durable == cut,
+            $"{follower.Id} follows {primary.Id}");
+        following.AssertCutAt(Topic, cut);
+        var content = await TopicContent.ReadAsync(primary.ClientEndpoint, Topic);
+        Assert.Equal(cut, content.Head);
+        content.AssertRun(0, prefix, (int)cut);
+    }
+
     private static void AssertDeferredForTheBound(NodeStatus primary)
     {
         var deferred = primary.EventTime(Deferring);
