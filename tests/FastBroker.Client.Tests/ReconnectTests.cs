@@ -138,13 +138,16 @@ public class ReconnectTests
     [Fact]
     public async Task An_idle_client_keeps_its_connection_with_heartbeats()
     {
-        await using var f = await ServerFixture.StartAsync(o => o with { HeartbeatInterval = TimeSpan.FromSeconds(1) });
+        // A 2 s server interval: the client PINGs every 1 s and counts the connection dead after 3 s without a PONG,
+        // room enough for a test process whose pool is busy with the other test classes (a 1 s interval left the
+        // client 1.5 s, and a loaded CI run once missed it).
+        await using var f = await ServerFixture.StartAsync(o => o with { HeartbeatInterval = TimeSpan.FromSeconds(2) });
         var client = await f.ConnectAsync();
         var framesBefore = f.Server.FramesIn;
 
-        // Idle for more than 3 intervals is idle timeout unless PINGs go out: wait for eight of them (one per half
-        // interval, so 4 s idle).
-        await EventuallyAsync(() => f.Server.FramesIn - framesBefore >= 8, "the idle client sent PINGs");
+        // Idle for more than 3 intervals (6 s) is idle timeout unless PINGs go out: wait for seven of them (one per
+        // half interval, so 7 s idle).
+        await EventuallyAsync(() => f.Server.FramesIn - framesBefore >= 7, "the idle client sent PINGs");
         Assert.True(client.ConnectCount == 1, string.Join(Environment.NewLine, f.Events.Concat<object>(f.Log)));
         Assert.True(client.IsConnected);
         Assert.Equal(0, await client.PublishAsync("hb", Bytes("alive")));
