@@ -57,6 +57,13 @@ public sealed record ReplicationOptions
     /// <summary>The default <see cref="AckPoll"/>: off (see there).</summary>
     public static TimeSpan DefaultAckPoll { get; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Tests only: when the standby's frames arrive, the ack reader leaves them this long to a journaler that polls
+    /// for them (<see cref="AckPoll"/>) before it reads them itself. Which thread reads an ACK first is otherwise a
+    /// race that either side may win every time, depending on the machine's scheduling.
+    /// </summary>
+    internal TimeSpan AckReaderDefersFor { get; init; }
+
     /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>
     public bool DegradeToLocal { get; init; }
 

@@ -734,6 +734,7 @@ internal sealed class StandbyLink : IDisposable
                     return;
                 }
 
+                DeferToJournaler();
                 lock (_ackLock)
                 {
                     if (_socket.Available == 0 && !_socket.Poll(0, SelectMode.SelectRead))
@@ -769,6 +770,22 @@ internal sealed class StandbyLink : IDisposable
         finally
         {
             StopAcks();
+        }
+    }
+
+    /// <summary>Tests only (<see cref="ReplicationOptions.AckReaderDefersFor"/>): waits until the journaler took what came, or the deferral passed.</summary>
+    private void DeferToJournaler()
+    {
+        var deferFor = _owner.Options.AckReaderDefersFor;
+        if (deferFor <= TimeSpan.Zero || _owner.Options.AckPoll <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        while (!_stopping && _socket.Available > 0 && Stopwatch.GetElapsedTime(start) < deferFor)
+        {
+            Thread.Sleep(1);
         }
     }
 

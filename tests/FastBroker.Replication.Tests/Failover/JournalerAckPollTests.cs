@@ -20,12 +20,14 @@ public sealed class JournalerAckPollTests
     {
         using var dir = new TempDirectory();
         var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived } };
-        var (a, b) = await InProcessPair.StartAsync(dir, brokerOptions, o => o with { AckPoll = TimeSpan.FromMilliseconds(ackPollMs) });
+        var (a, b) = await InProcessPair.StartAsync(dir, brokerOptions, o => o with { AckPoll = TimeSpan.FromMilliseconds(ackPollMs), AckReaderDefersFor = TimeSpan.FromMilliseconds(200), AckTimeout = TimeSpan.FromSeconds(30) });
         await using var primaryNode = a;
         await using var standbyNode = b;
 
-        // One publish at a time: each confirmation waits for its own ACK. A generous poll (1 s) makes the journaler,
-        // already running, read it before the ack reader's wake-up completes; the counter says who read it.
+        // One publish at a time: each confirmation waits for its own ACK. The journaler polls for up to 1 s; the ack
+        // reader, which would otherwise win or lose that race by scheduling alone (a CI machine let it win all 200),
+        // leaves arrived frames to a polling journaler for up to 200 ms (a test-only hook). The counter says who read
+        // each ACK; with polling off the reader reads them all, deferral or not.
         await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b attaches");
         const int Messages = 200;
         for (var i = 0; i < Messages; i++)
