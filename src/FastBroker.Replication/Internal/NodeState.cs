@@ -7,7 +7,8 @@ namespace FastBroker.Replication.Internal;
 /// A node's durable replication state in <c>&lt;data&gt;/replication/node.state</c>: its epoch (the term of the
 /// primary it last served or followed), its last role, and the epoch history — for each epoch, the offset every
 /// topic had when that epoch's primary took over. The history tells a returning node which of its records the new
-/// primary never had (Kafka's leader-epoch idea). Written whole: temp file, fsync, rename.
+/// primary never had (Kafka's leader-epoch idea). Written whole: temp file, fsync, rename, directory
+/// fsync.
 /// </summary>
 internal sealed class NodeState
 {
@@ -163,14 +164,9 @@ internal sealed class NodeState
     private void Save()
     {
         var text = $"epoch={Epoch.ToString(CultureInfo.InvariantCulture)}\nrole={LastRole}\nboot={_bootId}\n" + string.Concat(FormatHistory().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "history=" + l + "\n"));
-        var tmp = _path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            f.Write(Encoding.UTF8.GetBytes(text));
-            f.Flush(flushToDisk: true);
-        }
-
-        File.Move(tmp, _path, overwrite: true);
+        // The epoch must not go back after a power cut (a node would take, or follow, an epoch it already left): the
+        // directory is fsync'd as well, so that the rename itself survives.
+        FastBroker.Journal.DurableFile.WriteAllBytes(_path, Encoding.UTF8.GetBytes(text));
         _savedBootId = _bootId;
     }
 

@@ -65,7 +65,7 @@ public sealed partial class WitnessServer
         {
             WitnessStateFile.Save(Options.DataDirectory, caller, epoch);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FastBroker.Journal.JournalException)
         {
             Log($"witness: cannot persist the grant of epoch {epoch} to {caller}: {e.Message}");
             close = true;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace FastBroker.Replication;
@@ -11,7 +10,7 @@ namespace FastBroker.Replication;
 /// itself survives power loss. A torn or unreadable file is an error, never a fresh start: restarting at epoch 0 would
 /// hand out an epoch that a deposed primary already used.
 /// </summary>
-internal static partial class WitnessStateFile
+internal static class WitnessStateFile
 {
     public const string FileName = "witness.state";
     private const string Magic = "fastbroker-witness 1";
@@ -50,55 +49,12 @@ internal static partial class WitnessStateFile
     }
 
     /// <summary>Durably replaces the state (returns once it would survive a power cut).</summary>
-    /// <exception cref="IOException">The file or directory could not be written or synced.</exception>
+    /// <exception cref="IOException">The file could not be written or renamed.</exception>
+    /// <exception cref="FastBroker.Journal.JournalException">The directory could not be synced.</exception>
     public static void Save(string directory, string? holder, long epoch)
     {
         var path = Path.Combine(directory, FileName);
-        var temp = path + ".tmp";
         var text = string.Create(CultureInfo.InvariantCulture, $"{Magic}\nholder {holder ?? WitnessProtocol.NoHolder}\nepoch {epoch}\n");
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            stream.Write(Encoding.ASCII.GetBytes(text));
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
-        SyncDirectory(directory);
+        FastBroker.Journal.DurableFile.WriteAllBytes(path, Encoding.ASCII.GetBytes(text));
     }
-
-    private static void SyncDirectory(string directory)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return; // Windows has no directory handle to flush (NTFS journals renames); macOS would need F_FULLFSYNC.
-        }
-
-        // .NET will not open a directory as a file handle: O_RDONLY | O_CLOEXEC (same value on x64 and arm64).
-        var fd = Open(Path.GetFullPath(directory), 0x80000);
-        if (fd < 0)
-        {
-            throw new IOException($"open of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        }
-
-        try
-        {
-            if (Fsync(fd) != 0)
-            {
-                throw new IOException($"fsync of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }
