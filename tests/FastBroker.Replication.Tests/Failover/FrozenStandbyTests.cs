@@ -20,7 +20,8 @@ public sealed class FrozenStandbyTests(ITestOutputHelper output)
         NodeProcess? frozen = null;
         try
         {
-            string[] options = ["--acks", "standby-received", "--degrade-to-local", "--ack-timeout-ms", "600000"];
+            // A 2 s heartbeat timeout (8 s of silence detaches): a standby stalled by a loaded machine is not taken for a frozen one.
+            string[] options = ["--acks", "standby-received", "--degrade-to-local", "--ack-timeout-ms", "600000", "--heartbeat-timeout-ms", "2000"];
             var (a, b, _) = await pair.StartConfiguredPairAsync(options, options);
             await a.WaitForAsync(s => s.Standby is { Attached: true }, "b attached");
 
