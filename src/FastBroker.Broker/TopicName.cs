@@ -6,7 +6,10 @@ namespace FastBroker;
 /// </summary>
 public static class TopicName
 {
-    /// <summary>Longest allowed name: 249 keeps "name.dlq" and file names well under 255.</summary>
+    /// <summary>
+    /// Longest allowed name: 249 keeps file names well under 255. A work-queue group's default dead-letter topic,
+    /// <c>&lt;name&gt;.dlq</c>, needs a name of at most 245 (a longer one needs <see cref="GroupOptions.DeadLetterTopic"/>).
+    /// </summary>
     public const int MaxLength = 249;
 
     /// <summary>True when <paramref name="name"/> is a valid concrete topic name.</summary>

@@ -38,6 +38,36 @@ public class BadInputTests
     }
 
     [Fact]
+    public async Task A_group_whose_dead_letter_topic_cannot_exist_is_refused_before_it_is_created()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var longest = new string('j', TopicName.MaxLength);
+        Assert.Equal(0, await b.PublishAsync(longest, BrokerFixture.Utf8("job")));
+
+        // "<topic>.dlq" is 253 characters: no topic can have that name, so every dead letter would be dropped.
+        var derived = Assert.Throws<BrokerException>(() => b.JoinGroup(longest, "workers"));
+        Assert.Equal(BrokerErrorCode.InvalidName, derived.Code);
+        Assert.Contains("dead-letter topic", derived.Message, StringComparison.Ordinal);
+        Assert.Contains("GroupOptions.DeadLetterTopic", derived.Message, StringComparison.Ordinal);
+
+        var invalid = Assert.Throws<BrokerException>(() => b.JoinGroup(longest, "workers", GroupOptions.Default with { DeadLetterTopic = "dead letters" }));
+        Assert.Equal(BrokerErrorCode.InvalidName, invalid.Code);
+        Assert.Contains("'dead letters'", invalid.Message, StringComparison.Ordinal);
+
+        var itself = Assert.Throws<BrokerException>(() => b.JoinGroup(longest, "workers", GroupOptions.Default with { DeadLetterTopic = longest }));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, itself.Code);
+
+        // Nothing of the refused group was left behind: no state file, and the name is free for a valid one.
+        Assert.False(Directory.Exists(Path.Combine(f.DataDirectory, "topics", longest, "groups")) && Directory.EnumerateFiles(Path.Combine(f.DataDirectory, "topics", longest, "groups")).Any());
+        using var member = b.JoinGroup(longest, "workers", GroupOptions.Default with { DeadLetterTopic = "jobs.dead" });
+
+        // A later member joins the existing group: its (default) options do not apply, so its derived name is no error.
+        using var second = b.JoinGroup(longest, "workers");
+        Assert.Equal("workers", second.Group);
+    }
+
+    [Fact]
     public async Task Creating_an_existing_topic_with_other_settings_is_a_conflict()
     {
         await using var f = await BrokerFixture.StartAsync();

@@ -38,6 +38,19 @@ internal sealed class WorkQueueGroup : IDisposable
         Name = name;
         Options = options;
         DeadLetterTopic = options.DeadLetterTopic ?? topic.Name + ".dlq";
+
+        // Refused here, before the group exists: a dead-letter topic that can never be written would drop every dead
+        // letter (counted and logged) instead of storing it.
+        if (TopicName.Validate(DeadLetterTopic) is { } reason)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidName, $"group '{name}' on topic '{topic.Name}': its dead-letter topic '{TopicName.Printable(DeadLetterTopic)}' is not a valid topic name ({reason}){(options.DeadLetterTopic is null ? "; set GroupOptions.DeadLetterTopic" : "")}");
+        }
+
+        if (DeadLetterTopic == topic.Name)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"group '{name}': dead letters of topic '{topic.Name}' cannot go to that topic itself (they would be delivered again)");
+        }
+
         var initialFloor = options.Start.Kind switch
         {
             StartKind.Latest => topic.Head,
