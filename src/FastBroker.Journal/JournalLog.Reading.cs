@@ -61,21 +61,14 @@ public sealed partial class JournalLog
         return true;
     }
 
-    /// <summary>Writes a reader position: fsync'd temporary file, then an atomic rename over the old one.</summary>
+    /// <summary>Writes a reader position: fsync'd temporary file, an atomic rename over the old one, the directory fsync'd.</summary>
     internal static void WritePositionFile(string path, long offset)
     {
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var bytes = new byte[12];
+        Span<byte> bytes = stackalloc byte[12];
         BinaryPrimitives.WriteInt64LittleEndian(bytes, offset);
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), Crc32C.Compute(bytes.AsSpan(0, 8)));
-        var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            stream.Write(bytes);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes[8..], Crc32C.Compute(bytes[..8]));
+        DurableFile.WriteAllBytes(path, bytes);
     }
 
     private string ReaderPositionPath(string name) => Path.Combine(_directory, ReadersDirectoryName, name + ".pos");

@@ -106,6 +106,21 @@ public class RetentionTests
         subscription.Dispose();
         RetainedFromEventually(journal);
         Assert.True(journal.SizeOnDisk <= s_small.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
+
+        // Resumed at its commit (10), it starts at the first retained message and is told what it lost meanwhile.
+        var first = journal.FirstOffset;
+        Assert.True(first > 10, $"first retained offset {first}");
+        using var resumed = f.Broker.Subscribe("audit", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Committed });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            resumed.Fetch(1000, ref r);
+            return c.Items.Count > 0;
+        }, "the first retained message");
+        Assert.Equal(first, c.Items[0].Offset);
+        Assert.Equal(first - 10, resumed.Missed);
+        Assert.Equal(first - 10, f.Broker.GetSnapshot().Subscriptions.Single().Missed);
     }
 
     /// <summary>

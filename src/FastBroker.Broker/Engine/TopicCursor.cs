@@ -19,6 +19,15 @@ internal sealed class TopicCursor : IDisposable
         if (topic.Journal is { } journal)
         {
             Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew));
+
+            // A durable subscription resumes where it committed; retention may have deleted from there on while it
+            // was closed (it holds retention back only while open). The reader starts at the first retained record;
+            // the gap is reported with the first read, as a skip while reading is.
+            if (!topicIsNew && start.Kind == StartKind.Committed && committed is { } from && Reader.NextOffset > from)
+            {
+                _skippedReported = Reader.Skipped - (Reader.NextOffset - from);
+            }
+
             return;
         }
 
@@ -28,7 +37,7 @@ internal sealed class TopicCursor : IDisposable
             _ when topicIsNew => 0,
             StartKind.Latest => log.Head,
             StartKind.Offset => Math.Clamp(start.Value, log.Tail, log.Head),
-            StartKind.Committed when committed is { } c => Math.Clamp(c, log.Tail, log.Head),
+            StartKind.Committed when committed is { } c => Math.Min(c, log.Head), // below the tail: reported as missed by the first read
             _ => log.Tail,
         };
         if (start.Kind == StartKind.Timestamp)
