@@ -17,7 +17,8 @@ public sealed partial class JournalLog
     /// retained one and counts them in <see cref="JournalReader.Skipped"/>. With <paramref name="pinRetention"/> it is
     /// a retention floor instead, like <see cref="MinRetainedOffset"/> at its <see cref="JournalReader.NextOffset"/>,
     /// until disposed: for a copy that must never have a gap (the replication stream). A pinned reader that stops
-    /// reading stops retention, and the disk fills: use it only where that is the intended trade.
+    /// reading stops retention, and the disk fills, unless its <see cref="JournalReader.MaxRetentionHoldBytes"/> bounds
+    /// what it may hold back (past that, retention passes it like any reader).
     /// </summary>
     public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false, bool pinRetention = false) =>
         OpenReaderCore(start, null, verifyChecksums, pinRetention);

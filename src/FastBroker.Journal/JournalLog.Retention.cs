@@ -4,12 +4,21 @@ namespace FastBroker.Journal;
 
 /// <summary>
 /// Retention and explicit head truncation: whole sealed segments only, oldest first, never past a floor
-/// (<see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/>, a reader opened with <c>pinRetention</c>). Any other
-/// reader's position does not count (limits retention, as in Kafka and NATS JetStream): a segment it is in is retired
+/// (<see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/>, a reader opened with <c>pinRetention</c> within its
+/// <see cref="JournalReader.MaxRetentionHoldBytes"/>). Any other reader's position does not count (limits retention, as in Kafka and NATS JetStream): a segment it is in is retired
 /// all the same, and the reader finishes it from the mapping, then skips to the first retained record.
 /// </summary>
 public sealed partial class JournalLog
 {
+    private long _pinOverrides;
+
+    /// <summary>
+    /// Times a retention or truncation pass deleted records a pinning reader had not read, because keeping them would
+    /// have held retention back by more than that reader's <see cref="JournalReader.MaxRetentionHoldBytes"/> (one per
+    /// reader passed per pass). Grows only. Any thread.
+    /// </summary>
+    public long PinOverrides => Volatile.Read(ref _pinOverrides);
+
     /// <summary>
     /// Applies <see cref="JournalOptions.RetentionMaxAge"/> and <see cref="JournalOptions.RetentionMaxBytes"/>
     /// now (the flusher also does it every <see cref="JournalOptions.RetentionCheckInterval"/>). Any thread.
@@ -35,7 +44,8 @@ public sealed partial class JournalLog
     /// <summary>
     /// Explicit head truncation (FasterLog's <c>TruncateUntil</c>): deletes every sealed segment whose records are
     /// all below <paramref name="offset"/>, regardless of retention limits, but never at or above
-    /// <see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/> or a pinning reader's position. Any thread.
+    /// <see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/> or a pinning reader's position (within its
+    /// <see cref="JournalReader.MaxRetentionHoldBytes"/>). Any thread.
     /// </summary>
     /// <returns>Segments deleted.</returns>
     public int TruncateBefore(long offset) =>
@@ -73,24 +83,25 @@ public sealed partial class JournalLog
         {
             // Under the lock that registers them: a pinning reader being opened is either seen here (its floor is
             // long.MinValue until it is placed) or looks for its segment after this pass has changed the list.
+            List<(JournalReader Reader, long Pinned)>? bounded = null;
             foreach (var reader in _pinningReaders)
             {
-                floor = Math.Min(floor, reader.PinnedOffset);
+                var pinned = reader.PinnedOffset;
+                if (pinned == long.MinValue || reader.MaxRetentionHoldBytes == long.MaxValue)
+                {
+                    floor = Math.Min(floor, pinned); // no bound, or not placed yet: a floor like any other
+                }
+                else
+                {
+                    (bounded ??= []).Add((reader, pinned));
+                }
             }
 
             var segments = _segments;
-            var total = segments.Sum(s => (long)s.Size);
-            var k = 0;
-            while (k < segments.Length - 1)
+            var k = DeletablePrefix(segments, floor, eligible);
+            if (bounded is not null && k > 0)
             {
-                var s = segments[k];
-                if (!s.IsSealed || s.BaseOffset + Segment.CountOf(s.Durable) > floor || !eligible(s, total))
-                {
-                    break; // the log stays contiguous: stop at the first segment that must stay
-                }
-
-                total -= s.Size;
-                k++;
+                k = ApplyBoundedPins(segments, k, bounded);
             }
 
             if (k == 0)
@@ -113,4 +124,79 @@ public sealed partial class JournalLog
 
         return removed.Length;
     }
+
+    /// <summary>
+    /// The number of leading segments that may go: sealed, ending at or below <paramref name="floor"/>, and
+    /// <paramref name="eligible"/> (given the bytes retained if the ones before them go). Never the last segment.
+    /// </summary>
+    private static int DeletablePrefix(Segment[] segments, long floor, Func<Segment, long, bool> eligible)
+    {
+        var total = segments.Sum(s => (long)s.Size);
+        var k = 0;
+        while (k < segments.Length - 1)
+        {
+            var s = segments[k];
+            if (!s.IsSealed || EndOf(s) > floor || !eligible(s, total))
+            {
+                break; // the log stays contiguous: stop at the first segment that must stay
+            }
+
+            total -= s.Size;
+            k++;
+        }
+
+        return k;
+    }
+
+    /// <summary>
+    /// Pinning readers with a <see cref="JournalReader.MaxRetentionHoldBytes"/>: of the first <paramref name="k"/>
+    /// segments (what the limits and every other floor let go), each reader holds those it has not finished. One that
+    /// would hold more than its bound is passed (its pin ignored, counted); the others' pins stand. Returns how many of
+    /// the <paramref name="k"/> go. Under the segments lock.
+    /// </summary>
+    private int ApplyBoundedPins(Segment[] segments, int k, List<(JournalReader Reader, long Pinned)> bounded)
+    {
+        var floor = long.MaxValue;
+        List<(JournalReader Reader, long Pinned)>? passed = null;
+        foreach (var (reader, pinned) in bounded)
+        {
+            var held = 0L;
+            for (var i = k - 1; i >= 0 && EndOf(segments[i]) > pinned; i--)
+            {
+                held += segments[i].Size;
+            }
+
+            if (held <= reader.MaxRetentionHoldBytes)
+            {
+                floor = Math.Min(floor, pinned);
+            }
+            else
+            {
+                (passed ??= []).Add((reader, pinned));
+            }
+        }
+
+        // Ends only grow along the list: a lower floor keeps a suffix of what the others let go.
+        while (k > 0 && EndOf(segments[k - 1]) > floor)
+        {
+            k--;
+        }
+
+        if (passed is not null && k > 0)
+        {
+            foreach (var (reader, pinned) in passed)
+            {
+                if (EndOf(segments[k - 1]) > pinned)
+                {
+                    reader.CountPinOverride();
+                    Interlocked.Increment(ref _pinOverrides);
+                }
+            }
+        }
+
+        return k;
+    }
+
+    /// <summary>The offset after a segment's last durable record.</summary>
+    private static long EndOf(Segment s) => s.BaseOffset + Segment.CountOf(s.Durable);
 }

@@ -15,7 +15,8 @@ namespace FastBroker.Journal;
 /// a segment the reader is in all the same. The reader reads on to that segment's end (the mapping and the unlinked
 /// file stay until it lets go), then moves to the journal's first retained record and adds the records it never
 /// saw to <see cref="Skipped"/>. A reader opened with <c>pinRetention</c> is a retention floor instead: nothing at or
-/// after its <see cref="NextOffset"/> is deleted (for a replication stream, which must never have a gap).
+/// after its <see cref="NextOffset"/> is deleted (for a replication stream, which must never have a gap), unless that
+/// would hold back more than <see cref="MaxRetentionHoldBytes"/>: then retention passes it as it passes any reader.
 /// </remarks>
 public sealed class JournalReader : IDisposable
 {
@@ -25,6 +26,8 @@ public sealed class JournalReader : IDisposable
     private int _position;
     private long _nextOffset;
     private long _skipped;
+    private long _maxRetentionHoldBytes = long.MaxValue;
+    private long _pinOverrides;
 
     internal JournalReader(JournalLog log, string? name, Segment? segment, int position, long nextOffset, bool verify, bool pinsRetention = false)
     {
@@ -45,15 +48,45 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>
     /// Records this reader never saw because retention deleted them before it got there (it moved on to the
-    /// first retained record). Grows only; 0 for a reader that pins retention. Read it on the reader's thread.
+    /// first retained record). Grows only; 0 for a reader that pins retention, unless retention passed it
+    /// (<see cref="PinOverrides"/>). Read it on the reader's thread.
     /// </summary>
     public long Skipped => _skipped;
 
     /// <summary>True when this reader is a retention floor at its <see cref="NextOffset"/> (<c>pinRetention</c>).</summary>
     public bool PinsRetention { get; }
 
+    /// <summary>
+    /// For a reader that pins retention: the most it may hold retention back, in bytes of sealed segments that the
+    /// retention limits (or <see cref="JournalLog.TruncateBefore"/>) would delete but keep only because this reader has
+    /// not read past them. A pass that would have to keep more ignores the pin: it deletes as if the reader did not
+    /// pin, the reader finishes its (retired, still mapped) segment, then continues at the first retained record and
+    /// counts the gap in <see cref="Skipped"/>; the pass counts in <see cref="PinOverrides"/>. The pin holds again in
+    /// later passes, within the same bound. Default <see cref="long.MaxValue"/>: no bound (the disk may fill). No
+    /// effect on a reader that does not pin. Any thread.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative.</exception>
+    public long MaxRetentionHoldBytes
+    {
+        get => Volatile.Read(ref _maxRetentionHoldBytes);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            Volatile.Write(ref _maxRetentionHoldBytes, value);
+        }
+    }
+
+    /// <summary>
+    /// Retention passes that deleted records this pinning reader had not read yet, because keeping them would have held
+    /// retention back by more than <see cref="MaxRetentionHoldBytes"/>. Grows only. Any thread.
+    /// </summary>
+    public long PinOverrides => Volatile.Read(ref _pinOverrides);
+
     /// <summary>The floor a pinning reader puts under retention (any thread: a stale value is a lower, safe one).</summary>
     internal long PinnedOffset => Volatile.Read(ref _nextOffset);
+
+    /// <summary>A retention pass ignored this reader's pin (under the journal's segments lock).</summary>
+    internal void CountPinOverride() => Interlocked.Increment(ref _pinOverrides);
 
     /// <summary>
     /// Reads the next durable record, if there is one. The record's spans point into the mapping and are valid

@@ -197,6 +197,107 @@ public class RetentionTests
         Assert.True(RetainDownTo(journal, 1) > 0);
     }
 
+    /// <summary>
+    /// A pinning reader with a bound (the replicator's, ReplicationOptions.MaxRetentionHoldBytes) holds retention back
+    /// by at most that many bytes of segments the limits would delete: within it, nothing it has not read goes; past it,
+    /// retention passes it as it passes any reader, and the reader finishes its segment, then skips to the first
+    /// retained record and counts the gap.
+    /// </summary>
+    [Fact]
+    public void A_bounded_pinning_reader_holds_retention_up_to_its_limit_then_is_passed()
+    {
+        const int Segment = 64 << 10;
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(Segment));
+        AppendUntilSegments(journal, 3);
+        SealAll(journal);
+        using var reader = journal.OpenReader(ReadStart.FromOffset(10), pinRetention: true);
+        reader.MaxRetentionHoldBytes = 5 * Segment / 2;
+
+        // Two sealed segments over the limit, the reader in the first: it holds 128 KiB back, within its 160 KiB.
+        for (var pass = 0; pass < 3; pass++)
+        {
+            Assert.Equal(0, journal.ApplyRetention());
+            Assert.Equal(0, journal.TruncateBefore(long.MaxValue));
+        }
+
+        Assert.Equal(0, journal.FirstOffset);
+        Assert.Equal(0, reader.PinOverrides);
+
+        // A third one: keeping them would hold 192 KiB back. Retention deletes as if the reader did not pin.
+        AppendUntilSegments(journal, 4);
+        SealAll(journal);
+        var second = SegmentBases(dir.Path)[1];
+        Assert.True(RetainDownTo(journal, 1) >= 3);
+        var first = journal.FirstOffset;
+        Assert.True(first > second, $"first retained {first}, the reader's segment ends at {second}");
+        Assert.True(reader.PinOverrides >= 1, $"pin overrides: {reader.PinOverrides}");
+        Assert.Equal(reader.PinOverrides, journal.PinOverrides);
+
+        // It finishes its (deleted, still mapped) segment, then continues at the first retained record.
+        var expected = 10L;
+        while (reader.TryRead(out var r))
+        {
+            if (expected == second)
+            {
+                expected = first;
+            }
+
+            Assert.Equal(expected, r.Offset);
+            Assert.True(r.Payload.SequenceEqual(AppendReadTests.PayloadFor(expected)), $"payload of offset {expected}");
+            expected++;
+        }
+
+        Assert.Equal(journal.NextOffset, expected);
+        Assert.Equal(first - second, reader.Skipped);
+    }
+
+    /// <summary>Without a bound (the default) a pinning reader holds retention back however much would go.</summary>
+    [Fact]
+    public void An_unbounded_pinning_reader_holds_retention_however_much_it_holds_back()
+    {
+        const int Segment = 64 << 10;
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, BySize(Segment));
+        AppendUntilSegments(journal, 3);
+        SealAll(journal);
+        using var reader = journal.OpenReader(ReadStart.FromOffset(10), pinRetention: true);
+        Assert.Equal(long.MaxValue, reader.MaxRetentionHoldBytes);
+        AppendUntilSegments(journal, 8);
+        SealAll(journal);
+        for (var pass = 0; pass < 3; pass++)
+        {
+            Assert.Equal(0, journal.ApplyRetention());
+            Assert.Equal(0, journal.TruncateBefore(long.MaxValue));
+        }
+
+        Assert.Equal(0, journal.FirstOffset);
+        var expected = 10L;
+        while (reader.TryRead(out var r))
+        {
+            Assert.Equal(expected++, r.Offset);
+        }
+
+        Assert.Equal(journal.NextOffset, expected);
+        Assert.Equal(0, reader.Skipped);
+        Assert.Equal(0, reader.PinOverrides);
+        Assert.Equal(0, journal.PinOverrides);
+        Assert.Throws<ArgumentOutOfRangeException>(() => reader.MaxRetentionHoldBytes = -1);
+    }
+
+    /// <summary>Appends one record at a time until the journal has <paramref name="segments"/> segment files.</summary>
+    private static void AppendUntilSegments(JournalLog journal, int segments)
+    {
+        for (var i = 0; journal.SegmentCount < segments; i++)
+        {
+            Assert.True(i < 100_000, $"{i} records and still {journal.SegmentCount} segments");
+            AppendReadTests.AppendRange(journal, 1);
+        }
+    }
+
+    private static long[] SegmentBases(string directory) =>
+        [.. Directory.GetFiles(directory, "*.seg").Select(f => long.Parse(Path.GetFileNameWithoutExtension(f), System.Globalization.CultureInfo.InvariantCulture)).Order()];
+
     [Fact]
     public void Retention_respects_the_minimum_retained_offset()
     {
