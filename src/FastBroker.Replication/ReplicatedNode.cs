@@ -1004,6 +1004,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 w.WriteEndArray();
             }
 
+            w.WriteNumber("maxRetentionHoldBytes", replicator.Options.MaxRetentionHoldBytes);
+            w.WriteNumber("retentionPassed", replicator.RetentionPassed);
             if (_gate is { } gate)
             {
                 w.WriteNumber("degraded", gate.Degraded);

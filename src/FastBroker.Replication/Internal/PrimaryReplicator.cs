@@ -26,6 +26,7 @@ internal sealed class PrimaryReplicator : IDisposable
     private readonly object _linkGate = new();
     private StandbyLink? _link;
     private bool _disposed;
+    private long _retentionPassed;
 
     public PrimaryReplicator(Broker broker, ReplicationGate gate, NodeState state, ReplicationOptions options, Action<long> sawHigherEpoch)
     {
@@ -44,6 +45,13 @@ internal sealed class PrimaryReplicator : IDisposable
 
     /// <summary>The current link's view (null when no standby is connected).</summary>
     public StandbyLink? Link => Volatile.Read(ref _link);
+
+    /// <summary>
+    /// Links ended because retention deleted records of a topic the standby had not been sent (it held retention back
+    /// by more than <see cref="ReplicationOptions.MaxRetentionHoldBytes"/>, or they went before its link began to send
+    /// them); each restarts the standby's copy of that topic. Grows only.
+    /// </summary>
+    public long RetentionPassed => Volatile.Read(ref _retentionPassed);
 
     internal Broker Broker => _broker;
 
@@ -102,6 +110,8 @@ internal sealed class PrimaryReplicator : IDisposable
     }
 
     internal void OnHigherEpoch(long epoch) => _sawHigherEpoch(epoch);
+
+    internal void CountRetentionPassed() => Interlocked.Increment(ref _retentionPassed);
 
     internal string NodeHistory() => _state.FormatHistory();
 
@@ -576,10 +586,13 @@ internal sealed class StandbyLink : IDisposable
     {
         if (!t.Announced)
         {
-            // A pinning reader: the primary's retention never deletes what this link has not shipped (a subscriber's
-            // reader would skip to the tail instead, and the standby's copy would have a gap). The standby's own
-            // silence timeout detaches a standby that stops reading, and with it this floor.
+            // A pinning reader: the primary's retention does not delete what this link has not shipped (a subscriber's
+            // reader would skip to the tail instead, and the standby's copy would have a gap), up to a bound: a standby
+            // that stays attached but stops reading (frozen, in local ack mode, with a long heartbeat timeout) must not
+            // fill the primary's disk. Past it the reader is passed like a subscriber's, and the run check below ends
+            // the link. The standby's silence timeout detaches a standby that stops answering, and with it this floor.
             t.Reader = t.Topic.Journal!.OpenReader(ReadStart.FromOffset(t.From), pinRetention: true);
+            t.Reader.MaxRetentionHoldBytes = _owner.Options.MaxRetentionHoldBytes;
             if (t.Reader.NextOffset > t.From)
             {
                 // Retention deleted the start between the welcome and now: end the link; the standby's next hello
@@ -602,8 +615,7 @@ internal sealed class StandbyLink : IDisposable
         {
             if (run.FirstOffset != t.ShippedEnd)
             {
-                // A pinning reader never skips; should it ever, nothing past the gap is shipped.
-                t.GapAt = run.FirstOffset;
+                // Retention passed the reader (it held more than its bound back): nothing past the gap is shipped.
                 throw GapAhead(t, run.FirstOffset);
             }
 
@@ -643,9 +655,26 @@ internal sealed class StandbyLink : IDisposable
         return sent;
     }
 
-    /// <summary>Ends the link (the sender thread's handler): the standby's next hello gets its copy of the topic restarted.</summary>
-    private static JournalException GapAhead(LinkTopic t, long offset) =>
-        new(JournalErrorCode.OffsetMismatch, $"topic '{t.Topic.Name}': the standby needs offset {t.ShippedEnd} but the primary's journal continues at {offset} (deleted by retention?); ending the link so that the standby restarts its copy");
+    /// <summary>
+    /// Ends the link (the sender thread's handler, which logs the message): the standby's next hello gets its copy of the
+    /// topic restarted at the primary's tail. Counted once per link and topic (the journaler's thread may meet it first).
+    /// </summary>
+    private JournalException GapAhead(LinkTopic t, long offset)
+    {
+        if (t.GapAt is null)
+        {
+            t.GapAt = offset;
+            _owner.CountRetentionPassed();
+        }
+
+        var limit = _owner.Options.MaxRetentionHoldBytes;
+        var why = t.Reader is { PinOverrides: > 0 }
+            ? $"it held retention back by more than its bound of {limit} bytes (ReplicationOptions.MaxRetentionHoldBytes)"
+            : "they were deleted before this link began to send them";
+        return new(
+            JournalErrorCode.OffsetMismatch,
+            $"topic '{t.Topic.Name}': retention passed a lagging standby: it needs offset {t.ShippedEnd} but the primary's journal continues at {offset} ({offset - t.ShippedEnd} records deleted unsent: {why}); ending the link so that the standby restarts its copy of the topic at the primary's oldest record");
+    }
 
     private int ShipPositions(FrameBuffer f)
     {
@@ -922,7 +951,7 @@ internal sealed class StandbyLink : IDisposable
         /// <summary>The topic's tail in the last <see cref="FrameKind.Retained"/> sent (-1: none yet).</summary>
         public long RetainedSent { get; set; } = -1;
 
-        /// <summary>Where the reader continued after a gap (never, with a pinning reader): nothing more is shipped.</summary>
+        /// <summary>Where the reader continued after retention passed it: nothing more is shipped.</summary>
         public long? GapAt { get; set; }
     }
 }

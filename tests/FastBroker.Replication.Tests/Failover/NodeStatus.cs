@@ -51,6 +51,7 @@ internal sealed record NodeStatus(
                 s.GetProperty("attached").GetBoolean(),
                 s.TryGetProperty("acksReceived", out var acks) ? acks.GetInt64() : 0,
                 s.TryGetProperty("journalerAcks", out var journalerAcks) ? journalerAcks.GetInt64() : 0,
+                s.TryGetProperty("retentionPassed", out var retentionPassed) ? retentionPassed.GetInt64() : 0,
                 s.TryGetProperty("topics", out var topics)
                     ? [.. topics.EnumerateArray().Select(t => new StandbyTopic(t.GetProperty("topic").GetString()!, t.GetProperty("head").GetInt64(), t.GetProperty("received").GetInt64(), t.GetProperty("durable").GetInt64()))]
                     : []);
@@ -78,8 +79,8 @@ internal sealed record NodeStatus(
 
     public override string ToString() => Json;
 
-    /// <summary>The primary's view of its standby.</summary>
-    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, IReadOnlyList<StandbyTopic> Topics);
+    /// <summary>The primary's view of its standby (<see cref="RetentionPassed"/>: links ended because retention passed it).</summary>
+    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, long RetentionPassed, IReadOnlyList<StandbyTopic> Topics);
 
     /// <summary>One topic as the primary sees it replicated: its head and the standby's received and durable ends.</summary>
     public sealed record StandbyTopic(string Topic, long Head, long Received, long Durable);

@@ -140,6 +140,124 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         Assert.Equal(head, expected);
     }
 
+    /// <summary>
+    /// The replicator's hold on retention is bounded (<see cref="Replication.ReplicationOptions.MaxRetentionHoldBytes"/>).
+    /// A standby that stays attached but stops reading (a stalled proxy, the link kept up by a long heartbeat timeout)
+    /// in local ack mode, where producers never wait for it: the primary's journal stays within its retention plus the
+    /// bound however much is published, retention passes the standby, and when it reads again the link ends with a
+    /// line naming the topic and offsets; the standby restarts its copy at the primary's oldest record and catches up,
+    /// holding every record the primary keeps.
+    /// </summary>
+    [Fact]
+    public async Task Retention_passes_a_standby_that_holds_it_back_past_the_bound_and_its_copy_restarts()
+    {
+        const string Stream = "lagging.stream";
+        const int Segment = 1 << 20;
+        const long Limit = 4 << 20;
+        const long Hold = 2 << 20;
+        const long Bound = Limit + Hold + Segment; // one segment of slack: the active one may have just rolled
+        using var dir = new TempDirectory();
+        var log = new ConcurrentQueue<string>();
+        TcpProxy? proxy = null;
+        var (a, b) = await InProcessPair.StartAsync(
+            dir,
+            BrokerOptions.Default,
+            o => o with { HeartbeatTimeout = TimeSpan.FromMinutes(2), MaxRetentionHoldBytes = Hold, Log = o.NodeId == "a" ? log.Enqueue : null },
+            port => (proxy = new TcpProxy(port)).Endpoint);
+        await using var proxyLifetime = proxy!;
+        await using var primaryNode = a;
+        await using var standbyNode = b;
+        a.Broker!.CreateTopic(Stream, TopicOptions.Default with { SegmentBytes = Segment, MaxMessageBytes = 64 << 10, RetentionBytes = Limit, Acks = AckMode.Local });
+        Assert.Equal(0, await a.Broker.PublishAsync(Stream, Payloads.Padded("r0|", 32 << 10)));
+        await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Stream), "b has the topic");
+        Assert.True(a.Broker.Topics.TryGet(Stream, out var topic));
+        var primary = topic.Journal!;
+
+        // The sender's socket buffers take the first few MiB; then the standby holds retention back, up to the bound.
+        proxy!.Stall();
+        var head = 1;
+        async Task PublishChunk()
+        {
+            var chunk = Enumerable.Range(head, 32).Select(i => a.Broker.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
+            Assert.Equal(Enumerable.Range(head, 32).Select(i => (long)i), await Task.WhenAll(chunk));
+            head += 32;
+            await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
+            primary.ApplyRetention();
+            Assert.True(primary.SizeOnDisk <= Bound, $"{head} messages of 32 KiB published, the primary keeps {primary.SizeOnDisk} bytes from offset {primary.FirstOffset}: more than retention ({Limit}) plus the hold bound ({Hold})");
+        }
+
+        while (primary.PinOverrides == 0)
+        {
+            Assert.True(head < 1024, $"32 MiB published and retention never passed the stalled standby ({primary.SizeOnDisk} bytes kept)");
+            await PublishChunk();
+        }
+
+        // Passed once, it never holds more than the bound again.
+        var passedAt = head;
+        for (var mib = 0; mib < (Limit + Hold) >> 20; mib++)
+        {
+            await PublishChunk();
+        }
+
+        output.WriteLine($"stalled: {head} messages of 32 KiB published (passed at {passedAt}), {primary.SizeOnDisk >> 10} KiB kept from offset {primary.FirstOffset}, {primary.PinOverrides} pin overrides");
+        Assert.Equal(0, NodeStatus.Parse(a.GetStatusJson()).Standby!.RetentionPassed); // the link has not read on yet
+        proxy.Resume();
+
+        // The sender ships what it still had mapped, meets the gap and ends the link; b restarts its copy at a's tail.
+        NodeStatus? status = null;
+        await Eventually.TrueAsync(
+            () => (status = NodeStatus.Parse(a.GetStatusJson())) is { Standby.RetentionPassed: >= 1 } && status.StandbyCaughtUp(Stream),
+            "b restarts its copy and catches up");
+        Assert.Equal(1, status!.Standby!.RetentionPassed);
+        Assert.Equal(head, status.Standby.Topics.Single(t => t.Topic == Stream).Head);
+        var line = Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
+        output.WriteLine(line);
+        Assert.Contains($"topic '{Stream}'", line, StringComparison.Ordinal);
+        Assert.Matches(@"needs offset \d+ but the primary's journal continues at \d+", line);
+        Assert.Contains(NodeStatus.Parse(b.GetStatusJson()).Replica!.Truncations, t => t.Contains($"topic '{Stream}': copy restarted at offset", StringComparison.Ordinal));
+
+        // b holds exactly what a keeps (a pinning reader keeps a's retention still while comparing), and no more than
+        // what a kept when b's copy restarted.
+        var copy = b.Replica!.JournalOf(Stream)!;
+        using var kept = primary.OpenReader(ReadStart.Beginning, pinRetention: true);
+        var first = kept.NextOffset;
+        Assert.True(first > 0, "a's retention deleted the start");
+        Assert.Equal(head, copy.NextOffset);
+        Assert.InRange(copy.FirstOffset, 1, first);
+        using var copied = copy.OpenReader(ReadStart.FromOffset(copy.FirstOffset));
+        var expected = copy.FirstOffset;
+        while (copied.TryRead(out var c))
+        {
+            Assert.Equal(expected, c.Offset);
+            Assert.StartsWith($"r{expected}|", Encoding.UTF8.GetString(c.Payload[..16]), StringComparison.Ordinal);
+            if (expected >= first)
+            {
+                Assert.True(kept.TryRead(out var k), $"a keeps offset {expected}");
+                Assert.Equal(expected, k.Offset);
+                Assert.True(k.Payload.SequenceEqual(c.Payload), $"payload of offset {expected}");
+            }
+
+            expected++;
+        }
+
+        Assert.Equal(head, expected);
+        Assert.False(kept.TryRead(out _));
+        Assert.Equal(0, copied.Skipped);
+    }
+
+    /// <summary><c>fastbroker serve --max-retention-hold-mb</c> reaches the primary's replicator (its <c>/status</c>).</summary>
+    [Fact]
+    public async Task Serve_passes_the_retention_hold_bound_to_the_primarys_replicator()
+    {
+        await using var pair = new PairHarness();
+        var (a, _, _) = await pair.StartConfiguredPairAsync(["--max-retention-hold-mb", "3"], []);
+        var status = await a.WaitForAsync(s => s.Standby is { Attached: true }, "b attached");
+        using var json = System.Text.Json.JsonDocument.Parse(status.Json);
+        var standby = json.RootElement.GetProperty("standby");
+        Assert.Equal(3L << 20, standby.GetProperty("maxRetentionHoldBytes").GetInt64());
+        Assert.Equal(0, standby.GetProperty("retentionPassed").GetInt64());
+    }
+
     /// <summary>Only sealed segments are deleted; the flusher seals closed ones and then writes their index file.</summary>
     private static bool AllSealed(JournalLog journal) => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1;
 
