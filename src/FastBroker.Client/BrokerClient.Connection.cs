@@ -528,23 +528,49 @@ public sealed partial class BrokerClient
             return;
         }
 
-        // A PING also goes out after an interval with nothing received (the server answers PONG at once), so silence
-        // for three intervals means the server or its host is gone: a frozen or powered-off server sends no FIN,
-        // and its standby may already be primary.
+        // A PING also goes out after an interval with nothing received (the server answers PONG at once). The server
+        // says nothing unasked, so what counts is a PING that went out and got no answer (nothing at all received)
+        // for two intervals, three since the last receipt: then the server or its host is gone (a frozen or
+        // powered-off server sends no FIN, and its standby may already be primary). Silence since the last receipt
+        // alone would count this client's own stalls against the server: a timer or writer held up by a loaded
+        // machine for three intervals has sent no PING, and heard nothing because it asked nothing.
         var sendAfter = Math.Max(1, (long)interval.TotalMilliseconds);
-        var deadAfter = 3 * sendAfter;
+        var unansweredAfter = 2 * sendAfter;
         long lastPing = 0;
 
         // Check four times per interval: a PING goes out at most a quarter interval late.
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(5, sendAfter / 4)));
+        var period = Math.Max(5, sendAfter / 4);
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(period));
+        var lastTick = Environment.TickCount64;
+        long judgedPing = 0, excused = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(connection.Token).ConfigureAwait(false))
             {
+                AtTestHook(TestHookPoint.HeartbeatTick, connection);
                 var now = Environment.TickCount64;
-                if (now - connection.LastReceived > deadAfter)
+
+                // A tick more than a period late: this loop did not run for that long (a stalled machine, a GC pause, a
+                // busy thread pool), and a PONG may be waiting for the reader, stalled as well. The part of that stretch
+                // after the PING is not counted against the server; every tick still counts at least a period, so a
+                // starved client gives up after eight ticks at most.
+                var late = now - lastTick - period;
+                lastTick = now;
+                var ping = connection.UnansweredPingSince;
+                if (ping != judgedPing)
                 {
-                    connection.Abort(new TimeoutException($"nothing received from {connection.Endpoint} for {deadAfter} ms"));
+                    judgedPing = ping;
+                    excused = 0;
+                }
+
+                if (ping != 0 && late > period)
+                {
+                    excused += Math.Min(late, now - ping);
+                }
+
+                if (ping != 0 && now - ping - excused > unansweredAfter)
+                {
+                    connection.Abort(new TimeoutException($"no answer from {connection.Endpoint} to a PING sent {now - ping} ms ago (nothing received for {now - connection.LastReceived} ms)"));
                     return;
                 }
 

@@ -213,6 +213,7 @@ public sealed partial class BrokerClient
             {
                 _heartbeatPing = false;
                 written += FrameWriter.WritePing(output, 0);
+                connection.PingInFlight = true;
             }
 
             foreach (var op in _control)

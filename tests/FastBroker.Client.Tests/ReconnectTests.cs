@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Client.Internal;
 using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
@@ -151,5 +152,54 @@ public class ReconnectTests
         Assert.True(client.ConnectCount == 1, string.Join(Environment.NewLine, f.Events.Concat<object>(f.Log)));
         Assert.True(client.IsConnected);
         Assert.Equal(0, await client.PublishAsync("hb", Bytes("alive")));
+    }
+
+    /// <summary>
+    /// The server speaks to an idle client only to answer its PINGs, so a heartbeat task that did not run for longer
+    /// than the dead timeout (a loaded machine, a thread pool busy with other tests) sent no PING and is owed no
+    /// answer: the silence is its own. Counted from the last receipt, it once dropped an idle connection on CI.
+    /// </summary>
+    [Fact]
+    public async Task A_heartbeat_task_stalled_past_the_dead_timeout_does_not_count_the_server_dead()
+    {
+        Assert.True(TestHooks.Enabled, "the test host turns the client's test hooks on (RuntimeHostConfigurationOption)");
+
+        // The client PINGs after 300 ms (counted dead 900 ms after the last receipt, as it was); the server's own idle
+        // timeout (3 × 10 s) is far off, so the 3 s stall cannot end the connection from that side.
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { HeartbeatInterval = TimeSpan.FromMilliseconds(300) });
+        var stalls = 0;
+        using var stallOver = new ManualResetEventSlim();
+        client.TestHook = (point, _) =>
+        {
+            if (point == TestHookPoint.HeartbeatTick && Interlocked.Increment(ref stalls) == 1)
+            {
+                Thread.Sleep(3000);
+                stallOver.Set();
+            }
+        };
+
+        await EventuallyAsync(() => stallOver.IsSet, "the heartbeat task stalled for 3 s");
+        var framesAfter = f.Server.FramesIn;
+        await EventuallyAsync(() => f.Server.FramesIn - framesAfter >= 3, "the client PINGs again after the stall");
+        Assert.True(client.ConnectCount == 1, string.Join(Environment.NewLine, f.Events.Concat<object>(f.Log)));
+        Assert.True(client.IsConnected);
+        Assert.Equal(0, await client.PublishAsync("hb.stall", Bytes("alive")));
+    }
+
+    /// <summary>A server that stops answering (frozen: no FIN) is still left, once a PING has had no answer for two intervals.</summary>
+    [Fact]
+    public async Task A_server_that_answers_no_PING_is_counted_dead()
+    {
+        await using var server = new SilentServer();
+        var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+            OnEvent = events.Enqueue,
+        }).AsTask().WaitAsync(Deadline);
+
+        await EventuallyAsync(() => events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException), "the client left the silent server");
     }
 }

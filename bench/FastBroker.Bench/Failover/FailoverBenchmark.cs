@@ -44,9 +44,9 @@ public static class FailoverBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Rounds, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Rate, 1);
         ctx.WarmUpMachine();
-        ctx.Reporter.Info($"failover pair on 127.0.0.1: witness + nodes a and b as child processes of {options.Executable} (same {Environment.ProcessorCount} cores), heartbeat timeout {LocalPair.HeartbeatTimeoutMs} ms, --degrade-to-local; one client publishing {options.Rate:N0} msg/s standby-durable, {options.Rounds} primary kill(s) (SIGKILL), each after {options.MinKillDelay.TotalSeconds:0.#}-{options.MaxKillDelay.TotalSeconds:0.#} s of steady publishing");
+        ctx.Reporter.Info($"failover pair on 127.0.0.1: witness + nodes a and b as child processes of {options.Executable} (same {Environment.ProcessorCount} cores), heartbeat timeout {options.HeartbeatTimeoutMs} ms, --degrade-to-local; one client publishing {options.Rate:N0} msg/s standby-durable, {options.Rounds} primary kill(s) (SIGKILL), each after {options.MinKillDelay.TotalSeconds:0.#}-{options.MaxKillDelay.TotalSeconds:0.#} s of steady publishing");
         ctx.Reporter.Progress("starting the pair", 0);
-        await using var pair = await LocalPair.StartAsync(options.Executable, ctx.WorkDirectory, ["--degrade-to-local"], cancellationToken).ConfigureAwait(false);
+        await using var pair = await LocalPair.StartAsync(options.Executable, ctx.WorkDirectory, ["--degrade-to-local"], cancellationToken, options.HeartbeatTimeoutMs).ConfigureAwait(false);
         try
         {
             return await MeasureAsync(ctx, options, pair, cancellationToken).ConfigureAwait(false);
@@ -59,7 +59,7 @@ public static class FailoverBenchmark
 
     private static async Task<FailoverSummary> MeasureAsync(BenchContext ctx, FailoverOptions options, LocalPair pair, CancellationToken cancellationToken)
     {
-        var (primary, standby) = await pair.WaitForAttachedPairAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        var (primary, _) = await pair.WaitForAttachedPairAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         var topic = $"bench.failover.{Environment.ProcessId}.{Guid.NewGuid():N}";
         var connects = 0;
         var clientOptions = BrokerClientOptions.Default with
@@ -87,7 +87,7 @@ public static class FailoverBenchmark
         try
         {
             // The topic exists on both nodes before the first kill (its first publish creates it).
-            await WaitForCaughtUpStandbyAsync(pair, primary, topic, cancellationToken).ConfigureAwait(false);
+            primary = await WaitForCaughtUpStandbyAsync(pair, topic, cancellationToken).ConfigureAwait(false);
             (failoverMs, promotionMs, primary) = await KillRoundsAsync(ctx, options, pair, publisher, topic, primary, cancellationToken).ConfigureAwait(false);
             ctx.Reporter.Progress("draining confirmations", 0.95);
             await publisher.StopAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(false);
@@ -160,9 +160,9 @@ public static class FailoverBenchmark
             ctx.Reporter.Progress($"round {round}/{options.Rounds}: '{primary.Name}' rejoining", (round - 0.5) / options.Rounds);
             var restarted = Stopwatch.GetTimestamp();
             pair.Restart(primary);
-            await WaitForCaughtUpStandbyAsync(pair, standby, topic, cancellationToken).ConfigureAwait(false);
-            ctx.Reporter.Info($"round {round}/{options.Rounds}: killed primary '{primary.Name}' (epoch {epoch}) after {delay.TotalSeconds:0.0} s; '{standby.Name}' primary (epoch {promoted.Epoch}) seen after {promotionMs[^1]:0} ms, first confirmation by it {failoverMs[^1]:0} ms after the kill; '{primary.Name}' back as attached, caught-up standby {Ms(restarted, Stopwatch.GetTimestamp()):0} ms after its restart");
-            (primary, standby) = (standby, primary);
+            var next = await WaitForCaughtUpStandbyAsync(pair, topic, cancellationToken).ConfigureAwait(false);
+            ctx.Reporter.Info($"round {round}/{options.Rounds}: killed primary '{primary.Name}' (epoch {epoch}) after {delay.TotalSeconds:0.0} s; '{standby.Name}' primary (epoch {promoted.Epoch}) seen after {promotionMs[^1]:0} ms, first confirmation by the pair {failoverMs[^1]:0} ms after the kill; '{pair.Other(next).Name}' attached, caught-up standby of '{next.Name}' {Ms(restarted, Stopwatch.GetTimestamp()):0} ms after the restart");
+            (primary, standby) = (next, pair.Other(next));
         }
 
         return (failoverMs, promotionMs, primary);
@@ -205,14 +205,46 @@ public static class FailoverBenchmark
     }
 
     /// <summary>
-    /// Waits until <paramref name="primary"/> has an attached standby and that standby has flushed everything the
-    /// primary held when it was first seen attached (everything confirmed as local while it was away included).
+    /// Waits until a node is primary with the other attached as its standby and that standby has flushed everything the
+    /// primary held when it was first seen attached (everything confirmed as local while it was away included); returns
+    /// that primary. Whichever node it is: on a machine loaded enough to stall a node past the heartbeat timeout, the
+    /// pair may change roles again after a kill (the restarted node taking over from a primary it found silent), and a
+    /// wait on the node promoted by the kill would then never end.
     /// </summary>
-    private static async Task WaitForCaughtUpStandbyAsync(LocalPair pair, PairNodeProcess primary, string topic, CancellationToken cancellationToken)
+    private static async Task<PairNodeProcess> WaitForCaughtUpStandbyAsync(LocalPair pair, string topic, CancellationToken cancellationToken)
     {
-        var attached = await pair.WaitForAsync(primary, s => s is { IsPrimary: true, StandbyAttached: true } && s.StandbyTopics.ContainsKey(topic), "standby attached (with the topic)", TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-        var head = attached.StandbyTopics[topic].Head;
-        await pair.WaitForAsync(primary, s => s is { IsPrimary: true, StandbyAttached: true } && s.StandbyTopics.TryGetValue(topic, out var t) && t.Durable >= head, $"standby durable up to offset {head}", TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        var deadline = Stopwatch.GetTimestamp() + (60 * Stopwatch.Frequency);
+        (PairNodeProcess Node, long Epoch, long Head)? first = null;
+        while (true)
+        {
+            foreach (var node in new[] { pair.A, pair.B })
+            {
+                if (await LocalPair.StatusAsync(node, cancellationToken).ConfigureAwait(false) is not { IsPrimary: true, StandbyAttached: true } status
+                    || !status.StandbyTopics.TryGetValue(topic, out var t))
+                {
+                    continue;
+                }
+
+                // The head when this primary (at this epoch) was first seen attached; a new primary starts again.
+                if (first is not { } f || !ReferenceEquals(f.Node, node) || f.Epoch != status.Epoch)
+                {
+                    first = (node, status.Epoch, t.Head);
+                }
+
+                if (t.Durable >= first.Value.Head)
+                {
+                    return node;
+                }
+            }
+
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                var detail = first is { } seen ? $"'{seen.Node.Name}' primary at epoch {seen.Epoch}, standby not durable up to offset {seen.Head}" : "no primary with an attached standby holding the topic";
+                throw new TimeoutException($"no caught-up standby within 60 s: {detail}");
+            }
+
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private static double Ms(long from, long to) => (to - from) * 1000.0 / Stopwatch.Frequency;

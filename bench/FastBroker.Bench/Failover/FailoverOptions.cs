@@ -24,6 +24,13 @@ public sealed record FailoverOptions
     /// <summary>Longest; the kill moment is uniform between the two.</summary>
     public TimeSpan MaxKillDelay { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// The nodes' heartbeat timeout in ms (their lease TTL is twice it): 500, the
+    /// documented pair setting. Longer for a machine too loaded to run a node every half second, where a stalled
+    /// primary would be taken for a dead one and the pair would change roles between kills.
+    /// </summary>
+    public int HeartbeatTimeoutMs { get; init; } = LocalPair.HeartbeatTimeoutMs;
+
     /// <summary>Seed of the kill moments; null = random.</summary>
     public int? Seed { get; init; }
 }

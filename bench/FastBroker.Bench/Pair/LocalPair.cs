@@ -18,6 +18,8 @@ internal sealed class LocalPair : IAsyncDisposable
     /// <summary>500 ms, the documented pair setting; the lease TTL is twice this (1 s), so a failover takes 1-2 s.</summary>
     public const int HeartbeatTimeoutMs = 500;
 
+    private readonly int _heartbeatTimeoutMs;
+
     private readonly FastBrokerExecutable _executable;
     private readonly string _directory;
     private readonly int _witnessPort;
@@ -29,9 +31,10 @@ internal sealed class LocalPair : IAsyncDisposable
     private int _disposed;
     private volatile bool _interrupted;
 
-    private LocalPair(FastBrokerExecutable executable, string directory, int[] ports, IReadOnlyList<string> nodeArguments)
+    private LocalPair(FastBrokerExecutable executable, string directory, int[] ports, IReadOnlyList<string> nodeArguments, int heartbeatTimeoutMs)
     {
         _executable = executable;
+        _heartbeatTimeoutMs = heartbeatTimeoutMs;
         _directory = directory;
         _witnessPort = ports[0];
         _nodeArguments = nodeArguments;
@@ -52,13 +55,13 @@ internal sealed class LocalPair : IAsyncDisposable
     /// <summary>
     /// Starts the witness, waits until it accepts connections (a node that cannot reach it at start settles as
     /// standby and promotes only after a heartbeat timeout), then both nodes (<paramref name="nodeArguments"/> added
-    /// to each <c>serve</c>); returns without waiting for roles.
+    /// to each <c>serve</c>, whose heartbeat timeout is <paramref name="heartbeatTimeoutMs"/>); returns without waiting for roles.
     /// </summary>
-    public static async Task<LocalPair> StartAsync(FastBrokerExecutable executable, string? workDirectory, IReadOnlyList<string> nodeArguments, CancellationToken cancellationToken)
+    public static async Task<LocalPair> StartAsync(FastBrokerExecutable executable, string? workDirectory, IReadOnlyList<string> nodeArguments, CancellationToken cancellationToken, int heartbeatTimeoutMs = HeartbeatTimeoutMs)
     {
         var directory = Path.Combine(workDirectory ?? Path.GetTempPath(), "fastbroker-bench-pair-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
-        var pair = new LocalPair(executable, directory, FreePorts(7), nodeArguments);
+        var pair = new LocalPair(executable, directory, FreePorts(7), nodeArguments, heartbeatTimeoutMs);
         try
         {
             pair.KillChildrenOnExit();
@@ -235,7 +238,7 @@ internal sealed class LocalPair : IAsyncDisposable
         [
             "serve", "--data", node.DataDirectory, "--host", "127.0.0.1", "--port", Port(node.ClientPort), "--admin-port", Port(node.AdminPort),
             "--replication-port", Port(node.ReplicationPort), "--peer", $"127.0.0.1:{Port(peer.ReplicationPort)}", "--node-id", node.Name,
-            "--witness", $"127.0.0.1:{Port(_witnessPort)}", "--heartbeat-timeout-ms", Port(HeartbeatTimeoutMs),
+            "--witness", $"127.0.0.1:{Port(_witnessPort)}", "--heartbeat-timeout-ms", Port(_heartbeatTimeoutMs),
         ];
         node.Process = PairProcess.Start(_executable, node.Name, [.. args, .. _nodeArguments]);
     }

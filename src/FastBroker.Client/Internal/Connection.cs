@@ -24,6 +24,7 @@ internal sealed class Connection
     private int _aborted;
     private long _lastReceived;
     private long _lastSent;
+    private long _pingSentAt;
     private byte[] _scratch = [];
 
     public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls, int maxBatchMessages)
@@ -189,9 +190,39 @@ internal sealed class Connection
 
     public long LastSent => Volatile.Read(ref _lastSent);
 
+    /// <summary>
+    /// When the oldest heartbeat PING that nothing has been received since went out (<see cref="Environment.TickCount64"/>),
+    /// or 0. The server speaks to an idle client only to answer its PINGs, so silence counts from here, not from the
+    /// last receipt: a client whose own timer or writer was stalled has not asked, and is owed no answer.
+    /// </summary>
+    public long UnansweredPingSince
+    {
+        get
+        {
+            var ping = Volatile.Read(ref _pingSentAt);
+            return ping != 0 && LastReceived < ping ? ping : 0;
+        }
+    }
+
+    /// <summary>Send role only: the bytes being sent carry a heartbeat PING (<see cref="MarkSent"/> notes when it went).</summary>
+    public bool PingInFlight { get; set; }
+
     public void MarkReceived() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
 
-    public void MarkSent() => Volatile.Write(ref _lastSent, Environment.TickCount64);
+    /// <summary>Send role only, after a send; starts the silence clock if it carried the first unanswered PING.</summary>
+    public void MarkSent()
+    {
+        var now = Environment.TickCount64;
+        Volatile.Write(ref _lastSent, now);
+        if (PingInFlight)
+        {
+            PingInFlight = false;
+            if (UnansweredPingSince == 0)
+            {
+                Volatile.Write(ref _pingSentAt, now);
+            }
+        }
+    }
 
     /// <summary>
     /// Reader loop only: a buffer of at least <paramref name="length"/> bytes for a message block that straddles pipe

@@ -14,4 +14,7 @@ internal enum TestHookPoint : byte
 
     /// <summary>The writer loop is ending and is about to wait for a direct sender to give the send role back.</summary>
     WriterWaitsForSendRole,
+
+    /// <summary>The heartbeat loop woke for a tick, before it reads the clock and judges the connection.</summary>
+    HeartbeatTick,
 }
