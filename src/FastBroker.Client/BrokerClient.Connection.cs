@@ -534,15 +534,20 @@ public sealed partial class BrokerClient
         // powered-off server sends no FIN, and its standby may already be primary). Silence since the last receipt
         // alone would count this client's own stalls against the server: a timer or writer held up by a loaded
         // machine for three intervals has sent no PING, and heard nothing because it asked nothing.
+        //
+        // A server that stopped reading while this client was sending (frozen, its socket buffers full) leaves the
+        // writer stuck in its send: no PING goes out, so none can go unanswered. Silence since the last receipt also
+        // ends the connection, after a longer bound (eight intervals, this loop's own late stretches not counted).
         var sendAfter = Math.Max(1, (long)interval.TotalMilliseconds);
         var unansweredAfter = 2 * sendAfter;
+        var silentAfter = 8 * sendAfter;
         long lastPing = 0;
 
         // Check four times per interval: a PING goes out at most a quarter interval late.
         var period = Math.Max(5, sendAfter / 4);
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(period));
         var lastTick = Environment.TickCount64;
-        long judgedPing = 0, excused = 0;
+        long judgedPing = 0, excused = 0, judgedReceipt = connection.LastReceived, excusedSilence = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(connection.Token).ConfigureAwait(false))
@@ -571,6 +576,24 @@ public sealed partial class BrokerClient
                 if (ping != 0 && now - ping - excused > unansweredAfter)
                 {
                     connection.Abort(new TimeoutException($"no answer from {connection.Endpoint} to a PING sent {now - ping} ms ago (nothing received for {now - connection.LastReceived} ms)"));
+                    return;
+                }
+
+                var received = connection.LastReceived;
+                if (received != judgedReceipt)
+                {
+                    judgedReceipt = received;
+                    excusedSilence = 0;
+                }
+
+                if (late > period)
+                {
+                    excusedSilence += Math.Min(late, now - received);
+                }
+
+                if (now - received - excusedSilence > silentAfter)
+                {
+                    connection.Abort(new TimeoutException($"nothing received from {connection.Endpoint} for {now - received} ms{(ping == 0 ? " (no PING could be sent: the server reads nothing)" : "")}"));
                     return;
                 }
 

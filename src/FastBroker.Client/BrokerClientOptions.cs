@@ -74,7 +74,7 @@ public sealed record BrokerClientOptions
     /// </summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Send a PING after this long without sending or without receiving; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead (and the client reconnects, to the standby if it took over) once a PING has gone 2 × this without anything received (3 × this after the last receipt when the PING left on time): the server answers every PING and says nothing unasked, so the client's own stalls are not counted as the server's silence.</summary>
+    /// <summary>Send a PING after this long without sending or without receiving; null = half the interval the server announces in WELCOME (the shorter one wins). The connection counts as dead (and the client reconnects, to the standby if it took over) once a PING has gone 2 × this without anything received (3 × this after the last receipt when the PING left on time): the server answers every PING and says nothing unasked, so the client's own stalls are not counted as the server's silence. Silence alone counts too, after 8 × this (a server that stopped reading leaves the writer stuck before its PING goes out).</summary>
     public TimeSpan? HeartbeatInterval { get; init; }
 
     /// <summary>Largest frame this client accepts (announced in HELLO, so the server splits batches to fit).</summary>

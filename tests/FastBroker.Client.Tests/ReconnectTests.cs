@@ -202,4 +202,35 @@ public class ReconnectTests
 
         await EventuallyAsync(() => events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException), "the client left the silent server");
     }
+
+    /// <summary>
+    /// A server that froze while the client was sending: once the socket buffers are full the client's writer cannot
+    /// send, so no PING goes out and none can go unanswered. Silence since the last receipt still ends the connection
+    /// (after a longer bound), or the client would wait on a dead primary for ever instead of failing over.
+    /// </summary>
+    [Fact]
+    public async Task A_server_that_stops_reading_while_the_client_sends_is_counted_dead()
+    {
+        await using var server = new SilentServer { Deaf = true };
+        var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+            OnEvent = events.Enqueue,
+        }).AsTask().WaitAsync(Deadline);
+
+        // Far more than loopback's socket buffers hold (a few MiB each side): the writer ends up stuck in its send.
+        var payload = new byte[64 << 10];
+        var sender = Task.Run(() =>
+        {
+            for (var i = 0; i < 1024 && !events.Any(e => e.Kind == BrokerClientEventKind.Disconnected); i++)
+            {
+                client.Publish("deaf", payload);
+            }
+        });
+
+        await EventuallyAsync(() => events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException), "the client left the server that stopped reading");
+        await sender.WaitAsync(Deadline);
+    }
 }

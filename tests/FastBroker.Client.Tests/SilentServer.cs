@@ -46,6 +46,12 @@ internal sealed class SilentServer : IAsyncDisposable
     /// <summary>When set, every PUBLISH_BATCH (not NO_CONFIRM) is answered with one CONFIRM range of this status.</summary>
     public ErrorCode? RefusePublishesWith { get; init; }
 
+    /// <summary>
+    /// After its WELCOME the server reads nothing more (a frozen process: its kernel still takes bytes until the
+    /// socket buffers fill, then the client's sends stop).
+    /// </summary>
+    public bool Deaf { get; init; }
+
     /// <summary>Bytes received after the HELLOs.</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
 
@@ -148,6 +154,11 @@ internal sealed class SilentServer : IAsyncDisposable
             var welcome = new ArrayBufferWriter<byte>();
             FrameWriter.WriteWelcome(welcome, requestId, 1, ProtocolConstants.DefaultMaxFrameSize, Features, 99, 64, 60_000, "silent"u8, "0"u8);
             await socket.SendAsync(welcome.WrittenMemory, SocketFlags.None, _stop.Token);
+            if (Deaf)
+            {
+                await Task.Delay(Timeout.Infinite, _stop.Token);
+            }
+
             while (true)
             {
                 await ReadExactlyAsync(socket, header);
