@@ -98,7 +98,15 @@ public static class FailoverBenchmark
         }
 
         var published = publisher.Published;
-        var (lost, duplicated, storedUnconfirmed) = await AuditAsync(ctx, client, publisher, topic, primary, cancellationToken).ConfigureAwait(false);
+        var (lost, duplicated, storedUnconfirmed, audit) = await AuditAsync(ctx, client, publisher, topic, primary, cancellationToken).ConfigureAwait(false);
+        string? diagnostics = null;
+        if (lost > 0 || duplicated > 0)
+        {
+            // What the next person needs to find out why: which records, and what both nodes went through.
+            diagnostics = $"audit of '{primary.Name}': {audit}{Environment.NewLine}{await pair.DiagnosticsAsync().ConfigureAwait(false)}";
+            ctx.Reporter.Info(diagnostics);
+        }
+
         ctx.Reporter.Progress("failover", 1);
         if (publisher.Failed > 0)
         {
@@ -129,7 +137,7 @@ public static class FailoverBenchmark
             Note = $"kill → first confirm by the new primary: p50 {p50:0} ms, max {max:0} ms over {options.Rounds} round(s) (promotion seen p50 {promotionP50:0} ms); {published:N0} published at {options.Rate:N0}/s standby-durable, {publisher.Confirmed:N0} confirmed, {publisher.Failed:N0} failed; lost {lost}, duplicated {duplicated}",
         };
         ctx.Reporter.Result(result);
-        return new FailoverSummary(failoverMs, promotionMs, published, publisher.Confirmed, publisher.Failed, lost, duplicated, result);
+        return new FailoverSummary(failoverMs, promotionMs, published, publisher.Confirmed, publisher.Failed, lost, duplicated, result, diagnostics);
     }
 
     /// <summary>The kill rounds; returns each round's failover and promotion times and the primary at the end.</summary>
@@ -173,7 +181,7 @@ public static class FailoverBenchmark
     /// stored more than once, and unconfirmed (failed) payloads stored anyway (allowed: a NotReplicated publish is
     /// written on the primary).
     /// </summary>
-    private static async Task<(long Lost, long Duplicated, long StoredUnconfirmed)> AuditAsync(
+    private static async Task<(long Lost, long Duplicated, long StoredUnconfirmed, string Detail)> AuditAsync(
         BenchContext ctx, BrokerClient client, SequencedPublisher publisher, string topic, PairNodeProcess primary, CancellationToken cancellationToken)
     {
         // A sentinel after everything else: reading up to its offset reads every record the topic holds.
@@ -192,16 +200,26 @@ public static class FailoverBenchmark
         }
 
         long lost = 0, duplicated = 0, storedUnconfirmed = 0;
+        var firstLost = new List<long>();
         for (var seq = 0L; seq < published; seq++)
         {
             var n = counter.CountOf(seq);
             var confirmed = publisher.IsConfirmed(seq);
-            lost += confirmed && n == 0 ? 1 : 0;
+            if (confirmed && n == 0)
+            {
+                lost++;
+                if (firstLost.Count < 20)
+                {
+                    firstLost.Add(seq);
+                }
+            }
+
             duplicated += n > 1 ? 1 : 0;
             storedUnconfirmed += !confirmed && n > 0 ? 1 : 0;
         }
 
-        return (lost, duplicated, storedUnconfirmed);
+        var detail = $"{counter.Records:N0} records up to offset {lastOffset}; first lost sequence numbers [{string.Join(", ", firstLost)}]; first repeated copies (sequence@offset) [{string.Join(", ", counter.Repeats.Select(r => $"{r.Seq}@{r.Offset}"))}]";
+        return (lost, duplicated, storedUnconfirmed, detail);
     }
 
     /// <summary>

@@ -11,6 +11,7 @@ namespace FastBroker.Bench.Failover;
 /// <param name="Lost">Confirmed publishes missing from the topic at the end.</param>
 /// <param name="Duplicated">Publishes stored more than once (confirmed or not).</param>
 /// <param name="Result">The reported line.</param>
+/// <param name="Diagnostics">When something was lost or duplicated: the first such sequence numbers and both nodes' status and last log lines; else null.</param>
 public sealed record FailoverSummary(
     IReadOnlyList<double> FailoverMs,
     IReadOnlyList<double> PromotionMs,
@@ -19,4 +20,5 @@ public sealed record FailoverSummary(
     long Failed,
     long Lost,
     long Duplicated,
-    BenchResult Result);
+    BenchResult Result,
+    string? Diagnostics = null);

@@ -10,6 +10,7 @@ namespace FastBroker.Bench.Failover;
 internal sealed class PayloadCounter(long published, long lastOffset) : IClientMessageHandler
 {
     private readonly int[] _counts = new int[published];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(long Seq, long Offset)> _repeats = new();
     private long _records;
 
     /// <summary>Completes when the message at the last offset has been read.</summary>
@@ -17,6 +18,9 @@ internal sealed class PayloadCounter(long published, long lastOffset) : IClientM
 
     /// <summary>Records read (including the sentinel and any foreign payload).</summary>
     public long Records => Volatile.Read(ref _records);
+
+    /// <summary>The first stored copies after the first of a sequence number (sequence, offset of that copy), for diagnostics.</summary>
+    public IEnumerable<(long Seq, long Offset)> Repeats => _repeats;
 
     /// <summary>How many times sequence number <paramref name="seq"/> is in the topic.</summary>
     public int CountOf(long seq) => Volatile.Read(ref _counts[seq]);
@@ -28,6 +32,10 @@ internal sealed class PayloadCounter(long published, long lastOffset) : IClientM
         if (message.Payload.Length >= 8 && BinaryPrimitives.ReadInt64LittleEndian(message.Payload) is var seq && seq >= 0 && seq < _counts.Length)
         {
             Volatile.Write(ref _counts[seq], _counts[seq] + 1);
+            if (_counts[seq] > 1 && _repeats.Count < 20)
+            {
+                _repeats.Enqueue((seq, message.Offset));
+            }
         }
 
         if (message.Offset >= lastOffset)
