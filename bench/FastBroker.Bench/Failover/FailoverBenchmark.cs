@@ -218,7 +218,7 @@ public static class FailoverBenchmark
             storedUnconfirmed += !confirmed && n > 0 ? 1 : 0;
         }
 
-        var detail = $"{counter.Records:N0} records up to offset {lastOffset}; first lost sequence numbers [{string.Join(", ", firstLost)}]; first repeated copies (sequence@offset) [{string.Join(", ", counter.Repeats.Select(r => $"{r.Seq}@{r.Offset}"))}]";
+        var detail = $"{counter.Records:N0} records up to offset {lastOffset}; first lost sequence numbers [{string.Join(", ", firstLost)}]; first repeated copies (sequence@first copy's offset/this copy's offset) [{string.Join(", ", counter.Repeats.Select(r => $"{r.Seq}@{r.FirstOffset}/{r.Offset}"))}]";
         return (lost, duplicated, storedUnconfirmed, detail);
     }
 

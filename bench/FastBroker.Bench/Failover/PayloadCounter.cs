@@ -10,7 +10,8 @@ namespace FastBroker.Bench.Failover;
 internal sealed class PayloadCounter(long published, long lastOffset) : IClientMessageHandler
 {
     private readonly int[] _counts = new int[published];
-    private readonly System.Collections.Concurrent.ConcurrentQueue<(long Seq, long Offset)> _repeats = new();
+    private readonly long[] _firstOffsets = new long[published];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(long Seq, long FirstOffset, long Offset)> _repeats = new();
     private long _records;
 
     /// <summary>Completes when the message at the last offset has been read.</summary>
@@ -19,8 +20,11 @@ internal sealed class PayloadCounter(long published, long lastOffset) : IClientM
     /// <summary>Records read (including the sentinel and any foreign payload).</summary>
     public long Records => Volatile.Read(ref _records);
 
-    /// <summary>The first stored copies after the first of a sequence number (sequence, offset of that copy), for diagnostics.</summary>
-    public IEnumerable<(long Seq, long Offset)> Repeats => _repeats;
+    /// <summary>
+    /// The first stored copies after the first of a sequence number (sequence, offset of its first copy, offset of this
+    /// copy), for diagnostics: the two offsets tell which epochs wrote them.
+    /// </summary>
+    public IEnumerable<(long Seq, long FirstOffset, long Offset)> Repeats => _repeats;
 
     /// <summary>How many times sequence number <paramref name="seq"/> is in the topic.</summary>
     public int CountOf(long seq) => Volatile.Read(ref _counts[seq]);
@@ -32,9 +36,13 @@ internal sealed class PayloadCounter(long published, long lastOffset) : IClientM
         if (message.Payload.Length >= 8 && BinaryPrimitives.ReadInt64LittleEndian(message.Payload) is var seq && seq >= 0 && seq < _counts.Length)
         {
             Volatile.Write(ref _counts[seq], _counts[seq] + 1);
-            if (_counts[seq] > 1 && _repeats.Count < 20)
+            if (_counts[seq] == 1)
             {
-                _repeats.Enqueue((seq, message.Offset));
+                _firstOffsets[seq] = message.Offset;
+            }
+            else if (_repeats.Count < 20)
+            {
+                _repeats.Enqueue((seq, _firstOffsets[seq], message.Offset));
             }
         }
 

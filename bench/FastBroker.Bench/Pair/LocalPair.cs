@@ -168,6 +168,7 @@ internal sealed class LocalPair : IAsyncDisposable
         {
             var status = await StatusAsync(node, CancellationToken.None).ConfigureAwait(false);
             sb.Append(CultureInfo.InvariantCulture, $"node '{node.Name}' (client {node.ClientEndpoint}, admin {node.AdminEndpoint}): ").AppendLine(status?.Json ?? "unreachable");
+            sb.Append(CultureInfo.InvariantCulture, $"node '{node.Name}' replication/node.state (epoch history: epoch, each topic's head when it began, #leader): ").AppendLine(ReadNodeState(node));
         }
 
         foreach (var p in new[] { _witness, A.Process, B.Process })
@@ -179,6 +180,19 @@ internal sealed class LocalPair : IAsyncDisposable
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>The node's epoch history as it is on disk (which epochs it led or followed, and where each began).</summary>
+    private static string ReadNodeState(PairNodeProcess node)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(node.DataDirectory, "replication", "node.state")).ReplaceLineEndings(" | ");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"unreadable: {e.Message}";
+        }
     }
 
     /// <inheritdoc />
