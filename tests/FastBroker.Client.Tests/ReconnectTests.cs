@@ -193,14 +193,9 @@ public class ReconnectTests
     {
         await using var server = new SilentServer();
         var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
-        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
-        {
-            Endpoints = [server.Endpoint],
-            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
-            OnEvent = events.Enqueue,
-        }).AsTask().WaitAsync(Deadline);
+        await using var client = await ConnectWithFastHeartbeatsAsync(server, events);
 
-        await EventuallyAsync(() => events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException), "the client left the silent server");
+        await EventuallyAsync(() => LeftOnTimeout(events), "the client left the silent server");
     }
 
     /// <summary>
@@ -213,12 +208,7 @@ public class ReconnectTests
     {
         await using var server = new SilentServer { Deaf = true };
         var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
-        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
-        {
-            Endpoints = [server.Endpoint],
-            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
-            OnEvent = events.Enqueue,
-        }).AsTask().WaitAsync(Deadline);
+        await using var client = await ConnectWithFastHeartbeatsAsync(server, events);
 
         // Far more than loopback's socket buffers hold (a few MiB each side): the writer ends up stuck in its send.
         var payload = new byte[64 << 10];
@@ -230,7 +220,19 @@ public class ReconnectTests
             }
         });
 
-        await EventuallyAsync(() => events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException), "the client left the server that stopped reading");
+        await EventuallyAsync(() => LeftOnTimeout(events), "the client left the server that stopped reading");
         await sender.WaitAsync(Deadline);
     }
+
+    /// <summary>A client of <paramref name="server"/> that PINGs after 200 ms, its events collected in <paramref name="events"/>.</summary>
+    private static async Task<BrokerClient> ConnectWithFastHeartbeatsAsync(SilentServer server, System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent> events) =>
+        await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+            OnEvent = events.Enqueue,
+        }).AsTask().WaitAsync(Deadline);
+
+    private static bool LeftOnTimeout(IEnumerable<BrokerClientEvent> events) =>
+        events.Any(e => e.Kind == BrokerClientEventKind.Disconnected && e.Exception is TimeoutException);
 }

@@ -197,6 +197,16 @@ public class RetentionTests
         Assert.True(RetainDownTo(journal, 1) > 0);
     }
 
+    private const int PinSegmentBytes = 64 << 10;
+
+    /// <summary>Three sealed segments of <see cref="PinSegmentBytes"/>, and a reader pinning retention at offset 10.</summary>
+    private static JournalReader PinAtOffset10OfThreeSegments(JournalLog journal)
+    {
+        AppendUntilSegments(journal, 3);
+        SealAll(journal);
+        return journal.OpenReader(ReadStart.FromOffset(10), pinRetention: true);
+    }
+
     /// <summary>
     /// A pinning reader with a bound (the replicator's, ReplicationOptions.MaxRetentionHoldBytes) holds retention back
     /// by at most that many bytes of segments the limits would delete: within it, nothing it has not read goes; past it,
@@ -206,12 +216,10 @@ public class RetentionTests
     [Fact]
     public void A_bounded_pinning_reader_holds_retention_up_to_its_limit_then_is_passed()
     {
-        const int Segment = 64 << 10;
+        const int Segment = PinSegmentBytes;
         using var dir = new TempDirectory();
         using var journal = JournalLog.Open(dir.Path, BySize(Segment));
-        AppendUntilSegments(journal, 3);
-        SealAll(journal);
-        using var reader = journal.OpenReader(ReadStart.FromOffset(10), pinRetention: true);
+        using var reader = PinAtOffset10OfThreeSegments(journal);
         reader.MaxRetentionHoldBytes = 5 * Segment / 2;
 
         // Two sealed segments over the limit, the reader in the first: it holds 128 KiB back, within its 160 KiB.
@@ -256,12 +264,10 @@ public class RetentionTests
     [Fact]
     public void An_unbounded_pinning_reader_holds_retention_however_much_it_holds_back()
     {
-        const int Segment = 64 << 10;
+        const int Segment = PinSegmentBytes;
         using var dir = new TempDirectory();
         using var journal = JournalLog.Open(dir.Path, BySize(Segment));
-        AppendUntilSegments(journal, 3);
-        SealAll(journal);
-        using var reader = journal.OpenReader(ReadStart.FromOffset(10), pinRetention: true);
+        using var reader = PinAtOffset10OfThreeSegments(journal);
         Assert.Equal(long.MaxValue, reader.MaxRetentionHoldBytes);
         AppendUntilSegments(journal, 8);
         SealAll(journal);
