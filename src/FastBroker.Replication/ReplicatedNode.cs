@@ -16,7 +16,7 @@ namespace FastBroker.Replication;
 /// decides its role at start (a peer that is primary wins, then a peer that holds more of the log; otherwise the
 /// witness lease, or without a witness the node's last role / <see cref="ReplicationOptions.InitialRole"/>), promotes
 /// itself when the primary is gone and the witness grants it the lease (without a witness only when its peer defers
-/// to it), is promoted by hand with <see cref="PromoteAsync"/>,
+/// to it), is promoted by hand with <see cref="PromoteAsync(CancellationToken)"/>,
 /// and steps down — rejoining as standby and cutting the tail the new primary never had — as soon as it sees a newer
 /// epoch or loses its lease.
 /// </summary>
@@ -65,6 +65,16 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private string? _fenceReason;
     private long _roleSince = Stopwatch.GetTimestamp();
     private long _linkAttempts;
+
+    // Degrade-to-local with a witness: the witness records the standby behind before anything is confirmed that the
+    // standby lacks, and in sync again once it has caught up (the reports never overlap).
+    private readonly SemaphoreSlim _standbyReport = new(1, 1);
+    private int _reportingBehind;
+    private string? _lastBehindFailure;
+    private StandbyLink? _syncLink;
+    private Dictionary<string, long>? _syncTarget;
+    private long _syncDegradedSeen;
+    private (string? Holder, long Epoch) _behindDenialLogged;
 
     private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, Socket listener)
     {
@@ -160,9 +170,18 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// is not, it steps down when it sees the newer epoch). Returns the new epoch.
     /// </summary>
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
-    public async Task<long> PromoteAsync(CancellationToken cancellationToken = default)
+    public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="PromoteAsync(CancellationToken)"/>; with <paramref name="force"/> the witness grants the lease (once
+    /// the old primary's has run out) even though the old primary reported this standby behind: it confirmed publishes
+    /// as local (<see cref="ReplicationOptions.DegradeToLocal"/>) that this node does not hold, and they are lost. For an
+    /// operator who knows the old primary will not come back.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    public async Task<long> PromoteAsync(bool force, CancellationToken cancellationToken = default)
     {
-        var promotion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var promotion = new TaskCompletionSource<long>(force, TaskCreationOptions.RunContinuationsAsynchronously); // state: force
         if (_role == NodeRole.Primary)
         {
             throw new InvalidOperationException($"node '{NodeId}' is already the primary (epoch {Epoch})");
@@ -376,7 +395,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private async Task<(bool Promoted, LeaseResult? Answer)> TryLeaseAndPromoteAsync(string why)
     {
         LeaseResult? answer = null;
-        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r => answer = r).ConfigureAwait(false);
+        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r =>
+        {
+            answer = r;
+            LogBehindDenial(r);
+        }).ConfigureAwait(false);
         if (lease is null)
         {
             return (false, answer);
@@ -424,7 +447,15 @@ public sealed class ReplicatedNode : IAsyncDisposable
             }
 
             // A promoted standby does not verify sealed segments again (see the caller).
-            var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal);
+            // With a witness a confirmation degrades to local only once the witness records the standby behind (so the
+            // standby cannot be promoted without it); the lease says whether it already is.
+            var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal, degradeNeedsPermission: _witness is not null);
+            if (_lease is { StandbyBehind: true })
+            {
+                gate.AllowDegrade();
+            }
+
+            gate.DegradeWanted = () => OnDegradeWanted(gate);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate);
             try
             {
@@ -501,6 +532,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 return;
             }
 
+            await CheckStandbyInSyncAsync().ConfigureAwait(false);
+
             try
             {
                 // Woken at once by a lost lease or a newer epoch seen on the replication link.
@@ -554,6 +587,110 @@ public sealed class ReplicatedNode : IAsyncDisposable
             {
                 await lease.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// Dispatcher or replicator thread: a standby-mode confirmation would degrade to local, but the witness does not
+    /// record the standby behind yet. Reports it (once at a time, off this thread); held confirmations wait meanwhile.
+    /// </summary>
+    private void OnDegradeWanted(ReplicationGate gate)
+    {
+        if (_lease is { } lease && Interlocked.CompareExchange(ref _reportingBehind, 1, 0) == 0)
+        {
+            _ = Task.Run(() => ReportStandbyBehindAsync(gate, lease));
+        }
+    }
+
+    private async Task ReportStandbyBehindAsync(ReplicationGate gate, LeaseKeeper lease)
+    {
+        try
+        {
+            await _standbyReport.WaitAsync(_stop.Token).ConfigureAwait(false);
+            try
+            {
+                if (gate.DegradeAllowed || !ReferenceEquals(_lease, lease))
+                {
+                    return; // already reported, or this primary's lease is gone
+                }
+
+                if (await lease.SetStandbyBehindAsync(behind: true, _stop.Token).ConfigureAwait(false))
+                {
+                    _lastBehindFailure = null;
+                    Log("no standby attached: the witness records the standby behind (it will not be promoted without what this node now confirms as local); standby-mode publishes degrade to local");
+                    gate.AllowDegrade();
+                }
+                else
+                {
+                    const string Failure = "no standby attached, and the witness could not record it behind: standby-mode publishes wait for a standby (failing after the ack timeout) instead of degrading to local";
+                    if (_lastBehindFailure is null)
+                    {
+                        _lastBehindFailure = Failure;
+                        Log(Failure);
+                    }
+                }
+            }
+            finally
+            {
+                _standbyReport.Release();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            Volatile.Write(ref _reportingBehind, 0);
+        }
+    }
+
+    /// <summary>
+    /// Watch loop, each heartbeat: while the witness records the standby behind and a standby is attached, takes each
+    /// topic's head once, and when the standby has flushed up to all of them — with nothing degraded meanwhile —
+    /// withdraws the permission to degrade and reports the standby in sync, so it may be promoted again.
+    /// </summary>
+    private async Task CheckStandbyInSyncAsync()
+    {
+        if (_lease is not { StandbyBehind: true } lease || _gate is not { } gate || _replicator?.Link is not { } link || !gate.StandbyAttached)
+        {
+            _syncTarget = null;
+            return;
+        }
+
+        if (_syncTarget is null || !ReferenceEquals(_syncLink, link))
+        {
+            // Degraded count first: anything degraded before it was journaled below the heads read after it.
+            _syncDegradedSeen = gate.Degraded;
+            _syncLink = link;
+            _syncTarget = link.Positions.ToDictionary(p => p.Topic, p => p.Head, StringComparer.Ordinal);
+            return;
+        }
+
+        foreach (var (topic, _, _, durable) in link.Positions)
+        {
+            if (_syncTarget.TryGetValue(topic, out var head) && durable < head)
+            {
+                return;
+            }
+        }
+
+        _syncTarget = null;
+        if (!gate.TryRevokeDegrade(_syncDegradedSeen))
+        {
+            return; // the standby left and came back meanwhile, and something degraded: start again
+        }
+
+        await _standbyReport.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            if (await lease.SetStandbyBehindAsync(behind: false, _stop.Token).ConfigureAwait(false))
+            {
+                Log($"standby '{link.StandbyId}' holds (flushed) everything this node confirmed while it was away: the witness records it in sync");
+            }
+        }
+        finally
+        {
+            _standbyReport.Release();
         }
     }
 
@@ -654,7 +791,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     var peer = await ProbeAsync(_peer).ConfigureAwait(false);
                     if (!AwaitingPeerAhead(peer, replica) && peer is not { Role: NodeRole.Primary })
                     {
-                        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+                        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: LogBehindDenial).ConfigureAwait(false);
                         if (lease is not null)
                         {
                             _lease = lease;
@@ -735,6 +872,16 @@ public sealed class ReplicatedNode : IAsyncDisposable
         return false;
     }
 
+    /// <summary>Once per holder and epoch: the witness keeps the lease from this node because the holder reported it behind.</summary>
+    private void LogBehindDenial(LeaseResult answer)
+    {
+        if (answer is { Kind: LeaseResultKind.Denied, StandbyBehind: true } && _behindDenialLogged != (answer.Holder, answer.Epoch))
+        {
+            _behindDenialLogged = (answer.Holder, answer.Epoch);
+            Log($"the witness keeps the lease for '{answer.Holder}' (epoch {answer.Epoch}) although it may be gone: it confirmed publishes as local that this node does not hold (degrade-to-local). Waiting for it to return; 'fastbroker promote --force' takes over without them");
+        }
+    }
+
     private async Task<long> ManualPromotionEpochAsync()
     {
         if (_witness is null)
@@ -742,12 +889,21 @@ public sealed class ReplicatedNode : IAsyncDisposable
             return _state.Epoch + 1;
         }
 
-        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token).ConfigureAwait(false);
+        var force = _promotion?.Task.AsyncState is true;
+        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, force: force).ConfigureAwait(false);
         if (lease is null)
         {
             var status = await _witness.StatusAsync(_stop.Token).ConfigureAwait(false);
-            Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException($"the witness did not grant the lease ({status}): the primary is still alive or the witness is unreachable"));
+            var why = status is { Kind: LeaseResultKind.Status, StandbyBehind: true } && !force
+                ? $"the witness did not grant the lease ({status}): '{status.Holder}' confirmed publishes as local that this node does not hold; wait for it to return, or force the promotion and lose them"
+                : $"the witness did not grant the lease ({status}): the primary is still alive or the witness is unreachable";
+            Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException(why));
             return -1;
+        }
+
+        if (force)
+        {
+            Log("forced promotion: what the old primary confirmed as local while this node was behind is lost");
         }
 
         _lease = lease;
@@ -933,10 +1089,10 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
             case ("GET", "/status"):
                 return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
-            case ("POST", "/promote"):
+            case ("POST", "/promote" or "/promote/force"):
                 try
                 {
-                    var epoch = PromoteAsync(_stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                    var epoch = PromoteAsync(force: path == "/promote/force", _stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
                     return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{epoch}}}\n"));
                 }
                 catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException or BrokerException)
@@ -1010,6 +1166,13 @@ public sealed class ReplicatedNode : IAsyncDisposable
             {
                 w.WriteNumber("degraded", gate.Degraded);
                 w.WriteNumber("notReplicated", gate.TimedOut);
+                w.WriteBoolean("degradeAllowed", gate.DegradeAllowed);
+            }
+
+            if (_lease is { } lease)
+            {
+                // True from before the first publish confirmed as local without the standby until it has caught up.
+                w.WriteBoolean("witnessRecordsBehind", lease.StandbyBehind);
             }
 
             w.WriteEndObject();

@@ -138,6 +138,41 @@ public class ReplicationGateTests
     }
 
     [Fact]
+    public async Task Degrading_that_needs_permission_holds_confirmations_asks_once_per_wait_and_releases_them_when_allowed()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: true, degradeNeedsPermission: true);
+        var asked = 0;
+        gate.DegradeWanted = () => Interlocked.Increment(ref asked);
+        await using var broker = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable, SegmentBytes = 4L << 20 } }, gate);
+
+        var held = broker.PublishAsync("orders", "a"u8.ToArray()).AsTask();
+        Assert.True(broker.Topics.TryGet("orders", out var topic));
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held: no standby, and no permission to degrade yet");
+        Assert.True(Volatile.Read(ref asked) > 0);
+        Assert.False(held.IsCompleted);
+        Assert.Equal(0, gate.Degraded);
+
+        gate.AllowDegrade();
+        Assert.Equal(0, await held.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, gate.Degraded);
+        Assert.Equal(1, await broker.PublishAsync("orders", "b"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, gate.Degraded);
+
+        // Withdrawn only if nothing degraded since the count was read; then publishes wait again.
+        Assert.False(gate.TryRevokeDegrade(degradedSeen: 1));
+        Assert.True(gate.DegradeAllowed);
+        Assert.True(gate.TryRevokeDegrade(degradedSeen: 2));
+        Assert.False(gate.DegradeAllowed);
+        var again = broker.PublishAsync("orders", "c"u8.ToArray()).AsTask();
+        await Eventually.TrueAsync(() => topic.Replica?.Pending == 1, "held again once the permission is withdrawn");
+        Assert.Equal(2, gate.Degraded);
+        gate.SetStandbyAttached(true);
+        Ack(gate, topic, receivedNext: 3, durableNext: 3);
+        Assert.Equal(2, await again.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task A_single_broker_refuses_standby_modes_and_confirms_topic_default_as_local()
     {
         await using var f = await BrokerFixture.StartAsync(o => o with { DefaultTopicOptions = o.DefaultTopicOptions with { Acks = AckMode.StandbyDurable } });

@@ -23,7 +23,7 @@ public class WitnessLeaseTests
         Assert.Equal(s_long, r.Ttl);
         Assert.Equal("node-a", f.Server.Holder);
         Assert.Equal(1, f.Server.Epoch);
-        Assert.Equal("fastbroker-witness 1\nholder node-a\nepoch 1\n", await File.ReadAllTextAsync(f.StatePath));
+        Assert.Equal("fastbroker-witness 1\nholder node-a\nepoch 1\nstandby in-sync\n", await File.ReadAllTextAsync(f.StatePath));
         var status = await a.StatusAsync();
         Assert.Equal(("node-a", 1L), (status.Holder, status.Epoch));
         Assert.InRange(status.Remaining, TimeSpan.FromMilliseconds(1), s_long);

@@ -25,6 +25,13 @@ public class WitnessProtocolTests
     [InlineData("RELEASE")]
     [InlineData("STATUS now")]
     [InlineData("ACQUIRE\tnode-a 0 1000")]
+    [InlineData("ACQUIRE node-a 0 1000 force extra")]
+    [InlineData("ACQUIRE node-a 0 1000 FORCE")]
+    [InlineData("STANDBY node-a 1")]
+    [InlineData("STANDBY node-a 1 maybe")]
+    [InlineData("STANDBY node/a 1 behind")]
+    [InlineData("STANDBY node-a -1 behind")]
+    [InlineData("STANDBY node-a 1 behind extra")]
     public async Task A_malformed_line_gets_an_error_and_a_close_while_others_keep_being_served(string line)
     {
         await using var f = await WitnessFixture.StartAsync();

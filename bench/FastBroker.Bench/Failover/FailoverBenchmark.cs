@@ -26,8 +26,10 @@ namespace FastBroker.Bench.Failover;
 /// The nodes run with <c>--degrade-to-local</c>: between the kill and the killed node's return the new primary has
 /// no standby, and a standby-durable confirmation would otherwise wait for one (and fail after the ack timeout),
 /// so "failover" would include restarting the dead node. A round starts only once the rejoined standby has
-/// flushed everything the primary held when it attached, so a degraded (local) confirmation is never at risk
-/// from the next kill, and <c>lost</c> counts only real losses.
+/// flushed everything the primary held when it attached and the witness records it in sync again, so a degraded
+/// (local) confirmation is never at risk from the next kill, and <c>lost</c> counts only real losses. (Were the
+/// pair to change roles on its own, a loaded machine stalling a node past the heartbeat timeout, the witness would
+/// not promote a standby that lacks degraded confirmations.)
 /// </para>
 /// </remarks>
 public static class FailoverBenchmark
@@ -249,7 +251,8 @@ public static class FailoverBenchmark
                     first = (node, status.Epoch, t.Head);
                 }
 
-                if (t.Durable >= first.Value.Head)
+                // And the witness records the standby in sync again: until it does, it would refuse to promote it.
+                if (t.Durable >= first.Value.Head && !status.WitnessRecordsBehind)
                 {
                     return node;
                 }
@@ -257,7 +260,7 @@ public static class FailoverBenchmark
 
             if (Stopwatch.GetTimestamp() > deadline)
             {
-                var detail = first is { } seen ? $"'{seen.Node.Name}' primary at epoch {seen.Epoch}, standby not durable up to offset {seen.Head}" : "no primary with an attached standby holding the topic";
+                var detail = first is { } seen ? $"'{seen.Node.Name}' primary at epoch {seen.Epoch}, standby not durable up to offset {seen.Head} or still recorded behind at the witness" : "no primary with an attached standby holding the topic";
                 throw new TimeoutException($"no caught-up standby within 60 s: {detail}");
             }
 

@@ -11,7 +11,11 @@ namespace FastBroker.Bench.Pair;
 /// <param name="StandbyAttached">Primary only: whether a standby is attached (null on a standby).</param>
 /// <param name="StandbyTopics">Primary only: per topic, the primary's head and the standby's durable position.</param>
 /// <param name="Json">The whole document, for error messages.</param>
-internal sealed record NodeStatus(string Role, long Epoch, bool? StandbyAttached, IReadOnlyDictionary<string, (long Head, long Durable)> StandbyTopics, string Json)
+/// <param name="WitnessRecordsBehind">
+/// Primary with a witness only: the witness records its standby behind (it confirmed publishes as local the standby
+/// lacks), so the standby would not be promoted.
+/// </param>
+internal sealed record NodeStatus(string Role, long Epoch, bool? StandbyAttached, IReadOnlyDictionary<string, (long Head, long Durable)> StandbyTopics, string Json, bool WitnessRecordsBehind = false)
 {
     public bool IsPrimary => Role == "primary";
 
@@ -29,10 +33,12 @@ internal sealed record NodeStatus(string Role, long Epoch, bool? StandbyAttached
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
         bool? attached = null;
+        var behind = false;
         var topics = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
         if (root.TryGetProperty("standby", out var standby))
         {
             attached = standby.GetProperty("attached").GetBoolean();
+            behind = standby.TryGetProperty("witnessRecordsBehind", out var b) && b.GetBoolean();
             if (standby.TryGetProperty("topics", out var list))
             {
                 foreach (var t in list.EnumerateArray())
@@ -42,7 +48,7 @@ internal sealed record NodeStatus(string Role, long Epoch, bool? StandbyAttached
             }
         }
 
-        return new NodeStatus(root.GetProperty("role").GetString()!, root.GetProperty("epoch").GetInt64(), attached, topics, json);
+        return new NodeStatus(root.GetProperty("role").GetString()!, root.GetProperty("epoch").GetInt64(), attached, topics, json, behind);
     }
 
     /// <summary>One HTTP/1.1 GET with <c>Connection: close</c>; the body on 200, null if unreachable or not 200.</summary>

@@ -19,6 +19,8 @@ internal sealed class ReplicationGate
     private readonly object _topicsGate = new();
     private volatile bool _standbyAttached;
     private int _replicatorIdle = 1;
+    private readonly object _degradeLock = new(); // degrading (counting in _degraded) against revoking the permission
+    private volatile bool _degradeAllowed;
     private long _degraded;
     private long _timedOut;
 
@@ -31,10 +33,18 @@ internal sealed class ReplicationGate
     private long _stateApplied;
     private int _groupStateDirty;
 
-    public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal)
+    /// <param name="ackTimeout">How long a confirmation waits for the standby.</param>
+    /// <param name="degradeToLocal">Confirm as local while no standby is attached, instead of waiting.</param>
+    /// <param name="degradeNeedsPermission">
+    /// Degrade only after <see cref="AllowDegrade"/> (a pair with a witness first records there that its standby is
+    /// behind, so the standby cannot be promoted without what is confirmed as local); until then confirmations wait,
+    /// and <see cref="DegradeWanted"/> asks for the permission.
+    /// </param>
+    public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal, bool degradeNeedsPermission = false)
     {
         AckTimeout = ackTimeout;
         DegradeToLocal = degradeToLocal;
+        _degradeAllowed = degradeToLocal && !degradeNeedsPermission;
         _timeoutTicks = (long)(ackTimeout.TotalSeconds * Stopwatch.Frequency);
     }
 
@@ -43,6 +53,15 @@ internal sealed class ReplicationGate
 
     /// <summary>Confirm as local (counted in <see cref="Degraded"/>) instead of waiting while no standby is attached.</summary>
     public bool DegradeToLocal { get; }
+
+    /// <summary>
+    /// Called (on the dispatcher or replicator thread, possibly once per held confirmation: keep it short and idempotent)
+    /// while confirmations would degrade to local but <see cref="AllowDegrade"/> has not been called.
+    /// </summary>
+    public Action? DegradeWanted { get; set; }
+
+    /// <summary>True while confirmations may degrade to local (when no standby is attached).</summary>
+    public bool DegradeAllowed => _degradeAllowed;
 
     /// <summary>Wakes the replicator (any thread, allocation-free).</summary>
     public Action? Wake { get; set; }
@@ -97,12 +116,24 @@ internal sealed class ReplicationGate
     {
         if (!_standbyAttached && DegradeToLocal)
         {
-            Interlocked.Increment(ref _degraded);
-            confirmation.Confirm();
-            return;
+            if (TryCountDegraded())
+            {
+                confirmation.Confirm();
+                return;
+            }
+
+            DegradeWanted?.Invoke();
         }
 
-        For(topic).Enqueue(mode, confirmation, Stopwatch.GetTimestamp());
+        var acks = For(topic);
+        acks.Enqueue(mode, confirmation, Stopwatch.GetTimestamp());
+
+        // The standby may have left (or degrading been allowed) between the check above and the enqueue, after the
+        // releasing thread emptied this queue: release it again rather than leave the confirmation to time out.
+        if (!_standbyAttached && _degradeAllowed)
+        {
+            ReleaseDegraded(acks);
+        }
     }
 
     /// <summary>Replicator: the standby connected (or left). Leaving with degrade-to-local releases everything held as local.</summary>
@@ -111,18 +142,96 @@ internal sealed class ReplicationGate
         _standbyAttached = attached;
         if (!attached && DegradeToLocal)
         {
-            foreach (var t in Snapshot())
+            if (_degradeAllowed)
             {
-                Interlocked.Add(ref _degraded, t.ReleaseAll());
+                ReleaseAllDegraded();
+            }
+            else
+            {
+                DegradeWanted?.Invoke();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Lets confirmations degrade to local while no standby is attached, and releases those held now if none is (see
+    /// the constructor's <c>degradeNeedsPermission</c>).
+    /// </summary>
+    public void AllowDegrade()
+    {
+        if (!DegradeToLocal)
+        {
+            return;
+        }
+
+        lock (_degradeLock)
+        {
+            _degradeAllowed = true;
+        }
+
+        if (!_standbyAttached)
+        {
+            ReleaseAllDegraded();
+        }
+    }
+
+    /// <summary>
+    /// Withdraws the permission to degrade, unless a confirmation degraded since <see cref="Degraded"/> read
+    /// <paramref name="degradedSeen"/> (false: nothing changed). Once it returns true, nothing degrades until
+    /// <see cref="AllowDegrade"/>.
+    /// </summary>
+    public bool TryRevokeDegrade(long degradedSeen)
+    {
+        lock (_degradeLock)
+        {
+            if (Volatile.Read(ref _degraded) != degradedSeen)
+            {
+                return false;
             }
 
-            lock (_stateLock)
+            _degradeAllowed = false;
+            return true;
+        }
+    }
+
+    /// <summary>Counts one confirmation as degraded if degrading is allowed and no standby is attached.</summary>
+    private bool TryCountDegraded()
+    {
+        lock (_degradeLock)
+        {
+            if (!_degradeAllowed || _standbyAttached)
             {
-                while (_stateWaiters.TryDequeue(out var w))
-                {
-                    Interlocked.Increment(ref _degraded);
-                    w.Completion.TrySetResult();
-                }
+                return false;
+            }
+
+            Interlocked.Increment(ref _degraded);
+            return true;
+        }
+    }
+
+    private void ReleaseDegraded(ReplicaAcks acks)
+    {
+        lock (_degradeLock)
+        {
+            if (_degradeAllowed && !_standbyAttached)
+            {
+                Interlocked.Add(ref _degraded, acks.ReleaseAll());
+            }
+        }
+    }
+
+    private void ReleaseAllDegraded()
+    {
+        foreach (var t in Snapshot())
+        {
+            ReleaseDegraded(t);
+        }
+
+        lock (_stateLock)
+        {
+            while (_stateWaiters.Count > 0 && TryCountDegraded())
+            {
+                _stateWaiters.Dequeue().Completion.TrySetResult();
             }
         }
     }
@@ -252,8 +361,12 @@ internal sealed class ReplicationGate
 
             if (!_standbyAttached && DegradeToLocal)
             {
-                Interlocked.Increment(ref _degraded);
-                return null;
+                if (TryCountDegraded())
+                {
+                    return null;
+                }
+
+                DegradeWanted?.Invoke();
             }
 
             var waiter = new StateWaiter(version, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp());

@@ -32,10 +32,11 @@ internal static class PairCommands
     private static Command Promote()
     {
         var admin = new Option<string>("--admin") { Description = "Admin endpoint (host:port) of the standby to promote.", DefaultValueFactory = _ => "127.0.0.1:7401" };
-        var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin };
+        var force = new Option<bool>("--force") { Description = "With a witness: take over even though the old primary confirmed publishes as local (--degrade-to-local) that this standby lacks; they are lost. Only for an old primary that will not come back." };
+        var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin, force };
         cmd.SetAction(async (parse, ct) =>
         {
-            var (status, body) = await RequestAsync(parse.GetValue(admin)!, "POST", "/promote", ct).ConfigureAwait(false);
+            var (status, body) = await RequestAsync(parse.GetValue(admin)!, "POST", parse.GetValue(force) ? "/promote/force" : "/promote", ct).ConfigureAwait(false);
             Console.WriteLine(status == 0 ? $"unreachable: {body}" : body.TrimEnd());
             return status == 200 ? 0 : 1;
         });

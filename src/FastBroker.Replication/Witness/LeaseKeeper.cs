@@ -40,6 +40,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     private long _epoch;
     private long _renewals;
     private int _state;
+    private volatile bool _standbyBehind;
     private string _lastFailure = "no renewal attempted yet";
 
     private LeaseKeeper(WitnessClient client, string nodeId, TimeSpan ttl, TimeSpan renewInterval, long epoch, Action<string>? onLost)
@@ -68,6 +69,13 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <summary>The epoch of the last grant.</summary>
     public long Epoch => Volatile.Read(ref _epoch);
 
+    /// <summary>
+    /// What the witness recorded about this holder's standby, from the grant and from <see cref="SetStandbyBehindAsync"/>
+    /// (only the holder changes it): true while it is recorded behind (this node confirmed publishes the standby lacks),
+    /// so the witness grants the lease to no other node. Calls to <see cref="SetStandbyBehindAsync"/> must not overlap.
+    /// </summary>
+    public bool StandbyBehind => _standbyBehind;
+
     /// <summary>Successful renewals since the first grant.</summary>
     public long Renewals => Volatile.Read(ref _renewals);
 
@@ -89,6 +97,10 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <param name="onLost">Subscribed to <see cref="Lost"/> before the background loop starts, so no loss can be missed.</param>
     /// <param name="ct">Cancels the first acquisition.</param>
     /// <param name="notGranted">Told the witness's answer when the result is null (denied, unreachable, error, too late).</param>
+    /// <param name="force">
+    /// Take the lease once it runs out even if its holder reported its standby behind (an operator's forced promotion:
+    /// what the holder confirmed as local is lost).
+    /// </param>
     /// <exception cref="ArgumentException">Invalid node id, epoch, TTL or renewal interval.</exception>
     public static async Task<LeaseKeeper?> TryStartAsync(
         WitnessClient client,
@@ -98,7 +110,8 @@ public sealed class LeaseKeeper : IAsyncDisposable
         TimeSpan? renewInterval = null,
         Action<string>? onLost = null,
         CancellationToken ct = default,
-        Action<LeaseResult>? notGranted = null)
+        Action<LeaseResult>? notGranted = null,
+        bool force = false)
     {
         ArgumentNullException.ThrowIfNull(client);
         WitnessProtocol.ValidateNodeId(nodeId, nameof(nodeId));
@@ -111,7 +124,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
         }
 
         var sentAt = Stopwatch.GetTimestamp();
-        var grant = await client.AcquireAsync(nodeId, epoch, ttl, ct).ConfigureAwait(false);
+        var grant = await client.AcquireAsync(nodeId, epoch, ttl, force, ct).ConfigureAwait(false);
         if (!grant.IsGranted || Stopwatch.GetTimestamp() >= sentAt + UsableTicks(grant.Ttl))
         {
             // Denied, unreachable, or answered too late to be of any use.
@@ -119,10 +132,50 @@ public sealed class LeaseKeeper : IAsyncDisposable
             return null;
         }
 
-        var keeper = new LeaseKeeper(client, nodeId, ttl, interval, grant.Epoch, onLost);
+        var keeper = new LeaseKeeper(client, nodeId, ttl, interval, grant.Epoch, onLost) { _standbyBehind = grant.StandbyBehind };
         keeper.Extend(sentAt, grant.Ttl);
         keeper._renewLoop = Task.Run(keeper.RenewLoopAsync, CancellationToken.None);
         return keeper;
+    }
+
+    /// <summary>
+    /// Tells the witness whether this holder's standby holds everything it confirmed (see
+    /// <see cref="WitnessClient.SetStandbyAsync"/>); true once the witness has recorded it. A denial (another node holds
+    /// the lease now) marks the lease lost. Without a recorded answer <see cref="StandbyBehind"/> is false: the witness may
+    /// hold either value, and the holder must report "behind" again before confirming what its standby lacks.
+    /// </summary>
+    public async Task<bool> SetStandbyBehindAsync(bool behind, CancellationToken ct = default)
+    {
+        if (Volatile.Read(ref _state) != Active)
+        {
+            return false;
+        }
+
+        // Until an answer says otherwise the witness may hold either value, and "in sync" is the one that must be
+        // assumed: this node then reports "behind" again before it confirms anything the standby lacks.
+        _standbyBehind = false;
+        LeaseResult result;
+        try
+        {
+            result = await _client.SetStandbyAsync(NodeId, Epoch, behind, ct).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+
+        switch (result.Kind)
+        {
+            case LeaseResultKind.StandbyRecorded:
+                _standbyBehind = result.StandbyBehind;
+                return result.StandbyBehind == behind;
+            case LeaseResultKind.Denied:
+                MarkLost($"standby report denied: {result.Holder} holds the lease at epoch {result.Epoch}");
+                return false;
+            default:
+                Volatile.Write(ref _lastFailure, result.ToString());
+                return false;
+        }
     }
 
     /// <summary>
@@ -199,6 +252,8 @@ public sealed class LeaseKeeper : IAsyncDisposable
                 switch (result.Kind)
                 {
                     case LeaseResultKind.Granted when result.Epoch == Epoch:
+                        // Not taken from a renewal: only this holder changes it, and a renewal answered just before its
+                        // STANDBY report could overwrite the report's answer with the older value.
                         Extend(sentAt, result.Ttl);
                         Interlocked.Increment(ref _renewals);
                         break;

@@ -12,6 +12,13 @@ namespace FastBroker.Replication;
 /// <param name="Message">Unreachable and Error: a readable reason.</param>
 public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, string? Holder, TimeSpan Ttl, TimeSpan Remaining, string? Message)
 {
+    /// <summary>
+    /// Granted, Denied, Status and StandbyRecorded: the holder reported that its standby lacks publishes it confirmed
+    /// (it degraded them to local while no standby was attached), so the witness grants the lease to no other node
+    /// until the holder reports the standby caught up, unless asked with <c>force</c>.
+    /// </summary>
+    public bool StandbyBehind { get; init; }
+
     /// <summary>True for <see cref="LeaseResultKind.Granted"/>.</summary>
     public bool IsGranted => Kind == LeaseResultKind.Granted;
 
@@ -20,10 +27,14 @@ public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, stri
     /// <summary>A one-line description for logs, e.g. <c>Granted epoch 3 ttl 1000 ms</c>.</summary>
     public override string ToString() => Kind switch
     {
-        LeaseResultKind.Granted => $"Granted epoch {Epoch} ttl {Ttl.TotalMilliseconds:0} ms",
+        LeaseResultKind.Granted => $"Granted epoch {Epoch} ttl {Ttl.TotalMilliseconds:0} ms{BehindSuffix}",
+        LeaseResultKind.Denied when StandbyBehind => $"Denied: held by {Holder} at epoch {Epoch}, whose standby is behind (only {Holder} or a forced promotion may take it)",
         LeaseResultKind.Denied => $"Denied: held by {Holder} at epoch {Epoch} for {Remaining.TotalMilliseconds:0} ms more",
-        LeaseResultKind.Status => $"Status: holder {Holder ?? "-"} epoch {Epoch} remaining {Remaining.TotalMilliseconds:0} ms",
+        LeaseResultKind.Status => $"Status: holder {Holder ?? "-"} epoch {Epoch} remaining {Remaining.TotalMilliseconds:0} ms{BehindSuffix}",
         LeaseResultKind.Released => "Released",
+        LeaseResultKind.StandbyRecorded => StandbyBehind ? "Recorded: standby behind" : "Recorded: standby in sync",
         _ => $"{Kind}: {Message}",
     };
+
+    private string BehindSuffix => StandbyBehind ? "; standby behind" : "";
 }

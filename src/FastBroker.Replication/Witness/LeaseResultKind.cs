@@ -26,4 +26,10 @@ public enum LeaseResultKind
     /// <see cref="LeaseResult.Remaining"/> of its lease left.
     /// </summary>
     Status,
+
+    /// <summary>
+    /// The answer to a standby report: the witness recorded <see cref="LeaseResult.StandbyBehind"/> for the caller's
+    /// lease (durably, before answering).
+    /// </summary>
+    StandbyRecorded,
 }

@@ -13,10 +13,12 @@ namespace FastBroker.Replication;
 /// </summary>
 /// <remarks>
 /// Wire format (TCP, ASCII lines of at most 256 bytes ending in <c>'\n'</c>, one response per request, several requests
-/// per connection): <c>ACQUIRE &lt;nodeId&gt; &lt;epoch&gt; &lt;ttlMs&gt;</c> → <c>GRANTED &lt;epoch&gt; &lt;ttlMs&gt;</c> or
+/// per connection): <c>ACQUIRE &lt;nodeId&gt; &lt;epoch&gt; &lt;ttlMs&gt; [force]</c> → <c>GRANTED &lt;epoch&gt; &lt;ttlMs&gt;</c> or
 /// <c>DENIED &lt;holder&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>; <c>RELEASE &lt;nodeId&gt;</c> → <c>RELEASED</c>;
-/// <c>STATUS</c> → <c>STATUS &lt;holder|-&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>; a bad request → <c>ERROR &lt;reason&gt;</c>,
-/// after which the witness closes the connection.
+/// <c>STATUS</c> → <c>STATUS &lt;holder|-&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>; <c>STANDBY &lt;nodeId&gt; &lt;epoch&gt;
+/// in-sync|behind</c> → <c>STANDBY in-sync|behind</c>; GRANTED, DENIED and STATUS end in <c> behind</c> while the
+/// holder's standby is reported behind; a bad request → <c>ERROR &lt;reason&gt;</c>, after which the witness closes
+/// the connection.
 /// </remarks>
 /// <example>
 /// <code>
@@ -81,13 +83,36 @@ public sealed class WitnessClient : IAsyncDisposable
     /// <param name="ttl">The lease length asked for, 50 ms to 60 s.</param>
     /// <param name="ct">Cancels the call (throws <see cref="OperationCanceledException"/>; the connection is reset).</param>
     /// <exception cref="ArgumentException">Invalid node id, epoch or TTL.</exception>
-    public Task<LeaseResult> AcquireAsync(string nodeId, long epoch, TimeSpan ttl, CancellationToken ct = default)
+    public Task<LeaseResult> AcquireAsync(string nodeId, long epoch, TimeSpan ttl, CancellationToken ct = default) => AcquireAsync(nodeId, epoch, ttl, force: false, ct);
+
+    /// <summary>
+    /// As <see cref="AcquireAsync(string, long, TimeSpan, CancellationToken)"/>; with <paramref name="force"/> the lease is
+    /// granted once it runs out even if its holder reported its standby behind (<see cref="LeaseResult.StandbyBehind"/>):
+    /// an operator's decision that the holder is gone for good, accepting the loss of what it confirmed as local.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid node id, epoch or TTL.</exception>
+    public Task<LeaseResult> AcquireAsync(string nodeId, long epoch, TimeSpan ttl, bool force, CancellationToken ct = default)
     {
         WitnessProtocol.ValidateNodeId(nodeId, nameof(nodeId));
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         ArgumentOutOfRangeException.ThrowIfEqual(epoch, long.MaxValue);
         var ttlMs = WitnessProtocol.ToTtlMs(ttl, nameof(ttl));
-        return CallAsync(string.Create(CultureInfo.InvariantCulture, $"ACQUIRE {nodeId} {epoch} {ttlMs}\n"), ct);
+        return CallAsync(string.Create(CultureInfo.InvariantCulture, $"ACQUIRE {nodeId} {epoch} {ttlMs}{(force ? " force" : "")}\n"), ct);
+    }
+
+    /// <summary>
+    /// The holder reports whether its standby holds everything it confirmed: <paramref name="behind"/> before it confirms
+    /// anything the standby does not hold (degrading to local), false once the standby has caught up. While behind, the
+    /// witness grants the lease to no other node. Answers <see cref="LeaseResultKind.StandbyRecorded"/> once the witness
+    /// has it on disk; <see cref="LeaseResultKind.Denied"/> when <paramref name="nodeId"/> does not hold the lease at
+    /// <paramref name="epoch"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid node id or epoch.</exception>
+    public Task<LeaseResult> SetStandbyAsync(string nodeId, long epoch, bool behind, CancellationToken ct = default)
+    {
+        WitnessProtocol.ValidateNodeId(nodeId, nameof(nodeId));
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        return CallAsync(string.Create(CultureInfo.InvariantCulture, $"STANDBY {nodeId} {epoch} {(behind ? "behind" : "in-sync")}\n"), ct);
     }
 
     /// <summary>
@@ -134,7 +159,8 @@ public sealed class WitnessClient : IAsyncDisposable
             var bytes = Encoding.ASCII.GetBytes(request);
 
             // A kept connection may have died since its last use (witness restarted): one retry on a fresh one. Safe to
-            // repeat: a second ACQUIRE by the same node is a renewal at the same epoch, a second RELEASE is a no-op.
+            // repeat: a second ACQUIRE by the same node is a renewal at the same epoch, a second RELEASE or STANDBY is a
+            // no-op.
             for (var attempt = 0; ; attempt++)
             {
                 var socket = _socket;

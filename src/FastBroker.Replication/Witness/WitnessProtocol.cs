@@ -9,9 +9,11 @@ namespace FastBroker.Replication;
 /// by hand, and nothing here is on a hot path: a primary renews a few times per TTL.
 /// </summary>
 /// <remarks>
-/// Requests: <c>ACQUIRE &lt;nodeId&gt; &lt;epoch&gt; &lt;ttlMs&gt;</c>, <c>RELEASE &lt;nodeId&gt;</c>, <c>STATUS</c>.
-/// Responses: <c>GRANTED &lt;epoch&gt; &lt;ttlMs&gt;</c>, <c>DENIED &lt;holder&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>,
-/// <c>RELEASED</c>, <c>STATUS &lt;holder|-&gt; &lt;epoch&gt; &lt;remainingMs&gt;</c>, <c>ERROR &lt;reason&gt;</c>.
+/// Requests: <c>ACQUIRE &lt;nodeId&gt; &lt;epoch&gt; &lt;ttlMs&gt; [force]</c>, <c>RELEASE &lt;nodeId&gt;</c>, <c>STATUS</c>,
+/// <c>STANDBY &lt;nodeId&gt; &lt;epoch&gt; in-sync|behind</c>.
+/// Responses: <c>GRANTED &lt;epoch&gt; &lt;ttlMs&gt; [behind]</c>, <c>DENIED &lt;holder&gt; &lt;epoch&gt; &lt;remainingMs&gt; [behind]</c>,
+/// <c>RELEASED</c>, <c>STATUS &lt;holder|-&gt; &lt;epoch&gt; &lt;remainingMs&gt; [behind]</c>, <c>STANDBY in-sync|behind</c>,
+/// <c>ERROR &lt;reason&gt;</c>. The trailing <c>behind</c> is there only while the holder's standby is reported behind.
 /// </remarks>
 internal static class WitnessProtocol
 {
@@ -113,9 +115,9 @@ internal static class WitnessProtocol
         switch (f[0])
         {
             case "ACQUIRE":
-                if (f.Length != 4)
+                if (f.Length is not (4 or 5) || (f.Length == 5 && f[4] != "force"))
                 {
-                    error = "usage: ACQUIRE <nodeId> <epoch> <ttlMs>";
+                    error = "usage: ACQUIRE <nodeId> <epoch> <ttlMs> [force]";
                     return false;
                 }
 
@@ -137,7 +139,7 @@ internal static class WitnessProtocol
                     return false;
                 }
 
-                request = new WitnessRequest(WitnessRequestKind.Acquire, f[1], epoch, (int)ttl);
+                request = new WitnessRequest(WitnessRequestKind.Acquire, f[1], epoch, (int)ttl, Force: f.Length == 5);
                 break;
             case "RELEASE":
                 if (f.Length != 2)
@@ -163,8 +165,29 @@ internal static class WitnessProtocol
 
                 request = new WitnessRequest(WitnessRequestKind.Status, null, 0, 0);
                 break;
+            case "STANDBY":
+                if (f.Length != 4 || f[3] is not (InSync or Behind))
+                {
+                    error = "usage: STANDBY <nodeId> <epoch> in-sync|behind";
+                    return false;
+                }
+
+                if (!IsValidNodeId(f[1]))
+                {
+                    error = $"bad node id: 1-{MaxNodeIdLength} characters of [A-Za-z0-9._-]";
+                    return false;
+                }
+
+                if (!TryParseLong(f[2], out var standbyEpoch))
+                {
+                    error = "bad epoch: a non-negative integer";
+                    return false;
+                }
+
+                request = new WitnessRequest(WitnessRequestKind.Standby, f[1], standbyEpoch, 0, Behind: f[3] == Behind);
+                break;
             default:
-                error = "unknown request: ACQUIRE, RELEASE or STATUS expected";
+                error = "unknown request: ACQUIRE, RELEASE, STATUS or STANDBY expected";
                 return false;
         }
 
@@ -190,28 +213,45 @@ internal static class WitnessProtocol
 
         switch (f[0])
         {
-            case "GRANTED" when f.Length == 3 && TryParseLong(f[1], out var epoch) && TryParseLong(f[2], out var ttl):
-                result = new LeaseResult(LeaseResultKind.Granted, epoch, null, TimeSpan.FromMilliseconds(ttl), TimeSpan.Zero, null);
+            case "GRANTED" when HasBehindTail(f, 3, out var behind) && TryParseLong(f[1], out var epoch) && TryParseLong(f[2], out var ttl):
+                result = new LeaseResult(LeaseResultKind.Granted, epoch, null, TimeSpan.FromMilliseconds(ttl), TimeSpan.Zero, null) { StandbyBehind = behind };
                 return true;
-            case "DENIED" when f.Length == 4 && IsValidNodeId(f[1]) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
-                result = new LeaseResult(LeaseResultKind.Denied, epoch, f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null);
+            case "DENIED" when HasBehindTail(f, 4, out var behind) && IsValidNodeId(f[1]) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
+                result = new LeaseResult(LeaseResultKind.Denied, epoch, f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null) { StandbyBehind = behind };
                 return true;
             case "RELEASED" when f.Length == 1:
                 result = new LeaseResult(LeaseResultKind.Released, 0, null, TimeSpan.Zero, TimeSpan.Zero, null);
                 return true;
-            case "STATUS" when f.Length == 4 && (f[1] == NoHolder || IsValidNodeId(f[1])) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
-                result = new LeaseResult(LeaseResultKind.Status, epoch, f[1] == NoHolder ? null : f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null);
+            case "STATUS" when HasBehindTail(f, 4, out var behind) && (f[1] == NoHolder || IsValidNodeId(f[1])) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
+                result = new LeaseResult(LeaseResultKind.Status, epoch, f[1] == NoHolder ? null : f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null) { StandbyBehind = behind };
+                return true;
+            case "STANDBY" when f.Length == 2 && f[1] is InSync or Behind:
+                result = new LeaseResult(LeaseResultKind.StandbyRecorded, 0, null, TimeSpan.Zero, TimeSpan.Zero, null) { StandbyBehind = f[1] == Behind };
                 return true;
             default:
                 return false;
         }
     }
 
-    public static string FormatGranted(long epoch, int ttlMs) => string.Create(CultureInfo.InvariantCulture, $"GRANTED {epoch} {ttlMs}\n");
+    public static string FormatGranted(long epoch, int ttlMs, bool standbyBehind = false) => string.Create(CultureInfo.InvariantCulture, $"GRANTED {epoch} {ttlMs}{Tail(standbyBehind)}\n");
 
-    public static string FormatDenied(string holder, long epoch, long remainingMs) => string.Create(CultureInfo.InvariantCulture, $"DENIED {holder} {epoch} {remainingMs}\n");
+    public static string FormatDenied(string holder, long epoch, long remainingMs, bool standbyBehind = false) => string.Create(CultureInfo.InvariantCulture, $"DENIED {holder} {epoch} {remainingMs}{Tail(standbyBehind)}\n");
 
-    public static string FormatStatus(string? holder, long epoch, long remainingMs) => string.Create(CultureInfo.InvariantCulture, $"STATUS {holder ?? NoHolder} {epoch} {remainingMs}\n");
+    public static string FormatStatus(string? holder, long epoch, long remainingMs, bool standbyBehind = false) => string.Create(CultureInfo.InvariantCulture, $"STATUS {holder ?? NoHolder} {epoch} {remainingMs}{Tail(standbyBehind)}\n");
+
+    public static string FormatStandby(bool behind) => behind ? "STANDBY behind\n" : "STANDBY in-sync\n";
+
+    private const string InSync = "in-sync";
+    private const string Behind = "behind";
+
+    private static string Tail(bool standbyBehind) => standbyBehind ? " " + Behind : "";
+
+    /// <summary>The response has <paramref name="fields"/> fields, or one more that is <c>behind</c>.</summary>
+    private static bool HasBehindTail(string[] f, int fields, out bool behind)
+    {
+        behind = f.Length == fields + 1 && f[fields] == Behind;
+        return f.Length == fields || behind;
+    }
 
     public const string Released = "RELEASED\n";
 

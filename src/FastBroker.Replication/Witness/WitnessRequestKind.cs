@@ -1,9 +1,12 @@
 namespace FastBroker.Replication;
 
-/// <summary>The three requests of the witness protocol.</summary>
+/// <summary>The requests of the witness protocol.</summary>
 internal enum WitnessRequestKind
 {
     Acquire,
     Release,
     Status,
+
+    /// <summary>The holder reports whether its standby holds everything it confirmed (see <see cref="WitnessClient.SetStandbyAsync"/>).</summary>
+    Standby,
 }

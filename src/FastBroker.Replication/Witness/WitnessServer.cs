@@ -19,7 +19,8 @@ namespace FastBroker.Replication;
 /// <para>
 /// ACQUIRE by the holder renews (even after expiry, if nobody took over) at the same epoch. ACQUIRE by anyone else is
 /// granted at <c>max(stored epoch, caller epoch) + 1</c> when nobody holds the lease or it expired at least
-/// <see cref="WitnessOptions.SafetyMargin"/> ago; otherwise DENIED. RELEASE by the holder makes the lease available at
+/// <see cref="WitnessOptions.SafetyMargin"/> ago, and the holder has not reported its standby behind (STANDBY; a
+/// forced ACQUIRE skips that check); otherwise DENIED. RELEASE by the holder makes the lease available at
 /// once. After a restart the persisted holder's lease counts as valid for <see cref="WitnessOptions.MaxTtl"/>, since
 /// the witness cannot know when the last lease it granted ends; for that to hold, a TTL asked above MaxTtl is granted
 /// as MaxTtl (the GRANTED answer says so).
@@ -46,9 +47,10 @@ public sealed partial class WitnessServer : IAsyncDisposable
     private string? _holder;
     private long _epoch;
     private long _expiry; // Stopwatch timestamp at which the holder's lease ends
+    private bool _standbyBehind; // the holder's standby lacks publishes it confirmed: no other node gets the lease
     private (string Caller, string Holder, long Epoch) _lastDenial = ("", "", -1);
 
-    private WitnessServer(WitnessOptions options, Socket listener, FileStream lockFile, string? holder, long epoch)
+    private WitnessServer(WitnessOptions options, Socket listener, FileStream lockFile, string? holder, long epoch, bool standbyBehind)
     {
         Options = options;
         _listener = listener;
@@ -58,6 +60,7 @@ public sealed partial class WitnessServer : IAsyncDisposable
         _maxTtlMs = (int)Math.Min(options.MaxTtl.TotalMilliseconds, WitnessProtocol.MaxTtlMs);
         _holder = holder;
         _epoch = epoch;
+        _standbyBehind = standbyBehind;
 
         // The holder may have been granted up to MaxTtl just before the crash: count that from now.
         _expiry = holder is null ? 0 : Stopwatch.GetTimestamp() + ToTicks(options.MaxTtl);
@@ -93,6 +96,21 @@ public sealed partial class WitnessServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// True while the holder reports its standby behind (it confirmed publishes the standby does not hold): the lease is
+    /// granted to no other node, even after it runs out, except by a forced ACQUIRE.
+    /// </summary>
+    public bool StandbyBehind
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _standbyBehind;
+            }
+        }
+    }
+
     /// <summary>Loads the persisted state, binds, then serves in the background.</summary>
     /// <exception cref="ArgumentException">Invalid options.</exception>
     /// <exception cref="InvalidDataException"><c>witness.state</c> exists but cannot be read.</exception>
@@ -114,11 +132,11 @@ public sealed partial class WitnessServer : IAsyncDisposable
         Socket? listener = null;
         try
         {
-            var (holder, epoch) = WitnessStateFile.Load(options.DataDirectory);
+            var (holder, epoch, standbyBehind) = WitnessStateFile.Load(options.DataDirectory);
             listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             listener.Bind(new IPEndPoint(address, options.Port));
             listener.Listen(128);
-            var server = new WitnessServer(options, listener, lockFile, holder, epoch);
+            var server = new WitnessServer(options, listener, lockFile, holder, epoch, standbyBehind);
             server._acceptLoop = Task.Run(server.AcceptLoopAsync, CancellationToken.None);
             return server;
         }

@@ -114,10 +114,10 @@ internal sealed class NodeProcess : IDisposable
         }
     }
 
-    /// <summary>POST /promote: (HTTP status, body).</summary>
-    public async Task<(int Status, string Body)> PromoteAsync()
+    /// <summary>POST /promote (or /promote/force): (HTTP status, body).</summary>
+    public async Task<(int Status, string Body)> PromoteAsync(bool force = false)
     {
-        using var response = await s_http.PostAsync(new Uri($"http://127.0.0.1:{AdminPort}/promote"), content: null);
+        using var response = await s_http.PostAsync(new Uri($"http://127.0.0.1:{AdminPort}/promote{(force ? "/force" : "")}"), content: null);
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 

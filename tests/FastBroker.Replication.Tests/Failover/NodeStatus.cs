@@ -16,9 +16,12 @@ internal sealed record NodeStatus(
 
     public bool IsStandby => Role == "standby";
 
-    /// <summary>True when this (primary) node has a standby attached that holds all of <paramref name="topic"/> durably.</summary>
+    /// <summary>
+    /// True when this (primary) node has a standby attached that holds all of <paramref name="topic"/> durably, and no
+    /// witness records that standby behind (which would keep it from being promoted).
+    /// </summary>
     public bool StandbyCaughtUp(string topic) =>
-        IsPrimary && Standby is { Attached: true } s && s.Topics.FirstOrDefault(t => t.Topic == topic) is { } t && t.Durable == t.Head && t.Received == t.Head;
+        IsPrimary && Standby is { Attached: true, WitnessRecordsBehind: false } s && s.Topics.FirstOrDefault(t => t.Topic == topic) is { } t && t.Durable == t.Head && t.Received == t.Head;
 
     /// <summary>This (standby) node's copy of <paramref name="topic"/>, or null.</summary>
     public ReplicaTopic? ReplicaOf(string topic) => Replica?.Topics.FirstOrDefault(t => t.Topic == topic);
@@ -52,6 +55,8 @@ internal sealed record NodeStatus(
                 s.TryGetProperty("acksReceived", out var acks) ? acks.GetInt64() : 0,
                 s.TryGetProperty("journalerAcks", out var journalerAcks) ? journalerAcks.GetInt64() : 0,
                 s.TryGetProperty("retentionPassed", out var retentionPassed) ? retentionPassed.GetInt64() : 0,
+                s.TryGetProperty("degraded", out var degraded) ? degraded.GetInt64() : 0,
+                s.TryGetProperty("witnessRecordsBehind", out var behind) && behind.GetBoolean(),
                 s.TryGetProperty("topics", out var topics)
                     ? [.. topics.EnumerateArray().Select(t => new StandbyTopic(t.GetProperty("topic").GetString()!, t.GetProperty("head").GetInt64(), t.GetProperty("received").GetInt64(), t.GetProperty("durable").GetInt64()))]
                     : []);
@@ -79,8 +84,12 @@ internal sealed record NodeStatus(
 
     public override string ToString() => Json;
 
-    /// <summary>The primary's view of its standby (<see cref="RetentionPassed"/>: links ended because retention passed it).</summary>
-    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, long RetentionPassed, IReadOnlyList<StandbyTopic> Topics);
+    /// <summary>
+    /// The primary's view of its standby (<see cref="RetentionPassed"/>: links ended because retention passed it;
+    /// <see cref="Degraded"/>: standby-mode publishes confirmed as local; <see cref="WitnessRecordsBehind"/>: the witness
+    /// keeps the lease from the standby because it lacks some of them).
+    /// </summary>
+    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, long RetentionPassed, long Degraded, bool WitnessRecordsBehind, IReadOnlyList<StandbyTopic> Topics);
 
     /// <summary>One topic as the primary sees it replicated: its head and the standby's received and durable ends.</summary>
     public sealed record StandbyTopic(string Topic, long Head, long Received, long Durable);
