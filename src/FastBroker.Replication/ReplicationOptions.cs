@@ -82,7 +82,11 @@ public sealed record ReplicationOptions
     /// <summary>The default <see cref="MaxRetentionHoldBytes"/>: 1 GiB (see there).</summary>
     public const long DefaultMaxRetentionHoldBytes = 1L << 30;
 
-    /// <summary>While no standby is attached, confirm standby-mode publishes as local at once instead of waiting (counted).</summary>
+    /// <summary>
+    /// While no standby is attached, confirm standby-mode publishes as local instead of waiting (counted). With a
+    /// <see cref="Witness"/>, only once the witness has recorded the standby behind: it then promotes no other node until
+    /// the standby has caught up, so an automatic failover never loses these confirmations (docs/replication.md).
+    /// </summary>
     public bool DegradeToLocal { get; init; }
 
     /// <summary>

@@ -41,7 +41,7 @@ public sealed class BehindStandbyTests(ITestOutputHelper output)
 
             // Now a failover keeps them: kill a, b is promoted and holds every degraded publish.
             a.Kill();
-            var promoted = await b.WaitForAsync(s => s.IsPrimary, "b is promoted once it is in sync", TimeSpan.FromSeconds(30));
+            var promoted = await b.WaitForAsync(s => s.IsPrimary, "b is promoted once it is in sync");
             Assert.True(promoted.Epoch > before.Epoch, $"b's epoch {promoted.Epoch} must be newer than a's {before.Epoch}");
             var content = await TopicContent.ReadAsync(b.ClientEndpoint, Topic);
             Assert.Equal(Degraded + 1, content.Head - content.Tail);
@@ -112,7 +112,7 @@ public sealed class BehindStandbyTests(ITestOutputHelper output)
             await a.WaitForAsync(s => s.Standby is { Attached: false }, "a sees b gone");
             for (var i = 0; i < Degraded; i++)
             {
-                await client.PublishAsync(Topic, Encoding.ASCII.GetBytes($"d{i:D4}")).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+                await client.PublishAsync(Topic, Encoding.ASCII.GetBytes($"d{i:D4}")).AsTask().WaitAsync(TimeSpan.FromSeconds(60));
             }
         }
 
@@ -134,15 +134,11 @@ public sealed class BehindStandbyTests(ITestOutputHelper output)
     /// <summary>Waits until the witness says a's lease has run out (a is dead): from then on only the standby flag keeps it from b.</summary>
     private static async Task WaitForExpiredLeaseOfAAsync(WitnessProcess witness)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        LeaseResult status;
-        while ((status = await StatusAsync(witness)) is not { Holder: "a", Remaining.Ticks: 0 })
-        {
-            Assert.True(status.Holder == "a", $"the witness granted the lease to another node: {status}");
-            Assert.True(DateTime.UtcNow < deadline, $"a's lease did not run out within 60 s: {status}");
-            await Task.Delay(20); // polling interval of a condition with a deadline
-        }
-
+        var status = await WitnessFixture.UntilAsync(
+            () => StatusAsync(witness),
+            r => r.Remaining == TimeSpan.Zero,
+            "a's lease runs out (a is dead)",
+            each: r => Assert.True(r.Holder == "a", $"the witness granted the lease to another node: {r}"));
         Assert.True(status.StandbyBehind, status.ToString());
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using FastBroker.Journal;
+using FastBroker.Replication;
 using FastBroker.Testing;
 using Xunit.Abstractions;
 
@@ -92,22 +93,8 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         const long Limit = 4 << 20;
         using var dir = new TempDirectory();
         var log = new ConcurrentQueue<string>();
-        TcpProxy? proxy = null;
-
-        // A heartbeat silence far beyond the test's waits: the link stays up through the stall.
-        var (a, b) = await InProcessPair.StartAsync(
-            dir,
-            BrokerOptions.Default,
-            o => o with { HeartbeatTimeout = TimeSpan.FromMinutes(2), Log = o.NodeId == "a" ? log.Enqueue : null },
-            port => (proxy = new TcpProxy(port)).Endpoint);
-        await using var proxyLifetime = proxy!;
-        await using var primaryNode = a;
-        await using var standbyNode = b;
-        a.Broker!.CreateTopic(Stream, TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = Limit });
-        Assert.Equal(0, await a.Broker.PublishAsync(Stream, Payloads.Padded("r0|", 32 << 10)));
-        await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Stream), "b has the topic");
-        Assert.True(a.Broker.Topics.TryGet(Stream, out var topic));
-        var primary = topic.Journal!;
+        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o, Stream, TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = Limit });
+        var (a, b, proxy, primary) = (pair.A, pair.B, pair.Proxy, pair.Journal);
 
         // The sender's socket buffers take the first few MiB; after that, every MiB published stays on the primary.
         proxy!.Stall();
@@ -115,7 +102,7 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         while (primary.SizeOnDisk <= Limit + (2 << 20))
         {
             Assert.True(head < 3072, $"96 MiB published and retention still keeps the primary within its limit: the replicator does not hold it back ({primary.SizeOnDisk} bytes)");
-            var chunk = Enumerable.Range(head, 32).Select(i => a.Broker.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
+            var chunk = Enumerable.Range(head, 32).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
             Assert.Equal(Enumerable.Range(head, 32).Select(i => (long)i), await Task.WhenAll(chunk));
             head += 32;
             await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
@@ -158,27 +145,15 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         const long Bound = Limit + Hold + Segment; // one segment of slack: the active one may have just rolled
         using var dir = new TempDirectory();
         var log = new ConcurrentQueue<string>();
-        TcpProxy? proxy = null;
-        var (a, b) = await InProcessPair.StartAsync(
-            dir,
-            BrokerOptions.Default,
-            o => o with { HeartbeatTimeout = TimeSpan.FromMinutes(2), MaxRetentionHoldBytes = Hold, Log = o.NodeId == "a" ? log.Enqueue : null },
-            port => (proxy = new TcpProxy(port)).Endpoint);
-        await using var proxyLifetime = proxy!;
-        await using var primaryNode = a;
-        await using var standbyNode = b;
-        a.Broker!.CreateTopic(Stream, TopicOptions.Default with { SegmentBytes = Segment, MaxMessageBytes = 64 << 10, RetentionBytes = Limit, Acks = AckMode.Local });
-        Assert.Equal(0, await a.Broker.PublishAsync(Stream, Payloads.Padded("r0|", 32 << 10)));
-        await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Stream), "b has the topic");
-        Assert.True(a.Broker.Topics.TryGet(Stream, out var topic));
-        var primary = topic.Journal!;
+        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = Hold }, Stream, TopicOptions.Default with { SegmentBytes = Segment, MaxMessageBytes = 64 << 10, RetentionBytes = Limit, Acks = AckMode.Local });
+        var (a, b, proxy, primary) = (pair.A, pair.B, pair.Proxy, pair.Journal);
 
         // The sender's socket buffers take the first few MiB; then the standby holds retention back, up to the bound.
         proxy!.Stall();
         var head = 1;
         async Task PublishChunk()
         {
-            var chunk = Enumerable.Range(head, 32).Select(i => a.Broker.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
+            var chunk = Enumerable.Range(head, 32).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
             Assert.Equal(Enumerable.Range(head, 32).Select(i => (long)i), await Task.WhenAll(chunk));
             head += 32;
             await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
@@ -264,5 +239,54 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
     private readonly struct Collect(List<(long Offset, int Count)> into) : IMessageHandler
     {
         public void OnMessage(scoped in MessageView message) => into.Add((message.Offset, message.DeliveryCount));
+    }
+
+    /// <summary>
+    /// Two in-process nodes, b reaching a through a proxy the test can stall, with a heartbeat silence far beyond the
+    /// test's waits (the link stays up through a stall); <paramref name="stream"/> created on a and its first 32 KiB
+    /// record (offset 0) held by b. a logs into <paramref name="log"/>.
+    /// </summary>
+    private static async Task<ProxiedPair> StartProxiedWithFirstRecordAsync(TempDirectory dir, ConcurrentQueue<string> log, Func<ReplicationOptions, ReplicationOptions> configure, string stream, TopicOptions topicOptions)
+    {
+        TcpProxy? proxy = null;
+        var (a, b) = await InProcessPair.StartAsync(
+            dir,
+            BrokerOptions.Default,
+            o => configure(o with { HeartbeatTimeout = TimeSpan.FromMinutes(2), Log = o.NodeId == "a" ? log.Enqueue : null }),
+            port => (proxy = new TcpProxy(port)).Endpoint);
+        var pair = new ProxiedPair(a, b, proxy!);
+        try
+        {
+            a.Broker!.CreateTopic(stream, topicOptions);
+            Assert.Equal(0, await a.Broker.PublishAsync(stream, Payloads.Padded("r0|", 32 << 10)));
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(stream), "b has the topic");
+            Assert.True(a.Broker.Topics.TryGet(stream, out var topic));
+            pair.Journal = topic.Journal!;
+            return pair;
+        }
+        catch
+        {
+            await pair.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The nodes and proxy of <see cref="StartProxiedWithFirstRecordAsync"/>, and a's journal of its topic; disposed in reverse order.</summary>
+    private sealed class ProxiedPair(ReplicatedNode a, ReplicatedNode b, TcpProxy proxy) : IAsyncDisposable
+    {
+        public ReplicatedNode A { get; } = a;
+
+        public ReplicatedNode B { get; } = b;
+
+        public TcpProxy Proxy { get; } = proxy;
+
+        public JournalLog Journal { get; set; } = null!;
+
+        public async ValueTask DisposeAsync()
+        {
+            await B.DisposeAsync();
+            await A.DisposeAsync();
+            await Proxy.DisposeAsync();
+        }
     }
 }
