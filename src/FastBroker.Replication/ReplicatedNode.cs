@@ -845,7 +845,25 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// </summary>
     private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
     {
-        if (peer is not { Role: not NodeRole.Primary, Heads: { } heads } p || CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) <= 0)
+        bool ahead;
+        if (peer is not { Role: not NodeRole.Primary } p)
+        {
+            ahead = false;
+        }
+        else if (p.Heads is { } heads)
+        {
+            ahead = CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) > 0;
+        }
+        else
+        {
+            // It answers without heads: it has no journals open just now, because it is taking over as it was expected
+            // to (BecomePrimaryAsync closes its copy, then opens the broker), or stepping down from that. It is still
+            // the one ahead if it was last seen so. Taking the lease now would win as soon as its lease ran out during
+            // a slow open (a loaded machine, a cold open), and cut its records — confirmed ones — when it followed.
+            ahead = _peerAheadSince != 0 || _defersToPeer;
+        }
+
+        if (!ahead)
         {
             _peerAheadSince = 0;
             _peerAheadLogged = false;
@@ -854,7 +872,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
         if (_peerAheadSince == 0)
         {
-            _peerAheadSince = Stopwatch.GetTimestamp();
+            _peerAheadSince = _defersToPeer ? _deferredAt : Stopwatch.GetTimestamp();
         }
 
         if (Stopwatch.GetElapsedTime(_peerAheadSince) < _options.PeerWait)
@@ -866,7 +884,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
         if (!_peerAheadLogged)
         {
             _peerAheadLogged = true;
-            Log($"peer '{p.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
+            Log($"peer '{peer?.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
         }
 
         return false;

@@ -39,23 +39,4 @@ public class EndToEndBenchmarkTests
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => ServeChild.StartAsync(bogus, null));
         Assert.Contains("did not start listening", error.Message, StringComparison.Ordinal);
     }
-
-    private sealed class InfoRecorder(IBenchReporter inner) : IBenchReporter
-    {
-        public List<string> Lines { get; } = [];
-
-        public void Progress(string label, double fraction) => inner.Progress(label, fraction);
-
-        public void Result(BenchResult result) => inner.Result(result);
-
-        public void Info(string text)
-        {
-            lock (Lines)
-            {
-                Lines.Add(text);
-            }
-
-            inner.Info(text);
-        }
-    }
 }

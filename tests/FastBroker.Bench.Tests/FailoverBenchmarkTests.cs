@@ -17,7 +17,8 @@ public class FailoverBenchmarkTests
     public async Task One_round_loses_nothing_duplicates_nothing_and_reports_the_documented_fields()
     {
         using var output = new StringWriter();
-        var ctx = new BenchContext(new JsonLinesReporter(output), Runs: 1, WarmupSeconds: 0);
+        var reporter = new InfoRecorder(new JsonLinesReporter(output));
+        var ctx = new BenchContext(reporter, Runs: 1, WarmupSeconds: 0);
         var options = new FailoverOptions
         {
             Executable = Executable,
@@ -33,14 +34,17 @@ public class FailoverBenchmarkTests
 
         var summary = await FailoverBenchmark.RunAsync(ctx, options, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
 
-        Assert.True(summary.Confirmed > 0, $"nothing confirmed: {summary}");
-        Assert.True(summary.Lost == 0, $"{summary.Lost} confirmed publishes lost: {summary.Diagnostics}");
-        Assert.True(summary.Duplicated == 0, $"{summary.Duplicated} publishes stored more than once: {summary.Diagnostics}");
+        Assert.True(summary.Confirmed > 0, $"nothing confirmed: {summary}\n{reporter.Text}");
+        Assert.True(summary.Lost == 0, $"{summary.Lost} confirmed publishes lost: {summary.Diagnostics}\n{reporter.Text}");
+        Assert.True(summary.Duplicated == 0, $"{summary.Duplicated} publishes stored more than once: {summary.Diagnostics}\n{reporter.Text}");
         Assert.Null(summary.Diagnostics);
         var failover = Assert.Single(summary.FailoverMs);
 
-        // Detection (the heartbeat timeout) and the old lease (twice that) must run out first.
-        Assert.InRange(failover, options.HeartbeatTimeoutMs, 30_000);
+        // After the kill, and within the step timeouts. Not "at least the heartbeat timeout": detection and the old lease
+        // run out from the primary's last heartbeat and renewal, not from the kill, and a primary stalled by a loaded
+        // machine may have sent neither for a while before it (a loaded CI run measured 1,415.7 ms with a 2,000 ms timeout).
+        Assert.True(failover > 0 && failover <= 30_000, $"failover {failover} ms\n{reporter.Text}");
+        Assert.Single(summary.PromotionMs); // the node killed was primary, and its standby was seen taking over
 
         var line = Assert.Single(output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         using var doc = JsonDocument.Parse(line);

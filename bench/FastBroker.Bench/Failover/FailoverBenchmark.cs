@@ -155,7 +155,21 @@ public static class FailoverBenchmark
             ctx.Reporter.Progress($"round {round}/{options.Rounds}: publishing", (round - 1) / (double)options.Rounds);
             var delay = options.MinKillDelay + ((options.MaxKillDelay - options.MinKillDelay) * random.NextDouble());
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            var epoch = (await LocalPair.StatusAsync(primary, cancellationToken).ConfigureAwait(false))?.Epoch;
+            long epoch;
+            while (true)
+            {
+                if (await LocalPair.StatusAsync(primary, cancellationToken).ConfigureAwait(false) is { IsPrimary: true } before)
+                {
+                    epoch = before.Epoch;
+                    break;
+                }
+
+                // Roles changed since the pair was seen caught up (a loaded machine: a stalled primary taken for a dead
+                // one): killing this node would measure no failover. Kill the primary of the moment, once caught up.
+                ctx.Reporter.Info($"round {round}/{options.Rounds}: '{primary.Name}' is no longer primary before the kill; waiting for a caught-up pair again");
+                primary = await WaitForCaughtUpStandbyAsync(pair, topic, cancellationToken).ConfigureAwait(false);
+                standby = pair.Other(primary);
+            }
 
             ctx.Reporter.Progress($"round {round}/{options.Rounds}: killed primary '{primary.Name}'", (round - 0.75) / options.Rounds);
             var killed = Stopwatch.GetTimestamp();

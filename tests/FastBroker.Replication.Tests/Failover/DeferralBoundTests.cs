@@ -34,7 +34,9 @@ public sealed class DeferralBoundTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, first) = await pair.StartWitnessedPairAsync(proxyWitnessOfA: true, s_peerWaitOption);
+            // A 2 s heartbeat timeout (4 s lease), not the default 500 ms: in a loaded CI run a, just primary, stalled past its
+            // 1 s lease (renewing through the proxy), fenced itself and refused the first publish.
+            var (a, b, first) = await pair.StartWitnessedPairAsync(proxyWitnessOfA: true, [.. s_peerWaitOption, "--heartbeat-timeout-ms", "2000"]);
             await PrefixedMessages.PublishAsync(a, Topic, "r", Shared, FastBroker.Protocol.Durability.StandbyDurable);
             b.Kill();
             await a.WaitForAsync(s => s.Standby is { Attached: false }, "a sees its standby gone");

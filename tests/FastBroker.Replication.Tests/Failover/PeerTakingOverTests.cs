@@ -1,0 +1,177 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A node that defers to its peer (the peer holds more of the log) must go on deferring while the peer takes over.
+/// Becoming primary, the peer closes its standby copy before it opens its broker, and its STATUS meanwhile carries no
+/// heads. A loaded CI run (<see cref="DoublePowerLossTests"/>): the deferring node read "no heads" as "not ahead" and
+/// asked the witness for the lease; the peer's promotion took 1.8 s, longer than its 1 s lease, so the witness granted
+/// it to the node behind, the peer fenced itself at the end of its promotion, followed, and was cut: 8 confirmed
+/// records lost.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class PeerTakingOverTests
+{
+    private const string Topic = "takeover.orders";
+    private const string Deferring = "deferring to it";
+    private static readonly TimeSpan s_peerWait = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// The peer (a fake answering the replication port) says it is deciding, ahead on a topic, until the node has
+    /// become its standby (its first HELLO); then, for good, that it is deciding with no heads (as while it opens its
+    /// journals as primary). The node must not take the lease
+    /// before <c>PeerWait</c> has passed (the bound that keeps a peer that never takes over from leaving the pair
+    /// without a primary), and then it says why it does.
+    /// </summary>
+    [Fact]
+    public async Task A_node_deferring_to_its_peer_does_not_take_the_lease_while_the_peer_answers_without_heads()
+    {
+        using var dir = new TempDirectory();
+        await using var witness = await WitnessFixture.StartAsync();
+        using var peer = new TakingOverPeer(aheadOn: Topic, head: 10);
+        var lines = new ConcurrentQueue<string>();
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = FreePort.Next(),
+            Peer = $"127.0.0.1:{peer.Port}",
+            Witness = witness.Endpoint,
+            InitialRole = NodeRole.Standby,
+            PeerWait = s_peerWait,
+            Log = lines.Enqueue,
+        });
+
+        await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
+        await Eventually.TrueAsync(() => peer.ProbesWithoutHeads >= 3, "a probes its peer while the peer reports no heads");
+        await Eventually.TrueAsync(() => node.Role == NodeRole.Primary, "a takes the lease once its peer has not taken over within the bound");
+
+        var status = NodeStatus.Parse(node.GetStatusJson());
+        Assert.True(lines.Any(l => l.Contains("has not taken over in", StringComparison.Ordinal)), $"a took the lease while it deferred:\n{string.Join('\n', lines)}");
+
+        // On the node's own clock (event stamps): a lower bound, whatever the machine's load.
+        var deferred = status.EventTime(Deferring);
+        var promoted = status.EventTime("Primary (epoch");
+        Assert.True(deferred is not null && promoted is not null, $"no deferral or promotion among the events: {status}");
+        var waited = (promoted.Value - deferred.Value + TimeSpan.FromDays(1)).Ticks % TimeSpan.TicksPerDay; // across midnight too
+        Assert.True(waited >= s_peerWait.Ticks, $"a deferred for {TimeSpan.FromTicks(waited).TotalMilliseconds:0} ms, less than PeerWait {s_peerWait.TotalMilliseconds:0}:\n{string.Join('\n', lines)}");
+    }
+
+    /// <summary>
+    /// A fake peer on the replication port: answers PROBE with a STATUS of a node that is deciding (not primary, epoch 0),
+    /// with heads ahead on one topic until the first HELLO and without heads after it; refuses a HELLO (not primary).
+    /// </summary>
+    private sealed class TakingOverPeer : IDisposable
+    {
+        private const byte StatusHeadsKnown = 1; // ReplicatedNode's STATUS flag
+        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        private readonly string _topic;
+        private readonly long _head;
+        private readonly Thread _thread;
+        private volatile bool _helloSeen;
+        private int _probesWithoutHeads;
+
+        public TakingOverPeer(string aheadOn, long head)
+        {
+            _topic = aheadOn;
+            _head = head;
+            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Listen(16);
+            Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+            _thread = new Thread(Serve) { IsBackground = true, Name = "fake-peer" };
+            _thread.Start();
+        }
+
+        public int Port { get; }
+
+        public int ProbesWithoutHeads => Volatile.Read(ref _probesWithoutHeads);
+
+        public void Dispose()
+        {
+            _listener.Dispose();
+            _thread.Join(TimeSpan.FromSeconds(10));
+        }
+
+        private void Serve()
+        {
+            while (true)
+            {
+                Socket socket;
+                try
+                {
+                    socket = _listener.Accept();
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                using (socket)
+                {
+                    try
+                    {
+                        Answer(socket);
+                    }
+                    catch (SocketException)
+                    {
+                        // The node gave up on this connection (a probe times out after 500 ms): it tries again.
+                    }
+                }
+            }
+        }
+
+        private void Answer(Socket socket)
+        {
+            socket.ReceiveTimeout = 10_000;
+            var header = new byte[5];
+            ReceiveExactly(socket, header);
+            var body = new byte[BinaryPrimitives.ReadUInt32LittleEndian(header) - 1];
+            ReceiveExactly(socket, body);
+            var f = new FrameBuffer(256);
+            if ((FrameKind)header[4] == FrameKind.Probe)
+            {
+                var withHeads = !_helloSeen;
+                if (!withHeads)
+                {
+                    Interlocked.Increment(ref _probesWithoutHeads);
+                }
+
+                f.Begin(FrameKind.Status).U8((byte)NodeRole.Starting).I64(0).Str("b").U8(withHeads ? StatusHeadsKnown : (byte)0).U32(withHeads ? 1u : 0u);
+                if (withHeads)
+                {
+                    f.Str(_topic).I64(_head);
+                }
+            }
+            else
+            {
+                _helloSeen = true;
+                f.Begin(FrameKind.Refuse).I64(0).U8((byte)NodeRole.Starting).Str("node 'b' is Starting, not primary");
+            }
+
+            f.End();
+            f.SendTo(socket);
+        }
+
+        private static void ReceiveExactly(Socket socket, byte[] buffer)
+        {
+            for (var read = 0; read < buffer.Length;)
+            {
+                var n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
+                if (n == 0)
+                {
+                    throw new SocketException((int)SocketError.ConnectionReset);
+                }
+
+                read += n;
+            }
+        }
+    }
+}
