@@ -74,7 +74,7 @@ internal sealed class WitnessFixture : IAsyncDisposable
     }
 
     /// <summary>Repeats <paramref name="call"/> (every few ms, with a deadline) until its result satisfies <paramref name="done"/>.</summary>
-    public static async Task<LeaseResult> UntilAsync(Func<Task<LeaseResult>> call, Func<LeaseResult, bool> done, string because, Action<LeaseResult>? each = null)
+    public static async Task<T> UntilAsync<T>(Func<Task<T>> call, Func<T, bool> done, string because, Action<T>? each = null)
     {
         var sw = Stopwatch.StartNew();
         while (true)

@@ -71,14 +71,7 @@ public sealed class BehindStandbyTests(ITestOutputHelper output)
             Assert.Contains("force the promotion", refusal, StringComparison.Ordinal);
 
             // Refused (409) until the witness's safety margin after a's lease has passed too; then granted.
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            var (status, body) = await b.PromoteAsync(force: true);
-            while (status == 409 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20); // polling interval of a condition with a deadline
-                (status, body) = await b.PromoteAsync(force: true);
-            }
-
+            var (status, body) = await WitnessFixture.UntilAsync(() => b.PromoteAsync(force: true), r => r.Status != 409, "the forced promotion is granted once a's lease and the witness's margin have run out");
             Assert.True(status == 200, $"POST /promote/force: {status} {body}");
             var promoted = await b.WaitForAsync(s => s.IsPrimary, "b is primary after the forced promotion");
             Assert.True(promoted.Epoch > before.Epoch, $"b's epoch {promoted.Epoch} must be newer than a's {before.Epoch}");
