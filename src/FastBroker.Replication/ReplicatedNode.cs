@@ -26,6 +26,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private const byte StatusHeadsKnown = 1;
     private const byte StatusDefers = 2;
 
+    /// <summary>The longest a graceful stop waits for the standby (and the witness) before it releases the lease.</summary>
+    private static readonly TimeSpan s_maxHandOverWait = TimeSpan.FromSeconds(5);
+
     private readonly BrokerOptions _brokerOptions;
     private readonly ServerOptions _serverOptions;
     private readonly ReplicationOptions _options;
@@ -568,6 +571,11 @@ public sealed class ReplicatedNode : IAsyncDisposable
             await server.StopAsync(TimeSpan.FromSeconds(release ? 5 : 0)).ConfigureAwait(false);
         }
 
+        if (release && broker is not null)
+        {
+            await HandOverAsync(broker).ConfigureAwait(false);
+        }
+
         _gate?.FailAll(release ? BrokerErrorCode.Closed : BrokerErrorCode.NotPrimary, $"not confirmed: {reason}");
         _replicator?.Dispose();
         _replicator = null;
@@ -587,6 +595,69 @@ public sealed class ReplicatedNode : IAsyncDisposable
             {
                 await lease.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// A graceful stop, clients closed, before the lease is released: lets an attached standby flush everything this node
+    /// wrote (for up to <see cref="ReplicationOptions.AckTimeout"/>), so that the node that takes over lacks nothing,
+    /// local-mode confirmations included. If the witness records the standby behind and it has now caught up, reports
+    /// it in sync first: otherwise the witness would keep the released lease from it (the periodic report runs only
+    /// once a heartbeat, and the node stopping has stopped its watch).
+    /// </summary>
+    private async Task HandOverAsync(Broker broker)
+    {
+        // A link that is still being set up counts: the gate calls the standby attached only once it is welcomed.
+        if (_replicator?.Link is not { } link || _gate is not { } gate)
+        {
+            return;
+        }
+
+        // Degraded count first, as in CheckStandbyInSyncAsync: anything degraded before it lies below the heads read after it.
+        var degradedSeen = gate.Degraded;
+        var target = Heads(broker);
+        var limit = _options.AckTimeout < s_maxHandOverWait ? _options.AckTimeout : s_maxHandOverWait;
+        var waited = Stopwatch.StartNew();
+        while (!Holds(link, target))
+        {
+            if (waited.Elapsed >= limit || !ReferenceEquals(_replicator?.Link, link))
+            {
+                Log($"stopping: standby '{link.StandbyId}' did not flush everything this node wrote within {limit.TotalMilliseconds:0} ms; releasing the lease without waiting longer");
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(5)).ConfigureAwait(false);
+        }
+
+        Log($"stopping: standby '{link.StandbyId}' holds (flushed) everything this node wrote");
+        if (_lease is not { StandbyBehind: true } lease || !gate.TryRevokeDegrade(degradedSeen))
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await _standbyReport.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                if (await lease.SetStandbyBehindAsync(behind: false, timeout.Token).ConfigureAwait(false))
+                {
+                    Log($"stopping: the witness records standby '{link.StandbyId}' in sync, so it may take over");
+                }
+                else
+                {
+                    Log($"stopping: the witness could not be told that standby '{link.StandbyId}' is in sync: it keeps the lease from it until this node returns or 'fastbroker promote --force'");
+                }
+            }
+            finally
+            {
+                _standbyReport.Release();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Log($"stopping: no answer from the witness within {limit.TotalMilliseconds:0} ms to record standby '{link.StandbyId}' in sync");
         }
     }
 
@@ -651,7 +722,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// </summary>
     private async Task CheckStandbyInSyncAsync()
     {
-        if (_lease is not { StandbyBehind: true } lease || _gate is not { } gate || _replicator?.Link is not { } link || !gate.StandbyAttached)
+        if (_lease is not { StandbyBehind: true } lease || _gate is not { } gate || _replicator?.Link is not { } link || !gate.StandbyAttached || Broker is not { } broker)
         {
             _syncTarget = null;
             return;
@@ -662,16 +733,13 @@ public sealed class ReplicatedNode : IAsyncDisposable
             // Degraded count first: anything degraded before it was journaled below the heads read after it.
             _syncDegradedSeen = gate.Degraded;
             _syncLink = link;
-            _syncTarget = link.Positions.ToDictionary(p => p.Topic, p => p.Head, StringComparer.Ordinal);
+            _syncTarget = Heads(broker);
             return;
         }
 
-        foreach (var (topic, _, _, durable) in link.Positions)
+        if (!Holds(link, _syncTarget))
         {
-            if (_syncTarget.TryGetValue(topic, out var head) && durable < head)
-            {
-                return;
-            }
+            return;
         }
 
         _syncTarget = null;
@@ -692,6 +760,33 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
             _standbyReport.Release();
         }
+    }
+
+    /// <summary>The head of every persistent topic that holds records: what a standby in sync must have flushed.</summary>
+    private static Dictionary<string, long> Heads(Broker broker) =>
+        broker.Topics.All.Where(t => t.Persistent && t.Head > t.Tail).ToDictionary(t => t.Name, t => t.Head, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether the standby on <paramref name="link"/> has flushed every topic up to <paramref name="heads"/>. A topic the
+    /// link does not stream yet (it announces the existing ones just after the standby attaches) is not held.
+    /// </summary>
+    private static bool Holds(StandbyLink link, Dictionary<string, long> heads)
+    {
+        var durable = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (topic, _, _, d) in link.Positions)
+        {
+            durable[topic] = d;
+        }
+
+        foreach (var (topic, head) in heads)
+        {
+            if (!durable.TryGetValue(topic, out var d) || d < head)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private void SawNewerEpoch(long epoch)
