@@ -28,6 +28,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly List<string> _groupRecoveries = [];
     private readonly object _gate = new();
     private readonly Timer _timer;
+    private readonly ProducerCheckpoint _producerCheckpoint;
     private readonly object _timerLock = new();
     private int _timerPeriodMs; // 0 = not started; under _timerLock
     private int _state; // 0 open, 1 closing, 2 closed
@@ -45,6 +46,9 @@ public sealed partial class Broker : IAsyncDisposable
 
         _producers = new ProducerRegistry(options.ProducerWindow);
         RecoverProducers();
+        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
+        _producerCheckpoint.WriteNow(_producers, closing: false);
+        _producers.AttachCheckpoint(_producerCheckpoint);
         _pipeline = new Pipeline(options, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
         _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
@@ -181,6 +185,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         await _timer.DisposeAsync().ConfigureAwait(false);
         _pipeline.Stop(_options.ShutdownTimeout);
+        _producerCheckpoint.WriteNow(_producers, closing: true);
         foreach (var t in _topics.All)
         {
             if (t.Durability is { } d)
@@ -355,15 +360,55 @@ public sealed partial class Broker : IAsyncDisposable
             using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
             while (reader.TryRead(out var record))
             {
-                if (((ushort)record.Flags & HasProducerFlag) != 0
-                    && ReservedHeaders.TryGetBrokerWritten(record.Headers, ProducerHeaderName, out var value)
-                    && value.Length == 16)
+                if (ProducerOf(record) is var (id, sequence))
                 {
-                    var id = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value);
-                    var sequence = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[8..]);
                     _producers.Record(id, sequence, topic, record.Offset);
                 }
             }
         }
+
+        // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint).
+        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem);
+        foreach (var (id, highest, topic, offset) in vouched)
+        {
+            _producers.Vouch(id, highest, topic, offset);
+        }
+
+        if (problem is not null)
+        {
+            _options.Log?.Invoke(problem);
+        }
     }
+
+    /// <summary>The producer id and sequence the record at <paramref name="offset"/> of a persistent topic carries, if any.</summary>
+    private (ulong Producer, ulong Sequence)? ProducerAt(string topic, long offset)
+    {
+        if (!_topics.TryGet(topic, out var t) || t.Journal is not { } journal || offset < journal.FirstOffset || offset >= journal.NextOffset)
+        {
+            return null;
+        }
+
+        using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(offset));
+        while (reader.TryRead(out var record))
+        {
+            if (record.Offset == offset)
+            {
+                return ProducerOf(record);
+            }
+
+            if (record.Offset > offset)
+            {
+                break;
+            }
+        }
+
+        return null;
+    }
+
+    private static (ulong Producer, ulong Sequence)? ProducerOf(in Journal.JournalRecord record) =>
+        ((ushort)record.Flags & HasProducerFlag) != 0
+        && ReservedHeaders.TryGetBrokerWritten(record.Headers, ProducerHeaderName, out var value)
+        && value.Length == 16
+            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value), System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[8..]))
+            : null;
 }

@@ -90,6 +90,8 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             {
                 producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset);
             }
+
+            producers.CountWrite();
         }
     }
 

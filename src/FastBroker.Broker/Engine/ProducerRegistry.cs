@@ -17,6 +17,8 @@ internal sealed class ProducerRegistry(int window)
 {
     private readonly Dictionary<ulong, Producer> _producers = [];
     private readonly object _addLock = new();
+    private ProducerCheckpoint? _checkpoint;
+    private long _sinceCapture; // journaler: records written since the last checkpoint capture
 
     /// <summary>Outcome of <see cref="Check"/>.</summary>
     public enum Verdict
@@ -82,6 +84,70 @@ internal sealed class ProducerRegistry(int window)
         return p.Highest - sequence < (ulong)window && sequence >= p.Lowest ? Verdict.New : Verdict.TooOld;
     }
 
+    /// <summary>Before the pipeline starts: where the journaler's captures go.</summary>
+    public void AttachCheckpoint(ProducerCheckpoint checkpoint) => _checkpoint = checkpoint;
+
+    /// <summary>
+    /// Journaler, for each record written (idempotent or not: each pushes older ones out of a topic's rescan): captures
+    /// a checkpoint once <see cref="ProducerCheckpoint.Interval"/> were written since the last, also inside a batch (a
+    /// batch may be longer; a capture naming a record its commit then never made durable is ignored when loaded).
+    /// </summary>
+    public void CountWrite()
+    {
+        if (++_sinceCapture >= ProducerCheckpoint.Interval && _checkpoint is { } checkpoint && _producers.Count > 0 && checkpoint.TryCapture(this))
+        {
+            _sinceCapture = 0;
+        }
+    }
+
+    /// <summary>One producer in a <see cref="ProducerCheckpoint"/>: its highest stored sequence and that record's place.</summary>
+    public readonly record struct Entry(ulong Producer, ulong Highest, TopicState Topic, long Offset);
+
+    /// <summary>
+    /// Journaler (or with the registry quiescent): copies every producer's highest sequence and its record's place into
+    /// <paramref name="into"/> (grown when there are more producers than it holds) and returns how many.
+    /// </summary>
+    public int Capture(ref Entry[] into)
+    {
+        lock (_addLock)
+        {
+            if (into.Length < _producers.Count)
+            {
+                into = new Entry[Math.Max(_producers.Count, into.Length * 2)];
+            }
+
+            var n = 0;
+            foreach (var (id, p) in _producers)
+            {
+                if (p.Newest(out var topic, out var offset))
+                {
+                    into[n++] = new Entry(id, p.Highest, topic, offset);
+                }
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Recovery, after the rescan: a checkpoint says <paramref name="producerId"/> stored <paramref name="highest"/> at
+    /// (<paramref name="topic"/>, <paramref name="offset"/>), verified against the journal. Every sequence up to it that
+    /// the rescan did not find may be stored beyond it: a retry of one is refused (too old), never written again.
+    /// </summary>
+    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset)
+    {
+        if (!_producers.TryGetValue(producerId, out var p))
+        {
+            p = new Producer();
+            lock (_addLock)
+            {
+                _producers[producerId] = p;
+            }
+        }
+
+        p.Vouch(highest, topic, offset, window);
+    }
+
     public void Record(ulong producerId, ulong sequence, TopicState topic, long offset)
     {
         if (_producers.TryGetValue(producerId, out var p))
@@ -112,6 +178,23 @@ internal sealed class ProducerRegistry(int window)
 
         public ulong Lowest => _lowest;
 
+        /// <summary>Where the highest sequence's record is (false only for a producer with nothing recorded).</summary>
+        public bool Newest(out TopicState topic, out long offset)
+        {
+            var found = TryFind(_highest, out var t, out offset);
+            topic = t!;
+            return found && t is not null;
+        }
+
+        public void Vouch(ulong highest, TopicState topic, long offset, int window)
+        {
+            // Sequences above the checkpoint's were written after it, so the rescan saw each one that is stored; those
+            // below it that it did not see cannot be told apart from stored ones. The checkpoint's own record is known.
+            var lowest = _lowest == ulong.MaxValue || highest >= _lowest ? highest : _lowest;
+            Record(highest, topic, offset, window);
+            _lowest = lowest;
+        }
+
         public bool TryFind(ulong sequence, out TopicState? topic, out long offset)
         {
             var i = (int)(sequence & (ulong)(_sequences.Length - 1));
@@ -136,7 +219,7 @@ internal sealed class ProducerRegistry(int window)
             }
 
             // Grow (up to the window) while the sequences kept span more than the table holds.
-            while (_sequences.Length < window && _highest - _lowest >= (ulong)_sequences.Length)
+            while (_sequences.Length < window && _highest >= _lowest && _highest - _lowest >= (ulong)_sequences.Length)
             {
                 Grow();
             }

@@ -4,13 +4,21 @@ namespace FastBroker.Replication.Internal;
 
 /// <summary>
 /// The broker state outside the journals that a failover must keep: durable subscription positions
-/// (<c>subscriptions/*.pos</c>) and work-queue group state (<c>topics/*/groups/*.state</c>). The primary sends a
-/// file whole when its contents changed; the standby replaces its copy atomically.
+/// (<c>subscriptions/*.pos</c>), work-queue group state (<c>topics/*/groups/*.state</c>) and the idempotent producers'
+/// checkpoint (<c>producers.state</c>). The primary sends a file whole when its contents changed; the standby replaces
+/// its copy atomically.
 /// </summary>
 internal static class StateFiles
 {
+    private const string ProducerCheckpointFile = FastBroker.Engine.ProducerCheckpoint.FileName;
+
     public static IEnumerable<string> Enumerate(string dataDirectory)
     {
+        if (File.Exists(Path.Combine(dataDirectory, ProducerCheckpointFile)))
+        {
+            yield return ProducerCheckpointFile;
+        }
+
         var subs = Path.Combine(dataDirectory, "subscriptions");
         if (Directory.Exists(subs))
         {
@@ -46,7 +54,8 @@ internal static class StateFiles
         }
 
         var parts = relative.Split('/');
-        return (parts.Length == 2 && parts[0] == "subscriptions" && parts[1].EndsWith(".pos", StringComparison.Ordinal))
+        return (parts.Length == 1 && parts[0] == ProducerCheckpointFile)
+            || (parts.Length == 2 && parts[0] == "subscriptions" && parts[1].EndsWith(".pos", StringComparison.Ordinal))
             || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
     }
 

@@ -1,0 +1,172 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using FastBroker.Engine;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// The idempotent-producer window after a restart reaches past the rescan of each topic's newest records: a producer
+/// whose records other producers pushed out of the rescan is still known, through <c>producers.state</c>. Before it,
+/// such a producer's retry of a stored message was stored a second time. The rescan is cut to 64 records here so that
+/// a few thousand records by another producer push the first one out of it.
+/// </summary>
+public sealed class ProducerCheckpointTests
+{
+    private const ulong Early = 0x0E0E_0E0E_0E0E_0E07; // publishes 10 messages first (an id no other field of the file matches)
+    private const ulong Busy = 0x0B0B_0B0B_0B0B_0B08; // then this one publishes Others
+    private const int Others = 20_000;
+
+    private static BrokerOptions SmallRescan(BrokerOptions o) => o with { ProducerRecoveryRecords = 64 };
+
+    [Fact]
+    public async Task A_producer_pushed_out_of_the_rescan_is_still_deduplicated_after_a_crash()
+    {
+        await using var f = await BrokerFixture.StartAsync(SmallRescan);
+        await PublishEarlyThenBusyAsync(f.Broker);
+
+        // The journaler captures the window every few thousand records: wait for a capture holding the early producer,
+        // then copy the data directory as it is (what a kill -9 now would leave: no checkpoint written at close).
+        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+        Eventually.True(() => Holds(checkpoint, Early), "a capture of the journaler holds the early producer", TimeSpan.FromSeconds(30));
+        using var crashed = new TempDirectory("fastbroker-crash-copy");
+        CopyDirectory(f.DataDirectory, crashed.Path);
+
+        await using var broker = await Broker.OpenAsync(SmallRescan(BrokerFixture.Options(crashed.Path)));
+        Assert.Equal(10UL, broker.NextProducerSequence(Early));
+        var sink = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(broker, sink, Early, 5, "t", "e5", 1);   // stored, beyond the rescan: refused
+        ClaimPublishTests.PublishIdempotent(broker, sink, Early, 9, "t", "e9", 2);   // the checkpoint's own record
+        ClaimPublishTests.PublishIdempotent(broker, sink, Early, 10, "t", "e10", 3); // new
+        var outcomes = await sink.WaitForAsync(3);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[0].Error);
+        Assert.Contains("older than", outcomes[0].Reason, StringComparison.Ordinal);
+        Assert.Equal((9L, true), (outcomes[1].Offset, outcomes[1].Duplicate));
+        Assert.Equal((10L + Others, false), (outcomes[2].Offset, outcomes[2].Duplicate));
+        Assert.Equal(10 + Others + 1, ClaimPublishTests.Head(broker, "t"));
+    }
+
+    [Fact]
+    public async Task A_producer_pushed_out_of_the_rescan_is_still_deduplicated_after_a_restart()
+    {
+        await using var f = await BrokerFixture.StartAsync(SmallRescan);
+        await PublishEarlyThenBusyAsync(f.Broker);
+        await f.RestartAsync(SmallRescan);
+
+        var sink = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 3, "t", "e3", 1);
+        var outcomes = await sink.WaitForAsync(1);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[0].Error);
+        Assert.Equal(10 + Others, ClaimPublishTests.Head(f.Broker, "t"));
+    }
+
+    [Fact]
+    public async Task A_damaged_checkpoint_is_reported_and_ignored()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => SmallRescan(o) with { Log = log.Enqueue });
+        await PublishEarlyThenBusyAsync(f.Broker);
+        await f.RestartAsync(o => SmallRescan(o) with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            var path = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+            var bytes = File.ReadAllBytes(path);
+            bytes[^6] ^= 0x55;
+            File.WriteAllBytes(path, bytes);
+        });
+
+        Assert.Contains(log, l => l.Contains("producers.state: damaged", StringComparison.Ordinal));
+        await f.Broker.PublishAsync("t", "after"u8.ToArray()); // the broker serves
+    }
+
+    /// <summary>
+    /// A checkpoint whose records this journal does not hold (here: another broker's, standing for a journal cut after a
+    /// failover) vouches for nothing: its entries are ignored, so it cannot make the broker refuse a new message.
+    /// </summary>
+    [Fact]
+    public async Task Checkpoint_entries_whose_records_the_journal_does_not_hold_are_ignored()
+    {
+        using var other = new TempDirectory("fastbroker-other");
+        await using (var elsewhere = await Broker.OpenAsync(BrokerFixture.Options(other.Path)))
+        {
+            var sink = new ClaimPublishTests.RecordingSink();
+            for (var i = 0UL; i < 10; i++)
+            {
+                ClaimPublishTests.PublishIdempotent(elsewhere, sink, Early, i, "t", $"e{i}", i);
+            }
+
+            await sink.WaitForAsync(10);
+        }
+
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        var busy = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < 20; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, busy, Busy, i, "t", $"b{i}", i);
+        }
+
+        await busy.WaitForAsync(20);
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
+            File.Copy(Path.Combine(other.Path, ProducerCheckpoint.FileName), Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName), overwrite: true));
+
+        Assert.Contains(log, l => l.Contains("not in this journal", StringComparison.Ordinal));
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Early));
+        var sinkAfter = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(f.Broker, sinkAfter, Early, 5, "t", "e5", 1);
+        var outcomes = await sinkAfter.WaitForAsync(1);
+        Assert.Equal((20L, false, BrokerErrorCode.None), (outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error));
+    }
+
+    private static async Task PublishEarlyThenBusyAsync(Broker broker)
+    {
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < 10; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        await sink.WaitForAsync(10);
+        for (var i = 0UL; i < Others; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(broker, sink, Busy, i, "t", $"b{i}", 100 + i);
+        }
+
+        await sink.WaitForAsync(10 + Others);
+    }
+
+    /// <summary>Whether the checkpoint file names <paramref name="producer"/> (its id as the first field of an entry).</summary>
+    private static bool Holds(string path, ulong producer)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+
+        Span<byte> id = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
+        return bytes.AsSpan().IndexOf(id) >= 0;
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from))
+        {
+            // The journal's lock file is held open (and locked) by the running broker: a crash leaves it unlocked.
+            if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Path.GetFileName(file) != "journal.lock")
+            {
+                File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+            }
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(from))
+        {
+            CopyDirectory(dir, Path.Combine(to, Path.GetFileName(dir)));
+        }
+    }
+}
