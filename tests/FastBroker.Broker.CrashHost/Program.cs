@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text;
 using FastBroker;
 
-// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription]
-// With use-after-dispose: see UseAfterDispose.cs. Without:
+// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers]
+// With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs. Without:
 // Publishes "m<offset-hint>" messages to topic "crash" (written durability) with up to 64 outstanding, and prints:
 //   C <offset> <payload>   after PublishAsync confirmed the message at that offset
 //   S <offset>             after the durable subscription "audit" committed <offset> as its next position
@@ -24,6 +24,11 @@ void Say(string line)
 if (args.Length > 2 && args[1] == "use-after-dispose")
 {
     return await UseAfterDispose.RunAsync(dir, args[2], Say);
+}
+
+if (args.Length > 1 && args[1] == "producers")
+{
+    return await ProducerCrash.RunAsync(dir, Say);
 }
 
 await using var broker = await Broker.OpenAsync(BrokerOptions.Default with
