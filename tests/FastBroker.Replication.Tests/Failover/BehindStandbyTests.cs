@@ -95,7 +95,10 @@ public sealed class BehindStandbyTests(ITestOutputHelper output)
     /// </summary>
     private async Task<(NodeProcess A, NodeProcess B, NodeStatus Before, WitnessProcess Witness)> StartDegradedWithoutStandbyAsync(PairHarness pair)
     {
-        var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local");
+        // A 2 s heartbeat timeout (4 s lease), not 500 ms: a primary stalled by a loaded machine past a 1 s lease fences
+        // itself, and once b is in sync again it may rightly be granted the lease. The waits for a's lease to run out are
+        // deadline-based polls of the witness, so a longer lease only makes them longer.
+        var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "2000", "--degrade-to-local");
         await using (var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint], Reconnect = false }))
         {
             await client.PublishAsync(Topic, "first"u8);

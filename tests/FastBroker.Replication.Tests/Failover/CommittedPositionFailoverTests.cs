@@ -19,7 +19,11 @@ public sealed class CommittedPositionFailoverTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local");
+            // A 2 s heartbeat timeout (4 s lease), not 500 ms: on a loaded machine a node the scheduler stalls for that long
+            // is taken for dead (a primary past its 1 s lease fences itself and b may take over before the commit; a standby
+            // silent for 2 s is detached and, with --degrade-to-local, may be recorded behind and kept from the lease).
+            // The kill still comes right after the answered COMMIT, and b is still promoted only once a's lease has run out.
+            var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "2000", "--degrade-to-local");
 
             var endpoints = new[] { a.ClientEndpoint, b.ClientEndpoint };
             await using (var producer = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = endpoints }))

@@ -22,7 +22,10 @@ public sealed class DivergentHistoryRejoinTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, first) = await pair.StartWitnessedPairAsync();
+            // A 2 s heartbeat timeout (4 s lease), not the default 500 ms: a node stalled by a loaded machine past a 1 s
+            // lease fences itself and the pair changes roles between the steps. Every take-over here is of a dead node's
+            // lease, which still runs out, only later.
+            var (a, b, first) = await pair.StartWitnessedPairAsync("--heartbeat-timeout-ms", "2000");
 
             // Epoch 1: r… on both; then l… on a alone (b is down).
             await PrefixedMessages.PublishAsync(a, Topic, "r", Shared, FastBroker.Protocol.Durability.StandbyDurable);

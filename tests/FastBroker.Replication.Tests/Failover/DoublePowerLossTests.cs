@@ -15,6 +15,16 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
     private const int Confirmed = 20;
     private const int OnPrimaryDisk = 12;
 
+    /// <summary>
+    /// A 2 s heartbeat timeout on every node, not the default 500 ms: on a loaded machine a node the scheduler stalls for
+    /// that long is taken for dead. With a witness a primary past its 1 s lease fences itself and the pair changes roles
+    /// before the power loss or after the recovery the test checks; with or without one, a standby silent for 2 s is
+    /// detached while its standby-durable publishes wait for it. The 4 s lease the killed primary held runs out within
+    /// 4 s of the kill, well inside the 10 s a node defers to a peer ahead (--peer-wait-ms), so the node ahead still
+    /// takes over by the rule under test, not because the deferral lapsed.
+    /// </summary>
+    private static readonly string[] s_heartbeat = ["--heartbeat-timeout-ms", "2000"];
+
     /// <param name="witness">With a witness (automatic promotion) or without (configured roles).</param>
     /// <param name="primaryFirst">
     /// The old primary's host comes back first (it waits for its peer, having seen its host restart) or last (it
@@ -28,7 +38,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, _) = witness ? await pair.StartWitnessedPairAsync() : await pair.StartConfiguredPairAsync([], []);
+            var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(s_heartbeat) : await pair.StartConfiguredPairAsync(s_heartbeat, s_heartbeat);
 
             await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
 
@@ -85,7 +95,7 @@ public sealed class DoublePowerLossTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, before) = await pair.StartConfiguredPairAsync(["--peer-wait-ms", "0"], []);
+            var (a, b, before) = await pair.StartConfiguredPairAsync(["--peer-wait-ms", "0", .. s_heartbeat], s_heartbeat);
             await PrefixedMessages.PublishAsync(a, Topic, "d", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
 
             b.Kill();

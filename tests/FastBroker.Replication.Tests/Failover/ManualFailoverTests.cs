@@ -98,7 +98,9 @@ public sealed class ManualFailoverTests(ITestOutputHelper output)
         {
             var witness = await pair.StartWitnessAsync();
             int portA = FreePort.Next(), portB = FreePort.Next();
-            string[] options = ["--witness", witness.Endpoint, "--acks", "standby-durable"];
+            // A 2 s heartbeat timeout (4 s lease), not the default 500 ms: a stalled by a loaded machine past a 1 s lease
+            // would fence itself and b's promotion be rightly granted. a, alive, still holds the lease when b asks.
+            string[] options = ["--witness", witness.Endpoint, "--acks", "standby-durable", "--heartbeat-timeout-ms", "2000"];
             var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", options);
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", options);
             await a.StartAsync();

@@ -22,7 +22,12 @@ public sealed class SilentPrimaryFailoverTests(ITestOutputHelper output)
         NodeProcess? frozen = null;
         try
         {
-            var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "500", "--degrade-to-local");
+            // A 2 s heartbeat timeout (4 s lease), not 500 ms: on a loaded machine a node the scheduler stalls for that long
+            // is taken for dead before the test's own freeze (a primary past its 1 s lease fences itself; a standby silent
+            // for 2 s is detached and, with --degrade-to-local, may be recorded behind and kept from the lease). The freeze
+            // still lasts until b is primary, which the witness allows only once a's lease has run out, and a frozen
+            // process's kernel keeps the link open (it even answers keepalives): b can only take its silence for death.
+            var (a, b, before) = await pair.StartWitnessedPairAsync("--acks", "standby-durable", "--heartbeat-timeout-ms", "2000", "--degrade-to-local");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
             {
