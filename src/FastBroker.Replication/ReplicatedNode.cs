@@ -941,7 +941,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
     {
         bool ahead;
-        if (peer is not { Role: not NodeRole.Primary } p)
+        if (peer is null)
+        {
+            // No answer (dead, or too slow to answer a probe): a peer last seen ahead may still hold confirmed records
+            // this node lacks, so it stays the one ahead until PeerWait has passed since then. Before, one probe that
+            // timed out on a loaded machine, or a peer that died while it was taking over, ended the deferral at once.
+            ahead = _peerAheadSince != 0 || _defersToPeer;
+        }
+        else if (peer is not { Role: not NodeRole.Primary } p)
         {
             ahead = false;
         }

@@ -66,6 +66,44 @@ public sealed class PeerTakingOverTests
     }
 
     /// <summary>
+    /// The peer ahead dies while the node defers to it (the fake stops listening after the node's first HELLO: every
+    /// probe from then on finds nothing). It may still hold confirmed records the node lacks and come back with them,
+    /// so the node must go on deferring for <c>PeerWait</c> from when it began, as with a peer that answers without
+    /// heads. Before, the first probe without an answer ended the deferral at once.
+    /// </summary>
+    [Fact]
+    public async Task A_node_deferring_to_its_peer_does_not_take_the_lease_as_soon_as_the_peer_stops_answering()
+    {
+        using var dir = new TempDirectory();
+        await using var witness = await WitnessFixture.StartAsync();
+        using var peer = new TakingOverPeer(aheadOn: Topic, head: 10, vanishAfterHello: true);
+        var lines = new ConcurrentQueue<string>();
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = FreePort.Next(),
+            Peer = $"127.0.0.1:{peer.Port}",
+            Witness = witness.Endpoint,
+            InitialRole = NodeRole.Standby,
+            PeerWait = s_peerWait,
+            Log = lines.Enqueue,
+        });
+
+        await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
+        await Eventually.TrueAsync(() => peer.Vanished, "the peer stops listening");
+        await Eventually.TrueAsync(() => node.Role == NodeRole.Primary, "a takes the lease once its peer has not taken over within the bound");
+
+        var status = NodeStatus.Parse(node.GetStatusJson());
+        Assert.True(lines.Any(l => l.Contains("has not taken over in", StringComparison.Ordinal)), $"a took the lease while it deferred:\n{string.Join('\n', lines)}");
+        var deferred = status.EventTime(Deferring);
+        var promoted = status.EventTime("Primary (epoch");
+        Assert.True(deferred is not null && promoted is not null, $"no deferral or promotion among the events: {status}");
+        var waited = (promoted.Value - deferred.Value + TimeSpan.FromDays(1)).Ticks % TimeSpan.TicksPerDay; // across midnight too
+        Assert.True(waited >= s_peerWait.Ticks, $"a deferred for {TimeSpan.FromTicks(waited).TotalMilliseconds:0} ms, less than PeerWait {s_peerWait.TotalMilliseconds:0}:\n{string.Join('\n', lines)}");
+    }
+
+    /// <summary>
     /// A fake peer on the replication port: answers PROBE with a STATUS of a node that is deciding (not primary, epoch 0),
     /// with heads ahead on one topic until the first HELLO and without heads after it; refuses a HELLO (not primary).
     /// </summary>
@@ -76,13 +114,19 @@ public sealed class PeerTakingOverTests
         private readonly string _topic;
         private readonly long _head;
         private readonly Thread _thread;
+        private readonly bool _vanishAfterHello;
         private volatile bool _helloSeen;
+        private volatile bool _vanished;
         private int _probesWithoutHeads;
 
-        public TakingOverPeer(string aheadOn, long head)
+        /// <param name="aheadOn">The topic it claims to hold more of.</param>
+        /// <param name="head">Its head on that topic.</param>
+        /// <param name="vanishAfterHello">Stop listening (as a dead node) once the first HELLO is refused.</param>
+        public TakingOverPeer(string aheadOn, long head, bool vanishAfterHello = false)
         {
             _topic = aheadOn;
             _head = head;
+            _vanishAfterHello = vanishAfterHello;
             _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             _listener.Listen(16);
             Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
@@ -93,6 +137,8 @@ public sealed class PeerTakingOverTests
         public int Port { get; }
 
         public int ProbesWithoutHeads => Volatile.Read(ref _probesWithoutHeads);
+
+        public bool Vanished => _vanished;
 
         public void Dispose()
         {
@@ -124,6 +170,13 @@ public sealed class PeerTakingOverTests
                     {
                         // The node gave up on this connection (a probe times out after 500 ms): it tries again.
                     }
+                }
+
+                if (_vanishAfterHello && _helloSeen)
+                {
+                    _listener.Dispose(); // from now on the node's connects are refused
+                    _vanished = true;
+                    return;
                 }
             }
         }
