@@ -22,7 +22,10 @@ public sealed class ManualFailoverTests(ITestOutputHelper output)
         try
         {
             int portA = FreePort.Next(), portB = FreePort.Next();
-            string[] options = ["--acks", "standby-durable", "--degrade-to-local"];
+            // A 2 s heartbeat timeout, not the default 500 ms: a standby stalled that long by a loaded machine is
+            // detached, a confirms the publishes as local meanwhile (--degrade-to-local, no witness), and b, promoted
+            // after the kill, lacks them. The kill itself closes the link at once, so nothing here waits on the timeout.
+            string[] options = ["--acks", "standby-durable", "--degrade-to-local", "--heartbeat-timeout-ms", "2000"];
             var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", [.. options, "--role", "primary"]);
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", [.. options, "--role", "standby"]);
             await a.StartAsync();
