@@ -78,6 +78,23 @@ public sealed class ProducerCheckpointTests
         await f.Broker.PublishAsync("t", "after"u8.ToArray()); // the broker serves
     }
 
+    /// <summary>A producer whose newest record went to a transient topic has no entry (nothing to check it against later).</summary>
+    [Fact]
+    public async Task A_producer_whose_newest_record_is_transient_leaves_no_entry_to_report()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        f.Broker.CreateTopic("fleeting", TopicOptions.Default with { Persistent = false });
+        var sink = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 0, "t", "e0", 0);
+        ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 1, "fleeting", "e1", 1);
+        await sink.WaitForAsync(2);
+        await f.RestartAsync(o => o with { Log = log.Enqueue });
+
+        Assert.DoesNotContain(log, l => l.Contains(ProducerCheckpoint.FileName, StringComparison.Ordinal));
+        Assert.Equal(1UL, f.Broker.NextProducerSequence(Early)); // from the rescan of "t"
+    }
+
     /// <summary>
     /// A checkpoint whose records this journal does not hold (here: another broker's, standing for a journal cut after a
     /// failover) vouches for nothing: its entries are ignored, so it cannot make the broker refuse a new message.

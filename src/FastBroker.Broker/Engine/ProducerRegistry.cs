@@ -119,7 +119,8 @@ internal sealed class ProducerRegistry(int window)
             var n = 0;
             foreach (var (id, p) in _producers)
             {
-                if (p.Newest(out var topic, out var offset))
+                // A transient topic keeps no record to check the entry against after a restart: its window is in memory only.
+                if (p.Newest(out var topic, out var offset) && topic.Persistent)
                 {
                     into[n++] = new Entry(id, p.Highest, topic, offset);
                 }
