@@ -862,6 +862,14 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 }
 
                 lastFailure = replica.Welcomes != welcomes ? null : why;
+                if (replica.Welcomes != welcomes)
+                {
+                    // It followed a primary: a peer seen ahead before that has taken over (or this node caught up). A
+                    // later silence of that primary must not count as the old deferral still running.
+                    _peerAheadSince = 0;
+                    _peerAheadLogged = false;
+                }
+
                 if (replica.Welcomes > 0 || (_defersToPeer && Stopwatch.GetElapsedTime(_deferredAt) >= _options.PeerWait))
                 {
                     // It followed a primary (whatever it deferred for is settled), or the peer it deferred to has not
