@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using FastBroker.Engine;
 using FastBroker.Testing;
@@ -28,7 +27,7 @@ public sealed class ProducerCheckpointTests
         // The journaler captures the window every few thousand records: wait for a capture holding the early producer,
         // then copy the data directory as it is (what a kill -9 now would leave: no checkpoint written at close).
         var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        Eventually.True(() => Holds(checkpoint, Early), "a capture of the journaler holds the early producer", TimeSpan.FromSeconds(30));
+        Eventually.True(() => ProducerCheckpointFile.Names(checkpoint, Early), "a capture of the journaler holds the early producer", TimeSpan.FromSeconds(30));
         using var crashed = new TempDirectory("fastbroker-crash-copy");
         CopyDirectory(f.DataDirectory, crashed.Path);
 
@@ -149,24 +148,6 @@ public sealed class ProducerCheckpointTests
         }
 
         await sink.WaitForAsync(10 + Others);
-    }
-
-    /// <summary>Whether the checkpoint file names <paramref name="producer"/> (its id as the first field of an entry).</summary>
-    private static bool Holds(string path, ulong producer)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-
-        Span<byte> id = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
-        return bytes.AsSpan().IndexOf(id) >= 0;
     }
 
     private static void CopyDirectory(string from, string to)

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
@@ -22,12 +21,12 @@ public class ProducerCrashTests
     {
         Assert.True(File.Exists(BrokerCrashTests.HostPath), $"crash host not built next to the tests: {BrokerCrashTests.HostPath}");
         using var dir = new TempDirectory("fastbroker-producer-crash");
-        var checkpoint = Path.Combine(dir.Path, "producers.state");
+        var checkpoint = Path.Combine(dir.Path, ProducerCheckpointFile.Name);
         using (var child = ChildProcess.StartDotnet(BrokerCrashTests.HostPath, dir.Path, "producers"))
         {
             Eventually.True(() => Busy(child) >= Others || child.HasExited, $"the second producer has {Others} confirmed", TimeSpan.FromSeconds(120));
             Assert.False(child.HasExited, $"the crash host exited: {child.Errors}");
-            Eventually.True(() => Holds(checkpoint, Early), "a capture of the journaler names the first producer", TimeSpan.FromSeconds(30));
+            Eventually.True(() => ProducerCheckpointFile.Names(checkpoint, Early), "a capture of the journaler names the first producer", TimeSpan.FromSeconds(30));
             child.Kill();
         }
 
@@ -59,23 +58,6 @@ public class ProducerCrashTests
         Assert.True(broker.TryBeginPublish(1, out var claim));
         claim.Add("t"u8, default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{producer:x}-{sequence}")), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, sequence);
         claim.Commit();
-    }
-
-    private static bool Holds(string path, ulong producer)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-
-        Span<byte> id = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
-        return bytes.AsSpan().IndexOf(id) >= 0;
     }
 
     private sealed class Sink : IPublishConfirmSink

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Text;
 using FastBroker.Engine;
@@ -43,7 +42,7 @@ public sealed class ProducerCheckpointFailoverTests
 
             await Eventually.TrueAsync(() => sink.Count == 10 + Others, "every publish is confirmed", TimeSpan.FromSeconds(60));
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
-            await Eventually.TrueAsync(() => Holds(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), Early), "b holds a checkpoint naming the early producer", TimeSpan.FromSeconds(60));
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Names(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), Early), "b holds a checkpoint naming the early producer", TimeSpan.FromSeconds(60));
             await a.DisposeAsync();
 
             await b.PromoteAsync();
@@ -64,23 +63,6 @@ public sealed class ProducerCheckpointFailoverTests
         Assert.True(broker.TryBeginPublish(1, out var claim));
         claim.Add(Encoding.UTF8.GetBytes(Topic), default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{producer:x}-{sequence}")), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, sequence);
         claim.Commit();
-    }
-
-    private static bool Holds(string path, ulong producer)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-
-        Span<byte> id = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
-        return bytes.AsSpan().IndexOf(id) >= 0;
     }
 
     private sealed class Sink : IPublishConfirmSink

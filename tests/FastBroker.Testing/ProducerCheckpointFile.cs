@@ -1,0 +1,30 @@
+using System.Buffers.Binary;
+
+namespace FastBroker.Testing;
+
+/// <summary>The broker's idempotent producers' checkpoint (<c>producers.state</c> in a data directory), as tests look at it.</summary>
+public static class ProducerCheckpointFile
+{
+    public const string Name = "producers.state";
+
+    /// <summary>
+    /// Whether the checkpoint at <paramref name="path"/> names <paramref name="producer"/> (its id, little-endian, as an
+    /// entry's first field: pick ids no other field matches). False while the file does not exist.
+    /// </summary>
+    public static bool Names(string path, ulong producer)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+
+        Span<byte> id = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
+        return bytes.AsSpan().IndexOf(id) >= 0;
+    }
+}
