@@ -57,9 +57,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         _log = log;
     }
 
-    /// <summary>Checkpoints written (at open, by the journaler's captures, at close).</summary>
-    public long Written { get; private set; }
-
     /// <summary>
     /// Journaler thread, once <see cref="Interval"/> records were written since the last capture:
     /// captures the registry and queues its write. False (nothing captured) while the previous capture is still being
@@ -202,7 +199,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
                 }
 
                 File.Move(_temporary, _path, overwrite: true);
-                Written++;
                 _lastFailure = null;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
