@@ -44,7 +44,7 @@ public sealed partial class Broker : IAsyncDisposable
             AttachRetentionFloor(t);
         }
 
-        _producers = new ProducerRegistry(options.ProducerWindow);
+        _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry));
         RecoverProducers();
         _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
         _producerCheckpoint.WriteNow(_producers, closing: false);
@@ -349,6 +349,8 @@ public sealed partial class Broker : IAsyncDisposable
             return;
         }
 
+        // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var topic in _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -360,18 +362,21 @@ public sealed partial class Broker : IAsyncDisposable
             using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
             while (reader.TryRead(out var record))
             {
-                if (ProducerOf(record) is var (id, sequence))
+                if (ProducerOf(record) is var (id, sequence) && !_producers.Expired(record.Timestamp, now))
                 {
-                    _producers.Record(id, sequence, topic, record.Offset);
+                    _producers.Record(id, sequence, topic, record.Offset, record.Timestamp);
                 }
             }
         }
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint).
         var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem);
-        foreach (var (id, highest, topic, offset) in vouched)
+        foreach (var (id, highest, topic, offset, timestamp) in vouched)
         {
-            _producers.Vouch(id, highest, topic, offset);
+            if (!_producers.Expired(timestamp, now))
+            {
+                _producers.Vouch(id, highest, topic, offset, timestamp);
+            }
         }
 
         if (problem is not null)
@@ -380,8 +385,11 @@ public sealed partial class Broker : IAsyncDisposable
         }
     }
 
-    /// <summary>The producer id and sequence the record at <paramref name="offset"/> of a persistent topic carries, if any.</summary>
-    private (ulong Producer, ulong Sequence)? ProducerAt(string topic, long offset)
+    /// <summary>A producer age limit in milliseconds; <see cref="Timeout.InfiniteTimeSpan"/> = never (long.MaxValue).</summary>
+    private static long Milliseconds(TimeSpan limit) => limit == Timeout.InfiniteTimeSpan ? long.MaxValue : (long)limit.TotalMilliseconds;
+
+    /// <summary>The producer id and sequence the record at <paramref name="offset"/> of a persistent topic carries, if any, and its timestamp.</summary>
+    private (ulong Producer, ulong Sequence, long Timestamp)? ProducerAt(string topic, long offset)
     {
         if (!_topics.TryGet(topic, out var t) || t.Journal is not { } journal || offset < journal.FirstOffset || offset >= journal.NextOffset)
         {
@@ -393,7 +401,7 @@ public sealed partial class Broker : IAsyncDisposable
         {
             if (record.Offset == offset)
             {
-                return ProducerOf(record);
+                return ProducerOf(record) is var (id, sequence) ? (id, sequence, record.Timestamp) : null;
             }
 
             if (record.Offset > offset)

@@ -32,6 +32,24 @@ public sealed record BrokerOptions
     public int ProducerRecoveryRecords { get; init; } = 1 << 16;
 
     /// <summary>
+    /// Idempotent producers: after this long with nothing stored for it, a producer's window shrinks to its newest
+    /// sequence (a producer that wrote a whole window holds 1.5 MB, a shrunk one under 400 bytes). A retry of that
+    /// sequence is still confirmed as a duplicate and its next sequence is still new, but a retry of any older one is
+    /// then refused as too old instead of being confirmed. Keep it above the longest a client keeps retrying after a
+    /// disconnect (the .NET client's <c>ReconnectTimeout</c>: 60 s). <see cref="Timeout.InfiniteTimeSpan"/> = never.
+    /// </summary>
+    public TimeSpan ProducerIdleTimeout { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// Idempotent producers: after this long with nothing stored for it, a producer is forgotten, so that producer ids
+    /// that never come back (the .NET client draws a new one per instance) do not pile up in memory and in
+    /// <c>producers.state</c>. A forgotten id counts as new: <see cref="Broker.NextProducerSequence"/> answers 0 and
+    /// its records this old no longer rebuild it at a restart. At least <see cref="ProducerIdleTimeout"/>;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> = never.
+    /// </summary>
+    public TimeSpan ProducerExpiry { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>
     /// On open, re-check the CRC32C of every record in each journal's sealed (complete) segments as well as its tail
     /// (true, the default), or trust their seals and index files and scan only the unsealed tails (false). False makes
     /// opening cost a function of the tails, not of the journals' size; damage in a sealed segment is then found only
@@ -85,6 +103,17 @@ public sealed record BrokerOptions
         if (ProducerRecoveryRecords < 0)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerRecoveryRecords cannot be negative");
+        }
+
+        if (ProducerIdleTimeout != Timeout.InfiniteTimeSpan && ProducerIdleTimeout < TimeSpan.FromMilliseconds(1))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerIdleTimeout must be at least 1 ms (or infinite)");
+        }
+
+        if (ProducerExpiry != Timeout.InfiniteTimeSpan
+            && (ProducerExpiry < TimeSpan.FromMilliseconds(1) || (ProducerIdleTimeout != Timeout.InfiniteTimeSpan && ProducerExpiry < ProducerIdleTimeout) || ProducerIdleTimeout == Timeout.InfiniteTimeSpan))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerExpiry must be infinite or at least ProducerIdleTimeout (which must then be finite)");
         }
 
         DefaultTopicOptions.Validate();

@@ -16,12 +16,12 @@ public class ProducerRegistryTests
         var registry = new ProducerRegistry(Window);
         for (ulong s = 70_000; s < 70_100; s++)
         {
-            registry.Record(7, s, s_b, (long)(s - 70_000));
+            registry.Record(7, s, s_b, (long)(s - 70_000), 0);
         }
 
         for (ulong s = 0; s < 70_000; s++)
         {
-            registry.Record(7, s, s_a, (long)s);
+            registry.Record(7, s, s_a, (long)s, 0);
         }
 
         // A retry of 70,050 (4,514 in the table's terms, where sequence 4,514 of topic a also falls) is a duplicate.
@@ -37,10 +37,10 @@ public class ProducerRegistryTests
     {
         var registry = new ProducerRegistry(Window);
         Assert.Equal(0UL, registry.NextSequence(7)); // unknown: start at 0
-        registry.Record(7, 0, s_a, 0);
+        registry.Record(7, 0, s_a, 0, 0);
         Assert.Equal(1UL, registry.NextSequence(7));
-        registry.Record(7, 500, s_b, 0);
-        registry.Record(7, 499, s_a, 1); // read later by the rescan, lower
+        registry.Record(7, 500, s_b, 0, 0);
+        registry.Record(7, 499, s_a, 1, 0); // read later by the rescan, lower
         Assert.Equal(501UL, registry.NextSequence(7));
         Assert.Equal(0UL, registry.NextSequence(8));
 
@@ -55,13 +55,13 @@ public class ProducerRegistryTests
         var registry = new ProducerRegistry(Window);
         for (ulong s = 10_000; s < 20_000; s++)
         {
-            registry.Record(9, s, s_a, (long)s);
+            registry.Record(9, s, s_a, (long)s, 0);
         }
 
         Assert.Equal(ProducerRegistry.Verdict.TooOld, registry.Check(9, 9_000, out _, out _, out _));
 
         // Absent but inside what is known: a message that failed and is retried.
-        registry.Record(9, 20_001, s_a, 20_001);
+        registry.Record(9, 20_001, s_a, 20_001, 0);
         Assert.Equal(ProducerRegistry.Verdict.New, registry.Check(9, 20_000, out _, out _, out _));
     }
 }

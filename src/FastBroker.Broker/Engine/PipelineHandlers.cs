@@ -19,6 +19,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
         _batch++;
         _batchStart = -1;
         _batchTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        producers.Sweep(_batchTimestamp);
     }
 
     public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
@@ -88,7 +89,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             topic.PublishedBytes += entry.PayloadLength;
             if (entry.ProducerId != 0)
             {
-                producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset);
+                producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset, _batchTimestamp);
             }
 
             producers.CountWrite();

@@ -108,12 +108,12 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
     /// <summary>
     /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
-    /// with that producer and sequence, through <paramref name="verify"/>.
+    /// with that producer and sequence, through <paramref name="verify"/>, with that record's timestamp.
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence)?> verify, Func<string, TopicState?> topicOf, out string? problem)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem)
     {
         problem = null;
-        var result = new List<(ulong, ulong, TopicState, long)>();
+        var result = new List<(ulong, ulong, TopicState, long, long)>();
         byte[] bytes;
         try
         {
@@ -162,9 +162,9 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
             var name = Encoding.UTF8.GetString(span.Slice(at, nameLength));
             at += nameLength;
-            if (topicOf(name) is { } topic && verify(name, offset) is { } found && found == (id, highest))
+            if (topicOf(name) is { } topic && verify(name, offset) is { } found && (found.Producer, found.Sequence) == (id, highest))
             {
-                result.Add((id, highest, topic, offset));
+                result.Add((id, highest, topic, offset, found.Timestamp));
             }
             else
             {

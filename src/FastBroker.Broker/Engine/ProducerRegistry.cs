@@ -8,15 +8,30 @@ namespace FastBroker.Engine;
 /// carries (<see cref="Broker.ProducerHeaderName"/>), so the window survives restarts because it lives in the journal.
 /// </summary>
 /// <remarks>
+/// <para>
 /// <see cref="NextSequence"/> is the one call from other threads (a session answering INIT_PRODUCER): the journaler
-/// adds producers under <c>_addLock</c> (once per producer id, never per message) and publishes each producer's
-/// highest sequence with a volatile write, so a reader holding the lock sees a consistent dictionary and a highest
-/// sequence that every record before it has reached.
+/// adds and removes producers under <c>_addLock</c> (once per producer id, never per message) and publishes each
+/// producer's highest sequence with a volatile write, so a reader holding the lock sees a consistent dictionary and a
+/// highest sequence that every record before it has reached.
+/// </para>
+/// <para>
+/// Idle producers do not accumulate (<see cref="Sweep"/>): one that wrote nothing for <c>idleMs</c> keeps only its
+/// newest sequence (a retry of an older one is then refused as too old, never stored again), and one that wrote nothing
+/// for <c>expiryMs</c> is forgotten. Ages are judged by record timestamps (the journaler's batch clock, Unix ms), so a
+/// restart that rebuilds the window from the journal forgets the same producers (<see cref="Expired"/>).
+/// </para>
 /// </remarks>
-internal sealed class ProducerRegistry(int window)
+internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, long expiryMs = long.MaxValue)
 {
+    /// <summary>Producers the sweep looks at per call (at most one call per millisecond of the batch clock).</summary>
+    private const int SweepStep = 64;
+
     private readonly Dictionary<ulong, Producer> _producers = [];
     private readonly object _addLock = new();
+    private Producer[] _all = new Producer[16]; // every producer, for the sweep; Producer.Slot is its index
+    private int _allCount;
+    private int _sweepAt;
+    private long _sweptAt = long.MinValue;
     private ProducerCheckpoint? _checkpoint;
     private long _sinceCapture; // journaler: records written since the last checkpoint capture
 
@@ -84,6 +99,50 @@ internal sealed class ProducerRegistry(int window)
         return p.Highest - sequence < (ulong)window && sequence >= p.Lowest ? Verdict.New : Verdict.TooOld;
     }
 
+    /// <summary>
+    /// Whether a record written at <paramref name="timestamp"/> (Unix ms) is too old, at <paramref name="now"/>, to make
+    /// its producer known again: the restart rescan and the checkpoint skip such records, as the sweep forgot their producer.
+    /// </summary>
+    public bool Expired(long timestamp, long now) => expiryMs != long.MaxValue && now - timestamp >= expiryMs;
+
+    /// <summary>
+    /// Journaler, at the start of each batch with its clock (Unix ms); does something at most once per millisecond.
+    /// Looks at the next <see cref="SweepStep"/> producers, round robin: one idle for <c>idleMs</c> shrinks to its newest
+    /// sequence, one idle for <c>expiryMs</c> is forgotten. A whole round over N producers takes N / 64 milliseconds of
+    /// traffic; while nothing is published nothing is swept, and nothing grows either.
+    /// </summary>
+    public void Sweep(long now)
+    {
+        if (now == _sweptAt || _allCount == 0)
+        {
+            return;
+        }
+
+        _sweptAt = now;
+        for (var n = Math.Min(SweepStep, _allCount); n > 0; n--)
+        {
+            if (_sweepAt >= _allCount)
+            {
+                _sweepAt = 0;
+            }
+
+            var p = _all[_sweepAt];
+            var idle = now - p.LastWrite; // negative if the clock went back: not idle
+            if (idle >= expiryMs)
+            {
+                Forget(p); // the last producer takes its slot: looked at next
+                continue;
+            }
+
+            if (idle >= idleMs)
+            {
+                p.Shrink();
+            }
+
+            _sweepAt++;
+        }
+    }
+
     /// <summary>Before the pipeline starts: where the journaler's captures go.</summary>
     public void AttachCheckpoint(ProducerCheckpoint checkpoint) => _checkpoint = checkpoint;
 
@@ -135,44 +194,81 @@ internal sealed class ProducerRegistry(int window)
     /// (<paramref name="topic"/>, <paramref name="offset"/>), verified against the journal. Every sequence up to it that
     /// the rescan did not find may be stored beyond it: a retry of one is refused (too old), never written again.
     /// </summary>
-    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset)
+    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset, long timestamp)
     {
         if (!_producers.TryGetValue(producerId, out var p))
         {
-            p = new Producer();
-            lock (_addLock)
-            {
-                _producers[producerId] = p;
-            }
+            p = new Producer(producerId);
+            Add(p);
         }
 
         p.Vouch(highest, topic, offset, window);
+        p.Wrote(timestamp);
     }
 
-    public void Record(ulong producerId, ulong sequence, TopicState topic, long offset)
+    /// <summary>Journaler (or the restart rescan): <paramref name="producerId"/> stored <paramref name="sequence"/> at <paramref name="offset"/>, written at <paramref name="timestamp"/> (Unix ms).</summary>
+    public void Record(ulong producerId, ulong sequence, TopicState topic, long offset, long timestamp)
     {
         if (_producers.TryGetValue(producerId, out var p))
         {
             p.Record(sequence, topic, offset, window);
+            p.Wrote(timestamp);
             return;
         }
 
         // Recorded before it is added: NextSequence must never see a new producer at highest 0.
-        p = new Producer();
+        p = new Producer(producerId);
         p.Record(sequence, topic, offset, window);
+        p.Wrote(timestamp);
+        Add(p);
+    }
+
+    private void Add(Producer p)
+    {
+        if (_allCount == _all.Length)
+        {
+            Array.Resize(ref _all, _all.Length * 2);
+        }
+
+        p.Slot = _allCount;
+        _all[_allCount++] = p;
         lock (_addLock)
         {
-            _producers[producerId] = p;
+            _producers[p.Id] = p;
         }
     }
 
-    private sealed class Producer
+    private void Forget(Producer p)
     {
-        private ulong[] _sequences = new ulong[64]; // sequence + 1; 0 = empty
-        private TopicState?[] _topics = new TopicState?[64];
-        private long[] _offsets = new long[64];
+        lock (_addLock)
+        {
+            _producers.Remove(p.Id);
+        }
+
+        var last = _all[--_allCount];
+        _all[p.Slot] = last;
+        last.Slot = p.Slot;
+        _all[_allCount] = null!;
+    }
+
+    private sealed class Producer(ulong id)
+    {
+        /// <summary>Slots of a new (or shrunk) producer's table; it doubles while the sequences kept span more, up to the window.</summary>
+        private const int FirstSlots = 8;
+
+        private ulong[] _sequences = new ulong[FirstSlots]; // sequence + 1; 0 = empty
+        private TopicState?[] _topics = new TopicState?[FirstSlots];
+        private long[] _offsets = new long[FirstSlots];
         private ulong _lowest = ulong.MaxValue;
         private ulong _highest;
+
+        public ulong Id { get; } = id;
+
+        /// <summary>Index in the registry's sweep array.</summary>
+        public int Slot { get; set; }
+
+        /// <summary>Timestamp (Unix ms) of the newest record written for it.</summary>
+        public long LastWrite { get; private set; } = long.MinValue;
 
         /// <summary>Written by the journaler only; read by <see cref="NextSequence"/> from any thread.</summary>
         public ulong Highest => Volatile.Read(ref _highest);
@@ -194,6 +290,52 @@ internal sealed class ProducerRegistry(int window)
             var lowest = _lowest == ulong.MaxValue || highest >= _lowest ? highest : _lowest;
             Record(highest, topic, offset, window);
             _lowest = lowest;
+        }
+
+        public void Wrote(long timestamp)
+        {
+            if (timestamp > LastWrite)
+            {
+                LastWrite = timestamp;
+            }
+        }
+
+        /// <summary>
+        /// Idle: keep only the newest sequence (its retry is still a duplicate, the next one still new, and any older one
+        /// is refused as too old), in a table of <see cref="FirstSlots"/>. A producer that wrote 65,536 messages held
+        /// 1.5 MB; shrunk, under 400 bytes with its entry.
+        /// </summary>
+        public void Shrink()
+        {
+            if (_lowest == _highest && _sequences.Length == FirstSlots)
+            {
+                return; // already shrunk, or never held more than one sequence
+            }
+
+            var found = TryFind(_highest, out var topic, out var offset);
+            if (_sequences.Length == FirstSlots)
+            {
+                Array.Clear(_sequences);
+                Array.Clear(_topics);
+            }
+            else
+            {
+                _sequences = new ulong[FirstSlots];
+                _topics = new TopicState?[FirstSlots];
+                _offsets = new long[FirstSlots];
+            }
+
+            if (!found)
+            {
+                _lowest = _highest + 1; // where the newest is not known, a retry of it is refused too
+                return;
+            }
+
+            _lowest = _highest;
+            var i = (int)(_highest & (FirstSlots - 1));
+            _sequences[i] = _highest + 1;
+            _topics[i] = topic;
+            _offsets[i] = offset;
         }
 
         public bool TryFind(ulong sequence, out TopicState? topic, out long offset)
