@@ -34,8 +34,8 @@ public sealed partial class Broker
 
     internal static ReadOnlySpan<byte> ProducerHeaderName => s_producerHeaderName;
 
-    /// <summary>Extra bytes the producer header takes in the header block.</summary>
-    internal static int ProducerHeaderSize => 3 + s_producerHeaderName.Length + 16;
+    /// <summary>Extra bytes the producer header takes in the header block: id and sequence, and the epoch when there is one.</summary>
+    internal static int ProducerHeaderSize(bool withEpoch) => 3 + s_producerHeaderName.Length + (withEpoch ? 24 : 16);
 
     /// <summary>
     /// The producer sequence an idempotent producer (re)starting with <paramref name="producerId"/> should number its
@@ -46,6 +46,30 @@ public sealed partial class Broker
     /// input ring when it is asked are not counted.
     /// </summary>
     public ulong NextProducerSequence(ulong producerId) => _producers.NextSequence(producerId);
+
+    /// <summary>
+    /// Starts (<paramref name="epoch"/> = 0) or resumes (the epoch this returned before) an instance of the idempotent
+    /// producer <paramref name="producerId"/>, for publishes that carry the returned epoch
+    /// (<see cref="PublishParameters.ProducerEpoch"/>). A start gets an epoch above every earlier one of the id (the
+    /// current Unix time in milliseconds, or one more than the newest if that is later), which <b>fences</b> older
+    /// instances: their publishes, including those already queued, are refused with
+    /// <see cref="BrokerErrorCode.ProducerFenced"/> instead of being stored, or confirmed as duplicates of the new
+    /// instance's messages. Returns the sequence to number from (as <see cref="NextProducerSequence"/>) and the epoch.
+    /// Thread-safe. The epoch is stored with each record the instance writes: a restart or failover before its first
+    /// record forgets it (the old instance may then resume until the new one's first message lands; no message is lost
+    /// or confirmed twice either way, since each epoch's sequences are deduplicated on their own).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0.</exception>
+    public (ulong NextSequence, ulong Epoch) InitProducer(ulong producerId, ulong epoch = 0)
+    {
+        if (producerId == 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "producer id 0 is not an idempotent producer");
+        }
+
+        return _producers.Init(producerId, epoch, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+            ?? throw new BrokerException(BrokerErrorCode.ProducerFenced, $"producer {producerId:x16}: epoch {epoch} was replaced by a newer instance of the id (epoch {_producers.Fence(producerId)})");
+    }
 
     /// <summary>The largest count <see cref="TryBeginPublish"/> accepts (a quarter of the input ring).</summary>
     public int MaxPublishClaim => Math.Max(1, _pipeline.Ring.BufferSize / 4);

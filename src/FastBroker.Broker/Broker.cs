@@ -362,20 +362,20 @@ public sealed partial class Broker : IAsyncDisposable
             using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
             while (reader.TryRead(out var record))
             {
-                if (ProducerOf(record) is var (id, sequence) && !_producers.Expired(record.Timestamp, now))
+                if (ProducerOf(record) is var (id, sequence, epoch) && !_producers.Expired(record.Timestamp, now))
                 {
-                    _producers.Record(id, sequence, topic, record.Offset, record.Timestamp);
+                    _producers.Record(id, sequence, topic, record.Offset, record.Timestamp, epoch);
                 }
             }
         }
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint).
         var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem);
-        foreach (var (id, highest, topic, offset, timestamp) in vouched)
+        foreach (var (id, highest, topic, offset, timestamp, epoch) in vouched)
         {
             if (!_producers.Expired(timestamp, now))
             {
-                _producers.Vouch(id, highest, topic, offset, timestamp);
+                _producers.Vouch(id, highest, topic, offset, timestamp, epoch);
             }
         }
 
@@ -389,7 +389,7 @@ public sealed partial class Broker : IAsyncDisposable
     private static long Milliseconds(TimeSpan limit) => limit == Timeout.InfiniteTimeSpan ? long.MaxValue : (long)limit.TotalMilliseconds;
 
     /// <summary>The producer id and sequence the record at <paramref name="offset"/> of a persistent topic carries, if any, and its timestamp.</summary>
-    private (ulong Producer, ulong Sequence, long Timestamp)? ProducerAt(string topic, long offset)
+    private (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)? ProducerAt(string topic, long offset)
     {
         if (!_topics.TryGet(topic, out var t) || t.Journal is not { } journal || offset < journal.FirstOffset || offset >= journal.NextOffset)
         {
@@ -401,7 +401,7 @@ public sealed partial class Broker : IAsyncDisposable
         {
             if (record.Offset == offset)
             {
-                return ProducerOf(record) is var (id, sequence) ? (id, sequence, record.Timestamp) : null;
+                return ProducerOf(record) is var (id, sequence, epoch) ? (id, sequence, epoch, record.Timestamp) : null;
             }
 
             if (record.Offset > offset)
@@ -413,10 +413,13 @@ public sealed partial class Broker : IAsyncDisposable
         return null;
     }
 
-    private static (ulong Producer, ulong Sequence)? ProducerOf(in Journal.JournalRecord record) =>
+    /// <summary>The producer id, sequence and epoch (0 = none: a 16-byte header) of an idempotent record.</summary>
+    private static (ulong Producer, ulong Sequence, ulong Epoch)? ProducerOf(in Journal.JournalRecord record) =>
         ((ushort)record.Flags & HasProducerFlag) != 0
         && ReservedHeaders.TryGetBrokerWritten(record.Headers, ProducerHeaderName, out var value)
-        && value.Length == 16
-            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value), System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[8..]))
+        && value.Length is 16 or 24
+            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value),
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[8..]),
+                value.Length == 24 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value[16..]) : 0)
             : null;
 }

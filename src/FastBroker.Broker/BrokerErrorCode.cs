@@ -48,4 +48,10 @@ public enum BrokerErrorCode
 
     /// <summary>This node is not (or no longer) the primary of its failover pair: publish to the other node.</summary>
     NotPrimary = 12,
+
+    /// <summary>
+    /// The idempotent producer id was taken over by a newer instance (<see cref="Broker.InitProducer"/> gave it a higher
+    /// epoch): a publish carrying an older epoch is refused, never stored. Not retryable.
+    /// </summary>
+    ProducerFenced = 13,
 }

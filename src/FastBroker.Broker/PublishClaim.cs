@@ -95,7 +95,7 @@ public ref struct PublishClaim
         }
 
         var expires = parameters.TtlMs > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + parameters.TtlMs : 0;
-        entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, waitDurable, ackMode, sink, token);
+        entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, parameters.ProducerEpoch, waitDurable, ackMode, sink, token);
 
         // Checked on the copy, where the publisher's entries are contiguous whatever the received segments were.
         if (!headers.IsEmpty && ReservedHeaders.FindBrokerWritten(entry.Headers[..(int)headers.Length]) is { } reserved)

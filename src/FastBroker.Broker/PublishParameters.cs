@@ -5,4 +5,8 @@ namespace FastBroker;
 /// <param name="Durability">What the confirmation waits for.</param>
 /// <param name="ProducerId">Idempotent producer id; 0 = not idempotent.</param>
 /// <param name="ProducerSequence">The producer's sequence number of this message (ignored when <paramref name="ProducerId"/> is 0).</param>
-public readonly record struct PublishParameters(uint TtlMs = 0, PublishDurability Durability = PublishDurability.TopicDefault, ulong ProducerId = 0, ulong ProducerSequence = 0);
+/// <param name="ProducerEpoch">
+/// The epoch <see cref="Broker.InitProducer"/> gave this instance of the producer; 0 = none (not fenced, fences nothing).
+/// A publish with an epoch below the producer's newest is refused with <see cref="BrokerErrorCode.ProducerFenced"/>.
+/// </param>
+public readonly record struct PublishParameters(uint TtlMs = 0, PublishDurability Durability = PublishDurability.TopicDefault, ulong ProducerId = 0, ulong ProducerSequence = 0, ulong ProducerEpoch = 0);

@@ -45,6 +45,12 @@ public enum ErrorCode : ushort
     /// <summary>This node is not the primary of its failover pair (a standby, or a deposed primary): use the other endpoint.</summary>
     NotPrimary = 12,
 
+    /// <summary>
+    /// The producer id was taken over: a newer instance started with it (INIT_PRODUCER with a new epoch), so this
+    /// connection's publishes with the id are refused, never stored. Not retryable: the old instance must stop.
+    /// </summary>
+    ProducerFenced = 13,
+
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,
 

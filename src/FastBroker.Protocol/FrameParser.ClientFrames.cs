@@ -205,12 +205,29 @@ public static partial class FrameParser
     private static bool ParseInitProducer<THandler>(ref FieldCursor c, in FrameHeader header, ref THandler handler)
         where THandler : struct, IClientFrameHandler
     {
-        if (!(c.U64("producerId", out var producerId) && c.End()))
+        // 8 bytes (an id) or 16 (an id and an epoch: feature ProducerEpoch).
+        if (!c.U64("producerId", out var producerId))
         {
             return false;
         }
 
-        handler.OnInitProducer(header, producerId);
+        ulong? epoch = null;
+        if (c.Remaining > 0)
+        {
+            if (!c.U64("epoch", out var e))
+            {
+                return false;
+            }
+
+            epoch = e;
+        }
+
+        if (!c.End())
+        {
+            return false;
+        }
+
+        handler.OnInitProducer(header, producerId, epoch);
         return true;
     }
 

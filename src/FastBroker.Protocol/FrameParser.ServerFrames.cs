@@ -63,12 +63,24 @@ public static partial class FrameParser
     private static bool ParseOk<THandler>(ref FieldCursor c, in FrameHeader header, ref THandler handler)
         where THandler : struct, IServerFrameHandler
     {
-        if (!(c.U64("value", out var value) && c.End()))
+        // 8 bytes, or 16 for the answer to an INIT_PRODUCER with an epoch (the epoch second).
+        if (!c.U64("value", out var value))
         {
             return false;
         }
 
-        handler.OnOk(header, value);
+        var epoch = 0UL;
+        if (c.Remaining > 0 && !c.U64("epoch", out epoch))
+        {
+            return false;
+        }
+
+        if (!c.End())
+        {
+            return false;
+        }
+
+        handler.OnOk(header, value, epoch);
         return true;
     }
 

@@ -80,6 +80,15 @@ public static partial class FrameWriter
     public static int WriteInitProducer(IBufferWriter<byte> writer, ulong requestId, ulong producerId)
         => WriteU64Body(writer, FrameType.InitProducer, requestId, producerId);
 
+    /// <summary>
+    /// INIT_PRODUCER with an epoch (feature <see cref="ProtocolFeatures.ProducerEpoch"/>): <paramref name="epoch"/> 0 =
+    /// a new instance of <paramref name="producerId"/> (it gets an epoch above every earlier one, fencing them); else
+    /// the epoch this instance resumes after a reconnect. The server answers OK with the next sequence and the epoch, or
+    /// ERROR <see cref="ErrorCode.ProducerFenced"/>.
+    /// </summary>
+    public static int WriteInitProducer(IBufferWriter<byte> writer, ulong requestId, ulong producerId, ulong epoch)
+        => WriteTwoU64Body(writer, FrameType.InitProducer, requestId, producerId, epoch);
+
     /// <summary>DELIVER one message from its fields.</summary>
     public static int WriteDeliver(
         IBufferWriter<byte> writer,

@@ -86,6 +86,25 @@ public static partial class FrameWriter
     public static int WriteOk(IBufferWriter<byte> writer, ulong requestId, ulong value)
         => WriteU64Body(writer, FrameType.Ok, requestId, value);
 
+    /// <summary>
+    /// OK with a second value: the answer to an INIT_PRODUCER that carried an epoch (feature
+    /// <see cref="ProtocolFeatures.ProducerEpoch"/>): <paramref name="value"/> is the next sequence, <paramref name="epoch"/> the producer's epoch.
+    /// </summary>
+    public static int WriteOk(IBufferWriter<byte> writer, ulong requestId, ulong value, ulong epoch)
+        => WriteTwoU64Body(writer, FrameType.Ok, requestId, value, epoch);
+
+    /// <summary>A frame whose body is two <c>u64</c> (OK to an INIT_PRODUCER with an epoch, INIT_PRODUCER with an epoch).</summary>
+    private static int WriteTwoU64Body(IBufferWriter<byte> writer, FrameType type, ulong requestId, ulong first, ulong second)
+    {
+        const int total = H + 16;
+        var o = new FrameOutput(writer, total);
+        o.Header(total, type, 0, requestId);
+        o.U64(first);
+        o.U64(second);
+        o.Commit();
+        return total;
+    }
+
     /// <summary>A frame whose body is one <c>u64</c> (OK, INIT_PRODUCER).</summary>
     private static int WriteU64Body(IBufferWriter<byte> writer, FrameType type, ulong requestId, ulong value)
     {

@@ -22,8 +22,8 @@ public interface IClientFrameHandler
     /// <summary>PUBLISH_BATCH: several messages, already fully validated.</summary>
     void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame);
 
-    /// <summary>INIT_PRODUCER: answer OK with the next producer sequence of <paramref name="producerId"/>.</summary>
-    void OnInitProducer(in FrameHeader header, ulong producerId);
+    /// <summary>INIT_PRODUCER: answer OK with the next producer sequence of <paramref name="producerId"/> (and, when <paramref name="epoch"/> is given, its epoch: feature ProducerEpoch).</summary>
+    void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch);
 
     /// <summary>SUBSCRIBE.</summary>
     void OnSubscribe(in FrameHeader header, in SubscribeFrame frame);

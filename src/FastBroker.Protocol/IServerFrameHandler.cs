@@ -16,8 +16,8 @@ public interface IServerFrameHandler
     /// <summary>PONG: the answer to a client PING.</summary>
     void OnPong(in FrameHeader header);
 
-    /// <summary>OK: the request <c>header.RequestId</c> succeeded with <paramref name="value"/> (meaning per request, see docs/protocol.md).</summary>
-    void OnOk(in FrameHeader header, ulong value);
+    /// <summary>OK: the request <c>header.RequestId</c> succeeded with <paramref name="value"/> (meaning per request, see docs/protocol.md); <paramref name="epoch"/> is 0 except in the answer to an INIT_PRODUCER with an epoch.</summary>
+    void OnOk(in FrameHeader header, ulong value, ulong epoch);
 
     /// <summary>ERROR.</summary>
     void OnError(in FrameHeader header, in ErrorFrame frame);

@@ -27,4 +27,11 @@ public enum ProtocolFeatures : ulong
     /// stands, so its new messages are not taken for retries of the old ones.
     /// </summary>
     InitProducer = 1 << 5,
+
+    /// <summary>
+    /// Producer epochs (with <see cref="InitProducer"/>): INIT_PRODUCER carries an epoch, 0 for a new instance (the
+    /// server gives it a higher epoch than any before, which fences older instances of the id) or the epoch to resume
+    /// after a reconnect; the OK carries the epoch after the next sequence.
+    /// </summary>
+    ProducerEpoch = 1 << 6,
 }

@@ -52,8 +52,11 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 
     private readonly bool CheckProducer(PublishEntry entry)
     {
-        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, out _, out var offset, out var highest))
+        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, entry.ProducerEpoch, out _, out var offset, out var highest))
         {
+            case ProducerRegistry.Verdict.Fenced:
+                Refuse(entry, BrokerErrorCode.ProducerFenced, $"producer {entry.ProducerId:x16}: epoch {entry.ProducerEpoch} was replaced by a newer instance of the id: not stored");
+                return false;
             case ProducerRegistry.Verdict.Duplicate:
                 entry.Offset = offset;
                 entry.Duplicate = true;
@@ -89,7 +92,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             topic.PublishedBytes += entry.PayloadLength;
             if (entry.ProducerId != 0)
             {
-                producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset, _batchTimestamp);
+                producers.Record(entry.ProducerId, entry.ProducerSequence, topic, entry.Offset, _batchTimestamp, entry.ProducerEpoch);
             }
 
             producers.CountWrite();

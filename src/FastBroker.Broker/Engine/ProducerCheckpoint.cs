@@ -108,12 +108,12 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
     /// <summary>
     /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
-    /// with that producer and sequence, through <paramref name="verify"/>, with that record's timestamp.
+    /// with that producer and sequence, through <paramref name="verify"/>, with that record's timestamp and producer epoch.
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem)
     {
         problem = null;
-        var result = new List<(ulong, ulong, TopicState, long, long)>();
+        var result = new List<(ulong, ulong, TopicState, long, long, ulong)>();
         byte[] bytes;
         try
         {
@@ -164,7 +164,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             at += nameLength;
             if (topicOf(name) is { } topic && verify(name, offset) is { } found && (found.Producer, found.Sequence) == (id, highest))
             {
-                result.Add((id, highest, topic, offset, found.Timestamp));
+                result.Add((id, highest, topic, offset, found.Timestamp, found.Epoch));
             }
             else
             {

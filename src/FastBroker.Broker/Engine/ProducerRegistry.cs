@@ -27,6 +27,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     private const int SweepStep = 64;
 
     private readonly Dictionary<ulong, Producer> _producers = [];
+    private readonly Dictionary<ulong, ulong> _fences = []; // under _addLock: epochs Init gave ids not (yet) in _producers
     private readonly object _addLock = new();
     private Producer[] _all = new Producer[16]; // every producer, for the sweep; Producer.Slot is its index
     private int _allCount;
@@ -46,6 +47,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
         /// <summary>Older than the window: cannot tell, refuse.</summary>
         TooOld,
+
+        /// <summary>An epoch below the producer's newest: a replaced instance, refuse.</summary>
+        Fenced,
     }
 
     public int Count
@@ -72,17 +76,89 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
         }
     }
 
-    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest)
+    /// <summary>
+    /// Any thread (a session answering INIT_PRODUCER): starts (<paramref name="epoch"/> 0: an epoch above every earlier
+    /// one, at least <paramref name="now"/>) or resumes an instance of <paramref name="producerId"/>; its epoch fences
+    /// publishes with lower ones from then on. Null when resuming an epoch that a newer one replaced.
+    /// </summary>
+    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now)
+    {
+        lock (_addLock)
+        {
+            _producers.TryGetValue(producerId, out var p);
+            var newest = NewestEpochLocked(producerId, p);
+            if (epoch == 0)
+            {
+                epoch = Math.Max(newest + 1, now);
+            }
+            else if (epoch < newest)
+            {
+                return null;
+            }
+
+            if (p is not null)
+            {
+                p.Fence = Math.Max(p.Fence, epoch);
+            }
+            else
+            {
+                _fences[producerId] = epoch;
+            }
+
+            return (p is null ? 0 : p.Highest + 1, epoch);
+        }
+    }
+
+    /// <summary>Any thread: the newest epoch known for <paramref name="producerId"/> (0 = none).</summary>
+    public ulong Fence(ulong producerId)
+    {
+        lock (_addLock)
+        {
+            return NewestEpochLocked(producerId, _producers.GetValueOrDefault(producerId));
+        }
+    }
+
+    private ulong NewestEpochLocked(ulong producerId, Producer? p) =>
+        Math.Max(_fences.GetValueOrDefault(producerId), p is null ? 0 : Math.Max(p.Fence, p.WindowEpoch));
+
+    /// <summary>
+    /// Journaler: what to do with <paramref name="sequence"/> of <paramref name="producerId"/> published with
+    /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing).
+    /// </summary>
+    public Verdict Check(ulong producerId, ulong sequence, ulong epoch, out TopicState? topic, out long offset, out ulong highest)
     {
         topic = null;
         offset = -1;
         highest = 0;
         if (!_producers.TryGetValue(producerId, out var p))
         {
+            if (epoch != 0)
+            {
+                lock (_addLock)
+                {
+                    if (epoch < _fences.GetValueOrDefault(producerId))
+                    {
+                        return Verdict.Fenced;
+                    }
+                }
+            }
+
             return Verdict.New;
         }
 
         highest = p.Highest;
+        if (epoch != 0)
+        {
+            if (epoch < p.Fence || epoch < p.WindowEpoch)
+            {
+                return Verdict.Fenced;
+            }
+
+            if (epoch > p.WindowEpoch)
+            {
+                return Verdict.New; // a new instance's first message: its sequences are its own (Record starts its window)
+            }
+        }
         if (sequence > p.Highest)
         {
             return Verdict.New;
@@ -194,33 +270,73 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// (<paramref name="topic"/>, <paramref name="offset"/>), verified against the journal. Every sequence up to it that
     /// the rescan did not find may be stored beyond it: a retry of one is refused (too old), never written again.
     /// </summary>
-    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset, long timestamp)
+    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset, long timestamp, ulong epoch)
     {
         if (!_producers.TryGetValue(producerId, out var p))
         {
-            p = new Producer(producerId);
+            p = new Producer(producerId) { WindowEpoch = epoch };
+            p.Vouch(highest, topic, offset, window);
             Add(p);
         }
+        else if (InEpoch(p, epoch))
+        {
+            p.Vouch(highest, topic, offset, window);
+        }
+        else
+        {
+            return;
+        }
 
-        p.Vouch(highest, topic, offset, window);
         p.Wrote(timestamp);
     }
 
-    /// <summary>Journaler (or the restart rescan): <paramref name="producerId"/> stored <paramref name="sequence"/> at <paramref name="offset"/>, written at <paramref name="timestamp"/> (Unix ms).</summary>
-    public void Record(ulong producerId, ulong sequence, TopicState topic, long offset, long timestamp)
+    /// <summary>
+    /// Journaler (or the restart rescan): <paramref name="producerId"/> stored <paramref name="sequence"/> at
+    /// <paramref name="offset"/> with <paramref name="epoch"/>, written at <paramref name="timestamp"/> (Unix ms).
+    /// </summary>
+    public void Record(ulong producerId, ulong sequence, TopicState topic, long offset, long timestamp, ulong epoch = 0)
     {
         if (_producers.TryGetValue(producerId, out var p))
         {
-            p.Record(sequence, topic, offset, window);
-            p.Wrote(timestamp);
+            if (InEpoch(p, epoch))
+            {
+                p.Record(sequence, topic, offset, window);
+                p.Wrote(timestamp);
+            }
+
             return;
         }
 
         // Recorded before it is added: NextSequence must never see a new producer at highest 0.
-        p = new Producer(producerId);
+        p = new Producer(producerId) { WindowEpoch = epoch };
         p.Record(sequence, topic, offset, window);
         p.Wrote(timestamp);
         Add(p);
+    }
+
+    /// <summary>
+    /// Whether a record of <paramref name="epoch"/> belongs to <paramref name="p"/>'s window: 0 (no epoch) and its own
+    /// do; a newer one starts a new window (a new instance's sequences are its own); an older one (read by the restart
+    /// rescan, which goes topic by topic) does not.
+    /// </summary>
+    private bool InEpoch(Producer p, ulong epoch)
+    {
+        if (epoch == 0 || epoch == p.WindowEpoch)
+        {
+            return true;
+        }
+
+        if (epoch < p.WindowEpoch)
+        {
+            return false;
+        }
+
+        lock (_addLock)
+        {
+            p.Restart(epoch); // under the lock: NextSequence never sees the empty window
+        }
+
+        return true;
     }
 
     private void Add(Producer p)
@@ -234,6 +350,11 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
         _all[_allCount++] = p;
         lock (_addLock)
         {
+            if (_fences.Remove(p.Id, out var fence))
+            {
+                p.Fence = fence;
+            }
+
             _producers[p.Id] = p;
         }
     }
@@ -261,6 +382,8 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
         private long[] _offsets = new long[FirstSlots];
         private ulong _lowest = ulong.MaxValue;
         private ulong _highest;
+        private ulong _fence;
+        private ulong _windowEpoch;
 
         public ulong Id { get; } = id;
 
@@ -269,6 +392,31 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
         /// <summary>Timestamp (Unix ms) of the newest record written for it.</summary>
         public long LastWrite { get; private set; } = long.MinValue;
+
+        /// <summary>The newest epoch Init gave (written under the registry's lock, read by the journaler).</summary>
+        public ulong Fence
+        {
+            get => Volatile.Read(ref _fence);
+            set => Volatile.Write(ref _fence, value);
+        }
+
+        /// <summary>The epoch whose sequences the window holds (written by the journaler, read under the lock).</summary>
+        public ulong WindowEpoch
+        {
+            get => Volatile.Read(ref _windowEpoch);
+            init => _windowEpoch = value;
+        }
+
+        /// <summary>A newer instance's first record: an empty window for <paramref name="epoch"/>.</summary>
+        public void Restart(ulong epoch)
+        {
+            _sequences = new ulong[FirstSlots];
+            _topics = new TopicState?[FirstSlots];
+            _offsets = new long[FirstSlots];
+            _lowest = ulong.MaxValue;
+            Volatile.Write(ref _highest, 0);
+            Volatile.Write(ref _windowEpoch, epoch);
+        }
 
         /// <summary>Written by the journaler only; read by <see cref="NextSequence"/> from any thread.</summary>
         public ulong Highest => Volatile.Read(ref _highest);

@@ -30,9 +30,10 @@ internal sealed class PublishEntry(int bytes)
     /// <summary>What the confirmation waits for on a failover pair (ignored by a broker without a standby).</summary>
     public AckMode AckMode;
 
-    /// <summary>Idempotent producer id (0 = none) and sequence.</summary>
+    /// <summary>Idempotent producer id (0 = none), sequence and epoch (0 = none).</summary>
     public ulong ProducerId;
     public ulong ProducerSequence;
+    public ulong ProducerEpoch;
 
     /// <summary>Set by the journaler: the offset given, or -1 with <see cref="Error"/> set.</summary>
     public long Offset;
@@ -51,7 +52,7 @@ internal sealed class PublishEntry(int bytes)
     /// <summary>Copies a message in (publisher thread, after claiming the slot).</summary>
     public void Fill(TopicState topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long expiresAt, PublishCompletion? completion)
     {
-        var dst = Prepare(topic, key.Length, headers.Length, payload.Length, expiresAt, 0, 0);
+        var dst = Prepare(topic, key.Length, headers.Length, payload.Length, expiresAt, 0, 0, 0);
         key.CopyTo(dst);
         headers.CopyTo(dst[key.Length..]);
         payload.CopyTo(dst[(HeadersLength + key.Length)..]);
@@ -61,9 +62,9 @@ internal sealed class PublishEntry(int bytes)
     }
 
     /// <summary>Copies a message in from received frame bytes (claim API).</summary>
-    public void Fill(TopicState topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, long expiresAt, ulong producerId, ulong producerSequence, bool waitDurable, AckMode ackMode, IPublishConfirmSink? sink, ulong token)
+    public void Fill(TopicState topic, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, long expiresAt, ulong producerId, ulong producerSequence, ulong producerEpoch, bool waitDurable, AckMode ackMode, IPublishConfirmSink? sink, ulong token)
     {
-        var dst = Prepare(topic, (int)key.Length, (int)headers.Length, (int)payload.Length, expiresAt, producerId, producerSequence);
+        var dst = Prepare(topic, (int)key.Length, (int)headers.Length, (int)payload.Length, expiresAt, producerId, producerSequence, producerEpoch);
         key.CopyTo(dst);
         headers.CopyTo(dst[(int)key.Length..]);
         payload.CopyTo(dst[(HeadersLength + KeyLength)..]);
@@ -86,6 +87,7 @@ internal sealed class PublishEntry(int bytes)
         AckMode = AckMode.Local;
         ProducerId = 0;
         ProducerSequence = 0;
+        ProducerEpoch = 0;
         Offset = -1;
         Duplicate = false;
         Error = code;
@@ -102,10 +104,10 @@ internal sealed class PublishEntry(int bytes)
     }
 
     /// <summary>Sizes the buffer, writes the broker's own headers (expiry, producer) after the caller's, sets the lengths; returns the buffer.</summary>
-    private Span<byte> Prepare(TopicState topic, int keyLength, int headersLength, int payloadLength, long expiresAt, ulong producerId, ulong producerSequence)
+    private Span<byte> Prepare(TopicState topic, int keyLength, int headersLength, int payloadLength, long expiresAt, ulong producerId, ulong producerSequence, ulong producerEpoch)
     {
         var expiry = expiresAt > 0 ? Broker.ExpiryHeaderSize : 0;
-        var producer = producerId != 0 ? Broker.ProducerHeaderSize : 0;
+        var producer = producerId != 0 ? Broker.ProducerHeaderSize(producerEpoch != 0) : 0;
         var total = keyLength + headersLength + expiry + producer + payloadLength;
         if (Buffer.Length < total)
         {
@@ -124,10 +126,15 @@ internal sealed class PublishEntry(int bytes)
 
         if (producer > 0)
         {
+            // id, sequence, and the epoch when there is one (16 or 24 bytes: docs/broker.md, "Reserved headers").
             var h = dst.Slice(at, producer);
-            RecordHeaderReader.Write(h, Broker.ProducerHeaderName, stackalloc byte[16]);
+            RecordHeaderReader.Write(h, Broker.ProducerHeaderName, stackalloc byte[producerEpoch != 0 ? 24 : 16]);
             BinaryPrimitives.WriteUInt64LittleEndian(h[(3 + Broker.ProducerHeaderName.Length)..], producerId);
             BinaryPrimitives.WriteUInt64LittleEndian(h[(11 + Broker.ProducerHeaderName.Length)..], producerSequence);
+            if (producerEpoch != 0)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(h[(19 + Broker.ProducerHeaderName.Length)..], producerEpoch);
+            }
         }
 
         KeyLength = keyLength;
@@ -140,6 +147,7 @@ internal sealed class PublishEntry(int bytes)
         Token = 0;
         ProducerId = producerId;
         ProducerSequence = producerSequence;
+        ProducerEpoch = producerEpoch;
         Offset = -1;
         Duplicate = false;
         Error = BrokerErrorCode.None;

@@ -15,7 +15,7 @@ internal readonly struct FrameHandler(Session session) : IClientFrameHandler
 
     public void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame) => session.OnPublishBatch(header, frame);
 
-    public void OnInitProducer(in FrameHeader header, ulong producerId) => session.OnInitProducer(header, producerId);
+    public void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch) => session.OnInitProducer(header, producerId, epoch);
 
     public void OnSubscribe(in FrameHeader header, in SubscribeFrame frame) => session.OnSubscribe(header, frame);
 

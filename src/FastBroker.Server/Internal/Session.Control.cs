@@ -24,6 +24,17 @@ internal sealed partial class Session
         _signal.Set();
     }
 
+    private void SendOk(ulong requestId, ulong value, ulong epoch)
+    {
+        lock (_controlGate)
+        {
+            FrameWriter.WriteOk(_control, requestId, value, epoch);
+            _controlFrames++;
+        }
+
+        _signal.Set();
+    }
+
     /// <summary>An ERROR that does not close the connection.</summary>
     private void SendError(ulong requestId, ErrorCode code, string reason, ErrorFlags flags = ErrorFlags.None, uint subscriptionId = 0)
     {

@@ -18,6 +18,12 @@ internal sealed partial class Session
     private long _queuedConfirms;
     private int _batchResume;
 
+    // INIT_PRODUCER with an epoch binds the id to that epoch on this connection; its publishes carry it (0 = unbound).
+    // One binding is the usual case (a client has one producer id), more go to the dictionary.
+    private ulong _boundProducer;
+    private ulong _boundEpoch;
+    private Dictionary<ulong, ulong>? _moreBound;
+
     internal void OnPublish(in FrameHeader header, in PublishFrame frame)
     {
         if (!EnsureOpen(header) || (frame.ProducerId != 0 && !EnsureGranted(header, ProtocolFeatures.IdempotentProducer, "a producerId")))
@@ -42,7 +48,7 @@ internal sealed partial class Session
         }
 
         Interlocked.Increment(ref _pendingConfirms);
-        var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence);
+        var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence, EpochOf(frame.ProducerId));
         Add(ref claim, frame.Topic, frame.Key, frame.Headers.Entries, frame.Payload, parameters, sink, header.RequestId);
         claim.Commit();
     }
@@ -90,12 +96,13 @@ internal sealed partial class Session
             }
 
             Interlocked.Add(ref _pendingConfirms, n);
+            var epoch = EpochOf(frame.ProducerId);
             for (var k = 0; k < n; k++)
             {
                 entries.MoveNext();
                 var entry = entries.Current;
                 var i = (ulong)(index + k);
-                var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i);
+                var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
                 Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
             }
 
@@ -110,9 +117,10 @@ internal sealed partial class Session
     /// INIT_PRODUCER: a producer (re)starting with an id it may have used before learns the sequence to continue from,
     /// so its new messages are not deduplicated against the old process's (docs/protocol.md §6).
     /// </summary>
-    internal void OnInitProducer(in FrameHeader header, ulong producerId)
+    internal void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch)
     {
-        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.InitProducer, "INIT_PRODUCER"))
+        if (!EnsureOpen(header) || !EnsureGranted(header, ProtocolFeatures.InitProducer, "INIT_PRODUCER")
+            || (epoch is not null && !EnsureGranted(header, ProtocolFeatures.ProducerEpoch, "an INIT_PRODUCER epoch")))
         {
             return;
         }
@@ -123,8 +131,45 @@ internal sealed partial class Session
             return;
         }
 
-        SendOk(header.RequestId, _broker.NextProducerSequence(producerId));
+        if (epoch is not { } asked)
+        {
+            SendOk(header.RequestId, _broker.NextProducerSequence(producerId));
+            return;
+        }
+
+        try
+        {
+            var (next, given) = _broker.InitProducer(producerId, asked);
+            Bind(producerId, given);
+            SendOk(header.RequestId, next, given);
+        }
+        catch (BrokerException e) when (e.Code == BrokerErrorCode.ProducerFenced)
+        {
+            // Bound all the same: this connection's publishes with the id carry the replaced epoch and are refused one by
+            // one (CONFIRM ProducerFenced), never stored as unfenced ones.
+            Bind(producerId, asked);
+            SendError(header.RequestId, ErrorCode.ProducerFenced, $"INIT_PRODUCER: {e.Message}");
+        }
     }
+
+    private void Bind(ulong producerId, ulong epoch)
+    {
+        if (_boundProducer == 0 || _boundProducer == producerId)
+        {
+            (_boundProducer, _boundEpoch) = (producerId, epoch);
+        }
+        else
+        {
+            (_moreBound ??= [])[producerId] = epoch;
+        }
+    }
+
+    /// <summary>The epoch this connection bound <paramref name="producerId"/> to, 0 if none.</summary>
+    private ulong EpochOf(ulong producerId) =>
+        producerId == 0 ? 0
+        : producerId == _boundProducer ? _boundEpoch
+        : _moreBound is { } more ? more.GetValueOrDefault(producerId)
+        : 0;
 
     public void OnPublishConfirmed(ulong token, long offset, bool duplicate)
     {

@@ -9,7 +9,8 @@ internal sealed partial class Session
 {
     /// <summary>Features this server implements (all of protocol version 1).</summary>
     internal const ProtocolFeatures SupportedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
-        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer;
+        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer
+        | ProtocolFeatures.ProducerEpoch;
 
     // Below this a client's maxInboundFrameSize is raised: every reply (an ERROR with a short reason, a CONFIRM range,
     // WELCOME) must still fit. docs/server.md says so.
