@@ -231,6 +231,7 @@ public sealed partial class BrokerClient
             _byRequestId.Clear();
             for (var p = _sendHead; p is not null; p = p.Next)
             {
+                p.Resent |= p.RequestId != 0;
                 p.RequestId = 0;
             }
 

@@ -428,6 +428,10 @@ public sealed partial class BrokerClient
             {
                 p.TrySetException(NotReplicated(p));
             }
+            else if (status == ErrorCode.InvalidArgument && idempotent && p.Resent)
+            {
+                p.TrySetException(ResentTooOld(p));
+            }
             else
             {
                 p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'"));
@@ -450,6 +454,15 @@ public sealed partial class BrokerClient
     {
         Unconfirmed = UnconfirmedPublish.From(p, ProducerId),
     };
+
+    /// <summary>
+    /// The failure path only. A CONFIRM carries no reason; a resend refused with InvalidArgument is, unless the message
+    /// itself is invalid (then its first copy was refused too), a sequence older than the broker's deduplication window:
+    /// more publishes were unconfirmed than the window spans (protocol.md §6).
+    /// </summary>
+    private static BrokerClientException ResentTooOld(PendingPublish p) => new(
+        ErrorCode.InvalidArgument,
+        $"the server refused a message to '{p.Topic}' resent after a reconnect (producer sequence {p.Sequence}): unless its TTL, durability or headers are invalid, the sequence is older than the broker's deduplication window, so the broker cannot tell whether the copy sent before the connection was lost is stored, and refuses it rather than store it twice; it may or may not be stored and is not resent again (keep MaxInFlight at most the broker's ProducerWindow)");
 
     /// <summary>Reader loop: an ERROR naming a publish's request id (a frame-level problem).</summary>
     private bool TryFailPublish(ulong requestId, BrokerClientException error)

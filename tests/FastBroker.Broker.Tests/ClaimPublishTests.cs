@@ -238,6 +238,40 @@ public class ClaimPublishTests
         Assert.Equal(200, Head(f.Broker, "t"));
     }
 
+    /// <summary>
+    /// The window's edge, one sequence either side: with the highest stored H, a retry of H − (window − 1) is still a
+    /// duplicate (a client with MaxInFlight = window resends that far back) and H − window is refused, not stored
+    /// again. 256 also covers the producer's table grown from its initial 64 slots.
+    /// </summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(256)]
+    public async Task A_retry_window_minus_one_behind_the_highest_is_a_duplicate_and_one_further_back_is_refused(int window)
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { ProducerWindow = window });
+        var sink = new RecordingSink();
+        const ulong Producer = 9;
+        var count = (ulong)(3 * window);
+        for (var i = 0UL; i < count; i++)
+        {
+            PublishIdempotent(f.Broker, sink, Producer, i, "edge", $"m{i}", i);
+        }
+
+        await sink.WaitForAsync((int)count);
+        var highest = count - 1;
+        var retry = new RecordingSink();
+        PublishIdempotent(f.Broker, retry, Producer, highest - (ulong)window + 1, "edge", "oldest inside", 1);
+        PublishIdempotent(f.Broker, retry, Producer, highest - (ulong)window, "edge", "newest outside", 2);
+        PublishIdempotent(f.Broker, retry, Producer, highest, "edge", "highest", 3);
+        var outcomes = await retry.WaitForAsync(3);
+
+        Assert.Equal((BrokerErrorCode.None, (long)highest - window + 1, true), (outcomes[0].Error, outcomes[0].Offset, outcomes[0].Duplicate));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
+        Assert.Contains("older than the deduplication window", outcomes[1].Reason, StringComparison.Ordinal);
+        Assert.Equal((BrokerErrorCode.None, (long)highest, true), (outcomes[2].Error, outcomes[2].Offset, outcomes[2].Duplicate));
+        Assert.Equal((long)count, Head(f.Broker, "edge"));
+    }
+
     [Fact]
     public async Task Member_prefetch_can_be_raised()
     {

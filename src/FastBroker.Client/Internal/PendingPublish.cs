@@ -48,6 +48,12 @@ internal sealed class PendingPublish : IValueTaskSource<long>
     /// <summary>A retry (<c>RetryAsync</c>): <see cref="Sequence"/> was given and is kept, not assigned on admission.</summary>
     public bool FixedSequence { get; set; }
 
+    /// <summary>
+    /// Written on a connection that was lost before its CONFIRM, so sent again on a later one: a refusal may then mean the
+    /// broker could not tell whether the earlier copy was stored.
+    /// </summary>
+    public bool Resent { get; set; }
+
     /// <summary>Request id on the current connection; 0 = not sent on it yet.</summary>
     public ulong RequestId { get; set; }
 
@@ -88,6 +94,7 @@ internal sealed class PendingPublish : IValueTaskSource<long>
         Durability = durability;
         FireAndForget = fireAndForget;
         FixedSequence = false;
+        Resent = false;
         _owners = fireAndForget ? 1 : 2;
         _completed = 0;
         var total = topicLength + key.Length + headers.Length + payload.Length;
@@ -164,6 +171,7 @@ internal sealed class PendingPublish : IValueTaskSource<long>
         RequestId = 0;
         Sequence = 0;
         FixedSequence = false;
+        Resent = false;
         Queue = PublishQueue.None;
         _cancellation = default;
         _client = null;
