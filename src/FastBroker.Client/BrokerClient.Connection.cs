@@ -12,7 +12,8 @@ namespace FastBroker.Client;
 public sealed partial class BrokerClient
 {
     private const ProtocolFeatures RequestedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
-        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer;
+        | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer
+        | ProtocolFeatures.ProducerEpoch;
 
     private static bool IsFatal(Exception error)
         => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
@@ -249,6 +250,14 @@ public sealed partial class BrokerClient
             }
 
             _control.InsertRange(0, ops);
+
+            // This instance's producer epoch is resumed before anything is resent: the server binds it to the new
+            // connection, so the resends carry it (and are refused, not stored, if a newer instance took the id over).
+            if (_producerEpoch != 0 && (welcome.Features & ProtocolFeatures.ProducerEpoch) != 0)
+            {
+                _control.Insert(0, new ControlOp(ControlKind.InitProducer, _generation) { Offset = ProducerId, Epoch = _producerEpoch });
+            }
+
             Interlocked.Increment(ref _connectCount);
         }
 

@@ -432,6 +432,10 @@ public sealed partial class BrokerClient
             {
                 p.TrySetException(ResentTooOld(p));
             }
+            else if (status == ErrorCode.ProducerFenced)
+            {
+                p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}': another client instance started with producer id {ProducerId:x16} and took it over (this one is fenced; it was not stored)"));
+            }
             else
             {
                 p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'"));

@@ -76,7 +76,7 @@ public sealed partial class BrokerClient
         op.Completion?.TrySetResult((ulong)Stopwatch.GetElapsedTime(op.SentTimestamp).Ticks);
     }
 
-    internal void OnOk(ulong requestId, ulong value)
+    internal void OnOk(ulong requestId, ulong value, ulong epoch)
     {
         ControlOp? op;
         lock (_sync)
@@ -94,6 +94,10 @@ public sealed partial class BrokerClient
                 break;
             case ControlKind.Commit:
                 op.Subscription!.MarkCommitted(op.TopicName!, (long)op.Offset);
+                op.Completion?.TrySetResult(value);
+                break;
+            case ControlKind.InitProducer when op.Epoch is not null:
+                op.Epoch = epoch;
                 op.Completion?.TrySetResult(value);
                 break;
             default:
@@ -149,6 +153,11 @@ public sealed partial class BrokerClient
                     break;
                 case ControlKind.Unsubscribe when code == ErrorCode.UnknownSubscription:
                     op.Completion?.TrySetResult(0); // already gone: that is what was asked
+                    break;
+                case ControlKind.InitProducer when op.Completion is null:
+                    // A reconnect's resume, refused: a newer instance took the producer id over. The publishes resent
+                    // after it are refused one by one (ProducerFenced); this says why once.
+                    Emit(BrokerClientEventKind.ServerError, reason, code, error);
                     break;
                 default:
                     op.Completion?.TrySetException(error);

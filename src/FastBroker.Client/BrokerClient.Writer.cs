@@ -343,7 +343,9 @@ public sealed partial class BrokerClient
                 }
 
                 op.RequestId = RegisterLocked(op);
-                return FrameWriter.WriteInitProducer(output, op.RequestId, op.Offset);
+                return op.Epoch is { } epoch
+                    ? FrameWriter.WriteInitProducer(output, op.RequestId, op.Offset, epoch)
+                    : FrameWriter.WriteInitProducer(output, op.RequestId, op.Offset);
             case ControlKind.Ping:
                 op.RequestId = RegisterLocked(op);
                 op.SentTimestamp = Stopwatch.GetTimestamp();

@@ -66,6 +66,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private PendingPublish? _admitTail;
     private int _inFlight;
     private ulong _nextSequence;
+    private ulong _producerEpoch; // under _sync: the epoch INIT_PRODUCER gave this instance (0 = none), resumed on reconnects
     private long _nextIndex;
     private long _writtenIndex = -1;
     private int _blockedPublishers;
@@ -283,7 +284,8 @@ public sealed partial class BrokerClient : IAsyncDisposable
     /// </summary>
     private async Task InitProducerAsync(Connection connection, CancellationToken cancellationToken)
     {
-        var op = new ControlOp(ControlKind.InitProducer, connection.Generation, awaited: true) { Offset = ProducerId };
+        var withEpoch = (connection.WelcomeInfo!.Features & ProtocolFeatures.ProducerEpoch) != 0;
+        var op = new ControlOp(ControlKind.InitProducer, connection.Generation, awaited: true) { Offset = ProducerId, Epoch = withEpoch ? 0 : null };
         QueueControl(op);
         ulong next;
         try
@@ -298,6 +300,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
         lock (_sync)
         {
             _nextSequence = Math.Max(_nextSequence, next);
+            _producerEpoch = op.Epoch ?? 0;
         }
     }
 

@@ -66,7 +66,7 @@ internal struct Recorder : IClientFrameHandler, IServerFrameHandler
     public readonly void OnSubscribe(in FrameHeader header, in SubscribeFrame f)
         => Log.Add($"{H(header)} sub={f.SubscriptionId} credit={f.InitialCredit} start={f.Start}/{f.StartValue} fb={f.Fallback} pattern={Str(f.Pattern)} durable={Str(f.DurableName)} filters={Headers(f.Filters)}");
 
-    public readonly void OnInitProducer(in FrameHeader header, ulong producerId) => Log.Add($"{H(header)} producer={producerId}");
+    public readonly void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch) => Log.Add(epoch is null ? $"{H(header)} producer={producerId}" : $"{H(header)} producer={producerId} epoch={epoch}");
 
     public readonly void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => Log.Add($"{H(header)} sub={subscriptionId}");
 
@@ -96,7 +96,7 @@ internal struct Recorder : IClientFrameHandler, IServerFrameHandler
     public readonly void OnWelcome(in FrameHeader header, in WelcomeFrame f)
         => Log.Add($"{H(header)} v={f.Version} max={f.MaxFrameSize} feat={(ulong)f.Features} conn={f.ConnectionId} subs={f.MaxSubscriptions} hb={f.HeartbeatIntervalMs} name={Str(f.ServerName)} ver={Str(f.ServerVersion)}");
 
-    public readonly void OnOk(in FrameHeader header, ulong value) => Log.Add($"{H(header)} value={value}");
+    public readonly void OnOk(in FrameHeader header, ulong value, ulong epoch) => Log.Add(epoch == 0 ? $"{H(header)} value={value}" : $"{H(header)} value={value} epoch={epoch}");
 
     public readonly void OnError(in FrameHeader header, in ErrorFrame f)
         => Log.Add($"{H(header)} code={f.Code} sub={f.SubscriptionId} close={f.CloseConnection} ended={f.SubscriptionEnded} reason={f.GetReasonString()}");

@@ -366,7 +366,7 @@ public class RoundTripTests
 
         public void OnSubscribe(in FrameHeader header, in SubscribeFrame frame) => throw new NotSupportedException();
 
-        public void OnInitProducer(in FrameHeader header, ulong producerId) => throw new NotSupportedException();
+        public void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch) => throw new NotSupportedException();
 
         public void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => throw new NotSupportedException();
 

@@ -50,7 +50,7 @@ internal struct Walker : IClientFrameHandler, IServerFrameHandler
         Headers(frame.Filters);
     }
 
-    public void OnInitProducer(in FrameHeader header, ulong producerId) => Frames++;
+    public void OnInitProducer(in FrameHeader header, ulong producerId, ulong? epoch) => Frames++;
 
     public void OnUnsubscribe(in FrameHeader header, uint subscriptionId) => Frames++;
 
@@ -95,7 +95,7 @@ internal struct Walker : IClientFrameHandler, IServerFrameHandler
         Checksum += frame.ServerName.Length;
     }
 
-    public void OnOk(in FrameHeader header, ulong value) => Frames++;
+    public void OnOk(in FrameHeader header, ulong value, ulong epoch) => Frames++;
 
     public void OnError(in FrameHeader header, in ErrorFrame frame)
     {

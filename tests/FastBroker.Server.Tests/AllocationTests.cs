@@ -187,7 +187,7 @@ public class AllocationTests
 
         public void OnPong(in FrameHeader header) => Last = header.Type;
 
-        public void OnOk(in FrameHeader header, ulong value) => Last = header.Type;
+        public void OnOk(in FrameHeader header, ulong value, ulong epoch) => Last = header.Type;
 
         public void OnError(in FrameHeader header, in ErrorFrame frame)
         {

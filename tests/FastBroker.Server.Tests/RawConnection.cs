@@ -302,7 +302,7 @@ internal sealed class RawConnection : IAsyncDisposable
 
         public void OnPong(in FrameHeader header) => Box.Frame = Plain(header);
 
-        public void OnOk(in FrameHeader header, ulong value) => Box.Frame = new ServerFrame { Type = header.Type, RequestId = header.RequestId, OkValue = value };
+        public void OnOk(in FrameHeader header, ulong value, ulong epoch) => Box.Frame = new ServerFrame { Type = header.Type, RequestId = header.RequestId, OkValue = value, OkEpoch = epoch };
 
         public void OnError(in FrameHeader header, in ErrorFrame f) => Box.Frame = new ServerFrame
         {

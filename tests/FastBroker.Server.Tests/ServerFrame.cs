@@ -14,6 +14,9 @@ internal sealed class ServerFrame
 
     public ulong OkValue { get; init; }
 
+    /// <summary>OK: the epoch, in the answer to an INIT_PRODUCER with one (else 0).</summary>
+    public ulong OkEpoch { get; init; }
+
     public ErrorCode ErrorCode { get; init; }
 
     public string ErrorReason { get; init; } = "";

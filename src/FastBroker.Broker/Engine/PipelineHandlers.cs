@@ -52,7 +52,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 
     private readonly bool CheckProducer(PublishEntry entry)
     {
-        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, entry.ProducerEpoch, out _, out var offset, out var highest))
+        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, out _, out var offset, out var highest, entry.ProducerEpoch))
         {
             case ProducerRegistry.Verdict.Fenced:
                 Refuse(entry, BrokerErrorCode.ProducerFenced, $"producer {entry.ProducerId:x16}: epoch {entry.ProducerEpoch} was replaced by a newer instance of the id: not stored");

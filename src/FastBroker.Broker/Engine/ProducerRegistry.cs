@@ -125,7 +125,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// Journaler: what to do with <paramref name="sequence"/> of <paramref name="producerId"/> published with
     /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing).
     /// </summary>
-    public Verdict Check(ulong producerId, ulong sequence, ulong epoch, out TopicState? topic, out long offset, out ulong highest)
+    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest, ulong epoch = 0)
     {
         topic = null;
         offset = -1;

@@ -54,6 +54,12 @@ internal sealed class ControlOp
     /// <summary>The ADMIN_RESULT document.</summary>
     public string? Result { get; set; }
 
+    /// <summary>
+    /// INIT_PRODUCER with an epoch (feature ProducerEpoch): 0 asks for a new one (a new instance), else resumes it; null =
+    /// the form without an epoch. The answer's epoch is stored back here.
+    /// </summary>
+    public ulong? Epoch { get; set; }
+
     /// <summary>When a PING was written (for the round-trip time).</summary>
     public long SentTimestamp { get; set; }
 }

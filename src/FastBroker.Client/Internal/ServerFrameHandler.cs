@@ -20,7 +20,7 @@ internal readonly struct ServerFrameHandler(BrokerClient client, Connection conn
 
     public void OnPong(in FrameHeader header) => client.OnPong(header.RequestId);
 
-    public void OnOk(in FrameHeader header, ulong value) => client.OnOk(header.RequestId, value);
+    public void OnOk(in FrameHeader header, ulong value, ulong epoch) => client.OnOk(header.RequestId, value, epoch);
 
     public void OnError(in FrameHeader header, in ErrorFrame frame)
         => client.OnServerError(connection, header.RequestId, frame.Code, frame.GetReasonString(), frame.SubscriptionId, frame.CloseConnection, frame.SubscriptionEnded);
