@@ -43,8 +43,8 @@ public sealed record BrokerClientOptions
     /// <summary>
     /// Idempotent-producer id (kept across reconnects); 0 = a random non-zero id per client instance. A configured id
     /// may be reused by a later process: <see cref="BrokerClient.ConnectAsync"/> asks the server where its sequence
-    /// stands (INIT_PRODUCER) and continues after it. At most one live client may use an id at a time: the server does
-    /// not fence an old instance that is still publishing.
+    /// stands (INIT_PRODUCER) and continues after it. A server granting producer epochs also fences older instances
+    /// still publishing with the id: their publishes then fail with <c>ProducerFenced</c> (docs/client.md).
     /// </summary>
     public ulong ProducerId { get; init; }
 

@@ -301,7 +301,7 @@ public class ClaimPublishTests
 
     internal static long Head(Broker broker, string topic) => broker.GetSnapshot().Topics.Single(t => t.Name == topic).Head;
 
-    private static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));
+    internal static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));
 
     private static void Publish(Broker broker, IPublishConfirmSink sink, (string Topic, string Payload, ulong Token)[] messages, byte[] headers)
     {
@@ -314,10 +314,10 @@ public class ClaimPublishTests
         claim.Commit();
     }
 
-    internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null)
+    internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null, ulong epoch = 0)
     {
         Assert.True(broker.TryBeginPublish(1, out var claim));
-        claim.Add(Encoding.UTF8.GetBytes(topic), default, headers is null ? default : new ReadOnlySequence<byte>(headers), Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, token);
+        claim.Add(Encoding.UTF8.GetBytes(topic), default, headers is null ? default : new ReadOnlySequence<byte>(headers), Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence, ProducerEpoch: epoch), sink, token);
         claim.Commit();
     }
 

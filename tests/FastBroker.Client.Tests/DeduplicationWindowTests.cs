@@ -147,16 +147,6 @@ public class DeduplicationWindowTests
         }
     }
 
-    /// <summary>Every message the topic holds (its head, read once the publishers are done), payload and offset.</summary>
-    private static async Task<List<(string Payload, long Offset)>> ReadTopicAsync(BrokerClient client, ServerFixture f, string topic)
-    {
-        var head = (int)Head(f, topic);
-        await using var sub = await client.CreateSubscriptionAsync(topic, SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
-        var messages = await TakeAsync(sub, head);
-        Assert.Equal(head, Head(f, topic));
-        return [.. messages.Select(m => (m.GetPayloadString(), m.Offset))];
-    }
-
     /// <summary>A publish's outcome: its offset, or the server's refusal.</summary>
     private static async Task<(long Offset, BrokerClientException? Error)> SettleAsync(Task<long> publish)
     {
@@ -169,7 +159,4 @@ public class DeduplicationWindowTests
             return (-1, e);
         }
     }
-
-    private static long Head(ServerFixture f, string topic)
-        => f.Broker.GetSnapshot().Topics.SingleOrDefault(t => t.Name == topic)?.Head ?? -1;
 }

@@ -195,7 +195,4 @@ public class IdempotentProducerTests
         await Assert.ThrowsAsync<BrokerClientException>(() => client.PublishAsync("orders", Bytes("o2")).AsTask().WaitAsync(Deadline));
         Assert.Equal(sent + 1, server.PublishBatches);
     }
-
-    private static long Head(ServerFixture f, string topic)
-        => f.Broker.GetSnapshot().Topics.SingleOrDefault(t => t.Name == topic)?.Head ?? -1;
 }

@@ -53,4 +53,18 @@ internal static class Wire
 
     /// <summary>Awaits a task with the deadline.</summary>
     public static async Task Within(ValueTask task) => await task.AsTask().WaitAsync(Deadline);
+
+    /// <summary>The head of <paramref name="topic"/> on the fixture's broker, -1 if it does not exist.</summary>
+    public static long Head(ServerFixture f, string topic)
+        => f.Broker.GetSnapshot().Topics.SingleOrDefault(t => t.Name == topic)?.Head ?? -1;
+
+    /// <summary>Every message the topic holds (its head, read once the publishers are done), payload and offset.</summary>
+    public static async Task<List<(string Payload, long Offset)>> ReadTopicAsync(BrokerClient client, ServerFixture f, string topic)
+    {
+        var head = (int)Head(f, topic);
+        await using var sub = await client.CreateSubscriptionAsync(topic, SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        var messages = await TakeAsync(sub, head);
+        Assert.Equal(head, Head(f, topic));
+        return [.. messages.Select(m => (m.GetPayloadString(), m.Offset))];
+    }
 }

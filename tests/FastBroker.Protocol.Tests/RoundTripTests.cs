@@ -197,6 +197,13 @@ public class RoundTripTests
         var bytes = Write(w => FrameWriter.WriteInitProducer(w, 9, 0x0102030405060708));
         Assert.Equal("14000000" + "13" + "00" + "0000" + "0900000000000000" + "0807060504030201", Convert.ToHexString(bytes));
         Assert.Equal(["INIT_PRODUCER#9 f=0 producer=72623859790382856"], Parse.EverySplit(bytes, fromClient: true));
+
+        // With an epoch (feature ProducerEpoch), and the OK that answers it: next sequence, then the epoch.
+        var withEpoch = Write(w => FrameWriter.WriteInitProducer(w, 9, 7, 0x1122334455667788));
+        Assert.Equal("1C000000" + "13" + "00" + "0000" + "0900000000000000" + "0700000000000000" + "8877665544332211", Convert.ToHexString(withEpoch));
+        Assert.Equal(["INIT_PRODUCER#9 f=0 producer=7 epoch=1234605616436508552"], Parse.EverySplit(withEpoch, fromClient: true));
+        var ok = Write(w => FrameWriter.WriteOk(w, 9, 5, 1_796_000_000_000));
+        Assert.Equal(["OK#9 f=0 value=5 epoch=1796000000000"], Parse.EverySplit(ok, fromClient: false));
     }
 
     [Fact]

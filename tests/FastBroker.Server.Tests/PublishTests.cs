@@ -205,6 +205,46 @@ public class PublishTests
         }
     }
 
+    /// <summary>
+    /// INIT_PRODUCER with an epoch: a second connection's new instance fences the first connection's, whose next
+    /// publish is refused (CONFIRM ProducerFenced) and whose resume is refused (ERROR ProducerFenced, the connection
+    /// stays open); the new one's publish with the same sequence is stored, not confirmed as a duplicate.
+    /// </summary>
+    [Fact]
+    public async Task Init_producer_with_an_epoch_fences_the_older_instance_and_needs_its_feature()
+    {
+        const ProtocolFeatures Features = RawConnection.AllFeatures | ProtocolFeatures.InitProducer | ProtocolFeatures.ProducerEpoch;
+        await using var f = await ServerFixture.StartAsync();
+        await using var old = await f.ConnectAsync(Features);
+        Assert.Equal(Features, old.Welcome!.Features);
+        await old.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77, 0));
+        var first = (await old.ReadUntilAsync(x => x.RequestId == 1))[^1];
+        Assert.Equal((FrameType.Ok, 0UL), (first.Type, first.OkValue));
+        Assert.NotEqual(0UL, first.OkEpoch);
+        await old.PublishAsync(2, "orders", "a", producerId: 77, producerSequence: 0);
+        Assert.Equal((ErrorCode.None, 0UL, false), (await old.ReadConfirmsAsync([2]))[2]);
+
+        await using var current = await f.ConnectAsync(Features);
+        await current.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77, 0));
+        var second = (await current.ReadUntilAsync(x => x.RequestId == 1))[^1];
+        Assert.Equal((FrameType.Ok, 1UL), (second.Type, second.OkValue));
+        Assert.True(second.OkEpoch > first.OkEpoch);
+
+        await old.PublishAsync(3, "orders", "b", producerId: 77, producerSequence: 1);
+        Assert.Equal(ErrorCode.ProducerFenced, (await old.ReadConfirmsAsync([3]))[3].Item1);
+        await current.PublishAsync(2, "orders", "b'", producerId: 77, producerSequence: 1);
+        Assert.Equal((ErrorCode.None, 1UL, false), (await current.ReadConfirmsAsync([2]))[2]);
+
+        await old.SendAsync(w => FrameWriter.WriteInitProducer(w, 4, 77, first.OkEpoch));
+        var resumed = (await old.ReadUntilAsync(x => x.RequestId == 4))[^1];
+        Assert.Equal((FrameType.Error, ErrorCode.ProducerFenced, false), (resumed.Type, resumed.ErrorCode, resumed.CloseConnection));
+
+        // The epoch form without its feature: refused like any ungranted feature, and the connection closes.
+        await using var plain = await f.ConnectAsync(RawConnection.AllFeatures | ProtocolFeatures.InitProducer);
+        await plain.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77, 0));
+        await plain.ExpectClosedWithAsync(ErrorCode.UnexpectedFrame);
+    }
+
     [Fact]
     public async Task Many_pipelined_publishes_are_all_confirmed_in_order()
     {

@@ -1,0 +1,164 @@
+using FastBroker.Engine;
+using static FastBroker.BrokerTests.ClaimPublishTests;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// Producer epochs (<see cref="Broker.InitProducer"/>): a new instance of a producer id fences the older ones, in the
+/// running broker and, once the new instance has written, after a restart (the epoch is in each record's producer
+/// header). Each epoch's sequences are deduplicated on their own, so even when a restart forgot an epoch nobody wrote
+/// with yet, no message is confirmed as a duplicate of another instance's.
+/// </summary>
+public sealed class ProducerFencingTests
+{
+    private const ulong Id = 0x0F0F_0F0F_0F0F_0F01;
+
+    [Fact]
+    public async Task A_new_instance_fences_the_old_one_and_neither_is_taken_for_the_others_retry()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var (next, old) = f.Broker.InitProducer(Id);
+        Assert.Equal(0UL, next);
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < 5; i++)
+        {
+            PublishIdempotent(f.Broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
+        }
+
+        await sink.WaitForAsync(5);
+        var (nextNew, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(5UL, nextNew);
+        Assert.True(current > old);
+
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Id, 5, "t", "old5", 1, epoch: old);        // the old instance goes on
+        PublishIdempotent(f.Broker, after, Id, 5, "t", "new5", 2, epoch: current);    // the new one, same sequence
+        PublishIdempotent(f.Broker, after, Id, 4, "t", "old4-retry", 3, epoch: old);  // an old retry: fenced too
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 1).Error);
+        Assert.Equal((5L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
+        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 3).Error);
+        Assert.Equal(6, Head(f.Broker, "t"));
+
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
+        Assert.Equal((6UL, current), f.Broker.InitProducer(Id, current)); // a reconnect of the new one resumes
+    }
+
+    [Fact]
+    public async Task Messages_the_old_instance_queued_before_the_new_one_started_are_fenced_when_they_reach_the_journaler()
+    {
+        // INIT is answered from the session's thread; the old instance's messages already in the input ring reach the
+        // journaler after it and carry the old epoch: refused, so they never take the sequences the new one was given.
+        await using var f = await BrokerFixture.StartAsync();
+        var (_, old) = f.Broker.InitProducer(Id);
+        Assert.True(f.Broker.TryBeginPublish(1, out var claim));
+        var queued = new RecordingSink();
+        claim.Add("t"u8.ToArray(), default, default, Seq("old0"), new PublishParameters(ProducerId: Id, ProducerSequence: 0, ProducerEpoch: old), queued, 1);
+        var (next, current) = f.Broker.InitProducer(Id); // before the commit: the journaler has not seen it
+        claim.Commit();
+        Assert.Equal(0UL, next);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, (await queued.WaitForAsync(1))[0].Error);
+
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "new0", 2, epoch: current);
+        Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await sink.WaitForAsync(1), 2));
+    }
+
+    [Fact]
+    public async Task Fencing_survives_a_restart_once_the_new_instance_has_written()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var (_, old) = f.Broker.InitProducer(Id);
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "old0", 0, epoch: old);
+        await sink.WaitForAsync(1); // stored before the new instance starts (queued, it would be fenced)
+        var (_, current) = f.Broker.InitProducer(Id);
+        PublishIdempotent(f.Broker, sink, Id, 1, "t", "new1", 1, epoch: current);
+        Assert.All(await sink.WaitForAsync(2), o => Assert.Equal(BrokerErrorCode.None, o.Error));
+        await f.RestartAsync();
+
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Id, 2, "t", "old2", 1, epoch: old);
+        PublishIdempotent(f.Broker, after, Id, 1, "t", "new1", 2, epoch: current); // a retry of the new one's
+        var outcomes = await after.WaitForAsync(2);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 1).Error);
+        Assert.Equal((1L, true, BrokerErrorCode.None), Outcome(outcomes, 2));
+        Assert.Equal(2, Head(f.Broker, "t"));
+    }
+
+    [Fact]
+    public async Task A_restart_before_the_new_instance_wrote_forgets_its_epoch_but_confirms_nothing_twice()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var (_, old) = f.Broker.InitProducer(Id);
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < 3; i++)
+        {
+            PublishIdempotent(f.Broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
+        }
+
+        await sink.WaitForAsync(3);
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(3UL, next);
+        await f.RestartAsync(); // nothing written with the new epoch: the journal does not know it
+
+        // The old instance resumes and publishes sequence 3, then the new one publishes its own sequence 3: both stored.
+        Assert.Equal((3UL, old), f.Broker.InitProducer(Id, old));
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Id, 3, "t", "old3", 1, epoch: old);
+        Assert.Equal((3L, false, BrokerErrorCode.None), Outcome(await after.WaitForAsync(1), 1));
+        Assert.Equal((4UL, current), f.Broker.InitProducer(Id, current)); // the new one resumes (newer than any known)
+        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 2, epoch: current);
+        PublishIdempotent(f.Broker, after, Id, 4, "t", "old4", 3, epoch: old);
+        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 4, epoch: current); // its retry
+        var outcomes = await after.WaitForAsync(4);
+        Assert.Equal((4L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
+        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 3).Error);
+        Assert.Equal((4L, true, BrokerErrorCode.None), Outcome(outcomes, 4));
+        Assert.Equal(5, Head(f.Broker, "t"));
+    }
+
+    [Fact]
+    public void The_restart_rescan_keeps_the_newest_epochs_window_whatever_the_topic_order()
+    {
+        var a = new TopicState("a", TopicOptions.Default with { Persistent = false }, "a", null, new TransientLog(16));
+        var b = new TopicState("b", TopicOptions.Default with { Persistent = false }, "b", null, new TransientLog(16));
+        foreach (var newerFirst in new[] { true, false })
+        {
+            var registry = new ProducerRegistry(1 << 16);
+            void Old()
+            {
+                for (var s = 0UL; s < 10; s++)
+                {
+                    registry.Record(Id, s, a, (long)s, 0, epoch: 100);
+                }
+            }
+
+            void New() => registry.Record(Id, 10, b, 0, 0, epoch: 200);
+            if (newerFirst)
+            {
+                New();
+                Old();
+            }
+            else
+            {
+                Old();
+                New();
+            }
+
+            Assert.Equal(11UL, registry.NextSequence(Id));
+            Assert.Equal(ProducerRegistry.Verdict.Fenced, registry.Check(Id, 9, out _, out _, out _, epoch: 100));
+            Assert.Equal(ProducerRegistry.Verdict.Duplicate, registry.Check(Id, 10, out var topic, out _, out _, epoch: 200));
+            Assert.Same(b, topic);
+            Assert.Equal(ProducerRegistry.Verdict.TooOld, registry.Check(Id, 9, out _, out _, out _, epoch: 200)); // not its own
+            Assert.Equal(ProducerRegistry.Verdict.New, registry.Check(Id, 11, out _, out _, out _, epoch: 200));
+        }
+    }
+
+    private static (long Offset, bool Duplicate, BrokerErrorCode Error) Outcome(List<ClaimPublishTests.Outcome> outcomes, ulong token)
+    {
+        var o = outcomes.Single(x => x.Token == token);
+        return (o.Offset, o.Duplicate, o.Error);
+    }
+}

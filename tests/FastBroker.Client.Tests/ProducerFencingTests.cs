@@ -1,0 +1,99 @@
+using FastBroker.Client;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>
+/// Two live clients with one configured producer id (a rolling deploy: the new instance starts before the old one
+/// stops). The new one's INIT_PRODUCER gets a higher epoch and fences the old one: the old one's publishes are refused
+/// with <see cref="ErrorCode.ProducerFenced"/>, also after it reconnects, and nobody's message is confirmed as a
+/// duplicate of the other's. Before epochs, both numbered from the same sequence and the second copy of each sequence
+/// was confirmed with the first one's offset without being stored: acknowledged and lost.
+/// </summary>
+public class ProducerFencingTests
+{
+    private const ulong Id = 0x5151_0000_0000_0007;
+
+    [Fact]
+    public async Task A_second_instance_with_the_same_producer_id_fences_the_first_and_nothing_is_lost()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var old = await f.ConnectAsync(o => o with { ProducerId = Id });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(i, await Within(old.PublishAsync("fenced", Bytes($"old{i}"))));
+        }
+
+        var current = await f.ConnectAsync(o => o with { ProducerId = Id });
+
+        // Interleaved, as two live instances would: the old one's are refused, the new one's stored.
+        for (var i = 0; i < 3; i++)
+        {
+            var refused = await Assert.ThrowsAsync<BrokerClientException>(() => Within(old.PublishAsync("fenced", Bytes($"late{i}"))));
+            Assert.Equal(ErrorCode.ProducerFenced, refused.ErrorCode);
+            Assert.Contains("took it over", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(3 + i, await Within(current.PublishAsync("fenced", Bytes($"new{i}"))));
+        }
+
+        Assert.Equal(0, current.DuplicateConfirmations);
+        var stored = await ReadTopicAsync(current, f, "fenced");
+        Assert.Equal(["old0", "old1", "old2", "new0", "new1", "new2"], stored.Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task A_fenced_instance_that_reconnects_stays_fenced_and_its_resends_are_not_stored()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var proxy = new TcpProxy(f.Port);
+        var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
+        var old = await f.ConnectAsync(o => o with { ProducerId = Id, Endpoints = [proxy.Endpoint], OnEvent = events.Enqueue });
+        Assert.Equal(0, await Within(old.PublishAsync("fenced", Bytes("old0"))));
+
+        // Its next publishes are in flight (their confirmations dropped) when the new instance starts.
+        proxy.DropServerBytes = true;
+        var inFlight = Enumerable.Range(1, 3).Select(i => old.PublishAsync("fenced", Bytes($"old{i}")).AsTask()).ToList();
+        await EventuallyAsync(() => Head(f, "fenced") == 4, "the server stored the old instance's three");
+        var current = await f.ConnectAsync(o => o with { ProducerId = Id });
+        Assert.Equal(4, await Within(current.PublishAsync("fenced", Bytes("new4"))));
+
+        // The old instance reconnects: its resume is refused and its resends (already stored) are refused too, not
+        // stored again and not confirmed; a new publish of it is refused.
+        proxy.DropServerBytes = false;
+        proxy.CutAll();
+        foreach (var t in inFlight)
+        {
+            var refused = await Assert.ThrowsAsync<BrokerClientException>(() => t.WaitAsync(Deadline));
+            Assert.Equal(ErrorCode.ProducerFenced, refused.ErrorCode);
+        }
+
+        var late = await Assert.ThrowsAsync<BrokerClientException>(() => Within(old.PublishAsync("fenced", Bytes("old5"))));
+        Assert.Equal(ErrorCode.ProducerFenced, late.ErrorCode);
+        Assert.Equal(2, old.ConnectCount);
+        Assert.Contains(events, e => e.Kind == BrokerClientEventKind.ServerError && e.Code == ErrorCode.ProducerFenced);
+
+        Assert.Equal(5, await Within(current.PublishAsync("fenced", Bytes("new5"))));
+        var stored = await ReadTopicAsync(current, f, "fenced");
+        Assert.Equal(["old0", "old1", "old2", "old3", "new4", "new5"], stored.Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task An_instance_that_reconnects_without_being_replaced_resumes_its_epoch()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var proxy = new TcpProxy(f.Port);
+        var client = await f.ConnectAsync(o => o with { ProducerId = Id, Endpoints = [proxy.Endpoint] });
+        Assert.Equal(0, await Within(client.PublishAsync("resumed", Bytes("m0"))));
+        proxy.DropServerBytes = true;
+        var lost = client.PublishAsync("resumed", Bytes("m1")).AsTask();
+        await EventuallyAsync(() => Head(f, "resumed") == 2, "the server stored m1");
+        proxy.DropServerBytes = false;
+        proxy.CutAll();
+
+        Assert.Equal(1, await lost.WaitAsync(Deadline)); // resent with its epoch: a duplicate, confirmed with its offset
+        Assert.Equal(1, client.DuplicateConfirmations);
+        Assert.Equal(2, await Within(client.PublishAsync("resumed", Bytes("m2"))));
+        Assert.Equal(3, Head(f, "resumed"));
+    }
+}
