@@ -299,6 +299,21 @@ public class ClaimPublishTests
             TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// One slot, waiting for room: a test publishing more than the input ring holds (16,384) outruns a journaler slowed by
+    /// a loaded machine (a flake: the claim failed at once).
+    /// </summary>
+    internal static PublishClaim BeginOne(Broker broker)
+    {
+        PublishClaim claim;
+        while (!broker.TryBeginPublish(1, out claim))
+        {
+            Assert.True(broker.WaitForPublishRoomAsync(1).AsTask().Wait(TimeSpan.FromSeconds(30)), "room in the input ring within 30 s");
+        }
+
+        return claim;
+    }
+
     internal static long Head(Broker broker, string topic) => broker.GetSnapshot().Topics.Single(t => t.Name == topic).Head;
 
     internal static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));
@@ -316,7 +331,7 @@ public class ClaimPublishTests
 
     internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null, ulong epoch = 0)
     {
-        Assert.True(broker.TryBeginPublish(1, out var claim));
+        var claim = BeginOne(broker);
         claim.Add(Encoding.UTF8.GetBytes(topic), default, headers is null ? default : new ReadOnlySequence<byte>(headers), Seq(payload), new PublishParameters(ProducerId: producer, ProducerSequence: sequence, ProducerEpoch: epoch), sink, token);
         claim.Commit();
     }

@@ -11,6 +11,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// The idempotent producers' checkpoint (<c>producers.state</c>) travels to the standby with the other state files, so
 /// a promoted standby knows a producer whose records other producers pushed out of its rescan of each topic's newest
 /// records: that producer's retry of a stored message is refused, not stored twice. The rescan is cut to 64 records.
+/// Producer epochs travel with the records, so the promoted standby also keeps fencing a replaced instance.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class ProducerCheckpointFailoverTests
@@ -58,10 +59,53 @@ public sealed class ProducerCheckpointFailoverTests
         }
     }
 
-    private static void Publish(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence)
+    /// <summary>
+    /// Producer epochs travel in the records' producer headers: a promoted standby still fences the instance a newer
+    /// one replaced on the old primary, and still takes the newer one's retry for a duplicate.
+    /// </summary>
+    [Fact]
+    public async Task A_promoted_standby_keeps_fencing_an_instance_a_newer_one_replaced()
     {
-        Assert.True(broker.TryBeginPublish(1, out var claim));
-        claim.Add(Encoding.UTF8.GetBytes(Topic), default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{producer:x}-{sequence}")), new PublishParameters(ProducerId: producer, ProducerSequence: sequence), sink, sequence);
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default);
+        await using (a)
+        await using (b)
+        {
+            var sink = new Sink();
+            var (_, old) = a.Broker!.InitProducer(Early);
+            Publish(a.Broker, sink, Early, 0, old, token: 0);
+            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's message is confirmed", TimeSpan.FromSeconds(60));
+            var (next, current) = a.Broker.InitProducer(Early);
+            Assert.Equal(1UL, next);
+            Publish(a.Broker, sink, Early, 1, current, token: 1);
+            await Eventually.TrueAsync(() => sink.Count == 2, "the new instance's message is confirmed", TimeSpan.FromSeconds(60));
+            Assert.All(sink.Outcomes, o => Assert.Equal(BrokerErrorCode.None, o.Error));
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
+            await a.DisposeAsync();
+
+            await b.PromoteAsync();
+            Assert.Equal(NodeRole.Primary, b.Role);
+            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Early, old)).Code);
+            var after = new Sink();
+            Publish(b.Broker!, after, Early, 2, old, token: 2);     // the replaced instance goes on: fenced
+            Publish(b.Broker!, after, Early, 1, current, token: 3); // the new one's retry: a duplicate
+            await Eventually.TrueAsync(() => after.Count == 2, "both are answered", TimeSpan.FromSeconds(60));
+            var outcomes = after.Outcomes.OrderBy(o => o.Token).ToList();
+            Assert.Equal((2UL, BrokerErrorCode.ProducerFenced), (outcomes[0].Token, outcomes[0].Error));
+            Assert.Equal((3UL, 1L, BrokerErrorCode.None), (outcomes[1].Token, outcomes[1].Offset, outcomes[1].Error));
+        }
+    }
+
+    private static void Publish(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, ulong epoch = 0, ulong? token = null)
+    {
+        PublishClaim claim;
+        while (!broker.TryBeginPublish(1, out claim))
+        {
+            // 20,000 publishes outrun the 16,384-entry input ring when a loaded machine slows the journaler: wait for room.
+            Assert.True(broker.WaitForPublishRoomAsync(1).AsTask().Wait(TimeSpan.FromSeconds(30)), "room in the input ring within 30 s");
+        }
+
+        claim.Add(Encoding.UTF8.GetBytes(Topic), default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{producer:x}-{sequence}")), new PublishParameters(ProducerId: producer, ProducerSequence: sequence, ProducerEpoch: epoch), sink, token ?? sequence);
         claim.Commit();
     }
 
