@@ -156,6 +156,27 @@ public sealed class ProducerFencingTests
         }
     }
 
+    [Fact]
+    public void Epochs_of_instances_that_never_wrote_are_dropped_once_expired_and_not_before()
+    {
+        var registry = new ProducerRegistry(1 << 16, idleMs: 1_000, expiryMs: 10_000);
+        for (var id = 1UL; id <= 1_024; id++)
+        {
+            Assert.Equal((0UL, 5_000UL), registry.Init(id, 0, now: 5_000));
+        }
+
+        // The 1,025th finds 1,024 kept, none expired yet: all stay.
+        registry.Init(2_000, 0, now: 14_999);
+        Assert.Equal(5_000UL, registry.Fence(1));
+        Assert.Null(registry.Init(1, 4_999, now: 14_999)); // still fenced
+
+        // Once they are: dropped when the next new id comes.
+        registry.Init(2_001, 0, now: 15_000);
+        Assert.Equal(0UL, registry.Fence(1));
+        Assert.Equal(14_999UL, registry.Fence(2_000));
+        Assert.Equal(15_000UL, registry.Fence(2_001));
+    }
+
     private static (long Offset, bool Duplicate, BrokerErrorCode Error) Outcome(List<ClaimPublishTests.Outcome> outcomes, ulong token)
     {
         var o = outcomes.Single(x => x.Token == token);

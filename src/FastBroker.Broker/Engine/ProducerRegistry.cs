@@ -26,6 +26,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// <summary>Producers the sweep looks at per call (at most one call per millisecond of the batch clock).</summary>
     private const int SweepStep = 64;
 
+    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init"/>).</summary>
+    private const int FencesBeforePrune = 1024;
+
     private readonly Dictionary<ulong, Producer> _producers = [];
     private readonly Dictionary<ulong, ulong> _fences = []; // under _addLock: epochs Init gave ids not (yet) in _producers
     private readonly object _addLock = new();
@@ -102,10 +105,30 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             }
             else
             {
+                if (_fences.Count >= FencesBeforePrune && expiryMs != long.MaxValue && !_fences.ContainsKey(producerId))
+                {
+                    PruneFencesLocked(now);
+                }
+
                 _fences[producerId] = epoch;
             }
 
             return (p is null ? 0 : p.Highest + 1, epoch);
+        }
+    }
+
+    /// <summary>
+    /// Drops the epochs of instances that never wrote and started longer than the expiry ago (an epoch is at least the
+    /// Unix ms of its start): like producers, such ids do not pile up. A dropped one is fenced no more, as after a restart.
+    /// </summary>
+    private void PruneFencesLocked(ulong now)
+    {
+        foreach (var (id, epoch) in _fences)
+        {
+            if (now > epoch && now - epoch >= (ulong)expiryMs)
+            {
+                _fences.Remove(id); // allowed while enumerating since .NET Core 3.0
+            }
         }
     }
 
