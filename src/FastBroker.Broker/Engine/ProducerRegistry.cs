@@ -182,6 +182,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
                 return Verdict.New; // a new instance's first message: its sequences are its own (Record starts its window)
             }
         }
+
         if (sequence > p.Highest)
         {
             return Verdict.New;
