@@ -17,15 +17,7 @@ public sealed class ProducerFencingTests
     public async Task A_new_instance_fences_the_old_one_and_neither_is_taken_for_the_others_retry()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var (next, old) = f.Broker.InitProducer(Id);
-        Assert.Equal(0UL, next);
-        var sink = new RecordingSink();
-        for (var i = 0UL; i < 5; i++)
-        {
-            PublishIdempotent(f.Broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
-        }
-
-        await sink.WaitForAsync(5);
+        var old = await StartOldInstanceAsync(f.Broker, stored: 5);
         var (nextNew, current) = f.Broker.InitProducer(Id);
         Assert.Equal(5UL, nextNew);
         Assert.True(current > old);
@@ -91,14 +83,7 @@ public sealed class ProducerFencingTests
     public async Task A_restart_before_the_new_instance_wrote_forgets_its_epoch_but_confirms_nothing_twice()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var (_, old) = f.Broker.InitProducer(Id);
-        var sink = new RecordingSink();
-        for (var i = 0UL; i < 3; i++)
-        {
-            PublishIdempotent(f.Broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
-        }
-
-        await sink.WaitForAsync(3);
+        var old = await StartOldInstanceAsync(f.Broker, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
         await f.RestartAsync(); // nothing written with the new epoch: the journal does not know it
@@ -175,6 +160,21 @@ public sealed class ProducerFencingTests
         Assert.Equal(0UL, registry.Fence(1));
         Assert.Equal(14_999UL, registry.Fence(2_000));
         Assert.Equal(15_000UL, registry.Fence(2_001));
+    }
+
+    /// <summary>The first instance: its epoch, after it stored sequences 0 … <paramref name="stored"/> − 1 at offsets 0 ….</summary>
+    private static async Task<ulong> StartOldInstanceAsync(Broker broker, int stored)
+    {
+        var (next, old) = broker.InitProducer(Id);
+        Assert.Equal(0UL, next);
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < (ulong)stored; i++)
+        {
+            PublishIdempotent(broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
+        }
+
+        Assert.All(await sink.WaitForAsync(stored), o => Assert.Equal(BrokerErrorCode.None, o.Error));
+        return old;
     }
 
     private static (long Offset, bool Duplicate, BrokerErrorCode Error) Outcome(List<ClaimPublishTests.Outcome> outcomes, ulong token)
