@@ -133,6 +133,44 @@ public sealed class ProducerCheckpointTests
         Assert.Equal((20L, false, BrokerErrorCode.None), (outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error));
     }
 
+    /// <summary>
+    /// An entry carries the producer's newest write, by which a restart ages it like the running broker's sweep does: a
+    /// failed lower sequence retried later is newer than the highest sequence's record. A version 1 file (no newest write)
+    /// is still read, aged by that record.
+    /// </summary>
+    [Fact]
+    public void An_entry_is_aged_by_the_producers_newest_write_and_a_version_1_file_by_its_record()
+    {
+        using var dir = new TempDirectory("fastbroker-checkpoint-v2");
+        using var journal = FastBroker.Journal.JournalLog.Open(dir.Combine("j"), FastBroker.Journal.JournalOptions.Default with { SegmentSize = 64 << 10 });
+        var topic = new TopicState("t", TopicOptions.Default, "t", journal, null); // persistent: the capture takes it
+        var registry = new ProducerRegistry(1 << 16);
+        registry.Record(Early, 25, topic, 70, timestamp: 1_000);
+        registry.Record(Early, 23, topic, 77, timestamp: 1_019); // a failed message, retried after the highest
+        new ProducerCheckpoint(dir.Path, null).WriteNow(registry, closing: true);
+
+        (ulong, ulong, ulong, long)? Verify(string name, long offset) => offset == 70 ? (Early, 25, 0, 1_000) : null;
+        var loaded = ProducerCheckpoint.Load(dir.Path, Verify, _ => topic, out var problem);
+        Assert.Null(problem);
+        Assert.Equal((Early, 25UL, 70L, 1_019L), (loaded[0].Producer, loaded[0].Highest, loaded[0].Offset, loaded[0].Timestamp));
+
+        // The same entry as version 1 wrote it: no newest write.
+        var v1 = new List<byte>();
+        v1.AddRange("FBPS"u8.ToArray());
+        v1.AddRange(BitConverter.GetBytes(1u));
+        v1.AddRange(BitConverter.GetBytes(1u));
+        v1.AddRange(BitConverter.GetBytes(Early));
+        v1.AddRange(BitConverter.GetBytes(25UL));
+        v1.AddRange(BitConverter.GetBytes(70L));
+        v1.AddRange(BitConverter.GetBytes((ushort)1));
+        v1.Add((byte)'t');
+        v1.AddRange(BitConverter.GetBytes(FastBroker.Journal.Crc32C.Compute(v1.ToArray())));
+        File.WriteAllBytes(Path.Combine(dir.Path, ProducerCheckpoint.FileName), [.. v1]);
+        loaded = ProducerCheckpoint.Load(dir.Path, Verify, _ => topic, out problem);
+        Assert.Null(problem);
+        Assert.Equal((Early, 25UL, 70L, 1_000L), (loaded[0].Producer, loaded[0].Highest, loaded[0].Offset, loaded[0].Timestamp));
+    }
+
     private static async Task PublishEarlyThenBusyAsync(Broker broker)
     {
         var sink = new ClaimPublishTests.RecordingSink();

@@ -54,7 +54,6 @@ internal sealed partial class ProducerRegistryModel
         }
 
         var vouched = new Dictionary<ulong, Rec>();
-        var unvouched = new HashSet<ulong>();
         foreach (var entry in checkpoint ?? [])
         {
             // ProducerCheckpoint.Load checks each entry against the journal, and takes the record's timestamp and epoch.
@@ -65,25 +64,21 @@ internal sealed partial class ProducerRegistryModel
                 Fail($"the checkpoint names {entry}, the journal holds no such record");
             }
 
-            if (!registry.Expired(rec!.Ts, _now))
+            // Aged by the producer's newest write, which the entry carries (a failed lower sequence retried later is newer
+            // than the highest's record). Aged by that record instead, seed 1680 stored a retry twice that the running
+            // broker, which ages by the newest write, refused. Skipped, all its records are older than the expiry too.
+            var written = Math.Max(rec!.Ts, entry.LastWrite);
+            if (!registry.Expired(written, _now))
             {
-                registry.Vouch(entry.Producer, entry.Highest, entry.Topic, entry.Offset, rec.Ts, rec.E);
+                registry.Vouch(entry.Producer, entry.Highest, entry.Topic, entry.Offset, written, rec.E);
                 vouched[entry.Producer] = rec;
-            }
-            else
-            {
-                // The entry's age is its highest sequence's record's, not the producer's newest write's (a failed lower
-                // sequence retried later): the restart then has the rescan alone for this producer, and a record of it
-                // beyond the rescan is not known. Seed 1680 retried one of those before its own expiry and stored it twice
-                // (the running broker would have refused it): the checkpoint keeps no write time, so this is modelled.
-                unvouched.Add(entry.Producer);
             }
         }
 
         _registry = registry;
         foreach (var p in _producers)
         {
-            Rebuild(p, vouched.GetValueOrDefault(p.Id), lost: checkpoint is null || unvouched.Contains(p.Id));
+            Rebuild(p, vouched.GetValueOrDefault(p.Id), lost: checkpoint is null);
             foreach (var inst in p.Instances)
             {
                 inst.NeedsResume = true; // the client resumes its epoch before resending after a reconnect

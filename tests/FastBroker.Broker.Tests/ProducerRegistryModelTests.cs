@@ -18,9 +18,9 @@ namespace FastBroker.BrokerTests;
 /// <item>Never a duplicate write: while the model holds a record of (producer, e, s) that is remembered, the answer is
 /// not New. Remembered means not forgotten in one of the documented ways: the sweep forgot the producer (idle for
 /// the expiry), a restart found the record older than the expiry, or a restart did not find it in its topic's rescan
-/// and has no checkpoint entry for its producer to vouch for it (<c>producers.state</c> missing or damaged, or the entry
-/// skipped because its record, the producer's highest sequence, is older than the expiry: the restart ages a producer by
-/// that record, the running broker by its newest write).</item>
+/// and has no checkpoint entry for its producer to vouch for it (<c>producers.state</c> missing or damaged). A checkpoint
+/// entry is aged by the producer's newest write, as the running broker ages it (aged by its highest sequence's record, a
+/// restart once stored a retry twice that the running broker refused: seed 1680).</item>
 /// <item>Never a false duplicate: Duplicate names the topic and offset of a record of (producer, e, s): never another
 /// epoch's (instance's), never one not written.</item>
 /// <item>Fencing: Fenced exactly when e ≠ 0 is below the newest epoch Init gave or a record carried. A restart knows

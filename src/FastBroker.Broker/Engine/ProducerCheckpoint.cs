@@ -26,8 +26,10 @@ namespace FastBroker.Engine;
 /// or the file came from a primary ahead of this standby's copy) is ignored, so the file can only make the broker
 /// refuse an unknown retry ("older than the oldest sequence known"), never confirm one it does not hold.
 /// </para>
-/// Format, little-endian: "FBPS", version 1, count (u32), then per producer id (u64), highest sequence (u64), offset
-/// (i64), topic name length (u16) and UTF-8 name; then the CRC32C of everything before it (u32).
+/// Format, little-endian: "FBPS", version 2, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), topic name
+/// length (u16) and UTF-8 name; then the CRC32C of everything before it (u32). Version 1 (no newest write) is still
+/// read: its producers are aged by their highest sequence's record.
 /// </remarks>
 internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -37,7 +39,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 1;
+    private const uint Version = 2;
 
     private readonly string _path;
     private readonly string _temporary;
@@ -108,7 +110,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
     /// <summary>
     /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
-    /// with that producer and sequence, through <paramref name="verify"/>, with that record's timestamp and producer epoch.
+    /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
+    /// timestamp if later, or alone in a version 1 file) and the record's producer epoch.
     /// </summary>
     public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem)
     {
@@ -130,7 +133,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
 
         var span = bytes.AsSpan();
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || BinaryPrimitives.ReadUInt32LittleEndian(span[4..]) != Version
+        var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -143,7 +147,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         var ignored = 0;
         for (var i = 0u; i < count; i++)
         {
-            if (at + 26 > end)
+            var fixedLength = version == 1 ? 26 : 34;
+            if (at + fixedLength > end)
             {
                 problem = $"{FileName}: entry {i} of {count} runs past the end: ignored from there";
                 break;
@@ -152,8 +157,9 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             var id = BinaryPrimitives.ReadUInt64LittleEndian(span[at..]);
             var highest = BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..]);
             var offset = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]);
-            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(span[(at + 24)..]);
-            at += 26;
+            var lastWrite = version == 1 ? long.MinValue : BinaryPrimitives.ReadInt64LittleEndian(span[(at + 24)..]);
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(span[(at + fixedLength - 2)..]);
+            at += fixedLength;
             if (at + nameLength > end)
             {
                 problem = $"{FileName}: entry {i} of {count} runs past the end: ignored from there";
@@ -164,7 +170,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             at += nameLength;
             if (topicOf(name) is { } topic && verify(name, offset) is { } found && (found.Producer, found.Sequence) == (id, highest))
             {
-                result.Add((id, highest, topic, offset, found.Timestamp, found.Epoch));
+                result.Add((id, highest, topic, offset, Math.Max(found.Timestamp, lastWrite), found.Epoch));
             }
             else
             {
@@ -220,7 +226,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         var need = 16;
         for (var i = 0; i < _captured; i++)
         {
-            need += 26 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length);
+            need += 34 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length);
         }
 
         if (_buffer.Length < need)
@@ -239,9 +245,10 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             BinaryPrimitives.WriteUInt64LittleEndian(span[at..], e.Producer);
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], e.Highest);
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], e.Offset);
-            var n = Encoding.UTF8.GetBytes(e.Topic.Name, span[(at + 26)..]);
-            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 24)..], (ushort)n);
-            at += 26 + n;
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 24)..], e.LastWrite);
+            var n = Encoding.UTF8.GetBytes(e.Topic.Name, span[(at + 34)..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 32)..], (ushort)n);
+            at += 34 + n;
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));

@@ -260,7 +260,8 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     }
 
     /// <summary>One producer in a <see cref="ProducerCheckpoint"/>: its highest stored sequence and that record's place.</summary>
-    public readonly record struct Entry(ulong Producer, ulong Highest, TopicState Topic, long Offset);
+    /// <remarks><paramref name="LastWrite"/>: the Unix ms of its newest write (a failed lower sequence retried later may be newer than the highest's record), by which a restart ages it.</remarks>
+    public readonly record struct Entry(ulong Producer, ulong Highest, TopicState Topic, long Offset, long LastWrite);
 
     /// <summary>
     /// Journaler (or with the registry quiescent): copies every producer's highest sequence and its record's place into
@@ -281,7 +282,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
                 // A transient topic keeps no record to check the entry against after a restart: its window is in memory only.
                 if (p.Newest(out var topic, out var offset) && topic.Persistent)
                 {
-                    into[n++] = new Entry(id, p.Highest, topic, offset);
+                    into[n++] = new Entry(id, p.Highest, topic, offset, p.LastWrite);
                 }
             }
 
