@@ -172,7 +172,7 @@ public sealed partial class Broker : IAsyncDisposable
             groups = [.. _groups.Values.Select(g => g.Snapshot())];
         }
 
-        return new BrokerSnapshot(topics, subs, groups);
+        return new BrokerSnapshot(topics, subs, groups) { Producers = _producers.Count };
     }
 
     /// <summary>Drains the pipeline (everything accepted is journaled and confirmed), flushes and closes every file.</summary>

@@ -4,7 +4,14 @@ namespace FastBroker;
 /// <param name="Topics">Per topic.</param>
 /// <param name="Subscriptions">Per subscription.</param>
 /// <param name="Groups">Per work-queue group.</param>
-public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOnlyList<SubscriptionSnapshot> Subscriptions, IReadOnlyList<GroupSnapshot> Groups);
+public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOnlyList<SubscriptionSnapshot> Subscriptions, IReadOnlyList<GroupSnapshot> Groups)
+{
+    /// <summary>
+    /// Idempotent producers the broker keeps a deduplication window for (those that wrote within
+    /// <see cref="BrokerOptions.ProducerExpiry"/>).
+    /// </summary>
+    public int Producers { get; init; }
+}
 
 /// <summary>One topic's counters.</summary>
 /// <param name="Name">Topic name.</param>

@@ -17,6 +17,7 @@ internal sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableCounter("fastbroker.topic.published_bytes", () => Each(broker, s => s.Topics.Select(t => Measure(t.PublishedBytes, "topic", t.Name))), "By", "Payload bytes accepted per topic");
         _meter.CreateObservableGauge("fastbroker.topic.head", () => Each(broker, s => s.Topics.Select(t => Measure(t.Head, "topic", t.Name))), "{offset}", "Next offset per topic");
         _meter.CreateObservableCounter("fastbroker.topic.expired", () => Each(broker, s => s.Topics.Select(t => Measure(t.Expired, "topic", t.Name))), "{message}", "Expired messages per topic");
+        _meter.CreateObservableGauge("fastbroker.producers", () => broker.IsOpen ? [new Measurement<long>(broker.GetSnapshot().Producers)] : Array.Empty<Measurement<long>>(), "{producer}", "Idempotent producers with a deduplication window");
         _meter.CreateObservableGauge("fastbroker.subscription.lag", () => Each(broker, s => s.Subscriptions.Select(x => Measure(x.Lag, "subscription", x.DurableName ?? x.Pattern))), "{message}", "Head minus position per subscription");
         _meter.CreateObservableCounter("fastbroker.subscription.delivered", () => Each(broker, s => s.Subscriptions.Select(x => Measure(x.Delivered, "subscription", x.DurableName ?? x.Pattern))), "{message}", "Messages delivered per subscription");
         _meter.CreateObservableGauge("fastbroker.group.lag", () => Each(broker, s => s.Groups.Select(g => Measure(g.Lag, "group", g.Topic + "/" + g.Group))), "{message}", "Head minus ack floor per group");

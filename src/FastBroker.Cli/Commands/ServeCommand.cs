@@ -46,6 +46,19 @@ internal static class ServeCommand
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
         var maxRetentionHold = new Option<long>("--max-retention-hold-mb") { Description = "Pair primary: how many MiB of a topic's segments that its retention limits would delete an attached standby that has fallen behind may keep on the primary's disk; past that, retention passes it and its copy of the topic restarts at the primary's oldest record (0 = never hold retention back).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultMaxRetentionHoldBytes >> 20 };
+        var producerIdle = new Option<int>("--producer-idle-timeout-s") { Description = "After this long with nothing stored for it, an idempotent producer keeps only its newest sequence (older retries are refused, never stored twice); 0 = never.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerIdleTimeout.TotalSeconds };
+        var producerExpiry = new Option<int>("--producer-expiry-s") { Description = "After this long with nothing stored for it, an idempotent producer is forgotten (its id counts as new); 0 = never. At least --producer-idle-timeout-s.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerExpiry.TotalSeconds };
+        foreach (var option in new[] { producerIdle, producerExpiry })
+        {
+            option.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<int>() < 0)
+                {
+                    result.AddError($"{option.Name} cannot be negative");
+                }
+            });
+        }
+
         maxRetentionHold.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<long>() < 0)
@@ -57,7 +70,16 @@ internal static class ServeCommand
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait, ackPoll, maxRetentionHold,
+            producerIdle, producerExpiry,
         };
+        cmd.Validators.Add(result =>
+        {
+            var (idle, expiry) = (result.GetValue(producerIdle), result.GetValue(producerExpiry));
+            if (expiry > 0 && (idle == 0 || expiry < idle))
+            {
+                result.AddError($"--producer-expiry-s ({expiry}) must be 0 (never) or at least --producer-idle-timeout-s ({idle}, which must then not be 0)");
+            }
+        });
         cmd.SetAction(async (parse, cancellationToken) =>
         {
             var started = Stopwatch.GetTimestamp();
@@ -69,6 +91,8 @@ internal static class ServeCommand
                 AutoCreateTopics = !parse.GetValue(noAutoCreate),
                 WaitStrategy = parse.GetValue(wait),
                 VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
+                ProducerIdleTimeout = Seconds(parse.GetValue(producerIdle)),
+                ProducerExpiry = Seconds(parse.GetValue(producerExpiry)),
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 DefaultTopicOptions = TopicOptions.Default with
                 {
@@ -209,6 +233,9 @@ internal static class ServeCommand
         var inline = mode == "inline" || (mode == "auto" && !tls);
         Environment.SetEnvironmentVariable(Variable, inline ? "1" : "0");
     }
+
+    /// <summary>A producer age limit given in seconds: 0 = never.</summary>
+    private static TimeSpan Seconds(int seconds) => seconds == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(seconds);
 
     private static AckMode ParseAcks(string value) => value switch
     {

@@ -207,6 +207,7 @@ internal static class AdminDocuments
         w.WriteNumber("topics", snapshot.Topics.Count);
         w.WriteNumber("subscriptions", snapshot.Subscriptions.Count);
         w.WriteNumber("groups", snapshot.Groups.Count);
+        w.WriteNumber("producers", snapshot.Producers);
         w.WriteNumber("published", snapshot.Topics.Sum(t => t.Published));
         w.WriteNumber("publishedBytes", snapshot.Topics.Sum(t => t.PublishedBytes));
         w.WriteEndObject();
