@@ -33,6 +33,10 @@ internal static class Cli
         throw new InvalidOperationException($"fastbroker {string.Join(' ', args)} did not start: {errors}");
     }
 
+    /// <summary>A lone <c>fastbroker serve</c> on <paramref name="port"/> with no admin port, plus <paramref name="extra"/> options, once it listens.</summary>
+    public static Task<ChildProcess> ServeAsync(string dataDirectory, int port, params string[] extra) =>
+        StartAsync("fastbroker listening", ["serve", "--data", dataDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--admin-port", "-1", .. extra]);
+
     /// <summary>Runs <c>fastbroker args…</c> to its end and returns its stdout lines.</summary>
     public static async Task<IReadOnlyList<string>> RunAsync(params string[] args)
     {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using FastBroker.Client;
 using FastBroker.Protocol;
@@ -20,9 +19,7 @@ public class ServeProducerExpiryTests
     {
         using var dir = new TempDirectory("fastbroker-serve-producers");
         var port = FreePort.Next();
-        using var serve = await Cli.StartAsync(
-            "fastbroker listening",
-            ["serve", "--data", dir.Path, "--port", port.ToString(CultureInfo.InvariantCulture), "--admin-port", "-1", "--producer-idle-timeout-s", "1", "--producer-expiry-s", "1"]);
+        using var serve = await Cli.ServeAsync(dir.Path, port, "--producer-idle-timeout-s", "1", "--producer-expiry-s", "1");
 
         await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [$"127.0.0.1:{port}"], Reconnect = false });
         Assert.Equal(0, await client.PublishAsync("p", new byte[8])); // idempotent: the client's producer id

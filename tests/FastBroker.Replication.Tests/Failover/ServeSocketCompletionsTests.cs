@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using FastBroker.Client;
 using FastBroker.Protocol;
@@ -22,9 +21,7 @@ public class ServeSocketCompletionsTests
     {
         using var dir = new TempDirectory("fastbroker-serve-io");
         var port = FreePort.Next();
-        using var serve = await Cli.StartAsync(
-            "fastbroker listening",
-            ["serve", "--data", dir.Path, "--port", port.ToString(CultureInfo.InvariantCulture), "--admin-port", "-1", .. extra]);
+        using var serve = await Cli.ServeAsync(dir.Path, port, extra);
 
         await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [$"127.0.0.1:{port}"], Reconnect = false });
 
