@@ -160,8 +160,10 @@ public class WorkQueueTests
         var first = b.JoinGroup("once", "g", options);
 
         // Taken before the publish, so before the delivery's visibility clock starts: a lower bound that holds
-        // however slowly this machine runs the test.
-        var beforeDelivery = DateTime.UtcNow;
+        // however slowly this machine runs the test. The same monotonic clock as the group's (not the wall clock, which
+        // NTP may slew), and the group counts whole milliseconds, so its deadline may fall up to 1 ms before
+        // delivery + timeout: a fast publish-to-delivery made the exact bound fail once under CI.
+        var beforeDelivery = System.Diagnostics.Stopwatch.GetTimestamp();
         await b.PublishAsync("once", Encoding.UTF8.GetBytes("x"));
         var c = new Collected();
         var r = new Recorder(c);
@@ -172,7 +174,8 @@ public class WorkQueueTests
         var c2 = new Collected();
         var r2 = new Recorder(c2);
         Eventually.True(() => second.Fetch(1, ref r2) == 1, "redelivery after the timeout");
-        Assert.True(DateTime.UtcNow - beforeDelivery >= visibility, "not redelivered before its visibility timeout");
+        var waited = System.Diagnostics.Stopwatch.GetElapsedTime(beforeDelivery);
+        Assert.True(waited >= visibility - TimeSpan.FromMilliseconds(1), $"redelivered {waited.TotalMilliseconds:F1} ms after the publish, before its visibility timeout");
         Assert.Equal(2, c2.Items[0].DeliveryCount);
         Assert.True(second.Ack(c2.Items[0].Offset, 2));
         Assert.False(first.Ack(c.Items[0].Offset, 1));

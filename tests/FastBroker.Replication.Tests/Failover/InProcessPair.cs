@@ -18,6 +18,33 @@ internal static class InProcessPair
         Func<ReplicationOptions, ReplicationOptions>? configure = null,
         Func<int, string>? standbyPeer = null)
     {
+        // A port FreePort released may be taken meanwhile (another test process's outgoing connection draws from the
+        // same ephemeral range): "Address already in use" once under CI. Then both start again, afresh, on new ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(dir, brokerOptions, configure, standbyPeer);
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse && attempt < 5)
+            {
+                foreach (var id in new[] { "a", "b" })
+                {
+                    if (Directory.Exists(dir.Combine(id)))
+                    {
+                        Directory.Delete(dir.Combine(id), recursive: true);
+                    }
+                }
+            }
+        }
+    }
+
+    private static async Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartOnceAsync(
+        TempDirectory dir,
+        BrokerOptions brokerOptions,
+        Func<ReplicationOptions, ReplicationOptions>? configure,
+        Func<int, string>? standbyPeer)
+    {
         int portA = FreePort.Next(), portB = FreePort.Next();
         var serverOptions = ServerOptions.Default with { Port = 0 };
         ReplicationOptions Node(string id, int port, string peer, NodeRole role)
