@@ -677,33 +677,42 @@ public sealed class ReplicatedNode : IAsyncDisposable
     {
         try
         {
-            await _standbyReport.WaitAsync(_stop.Token).ConfigureAwait(false);
-            try
+            // A report the witness did not answer (a loaded machine, a witness restarting) is tried again, 100 ms
+            // doubling to 1 s, while held confirmations still want it: before, one failed report left them waiting for
+            // the ack timeout and failing with NotReplicated although the witness could have recorded the standby behind.
+            var retryIn = TimeSpan.FromMilliseconds(100);
+            while (true)
             {
-                if (gate.DegradeAllowed || !ReferenceEquals(_lease, lease))
+                await _standbyReport.WaitAsync(_stop.Token).ConfigureAwait(false);
+                try
                 {
-                    return; // already reported, or this primary's lease is gone
-                }
+                    if (gate.DegradeAllowed || gate.StandbyAttached || !ReferenceEquals(_lease, lease))
+                    {
+                        return; // already reported, the standby is back, or this primary's lease is gone
+                    }
 
-                if (await lease.SetStandbyBehindAsync(behind: true, _stop.Token).ConfigureAwait(false))
-                {
-                    _lastBehindFailure = null;
-                    Log("no standby attached: the witness records the standby behind (it will not be promoted without what this node now confirms as local); standby-mode publishes degrade to local");
-                    gate.AllowDegrade();
-                }
-                else
-                {
-                    const string Failure = "no standby attached, and the witness could not record it behind: standby-mode publishes wait for a standby (failing after the ack timeout) instead of degrading to local";
+                    if (await lease.SetStandbyBehindAsync(behind: true, _stop.Token).ConfigureAwait(false))
+                    {
+                        _lastBehindFailure = null;
+                        Log("no standby attached: the witness records the standby behind (it will not be promoted without what this node now confirms as local); standby-mode publishes degrade to local");
+                        gate.AllowDegrade();
+                        return;
+                    }
+
+                    const string Failure = "no standby attached, and the witness could not record it behind (trying again): standby-mode publishes wait for a standby (failing after the ack timeout) instead of degrading to local";
                     if (_lastBehindFailure is null)
                     {
                         _lastBehindFailure = Failure;
                         Log(Failure);
                     }
                 }
-            }
-            finally
-            {
-                _standbyReport.Release();
+                finally
+                {
+                    _standbyReport.Release();
+                }
+
+                await Task.Delay(retryIn, _stop.Token).ConfigureAwait(false);
+                retryIn = TimeSpan.FromTicks(Math.Min(retryIn.Ticks * 2, TimeSpan.TicksPerSecond));
             }
         }
         catch (OperationCanceledException)

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using System.Text;
+using FastBroker.Replication;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// With <c>DegradeToLocal</c> and a witness, a primary whose standby left confirms standby-mode publishes as local only
+/// once the witness records the standby behind. A report the witness does not answer is tried again: before, one failed
+/// report left the held publish waiting for the ack timeout and failing with NotReplicated (a CI flake of
+/// <see cref="GracefulHandoverTests"/> under load), although the witness could record it a moment later.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class StandbyBehindReportRetryTests
+{
+    private const string Topic = "behind.orders";
+
+    [Fact]
+    public async Task A_standby_behind_report_the_witness_missed_is_sent_again_and_the_held_publish_degrades()
+    {
+        using var dir = new TempDirectory();
+        await using var witness = await WitnessFixture.StartAsync();
+        await using var toWitness = new TcpProxy(int.Parse(witness.Endpoint.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture));
+        var lines = new ConcurrentQueue<string>();
+        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable } };
+
+        // A long lease (heartbeat timeout 6 s: a 12 s lease) outlives the witness being cut off for a moment, and the
+        // ack timeout is far beyond the wait below: the publish may only succeed through a repeated report.
+        ReplicationOptions Node(string id, int port, int peer) => new()
+        {
+            NodeId = id,
+            DataDirectory = dir.Combine(id),
+            Port = port,
+            Peer = $"127.0.0.1:{peer}",
+            Witness = toWitness.Endpoint,
+            DegradeToLocal = true,
+            HeartbeatTimeout = TimeSpan.FromSeconds(6),
+            AckTimeout = TimeSpan.FromSeconds(120),
+            Log = line => lines.Enqueue($"{id}: {line}"),
+        };
+
+        int portA = FreePort.Next(), portB = FreePort.Next();
+        var serverOptions = ServerOptions.Default with { Port = 0 };
+        var a = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("a", portA, portB));
+        ReplicatedNode? b = null;
+        try
+        {
+            Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(60)), "a takes the lease");
+            b = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("b", portB, portA));
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b follows a");
+            await a.Broker!.PublishAsync(Topic, "first"u8.ToArray());
+
+            // The witness cannot be reached when b leaves: a's report that b is behind fails.
+            toWitness.Cut();
+            await b.DisposeAsync();
+            b = null;
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: false }, "a sees b gone");
+            var held = a.Broker!.PublishAsync(Topic, Encoding.ASCII.GetBytes("while-behind")).AsTask();
+            await Eventually.TrueAsync(() => lines.Any(l => l.Contains("could not record it behind", StringComparison.Ordinal)), $"a's report fails:\n{string.Join('\n', lines)}");
+            Assert.False(held.IsCompleted, "confirmed before the witness recorded the standby behind");
+
+            toWitness.Restore();
+            var offset = await held.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(1, offset);
+            Assert.Contains(lines, l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("the witness records the standby behind", StringComparison.Ordinal));
+            Assert.True(NodeStatus.Parse(a.GetStatusJson()).Standby is { WitnessRecordsBehind: true }, a.GetStatusJson());
+        }
+        finally
+        {
+            await a.DisposeAsync();
+            if (b is not null)
+            {
+                await b.DisposeAsync();
+            }
+        }
+    }
+}
