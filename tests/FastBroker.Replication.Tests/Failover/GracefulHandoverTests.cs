@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Text;
 using FastBroker.Replication;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -24,36 +22,19 @@ public sealed class GracefulHandoverTests
     {
         using var dir = new TempDirectory();
         await using var witness = await WitnessFixture.StartAsync();
-        var lines = new ConcurrentQueue<string>();
-        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable } };
 
         // The periodic in-sync report runs once a heartbeat (the second one after the standby attaches): 3 s here, so
         // the stop below comes before it, as a stop within a heartbeat of the standby's return does.
-        ReplicationOptions Node(string id, int port, int peer) => new()
+        var (pair, a, startedB) = await DegradingWitnessedPair.StartAsync(dir, witness.Endpoint, Topic, o => o with
         {
-            NodeId = id,
-            DataDirectory = dir.Combine(id),
-            Port = port,
-            Peer = $"127.0.0.1:{peer}",
-            Witness = witness.Endpoint,
-            DegradeToLocal = true,
             HeartbeatInterval = TimeSpan.FromSeconds(3),
             HeartbeatTimeout = TimeSpan.FromSeconds(6),
             AckTimeout = TimeSpan.FromSeconds(30),
-            Log = line => lines.Enqueue($"{id}: {line}"),
-        };
-
-        int portA = FreePort.Next(), portB = FreePort.Next();
-        var serverOptions = ServerOptions.Default with { Port = 0 };
-        var a = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("a", portA, portB));
-        ReplicatedNode? b = null;
+        });
+        var lines = pair.Lines;
+        ReplicatedNode? b = startedB;
         try
         {
-            Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(60)), "a takes the lease");
-            b = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("b", portB, portA));
-            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b follows a");
-            await a.Broker!.PublishAsync(Topic, "first"u8.ToArray());
-
             // b stops; a confirms the next publishes as local once the witness records b behind.
             await b.DisposeAsync();
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: false }, "a sees b gone");
@@ -66,7 +47,7 @@ public sealed class GracefulHandoverTests
             Assert.True(degraded.Standby is { Degraded: Degraded, WitnessRecordsBehind: true }, degraded.Json);
 
             // b returns and a stops as soon as b is attached again, before its watch would report b in sync.
-            b = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("b", portB, portA));
+            b = await pair.StartBAsync();
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b follows a again");
             var epochA = a.Epoch;
             await a.DisposeAsync();

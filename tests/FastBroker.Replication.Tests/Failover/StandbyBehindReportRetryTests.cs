@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Text;
 using FastBroker.Replication;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -23,35 +21,13 @@ public sealed class StandbyBehindReportRetryTests
         using var dir = new TempDirectory();
         await using var witness = await WitnessFixture.StartAsync();
         await using var toWitness = new TcpProxy(int.Parse(witness.Endpoint.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture));
-        var lines = new ConcurrentQueue<string>();
-        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable } };
-
         // A long lease (heartbeat timeout 6 s: a 12 s lease) outlives the witness being cut off for a moment, and the
         // ack timeout is far beyond the wait below: the publish may only succeed through a repeated report.
-        ReplicationOptions Node(string id, int port, int peer) => new()
-        {
-            NodeId = id,
-            DataDirectory = dir.Combine(id),
-            Port = port,
-            Peer = $"127.0.0.1:{peer}",
-            Witness = toWitness.Endpoint,
-            DegradeToLocal = true,
-            HeartbeatTimeout = TimeSpan.FromSeconds(6),
-            AckTimeout = TimeSpan.FromSeconds(120),
-            Log = line => lines.Enqueue($"{id}: {line}"),
-        };
-
-        int portA = FreePort.Next(), portB = FreePort.Next();
-        var serverOptions = ServerOptions.Default with { Port = 0 };
-        var a = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("a", portA, portB));
-        ReplicatedNode? b = null;
+        var (pair, a, startedB) = await DegradingWitnessedPair.StartAsync(dir, toWitness.Endpoint, Topic, o => o with { HeartbeatTimeout = TimeSpan.FromSeconds(6), AckTimeout = TimeSpan.FromSeconds(120) });
+        var lines = pair.Lines;
+        ReplicatedNode? b = startedB;
         try
         {
-            Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(60)), "a takes the lease");
-            b = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, Node("b", portB, portA));
-            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b follows a");
-            await a.Broker!.PublishAsync(Topic, "first"u8.ToArray());
-
             // The witness cannot be reached when b leaves: a's report that b is behind fails.
             toWitness.Cut();
             await b.DisposeAsync();
