@@ -109,6 +109,19 @@ public sealed record ReplicationOptions
 
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
+    /// <summary>
+    /// How long a probe of the peer waits for its answer: 500 ms, or the heartbeat timeout if that is shorter (a peer
+    /// silent for that long counts as gone anyway).
+    /// </summary>
+    internal TimeSpan ProbeTimeout => HeartbeatTimeout < TimeSpan.FromMilliseconds(500) ? HeartbeatTimeout : TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// A standby about to ask the witness for the lease probes its silent primary for at most two heartbeat intervals
+    /// (200 ms by default): the witness decides, the probe only spares it a request when the primary answers. A frozen
+    /// primary's kernel still accepts the probe's connection, so every probe of it waits out the whole timeout.
+    /// </summary>
+    internal TimeSpan TakeoverProbeTimeout => HeartbeatInterval * 2 < ProbeTimeout ? HeartbeatInterval * 2 : ProbeTimeout;
+
     /// <summary>Throws <see cref="ArgumentException"/> for inconsistent settings.</summary>
     public void Validate()
     {
