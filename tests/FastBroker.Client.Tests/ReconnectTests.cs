@@ -125,6 +125,34 @@ public class ReconnectTests
         Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.GaveUp);
     }
 
+    /// <summary>
+    /// ReconnectTimeout bounds the whole reconnect, the attempt in progress included: an endpoint whose kernel accepts
+    /// the TCP connection and then never answers the HELLO (a frozen server) must not keep the client trying for a whole
+    /// ConnectTimeout (here ten minutes; the test's deadline is one) after ReconnectTimeout (one second) ran out.
+    /// </summary>
+    [Fact]
+    public async Task A_reconnect_to_an_endpoint_that_never_answers_gives_up_after_the_reconnect_timeout()
+    {
+        await using var server = new SilentServer();
+        var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ReconnectTimeout = TimeSpan.FromSeconds(1),
+            ConnectTimeout = TimeSpan.FromMinutes(10),
+            OnEvent = events.Enqueue,
+        }).AsTask().WaitAsync(Deadline);
+        var pending = client.PublishAsync("frozen.reconnect", Bytes("m0")).AsTask(); // never confirmed: pending until the client gives up
+
+        server.HoldWelcomes(); // the next connections are accepted and never answered
+        server.DropConnections();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => pending.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("gave up", error.Reason, StringComparison.Ordinal);
+        Assert.Contains(events, e => e.Kind == BrokerClientEventKind.GaveUp);
+    }
+
     [Fact]
     public async Task With_reconnect_off_a_connection_loss_fails_what_is_pending()
     {
