@@ -186,6 +186,28 @@ public class ErrorTests
         Assert.All(inFlight, t => Assert.False(t.IsCompleted));
     }
 
+    /// <summary>
+    /// FlushAsync waits for the publishes handed over before it was called to be written; one of them withdrawn (its
+    /// PublishAsync canceled while it waited for room) will never be written, and must not hold the flush for ever.
+    /// </summary>
+    [Fact]
+    public async Task A_flush_waiting_for_a_publish_that_is_withdrawn_completes_once_the_rest_is_written()
+    {
+        await using var server = new SilentServer(); // confirms nothing: the first publish holds the only room
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], MaxInFlight = 1 });
+        var inFlight = client.PublishAsync("t", Bytes("1")).AsTask();
+        await client.FlushAsync().WaitAsync(Deadline);
+        using var cts = new CancellationTokenSource();
+        var waiting = client.PublishAsync("t", Bytes("2"), cts.Token).AsTask();
+        var flush = client.FlushAsync();
+        Assert.False(flush.IsCompleted);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Deadline));
+        await flush.WaitAsync(Deadline);
+        Assert.False(inFlight.IsCompleted);
+    }
+
     [Fact]
     public async Task Disposal_fails_pending_operations_instead_of_hanging()
     {
