@@ -354,14 +354,23 @@ public sealed partial class BrokerClient
                 return null;
             }
 
+            // The attempt ends with the reconnect timeout too: an endpoint that accepts the TCP connection and never
+            // answers the HELLO (a frozen server) would otherwise hold the give-up for a whole ConnectTimeout after it.
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
             try
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(Jittered(delay, Random.Shared.NextDouble()).TotalMilliseconds, remaining)), _closing.Token).ConfigureAwait(false);
-                return await ConnectAnyAsync(_closing.Token).ConfigureAwait(false);
+                attempt.CancelAfter(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)));
+                return await ConnectAnyAsync(attempt.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_closing.IsCancellationRequested)
             {
                 return null;
+            }
+            catch (OperationCanceledException ex) when (attempt.IsCancellationRequested)
+            {
+                last = new TimeoutException($"connecting to {string.Join(", ", _endpoints)} had not completed when the reconnect timeout ran out", ex);
+                continue; // remaining <= 0 now: gives up
             }
             catch (Exception ex) when (IsFatal(ex))
             {

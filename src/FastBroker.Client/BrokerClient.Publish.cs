@@ -174,6 +174,7 @@ public sealed partial class BrokerClient
         {
             if (p.Queue == PublishQueue.Admission)
             {
+                RetargetFlushWaitersLocked(p, p.Previous ?? _sendTail);
                 if (p.Previous is null)
                 {
                     _admitHead = p.Next;
@@ -202,6 +203,35 @@ public sealed partial class BrokerClient
         if (withdrawn)
         {
             p.Release();
+        }
+    }
+
+    /// <summary>
+    /// Under the lock, before <paramref name="p"/> is unlinked: it leaves without being written (withdrawn while it
+    /// waited for room, or refused before sending), so a <see cref="FlushAsync"/> waiting for it (the last publish
+    /// handed over before the flush) waits for <paramref name="before"/>, the publish before it in call order, instead;
+    /// or is done when there is none or that one is written already. Before, it waited for an index nothing would
+    /// write. The waiters' continuations run asynchronously, so completing them here runs no code under the lock.
+    /// </summary>
+    private void RetargetFlushWaitersLocked(PendingPublish p, PendingPublish? before)
+    {
+        for (var i = _flushWaiters.Count - 1; i >= 0; i--)
+        {
+            var (index, done) = _flushWaiters[i];
+            if (index != p.Index)
+            {
+                continue;
+            }
+
+            if (before is null || before.Index <= _writtenIndex)
+            {
+                _flushWaiters.RemoveAt(i);
+                done.TrySetResult();
+            }
+            else
+            {
+                _flushWaiters[i] = (before.Index, done);
+            }
         }
     }
 

@@ -212,7 +212,7 @@ public sealed partial class BrokerClient
     /// <summary>A handler subscription: the handler consumes the message here, on the reader loop, then credit goes back.</summary>
     private void DeliverToHandler(Connection connection, SubscriptionState s, uint deliveryCount, ulong offset, long timestampNs, ReadOnlySpan<byte> topic, in ReadOnlySequence<byte> block, int keyLength, in HeaderBlock headers, int payloadLength)
     {
-        if (s.TryAcceptForHandler(offset, topic, out var position, out var credit))
+        if (s.TryAcceptForHandler(connection.Generation, offset, topic, out var position, out var credit))
         {
             ReadOnlySpan<byte> bytes;
             if (block.IsSingleSegment)

@@ -28,20 +28,22 @@ public sealed partial class BrokerClient
     /// carrying the same id. The inbox (one topic per client instance, kept across reconnects, so a reply published
     /// during a reconnect still arrives) is subscribed on first use.
     /// </summary>
-    /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>; the publish's error if the request was refused.</exception>
+    /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>, which bounds the whole request (also while the client is between connections: a request still queued then may yet be sent, its reply discarded); the publish's error if the request was refused.</exception>
     public async ValueTask<ClientMessage> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, PublishOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        await EnsureInboxAsync(cancellationToken).ConfigureAwait(false);
 
-        var correlationId = (ulong)Interlocked.Increment(ref _nextCorrelationId);
-        var reply = new TaskCompletionSource<ClientMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _replies[correlationId] = reply;
+        // The timeout bounds the whole request: subscribing the inbox and the request's publish wait for a connection,
+        // and between connections that could be up to ReconnectTimeout (60 s) however short the caller's timeout.
+        using var expiry = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        expiry.CancelAfter(timeout);
+        var correlationId = 0UL;
         try
         {
-            Span<byte> id = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(id, correlationId);
+            await EnsureInboxAsync(expiry.Token).ConfigureAwait(false);
+            correlationId = (ulong)Interlocked.Increment(ref _nextCorrelationId);
+            var reply = new TaskCompletionSource<ClientMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _replies[correlationId] = reply;
             var headers = new PublishHeaders();
             if (options?.Headers is { } user)
             {
@@ -49,24 +51,30 @@ public sealed partial class BrokerClient
             }
 
             headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.ReplyTo), _inboxTopic);
-            headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.CorrelationId), id);
+            AddCorrelationId(headers, correlationId);
             var publish = (options ?? PublishOptions.Default) with { Headers = headers };
-            await PublishAsync(topic, payload.Span, publish, cancellationToken).ConfigureAwait(false);
-
-            var remaining = Math.Max(1, deadline - Environment.TickCount64);
-            try
-            {
-                return await reply.Task.WaitAsync(TimeSpan.FromMilliseconds(remaining), cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException ex)
-            {
-                throw new BrokerClientException(ErrorCode.Timeout, $"no reply from '{topic}' within {timeout.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms", ex);
-            }
+            await PublishAsync(topic, payload.Span, publish, expiry.Token).ConfigureAwait(false);
+            return await reply.Task.WaitAsync(expiry.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested && expiry.IsCancellationRequested)
+        {
+            // A request still queued may yet be sent (as a canceled PublishAsync may): its reply is then discarded.
+            throw new BrokerClientException(ErrorCode.Timeout, $"no reply from '{topic}' within {timeout.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms{(IsConnected ? "" : " (the client is not connected)")}", ex);
         }
         finally
         {
-            _replies.TryRemove(correlationId, out _);
+            if (correlationId != 0)
+            {
+                _replies.TryRemove(correlationId, out _);
+            }
         }
+    }
+
+    private static void AddCorrelationId(PublishHeaders headers, ulong correlationId)
+    {
+        Span<byte> id = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(id, correlationId);
+        headers.Add(Encoding.UTF8.GetString(ProtocolHeaders.CorrelationId), id);
     }
 
     /// <summary>

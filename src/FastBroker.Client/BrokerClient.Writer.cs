@@ -413,6 +413,7 @@ public sealed partial class BrokerClient
             if (refusal is not null)
             {
                 var next = p.Next;
+                RetargetFlushWaitersLocked(p, p.Previous);
                 UnlinkLocked(p);
                 _inFlight--;
                 refused.Add((p, refusal)); // failed by Drain once the lock is released

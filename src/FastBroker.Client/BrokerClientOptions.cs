@@ -64,7 +64,7 @@ public sealed record BrokerClientOptions
     /// </summary>
     public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Give up reconnecting after this long without a connection; pending operations then fail with <see cref="BrokerClientException"/>.</summary>
+    /// <summary>Give up reconnecting after this long without a connection (an attempt still in progress then is abandoned); pending operations then fail with <see cref="BrokerClientException"/>.</summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>

@@ -186,6 +186,28 @@ public class ErrorTests
         Assert.All(inFlight, t => Assert.False(t.IsCompleted));
     }
 
+    /// <summary>
+    /// FlushAsync waits for the publishes handed over before it was called to be written; one of them withdrawn (its
+    /// PublishAsync canceled while it waited for room) will never be written, and must not hold the flush for ever.
+    /// </summary>
+    [Fact]
+    public async Task A_flush_waiting_for_a_publish_that_is_withdrawn_completes_once_the_rest_is_written()
+    {
+        await using var server = new SilentServer(); // confirms nothing: the first publish holds the only room
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint], MaxInFlight = 1 });
+        var inFlight = client.PublishAsync("t", Bytes("1")).AsTask();
+        await client.FlushAsync().WaitAsync(Deadline);
+        using var cts = new CancellationTokenSource();
+        var waiting = client.PublishAsync("t", Bytes("2"), cts.Token).AsTask();
+        var flush = client.FlushAsync();
+        Assert.False(flush.IsCompleted);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Deadline));
+        await flush.WaitAsync(Deadline);
+        Assert.False(inFlight.IsCompleted);
+    }
+
     [Fact]
     public async Task Disposal_fails_pending_operations_instead_of_hanging()
     {
@@ -209,6 +231,47 @@ public class ErrorTests
         var after = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("t", Bytes("late")));
         Assert.Equal(ErrorCode.Closed, after.ErrorCode);
         Assert.Throws<BrokerClientException>(() => client.Publish("t", Bytes("late")));
+    }
+
+    /// <summary>
+    /// Disposal while the supervisor is reconnecting, its attempt held by an endpoint that accepted the TCP connection
+    /// and never answers (ConnectTimeout and ReconnectTimeout ten minutes): the attempt is abandoned and everything
+    /// pending fails with Closed at once, a fire-and-forget publisher blocked at the in-flight limit included.
+    /// </summary>
+    [Fact]
+    public async Task Disposal_while_reconnecting_fails_pending_operations_at_once()
+    {
+        await using var server = new SilentServer();
+        var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            MaxInFlight = 1,
+            ConnectTimeout = TimeSpan.FromMinutes(10),
+            ReconnectTimeout = TimeSpan.FromMinutes(10),
+        }).AsTask().WaitAsync(Deadline);
+        var publish = client.PublishAsync("t", Bytes("unconfirmed")).AsTask();
+        var subscribe = client.CreateSubscriptionAsync("t").AsTask();
+        using var blockedStarted = new ManualResetEventSlim();
+        var blocked = Task.Factory.StartNew(
+            () =>
+            {
+                blockedStarted.Set();
+                client.Publish("t", Bytes("no room")); // blocks: the unconfirmed publish holds the only room
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+        await EventuallyAsync(() => blockedStarted.IsSet && server.BytesReceived > 0, "the client wrote and the publisher blocked");
+
+        server.HoldWelcomes();
+        server.DropConnections();
+        await EventuallyAsync(() => !client.IsConnected && server.Connections >= 2, "the client is reconnecting, held by the silent endpoint");
+
+        await client.DisposeAsync().AsTask().WaitAsync(Deadline);
+        Assert.Equal(ErrorCode.Closed, (await Assert.ThrowsAsync<BrokerClientException>(() => publish.WaitAsync(Deadline))).ErrorCode);
+        Assert.Equal(ErrorCode.Closed, (await Assert.ThrowsAsync<BrokerClientException>(() => subscribe.WaitAsync(Deadline))).ErrorCode);
+        Assert.Equal(ErrorCode.Closed, (await Assert.ThrowsAsync<BrokerClientException>(() => blocked.WaitAsync(Deadline))).ErrorCode);
+        Assert.False(client.IsConnected);
     }
 
     [Fact]

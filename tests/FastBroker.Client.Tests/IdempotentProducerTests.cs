@@ -169,12 +169,14 @@ public class IdempotentProducerTests
         server.DropConnections();
         await EventuallyAsync(() => !client.IsConnected, "the client lost its connection");
         var retry = client.RetryAsync(pending).AsTask();
+        var flush = client.FlushAsync(); // waits for the retry, which will never be written
         var sent = server.PublishBatches;
         server.ReleaseWelcomes();
 
         var error = await Assert.ThrowsAsync<BrokerClientException>(() => retry.WaitAsync(Deadline));
         Assert.Equal(ErrorCode.UnexpectedFrame, error.ErrorCode);
         Assert.Contains("IdempotentProducer", error.Reason, StringComparison.Ordinal);
+        await flush.WaitAsync(Deadline);
         await AssertNothingSentAsync(server, client, sent);
     }
 

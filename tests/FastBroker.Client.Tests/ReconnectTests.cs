@@ -66,6 +66,46 @@ public class ReconnectTests
         Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.Disconnected);
     }
 
+    /// <summary>
+    /// A wildcard subscription resumes at one offset for every topic (the smallest next one), and its OK names none
+    /// (0). After a broker restart its transient topics number from 0 again: the server starts each at its head, below
+    /// that offset, and what comes from there is new. Taken for redeliveries (at or below the last offset received of
+    /// their topic), every message was dropped silently until the topics passed their old offsets.
+    /// </summary>
+    [Fact]
+    public async Task After_a_broker_restart_a_wildcard_subscription_takes_renumbered_transient_topics_as_new()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var transient = TopicOptions.Default with { Persistent = false };
+        f.Broker.CreateTopic("ticks.a", transient);
+        f.Broker.CreateTopic("ticks.b", transient);
+        var publisher = await f.ConnectAsync();
+        var subscriber = await f.ConnectAsync();
+        await using var sub = await subscriber.CreateSubscriptionAsync("ticks.*", SubscribeOptions.Default with { Credit = 64 });
+        var handler = new Collector();
+        await using var consumer = await subscriber.ConsumeAsync("ticks.*", handler, SubscribeOptions.Default with { Credit = 64 });
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => publisher.PublishAsync("ticks.a", Bytes($"a{i}")).AsTask())).WaitAsync(Deadline);
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => publisher.PublishAsync("ticks.b", Bytes($"b{i}")).AsTask())).WaitAsync(Deadline);
+        var before = await TakeAsync(sub, 30);
+        Assert.Equal(20, before.Count(m => m.Topic == "ticks.a"));
+        await EventuallyAsync(() => handler.Received.Count == 30, "the handler got the first 30");
+
+        await f.RestartBrokerAsync();
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Subscriptions.Count == 2, "both subscriptions resumed on the restarted broker");
+        Assert.Equal(0, Head(f, "ticks.a"));
+        await Task.WhenAll(Enumerable.Range(0, 5).Select(i => publisher.PublishAsync("ticks.a", Bytes($"a'{i}")).AsTask())).WaitAsync(Deadline);
+        await Task.WhenAll(Enumerable.Range(0, 5).Select(i => publisher.PublishAsync("ticks.b", Bytes($"b'{i}")).AsTask())).WaitAsync(Deadline);
+
+        var after = await TakeAsync(sub, 10);
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => ($"a'{i}", (long)i)), after.Where(m => m.Topic == "ticks.a").Select(m => (m.GetPayloadString(), m.Offset)));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => ($"b'{i}", (long)i)), after.Where(m => m.Topic == "ticks.b").Select(m => (m.GetPayloadString(), m.Offset)));
+        Assert.Equal(0, sub.Buffered);
+        await EventuallyAsync(() => handler.Received.Count >= 40, "the handler got the 10 published after the restart");
+        var handled = handler.Received.Skip(30).ToList();
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => ($"a'{i}", (long)i)), handled.Where(m => m.Topic == "ticks.a").Select(m => (m.Payload, m.Offset)));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => ($"b'{i}", (long)i)), handled.Where(m => m.Topic == "ticks.b").Select(m => (m.Payload, m.Offset)));
+    }
+
     [Fact]
     public async Task A_group_member_rejoins_and_stale_acks_are_dropped()
     {
@@ -123,6 +163,34 @@ public class ReconnectTests
         Assert.Contains("gave up", error.Reason, StringComparison.Ordinal);
         await Assert.ThrowsAsync<BrokerClientException>(async () => await sub.ReadAsync().AsTask().WaitAsync(Deadline));
         Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.GaveUp);
+    }
+
+    /// <summary>
+    /// ReconnectTimeout bounds the whole reconnect, the attempt in progress included: an endpoint whose kernel accepts
+    /// the TCP connection and then never answers the HELLO (a frozen server) must not keep the client trying for a whole
+    /// ConnectTimeout (here ten minutes; the test's deadline is one) after ReconnectTimeout (one second) ran out.
+    /// </summary>
+    [Fact]
+    public async Task A_reconnect_to_an_endpoint_that_never_answers_gives_up_after_the_reconnect_timeout()
+    {
+        await using var server = new SilentServer();
+        var events = new System.Collections.Concurrent.ConcurrentQueue<BrokerClientEvent>();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
+        {
+            Endpoints = [server.Endpoint],
+            ReconnectTimeout = TimeSpan.FromSeconds(1),
+            ConnectTimeout = TimeSpan.FromMinutes(10),
+            OnEvent = events.Enqueue,
+        }).AsTask().WaitAsync(Deadline);
+        var pending = client.PublishAsync("frozen.reconnect", Bytes("m0")).AsTask(); // never confirmed: pending until the client gives up
+
+        server.HoldWelcomes(); // the next connections are accepted and never answered
+        server.DropConnections();
+
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => pending.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("gave up", error.Reason, StringComparison.Ordinal);
+        Assert.Contains(events, e => e.Kind == BrokerClientEventKind.GaveUp);
     }
 
     [Fact]
@@ -222,6 +290,14 @@ public class ReconnectTests
 
         await EventuallyAsync(() => LeftOnTimeout(events), "the client left the server that stopped reading");
         await sender.WaitAsync(Deadline);
+    }
+
+    /// <summary>Records what a handler subscription is given.</summary>
+    private sealed class Collector : IClientMessageHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<(string Topic, long Offset, string Payload)> Received { get; } = new();
+
+        public void OnMessage(scoped in ClientMessageView message) => Received.Enqueue((message.Topic, message.Offset, message.GetPayloadString()));
     }
 
     /// <summary>A client of <paramref name="server"/> that PINGs after 200 ms, its events collected in <paramref name="events"/>.</summary>

@@ -44,6 +44,29 @@ public class RequestReplyTests
         Assert.Equal(Protocol.ErrorCode.Timeout, error.ErrorCode);
     }
 
+    /// <summary>
+    /// The timeout bounds the whole request, also while the client is between connections: the inbox subscription and
+    /// the request's publish wait for the reconnect, which may take up to ReconnectTimeout (here 120 s, beyond the
+    /// test's deadline), and must not hold the caller past its 500 ms.
+    /// </summary>
+    [Fact]
+    public async Task A_request_made_while_the_server_is_unreachable_fails_with_Timeout_after_its_timeout()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var opened = await f.ConnectAsync(); // its inbox is subscribed before the outage: the request's publish waits
+        var fresh = await f.ConnectAsync(); // no inbox yet: subscribing it waits
+        var first = await Assert.ThrowsAsync<BrokerClientException>(async () => await opened.RequestAsync("svc.down", Bytes("?"), TimeSpan.FromMilliseconds(200)));
+        Assert.Equal(Protocol.ErrorCode.Timeout, first.ErrorCode);
+
+        await f.StopServerAsync();
+        await EventuallyAsync(() => !opened.IsConnected && !fresh.IsConnected, "the clients noticed");
+        foreach (var client in new[] { opened, fresh })
+        {
+            var error = await Assert.ThrowsAsync<BrokerClientException>(() => client.RequestAsync("svc.down", Bytes("q"), TimeSpan.FromMilliseconds(500)).AsTask().WaitAsync(Deadline));
+            Assert.Equal(Protocol.ErrorCode.Timeout, error.ErrorCode);
+        }
+    }
+
     [Fact]
     public async Task Replying_to_a_message_that_is_not_a_request_is_an_argument_error()
     {

@@ -15,6 +15,7 @@ internal sealed class ServerFixture : IAsyncDisposable
     private readonly TempDirectory _dir = new("fastbroker-client");
     private readonly List<BrokerClient> _clients = [];
     private Func<ServerOptions, ServerOptions>? _server;
+    private BrokerOptions _brokerOptions = BrokerOptions.Default;
 
     private ServerFixture()
     {
@@ -43,7 +44,8 @@ internal sealed class ServerFixture : IAsyncDisposable
             DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 256 * 1024 },
             TimerResolution = TimeSpan.FromMilliseconds(5),
         };
-        f.Broker = await Broker.OpenAsync(broker is null ? brokerOptions : broker(brokerOptions));
+        f._brokerOptions = broker is null ? brokerOptions : broker(brokerOptions);
+        f.Broker = await Broker.OpenAsync(f._brokerOptions);
         try
         {
             f.Server = await BrokerServer.StartAsync(f.Broker, f.ServerOptions(0));
@@ -85,6 +87,20 @@ internal sealed class ServerFixture : IAsyncDisposable
         var port = Port;
         await Server.StopAsync(TimeSpan.FromSeconds(10));
         await Server.DisposeAsync();
+        Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
+    }
+
+    /// <summary>
+    /// Graceful stop of the server and the broker, then both again on the same port and data directory: what the
+    /// journal holds survives, transient topics start again at offset 0.
+    /// </summary>
+    public async Task RestartBrokerAsync()
+    {
+        var port = Port;
+        await Server.StopAsync(TimeSpan.FromSeconds(10));
+        await Server.DisposeAsync();
+        await Broker.DisposeAsync();
+        Broker = await Broker.OpenAsync(_brokerOptions);
         Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
     }
 

@@ -21,6 +21,9 @@ internal sealed class SubscriptionState
 {
     private readonly Dictionary<string, TopicPosition> _topics = new(StringComparer.Ordinal);
 
+    // The offset this connection's SUBSCRIBE resumed at (StartKind.Offset after messages were received), -1 = none.
+    private long _resumeOffset = -1;
+
     public SubscriptionState(uint id, SubscriptionKind kind, string pattern, int credit, MessageSink? sink = null)
     {
         Id = id;
@@ -122,6 +125,7 @@ internal sealed class SubscriptionState
             if (Kind != SubscriptionKind.Group)
             {
                 position = GetTopic(topic);
+                CheckRenumbered(position, generation, offset);
                 if ((long)offset <= position.LastReceived)
                 {
                     credit = CountTaken();
@@ -156,7 +160,7 @@ internal sealed class SubscriptionState
     /// ended. The handler consumes it synchronously, so it is counted for credit at once: <paramref name="credit"/>
     /// &gt; 0 = send that much CREDIT (after the handler has run). A durable one then calls <see cref="MarkConsumed"/>.
     /// </summary>
-    public bool TryAcceptForHandler(ulong offset, ReadOnlySpan<byte> topic, out TopicPosition position, out uint credit)
+    public bool TryAcceptForHandler(long generation, ulong offset, ReadOnlySpan<byte> topic, out TopicPosition position, out uint credit)
     {
         lock (Gate)
         {
@@ -169,6 +173,7 @@ internal sealed class SubscriptionState
 
             position = GetTopic(topic);
             credit = CountTaken();
+            CheckRenumbered(position, generation, offset);
             if ((long)offset <= position.LastReceived)
             {
                 return false;
@@ -300,6 +305,7 @@ internal sealed class SubscriptionState
 
             Generation = generation;
             Unreturned = 0;
+            _resumeOffset = -1;
             if (Kind == SubscriptionKind.Group)
             {
                 // Their tags died with the old connection and the server has requeued them.
@@ -338,7 +344,32 @@ internal sealed class SubscriptionState
                 }
             }
 
+            _resumeOffset = next;
             return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)next };
+        }
+    }
+
+    /// <summary>
+    /// Under the gate, on a topic's first delivery on a connection: one resumed at <see cref="StartKind.Offset"/> N
+    /// starts every topic at N or after it unless the topic no longer holds N (the server clamps the start to the
+    /// topic's head). Every topic received before had N − 1 at least (N is the smallest next offset), so a first
+    /// delivery below N, at or below the last one received, means the topic's offsets went back (a transient topic
+    /// after a restart or failover, or a persistent one whose unreplicated tail a failover cut): what comes from there is
+    /// new. A wildcard subscription's OK names no offset (0), so this is where it learns it, per topic (a concrete
+    /// topic's OK tells already: <see cref="OnSubscribed"/>); before, every message was dropped as a redelivery until
+    /// the topic passed its old offsets. Undetectable when the topic grew past N again before the resubscribe.
+    /// </summary>
+    private void CheckRenumbered(TopicPosition position, long generation, ulong offset)
+    {
+        if (position.Generation == generation)
+        {
+            return;
+        }
+
+        position.Generation = generation;
+        if (generation == Generation && (long)offset < _resumeOffset && (long)offset <= position.LastReceived)
+        {
+            position.LastReceived = (long)offset - 1;
         }
     }
 

@@ -13,4 +13,7 @@ internal sealed class TopicPosition(string name)
 
     /// <summary>Highest position committed (next offset), -1 = none by this client.</summary>
     public long Committed { get; set; } = -1;
+
+    /// <summary>The connection of its last delivery: the first one on a new connection is checked for renumbering.</summary>
+    public long Generation { get; set; }
 }
