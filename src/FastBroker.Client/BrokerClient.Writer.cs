@@ -319,8 +319,19 @@ public sealed partial class BrokerClient
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteJoinGroup(output, op.RequestId, s!.Id, s.GroupUtf8, s.PatternUtf8, op.Value, s.VisibilityTimeoutMs, s.MaxDeliveries);
             case ControlKind.Unsubscribe:
+            {
+                var written = 0;
+                if (op.Acks is { } acks)
+                {
+                    for (var i = 0; i < acks.Length; i += ProtocolConstants.MaxBatchCount)
+                    {
+                        written += FrameWriter.WriteAck(output, 0, s!.Id, acks.AsSpan(i, Math.Min(ProtocolConstants.MaxBatchCount, acks.Length - i)));
+                    }
+                }
+
                 op.RequestId = RegisterLocked(op);
-                return FrameWriter.WriteUnsubscribe(output, op.RequestId, s!.Id);
+                return written + FrameWriter.WriteUnsubscribe(output, op.RequestId, s!.Id);
+            }
             case ControlKind.Commit:
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteCommit(output, op.RequestId, s!.Id, op.Offset, op.Text);
