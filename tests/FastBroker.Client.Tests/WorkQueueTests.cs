@@ -118,6 +118,45 @@ public class WorkQueueTests
     }
 
     [Fact]
+    public async Task A_member_slower_than_the_visibility_timeout_gets_the_redeliveries_instead_of_dropping_them()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var producer = await f.ConnectAsync();
+        await producer.PublishAsync("slow", Bytes("a"));
+        await producer.PublishAsync("slow", Bytes("b"));
+
+        // The only member takes its two jobs into its buffer and does not read them in time: both time out and the
+        // server, whose prefetch for the member they no longer use, hands them to it again (count 2), while the two
+        // stale deliveries still fill the buffer (capacity = prefetch). The redeliveries must not be dropped as "more
+        // than the credit": with MaxDeliveries 2 the next timeout dead-letters them though the member works on.
+        var member = await (await f.ConnectAsync()).JoinGroupAsync("slow", "g", GroupJoinOptions.Default with
+        {
+            Prefetch = 2,
+            VisibilityTimeout = TimeSpan.FromSeconds(2),
+            MaxDeliveries = 2,
+        });
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Redelivered: 2, InFlight: 2 }, "both jobs timed out and went to the member again");
+
+        using var cts = new CancellationTokenSource(Deadline);
+        while (f.Broker.GetSnapshot().Groups.Single() is { Acked: < 2, DeadLettered: 0 })
+        {
+            using var poll = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+            poll.CancelAfter(TimeSpan.FromMilliseconds(50));
+            try
+            {
+                await member.AckAsync(await member.ReadAsync(poll.Token)); // a stale one is refused (UnknownDelivery)
+            }
+            catch (OperationCanceledException) when (!cts.IsCancellationRequested)
+            {
+            }
+        }
+
+        var g = f.Broker.GetSnapshot().Groups.Single();
+        Assert.Equal((2L, 0L), (g.Acked, g.DeadLettered));
+        Assert.DoesNotContain(f.Events, e => e.Message.Contains("more messages than its credit", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Nack_with_requeue_redelivers_and_nack_without_dead_letters_with_the_error()
     {
         await using var f = await ServerFixture.StartAsync();
