@@ -79,6 +79,18 @@ public sealed partial class Broker
                     }
                 }
 
+                // Also a group that only has its state on disk (no member since the broker opened): joining the name over
+                // another topic made a second group of that name, and whichever loaded first after the next restart
+                // locked the other out (its unacked work stranded, its floor holding retention). A group with state over
+                // this topic too (two such, made before this check) is still joined here, as before.
+                foreach (var (key, _) in _dormantGroupFloors)
+                {
+                    if (key.Group == group && key.Topic != t.Name && !_dormantGroupFloors.ContainsKey((t.Name, group)))
+                    {
+                        throw new BrokerException(BrokerErrorCode.TopicConflict, $"group '{group}' already consumes topic '{key.Topic}' (its state is in that topic's directory); a group name belongs to one topic");
+                    }
+                }
+
                 g = new WorkQueueGroup(this, t, group, options);
                 _groups[(t.Name, group)] = g;
                 StartTimer();

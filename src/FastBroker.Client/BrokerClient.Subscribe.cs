@@ -162,13 +162,25 @@ public sealed partial class BrokerClient
                 _subscriptions = copy;
                 if (_connection is not null && _failure is null)
                 {
-                    op = new ControlOp(ControlKind.Unsubscribe, 0, state, awaited: true);
+                    // A member's ACKs still queued go out with the UNSUBSCRIBE, first: the ACK writer runs after the
+                    // control frames and skips an ended member, so they were lost, and the server requeued the
+                    // acked messages for another member to do again.
+                    DeliveryTag[]? acks = null;
+                    if (state.PendingAcks.Count > 0 && state.Generation == _generation)
+                    {
+                        acks = [.. state.PendingAcks];
+                        state.PendingAcks.Clear();
+                    }
+
+                    op = new ControlOp(ControlKind.Unsubscribe, 0, state, awaited: true) { Acks = acks };
                     _control.Add(op);
                 }
             }
+
+            // Ended under the lock: an ACK racing with the leave is either in the UNSUBSCRIBE's ACKs or refused.
+            state.End(new BrokerClientException(ErrorCode.Closed, "the subscription was disposed"), quietly: true);
         }
 
-        state.End(new BrokerClientException(ErrorCode.Closed, "the subscription was disposed"), quietly: true);
         if (op is null)
         {
             return;

@@ -319,8 +319,7 @@ public sealed partial class BrokerClient
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteJoinGroup(output, op.RequestId, s!.Id, s.GroupUtf8, s.PatternUtf8, op.Value, s.VisibilityTimeoutMs, s.MaxDeliveries);
             case ControlKind.Unsubscribe:
-                op.RequestId = RegisterLocked(op);
-                return FrameWriter.WriteUnsubscribe(output, op.RequestId, s!.Id);
+                return WriteUnsubscribeLocked(output, op);
             case ControlKind.Commit:
                 op.RequestId = RegisterLocked(op);
                 return FrameWriter.WriteCommit(output, op.RequestId, s!.Id, op.Offset, op.Text);
@@ -353,6 +352,23 @@ public sealed partial class BrokerClient
             default:
                 return 0;
         }
+    }
+
+    /// <summary>UNSUBSCRIBE, after the ACKs a group member queued before it was disposed (ControlOp.Acks).</summary>
+    private int WriteUnsubscribeLocked(IBufferWriter<byte> output, ControlOp op)
+    {
+        var id = op.Subscription!.Id;
+        var written = 0;
+        if (op.Acks is { } acks)
+        {
+            for (var i = 0; i < acks.Length; i += ProtocolConstants.MaxBatchCount)
+            {
+                written += FrameWriter.WriteAck(output, 0, id, acks.AsSpan(i, Math.Min(ProtocolConstants.MaxBatchCount, acks.Length - i)));
+            }
+        }
+
+        op.RequestId = RegisterLocked(op);
+        return written + FrameWriter.WriteUnsubscribe(output, op.RequestId, id);
     }
 
     private ulong RegisterLocked(ControlOp op)

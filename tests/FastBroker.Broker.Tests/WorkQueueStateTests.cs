@@ -57,6 +57,57 @@ public class WorkQueueStateTests
     }
 
     [Fact]
+    public void Settled_deliveries_leave_no_timeout_behind_and_a_steady_stream_allocates_nothing()
+    {
+        // The default 30 s visibility timeout and a member that acks each delivery at once: the timeouts the group
+        // tracks are those of what is in flight, not of every delivery of the last 30 s, which grew the heap (the
+        // broker's memory, and an allocation per doubling) by the ack rate times the timeout.
+        var q = new WorkQueueState(0, maxDeliveries: 5, TimeSpan.FromSeconds(30));
+        var fast = q.AddMember(64);
+        var next = 0L;
+        void Run(int count)
+        {
+            for (var i = 0; i < count; i++, next++)
+            {
+                q.Enqueue(next);
+                if (!q.TryAssign(next / 1000, out var w) || q.Ack(fast, w.Offset, w.DeliveryCount) != WorkQueueOutcome.Acked)
+                {
+                    Assert.Fail($"offset {next} was not delivered and acked"); // (xunit's asserts allocate: not per message)
+                }
+            }
+        }
+
+        Run(100_000);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Run(100_000);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 16 * 1024, $"{allocated} bytes allocated by 100,000 deliveries and acks");
+        Assert.Null(q.NextDueMs()); // nothing in flight: no timeout to wait for
+        Assert.True(q.TrackedTimeouts <= 64, $"{q.TrackedTimeouts} timeouts tracked with nothing in flight");
+
+        // A delivery that is never acked keeps the oldest deadline in place; the ones acked behind it still go.
+        var slow = q.AddMember(1);
+        WorkAssignment held = default;
+        for (var turn = 0; turn < 2 && held.MemberId != slow; turn++)
+        {
+            q.Enqueue(next++);
+            Assert.True(q.TryAssign(200, out held));
+            if (held.MemberId == fast)
+            {
+                Assert.Equal(WorkQueueOutcome.Acked, q.Ack(fast, held.Offset, held.DeliveryCount));
+            }
+        }
+
+        Assert.Equal(slow, held.MemberId); // round-robin: its turn came within two
+        Run(20_000);
+        Assert.Equal(200 + 30_000, q.NextDueMs());
+        Assert.True(q.TrackedTimeouts <= (2 * 1) + 64, $"{q.TrackedTimeouts} timeouts tracked for 1 delivery in flight");
+        Assert.Equal(WorkQueueOutcome.Acked, q.Ack(slow, held.Offset, held.DeliveryCount));
+        Assert.Null(q.NextDueMs());
+        Assert.Equal(next, q.AckFloor);
+    }
+
+    [Fact]
     public void After_max_deliveries_the_message_is_dead_lettered_with_its_history()
     {
         var q = new WorkQueueState(0, maxDeliveries: 3, s_visibility);

@@ -251,6 +251,25 @@ public class WorkQueueTests
     }
 
     [Fact]
+    public async Task A_group_name_stays_with_its_topic_across_a_restart()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        await f.Broker.PublishAsync("jobs.a", Encoding.UTF8.GetBytes("a0"));
+        f.Broker.JoinGroup("jobs.a", "workers").Dispose();
+
+        // After a restart the group is on disk only until a member joins it again: it still belongs to jobs.a, or a
+        // join over jobs.b made a second "workers" and the first could then never be joined while the second is loaded
+        // (TopicConflict), its unacked work stranded and its floor holding jobs.a's retention for ever.
+        await f.RestartAsync();
+        var ex = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs.b", "workers"));
+        Assert.Equal(BrokerErrorCode.TopicConflict, ex.Code);
+        Assert.False(Directory.Exists(Path.Combine(f.Broker.Options.DataDirectory, "topics", "jobs.b", "groups")));
+
+        using var again = f.Broker.JoinGroup("jobs.a", "workers");
+        Assert.Equal("a0", FetchOne(again, "the unacked job comes back").Payload);
+    }
+
+    [Fact]
     public async Task Messages_nacked_with_a_long_delay_do_not_hold_back_fresh_ones()
     {
         await using var f = await BrokerFixture.StartAsync();

@@ -114,6 +114,18 @@ internal sealed class WorkQueueState
         }
     }
 
+    /// <summary>Visibility timeouts being tracked (tests: about what is in flight, at most twice it + 64).</summary>
+    internal int TrackedTimeouts
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _deadlines.Count;
+            }
+        }
+    }
+
     /// <summary>Adds a member that may hold up to <paramref name="prefetch"/> unacked messages; returns its id.</summary>
     public int AddMember(int prefetch)
     {
@@ -263,6 +275,11 @@ internal sealed class WorkQueueState
             var offset = redelivery ? _redeliver[level].Dequeue() : _fresh[level].Dequeue();
             var count = _deliveryCounts.GetValueOrDefault(offset) + 1;
             _deliveryCounts[offset] = count;
+            if (_deadlines.Count >= (2 * _inFlight.Count) + 64)
+            {
+                RebuildDeadlines();
+            }
+
             var deadline = nowMs + _visibilityTimeoutMs;
             _inFlight[offset] = new InFlight(member.Id, count, deadline);
             _deadlines.Enqueue((offset, count), deadline);
@@ -353,6 +370,7 @@ internal sealed class WorkQueueState
     {
         lock (_gate)
         {
+            TrimSettledDeadlines();
             long? due = null;
             if (_delayed.TryPeek(out _, out var d))
             {
@@ -423,8 +441,39 @@ internal sealed class WorkQueueState
 
         _inFlight.Remove(offset);
         ReleaseCredit(memberId);
+        TrimSettledDeadlines();
         return true;
     }
+
+    /// <summary>
+    /// Drops the deadlines at the head of the heap whose delivery is settled (acked, nacked, expired, or redelivered:
+    /// another count). Deadlines are made in time order, so when acks come about in delivery order this keeps the heap
+    /// at about what is in flight; before, every delivery's deadline stayed until it passed (30 s × the ack rate).
+    /// </summary>
+    private void TrimSettledDeadlines()
+    {
+        while (_deadlines.TryPeek(out var key, out _) && !IsInFlight(key.Offset, key.Count))
+        {
+            _deadlines.Dequeue();
+        }
+    }
+
+    /// <summary>
+    /// Keeps only the deadlines of deliveries in flight: for acks out of order, where an old delivery still in flight
+    /// keeps <see cref="TrimSettledDeadlines"/> from reaching the settled ones behind it. Called when the heap holds
+    /// twice what is in flight (+ 64), so its cost is amortised over at least as many deliveries; allocation-free.
+    /// </summary>
+    private void RebuildDeadlines()
+    {
+        _deadlines.Clear();
+        foreach (var (offset, f) in _inFlight)
+        {
+            _deadlines.Enqueue((offset, f.DeliveryCount), f.DeadlineMs);
+        }
+    }
+
+    private bool IsInFlight(long offset, int deliveryCount) =>
+        _inFlight.TryGetValue(offset, out var f) && f.DeliveryCount == deliveryCount;
 
     private void ReleaseCredit(int memberId)
     {

@@ -60,6 +60,12 @@ internal sealed class ControlOp
     /// </summary>
     public ulong? Epoch { get; set; }
 
+    /// <summary>
+    /// UNSUBSCRIBE of a group member: the ACKs the application queued before leaving, written just ahead of it (an ACK
+    /// behind the UNSUBSCRIBE would be refused, and the server would already have requeued the acked message).
+    /// </summary>
+    public DeliveryTag[]? Acks { get; init; }
+
     /// <summary>When a PING was written (for the round-trip time).</summary>
     public long SentTimestamp { get; set; }
 }

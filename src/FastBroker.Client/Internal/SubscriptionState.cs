@@ -145,8 +145,19 @@ internal sealed class SubscriptionState
 
             if (!Channel!.Writer.TryWrite(message))
             {
-                overflow = true;
-                return null;
+                // A member's buffer is full only when a buffered delivery is no longer the member's: the server holds at
+                // most the prefetch in flight with it, and one timed out (visibility timeout) while it waited here freed
+                // its place for this one. Deliveries time out in the order they were made, which is the buffer's order,
+                // so the oldest is the stale one: it goes (its ACK could only be refused), this one stays. Dropping this
+                // one instead left it in flight with nobody working on it until its own timeout, which could
+                // dead-letter it (WorkQueueTests.A_member_slower_than_the_visibility_timeout_…).
+                if (Kind != SubscriptionKind.Group || !Channel.Reader.TryRead(out _) || !Channel.Writer.TryWrite(message))
+                {
+                    overflow = true;
+                    return null;
+                }
+
+                Buffered--;
             }
 
             Buffered++;
