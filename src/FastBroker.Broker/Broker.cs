@@ -54,6 +54,9 @@ public sealed partial class Broker : IAsyncDisposable
         _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
+    private long _timerFailures;
+    private long _timerFailureLoggedMs = long.MinValue / 2;
+
     /// <summary>The settings the broker runs with.</summary>
     public BrokerOptions Options => _options;
 
@@ -316,7 +319,15 @@ public sealed partial class Broker : IAsyncDisposable
             return;
         }
 
-        Replication?.CheckTimeouts();
+        try
+        {
+            Replication?.CheckTimeouts();
+        }
+        catch (Exception e)
+        {
+            TimerTaskFailed("the replication gate's timeouts", e);
+        }
+
         WorkQueueGroup[] groups;
         lock (_gate)
         {
@@ -330,9 +341,40 @@ public sealed partial class Broker : IAsyncDisposable
 
         foreach (var g in groups)
         {
-            g.OnTimer();
+            try
+            {
+                TimerTaskHook?.Invoke(g.Name);
+                g.OnTimer();
+            }
+            catch (Exception e)
+            {
+                TimerTaskFailed($"work-queue group '{g.Name}' of topic '{g.Topic.Name}'", e);
+            }
         }
     }
+
+    /// <summary>
+    /// One task of the timer tick threw (a journal read of a damaged record, say). The timer runs on a pool thread,
+    /// where an exception would end the process, every client with it: the failure is logged instead (at most one line a
+    /// second, with how many more there were) and the other tasks, and the next ticks, go on.
+    /// </summary>
+    private void TimerTaskFailed(string what, Exception e)
+    {
+        Interlocked.Increment(ref _timerFailures);
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _timerFailureLoggedMs);
+        if (now - last >= 1000 && Interlocked.CompareExchange(ref _timerFailureLoggedMs, now, last) == last)
+        {
+            var total = Interlocked.Read(ref _timerFailures);
+            _options.Log?.Invoke($"timer: {what} failed ({total} timer task failures so far): {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>
+    internal long TimerFailures => Interlocked.Read(ref _timerFailures);
+
+    /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
+    internal Action<string>? TimerTaskHook { get; set; }
 
 
     /// <summary>

@@ -182,6 +182,44 @@ public class WorkQueueTests
         second.Dispose();
     }
 
+    /// <summary>
+    /// A group's timer tick that throws (a read of a damaged record, say; here a test hook) runs on a pool thread,
+    /// where the exception ended the process, and every client with it. It is logged instead, and the ticks go on:
+    /// the visibility timeout still brings the message back.
+    /// </summary>
+    [Fact]
+    public async Task A_timer_tick_that_throws_is_logged_and_the_next_ticks_still_run()
+    {
+        var lines = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = lines.Enqueue });
+        var b = f.Broker;
+        var options = GroupOptions.Default with { Prefetch = 1, VisibilityTimeout = TimeSpan.FromMilliseconds(200) };
+        var first = b.JoinGroup("ticks", "g", options);
+        var throws = 3;
+        b.TimerTaskHook = name =>
+        {
+            if (name == "g" && Interlocked.Decrement(ref throws) >= 0)
+            {
+                throw new InvalidOperationException("a damaged record");
+            }
+        };
+
+        await b.PublishAsync("ticks", Encoding.UTF8.GetBytes("x"));
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() => first.Fetch(1, ref r) == 1, "first delivery");
+        first.Abandon(); // no ack: only a timer tick can bring it back
+
+        var second = b.JoinGroup("ticks", "g", options);
+        var c2 = new Collected();
+        var r2 = new Recorder(c2);
+        Eventually.True(() => second.Fetch(1, ref r2) == 1, "redelivery by a later tick");
+        Assert.Equal(2, c2.Items[0].DeliveryCount);
+        Assert.True(b.TimerFailures >= 3, $"{b.TimerFailures} timer failures");
+        Assert.Contains(lines, l => l.Contains("work-queue group 'g' of topic 'ticks' failed", StringComparison.Ordinal) && l.Contains("a damaged record", StringComparison.Ordinal));
+        second.Dispose();
+    }
+
     [Fact]
     public async Task Higher_priority_messages_are_dispatched_first()
     {
