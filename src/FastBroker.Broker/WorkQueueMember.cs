@@ -9,7 +9,8 @@ namespace FastBroker;
 /// One member of a work-queue group: receives messages no other member has at the same time, up to its prefetch
 /// unacked, and acks or nacks each by its delivery (offset + delivery count). Dispose to leave gracefully (its
 /// unacked messages go back to the group at once); <see cref="Abandon"/> simulates a crash (they wait for their
-/// visibility timeout). One consumer at a time per member.
+/// visibility timeout). Either way, deliveries assigned to it but never fetched go back at once with their delivery
+/// count restored: only a fetch counts as an attempt. One consumer at a time per member.
 /// </summary>
 public sealed class WorkQueueMember : IDisposable
 {
@@ -56,8 +57,10 @@ public sealed class WorkQueueMember : IDisposable
         {
             try
             {
-                // Skip a delivery that timed out while it waited here and has gone to another member.
-                if (_group.IsCurrent(this, d.Message.Offset, d.DeliveryCount))
+                // Skip a delivery that timed out while it waited here and has gone to another member. From here the
+                // delivery counts as received (the server's handler writes it to the connection): one still queued when
+                // the member leaves goes back with its delivery count restored (WorkQueueState.RemoveMember).
+                if (_group.TryHandOver(this, d.Message.Offset, d.DeliveryCount))
                 {
                     handler.OnMessage(d.Message.View(_group.Topic, d.DeliveryCount));
                     n++;
@@ -149,7 +152,7 @@ public sealed class WorkQueueMember : IDisposable
     public WorkQueueOutcome Nack(Message message, bool requeue = true, TimeSpan delay = default, string? error = null) =>
         Nack(message.Offset, message.DeliveryCount, requeue, delay, error);
 
-    /// <summary>Leaves as if crashed: unacked messages are redelivered only after their visibility timeout.</summary>
+    /// <summary>Leaves as if crashed: unacked messages are redelivered only after their visibility timeout (those never fetched at once, not counted).</summary>
     public void Abandon()
     {
         if (Interlocked.Exchange(ref _closed, 1) == 0)
@@ -159,7 +162,7 @@ public sealed class WorkQueueMember : IDisposable
         }
     }
 
-    /// <summary>Leaves the group; unacked messages go back to it at once.</summary>
+    /// <summary>Leaves the group; unacked messages go back to it at once (those never fetched not counted as a delivery).</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _closed, 1) == 0)

@@ -195,8 +195,10 @@ public class WorkQueueStateTests
         var a = q.AddMember(2);
         q.Enqueue(0);
         q.Enqueue(1);
-        Assert.True(q.TryAssign(0, out _));
-        Assert.True(q.TryAssign(0, out _));
+        Assert.True(q.TryAssign(0, out var w0));
+        Assert.True(q.TryAssign(0, out var w1));
+        Assert.True(q.TryHandOver(a, w0.Offset, w0.DeliveryCount));
+        Assert.True(q.TryHandOver(a, w1.Offset, w1.DeliveryCount));
         q.RemoveMember(a, requeueNow: true);
         var b = q.AddMember(2);
         Assert.True(q.TryAssign(1, out var w));
@@ -213,6 +215,7 @@ public class WorkQueueStateTests
             var member = q.AddMember(1);
             Assert.True(q.TryAssign(0, out var w));
             Assert.Equal((0L, delivery), (w.Offset, w.DeliveryCount));
+            Assert.True(q.TryHandOver(member, w.Offset, w.DeliveryCount));
             q.RemoveMember(member, requeueNow: true); // the poison message takes its worker down
         }
 
@@ -222,6 +225,39 @@ public class WorkQueueStateTests
         q.AddMember(1);
         Assert.False(q.TryAssign(0, out _), "not delivered a third time");
         Assert.Equal(1, q.AckFloor);
+    }
+
+    [Fact]
+    public void A_delivery_never_handed_to_its_member_is_no_attempt_when_the_member_leaves()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 2, s_visibility);
+        q.Enqueue(0);
+        q.Enqueue(1);
+        for (var flap = 0; flap < 4; flap++)
+        {
+            var member = q.AddMember(2);
+            Assert.True(q.TryAssign(flap, out var w0));
+            Assert.True(q.TryAssign(flap, out var w1));
+            Assert.Equal((0L, 1, 1L, 1), (w0.Offset, w0.DeliveryCount, w1.Offset, w1.DeliveryCount));
+            q.RemoveMember(member, requeueNow: flap % 2 == 0); // gracefully or vanished: back at once either way
+        }
+
+        Assert.False(q.TryTakeDeadLetter(out _), "nothing dead-lettered");
+        Assert.Equal(2, q.Counters.Ready);
+        Assert.Equal(0, q.Counters.Redelivered);
+
+        // Handed over, it is an attempt as before: the first goes out again as delivery 2, the second still as 1.
+        var a = q.AddMember(2);
+        Assert.True(q.TryAssign(10, out var h0));
+        Assert.True(q.TryAssign(10, out var h1));
+        Assert.True(q.TryHandOver(a, h0.Offset, h0.DeliveryCount));
+        q.RemoveMember(a, requeueNow: true);
+        var b = q.AddMember(2);
+        Assert.True(q.TryAssign(20, out var r0));
+        Assert.True(q.TryAssign(20, out var r1));
+        Assert.Equal((0L, 2, 1L, 1), (r0.Offset, r0.DeliveryCount, r1.Offset, r1.DeliveryCount));
+        Assert.False(q.TryHandOver(a, h1.Offset, h1.DeliveryCount), "a delivery of a member that left is not handed over");
+        Assert.True(q.TryHandOver(b, r1.Offset, r1.DeliveryCount));
     }
 
     [Fact]
@@ -291,6 +327,7 @@ public class WorkQueueStateTests
                 }
 
                 lastHandedOut[w.Offset] = now;
+                Assert.True(q.TryHandOver(w.MemberId, w.Offset, w.DeliveryCount));
                 held[w.MemberId].Add(w);
             }
 

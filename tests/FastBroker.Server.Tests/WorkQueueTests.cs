@@ -79,6 +79,47 @@ public class WorkQueueTests
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().Acked == 3, "the three current tags were acked");
     }
 
+    /// <summary>
+    /// A member's deliveries count once the server has written them to its connection. The connection here reads one
+    /// frame and stops, with both socket buffers at 4 KiB: the server's writer takes 256 deliveries in its first pass
+    /// (its most per membership) and blocks in the flush, the rest of the prefetch stays assigned but unwritten. When
+    /// the connection goes, those come back with their delivery count restored (before, all came back as delivery 2,
+    /// and a consumer flapping like this dead-lettered them unseen).
+    /// </summary>
+    [Fact]
+    public async Task Deliveries_never_written_to_a_lost_connection_come_back_with_their_count_restored()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        const int N = 300;
+        var payload = new byte[16 * 1024]; // 4 MiB in the first pass: far more than the two socket buffers hold
+        for (var i = 0; i < N; i++)
+        {
+            await f.Broker.PublishAsync("big-jobs", payload);
+        }
+
+        var first = await f.ConnectAsync(receiveBufferSize: 4096);
+        f.Server.Sessions.Single().Socket.SendBufferSize = 4096;
+        await first.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "big-jobs"u8, N, maxDeliveries: 2));
+        Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        var received = await first.ReadDeliveriesAsync(1);
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().InFlight == N, "the whole prefetch is assigned");
+        await first.DisposeAsync();
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Members: 0, InFlight: 0 }, "the lost member's deliveries are back");
+
+        await using var second = await f.ConnectAsync();
+        await second.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "big-jobs"u8, N, maxDeliveries: 2));
+        Assert.Equal(FrameType.Ok, (await second.ReadAsync()).Type);
+        var again = (await second.ReadDeliveriesAsync(N)).OrderBy(d => d.Offset).ToList();
+        Assert.Equal(Enumerable.Range(0, N).Select(i => (ulong)i), again.Select(d => d.Offset));
+
+        // Written in offset order: a prefix (at least what was read) went out and counts, the rest never did.
+        var written = again.Count(d => d.DeliveryCount == 2);
+        Assert.InRange(written, received.Count, N - 1);
+        Assert.All(again.Take(written), d => Assert.Equal(2u, d.DeliveryCount));
+        Assert.All(again.Skip(written), d => Assert.Equal(1u, d.DeliveryCount));
+        Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single().DeadLettered);
+    }
+
     [Fact]
     public async Task A_nack_without_requeue_dead_letters_with_the_error_text()
     {

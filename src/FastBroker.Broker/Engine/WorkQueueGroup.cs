@@ -168,9 +168,12 @@ internal sealed class WorkQueueGroup : IDisposable
         }
     }
 
-    /// <summary>True while (offset, count) is still this member's delivery (not timed out and handed to another, broker open).</summary>
-    public bool IsCurrent(WorkQueueMember member, long offset, int deliveryCount) =>
-        !Volatile.Read(ref _disposed) && _state.IsInFlightWith(member.Id, offset, deliveryCount);
+    /// <summary>
+    /// True while (offset, count) is still this member's delivery (not timed out and handed to another, broker open),
+    /// which from now on counts as received: the member's caller is about to hand it over (Fetch).
+    /// </summary>
+    public bool TryHandOver(WorkQueueMember member, long offset, int deliveryCount) =>
+        !Volatile.Read(ref _disposed) && _state.TryHandOver(member.Id, offset, deliveryCount);
 
     public void Release(PooledMessage message)
     {

@@ -154,9 +154,11 @@ internal sealed class WorkQueueState
     }
 
     /// <summary>
-    /// Removes a member. With <paramref name="requeueNow"/> (a graceful leave) its in-flight messages are ready
-    /// again at once, or dead-lettered if they have had MaxDeliveries; without (it vanished), they wait for their
-    /// visibility timeout like any lost delivery.
+    /// Removes a member. Its in-flight messages that were never handed to it (<see cref="TryHandOver"/>: still waiting
+    /// in its queue) are ready again at once with their delivery count restored, in either case: they were no attempt.
+    /// With <paramref name="requeueNow"/> (a graceful leave) the ones it was handed are ready again at once too, or
+    /// dead-lettered if they have had MaxDeliveries; without (it vanished), those wait for their visibility timeout like
+    /// any lost delivery.
     /// </summary>
     public void RemoveMember(int memberId, bool requeueNow)
     {
@@ -169,15 +171,10 @@ internal sealed class WorkQueueState
             }
 
             _members.RemoveAt(index);
-            if (!requeueNow)
-            {
-                return;
-            }
-
             List<long>? mine = null;
             foreach (var (offset, f) in _inFlight)
             {
-                if (f.MemberId == memberId)
+                if (f.MemberId == memberId && (requeueNow || !f.Handed))
                 {
                     (mine ??= []).Add(offset);
                 }
@@ -192,6 +189,14 @@ internal sealed class WorkQueueState
             foreach (var offset in mine)
             {
                 _inFlight.Remove(offset, out var f);
+                if (!f.Handed)
+                {
+                    // Assigned but never fetched (in-process) or written to the connection (server): the member never
+                    // saw it, so it is no attempt. Without this a consumer that flaps (joins, is assigned its prefetch,
+                    // goes before anything is sent) dead-letters messages nobody received.
+                    Restore(offset, f.DeliveryCount);
+                    continue;
+                }
 
                 // Counted like any failed delivery: a message that kills every member it reaches is dead-lettered
                 // after MaxDeliveries, not handed round for ever.
@@ -288,12 +293,27 @@ internal sealed class WorkQueueState
         }
     }
 
-    /// <summary>True while (offset, count) is in flight with <paramref name="memberId"/>.</summary>
-    public bool IsInFlightWith(int memberId, long offset, int deliveryCount)
+    /// <summary>
+    /// Marks the delivery (offset, count) as handed to <paramref name="memberId"/> (fetched in-process, or written to
+    /// the connection by the server) and returns true, while it is still in flight with that member; false when it has
+    /// gone (timed out and reassigned, or the member left): the member must skip it. Only a handed delivery counts as
+    /// an attempt when its member leaves (<see cref="RemoveMember"/>). Allocation-free, under the lock the check took before.
+    /// </summary>
+    public bool TryHandOver(int memberId, long offset, int deliveryCount)
     {
         lock (_gate)
         {
-            return _inFlight.TryGetValue(offset, out var f) && f.MemberId == memberId && f.DeliveryCount == deliveryCount;
+            if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount)
+            {
+                return false;
+            }
+
+            if (!f.Handed)
+            {
+                _inFlight[offset] = f with { Handed = true }; // an existing key: overwritten in place, no allocation
+            }
+
+            return true;
         }
     }
 
@@ -534,6 +554,22 @@ internal sealed class WorkQueueState
         return moved;
     }
 
+    /// <summary>Returns a delivery its member never received to the queue as if it had not been made.</summary>
+    private void Restore(long offset, int deliveryCount)
+    {
+        if (deliveryCount > 1)
+        {
+            _deliveryCounts[offset] = deliveryCount - 1;
+        }
+        else
+        {
+            _deliveryCounts.Remove(offset);
+        }
+
+        // With the redeliveries: ahead of fresh messages, so it goes out again before what was read after it.
+        _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+    }
+
     private void DeadLetterNow(long offset, int deliveryCount, string reason)
     {
         _deadLetters.Enqueue(new DeadLetter(offset, deliveryCount, reason));
@@ -559,7 +595,8 @@ internal sealed class WorkQueueState
         }
     }
 
-    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs);
+    /// <summary>A delivery out with a member; <c>Handed</c> once the member received it (<see cref="TryHandOver"/>).</summary>
+    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs, bool Handed = false);
 
     private sealed class Member(int id, int prefetch)
     {

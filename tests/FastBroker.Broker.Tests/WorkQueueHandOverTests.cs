@@ -1,0 +1,69 @@
+using System.Text;
+using FastBroker.Testing;
+using static FastBroker.BrokerTests.Consume;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// A delivery counts toward MaxDeliveries once it is handed to its member (fetched in-process; the server fetches it
+/// to write it to the connection), not when the group assigns it: one still waiting in the member's queue when the
+/// member goes was never received.
+/// </summary>
+public class WorkQueueHandOverTests
+{
+    [Fact]
+    public async Task A_member_that_leaves_before_fetching_its_prefetch_uses_up_no_delivery()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        const int Prefetch = 3;
+        const int MaxDeliveries = 2;
+        // A visibility timeout no test run reaches: whatever comes back, comes back because its member left.
+        var options = GroupOptions.Default with { Prefetch = Prefetch, MaxDeliveries = MaxDeliveries, VisibilityTimeout = TimeSpan.FromMinutes(10) };
+        for (var i = 0; i < Prefetch; i++)
+        {
+            await b.PublishAsync("flaps", Encoding.UTF8.GetBytes($"job{i}"));
+        }
+
+        GroupSnapshot Group() => b.GetSnapshot().Groups.Single(g => g.Group == "g");
+
+        // A consumer that flaps: joins, is assigned its prefetch, goes before taking anything; more times than
+        // MaxDeliveries leaving gracefully, then as if crashed.
+        for (var flap = 0; flap < MaxDeliveries + 3; flap++)
+        {
+            var member = b.JoinGroup("flaps", "g", options);
+            await Eventually.TrueAsync(() => Group().InFlight == Prefetch || Group().DeadLettered > 0, $"flap {flap}: the prefetch is assigned to the member");
+            Assert.Equal(0, Group().DeadLettered);
+            if (flap <= MaxDeliveries)
+            {
+                member.Dispose();
+            }
+            else
+            {
+                member.Abandon(); // nothing was handed over: nothing waits for the visibility timeout
+            }
+
+            await Eventually.TrueAsync(() => Group().InFlight == 0, $"flap {flap}: the member's assignments are back");
+            Assert.Equal(0, Group().DeadLettered);
+        }
+
+        Assert.Equal(0, Group().DeadLettered);
+        using var next = b.JoinGroup("flaps", "g", options);
+        var got = FetchMany(next, Prefetch, "the next member gets every message");
+        Assert.Equal(["job0", "job1", "job2"], got.Select(x => x.Payload));
+        Assert.All(got, x => Assert.Equal(1, x.DeliveryCount));
+
+        // What was handed over still counts: taken and given back, it comes again as the second delivery.
+        next.Dispose();
+        using var last = b.JoinGroup("flaps", "g", options);
+        var again = FetchMany(last, Prefetch, "redelivered after the graceful leave");
+        Assert.All(again, x => Assert.Equal(2, x.DeliveryCount));
+        foreach (var x in again)
+        {
+            Assert.True(last.Ack(x.Offset, x.DeliveryCount));
+        }
+
+        Assert.Equal(0, Group().DeadLettered);
+        Assert.Equal(Prefetch, Group().Acked);
+    }
+}
