@@ -67,6 +67,61 @@ public class RequestReplyTests
         }
     }
 
+    /// <summary>
+    /// A broker restart renumbers the inbox (a transient topic) from 0. A reply stored before the requester resubscribed
+    /// its inbox sits below the offset the inbox resumes at (here 3), where the server started it at the head: the
+    /// reply was never delivered and the request timed out. The inbox resumes with fallback Earliest instead.
+    /// </summary>
+    [Fact]
+    public async Task A_reply_stored_after_a_broker_restart_before_the_inbox_is_resubscribed_still_arrives()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var requester = await f.ConnectAsync();
+        var requests = f.Broker.Subscribe("svc.renumbered", new SubscriptionOptions { Start = StartPosition.Earliest });
+        using var cts = new CancellationTokenSource(Deadline);
+        var reader = requests.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        async Task<Message> NextRequestAsync()
+        {
+            Assert.True(await reader.MoveNextAsync(), "a request arrives");
+            return reader.Current;
+        }
+
+        static MessageHeaders Correlated(Message request) => new MessageHeaders().Add("fb-correlation-id", request.Header("fb-correlation-id")!);
+
+        // The in-process responder answers three requests: the inbox has received offsets 0 to 2 and resumes at 3.
+        for (var i = 0; i < 3; i++)
+        {
+            var pending = requester.RequestAsync("svc.renumbered", Bytes($"before{i}"), Deadline);
+            var request = await NextRequestAsync();
+            await f.Broker.PublishAsync(request.HeaderText("fb-reply-to")!, Bytes($"reply{i}"), headers: Correlated(request));
+            Assert.Equal($"reply{i}", (await Within(pending)).GetPayloadString());
+        }
+
+        var inFlight = requester.RequestAsync("svc.renumbered", Bytes("across"), Deadline);
+        var last = await NextRequestAsync();
+        await reader.DisposeAsync();
+        requests.Dispose();
+
+        // The reply is stored on the restarted broker before its server listens, so before the requester can resubscribe:
+        // at offset 0 of the renumbered inbox.
+        await f.RestartBrokerAsync(async b => Assert.Equal(0, await b.PublishAsync(last.HeaderText("fb-reply-to")!, Bytes("answer"), headers: Correlated(last))));
+        Assert.Equal("answer", (await Within(inFlight)).GetPayloadString());
+
+        // And the inbox goes on: the next reply (offset 1) is not taken for a redelivery.
+        using var again = f.Broker.Subscribe("svc.renumbered", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var next = requester.RequestAsync("svc.renumbered", Bytes("after"), Deadline);
+        await foreach (var request in again.ReadAllAsync(cts.Token))
+        {
+            if (request.PayloadText == "after")
+            {
+                Assert.Equal(1, await f.Broker.PublishAsync(request.HeaderText("fb-reply-to")!, Bytes("answer2"), headers: Correlated(request)));
+                break;
+            }
+        }
+
+        Assert.Equal("answer2", (await Within(next)).GetPayloadString());
+    }
+
     [Fact]
     public async Task Replying_to_a_message_that_is_not_a_request_is_an_argument_error()
     {

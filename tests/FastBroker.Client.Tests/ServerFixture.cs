@@ -92,15 +92,21 @@ internal sealed class ServerFixture : IAsyncDisposable
 
     /// <summary>
     /// Graceful stop of the server and the broker, then both again on the same port and data directory: what the
-    /// journal holds survives, transient topics start again at offset 0.
+    /// journal holds survives, transient topics start again at offset 0. <paramref name="beforeServing"/> runs on the
+    /// new broker before the new server listens: what it publishes is stored before any client is back.
     /// </summary>
-    public async Task RestartBrokerAsync()
+    public async Task RestartBrokerAsync(Func<Broker, Task>? beforeServing = null)
     {
         var port = Port;
         await Server.StopAsync(TimeSpan.FromSeconds(10));
         await Server.DisposeAsync();
         await Broker.DisposeAsync();
         Broker = await Broker.OpenAsync(_brokerOptions);
+        if (beforeServing is not null)
+        {
+            await beforeServing(Broker);
+        }
+
         Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
     }
 

@@ -329,13 +329,20 @@ internal sealed class SubscriptionState
             }
 
             var credit = (uint)Math.Max(0, Credit - Buffered);
+
+            // The reply inbox resumes with fallback Earliest: when the inbox was renumbered (a transient topic after a
+            // broker restart) and its head is below the resume offset, the server starts it at its earliest message,
+            // not at the head, so a reply stored before this resubscribe still arrives (the OK's lower offset resets
+            // the positions: OnSubscribed). Replies are matched by correlation id, so one seen twice is harmless.
+            // A server that predates the fallback ignores it and starts at the head (docs/protocol.md, SUBSCRIBE).
+            var fallback = Kind == SubscriptionKind.Inbox ? StartKind.Earliest : StartKind.Latest;
             if (!EverReceived)
             {
                 // A concrete topic that had started (the first OK named its offset) continues from there, durable or
                 // not, so that what was published while disconnected is not skipped by a Latest start; otherwise the
                 // original start.
                 return FirstOffset >= 0
-                    ? new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)FirstOffset }
+                    ? new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)FirstOffset, Fallback = fallback }
                     : new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = Start.Kind, Offset = Start.Value, Fallback = Start.Fallback };
             }
 
@@ -356,7 +363,7 @@ internal sealed class SubscriptionState
             }
 
             _resumeOffset = next;
-            return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)next };
+            return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Offset, Offset = (ulong)next, Fallback = fallback };
         }
     }
 

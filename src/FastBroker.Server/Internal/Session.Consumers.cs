@@ -101,6 +101,14 @@ internal sealed partial class Session
                 subscription.Dispose();
                 subscription = _broker.Subscribe(pattern, options with { Start = StartPosition.Latest });
             }
+            else if (frame.Start == Protocol.StartKind.Offset && frame.Fallback == Protocol.StartKind.Earliest && StartsBelow(subscription, pattern, (long)frame.StartValue))
+            {
+                // The topic's head is below the resume offset: its offsets went back (a transient topic after a
+                // restart). What it holds was all stored since, so the client asked for it rather than the head
+                // (its reply inbox: a reply stored before it resubscribed; docs/protocol.md, SUBSCRIBE).
+                subscription.Dispose();
+                subscription = _broker.Subscribe(pattern, options with { Start = StartPosition.Earliest });
+            }
         }
         catch (Exception e)
         {
@@ -124,6 +132,10 @@ internal sealed partial class Session
         SendOk(id, first);
         AddConsumer(consumer);
     }
+
+    /// <summary>A concrete topic's subscription that starts below <paramref name="offset"/> (clamped to the head).</summary>
+    private static bool StartsBelow(Subscription subscription, string topic, long offset) =>
+        !subscription.Pattern.HasWildcards && subscription.Positions.TryGetValue(topic, out var position) && position < offset;
 
     internal void OnJoinGroup(in FrameHeader header, in JoinGroupFrame frame)
     {
