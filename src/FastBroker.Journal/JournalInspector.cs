@@ -42,7 +42,8 @@ public static class JournalInspector
             try
             {
                 var bytes = segment.ScanBytes;
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.MappedLength;
+                // Against the segment size, as open checks it: a file cut short is a sealed segment missing its end, not an unsealed one.
+                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.Size;
                 sealedFlags[i] = isSealed;
                 var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);

@@ -68,12 +68,14 @@ public class InspectorTests
     /// <summary>
     /// Verify's verdict must be what opening the journal does: exit 2 promises that open truncates a damaged tail, so
     /// damage that open refuses (a gap after a sealed segment, a damaged identity block, a header whose base offset
-    /// disagrees with the file name) must be exit 1, even in the last, unsealed segment.
+    /// disagrees with the file name, a sealed segment whose file is shorter than its seal says) must be exit 1, even when
+    /// only unsealed segments follow it.
     /// </summary>
     [Theory]
     [InlineData("gap after a sealed segment")]
     [InlineData("damaged identity block")]
     [InlineData("base offset not the file name")]
+    [InlineData("sealed segment file cut short")]
     public void Verify_calls_corrupt_what_open_refuses_even_in_the_unsealed_last_segment(string damage)
     {
         using var dir = new TempDirectory();
@@ -95,14 +97,22 @@ public class InspectorTests
             case "damaged identity block":
                 JournalFiles.FlipBit(last, 40, bit: 2); // the creation time: the header CRC fails
                 break;
+            case "sealed segment file cut short":
+                // A damaged copy: the file ends at a record boundary before the end its seal records.
+                using (var stream = new FileStream(segments[^2], FileMode.Open, FileAccess.ReadWrite))
+                {
+                    stream.SetLength(JournalFiles.Records(segments[^2])[10].Position);
+                }
+
+                break;
             default:
                 var renamed = Path.Combine(dir.Path, $"{long.Parse(Path.GetFileNameWithoutExtension(last), System.Globalization.CultureInfo.InvariantCulture) + 1:D20}.seg");
                 File.Move(last, renamed);
                 break;
         }
 
+        var report = JournalInspector.Verify(dir.Path); // first: open may restore a short file's length
         Assert.ThrowsAny<JournalException>(() => JournalLog.Open(dir.Path, AppendReadTests.Small).Dispose());
-        var report = JournalInspector.Verify(dir.Path);
         Assert.True(report.IsCorrupt, string.Join("; ", report.Segments.Select(s => s.Problem)));
         Assert.Equal(1, report.ExitCode);
     }
