@@ -19,33 +19,45 @@ public static class JournalInspector
         var results = new List<SegmentVerifyResult>();
         var sealedFlags = new bool[files.Length];
         var firstProblem = -1;
+        var firstProblemRefused = false; // damage that open refuses wherever it is, even with no sealed segment after it
+        var previousUnsealed = false;
         long expectedNext = -1;
         for (var i = 0; i < files.Length; i++)
         {
             var (baseOffset, path) = files[i];
-            var segment = Segment.Open(path, writable: false, 4, out var error, out _);
+            var segment = Segment.Open(path, writable: false, 4, out var error, out var unsupported);
             if (segment is null)
             {
                 results.Add(new SegmentVerifyResult(path, baseOffset, 0, 0, false, $"segment header at byte 0: {error ?? "blank (never written)"}"));
-                firstProblem = firstProblem < 0 ? i : firstProblem;
+                if (firstProblem < 0)
+                {
+                    // Open removes only a blank last file (a creation that never reached the disk); any other bad header is refused.
+                    firstProblem = i;
+                    firstProblemRefused = unsupported || error is not null || i < files.Length - 1;
+                }
+
                 continue;
             }
 
             try
             {
                 var bytes = segment.ScanBytes;
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.MappedLength;
+                // Against the segment size, as open checks it: a file cut short is a sealed segment missing its end, not an unsealed one.
+                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.Size;
                 sealedFlags[i] = isSealed;
                 var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
                 string? problem = null;
+                var refused = false;
                 if (segment.BaseOffset != baseOffset)
                 {
                     problem = $"header base offset {segment.BaseOffset} does not match the file name";
+                    refused = true;
                 }
                 else if (expectedNext >= 0 && baseOffset != expectedNext)
                 {
                     problem = $"starts at offset {baseOffset} but the previous segment ends at {expectedNext}";
+                    refused = !previousUnsealed; // after an unsealed segment: a lost tail, which open removes
                 }
                 else if (isSealed && (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd))
                 {
@@ -60,10 +72,12 @@ public static class JournalInspector
                 if (problem is not null && firstProblem < 0)
                 {
                     firstProblem = i;
+                    firstProblemRefused = refused;
                 }
 
                 results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, isSealed, problem));
                 expectedNext = baseOffset + scan.RecordCount;
+                previousUnsealed = !isSealed;
             }
             finally
             {
@@ -75,8 +89,10 @@ public static class JournalInspector
         var damagedTail = false;
         if (firstProblem >= 0)
         {
-            // Only unsealed segments with no sealed one after them can be a torn tail.
-            corrupt = sealedFlags.AsSpan(firstProblem).Contains(true);
+            // As open decides (JournalRecovery): only damage in unsealed segments with no sealed one after them (a torn
+            // or lost tail, a blank last file) is truncated; a bad header, a name that is not the base offset, or a gap
+            // after a sealed segment is refused wherever it is.
+            corrupt = firstProblemRefused || sealedFlags.AsSpan(firstProblem).Contains(true);
             damagedTail = !corrupt;
         }
 

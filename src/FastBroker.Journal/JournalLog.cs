@@ -49,6 +49,13 @@ public sealed unsafe partial class JournalLog : IDisposable
         }
 
         _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published) : options.InitialOffset;
+        foreach (var s in _segments)
+        {
+            // Timestamps never decrease across a reopen either (seek by time relies on it), also when the last segment
+            // is empty or sealed: the newest one of any segment, not just of the one the writer continues in.
+            _lastTimestamp = Math.Max(_lastTimestamp, s.LastTimestamp);
+        }
+
         if (segments.Count > 0 && !segments[^1].IsSealed)
         {
             Activate(segments[^1]);

@@ -19,10 +19,16 @@ public sealed class JournalVerifyReport
     /// <summary>Bytes of intact records.</summary>
     public long Bytes => Segments.Sum(s => s.Bytes);
 
-    /// <summary>Damage that opening the journal would refuse (sealed segment, or damage followed by sealed data).</summary>
+    /// <summary>
+    /// Damage that opening the journal would refuse: in a sealed segment, followed by sealed data, a bad segment header
+    /// (other than a blank last file), a header whose base offset is not the file name, or a gap after a sealed segment.
+    /// </summary>
     public bool IsCorrupt { get; }
 
-    /// <summary>Damage in the unsealed tail only: opening the journal truncates it and reports what was dropped.</summary>
+    /// <summary>
+    /// Damage in the unsealed tail only (a torn or lost tail, a blank last file): opening the journal truncates it and
+    /// reports what was dropped.
+    /// </summary>
     public bool HasDamagedTail { get; }
 
     /// <summary>0 intact, 1 corrupt, 2 damaged tail only.</summary>

@@ -64,4 +64,84 @@ public class InspectorTests
         Assert.Contains($"byte {victim.Position}", problem, StringComparison.Ordinal);
         Assert.Equal(2, JournalInspector.Verify(dir.Path).ExitCode);
     }
+
+    /// <summary>
+    /// Verify's verdict must be what opening the journal does: exit 2 promises that open truncates a damaged tail, so
+    /// damage that open refuses (a gap after a sealed segment, a damaged identity block, a header whose base offset
+    /// disagrees with the file name, a sealed segment whose file is shorter than its seal says) must be exit 1, even when
+    /// only unsealed segments follow it.
+    /// </summary>
+    [Theory]
+    [InlineData("gap after a sealed segment")]
+    [InlineData("damaged identity block")]
+    [InlineData("base offset not the file name")]
+    [InlineData("sealed segment file cut short")]
+    public void Verify_calls_corrupt_what_open_refuses_even_in_the_unsealed_last_segment(string damage)
+    {
+        using var dir = new TempDirectory();
+        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
+        {
+            AppendReadTests.AppendRange(journal, 3000);
+            RetentionTests.SealAll(journal);
+        }
+
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 3);
+        var last = segments[^1];
+        switch (damage)
+        {
+            case "gap after a sealed segment":
+                File.Delete(segments[^2]);
+                File.Delete(Path.ChangeExtension(segments[^2], ".idx"));
+                break;
+            case "damaged identity block":
+                JournalFiles.FlipBit(last, 40, bit: 2); // the creation time: the header CRC fails
+                break;
+            case "sealed segment file cut short":
+                // A damaged copy: the file ends at a record boundary before the end its seal records.
+                using (var stream = new FileStream(segments[^2], FileMode.Open, FileAccess.ReadWrite))
+                {
+                    stream.SetLength(JournalFiles.Records(segments[^2])[10].Position);
+                }
+
+                break;
+            default:
+                var renamed = Path.Combine(dir.Path, $"{long.Parse(Path.GetFileNameWithoutExtension(last), System.Globalization.CultureInfo.InvariantCulture) + 1:D20}.seg");
+                File.Move(last, renamed);
+                break;
+        }
+
+        var report = JournalInspector.Verify(dir.Path); // first: open may restore a short file's length
+        Assert.ThrowsAny<JournalException>(() => JournalLog.Open(dir.Path, AppendReadTests.Small).Dispose());
+        Assert.True(report.IsCorrupt, string.Join("; ", report.Segments.Select(s => s.Problem)));
+        Assert.Equal(1, report.ExitCode);
+    }
+
+    [Fact]
+    public void Verify_calls_a_gap_after_an_unsealed_segment_a_damaged_tail_as_open_does()
+    {
+        using var dir = new TempDirectory();
+        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
+        {
+            AppendReadTests.AppendRange(journal, 3000);
+            RetentionTests.SealAll(journal);
+        }
+
+        // The last two segments unsealed, and the records at the end of the first of them lost: a lost tail.
+        var segments = JournalFiles.Segments(dir.Path);
+        var previous = segments[^2];
+        using (var stream = new FileStream(previous, FileMode.Open, FileAccess.ReadWrite))
+        {
+            stream.Position = 64;
+            stream.Write(new byte[64]);
+            var records = JournalFiles.Records(previous);
+            stream.Position = records[^1].Position;
+            stream.Write(new byte[records[^1].Length]);
+        }
+
+        File.Delete(Path.ChangeExtension(previous, ".idx"));
+        Assert.Equal(2, JournalInspector.Verify(dir.Path).ExitCode);
+        using var reopened = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        Assert.NotEmpty(reopened.Recovery.Dropped);
+    }
 }

@@ -134,4 +134,60 @@ public class RecoveryTests
             Assert.Equal(2000, AppendReadTests.ReadAllChecked(journal));
         }
     }
+
+    /// <summary>
+    /// Timestamps never decrease, across a reopen too: the time index and seek by time rely on it. When the last
+    /// segment holds no record (a roll whose first record never reached the disk) or is sealed (the next segment's
+    /// file was lost), the writer must still know the newest timestamp of the segments before it.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Timestamps_never_decrease_across_a_reopen_whose_last_segment_is_empty_or_sealed(bool emptyLast)
+    {
+        const long T0 = 1_700_000_000_000;
+        using var dir = new TempDirectory();
+        long count = 0;
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            while (journal.SegmentCount < 3)
+            {
+                Assert.True(journal.TryAppend(default, default, AppendReadTests.PayloadFor(count), RecordFlags.None, T0 + count, out _));
+                count++;
+            }
+
+            journal.Commit();
+            RetentionTests.SealAll(journal);
+        }
+
+        var segments = JournalFiles.Segments(dir.Path);
+        var last = segments[^1];
+        var lastBase = long.Parse(Path.GetFileNameWithoutExtension(last), System.Globalization.CultureInfo.InvariantCulture);
+        if (emptyLast)
+        {
+            // Its records never reached the disk: header only.
+            using var stream = new FileStream(last, FileMode.Open, FileAccess.ReadWrite);
+            stream.Position = JournalFiles.SegmentHeaderSize;
+            stream.Write(new byte[stream.Length - JournalFiles.SegmentHeaderSize]);
+        }
+        else
+        {
+            File.Delete(last); // the roll's new file was lost; the segment before it is sealed
+        }
+
+        var newest = T0 + lastBase - 1;
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.Equal(lastBase, journal.NextOffset);
+            Assert.True(journal.TryAppend(default, default, "late"u8, RecordFlags.None, T0, out var offset)); // a clock that went back
+            Assert.Equal(lastBase, offset);
+            journal.Commit();
+            using var reader = journal.OpenReader(ReadStart.FromOffset(offset));
+            Assert.True(reader.TryRead(out var record));
+            Assert.Equal(newest, record.Timestamp);
+
+            using var byTime = journal.OpenReader(ReadStart.FromTimestamp(newest));
+            Assert.Equal(lastBase - 1, byTime.NextOffset);
+        }
+    }
 }
