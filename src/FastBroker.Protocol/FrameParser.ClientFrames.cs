@@ -18,7 +18,7 @@ public static partial class FrameParser
             return c.Fail("magic", Reasons.BadMagic);
         }
 
-        if (!(c.U16("minVersion", out var min) & c.U16("maxVersion", out var max)))
+        if (!(c.U16("minVersion", out var min) && c.U16("maxVersion", out var max)))
         {
             return false;
         }

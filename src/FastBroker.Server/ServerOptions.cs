@@ -45,7 +45,7 @@ public sealed record ServerOptions
     /// <summary>Password of <see cref="TlsCertificatePath"/>, if any.</summary>
     public string? TlsCertificatePassword { get; init; }
 
-    /// <summary>How long a TLS handshake may take before the connection is dropped.</summary>
+    /// <summary>How long a TLS handshake may take before the connection is dropped (at most <see cref="int.MaxValue"/> ms, about 24 days).</summary>
     public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Announced in WELCOME (at most 255 bytes of UTF-8).</summary>
@@ -97,9 +97,10 @@ public sealed record ServerOptions
             Fail("HeartbeatInterval must be between 10 ms and about 8 days");
         }
 
-        if (TlsHandshakeTimeout <= TimeSpan.Zero)
+        // The session arms it with CancelAfter, which refuses more than about 49 days: past that every TLS session failed.
+        if (TlsHandshakeTimeout <= TimeSpan.Zero || TlsHandshakeTimeout.TotalMilliseconds > int.MaxValue)
         {
-            Fail("TlsHandshakeTimeout must be positive");
+            Fail("TlsHandshakeTimeout must be positive and at most int.MaxValue ms (about 24 days)");
         }
 
         if (Encoding.UTF8.GetByteCount(ServerName ?? "") > ProtocolConstants.MaxNameLength)

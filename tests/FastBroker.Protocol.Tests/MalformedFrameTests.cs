@@ -29,6 +29,7 @@ public class MalformedFrameTests
         ["PING with a body"] = new(Bytes.Frame(FrameType.Ping, new Bytes().U8(0)), true, ErrorCode.MalformedFrame, Reasons.TrailingBytes),
         ["HELLO bad magic"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(0x4B524247)), true, ErrorCode.MalformedFrame, Reasons.BadMagic, "magic"),
         ["HELLO truncated magic"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U16(1)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "magic"),
+        ["HELLO truncated minVersion"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U8(1)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "minVersion"),
         ["HELLO version range"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U16(3).U16(2)), true, ErrorCode.MalformedFrame, Reasons.VersionRange, "maxVersion"),
         ["HELLO token overruns"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U16(1).U16(1).U64(0).U32(0).U8(0).U8(0).U16(5).U8(1)), true, ErrorCode.MalformedFrame, Reasons.FieldOverruns, "authToken"),
         ["HELLO client name bad UTF-8"] = new(Bytes.Frame(FrameType.Hello, new Bytes().U32(ProtocolConstants.Magic).U16(1).U16(1).U64(0).U32(0).U8(3).Raw(s_badUtf8).U8(0).U16(0)), true, ErrorCode.MalformedFrame, Reasons.InvalidUtf8, "clientName"),

@@ -50,6 +50,61 @@ public class ShutdownTests
     }
 
     [Fact]
+    public async Task A_client_that_half_closes_after_publishing_gets_every_confirmation_before_the_server_closes()
+    {
+        await using var f = await ServerFixture.StartAsync();
+
+        // Group-commit confirmations trail the writes: the end of stream arrives while they are outstanding.
+        f.Broker.CreateTopic("hc", f.Broker.Options.DefaultTopicOptions with { Durability = Durability.Fsynced });
+        await using var c = await f.ConnectAsync();
+        const int N = 500;
+        var w = new ArrayBufferWriter<byte>();
+        for (var i = 1; i <= N; i++)
+        {
+            FrameWriter.WritePublish(w, (ulong)i, "hc"u8, Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        await c.SendRawAsync(w.WrittenMemory);
+        c.ShutdownSend(); // done sending, still reading
+
+        var frames = await c.ReadUntilClosedAsync();
+        Assert.All(frames, x => Assert.Equal(FrameType.Confirm, x.Type));
+        var ids = frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
+        Assert.Equal(Enumerable.Range(1, N).Select(i => (ulong)i), ids);
+        Assert.All(frames.SelectMany(x => x.Ranges), r => Assert.Equal(ErrorCode.None, r.Status));
+        Assert.Equal(N, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "hc").Head);
+    }
+
+    [Fact]
+    public async Task A_malformed_frame_after_publishes_is_answered_after_their_confirmations()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("mf", f.Broker.Options.DefaultTopicOptions with { Durability = Durability.Fsynced });
+        await using var c = await f.ConnectAsync();
+        const int N = 500;
+        var w = new ArrayBufferWriter<byte>();
+        for (var i = 1; i <= N; i++)
+        {
+            FrameWriter.WritePublish(w, (ulong)i, "mf"u8, Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        FrameWriter.WritePing(w, N + 1);
+        var bytes = w.WrittenSpan.ToArray();
+        bytes[^10] = 1; // a reserved header byte of the PING (offset 6 of 16): malformed
+        await c.SendRawAsync(bytes);
+
+        var frames = await c.ReadUntilClosedAsync();
+        var last = frames[^1];
+        Assert.True(last.Type == FrameType.Error && last.ErrorCode == ErrorCode.MalformedFrame && last.CloseConnection, $"last frame: {last}");
+        Assert.All(frames[..^1], x => Assert.Equal(FrameType.Confirm, x.Type));
+
+        // Everything before the bad frame was stored, and its confirmations precede the ERROR.
+        Assert.Equal(N, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "mf").Head);
+        var ids = frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
+        Assert.Equal(Enumerable.Range(1, N).Select(i => (ulong)i), ids);
+    }
+
+    [Fact]
     public async Task A_stopped_server_can_be_started_again_on_the_same_port_at_once()
     {
         await using var f = await ServerFixture.StartAsync();

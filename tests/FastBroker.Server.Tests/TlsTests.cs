@@ -34,6 +34,22 @@ public class TlsTests
         Assert.Empty(await plain.ReadUntilClosedAsync());
     }
 
+    [Fact]
+    public async Task A_TLS_handshake_timeout_longer_than_a_timer_can_arm_is_refused_at_start()
+    {
+        // CancelAfter takes at most about 49 days: a longer timeout passed validation, then failed every TLS session
+        // (before its handshake) with an ArgumentOutOfRangeException.
+        using var dir = new TempDirectory("fastbroker-tls");
+        var pfx = dir.Combine("server.pfx");
+        WriteSelfSignedPfx(pfx, "pw");
+        var e = await Assert.ThrowsAsync<BrokerException>(async () =>
+        {
+            await using var f = await ServerFixture.StartAsync(o => o with { TlsCertificatePath = pfx, TlsCertificatePassword = "pw", TlsHandshakeTimeout = TimeSpan.FromDays(60) });
+            await using var c = await RawConnection.OpenAsync(f.EndPoint, tls: true);
+        });
+        Assert.Equal(BrokerErrorCode.InvalidArgument, e.Code);
+    }
+
     private static void WriteSelfSignedPfx(string path, string password)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

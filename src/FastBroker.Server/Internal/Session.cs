@@ -22,6 +22,10 @@ internal sealed partial class Session : IPublishConfirmSink
     // Before HELLO a client keeps its frames under 64 KiB (docs/protocol.md §2); an unauthenticated peer gets no more.
     private const int PreHandshakeMaxFrame = ProtocolConstants.MinimumMaxFrameSize;
 
+    // A client that half-closes or breaks the protocol still gets the confirmations of its earlier publishes: 5 s covers
+    // a group commit (fsync) or a standby's ack; what the broker has not answered by then stays unconfirmed.
+    private const long CloseDrainMs = 5_000;
+
     private readonly BrokerServer _server;
     private readonly Broker _broker;
     private readonly ServerOptions _options;
@@ -38,6 +42,7 @@ internal sealed partial class Session : IPublishConfirmSink
     private volatile bool _writerExit;
     private volatile bool _idleTimedOut;
     private volatile bool _blocked; // waiting for input-ring room: the broker's doing, not the client's
+    private volatile bool _aborted; // the socket was dropped (Abort): nothing more can be sent
     private long _lastReceived;
     private long _flushingSince; // Environment.TickCount64 when the writer's pending flush began; 0 = none
     private long _flushSampled; // the flush whose acknowledged-byte baseline is in _bytesAcked (idle timer only)
@@ -162,6 +167,7 @@ internal sealed partial class Session : IPublishConfirmSink
     /// <summary>Kills the connection at once (server shutdown past its deadline).</summary>
     public void Abort()
     {
+        _aborted = true;
         _closeRequested = true;
         _writerProgress.Set();
         CancelRead();
@@ -227,12 +233,14 @@ internal sealed partial class Session : IPublishConfirmSink
             }
 
             var writer = WriteLoopAsync();
+            var socketFailed = false;
             try
             {
                 await ReadLoopAsync().ConfigureAwait(false);
             }
             catch (Exception e) when (IsConnectionFailure(e))
             {
+                socketFailed = true;
             }
             catch (Exception e)
             {
@@ -241,8 +249,15 @@ internal sealed partial class Session : IPublishConfirmSink
 
             if (!_closeRequested && _stopRequested)
             {
-                await DrainConfirmationsAsync().ConfigureAwait(false);
+                await DrainConfirmationsAsync(_stopDeadline, writer).ConfigureAwait(false);
                 SetFinal(ErrorCode.Closed, "the server is shutting down", 0, protocolError: false);
+            }
+            else if (!socketFailed)
+            {
+                // The client half-closed (end of stream) or broke the protocol, but its socket may still take bytes: what
+                // it published before is confirmed ahead of the last frame, as far as the broker answers within the drain.
+                var deadline = Environment.TickCount64 + CloseDrainMs;
+                await DrainConfirmationsAsync(_stopRequested ? Math.Min(deadline, _stopDeadline) : deadline, writer).ConfigureAwait(false);
             }
 
             _writerExit = true;
@@ -300,10 +315,13 @@ internal sealed partial class Session : IPublishConfirmSink
         }
     }
 
-    private async Task DrainConfirmationsAsync()
+    /// <summary>
+    /// The end of a session (shutdown, end of stream, protocol error): polls until every claimed publish has come back
+    /// from the broker, the deadline (Environment.TickCount64) passes, or the socket can no longer be written.
+    /// </summary>
+    private async Task DrainConfirmationsAsync(long deadline, Task writer)
     {
-        // Shutdown only: poll until every claimed publish has come back from the broker, or the deadline passes.
-        while (Volatile.Read(ref _pendingConfirms) > 0 && Environment.TickCount64 < _stopDeadline)
+        while (Volatile.Read(ref _pendingConfirms) > 0 && Environment.TickCount64 < deadline && !writer.IsCompleted && !_aborted)
         {
             await Task.Delay(2).ConfigureAwait(false);
         }
