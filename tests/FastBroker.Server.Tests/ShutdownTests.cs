@@ -40,7 +40,7 @@ public class ShutdownTests
 
         // Every publish the broker stored was confirmed before Closed: request ids 1 up to the head, once each.
         var stored = f.Broker.GetSnapshot().Topics.Single(t => t.Name == "s").Head;
-        var ids = frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
+        var ids = ConfirmedIds(frames);
         Assert.Equal(Enumerable.Range(1, (int)stored).Select(i => (ulong)i), ids);
         Assert.All(frames.SelectMany(x => x.Ranges), r => Assert.Equal(ErrorCode.None, r.Status));
 
@@ -58,18 +58,12 @@ public class ShutdownTests
         f.Broker.CreateTopic("hc", f.Broker.Options.DefaultTopicOptions with { Durability = Durability.Fsynced });
         await using var c = await f.ConnectAsync();
         const int N = 500;
-        var w = new ArrayBufferWriter<byte>();
-        for (var i = 1; i <= N; i++)
-        {
-            FrameWriter.WritePublish(w, (ulong)i, "hc"u8, Encoding.UTF8.GetBytes($"m{i}"));
-        }
-
-        await c.SendRawAsync(w.WrittenMemory);
+        await c.SendRawAsync(Publishes("hc"u8, N).WrittenMemory);
         c.ShutdownSend(); // done sending, still reading
 
         var frames = await c.ReadUntilClosedAsync();
         Assert.All(frames, x => Assert.Equal(FrameType.Confirm, x.Type));
-        var ids = frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
+        var ids = ConfirmedIds(frames);
         Assert.Equal(Enumerable.Range(1, N).Select(i => (ulong)i), ids);
         Assert.All(frames.SelectMany(x => x.Ranges), r => Assert.Equal(ErrorCode.None, r.Status));
         Assert.Equal(N, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "hc").Head);
@@ -82,12 +76,7 @@ public class ShutdownTests
         f.Broker.CreateTopic("mf", f.Broker.Options.DefaultTopicOptions with { Durability = Durability.Fsynced });
         await using var c = await f.ConnectAsync();
         const int N = 500;
-        var w = new ArrayBufferWriter<byte>();
-        for (var i = 1; i <= N; i++)
-        {
-            FrameWriter.WritePublish(w, (ulong)i, "mf"u8, Encoding.UTF8.GetBytes($"m{i}"));
-        }
-
+        var w = Publishes("mf"u8, N);
         FrameWriter.WritePing(w, N + 1);
         var bytes = w.WrittenSpan.ToArray();
         bytes[^10] = 1; // a reserved header byte of the PING (offset 6 of 16): malformed
@@ -100,7 +89,7 @@ public class ShutdownTests
 
         // Everything before the bad frame was stored, and its confirmations precede the ERROR.
         Assert.Equal(N, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "mf").Head);
-        var ids = frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
+        var ids = ConfirmedIds(frames);
         Assert.Equal(Enumerable.Range(1, N).Select(i => (ulong)i), ids);
     }
 
@@ -123,4 +112,20 @@ public class ShutdownTests
         await d.PublishAsync(2, "r", "y");
         Assert.Equal((ErrorCode.None, 1UL, false), (await d.ReadConfirmsAsync([2]))[2]);
     }
+
+    /// <summary>PUBLISH frames with request ids 1 to <paramref name="count"/>.</summary>
+    private static ArrayBufferWriter<byte> Publishes(ReadOnlySpan<byte> topic, int count)
+    {
+        var w = new ArrayBufferWriter<byte>();
+        for (var i = 1; i <= count; i++)
+        {
+            FrameWriter.WritePublish(w, (ulong)i, topic, Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        return w;
+    }
+
+    /// <summary>The request ids the CONFIRM frames cover, in order.</summary>
+    private static List<ulong> ConfirmedIds(IEnumerable<ServerFrame> frames) =>
+        frames.SelectMany(x => x.Ranges).SelectMany(r => Enumerable.Range(0, (int)r.Count).Select(i => r.FirstRequestId + (ulong)i)).Order().ToList();
 }
