@@ -59,7 +59,7 @@ public sealed partial class Broker
     /// record forgets it (the old instance may then resume until the new one's first message lands; no message is lost
     /// or confirmed twice either way, since each epoch's sequences are deduplicated on their own).
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock).</exception>
     public (ulong NextSequence, ulong Epoch) InitProducer(ulong producerId, ulong epoch = 0)
     {
         if (producerId == 0)

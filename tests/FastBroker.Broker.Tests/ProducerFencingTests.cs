@@ -36,6 +36,32 @@ public sealed class ProducerFencingTests
         Assert.Equal((6UL, current), f.Broker.InitProducer(Id, current)); // a reconnect of the new one resumes
     }
 
+    /// <summary>
+    /// A resumed epoch this broker cannot have given (more than a day ahead of its clock, above every epoch of the id) is
+    /// refused: taken, it fenced every later instance of the id until the expiry, and at ulong.MaxValue the next new
+    /// instance's epoch (newest + 1) wrapped to the current time, below it, so that instance was fenced at once.
+    /// </summary>
+    [Fact]
+    public async Task A_resumed_epoch_never_given_is_refused_and_fences_nothing()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var now = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (var bogus in new[] { ulong.MaxValue, now + (2 * ProducerRegistry.MaxEpochLeadMs) })
+        {
+            Assert.Equal(BrokerErrorCode.InvalidArgument, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, bogus)).Code);
+        }
+
+        // A peer's clock a minute ahead is no reason to refuse.
+        Assert.Equal((0UL, now + 60_000), f.Broker.InitProducer(Id, now + 60_000));
+
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(0UL, next);
+        Assert.True(current > now + 60_000, $"epoch {current}");
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "new0", 1, epoch: current);
+        Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await sink.WaitForAsync(1), 1));
+    }
+
     [Fact]
     public async Task Messages_the_old_instance_queued_before_the_new_one_started_are_fenced_when_they_reach_the_journaler()
     {

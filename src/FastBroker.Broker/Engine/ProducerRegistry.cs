@@ -80,10 +80,17 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     }
 
     /// <summary>
+    /// How far ahead of this broker's clock a resumed epoch may be when it is above the newest of its id (its pair peer's
+    /// clock may run ahead, or this one stepped back): a day.
+    /// </summary>
+    public const ulong MaxEpochLeadMs = 24 * 60 * 60 * 1000;
+
+    /// <summary>
     /// Any thread (a session answering INIT_PRODUCER): starts (<paramref name="epoch"/> 0: an epoch above every earlier
     /// one, at least <paramref name="now"/>) or resumes an instance of <paramref name="producerId"/>; its epoch fences
     /// publishes with lower ones from then on. Null when resuming an epoch that a newer one replaced.
     /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: a resumed epoch this broker cannot have given (more than <see cref="MaxEpochLeadMs"/> ahead of <paramref name="now"/> and above the newest of the id).</exception>
     public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now)
     {
         lock (_addLock)
@@ -97,6 +104,12 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             else if (epoch < newest)
             {
                 return null;
+            }
+            else if (epoch > newest && epoch - Math.Min(epoch, now) > MaxEpochLeadMs)
+            {
+                // Never given: every epoch is at most one more than the newest or the Unix ms it was given at. Taken, it
+                // would fence every later instance of the id until the expiry, and at ulong.MaxValue newest + 1 wrapped.
+                throw new BrokerException(BrokerErrorCode.InvalidArgument, $"producer {producerId:x16}: epoch {epoch} was never given (it is more than a day ahead of this broker's clock and above the newest epoch of the id, {newest})");
             }
 
             if (p is not null)

@@ -150,6 +150,12 @@ internal sealed partial class Session
             Bind(producerId, asked);
             SendError(header.RequestId, ErrorCode.ProducerFenced, $"INIT_PRODUCER: {e.Message}");
         }
+        catch (BrokerException e) when (e.Code == BrokerErrorCode.InvalidArgument)
+        {
+            // An epoch never given: not bound, so this connection's publishes with the id carry no epoch (neither
+            // fenced nor fencing), as a client without the feature.
+            SendError(header.RequestId, ErrorCode.InvalidArgument, $"INIT_PRODUCER: {e.Message}");
+        }
     }
 
     private void Bind(ulong producerId, ulong epoch)
