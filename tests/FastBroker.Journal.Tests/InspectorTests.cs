@@ -8,11 +8,7 @@ public class InspectorTests
     public void Verify_reports_an_intact_journal_with_exit_code_zero()
     {
         using var dir = new TempDirectory();
-        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
-        {
-            AppendReadTests.AppendRange(journal, 3000);
-            RetentionTests.SealAll(journal);
-        }
+        WriteSealed(dir.Path, 3000);
 
         var report = JournalInspector.Verify(dir.Path);
         Assert.Equal(0, report.ExitCode);
@@ -79,11 +75,7 @@ public class InspectorTests
     public void Verify_calls_corrupt_what_open_refuses_even_in_the_unsealed_last_segment(string damage)
     {
         using var dir = new TempDirectory();
-        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
-        {
-            AppendReadTests.AppendRange(journal, 3000);
-            RetentionTests.SealAll(journal);
-        }
+        WriteSealed(dir.Path, 3000);
 
         var segments = JournalFiles.Segments(dir.Path);
         Assert.True(segments.Length >= 3);
@@ -121,11 +113,7 @@ public class InspectorTests
     public void Verify_calls_a_gap_after_an_unsealed_segment_a_damaged_tail_as_open_does()
     {
         using var dir = new TempDirectory();
-        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
-        {
-            AppendReadTests.AppendRange(journal, 3000);
-            RetentionTests.SealAll(journal);
-        }
+        WriteSealed(dir.Path, 3000);
 
         // The last two segments unsealed, and the records at the end of the first of them lost: a lost tail.
         var segments = JournalFiles.Segments(dir.Path);
@@ -143,5 +131,13 @@ public class InspectorTests
         Assert.Equal(2, JournalInspector.Verify(dir.Path).ExitCode);
         using var reopened = JournalLog.Open(dir.Path, AppendReadTests.Small);
         Assert.NotEmpty(reopened.Recovery.Dropped);
+    }
+
+    /// <summary>A journal of <paramref name="records"/> records over small segments, all sealed.</summary>
+    private static void WriteSealed(string path, int records)
+    {
+        using var journal = JournalLog.Open(path, AppendReadTests.Small);
+        AppendReadTests.AppendRange(journal, records);
+        RetentionTests.SealAll(journal);
     }
 }
