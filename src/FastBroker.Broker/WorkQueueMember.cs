@@ -10,7 +10,8 @@ namespace FastBroker;
 /// unacked, and acks or nacks each by its delivery (offset + delivery count). Dispose to leave gracefully (its
 /// unacked messages go back to the group at once); <see cref="Abandon"/> simulates a crash (they wait for their
 /// visibility timeout). Either way, deliveries assigned to it but never fetched go back at once with their delivery
-/// count restored: only a fetch counts as an attempt. One consumer at a time per member.
+/// count restored, as do those whose visibility timeout passes before they are fetched: only a fetch counts as an
+/// attempt. One consumer at a time per member.
 /// </summary>
 public sealed class WorkQueueMember : IDisposable
 {
@@ -60,7 +61,7 @@ public sealed class WorkQueueMember : IDisposable
                 // Skip a delivery that timed out while it waited here and has gone to another member. From here the
                 // delivery counts as received (the server's handler writes it to the connection): one still queued when
                 // the member leaves goes back with its delivery count restored (WorkQueueState.RemoveMember).
-                if (_group.TryHandOver(this, d.Message.Offset, d.DeliveryCount))
+                if (_group.TryHandOver(this, d))
                 {
                     handler.OnMessage(d.Message.View(_group.Topic, d.DeliveryCount));
                     n++;

@@ -66,4 +66,48 @@ public class WorkQueueHandOverTests
         Assert.Equal(0, Group().DeadLettered);
         Assert.Equal(Prefetch, Group().Acked);
     }
+
+    [Fact]
+    public async Task A_delivery_whose_visibility_timeout_passes_while_its_member_does_not_fetch_uses_up_no_delivery()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        const int N = 3;
+        // One attempt each: a timeout that counted would dead-letter the message at once. The live member acks each
+        // delivery as soon as it has it, well within the timeout.
+        var options = GroupOptions.Default with { Prefetch = N, MaxDeliveries = 1, VisibilityTimeout = TimeSpan.FromSeconds(1) };
+        for (var i = 0; i < N; i++)
+        {
+            await b.PublishAsync("slow", Encoding.UTF8.GetBytes($"job{i}"));
+        }
+
+        GroupSnapshot Group() => b.GetSnapshot().Groups.Single(g => g.Group == "g");
+
+        // A member whose consumer never fetches (stuck, or its connection's writer blocked) is assigned everything...
+        using var stuck = b.JoinGroup("slow", "g", options);
+        await Eventually.TrueAsync(() => Group().InFlight == N || Group().DeadLettered > 0, "the stuck member is assigned the messages");
+
+        // ...and a live one gets them once their visibility timeouts pass, as first deliveries: nobody saw them before.
+        using var live = b.JoinGroup("slow", "g", options);
+        var got = new Collected();
+        var acked = 0;
+        await Eventually.TrueAsync(() =>
+        {
+            var r = new Recorder(got);
+            live.Fetch(N, ref r);
+            for (; acked < got.Items.Count; acked++)
+            {
+                var x = got.Items[acked];
+                Assert.True(live.Ack(x.Offset, x.DeliveryCount), $"offset {x.Offset} acked");
+            }
+
+            return got.Items.Count >= N || Group().DeadLettered > 0;
+        }, "the live member gets every message (or the stuck member's timeouts dead-letter them)");
+        Assert.Equal(0, Group().DeadLettered);
+        Assert.Equal(["job0", "job1", "job2"], got.Items.Select(x => x.Payload).Order());
+        Assert.All(got.Items, x => Assert.Equal(1, x.DeliveryCount));
+
+        Assert.Equal(0, Group().DeadLettered);
+        Assert.Equal(0, Group().Redelivered);
+    }
 }

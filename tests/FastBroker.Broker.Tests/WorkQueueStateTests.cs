@@ -41,6 +41,7 @@ public class WorkQueueStateTests
         q.Enqueue(0);
         Assert.True(q.TryAssign(0, out var first));
         Assert.Equal(a, first.MemberId);
+        Assert.True(q.TryHandOver(a, first.Offset, first.DeliveryCount, first.Sequence));
 
         Assert.False(q.TryAssign(999, out _)); // b has credit, but nothing is ready before the timeout
         Assert.Equal(1_000, q.NextDueMs());
@@ -132,11 +133,13 @@ public class WorkQueueStateTests
     public void Timeouts_count_as_failed_deliveries_towards_the_dead_letter_limit()
     {
         var q = new WorkQueueState(0, maxDeliveries: 2, s_visibility);
-        q.AddMember(1);
+        var m = q.AddMember(1);
         q.Enqueue(0);
-        Assert.True(q.TryAssign(0, out _));
+        Assert.True(q.TryAssign(0, out var first));
+        Assert.True(q.TryHandOver(m, first.Offset, first.DeliveryCount, first.Sequence));
         Assert.True(q.TryAssign(1_000, out var second));
         Assert.Equal(2, second.DeliveryCount);
+        Assert.True(q.TryHandOver(m, second.Offset, second.DeliveryCount, second.Sequence));
         Assert.Equal(1, q.ExpireDue(2_000));
         Assert.True(q.TryTakeDeadLetter(out var dl));
         Assert.Equal(2, dl.DeliveryCount);
@@ -197,8 +200,8 @@ public class WorkQueueStateTests
         q.Enqueue(1);
         Assert.True(q.TryAssign(0, out var w0));
         Assert.True(q.TryAssign(0, out var w1));
-        Assert.True(q.TryHandOver(a, w0.Offset, w0.DeliveryCount));
-        Assert.True(q.TryHandOver(a, w1.Offset, w1.DeliveryCount));
+        Assert.True(q.TryHandOver(a, w0.Offset, w0.DeliveryCount, w0.Sequence));
+        Assert.True(q.TryHandOver(a, w1.Offset, w1.DeliveryCount, w1.Sequence));
         q.RemoveMember(a, requeueNow: true);
         var b = q.AddMember(2);
         Assert.True(q.TryAssign(1, out var w));
@@ -215,7 +218,7 @@ public class WorkQueueStateTests
             var member = q.AddMember(1);
             Assert.True(q.TryAssign(0, out var w));
             Assert.Equal((0L, delivery), (w.Offset, w.DeliveryCount));
-            Assert.True(q.TryHandOver(member, w.Offset, w.DeliveryCount));
+            Assert.True(q.TryHandOver(member, w.Offset, w.DeliveryCount, w.Sequence));
             q.RemoveMember(member, requeueNow: true); // the poison message takes its worker down
         }
 
@@ -250,14 +253,42 @@ public class WorkQueueStateTests
         var a = q.AddMember(2);
         Assert.True(q.TryAssign(10, out var h0));
         Assert.True(q.TryAssign(10, out var h1));
-        Assert.True(q.TryHandOver(a, h0.Offset, h0.DeliveryCount));
+        Assert.True(q.TryHandOver(a, h0.Offset, h0.DeliveryCount, h0.Sequence));
         q.RemoveMember(a, requeueNow: true);
         var b = q.AddMember(2);
         Assert.True(q.TryAssign(20, out var r0));
         Assert.True(q.TryAssign(20, out var r1));
         Assert.Equal((0L, 2, 1L, 1), (r0.Offset, r0.DeliveryCount, r1.Offset, r1.DeliveryCount));
-        Assert.False(q.TryHandOver(a, h1.Offset, h1.DeliveryCount), "a delivery of a member that left is not handed over");
-        Assert.True(q.TryHandOver(b, r1.Offset, r1.DeliveryCount));
+        Assert.False(q.TryHandOver(a, h1.Offset, h1.DeliveryCount, h1.Sequence), "a delivery of a member that left is not handed over");
+        Assert.True(q.TryHandOver(b, r1.Offset, r1.DeliveryCount, r1.Sequence));
+    }
+
+    [Fact]
+    public void A_delivery_whose_visibility_timeout_passes_before_it_is_handed_over_is_no_attempt()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 1, s_visibility);
+        var a = q.AddMember(1);
+        q.Enqueue(0);
+        Assert.True(q.TryAssign(0, out var unread));
+
+        // The member never fetched it: its timeout returns it with its count restored, not dead-lettered (the 1st of 1).
+        Assert.Equal(1, q.ExpireDue(1_000));
+        Assert.False(q.TryTakeDeadLetter(out _), "nothing dead-lettered");
+        Assert.Equal(0, q.Counters.Redelivered);
+        Assert.True(q.TryAssign(1_000, out var again));
+        Assert.Equal((a, 0L, 1), (again.MemberId, again.Offset, again.DeliveryCount));
+
+        // The same tag again, to the same member, whose queue still holds the stale copy: only the new one is handed
+        // over, so the member gets the message once.
+        Assert.NotEqual(unread.Sequence, again.Sequence);
+        Assert.False(q.TryHandOver(a, unread.Offset, unread.DeliveryCount, unread.Sequence), "the stale copy is skipped");
+        Assert.True(q.TryHandOver(a, again.Offset, again.DeliveryCount, again.Sequence));
+
+        // Handed over, its timeout is an attempt: the 1st of 1, dead-lettered.
+        Assert.Equal(2_000, q.NextDueMs());
+        Assert.Equal(1, q.ExpireDue(2_000));
+        Assert.True(q.TryTakeDeadLetter(out var dl));
+        Assert.Equal(new DeadLetter(0, 1, "visibility timeout expired"), dl);
     }
 
     [Fact]
@@ -327,7 +358,7 @@ public class WorkQueueStateTests
                 }
 
                 lastHandedOut[w.Offset] = now;
-                Assert.True(q.TryHandOver(w.MemberId, w.Offset, w.DeliveryCount));
+                Assert.True(q.TryHandOver(w.MemberId, w.Offset, w.DeliveryCount, w.Sequence));
                 held[w.MemberId].Add(w);
             }
 

@@ -169,11 +169,11 @@ internal sealed class WorkQueueGroup : IDisposable
     }
 
     /// <summary>
-    /// True while (offset, count) is still this member's delivery (not timed out and handed to another, broker open),
-    /// which from now on counts as received: the member's caller is about to hand it over (Fetch).
+    /// True while this queued copy is still the member's delivery (not timed out or given back since it was queued, broker
+    /// open), which from now on counts as received: the member's caller is about to hand it over (Fetch).
     /// </summary>
-    public bool TryHandOver(WorkQueueMember member, long offset, int deliveryCount) =>
-        !Volatile.Read(ref _disposed) && _state.TryHandOver(member.Id, offset, deliveryCount);
+    public bool TryHandOver(WorkQueueMember member, in MemberDelivery delivery) =>
+        !Volatile.Read(ref _disposed) && _state.TryHandOver(member.Id, delivery.Message.Offset, delivery.DeliveryCount, delivery.Sequence);
 
     public void Release(PooledMessage message)
     {
@@ -261,7 +261,7 @@ internal sealed class WorkQueueGroup : IDisposable
             }
 
             message.AddRef();
-            member.Enqueue(new MemberDelivery(message, a.DeliveryCount));
+            member.Enqueue(new MemberDelivery(message, a.DeliveryCount, a.Sequence));
         }
 
         while (_state.TryTakeDeadLetter(out var dl))
@@ -453,4 +453,4 @@ internal sealed class WorkQueueGroup : IDisposable
 }
 
 /// <summary>A delivery waiting in a member's queue.</summary>
-internal readonly record struct MemberDelivery(PooledMessage Message, int DeliveryCount);
+internal readonly record struct MemberDelivery(PooledMessage Message, int DeliveryCount, long Sequence);

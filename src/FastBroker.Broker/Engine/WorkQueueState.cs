@@ -11,7 +11,9 @@ namespace FastBroker.Engine;
 /// level go before its fresh messages. An unacked delivery returns to the queue only when its visibility timeout
 /// passes (or its member leaves gracefully); a nack returns it at once or after a delay; a delivery that has been
 /// made <c>maxDeliveries</c> times and fails again (nack or timeout), or a nack without requeue, goes to the
-/// dead-letter queue with its history.</para>
+/// dead-letter queue with its history. A delivery is an attempt (counts toward <c>maxDeliveries</c>) only once it was
+/// handed to its member (<see cref="TryHandOver"/>): one that times out or whose member leaves before that goes back
+/// with its delivery count restored.</para>
 /// <para>Offsets must be offered densely (<see cref="Enqueue"/> or <see cref="Skip"/> for each one, in order), so
 /// that <see cref="AckFloor"/> (every offset below it is acked or dead-lettered) is what a restart resumes from.</para>
 /// <para>Thread-safe: every member runs under one lock; critical sections are short and allocation-free in steady state.</para>
@@ -28,11 +30,13 @@ internal sealed class WorkQueueState
     private readonly Dictionary<long, string> _lastErrors = new();
     private readonly PriorityQueue<long, long> _delayed = new();
     private readonly Dictionary<long, InFlight> _inFlight = new();
-    private readonly PriorityQueue<(long Offset, int Count), long> _deadlines = new();
+    // Keyed by the assignment's sequence, not its delivery count: a delivery that went back unhanded gets its count back.
+    private readonly PriorityQueue<(long Offset, long Sequence), long> _deadlines = new();
     private readonly HashSet<long> _doneAboveFloor = new();
     private readonly Queue<DeadLetter> _deadLetters = new();
     private readonly List<Member> _members = new();
     private int _nextMemberId = 1;
+    private long _nextSequence = 1;
     private int _roundRobin;
     private long _floor;
     private long _nextOffset;
@@ -286,24 +290,28 @@ internal sealed class WorkQueueState
             }
 
             var deadline = nowMs + _visibilityTimeoutMs;
-            _inFlight[offset] = new InFlight(member.Id, count, deadline);
-            _deadlines.Enqueue((offset, count), deadline);
-            assignment = new WorkAssignment(member.Id, offset, count, level);
+            var sequence = _nextSequence++;
+            _inFlight[offset] = new InFlight(member.Id, count, deadline, sequence);
+            _deadlines.Enqueue((offset, sequence), deadline);
+            assignment = new WorkAssignment(member.Id, offset, count, level) { Sequence = sequence };
             return true;
         }
     }
 
     /// <summary>
-    /// Marks the delivery (offset, count) as handed to <paramref name="memberId"/> (fetched in-process, or written to
-    /// the connection by the server) and returns true, while it is still in flight with that member; false when it has
-    /// gone (timed out and reassigned, or the member left): the member must skip it. Only a handed delivery counts as
-    /// an attempt when its member leaves (<see cref="RemoveMember"/>). Allocation-free, under the lock the check took before.
+    /// Marks the assignment <paramref name="sequence"/> (<see cref="WorkAssignment.Sequence"/>) of (offset, count) as
+    /// handed to <paramref name="memberId"/> (fetched in-process, or written to the connection by the server) and
+    /// returns true, while it is still in flight with that member; false when it has gone (timed out, or the member
+    /// left): the member must skip it. Only a handed delivery counts as an attempt when its member leaves
+    /// (<see cref="RemoveMember"/>) or its visibility timeout passes. The sequence tells a stale assignment from a new
+    /// one with the same (member, offset, count): one that timed out unhanded got its count back and may come to the
+    /// same member again while the old one still waits in its queue. Allocation-free, under the lock the check took before.
     /// </summary>
-    public bool TryHandOver(int memberId, long offset, int deliveryCount)
+    public bool TryHandOver(int memberId, long offset, int deliveryCount, long sequence)
     {
         lock (_gate)
         {
-            if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount)
+            if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount || f.Sequence != sequence)
             {
                 return false;
             }
@@ -472,7 +480,7 @@ internal sealed class WorkQueueState
     /// </summary>
     private void TrimSettledDeadlines()
     {
-        while (_deadlines.TryPeek(out var key, out _) && !IsInFlight(key.Offset, key.Count))
+        while (_deadlines.TryPeek(out var key, out _) && !IsInFlight(key.Offset, key.Sequence))
         {
             _deadlines.Dequeue();
         }
@@ -488,12 +496,12 @@ internal sealed class WorkQueueState
         _deadlines.Clear();
         foreach (var (offset, f) in _inFlight)
         {
-            _deadlines.Enqueue((offset, f.DeliveryCount), f.DeadlineMs);
+            _deadlines.Enqueue((offset, f.Sequence), f.DeadlineMs);
         }
     }
 
-    private bool IsInFlight(long offset, int deliveryCount) =>
-        _inFlight.TryGetValue(offset, out var f) && f.DeliveryCount == deliveryCount;
+    private bool IsInFlight(long offset, long sequence) =>
+        _inFlight.TryGetValue(offset, out var f) && f.Sequence == sequence;
 
     private void ReleaseCredit(int memberId)
     {
@@ -534,12 +542,23 @@ internal sealed class WorkQueueState
         while (_deadlines.TryPeek(out var key, out var deadline) && deadline <= nowMs)
         {
             _deadlines.Dequeue();
-            if (_inFlight.TryGetValue(key.Offset, out var f) && f.DeliveryCount == key.Count)
+            if (_inFlight.TryGetValue(key.Offset, out var f) && f.Sequence == key.Sequence)
             {
                 // Still out with the same member and the same delivery: its visibility timeout has passed.
                 _inFlight.Remove(key.Offset);
                 ReleaseCredit(f.MemberId);
-                Requeue(key.Offset, f.DeliveryCount, 0, nowMs, "visibility timeout expired");
+                if (f.Handed)
+                {
+                    Requeue(key.Offset, f.DeliveryCount, 0, nowMs, "visibility timeout expired");
+                }
+                else
+                {
+                    // Assigned but never fetched (the member's consumer or connection did not take it in time): nobody
+                    // saw it, so it goes to the next member without using up a delivery. Without this a slow member's
+                    // unread prefetch was dead-lettered after maxDeliveries timeouts (WorkQueueHandOverTests).
+                    Restore(key.Offset, f.DeliveryCount);
+                }
+
                 moved++;
             }
         }
@@ -595,8 +614,11 @@ internal sealed class WorkQueueState
         }
     }
 
-    /// <summary>A delivery out with a member; <c>Handed</c> once the member received it (<see cref="TryHandOver"/>).</summary>
-    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs, bool Handed = false);
+    /// <summary>
+    /// A delivery out with a member; <c>Sequence</c> numbers the assignment (unique in the group), <c>Handed</c> once the
+    /// member received it (<see cref="TryHandOver"/>).
+    /// </summary>
+    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs, long Sequence, bool Handed = false);
 
     private sealed class Member(int id, int prefetch)
     {

@@ -9,4 +9,8 @@ namespace FastBroker;
 /// <param name="Offset">The message's topic offset.</param>
 /// <param name="DeliveryCount">1 for the first delivery, 2 for the first redelivery, …</param>
 /// <param name="Priority">The priority level it was dispatched from (higher first).</param>
-public readonly record struct WorkAssignment(int MemberId, long Offset, int DeliveryCount, int Priority);
+public readonly record struct WorkAssignment(int MemberId, long Offset, int DeliveryCount, int Priority)
+{
+    /// <summary>Numbers the assignment, unique in its group: tells a stale queued copy from a new one with the same tag.</summary>
+    internal long Sequence { get; init; }
+}
