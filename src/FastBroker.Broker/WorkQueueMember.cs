@@ -43,7 +43,10 @@ public sealed class WorkQueueMember : IDisposable
     /// <summary>
     /// Hands up to <paramref name="max"/> waiting deliveries to <paramref name="handler"/>; returns how many (0 once the
     /// member has left or its broker is closed). The messages are copies owned by the group, so a handler may read them
-    /// while the broker is being disposed.
+    /// while the broker is being disposed. A delivery counts as an attempt (toward <see cref="Message.DeliveryCount"/>
+    /// and MaxDeliveries) once it is passed to the handler, also when the handler throws: it received the message (the
+    /// exception propagates; deliveries not yet passed stay queued). A caller that could not pass a delivery on (the
+    /// server: not written to the connection) returns it with <see cref="GiveBack(long, int)"/>.
     /// </summary>
     public int Fetch<THandler>(int max, ref THandler handler)
         where THandler : IMessageHandler
@@ -140,6 +143,15 @@ public sealed class WorkQueueMember : IDisposable
 
     /// <summary>Acknowledges a delivered message.</summary>
     public bool Ack(Message message) => Ack(message.Offset, message.DeliveryCount);
+
+    /// <summary>
+    /// Returns a delivery this member fetched but could not pass on to whoever consumes it (the server: a message too
+    /// large for the client's frame limit, or one it failed to write to the connection) to the group at once, as if it
+    /// had not been made: its delivery count is restored, so unlike <see cref="Nack(long, int, bool, TimeSpan, string?)"/>
+    /// it uses up no attempt. A consumer that saw the message should nack it instead. False when the delivery is no
+    /// longer this member's (acked, timed out) or the broker is closed.
+    /// </summary>
+    public bool GiveBack(long offset, int deliveryCount) => _group.GiveBack(this, offset, deliveryCount);
 
     /// <summary>
     /// Rejects a delivery: with <paramref name="requeue"/> it is redelivered (after <paramref name="delay"/>) unless it

@@ -110,4 +110,39 @@ public class WorkQueueHandOverTests
         Assert.Equal(0, Group().DeadLettered);
         Assert.Equal(0, Group().Redelivered);
     }
+
+    [Fact]
+    public async Task A_delivery_given_back_uses_up_no_attempt_and_one_passed_to_a_throwing_handler_does()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var options = GroupOptions.Default with { Prefetch = 1, MaxDeliveries = 1, VisibilityTimeout = TimeSpan.FromMinutes(10) };
+        await b.PublishAsync("back", Encoding.UTF8.GetBytes("job"));
+        GroupSnapshot Group() => b.GetSnapshot().Groups.Single(g => g.Group == "g");
+
+        // Fetched but not passed on (the server: never written to the connection): given back, no attempt, so the one
+        // attempt MaxDeliveries allows is still there.
+        using var m = b.JoinGroup("back", "g", options);
+        for (var round = 0; round < 3; round++)
+        {
+            var x = FetchOne(m, $"round {round}: the job comes (again)");
+            Assert.Equal(1, x.DeliveryCount);
+            Assert.True(m.GiveBack(x.Offset, x.DeliveryCount));
+            Assert.False(m.GiveBack(x.Offset, x.DeliveryCount), "given back once");
+        }
+
+        Assert.Equal(0, Group().DeadLettered);
+
+        // A handler that throws did receive the message: an attempt, the last one, so leaving dead-letters it.
+        await Eventually.TrueAsync(() => Group().InFlight == 1, "the job is assigned again");
+        var thrower = new Thrower();
+        Assert.Throws<InvalidOperationException>(() => m.Fetch(1, ref thrower));
+        m.Dispose();
+        await Eventually.TrueAsync(() => Group().DeadLettered == 1, "the job received by the throwing handler is dead-lettered");
+    }
+
+    private struct Thrower : IMessageHandler
+    {
+        public readonly void OnMessage(scoped in MessageView message) => throw new InvalidOperationException("handler failed");
+    }
 }

@@ -86,6 +86,44 @@ public class WorkQueueTests
     /// the connection goes, those come back with their delivery count restored (before, all came back as delivery 2,
     /// and a consumer flapping like this dead-lettered them unseen).
     /// </summary>
+    /// <summary>
+    /// A message too large for a member's connection (its maxInboundFrameSize) ends the membership; the server never
+    /// wrote it, nor what its fetch took after it, so those come back with their count restored. What was written
+    /// before it counts. Before, the whole fetch counted: the too-large message and the ones behind it came back as
+    /// delivery 2 (and with maxDeliveries 1 were dead-lettered) although the client never got them.
+    /// </summary>
+    [Fact]
+    public async Task A_delivery_too_large_for_the_members_connection_and_those_behind_it_are_no_attempt()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        string[] jobs = ["s0", "s1", "big", "s3", "s4"];
+        foreach (var job in jobs)
+        {
+            await f.Broker.PublishAsync("mixed", job == "big" ? new byte[4000] : Encoding.UTF8.GetBytes(job));
+        }
+
+        await using (var small = await f.ConnectAsync(maxInboundFrameSize: 2048))
+        {
+            await small.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "mixed"u8, 10, maxDeliveries: 2));
+            Assert.Equal(FrameType.Ok, (await small.ReadAsync()).Type);
+            var others = new List<ServerFrame>();
+            var written = await small.ReadDeliveriesAsync(2, others);
+            Assert.Equal(["s0", "s1"], written.Select(d => d.Text));
+            var error = others.Count > 0 ? others[0] : await small.ReadAsync();
+            Assert.Equal((ErrorCode.MessageTooLarge, 1u, true), (error.ErrorCode, error.ErrorSubscriptionId, error.SubscriptionEnded));
+        }
+
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Members: 0, InFlight: 0 }, "the ended member's deliveries are back");
+        await using var large = await f.ConnectAsync();
+        await large.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "mixed"u8, 10, maxDeliveries: 2));
+        Assert.Equal(FrameType.Ok, (await large.ReadAsync()).Type);
+        var again = (await large.ReadDeliveriesAsync(jobs.Length)).OrderBy(d => d.Offset).ToList();
+        Assert.Equal(
+            [(0ul, 2u), (1ul, 2u), (2ul, 1u), (3ul, 1u), (4ul, 1u)],
+            again.Select(d => (d.Offset, d.DeliveryCount)));
+        Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single().DeadLettered);
+    }
+
     [Fact]
     public async Task Deliveries_never_written_to_a_lost_connection_come_back_with_their_count_restored()
     {

@@ -168,6 +168,20 @@ internal sealed class WorkQueueGroup : IDisposable
         }
     }
 
+    public bool GiveBack(WorkQueueMember member, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (_disposed || !_state.GiveBack(member.Id, offset, deliveryCount))
+            {
+                return false;
+            }
+
+            PumpLocked();
+            return true;
+        }
+    }
+
     /// <summary>
     /// True while this queued copy is still the member's delivery (not timed out or given back since it was queued, broker
     /// open), which from now on counts as received: the member's caller is about to hand it over (Fetch).

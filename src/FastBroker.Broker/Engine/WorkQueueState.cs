@@ -325,6 +325,25 @@ internal sealed class WorkQueueState
         }
     }
 
+    /// <summary>
+    /// Takes back a delivery its member was handed but could not pass on (the server could not write it to the
+    /// connection): ready again at once with its delivery count restored, so it is no attempt. False when it is not
+    /// in flight with that member, or not handed to it yet (a copy waiting in its queue: the fetch would still take it).
+    /// </summary>
+    public bool GiveBack(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!_inFlight.TryGetValue(offset, out var f) || !f.Handed || !TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return false;
+            }
+
+            Restore(offset, deliveryCount);
+            return true;
+        }
+    }
+
     /// <summary>Acknowledges a delivery; only the member holding that exact delivery can.</summary>
     public WorkQueueOutcome Ack(int memberId, long offset, int deliveryCount)
     {

@@ -5,13 +5,16 @@ internal sealed class MemberConsumer(Session session, uint id, WorkQueueMember m
 {
     private const int MaxPerFetch = 256;
 
+    // Deliveries the member's fetch handed over but the encoder did not write (error path only, writer thread).
+    private List<(long Offset, int DeliveryCount)>? _unsent;
+
     public WorkQueueMember Member { get; } = member;
 
     public override int Available => MaxPerFetch;
 
     public override int Deliver(DeliveryEncoder encoder, int max, out bool more)
     {
-        var handler = new DeliverHandler(encoder);
+        var handler = new MemberDeliverHandler(encoder, this);
         encoder.Begin(this);
         try
         {
@@ -22,11 +25,34 @@ internal sealed class MemberConsumer(Session session, uint id, WorkQueueMember m
         finally
         {
             encoder.End();
+            GiveBackUnsent();
         }
     }
+
+    /// <summary>Notes a fetched delivery that never reached the connection (too large for the client, or the write failed).</summary>
+    public void NoteUnsent(long offset, int deliveryCount) => (_unsent ??= []).Add((offset, deliveryCount));
 
     protected override ValueTask WaitReadableAsync() => Member.WaitAsync();
 
     // Dispose, not Abandon: the member's unacked deliveries go back to the group at once (docs/protocol.md §8).
     protected override void ReleaseBrokerObject() => Member.Dispose();
+
+    /// <summary>
+    /// A delivery the client never got is no attempt (docs/protocol.md §8): it goes back with its count restored before
+    /// the writer ends the membership, instead of counting toward maxDeliveries with the ones really written.
+    /// </summary>
+    private void GiveBackUnsent()
+    {
+        if (_unsent is not { Count: > 0 } unsent)
+        {
+            return;
+        }
+
+        foreach (var (offset, deliveryCount) in unsent)
+        {
+            Member.GiveBack(offset, deliveryCount);
+        }
+
+        unsent.Clear();
+    }
 }
