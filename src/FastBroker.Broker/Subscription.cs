@@ -36,6 +36,12 @@ public sealed class Subscription : IDisposable
 
     internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options, Func<Subscription, InlineDelivery>? inline = null)
     {
+        if (options.BatchSize < 1)
+        {
+            // 0 made every round of ReadAllAsync, ConsumeAsync and an inline delivery fetch nothing: silence, for ever.
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"SubscriptionOptions.BatchSize must be at least 1, not {options.BatchSize}");
+        }
+
         _broker = broker;
         _inline = inline?.Invoke(this);
         Pattern = pattern;

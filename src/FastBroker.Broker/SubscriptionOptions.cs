@@ -18,6 +18,9 @@ public sealed record SubscriptionOptions
     /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 
-    /// <summary>Messages fetched per round by <see cref="Subscription.ReadAllAsync"/>.</summary>
+    /// <summary>
+    /// Messages fetched per round by <see cref="Subscription.ReadAllAsync"/>, <see cref="Subscription.ConsumeAsync{THandler}"/>
+    /// and an inline subscription's delivery; at least 1 (<c>Subscribe</c> refuses less with <see cref="BrokerErrorCode.InvalidArgument"/>).
+    /// </summary>
     public int BatchSize { get; init; } = 256;
 }
