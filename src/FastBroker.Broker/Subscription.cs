@@ -131,7 +131,7 @@ public sealed class Subscription : IDisposable
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
-        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out _);
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out _, autoCommit: true);
 
     /// <summary>
     /// <see cref="Fetch{THandler}(int, ref THandler)"/>, also telling how many records were examined, including the ones
@@ -141,14 +141,14 @@ public sealed class Subscription : IDisposable
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler, out int examined)
-        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out examined);
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out examined, autoCommit: true);
 
     /// <summary>
     /// A fetch counted in <see cref="_fetching"/>, so that a <see cref="Dispose"/> during it (from another thread, from
     /// its own handler, or by the broker closing) leaves the cursors to the last fetch out: a journal segment stays
     /// mapped while a span into it can still be read. Two interlocked operations per call, none per message.
     /// </summary>
-    private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined)
+    private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined, bool autoCommit)
         where THandler : IMessageHandler
     {
         Interlocked.Increment(ref _fetching);
@@ -161,7 +161,7 @@ public sealed class Subscription : IDisposable
                 throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
             }
 
-            return FetchCore(max, ref handler, out examined);
+            return FetchCore(max, ref handler, out examined, autoCommit);
         }
         finally
         {
@@ -174,7 +174,7 @@ public sealed class Subscription : IDisposable
     }
 
     /// <summary>Returns how many were delivered; <paramref name="read"/> counts the ones filtered out or expired too.</summary>
-    private int FetchCore<THandler>(int max, ref THandler handler, out int read)
+    private int FetchCore<THandler>(int max, ref THandler handler, out int read, bool autoCommit)
         where THandler : IMessageHandler
     {
         var cursors = Volatile.Read(ref _cursors);
@@ -197,7 +197,7 @@ public sealed class Subscription : IDisposable
             Interlocked.Add(ref _delivered, sink.Delivered);
         }
 
-        if (Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
+        if (autoCommit && Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
         {
             Commit();
         }
@@ -231,25 +231,91 @@ public sealed class Subscription : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    /// <summary>Every message as an owned copy, in order per topic, until cancelled or disposed.</summary>
+    /// <summary>
+    /// Every message as an owned copy, in order per topic, until cancelled or disposed. Fetches
+    /// <see cref="SubscriptionOptions.BatchSize"/> at a time; with <see cref="SubscriptionOptions.AutoCommit"/> a batch is
+    /// committed once the loop asks for the message after its last (it is done with all of them), not when it is
+    /// fetched. A loop that leaves early (break, exception, disposal of the enumerator) leaves the subscription right
+    /// after the last message it was given: the rest of the batch is read again by the next fetch, and is not committed.
+    /// </summary>
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
         var collector = new Collector(new List<Message>(Options.BatchSize));
-        while (Volatile.Read(ref _disposed) == 0)
+        var given = 0;
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            collector.Items.Clear();
-            Fetch(Options.BatchSize, ref collector, out var examined);
-            if (examined == 0)
+            while (Volatile.Read(ref _disposed) == 0)
             {
-                await _signal.WaitAsync().ConfigureAwait(false);
-                continue;
+                cancellationToken.ThrowIfCancellationRequested();
+                collector.Items.Clear();
+                given = 0;
+                FetchGuarded(Options.BatchSize, ref collector, out var examined, autoCommit: false);
+                if (examined == 0)
+                {
+                    await _signal.WaitAsync().ConfigureAwait(false);
+                    continue;
+                }
+
+                foreach (var m in collector.Items)
+                {
+                    given++;
+                    yield return m;
+                }
+
+                // The loop asked for the next message: it is done with this batch (and with what the filters skipped).
+                if (Options.AutoCommit && Volatile.Read(ref _disposed) == 0)
+                {
+                    Commit();
+                }
+            }
+        }
+        finally
+        {
+            if (given < collector.Items.Count)
+            {
+                GiveBack(collector.Items, given);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReadAllAsync"/> left before giving out its batch from <paramref name="given"/> on: each topic's cursor
+    /// goes back to its first message not given, so the next fetch delivers them (before, they were lost to this
+    /// subscription, and an auto-commit had already committed past them: a restart skipped them too).
+    /// </summary>
+    private void GiveBack(List<Message> items, int given)
+    {
+        Interlocked.Increment(ref _fetching); // as a fetch: a Dispose meanwhile leaves the cursors to the finally below
+        try
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
             }
 
-            foreach (var m in collector.Items)
+            Interlocked.Add(ref _delivered, given - items.Count);
+            foreach (var cursor in Volatile.Read(ref _cursors))
             {
-                yield return m;
+                for (var i = given; i < items.Count; i++)
+                {
+                    if (items[i].Topic == cursor.Topic.Name)
+                    {
+                        cursor.Rewind(items[i].Offset); // a topic's messages are in offset order: its first not given
+                        break;
+                    }
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The broker closed the topic's journal under us: the subscription is being closed with it.
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _fetching) == 0 && Volatile.Read(ref _disposed) != 0)
+            {
+                ReleaseCursors();
             }
         }
     }
@@ -535,7 +601,7 @@ public sealed class Subscription : IDisposable
                     // Until nothing is left to read (a batch that the filters emptied is not the end).
                     while (Volatile.Read(ref owner._disposed) == 0)
                     {
-                        owner.FetchCore(batch, ref _handler, out var read);
+                        owner.FetchCore(batch, ref _handler, out var read, autoCommit: true);
                         if (read == 0)
                         {
                             break;

@@ -12,7 +12,11 @@ public sealed record SubscriptionOptions
     /// <summary>A name makes the subscription durable: its committed positions survive restarts (and failover).</summary>
     public string? DurableName { get; init; }
 
-    /// <summary>Commit the position after every fetch (durable subscriptions). Off: call <see cref="Subscription.Commit()"/>.</summary>
+    /// <summary>
+    /// Commit the position after every fetch (durable subscriptions): after <see cref="Subscription.Fetch{THandler}(int, ref THandler)"/>
+    /// and <see cref="Subscription.ConsumeAsync{THandler}"/> once the handler has returned; for <see cref="Subscription.ReadAllAsync"/>
+    /// once the loop asks for the message after a batch's last. Off: call <see cref="Subscription.Commit()"/>.
+    /// </summary>
     public bool AutoCommit { get; init; }
 
     /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>
