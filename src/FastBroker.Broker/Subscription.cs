@@ -541,7 +541,7 @@ public sealed class Subscription : IDisposable
 
         foreach (var (name, value) in _filters)
         {
-            if (!m.TryGetHeader(name, out var v) || !v.SequenceEqual(value))
+            if (!HasHeader(m.Headers, name, value))
             {
                 _filtered++;
                 return false;
@@ -549,6 +549,25 @@ public sealed class Subscription : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// True when any entry of the header block is <paramref name="name"/> = <paramref name="value"/>: a name may repeat,
+    /// and the filter asks whether the message has that value (docs/protocol.md, SUBSCRIBE), not whether its first
+    /// entry of the name does. Allocation-free.
+    /// </summary>
+    private static bool HasHeader(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var reader = new Journal.RecordHeaderReader(headers);
+        while (reader.TryReadNext(out var n, out var v))
+        {
+            if (n.SequenceEqual(name) && v.SequenceEqual(value))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private ref struct Sink<THandler>(Subscription owner, ref THandler handler) : ICursorSink

@@ -19,7 +19,10 @@ public sealed record SubscriptionOptions
     /// </summary>
     public bool AutoCommit { get; init; }
 
-    /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>
+    /// <summary>
+    /// Only messages whose headers have all of these values (UTF-8 text) are delivered: for each filter, some entry of
+    /// that name with exactly that value (a name may repeat in a message; any of its entries can match).
+    /// </summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 
     /// <summary>
