@@ -126,7 +126,9 @@ public sealed class Subscription : IDisposable
     /// Hands up to <paramref name="max"/> available messages to <paramref name="handler"/> and returns how many were
     /// delivered; 0 when nothing is available now. Allocation-free with a struct handler. The spans a message view
     /// holds stay valid until the handler returns, even if the subscription or its broker is disposed meanwhile (the
-    /// fetch then finishes its batch without committing, and the next one throws).
+    /// fetch then finishes its batch without committing, and the next one throws). An exception from the handler
+    /// propagates; the messages before it count as delivered, the one it threw on is delivered again by the next fetch,
+    /// and the failed fetch commits nothing.
     /// </summary>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
@@ -179,22 +181,37 @@ public sealed class Subscription : IDisposable
     {
         var cursors = Volatile.Read(ref _cursors);
         var sink = new Sink<THandler>(this, ref handler);
+        TopicCursor? cursor = null;
         read = 0;
-        for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
+        try
         {
-            var cursor = cursors[(_nextCursor + i) % cursors.Length];
-            sink.Topic = cursor.Topic;
-            read += cursor.Read(max - sink.Delivered, ref sink);
+            for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
+            {
+                cursor = cursors[(_nextCursor + i) % cursors.Length];
+                sink.Topic = cursor.Topic;
+                read += cursor.Read(max - sink.Delivered, ref sink);
+            }
+        }
+        catch when (sink.InHandler && cursor is not null)
+        {
+            // The handler threw: it has not finished that message, so the next fetch delivers it again (and this one
+            // commits nothing). Before, the cursor stayed past it: the message was lost to the subscription, and the
+            // next auto-commit committed past it.
+            RewindAfterHandlerFailure(cursor, sink.Offset);
+            throw;
+        }
+        finally
+        {
+            // The messages whose handler returned were delivered, also when a later one throws.
+            if (sink.Delivered > 0)
+            {
+                Interlocked.Add(ref _delivered, sink.Delivered);
+            }
         }
 
         if (cursors.Length > 1)
         {
             _nextCursor = (_nextCursor + 1) % cursors.Length;
-        }
-
-        if (sink.Delivered > 0)
-        {
-            Interlocked.Add(ref _delivered, sink.Delivered);
         }
 
         if (autoCommit && Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
@@ -203,6 +220,21 @@ public sealed class Subscription : IDisposable
         }
 
         return sink.Delivered;
+    }
+
+    /// <summary>Slow path of a handler's exception: its cursor goes back to the message it failed on.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RewindAfterHandlerFailure(TopicCursor cursor, long offset)
+    {
+        try
+        {
+            cursor.Rewind(offset);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The broker closed the topic's journal meanwhile: the subscription is closing too; the handler's exception
+            // is the one to report.
+        }
     }
 
     /// <summary>Completes when messages may be available (or the subscription was closed).</summary>
@@ -580,6 +612,12 @@ public sealed class Subscription : IDisposable
         /// <summary>The topic of the cursor being read (its expired counter).</summary>
         public TopicState Topic = null!;
 
+        /// <summary>True while the handler runs: an exception then is the handler's, on the message at <see cref="Offset"/>.</summary>
+        public bool InHandler;
+
+        /// <summary>The offset of the message last handed to the handler.</summary>
+        public long Offset;
+
         public void Offer(scoped in MessageView message, ushort flags)
         {
             // An inline handler may dispose its own subscription mid-batch: deliver nothing after that.
@@ -590,7 +628,10 @@ public sealed class Subscription : IDisposable
 
             if (owner.Passes(message, flags, Topic))
             {
+                Offset = message.Offset;
+                InHandler = true;
                 _handler.OnMessage(message);
+                InHandler = false;
                 Delivered++;
             }
         }
