@@ -5,6 +5,9 @@ namespace FastBroker;
 /// <summary>Subscriptions and work-queue groups.</summary>
 public sealed partial class Broker
 {
+    /// <summary>The longest finite <see cref="RequestAsync"/> timeout: what a cancellation timer takes (2³² − 2 ms, about 49.7 days).</summary>
+    private static readonly TimeSpan s_maxRequestTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
+
     /// <summary>
     /// Subscribes to every topic matching <paramref name="pattern"/> (<c>orders.*</c> one level, <c>orders.&gt;</c>
     /// the rest; a plain name is one topic, created on first use when auto-creation is on).
@@ -104,10 +107,19 @@ public sealed partial class Broker
     /// Request-reply: publishes to <paramref name="topic"/> with <c>fb-reply-to</c> and <c>fb-correlation-id</c>
     /// headers and waits for the first message on the reply topic carrying the same correlation id.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Timeout"/> when no reply came in time.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Timeout"/> when no reply came in time;
+    /// <see cref="BrokerErrorCode.InvalidArgument"/> (nothing sent) for a negative <paramref name="timeout"/> other than
+    /// <see cref="Timeout.InfiniteTimeSpan"/>, or a finite one over 2³² − 2 ms (about 49.7 days, the most a timer takes).</exception>
     public async Task<Message> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, string? replyTopic = null, CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();
+        if (timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.Zero || timeout > s_maxRequestTimeout))
+        {
+            // Checked before sending: the timer refused it only after the request was published (a service then
+            // worked for a caller that had already failed), and a sub-millisecond negative one timed out at once.
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"a request timeout is 0 to {s_maxRequestTimeout} or Timeout.InfiniteTimeSpan, not {timeout}");
+        }
+
         var correlation = Guid.NewGuid().ToString("N");
         replyTopic ??= _replyTopic; // one transient reply topic per broker; replies are matched by correlation id
         using var replies = Subscribe(replyTopic, new SubscriptionOptions { Start = StartPosition.Latest, HeaderFilters = new Dictionary<string, string> { ["fb-correlation-id"] = correlation } });

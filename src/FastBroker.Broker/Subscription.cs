@@ -36,6 +36,12 @@ public sealed class Subscription : IDisposable
 
     internal Subscription(Broker broker, TopicPattern pattern, SubscriptionOptions options, Func<Subscription, InlineDelivery>? inline = null)
     {
+        if (options.BatchSize < 1)
+        {
+            // 0 made every round of ReadAllAsync, ConsumeAsync and an inline delivery fetch nothing: silence, for ever.
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"SubscriptionOptions.BatchSize must be at least 1, not {options.BatchSize}");
+        }
+
         _broker = broker;
         _inline = inline?.Invoke(this);
         Pattern = pattern;
@@ -120,12 +126,14 @@ public sealed class Subscription : IDisposable
     /// Hands up to <paramref name="max"/> available messages to <paramref name="handler"/> and returns how many were
     /// delivered; 0 when nothing is available now. Allocation-free with a struct handler. The spans a message view
     /// holds stay valid until the handler returns, even if the subscription or its broker is disposed meanwhile (the
-    /// fetch then finishes its batch without committing, and the next one throws).
+    /// fetch then finishes its batch without committing, and the next one throws). An exception from the handler
+    /// propagates; the messages before it count as delivered, the one it threw on is delivered again by the next fetch,
+    /// and the failed fetch commits nothing.
     /// </summary>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
-        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out _);
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out _, autoCommit: true);
 
     /// <summary>
     /// <see cref="Fetch{THandler}(int, ref THandler)"/>, also telling how many records were examined, including the ones
@@ -135,14 +143,14 @@ public sealed class Subscription : IDisposable
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler, out int examined)
-        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out examined);
+        where THandler : IMessageHandler => FetchGuarded(max, ref handler, out examined, autoCommit: true);
 
     /// <summary>
     /// A fetch counted in <see cref="_fetching"/>, so that a <see cref="Dispose"/> during it (from another thread, from
     /// its own handler, or by the broker closing) leaves the cursors to the last fetch out: a journal segment stays
     /// mapped while a span into it can still be read. Two interlocked operations per call, none per message.
     /// </summary>
-    private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined)
+    private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined, bool autoCommit)
         where THandler : IMessageHandler
     {
         Interlocked.Increment(ref _fetching);
@@ -155,7 +163,7 @@ public sealed class Subscription : IDisposable
                 throw new InvalidOperationException("an inline subscription is delivered by the broker; it cannot also be fetched from");
             }
 
-            return FetchCore(max, ref handler, out examined);
+            return FetchCore(max, ref handler, out examined, autoCommit);
         }
         finally
         {
@@ -168,17 +176,37 @@ public sealed class Subscription : IDisposable
     }
 
     /// <summary>Returns how many were delivered; <paramref name="read"/> counts the ones filtered out or expired too.</summary>
-    private int FetchCore<THandler>(int max, ref THandler handler, out int read)
+    private int FetchCore<THandler>(int max, ref THandler handler, out int read, bool autoCommit)
         where THandler : IMessageHandler
     {
         var cursors = Volatile.Read(ref _cursors);
         var sink = new Sink<THandler>(this, ref handler);
+        TopicCursor? cursor = null;
         read = 0;
-        for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
+        try
         {
-            var cursor = cursors[(_nextCursor + i) % cursors.Length];
-            sink.Topic = cursor.Topic;
-            read += cursor.Read(max - sink.Delivered, ref sink);
+            for (var i = 0; i < cursors.Length && sink.Delivered < max; i++)
+            {
+                cursor = cursors[(_nextCursor + i) % cursors.Length];
+                sink.Topic = cursor.Topic;
+                read += cursor.Read(max - sink.Delivered, ref sink);
+            }
+        }
+        catch when (sink.InHandler && cursor is not null)
+        {
+            // The handler threw: it has not finished that message, so the next fetch delivers it again (and this one
+            // commits nothing). Before, the cursor stayed past it: the message was lost to the subscription, and the
+            // next auto-commit committed past it.
+            RewindAfterHandlerFailure(cursor, sink.Offset);
+            throw;
+        }
+        finally
+        {
+            // The messages whose handler returned were delivered, also when a later one throws.
+            if (sink.Delivered > 0)
+            {
+                Interlocked.Add(ref _delivered, sink.Delivered);
+            }
         }
 
         if (cursors.Length > 1)
@@ -186,17 +214,27 @@ public sealed class Subscription : IDisposable
             _nextCursor = (_nextCursor + 1) % cursors.Length;
         }
 
-        if (sink.Delivered > 0)
-        {
-            Interlocked.Add(ref _delivered, sink.Delivered);
-        }
-
-        if (Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
+        if (autoCommit && Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
         {
             Commit();
         }
 
         return sink.Delivered;
+    }
+
+    /// <summary>Slow path of a handler's exception: its cursor goes back to the message it failed on.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RewindAfterHandlerFailure(TopicCursor cursor, long offset)
+    {
+        try
+        {
+            cursor.Rewind(offset);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The broker closed the topic's journal meanwhile: the subscription is closing too; the handler's exception
+            // is the one to report.
+        }
     }
 
     /// <summary>Completes when messages may be available (or the subscription was closed).</summary>
@@ -225,25 +263,91 @@ public sealed class Subscription : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    /// <summary>Every message as an owned copy, in order per topic, until cancelled or disposed.</summary>
+    /// <summary>
+    /// Every message as an owned copy, in order per topic, until cancelled or disposed. Fetches
+    /// <see cref="SubscriptionOptions.BatchSize"/> at a time; with <see cref="SubscriptionOptions.AutoCommit"/> a batch is
+    /// committed once the loop asks for the message after its last (it is done with all of them), not when it is
+    /// fetched. A loop that leaves early (break, exception, disposal of the enumerator) leaves the subscription right
+    /// after the last message it was given: the rest of the batch is read again by the next fetch, and is not committed.
+    /// </summary>
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
         var collector = new Collector(new List<Message>(Options.BatchSize));
-        while (Volatile.Read(ref _disposed) == 0)
+        var given = 0;
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            collector.Items.Clear();
-            Fetch(Options.BatchSize, ref collector, out var examined);
-            if (examined == 0)
+            while (Volatile.Read(ref _disposed) == 0)
             {
-                await _signal.WaitAsync().ConfigureAwait(false);
-                continue;
+                cancellationToken.ThrowIfCancellationRequested();
+                collector.Items.Clear();
+                given = 0;
+                FetchGuarded(Options.BatchSize, ref collector, out var examined, autoCommit: false);
+                if (examined == 0)
+                {
+                    await _signal.WaitAsync().ConfigureAwait(false);
+                    continue;
+                }
+
+                foreach (var m in collector.Items)
+                {
+                    given++;
+                    yield return m;
+                }
+
+                // The loop asked for the next message: it is done with this batch (and with what the filters skipped).
+                if (Options.AutoCommit && Volatile.Read(ref _disposed) == 0)
+                {
+                    Commit();
+                }
+            }
+        }
+        finally
+        {
+            if (given < collector.Items.Count)
+            {
+                GiveBack(collector.Items, given);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReadAllAsync"/> left before giving out its batch from <paramref name="given"/> on: each topic's cursor
+    /// goes back to its first message not given, so the next fetch delivers them (before, they were lost to this
+    /// subscription, and an auto-commit had already committed past them: a restart skipped them too).
+    /// </summary>
+    private void GiveBack(List<Message> items, int given)
+    {
+        Interlocked.Increment(ref _fetching); // as a fetch: a Dispose meanwhile leaves the cursors to the finally below
+        try
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
             }
 
-            foreach (var m in collector.Items)
+            Interlocked.Add(ref _delivered, given - items.Count);
+            foreach (var cursor in Volatile.Read(ref _cursors))
             {
-                yield return m;
+                for (var i = given; i < items.Count; i++)
+                {
+                    if (items[i].Topic == cursor.Topic.Name)
+                    {
+                        cursor.Rewind(items[i].Offset); // a topic's messages are in offset order: its first not given
+                        break;
+                    }
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The broker closed the topic's journal under us: the subscription is being closed with it.
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _fetching) == 0 && Volatile.Read(ref _disposed) != 0)
+            {
+                ReleaseCursors();
             }
         }
     }
@@ -469,7 +573,7 @@ public sealed class Subscription : IDisposable
 
         foreach (var (name, value) in _filters)
         {
-            if (!m.TryGetHeader(name, out var v) || !v.SequenceEqual(value))
+            if (!HasHeader(m.Headers, name, value))
             {
                 _filtered++;
                 return false;
@@ -477,6 +581,25 @@ public sealed class Subscription : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// True when any entry of the header block is <paramref name="name"/> = <paramref name="value"/>: a name may repeat,
+    /// and the filter asks whether the message has that value (docs/protocol.md, SUBSCRIBE), not whether its first
+    /// entry of the name does. Allocation-free.
+    /// </summary>
+    private static bool HasHeader(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var reader = new Journal.RecordHeaderReader(headers);
+        while (reader.TryReadNext(out var n, out var v))
+        {
+            if (n.SequenceEqual(name) && v.SequenceEqual(value))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private ref struct Sink<THandler>(Subscription owner, ref THandler handler) : ICursorSink
@@ -489,6 +612,12 @@ public sealed class Subscription : IDisposable
         /// <summary>The topic of the cursor being read (its expired counter).</summary>
         public TopicState Topic = null!;
 
+        /// <summary>True while the handler runs: an exception then is the handler's, on the message at <see cref="Offset"/>.</summary>
+        public bool InHandler;
+
+        /// <summary>The offset of the message last handed to the handler.</summary>
+        public long Offset;
+
         public void Offer(scoped in MessageView message, ushort flags)
         {
             // An inline handler may dispose its own subscription mid-batch: deliver nothing after that.
@@ -499,7 +628,10 @@ public sealed class Subscription : IDisposable
 
             if (owner.Passes(message, flags, Topic))
             {
+                Offset = message.Offset;
+                InHandler = true;
                 _handler.OnMessage(message);
+                InHandler = false;
                 Delivered++;
             }
         }
@@ -529,7 +661,7 @@ public sealed class Subscription : IDisposable
                     // Until nothing is left to read (a batch that the filters emptied is not the end).
                     while (Volatile.Read(ref owner._disposed) == 0)
                     {
-                        owner.FetchCore(batch, ref _handler, out var read);
+                        owner.FetchCore(batch, ref _handler, out var read, autoCommit: true);
                         if (read == 0)
                         {
                             break;

@@ -12,12 +12,22 @@ public sealed record SubscriptionOptions
     /// <summary>A name makes the subscription durable: its committed positions survive restarts (and failover).</summary>
     public string? DurableName { get; init; }
 
-    /// <summary>Commit the position after every fetch (durable subscriptions). Off: call <see cref="Subscription.Commit()"/>.</summary>
+    /// <summary>
+    /// Commit the position after every fetch (durable subscriptions): after <see cref="Subscription.Fetch{THandler}(int, ref THandler)"/>
+    /// and <see cref="Subscription.ConsumeAsync{THandler}"/> once the handler has returned; for <see cref="Subscription.ReadAllAsync"/>
+    /// once the loop asks for the message after a batch's last. Off: call <see cref="Subscription.Commit()"/>.
+    /// </summary>
     public bool AutoCommit { get; init; }
 
-    /// <summary>Only messages whose headers have all of these values (UTF-8 text) are delivered.</summary>
+    /// <summary>
+    /// Only messages whose headers have all of these values (UTF-8 text) are delivered: for each filter, some entry of
+    /// that name with exactly that value (a name may repeat in a message; any of its entries can match).
+    /// </summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 
-    /// <summary>Messages fetched per round by <see cref="Subscription.ReadAllAsync"/>.</summary>
+    /// <summary>
+    /// Messages fetched per round by <see cref="Subscription.ReadAllAsync"/>, <see cref="Subscription.ConsumeAsync{THandler}"/>
+    /// and an inline subscription's delivery; at least 1 (<c>Subscribe</c> refuses less with <see cref="BrokerErrorCode.InvalidArgument"/>).
+    /// </summary>
     public int BatchSize { get; init; } = 256;
 }

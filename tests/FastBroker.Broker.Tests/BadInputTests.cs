@@ -37,6 +37,34 @@ public class BadInputTests
         Assert.Equal(1, await b.PublishAsync("small", new byte[10]));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public async Task A_subscription_batch_size_below_one_is_refused(int batchSize)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var options = new SubscriptionOptions { Start = StartPosition.Earliest, BatchSize = batchSize };
+
+        // Accepted, ReadAllAsync, ConsumeAsync and an inline handler fetched 0 per round and so delivered nothing, ever.
+        var pulled = Assert.Throws<BrokerException>(() => b.Subscribe("jobs", options));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, pulled.Code);
+        Assert.Contains("BatchSize", pulled.Message, StringComparison.Ordinal);
+        var inline = Assert.Throws<BrokerException>(() => b.SubscribeInline("jobs", new Recorder(new Collected()), options));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, inline.Code);
+        Assert.Empty(b.GetSnapshot().Subscriptions);
+
+        // Still serving, and 1 is a valid batch size.
+        await b.PublishAsync("jobs", BrokerFixture.Utf8("job"));
+        using var one = b.Subscribe("jobs", options with { BatchSize = 1 });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var m in one.ReadAllAsync(cts.Token))
+        {
+            Assert.Equal("job", m.PayloadText);
+            break;
+        }
+    }
+
     [Fact]
     public async Task A_group_whose_dead_letter_topic_cannot_exist_is_refused_before_it_is_created()
     {

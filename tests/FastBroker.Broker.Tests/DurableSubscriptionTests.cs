@@ -41,6 +41,95 @@ public class DurableSubscriptionTests
     }
 
     [Fact]
+    public async Task ReadAllAsync_auto_commits_only_what_the_loop_finished_and_keeps_what_it_was_not_given()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"o{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "billing", Start = StartPosition.Committed, AutoCommit = true, BatchSize = 4 };
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using (var sub = f.Broker.Subscribe("orders", options))
+        {
+            var got = new List<string>();
+            await foreach (var m in sub.ReadAllAsync(cts.Token))
+            {
+                got.Add(m.PayloadText);
+                if (got.Count == 6)
+                {
+                    break; // o4 and o5 were given, o6 and o7 were fetched with them but never given
+                }
+            }
+
+            Assert.Equal(["o0", "o1", "o2", "o3", "o4", "o5"], got);
+
+            // The loop asked for the message after o3: it was done with the first batch. o5 it may not have finished.
+            // Before, the fetch of o4…o7 had committed 8 and moved on: a restart skipped o4…o7, and this subscription too.
+            Assert.Equal(4, sub.CommittedOffset("orders"));
+            Assert.Equal(6, sub.Positions["orders"]);
+            Assert.Equal(6, sub.Delivered);
+
+            await foreach (var m in sub.ReadAllAsync(cts.Token))
+            {
+                Assert.Equal("o6", m.PayloadText);
+                break;
+            }
+
+            Assert.Equal(4, sub.CommittedOffset("orders"));
+            Assert.Equal(7, sub.Positions["orders"]);
+        }
+
+        await f.RestartAsync();
+        using var resumed = f.Broker.Subscribe("orders", options);
+        Assert.Equal(Enumerable.Range(4, 6).Select(i => $"o{i}"), Consume.Drain(resumed, 6).Select(x => x.Payload));
+    }
+
+    [Fact]
+    public async Task A_handler_that_throws_gets_the_same_message_again_and_what_it_finished_counts_as_delivered()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"o{i}"));
+        }
+
+        using var sub = f.Broker.Subscribe("orders", new SubscriptionOptions { DurableName = "billing", Start = StartPosition.Earliest, AutoCommit = true });
+        var seen = new Collected();
+        var failing = new FailsOn("o2", seen);
+        Eventually.True(() => sub.Lag == 10, "the ten messages are readable");
+        var error = Assert.Throws<InvalidOperationException>(() => sub.Fetch(100, ref failing));
+        Assert.Equal("o2 failed", error.Message);
+
+        // o0 and o1 were handled; o2 was not. Before, Delivered stayed 0 and the cursor had moved past o2: the next
+        // fetch never gave it again, and its auto-commit committed past it.
+        Assert.Equal(["o0", "o1", "o2"], seen.Items.Select(x => x.Payload));
+        Assert.Equal(2, sub.Delivered);
+        Assert.Equal(2, sub.Positions["orders"]);
+        Assert.Null(sub.CommittedOffset("orders")); // no commit from a fetch whose handler failed
+
+        var rest = Consume.Drain(sub, 8);
+        Assert.Equal(Enumerable.Range(2, 8).Select(i => $"o{i}"), rest.Select(x => x.Payload));
+        Assert.Equal(10, sub.Delivered);
+        Assert.Equal(10, sub.CommittedOffset("orders"));
+    }
+
+    /// <summary>Records each message, and throws on the one with <paramref name="payload"/>.</summary>
+    private readonly struct FailsOn(string payload, Collected seen) : IMessageHandler
+    {
+        public void OnMessage(scoped in MessageView message)
+        {
+            var text = Encoding.UTF8.GetString(message.Payload);
+            seen.Items.Add((message.Topic, message.Offset, text, 0));
+            if (text == payload)
+            {
+                throw new InvalidOperationException($"{text} failed");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Messages_confirmed_before_a_clean_restart_are_all_there()
     {
         await using var f = await BrokerFixture.StartAsync();

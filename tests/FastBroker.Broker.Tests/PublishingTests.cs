@@ -86,6 +86,24 @@ public class PublishingTests
         Assert.Equal(BrokerErrorCode.Timeout, ex.Code);
     }
 
+    [Theory]
+    [InlineData(-5L)] // half a microsecond below 0: was sent, then timed out at once
+    [InlineData(-50_000L)] // -5 ms
+    [InlineData(long.MaxValue)]
+    public async Task A_request_whose_timeout_no_timer_can_take_is_refused_before_it_is_sent(long ticks)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("svc.slow");
+
+        // Before, the request was published, and only then did the timer refuse the timeout with an
+        // ArgumentOutOfRangeException: the service got a request whose caller had already failed.
+        var ex = await Assert.ThrowsAsync<BrokerException>(() => b.RequestAsync("svc.slow", Encoding.UTF8.GetBytes("x"), TimeSpan.FromTicks(ticks)));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, ex.Code);
+        Assert.Equal(0, b.GetSnapshot().Topics.Single(t => t.Name == "svc.slow").Head);
+        Assert.Empty(b.GetSnapshot().Subscriptions);
+    }
+
     [Fact]
     public async Task Counters_and_lag_are_exposed_through_metrics_and_the_snapshot()
     {

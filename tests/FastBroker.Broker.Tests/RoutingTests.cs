@@ -47,6 +47,30 @@ public class RoutingTests
     }
 
     [Fact]
+    public async Task A_header_filter_passes_a_message_that_has_the_value_in_any_entry_of_a_repeated_header()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var eur = b.Subscribe("fx", new SubscriptionOptions
+        {
+            Start = StartPosition.Earliest,
+            HeaderFilters = new Dictionary<string, string> { ["ccy"] = "EUR" },
+        });
+        var h = new MessageHeaders();
+        await b.PublishAsync("fx", BrokerFixture.Utf8("usd-then-eur"), headers: h.Clear().Add("ccy", "USD").Add("ccy", "EUR"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("eur-then-usd"), headers: h.Clear().Add("ccy", "EUR").Add("ccy", "USD"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("usd-twice"), headers: h.Clear().Add("ccy", "USD").Add("ccy", "USD"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("binary"), headers: h.Clear().Add("ccy", [0xFF, 0x00]).Add("ccy", "EUR"u8));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("none"));
+        await b.PublishAsync("fx", BrokerFixture.Utf8("eur"), headers: h.Clear().Add("ccy", "EUR"));
+
+        // docs/protocol.md, SUBSCRIBE: delivered if it has "a header with that name and exactly that value". Before,
+        // only the first entry of the name was compared: usd-then-eur and binary were filtered out.
+        Assert.Equal(["usd-then-eur", "eur-then-usd", "binary", "eur"], Consume.Drain(eur, 2).Select(x => x.Payload)); // all are readable: 2 fails fast before the fix
+        Assert.Equal(2, eur.Filtered);
+    }
+
+    [Fact]
     public async Task Expired_messages_are_skipped_and_counted()
     {
         await using var f = await BrokerFixture.StartAsync();

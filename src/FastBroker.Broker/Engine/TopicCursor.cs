@@ -48,7 +48,7 @@ internal sealed class TopicCursor : IDisposable
 
     public TopicState Topic { get; }
 
-    public JournalReader? Reader { get; }
+    public JournalReader? Reader { get; private set; }
 
     /// <summary>The next offset this cursor will read.</summary>
     public long NextOffset => Reader?.NextOffset ?? _next;
@@ -67,6 +67,31 @@ internal sealed class TopicCursor : IDisposable
     }
 
     public void Dispose() => Reader?.Dispose();
+
+    /// <summary>
+    /// Moves back to <paramref name="offset"/> (below <see cref="NextOffset"/>): messages read but never handed to the
+    /// consumer are read again (<c>ReadAllAsync</c> left before it gave out its whole batch). What retention deleted or
+    /// the ring overwrote meanwhile is reported as missed by the next read. The cursor's consumer only.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The topic's journal is closed (the broker is closing).</exception>
+    public void Rewind(long offset)
+    {
+        if (offset >= NextOffset)
+        {
+            return;
+        }
+
+        if (Reader is not { } old)
+        {
+            _next = offset;
+            return;
+        }
+
+        var reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(offset));
+        _skippedReported = reader.NextOffset > offset ? reader.Skipped - (reader.NextOffset - offset) : reader.Skipped;
+        Reader = reader;
+        old.Dispose();
+    }
 
     private static ReadStart ToReadStart(StartPosition start, long? committed, bool topicIsNew)
     {
