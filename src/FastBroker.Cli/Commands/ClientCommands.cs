@@ -383,7 +383,7 @@ internal static class ClientCommands
                     }
                     else
                     {
-                        Console.WriteLine($"{pad}{p.Name}: {p.Value}");
+                        Console.WriteLine($"{pad}{p.Name}: {Scalar(p.Value)}");
                     }
                 }
 
@@ -407,8 +407,17 @@ internal static class ClientCommands
 
                 break;
             default:
-                Console.WriteLine($"{pad}{e}");
+                Console.WriteLine($"{pad}{Scalar(e)}");
                 break;
         }
     }
+
+    /// <summary>A JSON scalar as JSON spells it: JsonElement.ToString() gives True, False and an empty string for null.</summary>
+    private static string Scalar(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        JsonValueKind.Null => "null",
+        _ => e.ToString(),
+    };
 }
