@@ -13,10 +13,26 @@ namespace FastBroker.Cli.Commands;
 /// </summary>
 internal static class ClientCommands
 {
-    private static readonly Option<string> s_server = new("--server", "-s") { Description = "Server endpoint host:port.", DefaultValueFactory = _ => "127.0.0.1:7400" };
+    private static readonly Option<string> s_server = ServerOption();
     private static readonly Option<string?> s_token = new("--token") { Description = "Auth token." };
 
     public static IEnumerable<Command> Create() => [Pub(), Sub(), Admin("topics", "List topics with head offsets and counters.", AdminQuery.ListTopics, "pattern"), Admin("groups", "List work-queue groups with lag and in-flight counts.", AdminQuery.ListGroups, "topic"), Admin("stats", "Server and broker statistics.", AdminQuery.ServerStats, null)];
+
+    private static Option<string> ServerOption()
+    {
+        var server = new Option<string>("--server", "-s") { Description = "Server endpoint host:port.", DefaultValueFactory = _ => "127.0.0.1:7400" };
+        server.Validators.Add(result =>
+        {
+            // The client's own rule (BrokerClientOptions.Validate), checked here so that a typo is a usage error, not an exception.
+            var text = result.GetValueOrDefault<string>() ?? "";
+            var colon = text.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            {
+                result.AddError($"--server '{text}': expected host:port (port 1 to 65535)");
+            }
+        });
+        return server;
+    }
 
     private static BrokerClientOptions ClientOptions(ParseResult parse) => BrokerClientOptions.Default with
     {
@@ -34,6 +50,13 @@ internal static class ClientCommands
         var key = new Option<string?>("--key") { Description = "Message key." };
         var headers = new Option<string[]>("--header", "-H") { Description = "Header name=value (repeatable)." };
         var ttl = new Option<int>("--ttl-ms") { Description = "Time to live in milliseconds (0 = none)." };
+        ttl.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 0)
+            {
+                result.AddError("--ttl-ms cannot be negative");
+            }
+        });
         var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times.", DefaultValueFactory = _ => 1 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
@@ -123,6 +146,7 @@ internal static class ClientCommands
         var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
         var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
+        format.AcceptOnlyFromAmong("payload", "full", "json");
         var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -246,6 +270,13 @@ internal static class ClientCommands
             Console.Error.WriteLine($"cannot reach {parse.GetValue(s_server)}: {ex.Message}");
             return 1;
         }
+        catch (ArgumentException ex)
+        {
+            // A value the client refuses before sending (an empty topic or pattern, a key or name too long): the user's
+            // input, so one line, not a stack trace; 2 as for the other bad arguments.
+            Console.Error.WriteLine($"{parse.CommandResult.Command.Name}: {ex.Message.Split('\n')[0]}");
+            return 2;
+        }
     }
 
     private static void Print(ClientMessage m, string format)
@@ -352,7 +383,7 @@ internal static class ClientCommands
                     }
                     else
                     {
-                        Console.WriteLine($"{pad}{p.Name}: {p.Value}");
+                        Console.WriteLine($"{pad}{p.Name}: {Scalar(p.Value)}");
                     }
                 }
 
@@ -376,8 +407,17 @@ internal static class ClientCommands
 
                 break;
             default:
-                Console.WriteLine($"{pad}{e}");
+                Console.WriteLine($"{pad}{Scalar(e)}");
                 break;
         }
     }
+
+    /// <summary>A JSON scalar as JSON spells it: JsonElement.ToString() gives True, False and an empty string for null.</summary>
+    private static string Scalar(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        JsonValueKind.Null => "null",
+        _ => e.ToString(),
+    };
 }

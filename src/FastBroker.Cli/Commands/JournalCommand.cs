@@ -80,17 +80,25 @@ internal static class JournalCommand
     private static Command Verify()
     {
         var dir = new Argument<string>("dir") { Description = "The journal directory." };
-        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it).") { dir };
+        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it), 3 nothing to check (no such directory, or no segment file in it).") { dir };
         cmd.SetAction(parse =>
         {
+            // 3, not 2: exit 2 says "damaged tail", and a script acting on it must not take a mistyped path for one.
             var path = parse.GetValue(dir)!;
             if (!Directory.Exists(path))
             {
                 Console.Error.WriteLine($"no such directory: {path}");
-                return 2;
+                return 3;
             }
 
             var report = JournalInspector.Verify(path);
+            if (report.Segments.Count == 0)
+            {
+                // Not "OK": nothing was checked. The usual slip is naming the topic's directory instead of its journal.
+                Console.Error.WriteLine($"no journal segment (*.seg) in {path}: nothing to verify (a topic's journal is <data>/topics/<topic>/journal)");
+                return 3;
+            }
+
             foreach (var s in report.Segments)
             {
                 Console.WriteLine($"{Path.GetFileName(s.FilePath)}  {(s.Sealed ? "sealed  " : "unsealed")}  records {s.RecordCount,10}  bytes {s.Bytes,12}  {s.Problem ?? "ok"}");

@@ -59,6 +59,19 @@ internal static class ServeCommand
             });
         }
 
+        acks.AcceptOnlyFromAmong("local", "standby-received", "standby-durable");
+        role.AcceptOnlyFromAmong("primary", "standby");
+        foreach (var (option, min) in new[] { (port, 0), (adminPort, -1), (replicationPort, 0) })
+        {
+            option.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<int>() is var value && (value < min || value > 65535))
+                {
+                    result.AddError($"{option.Name} {value}: expected {min} to 65535");
+                }
+            });
+        }
+
         maxRetentionHold.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<long>() < 0)
@@ -140,7 +153,7 @@ internal static class ServeCommand
             {
                 broker = await Broker.OpenAsync(brokerOptions, CancellationToken.None).ConfigureAwait(false);
             }
-            catch (BrokerException ex)
+            catch (Exception ex) when (ex is BrokerException or IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"fastbroker: cannot open data directory '{brokerOptions.DataDirectory}': {ex.Message}");
                 return 1;

@@ -1,0 +1,28 @@
+using System.Globalization;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// <c>fastbroker topics|stats</c> print the server's JSON document as indented <c>name: value</c> lines with the values
+/// as JSON writes them: <c>true</c>, <c>false</c>, <c>null</c> (not .NET's <c>True</c>, <c>False</c> and nothing).
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public class AdminCommandOutputTests
+{
+    [Fact]
+    public async Task Topics_and_stats_print_json_literals_as_json_spells_them()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-admin");
+        var port = FreePort.Next();
+        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        using var serve = await Cli.ServeAsync(dir.Path, port);
+        await Cli.RunAsync("pub", "orders.eu", "hello", "--server", server);
+
+        var topics = await Cli.RunAsync("topics", "--server", server);
+        Assert.Contains(topics, l => l.Trim() == "persistent: true");
+        var stats = await Cli.RunAsync("stats", "--server", server);
+        Assert.Contains(stats, l => l.Trim() == "tls: false");
+        Assert.DoesNotContain(topics.Concat(stats), l => l.EndsWith(": True", StringComparison.Ordinal) || l.EndsWith(": False", StringComparison.Ordinal));
+    }
+}
