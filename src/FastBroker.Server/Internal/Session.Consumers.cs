@@ -54,7 +54,7 @@ internal sealed partial class Session
             var text = Encoding.UTF8.GetString(value);
             if (filters.TryGetValue(key, out var existing) && existing != text)
             {
-                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: two filters on header '{key}' with different values can never both match");
+                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: two filters on header '{key}' with different values: a subscription's filter holds one value per header name");
                 return;
             }
 
