@@ -53,6 +53,21 @@ public class SequencerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(5));
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(0, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(int.MinValue));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(5, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(-1, out _));
+        Assert.Equal(-1, ring.Cursor); // nothing was claimed by the refused calls
+
+        // A whole ring at once is allowed, and the next whole ring waits for the consumer.
+        var consumer = new Sequence();
+        ring.AddGatingSequences(consumer);
+        Assert.True(ring.TryNext(4, out var hi));
+        Assert.Equal(3, hi);
+        ring.Publish(0, 3);
+        Assert.False(ring.TryNext(4, out _));
+        consumer.SetValue(3);
+        Assert.Equal(7, ring.Next(4));
     }
 
     [Fact]
