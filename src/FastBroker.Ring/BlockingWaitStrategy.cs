@@ -17,7 +17,9 @@ public sealed class BlockingWaitStrategy : IWaitStrategy
     private readonly TimeSpan? _timeout;
 
     /// <summary>Creates a blocking strategy; with <paramref name="timeout"/>, waits return <see cref="WaitResult.TimedOut"/> after it.</summary>
-    public BlockingWaitStrategy(TimeSpan? timeout = null) => _timeout = timeout;
+    /// <param name="timeout">Positive; null or <see cref="Timeout.InfiniteTimeSpan"/> for none.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is zero or negative (other than infinite).</exception>
+    public BlockingWaitStrategy(TimeSpan? timeout = null) => _timeout = BlockingSignal.ValidateTimeout(timeout, nameof(timeout));
 
     /// <inheritdoc />
     public bool IsBlockingStrategy => true;

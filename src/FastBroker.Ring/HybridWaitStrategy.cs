@@ -27,14 +27,15 @@ public sealed class HybridWaitStrategy : IWaitStrategy
     private readonly TimeSpan? _timeout;
 
     /// <summary>Creates a hybrid strategy.</summary>
-    /// <param name="timeout">When set, a wait that blocks returns <see cref="WaitResult.TimedOut"/> after this long.</param>
+    /// <param name="timeout">When set, a wait that blocks returns <see cref="WaitResult.TimedOut"/> after this long: positive; null or <see cref="Timeout.InfiniteTimeSpan"/> for none.</param>
     /// <param name="spinTries">Spin checks before yielding.</param>
     /// <param name="yieldTries">Yields before blocking.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is zero or negative (other than infinite), or a try count is negative.</exception>
     public HybridWaitStrategy(TimeSpan? timeout = null, int spinTries = DefaultSpinTries, int yieldTries = DefaultYieldTries)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(spinTries);
         ArgumentOutOfRangeException.ThrowIfNegative(yieldTries);
-        _timeout = timeout;
+        _timeout = BlockingSignal.ValidateTimeout(timeout, nameof(timeout));
         _spinTries = spinTries;
         _yieldTries = yieldTries;
     }

@@ -87,8 +87,9 @@ public abstract class Sequencer
     public abstract bool HasAvailableCapacity(int requiredCapacity);
 
     /// <summary>
-    /// Adds consumer sequences that producers must not lap. Each is first set to the current cursor, so a
-    /// consumer added while running starts from the next publish.
+    /// Adds consumer sequences that producers must not lap. Each is first set to the current <see cref="Cursor"/>, so a
+    /// consumer added while running starts after it: for a single producer after the last publish, for multiple
+    /// producers after the last claim (slots claimed before the add and published after it are not seen).
     /// </summary>
     public void AddGatingSequences(params Sequence[] gatingSequences)
         => SequenceGroups.Add(ref _gatingSequences, _cursor, gatingSequences);

@@ -117,7 +117,7 @@ public sealed class SingleProducerSequencer : Sequencer
         // Store-load fence: the cursor store of our last publish must not be ordered after these loads.
         Interlocked.MemoryBarrier();
         var min = SequenceGroups.GetMinimumSequence(Volatile.Read(ref _gatingSequences), nextValue);
-        _p.CachedGatingValue = min;
+        _p.CachedGatingValue = CacheableMinimum(min);
         return wrapPoint <= min;
     }
 
@@ -132,8 +132,14 @@ public sealed class SingleProducerSequencer : Sequencer
             WaitForSpace(ref counter);
         }
 
-        return min;
+        return CacheableMinimum(min);
     }
+
+    // The cache must stay a bound for consumers added later too, which join at the published cursor: with no
+    // consumer (or all caught up) the minimum is the last claim, which is above the cursor while an earlier claim
+    // is unpublished (Next, Next, Publish(lo, hi)); cached as is, it let the producer lap a consumer added then.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long CacheableMinimum(long min) => Math.Min(min, _cursor.Value);
 
     /// <summary>Producer-private state, padded so consumer-side writes nearby never invalidate it.</summary>
     [StructLayout(LayoutKind.Explicit, Size = (2 * Sequence.PaddingBytes) + 16)]

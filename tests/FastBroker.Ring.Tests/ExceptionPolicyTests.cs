@@ -47,6 +47,36 @@ public class ExceptionPolicyTests
     }
 
     [Fact]
+    public void A_halting_failure_wakes_a_sleeping_downstream_stage_for_the_events_handled_before_it()
+    {
+        var ring = new ValueRingBuffer<LongValue>(16, ProducerType.Single, new BlockingWaitStrategy());
+        var first = new Recorder();
+        var second = new Recorder();
+        var a = EventProcessors.Create(ring, ring.NewBarrier(), new FailsAt(5, first), ExceptionHandlers.Halt<LongValue>());
+        var b = EventProcessors.Create(ring, ring.NewBarrier(a.Sequence), new RecordingValueHandler(second));
+        ring.AddGatingSequences(b.Sequence);
+
+        // Published before b starts, so the publish signal cannot be what wakes b: only a can.
+        for (var i = 0; i < 10; i++)
+        {
+            ring[i].Value = i;
+        }
+
+        ring.Publish(0, ring.Next(10));
+        var tb = EventProcessors.StartThread(b, "downstream");
+        Eventually.True(() => (tb.ThreadState & ThreadState.WaitSleepJoin) != 0, "b asleep on a");
+
+        // a handles 0..4 and halts on 5: b must be woken for 0..4, not sleep until some later publish.
+        var ta = EventProcessors.StartThread(a, "fails-at-5");
+        Eventually.Joined(ta);
+        Assert.Equal(4, a.Sequence.Value);
+        Eventually.True(() => second.Count == 5, "b handled what a finished before failing", TimeSpan.FromSeconds(15));
+        b.Halt();
+        Eventually.Joined(tb);
+        second.AssertClean();
+    }
+
+    [Fact]
     public void Continue_policy_skips_the_failed_event()
     {
         var ring = new ValueRingBuffer<LongValue>(64);

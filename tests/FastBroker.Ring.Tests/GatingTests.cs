@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastBroker.Testing;
 
 namespace FastBroker.Ring.Tests;
@@ -66,6 +67,95 @@ public class GatingTests
         Eventually.Joined(thread);
         recorder.AssertClean();
         Assert.Equal(events, recorder.Count);
+    }
+
+    /// <summary>Checks that it reads a contiguous run of sequences, each slot holding its own sequence, and slows down now and then.</summary>
+    private struct ContiguousCheckingHandler(Recorder recorder, StrongBox<long> first) : IValueEventHandler<LongValue>
+    {
+        private long _expected;
+
+        public void OnEvent(ref LongValue data, long sequence, bool endOfBatch)
+        {
+            if (Volatile.Read(ref first.Value) == long.MinValue)
+            {
+                Volatile.Write(ref first.Value, sequence);
+                _expected = sequence;
+            }
+
+            if (sequence != _expected)
+            {
+                recorder.Fail($"expected sequence {_expected}, got {sequence}");
+            }
+
+            _expected = sequence + 1;
+            if (data.Value != sequence)
+            {
+                recorder.Fail($"slot of sequence {sequence} holds {data.Value}: overwritten before it was consumed");
+            }
+
+            if (sequence % 97 == 0)
+            {
+                Thread.Sleep(1); // load, not synchronisation: a consumer slower than the producer
+                if (Volatile.Read(ref data.Value) != sequence)
+                {
+                    recorder.Fail($"slot of sequence {sequence} changed while being consumed");
+                }
+            }
+
+            recorder.Saw(0, recorder.Count, sequence);
+        }
+
+        public void OnBatchStart(long batchSize)
+        {
+        }
+    }
+
+    [Theory]
+    [InlineData(ProducerType.Single)]
+    [InlineData(ProducerType.Multi)]
+    public void A_consumer_added_while_an_ungated_producer_runs_starts_at_the_cursor_and_is_never_lapped(ProducerType type)
+    {
+        const int events = 60_000;
+        const int size = 16;
+        var ring = new ValueRingBuffer<LongValue>(size, type, new BlockingWaitStrategy());
+        var stop = 0;
+        var producer = new Thread(() =>
+        {
+            for (var i = 0; i < events && Volatile.Read(ref stop) == 0; i++)
+            {
+                var seq = ring.Next();
+                ring[seq].Value = seq;
+                ring.Publish(seq);
+            }
+        })
+        { IsBackground = true, Name = "ungated-producer" };
+        producer.Start();
+
+        // Nothing gates the ring yet: the producer laps it freely until the consumer is added.
+        Eventually.True(() => ring.Cursor >= 4 * size || !producer.IsAlive, "producer lapped the ring");
+        var recorder = new Recorder();
+        var first = new StrongBox<long>(long.MinValue);
+        var processor = EventProcessors.Create(ring, ring.NewBarrier(), new ContiguousCheckingHandler(recorder, first));
+        var cursorBefore = ring.Cursor;
+        ring.AddGatingSequences(processor.Sequence);
+        var joinedAt = processor.Sequence.Value;
+        var consumer = EventProcessors.StartThread(processor, "late-consumer");
+        try
+        {
+            Assert.True(joinedAt >= cursorBefore, $"joined at {joinedAt}, behind the cursor {cursorBefore} seen before the add");
+            Eventually.Joined(producer);
+            var last = ring.Cursor;
+            Eventually.True(() => processor.Sequence.Value == last || !recorder.Failures.IsEmpty, "late consumer caught up");
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            processor.Halt();
+            Eventually.Joined(consumer);
+        }
+
+        recorder.AssertClean();
+        Assert.True(joinedAt == events - 1 || Volatile.Read(ref first.Value) == joinedAt + 1, $"first read {first.Value}, joined at {joinedAt}");
     }
 
     private struct StampingHandler(long stamp) : IEventHandler<LongEvent>

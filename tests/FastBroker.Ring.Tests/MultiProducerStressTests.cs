@@ -103,6 +103,62 @@ public class MultiProducerStressTests
         Assert.Equal((long)Producers * perProducer, recorder.Count);
     }
 
+    [Theory]
+    [InlineData(8, 20_000)]
+    [InlineData(64, 50_000)]
+    public void Four_producers_claiming_batches_up_to_the_whole_ring_that_wrap_its_end_are_each_seen_once_in_order(int ringSize, int perProducer)
+    {
+        const int producerCount = 4;
+        var ring = new ValueRingBuffer<LongValue>(ringSize, ProducerType.Multi, new BlockingWaitStrategy());
+        var recorder = new Recorder(producerCount);
+        var processor = EventProcessors.Create(ring, ring.NewBarrier(), new RecordingValueHandler(recorder));
+        ring.AddGatingSequences(processor.Sequence);
+        var consumer = EventProcessors.StartThread(processor, "batch-consumer");
+
+        var producers = Enumerable.Range(0, producerCount).Select(p => new Thread(() =>
+        {
+            // Batch sizes cycle through 1..ringSize (a whole ring included), offset per producer, so most batches
+            // straddle the ring's end and claims of every size contend; every other cycle claims with TryNext(n).
+            var round = p * 3;
+            for (var i = 0; i < perProducer; round++)
+            {
+                var n = Math.Min(1 + (round % ringSize), perProducer - i);
+                long hi;
+                if ((round / ringSize) % 2 == 1)
+                {
+                    while (!ring.TryNext(n, out hi))
+                    {
+                        Thread.Yield();
+                    }
+                }
+                else
+                {
+                    hi = ring.Next(n);
+                }
+
+                var lo = hi - n + 1;
+                for (var s = lo; s <= hi; s++)
+                {
+                    ref var e = ref ring[s];
+                    e.Producer = p;
+                    e.Value = i++;
+                }
+
+                ring.Publish(lo, hi);
+            }
+        })
+        { IsBackground = true, Name = $"batch-producer-{p}" }).ToList();
+
+        producers.ForEach(t => t.Start());
+        producers.ForEach(t => Eventually.Joined(t));
+        Eventually.True(() => recorder.Count == (long)producerCount * perProducer || !recorder.Failures.IsEmpty, "consumer saw every event");
+        processor.Halt();
+        Eventually.Joined(consumer);
+        recorder.AssertClean();
+        Assert.Equal((long)producerCount * perProducer, recorder.Count);
+        Assert.Equal(((long)producerCount * perProducer) - 1, recorder.LastSequence);
+    }
+
     [Fact]
     public void Two_consumers_of_a_tiny_multi_producer_ring_each_see_everything()
     {

@@ -53,6 +53,21 @@ public class SequencerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(5));
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(0, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Next(int.MinValue));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(5, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.TryNext(-1, out _));
+        Assert.Equal(-1, ring.Cursor); // nothing was claimed by the refused calls
+
+        // A whole ring at once is allowed, and the next whole ring waits for the consumer.
+        var consumer = new Sequence();
+        ring.AddGatingSequences(consumer);
+        Assert.True(ring.TryNext(4, out var hi));
+        Assert.Equal(3, hi);
+        ring.Publish(0, 3);
+        Assert.False(ring.TryNext(4, out _));
+        consumer.SetValue(3);
+        Assert.Equal(7, ring.Next(4));
     }
 
     [Fact]
@@ -109,6 +124,31 @@ public class SequencerTests
         Assert.Equal(2, ring.GetMinimumGatingSequence());
         Assert.True(ring.RemoveGatingSequence(late));
         Assert.False(ring.RemoveGatingSequence(late));
+    }
+
+    [Fact]
+    public void A_consumer_added_while_the_single_producer_claims_ahead_of_its_publishes_is_not_lapped()
+    {
+        var ring = new ValueRingBuffer<LongValue>(4, ProducerType.Single);
+        ring.Publish(0, ring.Next(3));
+
+        // The producer claims 3, then 4 before publishing 3 (it publishes the two as a range): the claim of 4
+        // looks at the (absent) consumers while 3 is claimed but not published.
+        Assert.Equal(3, ring.Next());
+        Assert.Equal(4, ring.Next());
+
+        var consumer = new Sequence();
+        ring.AddGatingSequences(consumer);
+        Assert.Equal(2, consumer.Value); // joins at the published cursor: 3 and 4 are still to come
+        ring.Publish(3, 4);
+
+        // The consumer has read nothing past 2: 3, 4, 5 and 6 fill the ring, and 7 would reuse the slot of 3.
+        Assert.True(ring.TryNext(out var five));
+        Assert.Equal(5, five);
+        Assert.True(ring.TryNext(out var six));
+        Assert.Equal(6, six);
+        Assert.False(ring.TryNext(out _), "claimed the slot of sequence 3 before the consumer read it");
+        Assert.False(ring.HasAvailableCapacity(1));
     }
 
     [Fact]

@@ -101,6 +101,46 @@ public class WaitStrategyTests
         Assert.False(barrier.IsAlerted);
     }
 
+    public static TheoryData<string, string> TimeoutsMeaningNone => new()
+    {
+        { "blocking", "infinite" },
+        { "blocking", "max" },
+        { "hybrid", "infinite" },
+        { "hybrid", "max" },
+    };
+
+    private static IWaitStrategy CreateWithTimeout(string name, TimeSpan? timeout)
+        => name == "blocking" ? new BlockingWaitStrategy(timeout) : new HybridWaitStrategy(timeout);
+
+    [Theory]
+    [MemberData(nameof(TimeoutsMeaningNone))]
+    public void An_infinite_or_unrepresentably_long_timeout_waits_for_the_publish_instead_of_timing_out_at_once(string name, string timeout)
+    {
+        var strategy = CreateWithTimeout(name, timeout == "infinite" ? Timeout.InfiniteTimeSpan : TimeSpan.MaxValue);
+        var ring = new ValueRingBuffer<LongValue>(8, ProducerType.Single, strategy);
+        var barrier = ring.NewBarrier();
+        long result = 0;
+        var waiter = new Thread(() => Volatile.Write(ref result, barrier.WaitFor(0))) { IsBackground = true, Name = "no-timeout-waiter" };
+        waiter.Start();
+
+        // Asleep (the fix) or already returned (a wait that timed out at once): either way publish only then.
+        Eventually.True(() => (waiter.ThreadState & (ThreadState.WaitSleepJoin | ThreadState.Stopped)) != 0, "waiter blocked or returned");
+        ring.Publish(ring.Next());
+        Eventually.Joined(waiter);
+        Assert.Equal(0, Volatile.Read(ref result));
+    }
+
+    [Theory]
+    [InlineData("blocking")]
+    [InlineData("hybrid")]
+    public void A_zero_or_negative_timeout_is_refused(string name)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateWithTimeout(name, TimeSpan.Zero));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateWithTimeout(name, TimeSpan.FromMilliseconds(-5)));
+        Assert.NotNull(CreateWithTimeout(name, TimeSpan.FromTicks(1)));
+        Assert.NotNull(CreateWithTimeout(name, null));
+    }
+
     private struct TimeoutCounter(StrongBox<int> timeouts) : IValueEventHandler<LongValue>
     {
         public void OnEvent(ref LongValue data, long sequence, bool endOfBatch)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastBroker.Testing;
 
 namespace FastBroker.Ring.Tests;
@@ -152,6 +153,94 @@ public class WorkerPoolTests
         var (zero, once, more) = hits.Tally(cursorAtHalt + 1);
         Assert.Equal((0, (int)cursorAtHalt + 1, 0), (zero, once, more));
         Assert.Equal(0, hits.Tally(capacity).More);
+    }
+
+    private struct FailsOnceAt(HitCounter hits, long failAt, StrongBox<int> failed) : IValueWorkHandler<LongValue>
+    {
+        public void OnEvent(ref LongValue data, long sequence)
+        {
+            if (sequence == failAt && Interlocked.Exchange(ref failed.Value, 1) == 0)
+            {
+                throw new InvalidOperationException($"fail once at {sequence}");
+            }
+
+            hits.Hit(data.Value);
+        }
+    }
+
+    private static void PublishValues(ValueRingBuffer<LongValue> ring, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var seq = ring.Next();
+            ring[seq].Value = seq;
+            ring.Publish(seq);
+        }
+    }
+
+    [Fact]
+    public void A_worker_halted_on_its_own_and_run_again_handles_every_event_once_including_the_one_it_had_claimed()
+    {
+        const int events = 100;
+        var hits = new HitCounter(events);
+        // Room for every event: publishing never waits on the worker, so a worker that handles nothing fails the
+        // deadline below instead of hanging the producer.
+        var ring = new ValueRingBuffer<LongValue>(128, ProducerType.Single, new BlockingWaitStrategy());
+        var pool = WorkerPool.Create(ring, [], null, new CountingWorker(hits, 0));
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        var worker = pool.Workers[0];
+        var claimCounter = pool.GetWorkerSequences()[^1];
+
+        // The idle worker claims sequence 0 and waits for it; halting it there must not lose that claim.
+        var first = EventProcessors.StartThread(worker, "worker-first-run");
+        Eventually.True(() => claimCounter.Value == 0, "the idle worker claimed sequence 0");
+        worker.Halt();
+        Eventually.Joined(first);
+
+        var second = EventProcessors.StartThread(worker, "worker-second-run");
+        try
+        {
+            PublishValues(ring, events);
+            Eventually.True(() => hits.Total >= events, "the restarted worker handled everything", TimeSpan.FromSeconds(15));
+        }
+        finally
+        {
+            worker.Halt();
+            Eventually.Joined(second);
+        }
+
+        Assert.Equal((0, events, 0), hits.Tally(events));
+    }
+
+    [Fact]
+    public void A_worker_halted_by_a_failure_and_run_again_retries_the_failed_event_and_the_rest_of_its_claim()
+    {
+        const int events = 40;
+        var hits = new HitCounter(events);
+        var failed = new StrongBox<int>();
+        var ring = new ValueRingBuffer<LongValue>(64, ProducerType.Single, new BlockingWaitStrategy());
+        var pool = WorkerPool.Create(ring, [], ExceptionHandlers.Halt<LongValue>(), new FailsOnceAt(hits, 3, failed));
+        ring.AddGatingSequences(pool.GetWorkerSequences());
+        var worker = pool.Workers[0];
+
+        // Published before the worker starts: it claims a run of slots (0..15 at most) and fails inside it at 3.
+        PublishValues(ring, events);
+        Eventually.Joined(EventProcessors.StartThread(worker, "worker-fails"));
+        Assert.IsType<InvalidOperationException>(worker.Fault);
+        Assert.Equal(3, hits.Total);
+
+        var again = EventProcessors.StartThread(worker, "worker-again");
+        try
+        {
+            Eventually.True(() => hits.Total >= events, "the restarted worker handled the rest", TimeSpan.FromSeconds(15));
+        }
+        finally
+        {
+            worker.Halt();
+            Eventually.Joined(again);
+        }
+
+        Assert.Equal((0, events, 0), hits.Tally(events));
     }
 
     [Fact]

@@ -127,8 +127,14 @@ internal sealed class BatchEventProcessor<T, TDataProvider, THandler> : IEventPr
                 {
                     if (!HandleEventException(ex, nextSequence, provider[nextSequence]))
                     {
-                        // Everything before the failed event was handled; the failed one was not.
+                        // Everything before the failed event was handled; the failed one was not. A downstream
+                        // stage asleep on this sequence must hear of that progress: no one else will signal it.
                         _sequence.SetValue(nextSequence - 1);
+                        if (_signal)
+                        {
+                            _waitStrategy.SignalAllWhenBlocking();
+                        }
+
                         return;
                     }
 

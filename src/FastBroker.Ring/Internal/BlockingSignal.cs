@@ -85,9 +85,38 @@ internal sealed class BlockingSignal
         }
     }
 
-    /// <summary>Timestamp <paramref name="timeout"/> from now, or <see cref="long.MaxValue"/> for none.</summary>
+    /// <summary>
+    /// A wait strategy's timeout as given, or null for none (null or <see cref="Timeout.InfiniteTimeSpan"/>). Zero and
+    /// other negative values are refused: every wait would time out at once and the consumer would spin through
+    /// timeout callbacks.
+    /// </summary>
+    public static TimeSpan? ValidateTimeout(TimeSpan? timeout, string paramName)
+    {
+        if (timeout is not { } t || t == Timeout.InfiniteTimeSpan)
+        {
+            return null;
+        }
+
+        if (t <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(paramName, t, "A wait timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
+        }
+
+        return t;
+    }
+
+    /// <summary>Timestamp <paramref name="timeout"/> from now, or <see cref="long.MaxValue"/> for none or one too far away to represent.</summary>
     public static long DeadlineFrom(TimeSpan? timeout)
-        => timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+    {
+        if (timeout is not { } t)
+        {
+            return long.MaxValue;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        var ticks = t.TotalSeconds * Stopwatch.Frequency;
+        return ticks >= long.MaxValue - now ? long.MaxValue : now + (long)ticks;
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void SignalSlow()

@@ -11,6 +11,8 @@ namespace FastBroker.Ring.Internal;
 /// The worker's own sequence is set to <c>claimed - 1</c> before the claim, so the ring never laps a slot a
 /// worker has claimed but not finished. On halt the pool fixes a drain target; a worker keeps claiming and
 /// handling until its next claim lies beyond it, so everything readable at halt time is handled exactly once.
+/// A worker stopped on its own (<see cref="Halt"/>, or a failure the exception policy rethrew) keeps the slots it
+/// had claimed and not handled, and a later <see cref="Run"/> handles them first: no other worker can claim them.
 /// </remarks>
 internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcessor
     where TDataProvider : struct, IRefDataProvider<T>
@@ -30,6 +32,12 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
     private int _running;
     private volatile Exception? _fault;
 
+    // The claimed, unhandled run [_heldNext, _heldLast] a halt or a fatal failure left; only the worker's thread
+    // touches these (Run calls are ordered by _running).
+    private bool _holding;
+    private long _heldNext;
+    private long _heldLast;
+
     public WorkProcessor(TDataProvider dataProvider, SequenceBarrier barrier, WorkerPoolState pool, THandler handler, IExceptionHandler<T>? exceptionHandler)
     {
         _dataProvider = dataProvider;
@@ -47,7 +55,10 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
 
     public Exception? Fault => _fault;
 
-    /// <summary>Stops this worker now, without draining (each worker has its own barrier); <see cref="WorkerPool.Halt"/> drains instead.</summary>
+    /// <summary>
+    /// Stops this worker now, without draining (each worker has its own barrier); <see cref="WorkerPool.Halt"/> drains
+    /// instead. A later <see cref="Run"/> starts with the slots this worker had claimed.
+    /// </summary>
     public void Halt()
     {
         Volatile.Write(ref _running, ProcessorState.Halted);
@@ -68,9 +79,13 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
             return;
         }
 
+        // A rerun after Halt() finds the barrier still alerted. A Halt() racing with start-up either left Halted
+        // (seen below) or alerts after the clear; a pool halt is seen through IsHalting, which is set before its alert.
+        _barrier.ClearAlert();
+        Interlocked.MemoryBarrier();
         try
         {
-            if (NotifyStart())
+            if (NotifyStart() && Volatile.Read(ref _running) == ProcessorState.Running)
             {
                 ProcessEvents();
             }
@@ -94,6 +109,16 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
         var next = _sequence.Value;
         var last = next;
         var gapWait = default(SpinWait);
+        if (_holding)
+        {
+            // Resume the run claimed before the last halt: its slots were readable then and are still (this
+            // worker's sequence, next - 1, keeps the ring from lapping them).
+            _holding = false;
+            processed = false;
+            next = _heldNext;
+            last = _heldLast;
+        }
+
         while (true)
         {
             if (processed)
@@ -139,6 +164,7 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
                     {
                         if (!HandleEventException(ex, sequence, provider[sequence]))
                         {
+                            Hold(sequence, last);
                             return;
                         }
 
@@ -168,6 +194,7 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
                 cachedAvailable = _barrier.WaitFor(last);
                 if (cachedAvailable == WaitResult.Alerted && !_pool.IsHalting && Volatile.Read(ref _running) != ProcessorState.Running)
                 {
+                    Hold(next, last);
                     return;
                 }
 
@@ -178,6 +205,13 @@ internal sealed class WorkProcessor<T, TDataProvider, THandler> : IEventProcesso
                 }
             }
         }
+    }
+
+    private void Hold(long next, long last)
+    {
+        _heldNext = next;
+        _heldLast = last;
+        _holding = true;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
