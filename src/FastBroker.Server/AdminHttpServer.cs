@@ -104,7 +104,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token, line => _target().Server?.Log($"admin http: {line}")).ConfigureAwait(false) is { } socket)
         {
             if (Interlocked.Increment(ref _active) > MaxConcurrent)
             {
