@@ -28,8 +28,26 @@ public sealed record BrokerOptions
     /// </summary>
     public int ProducerWindow { get; init; } = 1 << 16;
 
-    /// <summary>At start, how many of each persistent topic's newest records are scanned to rebuild the producer window.</summary>
+    /// <summary>
+    /// At start, how many of each persistent topic's newest records are scanned to rebuild the producer window (the
+    /// producers' checkpoint, <c>producers.state</c>, vouches for the older ones). 0 or at least
+    /// <see cref="MinProducerRecoveryRecords"/>: below that, records stored after the checkpoint's last capture may be
+    /// out of the scan after a crash, and a retry of one would be stored again. 0 = no recovery: after a restart neither
+    /// the scan nor the checkpoint is read and every producer counts as new.
+    /// </summary>
     public int ProducerRecoveryRecords { get; init; } = 1 << 16;
+
+    /// <summary>
+    /// The smallest nonzero <see cref="ProducerRecoveryRecords"/>: 32,768, four times the 8,192 records the journaler
+    /// writes between two captures of the producers' checkpoint.
+    /// </summary>
+    public const int MinProducerRecoveryRecords = 4 * Engine.ProducerCheckpoint.Interval;
+
+    /// <summary>
+    /// Tests only: lets <see cref="ProducerRecoveryRecords"/> go below <see cref="MinProducerRecoveryRecords"/>, so a
+    /// test can push a producer out of the rescan with a few records to exercise the checkpoint.
+    /// </summary>
+    internal bool AllowSmallProducerRescan { get; init; }
 
     /// <summary>
     /// Idempotent producers: after this long with nothing stored for it, a producer's window shrinks to its newest
@@ -100,9 +118,11 @@ public sealed record BrokerOptions
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerWindow must be a power of two ≥ 64");
         }
 
-        if (ProducerRecoveryRecords < 0)
+        if (ProducerRecoveryRecords < 0 || (ProducerRecoveryRecords > 0 && ProducerRecoveryRecords < MinProducerRecoveryRecords && !AllowSmallProducerRescan))
         {
-            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerRecoveryRecords cannot be negative");
+            throw new BrokerException(
+                BrokerErrorCode.InvalidArgument,
+                $"ProducerRecoveryRecords ({ProducerRecoveryRecords}) must be 0 (producers are not recovered at a restart) or at least {MinProducerRecoveryRecords} (4 × the {Engine.ProducerCheckpoint.Interval} records between two captures of producers.state)");
         }
 
         if (ProducerIdleTimeout != Timeout.InfiniteTimeSpan && ProducerIdleTimeout < TimeSpan.FromMilliseconds(1))

@@ -1214,7 +1214,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token, line => Log($"replication listener: {line}")).ConfigureAwait(false) is { } socket)
         {
             _ = Task.Factory.StartNew(() => Serve(socket), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }

@@ -104,7 +104,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token, line => _target().Server?.Log($"admin http: {line}")).ConfigureAwait(false) is { } socket)
         {
             if (Interlocked.Increment(ref _active) > MaxConcurrent)
             {
@@ -176,7 +176,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
             return (400, "text/plain; charset=utf-8", "bad request\n"u8.ToArray());
         }
 
-        var path = parts[1];
+        var path = OriginPath(parts[1]);
         var query = path.IndexOf('?', StringComparison.Ordinal);
         if (query >= 0)
         {
@@ -214,6 +214,54 @@ public sealed class AdminHttpServer : IAsyncDisposable
             default:
                 return (404, "text/plain; charset=utf-8", "not found: try /health or /metrics\n"u8.ToArray());
         }
+    }
+
+    /// <summary>
+    /// The origin form of a request target. RFC 9112 §3.2.2: a server must accept the absolute form
+    /// (<c>http://host:port/metrics?x</c>), which proxies and some scrapers send; its scheme and authority are dropped
+    /// (<c>/metrics?x</c>, an empty path is <c>/</c>). Any other target is returned as it is.
+    /// </summary>
+    internal static string OriginPath(string target)
+    {
+        if (target.StartsWith('/'))
+        {
+            return target;
+        }
+
+        var scheme = target.IndexOf("://", StringComparison.Ordinal);
+        if (scheme <= 0 || !IsScheme(target.AsSpan(0, scheme)))
+        {
+            return target;
+        }
+
+        var authorityStart = scheme + 3;
+        var pathStart = target.AsSpan(authorityStart).IndexOfAny('/', '?');
+        if (pathStart < 0)
+        {
+            return "/";
+        }
+
+        var rest = target[(authorityStart + pathStart)..];
+        return rest[0] == '?' ? "/" + rest : rest;
+    }
+
+    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    private static bool IsScheme(ReadOnlySpan<char> scheme)
+    {
+        if (!char.IsAsciiLetter(scheme[0]))
+        {
+            return false;
+        }
+
+        foreach (var c in scheme)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('+' or '-' or '.'))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static string Reason(int status) => status switch

@@ -257,7 +257,7 @@ public sealed class BrokerServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (await SocketAccept.NextAsync(_listener, _acceptStop.Token, e => Log($"accept failed: {e.SocketErrorCode}: {e.Message}")).ConfigureAwait(false) is { } socket)
+        while (await SocketAccept.NextAsync(_listener, _acceptStop.Token, Log).ConfigureAwait(false) is { } socket)
         {
             Interlocked.Increment(ref _accepted);
             if (ConnectionCount >= Options.MaxConnections + HandshakeSlack)

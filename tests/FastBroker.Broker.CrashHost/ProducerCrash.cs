@@ -8,15 +8,17 @@ using FastBroker;
 /// process is killed, so that the first one's records leave the restart rescan (cut to 64 records). Prints "E" once the
 /// first ten are confirmed, then "B &lt;n&gt;" after every thousand confirmations of the second.
 /// </summary>
-internal static class ProducerCrash
+public static class ProducerCrash
 {
     public const ulong Early = 0x0E0E_0E0E_0E0E_0E07;
     public const ulong Busy = 0x0B0B_0B0B_0B0B_0B08;
 
+    /// <summary>The host's options, and the test's when it opens the directory after the kill (it needs the small rescan).</summary>
     public static BrokerOptions Options(string dir) => BrokerOptions.Default with
     {
         DataDirectory = dir,
         ProducerRecoveryRecords = 64,
+        AllowSmallProducerRescan = true, // tests only: a few records push a producer out of the rescan
         DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 4096 },
     };
 

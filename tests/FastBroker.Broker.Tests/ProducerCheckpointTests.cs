@@ -16,7 +16,7 @@ public sealed class ProducerCheckpointTests
     private const ulong Busy = 0x0B0B_0B0B_0B0B_0B08; // then this one publishes Others
     private const int Others = 20_000;
 
-    private static BrokerOptions SmallRescan(BrokerOptions o) => o with { ProducerRecoveryRecords = 64 };
+    private static BrokerOptions SmallRescan(BrokerOptions o) => o with { ProducerRecoveryRecords = 64, AllowSmallProducerRescan = true };
 
     [Fact]
     public async Task A_producer_pushed_out_of_the_rescan_is_still_deduplicated_after_a_crash()
@@ -43,6 +43,41 @@ public sealed class ProducerCheckpointTests
         Assert.Equal((9L, true), (outcomes[1].Offset, outcomes[1].Duplicate));
         Assert.Equal((10L + Others, false), (outcomes[2].Offset, outcomes[2].Duplicate));
         Assert.Equal(10 + Others + 1, ClaimPublishTests.Head(broker, "t"));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(64)]
+    [InlineData(BrokerOptions.MinProducerRecoveryRecords - 1)]
+    public async Task A_rescan_shorter_than_four_checkpoint_intervals_is_refused(int records)
+    {
+        // Records stored after the checkpoint's last capture (up to 8,192 and one capture being written) must lie in
+        // the rescan after a crash, or a retry of one of them would be stored again.
+        using var dir = new TempDirectory("fastbroker-small-rescan");
+        var e = await Assert.ThrowsAsync<BrokerException>(async () => await Broker.OpenAsync(BrokerFixture.Options(dir.Path) with { ProducerRecoveryRecords = records }));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, e.Code);
+        Assert.Contains("ProducerRecoveryRecords", e.Message, StringComparison.Ordinal);
+        Assert.Contains("at least 32768", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public async Task A_rescan_of_0_recovers_no_producer_and_the_minimum_is_accepted()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { ProducerRecoveryRecords = BrokerOptions.MinProducerRecoveryRecords });
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0; i < 3; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, (ulong)i, "t", $"e{i}", (ulong)i + 1);
+        }
+
+        await sink.WaitForAsync(3);
+        await f.RestartAsync(o => o with { ProducerRecoveryRecords = BrokerOptions.MinProducerRecoveryRecords });
+        Assert.Equal(3UL, f.Broker.NextProducerSequence(Early));
+
+        // 0 = off, as before the minimum: neither the rescan nor producers.state is read, every producer is new.
+        await f.RestartAsync(o => o with { ProducerRecoveryRecords = 0 });
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Early));
     }
 
     [Fact]

@@ -30,12 +30,8 @@ public class ProducerCrashTests
             child.Kill();
         }
 
-        await using var broker = await Broker.OpenAsync(BrokerOptions.Default with
-        {
-            DataDirectory = dir.Path,
-            ProducerRecoveryRecords = 64,
-            DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 4096 },
-        });
+        // The host's options: a rescan of 64 records, below the minimum the public options take (the host sees the internals).
+        await using var broker = await Broker.OpenAsync(ProducerCrash.Options(dir.Path));
         var head = broker.GetSnapshot().Topics.Single(t => t.Name == "t").Head;
         Assert.True(head >= 10 + Others, $"head {head}");
         Assert.Equal(10UL, broker.NextProducerSequence(Early));

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using System.Text.Json;
 using FastBroker.Protocol;
 using FastBroker.Server;
@@ -103,10 +105,56 @@ public class AdminTests
     }
 
     [Fact]
+    public async Task Http_absolute_form_targets_answer_as_their_origin_form()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
+        var authority = admin.EndPoint.ToString();
+
+        // RFC 9112 §3.2.2, what a proxy or a scraper behind one sends: the scheme and authority are not the path.
+        var metrics = await RawHttpAsync(admin.EndPoint, $"GET http://{authority}/metrics HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("fastbroker_server_connections ", metrics, StringComparison.Ordinal);
+
+        var health = await RawHttpAsync(admin.EndPoint, $"GET HTTP://{authority}/health?verbose=1 HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", health, StringComparison.Ordinal);
+        Assert.Contains("\"status\":\"ok\"", health, StringComparison.Ordinal);
+
+        Assert.StartsWith("HTTP/1.1 404 ", await RawHttpAsync(admin.EndPoint, $"GET http://{authority}/nope HTTP/1.1\r\n\r\n"), StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 404 ", await RawHttpAsync(admin.EndPoint, $"GET http://{authority}?x=1 HTTP/1.1\r\n\r\n"), StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 405 ", await RawHttpAsync(admin.EndPoint, $"POST http://{authority}/metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), StringComparison.Ordinal);
+
+        Assert.Equal("/metrics", AdminHttpServer.OriginPath("http://user@[::1]:7401/metrics"));
+        Assert.Equal("/?a=b", AdminHttpServer.OriginPath("https://example.org?a=b"));
+        Assert.Equal("/", AdminHttpServer.OriginPath("http://example.org"));
+        Assert.Equal("/x", AdminHttpServer.OriginPath("/x"));
+        Assert.Equal("*", AdminHttpServer.OriginPath("*"));
+        Assert.Equal("example.org:80", AdminHttpServer.OriginPath("example.org:80"));
+    }
+
+    [Fact]
     public void Label_values_are_escaped()
     {
         Assert.Equal("plain", PrometheusFormatter.Escape("plain"));
         Assert.Equal("a\\\\b\\\"c\\nd", PrometheusFormatter.Escape("a\\b\"c\nd"));
+    }
+
+    // One request on a raw socket, the whole answer (the server closes after it).
+    private static async Task<string> RawHttpAsync(IPEndPoint endPoint, string request)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var timeout = new CancellationTokenSource(RawConnection.ReadTimeout);
+        await socket.ConnectAsync(endPoint, timeout.Token);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, timeout.Token);
+        var answer = new MemoryStream();
+        var buffer = new byte[4096];
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
+        {
+            answer.Write(buffer, 0, n);
+        }
+
+        return Encoding.UTF8.GetString(answer.ToArray());
     }
 
     private static async Task<JsonDocument> QueryAsync(RawConnection c, AdminQuery query, string argument)

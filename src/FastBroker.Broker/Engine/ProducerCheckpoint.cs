@@ -17,8 +17,10 @@ namespace FastBroker.Engine;
 /// <see cref="Interval"/> records it wrote, and a pool thread writes the capture (a temporary file, then a rename: the
 /// file is always whole). The broker writes one at open, after recovery, and one at close. So every record written after
 /// the capture on disk — at most <see cref="Interval"/> records plus one capture being written — lies within the rescan
-/// of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, as long as that is at least
-/// 4 × <see cref="Interval"/>; the rescan finds those, the file vouches for everything before.
+/// of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, which is at least
+/// 4 × <see cref="Interval"/> (<see cref="BrokerOptions.MinProducerRecoveryRecords"/>, enforced by
+/// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file); the rescan finds those, the file
+/// vouches for everything before.
 /// </para>
 /// <para>
 /// Each entry is checked against the journal when it is loaded: the record at (topic, offset) must still carry that

@@ -48,6 +48,24 @@ internal static class ServeCommand
         var maxRetentionHold = new Option<long>("--max-retention-hold-mb") { Description = "Pair primary: how many MiB of a topic's segments that its retention limits would delete an attached standby that has fallen behind may keep on the primary's disk; past that, retention passes it and its copy of the topic restarts at the primary's oldest record (0 = never hold retention back).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultMaxRetentionHoldBytes >> 20 };
         var producerIdle = new Option<int>("--producer-idle-timeout-s") { Description = "After this long with nothing stored for it, an idempotent producer keeps only its newest sequence (older retries are refused, never stored twice); 0 = never.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerIdleTimeout.TotalSeconds };
         var producerExpiry = new Option<int>("--producer-expiry-s") { Description = "After this long with nothing stored for it, an idempotent producer is forgotten (its id counts as new); 0 = never. At least --producer-idle-timeout-s.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerExpiry.TotalSeconds };
+        var producerWindow = new Option<int>("--producer-window") { Description = "Idempotent producers: how many of each producer's newest sequences are remembered for deduplication (a power of two, at least 64; keep clients' in-flight limit below it).", DefaultValueFactory = _ => BrokerOptions.Default.ProducerWindow };
+        var producerRecovery = new Option<int>("--producer-recovery-records") { Description = $"At start, how many of each persistent topic's newest records are rescanned to rebuild the producers' windows: 0 (producers are not recovered at a restart: each counts as new) or at least {BrokerOptions.MinProducerRecoveryRecords}.", DefaultValueFactory = _ => BrokerOptions.Default.ProducerRecoveryRecords };
+        producerWindow.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<int>();
+            if (value < 64 || (value & (value - 1)) != 0)
+            {
+                result.AddError($"--producer-window ({value}) must be a power of two, at least 64");
+            }
+        });
+        producerRecovery.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<int>();
+            if (value < 0 || (value > 0 && value < BrokerOptions.MinProducerRecoveryRecords))
+            {
+                result.AddError($"--producer-recovery-records ({value}) must be 0 (no recovery) or at least {BrokerOptions.MinProducerRecoveryRecords}");
+            }
+        });
         foreach (var option in new[] { producerIdle, producerExpiry })
         {
             option.Validators.Add(result =>
@@ -83,7 +101,7 @@ internal static class ServeCommand
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait, ackPoll, maxRetentionHold,
-            producerIdle, producerExpiry,
+            producerIdle, producerExpiry, producerWindow, producerRecovery,
         };
         cmd.Validators.Add(result =>
         {
@@ -106,6 +124,8 @@ internal static class ServeCommand
                 VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
                 ProducerIdleTimeout = Seconds(parse.GetValue(producerIdle)),
                 ProducerExpiry = Seconds(parse.GetValue(producerExpiry)),
+                ProducerWindow = parse.GetValue(producerWindow),
+                ProducerRecoveryRecords = parse.GetValue(producerRecovery),
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 DefaultTopicOptions = TopicOptions.Default with
                 {

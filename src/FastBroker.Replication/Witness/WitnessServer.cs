@@ -194,7 +194,7 @@ public sealed partial class WitnessServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (await SocketAccept.NextAsync(_listener, _stop.Token).ConfigureAwait(false) is { } socket)
+        while (await SocketAccept.NextAsync(_listener, _stop.Token, line => Log($"witness: {line}")).ConfigureAwait(false) is { } socket)
         {
             lock (_gate)
             {

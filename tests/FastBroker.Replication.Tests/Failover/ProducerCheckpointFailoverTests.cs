@@ -25,7 +25,7 @@ public sealed class ProducerCheckpointFailoverTests
     public async Task A_promoted_standby_still_deduplicates_a_producer_pushed_out_of_its_rescan()
     {
         using var dir = new TempDirectory();
-        var brokerOptions = BrokerOptions.Default with { ProducerRecoveryRecords = 64 };
+        var brokerOptions = BrokerOptions.Default with { ProducerRecoveryRecords = 64, AllowSmallProducerRescan = true };
         var (a, b) = await InProcessPair.StartAsync(dir, brokerOptions);
         await using (a)
         await using (b)
