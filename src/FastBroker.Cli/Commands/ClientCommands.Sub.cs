@@ -14,6 +14,8 @@ internal static partial class ClientCommands
         var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
         var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
+        OptionRules.AtLeast(count, 0L);
+        OptionRules.AtLeast(timeout, 0.0);
         var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
         format.AcceptOnlyFromAmong("payload", "full", "json");
         var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
@@ -22,7 +24,7 @@ internal static partial class ClientCommands
             if (!TryParseStart(parse.GetValue(from)!, out var start))
             {
                 Console.Error.WriteLine($"--from '{parse.GetValue(from)}': expected latest, earliest, committed, offset:N or time:ISO-8601");
-                return 2;
+                return ExitCodes.Usage;
             }
 
             var max = parse.GetValue(count);

@@ -58,7 +58,8 @@ internal static partial class ClientCommands
                 result.AddError("--ttl-ms cannot be negative");
             }
         });
-        var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times.", DefaultValueFactory = _ => 1 };
+        var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
+        OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
@@ -71,7 +72,7 @@ internal static partial class ClientCommands
                 if (eq <= 0)
                 {
                     Console.Error.WriteLine($"--header '{h}': expected name=value");
-                    return 2;
+                    return ExitCodes.Usage;
                 }
 
                 try
@@ -81,7 +82,7 @@ internal static partial class ClientCommands
                 catch (ArgumentException e)
                 {
                     Console.Error.WriteLine($"--header '{h}': {e.Message}"); // a bad or reserved name (fb-expires, fb-producer)
-                    return 2;
+                    return ExitCodes.Usage;
                 }
             }
 
@@ -96,7 +97,7 @@ internal static partial class ClientCommands
             var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>
             {
-                var n = Math.Max(1, parse.GetValue(count));
+                var n = parse.GetValue(count);
                 var isQuiet = parse.GetValue(quiet);
                 var pending = new List<(string Payload, ValueTask<long> Offset)>();
                 var published = 0;
@@ -208,9 +209,9 @@ internal static partial class ClientCommands
         catch (ArgumentException ex)
         {
             // A value the client refuses before sending (an empty topic or pattern, a key or name too long): the user's
-            // input, so one line, not a stack trace; 2 as for the other bad arguments.
+            // input, so one line, not a stack trace, and a usage error as for the other bad arguments.
             Console.Error.WriteLine($"{parse.CommandResult.Command.Name}: {ex.Message.Split('\n')[0]}");
-            return 2;
+            return ExitCodes.Usage;
         }
     }
 
