@@ -21,6 +21,7 @@ public sealed partial class Broker
         lock (_gate)
         {
             _subscriptions.Add(subscription);
+            _subscriptionTotals.Opened(subscription.Pattern.Text, subscription.Options.DurableName);
         }
 
         return subscription;
@@ -51,6 +52,7 @@ public sealed partial class Broker
         lock (_gate)
         {
             _subscriptions.Add(subscription);
+            _subscriptionTotals.Opened(subscription.Pattern.Text, subscription.Options.DurableName);
         }
 
         return subscription;

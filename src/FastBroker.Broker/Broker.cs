@@ -23,6 +23,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly string _replyTopic = "_reply." + Guid.NewGuid().ToString("N");
     private readonly BrokerMetrics _metrics;
     private readonly List<Subscription> _subscriptions = [];
+    private readonly SubscriptionTotalsTable _subscriptionTotals = new(); // under _gate, with _subscriptions
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly Dictionary<(string Topic, string Group), long> _dormantGroupFloors; // state on disk, as opened
     private readonly List<string> _groupRecoveries = [];
@@ -168,14 +169,16 @@ public sealed partial class Broker : IAsyncDisposable
             .Select(t => new TopicSnapshot(t.Name, t.Persistent, t.Tail, t.Head, Volatile.Read(ref t.Published), Volatile.Read(ref t.PublishedBytes), t.Expired))
             .ToList();
         List<SubscriptionSnapshot> subs;
+        List<SubscriptionTotals> totals;
         List<GroupSnapshot> groups;
         lock (_gate)
         {
             subs = [.. _subscriptions.Select(s => s.Snapshot())];
+            totals = _subscriptionTotals.Totals(subs);
             groups = [.. _groups.Values.Select(g => g.Snapshot())];
         }
 
-        return new BrokerSnapshot(topics, subs, groups) { Producers = _producers.Count };
+        return new BrokerSnapshot(topics, subs, groups) { Producers = _producers.Count, SubscriptionTotals = totals };
     }
 
     /// <summary>Drains the pipeline (everything accepted is journaled and confirmed), flushes and closes every file.</summary>
@@ -247,7 +250,12 @@ public sealed partial class Broker : IAsyncDisposable
     {
         lock (_gate)
         {
-            _subscriptions.Remove(subscription);
+            if (_subscriptions.Remove(subscription))
+            {
+                // Its counters now: a delivery still unwinding may add a few after, which then go uncounted (never
+                // counted twice, and never a drop: a snapshot sees the subscription either open or folded in here).
+                _subscriptionTotals.Closed(subscription.Pattern.Text, subscription.Options.DurableName, subscription.Delivered, subscription.Expired, subscription.Filtered, subscription.Missed);
+            }
         }
     }
 

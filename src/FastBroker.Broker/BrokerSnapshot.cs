@@ -11,6 +11,14 @@ public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOn
     /// <see cref="BrokerOptions.ProducerExpiry"/>).
     /// </summary>
     public int Producers { get; init; }
+
+    /// <summary>
+    /// Per (pattern, durable name), ordered, the counters of the open subscriptions plus those of the closed ones: they
+    /// never go down while the broker runs, so they suit monotonic counters (the <c>/metrics</c> <c>_total</c> series).
+    /// A pattern with no open subscription is remembered while it is among the 4096 most recently closed; the one
+    /// closed longest ago beyond that is forgotten (subscribed to again, its counters start from 0).
+    /// </summary>
+    public IReadOnlyList<SubscriptionTotals> SubscriptionTotals { get; init; } = [];
 }
 
 /// <summary>One topic's counters.</summary>
@@ -63,3 +71,17 @@ public sealed record GroupSnapshot(string Topic, string Group, int Members, long
     /// </summary>
     public long DeadLettersDropped { get; init; }
 }
+
+/// <summary>
+/// The counters of every subscription with one pattern and durable name since the broker opened, closed ones
+/// included: unlike the sum over the open <see cref="BrokerSnapshot.Subscriptions"/>, they never go down (see
+/// <see cref="BrokerSnapshot.SubscriptionTotals"/> for how long a pattern with no open subscription is remembered).
+/// </summary>
+/// <param name="Pattern">The topic pattern.</param>
+/// <param name="DurableName">The durable name, or null.</param>
+/// <param name="Open">Subscriptions with this pattern and durable name open now.</param>
+/// <param name="Delivered">Messages delivered.</param>
+/// <param name="Expired">Skipped because expired.</param>
+/// <param name="Filtered">Skipped by header filters.</param>
+/// <param name="Missed">Lost by falling a whole ring behind (transient topics) or to retention before being read (persistent topics).</param>
+public sealed record SubscriptionTotals(string Pattern, string? DurableName, int Open, long Delivered, long Expired, long Filtered, long Missed);

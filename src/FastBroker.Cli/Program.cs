@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using FastBroker.Cli.Commands;
 
 var root = new RootCommand("FastBroker: an LMAX-style message broker (rings, memory-mapped journal, fan-out, work queues).")
@@ -13,4 +14,7 @@ foreach (var command in ClientCommands.Create().Concat(PairCommands.Create()))
     root.Subcommands.Add(command);
 }
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+HelpLabels.Apply(root);
+var parse = root.Parse(args);
+var exit = await parse.InvokeAsync().ConfigureAwait(false);
+return parse.Action is ParseErrorAction ? ExitCodes.Usage : exit; // System.CommandLine's own 1 would read as a command's result

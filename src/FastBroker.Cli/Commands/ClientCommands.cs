@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using FastBroker.Client;
 using FastBroker.Protocol;
 
@@ -11,7 +12,7 @@ namespace FastBroker.Cli.Commands;
 /// The client-side commands: <c>pub</c>, <c>sub</c>, <c>topics</c>, <c>groups</c>, <c>stats</c> — each connects to a
 /// running server (<c>--server</c>, default 127.0.0.1:7400) with the .NET client.
 /// </summary>
-internal static class ClientCommands
+internal static partial class ClientCommands
 {
     private static readonly Option<string> s_server = ServerOption();
     private static readonly Option<string?> s_token = new("--token") { Description = "Auth token." };
@@ -57,13 +58,13 @@ internal static class ClientCommands
                 result.AddError("--ttl-ms cannot be negative");
             }
         });
-        var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times.", DefaultValueFactory = _ => 1 };
+        var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
+        OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
             var t = parse.GetValue(topic)!;
-            var payloads = parse.GetValue(messages) is { Length: > 0 } given ? given : ReadStdinLines();
             var publishHeaders = new PublishHeaders();
             foreach (var h in parse.GetValue(headers) ?? [])
             {
@@ -71,7 +72,7 @@ internal static class ClientCommands
                 if (eq <= 0)
                 {
                     Console.Error.WriteLine($"--header '{h}': expected name=value");
-                    return 2;
+                    return ExitCodes.Usage;
                 }
 
                 try
@@ -81,7 +82,7 @@ internal static class ClientCommands
                 catch (ArgumentException e)
                 {
                     Console.Error.WriteLine($"--header '{h}': {e.Message}"); // a bad or reserved name (fb-expires, fb-producer)
-                    return 2;
+                    return ExitCodes.Usage;
                 }
             }
 
@@ -91,22 +92,44 @@ internal static class ClientCommands
                 Headers = publishHeaders.Count > 0 ? publishHeaders : null,
                 Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
             };
+            // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed, then exit 0.
+            using var stop = new StopSignal(ct, secondSignalKills: true);
+            var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>
             {
-                var n = Math.Max(1, parse.GetValue(count));
+                var n = parse.GetValue(count);
                 var isQuiet = parse.GetValue(quiet);
                 var pending = new List<(string Payload, ValueTask<long> Offset)>();
                 var published = 0;
-                foreach (var p in payloads)
+                try
                 {
-                    for (var i = 0; i < n; i++)
+                    while (!stop.Token.IsCancellationRequested)
                     {
-                        pending.Add((p, client.PublishAsync(t, Encoding.UTF8.GetBytes(p), options, ct)));
-                        if (pending.Count >= 1024)
+                        if (!lines.TryRead(out var p))
                         {
+                            // Nothing more to hand: confirm what was sent before waiting, so that lines typed one by one are
+                            // each confirmed (printed) as they are typed, not when the input ends.
                             published += await DrainAsync(pending, t, isQuiet).ConfigureAwait(false);
+                            if (!await lines.WaitToReadAsync(stop.Token).ConfigureAwait(false))
+                            {
+                                break;
+                            }
+
+                            continue;
+                        }
+
+                        for (var i = 0; i < n && !stop.Token.IsCancellationRequested; i++)
+                        {
+                            pending.Add((p, client.PublishAsync(t, Encoding.UTF8.GetBytes(p), options, ct)));
+                            if (pending.Count >= 1024)
+                            {
+                                published += await DrainAsync(pending, t, isQuiet).ConfigureAwait(false);
+                            }
                         }
                     }
+                }
+                catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
+                {
                 }
 
                 published += await DrainAsync(pending, t, isQuiet).ConfigureAwait(false);
@@ -135,93 +158,6 @@ internal static class ClientCommands
         var n = pending.Count;
         pending.Clear();
         return n;
-    }
-
-    private static Command Sub()
-    {
-        var pattern = new Argument<string>("pattern") { Description = "Topic or pattern (orders.* one level, orders.> the rest)." };
-        var from = new Option<string>("--from") { Description = "Start: latest, earliest, committed, offset:N, or time:ISO-8601.", DefaultValueFactory = _ => "latest" };
-        var durable = new Option<string?>("--durable") { Description = "Durable subscription name (position kept by the broker; --from committed resumes it)." };
-        var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
-        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
-        var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
-        var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
-        format.AcceptOnlyFromAmong("payload", "full", "json");
-        var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
-        cmd.SetAction(async (parse, ct) =>
-        {
-            if (!TryParseStart(parse.GetValue(from)!, out var start))
-            {
-                Console.Error.WriteLine($"--from '{parse.GetValue(from)}': expected latest, earliest, committed, offset:N or time:ISO-8601");
-                return 2;
-            }
-
-            var max = parse.GetValue(count);
-            var idle = parse.GetValue(timeout);
-            var fmt = parse.GetValue(format)!;
-            return await RunAsync(parse, async client =>
-            {
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                var received = 0L;
-                if (idle > 0)
-                {
-                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
-                }
-
-                try
-                {
-                    if (parse.GetValue(group) is { } g)
-                    {
-                        var member = await client.JoinGroupAsync(parse.GetValue(pattern)!, g, GroupJoinOptions.Default, cts.Token).ConfigureAwait(false);
-                        await using (member.ConfigureAwait(false))
-                        {
-                            await foreach (var m in member.ReadAllAsync(cts.Token).ConfigureAwait(false))
-                            {
-                                Print(m, fmt);
-                                await member.AckAsync(m, cts.Token).ConfigureAwait(false);
-                                if (idle > 0)
-                                {
-                                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
-                                }
-
-                                if (++received == max)
-                                {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    else
-                    {
-                        var options = SubscribeOptions.Default with { Start = start, DurableName = parse.GetValue(durable) };
-                        await foreach (var m in client.SubscribeAsync(parse.GetValue(pattern)!, options, cts.Token).ConfigureAwait(false))
-                        {
-                            Print(m, fmt);
-                            if (idle > 0)
-                            {
-                                cts.CancelAfter(TimeSpan.FromSeconds(idle));
-                            }
-
-                            if (++received == max)
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    Console.Error.WriteLine($"sub: no message for {idle} s ({received} received)");
-                    return 1;
-                }
-                catch (OperationCanceledException)
-                {
-                }
-
-                return 0;
-            }).ConfigureAwait(false);
-        });
-        return cmd;
     }
 
     private static Command Admin(string name, string description, AdminQuery query, string? argumentName)
@@ -273,9 +209,9 @@ internal static class ClientCommands
         catch (ArgumentException ex)
         {
             // A value the client refuses before sending (an empty topic or pattern, a key or name too long): the user's
-            // input, so one line, not a stack trace; 2 as for the other bad arguments.
+            // input, so one line, not a stack trace, and a usage error as for the other bad arguments.
             Console.Error.WriteLine($"{parse.CommandResult.Command.Name}: {ex.Message.Split('\n')[0]}");
-            return 2;
+            return ExitCodes.Usage;
         }
     }
 
@@ -359,12 +295,50 @@ internal static class ClientCommands
         return false;
     }
 
-    private static IEnumerable<string> ReadStdinLines()
+    private static ChannelReader<string> Given(string[] payloads)
     {
-        while (Console.In.ReadLine() is { } line)
+        var channel = Channel.CreateUnbounded<string>();
+        foreach (var p in payloads)
         {
-            yield return line;
+            channel.Writer.TryWrite(p);
         }
+
+        channel.Writer.Complete();
+        return channel.Reader;
+    }
+
+    /// <summary>
+    /// The lines of standard input, read on a background thread: Console.In.ReadLine blocks and cannot be cancelled, so
+    /// a Ctrl-C would otherwise wait for the next line. 1024 lines ahead at most: one drain's worth.
+    /// </summary>
+    private static ChannelReader<string> StdinLines()
+    {
+        var channel = Channel.CreateBounded<string>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                while (Console.In.ReadLine() is { } line)
+                {
+                    if (!channel.Writer.TryWrite(line))
+                    {
+                        channel.Writer.WriteAsync(line).AsTask().GetAwaiter().GetResult();
+                    }
+                }
+
+                channel.Writer.TryComplete();
+            }
+            catch (Exception ex)
+            {
+                channel.Writer.TryComplete(ex); // the publishing loop rethrows it
+            }
+        })
+        {
+            IsBackground = true, // left blocked in ReadLine when a signal stops the command
+            Name = "fastbroker-stdin",
+        };
+        reader.Start();
+        return channel.Reader;
     }
 
     private static void PrintJson(JsonElement e, int indent)

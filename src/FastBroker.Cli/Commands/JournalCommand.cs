@@ -23,14 +23,16 @@ internal static class JournalCommand
         var fromTime = new Option<string?>("--from-time") { Description = "Start at the first record at or after this time (ISO 8601, or Unix milliseconds)." };
         var count = new Option<long?>("--count") { Description = "Print at most this many records." };
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
-        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload.") { dir, fromOffset, fromTime, count, hex };
+        OptionRules.AtLeast(fromOffset, 0L);
+        OptionRules.AtLeast(count, 0L);
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at a damaged record, 3 nothing to dump (no such directory, or no segment file in it).") { dir, fromOffset, fromTime, count, hex };
         cmd.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
-            if (!Directory.Exists(path))
+            if (NothingToRead(path) is { } why)
             {
-                Console.Error.WriteLine($"no such directory: {path}");
-                return 2;
+                Console.Error.WriteLine(why);
+                return 3; // as verify: nothing was read, which an empty journal's exit 0 must not look like
             }
 
             long? fromTs = null;
@@ -47,14 +49,14 @@ internal static class JournalCommand
                 else
                 {
                     Console.Error.WriteLine($"--from-time: cannot parse '{t}' (ISO 8601 or Unix milliseconds)");
-                    return 2;
+                    return ExitCodes.Usage;
                 }
             }
 
             if (parse.GetValue(fromOffset) is not null && fromTs is not null)
             {
                 Console.Error.WriteLine("use --from-offset or --from-time, not both");
-                return 2;
+                return ExitCodes.Usage;
             }
 
             var asHex = parse.GetValue(hex);
@@ -85,17 +87,17 @@ internal static class JournalCommand
         {
             // 3, not 2: exit 2 says "damaged tail", and a script acting on it must not take a mistyped path for one.
             var path = parse.GetValue(dir)!;
-            if (!Directory.Exists(path))
+            if (NothingToRead(path) is { } why)
             {
-                Console.Error.WriteLine($"no such directory: {path}");
+                // Not "OK": nothing was checked. The usual slip is naming the topic's directory instead of its journal.
+                Console.Error.WriteLine(why);
                 return 3;
             }
 
             var report = JournalInspector.Verify(path);
             if (report.Segments.Count == 0)
             {
-                // Not "OK": nothing was checked. The usual slip is naming the topic's directory instead of its journal.
-                Console.Error.WriteLine($"no journal segment (*.seg) in {path}: nothing to verify (a topic's journal is <data>/topics/<topic>/journal)");
+                Console.Error.WriteLine($"no journal segment in {path}: nothing to verify");
                 return 3;
             }
 
@@ -112,6 +114,12 @@ internal static class JournalCommand
         });
         return cmd;
     }
+
+    /// <summary>Why <paramref name="path"/> holds no journal to read (no such directory, no segment file), or null.</summary>
+    private static string? NothingToRead(string path) =>
+        !Directory.Exists(path) ? $"no such directory: {path}"
+        : !Directory.EnumerateFiles(path, "*.seg").Any() ? $"no journal segment (*.seg) in {path}: nothing to read (a topic's journal is <data>/topics/<topic>/journal)"
+        : null;
 
     private static void FormatRecord(StringBuilder sb, JournalRecord record, bool hex)
     {

@@ -3,19 +3,28 @@ using System.Runtime.InteropServices;
 namespace FastBroker.Cli.Commands;
 
 /// <summary>
-/// The stop token of a long-running command (<c>serve</c>, <c>witness</c>): cancelled by SIGTERM or SIGINT (whose
-/// default action, ending the process at once, is suppressed so the command can shut down gracefully) or by the
-/// command line's own token.
+/// The stop token of a command that runs until told to stop (<c>serve</c>, <c>witness</c>, <c>sub</c>, <c>pub</c>):
+/// cancelled by SIGTERM or SIGINT (whose default action, ending the process at once, is suppressed so the command can
+/// finish cleanly and exit 0) or by the command line's own token.
 /// </summary>
 internal sealed class StopSignal : IDisposable
 {
     private readonly CancellationTokenSource _stop;
     private readonly PosixSignalRegistration _sigterm;
     private readonly PosixSignalRegistration _sigint;
+    private readonly bool _secondSignalKills;
+    private int _signals;
 
-    public StopSignal(CancellationToken cancellationToken)
+    /// <param name="cancellationToken">The command line's token.</param>
+    /// <param name="secondSignalKills">
+    /// Let a second SIGINT or SIGTERM take its default action (end the process at once): for a client command whose
+    /// clean exit waits on the server (an UNSUBSCRIBE, a commit, confirmations), so a second Ctrl-C is the way out of a
+    /// server that does not answer.
+    /// </param>
+    public StopSignal(CancellationToken cancellationToken, bool secondSignalKills = false)
     {
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _secondSignalKills = secondSignalKills;
         _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         _sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
     }
@@ -32,6 +41,11 @@ internal sealed class StopSignal : IDisposable
 
     private void OnSignal(PosixSignalContext context)
     {
+        if (Interlocked.Increment(ref _signals) > 1 && _secondSignalKills)
+        {
+            return; // context.Cancel stays false: the signal's default action ends the process
+        }
+
         context.Cancel = true;
         _stop.Cancel();
     }

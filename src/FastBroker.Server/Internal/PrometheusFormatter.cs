@@ -20,6 +20,8 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_topic_expired_total", "counter", "Messages that expired before delivery, each counted once however many groups and subscriptions skipped it.", topics, t => Labels(("topic", t.Name)), t => t.Expired);
 
         // Several open subscriptions may share a pattern (one per connection): one series per (pattern, durable), summed.
+        // The gauges are of the open subscriptions; the counters also keep what closed ones counted, so they never go
+        // down when a subscription closes (Prometheus would read a drop as a counter reset).
         var subscriptions = snapshot.Subscriptions
             .GroupBy(s => (s.Pattern, Durable: s.DurableName ?? ""))
             .OrderBy(g => g.Key.Pattern, StringComparer.Ordinal).ThenBy(g => g.Key.Durable, StringComparer.Ordinal)
@@ -27,9 +29,11 @@ internal static class PrometheusFormatter
         static string SubLabels(IGrouping<(string Pattern, string Durable), SubscriptionSnapshot> g) => Labels(("pattern", g.Key.Pattern), ("durable", g.Key.Durable));
         Family(sb, "fastbroker_subscriptions", "gauge", "Open subscriptions with this pattern and durable name.", subscriptions, SubLabels, g => g.Count());
         Family(sb, "fastbroker_subscription_lag", "gauge", "Messages not yet delivered (head minus position, summed over the matched topics).", subscriptions, SubLabels, g => g.Sum(s => s.Lag));
-        Family(sb, "fastbroker_subscription_delivered_total", "counter", "Messages delivered by the open subscriptions.", subscriptions, SubLabels, g => g.Sum(s => s.Delivered));
-        Family(sb, "fastbroker_subscription_missed_total", "counter", "Messages lost: falling a whole ring behind (transient topics) or deleted by retention before being read (persistent topics).", subscriptions, SubLabels, g => g.Sum(s => s.Missed));
-        Family(sb, "fastbroker_subscription_filtered_total", "counter", "Messages skipped by header filters.", subscriptions, SubLabels, g => g.Sum(s => s.Filtered));
+        var totals = snapshot.SubscriptionTotals;
+        static string TotalLabels(SubscriptionTotals t) => Labels(("pattern", t.Pattern), ("durable", t.DurableName ?? ""));
+        Family(sb, "fastbroker_subscription_delivered_total", "counter", "Messages delivered by the subscriptions with this pattern and durable name, closed ones included.", totals, TotalLabels, t => t.Delivered);
+        Family(sb, "fastbroker_subscription_missed_total", "counter", "Messages lost: falling a whole ring behind (transient topics) or deleted by retention before being read (persistent topics).", totals, TotalLabels, t => t.Missed);
+        Family(sb, "fastbroker_subscription_filtered_total", "counter", "Messages skipped by header filters.", totals, TotalLabels, t => t.Filtered);
 
         var groups = snapshot.Groups;
         static string GroupLabels(GroupSnapshot g) => Labels(("topic", g.Topic), ("group", g.Group));

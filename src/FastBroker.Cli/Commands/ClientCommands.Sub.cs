@@ -1,0 +1,145 @@
+using System.CommandLine;
+using FastBroker.Client;
+
+namespace FastBroker.Cli.Commands;
+
+/// <summary><c>fastbroker sub</c>: a fan-out subscription (durable or not) or a work-queue group member.</summary>
+internal static partial class ClientCommands
+{
+    private static Command Sub()
+    {
+        var pattern = new Argument<string>("pattern") { Description = "Topic or pattern (orders.* one level, orders.> the rest)." };
+        var from = new Option<string>("--from") { Description = "Start: latest, earliest, committed, offset:N, or time:ISO-8601.", DefaultValueFactory = _ => "latest" };
+        var durable = new Option<string?>("--durable") { Description = "Durable subscription name: the position of what was printed is committed when sub ends (--count, --timeout, Ctrl-C); --from committed resumes after it." };
+        var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
+        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
+        var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
+        OptionRules.AtLeast(count, 0L);
+        OptionRules.AtLeast(timeout, 0.0);
+        var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
+        format.AcceptOnlyFromAmong("payload", "full", "json");
+        var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            if (!TryParseStart(parse.GetValue(from)!, out var start))
+            {
+                Console.Error.WriteLine($"--from '{parse.GetValue(from)}': expected latest, earliest, committed, offset:N or time:ISO-8601");
+                return ExitCodes.Usage;
+            }
+
+            var max = parse.GetValue(count);
+            var idle = parse.GetValue(timeout);
+            var fmt = parse.GetValue(format)!;
+            // Ctrl-C or SIGTERM ends the command as --count does: a member leaves its group (its ACKs sent first, the
+            // deliveries it had not printed back to the group at once), a durable subscription commits what it printed.
+            using var stop = new StopSignal(ct, secondSignalKills: true);
+            return await RunAsync(parse, async client =>
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                var received = 0L;
+                if (idle > 0)
+                {
+                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                }
+
+                if (parse.GetValue(group) is { } g)
+                {
+                    GroupMember member;
+                    try
+                    {
+                        member = await client.JoinGroupAsync(parse.GetValue(pattern)!, g, GroupJoinOptions.Default, cts.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return Stopped(stop.Token, idle, received);
+                    }
+
+                    await using (member.ConfigureAwait(false))
+                    {
+                        try
+                        {
+                            await foreach (var m in member.ReadAllAsync(cts.Token).ConfigureAwait(false))
+                            {
+                                Print(m, fmt);
+                                await member.AckAsync(m, CancellationToken.None).ConfigureAwait(false); // printed is done, whatever stops us now
+                                if (idle > 0)
+                                {
+                                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                                }
+
+                                if (++received == max)
+                                {
+                                    break;
+                                }
+                            }
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            return Stopped(stop.Token, idle, received);
+                        }
+                    }
+
+                    return 0;
+                }
+
+                var options = SubscribeOptions.Default with { Start = start, DurableName = parse.GetValue(durable) };
+                ClientSubscription subscription;
+                try
+                {
+                    subscription = await client.CreateSubscriptionAsync(parse.GetValue(pattern)!, options, cts.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return Stopped(stop.Token, idle, received);
+                }
+
+                await using (subscription.ConfigureAwait(false))
+                {
+                    var status = 0;
+                    try
+                    {
+                        await foreach (var m in subscription.ReadAllAsync(cts.Token).ConfigureAwait(false))
+                        {
+                            Print(m, fmt);
+                            if (idle > 0)
+                            {
+                                cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                            }
+
+                            if (++received == max)
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        status = Stopped(stop.Token, idle, received);
+                    }
+
+                    if (options.DurableName is not null)
+                    {
+                        // What was printed is done: --from committed resumes after it. Not cancellable by the stop
+                        // token (already cancelled); a second Ctrl-C ends the process if the server does not answer.
+                        await subscription.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+
+                    return status;
+                }
+            }).ConfigureAwait(false);
+        });
+        return cmd;
+    }
+
+    /// <summary>The exit status of a <c>sub</c> whose wait was cancelled: 0 when told to stop, 1 when --timeout passed with no message.</summary>
+    private static int Stopped(CancellationToken stop, double idle, long received)
+    {
+        if (stop.IsCancellationRequested)
+        {
+            return 0;
+        }
+
+        Console.Error.WriteLine($"sub: no message for {idle} s ({received} received)");
+        return 1;
+    }
+}

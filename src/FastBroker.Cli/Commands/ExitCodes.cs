@@ -1,0 +1,12 @@
+namespace FastBroker.Cli.Commands;
+
+/// <summary>Exit codes shared by every command (each command's own results are 0 to 3: see its help).</summary>
+internal static class ExitCodes
+{
+    /// <summary>
+    /// The command line cannot be used: an unknown option, a missing argument, a value out of range or that does not
+    /// parse. 64 (EX_USAGE, sysexits.h), not 1 or 2, which commands use for their results (journal verify: 1 corrupt,
+    /// 2 damaged tail; sub: 1 no message within --timeout), so a script never reads a typo as one of them.
+    /// </summary>
+    public const int Usage = 64;
+}

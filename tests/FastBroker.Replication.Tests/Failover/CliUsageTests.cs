@@ -1,0 +1,78 @@
+using System.Globalization;
+using FastBroker.Journal;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A command line that cannot be used exits 64 (EX_USAGE) with the reason on stderr, for every command, so it never
+/// reads as one of a command's results (journal verify's 1 corrupt, 2 damaged tail, 3 nothing to check); counts
+/// below what their help allows are refused instead of being taken for something else; journal dump of a path with
+/// no journal exits 3 as verify does; and the top-level help writes optional arguments in brackets.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public class CliUsageTests
+{
+    [Fact]
+    public async Task Unusable_command_lines_exit_64_and_optional_arguments_show_as_optional()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-usage");
+        var journal = dir.Combine("topics", "orders", "journal");
+        using (var log = JournalLog.Open(journal, JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None }))
+        {
+            Assert.True(log.TryAppend("hello"u8, out _));
+            log.Commit();
+        }
+
+        var port = FreePort.Next();
+        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+
+        (string[] Args, int Exit)[] cases =
+        [
+            (["pub", "counted", "x", "--count", "0", "--server", server], 64), // published once
+            (["pub", "counted", "x", "--count", "-3", "--server", server], 64), // published once
+            (["sub", "counted", "--from", "earliest", "--count", "-1", "--server", server], 64), // never stopped
+            (["sub", "counted", "--timeout", "-1", "--server", server], 64), // waited forever
+            (["journal", "dump", journal, "--from-offset", "-1"], 64), // printed nothing, exit 0
+            (["journal", "dump", journal, "--count", "-5"], 64), // printed nothing, exit 0
+            (["journal", "dump", dir.Combine("topics", "orders")], 3), // no journal here: printed nothing, exit 0
+            (["journal", "dump", dir.Combine("no-such-directory")], 3),
+            (["journal", "verify"], 64), // 1: "corrupt"
+            (["journal", "verify", journal, "--no-such-option"], 64),
+            (["stats", "--no-such-option", "--server", server], 64),
+        ];
+        var failures = new List<string>();
+        foreach (var (args, exit) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != exit || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            {
+                failures.Add($"expected exit {exit}: {outcome.Describe(args)}");
+            }
+        }
+
+        var dumped = await CliOutcome.RunAsync(["journal", "dump", journal, "--count", "0"]);
+        if (dumped.ExitCode != 0 || dumped.Output.Length > 0)
+        {
+            failures.Add($"journal dump --count 0: exit {dumped.ExitCode}, printed [{dumped.Output}] (expected nothing, exit 0)");
+        }
+
+        var topics = string.Join('\n', await Cli.RunAsync("topics", "--json", "--server", server));
+        if (topics.Contains("\"counted\"", StringComparison.Ordinal))
+        {
+            failures.Add($"a refused pub published: {topics}");
+        }
+
+        var help = await Cli.RunAsync("--help");
+        foreach (var row in new[] { "topics [pattern]", "groups [topic]", "pub <topic> [message]", "sub <pattern>" })
+        {
+            if (!help.Any(l => l.TrimStart().StartsWith(row + " ", StringComparison.Ordinal)))
+            {
+                failures.Add($"the help has no row '{row}':\n{string.Join('\n', help)}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
+}
