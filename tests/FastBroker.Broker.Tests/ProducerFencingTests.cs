@@ -1,13 +1,14 @@
 using FastBroker.Engine;
+using FastBroker.Testing;
 using static FastBroker.BrokerTests.ClaimPublishTests;
 
 namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// Producer epochs (<see cref="Broker.InitProducer"/>): a new instance of a producer id fences the older ones, in the
-/// running broker and, once the new instance has written, after a restart (the epoch is in each record's producer
-/// header). Each epoch's sequences are deduplicated on their own, so even when a restart forgot an epoch nobody wrote
-/// with yet, no message is confirmed as a duplicate of another instance's.
+/// running broker and after a restart (the epoch is in <c>producers.state</c> from the moment it is given, and in each
+/// record's producer header). Each epoch's sequences are deduplicated on their own, so no message is confirmed as a
+/// duplicate of another instance's.
 /// </summary>
 public sealed class ProducerFencingTests
 {
@@ -105,29 +106,55 @@ public sealed class ProducerFencingTests
         Assert.Equal(2, Head(f.Broker, "t"));
     }
 
+    /// <summary>
+    /// InitProducer writes the new epoch to <c>producers.state</c> (fsync'd) before it answers, so a restart before the new
+    /// instance's first record still fences the old one: before, only records carried epochs, and the old instance resumed
+    /// and stored its messages until the new one's first message landed.
+    /// </summary>
     [Fact]
-    public async Task A_restart_before_the_new_instance_wrote_forgets_its_epoch_but_confirms_nothing_twice()
+    public async Task A_restart_before_the_new_instance_wrote_still_fences_the_old_one()
     {
         await using var f = await BrokerFixture.StartAsync();
         var old = await StartOldInstanceAsync(f.Broker, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
-        await f.RestartAsync(); // nothing written with the new epoch: the journal does not know it
+        await f.RestartAsync(); // nothing written with the new epoch: no record carries it
 
-        // The old instance resumes and publishes sequence 3, then the new one publishes its own sequence 3: both stored.
-        Assert.Equal((3UL, old), f.Broker.InitProducer(Id, old));
+        await AssertOldFencedNewResumesAsync(f.Broker, old, current);
+    }
+
+    /// <summary>
+    /// As above after a crash (the data directory copied as it is once InitProducer returned, as a <c>kill -9</c> then
+    /// leaves it: no file written at close): the epoch is on disk before it is answered.
+    /// </summary>
+    [Fact]
+    public async Task A_crash_right_after_a_new_instance_was_answered_still_fences_the_old_one()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var old = await StartOldInstanceAsync(f.Broker, stored: 3);
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(3UL, next);
+        using var crashed = new TempDirectory("fastbroker-epoch-crash");
+        ProducerCheckpointTests.CopyDirectory(f.DataDirectory, crashed.Path);
+
+        await using var broker = await Broker.OpenAsync(BrokerFixture.Options(crashed.Path));
+        await AssertOldFencedNewResumesAsync(broker, old, current);
+    }
+
+    /// <summary>After a restart that no record of <paramref name="current"/> survived: <paramref name="old"/> (which stored 0-2) is fenced, the new instance resumes.</summary>
+    private static async Task AssertOldFencedNewResumesAsync(Broker broker, ulong old, ulong current)
+    {
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => broker.InitProducer(Id, old)).Code);
         var after = new RecordingSink();
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "old3", 1, epoch: old);
-        Assert.Equal((3L, false, BrokerErrorCode.None), Outcome(await after.WaitForAsync(1), 1));
-        Assert.Equal((4UL, current), f.Broker.InitProducer(Id, current)); // the new one resumes (newer than any known)
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 2, epoch: current);
-        PublishIdempotent(f.Broker, after, Id, 4, "t", "old4", 3, epoch: old);
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 4, epoch: current); // its retry
-        var outcomes = await after.WaitForAsync(4);
-        Assert.Equal((4L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
-        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 3).Error);
-        Assert.Equal((4L, true, BrokerErrorCode.None), Outcome(outcomes, 4));
-        Assert.Equal(5, Head(f.Broker, "t"));
+        PublishIdempotent(broker, after, Id, 3, "t", "old3", 1, epoch: old);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, (await after.WaitForAsync(1))[0].Error);
+        Assert.Equal((3UL, current), broker.InitProducer(Id, current)); // the new one resumes
+        PublishIdempotent(broker, after, Id, 3, "t", "new3", 2, epoch: current);
+        PublishIdempotent(broker, after, Id, 3, "t", "new3", 3, epoch: current); // its retry
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal((3L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
+        Assert.Equal((3L, true, BrokerErrorCode.None), Outcome(outcomes, 3));
+        Assert.Equal(4, Head(broker, "t"));
     }
 
     [Fact]

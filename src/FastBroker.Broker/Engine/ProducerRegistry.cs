@@ -26,7 +26,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// <summary>Producers the sweep looks at per call (at most one call per millisecond of the batch clock).</summary>
     private const int SweepStep = 64;
 
-    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init"/>).</summary>
+    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init(ulong, ulong, ulong)"/>).</summary>
     private const int FencesBeforePrune = 1024;
 
     private readonly Dictionary<ulong, Producer> _producers = [];
@@ -91,8 +91,16 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// publishes with lower ones from then on. Null when resuming an epoch that a newer one replaced.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: a resumed epoch this broker cannot have given (more than <see cref="MaxEpochLeadMs"/> ahead of <paramref name="now"/> and above the newest of the id).</exception>
-    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now)
+    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now) => Init(producerId, epoch, now, out _);
+
+    /// <summary>
+    /// <see cref="Init(ulong, ulong, ulong)"/>, and whether the newest epoch of the id changed (<paramref name="raised"/>: a
+    /// new instance, or a resume above the newest known), which the broker persists before answering.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: an epoch never given, as above.</exception>
+    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now, out bool raised)
     {
+        raised = false;
         lock (_addLock)
         {
             _producers.TryGetValue(producerId, out var p);
@@ -112,6 +120,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
                 throw new BrokerException(BrokerErrorCode.InvalidArgument, $"producer {producerId:x16}: epoch {epoch} was never given (it is more than a day ahead of this broker's clock and above the newest epoch of the id, {newest})");
             }
 
+            raised = epoch > newest;
             if (p is not null)
             {
                 p.Fence = Math.Max(p.Fence, epoch);
@@ -141,6 +150,60 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             if (now > epoch && now - epoch >= (ulong)expiryMs)
             {
                 _fences.Remove(id); // allowed while enumerating since .NET Core 3.0
+            }
+        }
+    }
+
+    /// <summary>
+    /// Any thread: copies the newest epoch of every id that has one (given by <see cref="Init(ulong, ulong, ulong)"/> or stored with its records)
+    /// into <paramref name="into"/> (grown when it holds too few) and returns how many: what <c>producers.state</c> keeps, so
+    /// that a restart fences with epochs no record carries yet.
+    /// </summary>
+    public int CaptureEpochs(ref (ulong Producer, ulong Epoch)[] into)
+    {
+        lock (_addLock)
+        {
+            var need = _fences.Count + _producers.Count;
+            if (into.Length < need)
+            {
+                into = new (ulong, ulong)[Math.Max(need, into.Length * 2)];
+            }
+
+            var n = 0;
+            foreach (var (id, epoch) in _fences)
+            {
+                into[n++] = (id, epoch);
+            }
+
+            foreach (var (id, p) in _producers)
+            {
+                var epoch = Math.Max(p.Fence, p.WindowEpoch);
+                if (epoch != 0)
+                {
+                    into[n++] = (id, epoch);
+                }
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Recovery, after the rescan and the checkpoint's entries: <paramref name="epoch"/> was the newest epoch of
+    /// <paramref name="producerId"/> when <c>producers.state</c> was written; lower ones are fenced again. One of an id
+    /// this broker no longer knows is dropped when it started longer than the expiry ago (as <see cref="PruneFencesLocked"/> would).
+    /// </summary>
+    public void RestoreEpoch(ulong producerId, ulong epoch, ulong now)
+    {
+        lock (_addLock)
+        {
+            if (_producers.TryGetValue(producerId, out var p))
+            {
+                p.Fence = Math.Max(p.Fence, epoch);
+            }
+            else if (expiryMs == long.MaxValue || now <= epoch || now - epoch < (ulong)expiryMs)
+            {
+                _fences[producerId] = Math.Max(_fences.GetValueOrDefault(producerId), epoch);
             }
         }
     }
