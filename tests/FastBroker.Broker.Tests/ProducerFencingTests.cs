@@ -63,6 +63,41 @@ public sealed class ProducerFencingTests
         Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await sink.WaitForAsync(1), 1));
     }
 
+    /// <summary>
+    /// An in-process publish is held to the rule a resume over the network is (<see cref="A_resumed_epoch_never_given_is_refused_and_fences_nothing"/>):
+    /// an epoch above the newest of the id and more than a day ahead of the broker's clock was never given, and is refused
+    /// (InvalidArgument, not stored). Before, it was stored, became the newest epoch of the id, and fenced every real
+    /// instance: at ulong.MaxValue the next new instance's epoch (newest + 1) wrapped to the current time, below it.
+    /// </summary>
+    [Fact]
+    public async Task A_publish_with_an_epoch_never_given_is_refused_and_fences_nothing()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var now = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "bogus-max", 1, epoch: ulong.MaxValue);        // an id with no epoch yet
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "bogus-ahead", 2, epoch: now + (2 * ProducerRegistry.MaxEpochLeadMs));
+        var refused = await sink.WaitForAsync(2);
+        Assert.All(refused, o => Assert.Equal(BrokerErrorCode.InvalidArgument, o.Error));
+        Assert.Contains("never given", refused[0].Reason, StringComparison.Ordinal);
+        Assert.Equal(0, Head(f.Broker, "t"));
+
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(0UL, next);
+        Assert.True(current >= now && current < now + ProducerRegistry.MaxEpochLeadMs, $"epoch {current}");
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Id, 0, "t", "new0", 3, epoch: current);
+        Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await after.WaitForAsync(1), 3));
+
+        // The same for an id whose producer the broker knows: still refused, and the instance goes on.
+        PublishIdempotent(f.Broker, after, Id, 1, "t", "bogus-known", 4, epoch: ulong.MaxValue);
+        PublishIdempotent(f.Broker, after, Id, 1, "t", "new1", 5, epoch: current);
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes.Single(o => o.Token == 4).Error);
+        Assert.Equal((1L, false, BrokerErrorCode.None), Outcome(outcomes, 5));
+        Assert.Equal((2UL, current), f.Broker.InitProducer(Id, current));
+    }
+
     [Fact]
     public async Task Messages_the_old_instance_queued_before_the_new_one_started_are_fenced_when_they_reach_the_journaler()
     {

@@ -53,6 +53,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
         /// <summary>An epoch below the producer's newest: a replaced instance, refuse.</summary>
         Fenced,
+
+        /// <summary>An epoch this broker cannot have given (as <see cref="Init(ulong, ulong, ulong)"/> judges a resume): refuse.</summary>
+        NeverGiven,
     }
 
     public int Count
@@ -113,7 +116,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             {
                 return null;
             }
-            else if (epoch > newest && epoch - Math.Min(epoch, now) > MaxEpochLeadMs)
+            else if (epoch > newest && CannotHaveGiven(epoch, now))
             {
                 // Never given: every epoch is at most one more than the newest or the Unix ms it was given at. Taken, it
                 // would fence every later instance of the id until the expiry, and at ulong.MaxValue newest + 1 wrapped.
@@ -138,6 +141,13 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             return (p is null ? 0 : p.Highest + 1, epoch);
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="epoch"/>, above every epoch known for its id, is more than <see cref="MaxEpochLeadMs"/> ahead
+    /// of <paramref name="now"/> (Unix ms): every epoch given is at most one more than the newest or the Unix ms it was given
+    /// at. One within the lead may have been given and forgotten (a producer expired, a failover), so it is taken.
+    /// </summary>
+    private static bool CannotHaveGiven(ulong epoch, ulong now) => epoch - Math.Min(epoch, now) > MaxEpochLeadMs;
 
     /// <summary>
     /// Drops the epochs of instances that never wrote and started longer than the expiry ago (an epoch is at least the
@@ -222,9 +232,12 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
     /// <summary>
     /// Journaler: what to do with <paramref name="sequence"/> of <paramref name="producerId"/> published with
-    /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing).
+    /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing) at <paramref name="now"/> (the batch clock, Unix ms).
+    /// An epoch above the newest of the id and more than <see cref="MaxEpochLeadMs"/> ahead of <paramref name="now"/> was
+    /// never given (the rule <see cref="Init(ulong, ulong, ulong)"/> applies to a resume): taken, it would fence every
+    /// later instance. Looked at only for an epoch above the window's: a new instance's first message.
     /// </summary>
-    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest, ulong epoch = 0)
+    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest, ulong epoch = 0, long now = 0)
     {
         topic = null;
         offset = -1;
@@ -235,9 +248,15 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             {
                 lock (_addLock)
                 {
-                    if (epoch < _fences.GetValueOrDefault(producerId))
+                    var fence = _fences.GetValueOrDefault(producerId);
+                    if (epoch < fence)
                     {
                         return Verdict.Fenced;
+                    }
+
+                    if (epoch > fence && CannotHaveGiven(epoch, (ulong)Math.Max(now, 0)))
+                    {
+                        return Verdict.NeverGiven;
                     }
                 }
             }
@@ -255,7 +274,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
             if (epoch > p.WindowEpoch)
             {
-                return Verdict.New; // a new instance's first message: its sequences are its own (Record starts its window)
+                // A new instance's first message: its sequences are its own (Record starts its window). Above every epoch
+                // known (the window's and the newest given), it must be one this broker could have given.
+                return epoch > p.Fence && CannotHaveGiven(epoch, (ulong)Math.Max(now, 0)) ? Verdict.NeverGiven : Verdict.New;
             }
         }
 
