@@ -30,7 +30,8 @@ namespace FastBroker.Engine;
 /// The file also keeps the newest producer epoch of each id (<see cref="ProducerRegistry.CaptureEpochs"/>), and
 /// <see cref="PersistEpochs"/> writes it before <see cref="Broker.InitProducer"/> answers a new epoch, so a restart fences
 /// the older instances even when the new one has not written yet (no record carries its epoch). Every write is durable
-/// (<see cref="DurableFile"/>: flushed, renamed, the directory synced). An epoch cannot be checked against the journal; it
+/// (<see cref="DurableFile"/>: flushed, renamed, the directory synced), as are the writes at open and close; the
+/// journaler's periodic captures are renamed over it without a disk flush (see <see cref="Write"/>). An epoch cannot be checked against the journal; it
 /// can only fence.
 /// </para>
 /// Format, little-endian: "FBPS", version 3, count (u32), then per producer id (u64), highest sequence (u64), offset
@@ -162,7 +163,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     {
         try
         {
-            Write(closing: false);
+            Write(closing: false, durable: false);
         }
         finally
         {
@@ -273,8 +274,14 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         return result;
     }
 
-    /// <summary>With <c>_writing</c> held: writes the capture and the registry's epochs durably. Null, or why not.</summary>
-    private string? Write(bool closing)
+    /// <summary>
+    /// With <c>_writing</c> held: writes the capture and the registry's epochs. Null, or why not. <paramref name="durable"/>
+    /// (a new epoch, open, close): flushed, renamed, the directory synced (<see cref="DurableFile"/>). The journaler's
+    /// periodic captures are not: at millions of records a second they come hundreds of times a second, and a disk flush
+    /// each would keep the disk busy under the journal's own group commits. They are renamed over the file whole, and
+    /// hold every epoch the last durable write held.
+    /// </summary>
+    private string? Write(bool closing, bool durable = true)
     {
         lock (_writeLock)
         {
@@ -288,7 +295,21 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             var length = Encode();
             try
             {
-                DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
+                if (durable)
+                {
+                    DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
+                }
+                else
+                {
+                    var temporary = _path + ".tmp";
+                    using (var handle = File.OpenHandle(temporary, FileMode.Create, FileAccess.Write))
+                    {
+                        RandomAccess.Write(handle, _buffer.AsSpan(0, length), 0);
+                    }
+
+                    File.Move(temporary, _path, overwrite: true);
+                }
+
                 _lastFailure = null;
                 return null;
             }
