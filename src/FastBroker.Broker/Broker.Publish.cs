@@ -55,11 +55,12 @@ public sealed partial class Broker
     /// instances: their publishes, including those already queued, are refused with
     /// <see cref="BrokerErrorCode.ProducerFenced"/> instead of being stored, or confirmed as duplicates of the new
     /// instance's messages. Returns the sequence to number from (as <see cref="NextProducerSequence"/>) and the epoch.
-    /// Thread-safe. The epoch is stored with each record the instance writes: a restart or failover before its first
-    /// record forgets it (the old instance may then resume until the new one's first message lands; no message is lost
-    /// or confirmed twice either way, since each epoch's sequences are deduplicated on their own).
+    /// Thread-safe. A new epoch is written (fsync'd) to the producers' checkpoint before this returns, so a restart
+    /// fences with it even before the instance's first record (each record then carries it too); on a failover pair it
+    /// reaches the standby with that file, within a heartbeat (docs/broker.md). Each epoch's sequences are deduplicated
+    /// on their own, so no message is confirmed as another instance's duplicate.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock).</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock); <see cref="BrokerErrorCode.StorageError"/>: the new epoch could not be written to disk (the running broker fences with it all the same); <see cref="BrokerErrorCode.Closed"/>: the broker closed.</exception>
     public (ulong NextSequence, ulong Epoch) InitProducer(ulong producerId, ulong epoch = 0)
     {
         if (producerId == 0)
@@ -67,8 +68,14 @@ public sealed partial class Broker
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "producer id 0 is not an idempotent producer");
         }
 
-        return _producers.Init(producerId, epoch, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+        var result = _producers.Init(producerId, epoch, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var raised)
             ?? throw new BrokerException(BrokerErrorCode.ProducerFenced, $"producer {producerId:x16}: epoch {epoch} was replaced by a newer instance of the id (epoch {_producers.Fence(producerId)})");
+        if (raised)
+        {
+            _producerCheckpoint.PersistEpochs(_producers); // on disk before it is answered: a restart fences with it too
+        }
+
+        return result;
     }
 
     /// <summary>The largest count <see cref="TryBeginPublish"/> accepts (a quarter of the input ring).</summary>

@@ -420,13 +420,19 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint).
-        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem);
+        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs);
         foreach (var (id, highest, topic, offset, timestamp, epoch) in vouched)
         {
             if (!_producers.Expired(timestamp, now))
             {
                 _producers.Vouch(id, highest, topic, offset, timestamp, epoch);
             }
+        }
+
+        // And each id's newest epoch, which InitProducer persisted before answering: fences also before its instance wrote.
+        foreach (var (id, epoch) in epochs)
+        {
+            _producers.RestoreEpoch(id, epoch, (ulong)now);
         }
 
         if (problem is not null)

@@ -7,6 +7,8 @@ namespace FastBroker;
 /// <param name="ProducerSequence">The producer's sequence number of this message (ignored when <paramref name="ProducerId"/> is 0).</param>
 /// <param name="ProducerEpoch">
 /// The epoch <see cref="Broker.InitProducer"/> gave this instance of the producer; 0 = none (not fenced, fences nothing).
-/// A publish with an epoch below the producer's newest is refused with <see cref="BrokerErrorCode.ProducerFenced"/>.
+/// A publish with an epoch below the producer's newest is refused with <see cref="BrokerErrorCode.ProducerFenced"/>; one
+/// with an epoch the broker cannot have given (above the newest of the id and more than a day ahead of its clock, the
+/// rule <see cref="Broker.InitProducer"/> applies to a resume) with <see cref="BrokerErrorCode.InvalidArgument"/>.
 /// </param>
 public readonly record struct PublishParameters(uint TtlMs = 0, PublishDurability Durability = PublishDurability.TopicDefault, ulong ProducerId = 0, ulong ProducerSequence = 0, ulong ProducerEpoch = 0);

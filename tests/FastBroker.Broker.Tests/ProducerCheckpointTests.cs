@@ -223,7 +223,8 @@ public sealed class ProducerCheckpointTests
         await sink.WaitForAsync(10 + Others);
     }
 
-    private static void CopyDirectory(string from, string to)
+    /// <summary>Copies a running broker's data directory as a crash leaves it (no temporary files, no lock).</summary>
+    internal static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from))

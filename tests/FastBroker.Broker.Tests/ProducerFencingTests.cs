@@ -1,13 +1,14 @@
 using FastBroker.Engine;
+using FastBroker.Testing;
 using static FastBroker.BrokerTests.ClaimPublishTests;
 
 namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// Producer epochs (<see cref="Broker.InitProducer"/>): a new instance of a producer id fences the older ones, in the
-/// running broker and, once the new instance has written, after a restart (the epoch is in each record's producer
-/// header). Each epoch's sequences are deduplicated on their own, so even when a restart forgot an epoch nobody wrote
-/// with yet, no message is confirmed as a duplicate of another instance's.
+/// running broker and after a restart (the epoch is in <c>producers.state</c> from the moment it is given, and in each
+/// record's producer header). Each epoch's sequences are deduplicated on their own, so no message is confirmed as a
+/// duplicate of another instance's.
 /// </summary>
 public sealed class ProducerFencingTests
 {
@@ -62,6 +63,41 @@ public sealed class ProducerFencingTests
         Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await sink.WaitForAsync(1), 1));
     }
 
+    /// <summary>
+    /// An in-process publish is held to the rule a resume over the network is (<see cref="A_resumed_epoch_never_given_is_refused_and_fences_nothing"/>):
+    /// an epoch above the newest of the id and more than a day ahead of the broker's clock was never given, and is refused
+    /// (InvalidArgument, not stored). Before, it was stored, became the newest epoch of the id, and fenced every real
+    /// instance: at ulong.MaxValue the next new instance's epoch (newest + 1) wrapped to the current time, below it.
+    /// </summary>
+    [Fact]
+    public async Task A_publish_with_an_epoch_never_given_is_refused_and_fences_nothing()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var now = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "bogus-max", 1, epoch: ulong.MaxValue);        // an id with no epoch yet
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "bogus-ahead", 2, epoch: now + (2 * ProducerRegistry.MaxEpochLeadMs));
+        var refused = await sink.WaitForAsync(2);
+        Assert.All(refused, o => Assert.Equal(BrokerErrorCode.InvalidArgument, o.Error));
+        Assert.Contains("never given", refused[0].Reason, StringComparison.Ordinal);
+        Assert.Equal(0, Head(f.Broker, "t"));
+
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(0UL, next);
+        Assert.True(current >= now && current < now + ProducerRegistry.MaxEpochLeadMs, $"epoch {current}");
+        var after = new RecordingSink();
+        PublishIdempotent(f.Broker, after, Id, 0, "t", "new0", 3, epoch: current);
+        Assert.Equal((0L, false, BrokerErrorCode.None), Outcome(await after.WaitForAsync(1), 3));
+
+        // The same for an id whose producer the broker knows: still refused, and the instance goes on.
+        PublishIdempotent(f.Broker, after, Id, 1, "t", "bogus-known", 4, epoch: ulong.MaxValue);
+        PublishIdempotent(f.Broker, after, Id, 1, "t", "new1", 5, epoch: current);
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes.Single(o => o.Token == 4).Error);
+        Assert.Equal((1L, false, BrokerErrorCode.None), Outcome(outcomes, 5));
+        Assert.Equal((2UL, current), f.Broker.InitProducer(Id, current));
+    }
+
     [Fact]
     public async Task Messages_the_old_instance_queued_before_the_new_one_started_are_fenced_when_they_reach_the_journaler()
     {
@@ -105,29 +141,55 @@ public sealed class ProducerFencingTests
         Assert.Equal(2, Head(f.Broker, "t"));
     }
 
+    /// <summary>
+    /// InitProducer writes the new epoch to <c>producers.state</c> (fsync'd) before it answers, so a restart before the new
+    /// instance's first record still fences the old one: before, only records carried epochs, and the old instance resumed
+    /// and stored its messages until the new one's first message landed.
+    /// </summary>
     [Fact]
-    public async Task A_restart_before_the_new_instance_wrote_forgets_its_epoch_but_confirms_nothing_twice()
+    public async Task A_restart_before_the_new_instance_wrote_still_fences_the_old_one()
     {
         await using var f = await BrokerFixture.StartAsync();
         var old = await StartOldInstanceAsync(f.Broker, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
-        await f.RestartAsync(); // nothing written with the new epoch: the journal does not know it
+        await f.RestartAsync(); // nothing written with the new epoch: no record carries it
 
-        // The old instance resumes and publishes sequence 3, then the new one publishes its own sequence 3: both stored.
-        Assert.Equal((3UL, old), f.Broker.InitProducer(Id, old));
+        await AssertOldFencedNewResumesAsync(f.Broker, old, current);
+    }
+
+    /// <summary>
+    /// As above after a crash (the data directory copied as it is once InitProducer returned, as a <c>kill -9</c> then
+    /// leaves it: no file written at close): the epoch is on disk before it is answered.
+    /// </summary>
+    [Fact]
+    public async Task A_crash_right_after_a_new_instance_was_answered_still_fences_the_old_one()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var old = await StartOldInstanceAsync(f.Broker, stored: 3);
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(3UL, next);
+        using var crashed = new TempDirectory("fastbroker-epoch-crash");
+        ProducerCheckpointTests.CopyDirectory(f.DataDirectory, crashed.Path);
+
+        await using var broker = await Broker.OpenAsync(BrokerFixture.Options(crashed.Path));
+        await AssertOldFencedNewResumesAsync(broker, old, current);
+    }
+
+    /// <summary>After a restart that no record of <paramref name="current"/> survived: <paramref name="old"/> (which stored 0-2) is fenced, the new instance resumes.</summary>
+    private static async Task AssertOldFencedNewResumesAsync(Broker broker, ulong old, ulong current)
+    {
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => broker.InitProducer(Id, old)).Code);
         var after = new RecordingSink();
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "old3", 1, epoch: old);
-        Assert.Equal((3L, false, BrokerErrorCode.None), Outcome(await after.WaitForAsync(1), 1));
-        Assert.Equal((4UL, current), f.Broker.InitProducer(Id, current)); // the new one resumes (newer than any known)
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 2, epoch: current);
-        PublishIdempotent(f.Broker, after, Id, 4, "t", "old4", 3, epoch: old);
-        PublishIdempotent(f.Broker, after, Id, 3, "t", "new3", 4, epoch: current); // its retry
-        var outcomes = await after.WaitForAsync(4);
-        Assert.Equal((4L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
-        Assert.Equal(BrokerErrorCode.ProducerFenced, outcomes.Single(o => o.Token == 3).Error);
-        Assert.Equal((4L, true, BrokerErrorCode.None), Outcome(outcomes, 4));
-        Assert.Equal(5, Head(f.Broker, "t"));
+        PublishIdempotent(broker, after, Id, 3, "t", "old3", 1, epoch: old);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, (await after.WaitForAsync(1))[0].Error);
+        Assert.Equal((3UL, current), broker.InitProducer(Id, current)); // the new one resumes
+        PublishIdempotent(broker, after, Id, 3, "t", "new3", 2, epoch: current);
+        PublishIdempotent(broker, after, Id, 3, "t", "new3", 3, epoch: current); // its retry
+        var outcomes = await after.WaitForAsync(3);
+        Assert.Equal((3L, false, BrokerErrorCode.None), Outcome(outcomes, 2));
+        Assert.Equal((3L, true, BrokerErrorCode.None), Outcome(outcomes, 3));
+        Assert.Equal(4, Head(broker, "t"));
     }
 
     [Fact]

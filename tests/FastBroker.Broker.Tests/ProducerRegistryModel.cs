@@ -145,7 +145,7 @@ internal sealed partial class ProducerRegistryModel
     private void Publish(Producer p, Instance inst, ulong s)
     {
         var e = inst.Epoch;
-        var verdict = _registry.Check(p.Id, s, out var topic, out var offset, out var highest, e);
+        var verdict = _registry.Check(p.Id, s, out var topic, out var offset, out var highest, e, _now);
         Log(Op.Check, p.Id, e, s, (long)verdict);
         Verify(p, e, s, verdict, topic, offset, highest);
         if (verdict != ProducerRegistry.Verdict.New)

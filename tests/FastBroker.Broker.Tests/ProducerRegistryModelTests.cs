@@ -7,7 +7,7 @@ namespace FastBroker.BrokerTests;
 /// <summary>
 /// The idempotent-producer window driven as the journaler drives it (<see cref="ProducerRegistry.Check"/>, then
 /// <see cref="ProducerRegistry.Record"/> for what is written; <see cref="ProducerRegistry.Sweep"/> at each batch;
-/// <see cref="ProducerRegistry.Init"/> between messages; restarts that rebuild it from the journal's newest records
+/// <see cref="ProducerRegistry.Init(ulong, ulong, ulong)"/> between messages; restarts that rebuild it from the journal's newest records
 /// topic after topic and from a <see cref="ProducerRegistry.Capture"/> as <c>Broker.RecoverProducers</c> does), against a
 /// model of what is stored: per producer, every record written (epoch, sequence, topic, offset, timestamp).
 /// Seeded (<see cref="ProducerRegistryModel"/>: 200 seeds of 1,000 batches), so a failure names the seed to replay.

@@ -11,7 +11,13 @@ public static class ProducerCheckpointFile
     /// Whether the checkpoint at <paramref name="path"/> names <paramref name="producer"/> (its id, little-endian, as an
     /// entry's first field: pick ids no other field matches). False while the file does not exist.
     /// </summary>
-    public static bool Names(string path, ulong producer)
+    public static bool Names(string path, ulong producer) => Holds(path, producer);
+
+    /// <summary>
+    /// Whether the checkpoint at <paramref name="path"/> holds <paramref name="value"/> (little-endian) anywhere: a producer
+    /// id, or a producer epoch (Unix ms when given: no other field matches it). False while the file does not exist.
+    /// </summary>
+    public static bool Holds(string path, ulong value)
     {
         byte[] bytes;
         try
@@ -24,7 +30,7 @@ public static class ProducerCheckpointFile
         }
 
         Span<byte> id = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(id, producer);
+        BinaryPrimitives.WriteUInt64LittleEndian(id, value);
         return bytes.AsSpan().IndexOf(id) >= 0;
     }
 }

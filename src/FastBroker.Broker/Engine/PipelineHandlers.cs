@@ -52,10 +52,13 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 
     private readonly bool CheckProducer(PublishEntry entry)
     {
-        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, out _, out var offset, out var highest, entry.ProducerEpoch))
+        switch (producers.Check(entry.ProducerId, entry.ProducerSequence, out _, out var offset, out var highest, entry.ProducerEpoch, _batchTimestamp))
         {
             case ProducerRegistry.Verdict.Fenced:
                 Refuse(entry, BrokerErrorCode.ProducerFenced, $"producer {entry.ProducerId:x16}: epoch {entry.ProducerEpoch} was replaced by a newer instance of the id: not stored");
+                return false;
+            case ProducerRegistry.Verdict.NeverGiven:
+                Refuse(entry, BrokerErrorCode.InvalidArgument, $"producer {entry.ProducerId:x16}: epoch {entry.ProducerEpoch} was never given (it is more than a day ahead of this broker's clock and above the newest epoch of the id, {producers.Fence(entry.ProducerId)}; use the one InitProducer returns): not stored");
                 return false;
             case ProducerRegistry.Verdict.Duplicate:
                 entry.Offset = offset;

@@ -28,10 +28,19 @@ namespace FastBroker.Engine;
 /// or the file came from a primary ahead of this standby's copy) is ignored, so the file can only make the broker
 /// refuse an unknown retry ("older than the oldest sequence known"), never confirm one it does not hold.
 /// </para>
-/// Format, little-endian: "FBPS", version 2, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// <para>
+/// The file also keeps the newest producer epoch of each id (<see cref="ProducerRegistry.CaptureEpochs"/>), and
+/// <see cref="PersistEpochs"/> writes it before <see cref="Broker.InitProducer"/> answers a new epoch, so a restart fences
+/// the older instances even when the new one has not written yet (no record carries its epoch). Every write is durable
+/// (<see cref="DurableFile"/>: flushed, renamed, the directory synced), as are the writes at open and close; the
+/// journaler's periodic captures are renamed over it without a disk flush (see <see cref="Write"/>). An epoch cannot be checked against the journal; it
+/// can only fence.
+/// </para>
+/// Format, little-endian: "FBPS", version 3, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), topic name
-/// length (u16) and UTF-8 name; then the CRC32C of everything before it (u32). Version 1 (no newest write) is still
-/// read: its producers are aged by their highest sequence's record.
+/// length (u16) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64) and its newest epoch
+/// (u64); then the CRC32C of everything before it (u32). Versions 1 (no newest write, no epochs) and 2 (no epochs) are
+/// still read: version 1's producers are aged by their highest sequence's record.
 /// </remarks>
 internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -41,23 +50,30 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 2;
+    private const uint Version = 3;
+
+    /// <summary>What <see cref="Write"/> returns when the broker's last file was written already.</summary>
+    private const string ClosedFailure = "closed";
 
     private readonly string _path;
-    private readonly string _temporary;
     private readonly object _writeLock = new();
     private readonly Action<string>? _log;
+    private readonly object _epochLock = new();
     private ProducerRegistry.Entry[] _capture = new ProducerRegistry.Entry[16];
     private int _captured;
+    private (ulong Producer, ulong Epoch)[] _epochs = new (ulong, ulong)[16];
+    private ProducerRegistry? _registry; // the one whose capture is queued (its epochs are taken when the file is written)
+    private long _epochChanges; // Interlocked: one per PersistEpochs call
+    private long _epochsWritten; // under _epochLock: the changes the last PersistEpochs write covers
     private byte[] _buffer = new byte[4096];
     private int _writing; // 1 while a capture waits for or is in its write
     private bool _closed; // under _writeLock
     private string? _lastFailure;
+    private int _epochCount; // under _writeLock: how many of _epochs the file being written holds
 
     public ProducerCheckpoint(string dataDirectory, Action<string>? log)
     {
         _path = Path.Combine(dataDirectory, FileName);
-        _temporary = _path + ".tmp";
         _log = log;
     }
 
@@ -74,8 +90,54 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
 
         _captured = producers.Capture(ref _capture);
+        _registry = producers;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
+    }
+
+    /// <summary>
+    /// Any thread (<see cref="Broker.InitProducer"/>), once the registry gave an id a newer epoch: returns when a file
+    /// holding it is on disk (the last capture of the producers with every id's newest epoch now). Calls that overlap
+    /// share one write. Rare (one per producer instance started), so a disk flush each is affordable.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the file could not be written; <see cref="BrokerErrorCode.Closed"/>: the broker closed (its last file may not hold the epoch).</exception>
+    public void PersistEpochs(ProducerRegistry producers)
+    {
+        var wanted = Interlocked.Increment(ref _epochChanges);
+        lock (_epochLock)
+        {
+            if (_epochsWritten >= wanted)
+            {
+                return; // a write that began after this caller's change covered it
+            }
+
+            var covers = Volatile.Read(ref _epochChanges);
+            var spin = new SpinWait();
+            while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+            {
+                spin.SpinOnce(); // a capture's write in progress: it ends on its own
+            }
+
+            string? failure;
+            try
+            {
+                _registry = producers; // the capture (_capture) stays the journaler's last one
+                failure = Write(closing: false);
+            }
+            finally
+            {
+                Volatile.Write(ref _writing, 0);
+            }
+
+            if (failure is not null)
+            {
+                throw ReferenceEquals(failure, ClosedFailure)
+                    ? new BrokerException(BrokerErrorCode.Closed, "the broker is closed: the producer epoch was not persisted")
+                    : new BrokerException(BrokerErrorCode.StorageError, $"the producer epoch could not be persisted: {failure}");
+            }
+
+            _epochsWritten = covers;
+        }
     }
 
     /// <summary>Any thread, with the registry quiescent (at open, after recovery; at close, after the pipeline stopped).</summary>
@@ -90,6 +152,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         try
         {
             _captured = producers.Capture(ref _capture);
+            _registry = producers;
             Write(closing);
         }
         finally
@@ -102,7 +165,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     {
         try
         {
-            Write(closing: false);
+            Write(closing: false, durable: false);
         }
         finally
         {
@@ -115,9 +178,17 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
     /// timestamp if later, or alone in a version 1 file) and the record's producer epoch.
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem) =>
+        Load(dataDirectory, verify, topicOf, out problem, out _);
+
+    /// <summary>
+    /// As the overload without <paramref name="epochs"/>, and also each id's newest epoch when the file was written (none
+    /// in a version 1 or 2 file), unchecked: it can only fence.
+    /// </summary>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch)> epochs)
     {
         problem = null;
+        epochs = [];
         var result = new List<(ulong, ulong, TopicState, long, long, ulong)>();
         byte[] bytes;
         try
@@ -136,7 +207,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -180,6 +251,23 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             }
         }
 
+        if (version >= 3 && problem is null)
+        {
+            var n = at + 4 <= end ? BinaryPrimitives.ReadUInt32LittleEndian(span[at..]) : uint.MaxValue;
+            if (n == uint.MaxValue || (long)n * 16 > end - at - 4)
+            {
+                problem = $"{FileName}: the producer epochs run past the end: ignored";
+            }
+            else
+            {
+                at += 4;
+                for (var i = 0u; i < n; i++, at += 16)
+                {
+                    epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..])));
+                }
+            }
+        }
+
         if (ignored > 0 && problem is null)
         {
             problem = $"{FileName}: {ignored} of {count} producers' newest records are not in this journal (cut, lost with an unsynced tail, or not yet copied): those producers are known from the newest records only";
@@ -188,28 +276,46 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         return result;
     }
 
-    private void Write(bool closing)
+    /// <summary>
+    /// With <c>_writing</c> held: writes the capture and the registry's epochs. Null, or why not. <paramref name="durable"/>
+    /// (a new epoch, open, close): flushed, renamed, the directory synced (<see cref="DurableFile"/>). The journaler's
+    /// periodic captures are not: at millions of records a second they come hundreds of times a second, and a disk flush
+    /// each would keep the disk busy under the journal's own group commits. They are renamed over the file whole, and
+    /// hold every epoch the last durable write held.
+    /// </summary>
+    private string? Write(bool closing, bool durable = true)
     {
         lock (_writeLock)
         {
             if (_closed)
             {
-                return;
+                return ClosedFailure;
             }
 
             _closed = closing;
+            _epochCount = _registry?.CaptureEpochs(ref _epochs) ?? 0;
             var length = Encode();
             try
             {
-                using (var handle = File.OpenHandle(_temporary, FileMode.Create, FileAccess.Write))
+                if (durable)
                 {
-                    RandomAccess.Write(handle, _buffer.AsSpan(0, length), 0);
+                    DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
+                }
+                else
+                {
+                    var temporary = _path + ".tmp";
+                    using (var handle = File.OpenHandle(temporary, FileMode.Create, FileAccess.Write))
+                    {
+                        RandomAccess.Write(handle, _buffer.AsSpan(0, length), 0);
+                    }
+
+                    File.Move(temporary, _path, overwrite: true);
                 }
 
-                File.Move(_temporary, _path, overwrite: true);
                 _lastFailure = null;
+                return null;
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalException)
             {
                 // A full disk, say: the previous checkpoint stays (older, so a restart refuses more retries it cannot
                 // vouch for, as without any), and publishes are refused by the journal itself. Logged once per cause.
@@ -219,6 +325,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
                     _lastFailure = failure;
                     _log?.Invoke(failure);
                 }
+
+                return ex.Message;
             }
         }
     }
@@ -230,6 +338,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         {
             need += 34 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length);
         }
+
+        need += 4 + (16 * _epochCount);
 
         if (_buffer.Length < need)
         {
@@ -251,6 +361,14 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             var n = Encoding.UTF8.GetBytes(e.Topic.Name, span[(at + 34)..]);
             BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 32)..], (ushort)n);
             at += 34 + n;
+        }
+
+        BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)_epochCount);
+        at += 4;
+        for (var i = 0; i < _epochCount; i++, at += 16)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(span[at..], _epochs[i].Producer);
+            BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _epochs[i].Epoch);
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));

@@ -26,7 +26,7 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// <summary>Producers the sweep looks at per call (at most one call per millisecond of the batch clock).</summary>
     private const int SweepStep = 64;
 
-    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init"/>).</summary>
+    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init(ulong, ulong, ulong)"/>).</summary>
     private const int FencesBeforePrune = 1024;
 
     private readonly Dictionary<ulong, Producer> _producers = [];
@@ -53,6 +53,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
         /// <summary>An epoch below the producer's newest: a replaced instance, refuse.</summary>
         Fenced,
+
+        /// <summary>An epoch this broker cannot have given (as <see cref="Init(ulong, ulong, ulong)"/> judges a resume): refuse.</summary>
+        NeverGiven,
     }
 
     public int Count
@@ -91,8 +94,16 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     /// publishes with lower ones from then on. Null when resuming an epoch that a newer one replaced.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: a resumed epoch this broker cannot have given (more than <see cref="MaxEpochLeadMs"/> ahead of <paramref name="now"/> and above the newest of the id).</exception>
-    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now)
+    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now) => Init(producerId, epoch, now, out _);
+
+    /// <summary>
+    /// <see cref="Init(ulong, ulong, ulong)"/>, and whether the newest epoch of the id changed (<paramref name="raised"/>: a
+    /// new instance, or a resume above the newest known), which the broker persists before answering.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: an epoch never given, as above.</exception>
+    public (ulong NextSequence, ulong Epoch)? Init(ulong producerId, ulong epoch, ulong now, out bool raised)
     {
+        raised = false;
         lock (_addLock)
         {
             _producers.TryGetValue(producerId, out var p);
@@ -105,13 +116,14 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             {
                 return null;
             }
-            else if (epoch > newest && epoch - Math.Min(epoch, now) > MaxEpochLeadMs)
+            else if (epoch > newest && CannotHaveGiven(epoch, now))
             {
                 // Never given: every epoch is at most one more than the newest or the Unix ms it was given at. Taken, it
                 // would fence every later instance of the id until the expiry, and at ulong.MaxValue newest + 1 wrapped.
                 throw new BrokerException(BrokerErrorCode.InvalidArgument, $"producer {producerId:x16}: epoch {epoch} was never given (it is more than a day ahead of this broker's clock and above the newest epoch of the id, {newest})");
             }
 
+            raised = epoch > newest;
             if (p is not null)
             {
                 p.Fence = Math.Max(p.Fence, epoch);
@@ -131,6 +143,13 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
     }
 
     /// <summary>
+    /// Whether <paramref name="epoch"/>, above every epoch known for its id, is more than <see cref="MaxEpochLeadMs"/> ahead
+    /// of <paramref name="now"/> (Unix ms): every epoch given is at most one more than the newest or the Unix ms it was given
+    /// at. One within the lead may have been given and forgotten (a producer expired, a failover), so it is taken.
+    /// </summary>
+    private static bool CannotHaveGiven(ulong epoch, ulong now) => epoch - Math.Min(epoch, now) > MaxEpochLeadMs;
+
+    /// <summary>
     /// Drops the epochs of instances that never wrote and started longer than the expiry ago (an epoch is at least the
     /// Unix ms of its start): like producers, such ids do not pile up. A dropped one is fenced no more, as after a restart.
     /// </summary>
@@ -141,6 +160,60 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             if (now > epoch && now - epoch >= (ulong)expiryMs)
             {
                 _fences.Remove(id); // allowed while enumerating since .NET Core 3.0
+            }
+        }
+    }
+
+    /// <summary>
+    /// Any thread: copies the newest epoch of every id that has one (given by <see cref="Init(ulong, ulong, ulong)"/> or stored with its records)
+    /// into <paramref name="into"/> (grown when it holds too few) and returns how many: what <c>producers.state</c> keeps, so
+    /// that a restart fences with epochs no record carries yet.
+    /// </summary>
+    public int CaptureEpochs(ref (ulong Producer, ulong Epoch)[] into)
+    {
+        lock (_addLock)
+        {
+            var need = _fences.Count + _producers.Count;
+            if (into.Length < need)
+            {
+                into = new (ulong, ulong)[Math.Max(need, into.Length * 2)];
+            }
+
+            var n = 0;
+            foreach (var (id, epoch) in _fences)
+            {
+                into[n++] = (id, epoch);
+            }
+
+            foreach (var (id, p) in _producers)
+            {
+                var epoch = Math.Max(p.Fence, p.WindowEpoch);
+                if (epoch != 0)
+                {
+                    into[n++] = (id, epoch);
+                }
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Recovery, after the rescan and the checkpoint's entries: <paramref name="epoch"/> was the newest epoch of
+    /// <paramref name="producerId"/> when <c>producers.state</c> was written; lower ones are fenced again. One of an id
+    /// this broker no longer knows is dropped when it started longer than the expiry ago (as <see cref="PruneFencesLocked"/> would).
+    /// </summary>
+    public void RestoreEpoch(ulong producerId, ulong epoch, ulong now)
+    {
+        lock (_addLock)
+        {
+            if (_producers.TryGetValue(producerId, out var p))
+            {
+                p.Fence = Math.Max(p.Fence, epoch);
+            }
+            else if (expiryMs == long.MaxValue || now <= epoch || now - epoch < (ulong)expiryMs)
+            {
+                _fences[producerId] = Math.Max(_fences.GetValueOrDefault(producerId), epoch);
             }
         }
     }
@@ -159,9 +232,12 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
     /// <summary>
     /// Journaler: what to do with <paramref name="sequence"/> of <paramref name="producerId"/> published with
-    /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing).
+    /// <paramref name="epoch"/> (0 = none: neither fenced nor fencing) at <paramref name="now"/> (the batch clock, Unix ms).
+    /// An epoch above the newest of the id and more than <see cref="MaxEpochLeadMs"/> ahead of <paramref name="now"/> was
+    /// never given (the rule <see cref="Init(ulong, ulong, ulong)"/> applies to a resume): taken, it would fence every
+    /// later instance. Looked at only for an epoch above the window's: a new instance's first message.
     /// </summary>
-    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest, ulong epoch = 0)
+    public Verdict Check(ulong producerId, ulong sequence, out TopicState? topic, out long offset, out ulong highest, ulong epoch = 0, long now = 0)
     {
         topic = null;
         offset = -1;
@@ -172,9 +248,15 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
             {
                 lock (_addLock)
                 {
-                    if (epoch < _fences.GetValueOrDefault(producerId))
+                    var fence = _fences.GetValueOrDefault(producerId);
+                    if (epoch < fence)
                     {
                         return Verdict.Fenced;
+                    }
+
+                    if (epoch > fence && CannotHaveGiven(epoch, (ulong)Math.Max(now, 0)))
+                    {
+                        return Verdict.NeverGiven;
                     }
                 }
             }
@@ -192,7 +274,9 @@ internal sealed class ProducerRegistry(int window, long idleMs = long.MaxValue, 
 
             if (epoch > p.WindowEpoch)
             {
-                return Verdict.New; // a new instance's first message: its sequences are its own (Record starts its window)
+                // A new instance's first message: its sequences are its own (Record starts its window). Above every epoch
+                // known (the window's and the newest given), it must be one this broker could have given.
+                return epoch > p.Fence && CannotHaveGiven(epoch, (ulong)Math.Max(now, 0)) ? Verdict.NeverGiven : Verdict.New;
             }
         }
 

@@ -150,11 +150,12 @@ internal sealed partial class Session
             Bind(producerId, asked);
             SendError(header.RequestId, ErrorCode.ProducerFenced, $"INIT_PRODUCER: {e.Message}");
         }
-        catch (BrokerException e) when (e.Code == BrokerErrorCode.InvalidArgument)
+        catch (BrokerException e)
         {
-            // An epoch never given: not bound, so this connection's publishes with the id carry no epoch (neither
-            // fenced nor fencing), as a client without the feature.
-            SendError(header.RequestId, ErrorCode.InvalidArgument, $"INIT_PRODUCER: {e.Message}");
+            // An epoch never given (InvalidArgument), or a new one that could not be written to disk (StorageError): not
+            // bound, so this connection's publishes with the id carry no epoch (neither fenced nor fencing), as a client
+            // without the feature.
+            SendError(header.RequestId, ToWire(e.Code), $"INIT_PRODUCER: {e.Message}");
         }
     }
 

@@ -11,7 +11,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// The idempotent producers' checkpoint (<c>producers.state</c>) travels to the standby with the other state files, so
 /// a promoted standby knows a producer whose records other producers pushed out of its rescan of each topic's newest
 /// records: that producer's retry of a stored message is refused, not stored twice. The rescan is cut to 64 records.
-/// Producer epochs travel with the records, so the promoted standby also keeps fencing a replaced instance.
+/// Producer epochs travel with the records and in that file, so the promoted standby also keeps fencing a replaced instance.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class ProducerCheckpointFailoverTests
@@ -93,6 +93,44 @@ public sealed class ProducerCheckpointFailoverTests
             var outcomes = after.Outcomes.OrderBy(o => o.Token).ToList();
             Assert.Equal((2UL, BrokerErrorCode.ProducerFenced), (outcomes[0].Token, outcomes[0].Error));
             Assert.Equal((3UL, 1L, BrokerErrorCode.None), (outcomes[1].Token, outcomes[1].Offset, outcomes[1].Error));
+        }
+    }
+
+    /// <summary>
+    /// A new instance's epoch is in <c>producers.state</c> from the moment it is given, and that file reaches the standby
+    /// (sent whole when it changes, checked every heartbeat): once it has, a promoted standby fences the instance it
+    /// replaced although the new one never wrote (no record carries its epoch).
+    /// </summary>
+    [Fact]
+    public async Task A_promoted_standby_fences_an_instance_replaced_by_one_that_never_wrote()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default);
+        await using (a)
+        await using (b)
+        {
+            var sink = new Sink();
+            var (_, old) = a.Broker!.InitProducer(Early);
+            Publish(a.Broker, sink, Early, 0, old, token: 0);
+            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's message is confirmed", TimeSpan.FromSeconds(60));
+            Assert.Equal(BrokerErrorCode.None, sink.Outcomes.Single().Error);
+            var (next, current) = a.Broker.InitProducer(Early);
+            Assert.Equal(1UL, next);
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), current), "b's checkpoint holds the new epoch", TimeSpan.FromSeconds(60));
+            await a.DisposeAsync();
+
+            await b.PromoteAsync();
+            Assert.Equal(NodeRole.Primary, b.Role);
+            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Early, old)).Code);
+            var after = new Sink();
+            Publish(b.Broker!, after, Early, 1, old, token: 1); // the replaced instance goes on: fenced
+            await Eventually.TrueAsync(() => after.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(60));
+            Assert.Equal(BrokerErrorCode.ProducerFenced, after.Outcomes.Single().Error);
+            Assert.Equal((1UL, current), b.Broker!.InitProducer(Early, current)); // the new one resumes
+            Publish(b.Broker!, after, Early, 1, current, token: 2);
+            await Eventually.TrueAsync(() => after.Count == 2, "the new instance's publish is answered", TimeSpan.FromSeconds(60));
+            Assert.Equal((2UL, 1L, BrokerErrorCode.None), after.Outcomes.Single(o => o.Token == 2));
         }
     }
 
