@@ -1,10 +1,23 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace FastBroker.Net;
 
 /// <summary>The accept step every listener of the broker shares (client server, admin HTTP, replication, witness).</summary>
-internal static class SocketAccept
+internal static partial class SocketAccept
 {
+    /// <summary>
+    /// Descriptors no connection may take: a connection accepted on one of the last 64 the process may open
+    /// (descriptor number at or above the soft RLIMIT_NOFILE minus 64) is closed at once. The runtime needs free
+    /// descriptors to go on at all: each new thread (the thread pool grows under load) keeps a pipe, and the runtime
+    /// ends the process with "Out of memory." when it cannot open one; each assembly loaded on first use holds two;
+    /// the journal opens segment files. 64 covers a pool grown by a few dozen threads and the assemblies of the paths
+    /// not taken yet.
+    /// </summary>
+    internal const int ReservedDescriptors = 64;
+
+    private const int RlimitNoFile = 7; // Linux
+
     /// <summary>The first wait after a failed accept (Go's net/http Server.Serve uses the same steps).</summary>
     internal static readonly TimeSpan FirstBackOff = TimeSpan.FromMilliseconds(5);
 
@@ -19,30 +32,48 @@ internal static class SocketAccept
     /// failure (out of descriptors: EMFILE/ENFILE, out of buffers or memory: ENOBUFS/ENOMEM) repeats at once while it
     /// lasts, so the wait goes on after a back-off of 5 ms doubling to 1 s (reset by the next accepted connection)
     /// instead of spinning; <paramref name="log"/> gets the first failure, then one line per 1 s step with the count.
+    /// A connection accepted on one of the <see cref="ReservedDescriptors"/> is closed at once (Linux; a flood of
+    /// connections must not leave the process without the descriptors it needs to live), logged at the 1st, 2nd, 4th,
+    /// 8th… refusal in a row.
     /// </summary>
     public static ValueTask<Socket?> NextAsync(Socket listener, CancellationToken stop, Action<string>? log = null)
-        => NextAsync(listener.AcceptAsync, s_delay, stop, log);
+        => NextAsync(listener.AcceptAsync, s_delay, stop, log, InReserve);
 
     /// <summary>
     /// <see cref="NextAsync(Socket, CancellationToken, Action{string}?)"/> over any accept step and delay (the seam the
-    /// tests drive through a sequence of failures).
+    /// tests drive through a sequence of failures); <paramref name="refuse"/> gives the reason to close an accepted
+    /// socket at once, or null to keep it.
     /// </summary>
     internal static async ValueTask<Socket?> NextAsync(
         Func<CancellationToken, ValueTask<Socket>> accept,
         Func<TimeSpan, CancellationToken, Task> delay,
         CancellationToken stop,
-        Action<string>? log)
+        Action<string>? log,
+        Func<Socket, string?>? refuse = null)
     {
         var failures = 0;
+        var refused = 0;
         var backOff = TimeSpan.Zero;
         while (true)
         {
             try
             {
                 var socket = await accept(stop).ConfigureAwait(false);
-                if (failures > 0)
+                if (refuse?.Invoke(socket) is { } reason)
                 {
-                    Log(log, $"accepting again after {failures} failed attempt(s)");
+                    socket.Dispose();
+                    refused++;
+                    if ((refused & (refused - 1)) == 0)
+                    {
+                        Log(log, $"closed a connection at accept: {reason} ({refused} in a row)");
+                    }
+
+                    continue;
+                }
+
+                if (failures > 0 || refused > 0)
+                {
+                    Log(log, $"accepting again after {failures} failed attempt(s) and {refused} connection(s) closed at accept");
                 }
 
                 return socket;
@@ -90,5 +121,29 @@ internal static class SocketAccept
         catch (Exception)
         {
         }
+    }
+
+    /// <summary>The reason to close <paramref name="socket"/>: its descriptor is one of the <see cref="ReservedDescriptors"/>.</summary>
+    private static string? InReserve(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux() || GetRLimit(RlimitNoFile, out var limit) != 0 || limit.Current > int.MaxValue)
+        {
+            return null; // not Linux, or no limit to speak of (RLIM_INFINITY is ulong.MaxValue)
+        }
+
+        var fd = (long)socket.SafeHandle.DangerousGetHandle();
+        return fd >= (long)limit.Current - ReservedDescriptors
+            ? $"out of descriptors (descriptor {fd}; the last {ReservedDescriptors} below the limit of {limit.Current} are kept for the process)"
+            : null;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getrlimit")]
+    private static partial int GetRLimit(int resource, out RLimit limit);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit
+    {
+        public ulong Current;
+        public ulong Max;
     }
 }

@@ -21,14 +21,21 @@ internal sealed class HostProcess : IDisposable
     public string Endpoint => $"127.0.0.1:{Port}";
 
     /// <summary>Starts the host on <paramref name="dataDirectory"/> and waits for its LISTENING line (port 0 = a free one).</summary>
-    public static async Task<HostProcess> StartAsync(string dataDirectory, int port = 0, params string[] extra)
+    public static Task<HostProcess> StartAsync(string dataDirectory, int port = 0, params string[] extra)
+        => StartAsync(null, dataDirectory, port, extra);
+
+    /// <summary>
+    /// <see cref="StartAsync(string, int, string[])"/> with at most <paramref name="openFileLimit"/> descriptors open
+    /// in the host at once (<c>ulimit -n</c>; null = the test's own limit).
+    /// </summary>
+    public static async Task<HostProcess> StartAsync(int? openFileLimit, string dataDirectory, int port = 0, params string[] extra)
     {
         Assert.True(File.Exists(HostPath), $"test host not built next to the tests: {HostPath}");
 
         // A restart on the same port may race the old socket's teardown: try a few times.
         for (var attempt = 1; ; attempt++)
         {
-            var child = ChildProcess.StartDotnet(HostPath, [dataDirectory, port.ToString(CultureInfo.InvariantCulture), .. extra]);
+            var child = ChildProcess.StartDotnet(openFileLimit, HostPath, [dataDirectory, port.ToString(CultureInfo.InvariantCulture), .. extra]);
             await Wire.EventuallyAsync(() => child.Lines.Any(l => l.StartsWith("LISTENING ", StringComparison.Ordinal)) || child.HasExited, "the test host listens", TimeSpan.FromSeconds(120));
             var line = child.Lines.FirstOrDefault(l => l.StartsWith("LISTENING ", StringComparison.Ordinal));
             if (line is not null)

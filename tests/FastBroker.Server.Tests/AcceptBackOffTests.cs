@@ -68,6 +68,33 @@ public class AcceptBackOffTests
     }
 
     [Fact]
+    public async Task Connections_refused_at_accept_are_closed_logged_at_powers_of_two_and_the_next_one_is_returned()
+    {
+        var sockets = Enumerable.Range(0, 6).Select(_ => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToList();
+        try
+        {
+            var next = 0;
+            ValueTask<Socket> Accept(CancellationToken _) => ValueTask.FromResult(sockets[next++]);
+            Task Delay(TimeSpan wait, CancellationToken _) => throw new InvalidOperationException("a refusal is no failure: no wait");
+            var log = new List<string>();
+
+            // The first five are in the reserve, the sixth is kept.
+            var kept = await SocketAccept.NextAsync(Accept, Delay, CancellationToken.None, log.Add, s => s != sockets[5] ? "out of descriptors" : null);
+            Assert.Same(sockets[5], kept);
+            Assert.All(sockets.Take(5), s => Assert.Throws<ObjectDisposedException>(() => s.Available));
+            Assert.Equal(4, log.Count);
+            Assert.Contains("closed a connection at accept: out of descriptors (1 in a row)", log[0]);
+            Assert.Contains("(2 in a row)", log[1]);
+            Assert.Contains("(4 in a row)", log[2]);
+            Assert.Contains("accepting again after 0 failed attempt(s) and 5 connection(s) closed at accept", log[3]);
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task Stopping_during_a_back_off_ends_the_wait_with_null()
     {
         using var stop = new CancellationTokenSource();

@@ -55,16 +55,31 @@ public sealed class ChildProcess : IDisposable
     public int Id => _process.Id;
 
     /// <summary>Starts <paramref name="assemblyPath"/> (a .dll) under the current dotnet host.</summary>
-    public static ChildProcess StartDotnet(string assemblyPath, params string[] args)
+    public static ChildProcess StartDotnet(string assemblyPath, params string[] args) => StartDotnet(null, assemblyPath, args);
+
+    /// <summary>
+    /// Starts <paramref name="assemblyPath"/> (a .dll) under the current dotnet host, with at most
+    /// <paramref name="openFileLimit"/> descriptors open at once when it is not null (<c>ulimit -n</c>, soft and hard,
+    /// set by /bin/sh, which then execs the host: <see cref="Id"/> is the host's).
+    /// </summary>
+    public static ChildProcess StartDotnet(int? openFileLimit, string assemblyPath, params string[] args)
     {
         var host = Environment.ProcessPath is { } p && System.IO.Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(host)
+        var psi = new ProcessStartInfo(openFileLimit is null ? host : "/bin/sh")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (openFileLimit is { } limit)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add("ulimit -n \"$0\" && exec \"$@\"");
+            psi.ArgumentList.Add(limit.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            psi.ArgumentList.Add(host);
+        }
+
         psi.ArgumentList.Add(assemblyPath);
         foreach (var a in args)
         {

@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Client;
+using FastBroker.Testing;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>
+/// A connection flood is bad input: it may close connections, never the broker. A real server process with a low
+/// descriptor limit (<c>ulimit -n</c>) is sent more connections than it can hold descriptors for.
+/// </summary>
+public class DescriptorExhaustionTests
+{
+    // The host holds about 80 descriptors once it serves (assemblies, thread pipes, the journal, its listener): with
+    // 256, connections get the descriptors below 192 and the 300 of the flood run past them.
+    private const int OpenFileLimit = 256;
+    private const int Flood = 300;
+
+    [Fact]
+    public async Task A_connection_flood_past_the_descriptor_limit_is_closed_at_accept_and_the_next_client_is_served()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
+        using var dir = new TempDirectory("fastbroker-emfile");
+        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        var flood = new List<Socket>();
+        try
+        {
+            // The kernel completes each handshake into the listen backlog (512) whether or not the server accepts.
+            for (var i = 0; i < Flood && !host.Child.HasExited; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                flood.Add(socket);
+                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, host.Port)).WaitAsync(Deadline);
+            }
+
+            // The server sends nothing before a HELLO: a flood socket turning readable was closed by the server.
+            // A server that dies closes them all too: wait for its log line or its exit to tell which.
+            await EventuallyAsync(() => host.Child.HasExited || flood.Any(ClosedByServer), "the server closes the connections it has no descriptor for");
+            await EventuallyAsync(() => host.Child.HasExited || host.Child.Errors.Contains("closed a connection at accept: out of descriptors", StringComparison.Ordinal), "the server logs it");
+            Assert.False(host.Child.HasExited, $"the server died (exit {(host.Child.HasExited ? host.Child.ExitCode : 0)}): {host.Child.Errors}");
+        }
+        finally
+        {
+            foreach (var socket in flood)
+            {
+                socket.Dispose();
+            }
+        }
+
+        // Once the server has closed the flood's sessions, a descriptor below the reserve is free again.
+        await EventuallyAsync(() => host.Child.HasExited || OpenDescriptors(host.Child.Id) < OpenFileLimit - 64 - 16, "the server releases the flood's descriptors");
+        await using (var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [host.Endpoint], ConnectTimeout = Deadline }))
+        {
+            Assert.Equal(0, await Within(client.PublishAsync("emfile.after", Bytes("served"))));
+        }
+
+        Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
+        Assert.DoesNotContain("Unhandled exception", host.Child.Errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("Out of memory", host.Child.Errors, StringComparison.Ordinal);
+    }
+
+    private static bool ClosedByServer(Socket socket)
+    {
+        try
+        {
+            return socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+    }
+
+    private static int OpenDescriptors(int pid)
+    {
+        try
+        {
+            return Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
+        }
+        catch (IOException)
+        {
+            return int.MaxValue; // gone: HasExited says so
+        }
+    }
+}
