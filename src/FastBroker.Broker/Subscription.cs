@@ -50,7 +50,16 @@ public sealed class Subscription : IDisposable
         if (options.DurableName is { } name)
         {
             TopicName.EnsureValid(name, "durable subscription");
-            _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+            broker.ClaimDurableName(name);
+            try
+            {
+                _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+            }
+            catch
+            {
+                broker.ReleaseDurableName(name);
+                throw;
+            }
         }
         else if (options.Start.Kind == StartKind.Committed)
         {
@@ -487,7 +496,11 @@ public sealed class Subscription : IDisposable
 
         _signal.Set();
         _broker.Forget(this); // first: the retention floor reads the positions of every subscription the broker knows
-        _positions?.Dispose();
+        if (_positions is not null)
+        {
+            _positions.Dispose();
+            _broker.ReleaseDurableName(Options.DurableName!); // last: the next one to open the name is the file's only writer
+        }
     }
 
     internal void CloseFromBroker() => Dispose();

@@ -40,6 +40,59 @@ public class DurableSubscriptionTests
         Assert.Equal("e30", c2.Items[0].Payload);
     }
 
+    /// <summary>
+    /// One position file per durable name, one writer: two subscriptions open with one name each kept their own index
+    /// over the file, so the second's first commit added a second entry for the topic, and a restart resumed from the
+    /// last entry in the file (7, committed before the 5 that was committed last).
+    /// </summary>
+    [Fact]
+    public async Task A_durable_name_is_open_in_one_subscription_at_a_time_and_free_again_once_it_is_disposed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Committed };
+        var first = f.Broker.Subscribe("audit", options);
+        try
+        {
+            var refused = Assert.Throws<BrokerException>(() =>
+            {
+                using var second = f.Broker.Subscribe("audit", options);
+                second.Commit("audit", 7);
+                first.Commit("audit", 5);
+            });
+            Assert.Equal(BrokerErrorCode.DurableNameInUse, refused.Code);
+            Assert.Contains("auditor", refused.Message, StringComparison.Ordinal);
+
+            // Also through another pattern, inline, or starting elsewhere: the name is the file.
+            Assert.Equal(BrokerErrorCode.DurableNameInUse, Assert.Throws<BrokerException>(() => f.Broker.Subscribe(">", options with { Start = StartPosition.Earliest })).Code);
+            first.Commit("audit", 5);
+        }
+        finally
+        {
+            first.Dispose();
+        }
+
+        // Free again: the next one reads what the first committed, and commits over the same entry.
+        using (var again = f.Broker.Subscribe("audit", options))
+        {
+            Assert.Equal(5, again.CommittedOffset("audit"));
+            again.Commit("audit", 6);
+        }
+
+        await f.RestartAsync();
+        using var resumed = f.Broker.Subscribe("audit", options);
+        Assert.Equal(6, resumed.CommittedOffset("audit"));
+        Assert.Equal(6, resumed.Positions["audit"]);
+
+        // One entry for the topic in the file (slot 1 of the position file is its entry count).
+        var file = File.ReadAllBytes(Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos"));
+        Assert.Equal(1, BitConverter.ToInt64(file, 8));
+    }
+
     [Fact]
     public async Task ReadAllAsync_auto_commits_only_what_the_loop_finished_and_keeps_what_it_was_not_given()
     {
