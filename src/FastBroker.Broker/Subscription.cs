@@ -276,8 +276,10 @@ public sealed class Subscription : IDisposable
     /// Every message as an owned copy, in order per topic, until cancelled or disposed. Fetches
     /// <see cref="SubscriptionOptions.BatchSize"/> at a time; with <see cref="SubscriptionOptions.AutoCommit"/> a batch is
     /// committed once the loop asks for the message after its last (it is done with all of them), not when it is
-    /// fetched. A loop that leaves early (break, exception, disposal of the enumerator) leaves the subscription right
-    /// after the last message it was given: the rest of the batch is read again by the next fetch, and is not committed.
+    /// fetched. The token is checked before each message: once it is cancelled the loop is given nothing more and ends
+    /// with <see cref="OperationCanceledException"/>. A loop that leaves early (break, exception, cancellation, disposal
+    /// of the enumerator) leaves the subscription right after the last message it was given: the rest of the batch is
+    /// read again by the next fetch, and is not committed.
     /// </summary>
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -300,6 +302,9 @@ public sealed class Subscription : IDisposable
 
                 foreach (var m in collector.Items)
                 {
+                    // Before each message, not only between batches: a cancelled loop gets nothing more (the finally
+                    // gives the rest of the batch back). One read of the token's state per message.
+                    cancellationToken.ThrowIfCancellationRequested();
                     given++;
                     yield return m;
                 }

@@ -139,6 +139,52 @@ public class DurableSubscriptionTests
         Assert.Equal(Enumerable.Range(4, 6).Select(i => $"o{i}"), Consume.Drain(resumed, 6).Select(x => x.Payload));
     }
 
+    /// <summary>
+    /// ReadAllAsync checked its token only between batches: a loop that cancelled after its first message was still
+    /// given the other 7 of the batch (up to BatchSize - 1) before the cancellation surfaced.
+    /// </summary>
+    [Fact]
+    public async Task ReadAllAsync_gives_no_message_after_its_token_is_cancelled_and_keeps_the_rest_of_the_batch()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"o{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "billing", Start = StartPosition.Earliest, AutoCommit = true, BatchSize = 8 };
+        using var sub = f.Broker.Subscribe("orders", options);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+        var afterCancel = new List<string>();
+        var first = "";
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var m in sub.ReadAllAsync(cts.Token))
+            {
+                if (cts.IsCancellationRequested)
+                {
+                    afterCancel.Add(m.PayloadText);
+                    continue;
+                }
+
+                first = m.PayloadText;
+                await cts.CancelAsync();
+            }
+        });
+
+        Assert.Equal("o0", first);
+        Assert.Empty(afterCancel);
+        Assert.Equal(1, sub.Delivered);
+        Assert.Equal(1, sub.Positions["orders"]); // the rest of the batch is given back, not committed
+        Assert.Null(sub.CommittedOffset("orders"));
+        await foreach (var m in sub.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal("o1", m.PayloadText);
+            break;
+        }
+    }
+
     [Fact]
     public async Task A_handler_that_throws_gets_the_same_message_again_and_what_it_finished_counts_as_delivered()
     {
