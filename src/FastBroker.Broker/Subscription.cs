@@ -114,7 +114,8 @@ public sealed class Subscription : IDisposable
 
     /// <summary>
     /// Messages lost: of a transient topic by falling more than a ring behind, of a persistent one because retention
-    /// deleted them before this subscription read them. A non-durable subscription does not hold retention back (only
+    /// deleted them before this subscription read them; also those between a start it asked for (a committed position,
+    /// <see cref="StartPosition.AtOffset"/>) and the oldest message kept. A non-durable subscription does not hold retention back (only
     /// a durable one's committed position does), so a paused one resumes at the topic's tail and counts the rest here.
     /// </summary>
     public long Missed => Volatile.Read(ref _missed);
