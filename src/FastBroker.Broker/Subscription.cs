@@ -140,6 +140,8 @@ public sealed class Subscription : IDisposable
     /// propagates; the messages before it count as delivered, the one it threw on is delivered again by the next fetch,
     /// and the failed fetch commits nothing.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="max"/> is below 1 (it would examine nothing, and its 0
+    /// would read as "nothing available").</exception>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
@@ -150,6 +152,8 @@ public sealed class Subscription : IDisposable
     /// a header filter or a TTL kept from <paramref name="handler"/>. Only <paramref name="examined"/> = 0 means that
     /// nothing is available now: a batch that was all filtered out returns 0 delivered, and more may follow at once.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="max"/> is below 1 (it would examine nothing, and its 0
+    /// would read as "nothing available").</exception>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler, out int examined)
@@ -163,6 +167,7 @@ public sealed class Subscription : IDisposable
     private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined, bool autoCommit)
         where THandler : IMessageHandler
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         Interlocked.Increment(ref _fetching);
         try
         {
