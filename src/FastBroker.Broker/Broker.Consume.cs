@@ -12,7 +12,8 @@ public sealed partial class Broker
     /// Subscribes to every topic matching <paramref name="pattern"/> (<c>orders.*</c> one level, <c>orders.&gt;</c>
     /// the rest; a plain name is one topic, created on first use when auto-creation is on).
     /// </summary>
-    /// <exception cref="BrokerException">Invalid pattern, unknown topic (auto-creation off), invalid options.</exception>
+    /// <exception cref="BrokerException">Invalid pattern, unknown topic (auto-creation off), invalid options;
+    /// <see cref="BrokerErrorCode.DurableNameInUse"/>: an open subscription has the same <see cref="SubscriptionOptions.DurableName"/>.</exception>
     public Subscription Subscribe(string pattern, SubscriptionOptions? options = null)
     {
         ThrowIfClosed();

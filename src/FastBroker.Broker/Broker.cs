@@ -24,6 +24,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly BrokerMetrics _metrics;
     private readonly List<Subscription> _subscriptions = [];
     private readonly SubscriptionTotalsTable _subscriptionTotals = new(); // under _gate, with _subscriptions
+    private readonly HashSet<string> _openDurableNames = new(StringComparer.Ordinal); // under _gate
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly Dictionary<(string Topic, string Group), long> _dormantGroupFloors; // state on disk, as opened
     private readonly List<string> _groupRecoveries = [];
@@ -256,6 +257,32 @@ public sealed partial class Broker : IAsyncDisposable
                 // counted twice, and never a drop: a snapshot sees the subscription either open or folded in here).
                 _subscriptionTotals.Closed(subscription.Pattern.Text, subscription.Options.DurableName, subscription.Delivered, subscription.Expired, subscription.Filtered, subscription.Missed);
             }
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="durableName"/> for a subscription being opened: one open subscription per durable name,
+    /// as one position file has one writer (two kept their own index over it, so their commits wrote duplicate entries
+    /// and a restart resumed from whichever came last in the file).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DurableNameInUse"/>: another open subscription has it.</exception>
+    internal void ClaimDurableName(string durableName)
+    {
+        lock (_gate)
+        {
+            if (!_openDurableNames.Add(durableName))
+            {
+                throw new BrokerException(BrokerErrorCode.DurableNameInUse, $"durable subscription '{durableName}' is open in another subscription; dispose that one first (one consumer per durable name)");
+            }
+        }
+    }
+
+    /// <summary>Gives <paramref name="durableName"/> back once its subscription has closed its position file.</summary>
+    internal void ReleaseDurableName(string durableName)
+    {
+        lock (_gate)
+        {
+            _openDurableNames.Remove(durableName);
         }
     }
 

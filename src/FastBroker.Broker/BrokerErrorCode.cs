@@ -54,4 +54,10 @@ public enum BrokerErrorCode
     /// epoch): a publish carrying an older epoch is refused, never stored. Not retryable.
     /// </summary>
     ProducerFenced = 13,
+
+    /// <summary>
+    /// The durable name is in use by another open subscription (one consumer per durable name): available again once
+    /// that one is disposed, or, over TCP, once its connection is closed.
+    /// </summary>
+    DurableNameInUse = 14,
 }

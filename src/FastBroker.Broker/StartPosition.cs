@@ -24,7 +24,11 @@ public readonly record struct StartPosition
     /// <summary>The durable subscription's committed position; <see cref="Earliest"/> if it has none yet.</summary>
     public static StartPosition Committed => new(StartKind.Committed, 0);
 
-    /// <summary>From a topic offset (clamped to what is kept).</summary>
+    /// <summary>
+    /// From a topic offset. Past the head: from the head. Below what is kept (retention deleted it, or a transient
+    /// topic's ring overwrote it): from the first message kept, with the ones between counted in
+    /// <see cref="Subscription.Missed"/> by the first read, as for a committed position.
+    /// </summary>
     public static StartPosition AtOffset(long offset)
     {
         if (offset < 0)

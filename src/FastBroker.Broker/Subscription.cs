@@ -50,7 +50,16 @@ public sealed class Subscription : IDisposable
         if (options.DurableName is { } name)
         {
             TopicName.EnsureValid(name, "durable subscription");
-            _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+            broker.ClaimDurableName(name);
+            try
+            {
+                _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+            }
+            catch
+            {
+                broker.ReleaseDurableName(name);
+                throw;
+            }
         }
         else if (options.Start.Kind == StartKind.Committed)
         {
@@ -105,7 +114,8 @@ public sealed class Subscription : IDisposable
 
     /// <summary>
     /// Messages lost: of a transient topic by falling more than a ring behind, of a persistent one because retention
-    /// deleted them before this subscription read them. A non-durable subscription does not hold retention back (only
+    /// deleted them before this subscription read them; also those between a start it asked for (a committed position,
+    /// <see cref="StartPosition.AtOffset"/>) and the oldest message kept. A non-durable subscription does not hold retention back (only
     /// a durable one's committed position does), so a paused one resumes at the topic's tail and counts the rest here.
     /// </summary>
     public long Missed => Volatile.Read(ref _missed);
@@ -130,6 +140,8 @@ public sealed class Subscription : IDisposable
     /// propagates; the messages before it count as delivered, the one it threw on is delivered again by the next fetch,
     /// and the failed fetch commits nothing.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="max"/> is below 1 (it would examine nothing, and its 0
+    /// would read as "nothing available").</exception>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
@@ -140,6 +152,8 @@ public sealed class Subscription : IDisposable
     /// a header filter or a TTL kept from <paramref name="handler"/>. Only <paramref name="examined"/> = 0 means that
     /// nothing is available now: a batch that was all filtered out returns 0 delivered, and more may follow at once.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="max"/> is below 1 (it would examine nothing, and its 0
+    /// would read as "nothing available").</exception>
     /// <exception cref="InvalidOperationException">The subscription is inline: the broker delivers its messages.</exception>
     /// <exception cref="ObjectDisposedException">The subscription (or its broker) is closed.</exception>
     public int Fetch<THandler>(int max, ref THandler handler, out int examined)
@@ -153,6 +167,7 @@ public sealed class Subscription : IDisposable
     private int FetchGuarded<THandler>(int max, ref THandler handler, out int examined, bool autoCommit)
         where THandler : IMessageHandler
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         Interlocked.Increment(ref _fetching);
         try
         {
@@ -267,8 +282,10 @@ public sealed class Subscription : IDisposable
     /// Every message as an owned copy, in order per topic, until cancelled or disposed. Fetches
     /// <see cref="SubscriptionOptions.BatchSize"/> at a time; with <see cref="SubscriptionOptions.AutoCommit"/> a batch is
     /// committed once the loop asks for the message after its last (it is done with all of them), not when it is
-    /// fetched. A loop that leaves early (break, exception, disposal of the enumerator) leaves the subscription right
-    /// after the last message it was given: the rest of the batch is read again by the next fetch, and is not committed.
+    /// fetched. The token is checked before each message: once it is cancelled the loop is given nothing more and ends
+    /// with <see cref="OperationCanceledException"/>. A loop that leaves early (break, exception, cancellation, disposal
+    /// of the enumerator) leaves the subscription right after the last message it was given: the rest of the batch is
+    /// read again by the next fetch, and is not committed.
     /// </summary>
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -291,6 +308,9 @@ public sealed class Subscription : IDisposable
 
                 foreach (var m in collector.Items)
                 {
+                    // Before each message, not only between batches: a cancelled loop gets nothing more (the finally
+                    // gives the rest of the batch back). One read of the token's state per message.
+                    cancellationToken.ThrowIfCancellationRequested();
                     given++;
                     yield return m;
                 }
@@ -487,7 +507,11 @@ public sealed class Subscription : IDisposable
 
         _signal.Set();
         _broker.Forget(this); // first: the retention floor reads the positions of every subscription the broker knows
-        _positions?.Dispose();
+        if (_positions is not null)
+        {
+            _positions.Dispose();
+            _broker.ReleaseDurableName(Options.DurableName!); // last: the next one to open the name is the file's only writer
+        }
     }
 
     internal void CloseFromBroker() => Dispose();

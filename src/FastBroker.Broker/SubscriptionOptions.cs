@@ -9,7 +9,11 @@ public sealed record SubscriptionOptions
     /// <summary>Where to start in each matching topic (topics created later are read from their beginning).</summary>
     public StartPosition Start { get; init; } = StartPosition.Latest;
 
-    /// <summary>A name makes the subscription durable: its committed positions survive restarts (and failover).</summary>
+    /// <summary>
+    /// A name makes the subscription durable: its committed positions survive restarts (and failover). One open
+    /// subscription per name: <c>Subscribe</c> refuses a second with <see cref="BrokerErrorCode.DurableNameInUse"/>
+    /// until the first is disposed.
+    /// </summary>
     public string? DurableName { get; init; }
 
     /// <summary>

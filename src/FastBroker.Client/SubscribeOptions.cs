@@ -11,7 +11,10 @@ public sealed record SubscribeOptions
 
     /// <summary>
     /// Keep the position under this name across reconnects and restarts (commit it with
-    /// <see cref="ClientSubscription.CommitAsync(CancellationToken)"/>); null = not durable.
+    /// <see cref="ClientSubscription.CommitAsync(CancellationToken)"/>); null = not durable. One open subscription per
+    /// name on the server: subscribing takes the name over from another connection's subscription, which ends with
+    /// <see cref="Protocol.ErrorCode.DurableNameInUse"/> (so a reconnect never waits for the server to notice the old
+    /// connection); a name this client already has open, or that an embedded subscription holds, is refused with it.
     /// </summary>
     public string? DurableName { get; init; }
 

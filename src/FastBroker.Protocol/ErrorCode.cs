@@ -51,6 +51,12 @@ public enum ErrorCode : ushort
     /// </summary>
     ProducerFenced = 13,
 
+    /// <summary>
+    /// SUBSCRIBE names a durable name that another open subscription uses (on any connection): one consumer per durable
+    /// name. Available again once that subscription ends (UNSUBSCRIBE, or its connection closes).
+    /// </summary>
+    DurableNameInUse = 14,
+
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,
 

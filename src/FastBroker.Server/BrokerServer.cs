@@ -232,6 +232,25 @@ public sealed class BrokerServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Ends the subscription of another connection than <paramref name="requester"/> that holds durable name
+    /// <paramref name="durableName"/>; false when none does (it is this connection's, an embedded one's, or was just
+    /// closed).
+    /// </summary>
+    internal bool TakeOverDurable(string durableName, Session requester)
+    {
+        foreach (var session in Sessions)
+        {
+            if (!ReferenceEquals(session, requester) && session.YieldDurable(durableName, requester.Id))
+            {
+                Log($"connection {requester.Id} took durable subscription '{durableName}' over from connection {session.Id}");
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     internal void OnSessionEnded(Session session)
     {
         lock (_sessions)

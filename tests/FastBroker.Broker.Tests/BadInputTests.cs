@@ -65,6 +65,29 @@ public class BadInputTests
         }
     }
 
+    /// <summary>
+    /// Fetch(max) with max below 1 returned 0 having examined nothing: the answer for "nothing available", so a loop
+    /// computing max wrongly waited for ever on a subscription that had messages.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(int.MinValue)]
+    public async Task A_fetch_of_fewer_than_one_message_is_refused_and_takes_nothing(int max)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        await f.Broker.PublishAsync("orders", BrokerFixture.Utf8("o0"));
+        using var sub = f.Broker.Subscribe("orders", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var c = new Collected();
+        var r = new Recorder(c);
+
+        Assert.Equal("max", Assert.Throws<ArgumentOutOfRangeException>(() => sub.Fetch(max, ref r)).ParamName);
+        Assert.Equal("max", Assert.Throws<ArgumentOutOfRangeException>(() => sub.Fetch(max, ref r, out _)).ParamName);
+        Assert.Equal((0L, 0L), (sub.Delivered, sub.Positions["orders"]));
+
+        Assert.Equal(["o0"], Consume.Drain(sub, 1).Select(m => m.Payload));
+    }
+
     [Fact]
     public async Task A_group_whose_dead_letter_topic_cannot_exist_is_refused_before_it_is_created()
     {

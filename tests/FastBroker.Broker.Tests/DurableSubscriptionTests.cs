@@ -40,6 +40,59 @@ public class DurableSubscriptionTests
         Assert.Equal("e30", c2.Items[0].Payload);
     }
 
+    /// <summary>
+    /// One position file per durable name, one writer: two subscriptions open with one name each kept their own index
+    /// over the file, so the second's first commit added a second entry for the topic, and a restart resumed from the
+    /// last entry in the file (7, committed before the 5 that was committed last).
+    /// </summary>
+    [Fact]
+    public async Task A_durable_name_is_open_in_one_subscription_at_a_time_and_free_again_once_it_is_disposed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Committed };
+        var first = f.Broker.Subscribe("audit", options);
+        try
+        {
+            var refused = Assert.Throws<BrokerException>(() =>
+            {
+                using var second = f.Broker.Subscribe("audit", options);
+                second.Commit("audit", 7);
+                first.Commit("audit", 5);
+            });
+            Assert.Equal(BrokerErrorCode.DurableNameInUse, refused.Code);
+            Assert.Contains("auditor", refused.Message, StringComparison.Ordinal);
+
+            // Also through another pattern, inline, or starting elsewhere: the name is the file.
+            Assert.Equal(BrokerErrorCode.DurableNameInUse, Assert.Throws<BrokerException>(() => f.Broker.Subscribe(">", options with { Start = StartPosition.Earliest })).Code);
+            first.Commit("audit", 5);
+        }
+        finally
+        {
+            first.Dispose();
+        }
+
+        // Free again: the next one reads what the first committed, and commits over the same entry.
+        using (var again = f.Broker.Subscribe("audit", options))
+        {
+            Assert.Equal(5, again.CommittedOffset("audit"));
+            again.Commit("audit", 6);
+        }
+
+        await f.RestartAsync();
+        using var resumed = f.Broker.Subscribe("audit", options);
+        Assert.Equal(6, resumed.CommittedOffset("audit"));
+        Assert.Equal(6, resumed.Positions["audit"]);
+
+        // One entry for the topic in the file (slot 1 of the position file is its entry count).
+        var file = File.ReadAllBytes(Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos"));
+        Assert.Equal(1, BitConverter.ToInt64(file, 8));
+    }
+
     [Fact]
     public async Task ReadAllAsync_auto_commits_only_what_the_loop_finished_and_keeps_what_it_was_not_given()
     {
@@ -84,6 +137,52 @@ public class DurableSubscriptionTests
         await f.RestartAsync();
         using var resumed = f.Broker.Subscribe("orders", options);
         Assert.Equal(Enumerable.Range(4, 6).Select(i => $"o{i}"), Consume.Drain(resumed, 6).Select(x => x.Payload));
+    }
+
+    /// <summary>
+    /// ReadAllAsync checked its token only between batches: a loop that cancelled after its first message was still
+    /// given the other 7 of the batch (up to BatchSize - 1) before the cancellation surfaced.
+    /// </summary>
+    [Fact]
+    public async Task ReadAllAsync_gives_no_message_after_its_token_is_cancelled_and_keeps_the_rest_of_the_batch()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"o{i}"));
+        }
+
+        var options = new SubscriptionOptions { DurableName = "billing", Start = StartPosition.Earliest, AutoCommit = true, BatchSize = 8 };
+        using var sub = f.Broker.Subscribe("orders", options);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+        var afterCancel = new List<string>();
+        var first = "";
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var m in sub.ReadAllAsync(cts.Token))
+            {
+                if (cts.IsCancellationRequested)
+                {
+                    afterCancel.Add(m.PayloadText);
+                    continue;
+                }
+
+                first = m.PayloadText;
+                await cts.CancelAsync();
+            }
+        });
+
+        Assert.Equal("o0", first);
+        Assert.Empty(afterCancel);
+        Assert.Equal(1, sub.Delivered);
+        Assert.Equal(1, sub.Positions["orders"]); // the rest of the batch is given back, not committed
+        Assert.Null(sub.CommittedOffset("orders"));
+        await foreach (var m in sub.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal("o1", m.PayloadText);
+            break;
+        }
     }
 
     [Fact]

@@ -124,6 +124,43 @@ public class RetentionTests
     }
 
     /// <summary>
+    /// A start at an offset retention deleted begins at the first retained message and counts the gap in Missed, as a
+    /// committed position does: a client resuming after a reconnect at its last offset + 1 is told (DROPPED) what it
+    /// lost while away. It began there silently, with Missed 0.
+    /// </summary>
+    [Fact]
+    public async Task A_start_at_an_offset_retention_deleted_counts_the_gap_as_missed_like_a_committed_position()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var journal = await FilledTopicAsync(f.Broker, "audit");
+        SealAll(journal);
+        RetainedFromEventually(journal);
+        var first = journal.FirstOffset;
+        Assert.True(first > 10, $"first retained offset {first}");
+
+        using var fromOffset = f.Broker.Subscribe("audit", new SubscriptionOptions { Start = StartPosition.AtOffset(10) });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            fromOffset.Fetch(1, ref r);
+            return c.Items.Count > 0;
+        }, "the first retained message");
+        Assert.Equal(first, c.Items[0].Offset);
+        Assert.Equal(first - 10, fromOffset.Missed);
+
+        // At or past the first retained offset nothing was missed.
+        using var kept = f.Broker.Subscribe("audit", new SubscriptionOptions { Start = StartPosition.AtOffset(first) });
+        c.Items.Clear();
+        Eventually.True(() =>
+        {
+            kept.Fetch(1, ref r);
+            return c.Items.Count > 0;
+        }, "the first retained message");
+        Assert.Equal((first, 0L), (c.Items[0].Offset, kept.Missed));
+    }
+
+    /// <summary>
     /// The design brief's slow subscriber: a non-durable subscription that never fetches holds neither producers nor
     /// retention back. 32 MiB go through 1 MiB segments under a 4 MiB limit, and the topic stays within it after every
     /// 2 MiB; when the subscription finally fetches, it gets the rest of the segment it was in (read from the deleted

@@ -137,4 +137,22 @@ public class RoutingTests
         Assert.Equal(84, slow.Missed);
         Assert.Equal(Enumerable.Range(84, 16).Select(i => $"t{i}"), got.Select(x => x.Payload));
     }
+
+    /// <summary>A start at an offset the ring has overwritten: from the oldest kept, the gap counted as for a committed position (it was not counted).</summary>
+    [Fact]
+    public async Task A_transient_start_at_an_offset_the_ring_overwrote_counts_the_gap_as_missed()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("ticks", TopicOptions.Default with { Persistent = false, TransientCapacity = 16 });
+        for (var i = 0; i < 100; i++)
+        {
+            await b.PublishAsync("ticks", BrokerFixture.Utf8($"t{i}"));
+        }
+
+        using var fromOffset = b.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.AtOffset(80) });
+        Assert.Equal(84, fromOffset.Positions["ticks"]); // the first offset it delivers (a server's OK)
+        Assert.Equal(Enumerable.Range(84, 16).Select(i => $"t{i}"), Drain(fromOffset, 16).Select(x => x.Payload));
+        Assert.Equal(4, fromOffset.Missed);
+    }
 }

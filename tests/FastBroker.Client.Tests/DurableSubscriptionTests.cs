@@ -28,6 +28,34 @@ public class DurableSubscriptionTests
         Assert.Equal("while away", got[0].GetPayloadString());
     }
 
+    /// <summary>
+    /// The client's connection ends without the server seeing it (no FIN: it holds the old connection, and its durable
+    /// subscription, until its idle timeout): the client resubscribes the durable name at once on a new connection, and
+    /// must not be refused by its own dead one. The server gives the name to the new connection.
+    /// </summary>
+    [Fact]
+    public async Task A_durable_subscription_resubscribes_while_the_server_still_holds_the_dead_connection()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var proxy = new FastBroker.Testing.TcpProxy(f.Port);
+        var publisher = await f.ConnectAsync();
+        var subscriber = await f.ConnectAsync(o => o with { Endpoints = [proxy.Endpoint] });
+        await using var sub = await subscriber.CreateSubscriptionAsync("durable.halfopen", SubscribeOptions.Default with { DurableName = "h", Start = SubscribeStart.Committed(Protocol.StartKind.Earliest) });
+        await publisher.PublishAsync("durable.halfopen", Bytes("before"));
+        Assert.Equal("before", (await TakeAsync(sub, 1))[0].GetPayloadString());
+        await sub.CommitAsync().AsTask().WaitAsync(Deadline);
+
+        var connects = subscriber.ConnectCount;
+        proxy.AbandonAll();
+        await EventuallyAsync(() => subscriber.ConnectCount > connects && subscriber.IsConnected, "the subscriber reconnected");
+        Assert.Equal(3, f.Server.ConnectionCount); // the publisher, the new connection and the dead one
+        await publisher.PublishAsync("durable.halfopen", Bytes("after"));
+
+        var got = await TakeAsync(sub, 1);
+        Assert.Equal("after", got[0].GetPayloadString());
+        Assert.Single(f.Broker.GetSnapshot().Subscriptions, s => s.DurableName == "h");
+    }
+
     [Fact]
     public async Task A_new_client_resumes_a_durable_subscription_after_the_committed_position()
     {

@@ -149,6 +149,58 @@ public class SubscribeTests
         Assert.Equal(new[] { "m3", "m4", "m5" }, (await second.ReadDeliveriesAsync(3)).Select(x => x.Text));
     }
 
+    /// <summary>
+    /// One open subscription per durable name (the broker refuses a second). Over TCP a second connection takes the name
+    /// over, as a new producer instance fences the old one: the one whose connection the server still holds, possibly
+    /// dead without a FIN, ends with SUBSCRIPTION_ENDED. A name held on the same connection or by an embedded
+    /// subscription is refused.
+    /// </summary>
+    [Fact]
+    public async Task A_durable_name_open_on_another_connection_is_taken_over_and_that_subscription_ends()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 5; i++)
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        await using var first = await f.ConnectAsync();
+        await first.SubscribeAsync(1, 1, "jobs", 2, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+        Assert.Equal(0UL, (await first.ReadAsync()).OkValue);
+        Assert.Equal(["m0", "m1"], (await first.ReadDeliveriesAsync(2)).Select(x => x.Text));
+        await first.SendAsync(w => FrameWriter.WriteCommit(w, 2, 1, 2));
+        var committed = await first.ReadAsync();
+        Assert.Equal((FrameType.Ok, 2UL, 2UL), (committed.Type, committed.RequestId, committed.OkValue));
+
+        await using var second = await f.ConnectAsync();
+        await second.SubscribeAsync(1, 9, "jobs", 100, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+        var taken = await second.ReadAsync();
+        Assert.Equal((FrameType.Ok, 1UL, 2UL), (taken.Type, taken.RequestId, taken.OkValue)); // from the first's commit
+        Assert.Equal(["m2", "m3", "m4"], (await second.ReadDeliveriesAsync(3)).Select(x => x.Text));
+
+        var ended = (await first.ReadUntilAsync(x => x.Type == FrameType.Error))[^1];
+        Assert.True(ended.SubscriptionEnded);
+        Assert.Equal((ErrorCode.DurableNameInUse, 1u, 0UL), (ended.ErrorCode, ended.ErrorSubscriptionId, ended.RequestId));
+        await first.SendAsync(w => FrameWriter.WriteCommit(w, 3, 1, 3));
+        Assert.Equal(ErrorCode.UnknownSubscription, (await first.ReadUntilAsync(x => x.Type == FrameType.Error))[^1].ErrorCode);
+
+        // The same name twice on one connection, or held by an embedded subscription: refused, the holder untouched.
+        await second.SubscribeAsync(2, 10, "jobs", 100, Protocol.StartKind.Earliest, durable: "worker");
+        var refused = (await second.ReadUntilAsync(x => x.RequestId == 2))[^1];
+        Assert.Equal((FrameType.Error, ErrorCode.DurableNameInUse), (refused.Type, refused.ErrorCode));
+        using (f.Broker.Subscribe("jobs", new SubscriptionOptions { DurableName = "embedded" }))
+        {
+            await second.SubscribeAsync(3, 11, "jobs", 100, Protocol.StartKind.Earliest, durable: "embedded");
+            refused = (await second.ReadUntilAsync(x => x.RequestId == 3))[^1];
+            Assert.Equal((FrameType.Error, ErrorCode.DurableNameInUse), (refused.Type, refused.ErrorCode));
+        }
+
+        await second.SendAsync(w => FrameWriter.WriteCommit(w, 4, 9, 4));
+        var ok = (await second.ReadUntilAsync(x => x.RequestId == 4))[^1];
+        Assert.Equal((FrameType.Ok, 4UL), (ok.Type, ok.OkValue));
+        Assert.Single(f.Broker.GetSnapshot().Subscriptions, s => s.DurableName == "worker");
+    }
+
     [Fact]
     public async Task Committed_with_nothing_committed_falls_back_to_latest_or_earliest_as_asked()
     {

@@ -9,7 +9,8 @@ namespace FastBroker.Testing;
 /// also closes each new one as soon as it is accepted (a network partition, e.g. of a replication link while the
 /// witness stays reachable) until <see cref="Restore"/>; <see cref="DropServerBytes"/> loses what the server sends
 /// (publishes stored but never confirmed); <see cref="Stall"/> stops forwarding without closing anything (a peer that
-/// stops reading: the sender's socket buffers fill up) until <see cref="Resume"/>.
+/// stops reading: the sender's socket buffers fill up) until <see cref="Resume"/>; <see cref="AbandonAll"/> closes
+/// only the client's side of every forwarded connection (a half-open connection: the server is told nothing).
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -17,6 +18,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly IPEndPoint _target;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _sockets = [];
+    private readonly HashSet<Socket> _held = []; // server sides of abandoned connections: open, unread, until disposal
     private readonly Task _accept;
     private volatile bool _cut;
     private volatile bool _dropServerBytes;
@@ -90,7 +92,36 @@ public sealed class TcpProxy : IAsyncDisposable
         {
         }
 
+        lock (_sockets)
+        {
+            foreach (var s in _held)
+            {
+                s.Dispose();
+            }
+
+            _held.Clear();
+        }
+
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// Closes the client's side of every forwarded connection and leaves the server's side open, unread and unwritten
+    /// until this proxy is disposed: the client sees its connection end, the server sees nothing (as when a network
+    /// path dies without a FIN) until its own idle timeout. New connections are still accepted.
+    /// </summary>
+    public void AbandonAll()
+    {
+        lock (_sockets)
+        {
+            for (var i = 0; i + 1 < _sockets.Count; i += 2)
+            {
+                _held.Add(_sockets[i + 1]); // added in pairs: client, server
+                _sockets[i].Dispose();
+            }
+
+            _sockets.Clear();
+        }
     }
 
     /// <summary>Closes every forwarded connection (both sides); new ones are still accepted.</summary>
@@ -186,8 +217,18 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         finally
         {
-            from.Dispose();
-            to.Dispose();
+            lock (_sockets)
+            {
+                if (!_held.Contains(from))
+                {
+                    from.Dispose();
+                }
+
+                if (!_held.Contains(to))
+                {
+                    to.Dispose();
+                }
+            }
         }
     }
 

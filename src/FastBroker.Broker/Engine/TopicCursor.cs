@@ -12,6 +12,7 @@ internal sealed class TopicCursor : IDisposable
     private long _next;
     private long _minTimestamp;
     private long _skippedReported;
+    private long _pendingMissed; // transient: overwritten before the start it asked for, reported with the first read
 
     public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew)
     {
@@ -20,10 +21,11 @@ internal sealed class TopicCursor : IDisposable
         {
             Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew));
 
-            // A durable subscription resumes where it committed; retention may have deleted from there on while it
-            // was closed (it holds retention back only while open). The reader starts at the first retained record;
-            // the gap is reported with the first read, as a skip while reading is.
-            if (!topicIsNew && start.Kind == StartKind.Committed && committed is { } from && Reader.NextOffset > from)
+            // A durable subscription resumes where it committed, and a start at an offset (a client resuming after a
+            // reconnect) where it asks; retention may have deleted from there on (a closed subscription holds nothing
+            // back). The reader starts at the first retained record; the gap is reported with the first read, as a
+            // skip while reading is, for both alike.
+            if (!topicIsNew && RequestedOffset(start, committed) is { } from && Reader.NextOffset > from)
             {
                 _skippedReported = Reader.Skipped - (Reader.NextOffset - from);
             }
@@ -37,9 +39,17 @@ internal sealed class TopicCursor : IDisposable
             _ when topicIsNew => 0,
             StartKind.Latest => log.Head,
             StartKind.Offset => Math.Clamp(start.Value, log.Tail, log.Head),
-            StartKind.Committed when committed is { } c => Math.Min(c, log.Head), // below the tail: reported as missed by the first read
+            StartKind.Committed when committed is { } c => Math.Clamp(c, log.Tail, log.Head),
             _ => log.Tail,
         };
+
+        // Below the tail: the ring overwrote from there on. The cursor starts at the oldest kept (what the server's OK
+        // names) and the first read reports the gap, as a journal cursor does for a start retention deleted.
+        if (!topicIsNew && RequestedOffset(start, committed) is { } requested && requested < _next)
+        {
+            _pendingMissed = _next - requested;
+        }
+
         if (start.Kind == StartKind.Timestamp)
         {
             _minTimestamp = start.Value;
@@ -92,6 +102,14 @@ internal sealed class TopicCursor : IDisposable
         Reader = reader;
         old.Dispose();
     }
+
+    /// <summary>The offset a start names (a committed position or <see cref="StartPosition.AtOffset"/>), or null.</summary>
+    private static long? RequestedOffset(StartPosition start, long? committed) => start.Kind switch
+    {
+        StartKind.Committed => committed,
+        StartKind.Offset => start.Value,
+        _ => null,
+    };
 
     private static ReadStart ToReadStart(StartPosition start, long? committed, bool topicIsNew)
     {
@@ -149,6 +167,13 @@ internal sealed class TopicCursor : IDisposable
     {
         var log = Topic.Transient!;
         var n = 0;
+        if (_pendingMissed != 0)
+        {
+            Missed += _pendingMissed;
+            sink.Missed(_pendingMissed);
+            _pendingMissed = 0;
+        }
+
         while (n < max)
         {
             var tail = log.Tail;

@@ -94,7 +94,7 @@ internal sealed partial class Session
         Subscription subscription;
         try
         {
-            subscription = _broker.Subscribe(pattern, options);
+            subscription = SubscribeTakingOver(pattern, options);
             if (frame.Start == Protocol.StartKind.Committed && frame.Fallback == Protocol.StartKind.Latest && NothingCommitted(subscription))
             {
                 // The broker falls back to Earliest; the client asked for Latest.
@@ -131,6 +131,63 @@ internal sealed partial class Session
         // The OK is queued before the writer can see the subscription, so it precedes every delivery.
         SendOk(id, first);
         AddConsumer(consumer);
+    }
+
+    /// <summary>
+    /// Subscribes; a durable name that another connection's subscription holds is taken over from it (that one ends with
+    /// SUBSCRIPTION_ENDED, <see cref="ErrorCode.DurableNameInUse"/>), as a new producer instance fences the old one: a
+    /// client that reconnects resubscribes before this server may have seen its old connection close (a half-open one
+    /// only ends with the idle timeout), and a consumer restarted at once must not be refused by its own dead
+    /// connection. A name held on this connection, or by an embedded subscription, is refused.
+    /// </summary>
+    private Subscription SubscribeTakingOver(string pattern, SubscriptionOptions options)
+    {
+        try
+        {
+            return _broker.Subscribe(pattern, options);
+        }
+        catch (BrokerException e) when (e.Code == BrokerErrorCode.DurableNameInUse)
+        {
+            // Once more also when no connection had it: the holder may have closed meanwhile.
+            _server.TakeOverDurable(options.DurableName!, this);
+            return _broker.Subscribe(pattern, options);
+        }
+    }
+
+    /// <summary>
+    /// Ends this connection's subscription with durable name <paramref name="durableName"/>, if it has one: another
+    /// connection takes the name over. Any thread; the client is told with SUBSCRIPTION_ENDED.
+    /// </summary>
+    internal bool YieldDurable(string durableName, ulong takenBy)
+    {
+        SubscriptionConsumer? found = null;
+        lock (_consumersGate)
+        {
+            foreach (var c in _consumers.Values)
+            {
+                if (c is SubscriptionConsumer s && s.Subscription.Options.DurableName == durableName)
+                {
+                    found = s;
+                    break;
+                }
+            }
+
+            if (found is not null)
+            {
+                _consumers.Remove(found.Id);
+                _consumerList = [.. _consumers.Values];
+            }
+        }
+
+        if (found is null)
+        {
+            return false;
+        }
+
+        // Close waits for a fetch in progress; the subscription's position file is closed and its name free on return.
+        found.Close();
+        SendError(0, ErrorCode.DurableNameInUse, $"durable subscription '{durableName}' was taken over by connection {takenBy}", ErrorFlags.SubscriptionEnded, found.Id);
+        return true;
     }
 
     /// <summary>A concrete topic's subscription that starts below <paramref name="offset"/> (clamped to the head).</summary>
@@ -472,13 +529,19 @@ internal sealed partial class Session
         lock (_consumersGate)
         {
             all = [.. _consumers.Values];
-            _consumers.Clear();
-            _consumerList = [];
         }
 
         foreach (var c in all)
         {
             c.Close();
+        }
+
+        // Removed once closed: a takeover of a durable name (YieldDurable) meanwhile finds its subscription and waits
+        // for the close, rather than find nothing while the name is still held.
+        lock (_consumersGate)
+        {
+            _consumers.Clear();
+            _consumerList = [];
         }
     }
 
