@@ -75,6 +75,52 @@ public class ReaderTests
         Assert.Equal(2000, late.NextOffset);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Seek_by_time_finds_the_first_of_equal_timestamps_that_straddle_a_segment_boundary(bool reopen)
+    {
+        // The segment search takes the last segment whose first record is strictly older than the time sought: when
+        // the next segment starts at that time, the records before it may share it at the end of this one.
+        using var dir = new TempDirectory();
+        const long T0 = 1_700_000_000_000;
+        var payload = new byte[1000];
+        var options = AppendReadTests.Small;
+        long secondBase = (options.SegmentSize - JournalFiles.SegmentHeaderSize) / JournalLog.StoredSize(0, 0, payload.Length);
+        var journal = JournalLog.Open(dir.Path, options);
+        try
+        {
+            for (long i = 0; i < secondBase + 20; i++)
+            {
+                // T0 + 1 from five records before the boundary to ten after it.
+                var timestamp = i < secondBase - 5 ? T0 : i < secondBase + 10 ? T0 + 1 : T0 + 2;
+                Assert.True(journal.TryAppend(default, default, payload, RecordFlags.None, timestamp, out _));
+            }
+
+            journal.Commit();
+            Assert.Equal(2, journal.SegmentCount);
+            Assert.Equal(Segment(secondBase), Path.GetFileName(JournalFiles.Segments(dir.Path)[1]));
+            if (reopen)
+            {
+                // The sealed segment's index then comes from its .idx file.
+                journal.Dispose();
+                journal = JournalLog.Open(dir.Path, options with { VerifySealedSegmentsOnOpen = false });
+            }
+
+            foreach (var (timestamp, expected) in new[] { (T0 - 1, 0L), (T0, 0L), (T0 + 1, secondBase - 5), (T0 + 2, secondBase + 10), (T0 + 3, secondBase + 20) })
+            {
+                using var reader = journal.OpenReader(ReadStart.FromTimestamp(timestamp));
+                Assert.Equal(expected, reader.NextOffset);
+            }
+        }
+        finally
+        {
+            journal.Dispose();
+        }
+
+        static string Segment(long baseOffset) => baseOffset.ToString("D20", System.Globalization.CultureInfo.InvariantCulture) + ".seg";
+    }
+
     [Fact]
     public void Reader_from_end_sees_only_new_records()
     {

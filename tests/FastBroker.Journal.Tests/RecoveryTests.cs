@@ -65,6 +65,142 @@ public class RecoveryTests
     }
 
     [Fact]
+    public void A_bad_checksum_in_the_middle_record_of_a_batch_drops_it_and_the_rest_and_no_lookup_goes_past_the_cut()
+    {
+        using var dir = new TempDirectory();
+        const long T0 = 1_700_000_000_000;
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            for (long i = 0; i < 10; i++)
+            {
+                Assert.True(journal.TryAppend(default, default, AppendReadTests.PayloadFor(i), RecordFlags.None, T0 + i, out _));
+            }
+
+            var size = 0;
+            for (long i = 10; i < 13; i++)
+            {
+                size += JournalLog.StoredSize(0, 0, AppendReadTests.PayloadFor(i).Length);
+            }
+
+            Assert.True(journal.TryBeginBatch(size, out var batch));
+            for (long i = 10; i < 13; i++)
+            {
+                batch.Append(AppendReadTests.PayloadFor(i));
+            }
+
+            batch.Complete();
+            journal.Commit();
+        }
+
+        var path = JournalFiles.Segments(dir.Path)[^1];
+        var records = JournalFiles.Records(path);
+        var middle = records.Single(r => r.Offset == 11);
+        var last = records.Single(r => r.Offset == 12);
+        JournalFiles.FlipBit(path, middle.Position + middle.Length - 1, bit: 4); // payload: only the CRC can tell
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            var dropped = Assert.Single(journal.Recovery.Dropped);
+            Assert.Equal(middle.Position, dropped.StartPosition);
+            Assert.Equal(last.Position + last.Length, dropped.EndPosition);
+            Assert.Equal(11, dropped.FirstOffset);
+            Assert.Equal(2, dropped.RecordCount);
+            Assert.Equal(2, journal.Recovery.DroppedRecordCount);
+            Assert.Equal(11, journal.NextOffset);
+            Assert.True(JournalFiles.AllZeroFrom(path, middle.Position), "the dropped records are zeroed");
+            Assert.Equal(11, AppendReadTests.ReadAllChecked(journal));
+            foreach (var start in new[] { ReadStart.FromOffset(11), ReadStart.FromOffset(12), ReadStart.FromOffset(13), ReadStart.End, ReadStart.FromTimestamp(long.MaxValue) })
+            {
+                using var reader = journal.OpenReader(start);
+                Assert.Equal(11, reader.NextOffset);
+                Assert.False(reader.TryRead(out _));
+            }
+
+            using (var byTime = journal.OpenReader(ReadStart.FromTimestamp(T0 + 9)))
+            {
+                Assert.Equal(9, byTime.NextOffset);
+            }
+
+            AppendReadTests.AppendRange(journal, 3);
+            journal.Commit();
+            Assert.Equal(14, AppendReadTests.ReadAllChecked(journal));
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(14, AppendReadTests.ReadAllChecked(journal));
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_record_that_exactly_fills_a_segment_stays_in_it_and_the_next_one_starts_the_next_segment(bool viaBatch)
+    {
+        using var dir = new TempDirectory();
+        const int Records = 4;
+        var payload = new byte[((s_options.SegmentSize - JournalFiles.SegmentHeaderSize) / Records) - 32]; // 4 fill it to the byte
+        Assert.Equal(0, payload.Length % 8);
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            if (viaBatch)
+            {
+                // One record, then a batch reserving exactly the rest of the segment.
+                Assert.True(journal.TryAppend(payload, out _));
+                Assert.True(journal.TryBeginBatch((Records - 1) * JournalLog.StoredSize(0, 0, payload.Length), out var batch));
+                for (var i = 1; i < Records; i++)
+                {
+                    batch.Append(payload);
+                }
+
+                batch.Complete();
+            }
+            else
+            {
+                for (var i = 0; i < Records; i++)
+                {
+                    Assert.True(journal.TryAppend(payload, out _));
+                }
+            }
+
+            journal.Commit();
+            Assert.Equal(1, journal.SegmentCount);
+        }
+
+        var first = JournalFiles.Segments(dir.Path)[0];
+        Assert.Equal(s_options.SegmentSize, JournalFiles.Records(first)[^1].Position + 32 + payload.Length);
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            // A full, unsealed last segment: intact, and the writer continues in a new one.
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(Records, journal.NextOffset);
+            Assert.True(journal.TryAppend(AppendReadTests.PayloadFor(Records), out var offset));
+            Assert.Equal(Records, offset);
+            journal.Commit();
+            Assert.Equal(2, journal.SegmentCount);
+            Assert.Equal(Records, JournalFiles.Records(JournalFiles.Segments(dir.Path)[1])[0].Offset);
+            foreach (var start in new long[] { Records - 1, Records })
+            {
+                using var reader = journal.OpenReader(ReadStart.FromOffset(start));
+                for (var expected = start; expected <= Records; expected++)
+                {
+                    Assert.True(reader.TryRead(out var record));
+                    Assert.Equal(expected, record.Offset);
+                    Assert.True(record.VerifyChecksum());
+                }
+
+                Assert.False(reader.TryRead(out _));
+            }
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(Records + 1, journal.NextOffset);
+        }
+    }
+
+    [Fact]
     public void Missing_or_damaged_index_files_are_rebuilt()
     {
         using var dir = new TempDirectory();
