@@ -224,7 +224,10 @@ public sealed class ReplicatedNode : IAsyncDisposable
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    /// <summary>Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>.</summary>
+    /// <summary>
+    /// Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>,
+    /// and <c>/primary</c> and <c>/standby</c> (200 only on the serving primary, and on a standby following a primary).
+    /// </summary>
     public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
         AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
 
@@ -1297,11 +1300,27 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 }
 
             case ("GET", "/health") when _role != NodeRole.Primary:
-                return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{_role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n"));
+                return (200, "application/json", RoleHealth(_role));
+
+            // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
+            // one to send clients to, or a standby following one. A serving primary falls through to the server's
+            // /primary (200, the /health document) and /standby (503, the same).
+            case ("GET", "/primary") when !ServesAsPrimary():
+                return (503, "application/json", RoleHealth(_role == NodeRole.Primary ? NodeRole.Fenced : _role));
+            case ("GET", "/standby") when _role != NodeRole.Primary:
+                var role = _role;
+                return (role == NodeRole.Standby && _replica is { Connected: true } ? 200 : 503, "application/json", RoleHealth(role));
             default:
                 return null;
         }
     }
+
+    // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).
+    private bool ServesAsPrimary() =>
+        _role == NodeRole.Primary && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
+
+    private byte[] RoleHealth(NodeRole role) =>
+        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n");
 
     private void WriteStatus(Utf8JsonWriter w)
     {

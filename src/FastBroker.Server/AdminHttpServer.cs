@@ -10,7 +10,8 @@ namespace FastBroker.Server;
 
 /// <summary>
 /// A tiny HTTP/1.1 endpoint for operators, on a plain <see cref="Socket"/> (no ASP.NET, AOT-safe): <c>GET /health</c>
-/// (JSON) and <c>GET /metrics</c> (Prometheus text format 0.0.4), one request per connection.
+/// (JSON), <c>GET /primary</c> and <c>GET /standby</c> (the same JSON; 200 or 503 by role, for a load balancer's health
+/// check) and <c>GET /metrics</c> (Prometheus text format 0.0.4), one request per connection.
 /// </summary>
 public sealed class AdminHttpServer : IAsyncDisposable
 {
@@ -201,19 +202,28 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
         switch (path)
         {
-            case "/health":
-                var json = new ArrayBufferWriter<byte>(256);
-                using (var w = new Utf8JsonWriter(json))
-                {
-                    AdminDocuments.WriteHealth(w, server, broker.GetSnapshot());
-                }
-
-                return (200, "application/json", json.WrittenSpan.ToArray());
+            // /primary and /standby answer by HTTP code, for a load balancer's health check that reads nothing else: a
+            // server that serves clients is the primary (a failover node answers them by its role, through its routes).
+            case "/health" or "/primary":
+                return (200, "application/json", Health(broker, server));
+            case "/standby":
+                return (503, "application/json", Health(broker, server));
             case "/metrics":
                 return (200, "text/plain; version=0.0.4; charset=utf-8", Encoding.UTF8.GetBytes(PrometheusFormatter.Format(broker.GetSnapshot(), server)));
             default:
-                return (404, "text/plain; charset=utf-8", "not found: try /health or /metrics\n"u8.ToArray());
+                return (404, "text/plain; charset=utf-8", "not found: try /health, /primary, /standby or /metrics\n"u8.ToArray());
         }
+    }
+
+    private static byte[] Health(Broker broker, BrokerServer? server)
+    {
+        var json = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(json))
+        {
+            AdminDocuments.WriteHealth(w, server, broker.GetSnapshot());
+        }
+
+        return json.WrittenSpan.ToArray();
     }
 
     /// <summary>

@@ -176,6 +176,43 @@ public sealed class ProducerFencingTests
         await AssertOldFencedNewResumesAsync(broker, old, current);
     }
 
+    /// <summary>
+    /// A new epoch that cannot be written to <c>producers.state</c> (here a directory where the temporary file goes) is not
+    /// answered: StorageError, with the reason. The running broker fences with it all the same (the old instance's resume
+    /// is refused), and once the file can be written again the next new instance's epoch is answered, and survives a
+    /// restart.
+    /// </summary>
+    [Fact]
+    public async Task A_new_epoch_that_cannot_be_written_is_refused_with_StorageError()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var old = await StartOldInstanceAsync(f.Broker, stored: 2);
+        var blocker = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName + ".tmp");
+        Directory.CreateDirectory(blocker); // the file is written there first, then renamed over producers.state
+        try
+        {
+            var refused = Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id));
+            Assert.Equal(BrokerErrorCode.StorageError, refused.Code);
+            Assert.Contains("could not be persisted", refused.Message, StringComparison.Ordinal);
+            Assert.Contains(blocker, refused.Message, StringComparison.Ordinal);
+
+            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
+            Assert.Equal(BrokerErrorCode.StorageError, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id)).Code); // every attempt writes
+        }
+        finally
+        {
+            Directory.Delete(blocker);
+        }
+
+        var (next, current) = f.Broker.InitProducer(Id);
+        Assert.Equal(2UL, next);
+        Assert.True(current > old, $"epoch {current} after {old}");
+        await f.RestartAsync(); // nothing written with the new epoch: producers.state alone holds it
+
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
+        Assert.Equal((2UL, current), f.Broker.InitProducer(Id, current));
+    }
+
     /// <summary>After a restart that no record of <paramref name="current"/> survived: <paramref name="old"/> (which stored 0-2) is fenced, the new instance resumes.</summary>
     private static async Task AssertOldFencedNewResumesAsync(Broker broker, ulong old, ulong current)
     {

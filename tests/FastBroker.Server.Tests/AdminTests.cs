@@ -104,6 +104,30 @@ public class AdminTests
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await http.PostAsync("metrics", new StringContent(""))).StatusCode);
     }
 
+    /// <summary>
+    /// A load balancer's checks, by HTTP code: a lone server serves clients, so it is a primary (200, the /health
+    /// document) and never a standby (503, the same document).
+    /// </summary>
+    [Fact]
+    public async Task Http_primary_is_200_and_standby_503_on_a_lone_server()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.EndPoint}/"), Timeout = RawConnection.ReadTimeout };
+        foreach (var (path, expected) in new[] { ("primary", HttpStatusCode.OK), ("standby", HttpStatusCode.ServiceUnavailable) })
+        {
+            using var response = await http.GetAsync(path);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == expected, $"GET /{path}: {(int)response.StatusCode} {body}");
+            Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
+            using var doc = JsonDocument.Parse(body);
+            Assert.Equal("ok", doc.RootElement.GetProperty("status").GetString());
+            Assert.Equal(f.Server.Options.ServerName, doc.RootElement.GetProperty("serverName").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await http.PostAsync("primary", new StringContent(""))).StatusCode);
+    }
+
     [Fact]
     public async Task Http_absolute_form_targets_answer_as_their_origin_form()
     {

@@ -245,6 +245,44 @@ public class PublishTests
         await plain.ExpectClosedWithAsync(ErrorCode.UnexpectedFrame);
     }
 
+    /// <summary>
+    /// INIT_PRODUCER whose new epoch cannot be written to <c>producers.state</c> (a directory where its temporary file
+    /// goes): ERROR StorageError with the reason, the connection stays open and unbound (its publishes with the id carry
+    /// no epoch and are stored), and once the file can be written the next INIT_PRODUCER is answered with an epoch.
+    /// </summary>
+    [Fact]
+    public async Task Init_producer_whose_epoch_cannot_be_written_is_an_error_and_the_connection_goes_on()
+    {
+        const ProtocolFeatures Features = RawConnection.AllFeatures | ProtocolFeatures.InitProducer | ProtocolFeatures.ProducerEpoch;
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync(Features);
+        var blocker = Path.Combine(f.DataDirectory, "producers.state.tmp");
+        Directory.CreateDirectory(blocker);
+        try
+        {
+            await c.SendAsync(w => FrameWriter.WriteInitProducer(w, 1, 77, 0));
+            var refused = (await c.ReadUntilAsync(x => x.RequestId == 1))[^1];
+            Assert.True(
+                (refused.Type, refused.ErrorCode, refused.CloseConnection) == (FrameType.Error, ErrorCode.StorageError, false),
+                $"INIT_PRODUCER: {refused}");
+            Assert.Contains("could not be persisted", refused.ErrorReason, StringComparison.Ordinal);
+
+            await c.PublishAsync(2, "orders", "a", producerId: 77, producerSequence: 0);
+            Assert.Equal((ErrorCode.None, 0UL, false), (await c.ReadConfirmsAsync([2]))[2]);
+        }
+        finally
+        {
+            Directory.Delete(blocker);
+        }
+
+        await c.SendAsync(w => FrameWriter.WriteInitProducer(w, 3, 77, 0));
+        var answered = (await c.ReadUntilAsync(x => x.RequestId == 3))[^1];
+        Assert.True((answered.Type, answered.OkValue) == (FrameType.Ok, 1UL), $"INIT_PRODUCER once the file can be written: {answered}");
+        Assert.NotEqual(0UL, answered.OkEpoch);
+        await c.PublishAsync(4, "orders", "b", producerId: 77, producerSequence: 1);
+        Assert.Equal((ErrorCode.None, 1UL, false), (await c.ReadConfirmsAsync([4]))[4]);
+    }
+
     [Fact]
     public async Task Many_pipelined_publishes_are_all_confirmed_in_order()
     {

@@ -21,6 +21,12 @@ internal static partial class ClientCommands
         var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
+            if (OptionRules.OptionLikeValue(parse, pattern, "pattern") is { } refused)
+            {
+                Console.Error.WriteLine(refused);
+                return ExitCodes.Usage;
+            }
+
             if (!TryParseStart(parse.GetValue(from)!, out var start))
             {
                 Console.Error.WriteLine($"--from '{parse.GetValue(from)}': expected latest, earliest, committed, offset:N or time:ISO-8601");

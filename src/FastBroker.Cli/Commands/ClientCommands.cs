@@ -64,6 +64,12 @@ internal static partial class ClientCommands
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
+            if (OptionRules.OptionLikeValue(parse, topic, "topic") is { } refused)
+            {
+                Console.Error.WriteLine(refused);
+                return ExitCodes.Usage;
+            }
+
             var t = parse.GetValue(topic)!;
             var publishHeaders = new PublishHeaders();
             foreach (var h in parse.GetValue(headers) ?? [])
@@ -170,19 +176,28 @@ internal static partial class ClientCommands
             cmd.Arguments.Add(argument);
         }
 
-        cmd.SetAction(async (parse, ct) => await RunAsync(parse, async client =>
+        cmd.SetAction(async (parse, ct) =>
         {
-            var json = await client.AdminAsync(query, argumentName is null ? "" : parse.GetValue(argument) ?? "", ct).ConfigureAwait(false);
-            if (parse.GetValue(raw))
+            if (argumentName is not null && OptionRules.OptionLikeValue(parse, argument, argumentName) is { } refused)
             {
-                Console.WriteLine(json);
-                return 0;
+                Console.Error.WriteLine(refused);
+                return ExitCodes.Usage;
             }
 
-            using var doc = JsonDocument.Parse(json);
-            PrintJson(doc.RootElement, 0);
-            return 0;
-        }).ConfigureAwait(false));
+            return await RunAsync(parse, async client =>
+            {
+                var json = await client.AdminAsync(query, argumentName is null ? "" : parse.GetValue(argument) ?? "", ct).ConfigureAwait(false);
+                if (parse.GetValue(raw))
+                {
+                    Console.WriteLine(json);
+                    return 0;
+                }
+
+                using var doc = JsonDocument.Parse(json);
+                PrintJson(doc.RootElement, 0);
+                return 0;
+            }).ConfigureAwait(false);
+        });
         return cmd;
     }
 

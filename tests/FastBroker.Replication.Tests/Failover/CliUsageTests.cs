@@ -75,4 +75,53 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// An option the command does not have is not taken for its topic or pattern (System.CommandLine hands such a token
+    /// to an argument with room for it): topics and groups listed nothing with exit 0, pub published to a topic named
+    /// after the option, sub waited on it. A name that starts with '-' is still reachable after <c>--</c>.
+    /// </summary>
+    [Fact]
+    public async Task An_unknown_option_is_refused_not_taken_for_the_topic_or_pattern()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-option-like");
+        var port = FreePort.Next();
+        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+        await Cli.RunAsync("pub", "--server", server, "--", "-dashed", "x");
+
+        string[][] cases =
+        [
+            ["topics", "--no-such-option", "--server", server], // listed nothing, exit 0
+            ["topics", "--json", "-x", "--server", server],
+            ["groups", "--no-such-option", "--server", server], // listed nothing, exit 0
+            ["pub", "--no-such-option", "x", "--server", server], // published to the topic '--no-such-option'
+            ["sub", "--no-such-option", "--timeout", "1", "--server", server], // exit 1: no message within --timeout
+        ];
+        var failures = new List<string>();
+        foreach (var args in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            var option = args.First(a => a.StartsWith('-') && a is not ("--json" or "--timeout" or "--server"));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || !outcome.Errors.Contains($"unknown option '{option}'", StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, naming the option: {outcome.Describe(args)}");
+            }
+        }
+
+        var topics = string.Join('\n', await Cli.RunAsync("topics", "--json", "--server", server));
+        if (topics.Contains("no-such-option", StringComparison.Ordinal))
+        {
+            failures.Add($"a refused pub published: {topics}");
+        }
+
+        // After '--' a name that starts with '-' is the topic or pattern.
+        var dashed = string.Join('\n', await Cli.RunAsync("topics", "--json", "--server", server, "--", "-dashed"));
+        if (!dashed.Contains("\"-dashed\"", StringComparison.Ordinal))
+        {
+            failures.Add($"topics -- -dashed: {dashed}");
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using FastBroker.Replication;
+using FastBroker.Server;
+using FastBroker.Testing;
+using Xunit.Abstractions;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A load balancer's health check reads the HTTP code only: on a pair's admin ports <c>GET /primary</c> is 200 on the
+/// serving primary alone and <c>GET /standby</c> on a standby following it alone, both 503 elsewhere, and they change
+/// with a promotion; <c>GET /health</c> stays 200 on both (liveness).
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class AdminRoleCheckTests(ITestOutputHelper output)
+{
+    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    [Fact]
+    public async Task Primary_and_standby_checks_answer_200_only_on_the_node_in_that_role_and_follow_a_promotion()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } });
+        try
+        {
+            await using (a)
+            await using (b)
+            {
+                await using var adminA = await a.StartAdminAsync("127.0.0.1", 0);
+                await using var adminB = await b.StartAdminAsync("127.0.0.1", 0);
+
+                // a serves: /primary is /health's document with 200, /standby the same with 503.
+                var primary = await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
+                Assert.Equal("ok", Status(primary));
+                Assert.Equal(Status(await GetAsync(adminA, "/health", HttpStatusCode.OK)), Status(primary));
+                Assert.Equal("ok", Status(await GetAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable)));
+
+                // b follows a: /standby 200, /primary 503, /health 200 (it is up).
+                Assert.Equal("standby", Status(await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a")));
+                Assert.Equal("standby", Status(await GetAsync(adminB, "/primary", HttpStatusCode.ServiceUnavailable)));
+                Assert.Equal("standby", Status(await GetAsync(adminB, "/health", HttpStatusCode.OK)));
+
+                // b promoted while a is up: b is the primary; a sees the newer epoch, steps down and follows b.
+                var epoch = await b.PromoteAsync().WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
+                Assert.Equal("ok", Status(await GetAsync(adminB, "/standby", HttpStatusCode.ServiceUnavailable)));
+                Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, $"a's /standby once it follows b (epoch {epoch})")));
+                Assert.Equal(NodeRole.Standby, a.Role);
+                var deposed = await GetAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable);
+                Assert.Equal("standby", Status(deposed));
+                Assert.Equal(epoch, JsonDocument.Parse(deposed).RootElement.GetProperty("epoch").GetInt64());
+                Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
+
+                // b stops: a, still a standby, follows no one, so /standby turns 503 (and /primary stays 503).
+                await b.DisposeAsync();
+                Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable, "a's /standby once b is gone")));
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, (await RequestAsync(adminA, "/primary")).Status);
+            }
+        }
+        catch
+        {
+            lock (log)
+            {
+                output.WriteLine(string.Join('\n', log));
+            }
+
+            throw;
+        }
+    }
+
+    private static string? Status(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.GetProperty("status").GetString();
+    }
+
+    private static async Task<string> GetAsync(AdminHttpServer admin, string path, HttpStatusCode expected)
+    {
+        var (status, contentType, body) = await RequestAsync(admin, path);
+        Assert.True(status == expected, $"GET {path}: {(int)status} {body}, expected {(int)expected}");
+        Assert.Equal("application/json", contentType);
+        return body;
+    }
+
+    // Polls until the answer has the expected code (the roles settle in the background), with a deadline.
+    private static async Task<string> WaitForAsync(AdminHttpServer admin, string path, HttpStatusCode expected, string because)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var (status, contentType, body) = await RequestAsync(admin, path);
+            if (status == expected)
+            {
+                Assert.Equal("application/json", contentType);
+                return body;
+            }
+
+            if (deadline.Elapsed > Eventually.DefaultTimeout)
+            {
+                throw new TimeoutException($"{because}: GET {path} still {(int)status} {body} after {Eventually.DefaultTimeout.TotalSeconds} s, expected {(int)expected}");
+            }
+
+            await Task.Delay(20); // polling interval of a condition with a deadline
+        }
+    }
+
+    private static async Task<(HttpStatusCode Status, string? ContentType, string Body)> RequestAsync(AdminHttpServer admin, string path)
+    {
+        using var response = await s_http.GetAsync(new Uri($"http://{admin.EndPoint}{path}"));
+        return (response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync());
+    }
+}
