@@ -91,6 +91,14 @@ internal sealed class JournalRecovery
                     continue;
                 }
 
+                if (IsUnsyncedBlank(path) && !AnySealedFrom(i + 1) && (expectedNext < 0 || nameOffset == expectedNext || previousUnsealed))
+                {
+                    // Its header page never reached the disk, so nothing in it or after it was ever synced: a lost tail
+                    // (a power loss before the flusher first synced or sealed it), not damage to durable data.
+                    RemoveFrom(i, "blank segment header: never synced (lost tail)");
+                    return;
+                }
+
                 if (!Corrupt(i, path, 0, expectedNext, error ?? "blank segment header"))
                 {
                     return;
@@ -288,14 +296,34 @@ internal sealed class JournalRecovery
         Segment.TryDelete(IndexFile.PathFor(path));
     }
 
+    /// <summary>
+    /// The identity block is all zeros and there is no seal trailer: nothing shows that the header ever reached the
+    /// disk. It is stamped through the mapping at creation and synced with the segment's first records (a segment's
+    /// first msync starts at byte 0), before any later segment's records (the flusher syncs in offset order) and
+    /// before its own seal; so a blank header with a seal trailer, or followed by a sealed segment, was once on
+    /// the disk and is damage. Without either, a power loss before that first sync leaves exactly this, with
+    /// whatever pages the kernel wrote back on its own (records of it, and of the segments after it).
+    /// </summary>
+    internal static bool IsUnsyncedBlank(string path)
+    {
+        Span<byte> header = stackalloc byte[SegmentHeader.Size];
+        ReadHeader(path, header);
+        return SegmentHeader.IsBlankIdentity(header) && !SegmentHeader.TryReadSeal(header, out _, out _, out _);
+    }
+
+    private static void ReadHeader(string path, Span<byte> header)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        header.Clear();
+        _ = RandomAccess.Read(handle, header, 0);
+    }
+
     private bool AnySealedFrom(int first)
     {
         Span<byte> header = stackalloc byte[SegmentHeader.Size];
         for (var k = first; k < _files.Length; k++)
         {
-            using var handle = File.OpenHandle(_files[k].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            header.Clear();
-            _ = RandomAccess.Read(handle, header, 0);
+            ReadHeader(_files[k].Path, header);
             if (BinaryPrimitives.ReadUInt64LittleEndian(header) == SegmentHeader.Magic && SegmentHeader.TryReadSeal(header, out _, out _, out _))
             {
                 return true;
