@@ -295,6 +295,48 @@ public class RecoveryTests
     }
 
     /// <summary>
+    /// When recovery removes every segment file (retention had deleted the segments before a blank one), the journal
+    /// continues at the first removed file's base offset: the offsets below it were given out before, and consumers
+    /// hold positions in them, so starting again at <see cref="JournalOptions.InitialOffset"/> would give them again.
+    /// </summary>
+    [Theory]
+    [InlineData("blank header never synced, later segments after it")]
+    [InlineData("all-zero last file alone")]
+    public void A_journal_whose_every_segment_file_recovery_removes_continues_at_the_first_removed_offset(string what)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4, $"{segments.Length} segments");
+        var first = what.StartsWith("blank header", StringComparison.Ordinal) ? 1 : segments.Length - 1;
+        foreach (var s in segments[..first])
+        {
+            File.Delete(s); // retention, before the power loss
+            File.Delete(Path.ChangeExtension(s, ".idx"));
+        }
+
+        var blankBase = BaseOf(segments[first]);
+        PowerLossFrom(segments, first);
+        ZeroRange(segments[first], 0, first == 1 ? JournalFiles.SegmentHeaderSize : 64 << 10);
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.Equal(segments[first..], journal.Recovery.RemovedFiles);
+            Assert.Equal(blankBase, journal.NextOffset);
+            Assert.Equal(blankBase, journal.FirstOffset);
+            AppendReadTests.AppendRange(journal, 5);
+            Assert.Equal(blankBase + 5, AppendReadTests.ReadAllChecked(journal, blankBase));
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(blankBase, journal.FirstOffset);
+            Assert.Equal(blankBase + 5, journal.NextOffset);
+        }
+    }
+
+    /// <summary>
     /// A blank identity block where something shows the header had reached the disk is damage, refused as before: the
     /// segment's own seal trailer (written after its data and header were synced), or a sealed segment after it (the
     /// flusher syncs segments in offset order, so that one's records were synced after this header).

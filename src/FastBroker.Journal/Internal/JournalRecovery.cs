@@ -17,6 +17,7 @@ internal sealed class JournalRecovery
     private readonly RecoveryReport _report = new();
     private readonly List<Segment> _segments = [];
     private (long BaseOffset, string Path)[] _files = [];
+    private long _removedFrom = -1;
 
     private JournalRecovery(string directory, JournalOptions options, int indexCapacity)
     {
@@ -25,7 +26,11 @@ internal sealed class JournalRecovery
         _indexCapacity = indexCapacity;
     }
 
-    internal static (List<Segment> Segments, RecoveryReport Report) Run(string directory, JournalOptions options, int indexCapacity)
+    /// <summary>
+    /// Recovers the directory. <c>RemovedFrom</c> is the base offset of the first segment file removed (-1: none): when
+    /// no segment is left, the journal continues there, never below offsets it already gave.
+    /// </summary>
+    internal static (List<Segment> Segments, RecoveryReport Report, long RemovedFrom) Run(string directory, JournalOptions options, int indexCapacity)
     {
         var recovery = new JournalRecovery(directory, options, indexCapacity);
         try
@@ -42,7 +47,7 @@ internal sealed class JournalRecovery
             throw;
         }
 
-        return (recovery._segments, recovery._report);
+        return (recovery._segments, recovery._report, recovery._removedFrom);
     }
 
     internal static (long BaseOffset, string Path)[] ListSegmentFiles(string directory)
@@ -88,6 +93,7 @@ internal sealed class JournalRecovery
                 {
                     // Created but its header never reached the disk: an interrupted roll, no record in it.
                     RemoveFile(path);
+                    _removedFrom = _removedFrom < 0 ? nameOffset : _removedFrom;
                     continue;
                 }
 
@@ -262,6 +268,11 @@ internal sealed class JournalRecovery
 
     private void RemoveFrom(int first, string reason)
     {
+        if (first < _files.Length && _removedFrom < 0)
+        {
+            _removedFrom = _files[first].BaseOffset;
+        }
+
         for (var k = first; k < _files.Length; k++)
         {
             var (baseOffset, path) = _files[k];
