@@ -31,9 +31,13 @@ public static class JournalInspector
                 results.Add(new SegmentVerifyResult(path, baseOffset, 0, 0, false, $"segment header at byte 0: {error ?? "blank (never written)"}"));
                 if (firstProblem < 0)
                 {
-                    // Open removes only a blank last file (a creation that never reached the disk); any other bad header is refused.
+                    // Open removes a blank last file (a creation that never reached the disk) and, as a lost tail, a blank
+                    // header that nothing shows was ever synced (a sealed segment after it is checked below); any other
+                    // bad header is refused.
                     firstProblem = i;
-                    firstProblemRefused = unsupported || error is not null || i < files.Length - 1;
+                    var blankLast = error is null && i == files.Length - 1;
+                    var lostTail = !unsupported && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
+                    firstProblemRefused = !blankLast && !lostTail;
                 }
 
                 continue;

@@ -45,6 +45,7 @@ public sealed unsafe partial class JournalLog
     /// <summary>Appends a payload-only record stamped with the current time. Writer thread only.</summary>
     /// <returns>False for back-pressure (too many bytes not yet durable; wait for <see cref="DurableOffset"/> to move).</returns>
     /// <exception cref="JournalFullException">A new segment was needed and the disk is full; nothing was written.</exception>
+    /// <exception cref="JournalException">The journal is faulted after a failed flush (<see cref="JournalErrorCode.Faulted"/>); nothing was written.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAppend(ReadOnlySpan<byte> payload, out long offset) =>
         TryAppend(default, default, payload, RecordFlags.None, _clock.NowUnixMs(), out offset);
@@ -254,6 +255,11 @@ public sealed unsafe partial class JournalLog
         }
 
         _writeLimit = active.AllocatedTo;
+        Interlocked.MemoryBarrier(); // the store above before the read below (see Fault)
+        if (_fault is not null)
+        {
+            _writeLimit = 0; // the flusher faulted meanwhile: the next append takes the slow path too
+        }
     }
 
     /// <summary>Creates the next segment (failing cleanly on a full disk), then closes the current one.</summary>

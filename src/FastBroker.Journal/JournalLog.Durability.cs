@@ -255,14 +255,32 @@ public sealed partial class JournalLog
             }
             catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
             {
-                _fault = e as JournalException ?? new JournalException(JournalErrorCode.IoError, "Journal flush failed: " + e.Message, e);
-                FailAllWaiters(_fault);
+                Fault(e as JournalException ?? new JournalException(JournalErrorCode.IoError, "Journal flush failed: " + e.Message, e));
+                FailAllWaiters(_fault!);
                 if (stopping)
                 {
                     return;
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Faults the journal (flusher thread). The append fast path does not read <see cref="_fault"/>: the write limit it
+    /// compares with is zeroed instead, so the writer's next append takes the slow path, which throws
+    /// <see cref="JournalErrorCode.Faulted"/>; otherwise it went on taking records (and the broker confirming
+    /// <c>Written</c> ones) until the segment's allocated end.
+    /// </summary>
+    /// <remarks>
+    /// Zeroed before the fault is published (whoever sees the fault sees the zero) and again after it: the writer
+    /// may be storing a new limit in <see cref="EnsureRoom"/> meanwhile, and it reads the fault after a full fence
+    /// there, so either it sees the fault and zeroes the limit itself, or its store precedes the second zero.
+    /// </remarks>
+    private void Fault(JournalException fault)
+    {
+        Volatile.Write(ref _writeLimit, 0);
+        _fault = fault;
+        Volatile.Write(ref _writeLimit, 0);
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ public sealed unsafe partial class JournalLog : IDisposable
     private volatile bool _disposed;
     private volatile JournalException? _fault;
 
-    private JournalLog(string directory, JournalOptions options, FileStream lockFile, List<Segment> segments, RecoveryReport report, int indexCapacity)
+    private JournalLog(string directory, JournalOptions options, FileStream lockFile, List<Segment> segments, RecoveryReport report, long removedFrom, int indexCapacity)
     {
         _directory = directory;
         _options = options;
@@ -48,7 +48,10 @@ public sealed unsafe partial class JournalLog : IDisposable
             _segments[i].Close(); // finished; the flusher seals any that are not sealed yet
         }
 
-        _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published) : options.InitialOffset;
+        // Recovery removed every segment file (a lost tail from the first one): continue where they began, since offsets
+        // below it were given (retention deleted their segments), rather than give them again from InitialOffset.
+        _nextOffset = segments.Count > 0 ? segments[^1].BaseOffset + Segment.CountOf(segments[^1].Published)
+            : removedFrom >= 0 ? removedFrom : options.InitialOffset;
         foreach (var s in _segments)
         {
             // Timestamps never decrease across a reopen either (seek by time relies on it), also when the last segment
@@ -162,8 +165,8 @@ public sealed unsafe partial class JournalLog : IDisposable
         try
         {
             var indexCapacity = (options.SegmentSize / options.IndexIntervalBytes) + 2;
-            var (segments, report) = JournalRecovery.Run(directory, options, indexCapacity);
-            journal = new JournalLog(directory, options, lockFile, segments, report, indexCapacity);
+            var (segments, report, removedFrom) = JournalRecovery.Run(directory, options, indexCapacity);
+            journal = new JournalLog(directory, options, lockFile, segments, report, removedFrom, indexCapacity);
             if (segments.Count == 0)
             {
                 journal.Roll();

@@ -22,6 +22,48 @@ public class DurabilityTests
         Assert.Equal(0, r.Offset);
     }
 
+    /// <summary>
+    /// Once a flusher pass fails (here its retention floor throws an IOException, which takes the same path as a failed
+    /// msync) the journal is faulted, and every append from the next one on is refused with Faulted, nothing written:
+    /// under None (the broker's Written durability) a record TryAppend takes is confirmed at once, and the fast path
+    /// took them until the segment's allocated end.
+    /// </summary>
+    [Theory]
+    [InlineData(DurabilityPolicy.None)]
+    [InlineData(DurabilityPolicy.GroupCommit)]
+    public void After_a_failed_flusher_pass_every_append_is_refused_as_faulted(DurabilityPolicy policy)
+    {
+        using var dir = new TempDirectory();
+        var options = With(policy) with { RetentionMaxBytes = 1L << 40, RetentionCheckInterval = TimeSpan.FromMilliseconds(1) };
+        using var journal = JournalLog.Open(dir.Path, options);
+        AppendReadTests.AppendRange(journal, 10);
+        Assert.True(journal.WaitForDurable(9, Eventually.DefaultTimeout));
+        journal.RetentionFloor = () => throw new IOException("injected: the flusher's pass fails");
+        Eventually.True(() => IsFaulted(journal), "the flusher's next retention pass faults the journal");
+
+        var next = journal.NextOffset;
+        for (var i = 0; i < 3; i++)
+        {
+            var e = Assert.Throws<JournalException>(() => journal.TryAppend(AppendReadTests.PayloadFor(next), out _));
+            Assert.Equal(JournalErrorCode.Faulted, e.ErrorCode);
+        }
+
+        Assert.Equal(next, journal.NextOffset);
+    }
+
+    private static bool IsFaulted(JournalLog journal)
+    {
+        try
+        {
+            _ = journal.WaitForDurable(journal.NextOffset, TimeSpan.FromMilliseconds(1));
+            return false;
+        }
+        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Faulted)
+        {
+            return true;
+        }
+    }
+
     [Fact]
     public async Task Group_commit_wakes_every_waiter_of_the_flush_together()
     {

@@ -251,6 +251,128 @@ public class RecoveryTests
         }
     }
 
+    /// <summary>
+    /// A power loss with <see cref="DurabilityPolicy.None"/> (the broker's Written durability) after the writer filled
+    /// a segment and rolled on, before the flusher synced or sealed it: its header page (synced with its first records)
+    /// never reached the disk while the kernel wrote back other pages of it and of the segments after it. Nothing from
+    /// that segment on was ever synced: a lost tail, truncated and reported, not corruption.
+    /// </summary>
+    [Theory]
+    [InlineData("identity block", 64)]
+    [InlineData("header page", 4096)]
+    [InlineData("whole file", 64 << 10)]
+    public void A_blank_header_never_synced_before_a_power_loss_is_a_lost_tail_truncated_and_reported(string what, int zeroed)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4, $"{segments.Length} segments");
+        var blank = segments[1];
+        var blankBase = BaseOf(blank);
+        PowerLossFrom(segments, 1);
+        ZeroRange(blank, 0, zeroed);
+        var verdict = JournalInspector.Verify(dir.Path).ExitCode; // before open changes anything; checked after it
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.Equal(2, verdict); // a damaged tail, which open truncates
+            var report = journal.Recovery;
+            Assert.Equal(blankBase, journal.NextOffset);
+            Assert.Equal(blank, report.Dropped[0].FilePath);
+            Assert.Equal(blankBase, report.Dropped[0].FirstOffset);
+            Assert.Equal(segments[1..], report.Dropped.Select(d => d.FilePath));
+            Assert.Equal(segments[1..], report.RemovedFiles);
+            Assert.All(segments[1..], s => Assert.False(File.Exists(s), $"{what}: {s} removed"));
+            Assert.Equal(blankBase, AppendReadTests.ReadAllChecked(journal));
+            AppendReadTests.AppendRange(journal, 5);
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(blankBase + 5, AppendReadTests.ReadAllChecked(journal));
+        }
+    }
+
+    /// <summary>
+    /// When recovery removes every segment file (retention had deleted the segments before a blank one), the journal
+    /// continues at the first removed file's base offset: the offsets below it were given out before, and consumers
+    /// hold positions in them, so starting again at <see cref="JournalOptions.InitialOffset"/> would give them again.
+    /// </summary>
+    [Theory]
+    [InlineData("blank header never synced, later segments after it")]
+    [InlineData("all-zero last file alone")]
+    public void A_journal_whose_every_segment_file_recovery_removes_continues_at_the_first_removed_offset(string what)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4, $"{segments.Length} segments");
+        var first = what.StartsWith("blank header", StringComparison.Ordinal) ? 1 : segments.Length - 1;
+        foreach (var s in segments[..first])
+        {
+            File.Delete(s); // retention, before the power loss
+            File.Delete(Path.ChangeExtension(s, ".idx"));
+        }
+
+        var blankBase = BaseOf(segments[first]);
+        PowerLossFrom(segments, first);
+        ZeroRange(segments[first], 0, first == 1 ? JournalFiles.SegmentHeaderSize : 64 << 10);
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.Equal(segments[first..], journal.Recovery.RemovedFiles);
+            Assert.Equal(blankBase, journal.NextOffset);
+            Assert.Equal(blankBase, journal.FirstOffset);
+            AppendReadTests.AppendRange(journal, 5);
+            Assert.Equal(blankBase + 5, AppendReadTests.ReadAllChecked(journal, blankBase));
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(blankBase, journal.FirstOffset);
+            Assert.Equal(blankBase + 5, journal.NextOffset);
+        }
+    }
+
+    /// <summary>
+    /// A blank identity block where something shows the header had reached the disk is damage, refused as before: the
+    /// segment's own seal trailer (written after its data and header were synced), or a sealed segment after it (the
+    /// flusher syncs segments in offset order, so that one's records were synced after this header).
+    /// </summary>
+    [Theory]
+    [InlineData("its own seal trailer")]
+    [InlineData("a sealed segment after it")]
+    public void A_blank_header_in_a_segment_known_to_have_reached_the_disk_is_refused_as_corruption(string evidence)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4, $"{segments.Length} segments");
+        var blank = segments[1];
+        if (evidence == "its own seal trailer")
+        {
+            PowerLossFrom(segments, 2);
+            ZeroRange(blank, 0, 64);
+        }
+        else
+        {
+            PowerLossFrom(segments, 3); // segments[2] keeps its seal
+            ZeroRange(blank, 0, JournalFiles.SegmentHeaderSize);
+            File.Delete(Path.ChangeExtension(blank, ".idx"));
+        }
+
+        Assert.Equal(1, JournalInspector.Verify(dir.Path).ExitCode);
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var e = Assert.Throws<JournalCorruptionException>(() => JournalLog.Open(dir.Path, s_options));
+            Assert.Equal(blank, e.FilePath);
+            Assert.Equal(0, e.Position);
+            Assert.All(segments, s => Assert.True(File.Exists(s), $"refusing removed {s}"));
+        }
+    }
+
     [Fact]
     public void A_clean_reopen_reports_nothing_dropped_and_keeps_every_record()
     {
@@ -325,5 +447,31 @@ public class RecoveryTests
             using var byTime = journal.OpenReader(ReadStart.FromTimestamp(newest));
             Assert.Equal(lastBase - 1, byTime.NextOffset);
         }
+    }
+
+    private static void WriteSealed(string path, int records)
+    {
+        using var journal = JournalLog.Open(path, s_options);
+        AppendReadTests.AppendRange(journal, records);
+        RetentionTests.SealAll(journal);
+    }
+
+    private static long BaseOf(string segment) => long.Parse(Path.GetFileNameWithoutExtension(segment), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The segments from <paramref name="first"/> on were never sealed: no seal trailer, no index file.</summary>
+    private static void PowerLossFrom(string[] segments, int first)
+    {
+        foreach (var s in segments[first..])
+        {
+            ZeroRange(s, 64, 64);
+            File.Delete(Path.ChangeExtension(s, ".idx"));
+        }
+    }
+
+    private static void ZeroRange(string path, long position, int length)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        stream.Position = position;
+        stream.Write(new byte[length]);
     }
 }

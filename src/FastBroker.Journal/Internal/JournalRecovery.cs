@@ -17,6 +17,7 @@ internal sealed class JournalRecovery
     private readonly RecoveryReport _report = new();
     private readonly List<Segment> _segments = [];
     private (long BaseOffset, string Path)[] _files = [];
+    private long _removedFrom = -1;
 
     private JournalRecovery(string directory, JournalOptions options, int indexCapacity)
     {
@@ -25,7 +26,11 @@ internal sealed class JournalRecovery
         _indexCapacity = indexCapacity;
     }
 
-    internal static (List<Segment> Segments, RecoveryReport Report) Run(string directory, JournalOptions options, int indexCapacity)
+    /// <summary>
+    /// Recovers the directory. <c>RemovedFrom</c> is the base offset of the first segment file removed (-1: none): when
+    /// no segment is left, the journal continues there, never below offsets it already gave.
+    /// </summary>
+    internal static (List<Segment> Segments, RecoveryReport Report, long RemovedFrom) Run(string directory, JournalOptions options, int indexCapacity)
     {
         var recovery = new JournalRecovery(directory, options, indexCapacity);
         try
@@ -42,7 +47,7 @@ internal sealed class JournalRecovery
             throw;
         }
 
-        return (recovery._segments, recovery._report);
+        return (recovery._segments, recovery._report, recovery._removedFrom);
     }
 
     internal static (long BaseOffset, string Path)[] ListSegmentFiles(string directory)
@@ -88,7 +93,16 @@ internal sealed class JournalRecovery
                 {
                     // Created but its header never reached the disk: an interrupted roll, no record in it.
                     RemoveFile(path);
+                    _removedFrom = _removedFrom < 0 ? nameOffset : _removedFrom;
                     continue;
+                }
+
+                if (IsUnsyncedBlank(path) && !AnySealedFrom(i + 1) && (expectedNext < 0 || nameOffset == expectedNext || previousUnsealed))
+                {
+                    // Its header page never reached the disk, so nothing in it or after it was ever synced: a lost tail
+                    // (a power loss before the flusher first synced or sealed it), not damage to durable data.
+                    RemoveFrom(i, "blank segment header: never synced (lost tail)");
+                    return;
                 }
 
                 if (!Corrupt(i, path, 0, expectedNext, error ?? "blank segment header"))
@@ -254,6 +268,11 @@ internal sealed class JournalRecovery
 
     private void RemoveFrom(int first, string reason)
     {
+        if (first < _files.Length && _removedFrom < 0)
+        {
+            _removedFrom = _files[first].BaseOffset;
+        }
+
         for (var k = first; k < _files.Length; k++)
         {
             var (baseOffset, path) = _files[k];
@@ -288,14 +307,34 @@ internal sealed class JournalRecovery
         Segment.TryDelete(IndexFile.PathFor(path));
     }
 
+    /// <summary>
+    /// The identity block is all zeros and there is no seal trailer: nothing shows that the header ever reached the
+    /// disk. It is stamped through the mapping at creation and synced with the segment's first records (a segment's
+    /// first msync starts at byte 0), before any later segment's records (the flusher syncs in offset order) and
+    /// before its own seal; so a blank header with a seal trailer, or followed by a sealed segment, was once on
+    /// the disk and is damage. Without either, a power loss before that first sync leaves exactly this, with
+    /// whatever pages the kernel wrote back on its own (records of it, and of the segments after it).
+    /// </summary>
+    internal static bool IsUnsyncedBlank(string path)
+    {
+        Span<byte> header = stackalloc byte[SegmentHeader.Size];
+        ReadHeader(path, header);
+        return SegmentHeader.IsBlankIdentity(header) && !SegmentHeader.TryReadSeal(header, out _, out _, out _);
+    }
+
+    private static void ReadHeader(string path, Span<byte> header)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        header.Clear();
+        _ = RandomAccess.Read(handle, header, 0);
+    }
+
     private bool AnySealedFrom(int first)
     {
         Span<byte> header = stackalloc byte[SegmentHeader.Size];
         for (var k = first; k < _files.Length; k++)
         {
-            using var handle = File.OpenHandle(_files[k].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            header.Clear();
-            _ = RandomAccess.Read(handle, header, 0);
+            ReadHeader(_files[k].Path, header);
             if (BinaryPrimitives.ReadUInt64LittleEndian(header) == SegmentHeader.Magic && SegmentHeader.TryReadSeal(header, out _, out _, out _))
             {
                 return true;

@@ -80,6 +80,9 @@ internal readonly record struct SegmentHeader(long Epoch, long BaseOffset, int S
         return true;
     }
 
+    /// <summary>The identity block (bytes 0–63) is all zeros: never stamped, or its page never reached the disk.</summary>
+    internal static bool IsBlankIdentity(ReadOnlySpan<byte> header) => header.Slice(0, 64).IndexOfAnyExcept((byte)0) < 0;
+
     internal static void WriteSeal(Span<byte> header, int recordCount, int endPosition, long lastTimestamp, long sealedUnixMs)
     {
         var seal = header.Slice(64, 64);
