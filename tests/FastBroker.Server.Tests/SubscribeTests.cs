@@ -37,6 +37,44 @@ public class SubscribeTests
         Assert.Equal("live", (await sub.ReadDeliveriesAsync(1))[0].Text);
     }
 
+    /// <summary>
+    /// The OK of a SUBSCRIBE comes before the subscription's first delivery, also when the SUBSCRIBE is handled while the
+    /// connection's writer is in the middle of a pass. The writer is held (a test seam) after it wrote the replies of its
+    /// pass (a PONG) until the SUBSCRIBE has queued its OK and added its consumer; the pass then goes on to the
+    /// deliveries. Before, the pass read the consumers there, after its replies, so it wrote the two stored messages
+    /// and the OK only in the next pass.
+    /// </summary>
+    [Fact]
+    public async Task The_OK_of_a_SUBSCRIBE_precedes_its_first_delivery_also_when_the_writer_is_mid_pass()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("orders.eu", "first"u8.ToArray());
+        await f.Broker.PublishAsync("orders.eu", "second"u8.ToArray());
+        await using var sub = await f.ConnectAsync(ProtocolFeatures.None);
+        var session = Assert.Single(f.Server.Sessions);
+
+        var armed = 1;
+        using var held = new ManualResetEventSlim();
+        session.BeforeDeliveriesHook = s =>
+        {
+            if (Interlocked.Exchange(ref armed, 0) == 1)
+            {
+                held.Set();
+                SpinWait.SpinUntil(() => s.ConsumerCount > 0, TimeSpan.FromSeconds(30));
+            }
+        };
+
+        await sub.SendAsync(w => FrameWriter.WritePing(w, 1));
+        Assert.True(held.Wait(TimeSpan.FromSeconds(30)), "the writer's pass for the PONG reached the seam");
+        await sub.SubscribeAsync(2, 7, "orders.eu", 100, Protocol.StartKind.Earliest);
+
+        var pong = await sub.ReadAsync();
+        Assert.Equal((FrameType.Pong, 1UL), (pong.Type, pong.RequestId));
+        var ok = await sub.ReadAsync();
+        Assert.Equal((FrameType.Ok, 2UL), (ok.Type, ok.RequestId));
+        Assert.Equal(["first", "second"], (await sub.ReadDeliveriesAsync(2)).Select(d => d.Text));
+    }
+
     [Fact]
     public async Task With_batching_granted_deliveries_come_as_DELIVER_BATCH_in_order()
     {

@@ -93,12 +93,24 @@ internal sealed partial class Session
         }
     }
 
+    /// <summary>Test seam: runs in each writer pass after the replies and confirmations, before the deliveries.</summary>
+    internal Action<Session>? BeforeDeliveriesHook { get; set; }
+
+    /// <summary>The open subscriptions and memberships (tests).</summary>
+    internal int ConsumerCount => Volatile.Read(ref _consumerList).Length;
+
     /// <summary>One pass; true when there may be more to write at once (budget used up or consumers still have data).</summary>
     private bool WritePass(bool deliver, ref long bytes, ref long frames)
     {
+        // The consumers are read before the replies are drained: a SUBSCRIBE's (or JOIN_GROUP's) OK is queued before
+        // its consumer is added, so each consumer read here has its OK among the replies written just below, and no
+        // delivery precedes its OK. Read after the drain, a consumer added meanwhile got deliveries in this pass and
+        // its OK only in the next (SubscribeTests.The_OK_of_a_SUBSCRIBE_precedes_its_first_delivery_…).
+        var consumers = Volatile.Read(ref _consumerList);
         DrainControl(ref bytes, ref frames);
         DrainConfirms(ref bytes, ref frames);
-        return deliver && _encoder is not null && WriteDeliveries(ref bytes, ref frames);
+        BeforeDeliveriesHook?.Invoke(this);
+        return deliver && _encoder is not null && WriteDeliveries(consumers, ref bytes, ref frames);
     }
 
     private void DrainConfirms(ref long bytes, ref long frames) => DrainConfirms(_output!, int.MaxValue, ref bytes, ref frames);
@@ -181,9 +193,8 @@ internal sealed partial class Session
         return drained && !_hasCarry && _confirms.IsEmpty;
     }
 
-    private bool WriteDeliveries(ref long bytes, ref long frames)
+    private bool WriteDeliveries(Consumer[] consumers, ref long bytes, ref long frames)
     {
-        var consumers = Volatile.Read(ref _consumerList);
         if (consumers.Length == 0)
         {
             return false;
