@@ -64,6 +64,9 @@ public sealed record JournalOptions
     /// </summary>
     public bool PrefaultSegments { get; init; } = true;
 
+    /// <summary>Test seam: called by a repair between unsealing the damaged segment and zeroing its damage.</summary>
+    internal Action? RepairUnsealedHook { get; init; }
+
     internal void Validate()
     {
         if (SegmentSize < (64 << 10) || SegmentSize > (1 << 30) || SegmentSize % 4096 != 0)

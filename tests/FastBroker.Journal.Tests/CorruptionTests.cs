@@ -97,6 +97,31 @@ public class CorruptionTests
     }
 
     [Fact]
+    public void A_repair_interrupted_between_unseal_and_zeroing_leaves_a_journal_a_plain_open_accepts_and_reports()
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var records = JournalFiles.Records(segments[1]);
+        var victim = records[7];
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+
+        // The crash: the repair stops between its two steps on the damaged segment.
+        var crash = new InvalidOperationException("crash in the middle of the repair");
+        var interrupted = s_options with { RepairCorruption = true, RepairUnsealedHook = () => throw crash };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, interrupted)));
+
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        var dropped = Assert.Single(journal.Recovery.Dropped);
+        Assert.Equal(segments[1], dropped.FilePath);
+        Assert.Equal(victim.Position, dropped.StartPosition);
+        Assert.Equal(victim.Offset, dropped.FirstOffset);
+        Assert.Equal(records.Count - 7, dropped.RecordCount);
+        Assert.Equal(victim.Offset, journal.NextOffset);
+        Assert.Equal(victim.Offset, AppendReadTests.ReadAllChecked(journal));
+        Assert.Equal(segments[..2], JournalFiles.Segments(dir.Path));
+    }
+
+    [Fact]
     public void A_damaged_segment_header_refuses_to_open_at_position_zero()
     {
         using var dir = JournalWith(3000);

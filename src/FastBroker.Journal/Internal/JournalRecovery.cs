@@ -242,15 +242,20 @@ internal sealed class JournalRecovery
             throw new JournalCorruptionException(segment.FilePath, position, expectedOffset, reason);
         }
 
+        // In TruncateFrom's order, so that a crash at any step leaves a journal a plain open accepts or refuses as
+        // before: the later files first (durably), then unseal, then zero. Zeroed records under a seal would be
+        // corruption; an unsealed last segment with the damage still in it is a torn tail, dropped and reported.
         var bytes = segment.ScanBytes;
         var end = SegmentScanner.EndOfNonZero(bytes, position);
         _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
-        segment.ZeroAndSync(position, end);
+        RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
+        Native.SyncDirectory(_directory);
+        Segment.TryDelete(IndexFile.PathFor(segment.FilePath)); // describes the old end; rebuilt when the segment is sealed again
         segment.WritableBytes.Slice(64, 64).Clear(); // unseal: the segment is the new writable tail
         segment.Sync(0, SegmentHeader.Size);
+        _options.RepairUnsealedHook?.Invoke();
+        segment.ZeroAndSync(position, end);
         segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false);
-        Segment.TryDelete(IndexFile.PathFor(segment.FilePath));
-        RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
         return false;
     }
 
