@@ -10,6 +10,9 @@ public sealed unsafe partial class JournalLog
     /// <summary>The reason <see cref="TruncateFrom(string, JournalOptions, long)"/> reports.</summary>
     public const string TruncatedNotOnNewPrimary = "truncated: not on the new primary";
 
+    /// <summary>Test seam: called by <see cref="TryAppendRecords"/> when a record needs room (a new limit or segment).</summary>
+    internal Action? ReplicationRoomHook;
+
     /// <summary>
     /// Appends whole records in journal format, exactly as a primary's <see cref="JournalRun.Bytes"/> holds them
     /// (8-byte aligned, padding included, one or more records), copying each verbatim: same offset, timestamp,
@@ -38,7 +41,9 @@ public sealed unsafe partial class JournalLog
     /// </remarks>
     /// <exception cref="JournalException"><paramref name="firstOffset"/> is not <see cref="NextOffset"/>
     /// (<see cref="JournalErrorCode.OffsetMismatch"/>; nothing written), or a record is larger than this journal's
-    /// segments hold (<see cref="JournalErrorCode.RecordTooLarge"/>), or the journal is faulted.</exception>
+    /// segments hold (<see cref="JournalErrorCode.RecordTooLarge"/>), or the journal is faulted
+    /// (<see cref="JournalErrorCode.Faulted"/>, also when the fault comes during the call: nothing of the record after
+    /// it is written, the records before were).</exception>
     /// <exception cref="JournalCorruptionException">A record fails a check: the message names its offset, byte
     /// position in <paramref name="records"/> and the reason; nothing of it was written, the records before it were.</exception>
     /// <exception cref="JournalFullException">A new segment was needed and the disk is full; nothing of that record was written.</exception>
@@ -89,6 +94,10 @@ public sealed unsafe partial class JournalLog
 
                 if (full)
                 {
+                    // A fault zeroes the write limit, so every record after it comes here: refused, not written (the
+                    // check at the top of the call alone let the rest of a run in, acknowledged as received).
+                    ReplicationRoomHook?.Invoke();
+                    ThrowIfUnusable();
                     EnsureRoom(stored); // throws JournalFullException with nothing of this record written
                 }
 

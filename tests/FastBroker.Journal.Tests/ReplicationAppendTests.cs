@@ -12,6 +12,60 @@ public class ReplicationAppendTests(ITestOutputHelper output)
     /// <summary>A syncing standby with a small undurable limit, so copies run into back-pressure.</summary>
     private static readonly JournalOptions s_standby = AppendReadTests.Small with { Durability = DurabilityPolicy.GroupCommit, MaxUndurableBytes = 8 << 10 };
 
+    /// <summary>
+    /// A flusher pass that fails while the standby is in the middle of a run faults the journal: the records of the
+    /// run after the fault are refused, not written (the standby acknowledges its NextOffset as received). The seam
+    /// holds the writer where the first record after the fault goes (the fault zeroes the write limit) until the
+    /// flusher has faulted.
+    /// </summary>
+    [Fact]
+    public void A_fault_during_a_run_refuses_the_rest_of_the_run()
+    {
+        using var primaryDir = new TempDirectory();
+        using var standbyDir = new TempDirectory();
+        using var primary = JournalLog.Open(primaryDir.Path, s_primary);
+        AppendReadTests.AppendRange(primary, 3000);
+        var run = new List<byte>();
+        foreach (var record in Replica.RawRecords(primary))
+        {
+            run.AddRange(record);
+            run.AddRange(new byte[RecordLayout.Align(record.Length) - record.Length]);
+        }
+
+        var options = s_primary with { RetentionMaxBytes = 1L << 40, RetentionCheckInterval = TimeSpan.FromMilliseconds(1) };
+        using var standby = JournalLog.Open(standbyDir.Path, options);
+        long faultedAt = -1;
+        standby.ReplicationRoomHook = () =>
+        {
+            if (faultedAt < 0 && standby.NextOffset > 0)
+            {
+                faultedAt = standby.NextOffset;
+                standby.RetentionFloor = () => throw new IOException("injected: the flusher's pass fails");
+                Eventually.True(() => IsFaulted(standby), "the flusher's next retention pass faults the journal");
+            }
+        };
+
+        var appended = -1;
+        var e = Assert.Throws<JournalException>(() => standby.TryAppendRecords(run.ToArray(), 0, out appended));
+        Assert.Equal(JournalErrorCode.Faulted, e.ErrorCode);
+        Assert.True(faultedAt > 0, "the run needed room after its first record");
+        Assert.Equal(faultedAt, appended);
+        Assert.Equal(faultedAt, standby.NextOffset);
+    }
+
+    private static bool IsFaulted(JournalLog journal)
+    {
+        try
+        {
+            _ = journal.WaitForDurable(journal.NextOffset, TimeSpan.FromMilliseconds(1));
+            return false;
+        }
+        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Faulted)
+        {
+            return true;
+        }
+    }
+
     [Fact]
     public void Copying_runs_reproduces_the_primary_byte_for_byte_across_segment_rolls()
     {
