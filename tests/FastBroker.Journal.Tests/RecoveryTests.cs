@@ -269,6 +269,7 @@ public class RecoveryTests
         Assert.True(segments.Length >= 4, $"{segments.Length} segments");
         var blank = segments[1];
         var blankBase = BaseOf(blank);
+        var blankRecords = JournalFiles.Records(blank).Count;
         PowerLossFrom(segments, 1);
         ZeroRange(blank, 0, zeroed);
         var verdict = JournalInspector.Verify(dir.Path).ExitCode; // before open changes anything; checked after it
@@ -280,6 +281,12 @@ public class RecoveryTests
             Assert.Equal(blankBase, journal.NextOffset);
             Assert.Equal(blank, report.Dropped[0].FilePath);
             Assert.Equal(blankBase, report.Dropped[0].FirstOffset);
+            Assert.Equal(zeroed <= JournalFiles.SegmentHeaderSize ? blankRecords : 0, report.Dropped[0].RecordCount); // the records after a lost header still count
+            if (zeroed <= JournalFiles.SegmentHeaderSize)
+            {
+                Assert.Equal(3000 - blankBase, report.DroppedRecordCount); // every record lost is reported
+            }
+
             Assert.Equal(segments[1..], report.Dropped.Select(d => d.FilePath));
             Assert.Equal(segments[1..], report.RemovedFiles);
             Assert.All(segments[1..], s => Assert.False(File.Exists(s), $"{what}: {s} removed"));

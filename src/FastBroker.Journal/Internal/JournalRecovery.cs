@@ -293,6 +293,11 @@ internal sealed class JournalRecovery
                     records = SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
                     segment.ForceUnmap();
                 }
+                else if (HasBlankIdentity(path))
+                {
+                    // Only the header is lost: the records after it (their offsets follow from the name) still count.
+                    records = Segment.CountRecordsWithoutHeader(path, baseOffset);
+                }
             }
             catch (IOException)
             {
@@ -325,6 +330,13 @@ internal sealed class JournalRecovery
         Span<byte> header = stackalloc byte[SegmentHeader.Size];
         ReadHeader(path, header);
         return SegmentHeader.IsBlankIdentity(header) && !SegmentHeader.TryReadSeal(header, out _, out _, out _);
+    }
+
+    private static bool HasBlankIdentity(string path)
+    {
+        Span<byte> header = stackalloc byte[SegmentHeader.Size];
+        ReadHeader(path, header);
+        return SegmentHeader.IsBlankIdentity(header);
     }
 
     private static void ReadHeader(string path, Span<byte> header)

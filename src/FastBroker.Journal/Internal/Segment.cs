@@ -530,6 +530,37 @@ internal sealed unsafe class Segment
         _handle.Dispose();
     }
 
+    /// <summary>
+    /// The valid records from the first record position of a file whose header cannot be read (a blank identity
+    /// block), taking <paramref name="baseOffset"/> from its name; counting stops at the first invalid record. For
+    /// recovery's report of what it removes, nothing else.
+    /// </summary>
+    internal static int CountRecordsWithoutHeader(string path, long baseOffset)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var length = Math.Min(RandomAccess.GetLength(handle), 1L << 30);
+        if (length <= SegmentHeader.Size)
+        {
+            return 0;
+        }
+
+        var mapping = Native.Mmap(0, (nuint)length, Native.ProtRead, Native.MapShared, (int)handle.DangerousGetHandle(), 0);
+        if (mapping == -1)
+        {
+            return 0;
+        }
+
+        try
+        {
+            var bytes = new ReadOnlySpan<byte>((void*)mapping, (int)Math.Min(length, DataEnd(handle, length)));
+            return SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, baseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
+        }
+        finally
+        {
+            _ = Native.Munmap(mapping, (nuint)length);
+        }
+    }
+
     /// <summary>Unmaps regardless of references (journal dispose with no readers left, recovery failures).</summary>
     internal void ForceUnmap() => Unmap();
 
