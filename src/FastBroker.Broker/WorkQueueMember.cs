@@ -48,9 +48,12 @@ public sealed class WorkQueueMember : IDisposable
     /// exception propagates; deliveries not yet passed stay queued). A caller that could not pass a delivery on (the
     /// server: not written to the connection) returns it with <see cref="GiveBack(long, int)"/>.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="max"/> is below 1 (it would take nothing, and its 0
+    /// would read as "nothing waiting").</exception>
     public int Fetch<THandler>(int max, ref THandler handler)
         where THandler : IMessageHandler
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         if (Volatile.Read(ref _closed) != 0)
         {
             return 0;
@@ -122,7 +125,7 @@ public sealed class WorkQueueMember : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             items.Clear();
-            if (Fetch(Prefetch, ref collector) == 0)
+            if (Fetch(Math.Max(1, Prefetch), ref collector) == 0) // JoinGroup's prefetch argument may be 0: the group then queues none
             {
                 await _signal.WaitAsync().ConfigureAwait(false);
                 continue;

@@ -216,6 +216,9 @@ public sealed partial class JournalLog
         }
     }
 
+    /// <summary>Tests: called at the end of each flusher pass; what it throws fails the pass as a failed msync would.</summary>
+    internal Action? FlusherPassFault { get; set; }
+
     private void FlusherLoop()
     {
         var idleMs = _policy == DurabilityPolicy.Interval ? Math.Max(1, (int)_options.FlushInterval.TotalMilliseconds) : 1000;
@@ -252,6 +255,7 @@ public sealed partial class JournalLog
                 }
 
                 MaybeApplyRetention();
+                FlusherPassFault?.Invoke();
             }
             catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
             {

@@ -11,6 +11,8 @@ namespace FastBroker.Journal;
 public sealed partial class JournalLog
 {
     private long _pinOverrides;
+    private long _retentionFloorFailures;
+    private string? _lastFloorFailure; // the cause last logged, until the callback answers again
 
     /// <summary>
     /// Times a retention or truncation pass deleted records a pinning reader had not read, because keeping them would
@@ -18,6 +20,12 @@ public sealed partial class JournalLog
     /// reader passed per pass). Grows only. Any thread.
     /// </summary>
     public long PinOverrides => Volatile.Read(ref _pinOverrides);
+
+    /// <summary>
+    /// Retention or truncation passes that deleted nothing because <see cref="RetentionFloor"/> threw (the floor was
+    /// unknown). Grows only. Any thread.
+    /// </summary>
+    public long RetentionFloorFailures => Volatile.Read(ref _retentionFloorFailures);
 
     /// <summary>
     /// Applies <see cref="JournalOptions.RetentionMaxAge"/> and <see cref="JournalOptions.RetentionMaxBytes"/>
@@ -69,15 +77,12 @@ public sealed partial class JournalLog
     private int DeleteOldSegments(Func<Segment, long, bool> eligible)
     {
         Segment[] removed;
-        long floor;
-        try
+        if (!TryAskRetentionFloor(out var ownerFloor))
         {
-            floor = Math.Min(MinRetainedOffset, RetentionFloor?.Invoke() ?? long.MaxValue);
+            return 0;
         }
-        catch (ObjectDisposedException)
-        {
-            return 0; // the owner is closing: a floor that cannot be computed deletes nothing
-        }
+
+        var floor = Math.Min(MinRetainedOffset, ownerFloor);
 
         lock (_segmentsLock)
         {
@@ -123,6 +128,52 @@ public sealed partial class JournalLog
         }
 
         return removed.Length;
+    }
+
+    /// <summary>
+    /// Asks <see cref="RetentionFloor"/>. Whatever it throws means "floor unknown": this pass deletes nothing (false),
+    /// is counted in <see cref="RetentionFloorFailures"/> and logged once per cause (type and message) to
+    /// <see cref="JournalOptions.Log"/>, and the next pass asks again. On the flusher thread an exception let through
+    /// would end the process; and the owner's failure (a broker shutting down, say) says nothing about the journal's
+    /// disk, so it does not fault the journal either.
+    /// </summary>
+    private bool TryAskRetentionFloor(out long floor)
+    {
+        try
+        {
+            floor = RetentionFloor?.Invoke() ?? long.MaxValue;
+        }
+        catch (Exception e)
+        {
+            floor = long.MaxValue;
+            Interlocked.Increment(ref _retentionFloorFailures);
+            var cause = e.GetType().FullName + ": " + e.Message;
+            if (e is not ObjectDisposedException && Interlocked.Exchange(ref _lastFloorFailure, cause) != cause)
+            {
+                LogSafely($"journal {_directory}: the retention floor callback threw {cause}; retention deletes nothing until it answers");
+            }
+
+            return false;
+        }
+
+        if (Volatile.Read(ref _lastFloorFailure) is not null && Interlocked.Exchange(ref _lastFloorFailure, null) is not null)
+        {
+            LogSafely($"journal {_directory}: the retention floor callback answers again; retention resumes");
+        }
+
+        return true;
+    }
+
+    private void LogSafely(string line)
+    {
+        try
+        {
+            _options.Log?.Invoke(line);
+        }
+        catch (Exception)
+        {
+            // A log sink that throws must not take the flusher down either.
+        }
     }
 
     /// <summary>

@@ -142,7 +142,9 @@ public sealed unsafe partial class JournalLog : IDisposable
     /// <summary>
     /// Asked at the start of every retention or truncation pass (on the calling thread, outside the journal's locks):
     /// a second floor like <see cref="MinRetainedOffset"/>, computed when it is needed so that it can never be stale
-    /// (the broker answers with its slowest open durable subscription or work-queue group). Null: none.
+    /// (the broker answers with its slowest open durable subscription or work-queue group). Null: none. If it throws,
+    /// the floor is unknown and that pass deletes nothing (counted in <see cref="RetentionFloorFailures"/>, logged to
+    /// <see cref="JournalOptions.Log"/> once per cause); the journal is not faulted and the next pass asks again.
     /// </summary>
     public Func<long>? RetentionFloor { get; set; }
 

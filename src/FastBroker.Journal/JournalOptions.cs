@@ -59,6 +59,12 @@ public sealed record JournalOptions
     public TimeSpan RetentionCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// Receives one line per notable event the journal handles on its own (a <see cref="JournalLog.RetentionFloor"/>
+    /// callback that throws, once per cause); null = silent. Called from the flusher or the caller of a retention pass.
+    /// </summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>
     /// Pre-fault each new segment's pages for writing (<c>madvise(MADV_POPULATE_WRITE)</c>) on the flusher thread
     /// before the writer reaches them, so the writer does not take a page fault per 4 KiB.
     /// </summary>

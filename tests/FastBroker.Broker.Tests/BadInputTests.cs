@@ -1,3 +1,5 @@
+using FastBroker.Testing;
+
 namespace FastBroker.BrokerTests;
 
 public class BadInputTests
@@ -86,6 +88,26 @@ public class BadInputTests
         Assert.Equal((0L, 0L), (sub.Delivered, sub.Positions["orders"]));
 
         Assert.Equal(["o0"], Consume.Drain(sub, 1).Select(m => m.Payload));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(int.MinValue)]
+    public async Task A_member_fetch_of_fewer_than_one_delivery_is_refused_and_takes_nothing(int max)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        await f.Broker.PublishAsync("jobs", BrokerFixture.Utf8("j0"));
+        using var member = f.Broker.JoinGroup("jobs", "workers");
+        await Eventually.Completes(member.WaitAsync().AsTask()); // the group has queued the delivery
+        var c = new Collected();
+        var r = new Recorder(c);
+
+        Assert.Equal("max", Assert.Throws<ArgumentOutOfRangeException>(() => member.Fetch(max, ref r)).ParamName);
+        Assert.Empty(c.Items);
+
+        Eventually.True(() => member.Fetch(1, ref r) == 1, "the delivery is still there");
+        Assert.Equal(("j0", 1), (c.Items.Single().Payload, c.Items.Single().DeliveryCount)); // the refused fetch was no attempt
     }
 
     [Fact]

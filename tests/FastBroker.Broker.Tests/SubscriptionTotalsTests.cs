@@ -68,6 +68,52 @@ public class SubscriptionTotalsTests
         Assert.Equal(["a:6", "d:4"], Keys(table));
     }
 
+    /// <summary>
+    /// Several open subscriptions may share a pattern and durable name (one per connection): the lag gauge has one
+    /// series per (pattern, durable) with their lags summed, as /metrics has, not one measurement each under the same tags.
+    /// </summary>
+    [Fact]
+    public async Task The_lag_gauge_has_one_series_per_pattern_and_durable_name_summed()
+    {
+        var meterName = "FastBroker.Test." + Guid.NewGuid().ToString("N");
+        await using var f = await BrokerFixture.StartAsync(o => o with { MeterName = meterName });
+        var b = f.Broker;
+        for (var i = 0; i < 5; i++)
+        {
+            await b.PublishAsync("lagging", new byte[4]);
+        }
+
+        var earliest = new SubscriptionOptions { Start = StartPosition.Earliest };
+        using var one = b.Subscribe("lagging", earliest);
+        using var two = b.Subscribe("lagging", earliest);
+        using var named = b.Subscribe("lagging", earliest with { DurableName = "audit" });
+        Assert.Equal([5L, 5L, 5L], b.GetSnapshot().Subscriptions.Select(s => s.Lag));
+
+        var series = new List<(string Tags, long Value)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == meterName && instrument.Name == "fastbroker.subscription.lag")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            var labels = new List<string>();
+            foreach (var tag in tags)
+            {
+                labels.Add($"{tag.Key}={tag.Value}");
+            }
+
+            series.Add((string.Join(",", labels.Order(StringComparer.Ordinal)), value));
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+
+        Assert.Equal(["durable=,pattern=lagging:10", "durable=audit,pattern=lagging:5"], series.Select(s => $"{s.Tags}:{s.Value}").Order(StringComparer.Ordinal));
+    }
+
     private static List<string> Keys(SubscriptionTotalsTable table) => [.. table.Totals([]).Select(t => $"{t.Pattern}:{t.Delivered}")];
 
     private static long MeterDelivered(string meterName, string pattern)

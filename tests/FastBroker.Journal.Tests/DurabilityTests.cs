@@ -23,7 +23,7 @@ public class DurabilityTests
     }
 
     /// <summary>
-    /// Once a flusher pass fails (here its retention floor throws an IOException, which takes the same path as a failed
+    /// Once a flusher pass fails (here an injected IOException at the end of the pass, which takes the same path as a failed
     /// msync) the journal is faulted, and every append from the next one on is refused with Faulted, nothing written:
     /// under None (the broker's Written durability) a record TryAppend takes is confirmed at once, and the fast path
     /// took them until the segment's allocated end.
@@ -38,7 +38,7 @@ public class DurabilityTests
         using var journal = JournalLog.Open(dir.Path, options);
         AppendReadTests.AppendRange(journal, 10);
         Assert.True(journal.WaitForDurable(9, Eventually.DefaultTimeout));
-        journal.RetentionFloor = () => throw new IOException("injected: the flusher's pass fails");
+        journal.FlusherPassFault = () => throw new IOException("injected: the flusher's pass fails");
         Eventually.True(() => IsFaulted(journal), "the flusher's next retention pass faults the journal");
 
         var next = journal.NextOffset;

@@ -319,6 +319,79 @@ public class RetentionTests
         Assert.True(journal.FirstOffset <= 2500, $"first offset {journal.FirstOffset}");
     }
 
+    /// <summary>
+    /// The broker's floor callback can throw (its state changing under it, or being torn down at shutdown). On the
+    /// flusher thread that exception went unhandled and ended the process; now the floor is unknown and the pass
+    /// deletes nothing, the journal goes on taking and flushing records, and retention resumes once it answers.
+    /// </summary>
+    [Fact]
+    public void A_retention_floor_that_throws_deletes_nothing_and_the_flusher_goes_on()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small with { Durability = DurabilityPolicy.GroupCommit, RetentionMaxBytes = 3 * (64 << 10), RetentionCheckInterval = TimeSpan.FromMilliseconds(1) });
+        var calls = 0;
+        journal.RetentionFloor = () =>
+        {
+            Interlocked.Increment(ref calls);
+            throw new InvalidOperationException("Collection was modified; enumeration operation may not execute.");
+        };
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        var segments = journal.SegmentCount;
+        Assert.True(segments > 3, $"{segments} segments");
+        Eventually.True(() => Volatile.Read(ref calls) >= 3, "the flusher's retention passes keep asking the throwing floor");
+        Assert.Equal(0, journal.ApplyRetention());
+        Assert.Equal(0, journal.TruncateBefore(4000));
+        Assert.Equal(0, journal.FirstOffset);
+        Assert.Equal(segments, Directory.GetFiles(dir.Path, "*.seg").Length);
+
+        Assert.True(journal.TryAppend(AppendReadTests.PayloadFor(5000), out var offset));
+        Assert.Equal(5000, offset);
+        Assert.True(journal.WaitForDurable(offset, Eventually.DefaultTimeout), "the flusher still syncs");
+
+        journal.RetentionFloor = () => long.MaxValue;
+        Eventually.True(() => journal.SegmentCount <= 3, "the flusher's retention deletes once the floor answers");
+        Assert.True(journal.FirstOffset > 0);
+        Assert.Equal(5001, AppendReadTests.ReadAllChecked(journal, journal.FirstOffset));
+    }
+
+    /// <summary>A failing floor callback is logged once per cause, and once when it answers again; each failing pass is counted.</summary>
+    [Fact]
+    public void A_failing_retention_floor_is_logged_once_per_cause_and_counted()
+    {
+        using var dir = new TempDirectory();
+        var lines = new List<string>();
+        using var journal = JournalLog.Open(dir.Path, BySize(64 << 10) with
+        {
+            Log = line =>
+            {
+                lock (lines)
+                {
+                    lines.Add(line);
+                }
+            },
+        });
+        AppendReadTests.AppendRange(journal, 5000);
+        SealAll(journal);
+        Exception cause = new InvalidOperationException("first cause");
+        journal.RetentionFloor = () => throw cause;
+        Assert.Equal(0, journal.ApplyRetention());
+        Assert.Equal(0, journal.ApplyRetention());
+        cause = new KeyNotFoundException("second cause");
+        Assert.Equal(0, journal.TruncateBefore(4000));
+        Assert.Equal(3, journal.RetentionFloorFailures);
+        journal.RetentionFloor = () => long.MaxValue;
+        DeletesEventually(journal.ApplyRetention, "retention deletes once the floor answers");
+        Assert.Equal(3, journal.RetentionFloorFailures);
+        lock (lines)
+        {
+            Assert.Equal(3, lines.Count);
+            Assert.Contains("InvalidOperationException: first cause", lines[0], StringComparison.Ordinal);
+            Assert.Contains("KeyNotFoundException: second cause", lines[1], StringComparison.Ordinal);
+            Assert.Contains("answers again", lines[2], StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Explicit_truncation_deletes_segments_wholly_below_the_offset()
     {

@@ -18,7 +18,7 @@ internal sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableGauge("fastbroker.topic.head", () => Each(broker, s => s.Topics.Select(t => Measure(t.Head, "topic", t.Name))), "{offset}", "Next offset per topic");
         _meter.CreateObservableCounter("fastbroker.topic.expired", () => Each(broker, s => s.Topics.Select(t => Measure(t.Expired, "topic", t.Name))), "{message}", "Expired messages per topic");
         _meter.CreateObservableGauge("fastbroker.producers", () => broker.IsOpen ? [new Measurement<long>(broker.GetSnapshot().Producers)] : Array.Empty<Measurement<long>>(), "{producer}", "Idempotent producers with a deduplication window");
-        _meter.CreateObservableGauge("fastbroker.subscription.lag", () => Each(broker, s => s.Subscriptions.Select(x => Measure(x.Lag, "subscription", x.DurableName ?? x.Pattern))), "{message}", "Head minus position per subscription");
+        _meter.CreateObservableGauge("fastbroker.subscription.lag", () => Each(broker, SubscriptionLags), "{message}", "Head minus position, summed over the open subscriptions with this pattern and durable name");
         _meter.CreateObservableCounter("fastbroker.subscription.delivered", () => Each(broker, s => s.SubscriptionTotals.Select(x => new Measurement<long>(x.Delivered, new KeyValuePair<string, object?>("pattern", x.Pattern), new KeyValuePair<string, object?>("durable", x.DurableName ?? "")))), "{message}", "Messages delivered per pattern and durable name, closed subscriptions included (never goes down)");
         _meter.CreateObservableGauge("fastbroker.group.lag", () => Each(broker, s => s.Groups.Select(g => Measure(g.Lag, "group", g.Topic + "/" + g.Group))), "{message}", "Head minus ack floor per group");
         _meter.CreateObservableGauge("fastbroker.group.in_flight", () => Each(broker, s => s.Groups.Select(g => Measure(g.InFlight, "group", g.Topic + "/" + g.Group))), "{message}", "Unacked deliveries per group");
@@ -32,6 +32,15 @@ internal sealed class BrokerMetrics : IDisposable
 
     private static IEnumerable<Measurement<long>> Each(Broker broker, Func<BrokerSnapshot, IEnumerable<Measurement<long>>> select) =>
         broker.IsOpen ? [.. select(broker.GetSnapshot())] : [];
+
+    /// <summary>
+    /// One measurement per (pattern, durable name), summed over the open subscriptions that share it (one per connection,
+    /// say), as the server's /metrics does: one per subscription gave an exporter several values for one series.
+    /// </summary>
+    private static IEnumerable<Measurement<long>> SubscriptionLags(BrokerSnapshot snapshot) =>
+        snapshot.Subscriptions
+            .GroupBy(x => (x.Pattern, Durable: x.DurableName ?? ""))
+            .Select(g => new Measurement<long>(g.Sum(x => x.Lag), new KeyValuePair<string, object?>("pattern", g.Key.Pattern), new KeyValuePair<string, object?>("durable", g.Key.Durable)));
 
     private static Measurement<long> Measure(long value, string tag, string name) => new(value, new KeyValuePair<string, object?>(tag, name));
 }

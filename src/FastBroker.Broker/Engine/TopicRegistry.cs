@@ -224,7 +224,7 @@ internal sealed class TopicRegistry : IDisposable
             return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)));
         }
 
-        var journalOptions = JournalOptionsFor(options) with { VerifySealedSegmentsOnOpen = _options.VerifySealedSegmentsOnOpen };
+        var journalOptions = JournalOptionsFor(options) with { VerifySealedSegmentsOnOpen = _options.VerifySealedSegmentsOnOpen, Log = _options.Log };
         JournalLog journal;
         try
         {
