@@ -40,8 +40,8 @@ public class ReplicationAppendTests(ITestOutputHelper output)
             if (faultedAt < 0 && standby.NextOffset > 0)
             {
                 faultedAt = standby.NextOffset;
-                standby.RetentionFloor = () => throw new IOException("injected: the flusher's pass fails");
-                Eventually.True(() => IsFaulted(standby), "the flusher's next retention pass faults the journal");
+                standby.FlusherPassFault = () => throw new IOException("injected: the flusher's pass fails");
+                Eventually.True(() => IsFaulted(standby), "the flusher's next pass faults the journal");
             }
         };
 
