@@ -110,7 +110,9 @@ public sealed partial class Broker
     /// Request-reply: publishes to <paramref name="topic"/> with <c>fb-reply-to</c> and <c>fb-correlation-id</c>
     /// headers and waits for the first message on the reply topic carrying the same correlation id.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Timeout"/> when no reply came in time;
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Timeout"/> when no reply came in time:
+    /// <paramref name="timeout"/> bounds the whole request, its publish included (a request whose publish was still
+    /// waiting for its confirmation may yet be stored and handled, its reply discarded);
     /// <see cref="BrokerErrorCode.InvalidArgument"/> (nothing sent) for a negative <paramref name="timeout"/> other than
     /// <see cref="Timeout.InfiniteTimeSpan"/>, or a finite one over 2³² − 2 ms (about 49.7 days, the most a timer takes).</exception>
     public async Task<Message> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, string? replyTopic = null, CancellationToken cancellationToken = default)
@@ -125,24 +127,34 @@ public sealed partial class Broker
 
         var correlation = Guid.NewGuid().ToString("N");
         replyTopic ??= _replyTopic; // one transient reply topic per broker; replies are matched by correlation id
+
+        // The timeout bounds the whole request, its publish included: a publish waits for room in a full ring, for an
+        // fsynced topic's group commit or for a standby's ack, and timing only the wait for the reply let a request
+        // outlast its timeout by all of that.
+        using var expiry = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        expiry.CancelAfter(timeout);
         using var replies = Subscribe(replyTopic, new SubscriptionOptions { Start = StartPosition.Latest, HeaderFilters = new Dictionary<string, string> { ["fb-correlation-id"] = correlation } });
         var headers = new MessageHeaders().Add("fb-reply-to", replyTopic).Add("fb-correlation-id", correlation);
-        await PublishAsync(topic, payload, headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
+        var published = false;
         try
         {
-            await foreach (var m in replies.ReadAllAsync(cts.Token).ConfigureAwait(false))
+            // The token stops a wait for room (nothing stored); a request already in the ring is stored and handed to
+            // the service whatever happens here, and its reply is left for nobody.
+            await PublishAsync(topic, payload, headers: headers, cancellationToken: expiry.Token).AsTask().WaitAsync(expiry.Token).ConfigureAwait(false);
+            published = true;
+            await foreach (var m in replies.ReadAllAsync(expiry.Token).ConfigureAwait(false))
             {
                 return m;
             }
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && expiry.IsCancellationRequested)
         {
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        throw new BrokerException(BrokerErrorCode.Timeout, $"no reply on '{replyTopic}' within {timeout.TotalMilliseconds:0} ms");
+        throw new BrokerException(BrokerErrorCode.Timeout, published
+            ? $"no reply on '{replyTopic}' within {timeout.TotalMilliseconds:0} ms"
+            : $"the request to '{topic}' was not confirmed within {timeout.TotalMilliseconds:0} ms (it may still be stored and handled; its reply is then discarded)");
     }
 
     /// <summary>Publishes a reply to a request message (to its <c>fb-reply-to</c> topic, with its correlation id).</summary>

@@ -253,9 +253,14 @@ public sealed partial class BrokerClient
 
             // This instance's producer epoch is resumed before anything is resent: the server binds it to the new
             // connection, so the resends carry it (and are refused, not stored, if a newer instance took the id over).
+            // No publish is written until the server has answered: one answered with an error that leaves the
+            // connection unbound (StorageError: the epoch could not be written) would be stored without the epoch,
+            // neither fenced nor fencing, so such an answer closes the connection instead (OnServerError).
+            _resumePending = false;
             if (_producerEpoch != 0 && (welcome.Features & ProtocolFeatures.ProducerEpoch) != 0)
             {
                 _control.Insert(0, new ControlOp(ControlKind.InitProducer, _generation) { Offset = ProducerId, Epoch = _producerEpoch });
+                _resumePending = true;
             }
 
             Interlocked.Increment(ref _connectCount);
@@ -343,7 +348,10 @@ public sealed partial class BrokerClient
     private async Task<Connection?> ReconnectAsync(Exception? failure)
     {
         var deadline = Environment.TickCount64 + (long)_options.ReconnectTimeout.TotalMilliseconds;
-        var delay = _options.ReconnectInitialDelay;
+
+        // After a refused epoch resume the server is reachable but cannot take this instance's publishes yet (its disk):
+        // the longest delay, not a reconnect every ReconnectInitialDelay while it lasts.
+        var delay = _resumeFailed ? _options.ReconnectMaxDelay : _options.ReconnectInitialDelay;
         var last = failure;
         while (true)
         {

@@ -98,12 +98,34 @@ public sealed partial class BrokerClient
                 break;
             case ControlKind.InitProducer when op.Epoch is not null:
                 op.Epoch = epoch;
+                if (op.Completion is null)
+                {
+                    ResumeAnswered(op);
+                }
+
                 op.Completion?.TrySetResult(value);
                 break;
             default:
                 op.Completion?.TrySetResult(value);
                 break;
         }
+    }
+
+    /// <summary>A reconnect's epoch resume was answered (bound, or refused for good): the resends may go.</summary>
+    private void ResumeAnswered(ControlOp op)
+    {
+        lock (_sync)
+        {
+            if (op.Generation != _generation)
+            {
+                return;
+            }
+
+            _resumePending = false;
+        }
+
+        _resumeFailed = false;
+        _writeSignal.Set();
     }
 
     internal void OnAdminResult(ulong requestId, string json)
@@ -154,9 +176,17 @@ public sealed partial class BrokerClient
                 case ControlKind.Unsubscribe when code == ErrorCode.UnknownSubscription:
                     op.Completion?.TrySetResult(0); // already gone: that is what was asked
                     break;
+                case ControlKind.InitProducer when op.Completion is null && code is not (ErrorCode.ProducerFenced or ErrorCode.InvalidArgument):
+                    // A reconnect's resume the server could not do now (StorageError: the epoch could not be written).
+                    // The connection stays unbound there, and publishes sent on it would be stored without the epoch:
+                    // close it and reconnect (with the longest back-off), so they go out only once the epoch is bound.
+                    _resumeFailed = true;
+                    connection.Abort(new BrokerClientException(code, $"resuming producer epoch {op.Epoch} failed: {reason}"));
+                    break;
                 case ControlKind.InitProducer when op.Completion is null:
                     // A reconnect's resume, refused: a newer instance took the producer id over. The publishes resent
                     // after it are refused one by one (ProducerFenced); this says why once.
+                    ResumeAnswered(op);
                     Emit(BrokerClientEventKind.ServerError, reason, code, error);
                     break;
                 default:

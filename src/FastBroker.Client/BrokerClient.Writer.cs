@@ -410,6 +410,12 @@ public sealed partial class BrokerClient
         var count = 0;
         firstRequestId = _nextRequestId;
         PendingPublish? previous = null;
+        if (_resumePending)
+        {
+            capacity = 0;
+            return 0; // the epoch resume is unanswered: nothing is sent unbound (Activate)
+        }
+
         var p = _nextToSend;
         while (p is not null && count < batch.Length)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Text;
+using FastBroker.Engine;
 using FastBroker.Testing;
 
 namespace FastBroker.BrokerTests;
@@ -102,6 +103,41 @@ public class PublishingTests
         Assert.Equal(BrokerErrorCode.InvalidArgument, ex.Code);
         Assert.Equal(0, b.GetSnapshot().Topics.Single(t => t.Name == "svc.slow").Head);
         Assert.Empty(b.GetSnapshot().Subscriptions);
+    }
+
+    [Fact]
+    public async Task A_request_whose_publish_is_not_confirmed_in_time_fails_with_Timeout_while_the_publish_waits()
+    {
+        // A topic acknowledged by the standby, whose acks the test gives: the request's publish waits for one that
+        // does not come (the gate's own timeout is a minute).
+        using var dir = new TempDirectory("fastbroker-request");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(1), degradeToLocal: false);
+        await using var b = Broker.Open(BrokerFixture.Options(dir.Path) with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived, SegmentBytes = 4L << 20 } }, gate);
+        gate.SetStandbyAttached(true);
+        b.CreateTopic("svc.replicated");
+        Assert.True(b.Topics.TryGet("svc.replicated", out var topic));
+
+        // Before, the timeout started once the publish was confirmed: the request waited out the gate (a minute).
+        var request = b.RequestAsync("svc.replicated", Encoding.UTF8.GetBytes("x"), TimeSpan.FromMilliseconds(200));
+        var ex = await Assert.ThrowsAsync<BrokerException>(() => Eventually.Completes(request, TimeSpan.FromSeconds(30)));
+        Assert.Equal(BrokerErrorCode.Timeout, ex.Code);
+        Assert.Contains("not confirmed", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, topic.Replica!.Pending); // the publish is still held by the gate
+        Assert.Empty(b.GetSnapshot().Subscriptions); // the reply subscription is closed
+
+        // The request was stored all the same, and is confirmed once the standby acknowledges it.
+        using var requests = b.Subscribe("svc.replicated", new SubscriptionOptions { Start = StartPosition.Earliest });
+        var c = new Collected();
+        var r = new Recorder(c);
+        Eventually.True(() =>
+        {
+            requests.Fetch(10, ref r);
+            return c.Items.Count == 1;
+        }, "the request stored");
+        var batch = new ConfirmBatch();
+        gate.OnStandbyAck(topic, 1, 1, batch);
+        batch.End();
+        await Eventually.TrueAsync(() => topic.Replica!.Pending == 0, "the publish confirmed");
     }
 
     [Fact]

@@ -96,4 +96,49 @@ public class ProducerFencingTests
         Assert.Equal(2, await Within(client.PublishAsync("resumed", Bytes("m2"))));
         Assert.Equal(3, Head(f, "resumed"));
     }
+
+    [Fact]
+    public async Task A_resume_the_server_cannot_write_closes_the_connection_and_the_resends_go_out_bound()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync(o => o with { ProducerId = Id });
+
+        // The restarted broker knows the client's epoch from nowhere (producers.state removed, no record carries it),
+        // so the resume raises it, and writing it fails: a directory where DurableFile writes first.
+        var state = Path.Combine(f.DataDirectory, "producers.state");
+        var blocker = state + ".tmp";
+        Task<long>? pending = null;
+        await f.RestartBrokerAsync(
+            b =>
+            {
+                Directory.CreateDirectory(blocker);
+                b.CreateTopic("unbound");
+                pending = client.PublishAsync("unbound", Bytes("m0")).AsTask(); // sent after the reconnect
+                return Task.CompletedTask;
+            },
+            beforeOpen: () => File.Delete(state));
+
+        // Before, the resume's StorageError left the connection unbound and the publish went out on it all the same:
+        // stored and confirmed without the epoch, neither fenced nor fencing. Now the refusal closes the connection,
+        // and the next one's resume binds the epoch (the running broker took it although it could not write it) before
+        // the publish is resent.
+        Assert.Equal(0, await pending!.WaitAsync(Deadline));
+        Directory.Delete(blocker);
+        using var read = f.Broker.Subscribe("unbound", new SubscriptionOptions { Start = StartPosition.Earliest });
+        using var cts = new CancellationTokenSource(Deadline);
+        await foreach (var m in read.ReadAllAsync(cts.Token))
+        {
+            Assert.Equal(24, m.Header(Broker.ProducerHeader)!.Length); // id, sequence and epoch (16: unbound)
+            break;
+        }
+
+        var refused = Assert.Single(f.Events, e => e.Kind == BrokerClientEventKind.Disconnected && e.Code == ErrorCode.StorageError);
+        Assert.Contains("resuming producer epoch", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(3, client.ConnectCount);
+
+        var current = await f.ConnectAsync(o => o with { ProducerId = Id });
+        var fenced = await Assert.ThrowsAsync<BrokerClientException>(() => Within(client.PublishAsync("unbound", Bytes("m1"))));
+        Assert.Equal(ErrorCode.ProducerFenced, fenced.ErrorCode);
+        Assert.Equal(1, await Within(current.PublishAsync("unbound", Bytes("n1"))));
+    }
 }

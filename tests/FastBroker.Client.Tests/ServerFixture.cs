@@ -29,6 +29,9 @@ internal sealed class ServerFixture : IAsyncDisposable
 
     public string Endpoint => $"127.0.0.1:{Port}";
 
+    /// <summary>The broker's data directory.</summary>
+    public string DataDirectory => _dir.Path;
+
     /// <summary>What the server logged.</summary>
     public ConcurrentQueue<string> Log { get; } = new();
 
@@ -93,14 +96,16 @@ internal sealed class ServerFixture : IAsyncDisposable
     /// <summary>
     /// Graceful stop of the server and the broker, then both again on the same port and data directory: what the
     /// journal holds survives, transient topics start again at offset 0. <paramref name="beforeServing"/> runs on the
-    /// new broker before the new server listens: what it publishes is stored before any client is back.
+    /// new broker before the new server listens: what it publishes is stored before any client is back;
+    /// <paramref name="beforeOpen"/> runs between the close and the open, on the data directory.
     /// </summary>
-    public async Task RestartBrokerAsync(Func<Broker, Task>? beforeServing = null)
+    public async Task RestartBrokerAsync(Func<Broker, Task>? beforeServing = null, Action? beforeOpen = null)
     {
         var port = Port;
         await Server.StopAsync(TimeSpan.FromSeconds(10));
         await Server.DisposeAsync();
         await Broker.DisposeAsync();
+        beforeOpen?.Invoke();
         Broker = await Broker.OpenAsync(_brokerOptions);
         if (beforeServing is not null)
         {

@@ -10,7 +10,9 @@ internal static partial class ClientCommands
     {
         var pattern = new Argument<string>("pattern") { Description = "Topic or pattern (orders.* one level, orders.> the rest)." };
         var from = new Option<string>("--from") { Description = "Start: latest, earliest, committed, offset:N, or time:ISO-8601.", DefaultValueFactory = _ => "latest" };
-        var durable = new Option<string?>("--durable") { Description = "Durable subscription name: the position of what was printed is committed when sub ends (--count, --timeout, Ctrl-C); --from committed resumes after it." };
+        var durable = new Option<string?>("--durable") { Description = "Durable subscription name: the position of what was printed is committed every --commit-interval seconds and when sub ends (--count, --timeout, Ctrl-C); --from committed resumes after it." };
+        var commitInterval = new Option<double>("--commit-interval") { Description = "With --durable: seconds between commits of what was printed, while messages flow or once they pause (0 = after every message).", DefaultValueFactory = _ => 1.0 };
+        OptionRules.AtLeast(commitInterval, 0.0);
         var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
         var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
@@ -18,7 +20,7 @@ internal static partial class ClientCommands
         OptionRules.AtLeast(timeout, 0.0);
         var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
         format.AcceptOnlyFromAmong("payload", "full", "json");
-        var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, group, count, timeout, format, s_server, s_token };
+        var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, commitInterval, group, count, timeout, format, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
             if (OptionRules.OptionLikeValue(parse, pattern, "pattern") is { } refused)
@@ -102,19 +104,30 @@ internal static partial class ClientCommands
                 await using (subscription.ConfigureAwait(false))
                 {
                     var status = 0;
+                    var commits = options.DurableName is null ? null : new PrintedCommits(subscription, TimeSpan.FromSeconds(parse.GetValue(commitInterval)));
                     try
                     {
-                        await foreach (var m in subscription.ReadAllAsync(cts.Token).ConfigureAwait(false))
+                        var messages = subscription.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+                        await using (messages.ConfigureAwait(false))
                         {
-                            Print(m, fmt);
-                            if (idle > 0)
+                            while (commits is null ? await messages.MoveNextAsync().ConfigureAwait(false) : await commits.NextAsync(messages, cts.Token).ConfigureAwait(false))
                             {
-                                cts.CancelAfter(TimeSpan.FromSeconds(idle));
-                            }
+                                var m = messages.Current;
+                                Print(m, fmt);
+                                if (commits is not null)
+                                {
+                                    await commits.PrintedAsync(m, cts.Token).ConfigureAwait(false);
+                                }
 
-                            if (++received == max)
-                            {
-                                break;
+                                if (idle > 0)
+                                {
+                                    cts.CancelAfter(TimeSpan.FromSeconds(idle));
+                                }
+
+                                if (++received == max)
+                                {
+                                    break;
+                                }
                             }
                         }
                     }
@@ -123,11 +136,11 @@ internal static partial class ClientCommands
                         status = Stopped(stop.Token, idle, received);
                     }
 
-                    if (options.DurableName is not null)
+                    if (commits is not null)
                     {
                         // What was printed is done: --from committed resumes after it. Not cancellable by the stop
                         // token (already cancelled); a second Ctrl-C ends the process if the server does not answer.
-                        await subscription.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                        await commits.CommitAsync(CancellationToken.None).ConfigureAwait(false);
                     }
 
                     return status;
