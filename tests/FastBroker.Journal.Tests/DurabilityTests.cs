@@ -39,7 +39,7 @@ public class DurabilityTests
         AppendReadTests.AppendRange(journal, 10);
         Assert.True(journal.WaitForDurable(9, Eventually.DefaultTimeout));
         journal.FlusherPassFault = () => throw new IOException("injected: the flusher's pass fails");
-        Eventually.True(() => IsFaulted(journal), "the flusher's next retention pass faults the journal");
+        Eventually.True(() => IsFaulted(journal), "the flusher's next pass faults the journal");
 
         var next = journal.NextOffset;
         for (var i = 0; i < 3; i++)
@@ -51,7 +51,8 @@ public class DurabilityTests
         Assert.Equal(next, journal.NextOffset);
     }
 
-    private static bool IsFaulted(JournalLog journal)
+    /// <summary>True once the journal is faulted (a wait for durability throws <see cref="JournalErrorCode.Faulted"/>).</summary>
+    internal static bool IsFaulted(JournalLog journal)
     {
         try
         {

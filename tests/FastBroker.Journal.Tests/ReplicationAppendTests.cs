@@ -41,7 +41,7 @@ public class ReplicationAppendTests(ITestOutputHelper output)
             {
                 faultedAt = standby.NextOffset;
                 standby.FlusherPassFault = () => throw new IOException("injected: the flusher's pass fails");
-                Eventually.True(() => IsFaulted(standby), "the flusher's next pass faults the journal");
+                Eventually.True(() => DurabilityTests.IsFaulted(standby), "the flusher's next pass faults the journal");
             }
         };
 
@@ -51,19 +51,6 @@ public class ReplicationAppendTests(ITestOutputHelper output)
         Assert.True(faultedAt > 0, "the run needed room after its first record");
         Assert.Equal(faultedAt, appended);
         Assert.Equal(faultedAt, standby.NextOffset);
-    }
-
-    private static bool IsFaulted(JournalLog journal)
-    {
-        try
-        {
-            _ = journal.WaitForDurable(journal.NextOffset, TimeSpan.FromMilliseconds(1));
-            return false;
-        }
-        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Faulted)
-        {
-            return true;
-        }
     }
 
     [Fact]

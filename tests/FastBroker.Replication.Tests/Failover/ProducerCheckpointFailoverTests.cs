@@ -72,20 +72,14 @@ public sealed class ProducerCheckpointFailoverTests
         await using (b)
         {
             var sink = new Sink();
-            var (_, old) = a.Broker!.InitProducer(Early);
-            Publish(a.Broker, sink, Early, 0, old, token: 0);
-            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's message is confirmed", TimeSpan.FromSeconds(60));
-            var (next, current) = a.Broker.InitProducer(Early);
+            var old = await StartOldInstanceAsync(a.Broker!, sink);
+            var (next, current) = a.Broker!.InitProducer(Early);
             Assert.Equal(1UL, next);
             Publish(a.Broker, sink, Early, 1, current, token: 1);
             await Eventually.TrueAsync(() => sink.Count == 2, "the new instance's message is confirmed", TimeSpan.FromSeconds(60));
             Assert.All(sink.Outcomes, o => Assert.Equal(BrokerErrorCode.None, o.Error));
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
-            await a.DisposeAsync();
-
-            await b.PromoteAsync();
-            Assert.Equal(NodeRole.Primary, b.Role);
-            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Early, old)).Code);
+            await FailOverFencingAsync(a, b, old);
             var after = new Sink();
             Publish(b.Broker!, after, Early, 2, old, token: 2);     // the replaced instance goes on: fenced
             Publish(b.Broker!, after, Early, 1, current, token: 3); // the new one's retry: a duplicate
@@ -110,19 +104,13 @@ public sealed class ProducerCheckpointFailoverTests
         await using (b)
         {
             var sink = new Sink();
-            var (_, old) = a.Broker!.InitProducer(Early);
-            Publish(a.Broker, sink, Early, 0, old, token: 0);
-            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's message is confirmed", TimeSpan.FromSeconds(60));
+            var old = await StartOldInstanceAsync(a.Broker!, sink);
             Assert.Equal(BrokerErrorCode.None, sink.Outcomes.Single().Error);
-            var (next, current) = a.Broker.InitProducer(Early);
+            var (next, current) = a.Broker!.InitProducer(Early);
             Assert.Equal(1UL, next);
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
             await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), current), "b's checkpoint holds the new epoch", TimeSpan.FromSeconds(60));
-            await a.DisposeAsync();
-
-            await b.PromoteAsync();
-            Assert.Equal(NodeRole.Primary, b.Role);
-            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Early, old)).Code);
+            await FailOverFencingAsync(a, b, old);
             var after = new Sink();
             Publish(b.Broker!, after, Early, 1, old, token: 1); // the replaced instance goes on: fenced
             await Eventually.TrueAsync(() => after.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(60));
@@ -132,6 +120,24 @@ public sealed class ProducerCheckpointFailoverTests
             await Eventually.TrueAsync(() => after.Count == 2, "the new instance's publish is answered", TimeSpan.FromSeconds(60));
             Assert.Equal((2UL, 1L, BrokerErrorCode.None), after.Outcomes.Single(o => o.Token == 2));
         }
+    }
+
+    /// <summary>Starts an instance of <see cref="Early"/> on <paramref name="broker"/> and has its first message confirmed: its epoch.</summary>
+    private static async Task<ulong> StartOldInstanceAsync(Broker broker, Sink sink)
+    {
+        var (_, old) = broker.InitProducer(Early);
+        Publish(broker, sink, Early, 0, old, token: 0);
+        await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's message is confirmed", TimeSpan.FromSeconds(60));
+        return old;
+    }
+
+    /// <summary>Stops <paramref name="a"/> and promotes <paramref name="b"/>, which must then refuse to resume <paramref name="old"/>.</summary>
+    private static async Task FailOverFencingAsync(ReplicatedNode a, ReplicatedNode b, ulong old)
+    {
+        await a.DisposeAsync();
+        await b.PromoteAsync();
+        Assert.Equal(NodeRole.Primary, b.Role);
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Early, old)).Code);
     }
 
     private static void Publish(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, ulong epoch = 0, ulong? token = null)
