@@ -1,4 +1,3 @@
-using System.Globalization;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -15,7 +14,7 @@ public class AdminCommandOutputTests
     {
         using var dir = new TempDirectory("fastbroker-cli-admin");
         var port = FreePort.Next();
-        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var server = Cli.Address(port);
         using var serve = await Cli.ServeAsync(dir.Path, port);
         await Cli.RunAsync("pub", "orders.eu", "hello", "--server", server);
 

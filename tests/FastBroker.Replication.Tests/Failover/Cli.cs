@@ -1,3 +1,5 @@
+using System.Globalization;
+using FastBroker.Journal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -35,7 +37,20 @@ internal static class Cli
 
     /// <summary>A lone <c>fastbroker serve</c> on <paramref name="port"/> with no admin port, plus <paramref name="extra"/> options, once it listens.</summary>
     public static Task<ChildProcess> ServeAsync(string dataDirectory, int port, params string[] extra) =>
-        StartAsync("fastbroker listening", ["serve", "--data", dataDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--admin-port", "-1", .. extra]);
+        StartAsync("fastbroker listening", ["serve", "--data", dataDirectory, "--port", port.ToString(CultureInfo.InvariantCulture), "--admin-port", "-1", .. extra]);
+
+    /// <summary>The <c>--server</c> value of a server on 127.0.0.1:<paramref name="port"/>.</summary>
+    public static string Address(int port) => $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Writes a journal holding one record ("hello") at <c>topics/orders/journal</c> under <paramref name="root"/>: its path.</summary>
+    public static string WriteOneRecordJournal(TempDirectory root)
+    {
+        var journal = root.Combine("topics", "orders", "journal");
+        using var log = JournalLog.Open(journal, JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None });
+        Assert.True(log.TryAppend("hello"u8, out _));
+        log.Commit();
+        return journal;
+    }
 
     /// <summary>Runs <c>fastbroker args…</c> to its end and returns its stdout lines.</summary>
     public static async Task<IReadOnlyList<string>> RunAsync(params string[] args)

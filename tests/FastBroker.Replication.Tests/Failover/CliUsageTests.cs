@@ -1,5 +1,3 @@
-using System.Globalization;
-using FastBroker.Journal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -17,15 +15,10 @@ public class CliUsageTests
     public async Task Unusable_command_lines_exit_64_and_optional_arguments_show_as_optional()
     {
         using var dir = new TempDirectory("fastbroker-cli-usage");
-        var journal = dir.Combine("topics", "orders", "journal");
-        using (var log = JournalLog.Open(journal, JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None }))
-        {
-            Assert.True(log.TryAppend("hello"u8, out _));
-            log.Commit();
-        }
+        var journal = Cli.WriteOneRecordJournal(dir);
 
         var port = FreePort.Next();
-        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var server = Cli.Address(port);
         using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
 
         (string[] Args, int Exit)[] cases =
@@ -86,7 +79,7 @@ public class CliUsageTests
     {
         using var dir = new TempDirectory("fastbroker-cli-option-like");
         var port = FreePort.Next();
-        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var server = Cli.Address(port);
         using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
         await Cli.RunAsync("pub", "--server", server, "--", "-dashed", "x");
 

@@ -16,7 +16,7 @@ public class ClientCommandInputTests
     {
         using var dir = new TempDirectory("fastbroker-cli-input");
         var port = FreePort.Next();
-        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var server = Cli.Address(port);
         using var serve = await Cli.ServeAsync(dir.Path, port);
 
         string[][] cases =

@@ -18,7 +18,7 @@ public class ClientCommandSignalTests
     {
         using var dir = new TempDirectory("fastbroker-cli-sigint");
         var port = FreePort.Next();
-        var server = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var server = Cli.Address(port);
         using var serve = await Cli.ServeAsync(dir.Path, port);
         var failures = new List<string>();
 

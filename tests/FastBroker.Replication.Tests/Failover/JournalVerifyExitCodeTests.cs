@@ -1,4 +1,3 @@
-using FastBroker.Journal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -15,12 +14,7 @@ public class JournalVerifyExitCodeTests
     public async Task Verify_of_a_path_without_a_journal_exits_3_not_damaged_or_intact()
     {
         using var dir = new TempDirectory("fastbroker-cli-verify");
-        var journal = dir.Combine("topics", "orders", "journal");
-        using (var log = JournalLog.Open(journal, JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None }))
-        {
-            Assert.True(log.TryAppend("hello"u8, out _));
-            log.Commit();
-        }
+        var journal = Cli.WriteOneRecordJournal(dir);
 
         var intact = await CliOutcome.RunAsync(["journal", "verify", journal]);
         Assert.True(intact.ExitCode == 0, intact.Describe(["journal", "verify", journal]));
