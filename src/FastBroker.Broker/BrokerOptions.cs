@@ -50,6 +50,12 @@ public sealed record BrokerOptions
     internal bool AllowSmallProducerRescan { get; init; }
 
     /// <summary>
+    /// Tests only: the clock the journaler stamps messages with (read once per ring batch), so that a test can step it
+    /// back as a wall clock may step.
+    /// </summary>
+    internal TimeProvider StampClock { get; init; } = TimeProvider.System;
+
+    /// <summary>
     /// Idempotent producers: after this long with nothing stored for it, a producer's window shrinks to its newest
     /// sequence (a producer that wrote a whole window holds 1.5 MB, a shrunk one under 400 bytes). A retry of that
     /// sequence is still confirmed as a duplicate and its next sequence is still new, but a retry of any older one is

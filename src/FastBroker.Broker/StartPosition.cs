@@ -39,7 +39,11 @@ public readonly record struct StartPosition
         return new(StartKind.Offset, offset);
     }
 
-    /// <summary>From the first message at or after <paramref name="time"/>.</summary>
+    /// <summary>
+    /// From the first message stamped at or after <paramref name="time"/> among those stored when the subscription
+    /// starts (the head if none is); from there every message is delivered, also one stamped earlier by a wall clock
+    /// that stepped back. A topic created later (a wildcard pattern) is read from its beginning.
+    /// </summary>
     public static StartPosition AtTime(DateTimeOffset time) => new(StartKind.Timestamp, time.ToUnixTimeMilliseconds());
 
     /// <inheritdoc />

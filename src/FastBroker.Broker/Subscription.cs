@@ -14,6 +14,7 @@ namespace FastBroker;
 /// </summary>
 public sealed class Subscription : IDisposable
 {
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private readonly Broker _broker;
     private readonly object _gate = new();
     private readonly AsyncSignal _signal = new();
@@ -46,7 +47,7 @@ public sealed class Subscription : IDisposable
         _inline = inline?.Invoke(this);
         Pattern = pattern;
         Options = options;
-        _filters = options.HeaderFilters is { } f ? [.. f.Select(kv => (Encoding.UTF8.GetBytes(kv.Key), Encoding.UTF8.GetBytes(kv.Value)))] : [];
+        _filters = EncodeFilters(options.HeaderFilters);
         if (options.DurableName is { } name)
         {
             TopicName.EnsureValid(name, "durable subscription");
@@ -581,6 +582,50 @@ public sealed class Subscription : IDisposable
         {
             throw new ObjectDisposedException(nameof(Subscription));
         }
+    }
+
+    /// <summary>
+    /// The filters as UTF-8 (name, value) pairs, one per header name. A filter takes one value per name, as the wire
+    /// protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused, in the server's words, rather
+    /// than read as an AND that only a message repeating the header passes. A dictionary holds one value per key, but
+    /// two keys can be one name in UTF-8 (a lone surrogate becomes U+FFFD, so such text is refused) and an
+    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice.
+    /// </summary>
+    private static (byte[] Name, byte[] Value)[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
+    {
+        if (filters is null || filters.Count == 0)
+        {
+            return [];
+        }
+
+        var encoded = new List<(byte[] Name, byte[] Value)>(filters.Count);
+        foreach (var (name, value) in filters)
+        {
+            byte[] n, v;
+            try
+            {
+                n = s_strictUtf8.GetBytes(name);
+                v = s_strictUtf8.GetBytes(value);
+            }
+            catch (EncoderFallbackException)
+            {
+                throw new BrokerException(BrokerErrorCode.InvalidArgument, $"header filter '{name}': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)");
+            }
+
+            var same = encoded.FindIndex(f => f.Name.AsSpan().SequenceEqual(n));
+            if (same < 0)
+            {
+                encoded.Add((n, v));
+            }
+            else if (!encoded[same].Value.AsSpan().SequenceEqual(v))
+            {
+                throw new BrokerException(
+                    BrokerErrorCode.InvalidArgument,
+                    $"header filter '{name}' is given two values, '{Encoding.UTF8.GetString(encoded[same].Value)}' and '{value}': a subscription filters each header name on one value");
+            }
+        }
+
+        return [.. encoded];
     }
 
     private bool Passes(scoped in MessageView m, ushort flags, TopicState topic)

@@ -25,7 +25,9 @@ public sealed record SubscriptionOptions
 
     /// <summary>
     /// Only messages whose headers have all of these values (UTF-8 text) are delivered: for each filter, some entry of
-    /// that name with exactly that value (a name may repeat in a message; any of its entries can match).
+    /// that name with exactly that value (a name may repeat in a message; any of its entries can match). One value per
+    /// header name: <c>Subscribe</c> refuses a dictionary that lists a name twice with different values, and text that is
+    /// not valid UTF-16, with <see cref="BrokerErrorCode.InvalidArgument"/>, as the server refuses such a SUBSCRIBE.
     /// </summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 

@@ -24,6 +24,10 @@ public sealed record SubscribeOptions
     /// </summary>
     public int Credit { get; init; } = 1000;
 
-    /// <summary>Deliver only messages that have, for every entry, a header with that name and exactly that value; null = all.</summary>
+    /// <summary>
+    /// Deliver only messages that have, for every entry, a header with that name and exactly that value (any entry of a
+    /// repeated header); null = all. One value per header name: the server refuses a dictionary that lists a name twice
+    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does.
+    /// </summary>
     public IReadOnlyDictionary<string, string>? Filters { get; init; }
 }

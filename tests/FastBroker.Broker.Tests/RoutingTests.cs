@@ -122,6 +122,52 @@ public class RoutingTests
     }
 
     [Fact]
+    public async Task A_time_start_on_a_transient_topic_resolves_once_and_then_delivers_messages_stamped_earlier()
+    {
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var clock = new SteppedClock(t0);
+        await using var f = await BrokerFixture.StartAsync(o => o with { StampClock = clock });
+        var b = f.Broker;
+        b.CreateTopic("ticks", TopicOptions.Default with { Persistent = false });
+        await b.PublishAsync("ticks", BrokerFixture.Utf8("before"));
+        clock.Set(t0 + 1_000);
+        await b.PublishAsync("ticks", BrokerFixture.Utf8("at"));
+        clock.Set(t0 + 500); // the wall clock steps back (NTP, a VM restored)
+        await b.PublishAsync("ticks", BrokerFixture.Utf8("stepped-back"));
+
+        // The first message at or after t0 + 1 s is "at": from there on everything is delivered, as from the offset a
+        // persistent topic's time index resolves the start to. One starting after every stored message starts at the
+        // live end, and delivers what comes next.
+        using var fromAt = b.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.AtTime(DateTimeOffset.FromUnixTimeMilliseconds(t0 + 1_000)) });
+        using var fromLater = b.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.AtTime(DateTimeOffset.FromUnixTimeMilliseconds(t0 + 5_000)) });
+        clock.Set(t0 + 200);
+        await b.PublishAsync("ticks", BrokerFixture.Utf8("live"));
+
+        // All are readable once confirmed (a transient topic's ring is written before the confirmation): one fetch
+        // each. Before, the cutoff was compared with every message for ever: "stepped-back" and "live" were skipped.
+        Assert.Equal(["at", "stepped-back", "live"], FetchOnce(fromAt));
+        Assert.Equal(["live"], FetchOnce(fromLater));
+
+        static List<string> FetchOnce(Subscription s)
+        {
+            var c = new Collected();
+            var r = new Recorder(c);
+            s.Fetch(1000, ref r);
+            return [.. c.Items.Select(x => x.Payload)];
+        }
+    }
+
+    /// <summary>A wall clock a test sets: the journaler stamps each batch with it.</summary>
+    private sealed class SteppedClock(long unixMs) : TimeProvider
+    {
+        private long _unixMs = unixMs;
+
+        public void Set(long unixMs) => Volatile.Write(ref _unixMs, unixMs);
+
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(Volatile.Read(ref _unixMs));
+    }
+
+    [Fact]
     public async Task A_transient_subscriber_a_whole_ring_behind_is_told_how_many_it_missed()
     {
         await using var f = await BrokerFixture.StartAsync();

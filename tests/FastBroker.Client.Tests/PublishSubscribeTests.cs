@@ -1,4 +1,7 @@
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
 using FastBroker.Client;
+using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -110,6 +113,68 @@ public class PublishSubscribeTests
         var got = await TakeAsync(sub, 1);
         Assert.Equal("eu", got[0].GetPayloadString());
         Assert.Equal(2, got[0].Offset);
+    }
+
+    [Fact]
+    public async Task Two_values_for_one_header_filter_are_refused_alike_by_the_embedded_broker_and_the_server()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        var twoValues = new ListedFilters(("ccy", "USD"), ("side", "buy"), ("ccy", "EUR"));
+
+        // A filter takes one value per header name: SubscriptionOptions.HeaderFilters and the client's Filters are
+        // dictionaries, a raw SUBSCRIBE may list a name twice (docs/protocol.md). Before, the embedded broker took both
+        // (an AND that only a message carrying both entries passes) while the server refused them.
+        var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = twoValues }));
+        var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = twoValues }));
+        Assert.Equal((BrokerErrorCode.InvalidArgument, ErrorCode.InvalidArgument), (embedded.Code, remote.ErrorCode));
+        Assert.Equal("header filter 'ccy' is given two values, 'USD' and 'EUR': a subscription filters each header name on one value", embedded.Message);
+        Assert.Equal("SUBSCRIBE: " + embedded.Message, remote.Reason);
+
+        // Two keys that UTF-8 makes one name (lone surrogates both become U+FFFD) are refused as text that is not valid.
+        var surrogates = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions
+        {
+            HeaderFilters = new Dictionary<string, string> { ["ccy\uD800"] = "USD", ["ccy\uDC00"] = "EUR" },
+        }));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, surrogates.Code);
+
+        // The same value twice is one filter, for both.
+        var sameTwice = new ListedFilters(("ccy", "EUR"), ("ccy", "EUR"));
+        using var local = f.Broker.Subscribe("fx", new SubscriptionOptions { Start = StartPosition.Earliest, HeaderFilters = sameTwice });
+        await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = sameTwice });
+        await client.PublishAsync("fx", Bytes("usd"), PublishOptions.Default with { Headers = new PublishHeaders().Add("ccy", "USD") });
+        await client.PublishAsync("fx", Bytes("eur"), PublishOptions.Default with { Headers = new PublishHeaders().Add("ccy", "EUR") });
+        Assert.Equal("eur", (await TakeAsync(sub, 1))[0].GetPayloadString());
+        using var deadline = new CancellationTokenSource(Deadline);
+        await foreach (var m in local.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal("eur", m.PayloadText); // usd, offset 0, was filtered out
+            break;
+        }
+    }
+
+    /// <summary>Header filters as listed, a name possibly twice (as a raw SUBSCRIBE may carry them).</summary>
+    private sealed class ListedFilters(params (string Key, string Value)[] pairs) : IReadOnlyDictionary<string, string>
+    {
+        public int Count => pairs.Length;
+
+        public IEnumerable<string> Keys => pairs.Select(p => p.Key);
+
+        public IEnumerable<string> Values => pairs.Select(p => p.Value);
+
+        public string this[string key] => pairs.First(p => p.Key == key).Value;
+
+        public bool ContainsKey(string key) => pairs.Any(p => p.Key == key);
+
+        public bool TryGetValue(string key, [MaybeNullWhen(false)] out string value)
+        {
+            value = ContainsKey(key) ? this[key] : null;
+            return value is not null;
+        }
+
+        public IEnumerator<KeyValuePair<string, string>> GetEnumerator() => pairs.Select(p => KeyValuePair.Create(p.Key, p.Value)).GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     [Fact]

@@ -25,7 +25,7 @@ internal sealed class Pipeline
         // mapping, which exist only once the journaler has written them), and standby-mode confirmations wait in
         // the ReplicationGate instead of holding up the ring.
         Dispatcher = new Dispatcher();
-        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, Dispatcher, producers));
+        _journaler = EventProcessors.Create(Ring, Ring.NewBarrier(), new JournalerHandler(this, Dispatcher, producers, options.StampClock));
         Ring.AddGatingSequences(_journaler.Sequence);
     }
 

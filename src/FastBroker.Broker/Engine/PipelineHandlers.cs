@@ -7,7 +7,7 @@ namespace FastBroker.Engine;
 /// The journaler: the single writer of every topic's journal (and transient ring). Appends each accepted message,
 /// records the offset it got, and commits each touched journal once per ring batch (one commit covers the batch).
 /// </summary>
-internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, ProducerRegistry producers) : IEventHandler<PublishEntry>
+internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, ProducerRegistry producers, TimeProvider clock) : IEventHandler<PublishEntry>
 {
     private readonly List<TopicState> _touched = new(64);
     private long _batch;
@@ -18,7 +18,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
     {
         _batch++;
         _batchStart = -1;
-        _batchTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        _batchTimestamp = clock.GetUtcNow().ToUnixTimeMilliseconds();
         producers.Sweep(_batchTimestamp);
     }
 

@@ -11,6 +11,7 @@ internal sealed class TopicCursor : IDisposable
     private byte[] _scratch = new byte[256];
     private long _next;
     private long _minTimestamp;
+    private long _timeStartBelow; // transient, start at a time: the cutoff applies below this offset, until a message passes it
     private long _skippedReported;
     private long _pendingMissed; // transient: overwritten before the start it asked for, reported with the first read
 
@@ -50,9 +51,14 @@ internal sealed class TopicCursor : IDisposable
             _pendingMissed = _next - requested;
         }
 
-        if (start.Kind == StartKind.Timestamp)
+        // A start at a time resolves to one offset, as a journal's time index does (Kafka's offsetsForTimes too): the
+        // first message stamped at or after it among those stored now, else the head. The ring has no time index, so
+        // the cursor compares stamps only up to there; a wall clock that steps back stamps later messages earlier, and
+        // those are delivered all the same. A topic created after the subscription is read from its beginning.
+        if (start.Kind == StartKind.Timestamp && !topicIsNew)
         {
             _minTimestamp = start.Value;
+            _timeStartBelow = log.Head;
         }
     }
 
@@ -200,9 +206,14 @@ internal sealed class TopicCursor : IDisposable
 
             _next++;
             n++;
-            if (e.Timestamp < _minTimestamp)
+            if (e.Offset < _timeStartBelow)
             {
-                continue;
+                if (e.Timestamp < _minTimestamp)
+                {
+                    continue;
+                }
+
+                _timeStartBelow = 0; // the start is here: everything after it is delivered, whatever its stamp
             }
 
             var buffer = _scratch.AsSpan();

@@ -54,7 +54,9 @@ internal sealed partial class Session
             var text = Encoding.UTF8.GetString(value);
             if (filters.TryGetValue(key, out var existing) && existing != text)
             {
-                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: two filters on header '{key}' with different values: a subscription's filter holds one value per header name");
+                // One value per name, as the embedded broker's SubscriptionOptions.HeaderFilters (a dictionary) and the
+                // .NET client's Filters take, and in the broker's words (docs/protocol.md, SUBSCRIBE).
+                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: header filter '{key}' is given two values, '{existing}' and '{text}': a subscription filters each header name on one value");
                 return;
             }
 
