@@ -27,7 +27,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly HashSet<string> _openDurableNames = new(StringComparer.Ordinal); // under _gate
     private readonly Dictionary<(string Topic, string Group), WorkQueueGroup> _groups = [];
     private readonly Dictionary<(string Topic, string Group), long> _dormantGroupFloors; // state on disk, as opened
-    private readonly List<string> _groupRecoveries = [];
+    private readonly List<string> _stateRecoveries = []; // groups' and durable subscriptions' state brought back to the journals
     private readonly object _gate = new();
     private readonly Timer _timer;
     private readonly ProducerCheckpoint _producerCheckpoint;
@@ -40,7 +40,8 @@ public sealed partial class Broker : IAsyncDisposable
         _options = options;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
-        _dormantGroupFloors = RecoverGroupStates(_topics.All, _groupRecoveries);
+        _dormantGroupFloors = RecoverGroupStates(_topics.All, _stateRecoveries);
+        RecoverPositions(options.DataDirectory, _topics, _stateRecoveries);
         foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
         {
             AttachRetentionFloor(t);
@@ -63,11 +64,12 @@ public sealed partial class Broker : IAsyncDisposable
     public BrokerOptions Options => _options;
 
     /// <summary>
-    /// What recovery changed when the broker opened, one line per topic or group, prefixed by the topic's name: what
-    /// journal recovery dropped (torn tails after a crash), and work-queue group state that was ahead of its journal
-    /// (after a power loss cut the journal's tail) and was brought back to the journal's end.
+    /// What recovery changed when the broker opened, one line per topic, group or subscription, prefixed by the topic's
+    /// name: what journal recovery dropped (torn tails after a crash), and work-queue group state and durable
+    /// subscription positions that were ahead of their journal (after a power loss cut the journal's tail, or a
+    /// failover to a standby that lacked the records) and were brought back to the journal's end.
     /// </summary>
-    public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}"), .. _groupRecoveries];
+    public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}"), .. _stateRecoveries];
 
     /// <summary>Opens (recovering if needed) or creates the broker's data directory and starts its threads.</summary>
     public static ValueTask<Broker> OpenAsync(BrokerOptions? options = null, CancellationToken cancellationToken = default)

@@ -10,7 +10,8 @@ namespace FastBroker.Testing;
 /// witness stays reachable) until <see cref="Restore"/>; <see cref="DropServerBytes"/> loses what the server sends
 /// (publishes stored but never confirmed); <see cref="Stall"/> stops forwarding without closing anything (a peer that
 /// stops reading: the sender's socket buffers fill up) until <see cref="Resume"/>; <see cref="AbandonAll"/> closes
-/// only the client's side of every forwarded connection (a half-open connection: the server is told nothing).
+/// only the client's side of every forwarded connection (a half-open connection: the server is told nothing);
+/// <see cref="ServerBytesPerConnection"/> forwards only the start of what the server sends on each connection.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -25,6 +26,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly object _flowGate = new();
     private TaskCompletionSource _flowing = Flowing();
     private int _refused;
+    private long _serverBytesPerConnection = -1;
 
     public TcpProxy(int targetPort)
     {
@@ -40,6 +42,17 @@ public sealed class TcpProxy : IAsyncDisposable
     {
         get => _dropServerBytes;
         set => _dropServerBytes = value;
+    }
+
+    /// <summary>
+    /// When set, each connection forwards at most this many bytes of what the server sends (the start of a stream: a
+    /// handshake, a snapshot) and never forwards the rest (the connection stays open until either side closes it);
+    /// what the client sends still flows. Null (the default): everything is forwarded.
+    /// </summary>
+    public long? ServerBytesPerConnection
+    {
+        get => Volatile.Read(ref _serverBytesPerConnection) is var n and >= 0 ? n : null;
+        set => Volatile.Write(ref _serverBytesPerConnection, value ?? -1);
     }
 
     /// <summary>How many connections were refused while cut (proof that someone tried).</summary>
@@ -192,6 +205,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private async Task PumpAsync(Socket from, Socket to, bool drop)
     {
         var buffer = new byte[64 * 1024];
+        var forwarded = 0L;
         try
         {
             int n;
@@ -209,6 +223,15 @@ public sealed class TcpProxy : IAsyncDisposable
                 }
 
                 await FlowingAsync(); // stalled while this read was pending: hold its bytes too
+                var limit = drop ? Volatile.Read(ref _serverBytesPerConnection) : -1;
+                if (limit >= 0 && forwarded + n > limit)
+                {
+                    // Past the limit nothing more of the server's is forwarded on this connection.
+                    await to.SendAsync(buffer.AsMemory(0, (int)Math.Max(0, limit - forwarded)), SocketFlags.None, _stop.Token);
+                    await Task.Delay(Timeout.Infinite, _stop.Token);
+                }
+
+                forwarded += n;
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
         }

@@ -43,6 +43,9 @@ internal sealed class NodeProcess : IDisposable
 
     public bool IsRunning => _lives.Count > 0 && !_lives[^1].HasExited;
 
+    /// <summary>The process id of the running life (for <c>/proc/&lt;pid&gt;</c>).</summary>
+    public int Pid => _lives[^1].Id;
+
     /// <summary>The node's stderr (role changes, link events, truncations) over all its lives.</summary>
     public string Logs => string.Join('\n', _lives.Select((p, i) => $"--- node {Id}, life {i + 1} ---\n{p.Errors}"));
 
