@@ -56,12 +56,39 @@ public sealed partial class Broker
     /// <see cref="BrokerErrorCode.ProducerFenced"/> instead of being stored, or confirmed as duplicates of the new
     /// instance's messages. Returns the sequence to number from (as <see cref="NextProducerSequence"/>) and the epoch.
     /// Thread-safe. A new epoch is written (fsync'd) to the producers' checkpoint before this returns, so a restart
-    /// fences with it even before the instance's first record (each record then carries it too); on a failover pair it
-    /// reaches the standby with that file, within a heartbeat (docs/broker.md). Each epoch's sequences are deduplicated
-    /// on their own, so no message is confirmed as another instance's duplicate.
+    /// fences with it even before the instance's first record (each record then carries it too); on the primary of a
+    /// failover pair that file is sent to the standby at once, and when <see cref="BrokerOptions.DefaultTopicOptions"/>
+    /// acknowledge in a standby mode this returns only once the standby holds it, so a promoted standby fences with it
+    /// too (docs/broker.md). Blocks the calling thread meanwhile: <see cref="InitProducerAsync"/> does not. Each epoch's
+    /// sequences are deduplicated on their own, so no message is confirmed as another instance's duplicate.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock); <see cref="BrokerErrorCode.StorageError"/>: the new epoch could not be written to disk (the running broker fences with it all the same); <see cref="BrokerErrorCode.Closed"/>: the broker closed.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock); <see cref="BrokerErrorCode.StorageError"/>: the new epoch could not be written to disk; <see cref="BrokerErrorCode.NotReplicated"/>: the standby did not acknowledge it within the ack timeout (in both cases the running broker fences with it all the same); <see cref="BrokerErrorCode.Closed"/>: the broker closed.</exception>
     public (ulong NextSequence, ulong Epoch) InitProducer(ulong producerId, ulong epoch = 0)
+    {
+        var result = InitProducerCore(producerId, epoch, out var replicated);
+        replicated?.GetAwaiter().GetResult();
+        return result;
+    }
+
+    /// <summary>
+    /// <see cref="InitProducer"/> without blocking: completes once a new epoch is on disk here and, on the primary of a
+    /// failover pair whose <see cref="BrokerOptions.DefaultTopicOptions"/> acknowledge in a standby mode, on the standby
+    /// (the server answers INIT_PRODUCER from it). The epoch is given (and fences) when this returns, before it completes.
+    /// </summary>
+    /// <exception cref="BrokerException">As <see cref="InitProducer"/>.</exception>
+    public ValueTask<(ulong NextSequence, ulong Epoch)> InitProducerAsync(ulong producerId, ulong epoch = 0, CancellationToken cancellationToken = default)
+    {
+        var result = InitProducerCore(producerId, epoch, out var replicated);
+        return replicated is null ? ValueTask.FromResult(result) : AwaitReplicated(replicated, result, cancellationToken);
+
+        static async ValueTask<(ulong, ulong)> AwaitReplicated(Task replicated, (ulong, ulong) result, CancellationToken cancellationToken)
+        {
+            await replicated.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+    }
+
+    private (ulong NextSequence, ulong Epoch) InitProducerCore(ulong producerId, ulong epoch, out Task? replicated)
     {
         if (producerId == 0)
         {
@@ -70,9 +97,17 @@ public sealed partial class Broker
 
         var result = _producers.Init(producerId, epoch, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var raised)
             ?? throw new BrokerException(BrokerErrorCode.ProducerFenced, $"producer {producerId:x16}: epoch {epoch} was replaced by a newer instance of the id (epoch {_producers.Fence(producerId)})");
+        replicated = null;
         if (raised)
         {
             _producerCheckpoint.PersistEpochs(_producers); // on disk before it is answered: a restart fences with it too
+
+            // On a pair, the standby gets that file at once (not at the next heartbeat), and in a standby ack mode the
+            // answer waits for it: a standby promoted after the answer fences with the epoch as this node does.
+            if (Replication is { } gate)
+            {
+                replicated = gate.WaitForState(gate.ProducerEpochsWritten(), _options.DefaultTopicOptions.Acks, $"producer {producerId:x16}: epoch {result.Epoch} given");
+            }
         }
 
         return result;

@@ -25,11 +25,14 @@ internal sealed class ReplicationGate
     private long _timedOut;
 
     // Broker state outside the journals: committed positions go to the standby as ordered, versioned updates; a
-    // COMMIT in a standby mode is answered once the standby has applied its version. Group state is shipped whole.
+    // COMMIT in a standby mode is answered once the standby has applied its version. A new producer epoch takes a
+    // version too: the producers' checkpoint is shipped whole before the update that carries it, and INIT_PRODUCER is
+    // answered once the standby applied that. Group state is shipped whole.
     private readonly object _stateLock = new();
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly Queue<StateWaiter> _stateWaiters = new();
     private long _stateVersion;
+    private long _producerStateVersion; // under _stateLock: the newest epoch change not yet drained, 0 if none
     private long _stateApplied;
     private int _groupStateDirty;
 
@@ -341,11 +344,30 @@ internal sealed class ReplicationGate
     }
 
     /// <summary>
-    /// Null when a commit of <paramref name="version"/> can be answered now (the topic's mode is local, the standby
-    /// already has it, or none is attached and the gate degrades to local); otherwise a task that completes when the
-    /// standby has applied it, or fails with <see cref="BrokerErrorCode.NotReplicated"/> after <see cref="AckTimeout"/>.
+    /// <see cref="Broker.InitProducer"/> gave an id a new epoch and wrote it to the producers' checkpoint file (already
+    /// on disk here): the replicator sends that file to the standby, then a state version covering it, within the
+    /// same wake-up. Returns that version, for <see cref="WaitForState"/>.
     /// </summary>
-    public Task? WaitForState(long version, AckMode mode)
+    public long ProducerEpochsWritten()
+    {
+        long version;
+        lock (_stateLock)
+        {
+            version = ++_stateVersion;
+            _producerStateVersion = version;
+        }
+
+        Wake?.Invoke();
+        return version;
+    }
+
+    /// <summary>
+    /// Null when a commit (or a new producer epoch) of <paramref name="version"/> can be answered now (the mode is
+    /// local, the standby already has it, or none is attached and the gate degrades to local); otherwise a task that
+    /// completes when the standby has applied it, or fails with <see cref="BrokerErrorCode.NotReplicated"/> after
+    /// <see cref="AckTimeout"/>. <paramref name="what"/> names the change in that error ("position committed" if null).
+    /// </summary>
+    public Task? WaitForState(long version, AckMode mode, string? what = null)
     {
         if (mode == AckMode.Local)
         {
@@ -369,19 +391,30 @@ internal sealed class ReplicationGate
                 DegradeWanted?.Invoke();
             }
 
-            var waiter = new StateWaiter(version, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp());
+            var waiter = new StateWaiter(version, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp(), what ?? "position committed");
             _stateWaiters.Enqueue(waiter);
             return waiter.Completion.Task;
         }
     }
 
     /// <summary>Replicator: moves the queued position updates (in version order) into <paramref name="into"/>.</summary>
-    public void DrainPositionUpdates(List<PositionUpdate> into)
+    public void DrainPositionUpdates(List<PositionUpdate> into) => DrainStateUpdates(into, out _);
+
+    /// <summary>
+    /// Replicator: moves the queued position updates (in version order) into <paramref name="into"/> and returns the
+    /// newest version drained, 0 if none. <paramref name="producerEpochs"/> is true when a new producer epoch is among
+    /// them: the checkpoint file must be sent (read after this call, so it holds the epoch) before that version.
+    /// </summary>
+    public long DrainStateUpdates(List<PositionUpdate> into, out bool producerEpochs)
     {
         lock (_stateLock)
         {
             into.AddRange(_positionUpdates);
             _positionUpdates.Clear();
+            var version = Math.Max(_producerStateVersion, into.Count > 0 ? into[^1].Version : 0);
+            producerEpochs = _producerStateVersion != 0;
+            _producerStateVersion = 0;
+            return version;
         }
     }
 
@@ -394,6 +427,7 @@ internal sealed class ReplicationGate
         lock (_stateLock)
         {
             _positionUpdates.Clear();
+            _producerStateVersion = 0;
             return _stateVersion;
         }
     }
@@ -445,7 +479,7 @@ internal sealed class ReplicationGate
                 Interlocked.Increment(ref _timedOut);
                 w.Completion.TrySetException(new BrokerException(
                     BrokerErrorCode.NotReplicated,
-                    $"position committed on the primary, but the standby did not acknowledge it within {AckTimeout.TotalMilliseconds:0} ms; not confirmed"));
+                    $"{w.What} on the primary, but the standby did not acknowledge it within {AckTimeout.TotalMilliseconds:0} ms; not confirmed"));
             }
         }
     }
@@ -479,8 +513,8 @@ internal sealed class ReplicationGate
 /// <summary>A committed position on its way to the standby.</summary>
 internal readonly record struct PositionUpdate(long Version, string Subscription, string Topic, long NextOffset);
 
-/// <summary>A COMMIT waiting for the standby to apply its version.</summary>
-internal readonly record struct StateWaiter(long Version, TaskCompletionSource Completion, long Since);
+/// <summary>A COMMIT (or an INIT_PRODUCER's new epoch, <paramref name="What"/> says which) waiting for the standby to apply its version.</summary>
+internal readonly record struct StateWaiter(long Version, TaskCompletionSource Completion, long Since, string What);
 
 /// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
 internal sealed class ReplicaAcks(TopicState topic)

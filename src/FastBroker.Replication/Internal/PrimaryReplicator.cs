@@ -676,16 +676,27 @@ internal sealed class StandbyLink : IDisposable
             $"topic '{t.Topic.Name}': retention passed a lagging standby: it needs offset {t.ShippedEnd} but the primary's journal continues at {offset} ({offset - t.ShippedEnd} records deleted unsent: {why}); ending the link so that the standby restarts its copy of the topic at the primary's oldest record");
     }
 
+    /// <summary>
+    /// Committed positions and new producer epochs, as one POSITIONS frame whose version the standby acknowledges once
+    /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
+    /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
+    /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch.
+    /// </summary>
     private int ShipPositions(FrameBuffer f)
     {
         _positionUpdates.Clear();
-        _owner.Gate.DrainPositionUpdates(_positionUpdates);
-        if (_positionUpdates.Count == 0)
+        var version = _owner.Gate.DrainStateUpdates(_positionUpdates, out var producerEpochs);
+        if (version == 0)
         {
             return 0;
         }
 
-        f.Begin(FrameKind.Positions).I64(_positionUpdates[^1].Version).U32((uint)_positionUpdates.Count);
+        if (producerEpochs)
+        {
+            SendStateFile(f, ProducerCheckpoint.FileName);
+        }
+
+        f.Begin(FrameKind.Positions).I64(version).U32((uint)_positionUpdates.Count);
         foreach (var u in _positionUpdates)
         {
             f.Str(u.Subscription).Str(u.Topic).I64(u.NextOffset);
@@ -693,30 +704,35 @@ internal sealed class StandbyLink : IDisposable
 
         f.End();
         Send(f);
-        return _positionUpdates.Count;
+        return Math.Max(1, _positionUpdates.Count);
     }
 
     private void SendStateFiles(FrameBuffer f)
     {
-        var root = _owner.Broker.Options.DataDirectory;
-        foreach (var relative in StateFiles.Enumerate(root))
+        foreach (var relative in StateFiles.Enumerate(_owner.Broker.Options.DataDirectory))
         {
-            var bytes = StateFiles.ReadShared(Path.Combine(root, relative));
-            if (bytes is null)
-            {
-                continue;
-            }
-
-            var hash = StateFiles.Hash(bytes);
-            if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
-            {
-                continue;
-            }
-
-            _stateHashes[relative] = (hash, bytes.Length);
-            f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
-            Send(f);
+            SendStateFile(f, relative);
         }
+    }
+
+    /// <summary>Sends one state file whole, unless the standby already has these bytes (or the file is gone).</summary>
+    private void SendStateFile(FrameBuffer f, string relative)
+    {
+        var bytes = StateFiles.ReadShared(Path.Combine(_owner.Broker.Options.DataDirectory, relative));
+        if (bytes is null)
+        {
+            return;
+        }
+
+        var hash = StateFiles.Hash(bytes);
+        if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
+        {
+            return;
+        }
+
+        _stateHashes[relative] = (hash, bytes.Length);
+        f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
+        Send(f);
     }
 
     private void Send(FrameBuffer f)

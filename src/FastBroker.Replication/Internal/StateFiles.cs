@@ -92,5 +92,15 @@ internal static class StateFiles
         File.Move(tmp, path, overwrite: true);
     }
 
-    public static ulong Hash(ReadOnlySpan<byte> bytes) => ((ulong)(uint)bytes.Length << 32) | Crc32C.Compute(bytes);
+    /// <summary>
+    /// Tells a changed file from the one last sent (with its length). Not a CRC32C alone: <c>producers.state</c> ends
+    /// with the CRC32C of what precedes it, and a CRC over data followed by its own CRC is one constant for every such
+    /// file, so each version of it of one length hashed the same and a new epoch replacing an older one was never sent.
+    /// </summary>
+    public static ulong Hash(ReadOnlySpan<byte> bytes)
+    {
+        var h = new HashCode();
+        h.AddBytes(bytes);
+        return ((ulong)(uint)h.ToHashCode() << 32) | Crc32C.Compute(bytes);
+    }
 }

@@ -20,9 +20,13 @@ internal sealed partial class Session
 
     // INIT_PRODUCER with an epoch binds the id to that epoch on this connection; its publishes carry it (0 = unbound).
     // One binding is the usual case (a client has one producer id), more go to the dictionary.
+    // A binding answered later (a new epoch waiting for the standby) is made on a pool thread: while one is pending
+    // (counted on the reader's thread before it starts), the reader reads the bindings under _bindGate too.
     private ulong _boundProducer;
     private ulong _boundEpoch;
     private Dictionary<ulong, ulong>? _moreBound;
+    private readonly object _bindGate = new();
+    private int _bindsPending;
 
     internal void OnPublish(in FrameHeader header, in PublishFrame frame)
     {
@@ -137,11 +141,10 @@ internal sealed partial class Session
             return;
         }
 
+        ValueTask<(ulong NextSequence, ulong Epoch)> init;
         try
         {
-            var (next, given) = _broker.InitProducer(producerId, asked);
-            Bind(producerId, given);
-            SendOk(header.RequestId, next, given);
+            init = _broker.InitProducerAsync(producerId, asked);
         }
         catch (BrokerException e) when (e.Code == BrokerErrorCode.ProducerFenced)
         {
@@ -149,6 +152,7 @@ internal sealed partial class Session
             // one (CONFIRM ProducerFenced), never stored as unfenced ones.
             Bind(producerId, asked);
             SendError(header.RequestId, ErrorCode.ProducerFenced, $"INIT_PRODUCER: {e.Message}");
+            return;
         }
         catch (BrokerException e)
         {
@@ -156,25 +160,81 @@ internal sealed partial class Session
             // bound, so this connection's publishes with the id carry no epoch (neither fenced nor fencing), as a client
             // without the feature.
             SendError(header.RequestId, ToWire(e.Code), $"INIT_PRODUCER: {e.Message}");
+            return;
+        }
+
+        if (init.IsCompletedSuccessfully)
+        {
+            var (next, given) = init.Result;
+            Bind(producerId, given);
+            SendOk(header.RequestId, next, given);
+        }
+        else
+        {
+            Interlocked.Increment(ref _bindsPending);
+            _ = AnswerInitProducerAsync(header.RequestId, producerId, init);
+        }
+    }
+
+    /// <summary>
+    /// A new epoch on the primary of a pair in a standby ack mode: answered once the standby holds it, and bound only
+    /// then (a client publishes with it after the answer); a failure (NotReplicated) leaves the connection unbound, as
+    /// StorageError does.
+    /// </summary>
+    private async Task AnswerInitProducerAsync(ulong requestId, ulong producerId, ValueTask<(ulong NextSequence, ulong Epoch)> init)
+    {
+        try
+        {
+            var (next, given) = await init.ConfigureAwait(false);
+            Bind(producerId, given);
+            SendOk(requestId, next, given);
+        }
+        catch (BrokerException e)
+        {
+            SendError(requestId, ToWire(e.Code), $"INIT_PRODUCER: {e.Message}");
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _bindsPending); // after the binding: a reader that reads 0 sees it
         }
     }
 
     private void Bind(ulong producerId, ulong epoch)
     {
-        if (_boundProducer == 0 || _boundProducer == producerId)
+        lock (_bindGate)
         {
-            (_boundProducer, _boundEpoch) = (producerId, epoch);
-        }
-        else
-        {
-            (_moreBound ??= [])[producerId] = epoch;
+            if (_boundProducer == 0 || _boundProducer == producerId)
+            {
+                (_boundProducer, _boundEpoch) = (producerId, epoch);
+            }
+            else
+            {
+                (_moreBound ??= [])[producerId] = epoch;
+            }
         }
     }
 
-    /// <summary>The epoch this connection bound <paramref name="producerId"/> to, 0 if none.</summary>
-    private ulong EpochOf(ulong producerId) =>
-        producerId == 0 ? 0
-        : producerId == _boundProducer ? _boundEpoch
+    /// <summary>The epoch this connection bound <paramref name="producerId"/> to, 0 if none (reader thread).</summary>
+    private ulong EpochOf(ulong producerId)
+    {
+        if (producerId == 0)
+        {
+            return 0;
+        }
+
+        if (Volatile.Read(ref _bindsPending) == 0)
+        {
+            return BoundEpoch(producerId); // only this thread binds now
+        }
+
+        lock (_bindGate)
+        {
+            return BoundEpoch(producerId);
+        }
+    }
+
+    private ulong BoundEpoch(ulong producerId) =>
+        producerId == _boundProducer ? _boundEpoch
         : _moreBound is { } more ? more.GetValueOrDefault(producerId)
         : 0;
 

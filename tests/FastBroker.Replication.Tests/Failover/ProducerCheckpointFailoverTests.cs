@@ -122,6 +122,27 @@ public sealed class ProducerCheckpointFailoverTests
         }
     }
 
+    /// <summary>
+    /// Each new version of <c>producers.state</c> reaches the attached standby, also one as long as the last one sent (a
+    /// newer epoch in place of the older one of the same id): the file ends with its own CRC32C, so a change check by
+    /// CRC32C and length took every such version for the one already sent.
+    /// </summary>
+    [Fact]
+    public async Task A_new_epoch_in_place_of_one_the_standby_already_holds_reaches_it_too()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default);
+        await using (a)
+        await using (b)
+        {
+            var checkpoint = Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName);
+            var (_, old) = a.Broker!.InitProducer(Early);
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, old), "b's checkpoint holds the first epoch", TimeSpan.FromSeconds(30));
+            var (_, current) = a.Broker!.InitProducer(Early);
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, current), $"b's checkpoint holds the epoch {current} that replaced {old} (a file of the same length)", TimeSpan.FromSeconds(30));
+        }
+    }
+
     /// <summary>Starts an instance of <see cref="Early"/> on <paramref name="broker"/> and has its first message confirmed: its epoch.</summary>
     private static async Task<ulong> StartOldInstanceAsync(Broker broker, Sink sink)
     {

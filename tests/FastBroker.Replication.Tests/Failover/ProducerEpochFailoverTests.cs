@@ -1,0 +1,131 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text;
+using FastBroker.Client;
+using FastBroker.Protocol;
+using FastBroker.Replication;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A new producer epoch reaches the standby before INIT_PRODUCER's OK when the pair acknowledges in a standby mode, so
+/// a standby promoted the moment after the answer fences the instance it replaced, although the new one never wrote
+/// (no record carries its epoch). The heartbeat interval is stretched from 100 ms to 6 s: the producers' checkpoint,
+/// which also travels with the heartbeat, then almost never reaches the standby that way in the few ms between the
+/// answer and the primary's end, so only an answer that waited for the standby makes it hold the epoch. (6 s, not
+/// more: a promotion asked while the standby pauses between two link attempts waits for half an interval.)
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class ProducerEpochFailoverTests
+{
+    private const string Topic = "epochs";
+    private const ulong Id = 0x0E90_C400_0000_0017;
+
+    private static readonly BrokerOptions s_standbyDurable = BrokerOptions.Default with
+    {
+        DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable },
+    };
+
+    private static ReplicationOptions SlowHeartbeat(ReplicationOptions options) =>
+        options with { HeartbeatInterval = TimeSpan.FromSeconds(6), HeartbeatTimeout = TimeSpan.FromSeconds(12) };
+
+    [Fact]
+    public async Task A_standby_promoted_right_after_a_new_instance_was_answered_fences_the_instance_it_replaced()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, SlowHeartbeat);
+        await using (a)
+        await using (b)
+        {
+            var clientOptions = BrokerClientOptions.Default with
+            {
+                Endpoints = [a.Server!.EndPoint.ToString()],
+                ProducerId = Id,
+                Reconnect = false,
+                ConnectTimeout = TimeSpan.FromSeconds(30),
+            };
+            ulong old, current;
+            await using (var oldClient = await BrokerClient.ConnectAsync(clientOptions))
+            {
+                old = a.Broker!.Producers.Fence(Id);
+                Assert.Equal(0L, await oldClient.PublishAsync(Topic, "old0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30))); // standby-durable: b holds it
+                await using var currentClient = await BrokerClient.ConnectAsync(clientOptions);
+                current = a.Broker!.Producers.Fence(Id);
+                Assert.True(current > old, $"the new instance's epoch {current} is above the old one's {old}");
+            }
+
+            // The new instance has its answer: the primary stops now, before its next heartbeat, and b takes over.
+            await a.DisposeAsync();
+            await b.PromoteAsync();
+            Assert.Equal(NodeRole.Primary, b.Role);
+
+            var sink = new Sink();
+            Publish(b.Broker!, sink, sequence: 1, old, token: 1); // the replaced instance goes on
+            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(30));
+            var outcome = sink.Outcomes.Single();
+            Assert.True(
+                outcome.Error == BrokerErrorCode.ProducerFenced,
+                $"the replaced instance's publish on the promoted standby: {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced (epoch {old} was replaced by {current} on the old primary, which answered the new instance before it died)");
+            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Id, old)).Code);
+            Assert.Equal((1UL, current), b.Broker!.InitProducer(Id, current)); // the new instance resumes there
+            Publish(b.Broker!, sink, sequence: 1, current, token: 2);
+            await Eventually.TrueAsync(() => sink.Count == 2, "the new instance's publish is answered", TimeSpan.FromSeconds(30));
+            Assert.Equal((2UL, 1L, BrokerErrorCode.None), sink.Outcomes.Single(o => o.Token == 2));
+        }
+    }
+
+    /// <summary>
+    /// The answer waits for the standby's acknowledgement like a standby-mode publish: a standby that stops reading gets
+    /// INIT_PRODUCER failed with <see cref="ErrorCode.NotReplicated"/> after the ack timeout (the client was never told
+    /// the epoch, so no instance runs with one the standby may lack); once it reads again, the next one is answered.
+    /// </summary>
+    [Fact]
+    public async Task A_new_epoch_the_standby_does_not_acknowledge_is_not_replicated_and_not_answered()
+    {
+        using var dir = new TempDirectory();
+        TcpProxy? toA = null;
+        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, o => SlowHeartbeat(o) with { AckTimeout = TimeSpan.FromSeconds(1) }, port => (toA = new TcpProxy(port)).Endpoint);
+        await using var proxy = toA!;
+        await using (a)
+        await using (b)
+        {
+            var clientOptions = BrokerClientOptions.Default with
+            {
+                Endpoints = [a.Server!.EndPoint.ToString()],
+                ProducerId = Id,
+                Reconnect = false,
+                ConnectTimeout = TimeSpan.FromSeconds(30),
+            };
+            proxy.Stall();
+            var refused = await Assert.ThrowsAsync<BrokerClientException>(() => BrokerClient.ConnectAsync(clientOptions).AsTask());
+            Assert.True(refused.ErrorCode == ErrorCode.NotReplicated, $"INIT_PRODUCER while the standby reads nothing: {refused.ErrorCode} ({refused.Message}), expected NotReplicated");
+            Assert.Contains("standby did not acknowledge", refused.Message, StringComparison.Ordinal);
+
+            proxy.Resume();
+            await using var client = await BrokerClient.ConnectAsync(clientOptions);
+            var epoch = a.Broker!.Producers.Fence(Id);
+            Assert.True(ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpointFile.Name), epoch), $"b's checkpoint holds epoch {epoch} once INIT_PRODUCER is answered");
+            Assert.Equal(0L, await client.PublishAsync(Topic, "m0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+    }
+
+    private static void Publish(Broker broker, IPublishConfirmSink sink, ulong sequence, ulong epoch, ulong token)
+    {
+        Assert.True(broker.TryBeginPublish(1, out var claim), "room in the input ring");
+        var parameters = new PublishParameters(Durability: PublishDurability.Written, ProducerId: Id, ProducerSequence: sequence, ProducerEpoch: epoch);
+        claim.Add(Encoding.UTF8.GetBytes(Topic), default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{epoch}-{sequence}")), parameters, sink, token);
+        claim.Commit();
+    }
+
+    private sealed class Sink : IPublishConfirmSink
+    {
+        public ConcurrentQueue<(ulong Token, long Offset, BrokerErrorCode Error)> Outcomes { get; } = new();
+
+        public int Count => Outcomes.Count;
+
+        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => Outcomes.Enqueue((token, offset, BrokerErrorCode.None));
+
+        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => Outcomes.Enqueue((token, -1, code));
+    }
+}
