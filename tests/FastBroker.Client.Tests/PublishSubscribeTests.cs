@@ -153,6 +153,40 @@ public class PublishSubscribeTests
         }
     }
 
+    [Fact]
+    public async Task A_time_start_on_a_transient_topic_is_answered_with_the_offset_delivery_starts_at()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("ticks", TopicOptions.Default with { Persistent = false });
+        var client = await f.ConnectAsync();
+        await using var all = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await client.PublishAsync("ticks", Bytes("before-0"));
+        await client.PublishAsync("ticks", Bytes("before-1"));
+        var before = (await TakeAsync(all, 2))[1].Timestamp;
+
+        // The broker stamps in milliseconds from the wall clock: the next message is stamped later once it has moved on.
+        await EventuallyAsync(() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > before.ToUnixTimeMilliseconds(), "the wall clock passed the last stamp");
+        await client.PublishAsync("ticks", Bytes("at"));
+        await client.PublishAsync("ticks", Bytes("after"));
+        var at = (await TakeAsync(all, 2))[0].Timestamp;
+        Assert.True(at > before, $"the wall clock stepped back: 'at' stamped {at:O}, 'before-1' {before:O}");
+
+        // The OK names the offset the time resolves to, the first message delivered, as for a persistent topic. Before,
+        // a transient topic's OK named the ring's oldest message (0) while delivery began at 2, or at the head (4).
+        await using var fromAt = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(at) });
+        await using var fromLater = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(at.AddHours(1)) });
+        Assert.Equal((2L, 4L), (fromAt.StartOffset, fromLater.StartOffset));
+        Assert.Equal([("at", 2L), ("after", 3L)], (await TakeAsync(fromAt, 2)).Select(m => (m.GetPayloadString(), m.Offset)));
+
+        // The client resumes a subscription that has received nothing at the offset its OK named: after a reconnect the
+        // later one goes on from the head, not from the ring's oldest message ("before-0", stamped before its time).
+        await f.RestartServerAsync();
+        await EventuallyAsync(() => client.IsConnected && client.ConnectCount == 2, "the client reconnected");
+        await client.PublishAsync("ticks", Bytes("live"));
+        var next = (await TakeAsync(fromLater, 1))[0];
+        Assert.Equal(("live", 4L), (next.GetPayloadString(), next.Offset));
+    }
+
     /// <summary>Header filters as listed, a name possibly twice (as a raw SUBSCRIBE may carry them).</summary>
     private sealed class ListedFilters(params (string Key, string Value)[] pairs) : IReadOnlyDictionary<string, string>
     {
