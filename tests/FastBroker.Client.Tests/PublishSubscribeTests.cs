@@ -154,6 +154,52 @@ public class PublishSubscribeTests
     }
 
     [Fact]
+    public async Task A_header_filter_no_message_can_carry_is_refused_alike_by_the_embedded_broker_and_the_client()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // A header name is 1 to 255 bytes of UTF-8 and a value at most 65535 (docs/protocol.md, header entry): a filter
+        // outside them passes no message. Before, the embedded broker took it and filtered out everything, silently; the
+        // client threw ArgumentOutOfRangeException ("Must be 1 to 255 UTF-8 bytes", parameter "name").
+        var cases = new (Dictionary<string, string> Filters, string Reason)[]
+        {
+            (new() { [""] = "USD" }, "header filter '': a header name is 1 to 255 bytes of UTF-8 (this one is 0), so no message can carry it"),
+            (new() { ["ccy"] = "USD", [new string('é', 128)] = "x" }, $"header filter '{new string('é', 32)}…': a header name is 1 to 255 bytes of UTF-8 (this one is 256), so no message can carry it"),
+            (new() { ["ccy"] = new string('v', 65536) }, "header filter 'ccy': a header value is at most 65535 bytes (this one is 65536), so no message can carry it"),
+        };
+        foreach (var (filters, reason) in cases)
+        {
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
+            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
+            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal(remote.Reason, consumer.Reason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+
+        // The limits themselves are filters like any other (counted in UTF-8 bytes): both deliver the one message that
+        // carries that header.
+        var name = new string('é', 127) + "x";
+        var value = new string('v', 65535);
+        var atLimits = new Dictionary<string, string> { [name] = value };
+        using var local = f.Broker.Subscribe("fx", new SubscriptionOptions { Start = StartPosition.Earliest, HeaderFilters = atLimits });
+        await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = atLimits });
+        await client.PublishAsync("fx", Bytes("other"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, "v") });
+        await client.PublishAsync("fx", Bytes("match"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, value) });
+        var got = (await TakeAsync(sub, 1))[0];
+        Assert.Equal(("match", 1L), (got.GetPayloadString(), got.Offset));
+        using var deadline = new CancellationTokenSource(Deadline);
+        await foreach (var m in local.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal(("match", 1L), (m.PayloadText, m.Offset));
+            break;
+        }
+    }
+
+    [Fact]
     public async Task A_time_start_on_a_transient_topic_is_answered_with_the_offset_delivery_starts_at()
     {
         await using var f = await ServerFixture.StartAsync();
@@ -185,6 +231,14 @@ public class PublishSubscribeTests
         await client.PublishAsync("ticks", Bytes("live"));
         var next = (await TakeAsync(fromLater, 1))[0];
         Assert.Equal(("live", 4L), (next.GetPayloadString(), next.Offset));
+    }
+
+    /// <summary>A handler for a consumer that is refused before it gets anything.</summary>
+    private sealed class Ignore : IClientMessageHandler
+    {
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+        }
     }
 
     /// <summary>Header filters as listed, a name possibly twice (as a raw SUBSCRIBE may carry them).</summary>
