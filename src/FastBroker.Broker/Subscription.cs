@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using FastBroker.Engine;
+using FastBroker.Journal;
 using FastBroker.Threading;
 
 namespace FastBroker;
@@ -612,6 +613,22 @@ public sealed class Subscription : IDisposable
                 throw new BrokerException(BrokerErrorCode.InvalidArgument, $"header filter '{name}': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)");
             }
 
+            // A filter no message can carry (the header block's limits: names 1-255 bytes, values at most 65535) would
+            // pass nothing, silently; the .NET client refuses the same filter in the same words (the wire cannot carry it).
+            if (n.Length is 0 or > RecordHeaderReader.MaxNameLength)
+            {
+                throw new BrokerException(
+                    BrokerErrorCode.InvalidArgument,
+                    $"header filter '{Shown(name)}': a header name is 1 to {RecordHeaderReader.MaxNameLength} bytes of UTF-8 (this one is {n.Length}), so no message can carry it");
+            }
+
+            if (v.Length > RecordHeaderReader.MaxValueLength)
+            {
+                throw new BrokerException(
+                    BrokerErrorCode.InvalidArgument,
+                    $"header filter '{Shown(name)}': a header value is at most {RecordHeaderReader.MaxValueLength} bytes (this one is {v.Length}), so no message can carry it");
+            }
+
             var same = encoded.FindIndex(f => f.Name.AsSpan().SequenceEqual(n));
             if (same < 0)
             {
@@ -626,6 +643,9 @@ public sealed class Subscription : IDisposable
         }
 
         return [.. encoded];
+
+        // A long name in a reason: its first 32 characters (not splitting a surrogate pair), as the client shows it.
+        static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
     }
 
     private bool Passes(scoped in MessageView m, ushort flags, TopicState topic)

@@ -153,6 +153,94 @@ public class PublishSubscribeTests
         }
     }
 
+    [Fact]
+    public async Task A_header_filter_no_message_can_carry_is_refused_alike_by_the_embedded_broker_and_the_client()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // A header name is 1 to 255 bytes of UTF-8 and a value at most 65535 (docs/protocol.md, header entry): a filter
+        // outside them passes no message. Before, the embedded broker took it and filtered out everything, silently; the
+        // client threw ArgumentOutOfRangeException ("Must be 1 to 255 UTF-8 bytes", parameter "name").
+        var cases = new (Dictionary<string, string> Filters, string Reason)[]
+        {
+            (new() { [""] = "USD" }, "header filter '': a header name is 1 to 255 bytes of UTF-8 (this one is 0), so no message can carry it"),
+            (new() { ["ccy"] = "USD", [new string('é', 128)] = "x" }, $"header filter '{new string('é', 32)}…': a header name is 1 to 255 bytes of UTF-8 (this one is 256), so no message can carry it"),
+            (new() { ["ccy"] = new string('v', 65536) }, "header filter 'ccy': a header value is at most 65535 bytes (this one is 65536), so no message can carry it"),
+        };
+        foreach (var (filters, reason) in cases)
+        {
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
+            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
+            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal(remote.Reason, consumer.Reason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+
+        // The limits themselves are filters like any other (counted in UTF-8 bytes): both deliver the one message that
+        // carries that header.
+        var name = new string('é', 127) + "x";
+        var value = new string('v', 65535);
+        var atLimits = new Dictionary<string, string> { [name] = value };
+        using var local = f.Broker.Subscribe("fx", new SubscriptionOptions { Start = StartPosition.Earliest, HeaderFilters = atLimits });
+        await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = atLimits });
+        await client.PublishAsync("fx", Bytes("other"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, "v") });
+        await client.PublishAsync("fx", Bytes("match"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, value) });
+        var got = (await TakeAsync(sub, 1))[0];
+        Assert.Equal(("match", 1L), (got.GetPayloadString(), got.Offset));
+        using var deadline = new CancellationTokenSource(Deadline);
+        await foreach (var m in local.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal(("match", 1L), (m.PayloadText, m.Offset));
+            break;
+        }
+    }
+
+    [Fact]
+    public async Task A_time_start_on_a_transient_topic_is_answered_with_the_offset_delivery_starts_at()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("ticks", TopicOptions.Default with { Persistent = false });
+        var client = await f.ConnectAsync();
+        await using var all = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await client.PublishAsync("ticks", Bytes("before-0"));
+        await client.PublishAsync("ticks", Bytes("before-1"));
+        var before = (await TakeAsync(all, 2))[1].Timestamp;
+
+        // The broker stamps in milliseconds from the wall clock: the next message is stamped later once it has moved on.
+        await EventuallyAsync(() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > before.ToUnixTimeMilliseconds(), "the wall clock passed the last stamp");
+        await client.PublishAsync("ticks", Bytes("at"));
+        await client.PublishAsync("ticks", Bytes("after"));
+        var at = (await TakeAsync(all, 2))[0].Timestamp;
+        Assert.True(at > before, $"the wall clock stepped back: 'at' stamped {at:O}, 'before-1' {before:O}");
+
+        // The OK names the offset the time resolves to, the first message delivered, as for a persistent topic. Before,
+        // a transient topic's OK named the ring's oldest message (0) while delivery began at 2, or at the head (4).
+        await using var fromAt = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(at) });
+        await using var fromLater = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(at.AddHours(1)) });
+        Assert.Equal((2L, 4L), (fromAt.StartOffset, fromLater.StartOffset));
+        Assert.Equal([("at", 2L), ("after", 3L)], (await TakeAsync(fromAt, 2)).Select(m => (m.GetPayloadString(), m.Offset)));
+
+        // The client resumes a subscription that has received nothing at the offset its OK named: after a reconnect the
+        // later one goes on from the head, not from the ring's oldest message ("before-0", stamped before its time).
+        await f.RestartServerAsync();
+        await EventuallyAsync(() => client.IsConnected && client.ConnectCount == 2, "the client reconnected");
+        await client.PublishAsync("ticks", Bytes("live"));
+        var next = (await TakeAsync(fromLater, 1))[0];
+        Assert.Equal(("live", 4L), (next.GetPayloadString(), next.Offset));
+    }
+
+    /// <summary>A handler for a consumer that is refused before it gets anything.</summary>
+    private sealed class Ignore : IClientMessageHandler
+    {
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+        }
+    }
+
     /// <summary>Header filters as listed, a name possibly twice (as a raw SUBSCRIBE may carry them).</summary>
     private sealed class ListedFilters(params (string Key, string Value)[] pairs) : IReadOnlyDictionary<string, string>
     {

@@ -94,6 +94,23 @@ public class BadInputTests
         await bad.ExpectClosedWithAsync(ErrorCode.FrameTooLarge);
     }
 
+    /// <summary>
+    /// A filter no message can carry: the embedded broker and the .NET client refuse it with InvalidArgument. On the wire
+    /// a filter is a header entry, whose name (str8) cannot be longer than 255 bytes nor its value (bytes16) longer than
+    /// 65535, so the server can only be sent one with an empty name, which breaks the entry's encoding as in any header
+    /// block: MalformedFrame and close, as docs/protocol.md (sections 2 and 11) says, and nothing subscribed.
+    /// </summary>
+    [Fact]
+    public async Task A_header_filter_with_an_empty_name_is_a_malformed_SUBSCRIBE()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var bad = await f.ConnectAsync();
+        await bad.SendAsync(w => FrameWriter.WriteSubscribe(w, 7, 1, "fx"u8, 10, filters: [0, 3, 0, (byte)'U', (byte)'S', (byte)'D']));
+        var error = await bad.ExpectClosedWithAsync(ErrorCode.MalformedFrame);
+        Assert.Equal(("SUBSCRIBE: field 'filters': must not be empty", 7UL), (error.ErrorReason, error.RequestId));
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+    }
+
     [Fact]
     public async Task A_malformed_body_gets_MalformedFrame_with_the_specs_reason_and_close()
     {

@@ -10,8 +10,6 @@ internal sealed class TopicCursor : IDisposable
 {
     private byte[] _scratch = new byte[256];
     private long _next;
-    private long _minTimestamp;
-    private long _timeStartBelow; // transient, start at a time: the cutoff applies below this offset, until a message passes it
     private long _skippedReported;
     private long _pendingMissed; // transient: overwritten before the start it asked for, reported with the first read
 
@@ -34,11 +32,16 @@ internal sealed class TopicCursor : IDisposable
             return;
         }
 
+        // A start at a time resolves to one offset here, as a journal's time index resolves it (Kafka's offsetsForTimes
+        // too): the first message stamped at or after it among those held now, else the head. From there everything is
+        // delivered, also a message a wall clock that stepped back stamped earlier, and Positions (the server's OK)
+        // names the offset delivery starts at. A topic created after the subscription is read from its beginning.
         var log = topic.Transient!;
         _next = start.Kind switch
         {
             _ when topicIsNew => 0,
             StartKind.Latest => log.Head,
+            StartKind.Timestamp => log.FirstAtOrAfter(start.Value),
             StartKind.Offset => Math.Clamp(start.Value, log.Tail, log.Head),
             StartKind.Committed when committed is { } c => Math.Clamp(c, log.Tail, log.Head),
             _ => log.Tail,
@@ -49,16 +52,6 @@ internal sealed class TopicCursor : IDisposable
         if (!topicIsNew && RequestedOffset(start, committed) is { } requested && requested < _next)
         {
             _pendingMissed = _next - requested;
-        }
-
-        // A start at a time resolves to one offset, as a journal's time index does (Kafka's offsetsForTimes too): the
-        // first message stamped at or after it among those stored now, else the head. The ring has no time index, so
-        // the cursor compares stamps only up to there; a wall clock that steps back stamps later messages earlier, and
-        // those are delivered all the same. A topic created after the subscription is read from its beginning.
-        if (start.Kind == StartKind.Timestamp && !topicIsNew)
-        {
-            _minTimestamp = start.Value;
-            _timeStartBelow = log.Head;
         }
     }
 
@@ -206,16 +199,6 @@ internal sealed class TopicCursor : IDisposable
 
             _next++;
             n++;
-            if (e.Offset < _timeStartBelow)
-            {
-                if (e.Timestamp < _minTimestamp)
-                {
-                    continue;
-                }
-
-                _timeStartBelow = 0; // the start is here: everything after it is delivered, whatever its stamp
-            }
-
             var buffer = _scratch.AsSpan();
             sink.Offer(
                 new MessageView(Topic, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),

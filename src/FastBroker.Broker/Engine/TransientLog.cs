@@ -71,6 +71,37 @@ internal sealed class TransientLog
     }
 
     /// <summary>
+    /// The offset of the first message stamped at or after <paramref name="timestamp"/> among those held now, or the
+    /// head if none is: where a start at a time begins. The ring has no time index, and a wall clock that stepped back
+    /// leaves its stamps out of order, so this scans the held stamps from the oldest (at most a ring, stamps only; a
+    /// subscription's start, never the delivery path). A slot overwritten while scanning is gone: the scan goes on from
+    /// the oldest message still held.
+    /// </summary>
+    public long FirstAtOrAfter(long timestamp)
+    {
+        var head = _head.Value;
+        for (var offset = Math.Max(0, head - _slots.Length); offset < head; offset++)
+        {
+            var slot = _slots[offset & _mask];
+            var expected = (offset * 2) + 2;
+            var stamp = Volatile.Read(ref slot.Version) == expected ? slot.Timestamp : long.MinValue;
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref slot.Version) != expected)
+            {
+                offset = Math.Max(offset, Tail - 1); // overwritten (a version only grows): on from the oldest held
+                continue;
+            }
+
+            if (stamp >= timestamp)
+            {
+                return offset;
+            }
+        }
+
+        return head;
+    }
+
+    /// <summary>
     /// Copies the message at <paramref name="offset"/> into <paramref name="buffer"/> (grown when needed).
     /// </summary>
     public TransientReadStatus TryRead(long offset, ref byte[] buffer, out TransientEntry entry)
