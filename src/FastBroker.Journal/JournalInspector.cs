@@ -28,16 +28,29 @@ public static class JournalInspector
             var segment = Segment.Open(path, writable: false, 4, out var error, out var unsupported);
             if (segment is null)
             {
-                results.Add(new SegmentVerifyResult(path, baseOffset, 0, 0, false, $"segment header at byte 0: {error ?? "blank (never written)"}"));
+                // The records after a blank identity block are still there (offsets from the file name): counted as open
+                // counts them when it removes the file (RecoveryReport.Dropped), up to the first invalid one.
+                var blank = !unsupported && JournalRecovery.HasBlankIdentity(path);
+                var scan = blank ? Segment.ScanWithoutHeader(path, baseOffset) : new SegmentScanner.Result { EndPosition = SegmentHeader.Size };
+                var blankLast = error is null && i == files.Length - 1;
+                var lostTail = blank && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
+                var problem = blankLast ? "segment header at byte 0: blank (never written)"
+                    : lostTail ? $"segment header at byte 0: blank, never synced: a lost tail (open removes this file and every later one, its {scan.RecordCount} record(s) reported dropped)"
+                    : $"segment header at byte 0: {error ?? "blank"}";
+                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, false, problem));
                 if (firstProblem < 0)
                 {
                     // Open removes a blank last file (a creation that never reached the disk) and, as a lost tail, a blank
                     // header that nothing shows was ever synced (a sealed segment after it is checked below); any other
                     // bad header is refused.
                     firstProblem = i;
-                    var blankLast = error is null && i == files.Length - 1;
-                    var lostTail = !unsupported && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
                     firstProblemRefused = !blankLast && !lostTail;
+                }
+
+                if (blank)
+                {
+                    expectedNext = baseOffset + scan.RecordCount;
+                    previousUnsealed = true;
                 }
 
                 continue;

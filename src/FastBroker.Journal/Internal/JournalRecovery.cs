@@ -296,7 +296,7 @@ internal sealed class JournalRecovery
                 else if (HasBlankIdentity(path))
                 {
                     // Only the header is lost: the records after it (their offsets follow from the name) still count.
-                    records = Segment.CountRecordsWithoutHeader(path, baseOffset);
+                    records = Segment.ScanWithoutHeader(path, baseOffset).RecordCount;
                 }
             }
             catch (IOException)
@@ -332,7 +332,7 @@ internal sealed class JournalRecovery
         return SegmentHeader.IsBlankIdentity(header) && !SegmentHeader.TryReadSeal(header, out _, out _, out _);
     }
 
-    private static bool HasBlankIdentity(string path)
+    internal static bool HasBlankIdentity(string path)
     {
         Span<byte> header = stackalloc byte[SegmentHeader.Size];
         ReadHeader(path, header);
