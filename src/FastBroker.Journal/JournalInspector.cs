@@ -15,7 +15,28 @@ public static class JournalInspector
     /// <exception cref="DirectoryNotFoundException">No such directory.</exception>
     public static JournalVerifyReport Verify(string directory)
     {
-        var files = JournalRecovery.ListSegmentFiles(directory);
+        // An open finishes a repair that an interrupted one left in its repair log before it looks at the files: judge
+        // them as the repair's steps leave them (its deletions gone, its cut segment unsealed and ending at the cut).
+        RepairLog? pending = null;
+        string? pendingRepair = null;
+        var pendingDamaged = false;
+        try
+        {
+            pending = RepairLog.TryRead(directory);
+        }
+        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
+        {
+            (pendingRepair, pendingDamaged) = (e.Message, true);
+        }
+
+        var deleted = pending?.Deletions.Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal) ?? [];
+        var files = JournalRecovery.ListSegmentFiles(directory).Where(f => !deleted.Contains(Path.GetFileName(f.Path))).ToArray();
+        if (pending is not null)
+        {
+            pendingRepair = $"{RepairLog.FileName}: an open was interrupted during its repair; the next open finishes it and reports "
+                + $"{pending.Dropped.Sum(d => (long)d.RecordCount)} record(s) dropped and {pending.Removed.Count} file(s) removed";
+        }
+
         var results = new List<SegmentVerifyResult>();
         var sealedFlags = new bool[files.Length];
         var firstProblem = -1;
@@ -28,16 +49,29 @@ public static class JournalInspector
             var segment = Segment.Open(path, writable: false, 4, out var error, out var unsupported);
             if (segment is null)
             {
-                results.Add(new SegmentVerifyResult(path, baseOffset, 0, 0, false, $"segment header at byte 0: {error ?? "blank (never written)"}"));
+                // The records after a blank identity block are still there (offsets from the file name): counted as open
+                // counts them when it removes the file (RecoveryReport.Dropped), up to the first invalid one.
+                var blank = !unsupported && JournalRecovery.HasBlankIdentity(path);
+                var scan = blank ? Segment.ScanWithoutHeader(path, baseOffset) : new SegmentScanner.Result { EndPosition = SegmentHeader.Size };
+                var blankLast = error is null && i == files.Length - 1;
+                var lostTail = blank && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
+                var problem = blankLast ? "segment header at byte 0: blank (never written)"
+                    : lostTail ? $"segment header at byte 0: blank, never synced: a lost tail (open removes this file and every later one, its {scan.RecordCount} record(s) reported dropped)"
+                    : $"segment header at byte 0: {error ?? "blank"}";
+                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, false, problem));
                 if (firstProblem < 0)
                 {
                     // Open removes a blank last file (a creation that never reached the disk) and, as a lost tail, a blank
                     // header that nothing shows was ever synced (a sealed segment after it is checked below); any other
                     // bad header is refused.
                     firstProblem = i;
-                    var blankLast = error is null && i == files.Length - 1;
-                    var lostTail = !unsupported && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
                     firstProblemRefused = !blankLast && !lostTail;
+                }
+
+                if (blank)
+                {
+                    expectedNext = baseOffset + scan.RecordCount;
+                    previousUnsealed = true;
                 }
 
                 continue;
@@ -46,10 +80,14 @@ public static class JournalInspector
             try
             {
                 var bytes = segment.ScanBytes;
+                var cut = pending?.Cut is { } c && Path.GetFileName(c.Path) == Path.GetFileName(path) ? c : default((string Path, int Position, int End)?);
                 // Against the segment size, as open checks it: a file cut short is a sealed segment missing its end, not an unsealed one.
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _) && sealedEnd <= segment.Size;
+                var hasSeal = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _);
+                var isSealed = hasSeal && sealedEnd <= segment.Size && cut is null; // the repair unseals the segment it cuts
                 sealedFlags[i] = isSealed;
                 var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
+                limit = Math.Min(limit, cut?.Position ?? limit);
+                var zeroedTo = Math.Min(cut?.End ?? 0, bytes.Length); // the repair zeroes up to there
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
                 string? problem = null;
                 var refused = false;
@@ -67,7 +105,7 @@ public static class JournalInspector
                 {
                     problem = $"{RecordLayout.Describe(scan.Stop)} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount}; sealed with {sealedCount} records)";
                 }
-                else if (!isSealed && (scan.Stop != RecordStatus.End || SegmentScanner.EndOfNonZero(bytes, scan.EndPosition) > scan.EndPosition))
+                else if (!isSealed && (scan.Stop != RecordStatus.End || SegmentScanner.EndOfNonZero(bytes, Math.Max(scan.EndPosition, zeroedTo)) > Math.Max(scan.EndPosition, zeroedTo)))
                 {
                     var why = scan.Stop == RecordStatus.End ? "non-zero bytes after the last record" : RecordLayout.Describe(scan.Stop);
                     problem = $"{why} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount})";
@@ -100,7 +138,9 @@ public static class JournalInspector
             damagedTail = !corrupt;
         }
 
-        return new JournalVerifyReport(results, corrupt, damagedTail);
+        corrupt |= pendingDamaged; // open refuses a damaged repair log
+        damagedTail = !corrupt && (damagedTail || pending is { Dropped.Count: > 0 } || pending is { Removed.Count: > 0 });
+        return new JournalVerifyReport(results, corrupt, damagedTail, pendingRepair);
     }
 
     /// <summary>

@@ -174,6 +174,9 @@ public sealed unsafe partial class JournalLog : IDisposable
                 journal.Roll();
             }
 
+            // The report is the caller's now: the repair log goes, durably, before the flusher or an append can change a
+            // segment that its steps would otherwise redo at the next open.
+            RepairLog.Complete(directory);
             journal._flusher.Start();
             if (options.PrefaultSegments)
             {

@@ -70,8 +70,11 @@ public sealed record JournalOptions
     /// </summary>
     public bool PrefaultSegments { get; init; } = true;
 
-    /// <summary>Test seam: called by a repair between unsealing the damaged segment and zeroing its damage.</summary>
-    internal Action? RepairUnsealedHook { get; init; }
+    /// <summary>
+    /// Test seam: called by a repair after each of its steps (the later files deleted, the cut segment unsealed, its
+    /// dropped bytes zeroed), with its repair log durable; a crash host stops there to be killed.
+    /// </summary>
+    internal Action<Internal.RepairStep>? RepairStepHook { get; init; }
 
     internal void Validate()
     {

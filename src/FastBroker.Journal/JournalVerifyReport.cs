@@ -3,12 +3,20 @@ namespace FastBroker.Journal;
 /// <summary>The result of <see cref="JournalInspector.Verify"/>: every record's CRC checked, segment by segment.</summary>
 public sealed class JournalVerifyReport
 {
-    internal JournalVerifyReport(List<SegmentVerifyResult> segments, bool corrupt, bool damagedTail)
+    internal JournalVerifyReport(List<SegmentVerifyResult> segments, bool corrupt, bool damagedTail, string? pendingRepair)
     {
         Segments = segments;
         IsCorrupt = corrupt;
         HasDamagedTail = damagedTail;
+        PendingRepair = pendingRepair;
     }
+
+    /// <summary>
+    /// Null, or what the journal directory's repair log says: a repair an interrupted open left unfinished, which the next
+    /// open finishes and reports (<see cref="Segments"/> are judged as its steps leave them: the files it deletes left
+    /// out, the segment it cuts ending at the cut), or that the log is damaged, which open refuses (<see cref="IsCorrupt"/>).
+    /// </summary>
+    public string? PendingRepair { get; }
 
     /// <summary>One entry per segment file, in offset order.</summary>
     public IReadOnlyList<SegmentVerifyResult> Segments { get; }
@@ -26,8 +34,8 @@ public sealed class JournalVerifyReport
     public bool IsCorrupt { get; }
 
     /// <summary>
-    /// Damage in the unsealed tail only (a torn or lost tail, a blank last file): opening the journal truncates it and
-    /// reports what was dropped.
+    /// Damage in the unsealed tail only (a torn or lost tail, a blank last file), or an unfinished repair
+    /// (<see cref="PendingRepair"/>): opening the journal truncates it and reports what was dropped.
     /// </summary>
     public bool HasDamagedTail { get; }
 

@@ -32,6 +32,12 @@ public sealed class RecoveryReport
     /// <summary>Total records dropped.</summary>
     public long DroppedRecordCount => _dropped.Sum(d => (long)d.RecordCount);
 
+    /// <summary>
+    /// True when an earlier open's repair was interrupted (a crash after its repair log was written) and this open
+    /// finished it: its dropped ranges and removed files are reported here, before this open's own.
+    /// </summary>
+    public bool FinishedInterruptedRepair { get; internal set; }
+
     /// <summary>True when nothing was dropped or removed.</summary>
     public bool IsClean => _dropped.Count == 0 && _removedFiles.Count == 0;
 
@@ -44,6 +50,11 @@ public sealed class RecoveryReport
     {
         var sb = new StringBuilder();
         sb.Append($"{SegmentCount} segment(s), {SegmentsVerified} verified, offsets [{FirstOffset}, {NextOffset}), {IndexesRebuilt} index(es) rebuilt");
+        if (FinishedInterruptedRepair)
+        {
+            sb.Append("; finished a repair an earlier open left in repair.log");
+        }
+
         foreach (var d in _dropped)
         {
             sb.Append("; dropped ").Append(d);

@@ -2,9 +2,15 @@ using System.Globalization;
 using FastBroker.Journal;
 using FastBroker.Journal.CrashHost;
 
-// Usage: FastBroker.Journal.CrashHost <dir>
+// Usage: FastBroker.Journal.CrashHost <dir> [repair <step> [repair-corruption]]
 // Prints "recovered <nextOffset> <droppedRecords>" once, then "ack <offset>" for every record, only after it is
 // durable (group commit), until killed. Batches of random size, alternating TryAppend and the batch API.
+// With repair: see RepairCrash.cs.
+if (args.Length > 2 && args[1] == "repair")
+{
+    return RepairCrash.Run(args[0], args[2], args.Length > 3 && args[3] == "repair-corruption");
+}
+
 var journal = JournalLog.Open(args[0], CrashPayload.Options);
 var stdout = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = false };
 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"recovered {journal.NextOffset} {journal.Recovery.DroppedRecordCount}"));

@@ -1,3 +1,4 @@
+using FastBroker.Journal.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.Journal.Tests;
@@ -107,18 +108,125 @@ public class CorruptionTests
 
         // The crash: the repair stops between its two steps on the damaged segment.
         var crash = new InvalidOperationException("crash in the middle of the repair");
-        var interrupted = s_options with { RepairCorruption = true, RepairUnsealedHook = () => throw crash };
+        var interrupted = s_options with { RepairCorruption = true, RepairStepHook = step => Fail(step == RepairStep.Unsealed, crash) };
         Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, interrupted)));
 
         using var journal = JournalLog.Open(dir.Path, s_options);
-        var dropped = Assert.Single(journal.Recovery.Dropped);
+        Assert.True(journal.Recovery.FinishedInterruptedRepair, journal.Recovery.ToString());
+        var dropped = journal.Recovery.Dropped[0];
         Assert.Equal(segments[1], dropped.FilePath);
         Assert.Equal(victim.Position, dropped.StartPosition);
         Assert.Equal(victim.Offset, dropped.FirstOffset);
         Assert.Equal(records.Count - 7, dropped.RecordCount);
+        Assert.StartsWith("repaired: ", dropped.Reason, StringComparison.Ordinal);
+        Assert.Equal(segments[2..], journal.Recovery.RemovedFiles); // the interrupted repair's deletions are reported too
+        Assert.Equal(3000 - victim.Offset, journal.Recovery.DroppedRecordCount);
         Assert.Equal(victim.Offset, journal.NextOffset);
         Assert.Equal(victim.Offset, AppendReadTests.ReadAllChecked(journal));
         Assert.Equal(segments[..2], JournalFiles.Segments(dir.Path));
+    }
+
+    /// <summary>
+    /// Each open that repairs writes its repair log, with the report of a repair an earlier open left unfinished, before
+    /// it changes anything; so the reports of repairs that keep being interrupted add up until an open completes, which
+    /// reports them all once and removes the log.
+    /// </summary>
+    [Fact]
+    public void Reports_of_interrupted_repairs_add_up_until_an_open_completes_and_are_given_once()
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[1])[7];
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+        var crash = new InvalidOperationException("crash at the end of the repair");
+        var log = Path.Combine(dir.Path, "repair.log");
+
+        // The first open repairs the sealed segment and fails once it is done, before the open ends.
+        var repairThenFail = s_options with { RepairCorruption = true, RepairStepHook = step => Fail(step == RepairStep.Zeroed, crash) };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, repairThenFail)));
+        Assert.True(File.Exists(log));
+
+        // Then a torn record in what is now the tail, which the second open cuts, failing in the same place.
+        var tail = JournalFiles.Records(segments[1])[3];
+        JournalFiles.FlipBit(segments[1], tail.Position + 20);
+        var cutThenFail = s_options with { RepairStepHook = step => Fail(step == RepairStep.Zeroed, crash) };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, cutThenFail)));
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            var report = journal.Recovery;
+            Assert.True(report.FinishedInterruptedRepair, report.ToString());
+            Assert.Equal([victim.Position, .. Enumerable.Repeat(0, segments.Length - 2), tail.Position], report.Dropped.Select(d => (int)d.StartPosition));
+            Assert.Equal(segments[2..], report.RemovedFiles);
+            Assert.Equal(tail.Offset, report.Dropped[^1].FirstOffset);
+            Assert.Equal(3000 - tail.Offset, report.DroppedRecordCount); // each record counted once, by the repair that dropped it
+            Assert.Equal(tail.Offset, journal.NextOffset);
+            Assert.Equal(tail.Offset, AppendReadTests.ReadAllChecked(journal));
+        }
+
+        Assert.False(File.Exists(log), "the open that reported the repairs removed their log");
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+        }
+    }
+
+    /// <summary>
+    /// verify judges a journal whose repair an open left unfinished as the next open does, which finishes it: the files
+    /// the repair deletes left out, the segment it cuts ending at the cut, a damaged tail (exit 2) that open reports, not
+    /// corruption; once an open has finished it, intact.
+    /// </summary>
+    [Theory]
+    [InlineData("LogWritten")]
+    [InlineData("FilesDeleted")]
+    [InlineData("Unsealed")]
+    public void Verify_judges_an_unfinished_repair_as_the_open_that_finishes_it(string step)
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[1])[7];
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+        var crash = new InvalidOperationException("crash during the repair");
+        var at = Enum.Parse<RepairStep>(step);
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, s_options with { RepairCorruption = true, RepairStepHook = s => Fail(s == at, crash) })));
+
+        var verify = JournalInspector.Verify(dir.Path);
+        Assert.True(verify.ExitCode == 2, $"exit {verify.ExitCode}: {verify.PendingRepair}; {string.Join("; ", verify.Segments.Select(s => s.Problem))}");
+        Assert.Contains($"reports {3000 - victim.Offset} record(s) dropped and {segments.Length - 2} file(s) removed", verify.PendingRepair, StringComparison.Ordinal);
+        Assert.Equal(segments[..2], verify.Segments.Select(s => s.FilePath));
+        Assert.Equal((7, false, null), (verify.Segments[1].RecordCount, verify.Segments[1].Sealed, verify.Segments[1].Problem));
+
+        using (var journal = JournalLog.Open(dir.Path, s_options))
+        {
+            Assert.Equal(victim.Offset, journal.NextOffset);
+            Assert.Equal(3000 - victim.Offset, journal.Recovery.DroppedRecordCount);
+        }
+
+        verify = JournalInspector.Verify(dir.Path);
+        Assert.Equal(0, verify.ExitCode);
+        Assert.Null(verify.PendingRepair);
+    }
+
+    /// <summary>A damaged repair log is refused, naming it, and nothing is changed (its report and steps are unknown).</summary>
+    [Fact]
+    public void A_damaged_repair_log_refuses_to_open_and_changes_nothing()
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[^1])[3];
+        JournalFiles.FlipBit(segments[^1], victim.Position + 20); // a torn tail an open would cut
+        var crash = new InvalidOperationException("crash before the cut");
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, s_options with { RepairStepHook = step => Fail(step == RepairStep.FilesDeleted, crash) })));
+        var log = Path.Combine(dir.Path, "repair.log");
+        JournalFiles.FlipBit(log, 40);
+        var before = File.ReadAllBytes(segments[^1]);
+
+        var e = Assert.Throws<JournalException>(() => JournalLog.Open(dir.Path, s_options));
+        Assert.Equal(JournalErrorCode.Corruption, e.ErrorCode);
+        Assert.Contains(log, e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(segments[^1])); // the torn record is still there: not cut
+        Assert.Equal(segments, JournalFiles.Segments(dir.Path));
+        Assert.Equal(1, JournalInspector.Verify(dir.Path).ExitCode); // verify calls it what open does: refused
     }
 
     [Fact]
@@ -170,5 +278,13 @@ public class CorruptionTests
 
         var e = Assert.Throws<JournalCorruptionException>(() => reader.TryRead(out _));
         Assert.Equal(victim.Position, e.Position);
+    }
+
+    private static void Fail(bool when, Exception crash)
+    {
+        if (when)
+        {
+            throw crash;
+        }
     }
 }

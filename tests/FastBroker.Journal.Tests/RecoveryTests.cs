@@ -302,6 +302,35 @@ public class RecoveryTests
     }
 
     /// <summary>
+    /// <c>journal verify</c> counts the records of a blank-header file that open removes as a lost tail as open reports
+    /// them dropped (the valid records from byte 128 on, offsets from its name), in its segment line and its totals, and
+    /// says what open does with it; every record it counts from that file on is one the open reports dropped.
+    /// </summary>
+    [Fact]
+    public void Verify_counts_the_records_of_a_blank_header_lost_tail_as_open_reports_them_dropped()
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4, $"{segments.Length} segments");
+        var blank = segments[1];
+        var records = JournalFiles.Records(blank);
+        PowerLossFrom(segments, 1);
+        ZeroRange(blank, 0, 64); // the identity block only: every record after it is still there
+
+        var verify = JournalInspector.Verify(dir.Path);
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        var line = verify.Segments[1];
+        Assert.Equal(2, verify.ExitCode);
+        Assert.Equal(records.Count, line.RecordCount);
+        Assert.Equal(journal.Recovery.Dropped[0].RecordCount, line.RecordCount);
+        Assert.Equal(records[^1].Position + ((records[^1].Length + 7) & ~7) - JournalFiles.SegmentHeaderSize, line.Bytes);
+        Assert.Contains($"lost tail (open removes this file and every later one, its {records.Count} record(s) reported dropped)", line.Problem, StringComparison.Ordinal);
+        Assert.Equal(3000, verify.RecordCount);
+        Assert.Equal(journal.Recovery.DroppedRecordCount, verify.Segments.Skip(1).Sum(s => (long)s.RecordCount));
+    }
+
+    /// <summary>
     /// When recovery removes every segment file (retention had deleted the segments before a blank one), the journal
     /// continues at the first removed file's base offset: the offsets below it were given out before, and consumers
     /// hold positions in them, so starting again at <see cref="JournalOptions.InitialOffset"/> would give them again.

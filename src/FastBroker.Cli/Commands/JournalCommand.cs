@@ -106,6 +106,11 @@ internal static class JournalCommand
                 Console.WriteLine($"{Path.GetFileName(s.FilePath)}  {(s.Sealed ? "sealed  " : "unsealed")}  records {s.RecordCount,10}  bytes {s.Bytes,12}  {s.Problem ?? "ok"}");
             }
 
+            if (report.PendingRepair is { } pending)
+            {
+                Console.WriteLine(pending);
+            }
+
             var verdict = report.IsCorrupt ? "CORRUPT (the journal will refuse to open)"
                 : report.HasDamagedTail ? "DAMAGED TAIL (opening the journal truncates it and reports what was dropped)"
                 : "OK";

@@ -7,7 +7,9 @@ namespace FastBroker.Journal.Internal;
 /// Opens every segment of a journal directory and decides what survives (docs/journal-format.md, "Recovery"):
 /// sealed segments must be intact (else <see cref="JournalCorruptionException"/>, or truncation with
 /// <see cref="JournalOptions.RepairCorruption"/>); the unsealed tail is scanned record by record and cut at
-/// the first bad one, with everything dropped reported.
+/// the first bad one, with everything dropped reported. The scan changes nothing: what it decides to delete and cut is
+/// written to the <see cref="RepairLog"/> first, and done after, so that a crash part-way loses neither the report nor
+/// the rest of the repair (the next open finishes and reports it).
 /// </summary>
 internal sealed class JournalRecovery
 {
@@ -16,8 +18,12 @@ internal sealed class JournalRecovery
     private readonly int _indexCapacity;
     private readonly RecoveryReport _report = new();
     private readonly List<Segment> _segments = [];
+    private readonly List<string> _deletions = []; // files the repair deletes, once its log is durable
     private (long BaseOffset, string Path)[] _files = [];
     private long _removedFrom = -1;
+    private Segment? _cutSegment; // the segment the repair cuts (and unseals), at _cutPosition up to _cutEnd
+    private int _cutPosition;
+    private int _cutEnd;
 
     private JournalRecovery(string directory, JournalOptions options, int indexCapacity)
     {
@@ -73,8 +79,53 @@ internal sealed class JournalRecovery
             Segment.TryDelete(temp); // half-written index files, spare segments never adopted
         }
 
+        FinishInterruptedRepair();
         _files = ListSegmentFiles(_directory);
         _report.SegmentCount = _files.Length;
+        Scan();
+        if (_deletions.Count > 0 || _cutSegment is not null)
+        {
+            // Durable before anything is destroyed: the whole report so far (an interrupted repair's entries included)
+            // and the steps, which a crash leaves for the next open to finish.
+            var log = new RepairLog { Cut = _cutSegment is null ? null : (_cutSegment.FilePath, _cutPosition, _cutEnd) };
+            log.Dropped.AddRange(_report.Dropped);
+            log.Removed.AddRange(_report.RemovedFiles);
+            log.Deletions.AddRange(_deletions);
+            log.Write(_directory);
+            log.DoSteps(_directory, _cutSegment, _options.RepairStepHook);
+        }
+    }
+
+    /// <summary>
+    /// An open that crashed (or failed) after writing its repair log: finish its steps and report its entries, before
+    /// the scan, which then finds the journal as that repair left it.
+    /// </summary>
+    private void FinishInterruptedRepair()
+    {
+        if (RepairLog.TryRead(_directory) is not { } interrupted)
+        {
+            return;
+        }
+
+        interrupted.DoSteps(_directory, null, null);
+        _report.FinishedInterruptedRepair = true;
+        foreach (var d in interrupted.Dropped)
+        {
+            _report.AddDropped(d);
+        }
+
+        foreach (var path in interrupted.Removed)
+        {
+            _report.AddRemovedFile(path);
+            if (long.TryParse(Path.GetFileNameWithoutExtension(path), NumberStyles.None, CultureInfo.InvariantCulture, out var baseOffset))
+            {
+                _removedFrom = _removedFrom < 0 ? baseOffset : Math.Min(_removedFrom, baseOffset);
+            }
+        }
+    }
+
+    private void Scan()
+    {
         long expectedNext = -1;
         var previousUnsealed = false;
         for (var i = 0; i < _files.Length; i++)
@@ -177,7 +228,7 @@ internal sealed class JournalRecovery
                 }
 
                 _report.AddDropped(new DroppedRange(path, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount, SegmentScanner.CountFrames(bytes, scan.EndPosition, garbageEnd), why));
-                segment.ZeroAndSync(scan.EndPosition, garbageEnd);
+                (_cutSegment, _cutPosition, _cutEnd) = (segment, scan.EndPosition, garbageEnd);
                 segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false);
                 RemoveFrom(i + 1, "after the torn tail of " + Path.GetFileName(path));
                 return;
@@ -242,19 +293,14 @@ internal sealed class JournalRecovery
             throw new JournalCorruptionException(segment.FilePath, position, expectedOffset, reason);
         }
 
-        // In TruncateFrom's order, so that a crash at any step leaves a journal a plain open accepts or refuses as
-        // before: the later files first (durably), then unseal, then zero. Zeroed records under a seal would be
-        // corruption; an unsealed last segment with the damage still in it is a torn tail, dropped and reported.
+        // The steps run in TruncateFrom's order (RepairLog.DoSteps): the later files first (durably), then unseal, then
+        // zero. Zeroed records under a seal would be corruption; an unsealed last segment with the damage still in it
+        // is a torn tail, dropped and reported by any open, and the repair log makes the next open finish the job.
         var bytes = segment.ScanBytes;
         var end = SegmentScanner.EndOfNonZero(bytes, position);
         _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
         RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
-        Native.SyncDirectory(_directory);
-        Segment.TryDelete(IndexFile.PathFor(segment.FilePath)); // describes the old end; rebuilt when the segment is sealed again
-        segment.WritableBytes.Slice(64, 64).Clear(); // unseal: the segment is the new writable tail
-        segment.Sync(0, SegmentHeader.Size);
-        _options.RepairUnsealedHook?.Invoke();
-        segment.ZeroAndSync(position, end);
+        (_cutSegment, _cutPosition, _cutEnd) = (segment, position, end);
         segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false);
         return false;
     }
@@ -296,7 +342,7 @@ internal sealed class JournalRecovery
                 else if (HasBlankIdentity(path))
                 {
                     // Only the header is lost: the records after it (their offsets follow from the name) still count.
-                    records = Segment.CountRecordsWithoutHeader(path, baseOffset);
+                    records = Segment.ScanWithoutHeader(path, baseOffset).RecordCount;
                 }
             }
             catch (IOException)
@@ -310,11 +356,11 @@ internal sealed class JournalRecovery
         _files = _files[..Math.Min(first, _files.Length)];
     }
 
+    /// <summary>Reports the file removed; the repair deletes it once its log is durable.</summary>
     private void RemoveFile(string path)
     {
         _report.AddRemovedFile(path);
-        File.Delete(path);
-        Segment.TryDelete(IndexFile.PathFor(path));
+        _deletions.Add(path);
     }
 
     /// <summary>
@@ -332,7 +378,7 @@ internal sealed class JournalRecovery
         return SegmentHeader.IsBlankIdentity(header) && !SegmentHeader.TryReadSeal(header, out _, out _, out _);
     }
 
-    private static bool HasBlankIdentity(string path)
+    internal static bool HasBlankIdentity(string path)
     {
         Span<byte> header = stackalloc byte[SegmentHeader.Size];
         ReadHeader(path, header);

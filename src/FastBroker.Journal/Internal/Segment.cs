@@ -532,28 +532,29 @@ internal sealed unsafe class Segment
 
     /// <summary>
     /// The valid records from the first record position of a file whose header cannot be read (a blank identity
-    /// block), taking <paramref name="baseOffset"/> from its name; counting stops at the first invalid record. For
-    /// recovery's report of what it removes, nothing else.
+    /// block), taking <paramref name="baseOffset"/> from its name; the scan stops at the first invalid record. For
+    /// recovery's report of what it removes and verify's count of it, nothing else.
     /// </summary>
-    internal static int CountRecordsWithoutHeader(string path, long baseOffset)
+    internal static SegmentScanner.Result ScanWithoutHeader(string path, long baseOffset)
     {
+        var none = new SegmentScanner.Result { EndPosition = SegmentHeader.Size };
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var length = Math.Min(RandomAccess.GetLength(handle), 1L << 30);
         if (length <= SegmentHeader.Size)
         {
-            return 0;
+            return none;
         }
 
         var mapping = Native.Mmap(0, (nuint)length, Native.ProtRead, Native.MapShared, (int)handle.DangerousGetHandle(), 0);
         if (mapping == -1)
         {
-            return 0;
+            return none;
         }
 
         try
         {
             var bytes = new ReadOnlySpan<byte>((void*)mapping, (int)Math.Min(length, DataEnd(handle, length)));
-            return SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, baseOffset, 0, verifyCrc: true, null, int.MaxValue).RecordCount;
+            return SegmentScanner.Scan(bytes, SegmentHeader.Size, bytes.Length, baseOffset, 0, verifyCrc: true, null, int.MaxValue);
         }
         finally
         {
