@@ -47,7 +47,7 @@ internal static partial class ClientCommands
     private static Command Pub()
     {
         var topic = new Argument<string>("topic") { Description = "Topic to publish to." };
-        var messages = new Argument<string[]>("message") { Description = "Message payloads (UTF-8). None: one message per line of standard input.", Arity = ArgumentArity.ZeroOrMore };
+        var messages = new Argument<string[]>("message") { Description = "Message payloads (UTF-8). None: one message per line of standard input. A payload that starts with '-' goes after '--' (pub t -- -x), except a negative number (pub t -5).", Arity = ArgumentArity.ZeroOrMore };
         var key = new Option<string?>("--key") { Description = "Message key." };
         var headers = new Option<string[]>("--header", "-H") { Description = "Header name=value (repeatable)." };
         var ttl = new Option<int>("--ttl-ms") { Description = "Time to live in milliseconds (0 = none)." };
@@ -64,7 +64,7 @@ internal static partial class ClientCommands
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
-            if (OptionRules.OptionLikeValue(parse, topic, "topic") is { } refused)
+            if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
             {
                 Console.Error.WriteLine(refused);
                 return ExitCodes.Usage;

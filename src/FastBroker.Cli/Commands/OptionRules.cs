@@ -57,6 +57,44 @@ internal static class OptionRules
         return $"{command}: unknown option '{value}' (a {what} that starts with '-' goes after '--': fastbroker {command} [options] -- {value})";
     }
 
+    /// <summary>
+    /// Why a value of <paramref name="argument"/> (<c>pub</c>'s payloads) is refused: it looks like an option and does
+    /// not follow <c>--</c>; null when none does. As for a topic (<see cref="OptionLikeValue"/>), System.CommandLine
+    /// hands a token that names none of the command's options to the payloads, so <c>pub t --bogus</c> would publish
+    /// '--bogus'. A payload looks like an option when it starts with '-', unless '-' is followed by a digit: a negative
+    /// number (<c>-5</c>, <c>-1.5</c>) is a payload, since no option of the CLI is spelt that way. A lone '-' is refused
+    /// too: it would read as "standard input". Each token is judged where it stands on the command line, so
+    /// <c>pub t -- -x</c> publishes '-x' and <c>pub t -x -- -x</c> is refused.
+    /// </summary>
+    /// <param name="parse">The parse result.</param>
+    /// <param name="argument">The payloads argument.</param>
+    /// <param name="what">What a value is, for the message ("message").</param>
+    public static string? OptionLikeValues(ParseResult parse, Argument<string[]> argument, string what)
+    {
+        if (parse.GetResult(argument) is not { } result)
+        {
+            return null;
+        }
+
+        foreach (var token in parse.Tokens)
+        {
+            if (token.Type == TokenType.DoubleDash)
+            {
+                break; // every token after it is a value, whatever it looks like
+            }
+
+            if (token.Type == TokenType.Argument && LooksLikeOption(token.Value) && result.Tokens.Any(t => ReferenceEquals(t, token)))
+            {
+                var command = parse.CommandResult.Command.Name;
+                return $"{command}: unknown option '{token.Value}' (a {what} that starts with '-' goes after '--': fastbroker {command} [options] <topic> -- {token.Value}; a negative number such as -5 needs no '--')";
+            }
+        }
+
+        return null;
+    }
+
+    private static bool LooksLikeOption(string value) => value.StartsWith('-') && !(value.Length > 1 && char.IsAsciiDigit(value[1]));
+
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>
     public static void AtLeast<T>(Option<T?> option, T min)
         where T : struct, IComparable<T>

@@ -117,4 +117,50 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// A mistyped option in the payload position of <c>pub</c> (<c>pub t --bogus</c>, <c>pub t hello -x</c>) is a usage
+    /// error that says to put a payload starting with '-' after <c>--</c>, and nothing of that command line is
+    /// published (it published '--bogus' and exited 0). After <c>--</c> such payloads are published, and a negative
+    /// number ('-' then a digit) is a payload without it.
+    /// </summary>
+    [Fact]
+    public async Task A_payload_that_looks_like_an_option_is_refused_unless_it_follows_double_dash()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-option-payload");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+
+        string[][] refused =
+        [
+            ["pub", "payloads", "--bogus", "--server", server], // published '--bogus', exit 0
+            ["pub", "payloads", "hello", "-x", "--server", server], // published 'hello' and '-x'
+            ["pub", "payloads", "--server", server, "--bogus=1", "-q"],
+            ["pub", "payloads", "-", "--server", server], // not standard input: a payload '-' goes after '--' too
+        ];
+        var failures = new List<string>();
+        foreach (var args in refused)
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            var token = args.Skip(2).First(a => a.StartsWith('-') && a is not ("--server" or "-q"));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace
+                || !outcome.Errors.Contains($"'{token}'", StringComparison.Ordinal)
+                || !outcome.Errors.Contains("after '--'", StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, naming '{token}' and '--': {outcome.Describe(args)}");
+            }
+        }
+
+        // Accepted: negative numbers as they are, anything after '--' (also what looks like this command's options).
+        await Cli.RunAsync("pub", "payloads", "-5", "-1.5", "--server", server);
+        await Cli.RunAsync("pub", "payloads", "--server", server, "--", "--bogus", "-x", "-", "-q");
+        var printed = await CliOutcome.RunAsync(["sub", "payloads", "--from", "earliest", "--count", "6", "--timeout", "60", "--server", server]);
+        if (printed.ExitCode != 0 || printed.Output != "-5\n-1.5\n--bogus\n-x\n-\n-q")
+        {
+            failures.Add($"sub payloads from earliest: exit {printed.ExitCode}, printed [{printed.Output.Replace('\n', ' ')}] (expected -5 -1.5 --bogus -x - -q, nothing refused before them)");
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }
