@@ -61,7 +61,7 @@ internal static partial class ClientCommands
         var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
         OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
-        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C or SIGTERM before all were sent: prints what was confirmed, exits 130 or 143.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
             if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
@@ -98,7 +98,8 @@ internal static partial class ClientCommands
                 Headers = publishHeaders.Count > 0 ? publishHeaders : null,
                 Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
             };
-            // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed, then exit 0.
+            // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed. If that was
+            // not everything (the input had not ended, copies of --count were left) the exit is 130 or 143, never 0.
             using var stop = new StopSignal(ct, secondSignalKills: true);
             var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>
@@ -107,6 +108,7 @@ internal static partial class ClientCommands
                 var isQuiet = parse.GetValue(quiet);
                 var pending = new List<(string Payload, ValueTask<long> Offset)>();
                 var published = 0;
+                var copiesLeft = 0; // of the payload being published
                 try
                 {
                     while (!stop.Token.IsCancellationRequested)
@@ -124,7 +126,7 @@ internal static partial class ClientCommands
                             continue;
                         }
 
-                        for (var i = 0; i < n && !stop.Token.IsCancellationRequested; i++)
+                        for (copiesLeft = n; copiesLeft > 0 && !stop.Token.IsCancellationRequested; copiesLeft--)
                         {
                             pending.Add((p, client.PublishAsync(t, Encoding.UTF8.GetBytes(p), options, ct)));
                             if (pending.Count >= 1024)
@@ -142,6 +144,14 @@ internal static partial class ClientCommands
                 if (isQuiet)
                 {
                     Console.WriteLine($"published {published} message(s) to {t}");
+                }
+
+                // Everything was sent when the input has ended (the channel is completed and empty) and no copy is left,
+                // whether or not a signal came after that.
+                if (copiesLeft > 0 || !lines.Completion.IsCompleted)
+                {
+                    Console.Error.WriteLine($"pub: stopped by {stop.Signal ?? "cancellation"} after {published} message(s), before all it was asked to publish were sent");
+                    return stop.ExitCode;
                 }
 
                 return 0;
