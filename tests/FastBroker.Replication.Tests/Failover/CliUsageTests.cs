@@ -163,4 +163,38 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// A value that starts with '@' is taken as it is, not as the name of a response file whose words replace it
+    /// (System.CommandLine's default): <c>pub notes @todo</c> published the words of a file named todo, options in it
+    /// included, and <c>pub chat '@alice hi'</c> was a usage error (no file 'alice hi').
+    /// </summary>
+    [Fact]
+    public async Task A_value_that_starts_with_at_is_a_value_not_a_response_file()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-at");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+        var file = dir.Combine("todo");
+        File.WriteAllText(file, "secret words\n--count 3\n");
+
+        var failures = new List<string>();
+        foreach (var args in new[] { new[] { "pub", "notes", "@" + file, "--server", server }, ["pub", "notes", "@alice hi", "--server", server] })
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != 0 || outcome.Output.Split('\n').Length != 1)
+            {
+                failures.Add($"expected one message published, exit 0: {outcome.Describe(args)}, printed [{outcome.Output.Replace('\n', ' ')}]");
+            }
+        }
+
+        var printed = await CliOutcome.RunAsync(["sub", "notes", "--from", "earliest", "--count", "2", "--timeout", "60", "--server", server]);
+        if (printed.ExitCode != 0 || printed.Output != $"@{file}\n@alice hi")
+        {
+            failures.Add($"sub notes from earliest: exit {printed.ExitCode}, printed [{printed.Output.Replace('\n', ' ')}] (expected @{file} and @alice hi)");
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }
