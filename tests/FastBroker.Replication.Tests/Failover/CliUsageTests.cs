@@ -197,4 +197,38 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// A <c>serve</c> option value the server refuses (<c>--max-connections 0</c>, an empty <c>--token</c>, a pair's
+    /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--peer</c> that
+    /// is not host:port) is a usage error, exit 64 with the reason, as for every command: it exited 1 ("cannot listen",
+    /// "cannot start the pair node"), serve's exit for a data directory or port it cannot use.
+    /// </summary>
+    [Fact]
+    public async Task Serve_option_values_the_server_refuses_exit_64()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-serve-usage");
+        string[] serve = ["serve", "--data", dir.Combine("data"), "--port", "0", "--admin-port", "-1", "--quiet"];
+        string[] pair = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0"];
+        string[][] cases =
+        [
+            [.. serve, "--max-connections", "0"],
+            [.. serve, "--token", ":orders.*"],
+            [.. pair, "--ack-timeout-ms", "-1"],
+            [.. pair, "--heartbeat-timeout-ms", "0"],
+            [.. pair, "--ack-poll-us", "-1"],
+            [.. serve, "--peer", "nowhere", "--replication-port", "0"],
+        ];
+        var failures = new List<string>();
+        foreach (var args in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            {
+                failures.Add($"expected exit 64: {outcome.Describe(args)}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }
