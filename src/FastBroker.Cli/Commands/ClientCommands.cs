@@ -22,16 +22,7 @@ internal static partial class ClientCommands
     private static Option<string> ServerOption()
     {
         var server = new Option<string>("--server", "-s") { Description = "Server endpoint host:port.", DefaultValueFactory = _ => "127.0.0.1:7400" };
-        server.Validators.Add(result =>
-        {
-            // The client's own rule (BrokerClientOptions.Validate), checked here so that a typo is a usage error, not an exception.
-            var text = result.GetValueOrDefault<string>() ?? "";
-            var colon = text.LastIndexOf(':');
-            if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
-            {
-                result.AddError($"--server '{text}': expected host:port (port 1 to 65535)");
-            }
-        });
+        OptionRules.Endpoint(server); // the client's own rule (BrokerClientOptions.Validate): a typo is a usage error, not an exception
         return server;
     }
 

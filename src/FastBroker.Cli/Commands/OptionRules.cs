@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Globalization;
 
 namespace FastBroker.Cli.Commands;
 
@@ -94,6 +95,40 @@ internal static class OptionRules
     }
 
     private static bool LooksLikeOption(string value) => value.StartsWith('-') && !(value.Length > 1 && char.IsAsciiDigit(value[1]));
+
+    /// <summary>Refuses a value that is not host:port with a port from 1 to 65535 (an endpoint to connect to).</summary>
+    public static void Endpoint(Option<string> option) =>
+        option.Validators.Add(result => CheckEndpoint(result, option.Name, result.GetValueOrDefault<string>()));
+
+    /// <summary>Refuses values that are not host:port with a port from 1 to 65535 (endpoints to connect to).</summary>
+    public static void Endpoints(Option<string[]> option) =>
+        option.Validators.Add(result =>
+        {
+            foreach (var value in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                CheckEndpoint(result, option.Name, value);
+            }
+        });
+
+    /// <summary>Refuses a port outside <paramref name="min"/> to 65535.</summary>
+    public static void Port(Option<int> option, int min) =>
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is var value && (value < min || value > 65535))
+            {
+                result.AddError($"{option.Name} {value}: expected {min} to 65535");
+            }
+        });
+
+    private static void CheckEndpoint(OptionResult result, string name, string? text)
+    {
+        text ??= "";
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            result.AddError($"{name} '{text}': expected host:port (port 1 to 65535)");
+        }
+    }
 
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>
     public static void AtLeast<T>(Option<T?> option, T min)

@@ -231,4 +231,34 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// A port or endpoint out of range in <c>witness --port</c>, <c>status --admin</c> and <c>promote --admin</c> is a
+    /// usage error, exit 64, as for every command: the witness exited 1 ("cannot start"), status and promote exited 1
+    /// with "unreachable:" and an exception's message, as if the node were down.
+    /// </summary>
+    [Fact]
+    public async Task Witness_status_and_promote_refuse_ports_and_endpoints_out_of_range_with_exit_64()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-endpoint-usage");
+        string[][] cases =
+        [
+            ["witness", "--port", "70000", "--data", dir.Combine("w"), "--quiet"],
+            ["witness", "--port", "-2", "--data", dir.Combine("w"), "--quiet"],
+            ["status", "--admin", "nowhere"],
+            ["status", "--admin", "127.0.0.1:1", "--admin", "127.0.0.1:0"],
+            ["promote", "--admin", "127.0.0.1:99999"],
+        ];
+        var failures = new List<string>();
+        foreach (var args in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            {
+                failures.Add($"expected exit 64: {outcome.Describe(args)}, stdout: {outcome.Output}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }
