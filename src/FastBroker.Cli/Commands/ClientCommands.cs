@@ -22,16 +22,7 @@ internal static partial class ClientCommands
     private static Option<string> ServerOption()
     {
         var server = new Option<string>("--server", "-s") { Description = "Server endpoint host:port.", DefaultValueFactory = _ => "127.0.0.1:7400" };
-        server.Validators.Add(result =>
-        {
-            // The client's own rule (BrokerClientOptions.Validate), checked here so that a typo is a usage error, not an exception.
-            var text = result.GetValueOrDefault<string>() ?? "";
-            var colon = text.LastIndexOf(':');
-            if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
-            {
-                result.AddError($"--server '{text}': expected host:port (port 1 to 65535)");
-            }
-        });
+        OptionRules.Endpoint(server); // the client's own rule (BrokerClientOptions.Validate): a typo is a usage error, not an exception
         return server;
     }
 
@@ -47,7 +38,7 @@ internal static partial class ClientCommands
     private static Command Pub()
     {
         var topic = new Argument<string>("topic") { Description = "Topic to publish to." };
-        var messages = new Argument<string[]>("message") { Description = "Message payloads (UTF-8). None: one message per line of standard input.", Arity = ArgumentArity.ZeroOrMore };
+        var messages = new Argument<string[]>("message") { Description = "Message payloads (UTF-8). None: one message per line of standard input. A payload that starts with '-' goes after '--' (pub t -- -x), except a negative number (pub t -5).", Arity = ArgumentArity.ZeroOrMore };
         var key = new Option<string?>("--key") { Description = "Message key." };
         var headers = new Option<string[]>("--header", "-H") { Description = "Header name=value (repeatable)." };
         var ttl = new Option<int>("--ttl-ms") { Description = "Time to live in milliseconds (0 = none)." };
@@ -61,10 +52,10 @@ internal static partial class ClientCommands
         var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
         OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
-        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset).") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C or SIGTERM before all were sent: prints what was confirmed, exits 130 or 143.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
-            if (OptionRules.OptionLikeValue(parse, topic, "topic") is { } refused)
+            if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
             {
                 Console.Error.WriteLine(refused);
                 return ExitCodes.Usage;
@@ -98,7 +89,8 @@ internal static partial class ClientCommands
                 Headers = publishHeaders.Count > 0 ? publishHeaders : null,
                 Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
             };
-            // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed, then exit 0.
+            // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed. If that was
+            // not everything (the input had not ended, copies of --count were left) the exit is 130 or 143, never 0.
             using var stop = new StopSignal(ct, secondSignalKills: true);
             var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>
@@ -107,6 +99,7 @@ internal static partial class ClientCommands
                 var isQuiet = parse.GetValue(quiet);
                 var pending = new List<(string Payload, ValueTask<long> Offset)>();
                 var published = 0;
+                var copiesLeft = 0; // of the payload being published
                 try
                 {
                     while (!stop.Token.IsCancellationRequested)
@@ -124,7 +117,7 @@ internal static partial class ClientCommands
                             continue;
                         }
 
-                        for (var i = 0; i < n && !stop.Token.IsCancellationRequested; i++)
+                        for (copiesLeft = n; copiesLeft > 0 && !stop.Token.IsCancellationRequested; copiesLeft--)
                         {
                             pending.Add((p, client.PublishAsync(t, Encoding.UTF8.GetBytes(p), options, ct)));
                             if (pending.Count >= 1024)
@@ -142,6 +135,14 @@ internal static partial class ClientCommands
                 if (isQuiet)
                 {
                     Console.WriteLine($"published {published} message(s) to {t}");
+                }
+
+                // Everything was sent when the input has ended (the channel is completed and empty) and no copy is left,
+                // whether or not a signal came after that.
+                if (copiesLeft > 0 || !lines.Completion.IsCompleted)
+                {
+                    Console.Error.WriteLine($"pub: stopped by {stop.Signal ?? "cancellation"} after {published} message(s), before all it was asked to publish were sent");
+                    return stop.ExitCode;
                 }
 
                 return 0;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Globalization;
 
 namespace FastBroker.Cli.Commands;
 
@@ -55,6 +56,78 @@ internal static class OptionRules
 
         var command = parse.CommandResult.Command.Name;
         return $"{command}: unknown option '{value}' (a {what} that starts with '-' goes after '--': fastbroker {command} [options] -- {value})";
+    }
+
+    /// <summary>
+    /// Why a value of <paramref name="argument"/> (<c>pub</c>'s payloads) is refused: it looks like an option and does
+    /// not follow <c>--</c>; null when none does. As for a topic (<see cref="OptionLikeValue"/>), System.CommandLine
+    /// hands a token that names none of the command's options to the payloads, so <c>pub t --bogus</c> would publish
+    /// '--bogus'. A payload looks like an option when it starts with '-', unless '-' is followed by a digit: a negative
+    /// number (<c>-5</c>, <c>-1.5</c>) is a payload, since no option of the CLI is spelt that way. A lone '-' is refused
+    /// too: it would read as "standard input". Each token is judged where it stands on the command line, so
+    /// <c>pub t -- -x</c> publishes '-x' and <c>pub t -x -- -x</c> is refused.
+    /// </summary>
+    /// <param name="parse">The parse result.</param>
+    /// <param name="argument">The payloads argument.</param>
+    /// <param name="what">What a value is, for the message ("message").</param>
+    public static string? OptionLikeValues(ParseResult parse, Argument<string[]> argument, string what)
+    {
+        if (parse.GetResult(argument) is not { } result)
+        {
+            return null;
+        }
+
+        foreach (var token in parse.Tokens)
+        {
+            if (token.Type == TokenType.DoubleDash)
+            {
+                break; // every token after it is a value, whatever it looks like
+            }
+
+            if (token.Type == TokenType.Argument && LooksLikeOption(token.Value) && result.Tokens.Any(t => ReferenceEquals(t, token)))
+            {
+                var command = parse.CommandResult.Command.Name;
+                return $"{command}: unknown option '{token.Value}' (a {what} that starts with '-' goes after '--': fastbroker {command} [options] <topic> -- {token.Value}; a negative number such as -5 needs no '--')";
+            }
+        }
+
+        return null;
+    }
+
+    private static bool LooksLikeOption(string value) => value.StartsWith('-') && !(value.Length > 1 && char.IsAsciiDigit(value[1]));
+
+    /// <summary>Refuses a value that is not host:port with a port from 1 to 65535 (an endpoint to connect to).</summary>
+    public static void Endpoint(Option<string> option) =>
+        option.Validators.Add(result => CheckEndpoint(result, option.Name, result.GetValueOrDefault<string>()));
+
+    /// <summary>Refuses values that are not host:port with a port from 1 to 65535 (endpoints to connect to).</summary>
+    public static void Endpoints(Option<string[]> option) =>
+        option.Validators.Add(result =>
+        {
+            foreach (var value in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                CheckEndpoint(result, option.Name, value);
+            }
+        });
+
+    /// <summary>Refuses a port outside <paramref name="min"/> to 65535.</summary>
+    public static void Port(Option<int> option, int min) =>
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is var value && (value < min || value > 65535))
+            {
+                result.AddError($"{option.Name} {value}: expected {min} to 65535");
+            }
+        });
+
+    private static void CheckEndpoint(OptionResult result, string name, string? text)
+    {
+        text ??= "";
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            result.AddError($"{name} '{text}': expected host:port (port 1 to 65535)");
+        }
     }
 
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>

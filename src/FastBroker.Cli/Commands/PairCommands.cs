@@ -12,6 +12,7 @@ internal static class PairCommands
     private static Command Status()
     {
         var admin = new Option<string[]>("--admin") { Description = "Admin endpoint(s) (host:port) of the nodes; repeat for both nodes.", DefaultValueFactory = _ => ["127.0.0.1:7401"] };
+        OptionRules.Endpoints(admin);
         var cmd = new Command("status", "Role, epoch, positions and replication lag of each node of a failover pair.") { admin };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -32,6 +33,7 @@ internal static class PairCommands
     private static Command Promote()
     {
         var admin = new Option<string>("--admin") { Description = "Admin endpoint (host:port) of the standby to promote.", DefaultValueFactory = _ => "127.0.0.1:7401" };
+        OptionRules.Endpoint(admin);
         var force = new Option<bool>("--force") { Description = "With a witness: take over even though the old primary confirmed publishes as local (--degrade-to-local) that this standby lacks; they are lost. Only for an old primary that will not come back." };
         var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin, force };
         cmd.SetAction(async (parse, ct) =>

@@ -144,6 +144,16 @@ internal static class ServeCommand
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
             };
 
+            if (Refused(() =>
+            {
+                brokerOptions.Validate();
+                serverOptions.Validate();
+            }) is { } refused)
+            {
+                Console.Error.WriteLine($"serve: {refused}");
+                return ExitCodes.Usage;
+            }
+
             using var stop = new StopSignal(cancellationToken);
 
             if (parse.GetValue(peer) is { } peerEndpoint)
@@ -165,6 +175,12 @@ internal static class ServeCommand
                     MaxRetentionHoldBytes = parse.GetValue(maxRetentionHold) is var mb && mb < long.MaxValue >> 20 ? mb << 20 : long.MaxValue,
                     Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 };
+                if (Refused(replicationOptions.Validate) is { } refusedPair)
+                {
+                    Console.Error.WriteLine($"serve: {refusedPair}");
+                    return ExitCodes.Usage;
+                }
+
                 return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);
             }
 
@@ -265,6 +281,28 @@ internal static class ServeCommand
 
         var inline = mode == "inline" || (mode == "auto" && !tls);
         Environment.SetEnvironmentVariable(Variable, inline ? "1" : "0");
+    }
+
+    /// <summary>
+    /// Why options built from the command line cannot be used (a value out of range, an empty token, a --peer that is
+    /// not host:port), or null: checked before anything is opened, so such a value is a usage error
+    /// (<see cref="ExitCodes.Usage"/>) as for every command, not serve's exit 1 for a data directory or port it cannot use.
+    /// </summary>
+    private static string? Refused(Action validate)
+    {
+        try
+        {
+            validate();
+            return null;
+        }
+        catch (BrokerException ex) when (ex.Code == BrokerErrorCode.InvalidArgument)
+        {
+            return ex.Message;
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message;
+        }
     }
 
     /// <summary>A producer age limit given in seconds: 0 = never.</summary>

@@ -5,7 +5,8 @@ namespace FastBroker.Cli.Commands;
 /// <summary>
 /// The stop token of a command that runs until told to stop (<c>serve</c>, <c>witness</c>, <c>sub</c>, <c>pub</c>):
 /// cancelled by SIGTERM or SIGINT (whose default action, ending the process at once, is suppressed so the command can
-/// finish cleanly and exit 0) or by the command line's own token.
+/// finish cleanly) or by the command line's own token. A command for which the signal is its normal end exits 0; one
+/// the signal stopped before it did what it was asked (<c>pub</c>) exits <see cref="ExitCode"/>.
 /// </summary>
 internal sealed class StopSignal : IDisposable
 {
@@ -14,6 +15,7 @@ internal sealed class StopSignal : IDisposable
     private readonly PosixSignalRegistration _sigint;
     private readonly bool _secondSignalKills;
     private int _signals;
+    private volatile string? _signal;
 
     /// <param name="cancellationToken">The command line's token.</param>
     /// <param name="secondSignalKills">
@@ -32,6 +34,16 @@ internal sealed class StopSignal : IDisposable
     /// <summary>Cancelled when the command must stop.</summary>
     public CancellationToken Token => _stop.Token;
 
+    /// <summary>The signal that stopped the command ("SIGINT", "SIGTERM"), or null when none did.</summary>
+    public string? Signal => _signal;
+
+    /// <summary>
+    /// The exit status of a command the signal stopped before it finished: 128 + the signal's number, 130 for SIGINT and
+    /// 143 for SIGTERM, what a shell reports for a process the signal ended, so a script tells it from a finished run.
+    /// 130 when the command line's token stopped it.
+    /// </summary>
+    public int ExitCode => _signal == "SIGTERM" ? 143 : 130;
+
     public void Dispose()
     {
         _sigint.Dispose();
@@ -47,6 +59,7 @@ internal sealed class StopSignal : IDisposable
         }
 
         context.Cancel = true;
+        _signal ??= context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT";
         _stop.Cancel();
     }
 }

@@ -15,6 +15,7 @@ internal static class WitnessCommand
     {
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Witness port (0 = any free port).", DefaultValueFactory = _ => WitnessOptions.DefaultPort };
+        OptionRules.Port(port, 0);
         var data = new Option<string>("--data") { Description = "Data directory holding witness.state (created if missing).", DefaultValueFactory = _ => "witness-data" };
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
         var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")

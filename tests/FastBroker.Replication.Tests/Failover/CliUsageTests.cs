@@ -117,4 +117,148 @@ public class CliUsageTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    /// <summary>
+    /// A mistyped option in the payload position of <c>pub</c> (<c>pub t --bogus</c>, <c>pub t hello -x</c>) is a usage
+    /// error that says to put a payload starting with '-' after <c>--</c>, and nothing of that command line is
+    /// published (it published '--bogus' and exited 0). After <c>--</c> such payloads are published, and a negative
+    /// number ('-' then a digit) is a payload without it.
+    /// </summary>
+    [Fact]
+    public async Task A_payload_that_looks_like_an_option_is_refused_unless_it_follows_double_dash()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-option-payload");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+
+        string[][] refused =
+        [
+            ["pub", "payloads", "--bogus", "--server", server], // published '--bogus', exit 0
+            ["pub", "payloads", "hello", "-x", "--server", server], // published 'hello' and '-x'
+            ["pub", "payloads", "--server", server, "--bogus=1", "-q"],
+            ["pub", "payloads", "-", "--server", server], // not standard input: a payload '-' goes after '--' too
+        ];
+        var failures = new List<string>();
+        foreach (var args in refused)
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            var token = args.Skip(2).First(a => a.StartsWith('-') && a is not ("--server" or "-q"));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace
+                || !outcome.Errors.Contains($"'{token}'", StringComparison.Ordinal)
+                || !outcome.Errors.Contains("after '--'", StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, naming '{token}' and '--': {outcome.Describe(args)}");
+            }
+        }
+
+        // Accepted: negative numbers as they are, anything after '--' (also what looks like this command's options).
+        await Cli.RunAsync("pub", "payloads", "-5", "-1.5", "--server", server);
+        await Cli.RunAsync("pub", "payloads", "--server", server, "--", "--bogus", "-x", "-", "-q");
+        var printed = await CliOutcome.RunAsync(["sub", "payloads", "--from", "earliest", "--count", "6", "--timeout", "60", "--server", server]);
+        if (printed.ExitCode != 0 || printed.Output != "-5\n-1.5\n--bogus\n-x\n-\n-q")
+        {
+            failures.Add($"sub payloads from earliest: exit {printed.ExitCode}, printed [{printed.Output.Replace('\n', ' ')}] (expected -5 -1.5 --bogus -x - -q, nothing refused before them)");
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
+
+    /// <summary>
+    /// A value that starts with '@' is taken as it is, not as the name of a response file whose words replace it
+    /// (System.CommandLine's default): <c>pub notes @todo</c> published the words of a file named todo, options in it
+    /// included, and <c>pub chat '@alice hi'</c> was a usage error (no file 'alice hi').
+    /// </summary>
+    [Fact]
+    public async Task A_value_that_starts_with_at_is_a_value_not_a_response_file()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-at");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+        var file = dir.Combine("todo");
+        File.WriteAllText(file, "secret words\n--count 3\n");
+
+        var failures = new List<string>();
+        foreach (var args in new[] { new[] { "pub", "notes", "@" + file, "--server", server }, ["pub", "notes", "@alice hi", "--server", server] })
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != 0 || outcome.Output.Split('\n').Length != 1)
+            {
+                failures.Add($"expected one message published, exit 0: {outcome.Describe(args)}, printed [{outcome.Output.Replace('\n', ' ')}]");
+            }
+        }
+
+        var printed = await CliOutcome.RunAsync(["sub", "notes", "--from", "earliest", "--count", "2", "--timeout", "60", "--server", server]);
+        if (printed.ExitCode != 0 || printed.Output != $"@{file}\n@alice hi")
+        {
+            failures.Add($"sub notes from earliest: exit {printed.ExitCode}, printed [{printed.Output.Replace('\n', ' ')}] (expected @{file} and @alice hi)");
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
+
+    /// <summary>
+    /// A <c>serve</c> option value the server refuses (<c>--max-connections 0</c>, an empty <c>--token</c>, a pair's
+    /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--peer</c> that
+    /// is not host:port) is a usage error, exit 64 with the reason, as for every command: it exited 1 ("cannot listen",
+    /// "cannot start the pair node"), serve's exit for a data directory or port it cannot use.
+    /// </summary>
+    [Fact]
+    public async Task Serve_option_values_the_server_refuses_exit_64()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-serve-usage");
+        string[] serve = ["serve", "--data", dir.Combine("data"), "--port", "0", "--admin-port", "-1", "--quiet"];
+        string[] pair = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0"];
+        string[][] cases =
+        [
+            [.. serve, "--max-connections", "0"],
+            [.. serve, "--token", ":orders.*"],
+            [.. pair, "--ack-timeout-ms", "-1"],
+            [.. pair, "--heartbeat-timeout-ms", "0"],
+            [.. pair, "--ack-poll-us", "-1"],
+            [.. serve, "--peer", "nowhere", "--replication-port", "0"],
+        ];
+        var failures = new List<string>();
+        foreach (var args in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            {
+                failures.Add($"expected exit 64: {outcome.Describe(args)}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
+
+    /// <summary>
+    /// A port or endpoint out of range in <c>witness --port</c>, <c>status --admin</c> and <c>promote --admin</c> is a
+    /// usage error, exit 64, as for every command: the witness exited 1 ("cannot start"), status and promote exited 1
+    /// with "unreachable:" and an exception's message, as if the node were down.
+    /// </summary>
+    [Fact]
+    public async Task Witness_status_and_promote_refuse_ports_and_endpoints_out_of_range_with_exit_64()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-endpoint-usage");
+        string[][] cases =
+        [
+            ["witness", "--port", "70000", "--data", dir.Combine("w"), "--quiet"],
+            ["witness", "--port", "-2", "--data", dir.Combine("w"), "--quiet"],
+            ["status", "--admin", "nowhere"],
+            ["status", "--admin", "127.0.0.1:1", "--admin", "127.0.0.1:0"],
+            ["promote", "--admin", "127.0.0.1:99999"],
+        ];
+        var failures = new List<string>();
+        foreach (var args in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            {
+                failures.Add($"expected exit 64: {outcome.Describe(args)}, stdout: {outcome.Output}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
 }

@@ -6,15 +6,16 @@ using FastBroker.Testing;
 namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
-/// Ctrl-C (SIGINT) ends <c>fastbroker sub</c> and <c>pub</c> cleanly with exit 0 instead of killing them: a group member
-/// leaves the group (UNSUBSCRIBE, its ACKs sent first), a durable subscription commits what it printed, and
-/// <c>pub</c> reading standard input stops reading and reports the confirmations of what it sent.
+/// Ctrl-C (SIGINT) ends <c>fastbroker sub</c> cleanly with exit 0 instead of killing it: a group member leaves the
+/// group (UNSUBSCRIBE, its ACKs sent first), a durable subscription commits what it printed. SIGINT or SIGTERM stops
+/// <c>pub</c> cleanly too (it prints the confirmations of what it sent), but a <c>pub</c> stopped before it sent all
+/// it was asked to exits 130 or 143 (128 + the signal), never 0.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public class ClientCommandSignalTests
 {
     [Fact]
-    public async Task Sigint_ends_sub_and_pub_cleanly_with_exit_0()
+    public async Task Sigint_ends_sub_cleanly_with_exit_0()
     {
         using var dir = new TempDirectory("fastbroker-cli-sigint");
         var port = FreePort.Next();
@@ -59,7 +60,24 @@ public class ClientCommandSignalTests
             failures.Add($"sub --durable --from committed after SIGINT: exit {resumed.ExitCode}, printed [{resumed.Output.Replace('\n', ' ')}] (expected o4 o5)");
         }
 
-        // pub reading standard input: each line is confirmed as it is read; SIGINT stops reading.
+        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n--- serve ---\n" + serve.Errors);
+    }
+
+    /// <summary>
+    /// A <c>pub</c> stopped by a signal before it has sent everything it was asked to (its standard input still open,
+    /// copies of <c>--count</c> still to send) confirms and prints what it sent, then exits 130 for SIGINT and 143 for
+    /// SIGTERM: it exited 0, as if it had published everything.
+    /// </summary>
+    [Fact]
+    public async Task A_signal_before_pub_sent_everything_prints_what_it_sent_and_exits_128_plus_the_signal()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-pub-signal");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Path, port);
+        var failures = new List<string>();
+
+        // Standard input not ended: each line is confirmed as it is read; SIGINT stops reading.
         using (var pub = ChildProcess.StartDotnet(Cli.DllPath, "pub", "lines", "--server", server))
         {
             try
@@ -74,10 +92,24 @@ public class ClientCommandSignalTests
                 failures.Add($"pub from stdin: {ex.Message}; printed [{string.Join(' ', pub.Lines)}]");
             }
 
-            var exit = await InterruptAsync(pub);
-            if (exit != 0)
+            var exit = await SignalAsync(pub, "INT");
+            if (exit != 130 || string.Join(' ', pub.Lines) != "lines@0 lines@1" || !pub.Errors.Contains("SIGINT", StringComparison.Ordinal))
             {
-                failures.Add($"pub from stdin: exit {exit}, stderr: {pub.Errors}");
+                failures.Add($"pub from stdin, SIGINT: exit {exit} (expected 130), printed [{string.Join(' ', pub.Lines)}] (expected lines@0 lines@1), stderr: {pub.Errors}");
+            }
+        }
+
+        // --count far beyond what can be sent before the signal (10^8 copies): SIGTERM stops it; every message it
+        // stored is confirmed and printed first.
+        using (var pub = ChildProcess.StartDotnet(Cli.DllPath, "pub", "counted", "x", "--count", "100000000", "--server", server))
+        {
+            await Eventually.TrueAsync(() => pub.LineCount > 0 || pub.HasExited, "pub confirms its first messages");
+            var exit = await SignalAsync(pub, "TERM");
+            var head = await HeadAsync(server, "counted");
+            var printed = pub.LineCount;
+            if (exit != 143 || printed != head || pub.Lines.Last() != $"counted@{head - 1}" || !pub.Errors.Contains("SIGTERM", StringComparison.Ordinal))
+            {
+                failures.Add($"pub --count, SIGTERM: exit {exit} (expected 143), printed {printed} confirmations, last {pub.Lines.LastOrDefault()}, the topic holds {head}; stderr: {pub.Errors}");
             }
         }
 
@@ -85,11 +117,14 @@ public class ClientCommandSignalTests
     }
 
     /// <summary>Sends SIGINT (as Ctrl-C does) and returns the exit code, or <see cref="CliOutcome.StillRunning"/> if it does not end.</summary>
-    private static async Task<int> InterruptAsync(ChildProcess child)
+    private static Task<int> InterruptAsync(ChildProcess child) => SignalAsync(child, "INT");
+
+    /// <summary>Sends SIG<paramref name="signal"/> and returns the exit code, or <see cref="CliOutcome.StillRunning"/> if it does not end.</summary>
+    private static async Task<int> SignalAsync(ChildProcess child, string signal)
     {
         if (!child.HasExited)
         {
-            using var kill = Process.Start(new ProcessStartInfo("kill", ["-INT", child.Id.ToString(CultureInfo.InvariantCulture)]))!;
+            using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, child.Id.ToString(CultureInfo.InvariantCulture)]))!;
             await kill.WaitForExitAsync();
             Assert.Equal(0, kill.ExitCode);
         }
@@ -105,6 +140,21 @@ public class ClientCommandSignalTests
 
         child.WaitForExit(TimeSpan.FromSeconds(10)); // drains the output readers
         return child.ExitCode;
+    }
+
+    private static async Task<long> HeadAsync(string server, string topic)
+    {
+        var json = string.Join('\n', await Cli.RunAsync("topics", topic, "--json", "--server", server));
+        using var doc = JsonDocument.Parse(json);
+        foreach (var t in doc.RootElement.GetProperty("topics").EnumerateArray())
+        {
+            if (t.GetProperty("name").GetString() == topic)
+            {
+                return t.GetProperty("head").GetInt64();
+            }
+        }
+
+        throw new InvalidOperationException($"no topic {topic} in {json}");
     }
 
     private static async Task<(long Members, long Acked, long InFlight, long Ready)> GroupAsync(string server, string topic, string name)
