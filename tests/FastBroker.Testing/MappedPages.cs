@@ -32,6 +32,31 @@ public static class MappedPages
         return dirty;
     }
 
+    /// <summary>
+    /// Dirty kB of <paramref name="path"/>'s pages in the page cache, whoever wrote them (a <c>write</c> not yet
+    /// fsync'd, a mapping not yet msynced): maps the file read-only for the look, touches each page, reads
+    /// <see cref="DirtyKb"/> (which counts a page dirty in the cache also through a clean mapping of it). Null: missing or empty.
+    /// </summary>
+    public static long? FileDirtyKb(string path)
+    {
+        var length = File.Exists(path) ? new FileInfo(path).Length : 0;
+        if (length == 0)
+        {
+            return null;
+        }
+
+        using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(
+            new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete),
+            mapName: null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        using var view = map.CreateViewAccessor(0, length, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+        for (long at = 0; at < length; at += 4096)
+        {
+            view.ReadByte(at);
+        }
+
+        return DirtyKb(path);
+    }
+
     /// <summary>The kernel's writeback age for dirty pages (<c>vm.dirty_expire_centisecs</c>).</summary>
     public static TimeSpan WritebackAge() =>
         TimeSpan.FromMilliseconds(10 * long.Parse(File.ReadAllText("/proc/sys/vm/dirty_expire_centisecs").Trim(), System.Globalization.CultureInfo.InvariantCulture));
