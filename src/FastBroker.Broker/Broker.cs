@@ -31,6 +31,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly object _gate = new();
     private readonly Timer _timer;
     private readonly ProducerCheckpoint _producerCheckpoint;
+    private readonly StateFileFlusher _stateFlusher = new();
     private readonly object _timerLock = new();
     private int _timerPeriodMs; // 0 = not started; under _timerLock
     private int _state; // 0 open, 1 closing, 2 closed
@@ -235,6 +236,9 @@ public sealed partial class Broker : IAsyncDisposable
     /// <summary>The ack-mode gate when this broker is the primary of a failover pair, else null.</summary>
     internal ReplicationGate? Replication { get; private set; }
 
+    /// <summary>Msyncs the group state and position files of <c>Fsynced</c> topics after their acks and commits.</summary>
+    internal StateFileFlusher StateFlusher => _stateFlusher;
+
     /// <summary>The idempotent-producer windows (the replicator reads nothing here; the standby rebuilds them from headers).</summary>
     internal ProducerRegistry Producers => _producers;
 
@@ -321,6 +325,9 @@ public sealed partial class Broker : IAsyncDisposable
                     var (before, cleared) = store.ForgetFrom(end);
                     if (before > end || cleared > 0)
                     {
+                        // On disk before anything is published at those offsets: a state that came back from the page
+                        // cache after another power loss would skip the new messages.
+                        store.Flush();
                         reports.Add($"{t.Name}: group '{group}': its state was ahead of the journal, which ends at offset {end} (power loss?): ack floor {before} -> {Math.Min(before, end)}, {cleared} done mark(s) at or past {end} cleared; messages published at those offsets again are delivered");
                     }
 

@@ -55,7 +55,7 @@ public sealed class Subscription : IDisposable
             broker.ClaimDurableName(name);
             try
             {
-                _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"));
+                _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"), broker.StateFlusher);
             }
             catch
             {
@@ -382,10 +382,17 @@ public sealed class Subscription : IDisposable
             return;
         }
 
+        var sync = false;
         foreach (var c in Volatile.Read(ref _cursors))
         {
             _positions.Commit(c.Topic.Name, c.NextOffset);
             _broker.Replication?.PositionCommitted(Options.DurableName!, c.Topic.Name, c.NextOffset);
+            sync |= c.Topic.Options.Durability == Durability.Fsynced;
+        }
+
+        if (sync)
+        {
+            _positions.RequestSync(); // msynced in the background, batched with other commits
         }
     }
 
@@ -398,21 +405,38 @@ public sealed class Subscription : IDisposable
     public void Commit(string topic, long nextOffset) => CommitCore(topic, nextOffset);
 
     /// <summary>
-    /// <see cref="Commit(string, long)"/>, then, on the primary of a failover pair whose topic acknowledges in a
-    /// standby mode (<see cref="TopicOptions.Acks"/>), waits until the standby has applied the position too, so that
-    /// it survives a failover (invariant 5). Completes at once everywhere else.
+    /// <see cref="Commit(string, long)"/>, then, for an <c>Fsynced</c> topic, waits until the position file is msynced
+    /// (by the broker's state flusher, one msync for the commits made meanwhile, as a group commit), so that it survives
+    /// a power loss as the topic's messages do; and on the primary of a failover pair whose topic acknowledges in a
+    /// standby mode (<see cref="TopicOptions.Acks"/>), until the standby has applied the position too, so that it
+    /// survives a failover (invariant 5). Completes at once everywhere else.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotReplicated"/>: stored here, but the standby did not
-    /// acknowledge it within the ack timeout; as for <see cref="Commit(string, long)"/> otherwise.</exception>
+    /// acknowledge it within the ack timeout; <see cref="BrokerErrorCode.StorageError"/>: stored here, but the msync
+    /// failed; as for <see cref="Commit(string, long)"/> otherwise.</exception>
     public ValueTask CommitAsync(string topic, long nextOffset, CancellationToken cancellationToken = default)
     {
-        var (cursorTopic, version) = CommitCore(topic, nextOffset);
-        return _broker.Replication?.WaitForState(version, cursorTopic.Options.Acks) is { } wait
-            ? new ValueTask(wait.WaitAsync(cancellationToken))
-            : default;
+        var (cursorTopic, version, generation) = CommitCore(topic, nextOffset);
+        var replicated = _broker.Replication?.WaitForState(version, cursorTopic.Options.Acks);
+        var synced = generation == 0 ? Task.CompletedTask : _positions!.WaitForSyncAsync(generation);
+        if (synced.IsCompletedSuccessfully)
+        {
+            return replicated is { } wait ? new ValueTask(wait.WaitAsync(cancellationToken)) : default;
+        }
+
+        return new ValueTask(BothAsync(synced, replicated, cancellationToken));
+
+        static async Task BothAsync(Task synced, Task? replicated, CancellationToken cancellationToken)
+        {
+            await synced.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (replicated is not null)
+            {
+                await replicated.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
-    private (TopicState Topic, long Version) CommitCore(string topic, long nextOffset)
+    private (TopicState Topic, long Version, long SyncGeneration) CommitCore(string topic, long nextOffset)
     {
         ThrowIfDisposed();
         if (_positions is null)
@@ -442,7 +466,8 @@ public sealed class Subscription : IDisposable
 
         _positions.Commit(topic, nextOffset);
         var version = _broker.Replication?.PositionCommitted(Options.DurableName!, topic, nextOffset) ?? 0;
-        return (cursor.Topic, version);
+        var generation = cursor.Topic.Options.Durability == Durability.Fsynced ? _positions.RequestSync() : 0;
+        return (cursor.Topic, version, generation);
     }
 
     /// <summary>The committed position in a topic, if any (durable subscriptions).</summary>

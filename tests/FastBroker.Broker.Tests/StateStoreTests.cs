@@ -75,4 +75,35 @@ public class StateStoreTests
         File.WriteAllBytes(path, Enumerable.Repeat((byte)0x5A, (8 + 16) * 8).ToArray());
         Assert.Throws<InvalidDataException>(() => GroupAckStore.Open(path, 0, window: 16));
     }
+
+    [Fact]
+    public async Task A_requested_sync_is_done_by_the_flusher_and_completes_its_waiters()
+    {
+        using var dir = new TempDirectory();
+        var flusher = new StateFileFlusher();
+        using var unsynced = PositionStore.Open(dir.Combine("b.pos"));
+        unsynced.Commit("t", 5);
+        Assert.Equal(0, unsynced.RequestSync()); // no flusher (a Written topic): nothing is synced, nothing to wait for
+
+        var path = dir.Combine("a.pos");
+        var store = PositionStore.Open(path, flusher);
+        store.Commit("t", 5);
+        var first = store.RequestSync();
+        await store.WaitForSyncAsync(first).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(store.Synced >= first);
+        Assert.Equal(0, MappedPages.DirtyKb(path));
+
+        // Closing syncs what was requested and not yet synced, and completes its waiter.
+        store.Commit("t", 6);
+        var second = store.RequestSync();
+        Assert.True(second > first);
+        var waiting = store.WaitForSyncAsync(second);
+        store.Dispose();
+        await waiting.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(store.Synced >= second);
+        using (var reopened = PositionStore.Open(path))
+        {
+            Assert.Equal(6, reopened.Get("t"));
+        }
+    }
 }

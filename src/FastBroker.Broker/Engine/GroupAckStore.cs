@@ -9,7 +9,9 @@ namespace FastBroker.Engine;
 /// <remarks>
 /// Layout (little-endian, 8-byte slots): slot 0 magic, slot 1 version, slot 2 ack floor, slots 3..7 reserved,
 /// then W slots. Every store is a single aligned 8-byte write into a shared mapping: it survives <c>kill -9</c> with
-/// no syscall. The window bounds how far past the floor a group may hand out messages.
+/// no syscall. Opened with a <see cref="StateFileFlusher"/> (the group of an <c>Fsynced</c> topic), each
+/// <see cref="RequestSync"/> has it msynced in the background. The window bounds how far past the floor a group may
+/// hand out messages.
 /// </remarks>
 internal sealed class GroupAckStore : IDisposable
 {
@@ -35,15 +37,15 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>The persisted floor: every offset below it is done.</summary>
     public long Floor => _file.Read(FloorSlot);
 
-    /// <summary>Opens or creates the state file of a group.</summary>
-    public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow)
+    /// <summary>Opens or creates the state file of a group; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
+    public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null)
     {
         if (window <= 0 || (window & (window - 1)) != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(window), "window must be a power of two");
         }
 
-        var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8);
+        var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8, flusher);
         if (file.Created || file.Read(0) == 0)
         {
             file.Write(1, 1);
@@ -180,8 +182,17 @@ internal sealed class GroupAckStore : IDisposable
         }
     }
 
-    /// <summary>msync: only needed against OS crashes.</summary>
+    /// <summary>msync now, on this thread: only needed against OS crashes.</summary>
     public void Flush() => _file.Flush();
+
+    /// <summary>After an update: has the flusher msync the file (no-op without one); returns the generation that covers it.</summary>
+    public long RequestSync() => _file.RequestSync();
+
+    /// <summary>The sync generation requested last (0: never).</summary>
+    public long SyncRequested => _file.SyncRequested;
+
+    /// <summary>The sync generation the last msync covers.</summary>
+    public long Synced => _file.Synced;
 
     /// <inheritdoc />
     public void Dispose() => _file.Dispose();

@@ -6,26 +6,37 @@ namespace FastBroker.Engine;
 /// <summary>
 /// A small fixed-size file mapped into memory, used for broker state that must survive <c>kill -9</c> without a
 /// syscall per update: a store into the mapping is in the page cache at once, so only an OS crash (not a process
-/// crash) can lose it, and <see cref="Flush"/> covers that when the durability asks for it.
+/// crash) can lose it. When the durability asks for more (an <c>Fsynced</c> topic), the owner calls
+/// <see cref="RequestSync"/> after its stores and the <see cref="StateFileFlusher"/> msyncs the file in the background,
+/// one <c>msync</c> for every update made since its last one (a group commit, as the journal's flusher does).
 /// </summary>
 /// <remarks>Aligned 8-byte stores are atomic on x64 and arm64, so a reader after a crash sees either the old or the
 /// new value of a slot, never a torn one. Not thread-safe against <see cref="Dispose"/>: owners serialize their
 /// accesses with it (under their lock); an access after it throws <see cref="ObjectDisposedException"/> rather than
-/// touching the unmapped pages (a SIGSEGV that kills the process).</remarks>
+/// touching the unmapped pages (a SIGSEGV that kills the process). <see cref="Sync"/> and <see cref="Dispose"/>
+/// serialize on a lock of their own, so the flusher never msyncs an unmapped range.</remarks>
 internal sealed unsafe class MappedStateFile : IDisposable
 {
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
+    private readonly StateFileFlusher? _flusher;
+    private readonly object _syncLock = new(); // Sync against Dispose
+    private readonly object _waitLock = new();
+    private readonly List<(long Generation, TaskCompletionSource Done)> _waiters = [];
+    private long _requested; // Interlocked: sync requests so far (a generation)
+    private long _synced; // the generation the last completed msync covers
+    private int _queued; // 1 while the flusher holds this file in its queue
     private bool _disposed;
 
-    private MappedStateFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long length, bool created)
+    private MappedStateFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long length, bool created, StateFileFlusher? flusher)
     {
         Path = path;
         _map = map;
         _view = view;
         Length = length;
         Created = created;
+        _flusher = flusher;
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + _view.PointerOffset;
@@ -40,15 +51,26 @@ internal sealed unsafe class MappedStateFile : IDisposable
     /// <summary>True when the file did not exist and was created zero-filled.</summary>
     public bool Created { get; }
 
-    /// <summary>Opens or creates <paramref name="path"/> with exactly <paramref name="length"/> bytes (a multiple of 8).</summary>
-    public static MappedStateFile Open(string path, long length)
+    /// <summary>The sync generation requested last (<see cref="RequestSync"/>); 0: never.</summary>
+    public long SyncRequested => Volatile.Read(ref _requested);
+
+    /// <summary>The sync generation the last completed <c>msync</c> covers: every update made before that request is on disk.</summary>
+    public long Synced => Volatile.Read(ref _synced);
+
+    /// <summary>
+    /// Opens or creates <paramref name="path"/> with exactly <paramref name="length"/> bytes (a multiple of 8).
+    /// <paramref name="flusher"/>: who msyncs it after <see cref="RequestSync"/> (null: nobody, the OS's writeback).
+    /// </summary>
+    public static MappedStateFile Open(string path, long length, StateFileFlusher? flusher = null)
     {
         if (length <= 0 || length % 8 != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(length), "length must be a positive multiple of 8");
         }
 
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        var directoryCreated = !Directory.Exists(directory);
+        Directory.CreateDirectory(directory);
         var created = !File.Exists(path);
         using (var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite))
         {
@@ -74,9 +96,31 @@ internal sealed unsafe class MappedStateFile : IDisposable
             }
         }
 
+        if (created && flusher is not null)
+        {
+            // A synced file's name must survive a power cut too, as a new journal segment's does.
+            SyncDirectory(directory);
+            if (directoryCreated)
+            {
+                SyncDirectory(System.IO.Path.GetDirectoryName(directory)!);
+            }
+        }
+
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, length, MemoryMappedFileAccess.ReadWrite);
         var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
-        return new MappedStateFile(path, map, view, length, created);
+        return new MappedStateFile(path, map, view, length, created, flusher);
+    }
+
+    private static void SyncDirectory(string directory)
+    {
+        try
+        {
+            FastBroker.Journal.DurableFile.SyncDirectory(directory);
+        }
+        catch (FastBroker.Journal.JournalException e)
+        {
+            throw new IOException(e.Message, e);
+        }
     }
 
     /// <summary>The 8-byte slot at <paramref name="index"/> (byte offset index × 8).</summary>
@@ -117,20 +161,173 @@ internal sealed unsafe class MappedStateFile : IDisposable
 
     private static void ThrowDisposed() => throw new ObjectDisposedException(nameof(MappedStateFile));
 
-    /// <summary>Forces the mapping to disk (msync): needed only against OS crashes and power loss.</summary>
-    public void Flush() => _view.Flush();
+    /// <summary>
+    /// After the owner's stores: asks the flusher to msync the file, and returns the generation that
+    /// <see cref="Synced"/> reaches once a sync covers those stores (0 without a flusher: nothing is synced). Two
+    /// interlocked operations when a sync is already queued; allocation-free.
+    /// </summary>
+    public long RequestSync()
+    {
+        if (_flusher is null)
+        {
+            return 0;
+        }
 
-    /// <inheritdoc />
+        var generation = Interlocked.Increment(ref _requested);
+        if (Interlocked.Exchange(ref _queued, 1) == 0)
+        {
+            _flusher.Enqueue(this);
+        }
+
+        return generation;
+    }
+
+    /// <summary>Completes once <see cref="Synced"/> reaches <paramref name="generation"/> (at once for 0 or one already covered).</summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the msync failed.</exception>
+    /// <exception cref="ObjectDisposedException">The file was closed before a sync covered it.</exception>
+    public Task WaitForSyncAsync(long generation)
+    {
+        if (Volatile.Read(ref _synced) >= generation)
+        {
+            return Task.CompletedTask;
+        }
+
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waitLock)
+        {
+            if (Volatile.Read(ref _synced) >= generation)
+            {
+                return Task.CompletedTask;
+            }
+
+            if (Volatile.Read(ref _disposed))
+            {
+                return Task.FromException(new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+            }
+
+            _waiters.Add((generation, done));
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>Flusher: msyncs every update requested so far and completes their waiters (nothing once disposed).</summary>
+    internal void Sync()
+    {
+        Volatile.Write(ref _queued, 0); // a request from now on queues the file again
+        Exception? failure = null;
+        lock (_syncLock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            var covered = Volatile.Read(ref _requested); // read before the msync: every store it counts precedes it
+            if (covered <= Volatile.Read(ref _synced))
+            {
+                return;
+            }
+
+            try
+            {
+                _view.Flush();
+                Volatile.Write(ref _synced, covered);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+            }
+        }
+
+        CompleteWaiters(failure);
+    }
+
+    /// <summary>Forces the mapping to disk (msync) now, on the caller's thread: needed only against OS crashes and power loss.</summary>
+    public void Flush()
+    {
+        lock (_syncLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var covered = Volatile.Read(ref _requested);
+            _view.Flush();
+            if (covered > Volatile.Read(ref _synced))
+            {
+                Volatile.Write(ref _synced, covered);
+            }
+        }
+
+        CompleteWaiters(null);
+    }
+
+    /// <summary>Unmaps the file; updates whose sync was requested and not yet done are msynced first.</summary>
     public void Dispose()
     {
-        if (_disposed)
+        Exception? failure = null;
+        lock (_syncLock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            var covered = Volatile.Read(ref _requested);
+            if (covered > Volatile.Read(ref _synced))
+            {
+                try
+                {
+                    _view.Flush();
+                    Volatile.Write(ref _synced, covered);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+                }
+            }
+
+            Volatile.Write(ref _disposed, true);
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _map.Dispose();
+        }
+
+        CompleteWaiters(failure ?? new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+    }
+
+    /// <summary>Completes the waiters <see cref="Synced"/> covers, and fails the others with <paramref name="failure"/> if given.</summary>
+    private void CompleteWaiters(Exception? failure)
+    {
+        List<(long Generation, TaskCompletionSource Done)>? due = null;
+        lock (_waitLock)
+        {
+            var covered = Volatile.Read(ref _synced);
+            for (var i = _waiters.Count - 1; i >= 0; i--)
+            {
+                if (failure is not null || _waiters[i].Generation <= covered)
+                {
+                    (due ??= []).Add(_waiters[i]);
+                    _waiters[i] = _waiters[^1];
+                    _waiters.RemoveAt(_waiters.Count - 1);
+                }
+            }
+        }
+
+        if (due is null)
         {
             return;
         }
 
-        _disposed = true;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        var synced = Volatile.Read(ref _synced);
+        foreach (var (generation, done) in due)
+        {
+            if (generation <= synced)
+            {
+                done.TrySetResult();
+            }
+            else
+            {
+                done.TrySetException(failure!);
+            }
+        }
     }
 }

@@ -5,7 +5,9 @@ namespace FastBroker.Engine;
 /// <summary>
 /// Committed positions of one durable subscription, per topic (a pattern subscription spans several topics).
 /// A memory-mapped table: a commit is one aligned 8-byte store (survives <c>kill -9</c> without a syscall); adding
-/// a topic writes its name first and publishes the entry by storing its position last.
+/// a topic writes its name first and publishes the entry by storing its position last. Opened with a
+/// <see cref="StateFileFlusher"/>, <see cref="RequestSync"/> (after a commit to an <c>Fsynced</c> topic) has it msynced in
+/// the background.
 /// </summary>
 /// <remarks>Layout: slot 0 magic, slot 1 entry count; then entries of 264 bytes: u8 name length, name (UTF-8,
 /// ≤ 255 bytes, zero-padded to 256), i64 position + 1 (0 = entry not yet published).</remarks>
@@ -39,10 +41,10 @@ internal sealed class PositionStore : IDisposable
         }
     }
 
-    /// <summary>Opens or creates the position file at <paramref name="path"/>.</summary>
-    public static PositionStore Open(string path)
+    /// <summary>Opens or creates the position file at <paramref name="path"/>; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
+    public static PositionStore Open(string path, StateFileFlusher? flusher = null)
     {
-        var file = MappedStateFile.Open(path, HeaderBytes + ((long)MaxTopics * EntryBytes));
+        var file = MappedStateFile.Open(path, HeaderBytes + ((long)MaxTopics * EntryBytes), flusher);
         if (file.Created || file.Read(0) == 0)
         {
             file.Write(0, Magic);
@@ -113,7 +115,7 @@ internal sealed class PositionStore : IDisposable
         }
     }
 
-    /// <summary>msync: only needed against OS crashes.</summary>
+    /// <summary>msync now, on this thread: only needed against OS crashes.</summary>
     public void Flush()
     {
         lock (_gate)
@@ -121,6 +123,18 @@ internal sealed class PositionStore : IDisposable
             _file.Flush();
         }
     }
+
+    /// <summary>After a commit: has the flusher msync the file (no-op without one); returns the generation that covers it.</summary>
+    public long RequestSync() => _file.RequestSync();
+
+    /// <summary>Completes once a sync covers <paramref name="generation"/> (<see cref="MappedStateFile.WaitForSyncAsync"/>).</summary>
+    public Task WaitForSyncAsync(long generation) => _file.WaitForSyncAsync(generation);
+
+    /// <summary>The sync generation requested last (0: never).</summary>
+    public long SyncRequested => _file.SyncRequested;
+
+    /// <summary>The sync generation the last msync covers.</summary>
+    public long Synced => _file.Synced;
 
     /// <summary>Unmaps the file once no call is using it; every call after it throws <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()

@@ -62,11 +62,12 @@ internal sealed class WorkQueueGroup : IDisposable
             throw new BrokerException(BrokerErrorCode.InvalidArgument, $"work-queue groups need a persistent topic ('{topic.Name}' is transient)");
         }
 
-        _store = GroupAckStore.Open(Path.Combine(topic.Directory, "groups", name + ".state"), initialFloor);
+        _store = GroupAckStore.Open(Path.Combine(topic.Directory, "groups", name + ".state"), initialFloor, flusher: topic.Options.Durability == Durability.Fsynced ? broker.StateFlusher : null);
 
         // Retention may have removed messages the group had not finished: it then starts at what is kept.
         _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);
         _store.AdvanceFloor(_feed.NextOffset);
+        _store.RequestSync();
         _state = new WorkQueueState(_feed.NextOffset, options.MaxDeliveries, options.VisibilityTimeout, options.PriorityLevels);
         topic.AddListener(_topicSignal);
         _feeder = Task.Run(FeedLoopAsync);
@@ -335,6 +336,7 @@ internal sealed class WorkQueueGroup : IDisposable
             _state.Skip(m.Offset);
             _store.MarkDone(m.Offset);
             _store.AdvanceFloorWhileDone();
+            _store.RequestSync();
             Topic.Replication?.GroupStateChanged();
             return;
         }
@@ -366,6 +368,7 @@ internal sealed class WorkQueueGroup : IDisposable
 
         _store.MarkDone(offset);
         _store.AdvanceFloorWhileDone();
+        _store.RequestSync(); // Fsynced topic: msynced by the broker's state flusher, batched with other acks
         Topic.Replication?.GroupStateChanged();
     }
 
@@ -435,6 +438,7 @@ internal sealed class WorkQueueGroup : IDisposable
                 {
                     _store.MarkDone(dl.Offset);
                     _store.AdvanceFloorWhileDone();
+                    _store.RequestSync();
                     Topic.Replication?.GroupStateChanged();
                 }
             }

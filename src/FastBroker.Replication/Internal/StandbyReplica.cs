@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -34,6 +35,8 @@ internal sealed class StandbyReplica : IDisposable
     private readonly FrameBuffer _heartbeatAck = new(16);
     private readonly FrameBuffer _keepAlive = new(16);
     private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, MappedStateFile> _groupStates = new(StringComparer.Ordinal);
+    private readonly StateFileFlusher _stateFlusher = new(); // msyncs the state files in the background, as the journals are
     private Socket? _socket;
     private volatile bool _stopping;
     private Thread? _durableThread;
@@ -529,13 +532,62 @@ internal sealed class StandbyReplica : IDisposable
             throw new InvalidDataException($"state file path '{relative}' refused");
         }
 
+        var path = Path.Combine(_options.DataDirectory, relative);
+        if (StateFiles.IsGroupStatePath(relative))
+        {
+            ApplyGroupState(relative, path, bytes);
+            return;
+        }
+
         // The file is replaced (a new inode): an open mapping of the old one must not take later updates.
         if (_positionStores.Remove(relative, out var open))
         {
             open.Dispose();
         }
 
-        StateFiles.WriteAtomically(Path.Combine(_options.DataDirectory, relative), bytes);
+        StateFiles.WriteAtomically(path, bytes);
+    }
+
+    /// <summary>
+    /// A work-queue group's state (sent whole, up to every 20 ms while it changes): stored into this node's mapping of
+    /// its copy, only the 8-byte slots that changed, from the last slot to the first (done marks before the floor, the
+    /// magic last, as the group itself orders its stores), and msynced in the background by the state flusher: no sync
+    /// on this thread, and after a power loss the copy is the old state, the new one, or one between them.
+    /// </summary>
+    private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length == 0 || bytes.Length % 8 != 0)
+        {
+            throw new InvalidDataException($"group state '{relative}' from the primary is {bytes.Length} bytes, not a whole number of slots");
+        }
+
+        if (!_groupStates.TryGetValue(relative, out var file) || file.Length != bytes.Length)
+        {
+            if (file is not null)
+            {
+                file.Dispose();
+                _groupStates.Remove(relative);
+            }
+
+            if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
+            {
+                File.Delete(path); // another window size: the primary's file replaces it whole
+            }
+
+            file = MappedStateFile.Open(path, bytes.Length, _stateFlusher);
+            _groupStates[relative] = file;
+        }
+
+        for (var slot = (bytes.Length / 8) - 1; slot >= 0; slot--)
+        {
+            var value = BinaryPrimitives.ReadInt64LittleEndian(bytes[(slot * 8)..]);
+            if (file.Read(slot) != value)
+            {
+                file.Write(slot, value);
+            }
+        }
+
+        file.RequestSync();
     }
 
     /// <summary>
@@ -560,11 +612,12 @@ internal sealed class StandbyReplica : IDisposable
             var relative = "subscriptions/" + subscription + ".pos";
             if (!_positionStores.TryGetValue(relative, out var store))
             {
-                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative));
+                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative), _stateFlusher);
                 _positionStores[relative] = store;
             }
 
             store.Commit(topic, next);
+            store.RequestSync(); // msynced in the background: the acknowledgement below does not wait for it
         }
 
         var f = _stateAckFrame;
@@ -575,6 +628,7 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
+    /// <summary>Closes this node's mappings of its state files (each msynced first if a sync was pending).</summary>
     private void ClosePositionStores()
     {
         foreach (var store in _positionStores.Values)
@@ -583,6 +637,12 @@ internal sealed class StandbyReplica : IDisposable
         }
 
         _positionStores.Clear();
+        foreach (var file in _groupStates.Values)
+        {
+            file.Dispose();
+        }
+
+        _groupStates.Clear();
     }
 
     private void CommitAndAck(Socket socket)

@@ -59,6 +59,10 @@ internal static class StateFiles
             || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
     }
 
+    /// <summary>True when <paramref name="relative"/> (a state path) is a work-queue group's state.</summary>
+    public static bool IsGroupStatePath(string relative) =>
+        relative.StartsWith("topics/", StringComparison.Ordinal) && relative.EndsWith(".state", StringComparison.Ordinal);
+
     public static byte[]? ReadShared(string path)
     {
         try
@@ -75,10 +79,12 @@ internal static class StateFiles
     }
 
     /// <summary>
-    /// Standby: replaces a state file whole (readers never see a torn one). Not fsync'd, like the primary's own copies
-    /// (mapped files, never flushed): after a power cut it may be empty, which reads as a fresh file, so that the
-    /// positions or acks it held are redelivered, never lost. An fsync here would stall the receive thread every 20 ms
-    /// under work-queue load.
+    /// Standby: replaces a position file or the producers' checkpoint whole (readers never see a torn one). Not
+    /// fsync'd: each is sent whenever it changed (checked every heartbeat), and an fsync each would stall the receive
+    /// thread. After a power cut the file may be the old one or, on a file system that does not write a renamed file's
+    /// data before the rename, empty or damaged: an empty position file reads as a fresh one (the subscription starts
+    /// from its fallback), a damaged checkpoint as none (producers are known from the rescan of the newest records).
+    /// Group state is not written here: it is stored into a mapping of the copy and msynced in the background.
     /// </summary>
     public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes)
     {
