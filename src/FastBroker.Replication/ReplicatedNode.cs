@@ -226,7 +226,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     /// <summary>
     /// Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>,
-    /// and <c>/primary</c> and <c>/standby</c> (200 only on the serving primary, and on a standby following a primary).
+    /// and <c>/primary</c> and <c>/standby</c> (200 only on the serving primary, and on a standby that hears from the
+    /// primary it follows).
     /// </summary>
     public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
         AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
@@ -1308,11 +1309,60 @@ public sealed class ReplicatedNode : IAsyncDisposable
             case ("GET", "/primary") when !ServesAsPrimary():
                 return (503, "application/json", RoleHealth(_role == NodeRole.Primary ? NodeRole.Fenced : _role));
             case ("GET", "/standby") when _role != NodeRole.Primary:
-                var role = _role;
-                return (role == NodeRole.Standby && _replica is { Connected: true } ? 200 : 503, "application/json", RoleHealth(role));
+                return StandbyCheck();
             default:
                 return null;
         }
+    }
+
+    /// <summary>
+    /// GET /standby on a node that is not primary: 200 only on a standby that follows a primary now and has heard from
+    /// it within <see cref="ReplicationOptions.StandbyCheckSilence"/>; 503 otherwise, the reason in the body.
+    /// </summary>
+    private (int, string, byte[]) StandbyCheck()
+    {
+        var role = _role;
+        var replica = Volatile.Read(ref _replica);
+        var silence = _options.StandbyCheckSilence;
+        TimeSpan? sinceLastHeard = null;
+        string? reason;
+        if (role != NodeRole.Standby)
+        {
+            reason = $"this node is {role.ToString().ToLowerInvariant()}, not a standby";
+        }
+        else if (replica is not { Connected: true })
+        {
+            reason = "following no primary (not connected to one, or refused)";
+        }
+        else
+        {
+            sinceLastHeard = replica.SinceLastHeard;
+            reason = sinceLastHeard > silence
+                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, three heartbeat intervals): it may have frozen"
+                : null;
+        }
+
+        var json = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", role.ToString().ToLowerInvariant());
+            w.WriteNumber("epoch", _state.Epoch);
+            if (sinceLastHeard is { } heard)
+            {
+                w.WriteNumber("sinceLastHeardMs", (long)heard.TotalMilliseconds);
+            }
+
+            if (reason is not null)
+            {
+                w.WriteString("reason", reason);
+            }
+
+            w.WriteEndObject();
+        }
+
+        json.Write("\n"u8);
+        return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
     }
 
     // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).

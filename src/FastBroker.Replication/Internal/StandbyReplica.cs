@@ -68,7 +68,7 @@ internal sealed class StandbyReplica : IDisposable
 
     public bool Connected => Volatile.Read(ref _socket) is { Connected: true } && PrimaryId is not null;
 
-    /// <summary>Time since the last frame from the primary.</summary>
+    /// <summary>Time since the primary last sent anything (a frame, or bytes of one) on the current link.</summary>
     public TimeSpan SinceLastHeard => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastHeardTicks));
 
     public long RecordsReceived => Volatile.Read(ref _recordsReceived);
@@ -318,6 +318,8 @@ internal sealed class StandbyReplica : IDisposable
                     return "the primary closed the connection";
                 }
 
+                // Bytes from the primary, if not yet a whole frame (a big run on a slow link): it is not silent.
+                Touch();
                 continue;
             }
 

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using FastBroker.Replication;
-using FastBroker.Server;
 using FastBroker.Testing;
 using Xunit.Abstractions;
 
@@ -11,7 +10,8 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>
 /// A load balancer's health check reads the HTTP code only: on a pair's admin ports <c>GET /primary</c> is 200 on the
 /// serving primary alone and <c>GET /standby</c> on a standby following it alone, both 503 elsewhere, and they change
-/// with a promotion; <c>GET /health</c> stays 200 on both (liveness).
+/// with a promotion; <c>GET /health</c> stays 200 on both (liveness). <c>GET /standby</c> also fails on a standby that
+/// has stopped hearing from its primary (frozen: its link stays open and silent).
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class AdminRoleCheckTests(ITestOutputHelper output)
@@ -29,8 +29,9 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
             await using (a)
             await using (b)
             {
-                await using var adminA = await a.StartAdminAsync("127.0.0.1", 0);
-                await using var adminB = await b.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
 
                 // a serves: /primary is /health's document with 200, /standby the same with 503.
                 var primary = await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
@@ -71,13 +72,58 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A primary that froze (SIGSTOP: its kernel keeps the link open, nothing more comes) is silent: the standby's link
+    /// ends only at the heartbeat timeout (two minutes here, so it does not end during the test), but <c>/standby</c>
+    /// must fail as soon as heartbeats stop coming, the reason in the body, and pass again once the primary thaws.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_fails_while_the_primary_is_frozen_before_the_heartbeat_timeout_ends_the_link()
+    {
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            string[] options = ["--heartbeat-timeout-ms", "120000"];
+            var (a, b, _) = await pair.StartConfiguredPairAsync(options, options);
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check while it follows a")));
+
+            a.Freeze();
+            frozen = a;
+            var silent = await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.ServiceUnavailable, "b's check while a is frozen");
+            output.WriteLine($"while a is frozen: {silent}");
+            Assert.Contains("nothing from the primary 'a'", Reason(silent), StringComparison.Ordinal);
+            var status = await b.WaitForAsync(s => s.IsStandby, "b answers its status");
+            Assert.True(status.Replica is { Connected: true, PrimaryId: "a" }, $"b's link ended: the check must not wait for that\n{status.Json}");
+
+            a.Freeze(false);
+            frozen = null;
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check once a has thawed")));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+
+    private static string? Reason(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("reason", out var reason) ? reason.GetString() : null;
+    }
+
     private static string? Status(string json)
     {
         using var doc = JsonDocument.Parse(json);
         return doc.RootElement.GetProperty("status").GetString();
     }
 
-    private static async Task<string> GetAsync(AdminHttpServer admin, string path, HttpStatusCode expected)
+    private static async Task<string> GetAsync(string admin, string path, HttpStatusCode expected)
     {
         var (status, contentType, body) = await RequestAsync(admin, path);
         Assert.True(status == expected, $"GET {path}: {(int)status} {body}, expected {(int)expected}");
@@ -86,30 +132,30 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     }
 
     // Polls until the answer has the expected code (the roles settle in the background), with a deadline.
-    private static async Task<string> WaitForAsync(AdminHttpServer admin, string path, HttpStatusCode expected, string because)
+    private static async Task<string> WaitForAsync(string admin, string path, HttpStatusCode expected, string because)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            var (status, contentType, body) = await RequestAsync(admin, path);
+            var (status, contentType, text) = await RequestAsync(admin, path);
             if (status == expected)
             {
                 Assert.Equal("application/json", contentType);
-                return body;
+                return text;
             }
 
             if (deadline.Elapsed > Eventually.DefaultTimeout)
             {
-                throw new TimeoutException($"{because}: GET {path} still {(int)status} {body} after {Eventually.DefaultTimeout.TotalSeconds} s, expected {(int)expected}");
+                throw new TimeoutException($"{because}: GET {path} still {(int)status} {text} after {Eventually.DefaultTimeout.TotalSeconds} s, expected {(int)expected}");
             }
 
             await Task.Delay(20); // polling interval of a condition with a deadline
         }
     }
 
-    private static async Task<(HttpStatusCode Status, string? ContentType, string Body)> RequestAsync(AdminHttpServer admin, string path)
+    private static async Task<(HttpStatusCode Status, string? ContentType, string Body)> RequestAsync(string admin, string path)
     {
-        using var response = await s_http.GetAsync(new Uri($"http://{admin.EndPoint}{path}"));
+        using var response = await s_http.GetAsync(new Uri($"http://{admin}{path}"));
         return (response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync());
     }
 }

@@ -41,6 +41,9 @@ internal sealed class NodeProcess : IDisposable
 
     public string ClientEndpoint => $"127.0.0.1:{ClientPort}";
 
+    /// <summary>The admin HTTP port's address (host:port).</summary>
+    public string AdminEndpoint => $"127.0.0.1:{AdminPort}";
+
     public bool IsRunning => _lives.Count > 0 && !_lives[^1].HasExited;
 
     /// <summary>The node's stderr (role changes, link events, truncations) over all its lives.</summary>
