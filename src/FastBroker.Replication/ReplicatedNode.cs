@@ -226,7 +226,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     /// <summary>
     /// Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>,
-    /// and <c>/primary</c> and <c>/standby</c> (200 only on the serving primary, and on a standby following a primary).
+    /// and <c>/primary</c> and <c>/standby[?lag=N]</c> (200 only on the serving primary, and on a standby that hears from
+    /// the primary it follows and, with <c>lag</c>, lacks at most N records of it).
     /// </summary>
     public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
         AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
@@ -1282,7 +1283,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
         }
     }
 
-    private (int, string, byte[])? Route(string method, string path)
+    private (int, string, byte[])? Route(string method, string path, string query)
     {
         switch (method, path)
         {
@@ -1308,11 +1309,75 @@ public sealed class ReplicatedNode : IAsyncDisposable
             case ("GET", "/primary") when !ServesAsPrimary():
                 return (503, "application/json", RoleHealth(_role == NodeRole.Primary ? NodeRole.Fenced : _role));
             case ("GET", "/standby") when _role != NodeRole.Primary:
-                var role = _role;
-                return (role == NodeRole.Standby && _replica is { Connected: true } ? 200 : 503, "application/json", RoleHealth(role));
+                _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
+                return StandbyCheck(maxLag);
             default:
                 return null;
         }
+    }
+
+    /// <summary>
+    /// GET /standby on a node that is not primary: 200 only on a standby that follows a primary now, has heard from it
+    /// within <see cref="ReplicationOptions.StandbyCheckSilence"/> and, with <paramref name="maxLag"/>, lacks at most
+    /// that many records of the heads in its last heartbeat; 503 otherwise, the reason in the body.
+    /// </summary>
+    private (int, string, byte[]) StandbyCheck(long? maxLag)
+    {
+        var role = _role;
+        var replica = Volatile.Read(ref _replica);
+        var silence = _options.StandbyCheckSilence;
+        TimeSpan? sinceLastHeard = null;
+        long? lag = null;
+        string? reason;
+        if (role != NodeRole.Standby)
+        {
+            reason = $"this node is {role.ToString().ToLowerInvariant()}, not a standby";
+        }
+        else if (replica is not { Connected: true })
+        {
+            reason = "following no primary (not connected to one, or refused)";
+        }
+        else
+        {
+            sinceLastHeard = replica.SinceLastHeard;
+            lag = replica.LagRecords;
+            reason = sinceLastHeard > silence
+                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, three heartbeat intervals): it may have frozen"
+                : maxLag is not { } max ? null
+                : lag is not { } behind ? "the primary has not reported its heads yet on this link"
+                : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
+                : null;
+        }
+
+        var json = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", role.ToString().ToLowerInvariant());
+            w.WriteNumber("epoch", _state.Epoch);
+            if (sinceLastHeard is { } heard)
+            {
+                w.WriteNumber("sinceLastHeardMs", (long)heard.TotalMilliseconds);
+                if (lag is { } l)
+                {
+                    w.WriteNumber("lagRecords", l);
+                }
+                else
+                {
+                    w.WriteNull("lagRecords");
+                }
+            }
+
+            if (reason is not null)
+            {
+                w.WriteString("reason", reason);
+            }
+
+            w.WriteEndObject();
+        }
+
+        json.Write("\n"u8);
+        return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
     }
 
     // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).
@@ -1399,9 +1464,19 @@ public sealed class ReplicatedNode : IAsyncDisposable
             w.WriteBoolean("connected", replica.Connected);
             w.WriteString("primaryId", replica.PrimaryId);
             w.WriteNumber("sinceLastHeardMs", (long)replica.SinceLastHeard.TotalMilliseconds);
+            if (replica.LagRecords is { } lagRecords)
+            {
+                w.WriteNumber("lagRecords", lagRecords);
+            }
+            else
+            {
+                w.WriteNull("lagRecords");
+            }
+
             w.WriteNumber("recordsReceived", replica.RecordsReceived);
             w.WriteNumber("bytesReceived", replica.BytesReceived);
             w.WriteStartArray("topics");
+            var heads = replica.PrimaryHeads.ToDictionary(h => h.Topic, StringComparer.Ordinal);
             foreach (var (topic, first, next, durable) in replica.Positions)
             {
                 w.WriteStartObject();
@@ -1409,6 +1484,12 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 w.WriteNumber("first", first);
                 w.WriteNumber("next", next);
                 w.WriteNumber("durable", durable);
+                if (heads.TryGetValue(topic, out var head) && head.PrimaryHead is { } primaryHead)
+                {
+                    w.WriteNumber("primaryHead", primaryHead);
+                    w.WriteNumber("lagRecords", head.Lag);
+                }
+
                 w.WriteEndObject();
             }
 

@@ -110,6 +110,14 @@ public sealed record ReplicationOptions
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
     /// <summary>
+    /// <c>GET /standby</c> fails on a standby that has heard nothing from its primary for this long: three heartbeat
+    /// intervals (300 ms by default), two heartbeats missed in a row. The link itself stays up until the heartbeat
+    /// timeout (raised to seconds where a loaded machine stalls nodes), but a load balancer should not count a standby
+    /// as a current copy meanwhile: a primary that froze looks exactly like this.
+    /// </summary>
+    internal TimeSpan StandbyCheckSilence => HeartbeatInterval * 3;
+
+    /// <summary>
     /// How long a probe of the peer waits for its answer: 500 ms, or the heartbeat timeout if that is shorter (a peer
     /// silent for that long counts as gone anyway).
     /// </summary>

@@ -10,8 +10,8 @@ namespace FastBroker.Server;
 
 /// <summary>
 /// A tiny HTTP/1.1 endpoint for operators, on a plain <see cref="Socket"/> (no ASP.NET, AOT-safe): <c>GET /health</c>
-/// (JSON), <c>GET /primary</c> and <c>GET /standby</c> (the same JSON; 200 or 503 by role, for a load balancer's health
-/// check) and <c>GET /metrics</c> (Prometheus text format 0.0.4), one request per connection.
+/// (JSON), <c>GET /primary</c> and <c>GET /standby[?lag=N]</c> (the same JSON; 200 or 503 by role, for a load
+/// balancer's health check) and <c>GET /metrics</c> (Prometheus text format 0.0.4), one request per connection.
 /// </summary>
 public sealed class AdminHttpServer : IAsyncDisposable
 {
@@ -24,14 +24,14 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private static readonly TimeSpan s_requestTimeout = TimeSpan.FromSeconds(5);
 
     private readonly Func<(Broker? Broker, BrokerServer? Server)> _target;
-    private readonly Func<string, string, (int Status, string ContentType, byte[] Body)?>? _routes;
+    private readonly Func<string, string, string, (int Status, string ContentType, byte[] Body)?>? _routes;
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
     private Task _acceptLoop = Task.CompletedTask;
     private int _active;
     private int _disposed;
 
-    private AdminHttpServer(Func<(Broker?, BrokerServer?)> target, Func<string, string, (int, string, byte[])?>? routes, Socket listener)
+    private AdminHttpServer(Func<(Broker?, BrokerServer?)> target, Func<string, string, string, (int, string, byte[])?>? routes, Socket listener)
     {
         _target = target;
         _routes = routes;
@@ -57,15 +57,18 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     /// <summary>
     /// The general form (a failover node): the broker and server may come and go with the node's role; the extra
-    /// <paramref name="routes"/> (method, path) answer first, returning null for what they do not handle.
+    /// <paramref name="routes"/> (method, path, query) answer first, returning null for what they do not handle.
     /// </summary>
     /// <param name="target">The broker and server to report on now (a null broker answers 503).</param>
-    /// <param name="routes">Extra routes by method and path; null = none.</param>
+    /// <param name="routes">
+    /// Extra routes by method, path and query string (what follows <c>?</c>, empty if none; a <c>GET /standby</c>
+    /// whose <c>lag</c> is malformed never reaches them: it is answered 400); null = none.
+    /// </param>
     /// <param name="host">An IP literal or host name to bind.</param>
     /// <param name="port">The port; 0 picks a free one.</param>
     /// <param name="cancellationToken">Cancels the host name resolution.</param>
     /// <exception cref="SocketException">The address cannot be bound.</exception>
-    public static async Task<AdminHttpServer> StartAsync(Func<(Broker? Broker, BrokerServer? Server)> target, Func<string, string, (int Status, string ContentType, byte[] Body)?>? routes, string host, int port, CancellationToken cancellationToken = default)
+    public static async Task<AdminHttpServer> StartAsync(Func<(Broker? Broker, BrokerServer? Server)> target, Func<string, string, string, (int Status, string ContentType, byte[] Body)?>? routes, string host, int port, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
@@ -178,13 +181,22 @@ public sealed class AdminHttpServer : IAsyncDisposable
         }
 
         var path = OriginPath(parts[1]);
-        var query = path.IndexOf('?', StringComparison.Ordinal);
-        if (query >= 0)
+        var query = "";
+        var mark = path.IndexOf('?', StringComparison.Ordinal);
+        if (mark >= 0)
         {
-            path = path[..query];
+            query = path[(mark + 1)..];
+            path = path[..mark];
         }
 
-        if (_routes?.Invoke(parts[0], path) is { } routed)
+        // A malformed ?lag= is the caller's mistake on every node, whatever its role: 400, not a 503 that would read
+        // as "not a healthy standby".
+        if (parts[0] == "GET" && path == "/standby" && !StandbyCheckQuery.TryParse(query, out _, out var lagError))
+        {
+            return (400, "text/plain; charset=utf-8", Encoding.UTF8.GetBytes(lagError + "\n"));
+        }
+
+        if (_routes?.Invoke(parts[0], path, query) is { } routed)
         {
             return routed;
         }

@@ -106,7 +106,8 @@ public class AdminTests
 
     /// <summary>
     /// A load balancer's checks, by HTTP code: a lone server serves clients, so it is a primary (200, the /health
-    /// document) and never a standby (503, the same document).
+    /// document) and never a standby (503, the same document, also with a lag it would be within); a malformed lag is
+    /// the caller's mistake (400), as on a failover node.
     /// </summary>
     [Fact]
     public async Task Http_primary_is_200_and_standby_503_on_a_lone_server()
@@ -114,7 +115,7 @@ public class AdminTests
         await using var f = await ServerFixture.StartAsync();
         await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
         using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.EndPoint}/"), Timeout = RawConnection.ReadTimeout };
-        foreach (var (path, expected) in new[] { ("primary", HttpStatusCode.OK), ("standby", HttpStatusCode.ServiceUnavailable) })
+        foreach (var (path, expected) in new[] { ("primary", HttpStatusCode.OK), ("standby", HttpStatusCode.ServiceUnavailable), ("standby?lag=1000", HttpStatusCode.ServiceUnavailable) })
         {
             using var response = await http.GetAsync(path);
             var body = await response.Content.ReadAsStringAsync();
@@ -126,6 +127,14 @@ public class AdminTests
         }
 
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await http.PostAsync("primary", new StringContent(""))).StatusCode);
+
+        foreach (var lag in new[] { "64MB", "-1", "", "x", "1&lag=1" })
+        {
+            using var response = await http.GetAsync($"standby?lag={lag}");
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"GET /standby?lag={lag}: {(int)response.StatusCode} {body}");
+            Assert.Contains("lag", body, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -12,6 +12,7 @@ namespace FastBroker.Testing;
 /// stops reading: the sender's socket buffers fill up) until <see cref="Resume"/>; <see cref="AbandonAll"/> closes
 /// only the client's side of every forwarded connection (a half-open connection: the server is told nothing);
 /// <see cref="ServerBytesPerConnection"/> forwards only the start of what the server sends on each connection.
+/// <see cref="BytesPerSecond"/> makes every connection a slow link (a peer catching up falls behind and stays behind).
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -23,6 +24,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly Task _accept;
     private volatile bool _cut;
     private volatile bool _dropServerBytes;
+    private volatile int _bytesPerSecond;
     private readonly object _flowGate = new();
     private TaskCompletionSource _flowing = Flowing();
     private int _refused;
@@ -53,6 +55,16 @@ public sealed class TcpProxy : IAsyncDisposable
     {
         get => Volatile.Read(ref _serverBytesPerConnection) is var n and >= 0 ? n : null;
         set => Volatile.Write(ref _serverBytesPerConnection, value ?? -1);
+    }
+
+    /// <summary>
+    /// While above 0, each direction of each connection forwards at most this many bytes a second (in slices every
+    /// 10 ms), bytes flowing all the time, as on a slow link; 0 (the default) forwards as fast as the sockets go.
+    /// </summary>
+    public int BytesPerSecond
+    {
+        get => _bytesPerSecond;
+        set => _bytesPerSecond = Math.Max(0, value);
     }
 
     /// <summary>How many connections were refused while cut (proof that someone tried).</summary>
@@ -173,6 +185,13 @@ public sealed class TcpProxy : IAsyncDisposable
             }
 
             var server = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            if (_bytesPerSecond > 0)
+            {
+                // A slow link holds little in flight: without this the kernel's buffers (grown for a fast reader) would
+                // take megabytes from the server before the pace shows.
+                server.ReceiveBufferSize = 64 << 10;
+            }
+
             try
             {
                 await server.ConnectAsync(_target, _stop.Token);
@@ -212,9 +231,16 @@ public sealed class TcpProxy : IAsyncDisposable
             while (true)
             {
                 await FlowingAsync();
-                if ((n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) <= 0)
+                var rate = _bytesPerSecond;
+                var slice = rate > 0 ? buffer.AsMemory(0, Math.Clamp(rate / 100, 1, buffer.Length)) : buffer;
+                if ((n = await from.ReceiveAsync(slice, SocketFlags.None, _stop.Token)) <= 0)
                 {
                     break;
+                }
+
+                if (rate > 0)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds((double)n / rate), _stop.Token); // the slow link's pace, not a wait for a condition
                 }
 
                 if (drop && _dropServerBytes)

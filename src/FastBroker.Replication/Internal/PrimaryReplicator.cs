@@ -435,7 +435,23 @@ internal sealed class StandbyLink : IDisposable
                 }
             }
 
-            f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).End();
+            // Each announced topic's head: the standby's lag (GET /standby?lag=) is what it lacks of these.
+            var announced = 0u;
+            foreach (var t in _topics)
+            {
+                announced += t.Announced ? 1u : 0u;
+            }
+
+            f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).U32(announced);
+            foreach (var t in _topics)
+            {
+                if (t.Announced)
+                {
+                    f.U32(t.Id).I64(t.Topic.Head);
+                }
+            }
+
+            f.End();
             Send(f);
         }
 

@@ -41,6 +41,7 @@ internal sealed class StandbyReplica : IDisposable
     private volatile bool _stopping;
     private Thread? _durableThread;
     private long _lastHeardTicks = Stopwatch.GetTimestamp();
+    private volatile bool _headsReported;
     private long _recordsReceived;
     private readonly bool _verifySealedSegments;
     private long _bytesReceived;
@@ -71,8 +72,34 @@ internal sealed class StandbyReplica : IDisposable
 
     public bool Connected => Volatile.Read(ref _socket) is { Connected: true } && PrimaryId is not null;
 
-    /// <summary>Time since the last frame from the primary.</summary>
+    /// <summary>Time since the primary last sent anything (a frame, or bytes of one) on the current link.</summary>
     public TimeSpan SinceLastHeard => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastHeardTicks));
+
+    /// <summary>
+    /// The records this copy lacks of the heads the primary reported in its last heartbeat, summed over the topics (a
+    /// topic announced since counts from the next one); null until the first heartbeat of the current link.
+    /// </summary>
+    public long? LagRecords
+    {
+        get
+        {
+            lock (_byName)
+            {
+                if (!_headsReported)
+                {
+                    return null;
+                }
+
+                var lag = 0L;
+                foreach (var t in _byName.Values)
+                {
+                    lag += t.Lag;
+                }
+
+                return lag;
+            }
+        }
+    }
 
     public long RecordsReceived => Volatile.Read(ref _recordsReceived);
 
@@ -89,6 +116,18 @@ internal sealed class StandbyReplica : IDisposable
             lock (_byName)
             {
                 return [.. _byName.Values.Select(t => (t.Name, t.Journal.FirstOffset, t.Journal.NextOffset, t.Journal.DurableOffset))];
+            }
+        }
+    }
+
+    /// <summary>(topic, the primary's head in its last heartbeat or null, records lacking of it) of every local copy.</summary>
+    public IEnumerable<(string Topic, long? PrimaryHead, long Lag)> PrimaryHeads
+    {
+        get
+        {
+            lock (_byName)
+            {
+                return [.. _byName.Values.Select(t => (t.Name, Volatile.Read(ref t.PrimaryHead) is var h and >= 0 ? h : (long?)null, t.Lag))];
             }
         }
     }
@@ -148,6 +187,11 @@ internal sealed class StandbyReplica : IDisposable
 
             _touched.Clear();
             _byId.Clear();
+            _headsReported = false;
+            foreach (var t in _byName.Values)
+            {
+                Volatile.Write(ref t.PrimaryHead, -1); // heads are those of the primary of this link, once it says
+            }
         }
 
         if (_stopping)
@@ -321,6 +365,8 @@ internal sealed class StandbyReplica : IDisposable
                     return "the primary closed the connection";
                 }
 
+                // Bytes from the primary, if not yet a whole frame (a big run on a slow link): it is not silent.
+                Touch();
                 continue;
             }
 
@@ -350,12 +396,15 @@ internal sealed class StandbyReplica : IDisposable
                     OnRetained(body);
                     break;
                 case FrameKind.Heartbeat:
-                    var epoch = new FrameReader(body).I64();
+                    var heartbeat = new FrameReader(body);
+                    var epoch = heartbeat.I64();
                     if (epoch < _state.Epoch)
                     {
                         refusedEpoch = _state.Epoch;
                         return $"heartbeat from a stale primary (epoch {epoch} < {_state.Epoch})";
                     }
+
+                    OnHeads(ref heartbeat);
 
                     // An empty ACK answers every heartbeat: an idle standby that stops answering (frozen, its host
                     // gone without a FIN) is how the primary tells it from one with nothing to acknowledge.
@@ -428,6 +477,25 @@ internal sealed class StandbyReplica : IDisposable
         Interlocked.Add(ref _recordsReceived, count);
         Interlocked.Add(ref _bytesReceived, length);
         return true;
+    }
+
+    /// <summary>The heads in a heartbeat: how far each topic's journal goes on the primary (what the lag is measured to).</summary>
+    private void OnHeads(ref FrameReader r)
+    {
+        var n = r.U32();
+        for (var i = 0; i < n; i++)
+        {
+            var id = r.U32();
+            var head = r.I64();
+            if (id >= _byId.Count || _byId[(int)id] is not { } t)
+            {
+                throw new InvalidDataException($"head for unknown topic id {id}");
+            }
+
+            Volatile.Write(ref t.PrimaryHead, head);
+        }
+
+        _headsReported = true;
     }
 
     /// <summary>A standby-durable confirmation waits: flush this topic after the current burst (not in the background).</summary>
@@ -878,5 +946,11 @@ internal sealed class StandbyReplica : IDisposable
 
         /// <summary>The oldest offset the primary keeps (<see cref="FrameKind.Retained"/>); 0 until it says.</summary>
         public long PrimaryFirst;
+
+        /// <summary>The topic's head in the primary's last heartbeat on this link; -1 until it says.</summary>
+        public long PrimaryHead = -1;
+
+        /// <summary>Records of <see cref="PrimaryHead"/> this copy lacks (0 while the head is unknown).</summary>
+        public long Lag => Math.Max(0, Volatile.Read(ref PrimaryHead) - Journal.NextOffset);
     }
 }

@@ -35,7 +35,10 @@ internal enum FrameKind : byte
     /// <summary>Primary → standby: a broker state file (consumer positions, group acks), whole.</summary>
     State = 14,
 
-    /// <summary>Primary → standby: liveness and the current epoch.</summary>
+    /// <summary>
+    /// Primary → standby: liveness, the current epoch, and each announced topic's head (topic id, next offset), from
+    /// which the standby knows how many records it lacks.
+    /// </summary>
     Heartbeat = 15,
 
     /// <summary>Answer to <see cref="Probe"/>: role, epoch, node id.</summary>
@@ -216,7 +219,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 5; // 4: RETAINED; 5: the standby's epoch history in HELLO
+    public const ushort Version = 6; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using FastBroker.Client;
 using FastBroker.Replication;
-using FastBroker.Server;
 using FastBroker.Testing;
 using Xunit.Abstractions;
 
@@ -11,7 +11,9 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>
 /// A load balancer's health check reads the HTTP code only: on a pair's admin ports <c>GET /primary</c> is 200 on the
 /// serving primary alone and <c>GET /standby</c> on a standby following it alone, both 503 elsewhere, and they change
-/// with a promotion; <c>GET /health</c> stays 200 on both (liveness).
+/// with a promotion; <c>GET /health</c> stays 200 on both (liveness). <c>GET /standby</c> also fails on a standby that
+/// has stopped hearing from its primary (frozen: its link stays open and silent) and, with <c>?lag=N</c>, on one that
+/// lacks more than N records of the heads its primary last reported.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class AdminRoleCheckTests(ITestOutputHelper output)
@@ -29,8 +31,9 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
             await using (a)
             await using (b)
             {
-                await using var adminA = await a.StartAdminAsync("127.0.0.1", 0);
-                await using var adminB = await b.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
 
                 // a serves: /primary is /health's document with 200, /standby the same with 503.
                 var primary = await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
@@ -71,13 +74,149 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// b catches up a backlog over a slow link (a throttled proxy): it hears the primary all the time (bytes flow, and a
+    /// heartbeat with the heads after each pass), so plain <c>/standby</c> is 200, but it lacks thousands of records,
+    /// so <c>/standby?lag=1000</c> is 503 with the lag in the body until it has caught up. A malformed lag is 400.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_with_lag_fails_while_the_standby_lacks_more_records_and_passes_once_caught_up()
+    {
+        const string Topic = "lag.orders";
+
+        // 1 KiB records, 1 MiB/s through the proxy. The first heads b hears come after what a's socket send buffer took
+        // before them (up to tcp_wmem's maximum, 4 MiB by default) and a pass of catch-up (1 MiB): with 12 MiB more than
+        // that buffer, b is still thousands of records behind then, for seconds.
+        var backlog = (int)((TcpSendBufferMax() + (12 << 20)) >> 10);
+        await using var pair = new PairHarness();
+        try
+        {
+            int portA = FreePort.Next(), portB = FreePort.Next();
+            var toA = pair.AddProxy(portA);
+            string[] options = ["--acks", "local", "--heartbeat-timeout-ms", "10000"];
+            var a = pair.AddNode("a", portA, $"127.0.0.1:{portB}", [.. options, "--role", "primary"]);
+            var b = pair.AddNode("b", portB, toA.Endpoint, [.. options, "--role", "standby"]);
+            await a.StartAsync();
+            await a.WaitForAsync(s => s.IsPrimary, "a is primary");
+            await using (var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint], MaxInFlight = 1024 }))
+            {
+                var payload = new byte[1 << 10];
+                var confirmed = new List<Task<long>>(backlog);
+                for (var i = 0; i < backlog; i++)
+                {
+                    confirmed.Add(client.PublishAsync(Topic, payload).AsTask());
+                }
+
+                Assert.Equal(backlog - 1, (await Task.WhenAll(confirmed)).Max());
+            }
+
+            toA.BytesPerSecond = 1 << 20;
+            var sw = Stopwatch.StartNew();
+            await b.StartAsync();
+            await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a through the slow link");
+
+            // Behind by thousands of records as a's heartbeats report: the lag check fails, with the lag in the body.
+            var behind = await WaitForAsync(b.AdminEndpoint, "/standby?lag=1000", HttpStatusCode.ServiceUnavailable, "b's lag check while it catches up", body => Reason(body)?.Contains("records behind", StringComparison.Ordinal) == true);
+            var lag = LagRecords(behind);
+            output.WriteLine($"while catching up ({sw.ElapsedMilliseconds} ms after b started): {behind}");
+            Assert.InRange(lag, 1001, backlog);
+            Assert.Equal("standby", Status(behind));
+
+            // It hears its primary: without lag, or with a lag it is within, it is a healthy standby.
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's plain check while it catches up")));
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, $"/standby?lag={backlog}", HttpStatusCode.OK, "b's check with a lag it is within")));
+
+            // A malformed lag is the caller's mistake, on either node: 400 saying what is expected (records, not bytes).
+            foreach (var admin in new[] { b.AdminEndpoint, a.AdminEndpoint })
+            {
+                foreach (var bad in new[] { "16MB", "-1", "", "1.5", "99999999999999999999", "1&lag=2" })
+                {
+                    var (status, _, text) = await RequestAsync(admin, $"/standby?lag={bad}");
+                    Assert.True(status == HttpStatusCode.BadRequest, $"GET /standby?lag={bad}: {(int)status} {text}");
+                    Assert.Contains("lag", text, StringComparison.Ordinal);
+                }
+            }
+
+            Assert.Contains("whole number of records", (await RequestAsync(b.AdminEndpoint, "/standby?lag=16MB")).Body, StringComparison.Ordinal);
+
+            // The link runs at full speed again: b catches up, and even lag=0 passes.
+            toA.BytesPerSecond = 0;
+            var caughtUp = await WaitForAsync(b.AdminEndpoint, "/standby?lag=0", HttpStatusCode.OK, "b's lag check once it has caught up");
+            Assert.Equal(0, LagRecords(caughtUp));
+            await b.WaitForAsync(s => s.ReplicaOf(Topic)?.Next == backlog, "b holds the backlog");
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A primary that froze (SIGSTOP: its kernel keeps the link open, nothing more comes) is silent: the standby's link
+    /// ends only at the heartbeat timeout (two minutes here, so it does not end during the test), but <c>/standby</c>
+    /// must fail as soon as heartbeats stop coming, the reason in the body, and pass again once the primary thaws.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_fails_while_the_primary_is_frozen_before_the_heartbeat_timeout_ends_the_link()
+    {
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            string[] options = ["--heartbeat-timeout-ms", "120000"];
+            var (a, b, _) = await pair.StartConfiguredPairAsync(options, options);
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check while it follows a")));
+
+            a.Freeze();
+            frozen = a;
+            var silent = await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.ServiceUnavailable, "b's check while a is frozen");
+            output.WriteLine($"while a is frozen: {silent}");
+            Assert.Contains("nothing from the primary 'a'", Reason(silent), StringComparison.Ordinal);
+            var status = await b.WaitForAsync(s => s.IsStandby, "b answers its status");
+            Assert.True(status.Replica is { Connected: true, PrimaryId: "a" }, $"b's link ended: the check must not wait for that\n{status.Json}");
+
+            a.Freeze(false);
+            frozen = null;
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check once a has thawed")));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+
+    private static long LagRecords(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.GetProperty("lagRecords").GetInt64();
+    }
+
+    // The most a socket's send buffer grows to (Linux: the third field of tcp_wmem).
+    private static long TcpSendBufferMax()
+    {
+        const string Path = "/proc/sys/net/ipv4/tcp_wmem";
+        return File.Exists(Path) ? long.Parse(File.ReadAllText(Path).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture) : 4 << 20;
+    }
+
+    private static string? Reason(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("reason", out var reason) ? reason.GetString() : null;
+    }
+
     private static string? Status(string json)
     {
         using var doc = JsonDocument.Parse(json);
         return doc.RootElement.GetProperty("status").GetString();
     }
 
-    private static async Task<string> GetAsync(AdminHttpServer admin, string path, HttpStatusCode expected)
+    private static async Task<string> GetAsync(string admin, string path, HttpStatusCode expected)
     {
         var (status, contentType, body) = await RequestAsync(admin, path);
         Assert.True(status == expected, $"GET {path}: {(int)status} {body}, expected {(int)expected}");
@@ -85,31 +224,31 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         return body;
     }
 
-    // Polls until the answer has the expected code (the roles settle in the background), with a deadline.
-    private static async Task<string> WaitForAsync(AdminHttpServer admin, string path, HttpStatusCode expected, string because)
+    // Polls until the answer has the expected code and body (the roles settle in the background), with a deadline.
+    private static async Task<string> WaitForAsync(string admin, string path, HttpStatusCode expected, string because, Func<string, bool>? body = null)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            var (status, contentType, body) = await RequestAsync(admin, path);
-            if (status == expected)
+            var (status, contentType, text) = await RequestAsync(admin, path);
+            if (status == expected && (body is null || body(text)))
             {
                 Assert.Equal("application/json", contentType);
-                return body;
+                return text;
             }
 
             if (deadline.Elapsed > Eventually.DefaultTimeout)
             {
-                throw new TimeoutException($"{because}: GET {path} still {(int)status} {body} after {Eventually.DefaultTimeout.TotalSeconds} s, expected {(int)expected}");
+                throw new TimeoutException($"{because}: GET {path} still {(int)status} {text} after {Eventually.DefaultTimeout.TotalSeconds} s, expected {(int)expected}{(body is null ? "" : " and a body as described")}");
             }
 
             await Task.Delay(20); // polling interval of a condition with a deadline
         }
     }
 
-    private static async Task<(HttpStatusCode Status, string? ContentType, string Body)> RequestAsync(AdminHttpServer admin, string path)
+    private static async Task<(HttpStatusCode Status, string? ContentType, string Body)> RequestAsync(string admin, string path)
     {
-        using var response = await s_http.GetAsync(new Uri($"http://{admin.EndPoint}{path}"));
+        using var response = await s_http.GetAsync(new Uri($"http://{admin}{path}"));
         return (response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync());
     }
 }

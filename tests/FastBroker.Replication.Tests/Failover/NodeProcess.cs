@@ -41,6 +41,9 @@ internal sealed class NodeProcess : IDisposable
 
     public string ClientEndpoint => $"127.0.0.1:{ClientPort}";
 
+    /// <summary>The admin HTTP port's address (host:port).</summary>
+    public string AdminEndpoint => $"127.0.0.1:{AdminPort}";
+
     public bool IsRunning => _lives.Count > 0 && !_lives[^1].HasExited;
 
     /// <summary>The process id of the running life (for <c>/proc/&lt;pid&gt;</c>).</summary>
