@@ -39,6 +39,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _watchWake = new(0, int.MaxValue);
+    private readonly SemaphoreSlim _standbyWake = new(0, int.MaxValue);
     private readonly Task _acceptLoop;
     private readonly List<string> _events = [];
     private Task _supervisor = Task.CompletedTask;
@@ -170,7 +171,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <summary>
     /// Manual promotion of the standby. With a witness the lease is asked for first (refused while the primary still
     /// holds it); without one the epoch simply increments — the operator vouches that the old primary is gone (if it
-    /// is not, it steps down when it sees the newer epoch). Returns the new epoch.
+    /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends the standby's pause between two
+    /// attempts to follow its primary (half a heartbeat interval) at once.
     /// </summary>
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
     public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
@@ -207,7 +209,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
             throw new InvalidOperationException("a promotion is already in progress");
         }
 
+        // Stop following, and end the standby loop's pause between two link attempts (half a heartbeat interval).
         _replica?.Dispose();
+        _standbyWake.Release();
         using var reg = cancellationToken.Register(() => promotion.TrySetCanceled(cancellationToken));
         return await promotion.Task.ConfigureAwait(false);
     }
@@ -909,7 +913,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     break;
                 }
 
-                await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+                await StandbyDelay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
             }
         }
         finally
@@ -1059,7 +1063,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), retryAt);
                 if (left > TimeSpan.Zero)
                 {
-                    await Delay(left < _options.HeartbeatInterval ? left : _options.HeartbeatInterval).ConfigureAwait(false);
+                    await StandbyDelay(left < _options.HeartbeatInterval ? left : _options.HeartbeatInterval).ConfigureAwait(false);
                 }
             }
         }
@@ -1142,6 +1146,33 @@ public sealed class ReplicatedNode : IAsyncDisposable
         try
         {
             await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// A pause of the standby loop: as <see cref="Delay"/>, and also ended by <see cref="PromoteAsync(bool, CancellationToken)"/>
+    /// (at once if one is under way), so that a manual promotion does not wait for the pause (15 s of a 30 s heartbeat
+    /// interval) before the loop looks at it.
+    /// </summary>
+    private async Task StandbyDelay(TimeSpan delay)
+    {
+        // Wake-ups of promotions the loop has already handled (a refused one): at most one each.
+        while (_standbyWake.Wait(0))
+        {
+        }
+
+        // After the drain: a promotion set after this read releases the semaphore after it, and ends the wait below.
+        if (Volatile.Read(ref _promotion) is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            await _standbyWake.WaitAsync(delay, _stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
