@@ -607,8 +607,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     /// <summary>
     /// A graceful stop, clients closed, before the lease is released: lets an attached standby flush everything this node
-    /// wrote (for up to <see cref="ReplicationOptions.AckTimeout"/>), so that the node that takes over lacks nothing,
-    /// local-mode confirmations included. If the witness records the standby behind and it has now caught up, reports
+    /// wrote and apply the broker's state files as they are now (for up to <see cref="ReplicationOptions.AckTimeout"/>),
+    /// so that the node that takes over lacks nothing, local-mode confirmations, commits, acks and producer epochs
+    /// included. If the witness records the standby behind and it has now caught up, reports
     /// it in sync first: otherwise the witness would keep the released lease from it (the periodic report runs only
     /// once a heartbeat, and the node stopping has stopped its watch).
     /// </summary>
@@ -623,20 +624,29 @@ public sealed class ReplicatedNode : IAsyncDisposable
         // Degraded count first, as in CheckStandbyInSyncAsync: anything degraded before it lies below the heads read after it.
         var degradedSeen = gate.Degraded;
         var target = Heads(broker);
+
+        // The state outside the journals: committed positions and new producer epochs not yet applied there (in local
+        // mode nothing waited for them), and the group state, which is otherwise sent at most every 20 ms (an ack just
+        // before the stop could wait for the next heartbeat). The replicator sends every state file that changed, then
+        // this version: the standby's STATE_ACK of it says it has written them all.
+        var stateVersion = gate.RequestStateFiles();
         var limit = _options.AckTimeout < s_maxHandOverWait ? _options.AckTimeout : s_maxHandOverWait;
+        Log($"stopping: waiting up to {limit.TotalMilliseconds:0} ms for standby '{link.StandbyId}' to flush everything this node wrote and apply its state (version {stateVersion})");
         var waited = Stopwatch.StartNew();
-        while (!Holds(link, target))
+        bool flushed;
+        while (!(flushed = Holds(link, target)) || gate.StateApplied < stateVersion)
         {
             if (waited.Elapsed >= limit || !ReferenceEquals(_replicator?.Link, link))
             {
-                Log($"stopping: standby '{link.StandbyId}' did not flush everything this node wrote within {limit.TotalMilliseconds:0} ms; releasing the lease without waiting longer");
+                var missing = flushed ? $"apply this node's state (version {stateVersion}, applied {gate.StateApplied})" : "flush everything this node wrote";
+                Log($"stopping: standby '{link.StandbyId}' did not {missing} within {limit.TotalMilliseconds:0} ms; releasing the lease without waiting longer");
                 return;
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(5)).ConfigureAwait(false);
         }
 
-        Log($"stopping: standby '{link.StandbyId}' holds (flushed) everything this node wrote");
+        Log($"stopping: standby '{link.StandbyId}' holds (flushed) everything this node wrote, and its state");
         if (_lease is not { StandbyBehind: true } lease || !gate.TryRevokeDegrade(degradedSeen))
         {
             return;
