@@ -39,6 +39,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _watchWake = new(0, int.MaxValue);
+    private readonly SemaphoreSlim _standbyWake = new(0, int.MaxValue);
     private readonly Task _acceptLoop;
     private readonly List<string> _events = [];
     private Task _supervisor = Task.CompletedTask;
@@ -170,7 +171,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <summary>
     /// Manual promotion of the standby. With a witness the lease is asked for first (refused while the primary still
     /// holds it); without one the epoch simply increments — the operator vouches that the old primary is gone (if it
-    /// is not, it steps down when it sees the newer epoch). Returns the new epoch.
+    /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends the standby's pause between two
+    /// attempts to follow its primary (half a heartbeat interval) at once.
     /// </summary>
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
     public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
@@ -207,7 +209,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
             throw new InvalidOperationException("a promotion is already in progress");
         }
 
+        // Stop following, and end the standby loop's pause between two link attempts (half a heartbeat interval).
         _replica?.Dispose();
+        _standbyWake.Release();
         using var reg = cancellationToken.Register(() => promotion.TrySetCanceled(cancellationToken));
         return await promotion.Task.ConfigureAwait(false);
     }
@@ -604,8 +608,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
     /// <summary>
     /// A graceful stop, clients closed, before the lease is released: lets an attached standby flush everything this node
-    /// wrote (for up to <see cref="ReplicationOptions.AckTimeout"/>), so that the node that takes over lacks nothing,
-    /// local-mode confirmations included. If the witness records the standby behind and it has now caught up, reports
+    /// wrote and apply the broker's state files as they are now (for up to <see cref="ReplicationOptions.AckTimeout"/>),
+    /// so that the node that takes over lacks nothing, local-mode confirmations, commits, acks and producer epochs
+    /// included. If the witness records the standby behind and it has now caught up, reports
     /// it in sync first: otherwise the witness would keep the released lease from it (the periodic report runs only
     /// once a heartbeat, and the node stopping has stopped its watch).
     /// </summary>
@@ -620,20 +625,29 @@ public sealed class ReplicatedNode : IAsyncDisposable
         // Degraded count first, as in CheckStandbyInSyncAsync: anything degraded before it lies below the heads read after it.
         var degradedSeen = gate.Degraded;
         var target = Heads(broker);
+
+        // The state outside the journals: committed positions and new producer epochs not yet applied there (in local
+        // mode nothing waited for them), and the group state, which is otherwise sent at most every 20 ms (an ack just
+        // before the stop could wait for the next heartbeat). The replicator sends every state file that changed, then
+        // this version: the standby's STATE_ACK of it says it has written them all.
+        var stateVersion = gate.RequestStateFiles();
         var limit = _options.AckTimeout < s_maxHandOverWait ? _options.AckTimeout : s_maxHandOverWait;
+        Log($"stopping: waiting up to {limit.TotalMilliseconds:0} ms for standby '{link.StandbyId}' to flush everything this node wrote and apply its state (version {stateVersion})");
         var waited = Stopwatch.StartNew();
-        while (!Holds(link, target))
+        bool flushed;
+        while (!(flushed = Holds(link, target)) || gate.StateApplied < stateVersion)
         {
             if (waited.Elapsed >= limit || !ReferenceEquals(_replicator?.Link, link))
             {
-                Log($"stopping: standby '{link.StandbyId}' did not flush everything this node wrote within {limit.TotalMilliseconds:0} ms; releasing the lease without waiting longer");
+                var missing = flushed ? $"apply this node's state (version {stateVersion}, applied {gate.StateApplied})" : "flush everything this node wrote";
+                Log($"stopping: standby '{link.StandbyId}' did not {missing} within {limit.TotalMilliseconds:0} ms; releasing the lease without waiting longer");
                 return;
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(5)).ConfigureAwait(false);
         }
 
-        Log($"stopping: standby '{link.StandbyId}' holds (flushed) everything this node wrote");
+        Log($"stopping: standby '{link.StandbyId}' holds (flushed) everything this node wrote, and its state");
         if (_lease is not { StandbyBehind: true } lease || !gate.TryRevokeDegrade(degradedSeen))
         {
             return;
@@ -910,7 +924,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     break;
                 }
 
-                await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+                await StandbyDelay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
             }
         }
         finally
@@ -1060,7 +1074,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), retryAt);
                 if (left > TimeSpan.Zero)
                 {
-                    await Delay(left < _options.HeartbeatInterval ? left : _options.HeartbeatInterval).ConfigureAwait(false);
+                    await StandbyDelay(left < _options.HeartbeatInterval ? left : _options.HeartbeatInterval).ConfigureAwait(false);
                 }
             }
         }
@@ -1143,6 +1157,33 @@ public sealed class ReplicatedNode : IAsyncDisposable
         try
         {
             await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// A pause of the standby loop: as <see cref="Delay"/>, and also ended by <see cref="PromoteAsync(bool, CancellationToken)"/>
+    /// (at once if one is under way), so that a manual promotion does not wait for the pause (15 s of a 30 s heartbeat
+    /// interval) before the loop looks at it.
+    /// </summary>
+    private async Task StandbyDelay(TimeSpan delay)
+    {
+        // Wake-ups of promotions the loop has already handled (a refused one): at most one each.
+        while (_standbyWake.Wait(0))
+        {
+        }
+
+        // After the drain: a promotion set after this read releases the semaphore after it, and ends the wait below.
+        if (Volatile.Read(ref _promotion) is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            await _standbyWake.WaitAsync(delay, _stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

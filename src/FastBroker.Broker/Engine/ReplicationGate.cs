@@ -27,12 +27,14 @@ internal sealed class ReplicationGate
     // Broker state outside the journals: committed positions go to the standby as ordered, versioned updates; a
     // COMMIT in a standby mode is answered once the standby has applied its version. A new producer epoch takes a
     // version too: the producers' checkpoint is shipped whole before the update that carries it, and INIT_PRODUCER is
-    // answered once the standby applied that. Group state is shipped whole.
+    // answered once the standby applied that. Group state is shipped whole. A hand-over asks for every changed state
+    // file, followed by a version of its own.
     private readonly object _stateLock = new();
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly Queue<StateWaiter> _stateWaiters = new();
     private long _stateVersion;
     private long _producerStateVersion; // under _stateLock: the newest epoch change not yet drained, 0 if none
+    private long _stateFilesVersion; // under _stateLock: a hand-over's request not yet drained, 0 if none
     private long _stateApplied;
     private int _groupStateDirty;
 
@@ -362,6 +364,25 @@ internal sealed class ReplicationGate
     }
 
     /// <summary>
+    /// The node is handing over to its standby (a graceful stop): the replicator sends every state file that changed
+    /// since it last sent it (the group state included, which it otherwise sends at most every 20 ms), then a state
+    /// version covering them, within the same wake-up. Returns that version: once <see cref="StateApplied"/> reaches it,
+    /// the standby has every state file as it was at this call, and every position committed before it.
+    /// </summary>
+    public long RequestStateFiles()
+    {
+        long version;
+        lock (_stateLock)
+        {
+            version = ++_stateVersion;
+            _stateFilesVersion = version;
+        }
+
+        Wake?.Invoke();
+        return version;
+    }
+
+    /// <summary>
     /// Null when a commit (or a new producer epoch) of <paramref name="version"/> can be answered now (the mode is
     /// local, the standby already has it, or none is attached and the gate degrades to local); otherwise a task that
     /// completes when the standby has applied it, or fails with <see cref="BrokerErrorCode.NotReplicated"/> after
@@ -398,22 +419,26 @@ internal sealed class ReplicationGate
     }
 
     /// <summary>Replicator: moves the queued position updates (in version order) into <paramref name="into"/>.</summary>
-    public void DrainPositionUpdates(List<PositionUpdate> into) => DrainStateUpdates(into, out _);
+    public void DrainPositionUpdates(List<PositionUpdate> into) => DrainStateUpdates(into, out _, out _);
 
     /// <summary>
     /// Replicator: moves the queued position updates (in version order) into <paramref name="into"/> and returns the
     /// newest version drained, 0 if none. <paramref name="producerEpochs"/> is true when a new producer epoch is among
     /// them: the checkpoint file must be sent (read after this call, so it holds the epoch) before that version.
+    /// <paramref name="allStateFiles"/> is true when a hand-over asked for every changed state file
+    /// (<see cref="RequestStateFiles"/>): they must be sent (read after this call) before that version.
     /// </summary>
-    public long DrainStateUpdates(List<PositionUpdate> into, out bool producerEpochs)
+    public long DrainStateUpdates(List<PositionUpdate> into, out bool producerEpochs, out bool allStateFiles)
     {
         lock (_stateLock)
         {
             into.AddRange(_positionUpdates);
             _positionUpdates.Clear();
-            var version = Math.Max(_producerStateVersion, into.Count > 0 ? into[^1].Version : 0);
+            var version = Math.Max(Math.Max(_producerStateVersion, _stateFilesVersion), into.Count > 0 ? into[^1].Version : 0);
             producerEpochs = _producerStateVersion != 0;
+            allStateFiles = _stateFilesVersion != 0;
             _producerStateVersion = 0;
+            _stateFilesVersion = 0;
             return version;
         }
     }
@@ -428,6 +453,7 @@ internal sealed class ReplicationGate
         {
             _positionUpdates.Clear();
             _producerStateVersion = 0;
+            _stateFilesVersion = 0;
             return _stateVersion;
         }
     }

@@ -696,18 +696,23 @@ internal sealed class StandbyLink : IDisposable
     /// Committed positions and new producer epochs, as one POSITIONS frame whose version the standby acknowledges once
     /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
     /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
-    /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch.
+    /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch. A hand-over's request
+    /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every changed state file first in the same way.
     /// </summary>
     private int ShipPositions(FrameBuffer f)
     {
         _positionUpdates.Clear();
-        var version = _owner.Gate.DrainStateUpdates(_positionUpdates, out var producerEpochs);
+        var version = _owner.Gate.DrainStateUpdates(_positionUpdates, out var producerEpochs, out var allStateFiles);
         if (version == 0)
         {
             return 0;
         }
 
-        if (producerEpochs)
+        if (allStateFiles)
+        {
+            SendStateFiles(f);
+        }
+        else if (producerEpochs)
         {
             SendStateFile(f, ProducerCheckpoint.FileName);
         }

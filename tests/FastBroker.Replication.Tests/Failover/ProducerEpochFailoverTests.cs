@@ -13,8 +13,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// a standby promoted the moment after the answer fences the instance it replaced, although the new one never wrote
 /// (no record carries its epoch). The heartbeat interval is stretched from 100 ms to 6 s: the producers' checkpoint,
 /// which also travels with the heartbeat, then almost never reaches the standby that way in the few ms between the
-/// answer and the primary's end, so only an answer that waited for the standby makes it hold the epoch. (6 s, not
-/// more: a promotion asked while the standby pauses between two link attempts waits for half an interval.)
+/// answer and the primary's end, so only an answer that waited for the standby makes it hold the epoch.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class ProducerEpochFailoverTests
