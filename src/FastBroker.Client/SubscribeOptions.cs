@@ -27,9 +27,10 @@ public sealed record SubscribeOptions
     /// <summary>
     /// Deliver only messages that have, for every entry, a header with that name and exactly that value (any entry of a
     /// repeated header); null = all. One value per header name: the server refuses a dictionary that lists a name twice
-    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does. A filter
-    /// no message can carry (a name empty or over 255 UTF-8 bytes, a value over 65535) is refused before anything is
-    /// sent, with a <see cref="BrokerClientException"/> of the same code, in the embedded broker's words.
+    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does. Text that
+    /// is not valid UTF-16 (a lone surrogate, which UTF-8 cannot carry) and a filter no message can carry (a name empty
+    /// or over 255 UTF-8 bytes, a value over 65535) are refused before anything is sent, with a
+    /// <see cref="BrokerClientException"/> of the same code, in the embedded broker's words.
     /// </summary>
     public IReadOnlyDictionary<string, string>? Filters { get; init; }
 }

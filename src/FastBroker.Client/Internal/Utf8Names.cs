@@ -1,4 +1,5 @@
 using System.Text;
+using FastBroker.Filtering;
 using FastBroker.Protocol;
 
 namespace FastBroker.Client.Internal;
@@ -35,11 +36,11 @@ internal static class Utf8Names
     }
 
     /// <summary>
-    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter no message can carry (a name that
-    /// is empty or longer than 255 bytes, a value longer than 65535) cannot be sent either: it is refused here, nothing
-    /// sent, as the embedded broker refuses it, with <see cref="ErrorCode.InvalidArgument"/> and the broker's words.
+    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter the embedded broker refuses
+    /// (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry) is refused here,
+    /// nothing sent, with <see cref="ErrorCode.InvalidArgument"/> and the broker's words after <c>SUBSCRIBE: </c>.
     /// </summary>
-    /// <exception cref="BrokerClientException">A filter no message can carry.</exception>
+    /// <exception cref="BrokerClientException">A filter the embedded broker refuses.</exception>
     public static byte[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {
         if (filters is null || filters.Count == 0)
@@ -50,29 +51,14 @@ internal static class Utf8Names
         var headers = new PublishHeaders();
         foreach (var (name, value) in filters)
         {
-            ArgumentNullException.ThrowIfNull(value);
-            var nameBytes = Encoding.UTF8.GetByteCount(name);
-            if (nameBytes is 0 or > ProtocolConstants.MaxNameLength)
+            if (HeaderFilterRules.TryEncode(name, value, out _, out _) is { } refused)
             {
-                throw new BrokerClientException(
-                    ErrorCode.InvalidArgument,
-                    $"SUBSCRIBE: header filter '{Shown(name)}': a header name is 1 to {ProtocolConstants.MaxNameLength} bytes of UTF-8 (this one is {nameBytes}), so no message can carry it");
-            }
-
-            var valueBytes = Encoding.UTF8.GetByteCount(value);
-            if (valueBytes > ProtocolConstants.MaxShortBytesLength)
-            {
-                throw new BrokerClientException(
-                    ErrorCode.InvalidArgument,
-                    $"SUBSCRIBE: header filter '{Shown(name)}': a header value is at most {ProtocolConstants.MaxShortBytesLength} bytes (this one is {valueBytes}), so no message can carry it");
+                throw new BrokerClientException(ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
             }
 
             headers.Add(name, value);
         }
 
         return headers.Encoded.ToArray();
-
-        // A long name in a reason: its first 32 characters (not splitting a surrogate pair), as the broker shows it.
-        static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
     }
 }
