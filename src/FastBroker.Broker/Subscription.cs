@@ -585,11 +585,12 @@ public sealed class Subscription : IDisposable
     }
 
     /// <summary>
-    /// The filters as UTF-8 (name, value) pairs, one per header name. Each is checked by the rules the .NET client
-    /// shares (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry), refused in
-    /// the same words. A filter takes one value per name, as the wire protocol's SUBSCRIBE does (docs/protocol.md): two
-    /// values for one name are refused, in the server's words, rather than read as an AND that only a message repeating
-    /// the header passes (an <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice).
+    /// The filters as UTF-8 (name, value) pairs, one per header name. Each is checked by the rules the server and the
+    /// .NET client share (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry,
+    /// one on <c>fb-expires</c> or <c>fb-producer</c>), refused in the same words. A filter takes one value per name, as
+    /// the wire protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused, in the server's words,
+    /// rather than read as an AND that only a message repeating the header passes (an
+    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice).
     /// </summary>
     private static (byte[] Name, byte[] Value)[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {

@@ -29,7 +29,9 @@ public sealed record SubscriptionOptions
     /// header name: <c>Subscribe</c> refuses a dictionary that lists a name twice with different values with
     /// <see cref="BrokerErrorCode.InvalidArgument"/>, as the server refuses such a SUBSCRIBE; and, as the .NET client
     /// does, text that is not valid UTF-16 (a lone surrogate) and a filter no message can carry (a name empty or over 255
-    /// UTF-8 bytes, a value over 65535 bytes).
+    /// UTF-8 bytes, a value over 65535 bytes). A filter on <c>fb-expires</c> or <c>fb-producer</c> is refused too, as
+    /// the server and the client refuse it: the broker writes those headers itself, with a binary value per message (an
+    /// expiry time; a producer id and sequence) that a text filter cannot select messages by.
     /// </summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 

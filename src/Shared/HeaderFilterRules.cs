@@ -5,9 +5,9 @@ namespace FastBroker.Filtering;
 /// <summary>
 /// One source file compiled into the broker, the server and the client (linked from <c>src/Shared</c>, internal to
 /// each): which header filters (<c>name = value</c>, UTF-8) a subscription takes, and the reason one is refused, so the
-/// embedded broker's <c>SubscriptionOptions.HeaderFilters</c> and the .NET client's <c>SubscribeOptions.Filters</c>
-/// refuse the same filters in the same words (the client puts <c>SUBSCRIBE: </c> before them; docs/protocol.md,
-/// SUBSCRIBE). Subscribe path only, never per message.
+/// embedded broker's <c>SubscriptionOptions.HeaderFilters</c>, the server's SUBSCRIBE and the .NET client's
+/// <c>SubscribeOptions.Filters</c> refuse the same filters in the same words (the server and the client put
+/// <c>SUBSCRIBE: </c> before them; docs/protocol.md, SUBSCRIBE). Subscribe path only, never per message.
 /// </summary>
 internal static class HeaderFilterRules
 {
@@ -21,9 +21,10 @@ internal static class HeaderFilterRules
 
     /// <summary>
     /// Encodes one filter as UTF-8: null when it is taken, else why it is refused (for <c>InvalidArgument</c>). Refused:
-    /// text that is not valid UTF-16 (a lone surrogate would become U+FFFD, a filter on other text than the caller's,
-    /// and two names could become one), and a filter no message can carry (a name empty or over 255 bytes, a value over
-    /// 65535).
+    /// text that is not valid UTF-16 (a lone surrogate would become U+FFFD and make two names one), a filter no message
+    /// can carry (a name empty or over 255 bytes, a value over 65535), and a filter on <c>fb-expires</c> or
+    /// <c>fb-producer</c>: the broker writes those itself with a binary value per message (an expiry time; a producer
+    /// id and sequence), which an exact text value cannot select messages by (a TTL, one producer's messages).
     /// </summary>
     public static string? TryEncode(string name, string value, out byte[] utf8Name, out byte[] utf8Value)
     {
@@ -48,6 +49,16 @@ internal static class HeaderFilterRules
         if (utf8Value.Length > MaxValueBytes)
         {
             return $"header filter '{Shown(name)}': a header value is at most {MaxValueBytes} bytes (this one is {utf8Value.Length}), so no message can carry it";
+        }
+
+        if (utf8Name.AsSpan().SequenceEqual("fb-producer"u8))
+        {
+            return "header filter 'fb-producer': the broker writes this header itself (a binary producer id and sequence, one per message), so a filter cannot select messages by it";
+        }
+
+        if (utf8Name.AsSpan().SequenceEqual("fb-expires"u8))
+        {
+            return "header filter 'fb-expires': the broker writes this header itself (a binary expiry time in Unix milliseconds, for a TTL), so a filter cannot select messages by it";
         }
 
         return null;

@@ -1,14 +1,59 @@
 using FastBroker.Client;
 using FastBroker.Protocol;
+using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
 
 /// <summary>
 /// A SUBSCRIBE's filters mean the same to the embedded broker and through a client and a real server: each case is
-/// tried on both, side by side.
+/// tried on both, side by side (the server's own answer to a raw SUBSCRIBE is pinned in FastBroker.Server.Tests,
+/// SubscribeTests).
 /// </summary>
 public class SubscribeAgreementTests
 {
+    [Fact]
+    public async Task A_filter_on_a_header_the_broker_writes_is_refused_alike_by_the_embedded_broker_and_the_client()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // fb-producer and fb-expires carry binary values the broker writes per message (docs/protocol.md, section 9),
+        // which an exact text filter cannot select messages by. Before, the embedded broker took such a filter (and
+        // passed nearly nothing) while the client threw ArgumentException ("Header 'fb-producer' is reserved").
+        var cases = new (string Name, string Reason)[]
+        {
+            ("fb-producer", "header filter 'fb-producer': the broker writes this header itself (a binary producer id and sequence, one per message), so a filter cannot select messages by it"),
+            ("fb-expires", "header filter 'fb-expires': the broker writes this header itself (a binary expiry time in Unix milliseconds, for a TTL), so a filter cannot select messages by it"),
+        };
+        foreach (var (name, reason) in cases)
+        {
+            var filters = new Dictionary<string, string> { ["ccy"] = "USD", [name] = "1" };
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
+            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
+            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal(remote.Reason, consumer.Reason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+
+        // The other fb- names are the publisher's and filter like any header.
+        var priority = new Dictionary<string, string> { ["fb-priority"] = "7" };
+        using var local = f.Broker.Subscribe("fx", new SubscriptionOptions { Start = StartPosition.Earliest, HeaderFilters = priority });
+        await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = priority });
+        await client.PublishAsync("fx", Bytes("low"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "1") });
+        await client.PublishAsync("fx", Bytes("high"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "7") });
+        var got = (await TakeAsync(sub, 1))[0];
+        Assert.Equal(("high", 1L), (got.GetPayloadString(), got.Offset));
+        using var deadline = new CancellationTokenSource(Deadline);
+        await foreach (var m in local.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal(("high", 1L), (m.PayloadText, m.Offset));
+            break;
+        }
+    }
+
     [Fact]
     public async Task A_filter_with_a_lone_surrogate_is_refused_by_the_client_in_the_embedded_brokers_words()
     {

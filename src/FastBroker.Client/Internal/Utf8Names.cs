@@ -36,11 +36,12 @@ internal static class Utf8Names
     }
 
     /// <summary>
-    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter the embedded broker refuses
-    /// (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry) is refused here,
-    /// nothing sent, with <see cref="ErrorCode.InvalidArgument"/> and the broker's words after <c>SUBSCRIBE: </c>.
+    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter the embedded broker and the server
+    /// refuse (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry, one on
+    /// <c>fb-expires</c> or <c>fb-producer</c>) is refused here, nothing sent, with
+    /// <see cref="ErrorCode.InvalidArgument"/> and the server's words (the broker's after <c>SUBSCRIBE: </c>).
     /// </summary>
-    /// <exception cref="BrokerClientException">A filter the embedded broker refuses.</exception>
+    /// <exception cref="BrokerClientException">A filter the broker refuses.</exception>
     public static byte[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {
         if (filters is null || filters.Count == 0)
@@ -48,17 +49,26 @@ internal static class Utf8Names
             return [];
         }
 
-        var headers = new PublishHeaders();
+        var entries = new List<(byte[] Name, byte[] Value)>(filters.Count);
+        var length = 0;
         foreach (var (name, value) in filters)
         {
-            if (HeaderFilterRules.TryEncode(name, value, out _, out _) is { } refused)
+            if (HeaderFilterRules.TryEncode(name, value, out var n, out var v) is { } refused)
             {
                 throw new BrokerClientException(ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
             }
 
-            headers.Add(name, value);
+            entries.Add((n, v));
+            length += HeaderBlockWriter.GetEntryLength(n.Length, v.Length);
         }
 
-        return headers.Encoded.ToArray();
+        var block = new byte[length];
+        var writer = new HeaderBlockWriter(block);
+        foreach (var (n, v) in entries)
+        {
+            writer.TryAdd(n, v);
+        }
+
+        return block;
     }
 }
