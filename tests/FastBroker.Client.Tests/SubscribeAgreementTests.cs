@@ -5,9 +5,9 @@ using static FastBroker.ClientTests.Wire;
 namespace FastBroker.ClientTests;
 
 /// <summary>
-/// A SUBSCRIBE's filters mean the same to the embedded broker and through a client and a real server: each case is
-/// tried on both, side by side (the server's own answer to a raw SUBSCRIBE is pinned in FastBroker.Server.Tests,
-/// SubscribeTests).
+/// A SUBSCRIBE's filters and time start mean the same to the embedded broker and through a client and a real server:
+/// each case is tried on both, side by side (the server's own answer to a raw SUBSCRIBE is pinned in
+/// FastBroker.Server.Tests, SubscribeTests).
 /// </summary>
 public class SubscribeAgreementTests
 {
@@ -80,6 +80,37 @@ public class SubscribeAgreementTests
         // Nothing was sent: the server has no subscription, and the connection is the first one, still open.
         Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
         Assert.Equal((true, 1), (client.IsConnected, client.ConnectCount));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_time_between_two_milliseconds_starts_at_the_same_message_embedded_and_through_the_server(bool persistent)
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("ticks", TopicOptions.Default with { Persistent = persistent });
+        var client = await f.ConnectAsync();
+        await using var all = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await client.PublishAsync("ticks", Bytes("at"));
+        var at = (await TakeAsync(all, 1))[0].Timestamp;
+
+        // Stamps are whole milliseconds from the wall clock: the next message is stamped later once it has moved on.
+        await EventuallyAsync(() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > at.ToUnixTimeMilliseconds(), "the wall clock passed the first stamp");
+        await client.PublishAsync("ticks", Bytes("after"));
+        var after = (await TakeAsync(all, 1))[0].Timestamp;
+        Assert.True(after > at, $"the wall clock stepped back: 'after' stamped {after:O}, 'at' {at:O}");
+
+        // At the stamp itself both start at that message; half a millisecond later both start at the next one (the
+        // message stamped at is before that time). Before, the embedded broker rounded the time down and started at 0,
+        // while the server rounded the SUBSCRIBE's nanoseconds up and started at 1.
+        foreach (var (time, expected) in new[] { (at, 0L), (at.AddTicks(TimeSpan.TicksPerMillisecond / 2), 1L), (at.AddTicks(1), 1L) })
+        {
+            using var local = f.Broker.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.AtTime(time) });
+            await using var remote = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(time) });
+            Assert.Equal((expected, expected), (local.Positions["ticks"], remote.StartOffset));
+            var first = (await TakeAsync(remote, 1))[0];
+            Assert.Equal(expected, first.Offset);
+        }
     }
 
     /// <summary>A handler for a consumer that is refused before it gets anything.</summary>

@@ -85,7 +85,8 @@ internal sealed partial class Session
                 start = StartPosition.AtOffset((long)frame.StartValue);
                 break;
             case Protocol.StartKind.Timestamp:
-                // The broker keeps milliseconds: the first message at or after t ns is the first at or after ceil(t / 1e6) ms.
+                // The broker keeps milliseconds: the first message at or after t ns is the first at or after ceil(t / 1e6) ms
+                // (StartPosition.AtTime rounds a DateTimeOffset up alike; docs/protocol.md, SUBSCRIBE).
                 start = StartPosition.AtTime(DateTimeOffset.FromUnixTimeMilliseconds((long)((frame.StartValue / 1_000_000) + (frame.StartValue % 1_000_000 == 0 ? 0UL : 1UL))));
                 break;
             case Protocol.StartKind.Committed:
