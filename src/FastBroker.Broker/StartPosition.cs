@@ -44,7 +44,16 @@ public readonly record struct StartPosition
     /// starts (the head if none is); from there every message is delivered, also one stamped earlier by a wall clock
     /// that stepped back. A topic created later (a wildcard pattern) is read from its beginning.
     /// </summary>
-    public static StartPosition AtTime(DateTimeOffset time) => new(StartKind.Timestamp, time.ToUnixTimeMilliseconds());
+    /// <remarks>
+    /// Stamps are whole Unix milliseconds, so a time between two is rounded <b>up</b>: a message stamped 10 ms is before
+    /// 10.5 ms, and the first at or after 10.5 ms is the first at or after 11 ms. The server rounds a SUBSCRIBE's
+    /// nanosecond <c>startValue</c> the same way, so a time start means the same embedded and through a client.
+    /// </remarks>
+    public static StartPosition AtTime(DateTimeOffset time)
+    {
+        var ms = time.ToUnixTimeMilliseconds(); // rounds down (ticks since year 1 are never negative)
+        return new(StartKind.Timestamp, time.UtcTicks % TimeSpan.TicksPerMillisecond == 0 ? ms : ms + 1);
+    }
 
     /// <inheritdoc />
     public override string ToString() => Kind switch

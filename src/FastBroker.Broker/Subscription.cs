@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using FastBroker.Engine;
-using FastBroker.Journal;
+using FastBroker.Filtering;
 using FastBroker.Threading;
 
 namespace FastBroker;
@@ -15,7 +15,6 @@ namespace FastBroker;
 /// </summary>
 public sealed class Subscription : IDisposable
 {
-    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private readonly Broker _broker;
     private readonly object _gate = new();
     private readonly AsyncSignal _signal = new();
@@ -611,11 +610,12 @@ public sealed class Subscription : IDisposable
     }
 
     /// <summary>
-    /// The filters as UTF-8 (name, value) pairs, one per header name. A filter takes one value per name, as the wire
-    /// protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused, in the server's words, rather
-    /// than read as an AND that only a message repeating the header passes. A dictionary holds one value per key, but
-    /// two keys can be one name in UTF-8 (a lone surrogate becomes U+FFFD, so such text is refused) and an
-    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice.
+    /// The filters as UTF-8 (name, value) pairs, one per header name. Each is checked by the rules the server and the
+    /// .NET client share (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry,
+    /// one on <c>fb-expires</c> or <c>fb-producer</c>), refused in the same words. A filter takes one value per name, as
+    /// the wire protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused, in the server's words,
+    /// rather than read as an AND that only a message repeating the header passes (an
+    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice).
     /// </summary>
     private static (byte[] Name, byte[] Value)[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {
@@ -627,31 +627,9 @@ public sealed class Subscription : IDisposable
         var encoded = new List<(byte[] Name, byte[] Value)>(filters.Count);
         foreach (var (name, value) in filters)
         {
-            byte[] n, v;
-            try
+            if (HeaderFilterRules.TryEncode(name, value, out var n, out var v) is { } refused)
             {
-                n = s_strictUtf8.GetBytes(name);
-                v = s_strictUtf8.GetBytes(value);
-            }
-            catch (EncoderFallbackException)
-            {
-                throw new BrokerException(BrokerErrorCode.InvalidArgument, $"header filter '{name}': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)");
-            }
-
-            // A filter no message can carry (the header block's limits: names 1-255 bytes, values at most 65535) would
-            // pass nothing, silently; the .NET client refuses the same filter in the same words (the wire cannot carry it).
-            if (n.Length is 0 or > RecordHeaderReader.MaxNameLength)
-            {
-                throw new BrokerException(
-                    BrokerErrorCode.InvalidArgument,
-                    $"header filter '{Shown(name)}': a header name is 1 to {RecordHeaderReader.MaxNameLength} bytes of UTF-8 (this one is {n.Length}), so no message can carry it");
-            }
-
-            if (v.Length > RecordHeaderReader.MaxValueLength)
-            {
-                throw new BrokerException(
-                    BrokerErrorCode.InvalidArgument,
-                    $"header filter '{Shown(name)}': a header value is at most {RecordHeaderReader.MaxValueLength} bytes (this one is {v.Length}), so no message can carry it");
+                throw new BrokerException(BrokerErrorCode.InvalidArgument, refused);
             }
 
             var same = encoded.FindIndex(f => f.Name.AsSpan().SequenceEqual(n));
@@ -668,9 +646,6 @@ public sealed class Subscription : IDisposable
         }
 
         return [.. encoded];
-
-        // A long name in a reason: its first 32 characters (not splitting a surrogate pair), as the client shows it.
-        static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
     }
 
     private bool Passes(scoped in MessageView m, ushort flags, TopicState topic)

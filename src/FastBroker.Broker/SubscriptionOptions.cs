@@ -26,10 +26,12 @@ public sealed record SubscriptionOptions
     /// <summary>
     /// Only messages whose headers have all of these values (UTF-8 text) are delivered: for each filter, some entry of
     /// that name with exactly that value (a name may repeat in a message; any of its entries can match). One value per
-    /// header name: <c>Subscribe</c> refuses a dictionary that lists a name twice with different values, and text that is
-    /// not valid UTF-16, with <see cref="BrokerErrorCode.InvalidArgument"/>, as the server refuses such a SUBSCRIBE; and
-    /// a filter no message can carry (a name empty or over 255 UTF-8 bytes, a value over 65535 bytes), as the .NET
-    /// client does.
+    /// header name: <c>Subscribe</c> refuses a dictionary that lists a name twice with different values with
+    /// <see cref="BrokerErrorCode.InvalidArgument"/>, as the server refuses such a SUBSCRIBE; and, as the .NET client
+    /// does, text that is not valid UTF-16 (a lone surrogate) and a filter no message can carry (a name empty or over 255
+    /// UTF-8 bytes, a value over 65535 bytes). A filter on <c>fb-expires</c> or <c>fb-producer</c> is refused too, as
+    /// the server and the client refuse it: the broker writes those headers itself, with a binary value per message (an
+    /// expiry time; a producer id and sequence) that a text filter cannot select messages by.
     /// </summary>
     public IReadOnlyDictionary<string, string>? HeaderFilters { get; init; }
 

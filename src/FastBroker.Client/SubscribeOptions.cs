@@ -27,9 +27,13 @@ public sealed record SubscribeOptions
     /// <summary>
     /// Deliver only messages that have, for every entry, a header with that name and exactly that value (any entry of a
     /// repeated header); null = all. One value per header name: the server refuses a dictionary that lists a name twice
-    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does. A filter
-    /// no message can carry (a name empty or over 255 UTF-8 bytes, a value over 65535) is refused before anything is
-    /// sent, with a <see cref="BrokerClientException"/> of the same code, in the embedded broker's words.
+    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does. Text that
+    /// is not valid UTF-16 (a lone surrogate, which UTF-8 cannot carry) and a filter no message can carry (a name empty
+    /// or over 255 UTF-8 bytes, a value over 65535) are refused before anything is sent, with a
+    /// <see cref="BrokerClientException"/> of the same code, in the embedded broker's words; so is a filter on
+    /// <c>fb-expires</c> or <c>fb-producer</c>, headers the broker writes itself with a binary value per message (an
+    /// expiry time; a producer id and sequence) that a text filter cannot select messages by, which the server and the
+    /// embedded broker refuse in the same words. Other <c>fb-</c> names filter like any header.
     /// </summary>
     public IReadOnlyDictionary<string, string>? Filters { get; init; }
 }

@@ -34,7 +34,11 @@ public readonly record struct SubscribeStart
         return new(StartKind.Offset, (ulong)offset, StartKind.Latest);
     }
 
-    /// <summary>The first message at or after <paramref name="time"/>.</summary>
+    /// <summary>
+    /// The first message at or after <paramref name="time"/>, sent as Unix nanoseconds. Messages are stamped in whole
+    /// milliseconds, so the server rounds a time between two up (a message stamped 10 ms is before 10.5 ms), as the
+    /// embedded broker's <c>StartPosition.AtTime</c> does.
+    /// </summary>
     public static SubscribeStart AtTime(DateTimeOffset time)
     {
         var ns = (time - DateTimeOffset.UnixEpoch).Ticks * 100;

@@ -275,6 +275,31 @@ public class SubscribeTests
         Assert.Equal(new[] { 0UL, 2UL }, d.Select(x => x.Offset));
     }
 
+    /// <summary>
+    /// fb-producer and fb-expires carry binary values the broker writes per message (docs/protocol.md, section 9): a
+    /// filter on them is refused with InvalidArgument in the embedded broker's words after "SUBSCRIBE: ", as the .NET
+    /// client refuses it before sending; the connection stays open.
+    /// </summary>
+    [Fact]
+    public async Task A_filter_on_a_header_the_broker_writes_is_refused_in_the_embedded_brokers_words()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        foreach (var name in new[] { "fb-producer", "fb-expires" })
+        {
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("cars", new SubscriptionOptions { HeaderFilters = new Dictionary<string, string> { [name] = "1" } }));
+            Assert.Equal(BrokerErrorCode.InvalidArgument, embedded.Code);
+            await c.SubscribeAsync(1, 1, "cars", 100, filters: Headers.Of(("color", "red"), (name, "1")));
+            var error = await c.ReadAsync();
+            Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false), (error.Type, error.ErrorCode, error.CloseConnection));
+            Assert.Equal("SUBSCRIBE: " + embedded.Message, error.ErrorReason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+        await c.SubscribeAsync(2, 1, "cars", 100, filters: Headers.Of(("fb-priority", "1")));
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+    }
+
     [Fact]
     public async Task Unsubscribe_ends_deliveries_and_bad_ids_get_their_errors()
     {

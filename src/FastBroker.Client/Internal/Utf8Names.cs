@@ -1,4 +1,5 @@
 using System.Text;
+using FastBroker.Filtering;
 using FastBroker.Protocol;
 
 namespace FastBroker.Client.Internal;
@@ -35,11 +36,12 @@ internal static class Utf8Names
     }
 
     /// <summary>
-    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter no message can carry (a name that
-    /// is empty or longer than 255 bytes, a value longer than 65535) cannot be sent either: it is refused here, nothing
-    /// sent, as the embedded broker refuses it, with <see cref="ErrorCode.InvalidArgument"/> and the broker's words.
+    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter the embedded broker and the server
+    /// refuse (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry, one on
+    /// <c>fb-expires</c> or <c>fb-producer</c>) is refused here, nothing sent, with
+    /// <see cref="ErrorCode.InvalidArgument"/> and the server's words (the broker's after <c>SUBSCRIBE: </c>).
     /// </summary>
-    /// <exception cref="BrokerClientException">A filter no message can carry.</exception>
+    /// <exception cref="BrokerClientException">A filter the broker refuses.</exception>
     public static byte[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {
         if (filters is null || filters.Count == 0)
@@ -47,32 +49,26 @@ internal static class Utf8Names
             return [];
         }
 
-        var headers = new PublishHeaders();
+        var entries = new List<(byte[] Name, byte[] Value)>(filters.Count);
+        var length = 0;
         foreach (var (name, value) in filters)
         {
-            ArgumentNullException.ThrowIfNull(value);
-            var nameBytes = Encoding.UTF8.GetByteCount(name);
-            if (nameBytes is 0 or > ProtocolConstants.MaxNameLength)
+            if (HeaderFilterRules.TryEncode(name, value, out var n, out var v) is { } refused)
             {
-                throw new BrokerClientException(
-                    ErrorCode.InvalidArgument,
-                    $"SUBSCRIBE: header filter '{Shown(name)}': a header name is 1 to {ProtocolConstants.MaxNameLength} bytes of UTF-8 (this one is {nameBytes}), so no message can carry it");
+                throw new BrokerClientException(ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
             }
 
-            var valueBytes = Encoding.UTF8.GetByteCount(value);
-            if (valueBytes > ProtocolConstants.MaxShortBytesLength)
-            {
-                throw new BrokerClientException(
-                    ErrorCode.InvalidArgument,
-                    $"SUBSCRIBE: header filter '{Shown(name)}': a header value is at most {ProtocolConstants.MaxShortBytesLength} bytes (this one is {valueBytes}), so no message can carry it");
-            }
-
-            headers.Add(name, value);
+            entries.Add((n, v));
+            length += HeaderBlockWriter.GetEntryLength(n.Length, v.Length);
         }
 
-        return headers.Encoded.ToArray();
+        var block = new byte[length];
+        var writer = new HeaderBlockWriter(block);
+        foreach (var (n, v) in entries)
+        {
+            writer.TryAdd(n, v);
+        }
 
-        // A long name in a reason: its first 32 characters (not splitting a surrogate pair), as the broker shows it.
-        static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
+        return block;
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Unicode;
+using FastBroker.Filtering;
 using FastBroker.Protocol;
 
 namespace FastBroker.Server.Internal;
@@ -52,6 +53,14 @@ internal sealed partial class Session
             filters ??= new(StringComparer.Ordinal);
             var key = Encoding.UTF8.GetString(name);
             var text = Encoding.UTF8.GetString(value);
+            if (HeaderFilterRules.TryEncode(key, text, out _, out _) is { } refused)
+            {
+                // The rules the embedded broker and the .NET client apply, in their words (a filter on fb-expires or
+                // fb-producer; the others cannot arrive in a well-formed header block of UTF-8 values).
+                SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
+                return;
+            }
+
             if (filters.TryGetValue(key, out var existing) && existing != text)
             {
                 // One value per name, as the embedded broker's SubscriptionOptions.HeaderFilters (a dictionary) and the
@@ -76,7 +85,8 @@ internal sealed partial class Session
                 start = StartPosition.AtOffset((long)frame.StartValue);
                 break;
             case Protocol.StartKind.Timestamp:
-                // The broker keeps milliseconds: the first message at or after t ns is the first at or after ceil(t / 1e6) ms.
+                // The broker keeps milliseconds: the first message at or after t ns is the first at or after ceil(t / 1e6) ms
+                // (StartPosition.AtTime rounds a DateTimeOffset up alike; docs/protocol.md, SUBSCRIBE).
                 start = StartPosition.AtTime(DateTimeOffset.FromUnixTimeMilliseconds((long)((frame.StartValue / 1_000_000) + (frame.StartValue % 1_000_000 == 0 ? 0UL : 1UL))));
                 break;
             case Protocol.StartKind.Committed:

@@ -1,0 +1,69 @@
+using System.Text;
+
+namespace FastBroker.Filtering;
+
+/// <summary>
+/// One source file compiled into the broker, the server and the client (linked from <c>src/Shared</c>, internal to
+/// each): which header filters (<c>name = value</c>, UTF-8) a subscription takes, and the reason one is refused, so the
+/// embedded broker's <c>SubscriptionOptions.HeaderFilters</c>, the server's SUBSCRIBE and the .NET client's
+/// <c>SubscribeOptions.Filters</c> refuse the same filters in the same words (the server and the client put
+/// <c>SUBSCRIBE: </c> before them; docs/protocol.md, SUBSCRIBE). Subscribe path only, never per message.
+/// </summary>
+internal static class HeaderFilterRules
+{
+    /// <summary>The header block's limit on a name (<c>str8</c>): no message carries a longer one.</summary>
+    public const int MaxNameBytes = 255;
+
+    /// <summary>The header block's limit on a value (<c>bytes16</c>): no message carries a longer one.</summary>
+    public const int MaxValueBytes = ushort.MaxValue;
+
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Encodes one filter as UTF-8: null when it is taken, else why it is refused (for <c>InvalidArgument</c>). Refused:
+    /// text that is not valid UTF-16 (a lone surrogate would become U+FFFD and make two names one), a filter no message
+    /// can carry (a name empty or over 255 bytes, a value over 65535), and a filter on <c>fb-expires</c> or
+    /// <c>fb-producer</c>: the broker writes those itself with a binary value per message (an expiry time; a producer
+    /// id and sequence), which an exact text value cannot select messages by (a TTL, one producer's messages).
+    /// </summary>
+    public static string? TryEncode(string name, string value, out byte[] utf8Name, out byte[] utf8Value)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(value);
+        try
+        {
+            utf8Name = s_strictUtf8.GetBytes(name);
+            utf8Value = s_strictUtf8.GetBytes(value);
+        }
+        catch (EncoderFallbackException)
+        {
+            utf8Name = utf8Value = [];
+            return $"header filter '{name}': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)";
+        }
+
+        if (utf8Name.Length is 0 or > MaxNameBytes)
+        {
+            return $"header filter '{Shown(name)}': a header name is 1 to {MaxNameBytes} bytes of UTF-8 (this one is {utf8Name.Length}), so no message can carry it";
+        }
+
+        if (utf8Value.Length > MaxValueBytes)
+        {
+            return $"header filter '{Shown(name)}': a header value is at most {MaxValueBytes} bytes (this one is {utf8Value.Length}), so no message can carry it";
+        }
+
+        if (utf8Name.AsSpan().SequenceEqual("fb-producer"u8))
+        {
+            return "header filter 'fb-producer': the broker writes this header itself (a binary producer id and sequence, one per message), so a filter cannot select messages by it";
+        }
+
+        if (utf8Name.AsSpan().SequenceEqual("fb-expires"u8))
+        {
+            return "header filter 'fb-expires': the broker writes this header itself (a binary expiry time in Unix milliseconds, for a TTL), so a filter cannot select messages by it";
+        }
+
+        return null;
+    }
+
+    // A long name in a reason: its first 32 characters (not splitting a surrogate pair).
+    private static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
+}

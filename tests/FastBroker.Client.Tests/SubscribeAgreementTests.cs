@@ -1,0 +1,123 @@
+using FastBroker.Client;
+using FastBroker.Protocol;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>
+/// A SUBSCRIBE's filters and time start mean the same to the embedded broker and through a client and a real server:
+/// each case is tried on both, side by side (the server's own answer to a raw SUBSCRIBE is pinned in
+/// FastBroker.Server.Tests, SubscribeTests).
+/// </summary>
+public class SubscribeAgreementTests
+{
+    [Fact]
+    public async Task A_filter_on_a_header_the_broker_writes_is_refused_alike_by_the_embedded_broker_and_the_client()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // fb-producer and fb-expires carry binary values the broker writes per message (docs/protocol.md, section 9),
+        // which an exact text filter cannot select messages by. Before, the embedded broker took such a filter (and
+        // passed nearly nothing) while the client threw ArgumentException ("Header 'fb-producer' is reserved").
+        var cases = new (string Name, string Reason)[]
+        {
+            ("fb-producer", "header filter 'fb-producer': the broker writes this header itself (a binary producer id and sequence, one per message), so a filter cannot select messages by it"),
+            ("fb-expires", "header filter 'fb-expires': the broker writes this header itself (a binary expiry time in Unix milliseconds, for a TTL), so a filter cannot select messages by it"),
+        };
+        foreach (var (name, reason) in cases)
+        {
+            var filters = new Dictionary<string, string> { ["ccy"] = "USD", [name] = "1" };
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
+            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
+            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal(remote.Reason, consumer.Reason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+
+        // The other fb- names are the publisher's and filter like any header.
+        var priority = new Dictionary<string, string> { ["fb-priority"] = "7" };
+        using var local = f.Broker.Subscribe("fx", new SubscriptionOptions { Start = StartPosition.Earliest, HeaderFilters = priority });
+        await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = priority });
+        await client.PublishAsync("fx", Bytes("low"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "1") });
+        await client.PublishAsync("fx", Bytes("high"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "7") });
+        var got = (await TakeAsync(sub, 1))[0];
+        Assert.Equal(("high", 1L), (got.GetPayloadString(), got.Offset));
+        using var deadline = new CancellationTokenSource(Deadline);
+        await foreach (var m in local.ReadAllAsync(deadline.Token))
+        {
+            Assert.Equal(("high", 1L), (m.PayloadText, m.Offset));
+            break;
+        }
+    }
+
+    [Fact]
+    public async Task A_filter_with_a_lone_surrogate_is_refused_by_the_client_in_the_embedded_brokers_words()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // UTF-8 cannot carry a lone surrogate. Before, the client sent it as U+FFFD (a filter on other text than the
+        // caller's, and two names could become one) while the embedded broker refused it.
+        var cases = new (Dictionary<string, string> Filters, string Reason)[]
+        {
+            (new() { ["ccy\uD800"] = "USD" }, "header filter 'ccy\uD800': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)"),
+            (new() { ["ccy"] = "US\uDC00D" }, "header filter 'ccy': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)"),
+        };
+        foreach (var (filters, reason) in cases)
+        {
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
+            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
+            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
+            Assert.Equal(remote.Reason, consumer.Reason);
+        }
+
+        // Nothing was sent: the server has no subscription, and the connection is the first one, still open.
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+        Assert.Equal((true, 1), (client.IsConnected, client.ConnectCount));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_time_between_two_milliseconds_starts_at_the_same_message_embedded_and_through_the_server(bool persistent)
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("ticks", TopicOptions.Default with { Persistent = persistent });
+        var client = await f.ConnectAsync();
+        await using var all = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await client.PublishAsync("ticks", Bytes("at"));
+        var at = (await TakeAsync(all, 1))[0].Timestamp;
+
+        // Stamps are whole milliseconds from the wall clock: the next message is stamped later once it has moved on.
+        await EventuallyAsync(() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > at.ToUnixTimeMilliseconds(), "the wall clock passed the first stamp");
+        await client.PublishAsync("ticks", Bytes("after"));
+        var after = (await TakeAsync(all, 1))[0].Timestamp;
+        Assert.True(after > at, $"the wall clock stepped back: 'after' stamped {after:O}, 'at' {at:O}");
+
+        // At the stamp itself both start at that message; half a millisecond later both start at the next one (the
+        // message stamped at is before that time). Before, the embedded broker rounded the time down and started at 0,
+        // while the server rounded the SUBSCRIBE's nanoseconds up and started at 1.
+        foreach (var (time, expected) in new[] { (at, 0L), (at.AddTicks(TimeSpan.TicksPerMillisecond / 2), 1L), (at.AddTicks(1), 1L) })
+        {
+            using var local = f.Broker.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.AtTime(time) });
+            await using var remote = await client.CreateSubscriptionAsync("ticks", SubscribeOptions.Default with { Start = SubscribeStart.AtTime(time) });
+            Assert.Equal((expected, expected), (local.Positions["ticks"], remote.StartOffset));
+            var first = (await TakeAsync(remote, 1))[0];
+            Assert.Equal(expected, first.Offset);
+        }
+    }
+
+    /// <summary>A handler for a consumer that is refused before it gets anything.</summary>
+    private sealed class Ignore : IClientMessageHandler
+    {
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+        }
+    }
+}
