@@ -1,3 +1,5 @@
+using FastBroker.Journal;
+
 namespace FastBroker;
 
 /// <summary>Where a subscription starts reading each topic it matches.</summary>
@@ -49,11 +51,7 @@ public readonly record struct StartPosition
     /// 10.5 ms, and the first at or after 10.5 ms is the first at or after 11 ms. The server rounds a SUBSCRIBE's
     /// nanosecond <c>startValue</c> the same way, so a time start means the same embedded and through a client.
     /// </remarks>
-    public static StartPosition AtTime(DateTimeOffset time)
-    {
-        var ms = time.ToUnixTimeMilliseconds(); // rounds down (ticks since year 1 are never negative)
-        return new(StartKind.Timestamp, time.UtcTicks % TimeSpan.TicksPerMillisecond == 0 ? ms : ms + 1);
-    }
+    public static StartPosition AtTime(DateTimeOffset time) => new(StartKind.Timestamp, ReadStart.CeilingMilliseconds(time));
 
     /// <inheritdoc />
     public override string ToString() => Kind switch

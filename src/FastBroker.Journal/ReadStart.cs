@@ -30,6 +30,14 @@ public readonly record struct ReadStart
     /// <summary>The first record with a timestamp at or after <paramref name="unixMilliseconds"/>.</summary>
     public static ReadStart FromTimestamp(long unixMilliseconds) => new(ReadStartKind.Timestamp, unixMilliseconds);
 
-    /// <summary>The first record with a timestamp at or after <paramref name="time"/>.</summary>
-    public static ReadStart FromTime(DateTimeOffset time) => FromTimestamp(time.ToUnixTimeMilliseconds());
+    /// <summary>
+    /// The first record with a timestamp at or after <paramref name="time"/>. Timestamps are whole Unix milliseconds, so
+    /// a time between two is rounded up (a record stamped 10 ms is before 10.5 ms), as the broker's
+    /// <c>StartPosition.AtTime</c> and the server's SUBSCRIBE round it.
+    /// </summary>
+    public static ReadStart FromTime(DateTimeOffset time) => FromTimestamp(CeilingMilliseconds(time));
+
+    /// <summary><paramref name="time"/> in Unix milliseconds, rounded up to the next whole one.</summary>
+    public static long CeilingMilliseconds(DateTimeOffset time) =>
+        time.ToUnixTimeMilliseconds() + (time.UtcTicks % TimeSpan.TicksPerMillisecond == 0 ? 0 : 1);
 }

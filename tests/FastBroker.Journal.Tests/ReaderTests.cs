@@ -73,6 +73,10 @@ public class ReaderTests
 
         using var late = journal.OpenReader(ReadStart.FromTime(DateTimeOffset.FromUnixTimeMilliseconds(T0 + 10_000)));
         Assert.Equal(2000, late.NextOffset);
+
+        // A time between two milliseconds: the records stamped T0 + 37 are before T0 + 37.5, so it starts at T0 + 38.
+        using var between = journal.OpenReader(ReadStart.FromTime(DateTimeOffset.FromUnixTimeMilliseconds(T0 + 37).AddTicks(TimeSpan.TicksPerMillisecond / 2)));
+        Assert.Equal(380, between.NextOffset);
     }
 
     [Theory]

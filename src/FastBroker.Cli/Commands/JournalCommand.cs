@@ -44,7 +44,7 @@ internal static class JournalCommand
                 }
                 else if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
                 {
-                    fromTs = time.ToUnixTimeMilliseconds();
+                    fromTs = ReadStart.CeilingMilliseconds(time); // the first record at or after it: rounded up
                 }
                 else
                 {
