@@ -5,7 +5,7 @@ namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
 /// A script that captures a command's standard output gets only its results: a diagnostic (a node that cannot be
-/// reached) goes to standard error.
+/// reached, a usage error) goes to standard error, and <c>--help</c>, which is what was asked for, to standard output.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public class CliOutputStreamTests
@@ -47,6 +47,49 @@ public class CliOutputStreamTests
             if (outcome.ExitCode != 1 || outcome.Output.Length > 0 || !outcome.Errors.Contains(error, StringComparison.Ordinal))
             {
                 failures.Add($"expected exit 1, nothing on stdout, '{error}' on stderr: {outcome.Describe(promote)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+    }
+
+    /// <summary>
+    /// A usage error (an unknown option or command, a missing argument, a value out of range, a payload that looks like
+    /// an option) printed the command's whole help, and "did you mean" suggestions, on stdout besides the reason on
+    /// stderr. Now stdout stays empty; stderr has the reason and a hint naming the command's help, exit 64. <c>--help</c>
+    /// still prints the help on stdout, exit 0, nothing on stderr.
+    /// </summary>
+    [Fact]
+    public async Task A_usage_error_prints_the_reason_and_a_hint_on_stderr_and_nothing_on_stdout()
+    {
+        (string[] Args, string Hint)[] cases =
+        [
+            (["stats", "--no-such-option"], "run 'fastbroker stats --help'"),
+            (["status", "--admn", "127.0.0.1:7401"], "run 'fastbroker status --help'"), // with a "did you mean --admin"
+            (["sttaus"], "run 'fastbroker --help'"),
+            (["pub"], "run 'fastbroker pub --help'"),
+            (["pub", "t", "x", "--count", "0"], "run 'fastbroker pub --help'"),
+            (["journal", "dump"], "run 'fastbroker journal dump --help'"),
+            (["sub", "t", "--format", "yaml"], "run 'fastbroker sub --help'"),
+            (["pub", "t", "--bogus"], "run 'fastbroker pub --help'"), // refused by the command, not the parser
+        ];
+        var failures = new List<string>();
+        foreach (var (args, hint) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0 || !outcome.Errors.Contains(hint, StringComparison.Ordinal)
+                || outcome.Errors.Contains("Usage:", StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, nothing on stdout, the reason and \"{hint}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        foreach (var args in new[] { new[] { "--help" }, ["pub", "--help"], ["journal", "dump", "-h"] })
+        {
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != 0 || !outcome.Output.Contains("Usage:", StringComparison.Ordinal) || outcome.Errors.Length > 0)
+            {
+                failures.Add($"expected exit 0, the help on stdout, nothing on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
             }
         }
 
