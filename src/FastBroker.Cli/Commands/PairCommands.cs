@@ -20,9 +20,16 @@ internal static class PairCommands
             foreach (var endpoint in parse.GetValue(admin)!)
             {
                 var (status, body) = await RequestAsync(endpoint, "GET", "/status", ct).ConfigureAwait(false);
-                Console.WriteLine($"# {endpoint}");
-                Console.WriteLine(status == 0 ? $"unreachable: {body}" : body.TrimEnd());
-                failed += status == 200 ? 0 : 1;
+                if (status == 200)
+                {
+                    Console.WriteLine($"# {endpoint}");
+                    Console.WriteLine(body.TrimEnd());
+                }
+                else
+                {
+                    Console.Error.WriteLine(Failure("status", endpoint, status, body));
+                    failed++;
+                }
             }
 
             return failed == 0 ? 0 : 1;
@@ -38,12 +45,30 @@ internal static class PairCommands
         var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin, force };
         cmd.SetAction(async (parse, ct) =>
         {
-            var (status, body) = await RequestAsync(parse.GetValue(admin)!, "POST", parse.GetValue(force) ? "/promote/force" : "/promote", ct).ConfigureAwait(false);
-            Console.WriteLine(status == 0 ? $"unreachable: {body}" : body.TrimEnd());
+            var endpoint = parse.GetValue(admin)!;
+            var (status, body) = await RequestAsync(endpoint, "POST", parse.GetValue(force) ? "/promote/force" : "/promote", ct).ConfigureAwait(false);
+            if (status == 200)
+            {
+                Console.WriteLine(body.TrimEnd()); // {"promoted":true,"epoch":…}
+            }
+            else
+            {
+                Console.Error.WriteLine(Failure("promote", endpoint, status, body));
+            }
+
             return status == 200 ? 0 : 1;
         });
         return cmd;
     }
+
+    /// <summary>
+    /// The stderr line for a request that did not succeed: the node unreachable (<paramref name="status"/> 0), a refused
+    /// promotion (409, the node's {"promoted":false,"error":…}), or an endpoint that is not a pair node's admin port
+    /// (a lone server's: 404 for /status, 405 for /promote). Stdout is for the documents of requests that succeeded
+    /// only, so a script reading it never takes an error for one.
+    /// </summary>
+    private static string Failure(string command, string endpoint, int status, string body) =>
+        status == 0 ? $"{command}: {endpoint}: unreachable: {body}" : $"{command}: {endpoint}: HTTP {status}: {body.Trim()}";
 
     /// <summary>One HTTP/1.1 request, <c>Connection: close</c>; (0, error) when the node cannot be reached.</summary>
     internal static async Task<(int Status, string Body)> RequestAsync(string endpoint, string method, string path, CancellationToken ct)
