@@ -39,6 +39,7 @@ public sealed partial class Broker : IAsyncDisposable
     private Broker(BrokerOptions options)
     {
         _options = options;
+        _stateFlusher.Log = options.Log;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
         _dormantGroupFloors = RecoverGroupStates(_topics.All, _stateRecoveries);
