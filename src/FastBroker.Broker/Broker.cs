@@ -39,6 +39,7 @@ public sealed partial class Broker : IAsyncDisposable
     private Broker(BrokerOptions options)
     {
         _options = options;
+        _stateFlusher.Log = options.Log;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
         _dormantGroupFloors = RecoverGroupStates(_topics.All, _stateRecoveries);
@@ -312,13 +313,21 @@ public sealed partial class Broker : IAsyncDisposable
 
             foreach (var path in Directory.EnumerateFiles(dir, "*.state"))
             {
-                if (GroupAckStore.ReadFloor(path) is not { } floor)
-                {
-                    continue; // not a group state file: joining the group reports it
-                }
-
                 var group = Path.GetFileNameWithoutExtension(path);
                 var end = t.Head;
+                if (GroupAckStore.ReadFloor(path) is not { } floor)
+                {
+                    if (GroupAckStore.HoldsNoState(path))
+                    {
+                        // Its acks are lost: joining starts it at the oldest message kept (not its start position), so
+                        // it holds retention from there meanwhile.
+                        reports.Add($"{t.Name}: group '{group}': its state file holds no state (lost to a power loss?): the group starts from the oldest message kept, offset {t.Tail}, when it is joined, whatever its start position; messages it had acked are delivered again");
+                        floors[(t.Name, group)] = t.Tail;
+                    }
+
+                    continue; // else not a group state file: joining the group reports it
+                }
+
                 try
                 {
                     using var store = GroupAckStore.Open(path, initialFloor: 0);

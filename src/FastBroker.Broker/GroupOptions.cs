@@ -24,6 +24,9 @@ public sealed record GroupOptions
     /// <summary>Priority levels (1 = none). A message's level is its <c>fb-priority</c> header (one byte, 0 = lowest).</summary>
     public int PriorityLevels { get; init; } = 1;
 
-    /// <summary>Where a new group starts in the topic (an existing group resumes from its persisted state).</summary>
+    /// <summary>
+    /// Where a new group (no state file) starts in the topic. An existing group resumes from its persisted state; one whose
+    /// state file exists but holds no state (lost to a power loss) starts at the oldest message kept, whatever this says.
+    /// </summary>
     public StartPosition Start { get; init; } = StartPosition.Earliest;
 }

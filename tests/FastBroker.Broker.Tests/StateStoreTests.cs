@@ -106,4 +106,47 @@ public class StateStoreTests
             Assert.Equal(6, reopened.Get("t"));
         }
     }
+
+    [Fact]
+    public async Task A_sync_that_throws_anything_fails_that_files_waiters_and_the_flusher_goes_on()
+    {
+        using var dir = new TempDirectory();
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var badPath = dir.Combine("bad.pos");
+        var fault = true;
+
+        // Not an IOException: what a sync can also throw (an ObjectDisposedException of a handle, say). Escaping the
+        // flusher's pool work item, it ended the process.
+        var flusher = new StateFileFlusher
+        {
+            Log = log.Enqueue,
+            SyncFault = f =>
+            {
+                if (Volatile.Read(ref fault) && f.Path == badPath)
+                {
+                    throw new InvalidOperationException("injected sync fault");
+                }
+            },
+        };
+        using var bad = PositionStore.Open(badPath, flusher);
+        using var good = PositionStore.Open(dir.Combine("good.pos"), flusher);
+        bad.Commit("t", 1);
+        good.Commit("t", 1);
+        var badWait = bad.WaitForSyncAsync(bad.RequestSync());
+        var goodWait = good.WaitForSyncAsync(good.RequestSync());
+
+        var failed = await Assert.ThrowsAsync<BrokerException>(() => badWait.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(BrokerErrorCode.StorageError, failed.Code);
+        Assert.Contains("injected sync fault", failed.Message, StringComparison.Ordinal);
+        await goodWait.WaitAsync(TimeSpan.FromSeconds(20)); // the other file of the pass is synced
+        Assert.True(flusher.Failures >= 1);
+        Assert.Contains(log, l => l.Contains("bad.pos", StringComparison.Ordinal) && l.Contains("injected sync fault", StringComparison.Ordinal));
+
+        // The flusher is still running, and the failed file is queued again by its next request.
+        Volatile.Write(ref fault, false);
+        bad.Commit("t", 2);
+        var again = bad.RequestSync();
+        await bad.WaitForSyncAsync(again).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(bad.Synced >= again);
+    }
 }

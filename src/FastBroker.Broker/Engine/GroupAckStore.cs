@@ -37,8 +37,20 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>The persisted floor: every offset below it is done.</summary>
     public long Floor => _file.Read(FloorSlot);
 
-    /// <summary>Opens or creates the state file of a group; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
-    public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null)
+    /// <summary>
+    /// True when the file existed but held no state (empty, or no magic: its first 8 bytes zero) and was started at the
+    /// blank floor given to <see cref="Open"/>: the group's acks were lost (a power loss before the file's data reached
+    /// the disk, say), or its creation was interrupted before the header was stored.
+    /// </summary>
+    public bool WasBlank { get; private init; }
+
+    /// <summary>
+    /// Opens or creates the state file of a group; <paramref name="flusher"/>: who syncs it (null: never synced). A new
+    /// file starts at <paramref name="initialFloor"/>; a file that exists but holds no state (<see cref="WasBlank"/>) at
+    /// <paramref name="blankFloor"/> (default: <paramref name="initialFloor"/>), since nothing says which of its messages
+    /// were acked: the caller passes the oldest offset kept, so they are delivered again rather than skipped.
+    /// </summary>
+    public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null, long? blankFloor = null)
     {
         if (window <= 0 || (window & (window - 1)) != 0)
         {
@@ -46,10 +58,11 @@ internal sealed class GroupAckStore : IDisposable
         }
 
         var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8, flusher);
-        if (file.Created || file.Read(0) == 0)
+        var blank = !file.Created && file.Read(0) == 0;
+        if (file.Created || blank)
         {
             file.Write(1, 1);
-            file.Write(FloorSlot, initialFloor);
+            file.Write(FloorSlot, blank ? blankFloor ?? initialFloor : initialFloor);
             file.Write(0, Magic);
         }
         else if (file.Read(0) != Magic)
@@ -58,7 +71,26 @@ internal sealed class GroupAckStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker group state file");
         }
 
-        return new GroupAckStore(file, window);
+        return new GroupAckStore(file, window) { WasBlank = blank };
+    }
+
+    /// <summary>
+    /// True when the file at <paramref name="path"/> exists but holds no state: shorter than its magic or with a zero
+    /// magic (what <see cref="Open"/> takes as <see cref="WasBlank"/>). False when missing, unreadable or holding anything.
+    /// </summary>
+    public static bool HoldsNoState(string path)
+    {
+        Span<byte> magic = stackalloc byte[8];
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var n = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+            return !magic[..n].ContainsAnyExcept((byte)0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The floor in a group's state file, read without mapping it (null: missing or not a group state file).</summary>

@@ -211,36 +211,50 @@ internal sealed unsafe class MappedStateFile : IDisposable
         return done.Task;
     }
 
-    /// <summary>Flusher: msyncs every update requested so far and completes their waiters (nothing once disposed).</summary>
-    internal void Sync()
+    /// <summary>
+    /// Flusher: msyncs every update requested so far and completes their waiters (nothing once disposed). Never throws:
+    /// a failure of any kind fails the waiters it would have completed (<see cref="BrokerErrorCode.StorageError"/>) and
+    /// is returned; the next request tries again.
+    /// </summary>
+    internal BrokerException? Sync()
     {
         Volatile.Write(ref _queued, 0); // a request from now on queues the file again
-        Exception? failure = null;
+        BrokerException? failure = null;
         lock (_syncLock)
         {
             if (_disposed)
             {
-                return;
+                return null;
             }
 
             var covered = Volatile.Read(ref _requested); // read before the msync: every store it counts precedes it
             if (covered <= Volatile.Read(ref _synced))
             {
-                return;
+                return null;
             }
 
             try
             {
+                _flusher?.SyncFault?.Invoke(this);
                 _view.Flush();
                 Volatile.Write(ref _synced, covered);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e)
             {
+                // Not only IOException: anything escaping here would escape the flusher's pool work item and end the process.
                 failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
             }
         }
 
         CompleteWaiters(failure);
+        return failure;
+    }
+
+    /// <summary>Flusher, when <see cref="Sync"/> could not even run: fails the waiters not yet covered; the next request queues the file again.</summary>
+    internal void FailSync(Exception e)
+    {
+        Volatile.Write(ref _queued, 0);
+        CompleteWaiters(new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}"));
     }
 
     /// <summary>Forces the mapping to disk (msync) now, on the caller's thread: needed only against OS crashes and power loss.</summary>
@@ -279,7 +293,7 @@ internal sealed unsafe class MappedStateFile : IDisposable
                     _view.Flush();
                     Volatile.Write(ref _synced, covered);
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                catch (Exception e)
                 {
                     failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
                 }

@@ -16,9 +16,20 @@ internal sealed class StateFileFlusher : IThreadPoolWorkItem
     private List<MappedStateFile> _working = [];
     private bool _scheduled; // under _lock: a pass is queued or running
     private long _passes;
+    private long _failures;
+    private string? _lastFailure; // flusher thread only: logged once per cause, not once per pass of a failing disk
 
     /// <summary>Passes completed (diagnostics).</summary>
     public long Passes => Volatile.Read(ref _passes);
+
+    /// <summary>Syncs that failed (diagnostics): each failed its file's waiters, the flusher went on with the others.</summary>
+    public long Failures => Volatile.Read(ref _failures);
+
+    /// <summary>Where a failed sync is reported (the broker's log); null: nowhere.</summary>
+    public Action<string>? Log { get; set; }
+
+    /// <summary>Tests only: runs before each file's msync, inside it; what it throws is that file's sync failing.</summary>
+    internal Action<MappedStateFile>? SyncFault { get; set; }
 
     /// <summary>Any thread: <paramref name="file"/> has updates to sync (it is not in the queue already).</summary>
     public void Enqueue(MappedStateFile file)
@@ -54,7 +65,28 @@ internal sealed class StateFileFlusher : IThreadPoolWorkItem
 
             foreach (var file in _working)
             {
-                file.Sync(); // its failure goes to its waiters; the next request tries again
+                // One file's failure goes to its waiters and is counted; the next request tries it again. Nothing may
+                // escape: an exception out of a pool work item ends the process, and the flusher would stay scheduled.
+                BrokerException? failure;
+                try
+                {
+                    failure = file.Sync();
+                }
+                catch (Exception e)
+                {
+                    file.FailSync(e);
+                    failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{file.Path}' failed: {e.Message}");
+                }
+
+                if (failure is not null)
+                {
+                    Interlocked.Increment(ref _failures);
+                    if (failure.Message != _lastFailure)
+                    {
+                        _lastFailure = failure.Message;
+                        Log?.Invoke($"state files: {failure.Message}");
+                    }
+                }
             }
 
             _working.Clear();

@@ -62,7 +62,15 @@ internal sealed class WorkQueueGroup : IDisposable
             throw new BrokerException(BrokerErrorCode.InvalidArgument, $"work-queue groups need a persistent topic ('{topic.Name}' is transient)");
         }
 
-        _store = GroupAckStore.Open(Path.Combine(topic.Directory, "groups", name + ".state"), initialFloor, flusher: topic.Options.Durability == Durability.Fsynced ? broker.StateFlusher : null);
+        // A state file that exists but holds nothing (its data lost to a power loss, say) is not a new group: the start
+        // position would skip every message it had not acked. It starts at the oldest message kept, delivering again
+        // what it may have acked (at least once), and says so.
+        var path = Path.Combine(topic.Directory, "groups", name + ".state");
+        _store = GroupAckStore.Open(path, initialFloor, flusher: topic.Options.Durability == Durability.Fsynced ? broker.StateFlusher : null, blankFloor: topic.Tail);
+        if (_store.WasBlank)
+        {
+            broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
+        }
 
         // Retention may have removed messages the group had not finished: it then starts at what is kept.
         _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);

@@ -49,6 +49,7 @@ internal sealed class StandbyReplica : IDisposable
     public StandbyReplica(ReplicationOptions options, NodeState state, bool verifySealedSegments)
     {
         _options = options;
+        _stateFlusher.Log = options.Log;
         _state = state;
         _verifySealedSegments = verifySealedSegments;
         _topicsRoot = Path.Combine(options.DataDirectory, "topics");
