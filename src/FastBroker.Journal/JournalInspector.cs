@@ -212,12 +212,27 @@ public static class JournalInspector
     /// <summary>
     /// Visits up to <paramref name="maxCount"/> records from <paramref name="fromOffset"/> or the first record at
     /// or after <paramref name="fromTimestamp"/> (Unix ms), checking CRCs; stops at the first damaged record
-    /// and says so in <paramref name="problem"/>. Returns the number of records visited.
+    /// and says so in <paramref name="problem"/>. Returns the number of records visited. With a repair log that an
+    /// interrupted open left, the records its repair drops are not visited: the next open finishes it.
     /// </summary>
     public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem)
     {
         problem = null;
-        var files = JournalRecovery.ListSegmentFiles(directory);
+        // The records a repair that an open left unfinished drops are gone for good (the next open finishes it, whatever
+        // its options): its deleted files are left out and its cut segment ends at the cut. A damaged log is ignored
+        // here (open refuses it, verify says so): the files are dumped as they are.
+        RepairLog? pending = null;
+        try
+        {
+            pending = RepairLog.TryRead(directory);
+        }
+        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
+        {
+        }
+
+        var deleted = pending?.Deletions.Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal) ?? [];
+        var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
+        var files = JournalRecovery.ListSegmentFiles(directory).Where(f => !deleted.Contains(Path.GetFileName(f.Path))).ToArray();
         var first = 0;
         if (fromOffset is { } from)
         {
@@ -244,13 +259,14 @@ public static class JournalInspector
             try
             {
                 var bytes = segment.ScanBytes;
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength;
+                var cut = Path.GetFileName(path) == cutName ? pending!.Cut!.Value.Position : int.MaxValue; // unsealed, ends there
+                var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength && cut == int.MaxValue;
                 if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts)
                 {
                     continue;
                 }
 
-                var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
+                var limit = Math.Min(Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length), cut);
                 var position = SegmentHeader.Size;
                 var count = 0;
                 while (visited < maxCount)

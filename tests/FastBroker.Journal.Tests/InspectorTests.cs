@@ -1,3 +1,4 @@
+using FastBroker.Journal.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.Journal.Tests;
@@ -216,6 +217,48 @@ public class InspectorTests
         Assert.Equal(report.DroppedRecordCount, verify.DroppedRecordCount);
         Assert.Equal(journal.NextOffset - journal.FirstOffset, verify.Segments.Where(s => !s.RemovedByOpen).Sum(s => (long)s.RecordCount));
         Assert.Equal(journal.NextOffset - journal.FirstOffset, AppendReadTests.ReadAllChecked(journal));
+    }
+
+    /// <summary>
+    /// A repair that an open left unfinished in its repair log (here of a sealed segment, stopped before any step or after
+    /// the deletions) is finished by the next open whatever its options: the records it drops are gone. dump shows what
+    /// the journal holds, so it shows none of them, from the start or from an offset in a file the repair deletes, and
+    /// every record the open keeps.
+    /// </summary>
+    [Theory]
+    [InlineData("LogWritten")]
+    [InlineData("FilesDeleted")]
+    public void Dump_leaves_out_the_records_an_unfinished_repair_drops(string step)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[1])[7];
+        var later = JournalFiles.Records(segments[2])[5].Offset; // in a file the repair deletes
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+        var crash = new InvalidOperationException("crash during the repair");
+        var at = Enum.Parse<RepairStep>(step);
+        var repairing = AppendReadTests.Small with { RepairCorruption = true, RepairStepHook = s => Crash(s == at, crash) };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, repairing)));
+
+        var fromStart = new List<long>();
+        JournalInspector.Dump(dir.Path, null, null, long.MaxValue, r => fromStart.Add(r.Offset), out var startProblem);
+        var fromLater = new List<long>();
+        JournalInspector.Dump(dir.Path, later, null, long.MaxValue, r => fromLater.Add(r.Offset), out var laterProblem);
+
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        Assert.True(journal.Recovery.FinishedInterruptedRepair, journal.Recovery.ToString());
+        Assert.True(fromLater.Count == 0, $"dump from {later} showed {fromLater.Count} record(s) ({laterProblem ?? "no problem"}) though the open keeps [0, {journal.NextOffset})");
+        Assert.True(fromStart.SequenceEqual(Enumerable.Range(0, (int)journal.NextOffset).Select(i => (long)i)), $"dump from the start showed {fromStart.Count} record(s), stopped: {startProblem ?? "no"}; the open keeps {journal.NextOffset}");
+        Assert.Null(startProblem);
+    }
+
+    private static void Crash(bool when, Exception crash)
+    {
+        if (when)
+        {
+            throw crash;
+        }
     }
 
     /// <summary>The byte after the last record's padding (the header's end when there is none).</summary>
