@@ -38,14 +38,24 @@ public static class JournalInspector
         }
 
         var results = new List<SegmentVerifyResult>();
-        var sealedFlags = new bool[files.Length];
-        var firstProblem = -1;
-        var firstProblemRefused = false; // damage that open refuses wherever it is, even with no sealed segment after it
+        var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
+        // As open's scan asks it of the files after damage (the segment the pending repair cuts is unsealed by then).
+        var sealedOnDisk = files.Select(f => Path.GetFileName(f.Path) != cutName && JournalRecovery.HasMagicAndSeal(f.Path)).ToArray();
+        // What open decides at the first file it cannot take as it is (JournalRecovery.Scan), and it stops there: refuse
+        // (a plain open; a damaged repair log is refused before any file), or remove the files from removeFrom on,
+        // after cutting a torn tail in the file before them or as a lost tail from removeFrom.
+        var decided = pendingDamaged;
+        var refused = pendingDamaged;
+        var removeFrom = int.MaxValue;
+        string? removedAfter = null; // why the files after the first removed one go, for their lines
+        var cutsTail = false;
         var previousUnsealed = false;
         long expectedNext = -1;
         for (var i = 0; i < files.Length; i++)
         {
             var (baseOffset, path) = files[i];
+            var name = Path.GetFileName(path);
+            var removed = !refused && i >= removeFrom; // a decision made at an earlier file
             var segment = Segment.Open(path, writable: false, 4, out var error, out var unsupported);
             if (segment is null)
             {
@@ -53,21 +63,37 @@ public static class JournalInspector
                 // counts them when it removes the file (RecoveryReport.Dropped), up to the first invalid one.
                 var blank = !unsupported && JournalRecovery.HasBlankIdentity(path);
                 var scan = blank ? Segment.ScanWithoutHeader(path, baseOffset) : new SegmentScanner.Result { EndPosition = SegmentHeader.Size };
-                var blankLast = error is null && i == files.Length - 1;
-                var lostTail = blank && JournalRecovery.IsUnsyncedBlank(path) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed);
-                var problem = blankLast ? "segment header at byte 0: blank (never written)"
-                    : lostTail ? $"segment header at byte 0: blank, never synced: a lost tail (open removes this file and every later one, its {scan.RecordCount} record(s) reported dropped)"
-                    : $"segment header at byte 0: {error ?? "blank"}";
-                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, false, problem));
-                if (firstProblem < 0)
+                var problem = $"segment header at byte 0: {error ?? "blank"}";
+                if (!decided)
                 {
                     // Open removes a blank last file (a creation that never reached the disk) and, as a lost tail, a blank
-                    // header that nothing shows was ever synced (a sealed segment after it is checked below); any other
-                    // bad header is refused.
-                    firstProblem = i;
-                    firstProblemRefused = !blankLast && !lostTail;
+                    // header that nothing shows was ever synced (no seal of its own, no sealed segment after it); any
+                    // other bad header is refused.
+                    decided = true;
+                    if (error is null && i == files.Length - 1)
+                    {
+                        (removeFrom, removed, problem) = (i, true, "segment header at byte 0: blank (never written): open removes this file");
+                    }
+                    else if (blank && JournalRecovery.IsUnsyncedBlank(path) && !AnySealedFrom(i + 1) && (expectedNext < 0 || baseOffset == expectedNext || previousUnsealed))
+                    {
+                        (removeFrom, removed, removedAfter) = (i, true, $"the lost tail at {name}");
+                        problem = $"segment header at byte 0: blank, never synced: a lost tail (open removes this file and every later one, its {scan.RecordCount} record(s) reported dropped)";
+                    }
+                    else
+                    {
+                        refused = true;
+                    }
+                }
+                else if (removed)
+                {
+                    problem = Join(problem, RemovedNote(removedAfter, scan.RecordCount));
                 }
 
+                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, false, problem)
+                {
+                    RemovedByOpen = removed,
+                    DroppedRecordCount = removed ? scan.RecordCount : 0,
+                });
                 if (blank)
                 {
                     expectedNext = baseOffset + scan.RecordCount;
@@ -80,44 +106,68 @@ public static class JournalInspector
             try
             {
                 var bytes = segment.ScanBytes;
-                var cut = pending?.Cut is { } c && Path.GetFileName(c.Path) == Path.GetFileName(path) ? c : default((string Path, int Position, int End)?);
+                var cut = pending?.Cut is { } c && Path.GetFileName(c.Path) == name ? c : default((string Path, int Position, int End)?);
                 // Against the segment size, as open checks it: a file cut short is a sealed segment missing its end, not an unsealed one.
                 var hasSeal = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out _);
                 var isSealed = hasSeal && sealedEnd <= segment.Size && cut is null; // the repair unseals the segment it cuts
-                sealedFlags[i] = isSealed;
                 var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
                 limit = Math.Min(limit, cut?.Position ?? limit);
                 var zeroedTo = Math.Min(cut?.End ?? 0, bytes.Length); // the repair zeroes up to there
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
+                var dataEnd = Math.Max(scan.EndPosition, zeroedTo);
+                var garbageEnd = SegmentScanner.EndOfNonZero(bytes, dataEnd);
                 string? problem = null;
-                var refused = false;
+                var fault = Fault.None;
                 if (segment.BaseOffset != baseOffset)
                 {
-                    problem = $"header base offset {segment.BaseOffset} does not match the file name";
-                    refused = true;
+                    (problem, fault) = ($"header base offset {segment.BaseOffset} does not match the file name", Fault.Refused);
                 }
                 else if (expectedNext >= 0 && baseOffset != expectedNext)
                 {
-                    problem = $"starts at offset {baseOffset} but the previous segment ends at {expectedNext}";
-                    refused = !previousUnsealed; // after an unsealed segment: a lost tail, which open removes
+                    // After an unsealed segment with no sealed one from here on: a lost tail, which open removes.
+                    (problem, fault) = ($"starts at offset {baseOffset} but the previous segment ends at {expectedNext}", previousUnsealed && !AnySealedFrom(i) ? Fault.LostTail : Fault.Refused);
                 }
                 else if (isSealed && (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd))
                 {
-                    problem = $"{RecordLayout.Describe(scan.Stop)} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount}; sealed with {sealedCount} records)";
+                    (problem, fault) = ($"{RecordLayout.Describe(scan.Stop)} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount}; sealed with {sealedCount} records)", Fault.Refused);
                 }
-                else if (!isSealed && (scan.Stop != RecordStatus.End || SegmentScanner.EndOfNonZero(bytes, Math.Max(scan.EndPosition, zeroedTo)) > Math.Max(scan.EndPosition, zeroedTo)))
+                else if (!isSealed && (scan.Stop != RecordStatus.End || garbageEnd > dataEnd))
                 {
                     var why = scan.Stop == RecordStatus.End ? "non-zero bytes after the last record" : RecordLayout.Describe(scan.Stop);
-                    problem = $"{why} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount})";
+                    (problem, fault) = ($"{why} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount})", AnySealedFrom(i + 1) ? Fault.Refused : Fault.TornTail);
                 }
 
-                if (problem is not null && firstProblem < 0)
+                var dropped = 0;
+                if (!decided && fault != Fault.None)
                 {
-                    firstProblem = i;
-                    firstProblemRefused = refused;
+                    decided = true;
+                    refused = fault == Fault.Refused;
+                    if (fault == Fault.LostTail)
+                    {
+                        (removeFrom, removed, removedAfter) = (i, true, $"the lost tail at {name}");
+                        problem += $": a lost tail (open removes this file and every later one, its {scan.RecordCount} record(s) reported dropped)";
+                    }
+                    else if (fault == Fault.TornTail)
+                    {
+                        // Open zeroes from the stop to the last non-zero byte and reports the frames there as dropped records.
+                        var tailEnd = garbageEnd > dataEnd ? garbageEnd : SegmentScanner.EndOfNonZero(bytes[..limit], scan.EndPosition);
+                        dropped = SegmentScanner.CountFrames(bytes, scan.EndPosition, tailEnd);
+                        (removeFrom, removedAfter, cutsTail) = (i + 1, $"the torn tail of {name}", true);
+                        problem += $": a torn tail (open cuts the segment here, its {dropped} record(s) from there reported dropped"
+                            + (i + 1 < files.Length ? ", and removes every later file)" : ")");
+                    }
+                }
+                else if (removed)
+                {
+                    // A gap after the cut or lost tail is what those leave: only the removal is news.
+                    problem = Join(fault == Fault.None || problem!.StartsWith("starts at offset", StringComparison.Ordinal) ? null : problem, RemovedNote(removedAfter, scan.RecordCount));
                 }
 
-                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, isSealed, problem));
+                results.Add(new SegmentVerifyResult(path, baseOffset, scan.RecordCount, scan.EndPosition - SegmentHeader.Size, isSealed, problem)
+                {
+                    RemovedByOpen = removed,
+                    DroppedRecordCount = removed ? scan.RecordCount : dropped,
+                });
                 expectedNext = baseOffset + scan.RecordCount;
                 previousUnsealed = !isSealed;
             }
@@ -127,31 +177,62 @@ public static class JournalInspector
             }
         }
 
-        var corrupt = false;
-        var damagedTail = false;
-        if (firstProblem >= 0)
+        // Only damage open truncates (a torn or lost unsealed tail with no sealed segment after it, a blank last file) is
+        // a damaged tail; a bad header, a name that is not the base offset, damage in or followed by a sealed segment, a
+        // gap after a sealed one, or a damaged repair log is refused wherever it is, and a refusing open reports nothing.
+        var changes = !refused && (removeFrom < files.Length || cutsTail || pending is { Dropped.Count: > 0 } || pending is { Removed.Count: > 0 });
+        var removedFiles = new List<string>();
+        long droppedRecords = 0;
+        if (!refused)
         {
-            // As open decides (JournalRecovery): only damage in unsealed segments with no sealed one after them (a torn
-            // or lost tail, a blank last file) is truncated; a bad header, a name that is not the base offset, or a gap
-            // after a sealed segment is refused wherever it is.
-            corrupt = firstProblemRefused || sealedFlags.AsSpan(firstProblem).Contains(true);
-            damagedTail = !corrupt;
+            removedFiles.AddRange(pending?.Removed ?? []);
+            removedFiles.AddRange(results.Where(r => r.RemovedByOpen).Select(r => r.FilePath));
+            droppedRecords = (pending?.Dropped.Sum(d => (long)d.RecordCount) ?? 0) + results.Sum(r => (long)r.DroppedRecordCount);
         }
 
-        corrupt |= pendingDamaged; // open refuses a damaged repair log
-        damagedTail = !corrupt && (damagedTail || pending is { Dropped.Count: > 0 } || pending is { Removed.Count: > 0 });
-        return new JournalVerifyReport(results, corrupt, damagedTail, pendingRepair);
+        return new JournalVerifyReport(results, refused, changes, pendingRepair, removedFiles, droppedRecords);
+
+        bool AnySealedFrom(int first) => first < sealedOnDisk.Length && Array.IndexOf(sealedOnDisk, true, first) >= 0;
+
+        static string RemovedNote(string? after, int records) =>
+            $"open removes this file (after {after ?? "the damage before it"}), its {records} record(s) reported dropped";
+
+        static string Join(string? problem, string note) => problem is null ? note : $"{problem}; {note}";
+    }
+
+    /// <summary>How open's scan takes a file's damage.</summary>
+    private enum Fault
+    {
+        None,
+        Refused,
+        LostTail,
+        TornTail,
     }
 
     /// <summary>
     /// Visits up to <paramref name="maxCount"/> records from <paramref name="fromOffset"/> or the first record at
     /// or after <paramref name="fromTimestamp"/> (Unix ms), checking CRCs; stops at the first damaged record
-    /// and says so in <paramref name="problem"/>. Returns the number of records visited.
+    /// and says so in <paramref name="problem"/>. Returns the number of records visited. With a repair log that an
+    /// interrupted open left, the records its repair drops are not visited: the next open finishes it.
     /// </summary>
     public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem)
     {
         problem = null;
-        var files = JournalRecovery.ListSegmentFiles(directory);
+        // The records a repair that an open left unfinished drops are gone for good (the next open finishes it, whatever
+        // its options): its deleted files are left out and its cut segment ends at the cut. A damaged log is ignored
+        // here (open refuses it, verify says so): the files are dumped as they are.
+        RepairLog? pending = null;
+        try
+        {
+            pending = RepairLog.TryRead(directory);
+        }
+        catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
+        {
+        }
+
+        var deleted = pending?.Deletions.Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal) ?? [];
+        var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
+        var files = JournalRecovery.ListSegmentFiles(directory).Where(f => !deleted.Contains(Path.GetFileName(f.Path))).ToArray();
         var first = 0;
         if (fromOffset is { } from)
         {
@@ -178,13 +259,14 @@ public static class JournalInspector
             try
             {
                 var bytes = segment.ScanBytes;
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength;
+                var cut = Path.GetFileName(path) == cutName ? pending!.Cut!.Value.Position : int.MaxValue; // unsealed, ends there
+                var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength && cut == int.MaxValue;
                 if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts)
                 {
                     continue;
                 }
 
-                var limit = Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length);
+                var limit = Math.Min(Math.Min(isSealed ? sealedEnd : segment.MappedLength, bytes.Length), cut);
                 var position = SegmentHeader.Size;
                 var count = 0;
                 while (visited < maxCount)

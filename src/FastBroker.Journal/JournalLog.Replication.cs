@@ -155,8 +155,12 @@ public sealed unsafe partial class JournalLog
     /// <para>When <paramref name="offset"/> is at or before the first retained offset, the journal is left with one
     /// empty segment starting at <paramref name="offset"/>. Saved reader positions past <paramref name="offset"/>
     /// are moved back to it (the records they had read no longer exist).</para>
+    /// <para>A repair that an open left unfinished (its <c>repair.log</c>, docs/journal-format.md "Recovery") is finished
+    /// first, as the next open would, and its log left for that open to report: the truncation works on the journal as
+    /// the repair leaves it, so it does not refuse the damage the repair cuts nor report the records it drops.</para>
     /// </remarks>
-    /// <exception cref="JournalException">The journal is open (the directory lock is held), or a file cannot be deleted.</exception>
+    /// <exception cref="JournalException">The journal is open (the directory lock is held), a file cannot be deleted, or
+    /// the directory's repair log is damaged (<see cref="JournalErrorCode.Corruption"/>; nothing was changed).</exception>
     /// <exception cref="JournalCorruptionException">The sealed segment holding <paramref name="offset"/> is damaged
     /// before it; nothing was changed.</exception>
     /// <exception cref="JournalFullException">An empty segment had to be created and the disk is full.</exception>

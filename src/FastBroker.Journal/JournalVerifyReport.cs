@@ -3,8 +3,10 @@ namespace FastBroker.Journal;
 /// <summary>The result of <see cref="JournalInspector.Verify"/>: every record's CRC checked, segment by segment.</summary>
 public sealed class JournalVerifyReport
 {
-    internal JournalVerifyReport(List<SegmentVerifyResult> segments, bool corrupt, bool damagedTail, string? pendingRepair)
+    internal JournalVerifyReport(List<SegmentVerifyResult> segments, bool corrupt, bool damagedTail, string? pendingRepair, List<string> removedFiles, long droppedRecordCount)
     {
+        RemovedFiles = removedFiles;
+        DroppedRecordCount = droppedRecordCount;
         Segments = segments;
         IsCorrupt = corrupt;
         HasDamagedTail = damagedTail;
@@ -21,11 +23,24 @@ public sealed class JournalVerifyReport
     /// <summary>One entry per segment file, in offset order.</summary>
     public IReadOnlyList<SegmentVerifyResult> Segments { get; }
 
-    /// <summary>Intact records.</summary>
+    /// <summary>Intact records found, those open drops with the files it removes included (<see cref="DroppedRecordCount"/>).</summary>
     public long RecordCount => Segments.Sum(s => (long)s.RecordCount);
 
     /// <summary>Bytes of intact records.</summary>
     public long Bytes => Segments.Sum(s => s.Bytes);
+
+    /// <summary>
+    /// The records opening the journal reports dropped (<see cref="RecoveryReport.DroppedRecordCount"/>): a pending
+    /// repair's, a torn tail's from its cut, and every record of the files it removes. 0 when <see cref="IsCorrupt"/>:
+    /// a plain open refuses the journal and drops nothing.
+    /// </summary>
+    public long DroppedRecordCount { get; }
+
+    /// <summary>
+    /// The files opening the journal reports removed (<see cref="RecoveryReport.RemovedFiles"/>), in the same order: a
+    /// pending repair's, then the files from a lost tail, or after a torn one, on. Empty when <see cref="IsCorrupt"/>.
+    /// </summary>
+    public IReadOnlyList<string> RemovedFiles { get; }
 
     /// <summary>
     /// Damage that opening the journal would refuse: in a sealed segment, followed by sealed data, a bad segment header

@@ -1,3 +1,4 @@
+using FastBroker.Journal.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.Journal.Tests;
@@ -131,6 +132,150 @@ public class InspectorTests
         Assert.Equal(2, JournalInspector.Verify(dir.Path).ExitCode);
         using var reopened = JournalLog.Open(dir.Path, AppendReadTests.Small);
         Assert.NotEmpty(reopened.Recovery.Dropped);
+    }
+
+    /// <summary>
+    /// An operator runs verify to decide whether to open a damaged journal, so its lines, totals and exit status must
+    /// describe what the open then does: a file open removes (a lost tail, or any file after a torn or lost tail, even
+    /// when its offsets line up) is shown as removed with its records counted as dropped, a torn tail shows the records
+    /// open drops from its cut, and the totals are the open's <see cref="RecoveryReport"/>.
+    /// </summary>
+    [Theory]
+    [InlineData("garbage after the last record")]
+    [InlineData("torn record")]
+    [InlineData("blank header never synced")]
+    [InlineData("last records lost")]
+    [InlineData("blank last file")]
+    public void Verify_shows_the_files_open_removes_after_a_torn_or_lost_tail_and_the_records_it_reports_dropped(string damage)
+    {
+        using var dir = new TempDirectory();
+        const int Count = 4500;
+        WriteSealed(dir.Path, Count);
+        var segments = JournalFiles.Segments(dir.Path);
+
+        // The damaged segment: with room after its last record for the garbage case and two files after it, unsealed with
+        // every later one (a power loss before the flusher sealed them).
+        var k = Array.FindIndex(segments, 1, s => EndOfRecords(s) + 16 <= new FileInfo(s).Length);
+        Assert.InRange(k, 1, segments.Length - 3);
+        var damaged = segments[k];
+        foreach (var s in segments[k..])
+        {
+            Zero(s, 64, 64);
+            File.Delete(Path.ChangeExtension(s, ".idx"));
+        }
+
+        var records = JournalFiles.Records(damaged);
+        switch (damage)
+        {
+            case "garbage after the last record":
+                Zero(damaged, new FileInfo(damaged).Length - 8, 8, 0xAB); // the later files' offsets still line up
+                break;
+            case "torn record":
+                JournalFiles.FlipBit(damaged, records[records.Count / 2].Position + 20);
+                break;
+            case "blank header never synced":
+                Zero(damaged, 0, 64);
+                break;
+            case "last records lost":
+                Zero(damaged, records[^3].Position, (int)(EndOfRecords(damaged) - records[^3].Position)); // the next file starts after a gap
+                break;
+            default:
+                File.WriteAllBytes(Path.Combine(dir.Path, $"{Count:D20}.seg"), new byte[AppendReadTests.Small.SegmentSize]);
+                break;
+        }
+
+        var verify = JournalInspector.Verify(dir.Path); // before open changes anything
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        var report = journal.Recovery;
+        var lines = string.Join("\n", verify.Segments.Select(s => $"{Path.GetFileName(s.FilePath)} records {s.RecordCount}: {s.Problem ?? "ok"}"));
+        var context = $"{damage}\nverify (exit {verify.ExitCode}):\n{lines}\nopen: {report}";
+        Assert.False(report.IsClean, context);
+        Assert.True(verify.ExitCode == 2, context);
+        foreach (var line in verify.Segments)
+        {
+            var droppedHere = report.Dropped.Where(d => d.FilePath == line.FilePath).Sum(d => d.RecordCount);
+            var name = Path.GetFileName(line.FilePath);
+            if (report.RemovedFiles.Contains(line.FilePath))
+            {
+                Assert.True(line.Problem?.Contains("open removes this file", StringComparison.Ordinal) == true, $"{name} is removed by open, but verify says: {line.Problem ?? "ok"}\n{context}");
+                Assert.True(line.RecordCount == droppedHere, $"{name}: verify counts {line.RecordCount} record(s), open reports {droppedHere} dropped\n{context}");
+                Assert.True(droppedHere == 0 || line.Problem!.Contains($"its {droppedHere} record(s) reported dropped", StringComparison.Ordinal), $"{name}: {line.Problem}\n{context}");
+            }
+            else if (droppedHere > 0)
+            {
+                Assert.True(line.Problem?.Contains($"open cuts the segment here, its {droppedHere} record(s) from there reported dropped", StringComparison.Ordinal) == true, $"{name} is cut by open, but verify says: {line.Problem ?? "ok"}\n{context}");
+            }
+            else
+            {
+                Assert.True(line.Problem is null, $"{name} is kept whole by open, but verify says: {line.Problem}\n{context}");
+            }
+        }
+
+        // The totals are the open's report, and what verify does not count as dropped is what the journal keeps.
+        Assert.Equal(report.RemovedFiles, verify.RemovedFiles);
+        Assert.Equal(verify.Segments.Where(s => s.RemovedByOpen).Select(s => s.FilePath), verify.RemovedFiles);
+        Assert.Equal(report.DroppedRecordCount, verify.DroppedRecordCount);
+        Assert.Equal(journal.NextOffset - journal.FirstOffset, verify.Segments.Where(s => !s.RemovedByOpen).Sum(s => (long)s.RecordCount));
+        Assert.Equal(journal.NextOffset - journal.FirstOffset, AppendReadTests.ReadAllChecked(journal));
+    }
+
+    /// <summary>
+    /// A repair that an open left unfinished in its repair log (here of a sealed segment, stopped before any step or after
+    /// the deletions) is finished by the next open whatever its options: the records it drops are gone. dump shows what
+    /// the journal holds, so it shows none of them, from the start or from an offset in a file the repair deletes, and
+    /// every record the open keeps.
+    /// </summary>
+    [Theory]
+    [InlineData("LogWritten")]
+    [InlineData("FilesDeleted")]
+    public void Dump_leaves_out_the_records_an_unfinished_repair_drops(string step)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[1])[7];
+        var later = JournalFiles.Records(segments[2])[5].Offset; // in a file the repair deletes
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+        var crash = new InvalidOperationException("crash during the repair");
+        var at = Enum.Parse<RepairStep>(step);
+        var repairing = AppendReadTests.Small with { RepairCorruption = true, RepairStepHook = s => Crash(s == at, crash) };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, repairing)));
+
+        var fromStart = new List<long>();
+        JournalInspector.Dump(dir.Path, null, null, long.MaxValue, r => fromStart.Add(r.Offset), out var startProblem);
+        var fromLater = new List<long>();
+        JournalInspector.Dump(dir.Path, later, null, long.MaxValue, r => fromLater.Add(r.Offset), out var laterProblem);
+
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        Assert.True(journal.Recovery.FinishedInterruptedRepair, journal.Recovery.ToString());
+        Assert.True(fromLater.Count == 0, $"dump from {later} showed {fromLater.Count} record(s) ({laterProblem ?? "no problem"}) though the open keeps [0, {journal.NextOffset})");
+        Assert.True(fromStart.SequenceEqual(Enumerable.Range(0, (int)journal.NextOffset).Select(i => (long)i)), $"dump from the start showed {fromStart.Count} record(s), stopped: {startProblem ?? "no"}; the open keeps {journal.NextOffset}");
+        Assert.Null(startProblem);
+    }
+
+    private static void Crash(bool when, Exception crash)
+    {
+        if (when)
+        {
+            throw crash;
+        }
+    }
+
+    /// <summary>The byte after the last record's padding (the header's end when there is none).</summary>
+    private static long EndOfRecords(string segment)
+    {
+        var records = JournalFiles.Records(segment);
+        return records.Count == 0 ? JournalFiles.SegmentHeaderSize : records[^1].Position + ((records[^1].Length + 7) & ~7);
+    }
+
+    /// <summary>Overwrites <paramref name="length"/> bytes at <paramref name="position"/> with <paramref name="value"/>.</summary>
+    private static void Zero(string path, long position, int length, byte value = 0)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        stream.Position = position;
+        var bytes = new byte[length];
+        bytes.AsSpan().Fill(value);
+        stream.Write(bytes);
     }
 
     /// <summary>A journal of <paramref name="records"/> records over small segments, all sealed.</summary>

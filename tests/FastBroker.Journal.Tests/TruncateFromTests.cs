@@ -1,4 +1,5 @@
 using System.Globalization;
+using FastBroker.Journal.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.Journal.Tests;
@@ -295,5 +296,55 @@ public class TruncateFromTests
         Assert.Equal(records[5].Position, e.Position);
         Assert.Equal(records[5].Offset, e.ExpectedOffset);
         Assert.All(before, b => Assert.True(File.Exists(b.f) && b.Item2.AsSpan().SequenceEqual(File.ReadAllBytes(b.f)), b.f));
+    }
+
+    /// <summary>
+    /// A standby steps down with <see cref="JournalLog.TruncateFrom(string, JournalOptions, long)"/> on a journal whose
+    /// repair an open left unfinished in its repair log (here a repaired sealed segment, the open stopped at a step). The
+    /// next open finishes that repair, so the truncation must not refuse the damage the repair cuts, nor report records
+    /// the repair drops: it finishes the repair's steps first and leaves the log for that open to report. Every record is
+    /// reported dropped once, by the truncation or by the open, and the journal ends where the earlier cut puts it.
+    /// </summary>
+    [Theory]
+    [InlineData("LogWritten", "before the damage")]
+    [InlineData("LogWritten", "after the damage")]
+    [InlineData("LogWritten", "in a later segment")]
+    [InlineData("FilesDeleted", "after the damage")]
+    [InlineData("FilesDeleted", "in a later segment")]
+    public void Truncating_a_journal_whose_repair_an_open_left_unfinished_finishes_that_repair_first(string step, string where)
+    {
+        using var dir = JournalWith(4000);
+        var segments = JournalFiles.Segments(dir.Path);
+        Assert.True(segments.Length >= 4 && File.Exists(IndexOf(segments[1])), "segment 1 is sealed");
+        var victim = JournalFiles.Records(segments[1])[7];
+        JournalFiles.FlipBit(segments[1], victim.Position + 40);
+        var crash = new InvalidOperationException("crash during the repair");
+        var at = Enum.Parse<RepairStep>(step);
+        var repairing = s_options with { RepairCorruption = true, RepairStepHook = s => Fail(s == at, crash) };
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, repairing)));
+        var offset = where switch
+        {
+            "before the damage" => victim.Offset - 3,
+            "after the damage" => victim.Offset + 20,
+            _ => BaseOffsetOf(segments[2]) + 10,
+        };
+
+        var dropped = JournalLog.TruncateFrom(dir.Path, s_options, offset);
+
+        using var journal = JournalLog.Open(dir.Path, s_options);
+        var report = journal.Recovery;
+        var context = $"truncation: {dropped?.ToString() ?? "nothing"}; open: {report}";
+        Assert.True(report.FinishedInterruptedRepair, context);
+        Assert.Equal(Math.Min(offset, victim.Offset), journal.NextOffset);
+        Assert.True((dropped?.RecordCount ?? 0) + report.DroppedRecordCount == 4000 - journal.NextOffset, $"records reported dropped twice: {context}");
+        Assert.Equal(journal.NextOffset, AppendReadTests.ReadAllChecked(journal));
+    }
+
+    private static void Fail(bool when, Exception crash)
+    {
+        if (when)
+        {
+            throw crash;
+        }
     }
 }

@@ -114,7 +114,9 @@ internal static class JournalCommand
             var verdict = report.IsCorrupt ? "CORRUPT (the journal will refuse to open)"
                 : report.HasDamagedTail ? "DAMAGED TAIL (opening the journal truncates it and reports what was dropped)"
                 : "OK";
-            Console.WriteLine($"{report.Segments.Count} segment(s), {report.RecordCount} record(s), {report.Bytes} bytes: {verdict}");
+            // What open will report (RecoveryReport): the lines above say which files it removes and where it cuts.
+            var drops = report.HasDamagedTail ? $"; open reports {report.DroppedRecordCount} record(s) dropped and {report.RemovedFiles.Count} file(s) removed" : "";
+            Console.WriteLine($"{report.Segments.Count} segment(s), {report.RecordCount} record(s), {report.Bytes} bytes{drops}: {verdict}");
             return report.ExitCode;
         });
         return cmd;

@@ -394,17 +394,26 @@ internal sealed class JournalRecovery
 
     private bool AnySealedFrom(int first)
     {
-        Span<byte> header = stackalloc byte[SegmentHeader.Size];
         for (var k = first; k < _files.Length; k++)
         {
-            ReadHeader(_files[k].Path, header);
-            if (BinaryPrimitives.ReadUInt64LittleEndian(header) == SegmentHeader.Magic && SegmentHeader.TryReadSeal(header, out _, out _, out _))
+            if (HasMagicAndSeal(_files[k].Path))
             {
                 return true;
             }
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The file has the segment magic and a valid seal trailer: a sealed segment after damage, which makes that damage
+    /// corruption rather than a torn or lost tail (verify asks the same of each file).
+    /// </summary>
+    internal static bool HasMagicAndSeal(string path)
+    {
+        Span<byte> header = stackalloc byte[SegmentHeader.Size];
+        ReadHeader(path, header);
+        return BinaryPrimitives.ReadUInt64LittleEndian(header) == SegmentHeader.Magic && SegmentHeader.TryReadSeal(header, out _, out _, out _);
     }
 
     private static void TryWriteIndex(Segment segment, int endPosition)

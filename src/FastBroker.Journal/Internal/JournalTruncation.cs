@@ -13,6 +13,11 @@ internal static class JournalTruncation
 
     internal static DroppedRange? Run(string directory, JournalOptions options, long offset, string reason)
     {
+        // An open that crashed during its repair left the steps in its repair log, and the next open does them before it
+        // looks at the files: do them first (each is idempotent), so that the survey neither refuses the damage they cut
+        // nor counts records they drop. The log stays: the next open redoes nothing new and reports that repair. A
+        // damaged log is refused (Corruption) before anything changes, as open refuses it.
+        RepairLog.TryRead(directory)?.DoSteps(directory, null, null);
         var files = JournalRecovery.ListSegmentFiles(directory);
         if (files.Length == 0)
         {

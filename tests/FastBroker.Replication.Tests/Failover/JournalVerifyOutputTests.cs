@@ -7,7 +7,8 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>
 /// <c>fastbroker journal verify</c> on a journal whose second segment lost its identity block before it was ever synced
 /// (a lost tail, which open removes with every later file): the file's line counts the records still found after the
-/// lost header, the number open reports dropped, says what open does with it, and the totals include them.
+/// lost header, the number open reports dropped, says what open does with it, and the totals include them; every later
+/// file's line says open removes it, and the summary gives the records and files the open reports dropped and removed.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public class JournalVerifyOutputTests
@@ -40,6 +41,7 @@ public class JournalVerifyOutputTests
         Zero(segments[1], 0, 64); // and its identity block never reached the disk
         var blankRecords = RecordsIn(segments[1]);
         Assert.True(blankRecords > 0);
+        var laterRecords = segments[2..].Select(RecordsIn).ToArray();
 
         string[] args = ["journal", "verify", journal];
         var outcome = await CliOutcome.RunAsync(args);
@@ -51,6 +53,15 @@ public class JournalVerifyOutputTests
 
         using var opened = JournalLog.Open(journal, JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None });
         Assert.Equal(blankRecords, opened.Recovery.Dropped[0].RecordCount);
+
+        // Every later file is shown as removed with its records, and the summary gives the open's report.
+        for (var i = 2; i < segments.Length; i++)
+        {
+            var later = outcome.Output.Split('\n').Single(l => l.StartsWith(Path.GetFileName(segments[i]), StringComparison.Ordinal));
+            Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"open removes this file (after the lost tail at {Path.GetFileName(segments[1])}), its {laterRecords[i - 2]} record(s) reported dropped"), later, StringComparison.Ordinal);
+        }
+
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"open reports {opened.Recovery.DroppedRecordCount} record(s) dropped and {opened.Recovery.RemovedFiles.Count} file(s) removed: DAMAGED TAIL"), outcome.Output, StringComparison.Ordinal);
     }
 
     private static void Zero(string path, long position, int length)
