@@ -20,9 +20,9 @@ internal static class BenchCommand
         var server = new Option<string>("--server") { Description = "The server it starts: child = `fastbroker serve` as a child process (as users run it), in-process = a server in the bench's own process.", DefaultValueFactory = _ => "child" };
         server.AcceptOnlyFromAmong("child", "in-process");
         var acks = new Option<string[]>("--acks") { Description = "Instead: start a failover pair (witness + 2 nodes, child processes) and run confirm-latency-10k once per ack mode: local, standby-received, standby-durable (comma-separated or repeated).", AllowMultipleArgumentsPerToken = false };
-        acks.Validators.Add(result =>
+        OptionRules.Check(acks, static (result, values) =>
         {
-            foreach (var mode in ParseAckModes(result.GetValueOrDefault<string[]>()).Where(m => !EndToEndBenchmarks.AckModes.Contains(m)))
+            foreach (var mode in ParseAckModes(values).Where(m => !EndToEndBenchmarks.AckModes.Contains(m)))
             {
                 result.AddError($"--acks: '{mode}' is not one of {string.Join(", ", EndToEndBenchmarks.AckModes)}");
             }
@@ -59,9 +59,9 @@ internal static class BenchCommand
         var rate = new Option<int>("--rate") { Description = "Publishes per second while killing.", DefaultValueFactory = _ => 2_000 };
         foreach (var positive in new[] { rounds, rate })
         {
-            positive.Validators.Add(result =>
+            OptionRules.Check(positive, static (result, value) =>
             {
-                if (result.GetValueOrDefault<int>() < 1)
+                if (value < 1)
                 {
                     result.AddError($"{result.Option.Name} must be at least 1");
                 }

@@ -42,9 +42,9 @@ internal static partial class ClientCommands
         var key = new Option<string?>("--key") { Description = "Message key." };
         var headers = new Option<string[]>("--header", "-H") { Description = "Header name=value (repeatable)." };
         var ttl = new Option<int>("--ttl-ms") { Description = "Time to live in milliseconds (0 = none)." };
-        ttl.Validators.Add(result =>
+        OptionRules.Check(ttl, static (result, value) =>
         {
-            if (result.GetValueOrDefault<int>() < 0)
+            if (value < 0)
             {
                 result.AddError("--ttl-ms cannot be negative");
             }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace FastBroker.Cli.Commands;
@@ -7,18 +8,54 @@ namespace FastBroker.Cli.Commands;
 /// <summary>Checks of option values made when the command line is parsed, so that a bad value is a usage error (<see cref="ExitCodes.Usage"/>).</summary>
 internal static class OptionRules
 {
-    /// <summary>Refuses values below <paramref name="min"/>.</summary>
-    public static void AtLeast<T>(Option<T> option, T min)
-        where T : struct, IComparable<T>
-    {
+    /// <summary>
+    /// Adds <paramref name="check"/> as a validator of <paramref name="option"/>, called with the option's value only when
+    /// that value converted to <typeparamref name="T"/> (see <see cref="TryGetValue"/>): every option validator of the
+    /// CLI goes through here, so a value that does not parse (<c>pub --count x</c>) is System.CommandLine's usage error,
+    /// exit 64, not an unhandled exception.
+    /// </summary>
+    public static void Check<T>(Option<T> option, Action<OptionResult, T> check) =>
         option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<T>() is var value && value.CompareTo(min) < 0)
+            if (TryGetValue(result, option, out var value))
+            {
+                check(result, value);
+            }
+        });
+
+    /// <summary>
+    /// The value of <paramref name="option"/> as <paramref name="result"/> (the option's result or its command's) has it;
+    /// false when the option's token does not convert to <typeparamref name="T"/>. System.CommandLine 2.0 runs option
+    /// and command validators before it converts the value, and reading a value that does not convert records the
+    /// conversion error ("Cannot parse argument 'x' for option '--count' as expected type 'System.Int32'.") and then
+    /// throws <see cref="InvalidOperationException"/>: uncaught in a validator it crashed the CLI (exit 134, a stack
+    /// trace). The recorded error is the usage error, so the check is skipped; an exception with no error recorded for
+    /// the option is not a conversion failure and goes on.
+    /// </summary>
+    public static bool TryGetValue<T>(SymbolResult result, Option<T> option, [MaybeNullWhen(false)] out T value)
+    {
+        try
+        {
+            value = result.GetValue(option)!;
+            return true;
+        }
+        catch (InvalidOperationException) when (result.GetResult(option) is { } optionResult && optionResult.Errors.Any())
+        {
+            value = default;
+            return false;
+        }
+    }
+
+    /// <summary>Refuses values below <paramref name="min"/>.</summary>
+    public static void AtLeast<T>(Option<T> option, T min)
+        where T : struct, IComparable<T> =>
+        Check(option, (result, value) =>
+        {
+            if (value.CompareTo(min) < 0)
             {
                 result.AddError($"{option.Name} {value}: expected at least {min}");
             }
         });
-    }
 
     /// <summary>
     /// Why the value of <paramref name="argument"/> (a topic or pattern) is refused: it starts with '-' and does not follow
@@ -98,13 +135,13 @@ internal static class OptionRules
 
     /// <summary>Refuses a value that is not host:port with a port from 1 to 65535 (an endpoint to connect to).</summary>
     public static void Endpoint(Option<string> option) =>
-        option.Validators.Add(result => CheckEndpoint(result, option.Name, result.GetValueOrDefault<string>()));
+        Check(option, (result, value) => CheckEndpoint(result, option.Name, value));
 
     /// <summary>Refuses values that are not host:port with a port from 1 to 65535 (endpoints to connect to).</summary>
     public static void Endpoints(Option<string[]> option) =>
-        option.Validators.Add(result =>
+        Check(option, (result, values) =>
         {
-            foreach (var value in result.GetValueOrDefault<string[]>() ?? [])
+            foreach (var value in values ?? [])
             {
                 CheckEndpoint(result, option.Name, value);
             }
@@ -112,9 +149,9 @@ internal static class OptionRules
 
     /// <summary>Refuses a port outside <paramref name="min"/> to 65535.</summary>
     public static void Port(Option<int> option, int min) =>
-        option.Validators.Add(result =>
+        Check(option, (result, value) =>
         {
-            if (result.GetValueOrDefault<int>() is var value && (value < min || value > 65535))
+            if (value < min || value > 65535)
             {
                 result.AddError($"{option.Name} {value}: expected {min} to 65535");
             }
@@ -132,14 +169,12 @@ internal static class OptionRules
 
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>
     public static void AtLeast<T>(Option<T?> option, T min)
-        where T : struct, IComparable<T>
-    {
-        option.Validators.Add(result =>
+        where T : struct, IComparable<T> =>
+        Check(option, (result, given) =>
         {
-            if (result.GetValueOrDefault<T?>() is { } value && value.CompareTo(min) < 0)
+            if (given is { } value && value.CompareTo(min) < 0)
             {
                 result.AddError($"{option.Name} {value}: expected at least {min}");
             }
         });
-    }
 }

@@ -50,17 +50,15 @@ internal static class ServeCommand
         var producerExpiry = new Option<int>("--producer-expiry-s") { Description = "After this long with nothing stored for it, an idempotent producer is forgotten (its id counts as new); 0 = never. At least --producer-idle-timeout-s.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerExpiry.TotalSeconds };
         var producerWindow = new Option<int>("--producer-window") { Description = "Idempotent producers: how many of each producer's newest sequences are remembered for deduplication (a power of two, at least 64; keep clients' in-flight limit below it).", DefaultValueFactory = _ => BrokerOptions.Default.ProducerWindow };
         var producerRecovery = new Option<int>("--producer-recovery-records") { Description = $"At start, how many of each persistent topic's newest records are rescanned to rebuild the producers' windows: 0 (producers are not recovered at a restart: each counts as new) or at least {BrokerOptions.MinProducerRecoveryRecords}.", DefaultValueFactory = _ => BrokerOptions.Default.ProducerRecoveryRecords };
-        producerWindow.Validators.Add(result =>
+        OptionRules.Check(producerWindow, static (result, value) =>
         {
-            var value = result.GetValueOrDefault<int>();
             if (value < 64 || (value & (value - 1)) != 0)
             {
                 result.AddError($"--producer-window ({value}) must be a power of two, at least 64");
             }
         });
-        producerRecovery.Validators.Add(result =>
+        OptionRules.Check(producerRecovery, static (result, value) =>
         {
-            var value = result.GetValueOrDefault<int>();
             if (value < 0 || (value > 0 && value < BrokerOptions.MinProducerRecoveryRecords))
             {
                 result.AddError($"--producer-recovery-records ({value}) must be 0 (no recovery) or at least {BrokerOptions.MinProducerRecoveryRecords}");
@@ -68,9 +66,9 @@ internal static class ServeCommand
         });
         foreach (var option in new[] { producerIdle, producerExpiry })
         {
-            option.Validators.Add(result =>
+            OptionRules.Check(option, (result, value) =>
             {
-                if (result.GetValueOrDefault<int>() < 0)
+                if (value < 0)
                 {
                     result.AddError($"{option.Name} cannot be negative");
                 }
@@ -79,20 +77,13 @@ internal static class ServeCommand
 
         acks.AcceptOnlyFromAmong("local", "standby-received", "standby-durable");
         role.AcceptOnlyFromAmong("primary", "standby");
-        foreach (var (option, min) in new[] { (port, 0), (adminPort, -1), (replicationPort, 0) })
-        {
-            option.Validators.Add(result =>
-            {
-                if (result.GetValueOrDefault<int>() is var value && (value < min || value > 65535))
-                {
-                    result.AddError($"{option.Name} {value}: expected {min} to 65535");
-                }
-            });
-        }
+        OptionRules.Port(port, 0);
+        OptionRules.Port(adminPort, -1);
+        OptionRules.Port(replicationPort, 0);
 
-        maxRetentionHold.Validators.Add(result =>
+        OptionRules.Check(maxRetentionHold, static (result, value) =>
         {
-            if (result.GetValueOrDefault<long>() < 0)
+            if (value < 0)
             {
                 result.AddError("--max-retention-hold-mb cannot be negative");
             }
@@ -105,8 +96,9 @@ internal static class ServeCommand
         };
         cmd.Validators.Add(result =>
         {
-            var (idle, expiry) = (result.GetValue(producerIdle), result.GetValue(producerExpiry));
-            if (expiry > 0 && (idle == 0 || expiry < idle))
+            // A value that does not parse is already the usage error (reading it would throw): nothing to compare.
+            if (OptionRules.TryGetValue(result, producerIdle, out var idle) && OptionRules.TryGetValue(result, producerExpiry, out var expiry)
+                && expiry > 0 && (idle == 0 || expiry < idle))
             {
                 result.AddError($"--producer-expiry-s ({expiry}) must be 0 (never) or at least --producer-idle-timeout-s ({idle}, which must then not be 0)");
             }

@@ -233,6 +233,59 @@ public class CliUsageTests
     }
 
     /// <summary>
+    /// A value that does not parse as the option's type (<c>pub --count x</c>, an int too large for an int, a double
+    /// where an int is expected) is a usage error: exit 64, System.CommandLine's reason naming the value and the
+    /// option, the hint at the command's help, nothing on stdout. An option with a validator of its own crashed
+    /// instead (exit 134, an unhandled InvalidOperationException's stack trace): the validator read the value, which
+    /// throws when it does not convert. Covers every command and value type with such validators: int, long, long?,
+    /// double, ports, serve's own checks and the check across <c>--producer-idle-timeout-s</c> and
+    /// <c>--producer-expiry-s</c>.
+    /// </summary>
+    [Fact]
+    public async Task A_value_that_does_not_parse_is_a_usage_error_not_a_crash()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-unparsable");
+        // If one of these ever parsed, serve would start: on any free port, no admin port, in the temp directory.
+        string[] serve = ["serve", "--data", dir.Combine("data"), "--quiet"];
+        (string[] Args, string Option, string Value, string Command)[] cases =
+        [
+            (["pub", "--count", "x", "t"], "--count", "x", "pub"), // int, OptionRules.AtLeast
+            (["pub", "t", "m", "--count", "4294967296"], "--count", "4294967296", "pub"), // too large for an int
+            (["pub", "t", "m", "--ttl-ms", "1.5"], "--ttl-ms", "1.5", "pub"), // pub's own validator
+            (["sub", "t", "--count", "1e3"], "--count", "1e3", "sub"), // long
+            (["sub", "t", "--timeout", "soon"], "--timeout", "soon", "sub"), // double
+            (["sub", "t", "--commit-interval", "1s"], "--commit-interval", "1s", "sub"),
+            (["journal", "dump", dir.Path, "--from-offset", "first"], "--from-offset", "first", "journal dump"), // long?
+            (["journal", "dump", dir.Path, "--count", "all"], "--count", "all", "journal dump"),
+            (["witness", "--port", "p", "--data", dir.Combine("w"), "--quiet"], "--port", "p", "witness"), // OptionRules.Port
+            ([.. serve, "--port", "7400x", "--admin-port", "-1"], "--port", "7400x", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "off"], "--admin-port", "off", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--replication-port", "x"], "--replication-port", "x", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--producer-window", "1k"], "--producer-window", "1k", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--producer-recovery-records", "all"], "--producer-recovery-records", "all", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--producer-idle-timeout-s", "10s"], "--producer-idle-timeout-s", "10s", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--producer-expiry-s", "1h"], "--producer-expiry-s", "1h", "serve"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--max-retention-hold-mb", "1GB"], "--max-retention-hold-mb", "1GB", "serve"), // long
+            (["bench", "failover", "--rounds", "many"], "--rounds", "many", "bench failover"),
+            (["bench", "failover", "--rate", "fast"], "--rate", "fast", "bench failover"),
+        ];
+        var failures = new List<string>();
+        foreach (var (args, option, value, command) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            var reason = $"Cannot parse argument '{value}' for option '{option}'";
+            var hint = $"run 'fastbroker {command} --help' for usage";
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0
+                || !outcome.Errors.Contains(reason, StringComparison.Ordinal) || !outcome.Errors.Contains(hint, StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, nothing on stdout, \"{reason}\" and \"{hint}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Length}:\n{string.Join("\n---\n", failures)}");
+    }
+
+    /// <summary>
     /// A port or endpoint out of range in <c>witness --port</c>, <c>status --admin</c> and <c>promote --admin</c> is a
     /// usage error, exit 64, as for every command: the witness exited 1 ("cannot start"), status and promote exited 1
     /// with "unreachable:" and an exception's message, as if the node were down.
