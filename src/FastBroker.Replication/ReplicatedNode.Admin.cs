@@ -1,0 +1,245 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text.Json;
+using FastBroker.Net;
+
+namespace FastBroker.Replication;
+
+// The admin HTTP routes: role checks (/primary, /standby) and the status document.
+public sealed partial class ReplicatedNode
+{
+    private (int, string, byte[])? Route(string method, string path, string query)
+    {
+        switch (method, path)
+        {
+            case ("GET", "/status"):
+                return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
+            case ("POST", "/promote" or "/promote/force"):
+                try
+                {
+                    var epoch = PromoteAsync(force: path == "/promote/force", _stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                    return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{epoch}}}\n"));
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException or BrokerException)
+                {
+                    return (409, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false,\"error\":\"" + JsonEncodedText.Encode(ex.Message) + "\"}\n"));
+                }
+
+            case ("GET", "/health") when _role != NodeRole.Primary:
+                return (200, "application/json", RoleHealth(_role));
+
+            // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
+            // one to send clients to, or a standby following one. A serving primary falls through to the server's
+            // /primary (200, the /health document) and /standby (503, the same).
+            case ("GET", "/primary") when !ServesAsPrimary():
+                return (503, "application/json", RoleHealth(_role == NodeRole.Primary ? NodeRole.Fenced : _role));
+            case ("GET", "/standby") when _role != NodeRole.Primary:
+                _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
+                return StandbyCheck(maxLag);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// GET /standby on a node that is not primary: 200 only on a standby that follows a primary now, has heard from it
+    /// within <see cref="ReplicationOptions.StandbyCheckSilence"/> and, with <paramref name="maxLag"/>, lacks at most
+    /// that many records of the heads in its last heartbeat; 503 otherwise, the reason in the body.
+    /// </summary>
+    private (int, string, byte[]) StandbyCheck(long? maxLag)
+    {
+        var role = _role;
+        var replica = Volatile.Read(ref _replica);
+        var silence = _options.StandbyCheckSilence;
+        TimeSpan? sinceLastHeard = null;
+        long? lag = null;
+        string? reason;
+        if (role != NodeRole.Standby)
+        {
+            reason = $"this node is {role.ToString().ToLowerInvariant()}, not a standby";
+        }
+        else if (replica is not { Connected: true })
+        {
+            reason = "following no primary (not connected to one, or refused)";
+        }
+        else
+        {
+            sinceLastHeard = replica.SinceLastHeard;
+            lag = replica.LagRecords;
+            reason = sinceLastHeard > silence
+                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, three heartbeat intervals): it may have frozen"
+                : maxLag is not { } max ? null
+                : lag is not { } behind ? "the primary has not reported its heads yet on this link"
+                : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
+                : null;
+        }
+
+        var json = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", role.ToString().ToLowerInvariant());
+            w.WriteNumber("epoch", _state.Epoch);
+            if (sinceLastHeard is { } heard)
+            {
+                w.WriteNumber("sinceLastHeardMs", (long)heard.TotalMilliseconds);
+                if (lag is { } l)
+                {
+                    w.WriteNumber("lagRecords", l);
+                }
+                else
+                {
+                    w.WriteNull("lagRecords");
+                }
+            }
+
+            if (reason is not null)
+            {
+                w.WriteString("reason", reason);
+            }
+
+            w.WriteEndObject();
+        }
+
+        json.Write("\n"u8);
+        return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
+    }
+
+    // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).
+
+    private bool ServesAsPrimary() =>
+        _role == NodeRole.Primary && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
+
+    private byte[] RoleHealth(NodeRole role) =>
+        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n");
+
+    private void WriteStatus(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteString("nodeId", NodeId);
+        w.WriteString("role", _role.ToString().ToLowerInvariant());
+        w.WriteNumber("epoch", _state.Epoch);
+        w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(_roleSince).TotalMilliseconds);
+        w.WriteString("replicationEndpoint", ReplicationEndPoint.ToString());
+        w.WriteString("peer", _options.Peer);
+        if (_options.Witness is { } witness)
+        {
+            w.WriteString("witness", witness);
+            w.WriteBoolean("leaseValid", _lease?.IsValid ?? false);
+        }
+        else
+        {
+            w.WriteNull("witness");
+        }
+
+        if (Server is { } server)
+        {
+            w.WriteString("clientEndpoint", server.EndPoint.ToString());
+        }
+
+        if (_replicator is { } replicator)
+        {
+            var link = replicator.Link;
+            w.WriteStartObject("standby");
+            w.WriteBoolean("attached", link is not null);
+            if (link is not null)
+            {
+                w.WriteString("nodeId", link.StandbyId);
+                w.WriteNumber("sinceLastAckMs", (long)link.SinceLastAck.TotalMilliseconds);
+                w.WriteNumber("acksReceived", link.AcksReceived);
+                w.WriteNumber("bytesSent", link.BytesSent);
+                w.WriteNumber("journalerShips", link.JournalerShips);
+                w.WriteNumber("journalerAcks", link.JournalerAcks);
+                w.WriteNumber("journalerDeferred", link.JournalerDeferred);
+                w.WriteStartArray("topics");
+                foreach (var (topic, head, received, durable) in link.Positions)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("topic", topic);
+                    w.WriteNumber("head", head);
+                    w.WriteNumber("received", received);
+                    w.WriteNumber("durable", durable);
+                    w.WriteNumber("lagRecords", Math.Max(0, head - received));
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            }
+
+            w.WriteNumber("maxRetentionHoldBytes", replicator.Options.MaxRetentionHoldBytes);
+            w.WriteNumber("retentionPassed", replicator.RetentionPassed);
+            if (_gate is { } gate)
+            {
+                w.WriteNumber("degraded", gate.Degraded);
+                w.WriteNumber("notReplicated", gate.TimedOut);
+                w.WriteBoolean("degradeAllowed", gate.DegradeAllowed);
+            }
+
+            if (_lease is { } lease)
+            {
+                // True from before the first publish confirmed as local without the standby until it has caught up.
+                w.WriteBoolean("witnessRecordsBehind", lease.StandbyBehind);
+            }
+
+            w.WriteEndObject();
+        }
+
+        if (_replica is { } replica)
+        {
+            w.WriteStartObject("replica");
+            w.WriteBoolean("connected", replica.Connected);
+            w.WriteString("primaryId", replica.PrimaryId);
+            w.WriteNumber("sinceLastHeardMs", (long)replica.SinceLastHeard.TotalMilliseconds);
+            if (replica.LagRecords is { } lagRecords)
+            {
+                w.WriteNumber("lagRecords", lagRecords);
+            }
+            else
+            {
+                w.WriteNull("lagRecords");
+            }
+
+            w.WriteNumber("recordsReceived", replica.RecordsReceived);
+            w.WriteNumber("bytesReceived", replica.BytesReceived);
+            w.WriteStartArray("topics");
+            var heads = replica.PrimaryHeads.ToDictionary(h => h.Topic, StringComparer.Ordinal);
+            foreach (var (topic, first, next, durable) in replica.Positions)
+            {
+                w.WriteStartObject();
+                w.WriteString("topic", topic);
+                w.WriteNumber("first", first);
+                w.WriteNumber("next", next);
+                w.WriteNumber("durable", durable);
+                if (heads.TryGetValue(topic, out var head) && head.PrimaryHead is { } primaryHead)
+                {
+                    w.WriteNumber("primaryHead", primaryHead);
+                    w.WriteNumber("lagRecords", head.Lag);
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteStartArray("truncations");
+            foreach (var t in replica.Truncations)
+            {
+                w.WriteStringValue(t);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        w.WriteStartArray("events");
+        lock (_events)
+        {
+            foreach (var e in _events)
+            {
+                w.WriteStringValue(e);
+            }
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+}

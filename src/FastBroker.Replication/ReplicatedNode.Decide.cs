@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using FastBroker.Replication.Internal;
+
+namespace FastBroker.Replication;
+
+// The start-up decision: follow a primary peer, defer to a peer that holds more of the log, or take the lease.
+public sealed partial class ReplicatedNode
+{
+    private async Task SuperviseAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                switch (_role)
+                {
+                    case NodeRole.Primary:
+                        await WatchPrimaryAsync().ConfigureAwait(false);
+                        break;
+                    case NodeRole.Standby:
+                        await RunStandbyAsync().ConfigureAwait(false);
+                        break;
+                    default:
+                        await DecideAsync().ConfigureAwait(false);
+                        break;
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log($"unexpected {ex.GetType().Name} in role {_role}: {ex.Message}");
+                await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starting (or fenced): follow a primary peer; defer to a peer that holds more of the log; else take the lease,
+    /// else the configured role. Returns without a role to be called again (the supervisor loops) while it waits.
+    /// </summary>
+    private async Task DecideAsync()
+    {
+        var opened = _opened ??= new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
+        if (_journalsOpenedAt == 0)
+        {
+            _journalsOpenedAt = Stopwatch.GetTimestamp(); // the waits below count from here, not from a slow open
+        }
+
+        var peer = await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false);
+        if (peer is { Role: NodeRole.Primary } p && p.Epoch >= _state.Epoch)
+        {
+            SetRole(NodeRole.Standby, $"peer '{p.NodeId}' is primary at epoch {p.Epoch}");
+            return;
+        }
+
+        // A host that restarted lost its page cache, and with it what this node's journals had not flushed: records
+        // the standby may hold durably (standby-durable confirmations). Taking over alone now would cut them from
+        // the standby when it returns, so a node that was primary waits a while for its peer (both hosts of a pair
+        // that lost power come back at about the same time).
+        if (peer is null && _role == NodeRole.Starting && _state.LastRole == NodeRole.Primary && _state.RebootedSinceLastRun
+            && Stopwatch.GetElapsedTime(_journalsOpenedAt) < _options.PeerWait)
+        {
+            if (!_rebootWaitLogged)
+            {
+                _rebootWaitLogged = true;
+                Log($"the host restarted since this node was primary: waiting up to {_options.PeerWait.TotalSeconds:0.#} s for the peer, which may hold records this node's page cache lost");
+            }
+
+            await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+            return;
+        }
+
+        if (peer is { Role: not NodeRole.Primary } q)
+        {
+            if (q.Heads is null)
+            {
+                // The peer is deciding too and has not opened its journals yet: wait for its heads (a while).
+                if (_peerHeadsWaitSince == 0)
+                {
+                    _peerHeadsWaitSince = Stopwatch.GetTimestamp();
+                }
+
+                if (Stopwatch.GetElapsedTime(_peerHeadsWaitSince) < _options.PeerWait)
+                {
+                    await Delay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+                    return;
+                }
+            }
+            else if (CompareLogs(q.Epoch, q.Heads, _state.Epoch, opened.Heads()) > 0)
+            {
+                _peerHeadsWaitSince = 0;
+                // Raft's election rule for a pair: the node with more of the log leads. The peer holds records this
+                // node lost (a primary whose host lost power before its page cache was written) or never had: it
+                // takes over (asking the witness, or, without one, because this node says it defers), and this node
+                // follows it and copies them.
+                _defersToPeer = true;
+                _deferredAt = Stopwatch.GetTimestamp();
+                SetRole(NodeRole.Standby, $"peer '{q.NodeId}' holds more of the log (epoch {q.Epoch}; {DescribeAhead(q.Heads, opened.Heads())}): deferring to it");
+                return;
+            }
+        }
+
+        _peerHeadsWaitSince = 0;
+
+        if (_witness is not null)
+        {
+            var (promoted, answer) = await TryLeaseAndPromoteAsync("starting").ConfigureAwait(false);
+            if (promoted)
+            {
+                return;
+            }
+
+            // Not granted — held by another node (a primary we cannot reach yet), or the witness is unreachable: follow
+            // whoever is primary, and retry the lease from the standby loop.
+            SetRole(NodeRole.Standby, answer is { Kind: LeaseResultKind.Denied } d
+                ? $"the witness lease is held by '{d.Holder}' at epoch {d.Epoch}"
+                : $"no witness lease ({answer})");
+            return;
+        }
+
+        var wantPrimary = _role != NodeRole.Fenced
+            && (_state.LastRole == NodeRole.Primary || (_state.LastRole == NodeRole.Starting && _options.InitialRole == NodeRole.Primary))
+            && peer is not { Role: NodeRole.Primary };
+        if (wantPrimary)
+        {
+            await BecomePrimaryAsync(Math.Max(1, _state.Epoch), "configured primary, no primary peer").ConfigureAwait(false);
+        }
+        else
+        {
+            SetRole(NodeRole.Standby, peer is null ? "peer unreachable; waiting to follow it" : $"peer is {peer.Value.Role}");
+        }
+    }
+
+    private async Task<(bool Promoted, LeaseResult? Answer)> TryLeaseAndPromoteAsync(string why)
+    {
+        LeaseResult? answer = null;
+        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r =>
+        {
+            answer = r;
+            LogBehindDenial(r);
+        }).ConfigureAwait(false);
+        if (lease is null)
+        {
+            return (false, answer);
+        }
+
+        _lease = lease;
+        try
+        {
+            await BecomePrimaryAsync(lease.Epoch, $"{why}: witness granted the lease at epoch {lease.Epoch}").ConfigureAwait(false);
+            return (true, null);
+        }
+        catch
+        {
+            _lease = null;
+            await lease.ReleaseAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<long> ManualPromotionEpochAsync()
+    {
+        if (_witness is null)
+        {
+            return _state.Epoch + 1;
+        }
+
+        var force = _promotion?.Task.AsyncState is true;
+        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, force: force).ConfigureAwait(false);
+        if (lease is null)
+        {
+            var status = await _witness.StatusAsync(_stop.Token).ConfigureAwait(false);
+            var why = status is { Kind: LeaseResultKind.Status, StandbyBehind: true } && !force
+                ? $"the witness did not grant the lease ({status}): '{status.Holder}' confirmed publishes as local that this node does not hold; wait for it to return, or force the promotion and lose them"
+                : $"the witness did not grant the lease ({status}): the primary is still alive or the witness is unreachable";
+            Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException(why));
+            return -1;
+        }
+
+        if (force)
+        {
+            Log("forced promotion: what the old primary confirmed as local while this node was behind is lost");
+        }
+
+        _lease = lease;
+        return lease.Epoch;
+    }
+}

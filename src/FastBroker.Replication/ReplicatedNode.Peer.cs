@@ -1,0 +1,193 @@
+using System.Net;
+using System.Net.Sockets;
+using FastBroker.Net;
+using FastBroker.Replication.Internal;
+
+namespace FastBroker.Replication;
+
+// The replication port: probes between the two nodes, and standbys attaching.
+public sealed partial class ReplicatedNode
+{
+    private async Task<PeerStatus?> ProbeAsync(IPEndPoint peer, TimeSpan wait)
+    {
+        try
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(wait);
+            await socket.ConnectAsync(peer, timeout.Token).ConfigureAwait(false);
+            var f = new FrameBuffer(128);
+            f.Begin(FrameKind.Probe).Str(NodeId).I64(_state.Epoch).End();
+            await socket.SendAsync(f.Written.ToArray(), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            var buffer = new byte[4096];
+            var length = 0;
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    Array.Resize(ref buffer, buffer.Length * 2);
+                }
+
+                var n = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return null;
+                }
+
+                length += n;
+                if (length >= 5 && length >= 4 + (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer))
+                {
+                    break;
+                }
+
+                if (length >= 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer) > 16 << 20)
+                {
+                    return null;
+                }
+            }
+
+            if ((FrameKind)buffer[4] != FrameKind.Status)
+            {
+                return null;
+            }
+
+            var r = new FrameReader(buffer.AsSpan(5, length - 5));
+            var role = (NodeRole)r.U8();
+            var epoch = r.I64();
+            var id = r.Str();
+            var flags = r.U8();
+            var count = (int)r.U32();
+            Dictionary<string, long>? heads = null;
+            if ((flags & StatusHeadsKnown) != 0)
+            {
+                heads = new Dictionary<string, long>(Math.Min(count, 4096), StringComparer.Ordinal);
+                for (var i = 0; i < count; i++)
+                {
+                    heads[r.Str()] = r.I64();
+                }
+            }
+
+            return new PeerStatus(role, epoch, id, (flags & StatusDefers) != 0, heads);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or InvalidDataException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (await SocketAccept.NextAsync(_listener, _stop.Token, line => Log($"replication listener: {line}")).ConfigureAwait(false) is { } socket)
+        {
+            _ = Task.Factory.StartNew(() => Serve(socket), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>One inbound replication connection: a probe (answered, closed) or a standby's hello.</summary>
+    private void Serve(Socket socket)
+    {
+        var handedOver = false;
+        try
+        {
+            socket.NoDelay = true;
+            Wire.KeepAlive(socket); // a standby whose host dies silently drops off in seconds, not hours
+            socket.ReceiveTimeout = 2000;
+            var input = new FrameInput(socket, 64 << 10);
+            if (!input.Read(out var kind, out var body))
+            {
+                return;
+            }
+
+            socket.ReceiveTimeout = 0;
+            var f = new FrameBuffer(4096);
+            switch (kind)
+            {
+                case FrameKind.Probe:
+                    var r = new FrameReader(body);
+                    r.Str();
+                    var theirEpoch = r.I64();
+                    if (theirEpoch > _state.Epoch && _role == NodeRole.Primary)
+                    {
+                        SawNewerEpoch(theirEpoch);
+                    }
+
+                    WriteStatusFrame(f);
+                    f.SendTo(socket);
+                    break;
+                case FrameKind.Hello:
+                    var hello = Hello.Parse(body);
+                    if (_role == NodeRole.Primary && _replicator is { } replicator)
+                    {
+                        handedOver = true;
+                        replicator.Attach(socket, hello);
+                    }
+                    else
+                    {
+                        f.Begin(FrameKind.Refuse).I64(_state.Epoch).U8((byte)_role).Str($"node '{NodeId}' is {_role}, not primary").End();
+                        f.SendTo(socket);
+                    }
+
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or InvalidDataException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// STATUS: role, epoch, node id, flags (<see cref="StatusHeadsKnown"/>, <see cref="StatusDefers"/>), then each
+    /// topic's head (name, next offset) when known: a node that is not primary reports the heads of the journals it
+    /// has open, so that two nodes deciding at once agree on which of them holds more of the log.
+    /// </summary>
+    private void WriteStatusFrame(FrameBuffer f)
+    {
+        var role = _role;
+        var copy = role == NodeRole.Primary ? null : Volatile.Read(ref _replica) ?? Volatile.Read(ref _opened);
+        var heads = copy?.Heads();
+        var flags = (byte)((heads is null ? 0 : StatusHeadsKnown) | (_defersToPeer && copy?.PrimaryId is null ? StatusDefers : 0));
+        f.Begin(FrameKind.Status).U8((byte)role).I64(_state.Epoch).Str(NodeId).U8(flags).U32((uint)(heads?.Count ?? 0));
+        foreach (var (topic, next) in heads ?? [])
+        {
+            f.Str(topic).I64(next);
+        }
+
+        f.End();
+    }
+
+    /// <summary>
+    /// Which of two logs holds more: the later epoch (its history goes further), else, in the same epoch, the one that
+    /// is ahead on some topic and behind on none (a topic it lacks counts as empty). 1 = the first, -1 = the second,
+    /// 0 = equal, or each ahead on a different topic (then neither defers; the usual rules decide).
+    /// </summary>
+    internal static int CompareLogs(long epochA, IReadOnlyDictionary<string, long> a, long epochB, IReadOnlyDictionary<string, long> b)
+    {
+        if (epochA != epochB)
+        {
+            return epochA > epochB ? 1 : -1;
+        }
+
+        bool aAhead = false, bAhead = false;
+        foreach (var topic in a.Keys.Union(b.Keys))
+        {
+            var na = a.GetValueOrDefault(topic);
+            var nb = b.GetValueOrDefault(topic);
+            aAhead |= na > nb;
+            bAhead |= nb > na;
+        }
+
+        return aAhead == bAhead ? 0 : aAhead ? 1 : -1;
+    }
+
+    private static string DescribeAhead(IReadOnlyDictionary<string, long> more, IReadOnlyDictionary<string, long> less) =>
+        string.Join(", ", more.Where(p => p.Value > less.GetValueOrDefault(p.Key)).Take(5).Select(p => $"'{p.Key}' to {p.Value} against {less.GetValueOrDefault(p.Key)}"));
+
+    private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId, bool DefersToPeer, Dictionary<string, long>? Heads);
+}

@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using FastBroker.Replication.Internal;
+
+namespace FastBroker.Replication;
+
+// The standby role: following the primary, and taking over when it is gone.
+public sealed partial class ReplicatedNode
+{
+    /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
+    private async Task RunStandbyAsync()
+    {
+        var replica = Interlocked.Exchange(ref _opened, null) ?? new StandbyReplica(_options, _state, _brokerOptions.VerifySealedSegmentsOnOpen);
+        _replica = replica;
+        long promoteTo = -1;
+        string? lastFailure = null;
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                if (_promotion is not null)
+                {
+                    promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
+                    if (promoteTo > 0)
+                    {
+                        break;
+                    }
+
+                    // Refused (the witness kept the lease): PromoteAsync disposed this replica to stop following, so
+                    // it can never connect again. Leave; the supervisor starts a fresh one (still standby).
+                    return;
+                }
+
+                var welcomes = replica.Welcomes;
+                var (why, refused) = await Task.Factory.StartNew(
+                    () => (replica.Run(_peer, out var r), r), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+                if (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                if (_promotion is not null)
+                {
+                    continue;
+                }
+
+                Interlocked.Increment(ref _linkAttempts);
+                var unreachable = why.StartsWith("cannot connect", StringComparison.Ordinal);
+                if (refused > _state.Epoch)
+                {
+                    Log($"standby: {why}");
+                }
+                else if (replica.Welcomes != welcomes || why != lastFailure)
+                {
+                    // A dead peer, or one that is not primary (it refuses the hello), is retried every 50 ms: one line
+                    // per reason, not one per attempt, so that the event list (the last 50 lines in /status) keeps the
+                    // role changes, deferrals and truncations that matter. A link that was followed is always reported.
+                    Log($"standby: link down: {why}");
+                }
+
+                lastFailure = replica.Welcomes != welcomes ? null : why;
+                if (replica.Welcomes != welcomes)
+                {
+                    // It followed a primary: a peer seen ahead before that has taken over (or this node caught up). A
+                    // later silence of that primary must not count as the old deferral still running.
+                    _peerAheadSince = 0;
+                    _peerAheadLogged = false;
+                }
+
+                if (replica.Welcomes > 0 || (_defersToPeer && Stopwatch.GetElapsedTime(_deferredAt) >= _options.PeerWait))
+                {
+                    // It followed a primary (whatever it deferred for is settled), or the peer it deferred to has not
+                    // taken over in time: it may be promoted again (by the witness or the operator).
+                    _defersToPeer = false;
+                }
+
+                if (_witness is null && !unreachable && refused <= _state.Epoch
+                    && await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false) is { Role: not NodeRole.Primary, DefersToPeer: true, Heads: { } peerHeads } deferring
+                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) > 0)
+                {
+                    // No witness, but no partition either: the peer answers, is not primary, and defers to this node,
+                    // which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits for this
+                    // node, so promoting here cannot make two primaries.
+                    Log($"peer '{deferring.NodeId}' defers to this node, which holds more of the log ({DescribeAhead(replica.Heads(), peerHeads)})");
+                    promoteTo = _state.Epoch + 1;
+                    break;
+                }
+
+                if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout
+                    && await TakeLeaseAsync(_witness, replica).ConfigureAwait(false) is { } lease)
+                {
+                    _lease = lease;
+                    promoteTo = lease.Epoch;
+                    break;
+                }
+
+                await StandbyDelay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _replica = null; // first: a probe answered meanwhile must not report a closed copy's (empty) heads
+            replica.Dispose();
+            replica.CloseJournals();
+        }
+
+        if (promoteTo > 0)
+        {
+            try
+            {
+                // The replica opened (and so verified) every journal in the data directory and was their only writer
+                // since: promotion re-opens them without re-reading every sealed segment, in time independent of their size.
+                var why = _promotion is not null ? "promoted by the operator"
+                    : _witness is null ? "the peer defers to this node, promoted automatically"
+                    : "primary silent, promoted automatically";
+                await BecomePrimaryAsync(promoteTo, why, journalsVerified: true).ConfigureAwait(false);
+                Interlocked.Exchange(ref _promotion, null)?.TrySetResult(promoteTo);
+            }
+            catch (Exception ex)
+            {
+                Interlocked.Exchange(ref _promotion, null)?.TrySetException(ex);
+                if (_lease is { } lease)
+                {
+                    _lease = null;
+                    await lease.ReleaseAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// True while a peer that answers, is not primary, and holds more of the log is given the chance to take over (it
+    /// asks the witness itself): at most <see cref="ReplicationOptions.PeerWait"/> from when it was first seen so. A
+    /// peer that cannot take over (it cannot reach the witness, or it fenced itself with records never confirmed in a
+    /// standby mode) must not keep the pair without a primary for good.
+    /// </summary>
+    private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
+    {
+        bool ahead;
+        if (peer is null)
+        {
+            // No answer (dead, or too slow to answer a probe): a peer last seen ahead may still hold confirmed records
+            // this node lacks, so it stays the one ahead until PeerWait has passed since then. Before, one probe that
+            // timed out on a loaded machine, or a peer that died while it was taking over, ended the deferral at once.
+            ahead = _peerAheadSince != 0 || _defersToPeer;
+        }
+        else if (peer is not { Role: not NodeRole.Primary } p)
+        {
+            ahead = false;
+        }
+        else if (p.Heads is { } heads)
+        {
+            ahead = CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) > 0;
+        }
+        else
+        {
+            // It answers without heads: it has no journals open just now, because it is taking over as it was expected
+            // to (BecomePrimaryAsync closes its copy, then opens the broker), or stepping down from that. It is still
+            // the one ahead if it was last seen so. Taking the lease now would win as soon as its lease ran out during
+            // a slow open (a loaded machine, a cold open), and cut its records — confirmed ones — when it followed.
+            ahead = _peerAheadSince != 0 || _defersToPeer;
+        }
+
+        if (!ahead)
+        {
+            _peerAheadSince = 0;
+            _peerAheadLogged = false;
+            return false;
+        }
+
+        if (_peerAheadSince == 0)
+        {
+            _peerAheadSince = _defersToPeer ? _deferredAt : Stopwatch.GetTimestamp();
+        }
+
+        if (Stopwatch.GetElapsedTime(_peerAheadSince) < _options.PeerWait)
+        {
+            return true;
+        }
+
+        // Not reset here: if this lease attempt fails, the next one does not wait the whole time again.
+        if (!_peerAheadLogged)
+        {
+            _peerAheadLogged = true;
+            Log($"peer '{peer?.NodeId}' holds more of the log but has not taken over in {_options.PeerWait.TotalSeconds:0.#} s: asking for the lease");
+        }
+
+        return false;
+    }
+
+    /// <summary>Once per holder and epoch: the witness keeps the lease from this node because the holder reported it behind.</summary>
+    /// <summary>
+    /// The primary is silent: ask the witness for the lease, unless the peer answers as primary or a peer that holds
+    /// more of the log is awaited (null then, as when the witness denies it or cannot be reached).
+    /// </summary>
+    /// <remarks>
+    /// The first request usually comes before the silent primary's lease has run out, and the denial says how long it
+    /// has left. While the peer stays silent (probed every heartbeat interval) the lease is asked for again as soon as
+    /// that has passed. Before, the standby first tried its link again, and a frozen primary's kernel accepts the
+    /// connection, so the handshake waited out twice the heartbeat timeout, then a probe its 500 ms: a frozen primary was
+    /// replaced after 2.7 s instead of 1.1 s about every other time. A second denial means the holder renewed meanwhile
+    /// (it is alive): back to the link.
+    /// </remarks>
+    private async Task<LeaseKeeper?> TakeLeaseAsync(WitnessClient witness, StandbyReplica replica)
+    {
+        if (!await PeerMayBeGoneAsync(replica).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        for (var attempt = 0; ; attempt++)
+        {
+            LeaseResult? answer = null;
+            var lease = await LeaseKeeper.TryStartAsync(witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a =>
+            {
+                answer = a;
+                LogBehindDenial(a);
+            }).ConfigureAwait(false);
+            if (lease is not null || attempt > 0 || answer is not { Kind: LeaseResultKind.Denied, StandbyBehind: false } denial
+                || denial.Remaining > _options.EffectiveLeaseTtl * 2)
+            {
+                // Granted; denied again; unreachable; or the holder's standby is behind, or a restarted witness keeps a
+                // lease for its longest TTL: waiting for it here would keep this node from its link for too long.
+                return lease;
+            }
+
+            var retryAt = Stopwatch.GetTimestamp() + (long)(denial.Remaining.TotalSeconds * Stopwatch.Frequency) + (Stopwatch.Frequency / 1000);
+            TimeSpan left;
+            while ((left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), retryAt)) > TimeSpan.Zero)
+            {
+                // A probe of a frozen primary takes its whole timeout: none that would end after the lease is due.
+                if (left > _options.TakeoverProbeTimeout + _options.HeartbeatInterval && !await PeerMayBeGoneAsync(replica).ConfigureAwait(false))
+                {
+                    return null;
+                }
+
+                if (_stop.IsCancellationRequested || _promotion is not null)
+                {
+                    return null;
+                }
+
+                left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), retryAt);
+                if (left > TimeSpan.Zero)
+                {
+                    await StandbyDelay(left < _options.HeartbeatInterval ? left : _options.HeartbeatInterval).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    /// <summary>Probes the silent primary briefly: false if it answers as primary, a peer ahead is awaited, or this node is stopping or being promoted by hand.</summary>
+    private async Task<bool> PeerMayBeGoneAsync(StandbyReplica replica)
+    {
+        var peer = await ProbeAsync(_peer, _options.TakeoverProbeTimeout).ConfigureAwait(false);
+        return !_stop.IsCancellationRequested && _promotion is null && !AwaitingPeerAhead(peer, replica) && peer is not { Role: NodeRole.Primary };
+    }
+
+    private void LogBehindDenial(LeaseResult answer)
+    {
+        if (answer is { Kind: LeaseResultKind.Denied, StandbyBehind: true } && _behindDenialLogged != (answer.Holder, answer.Epoch))
+        {
+            _behindDenialLogged = (answer.Holder, answer.Epoch);
+            Log($"the witness keeps the lease for '{answer.Holder}' (epoch {answer.Epoch}) although it may be gone: it confirmed publishes as local that this node does not hold (degrade-to-local). Waiting for it to return; 'fastbroker promote --force' takes over without them");
+        }
+    }
+}
