@@ -64,7 +64,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
     private long _journalsOpenedAt;
     private bool _rebootEpochBegun;
     private long _deferredAt;
-    private TaskCompletionSource<long>? _promotion;
+    private Promotion? _promotion;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
     private long _roleSince = Stopwatch.GetTimestamp();
@@ -174,7 +174,15 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends the standby's pause between two
     /// attempts to follow its primary (half a heartbeat interval) at once.
     /// </summary>
+    /// <remarks>
+    /// Cancelling <paramref name="cancellationToken"/> withdraws the request while the standby has not taken it up yet
+    /// (it does at once, unless it is busy with a probe of its peer or a request to the witness): the task is then
+    /// cancelled, the node stays standby and follows its primary again, and no promotion follows from this call. Once
+    /// taken up, the promotion is carried through and the token no longer applies: the task completes with its outcome
+    /// (the new epoch, or why it was refused). So an <see cref="OperationCanceledException"/> always means no promotion.
+    /// </remarks>
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    /// <exception cref="OperationCanceledException">Withdrawn before the standby took it up; the node stays standby.</exception>
     public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
 
     /// <summary>
@@ -186,7 +194,16 @@ public sealed class ReplicatedNode : IAsyncDisposable
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
     public async Task<long> PromoteAsync(bool force, CancellationToken cancellationToken = default)
     {
-        var promotion = new TaskCompletionSource<long>(force, TaskCreationOptions.RunContinuationsAsynchronously); // state: force
+        var promotion = RequestPromotion(force, cancellationToken);
+        using var reg = cancellationToken.Register(() => Withdraw(promotion, cancellationToken));
+        return await promotion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Checks and sets the request, then stops the standby's link and pause so that its loop takes it up.</summary>
+    private Promotion RequestPromotion(bool force, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var promotion = new Promotion(force);
         if (_role == NodeRole.Primary)
         {
             throw new InvalidOperationException($"node '{NodeId}' is already the primary (epoch {Epoch})");
@@ -212,8 +229,24 @@ public sealed class ReplicatedNode : IAsyncDisposable
         // Stop following, and end the standby loop's pause between two link attempts (half a heartbeat interval).
         _replica?.Dispose();
         _standbyWake.Release();
-        using var reg = cancellationToken.Register(() => promotion.TrySetCanceled(cancellationToken));
-        return await promotion.Task.ConfigureAwait(false);
+        return promotion;
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="promotion"/> if the standby loop has not taken it up: it will never act on it. The loop
+    /// then starts a fresh copy (the request stopped the one it had) and follows its primary again.
+    /// </summary>
+    private void Withdraw(Promotion promotion, CancellationToken cancellationToken)
+    {
+        if (!promotion.TryWithdraw())
+        {
+            return; // taken up: carried through, the caller gets its outcome
+        }
+
+        Interlocked.CompareExchange(ref _promotion, null, promotion);
+        promotion.TrySetCanceled(cancellationToken);
+        Log("the manual promotion was withdrawn (cancelled) before the standby took it up: still standby");
+        _standbyWake.Release();
     }
 
     /// <summary>A JSON document of role, epoch, peer, positions and replication lag (<c>fastbroker status</c>, admin <c>/status</c>).</summary>
@@ -848,7 +881,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
-                if (_promotion is not null)
+                // Taken up (from here on a cancellation no longer withdraws it), unless its caller withdrew it first.
+                if (Volatile.Read(ref _promotion) is { } promotion && promotion.TryTakeUp())
                 {
                     promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
                     if (promoteTo > 0)
@@ -861,6 +895,12 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     return;
                 }
 
+                if (replica.Stopping)
+                {
+                    // A promotion withdrawn before it was taken up stopped this replica too: the same.
+                    return;
+                }
+
                 var welcomes = replica.Welcomes;
                 var (why, refused) = await Task.Factory.StartNew(
                     () => (replica.Run(_peer, out var r), r), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
@@ -869,7 +909,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
                     return;
                 }
 
-                if (_promotion is not null)
+                if (_promotion is not null || replica.Stopping)
                 {
                     continue;
                 }
@@ -936,6 +976,8 @@ public sealed class ReplicatedNode : IAsyncDisposable
 
         if (promoteTo > 0)
         {
+            // An automatic promotion fulfils a manual request made meanwhile: from here it can no longer be withdrawn.
+            Volatile.Read(ref _promotion)?.TryTakeUp();
             try
             {
                 // The replica opened (and so verified) every journal in the data directory and was their only writer
@@ -1175,8 +1217,9 @@ public sealed class ReplicatedNode : IAsyncDisposable
         {
         }
 
-        // After the drain: a promotion set after this read releases the semaphore after it, and ends the wait below.
-        if (Volatile.Read(ref _promotion) is not null)
+        // After the drain: a promotion set (or withdrawn) after this read releases the semaphore after it, and ends the
+        // wait below. A withdrawn one left the replica stopped: the loop replaces it at once.
+        if (Volatile.Read(ref _promotion) is not null || Volatile.Read(ref _replica) is { Stopping: true })
         {
             return;
         }
@@ -1331,15 +1374,7 @@ public sealed class ReplicatedNode : IAsyncDisposable
             case ("GET", "/status"):
                 return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
             case ("POST", "/promote" or "/promote/force"):
-                try
-                {
-                    var epoch = PromoteAsync(force: path == "/promote/force", _stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
-                    return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{epoch}}}\n"));
-                }
-                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException or BrokerException)
-                {
-                    return (409, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false,\"error\":\"" + JsonEncodedText.Encode(ex.Message) + "\"}\n"));
-                }
+                return PromoteRoute(force: path == "/promote/force");
 
             case ("GET", "/health") when _role != NodeRole.Primary:
                 return (200, "application/json", RoleHealth(_role));
@@ -1356,6 +1391,64 @@ public sealed class ReplicatedNode : IAsyncDisposable
                 return null;
         }
     }
+
+    /// <summary>
+    /// POST /promote: 200 once promoted; 409 when refused, or when the standby did not take the request up within
+    /// <see cref="ReplicationOptions.PromoteAnswerTimeout"/> (it is withdrawn then: no promotion follows); 202 with
+    /// <c>"inProgress":true</c> when the standby took it up but has not finished by then (it goes ahead; <c>/status</c>
+    /// shows the outcome). Never 409 for a promotion that happens later.
+    /// </summary>
+    private (int, string, byte[]) PromoteRoute(bool force)
+    {
+        var wait = _options.PromoteAnswerTimeout;
+        Promotion request;
+        try
+        {
+            request = RequestPromotion(force, _stop.Token);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException)
+        {
+            return PromoteAnswer(409, false, ex.Message);
+        }
+
+        var promoting = request.Task;
+        try
+        {
+            promoting.Wait(wait);
+        }
+        catch (AggregateException)
+        {
+        }
+
+        if (!promoting.IsCompleted)
+        {
+            // Withdrawn (its task cancelled before this returns), unless the standby has taken it up.
+            Withdraw(request, CancellationToken.None);
+        }
+
+        if (promoting.IsCompletedSuccessfully)
+        {
+            return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{promoting.Result}}}\n"));
+        }
+
+        if (promoting.IsCanceled)
+        {
+            return PromoteAnswer(409, false, _stop.IsCancellationRequested
+                ? "the node is stopping: not promoted"
+                : $"the standby did not take the promotion up within {wait.TotalSeconds:0.###} s (busy probing its peer or asking the witness): withdrawn, still standby; ask again");
+        }
+
+        if (promoting.IsFaulted)
+        {
+            var ex = promoting.Exception!.InnerException!;
+            return PromoteAnswer(409, false, ex.Message);
+        }
+
+        return PromoteAnswer(202, true, $"the promotion is under way but not finished after {wait.TotalSeconds:0.###} s; it goes ahead: /status shows the role");
+    }
+
+    private static (int, string, byte[]) PromoteAnswer(int code, bool inProgress, string message) =>
+        (code, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false," + (inProgress ? "\"inProgress\":true," : "") + "\"error\":\"" + JsonEncodedText.Encode(message) + "\"}\n"));
 
     /// <summary>
     /// GET /standby on a node that is not primary: 200 only on a standby that follows a primary now, has heard from it
