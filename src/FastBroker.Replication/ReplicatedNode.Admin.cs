@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Text.Json;
 using FastBroker.Net;
+using FastBroker.Replication.Internal;
 
 namespace FastBroker.Replication;
 
@@ -15,15 +16,7 @@ public sealed partial class ReplicatedNode
             case ("GET", "/status"):
                 return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
             case ("POST", "/promote" or "/promote/force"):
-                try
-                {
-                    var epoch = PromoteAsync(force: path == "/promote/force", _stop.Token).WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
-                    return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{epoch}}}\n"));
-                }
-                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException or BrokerException)
-                {
-                    return (409, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false,\"error\":\"" + JsonEncodedText.Encode(ex.Message) + "\"}\n"));
-                }
+                return PromoteRoute(force: path == "/promote/force");
 
             case ("GET", "/health") when _role != NodeRole.Primary:
                 return (200, "application/json", RoleHealth(_role));
@@ -40,6 +33,64 @@ public sealed partial class ReplicatedNode
                 return null;
         }
     }
+
+    /// <summary>
+    /// POST /promote: 200 once promoted; 409 when refused, or when the standby did not take the request up within
+    /// <see cref="ReplicationOptions.PromoteAnswerTimeout"/> (it is withdrawn then: no promotion follows); 202 with
+    /// <c>"inProgress":true</c> when the standby took it up but has not finished by then (it goes ahead; <c>/status</c>
+    /// shows the outcome). Never 409 for a promotion that happens later.
+    /// </summary>
+    private (int, string, byte[]) PromoteRoute(bool force)
+    {
+        var wait = _options.PromoteAnswerTimeout;
+        Promotion request;
+        try
+        {
+            request = RequestPromotion(force, _stop.Token);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException)
+        {
+            return PromoteAnswer(409, false, ex.Message);
+        }
+
+        var promoting = request.Task;
+        try
+        {
+            promoting.Wait(wait);
+        }
+        catch (AggregateException)
+        {
+        }
+
+        if (!promoting.IsCompleted)
+        {
+            // Withdrawn (its task cancelled before this returns), unless the standby has taken it up.
+            Withdraw(request, CancellationToken.None);
+        }
+
+        if (promoting.IsCompletedSuccessfully)
+        {
+            return (200, "application/json", System.Text.Encoding.UTF8.GetBytes($"{{\"promoted\":true,\"epoch\":{promoting.Result}}}\n"));
+        }
+
+        if (promoting.IsCanceled)
+        {
+            return PromoteAnswer(409, false, _stop.IsCancellationRequested
+                ? "the node is stopping: not promoted"
+                : $"the standby did not take the promotion up within {wait.TotalSeconds:0.###} s (busy probing its peer or asking the witness): withdrawn, still standby; ask again");
+        }
+
+        if (promoting.IsFaulted)
+        {
+            var ex = promoting.Exception!.InnerException!;
+            return PromoteAnswer(409, false, ex.Message);
+        }
+
+        return PromoteAnswer(202, true, $"the promotion is under way but not finished after {wait.TotalSeconds:0.###} s; it goes ahead: /status shows the role");
+    }
+
+    private static (int, string, byte[]) PromoteAnswer(int code, bool inProgress, string message) =>
+        (code, "application/json", System.Text.Encoding.UTF8.GetBytes("{\"promoted\":false," + (inProgress ? "\"inProgress\":true," : "") + "\"error\":\"" + JsonEncodedText.Encode(message) + "\"}\n"));
 
     /// <summary>
     /// GET /standby on a node that is not primary: 200 only on a standby that follows a primary now, has heard from it

@@ -17,7 +17,8 @@ public sealed partial class ReplicatedNode
         {
             while (!_stop.IsCancellationRequested)
             {
-                if (_promotion is not null)
+                // Taken up (from here on a cancellation no longer withdraws it), unless its caller withdrew it first.
+                if (Volatile.Read(ref _promotion) is { } promotion && promotion.TryTakeUp())
                 {
                     promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
                     if (promoteTo > 0)
@@ -30,6 +31,12 @@ public sealed partial class ReplicatedNode
                     return;
                 }
 
+                if (replica.Stopping)
+                {
+                    // A promotion withdrawn before it was taken up stopped this replica too: the same.
+                    return;
+                }
+
                 var welcomes = replica.Welcomes;
                 var (why, refused) = await Task.Factory.StartNew(
                     () => (replica.Run(_peer, out var r), r), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
@@ -38,7 +45,7 @@ public sealed partial class ReplicatedNode
                     return;
                 }
 
-                if (_promotion is not null)
+                if (_promotion is not null || replica.Stopping)
                 {
                     continue;
                 }
@@ -105,6 +112,8 @@ public sealed partial class ReplicatedNode
 
         if (promoteTo > 0)
         {
+            // An automatic promotion fulfils a manual request made meanwhile: from here it can no longer be withdrawn.
+            Volatile.Read(ref _promotion)?.TryTakeUp();
             try
             {
                 // The replica opened (and so verified) every journal in the data directory and was their only writer

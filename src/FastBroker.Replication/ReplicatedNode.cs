@@ -63,7 +63,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private long _journalsOpenedAt;
     private bool _rebootEpochBegun;
     private long _deferredAt;
-    private TaskCompletionSource<long>? _promotion;
+    private Promotion? _promotion;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
     private long _roleSince = Stopwatch.GetTimestamp();
@@ -173,7 +173,15 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends the standby's pause between two
     /// attempts to follow its primary (half a heartbeat interval) at once.
     /// </summary>
+    /// <remarks>
+    /// Cancelling <paramref name="cancellationToken"/> withdraws the request while the standby has not taken it up yet
+    /// (it does at once, unless it is busy with a probe of its peer or a request to the witness): the task is then
+    /// cancelled, the node stays standby and follows its primary again, and no promotion follows from this call. Once
+    /// taken up, the promotion is carried through and the token no longer applies: the task completes with its outcome
+    /// (the new epoch, or why it was refused). So an <see cref="OperationCanceledException"/> always means no promotion.
+    /// </remarks>
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    /// <exception cref="OperationCanceledException">Withdrawn before the standby took it up; the node stays standby.</exception>
     public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
 
     /// <summary>
@@ -185,7 +193,16 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
     public async Task<long> PromoteAsync(bool force, CancellationToken cancellationToken = default)
     {
-        var promotion = new TaskCompletionSource<long>(force, TaskCreationOptions.RunContinuationsAsynchronously); // state: force
+        var promotion = RequestPromotion(force, cancellationToken);
+        using var reg = cancellationToken.Register(() => Withdraw(promotion, cancellationToken));
+        return await promotion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Checks and sets the request, then stops the standby's link and pause so that its loop takes it up.</summary>
+    private Promotion RequestPromotion(bool force, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var promotion = new Promotion(force);
         if (_role == NodeRole.Primary)
         {
             throw new InvalidOperationException($"node '{NodeId}' is already the primary (epoch {Epoch})");
@@ -211,8 +228,24 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         // Stop following, and end the standby loop's pause between two link attempts (half a heartbeat interval).
         _replica?.Dispose();
         _standbyWake.Release();
-        using var reg = cancellationToken.Register(() => promotion.TrySetCanceled(cancellationToken));
-        return await promotion.Task.ConfigureAwait(false);
+        return promotion;
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="promotion"/> if the standby loop has not taken it up: it will never act on it. The loop
+    /// then starts a fresh copy (the request stopped the one it had) and follows its primary again.
+    /// </summary>
+    private void Withdraw(Promotion promotion, CancellationToken cancellationToken)
+    {
+        if (!promotion.TryWithdraw())
+        {
+            return; // taken up: carried through, the caller gets its outcome
+        }
+
+        Interlocked.CompareExchange(ref _promotion, null, promotion);
+        promotion.TrySetCanceled(cancellationToken);
+        Log("the manual promotion was withdrawn (cancelled) before the standby took it up: still standby");
+        _standbyWake.Release();
     }
 
     /// <summary>A JSON document of role, epoch, peer, positions and replication lag (<c>fastbroker status</c>, admin <c>/status</c>).</summary>
@@ -325,8 +358,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         {
         }
 
-        // After the drain: a promotion set after this read releases the semaphore after it, and ends the wait below.
-        if (Volatile.Read(ref _promotion) is not null)
+        // After the drain: a promotion set (or withdrawn) after this read releases the semaphore after it, and ends the
+        // wait below. A withdrawn one left the replica stopped: the loop replaces it at once.
+        if (Volatile.Read(ref _promotion) is not null || Volatile.Read(ref _replica) is { Stopping: true })
         {
             return;
         }

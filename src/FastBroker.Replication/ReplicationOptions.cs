@@ -65,6 +65,12 @@ public sealed record ReplicationOptions
     internal TimeSpan AckReaderDefersFor { get; init; }
 
     /// <summary>
+    /// How long <c>POST /promote</c> waits for the promotion before it answers 409 (withdrawn, never taken up) or 202
+    /// (under way); 30 s, within the 35 s a <c>fastbroker promote</c> waits for the answer. Shorter in tests only.
+    /// </summary>
+    internal TimeSpan PromoteAnswerTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// The most an attached standby that has fallen behind may hold back the primary's retention of one topic: bytes of
     /// sealed segments that the topic's retention limits would delete but the replicator has not sent yet. Within it,
     /// the standby catches up from where it is (a standby a little behind never restarts its copy); past it, retention

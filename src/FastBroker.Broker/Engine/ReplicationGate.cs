@@ -476,7 +476,11 @@ internal sealed class ReplicationGate
         }
     }
 
-    /// <summary>A work-queue group's acks changed (its state file is shipped whole, at most every few ms).</summary>
+    /// <summary>
+    /// A work-queue group's acks changed (its state file is shipped whole, at most every 20 ms). Wakes the replicator
+    /// only when no change is flagged yet: one that is waits for the end of the replicator's 20 ms spacing, and the
+    /// replicator, seeing <see cref="GroupStatePending"/>, sleeps no longer than that.
+    /// </summary>
     public void GroupStateChanged()
     {
         if (Interlocked.Exchange(ref _groupStateDirty, 1) == 0)
@@ -487,6 +491,12 @@ internal sealed class ReplicationGate
 
     /// <summary>Replicator: true once per burst of <see cref="GroupStateChanged"/> calls.</summary>
     public bool TakeGroupStateChanged() => Interlocked.Exchange(ref _groupStateDirty, 0) != 0;
+
+    /// <summary>
+    /// Replicator, before it sleeps: a group-state change is flagged and not taken yet. Read after this returns false,
+    /// a later change wakes it (<see cref="GroupStateChanged"/> sees the flag clear).
+    /// </summary>
+    public bool GroupStatePending => Volatile.Read(ref _groupStateDirty) != 0;
 
     /// <summary>Timer: fails confirmations held longer than <see cref="AckTimeout"/>.</summary>
     public void CheckTimeouts()

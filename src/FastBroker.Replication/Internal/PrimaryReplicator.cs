@@ -364,7 +364,10 @@ internal sealed class StandbyLink : IDisposable
                 }
                 else
                 {
-                    _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (nextHeartbeat - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+                    // Asleep until woken or the heartbeat; and if a group-state change waits for the end of the 20 ms
+                    // spacing, until then: the acks that came within it woke nobody (the change was already flagged).
+                    var wakeAt = _owner.Gate.GroupStatePending ? Math.Min(nextHeartbeat, nextGroupState) : nextHeartbeat;
+                    _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (wakeAt - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
                 }
             }
         }
@@ -416,7 +419,8 @@ internal sealed class StandbyLink : IDisposable
         if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
         {
             // Work-queue acks: shipped whole, at most every 20 ms (an ack the standby missed means a redelivery after
-            // failover, never a loss).
+            // failover, never a loss). A change within the 20 ms stays flagged, and the idle sender sleeps only until
+            // they end (SendLoop), so it reaches the standby within them.
             nextGroupState = now + groupStateTicks;
             SendStateFiles(f);
         }

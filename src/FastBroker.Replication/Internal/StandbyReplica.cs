@@ -257,6 +257,9 @@ internal sealed class StandbyReplica : IDisposable
         }
     }
 
+    /// <summary>True once <see cref="Dispose"/> was called: it can never follow a primary again.</summary>
+    public bool Stopping => _stopping;
+
     public void Dispose()
     {
         _stopping = true;
