@@ -124,10 +124,13 @@ public sealed record ReplicationOptions
     internal TimeSpan StandbyCheckSilence => HeartbeatInterval * 3;
 
     /// <summary>
-    /// How long a probe of the peer waits for its answer: 500 ms, or the heartbeat timeout if that is shorter (a peer
-    /// silent for that long counts as gone anyway).
+    /// How long a probe of the peer waits for its answer: <see cref="ProbeTimeoutLimit"/> (500 ms), or the heartbeat
+    /// timeout if that is shorter (a peer silent for that long counts as gone anyway).
     /// </summary>
-    internal TimeSpan ProbeTimeout => HeartbeatTimeout < TimeSpan.FromMilliseconds(500) ? HeartbeatTimeout : TimeSpan.FromMilliseconds(500);
+    internal TimeSpan ProbeTimeout => HeartbeatTimeout < ProbeTimeoutLimit ? HeartbeatTimeout : ProbeTimeoutLimit;
+
+    /// <summary>Tests only: the longest a probe of the peer waits (500 ms), raised where a test acts while one waits.</summary>
+    internal TimeSpan ProbeTimeoutLimit { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// A standby about to ask the witness for the lease probes its silent primary for at most two heartbeat intervals

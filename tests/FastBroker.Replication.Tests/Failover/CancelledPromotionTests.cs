@@ -57,7 +57,9 @@ public sealed class CancelledPromotionTests(ITestOutputHelper output)
                 answer = (response.StatusCode, response.Content.ReadAsStringAsync().GetAwaiter().GetResult());
                 return $"POST /promote answered {(int)answer.Code}";
             },
-            options => options with { PromoteAnswerTimeout = TimeSpan.FromMilliseconds(50) },
+            // The probe the stand-in holds waits up to 4 s (two heartbeat intervals) instead of 500 ms, so that a POST
+            // slowed by a loaded machine still arrives while the standby's loop is busy with it.
+            options => options with { PromoteAnswerTimeout = TimeSpan.FromMilliseconds(50), ProbeTimeoutLimit = TimeSpan.FromSeconds(10) },
             () =>
             {
                 output.WriteLine($"POST /promote: {(int)answer.Code} {answer.Body.Trim()}");
@@ -70,7 +72,7 @@ public sealed class CancelledPromotionTests(ITestOutputHelper output)
                 server = await node.StartAdminAsync("127.0.0.1", 0);
                 admin = server.EndPoint.ToString();
 
-                // Warm: the POST must reach the node within the 500 ms the standby's probe waits.
+                // Warm: the POST must reach the node while the standby's probe waits.
                 using var warm = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri($"http://{admin}/status")));
             });
         await server!.DisposeAsync();
