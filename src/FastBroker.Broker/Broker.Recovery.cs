@@ -24,6 +24,14 @@ public sealed partial class Broker
         foreach (var path in Directory.EnumerateFiles(dir, "*.pos"))
         {
             var name = Path.GetFileNameWithoutExtension(path);
+            if (PositionStore.HoldsNoState(path))
+            {
+                // Left as it is (opening it would store a header and make it look new): subscribing under that name
+                // resumes every topic from the oldest message kept, not from its fallback, and says so again.
+                reports.Add($"subscription '{name}': its position file holds no state (lost to a power loss?): subscribing under that name resumes every topic from the oldest message kept, whatever its fallback; messages it had committed are delivered again");
+                continue;
+            }
+
             try
             {
                 using var store = PositionStore.Open(path);

@@ -54,7 +54,12 @@ public sealed class Subscription : IDisposable
             broker.ClaimDurableName(name);
             try
             {
-                _positions = PositionStore.Open(Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos"), broker.StateFlusher);
+                var path = Path.Combine(broker.Options.DataDirectory, "subscriptions", name + ".pos");
+                _positions = PositionStore.Open(path, broker.StateFlusher);
+                if (_positions.WasBlank)
+                {
+                    broker.Log($"subscription '{name}': its position file {path} held no state (lost to a power loss?): its position in each topic it matches is now the oldest message kept, so a start from its committed position resumes there, not at a fallback; messages it had committed are delivered again");
+                }
             }
             catch
             {
@@ -572,7 +577,17 @@ public sealed class Subscription : IDisposable
 
     private void Attach(TopicState topic, bool topicIsNew)
     {
-        var cursor = new TopicCursor(topic, Options.Start, _positions?.Get(topic.Name), topicIsNew);
+        var committed = _positions?.Get(topic.Name);
+        if (committed is null && !topicIsNew && _positions is { WasBlank: true })
+        {
+            // Its positions were lost: nothing says which messages it had processed, so it resumes at the oldest kept
+            // (delivering again, never skipping), and commits that at once, so a restart before its first commit does too.
+            committed = topic.Tail;
+            _positions.Commit(topic.Name, committed.Value);
+            _positions.RequestSync();
+        }
+
+        var cursor = new TopicCursor(topic, Options.Start, committed, topicIsNew);
         lock (_gate)
         {
             if (Volatile.Read(ref _disposed) != 0)

@@ -27,25 +27,38 @@ internal sealed class ServerFixture : IAsyncDisposable
     public static async Task<ServerFixture> StartAsync(Func<ServerOptions, ServerOptions>? server = null, Func<BrokerOptions, BrokerOptions>? broker = null)
     {
         var f = new ServerFixture();
+        await f.OpenAsync(server, broker);
+        return f;
+    }
+
+    /// <summary>Stops the server and the broker, runs <paramref name="whileClosed"/>, and opens both again on the same directory (a new port).</summary>
+    public async Task RestartAsync(Action? whileClosed = null, Func<ServerOptions, ServerOptions>? server = null, Func<BrokerOptions, BrokerOptions>? broker = null)
+    {
+        await Server.DisposeAsync();
+        await Broker.DisposeAsync();
+        whileClosed?.Invoke();
+        await OpenAsync(server, broker);
+    }
+
+    private async Task OpenAsync(Func<ServerOptions, ServerOptions>? server, Func<BrokerOptions, BrokerOptions>? broker)
+    {
         var brokerOptions = BrokerOptions.Default with
         {
-            DataDirectory = f._dir.Path,
+            DataDirectory = _dir.Path,
             DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 64 * 1024 },
         };
-        f.Broker = await Broker.OpenAsync(broker is null ? brokerOptions : broker(brokerOptions));
+        Broker = await Broker.OpenAsync(broker is null ? brokerOptions : broker(brokerOptions));
         // A long heartbeat: a test that keeps a connection quiet on a slow, loaded machine must not see IdleTimeout.
-        var serverOptions = ServerOptions.Default with { Port = 0, HeartbeatInterval = TimeSpan.FromMinutes(1), Log = f.Log.Enqueue };
+        var serverOptions = ServerOptions.Default with { Port = 0, HeartbeatInterval = TimeSpan.FromMinutes(1), Log = Log.Enqueue };
         try
         {
-            f.Server = await BrokerServer.StartAsync(f.Broker, server is null ? serverOptions : server(serverOptions));
+            Server = await BrokerServer.StartAsync(Broker, server is null ? serverOptions : server(serverOptions));
         }
         catch
         {
-            await f.Broker.DisposeAsync();
+            await Broker.DisposeAsync();
             throw;
         }
-
-        return f;
     }
 
     /// <summary>Opens a connection and completes the handshake.</summary>

@@ -41,11 +41,20 @@ internal sealed class PositionStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// True when the file existed but held no state (empty, or no magic: its first 8 bytes zero): its committed positions
+    /// were lost (a power loss before the file's data reached the disk, say), or its creation was interrupted before the
+    /// header was stored. It opens with no position; the caller must not take that as a new subscription's (whose
+    /// fallback, <see cref="StartKind.Latest"/> say, would skip every message it had not committed).
+    /// </summary>
+    public bool WasBlank { get; private init; }
+
     /// <summary>Opens or creates the position file at <paramref name="path"/>; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
     public static PositionStore Open(string path, StateFileFlusher? flusher = null)
     {
         var file = MappedStateFile.Open(path, HeaderBytes + ((long)MaxTopics * EntryBytes), flusher);
-        if (file.Created || file.Read(0) == 0)
+        var blank = !file.Created && file.Read(0) == 0;
+        if (file.Created || blank)
         {
             file.Write(0, Magic);
         }
@@ -55,8 +64,14 @@ internal sealed class PositionStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker position file");
         }
 
-        return new PositionStore(file);
+        return new PositionStore(file) { WasBlank = blank };
     }
+
+    /// <summary>
+    /// True when the file at <paramref name="path"/> exists but holds no state (what <see cref="Open"/> takes as
+    /// <see cref="WasBlank"/>), read without mapping or changing it. False when missing, unreadable or holding anything.
+    /// </summary>
+    public static bool HoldsNoState(string path) => GroupAckStore.HoldsNoState(path);
 
     /// <summary>The committed next offset to read for <paramref name="topic"/>, or null when never committed.</summary>
     public long? Get(string topic)

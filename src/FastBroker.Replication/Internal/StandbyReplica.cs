@@ -686,6 +686,12 @@ internal sealed class StandbyReplica : IDisposable
             {
                 store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative), _stateFlusher);
                 _positionStores[relative] = store;
+                if (store.WasBlank)
+                {
+                    // Only the positions the primary sends from now on are in it; the file sent whole at the next attach
+                    // replaces it.
+                    _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
+                }
             }
 
             store.Commit(topic, next);

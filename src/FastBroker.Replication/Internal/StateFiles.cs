@@ -82,8 +82,8 @@ internal static class StateFiles
     /// Standby: replaces a position file or the producers' checkpoint whole (readers never see a torn one). Not
     /// fsync'd: each is sent whenever it changed (checked every heartbeat), and an fsync each would stall the receive
     /// thread. After a power cut the file may be the old one or, on a file system that does not write a renamed file's
-    /// data before the rename, empty or damaged: an empty position file reads as a fresh one (the subscription starts
-    /// from its fallback), a damaged checkpoint as none (producers are known from the rescan of the newest records).
+    /// data before the rename, empty or damaged: an empty position file is reported when the promoted broker opens and its
+    /// subscription resumes every topic from the oldest message kept, not from its fallback; a damaged checkpoint reads as none (producers are known from the rescan of the newest records).
     /// Group state is not written here: it is stored into a mapping of the copy and msynced in the background.
     /// </summary>
     public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes)
