@@ -6,6 +6,67 @@ namespace FastBroker;
 public sealed partial class Broker
 {
     /// <summary>
+    /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
+    /// from there (it cannot ack meanwhile, so the value read at open stays right). First each state file is brought
+    /// back to its journal's end (<see cref="GroupAckStore.ForgetFrom"/>), before anything is published: after a power
+    /// loss cut the journal's tail, new messages reuse the lost offsets, and a floor or done marks beyond the end would
+    /// skip them. What that changed goes to <paramref name="reports"/>.
+    /// </summary>
+    private static Dictionary<(string Topic, string Group), long> RecoverGroupStates(IEnumerable<TopicState> topics, List<string> reports)
+    {
+        var floors = new Dictionary<(string Topic, string Group), long>();
+        foreach (var t in topics)
+        {
+            var dir = Path.Combine(t.Directory, "groups");
+            if (t.Journal is null || !Directory.Exists(dir))
+            {
+                continue;
+            }
+
+            foreach (var path in Directory.EnumerateFiles(dir, "*.state"))
+            {
+                var group = Path.GetFileNameWithoutExtension(path);
+                var end = t.Head;
+                if (GroupAckStore.ReadFloor(path) is not { } floor)
+                {
+                    if (GroupAckStore.HoldsNoState(path))
+                    {
+                        // Its acks are lost: joining starts it at the oldest message kept (not its start position), so
+                        // it holds retention from there meanwhile.
+                        reports.Add($"{t.Name}: group '{group}': its state file holds no state (lost to a power loss?): the group starts from the oldest message kept, offset {t.Tail}, when it is joined, whatever its start position; messages it had acked are delivered again");
+                        floors[(t.Name, group)] = t.Tail;
+                    }
+
+                    continue; // else not a group state file: joining the group reports it
+                }
+
+                try
+                {
+                    using var store = GroupAckStore.Open(path, initialFloor: 0);
+                    var (before, cleared) = store.ForgetFrom(end);
+                    if (before > end || cleared > 0)
+                    {
+                        // On disk before anything is published at those offsets: a state that came back from the page
+                        // cache after another power loss would skip the new messages.
+                        store.Flush();
+                        reports.Add($"{t.Name}: group '{group}': its state was ahead of the journal, which ends at offset {end} (power loss?): ack floor {before} -> {Math.Min(before, end)}, {cleared} done mark(s) at or past {end} cleared; messages published at those offsets again are delivered");
+                    }
+
+                    floors[(t.Name, group)] = store.Floor;
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                {
+                    // Joining the group fails with the same reason; meanwhile it holds retention from what it says.
+                    reports.Add($"{t.Name}: group '{group}': state file not checked against the journal: {e.Message}");
+                    floors[(t.Name, group)] = Math.Min(floor, end);
+                }
+            }
+        }
+
+        return floors;
+    }
+
+    /// <summary>
     /// Every durable subscription's committed positions (<c>subscriptions/*.pos</c>) brought back to their journals'
     /// ends, before anything is published, as <see cref="RecoverGroupStates"/> does for groups. A position can be
     /// ahead of its journal: a standby receives the position files whole before the records it lacks, and may be
