@@ -170,12 +170,7 @@ public class PublishSubscribeTests
         };
         foreach (var (filters, reason) in cases)
         {
-            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
-            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
-            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
-            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal(remote.Reason, consumer.Reason);
+            await FilterAgreement.AssertRefusedAlikeAsync(f, client, filters, reason);
         }
 
         Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
@@ -189,14 +184,7 @@ public class PublishSubscribeTests
         await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = atLimits });
         await client.PublishAsync("fx", Bytes("other"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, "v") });
         await client.PublishAsync("fx", Bytes("match"), PublishOptions.Default with { Headers = new PublishHeaders().Add(name, value) });
-        var got = (await TakeAsync(sub, 1))[0];
-        Assert.Equal(("match", 1L), (got.GetPayloadString(), got.Offset));
-        using var deadline = new CancellationTokenSource(Deadline);
-        await foreach (var m in local.ReadAllAsync(deadline.Token))
-        {
-            Assert.Equal(("match", 1L), (m.PayloadText, m.Offset));
-            break;
-        }
+        await FilterAgreement.AssertFirstAlikeAsync(local, sub, "match", 1);
     }
 
     [Fact]
@@ -231,14 +219,6 @@ public class PublishSubscribeTests
         await client.PublishAsync("ticks", Bytes("live"));
         var next = (await TakeAsync(fromLater, 1))[0];
         Assert.Equal(("live", 4L), (next.GetPayloadString(), next.Offset));
-    }
-
-    /// <summary>A handler for a consumer that is refused before it gets anything.</summary>
-    private sealed class Ignore : IClientMessageHandler
-    {
-        public void OnMessage(scoped in ClientMessageView message)
-        {
-        }
     }
 
     /// <summary>Header filters as listed, a name possibly twice (as a raw SUBSCRIBE may carry them).</summary>

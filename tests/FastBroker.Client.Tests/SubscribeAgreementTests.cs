@@ -1,5 +1,4 @@
 using FastBroker.Client;
-using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -27,13 +26,7 @@ public class SubscribeAgreementTests
         };
         foreach (var (name, reason) in cases)
         {
-            var filters = new Dictionary<string, string> { ["ccy"] = "USD", [name] = "1" };
-            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
-            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
-            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
-            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal(remote.Reason, consumer.Reason);
+            await FilterAgreement.AssertRefusedAlikeAsync(f, client, new Dictionary<string, string> { ["ccy"] = "USD", [name] = "1" }, reason);
         }
 
         Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
@@ -44,14 +37,7 @@ public class SubscribeAgreementTests
         await using var sub = await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Start = SubscribeStart.Earliest, Filters = priority });
         await client.PublishAsync("fx", Bytes("low"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "1") });
         await client.PublishAsync("fx", Bytes("high"), PublishOptions.Default with { Headers = new PublishHeaders().Add("fb-priority", "7") });
-        var got = (await TakeAsync(sub, 1))[0];
-        Assert.Equal(("high", 1L), (got.GetPayloadString(), got.Offset));
-        using var deadline = new CancellationTokenSource(Deadline);
-        await foreach (var m in local.ReadAllAsync(deadline.Token))
-        {
-            Assert.Equal(("high", 1L), (m.PayloadText, m.Offset));
-            break;
-        }
+        await FilterAgreement.AssertFirstAlikeAsync(local, sub, "high", 1);
     }
 
     [Fact]
@@ -69,12 +55,7 @@ public class SubscribeAgreementTests
         };
         foreach (var (filters, reason) in cases)
         {
-            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
-            Assert.Equal((BrokerErrorCode.InvalidArgument, reason), (embedded.Code, embedded.Message));
-            var remote = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
-            var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
-            Assert.Equal(remote.Reason, consumer.Reason);
+            await FilterAgreement.AssertRefusedAlikeAsync(f, client, filters, reason);
         }
 
         // Nothing was sent: the server has no subscription, and the connection is the first one, still open.
@@ -110,14 +91,6 @@ public class SubscribeAgreementTests
             Assert.Equal((expected, expected), (local.Positions["ticks"], remote.StartOffset));
             var first = (await TakeAsync(remote, 1))[0];
             Assert.Equal(expected, first.Offset);
-        }
-    }
-
-    /// <summary>A handler for a consumer that is refused before it gets anything.</summary>
-    private sealed class Ignore : IClientMessageHandler
-    {
-        public void OnMessage(scoped in ClientMessageView message)
-        {
         }
     }
 }
