@@ -350,18 +350,7 @@ internal sealed class ReplicationGate
     /// on disk here): the replicator sends that file to the standby, then a state version covering it, within the
     /// same wake-up. Returns that version, for <see cref="WaitForState"/>.
     /// </summary>
-    public long ProducerEpochsWritten()
-    {
-        long version;
-        lock (_stateLock)
-        {
-            version = ++_stateVersion;
-            _producerStateVersion = version;
-        }
-
-        Wake?.Invoke();
-        return version;
-    }
+    public long ProducerEpochsWritten() => NextStateVersion(ref _producerStateVersion);
 
     /// <summary>
     /// The node is handing over to its standby (a graceful stop): the replicator sends every state file that changed
@@ -369,13 +358,16 @@ internal sealed class ReplicationGate
     /// version covering them, within the same wake-up. Returns that version: once <see cref="StateApplied"/> reaches it,
     /// the standby has every state file as it was at this call, and every position committed before it.
     /// </summary>
-    public long RequestStateFiles()
+    public long RequestStateFiles() => NextStateVersion(ref _stateFilesVersion);
+
+    /// <summary>A new state version, stored in <paramref name="marker"/> (under the state lock); wakes the replicator.</summary>
+    private long NextStateVersion(ref long marker)
     {
         long version;
         lock (_stateLock)
         {
             version = ++_stateVersion;
-            _stateFilesVersion = version;
+            marker = version;
         }
 
         Wake?.Invoke();
