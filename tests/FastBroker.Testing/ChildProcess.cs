@@ -65,13 +65,23 @@ public sealed class ChildProcess : IDisposable
     public static ChildProcess StartDotnet(int? openFileLimit, string assemblyPath, params string[] args)
     {
         var host = Environment.ProcessPath is { } p && System.IO.Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(openFileLimit is null ? host : "/bin/sh")
+        var resetSigint = SigintIgnored();
+        var psi = new ProcessStartInfo(resetSigint ? "env" : openFileLimit is null ? host : "/bin/sh")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (resetSigint)
+        {
+            // A test run started in the background of a non-interactive shell (or under nohup) ignores SIGINT, and a child
+            // inherits that: .NET then leaves SIGINT ignored (a shell's background job must not die of Ctrl-C), and a test
+            // that interrupts a command would see it run on. env --default-signal=INT gives the child the default back.
+            psi.ArgumentList.Add("--default-signal=INT");
+            psi.ArgumentList.Add(openFileLimit is null ? host : "/bin/sh");
+        }
+
         if (openFileLimit is { } limit)
         {
             psi.ArgumentList.Add("-c");
@@ -87,6 +97,20 @@ public sealed class ChildProcess : IDisposable
         }
 
         return new ChildProcess(Process.Start(psi) ?? throw new InvalidOperationException("could not start " + assemblyPath));
+    }
+
+    /// <summary>Whether this process ignores SIGINT (bit 2 of <c>SigIgn</c> in <c>/proc/self/status</c>).</summary>
+    private static bool SigintIgnored()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("SigIgn:", StringComparison.Ordinal))
+            {
+                return (ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) & 0x2) != 0;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>SIGKILL: no finalisers, no flush, no goodbye. Waits until the OS has reaped it.</summary>
