@@ -37,13 +37,7 @@ public sealed class ProducerEpochFailoverTests
         await using (a)
         await using (b)
         {
-            var clientOptions = BrokerClientOptions.Default with
-            {
-                Endpoints = [a.Server!.EndPoint.ToString()],
-                ProducerId = Id,
-                Reconnect = false,
-                ConnectTimeout = TimeSpan.FromSeconds(30),
-            };
+            var clientOptions = ProducerClient(a);
             ulong old, current;
             await using (var oldClient = await BrokerClient.ConnectAsync(clientOptions))
             {
@@ -89,13 +83,7 @@ public sealed class ProducerEpochFailoverTests
         await using (a)
         await using (b)
         {
-            var clientOptions = BrokerClientOptions.Default with
-            {
-                Endpoints = [a.Server!.EndPoint.ToString()],
-                ProducerId = Id,
-                Reconnect = false,
-                ConnectTimeout = TimeSpan.FromSeconds(30),
-            };
+            var clientOptions = ProducerClient(a);
             proxy.Stall();
             var refused = await Assert.ThrowsAsync<BrokerClientException>(() => BrokerClient.ConnectAsync(clientOptions).AsTask());
             Assert.True(refused.ErrorCode == ErrorCode.NotReplicated, $"INIT_PRODUCER while the standby reads nothing: {refused.ErrorCode} ({refused.Message}), expected NotReplicated");
@@ -127,4 +115,13 @@ public sealed class ProducerEpochFailoverTests
 
         public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => Outcomes.Enqueue((token, -1, code));
     }
+
+    /// <summary>A client of <paramref name="node"/>'s server that is the idempotent producer <see cref="Id"/>, without reconnects.</summary>
+    private static BrokerClientOptions ProducerClient(ReplicatedNode node) => BrokerClientOptions.Default with
+    {
+        Endpoints = [node.Server!.EndPoint.ToString()],
+        ProducerId = Id,
+        Reconnect = false,
+        ConnectTimeout = TimeSpan.FromSeconds(30),
+    };
 }
