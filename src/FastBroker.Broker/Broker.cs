@@ -69,7 +69,8 @@ public sealed partial class Broker : IAsyncDisposable
     /// What recovery changed when the broker opened, one line per topic, group or subscription, prefixed by the topic's
     /// name: what journal recovery dropped (torn tails after a crash), and work-queue group state and durable
     /// subscription positions that were ahead of their journal (after a power loss cut the journal's tail, or a
-    /// failover to a standby that lacked the records) and were brought back to the journal's end.
+    /// failover to a standby that lacked the records) and were brought back to the journal's end; and state files that
+    /// hold no state or are not a group's or a subscription's (damaged), with what the group or subscription does instead.
     /// </summary>
     public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}"), .. _stateRecoveries];
 

@@ -1,6 +1,7 @@
 using System.Text;
 using FastBroker.Journal;
 using FastBroker.Testing;
+using static FastBroker.BrokerTests.Consume;
 
 namespace FastBroker.BrokerTests;
 
@@ -85,6 +86,56 @@ public class RetentionTests
         SealAll(journal);
         RetainedFromEventually(journal);
         Assert.True(journal.FirstOffset <= 1000, $"first offset {journal.FirstOffset}: a message the group never acked was deleted");
+    }
+
+    /// <summary>
+    /// A group whose state file has a wrong magic (a damaged or foreign header) cannot say what it acked: joining it is
+    /// refused until the file is repaired or removed. Meanwhile it holds retention from the oldest message kept when the
+    /// broker opened, and the broker says so, so the repaired file finds every message the group had not acked. Its
+    /// floor was not held at all, and nothing was reported: retention deleted the messages it had not acked.
+    /// </summary>
+    [Fact]
+    public async Task A_group_whose_state_file_has_a_wrong_magic_holds_retention_back_from_the_oldest_message_and_says_so()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("orders", s_small);
+        using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
+        {
+            await FilledTopicAsync(f.Broker, "orders");
+            AckFirst(member, 1000);
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1000, "the ack floor reaches 1000");
+        }
+
+        var path = Path.Combine(f.DataDirectory, "topics", "orders", "groups", "billing.state");
+        var saved = Array.Empty<byte>();
+        await f.RestartAsync(whileClosed: () =>
+        {
+            saved = File.ReadAllBytes(path);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.Write("NOTSTATE"u8); // its magic; floor and done marks intact
+        });
+
+        Assert.Throws<InvalidDataException>(() => f.Broker.JoinGroup("orders", "billing"));
+
+        // More messages after the restart; the topic is far past its limit, and a refused join changes nothing.
+        var more = Enumerable.Range(Count, 1000).Select(i => f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"m{i}").Concat(new byte[100]).ToArray()).AsTask());
+        Assert.Equal(Enumerable.Range(Count, 1000).Select(i => (long)i), await Task.WhenAll(more));
+        var journal = JournalOf(f.Broker, "orders");
+        SealAll(journal);
+        for (var pass = 0; pass < 3; pass++)
+        {
+            var deleted = journal.ApplyRetention();
+            Assert.True(deleted == 0 && journal.FirstOffset == 0, $"retention deleted up to offset {journal.FirstOffset} ({deleted} segment(s) in this pass) while the state file of group 'billing' (ack floor 1000) was damaged");
+        }
+
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'billing'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains("not a group state file", StringComparison.Ordinal) && report.Contains("holds retention", StringComparison.Ordinal), $"no recovery report names the damaged state file of group 'billing': [{string.Join("; ", f.Broker.RecoveryReports)}]");
+
+        // Repaired (its saved copy put back), the group resumes at its floor: the messages it never acked were kept.
+        await f.RestartAsync(whileClosed: () => File.WriteAllBytes(path, saved));
+        using var again = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 16 });
+        var first = FetchOne(again, "the first message the group never acked");
+        Assert.Equal((1000L, "m1000"), (first.Offset, first.Payload[..5]));
     }
 
     [Fact]

@@ -115,6 +115,28 @@ internal sealed class GroupAckStore : IDisposable
             : null;
     }
 
+    /// <summary>
+    /// Why the file at <paramref name="path"/> is not a group's state, for a report, read without mapping or changing it:
+    /// too short for the header, a wrong magic (a damaged or foreign header), or why it cannot be read. Meant for a file
+    /// that neither <see cref="ReadFloor"/> nor <see cref="HoldsNoState"/> accepts.
+    /// </summary>
+    public static string DescribeDamage(string path)
+    {
+        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var n = file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+            return n < header.Length
+                ? $"{n} bytes, shorter than a group state file's header ({header.Length} bytes)"
+                : $"magic 0x{System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header):X16}, not a group state file's 0x{Magic:X16}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"unreadable: {e.Message}";
+        }
+    }
+
     /// <summary>True when <paramref name="offset"/> is recorded as done.</summary>
     public bool IsDone(long offset)
     {
