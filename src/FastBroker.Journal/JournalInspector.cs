@@ -22,7 +22,7 @@ public static class JournalInspector
         var pendingDamaged = false;
         try
         {
-            pending = RepairLog.TryRead(directory);
+            pending = RepairLog.TryRead(directory, RepairLogUse.Inspect);
         }
         catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
         {
@@ -224,7 +224,7 @@ public static class JournalInspector
         RepairLog? pending = null;
         try
         {
-            pending = RepairLog.TryRead(directory);
+            pending = RepairLog.TryRead(directory, RepairLogUse.Inspect);
         }
         catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
         {
