@@ -22,7 +22,7 @@ public static class JournalInspector
         var pendingDamaged = false;
         try
         {
-            pending = RepairLog.TryRead(directory);
+            pending = RepairLog.TryRead(directory, RepairLogUse.Inspect);
         }
         catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
         {
@@ -211,9 +211,14 @@ public static class JournalInspector
 
     /// <summary>
     /// Visits up to <paramref name="maxCount"/> records from <paramref name="fromOffset"/> or the first record at
-    /// or after <paramref name="fromTimestamp"/> (Unix ms), checking CRCs; stops at the first damaged record
-    /// and says so in <paramref name="problem"/>. Returns the number of records visited. With a repair log that an
-    /// interrupted open left, the records its repair drops are not visited: the next open finishes it.
+    /// or after <paramref name="fromTimestamp"/> (Unix ms), checking CRCs. Stops at the first damage, as open's scan
+    /// meets it, and says where and why in <paramref name="problem"/> (null when it stopped at the end or at
+    /// <paramref name="maxCount"/>): a damaged record, non-zero bytes after the last record of an unsealed segment (a
+    /// torn tail), a sealed segment whose records end before its seal says, a segment that does not start where the one
+    /// before it ends (a lost tail or a gap), or a bad segment header; no record after it is visited, whether open cuts,
+    /// removes or refuses it. From an offset, the segment before the one holding it is checked too (not visited), so a
+    /// dump that starts just past such damage stops at it. Returns the number of records visited. With a repair log that
+    /// an interrupted open left, the records its repair drops are not visited: the next open finishes it. Reads only.
     /// </summary>
     public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem)
     {
@@ -224,7 +229,7 @@ public static class JournalInspector
         RepairLog? pending = null;
         try
         {
-            pending = RepairLog.TryRead(directory);
+            pending = RepairLog.TryRead(directory, RepairLogUse.Inspect);
         }
         catch (JournalException e) when (e.ErrorCode == JournalErrorCode.Corruption)
         {
@@ -243,26 +248,45 @@ public static class JournalInspector
                     first = i;
                 }
             }
+
+            // The segment before: a torn tail in it, or a gap after it, makes the records from here on ones open drops.
+            first = Math.Max(0, first - 1);
         }
 
         long visited = 0;
+        long expectedNext = -1; // where the previous segment's records end: the next one must start there
         for (var i = first; i < files.Length && visited < maxCount; i++)
         {
             var (baseOffset, path) = files[i];
+            var name = Path.GetFileName(path);
+            if (expectedNext >= 0 && baseOffset != expectedNext)
+            {
+                problem = $"{name}: starts at offset {baseOffset} but the previous segment ends at {expectedNext} (offsets [{expectedNext}, {baseOffset}) are missing)";
+                return visited;
+            }
+
             var segment = Segment.Open(path, writable: false, 4, out var error, out _);
             if (segment is null)
             {
-                problem = $"{Path.GetFileName(path)}: bad segment header: {error ?? "blank"}";
+                problem = $"{name}: bad segment header: {error ?? "blank"}";
                 return visited;
             }
 
             try
             {
+                if (segment.BaseOffset != baseOffset)
+                {
+                    problem = $"{name}: header base offset {segment.BaseOffset} does not match the file name";
+                    return visited;
+                }
+
                 var bytes = segment.ScanBytes;
-                var cut = Path.GetFileName(path) == cutName ? pending!.Cut!.Value.Position : int.MaxValue; // unsealed, ends there
-                var isSealed = SegmentHeader.TryReadSeal(bytes, out _, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.MappedLength && cut == int.MaxValue;
+                var cut = name == cutName ? pending!.Cut!.Value.Position : int.MaxValue; // unsealed, ends there
+                // Against the segment size, as open and verify check it: a file cut short is a sealed segment missing its end.
+                var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.Size && cut == int.MaxValue;
                 if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts)
                 {
+                    expectedNext = baseOffset + sealedCount;
                     continue;
                 }
 
@@ -274,12 +298,27 @@ public static class JournalInspector
                     var status = RecordLayout.Check(bytes, position, limit, baseOffset + count, verifyCrc: true, out var length);
                     if (status == RecordStatus.End)
                     {
+                        // The end of the written part: of the seal's records, and of every non-zero byte of an unsealed
+                        // segment (open cuts what is after it as a torn tail).
+                        if (isSealed && (count != sealedCount || position != sealedEnd))
+                        {
+                            problem = $"{name}: {RecordLayout.Describe(status)} at byte {position} (offset {baseOffset + count}; sealed with {sealedCount} records)";
+                            return visited;
+                        }
+
+                        if (!isSealed && SegmentScanner.EndOfNonZero(bytes[..limit], position) > position)
+                        {
+                            problem = $"{name}: non-zero bytes after the last record at byte {position} (offset {baseOffset + count}): a torn tail";
+                            return visited;
+                        }
+
+                        expectedNext = baseOffset + count;
                         break;
                     }
 
                     if (status != RecordStatus.Ok)
                     {
-                        problem = $"{Path.GetFileName(path)}: {RecordLayout.Describe(status)} at byte {position} (offset {baseOffset + count})";
+                        problem = $"{name}: {RecordLayout.Describe(status)} at byte {position} (offset {baseOffset + count})";
                         return visited;
                     }
 

@@ -229,6 +229,61 @@ public class CorruptionTests
         Assert.Equal(1, JournalInspector.Verify(dir.Path).ExitCode); // verify calls it what open does: refused
     }
 
+    /// <summary>
+    /// A damaged repair log's message names what is refused: opening the journal, or truncating it (TruncateFrom), which
+    /// refuses it as open does and changes nothing; verify, which refuses nothing, says that both are refused while the
+    /// log is there; and dump, which refuses nothing either, shows the files as they are.
+    /// </summary>
+    [Theory]
+    [InlineData("open")]
+    [InlineData("TruncateFrom")]
+    [InlineData("verify")]
+    [InlineData("dump")]
+    public void A_damaged_repair_log_is_refused_in_words_that_name_the_operation(string operation)
+    {
+        using var dir = JournalWith(3000);
+        var segments = JournalFiles.Segments(dir.Path);
+        var victim = JournalFiles.Records(segments[^1])[3];
+        JournalFiles.FlipBit(segments[^1], victim.Position + 20); // a torn tail an open would cut
+        var crash = new InvalidOperationException("crash before the cut");
+        Assert.Same(crash, Assert.Throws<InvalidOperationException>(() => JournalLog.Open(dir.Path, s_options with { RepairStepHook = step => Fail(step == RepairStep.FilesDeleted, crash) })));
+        var log = Path.Combine(dir.Path, "repair.log");
+        JournalFiles.FlipBit(log, 40);
+        var before = Directory.GetFiles(dir.Path).Order(StringComparer.Ordinal).Select(f => (f, File.ReadAllBytes(f))).ToList();
+
+        string message;
+        switch (operation)
+        {
+            case "open":
+                message = Assert.Throws<JournalException>(() => JournalLog.Open(dir.Path, s_options)).Message;
+                Assert.Contains("Refusing to open the journal: delete it to open the journal without it", message, StringComparison.Ordinal);
+                break;
+            case "TruncateFrom":
+                var e = Assert.Throws<JournalException>(() => JournalLog.TruncateFrom(dir.Path, s_options, victim.Offset - 10));
+                Assert.Equal(JournalErrorCode.Corruption, e.ErrorCode);
+                message = e.Message;
+                Assert.Contains("Refusing to truncate the journal (TruncateFrom): delete it to truncate the journal without it", message, StringComparison.Ordinal);
+                break;
+            case "verify":
+                var report = JournalInspector.Verify(dir.Path);
+                Assert.Equal(1, report.ExitCode);
+                message = report.PendingRepair!;
+                Assert.Contains("Opening or truncating the journal (TruncateFrom) is refused while it is there: delete it to open the journal without it", message, StringComparison.Ordinal);
+                break;
+            default:
+                var offsets = new List<long>();
+                JournalInspector.Dump(dir.Path, null, null, long.MaxValue, r => offsets.Add(r.Offset), out var problem);
+                Assert.Equal(victim.Offset, offsets.Count); // the files as they are: up to the torn record
+                message = problem!;
+                Assert.Contains("CRC32C mismatch", message, StringComparison.Ordinal);
+                break;
+        }
+
+        Assert.True(operation == "dump" || message.Contains(log, StringComparison.Ordinal), message);
+        Assert.True(operation == "open" || !message.Contains("Refusing to open", StringComparison.Ordinal), $"{operation}: {message}");
+        Assert.Equal(before, Directory.GetFiles(dir.Path).Order(StringComparer.Ordinal).Select(f => (f, File.ReadAllBytes(f))));
+    }
+
     [Fact]
     public void A_damaged_segment_header_refuses_to_open_at_position_zero()
     {

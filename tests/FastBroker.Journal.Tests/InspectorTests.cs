@@ -253,6 +253,91 @@ public class InspectorTests
         Assert.Null(startProblem);
     }
 
+    /// <summary>
+    /// dump shows the records up to the first damage open would cut, remove or refuse (a torn tail, a lost tail, a gap
+    /// between segments, records missing from a sealed segment) and says where and why it stopped: never a record after
+    /// it, and never silently, also from an offset just past the damage. It changes no file.
+    /// </summary>
+    [Theory]
+    [InlineData("garbage after the last record")]
+    [InlineData("last records lost")]
+    [InlineData("gap after a sealed segment")]
+    [InlineData("records lost in a sealed segment")]
+    [InlineData("torn record")]
+    [InlineData("blank header never synced")]
+    public void Dump_stops_at_a_torn_or_lost_tail_or_a_gap_and_says_where(string damage)
+    {
+        using var dir = new TempDirectory();
+        WriteSealed(dir.Path, 4500);
+        var segments = JournalFiles.Segments(dir.Path);
+        var k = Array.FindIndex(segments, 1, s => EndOfRecords(s) + 16 <= new FileInfo(s).Length);
+        Assert.InRange(k, 1, segments.Length - 3);
+        var damaged = segments[k];
+        var records = JournalFiles.Records(damaged);
+        if (damage is not ("gap after a sealed segment" or "records lost in a sealed segment"))
+        {
+            foreach (var s in segments[k..])
+            {
+                Zero(s, 64, 64); // unsealed, as after a power loss before the flusher sealed them
+                File.Delete(Path.ChangeExtension(s, ".idx"));
+            }
+        }
+
+        // The first offset dump must not show, and what its reason must say.
+        long stop;
+        string why;
+        switch (damage)
+        {
+            case "garbage after the last record":
+                Zero(damaged, new FileInfo(damaged).Length - 8, 8, 0xAB); // the later files' offsets still line up
+                (stop, why) = (records[^1].Offset + 1, $"non-zero bytes after the last record at byte {EndOfRecords(damaged)}");
+                break;
+            case "last records lost":
+                Zero(damaged, records[^3].Position, (int)(EndOfRecords(damaged) - records[^3].Position));
+                (stop, why) = (records[^3].Offset, $"starts at offset {records[^1].Offset + 1} but the previous segment ends at {records[^3].Offset}");
+                break;
+            case "gap after a sealed segment":
+                File.Delete(damaged);
+                File.Delete(Path.ChangeExtension(damaged, ".idx"));
+                (stop, why) = (records[0].Offset, $"starts at offset {records[^1].Offset + 1} but the previous segment ends at {records[0].Offset}");
+                break;
+            case "records lost in a sealed segment":
+                Zero(damaged, records[^3].Position, (int)(EndOfRecords(damaged) - records[^3].Position));
+                (stop, why) = (records[^3].Offset, $"end of data at byte {records[^3].Position} (offset {records[^3].Offset}; sealed with {records.Count} records)");
+                break;
+            case "torn record":
+                JournalFiles.FlipBit(damaged, records[records.Count / 2].Position + 20);
+                (stop, why) = (records[records.Count / 2].Offset, $"CRC32C mismatch at byte {records[records.Count / 2].Position}");
+                break;
+            default:
+                Zero(damaged, 0, 64);
+                (stop, why) = (records[0].Offset, "bad segment header");
+                break;
+        }
+
+        var before = Directory.GetFiles(dir.Path).Order(StringComparer.Ordinal).Select(f => (f, File.ReadAllBytes(f))).ToList();
+        var where = Path.GetFileName(damage is "gap after a sealed segment" or "last records lost" ? segments[k + 1] : damaged); // a gap: the later file
+        foreach (var from in new long?[] { null, stop - 2, stop + 1 })
+        {
+            var offsets = new List<long>();
+            var visited = JournalInspector.Dump(dir.Path, from, null, long.MaxValue, r => offsets.Add(r.Offset), out var problem);
+            var context = $"{damage}, dump from {from?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "the start"}: {visited} record(s) [{offsets.FirstOrDefault()}..{offsets.LastOrDefault()}], stopped: {problem ?? "no problem"}";
+            var first = from ?? 0;
+            Assert.True(offsets.SequenceEqual(Enumerable.Range(0, (int)Math.Max(0, stop - first)).Select(i => first + i)), $"expected [{first}, {stop}); {context}");
+            Assert.Equal(offsets.Count, visited);
+            Assert.True(problem is not null && problem.Contains(where, StringComparison.Ordinal) && problem.Contains(why, StringComparison.Ordinal), $"expected a problem naming {where} and '{why}'; {context}");
+        }
+
+        Assert.Equal(before, Directory.GetFiles(dir.Path).Order(StringComparer.Ordinal).Select(f => (f, File.ReadAllBytes(f))));
+
+        // Where open keeps the journal (a torn or lost tail), it keeps exactly the records dump showed.
+        if (damage is not ("gap after a sealed segment" or "records lost in a sealed segment"))
+        {
+            using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+            Assert.Equal(stop, journal.NextOffset);
+        }
+    }
+
     private static void Crash(bool when, Exception crash)
     {
         if (when)

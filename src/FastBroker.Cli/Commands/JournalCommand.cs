@@ -25,7 +25,7 @@ internal static class JournalCommand
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
         OptionRules.AtLeast(fromOffset, 0L);
         OptionRules.AtLeast(count, 0L);
-        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at a damaged record, 3 nothing to dump (no such directory, or no segment file in it).") { dir, fromOffset, fromTime, count, hex };
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it).") { dir, fromOffset, fromTime, count, hex };
         cmd.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
@@ -70,7 +70,8 @@ internal static class JournalCommand
             }, out var problem);
             if (problem is not null)
             {
-                Console.Error.WriteLine($"stopped after {n} record(s): {problem}");
+                // Where and why, as verify says it; whether open cuts, removes or refuses what follows is verify's to tell.
+                Console.Error.WriteLine($"stopped after {n} record(s) at damage: {problem}; no record after it is printed (run 'fastbroker journal verify {path}' to see what opening the journal does with it)");
                 return 1;
             }
 

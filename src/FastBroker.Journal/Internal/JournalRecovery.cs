@@ -102,7 +102,7 @@ internal sealed class JournalRecovery
     /// </summary>
     private void FinishInterruptedRepair()
     {
-        if (RepairLog.TryRead(_directory) is not { } interrupted)
+        if (RepairLog.TryRead(_directory, RepairLogUse.Open) is not { } interrupted)
         {
             return;
         }

@@ -17,7 +17,7 @@ internal static class JournalTruncation
         // looks at the files: do them first (each is idempotent), so that the survey neither refuses the damage they cut
         // nor counts records they drop. The log stays: the next open redoes nothing new and reports that repair. A
         // damaged log is refused (Corruption) before anything changes, as open refuses it.
-        RepairLog.TryRead(directory)?.DoSteps(directory, null, null);
+        RepairLog.TryRead(directory, RepairLogUse.TruncateFrom)?.DoSteps(directory, null, null);
         var files = JournalRecovery.ListSegmentFiles(directory);
         if (files.Length == 0)
         {

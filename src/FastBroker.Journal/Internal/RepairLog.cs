@@ -40,8 +40,10 @@ internal sealed class RepairLog
     internal static string PathIn(string directory) => Path.Combine(directory, FileName);
 
     /// <summary>The log of an interrupted repair, or null when there is none.</summary>
+    /// <param name="directory">The journal directory.</param>
+    /// <param name="use">Who reads it: a damaged log's message names what <paramref name="use"/> refuses.</param>
     /// <exception cref="JournalException"><see cref="JournalErrorCode.Corruption"/>: the file is damaged.</exception>
-    internal static RepairLog? TryRead(string directory)
+    internal static RepairLog? TryRead(string directory, RepairLogUse use)
     {
         var path = PathIn(directory);
         if (!File.Exists(path))
@@ -55,7 +57,7 @@ internal sealed class RepairLog
             || !uint.TryParse(Encoding.UTF8.GetString(bytes.AsSpan(crcLine + 7)).TrimEnd('\n'), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var crc)
             || crc != Crc32C.Compute(bytes.AsSpan(0, crcLine)))
         {
-            throw Damaged(path, "bad magic or CRC32C");
+            throw Damaged(path, "bad magic or CRC32C", use);
         }
 
         var log = new RepairLog();
@@ -78,13 +80,13 @@ internal sealed class RepairLog
                     log.Cut = (file, (int)Long(f[2]), (int)Long(f[3]));
                     break;
                 default:
-                    throw Damaged(path, $"unreadable line '{line}'");
+                    throw Damaged(path, $"unreadable line '{line}'", use);
             }
         }
 
         return log;
 
-        long Long(string s) => long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : throw Damaged(path, $"bad number '{s}'");
+        long Long(string s) => long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : throw Damaged(path, $"bad number '{s}'", use);
     }
 
     /// <summary>Writes the log durably (temporary file, fsync, rename, directory fsync): only then may a step start.</summary>
@@ -187,6 +189,15 @@ internal sealed class RepairLog
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 
-    private static JournalException Damaged(string path, string why) =>
-        new(JournalErrorCode.Corruption, $"The repair log '{path}' of an interrupted journal repair is damaged ({why}). Refusing to open: delete it to open the journal without it (the report of that repair is then lost, and an unfinished repair is judged afresh).");
+    private static JournalException Damaged(string path, string why, RepairLogUse use)
+    {
+        const string Consequence = "(the report of that repair is then lost, and an unfinished repair is judged afresh)";
+        var refusal = use switch
+        {
+            RepairLogUse.Open => $"Refusing to open the journal: delete it to open the journal without it {Consequence}.",
+            RepairLogUse.TruncateFrom => $"Refusing to truncate the journal (TruncateFrom): delete it to truncate the journal without it {Consequence}.",
+            _ => $"Opening or truncating the journal (TruncateFrom) is refused while it is there: delete it to open the journal without it {Consequence}.",
+        };
+        return new(JournalErrorCode.Corruption, $"The repair log '{path}' of an interrupted journal repair is damaged ({why}). {refusal}");
+    }
 }
