@@ -295,6 +295,49 @@ public class CliUsageTests
     }
 
     /// <summary>
+    /// A <c>bench</c> count or duration out of range is a usage error, exit 64, naming the option, with nothing on stdout:
+    /// <c>--runs 0</c> ran one run and reported "0 runs", <c>--messages 0</c> ran runs of nothing, a negative
+    /// <c>--warmup</c> skipped it, and e2e took <c>--messages</c> past an int and <c>--ack-poll-us</c> as they were.
+    /// The scenarios are filtered to nothing, so a command line that is not refused ends at once with exit 0.
+    /// </summary>
+    [Fact]
+    public async Task Bench_counts_and_durations_out_of_range_exit_64()
+    {
+        string[] ring = ["bench", "ring", "--filter", "no-such-variant", "--warmup", "0"];
+        string[] e2e = ["bench", "e2e", "--connect", "127.0.0.1:1", "--filter", "no-such-variant", "--warmup", "0"];
+        (string[] Args, string Option)[] cases =
+        [
+            ([.. ring, "--runs", "0"], "--runs"),
+            ([.. ring, "--runs", "-2"], "--runs"),
+            ([.. ring, "--messages", "0"], "--messages"),
+            ([.. ring, "--messages", "-5"], "--messages"),
+            (["bench", "journal", "--filter", "no-such-variant", "--warmup", "-1"], "--warmup"),
+            (["bench", "broker", "--filter", "no-such-variant", "--warmup", "3601"], "--warmup"), // an hour at most
+            ([.. e2e, "--messages", "3000000000"], "--messages"), // past an int
+            ([.. e2e, "--ack-poll-us", "-1"], "--ack-poll-us"),
+            (["bench", "failover", "--rounds", "0"], "--rounds"),
+        ];
+        var failures = new List<string>();
+        foreach (var (args, option) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0 || !outcome.Errors.Contains(option, StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64 naming {option}, nothing on stdout: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        // In range: 0 s of warm-up is none, one run and one message are enough.
+        var fine = await CliOutcome.RunAsync([.. ring, "--runs", "1", "--messages", "1"], TimeSpan.FromSeconds(30));
+        if (fine.ExitCode != 0)
+        {
+            failures.Add($"expected exit 0: {fine.Describe([.. ring, "--runs", "1", "--messages", "1"])}");
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Length + 1}:\n{string.Join("\n---\n", failures)}");
+    }
+
+    /// <summary>
     /// A port or endpoint out of range in <c>witness --port</c>, <c>status --admin</c> and <c>promote --admin</c> is a
     /// usage error, exit 64, as for every command: the witness exited 1 ("cannot start"), status and promote exited 1
     /// with "unreachable:" and an exception's message, as if the node were down.
