@@ -16,6 +16,7 @@ foreach (var command in ClientCommands.Create().Concat(PairCommands.Create()))
 }
 
 HelpLabels.Apply(root);
+ValueParsers.Apply(root); // conversion errors in the user's terms ("--rate expects a whole number, got 'x'")
 // No response files (System.CommandLine's default replaces a token that starts with '@' by the words of the file it
 // names): `pub notes @todo` publishes '@todo', not the words of a file named todo with the options in it, and
 // `pub chat '@alice hi'` is a message, not a missing file.

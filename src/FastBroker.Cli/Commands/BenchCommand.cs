@@ -9,8 +9,21 @@ namespace FastBroker.Cli.Commands;
 /// <summary><c>fastbroker bench &lt;scenario&gt;</c>: the load benchmarks, with a human table or JSON lines.</summary>
 internal static class BenchCommand
 {
+    /// <summary>The most <c>--warmup</c> accepts: an hour (more is a unit mistaken, such as milliseconds).</summary>
+    private const double MaxWarmupSeconds = 3600;
+
     public static Command Create()
     {
+        // Shared by every scenario: checked once here.
+        OptionRules.AtLeast(s_messages, 1L);
+        OptionRules.AtLeast(s_runs, 1);
+        OptionRules.Check(s_warmup, static (result, value) =>
+        {
+            if (value is < 0 or > MaxWarmupSeconds)
+            {
+                result.AddError($"--warmup {value}: expected 0 to {MaxWarmupSeconds} seconds (0: no warm-up)");
+            }
+        });
         var bench = new Command("bench", "Run a benchmark: a table with progress, or one JSON object per line with --json.");
         bench.Subcommands.Add(Scenario("ring", "Disruptor ring vs a bounded System.Threading.Channels channel, same run.", RunRing));
         bench.Subcommands.Add(Scenario("journal", "Journal appends and zero-copy scans vs raw file writes on the same filesystem, same run.", RunJournal));
@@ -28,6 +41,21 @@ internal static class BenchCommand
             }
         });
         var ackPoll = new Option<int?>("--ack-poll-us") { Description = "With --acks: passed to both nodes' `serve --ack-poll-us` (how long the primary's journaler polls for the standby's ACK; default: the node's own)." };
+        OptionRules.Check(ackPoll, static (result, value) =>
+        {
+            if (value is < 0 or > 1_000_000)
+            {
+                result.AddError($"--ack-poll-us {value}: expected 0 to 1000000 (a second at most, as serve --ack-poll-us)");
+            }
+        });
+        e2e.Validators.Add(static result =>
+        {
+            // The e2e scenarios count their messages in an int.
+            if (OptionRules.TryGetValue(result, s_messages, out var messages) && messages > int.MaxValue)
+            {
+                result.AddError($"--messages {messages}: expected at most {int.MaxValue} for e2e");
+            }
+        });
         e2e.Options.Add(connect);
         e2e.Options.Add(ackPoll);
         e2e.Options.Add(server);
@@ -86,9 +114,9 @@ internal static class BenchCommand
     private static void RunBroker(BenchContext ctx) => FastBroker.Bench.Broker.BrokerBenchmarks.Run(ctx);
 
     private static readonly Option<bool> s_json = new("--json") { Description = "One JSON object per result line, no table or progress." };
-    private static readonly Option<long?> s_messages = new("--messages") { Description = "Messages per run (default: the scenario's own)." };
-    private static readonly Option<int> s_runs = new("--runs") { Description = "Runs per variant; the median is reported.", DefaultValueFactory = _ => 3 };
-    private static readonly Option<double> s_warmup = new("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring.", DefaultValueFactory = _ => 20 };
+    private static readonly Option<long?> s_messages = new("--messages") { Description = "Messages per run, at least 1 (default: the scenario's own)." };
+    private static readonly Option<int> s_runs = new("--runs") { Description = "Runs per variant, at least 1; the median is reported.", DefaultValueFactory = _ => 3 };
+    private static readonly Option<double> s_warmup = new("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring, 0 (none) to 3600.", DefaultValueFactory = _ => 20 };
     private static readonly Option<string?> s_filter = new("--filter") { Description = "Only variants whose name contains this text." };
     private static readonly Option<string?> s_dir = new("--dir") { Description = "Directory for file-based benchmarks (default: a temp directory)." };
 

@@ -14,7 +14,7 @@ internal static partial class ClientCommands
         var commitInterval = new Option<double>("--commit-interval") { Description = "With --durable: seconds between commits of what was printed, while messages flow or once they pause (0 = after every message).", DefaultValueFactory = _ => 1.0 };
         OptionRules.AtLeast(commitInterval, 0.0);
         var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
-        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C)." };
+        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C). Stopped by SIGINT or SIGTERM before them: exit 130 or 143." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
         OptionRules.AtLeast(count, 0L);
         OptionRules.AtLeast(timeout, 0.0);
@@ -59,7 +59,7 @@ internal static partial class ClientCommands
                     }
                     catch (OperationCanceledException)
                     {
-                        return Stopped(stop.Token, idle, received);
+                        return Stopped(stop, idle, received, max);
                     }
 
                     await using (member.ConfigureAwait(false))
@@ -83,7 +83,7 @@ internal static partial class ClientCommands
                         }
                         catch (OperationCanceledException)
                         {
-                            return Stopped(stop.Token, idle, received);
+                            return Stopped(stop, idle, received, max);
                         }
                     }
 
@@ -98,7 +98,7 @@ internal static partial class ClientCommands
                 }
                 catch (OperationCanceledException)
                 {
-                    return Stopped(stop.Token, idle, received);
+                    return Stopped(stop, idle, received, max);
                 }
 
                 await using (subscription.ConfigureAwait(false))
@@ -133,7 +133,7 @@ internal static partial class ClientCommands
                     }
                     catch (OperationCanceledException)
                     {
-                        status = Stopped(stop.Token, idle, received);
+                        status = Stopped(stop, idle, received, max);
                     }
 
                     if (commits is not null)
@@ -150,12 +150,22 @@ internal static partial class ClientCommands
         return cmd;
     }
 
-    /// <summary>The exit status of a <c>sub</c> whose wait was cancelled: 0 when told to stop, 1 when --timeout passed with no message.</summary>
-    private static int Stopped(CancellationToken stop, double idle, long received)
+    /// <summary>
+    /// The exit status of a <c>sub</c> whose wait was cancelled: when told to stop (SIGINT, SIGTERM), 0 if that was its
+    /// only end (no <c>--count</c>), else 128 + the signal (<see cref="StopSignal.ExitCode"/>, 130 or 143), since it
+    /// stopped before the <paramref name="max"/> messages it was asked for; 1 when --timeout passed with no message.
+    /// </summary>
+    private static int Stopped(StopSignal stop, double idle, long received, long max)
     {
-        if (stop.IsCancellationRequested)
+        if (stop.Token.IsCancellationRequested)
         {
-            return 0;
+            if (max == 0)
+            {
+                return 0;
+            }
+
+            Console.Error.WriteLine($"sub: stopped by {stop.Signal ?? "cancellation"} after {received} of the {max} message(s) asked for (--count)");
+            return stop.ExitCode;
         }
 
         Console.Error.WriteLine($"sub: no message for {idle} s ({received} received)");

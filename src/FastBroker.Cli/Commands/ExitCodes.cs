@@ -9,4 +9,11 @@ internal static class ExitCodes
     /// 2 damaged tail; sub: 1 no message within --timeout), so a script never reads a typo as one of them.
     /// </summary>
     public const int Usage = 64;
+
+    /// <summary>
+    /// Asked, but not done yet: <c>promote</c> when the node answers 202 (the standby took the promotion up and it is
+    /// still under way; it may yet be refused). 75 (EX_TEMPFAIL, sysexits.h): check later (<c>fastbroker status</c>,
+    /// <c>GET /primary</c>), not 0 (promoted) nor 1 (refused).
+    /// </summary>
+    public const int InProgress = 75;
 }

@@ -27,7 +27,7 @@ internal static class OptionRules
     /// The value of <paramref name="option"/> as <paramref name="result"/> (the option's result or its command's) has it;
     /// false when the option's token does not convert to <typeparamref name="T"/>. System.CommandLine 2.0 runs option
     /// and command validators before it converts the value, and reading a value that does not convert records the
-    /// conversion error ("Cannot parse argument 'x' for option '--count' as expected type 'System.Int32'.") and then
+    /// conversion error (<see cref="ValueParsers"/>: "--count expects a whole number, got 'x'") and then
     /// throws <see cref="InvalidOperationException"/>: uncaught in a validator it crashed the CLI (exit 134, a stack
     /// trace). The recorded error is the usage error, so the check is skipped; an exception with no error recorded for
     /// the option is not a conversion failure and goes on.

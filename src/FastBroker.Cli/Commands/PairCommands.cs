@@ -42,21 +42,26 @@ internal static class PairCommands
         var admin = new Option<string>("--admin") { Description = "Admin endpoint (host:port) of the standby to promote.", DefaultValueFactory = _ => "127.0.0.1:7401" };
         OptionRules.Endpoint(admin);
         var force = new Option<bool>("--force") { Description = "With a witness: take over even though the old primary confirmed publishes as local (--degrade-to-local) that this standby lacks; they are lost. Only for an old primary that will not come back." };
-        var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out).") { admin, force };
+        var cmd = new Command("promote", "Promote a standby to primary (with a witness only once the old primary's lease has run out). Exit 0: promoted; 75: under way, not finished (check with status); 1: refused or unreachable.") { admin, force };
         cmd.SetAction(async (parse, ct) =>
         {
             var endpoint = parse.GetValue(admin)!;
             var (status, body) = await RequestAsync(endpoint, "POST", parse.GetValue(force) ? "/promote/force" : "/promote", ct).ConfigureAwait(false);
-            if (status == 200)
+            switch (status)
             {
-                Console.WriteLine(body.TrimEnd()); // {"promoted":true,"epoch":…}
+                case 200:
+                    Console.WriteLine(body.TrimEnd()); // {"promoted":true,"epoch":…}
+                    return 0;
+                case 202:
+                    // Taken up by the standby but not finished (asking the witness, opening its journals): it goes ahead
+                    // and may still be refused. Not a failure, not a success yet.
+                    Console.WriteLine(body.TrimEnd()); // {"promoted":false,"inProgress":true,"error":…}
+                    Console.Error.WriteLine($"promote: {endpoint}: the promotion is under way, not finished yet; check with 'fastbroker status --admin {endpoint}' (role) or GET http://{endpoint}/primary (200 once it serves as primary)");
+                    return ExitCodes.InProgress;
+                default:
+                    Console.Error.WriteLine(Failure("promote", endpoint, status, body));
+                    return 1;
             }
-            else
-            {
-                Console.Error.WriteLine(Failure("promote", endpoint, status, body));
-            }
-
-            return status == 200 ? 0 : 1;
         });
         return cmd;
     }

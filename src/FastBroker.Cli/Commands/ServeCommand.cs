@@ -26,6 +26,7 @@ internal static class ServeCommand
         var noAutoCreate = new Option<bool>("--no-auto-create") { Description = "Refuse publishes to topics that were not created (UnknownTopic)." };
         var fsync = new Option<bool>("--fsync") { Description = "New topics confirm publishes only after a group commit (fsync) instead of after the page-cache write." };
         var wait = new Option<BrokerWaitStrategy>("--wait") { Description = "Pipeline wait strategy (BusySpin only on machines with cores to spare).", DefaultValueFactory = _ => BrokerWaitStrategy.Hybrid };
+        ValueParsers.Choice(wait);
         var completions = new Option<string>("--socket-completions")
         {
             Description = "Where socket reads and writes resume: inline (on the runtime's socket thread: one thread hand-off less per read, the lowest latency), threadpool, or auto (inline unless --tls-cert is given, since TLS handshakes would then hold up every connection). An explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS in the environment wins.",

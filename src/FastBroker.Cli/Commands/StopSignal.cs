@@ -6,7 +6,7 @@ namespace FastBroker.Cli.Commands;
 /// The stop token of a command that runs until told to stop (<c>serve</c>, <c>witness</c>, <c>sub</c>, <c>pub</c>):
 /// cancelled by SIGTERM or SIGINT (whose default action, ending the process at once, is suppressed so the command can
 /// finish cleanly) or by the command line's own token. A command for which the signal is its normal end exits 0; one
-/// the signal stopped before it did what it was asked (<c>pub</c>) exits <see cref="ExitCode"/>.
+/// the signal stopped before it did what it was asked (<c>pub</c>, <c>sub --count</c>) exits <see cref="ExitCode"/>.
 /// </summary>
 internal sealed class StopSignal : IDisposable
 {

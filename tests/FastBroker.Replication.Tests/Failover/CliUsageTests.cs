@@ -234,11 +234,13 @@ public class CliUsageTests
 
     /// <summary>
     /// A value that does not parse as the option's type (<c>pub --count x</c>, an int too large for an int, a double
-    /// where an int is expected) is a usage error: exit 64, System.CommandLine's reason naming the value and the
-    /// option, the hint at the command's help, nothing on stdout. An option with a validator of its own crashed
+    /// where an int is expected, a name that is none of an enum's) is a usage error: exit 64, a reason that says what
+    /// the option expects in the user's terms and the value given (<c>--count expects a whole number, got 'x'</c>; it
+    /// was System.CommandLine's "Cannot parse argument 'x' for option '--count' as expected type 'System.Int32'"), the
+    /// hint at the command's help, nothing on stdout. An option with a validator of its own crashed
     /// instead (exit 134, an unhandled InvalidOperationException's stack trace): the validator read the value, which
-    /// throws when it does not convert. Covers every command and value type with such validators: int, long, long?,
-    /// double, ports, serve's own checks and the check across <c>--producer-idle-timeout-s</c> and
+    /// throws when it does not convert. Covers every command and every value type of an option: int, int?, long, long?,
+    /// double, an enum, ports, serve's own checks and the check across <c>--producer-idle-timeout-s</c> and
     /// <c>--producer-expiry-s</c>.
     /// </summary>
     [Fact]
@@ -268,21 +270,71 @@ public class CliUsageTests
             ([.. serve, "--port", "0", "--admin-port", "-1", "--max-retention-hold-mb", "1GB"], "--max-retention-hold-mb", "1GB", "serve"), // long
             (["bench", "failover", "--rounds", "many"], "--rounds", "many", "bench failover"),
             (["bench", "failover", "--rate", "fast"], "--rate", "fast", "bench failover"),
+            ([.. serve, "--port", "0", "--admin-port", "-1", "--wait", "fast"], "--wait", "fast", "serve"), // enum
+            (["bench", "ring", "--runs", "three"], "--runs", "three", "bench ring"), // shared by every scenario
+            (["bench", "ring", "--messages", "1e6"], "--messages", "1e6", "bench ring"), // long?
+            (["bench", "journal", "--warmup", "20s"], "--warmup", "20s", "bench journal"),
+            (["bench", "e2e", "--ack-poll-us", "x"], "--ack-poll-us", "x", "bench e2e"), // int?
+            (["sub", "t", "--timeout", "Infinity"], "--timeout", "Infinity", "sub"), // not a finite number
         ];
         var failures = new List<string>();
         foreach (var (args, option, value, command) in cases)
         {
             var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
-            var reason = $"Cannot parse argument '{value}' for option '{option}'";
+            string[] reason = [$"{option} expects ", $", got '{value}'"];
             var hint = $"run 'fastbroker {command} --help' for usage";
             if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0
-                || !outcome.Errors.Contains(reason, StringComparison.Ordinal) || !outcome.Errors.Contains(hint, StringComparison.Ordinal))
+                || !reason.All(r => outcome.Errors.Contains(r, StringComparison.Ordinal)) || !outcome.Errors.Contains(hint, StringComparison.Ordinal)
+                || outcome.Errors.Contains("System.", StringComparison.Ordinal) || outcome.Errors.Contains("FastBroker.", StringComparison.Ordinal))
             {
-                failures.Add($"expected exit 64, nothing on stdout, \"{reason}\" and \"{hint}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+                failures.Add($"expected exit 64, nothing on stdout, \"{reason[0]}…{reason[1]}\" (no .NET type) and \"{hint}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
             }
         }
 
         Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Length}:\n{string.Join("\n---\n", failures)}");
+    }
+
+    /// <summary>
+    /// A <c>bench</c> count or duration out of range is a usage error, exit 64, naming the option, with nothing on stdout:
+    /// <c>--runs 0</c> ran one run and reported "0 runs", <c>--messages 0</c> ran runs of nothing, a negative
+    /// <c>--warmup</c> skipped it, and e2e took <c>--messages</c> past an int and <c>--ack-poll-us</c> as they were.
+    /// The scenarios are filtered to nothing, so a command line that is not refused ends at once with exit 0.
+    /// </summary>
+    [Fact]
+    public async Task Bench_counts_and_durations_out_of_range_exit_64()
+    {
+        string[] ring = ["bench", "ring", "--filter", "no-such-variant", "--warmup", "0"];
+        string[] e2e = ["bench", "e2e", "--connect", "127.0.0.1:1", "--filter", "no-such-variant", "--warmup", "0"];
+        (string[] Args, string Option)[] cases =
+        [
+            ([.. ring, "--runs", "0"], "--runs"),
+            ([.. ring, "--runs", "-2"], "--runs"),
+            ([.. ring, "--messages", "0"], "--messages"),
+            ([.. ring, "--messages", "-5"], "--messages"),
+            (["bench", "journal", "--filter", "no-such-variant", "--warmup", "-1"], "--warmup"),
+            (["bench", "broker", "--filter", "no-such-variant", "--warmup", "3601"], "--warmup"), // an hour at most
+            ([.. e2e, "--messages", "3000000000"], "--messages"), // past an int
+            ([.. e2e, "--ack-poll-us", "-1"], "--ack-poll-us"),
+            (["bench", "failover", "--rounds", "0"], "--rounds"),
+        ];
+        var failures = new List<string>();
+        foreach (var (args, option) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0 || !outcome.Errors.Contains(option, StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64 naming {option}, nothing on stdout: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        // In range: 0 s of warm-up is none, one run and one message are enough.
+        var fine = await CliOutcome.RunAsync([.. ring, "--runs", "1", "--messages", "1"], TimeSpan.FromSeconds(30));
+        if (fine.ExitCode != 0)
+        {
+            failures.Add($"expected exit 0: {fine.Describe([.. ring, "--runs", "1", "--messages", "1"])}");
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Length + 1}:\n{string.Join("\n---\n", failures)}");
     }
 
     /// <summary>

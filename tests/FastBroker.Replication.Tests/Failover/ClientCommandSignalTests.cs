@@ -7,7 +7,8 @@ namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
 /// Ctrl-C (SIGINT) ends <c>fastbroker sub</c> cleanly with exit 0 instead of killing it: a group member leaves the
-/// group (UNSUBSCRIBE, its ACKs sent first), a durable subscription commits what it printed. SIGINT or SIGTERM stops
+/// group (UNSUBSCRIBE, its ACKs sent first), a durable subscription commits what it printed; a <c>sub --count N</c>
+/// stopped before N messages exits 130 or 143 (128 + the signal). SIGINT or SIGTERM stops
 /// <c>pub</c> cleanly too (it prints the confirmations of what it sent), but a <c>pub</c> stopped before it sent all
 /// it was asked to exits 130 or 143 (128 + the signal), never 0.
 /// </summary>
@@ -110,6 +111,40 @@ public class ClientCommandSignalTests
             if (exit != 143 || printed != head || pub.Lines.Last() != $"counted@{head - 1}" || !pub.Errors.Contains("SIGTERM", StringComparison.Ordinal))
             {
                 failures.Add($"pub --count, SIGTERM: exit {exit} (expected 143), printed {printed} confirmations, last {pub.Lines.LastOrDefault()}, the topic holds {head}; stderr: {pub.Errors}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n--- serve ---\n" + serve.Errors);
+    }
+
+    /// <summary>
+    /// A <c>sub --count N</c> stopped by a signal before it received N messages exits 130 for SIGINT and 143 for SIGTERM,
+    /// as an interrupted <c>pub</c> does, after printing what it received and saying on stderr how many of N: it exited
+    /// 0, as if it had received them all. A fan-out subscription and a group member alike.
+    /// </summary>
+    [Fact]
+    public async Task A_signal_before_sub_received_its_count_exits_128_plus_the_signal()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-sub-signal");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Path, port);
+        var failures = new List<string>();
+        await Cli.RunAsync("pub", "few", "m1", "m2", "--server", server);
+
+        (string[] Args, string Signal, int Exit)[] cases =
+        [
+            (["sub", "few", "--from", "earliest", "--count", "5", "--server", server], "INT", 130),
+            (["sub", "few", "--group", "workers", "--count", "5", "--server", server], "TERM", 143),
+        ];
+        foreach (var (args, signal, expected) in cases)
+        {
+            using var sub = ChildProcess.StartDotnet(Cli.DllPath, args);
+            await Eventually.TrueAsync(() => sub.LineCount >= 2 || sub.HasExited, "sub prints the 2 messages");
+            var exit = await SignalAsync(sub, signal);
+            if (exit != expected || string.Join(' ', sub.Lines) != "m1 m2" || !sub.Errors.Contains("SIG" + signal, StringComparison.Ordinal))
+            {
+                failures.Add($"{string.Join(' ', args.SkipLast(2))}, SIG{signal}: exit {exit} (expected {expected}), printed [{string.Join(' ', sub.Lines)}] (expected m1 m2), stderr: {sub.Errors}");
             }
         }
 
