@@ -115,7 +115,7 @@ public class RetentionTests
             file.Write("NOTSTATE"u8); // its magic; floor and done marks intact
         });
 
-        Assert.Throws<InvalidDataException>(() => f.Broker.JoinGroup("orders", "billing"));
+        Assert.Equal(BrokerErrorCode.StorageError, Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("orders", "billing")).Code);
 
         // More messages after the restart; the topic is far past its limit, and a refused join changes nothing.
         var more = Enumerable.Range(Count, 1000).Select(i => f.Broker.PublishAsync("orders", Encoding.UTF8.GetBytes($"m{i}").Concat(new byte[100]).ToArray()).AsTask());
