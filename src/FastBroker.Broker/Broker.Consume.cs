@@ -60,7 +60,10 @@ public sealed partial class Broker
     }
 
     /// <summary>Joins (creating it on first use) the work-queue group <paramref name="group"/> over <paramref name="topic"/>.</summary>
-    /// <exception cref="BrokerException">Invalid names, unknown topic (auto-creation off), transient topic, invalid options.</exception>
+    /// <exception cref="BrokerException">Invalid names, unknown topic (auto-creation off), transient topic, invalid options;
+    /// <see cref="BrokerErrorCode.StorageError"/>: the group's state file is not a group's (a wrong magic: damaged or
+    /// foreign; unreadable), or cannot be opened. The message names the file, the reason and what to do (repair or remove
+    /// the file); the file is left as it is.</exception>
     public WorkQueueMember JoinGroup(string topic, string group, GroupOptions? options = null, int? prefetch = null)
     {
         ThrowIfClosed();

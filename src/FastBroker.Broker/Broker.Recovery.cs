@@ -8,8 +8,8 @@ public sealed partial class Broker
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
-    /// is not a group's (a wrong magic, too short, unreadable), holds it from the oldest message kept (the journal's
-    /// tail), reported: nothing says what the group acked. First each state file is brought
+    /// is not a group's (a wrong magic, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
+    /// message kept (the journal's tail), reported: nothing says what the group acked. First each state file is brought
     /// back to its journal's end (<see cref="GroupAckStore.ForgetFrom"/>), before anything is published: after a power
     /// loss cut the journal's tail, new messages reuse the lost offsets, and a floor or done marks beyond the end would
     /// skip them. What that changed goes to <paramref name="reports"/>.
@@ -29,20 +29,21 @@ public sealed partial class Broker
             {
                 var group = Path.GetFileNameWithoutExtension(path);
                 var end = t.Head;
-                if (GroupAckStore.ReadFloor(path) is not { } floor)
+                var contents = GroupAckStore.Inspect(path);
+                if (contents != GroupAckStore.Contents.State || GroupAckStore.ReadFloor(path) is not { } floor)
                 {
-                    if (GroupAckStore.HoldsNoState(path))
+                    if (contents == GroupAckStore.Contents.NoState)
                     {
                         // Its acks are lost: joining starts it at the oldest message kept (not its start position), so
                         // it holds retention from there meanwhile.
-                        reports.Add($"{t.Name}: group '{group}': its state file holds no state (lost to a power loss?): the group starts from the oldest message kept, offset {t.Tail}, when it is joined, whatever its start position; messages it had acked are delivered again");
+                        reports.Add($"{t.Name}: group '{group}': its state file holds no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {t.Tail}, when it is joined, whatever its start position; messages it had acked are delivered again");
                     }
                     else
                     {
-                        // Damaged or foreign: nothing says what the group acked (joining refuses a wrong magic until the
-                        // file is repaired or removed). Its floor may be anywhere, so it holds retention from the oldest
+                        // Damaged or foreign: nothing says what the group acked (joining refuses it until the file is
+                        // repaired or removed). Its floor may be anywhere, so it holds retention from the oldest
                         // message kept: a repaired file then finds every message it had not acked.
-                        reports.Add($"{t.Name}: group '{group}': its state file is not a group state file ({GroupAckStore.DescribeDamage(path)}; damaged?): nothing says what the group acked, so until it is joined it holds retention from the oldest message kept, offset {t.Tail}; joining refuses a wrong magic until the file is repaired or removed");
+                        reports.Add($"{t.Name}: group '{group}': its state file is not a group state file ({GroupAckStore.DescribeDamage(path)}; damaged?): nothing says what the group acked, so until it is joined it holds retention from the oldest message kept, offset {t.Tail}; joining it is refused until the file is repaired or removed");
                     }
 
                     floors[(t.Name, group)] = t.Tail;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using FastBroker.Engine;
 using FastBroker.Testing;
 using static FastBroker.BrokerTests.Consume;
 
@@ -14,6 +15,7 @@ public class GroupStateRecoveryTests
     [Theory]
     [InlineData("empty")]
     [InlineData("zeroed")]
+    [InlineData("cut short")]
     public async Task A_group_whose_state_file_holds_no_state_redelivers_from_the_oldest_message_and_says_so(string damage)
     {
         var log = new ConcurrentQueue<string>();
@@ -45,10 +47,14 @@ public class GroupStateRecoveryTests
         await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
         {
             var length = new FileInfo(path).Length;
-            using var file = new FileStream(path, FileMode.Truncate, FileAccess.Write);
+            using var file = new FileStream(path, damage == "cut short" ? FileMode.Open : FileMode.Truncate, FileAccess.Write);
             if (damage == "zeroed")
             {
                 file.SetLength(length); // the file's size survived, its data did not
+            }
+            else if (damage == "cut short")
+            {
+                file.SetLength(16); // its magic and version survived, its floor did not
             }
         });
 
@@ -70,5 +76,69 @@ public class GroupStateRecoveryTests
         var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'workers'", StringComparison.Ordinal));
         Assert.True(report is not null && report.Contains("holds no state", StringComparison.Ordinal), $"no recovery report names the blank state file of group 'workers': [{string.Join("; ", f.Broker.RecoveryReports)}]");
         Assert.Contains(log, l => l.Contains("'workers'", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A state file that is not a group's (a wrong magic: a damaged or foreign header; a short file that is not zeros)
+    /// cannot say what the group acked: joining is refused with a typed error that names the file, says why and what to
+    /// do, and leaves the file exactly as it was (a short one was padded with zeros before it was refused). The broker
+    /// keeps serving, and the file, repaired, is joined at the floor it holds.
+    /// </summary>
+    [Theory]
+    [InlineData("wrong magic")]
+    [InlineData("short, wrong magic")]
+    [InlineData("short, not zeros")]
+    public async Task Joining_a_group_whose_state_file_is_not_a_groups_is_refused_naming_the_file_and_leaves_it_as_it_was(string damage)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs");
+        using (var member = f.Broker.JoinGroup("jobs", "workers"))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
+            }
+
+            var first = FetchOne(member, "the first job");
+            Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1, "the ack floor reaches 1");
+        }
+
+        var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        var saved = Array.Empty<byte>();
+        await f.RestartAsync(whileClosed: () =>
+        {
+            saved = File.ReadAllBytes(path);
+            byte[] damaged = damage switch
+            {
+                "wrong magic" => [.. "NOTSTATE"u8, .. saved.AsSpan(8)],
+                "short, wrong magic" => [.. "NOTSTATE"u8, .. saved.AsSpan(8, 92)],
+                _ => "FBF\0"u8.ToArray(),
+            };
+            File.WriteAllBytes(path, damaged);
+        });
+
+        var before = File.ReadAllBytes(path);
+        var reason = GroupAckStore.DescribeDamage(path);
+        var e = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs", "workers"));
+        Assert.Equal(BrokerErrorCode.StorageError, e.Code);
+        Assert.True(e.Message.Contains(path, StringComparison.Ordinal) && e.Message.Contains(reason, StringComparison.Ordinal) && e.Message.Contains("repair the file, or remove it", StringComparison.Ordinal), $"the refusal does not name the file ({path}), the reason ({reason}) and what to do: {e.Message}");
+        var after = File.ReadAllBytes(path);
+        Assert.True(before.AsSpan().SequenceEqual(after), $"the refused join changed the state file ({damage}): {before.Length} bytes before, {after.Length} after, first 8 bytes {Convert.ToHexString(after.AsSpan(0, Math.Min(8, after.Length)))}");
+        Assert.Empty(f.Broker.GetSnapshot().Groups);
+
+        // The broker keeps serving: publishes, another group, a second refusal alike.
+        var fourth = await f.Broker.PublishAsync("jobs", "job3"u8.ToArray());
+        using (var other = f.Broker.JoinGroup("jobs", "others"))
+        {
+            Assert.Equal([0L, 1L, 2L, fourth], FetchMany(other, 4, "the other group's jobs").Select(x => x.Offset).Order());
+        }
+
+        Assert.Equal(BrokerErrorCode.StorageError, Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs", "workers")).Code);
+
+        // Repaired, it resumes at its floor (1): job1 is the first it had not acked.
+        File.WriteAllBytes(path, saved);
+        using var again = f.Broker.JoinGroup("jobs", "workers");
+        Assert.Equal([1L, 2L, fourth], FetchMany(again, 3, "the jobs it had not acked").Select(x => x.Offset).Order());
     }
 }

@@ -217,4 +217,42 @@ public class WorkQueueTests
         await c.SendAsync(w => FrameWriter.WriteAck(w, 3, 9, new DeliveryTag(0, 1)));
         Assert.Equal(ErrorCode.UnknownSubscription, (await c.ReadAsync()).ErrorCode);
     }
+
+    /// <summary>
+    /// A group whose state file is not a group's (here a wrong magic) cannot be joined over the wire either: the client
+    /// gets STORAGE_ERROR with the file, the reason and what to do, not INVALID_ARGUMENT with a bare exception message,
+    /// and its connection and the broker go on serving.
+    /// </summary>
+    [Fact]
+    public async Task Joining_a_group_whose_state_file_is_damaged_answers_a_storage_error_naming_the_file()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("jobs", "j0"u8.ToArray());
+        await using (var first = await f.ConnectAsync())
+        {
+            await first.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "workers"u8, "jobs"u8, 4));
+            Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        await f.RestartAsync(whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.Write("NOTSTATE"u8);
+        });
+
+        await using var c = await f.ConnectAsync();
+        await c.SendAsync(w => FrameWriter.WriteJoinGroup(w, 7, 1, "workers"u8, "jobs"u8, 4));
+        var error = await c.ReadAsync();
+        Assert.True(
+            error.Type == FrameType.Error && error.ErrorCode == ErrorCode.StorageError && error.RequestId == 7 && !error.CloseConnection
+            && error.ErrorReason.Contains(path, StringComparison.Ordinal) && error.ErrorReason.Contains("magic 0x", StringComparison.Ordinal) && error.ErrorReason.Contains("repair the file, or remove it", StringComparison.Ordinal),
+            $"expected ERROR#7 StorageError naming {path}, its magic and what to do, got: {error}");
+
+        // The same connection joins another group of the topic and is served.
+        await c.SendAsync(w => FrameWriter.WriteJoinGroup(w, 8, 2, "others"u8, "jobs"u8, 4));
+        var ok = await c.ReadAsync();
+        Assert.Equal((FrameType.Ok, 8UL), (ok.Type, ok.RequestId));
+        Assert.Equal(["j0"], (await c.ReadDeliveriesAsync(1)).Select(d => d.Text));
+    }
 }

@@ -44,12 +44,34 @@ internal sealed class GroupAckStore : IDisposable
     /// </summary>
     public bool WasBlank { get; private init; }
 
+    /// <summary>What a group's state file holds, as <see cref="Inspect"/> reads it.</summary>
+    public enum Contents
+    {
+        /// <summary>No file at that path.</summary>
+        Missing,
+
+        /// <summary>
+        /// Holds no state: empty, zeros where its magic belongs, or cut short after its magic, before its ack floor.
+        /// Nothing says what the group acked; <see cref="Open"/> starts it at its blank floor (<see cref="WasBlank"/>).
+        /// </summary>
+        NoState,
+
+        /// <summary>A group state file: its magic and its ack floor (<see cref="ReadFloor"/>).</summary>
+        State,
+
+        /// <summary>Anything else: a wrong magic (a damaged or foreign header), or unreadable (<see cref="DescribeDamage"/>).</summary>
+        Damaged,
+    }
+
     /// <summary>
     /// Opens or creates the state file of a group; <paramref name="flusher"/>: who syncs it (null: never synced). A new
     /// file starts at <paramref name="initialFloor"/>; a file that exists but holds no state (<see cref="WasBlank"/>) at
     /// <paramref name="blankFloor"/> (default: <paramref name="initialFloor"/>), since nothing says which of its messages
     /// were acked: the caller passes the oldest offset kept, so they are delivered again rather than skipped.
     /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a group's state (<see cref="Contents.Damaged"/>, with
+    /// <see cref="DescribeDamage"/>'s reason), or longer than a group state file: refused before it is mapped, so it is
+    /// left exactly as it was (a short one is not padded).</exception>
     public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null, long? blankFloor = null)
     {
         if (window <= 0 || (window & (window - 1)) != 0)
@@ -57,8 +79,15 @@ internal sealed class GroupAckStore : IDisposable
             throw new ArgumentOutOfRangeException(nameof(window), "window must be a power of two");
         }
 
+        // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses.
+        var contents = Inspect(path);
+        if (contents == Contents.Damaged)
+        {
+            throw new InvalidDataException($"{path} is not a FastBroker group state file ({DescribeDamage(path)})");
+        }
+
         var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8, flusher);
-        var blank = !file.Created && file.Read(0) == 0;
+        var blank = !file.Created && (contents == Contents.NoState || file.Read(0) == 0);
         if (file.Created || blank)
         {
             file.Write(1, 1);
@@ -67,11 +96,47 @@ internal sealed class GroupAckStore : IDisposable
         }
         else if (file.Read(0) != Magic)
         {
+            // Replaced between the check and the mapping.
             file.Dispose();
-            throw new InvalidDataException($"{path} is not a FastBroker group state file");
+            throw new InvalidDataException($"{path} is not a FastBroker group state file ({DescribeDamage(path)})");
         }
 
         return new GroupAckStore(file, window) { WasBlank = blank };
+    }
+
+    /// <summary>
+    /// What the file at <paramref name="path"/> holds, read without mapping or changing it. A file cut short after its
+    /// magic, before its ack floor, holds no state (as an empty one): what the group acked is lost with its floor.
+    /// </summary>
+    public static Contents Inspect(string path)
+    {
+        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
+        int n;
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            n = file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Contents.Missing;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Contents.Damaged;
+        }
+
+        if (!header[..Math.Min(n, 8)].ContainsAnyExcept((byte)0))
+        {
+            return Contents.NoState;
+        }
+
+        if (n < 8 || System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header) != Magic)
+        {
+            return Contents.Damaged;
+        }
+
+        return n < header.Length ? Contents.NoState : Contents.State;
     }
 
     /// <summary>
@@ -117,8 +182,8 @@ internal sealed class GroupAckStore : IDisposable
 
     /// <summary>
     /// Why the file at <paramref name="path"/> is not a group's state, for a report, read without mapping or changing it:
-    /// too short for the header, a wrong magic (a damaged or foreign header), or why it cannot be read. Meant for a file
-    /// that neither <see cref="ReadFloor"/> nor <see cref="HoldsNoState"/> accepts.
+    /// a wrong magic (a damaged or foreign header; in a file too short for its header, the bytes it has), or why it
+    /// cannot be read. Meant for a file <see cref="Inspect"/> finds <see cref="Contents.Damaged"/>.
     /// </summary>
     public static string DescribeDamage(string path)
     {
@@ -127,9 +192,15 @@ internal sealed class GroupAckStore : IDisposable
         {
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             var n = file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
-            return n < header.Length
-                ? $"{n} bytes, shorter than a group state file's header ({header.Length} bytes)"
-                : $"magic 0x{System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header):X16}, not a group state file's 0x{Magic:X16}";
+            if (n < 8)
+            {
+                return $"{n} bytes (0x{Convert.ToHexString(header[..n])}), shorter than a group state file's magic and not zeros";
+            }
+
+            var magic = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header);
+            return magic == Magic && n < header.Length
+                ? $"{n} bytes: a group state file's magic, cut short before its ack floor"
+                : $"magic 0x{magic:X16}, not a group state file's 0x{Magic:X16}";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

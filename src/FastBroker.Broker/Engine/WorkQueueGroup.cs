@@ -66,10 +66,10 @@ internal sealed class WorkQueueGroup : IDisposable
         // position would skip every message it had not acked. It starts at the oldest message kept, delivering again
         // what it may have acked (at least once), and says so.
         var path = Path.Combine(topic.Directory, "groups", name + ".state");
-        _store = GroupAckStore.Open(path, initialFloor, flusher: topic.Options.Durability == Durability.Fsynced ? broker.StateFlusher : null, blankFloor: topic.Tail);
+        _store = OpenStore(path, topic, name, options, initialFloor, broker);
         if (_store.WasBlank)
         {
-            broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
+            broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
         }
 
         // Retention may have removed messages the group had not finished: it then starts at what is kept.
@@ -79,6 +79,24 @@ internal sealed class WorkQueueGroup : IDisposable
         _state = new WorkQueueState(_feed.NextOffset, options.MaxDeliveries, options.VisibilityTimeout, options.PriorityLevels);
         topic.AddListener(_topicSignal);
         _feeder = Task.Run(FeedLoopAsync);
+    }
+
+    /// <summary>The group's state; a file that is not a group's is refused (left as it is) naming it, why, and what to do.</summary>
+    private static GroupAckStore OpenStore(string path, TopicState topic, string name, GroupOptions options, long initialFloor, Broker broker)
+    {
+        try
+        {
+            return GroupAckStore.Open(path, initialFloor, flusher: topic.Options.Durability == Durability.Fsynced ? broker.StateFlusher : null, blankFloor: topic.Tail);
+        }
+        catch (InvalidDataException e)
+        {
+            // Nothing in it says what the group acked: neither its floor nor its start position may be guessed.
+            throw new BrokerException(BrokerErrorCode.StorageError, $"group '{name}' on topic '{topic.Name}': {e.Message}: nothing in it says what the group acked, so it is not joined; repair the file, or remove it to start the group anew from its start position ({options.Start.Kind})", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"group '{name}' on topic '{topic.Name}': its state file {path} cannot be opened: {e.Message}", e);
+        }
     }
 
     public TopicState Topic { get; }
