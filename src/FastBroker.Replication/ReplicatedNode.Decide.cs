@@ -32,7 +32,7 @@ public sealed partial class ReplicatedNode
             catch (Exception ex)
             {
                 Log($"unexpected {ex.GetType().Name} in role {_role}: {ex.Message}");
-                await Delay(_options.HeartbeatInterval).ConfigureAwait(false);
+                await PauseAfterFailureAsync().ConfigureAwait(false);
             }
         }
     }

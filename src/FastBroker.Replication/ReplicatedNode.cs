@@ -64,6 +64,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private bool _rebootEpochBegun;
     private long _deferredAt;
     private Promotion? _promotion;
+
+    /// <summary>The promotion pending when the supervisor last caught an exception as standby (it retried at once for it).</summary>
+    private Promotion? _retriedAfterFailure;
     private long _newerEpochSeen = -1;
     private string? _fenceReason;
     private long _roleSince = Stopwatch.GetTimestamp();
@@ -170,8 +173,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>
     /// Manual promotion of the standby. With a witness the lease is asked for first (refused while the primary still
     /// holds it); without one the epoch simply increments — the operator vouches that the old primary is gone (if it
-    /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends the standby's pause between two
-    /// attempts to follow its primary (half a heartbeat interval) at once.
+    /// is not, it steps down when it sees the newer epoch). Returns the new epoch. Ends at once whatever the standby
+    /// waits for: its pause between two attempts to follow its primary (half a heartbeat interval), its pause after an
+    /// unexpected failure (a heartbeat interval), and a link attempt under way, its connect (up to 1 s) included.
     /// </summary>
     /// <remarks>
     /// Cancelling <paramref name="cancellationToken"/> withdraws the request while the standby has not taken it up yet
@@ -225,7 +229,8 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
             throw new InvalidOperationException("a promotion is already in progress");
         }
 
-        // Stop following, and end the standby loop's pause between two link attempts (half a heartbeat interval).
+        // Stop following (ending a connect under way), and end the standby loop's pause: between two link attempts
+        // (half a heartbeat interval), or after an unexpected failure (a heartbeat interval).
         _replica?.Dispose();
         _standbyWake.Release();
         return promotion;
@@ -347,11 +352,29 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// A pause of the standby loop: as <see cref="Delay"/>, and also ended by <see cref="PromoteAsync(bool, CancellationToken)"/>
-    /// (at once if one is under way), so that a manual promotion does not wait for the pause (15 s of a 30 s heartbeat
-    /// interval) before the loop looks at it.
+    /// The supervisor's pause after an unexpected exception: a heartbeat interval. As standby it is a pause of the standby
+    /// loop (<see cref="StandbyDelay"/>): a promotion asked meanwhile ends it, and one asked before is acted on at once —
+    /// once: if the loop fails again before it has acted on that request, the next pause is not skipped for it, so a
+    /// failure that repeats does not make the loop spin.
     /// </summary>
-    private async Task StandbyDelay(TimeSpan delay)
+    private Task PauseAfterFailureAsync()
+    {
+        if (_role != NodeRole.Standby)
+        {
+            return Delay(_options.HeartbeatInterval);
+        }
+
+        var pending = Volatile.Read(ref _promotion);
+        var retried = pending is not null && ReferenceEquals(Interlocked.Exchange(ref _retriedAfterFailure, pending), pending);
+        return StandbyDelay(_options.HeartbeatInterval, evenIfPromotionPending: retried);
+    }
+
+    /// <summary>
+    /// A pause of the standby loop: as <see cref="Delay"/>, and also ended by <see cref="PromoteAsync(bool, CancellationToken)"/>
+    /// (at once if one is under way, unless <paramref name="evenIfPromotionPending"/>), so that a manual promotion does
+    /// not wait for the pause (15 s of a 30 s heartbeat interval) before the loop looks at it.
+    /// </summary>
+    private async Task StandbyDelay(TimeSpan delay, bool evenIfPromotionPending = false)
     {
         // Wake-ups of promotions the loop has already handled (a refused one): at most one each.
         while (_standbyWake.Wait(0))
@@ -360,7 +383,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
 
         // After the drain: a promotion set (or withdrawn) after this read releases the semaphore after it, and ends the
         // wait below. A withdrawn one left the replica stopped: the loop replaces it at once.
-        if (Volatile.Read(ref _promotion) is not null || Volatile.Read(ref _replica) is { Stopping: true })
+        if ((!evenIfPromotionPending && Volatile.Read(ref _promotion) is not null) || Volatile.Read(ref _replica) is { Stopping: true })
         {
             return;
         }

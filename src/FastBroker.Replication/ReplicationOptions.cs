@@ -133,6 +133,12 @@ public sealed record ReplicationOptions
     internal TimeSpan ProbeTimeoutLimit { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
+    /// Tests only: the longest the standby's connect to its primary waits (1 s), raised where a test promotes the
+    /// standby while one waits.
+    /// </summary>
+    internal TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// A standby about to ask the witness for the lease probes its silent primary for at most two heartbeat intervals
     /// (200 ms by default): the witness decides, the probe only spares it a request when the primary answers. A frozen
     /// primary's kernel still accepts the probe's connection, so every probe of it waits out the whole timeout.

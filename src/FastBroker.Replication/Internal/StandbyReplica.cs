@@ -16,7 +16,7 @@ namespace FastBroker.Replication.Internal;
 /// position after each burst and its durable (flushed) position after each group commit. One thread receives and
 /// writes (the single writer of the standby's journals); one sends durable acks.
 /// </summary>
-internal sealed class StandbyReplica : IDisposable
+internal sealed partial class StandbyReplica : IDisposable
 {
     /// <summary>How often the standby flushes what no standby-durable confirmation waits for.</summary>
     internal static readonly TimeSpan BackgroundFlush = TimeSpan.FromMilliseconds(100);
@@ -159,19 +159,15 @@ internal sealed class StandbyReplica : IDisposable
 
     /// <summary>
     /// Follows the primary at <paramref name="primary"/> until the link breaks or <see cref="Dispose"/>: connect,
-    /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble.
+    /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble. <see cref="Dispose"/>
+    /// ends it at once at any step, its connect (<see cref="TryConnect"/>) included.
     /// </summary>
     public string Run(IPEndPoint primary, out long refusedEpoch)
     {
         refusedEpoch = -1;
-        Socket socket;
-        try
+        if (!TryConnect(primary, out var socket, out var failure))
         {
-            socket = Wire.Connect(primary, TimeSpan.FromSeconds(1));
-        }
-        catch (SocketException ex)
-        {
-            return $"cannot connect to the primary at {primary}: {ex.SocketErrorCode}";
+            return failure;
         }
 
         // Topic ids and pending acks belong to one link: the new primary numbers its topics afresh, and an ack left
@@ -263,6 +259,7 @@ internal sealed class StandbyReplica : IDisposable
     public void Dispose()
     {
         _stopping = true;
+        CancelConnect();
         Volatile.Read(ref _socket)?.Dispose();
         _durableWake.Set();
         _durableThread?.Join(TimeSpan.FromSeconds(5));

@@ -232,19 +232,21 @@ internal static class Wire
 
     /// <summary>
     /// A synchronous connect (<see cref="BlockingConnect"/>), so that the descriptor stays blocking at the OS level and
-    /// the standby's blocking <c>Receive</c> is woken by the kernel alone. The timeout closes the socket under the
-    /// pending connect.
+    /// the standby's blocking <c>Receive</c> is woken by the kernel alone. The timeout, or
+    /// <paramref name="cancellationToken"/>, closes the socket under the pending connect: a timeout throws
+    /// <see cref="SocketException"/> (<see cref="SocketError.TimedOut"/>), the token <see cref="OperationCanceledException"/>.
     /// </summary>
-    public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout)
+    public static Socket Connect(System.Net.EndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var deadline = new CancellationTokenSource(timeout);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
         try
         {
             BlockingConnect.Connect(socket, endPoint, deadline.Token);
             return socket;
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             socket.Dispose();
             throw new SocketException((int)SocketError.TimedOut);
