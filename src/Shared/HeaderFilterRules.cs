@@ -64,6 +64,35 @@ internal static class HeaderFilterRules
         return null;
     }
 
+    /// <summary>
+    /// Checks and encodes one filter (<see cref="TryEncode"/>) and adds it to <paramref name="taken"/>, the filters
+    /// of one subscription so far: null when it is taken, else why the subscription is refused. A filter takes one value
+    /// per header name: the same name and value again is the same filter (not added twice), the same name with another
+    /// value is refused (<c>header filter 'ccy' is given two values, 'USD' and 'EUR': …</c>), rather than read as an AND
+    /// that only a message repeating the header passes. Names compare as UTF-8 bytes, as headers do.
+    /// </summary>
+    public static string? TryAdd(List<(byte[] Name, byte[] Value)> taken, string name, string value)
+    {
+        ArgumentNullException.ThrowIfNull(taken);
+        if (TryEncode(name, value, out var utf8Name, out var utf8Value) is { } refused)
+        {
+            return refused;
+        }
+
+        foreach (var (takenName, takenValue) in taken)
+        {
+            if (takenName.AsSpan().SequenceEqual(utf8Name))
+            {
+                return takenValue.AsSpan().SequenceEqual(utf8Value)
+                    ? null
+                    : $"header filter '{name}' is given two values, '{Encoding.UTF8.GetString(takenValue)}' and '{value}': a subscription filters each header name on one value";
+            }
+        }
+
+        taken.Add((utf8Name, utf8Value));
+        return null;
+    }
+
     // A long name in a reason: its first 32 characters (not splitting a surrogate pair).
     private static string Shown(string name) => name.Length <= 32 ? name : string.Concat(name.AsSpan(0, char.IsHighSurrogate(name[31]) ? 31 : 32), "…");
 }

@@ -300,6 +300,27 @@ public class SubscribeTests
         Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
     }
 
+    /// <summary>
+    /// A filter takes one value per header name: a SUBSCRIBE that lists a name twice with different values is refused
+    /// with InvalidArgument in the embedded broker's words after "SUBSCRIBE: " (the client tests check those words
+    /// agree; the .NET client refuses such a filter before sending); the connection stays open, and the same value twice
+    /// is one filter.
+    /// </summary>
+    [Fact]
+    public async Task Two_values_for_one_filter_name_are_refused_in_the_embedded_brokers_words()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.SubscribeAsync(1, 1, "cars", 100, filters: Headers.Of(("color", "red"), ("size", "l"), ("color", "blue")));
+        var error = await c.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false), (error.Type, error.ErrorCode, error.CloseConnection));
+        Assert.Equal("SUBSCRIBE: header filter 'color' is given two values, 'red' and 'blue': a subscription filters each header name on one value", error.ErrorReason);
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+        await c.SubscribeAsync(2, 1, "cars", 100, filters: Headers.Of(("color", "red"), ("color", "red")));
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+    }
+
     [Fact]
     public async Task Unsubscribe_ends_deliveries_and_bad_ids_get_their_errors()
     {
