@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using FastBroker.Engine;
 using FastBroker.Filtering;
 using FastBroker.Threading;
@@ -627,10 +626,10 @@ public sealed class Subscription : IDisposable
     /// <summary>
     /// The filters as UTF-8 (name, value) pairs, one per header name. Each is checked by the rules the server and the
     /// .NET client share (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry,
-    /// one on <c>fb-expires</c> or <c>fb-producer</c>), refused in the same words. A filter takes one value per name, as
-    /// the wire protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused, in the server's words,
-    /// rather than read as an AND that only a message repeating the header passes (an
-    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list a key twice).
+    /// one on <c>fb-expires</c> or <c>fb-producer</c>, two values for one name, which an
+    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list), refused in the same words. A filter takes one value per
+    /// name, as the wire protocol's SUBSCRIBE does (docs/protocol.md): two values for one name are refused rather than
+    /// read as an AND that only a message repeating the header passes; the same value twice is one filter.
     /// </summary>
     private static (byte[] Name, byte[] Value)[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
     {
@@ -642,21 +641,9 @@ public sealed class Subscription : IDisposable
         var encoded = new List<(byte[] Name, byte[] Value)>(filters.Count);
         foreach (var (name, value) in filters)
         {
-            if (HeaderFilterRules.TryEncode(name, value, out var n, out var v) is { } refused)
+            if (HeaderFilterRules.TryAdd(encoded, name, value) is { } refused)
             {
                 throw new BrokerException(BrokerErrorCode.InvalidArgument, refused);
-            }
-
-            var same = encoded.FindIndex(f => f.Name.AsSpan().SequenceEqual(n));
-            if (same < 0)
-            {
-                encoded.Add((n, v));
-            }
-            else if (!encoded[same].Value.AsSpan().SequenceEqual(v))
-            {
-                throw new BrokerException(
-                    BrokerErrorCode.InvalidArgument,
-                    $"header filter '{name}' is given two values, '{Encoding.UTF8.GetString(encoded[same].Value)}' and '{value}': a subscription filters each header name on one value");
             }
         }
 

@@ -21,7 +21,7 @@ public sealed partial class BrokerClient
     /// <see cref="BrokerClientEventKind.HandlerFailed"/> and delivery continues with the next message.
     /// </remarks>
     /// <typeparam name="THandler">The handler type; a struct is copied into the subscription and called without boxing.</typeparam>
-    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>), the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
+    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>), the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer, two values for one header name) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
     public async ValueTask<ClientConsumer> ConsumeAsync<THandler>(string pattern, THandler handler, SubscribeOptions? options = null, CancellationToken cancellationToken = default)
         where THandler : IClientMessageHandler
     {

@@ -14,7 +14,7 @@ public sealed partial class BrokerClient
     /// <see cref="CommitAsync(ClientMessage, CancellationToken)"/>. Reconnects are invisible: after one the stream
     /// continues with the next message, without gaps or repeats (see <see cref="CreateSubscriptionAsync"/>).
     /// </summary>
-    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>, <see cref="ErrorCode.UnknownTopic"/>) or ended it, the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
+    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>, <see cref="ErrorCode.UnknownTopic"/>) or ended it, the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer, two values for one header name) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
     public async IAsyncEnumerable<ClientMessage> SubscribeAsync(string pattern, SubscribeOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var subscription = await CreateSubscriptionAsync(pattern, options, cancellationToken).ConfigureAwait(false);

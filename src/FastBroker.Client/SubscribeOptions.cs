@@ -26,9 +26,10 @@ public sealed record SubscribeOptions
 
     /// <summary>
     /// Deliver only messages that have, for every entry, a header with that name and exactly that value (any entry of a
-    /// repeated header); null = all. One value per header name: the server refuses a dictionary that lists a name twice
-    /// with different values (<see cref="Protocol.ErrorCode.InvalidArgument"/>), as the embedded broker does. Text that
-    /// is not valid UTF-16 (a lone surrogate, which UTF-8 cannot carry) and a filter no message can carry (a name empty
+    /// repeated header); null = all. One value per header name: a dictionary that lists a name twice with different
+    /// values is refused before anything is sent, with a <see cref="BrokerClientException"/> of code
+    /// <see cref="Protocol.ErrorCode.InvalidArgument"/>, in the words the server and the embedded broker refuse it in
+    /// (the same value twice is one filter). Text that is not valid UTF-16 (a lone surrogate, which UTF-8 cannot carry) and a filter no message can carry (a name empty
     /// or over 255 UTF-8 bytes, a value over 65535) are refused before anything is sent, with a
     /// <see cref="BrokerClientException"/> of the same code, in the embedded broker's words; so is a filter on
     /// <c>fb-expires</c> or <c>fb-producer</c>, headers the broker writes itself with a binary value per message (an

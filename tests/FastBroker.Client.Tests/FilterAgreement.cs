@@ -9,7 +9,8 @@ internal static class FilterAgreement
 {
     /// <summary>
     /// <paramref name="filters"/> is refused with InvalidArgument in the same words by <c>Broker.Subscribe</c>, and with
-    /// <c>SUBSCRIBE: </c> before them by the client's <c>CreateSubscriptionAsync</c> and <c>ConsumeAsync</c>.
+    /// <c>SUBSCRIBE: </c> before them by the client's <c>CreateSubscriptionAsync</c> and <c>ConsumeAsync</c>, at the call:
+    /// a client of a <see cref="SilentServer"/>, which answers no SUBSCRIBE, gets the same refusals.
     /// </summary>
     public static async Task AssertRefusedAlikeAsync(ServerFixture f, BrokerClient client, IReadOnlyDictionary<string, string> filters, string reason)
     {
@@ -19,6 +20,24 @@ internal static class FilterAgreement
         Assert.Equal((ErrorCode.InvalidArgument, "SUBSCRIBE: " + reason), (remote.ErrorCode, remote.Reason));
         var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }));
         Assert.Equal(remote.Reason, consumer.Reason);
+        await AssertRefusedBeforeSendingAsync(filters, remote.Reason);
+    }
+
+    /// <summary>
+    /// A client of a server that answers no SUBSCRIBE refuses <paramref name="filters"/> with
+    /// <paramref name="reason"/> from <c>CreateSubscriptionAsync</c> and <c>ConsumeAsync</c>: the refusal is the
+    /// client's own, before sending, not the server's answer (a SUBSCRIBE sent would wait for one until the deadline
+    /// cancels it).
+    /// </summary>
+    public static async Task AssertRefusedBeforeSendingAsync(IReadOnlyDictionary<string, string> filters, string reason)
+    {
+        await using var silent = new SilentServer();
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [silent.Endpoint] }).AsTask().WaitAsync(Deadline);
+        using var deadline = new CancellationTokenSource(Deadline);
+        var subscription = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.CreateSubscriptionAsync("fx", SubscribeOptions.Default with { Filters = filters }, deadline.Token));
+        Assert.Equal((ErrorCode.InvalidArgument, reason), (subscription.ErrorCode, subscription.Reason));
+        var consumer = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.ConsumeAsync("fx", new Ignore(), SubscribeOptions.Default with { Filters = filters }, deadline.Token));
+        Assert.Equal((ErrorCode.InvalidArgument, reason), (consumer.ErrorCode, consumer.Reason));
     }
 
     /// <summary>The first message both subscriptions deliver is <paramref name="payload"/> at <paramref name="offset"/>.</summary>

@@ -63,6 +63,35 @@ public class SubscribeAgreementTests
         Assert.Equal((true, 1), (client.IsConnected, client.ConnectCount));
     }
 
+    [Fact]
+    public async Task A_refusal_quotes_a_long_name_or_value_by_its_first_64_characters_and_its_length()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+
+        // A reason quotes what the caller gave. Before, a 10,000-character name with a lone surrogate, or two
+        // 10,000-character values for one name, gave a reason (an exception message, an ERROR frame) that long; a name
+        // too long to carry was shown by its first 32 characters without its length.
+        var name = new string('n', 10_000);
+        var cases = new (IReadOnlyDictionary<string, string> Filters, string Reason)[]
+        {
+            (new Dictionary<string, string> { [name + "\uD800"] = "x" }, $"header filter '{name[..64]}… (10001 characters)': names and values must be valid UTF-16 text (a lone surrogate cannot be encoded as UTF-8)"),
+            (new ListedFilters(("ccy", new string('u', 10_000)), ("ccy", new string('e', 10_000))), $"header filter 'ccy' is given two values, '{new string('u', 64)}… (10000 characters)' and '{new string('e', 64)}… (10000 characters)': a subscription filters each header name on one value"),
+            (new Dictionary<string, string> { [name] = "x" }, $"header filter '{name[..64]}… (10000 characters)': a header name is 1 to 255 bytes of UTF-8 (this one is 10000), so no message can carry it"),
+
+            // The cut does not split a surrogate pair: U+1F600 at characters 64 and 65 is left out whole.
+            (new Dictionary<string, string> { [name[..63] + string.Concat(Enumerable.Repeat("\U0001F600", 100))] = "x" }, $"header filter '{name[..63]}… (263 characters)': a header name is 1 to 255 bytes of UTF-8 (this one is 463), so no message can carry it"),
+        };
+        foreach (var (filters, reason) in cases)
+        {
+            var embedded = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("fx", new SubscriptionOptions { HeaderFilters = filters }));
+            Assert.True(embedded.Message.Length < 300, $"a reason of {embedded.Message.Length} characters");
+            await FilterAgreement.AssertRefusedAlikeAsync(f, client, filters, reason);
+        }
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

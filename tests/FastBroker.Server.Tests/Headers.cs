@@ -11,7 +11,7 @@ internal static class Headers
 
     public static byte[] Of(params (string Name, byte[] Value)[] entries)
     {
-        var buffer = new byte[4096];
+        var buffer = new byte[entries.Sum(e => HeaderBlockWriter.GetEntryLength(Encoding.UTF8.GetByteCount(e.Name), e.Value.Length))];
         var w = new HeaderBlockWriter(buffer);
         foreach (var (name, value) in entries)
         {

@@ -300,6 +300,45 @@ public class SubscribeTests
         Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
     }
 
+    /// <summary>
+    /// A filter takes one value per header name: a SUBSCRIBE that lists a name twice with different values is refused
+    /// with InvalidArgument in the embedded broker's words after "SUBSCRIBE: " (the client tests check those words
+    /// agree; the .NET client refuses such a filter before sending); the connection stays open, and the same value twice
+    /// is one filter.
+    /// </summary>
+    [Fact]
+    public async Task Two_values_for_one_filter_name_are_refused_in_the_embedded_brokers_words()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        await c.SubscribeAsync(1, 1, "cars", 100, filters: Headers.Of(("color", "red"), ("size", "l"), ("color", "blue")));
+        var error = await c.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false), (error.Type, error.ErrorCode, error.CloseConnection));
+        Assert.Equal("SUBSCRIBE: header filter 'color' is given two values, 'red' and 'blue': a subscription filters each header name on one value", error.ErrorReason);
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+        await c.SubscribeAsync(2, 1, "cars", 100, filters: Headers.Of(("color", "red"), ("color", "red")));
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+    }
+
+    /// <summary>
+    /// A refusal quotes a long filter name or value by its first 64 characters and its length (the rules the embedded
+    /// broker and the .NET client share): before, two 10,000-byte values for one name gave a 20 KB ERROR frame.
+    /// </summary>
+    [Fact]
+    public async Task A_refusal_quotes_a_long_filter_name_or_value_by_its_first_64_characters_and_its_length()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        var name = new string('n', 200);
+        await c.SubscribeAsync(1, 1, "cars", 100, filters: Headers.Of((name, new string('r', 10_000)), (name, new string('b', 10_000))));
+        var error = await c.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false), (error.Type, error.ErrorCode, error.CloseConnection));
+        Assert.Equal($"SUBSCRIBE: header filter '{name[..64]}… (200 characters)' is given two values, '{new string('r', 64)}… (10000 characters)' and '{new string('b', 64)}… (10000 characters)': a subscription filters each header name on one value", error.ErrorReason);
+
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+    }
+
     [Fact]
     public async Task Unsubscribe_ends_deliveries_and_bad_ids_get_their_errors()
     {

@@ -36,10 +36,12 @@ internal static class Utf8Names
     }
 
     /// <summary>
-    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs. A filter the embedded broker and the server
-    /// refuse (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no message can carry, one on
-    /// <c>fb-expires</c> or <c>fb-producer</c>) is refused here, nothing sent, with
-    /// <see cref="ErrorCode.InvalidArgument"/> and the server's words (the broker's after <c>SUBSCRIBE: </c>).
+    /// Encodes a SUBSCRIBE's filters (a header block) from name/value pairs, one entry per header name. A filter the
+    /// embedded broker and the server refuse (<see cref="HeaderFilterRules"/>: text that is not valid UTF-16, a filter no
+    /// message can carry, one on <c>fb-expires</c> or <c>fb-producer</c>, two values for one name, which an
+    /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> may list) is refused here, nothing sent, with
+    /// <see cref="ErrorCode.InvalidArgument"/> and the server's words (the broker's after <c>SUBSCRIBE: </c>); the same
+    /// value twice is one filter, sent once.
     /// </summary>
     /// <exception cref="BrokerClientException">A filter the broker refuses.</exception>
     public static byte[] EncodeFilters(IReadOnlyDictionary<string, string>? filters)
@@ -50,15 +52,17 @@ internal static class Utf8Names
         }
 
         var entries = new List<(byte[] Name, byte[] Value)>(filters.Count);
-        var length = 0;
         foreach (var (name, value) in filters)
         {
-            if (HeaderFilterRules.TryEncode(name, value, out var n, out var v) is { } refused)
+            if (HeaderFilterRules.TryAdd(entries, name, value) is { } refused)
             {
                 throw new BrokerClientException(ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
             }
+        }
 
-            entries.Add((n, v));
+        var length = 0;
+        foreach (var (n, v) in entries)
+        {
             length += HeaderBlockWriter.GetEntryLength(n.Length, v.Length);
         }
 

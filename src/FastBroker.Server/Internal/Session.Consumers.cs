@@ -40,9 +40,9 @@ internal sealed partial class Session
         }
 
         Dictionary<string, string>? filters = null;
+        List<(byte[] Name, byte[] Value)>? taken = null;
         foreach (var filter in frame.Filters)
         {
-            var name = filter.Name.ToArray();
             var value = filter.Value.ToArray();
             if (!Utf8.IsValid(value))
             {
@@ -50,25 +50,19 @@ internal sealed partial class Session
                 return;
             }
 
-            filters ??= new(StringComparer.Ordinal);
-            var key = Encoding.UTF8.GetString(name);
+            var key = Encoding.UTF8.GetString(filter.Name);
             var text = Encoding.UTF8.GetString(value);
-            if (HeaderFilterRules.TryEncode(key, text, out _, out _) is { } refused)
+            if (HeaderFilterRules.TryAdd(taken ??= [], key, text) is { } refused)
             {
-                // The rules the embedded broker and the .NET client apply, in their words (a filter on fb-expires or
-                // fb-producer; the others cannot arrive in a well-formed header block of UTF-8 values).
+                // The rules the embedded broker and the .NET client apply, in their words: a filter on fb-expires or
+                // fb-producer, or two values for one name (the others cannot arrive in a well-formed header block of
+                // UTF-8 values). One value per name, as the embedded broker's SubscriptionOptions.HeaderFilters (a
+                // dictionary) and the .NET client's Filters take (docs/protocol.md, SUBSCRIBE).
                 SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: " + refused);
                 return;
             }
 
-            if (filters.TryGetValue(key, out var existing) && existing != text)
-            {
-                // One value per name, as the embedded broker's SubscriptionOptions.HeaderFilters (a dictionary) and the
-                // .NET client's Filters take, and in the broker's words (docs/protocol.md, SUBSCRIBE).
-                SendError(id, ErrorCode.InvalidArgument, $"SUBSCRIBE: header filter '{key}' is given two values, '{existing}' and '{text}': a subscription filters each header name on one value");
-                return;
-            }
-
+            filters ??= new(StringComparer.Ordinal);
             filters[key] = text;
         }
 
