@@ -59,6 +59,12 @@ internal static class StateFiles
             || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
     }
 
+    /// <summary>The durable subscription whose position file <paramref name="relative"/> (a state path) is; null for another state file.</summary>
+    public static string? SubscriptionOf(string relative) =>
+        relative.StartsWith("subscriptions", StringComparison.Ordinal) && relative.EndsWith(".pos", StringComparison.Ordinal)
+            ? Path.GetFileNameWithoutExtension(relative)
+            : null;
+
     /// <summary>True when <paramref name="relative"/> (a state path) is a work-queue group's state.</summary>
     public static bool IsGroupStatePath(string relative) =>
         relative.StartsWith("topics/", StringComparison.Ordinal) && relative.EndsWith(".state", StringComparison.Ordinal);

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using FastBroker.Engine;
@@ -13,7 +14,9 @@ namespace FastBroker.ReplicationTests.Failover;
 /// hand-over's wait, says the state it covers is on its disk: a file replaced whole was fsynced before its rename and
 /// its directory after it, a copy stored in place was msynced. A power loss cannot be staged in process, so the order
 /// of the standby's steps is read through its trace (<see cref="StandbyReplica.StateTrace"/>): every sync it records
-/// must come between the write it covers and the STATE_ACK. Two in-process nodes, no witness, a 30 s heartbeat.
+/// must come between the write it covers and the STATE_ACK. And the standby's copy of a position follows the commits
+/// in the order they were made, never stepping back to an older one, but moving back with a commit that does. Two
+/// in-process nodes, no witness, a 30 s heartbeat.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class StandbyStateAckTests
@@ -96,6 +99,93 @@ public sealed class StandbyStateAckTests
             {
                 Assert.Fail(violation);
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_commit_made_while_a_hand_over_reads_the_position_files_never_steps_the_standby_back()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            var gate = broker.Replication!;
+            await PublishAsync(broker, Feed, 10);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
+
+            // What b holds after each frame that changes keeper's copy: the file replaced whole, each POSITIONS applied.
+            var seen = new ConcurrentQueue<long?>();
+            b.Replica!.StateTrace = (step, what) =>
+            {
+                if (step == "positions" || (step == "rename" && what == Keeper))
+                {
+                    seen.Enqueue(PositionIn(dir.Combine("b"), Keeper, Feed));
+                }
+            };
+
+            // On the replicator's thread: a commit of 6 and a hand-over's request queued just before one drain, a commit
+            // of 8 just after it (so in the files it reads next, and shipped as an update in the pass after).
+            var stage = 0;
+            var requested = 0L;
+            var link = a.Replicator!.Link!;
+            link.StateDrained = drained =>
+            {
+                if (!drained && stage == 0)
+                {
+                    stage = 1;
+                    keeper.Commit(Feed, 6);
+                    Volatile.Write(ref requested, gate.RequestStateFiles());
+                }
+                else if (drained && stage == 1)
+                {
+                    stage = 2;
+                    keeper.Commit(Feed, 8);
+                }
+            };
+            await broker.PublishAsync(Feed, Encoding.ASCII.GetBytes("wake")); // a pass of the replicator
+            await Eventually.TrueAsync(
+                () => Volatile.Read(ref requested) != 0 && gate.StateApplied > Volatile.Read(ref requested) && PositionIn(dir.Combine("b"), Keeper, Feed) == 8,
+                "b acknowledges the hand-over's state and the commit of 8 after it",
+                s_deadline);
+            link.StateDrained = null;
+
+            var positions = seen.ToArray();
+            Assert.True(positions.Length >= 2, $"b's copy of keeper changed {positions.Length} times");
+            for (var i = 1; i < positions.Length; i++)
+            {
+                Assert.True(
+                    positions[i] >= positions[i - 1],
+                    $"b's position of keeper in {Feed} went {string.Join(" → ", positions)} (commits 5, 6, 8): it stepped back");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_commit_that_moves_a_position_back_reaches_the_standby()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PublishAsync(broker, Feed, 10);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 9);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 9, "b holds keeper's position 9", s_deadline);
+
+            // A consumer may commit a lower position (to process those messages again): the standby follows it, as an
+            // update and in a file a hand-over sends whole.
+            keeper.Commit(Feed, 4);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 4, "b holds keeper's position 4 after 9", s_deadline);
+            keeper.Commit(Feed, 2);
+            var version = broker.Replication!.RequestStateFiles();
+            await Eventually.TrueAsync(() => broker.Replication!.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+            Assert.Equal(2, PositionIn(dir.Combine("b"), Keeper, Feed));
         }
     }
 
