@@ -113,6 +113,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>The standby's copy while standby, else null (tests).</summary>
     internal StandbyReplica? Replica => _replica;
 
+    /// <summary>The primary role's replicator (tests).</summary>
+    internal PrimaryReplicator? Replicator => _replicator;
+
     /// <summary>How many times the standby loop has tried to follow its peer (tests).</summary>
     internal long LinkAttempts => Interlocked.Read(ref _linkAttempts);
 

@@ -195,7 +195,7 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
 }
 
 /// <summary>One connected standby: the sender thread, the ack thread, and per-topic readers and positions.</summary>
-internal sealed class StandbyLink : IDisposable
+internal sealed partial class StandbyLink : IDisposable
 {
     private const int RunBytes = 256 << 10;
     private const int InlineRunBytes = 64 << 10;
@@ -694,70 +694,6 @@ internal sealed class StandbyLink : IDisposable
         return new(
             JournalErrorCode.OffsetMismatch,
             $"topic '{t.Topic.Name}': retention passed a lagging standby: it needs offset {t.ShippedEnd} but the primary's journal continues at {offset} ({offset - t.ShippedEnd} records deleted unsent: {why}); ending the link so that the standby restarts its copy of the topic at the primary's oldest record");
-    }
-
-    /// <summary>
-    /// Committed positions and new producer epochs, as one POSITIONS frame whose version the standby acknowledges once
-    /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
-    /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
-    /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch. A hand-over's request
-    /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every changed state file first in the same way.
-    /// </summary>
-    private int ShipPositions(FrameBuffer f)
-    {
-        _positionUpdates.Clear();
-        var version = _owner.Gate.DrainStateUpdates(_positionUpdates, out var producerEpochs, out var allStateFiles);
-        if (version == 0)
-        {
-            return 0;
-        }
-
-        if (allStateFiles)
-        {
-            SendStateFiles(f);
-        }
-        else if (producerEpochs)
-        {
-            SendStateFile(f, ProducerCheckpoint.FileName);
-        }
-
-        f.Begin(FrameKind.Positions).I64(version).U32((uint)_positionUpdates.Count);
-        foreach (var u in _positionUpdates)
-        {
-            f.Str(u.Subscription).Str(u.Topic).I64(u.NextOffset);
-        }
-
-        f.End();
-        Send(f);
-        return Math.Max(1, _positionUpdates.Count);
-    }
-
-    private void SendStateFiles(FrameBuffer f)
-    {
-        foreach (var relative in StateFiles.Enumerate(_owner.Broker.Options.DataDirectory))
-        {
-            SendStateFile(f, relative);
-        }
-    }
-
-    /// <summary>Sends one state file whole, unless the standby already has these bytes (or the file is gone).</summary>
-    private void SendStateFile(FrameBuffer f, string relative)
-    {
-        var bytes = StateFiles.ReadShared(Path.Combine(_owner.Broker.Options.DataDirectory, relative));
-        if (bytes is null)
-        {
-            return;
-        }
-
-        var hash = StateFiles.Hash(bytes);
-        if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
-        {
-            return;
-        }
-
-        _stateHashes[relative] = (hash, bytes.Length);
-        f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
-        Send(f);
     }
 
     private void Send(FrameBuffer f)

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -31,12 +30,8 @@ internal sealed partial class StandbyReplica : IDisposable
     private readonly List<ReplicaTopic> _touched = [];
     private readonly FrameBuffer _ackFrame = new(4096);
     private readonly FrameBuffer _durableFrame = new(4096);
-    private readonly FrameBuffer _stateAckFrame = new(64);
     private readonly FrameBuffer _heartbeatAck = new(16);
     private readonly FrameBuffer _keepAlive = new(16);
-    private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, MappedStateFile> _groupStates = new(StringComparer.Ordinal);
-    private readonly StateFileFlusher _stateFlusher = new(); // msyncs the state files in the background, as the journals are
     private Socket? _socket;
     private volatile bool _stopping;
     private Thread? _durableThread;
@@ -361,6 +356,7 @@ internal sealed partial class StandbyReplica : IDisposable
                     CommitAndAck(socket);
                 }
 
+                HandOffState(socket);
                 if (!input.Fill())
                 {
                     return "the primary closed the connection";
@@ -388,7 +384,7 @@ internal sealed partial class StandbyReplica : IDisposable
                     OnState(body);
                     break;
                 case FrameKind.Positions:
-                    OnPositions(socket, body);
+                    OnPositions(body);
                     break;
                 case FrameKind.Flush:
                     OnFlush(body);
@@ -419,9 +415,14 @@ internal sealed partial class StandbyReplica : IDisposable
                     return $"unexpected replication frame {kind}";
             }
 
-            if (_touched.Count > 0 && input.Drained)
+            if (input.Drained)
             {
-                CommitAndAck(socket);
+                if (_touched.Count > 0)
+                {
+                    CommitAndAck(socket);
+                }
+
+                HandOffState(socket);
             }
         }
 
@@ -591,135 +592,6 @@ internal sealed partial class StandbyReplica : IDisposable
         }
     }
 
-    private void OnState(ReadOnlySpan<byte> body)
-    {
-        var r = new FrameReader(body);
-        var relative = r.Str();
-        var bytes = r.Take((int)r.U32());
-        if (!StateFiles.IsStatePath(relative))
-        {
-            throw new InvalidDataException($"state file path '{relative}' refused");
-        }
-
-        var path = Path.Combine(_options.DataDirectory, relative);
-        if (StateFiles.IsGroupStatePath(relative))
-        {
-            ApplyGroupState(relative, path, bytes);
-            return;
-        }
-
-        // The file is replaced (a new inode): an open mapping of the old one must not take later updates.
-        if (_positionStores.Remove(relative, out var open))
-        {
-            open.Dispose();
-        }
-
-        StateFiles.WriteAtomically(path, bytes);
-    }
-
-    /// <summary>
-    /// A work-queue group's state (sent whole, up to every 20 ms while it changes): stored into this node's mapping of
-    /// its copy, only the 8-byte slots that changed, from the last slot to the first (done marks before the floor, the
-    /// magic last, as the group itself orders its stores), and msynced in the background by the state flusher: no sync
-    /// on this thread, and after a power loss the copy is the old state, the new one, or one between them.
-    /// </summary>
-    private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
-    {
-        if (bytes.Length == 0 || bytes.Length % 8 != 0)
-        {
-            throw new InvalidDataException($"group state '{relative}' from the primary is {bytes.Length} bytes, not a whole number of slots");
-        }
-
-        if (!_groupStates.TryGetValue(relative, out var file) || file.Length != bytes.Length)
-        {
-            if (file is not null)
-            {
-                file.Dispose();
-                _groupStates.Remove(relative);
-            }
-
-            if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
-            {
-                File.Delete(path); // another window size: the primary's file replaces it whole
-            }
-
-            file = MappedStateFile.Open(path, bytes.Length, _stateFlusher);
-            _groupStates[relative] = file;
-        }
-
-        for (var slot = (bytes.Length / 8) - 1; slot >= 0; slot--)
-        {
-            var value = BinaryPrimitives.ReadInt64LittleEndian(bytes[(slot * 8)..]);
-            if (file.Read(slot) != value)
-            {
-                file.Write(slot, value);
-            }
-        }
-
-        file.RequestSync();
-    }
-
-    /// <summary>
-    /// Committed positions: applied to this node's own position files (a mapped 8-byte store each, as on the
-    /// primary), then acknowledged by version, which is what releases the primary's answer to the COMMIT.
-    /// </summary>
-    private void OnPositions(Socket socket, ReadOnlySpan<byte> body)
-    {
-        var r = new FrameReader(body);
-        var version = r.I64();
-        var n = r.U32();
-        for (var i = 0; i < n; i++)
-        {
-            var subscription = r.Str();
-            var topic = r.Str();
-            var next = r.I64();
-            if (!TopicName.IsValid(subscription) || !TopicName.IsValid(topic) || next < 0)
-            {
-                throw new InvalidDataException($"invalid position update '{subscription}' / '{topic}' / {next} from the primary");
-            }
-
-            var relative = "subscriptions/" + subscription + ".pos";
-            if (!_positionStores.TryGetValue(relative, out var store))
-            {
-                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative), _stateFlusher);
-                _positionStores[relative] = store;
-                if (store.WasBlank)
-                {
-                    // Only the positions the primary sends from now on are in it; the file sent whole at the next attach
-                    // replaces it.
-                    _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
-                }
-            }
-
-            store.Commit(topic, next);
-            store.RequestSync(); // msynced in the background: the acknowledgement below does not wait for it
-        }
-
-        var f = _stateAckFrame;
-        f.Begin(FrameKind.StateAck).I64(version).End();
-        lock (_sendLock)
-        {
-            f.SendTo(socket);
-        }
-    }
-
-    /// <summary>Closes this node's mappings of its state files (each msynced first if a sync was pending).</summary>
-    private void ClosePositionStores()
-    {
-        foreach (var store in _positionStores.Values)
-        {
-            store.Dispose();
-        }
-
-        _positionStores.Clear();
-        foreach (var file in _groupStates.Values)
-        {
-            file.Dispose();
-        }
-
-        _groupStates.Clear();
-    }
-
     private void CommitAndAck(Socket socket)
     {
         var f = _ackFrame;
@@ -773,6 +645,7 @@ internal sealed partial class StandbyReplica : IDisposable
         while (!_stopping)
         {
             _durableWake.Wait(BackgroundFlush);
+            SyncStateAndAck(); // before the journals' acks: a commit's answer may wait for it
             pending.Clear();
             var background = Stopwatch.GetTimestamp() >= nextBackground;
             if (background)

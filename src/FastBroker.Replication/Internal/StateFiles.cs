@@ -59,6 +59,12 @@ internal static class StateFiles
             || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
     }
 
+    /// <summary>The durable subscription whose position file <paramref name="relative"/> (a state path) is; null for another state file.</summary>
+    public static string? SubscriptionOf(string relative) =>
+        relative.StartsWith("subscriptions", StringComparison.Ordinal) && relative.EndsWith(".pos", StringComparison.Ordinal)
+            ? Path.GetFileNameWithoutExtension(relative)
+            : null;
+
     /// <summary>True when <paramref name="relative"/> (a state path) is a work-queue group's state.</summary>
     public static bool IsGroupStatePath(string relative) =>
         relative.StartsWith("topics/", StringComparison.Ordinal) && relative.EndsWith(".state", StringComparison.Ordinal);
@@ -79,23 +85,28 @@ internal static class StateFiles
     }
 
     /// <summary>
-    /// Standby: replaces a position file or the producers' checkpoint whole (readers never see a torn one). Not
-    /// fsync'd: each is sent whenever it changed (checked every heartbeat), and an fsync each would stall the receive
-    /// thread. After a power cut the file may be the old one or, on a file system that does not write a renamed file's
-    /// data before the rename, empty or damaged: an empty position file is reported when the promoted broker opens and its
-    /// subscription resumes every topic from the oldest message kept, not from its fallback; a damaged checkpoint reads as none (producers are known from the rescan of the newest records).
-    /// Group state is not written here: it is stored into a mapping of the copy and msynced in the background.
+    /// Standby: replaces a position file or the producers' checkpoint whole (readers never see a torn one): written to a
+    /// temporary file, fsynced, renamed over the copy. The caller fsyncs the directory before it acknowledges the state
+    /// (once for every file of a wake-up), so after a power cut the copy is the old file or the new one, never an empty
+    /// one. Group state is not written here: it is stored into a mapping of the copy and msynced.
     /// </summary>
-    public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes)
+    /// <param name="path">The copy to replace.</param>
+    /// <param name="bytes">Its new contents.</param>
+    /// <param name="step">Tests: told each step once taken (<c>write</c>, <c>fsync</c>, <c>rename</c>); null: nobody.</param>
+    public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes, Action<string>? step = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var tmp = path + ".tmp";
         using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             f.Write(bytes);
+            step?.Invoke("write");
+            f.Flush(flushToDisk: true); // its data before its name: a rename reaching the disk first leaves an empty copy
+            step?.Invoke("fsync");
         }
 
         File.Move(tmp, path, overwrite: true);
+        step?.Invoke("rename");
     }
 
     /// <summary>

@@ -1,0 +1,93 @@
+using FastBroker.Engine;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>The link's broker state: committed positions, new producer epochs and the state files (<see cref="StateFiles"/>).</summary>
+internal sealed partial class StandbyLink
+{
+    private readonly HashSet<string> _sentWhole = new(StringComparer.Ordinal); // subscriptions whose .pos this pass sent
+
+    /// <summary>
+    /// Tests: called on the sender thread with false just before it drains the queued state updates (what is queued
+    /// then is drained) and true just after (what is committed then is drained by the next pass).
+    /// </summary>
+    internal Action<bool>? StateDrained { get; set; }
+
+    /// <summary>
+    /// Committed positions and new producer epochs, as one POSITIONS frame whose version the standby acknowledges once
+    /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
+    /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
+    /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch. A hand-over's request
+    /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every changed state file first in the same way; the
+    /// updates of a subscription whose position file goes whole are then left out of the frame: the file, read after
+    /// the drain, holds them or a later commit, which the standby would otherwise step back from until the next frame.
+    /// </summary>
+    private int ShipPositions(FrameBuffer f)
+    {
+        _positionUpdates.Clear();
+        StateDrained?.Invoke(false);
+        var version = _owner.Gate.DrainStateUpdates(_positionUpdates, out var producerEpochs, out var allStateFiles);
+        StateDrained?.Invoke(true);
+        if (version == 0)
+        {
+            return 0;
+        }
+
+        if (allStateFiles)
+        {
+            _sentWhole.Clear();
+            SendStateFiles(f, _sentWhole);
+            if (_sentWhole.Count > 0)
+            {
+                _positionUpdates.RemoveAll(u => _sentWhole.Contains(u.Subscription));
+            }
+        }
+        else if (producerEpochs)
+        {
+            SendStateFile(f, ProducerCheckpoint.FileName);
+        }
+
+        f.Begin(FrameKind.Positions).I64(version).U32((uint)_positionUpdates.Count);
+        foreach (var u in _positionUpdates)
+        {
+            f.Str(u.Subscription).Str(u.Topic).I64(u.NextOffset);
+        }
+
+        f.End();
+        Send(f);
+        return Math.Max(1, _positionUpdates.Count);
+    }
+
+    /// <summary>Sends every state file that changed; adds to <paramref name="positionsSent"/> the subscriptions whose position file it sent.</summary>
+    private void SendStateFiles(FrameBuffer f, HashSet<string>? positionsSent = null)
+    {
+        foreach (var relative in StateFiles.Enumerate(_owner.Broker.Options.DataDirectory))
+        {
+            if (SendStateFile(f, relative) && positionsSent is not null && StateFiles.SubscriptionOf(relative) is { } subscription)
+            {
+                positionsSent.Add(subscription);
+            }
+        }
+    }
+
+    /// <summary>Sends one state file whole, unless the standby already has these bytes (or the file is gone); true when sent.</summary>
+    private bool SendStateFile(FrameBuffer f, string relative)
+    {
+        var bytes = StateFiles.ReadShared(Path.Combine(_owner.Broker.Options.DataDirectory, relative));
+        if (bytes is null)
+        {
+            return false;
+        }
+
+        var hash = StateFiles.Hash(bytes);
+        if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
+        {
+            return false;
+        }
+
+        _stateHashes[relative] = (hash, bytes.Length);
+        f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
+        Send(f);
+        return true;
+    }
+}

@@ -1,0 +1,339 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using FastBroker.Engine;
+using FastBroker.Journal;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// The standby's copies of the broker's state files (<see cref="StateFiles"/>): STATE and POSITIONS frames. What the
+/// frames of one wake-up of the receive thread wrote is handed to the durable thread, which syncs it (each directory
+/// a file was renamed into, each mapping stored into and not yet msynced) once for them all, and only then sends the
+/// STATE_ACK of the newest version among them: the acknowledgement says the state is on this node's disk.
+/// </summary>
+internal sealed partial class StandbyReplica
+{
+    private readonly object _stateBatchLock = new();
+    private readonly StateBatch _stateWritten = new(); // receive thread: what this wake-up's frames wrote
+    private StateBatch _stateReady = new(); // under _stateBatchLock: handed to the durable thread
+    private StateBatch _stateSyncing = new(); // durable thread
+    private readonly FrameBuffer _stateAckFrame = new(64);
+    private readonly Dictionary<string, PositionStore> _positionStores = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, MappedStateFile> _groupStates = new(StringComparer.Ordinal);
+    private readonly StateFileFlusher _stateFlusher = new(); // msyncs the state files in the background, as the journals are
+
+    /// <summary>
+    /// Tests: each step taken with a state file, in order, as (step, what): <c>write</c> (a whole file's bytes written to
+    /// its temporary file), <c>fsync</c> (that file synced), <c>rename</c> (renamed over the copy), <c>fsync-dir</c>
+    /// (the directory synced, relative to the data directory), <c>store</c> (stored into the mapping of a copy),
+    /// <c>msync</c> (that mapping synced), <c>positions</c> (a POSITIONS frame applied, its version), <c>ack</c> (the
+    /// STATE_ACK of that version about to be sent). Called on the thread that takes the step.
+    /// </summary>
+    internal Action<string, string>? StateTrace { get; set; }
+
+    /// <summary>Tests: the flusher that msyncs this node's copies of the state files in the background.</summary>
+    internal StateFileFlusher StateFlusher => _stateFlusher;
+
+    private void OnState(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var relative = r.Str();
+        var bytes = r.Take((int)r.U32());
+        if (!StateFiles.IsStatePath(relative))
+        {
+            throw new InvalidDataException($"state file path '{relative}' refused");
+        }
+
+        var path = Path.Combine(_options.DataDirectory, relative);
+        if (StateFiles.IsGroupStatePath(relative))
+        {
+            ApplyGroupState(relative, path, bytes);
+            return;
+        }
+
+        // The file is replaced (a new inode): an open mapping of the old one must not take later updates.
+        if (_positionStores.Remove(relative, out var open))
+        {
+            open.Dispose();
+        }
+
+        // Its data is fsynced before the rename, the directory after it (once per wake-up, by the durable thread).
+        var directory = Path.GetDirectoryName(relative) ?? "";
+        if (!Directory.Exists(Path.Combine(_options.DataDirectory, directory)))
+        {
+            _stateWritten.Directories.Add(Path.GetDirectoryName(directory) ?? ""); // the new directory's entry too
+        }
+
+        StateFiles.WriteAtomically(path, bytes, StateTrace is { } trace ? step => trace(step, relative) : null);
+        _stateWritten.Directories.Add(directory);
+    }
+
+    /// <summary>
+    /// A work-queue group's state (sent whole, up to every 20 ms while it changes): stored into this node's mapping of
+    /// its copy, only the 8-byte slots that changed, from the last slot to the first (done marks before the floor, the
+    /// magic last, as the group itself orders its stores), and msynced in the background by the state flusher, or by
+    /// the durable thread before the next STATE_ACK if the flusher has not yet: no sync on this thread, and after a
+    /// power loss the copy is the old state, the new one, or one between them.
+    /// </summary>
+    private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length == 0 || bytes.Length % 8 != 0)
+        {
+            throw new InvalidDataException($"group state '{relative}' from the primary is {bytes.Length} bytes, not a whole number of slots");
+        }
+
+        if (!_groupStates.TryGetValue(relative, out var file) || file.Length != bytes.Length)
+        {
+            if (file is not null)
+            {
+                file.Dispose();
+                _groupStates.Remove(relative);
+            }
+
+            if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
+            {
+                File.Delete(path); // another window size: the primary's file replaces it whole
+            }
+
+            file = MappedStateFile.Open(path, bytes.Length, _stateFlusher);
+            _groupStates[relative] = file;
+        }
+
+        for (var slot = (bytes.Length / 8) - 1; slot >= 0; slot--)
+        {
+            var value = BinaryPrimitives.ReadInt64LittleEndian(bytes[(slot * 8)..]);
+            if (file.Read(slot) != value)
+            {
+                file.Write(slot, value);
+            }
+        }
+
+        StateTrace?.Invoke("store", relative);
+        file.RequestSync();
+        _stateWritten.Groups[relative] = file;
+    }
+
+    /// <summary>
+    /// Committed positions: applied to this node's own position files (a mapped 8-byte store each, as on the
+    /// primary), then acknowledged by version once they and every state file written before them are synced (by the
+    /// durable thread, after this wake-up), which is what releases the primary's answer to the COMMIT.
+    /// </summary>
+    private void OnPositions(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var version = r.I64();
+        var n = r.U32();
+        for (var i = 0; i < n; i++)
+        {
+            var subscription = r.Str();
+            var topic = r.Str();
+            var next = r.I64();
+            if (!TopicName.IsValid(subscription) || !TopicName.IsValid(topic) || next < 0)
+            {
+                throw new InvalidDataException($"invalid position update '{subscription}' / '{topic}' / {next} from the primary");
+            }
+
+            var relative = "subscriptions/" + subscription + ".pos";
+            if (!_positionStores.TryGetValue(relative, out var store))
+            {
+                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative), _stateFlusher);
+                _positionStores[relative] = store;
+                if (store.WasBlank)
+                {
+                    // Only the positions the primary sends from now on are in it; the file sent whole at the next attach
+                    // replaces it.
+                    _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
+                }
+            }
+
+            store.Commit(topic, next);
+            StateTrace?.Invoke("store", relative);
+            store.RequestSync(); // msynced in the background, or before the acknowledgement if not yet
+            _stateWritten.Positions[relative] = store;
+        }
+
+        StateTrace?.Invoke("positions", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _stateWritten.Version = Math.Max(_stateWritten.Version, version);
+    }
+
+    /// <summary>Receive thread, at the end of a wake-up: hands what its frames wrote to the durable thread to sync and acknowledge.</summary>
+    private void HandOffState(Socket socket)
+    {
+        if (_stateWritten.IsEmpty)
+        {
+            return;
+        }
+
+        _stateWritten.Link = socket;
+        lock (_stateBatchLock)
+        {
+            _stateWritten.MoveTo(_stateReady);
+        }
+
+        _durableWake.Set();
+    }
+
+    /// <summary>
+    /// Durable thread: syncs what the receive thread handed over (one fsync per directory, one msync per mapping not yet
+    /// msynced by the flusher, for every frame of the wake-ups since the last call), then sends the STATE_ACK of the
+    /// newest version among them. A failed sync sends none and ends the link: the standby attaches again and receives
+    /// every state file whole.
+    /// </summary>
+    private void SyncStateAndAck()
+    {
+        StateBatch batch;
+        lock (_stateBatchLock)
+        {
+            if (_stateReady.IsEmpty)
+            {
+                return;
+            }
+
+            (_stateReady, _stateSyncing) = (_stateSyncing, _stateReady);
+            batch = _stateSyncing;
+        }
+
+        try
+        {
+            foreach (var directory in batch.Directories)
+            {
+                DurableFile.SyncDirectory(Path.Combine(_options.DataDirectory, directory));
+                StateTrace?.Invoke("fsync-dir", directory);
+            }
+
+            foreach (var (relative, store) in batch.Positions)
+            {
+                try
+                {
+                    if (store.Synced < store.SyncRequested)
+                    {
+                        store.Flush();
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Closed meanwhile (replaced by a whole file, or the link ended): its Dispose msynced it.
+                }
+
+                StateTrace?.Invoke("msync", relative);
+            }
+
+            foreach (var (relative, file) in batch.Groups)
+            {
+                try
+                {
+                    if (file.Synced < file.SyncRequested)
+                    {
+                        file.Flush();
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Closed meanwhile (another window size, or the link ended): its Dispose msynced it.
+                }
+
+                StateTrace?.Invoke("msync", relative);
+            }
+
+            if (batch.Version > 0 && batch.Link is { } link)
+            {
+                StateTrace?.Invoke("ack", batch.Version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                var f = _stateAckFrame;
+                lock (_sendLock)
+                {
+                    f.Begin(FrameKind.StateAck).I64(batch.Version).End();
+                    f.SendTo(link); // SendTo empties f even if it fails
+                }
+            }
+        }
+        catch (Exception ex) when (ex is JournalException or IOException or BrokerException)
+        {
+            _options.Log?.Invoke($"replication: syncing the standby's state files failed, not acknowledging them: {ex.Message}; ending the link to the primary");
+            batch.Link?.Dispose();
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // The receive loop notices the broken link.
+        }
+        finally
+        {
+            batch.Clear();
+        }
+    }
+
+    /// <summary>Closes this node's mappings of its state files (each msynced first if a sync was pending).</summary>
+    private void ClosePositionStores()
+    {
+        foreach (var store in _positionStores.Values)
+        {
+            store.Dispose();
+        }
+
+        _positionStores.Clear();
+        foreach (var file in _groupStates.Values)
+        {
+            file.Dispose();
+        }
+
+        _groupStates.Clear();
+        _stateWritten.Clear();
+        lock (_stateBatchLock)
+        {
+            _stateReady.Clear(); // their acknowledgement would go to the link that ended
+        }
+    }
+
+    /// <summary>State written by the frames of one or more wake-ups, to be synced before their STATE_ACK.</summary>
+    private sealed class StateBatch
+    {
+        /// <summary>The link whose frames wrote it (where the STATE_ACK goes).</summary>
+        public Socket? Link;
+
+        /// <summary>The newest POSITIONS version applied; 0: none (nothing to acknowledge).</summary>
+        public long Version;
+
+        /// <summary>Directories (relative to the data directory, "" for itself) a file was renamed or created in.</summary>
+        public HashSet<string> Directories { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Position files stored into, by relative path (the newest mapping of each).</summary>
+        public Dictionary<string, PositionStore> Positions { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Group state copies stored into, by relative path (the newest mapping of each).</summary>
+        public Dictionary<string, MappedStateFile> Groups { get; } = new(StringComparer.Ordinal);
+
+        public bool IsEmpty => Version == 0 && Directories.Count == 0 && Positions.Count == 0 && Groups.Count == 0;
+
+        /// <summary>Adds this batch to <paramref name="into"/> (a version of another link is dropped) and empties it.</summary>
+        public void MoveTo(StateBatch into)
+        {
+            if (!ReferenceEquals(into.Link, Link))
+            {
+                into.Link = Link;
+                into.Version = 0;
+            }
+
+            into.Version = Math.Max(into.Version, Version);
+            into.Directories.UnionWith(Directories);
+            foreach (var (relative, store) in Positions)
+            {
+                into.Positions[relative] = store;
+            }
+
+            foreach (var (relative, file) in Groups)
+            {
+                into.Groups[relative] = file;
+            }
+
+            Clear();
+        }
+
+        public void Clear()
+        {
+            Link = null;
+            Version = 0;
+            Directories.Clear();
+            Positions.Clear();
+            Groups.Clear();
+        }
+    }
+}

@@ -1,0 +1,329 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using FastBroker.Engine;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// The standby's STATE_ACK, which releases a commit or a new producer epoch answered in a standby ack mode and ends a
+/// hand-over's wait, says the state it covers is on its disk: a file replaced whole was fsynced before its rename and
+/// its directory after it, a copy stored in place was msynced. A power loss cannot be staged in process, so the order
+/// of the standby's steps is read through its trace (<see cref="StandbyReplica.StateTrace"/>): every sync it records
+/// must come between the write it covers and the STATE_ACK. And the standby's copy of a position follows the commits
+/// in the order they were made, never stepping back to an older one, but moving back with a commit that does. Two
+/// in-process nodes, no witness, a 30 s heartbeat.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class StandbyStateAckTests
+{
+    private const string Jobs = "stateack.jobs";
+    private const string Feed = "stateack.feed";
+    private const string Keeper = "subscriptions/keeper.pos";
+    private const string Workers = "topics/" + Jobs + "/groups/workers.state";
+    private const ulong Id = 0x0E90_C400_0000_0071;
+
+    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task State_files_replaced_whole_are_fsynced_with_their_directories_before_the_STATE_ACK()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            var gate = broker.Replication!;
+            await PublishAsync(broker, Feed, 10);
+            broker.InitProducer(Id);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
+
+            var trace = new Trace(b);
+            broker.InitProducer(Id); // a new epoch: producers.state whole, then a version
+            keeper.Commit(Feed, 8);
+            var version = gate.RequestStateFiles(); // as a hand-over: keeper.pos whole, then a version
+            await Eventually.TrueAsync(() => gate.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+
+            var steps = trace.Steps;
+            Assert.Contains(("rename", ProducerCheckpoint.FileName), steps);
+            Assert.Contains(("rename", Keeper), steps);
+            if (Trace.Violation(steps, wholeFiles: true, inPlace: false) is { } violation)
+            {
+                Assert.Fail(violation);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_STATE_ACK_follows_the_msync_of_the_state_stored_in_place()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PublishAsync(broker, Jobs, 3);
+            await PublishAsync(broker, Feed, 10);
+            using var member = broker.JoinGroup(Jobs, "workers", prefetch: 10);
+            var delivered = await ReadAsync(member, 3);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            Assert.True(member.Ack(delivered[0])); // the group's state goes to b within 20 ms of an ack
+            await Eventually.TrueAsync(
+                () => PositionIn(dir.Combine("b"), Keeper, Feed) == 5 && GroupAckStore.ReadFloor(Path.Combine(dir.Combine("b"), Workers)) == 1,
+                "b holds keeper's position 5 and the group's floor 1",
+                s_deadline);
+
+            // The standby's background msyncs fail from here on: only a sync made for the STATE_ACK can cover a store.
+            b.Replica!.StateFlusher.SyncFault = _ => throw new IOException("held off by the test");
+            var trace = new Trace(b);
+            Assert.True(member.Ack(delivered[1]));
+            await Eventually.TrueAsync(() => trace.Steps.Contains(("store", Workers)), "b stores the group's new state", s_deadline);
+            keeper.Commit(Feed, 7);
+            await Eventually.TrueAsync(
+                () => trace.Steps.SkipWhile(s => s != ("store", Keeper)).Any(s => s.Step == "ack"),
+                "b applies keeper's position 7 and acknowledges it",
+                s_deadline);
+
+            var steps = trace.Steps;
+            if (Trace.Violation(steps, wholeFiles: true, inPlace: true) is { } violation)
+            {
+                Assert.Fail(violation);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_commit_made_while_a_hand_over_reads_the_position_files_never_steps_the_standby_back()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            var gate = broker.Replication!;
+            await PublishAsync(broker, Feed, 10);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
+
+            // What b holds after each frame that changes keeper's copy: the file replaced whole, each POSITIONS applied.
+            var seen = new ConcurrentQueue<long?>();
+            b.Replica!.StateTrace = (step, what) =>
+            {
+                if (step == "positions" || (step == "rename" && what == Keeper))
+                {
+                    seen.Enqueue(PositionIn(dir.Combine("b"), Keeper, Feed));
+                }
+            };
+
+            // On the replicator's thread: a commit of 6 and a hand-over's request queued just before one drain, a commit
+            // of 8 just after it (so in the files it reads next, and shipped as an update in the pass after).
+            var stage = 0;
+            var requested = 0L;
+            var link = a.Replicator!.Link!;
+            link.StateDrained = drained =>
+            {
+                if (!drained && stage == 0)
+                {
+                    stage = 1;
+                    keeper.Commit(Feed, 6);
+                    Volatile.Write(ref requested, gate.RequestStateFiles());
+                }
+                else if (drained && stage == 1)
+                {
+                    stage = 2;
+                    keeper.Commit(Feed, 8);
+                }
+            };
+            await broker.PublishAsync(Feed, Encoding.ASCII.GetBytes("wake")); // a pass of the replicator
+            await Eventually.TrueAsync(
+                () => Volatile.Read(ref requested) != 0 && gate.StateApplied > Volatile.Read(ref requested) && PositionIn(dir.Combine("b"), Keeper, Feed) == 8,
+                "b acknowledges the hand-over's state and the commit of 8 after it",
+                s_deadline);
+            link.StateDrained = null;
+
+            var positions = seen.ToArray();
+            Assert.True(positions.Length >= 2, $"b's copy of keeper changed {positions.Length} times");
+            for (var i = 1; i < positions.Length; i++)
+            {
+                Assert.True(
+                    positions[i] >= positions[i - 1],
+                    $"b's position of keeper in {Feed} went {string.Join(" → ", positions)} (commits 5, 6, 8): it stepped back");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_commit_that_moves_a_position_back_reaches_the_standby()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PublishAsync(broker, Feed, 10);
+            using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 9);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 9, "b holds keeper's position 9", s_deadline);
+
+            // A consumer may commit a lower position (to process those messages again): the standby follows it, as an
+            // update and in a file a hand-over sends whole.
+            keeper.Commit(Feed, 4);
+            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 4, "b holds keeper's position 4 after 9", s_deadline);
+            keeper.Commit(Feed, 2);
+            var version = broker.Replication!.RequestStateFiles();
+            await Eventually.TrueAsync(() => broker.Replication!.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+            Assert.Equal(2, PositionIn(dir.Combine("b"), Keeper, Feed));
+        }
+    }
+
+    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir) =>
+        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatInterval = s_interval, HeartbeatTimeout = s_interval * 2 });
+
+    private static async Task PublishAsync(Broker broker, string topic, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await broker.PublishAsync(topic, Encoding.ASCII.GetBytes($"m{i}"));
+        }
+    }
+
+    private static async Task<List<Message>> ReadAsync(WorkQueueMember member, int count)
+    {
+        var delivered = new List<Message>();
+        using var cts = new CancellationTokenSource(s_deadline);
+        await foreach (var m in member.ReadAllAsync(cts.Token))
+        {
+            delivered.Add(m);
+            if (delivered.Count == count)
+            {
+                break;
+            }
+        }
+
+        return delivered;
+    }
+
+    /// <summary>The position committed in <paramref name="topic"/> in a node's copy of a position file (its bytes, as a reader sees them).</summary>
+    private static long? PositionIn(string dataDirectory, string relative, string topic)
+    {
+        var bytes = StateFiles.ReadShared(Path.Combine(dataDirectory, relative));
+        if (bytes is null || bytes.Length < 16)
+        {
+            return null;
+        }
+
+        var count = (int)Math.Min(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)), PositionStore.MaxTopics);
+        for (var i = 0; i < count; i++)
+        {
+            var entry = 16 + (i * 264);
+            var name = Encoding.UTF8.GetString(bytes, entry + 1, bytes[entry]);
+            var position = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(entry + 256));
+            if (name == topic && position != 0)
+            {
+                return position - 1;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The standby's steps with its state files, in the order taken.</summary>
+    private sealed class Trace
+    {
+        private readonly List<(string Step, string What)> _steps = [];
+
+        public Trace(ReplicatedNode standby) =>
+            standby.Replica!.StateTrace = (step, what) =>
+            {
+                lock (_steps)
+                {
+                    _steps.Add((step, what));
+                }
+            };
+
+        public List<(string Step, string What)> Steps
+        {
+            get
+            {
+                lock (_steps)
+                {
+                    return [.. _steps];
+                }
+            }
+        }
+
+        /// <summary>The first STATE_ACK sent before a sync of what it covers, described; null when there is none.</summary>
+        public static string? Violation(List<(string Step, string What)> steps, bool wholeFiles, bool inPlace)
+        {
+            var written = new HashSet<string>(); // temporary files written, not fsynced yet
+            var renamedUnsynced = new List<string>(); // renamed over the copy with their data not fsynced
+            var directories = new Dictionary<string, string>(); // directory → a file renamed in it since its last fsync
+            var stored = new HashSet<string>(); // mapped copies stored into since their last msync
+            foreach (var (step, what) in steps)
+            {
+                switch (step)
+                {
+                    case "write":
+                        written.Add(what);
+                        break;
+                    case "fsync":
+                        written.Remove(what);
+                        break;
+                    case "rename":
+                        if (written.Remove(what))
+                        {
+                            renamedUnsynced.Add(what);
+                        }
+
+                        directories[Path.GetDirectoryName(what) ?? ""] = what;
+                        break;
+                    case "fsync-dir":
+                        directories.Remove(what);
+                        break;
+                    case "store":
+                        stored.Add(what);
+                        break;
+                    case "msync":
+                        stored.Remove(what);
+                        break;
+                    case "ack":
+                        if (wholeFiles && renamedUnsynced.Count > 0)
+                        {
+                            return $"STATE_ACK {what} was sent after {renamedUnsynced[0]} was renamed over the copy without an fsync of its data ({Describe(steps)})";
+                        }
+
+                        if (wholeFiles && directories.Count > 0)
+                        {
+                            var (directory, file) = directories.First();
+                            return $"STATE_ACK {what} was sent after {file} was renamed with its directory '{directory}' not fsynced since ({Describe(steps)})";
+                        }
+
+                        if (inPlace && stored.Count > 0)
+                        {
+                            return $"STATE_ACK {what} was sent with {string.Join(", ", stored.Order(StringComparer.Ordinal))} stored in place and not msynced since ({Describe(steps)})";
+                        }
+
+                        break;
+                }
+            }
+
+            return null;
+        }
+
+        private static string Describe(List<(string Step, string What)> steps) =>
+            string.Join("; ", steps.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Step} {s.What}")));
+    }
+}
