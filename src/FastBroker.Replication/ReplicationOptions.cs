@@ -129,6 +129,9 @@ public sealed record ReplicationOptions
     /// </summary>
     internal TimeSpan ProbeTimeout => HeartbeatTimeout < ProbeTimeoutLimit ? HeartbeatTimeout : ProbeTimeoutLimit;
 
+    /// <summary>Tests only: how long a call to the witness waits for its answer (<see cref="WitnessClient.DefaultCallTimeout"/>, 1 s).</summary>
+    internal TimeSpan WitnessCallTimeout { get; init; } = WitnessClient.DefaultCallTimeout;
+
     /// <summary>Tests only: the longest a probe of the peer waits (500 ms), raised where a test acts while one waits.</summary>
     internal TimeSpan ProbeTimeoutLimit { get; init; } = TimeSpan.FromMilliseconds(500);
 
