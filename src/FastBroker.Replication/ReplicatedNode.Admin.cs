@@ -102,7 +102,7 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        var silence = _options.StandbyCheckSilence;
+        var silence = _options.EffectiveStandbyCheckSilence;
         TimeSpan? sinceLastHeard = null;
         long? lag = null;
         string? reason;
@@ -119,7 +119,7 @@ public sealed partial class ReplicatedNode
             sinceLastHeard = replica.SinceLastHeard;
             lag = replica.LagRecords;
             reason = sinceLastHeard > silence
-                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, three heartbeat intervals): it may have frozen"
+                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, the standby check's silence limit): it may have frozen"
                 : maxLag is not { } max ? null
                 : lag is not { } behind ? "the primary has not reported its heads yet on this link"
                 : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
@@ -172,7 +172,7 @@ public sealed partial class ReplicatedNode
         {
             sinceLastHeard = replica.SinceLastHeard;
             lag = replica.LagRecords;
-            var silence = _options.StandbyCheckSilence;
+            var silence = _options.EffectiveStandbyCheckSilence;
             reason = $"standby of primary '{replica.PrimaryId}' (epoch {_state.Epoch}), following it: "
                 + (sinceLastHeard > silence ? $"nothing from it for {sinceLastHeard.Value.TotalMilliseconds:F0} ms"
                 : lag is { } behind ? $"{behind} records behind the heads it last reported"

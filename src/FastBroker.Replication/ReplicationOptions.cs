@@ -36,6 +36,20 @@ public sealed record ReplicationOptions
     /// <summary>A standby that has heard nothing for this long considers the primary gone (and, with a witness, asks for the lease).</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// <c>GET /standby</c> fails on a standby that has heard nothing from its primary for longer than this. Default
+    /// (null): three heartbeat intervals (300 ms by default), two heartbeats missed in a row. It must exceed
+    /// <see cref="HeartbeatInterval"/>, or an idle primary's standby would fail the check between two heartbeats. The
+    /// link itself stays up until <see cref="HeartbeatTimeout"/> (raised to seconds where a loaded machine stalls
+    /// nodes), but a load balancer should not count a standby as a current copy meanwhile: a primary that froze looks
+    /// exactly like this. Raise it where the primary's heartbeats are often late (a loaded host) and the check should
+    /// not flap.
+    /// </summary>
+    public TimeSpan? StandbyCheckSilence { get; init; }
+
+    /// <summary><see cref="StandbyCheckSilence"/>, or three heartbeat intervals when it is not set.</summary>
+    internal TimeSpan EffectiveStandbyCheckSilence => StandbyCheckSilence ?? (HeartbeatInterval * 3);
+
     /// <summary>The primary's witness lease; renewed every quarter of it. Default: twice <see cref="HeartbeatTimeout"/>.</summary>
     public TimeSpan? LeaseTtl { get; init; }
 
@@ -115,13 +129,6 @@ public sealed record ReplicationOptions
 
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
-    /// <summary>
-    /// <c>GET /standby</c> fails on a standby that has heard nothing from its primary for this long: three heartbeat
-    /// intervals (300 ms by default), two heartbeats missed in a row. The link itself stays up until the heartbeat
-    /// timeout (raised to seconds where a loaded machine stalls nodes), but a load balancer should not count a standby
-    /// as a current copy meanwhile: a primary that froze looks exactly like this.
-    /// </summary>
-    internal TimeSpan StandbyCheckSilence => HeartbeatInterval * 3;
 
     /// <summary>
     /// How long a probe of the peer waits for its answer: <see cref="ProbeTimeoutLimit"/> (500 ms), or the heartbeat
@@ -159,6 +166,11 @@ public sealed record ReplicationOptions
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatTimeout <= HeartbeatInterval)
         {
             throw new ArgumentException("HeartbeatTimeout must exceed HeartbeatInterval (both positive).", nameof(HeartbeatTimeout));
+        }
+
+        if (EffectiveStandbyCheckSilence <= HeartbeatInterval)
+        {
+            throw new ArgumentException($"StandbyCheckSilence ({EffectiveStandbyCheckSilence.TotalMilliseconds:0.###} ms) must exceed HeartbeatInterval ({HeartbeatInterval.TotalMilliseconds:0.###} ms).", nameof(StandbyCheckSilence));
         }
 
         if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))

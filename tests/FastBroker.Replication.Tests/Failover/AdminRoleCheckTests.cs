@@ -329,6 +329,59 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// <c>--standby-check-silence-ms</c> moves when <c>/standby</c> turns 503 after the primary froze (SIGSTOP): not
+    /// after the default three heartbeat intervals (300 ms) but only once b has heard nothing for longer than the
+    /// configured 3 s, which the body's <c>sinceLastHeardMs</c> and reason show.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_fails_only_after_the_configured_silence()
+    {
+        const int SilenceMs = 3000;
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            string[] options = ["--heartbeat-timeout-ms", "120000"];
+            var (a, b, _) = await pair.StartConfiguredPairAsync(options, [.. options, "--standby-check-silence-ms", $"{SilenceMs}"]);
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check while it follows a")));
+
+            a.Freeze();
+            frozen = a;
+            var silent = await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.ServiceUnavailable, "b's check while a is frozen");
+            output.WriteLine($"while a is frozen: {silent}");
+            var heard = JsonDocument.Parse(silent).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
+            Assert.True(heard > SilenceMs, $"b's /standby turned 503 after {heard} ms of silence, expected only past the configured {SilenceMs} ms: {silent}");
+            Assert.Contains($"(more than {SilenceMs} ms,", Reason(silent), StringComparison.Ordinal);
+
+            a.Freeze(false);
+            frozen = null;
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check once a has thawed")));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+
+    [Fact]
+    public void Standby_check_silence_must_exceed_the_heartbeat_interval()
+    {
+        var options = new ReplicationOptions { Peer = "127.0.0.1:1", HeartbeatInterval = TimeSpan.FromMilliseconds(100) };
+        options.Validate();
+        (options with { StandbyCheckSilence = TimeSpan.FromMilliseconds(101) }).Validate();
+        foreach (var ms in new[] { 100, 50, 0, -1 })
+        {
+            var error = Assert.Throws<ArgumentException>(() => (options with { StandbyCheckSilence = TimeSpan.FromMilliseconds(ms) }).Validate());
+            Assert.Equal(nameof(ReplicationOptions.StandbyCheckSilence), error.ParamName);
+        }
+    }
+
     // Accepts connections (the kernel does) and never reads or answers: a peer or witness whose host froze.
     private static Socket SilentListener()
     {
