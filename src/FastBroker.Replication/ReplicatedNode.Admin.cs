@@ -23,9 +23,10 @@ public sealed partial class ReplicatedNode
 
             // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
             // one to send clients to, or a standby following one. A serving primary falls through to the server's
-            // /primary (200, the /health document) and /standby (503, the same).
+            // /primary (200, the /health document) and /standby (503, the same). Every 503 of a node that does not serve
+            // as primary carries a one-line reason.
             case ("GET", "/primary") when !ServesAsPrimary():
-                return (503, "application/json", RoleHealth(_role == NodeRole.Primary ? NodeRole.Fenced : _role));
+                return PrimaryCheck();
             case ("GET", "/standby") when _role != NodeRole.Primary:
                 _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
                 return StandbyCheck(maxLag);
@@ -101,7 +102,7 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        var silence = _options.StandbyCheckSilence;
+        var silence = _options.EffectiveStandbyCheckSilence;
         TimeSpan? sinceLastHeard = null;
         long? lag = null;
         string? reason;
@@ -118,18 +119,83 @@ public sealed partial class ReplicatedNode
             sinceLastHeard = replica.SinceLastHeard;
             lag = replica.LagRecords;
             reason = sinceLastHeard > silence
-                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, three heartbeat intervals): it may have frozen"
+                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, the standby check's silence limit): it may have frozen"
                 : maxLag is not { } max ? null
                 : lag is not { } behind ? "the primary has not reported its heads yet on this link"
                 : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
                 : null;
         }
 
+        return CheckAnswer(role.ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+    }
+
+    /// <summary>
+    /// GET /primary on a node that does not serve as primary: 503 with what it is doing instead in one line (the
+    /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows.
+    /// </summary>
+    private (int, string, byte[]) PrimaryCheck()
+    {
+        var role = _role;
+        var replica = Volatile.Read(ref _replica);
+        TimeSpan? sinceLastHeard = null;
+        long? lag = null;
+        string reason;
+        if (_stop.IsCancellationRequested)
+        {
+            reason = "stopping: the node is shutting down, or has stopped";
+        }
+        else if (role == NodeRole.Primary)
+        {
+            reason = Interlocked.Read(ref _newerEpochSeen) is >= 0 and var newer
+                ? $"fenced: a newer primary{(Volatile.Read(ref _newerEpochFrom) is { } from ? $" '{from}'" : "")} (epoch {newer}) exists: stepping down"
+                : _fenceReason is { } fence ? $"fenced: {fence}: stepping down"
+                : _lease is { IsValid: false } ? "fenced: its witness lease has run out: stepping down"
+                : "not serving clients";
+        }
+        else if (Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch)
+        {
+            reason = $"promoting: becoming primary at epoch {epoch} (opening the journals, starting the server)";
+        }
+        else if (role == NodeRole.Fenced)
+        {
+            reason = $"fenced: {_roleWhy}; rejoining as standby";
+        }
+        else if (role == NodeRole.Starting)
+        {
+            reason = _witness is null ? "starting: deciding its role (probing its peer)" : "starting: deciding its role (probing its peer, asking the witness)";
+        }
+        else if (Volatile.Read(ref _promotion) is { IsTakenUp: true })
+        {
+            reason = _witness is null ? "promoting: a promotion asked for by the operator is under way" : "promoting: a promotion asked for by the operator is under way (asking the witness for the lease)";
+        }
+        else if (replica is { Connected: true })
+        {
+            sinceLastHeard = replica.SinceLastHeard;
+            lag = replica.LagRecords;
+            var silence = _options.EffectiveStandbyCheckSilence;
+            reason = $"standby of primary '{replica.PrimaryId}' (epoch {_state.Epoch}), following it: "
+                + (sinceLastHeard > silence ? $"nothing from it for {sinceLastHeard.Value.TotalMilliseconds:F0} ms"
+                : lag is { } behind ? $"{behind} records behind the heads it last reported"
+                : "its heads not reported yet on this link");
+        }
+        else
+        {
+            reason = _defersToPeer
+                ? "standby deferring to its peer, which holds more of the log: waiting for it to take over"
+                : "standby following no primary (not connected to one, or refused)";
+        }
+
+        return CheckAnswer((role == NodeRole.Primary ? NodeRole.Fenced : role).ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+    }
+
+    /// <summary>The body of a /primary or /standby check: status, epoch, what it decided by, and the reason (503) if any.</summary>
+    private (int, string, byte[]) CheckAnswer(string status, TimeSpan? sinceLastHeard, long? lag, string? reason)
+    {
         var json = new ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(json))
         {
             w.WriteStartObject();
-            w.WriteString("status", role.ToString().ToLowerInvariant());
+            w.WriteString("status", status);
             w.WriteNumber("epoch", _state.Epoch);
             if (sinceLastHeard is { } heard)
             {

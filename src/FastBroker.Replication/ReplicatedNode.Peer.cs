@@ -104,11 +104,11 @@ public sealed partial class ReplicatedNode
             {
                 case FrameKind.Probe:
                     var r = new FrameReader(body);
-                    r.Str();
+                    var prober = r.Str();
                     var theirEpoch = r.I64();
                     if (theirEpoch > _state.Epoch && _role == NodeRole.Primary)
                     {
-                        SawNewerEpoch(theirEpoch);
+                        SawNewerEpoch(theirEpoch, prober);
                     }
 
                     WriteStatusFrame(f);

@@ -10,6 +10,19 @@ public sealed partial class ReplicatedNode
 {
     private async Task BecomePrimaryAsync(long epoch, string why, bool journalsVerified = false)
     {
+        Interlocked.Exchange(ref _becomingPrimary, epoch); // GET /primary: promoting
+        try
+        {
+            await BecomePrimaryCoreAsync(epoch, why, journalsVerified).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _becomingPrimary, 0);
+        }
+    }
+
+    private async Task BecomePrimaryCoreAsync(long epoch, string why, bool journalsVerified)
+    {
         await _transition.WaitAsync(_stop.Token).ConfigureAwait(false);
         try
         {
@@ -72,6 +85,7 @@ public sealed partial class ReplicatedNode
                 Volatile.Write(ref _server, server);
                 _fenceReason = null;
                 Interlocked.Exchange(ref _newerEpochSeen, -1);
+                Volatile.Write(ref _newerEpochFrom, null);
                 SetRole(NodeRole.Primary, $"{why}; serving clients on {server.EndPoint}");
 
                 // The lease may have been lost while the journals opened (a cold open verifies every sealed segment):
@@ -106,6 +120,7 @@ public sealed partial class ReplicatedNode
                 if (p.Epoch > _state.Epoch)
                 {
                     newer = p.Epoch;
+                    Volatile.Write(ref _newerEpochFrom, p.NodeId);
                 }
                 else if (p.Epoch == _state.Epoch && p.NodeId != NodeId && string.CompareOrdinal(NodeId, p.NodeId) > 0)
                 {
@@ -117,7 +132,8 @@ public sealed partial class ReplicatedNode
 
             if (newer > _state.Epoch || reason is not null)
             {
-                await StepDownAsync(reason ?? $"peer is primary at newer epoch {newer}").ConfigureAwait(false);
+                var from = Volatile.Read(ref _newerEpochFrom);
+                await StepDownAsync(reason ?? $"peer{(from is null ? "" : $" '{from}'")} is primary at newer epoch {newer}").ConfigureAwait(false);
                 return;
             }
 
@@ -394,8 +410,16 @@ public sealed partial class ReplicatedNode
         return true;
     }
 
-    private void SawNewerEpoch(long epoch)
+    private void SawNewerEpoch(long epoch) => SawNewerEpoch(epoch, null);
+
+    /// <summary>A newer epoch seen (from <paramref name="nodeId"/>, where known: GET /primary names it): step down.</summary>
+    private void SawNewerEpoch(long epoch, string? nodeId)
     {
+        if (nodeId is not null)
+        {
+            Volatile.Write(ref _newerEpochFrom, nodeId);
+        }
+
         long seen;
         while ((seen = Interlocked.Read(ref _newerEpochSeen)) < epoch && Interlocked.CompareExchange(ref _newerEpochSeen, epoch, seen) != seen)
         {

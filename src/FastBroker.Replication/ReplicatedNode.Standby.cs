@@ -105,6 +105,11 @@ public sealed partial class ReplicatedNode
         }
         finally
         {
+            if (promoteTo > 0)
+            {
+                Interlocked.Exchange(ref _becomingPrimary, promoteTo); // GET /primary: promoting, not "following no primary"
+            }
+
             _replica = null; // first: a probe answered meanwhile must not report a closed copy's (empty) heads
             replica.Dispose();
             replica.CloseJournals();

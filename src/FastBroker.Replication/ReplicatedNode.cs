@@ -68,7 +68,10 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>The promotion pending when the supervisor last caught an exception as standby (it retried at once for it).</summary>
     private Promotion? _retriedAfterFailure;
     private long _newerEpochSeen = -1;
+    private string? _newerEpochFrom;
     private string? _fenceReason;
+    private string _roleWhy = "starting";
+    private long _becomingPrimary;
     private long _roleSince = Stopwatch.GetTimestamp();
     private long _linkAttempts;
 
@@ -89,7 +92,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         _options = options;
         _state = NodeState.Load(options.DataDirectory);
         _peer = Wire.ParseEndPoint(options.Peer);
-        _witness = options.Witness is { } w ? new WitnessClient(w) : null;
+        _witness = options.Witness is { } w ? new WitnessClient(w, options.WitnessCallTimeout) : null;
         _listener = listener;
         ReplicationEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _acceptLoop = Task.Run(AcceptLoopAsync);
@@ -271,7 +274,8 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>
     /// Starts the admin HTTP endpoint of this node: <c>/status</c>, <c>POST /promote</c>, <c>/health</c>, <c>/metrics</c>,
     /// and <c>/primary</c> and <c>/standby[?lag=N]</c> (200 only on the serving primary, and on a standby that hears from
-    /// the primary it follows and, with <c>lag</c>, lacks at most N records of it).
+    /// the primary it follows within <see cref="ReplicationOptions.StandbyCheckSilence"/> and, with <c>lag</c>, lacks at
+    /// most N records of it; 503 elsewhere, with a one-line reason in the body).
     /// </summary>
     public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
         AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
@@ -317,6 +321,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
 
     private void SetRole(NodeRole role, string why)
     {
+        _roleWhy = why;
         _role = role;
         _roleSince = Stopwatch.GetTimestamp();
         if (role is NodeRole.Standby or NodeRole.Primary)

@@ -36,6 +36,20 @@ public sealed record ReplicationOptions
     /// <summary>A standby that has heard nothing for this long considers the primary gone (and, with a witness, asks for the lease).</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// <c>GET /standby</c> fails on a standby that has heard nothing from its primary for longer than this. Default
+    /// (null): three heartbeat intervals (300 ms by default), two heartbeats missed in a row. It must exceed
+    /// <see cref="HeartbeatInterval"/>, or an idle primary's standby would fail the check between two heartbeats. The
+    /// link itself stays up until <see cref="HeartbeatTimeout"/> (raised to seconds where a loaded machine stalls
+    /// nodes), but a load balancer should not count a standby as a current copy meanwhile: a primary that froze looks
+    /// exactly like this. Raise it where the primary's heartbeats are often late (a loaded host) and the check should
+    /// not flap.
+    /// </summary>
+    public TimeSpan? StandbyCheckSilence { get; init; }
+
+    /// <summary><see cref="StandbyCheckSilence"/>, or three heartbeat intervals when it is not set.</summary>
+    internal TimeSpan EffectiveStandbyCheckSilence => StandbyCheckSilence ?? (HeartbeatInterval * 3);
+
     /// <summary>The primary's witness lease; renewed every quarter of it. Default: twice <see cref="HeartbeatTimeout"/>.</summary>
     public TimeSpan? LeaseTtl { get; init; }
 
@@ -115,19 +129,15 @@ public sealed record ReplicationOptions
 
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
-    /// <summary>
-    /// <c>GET /standby</c> fails on a standby that has heard nothing from its primary for this long: three heartbeat
-    /// intervals (300 ms by default), two heartbeats missed in a row. The link itself stays up until the heartbeat
-    /// timeout (raised to seconds where a loaded machine stalls nodes), but a load balancer should not count a standby
-    /// as a current copy meanwhile: a primary that froze looks exactly like this.
-    /// </summary>
-    internal TimeSpan StandbyCheckSilence => HeartbeatInterval * 3;
 
     /// <summary>
     /// How long a probe of the peer waits for its answer: <see cref="ProbeTimeoutLimit"/> (500 ms), or the heartbeat
     /// timeout if that is shorter (a peer silent for that long counts as gone anyway).
     /// </summary>
     internal TimeSpan ProbeTimeout => HeartbeatTimeout < ProbeTimeoutLimit ? HeartbeatTimeout : ProbeTimeoutLimit;
+
+    /// <summary>Tests only: how long a call to the witness waits for its answer (<see cref="WitnessClient.DefaultCallTimeout"/>, 1 s).</summary>
+    internal TimeSpan WitnessCallTimeout { get; init; } = WitnessClient.DefaultCallTimeout;
 
     /// <summary>Tests only: the longest a probe of the peer waits (500 ms), raised where a test acts while one waits.</summary>
     internal TimeSpan ProbeTimeoutLimit { get; init; } = TimeSpan.FromMilliseconds(500);
@@ -162,6 +172,11 @@ public sealed record ReplicationOptions
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatTimeout <= HeartbeatInterval)
         {
             throw new ArgumentException("HeartbeatTimeout must exceed HeartbeatInterval (both positive).", nameof(HeartbeatTimeout));
+        }
+
+        if (EffectiveStandbyCheckSilence <= HeartbeatInterval)
+        {
+            throw new ArgumentException($"StandbyCheckSilence ({EffectiveStandbyCheckSilence.TotalMilliseconds:0.###} ms) must exceed HeartbeatInterval ({HeartbeatInterval.TotalMilliseconds:0.###} ms).", nameof(StandbyCheckSilence));
         }
 
         if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))

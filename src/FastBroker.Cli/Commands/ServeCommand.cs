@@ -44,6 +44,7 @@ internal static class ServeCommand
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting. With --witness the witness first records the standby behind and promotes no other node until it has caught up ('fastbroker promote --force' overrides)." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
+        var standbyCheckSilence = new Option<int?>("--standby-check-silence-ms") { Description = "Standby: GET /standby answers 503 once nothing has come from the primary for longer than this (default: three heartbeat intervals, 300 ms; more than one heartbeat interval, 100 ms)." };
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
         var maxRetentionHold = new Option<long>("--max-retention-hold-mb") { Description = "Pair primary: how many MiB of a topic's segments that its retention limits would delete an attached standby that has fallen behind may keep on the primary's disk; past that, retention passes it and its copy of the topic restarts at the primary's oldest record (0 = never hold retention back).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultMaxRetentionHoldBytes >> 20 };
@@ -92,7 +93,7 @@ internal static class ServeCommand
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
-            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, rebootWait, ackPoll, maxRetentionHold,
+            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
             producerIdle, producerExpiry, producerWindow, producerRecovery,
         };
         cmd.Validators.Add(result =>
@@ -163,6 +164,7 @@ internal static class ServeCommand
                     AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
                     DegradeToLocal = parse.GetValue(degrade),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
+                    StandbyCheckSilence = parse.GetValue(standbyCheckSilence) is { } silenceMs ? TimeSpan.FromMilliseconds(silenceMs) : null,
                     PeerWait = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
                     AckPoll = TimeSpan.FromMicroseconds(parse.GetValue(ackPoll)),
                     MaxRetentionHoldBytes = parse.GetValue(maxRetentionHold) is var mb && mb < long.MaxValue >> 20 ? mb << 20 : long.MaxValue,

@@ -15,6 +15,9 @@ internal sealed class Promotion(bool force) : TaskCompletionSource<long>(force, 
     /// <summary>The standby loop acts on it: false if it was withdrawn. Idempotent.</summary>
     public bool TryTakeUp() => Interlocked.CompareExchange(ref _state, TakenUp, Requested) != Withdrawn;
 
+    /// <summary>The standby loop has taken it up (GET /primary: promoting).</summary>
+    public bool IsTakenUp => Volatile.Read(ref _state) == TakenUp;
+
     /// <summary>The caller cancelled: false if the standby loop has taken it up.</summary>
     public bool TryWithdraw() => Interlocked.CompareExchange(ref _state, Withdrawn, Requested) == Requested;
 }

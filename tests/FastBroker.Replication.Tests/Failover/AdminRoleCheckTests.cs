@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using System.Text.Json;
 using FastBroker.Client;
 using FastBroker.Replication;
+using FastBroker.Server;
 using FastBroker.Testing;
 using Xunit.Abstractions;
 
@@ -189,6 +191,204 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         {
             frozen?.Freeze(false); // so that the harness can kill and reap it
         }
+    }
+
+    /// <summary>
+    /// <c>GET /primary</c> on a node that does not serve as primary answers 503 with why, in one line, in each state a
+    /// pair reaches: starting (deciding), standby following the primary, fenced (a newer primary exists: stepping down,
+    /// then rejoining), standby following no one, stopping. a's peer address is a socket that accepts and never answers
+    /// (a frozen host): each of a's probes of it waits out a's whole probe timeout (10 s), which holds a in the states
+    /// that otherwise pass within a probe. b reaches a directly.
+    /// </summary>
+    [Fact]
+    public async Task Primary_check_says_why_a_node_does_not_serve_as_primary()
+    {
+        using var dir = new TempDirectory();
+        using var silentPeer = SilentListener();
+        var log = new List<string>();
+        var slowProbes = TimeSpan.FromSeconds(10);
+        ReplicationOptions Node(string id, string peer, NodeRole role, TimeSpan heartbeatTimeout) => new()
+        {
+            NodeId = id,
+            DataDirectory = dir.Combine(id),
+            Port = FreePort.Next(),
+            Peer = peer,
+            InitialRole = role,
+            HeartbeatTimeout = heartbeatTimeout,
+            ProbeTimeoutLimit = heartbeatTimeout,
+            Log = line => { lock (log) { log.Add(line); } },
+        };
+
+        var serverOptions = ServerOptions.Default with { Port = 0 };
+        ReplicatedNode? b = null;
+        var a = await ReplicatedNode.StartAsync(BrokerOptions.Default, serverOptions, Node("a", silentPeer.LocalEndPoint!.ToString()!, NodeRole.Primary, slowProbes));
+        try
+        {
+            await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
+            var adminA = adminServerA.EndPoint.ToString();
+
+            // Deciding: a's probe of its peer waits.
+            var starting = await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary while a decides", body => Status(body) == "starting");
+            Assert.Equal("starting: deciding its role (probing its peer)", Reason(starting));
+            Assert.Equal("ok", Status(await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary once a is primary")));
+
+            b = await ReplicatedNode.StartAsync(BrokerOptions.Default, serverOptions, Node("b", a.ReplicationEndPoint.ToString(), NodeRole.Standby, TimeSpan.FromSeconds(10)));
+            await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+            var adminB = adminServerB.EndPoint.ToString();
+
+            // b follows a: whom, at which epoch, how far behind (a's first heartbeat on the link reports its heads).
+            var following = await WaitForAsync(adminB, "/primary", HttpStatusCode.ServiceUnavailable, "b's /primary while b follows a", body => Reason(body)?.Contains("records behind", StringComparison.Ordinal) == true);
+            output.WriteLine($"b follows a: {following}");
+            Assert.Equal("standby", Status(following));
+            Assert.Equal("standby of primary 'a' (epoch 1), following it: 0 records behind the heads it last reported", Reason(following));
+
+            // b promoted by hand (no witness): it probes a at epoch 2, and a steps down. a's watch learns of it only
+            // once its probe of its silent peer ends, and deciding as fenced waits for another: fenced, with why.
+            Assert.Equal(2, await b.PromoteAsync().WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal("ok", Status(await WaitForAsync(adminB, "/primary", HttpStatusCode.OK, "b's /primary once promoted")));
+            var fenced = await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary once b is primary", body => Reason(body)?.StartsWith("fenced: ", StringComparison.Ordinal) == true);
+            output.WriteLine($"a once b is primary: {fenced}");
+            Assert.Equal("fenced", Status(fenced));
+            Assert.Contains(Reason(fenced), new[] { "fenced: a newer primary 'b' (epoch 2) exists: stepping down", "fenced: peer 'b' is primary at newer epoch 2; rejoining as standby" });
+            await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary once it has stepped down", body => Reason(body) == "fenced: peer 'b' is primary at newer epoch 2; rejoining as standby");
+
+            // a rejoins as standby of its (silent) peer: it follows no one.
+            var alone = await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary as a standby of its silent peer", body => Status(body) == "standby");
+            Assert.Equal("standby following no primary (not connected to one, or refused)", Reason(alone));
+
+            // a stops; its admin server still answers.
+            await a.DisposeAsync();
+            var stopping = await GetAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable);
+            Assert.Equal("stopping: the node is shutting down, or has stopped", Reason(stopping));
+        }
+        catch
+        {
+            lock (log)
+            {
+                output.WriteLine(string.Join('\n', log));
+            }
+
+            throw;
+        }
+        finally
+        {
+            await a.DisposeAsync();
+            if (b is not null)
+            {
+                await b.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A promotion asked for by hand, taken up and waiting for the witness (a socket that accepts and never answers, so
+    /// that the request waits out its 30 s call timeout): <c>GET /primary</c> says it is promoting.
+    /// </summary>
+    [Fact]
+    public async Task Primary_check_says_a_standby_is_promoting_while_its_promotion_asks_the_witness()
+    {
+        using var dir = new TempDirectory();
+        using var silentWitness = SilentListener();
+        var log = new List<string>();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
+        {
+            Witness = o.NodeId == "b" ? silentWitness.LocalEndPoint!.ToString() : null,
+            WitnessCallTimeout = TimeSpan.FromSeconds(30),
+            Log = line => { lock (log) { log.Add(line); } },
+        });
+        try
+        {
+            await using (a)
+            await using (b)
+            {
+                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+                var adminB = adminServerB.EndPoint.ToString();
+                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a");
+
+                var promotion = b.PromoteAsync();
+                var promoting = await WaitForAsync(adminB, "/primary", HttpStatusCode.ServiceUnavailable, "b's /primary while its promotion asks the witness", body => promotion.IsCompleted
+                    ? throw new InvalidOperationException($"the promotion ended before it was seen under way: {promotion.Exception?.InnerException?.Message ?? promotion.Status.ToString()}")
+                    : Reason(body)?.StartsWith("promoting", StringComparison.Ordinal) == true);
+                output.WriteLine($"b promoting: {promoting}");
+                Assert.Equal("standby", Status(promoting));
+                Assert.Equal("promoting: a promotion asked for by the operator is under way (asking the witness for the lease)", Reason(promoting));
+                Assert.False(promotion.IsCompleted, "the promotion waits for the witness");
+
+                await b.DisposeAsync(); // ends the witness call: no promotion
+                await Assert.ThrowsAnyAsync<Exception>(() => promotion);
+            }
+        }
+        catch
+        {
+            lock (log)
+            {
+                output.WriteLine(string.Join('\n', log));
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// <c>--standby-check-silence-ms</c> moves when <c>/standby</c> turns 503 after the primary froze (SIGSTOP): not
+    /// after the default three heartbeat intervals (300 ms) but only once b has heard nothing for longer than the
+    /// configured 3 s, which the body's <c>sinceLastHeardMs</c> and reason show.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_fails_only_after_the_configured_silence()
+    {
+        const int SilenceMs = 3000;
+        await using var pair = new PairHarness();
+        NodeProcess? frozen = null;
+        try
+        {
+            string[] options = ["--heartbeat-timeout-ms", "120000"];
+            var (a, b, _) = await pair.StartConfiguredPairAsync(options, [.. options, "--standby-check-silence-ms", $"{SilenceMs}"]);
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check while it follows a")));
+
+            a.Freeze();
+            frozen = a;
+            var silent = await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.ServiceUnavailable, "b's check while a is frozen");
+            output.WriteLine($"while a is frozen: {silent}");
+            var heard = JsonDocument.Parse(silent).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
+            Assert.True(heard > SilenceMs, $"b's /standby turned 503 after {heard} ms of silence, expected only past the configured {SilenceMs} ms: {silent}");
+            Assert.Contains($"(more than {SilenceMs} ms,", Reason(silent), StringComparison.Ordinal);
+
+            a.Freeze(false);
+            frozen = null;
+            Assert.Equal("standby", Status(await WaitForAsync(b.AdminEndpoint, "/standby", HttpStatusCode.OK, "b's check once a has thawed")));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+        finally
+        {
+            frozen?.Freeze(false); // so that the harness can kill and reap it
+        }
+    }
+
+    [Fact]
+    public void Standby_check_silence_must_exceed_the_heartbeat_interval()
+    {
+        var options = new ReplicationOptions { Peer = "127.0.0.1:1", HeartbeatInterval = TimeSpan.FromMilliseconds(100) };
+        options.Validate();
+        (options with { StandbyCheckSilence = TimeSpan.FromMilliseconds(101) }).Validate();
+        foreach (var ms in new[] { 100, 50, 0, -1 })
+        {
+            var error = Assert.Throws<ArgumentException>(() => (options with { StandbyCheckSilence = TimeSpan.FromMilliseconds(ms) }).Validate());
+            Assert.Equal(nameof(ReplicationOptions.StandbyCheckSilence), error.ParamName);
+        }
+    }
+
+    // Accepts connections (the kernel does) and never reads or answers: a peer or witness whose host froze.
+    private static Socket SilentListener()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp); // its address reads 127.0.0.1:port
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen(256);
+        return socket;
     }
 
     private static long LagRecords(string json)

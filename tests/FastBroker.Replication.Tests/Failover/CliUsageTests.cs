@@ -200,7 +200,8 @@ public class CliUsageTests
 
     /// <summary>
     /// A <c>serve</c> option value the server refuses (<c>--max-connections 0</c>, an empty <c>--token</c>, a pair's
-    /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--peer</c> that
+    /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a
+    /// <c>--standby-check-silence-ms</c> not above the heartbeat interval, a <c>--peer</c> that
     /// is not host:port) is a usage error, exit 64 with the reason, as for every command: it exited 1 ("cannot listen",
     /// "cannot start the pair node"), serve's exit for a data directory or port it cannot use.
     /// </summary>
@@ -217,6 +218,7 @@ public class CliUsageTests
             [.. pair, "--ack-timeout-ms", "-1"],
             [.. pair, "--heartbeat-timeout-ms", "0"],
             [.. pair, "--ack-poll-us", "-1"],
+            [.. pair, "--standby-check-silence-ms", "100"],
             [.. serve, "--peer", "nowhere", "--replication-port", "0"],
         ];
         var failures = new List<string>();
