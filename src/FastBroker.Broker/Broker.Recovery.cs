@@ -9,7 +9,9 @@ public sealed partial class Broker
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
     /// is not a group's (a wrong magic, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
-    /// message kept (the journal's tail), reported: nothing says what the group acked. First each state file is brought
+    /// message kept (the journal's tail), reported: nothing says what the group acked. One cut short after its ack floor
+    /// is reported too (the done marks past its end are lost: what was acked above the floor is delivered again), and
+    /// padded as its join would pad it. First each state file is brought
     /// back to its journal's end (<see cref="GroupAckStore.ForgetFrom"/>), before anything is published: after a power
     /// loss cut the journal's tail, new messages reuse the lost offsets, and a floor or done marks beyond the end would
     /// skip them. What that changed goes to <paramref name="reports"/>.
@@ -51,6 +53,13 @@ public sealed partial class Broker
                 }
 
                 var floor = header.Slot(GroupAckStore.FloorSlot);
+                if (header.Length < GroupAckStore.FileLength())
+                {
+                    // Its floor holds, but the done marks past the file's end are lost: opening pads them with zeros (not
+                    // done), so what the group had acked above its floor is delivered again.
+                    reports.Add($"{t.Name}: group '{group}': its state file is cut short ({header.Length} of {GroupAckStore.FileLength()} bytes; its ack floor {floor} is intact): the done marks in its lost part are gone, so messages above the ack floor that the group had acked may be delivered again; the file is padded to its full size");
+                }
+
                 try
                 {
                     using var store = GroupAckStore.Open(path, initialFloor: 0);
