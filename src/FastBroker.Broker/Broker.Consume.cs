@@ -13,7 +13,10 @@ public sealed partial class Broker
     /// the rest; a plain name is one topic, created on first use when auto-creation is on).
     /// </summary>
     /// <exception cref="BrokerException">Invalid pattern, unknown topic (auto-creation off), invalid options;
-    /// <see cref="BrokerErrorCode.DurableNameInUse"/>: an open subscription has the same <see cref="SubscriptionOptions.DurableName"/>.</exception>
+    /// <see cref="BrokerErrorCode.DurableNameInUse"/>: an open subscription has the same <see cref="SubscriptionOptions.DurableName"/>;
+    /// <see cref="BrokerErrorCode.StorageError"/>: the durable name's position file is not a position file (a wrong magic:
+    /// damaged or foreign; unreadable), or cannot be opened. The message names the file, the reason and what to do
+    /// (repair or remove the file); the file is left as it is.</exception>
     public Subscription Subscribe(string pattern, SubscriptionOptions? options = null)
     {
         ThrowIfClosed();

@@ -9,7 +9,9 @@ public sealed partial class Broker
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
     /// is not a group's (a wrong magic, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
-    /// message kept (the journal's tail), reported: nothing says what the group acked. First each state file is brought
+    /// message kept (the journal's tail), reported: nothing says what the group acked. One cut short after its ack floor
+    /// is reported too (the done marks past its end are lost: what was acked above the floor is delivered again), and
+    /// padded as its join would pad it. First each state file is brought
     /// back to its journal's end (<see cref="GroupAckStore.ForgetFrom"/>), before anything is published: after a power
     /// loss cut the journal's tail, new messages reuse the lost offsets, and a floor or done marks beyond the end would
     /// skip them. What that changed goes to <paramref name="reports"/>.
@@ -29,10 +31,10 @@ public sealed partial class Broker
             {
                 var group = Path.GetFileNameWithoutExtension(path);
                 var end = t.Head;
-                var contents = GroupAckStore.Inspect(path);
-                if (contents != GroupAckStore.Contents.State || GroupAckStore.ReadFloor(path) is not { } floor)
+                var header = GroupAckStore.Inspect(path);
+                if (header.Contents != StateFileContents.State)
                 {
-                    if (contents == GroupAckStore.Contents.NoState)
+                    if (header.Contents == StateFileContents.NoState)
                     {
                         // Its acks are lost: joining starts it at the oldest message kept (not its start position), so
                         // it holds retention from there meanwhile.
@@ -43,11 +45,19 @@ public sealed partial class Broker
                         // Damaged or foreign: nothing says what the group acked (joining refuses it until the file is
                         // repaired or removed). Its floor may be anywhere, so it holds retention from the oldest
                         // message kept: a repaired file then finds every message it had not acked.
-                        reports.Add($"{t.Name}: group '{group}': its state file is not a group state file ({GroupAckStore.DescribeDamage(path)}; damaged?): nothing says what the group acked, so until it is joined it holds retention from the oldest message kept, offset {t.Tail}; joining it is refused until the file is repaired or removed");
+                        reports.Add($"{t.Name}: group '{group}': its state file is not a group state file ({header.Reason}; damaged?): nothing says what the group acked, so until it is joined it holds retention from the oldest message kept, offset {t.Tail}; joining it is refused until the file is repaired or removed");
                     }
 
                     floors[(t.Name, group)] = t.Tail;
                     continue;
+                }
+
+                var floor = header.Slot(GroupAckStore.FloorSlot);
+                if (header.Length < GroupAckStore.FileLength())
+                {
+                    // Its floor holds, but the done marks past the file's end are lost: opening pads them with zeros (not
+                    // done), so what the group had acked above its floor is delivered again.
+                    reports.Add($"{t.Name}: group '{group}': its state file is cut short ({header.Length} of {GroupAckStore.FileLength()} bytes; its ack floor {floor} is intact): the done marks in its lost part are gone, so messages above the ack floor that the group had acked may be delivered again; the file is padded to its full size");
                 }
 
                 try
@@ -82,7 +92,9 @@ public sealed partial class Broker
     /// ahead of its journal: a standby receives the position files whole before the records it lacks, and may be
     /// promoted before it has them; a power loss may cut a <c>Written</c> journal's tail while the position's page
     /// survived. New messages then take the offsets the journal lacks, and a subscription resuming from the position
-    /// it holds would skip them. What that changed goes to <paramref name="reports"/>.
+    /// it holds would skip them. What that changed goes to <paramref name="reports"/>, with every file that holds no
+    /// state or is not a position file (<see cref="PositionStore.Inspect"/>), left as it is: what subscribing under its
+    /// name does instead.
     /// </summary>
     private static void RecoverPositions(string dataDirectory, TopicRegistry topics, List<string> reports)
     {
@@ -95,11 +107,20 @@ public sealed partial class Broker
         foreach (var path in Directory.EnumerateFiles(dir, "*.pos"))
         {
             var name = Path.GetFileNameWithoutExtension(path);
-            if (PositionStore.HoldsNoState(path))
+            var header = PositionStore.Inspect(path);
+            if (header.Contents == StateFileContents.NoState)
             {
                 // Left as it is (opening it would store a header and make it look new): subscribing under that name
                 // resumes every topic from the oldest message kept, not from its fallback, and says so again.
-                reports.Add($"subscription '{name}': its position file holds no state (lost to a power loss?): subscribing under that name resumes every topic from the oldest message kept, whatever its fallback; messages it had committed are delivered again");
+                reports.Add($"subscription '{name}': its position file holds no state ({header.Reason}: lost to a power loss?): subscribing under that name resumes every topic from the oldest message kept, whatever its fallback; messages it had committed are delivered again");
+                continue;
+            }
+
+            if (header.Contents == StateFileContents.Damaged)
+            {
+                // Left as it is: nothing says what it committed, and subscribing under that name is refused until the
+                // file is repaired (it then resumes where it says) or removed (it starts anew from its start position).
+                reports.Add($"subscription '{name}': its position file {path} is not a position file ({header.Reason}; damaged?): nothing says what the subscription committed, so subscribing under that name is refused until the file is repaired or removed");
                 continue;
             }
 

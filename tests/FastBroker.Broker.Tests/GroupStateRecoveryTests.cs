@@ -141,4 +141,45 @@ public class GroupStateRecoveryTests
         using var again = f.Broker.JoinGroup("jobs", "workers");
         Assert.Equal([1L, 2L, fourth], FetchMany(again, 3, "the jobs it had not acked").Select(x => x.Offset).Order());
     }
+
+    /// <summary>
+    /// A state file whose magic and ack floor survived but that is shorter than a group state file lost the done marks
+    /// past its end: the broker pads it and joins it at its floor as before, and says so when it opens, since what the
+    /// group had acked above its floor is delivered again.
+    /// </summary>
+    [Fact]
+    public async Task A_group_state_file_cut_short_after_its_ack_floor_is_reported_when_the_broker_opens()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs");
+        using (var member = f.Broker.JoinGroup("jobs", "workers"))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
+            }
+
+            // Acked 0 and 2: floor 1, a done mark for 2 above it.
+            foreach (var job in FetchMany(member, 3, "the three jobs are delivered").Where(j => j.Offset != 1))
+            {
+                Assert.True(member.Ack(job.Offset, job.DeliveryCount));
+            }
+
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1, "the ack floor reaches 1");
+        }
+
+        var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        await f.RestartAsync(whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.SetLength(64); // its header (magic, version, floor) survived, its done marks did not
+        });
+
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'workers'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains("cut short", StringComparison.Ordinal) && report.Contains("64 of", StringComparison.Ordinal) && report.Contains("delivered again", StringComparison.Ordinal), $"no recovery report says the state file of group 'workers' was cut short (64 bytes) and what that means: [{string.Join("; ", f.Broker.RecoveryReports)}]");
+
+        // No other change: joined at its floor (1); the done mark for 2 was lost with the file's end, so 2 comes again.
+        using var again = f.Broker.JoinGroup("jobs", "workers");
+        Assert.Equal([1L, 2L], FetchMany(again, 2, "the jobs above the floor").Select(x => x.Offset).Order());
+    }
 }

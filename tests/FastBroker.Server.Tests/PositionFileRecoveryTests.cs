@@ -68,4 +68,45 @@ public class PositionFileRecoveryTests
         Assert.Equal(["m0", "m1", "m2", "m3", "m4", "m5"], (await third.ReadDeliveriesAsync(6)).Select(x => x.Text));
         Assert.DoesNotContain(f.Broker.RecoveryReports, r => r.Contains("'worker'", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// A durable name whose position file is not a position file (here a wrong magic) cannot be subscribed to over the
+    /// wire either: the client gets STORAGE_ERROR with the file, the reason and what to do, not INVALID_ARGUMENT with a
+    /// bare exception message, and its connection and the broker go on serving.
+    /// </summary>
+    [Fact]
+    public async Task Subscribing_under_a_durable_name_whose_position_file_is_damaged_answers_a_storage_error_naming_the_file()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("jobs", "m0"u8.ToArray());
+        await using (var first = await f.ConnectAsync())
+        {
+            await first.SubscribeAsync(1, 1, "jobs", 4, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+            Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+            Assert.Equal(["m0"], (await first.ReadDeliveriesAsync(1)).Select(x => x.Text));
+            await first.SendAsync(w => FrameWriter.WriteCommit(w, 2, 1, 1));
+            Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "worker.pos");
+        await f.RestartAsync(whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.Write("NOTAPOSN"u8);
+        });
+
+        await using var c = await f.ConnectAsync();
+        await c.SubscribeAsync(7, 1, "jobs", 4, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+        var error = await c.ReadAsync();
+        Assert.True(
+            error.Type == FrameType.Error && error.ErrorCode == ErrorCode.StorageError && error.RequestId == 7 && !error.CloseConnection
+            && error.ErrorReason.Contains(path, StringComparison.Ordinal) && error.ErrorReason.Contains("magic 0x", StringComparison.Ordinal) && error.ErrorReason.Contains("repair the file, or remove it", StringComparison.Ordinal),
+            $"expected ERROR#7 StorageError naming {path}, its magic and what to do, got: {error}");
+
+        // The same connection subscribes under another durable name and is served.
+        await c.SubscribeAsync(8, 2, "jobs", 4, Protocol.StartKind.Committed, durable: "other", fallback: Protocol.StartKind.Earliest);
+        var ok = await c.ReadAsync();
+        Assert.Equal((FrameType.Ok, 8UL), (ok.Type, ok.RequestId));
+        Assert.Equal(["m0"], (await c.ReadDeliveriesAsync(1)).Select(d => d.Text));
+    }
 }

@@ -20,7 +20,9 @@ internal sealed class GroupAckStore : IDisposable
 
     private const long Magic = 0x4B43_4150_5246_4246; // "FBFRPACK" read little-endian
     private const int HeaderSlots = 8;
-    private const int FloorSlot = 2;
+
+    /// <summary>The header slot holding the ack floor.</summary>
+    public const int FloorSlot = 2;
 
     private readonly MappedStateFile _file;
     private readonly long _window;
@@ -44,32 +46,13 @@ internal sealed class GroupAckStore : IDisposable
     /// </summary>
     public bool WasBlank { get; private init; }
 
-    /// <summary>What a group's state file holds, as <see cref="Inspect"/> reads it.</summary>
-    public enum Contents
-    {
-        /// <summary>No file at that path.</summary>
-        Missing,
-
-        /// <summary>
-        /// Holds no state: empty, zeros where its magic belongs, or cut short after its magic, before its ack floor.
-        /// Nothing says what the group acked; <see cref="Open"/> starts it at its blank floor (<see cref="WasBlank"/>).
-        /// </summary>
-        NoState,
-
-        /// <summary>A group state file: its magic and its ack floor (<see cref="ReadFloor"/>).</summary>
-        State,
-
-        /// <summary>Anything else: a wrong magic (a damaged or foreign header), or unreadable (<see cref="DescribeDamage"/>).</summary>
-        Damaged,
-    }
-
     /// <summary>
     /// Opens or creates the state file of a group; <paramref name="flusher"/>: who syncs it (null: never synced). A new
     /// file starts at <paramref name="initialFloor"/>; a file that exists but holds no state (<see cref="WasBlank"/>) at
     /// <paramref name="blankFloor"/> (default: <paramref name="initialFloor"/>), since nothing says which of its messages
     /// were acked: the caller passes the oldest offset kept, so they are delivered again rather than skipped.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not a group's state (<see cref="Contents.Damaged"/>, with
+    /// <exception cref="InvalidDataException">The file is not a group's state (<see cref="StateFileContents.Damaged"/>, with
     /// <see cref="DescribeDamage"/>'s reason), or longer than a group state file: refused before it is mapped, so it is
     /// left exactly as it was (a short one is not padded).</exception>
     public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null, long? blankFloor = null)
@@ -80,14 +63,14 @@ internal sealed class GroupAckStore : IDisposable
         }
 
         // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses.
-        var contents = Inspect(path);
-        if (contents == Contents.Damaged)
+        var header = Inspect(path);
+        if (header.Contents == StateFileContents.Damaged)
         {
-            throw new InvalidDataException($"{path} is not a FastBroker group state file ({DescribeDamage(path)})");
+            throw new InvalidDataException($"{path} is not a FastBroker group state file ({header.Reason})");
         }
 
-        var file = MappedStateFile.Open(path, (HeaderSlots + (long)window) * 8, flusher);
-        var blank = !file.Created && (contents == Contents.NoState || file.Read(0) == 0);
+        var file = MappedStateFile.Open(path, FileLength(window), flusher);
+        var blank = !file.Created && (header.Contents == StateFileContents.NoState || file.Read(0) == 0);
         if (file.Created || blank)
         {
             file.Write(1, 1);
@@ -105,108 +88,24 @@ internal sealed class GroupAckStore : IDisposable
     }
 
     /// <summary>
-    /// What the file at <paramref name="path"/> holds, read without mapping or changing it. A file cut short after its
-    /// magic, before its ack floor, holds no state (as an empty one): what the group acked is lost with its floor.
+    /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
+    /// slot 2 is the ack floor). A file cut short after its magic, before its ack floor, holds no state (as an empty
+    /// one): what the group acked is lost with its floor.
     /// </summary>
-    public static Contents Inspect(string path)
-    {
-        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
-        int n;
-        try
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            n = file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return Contents.Missing;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return Contents.Damaged;
-        }
-
-        if (!header[..Math.Min(n, 8)].ContainsAnyExcept((byte)0))
-        {
-            return Contents.NoState;
-        }
-
-        if (n < 8 || System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header) != Magic)
-        {
-            return Contents.Damaged;
-        }
-
-        return n < header.Length ? Contents.NoState : Contents.State;
-    }
-
-    /// <summary>
-    /// True when the file at <paramref name="path"/> exists but holds no state: shorter than its magic or with a zero
-    /// magic (what <see cref="Open"/> takes as <see cref="WasBlank"/>). False when missing, unreadable or holding anything.
-    /// </summary>
-    public static bool HoldsNoState(string path)
-    {
-        Span<byte> magic = stackalloc byte[8];
-        try
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var n = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
-            return !magic[..n].ContainsAnyExcept((byte)0);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    public static StateFileHeader Inspect(string path) => StateFileHeader.Read(path, Magic, FloorSlot + 1, "group state file", "ack floor");
 
     /// <summary>The floor in a group's state file, read without mapping it (null: missing or not a group state file).</summary>
-    public static long? ReadFloor(string path)
-    {
-        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
-        try
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            if (file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length)
-            {
-                return null;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
+    public static long? ReadFloor(string path) => Inspect(path) is { Contents: StateFileContents.State } header ? header.Slot(FloorSlot) : null;
 
-        return System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header) == Magic
-            ? System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header[(FloorSlot * 8)..])
-            : null;
-    }
+    /// <summary>The length in bytes of a group state file with a window of <paramref name="window"/> offsets.</summary>
+    public static long FileLength(int window = DefaultWindow) => (HeaderSlots + (long)window) * 8;
 
     /// <summary>
     /// Why the file at <paramref name="path"/> is not a group's state, for a report, read without mapping or changing it:
-    /// a wrong magic (a damaged or foreign header; in a file too short for its header, the bytes it has), or why it
-    /// cannot be read. Meant for a file <see cref="Inspect"/> finds <see cref="Contents.Damaged"/>.
+    /// a wrong magic (a damaged or foreign header; in a file too short for its magic, the bytes it has), or why it
+    /// cannot be read. Meant for a file <see cref="Inspect"/> finds <see cref="StateFileContents.Damaged"/>.
     /// </summary>
-    public static string DescribeDamage(string path)
-    {
-        Span<byte> header = stackalloc byte[(FloorSlot + 1) * 8];
-        try
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var n = file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
-            if (n < 8)
-            {
-                return $"{n} bytes (0x{Convert.ToHexString(header[..n])}), shorter than a group state file's magic and not zeros";
-            }
-
-            var magic = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header);
-            return magic == Magic && n < header.Length
-                ? $"{n} bytes: a group state file's magic, cut short before its ack floor"
-                : $"magic 0x{magic:X16}, not a group state file's 0x{Magic:X16}";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return $"unreadable: {e.Message}";
-        }
-    }
+    public static string DescribeDamage(string path) => Inspect(path).Reason;
 
     /// <summary>True when <paramref name="offset"/> is recorded as done.</summary>
     public bool IsDone(long offset)

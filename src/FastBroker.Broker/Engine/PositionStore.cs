@@ -42,36 +42,92 @@ internal sealed class PositionStore : IDisposable
     }
 
     /// <summary>
-    /// True when the file existed but held no state (empty, or no magic: its first 8 bytes zero): its committed positions
-    /// were lost (a power loss before the file's data reached the disk, say), or its creation was interrupted before the
-    /// header was stored. It opens with no position; the caller must not take that as a new subscription's (whose
-    /// fallback, <see cref="StartKind.Latest"/> say, would skip every message it had not committed).
+    /// True when the file existed but held no state (<see cref="StateFileContents.NoState"/>: empty, no magic, or cut
+    /// short before its positions end): its committed positions were lost (a power loss before the file's data reached
+    /// the disk, say), or its creation was interrupted before the header was stored. It opens with no position (what
+    /// survived of a cut file is dropped: nothing says which positions are missing); the caller must not take that as a
+    /// new subscription's (whose fallback, <see cref="StartKind.Latest"/> say, would skip every message it had not
+    /// committed).
     /// </summary>
     public bool WasBlank { get; private init; }
 
+    /// <summary>The length in bytes of a position file.</summary>
+    public static long FileLength => HeaderBytes + ((long)MaxTopics * EntryBytes);
+
     /// <summary>Opens or creates the position file at <paramref name="path"/>; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
+    /// <exception cref="InvalidDataException">The file is not a position file (<see cref="StateFileContents.Damaged"/>,
+    /// with <see cref="Inspect"/>'s reason), or longer than one: refused before it is mapped, so it is left exactly as it
+    /// was (a short one is not padded).</exception>
     public static PositionStore Open(string path, StateFileFlusher? flusher = null)
     {
-        var file = MappedStateFile.Open(path, HeaderBytes + ((long)MaxTopics * EntryBytes), flusher);
-        var blank = !file.Created && file.Read(0) == 0;
+        // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses,
+        // and make one cut short inside its entries look whole.
+        var header = Inspect(path);
+        if (header.Contents == StateFileContents.Damaged)
+        {
+            throw new InvalidDataException($"{path} is not a FastBroker position file ({header.Reason})");
+        }
+
+        var file = MappedStateFile.Open(path, FileLength, flusher);
+        var blank = !file.Created && (header.Contents == StateFileContents.NoState || file.Read(0) == 0);
         if (file.Created || blank)
         {
+            file.Write(1, 0);
             file.Write(0, Magic);
         }
         else if (file.Read(0) != Magic)
         {
+            // Replaced between the check and the mapping.
             file.Dispose();
-            throw new InvalidDataException($"{path} is not a FastBroker position file");
+            throw new InvalidDataException($"{path} is not a FastBroker position file ({Inspect(path).Reason})");
         }
 
         return new PositionStore(file) { WasBlank = blank };
     }
 
     /// <summary>
-    /// True when the file at <paramref name="path"/> exists but holds no state (what <see cref="Open"/> takes as
-    /// <see cref="WasBlank"/>), read without mapping or changing it. False when missing, unreadable or holding anything.
+    /// <see cref="Open"/> for the durable subscription <paramref name="name"/>: a file that is not a position file is
+    /// refused (left as it is) with an error that names it, says why and what to do.
     /// </summary>
-    public static bool HoldsNoState(string path) => GroupAckStore.HoldsNoState(path);
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the file is not a position file, or
+    /// cannot be opened.</exception>
+    public static PositionStore OpenDurable(string path, string name, StartPosition start, StateFileFlusher? flusher)
+    {
+        try
+        {
+            return Open(path, flusher);
+        }
+        catch (InvalidDataException e)
+        {
+            // Nothing in it says what the subscription committed: neither its positions nor its start may be guessed.
+            var fallback = start.Kind == StartKind.Committed ? ", which then finds nothing committed and takes its fallback" : "";
+            throw new BrokerException(BrokerErrorCode.StorageError, $"durable subscription '{name}': {e.Message}: nothing in it says what the subscription committed, so it is not opened; repair the file, or remove it to start the subscription anew from its start position ({start.Kind}{fallback})", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"durable subscription '{name}': its position file {path} cannot be opened: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
+    /// slot 1 is the entry count). A file whose magic survived but that is cut short before its entry count, or before
+    /// the end of its last entry (its position), holds no state, as an empty one: a position it had committed is lost.
+    /// </summary>
+    public static StateFileHeader Inspect(string path)
+    {
+        var header = StateFileHeader.Read(path, Magic, HeaderBytes / 8, "position file", "entry count");
+        if (header.Contents != StateFileContents.State)
+        {
+            return header;
+        }
+
+        var count = Math.Clamp(header.Slot(1), 0, MaxTopics);
+        var end = HeaderBytes + (count * EntryBytes);
+        return header.Length < end
+            ? header with { Contents = StateFileContents.NoState, Reason = $"{header.Length} bytes: a position file cut short before the end of its {count} committed position(s), at byte {end}" }
+            : header;
+    }
 
     /// <summary>The committed next offset to read for <paramref name="topic"/>, or null when never committed.</summary>
     public long? Get(string topic)

@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using System.Text;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// A durable subscription's position file that is damaged, or cut short before its positions end: the broker's open
+/// and a subscribe under that name read it alike, and a file that is refused is left exactly as it was.
+/// </summary>
+public class PositionFileDamageTests
+{
+    private static readonly SubscriptionOptions s_durable = new() { DurableName = "auditor", Start = StartPosition.Committed };
+
+    /// <summary>
+    /// A position file that is not one (a wrong magic: a damaged or foreign header; a short file that is not zeros)
+    /// cannot say what the subscription committed: the broker reports it when it opens, and subscribing under that name
+    /// is refused with a typed error that names the file, says why and what to do, and leaves the file exactly as it
+    /// was (a short one was padded with zeros to its full size by the mapping). The broker keeps serving, and the file,
+    /// repaired, resumes at the position it holds.
+    /// </summary>
+    [Theory]
+    [InlineData("wrong magic")]
+    [InlineData("short, wrong magic")]
+    [InlineData("short, not zeros")]
+    public async Task Subscribing_under_a_durable_name_whose_position_file_is_not_one_is_refused_naming_the_file_and_leaves_it_as_it_was(string damage)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        using (var sub = f.Broker.Subscribe("audit", s_durable))
+        {
+            sub.Commit("audit", 1);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos");
+        var saved = Array.Empty<byte>();
+        await f.RestartAsync(whileClosed: () =>
+        {
+            saved = File.ReadAllBytes(path);
+            byte[] damaged = damage switch
+            {
+                "wrong magic" => [.. "NOTAPOSN"u8, .. saved.AsSpan(8)],
+                "short, wrong magic" => [.. "NOTAPOSN"u8, .. saved.AsSpan(8, 92)],
+                _ => "FBF\0"u8.ToArray(),
+            };
+            File.WriteAllBytes(path, damaged);
+        });
+
+        var before = File.ReadAllBytes(path);
+        var reason = damage == "short, not zeros" ? "4 bytes (0x46424600)" : $"magic 0x{BitConverter.ToInt64("NOTAPOSN"u8):X16}";
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'auditor'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains(reason, StringComparison.Ordinal) && report.Contains("repaired or removed", StringComparison.Ordinal), $"no recovery report names the damaged position file of 'auditor' with its reason ({reason}): [{string.Join("; ", f.Broker.RecoveryReports)}]");
+
+        var e = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("audit", s_durable));
+        Assert.Equal(BrokerErrorCode.StorageError, e.Code);
+        Assert.True(e.Message.Contains(path, StringComparison.Ordinal) && e.Message.Contains(reason, StringComparison.Ordinal) && e.Message.Contains("repair the file, or remove it", StringComparison.Ordinal), $"the refusal does not name the file ({path}), the reason ({reason}) and what to do: {e.Message}");
+        var after = File.ReadAllBytes(path);
+        Assert.True(before.AsSpan().SequenceEqual(after), $"the broker's open or the refused subscribe changed the position file ({damage}): {saved.Length} bytes saved, {before.Length} after the open, {after.Length} after the subscribe, first 8 bytes {Convert.ToHexString(after.AsSpan(0, Math.Min(8, after.Length)))}");
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+
+        // The broker keeps serving: publishes, another durable subscription, a second refusal alike.
+        var fourth = await f.Broker.PublishAsync("audit", "e3"u8.ToArray());
+        using (var other = f.Broker.Subscribe("audit", s_durable with { DurableName = "other" }))
+        {
+            Assert.Equal([0L, 1L, 2L, fourth], Consume.Drain(other, 4).Select(x => x.Offset));
+        }
+
+        Assert.Equal(BrokerErrorCode.StorageError, Assert.Throws<BrokerException>(() => f.Broker.Subscribe("audit", s_durable)).Code);
+
+        // Repaired, it resumes at its committed position (1).
+        File.WriteAllBytes(path, saved);
+        using var again = f.Broker.Subscribe("audit", s_durable);
+        Assert.Equal(1, again.CommittedOffset("audit"));
+        Assert.Equal([1L, 2L, fourth], Consume.Drain(again, 3).Select(x => x.Offset));
+    }
+
+    /// <summary>
+    /// A position file whose magic survived but that is cut short before its positions end (before its entry count, or
+    /// inside its last entry) holds no state, as an empty one: the broker reports it when it opens and leaves it as it
+    /// is, and subscribing under that name resumes every topic from the oldest message kept, logged. It was opened at
+    /// the open as a file without positions (padded with zeros), so the subscription took its fallback, unreported.
+    /// </summary>
+    [Theory]
+    [InlineData("magic only")]
+    [InlineData("inside its entry")]
+    public async Task A_position_file_cut_short_before_its_positions_end_resumes_from_the_oldest_message_and_says_so(string damage)
+    {
+        var log = new ConcurrentQueue<string>();
+        Func<BrokerOptions, BrokerOptions> logged = o => o with { Log = log.Enqueue };
+        await using var f = await BrokerFixture.StartAsync(logged);
+        for (var i = 0; i < 5; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        using (var sub = f.Broker.Subscribe("audit", s_durable))
+        {
+            sub.Commit("audit", 3);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos");
+        var cut = damage == "magic only" ? 8 : 16 + 200; // the entry's name survived, its position (at 16 + 256) did not
+        await f.RestartAsync(logged, whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.SetLength(cut);
+        });
+
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'auditor'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains("holds no state", StringComparison.Ordinal), $"no recovery report says the position file of 'auditor' ({damage}) holds no state: [{string.Join("; ", f.Broker.RecoveryReports)}]");
+        Assert.Equal(cut, new FileInfo(path).Length);
+
+        using (var resumed = f.Broker.Subscribe("audit", s_durable))
+        {
+            // Nothing says what it committed: from the oldest kept, stored at once (a restart before a commit does too).
+            Assert.True(resumed.CommittedOffset("audit") == 0, $"the subscription's position after its file was cut short ({damage}) is {resumed.CommittedOffset("audit")?.ToString() ?? "none"}, not the oldest message kept (0)");
+            Assert.Equal(["e0", "e1", "e2", "e3", "e4"], Consume.Drain(resumed, 5).Select(x => x.Payload));
+        }
+
+        Assert.Contains(log, l => l.Contains("'auditor'", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal));
+        await f.RestartAsync(logged);
+        Assert.DoesNotContain(f.Broker.RecoveryReports, r => r.Contains("'auditor'", StringComparison.Ordinal));
+        using var third = f.Broker.Subscribe("audit", s_durable);
+        Assert.Equal(0, third.CommittedOffset("audit"));
+    }
+}
