@@ -111,6 +111,123 @@ public class BadInputTests
         Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
     }
 
+    /// <summary>
+    /// A SUBSCRIBE filter's name is a header entry's <c>str8</c>, valid UTF-8 by the protocol (sections 2 and 11), so a
+    /// name that is not is a malformed frame, refused before the server reads any filter: never decoded with U+FFFD in
+    /// place of its bytes, so two different invalid names (0xFF and 0xFE here) do not become one name given two values,
+    /// nor one a filter on other text than was sent. The sender gets MalformedFrame and the connection closes, as for an
+    /// empty name; nothing is subscribed and every other client keeps being served.
+    /// </summary>
+    [Fact]
+    public async Task A_header_filter_name_that_is_not_UTF8_is_a_malformed_SUBSCRIBE_never_a_replaced_name()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var good = await GoodClient.StartAsync(f);
+        await good.WhileAsync(async () =>
+        {
+            byte[][] blocks =
+            [
+                [1, 0xFF, 3, 0, (byte)'U', (byte)'S', (byte)'D', 1, 0xFE, 3, 0, (byte)'E', (byte)'U', (byte)'R'],
+                [2, 0xC3, 0x28, 3, 0, (byte)'U', (byte)'S', (byte)'D'],
+                [.. Headers.Of(("ccy", "USD")), 3, (byte)'r', (byte)'e', 0xED, 1, 0, (byte)'x'],
+            ];
+            foreach (var block in blocks)
+            {
+                await using var bad = await f.ConnectAsync();
+                await bad.SendAsync(w => FrameWriter.WriteSubscribe(w, 7, 1, "fx"u8, 10, filters: block));
+                var error = await bad.ReadAsync();
+                Assert.Equal((FrameType.Error, ErrorCode.MalformedFrame, true, "SUBSCRIBE: field 'filters': text is not valid UTF-8", 7UL), (error.Type, error.ErrorCode, error.CloseConnection, error.ErrorReason, error.RequestId));
+                Assert.Empty(await bad.ReadUntilClosedAsync());
+            }
+
+            // A value is bytes16, checked by the server: refused with InvalidArgument, and the connection stays open.
+            await using var open = await f.ConnectAsync();
+            await open.SubscribeAsync(8, 1, "fx", 10, filters: [3, (byte)'c', (byte)'c', (byte)'y', 1, 0, 0xFF]);
+            var refused = await open.ReadAsync();
+            Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false, "SUBSCRIBE: header filter values must be UTF-8 text", 8UL), (refused.Type, refused.ErrorCode, refused.CloseConnection, refused.ErrorReason, refused.RequestId));
+            await open.SubscribeAsync(9, 1, "fx", 10, filters: Headers.Of(("ccy", "USD")));
+            Assert.Equal(FrameType.Ok, (await open.ReadAsync()).Type);
+            Assert.Equal(["fx", "good"], f.Broker.GetSnapshot().Subscriptions.Select(s => s.Pattern).Order(StringComparer.Ordinal));
+        });
+
+        Assert.Empty(f.Failures);
+    }
+
+    /// <summary>
+    /// Every name or text a client sends is a <c>str8</c> or <c>str16</c>, valid UTF-8 by the protocol: one that is not
+    /// is refused whole (MalformedFrame naming its field, and the connection closes) before the server decodes it, never
+    /// taken with U+FFFD in place of its bytes, which would make two different names one (a topic, a durable name, a
+    /// group). Nothing is created under such a name and every other client keeps being served. Producer ids are u64,
+    /// not text; auth tokens are compared as bytes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(NotUtf8Cases))]
+    public async Task A_name_or_text_that_is_not_UTF8_is_refused_whole_never_decoded_with_replacements(string frame, string reason)
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var good = await GoodClient.StartAsync(f);
+        await good.WhileAsync(async () =>
+        {
+            await using var bad = frame.StartsWith("HELLO", StringComparison.Ordinal) ? await RawConnection.ConnectAsync(f.EndPoint) : await f.ConnectAsync();
+            await bad.SendAsync(s_notUtf8Frames[frame]);
+            var error = await bad.ReadAsync();
+            Assert.Equal((FrameType.Error, ErrorCode.MalformedFrame, true, reason, 9UL), (error.Type, error.ErrorCode, error.CloseConnection, error.ErrorReason, error.RequestId));
+            Assert.Empty(await bad.ReadUntilClosedAsync());
+        });
+
+        var snapshot = f.Broker.GetSnapshot();
+        Assert.Equal(["good"], snapshot.Topics.Select(t => t.Name));
+        Assert.Equal([("good", (string?)null)], snapshot.Subscriptions.Select(s => (s.Pattern, s.DurableName)));
+        Assert.Empty(snapshot.Groups);
+        Assert.Empty(f.Failures);
+    }
+
+    public static TheoryData<string, string> NotUtf8Cases() => new()
+    {
+        { "HELLO clientName", "HELLO: field 'clientName': text is not valid UTF-8" },
+        { "HELLO clientVersion", "HELLO: field 'clientVersion': text is not valid UTF-8" },
+        { "PUBLISH topic", "PUBLISH: field 'topic': text is not valid UTF-8" },
+        { "PUBLISH header name", "PUBLISH: field 'headers': text is not valid UTF-8" },
+        { "PUBLISH_BATCH topic", "PUBLISH_BATCH: entry 1, field 'topic': text is not valid UTF-8" },
+        { "PUBLISH_BATCH header name", "PUBLISH_BATCH: entry 0, field 'headers': text is not valid UTF-8" },
+        { "SUBSCRIBE pattern", "SUBSCRIBE: field 'pattern': text is not valid UTF-8" },
+        { "SUBSCRIBE durableName", "SUBSCRIBE: field 'durableName': text is not valid UTF-8" },
+        { "JOIN_GROUP group", "JOIN_GROUP: field 'group': text is not valid UTF-8" },
+        { "JOIN_GROUP topic", "JOIN_GROUP: field 'topic': text is not valid UTF-8" },
+        { "COMMIT topic", "COMMIT: field 'topic': text is not valid UTF-8" },
+        { "NACK errorText", "NACK: field 'errorText': text is not valid UTF-8" },
+        { "ADMIN argument", "ADMIN: field 'argument': text is not valid UTF-8" },
+    };
+
+    // "g\xFF" and "g\xFE" would both decode to "g\uFFFD"; "\xED\xA0\x80" is an encoded surrogate (not UTF-8 either).
+    private static readonly Dictionary<string, Action<ArrayBufferWriter<byte>>> s_notUtf8Frames = new()
+    {
+        ["HELLO clientName"] = w => FrameWriter.WriteHello(w, 9, [(byte)'c', 0xFF], "1"u8, RawConnection.AllFeatures),
+        ["HELLO clientVersion"] = w => FrameWriter.WriteHello(w, 9, "c"u8, [0xED, 0xA0, 0x80], RawConnection.AllFeatures),
+        ["PUBLISH topic"] = w => FrameWriter.WritePublish(w, 9, [(byte)'g', 0xFE], "x"u8),
+        ["PUBLISH header name"] = w => FrameWriter.WritePublish(w, 9, "good"u8, "x"u8, headers: [2, (byte)'h', 0xFF, 1, 0, (byte)'v']),
+        ["PUBLISH_BATCH topic"] = w =>
+        {
+            var b = new PublishBatchWriter(w, 4096, 9);
+            b.TryAdd("good"u8, "one"u8);
+            b.TryAdd([(byte)'g', 0xFF], "two"u8);
+            b.Complete();
+        },
+        ["PUBLISH_BATCH header name"] = w =>
+        {
+            var b = new PublishBatchWriter(w, 4096, 9);
+            b.TryAdd("good"u8, "one"u8, headers: [2, (byte)'h', 0xFE, 1, 0, (byte)'v']);
+            b.Complete();
+        },
+        ["SUBSCRIBE pattern"] = w => FrameWriter.WriteSubscribe(w, 9, 2, [(byte)'g', 0xFF], 10),
+        ["SUBSCRIBE durableName"] = w => FrameWriter.WriteSubscribe(w, 9, 2, "good"u8, 10, durableName: [(byte)'d', 0xFE]),
+        ["JOIN_GROUP group"] = w => FrameWriter.WriteJoinGroup(w, 9, 2, [(byte)'g', 0xFF], "good"u8, 5),
+        ["JOIN_GROUP topic"] = w => FrameWriter.WriteJoinGroup(w, 9, 2, "grp"u8, [(byte)'g', 0xFE], 5),
+        ["COMMIT topic"] = w => FrameWriter.WriteCommit(w, 9, 1, 0, [(byte)'g', 0xFF]),
+        ["NACK errorText"] = w => FrameWriter.WriteNack(w, 9, 1, new DeliveryTag(0, 1), requeue: true, errorText: [(byte)'e', 0xC0, 0x80]),
+        ["ADMIN argument"] = w => FrameWriter.WriteAdmin(w, 9, AdminQuery.TopicStats, [(byte)'g', 0xFF]),
+    };
+
     [Fact]
     public async Task A_malformed_body_gets_MalformedFrame_with_the_specs_reason_and_close()
     {

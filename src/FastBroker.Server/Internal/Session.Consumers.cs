@@ -50,6 +50,8 @@ internal sealed partial class Session
                 return;
             }
 
+            // A name is a header entry's str8, which the parser has checked is valid UTF-8 (one that is not is a
+            // malformed SUBSCRIBE, and the connection closes): decoding it replaces nothing, so two names stay two.
             var key = Encoding.UTF8.GetString(filter.Name);
             var text = Encoding.UTF8.GetString(value);
             if (HeaderFilterRules.TryAdd(taken ??= [], key, text) is { } refused)
