@@ -1,0 +1,237 @@
+namespace FastBroker.Engine;
+
+/// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
+internal sealed class ReplicaAcks(TopicState topic)
+{
+    private readonly object _lock = new();
+    private PendingQueue _received = new(64);
+    private PendingQueue _durable = new(64);
+    private long _receivedNext;
+    private long _durableNext;
+    private volatile int _held;
+    private volatile int _durableHeld;
+
+    public TopicState Topic { get; } = topic;
+
+    /// <summary>Confirmations waiting (read without the lock: the dispatcher's hint to wake the replicator now).</summary>
+    public int HeldCount => _held;
+
+    /// <summary>Of <see cref="HeldCount"/>, those waiting for the standby's durable position (the replicator asks it to flush).</summary>
+    public int DurableHeldCount => _durableHeld;
+
+    /// <summary>The standby holds every record below this offset.</summary>
+    public long ReceivedNext => Volatile.Read(ref _receivedNext);
+
+    /// <summary>The standby has flushed every record below this offset.</summary>
+    public long DurableNext => Volatile.Read(ref _durableNext);
+
+    /// <summary>Confirmations waiting.</summary>
+    public int Pending
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _received.Count + _durable.Count;
+            }
+        }
+    }
+
+    public void Enqueue(AckMode mode, in PendingConfirmation confirmation, long now)
+    {
+        lock (_lock)
+        {
+            if (mode == AckMode.StandbyReceived)
+            {
+                if (confirmation.Offset < _receivedNext)
+                {
+                    confirmation.Confirm();
+                }
+                else
+                {
+                    _received.Enqueue(new Held(confirmation, now));
+                }
+            }
+            else if (confirmation.Offset < _durableNext)
+            {
+                confirmation.Confirm();
+            }
+            else
+            {
+                _durable.Enqueue(new Held(confirmation, now));
+            }
+
+            UpdateHeld();
+        }
+    }
+
+    public void OnAck(long receivedNext, long durableNext, ConfirmBatch batch)
+    {
+        lock (_lock)
+        {
+            // A durable record is also received (the standby flushes what it wrote).
+            receivedNext = Math.Max(receivedNext, durableNext);
+            if (receivedNext > _receivedNext)
+            {
+                Volatile.Write(ref _receivedNext, receivedNext);
+            }
+
+            if (durableNext > _durableNext)
+            {
+                Volatile.Write(ref _durableNext, durableNext);
+            }
+
+            while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+            {
+                _received.Dequeue();
+                h.Confirmation.Confirm(batch);
+            }
+
+            while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+            {
+                _durable.Dequeue();
+                h.Confirmation.Confirm(batch);
+            }
+
+            UpdateHeld();
+        }
+    }
+
+    /// <summary>
+    /// Resets the positions (a new standby connected): received from its head, durable from what it has flushed, which
+    /// can be less after a restart of the standby.
+    /// </summary>
+    public void ResetPositions(long next, long durable)
+    {
+        lock (_lock)
+        {
+            Volatile.Write(ref _receivedNext, next);
+            Volatile.Write(ref _durableNext, Math.Min(durable, next));
+        }
+    }
+
+    public int ReleaseAll()
+    {
+        lock (_lock)
+        {
+            var n = _received.Count + _durable.Count;
+            while (_received.TryPeek(out var h))
+            {
+                _received.Dequeue();
+                h.Confirmation.Confirm();
+            }
+
+            while (_durable.TryPeek(out var h))
+            {
+                _durable.Dequeue();
+                h.Confirmation.Confirm();
+            }
+
+            UpdateHeld();
+            return n;
+        }
+    }
+
+    public int FailOlderThan(long deadline, TimeSpan timeout)
+    {
+        var n = 0;
+        lock (_lock)
+        {
+            n += Fail(ref _received, deadline, timeout, "standby-received");
+            n += Fail(ref _durable, deadline, timeout, "standby-durable");
+            UpdateHeld();
+        }
+
+        return n;
+    }
+
+    public void FailAll(BrokerErrorCode code, string reason)
+    {
+        lock (_lock)
+        {
+            while (_received.TryPeek(out var h))
+            {
+                _received.Dequeue();
+                h.Confirmation.Fail(code, reason);
+            }
+
+            while (_durable.TryPeek(out var h))
+            {
+                _durable.Dequeue();
+                h.Confirmation.Fail(code, reason);
+            }
+
+            UpdateHeld();
+        }
+    }
+
+    private void UpdateHeld()
+    {
+        _durableHeld = _durable.Count;
+        _held = _received.Count + _durable.Count;
+    }
+
+    private int Fail(ref PendingQueue queue, long deadline, TimeSpan timeout, string mode)
+    {
+        var n = 0;
+        while (queue.TryPeek(out var h) && h.Since < deadline)
+        {
+            queue.Dequeue();
+            h.Confirmation.Fail(
+                BrokerErrorCode.NotReplicated,
+                $"topic '{Topic.Name}' offset {h.Confirmation.Offset}: written on the primary, but the standby did not acknowledge it within {timeout.TotalMilliseconds:0} ms ({mode}); not confirmed");
+            n++;
+        }
+
+        return n;
+    }
+
+    private readonly record struct Held(PendingConfirmation Confirmation, long Since);
+
+    /// <summary>A growable circular FIFO of value entries: no allocation once grown to the working size.</summary>
+    private struct PendingQueue(int capacity)
+    {
+        private Held[] _items = new Held[capacity];
+        private int _head;
+        private int _count;
+
+        public readonly int Count => _count;
+
+        public void Enqueue(in Held item)
+        {
+            if (_count == _items.Length)
+            {
+                var bigger = new Held[_items.Length * 2];
+                for (var i = 0; i < _count; i++)
+                {
+                    bigger[i] = _items[(_head + i) % _items.Length];
+                }
+
+                _items = bigger;
+                _head = 0;
+            }
+
+            _items[(_head + _count) % _items.Length] = item;
+            _count++;
+        }
+
+        public readonly bool TryPeek(out Held item)
+        {
+            if (_count == 0)
+            {
+                item = default;
+                return false;
+            }
+
+            item = _items[_head];
+            return true;
+        }
+
+        public void Dequeue()
+        {
+            _items[_head] = default;
+            _head = (_head + 1) % _items.Length;
+            _count--;
+        }
+    }
+}

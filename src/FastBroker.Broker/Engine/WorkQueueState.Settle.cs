@@ -1,0 +1,194 @@
+namespace FastBroker.Engine;
+
+// Settling deliveries: hand-over, give-back, ack, expiry, nack, requeue and dead letters, and the ack floor they move.
+internal sealed partial class WorkQueueState
+{
+    /// <summary>
+    /// Marks the assignment <paramref name="sequence"/> (<see cref="WorkAssignment.Sequence"/>) of (offset, count) as
+    /// handed to <paramref name="memberId"/> (fetched in-process, or written to the connection by the server) and
+    /// returns true, while it is still in flight with that member; false when it has gone (timed out, or the member
+    /// left): the member must skip it. Only a handed delivery counts as an attempt when its member leaves
+    /// (<see cref="RemoveMember"/>) or its visibility timeout passes. The sequence tells a stale assignment from a new
+    /// one with the same (member, offset, count): one that timed out unhanded got its count back and may come to the
+    /// same member again while the old one still waits in its queue. Allocation-free, under the lock the check took before.
+    /// </summary>
+    public bool TryHandOver(int memberId, long offset, int deliveryCount, long sequence)
+    {
+        lock (_gate)
+        {
+            if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount || f.Sequence != sequence)
+            {
+                return false;
+            }
+
+            if (!f.Handed)
+            {
+                _inFlight[offset] = f with { Handed = true }; // an existing key: overwritten in place, no allocation
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Takes back a delivery its member was handed but could not pass on (the server could not write it to the
+    /// connection): ready again at once with its delivery count restored, so it is no attempt. False when it is not
+    /// in flight with that member, or not handed to it yet (a copy waiting in its queue: the fetch would still take it).
+    /// </summary>
+    public bool GiveBack(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!_inFlight.TryGetValue(offset, out var f) || !f.Handed || !TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return false;
+            }
+
+            Restore(offset, deliveryCount);
+            return true;
+        }
+    }
+
+    /// <summary>Acknowledges a delivery; only the member holding that exact delivery can.</summary>
+    public WorkQueueOutcome Ack(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
+            _acked++;
+            MarkDone(offset);
+            return WorkQueueOutcome.Acked;
+        }
+    }
+
+    /// <summary>Drops a delivery whose message expired before it reached its member: done, but not counted as acked.</summary>
+    public bool Expire(int memberId, long offset, int deliveryCount)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return false;
+            }
+
+            MarkDone(offset);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Rejects a delivery. With <paramref name="requeue"/> it is ready again at once or after
+    /// <paramref name="delayMs"/>, unless it has used up its deliveries; without, it is dead-lettered now.
+    /// </summary>
+    public WorkQueueOutcome Nack(int memberId, long offset, int deliveryCount, bool requeue, long delayMs, string? error, long nowMs)
+    {
+        lock (_gate)
+        {
+            if (!TryTakeInFlight(memberId, offset, deliveryCount))
+            {
+                return WorkQueueOutcome.UnknownDelivery;
+            }
+
+            if (error is not null)
+            {
+                _lastErrors[offset] = error;
+            }
+
+            if (!requeue)
+            {
+                DeadLetterNow(offset, deliveryCount, error ?? "rejected without requeue");
+                return WorkQueueOutcome.DeadLettered;
+            }
+
+            return Requeue(offset, deliveryCount, delayMs, nowMs, error ?? "nacked");
+        }
+    }
+
+    /// <summary>Takes the next message the group has given up on (the broker publishes it to the dead-letter topic).</summary>
+    public bool TryTakeDeadLetter(out DeadLetter deadLetter)
+    {
+        lock (_gate)
+        {
+            return _deadLetters.TryDequeue(out deadLetter);
+        }
+    }
+
+    private bool TryTakeInFlight(int memberId, long offset, int deliveryCount)
+    {
+        if (!_inFlight.TryGetValue(offset, out var f) || f.MemberId != memberId || f.DeliveryCount != deliveryCount)
+        {
+            return false;
+        }
+
+        _inFlight.Remove(offset);
+        ReleaseCredit(memberId);
+        TrimSettledDeadlines();
+        return true;
+    }
+
+    private WorkQueueOutcome Requeue(long offset, int deliveryCount, long delayMs, long nowMs, string reason)
+    {
+        if (deliveryCount >= _maxDeliveries)
+        {
+            DeadLetterNow(offset, deliveryCount, _lastErrors.GetValueOrDefault(offset) ?? reason);
+            return WorkQueueOutcome.DeadLettered;
+        }
+
+        _redelivered++;
+        if (delayMs > 0)
+        {
+            _delayed.Enqueue(offset, nowMs + delayMs);
+        }
+        else
+        {
+            _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+        }
+
+        return WorkQueueOutcome.Requeued;
+    }
+
+    /// <summary>Returns a delivery its member never received to the queue as if it had not been made.</summary>
+    private void Restore(long offset, int deliveryCount)
+    {
+        if (deliveryCount > 1)
+        {
+            _deliveryCounts[offset] = deliveryCount - 1;
+        }
+        else
+        {
+            _deliveryCounts.Remove(offset);
+        }
+
+        // With the redeliveries: ahead of fresh messages, so it goes out again before what was read after it.
+        _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+    }
+
+    private void DeadLetterNow(long offset, int deliveryCount, string reason)
+    {
+        _deadLetters.Enqueue(new DeadLetter(offset, deliveryCount, reason));
+        _deadLettered++;
+        MarkDone(offset);
+    }
+
+    private void MarkDone(long offset)
+    {
+        _deliveryCounts.Remove(offset);
+        _priorities.Remove(offset);
+        _lastErrors.Remove(offset);
+        if (offset != _floor)
+        {
+            _doneAboveFloor.Add(offset);
+            return;
+        }
+
+        _floor++;
+        while (_doneAboveFloor.Remove(_floor))
+        {
+            _floor++;
+        }
+    }
+}

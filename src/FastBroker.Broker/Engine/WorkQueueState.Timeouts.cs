@@ -1,0 +1,102 @@
+namespace FastBroker.Engine;
+
+// Visibility timeouts and delayed nacks: when the next one is due, and returning due deliveries to the queue.
+internal sealed partial class WorkQueueState
+{
+    /// <summary>The earliest time at which a timeout or a delayed nack needs attention, or null when none is pending.</summary>
+    public long? NextDueMs()
+    {
+        lock (_gate)
+        {
+            TrimSettledDeadlines();
+            long? due = null;
+            if (_delayed.TryPeek(out _, out var d))
+            {
+                due = d;
+            }
+
+            if (_deadlines.TryPeek(out _, out var t) && (due is null || t < due))
+            {
+                due = t;
+            }
+
+            return due;
+        }
+    }
+
+    /// <summary>Returns timed-out deliveries and due delayed nacks to the queue now; the count of messages affected.</summary>
+    public int ExpireDue(long nowMs)
+    {
+        lock (_gate)
+        {
+            return PromoteDue(nowMs);
+        }
+    }
+
+    /// <summary>
+    /// Drops the deadlines at the head of the heap whose delivery is settled (acked, nacked, expired, or redelivered:
+    /// another count). Deadlines are made in time order, so when acks come about in delivery order this keeps the heap
+    /// at about what is in flight; before, every delivery's deadline stayed until it passed (30 s × the ack rate).
+    /// </summary>
+    private void TrimSettledDeadlines()
+    {
+        while (_deadlines.TryPeek(out var key, out _) && !IsInFlight(key.Offset, key.Sequence))
+        {
+            _deadlines.Dequeue();
+        }
+    }
+
+    /// <summary>
+    /// Keeps only the deadlines of deliveries in flight: for acks out of order, where an old delivery still in flight
+    /// keeps <see cref="TrimSettledDeadlines"/> from reaching the settled ones behind it. Called when the heap holds
+    /// twice what is in flight (+ 64), so its cost is amortised over at least as many deliveries; allocation-free.
+    /// </summary>
+    private void RebuildDeadlines()
+    {
+        _deadlines.Clear();
+        foreach (var (offset, f) in _inFlight)
+        {
+            _deadlines.Enqueue((offset, f.Sequence), f.DeadlineMs);
+        }
+    }
+
+    private bool IsInFlight(long offset, long sequence) =>
+        _inFlight.TryGetValue(offset, out var f) && f.Sequence == sequence;
+
+    private int PromoteDue(long nowMs)
+    {
+        var moved = 0;
+        while (_deadlines.TryPeek(out var key, out var deadline) && deadline <= nowMs)
+        {
+            _deadlines.Dequeue();
+            if (_inFlight.TryGetValue(key.Offset, out var f) && f.Sequence == key.Sequence)
+            {
+                // Still out with the same member and the same delivery: its visibility timeout has passed.
+                _inFlight.Remove(key.Offset);
+                ReleaseCredit(f.MemberId);
+                if (f.Handed)
+                {
+                    Requeue(key.Offset, f.DeliveryCount, 0, nowMs, "visibility timeout expired");
+                }
+                else
+                {
+                    // Assigned but never fetched (the member's consumer or connection did not take it in time): nobody
+                    // saw it, so it goes to the next member without using up a delivery. Without this a slow member's
+                    // unread prefetch was dead-lettered after maxDeliveries timeouts (WorkQueueHandOverTests).
+                    Restore(key.Offset, f.DeliveryCount);
+                }
+
+                moved++;
+            }
+        }
+
+        while (_delayed.TryPeek(out var offset, out var due) && due <= nowMs)
+        {
+            _delayed.Dequeue();
+            _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
+            moved++;
+        }
+
+        return moved;
+    }
+}
