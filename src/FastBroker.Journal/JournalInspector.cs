@@ -3,15 +3,19 @@ using FastBroker.Journal.Internal;
 namespace FastBroker.Journal;
 
 /// <summary>
-/// Read-only inspection of a journal directory (the <c>fastbroker journal</c> commands): nothing is locked,
-/// recovered or truncated, so it is safe on a live journal or a damaged copy.
+/// Read-only inspection of a journal directory (the <c>fastbroker journal</c> commands): nothing is locked (the lock
+/// file is only probed, <see cref="IsOpen"/>), recovered or truncated, so it is safe on a live journal or a damaged copy.
 /// </summary>
-public static class JournalInspector
+public static partial class JournalInspector
 {
     /// <summary>Receives each record of a dump; the record is valid only during the call.</summary>
     public delegate void RecordVisitor(JournalRecord record);
 
-    /// <summary>Checks every segment header, seal and record CRC, and the offset sequence across segments.</summary>
+    /// <summary>
+    /// Checks every segment header, seal and record CRC, and the offset sequence across segments. On a journal a process
+    /// has open (<see cref="IsOpen"/>, <see cref="JournalVerifyReport.JournalOpen"/>), a record being written at the end
+    /// of the last segment, and a last segment file being created (its header still blank), is the end, not damage.
+    /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such directory.</exception>
     public static JournalVerifyReport Verify(string directory)
     {
@@ -38,6 +42,7 @@ public static class JournalInspector
         }
 
         var results = new List<SegmentVerifyResult>();
+        var probe = new OpenProbe(directory);
         var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
         // As open's scan asks it of the files after damage (the segment the pending repair cuts is unsealed by then).
         var sealedOnDisk = files.Select(f => Path.GetFileName(f.Path) != cutName && JournalRecovery.HasMagicAndSeal(f.Path)).ToArray();
@@ -56,7 +61,7 @@ public static class JournalInspector
             var (baseOffset, path) = files[i];
             var name = Path.GetFileName(path);
             var removed = !refused && i >= removeFrom; // a decision made at an earlier file
-            var segment = Segment.Open(path, writable: false, 4, out var error, out var unsupported);
+            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out var unsupported);
             if (segment is null)
             {
                 // The records after a blank identity block are still there (offsets from the file name): counted as open
@@ -64,6 +69,13 @@ public static class JournalInspector
                 var blank = !unsupported && JournalRecovery.HasBlankIdentity(path);
                 var scan = blank ? Segment.ScanWithoutHeader(path, baseOffset) : new SegmentScanner.Result { EndPosition = SegmentHeader.Size };
                 var problem = $"segment header at byte 0: {error ?? "blank"}";
+                if (!decided && error is null && scan.RecordCount == 0 && i == files.Length - 1 && pending is null && probe.Now())
+                {
+                    // The last file of an open journal: a segment being created (its header is stamped before its first record).
+                    results.Add(new SegmentVerifyResult(path, baseOffset, 0, 0, false, null));
+                    continue;
+                }
+
                 if (!decided)
                 {
                     // Open removes a blank last file (a creation that never reached the disk) and, as a lost tail, a blank
@@ -116,6 +128,24 @@ public static class JournalInspector
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: true, null, int.MaxValue);
                 var dataEnd = Math.Max(scan.EndPosition, zeroedTo);
                 var garbageEnd = SegmentScanner.EndOfNonZero(bytes, dataEnd);
+                var writing = false; // the scan stopped at the record being written at the end of an open journal
+                for (var round = 0; round < 1000 && !isSealed && cut is null && i == files.Length - 1 && (scan.Stop != RecordStatus.End || garbageEnd > dataEnd) && probe.Now(); round++)
+                {
+                    var tail = SettleTail(segment, scan.EndPosition, int.MaxValue, baseOffset + scan.RecordCount);
+                    if (tail != Tail.Record)
+                    {
+                        writing = tail == Tail.End;
+                        break;
+                    }
+
+                    // Whole now: scan on to where the writer has got.
+                    bytes = segment.ScanBytes;
+                    limit = Math.Min(segment.MappedLength, bytes.Length);
+                    scan = SegmentScanner.Scan(bytes, scan.EndPosition, limit, segment.BaseOffset, scan.RecordCount, verifyCrc: true, null, int.MaxValue);
+                    dataEnd = scan.EndPosition;
+                    garbageEnd = SegmentScanner.EndOfNonZero(bytes, dataEnd);
+                }
+
                 string? problem = null;
                 var fault = Fault.None;
                 if (segment.BaseOffset != baseOffset)
@@ -131,7 +161,7 @@ public static class JournalInspector
                 {
                     (problem, fault) = ($"{RecordLayout.Describe(scan.Stop)} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount}; sealed with {sealedCount} records)", Fault.Refused);
                 }
-                else if (!isSealed && (scan.Stop != RecordStatus.End || garbageEnd > dataEnd))
+                else if (!isSealed && !writing && (scan.Stop != RecordStatus.End || garbageEnd > dataEnd))
                 {
                     var why = scan.Stop == RecordStatus.End ? "non-zero bytes after the last record" : RecordLayout.Describe(scan.Stop);
                     (problem, fault) = ($"{why} at byte {scan.EndPosition} (offset {baseOffset + scan.RecordCount})", AnySealedFrom(i + 1) ? Fault.Refused : Fault.TornTail);
@@ -190,7 +220,7 @@ public static class JournalInspector
             droppedRecords = (pending?.Dropped.Sum(d => (long)d.RecordCount) ?? 0) + results.Sum(r => (long)r.DroppedRecordCount);
         }
 
-        return new JournalVerifyReport(results, refused, changes, pendingRepair, removedFiles, droppedRecords);
+        return new JournalVerifyReport(results, refused, changes, pendingRepair, removedFiles, droppedRecords) { JournalOpen = probe.Open };
 
         bool AnySealedFrom(int first) => first < sealedOnDisk.Length && Array.IndexOf(sealedOnDisk, true, first) >= 0;
 
@@ -219,8 +249,27 @@ public static class JournalInspector
     /// removes or refuses it. From an offset, the segment before the one holding it is checked too (not visited), so a
     /// dump that starts just past such damage stops at it. Returns the number of records visited. With a repair log that
     /// an interrupted open left, the records its repair drops are not visited: the next open finishes it. Reads only.
+    /// On a journal a process has open (<see cref="IsOpen"/>), a record being written at the end of the last segment,
+    /// and a last segment file being created (its header still blank), is the end, not damage.
     /// </summary>
-    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem)
+    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem) =>
+        Dump(directory, fromOffset, fromTimestamp, maxCount, visitor, out problem, out _);
+
+    /// <summary>
+    /// As <see cref="Dump(string, long?, long?, long, RecordVisitor, out string?)"/>, and says in
+    /// <paramref name="journalOpen"/> whether a process had the journal open (<see cref="IsOpen"/>): then the end of its
+    /// last segment moves as it appends, and a record being written there (its length word stored, not yet all the
+    /// rest) was taken as the end, not as damage; damage before it still stops the dump.
+    /// </summary>
+    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen)
+    {
+        var probe = new OpenProbe(directory);
+        var visited = DumpFiles(directory, fromOffset, fromTimestamp, maxCount, visitor, probe, out problem);
+        journalOpen = probe.Open;
+        return visited;
+    }
+
+    private static long DumpFiles(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, OpenProbe probe, out string? problem)
     {
         problem = null;
         // The records a repair that an open left unfinished drops are gone for good (the next open finishes it, whatever
@@ -265,9 +314,14 @@ public static class JournalInspector
                 return visited;
             }
 
-            var segment = Segment.Open(path, writable: false, 4, out var error, out _);
+            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out _);
             if (segment is null)
             {
+                if (error is null && i == files.Length - 1 && probe.Now())
+                {
+                    return visited; // a segment being created: the writer stamps its header before its first record
+                }
+
                 problem = $"{name}: bad segment header: {error ?? "blank"}";
                 return visited;
             }
@@ -296,6 +350,25 @@ public static class JournalInspector
                 while (visited < maxCount)
                 {
                     var status = RecordLayout.Check(bytes, position, limit, baseOffset + count, verifyCrc: true, out var length);
+                    // Read once: on a journal being appended to, a second look may see what the first did not.
+                    var trailing = status == RecordStatus.End && !isSealed && SegmentScanner.EndOfNonZero(bytes[..limit], position) > position;
+                    if ((trailing || status is not (RecordStatus.Ok or RecordStatus.End)) && !isSealed && cut == int.MaxValue && i == files.Length - 1 && probe.Now())
+                    {
+                        // The last segment of an open journal: what is there may be the record being written.
+                        var tail = SettleTail(segment, position, cut, baseOffset + count);
+                        if (tail == Tail.End)
+                        {
+                            break;
+                        }
+
+                        if (tail == Tail.Record)
+                        {
+                            bytes = segment.ScanBytes; // read on to where the writer has got now
+                            limit = Math.Min(segment.MappedLength, bytes.Length);
+                            continue;
+                        }
+                    }
+
                     if (status == RecordStatus.End)
                     {
                         // The end of the written part: of the seal's records, and of every non-zero byte of an unsealed
@@ -306,7 +379,7 @@ public static class JournalInspector
                             return visited;
                         }
 
-                        if (!isSealed && SegmentScanner.EndOfNonZero(bytes[..limit], position) > position)
+                        if (trailing)
                         {
                             problem = $"{name}: non-zero bytes after the last record at byte {position} (offset {baseOffset + count}): a torn tail";
                             return visited;

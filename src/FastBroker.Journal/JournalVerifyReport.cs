@@ -54,6 +54,13 @@ public sealed class JournalVerifyReport
     /// </summary>
     public bool HasDamagedTail { get; }
 
+    /// <summary>
+    /// Whether a process had the journal open (<see cref="JournalInspector.IsOpen"/>): the end of its last segment moves
+    /// as it appends, and a record being written there (or a last segment file being created) was taken as the end, not
+    /// as a damaged tail; damage before it is still reported.
+    /// </summary>
+    public bool JournalOpen { get; init; }
+
     /// <summary>0 intact, 1 corrupt, 2 damaged tail only.</summary>
     public int ExitCode => IsCorrupt ? 1 : HasDamagedTail ? 2 : 0;
 }

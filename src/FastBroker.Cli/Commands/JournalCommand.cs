@@ -5,7 +5,10 @@ using FastBroker.Journal;
 
 namespace FastBroker.Cli.Commands;
 
-/// <summary><c>fastbroker journal dump|verify</c>: look inside a journal directory (read-only, safe on a live journal).</summary>
+/// <summary>
+/// <c>fastbroker journal dump|verify</c>: look inside a journal directory (read-only, safe on a live journal: a record
+/// being written at the end of a journal a process has open is its end, not damage).
+/// </summary>
 internal static class JournalCommand
 {
     public static Command Create()
@@ -25,7 +28,7 @@ internal static class JournalCommand
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
         OptionRules.AtLeast(fromOffset, 0L);
         OptionRules.AtLeast(count, 0L);
-        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it).") { dir, fromOffset, fromTime, count, hex };
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it). On a journal open in another process, a record being written at its end is the end, not damage.") { dir, fromOffset, fromTime, count, hex };
         cmd.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
@@ -67,7 +70,12 @@ internal static class JournalCommand
                 line.Clear();
                 FormatRecord(line, record, asHex);
                 output.WriteLine(line.ToString());
-            }, out var problem);
+            }, out var problem, out var journalOpen);
+            if (journalOpen)
+            {
+                Console.Error.WriteLine(OpenNote(path));
+            }
+
             if (problem is not null)
             {
                 // Where and why, as verify says it; whether open cuts, removes or refuses what follows is verify's to tell.
@@ -83,7 +91,7 @@ internal static class JournalCommand
     private static Command Verify()
     {
         var dir = new Argument<string>("dir") { Description = "The journal directory." };
-        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it), 3 nothing to check (no such directory, or no segment file in it).") { dir };
+        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it), 3 nothing to check (no such directory, or no segment file in it). On a journal open in another process, a record being written at its end is the end, not damage.") { dir };
         cmd.SetAction(parse =>
         {
             // 3, not 2: exit 2 says "damaged tail", and a script acting on it must not take a mistyped path for one.
@@ -112,6 +120,11 @@ internal static class JournalCommand
                 Console.WriteLine(pending);
             }
 
+            if (report.JournalOpen)
+            {
+                Console.Error.WriteLine(OpenNote(path));
+            }
+
             var verdict = report.IsCorrupt ? "CORRUPT (the journal will refuse to open)"
                 : report.HasDamagedTail ? "DAMAGED TAIL (opening the journal truncates it and reports what was dropped)"
                 : "OK";
@@ -122,6 +135,11 @@ internal static class JournalCommand
         });
         return cmd;
     }
+
+    /// <summary>What dump and verify say on stderr when a process has the journal open (its journal.lock held).</summary>
+    private static string OpenNote(string path) =>
+        $"the journal in {path} is open in another process (its journal.lock is held), so its end may move as records are appended: "
+        + "a record being written at the end of the last segment is taken as the end, not as damage";
 
     /// <summary>Why <paramref name="path"/> holds no journal to read (no such directory, no segment file), or null.</summary>
     private static string? NothingToRead(string path) =>

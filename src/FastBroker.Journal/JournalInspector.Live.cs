@@ -1,0 +1,121 @@
+using System.Buffers.Binary;
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>dump and verify on a journal that a process has open: the end of its last segment moves.</summary>
+public static partial class JournalInspector
+{
+    /// <summary>The lock file <see cref="JournalLog"/> holds, with an exclusive flock, while it has the journal open.</summary>
+    internal const string LockFileName = "journal.lock";
+
+    /// <summary>
+    /// Whether a process (this one included) has the journal in <paramref name="directory"/> open: its
+    /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. Probed with a
+    /// non-blocking shared flock that is released at once: it never waits, and never takes or breaks the owner's lock
+    /// (only an open started in that instant fails, as "already open"). False when there is no lock file, or it cannot
+    /// be opened for another reason than the lock.
+    /// </summary>
+    public static bool IsOpen(string directory)
+    {
+        try
+        {
+            // Read access with sharing takes LOCK_SH | LOCK_NB on Unix, which fails (EWOULDBLOCK) while the owner's
+            // FileShare.None (LOCK_EX) is held; it creates no file.
+            using var probe = File.OpenHandle(Path.Combine(directory, LockFileName), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return false;
+        }
+        catch (IOException e) when (e.HResult == Native.EAgain)
+        {
+            return true; // EWOULDBLOCK: held, the journal is open
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // no lock file (no process ever opened it here), or one this process cannot read
+        }
+    }
+
+    /// <summary>
+    /// Whether the journal is open (<see cref="IsOpen"/>): asked before the files are read, and again, while the answer is
+    /// no, when the end of the last segment does not check out (a process may have opened it since).
+    /// </summary>
+    private sealed class OpenProbe(string directory)
+    {
+        public bool Open { get; private set; } = IsOpen(directory);
+
+        public bool Now() => Open || (Open = IsOpen(directory));
+    }
+
+    /// <summary>
+    /// Opens a segment to read it. The last file of an open journal whose header does not read as valid may be a segment
+    /// being created (the writer creates or renames the file, then stamps its header, and only then writes records to
+    /// it): it is read again a few times before the header is taken as blank or damaged.
+    /// </summary>
+    private static Segment? OpenSegment(string path, bool last, OpenProbe probe, out string? error, out bool unsupported)
+    {
+        var segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+        for (var attempt = 0; segment is null && last && attempt < 5 && probe.Now(); attempt++)
+        {
+            Thread.Sleep(attempt);
+            segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+        }
+
+        return segment;
+    }
+
+    /// <summary>What is at the end of the last segment of an open journal, read again (<see cref="SettleTail"/>).</summary>
+    private enum Tail
+    {
+        /// <summary>A valid record is there now: scan on.</summary>
+        Record,
+
+        /// <summary>Nothing follows what is there: the end, or the record being written (the end for now).</summary>
+        End,
+
+        /// <summary>Something follows what is there, which still does not check out: damage.</summary>
+        Damage,
+    }
+
+    /// <summary>
+    /// The scan of the last, unsealed segment of an open journal stopped at <paramref name="position"/> (the record
+    /// expected there is <paramref name="expectedOffset"/>) at what it could not take: it may be the record being
+    /// written (the writer stores its length word first and its CRC last), or bytes stored since a zero length word
+    /// was read there, or damage. Reads the segment again: <see cref="Tail.Record"/> when a valid record is there now,
+    /// <see cref="Tail.End"/> when no byte after the extent its length word gives (or after <paramref name="position"/>,
+    /// without one) is non-zero, and <see cref="Tail.Damage"/> when bytes follow it yet it still does not check out
+    /// after a few reads: the writer stores a record whole before the next one's first byte, so it is final. A length
+    /// word the writer would not store there (shorter than a record header, past the segment) is damage.
+    /// </summary>
+    private static Tail SettleTail(Segment segment, int position, int cut, long expectedOffset)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var bytes = segment.ScanBytes; // again: its end (the data written so far) moves on with the writer
+            var cap = Math.Min(segment.MappedLength, cut);
+            var limit = Math.Min(bytes.Length, cap);
+            if (RecordLayout.Check(bytes, position, limit, expectedOffset, verifyCrc: true, out _) == RecordStatus.Ok)
+            {
+                return Tail.Record;
+            }
+
+            var word = position + 4 <= limit ? BinaryPrimitives.ReadUInt32LittleEndian(bytes[position..]) : 0u;
+            var extent = word == 0 ? position : position + (((long)word + RecordLayout.Alignment - 1) & ~(long)(RecordLayout.Alignment - 1));
+            if (word != 0 && (word < RecordLayout.HeaderSize || extent > cap))
+            {
+                return Tail.Damage;
+            }
+
+            if (extent >= limit || SegmentScanner.EndOfNonZero(bytes[..limit], (int)extent) == extent)
+            {
+                return Tail.End;
+            }
+
+            if (attempt == 4)
+            {
+                return Tail.Damage;
+            }
+
+            Thread.Sleep(attempt); // 0 first: a yield; what the writer stored may take a moment to be seen whole
+        }
+    }
+}
