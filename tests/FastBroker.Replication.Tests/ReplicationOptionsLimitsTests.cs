@@ -5,7 +5,7 @@ using FastBroker.Testing;
 namespace FastBroker.ReplicationTests;
 
 /// <summary>
-/// Settings a node cannot run with are refused when it starts (<see cref="ReplicationOptions.Validate"/>, called by
+/// Settings a node (or a witness) cannot run with are refused when it starts (<see cref="ReplicationOptions.Validate"/>, called by
 /// <see cref="ReplicatedNode.StartAsync"/>), naming the option, its value, the range and why, before anything is
 /// opened or bound; and the edges of each range start.
 /// </summary>
@@ -95,6 +95,50 @@ public class ReplicationOptionsLimitsTests
         await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, Eventually.DefaultTimeout), $"the node takes the lease and becomes primary (role {node.Role})");
         Assert.Equal("a", witness.Server.Holder);
+    }
+
+    /// <summary>
+    /// The witness arms each connection's idle timeout with CancelAfter, which throws past the runtime's longest timed
+    /// wait (about 49.7 days on .NET 10): a witness with a longer IdleTimeout started and then failed every connection
+    /// it served. It is refused at start, by name.
+    /// </summary>
+    [Fact]
+    public async Task A_witness_idle_timeout_longer_than_the_runtime_can_wait_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = WitnessOptions.Default with { Port = 0, DataDirectory = dir.Combine("w"), IdleTimeout = TimeSpan.FromDays(50) };
+
+        WitnessServer? started = null;
+        try
+        {
+            started = await WitnessServer.StartAsync(options);
+            await using var client = new WitnessClient($"127.0.0.1:{started.EndPoint.Port}");
+            Assert.Fail($"started with IdleTimeout {options.IdleTimeout}; a STATUS call answered: {await client.StatusAsync()}");
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            Assert.Equal(nameof(WitnessOptions.IdleTimeout), e.ParamName);
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await started.StopAsync();
+            }
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a witness refused at start");
+        var longest = options with { IdleTimeout = TimeSpan.FromMilliseconds(int.MaxValue) };
+        var server = await WitnessServer.StartAsync(longest);
+        try
+        {
+            await using var client = new WitnessClient($"127.0.0.1:{server.EndPoint.Port}");
+            Assert.Equal(LeaseResultKind.Status, (await client.StatusAsync()).Kind);
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
     }
 
     private static ReplicationOptions Options(TempDirectory dir, string? witness) => new()
