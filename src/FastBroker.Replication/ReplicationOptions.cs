@@ -30,8 +30,11 @@ public sealed record ReplicationOptions
     /// </summary>
     public NodeRole InitialRole { get; init; } = NodeRole.Standby;
 
-    /// <summary>How often the primary sends a heartbeat (and changed state files) when idle.</summary>
-    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>How often the primary sends a heartbeat (and changed state files) when idle; at most <see cref="MaxHeartbeatInterval"/>.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = DefaultHeartbeatInterval;
+
+    /// <summary>The default <see cref="HeartbeatInterval"/>: 100 ms (<c>fastbroker serve</c> uses it).</summary>
+    public static TimeSpan DefaultHeartbeatInterval { get; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>A standby that has heard nothing for this long considers the primary gone (and, with a witness, asks for the lease).</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
@@ -50,8 +53,25 @@ public sealed record ReplicationOptions
     /// <summary><see cref="StandbyCheckSilence"/>, or three heartbeat intervals when it is not set.</summary>
     internal TimeSpan EffectiveStandbyCheckSilence => StandbyCheckSilence ?? (HeartbeatInterval * 3);
 
-    /// <summary>The primary's witness lease; renewed every quarter of it. Default: twice <see cref="HeartbeatTimeout"/>.</summary>
+    /// <summary>
+    /// The primary's witness lease, <see cref="MinLeaseTtl"/> (50 ms) to <see cref="MaxLeaseTtl"/> (60 s); renewed every
+    /// quarter of it. Default: twice <see cref="HeartbeatTimeout"/>, so with a <see cref="Witness"/> and no lease TTL the
+    /// heartbeat timeout is 25 ms to 30 s.
+    /// </summary>
     public TimeSpan? LeaseTtl { get; init; }
+
+    /// <summary>The shortest <see cref="LeaseTtl"/>: below 50 ms a renewal every quarter of it is faster than a loaded machine schedules it.</summary>
+    public static TimeSpan MinLeaseTtl { get; } = TimeSpan.FromMilliseconds(WitnessProtocol.MinTtlMs);
+
+    /// <summary>The longest <see cref="LeaseTtl"/>: 60 s, the longest lease the witness protocol grants.</summary>
+    public static TimeSpan MaxLeaseTtl { get; } = TimeSpan.FromMilliseconds(WitnessProtocol.MaxTtlMs);
+
+    /// <summary>
+    /// The longest <see cref="HeartbeatInterval"/>: <see cref="int.MaxValue"/> ms (about 24.8 days). The nodes wait up to one
+    /// interval at a time, and a timed wait longer than the runtime takes (on .NET 10, <c>Task.Delay</c> and timers stop
+    /// at about 49.7 days; a millisecond count in an int at this) threw from the node's loops at every turn.
+    /// </summary>
+    public static TimeSpan MaxHeartbeatInterval { get; } = TimeSpan.FromMilliseconds(int.MaxValue);
 
     /// <summary>
     /// How long a standby-mode confirmation waits for the standby before failing with <c>NotReplicated</c> (checked
@@ -129,7 +149,6 @@ public sealed record ReplicationOptions
 
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
-
     /// <summary>
     /// How long a probe of the peer waits for its answer: <see cref="ProbeTimeoutLimit"/> (500 ms), or the heartbeat
     /// timeout if that is shorter (a peer silent for that long counts as gone anyway).
@@ -179,9 +198,10 @@ public sealed record ReplicationOptions
             throw new ArgumentException($"StandbyCheckSilence ({EffectiveStandbyCheckSilence.TotalMilliseconds:0.###} ms) must exceed HeartbeatInterval ({HeartbeatInterval.TotalMilliseconds:0.###} ms).", nameof(StandbyCheckSilence));
         }
 
-        if (AckTimeout <= TimeSpan.Zero || EffectiveLeaseTtl < TimeSpan.FromMilliseconds(50))
+        ValidateWaits();
+        if (AckTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentException("AckTimeout must be positive and LeaseTtl at least 50 ms.", nameof(AckTimeout));
+            throw new ArgumentException($"AckTimeout ({AckTimeout.TotalMilliseconds:0.###} ms) must be positive.", nameof(AckTimeout));
         }
 
         if (AckPoll < TimeSpan.Zero || AckPoll > TimeSpan.FromSeconds(1))
@@ -202,6 +222,37 @@ public sealed record ReplicationOptions
         if (InitialRole is not (NodeRole.Primary or NodeRole.Standby))
         {
             throw new ArgumentException("InitialRole is Primary or Standby.", nameof(InitialRole));
+        }
+    }
+
+    /// <summary>
+    /// The limits of waits derived from other settings, so that settings the node starts with are ones it can run with:
+    /// a lease TTL the witness grants (a node asking for another one failed every attempt and never left Starting), and a
+    /// heartbeat interval the runtime can wait for.
+    /// </summary>
+    private void ValidateWaits()
+    {
+        if (HeartbeatInterval > MaxHeartbeatInterval)
+        {
+            throw new ArgumentException(
+                $"HeartbeatInterval ({HeartbeatInterval.TotalMilliseconds:0.###} ms) must be at most {MaxHeartbeatInterval.TotalMilliseconds:0} ms (about 24.8 days): the nodes wait up to one interval at a time, and the runtime's timed waits may be no longer.",
+                nameof(HeartbeatInterval));
+        }
+
+        var min = MinLeaseTtl.TotalMilliseconds;
+        var max = MaxLeaseTtl.TotalMilliseconds;
+        if (LeaseTtl is { } ttl && (ttl < MinLeaseTtl || ttl > MaxLeaseTtl))
+        {
+            throw new ArgumentException(
+                $"LeaseTtl ({ttl.TotalMilliseconds:0.###} ms) must be {min:0} to {max:0} ms: the witness grants a lease of at most {max:0} ms, and one shorter than {min:0} ms would be renewed (every quarter of it) faster than a loaded machine schedules the renewals.",
+                nameof(LeaseTtl));
+        }
+
+        if (Witness is not null && LeaseTtl is null && (EffectiveLeaseTtl < MinLeaseTtl || EffectiveLeaseTtl > MaxLeaseTtl))
+        {
+            throw new ArgumentException(
+                $"HeartbeatTimeout ({HeartbeatTimeout.TotalMilliseconds:0.###} ms) must be {min / 2:0} to {max / 2:0} ms with a Witness and no LeaseTtl: the witness lease then lasts twice the heartbeat timeout ({EffectiveLeaseTtl.TotalMilliseconds:0.###} ms here), and the witness grants a lease of {min:0} to {max:0} ms. Set LeaseTtl for a heartbeat timeout outside that range.",
+                nameof(HeartbeatTimeout));
         }
     }
 }

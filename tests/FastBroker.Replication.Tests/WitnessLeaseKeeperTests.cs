@@ -88,6 +88,32 @@ public class WitnessLeaseKeeperTests
         Assert.Equal(1, Volatile.Read(ref lostCount));
     }
 
+    /// <summary>
+    /// A witness grants at most its MaxTtl (10 s for <c>fastbroker witness</c>), while a node may ask for up to 60 s (twice
+    /// a heartbeat timeout of up to 30 s). The keeper renewed every quarter of the TTL it asked for, so a node asking for
+    /// 10 s from a witness granting 1 s renewed every 2.5 s a lease it believed in for 0.9 s: it lost the lease after
+    /// every grant. It now renews every quarter of what the witness grants.
+    /// </summary>
+    [Fact]
+    public async Task The_keeper_keeps_a_lease_the_witness_grants_shorter_than_asked()
+    {
+        await using var f = await WitnessFixture.StartAsync(o => o with { MaxTtl = TimeSpan.FromSeconds(1) });
+        var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var client = await WarmClientAsync(f, TimeSpan.FromSeconds(5));
+        await using var keeper = await StartAsync(() => LeaseKeeper.TryStartAsync(client, "node-a", 0, TimeSpan.FromSeconds(10), onLost: r => lost.TrySetResult(r)));
+
+        // Six renewals take 1.5 s, longer than the 1 s granted: only a keeper renewing within the grant gets there.
+        await Eventually.TrueAsync(() => keeper.Renewals >= 6 || lost.Task.IsCompleted, "six renewals (or the loss of the lease)");
+
+        if (lost.Task.IsCompleted)
+        {
+            Assert.Fail($"lost the lease after {keeper.Renewals} renewal(s), renewing every {keeper.RenewInterval.TotalMilliseconds:0} ms a 1000 ms grant: {await lost.Task}");
+        }
+
+        Assert.Equal((TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(250)), (keeper.Ttl, keeper.RenewInterval));
+        Assert.Equal(("node-a", 1L), (f.Server.Holder, f.Server.Epoch));
+    }
+
     [Fact]
     public async Task The_keeper_reports_Lost_when_a_renewal_is_denied()
     {

@@ -98,6 +98,29 @@ internal static class ServeCommand
         };
         cmd.Validators.Add(result =>
         {
+            // Pair options only: serve without --peer does not use them. The witness lease lasts twice the heartbeat
+            // timeout, and the witness grants at most MaxLeaseTtl: a node asking for more was refused every lease and
+            // stayed Starting.
+            // A command validator runs before defaults are applied: an option not given reads as 0, and its default
+            // (500 ms) is in range.
+            var longest = (long)Replication.ReplicationOptions.MaxLeaseTtl.TotalMilliseconds / 2;
+            if (result.GetResult(peer) is null || result.GetResult(heartbeatTimeout) is not { Implicit: false }
+                || !OptionRules.TryGetValue(result, heartbeatTimeout, out var timeout))
+            {
+                return;
+            }
+
+            if (timeout <= s_heartbeatIntervalMs)
+            {
+                result.AddError($"--heartbeat-timeout-ms {timeout}: expected more than {s_heartbeatIntervalMs} (the primary sends a heartbeat every {s_heartbeatIntervalMs} ms)");
+            }
+            else if (result.GetResult(witness) is not null && timeout > longest)
+            {
+                result.AddError($"--heartbeat-timeout-ms {timeout}: expected at most {longest} with --witness (the witness lease lasts twice the heartbeat timeout, and the witness grants a lease of at most {2 * longest} ms)");
+            }
+        });
+        cmd.Validators.Add(result =>
+        {
             // A value that does not parse is already the usage error (reading it would throw): nothing to compare.
             if (OptionRules.TryGetValue(result, producerIdle, out var idle) && OptionRules.TryGetValue(result, producerExpiry, out var expiry)
                 && expiry > 0 && (idle == 0 || expiry < idle))
@@ -299,6 +322,9 @@ internal static class ServeCommand
             return ex.Message;
         }
     }
+
+    /// <summary>The pair's heartbeat interval in ms, which serve does not change.</summary>
+    private static readonly long s_heartbeatIntervalMs = (long)Replication.ReplicationOptions.DefaultHeartbeatInterval.TotalMilliseconds;
 
     /// <summary>A producer age limit given in seconds: 0 = never.</summary>
     private static TimeSpan Seconds(int seconds) => seconds == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(seconds);

@@ -35,6 +35,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     private readonly object _gate = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Timer _expiryTimer;
+    private readonly TimeSpan _askedInterval;
     private Task _renewLoop = Task.CompletedTask;
     private long _validUntil; // Stopwatch timestamp
     private long _epoch;
@@ -42,13 +43,15 @@ public sealed class LeaseKeeper : IAsyncDisposable
     private int _state;
     private volatile bool _standbyBehind;
     private string _lastFailure = "no renewal attempted yet";
+    private long _renewIntervalTicks; // TimeSpan ticks
 
-    private LeaseKeeper(WitnessClient client, string nodeId, TimeSpan ttl, TimeSpan renewInterval, long epoch, Action<string>? onLost)
+    private LeaseKeeper(WitnessClient client, string nodeId, TimeSpan ttl, TimeSpan renewInterval, TimeSpan grantedTtl, long epoch, Action<string>? onLost)
     {
         _client = client;
         NodeId = nodeId;
         Ttl = ttl;
-        RenewInterval = renewInterval;
+        _askedInterval = renewInterval;
+        _renewIntervalTicks = IntervalFor(renewInterval, ttl, grantedTtl).Ticks;
         _epoch = epoch;
         Lost = onLost;
         _expiryTimer = new Timer(static s => ((LeaseKeeper)s!).CheckExpiry(), this, Timeout.Infinite, Timeout.Infinite);
@@ -63,8 +66,12 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <summary>The TTL asked for on each renewal.</summary>
     public TimeSpan Ttl { get; }
 
-    /// <summary>How often the lease is renewed.</summary>
-    public TimeSpan RenewInterval { get; }
+    /// <summary>
+    /// How often the lease is renewed: the interval asked for, shortened in proportion while the witness grants a shorter
+    /// TTL than <see cref="Ttl"/> (its <see cref="WitnessOptions.MaxTtl"/>, 10 s by default), so that a quarter of the TTL
+    /// stays a quarter of the lease actually held.
+    /// </summary>
+    public TimeSpan RenewInterval => TimeSpan.FromTicks(Volatile.Read(ref _renewIntervalTicks));
 
     /// <summary>The epoch of the last grant.</summary>
     public long Epoch => Volatile.Read(ref _epoch);
@@ -93,7 +100,10 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <param name="nodeId">This node: 1-64 characters of [A-Za-z0-9._-].</param>
     /// <param name="epoch">This node's current epoch.</param>
     /// <param name="ttl">The lease length, 50 ms to 60 s.</param>
-    /// <param name="renewInterval">How often to renew; default a quarter of the TTL (three tries before the lease runs out).</param>
+    /// <param name="renewInterval">
+    /// How often to renew; default a quarter of the TTL (three tries before the lease runs out). Shortened in proportion
+    /// while the witness grants less than <paramref name="ttl"/> (see <see cref="RenewInterval"/>).
+    /// </param>
     /// <param name="onLost">Subscribed to <see cref="Lost"/> before the background loop starts, so no loss can be missed.</param>
     /// <param name="ct">Cancels the first acquisition.</param>
     /// <param name="notGranted">Told the witness's answer when the result is null (denied, unreachable, error, too late).</param>
@@ -132,7 +142,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
             return null;
         }
 
-        var keeper = new LeaseKeeper(client, nodeId, ttl, interval, grant.Epoch, onLost) { _standbyBehind = grant.StandbyBehind };
+        var keeper = new LeaseKeeper(client, nodeId, ttl, interval, grant.Ttl, grant.Epoch, onLost) { _standbyBehind = grant.StandbyBehind };
         keeper.Extend(sentAt, grant.Ttl);
         keeper._renewLoop = Task.Run(keeper.RenewLoopAsync, CancellationToken.None);
         return keeper;
@@ -256,6 +266,13 @@ public sealed class LeaseKeeper : IAsyncDisposable
                         // STANDBY report could overwrite the report's answer with the older value.
                         Extend(sentAt, result.Ttl);
                         Interlocked.Increment(ref _renewals);
+                        if (IntervalFor(_askedInterval, Ttl, result.Ttl) is var interval && interval != period.Period)
+                        {
+                            // A witness restarted with another MaxTtl: renew in step with what it grants now.
+                            Volatile.Write(ref _renewIntervalTicks, interval.Ticks);
+                            period.Period = interval;
+                        }
+
                         break;
                     case LeaseResultKind.Granted:
                         // Only a new holder gets a new epoch: the witness lost track of this node's lease in between.
@@ -291,6 +308,15 @@ public sealed class LeaseKeeper : IAsyncDisposable
             ArmExpiryTimer();
         }
     }
+
+    /// <summary>
+    /// The renewal interval for a grant: <paramref name="asked"/>, or, when the witness granted less than
+    /// <paramref name="ttl"/> (a TTL above its MaxTtl), that much less in proportion. Renewing at the pace of the TTL
+    /// asked for, a node asking for 40 s from a witness granting 10 s renewed every 10 s a lease it believed in for 9 s,
+    /// and lost it every time.
+    /// </summary>
+    private static TimeSpan IntervalFor(TimeSpan asked, TimeSpan ttl, TimeSpan granted) =>
+        granted > TimeSpan.Zero && granted < ttl ? TimeSpan.FromTicks(Math.Max(1, (long)(asked.Ticks * (granted.Ticks / (double)ttl.Ticks)))) : asked;
 
     private static long UsableTicks(TimeSpan grantedTtl) => (long)(grantedTtl.TotalSeconds * (1 - SafetyFraction) * Stopwatch.Frequency);
 

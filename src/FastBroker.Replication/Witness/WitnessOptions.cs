@@ -36,7 +36,10 @@ public sealed record WitnessOptions
     /// </summary>
     public TimeSpan MaxTtl { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a connection may stay silent before the witness closes it.</summary>
+    /// <summary>
+    /// How long a connection may stay silent before the witness closes it: above 0, at most <see cref="int.MaxValue"/> ms
+    /// (about 24.8 days), the longest timed wait the runtime takes (past it, every connection failed as it was served).
+    /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Most concurrent connections; extra ones are closed at accept.</summary>
@@ -54,6 +57,7 @@ public sealed record WitnessOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(SafetyMargin, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxTtl, TimeSpan.FromMilliseconds(WitnessProtocol.MinTtlMs));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(IdleTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(IdleTimeout, TimeSpan.FromMilliseconds(int.MaxValue));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);
     }
 }

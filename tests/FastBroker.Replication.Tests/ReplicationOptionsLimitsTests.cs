@@ -1,0 +1,178 @@
+using FastBroker.Replication;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests;
+
+/// <summary>
+/// Settings a node (or a witness) cannot run with are refused when it starts (<see cref="ReplicationOptions.Validate"/>, called by
+/// <see cref="ReplicatedNode.StartAsync"/>), naming the option, its value, the range and why, before anything is
+/// opened or bound; and the edges of each range start.
+/// </summary>
+public class ReplicationOptionsLimitsTests
+{
+    /// <summary>
+    /// With a witness and no LeaseTtl the lease lasts twice the heartbeat timeout, and the witness grants 50 ms to 60 s:
+    /// a 40 s heartbeat timeout asked for an 80 s lease, and the node started, stayed Starting and logged "unexpected
+    /// ArgumentOutOfRangeException: A lease TTL is 50..60000 ms" every heartbeat.
+    /// </summary>
+    [Fact]
+    public async Task A_witnessed_heartbeat_timeout_whose_lease_the_witness_cannot_grant_is_refused_at_start()
+    {
+        await using var witness = await WitnessFixture.StartAsync();
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = Options(dir, witness.Endpoint) with { HeartbeatTimeout = TimeSpan.FromSeconds(40) };
+
+        var refused = await RefusedAsync(options);
+
+        Assert.Equal(nameof(ReplicationOptions.HeartbeatTimeout), refused.ParamName);
+        foreach (var part in new[] { "HeartbeatTimeout (40000 ms)", "25 to 30000 ms", "twice the heartbeat timeout (80000 ms here)", "50 to 60000 ms", "LeaseTtl" })
+        {
+            Assert.Contains(part, refused.Message, StringComparison.Ordinal);
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
+        Assert.Null(witness.Server.Holder);
+
+        var tooShort = await RefusedAsync(options with { HeartbeatInterval = TimeSpan.FromMilliseconds(5), HeartbeatTimeout = TimeSpan.FromMilliseconds(20) });
+        Assert.Equal(nameof(ReplicationOptions.HeartbeatTimeout), tooShort.ParamName);
+        Assert.Contains("HeartbeatTimeout (20 ms) must be 25 to 30000 ms with a Witness", tooShort.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>An explicit LeaseTtl outside what the witness grants (50 ms to 60 s) is refused by name.</summary>
+    [Fact]
+    public async Task A_lease_TTL_the_witness_cannot_grant_is_refused_at_start()
+    {
+        await using var witness = await WitnessFixture.StartAsync();
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = Options(dir, witness.Endpoint);
+
+        foreach (var (ttl, shown) in new[] { (TimeSpan.FromMilliseconds(60_001), "LeaseTtl (60001 ms)"), (TimeSpan.FromMilliseconds(49), "LeaseTtl (49 ms)") })
+        {
+            var refused = await RefusedAsync(options with { LeaseTtl = ttl });
+            Assert.Equal(nameof(ReplicationOptions.LeaseTtl), refused.ParamName);
+            Assert.Contains($"{shown} must be 50 to 60000 ms: the witness grants a lease of at most 60000 ms", refused.Message, StringComparison.Ordinal);
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
+    }
+
+    /// <summary>
+    /// The nodes wait up to one heartbeat interval at a time, and the runtime's timed waits take at most int.MaxValue ms
+    /// (about 24.8 days): a primary with a longer interval threw ArgumentOutOfRangeException from its watch loop every
+    /// time round, and so never watched its peer for a newer epoch.
+    /// </summary>
+    [Fact]
+    public async Task A_heartbeat_interval_longer_than_the_runtime_can_wait_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var interval = ReplicationOptions.MaxHeartbeatInterval + TimeSpan.FromMilliseconds(1);
+        var options = Options(dir, witness: null) with { HeartbeatInterval = interval, HeartbeatTimeout = interval * 2 };
+
+        var refused = await RefusedAsync(options);
+
+        Assert.Equal(nameof(ReplicationOptions.HeartbeatInterval), refused.ParamName);
+        Assert.Contains("HeartbeatInterval (2147483648 ms) must be at most 2147483647 ms", refused.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
+    }
+
+    /// <summary>
+    /// The edges that start: a witnessed node at the longest heartbeat timeout (a 60 s lease, which a witness granting
+    /// at most 10 s grants as 10 s) takes the lease; an explicit LeaseTtl lets the heartbeat timeout go past 30 s; and
+    /// without a witness the heartbeat timeout has no such bound.
+    /// </summary>
+    [Fact]
+    public async Task The_longest_settings_in_range_are_accepted_and_a_witnessed_node_takes_the_lease()
+    {
+        await using var witness = await WitnessFixture.StartAsync();
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = Options(dir, witness.Endpoint) with { HeartbeatTimeout = TimeSpan.FromSeconds(30) };
+
+        (options with { HeartbeatTimeout = TimeSpan.FromMinutes(2), LeaseTtl = TimeSpan.FromSeconds(60) }).Validate();
+        (options with { Witness = null, HeartbeatTimeout = TimeSpan.FromDays(30) }).Validate();
+        (options with { Witness = null, HeartbeatInterval = ReplicationOptions.MaxHeartbeatInterval, HeartbeatTimeout = TimeSpan.FromDays(30) }).Validate();
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, Eventually.DefaultTimeout), $"the node takes the lease and becomes primary (role {node.Role})");
+        Assert.Equal("a", witness.Server.Holder);
+    }
+
+    /// <summary>
+    /// The witness arms each connection's idle timeout with CancelAfter, which throws past the runtime's longest timed
+    /// wait (about 49.7 days on .NET 10): a witness with a longer IdleTimeout started and then failed every connection
+    /// it served. It is refused at start, by name.
+    /// </summary>
+    [Fact]
+    public async Task A_witness_idle_timeout_longer_than_the_runtime_can_wait_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = WitnessOptions.Default with { Port = 0, DataDirectory = dir.Combine("w"), IdleTimeout = TimeSpan.FromDays(50) };
+
+        WitnessServer? started = null;
+        try
+        {
+            started = await WitnessServer.StartAsync(options);
+            await using var client = new WitnessClient($"127.0.0.1:{started.EndPoint.Port}");
+            Assert.Fail($"started with IdleTimeout {options.IdleTimeout}; a STATUS call answered: {await client.StatusAsync()}");
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            Assert.Equal(nameof(WitnessOptions.IdleTimeout), e.ParamName);
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await started.StopAsync();
+            }
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a witness refused at start");
+        var longest = options with { IdleTimeout = TimeSpan.FromMilliseconds(int.MaxValue) };
+        var server = await WitnessServer.StartAsync(longest);
+        try
+        {
+            await using var client = new WitnessClient($"127.0.0.1:{server.EndPoint.Port}");
+            Assert.Equal(LeaseResultKind.Status, (await client.StatusAsync()).Kind);
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+    }
+
+    private static ReplicationOptions Options(TempDirectory dir, string? witness) => new()
+    {
+        NodeId = "a",
+        DataDirectory = dir.Combine("a"),
+        Port = 0,
+        Peer = "127.0.0.1:1", // nobody: the node decides alone
+        Witness = witness,
+        InitialRole = NodeRole.Primary,
+        PeerWait = TimeSpan.Zero,
+    };
+
+    /// <summary>The refusal of <see cref="ReplicatedNode.StartAsync"/> with <paramref name="options"/>.</summary>
+    private static async Task<ArgumentException> RefusedAsync(ReplicationOptions options)
+    {
+        ReplicatedNode? started = null;
+        try
+        {
+            started = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        }
+        catch (ArgumentException e)
+        {
+            return e;
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await started.DisposeAsync();
+            }
+        }
+
+        Assert.Fail($"started with HeartbeatInterval {options.HeartbeatInterval}, HeartbeatTimeout {options.HeartbeatTimeout}, LeaseTtl {options.LeaseTtl?.ToString() ?? "(none)"}, witness {options.Witness ?? "(none)"}: expected a refusal");
+        return null!;
+    }
+}
