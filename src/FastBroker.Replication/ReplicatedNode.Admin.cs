@@ -18,16 +18,16 @@ public sealed partial class ReplicatedNode
             case ("POST", "/promote" or "/promote/force"):
                 return PromoteRoute(force: path == "/promote/force");
 
-            case ("GET", "/health") when _role != NodeRole.Primary:
-                return (200, "application/json", RoleHealth(_role));
+            case ("GET", "/health") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
+                return (200, "application/json", RoleHealth(CheckStatus()));
 
             // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
             // one to send clients to, or a standby following one. A serving primary falls through to the server's
             // /primary (200, the /health document) and /standby (503, the same). Every 503 of a node that does not serve
-            // as primary carries a one-line reason.
+            // as primary, a stopping primary included, carries a one-line reason.
             case ("GET", "/primary") when !ServesAsPrimary():
                 return PrimaryCheck();
-            case ("GET", "/standby") when _role != NodeRole.Primary:
+            case ("GET", "/standby") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
                 _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
                 return StandbyCheck(maxLag);
             default:
@@ -106,9 +106,13 @@ public sealed partial class ReplicatedNode
         TimeSpan? sinceLastHeard = null;
         long? lag = null;
         string? reason;
-        if (role != NodeRole.Standby)
+        if (_stop.IsCancellationRequested)
         {
-            reason = $"this node is {role.ToString().ToLowerInvariant()}, not a standby";
+            reason = StoppingReason;
+        }
+        else if (role != NodeRole.Standby)
+        {
+            reason = $"this node is {CheckStatus()}, not a standby";
         }
         else if (replica is not { Connected: true })
         {
@@ -126,12 +130,13 @@ public sealed partial class ReplicatedNode
                 : null;
         }
 
-        return CheckAnswer(role.ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), sinceLastHeard, lag, reason);
     }
 
     /// <summary>
     /// GET /primary on a node that does not serve as primary: 503 with what it is doing instead in one line (the
-    /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows.
+    /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows. Its
+    /// status is <see cref="CheckStatus"/>.
     /// </summary>
     private (int, string, byte[]) PrimaryCheck()
     {
@@ -142,7 +147,7 @@ public sealed partial class ReplicatedNode
         string reason;
         if (_stop.IsCancellationRequested)
         {
-            reason = "stopping: the node is shutting down, or has stopped";
+            reason = StoppingReason;
         }
         else if (role == NodeRole.Primary)
         {
@@ -150,7 +155,7 @@ public sealed partial class ReplicatedNode
                 ? $"fenced: a newer primary{(Volatile.Read(ref _newerEpochFrom) is { } from ? $" '{from}'" : "")} (epoch {newer}) exists: stepping down"
                 : _fenceReason is { } fence ? $"fenced: {fence}: stepping down"
                 : _lease is { IsValid: false } ? "fenced: its witness lease has run out: stepping down"
-                : "not serving clients";
+                : "primary, not serving clients";
         }
         else if (Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch)
         {
@@ -185,7 +190,32 @@ public sealed partial class ReplicatedNode
                 : "standby following no primary (not connected to one, or refused)";
         }
 
-        return CheckAnswer((role == NodeRole.Primary ? NodeRole.Fenced : role).ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), sinceLastHeard, lag, reason);
+    }
+
+    private const string StoppingReason = "stopping: the node is shutting down, or has stopped";
+
+    /// <summary>
+    /// The <c>status</c> of a node that does not serve as primary, in its /primary, /standby and /health answers:
+    /// <c>stopping</c> once it is stopping (a primary handing over included), whatever its role; <c>fenced</c> for a
+    /// primary stepping down (a newer epoch seen, fenced, its lease lost) and a node that has stepped down; otherwise
+    /// its role: <c>starting</c>, <c>standby</c> (a promotion under way included: the reason says so), and <c>primary</c>
+    /// for a primary that has no server for none of those reasons.
+    /// </summary>
+    private string CheckStatus()
+    {
+        var role = _role;
+        if (_stop.IsCancellationRequested)
+        {
+            return "stopping";
+        }
+
+        if (role == NodeRole.Primary && (Interlocked.Read(ref _newerEpochSeen) >= 0 || _fenceReason is not null || _lease is { IsValid: false }))
+        {
+            return "fenced";
+        }
+
+        return role.ToString().ToLowerInvariant();
     }
 
     /// <summary>The body of a /primary or /standby check: status, epoch, what it decided by, and the reason (503) if any.</summary>
@@ -222,13 +252,13 @@ public sealed partial class ReplicatedNode
         return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
     }
 
-    // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).
-
+    // Primary, not stopping and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence
+    // closes the clients). A stopping primary's server may drain its clients for a while yet: no new ones are sent to it.
     private bool ServesAsPrimary() =>
-        _role == NodeRole.Primary && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
+        _role == NodeRole.Primary && !_stop.IsCancellationRequested && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
 
-    private byte[] RoleHealth(NodeRole role) =>
-        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n");
+    private byte[] RoleHealth(string status) =>
+        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{status}\",\"epoch\":{_state.Epoch}}}\n");
 
     private void WriteStatus(Utf8JsonWriter w)
     {

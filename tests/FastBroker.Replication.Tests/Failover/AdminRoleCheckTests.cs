@@ -281,6 +281,80 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A node that is stopping says so: a's graceful stop waits (its hand-over) for b, whose link a stalled proxy holds,
+    /// and meanwhile, and once a has stopped, a's <c>/primary</c> and <c>/standby</c> are 503 and its <c>/health</c> 200,
+    /// all with <c>"status":"stopping"</c> (not <c>fenced</c>: it lost nothing, it was asked to stop); so are b's once b
+    /// stops.
+    /// </summary>
+    [Fact]
+    public async Task Checks_say_stopping_on_a_node_that_is_stopping()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var proxies = new List<TcpProxy>();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } }, port =>
+        {
+            var proxy = new TcpProxy(port);
+            proxies.Add(proxy);
+            return proxy.Endpoint;
+        });
+        try
+        {
+            await using (a)
+            await using (b)
+            {
+                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
+                await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
+                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a");
+
+                // b's link stalls: a's stop waits for b to take everything over (up to its ack timeout, 5 s).
+                proxies[^1].Stall();
+                var stopping = a.DisposeAsync().AsTask();
+                var handingOver = await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary while a stops", body => Reason(body)?.StartsWith("stopping: ", StringComparison.Ordinal) == true);
+                output.WriteLine($"a stopping ({(stopping.IsCompleted ? "stopped" : "handing over")}): {handingOver}");
+                Assert.Equal("stopping", Status(handingOver));
+                proxies[^1].Resume();
+                await stopping.WaitAsync(TimeSpan.FromSeconds(60));
+
+                foreach (var (admin, node) in new[] { (adminA, "a"), (adminB, "b") })
+                {
+                    if (node == "b")
+                    {
+                        await b.DisposeAsync();
+                    }
+
+                    var primary = await GetAsync(admin, "/primary", HttpStatusCode.ServiceUnavailable);
+                    output.WriteLine($"{node} stopped: /primary {primary}");
+                    Assert.Equal("stopping", Status(primary));
+                    Assert.Equal("stopping: the node is shutting down, or has stopped", Reason(primary));
+                    var standby = await GetAsync(admin, "/standby", HttpStatusCode.ServiceUnavailable);
+                    Assert.Equal("stopping", Status(standby));
+                    Assert.Equal("stopping: the node is shutting down, or has stopped", Reason(standby));
+                    Assert.Equal("stopping", Status(await GetAsync(admin, "/health", HttpStatusCode.OK)));
+                }
+            }
+        }
+        catch
+        {
+            lock (log)
+            {
+                output.WriteLine(string.Join('\n', log));
+            }
+
+            throw;
+        }
+        finally
+        {
+            foreach (var proxy in proxies)
+            {
+                await proxy.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
     /// A promotion asked for by hand, taken up and waiting for the witness (a socket that accepts and never answers, so
     /// that the request waits out its 30 s call timeout): <c>GET /primary</c> says it is promoting.
     /// </summary>
