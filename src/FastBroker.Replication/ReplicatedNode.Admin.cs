@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using FastBroker.Net;
 using FastBroker.Replication.Internal;
@@ -102,10 +103,7 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        var silence = _options.EffectiveStandbyCheckSilence;
-        TimeSpan? sinceLastHeard = null;
-        long? lag = null;
-        string? reason;
+        string reason;
         if (_stop.IsCancellationRequested)
         {
             reason = StoppingReason;
@@ -120,17 +118,28 @@ public sealed partial class ReplicatedNode
         }
         else
         {
-            sinceLastHeard = replica.SinceLastHeard;
-            lag = replica.LagRecords;
-            reason = sinceLastHeard > silence
-                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, the standby check's silence limit): it may have frozen"
-                : maxLag is not { } max ? null
-                : lag is not { } behind ? "the primary has not reported its heads yet on this link"
-                : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
-                : null;
+            return FollowingStandbyCheck(_state.Epoch, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords, _options.EffectiveStandbyCheckSilence, maxLag);
         }
 
-        return CheckAnswer(CheckStatus(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), _state.Epoch, null, null, reason);
+    }
+
+    /// <summary>
+    /// GET /standby on a standby following <paramref name="primaryId"/>: 503 once it has heard nothing for longer than
+    /// <paramref name="silence"/>, or with <paramref name="maxLag"/> while it lacks more records than that (or its lag is
+    /// not known yet); 200 otherwise. The silence is counted in whole milliseconds, rounded down: the one number the body's
+    /// <c>sinceLastHeardMs</c> and the reason show, and the one compared with the limit.
+    /// </summary>
+    internal static (int Code, string ContentType, byte[] Body) FollowingStandbyCheck(long epoch, string? primaryId, TimeSpan sinceLastHeard, long? lag, TimeSpan silence, long? maxLag)
+    {
+        var heardMs = WholeMilliseconds(sinceLastHeard);
+        var reason = heardMs > silence.TotalMilliseconds
+            ? $"nothing from the primary '{primaryId}' for {heardMs} ms (more than {Milliseconds(silence)} ms, the standby check's silence limit): it may have frozen"
+            : maxLag is not { } max ? null
+            : lag is not { } behind ? "the primary has not reported its heads yet on this link"
+            : behind > max ? $"{behind} records behind the primary '{primaryId}' (lag={max})"
+            : null;
+        return CheckAnswer("standby", epoch, heardMs, lag, reason);
     }
 
     /// <summary>
@@ -142,7 +151,7 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        TimeSpan? sinceLastHeard = null;
+        long? sinceLastHeardMs = null;
         long? lag = null;
         string reason;
         if (_stop.IsCancellationRequested)
@@ -175,11 +184,11 @@ public sealed partial class ReplicatedNode
         }
         else if (replica is { Connected: true })
         {
-            sinceLastHeard = replica.SinceLastHeard;
+            var heardMs = WholeMilliseconds(replica.SinceLastHeard);
+            sinceLastHeardMs = heardMs;
             lag = replica.LagRecords;
-            var silence = _options.EffectiveStandbyCheckSilence;
             reason = $"standby of primary '{replica.PrimaryId}' (epoch {_state.Epoch}), following it: "
-                + (sinceLastHeard > silence ? $"nothing from it for {sinceLastHeard.Value.TotalMilliseconds:F0} ms"
+                + (heardMs > _options.EffectiveStandbyCheckSilence.TotalMilliseconds ? $"nothing from it for {heardMs} ms"
                 : lag is { } behind ? $"{behind} records behind the heads it last reported"
                 : "its heads not reported yet on this link");
         }
@@ -190,7 +199,7 @@ public sealed partial class ReplicatedNode
                 : "standby following no primary (not connected to one, or refused)";
         }
 
-        return CheckAnswer(CheckStatus(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), _state.Epoch, sinceLastHeardMs, lag, reason);
     }
 
     private const string StoppingReason = "stopping: the node is shutting down, or has stopped";
@@ -218,18 +227,23 @@ public sealed partial class ReplicatedNode
         return role.ToString().ToLowerInvariant();
     }
 
+    // Whole milliseconds, rounded down (as /status's sinceLastHeardMs).
+    private static long WholeMilliseconds(TimeSpan t) => (long)t.TotalMilliseconds;
+
+    private static string Milliseconds(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
+
     /// <summary>The body of a /primary or /standby check: status, epoch, what it decided by, and the reason (503) if any.</summary>
-    private (int, string, byte[]) CheckAnswer(string status, TimeSpan? sinceLastHeard, long? lag, string? reason)
+    private static (int, string, byte[]) CheckAnswer(string status, long epoch, long? sinceLastHeardMs, long? lag, string? reason)
     {
         var json = new ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(json))
         {
             w.WriteStartObject();
             w.WriteString("status", status);
-            w.WriteNumber("epoch", _state.Epoch);
-            if (sinceLastHeard is { } heard)
+            w.WriteNumber("epoch", epoch);
+            if (sinceLastHeardMs is { } heard)
             {
-                w.WriteNumber("sinceLastHeardMs", (long)heard.TotalMilliseconds);
+                w.WriteNumber("sinceLastHeardMs", heard);
                 if (lag is { } l)
                 {
                     w.WriteNumber("lagRecords", l);
@@ -336,7 +350,7 @@ public sealed partial class ReplicatedNode
             w.WriteStartObject("replica");
             w.WriteBoolean("connected", replica.Connected);
             w.WriteString("primaryId", replica.PrimaryId);
-            w.WriteNumber("sinceLastHeardMs", (long)replica.SinceLastHeard.TotalMilliseconds);
+            w.WriteNumber("sinceLastHeardMs", WholeMilliseconds(replica.SinceLastHeard));
             if (replica.LagRecords is { } lagRecords)
             {
                 w.WriteNumber("lagRecords", lagRecords);

@@ -427,6 +427,7 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
             var heard = JsonDocument.Parse(silent).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
             Assert.True(heard > SilenceMs, $"b's /standby turned 503 after {heard} ms of silence, expected only past the configured {SilenceMs} ms: {silent}");
             Assert.Contains($"(more than {SilenceMs} ms,", Reason(silent), StringComparison.Ordinal);
+            Assert.Equal(heard, SilenceInReason(silent));
 
             a.Freeze(false);
             frozen = null;
@@ -456,6 +457,35 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The body of a following standby's check shows one silence: the reason's figure is <c>sinceLastHeardMs</c> (whole
+    /// milliseconds, rounded down), and the check fails only once that figure exceeds the limit, so a 503 never says
+    /// "for 3000 ms (more than 3000 ms" and a 200 never reports more silence than the limit allows.
+    /// </summary>
+    [Theory]
+    [InlineData(3001.7, 503)] // rounded to nearest, the reason said 3002 ms while the field said 3001
+    [InlineData(3000.7, 200)] // compared unrounded, it failed saying 3001 ms while the field said 3000
+    [InlineData(3000.2, 200)]
+    [InlineData(2999.9, 200)]
+    public void Standby_check_reports_the_silence_it_decides_by_once(double sinceLastHeardMs, int expected)
+    {
+        var (code, contentType, bytes) = ReplicatedNode.FollowingStandbyCheck(3, "a", TimeSpan.FromMilliseconds(sinceLastHeardMs), lag: 0, silence: TimeSpan.FromMilliseconds(3000), maxLag: null);
+        var body = System.Text.Encoding.UTF8.GetString(bytes);
+        Assert.Equal("application/json", contentType);
+        var heard = JsonDocument.Parse(body).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
+        Assert.Equal((long)Math.Floor(sinceLastHeardMs), heard);
+        Assert.True(code == expected, $"{code}, expected {expected}: {body}");
+        if (code == 503)
+        {
+            Assert.Equal(heard, SilenceInReason(body));
+            Assert.Equal($"nothing from the primary 'a' for {heard} ms (more than 3000 ms, the standby check's silence limit): it may have frozen", Reason(body));
+        }
+        else
+        {
+            Assert.Null(Reason(body));
+        }
+    }
+
     // Accepts connections (the kernel does) and never reads or answers: a peer or witness whose host froze.
     private static Socket SilentListener()
     {
@@ -476,6 +506,14 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     {
         const string Path = "/proc/sys/net/ipv4/tcp_wmem";
         return File.Exists(Path) ? long.Parse(File.ReadAllText(Path).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture) : 4 << 20;
+    }
+
+    // The silence a reason names ("nothing from the primary 'a' for N ms …").
+    private static long SilenceInReason(string json)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(Reason(json) ?? "", @" for (\d+) ms");
+        Assert.True(match.Success, $"no silence in the reason: {json}");
+        return long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static string? Reason(string json)
