@@ -155,6 +155,32 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A pair with no topics: a's heartbeats report an empty set of heads, which is a report (nothing to lack), so b,
+    /// following a, knows its lag is 0 and passes even <c>/standby?lag=0</c>; both checks carry <c>"lagRecords": 0</c>.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_with_lag_passes_on_a_pair_with_no_topics()
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            var (_, b, _) = await pair.StartConfiguredPairAsync([], []);
+            var current = await WaitForAsync(b.AdminEndpoint, "/standby?lag=0", HttpStatusCode.OK, "b's lag check while it follows a primary with no topics");
+            output.WriteLine($"b with no topics: {current}");
+            Assert.Equal("standby", Status(current));
+            Assert.Equal(0, LagRecords(current));
+            var following = await GetAsync(b.AdminEndpoint, "/primary", HttpStatusCode.ServiceUnavailable);
+            Assert.Equal(0, LagRecords(following));
+            Assert.Equal("standby of primary 'a' (epoch 1), following it: 0 records behind the heads it last reported", Reason(following));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// A primary that froze (SIGSTOP: its kernel keeps the link open, nothing more comes) is silent: the standby's link
     /// ends only at the heartbeat timeout (two minutes here, so it does not end during the test), but <c>/standby</c>
     /// must fail as soon as heartbeats stop coming, the reason in the body, and pass again once the primary thaws.
