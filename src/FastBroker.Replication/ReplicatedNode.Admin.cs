@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using FastBroker.Net;
 using FastBroker.Replication.Internal;
@@ -18,16 +19,16 @@ public sealed partial class ReplicatedNode
             case ("POST", "/promote" or "/promote/force"):
                 return PromoteRoute(force: path == "/promote/force");
 
-            case ("GET", "/health") when _role != NodeRole.Primary:
-                return (200, "application/json", RoleHealth(_role));
+            case ("GET", "/health") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
+                return (200, "application/json", RoleHealth(CheckStatus()));
 
             // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
             // one to send clients to, or a standby following one. A serving primary falls through to the server's
             // /primary (200, the /health document) and /standby (503, the same). Every 503 of a node that does not serve
-            // as primary carries a one-line reason.
+            // as primary, a stopping primary included, carries a one-line reason.
             case ("GET", "/primary") when !ServesAsPrimary():
                 return PrimaryCheck();
-            case ("GET", "/standby") when _role != NodeRole.Primary:
+            case ("GET", "/standby") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
                 _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
                 return StandbyCheck(maxLag);
             default:
@@ -102,13 +103,14 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        var silence = _options.EffectiveStandbyCheckSilence;
-        TimeSpan? sinceLastHeard = null;
-        long? lag = null;
-        string? reason;
-        if (role != NodeRole.Standby)
+        string reason;
+        if (_stop.IsCancellationRequested)
         {
-            reason = $"this node is {role.ToString().ToLowerInvariant()}, not a standby";
+            reason = StoppingReason;
+        }
+        else if (role != NodeRole.Standby)
+        {
+            reason = $"this node is {CheckStatus()}, not a standby";
         }
         else if (replica is not { Connected: true })
         {
@@ -116,33 +118,45 @@ public sealed partial class ReplicatedNode
         }
         else
         {
-            sinceLastHeard = replica.SinceLastHeard;
-            lag = replica.LagRecords;
-            reason = sinceLastHeard > silence
-                ? $"nothing from the primary '{replica.PrimaryId}' for {sinceLastHeard.Value.TotalMilliseconds:F0} ms (more than {silence.TotalMilliseconds:F0} ms, the standby check's silence limit): it may have frozen"
-                : maxLag is not { } max ? null
-                : lag is not { } behind ? "the primary has not reported its heads yet on this link"
-                : behind > max ? $"{behind} records behind the primary '{replica.PrimaryId}' (lag={max})"
-                : null;
+            return FollowingStandbyCheck(_state.Epoch, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords, _options.EffectiveStandbyCheckSilence, maxLag);
         }
 
-        return CheckAnswer(role.ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), _state.Epoch, null, null, reason);
+    }
+
+    /// <summary>
+    /// GET /standby on a standby following <paramref name="primaryId"/>: 503 once it has heard nothing for longer than
+    /// <paramref name="silence"/>, or with <paramref name="maxLag"/> while it lacks more records than that (or its lag is
+    /// not known yet); 200 otherwise. The silence is counted in whole milliseconds, rounded down: the one number the body's
+    /// <c>sinceLastHeardMs</c> and the reason show, and the one compared with the limit.
+    /// </summary>
+    internal static (int Code, string ContentType, byte[] Body) FollowingStandbyCheck(long epoch, string? primaryId, TimeSpan sinceLastHeard, long? lag, TimeSpan silence, long? maxLag)
+    {
+        var heardMs = WholeMilliseconds(sinceLastHeard);
+        var reason = heardMs > silence.TotalMilliseconds
+            ? $"nothing from the primary '{primaryId}' for {heardMs} ms (more than {Milliseconds(silence)} ms, the standby check's silence limit): it may have frozen"
+            : maxLag is not { } max ? null
+            : lag is not { } behind ? "the primary has not reported its heads yet on this link"
+            : behind > max ? $"{behind} records behind the primary '{primaryId}' (lag={max})"
+            : null;
+        return CheckAnswer("standby", epoch, heardMs, lag, reason);
     }
 
     /// <summary>
     /// GET /primary on a node that does not serve as primary: 503 with what it is doing instead in one line (the
-    /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows.
+    /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows. Its
+    /// status is <see cref="CheckStatus"/>.
     /// </summary>
     private (int, string, byte[]) PrimaryCheck()
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
-        TimeSpan? sinceLastHeard = null;
+        long? sinceLastHeardMs = null;
         long? lag = null;
         string reason;
         if (_stop.IsCancellationRequested)
         {
-            reason = "stopping: the node is shutting down, or has stopped";
+            reason = StoppingReason;
         }
         else if (role == NodeRole.Primary)
         {
@@ -150,7 +164,7 @@ public sealed partial class ReplicatedNode
                 ? $"fenced: a newer primary{(Volatile.Read(ref _newerEpochFrom) is { } from ? $" '{from}'" : "")} (epoch {newer}) exists: stepping down"
                 : _fenceReason is { } fence ? $"fenced: {fence}: stepping down"
                 : _lease is { IsValid: false } ? "fenced: its witness lease has run out: stepping down"
-                : "not serving clients";
+                : "primary, not serving clients";
         }
         else if (Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch)
         {
@@ -170,11 +184,11 @@ public sealed partial class ReplicatedNode
         }
         else if (replica is { Connected: true })
         {
-            sinceLastHeard = replica.SinceLastHeard;
+            var heardMs = WholeMilliseconds(replica.SinceLastHeard);
+            sinceLastHeardMs = heardMs;
             lag = replica.LagRecords;
-            var silence = _options.EffectiveStandbyCheckSilence;
             reason = $"standby of primary '{replica.PrimaryId}' (epoch {_state.Epoch}), following it: "
-                + (sinceLastHeard > silence ? $"nothing from it for {sinceLastHeard.Value.TotalMilliseconds:F0} ms"
+                + (heardMs > _options.EffectiveStandbyCheckSilence.TotalMilliseconds ? $"nothing from it for {heardMs} ms"
                 : lag is { } behind ? $"{behind} records behind the heads it last reported"
                 : "its heads not reported yet on this link");
         }
@@ -185,21 +199,51 @@ public sealed partial class ReplicatedNode
                 : "standby following no primary (not connected to one, or refused)";
         }
 
-        return CheckAnswer((role == NodeRole.Primary ? NodeRole.Fenced : role).ToString().ToLowerInvariant(), sinceLastHeard, lag, reason);
+        return CheckAnswer(CheckStatus(), _state.Epoch, sinceLastHeardMs, lag, reason);
     }
 
+    private const string StoppingReason = "stopping: the node is shutting down, or has stopped";
+
+    /// <summary>
+    /// The <c>status</c> of a node that does not serve as primary, in its /primary, /standby and /health answers:
+    /// <c>stopping</c> once it is stopping (a primary handing over included), whatever its role; <c>fenced</c> for a
+    /// primary stepping down (a newer epoch seen, fenced, its lease lost) and a node that has stepped down; otherwise
+    /// its role: <c>starting</c>, <c>standby</c> (a promotion under way included: the reason says so), and <c>primary</c>
+    /// for a primary that has no server for none of those reasons.
+    /// </summary>
+    private string CheckStatus()
+    {
+        var role = _role;
+        if (_stop.IsCancellationRequested)
+        {
+            return "stopping";
+        }
+
+        if (role == NodeRole.Primary && (Interlocked.Read(ref _newerEpochSeen) >= 0 || _fenceReason is not null || _lease is { IsValid: false }))
+        {
+            return "fenced";
+        }
+
+        return role.ToString().ToLowerInvariant();
+    }
+
+    // Whole milliseconds, rounded down (as /status's sinceLastHeardMs).
+    private static long WholeMilliseconds(TimeSpan t) => (long)t.TotalMilliseconds;
+
+    private static string Milliseconds(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
+
     /// <summary>The body of a /primary or /standby check: status, epoch, what it decided by, and the reason (503) if any.</summary>
-    private (int, string, byte[]) CheckAnswer(string status, TimeSpan? sinceLastHeard, long? lag, string? reason)
+    private static (int, string, byte[]) CheckAnswer(string status, long epoch, long? sinceLastHeardMs, long? lag, string? reason)
     {
         var json = new ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(json))
         {
             w.WriteStartObject();
             w.WriteString("status", status);
-            w.WriteNumber("epoch", _state.Epoch);
-            if (sinceLastHeard is { } heard)
+            w.WriteNumber("epoch", epoch);
+            if (sinceLastHeardMs is { } heard)
             {
-                w.WriteNumber("sinceLastHeardMs", (long)heard.TotalMilliseconds);
+                w.WriteNumber("sinceLastHeardMs", heard);
                 if (lag is { } l)
                 {
                     w.WriteNumber("lagRecords", l);
@@ -222,13 +266,13 @@ public sealed partial class ReplicatedNode
         return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
     }
 
-    // Primary, and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence closes the clients).
-
+    // Primary, not stopping and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence
+    // closes the clients). A stopping primary's server may drain its clients for a while yet: no new ones are sent to it.
     private bool ServesAsPrimary() =>
-        _role == NodeRole.Primary && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
+        _role == NodeRole.Primary && !_stop.IsCancellationRequested && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
 
-    private byte[] RoleHealth(NodeRole role) =>
-        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{role.ToString().ToLowerInvariant()}\",\"epoch\":{_state.Epoch}}}\n");
+    private byte[] RoleHealth(string status) =>
+        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{status}\",\"epoch\":{_state.Epoch}}}\n");
 
     private void WriteStatus(Utf8JsonWriter w)
     {
@@ -306,7 +350,7 @@ public sealed partial class ReplicatedNode
             w.WriteStartObject("replica");
             w.WriteBoolean("connected", replica.Connected);
             w.WriteString("primaryId", replica.PrimaryId);
-            w.WriteNumber("sinceLastHeardMs", (long)replica.SinceLastHeard.TotalMilliseconds);
+            w.WriteNumber("sinceLastHeardMs", WholeMilliseconds(replica.SinceLastHeard));
             if (replica.LagRecords is { } lagRecords)
             {
                 w.WriteNumber("lagRecords", lagRecords);

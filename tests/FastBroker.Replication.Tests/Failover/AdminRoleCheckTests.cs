@@ -155,6 +155,32 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A pair with no topics: a's heartbeats report an empty set of heads, which is a report (nothing to lack), so b,
+    /// following a, knows its lag is 0 and passes even <c>/standby?lag=0</c>; both checks carry <c>"lagRecords": 0</c>.
+    /// </summary>
+    [Fact]
+    public async Task Standby_check_with_lag_passes_on_a_pair_with_no_topics()
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            var (_, b, _) = await pair.StartConfiguredPairAsync([], []);
+            var current = await WaitForAsync(b.AdminEndpoint, "/standby?lag=0", HttpStatusCode.OK, "b's lag check while it follows a primary with no topics");
+            output.WriteLine($"b with no topics: {current}");
+            Assert.Equal("standby", Status(current));
+            Assert.Equal(0, LagRecords(current));
+            var following = await GetAsync(b.AdminEndpoint, "/primary", HttpStatusCode.ServiceUnavailable);
+            Assert.Equal(0, LagRecords(following));
+            Assert.Equal("standby of primary 'a' (epoch 1), following it: 0 records behind the heads it last reported", Reason(following));
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// A primary that froze (SIGSTOP: its kernel keeps the link open, nothing more comes) is silent: the standby's link
     /// ends only at the heartbeat timeout (two minutes here, so it does not end during the test), but <c>/standby</c>
     /// must fail as soon as heartbeats stop coming, the reason in the body, and pass again once the primary thaws.
@@ -281,6 +307,80 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A node that is stopping says so: a's graceful stop waits (its hand-over) for b, whose link a stalled proxy holds,
+    /// and meanwhile, and once a has stopped, a's <c>/primary</c> and <c>/standby</c> are 503 and its <c>/health</c> 200,
+    /// all with <c>"status":"stopping"</c> (not <c>fenced</c>: it lost nothing, it was asked to stop); so are b's once b
+    /// stops.
+    /// </summary>
+    [Fact]
+    public async Task Checks_say_stopping_on_a_node_that_is_stopping()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var proxies = new List<TcpProxy>();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } }, port =>
+        {
+            var proxy = new TcpProxy(port);
+            proxies.Add(proxy);
+            return proxy.Endpoint;
+        });
+        try
+        {
+            await using (a)
+            await using (b)
+            {
+                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
+                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
+                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
+                await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
+                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a");
+
+                // b's link stalls: a's stop waits for b to take everything over (up to its ack timeout, 5 s).
+                proxies[^1].Stall();
+                var stopping = a.DisposeAsync().AsTask();
+                var handingOver = await WaitForAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable, "a's /primary while a stops", body => Reason(body)?.StartsWith("stopping: ", StringComparison.Ordinal) == true);
+                output.WriteLine($"a stopping ({(stopping.IsCompleted ? "stopped" : "handing over")}): {handingOver}");
+                Assert.Equal("stopping", Status(handingOver));
+                proxies[^1].Resume();
+                await stopping.WaitAsync(TimeSpan.FromSeconds(60));
+
+                foreach (var (admin, node) in new[] { (adminA, "a"), (adminB, "b") })
+                {
+                    if (node == "b")
+                    {
+                        await b.DisposeAsync();
+                    }
+
+                    var primary = await GetAsync(admin, "/primary", HttpStatusCode.ServiceUnavailable);
+                    output.WriteLine($"{node} stopped: /primary {primary}");
+                    Assert.Equal("stopping", Status(primary));
+                    Assert.Equal("stopping: the node is shutting down, or has stopped", Reason(primary));
+                    var standby = await GetAsync(admin, "/standby", HttpStatusCode.ServiceUnavailable);
+                    Assert.Equal("stopping", Status(standby));
+                    Assert.Equal("stopping: the node is shutting down, or has stopped", Reason(standby));
+                    Assert.Equal("stopping", Status(await GetAsync(admin, "/health", HttpStatusCode.OK)));
+                }
+            }
+        }
+        catch
+        {
+            lock (log)
+            {
+                output.WriteLine(string.Join('\n', log));
+            }
+
+            throw;
+        }
+        finally
+        {
+            foreach (var proxy in proxies)
+            {
+                await proxy.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
     /// A promotion asked for by hand, taken up and waiting for the witness (a socket that accepts and never answers, so
     /// that the request waits out its 30 s call timeout): <c>GET /primary</c> says it is promoting.
     /// </summary>
@@ -353,6 +453,7 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
             var heard = JsonDocument.Parse(silent).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
             Assert.True(heard > SilenceMs, $"b's /standby turned 503 after {heard} ms of silence, expected only past the configured {SilenceMs} ms: {silent}");
             Assert.Contains($"(more than {SilenceMs} ms,", Reason(silent), StringComparison.Ordinal);
+            Assert.Equal(heard, SilenceInReason(silent));
 
             a.Freeze(false);
             frozen = null;
@@ -382,6 +483,35 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The body of a following standby's check shows one silence: the reason's figure is <c>sinceLastHeardMs</c> (whole
+    /// milliseconds, rounded down), and the check fails only once that figure exceeds the limit, so a 503 never says
+    /// "for 3000 ms (more than 3000 ms" and a 200 never reports more silence than the limit allows.
+    /// </summary>
+    [Theory]
+    [InlineData(3001.7, 503)] // rounded to nearest, the reason said 3002 ms while the field said 3001
+    [InlineData(3000.7, 200)] // compared unrounded, it failed saying 3001 ms while the field said 3000
+    [InlineData(3000.2, 200)]
+    [InlineData(2999.9, 200)]
+    public void Standby_check_reports_the_silence_it_decides_by_once(double sinceLastHeardMs, int expected)
+    {
+        var (code, contentType, bytes) = ReplicatedNode.FollowingStandbyCheck(3, "a", TimeSpan.FromMilliseconds(sinceLastHeardMs), lag: 0, silence: TimeSpan.FromMilliseconds(3000), maxLag: null);
+        var body = System.Text.Encoding.UTF8.GetString(bytes);
+        Assert.Equal("application/json", contentType);
+        var heard = JsonDocument.Parse(body).RootElement.GetProperty("sinceLastHeardMs").GetInt64();
+        Assert.Equal((long)Math.Floor(sinceLastHeardMs), heard);
+        Assert.True(code == expected, $"{code}, expected {expected}: {body}");
+        if (code == 503)
+        {
+            Assert.Equal(heard, SilenceInReason(body));
+            Assert.Equal($"nothing from the primary 'a' for {heard} ms (more than 3000 ms, the standby check's silence limit): it may have frozen", Reason(body));
+        }
+        else
+        {
+            Assert.Null(Reason(body));
+        }
+    }
+
     // Accepts connections (the kernel does) and never reads or answers: a peer or witness whose host froze.
     private static Socket SilentListener()
     {
@@ -402,6 +532,14 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     {
         const string Path = "/proc/sys/net/ipv4/tcp_wmem";
         return File.Exists(Path) ? long.Parse(File.ReadAllText(Path).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture) : 4 << 20;
+    }
+
+    // The silence a reason names ("nothing from the primary 'a' for N ms …").
+    private static long SilenceInReason(string json)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(Reason(json) ?? "", @" for (\d+) ms");
+        Assert.True(match.Success, $"no silence in the reason: {json}");
+        return long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static string? Reason(string json)
