@@ -27,7 +27,7 @@ internal sealed class PositionStore : IDisposable
     private PositionStore(MappedStateFile file)
     {
         _file = file;
-        var count = (int)Math.Min(_file.Read(1), MaxTopics);
+        var count = (int)_file.Read(1); // 0 to MaxTopics: Open refused any other
         for (var i = 0; i < count; i++)
         {
             var entry = HeaderBytes + ((long)i * EntryBytes);
@@ -75,7 +75,7 @@ internal sealed class PositionStore : IDisposable
             file.Write(1, 0);
             file.Write(0, Magic);
         }
-        else if (file.Read(0) != Magic)
+        else if (file.Read(0) != Magic || file.Read(1) is < 0 or > MaxTopics)
         {
             // Replaced between the check and the mapping.
             file.Dispose();
@@ -111,8 +111,10 @@ internal sealed class PositionStore : IDisposable
 
     /// <summary>
     /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
-    /// slot 1 is the entry count). A file whose magic survived but that is cut short before its entry count, or before
-    /// the end of its last entry (its position), holds no state, as an empty one: a position it had committed is lost.
+    /// slot 1 is the entry count). An entry count no position file holds (negative, or above <see cref="MaxTopics"/>)
+    /// is damage, as a wrong magic is: <see cref="StateFileContents.Damaged"/>. A file whose magic survived but that is
+    /// cut short before its entry count, or before the end of its last entry (its position) by a count a position file
+    /// can hold, holds no state, as an empty one: a position it had committed is lost.
     /// </summary>
     public static StateFileHeader Inspect(string path)
     {
@@ -122,7 +124,12 @@ internal sealed class PositionStore : IDisposable
             return header;
         }
 
-        var count = Math.Clamp(header.Slot(1), 0, MaxTopics);
+        var count = header.Slot(1);
+        if (count is < 0 or > MaxTopics)
+        {
+            return header with { Contents = StateFileContents.Damaged, Reason = $"entry count {count} (a position file holds 0 to {MaxTopics} entries)" };
+        }
+
         var end = HeaderBytes + (count * EntryBytes);
         return header.Length < end
             ? header with { Contents = StateFileContents.NoState, Reason = $"{header.Length} bytes: a position file cut short before the end of its {count} committed position(s), at byte {end}" }

@@ -415,6 +415,7 @@ internal sealed partial class StandbyLink : IDisposable
         }
 
         sent += ShipPositions(f);
+        SendWantedStateFiles(f);
         var now = Stopwatch.GetTimestamp();
         if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
         {
@@ -852,6 +853,9 @@ internal sealed partial class StandbyLink : IDisposable
                     break;
                 case FrameKind.StateAck:
                     _owner.Gate.OnStateApplied(new FrameReader(body).I64());
+                    break;
+                case FrameKind.StateWanted:
+                    OnStateWanted(body);
                     break;
                 case FrameKind.Refuse:
                     var r = new FrameReader(body);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using FastBroker.Engine;
 
 namespace FastBroker.Replication.Internal;
@@ -6,6 +7,7 @@ namespace FastBroker.Replication.Internal;
 internal sealed partial class StandbyLink
 {
     private readonly HashSet<string> _sentWhole = new(StringComparer.Ordinal); // subscriptions whose .pos this pass sent
+    private readonly ConcurrentQueue<string> _stateWanted = new(); // STATE_WANTED paths, for the sender thread
 
     /// <summary>
     /// Tests: called on the sender thread with false just before it drains the queued state updates (what is queued
@@ -56,6 +58,35 @@ internal sealed partial class StandbyLink
         f.End();
         Send(f);
         return Math.Max(1, _positionUpdates.Count);
+    }
+
+    /// <summary>
+    /// Ack reader: the standby's copy of a state file was damaged (<see cref="FrameKind.StateWanted"/>); the sender
+    /// thread sends it whole in its next pass, whatever it sent before.
+    /// </summary>
+    private void OnStateWanted(ReadOnlySpan<byte> body)
+    {
+        var relative = new FrameReader(body).Str();
+        if (!StateFiles.IsStatePath(relative))
+        {
+            throw new InvalidDataException($"state file path '{relative}' asked for by the standby refused");
+        }
+
+        _stateWanted.Enqueue(relative);
+        _owner.WakeSignal.Set();
+    }
+
+    /// <summary>
+    /// Sender thread, after the pass's POSITIONS frame: each state file the standby asked for, whole. Read after the
+    /// drain, it holds the updates shipped before it or later commits, whose updates follow it in the next frame.
+    /// </summary>
+    private void SendWantedStateFiles(FrameBuffer f)
+    {
+        while (_stateWanted.TryDequeue(out var relative))
+        {
+            _stateHashes.Remove(relative);
+            SendStateFile(f, relative);
+        }
     }
 
     /// <summary>Sends every state file that changed; adds to <paramref name="positionsSent"/> the subscriptions whose position file it sent.</summary>

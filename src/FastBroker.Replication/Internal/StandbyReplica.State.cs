@@ -136,14 +136,8 @@ internal sealed partial class StandbyReplica
             var relative = "subscriptions/" + subscription + ".pos";
             if (!_positionStores.TryGetValue(relative, out var store))
             {
-                store = PositionStore.Open(Path.Combine(_options.DataDirectory, relative), _stateFlusher);
+                store = OpenPositionCopy(relative);
                 _positionStores[relative] = store;
-                if (store.WasBlank)
-                {
-                    // Only the positions the primary sends from now on are in it; the file sent whole at the next attach
-                    // replaces it.
-                    _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
-                }
             }
 
             store.Commit(topic, next);
@@ -154,6 +148,58 @@ internal sealed partial class StandbyReplica
 
         StateTrace?.Invoke("positions", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _stateWritten.Version = Math.Max(_stateWritten.Version, version);
+    }
+
+    /// <summary>
+    /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
+    /// loss) is logged: it holds only the positions committed from now on until the primary sends the file whole (at
+    /// the next attach, or when the file changes). A damaged copy (not a position file: a wrong magic, an entry count
+    /// its length cannot hold, unreadable) is logged, removed and created afresh, and the standby asks the primary for
+    /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on.
+    /// </summary>
+    private PositionStore OpenPositionCopy(string relative)
+    {
+        var path = Path.Combine(_options.DataDirectory, relative);
+        PositionStore store;
+        try
+        {
+            store = PositionStore.Open(path, _stateFlusher);
+        }
+        catch (InvalidDataException)
+        {
+            var reason = PositionStore.Inspect(path).Reason;
+            File.Delete(path);
+            store = PositionStore.Open(path, _stateFlusher);
+            _stateWritten.Directories.Add("subscriptions"); // its new entry, synced before the STATE_ACK
+            _options.Log?.Invoke($"replication: position file {relative} is damaged ({reason}): replaced by a new copy, which holds only the positions committed from now on until the primary's file, asked for whole, replaces it");
+            AskForStateFile(relative);
+            return store;
+        }
+
+        if (store.WasBlank)
+        {
+            // Only the positions the primary sends from now on are in it; the file sent whole at the next attach (or
+            // when it changes) replaces it.
+            _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
+        }
+
+        return store;
+    }
+
+    /// <summary>Receive thread: asks the primary to send the state file <paramref name="relative"/> whole on this link.</summary>
+    private void AskForStateFile(string relative)
+    {
+        if (Volatile.Read(ref _socket) is not { } link)
+        {
+            return;
+        }
+
+        lock (_sendLock)
+        {
+            var f = _stateAckFrame;
+            f.Begin(FrameKind.StateWanted).Str(relative).End();
+            f.SendTo(link); // SendTo empties f even if it fails; a broken link ends the receive loop
+        }
     }
 
     /// <summary>Receive thread, at the end of a wake-up: hands what its frames wrote to the durable thread to sync and acknowledge.</summary>

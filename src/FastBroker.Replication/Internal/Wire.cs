@@ -20,6 +20,12 @@ internal enum FrameKind : byte
     /// <summary>Standby → primary: every position update up to this version is applied.</summary>
     StateAck = 4,
 
+    /// <summary>
+    /// Standby → primary: a state file's relative path; the standby's copy was damaged (it made a new one), so the
+    /// primary sends the file whole (<see cref="State"/>) even if it sent these bytes before on this link.
+    /// </summary>
+    StateWanted = 5,
+
     /// <summary>Primary → standby: epoch, epoch history and what to cut from each topic before streaming.</summary>
     Welcome = 10,
 
@@ -219,7 +225,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 6; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT
+    public const ushort Version = 7; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+using System.Text;
+using FastBroker.Engine;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A damaged copy of a position file on the standby (its magic overwritten) is replaced by the primary's file whole
+/// when a commit reaches it, logged once, and the link goes on: no reattach, no "link down". Two in-process nodes, no
+/// witness, a 30 s heartbeat (so nothing but the standby's request sends the file whole within the test).
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class StandbyPositionDamageTests
+{
+    private const string Feed = "posdamage.feed";
+    private const string Side = "posdamage.side";
+    private const string Keeper = "subscriptions/keeper.pos";
+
+    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task A_copy_damaged_while_the_link_is_up_is_replaced_by_the_primarys_file_without_a_reattach()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var (a, b) = await StartAsync(dir, log);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PublishAsync(broker, Feed, 10);
+            await PublishAsync(broker, Side, 10);
+            using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            keeper.Commit(Side, 3);
+
+            // A hand-over's request sends keeper.pos whole: b closes its mapping of the copy it replaces.
+            var version = broker.Replication!.RequestStateFiles();
+            await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+            Assert.Equal(5, PositionIn(dir.Combine("b"), Keeper, Feed));
+            var welcomes = b.Replica!.Welcomes;
+
+            Damage(Path.Combine(dir.Combine("b"), Keeper));
+            keeper.Commit(Feed, 8);
+
+            await AssertReplacedWithoutReattachAsync(b, welcomes, dir, log);
+        }
+    }
+
+    [Fact]
+    public async Task A_copy_damaged_before_the_standby_attached_is_replaced_by_the_primarys_file_without_a_reattach()
+    {
+        using var dir = new TempDirectory();
+        var planted = Path.Combine(dir.Combine("b"), Keeper);
+        Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
+        File.WriteAllBytes(planted, new byte[PositionStore.FileLength]);
+        Damage(planted); // a's keeper does not exist yet: nothing replaces the copy at the attach
+
+        var log = new List<string>();
+        var (a, b) = await StartAsync(dir, log);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PublishAsync(broker, Feed, 10);
+            await PublishAsync(broker, Side, 10);
+            await Eventually.TrueAsync(() => b.Replica is { Connected: true }, "b follows a", s_deadline);
+            var welcomes = b.Replica!.Welcomes;
+            using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Side, 3);
+            keeper.Commit(Feed, 8);
+
+            await AssertReplacedWithoutReattachAsync(b, welcomes, dir, log);
+        }
+    }
+
+    private static async Task AssertReplacedWithoutReattachAsync(ReplicatedNode b, int welcomes, TempDirectory dir, List<string> log)
+    {
+        // Either outcome ends the wait: the copy replaced, or the link down (then followed again after a pause).
+        await Eventually.TrueAsync(
+            () => (PositionIn(dir.Combine("b"), Keeper, Feed) == 8 && PositionIn(dir.Combine("b"), Keeper, Side) == 3) || b.Replica!.Welcomes != welcomes || LinkDowns(log).Count > 0,
+            "b's copy of keeper.pos holds feed 8 and side 3, or its link went down",
+            s_deadline);
+        Assert.True(
+            b.Replica!.Welcomes == welcomes && LinkDowns(log).Count == 0,
+            $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LinkDowns(log))}]");
+        Assert.Equal(8, PositionIn(dir.Combine("b"), Keeper, Feed));
+        Assert.Equal(3, PositionIn(dir.Combine("b"), Keeper, Side)); // only in the primary's file whole
+        Assert.Equal(0x534F_5052_4246_4246L, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(Path.Combine(dir.Combine("b"), Keeper))));
+        string[] damaged;
+        lock (log)
+        {
+            damaged = [.. log.Where(l => l.Contains(Keeper, StringComparison.Ordinal) && l.Contains("damaged", StringComparison.Ordinal))];
+        }
+
+        Assert.True(damaged.Length == 1, $"expected one log line about the damaged copy: [{string.Join(" | ", damaged)}]");
+        Assert.Contains("magic 0x4E534F5041544F4E", damaged[0], StringComparison.Ordinal);
+        Assert.True(b.Replica.Connected, "b still follows a");
+    }
+
+    private static List<string> LinkDowns(List<string> log)
+    {
+        lock (log)
+        {
+            return [.. log.Where(l => l.Contains("link down", StringComparison.Ordinal))];
+        }
+    }
+
+    /// <summary>Overwrites the file's magic ("NOTAPOSN").</summary>
+    private static void Damage(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        f.Write("NOTAPOSN"u8);
+        f.Flush(flushToDisk: true);
+    }
+
+    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log) =>
+        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
+        {
+            HeartbeatInterval = s_interval,
+            HeartbeatTimeout = s_interval * 2,
+            Log = line =>
+            {
+                lock (log)
+                {
+                    log.Add(line);
+                }
+            },
+        });
+
+    private static async Task PublishAsync(Broker broker, string topic, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await broker.PublishAsync(topic, Encoding.ASCII.GetBytes($"m{i}"));
+        }
+    }
+
+    /// <summary>The position committed in <paramref name="topic"/> in a node's copy of a position file (null: none, or not a position file).</summary>
+    private static long? PositionIn(string dataDirectory, string relative, string topic)
+    {
+        var bytes = StateFiles.ReadShared(Path.Combine(dataDirectory, relative));
+        if (bytes is null || bytes.Length < 16 || BinaryPrimitives.ReadInt64LittleEndian(bytes) != 0x534F_5052_4246_4246L)
+        {
+            return null;
+        }
+
+        var count = (int)Math.Min(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)), (bytes.Length - 16) / 264);
+        for (var i = 0; i < count; i++)
+        {
+            var entry = 16 + (i * 264);
+            var name = Encoding.UTF8.GetString(bytes, entry + 1, bytes[entry]);
+            var position = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(entry + 256));
+            if (name == topic && position != 0)
+            {
+                return position - 1;
+            }
+        }
+
+        return null;
+    }
+}
