@@ -51,6 +51,7 @@ public sealed partial class ReplicatedNode
                 }
 
                 Interlocked.Increment(ref _linkAttempts);
+                _options.LinkEnded?.Invoke(why);
                 var unreachable = why.StartsWith("cannot connect", StringComparison.Ordinal);
                 if (refused > _state.Epoch)
                 {

@@ -113,6 +113,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>The standby's copy while standby, else null (tests).</summary>
     internal StandbyReplica? Replica => _replica;
 
+    /// <summary>This node's epoch history as it holds it in memory, in its saved text form (tests).</summary>
+    internal string EpochHistory => _state.FormatHistory();
+
     /// <summary>How many times the standby loop has tried to follow its peer (tests).</summary>
     internal long LinkAttempts => Interlocked.Read(ref _linkAttempts);
 
