@@ -102,6 +102,38 @@ public sealed class MalformedPeerFrameTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_HELLO_whose_epoch_history_does_not_parse_is_refused_and_the_primary_serves_on()
+    {
+        // The replicator's own thread parsed the history (to compute the cuts): the exception ended the test host.
+        using var dir = new TempDirectory();
+        var lines = new ConcurrentQueue<string>();
+        var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = FreePort.Next(),
+            Peer = Cli.Address(FreePort.Next()), // nothing listens there
+            InitialRole = NodeRole.Primary,
+            Log = lines.Enqueue,
+        });
+        await using (node)
+        {
+            Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(30)), $"a becomes primary:\n{string.Join('\n', lines)}");
+            await node.Broker!.PublishAsync(Topic, new byte[] { 1 });
+            using var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
+            socket.ReceiveTimeout = 30_000;
+            var hello = new FrameBuffer(256);
+            new Hello("intruder", 0, [(Topic, 0, 1, 1)], "1 #a@0\nnot-a-history\n").Write(hello);
+            hello.SendTo(socket);
+            var input = new FrameInput(socket, 4096);
+            Assert.False(input.Read(out _, out _), "a answers the malformed HELLO by closing the connection");
+            Assert.Equal(NodeRole.Primary, node.Role);
+            await node.Broker!.PublishAsync(Topic, new byte[] { 2 });
+            Assert.DoesNotContain(lines, l => l.Contains("unexpected", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
     public async Task A_probe_answered_with_a_malformed_STATUS_counts_as_no_answer()
     {
         // The stand-in answers every probe with a STATUS whose head count (2^31) the frame does not hold; it closes
