@@ -37,7 +37,7 @@ public sealed partial class ReplicatedNode
     }
 
     /// <summary>
-    /// POST /promote: 200 once promoted; 409 when refused, or when the standby did not take the request up within
+    /// POST /promote: 200 once promoted; 409 when refused or failed, or when the standby did not take the request up within
     /// <see cref="ReplicationOptions.PromoteAnswerTimeout"/> (it is withdrawn then: no promotion follows); 202 with
     /// <c>"inProgress":true</c> when the standby took it up but has not finished by then (it goes ahead; <c>/status</c>
     /// shows the outcome). Never 409 for a promotion that happens later.

@@ -56,12 +56,13 @@ public sealed partial class ReplicatedNode
             var epoch = r.I64();
             var id = r.Str();
             var flags = r.U8();
-            var count = (int)r.U32();
+            var count = r.U32();
             Dictionary<string, long>? heads = null;
             if ((flags & StatusHeadsKnown) != 0)
             {
-                heads = new Dictionary<string, long>(Math.Min(count, 4096), StringComparer.Ordinal);
-                for (var i = 0; i < count; i++)
+                // Not more than the frame can hold: a count past it ends in a short read (InvalidDataException).
+                heads = new Dictionary<string, long>((int)Math.Min(count, 4096u), StringComparer.Ordinal);
+                for (var i = 0u; i < count; i++)
                 {
                     heads[r.Str()] = r.I64();
                 }

@@ -20,7 +20,20 @@ public sealed partial class ReplicatedNode
                 // Taken up (from here on a cancellation no longer withdraws it), unless its caller withdrew it first.
                 if (Volatile.Read(ref _promotion) is { } promotion && promotion.TryTakeUp())
                 {
-                    promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
+                    try
+                    {
+                        promoteTo = await ManualPromotionEpochAsync().ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (!_stop.IsCancellationRequested)
+                    {
+                        // Taken up, so nobody else completes it: its caller (POST /promote) gets the failure, and the
+                        // node stays standby (a fresh replica, as after a refusal), to be promoted again.
+                        var failure = $"the promotion failed ({ex.GetType().Name}: {ex.Message}): still standby, ask again";
+                        Log($"standby: {failure}");
+                        Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException(failure, ex));
+                        return;
+                    }
+
                     if (promoteTo > 0)
                     {
                         break;
@@ -51,6 +64,7 @@ public sealed partial class ReplicatedNode
                 }
 
                 Interlocked.Increment(ref _linkAttempts);
+                _options.LinkEnded?.Invoke(why);
                 var unreachable = why.StartsWith("cannot connect", StringComparison.Ordinal);
                 if (refused > _state.Epoch)
                 {

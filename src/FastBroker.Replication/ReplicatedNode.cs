@@ -119,6 +119,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// <summary>The primary role's replicator (tests).</summary>
     internal PrimaryReplicator? Replicator => _replicator;
 
+    /// <summary>This node's epoch history as it holds it in memory, in its saved text form (tests).</summary>
+    internal string EpochHistory => _state.FormatHistory();
+
     /// <summary>How many times the standby loop has tried to follow its peer (tests).</summary>
     internal long LinkAttempts => Interlocked.Read(ref _linkAttempts);
 
@@ -188,9 +191,12 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// (it does at once, unless it is busy with a probe of its peer or a request to the witness): the task is then
     /// cancelled, the node stays standby and follows its primary again, and no promotion follows from this call. Once
     /// taken up, the promotion is carried through and the token no longer applies: the task completes with its outcome
-    /// (the new epoch, or why it was refused). So an <see cref="OperationCanceledException"/> always means no promotion.
+    /// (the new epoch, or why it was refused or failed). So an <see cref="OperationCanceledException"/> always means no promotion.
     /// </remarks>
-    /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// Not a standby, the witness refused the lease, or the promotion failed once taken up (its reason in the message):
+    /// the node stays standby and can be promoted again.
+    /// </exception>
     /// <exception cref="OperationCanceledException">Withdrawn before the standby took it up; the node stays standby.</exception>
     public Task<long> PromoteAsync(CancellationToken cancellationToken = default) => PromoteAsync(force: false, cancellationToken);
 
@@ -200,7 +206,10 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// as local (<see cref="ReplicationOptions.DegradeToLocal"/>) that this node does not hold, and they are lost. For an
     /// operator who knows the old primary will not come back.
     /// </summary>
-    /// <exception cref="InvalidOperationException">Not a standby, or the witness refused the lease.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// Not a standby, the witness refused the lease, or the promotion failed once taken up (its reason in the message):
+    /// the node stays standby and can be promoted again.
+    /// </exception>
     public async Task<long> PromoteAsync(bool force, CancellationToken cancellationToken = default)
     {
         var promotion = RequestPromotion(force, cancellationToken);

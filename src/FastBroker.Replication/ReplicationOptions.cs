@@ -168,6 +168,13 @@ public sealed record ReplicationOptions
     internal TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// Tests only: called by the standby loop with the reason each time a link attempt ends. What it throws is an
+    /// unexpected failure of the loop (the supervisor logs it and pauses a heartbeat interval), which a test needs and
+    /// the code, once it handles every failure it knows of, no longer gives it.
+    /// </summary>
+    internal Action<string>? LinkEnded { get; init; }
+
+    /// <summary>
     /// A standby about to ask the witness for the lease probes its silent primary for at most two heartbeat intervals
     /// (200 ms by default): the witness decides, the probe only spares it a request when the primary answers. A frozen
     /// primary's kernel still accepts the probe's connection, so every probe of it waits out the whole timeout.

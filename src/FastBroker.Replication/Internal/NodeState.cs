@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 
@@ -69,14 +70,42 @@ internal sealed class NodeState
         Save();
     }
 
-    /// <summary>Adopts the primary's epoch and history (a standby following it).</summary>
-    public void Follow(long epoch, string historyText)
+    /// <summary>
+    /// Adopts the primary's epoch and history (a standby following it). The text is parsed whole first: one that does
+    /// not parse throws <see cref="InvalidDataException"/> and leaves the state as it was.
+    /// </summary>
+    public void Follow(long epoch, string historyText) => Follow(epoch, ParseHistory(historyText));
+
+    /// <summary>
+    /// Adopts the primary's epoch and (parsed) history. All or nothing: if the state cannot be saved, the epoch, role
+    /// and history in memory stay as they were too (fencing and the divergence check read them).
+    /// </summary>
+    public void Follow(long epoch, SortedDictionary<long, Dictionary<string, long>> history)
     {
-        History.Clear();
-        ParseHistory(historyText, History);
+        var (oldEpoch, oldRole, oldHistory) = (Epoch, LastRole, new SortedDictionary<long, Dictionary<string, long>>(History));
+        ReplaceHistory(history);
         Epoch = epoch;
         LastRole = NodeRole.Standby;
-        Save();
+        try
+        {
+            Save();
+        }
+        catch
+        {
+            ReplaceHistory(oldHistory);
+            Epoch = oldEpoch;
+            LastRole = oldRole;
+            throw;
+        }
+    }
+
+    private void ReplaceHistory(SortedDictionary<long, Dictionary<string, long>> history)
+    {
+        History.Clear();
+        foreach (var (epoch, starts) in history)
+        {
+            History[epoch] = starts;
+        }
     }
 
     /// <summary>Records the role (and that this boot has decided one: see <see cref="RebootedSinceLastRun"/>).</summary>
@@ -211,30 +240,66 @@ internal sealed class NodeState
             }
         }
 
-        ParseHistory(history.ToString(), History);
+        ReplaceHistory(ParseHistory(history.ToString()));
     }
 
-    /// <summary>A history in <see cref="FormatHistory"/>'s text form.</summary>
-    public static SortedDictionary<long, Dictionary<string, long>> ParseHistory(string text)
-    {
-        var history = new SortedDictionary<long, Dictionary<string, long>>();
-        ParseHistory(text, history);
-        return history;
-    }
+    /// <summary>
+    /// A history in <see cref="FormatHistory"/>'s text form; <see cref="InvalidDataException"/> (with the reason) if it
+    /// does not parse.
+    /// </summary>
+    public static SortedDictionary<long, Dictionary<string, long>> ParseHistory(string text) =>
+        TryParseHistory(text, out var history, out var error) ? history : throw new InvalidDataException($"epoch history: {error}");
 
-    private static void ParseHistory(string text, SortedDictionary<long, Dictionary<string, long>> history)
+    /// <summary>
+    /// A history in <see cref="FormatHistory"/>'s text form: one line per epoch, <c>&lt;epoch&gt;</c> then
+    /// <c>&lt;topic&gt;@&lt;offset&gt;</c> entries separated by spaces, every number a non-negative integer, each epoch and
+    /// each topic of a line once. False, and why, for any other text; nothing is half parsed.
+    /// </summary>
+    public static bool TryParseHistory(string text, [NotNullWhen(true)] out SortedDictionary<long, Dictionary<string, long>>? history, out string error)
     {
+        var parsed = new SortedDictionary<long, Dictionary<string, long>>();
+        history = null;
+        var number = 0;
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
+            number++;
             var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 0 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+            {
+                error = $"line {number} ('{Shorten(line)}') does not start with an epoch number";
+                return false;
+            }
+
+            if (parsed.ContainsKey(epoch))
+            {
+                error = $"line {number}: epoch {epoch} appears twice";
+                return false;
+            }
+
             var starts = new Dictionary<string, long>(StringComparer.Ordinal);
             for (var i = 1; i < parts.Length; i++)
             {
                 var at = parts[i].LastIndexOf('@');
-                starts[parts[i][..at]] = long.Parse(parts[i].AsSpan(at + 1), CultureInfo.InvariantCulture);
+                if (at <= 0 || !long.TryParse(parts[i].AsSpan(at + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var offset))
+                {
+                    error = $"line {number} (epoch {epoch}): '{Shorten(parts[i])}' is not <topic>@<offset>";
+                    return false;
+                }
+
+                if (!starts.TryAdd(parts[i][..at], offset))
+                {
+                    error = $"line {number} (epoch {epoch}): '{Shorten(parts[i][..at])}' appears twice";
+                    return false;
+                }
             }
 
-            history[long.Parse(parts[0], CultureInfo.InvariantCulture)] = starts;
+            parsed[epoch] = starts;
         }
+
+        history = parsed;
+        error = "";
+        return true;
     }
+
+    private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "…";
 }

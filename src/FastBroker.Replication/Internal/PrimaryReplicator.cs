@@ -172,14 +172,18 @@ internal sealed record Hello(string NodeId, long Epoch, IReadOnlyList<(string To
 
         var epoch = r.I64();
         var id = r.Str();
-        var n = (int)r.U32();
-        var topics = new List<(string, long, long, long)>(Math.Min(n, 4096));
-        for (var i = 0; i < n; i++)
+        var n = r.U32();
+        var topics = new List<(string, long, long, long)>((int)Math.Min(n, 4096u));
+        for (var i = 0u; i < n; i++)
         {
             topics.Add((r.Str(), r.I64(), r.I64(), r.I64()));
         }
 
-        return new Hello(id, epoch, topics, r.Str());
+        // Checked here, where a bad HELLO closes the connection: the replicator's thread parses it again to compute cuts.
+        var history = r.Str();
+        return NodeState.TryParseHistory(history, out _, out var error)
+            ? new Hello(id, epoch, topics, history)
+            : throw new InvalidDataException($"HELLO from '{id}': epoch history: {error}");
     }
 
     public void Write(FrameBuffer f)

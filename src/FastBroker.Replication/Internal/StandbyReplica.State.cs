@@ -120,9 +120,11 @@ internal sealed partial class StandbyReplica
     /// </summary>
     private void OnPositions(ReadOnlySpan<byte> body)
     {
+        // Read and checked whole before any is applied: a frame that ends the link applies none of its updates.
         var r = new FrameReader(body);
         var version = r.I64();
         var n = r.U32();
+        var updates = new List<(string Subscription, string Topic, long Next)>((int)Math.Min(n, 1024));
         for (var i = 0; i < n; i++)
         {
             var subscription = r.Str();
@@ -133,6 +135,11 @@ internal sealed partial class StandbyReplica
                 throw new InvalidDataException($"invalid position update '{subscription}' / '{topic}' / {next} from the primary");
             }
 
+            updates.Add((subscription, topic, next));
+        }
+
+        foreach (var (subscription, topic, next) in updates)
+        {
             var relative = "subscriptions/" + subscription + ".pos";
             if (!_positionStores.TryGetValue(relative, out var store))
             {

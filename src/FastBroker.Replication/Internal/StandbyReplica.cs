@@ -17,6 +17,9 @@ namespace FastBroker.Replication.Internal;
 /// </summary>
 internal sealed partial class StandbyReplica : IDisposable
 {
+    /// <summary>The highest topic id a TOPIC frame may carry (the primary numbers a link's topics from 0).</summary>
+    private const int MaxTopicId = 1 << 20;
+
     /// <summary>How often the standby flushes what no standby-durable confirmation waits for.</summary>
     internal static readonly TimeSpan BackgroundFlush = TimeSpan.FromMilliseconds(100);
 
@@ -154,7 +157,9 @@ internal sealed partial class StandbyReplica : IDisposable
 
     /// <summary>
     /// Follows the primary at <paramref name="primary"/> until the link breaks or <see cref="Dispose"/>: connect,
-    /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble. <see cref="Dispose"/>
+    /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble, nor for a frame from the
+    /// primary that does not parse (a protocol error of this link: the reason names it, and a malformed WELCOME changes
+    /// nothing on this node, see <see cref="Welcome"/>). <see cref="Dispose"/>
     /// ends it at once at any step, its connect (<see cref="TryConnect"/>) included.
     /// </summary>
     public string Run(IPEndPoint primary, out long refusedEpoch)
@@ -222,7 +227,7 @@ internal sealed partial class StandbyReplica : IDisposable
                 return $"unexpected {kind} instead of a welcome";
             }
 
-            if (!Welcome(socket, body, out var why))
+            if (!Welcome(socket, primary, body, out var why))
             {
                 return why;
             }
@@ -272,75 +277,6 @@ internal sealed partial class StandbyReplica : IDisposable
 
             _byName.Clear();
             _byId.Clear();
-        }
-    }
-
-    private bool Welcome(Socket socket, ReadOnlySpan<byte> body, out string why)
-    {
-        var r = new FrameReader(body);
-        var epoch = r.I64();
-        var primaryId = r.Str();
-        var history = r.Str();
-        if (epoch < _state.Epoch)
-        {
-            why = $"primary '{primaryId}' is at epoch {epoch}, older than this node's {_state.Epoch}: not following it";
-            var f = new FrameBuffer(256);
-            f.Begin(FrameKind.Refuse).I64(_state.Epoch).U8((byte)NodeRole.Standby).Str(why).End();
-            f.SendTo(socket);
-            return false;
-        }
-
-        var n = r.U32();
-        for (var i = 0; i < n; i++)
-        {
-            var topic = r.Str();
-            var action = (TopicAction)r.U8();
-            var offset = r.I64();
-            Apply(topic, action, offset);
-        }
-
-        _state.Follow(epoch, history);
-        PrimaryId = primaryId;
-        Welcomes++;
-        _options.Log?.Invoke($"replication: following primary '{primaryId}' at epoch {epoch}");
-        why = "";
-        return true;
-    }
-
-    private void Apply(string topic, TopicAction action, long offset)
-    {
-        ReplicaTopic? t;
-        lock (_byName)
-        {
-            _byName.Remove(topic, out t);
-        }
-
-        var dir = Path.Combine(_topicsRoot, topic);
-        var journalDir = Path.Combine(dir, TopicRegistry.JournalDirectory);
-        t?.Journal.Dispose();
-        string report;
-        switch (action)
-        {
-            case TopicAction.Truncate:
-                var dropped = JournalLog.TruncateFrom(journalDir, JournalOptionsFor(dir), offset);
-                report = $"topic '{topic}': cut at offset {offset} (not on the new primary): {(dropped is null ? "nothing" : dropped.ToString())}";
-                break;
-            case TopicAction.Reset:
-                var before = t?.Journal.NextOffset;
-                Directory.Delete(journalDir, recursive: true);
-                report = $"topic '{topic}': copy restarted at offset {offset} (the primary no longer has offsets before it; local copy ended at {before})";
-                break;
-            default:
-                Directory.Delete(dir, recursive: true);
-                report = $"topic '{topic}': deleted (not in the primary's history)";
-                break;
-        }
-
-        Truncations.Add(report);
-        _options.Log?.Invoke("replication: " + report);
-        if (action != TopicAction.Delete)
-        {
-            Open(topic, dir, action == TopicAction.Reset ? offset : 0);
         }
     }
 
@@ -447,12 +383,11 @@ internal sealed partial class StandbyReplica : IDisposable
             return false;
         }
 
-        if (id >= _byId.Count)
+        if (id >= _byId.Count || _byId[(int)id] is not { } t)
         {
             throw new InvalidDataException($"records for unknown topic id {id}");
         }
 
-        var t = _byId[(int)id];
         var journal = t.Journal;
         var offset = first;
         var spin = new SpinWait();
@@ -484,7 +419,9 @@ internal sealed partial class StandbyReplica : IDisposable
     /// <summary>The heads in a heartbeat: how far each topic's journal goes on the primary (what the lag is measured to).</summary>
     private void OnHeads(ref FrameReader r)
     {
+        // Read and checked whole before any is applied.
         var n = r.U32();
+        var heads = new List<(ReplicaTopic Topic, long Head)>((int)Math.Min(n, 1024));
         for (var i = 0; i < n; i++)
         {
             var id = r.U32();
@@ -494,6 +431,11 @@ internal sealed partial class StandbyReplica : IDisposable
                 throw new InvalidDataException($"head for unknown topic id {id}");
             }
 
+            heads.Add((t, head));
+        }
+
+        foreach (var (t, head) in heads)
+        {
             Volatile.Write(ref t.PrimaryHead, head);
         }
 
@@ -504,12 +446,11 @@ internal sealed partial class StandbyReplica : IDisposable
     private void OnFlush(ReadOnlySpan<byte> body)
     {
         var id = new FrameReader(body).U32();
-        if (id >= _byId.Count)
+        if (id >= _byId.Count || _byId[(int)id] is not { } t)
         {
             throw new InvalidDataException($"flush for unknown topic id {id}");
         }
 
-        var t = _byId[(int)id];
         t.FlushWanted = true;
         if (!t.Touched)
         {
@@ -558,6 +499,11 @@ internal sealed partial class StandbyReplica : IDisposable
             throw new InvalidDataException($"invalid topic name '{name}' from the primary");
         }
 
+        if (id is < 0 or > MaxTopicId || from < 0)
+        {
+            throw new InvalidDataException($"topic '{name}' from the primary: id {(uint)id}, first offset {from}");
+        }
+
         var dir = Path.Combine(_topicsRoot, name);
         ReplicaTopic? t;
         lock (_byName)
@@ -567,9 +513,10 @@ internal sealed partial class StandbyReplica : IDisposable
 
         if (t is null)
         {
+            // Checked before anything is created: settings that do not parse leave no directory behind.
+            TopicRegistry.ParseMeta(meta);
             Directory.CreateDirectory(dir);
             // Settings durable before the journal exists, as on the primary (TopicRegistry.Create).
-            TopicRegistry.ParseMeta(meta);
             DurableFile.WriteAllBytes(Path.Combine(dir, TopicRegistry.MetaFile), Encoding.UTF8.GetBytes(meta));
             DurableFile.SyncDirectory(_topicsRoot);
             t = Open(name, dir, from);

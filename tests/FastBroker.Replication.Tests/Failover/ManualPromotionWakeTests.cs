@@ -62,32 +62,23 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
     [Fact]
     public async Task A_promotion_asked_while_the_standby_pauses_after_an_unexpected_failure_does_not_wait_for_the_pause()
     {
-        // The stand-in "primary" welcomes every connection with an epoch history that does not parse: the standby's
-        // link throws (FormatException), and its supervisor pauses a heartbeat interval (60 s) before the next try.
+        // The peer is down (its connects are refused), and after every link attempt the standby's loop fails
+        // unexpectedly (the tests' LinkEnded hook throws): its supervisor pauses a heartbeat interval (60 s) before the
+        // next try. A malformed WELCOME, which did this once, is an ordinary link failure now (MalformedPeerFrameTests).
         using var dir = new TempDirectory();
-        using var listener = Listen(16);
-        var accepted = new ConcurrentQueue<Socket>();
-        var standIn = Task.Run(() => WelcomeWithABadHistory(listener, accepted));
-        try
+        var lines = new ConcurrentQueue<string>();
+        await using var node = await StartStandbyAsync(dir, RefusedEndPoint(), lines, o => o with
         {
-            var lines = new ConcurrentQueue<string>();
-            await using var node = await StartStandbyAsync(dir, listener, lines, o => o with { HeartbeatInterval = s_interval, HeartbeatTimeout = s_interval * 2 });
-            await Eventually.TrueAsync(
-                () => lines.Any(l => l.Contains("unexpected FormatException in role Standby", StringComparison.Ordinal)),
-                "the standby's link fails with an unexpected exception",
-                TimeSpan.FromSeconds(30));
+            HeartbeatInterval = s_interval,
+            HeartbeatTimeout = s_interval * 2,
+            LinkEnded = why => throw new InvalidOperationException($"the test's stand-in for an unexpected failure after: {why}"),
+        });
+        await Eventually.TrueAsync(
+            () => lines.Any(l => l.Contains("unexpected InvalidOperationException in role Standby", StringComparison.Ordinal)),
+            "the standby's loop fails with an unexpected exception",
+            TimeSpan.FromSeconds(30));
 
-            await AssertPromotedWithinDeadlineAsync(node, lines, $"the standby's pause after an unexpected failure is {s_interval.TotalSeconds:0} s");
-        }
-        finally
-        {
-            listener.Dispose();
-            await standIn;
-            foreach (var s in accepted)
-            {
-                s.Dispose();
-            }
-        }
+        await AssertPromotedWithinDeadlineAsync(node, lines, $"the standby's pause after an unexpected failure is {s_interval.TotalSeconds:0} s");
     }
 
     [Fact]
@@ -101,7 +92,7 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
         try
         {
             var lines = new ConcurrentQueue<string>();
-            await using var node = await StartStandbyAsync(dir, listener, lines, o => o with { ConnectTimeout = s_interval });
+            await using var node = await StartStandbyAsync(dir, (IPEndPoint)listener.LocalEndPoint!, lines, o => o with { ConnectTimeout = s_interval });
             await Eventually.TrueAsync(() => node.Replica is { ConnectsBegun: >= 1 }, "the standby connects to its primary", TimeSpan.FromSeconds(30));
             Assert.Equal(0, node.LinkAttempts); // the connect is under way: no link attempt has ended
 
@@ -127,14 +118,14 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
     }
 
     /// <summary>A standby "b" without witness whose peer is <paramref name="peer"/>, once it has taken the standby role.</summary>
-    private static async Task<ReplicatedNode> StartStandbyAsync(TempDirectory dir, Socket peer, ConcurrentQueue<string> lines, Func<ReplicationOptions, ReplicationOptions> configure)
+    private static async Task<ReplicatedNode> StartStandbyAsync(TempDirectory dir, IPEndPoint peer, ConcurrentQueue<string> lines, Func<ReplicationOptions, ReplicationOptions> configure)
     {
         var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, configure(new ReplicationOptions
         {
             NodeId = "b",
             DataDirectory = dir.Combine("b"),
             Port = FreePort.Next(),
-            Peer = ((IPEndPoint)peer.LocalEndPoint!).ToString(),
+            Peer = peer.ToString(),
             InitialRole = NodeRole.Standby,
             Log = lines.Enqueue,
         }));
@@ -145,6 +136,13 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
         }
 
         return node;
+    }
+
+    /// <summary>An endpoint on 127.0.0.1 where nothing listens (a listener bound and closed): connects are refused.</summary>
+    private static IPEndPoint RefusedEndPoint()
+    {
+        using var listener = Listen(1);
+        return (IPEndPoint)listener.LocalEndPoint!;
     }
 
     private static Socket Listen(int backlog)
@@ -173,33 +171,5 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
 
         filled.ForEach(s => s.Dispose());
         throw new InvalidOperationException("every connect succeeded: the backlog never filled");
-    }
-
-    /// <summary>Answers every connection (link or probe) with a WELCOME whose epoch history does not parse, and keeps it open.</summary>
-    private static void WelcomeWithABadHistory(Socket listener, ConcurrentQueue<Socket> accepted)
-    {
-        var welcome = new FrameBuffer(128);
-        while (true)
-        {
-            Socket connection;
-            try
-            {
-                connection = listener.Accept();
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            accepted.Enqueue(connection);
-            try
-            {
-                welcome.Begin(FrameKind.Welcome).I64(1).Str("stand-in").Str("not-a-history").U32(0).End();
-                welcome.SendTo(connection);
-            }
-            catch (SocketException)
-            {
-            }
-        }
     }
 }
