@@ -88,7 +88,7 @@ public sealed partial class ReplicatedNode
             return PromoteAnswer(409, false, ex.Message);
         }
 
-        return PromoteAnswer(202, true, $"the promotion is under way but not finished after {wait.TotalSeconds:0.###} s; it goes ahead: /status shows the role");
+        return PromoteAnswer(202, true, $"the promotion is under way but not finished after {wait.TotalSeconds:0.###} s; it goes ahead: /status shows its status (promoting until it serves as primary)");
     }
 
     private static (int, string, byte[]) PromoteAnswer(int code, bool inProgress, string message) =>
@@ -103,14 +103,19 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
+        var status = CheckStatus();
         string reason;
         if (_stop.IsCancellationRequested)
         {
             reason = StoppingReason;
         }
+        else if (status == "promoting")
+        {
+            reason = PromotingReason();
+        }
         else if (role != NodeRole.Standby)
         {
-            reason = $"this node is {CheckStatus()}, not a standby";
+            reason = $"this node is {status}, not a standby";
         }
         else if (replica is not { Connected: true })
         {
@@ -121,7 +126,7 @@ public sealed partial class ReplicatedNode
             return FollowingStandbyCheck(_state.Epoch, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords, _options.EffectiveStandbyCheckSilence, maxLag);
         }
 
-        return CheckAnswer(CheckStatus(), _state.Epoch, null, null, reason);
+        return CheckAnswer(status, _state.Epoch, null, null, reason);
     }
 
     /// <summary>
@@ -166,9 +171,9 @@ public sealed partial class ReplicatedNode
                 : _lease is { IsValid: false } ? "fenced: its witness lease has run out: stepping down"
                 : "primary, not serving clients";
         }
-        else if (Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch)
+        else if (Interlocked.Read(ref _becomingPrimary) > 0)
         {
-            reason = $"promoting: becoming primary at epoch {epoch} (opening the journals, starting the server)";
+            reason = PromotingReason();
         }
         else if (role == NodeRole.Fenced)
         {
@@ -180,7 +185,7 @@ public sealed partial class ReplicatedNode
         }
         else if (Volatile.Read(ref _promotion) is { IsTakenUp: true })
         {
-            reason = _witness is null ? "promoting: a promotion asked for by the operator is under way" : "promoting: a promotion asked for by the operator is under way (asking the witness for the lease)";
+            reason = PromotingReason();
         }
         else if (replica is { Connected: true })
         {
@@ -202,30 +207,43 @@ public sealed partial class ReplicatedNode
         return CheckAnswer(CheckStatus(), _state.Epoch, sinceLastHeardMs, lag, reason);
     }
 
+    /// <summary>The reason of a node whose <see cref="CheckStatus"/> is <c>promoting</c>: what its promotion is doing.</summary>
+    private string PromotingReason() =>
+        Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch ? $"promoting: becoming primary at epoch {epoch} (opening the journals, starting the server)"
+        : _witness is null ? "promoting: a promotion asked for by the operator is under way"
+        : "promoting: a promotion asked for by the operator is under way (asking the witness for the lease)";
+
     private const string StoppingReason = "stopping: the node is shutting down, or has stopped";
 
     /// <summary>
-    /// The <c>status</c> of a node that does not serve as primary, in its /primary, /standby and /health answers:
-    /// <c>stopping</c> once it is stopping (a primary handing over included), whatever its role; <c>fenced</c> for a
-    /// primary stepping down (a newer epoch seen, fenced, its lease lost) and a node that has stepped down; otherwise
-    /// its role: <c>starting</c>, <c>standby</c> (a promotion under way included: the reason says so), and <c>primary</c>
-    /// for a primary that has no server for none of those reasons.
+    /// This node's <c>status</c>: in its /primary, /standby and /health answers when it does not serve as primary, and in
+    /// its /status document always (see <see cref="StatusOf"/>).
     /// </summary>
-    private string CheckStatus()
-    {
-        var role = _role;
-        if (_stop.IsCancellationRequested)
-        {
-            return "stopping";
-        }
+    private string CheckStatus() => StatusOf(
+        _role,
+        _stop.IsCancellationRequested,
+        steppingDown: Interlocked.Read(ref _newerEpochSeen) >= 0 || _fenceReason is not null || _lease is { IsValid: false },
+        serving: Server is not null,
+        becomingPrimary: Interlocked.Read(ref _becomingPrimary) > 0,
+        promotionTakenUp: Volatile.Read(ref _promotion) is { IsTakenUp: true });
 
-        if (role == NodeRole.Primary && (Interlocked.Read(ref _newerEpochSeen) >= 0 || _fenceReason is not null || _lease is { IsValid: false }))
-        {
-            return "fenced";
-        }
-
-        return role.ToString().ToLowerInvariant();
-    }
+    /// <summary>
+    /// A node's <c>status</c>, the one place it is decided: <c>stopping</c> once it is stopping (a primary handing over
+    /// included), whatever its role; for a primary, <c>fenced</c> while it steps down (a newer epoch seen, fenced, its
+    /// lease lost), else <c>ok</c> once it serves clients (the server's /health says so too) and <c>primary</c> before;
+    /// <c>promoting</c> for a node that has taken up a promotion and not finished it (a standby whose promotion, asked
+    /// for by the operator or granted by the witness, is under way, or a starting node becoming primary): it serves no
+    /// clients yet; <c>fenced</c> for a node that has stepped down; otherwise its role, <c>starting</c> or
+    /// <c>standby</c>.
+    /// </summary>
+    internal static string StatusOf(NodeRole role, bool stopping, bool steppingDown, bool serving, bool becomingPrimary, bool promotionTakenUp) =>
+        stopping ? "stopping"
+        : role == NodeRole.Primary ? (steppingDown ? "fenced" : serving ? "ok" : "primary")
+        : becomingPrimary ? "promoting"
+        : role == NodeRole.Fenced ? "fenced"
+        : role == NodeRole.Starting ? "starting"
+        : promotionTakenUp ? "promoting"
+        : "standby";
 
     // Whole milliseconds, rounded down (as /status's sinceLastHeardMs).
     private static long WholeMilliseconds(TimeSpan t) => (long)t.TotalMilliseconds;
@@ -279,6 +297,7 @@ public sealed partial class ReplicatedNode
         w.WriteStartObject();
         w.WriteString("nodeId", NodeId);
         w.WriteString("role", _role.ToString().ToLowerInvariant());
+        w.WriteString("status", CheckStatus()); // as /health: ok on the serving primary, else promoting, stopping, fenced…
         w.WriteNumber("epoch", _state.Epoch);
         w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(_roleSince).TotalMilliseconds);
         w.WriteString("replicationEndpoint", ReplicationEndPoint.ToString());

@@ -141,6 +141,58 @@ public class ReplicationOptionsLimitsTests
         }
     }
 
+    /// <summary>
+    /// A witness grants a lease of at most 60 s (the protocol's longest), but after a restart it keeps the lease for its
+    /// recorded holder for its whole MaxTtl: a MaxTtl of an hour started, granted 60 s leases, and after a restart held
+    /// up every failover for an hour. MaxTtl outside 50 ms to 60 s is refused at start, by name, before anything is
+    /// created; the edges start and grant what they say.
+    /// </summary>
+    [Fact]
+    public async Task A_witness_max_ttl_outside_the_leases_the_protocol_carries_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = WitnessOptions.Default with { Port = 0, DataDirectory = dir.Combine("w") };
+        foreach (var (maxTtl, shown) in new[] { (TimeSpan.FromHours(1), "MaxTtl (3600000 ms)"), (TimeSpan.FromMilliseconds(60_001), "MaxTtl (60001 ms)"), (TimeSpan.FromMilliseconds(49), "MaxTtl (49 ms)") })
+        {
+            WitnessServer? started = null;
+            try
+            {
+                started = await WitnessServer.StartAsync(options with { MaxTtl = maxTtl });
+                await using var client = new WitnessClient($"127.0.0.1:{started.EndPoint.Port}");
+                Assert.Fail($"started with MaxTtl {maxTtl}; an ACQUIRE of 60 s answered: {await client.AcquireAsync("a", 0, TimeSpan.FromSeconds(60))}");
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                Assert.Equal(nameof(WitnessOptions.MaxTtl), e.ParamName);
+                Assert.Contains($"{shown} must be 50 to 60000 ms: a lease is granted for at most 60000 ms, and after a restart the witness keeps the lease for its recorded holder for MaxTtl", e.Message, StringComparison.Ordinal);
+            }
+            finally
+            {
+                if (started is not null)
+                {
+                    await started.StopAsync();
+                }
+            }
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a witness refused at start");
+        foreach (var edge in new[] { WitnessOptions.MaxMaxTtl, WitnessOptions.MinMaxTtl })
+        {
+            var server = await WitnessServer.StartAsync(options with { MaxTtl = edge, DataDirectory = dir.Combine($"w{edge.TotalMilliseconds}") });
+            try
+            {
+                await using var client = new WitnessClient($"127.0.0.1:{server.EndPoint.Port}");
+                var granted = await client.AcquireAsync("a", 0, TimeSpan.FromSeconds(60));
+                Assert.True(granted.IsGranted, $"MaxTtl {edge}: {granted}");
+                Assert.Equal(edge, granted.Ttl);
+            }
+            finally
+            {
+                await server.StopAsync();
+            }
+        }
+    }
+
     private static ReplicationOptions Options(TempDirectory dir, string? witness) => new()
     {
         NodeId = "a",

@@ -157,7 +157,8 @@ internal static class OptionRules
             }
         });
 
-    private static void CheckEndpoint(OptionResult result, string name, string? text)
+    /// <summary>Adds an error to <paramref name="result"/> unless <paramref name="text"/> is host:port with a port from 1 to 65535.</summary>
+    public static void CheckEndpoint(OptionResult result, string name, string? text)
     {
         text ??= "";
         var colon = text.LastIndexOf(':');

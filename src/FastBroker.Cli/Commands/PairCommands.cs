@@ -56,7 +56,7 @@ internal static class PairCommands
                     // Taken up by the standby but not finished (asking the witness, opening its journals): it goes ahead
                     // and may still be refused. Not a failure, not a success yet.
                     Console.WriteLine(body.TrimEnd()); // {"promoted":false,"inProgress":true,"error":…}
-                    Console.Error.WriteLine($"promote: {endpoint}: the promotion is under way, not finished yet; check with 'fastbroker status --admin {endpoint}' (role) or GET http://{endpoint}/primary (200 once it serves as primary)");
+                    Console.Error.WriteLine($"promote: {endpoint}: the promotion is under way, not finished yet; check with 'fastbroker status --admin {endpoint}' (status: promoting until it serves) or GET http://{endpoint}/primary (200 once it serves as primary)");
                     return ExitCodes.InProgress;
                 default:
                     Console.Error.WriteLine(Failure("promote", endpoint, status, body));

@@ -82,6 +82,28 @@ internal static class ServeCommand
         OptionRules.Port(port, 0);
         OptionRules.Port(adminPort, -1);
         OptionRules.Port(replicationPort, 0);
+        OptionRules.AtLeast(maxConnections, 1);
+        foreach (var endpoint in new[] { peer, witness })
+        {
+            OptionRules.Check(endpoint, (result, value) =>
+            {
+                if (value is not null)
+                {
+                    OptionRules.CheckEndpoint(result, endpoint.Name, value);
+                }
+            });
+        }
+
+        OptionRules.Check(tokens, static (result, values) =>
+        {
+            foreach (var spec in values ?? [])
+            {
+                if (spec.Split(':', 2)[0].Length == 0)
+                {
+                    result.AddError($"--token '{spec}': expected token or token:publishPattern,... with a token that is not empty");
+                }
+            }
+        });
 
         OptionRules.Check(maxRetentionHold, static (result, value) =>
         {
@@ -117,6 +139,30 @@ internal static class ServeCommand
             else if (result.GetResult(witness) is not null && timeout > longest)
             {
                 result.AddError($"--heartbeat-timeout-ms {timeout}: expected at most {longest} with --witness (the witness lease lasts twice the heartbeat timeout, and the witness grants a lease of at most {2 * longest} ms)");
+            }
+        });
+        cmd.Validators.Add(result =>
+        {
+            // ReplicationOptions.Validate's rules for these flags, in the flags' terms (its messages name AckTimeout,
+            // AckPoll, StandbyCheckSilence). Pair options only, and only when given, as above.
+            if (result.GetResult(peer) is null)
+            {
+                return;
+            }
+
+            if (Given(result, ackTimeout, out var ackTimeoutMs) && ackTimeoutMs < 1)
+            {
+                result.AddError($"--ack-timeout-ms {ackTimeoutMs}: expected at least 1");
+            }
+
+            if (Given(result, ackPoll, out var ackPollUs) && ackPollUs is < 0 or > 1_000_000)
+            {
+                result.AddError($"--ack-poll-us {ackPollUs}: expected 0 to 1000000 (1 s)");
+            }
+
+            if (Given(result, standbyCheckSilence, out var silence) && silence is { } silenceMs && silenceMs <= s_heartbeatIntervalMs)
+            {
+                result.AddError($"--standby-check-silence-ms {silenceMs}: expected more than {s_heartbeatIntervalMs} (the primary sends a heartbeat every {s_heartbeatIntervalMs} ms)");
             }
         });
         cmd.Validators.Add(result =>
@@ -321,6 +367,13 @@ internal static class ServeCommand
         {
             return ex.Message;
         }
+    }
+
+    /// <summary>The value of <paramref name="option"/> when it was given on the command line and converts; false otherwise.</summary>
+    private static bool Given<T>(System.CommandLine.Parsing.CommandResult result, Option<T> option, out T value)
+    {
+        value = default!;
+        return result.GetResult(option) is { Implicit: false } && OptionRules.TryGetValue(result, option, out value!);
     }
 
     /// <summary>The pair's heartbeat interval in ms, which serve does not change.</summary>

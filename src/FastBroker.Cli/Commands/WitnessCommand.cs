@@ -17,10 +17,24 @@ internal static class WitnessCommand
         var port = new Option<int>("--port") { Description = "Witness port (0 = any free port).", DefaultValueFactory = _ => WitnessOptions.DefaultPort };
         OptionRules.Port(port, 0);
         var data = new Option<string>("--data") { Description = "Data directory holding witness.state (created if missing).", DefaultValueFactory = _ => "witness-data" };
+        var maxTtl = new Option<int>("--max-ttl-ms")
+        {
+            Description = "Longest lease granted, 50 to 60000 ms (longer requests get this). After a restart the witness keeps the lease for its last holder this long, so no failover happens sooner.",
+            DefaultValueFactory = _ => (int)WitnessOptions.Default.MaxTtl.TotalMilliseconds,
+        };
+        var (minTtlMs, maxTtlMs) = ((int)WitnessOptions.MinMaxTtl.TotalMilliseconds, (int)WitnessOptions.MaxMaxTtl.TotalMilliseconds);
+        OptionRules.Check(maxTtl, (result, value) =>
+        {
+            // WitnessOptions.Validate's rule, in flag terms: a usage error before anything is opened or bound.
+            if (value < minTtlMs || value > maxTtlMs)
+            {
+                result.AddError($"--max-ttl-ms {value}: expected {minTtlMs} to {maxTtlMs} (a lease lasts at most {maxTtlMs} ms, and a restarted witness keeps the lease for its last holder --max-ttl-ms before any failover)");
+            }
+        });
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
         var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")
         {
-            host, port, data, quiet,
+            host, port, data, maxTtl, quiet,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
@@ -29,6 +43,7 @@ internal static class WitnessCommand
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
                 DataDirectory = parse.GetValue(data)!,
+                MaxTtl = TimeSpan.FromMilliseconds(parse.GetValue(maxTtl)),
                 Log = parse.GetValue(quiet) ? null : static line => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"),
             };
 

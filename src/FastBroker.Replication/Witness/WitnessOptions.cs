@@ -30,11 +30,21 @@ public sealed record WitnessOptions
     public TimeSpan SafetyMargin { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
-    /// The longest lease granted (longer requests are granted this TTL, which the GRANTED answer states). After a
-    /// restart the witness does not know when the persisted holder's last lease ends, so it treats it as valid for
-    /// this long from the restart: no lease granted before the restart can outlive that.
+    /// The longest lease granted (longer requests are granted this TTL, which the GRANTED answer states): 50 ms to 60 s
+    /// (<see cref="MinMaxTtl"/>, <see cref="MaxMaxTtl"/>, the TTLs the protocol carries). After a restart the witness
+    /// does not know when the persisted holder's last lease ends, so it treats it as valid for this long from the
+    /// restart: no lease granted before the restart can outlive that, and no failover happens before it ends.
     /// </summary>
     public TimeSpan MaxTtl { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The shortest <see cref="MaxTtl"/>: 50 ms, the shortest lease the protocol carries.</summary>
+    public static TimeSpan MinMaxTtl { get; } = TimeSpan.FromMilliseconds(WitnessProtocol.MinTtlMs);
+
+    /// <summary>
+    /// The longest <see cref="MaxTtl"/>: 60 s, the longest lease the protocol carries. A longer one would grant nothing
+    /// longer, but would keep a restarted witness from granting the lease to another node for that long.
+    /// </summary>
+    public static TimeSpan MaxMaxTtl { get; } = TimeSpan.FromMilliseconds(WitnessProtocol.MaxTtlMs);
 
     /// <summary>
     /// How long a connection may stay silent before the witness closes it: above 0, at most <see cref="int.MaxValue"/> ms
@@ -55,7 +65,14 @@ public sealed record WitnessOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(Port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(Port, 65535);
         ArgumentOutOfRangeException.ThrowIfLessThan(SafetyMargin, TimeSpan.Zero);
-        ArgumentOutOfRangeException.ThrowIfLessThan(MaxTtl, TimeSpan.FromMilliseconds(WitnessProtocol.MinTtlMs));
+        if (MaxTtl < MinMaxTtl || MaxTtl > MaxMaxTtl)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(MaxTtl),
+                MaxTtl,
+                $"MaxTtl ({MaxTtl.TotalMilliseconds:0.###} ms) must be {WitnessProtocol.MinTtlMs} to {WitnessProtocol.MaxTtlMs} ms: a lease is granted for at most {WitnessProtocol.MaxTtlMs} ms, and after a restart the witness keeps the lease for its recorded holder for MaxTtl, so a longer one would only hold up every failover that long.");
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(IdleTimeout, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(IdleTimeout, TimeSpan.FromMilliseconds(int.MaxValue));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);

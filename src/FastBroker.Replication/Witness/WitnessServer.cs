@@ -57,7 +57,7 @@ public sealed partial class WitnessServer : IAsyncDisposable
         _lock = lockFile;
         EndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _marginTicks = ToTicks(options.SafetyMargin);
-        _maxTtlMs = (int)Math.Min(options.MaxTtl.TotalMilliseconds, WitnessProtocol.MaxTtlMs);
+        _maxTtlMs = (int)options.MaxTtl.TotalMilliseconds; // at most WitnessProtocol.MaxTtlMs (Validate)
         _holder = holder;
         _epoch = epoch;
         _standbyBehind = standbyBehind;

@@ -382,10 +382,13 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
 
     /// <summary>
     /// A promotion asked for by hand, taken up and waiting for the witness (a socket that accepts and never answers, so
-    /// that the request waits out its 30 s call timeout): <c>GET /primary</c> says it is promoting.
+    /// that the request waits out its 30 s call timeout): the node's status is <c>promoting</c> on <c>GET /primary</c>
+    /// (503, the reason says what it waits for), <c>/standby</c> (503: it no longer follows its primary, so no reads go
+    /// to it), <c>/health</c> (200) and <c>/status</c> (what <c>fastbroker status</c> prints), where it said
+    /// <c>standby</c>.
     /// </summary>
     [Fact]
-    public async Task Primary_check_says_a_standby_is_promoting_while_its_promotion_asks_the_witness()
+    public async Task Checks_say_promoting_while_a_standby_s_promotion_asks_the_witness()
     {
         using var dir = new TempDirectory();
         using var silentWitness = SilentListener();
@@ -410,8 +413,18 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
                     ? throw new InvalidOperationException($"the promotion ended before it was seen under way: {promotion.Exception?.InnerException?.Message ?? promotion.Status.ToString()}")
                     : Reason(body)?.StartsWith("promoting", StringComparison.Ordinal) == true);
                 output.WriteLine($"b promoting: {promoting}");
-                Assert.Equal("standby", Status(promoting));
-                Assert.Equal("promoting: a promotion asked for by the operator is under way (asking the witness for the lease)", Reason(promoting));
+                const string Why = "promoting: a promotion asked for by the operator is under way (asking the witness for the lease)";
+                Assert.Equal("promoting", Status(promoting));
+                Assert.Equal(Why, Reason(promoting));
+                var standby = await GetAsync(adminB, "/standby", HttpStatusCode.ServiceUnavailable);
+                Assert.Equal("promoting", Status(standby));
+                Assert.Equal(Why, Reason(standby));
+                Assert.Equal("promoting", Status(await GetAsync(adminB, "/health", HttpStatusCode.OK)));
+                var status = await GetAsync(adminB, "/status", HttpStatusCode.OK);
+                Assert.Equal("promoting", Status(status));
+                Assert.Equal("standby", JsonDocument.Parse(status).RootElement.GetProperty("role").GetString());
+                var printed = string.Join('\n', await Cli.RunAsync("status", "--admin", adminB));
+                Assert.Contains("\"status\": \"promoting\"", printed, StringComparison.Ordinal);
                 Assert.False(promotion.IsCompleted, "the promotion waits for the witness");
 
                 await b.DisposeAsync(); // ends the witness call: no promotion

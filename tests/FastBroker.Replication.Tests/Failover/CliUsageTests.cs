@@ -201,9 +201,12 @@ public class CliUsageTests
     /// <summary>
     /// A <c>serve</c> option value the server refuses (<c>--max-connections 0</c>, an empty <c>--token</c>, a pair's
     /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a
-    /// <c>--standby-check-silence-ms</c> not above the heartbeat interval, a <c>--peer</c> that
-    /// is not host:port) is a usage error, exit 64 with the reason, as for every command: it exited 1 ("cannot listen",
-    /// "cannot start the pair node"), serve's exit for a data directory or port it cannot use.
+    /// <c>--standby-check-silence-ms</c> not above the heartbeat interval, a <c>--peer</c> or <c>--witness</c> that
+    /// is not host:port) is a usage error, exit 64, whose reason names the flag, the value and the rule, as for every
+    /// command: it exited 1 ("cannot listen", "cannot start the pair node"), serve's exit for a data directory or port it
+    /// cannot use. The reason is checked, not only the code: an option serve does not know exits 64 too
+    /// ("Unrecognized command or argument"), and a reason in the library's terms (<c>AckTimeout (-1 ms) must be
+    /// positive</c>) does not tell the user which flag to change.
     /// </summary>
     [Fact]
     public async Task Serve_option_values_the_server_refuses_exit_64()
@@ -211,27 +214,31 @@ public class CliUsageTests
         using var dir = new TempDirectory("fastbroker-cli-serve-usage");
         string[] serve = ["serve", "--data", dir.Combine("data"), "--port", "0", "--admin-port", "-1", "--quiet"];
         string[] pair = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0"];
-        string[][] cases =
+        (string[] Args, string Reason)[] cases =
         [
-            [.. serve, "--max-connections", "0"],
-            [.. serve, "--token", ":orders.*"],
-            [.. pair, "--ack-timeout-ms", "-1"],
-            [.. pair, "--heartbeat-timeout-ms", "0"],
-            [.. pair, "--ack-poll-us", "-1"],
-            [.. pair, "--standby-check-silence-ms", "100"],
-            [.. serve, "--peer", "nowhere", "--replication-port", "0"],
+            ([.. serve, "--max-connections", "0"], "--max-connections 0: expected at least 1"),
+            ([.. serve, "--token", ":orders.*"], "--token ':orders.*': expected token or token:publishPattern,... with a token that is not empty"),
+            ([.. pair, "--ack-timeout-ms", "-1"], "--ack-timeout-ms -1: expected at least 1"),
+            ([.. pair, "--heartbeat-timeout-ms", "0"], "--heartbeat-timeout-ms 0: expected more than 100 (the primary sends a heartbeat every 100 ms)"),
+            ([.. pair, "--ack-poll-us", "-1"], "--ack-poll-us -1: expected 0 to 1000000 (1 s)"),
+            ([.. pair, "--ack-poll-us", "1000001"], "--ack-poll-us 1000001: expected 0 to 1000000 (1 s)"),
+            ([.. pair, "--standby-check-silence-ms", "100"], "--standby-check-silence-ms 100: expected more than 100 (the primary sends a heartbeat every 100 ms)"),
+            ([.. serve, "--peer", "nowhere", "--replication-port", "0"], "--peer 'nowhere': expected host:port (port 1 to 65535)"),
+            ([.. pair, "--witness", "127.0.0.1"], "--witness '127.0.0.1': expected host:port (port 1 to 65535)"),
         ];
         var failures = new List<string>();
-        foreach (var args in cases)
+        foreach (var (args, reason) in cases)
         {
             var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
-            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Errors.Trim().Length == 0)
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0
+                || !outcome.Errors.Contains(reason, StringComparison.Ordinal) || outcome.Errors.Contains("Unrecognized command or argument", StringComparison.Ordinal))
             {
-                failures.Add($"expected exit 64: {outcome.Describe(args)}");
+                failures.Add($"expected exit 64, nothing on stdout and \"{reason}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
             }
         }
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+        Assert.False(Directory.Exists(dir.Combine("data")), "a refused serve creates no data directory");
     }
 
     /// <summary>
