@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using FastBroker.Engine;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>The ack side: the ack thread and the journaler's polls read the standby's frames, its silence ends the link.</summary>
+internal sealed partial class StandbyLink
+{
+    private void AckLoop()
+    {
+        var silence = _owner.Options.StandbySilenceTimeout;
+        try
+        {
+            // The standby answers every heartbeat, acks every burst, and its durable thread sends an empty ack every
+            // 100 ms it has nothing else to send: silence for this long means it froze or its host died without a FIN
+            // (TCP keepalive does not see a frozen process: its kernel still answers). Detached, its confirmations
+            // fail or degrade to local as configured at once instead of each waiting out the ack timeout. Armed from
+            // the standby's first frame on: before it, the standby applies the welcome's cuts and opens those
+            // journals again (seconds on a cold cache), and has nothing to answer with yet; until then a generous
+            // bound, so that a standby that froze right after the welcome is detached all the same.
+            //
+            // It waits in poll(2), not in a receive, and reads under the ack lock: the journaler may read the same
+            // frames first (PollAcks) when a confirmation waits for them.
+            var unarmedMicros = (int)Math.Min(int.MaxValue, Math.Max(silence.TotalMilliseconds, 30_000) * 1000);
+            var silenceMicros = (int)Math.Min(int.MaxValue, silence.TotalMilliseconds * 1000);
+            while (!_stopping)
+            {
+                var armed = Volatile.Read(ref _lastFrameTicks) != 0;
+                if (!_socket.Poll(armed ? silenceMicros : unarmedMicros, SelectMode.SelectRead))
+                {
+                    var since = Volatile.Read(ref _lastFrameTicks);
+                    if (since != 0 && Stopwatch.GetElapsedTime(since) < silence)
+                    {
+                        continue; // the journaler read what came
+                    }
+
+                    if (!_stopping)
+                    {
+                        _owner.OnLinkDown(this, $"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
+                    }
+
+                    return;
+                }
+
+                DeferToJournaler();
+                lock (_ackLock)
+                {
+                    if (_socket.Available == 0 && !_socket.Poll(0, SelectMode.SelectRead))
+                    {
+                        continue; // the journaler took it
+                    }
+
+                    // Data, or the end of the stream / an error (the receive returns 0 or throws).
+                    if (!_ackInput.Fill())
+                    {
+                        if (!_stopping)
+                        {
+                            _owner.OnLinkDown(this, "the standby closed the connection");
+                        }
+
+                        return;
+                    }
+
+                    if (!HandleAckFrames())
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
+        {
+            if (!_stopping)
+            {
+                _owner.OnLinkDown(this, ex.Message);
+            }
+        }
+        finally
+        {
+            StopAcks();
+        }
+    }
+
+    /// <summary>Tests only (<see cref="ReplicationOptions.AckReaderDefersFor"/>): waits until the journaler took what came, or the deferral passed.</summary>
+    private void DeferToJournaler()
+    {
+        var deferFor = _owner.Options.AckReaderDefersFor;
+        if (deferFor <= TimeSpan.Zero || _owner.Options.AckPoll <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        while (!_stopping && _socket.Available > 0 && Stopwatch.GetElapsedTime(start) < deferFor)
+        {
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>
+    /// Journaler thread (<see cref="ReplicationGate.PollAcks"/>): handles the standby's frames that have already
+    /// arrived, without blocking. False when the ack reader has the link (it handles them).
+    /// </summary>
+    public bool PollAcks()
+    {
+        if (_stopping || !Monitor.TryEnter(_ackLock))
+        {
+            return false;
+        }
+
+        try
+        {
+            if (_stopping || _socket.Available == 0)
+            {
+                return true;
+            }
+
+            _ackInput.Fill(); // bytes are waiting: it does not block
+            var before = _acksReceived;
+            var handled = HandleAckFrames();
+            Volatile.Write(ref _journalerAcks, _journalerAcks + (_acksReceived - before));
+            if (!handled)
+            {
+                StopAcks();
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
+        {
+            StopAcks(); // the ack reader (or the sender) meets the closed link and reports it
+            return false;
+        }
+        finally
+        {
+            Monitor.Exit(_ackLock);
+        }
+    }
+
+    /// <summary>Under the ack lock: every whole frame buffered. False when the standby refused the stream.</summary>
+    private bool HandleAckFrames()
+    {
+        while (_ackInput.TryNext(out var kind, out var body))
+        {
+            Volatile.Write(ref _lastFrameTicks, Stopwatch.GetTimestamp());
+            switch (kind)
+            {
+                case FrameKind.Ack:
+                    OnAck(body);
+
+                    // The connections whose publishes this ACK released get their CONFIRMs from this thread (a
+                    // non-blocking send each) rather than a wake-up of their writers.
+                    _ackConfirms.End();
+                    break;
+                case FrameKind.StateAck:
+                    _owner.Gate.OnStateApplied(new FrameReader(body).I64());
+                    break;
+                case FrameKind.StateWanted:
+                    OnStateWanted(body);
+                    break;
+                case FrameKind.Refuse:
+                    var r = new FrameReader(body);
+                    var epoch = r.I64();
+                    r.U8();
+                    _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
+                    if (epoch > _owner.Epoch)
+                    {
+                        _owner.OnHigherEpoch(epoch);
+                    }
+
+                    return false;
+                default:
+                    throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
+            }
+        }
+
+        return true;
+    }
+
+    private void StopAcks()
+    {
+        _stopping = true;
+        _owner.WakeSignal.Set();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private void OnAck(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var n = r.U32();
+        var topics = _byId;
+        for (var i = 0; i < n; i++)
+        {
+            var id = r.U32();
+            var received = r.I64();
+            var durable = r.I64();
+            if (id < topics.Length)
+            {
+                topics[id].Acks.OnAck(received, durable, _ackConfirms);
+            }
+        }
+
+        Volatile.Write(ref _lastAckTicks, Stopwatch.GetTimestamp());
+        Volatile.Write(ref _acksReceived, _acksReceived + 1); // under the ack lock
+    }
+}

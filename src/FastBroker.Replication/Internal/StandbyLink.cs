@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using FastBroker.Engine;
+using FastBroker.Journal;
+
+namespace FastBroker.Replication.Internal;
+
+/// <summary>One connected standby: the sender thread, the ack thread, and per-topic readers and positions.</summary>
+internal sealed partial class StandbyLink : IDisposable
+{
+    private const int RunBytes = 256 << 10;
+    private const int InlineRunBytes = 64 << 10;
+
+    /// <summary>What the journaler ships of one topic per batch on its own thread (the sender thread takes the rest).</summary>
+    private const int InlineShipBytes = 64 << 10;
+    private const int TopicBudgetBytes = 1 << 20;
+
+    /// <summary>How long the sender gathers local-mode records before shipping them (the standby's lag in local mode).</summary>
+    private static readonly TimeSpan s_coalescePause = TimeSpan.FromMilliseconds(1);
+
+    private readonly PrimaryReplicator _owner;
+    private readonly Socket _socket;
+    private readonly Hello _hello;
+    private readonly ConcurrentQueue<TopicState> _created = new();
+    private readonly List<LinkTopic> _topics = [];
+    private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
+    private readonly List<PositionUpdate> _positionUpdates = [];
+    private readonly object _sendLock = new();
+    private readonly object _passLock = new();
+    private readonly Dictionary<TopicState, LinkTopic> _byTopic = new(ReferenceEqualityComparer.Instance);
+    private readonly FrameBuffer _nowFrame = new(InlineShipBytes + (4 << 10));
+    private readonly FrameBuffer _unsent = new(InlineShipBytes + (4 << 10));
+    private volatile LinkTopic[] _byId = [];
+    private volatile bool _stopping;
+    private Thread? _sender;
+    private Thread? _acker;
+    private readonly ConfirmBatch _ackConfirms = new(); // under the ack lock
+    private readonly object _ackLock = new();
+    private readonly FrameInput _ackInput;
+    private long _lastFrameTicks;
+    private long _lastAckTicks;
+    private long _acksReceived;
+    private long _bytesSent;
+    private long _journalerShips;
+    private long _journalerAcks;
+    private long _journalerDeferred;
+    private long _connectedAt = Stopwatch.GetTimestamp();
+
+    public StandbyLink(PrimaryReplicator owner, Socket socket, Hello hello)
+    {
+        _owner = owner;
+        _socket = socket;
+        _hello = hello;
+        _ackInput = new FrameInput(socket, 64 << 10);
+        socket.NoDelay = true;
+    }
+
+    public string StandbyId => _hello.NodeId;
+
+    public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
+    public long JournalerShips => Volatile.Read(ref _journalerShips);
+
+    /// <summary>Of <see cref="JournalerShips"/>, those the socket buffer could not take whole (the sender thread sent the rest).</summary>
+    public long JournalerDeferred => Volatile.Read(ref _journalerDeferred);
+
+    /// <summary>Of <see cref="AcksReceived"/>, those the journaler read itself while a confirmation waited (<see cref="PollAcks"/>).</summary>
+    public long JournalerAcks => Volatile.Read(ref _journalerAcks);
+
+    /// <summary>ACK frames received on this link (bursts, group commits, heartbeat answers and keepalives).</summary>
+    public long AcksReceived => Volatile.Read(ref _acksReceived);
+
+    public TimeSpan SinceLastAck => Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAckTicks) == 0 ? _connectedAt : Volatile.Read(ref _lastAckTicks));
+
+    /// <summary>(topic, primary head, standby received, standby durable) per replicated topic.</summary>
+    public IEnumerable<(string Topic, long Head, long Received, long Durable)> Positions =>
+        _byId.Select(t => (t.Topic.Name, t.Topic.Head, t.Acks.ReceivedNext, t.Acks.DurableNext));
+
+    public void Start()
+    {
+        _sender = new Thread(SendLoop) { IsBackground = true, Name = "fastbroker-replicator" };
+        _sender.Start();
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _socket.Dispose();
+        _owner.WakeSignal.Set();
+        if (_sender is not null && Thread.CurrentThread != _sender)
+        {
+            _sender.Join(TimeSpan.FromSeconds(5));
+        }
+
+        if (_acker is not null && Thread.CurrentThread != _acker)
+        {
+            _acker.Join(TimeSpan.FromSeconds(5));
+        }
+
+        // Under the pass lock: the journaler may be shipping from a reader right now (it sees _stopping after).
+        lock (_passLock)
+        {
+            foreach (var t in _topics)
+            {
+                t.Reader?.Dispose();
+            }
+        }
+    }
+
+    private sealed class LinkTopic(TopicState topic, uint id, ReplicaAcks acks, long from)
+    {
+        public TopicState Topic { get; } = topic;
+
+        public uint Id { get; } = id;
+
+        public ReplicaAcks Acks { get; } = acks;
+
+        public long From { get; } = from;
+
+        public bool Announced { get; set; }
+
+        public JournalReader? Reader { get; set; }
+
+        /// <summary>The offset after the last record shipped.</summary>
+        public long ShippedEnd { get; set; } = from;
+
+        /// <summary><see cref="ShippedEnd"/> when the last FLUSH was sent.</summary>
+        public long FlushRequested { get; set; } = from;
+
+        /// <summary>The topic's tail in the last <see cref="FrameKind.Retained"/> sent (-1: none yet).</summary>
+        public long RetainedSent { get; set; } = -1;
+
+        /// <summary>Where the reader continued after retention passed it: nothing more is shipped.</summary>
+        public long? GapAt { get; set; }
+    }
+}
