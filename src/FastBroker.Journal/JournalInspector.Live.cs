@@ -6,9 +6,6 @@ namespace FastBroker.Journal;
 /// <summary>dump and verify on a journal that a process has open: the end of its last segment moves.</summary>
 public static partial class JournalInspector
 {
-    /// <summary>The lock file <see cref="JournalLog"/> holds, with an exclusive flock, while it has the journal open.</summary>
-    internal const string LockFileName = "journal.lock";
-
     /// <summary>
     /// Whether a process (this one included) has the journal in <paramref name="directory"/> open: its
     /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. Probed with a
@@ -22,7 +19,7 @@ public static partial class JournalInspector
         {
             // Read access with sharing takes LOCK_SH | LOCK_NB on Unix, which fails (EWOULDBLOCK) while the owner's
             // FileShare.None (LOCK_EX) is held; it creates no file.
-            using var probe = File.OpenHandle(Path.Combine(directory, LockFileName), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var probe = File.OpenHandle(Path.Combine(directory, JournalLog.LockFileName), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             return false;
         }
         catch (IOException e) when (e.HResult == Native.EAgain)
