@@ -8,18 +8,49 @@ public static partial class JournalInspector
 {
     /// <summary>
     /// Whether a process (this one included) has the journal in <paramref name="directory"/> open: its
-    /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. Probed with a
-    /// non-blocking shared flock that is released at once: it never waits, and never takes or breaks the owner's lock
-    /// (only an open started in that instant fails, as "already open"). False when there is no lock file, or it cannot
-    /// be opened for another reason than the lock.
+    /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. On Linux that is read
+    /// from <c>/proc/locks</c>, matched by the lock file's device and inode: no lock is taken or asked for, so a
+    /// process opening the journal at that instant is never refused because of the probe. A lock held by a process
+    /// outside this one's PID namespace (another container sharing the directory) is not listed there, so such a
+    /// journal is not seen as open. Only where <c>/proc/locks</c> cannot be read (or the C library has no
+    /// <c>statx</c>) is the lock probed with a non-blocking shared flock released at once: it never waits and never
+    /// takes the owner's lock, but an open started in the microseconds it is held fails as "already open". False when
+    /// there is no lock file, or it cannot be looked at for another reason than the lock.
     /// </summary>
     public static bool IsOpen(string directory)
+    {
+        var path = Path.Combine(directory, JournalLog.LockFileName);
+        try
+        {
+            if (!Native.TryGetFileId(path, out var id, out _))
+            {
+                return false; // no lock file (no process ever opened the journal here), or one this process cannot reach
+            }
+
+            if (FlockTable.HoldsExclusiveFlock(id) is { } held)
+            {
+                return held;
+            }
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
+        {
+            // A C library without statx (glibc before 2.28): probe the lock itself.
+        }
+
+        return ProbeWithSharedFlock(path);
+    }
+
+    /// <summary>
+    /// The fallback of <see cref="IsOpen"/>: whether a non-blocking shared flock on <paramref name="path"/> is refused
+    /// (the owner's exclusive one is held). While it is held, an open of the journal fails.
+    /// </summary>
+    internal static bool ProbeWithSharedFlock(string path)
     {
         try
         {
             // Read access with sharing takes LOCK_SH | LOCK_NB on Unix, which fails (EWOULDBLOCK) while the owner's
             // FileShare.None (LOCK_EX) is held; it creates no file.
-            using var probe = File.OpenHandle(Path.Combine(directory, JournalLog.LockFileName), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var probe = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             return false;
         }
         catch (IOException e) when (e.HResult == Native.EAgain)

@@ -4,7 +4,7 @@ namespace FastBroker.Journal;
 
 /// <summary>
 /// Read-only inspection of a journal directory (the <c>fastbroker journal</c> commands): nothing is locked (the lock
-/// file is only probed, <see cref="IsOpen"/>), recovered or truncated, so it is safe on a live journal or a damaged copy.
+/// is only looked for, <see cref="IsOpen"/>), recovered or truncated, so it is safe on a live journal or a damaged copy.
 /// </summary>
 public static partial class JournalInspector
 {
