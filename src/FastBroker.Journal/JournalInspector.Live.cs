@@ -77,18 +77,29 @@ public static partial class JournalInspector
     /// <summary>
     /// Opens a segment to read it. The last file of an open journal whose header does not read as valid may be a segment
     /// being created (the writer creates or renames the file, then stamps its header, and only then writes records to
-    /// it): it is read again a few times before the header is taken as blank or damaged.
+    /// it): it is read again a few times before the header is taken as blank or damaged. Null with
+    /// <paramref name="missing"/> when the file is no longer there (removed since the directory was listed).
     /// </summary>
-    private static Segment? OpenSegment(string path, bool last, OpenProbe probe, out string? error, out bool unsupported)
+    private static Segment? OpenSegment(string path, bool last, OpenProbe probe, out string? error, out bool unsupported, out bool missing)
     {
-        var segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
-        for (var attempt = 0; segment is null && last && attempt < 5 && probe.Now(); attempt++)
+        t_beforeSegmentOpen?.Invoke(path);
+        (error, unsupported, missing) = (null, false, false);
+        try
         {
-            Thread.Sleep(attempt);
-            segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
-        }
+            var segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+            for (var attempt = 0; segment is null && last && attempt < 5 && probe.Now(); attempt++)
+            {
+                Thread.Sleep(attempt);
+                segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+            }
 
-        return segment;
+            return segment;
+        }
+        catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            missing = true;
+            return null;
+        }
     }
 
     /// <summary>What is at the end of the last segment of an open journal, read again (<see cref="SettleTail"/>).</summary>
