@@ -6,23 +6,51 @@ namespace FastBroker.Journal;
 /// <summary>dump and verify on a journal that a process has open: the end of its last segment moves.</summary>
 public static partial class JournalInspector
 {
-    /// <summary>The lock file <see cref="JournalLog"/> holds, with an exclusive flock, while it has the journal open.</summary>
-    internal const string LockFileName = "journal.lock";
-
     /// <summary>
     /// Whether a process (this one included) has the journal in <paramref name="directory"/> open: its
-    /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. Probed with a
-    /// non-blocking shared flock that is released at once: it never waits, and never takes or breaks the owner's lock
-    /// (only an open started in that instant fails, as "already open"). False when there is no lock file, or it cannot
-    /// be opened for another reason than the lock.
+    /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. On Linux that is read
+    /// from <c>/proc/locks</c>, matched by the lock file's device and inode: no lock is taken or asked for, so a
+    /// process opening the journal at that instant is never refused because of the probe. A lock held by a process
+    /// outside this one's PID namespace (another container sharing the directory) is not listed there, so such a
+    /// journal is not seen as open. Only where <c>/proc/locks</c> cannot be read (or the C library has no
+    /// <c>statx</c>) is the lock probed with a non-blocking shared flock released at once: it never waits and never
+    /// takes the owner's lock, but an open started in the microseconds it is held fails as "already open". False when
+    /// there is no lock file, or it cannot be looked at for another reason than the lock.
     /// </summary>
     public static bool IsOpen(string directory)
+    {
+        var path = Path.Combine(directory, JournalLog.LockFileName);
+        try
+        {
+            if (!Native.TryGetFileId(path, out var id, out _))
+            {
+                return false; // no lock file (no process ever opened the journal here), or one this process cannot reach
+            }
+
+            if (FlockTable.HoldsExclusiveFlock(id) is { } held)
+            {
+                return held;
+            }
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
+        {
+            // A C library without statx (glibc before 2.28): probe the lock itself.
+        }
+
+        return ProbeWithSharedFlock(path);
+    }
+
+    /// <summary>
+    /// The fallback of <see cref="IsOpen"/>: whether a non-blocking shared flock on <paramref name="path"/> is refused
+    /// (the owner's exclusive one is held). While it is held, an open of the journal fails.
+    /// </summary>
+    internal static bool ProbeWithSharedFlock(string path)
     {
         try
         {
             // Read access with sharing takes LOCK_SH | LOCK_NB on Unix, which fails (EWOULDBLOCK) while the owner's
             // FileShare.None (LOCK_EX) is held; it creates no file.
-            using var probe = File.OpenHandle(Path.Combine(directory, LockFileName), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var probe = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             return false;
         }
         catch (IOException e) when (e.HResult == Native.EAgain)
@@ -49,18 +77,29 @@ public static partial class JournalInspector
     /// <summary>
     /// Opens a segment to read it. The last file of an open journal whose header does not read as valid may be a segment
     /// being created (the writer creates or renames the file, then stamps its header, and only then writes records to
-    /// it): it is read again a few times before the header is taken as blank or damaged.
+    /// it): it is read again a few times before the header is taken as blank or damaged. Null with
+    /// <paramref name="missing"/> when the file is no longer there (removed since the directory was listed).
     /// </summary>
-    private static Segment? OpenSegment(string path, bool last, OpenProbe probe, out string? error, out bool unsupported)
+    private static Segment? OpenSegment(string path, bool last, OpenProbe probe, out string? error, out bool unsupported, out bool missing)
     {
-        var segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
-        for (var attempt = 0; segment is null && last && attempt < 5 && probe.Now(); attempt++)
+        t_beforeSegmentOpen?.Invoke(path);
+        (error, unsupported, missing) = (null, false, false);
+        try
         {
-            Thread.Sleep(attempt);
-            segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
-        }
+            var segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+            for (var attempt = 0; segment is null && last && attempt < 5 && probe.Now(); attempt++)
+            {
+                Thread.Sleep(attempt);
+                segment = Segment.Open(path, writable: false, 4, out error, out unsupported);
+            }
 
-        return segment;
+            return segment;
+        }
+        catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            missing = true;
+            return null;
+        }
     }
 
     /// <summary>What is at the end of the last segment of an open journal, read again (<see cref="SettleTail"/>).</summary>

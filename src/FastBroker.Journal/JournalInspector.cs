@@ -4,7 +4,7 @@ namespace FastBroker.Journal;
 
 /// <summary>
 /// Read-only inspection of a journal directory (the <c>fastbroker journal</c> commands): nothing is locked (the lock
-/// file is only probed, <see cref="IsOpen"/>), recovered or truncated, so it is safe on a live journal or a damaged copy.
+/// is only looked for, <see cref="IsOpen"/>), recovered or truncated, so it is safe on a live journal or a damaged copy.
 /// </summary>
 public static partial class JournalInspector
 {
@@ -16,8 +16,17 @@ public static partial class JournalInspector
     /// has open (<see cref="IsOpen"/>, <see cref="JournalVerifyReport.JournalOpen"/>), a record being written at the end
     /// of the last segment, and a last segment file being created (its header still blank), is the end, not damage.
     /// </summary>
+    /// <remarks>
+    /// A segment file listed and then gone before it was read, at the oldest end of a journal a process has open, was
+    /// removed by retention: it is left out (<see cref="JournalVerifyReport.RemovedWhileReading"/>).
+    /// </remarks>
     /// <exception cref="DirectoryNotFoundException">No such directory.</exception>
-    public static JournalVerifyReport Verify(string directory)
+    /// <exception cref="JournalSegmentRemovedException">
+    /// A file was removed while it was read, other than by retention at the oldest end of an open journal.
+    /// </exception>
+    public static JournalVerifyReport Verify(string directory) => Inspecting(directory, () => VerifyFiles(directory));
+
+    private static JournalVerifyReport VerifyFiles(string directory)
     {
         // An open finishes a repair that an interrupted one left in its repair log before it looks at the files: judge
         // them as the repair's steps leave them (its deletions gone, its cut segment unsealed and ending at the cut).
@@ -45,7 +54,8 @@ public static partial class JournalInspector
         var probe = new OpenProbe(directory);
         var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
         // As open's scan asks it of the files after damage (the segment the pending repair cuts is unsealed by then).
-        var sealedOnDisk = files.Select(f => Path.GetFileName(f.Path) != cutName && JournalRecovery.HasMagicAndSeal(f.Path)).ToArray();
+        var sealedOnDisk = files.Select(f => Path.GetFileName(f.Path) != cutName && HasMagicAndSeal(f.Path)).ToArray();
+        var removedWhileReading = new List<string>();
         // What open decides at the first file it cannot take as it is (JournalRecovery.Scan), and it stops there: refuse
         // (a plain open; a damaged repair log is refused before any file), or remove the files from removeFrom on,
         // after cutting a torn tail in the file before them or as a lost tail from removeFrom.
@@ -61,7 +71,15 @@ public static partial class JournalInspector
             var (baseOffset, path) = files[i];
             var name = Path.GetFileName(path);
             var removed = !refused && i >= removeFrom; // a decision made at an earlier file
-            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out var unsupported);
+            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out var unsupported, out var missing);
+            if (missing)
+            {
+                // Removed by retention since the listing: the journal starts at the next file now.
+                SkipIfRemovedByRetention(directory, path, baseOffset, probe, removedWhileReading);
+                (expectedNext, previousUnsealed) = (-1, false);
+                continue;
+            }
+
             if (segment is null)
             {
                 // The records after a blank identity block are still there (offsets from the file name): counted as open
@@ -220,7 +238,20 @@ public static partial class JournalInspector
             droppedRecords = (pending?.Dropped.Sum(d => (long)d.RecordCount) ?? 0) + results.Sum(r => (long)r.DroppedRecordCount);
         }
 
-        return new JournalVerifyReport(results, refused, changes, pendingRepair, removedFiles, droppedRecords) { JournalOpen = probe.Open };
+        return new JournalVerifyReport(results, refused, changes, pendingRepair, removedFiles, droppedRecords) { JournalOpen = probe.Open, RemovedWhileReading = removedWhileReading };
+
+        // A file removed since the listing has no seal to count: its open says what became of it.
+        static bool HasMagicAndSeal(string path)
+        {
+            try
+            {
+                return JournalRecovery.HasMagicAndSeal(path);
+            }
+            catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                return false;
+            }
+        }
 
         bool AnySealedFrom(int first) => first < sealedOnDisk.Length && Array.IndexOf(sealedOnDisk, true, first) >= 0;
 
@@ -250,8 +281,13 @@ public static partial class JournalInspector
     /// dump that starts just past such damage stops at it. Returns the number of records visited. With a repair log that
     /// an interrupted open left, the records its repair drops are not visited: the next open finishes it. Reads only.
     /// On a journal a process has open (<see cref="IsOpen"/>), a record being written at the end of the last segment,
-    /// and a last segment file being created (its header still blank), is the end, not damage.
+    /// and a last segment file being created (its header still blank), is the end, not damage. A segment file listed
+    /// and then gone before it was read, at the oldest end of a journal a process has open, was removed by retention:
+    /// the dump goes on from the next segment's first record.
     /// </summary>
+    /// <exception cref="JournalSegmentRemovedException">
+    /// A file was removed while it was read, other than by retention at the oldest end of an open journal.
+    /// </exception>
     public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem) =>
         Dump(directory, fromOffset, fromTimestamp, maxCount, visitor, out problem, out _);
 
@@ -261,15 +297,30 @@ public static partial class JournalInspector
     /// last segment moves as it appends, and a record being written there (its length word stored, not yet all the
     /// rest) was taken as the end, not as damage; damage before it still stops the dump.
     /// </summary>
-    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen)
+    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen) =>
+        Dump(directory, fromOffset, fromTimestamp, maxCount, visitor, out problem, out journalOpen, out _);
+
+    /// <summary>
+    /// As <see cref="Dump(string, long?, long?, long, RecordVisitor, out string?, out bool)"/>, and lists in
+    /// <paramref name="removedWhileReading"/> the segment files that were listed and then gone before they were read, at
+    /// the oldest end of a journal a process has open: retention removed them, and the dump went on from the first
+    /// record of the next file (their records, those from <paramref name="fromOffset"/> included, are not visited).
+    /// </summary>
+    /// <exception cref="JournalSegmentRemovedException">
+    /// A file was removed while it was read, other than by retention at the oldest end of an open journal; the records
+    /// before it were visited.
+    /// </exception>
+    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen, out IReadOnlyList<string> removedWhileReading)
     {
         var probe = new OpenProbe(directory);
-        var visited = DumpFiles(directory, fromOffset, fromTimestamp, maxCount, visitor, probe, out problem);
-        journalOpen = probe.Open;
+        var removed = new List<string>();
+        string? found = null;
+        var visited = Inspecting(directory, () => DumpFiles(directory, fromOffset, fromTimestamp, maxCount, visitor, probe, removed, out found));
+        (problem, journalOpen, removedWhileReading) = (found, probe.Open, removed);
         return visited;
     }
 
-    private static long DumpFiles(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, OpenProbe probe, out string? problem)
+    private static long DumpFiles(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, OpenProbe probe, List<string> removedWhileReading, out string? problem)
     {
         problem = null;
         // The records a repair that an open left unfinished drops are gone for good (the next open finishes it, whatever
@@ -314,7 +365,15 @@ public static partial class JournalInspector
                 return visited;
             }
 
-            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out _);
+            var segment = OpenSegment(path, i == files.Length - 1, probe, out var error, out _, out var missing);
+            if (missing)
+            {
+                // Removed by retention since the listing: the journal starts at the next file now.
+                SkipIfRemovedByRetention(directory, path, baseOffset, probe, removedWhileReading);
+                expectedNext = -1;
+                continue;
+            }
+
             if (segment is null)
             {
                 if (error is null && i == files.Length - 1 && probe.Now())

@@ -234,9 +234,15 @@ public sealed unsafe partial class JournalLog : IDisposable
         _lock.Dispose();
     }
 
+    /// <summary>
+    /// The file in the journal directory that an open journal holds with an exclusive flock (FileShare.None), so that a
+    /// second process opening it fails at once; <see cref="JournalInspector.IsOpen"/> looks for that lock.
+    /// </summary>
+    internal const string LockFileName = "journal.lock";
+
     private static FileStream AcquireDirectoryLock(string directory)
     {
-        var path = Path.Combine(directory, "journal.lock");
+        var path = Path.Combine(directory, LockFileName);
         try
         {
             // FileShare.None takes an exclusive flock on Unix: a second writer process fails here, not later.

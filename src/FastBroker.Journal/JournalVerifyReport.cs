@@ -61,6 +61,12 @@ public sealed class JournalVerifyReport
     /// </summary>
     public bool JournalOpen { get; init; }
 
+    /// <summary>
+    /// The segment files that were listed and then gone before they were read, at the oldest end of a journal a process
+    /// has open: retention removed them. They are not in <see cref="Segments"/>; the journal starts after them now.
+    /// </summary>
+    public IReadOnlyList<string> RemovedWhileReading { get; init; } = [];
+
     /// <summary>0 intact, 1 corrupt, 2 damaged tail only.</summary>
     public int ExitCode => IsCorrupt ? 1 : HasDamagedTail ? 2 : 0;
 }

@@ -11,6 +11,13 @@ namespace FastBroker.Cli.Commands;
 /// </summary>
 internal static class JournalCommand
 {
+    /// <summary>
+    /// dump and verify: a segment file was removed while the journal was read, other than by retention at the oldest end
+    /// of a journal open in another process (which is skipped and said on stderr). Not 1 or 2: nothing says the journal
+    /// is damaged; the files changed under the command, which can be run again.
+    /// </summary>
+    private const int RemovedWhileReading = 4;
+
     public static Command Create()
     {
         var journal = new Command("journal", "Inspect a journal directory (dump records, verify checksums).");
@@ -28,7 +35,7 @@ internal static class JournalCommand
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
         OptionRules.AtLeast(fromOffset, 0L);
         OptionRules.AtLeast(count, 0L);
-        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it). On a journal open in another process, a record being written at its end is the end, not damage.") { dir, fromOffset, fromTime, count, hex };
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it), 4 a segment file was removed while it was read (other than by retention at the oldest end of a journal open in another process, which is skipped: the dump goes on from the next segment). On a journal open in another process, a record being written at its end is the end, not damage.") { dir, fromOffset, fromTime, count, hex };
         cmd.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
@@ -65,15 +72,33 @@ internal static class JournalCommand
             var asHex = parse.GetValue(hex);
             var output = Console.Out;
             var line = new StringBuilder(256);
-            var n = JournalInspector.Dump(path, parse.GetValue(fromOffset), fromTs, parse.GetValue(count) ?? long.MaxValue, record =>
+            long n;
+            string? problem;
+            bool journalOpen;
+            IReadOnlyList<string> removed;
+            try
             {
-                line.Clear();
-                FormatRecord(line, record, asHex);
-                output.WriteLine(line.ToString());
-            }, out var problem, out var journalOpen);
+                n = JournalInspector.Dump(path, parse.GetValue(fromOffset), fromTs, parse.GetValue(count) ?? long.MaxValue, record =>
+                {
+                    line.Clear();
+                    FormatRecord(line, record, asHex);
+                    output.WriteLine(line.ToString());
+                }, out problem, out journalOpen, out removed);
+            }
+            catch (JournalSegmentRemovedException e)
+            {
+                Console.Error.WriteLine($"{e.Message}; no record after it is printed");
+                return RemovedWhileReading;
+            }
+
             if (journalOpen)
             {
                 Console.Error.WriteLine(OpenNote(path));
+            }
+
+            foreach (var file in removed)
+            {
+                Console.Error.WriteLine($"{Path.GetFileName(file)}: {RemovedByRetention}: its records are not printed; the dump goes on from the first record of the next segment");
             }
 
             if (problem is not null)
@@ -91,7 +116,7 @@ internal static class JournalCommand
     private static Command Verify()
     {
         var dir = new Argument<string>("dir") { Description = "The journal directory." };
-        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it), 3 nothing to check (no such directory, or no segment file in it). On a journal open in another process, a record being written at its end is the end, not damage.") { dir };
+        var cmd = new Command("verify", "Check every segment header, seal and record CRC32C; exit 0 intact, 1 corrupt, 2 damaged tail (open would truncate it), 3 nothing to check (no such directory, or no segment file in it), 4 a segment file was removed while it was read (other than by retention at the oldest end of a journal open in another process, which is skipped: the journal starts after it). On a journal open in another process, a record being written at its end is the end, not damage.") { dir };
         cmd.SetAction(parse =>
         {
             // 3, not 2: exit 2 says "damaged tail", and a script acting on it must not take a mistyped path for one.
@@ -103,7 +128,22 @@ internal static class JournalCommand
                 return 3;
             }
 
-            var report = JournalInspector.Verify(path);
+            JournalVerifyReport report;
+            try
+            {
+                report = JournalInspector.Verify(path);
+            }
+            catch (JournalSegmentRemovedException e)
+            {
+                Console.Error.WriteLine($"{e.Message}; nothing is concluded about the journal");
+                return RemovedWhileReading;
+            }
+
+            foreach (var file in report.RemovedWhileReading)
+            {
+                Console.Error.WriteLine($"{Path.GetFileName(file)}: {RemovedByRetention}: not checked; the journal starts after it now");
+            }
+
             if (report.Segments.Count == 0)
             {
                 Console.Error.WriteLine($"no journal segment in {path}: nothing to verify");
@@ -140,6 +180,9 @@ internal static class JournalCommand
     private static string OpenNote(string path) =>
         $"the journal in {path} is open in another process (its journal.lock is held), so its end may move as records are appended: "
         + "a record being written at the end of the last segment is taken as the end, not as damage";
+
+    /// <summary>What dump and verify say of a segment file retention removed before they read it.</summary>
+    private const string RemovedByRetention = "removed by retention while reading (the oldest segment of a journal open in another process)";
 
     /// <summary>Why <paramref name="path"/> holds no journal to read (no such directory, no segment file), or null.</summary>
     private static string? NothingToRead(string path) =>

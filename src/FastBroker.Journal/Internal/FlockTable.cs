@@ -1,0 +1,57 @@
+using System.Globalization;
+
+namespace FastBroker.Journal.Internal;
+
+/// <summary>
+/// The flocks the kernel lists in <c>/proc/locks</c>, one a line: <c>1: FLOCK  ADVISORY  WRITE 4242 fe:00:11731436 0 EOF</c>
+/// (the holder's pid, then the locked file as device major and minor in hex and inode in decimal); a request waiting
+/// for a lock has <c>-></c> before its type. Reading the table takes and asks for no lock, so it can never make a
+/// process's <c>flock</c> fail, as a probe that takes one (even shared, even for microseconds) can.
+/// </summary>
+internal static class FlockTable
+{
+    /// <summary>Where Linux lists every lock held by a process visible in the reader's PID namespace.</summary>
+    internal const string ProcLocks = "/proc/locks";
+
+    /// <summary>
+    /// Whether <paramref name="table"/> lists an exclusive flock (<c>FLOCK … WRITE</c>) held on the file whose device and
+    /// inode are <paramref name="file"/>; null when the table cannot be read.
+    /// </summary>
+    internal static bool? HoldsExclusiveFlock((uint Major, uint Minor, ulong Inode) file, string table = ProcLocks)
+    {
+        try
+        {
+            return HoldsExclusiveFlock(File.ReadLines(table), file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="lines"/> (those of <c>/proc/locks</c>) list an exclusive flock held on <paramref name="file"/>.</summary>
+    internal static bool HoldsExclusiveFlock(IEnumerable<string> lines, (uint Major, uint Minor, ulong Inode) file)
+    {
+        foreach (var line in lines)
+        {
+            // "N:", "FLOCK", "ADVISORY", "WRITE", pid, "maj:min:inode", start, end; a waiter has "->" at [1].
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 6 && fields[1] == "FLOCK" && fields[3] == "WRITE" && TryParseFileId(fields[5], out var id) && id == file)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool TryParseFileId(string text, out (uint Major, uint Minor, ulong Inode) id)
+    {
+        id = default;
+        var parts = text.Split(':');
+        return parts.Length == 3
+            && uint.TryParse(parts[0], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out id.Major)
+            && uint.TryParse(parts[1], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out id.Minor)
+            && ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out id.Inode);
+    }
+}
