@@ -169,11 +169,15 @@ public sealed partial class ReplicatedNode
         }
 
         var force = _promotion?.Task.AsyncState is true;
-        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, force: force).ConfigureAwait(false);
+        _options.PromotionEpochStep?.Invoke();
+        LeaseResult? answer = null;
+        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a => answer = a, force: force).ConfigureAwait(false);
         if (lease is null)
         {
             var status = await _witness.StatusAsync(_stop.Token).ConfigureAwait(false);
-            var why = status is { Kind: LeaseResultKind.Status, StandbyBehind: true } && !force
+            var why = answer is { Kind: LeaseResultKind.Error } error
+                ? $"the witness did not grant the lease ({error})"
+                : status is { Kind: LeaseResultKind.Status, StandbyBehind: true } && !force
                 ? $"the witness did not grant the lease ({status}): '{status.Holder}' confirmed publishes as local that this node does not hold; wait for it to return, or force the promotion and lose them"
                 : $"the witness did not grant the lease ({status}): the primary is still alive or the witness is unreachable";
             Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException(why));

@@ -92,7 +92,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         _options = options;
         _state = NodeState.Load(options.DataDirectory);
         _peer = Wire.ParseEndPoint(options.Peer);
-        _witness = options.Witness is { } w ? new WitnessClient(w, options.WitnessCallTimeout) : null;
+        _witness = options.Witness is { } w ? new WitnessClient(w, options.WitnessCallTimeout) { Log = Log } : null;
         _listener = listener;
         ReplicationEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _acceptLoop = Task.Run(AcceptLoopAsync);

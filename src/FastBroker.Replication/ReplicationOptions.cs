@@ -175,6 +175,13 @@ public sealed record ReplicationOptions
     internal Action<string>? LinkEnded { get; init; }
 
     /// <summary>
+    /// Tests only: called when a standby has taken up a manual promotion, before it asks the witness for the lease. What
+    /// it throws is a failure of the promotion's epoch step, which the code, once the witness client answers every answer
+    /// it cannot use as an error, no longer gives a test.
+    /// </summary>
+    internal Action? PromotionEpochStep { get; init; }
+
+    /// <summary>
     /// A standby about to ask the witness for the lease probes its silent primary for at most two heartbeat intervals
     /// (200 ms by default): the witness decides, the probe only spares it a request when the primary answers. A frozen
     /// primary's kernel still accepts the probe's connection, so every probe of it waits out the whole timeout.

@@ -48,6 +48,51 @@ public class TopicSettingsTests
         Assert.True(f.Broker.Topics.TryGet("other", out _));
     }
 
+    /// <summary>
+    /// A number in <c>topic.meta</c> that its setting cannot hold (a retention age past <see cref="TimeSpan.MaxValue"/>,
+    /// a size past its type, a negative one) refuses the open as any damaged meta does, naming the topic, the setting
+    /// and the value: a retention age of 2^63 - 1 ms escaped the open as ArgumentOutOfRangeException ("TimeSpan
+    /// overflowed"), not a BrokerException.
+    /// </summary>
+    [Theory]
+    [InlineData("retentionAgeMs", "9223372036854775807")]
+    [InlineData("retentionAgeMs", "922337203685478")] // one past TimeSpan.MaxValue in whole milliseconds
+    [InlineData("retentionBytes", "-1")]
+    [InlineData("maxMessageBytes", "2147483648")]
+    [InlineData("segmentBytes", "99999999999999999999")]
+    [InlineData("transientCapacity", "2147483648")]
+    public async Task A_number_in_topic_meta_out_of_its_settings_range_refuses_the_open_naming_the_topic_setting_and_value(string key, string value)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("ledger", s_ledger);
+        Assert.Equal(0, await f.Broker.PublishAsync("ledger", "kept"u8.ToArray()));
+        var meta = Path.Combine(f.DataDirectory, "topics", "ledger", TopicRegistry.MetaFile);
+        var original = File.ReadAllText(meta);
+        Assert.Contains($"\n{key}=", "\n" + original, StringComparison.Ordinal);
+        var damaged = string.Join('\n', original.Split('\n').Select(l => l.StartsWith(key + "=", StringComparison.Ordinal) ? $"{key}={value}" : l));
+
+        var e = await Assert.ThrowsAsync<BrokerException>(() => f.RestartAsync(whileClosed: () => File.WriteAllText(meta, damaged)));
+        Assert.Equal(BrokerErrorCode.StorageError, e.Code);
+        Assert.Contains("topic 'ledger'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(meta, e.Message, StringComparison.Ordinal);
+        Assert.Contains($"has a value for '{key}' out of range: '{value}'", e.Message, StringComparison.Ordinal);
+
+        await f.RestartAsync(whileClosed: () => File.WriteAllText(meta, original));
+        Assert.True(f.Broker.Topics.TryGet("ledger", out var ledger));
+        Assert.Equal(s_ledger, ledger.Options);
+    }
+
+    [Fact]
+    public async Task The_longest_retention_age_a_topic_can_hold_is_written_and_reopens_unchanged()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var forever = s_ledger with { RetentionAge = TimeSpan.FromMilliseconds(TimeSpan.MaxValue.Ticks / TimeSpan.TicksPerMillisecond) };
+        f.Broker.CreateTopic("ledger", forever);
+        await f.RestartAsync();
+        Assert.True(f.Broker.Topics.TryGet("ledger", out var ledger));
+        Assert.Equal(forever, ledger.Options);
+    }
+
     [Fact]
     public async Task A_topic_meta_missing_beside_a_journal_refuses_the_open_instead_of_dropping_the_topic()
     {

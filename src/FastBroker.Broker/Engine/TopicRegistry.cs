@@ -26,6 +26,12 @@ internal sealed class TopicRegistry : IDisposable
     internal const string JournalDirectory = "journal";
 
     // Written by every version since the first; "acks" came later and defaults to Local.
+    /// <summary>The smallest <c>segmentBytes</c> (<see cref="TopicOptions.SegmentBytes"/>: at least 64 KiB).</summary>
+    private const long MinSegmentBytes = 64 * 1024;
+
+    /// <summary>The longest <c>retentionAgeMs</c>: <see cref="TimeSpan.MaxValue"/> in whole milliseconds (922,337,203,685,477).</summary>
+    private const long MaxRetentionAgeMs = long.MaxValue / TimeSpan.TicksPerMillisecond;
+
     private static readonly string[] s_requiredKeys = ["persistent", "durability", "maxMessageBytes", "segmentBytes", "transientCapacity"];
 
     private readonly ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
@@ -350,10 +356,15 @@ internal sealed class TopicRegistry : IDisposable
 
     /// <summary>
     /// Parses <c>topic.meta</c> text. The keys every version has written (persistent, durability, maxMessageBytes,
-    /// segmentBytes, transientCapacity) must be there, every known value must parse, and the settings must be valid;
-    /// unknown keys are ignored (a newer version's).
+    /// segmentBytes, transientCapacity) must be there, every known value must parse, every number must be in its
+    /// setting's range (maxMessageBytes 1 to 2^31 - 1, segmentBytes from 64 KiB, transientCapacity 1 to 2^30,
+    /// retentionAgeMs 1 to 922,337,203,685,477 (<see cref="TimeSpan.MaxValue"/>), retentionBytes from 1), and the settings
+    /// must be valid; unknown keys are ignored (a newer version's).
     /// </summary>
-    /// <exception cref="InvalidDataException">Empty, a line without <c>=</c>, a required key missing, a value that does not parse, or invalid settings.</exception>
+    /// <exception cref="InvalidDataException">
+    /// Empty, a line without <c>=</c>, a required key missing, a value that does not parse, a number out of its setting's
+    /// range (named with the value and the range), or invalid settings.
+    /// </exception>
     internal static TopicOptions ParseMeta(string text)
     {
         if (string.IsNullOrWhiteSpace(text))
@@ -379,11 +390,11 @@ internal sealed class TopicRegistry : IDisposable
                 "persistent" => o with { Persistent = value switch { "true" => true, "false" => false, _ => throw Bad(key, value) } },
                 "durability" => o with { Durability = Enum.TryParse<Durability>(value, out var d) && Enum.IsDefined(d) ? d : throw Bad(key, value) },
                 "acks" => o with { Acks = Enum.TryParse<AckMode>(value, out var a) && Enum.IsDefined(a) ? a : throw Bad(key, value) },
-                "maxMessageBytes" => o with { MaxMessageBytes = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : throw Bad(key, value) },
-                "segmentBytes" => o with { SegmentBytes = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var b) ? b : throw Bad(key, value) },
-                "transientCapacity" => o with { TransientCapacity = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var c) ? c : throw Bad(key, value) },
-                "retentionAgeMs" => o with { RetentionAge = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? TimeSpan.FromMilliseconds(ms) : throw Bad(key, value) },
-                "retentionBytes" => o with { RetentionBytes = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var rb) ? rb : throw Bad(key, value) },
+                "maxMessageBytes" => o with { MaxMessageBytes = (int)Number(key, value, 1, int.MaxValue, "") },
+                "segmentBytes" => o with { SegmentBytes = Number(key, value, MinSegmentBytes, long.MaxValue, "") },
+                "transientCapacity" => o with { TransientCapacity = (int)Number(key, value, 1, 1 << 30, "") },
+                "retentionAgeMs" => o with { RetentionAge = TimeSpan.FromMilliseconds(Number(key, value, 1, MaxRetentionAgeMs, " ms")) },
+                "retentionBytes" => o with { RetentionBytes = Number(key, value, 1, long.MaxValue, "") },
                 _ => o,
             };
         }
@@ -408,5 +419,40 @@ internal sealed class TopicRegistry : IDisposable
         return o;
 
         static InvalidDataException Bad(string key, string value) => new($"has a value for '{key}' that does not parse: '{value}'");
+    }
+
+    /// <summary>As <see cref="ParseMeta(string)"/>, its error prefixed by <paramref name="what"/> (which topic's settings, from where).</summary>
+    /// <exception cref="InvalidDataException">As <see cref="ParseMeta(string)"/>: "<paramref name="what"/> has a value for …".</exception>
+    internal static TopicOptions ParseMeta(string text, string what)
+    {
+        try
+        {
+            return ParseMeta(text);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{what} {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// A numeric setting of <c>topic.meta</c>: an integer (digits, a '-' before them allowed so that a negative value is
+    /// reported as out of range) from <paramref name="min"/> to <paramref name="max"/>, or an
+    /// <see cref="InvalidDataException"/> naming the setting, the value and the range.
+    /// </summary>
+    private static long Number(string key, string value, long min, long max, string unit)
+    {
+        var digits = value.StartsWith('-') ? value.AsSpan(1) : value.AsSpan();
+        if (digits.IsEmpty || digits.ContainsAnyExceptInRange('0', '9'))
+        {
+            throw new InvalidDataException($"has a value for '{key}' that does not parse: '{value}'");
+        }
+
+        if (!long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture, $"has a value for '{key}' out of range: '{value}' ({min} to {max}{unit})"));
+        }
+
+        return n;
     }
 }

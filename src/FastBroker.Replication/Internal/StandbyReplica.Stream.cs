@@ -242,7 +242,7 @@ internal sealed partial class StandbyReplica
         if (t is null)
         {
             // Checked before anything is created: settings that do not parse leave no directory behind.
-            TopicRegistry.ParseMeta(meta);
+            TopicRegistry.ParseMeta(meta, $"topic '{name}' from the primary: its topic.meta");
             Directory.CreateDirectory(dir);
             // Settings durable before the journal exists, as on the primary (TopicRegistry.Create).
             DurableFile.WriteAllBytes(Path.Combine(dir, TopicRegistry.MetaFile), Encoding.UTF8.GetBytes(meta));

@@ -9,7 +9,10 @@ namespace FastBroker.Replication;
 /// Talks to a <see cref="WitnessServer"/>: one TCP connection, kept open and re-opened after any failure, one request at
 /// a time. A call never throws for a witness that cannot be reached: it answers <see cref="LeaseResultKind.Unreachable"/>
 /// within <see cref="CallTimeout"/>, because the caller (a primary renewing, a standby probing) must keep deciding on time
-/// whatever the network does.
+/// whatever the network does. Nor for an answer outside the protocol, malformed or with a number out of its range (a
+/// granted epoch of 0 or 2^63 - 1, a TTL outside 50..60000 ms, a remaining time outside 0..2^31 - 1 ms, a negative
+/// epoch): that call answers <see cref="LeaseResultKind.Error"/> ("witness … answered an invalid TTL (…)"), and a
+/// caller treats it as it treats an unreachable witness, never as a lease.
 /// </summary>
 /// <remarks>
 /// Wire format (TCP, ASCII lines of at most 256 bytes ending in <c>'\n'</c>, one response per request, several requests
@@ -72,6 +75,12 @@ public sealed class WitnessClient : IAsyncDisposable
 
     /// <summary>How long one call may take (connect, send and answer) before it answers Unreachable.</summary>
     public TimeSpan CallTimeout { get; }
+
+    /// <summary>
+    /// Told, once per call, an answer that is not in the witness protocol (<see cref="LeaseResultKind.Error"/>): one
+    /// that does not parse, or a number out of the protocol's range. <see cref="ReplicatedNode"/> passes its log.
+    /// </summary>
+    internal Action<string>? Log { get; init; }
 
     /// <summary>
     /// Asks for the lease (or renews it, when <paramref name="nodeId"/> holds it). Granted: the caller holds it for
@@ -182,10 +191,17 @@ public sealed class WitnessClient : IAsyncDisposable
                     }
 
                     var line = _buffer.AsSpan(0, length);
-                    if (!WitnessProtocol.TryParseResponse(line, out var result))
+                    if (!WitnessProtocol.TryParseResponse(line, out var result, out var invalid))
                     {
+                        // Not an answer of the protocol: an error of this call, as for a witness that cannot be reached
+                        // (a caller never acts on it). The connection is out of step with the witness: a fresh one next.
                         Reset(socket);
-                        return LeaseResult.Failed(LeaseResultKind.Error, $"witness {Endpoint}: unexpected answer '{Encoding.ASCII.GetString(line)}'");
+                        var answer = Encoding.ASCII.GetString(line);
+                        var message = invalid is null
+                            ? $"witness {Endpoint}: unexpected answer '{answer}'"
+                            : $"witness {Endpoint} answered an invalid {invalid} ('{answer}')";
+                        Log?.Invoke(message);
+                        return LeaseResult.Failed(LeaseResultKind.Error, message);
                     }
 
                     if (result.Kind == LeaseResultKind.Error)

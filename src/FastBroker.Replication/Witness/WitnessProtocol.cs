@@ -195,10 +195,21 @@ internal static class WitnessProtocol
         return true;
     }
 
-    /// <summary>Parses one response line (without its terminator) into a result; false if it is not a valid response.</summary>
-    public static bool TryParseResponse(ReadOnlySpan<byte> line, out LeaseResult result)
+    /// <summary>The longest remaining lease time a DENIED or STATUS answer may state: <see cref="int.MaxValue"/> ms (about 24.8 days).</summary>
+    public const long MaxRemainingMs = int.MaxValue;
+
+    /// <summary>
+    /// Parses one response line (without its terminator) into a result; false if it is not a valid response. A response
+    /// of the right shape whose number is out of the protocol's range (an epoch below 0, a granted epoch of 0 or
+    /// 2^63 - 1, a TTL outside <see cref="MinTtlMs"/>..<see cref="MaxTtlMs"/>, a remaining time outside
+    /// 0..<see cref="MaxRemainingMs"/>) is not valid either: <paramref name="invalid"/> then names the number, its value
+    /// and the range ("TTL (9223372036854775807 ms): a granted TTL is 50..60000 ms"); it is null for an answer that is
+    /// not a response at all.
+    /// </summary>
+    public static bool TryParseResponse(ReadOnlySpan<byte> line, out LeaseResult result, out string? invalid)
     {
         result = default;
+        invalid = null;
         if (line.StartsWith("ERROR "u8))
         {
             // The reason is free text: do not split it.
@@ -213,17 +224,33 @@ internal static class WitnessProtocol
 
         switch (f[0])
         {
-            case "GRANTED" when HasBehindTail(f, 3, out var behind) && TryParseLong(f[1], out var epoch) && TryParseLong(f[2], out var ttl):
+            case "GRANTED" when HasBehindTail(f, 3, out var behind) && IsInteger(f[1]) && IsInteger(f[2]):
+                if (!InRange(f[1], "epoch", "", 1, long.MaxValue - 1, "a granted epoch is 1..9223372036854775806", out var epoch, ref invalid)
+                    || !InRange(f[2], "TTL", " ms", MinTtlMs, MaxTtlMs, $"a granted TTL is {MinTtlMs}..{MaxTtlMs} ms", out var ttl, ref invalid))
+                {
+                    return false;
+                }
+
                 result = new LeaseResult(LeaseResultKind.Granted, epoch, null, TimeSpan.FromMilliseconds(ttl), TimeSpan.Zero, null) { StandbyBehind = behind };
                 return true;
-            case "DENIED" when HasBehindTail(f, 4, out var behind) && IsValidNodeId(f[1]) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
-                result = new LeaseResult(LeaseResultKind.Denied, epoch, f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null) { StandbyBehind = behind };
+            case "DENIED" when HasBehindTail(f, 4, out var behind) && IsValidNodeId(f[1]) && IsInteger(f[2]) && IsInteger(f[3]):
+                if (!TryParseHolding(f, out var deniedEpoch, out var deniedRemaining, ref invalid))
+                {
+                    return false;
+                }
+
+                result = new LeaseResult(LeaseResultKind.Denied, deniedEpoch, f[1], TimeSpan.Zero, deniedRemaining, null) { StandbyBehind = behind };
                 return true;
             case "RELEASED" when f.Length == 1:
                 result = new LeaseResult(LeaseResultKind.Released, 0, null, TimeSpan.Zero, TimeSpan.Zero, null);
                 return true;
-            case "STATUS" when HasBehindTail(f, 4, out var behind) && (f[1] == NoHolder || IsValidNodeId(f[1])) && TryParseLong(f[2], out var epoch) && TryParseLong(f[3], out var remaining):
-                result = new LeaseResult(LeaseResultKind.Status, epoch, f[1] == NoHolder ? null : f[1], TimeSpan.Zero, TimeSpan.FromMilliseconds(remaining), null) { StandbyBehind = behind };
+            case "STATUS" when HasBehindTail(f, 4, out var behind) && (f[1] == NoHolder || IsValidNodeId(f[1])) && IsInteger(f[2]) && IsInteger(f[3]):
+                if (!TryParseHolding(f, out var statusEpoch, out var statusRemaining, ref invalid))
+                {
+                    return false;
+                }
+
+                result = new LeaseResult(LeaseResultKind.Status, statusEpoch, f[1] == NoHolder ? null : f[1], TimeSpan.Zero, statusRemaining, null) { StandbyBehind = behind };
                 return true;
             case "STANDBY" when f.Length == 2 && f[1] is InSync or Behind:
                 result = new LeaseResult(LeaseResultKind.StandbyRecorded, 0, null, TimeSpan.Zero, TimeSpan.Zero, null) { StandbyBehind = f[1] == Behind };
@@ -231,6 +258,39 @@ internal static class WitnessProtocol
             default:
                 return false;
         }
+    }
+
+    /// <summary>The holder's epoch and remaining time of a DENIED or STATUS answer (fields 2 and 3), range-checked.</summary>
+    private static bool TryParseHolding(string[] f, out long epoch, out TimeSpan remaining, ref string? invalid)
+    {
+        remaining = TimeSpan.Zero;
+        if (!InRange(f[2], "epoch", "", 0, long.MaxValue, "an epoch is 0 or more", out epoch, ref invalid)
+            || !InRange(f[3], "remaining time", " ms", 0, MaxRemainingMs, $"a remaining lease time is 0..{MaxRemainingMs} ms", out var ms, ref invalid))
+        {
+            return false;
+        }
+
+        remaining = TimeSpan.FromMilliseconds(ms);
+        return true;
+    }
+
+    /// <summary>An integer field: digits, a '-' before them allowed (a negative number is out of range, not malformed).</summary>
+    private static bool IsInteger(string field)
+    {
+        var digits = field.AsSpan(field.StartsWith('-') ? 1 : 0);
+        return !digits.IsEmpty && !digits.ContainsAnyExceptInRange('0', '9');
+    }
+
+    /// <summary>An integer field within <paramref name="min"/>..<paramref name="max"/>; else false, <paramref name="invalid"/> naming it.</summary>
+    private static bool InRange(string field, string what, string unit, long min, long max, string rule, out long value, ref string? invalid)
+    {
+        if (long.TryParse(field, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max)
+        {
+            return true;
+        }
+
+        invalid = $"{what} ({field}{unit}): {rule}";
+        return false;
     }
 
     public static string FormatGranted(long epoch, int ttlMs, bool standbyBehind = false) => string.Create(CultureInfo.InvariantCulture, $"GRANTED {epoch} {ttlMs}{Tail(standbyBehind)}\n");

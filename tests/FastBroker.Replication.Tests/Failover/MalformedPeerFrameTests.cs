@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using FastBroker.Engine;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
 using FastBroker.Server;
@@ -162,6 +163,86 @@ public sealed class MalformedPeerFrameTests(ITestOutputHelper output)
 
         listener.Dispose();
         await standIn;
+    }
+
+    [Fact]
+    public async Task A_TOPIC_frame_whose_settings_overflow_is_a_protocol_error_of_the_link_and_creates_nothing()
+    {
+        // A stand-in primary welcomes b, then announces a topic whose retention age (2^63 - 1 ms) no TimeSpan holds.
+        // ParseMeta threw ArgumentOutOfRangeException ("TimeSpan overflowed") out of the standby's loop.
+        using var dir = new TempDirectory();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(16);
+        var frames = new FrameBuffer(1024);
+        frames.Begin(FrameKind.Welcome).I64(1).Str("stand-in").Str("1 #stand-in@0\n").U32(0).End();
+        var meta = TopicRegistry.FormatMeta(TopicOptions.Default) + "retentionAgeMs=9223372036854775807\n";
+        frames.Begin(FrameKind.Topic).U32(0).Str(Topic).Str(meta).I64(0).End();
+        var standIn = Task.Run(() => Welcome(listener, frames.Written.ToArray()));
+        var lines = new ConcurrentQueue<string>();
+        var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "b",
+            DataDirectory = dir.Combine("b"),
+            Port = FreePort.Next(),
+            Peer = ((IPEndPoint)listener.LocalEndPoint!).ToString(),
+            InitialRole = NodeRole.Standby,
+            Log = lines.Enqueue,
+        });
+        await using (node)
+        {
+            Assert.True(await node.WaitForRoleAsync(NodeRole.Standby, TimeSpan.FromSeconds(30)), $"b becomes standby:\n{string.Join('\n', lines)}");
+            await Eventually.TrueAsync(
+                () => node.LinkAttempts >= 3 || lines.Any(l => l.Contains("unexpected", StringComparison.Ordinal)),
+                "b follows the stand-in, is sent the topic, and tries again",
+                TimeSpan.FromSeconds(30));
+            var log = string.Join('\n', lines);
+            Assert.DoesNotContain("unexpected", log, StringComparison.Ordinal);
+            Assert.Contains($"standby: link down: topic '{Topic}' from the primary: its topic.meta has a value for 'retentionAgeMs' out of range: '9223372036854775807'", log, StringComparison.Ordinal);
+            output.WriteLine(lines.First(l => l.Contains("retentionAgeMs", StringComparison.Ordinal)));
+            Assert.Equal(NodeRole.Standby, node.Role);
+            Assert.False(Directory.Exists(Path.Combine(dir.Combine("b"), "topics", Topic)), "no directory for the topic whose settings were refused");
+        }
+
+        listener.Dispose();
+        await standIn;
+    }
+
+    /// <summary>Sends each connection <paramref name="frames"/> and keeps it open until the standby closes it.</summary>
+    private static void Welcome(Socket listener, byte[] frames)
+    {
+        var open = new List<Socket>();
+        try
+        {
+            while (true)
+            {
+                Socket connection;
+                try
+                {
+                    connection = listener.Accept();
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                open.Add(connection);
+                try
+                {
+                    connection.Send(frames);
+                }
+                catch (SocketException)
+                {
+                }
+            }
+        }
+        finally
+        {
+            foreach (var s in open)
+            {
+                s.Dispose();
+            }
+        }
     }
 
     private static void AnswerProbes(Socket listener)
