@@ -18,10 +18,16 @@ public sealed record ReplicationOptions
     /// <summary>Replication listener port (0 = any free port).</summary>
     public int Port { get; init; } = DefaultPort;
 
-    /// <summary>The other node's replication endpoint (<c>host:port</c>).</summary>
+    /// <summary>
+    /// The other node's replication endpoint (<c>host:port</c>, the host an IP address, an IPv6 one in brackets, or
+    /// <c>localhost</c>: a host name is not resolved and is refused).
+    /// </summary>
     public required string Peer { get; init; }
 
-    /// <summary>The witness (<c>host:port</c>); null = no witness, so no automatic promotion (manual <c>promote</c> only).</summary>
+    /// <summary>
+    /// The witness (<c>host:port</c>, the host an IP address or <c>localhost</c>, as for <see cref="Peer"/>); null = no
+    /// witness, so no automatic promotion (manual <c>promote</c> only).
+    /// </summary>
     public string? Witness { get; init; }
 
     /// <summary>

@@ -157,16 +157,35 @@ internal static class OptionRules
             }
         });
 
-    /// <summary>Adds an error to <paramref name="result"/> unless <paramref name="text"/> is host:port with a port from 1 to 65535.</summary>
-    public static void CheckEndpoint(OptionResult result, string name, string? text)
+    /// <summary>
+    /// Adds an error to <paramref name="result"/> unless <paramref name="text"/> is host:port with a port from 1 to 65535;
+    /// true when it is.
+    /// </summary>
+    public static bool CheckEndpoint(OptionResult result, string name, string? text)
     {
         text ??= "";
         var colon = text.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
         {
             result.AddError($"{name} '{text}': expected host:port (port 1 to 65535)");
+            return false;
         }
+
+        return true;
     }
+
+    /// <summary>
+    /// Refuses a value that is empty or only white space, which the options it fills refuse by their own name (such as
+    /// "Host is required"); <paramref name="expected"/> says what the option names ("a data directory").
+    /// </summary>
+    public static void NotBlank(Option<string> option, string expected) =>
+        Check(option, (result, value) =>
+        {
+            if (string.IsNullOrWhiteSpace(value))
+            {
+                result.AddError($"{option.Name} '{value}': expected {expected}, not an empty or blank value");
+            }
+        });
 
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>
     public static void AtLeast<T>(Option<T?> option, T min)

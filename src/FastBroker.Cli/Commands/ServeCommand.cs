@@ -83,13 +83,17 @@ internal static class ServeCommand
         OptionRules.Port(adminPort, -1);
         OptionRules.Port(replicationPort, 0);
         OptionRules.AtLeast(maxConnections, 1);
+        OptionRules.NotBlank(data, "a data directory");
+        OptionRules.NotBlank(host, "an address to listen on (an IP address or a host name)");
         foreach (var endpoint in new[] { peer, witness })
         {
             OptionRules.Check(endpoint, (result, value) =>
             {
-                if (value is not null)
+                // ReplicationOptions.Validate's rule (Wire.ParseEndPoint): the host is an IP address or localhost.
+                if (value is not null && OptionRules.CheckEndpoint(result, endpoint.Name, value) && value[..value.LastIndexOf(':')] is var name
+                    && name != "localhost" && !System.Net.IPAddress.TryParse(name, out _))
                 {
-                    OptionRules.CheckEndpoint(result, endpoint.Name, value);
+                    result.AddError($"{endpoint.Name} '{value}': expected an IP address or localhost before the port (a pair node does not resolve host names)");
                 }
             });
         }
@@ -98,10 +102,17 @@ internal static class ServeCommand
         {
             foreach (var spec in values ?? [])
             {
-                if (spec.Split(':', 2)[0].Length == 0)
+                if (RefusedToken(spec) is { } reason)
                 {
-                    result.AddError($"--token '{spec}': expected token or token:publishPattern,... with a token that is not empty");
+                    result.AddError(reason);
                 }
+            }
+        });
+        OptionRules.Check(tlsCert, static (result, path) =>
+        {
+            if (path is not null && !File.Exists(path))
+            {
+                result.AddError($"--tls-cert '{path}': no such file (expected a PKCS#12 .pfx file holding the certificate and its private key)");
             }
         });
 
@@ -144,10 +155,20 @@ internal static class ServeCommand
         cmd.Validators.Add(result =>
         {
             // ReplicationOptions.Validate's rules for these flags, in the flags' terms (its messages name AckTimeout,
-            // AckPoll, StandbyCheckSilence). Pair options only, and only when given, as above.
+            // AckPoll, StandbyCheckSilence, NodeId, PeerWait). Pair options only, and only when given, as above.
             if (result.GetResult(peer) is null)
             {
                 return;
+            }
+
+            if (Given(result, nodeId, out var id) && !(id is { Length: >= 1 and <= 64 } && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+            {
+                result.AddError($"--node-id '{id}': expected 1 to 64 characters of letters, digits, '.', '_' or '-'");
+            }
+
+            if (Given(result, rebootWait, out var peerWaitMs) && peerWaitMs < 0)
+            {
+                result.AddError($"--peer-wait-ms {peerWaitMs}: expected at least 0 (0 = do not wait)");
             }
 
             if (Given(result, ackTimeout, out var ackTimeoutMs) && ackTimeoutMs < 1)
@@ -348,9 +369,11 @@ internal static class ServeCommand
     }
 
     /// <summary>
-    /// Why options built from the command line cannot be used (a value out of range, an empty token, a --peer that is
-    /// not host:port), or null: checked before anything is opened, so such a value is a usage error
-    /// (<see cref="ExitCodes.Usage"/>) as for every command, not serve's exit 1 for a data directory or port it cannot use.
+    /// Why options built from the command line cannot be used, or null: checked before anything is opened, so such a value
+    /// is a usage error (<see cref="ExitCodes.Usage"/>) as for every command, not serve's exit 1 for a data directory or
+    /// port it cannot use. Every rule of these options that a flag can break is checked first, when the command line is
+    /// parsed, in the flag's terms (<c>--node-id 'a b': expected …</c>); this only catches, in the options' own terms,
+    /// a rule added to them later.
     /// </summary>
     private static string? Refused(Action validate)
     {
@@ -389,6 +412,36 @@ internal static class ServeCommand
         "standby-durable" => AckMode.StandbyDurable,
         _ => throw new ArgumentException($"--acks: '{value}' is not local, standby-received or standby-durable"),
     };
+
+    /// <summary>
+    /// Why ServerOptions.Validate would refuse the token <paramref name="spec"/> (as <see cref="ParseToken"/> reads it), in
+    /// <c>--token</c>'s terms, or null: its messages name no flag ("an access token must not be empty", "invalid access
+    /// pattern …").
+    /// </summary>
+    private static string? RefusedToken(string spec)
+    {
+        var token = ParseToken(spec);
+        if (token.Token.Length == 0)
+        {
+            return $"--token '{spec}': expected token or token:publishPattern,... with a token that is not empty";
+        }
+
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(token.Token);
+        if (bytes > Protocol.ProtocolConstants.MaxShortBytesLength)
+        {
+            return $"--token '{spec[..24]}…' ({bytes} bytes of UTF-8): expected a token of at most {Protocol.ProtocolConstants.MaxShortBytesLength} bytes of UTF-8";
+        }
+
+        foreach (var pattern in token.PublishPatterns ?? [])
+        {
+            if (!TopicPattern.TryParse(pattern, out _, out var why))
+            {
+                return $"--token '{spec}': publish pattern '{pattern}' is not valid: {why}";
+            }
+        }
+
+        return null;
+    }
 
     private static AccessToken ParseToken(string spec)
     {

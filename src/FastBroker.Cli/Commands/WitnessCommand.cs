@@ -31,6 +31,9 @@ internal static class WitnessCommand
                 result.AddError($"--max-ttl-ms {value}: expected {minTtlMs} to {maxTtlMs} (a lease lasts at most {maxTtlMs} ms, and a restarted witness keeps the lease for its last holder --max-ttl-ms before any failover)");
             }
         });
+        // WitnessOptions refuses these by their property names (ArgumentException.ThrowIfNullOrWhiteSpace).
+        OptionRules.NotBlank(host, "an address to listen on (an IP address or a host name)");
+        OptionRules.NotBlank(data, "a data directory");
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
         var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")
         {

@@ -277,6 +277,10 @@ internal static class Wire
         socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
     }
 
+    /// <summary>
+    /// <paramref name="value"/> (<c>host:port</c>, the host an IP address, an IPv6 one in brackets, or <c>localhost</c>) as
+    /// an endpoint. Throws <see cref="ArgumentException"/> for anything else, a host name included: it is not resolved.
+    /// </summary>
     public static System.Net.IPEndPoint ParseEndPoint(string value)
     {
         var colon = value.LastIndexOf(':');
@@ -286,8 +290,13 @@ internal static class Wire
         }
 
         var host = value[..colon];
-        var address = host == "localhost" ? System.Net.IPAddress.Loopback : System.Net.IPAddress.Parse(host);
-        return new System.Net.IPEndPoint(address, port);
+        System.Net.IPAddress? address = null;
+        if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out address))
+        {
+            throw new ArgumentException($"'{value}' is not host:port with an IP address or localhost as the host (a host name is not resolved)", nameof(value));
+        }
+
+        return new System.Net.IPEndPoint(address ?? System.Net.IPAddress.Loopback, port);
     }
 }
 

@@ -199,21 +199,29 @@ public class CliUsageTests
     }
 
     /// <summary>
-    /// A <c>serve</c> option value the server refuses (<c>--max-connections 0</c>, an empty <c>--token</c>, a pair's
-    /// negative <c>--ack-timeout-ms</c>, <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a
-    /// <c>--standby-check-silence-ms</c> not above the heartbeat interval, a <c>--peer</c> or <c>--witness</c> that
-    /// is not host:port) is a usage error, exit 64, whose reason names the flag, the value and the rule, as for every
-    /// command: it exited 1 ("cannot listen", "cannot start the pair node"), serve's exit for a data directory or port it
-    /// cannot use. The reason is checked, not only the code: an option serve does not know exits 64 too
+    /// A <c>serve</c> or <c>witness</c> option value the server refuses (<c>--max-connections 0</c>, an empty or blank
+    /// <c>--host</c> or <c>--data</c>, a <c>--tls-cert</c> file that does not exist, an empty, too long or badly
+    /// patterned <c>--token</c>, a pair's negative <c>--ack-timeout-ms</c> or <c>--peer-wait-ms</c>,
+    /// <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--standby-check-silence-ms</c> not above the
+    /// heartbeat interval, a <c>--node-id</c> a node cannot have, a <c>--peer</c> or <c>--witness</c> that is not
+    /// host:port or names a host by name) is a usage error, exit 64, whose reason names the flag, the value and the rule,
+    /// as for every command: it exited 1 ("cannot listen", "cannot start the pair node", the witness's "cannot start"),
+    /// serve's exit for a data directory or port it cannot use, or crashed (a <c>--peer</c> host name: an unhandled
+    /// FormatException). The reason is checked, not only the code: an option serve does not know exits 64 too
     /// ("Unrecognized command or argument"), and a reason in the library's terms (<c>AckTimeout (-1 ms) must be
-    /// positive</c>) does not tell the user which flag to change.
+    /// positive</c>, <c>NodeId must be 1-64 characters… (Parameter 'NodeId')</c>, <c>Host is required</c>) does not tell
+    /// the user which flag to change.
     /// </summary>
     [Fact]
     public async Task Serve_option_values_the_server_refuses_exit_64()
     {
         using var dir = new TempDirectory("fastbroker-cli-serve-usage");
-        string[] serve = ["serve", "--data", dir.Combine("data"), "--port", "0", "--admin-port", "-1", "--quiet"];
-        string[] pair = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0"];
+        string[] anywhere = ["serve", "--port", "0", "--admin-port", "-1", "--quiet"];
+        string[] serve = [.. anywhere, "--data", dir.Combine("data")];
+        string[] pairWaiting = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary"];
+        string[] pair = [.. pairWaiting, "--peer-wait-ms", "0"];
+        string[] witness = ["witness", "--port", "0", "--quiet"];
+        var longToken = new string('t', 65_536);
         (string[] Args, string Reason)[] cases =
         [
             ([.. serve, "--max-connections", "0"], "--max-connections 0: expected at least 1"),
@@ -225,6 +233,21 @@ public class CliUsageTests
             ([.. pair, "--standby-check-silence-ms", "100"], "--standby-check-silence-ms 100: expected more than 100 (the primary sends a heartbeat every 100 ms)"),
             ([.. serve, "--peer", "nowhere", "--replication-port", "0"], "--peer 'nowhere': expected host:port (port 1 to 65535)"),
             ([.. pair, "--witness", "127.0.0.1"], "--witness '127.0.0.1': expected host:port (port 1 to 65535)"),
+            ([.. serve, "--host", ""], "--host '': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
+            ([.. serve, "--host", " "], "--host ' ': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
+            ([.. anywhere, "--data", ""], "--data '': expected a data directory, not an empty or blank value"),
+            ([.. serve, "--tls-cert", dir.Combine("no-such.pfx")], $"--tls-cert '{dir.Combine("no-such.pfx")}': no such file (expected a PKCS#12 .pfx file holding the certificate and its private key)"),
+            ([.. serve, "--token", "app:orders..eu"], "--token 'app:orders..eu': publish pattern 'orders..eu' is not valid: empty token (leading, trailing or doubled '.')"),
+            ([.. serve, "--token", "app:orders.[eu]"], "--token 'app:orders.[eu]': publish pattern 'orders.[eu]' is not valid: character '[' is not allowed"),
+            ([.. serve, "--token", longToken], "--token 'tttttttttttttttttttttttt…' (65536 bytes of UTF-8): expected a token of at most 65535 bytes of UTF-8"),
+            ([.. pair, "--node-id", "node a"], "--node-id 'node a': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
+            ([.. pair, "--node-id", ""], "--node-id '': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
+            ([.. pair, "--node-id", new string('n', 65)], $"--node-id '{new string('n', 65)}': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
+            ([.. pairWaiting, "--peer-wait-ms", "-1"], "--peer-wait-ms -1: expected at least 0 (0 = do not wait)"),
+            ([.. serve, "--peer", "broker-b:7410", "--replication-port", "0"], "--peer 'broker-b:7410': expected an IP address or localhost before the port (a pair node does not resolve host names)"),
+            ([.. pair, "--witness", "witness-host:7402"], "--witness 'witness-host:7402': expected an IP address or localhost before the port (a pair node does not resolve host names)"),
+            ([.. witness, "--data", dir.Combine("w"), "--host", ""], "--host '': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
+            ([.. witness, "--data", " "], "--data ' ': expected a data directory, not an empty or blank value"),
         ];
         var failures = new List<string>();
         foreach (var (args, reason) in cases)
@@ -233,12 +256,14 @@ public class CliUsageTests
             if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0
                 || !outcome.Errors.Contains(reason, StringComparison.Ordinal) || outcome.Errors.Contains("Unrecognized command or argument", StringComparison.Ordinal))
             {
-                failures.Add($"expected exit 64, nothing on stdout and \"{reason}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+                string[] shown = [.. args.Select(a => a.Length > 100 ? $"{a[..24]}… ({a.Length} characters)" : a)];
+                failures.Add($"expected exit 64, nothing on stdout and \"{(reason.Length > 300 ? reason[..300] + "…" : reason)}\" on stderr: {outcome.Describe(shown)}, stdout: [{outcome.Output}]");
             }
         }
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
         Assert.False(Directory.Exists(dir.Combine("data")), "a refused serve creates no data directory");
+        Assert.False(Directory.Exists(dir.Combine("w")), "a refused witness creates no data directory");
     }
 
     /// <summary>
