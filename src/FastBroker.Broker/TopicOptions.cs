@@ -1,4 +1,5 @@
 using System.Globalization;
+using FastBroker.Journal;
 
 namespace FastBroker;
 
@@ -23,7 +24,11 @@ public sealed record TopicOptions
     /// <summary>Largest accepted message (key + headers + payload), in bytes.</summary>
     public int MaxMessageBytes { get; init; } = 1024 * 1024;
 
-    /// <summary>Journal segment size in bytes (persistent topics).</summary>
+    /// <summary>
+    /// Journal segment size in bytes (persistent topics): at least 64 KiB and twice <see cref="MaxMessageBytes"/>, and a
+    /// segment size the journal opens with (<see cref="JournalOptions.IsValidSegmentSize"/>: a multiple of 4096; a value
+    /// past 1 GiB gives 1 GiB segments).
+    /// </summary>
     public long SegmentBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
@@ -54,6 +59,11 @@ public sealed record TopicOptions
         if (TransientCapacity <= 0 || (TransientCapacity & (TransientCapacity - 1)) != 0)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "TransientCapacity must be a power of two");
+        }
+
+        if (Persistent && !JournalOptions.IsValidSegmentSize(Engine.TopicRegistry.JournalOptionsFor(this).SegmentSize))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"SegmentBytes ({SegmentBytes}) is not a segment size the journal opens with: {JournalOptions.SegmentSizeRule} (a value past 1 GiB gives 1 GiB segments)"));
         }
 
         if (RetentionAge is { } age && age <= TimeSpan.Zero)

@@ -41,6 +41,28 @@ public class TopicOptionsRoundTripTests
         Assert.False(Directory.Exists(Path.Combine(f.DataDirectory, "topics", "aged")));
     }
 
+    /// <summary>
+    /// A segment size the journal cannot open with (not a multiple of 4096) was accepted by Validate, written to
+    /// <c>topic.meta</c>, and then the journal's open threw ArgumentOutOfRangeException out of the creation.
+    /// </summary>
+    [Theory]
+    [InlineData(200_000L)]
+    [InlineData((1L << 20) + 1)]
+    [InlineData((1L << 30) - 4095)]
+    public async Task A_segment_size_the_journal_cannot_open_with_is_refused_at_creation_naming_SegmentBytes(long segmentBytes)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var options = s_base with { SegmentBytes = segmentBytes };
+
+        var e = Record.Exception(() => f.Broker.CreateTopic("sized", options));
+        var refused = Assert.IsType<BrokerException>(e);
+        Assert.Equal(BrokerErrorCode.InvalidArgument, refused.Code);
+        Assert.Contains($"SegmentBytes ({segmentBytes})", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("multiple of 4096", refused.Message, StringComparison.Ordinal);
+        Assert.False(f.Broker.TopicExists("sized"));
+        Assert.False(Directory.Exists(Path.Combine(f.DataDirectory, "topics", "sized")));
+    }
+
     /// <summary>The edges of every numeric setting Validate accepts: created, written, reopened unchanged.</summary>
     [Theory]
     [MemberData(nameof(AcceptedEdges))]
@@ -65,5 +87,6 @@ public class TopicOptionsRoundTripTests
         { "largest segment", s_base with { SegmentBytes = 1L << 30 } },
         { "segment past 1 GiB (1 GiB segments)", s_base with { SegmentBytes = (1L << 30) + 1 } },
         { "1-byte messages", s_base with { MaxMessageBytes = 1 } },
+        { "transient, odd segment size", s_base with { Persistent = false, SegmentBytes = 200_000, TransientCapacity = 1 } },
     };
 }
