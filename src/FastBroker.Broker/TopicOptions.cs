@@ -1,3 +1,6 @@
+using System.Globalization;
+using FastBroker.Journal;
+
 namespace FastBroker;
 
 /// <summary>Settings of one topic. Immutable; <see cref="Default"/> is what auto-created topics get unless the broker says otherwise.</summary>
@@ -21,10 +24,17 @@ public sealed record TopicOptions
     /// <summary>Largest accepted message (key + headers + payload), in bytes.</summary>
     public int MaxMessageBytes { get; init; } = 1024 * 1024;
 
-    /// <summary>Journal segment size in bytes (persistent topics).</summary>
+    /// <summary>
+    /// Journal segment size in bytes (persistent topics): at least 64 KiB and twice <see cref="MaxMessageBytes"/>, and a
+    /// segment size the journal opens with (<see cref="JournalOptions.IsValidSegmentSize"/>: a multiple of 4096; a value
+    /// past 1 GiB gives 1 GiB segments).
+    /// </summary>
     public long SegmentBytes { get; init; } = 64L * 1024 * 1024;
 
-    /// <summary>Delete whole sealed segments older than this; null keeps them.</summary>
+    /// <summary>
+    /// Delete whole sealed segments older than this; null keeps them. A whole number of milliseconds from 1 ms (what
+    /// <c>topic.meta</c> keeps), up to 922,337,203,685,477 ms.
+    /// </summary>
     public TimeSpan? RetentionAge { get; init; }
 
     /// <summary>Delete the oldest sealed segments while the topic is larger than this; null = no size limit.</summary>
@@ -51,9 +61,20 @@ public sealed record TopicOptions
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "TransientCapacity must be a power of two");
         }
 
+        if (Persistent && !JournalOptions.IsValidSegmentSize(Engine.TopicRegistry.JournalOptionsFor(this).SegmentSize))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"SegmentBytes ({SegmentBytes}) is not a segment size the journal opens with: {JournalOptions.SegmentSizeRule} (a value past 1 GiB gives 1 GiB segments)"));
+        }
+
         if (RetentionAge is { } age && age <= TimeSpan.Zero)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "RetentionAge must be positive");
+        }
+
+        // topic.meta keeps the age in whole milliseconds: anything else would reopen as another age (0 ms: not at all).
+        if (RetentionAge is { } wholeMs && wholeMs.Ticks % TimeSpan.TicksPerMillisecond != 0)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"RetentionAge ({wholeMs.TotalMilliseconds} ms) must be a whole number of milliseconds, at least 1 ms (topic.meta keeps it in ms)"));
         }
 
         if (RetentionBytes is { } bytes && bytes <= 0)

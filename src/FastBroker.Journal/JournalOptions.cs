@@ -76,11 +76,20 @@ public sealed record JournalOptions
     /// </summary>
     internal Action<Internal.RepairStep>? RepairStepHook { get; init; }
 
+    /// <summary>What <see cref="SegmentSize"/> must be (<see cref="IsValidSegmentSize"/>), for messages naming the setting a caller derives it from.</summary>
+    public const string SegmentSizeRule = "a multiple of 4096 from 64 KiB to 1 GiB";
+
+    /// <summary>
+    /// True when <paramref name="bytes"/> is a <see cref="SegmentSize"/> a journal opens with (<see cref="SegmentSizeRule"/>);
+    /// the journal's own check, for callers that validate a setting before they open one.
+    /// </summary>
+    public static bool IsValidSegmentSize(long bytes) => bytes is >= (64 << 10) and <= (1 << 30) && bytes % 4096 == 0;
+
     internal void Validate()
     {
-        if (SegmentSize < (64 << 10) || SegmentSize > (1 << 30) || SegmentSize % 4096 != 0)
+        if (!IsValidSegmentSize(SegmentSize))
         {
-            throw new ArgumentOutOfRangeException(nameof(SegmentSize), SegmentSize, "Segment size must be a multiple of 4096 between 64 KiB and 1 GiB.");
+            throw new ArgumentOutOfRangeException(nameof(SegmentSize), SegmentSize, $"Segment size must be {SegmentSizeRule}.");
         }
 
         if (IndexIntervalBytes < 512)

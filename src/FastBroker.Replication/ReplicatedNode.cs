@@ -85,12 +85,12 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private long _syncDegradedSeen;
     private (string? Holder, long Epoch) _behindDenialLogged;
 
-    private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, Socket listener)
+    private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, NodeState state, Socket listener)
     {
         _brokerOptions = brokerOptions with { DataDirectory = options.DataDirectory };
         _serverOptions = serverOptions;
         _options = options;
-        _state = NodeState.Load(options.DataDirectory);
+        _state = state;
         _peer = Wire.ParseEndPoint(options.Peer);
         _witness = options.Witness is { } w ? new WitnessClient(w, options.WitnessCallTimeout) { Log = Log } : null;
         _listener = listener;
@@ -144,6 +144,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         brokerOptions.Validate();
         cancellationToken.ThrowIfCancellationRequested();
         Directory.CreateDirectory(options.DataDirectory);
+        var state = NodeState.Load(options.DataDirectory); // a node.state it cannot go on from refuses the start, before binding
         var address = options.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Host);
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -157,7 +158,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
             throw;
         }
 
-        var node = new ReplicatedNode(brokerOptions, serverOptions, options, listener);
+        var node = new ReplicatedNode(brokerOptions, serverOptions, options, state, listener);
         node._supervisor = Task.Run(node.SuperviseAsync);
         return Task.FromResult(node);
     }

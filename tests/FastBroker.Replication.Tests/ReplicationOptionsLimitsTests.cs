@@ -1,3 +1,4 @@
+using System.Globalization;
 using FastBroker.Replication;
 using FastBroker.Server;
 using FastBroker.Testing;
@@ -212,6 +213,60 @@ public class ReplicationOptionsLimitsTests
         }
 
         Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
+    }
+
+    /// <summary>
+    /// A DENIED answer states the holder's lease plus the safety margin as its remaining time, which the protocol carries
+    /// up to int.MaxValue ms (the client refuses more as an invalid answer): a witness with a margin of 30 days started,
+    /// and every node asking for the lease another held got an error instead of a denial. A margin past
+    /// int.MaxValue - 60000 ms (what the longest lease leaves) is refused at start, by name; the longest one starts and
+    /// its denial is read as one.
+    /// </summary>
+    [Fact]
+    public async Task A_witness_safety_margin_past_the_remaining_time_the_protocol_carries_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = WitnessOptions.Default with { Port = 0, DataDirectory = dir.Combine("w"), MaxTtl = WitnessOptions.MaxMaxTtl };
+        foreach (var margin in new[] { TimeSpan.FromDays(30), WitnessOptions.MaxSafetyMargin + TimeSpan.FromMilliseconds(1) })
+        {
+            WitnessServer? started = null;
+            try
+            {
+                started = await WitnessServer.StartAsync(options with { SafetyMargin = margin });
+                await using var a = new WitnessClient($"127.0.0.1:{started.EndPoint.Port}");
+                await using var b = new WitnessClient($"127.0.0.1:{started.EndPoint.Port}");
+                var granted = await a.AcquireAsync("a", 0, TimeSpan.FromSeconds(60));
+                Assert.Fail($"started with SafetyMargin {margin}; a's ACQUIRE answered {granted}, then b's: {await b.AcquireAsync("b", 0, TimeSpan.FromSeconds(60))}");
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                Assert.Equal(nameof(WitnessOptions.SafetyMargin), e.ParamName);
+                Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"SafetyMargin ({margin.TotalMilliseconds} ms) must be 0 to 2147423647 ms"), e.Message, StringComparison.Ordinal);
+            }
+            finally
+            {
+                if (started is not null)
+                {
+                    await started.StopAsync();
+                }
+            }
+        }
+
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a witness refused at start");
+        var server = await WitnessServer.StartAsync(options with { SafetyMargin = WitnessOptions.MaxSafetyMargin });
+        try
+        {
+            await using var a = new WitnessClient($"127.0.0.1:{server.EndPoint.Port}");
+            await using var b = new WitnessClient($"127.0.0.1:{server.EndPoint.Port}");
+            Assert.True((await a.AcquireAsync("a", 0, TimeSpan.FromSeconds(60))).IsGranted);
+            var denied = await b.AcquireAsync("b", 0, TimeSpan.FromSeconds(60));
+            Assert.True(denied.Kind == LeaseResultKind.Denied, $"the longest margin's denial: {denied}");
+            Assert.InRange(denied.Remaining, WitnessOptions.MaxSafetyMargin, TimeSpan.FromMilliseconds(int.MaxValue));
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
     }
 
     private static ReplicationOptions Options(TempDirectory dir, string? witness) => new()

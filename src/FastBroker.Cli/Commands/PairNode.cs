@@ -14,7 +14,7 @@ internal static class PairNode
         {
             node = await ReplicatedNode.StartAsync(brokerOptions, serverOptions, options, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ArgumentException or IOException or UnauthorizedAccessException or BrokerException)
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or BrokerException)
         {
             Console.Error.WriteLine($"fastbroker: cannot start the pair node: {ex.Message}");
             return 1;

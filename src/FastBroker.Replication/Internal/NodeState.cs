@@ -37,6 +37,16 @@ internal sealed class NodeState
     /// <summary>Epoch → topic → first offset written in that epoch.</summary>
     public SortedDictionary<long, Dictionary<string, long>> History { get; } = [];
 
+    /// <summary>
+    /// The largest epoch a node can hold: 2^63 - 2, the largest a witness grants (a node asks from its epoch, and a lease
+    /// request at 2^63 - 1 cannot be made).
+    /// </summary>
+    public const long MaxEpoch = long.MaxValue - 1;
+
+    /// <summary>Loads (or starts) the state of the node whose data directory is <paramref name="dataDirectory"/>.</summary>
+    /// <exception cref="InvalidDataException">
+    /// <c>node.state</c> has an epoch that does not parse or is outside 0..<see cref="MaxEpoch"/>, named with the file and the value.
+    /// </exception>
     public static NodeState Load(string dataDirectory)
     {
         var dir = Path.Combine(dataDirectory, "replication");
@@ -226,7 +236,7 @@ internal sealed class NodeState
             switch (line[..eq])
             {
                 case "epoch":
-                    Epoch = long.Parse(value, CultureInfo.InvariantCulture);
+                    Epoch = ParseEpoch(value);
                     break;
                 case "role":
                     LastRole = Enum.TryParse<NodeRole>(value, out var r) ? r : NodeRole.Starting;
@@ -241,6 +251,17 @@ internal sealed class NodeState
         }
 
         ReplaceHistory(ParseHistory(history.ToString()));
+    }
+
+    /// <summary>The <c>epoch=</c> value: an integer 0..<see cref="MaxEpoch"/>, or an error naming the file, the value and the range.</summary>
+    private long ParseEpoch(string value)
+    {
+        if (long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var epoch) && epoch is >= 0 and <= MaxEpoch)
+        {
+            return epoch;
+        }
+
+        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture, $"'{_path}' has an epoch out of range: '{Shorten(value)}' (0 to {MaxEpoch}): the node does not start with it; restore the file from the node's last run, or move it away to start the node as new (docs/replication.md)"));
     }
 
     /// <summary>

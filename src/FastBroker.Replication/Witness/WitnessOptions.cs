@@ -30,6 +30,13 @@ public sealed record WitnessOptions
     public TimeSpan SafetyMargin { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// The longest <see cref="SafetyMargin"/>: 2,147,423,647 ms (about 24.8 days), what is left of the longest remaining
+    /// time a DENIED answer carries (<see cref="WitnessProtocol.MaxRemainingMs"/>, int.MaxValue ms) after the longest
+    /// lease (<see cref="MaxMaxTtl"/>); a denial states the holder's lease plus the margin, and a client refuses more.
+    /// </summary>
+    public static TimeSpan MaxSafetyMargin { get; } = TimeSpan.FromMilliseconds(WitnessProtocol.MaxRemainingMs - WitnessProtocol.MaxTtlMs);
+
+    /// <summary>
     /// The longest lease granted (longer requests are granted this TTL, which the GRANTED answer states): 50 ms to 60 s
     /// (<see cref="MinMaxTtl"/>, <see cref="MaxMaxTtl"/>, the TTLs the protocol carries). After a restart the witness
     /// does not know when the persisted holder's last lease ends, so it treats it as valid for this long from the
@@ -64,7 +71,13 @@ public sealed record WitnessOptions
         ArgumentException.ThrowIfNullOrWhiteSpace(DataDirectory);
         ArgumentOutOfRangeException.ThrowIfLessThan(Port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(Port, 65535);
-        ArgumentOutOfRangeException.ThrowIfLessThan(SafetyMargin, TimeSpan.Zero);
+        if (SafetyMargin < TimeSpan.Zero || SafetyMargin > MaxSafetyMargin)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(SafetyMargin),
+                SafetyMargin,
+                $"SafetyMargin ({SafetyMargin.TotalMilliseconds:0.###} ms) must be 0 to {MaxSafetyMargin.TotalMilliseconds:0} ms: a denial states the holder's remaining lease plus the margin, which the protocol carries up to {WitnessProtocol.MaxRemainingMs} ms after a lease of up to {WitnessProtocol.MaxTtlMs} ms.");
+        }
         if (MaxTtl < MinMaxTtl || MaxTtl > MaxMaxTtl)
         {
             throw new ArgumentOutOfRangeException(
