@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
-using FastBroker.Replication.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -32,14 +29,11 @@ public sealed class StandbyCommitOrderTests
         await using (b)
         {
             var broker = a.Broker!;
-            for (var i = 0; i < 10; i++)
-            {
-                await broker.PublishAsync(Feed, Encoding.ASCII.GetBytes($"m{i}"));
-            }
+            await PositionCopies.PublishAsync(broker, Feed, 10);
 
             using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             await keeper.CommitAsync(Feed, 2);
-            Assert.Equal(2, PositionIn(dir.Combine("b"), Keeper, Feed));
+            Assert.Equal(2, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
 
             using var firstStored = new ManualResetEventSlim();
             var secondCalling = 0;
@@ -95,34 +89,11 @@ public sealed class StandbyCommitOrderTests
             await secondDone.Task.WaitAsync(s_deadline);
 
             var primary = keeper.CommittedOffset(Feed);
-            var standby = PositionIn(dir.Combine("b"), Keeper, Feed);
+            var standby = PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed);
             Assert.True(
                 standby == primary,
                 $"b's copy of keeper's position in {Feed} is {standby}, a's is {primary} (commits 5 and 8 at once, the first held until {heldUntil}): the update queued last carried the older commit");
         }
     }
 
-    /// <summary>The position committed in <paramref name="topic"/> in a node's copy of a position file.</summary>
-    private static long? PositionIn(string dataDirectory, string relative, string topic)
-    {
-        var bytes = StateFiles.ReadShared(Path.Combine(dataDirectory, relative));
-        if (bytes is null || bytes.Length < 16)
-        {
-            return null;
-        }
-
-        var count = (int)Math.Clamp(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)), 0, (bytes.Length - 16) / 264);
-        for (var i = 0; i < count; i++)
-        {
-            var entry = 16 + (i * 264);
-            var name = Encoding.UTF8.GetString(bytes, entry + 1, bytes[entry]);
-            var position = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(entry + 256));
-            if (name == topic && position != 0)
-            {
-                return position - 1;
-            }
-        }
-
-        return null;
-    }
 }

@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
-using System.Text;
 using FastBroker.Engine;
 using FastBroker.Replication;
-using FastBroker.Replication.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -32,8 +30,8 @@ public sealed class StandbyPositionDamageTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PublishAsync(broker, Feed, 10);
-            await PublishAsync(broker, Side, 10);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Side, 10);
             using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             keeper.Commit(Feed, 5);
             keeper.Commit(Side, 3);
@@ -41,7 +39,7 @@ public sealed class StandbyPositionDamageTests
             // A hand-over's request sends keeper.pos whole: b closes its mapping of the copy it replaces.
             var version = broker.Replication!.RequestStateFiles();
             await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
-            Assert.Equal(5, PositionIn(dir.Combine("b"), Keeper, Feed));
+            Assert.Equal(5, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
             var welcomes = b.Replica!.Welcomes;
 
             Damage(Path.Combine(dir.Combine("b"), Keeper));
@@ -66,8 +64,8 @@ public sealed class StandbyPositionDamageTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PublishAsync(broker, Feed, 10);
-            await PublishAsync(broker, Side, 10);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Side, 10);
             await Eventually.TrueAsync(() => b.Replica is { Connected: true }, "b follows a", s_deadline);
             var welcomes = b.Replica!.Welcomes;
             using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
@@ -82,14 +80,14 @@ public sealed class StandbyPositionDamageTests
     {
         // Either outcome ends the wait: the copy replaced, or the link down (then followed again after a pause).
         await Eventually.TrueAsync(
-            () => (PositionIn(dir.Combine("b"), Keeper, Feed) == 8 && PositionIn(dir.Combine("b"), Keeper, Side) == 3) || b.Replica!.Welcomes != welcomes || LinkDowns(log).Count > 0,
+            () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 8 && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || b.Replica!.Welcomes != welcomes || LinkDowns(log).Count > 0,
             "b's copy of keeper.pos holds feed 8 and side 3, or its link went down",
             s_deadline);
         Assert.True(
             b.Replica!.Welcomes == welcomes && LinkDowns(log).Count == 0,
             $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LinkDowns(log))}]");
-        Assert.Equal(8, PositionIn(dir.Combine("b"), Keeper, Feed));
-        Assert.Equal(3, PositionIn(dir.Combine("b"), Keeper, Side)); // only in the primary's file whole
+        Assert.Equal(8, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
+        Assert.Equal(3, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side)); // only in the primary's file whole
         Assert.Equal(0x534F_5052_4246_4246L, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(Path.Combine(dir.Combine("b"), Keeper))));
         string[] damaged;
         lock (log)
@@ -132,35 +130,5 @@ public sealed class StandbyPositionDamageTests
             },
         });
 
-    private static async Task PublishAsync(Broker broker, string topic, int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            await broker.PublishAsync(topic, Encoding.ASCII.GetBytes($"m{i}"));
-        }
-    }
 
-    /// <summary>The position committed in <paramref name="topic"/> in a node's copy of a position file (null: none, or not a position file).</summary>
-    private static long? PositionIn(string dataDirectory, string relative, string topic)
-    {
-        var bytes = StateFiles.ReadShared(Path.Combine(dataDirectory, relative));
-        if (bytes is null || bytes.Length < 16 || BinaryPrimitives.ReadInt64LittleEndian(bytes) != 0x534F_5052_4246_4246L)
-        {
-            return null;
-        }
-
-        var count = (int)Math.Min(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)), (bytes.Length - 16) / 264);
-        for (var i = 0; i < count; i++)
-        {
-            var entry = 16 + (i * 264);
-            var name = Encoding.UTF8.GetString(bytes, entry + 1, bytes[entry]);
-            var position = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(entry + 256));
-            if (name == topic && position != 0)
-            {
-                return position - 1;
-            }
-        }
-
-        return null;
-    }
 }

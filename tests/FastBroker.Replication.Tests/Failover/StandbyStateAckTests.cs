@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
@@ -40,11 +39,11 @@ public sealed class StandbyStateAckTests
         {
             var broker = a.Broker!;
             var gate = broker.Replication!;
-            await PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
             broker.InitProducer(Id);
             using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             keeper.Commit(Feed, 5);
-            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
 
             var trace = new Trace(b);
             broker.InitProducer(Id); // a new epoch: producers.state whole, then a version
@@ -71,15 +70,15 @@ public sealed class StandbyStateAckTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PublishAsync(broker, Jobs, 3);
-            await PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Jobs, 3);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
             using var member = broker.JoinGroup(Jobs, "workers", prefetch: 10);
             var delivered = await ReadAsync(member, 3);
             using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             keeper.Commit(Feed, 5);
             Assert.True(member.Ack(delivered[0])); // the group's state goes to b within 20 ms of an ack
             await Eventually.TrueAsync(
-                () => PositionIn(dir.Combine("b"), Keeper, Feed) == 5 && GroupAckStore.ReadFloor(Path.Combine(dir.Combine("b"), Workers)) == 1,
+                () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 5 && GroupAckStore.ReadFloor(Path.Combine(dir.Combine("b"), Workers)) == 1,
                 "b holds keeper's position 5 and the group's floor 1",
                 s_deadline);
 
@@ -112,10 +111,10 @@ public sealed class StandbyStateAckTests
         {
             var broker = a.Broker!;
             var gate = broker.Replication!;
-            await PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
             using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             keeper.Commit(Feed, 5);
-            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
 
             // What b holds after each frame that changes keeper's copy: the file replaced whole, each POSITIONS applied.
             var seen = new ConcurrentQueue<long?>();
@@ -123,7 +122,7 @@ public sealed class StandbyStateAckTests
             {
                 if (step == "positions" || (step == "rename" && what == Keeper))
                 {
-                    seen.Enqueue(PositionIn(dir.Combine("b"), Keeper, Feed));
+                    seen.Enqueue(PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
                 }
             };
 
@@ -148,7 +147,7 @@ public sealed class StandbyStateAckTests
             };
             await broker.PublishAsync(Feed, Encoding.ASCII.GetBytes("wake")); // a pass of the replicator
             await Eventually.TrueAsync(
-                () => Volatile.Read(ref requested) != 0 && gate.StateApplied > Volatile.Read(ref requested) && PositionIn(dir.Combine("b"), Keeper, Feed) == 8,
+                () => Volatile.Read(ref requested) != 0 && gate.StateApplied > Volatile.Read(ref requested) && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 8,
                 "b acknowledges the hand-over's state and the commit of 8 after it",
                 s_deadline);
             link.StateDrained = null;
@@ -173,32 +172,25 @@ public sealed class StandbyStateAckTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PublishAsync(broker, Feed, 10);
+            await PositionCopies.PublishAsync(broker, Feed, 10);
             using var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
             keeper.Commit(Feed, 9);
-            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 9, "b holds keeper's position 9", s_deadline);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 9, "b holds keeper's position 9", s_deadline);
 
             // A consumer may commit a lower position (to process those messages again): the standby follows it, as an
             // update and in a file a hand-over sends whole.
             keeper.Commit(Feed, 4);
-            await Eventually.TrueAsync(() => PositionIn(dir.Combine("b"), Keeper, Feed) == 4, "b holds keeper's position 4 after 9", s_deadline);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 4, "b holds keeper's position 4 after 9", s_deadline);
             keeper.Commit(Feed, 2);
             var version = broker.Replication!.RequestStateFiles();
             await Eventually.TrueAsync(() => broker.Replication!.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
-            Assert.Equal(2, PositionIn(dir.Combine("b"), Keeper, Feed));
+            Assert.Equal(2, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
         }
     }
 
     private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir) =>
         InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatInterval = s_interval, HeartbeatTimeout = s_interval * 2 });
 
-    private static async Task PublishAsync(Broker broker, string topic, int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            await broker.PublishAsync(topic, Encoding.ASCII.GetBytes($"m{i}"));
-        }
-    }
 
     private static async Task<List<Message>> ReadAsync(WorkQueueMember member, int count)
     {
@@ -216,29 +208,6 @@ public sealed class StandbyStateAckTests
         return delivered;
     }
 
-    /// <summary>The position committed in <paramref name="topic"/> in a node's copy of a position file (its bytes, as a reader sees them).</summary>
-    private static long? PositionIn(string dataDirectory, string relative, string topic)
-    {
-        var bytes = StateFiles.ReadShared(Path.Combine(dataDirectory, relative));
-        if (bytes is null || bytes.Length < 16)
-        {
-            return null;
-        }
-
-        var count = (int)Math.Min(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)), PositionStore.MaxTopics);
-        for (var i = 0; i < count; i++)
-        {
-            var entry = 16 + (i * 264);
-            var name = Encoding.UTF8.GetString(bytes, entry + 1, bytes[entry]);
-            var position = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(entry + 256));
-            if (name == topic && position != 0)
-            {
-                return position - 1;
-            }
-        }
-
-        return null;
-    }
 
     /// <summary>The standby's steps with its state files, in the order taken.</summary>
     private sealed class Trace
