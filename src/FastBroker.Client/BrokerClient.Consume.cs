@@ -17,7 +17,8 @@ public sealed partial class BrokerClient
     /// The handler must be quick and must never block: while it runs the connection reads nothing else. It may be
     /// called before this method returns (deliveries can follow the OK at once). Reconnects behave as for
     /// <see cref="CreateSubscriptionAsync"/>: the client resubscribes where the handler is and drops redeliveries,
-    /// so the handler sees each message once, in order. A handler that throws is reported as
+    /// so the handler sees each message once, in order; a resume refused for good ends the subscription, and
+    /// <see cref="ClientConsumer.Completion"/> then fails with the server's code and reason. A handler that throws is reported as
     /// <see cref="BrokerClientEventKind.HandlerFailed"/> and delivery continues with the next message.
     /// </remarks>
     /// <typeparam name="THandler">The handler type; a struct is copied into the subscription and called without boxing.</typeparam>

@@ -15,7 +15,10 @@ public sealed partial class BrokerClient
     /// After a reconnect the member rejoins by itself. Deliveries of the lost connection are requeued by the server
     /// and come again (to any member, <see cref="ClientMessage.DeliveryCount"/> + 1); the client drops the ones still
     /// buffered, and an ACK or NACK of a delivery from the lost connection is dropped silently (it could only be
-    /// refused with <see cref="ErrorCode.UnknownDelivery"/>).
+    /// refused with <see cref="ErrorCode.UnknownDelivery"/>). A rejoin refused for good (e.g.
+    /// <see cref="ErrorCode.StorageError"/>: the group's state file is damaged) ends the member with the server's code and
+    /// reason; one refused for now (<see cref="ErrorCode.Closed"/>, <see cref="ErrorCode.NotPrimary"/>,
+    /// <see cref="ErrorCode.Timeout"/>) is tried again on a new connection (<see cref="CreateSubscriptionAsync"/>).
     /// </remarks>
     /// <exception cref="BrokerClientException">The server refused (e.g. <see cref="ErrorCode.TopicConflict"/>: the group exists over another topic).</exception>
     public async ValueTask<GroupMember> JoinGroupAsync(string topic, string group, GroupJoinOptions? options = null, CancellationToken cancellationToken = default)

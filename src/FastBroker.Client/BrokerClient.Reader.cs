@@ -170,7 +170,16 @@ public sealed partial class BrokerClient
         {
             switch (op.Kind)
             {
+                case ControlKind.Subscribe or ControlKind.JoinGroup when op.Subscription!.Ready.Task.IsCompletedSuccessfully && IsRetriableResumeRefusal(code):
+                    // A resume after a reconnect the server cannot do now (its broker is closing, it is not the primary):
+                    // the subscription is kept, and this connection, on which it is not subscribed, is closed, so the
+                    // next one resumes it and every other subscription where it is (with the longest back-off).
+                    _resubscribeRefused = true;
+                    connection.Abort(new BrokerClientException(code, $"resuming subscription {op.Subscription.Id} ({op.Subscription.Pattern}) was refused for now: {reason}"));
+                    break;
                 case ControlKind.Subscribe or ControlKind.JoinGroup:
+                    // A first subscribe fails its caller; a resume refused for good ends the subscription with the
+                    // server's code and reason (its reader throws them; SubscriptionEnded), the others going on.
                     EndSubscription(op.Subscription!, error);
                     break;
                 case ControlKind.Unsubscribe when code == ErrorCode.UnknownSubscription:

@@ -14,7 +14,7 @@ public sealed partial class BrokerClient
     /// <see cref="CommitAsync(ClientMessage, CancellationToken)"/>. Reconnects are invisible: after one the stream
     /// continues with the next message, without gaps or repeats (see <see cref="CreateSubscriptionAsync"/>).
     /// </summary>
-    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>, <see cref="ErrorCode.UnknownTopic"/>) or ended it, the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer, two values for one header name) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
+    /// <exception cref="BrokerClientException">The server refused the subscription (e.g. <see cref="ErrorCode.InvalidName"/>, <see cref="ErrorCode.UnknownTopic"/>), refused its resume after a reconnect for good (e.g. <see cref="ErrorCode.StorageError"/>, see <see cref="CreateSubscriptionAsync"/>) or ended it, the client gave up reconnecting, or a filter the broker refuses (one no message can carry, one that is not valid UTF-16 text, one on fb-expires or fb-producer, two values for one header name) was refused before sending (<see cref="ErrorCode.InvalidArgument"/>, <see cref="SubscribeOptions.Filters"/>).</exception>
     public async IAsyncEnumerable<ClientMessage> SubscribeAsync(string pattern, SubscribeOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var subscription = await CreateSubscriptionAsync(pattern, options, cancellationToken).ConfigureAwait(false);
@@ -38,7 +38,11 @@ public sealed partial class BrokerClient
     /// start does not skip what was published while disconnected), and any other with its original start. Messages at
     /// or below the last one received of their topic are dropped, so the application sees each message once, in order.
     /// A wildcard subscription resumed at an offset applies it to every topic, so a matching topic it had never received
-    /// from restarts at that offset too.
+    /// from restarts at that offset too. A resume the server refuses for now (<see cref="ErrorCode.Closed"/>,
+    /// <see cref="ErrorCode.NotPrimary"/>, <see cref="ErrorCode.Timeout"/>) is tried again on a new connection; one it
+    /// refuses for good (any other code, e.g. <see cref="ErrorCode.StorageError"/>: the durable name's position file is
+    /// damaged) ends this subscription with the server's code and reason, which its reader throws after the buffered
+    /// messages; the client's other subscriptions go on.
     /// </remarks>
     public async ValueTask<ClientSubscription> CreateSubscriptionAsync(string pattern, SubscribeOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -196,6 +200,25 @@ public sealed partial class BrokerClient
             // The client is closing: the subscription is gone either way.
         }
     }
+
+    /// <summary>
+    /// Whether the server's refusal of a subscription's or membership's resume after a reconnect is for now (the client
+    /// keeps it and resumes it on the next connection) rather than for good (it ends with the server's code and reason).
+    /// </summary>
+    /// <remarks>
+    /// For now: <see cref="ErrorCode.Closed"/> (the broker is shutting down: a restarted server or the promoted standby
+    /// takes it), <see cref="ErrorCode.NotPrimary"/> (the other endpoint does) and <see cref="ErrorCode.Timeout"/>. Every
+    /// other code answers the same SUBSCRIBE or JOIN_GROUP the same way until someone acts, so retrying would only hide it:
+    /// <see cref="ErrorCode.StorageError"/> (the durable name's position file or the group's state file is damaged; the
+    /// broker leaves it as it is and refuses the name until it is repaired or removed), <see cref="ErrorCode.InvalidArgument"/>
+    /// (the start, filters or group settings are out of range for this server), <see cref="ErrorCode.InvalidName"/>,
+    /// <see cref="ErrorCode.UnknownTopic"/> (auto-creation is off and the topic is gone), <see cref="ErrorCode.Forbidden"/>
+    /// (the token may not read it), <see cref="ErrorCode.DurableNameInUse"/> (an embedded subscription of the server's
+    /// broker holds the name: taking it back would take turns with it), <see cref="ErrorCode.TooManySubscriptions"/> (the
+    /// server's limit is below what the client resumes), <see cref="ErrorCode.SubscriptionIdInUse"/>, and any code this
+    /// client does not know (docs/protocol.md: an error of the request it answers).
+    /// </remarks>
+    internal static bool IsRetriableResumeRefusal(ErrorCode code) => code is ErrorCode.Closed or ErrorCode.NotPrimary or ErrorCode.Timeout;
 
     private uint NextSubscriptionId()
     {

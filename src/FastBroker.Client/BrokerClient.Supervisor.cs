@@ -86,7 +86,9 @@ public sealed partial class BrokerClient
 
         // After a refused epoch resume the server is reachable but cannot take this instance's publishes yet (its disk):
         // the longest delay, not a reconnect every ReconnectInitialDelay while it lasts.
-        var delay = _resumeFailed ? _options.ReconnectMaxDelay : _options.ReconnectInitialDelay;
+        // So after a resume of a subscription the server refused for now (Closed, NotPrimary, Timeout).
+        var delay = _resumeFailed || _resubscribeRefused ? _options.ReconnectMaxDelay : _options.ReconnectInitialDelay;
+        _resubscribeRefused = false;
         var last = failure;
         while (true)
         {

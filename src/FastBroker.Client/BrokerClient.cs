@@ -69,6 +69,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private ulong _producerEpoch; // under _sync: the epoch INIT_PRODUCER gave this instance (0 = none), resumed on reconnects
     private bool _resumePending; // under _sync: this connection's epoch resume is unanswered; publishes wait for it
     private volatile bool _resumeFailed; // the last connection was closed because the server could not resume the epoch
+    private volatile bool _resubscribeRefused; // the last connection was closed because the server refused a resume for now
     private long _nextIndex;
     private long _writtenIndex = -1;
     private int _blockedPublishers;

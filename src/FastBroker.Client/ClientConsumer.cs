@@ -34,6 +34,14 @@ public sealed class ClientConsumer : IAsyncDisposable
     public bool IsActive => !_state.Ended;
 
     /// <summary>
+    /// Completes when the subscription ends: successfully once disposed; failed with <see cref="BrokerClientException"/>
+    /// (the server's code and reason) when the server ended it, refused its resume after a reconnect for good (e.g.
+    /// <see cref="Protocol.ErrorCode.StorageError"/>: its durable position file is damaged), or the client gave up
+    /// (<see cref="BrokerClientEventKind.SubscriptionEnded"/> reports the server's ending too).
+    /// </summary>
+    public Task Completion => _state.Completion.Task;
+
+    /// <summary>
     /// Durable subscriptions: commits, for every topic, the position after the last message the handler has returned
     /// from (one COMMIT per topic that moved) and waits for the OKs. Call it from outside the handler (it waits for
     /// the reader loop). A restart with <see cref="SubscribeStart.Committed"/> resumes there.

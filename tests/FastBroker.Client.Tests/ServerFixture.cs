@@ -115,6 +115,20 @@ internal sealed class ServerFixture : IAsyncDisposable
         Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
     }
 
+    /// <summary>
+    /// Graceful stop of the server, the broker closed, then a new server on the same port over the closed broker: it
+    /// completes handshakes and answers what needs the broker (a SUBSCRIBE) with ERROR <c>Closed</c>, as a server whose
+    /// broker is shutting down does. <see cref="RestartBrokerAsync"/> opens the broker again.
+    /// </summary>
+    public async Task ServeClosedBrokerAsync()
+    {
+        var port = Port;
+        await Server.StopAsync(TimeSpan.FromSeconds(10));
+        await Server.DisposeAsync();
+        await Broker.DisposeAsync();
+        Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
+    }
+
     /// <summary>Stops the server for good (clients cannot reconnect).</summary>
     public async Task StopServerAsync() => await Server.StopAsync(TimeSpan.FromSeconds(10));
 

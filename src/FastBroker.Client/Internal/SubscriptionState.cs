@@ -81,6 +81,12 @@ internal sealed class SubscriptionState
     /// <summary>Completed by the first OK (the first offset to be delivered), or failed by the first ERROR.</summary>
     public TaskCompletionSource<ulong> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>
+    /// Completed when it ends: successfully when the application closed it, failed with the reason when the server
+    /// ended it (or refused its resume for good) or the client gave up (<see cref="ClientConsumer.Completion"/>).
+    /// </summary>
+    public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>The connection it was last (re)subscribed on; credit, acks and nacks of another one are dropped.</summary>
     public long Generation { get; set; }
 
@@ -409,6 +415,16 @@ internal sealed class SubscriptionState
 
         Channel?.Writer.TryComplete(quietly ? null : error);
         Ready.TrySetException(error);
+        if (quietly)
+        {
+            Completion.TrySetResult();
+        }
+        else
+        {
+            Completion.TrySetException(error);
+            _ = Completion.Task.Exception; // observed: SubscriptionEnded reports it to an application that does not await it
+        }
+
         return true;
     }
 
