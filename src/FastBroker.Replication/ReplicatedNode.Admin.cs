@@ -10,6 +10,12 @@ namespace FastBroker.Replication;
 // The admin HTTP routes: role checks (/primary, /standby) and the status document.
 public sealed partial class ReplicatedNode
 {
+    /// <summary>
+    /// Tests only: called by <c>/primary</c>, <c>/standby</c> and <c>/status</c> with the route's path after the route has
+    /// read the node's state and before it answers, so a test can change the state in between.
+    /// </summary>
+    internal Action<string>? AdminStateRead { get; set; }
+
     private (int, string, byte[])? Route(string method, string path, string query)
     {
         switch (method, path)
@@ -103,6 +109,7 @@ public sealed partial class ReplicatedNode
     {
         var role = _role;
         var replica = Volatile.Read(ref _replica);
+        AdminStateRead?.Invoke("/standby");
         var status = CheckStatus();
         string reason;
         if (_stop.IsCancellationRequested)
@@ -154,6 +161,7 @@ public sealed partial class ReplicatedNode
     /// </summary>
     private (int, string, byte[]) PrimaryCheck()
     {
+        AdminStateRead?.Invoke("/primary");
         var role = _role;
         var replica = Volatile.Read(ref _replica);
         long? sinceLastHeardMs = null;
@@ -297,6 +305,7 @@ public sealed partial class ReplicatedNode
         w.WriteStartObject();
         w.WriteString("nodeId", NodeId);
         w.WriteString("role", _role.ToString().ToLowerInvariant());
+        AdminStateRead?.Invoke("/status");
         w.WriteString("status", CheckStatus()); // as /health: ok on the serving primary, else promoting, stopping, fenced…
         w.WriteNumber("epoch", _state.Epoch);
         w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(_roleSince).TotalMilliseconds);
