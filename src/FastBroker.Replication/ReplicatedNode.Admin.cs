@@ -10,6 +10,13 @@ namespace FastBroker.Replication;
 // The admin HTTP routes: role checks (/primary, /standby) and the status document.
 public sealed partial class ReplicatedNode
 {
+    /// <summary>
+    /// Tests only: called by <c>/primary</c>, <c>/standby</c>, <c>/health</c> and <c>/status</c> with the route's path
+    /// after the route has read the node's state (<see cref="ReadAdminState"/>) and before it answers, so a test can
+    /// change the state in between.
+    /// </summary>
+    internal Action<string>? AdminStateRead { get; set; }
+
     private (int, string, byte[])? Route(string method, string path, string query)
     {
         switch (method, path)
@@ -18,19 +25,29 @@ public sealed partial class ReplicatedNode
                 return (200, "application/json", System.Text.Encoding.UTF8.GetBytes(GetStatusJson()));
             case ("POST", "/promote" or "/promote/force"):
                 return PromoteRoute(force: path == "/promote/force");
+            case ("GET", "/health" or "/primary" or "/standby"):
+                break;
+            default:
+                return null;
+        }
 
-            case ("GET", "/health") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
-                return (200, "application/json", RoleHealth(CheckStatus()));
+        // Every answer below is made from this one read: its code, status and reason agree.
+        var state = ReadAdminState();
+        AdminStateRead?.Invoke(path);
+        switch (path)
+        {
+            case "/health" when state.Role != NodeRole.Primary || state.Stopping:
+                return (200, "application/json", RoleHealth(state));
 
             // A load balancer's checks (Patroni's /primary and /replica): the HTTP code says whether this node is the
             // one to send clients to, or a standby following one. A serving primary falls through to the server's
             // /primary (200, the /health document) and /standby (503, the same). Every 503 of a node that does not serve
             // as primary, a stopping primary included, carries a one-line reason.
-            case ("GET", "/primary") when !ServesAsPrimary():
-                return PrimaryCheck();
-            case ("GET", "/standby") when _role != NodeRole.Primary || _stop.IsCancellationRequested:
+            case "/primary" when !state.ServesAsPrimary:
+                return PrimaryCheck(state);
+            case "/standby" when state.Role != NodeRole.Primary || state.Stopping:
                 _ = StandbyCheckQuery.TryParse(query, out var maxLag, out _); // the admin server answered a malformed one with 400
-                return StandbyCheck(maxLag);
+                return StandbyCheck(state, maxLag);
             default:
                 return null;
         }
@@ -99,34 +116,32 @@ public sealed partial class ReplicatedNode
     /// within <see cref="ReplicationOptions.StandbyCheckSilence"/> and, with <paramref name="maxLag"/>, lacks at most
     /// that many records of the heads in its last heartbeat; 503 otherwise, the reason in the body.
     /// </summary>
-    private (int, string, byte[]) StandbyCheck(long? maxLag)
+    private (int, string, byte[]) StandbyCheck(AdminState state, long? maxLag)
     {
-        var role = _role;
-        var replica = Volatile.Read(ref _replica);
-        var status = CheckStatus();
+        var status = state.Status;
         string reason;
-        if (_stop.IsCancellationRequested)
+        if (state.Stopping)
         {
             reason = StoppingReason;
         }
         else if (status == "promoting")
         {
-            reason = PromotingReason();
+            reason = PromotingReason(state);
         }
-        else if (role != NodeRole.Standby)
+        else if (state.Role != NodeRole.Standby)
         {
             reason = $"this node is {status}, not a standby";
         }
-        else if (replica is not { Connected: true })
+        else if (state.Replica is not { Connected: true } replica)
         {
             reason = "following no primary (not connected to one, or refused)";
         }
         else
         {
-            return FollowingStandbyCheck(_state.Epoch, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords, _options.EffectiveStandbyCheckSilence, maxLag);
+            return FollowingStandbyCheck(state.Epoch, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords, _options.EffectiveStandbyCheckSilence, maxLag);
         }
 
-        return CheckAnswer(status, _state.Epoch, null, null, reason);
+        return CheckAnswer(status, state.Epoch, null, null, reason);
     }
 
     /// <summary>
@@ -150,82 +165,68 @@ public sealed partial class ReplicatedNode
     /// <summary>
     /// GET /primary on a node that does not serve as primary: 503 with what it is doing instead in one line (the
     /// /standby format): stopping, starting, promoting, fenced (stepping down) or a standby, and whom it follows. Its
-    /// status is <see cref="CheckStatus"/>.
+    /// status is <see cref="AdminState.Status"/>, of the same read.
     /// </summary>
-    private (int, string, byte[]) PrimaryCheck()
+    private (int, string, byte[]) PrimaryCheck(AdminState state)
     {
-        var role = _role;
-        var replica = Volatile.Read(ref _replica);
         long? sinceLastHeardMs = null;
         long? lag = null;
         string reason;
-        if (_stop.IsCancellationRequested)
+        if (state.Stopping)
         {
             reason = StoppingReason;
         }
-        else if (role == NodeRole.Primary)
+        else if (state.Role == NodeRole.Primary)
         {
-            reason = Interlocked.Read(ref _newerEpochSeen) is >= 0 and var newer
-                ? $"fenced: a newer primary{(Volatile.Read(ref _newerEpochFrom) is { } from ? $" '{from}'" : "")} (epoch {newer}) exists: stepping down"
-                : _fenceReason is { } fence ? $"fenced: {fence}: stepping down"
-                : _lease is { IsValid: false } ? "fenced: its witness lease has run out: stepping down"
+            reason = state.NewerEpochSeen is >= 0 and var newer
+                ? $"fenced: a newer primary{(state.NewerEpochFrom is { } from ? $" '{from}'" : "")} (epoch {newer}) exists: stepping down"
+                : state.FenceReason is { } fence ? $"fenced: {fence}: stepping down"
+                : state is { HasLease: true, LeaseValid: false } ? "fenced: its witness lease has run out: stepping down"
                 : "primary, not serving clients";
         }
-        else if (Interlocked.Read(ref _becomingPrimary) > 0)
+        else if (state.BecomingPrimary > 0)
         {
-            reason = PromotingReason();
+            reason = PromotingReason(state);
         }
-        else if (role == NodeRole.Fenced)
+        else if (state.Role == NodeRole.Fenced)
         {
-            reason = $"fenced: {_roleWhy}; rejoining as standby";
+            reason = $"fenced: {state.RoleWhy}; rejoining as standby";
         }
-        else if (role == NodeRole.Starting)
+        else if (state.Role == NodeRole.Starting)
         {
             reason = _witness is null ? "starting: deciding its role (probing its peer)" : "starting: deciding its role (probing its peer, asking the witness)";
         }
-        else if (Volatile.Read(ref _promotion) is { IsTakenUp: true })
+        else if (state.PromotionTakenUp)
         {
-            reason = PromotingReason();
+            reason = PromotingReason(state);
         }
-        else if (replica is { Connected: true })
+        else if (state.Replica is { Connected: true } replica)
         {
             var heardMs = WholeMilliseconds(replica.SinceLastHeard);
             sinceLastHeardMs = heardMs;
             lag = replica.LagRecords;
-            reason = $"standby of primary '{replica.PrimaryId}' (epoch {_state.Epoch}), following it: "
+            reason = $"standby of primary '{replica.PrimaryId}' (epoch {state.Epoch}), following it: "
                 + (heardMs > _options.EffectiveStandbyCheckSilence.TotalMilliseconds ? $"nothing from it for {heardMs} ms"
                 : lag is { } behind ? $"{behind} records behind the heads it last reported"
                 : "its heads not reported yet on this link");
         }
         else
         {
-            reason = _defersToPeer
+            reason = state.DefersToPeer
                 ? "standby deferring to its peer, which holds more of the log: waiting for it to take over"
                 : "standby following no primary (not connected to one, or refused)";
         }
 
-        return CheckAnswer(CheckStatus(), _state.Epoch, sinceLastHeardMs, lag, reason);
+        return CheckAnswer(state.Status, state.Epoch, sinceLastHeardMs, lag, reason);
     }
 
-    /// <summary>The reason of a node whose <see cref="CheckStatus"/> is <c>promoting</c>: what its promotion is doing.</summary>
-    private string PromotingReason() =>
-        Interlocked.Read(ref _becomingPrimary) is > 0 and var epoch ? $"promoting: becoming primary at epoch {epoch} (opening the journals, starting the server)"
+    /// <summary>The reason of a node whose status is <c>promoting</c>: what its promotion is doing.</summary>
+    private string PromotingReason(AdminState state) =>
+        state.BecomingPrimary is > 0 and var epoch ? $"promoting: becoming primary at epoch {epoch} (opening the journals, starting the server)"
         : _witness is null ? "promoting: a promotion asked for by the operator is under way"
         : "promoting: a promotion asked for by the operator is under way (asking the witness for the lease)";
 
     private const string StoppingReason = "stopping: the node is shutting down, or has stopped";
-
-    /// <summary>
-    /// This node's <c>status</c>: in its /primary, /standby and /health answers when it does not serve as primary, and in
-    /// its /status document always (see <see cref="StatusOf"/>).
-    /// </summary>
-    private string CheckStatus() => StatusOf(
-        _role,
-        _stop.IsCancellationRequested,
-        steppingDown: Interlocked.Read(ref _newerEpochSeen) >= 0 || _fenceReason is not null || _lease is { IsValid: false },
-        serving: Server is not null,
-        becomingPrimary: Interlocked.Read(ref _becomingPrimary) > 0,
-        promotionTakenUp: Volatile.Read(ref _promotion) is { IsTakenUp: true });
 
     /// <summary>
     /// A node's <c>status</c>, the one place it is decided: <c>stopping</c> once it is stopping (a primary handing over
@@ -284,28 +285,26 @@ public sealed partial class ReplicatedNode
         return (reason is null ? 200 : 503, "application/json", json.WrittenSpan.ToArray());
     }
 
-    // Primary, not stopping and not stepping down: no lost lease, no newer epoch seen, no fencing under way (Fence
-    // closes the clients). A stopping primary's server may drain its clients for a while yet: no new ones are sent to it.
-    private bool ServesAsPrimary() =>
-        _role == NodeRole.Primary && !_stop.IsCancellationRequested && _fenceReason is null && Interlocked.Read(ref _newerEpochSeen) < 0 && (_lease is null or { IsValid: true }) && Server is not null;
+    private static byte[] RoleHealth(AdminState state) =>
+        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{state.Status}\",\"epoch\":{state.Epoch}}}\n");
 
-    private byte[] RoleHealth(string status) =>
-        System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{status}\",\"epoch\":{_state.Epoch}}}\n");
-
+    // Role, status, epoch and lease from one read (they agree); the sections below are each read as they are written.
     private void WriteStatus(Utf8JsonWriter w)
     {
+        var state = ReadAdminState();
+        AdminStateRead?.Invoke("/status");
         w.WriteStartObject();
         w.WriteString("nodeId", NodeId);
-        w.WriteString("role", _role.ToString().ToLowerInvariant());
-        w.WriteString("status", CheckStatus()); // as /health: ok on the serving primary, else promoting, stopping, fenced…
-        w.WriteNumber("epoch", _state.Epoch);
-        w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(_roleSince).TotalMilliseconds);
+        w.WriteString("role", state.Role.ToString().ToLowerInvariant());
+        w.WriteString("status", state.Status); // as /health: ok on the serving primary, else promoting, stopping, fenced…
+        w.WriteNumber("epoch", state.Epoch);
+        w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(state.RoleSince).TotalMilliseconds);
         w.WriteString("replicationEndpoint", ReplicationEndPoint.ToString());
         w.WriteString("peer", _options.Peer);
         if (_options.Witness is { } witness)
         {
             w.WriteString("witness", witness);
-            w.WriteBoolean("leaseValid", _lease?.IsValid ?? false);
+            w.WriteBoolean("leaseValid", state.LeaseValid);
         }
         else
         {

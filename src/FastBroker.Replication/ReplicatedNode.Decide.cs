@@ -114,9 +114,12 @@ public sealed partial class ReplicatedNode
             }
 
             // Not granted — held by another node (a primary we cannot reach yet), or the witness is unreachable: follow
-            // whoever is primary, and retry the lease from the standby loop.
+            // whoever is primary, and retry the lease from the standby loop. An answer outside the protocol is on the
+            // line the witness client logged just before: not repeated here.
             SetRole(NodeRole.Standby, answer is { Kind: LeaseResultKind.Denied } d
                 ? $"the witness lease is held by '{d.Holder}' at epoch {d.Epoch}"
+                : answer is { Kind: LeaseResultKind.Error, Logged: true }
+                ? "no witness lease (the witness's answer, logged above, is not one of its protocol)"
                 : $"no witness lease ({answer})");
             return;
         }

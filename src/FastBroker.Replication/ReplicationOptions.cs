@@ -181,6 +181,12 @@ public sealed record ReplicationOptions
     internal Action<string>? LinkEnded { get; init; }
 
     /// <summary>
+    /// Tests only: the clock of the log lines a repeating fault could flood the log with (the standby's damaged state
+    /// copies: the first at once, then at most one per 10 s with the count of those not logged).
+    /// </summary>
+    internal TimeProvider LogClock { get; init; } = TimeProvider.System;
+
+    /// <summary>
     /// Tests only: called when a standby has taken up a manual promotion, before it asks the witness for the lease. What
     /// it throws is a failure of the promotion's epoch step, which the code, once the witness client answers every answer
     /// it cannot use as an error, no longer gives a test.

@@ -31,13 +31,27 @@ internal static class WitnessCommand
                 result.AddError($"--max-ttl-ms {value}: expected {minTtlMs} to {maxTtlMs} (a lease lasts at most {maxTtlMs} ms, and a restarted witness keeps the lease for its last holder --max-ttl-ms before any failover)");
             }
         });
+        var margin = new Option<int>("--safety-margin-ms")
+        {
+            Description = "How long an expired lease stays reserved for its holder before another node may take it, 0 to 2147423647 ms (it covers the clocks of witness and holder running at different rates; a denial states the holder's remaining lease plus this).",
+            DefaultValueFactory = _ => (int)WitnessOptions.Default.SafetyMargin.TotalMilliseconds,
+        };
+        var maxMarginMs = (long)WitnessOptions.MaxSafetyMargin.TotalMilliseconds;
+        OptionRules.Check(margin, (result, value) =>
+        {
+            // WitnessOptions.Validate's rule, in flag terms: a usage error before anything is opened or bound.
+            if (value < 0 || value > maxMarginMs)
+            {
+                result.AddError($"--safety-margin-ms {value}: expected 0 to {maxMarginMs} (a denial states the holder's remaining lease plus the margin, at most {int.MaxValue} ms after a lease of up to {maxTtlMs} ms)");
+            }
+        });
         // WitnessOptions refuses these by their property names (ArgumentException.ThrowIfNullOrWhiteSpace).
         OptionRules.NotBlank(host, "an address to listen on (an IP address or a host name)");
         OptionRules.NotBlank(data, "a data directory");
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
         var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")
         {
-            host, port, data, maxTtl, quiet,
+            host, port, data, maxTtl, margin, quiet,
         };
         cmd.SetAction(async (parse, cancellationToken) =>
         {
@@ -47,6 +61,7 @@ internal static class WitnessCommand
                 Port = parse.GetValue(port),
                 DataDirectory = parse.GetValue(data)!,
                 MaxTtl = TimeSpan.FromMilliseconds(parse.GetValue(maxTtl)),
+                SafetyMargin = TimeSpan.FromMilliseconds(parse.GetValue(margin)),
                 Log = parse.GetValue(quiet) ? null : static line => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"),
             };
 

@@ -14,6 +14,9 @@ namespace FastBroker.Replication.Internal;
 internal sealed partial class StandbyReplica
 {
     private readonly object _stateBatchLock = new();
+
+    // A primary that keeps sending what damages a copy, or a disk that keeps damaging them, must not flood the log.
+    private LogRateLimit? _damageLogLimit;
     private readonly StateBatch _stateWritten = new(); // receive thread: what this wake-up's frames wrote
     private StateBatch _stateReady = new(); // under _stateBatchLock: handed to the durable thread
     private StateBatch _stateSyncing = new(); // durable thread
@@ -157,11 +160,14 @@ internal sealed partial class StandbyReplica
         _stateWritten.Version = Math.Max(_stateWritten.Version, version);
     }
 
+    private LogRateLimit DamageLog => _damageLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
+
     /// <summary>
     /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
     /// loss) is logged: it holds only the positions committed from now on until the primary sends the file whole (at
     /// the next attach, or when the file changes). A damaged copy (not a position file: a wrong magic, an entry count
-    /// its length cannot hold, unreadable) is logged, removed and created afresh, and the standby asks the primary for
+    /// its length cannot hold, unreadable) is logged (the first at once, then at most one line per 10 s, which counts
+    /// those not logged: <see cref="LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
     /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on.
     /// </summary>
     private PositionStore OpenPositionCopy(string relative)
@@ -178,7 +184,7 @@ internal sealed partial class StandbyReplica
             File.Delete(path);
             store = PositionStore.Open(path, _stateFlusher);
             _stateWritten.Directories.Add("subscriptions"); // its new entry, synced before the STATE_ACK
-            _options.Log?.Invoke($"replication: position file {relative} is damaged ({reason}): replaced by a new copy, which holds only the positions committed from now on until the primary's file, asked for whole, replaces it");
+            DamageLog.Write(_options.Log, $"replication: position file {relative} is damaged ({reason}): replaced by a new copy, which holds only the positions committed from now on until the primary's file, asked for whole, replaces it");
             AskForStateFile(relative);
             return store;
         }

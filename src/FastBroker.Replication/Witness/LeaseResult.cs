@@ -19,6 +19,13 @@ public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, stri
     /// </summary>
     public bool StandbyBehind { get; init; }
 
+    /// <summary>
+    /// An <see cref="LeaseResultKind.Error"/> the <see cref="WitnessClient"/> has already told its log (an answer not in
+    /// the protocol): a caller that logs the outcome names it without repeating <see cref="Message"/>, so each bad
+    /// answer is one line.
+    /// </summary>
+    internal bool Logged { get; init; }
+
     /// <summary>True for <see cref="LeaseResultKind.Granted"/>.</summary>
     public bool IsGranted => Kind == LeaseResultKind.Granted;
 

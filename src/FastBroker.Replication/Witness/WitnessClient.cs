@@ -201,7 +201,7 @@ public sealed class WitnessClient : IAsyncDisposable
                             ? $"witness {Endpoint}: unexpected answer '{answer}'"
                             : $"witness {Endpoint} answered an invalid {invalid} ('{answer}')";
                         Log?.Invoke(message);
-                        return LeaseResult.Failed(LeaseResultKind.Error, message);
+                        return LeaseResult.Failed(LeaseResultKind.Error, message) with { Logged = Log is not null };
                     }
 
                     if (result.Kind == LeaseResultKind.Error)

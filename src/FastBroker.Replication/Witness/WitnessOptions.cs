@@ -25,7 +25,7 @@ public sealed record WitnessOptions
     /// How long after a lease expired it stays reserved for its holder before another node may take it. It covers
     /// the difference in clock rate between the witness and the holder (monotonic clocks drift apart by parts per
     /// million; 100 ms is generous for TTLs up to a minute), so the holder has stopped believing in its lease by the
-    /// time anyone else is granted it.
+    /// time anyone else is granted it. 0 to <see cref="MaxSafetyMargin"/> (<c>fastbroker witness --safety-margin-ms</c>).
     /// </summary>
     public TimeSpan SafetyMargin { get; init; } = TimeSpan.FromMilliseconds(100);
 

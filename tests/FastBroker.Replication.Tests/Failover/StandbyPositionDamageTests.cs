@@ -76,6 +76,61 @@ public sealed class StandbyPositionDamageTests
         }
     }
 
+    /// <summary>
+    /// A copy damaged again and again (a disk that keeps damaging it, a primary that keeps sending what does) is
+    /// replaced every time, but logged at most once per 10 s: the first damage at once, the next after 10 s with how
+    /// many were not logged in between. Before, every damage was a line. The standby's log clock is a test's, moved by
+    /// hand.
+    /// </summary>
+    [Fact]
+    public async Task A_copy_damaged_over_and_over_is_logged_at_most_once_per_interval_with_a_count_of_the_others()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var clock = new ManualClock();
+        var (a, b) = await StartAsync(dir, log, clock);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PositionCopies.PublishAsync(broker, Feed, 20);
+            await PositionCopies.PublishAsync(broker, Side, 10);
+            using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Side, 3);
+            var version = broker.Replication!.RequestStateFiles(); // b holds keeper.pos whole, its mapping closed
+            await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+            var welcomes = b.Replica!.Welcomes;
+
+            const int damages = 5;
+            for (var i = 1; i <= damages; i++)
+            {
+                if (i == damages)
+                {
+                    clock.Advance(TimeSpan.FromSeconds(10));
+                }
+
+                Damage(Path.Combine(dir.Combine("b"), Keeper));
+                keeper.Commit(Feed, i);
+                var position = i;
+                await Eventually.TrueAsync(
+                    () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || LinkDowns(log).Count > 0,
+                    $"damage {i}: b's copy of keeper.pos replaced by a's whole (feed {i}, side 3), or its link down",
+                    s_deadline);
+            }
+
+            Assert.True(b.Replica.Welcomes == welcomes && LinkDowns(log).Count == 0, $"a damaged copy ended b's link: [{string.Join(" | ", LinkDowns(log))}]");
+            string[] damaged;
+            lock (log)
+            {
+                damaged = [.. log.Where(l => l.Contains(Keeper, StringComparison.Ordinal) && l.Contains("damaged", StringComparison.Ordinal))];
+            }
+
+            Assert.True(damaged.Length == 2, $"expected two log lines for {damages} damaged copies (the first, and one 10 s later): [{string.Join(" | ", damaged)}]");
+            Assert.DoesNotContain("not logged", damaged[0], StringComparison.Ordinal);
+            Assert.EndsWith($"(and {damages - 2} more like it since the last such line, not logged)", damaged[1], StringComparison.Ordinal);
+        }
+    }
+
     private static async Task AssertReplacedWithoutReattachAsync(ReplicatedNode b, int welcomes, TempDirectory dir, List<string> log)
     {
         // Either outcome ends the wait: the copy replaced, or the link down (then followed again after a pause).
@@ -116,9 +171,10 @@ public sealed class StandbyPositionDamageTests
         f.Flush(flushToDisk: true);
     }
 
-    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log) =>
+    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
         InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
         {
+            LogClock = clock ?? TimeProvider.System,
             HeartbeatInterval = s_interval,
             HeartbeatTimeout = s_interval * 2,
             Log = line =>
@@ -130,5 +186,15 @@ public sealed class StandbyPositionDamageTests
             },
         });
 
+    /// <summary>A clock that moves only when told.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
 
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
 }

@@ -105,6 +105,45 @@ public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
         Assert.True(logged <= bad && logged >= bad - 1, $"{logged} lines for {bad} bad answers:\n{string.Join('\n', lines)}");
     }
 
+    /// <summary>
+    /// A starting node whose one lease request is answered out of range logs that answer once: the witness client's line
+    /// says what the witness answered, and the line of the role it takes (standby) says only that the lease was not
+    /// granted. Before, the role line repeated the client's whole message, so each bad answer at start was two lines.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(OutOfRangeAnswers))]
+    public async Task A_starting_nodes_lease_request_answered_out_of_range_is_logged_once(string answer, string invalid)
+    {
+        using var dir = new TempDirectory();
+        using var witness = new StandInWitness { Answer = _ => answer };
+        var lines = new ConcurrentQueue<string>();
+        var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "b",
+            DataDirectory = dir.Combine("b"),
+            Port = FreePort.Next(),
+            Peer = Cli.Address(FreePort.Next()), // nothing listens there
+            Witness = witness.Endpoint,
+            InitialRole = NodeRole.Primary,
+            HeartbeatInterval = TimeSpan.FromSeconds(60),
+            HeartbeatTimeout = TimeSpan.FromSeconds(120), // no lease request of the standby loop within the test
+            LeaseTtl = TimeSpan.FromSeconds(30),
+            Log = lines.Enqueue,
+        });
+        await using (node)
+        {
+            Assert.True(await node.WaitForRoleAsync(NodeRole.Standby, s_deadline), $"b becomes standby:\n{string.Join('\n', lines)}");
+        }
+
+        var log = string.Join('\n', lines);
+        output.WriteLine(log);
+        Assert.Equal(1, witness.Acquires);
+        var logged = lines.Count(l => l.Contains(answer, StringComparison.Ordinal) || l.Contains($"answered an {invalid}", StringComparison.Ordinal));
+        Assert.True(logged == 1, $"{logged} lines for one bad answer:\n{log}");
+        Assert.Contains($"node 'b': witness {witness.Endpoint} answered an {invalid} ('{answer}')", log, StringComparison.Ordinal);
+        Assert.Contains(lines, l => l.Contains("node 'b': Standby (epoch 0): no witness lease", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_manual_promotion_answered_out_of_range_is_refused_with_the_witness_error_and_can_be_asked_again()
     {

@@ -1,0 +1,69 @@
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// Limits one kind of log line that a fault outside this node can repeat without end (a primary that keeps sending
+/// bad data, a disk that keeps damaging files): the first is written at once, then at most one per
+/// <see cref="Interval"/>, and one written after others were held back ends with how many
+/// (<c>(and 12 more like it since the last such line, not logged)</c>). One held back is not written later on its own:
+/// the count goes out with the next line written. Thread-safe.
+/// </summary>
+internal sealed class LogRateLimit
+{
+    /// <summary>The default <see cref="Interval"/>: 10 s, a few lines a minute however fast the fault repeats.</summary>
+    public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(10);
+
+    private readonly object _gate = new();
+    private readonly TimeProvider _clock;
+    private long _lastWritten;
+    private bool _written;
+    private long _heldBack;
+
+    public LogRateLimit(TimeSpan interval, TimeProvider clock)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
+        Interval = interval;
+        _clock = clock;
+    }
+
+    /// <summary>The shortest time between two lines written.</summary>
+    public TimeSpan Interval { get; }
+
+    /// <summary>Lines held back since the last one written.</summary>
+    public long HeldBack
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _heldBack;
+            }
+        }
+    }
+
+    /// <summary>Writes <paramref name="line"/> to <paramref name="log"/> now, or holds it back and counts it.</summary>
+    public void Write(Action<string>? log, string line)
+    {
+        if (log is null)
+        {
+            return;
+        }
+
+        long heldBack;
+        lock (_gate)
+        {
+            var now = _clock.GetTimestamp();
+            if (_written && _clock.GetElapsedTime(_lastWritten, now) < Interval)
+            {
+                _heldBack++;
+                return;
+            }
+
+            heldBack = _heldBack;
+            _heldBack = 0;
+            _lastWritten = now;
+            _written = true;
+        }
+
+        log(heldBack == 0 ? line : $"{line} (and {heldBack} more like it since the last such line, not logged)");
+    }
+}
