@@ -110,13 +110,58 @@ public sealed partial class JournalLog
             throw;
         }
 
+        JournalReader reader;
         if (pinned is not null)
         {
             pinned.Place(segment, position, offset);
-            return pinned;
+            reader = pinned;
+        }
+        else
+        {
+            reader = new JournalReader(this, name, segment, position, offset, verify);
         }
 
-        return new JournalReader(this, name, segment, position, offset, verify);
+        // Registered after it holds its segment: a pass that retired that segment before (TryAcquire refused it) is
+        // no concern, and any later pass finds the reader here.
+        lock (_readersLock)
+        {
+            _readers.Add(reader);
+        }
+
+        return reader;
+    }
+
+    /// <summary>A reader was disposed: retention no longer looks at it.</summary>
+    internal void Unregister(JournalReader reader)
+    {
+        lock (_readersLock)
+        {
+            _readers.Remove(reader);
+        }
+    }
+
+    /// <summary>
+    /// After a pass retired segments: every parked reader in one of them lets go of it, so its mapping goes and the
+    /// unlinked file's blocks are freed (<see cref="JournalReader.Park"/>). A reader that is reading keeps its segment
+    /// until it parks. One array per pass that deleted something; nothing per record.
+    /// </summary>
+    private void ReleaseRetiredSegmentsOfParkedReaders()
+    {
+        JournalReader[] readers;
+        lock (_readersLock)
+        {
+            if (_readers.Count == 0)
+            {
+                return;
+            }
+
+            readers = [.. _readers];
+        }
+
+        foreach (var reader in readers)
+        {
+            reader.ReleaseRetiredSegment();
+        }
     }
 
     private void Locate(ReadStart start, out Segment? segment, out int position, out long offset)

@@ -6,7 +6,8 @@ namespace FastBroker.Journal;
 /// Retention and explicit head truncation: whole sealed segments only, oldest first, never past a floor
 /// (<see cref="MinRetainedOffset"/>, <see cref="RetentionFloor"/>, a reader opened with <c>pinRetention</c> within its
 /// <see cref="JournalReader.MaxRetentionHoldBytes"/>). Any other reader's position does not count (limits retention, as in Kafka and NATS JetStream): a segment it is in is retired
-/// all the same, and the reader finishes it from the mapping, then skips to the first retained record.
+/// all the same; a parked reader (<see cref="JournalReader.Park"/>) lets go of it in the same pass, one that is reading
+/// finishes it from the mapping or until it parks, and either then skips to the first retained record.
 /// </summary>
 public sealed partial class JournalLog
 {
@@ -121,12 +122,14 @@ public sealed partial class JournalLog
         foreach (var s in removed)
         {
             // Out of the list first, then retired: a reader that finds it retired looks again and sees the new list.
-            // Readers holding it keep the mapping (and the unlinked file's blocks) until they move on.
+            // Readers reading in it keep the mapping (and the unlinked file's blocks) until they park or move on.
             s.Retire();
             Segment.TryDelete(s.FilePath);
             Segment.TryDelete(IndexFile.PathFor(s.FilePath));
         }
 
+        // Parked readers (paused consumers) hold no span: their deleted segments go now, not when they read again.
+        ReleaseRetiredSegmentsOfParkedReaders();
         return removed.Length;
     }
 

@@ -27,6 +27,8 @@ public sealed unsafe partial class JournalLog : IDisposable
     private readonly Lock _segmentsLock = new();
     private readonly int _indexCapacity;
     private readonly List<JournalReader> _pinningReaders = []; // readers that are retention floors, under _segmentsLock
+    private readonly Lock _readersLock = new();
+    private readonly HashSet<JournalReader> _readers = []; // every open reader, under _readersLock (retention releases parked ones)
     private Segment[] _segments;
     private long _minRetainedOffset = long.MaxValue;
     private volatile bool _disposed;

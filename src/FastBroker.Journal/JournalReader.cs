@@ -11,12 +11,22 @@ namespace FastBroker.Journal;
 /// reader; dispose it to release the segment.
 /// </summary>
 /// <remarks>
-/// A reader does not hold retention back (Kafka's and JetStream's limits retention, Chronicle's): retention deletes
-/// a segment the reader is in all the same. The reader reads on to that segment's end (the mapping and the unlinked
-/// file stay until it lets go), then moves to the journal's first retained record and adds the records it never
-/// saw to <see cref="Skipped"/>. A reader opened with <c>pinRetention</c> is a retention floor instead: nothing at or
-/// after its <see cref="NextOffset"/> is deleted (for a replication stream, which must never have a gap), unless that
-/// would hold back more than <see cref="MaxRetentionHoldBytes"/>: then retention passes it as it passes any reader.
+/// <para>A reader does not hold retention back (Kafka's and JetStream's limits retention, Chronicle's): retention
+/// deletes a segment the reader is in all the same, and the reader then moves to the journal's first retained record
+/// and adds the records it never saw to <see cref="Skipped"/>. A reader opened with <c>pinRetention</c> is a retention
+/// floor instead: nothing at or after its <see cref="NextOffset"/> is deleted (for a replication stream, which must
+/// never have a gap), unless that would hold back more than <see cref="MaxRetentionHoldBytes"/>: then retention passes
+/// it as it passes any reader.</para>
+/// <para><b>Paused readers do not hold deleted segments.</b> A deleted segment's mapping (and so the unlinked file's
+/// disk blocks) is kept only while the reader may still touch it: from a read that returned a record or a run until
+/// the reader's next call. A reader is <i>parked</i>, holding no span, when it is new; after a <see cref="TryRead"/>,
+/// <see cref="TryReadRun"/>, <see cref="SendTo"/> or <see cref="SendFileTo"/> that found nothing, and after any send;
+/// while it waits (<see cref="WaitToRead"/>, <see cref="WaitToReadAsync"/>); and after <see cref="Park"/>. The
+/// retention pass that deletes a segment releases it for every reader parked in it, and a reader that parks in a
+/// deleted segment later releases it itself. Either way the records of that segment it had not read are lost to it:
+/// its next read continues at the first retained record and counts them in <see cref="Skipped"/>. A reader that is not
+/// parked reads on in the deleted segment from the mapping until it parks or reaches the segment's end. So a consumer
+/// that stops reading pins no disk; one that stops while holding a record's spans should call <see cref="Park"/>.</para>
 /// </remarks>
 public sealed class JournalReader : IDisposable
 {
@@ -28,6 +38,11 @@ public sealed class JournalReader : IDisposable
     private long _skipped;
     private long _maxRetentionHoldBytes = long.MaxValue;
     private long _pinOverrides;
+
+    // Parked: the owner holds no span into _segment and touches neither until it un-parks under _gate. Only the owner
+    // writes it (under _gate); retention reads it under _gate and may then take a deleted segment away (see Park).
+    private bool _parked = true;
+    private readonly Lock _gate = new();
 
     internal JournalReader(JournalLog log, string? name, Segment? segment, int position, long nextOffset, bool verify, bool pinsRetention = false)
     {
@@ -60,8 +75,9 @@ public sealed class JournalReader : IDisposable
     /// For a reader that pins retention: the most it may hold retention back, in bytes of sealed segments that the
     /// retention limits (or <see cref="JournalLog.TruncateBefore"/>) would delete but keep only because this reader has
     /// not read past them. A pass that would have to keep more ignores the pin: it deletes as if the reader did not
-    /// pin, the reader finishes its (retired, still mapped) segment, then continues at the first retained record and
-    /// counts the gap in <see cref="Skipped"/>; the pass counts in <see cref="PinOverrides"/>. The pin holds again in
+    /// pin, the reader continues at the first retained record (after finishing its retired segment from the mapping if
+    /// it is not parked, see the class remarks) and counts the gap in <see cref="Skipped"/>; the pass counts in
+    /// <see cref="PinOverrides"/>. The pin holds again in
     /// later passes, within the same bound. Default <see cref="long.MaxValue"/>: no bound (the disk may fill). No
     /// effect on a reader that does not pin. Any thread.
     /// </summary>
@@ -90,12 +106,12 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>
     /// Reads the next durable record, if there is one. The record's spans point into the mapping and are valid
-    /// until the next call on this reader. Never allocates.
+    /// until the next call on this reader (false: the reader is parked, see the class remarks). Never allocates.
     /// </summary>
     public bool TryRead(out JournalRecord record)
     {
         var segment = _segment;
-        if (segment is not null && _position < Segment.PositionOf(segment.Durable))
+        if (!_parked && segment is not null && _position < Segment.PositionOf(segment.Durable))
         {
             var bytes = segment.Bytes;
             var length = (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(_position)));
@@ -153,6 +169,7 @@ public sealed class JournalReader : IDisposable
 
         _position = end;
         _nextOffset += count;
+        Park(); // the send is done with the mapping
         return sent;
     }
 
@@ -187,15 +204,47 @@ public sealed class JournalReader : IDisposable
 
         _position = end;
         _nextOffset += count;
+        Park(); // the kernel is done with the file
         return end - start;
     }
 
-    /// <summary>Waits until a record is durable at <see cref="NextOffset"/> (a tailing reader's park). No thread is held.</summary>
-    public ValueTask WaitToReadAsync(CancellationToken cancellationToken = default) =>
-        _log.WaitForDurableAsync(_nextOffset, cancellationToken);
+    /// <summary>
+    /// Waits until a record is durable at <see cref="NextOffset"/> (a tailing reader's park: it holds no span while it
+    /// waits, see <see cref="Park"/>). No thread is held.
+    /// </summary>
+    public ValueTask WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        Park();
+        return _log.WaitForDurableAsync(_nextOffset, cancellationToken);
+    }
 
-    /// <summary>Blocks until a record is durable at <see cref="NextOffset"/>, or the timeout passes (false).</summary>
-    public bool WaitToRead(TimeSpan timeout) => _log.WaitForDurable(_nextOffset, timeout);
+    /// <summary>
+    /// Blocks until a record is durable at <see cref="NextOffset"/>, or the timeout passes (false). The reader is parked
+    /// meanwhile (<see cref="Park"/>).
+    /// </summary>
+    public bool WaitToRead(TimeSpan timeout)
+    {
+        Park();
+        return _log.WaitForDurable(_nextOffset, timeout);
+    }
+
+    /// <summary>
+    /// Says that the spans of the record or run last returned are no longer used: until its next read the reader holds
+    /// nothing retention must keep. If its segment has been (or is later) deleted by retention, the mapping is released
+    /// now (or by that retention pass), the disk blocks of the unlinked file are freed, and the next read continues at
+    /// the first retained record, counting the records of that segment not yet read in <see cref="Skipped"/>. For a
+    /// consumer that stops between reads (flow control, no credit); reads park by themselves when they find nothing,
+    /// and waits park. Cheap when already parked; otherwise one uncontended lock. The reader's thread.
+    /// </summary>
+    public void Park()
+    {
+        if (_parked)
+        {
+            return;
+        }
+
+        ParkSlow();
+    }
 
     /// <summary>Persists <see cref="NextOffset"/> under <see cref="Name"/> (fsync'd, atomic rename).</summary>
     /// <exception cref="InvalidOperationException">The reader has no name.</exception>
@@ -217,9 +266,72 @@ public sealed class JournalReader : IDisposable
             _log.Unpin(this);
         }
 
-        var segment = _segment;
-        _segment = null;
+        _log.Unregister(this);
+        Segment? segment;
+        lock (_gate)
+        {
+            segment = _segment;
+            _segment = null;
+        }
+
         segment?.Release();
+    }
+
+    /// <summary>
+    /// Retention has retired segments (out of the journal, files unlinked): if this reader is parked in one, it lets go
+    /// of it now, so the mapping goes and the file's blocks are freed. Any thread but the reader's (retention's).
+    /// </summary>
+    /// <remarks>
+    /// The owner un-parks under <see cref="_gate"/> before it touches <see cref="_segment"/> or the mapping, and parks
+    /// under it after its last touch; so a parked reader seen here holds no span, and the segment taken away here is
+    /// not the one it goes on with: it finds <see cref="_segment"/> null and re-locates (as after skipping).
+    /// </remarks>
+    internal void ReleaseRetiredSegment()
+    {
+        Segment? retired;
+        lock (_gate)
+        {
+            retired = _segment;
+            if (!_parked || retired is null || !retired.IsRetired)
+            {
+                return;
+            }
+
+            _segment = null;
+        }
+
+        retired.Release();
+    }
+
+    /// <summary>
+    /// Parks (no span outstanding); a deleted segment the reader is in goes now, for a retention pass that ran while
+    /// the reader was reading could not take it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ParkSlow()
+    {
+        Segment? retired = null;
+        lock (_gate)
+        {
+            _parked = true;
+            if (_segment is { IsRetired: true } segment)
+            {
+                retired = segment;
+                _segment = null;
+            }
+        }
+
+        retired?.Release();
+    }
+
+    /// <summary>Before the owner touches the segment again: from here on retention leaves it alone.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Unpark()
+    {
+        lock (_gate)
+        {
+            _parked = false;
+        }
     }
 
     /// <summary>Places a pinning reader once it is registered (its floor was <see cref="long.MinValue"/> until now).</summary>
@@ -233,8 +345,14 @@ public sealed class JournalReader : IDisposable
     private bool TryReadSlow(out JournalRecord record)
     {
         record = default;
+        if (_parked)
+        {
+            Unpark();
+        }
+
         if (!MoveToData())
         {
+            Park();
             return false;
         }
 
@@ -311,8 +429,14 @@ public sealed class JournalReader : IDisposable
     {
         segment = null!;
         start = end = count = 0;
+        if (_parked)
+        {
+            Unpark();
+        }
+
         if (!MoveToData())
         {
+            Park();
             return false;
         }
 

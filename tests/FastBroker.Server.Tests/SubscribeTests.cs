@@ -414,8 +414,10 @@ public class SubscribeTests
 
     /// <summary>
     /// A persistent topic's subscriber without credit does not hold retention back (the flusher's own pass deletes
-    /// under it); given credit, it gets the rest of the segment it was in, then DROPPED with what retention took, then
-    /// the rest from the first retained offset.
+    /// under it); given credit, it gets DROPPED with what retention took, then the rest from the first retained offset.
+    /// Its reader is parked, so the pass lets go of the deleted segment it was in; only if the credit came while that
+    /// pass ran (the topic's tail moves before the pass releases) does it first get part of that segment, read from the
+    /// mapping it then still held.
     /// </summary>
     [Fact]
     public async Task A_paused_subscriber_of_a_persistent_topic_loses_deleted_messages_to_retention_and_gets_DROPPED()

@@ -148,6 +148,9 @@ internal sealed class TopicCursor : IDisposable
             ReportSkipped(reader, ref sink); // skipped to a tail with nothing readable yet
         }
 
+        // The sink is done with every view it was offered: until the next read the subscription holds no span, so a
+        // paused one (no credit, never fetching again) does not keep a segment retention deletes mapped, nor its blocks.
+        reader.Park();
         return n;
     }
 

@@ -12,7 +12,8 @@ namespace FastBroker.Journal.Internal;
 /// removed only when the count reaches zero. Retention retires a segment whether or not readers hold it
 /// (<see cref="Retire"/>): it leaves the journal's list, its files are unlinked, and the journal drops its reference;
 /// the mapping and the file descriptor (unlinked files stay readable on Linux) live until the last reader releases,
-/// so retention can never unmap a segment under a reader.
+/// so retention can never unmap a segment under a reader. A parked reader (no span outstanding) releases a retired
+/// segment in the retention pass itself (<see cref="JournalReader.Park"/>), so only readers mid-read keep one.
 /// </summary>
 /// <remarks>
 /// Progress is published as one packed 64-bit word, <c>(recordCount &lt;&lt; 32) | endPosition</c>, so that
