@@ -1,4 +1,3 @@
-using System.Text;
 using FastBroker.Client.Internal;
 using FastBroker.Protocol;
 
@@ -88,7 +87,7 @@ public sealed partial class BrokerClient
             throw new ArgumentOutOfRangeException(nameof(delay), delay, "Must be 0 to 2^32 − 1 ms.");
         }
 
-        var text = error is null ? [] : Encoding.UTF8.GetBytes(error);
+        var text = error is null ? [] : Utf8Names.GetBytes(error, nameof(error));
         if (text.Length > ProtocolConstants.MaxShortBytesLength)
         {
             ThrowHelper.ThrowTooLong(nameof(error), text.Length, ProtocolConstants.MaxShortBytesLength);

@@ -28,7 +28,7 @@ public sealed partial class BrokerClient
     /// </param>
     /// <returns>The offset of the message in its topic.</returns>
     /// <exception cref="BrokerClientException">The server refused the message (the CONFIRM status: e.g. <see cref="ErrorCode.UnknownTopic"/>, <see cref="ErrorCode.MessageTooLarge"/>; for <see cref="ErrorCode.NotReplicated"/> the message is on the primary: retry it with <see cref="RetryAsync"/> and <see cref="BrokerClientException.Unconfirmed"/>, not with a new publish), or the client was disposed or gave up reconnecting (<see cref="ErrorCode.Closed"/>).</exception>
-    /// <exception cref="ArgumentException">The topic, key or TTL cannot be carried by the wire format.</exception>
+    /// <exception cref="ArgumentException">The topic (not valid UTF-16 text, or not 1 to 255 UTF-8 bytes), key or TTL cannot be carried by the wire format; nothing was sent.</exception>
     public ValueTask<long> PublishAsync(string topic, ReadOnlySpan<byte> payload, PublishOptions? options, CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested)
@@ -132,6 +132,7 @@ public sealed partial class BrokerClient
     /// written. Blocks the calling thread while <see cref="BrokerClientOptions.MaxInFlight"/> is reached.
     /// </summary>
     /// <exception cref="BrokerClientException">The client was disposed or gave up (<see cref="ErrorCode.Closed"/>), or the message exceeds the server's maximum frame size.</exception>
+    /// <exception cref="ArgumentException">As for <c>PublishAsync</c>: the topic (not valid UTF-16 text, or not 1 to 255 UTF-8 bytes), key or TTL.</exception>
     public void Publish(string topic, ReadOnlySpan<byte> payload, PublishOptions? options = null)
     {
         var p = Rent(topic, payload, options, fireAndForget: true);

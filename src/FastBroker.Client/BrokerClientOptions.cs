@@ -170,13 +170,13 @@ public sealed record BrokerClientOptions
             throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), h, "Must be at least 10 ms.");
         }
 
-        if (System.Text.Encoding.UTF8.GetByteCount(ClientName ?? string.Empty) > ProtocolConstants.MaxNameLength
-            || System.Text.Encoding.UTF8.GetByteCount(ClientVersion ?? string.Empty) > ProtocolConstants.MaxNameLength)
+        if (Internal.Utf8Names.GetByteCount(ClientName ?? string.Empty, nameof(ClientName)) > ProtocolConstants.MaxNameLength
+            || Internal.Utf8Names.GetByteCount(ClientVersion ?? string.Empty, nameof(ClientVersion)) > ProtocolConstants.MaxNameLength)
         {
             throw new ArgumentException("ClientName and ClientVersion must be at most 255 UTF-8 bytes.", nameof(ClientName));
         }
 
-        if (System.Text.Encoding.UTF8.GetByteCount(AuthToken ?? string.Empty) > 4096)
+        if (Internal.Utf8Names.GetByteCount(AuthToken ?? string.Empty, nameof(AuthToken)) > 4096)
         {
             throw new ArgumentException("AuthToken must be at most 4 KiB.", nameof(AuthToken));
         }

@@ -24,11 +24,14 @@ public sealed class PublishHeaders
     public ReadOnlySpan<byte> Encoded => _buffer.AsSpan(0, _length);
 
     /// <summary>Adds an entry with a UTF-8 text value; returns this instance for chaining.</summary>
-    /// <exception cref="ArgumentException">The name is empty, longer than 255 bytes, or <c>fb-expires</c> / <c>fb-producer</c>.</exception>
+    /// <exception cref="ArgumentException">
+    /// The name or the value is not valid UTF-16 text (a lone surrogate), or the name is empty, longer than 255 bytes, or
+    /// <c>fb-expires</c> / <c>fb-producer</c>.
+    /// </exception>
     public PublishHeaders Add(string name, string value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        var byteCount = Encoding.UTF8.GetByteCount(value);
+        var byteCount = Utf8Names.GetByteCount(value, nameof(value));
         if (byteCount > ProtocolConstants.MaxShortBytesLength)
         {
             ThrowHelper.ThrowTooLong(nameof(value), byteCount, ProtocolConstants.MaxShortBytesLength);
@@ -40,7 +43,10 @@ public sealed class PublishHeaders
     }
 
     /// <summary>Adds an entry with a binary value; returns this instance for chaining.</summary>
-    /// <exception cref="ArgumentException">The name is empty, longer than 255 bytes, or <c>fb-expires</c> / <c>fb-producer</c>.</exception>
+    /// <exception cref="ArgumentException">
+    /// The name is not valid UTF-16 text (a lone surrogate), empty, longer than 255 bytes, or <c>fb-expires</c> /
+    /// <c>fb-producer</c>.
+    /// </exception>
     public PublishHeaders Add(string name, ReadOnlySpan<byte> value)
     {
         if (value.Length > ProtocolConstants.MaxShortBytesLength)

@@ -85,6 +85,14 @@ public sealed record JournalOptions
     /// </summary>
     public static bool IsValidSegmentSize(long bytes) => bytes is >= (64 << 10) and <= (1 << 30) && bytes % 4096 == 0;
 
+    /// <summary>
+    /// The most bytes of key, headers and payload one record holds in a segment of <paramref name="segmentSize"/> bytes:
+    /// the segment less its 128-byte header, less the record's 32-byte header (records are 8-byte aligned); a larger
+    /// append is refused with <see cref="JournalErrorCode.RecordTooLarge"/>. 65,376 for 64 KiB segments.
+    /// </summary>
+    public static int MaxRecordContentBytes(int segmentSize) =>
+        ((segmentSize - Internal.SegmentHeader.Size) & ~(Internal.RecordLayout.Alignment - 1)) - Internal.RecordLayout.HeaderSize;
+
     internal void Validate()
     {
         if (!IsValidSegmentSize(SegmentSize))

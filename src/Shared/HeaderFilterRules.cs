@@ -73,6 +73,14 @@ internal static class HeaderFilterRules
     }
 
     /// <summary>
+    /// Why a filter whose value arrived as bytes that are not UTF-8 (a SUBSCRIBE's <c>bytes16</c> value; names are
+    /// <c>str8</c>, checked by the parser) is refused: the broker compares a value as text. Names the filter by its
+    /// <paramref name="name"/>, quoted as every reason quotes it.
+    /// </summary>
+    public static string ValueNotUtf8(string name) =>
+        $"header filter '{Quote(name)}': a value must be UTF-8 text (the broker compares values as text), and this one is not";
+
+    /// <summary>
     /// Checks and encodes one filter (<see cref="TryEncode"/>) and adds it to <paramref name="taken"/>, the filters
     /// of one subscription so far: null when it is taken, else why the subscription is refused. A filter takes one value
     /// per header name: the same name and value again is the same filter (not added twice), the same name with another

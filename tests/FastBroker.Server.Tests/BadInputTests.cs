@@ -144,7 +144,7 @@ public class BadInputTests
             await using var open = await f.ConnectAsync();
             await open.SubscribeAsync(8, 1, "fx", 10, filters: [3, (byte)'c', (byte)'c', (byte)'y', 1, 0, 0xFF]);
             var refused = await open.ReadAsync();
-            Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false, "SUBSCRIBE: header filter values must be UTF-8 text", 8UL), (refused.Type, refused.ErrorCode, refused.CloseConnection, refused.ErrorReason, refused.RequestId));
+            Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false, "SUBSCRIBE: header filter 'ccy': a value must be UTF-8 text (the broker compares values as text), and this one is not", 8UL), (refused.Type, refused.ErrorCode, refused.CloseConnection, refused.ErrorReason, refused.RequestId));
             await open.SubscribeAsync(9, 1, "fx", 10, filters: Headers.Of(("ccy", "USD")));
             Assert.Equal(FrameType.Ok, (await open.ReadAsync()).Type);
             Assert.Equal(["fx", "good"], f.Broker.GetSnapshot().Subscriptions.Select(s => s.Pattern).Order(StringComparer.Ordinal));

@@ -339,6 +339,26 @@ public class SubscribeTests
         Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
     }
 
+    /// <summary>
+    /// A filter value that is not UTF-8 was refused as "header filter values must be UTF-8 text", naming no filter; the
+    /// reason names it as every other refusal does, a long name quoted by its first 64 characters and its length.
+    /// </summary>
+    [Fact]
+    public async Task A_filter_value_that_is_not_UTF8_is_refused_naming_the_filter()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        var name = "währung-" + new string('n', 192);
+        await c.SubscribeAsync(1, 1, "cars", 100, filters: Headers.Of(("color", "red"u8.ToArray()), (name, [0xC3, 0x28])));
+        var error = await c.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.InvalidArgument, false, 1UL), (error.Type, error.ErrorCode, error.CloseConnection, error.RequestId));
+        Assert.Equal($"SUBSCRIBE: header filter '{name[..64]}… (200 characters)': a value must be UTF-8 text (the broker compares values as text), and this one is not", error.ErrorReason);
+
+        await c.SubscribeAsync(2, 2, "cars", 100, filters: Headers.Of(("größe", new byte[] { 0xFF })));
+        Assert.Equal("SUBSCRIBE: header filter 'größe': a value must be UTF-8 text (the broker compares values as text), and this one is not", (await c.ReadAsync()).ErrorReason);
+        Assert.Empty(f.Broker.GetSnapshot().Subscriptions);
+    }
+
     [Fact]
     public async Task Unsubscribe_ends_deliveries_and_bad_ids_get_their_errors()
     {

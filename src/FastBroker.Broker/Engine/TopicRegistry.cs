@@ -357,7 +357,7 @@ internal sealed class TopicRegistry : IDisposable
     /// <summary>
     /// Parses <c>topic.meta</c> text. The keys every version has written (persistent, durability, maxMessageBytes,
     /// segmentBytes, transientCapacity) must be there, every known value must parse, every number must be in its
-    /// setting's range (maxMessageBytes 1 to 2^31 - 1, segmentBytes from 64 KiB, transientCapacity 1 to 2^30,
+    /// setting's range (maxMessageBytes 1 to 2^31 - 1, segmentBytes from 64 KiB, transientCapacity 1 to 2^24 (<see cref="TopicOptions.MaxTransientCapacity"/>),
     /// retentionAgeMs 1 to 922,337,203,685,477 (<see cref="TimeSpan.MaxValue"/>), retentionBytes from 1), and the settings
     /// must be valid; unknown keys are ignored (a newer version's).
     /// </summary>
@@ -392,7 +392,7 @@ internal sealed class TopicRegistry : IDisposable
                 "acks" => o with { Acks = Enum.TryParse<AckMode>(value, out var a) && Enum.IsDefined(a) ? a : throw Bad(key, value) },
                 "maxMessageBytes" => o with { MaxMessageBytes = (int)Number(key, value, 1, int.MaxValue, "") },
                 "segmentBytes" => o with { SegmentBytes = Number(key, value, MinSegmentBytes, long.MaxValue, "") },
-                "transientCapacity" => o with { TransientCapacity = (int)Number(key, value, 1, 1 << 30, "") },
+                "transientCapacity" => o with { TransientCapacity = (int)Number(key, value, 1, TopicOptions.MaxTransientCapacity, "") },
                 "retentionAgeMs" => o with { RetentionAge = TimeSpan.FromMilliseconds(Number(key, value, 1, MaxRetentionAgeMs, " ms")) },
                 "retentionBytes" => o with { RetentionBytes = Number(key, value, 1, long.MaxValue, "") },
                 _ => o,

@@ -29,7 +29,7 @@ internal sealed class SubscriptionState
         Id = id;
         Kind = kind;
         Pattern = pattern;
-        PatternUtf8 = Utf8Names.Encode(pattern, nameof(pattern));
+        PatternUtf8 = Utf8Names.Encode(pattern, kind == SubscriptionKind.Group ? "topic" : nameof(pattern)); // JoinGroupAsync's parameter is its topic
         Credit = credit;
         Sink = sink;
         if (kind != SubscriptionKind.Inbox && sink is null)

@@ -10,6 +10,13 @@ internal static class ThrowHelper
     public static void ThrowNameLength(string paramName, int length)
         => throw new ArgumentOutOfRangeException(paramName, length, "Must be 1 to 255 UTF-8 bytes.");
 
+    /// <summary>
+    /// Text with a lone surrogate, which has no UTF-8 encoding: sent as U+FFFD it would name another topic or header.
+    /// </summary>
+    [DoesNotReturn]
+    public static void ThrowNotUtf16(string paramName, string text)
+        => throw new ArgumentException($"Must be valid UTF-16 text: the lone surrogate at index {LoneSurrogateIndex(text)} has no UTF-8 encoding (sent as U+FFFD it would name something else); nothing was sent.", paramName);
+
     [DoesNotReturn]
     public static void ThrowTooLong(string paramName, int length, int max)
         => throw new ArgumentOutOfRangeException(paramName, length, $"Longer than the {max} bytes the wire format allows.");
@@ -28,6 +35,23 @@ internal static class ThrowHelper
     /// <summary>RetryAsync without IdempotentProducer: a retry would carry no producer id and sequence, so nothing deduplicates it.</summary>
     public static BrokerClientException RetryNotIdempotent()
         => new(ErrorCode.UnexpectedFrame, "the server did not grant the IdempotentProducer feature: RetryAsync would send the message as a new one, and the primary, which already holds it, would store it twice; nothing was sent");
+
+    private static int LoneSurrogateIndex(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
 
     public static BrokerClientException MessageTooLarge(string topic, long frameSize, long max)
         => new(ErrorCode.MessageTooLarge, $"a message to '{topic}' needs a {frameSize}-byte frame; the server accepts at most {max}");

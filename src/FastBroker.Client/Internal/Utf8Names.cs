@@ -4,14 +4,23 @@ using FastBroker.Protocol;
 
 namespace FastBroker.Client.Internal;
 
-/// <summary>UTF-8 encoding of names (topics, patterns, groups, header names) with the wire format's length rules.</summary>
+/// <summary>
+/// UTF-8 encoding of names (topics, patterns, groups, header names) and the other text the client sends, with the wire
+/// format's length rules. Text that is not valid UTF-16 (a lone surrogate) is refused with an
+/// <see cref="ArgumentException"/> naming the parameter: <see cref="Encoding.UTF8"/> would send it as U+FFFD, so a
+/// publish would go to another topic than the one named, or a header be another header.
+/// </summary>
 internal static class Utf8Names
 {
+    // Throws EncoderFallbackException on a lone surrogate instead of writing U+FFFD; counting valid text allocates nothing.
+    private static readonly UTF8Encoding s_strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Encodes a name that must be 1–255 UTF-8 bytes (str8, not empty).</summary>
+    /// <exception cref="ArgumentException">Not valid UTF-16, or out of the length range.</exception>
     public static byte[] Encode(string name, string paramName, bool allowEmpty = false)
     {
         ArgumentNullException.ThrowIfNull(name, paramName);
-        var bytes = Encoding.UTF8.GetBytes(name);
+        var bytes = GetBytes(name, paramName);
         if ((!allowEmpty && bytes.Length == 0) || bytes.Length > ProtocolConstants.MaxNameLength)
         {
             ThrowHelper.ThrowNameLength(paramName, bytes.Length);
@@ -20,19 +29,50 @@ internal static class Utf8Names
         return bytes;
     }
 
-    /// <summary>Byte count of a name, checked to be 1–255.</summary>
+    /// <summary>Byte count of a name, checked to be 1–255 and valid UTF-16 (the publish path: allocates nothing).</summary>
+    /// <exception cref="ArgumentException">Not valid UTF-16, or out of the length range.</exception>
     public static int CheckedByteCount(string name, string paramName)
     {
         ArgumentNullException.ThrowIfNull(name, paramName);
 
         // Fast path: ASCII names of at most 255 chars are at most 255 bytes.
-        var length = name.Length <= ProtocolConstants.MaxNameLength && Ascii.IsValid(name) ? name.Length : Encoding.UTF8.GetByteCount(name);
+        var length = name.Length <= ProtocolConstants.MaxNameLength && Ascii.IsValid(name) ? name.Length : GetByteCount(name, paramName);
         if (length is 0 or > ProtocolConstants.MaxNameLength)
         {
             ThrowHelper.ThrowNameLength(paramName, length);
         }
 
         return length;
+    }
+
+    /// <summary>The UTF-8 byte count of <paramref name="text"/>, refusing text that is not valid UTF-16.</summary>
+    /// <exception cref="ArgumentException">A lone surrogate, named by <paramref name="paramName"/> and its index.</exception>
+    public static int GetByteCount(string text, string paramName)
+    {
+        try
+        {
+            return s_strict.GetByteCount(text);
+        }
+        catch (EncoderFallbackException)
+        {
+            ThrowHelper.ThrowNotUtf16(paramName, text);
+            return 0;
+        }
+    }
+
+    /// <summary>Encodes <paramref name="text"/> as UTF-8, refusing text that is not valid UTF-16.</summary>
+    /// <exception cref="ArgumentException">A lone surrogate, named by <paramref name="paramName"/> and its index.</exception>
+    public static byte[] GetBytes(string text, string paramName)
+    {
+        try
+        {
+            return s_strict.GetBytes(text);
+        }
+        catch (EncoderFallbackException)
+        {
+            ThrowHelper.ThrowNotUtf16(paramName, text);
+            return [];
+        }
     }
 
     /// <summary>

@@ -39,16 +39,16 @@ internal sealed partial class Session
         List<(byte[] Name, byte[] Value)>? taken = null;
         foreach (var filter in frame.Filters)
         {
-            var value = filter.Value.ToArray();
-            if (!Utf8.IsValid(value))
-            {
-                SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: header filter values must be UTF-8 text");
-                return;
-            }
-
             // A name is a header entry's str8, which the parser has checked is valid UTF-8 (one that is not is a
             // malformed SUBSCRIBE, and the connection closes): decoding it replaces nothing, so two names stay two.
             var key = Encoding.UTF8.GetString(filter.Name);
+            var value = filter.Value.ToArray();
+            if (!Utf8.IsValid(value))
+            {
+                SendError(id, ErrorCode.InvalidArgument, "SUBSCRIBE: " + HeaderFilterRules.ValueNotUtf8(key));
+                return;
+            }
+
             var text = Encoding.UTF8.GetString(value);
             if (HeaderFilterRules.TryAdd(taken ??= [], key, text) is { } refused)
             {
