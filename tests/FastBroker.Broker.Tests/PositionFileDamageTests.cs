@@ -13,7 +13,7 @@ public class PositionFileDamageTests
 
     /// <summary>
     /// A position file that is not one (a wrong magic: a damaged or foreign header; a short file that is not zeros; an
-    /// entry count no position file holds, negative or above 1,024) cannot say what the subscription committed: the
+    /// entry count no position file holds, negative or above 1,024; a file longer than a position file) cannot say what the subscription committed: the
     /// broker reports it when it opens, and subscribing under that name is refused with a typed error that names the
     /// file, says why and what to do, and leaves the file exactly as it was (a short one was padded with zeros to its
     /// full size by the mapping). The broker keeps serving, and the file, repaired, resumes at the position it holds.
@@ -24,6 +24,7 @@ public class PositionFileDamageTests
     [InlineData("short, not zeros")]
     [InlineData("entry count beyond any position file")]
     [InlineData("negative entry count")]
+    [InlineData("longer than a position file")]
     public async Task Subscribing_under_a_durable_name_whose_position_file_is_not_one_is_refused_naming_the_file_and_leaves_it_as_it_was(string damage)
     {
         await using var f = await BrokerFixture.StartAsync();
@@ -48,6 +49,7 @@ public class PositionFileDamageTests
                 "short, wrong magic" => [.. "NOTAPOSN"u8, .. saved.AsSpan(8, 92)],
                 "entry count beyond any position file" => [.. saved.AsSpan(0, 8), .. BitConverter.GetBytes(5000L), .. saved.AsSpan(16)],
                 "negative entry count" => [.. saved.AsSpan(0, 8), .. BitConverter.GetBytes(-2L), .. saved.AsSpan(16)],
+                "longer than a position file" => [.. saved, .. new byte[8]],
                 _ => "FBF\0"u8.ToArray(),
             };
             File.WriteAllBytes(path, damaged);
@@ -59,6 +61,7 @@ public class PositionFileDamageTests
             "short, not zeros" => "4 bytes (0x46424600)",
             "entry count beyond any position file" => "entry count 5000 (a position file holds 0 to 1024 entries)",
             "negative entry count" => "entry count -2 (a position file holds 0 to 1024 entries)",
+            "longer than a position file" => $"{saved.Length + 8} bytes, longer than a position file's {saved.Length}: damaged, or not written by this version of FastBroker",
             _ => $"magic 0x{BitConverter.ToInt64("NOTAPOSN"u8):X16}",
         };
         var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'auditor'", StringComparison.Ordinal));

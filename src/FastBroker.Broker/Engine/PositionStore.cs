@@ -56,8 +56,8 @@ internal sealed class PositionStore : IDisposable
 
     /// <summary>Opens or creates the position file at <paramref name="path"/>; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
     /// <exception cref="InvalidDataException">The file is not a position file (<see cref="StateFileContents.Damaged"/>,
-    /// with <see cref="Inspect"/>'s reason), or longer than one: refused before it is mapped, so it is left exactly as it
-    /// was (a short one is not padded).</exception>
+    /// with <see cref="Inspect"/>'s reason, which covers a file longer than one): refused before it is mapped, so it is
+    /// left exactly as it was (a short one is not padded).</exception>
     public static PositionStore Open(string path, StateFileFlusher? flusher = null)
     {
         // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses,
@@ -112,7 +112,8 @@ internal sealed class PositionStore : IDisposable
     /// <summary>
     /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
     /// slot 1 is the entry count). An entry count no position file holds (negative, or above <see cref="MaxTopics"/>)
-    /// is damage, as a wrong magic is: <see cref="StateFileContents.Damaged"/>. A file whose magic survived but that is
+    /// is damage, as a wrong magic is: <see cref="StateFileContents.Damaged"/>; so is a file longer than
+    /// <see cref="FileLength"/> (damaged, or of another version's layout). A file whose magic survived but that is
     /// cut short before its entry count, or before the end of its last entry (its position) by a count a position file
     /// can hold, holds no state, as an empty one: a position it had committed is lost.
     /// </summary>
@@ -122,6 +123,13 @@ internal sealed class PositionStore : IDisposable
         if (header.Contents != StateFileContents.State)
         {
             return header;
+        }
+
+        if (header.Length > FileLength)
+        {
+            // Mapped, it would be refused (never cut: what lies past the full size is not ours to drop) with a reason
+            // that does not say what the file is; it is damage or a file of another layout, as a wrong magic is.
+            return header with { Contents = StateFileContents.Damaged, Reason = $"{header.Length} bytes, longer than a position file's {FileLength}: damaged, or not written by this version of FastBroker" };
         }
 
         var count = header.Slot(1);
