@@ -94,7 +94,8 @@ public sealed partial class Broker
     /// survived. New messages then take the offsets the journal lacks, and a subscription resuming from the position
     /// it holds would skip them. What that changed goes to <paramref name="reports"/>, with every file that holds no
     /// state or is not a position file (<see cref="PositionStore.Inspect"/>: a wrong magic, an impossible entry count,
-    /// longer than a position file), left as it is: what subscribing under its name does instead.
+    /// longer than a position file), left as it is: what subscribing under its name does instead; and every short file
+    /// whose entries are all whole, padded with zeros to its full size by its open (<see cref="PositionStore.PaddedFrom"/>).
     /// </summary>
     private static void RecoverPositions(string dataDirectory, TopicRegistry topics, List<string> reports)
     {
@@ -127,6 +128,11 @@ public sealed partial class Broker
             try
             {
                 using var store = PositionStore.Open(path);
+                if (store.DescribePadding(path) is { } padded)
+                {
+                    reports.Add($"subscription '{name}': its {padded}");
+                }
+
                 foreach (var (topic, committed) in store.All())
                 {
                     if (topics.TryGet(topic, out var t) && t.Journal is not null && committed > t.Head)

@@ -139,4 +139,64 @@ public class PositionFileDamageTests
         using var third = f.Broker.Subscribe("audit", s_durable);
         Assert.Equal(0, third.CommittedOffset("audit"));
     }
+
+    /// <summary>
+    /// A position file shorter than a position file whose entries are all whole (its entry count and each entry it
+    /// counts inside it) loses nothing when it is padded with zeros to its full size, but that changes the operator's
+    /// file: the broker's open says so in a recovery report, a subscribe that finds such a file says so in the log, each
+    /// naming the file with its old and new length, and the subscription resumes at the position it committed.
+    /// </summary>
+    [Fact]
+    public async Task A_short_position_file_whose_entries_are_whole_is_padded_and_the_padding_is_reported()
+    {
+        var log = new ConcurrentQueue<string>();
+        Func<BrokerOptions, BrokerOptions> logged = o => o with { Log = log.Enqueue };
+        await using var f = await BrokerFixture.StartAsync(logged);
+        for (var i = 0; i < 5; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        using (var sub = f.Broker.Subscribe("audit", s_durable))
+        {
+            sub.Commit("audit", 3);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos");
+        var full = new FileInfo(path).Length;
+        const int Whole = 16 + 264; // its header and its one entry, whole
+        await f.RestartAsync(logged, whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.SetLength(Whole);
+        });
+
+        var reports = f.Broker.RecoveryReports.Where(r => r.Contains("'auditor'", StringComparison.Ordinal)).ToArray();
+        Assert.True(
+            reports.Length == 1 && reports[0].Contains(path, StringComparison.Ordinal) && reports[0].Contains($"from {Whole} to {full} bytes", StringComparison.Ordinal),
+            $"expected one recovery report naming {path} padded from {Whole} to {full} bytes: [{string.Join("; ", f.Broker.RecoveryReports)}]");
+        Assert.Equal(full, new FileInfo(path).Length);
+        using (var resumed = f.Broker.Subscribe("audit", s_durable))
+        {
+            Assert.Equal(3, resumed.CommittedOffset("audit"));
+        }
+
+        // Cut short again while the broker runs: the subscribe pads it, and logs it.
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            file.SetLength(Whole);
+        }
+
+        using (var again = f.Broker.Subscribe("audit", s_durable))
+        {
+            Assert.Equal(3, again.CommittedOffset("audit"));
+            Assert.Equal(["e3", "e4"], Consume.Drain(again, 2).Select(x => x.Payload));
+        }
+
+        var lines = log.Where(l => l.Contains("'auditor'", StringComparison.Ordinal) && l.Contains("padded", StringComparison.Ordinal)).ToArray();
+        Assert.True(
+            lines.Length == 1 && lines[0].Contains(path, StringComparison.Ordinal) && lines[0].Contains($"from {Whole} to {full} bytes", StringComparison.Ordinal),
+            $"expected one log line naming {path} padded from {Whole} to {full} bytes by the subscribe: [{string.Join(" | ", log)}]");
+        Assert.Equal(full, new FileInfo(path).Length);
+    }
 }

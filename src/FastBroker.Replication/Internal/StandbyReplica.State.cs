@@ -190,6 +190,11 @@ internal sealed partial class StandbyReplica
             _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
         }
 
+        if (store.DescribePadding(relative) is { } padded)
+        {
+            _options.Log?.Invoke($"replication: {padded}");
+        }
+
         return store;
     }
 
