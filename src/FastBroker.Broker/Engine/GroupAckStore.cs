@@ -18,8 +18,11 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>Default window: 2^16 outstanding offsets per group (512 KiB of state).</summary>
     public const int DefaultWindow = 1 << 16;
 
-    private const long Magic = 0x4B43_4150_5246_4246; // "FBFRPACK" read little-endian
-    private const int HeaderSlots = 8;
+    /// <summary>The magic in slot 0 of a group state file ("FBFRPACK" read little-endian).</summary>
+    public const long Magic = 0x4B43_4150_5246_4246;
+
+    /// <summary>Slots before the window's: magic, version, ack floor, five reserved.</summary>
+    public const int HeaderSlots = 8;
 
     /// <summary>The header slot holding the ack floor.</summary>
     public const int FloorSlot = 2;
