@@ -8,7 +8,7 @@ public sealed partial class Broker
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
-    /// is not a group's (a wrong magic, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
+    /// is not a group's (a wrong magic, longer than a group state file, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
     /// message kept (the journal's tail), reported: nothing says what the group acked. One cut short after its ack floor
     /// is reported too (the done marks past its end are lost: what was acked above the floor is delivered again), and
     /// padded as its join would pad it. First each state file is brought
@@ -93,8 +93,9 @@ public sealed partial class Broker
     /// promoted before it has them; a power loss may cut a <c>Written</c> journal's tail while the position's page
     /// survived. New messages then take the offsets the journal lacks, and a subscription resuming from the position
     /// it holds would skip them. What that changed goes to <paramref name="reports"/>, with every file that holds no
-    /// state or is not a position file (<see cref="PositionStore.Inspect"/>), left as it is: what subscribing under its
-    /// name does instead.
+    /// state or is not a position file (<see cref="PositionStore.Inspect"/>: a wrong magic, an impossible entry count,
+    /// longer than a position file), left as it is: what subscribing under its name does instead; and every short file
+    /// whose entries are all whole, padded with zeros to its full size by its open (<see cref="PositionStore.PaddedFrom"/>).
     /// </summary>
     private static void RecoverPositions(string dataDirectory, TopicRegistry topics, List<string> reports)
     {
@@ -127,6 +128,11 @@ public sealed partial class Broker
             try
             {
                 using var store = PositionStore.Open(path);
+                if (store.DescribePadding(path) is { } padded)
+                {
+                    reports.Add($"subscription '{name}': its {padded}");
+                }
+
                 foreach (var (topic, committed) in store.All())
                 {
                     if (topics.TryGet(topic, out var t) && t.Journal is not null && committed > t.Head)

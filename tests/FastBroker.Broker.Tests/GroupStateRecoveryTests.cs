@@ -79,7 +79,8 @@ public class GroupStateRecoveryTests
     }
 
     /// <summary>
-    /// A state file that is not a group's (a wrong magic: a damaged or foreign header; a short file that is not zeros)
+    /// A state file that is not a group's (a wrong magic: a damaged or foreign header; a short file that is not zeros; a
+    /// file longer than a group state file)
     /// cannot say what the group acked: joining is refused with a typed error that names the file, says why and what to
     /// do, and leaves the file exactly as it was (a short one was padded with zeros before it was refused). The broker
     /// keeps serving, and the file, repaired, is joined at the floor it holds.
@@ -88,6 +89,7 @@ public class GroupStateRecoveryTests
     [InlineData("wrong magic")]
     [InlineData("short, wrong magic")]
     [InlineData("short, not zeros")]
+    [InlineData("longer than a group state file")]
     public async Task Joining_a_group_whose_state_file_is_not_a_groups_is_refused_naming_the_file_and_leaves_it_as_it_was(string damage)
     {
         await using var f = await BrokerFixture.StartAsync();
@@ -113,13 +115,20 @@ public class GroupStateRecoveryTests
             {
                 "wrong magic" => [.. "NOTSTATE"u8, .. saved.AsSpan(8)],
                 "short, wrong magic" => [.. "NOTSTATE"u8, .. saved.AsSpan(8, 92)],
+                "longer than a group state file" => [.. saved, .. new byte[8]],
                 _ => "FBF\0"u8.ToArray(),
             };
             File.WriteAllBytes(path, damaged);
         });
 
         var before = File.ReadAllBytes(path);
-        var reason = GroupAckStore.DescribeDamage(path);
+        var reason = damage == "longer than a group state file"
+            ? $"{saved.Length + 8} bytes, longer than a group state file's {saved.Length}: damaged, or not written by this version of FastBroker"
+            : GroupAckStore.DescribeDamage(path);
+
+        // Reported alike when the broker opened: not a group's state, joining refused until repaired or removed.
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'workers'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains(reason, StringComparison.Ordinal) && report.Contains("repaired or removed", StringComparison.Ordinal), $"no recovery report names the damaged state file of group 'workers' with its reason ({reason}): [{string.Join("; ", f.Broker.RecoveryReports)}]");
         var e = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs", "workers"));
         Assert.Equal(BrokerErrorCode.StorageError, e.Code);
         Assert.True(e.Message.Contains(path, StringComparison.Ordinal) && e.Message.Contains(reason, StringComparison.Ordinal) && e.Message.Contains("repair the file, or remove it", StringComparison.Ordinal), $"the refusal does not name the file ({path}), the reason ({reason}) and what to do: {e.Message}");

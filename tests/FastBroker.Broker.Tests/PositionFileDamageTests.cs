@@ -13,7 +13,7 @@ public class PositionFileDamageTests
 
     /// <summary>
     /// A position file that is not one (a wrong magic: a damaged or foreign header; a short file that is not zeros; an
-    /// entry count no position file holds, negative or above 1,024) cannot say what the subscription committed: the
+    /// entry count no position file holds, negative or above 1,024; a file longer than a position file) cannot say what the subscription committed: the
     /// broker reports it when it opens, and subscribing under that name is refused with a typed error that names the
     /// file, says why and what to do, and leaves the file exactly as it was (a short one was padded with zeros to its
     /// full size by the mapping). The broker keeps serving, and the file, repaired, resumes at the position it holds.
@@ -24,6 +24,7 @@ public class PositionFileDamageTests
     [InlineData("short, not zeros")]
     [InlineData("entry count beyond any position file")]
     [InlineData("negative entry count")]
+    [InlineData("longer than a position file")]
     public async Task Subscribing_under_a_durable_name_whose_position_file_is_not_one_is_refused_naming_the_file_and_leaves_it_as_it_was(string damage)
     {
         await using var f = await BrokerFixture.StartAsync();
@@ -48,6 +49,7 @@ public class PositionFileDamageTests
                 "short, wrong magic" => [.. "NOTAPOSN"u8, .. saved.AsSpan(8, 92)],
                 "entry count beyond any position file" => [.. saved.AsSpan(0, 8), .. BitConverter.GetBytes(5000L), .. saved.AsSpan(16)],
                 "negative entry count" => [.. saved.AsSpan(0, 8), .. BitConverter.GetBytes(-2L), .. saved.AsSpan(16)],
+                "longer than a position file" => [.. saved, .. new byte[8]],
                 _ => "FBF\0"u8.ToArray(),
             };
             File.WriteAllBytes(path, damaged);
@@ -59,6 +61,7 @@ public class PositionFileDamageTests
             "short, not zeros" => "4 bytes (0x46424600)",
             "entry count beyond any position file" => "entry count 5000 (a position file holds 0 to 1024 entries)",
             "negative entry count" => "entry count -2 (a position file holds 0 to 1024 entries)",
+            "longer than a position file" => $"{saved.Length + 8} bytes, longer than a position file's {saved.Length}: damaged, or not written by this version of FastBroker",
             _ => $"magic 0x{BitConverter.ToInt64("NOTAPOSN"u8):X16}",
         };
         var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'auditor'", StringComparison.Ordinal));
@@ -135,5 +138,65 @@ public class PositionFileDamageTests
         Assert.DoesNotContain(f.Broker.RecoveryReports, r => r.Contains("'auditor'", StringComparison.Ordinal));
         using var third = f.Broker.Subscribe("audit", s_durable);
         Assert.Equal(0, third.CommittedOffset("audit"));
+    }
+
+    /// <summary>
+    /// A position file shorter than a position file whose entries are all whole (its entry count and each entry it
+    /// counts inside it) loses nothing when it is padded with zeros to its full size, but that changes the operator's
+    /// file: the broker's open says so in a recovery report, a subscribe that finds such a file says so in the log, each
+    /// naming the file with its old and new length, and the subscription resumes at the position it committed.
+    /// </summary>
+    [Fact]
+    public async Task A_short_position_file_whose_entries_are_whole_is_padded_and_the_padding_is_reported()
+    {
+        var log = new ConcurrentQueue<string>();
+        Func<BrokerOptions, BrokerOptions> logged = o => o with { Log = log.Enqueue };
+        await using var f = await BrokerFixture.StartAsync(logged);
+        for (var i = 0; i < 5; i++)
+        {
+            await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes($"e{i}"));
+        }
+
+        using (var sub = f.Broker.Subscribe("audit", s_durable))
+        {
+            sub.Commit("audit", 3);
+        }
+
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos");
+        var full = new FileInfo(path).Length;
+        const int Whole = 16 + 264; // its header and its one entry, whole
+        await f.RestartAsync(logged, whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.SetLength(Whole);
+        });
+
+        var reports = f.Broker.RecoveryReports.Where(r => r.Contains("'auditor'", StringComparison.Ordinal)).ToArray();
+        Assert.True(
+            reports.Length == 1 && reports[0].Contains(path, StringComparison.Ordinal) && reports[0].Contains($"from {Whole} to {full} bytes", StringComparison.Ordinal),
+            $"expected one recovery report naming {path} padded from {Whole} to {full} bytes: [{string.Join("; ", f.Broker.RecoveryReports)}]");
+        Assert.Equal(full, new FileInfo(path).Length);
+        using (var resumed = f.Broker.Subscribe("audit", s_durable))
+        {
+            Assert.Equal(3, resumed.CommittedOffset("audit"));
+        }
+
+        // Cut short again while the broker runs: the subscribe pads it, and logs it.
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            file.SetLength(Whole);
+        }
+
+        using (var again = f.Broker.Subscribe("audit", s_durable))
+        {
+            Assert.Equal(3, again.CommittedOffset("audit"));
+            Assert.Equal(["e3", "e4"], Consume.Drain(again, 2).Select(x => x.Payload));
+        }
+
+        var lines = log.Where(l => l.Contains("'auditor'", StringComparison.Ordinal) && l.Contains("padded", StringComparison.Ordinal)).ToArray();
+        Assert.True(
+            lines.Length == 1 && lines[0].Contains(path, StringComparison.Ordinal) && lines[0].Contains($"from {Whole} to {full} bytes", StringComparison.Ordinal),
+            $"expected one log line naming {path} padded from {Whole} to {full} bytes by the subscribe: [{string.Join(" | ", log)}]");
+        Assert.Equal(full, new FileInfo(path).Length);
     }
 }

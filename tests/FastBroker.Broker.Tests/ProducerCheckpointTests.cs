@@ -112,6 +112,32 @@ public sealed class ProducerCheckpointTests
         await f.Broker.PublishAsync("t", "after"u8.ToArray()); // the broker serves
     }
 
+    /// <summary>
+    /// A crash while a capture was written, before its rename, leaves a torn <c>producers.state.tmp</c> beside the whole
+    /// <c>producers.state</c>: the open reads only the latter (nothing reported, the producer still known) and its own
+    /// durable write replaces the temporary file, so none is left.
+    /// </summary>
+    [Fact]
+    public async Task A_torn_temporary_checkpoint_left_by_a_crash_before_its_rename_is_ignored_and_gone_after_the_open()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => SmallRescan(o) with { Log = log.Enqueue });
+        await PublishEarlyThenBusyAsync(f.Broker);
+        var temporary = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName + ".tmp");
+        await f.RestartAsync(o => SmallRescan(o) with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            var whole = File.ReadAllBytes(Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName));
+            File.WriteAllBytes(temporary, whole.AsSpan(0, whole.Length / 2).ToArray());
+        });
+
+        Assert.DoesNotContain(log, l => l.Contains(ProducerCheckpoint.FileName + ":", StringComparison.Ordinal));
+        Assert.False(File.Exists(temporary), "the torn temporary checkpoint is still there after the open");
+        Assert.Equal(10UL, f.Broker.NextProducerSequence(Early));
+        var sink = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 3, "t", "e3", 1); // stored, beyond the rescan: refused
+        Assert.Equal(BrokerErrorCode.InvalidArgument, (await sink.WaitForAsync(1))[0].Error);
+    }
+
     /// <summary>A producer whose newest record went to a transient topic has no entry (nothing to check it against later).</summary>
     [Fact]
     public async Task A_producer_whose_newest_record_is_transient_leaves_no_entry_to_report()

@@ -18,8 +18,11 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>Default window: 2^16 outstanding offsets per group (512 KiB of state).</summary>
     public const int DefaultWindow = 1 << 16;
 
-    private const long Magic = 0x4B43_4150_5246_4246; // "FBFRPACK" read little-endian
-    private const int HeaderSlots = 8;
+    /// <summary>The magic in slot 0 of a group state file ("FBFRPACK" read little-endian).</summary>
+    public const long Magic = 0x4B43_4150_5246_4246;
+
+    /// <summary>Slots before the window's: magic, version, ack floor, five reserved.</summary>
+    public const int HeaderSlots = 8;
 
     /// <summary>The header slot holding the ack floor.</summary>
     public const int FloorSlot = 2;
@@ -53,8 +56,8 @@ internal sealed class GroupAckStore : IDisposable
     /// were acked: the caller passes the oldest offset kept, so they are delivered again rather than skipped.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not a group's state (<see cref="StateFileContents.Damaged"/>, with
-    /// <see cref="DescribeDamage"/>'s reason), or longer than a group state file: refused before it is mapped, so it is
-    /// left exactly as it was (a short one is not padded).</exception>
+    /// <see cref="Inspect"/>'s reason, which covers a file longer than a group state file of <paramref name="window"/>):
+    /// refused before it is mapped, so it is left exactly as it was (a short one is not padded).</exception>
     public static GroupAckStore Open(string path, long initialFloor, int window = DefaultWindow, StateFileFlusher? flusher = null, long? blankFloor = null)
     {
         if (window <= 0 || (window & (window - 1)) != 0)
@@ -63,7 +66,7 @@ internal sealed class GroupAckStore : IDisposable
         }
 
         // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses.
-        var header = Inspect(path);
+        var header = Inspect(path, window);
         if (header.Contents == StateFileContents.Damaged)
         {
             throw new InvalidDataException($"{path} is not a FastBroker group state file ({header.Reason})");
@@ -90,9 +93,18 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>
     /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
     /// slot 2 is the ack floor). A file cut short after its magic, before its ack floor, holds no state (as an empty
-    /// one): what the group acked is lost with its floor.
+    /// one): what the group acked is lost with its floor. A file longer than a group state file of
+    /// <paramref name="window"/> (<see cref="FileLength"/>) is <see cref="StateFileContents.Damaged"/>, as a wrong magic
+    /// is: damaged, or of another version's layout; nothing says which of its slots are the group's.
     /// </summary>
-    public static StateFileHeader Inspect(string path) => StateFileHeader.Read(path, Magic, FloorSlot + 1, "group state file", "ack floor");
+    public static StateFileHeader Inspect(string path, int window = DefaultWindow)
+    {
+        var header = StateFileHeader.Read(path, Magic, FloorSlot + 1, "group state file", "ack floor");
+        var full = FileLength(window);
+        return header.Contents == StateFileContents.State && header.Length > full
+            ? header with { Contents = StateFileContents.Damaged, Reason = $"{header.Length} bytes, longer than a group state file's {full}: damaged, or not written by this version of FastBroker" }
+            : header;
+    }
 
     /// <summary>The floor in a group's state file, read without mapping it (null: missing or not a group state file).</summary>
     public static long? ReadFloor(string path) => Inspect(path) is { Contents: StateFileContents.State } header ? header.Slot(FloorSlot) : null;

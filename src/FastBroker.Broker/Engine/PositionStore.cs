@@ -55,9 +55,12 @@ internal sealed class PositionStore : IDisposable
     public static long FileLength => HeaderBytes + ((long)MaxTopics * EntryBytes);
 
     /// <summary>Opens or creates the position file at <paramref name="path"/>; <paramref name="flusher"/>: who syncs it (null: never synced).</summary>
+    /// <remarks>A file shorter than <see cref="FileLength"/> whose entries are all whole (its entry count and each
+    /// entry it counts lie inside it) loses nothing by being padded with zeros to its full size, which the mapping does:
+    /// <see cref="PaddedFrom"/> then says so, for the caller to report.</remarks>
     /// <exception cref="InvalidDataException">The file is not a position file (<see cref="StateFileContents.Damaged"/>,
-    /// with <see cref="Inspect"/>'s reason), or longer than one: refused before it is mapped, so it is left exactly as it
-    /// was (a short one is not padded).</exception>
+    /// with <see cref="Inspect"/>'s reason, which covers a file longer than one): refused before it is mapped, so it is
+    /// left exactly as it was (a short one is not padded).</exception>
     public static PositionStore Open(string path, StateFileFlusher? flusher = null)
     {
         // Checked before mapping: the mapping pads a short file with zeros, which would change a file it then refuses,
@@ -82,8 +85,22 @@ internal sealed class PositionStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker position file ({Inspect(path).Reason})");
         }
 
-        return new PositionStore(file) { WasBlank = blank };
+        var padded = !file.Created && header.Contents == StateFileContents.State && header.Length < FileLength ? header.Length : 0;
+        return new PositionStore(file) { WasBlank = blank, PaddedFrom = padded };
     }
+
+    /// <summary>
+    /// The length in bytes of the file before <see cref="Open"/> padded it with zeros to <see cref="FileLength"/>, when
+    /// it held state and was shorter, every entry it counts whole (a file of an older, smaller layout, or cut short past
+    /// its last entry: nothing was lost); 0 when it was not padded (or was created, or held no state:
+    /// <see cref="WasBlank"/>).
+    /// </summary>
+    public long PaddedFrom { get; private init; }
+
+    /// <summary>The log line that says <see cref="PaddedFrom"/> happened to the file at <paramref name="path"/>; null when it did not.</summary>
+    public string? DescribePadding(string path) => PaddedFrom == 0
+        ? null
+        : $"position file {path} was {PaddedFrom} bytes, shorter than a position file, with its {All().Count} committed position(s) whole: padded with zeros from {PaddedFrom} to {FileLength} bytes (nothing lost)";
 
     /// <summary>
     /// <see cref="Open"/> for the durable subscription <paramref name="name"/>: a file that is not a position file is
@@ -112,7 +129,8 @@ internal sealed class PositionStore : IDisposable
     /// <summary>
     /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;
     /// slot 1 is the entry count). An entry count no position file holds (negative, or above <see cref="MaxTopics"/>)
-    /// is damage, as a wrong magic is: <see cref="StateFileContents.Damaged"/>. A file whose magic survived but that is
+    /// is damage, as a wrong magic is: <see cref="StateFileContents.Damaged"/>; so is a file longer than
+    /// <see cref="FileLength"/> (damaged, or of another version's layout). A file whose magic survived but that is
     /// cut short before its entry count, or before the end of its last entry (its position) by a count a position file
     /// can hold, holds no state, as an empty one: a position it had committed is lost.
     /// </summary>
@@ -122,6 +140,13 @@ internal sealed class PositionStore : IDisposable
         if (header.Contents != StateFileContents.State)
         {
             return header;
+        }
+
+        if (header.Length > FileLength)
+        {
+            // Mapped, it would be refused (never cut: what lies past the full size is not ours to drop) with a reason
+            // that does not say what the file is; it is damage or a file of another layout, as a wrong magic is.
+            return header with { Contents = StateFileContents.Damaged, Reason = $"{header.Length} bytes, longer than a position file's {FileLength}: damaged, or not written by this version of FastBroker" };
         }
 
         var count = header.Slot(1);

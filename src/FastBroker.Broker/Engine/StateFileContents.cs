@@ -15,6 +15,9 @@ internal enum StateFileContents
     /// <summary>Its magic and the header slots after it.</summary>
     State,
 
-    /// <summary>Anything else: a wrong magic (a damaged or foreign header), or unreadable. Refused, left as it is.</summary>
+    /// <summary>
+    /// Anything else: a wrong magic (a damaged or foreign header), longer than its full size (damaged, or of another
+    /// version's layout; its owner's <c>Inspect</c> checks the length), or unreadable. Refused, left as it is.
+    /// </summary>
     Damaged,
 }

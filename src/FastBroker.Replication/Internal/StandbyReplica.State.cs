@@ -76,7 +76,10 @@ internal sealed partial class StandbyReplica
     /// its copy, only the 8-byte slots that changed, from the last slot to the first (done marks before the floor, the
     /// magic last, as the group itself orders its stores), and msynced in the background by the state flusher, or by
     /// the durable thread before the next STATE_ACK if the flusher has not yet: no sync on this thread, and after a
-    /// power loss the copy is the old state, the new one, or one between them.
+    /// power loss the copy is the old state, the new one, or one between them. That holds only for a copy that is a
+    /// group's state, so the copy is checked first (<see cref="DamageOfGroupCopy"/>): a damaged one is logged, removed
+    /// and created afresh (its new entry in the directory synced before the next STATE_ACK), and the frame's bytes, the
+    /// primary's file whole, are stored into the new copy; the link goes on.
     /// </summary>
     private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
     {
@@ -85,7 +88,9 @@ internal sealed partial class StandbyReplica
             throw new InvalidDataException($"group state '{relative}' from the primary is {bytes.Length} bytes, not a whole number of slots");
         }
 
-        if (!_groupStates.TryGetValue(relative, out var file) || file.Length != bytes.Length)
+        _groupStates.TryGetValue(relative, out var file);
+        var damage = DamageOfGroupCopy(path, file, bytes.Length);
+        if (file is null || file.Length != bytes.Length || damage is not null)
         {
             if (file is not null)
             {
@@ -93,7 +98,13 @@ internal sealed partial class StandbyReplica
                 _groupStates.Remove(relative);
             }
 
-            if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
+            if (damage is not null)
+            {
+                File.Delete(path);
+                _stateWritten.Directories.Add(Path.GetDirectoryName(relative)!); // its new entry, synced before the STATE_ACK
+                DamageLog.Write(_options.Log, $"replication: group state {relative} is damaged ({damage}): replaced by a new copy holding the primary's file whole, from the frame that found it");
+            }
+            else if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
             {
                 File.Delete(path); // another window size: the primary's file replaces it whole
             }
@@ -114,6 +125,30 @@ internal sealed partial class StandbyReplica
         StateTrace?.Invoke("store", relative);
         file.RequestSync();
         _stateWritten.Groups[relative] = file;
+    }
+
+    /// <summary>
+    /// Why this node's copy of a group's state is not one, or null: a wrong magic in the mapping <paramref name="open"/>
+    /// (written over in place while the link was up), or, without a mapping of that length, what
+    /// <see cref="GroupAckStore.Inspect"/> finds in the file (a wrong magic, unreadable). A copy that holds no state
+    /// (zeros, empty, missing) is not damaged: the frame's bytes fill it. A copy of another length than the primary's is
+    /// replaced whole as another window size, not reported.
+    /// </summary>
+    private static string? DamageOfGroupCopy(string path, MappedStateFile? open, int length)
+    {
+        if (open is not null && open.Length == length)
+        {
+            var magic = open.Read(0);
+            return magic == 0 || magic == GroupAckStore.Magic ? null : $"magic 0x{magic:X16}, not a group state file's 0x{GroupAckStore.Magic:X16}";
+        }
+
+        if (!File.Exists(path) || new FileInfo(path).Length != length)
+        {
+            return null;
+        }
+
+        var header = GroupAckStore.Inspect(path, (length / 8) - GroupAckStore.HeaderSlots);
+        return header.Contents == StateFileContents.Damaged ? header.Reason : null;
     }
 
     /// <summary>
@@ -194,6 +229,11 @@ internal sealed partial class StandbyReplica
             // Only the positions the primary sends from now on are in it; the file sent whole at the next attach (or
             // when it changes) replaces it.
             _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
+        }
+
+        if (store.DescribePadding(relative) is { } padded)
+        {
+            _options.Log?.Invoke($"replication: {padded}");
         }
 
         return store;
