@@ -9,10 +9,13 @@ public static partial class JournalInspector
     /// <summary>
     /// Whether a process (this one included) has the journal in <paramref name="directory"/> open: its
     /// <c>journal.lock</c> is held with the exclusive flock <see cref="JournalLog.Open"/> takes. On Linux that is read
-    /// from <c>/proc/locks</c>, matched by the lock file's device and inode: no lock is taken or asked for, so a
-    /// process opening the journal at that instant is never refused because of the probe. A lock held by a process
-    /// outside this one's PID namespace (another container sharing the directory) is not listed there, so such a
-    /// journal is not seen as open. Only where <c>/proc/locks</c> cannot be read (or the C library has no
+    /// from <c>/proc/locks</c>, matched by the lock file's device and inode alone (a lock inherited by a process after
+    /// the one that took it exited is listed under the exited one's PID): no lock is taken or asked for, so a process
+    /// opening the journal at that instant is never refused because of the probe. Outside the initial PID namespace the
+    /// kernel leaves such an inherited lock out of <c>/proc/locks</c>; when it lists no lock on the file there, the open
+    /// files of the processes this one can look into are read (<c>/proc/&lt;pid&gt;/fdinfo</c>). A lock held by a
+    /// process outside this one's PID namespace (another container sharing the directory) is not listed in either, so
+    /// such a journal is not seen as open. Only where <c>/proc/locks</c> cannot be read (or the C library has no
     /// <c>statx</c>) is the lock probed with a non-blocking shared flock released at once: it never waits and never
     /// takes the owner's lock, but an open started in the microseconds it is held fails as "already open". False when
     /// there is no lock file, or it cannot be looked at for another reason than the lock.
@@ -29,7 +32,9 @@ public static partial class JournalInspector
 
             if (FlockTable.HoldsExclusiveFlock(id) is { } held)
             {
-                return held;
+                // Outside the initial PID namespace /proc/locks leaves out a lock whose taker has exited (held by a
+                // process that inherited the open file): the processes' open files still show it.
+                return held || FlockTable.HeldThroughAnOpenFile(id);
             }
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)

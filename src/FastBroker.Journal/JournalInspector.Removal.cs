@@ -23,7 +23,10 @@ public static partial class JournalInspector
         var older = JournalRecovery.ListSegmentFiles(directory).Where(f => f.BaseOffset < baseOffset).Select(f => Path.GetFileName(f.Path)).FirstOrDefault();
         if (older is not null)
         {
-            throw new JournalSegmentRemovedException(path, $"yet an older segment file ({older}) is still there, so it is not retention (which removes the oldest first)");
+            throw new JournalSegmentRemovedException(path, $"yet an older segment file ({older}) is still there, so it is not retention (which removes the oldest first)")
+            {
+                JournalOpen = probe.Now(),
+            };
         }
 
         if (!probe.Now())
@@ -35,20 +38,35 @@ public static partial class JournalInspector
     }
 
     /// <summary>
-    /// Runs an inspection of <paramref name="directory"/>, turning a file found missing after the listing (removed while
-    /// it was read, other than as <see cref="SkipIfRemovedByRetention"/> skips it) into
-    /// <see cref="JournalSegmentRemovedException"/>; a directory that is not there is still
-    /// <see cref="DirectoryNotFoundException"/>.
+    /// Runs an inspection of <paramref name="directory"/>, turning a segment file of it found missing after the listing
+    /// (removed while it was read, other than as <see cref="SkipIfRemovedByRetention"/> skips it) into
+    /// <see cref="JournalSegmentRemovedException"/> (with <see cref="JournalSegmentRemovedException.JournalOpen"/> from
+    /// <paramref name="probe"/>). Only a not-found for a segment file of the directory counts, and only one the
+    /// inspection's own reads raise: while <paramref name="visiting"/> says a dump's visitor is running, whatever it
+    /// throws (its own <see cref="FileNotFoundException"/> included) goes to the caller as it is. A directory that is
+    /// not there is still <see cref="DirectoryNotFoundException"/>.
     /// </summary>
-    private static T Inspecting<T>(string directory, Func<T> inspect)
+    private static T Inspecting<T>(string directory, OpenProbe probe, Func<bool> visiting, Func<T> inspect)
     {
         try
         {
             return inspect();
         }
-        catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException && Directory.Exists(directory))
+        catch (FileNotFoundException e) when (!visiting() && IsSegmentFileOf(directory, e.FileName))
         {
-            throw new JournalSegmentRemovedException((e as FileNotFoundException)?.FileName ?? directory, "after it was listed", e);
+            throw new JournalSegmentRemovedException(e.FileName!, "after it was listed", e) { JournalOpen = probe.Now() };
         }
+    }
+
+    /// <summary>Whether <paramref name="path"/> names a segment file (<c>*.seg</c>) in <paramref name="directory"/>.</summary>
+    private static bool IsSegmentFileOf(string directory, string? path)
+    {
+        if (path is null || !path.EndsWith(".seg", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var parent = Path.GetDirectoryName(Path.GetFullPath(path));
+        return parent is not null && string.Equals(Path.TrimEndingDirectorySeparator(parent), Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)), StringComparison.Ordinal);
     }
 }

@@ -24,9 +24,13 @@ public static partial class JournalInspector
     /// <exception cref="JournalSegmentRemovedException">
     /// A file was removed while it was read, other than by retention at the oldest end of an open journal.
     /// </exception>
-    public static JournalVerifyReport Verify(string directory) => Inspecting(directory, () => VerifyFiles(directory));
+    public static JournalVerifyReport Verify(string directory)
+    {
+        var probe = new OpenProbe(directory);
+        return Inspecting(directory, probe, static () => false, () => VerifyFiles(directory, probe));
+    }
 
-    private static JournalVerifyReport VerifyFiles(string directory)
+    private static JournalVerifyReport VerifyFiles(string directory, OpenProbe probe)
     {
         // An open finishes a repair that an interrupted one left in its repair log before it looks at the files: judge
         // them as the repair's steps leave them (its deletions gone, its cut segment unsealed and ending at the cut).
@@ -51,7 +55,6 @@ public static partial class JournalInspector
         }
 
         var results = new List<SegmentVerifyResult>();
-        var probe = new OpenProbe(directory);
         var cutName = pending?.Cut is { } pendingCut ? Path.GetFileName(pendingCut.Path) : null;
         // As open's scan asks it of the files after damage (the segment the pending repair cuts is unsealed by then).
         var sealedOnDisk = files.Select(f => Path.GetFileName(f.Path) != cutName && HasMagicAndSeal(f.Path)).ToArray();
@@ -308,14 +311,24 @@ public static partial class JournalInspector
     /// </summary>
     /// <exception cref="JournalSegmentRemovedException">
     /// A file was removed while it was read, other than by retention at the oldest end of an open journal; the records
-    /// before it were visited.
+    /// before it were visited. Only a segment file of <paramref name="directory"/> found missing by the dump's own reads:
+    /// whatever <paramref name="visitor"/> throws, its own <see cref="FileNotFoundException"/> included, ends the dump as
+    /// it is.
     /// </exception>
     public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen, out IReadOnlyList<string> removedWhileReading)
     {
         var probe = new OpenProbe(directory);
         var removed = new List<string>();
         string? found = null;
-        var visited = Inspecting(directory, () => DumpFiles(directory, fromOffset, fromTimestamp, maxCount, visitor, probe, removed, out found));
+        // Set while the visitor runs and left set if it throws: what it throws is its own, never a segment removed.
+        var visiting = false;
+        RecordVisitor guarded = record =>
+        {
+            visiting = true;
+            visitor(record);
+            visiting = false;
+        };
+        var visited = Inspecting(directory, probe, () => visiting, () => DumpFiles(directory, fromOffset, fromTimestamp, maxCount, guarded, probe, removed, out found));
         (problem, journalOpen, removedWhileReading) = (found, probe.Open, removed);
         return visited;
     }

@@ -17,4 +17,12 @@ public sealed class JournalSegmentRemovedException : JournalException
 
     /// <summary>The segment file that was listed and then gone.</summary>
     public string SegmentPath { get; }
+
+    /// <summary>
+    /// Whether a process had the journal open (<see cref="JournalInspector.IsOpen"/>) when the file was found gone, as
+    /// <see cref="JournalVerifyReport.JournalOpen"/> and the journalOpen of
+    /// <see cref="JournalInspector.Dump(string, long?, long?, long, JournalInspector.RecordVisitor, out string?, out bool)"/>
+    /// say it when the inspection ends: its end, and its oldest segments, may move while it is read.
+    /// </summary>
+    public bool JournalOpen { get; init; }
 }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using FastBroker.Journal.Internal;
 using FastBroker.Testing;
 
@@ -106,5 +108,95 @@ public class InspectorOpenProbeTests
         Assert.False(FlockTable.HoldsExclusiveFlock(others, file));
         Assert.True(FlockTable.HoldsExclusiveFlock([.. others, "6: FLOCK  ADVISORY  WRITE 4242 103:02:11731436 0 EOF"], file));
         Assert.Null(FlockTable.HoldsExclusiveFlock(file, "/proc/no-such-table"));
+    }
+
+    /// <summary>
+    /// A flock belongs to the open file, not to the process that took it: here <c>flock(1)</c> takes it on a descriptor
+    /// its shell opened and exits, the shell starts a child that inherits the descriptor and exits too, and the child
+    /// (a real process outside this one, with a bounded lifetime) holds the lock alone. <c>/proc/locks</c> still lists the
+    /// lock under the PID of the process that took it, which no longer runs: the lock on the inode is what counts, so the
+    /// journal is open until the child lets go, and not after.
+    /// </summary>
+    [Fact]
+    public void A_lock_held_by_a_child_that_inherited_it_after_the_locker_exited_is_open()
+    {
+        using var dir = new TempDirectory();
+        var lockFile = Path.Combine(dir.Path, "journal.lock");
+        JournalLog.Open(dir.Path, AppendReadTests.Small).Dispose(); // the lock file, with no one holding it
+        Assert.False(JournalInspector.IsOpen(dir.Path));
+
+        // fd 9 opened by the shell, locked by flock (which exits), inherited by sleep; the shell exits after printing sleep's PID.
+        var start = new ProcessStartInfo("bash", ["-c", "exec 9<\"$1\" && flock -x -n 9 && { sleep 120 <&- >/dev/null 2>&1 & echo $!; }", "lock-holder", lockFile])
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        var holder = 0;
+        using (var shell = Process.Start(start)!)
+        {
+            var line = shell.StandardOutput.ReadLine();
+            Assert.True(shell.WaitForExit(TimeSpan.FromSeconds(30)), "the shell exits");
+            Assert.True(shell.ExitCode == 0 && int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out holder), $"the shell took the lock and started its child: exit {shell.ExitCode}, printed '{line}'");
+        }
+
+        using var child = Process.GetProcessById(holder);
+        try
+        {
+            // The lock is listed under the PID of flock, which exited: neither the holder's nor a live process's.
+            Assert.True(Native.TryGetFileId(lockFile, out var id, out _));
+            var entry = File.ReadLines(FlockTable.ProcLocks).SingleOrDefault(l => l.Contains(string.Create(CultureInfo.InvariantCulture, $"{id.Major:x2}:{id.Minor:x2}:{id.Inode} "), StringComparison.Ordinal));
+            Assert.True(entry is not null, $"/proc/locks lists the lock on {lockFile}");
+            var lockerPid = entry.Split(' ', StringSplitOptions.RemoveEmptyEntries)[4];
+            Assert.True(lockerPid != holder.ToString(CultureInfo.InvariantCulture) && !Directory.Exists($"/proc/{lockerPid}"), $"the lock is listed under a PID that no longer runs: {entry} (holder {holder})");
+
+            Assert.True(JournalInspector.IsOpen(dir.Path), $"the journal is open: {entry}");
+            Assert.Throws<JournalException>(() => JournalLog.Open(dir.Path, AppendReadTests.Small).Dispose());
+        }
+        finally
+        {
+            child.Kill(); // not this process's child (its shell exited): its end is seen as the lock going away
+        }
+
+        Eventually.True(() => !JournalInspector.IsOpen(dir.Path), "the journal is not open once the holder is gone");
+    }
+
+    /// <summary>
+    /// Outside the initial PID namespace, a flock <c>/proc/locks</c> leaves out is found through the open files: a
+    /// process's <c>fd/N</c> leading to the lock file and its <c>fdinfo/N</c> listing an exclusive flock on it. A proc
+    /// tree laid out as the kernel's, in a temporary directory.
+    /// </summary>
+    [Fact]
+    public void A_lock_is_found_through_a_process_open_file_outside_the_initial_pid_namespace()
+    {
+        using var dir = new TempDirectory();
+        var lockFile = Path.Combine(dir.Path, "journal.lock");
+        File.WriteAllBytes(lockFile, []);
+        var other = Path.Combine(dir.Path, "other");
+        File.WriteAllBytes(other, []);
+        Assert.True(Native.TryGetFileId(lockFile, out var id, out _));
+        var fileId = string.Create(CultureInfo.InvariantCulture, $"{id.Major:x2}:{id.Minor:x2}:{id.Inode}");
+        var proc = Path.Combine(dir.Path, "proc");
+        Directory.CreateDirectory(Path.Combine(proc, "self", "ns"));
+        File.CreateSymbolicLink(Path.Combine(proc, "self", "ns", "pid"), "pid:[4026532286]");
+        void Fd(string pid, int fd, string target, string fdinfo)
+        {
+            Directory.CreateDirectory(Path.Combine(proc, pid, "fd"));
+            Directory.CreateDirectory(Path.Combine(proc, pid, "fdinfo"));
+            File.CreateSymbolicLink(Path.Combine(proc, pid, "fd", $"{fd}"), target);
+            File.WriteAllText(Path.Combine(proc, pid, "fdinfo", $"{fd}"), $"pos:\t0\nflags:\t0100000\nmnt_id:\t46\nino:\t{id.Inode}\n{fdinfo}");
+        }
+
+        Fd("7", 3, lockFile, ""); // open, no lock on it
+        Fd("7", 4, other, $"lock:\t1: FLOCK  ADVISORY  WRITE 0 {fileId} 0 EOF\n"); // a line naming the inode, on another file's fd
+        Fd("8", 9, lockFile, $"lock:\t1: FLOCK  ADVISORY  READ  0 {fileId} 0 EOF\n"); // shared
+        Assert.False(FlockTable.HeldThroughAnOpenFile(id, proc));
+
+        Fd("12", 9, lockFile, $"lock:\t1: FLOCK  ADVISORY  WRITE 0 {fileId} 0 EOF\n");
+        Assert.True(FlockTable.HeldThroughAnOpenFile(id, proc));
+
+        // In the initial namespace /proc/locks lists every flock: no look.
+        File.Delete(Path.Combine(proc, "self", "ns", "pid"));
+        File.CreateSymbolicLink(Path.Combine(proc, "self", "ns", "pid"), "pid:[4026531836]");
+        Assert.False(FlockTable.HeldThroughAnOpenFile(id, proc));
     }
 }

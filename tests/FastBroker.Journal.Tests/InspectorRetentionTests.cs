@@ -91,6 +91,48 @@ public class InspectorRetentionTests
         Assert.Contains("no process has the journal open", verifyError.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A visitor that throws its own <see cref="FileNotFoundException"/> (its output file cannot be found, say) ends the
+    /// dump with that exception, as it is: no segment file was removed, so it is neither skipped as retention nor
+    /// <see cref="JournalSegmentRemovedException"/>, whether the journal is open or not and whatever file it names, one
+    /// of the journal's segment files included.
+    /// </summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void A_file_not_found_the_visitor_throws_is_the_visitors_error_not_a_segment_removed(bool open, bool namesASegment)
+    {
+        using var dir = new TempDirectory();
+        var journal = OpenWithSealedSegments(dir.Path);
+        if (!open)
+        {
+            journal.Dispose();
+        }
+
+        try
+        {
+            var segments = JournalFiles.Segments(dir.Path);
+            var missing = namesASegment ? segments[0] : Path.Combine(dir.Path, "out", "dump.txt");
+            var own = new FileNotFoundException("the visitor's output file is gone", missing);
+            long visited = 0;
+            var thrown = Record.Exception(() => JournalInspector.Dump(dir.Path, null, null, long.MaxValue, _ =>
+            {
+                if (++visited == 10)
+                {
+                    throw own;
+                }
+            }, out _, out _, out _));
+            Assert.True(ReferenceEquals(own, thrown), $"expected the visitor's own exception, got {thrown?.GetType().Name}: {thrown?.Message}");
+            Assert.Equal(10, visited);
+            Assert.All(segments, s => Assert.True(File.Exists(s), s));
+        }
+        finally
+        {
+            journal.Dispose();
+        }
+    }
+
     /// <summary>A journal of <see cref="Records"/> records in at least five segments, all sealed but the last, left open.</summary>
     private static JournalLog OpenWithSealedSegments(string directory)
     {

@@ -73,6 +73,7 @@ internal static class JournalCommand
             var output = Console.Out;
             var line = new StringBuilder(256);
             long n;
+            long printed = 0;
             string? problem;
             bool journalOpen;
             IReadOnlyList<string> removed;
@@ -83,11 +84,17 @@ internal static class JournalCommand
                     line.Clear();
                     FormatRecord(line, record, asHex);
                     output.WriteLine(line.ToString());
+                    printed++;
                 }, out problem, out journalOpen, out removed);
             }
             catch (JournalSegmentRemovedException e)
             {
-                Console.Error.WriteLine($"{e.Message}; no record after it is printed");
+                if (e.JournalOpen)
+                {
+                    Console.Error.WriteLine(OpenNote(path));
+                }
+
+                Console.Error.WriteLine($"stopped after {printed} record(s): {e.Message}; no record after it is printed");
                 return RemovedWhileReading;
             }
 
@@ -135,6 +142,11 @@ internal static class JournalCommand
             }
             catch (JournalSegmentRemovedException e)
             {
+                if (e.JournalOpen)
+                {
+                    Console.Error.WriteLine(OpenNote(path));
+                }
+
                 Console.Error.WriteLine($"{e.Message}; nothing is concluded about the journal");
                 return RemovedWhileReading;
             }

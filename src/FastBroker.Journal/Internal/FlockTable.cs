@@ -45,6 +45,74 @@ internal static class FlockTable
         return false;
     }
 
+    /// <summary>
+    /// Whether a process visible in <paramref name="proc"/> has the file whose device and inode are
+    /// <paramref name="file"/> open with an exclusive flock on that open file: its <c>fd/N</c> link leads to the file
+    /// and its <c>fdinfo/N</c> lists the lock (<c>lock:\t1: FLOCK  ADVISORY  WRITE 0 fe:00:11731436 0 EOF</c>). Asked
+    /// only when <c>/proc/locks</c> lists none: outside the initial PID namespace the kernel leaves out of
+    /// <c>/proc/locks</c> a flock whose taker has exited (the PID it was taken under no longer translates), though the
+    /// open file holding it lives on in a process that inherited it; <c>fdinfo</c> lists it all the same. In the initial
+    /// namespace <c>/proc/locks</c> lists every flock, so this is false without a look. Processes this one may not look
+    /// into (another user's, without the privilege) are passed over, as are processes that end while they are read.
+    /// </summary>
+    internal static bool HeldThroughAnOpenFile((uint Major, uint Minor, ulong Inode) file, string proc = "/proc")
+    {
+        if (InInitialPidNamespace(proc))
+        {
+            return false;
+        }
+
+        IEnumerable<string> processes;
+        try
+        {
+            processes = Directory.EnumerateDirectories(proc);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+
+        foreach (var process in processes)
+        {
+            if (!int.TryParse(Path.GetFileName(process), NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var fd in Directory.EnumerateFileSystemEntries(Path.Combine(process, "fd")))
+                {
+                    // statx follows the fd's link to the file it has open (without opening it).
+                    if (Native.TryGetFileId(fd, out var id, out _) && id == file
+                        && HoldsExclusiveFlock(File.ReadLines(Path.Combine(process, "fdinfo", Path.GetFileName(fd))).Where(l => l.StartsWith("lock:", StringComparison.Ordinal)).Select(l => l["lock:".Length..]), file))
+                    {
+                        return true;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process ended, or is not this one's to look into.
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether this process is in the initial PID namespace (its <c>ns/pid</c> is the kernel's fixed <c>pid:[4026531836]</c>).</summary>
+    private static bool InInitialPidNamespace(string proc)
+    {
+        try
+        {
+            return new FileInfo(Path.Combine(proc, "self", "ns", "pid")).LinkTarget == "pid:[4026531836]";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     private static bool TryParseFileId(string text, out (uint Major, uint Minor, ulong Inode) id)
     {
         id = default;

@@ -9,6 +9,12 @@ internal static class SegmentScanner
     {
         public int EndPosition;
         public int RecordCount;
+
+        /// <summary>
+        /// The newest timestamp of the records scanned (0 for none): their greatest, not the last one's. A record copied
+        /// by replication keeps its timestamp (<see cref="JournalLog.TryAppendRecords"/>), which may be older than the one
+        /// before it; the segment's last timestamp (its seal, retention by age, a dump's skip by time) must bound them all.
+        /// </summary>
         public long LastTimestamp;
         public RecordStatus Stop;
     }
@@ -31,10 +37,11 @@ internal static class SegmentScanner
                 break;
             }
 
-            lastTimestamp = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[position + RecordLayout.TimestampOffset]));
+            var timestamp = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[position + RecordLayout.TimestampOffset]));
+            lastTimestamp = Math.Max(lastTimestamp, timestamp);
             if (index is not null && position >= nextIndex)
             {
-                index.Add(count, position, lastTimestamp);
+                index.Add(count, position, timestamp);
                 nextIndex = position + interval;
             }
 

@@ -65,4 +65,45 @@ public class JournalRemovedSegmentTests
             Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"{segments.Length - 1} segment(s), {records - next} record(s)"), liveVerify.Output, StringComparison.Ordinal);
         }
     }
+
+    /// <summary>
+    /// A segment gone when it is opened while an older one is still there is not retention (exit 4) even on a journal
+    /// open in another process: stderr then says the journal is open, as dump and verify say it whenever they end, and
+    /// how far dump got, so exit 4 explains itself.
+    /// </summary>
+    [Fact]
+    public async Task Exit_4_on_a_journal_open_in_another_process_says_it_is_open()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-dump-removed-open");
+        var journal = dir.Combine("journal");
+        var options = JournalOptions.Default with { SegmentSize = 64 << 10, Durability = DurabilityPolicy.None };
+        using (var log = JournalLog.Open(journal, options))
+        {
+            var payload = new byte[100];
+            while (log.SegmentCount < 4)
+            {
+                Assert.True(log.TryAppend(payload, out _));
+            }
+
+            log.Commit();
+        }
+
+        var segments = Directory.GetFiles(journal, "*.seg").Order(StringComparer.Ordinal).ToArray();
+        var second = long.Parse(Path.GetFileNameWithoutExtension(segments[1]), CultureInfo.InvariantCulture);
+        File.Delete(segments[1]);
+        File.CreateSymbolicLink(segments[1], segments[1] + ".gone"); // listed, then ENOENT on open; the oldest is still there
+        var removed = $"{Path.GetFileName(segments[1])}: the segment file was removed while the journal was being read, yet an older segment file ({Path.GetFileName(segments[0])}) is still there";
+        var open = $"the journal in {journal} is open in another process (its journal.lock is held)";
+        using (new FileStream(Path.Combine(journal, "journal.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            string[] dump = ["journal", "dump", journal];
+            var dumped = await CliOutcome.RunAsync(dump);
+            var stopped = string.Create(CultureInfo.InvariantCulture, $"stopped after {second} record(s): {removed}");
+            Assert.True(dumped.ExitCode == 4 && dumped.Errors.Contains(stopped, StringComparison.Ordinal) && dumped.Errors.Contains(open, StringComparison.Ordinal) && !dumped.HasStackTrace, $"expected exit 4 and on stderr: {stopped}, and: {open}\n{dumped.Describe(dump)}");
+
+            string[] verify = ["journal", "verify", journal];
+            var verified = await CliOutcome.RunAsync(verify);
+            Assert.True(verified.ExitCode == 4 && verified.Errors.Contains(removed, StringComparison.Ordinal) && verified.Errors.Contains(open, StringComparison.Ordinal) && !verified.HasStackTrace, $"expected exit 4 and on stderr: {removed}, and: {open}\n{verified.Describe(verify)}");
+        }
+    }
 }
