@@ -301,9 +301,11 @@ public sealed partial class ReplicatedNode
         w.WriteNumber("roleForMs", (long)Stopwatch.GetElapsedTime(state.RoleSince).TotalMilliseconds);
         w.WriteString("replicationEndpoint", ReplicationEndPoint.ToString());
         w.WriteString("peer", _options.Peer);
+        w.WriteNumber("connectTimeoutMs", WholeMilliseconds(_options.EffectiveConnectTimeout));
         if (_options.Witness is { } witness)
         {
             w.WriteString("witness", witness);
+            w.WriteNumber("witnessTimeoutMs", WholeMilliseconds(_options.EffectiveWitnessCallTimeout));
             w.WriteBoolean("leaseValid", state.LeaseValid);
         }
         else

@@ -8,14 +8,17 @@ namespace FastBroker.Replication;
 // The replication port: probes between the two nodes, and standbys attaching.
 public sealed partial class ReplicatedNode
 {
-    private async Task<PeerStatus?> ProbeAsync(IPEndPoint peer, TimeSpan wait)
+    /// <summary>
+    /// Asks the peer what it is; null when it does not answer within <paramref name="wait"/> (its host name resolved,
+    /// each address it resolves to tried, and the answer read), as for a peer that is not there.
+    /// </summary>
+    private async Task<PeerStatus?> ProbeAsync(PeerAddress peer, TimeSpan wait)
     {
         try
         {
-            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
             timeout.CancelAfter(wait);
-            await socket.ConnectAsync(peer, timeout.Token).ConfigureAwait(false);
+            using var socket = await ConnectAsync(peer, timeout.Token).ConfigureAwait(false);
             var f = new FrameBuffer(128);
             f.Begin(FrameKind.Probe).Str(NodeId).I64(_state.Epoch).End();
             await socket.SendAsync(f.Written.ToArray(), SocketFlags.None, timeout.Token).ConfigureAwait(false);
@@ -73,6 +76,30 @@ public sealed partial class ReplicatedNode
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or InvalidDataException or ObjectDisposedException)
         {
             return null;
+        }
+    }
+
+    /// <summary>A connection to the first of the addresses <paramref name="peer"/> resolves to now that accepts one.</summary>
+    private static async Task<Socket> ConnectAsync(PeerAddress peer, CancellationToken ct)
+    {
+        var addresses = await peer.ResolveAsync(ct).ConfigureAwait(false);
+        for (var i = 0; ; i++)
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(addresses[i], peer.Port), ct).ConfigureAwait(false);
+                return socket;
+            }
+            catch (SocketException) when (i < addresses.Length - 1)
+            {
+                socket.Dispose(); // the next address
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
         }
     }
 

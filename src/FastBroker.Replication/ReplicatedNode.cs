@@ -32,7 +32,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private readonly ServerOptions _serverOptions;
     private readonly ReplicationOptions _options;
     private readonly NodeState _state;
-    private readonly IPEndPoint _peer;
+    private readonly PeerAddress _peer;
     private readonly WitnessClient? _witness;
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
@@ -91,8 +91,8 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         _serverOptions = serverOptions;
         _options = options;
         _state = state;
-        _peer = Wire.ParseEndPoint(options.Peer);
-        _witness = options.Witness is { } w ? new WitnessClient(w, options.WitnessCallTimeout) { Log = Log } : null;
+        _peer = PeerAddress.Parse(options.Peer, nameof(options.Peer), line => Log($"peer {line}"));
+        _witness = options.Witness is { } w ? new WitnessClient(w, options.EffectiveWitnessCallTimeout) { Log = Log } : null;
         _listener = listener;
         ReplicationEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _acceptLoop = Task.Run(AcceptLoopAsync);

@@ -19,16 +19,27 @@ public sealed record ReplicationOptions
     public int Port { get; init; } = DefaultPort;
 
     /// <summary>
-    /// The other node's replication endpoint (<c>host:port</c>, the host an IP address, an IPv6 one in brackets, or
-    /// <c>localhost</c>: a host name is not resolved and is refused).
+    /// The other node's replication endpoint, <see cref="EndpointRule"/>: <c>10.0.0.2:7410</c>, <c>[fd00::2]:7410</c>,
+    /// <c>standby-1:7410</c>. A host name is resolved at every connect attempt (a name that has moved is followed at the
+    /// next reconnect); one that does not resolve is a failed attempt, logged and retried as for a peer that cannot be
+    /// reached.
     /// </summary>
     public required string Peer { get; init; }
 
     /// <summary>
-    /// The witness (<c>host:port</c>, the host an IP address or <c>localhost</c>, as for <see cref="Peer"/>); null = no
-    /// witness, so no automatic promotion (manual <c>promote</c> only).
+    /// The witness, <see cref="EndpointRule"/> as for <see cref="Peer"/> (a host name resolved at every connect to it);
+    /// null = no witness, so no automatic promotion (manual <c>promote</c> only).
     /// </summary>
     public string? Witness { get; init; }
+
+    /// <summary>What <see cref="Peer"/> and <see cref="Witness"/> must be (<see cref="IsValidEndpoint"/>).</summary>
+    public const string EndpointRule = "host:port with an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) as the host and a port from 1 to 65535";
+
+    /// <summary>
+    /// True when <paramref name="endpoint"/> is a <see cref="Peer"/> or <see cref="Witness"/> that <see cref="Validate"/>
+    /// accepts (<see cref="EndpointRule"/>). Only the syntax: whether a host name resolves is known at connect time.
+    /// </summary>
+    public static bool IsValidEndpoint(string? endpoint) => Internal.PeerAddress.TryParse(endpoint, out _);
 
     /// <summary>
     /// Without a witness, the role a node with no history takes when its peer is not a primary: the operator names
@@ -144,6 +155,30 @@ public sealed record ReplicationOptions
     /// </summary>
     public TimeSpan PeerWait { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long the standby's connect to its primary waits (the host name resolved and each of its addresses tried
+    /// included) before the attempt fails and is retried. Default (null): 1 s (<see cref="DefaultConnectTimeout"/>), or
+    /// four heartbeat timeouts if that is shorter. Above 0, at most four <see cref="HeartbeatTimeout"/>s (the silence after
+    /// which the primary detaches a standby): a primary whose host vanished without a trace (no RST) holds every attempt
+    /// for the whole timeout, and the standby asks the witness for the lease only between attempts, so a longer one
+    /// delays the automatic failover by as much. Raise it (and the heartbeat timeout with it) where a connect takes
+    /// longer than a second: a WAN link, a loaded host.
+    /// </summary>
+    public TimeSpan? ConnectTimeout { get; init; }
+
+    /// <summary>The default <see cref="ConnectTimeout"/>: 1 s (see there).</summary>
+    public static TimeSpan DefaultConnectTimeout { get; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long one call to the <see cref="Witness"/> (resolving its name, connecting, asking and reading the answer)
+    /// waits before it counts as unreachable. Default (null): 1 s (<see cref="WitnessClient.DefaultCallTimeout"/>), or
+    /// the lease TTL if that is shorter. Above 0, at most the lease TTL (<see cref="LeaseTtl"/>, by default twice
+    /// <see cref="HeartbeatTimeout"/>): a renewal answered after the lease ran out no longer keeps the primary serving,
+    /// and a standby asking for the lease waits this long before it tries again. Raise it (with the heartbeat timeout or
+    /// the lease TTL) where the witness is a slow round trip away.
+    /// </summary>
+    public TimeSpan? WitnessCallTimeout { get; init; }
+
     /// <summary>Receives one line per role change, link event and truncation (null = silent).</summary>
     public Action<string>? Log { get; init; }
 
@@ -155,23 +190,20 @@ public sealed record ReplicationOptions
 
     internal TimeSpan EffectiveLeaseTtl => LeaseTtl ?? (HeartbeatTimeout * 2);
 
+    /// <summary><see cref="ConnectTimeout"/>, or 1 s or four heartbeat timeouts, whichever is shorter, when it is not set.</summary>
+    internal TimeSpan EffectiveConnectTimeout => ConnectTimeout ?? Min(DefaultConnectTimeout, StandbySilenceTimeout);
+
+    /// <summary><see cref="WitnessCallTimeout"/>, or 1 s or the lease TTL, whichever is shorter, when it is not set.</summary>
+    internal TimeSpan EffectiveWitnessCallTimeout => WitnessCallTimeout ?? Min(WitnessClient.DefaultCallTimeout, EffectiveLeaseTtl);
+
     /// <summary>
     /// How long a probe of the peer waits for its answer: <see cref="ProbeTimeoutLimit"/> (500 ms), or the heartbeat
     /// timeout if that is shorter (a peer silent for that long counts as gone anyway).
     /// </summary>
     internal TimeSpan ProbeTimeout => HeartbeatTimeout < ProbeTimeoutLimit ? HeartbeatTimeout : ProbeTimeoutLimit;
 
-    /// <summary>Tests only: how long a call to the witness waits for its answer (<see cref="WitnessClient.DefaultCallTimeout"/>, 1 s).</summary>
-    internal TimeSpan WitnessCallTimeout { get; init; } = WitnessClient.DefaultCallTimeout;
-
     /// <summary>Tests only: the longest a probe of the peer waits (500 ms), raised where a test acts while one waits.</summary>
     internal TimeSpan ProbeTimeoutLimit { get; init; } = TimeSpan.FromMilliseconds(500);
-
-    /// <summary>
-    /// Tests only: the longest the standby's connect to its primary waits (1 s), raised where a test promotes the
-    /// standby while one waits.
-    /// </summary>
-    internal TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Tests only: called by the standby loop with the reason each time a link attempt ends. What it throws is an
@@ -208,10 +240,10 @@ public sealed record ReplicationOptions
             throw new ArgumentException("NodeId must be 1-64 characters of letters, digits, '.', '_' or '-'.", nameof(NodeId));
         }
 
-        _ = Internal.Wire.ParseEndPoint(Peer);
+        _ = Internal.PeerAddress.Parse(Peer, nameof(Peer));
         if (Witness is not null)
         {
-            _ = Internal.Wire.ParseEndPoint(Witness);
+            _ = Internal.PeerAddress.Parse(Witness, nameof(Witness));
         }
 
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatTimeout <= HeartbeatInterval)
@@ -225,6 +257,7 @@ public sealed record ReplicationOptions
         }
 
         ValidateWaits();
+        ValidateConnectWaits();
         if (AckTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException($"AckTimeout ({AckTimeout.TotalMilliseconds:0.###} ms) must be positive.", nameof(AckTimeout));
@@ -281,4 +314,24 @@ public sealed record ReplicationOptions
                 nameof(HeartbeatTimeout));
         }
     }
+
+    /// <summary>The connect and witness-call timeouts (see each): positive, and no longer than what they wait within.</summary>
+    private void ValidateConnectWaits()
+    {
+        if (ConnectTimeout is { } connect && (connect <= TimeSpan.Zero || connect > StandbySilenceTimeout))
+        {
+            throw new ArgumentException(
+                $"ConnectTimeout ({connect.TotalMilliseconds:0.###} ms) must be above 0 and at most four HeartbeatTimeouts ({StandbySilenceTimeout.TotalMilliseconds:0.###} ms): the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover from a primary whose host vanished by as much. Raise HeartbeatTimeout with it.",
+                nameof(ConnectTimeout));
+        }
+
+        if (WitnessCallTimeout is { } call && (call <= TimeSpan.Zero || call > EffectiveLeaseTtl))
+        {
+            throw new ArgumentException(
+                $"WitnessCallTimeout ({call.TotalMilliseconds:0.###} ms) must be above 0 and at most the lease TTL ({EffectiveLeaseTtl.TotalMilliseconds:0.###} ms{(LeaseTtl is null ? ", twice HeartbeatTimeout" : "")}): a renewal answered after the lease ran out no longer keeps the primary serving. Raise {(LeaseTtl is null ? "HeartbeatTimeout" : "LeaseTtl")} with it.",
+                nameof(WitnessCallTimeout));
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 }

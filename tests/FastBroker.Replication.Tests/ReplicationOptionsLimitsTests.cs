@@ -195,27 +195,6 @@ public class ReplicationOptionsLimitsTests
     }
 
     /// <summary>
-    /// A peer or witness endpoint whose host is a name, not an IP address or <c>localhost</c>, is refused as the
-    /// <see cref="ArgumentException"/> <see cref="ReplicationOptions.Validate"/> documents: it threw the
-    /// <see cref="FormatException"/> of <c>IPAddress.Parse</c>, which a caller catching the documented refusal let
-    /// through (<c>fastbroker serve --peer broker-b:7410</c> crashed with its stack trace).
-    /// </summary>
-    [Fact]
-    public async Task A_peer_or_witness_named_by_host_name_is_refused_at_start_as_an_argument_exception()
-    {
-        using var dir = new TempDirectory("fastbroker-options-limits");
-        var options = Options(dir, witness: null);
-
-        foreach (var (named, endpoint) in new[] { (options with { Peer = "broker-b:7410" }, "broker-b:7410"), (options with { Witness = "witness-host:7402" }, "witness-host:7402") })
-        {
-            var refused = await RefusedAsync(named);
-            Assert.Contains($"'{endpoint}' is not host:port with an IP address or localhost as the host", refused.Message, StringComparison.Ordinal);
-        }
-
-        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
-    }
-
-    /// <summary>
     /// A DENIED answer states the holder's lease plus the safety margin as its remaining time, which the protocol carries
     /// up to int.MaxValue ms (the client refuses more as an invalid answer): a witness with a margin of 30 days started,
     /// and every node asking for the lease another held got an error instead of a denial. A margin past

@@ -35,15 +35,17 @@ internal static class ServeCommand
         completions.AcceptOnlyFromAmong("auto", "inline", "threadpool");
         var trustSealed = new Option<bool>("--trust-sealed-segments") { Description = "Open journals without re-checking the CRC of every record in sealed segments, only their tails (fast starts with large journals; a promoted standby always does this)." };
         var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
-        var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port)." };
+        var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port; a host name is resolved again at every connect attempt)." };
         var replicationPort = new Option<int>("--replication-port") { Description = "Replication listener port of this node (pair only).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultPort };
         var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the pair (default: node-<replication port>)." };
-        var witness = new Option<string?>("--witness") { Description = "Witness endpoint (host:port): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
+        var witness = new Option<string?>("--witness") { Description = "Witness endpoint (host:port; a host name is resolved again at every connect): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
         var role = new Option<string>("--role") { Description = "Without a witness: the role a node with no history starts in (primary|standby).", DefaultValueFactory = _ => "standby" };
         var acks = new Option<string>("--acks") { Description = "Ack mode of new topics on a pair: local | standby-received | standby-durable.", DefaultValueFactory = _ => "local" };
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting. With --witness the witness first records the standby behind and promotes no other node until it has caught up ('fastbroker promote --force' overrides)." };
-        var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => 500 };
+        var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => DefaultHeartbeatTimeoutMs };
+        var connectTimeout = new Option<int?>("--connect-timeout-ms") { Description = "Standby: how long a connect to the primary waits (its host name resolved and each address tried) before the attempt fails and is retried (default: 1000, or four heartbeat timeouts if shorter); above 0, at most four times --heartbeat-timeout-ms." };
+        var witnessTimeout = new Option<int?>("--witness-timeout-ms") { Description = "How long one call to the witness waits (its host name resolved, the connect and the answer) before it counts as unreachable (default: 1000, or the lease, twice the heartbeat timeout, if shorter); above 0, at most twice --heartbeat-timeout-ms." };
         var standbyCheckSilence = new Option<int?>("--standby-check-silence-ms") { Description = "Standby: GET /standby answers 503 once nothing has come from the primary for longer than this (default: three heartbeat intervals, 300 ms; more than one heartbeat interval, 100 ms)." };
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
@@ -89,11 +91,10 @@ internal static class ServeCommand
         {
             OptionRules.Check(endpoint, (result, value) =>
             {
-                // ReplicationOptions.Validate's rule (Wire.ParseEndPoint): the host is an IP address or localhost.
-                if (value is not null && OptionRules.CheckEndpoint(result, endpoint.Name, value) && value[..value.LastIndexOf(':')] is var name
-                    && name != "localhost" && !System.Net.IPAddress.TryParse(name, out _))
+                // ReplicationOptions.Validate's rule (IsValidEndpoint): the syntax only; a host name is resolved at connect time.
+                if (value is not null && OptionRules.CheckEndpoint(result, endpoint.Name, value) && !Replication.ReplicationOptions.IsValidEndpoint(value))
                 {
-                    result.AddError($"{endpoint.Name} '{value}': expected an IP address or localhost before the port (a pair node does not resolve host names)");
+                    result.AddError($"{endpoint.Name} '{value}': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port");
                 }
             });
         }
@@ -126,7 +127,7 @@ internal static class ServeCommand
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
-            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
+            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
             producerIdle, producerExpiry, producerWindow, producerRecovery,
         };
         cmd.Validators.Add(result =>
@@ -184,6 +185,18 @@ internal static class ServeCommand
             if (Given(result, standbyCheckSilence, out var silence) && silence is { } silenceMs && silenceMs <= s_heartbeatIntervalMs)
             {
                 result.AddError($"--standby-check-silence-ms {silenceMs}: expected more than {s_heartbeatIntervalMs} (the primary sends a heartbeat every {s_heartbeatIntervalMs} ms)");
+            }
+
+            // ValidateConnectWaits' rules, against the heartbeat timeout given (or its default).
+            var heartbeatMs = Given(result, heartbeatTimeout, out var givenHeartbeat) ? (long)givenHeartbeat : DefaultHeartbeatTimeoutMs;
+            if (Given(result, connectTimeout, out var connect) && connect is { } connectMs && (connectMs < 1 || connectMs > 4 * heartbeatMs))
+            {
+                result.AddError($"--connect-timeout-ms {connectMs}: expected 1 to {4 * heartbeatMs} (four times --heartbeat-timeout-ms: the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover as much; raise --heartbeat-timeout-ms with it)");
+            }
+
+            if (Given(result, witnessTimeout, out var call) && call is { } callMs && (callMs < 1 || callMs > 2 * heartbeatMs))
+            {
+                result.AddError($"--witness-timeout-ms {callMs}: expected 1 to {2 * heartbeatMs} (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)");
             }
         });
         cmd.Validators.Add(result =>
@@ -254,6 +267,8 @@ internal static class ServeCommand
                     AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
                     DegradeToLocal = parse.GetValue(degrade),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
+                    ConnectTimeout = parse.GetValue(connectTimeout) is { } connectMs ? TimeSpan.FromMilliseconds(connectMs) : null,
+                    WitnessCallTimeout = parse.GetValue(witnessTimeout) is { } witnessMs ? TimeSpan.FromMilliseconds(witnessMs) : null,
                     StandbyCheckSilence = parse.GetValue(standbyCheckSilence) is { } silenceMs ? TimeSpan.FromMilliseconds(silenceMs) : null,
                     PeerWait = TimeSpan.FromMilliseconds(parse.GetValue(rebootWait)),
                     AckPoll = TimeSpan.FromMicroseconds(parse.GetValue(ackPoll)),
@@ -398,6 +413,9 @@ internal static class ServeCommand
         value = default!;
         return result.GetResult(option) is { Implicit: false } && OptionRules.TryGetValue(result, option, out value!);
     }
+
+    /// <summary>The default of <c>--heartbeat-timeout-ms</c> (that of <c>ReplicationOptions.HeartbeatTimeout</c>).</summary>
+    private const int DefaultHeartbeatTimeoutMs = 500;
 
     /// <summary>The pair's heartbeat interval in ms, which serve does not change.</summary>
     private static readonly long s_heartbeatIntervalMs = (long)Replication.ReplicationOptions.DefaultHeartbeatInterval.TotalMilliseconds;

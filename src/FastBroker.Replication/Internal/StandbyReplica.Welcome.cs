@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using FastBroker.Engine;
 using FastBroker.Journal;
@@ -13,7 +12,7 @@ internal sealed partial class StandbyReplica
     /// applied. A WELCOME that does not parse is a protocol error of this link: false with the reason, naming the
     /// primary, and nothing changed — no topic cut, the epoch and history as they were.
     /// </summary>
-    private bool Welcome(Socket socket, IPEndPoint primary, ReadOnlySpan<byte> body, out string why)
+    private bool Welcome(Socket socket, PeerAddress primary, ReadOnlySpan<byte> body, out string why)
     {
         if (!TryReadWelcome(body, out var welcome, out var error))
         {

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using FastBroker.Engine;
 using FastBroker.Journal;
@@ -161,7 +160,7 @@ internal sealed partial class StandbyReplica : IDisposable
     /// nothing on this node, see <see cref="Welcome"/>). <see cref="Dispose"/>
     /// ends it at once at any step, its connect (<see cref="TryConnect"/>) included.
     /// </summary>
-    public string Run(IPEndPoint primary, out long refusedEpoch)
+    public string Run(PeerAddress primary, out long refusedEpoch)
     {
         refusedEpoch = -1;
         if (!TryConnect(primary, out var socket, out var failure))

@@ -276,28 +276,6 @@ internal static class Wire
         socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 1);
         socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
     }
-
-    /// <summary>
-    /// <paramref name="value"/> (<c>host:port</c>, the host an IP address, an IPv6 one in brackets, or <c>localhost</c>) as
-    /// an endpoint. Throws <see cref="ArgumentException"/> for anything else, a host name included: it is not resolved.
-    /// </summary>
-    public static System.Net.IPEndPoint ParseEndPoint(string value)
-    {
-        var colon = value.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), out var port) || port is < 0 or > 65535)
-        {
-            throw new ArgumentException($"'{value}' is not host:port", nameof(value));
-        }
-
-        var host = value[..colon];
-        System.Net.IPAddress? address = null;
-        if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out address))
-        {
-            throw new ArgumentException($"'{value}' is not host:port with an IP address or localhost as the host (a host name is not resolved)", nameof(value));
-        }
-
-        return new System.Net.IPEndPoint(address ?? System.Net.IPAddress.Loopback, port);
-    }
 }
 
 /// <summary>

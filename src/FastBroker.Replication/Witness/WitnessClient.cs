@@ -43,7 +43,7 @@ public sealed class WitnessClient : IAsyncDisposable
     private int _disposed;
 
     /// <summary>A client for the witness at <paramref name="endpoint"/> with a 1 s call timeout. Connects on first use.</summary>
-    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>).</param>
+    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>); a host name is resolved at every connect.</param>
     /// <exception cref="ArgumentException">The endpoint is not <c>host:port</c>.</exception>
     public WitnessClient(string endpoint)
         : this(endpoint, DefaultCallTimeout)
@@ -51,8 +51,8 @@ public sealed class WitnessClient : IAsyncDisposable
     }
 
     /// <summary>A client for the witness at <paramref name="endpoint"/>. Connects on first use.</summary>
-    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>).</param>
-    /// <param name="callTimeout">How long one call (connect included) may take before it answers Unreachable.</param>
+    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>); a host name is resolved at every connect.</param>
+    /// <param name="callTimeout">How long one call (resolving a host name and connecting included) may take before it answers Unreachable.</param>
     /// <exception cref="ArgumentException">The endpoint is not <c>host:port</c>, or the timeout is not positive.</exception>
     public WitnessClient(string endpoint, TimeSpan callTimeout)
     {
@@ -241,9 +241,25 @@ public sealed class WitnessClient : IAsyncDisposable
 
     private async Task<Socket> ConnectAsync(CancellationToken ct)
     {
-        var addresses = IPAddress.TryParse(_host, out var literal)
-            ? [literal]
-            : await Dns.GetHostAddressesAsync(_host, ct).ConfigureAwait(false);
+        IPAddress[] addresses;
+        if (IPAddress.TryParse(_host, out var literal))
+        {
+            addresses = [literal];
+        }
+        else
+        {
+            // Resolved at every connect (a reconnect follows a witness whose name moved). WaitAsync: the call's timeout
+            // bounds the wait even where the resolver itself cannot be cancelled.
+            try
+            {
+                addresses = await Dns.GetHostAddressesAsync(_host, ct).WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (SocketException e)
+            {
+                throw new SocketException((int)e.SocketErrorCode, $"the host name '{_host}' does not resolve ({e.SocketErrorCode})");
+            }
+        }
+
         SocketException? last = null;
         foreach (var address in addresses)
         {

@@ -251,6 +251,7 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         {
             Witness = o.NodeId == "b" ? silentWitness.LocalEndPoint!.ToString() : null,
             WitnessCallTimeout = TimeSpan.FromSeconds(30),
+            LeaseTtl = TimeSpan.FromSeconds(30), // the call timeout is at most the lease TTL
             Log = line => { lock (log) { log.Add(line); } },
         });
         try

@@ -204,7 +204,8 @@ public class CliUsageTests
     /// patterned <c>--token</c>, a pair's negative <c>--ack-timeout-ms</c> or <c>--peer-wait-ms</c>,
     /// <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--standby-check-silence-ms</c> not above the
     /// heartbeat interval, a <c>--node-id</c> a node cannot have, a <c>--peer</c> or <c>--witness</c> that is not
-    /// host:port or names a host by name) is a usage error, exit 64, whose reason names the flag, the value and the rule,
+    /// host:port with an IP address or a host name, a <c>--connect-timeout-ms</c> or <c>--witness-timeout-ms</c> out of
+    /// its range) is a usage error, exit 64, whose reason names the flag, the value and the rule,
     /// as for every command: it exited 1 ("cannot listen", "cannot start the pair node", the witness's "cannot start"),
     /// serve's exit for a data directory or port it cannot use, or crashed (a <c>--peer</c> host name: an unhandled
     /// FormatException). The reason is checked, not only the code: an option serve does not know exits 64 too
@@ -244,8 +245,15 @@ public class CliUsageTests
             ([.. pair, "--node-id", ""], "--node-id '': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
             ([.. pair, "--node-id", new string('n', 65)], $"--node-id '{new string('n', 65)}': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
             ([.. pairWaiting, "--peer-wait-ms", "-1"], "--peer-wait-ms -1: expected at least 0 (0 = do not wait)"),
-            ([.. serve, "--peer", "broker-b:7410", "--replication-port", "0"], "--peer 'broker-b:7410': expected an IP address or localhost before the port (a pair node does not resolve host names)"),
-            ([.. pair, "--witness", "witness-host:7402"], "--witness 'witness-host:7402': expected an IP address or localhost before the port (a pair node does not resolve host names)"),
+            ([.. serve, "--peer", "broker b:7410", "--replication-port", "0"], "--peer 'broker b:7410': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port"),
+            ([.. pair, "--witness", "10.0.0.256:7402"], "--witness '10.0.0.256:7402': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port"),
+            ([.. pair, "--connect-timeout-ms", "0"], "--connect-timeout-ms 0: expected 1 to 2000 (four times --heartbeat-timeout-ms: the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover as much; raise --heartbeat-timeout-ms with it)"),
+            ([.. pair, "--connect-timeout-ms", "2001"], "--connect-timeout-ms 2001: expected 1 to 2000 (four times --heartbeat-timeout-ms"),
+            ([.. pair, "--connect-timeout-ms", "4001", "--heartbeat-timeout-ms", "1000"], "--connect-timeout-ms 4001: expected 1 to 4000 (four times --heartbeat-timeout-ms"),
+            ([.. pair, "--connect-timeout-ms", "x"], "--connect-timeout-ms expects a whole number, got 'x'"),
+            ([.. pair, "--witness-timeout-ms", "-1"], "--witness-timeout-ms -1: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)"),
+            ([.. pair, "--witness-timeout-ms", "1001"], "--witness-timeout-ms 1001: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms"),
+            ([.. pair, "--witness-timeout-ms", "3001", "--heartbeat-timeout-ms", "1500"], "--witness-timeout-ms 3001: expected 1 to 3000 (the witness lease, twice --heartbeat-timeout-ms"),
             ([.. witness, "--data", dir.Combine("w"), "--host", ""], "--host '': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
             ([.. witness, "--data", " "], "--data ' ': expected a data directory, not an empty or blank value"),
         ];

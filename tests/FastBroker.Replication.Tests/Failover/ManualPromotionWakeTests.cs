@@ -92,7 +92,7 @@ public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
         try
         {
             var lines = new ConcurrentQueue<string>();
-            await using var node = await StartStandbyAsync(dir, (IPEndPoint)listener.LocalEndPoint!, lines, o => o with { ConnectTimeout = s_interval });
+            await using var node = await StartStandbyAsync(dir, (IPEndPoint)listener.LocalEndPoint!, lines, o => o with { ConnectTimeout = s_interval, HeartbeatTimeout = s_interval }); // a connect timeout is at most four heartbeat timeouts
             await Eventually.TrueAsync(() => node.Replica is { ConnectsBegun: >= 1 }, "the standby connects to its primary", TimeSpan.FromSeconds(30));
             Assert.Equal(0, node.LinkAttempts); // the connect is under way: no link attempt has ended
 
