@@ -117,8 +117,11 @@ internal sealed partial class StandbyLink
         }
 
         _stateHashes[relative] = (hash, bytes.Length);
-        f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
+        var path = relative.Replace('\\', '/');
+        f.Begin(FrameKind.State).Str(path).U32((uint)bytes.Length).Bytes(bytes).End();
         Send(f);
+        Interlocked.Increment(ref _stateFilesSent);
+        _owner.StateFileSent?.Invoke(path);
         return true;
     }
 }

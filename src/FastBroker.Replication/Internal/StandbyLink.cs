@@ -42,6 +42,7 @@ internal sealed partial class StandbyLink : IDisposable
     private long _lastAckTicks;
     private long _acksReceived;
     private long _bytesSent;
+    private long _stateFilesSent;
     private long _journalerShips;
     private long _journalerAcks;
     private long _journalerDeferred;
@@ -59,6 +60,9 @@ internal sealed partial class StandbyLink : IDisposable
     public string StandbyId => _hello.NodeId;
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: the welcome's, changed files', asked-for files').</summary>
+    public long StateFilesSent => Volatile.Read(ref _stateFilesSent);
 
     /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
     public long JournalerShips => Volatile.Read(ref _journalerShips);
