@@ -24,7 +24,7 @@ internal sealed partial class StandbyLink : IDisposable
     private readonly Hello _hello;
     private readonly ConcurrentQueue<TopicState> _created = new();
     private readonly List<LinkTopic> _topics = [];
-    private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
+    private readonly StateCopies _stateCopies = new(); // sender thread: what the standby holds of the state files
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly object _sendLock = new();
     private readonly object _passLock = new();
@@ -61,7 +61,7 @@ internal sealed partial class StandbyLink : IDisposable
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
 
-    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: the welcome's, changed files', asked-for files').</summary>
+    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: each file once to the standby that attaches, then those whose contents it lacks or asks for).</summary>
     public long StateFilesSent => Volatile.Read(ref _stateFilesSent);
 
     /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
