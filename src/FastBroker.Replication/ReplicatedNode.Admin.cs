@@ -329,6 +329,7 @@ public sealed partial class ReplicatedNode
                 w.WriteNumber("sinceLastAckMs", (long)link.SinceLastAck.TotalMilliseconds);
                 w.WriteNumber("acksReceived", link.AcksReceived);
                 w.WriteNumber("bytesSent", link.BytesSent);
+                w.WriteNumber("stateFilesSent", link.StateFilesSent);
                 w.WriteNumber("journalerShips", link.JournalerShips);
                 w.WriteNumber("journalerAcks", link.JournalerAcks);
                 w.WriteNumber("journalerDeferred", link.JournalerDeferred);

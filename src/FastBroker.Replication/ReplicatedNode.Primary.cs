@@ -222,7 +222,7 @@ public sealed partial class ReplicatedNode
 
         // The state outside the journals: committed positions and new producer epochs not yet applied there (in local
         // mode nothing waited for them), and the group state, which is otherwise sent at most every 20 ms (an ack just
-        // before the stop could wait for the next heartbeat). The replicator sends every state file that changed, then
+        // before the stop could wait for the next heartbeat). The replicator sends every state file the standby lacks, then
         // this version: the standby's STATE_ACK of it says it has written them all.
         var stateVersion = gate.RequestStateFiles();
         var limit = _options.AckTimeout < s_maxHandOverWait ? _options.AckTimeout : s_maxHandOverWait;

@@ -47,7 +47,7 @@ public sealed record ReplicationOptions
     /// </summary>
     public NodeRole InitialRole { get; init; } = NodeRole.Standby;
 
-    /// <summary>How often the primary sends a heartbeat (and changed state files) when idle; at most <see cref="MaxHeartbeatInterval"/>.</summary>
+    /// <summary>How often the primary sends a heartbeat (and the state files the standby lacks) when idle; at most <see cref="MaxHeartbeatInterval"/>.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = DefaultHeartbeatInterval;
 
     /// <summary>The default <see cref="HeartbeatInterval"/>: 100 ms (<c>fastbroker serve</c> uses it).</summary>

@@ -16,9 +16,9 @@ internal sealed class PositionStore : IDisposable
     /// <summary>Topics one durable subscription can span.</summary>
     public const int MaxTopics = 1024;
 
-    private const long Magic = 0x534F_5052_4246_4246; // "FBFRPROS"
-    private const int HeaderBytes = 16;
-    private const int EntryBytes = 264;
+    internal const long Magic = 0x534F_5052_4246_4246; // "FBFRPROS"
+    internal const int HeaderBytes = 16;
+    internal const int EntryBytes = 264;
 
     private readonly object _gate = new();
     private readonly MappedStateFile _file;

@@ -34,8 +34,8 @@ internal sealed partial class ReplicationGate
     public long ProducerEpochsWritten() => NextStateVersion(ref _producerStateVersion);
 
     /// <summary>
-    /// The node is handing over to its standby (a graceful stop): the replicator sends every state file that changed
-    /// since it last sent it (the group state included, which it otherwise sends at most every 20 ms), then a state
+    /// The node is handing over to its standby (a graceful stop): the replicator sends every state file whose contents
+    /// the standby lacks (the group state included, which it otherwise sends at most every 20 ms), then a state
     /// version covering them, within the same wake-up. Returns that version: once <see cref="StateApplied"/> reaches it,
     /// the standby has every state file as it was at this call, and every position committed before it.
     /// </summary>
@@ -98,7 +98,7 @@ internal sealed partial class ReplicationGate
     /// Replicator: moves the queued position updates (in version order) into <paramref name="into"/> and returns the
     /// newest version drained, 0 if none. <paramref name="producerEpochs"/> is true when a new producer epoch is among
     /// them: the checkpoint file must be sent (read after this call, so it holds the epoch) before that version.
-    /// <paramref name="allStateFiles"/> is true when a hand-over asked for every changed state file
+    /// <paramref name="allStateFiles"/> is true when a hand-over asked for every state file the standby lacks
     /// (<see cref="RequestStateFiles"/>): they must be sent (read after this call) before that version.
     /// </summary>
     public long DrainStateUpdates(List<PositionUpdate> into, out bool producerEpochs, out bool allStateFiles)

@@ -58,6 +58,9 @@ internal sealed class PrimaryReplicator : IDisposable
 
     internal AsyncSignal WakeSignal => _wake;
 
+    /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it sends whole.</summary>
+    internal Action<string>? StateFileSent { get; set; }
+
     /// <summary>A standby said hello (listener thread): answer and start streaming to it, replacing any older link.</summary>
     public void Attach(Socket socket, Hello hello)
     {

@@ -20,9 +20,11 @@ internal sealed partial class StandbyLink
     /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
     /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
     /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch. A hand-over's request
-    /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every changed state file first in the same way; the
-    /// updates of a subscription whose position file goes whole are then left out of the frame: the file, read after
-    /// the drain, holds them or a later commit, which the standby would otherwise step back from until the next frame.
+    /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every state file the standby lacks first in the same way
+    /// (<see cref="StateCopies"/>, which takes the updates of this frame as applied: a position file changed only by
+    /// them does not go whole); the updates of a subscription whose position file goes whole are then left out of the
+    /// frame: the file, read after the drain, holds them or a later commit, which the standby would otherwise step back
+    /// from until the next frame.
     /// </summary>
     private int ShipPositions(FrameBuffer f)
     {
@@ -33,6 +35,12 @@ internal sealed partial class StandbyLink
         if (version == 0)
         {
             return 0;
+        }
+
+        // The frame below (sent in this pass, after any file sent whole here) has the standby store these commits.
+        foreach (var u in _positionUpdates)
+        {
+            _stateCopies.Shipped(u);
         }
 
         if (allStateFiles)
@@ -84,12 +92,12 @@ internal sealed partial class StandbyLink
     {
         while (_stateWanted.TryDequeue(out var relative))
         {
-            _stateHashes.Remove(relative);
+            _stateCopies.Forget(relative);
             SendStateFile(f, relative);
         }
     }
 
-    /// <summary>Sends every state file that changed; adds to <paramref name="positionsSent"/> the subscriptions whose position file it sent.</summary>
+    /// <summary>Sends every state file whose contents the standby lacks (<see cref="StateCopies"/>); adds to <paramref name="positionsSent"/> the subscriptions whose position file it sent.</summary>
     private void SendStateFiles(FrameBuffer f, HashSet<string>? positionsSent = null)
     {
         foreach (var relative in StateFiles.Enumerate(_owner.Broker.Options.DataDirectory))
@@ -101,7 +109,10 @@ internal sealed partial class StandbyLink
         }
     }
 
-    /// <summary>Sends one state file whole, unless the standby already has these bytes (or the file is gone); true when sent.</summary>
+    /// <summary>
+    /// Sends one state file whole, unless the standby already has these bytes, or will once it applied what was sent
+    /// (<see cref="StateCopies.Holds"/>), or the file is gone; true when sent.
+    /// </summary>
     private bool SendStateFile(FrameBuffer f, string relative)
     {
         var bytes = StateFiles.ReadShared(Path.Combine(_owner.Broker.Options.DataDirectory, relative));
@@ -110,15 +121,17 @@ internal sealed partial class StandbyLink
             return false;
         }
 
-        var hash = StateFiles.Hash(bytes);
-        if (_stateHashes.TryGetValue(relative, out var known) && known.Hash == hash && known.Length == bytes.Length)
+        if (_stateCopies.Holds(relative, bytes))
         {
             return false;
         }
 
-        _stateHashes[relative] = (hash, bytes.Length);
-        f.Begin(FrameKind.State).Str(relative.Replace('\\', '/')).U32((uint)bytes.Length).Bytes(bytes).End();
+        _stateCopies.SentWhole(relative, bytes);
+        var path = relative.Replace('\\', '/');
+        f.Begin(FrameKind.State).Str(path).U32((uint)bytes.Length).Bytes(bytes).End();
         Send(f);
+        Interlocked.Increment(ref _stateFilesSent);
+        _owner.StateFileSent?.Invoke(path);
         return true;
     }
 }

@@ -24,7 +24,7 @@ internal sealed partial class StandbyLink : IDisposable
     private readonly Hello _hello;
     private readonly ConcurrentQueue<TopicState> _created = new();
     private readonly List<LinkTopic> _topics = [];
-    private readonly Dictionary<string, (ulong Hash, long Length)> _stateHashes = new(StringComparer.Ordinal);
+    private readonly StateCopies _stateCopies = new(); // sender thread: what the standby holds of the state files
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly object _sendLock = new();
     private readonly object _passLock = new();
@@ -42,6 +42,7 @@ internal sealed partial class StandbyLink : IDisposable
     private long _lastAckTicks;
     private long _acksReceived;
     private long _bytesSent;
+    private long _stateFilesSent;
     private long _journalerShips;
     private long _journalerAcks;
     private long _journalerDeferred;
@@ -59,6 +60,9 @@ internal sealed partial class StandbyLink : IDisposable
     public string StandbyId => _hello.NodeId;
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: each file once to the standby that attaches, then those whose contents it lacks or asks for).</summary>
+    public long StateFilesSent => Volatile.Read(ref _stateFilesSent);
 
     /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
     public long JournalerShips => Volatile.Read(ref _journalerShips);

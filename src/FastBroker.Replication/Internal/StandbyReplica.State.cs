@@ -200,7 +200,7 @@ internal sealed partial class StandbyReplica
     /// <summary>
     /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
     /// loss) is logged: it holds only the positions committed from now on until the primary sends the file whole (at
-    /// the next attach, or when the file changes). A damaged copy (not a position file: a wrong magic, an entry count
+    /// the next attach, or the next time the primary checks its state files: the link has not sent it whole). A damaged copy (not a position file: a wrong magic, an entry count
     /// its length cannot hold, unreadable) is logged (the first at once, then at most one line per 10 s, which counts
     /// those not logged: <see cref="LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
     /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on.
@@ -227,7 +227,7 @@ internal sealed partial class StandbyReplica
         if (store.WasBlank)
         {
             // Only the positions the primary sends from now on are in it; the file sent whole at the next attach (or
-            // when it changes) replaces it.
+            // at the primary's next check of its state files: this link has not sent it whole) replaces it.
             _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
         }
 

@@ -5,8 +5,8 @@ namespace FastBroker.Replication.Internal;
 /// <summary>
 /// The broker state outside the journals that a failover must keep: durable subscription positions
 /// (<c>subscriptions/*.pos</c>), work-queue group state (<c>topics/*/groups/*.state</c>) and the idempotent producers'
-/// checkpoint (<c>producers.state</c>). The primary sends a file whole when its contents changed; the standby replaces
-/// its copy atomically.
+/// checkpoint (<c>producers.state</c>). The primary sends a file whole when the standby's copy lacks its contents
+/// (<see cref="StateCopies"/>); the standby replaces its copy atomically.
 /// </summary>
 internal static class StateFiles
 {

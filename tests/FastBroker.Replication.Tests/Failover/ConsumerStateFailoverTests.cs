@@ -29,7 +29,7 @@ public sealed class ConsumerStateFailoverTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, before) = await pair.StartConfiguredPairAsync(s_options, s_options);
+            var (a, b, before) = await pair.StartConfiguredPairAsync(s_options, s_options, proxied: true);
             await PublishAsync(a.ClientEndpoint, topic, "m", 200);
 
             await using (var consumer = await ConnectAsync(a))
@@ -37,9 +37,13 @@ public sealed class ConsumerStateFailoverTests(ITestOutputHelper output)
                 await using var sub = await consumer.CreateSubscriptionAsync(topic, Durable("keeper"));
                 await CommitAfterAsync(sub, 49); // answered once b applied it (standby-durable): b's replica maps its copy
 
-                // The next heartbeat sends a's changed file whole and b replaces its copy (a rename): the replica lets
-                // go of the replaced file, so the commit after it reaches the new one.
-                await Eventually.TrueAsync(() => LiveMappings(b, "keeper.pos") == 0, "b replaces its copy of keeper.pos with the one a sends whole");
+                // The link cut: b lets go of its copies, attaches again and replaces its copy of keeper.pos with the
+                // file a sends whole to a standby that attaches (a rename), so the commit after it reaches the new one.
+                var followed = Followed(b);
+                pair.ToA!.CutAll();
+                await Eventually.TrueAsync(
+                    () => Followed(b) > followed && LiveMappings(b, "keeper.pos") == 0 && a.TryStatusAsync().GetAwaiter().GetResult() is { Standby: { Attached: true, AcksReceived: > 0 } } s && s.StandbyCaughtUp(topic),
+                    "b attaches again, with no mapping of keeper.pos left");
                 await CommitAfterAsync(sub, 99);
                 a.Kill();
             }
@@ -275,6 +279,10 @@ public sealed class ConsumerStateFailoverTests(ITestOutputHelper output)
             await Task.Delay(20); // polling interval of a condition with a deadline
         }
     }
+
+    /// <summary>How many times the node's log says it began to follow a (each attach of its replica).</summary>
+    private static int Followed(NodeProcess node) =>
+        node.Logs.Split('\n').Count(line => line.Contains("replication: following primary 'a'", StringComparison.Ordinal));
 
     /// <summary>How many mappings of a file named <paramref name="fileName"/> the node's process holds (/proc/pid/maps), of files still in place.</summary>
     private static int LiveMappings(NodeProcess node, string fileName) =>
