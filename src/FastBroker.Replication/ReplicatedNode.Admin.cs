@@ -288,10 +288,11 @@ public sealed partial class ReplicatedNode
     private static byte[] RoleHealth(AdminState state) =>
         System.Text.Encoding.UTF8.GetBytes($"{{\"status\":\"{state.Status}\",\"epoch\":{state.Epoch}}}\n");
 
-    // Role, status, epoch and lease from one read (they agree); the sections below are each read as they are written.
+    // Role, status, epoch, lease and which sections there are, with the standby's link and topics, from one read (they
+    // agree); the counters in the sections are read as they are written.
     private void WriteStatus(Utf8JsonWriter w)
     {
-        var state = ReadAdminState();
+        var state = ReadAdminState(withTopics: true);
         AdminStateRead?.Invoke("/status");
         w.WriteStartObject();
         w.WriteString("nodeId", NodeId);
@@ -313,14 +314,13 @@ public sealed partial class ReplicatedNode
             w.WriteNull("witness");
         }
 
-        if (Server is { } server)
+        if (state.Server is { } server)
         {
             w.WriteString("clientEndpoint", server.EndPoint.ToString());
         }
 
-        if (_replicator is { } replicator)
+        if (state.Primary is { Replicator: var replicator, Link: var link } primary)
         {
-            var link = replicator.Link;
             w.WriteStartObject("standby");
             w.WriteBoolean("attached", link is not null);
             if (link is not null)
@@ -334,7 +334,7 @@ public sealed partial class ReplicatedNode
                 w.WriteNumber("journalerAcks", link.JournalerAcks);
                 w.WriteNumber("journalerDeferred", link.JournalerDeferred);
                 w.WriteStartArray("topics");
-                foreach (var (topic, head, received, durable) in link.Positions)
+                foreach (var (topic, head, received, durable) in primary.Positions)
                 {
                     w.WriteStartObject();
                     w.WriteString("topic", topic);
@@ -350,14 +350,14 @@ public sealed partial class ReplicatedNode
 
             w.WriteNumber("maxRetentionHoldBytes", replicator.Options.MaxRetentionHoldBytes);
             w.WriteNumber("retentionPassed", replicator.RetentionPassed);
-            if (_gate is { } gate)
+            if (state.Gate is { } gate)
             {
                 w.WriteNumber("degraded", gate.Degraded);
                 w.WriteNumber("notReplicated", gate.TimedOut);
                 w.WriteBoolean("degradeAllowed", gate.DegradeAllowed);
             }
 
-            if (_lease is { } lease)
+            if (state.Lease is { } lease)
             {
                 // True from before the first publish confirmed as local without the standby until it has caught up.
                 w.WriteBoolean("witnessRecordsBehind", lease.StandbyBehind);
@@ -366,7 +366,7 @@ public sealed partial class ReplicatedNode
             w.WriteEndObject();
         }
 
-        if (_replica is { } replica)
+        if (state.Replica is { } replica)
         {
             w.WriteStartObject("replica");
             w.WriteBoolean("connected", replica.Connected);
@@ -381,8 +381,8 @@ public sealed partial class ReplicatedNode
                 w.WriteNull("lagRecords");
             }
 
-            w.WriteNumber("recordsReceived", replica.RecordsReceived);
-            w.WriteNumber("bytesReceived", replica.BytesReceived);
+            w.WriteNumber("recordsReceived", replica.Copy.RecordsReceived);
+            w.WriteNumber("bytesReceived", replica.Copy.BytesReceived);
             w.WriteStartArray("topics");
             var heads = replica.PrimaryHeads.ToDictionary(h => h.Topic, StringComparer.Ordinal);
             foreach (var (topic, first, next, durable) in replica.Positions)
@@ -403,7 +403,7 @@ public sealed partial class ReplicatedNode
 
             w.WriteEndArray();
             w.WriteStartArray("truncations");
-            foreach (var t in replica.Truncations)
+            foreach (var t in replica.Copy.Truncations)
             {
                 w.WriteStringValue(t);
             }

@@ -1,4 +1,6 @@
+using FastBroker.Engine;
 using FastBroker.Replication.Internal;
+using FastBroker.Server;
 
 namespace FastBroker.Replication;
 
@@ -11,6 +13,10 @@ public sealed partial class ReplicatedNode
     /// values, so they agree with each other even when the node changes role or state while the answer is made (it
     /// then describes the node as it was when read). Before, a route decided whether the node served from one read and
     /// took the status it printed from another: a standby promoted in between answered /primary 503 with status ok.
+    /// <c>/status</c> takes its sections from the same read too: the primary's replicator with the standby attached and
+    /// its topics, replication gate, lease and server (the <c>standby</c> section, <c>clientEndpoint</c>), and the
+    /// standby's copy with its link and topics (the <c>replica</c> section), so a section never belongs to a role the
+    /// document does not state.
     /// </summary>
     private readonly record struct AdminState(
         NodeRole Role,
@@ -18,17 +24,25 @@ public sealed partial class ReplicatedNode
         long NewerEpochSeen,
         string? NewerEpochFrom,
         string? FenceReason,
-        bool HasLease,
+        LeaseKeeper? Lease,
         bool LeaseValid,
-        bool Serving,
+        BrokerServer? Server,
         long BecomingPrimary,
         bool PromotionTakenUp,
         string RoleWhy,
         bool DefersToPeer,
         long Epoch,
         long RoleSince,
-        ReplicaView? Replica)
+        ReplicaView? Replica,
+        PrimaryView? Primary,
+        ReplicationGate? Gate)
     {
+        /// <summary>A primary holding a witness lease (valid or not).</summary>
+        public bool HasLease => Lease is not null;
+
+        /// <summary>The client server is up.</summary>
+        public bool Serving => Server is not null;
+
         /// <summary>A primary that steps down: a newer epoch seen, fenced (Fence closes the clients), or its lease lost.</summary>
         public bool SteppingDown => NewerEpochSeen >= 0 || FenceReason is not null || (HasLease && !LeaseValid);
 
@@ -42,10 +56,31 @@ public sealed partial class ReplicatedNode
         public bool ServesAsPrimary => Status == "ok";
     }
 
-    /// <summary>The standby's link as read with an <see cref="AdminState"/>.</summary>
-    private readonly record struct ReplicaView(bool Connected, string? PrimaryId, TimeSpan SinceLastHeard, long? LagRecords);
+    /// <summary>
+    /// The standby's copy as read with an <see cref="AdminState"/>: its link, and for <c>/status</c> its topics (a copy
+    /// closed after the read, its node promoted, still lists them). Its counters are read from <see cref="Copy"/> as
+    /// written.
+    /// </summary>
+    private readonly record struct ReplicaView(
+        StandbyReplica Copy,
+        bool Connected,
+        string? PrimaryId,
+        TimeSpan SinceLastHeard,
+        long? LagRecords,
+        (string Topic, long First, long Next, long Durable)[] Positions,
+        (string Topic, long? PrimaryHead, long Lag)[] PrimaryHeads);
 
-    private AdminState ReadAdminState()
+    /// <summary>
+    /// The primary's replicator as read with an <see cref="AdminState"/>: the standby attached then, and for
+    /// <c>/status</c> its topics. Its counters are read from <see cref="Replicator"/> and <see cref="Link"/> as written.
+    /// </summary>
+    private readonly record struct PrimaryView(
+        PrimaryReplicator Replicator,
+        StandbyLink? Link,
+        (string Topic, long Head, long Received, long Durable)[] Positions);
+
+    /// <param name="withTopics">Also the standby's topics (<c>/status</c>).</param>
+    private AdminState ReadAdminState(bool withTopics = false)
     {
         var lease = _lease;
         var replica = Volatile.Read(ref _replica);
@@ -55,17 +90,29 @@ public sealed partial class ReplicatedNode
             Interlocked.Read(ref _newerEpochSeen),
             Volatile.Read(ref _newerEpochFrom),
             _fenceReason,
-            lease is not null,
+            lease,
             lease?.IsValid ?? false,
-            Server is not null,
+            Server,
             Interlocked.Read(ref _becomingPrimary),
             Volatile.Read(ref _promotion) is { IsTakenUp: true },
             _roleWhy,
             _defersToPeer,
             _state.Epoch,
             _roleSince,
-            replica is null ? null : View(replica));
+            replica is null ? null : View(replica, withTopics),
+            _replicator is { } replicator ? View(replicator, withTopics) : null,
+            _gate);
     }
 
-    private static ReplicaView View(StandbyReplica replica) => new(replica.Connected, replica.PrimaryId, replica.SinceLastHeard, replica.LagRecords);
+    private static PrimaryView View(PrimaryReplicator replicator, bool withTopics) =>
+        replicator.Link is { } link ? new(replicator, link, withTopics ? [.. link.Positions] : []) : new(replicator, null, []);
+
+    private static ReplicaView View(StandbyReplica replica, bool withTopics) => new(
+        replica,
+        replica.Connected,
+        replica.PrimaryId,
+        replica.SinceLastHeard,
+        replica.LagRecords,
+        withTopics ? [.. replica.Positions] : [],
+        withTopics ? [.. replica.PrimaryHeads] : []);
 }

@@ -118,9 +118,7 @@ public sealed partial class ReplicatedNode
             // line the witness client logged just before: not repeated here.
             SetRole(NodeRole.Standby, answer is { Kind: LeaseResultKind.Denied } d
                 ? $"the witness lease is held by '{d.Holder}' at epoch {d.Epoch}"
-                : answer is { Kind: LeaseResultKind.Error, Logged: true }
-                ? "no witness lease (the witness's answer, logged above, is not one of its protocol)"
-                : $"no witness lease ({answer})");
+                : $"no witness lease ({answer?.ForLog()})");
             return;
         }
 

@@ -57,7 +57,11 @@ public sealed class LeaseKeeper : IAsyncDisposable
         _expiryTimer = new Timer(static s => ((LeaseKeeper)s!).CheckExpiry(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
-    /// <summary>Raised once when the lease stops being valid, with the reason. See the remarks for when.</summary>
+    /// <summary>
+    /// Raised once when the lease stops being valid, with the reason. See the remarks for when. A reason that names the
+    /// last failed renewal names an answer outside the witness protocol that the <see cref="WitnessClient"/> has already
+    /// logged (a replicated node's client logs to the node's log) as "logged above", instead of repeating it.
+    /// </summary>
     public event Action<string>? Lost;
 
     /// <summary>The node holding the lease.</summary>
@@ -183,7 +187,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
                 MarkLost($"standby report denied: {result.Holder} holds the lease at epoch {result.Epoch}");
                 return false;
             default:
-                Volatile.Write(ref _lastFailure, result.ToString());
+                Volatile.Write(ref _lastFailure, result.ForLog());
                 return false;
         }
     }
@@ -282,8 +286,9 @@ public sealed class LeaseKeeper : IAsyncDisposable
                         MarkLost($"renewal denied: {result.Holder} holds the lease at epoch {result.Epoch}");
                         return;
                     default:
-                        // Unreachable or an error: keep trying until the expiry timer gives up.
-                        Volatile.Write(ref _lastFailure, result.ToString());
+                        // Unreachable or an error: keep trying until the expiry timer gives up. An answer outside the
+                        // protocol is on the line the witness client logged: the loss names it without repeating it.
+                        Volatile.Write(ref _lastFailure, result.ForLog());
                         break;
                 }
             }

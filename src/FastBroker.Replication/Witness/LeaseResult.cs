@@ -26,6 +26,9 @@ public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, stri
     /// </summary>
     internal bool Logged { get; init; }
 
+    /// <summary>What a log line says of an outcome it names after the witness client's own line.</summary>
+    internal const string LoggedAnswer = "the witness's answer, logged above, is not one of its protocol";
+
     /// <summary>True for <see cref="LeaseResultKind.Granted"/>.</summary>
     public bool IsGranted => Kind == LeaseResultKind.Granted;
 
@@ -42,6 +45,12 @@ public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, stri
         LeaseResultKind.StandbyRecorded => StandbyBehind ? "Recorded: standby behind" : "Recorded: standby in sync",
         _ => $"{Kind}: {Message}",
     };
+
+    /// <summary>
+    /// This outcome for a log line: <see cref="ToString"/>, or, for an error already <see cref="Logged"/>, only that the
+    /// answer was logged above, so each bad answer is one line.
+    /// </summary>
+    internal string ForLog() => Logged ? LoggedAnswer : ToString();
 
     private string BehindSuffix => StandbyBehind ? "; standby behind" : "";
 }

@@ -40,17 +40,20 @@ public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
         var lines = new ConcurrentQueue<string>();
         await using var client = new WitnessClient(witness.Endpoint, TimeSpan.FromSeconds(5)) { Log = lines.Enqueue };
         var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var keeper = await LeaseKeeper.TryStartAsync(client, "a", 1, TimeSpan.FromSeconds(1), onLost: r => lost.TrySetResult(r));
+        var keeper = await LeaseKeeper.TryStartAsync(client, "a", 1, TimeSpan.FromSeconds(2), onLost: r => lost.TrySetResult(r));
         Assert.NotNull(keeper);
         Assert.Equal(StandInWitness.GrantedEpoch, keeper.Epoch);
 
-        // Each bad renewal is an error of that call: the keeper tries again every 250 ms and gives the lease up when
-        // its grant runs out, saying why. None was taken for a lease.
+        // Each bad renewal is an error of that call: the keeper tries again every 500 ms and gives the lease up when
+        // its grant runs out, 1.8 s after it was asked for, saying why (with 1 s, a first renewal delayed on a loaded
+        // machine left room for only one). None was taken for a lease, and the reason names the answer the client
+        // logged without repeating it.
         var first = await Task.WhenAny(lost.Task, Task.Delay(s_deadline));
         Assert.True(first == lost.Task, $"the lease keeper did not lose its lease within {s_deadline.TotalSeconds:0} s (renewals answered: {witness.Acquires - 1}):\n{string.Join('\n', lines)}");
         var reason = await lost.Task;
         output.WriteLine($"lost: {reason}");
-        Assert.Contains($"witness {witness.Endpoint} answered an {invalid} ('{renewal}')", reason, StringComparison.Ordinal);
+        Assert.Contains(lines, l => l.Contains($"witness {witness.Endpoint} answered an {invalid} ('{renewal}')", StringComparison.Ordinal));
+        Assert.Equal("no successful renewal before the lease ran out (last attempt: the witness's answer, logged above, is not one of its protocol)", reason);
         Assert.False(keeper.IsValid);
         Assert.Equal(0, keeper.Renewals);
         await keeper.DisposeAsync(); // its renewal loop ended normally: nothing to rethrow
@@ -142,6 +145,53 @@ public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
         Assert.True(logged == 1, $"{logged} lines for one bad answer:\n{log}");
         Assert.Contains($"node 'b': witness {witness.Endpoint} answered an {invalid} ('{answer}')", log, StringComparison.Ordinal);
         Assert.Contains(lines, l => l.Contains("node 'b': Standby (epoch 0): no witness lease", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A primary whose renewals are answered out of range logs each answer once: the witness client's line says what the
+    /// witness answered, and the line of the lost lease (the node fenced) says only that the last answer, logged above,
+    /// was not one of the protocol. Before, the lost-lease line repeated the last answer's whole message.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(OutOfRangeAnswers))]
+    public async Task A_primarys_lease_lost_to_renewals_answered_out_of_range_does_not_repeat_the_answer(string renewal, string invalid)
+    {
+        using var dir = new TempDirectory();
+        using var witness = new StandInWitness();
+        var answered = 0;
+        witness.Answer = ttl => Interlocked.Increment(ref answered) == 1 ? StandInWitness.Grant(ttl) : renewal;
+        var lines = new ConcurrentQueue<string>();
+        var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "b",
+            DataDirectory = dir.Combine("b"),
+            Port = FreePort.Next(),
+            Peer = Cli.Address(FreePort.Next()), // nothing listens there
+            Witness = witness.Endpoint,
+            InitialRole = NodeRole.Primary,
+            HeartbeatInterval = TimeSpan.FromSeconds(60),
+            HeartbeatTimeout = TimeSpan.FromSeconds(120), // no lease request of the standby loop after the fence
+            LeaseTtl = TimeSpan.FromSeconds(3), // renewed every 750 ms, lost 2.7 s after the grant (b serves long before)
+            Log = lines.Enqueue,
+        });
+        await using (node)
+        {
+            await Eventually.TrueAsync(() => lines.Any(l => l.Contains("witness lease lost", StringComparison.Ordinal)), "b loses its lease", s_deadline);
+        }
+
+        var log = string.Join('\n', lines);
+        output.WriteLine(log);
+        Assert.Contains($"node 'b': witness {witness.Endpoint} answered an {invalid} ('{renewal}')", log, StringComparison.Ordinal);
+        var lostLine = lines.First(l => l.Contains("witness lease lost", StringComparison.Ordinal));
+        Assert.True(
+            !lostLine.Contains(renewal, StringComparison.Ordinal) && !lostLine.Contains($"answered an {invalid}", StringComparison.Ordinal),
+            $"the lost-lease line repeats the answer logged above it:\n{lostLine}");
+        Assert.Contains("witness lease lost: no successful renewal before the lease ran out (last attempt: the witness's answer, logged above, is not one of its protocol)", lostLine, StringComparison.Ordinal);
+
+        // Each bad answer the client read is one line (the last may have been cut off by the loss).
+        var bad = witness.Acquires - 1;
+        var logged = lines.Count(l => l.Contains(renewal, StringComparison.Ordinal) || l.Contains($"answered an {invalid}", StringComparison.Ordinal));
+        Assert.True(logged <= bad, $"{logged} lines for {bad} bad answers:\n{log}");
     }
 
     [Fact]
