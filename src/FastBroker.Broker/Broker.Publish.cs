@@ -55,8 +55,9 @@ public sealed partial class Broker
     /// instances: their publishes, including those already queued, are refused with
     /// <see cref="BrokerErrorCode.ProducerFenced"/> instead of being stored, or confirmed as duplicates of the new
     /// instance's messages. Returns the sequence to number from (as <see cref="NextProducerSequence"/>) and the epoch.
-    /// Thread-safe. A new epoch is written (fsync'd) to the producers' checkpoint before this returns, so a restart
-    /// fences with it even before the instance's first record (each record then carries it too); on the primary of a
+    /// Thread-safe. A new epoch is written to <c>producers.epochs</c> (the file fsync'd, renamed, the directory fsync'd)
+    /// before this returns, so a restart, also after a power loss, fences with it even before the instance's first record
+    /// (each record then carries it too); on the primary of a
     /// failover pair that file is sent to the standby at once, and when <see cref="BrokerOptions.DefaultTopicOptions"/>
     /// acknowledge in a standby mode this returns only once the standby holds it, so a promoted standby fences with it
     /// too (docs/broker.md). Blocks the calling thread meanwhile: <see cref="InitProducerAsync"/> does not. Each epoch's
@@ -100,7 +101,7 @@ public sealed partial class Broker
         replicated = null;
         if (raised)
         {
-            _producerCheckpoint.PersistEpochs(_producers); // on disk before it is answered: a restart fences with it too
+            _producerEpochs.Persist(_producers); // on disk (producers.epochs) before it is answered: a restart fences with it too
 
             // On a pair, the standby gets that file at once (not at the next heartbeat), and in a standby ack mode the
             // answer waits for it: a standby promoted after the answer fences with the epoch as this node does.

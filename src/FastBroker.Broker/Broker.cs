@@ -31,6 +31,7 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly object _gate = new();
     private readonly Timer _timer;
     private readonly ProducerCheckpoint _producerCheckpoint;
+    private readonly ProducerEpochFile _producerEpochs;
     private readonly StateFileFlusher _stateFlusher = new();
     private readonly object _timerLock = new();
     private int _timerPeriodMs; // 0 = not started; under _timerLock
@@ -52,6 +53,7 @@ public sealed partial class Broker : IAsyncDisposable
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry));
         RecoverProducers();
         _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
+        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producers.AttachCheckpoint(_producerCheckpoint);
         _pipeline = new Pipeline(options, _producers);
@@ -197,6 +199,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         await _timer.DisposeAsync().ConfigureAwait(false);
         _pipeline.Stop(_options.ShutdownTimeout);
+        _producerEpochs.Close();
         _producerCheckpoint.WriteNow(_producers, closing: true);
         foreach (var t in _topics.All)
         {
@@ -414,15 +417,21 @@ public sealed partial class Broker : IAsyncDisposable
             }
         }
 
-        // And each id's newest epoch, which InitProducer persisted before answering: fences also before its instance wrote.
-        foreach (var (id, epoch) in epochs)
+        // And each id's newest epoch: the one InitProducer persisted before answering (producers.epochs, written only
+        // durably) and the one in producers.state (whose last captures a power loss may have lost), the newer of the
+        // two and the records': fences also before its instance wrote.
+        var given = ProducerEpochFile.Load(_options.DataDirectory, out var epochProblem);
+        foreach (var (id, epoch) in epochs.Concat(given))
         {
             _producers.RestoreEpoch(id, epoch, (ulong)now);
         }
 
-        if (problem is not null)
+        foreach (var line in new[] { problem, epochProblem })
         {
-            _options.Log?.Invoke(problem);
+            if (line is not null)
+            {
+                _options.Log?.Invoke(line);
+            }
         }
     }
 

@@ -6,7 +6,7 @@ namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// Producer epochs (<see cref="Broker.InitProducer"/>): a new instance of a producer id fences the older ones, in the
-/// running broker and after a restart (the epoch is in <c>producers.state</c> from the moment it is given, and in each
+/// running broker and after a restart (the epoch is in <c>producers.epochs</c> from the moment it is given, and in each
 /// record's producer header). Each epoch's sequences are deduplicated on their own, so no message is confirmed as a
 /// duplicate of another instance's.
 /// </summary>
@@ -142,7 +142,7 @@ public sealed class ProducerFencingTests
     }
 
     /// <summary>
-    /// InitProducer writes the new epoch to <c>producers.state</c> (fsync'd) before it answers, so a restart before the new
+    /// InitProducer writes the new epoch to <c>producers.epochs</c> (fsync'd) before it answers, so a restart before the new
     /// instance's first record still fences the old one: before, only records carried epochs, and the old instance resumed
     /// and stored its messages until the new one's first message landed.
     /// </summary>
@@ -177,7 +177,7 @@ public sealed class ProducerFencingTests
     }
 
     /// <summary>
-    /// A new epoch that cannot be written to <c>producers.state</c> (here a directory where the temporary file goes) is not
+    /// A new epoch that cannot be written to <c>producers.epochs</c> (here a directory where the temporary file goes) is not
     /// answered: StorageError, with the reason. The running broker fences with it all the same (the old instance's resume
     /// is refused), and once the file can be written again the next new instance's epoch is answered, and survives a
     /// restart.
@@ -187,8 +187,8 @@ public sealed class ProducerFencingTests
     {
         await using var f = await BrokerFixture.StartAsync();
         var old = await StartOldInstanceAsync(f.Broker, stored: 2);
-        var blocker = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName + ".tmp");
-        Directory.CreateDirectory(blocker); // the file is written there first, then renamed over producers.state
+        var blocker = Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName + ".tmp");
+        Directory.CreateDirectory(blocker); // the file is written there first, then renamed over producers.epochs
         try
         {
             var refused = Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id));
@@ -207,7 +207,7 @@ public sealed class ProducerFencingTests
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(2UL, next);
         Assert.True(current > old, $"epoch {current} after {old}");
-        await f.RestartAsync(); // nothing written with the new epoch: producers.state alone holds it
+        await f.RestartAsync(); // nothing written with the new epoch: producers.epochs (and the close's producers.state) hold it
 
         Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
         Assert.Equal((2UL, current), f.Broker.InitProducer(Id, current));

@@ -103,10 +103,11 @@ public class ProducerFencingTests
         await using var f = await ServerFixture.StartAsync();
         var client = await f.ConnectAsync(o => o with { ProducerId = Id });
 
-        // The restarted broker knows the client's epoch from nowhere (producers.state removed, no record carries it),
-        // so the resume raises it, and writing it fails: a directory where DurableFile writes first.
+        // The restarted broker knows the client's epoch from nowhere (producers.state and producers.epochs removed, no
+        // record carries it), so the resume raises it, and writing it fails: a directory where DurableFile writes first.
         var state = Path.Combine(f.DataDirectory, "producers.state");
-        var blocker = state + ".tmp";
+        var epochs = Path.Combine(f.DataDirectory, "producers.epochs");
+        var blocker = epochs + ".tmp";
         Task<long>? pending = null;
         await f.RestartBrokerAsync(
             b =>
@@ -116,7 +117,11 @@ public class ProducerFencingTests
                 pending = client.PublishAsync("unbound", Bytes("m0")).AsTask(); // sent after the reconnect
                 return Task.CompletedTask;
             },
-            beforeOpen: () => File.Delete(state));
+            beforeOpen: () =>
+            {
+                File.Delete(state);
+                File.Delete(epochs);
+            });
 
         // Before, the resume's StorageError left the connection unbound and the publish went out on it all the same:
         // stored and confirmed without the epoch, neither fenced nor fencing. Now the refusal closes the connection,

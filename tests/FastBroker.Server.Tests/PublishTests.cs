@@ -246,7 +246,7 @@ public class PublishTests
     }
 
     /// <summary>
-    /// INIT_PRODUCER whose new epoch cannot be written to <c>producers.state</c> (a directory where its temporary file
+    /// INIT_PRODUCER whose new epoch cannot be written to <c>producers.epochs</c> (a directory where its temporary file
     /// goes): ERROR StorageError with the reason, the connection stays open and unbound (its publishes with the id carry
     /// no epoch and are stored), and once the file can be written the next INIT_PRODUCER is answered with an epoch.
     /// </summary>
@@ -256,7 +256,7 @@ public class PublishTests
         const ProtocolFeatures Features = RawConnection.AllFeatures | ProtocolFeatures.InitProducer | ProtocolFeatures.ProducerEpoch;
         await using var f = await ServerFixture.StartAsync();
         await using var c = await f.ConnectAsync(Features);
-        var blocker = Path.Combine(f.DataDirectory, "producers.state.tmp");
+        var blocker = Path.Combine(f.DataDirectory, "producers.epochs.tmp");
         Directory.CreateDirectory(blocker);
         try
         {

@@ -2,10 +2,16 @@ using System.Buffers.Binary;
 
 namespace FastBroker.Testing;
 
-/// <summary>The broker's idempotent producers' checkpoint (<c>producers.state</c> in a data directory), as tests look at it.</summary>
+/// <summary>
+/// The broker's idempotent producers' checkpoint (<c>producers.state</c> in a data directory) and the producer epochs it
+/// gave (<c>producers.epochs</c>), as tests look at them.
+/// </summary>
 public static class ProducerCheckpointFile
 {
     public const string Name = "producers.state";
+
+    /// <summary>The file of the producer epochs given, written durably before each new epoch is answered.</summary>
+    public const string EpochsName = "producers.epochs";
 
     /// <summary>
     /// Whether the checkpoint at <paramref name="path"/> names <paramref name="producer"/> (its id, little-endian, as an
@@ -14,7 +20,7 @@ public static class ProducerCheckpointFile
     public static bool Names(string path, ulong producer) => Holds(path, producer);
 
     /// <summary>
-    /// Whether the checkpoint at <paramref name="path"/> holds <paramref name="value"/> (little-endian) anywhere: a producer
+    /// Whether the checkpoint (or epochs file) at <paramref name="path"/> holds <paramref name="value"/> (little-endian) anywhere: a producer
     /// id, or a producer epoch (Unix ms when given: no other field matches it). False while the file does not exist.
     /// </summary>
     public static bool Holds(string path, ulong value)

@@ -29,12 +29,13 @@ namespace FastBroker.Engine;
 /// refuse an unknown retry ("older than the oldest sequence known"), never confirm one it does not hold.
 /// </para>
 /// <para>
-/// The file also keeps the newest producer epoch of each id (<see cref="ProducerRegistry.CaptureEpochs"/>), and
-/// <see cref="PersistEpochs"/> writes it before <see cref="Broker.InitProducer"/> answers a new epoch, so a restart fences
-/// the older instances even when the new one has not written yet (no record carries its epoch). Every write is durable
-/// (<see cref="DurableFile"/>: flushed, renamed, the directory synced), as are the writes at open and close; the
-/// journaler's periodic captures are renamed over it without a disk flush (see <see cref="Write"/>). An epoch cannot be checked against the journal; it
-/// can only fence.
+/// The file also keeps the newest producer epoch of each id (<see cref="ProducerRegistry.CaptureEpochs"/>), so a restart
+/// fences the older instances even when the new one has not written yet (no record carries its epoch). The writes at
+/// open and close are durable (<see cref="DurableFile"/>: flushed, renamed, the directory synced); the journaler's
+/// periodic captures are renamed over it without a disk flush (see <see cref="Write"/>), so after a power loss it may
+/// hold older epochs or none: the epochs <see cref="Broker.InitProducer"/> answers are also in their own file, written
+/// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
+/// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
 /// Format, little-endian: "FBPS", version 3, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), topic name
@@ -52,19 +53,13 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     private const uint Magic = 0x53504246; // "FBPS"
     private const uint Version = 3;
 
-    /// <summary>What <see cref="Write"/> returns when the broker's last file was written already.</summary>
-    private const string ClosedFailure = "closed";
-
     private readonly string _path;
     private readonly object _writeLock = new();
     private readonly Action<string>? _log;
-    private readonly object _epochLock = new();
     private ProducerRegistry.Entry[] _capture = new ProducerRegistry.Entry[16];
     private int _captured;
     private (ulong Producer, ulong Epoch)[] _epochs = new (ulong, ulong)[16];
     private ProducerRegistry? _registry; // the one whose capture is queued (its epochs are taken when the file is written)
-    private long _epochChanges; // Interlocked: one per PersistEpochs call
-    private long _epochsWritten; // under _epochLock: the changes the last PersistEpochs write covers
     private byte[] _buffer = new byte[4096];
     private int _writing; // 1 while a capture waits for or is in its write
     private bool _closed; // under _writeLock
@@ -93,51 +88,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         _registry = producers;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
-    }
-
-    /// <summary>
-    /// Any thread (<see cref="Broker.InitProducer"/>), once the registry gave an id a newer epoch: returns when a file
-    /// holding it is on disk (the last capture of the producers with every id's newest epoch now). Calls that overlap
-    /// share one write. Rare (one per producer instance started), so a disk flush each is affordable.
-    /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the file could not be written; <see cref="BrokerErrorCode.Closed"/>: the broker closed (its last file may not hold the epoch).</exception>
-    public void PersistEpochs(ProducerRegistry producers)
-    {
-        var wanted = Interlocked.Increment(ref _epochChanges);
-        lock (_epochLock)
-        {
-            if (_epochsWritten >= wanted)
-            {
-                return; // a write that began after this caller's change covered it
-            }
-
-            var covers = Volatile.Read(ref _epochChanges);
-            var spin = new SpinWait();
-            while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
-            {
-                spin.SpinOnce(); // a capture's write in progress: it ends on its own
-            }
-
-            string? failure;
-            try
-            {
-                _registry = producers; // the capture (_capture) stays the journaler's last one
-                failure = Write(closing: false);
-            }
-            finally
-            {
-                Volatile.Write(ref _writing, 0);
-            }
-
-            if (failure is not null)
-            {
-                throw ReferenceEquals(failure, ClosedFailure)
-                    ? new BrokerException(BrokerErrorCode.Closed, "the broker is closed: the producer epoch was not persisted")
-                    : new BrokerException(BrokerErrorCode.StorageError, $"the producer epoch could not be persisted: {failure}");
-            }
-
-            _epochsWritten = covers;
-        }
     }
 
     /// <summary>Any thread, with the registry quiescent (at open, after recovery; at close, after the pipeline stopped).</summary>
@@ -277,23 +227,24 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// With <c>_writing</c> held: writes the capture and the registry's epochs. Null, or why not. <paramref name="durable"/>
-    /// (a new epoch, open, close): flushed, renamed, the directory synced (<see cref="DurableFile"/>). The journaler's
+    /// With <c>_writing</c> held: writes the capture and the registry's epochs (nothing once the broker's last file was
+    /// written). <paramref name="durable"/> (open, close): flushed, renamed, the directory synced (<see cref="DurableFile"/>). The journaler's
     /// periodic captures are not: at millions of records a second they come hundreds of times a second, and a disk flush
     /// each would keep the disk busy under the journal's own group commits. They are renamed over the file whole, and
     /// hold every epoch the last durable write held. A flush before their rename would also break the rescan's bound: the
     /// file would trail the journal by <see cref="Interval"/> records plus twice what the journaler writes during one
     /// flush (the next capture waits for this write), within 4 × <see cref="Interval"/> only while a flush takes less
     /// than about 16,000 records' time (2–4 ms at 4–8 M records/s). After a power loss on a file system without ext4's
-    /// rename heuristic the file may be empty: ignored, producers and epochs are known from the records only.
+    /// rename heuristic the file may be empty, or hold an older capture: ignored (or checked against the journal as
+    /// always), producers are known from the records only, and the epochs from the records and <see cref="ProducerEpochFile"/>.
     /// </summary>
-    private string? Write(bool closing, bool durable = true)
+    private void Write(bool closing, bool durable = true)
     {
         lock (_writeLock)
         {
             if (_closed)
             {
-                return ClosedFailure;
+                return;
             }
 
             _closed = closing;
@@ -317,7 +268,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
                 }
 
                 _lastFailure = null;
-                return null;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalException)
             {
@@ -329,8 +279,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
                     _lastFailure = failure;
                     _log?.Invoke(failure);
                 }
-
-                return ex.Message;
             }
         }
     }

@@ -1,6 +1,6 @@
 namespace FastBroker.Engine;
 
-// Producer epochs: starting and resuming instances (INIT_PRODUCER), the fences they set, and what producers.state keeps of them.
+// Producer epochs: starting and resuming instances (INIT_PRODUCER), the fences they set, and what producers.state and producers.epochs keep of them.
 internal sealed partial class ProducerRegistry
 {
     /// <summary>
@@ -87,8 +87,8 @@ internal sealed partial class ProducerRegistry
 
     /// <summary>
     /// Any thread: copies the newest epoch of every id that has one (given by <see cref="Init(ulong, ulong, ulong)"/> or stored with its records)
-    /// into <paramref name="into"/> (grown when it holds too few) and returns how many: what <c>producers.state</c> keeps, so
-    /// that a restart fences with epochs no record carries yet.
+    /// into <paramref name="into"/> (grown when it holds too few) and returns how many: what <c>producers.state</c> and
+    /// <c>producers.epochs</c> (<see cref="ProducerEpochFile"/>) keep, so that a restart fences with epochs no record carries yet.
     /// </summary>
     public int CaptureEpochs(ref (ulong Producer, ulong Epoch)[] into)
     {
@@ -121,7 +121,8 @@ internal sealed partial class ProducerRegistry
 
     /// <summary>
     /// Recovery, after the rescan and the checkpoint's entries: <paramref name="epoch"/> was the newest epoch of
-    /// <paramref name="producerId"/> when <c>producers.state</c> was written; lower ones are fenced again. One of an id
+    /// <paramref name="producerId"/> when <c>producers.state</c> or <c>producers.epochs</c> was written (called for each
+    /// file: the newest is kept); lower ones are fenced again. One of an id
     /// this broker no longer knows is dropped when it started longer than the expiry ago (as <see cref="PruneFencesLocked"/> would).
     /// </summary>
     public void RestoreEpoch(ulong producerId, ulong epoch, ulong now)

@@ -27,8 +27,8 @@ internal sealed partial class ReplicationGate
     }
 
     /// <summary>
-    /// <see cref="Broker.InitProducer"/> gave an id a new epoch and wrote it to the producers' checkpoint file (already
-    /// on disk here): the replicator sends that file to the standby, then a state version covering it, within the
+    /// <see cref="Broker.InitProducer"/> gave an id a new epoch and wrote it to <c>producers.epochs</c> (already on disk
+    /// here, <see cref="ProducerEpochFile"/>): the replicator sends that file to the standby, then a state version covering it, within the
     /// same wake-up. Returns that version, for <see cref="WaitForState"/>.
     /// </summary>
     public long ProducerEpochsWritten() => NextStateVersion(ref _producerStateVersion);

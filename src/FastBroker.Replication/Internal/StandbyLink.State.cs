@@ -17,8 +17,8 @@ internal sealed partial class StandbyLink
 
     /// <summary>
     /// Committed positions and new producer epochs, as one POSITIONS frame whose version the standby acknowledges once
-    /// it applied it (zero updates when only an epoch changed). A new epoch sends the producers' checkpoint file first
-    /// (read after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
+    /// it applied it (zero updates when only an epoch changed). A new epoch sends <c>producers.epochs</c> first (read
+    /// after the drain, so it holds the epoch): the standby writes it before it reads the POSITIONS frame, so
     /// its acknowledgement, which answers the INIT_PRODUCER, says it has the epoch. A hand-over's request
     /// (<see cref="ReplicationGate.RequestStateFiles"/>) sends every state file the standby lacks first in the same way
     /// (<see cref="StateCopies"/>, which takes the updates of this frame as applied: a position file changed only by
@@ -54,7 +54,7 @@ internal sealed partial class StandbyLink
         }
         else if (producerEpochs)
         {
-            SendStateFile(f, ProducerCheckpoint.FileName);
+            SendStateFile(f, ProducerEpochFile.FileName);
         }
 
         f.Begin(FrameKind.Positions).I64(version).U32((uint)_positionUpdates.Count);

@@ -5,18 +5,24 @@ namespace FastBroker.Replication.Internal;
 /// <summary>
 /// The broker state outside the journals that a failover must keep: durable subscription positions
 /// (<c>subscriptions/*.pos</c>), work-queue group state (<c>topics/*/groups/*.state</c>) and the idempotent producers'
-/// checkpoint (<c>producers.state</c>). The primary sends a file whole when the standby's copy lacks its contents
+/// checkpoint (<c>producers.state</c>) with the producer epochs given (<c>producers.epochs</c>). The primary sends a file whole when the standby's copy lacks its contents
 /// (<see cref="StateCopies"/>); the standby replaces its copy atomically.
 /// </summary>
 internal static class StateFiles
 {
     private const string ProducerCheckpointFile = FastBroker.Engine.ProducerCheckpoint.FileName;
+    private const string ProducerEpochsFile = FastBroker.Engine.ProducerEpochFile.FileName;
 
     public static IEnumerable<string> Enumerate(string dataDirectory)
     {
         if (File.Exists(Path.Combine(dataDirectory, ProducerCheckpointFile)))
         {
             yield return ProducerCheckpointFile;
+        }
+
+        if (File.Exists(Path.Combine(dataDirectory, ProducerEpochsFile)))
+        {
+            yield return ProducerEpochsFile;
         }
 
         var subs = Path.Combine(dataDirectory, "subscriptions");
@@ -54,7 +60,7 @@ internal static class StateFiles
         }
 
         var parts = relative.Split('/');
-        return (parts.Length == 1 && parts[0] == ProducerCheckpointFile)
+        return (parts.Length == 1 && parts[0] is ProducerCheckpointFile or ProducerEpochsFile)
             || (parts.Length == 2 && parts[0] == "subscriptions" && parts[1].EndsWith(".pos", StringComparison.Ordinal))
             || (parts.Length == 4 && parts[0] == "topics" && parts[2] == "groups" && parts[3].EndsWith(".state", StringComparison.Ordinal));
     }
@@ -85,7 +91,7 @@ internal static class StateFiles
     }
 
     /// <summary>
-    /// Standby: replaces a position file or the producers' checkpoint whole (readers never see a torn one): written to a
+    /// Standby: replaces a position file, the producers' checkpoint or their epochs whole (readers never see a torn one): written to a
     /// temporary file, fsynced, renamed over the copy. The caller fsyncs the directory before it acknowledges the state
     /// (once for every file of a wake-up), so after a power cut the copy is the old file or the new one, never an empty
     /// one. Group state is not written here: it is stored into a mapping of the copy and msynced.

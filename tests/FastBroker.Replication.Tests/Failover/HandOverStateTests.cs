@@ -79,7 +79,7 @@ public sealed class HandOverStateTests(ITestOutputHelper output)
                 {
                     var status = NodeStatus.Parse(a.GetStatusJson());
                     return status.StandbyCaughtUp(Jobs) && status.StandbyCaughtUp(Feed)
-                        && ProducerCheckpointFile.Holds(Path.Combine(copyOfB, ProducerCheckpointFile.Name), oldEpoch)
+                        && ProducerCheckpointFile.Holds(Path.Combine(copyOfB, ProducerCheckpointFile.EpochsName), oldEpoch)
                         && GroupAckStore.ReadFloor(Path.Combine(copyOfB, "topics", Jobs, "groups", "workers.state")) == 1
                         && File.Exists(Path.Combine(copyOfB, "subscriptions", "keeper.pos"));
                 },

@@ -91,7 +91,7 @@ public sealed class ProducerCheckpointFailoverTests
     }
 
     /// <summary>
-    /// A new instance's epoch is in <c>producers.state</c> from the moment it is given, and that file reaches the standby
+    /// A new instance's epoch is in <c>producers.epochs</c> from the moment it is given, and that file reaches the standby
     /// (sent whole when it changes, checked every heartbeat): once it has, a promoted standby fences the instance it
     /// replaced although the new one never wrote (no record carries its epoch).
     /// </summary>
@@ -109,7 +109,7 @@ public sealed class ProducerCheckpointFailoverTests
             var (next, current) = a.Broker!.InitProducer(Early);
             Assert.Equal(1UL, next);
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic durably", TimeSpan.FromSeconds(60));
-            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), current), "b's checkpoint holds the new epoch", TimeSpan.FromSeconds(60));
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpointFile.EpochsName), current), "b's producers.epochs holds the new epoch", TimeSpan.FromSeconds(60));
             await FailOverFencingAsync(a, b, old);
             var after = new Sink();
             Publish(b.Broker!, after, Early, 1, old, token: 1); // the replaced instance goes on: fenced
@@ -123,7 +123,7 @@ public sealed class ProducerCheckpointFailoverTests
     }
 
     /// <summary>
-    /// Each new version of <c>producers.state</c> reaches the attached standby, also one as long as the last one sent (a
+    /// Each new version of <c>producers.epochs</c> reaches the attached standby, also one as long as the last one sent (a
     /// newer epoch in place of the older one of the same id): the file ends with its own CRC32C, so a change check by
     /// CRC32C and length took every such version for the one already sent.
     /// </summary>
@@ -135,11 +135,11 @@ public sealed class ProducerCheckpointFailoverTests
         await using (a)
         await using (b)
         {
-            var checkpoint = Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName);
+            var checkpoint = Path.Combine(dir.Combine("b"), ProducerCheckpointFile.EpochsName);
             var (_, old) = a.Broker!.InitProducer(Early);
-            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, old), "b's checkpoint holds the first epoch", TimeSpan.FromSeconds(30));
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, old), "b's producers.epochs holds the first epoch", TimeSpan.FromSeconds(30));
             var (_, current) = a.Broker!.InitProducer(Early);
-            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, current), $"b's checkpoint holds the epoch {current} that replaced {old} (a file of the same length)", TimeSpan.FromSeconds(30));
+            await Eventually.TrueAsync(() => ProducerCheckpointFile.Holds(checkpoint, current), $"b's producers.epochs holds the epoch {current} that replaced {old} (a file of the same length)", TimeSpan.FromSeconds(30));
         }
     }
 

@@ -69,6 +69,48 @@ public sealed class ProducerEpochFailoverTests
     }
 
     /// <summary>
+    /// The new epoch reaches the standby in <c>producers.epochs</c>, which the promoted standby reads besides
+    /// <c>producers.state</c>: with its copy of the latter lost (as a power loss can leave the primary's own file, whose
+    /// periodic captures are renamed without an fsync), it still fences the instance the new one replaced.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_promoted_without_its_copy_of_producers_state_fences_the_replaced_instance_with_producers_epochs()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, SlowHeartbeat);
+        await using (a)
+        await using (b)
+        {
+            var clientOptions = ProducerClient(a);
+            ulong old, current;
+            await using (var oldClient = await BrokerClient.ConnectAsync(clientOptions))
+            {
+                old = a.Broker!.Producers.Fence(Id);
+                Assert.Equal(0L, await oldClient.PublishAsync(Topic, "old0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30))); // standby-durable: b holds it
+                await using var currentClient = await BrokerClient.ConnectAsync(clientOptions);
+                current = a.Broker!.Producers.Fence(Id);
+                Assert.True(current > old, $"the new instance's epoch {current} is above the old one's {old}");
+            }
+
+            await a.DisposeAsync();
+            var copy = Path.Combine(dir.Combine("b"), ProducerCheckpointFile.Name);
+            File.Delete(copy); // what b held of producers.state is gone: only the records and producers.epochs can fence
+            await b.PromoteAsync();
+            Assert.Equal(NodeRole.Primary, b.Role);
+
+            var sink = new Sink();
+            Publish(b.Broker!, sink, sequence: 1, old, token: 1); // the replaced instance goes on
+            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(30));
+            var outcome = sink.Outcomes.Single();
+            Assert.True(
+                outcome.Error == BrokerErrorCode.ProducerFenced,
+                $"the replaced instance's publish on the promoted standby without its producers.state: {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced (epoch {old} was replaced by {current})");
+            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Id, old)).Code);
+            Assert.Equal((1UL, current), b.Broker!.InitProducer(Id, current));
+        }
+    }
+
+    /// <summary>
     /// The answer waits for the standby's acknowledgement like a standby-mode publish: a standby that stops reading gets
     /// INIT_PRODUCER failed with <see cref="ErrorCode.NotReplicated"/> after the ack timeout (the client was never told
     /// the epoch, so no instance runs with one the standby may lack); once it reads again, the next one is answered.
@@ -92,7 +134,7 @@ public sealed class ProducerEpochFailoverTests
             proxy.Resume();
             await using var client = await BrokerClient.ConnectAsync(clientOptions);
             var epoch = a.Broker!.Producers.Fence(Id);
-            Assert.True(ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpointFile.Name), epoch), $"b's checkpoint holds epoch {epoch} once INIT_PRODUCER is answered");
+            Assert.True(ProducerCheckpointFile.Holds(Path.Combine(dir.Combine("b"), ProducerCheckpointFile.EpochsName), epoch), $"b's producers.epochs holds epoch {epoch} once INIT_PRODUCER is answered");
             Assert.Equal(0L, await client.PublishAsync(Topic, "m0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
         }
     }

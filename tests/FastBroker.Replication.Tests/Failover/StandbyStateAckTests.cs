@@ -46,13 +46,13 @@ public sealed class StandbyStateAckTests
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b holds keeper's position 5", s_deadline);
 
             var trace = new Trace(b);
-            broker.InitProducer(Id); // a new epoch: producers.state whole, then a version
+            broker.InitProducer(Id); // a new epoch: producers.epochs whole, then a version
             keeper.Commit(Feed, 8);
             var version = gate.RequestStateFiles(); // as a hand-over: keeper.pos whole, then a version
             await Eventually.TrueAsync(() => gate.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
 
             var steps = trace.Steps;
-            Assert.Contains(("rename", ProducerCheckpoint.FileName), steps);
+            Assert.Contains(("rename", ProducerCheckpointFile.EpochsName), steps);
             Assert.Contains(("rename", Keeper), steps);
             if (Trace.Violation(steps, wholeFiles: true, inPlace: false) is { } violation)
             {
