@@ -90,7 +90,7 @@ public sealed class StateFileResendTests
                 "b attaches again and acknowledges",
                 s_deadline);
             var files = StateFiles.Enumerate(dir.Combine("a")).Select(f => f.Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
-            Assert.Equal(3, files.Length);
+            Assert.Equal(4, files.Length); // keeper.pos, the group's state, producers.state and producers.epochs
             phase.AssertSentOnly("the link cut and b attached again", files);
 
             // A damaged copy (b opens it for the next commit: the attach replaced the copy it had open): b asks for keeper.pos,
