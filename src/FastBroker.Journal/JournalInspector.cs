@@ -274,8 +274,9 @@ public static partial class JournalInspector
     }
 
     /// <summary>
-    /// Visits up to <paramref name="maxCount"/> records from <paramref name="fromOffset"/> or the first record at
-    /// or after <paramref name="fromTimestamp"/> (Unix ms), checking CRCs. Stops at the first damage, as open's scan
+    /// Visits up to <paramref name="maxCount"/> records from <paramref name="fromOffset"/>, or every record stamped at or
+    /// after <paramref name="fromTimestamp"/> (Unix ms) in log order, leaving out those stamped earlier wherever they are (a
+    /// standby's copied records may be older than one before them), checking CRCs. Stops at the first damage, as open's scan
     /// meets it, and says where and why in <paramref name="problem"/> (null when it stopped at the end or at
     /// <paramref name="maxCount"/>): a damaged record, non-zero bytes after the last record of an unsealed segment (a
     /// torn tail), a sealed segment whose records end before its seal says, a segment that does not start where the one

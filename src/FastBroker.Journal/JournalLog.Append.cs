@@ -17,6 +17,7 @@ public sealed unsafe partial class JournalLog
     private int _nextIndexPos;
     private long _nextOffset;
     private long _lastTimestamp;
+    private long _segmentNewest; // the newest timestamp of the active segment's records: what its index entries carry
     private long _appendedBytes;
     private long _epoch;
     private CoarseClock _clock;
@@ -56,8 +57,8 @@ public sealed unsafe partial class JournalLog
         TryAppend(key, headers, payload, flags, _clock.NowUnixMs(), out offset);
 
     /// <summary>
-    /// Appends a record with an explicit Unix-millisecond timestamp (raised to the previous record's if earlier,
-    /// so timestamps never decrease and the time index stays searchable). Writer thread only.
+    /// Appends a record with an explicit Unix-millisecond timestamp (raised to the newest timestamp in the journal if
+    /// earlier, so an appended record is never stamped earlier than one before it). Writer thread only.
     /// </summary>
     /// <inheritdoc cref="TryAppend(ReadOnlySpan{byte}, out long)"/>
     public bool TryAppend(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, RecordFlags flags, long timestampUnixMs, out long offset)
@@ -174,7 +175,7 @@ public sealed unsafe partial class JournalLog
 
         if (position >= _nextIndexPos)
         {
-            _active!.Index.Add(_writeCount, position, timestamp);
+            _active!.Index.Add(_writeCount, position, timestamp); // at least every timestamp before it: the newest
             _nextIndexPos = position + _options.IndexIntervalBytes;
         }
 
@@ -182,6 +183,7 @@ public sealed unsafe partial class JournalLog
         _writeCount++;
         _nextOffset++;
         _lastTimestamp = timestamp;
+        _segmentNewest = timestamp;
         _appendedBytes += stored;
     }
 
@@ -330,6 +332,7 @@ public sealed unsafe partial class JournalLog
         _writeCount = Segment.CountOf(published);
         _writeLimit = segment.AllocatedTo;
         _lastTimestamp = Math.Max(_lastTimestamp, segment.LastTimestamp);
+        _segmentNewest = _writeCount == 0 ? 0 : segment.LastTimestamp; // a reopened segment's: the newest of its records
         var index = segment.Index;
         _nextIndexPos = index.Count > 0 ? index[index.Count - 1].Position + _options.IndexIntervalBytes : SegmentHeader.Size;
     }

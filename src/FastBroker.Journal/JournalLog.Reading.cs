@@ -241,7 +241,13 @@ public sealed partial class JournalLog
         }
     }
 
-    /// <summary>The first durable record with a timestamp ≥ <paramref name="timestamp"/> (timestamps never decrease).</summary>
+    /// <summary>
+    /// The first durable record, in log order, with a timestamp ≥ <paramref name="timestamp"/>; the durable end when there
+    /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it: a segment
+    /// is passed over only when its last timestamp (the newest of its records, or newer) is older, and in a segment the
+    /// index entries carry the newest timestamp up to their record, so the last one older than the time is a start
+    /// before which no record is at or after it.
+    /// </summary>
     internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
     {
         while (true)
@@ -253,56 +259,68 @@ public sealed partial class JournalLog
                 return;
             }
 
-            // Last segment whose first record is older than the timestamp: the answer is in it or starts the next.
-            int lo = 0, hi = segments.Length - 1, found = 0;
-            while (lo <= hi)
+            var next = segments[0].BaseOffset;
+            var retired = false;
+            foreach (var s in segments)
             {
-                var mid = (lo + hi) >>> 1;
-                var index = segments[mid].Index;
-                var first = index.Count > 0 ? index[0].Timestamp : long.MaxValue;
-                if (first < timestamp)
+                // The durable word first: the last timestamp is stored before the records it covers are published.
+                var durable = s.Durable;
+                if (s.LastTimestamp < timestamp)
                 {
-                    found = mid;
-                    lo = mid + 1;
+                    next = s.BaseOffset + Segment.CountOf(durable);
+                    continue;
                 }
-                else
+
+                if (!s.TryAcquire())
                 {
-                    hi = mid - 1;
+                    retired = true; // retention took it meanwhile: look again from the oldest retained segment
+                    break;
                 }
+
+                var count = Segment.CountOf(s.Durable);
+                if (TryFindTimestamp(s, count, timestamp, out position, out offset))
+                {
+                    segment = s;
+                    return;
+                }
+
+                next = s.BaseOffset + count; // those searched: one made durable since may be at or after the time
+                s.Release();
             }
 
-            var s = segments[found];
-            if (!s.TryAcquire())
+            if (retired)
             {
                 continue;
             }
 
-            var durable = s.Durable;
-            var count = Segment.CountOf(durable);
-            var e = s.Index.FindBeforeTimestamp(timestamp);
-            var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
-            var bytes = s.Bytes;
-            while (at < count)
-            {
-                var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
-                if (ts >= timestamp)
-                {
-                    segment = s;
-                    position = pos;
-                    offset = s.BaseOffset + at;
-                    return;
-                }
-
-                pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
-                at++;
-            }
-
-            // Every durable record here is older: start right after them (the next segment, or the tail).
-            var next = s.BaseOffset + count;
-            s.Release();
+            // No durable record is at or after the time: start after them (the tail).
             LocateOffset(next, out segment, out position, out offset);
             return;
         }
+    }
+
+    /// <summary>In <paramref name="s"/> (acquired), the first of its <paramref name="count"/> records with a timestamp ≥ <paramref name="timestamp"/>.</summary>
+    private static bool TryFindTimestamp(Segment s, int count, long timestamp, out int position, out long offset)
+    {
+        var e = s.Index.FindBeforeTimestamp(timestamp);
+        var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
+        var bytes = s.Bytes;
+        while (at < count)
+        {
+            var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
+            if (ts >= timestamp)
+            {
+                position = pos;
+                offset = s.BaseOffset + at;
+                return true;
+            }
+
+            pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
+            at++;
+        }
+
+        (position, offset) = (0, 0);
+        return false;
     }
 
     /// <summary>The segment starting exactly at <paramref name="baseOffset"/>, acquired; null if none (yet).</summary>

@@ -29,8 +29,10 @@ public sealed unsafe partial class JournalLog
     /// </returns>
     /// <remarks>
     /// <para>Each record is checked before a byte of it is written: its length is sane and within the span (padding
-    /// included), its stored offset is the next one, and its CRC32C matches. Timestamps are not restamped; the
-    /// sparse index, the segment's last timestamp and retention see the records as they would normal appends.</para>
+    /// included), its stored offset is the next one, and its CRC32C matches. Timestamps are not restamped, so a
+    /// record may be older than one before it: the segment's last timestamp (its seal, retention by age) is the newest
+    /// of them, and its sparse index entries carry the newest up to their record, so a start at a time
+    /// (<see cref="ReadStart.FromTimestamp"/>) is still the first record in log order at or after it.</para>
     /// <para>A record that does not fit in the active segment rolls to a new one exactly as
     /// <see cref="TryAppend(ReadOnlySpan{byte}, out long)"/> would, so with the same
     /// <see cref="JournalOptions.SegmentSize"/> the standby's segment files start at the same offsets as a primary
@@ -197,16 +199,20 @@ public sealed unsafe partial class JournalLog
         var p = _writeBase + position;
         *(ulong*)(p + stored - 8) = 0; // padding: zero on the primary, and the page may hold bytes of a dropped record
         record.CopyTo(new Span<byte>(p, record.Length));
+        // Not restamped, so possibly older than a record before it: the segment's newest goes into the index entry (a
+        // search by time stays a binary search) and the journal's into the seal (it bounds every record of the segment).
         var timestamp = *(long*)(p + RecordLayout.TimestampOffset);
+        var newest = Math.Max(_segmentNewest, timestamp);
         if (position >= _nextIndexPos)
         {
-            _active!.Index.Add(_writeCount, position, timestamp);
+            _active!.Index.Add(_writeCount, position, newest);
             _nextIndexPos = position + _options.IndexIntervalBytes;
         }
 
         _writePos = position + stored;
         _writeCount++;
         _nextOffset++;
+        _segmentNewest = newest;
         _lastTimestamp = Math.Max(_lastTimestamp, timestamp);
         _appendedBytes += stored;
     }

@@ -56,8 +56,8 @@ public sealed unsafe partial class JournalLog : IDisposable
             : removedFrom >= 0 ? removedFrom : options.InitialOffset;
         foreach (var s in _segments)
         {
-            // Timestamps never decrease across a reopen either (seek by time relies on it), also when the last segment
-            // is empty or sealed: the newest one of any segment, not just of the one the writer continues in.
+            // Appends never stamp a record earlier than the newest before it across a reopen either, also when the last
+            // segment is empty or sealed: the newest one of any segment, not just of the one the writer continues in.
             _lastTimestamp = Math.Max(_lastTimestamp, s.LastTimestamp);
         }
 

@@ -27,11 +27,16 @@ public readonly record struct ReadStart
     /// </summary>
     public static ReadStart FromOffset(long offset) => new(ReadStartKind.Offset, offset);
 
-    /// <summary>The first record with a timestamp at or after <paramref name="unixMilliseconds"/>.</summary>
+    /// <summary>
+    /// The first record, in log order, with a timestamp at or after <paramref name="unixMilliseconds"/> (the durable end
+    /// when none is); the reader reads on from there, records stamped earlier included: appends never stamp a record
+    /// earlier than the one before it, but records a standby copied keep the primary's stamps, which may be.
+    /// </summary>
     public static ReadStart FromTimestamp(long unixMilliseconds) => new(ReadStartKind.Timestamp, unixMilliseconds);
 
     /// <summary>
-    /// The first record with a timestamp at or after <paramref name="time"/>. Timestamps are whole Unix milliseconds, so
+    /// The first record, in log order, with a timestamp at or after <paramref name="time"/>, as
+    /// <see cref="FromTimestamp"/>. Timestamps are whole Unix milliseconds, so
     /// a time between two is rounded up (a record stamped 10 ms is before 10.5 ms), as the broker's
     /// <c>StartPosition.AtTime</c> and the server's SUBSCRIBE round it.
     /// </summary>

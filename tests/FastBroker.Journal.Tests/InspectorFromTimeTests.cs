@@ -73,7 +73,7 @@ public class InspectorFromTimeTests
     }
 
     /// <summary>The last timestamp of <paramref name="segment"/>'s seal, or null while it has none.</summary>
-    private static long? SealOf(string segment)
+    internal static long? SealOf(string segment)
     {
         var header = new byte[SegmentHeader.Size];
         using (var file = new FileStream(segment, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))

@@ -30,7 +30,7 @@ internal static class JournalCommand
     {
         var dir = new Argument<string>("dir") { Description = "The journal directory." };
         var fromOffset = new Option<long?>("--from-offset") { Description = "Start at this offset." };
-        var fromTime = new Option<string?>("--from-time") { Description = "Start at the first record at or after this time (ISO 8601, or Unix milliseconds)." };
+        var fromTime = new Option<string?>("--from-time") { Description = "Print only the records stamped at or after this time, every one of them, in log order (one stamped earlier after them is left out; ISO 8601, or Unix milliseconds)." };
         var count = new Option<long?>("--count") { Description = "Print at most this many records." };
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
         OptionRules.AtLeast(fromOffset, 0L);
@@ -54,7 +54,7 @@ internal static class JournalCommand
                 }
                 else if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
                 {
-                    fromTs = ReadStart.CeilingMilliseconds(time); // the first record at or after it: rounded up
+                    fromTs = ReadStart.CeilingMilliseconds(time); // records stamped at or after it: rounded up
                 }
                 else
                 {

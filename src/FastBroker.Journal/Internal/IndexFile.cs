@@ -4,8 +4,8 @@ namespace FastBroker.Journal.Internal;
 
 /// <summary>
 /// The <c>.idx</c> file next to a sealed segment: header (magic "FBJIDX01", u32 version, u32 count, i64 base
-/// offset, i32 segment end position, u32 reserved), <c>count</c> 16-byte entries, then a CRC32C of everything
-/// before it. Written once when the segment is sealed; rebuilt from the segment when missing or damaged.
+/// offset, i32 segment end position, u32 reserved), <c>count</c> 16-byte entries (relative offset, position, newest
+/// timestamp so far: <see cref="SparseIndex"/>), then a CRC32C of everything before it. Written once when the segment is sealed; rebuilt from the segment when missing or damaged.
 /// </summary>
 internal static class IndexFile
 {

@@ -242,6 +242,8 @@ internal sealed class JournalRecovery
 
     private bool RecoverSealed(int i, Segment segment, int sealedCount, int sealedEnd, long sealedLastTimestamp)
     {
+        // A seal an older version wrote may understate the newest record (it took the last one's, docs/journal-format.md):
+        // a scan of the segment corrects it in memory (retention by age, a start at a time), the seal stays as it is.
         var bytes = segment.ScanBytes;
         var limit = Math.Min(sealedEnd, bytes.Length);
         if (_options.VerifySealedSegmentsOnOpen)
@@ -253,6 +255,8 @@ internal sealed class JournalRecovery
                 var reason = scan.Stop == RecordStatus.End ? $"sealed segment ends early (record {scan.RecordCount} of {sealedCount})" : RecordLayout.Describe(scan.Stop);
                 return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, reason, scan);
             }
+
+            sealedLastTimestamp = Math.Max(sealedLastTimestamp, scan.LastTimestamp);
 
             var indexPath = IndexFile.PathFor(segment.FilePath);
             if (IndexFile.TryRead(indexPath, segment.BaseOffset, sealedEnd, sealedCount) is null)
@@ -277,6 +281,7 @@ internal sealed class JournalRecovery
                     return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop), scan);
                 }
 
+                sealedLastTimestamp = Math.Max(sealedLastTimestamp, scan.LastTimestamp);
                 TryWriteIndex(segment, sealedEnd);
             }
         }

@@ -41,7 +41,7 @@ internal static class SegmentScanner
             lastTimestamp = Math.Max(lastTimestamp, timestamp);
             if (index is not null && position >= nextIndex)
             {
-                index.Add(count, position, timestamp);
+                index.Add(count, position, lastTimestamp); // the newest so far, as the writer's entries (SparseIndex)
                 nextIndex = position + interval;
             }
 

@@ -2,8 +2,10 @@ namespace FastBroker.Journal.Internal;
 
 /// <summary>
 /// Offset → position and time → offset index of one segment: an entry for the first record at or after every
-/// <c>interval</c> bytes. Entries are sorted by offset, position and (because the writer keeps timestamps
-/// non-decreasing) timestamp, so both lookups are binary searches.
+/// <c>interval</c> bytes. An entry's timestamp is the newest of the segment's records up to and including its own
+/// (the record's own when they are in time order, as appends keep them; records a standby copied may not be), so
+/// entries are sorted by offset, position and timestamp, both lookups are binary searches, and no record before an
+/// entry older than a time is at or after it.
 /// </summary>
 /// <remarks>
 /// One writer (the journal's append thread, or recovery) adds entries; any number of readers search. The entry
@@ -66,7 +68,10 @@ internal sealed class SparseIndex
         return found;
     }
 
-    /// <summary>Index of the last entry with a timestamp strictly before <paramref name="timestamp"/>, or -1.</summary>
+    /// <summary>
+    /// Index of the last entry with a timestamp strictly before <paramref name="timestamp"/>, or -1: no record of the
+    /// segment up to it is at or after the time, so a search for the first one scans on from there.
+    /// </summary>
     internal int FindBeforeTimestamp(long timestamp)
     {
         var count = Count;
