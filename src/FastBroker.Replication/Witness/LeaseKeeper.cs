@@ -60,7 +60,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// <summary>
     /// Raised once when the lease stops being valid, with the reason. See the remarks for when. A reason that names the
     /// last failed renewal names an answer outside the witness protocol that the <see cref="WitnessClient"/> has already
-    /// logged (a replicated node's client logs to the node's log) as "logged above", instead of repeating it.
+    /// logged (a replicated node's client logs to the node's log) as "in the node's log" (the line that logged it; clients see the same reason), instead of repeating it.
     /// </summary>
     public event Action<string>? Lost;
 

@@ -27,7 +27,7 @@ public readonly record struct LeaseResult(LeaseResultKind Kind, long Epoch, stri
     internal bool Logged { get; init; }
 
     /// <summary>What a log line says of an outcome it names after the witness client's own line.</summary>
-    internal const string LoggedAnswer = "the witness's answer, logged above, is not one of its protocol";
+    internal const string LoggedAnswer = "the witness's answer, in the node's log, is not one of its protocol";
 
     /// <summary>True for <see cref="LeaseResultKind.Granted"/>.</summary>
     public bool IsGranted => Kind == LeaseResultKind.Granted;

@@ -53,7 +53,7 @@ public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
         var reason = await lost.Task;
         output.WriteLine($"lost: {reason}");
         Assert.Contains(lines, l => l.Contains($"witness {witness.Endpoint} answered an {invalid} ('{renewal}')", StringComparison.Ordinal));
-        Assert.Equal("no successful renewal before the lease ran out (last attempt: the witness's answer, logged above, is not one of its protocol)", reason);
+        Assert.Equal("no successful renewal before the lease ran out (last attempt: the witness's answer, in the node's log, is not one of its protocol)", reason);
         Assert.False(keeper.IsValid);
         Assert.Equal(0, keeper.Renewals);
         await keeper.DisposeAsync(); // its renewal loop ended normally: nothing to rethrow
@@ -186,7 +186,7 @@ public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
         Assert.True(
             !lostLine.Contains(renewal, StringComparison.Ordinal) && !lostLine.Contains($"answered an {invalid}", StringComparison.Ordinal),
             $"the lost-lease line repeats the answer logged above it:\n{lostLine}");
-        Assert.Contains("witness lease lost: no successful renewal before the lease ran out (last attempt: the witness's answer, logged above, is not one of its protocol)", lostLine, StringComparison.Ordinal);
+        Assert.Contains("witness lease lost: no successful renewal before the lease ran out (last attempt: the witness's answer, in the node's log, is not one of its protocol)", lostLine, StringComparison.Ordinal);
 
         // Each bad answer the client read is one line (the last may have been cut off by the loss).
         var bad = witness.Acquires - 1;
