@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace FastBroker.Engine;
@@ -5,6 +6,8 @@ namespace FastBroker.Engine;
 // Broker state outside the journals: committed positions, new producer epochs and state files, versioned for the standby.
 internal sealed partial class ReplicationGate
 {
+    private readonly ConcurrentQueue<StateFileMark> _changedGroupFiles = new();
+
     /// <summary>The standby has applied every position update up to this version.</summary>
     public long StateApplied => Volatile.Read(ref _stateApplied);
 
@@ -150,26 +153,62 @@ internal sealed partial class ReplicationGate
     }
 
     /// <summary>
-    /// A work-queue group's acks changed (its state file is shipped whole, at most every 20 ms). Wakes the replicator
-    /// only when no change is flagged yet: one that is waits for the end of the replicator's 20 ms spacing, and the
-    /// replicator, seeing <see cref="GroupStatePending"/>, sleeps no longer than that.
+    /// A work-queue group's state file (<paramref name="file"/>) changed: its acks, or its floor at open (the file is
+    /// shipped whole, at most every 20 ms). The file is queued for the replicator once until it takes it
+    /// (<see cref="TakeGroupStateChanged"/>), so a group-state send reads only the files that changed. Wakes the
+    /// replicator only when no change is flagged yet: one that is waits for the end of the replicator's 20 ms spacing,
+    /// and the replicator, seeing <see cref="GroupStatePending"/>, sleeps no longer than that.
     /// </summary>
-    public void GroupStateChanged()
+    public void GroupStateChanged(StateFileMark file)
     {
+        // Queued before the flag is raised: the replicator that takes the flag finds the file.
+        if (Interlocked.Exchange(ref file.Queued, 1) == 0)
+        {
+            _changedGroupFiles.Enqueue(file);
+        }
+
         if (Interlocked.Exchange(ref _groupStateDirty, 1) == 0)
         {
             Wake?.Invoke();
         }
     }
 
-    /// <summary>Replicator: true once per burst of <see cref="GroupStateChanged"/> calls.</summary>
-    public bool TakeGroupStateChanged() => Interlocked.Exchange(ref _groupStateDirty, 0) != 0;
+    /// <summary>
+    /// Replicator: true once per burst of <see cref="GroupStateChanged"/> calls, adding to <paramref name="paths"/>
+    /// the full path of each group state file changed since the last call (each once). A file is unqueued before the
+    /// caller reads it: a change made after that queues it again.
+    /// </summary>
+    public bool TakeGroupStateChanged(List<string> paths)
+    {
+        if (Interlocked.Exchange(ref _groupStateDirty, 0) == 0)
+        {
+            return false;
+        }
+
+        while (_changedGroupFiles.TryDequeue(out var file))
+        {
+            Volatile.Write(ref file.Queued, 0);
+            paths.Add(file.Path);
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// Replicator, before it sleeps: a group-state change is flagged and not taken yet. Read after this returns false,
     /// a later change wakes it (<see cref="GroupStateChanged"/> sees the flag clear).
     /// </summary>
     public bool GroupStatePending => Volatile.Read(ref _groupStateDirty) != 0;
+}
+
+/// <summary>A state file whose changes are signalled to the replicator one by one (<see cref="ReplicationGate.GroupStateChanged"/>).</summary>
+internal sealed class StateFileMark(string path)
+{
+    /// <summary>The file's full path.</summary>
+    public string Path { get; } = path;
+
+    /// <summary>1 while queued for the replicator.</summary>
+    internal int Queued;
 }
 
 /// <summary>A committed position on its way to the standby.</summary>

@@ -18,6 +18,7 @@ internal sealed class WorkQueueGroup : IDisposable
     private readonly object _gate = new();
     private readonly WorkQueueState _state;
     private readonly GroupAckStore _store;
+    private readonly StateFileMark _stateFile; // its changes, signalled to the replicator
     private readonly TopicCursor _feed;
     private readonly AsyncSignal _topicSignal = new();
     private readonly Task _feeder;
@@ -67,6 +68,7 @@ internal sealed class WorkQueueGroup : IDisposable
         // what it may have acked (at least once), and says so.
         var path = Path.Combine(topic.Directory, "groups", name + ".state");
         _store = OpenStore(path, topic, name, options, initialFloor, broker);
+        _stateFile = new StateFileMark(path);
         if (_store.WasBlank)
         {
             broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
@@ -76,6 +78,7 @@ internal sealed class WorkQueueGroup : IDisposable
         _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);
         _store.AdvanceFloor(_feed.NextOffset);
         _store.RequestSync();
+        topic.Replication?.GroupStateChanged(_stateFile);
         _state = new WorkQueueState(_feed.NextOffset, options.MaxDeliveries, options.VisibilityTimeout, options.PriorityLevels);
         topic.AddListener(_topicSignal);
         _feeder = Task.Run(FeedLoopAsync);
@@ -363,7 +366,7 @@ internal sealed class WorkQueueGroup : IDisposable
             _store.MarkDone(m.Offset);
             _store.AdvanceFloorWhileDone();
             _store.RequestSync();
-            Topic.Replication?.GroupStateChanged();
+            Topic.Replication?.GroupStateChanged(_stateFile);
             return;
         }
 
@@ -395,7 +398,7 @@ internal sealed class WorkQueueGroup : IDisposable
         _store.MarkDone(offset);
         _store.AdvanceFloorWhileDone();
         _store.RequestSync(); // Fsynced topic: msynced by the broker's state flusher, batched with other acks
-        Topic.Replication?.GroupStateChanged();
+        Topic.Replication?.GroupStateChanged(_stateFile);
     }
 
     private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
@@ -465,7 +468,7 @@ internal sealed class WorkQueueGroup : IDisposable
                     _store.MarkDone(dl.Offset);
                     _store.AdvanceFloorWhileDone();
                     _store.RequestSync();
-                    Topic.Replication?.GroupStateChanged();
+                    Topic.Replication?.GroupStateChanged(_stateFile);
                 }
             }
         }

@@ -61,6 +61,15 @@ internal sealed class PrimaryReplicator : IDisposable
     /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it sends whole.</summary>
     internal Action<string>? StateFileSent { get; set; }
 
+    /// <summary>
+    /// How often a heartbeat's check reads every state file, whatever its change marks and its length and time say
+    /// (the fallback for a change nothing signalled that kept them): 30 s.
+    /// </summary>
+    internal TimeSpan StateRescanInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it reads.</summary>
+    internal Action<string>? StateFileRead { get; set; }
+
     /// <summary>A standby said hello (listener thread): answer and start streaming to it, replacing any older link.</summary>
     public void Attach(Socket socket, Hello hello)
     {

@@ -118,19 +118,19 @@ internal sealed partial class StandbyLink
         sent += ShipPositions(f);
         SendWantedStateFiles(f);
         var now = Stopwatch.GetTimestamp();
-        if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged())
+        if (now >= nextGroupState && _owner.Gate.TakeGroupStateChanged(_changedGroupFiles))
         {
             // Work-queue acks: shipped whole, at most every 20 ms (an ack the standby missed means a redelivery after
             // failover, never a loss). A change within the 20 ms stays flagged, and the idle sender sleeps only until
             // they end (SendLoop), so it reaches the standby within them.
             nextGroupState = now + groupStateTicks;
-            SendStateFiles(f);
+            SendChangedGroupStates(f);
         }
 
         if (now >= nextHeartbeat)
         {
             nextHeartbeat = now + heartbeatTicks;
-            SendStateFiles(f);
+            CheckStateFiles(f);
             foreach (var t in _topics)
             {
                 var tail = t.Topic.Tail;
@@ -159,6 +159,7 @@ internal sealed partial class StandbyLink
 
             f.End();
             Send(f);
+            Interlocked.Increment(ref _heartbeatsSent);
         }
 
         return sent;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using FastBroker.Engine;
 
 namespace FastBroker.Replication.Internal;
@@ -8,6 +9,17 @@ internal sealed partial class StandbyLink
 {
     private readonly HashSet<string> _sentWhole = new(StringComparer.Ordinal); // subscriptions whose .pos this pass sent
     private readonly ConcurrentQueue<string> _stateWanted = new(); // STATE_WANTED paths, for the sender thread
+    private readonly StateScan _scan = new(); // sender thread: which files a heartbeat's check reads again
+    private readonly List<string> _changedGroupFiles = [];
+    private long _lastRescan; // Stopwatch ticks: when a check last read every file
+    private long _stateBytesRead;
+    private long _heartbeatsSent;
+
+    /// <summary>HEARTBEAT frames sent on this link (each after its check of the state files).</summary>
+    internal long HeartbeatsSent => Volatile.Read(ref _heartbeatsSent);
+
+    /// <summary>Bytes of state files the sender thread read on this link to compare them with the standby's copies (<see cref="SendStateFile"/>).</summary>
+    internal long StateBytesRead => Volatile.Read(ref _stateBytesRead);
 
     /// <summary>
     /// Tests: called on the sender thread with false just before it drains the queued state updates (what is queued
@@ -37,10 +49,12 @@ internal sealed partial class StandbyLink
             return 0;
         }
 
-        // The frame below (sent in this pass, after any file sent whole here) has the standby store these commits.
+        // The frame below (sent in this pass, after any file sent whole here) has the standby store these commits. The
+        // next heartbeat's check reads each such file again (the commit is all it expects to find changed).
         foreach (var u in _positionUpdates)
         {
             _stateCopies.Shipped(u);
+            _scan.Mark(PositionPath(u.Subscription));
         }
 
         if (allStateFiles)
@@ -56,7 +70,6 @@ internal sealed partial class StandbyLink
         {
             SendStateFile(f, ProducerEpochFile.FileName);
         }
-
         f.Begin(FrameKind.Positions).I64(version).U32((uint)_positionUpdates.Count);
         foreach (var u in _positionUpdates)
         {
@@ -97,29 +110,104 @@ internal sealed partial class StandbyLink
         }
     }
 
-    /// <summary>Sends every state file whose contents the standby lacks (<see cref="StateCopies"/>); adds to <paramref name="positionsSent"/> the subscriptions whose position file it sent.</summary>
+    /// <summary>
+    /// Reads every state file and sends those whose contents the standby lacks (<see cref="StateCopies"/>); adds to
+    /// <paramref name="positionsSent"/> the subscriptions whose position file it sent. The attach and a hand-over's
+    /// request, and a heartbeat's check every <see cref="PrimaryReplicator.StateRescanInterval"/>.
+    /// </summary>
     private void SendStateFiles(FrameBuffer f, HashSet<string>? positionsSent = null)
     {
-        foreach (var relative in StateFiles.Enumerate(_owner.Broker.Options.DataDirectory))
+        _lastRescan = Stopwatch.GetTimestamp();
+        _scan.BeginListing();
+        foreach (var (relative, info) in StateFiles.EnumerateInfo(_owner.Broker.Options.DataDirectory))
         {
-            if (SendStateFile(f, relative) && positionsSent is not null && StateFiles.SubscriptionOf(relative) is { } subscription)
+            var key = relative.Replace('\\', '/');
+            _scan.Listed(key);
+            if (SendStateFile(f, key, StateScan.StampOf(info)) && positionsSent is not null && StateFiles.SubscriptionOf(key) is { } subscription)
             {
                 positionsSent.Add(subscription);
             }
         }
+
+        _scan.EndListing();
     }
+
+    /// <summary>
+    /// A heartbeat's check: lists the state files and reads only those that may have changed since this link last read
+    /// them (<see cref="StateScan"/>: marked by a drained commit, new, or with another length or last write time),
+    /// sending those the standby lacks; every <see cref="PrimaryReplicator.StateRescanInterval"/>, every file.
+    /// </summary>
+    private void CheckStateFiles(FrameBuffer f)
+    {
+        if (Stopwatch.GetElapsedTime(_lastRescan) >= _owner.StateRescanInterval)
+        {
+            SendStateFiles(f);
+            return;
+        }
+
+        _scan.BeginListing();
+        foreach (var (relative, info) in StateFiles.EnumerateInfo(_owner.Broker.Options.DataDirectory))
+        {
+            var key = relative.Replace('\\', '/');
+            _scan.Listed(key);
+            var stamp = StateScan.StampOf(info);
+            if (_scan.MustRead(key, stamp))
+            {
+                SendStateFile(f, key, stamp);
+            }
+        }
+
+        _scan.EndListing();
+    }
+
+    /// <summary>
+    /// A group-state send: reads only the group state files changed since the last one
+    /// (<see cref="ReplicationGate.TakeGroupStateChanged"/>), and the state files this link never read (a new
+    /// subscription's, found by a listing of names).
+    /// </summary>
+    private void SendChangedGroupStates(FrameBuffer f)
+    {
+        var root = _owner.Broker.Options.DataDirectory;
+        foreach (var path in _changedGroupFiles)
+        {
+            SendStateFile(f, Path.GetRelativePath(root, path).Replace('\\', '/'));
+        }
+
+        _changedGroupFiles.Clear();
+        foreach (var relative in StateFiles.Enumerate(root))
+        {
+            var key = relative.Replace('\\', '/');
+            if (!_scan.Knows(key))
+            {
+                SendStateFile(f, key);
+            }
+        }
+    }
+
+    private static string PositionPath(string subscription) => "subscriptions/" + subscription + ".pos";
 
     /// <summary>
     /// Sends one state file whole, unless the standby already has these bytes, or will once it applied what was sent
     /// (<see cref="StateCopies.Holds"/>), or the file is gone; true when sent.
     /// </summary>
-    private bool SendStateFile(FrameBuffer f, string relative)
+    /// <param name="f">The frame buffer.</param>
+    /// <param name="relative">The file's relative path.</param>
+    /// <param name="stamp">Its length and last write time, taken before this read (null: taken here).</param>
+    private bool SendStateFile(FrameBuffer f, string relative, (long Length, long Ticks)? stamp = null)
     {
-        var bytes = StateFiles.ReadShared(Path.Combine(_owner.Broker.Options.DataDirectory, relative));
+        var key = relative.Replace('\\', '/');
+        var full = Path.Combine(_owner.Broker.Options.DataDirectory, relative);
+        var before = stamp ?? StateScan.StampOf(full);
+        var bytes = StateFiles.ReadShared(full);
         if (bytes is null)
         {
+            _scan.Gone(key);
             return false;
         }
+
+        _scan.Read(key, before);
+        Interlocked.Add(ref _stateBytesRead, bytes.Length);
+        _owner.StateFileRead?.Invoke(key);
 
         if (_stateCopies.Holds(relative, bytes))
         {

@@ -13,38 +13,44 @@ internal static class StateFiles
     private const string ProducerCheckpointFile = FastBroker.Engine.ProducerCheckpoint.FileName;
     private const string ProducerEpochsFile = FastBroker.Engine.ProducerEpochFile.FileName;
 
-    public static IEnumerable<string> Enumerate(string dataDirectory)
+    /// <summary>The state files in <paramref name="dataDirectory"/>: relative paths ('/'-separated on Linux).</summary>
+    public static IEnumerable<string> Enumerate(string dataDirectory) => EnumerateInfo(dataDirectory).Select(f => f.Relative);
+
+    /// <summary>The state files in <paramref name="dataDirectory"/>, each with its <see cref="FileInfo"/> (a directory listing, no read).</summary>
+    public static IEnumerable<(string Relative, FileInfo Info)> EnumerateInfo(string dataDirectory)
     {
-        if (File.Exists(Path.Combine(dataDirectory, ProducerCheckpointFile)))
+        var checkpoint = new FileInfo(Path.Combine(dataDirectory, ProducerCheckpointFile));
+        if (checkpoint.Exists)
         {
-            yield return ProducerCheckpointFile;
+            yield return (ProducerCheckpointFile, checkpoint);
         }
 
-        if (File.Exists(Path.Combine(dataDirectory, ProducerEpochsFile)))
+        var epochs = new FileInfo(Path.Combine(dataDirectory, ProducerEpochsFile));
+        if (epochs.Exists)
         {
-            yield return ProducerEpochsFile;
+            yield return (ProducerEpochsFile, epochs);
         }
 
-        var subs = Path.Combine(dataDirectory, "subscriptions");
-        if (Directory.Exists(subs))
+        var subs = new DirectoryInfo(Path.Combine(dataDirectory, "subscriptions"));
+        if (subs.Exists)
         {
-            foreach (var f in Directory.EnumerateFiles(subs, "*.pos"))
+            foreach (var f in subs.EnumerateFiles("*.pos"))
             {
-                yield return Path.GetRelativePath(dataDirectory, f);
+                yield return (Path.GetRelativePath(dataDirectory, f.FullName), f);
             }
         }
 
-        var topics = Path.Combine(dataDirectory, "topics");
-        if (Directory.Exists(topics))
+        var topics = new DirectoryInfo(Path.Combine(dataDirectory, "topics"));
+        if (topics.Exists)
         {
-            foreach (var t in Directory.EnumerateDirectories(topics))
+            foreach (var t in topics.EnumerateDirectories())
             {
-                var groups = Path.Combine(t, "groups");
-                if (Directory.Exists(groups))
+                var groups = new DirectoryInfo(Path.Combine(t.FullName, "groups"));
+                if (groups.Exists)
                 {
-                    foreach (var f in Directory.EnumerateFiles(groups, "*.state"))
+                    foreach (var f in groups.EnumerateFiles("*.state"))
                     {
-                        yield return Path.GetRelativePath(dataDirectory, f);
+                        yield return (Path.GetRelativePath(dataDirectory, f.FullName), f);
                     }
                 }
             }
