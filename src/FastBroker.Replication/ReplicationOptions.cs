@@ -175,7 +175,8 @@ public sealed record ReplicationOptions
     /// the lease TTL if that is shorter. Above 0, at most the lease TTL (<see cref="LeaseTtl"/>, by default twice
     /// <see cref="HeartbeatTimeout"/>): a renewal answered after the lease ran out no longer keeps the primary serving,
     /// and a standby asking for the lease waits this long before it tries again. Raise it (with the heartbeat timeout or
-    /// the lease TTL) where the witness is a slow round trip away.
+    /// the lease TTL) where the witness is a slow round trip away. Checked only with a <see cref="Witness"/>: without one
+    /// no call is made, and a node is not refused for a setting it does not use.
     /// </summary>
     public TimeSpan? WitnessCallTimeout { get; init; }
 
@@ -325,7 +326,9 @@ public sealed record ReplicationOptions
                 nameof(ConnectTimeout));
         }
 
-        if (WitnessCallTimeout is { } call && (call <= TimeSpan.Zero || call > EffectiveLeaseTtl))
+        // Without a witness the timeout is never used (no witness client, no witnessTimeoutMs in /status): a value
+        // given for it, with a heartbeat timeout that would make it too long for a lease, refuses nothing.
+        if (Witness is not null && WitnessCallTimeout is { } call && (call <= TimeSpan.Zero || call > EffectiveLeaseTtl))
         {
             throw new ArgumentException(
                 $"WitnessCallTimeout ({call.TotalMilliseconds:0.###} ms) must be above 0 and at most the lease TTL ({EffectiveLeaseTtl.TotalMilliseconds:0.###} ms{(LeaseTtl is null ? ", twice HeartbeatTimeout" : "")}): a renewal answered after the lease ran out no longer keeps the primary serving. Raise {(LeaseTtl is null ? "HeartbeatTimeout" : "LeaseTtl")} with it.",

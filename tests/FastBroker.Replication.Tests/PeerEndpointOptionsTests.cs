@@ -54,6 +54,19 @@ public class PeerEndpointOptionsTests
         }
     }
 
+    /// <summary>
+    /// WitnessCallTimeout was checked against the lease TTL without a witness: a node that makes no witness call was
+    /// refused for a value it does not use (here, 5 s with the default 1 s lease). With a witness it is still checked.
+    /// </summary>
+    [Fact]
+    public void The_witness_call_timeout_is_not_checked_without_a_witness()
+    {
+        (s_options with { WitnessCallTimeout = TimeSpan.FromSeconds(5) }).Validate();
+        (s_options with { WitnessCallTimeout = TimeSpan.Zero, HeartbeatTimeout = TimeSpan.FromMilliseconds(200) }).Validate();
+        var refused = Assert.Throws<ArgumentException>((s_options with { Witness = "witness-1:7402", WitnessCallTimeout = TimeSpan.FromSeconds(5) }).Validate);
+        Assert.Equal(nameof(ReplicationOptions.WitnessCallTimeout), refused.ParamName);
+    }
+
     /// <summary>A label longer than 63 characters or a name longer than 253 is not a host name.</summary>
     [Fact]
     public void A_name_longer_than_DNS_allows_is_refused()

@@ -45,7 +45,7 @@ internal static class ServeCommand
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting. With --witness the witness first records the standby behind and promotes no other node until it has caught up ('fastbroker promote --force' overrides)." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => DefaultHeartbeatTimeoutMs };
         var connectTimeout = new Option<int?>("--connect-timeout-ms") { Description = "Standby: how long a connect to the primary waits (its host name resolved and each address tried) before the attempt fails and is retried (default: 1000, or four heartbeat timeouts if shorter); above 0, at most four times --heartbeat-timeout-ms." };
-        var witnessTimeout = new Option<int?>("--witness-timeout-ms") { Description = "How long one call to the witness waits (its host name resolved, the connect and the answer) before it counts as unreachable (default: 1000, or the lease, twice the heartbeat timeout, if shorter); above 0, at most twice --heartbeat-timeout-ms." };
+        var witnessTimeout = new Option<int?>("--witness-timeout-ms") { Description = "How long one call to the witness waits (its host name resolved, the connect and the answer) before it counts as unreachable (default: 1000, or the lease, twice the heartbeat timeout, if shorter); above 0, at most twice --heartbeat-timeout-ms; only checked, and used, with --witness." };
         var standbyCheckSilence = new Option<int?>("--standby-check-silence-ms") { Description = "Standby: GET /standby answers 503 once nothing has come from the primary for longer than this (default: three heartbeat intervals, 300 ms; more than one heartbeat interval, 100 ms)." };
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
@@ -194,7 +194,8 @@ internal static class ServeCommand
                 result.AddError($"--connect-timeout-ms {connectMs}: expected 1 to {4 * heartbeatMs} (four times --heartbeat-timeout-ms: the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover as much; raise --heartbeat-timeout-ms with it)");
             }
 
-            if (Given(result, witnessTimeout, out var call) && call is { } callMs && (callMs < 1 || callMs > 2 * heartbeatMs))
+            // Without --witness no call is made: the value is not used, so nothing refuses it (as WitnessCallTimeout).
+            if (result.GetResult(witness) is not null && Given(result, witnessTimeout, out var call) && call is { } callMs && (callMs < 1 || callMs > 2 * heartbeatMs))
             {
                 result.AddError($"--witness-timeout-ms {callMs}: expected 1 to {2 * heartbeatMs} (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)");
             }

@@ -251,9 +251,9 @@ public class CliUsageTests
             ([.. pair, "--connect-timeout-ms", "2001"], "--connect-timeout-ms 2001: expected 1 to 2000 (four times --heartbeat-timeout-ms"),
             ([.. pair, "--connect-timeout-ms", "4001", "--heartbeat-timeout-ms", "1000"], "--connect-timeout-ms 4001: expected 1 to 4000 (four times --heartbeat-timeout-ms"),
             ([.. pair, "--connect-timeout-ms", "x"], "--connect-timeout-ms expects a whole number, got 'x'"),
-            ([.. pair, "--witness-timeout-ms", "-1"], "--witness-timeout-ms -1: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)"),
-            ([.. pair, "--witness-timeout-ms", "1001"], "--witness-timeout-ms 1001: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms"),
-            ([.. pair, "--witness-timeout-ms", "3001", "--heartbeat-timeout-ms", "1500"], "--witness-timeout-ms 3001: expected 1 to 3000 (the witness lease, twice --heartbeat-timeout-ms"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "-1"], "--witness-timeout-ms -1: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "1001"], "--witness-timeout-ms 1001: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "3001", "--heartbeat-timeout-ms", "1500"], "--witness-timeout-ms 3001: expected 1 to 3000 (the witness lease, twice --heartbeat-timeout-ms"),
             ([.. witness, "--data", dir.Combine("w"), "--host", ""], "--host '': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
             ([.. witness, "--data", " "], "--data ' ': expected a data directory, not an empty or blank value"),
         ];
@@ -272,6 +272,24 @@ public class CliUsageTests
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
         Assert.False(Directory.Exists(dir.Combine("data")), "a refused serve creates no data directory");
         Assert.False(Directory.Exists(dir.Combine("w")), "a refused witness creates no data directory");
+    }
+
+    /// <summary>
+    /// <c>--witness-timeout-ms</c> was checked against twice <c>--heartbeat-timeout-ms</c> without <c>--witness</c>: a
+    /// node that calls no witness exited 64 for a value it does not use. It starts; with <c>--witness</c> the value is
+    /// still checked (<see cref="Serve_option_values_the_server_refuses_exit_64"/>).
+    /// </summary>
+    [Fact]
+    public async Task A_witness_timeout_without_a_witness_does_not_refuse_the_node()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-witness-timeout");
+        string[] args =
+        [
+            "serve", "--port", "0", "--admin-port", "-1", "--quiet", "--data", dir.Combine("data"),
+            "--peer", Cli.Address(FreePort.Next()), "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0", "--witness-timeout-ms", "5000",
+        ];
+        using var node = await Cli.StartAsync("fastbroker node", args);
+        Assert.Contains(node.Lines, l => l.Contains("witness none", StringComparison.Ordinal));
     }
 
     /// <summary>
