@@ -125,6 +125,26 @@ public class PeerEndpointOptionsTests
         (WitnessOptions.Default with { Host = host }).Validate();
     }
 
+    /// <summary>
+    /// The public <see cref="WitnessClient"/> took any host before the last colon (<c>127.1:7402</c> connected to
+    /// 127.0.0.1, <c>::1:7402</c> to ::1 port 7402): it parses its endpoint as <see cref="ReplicationOptions.Witness"/>
+    /// is, and refuses the rest naming the parameter.
+    /// </summary>
+    [Theory]
+    [InlineData("127.1:7402", "not '127.1'")]
+    [InlineData("10.0.1:7402", "not '10.0.1'")]
+    [InlineData("::1:7402", "expected an IPv6 address in brackets")]
+    [InlineData("0x7f000001:7402", "reads as an IP address in another form")]
+    [InlineData("[10.0.0.1]:7402", "expected an IPv6 address between the brackets")]
+    [InlineData("wit ness:7402", "expected a host name")]
+    public void The_witness_client_refuses_an_endpoint_the_options_refuse(string endpoint, string reason)
+    {
+        var refused = Assert.Throws<ArgumentException>(() => new WitnessClient(endpoint));
+        Assert.Equal("endpoint", refused.ParamName);
+        Assert.Contains($"endpoint '{endpoint}' is not {ReplicationOptions.EndpointRule}: ", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, refused.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>A node's replication listener binds a host name (it threw FormatException for any name but localhost).</summary>
     [Fact]
     public async Task A_node_binds_its_replication_listener_to_a_host_name()
