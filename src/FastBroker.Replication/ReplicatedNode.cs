@@ -145,7 +145,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         Directory.CreateDirectory(options.DataDirectory);
         var state = NodeState.Load(options.DataDirectory); // a node.state it cannot go on from refuses the start, before binding
-        var address = options.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Host);
+        var address = ListenAddress(options.Host);
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -161,6 +161,24 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         var node = new ReplicatedNode(brokerOptions, serverOptions, options, state, listener);
         node._supervisor = Task.Run(node.SuperviseAsync);
         return Task.FromResult(node);
+    }
+
+    /// <summary>
+    /// The address the replication listener binds: <paramref name="host"/>'s IP address, or for a host name (checked by
+    /// <see cref="ReplicationOptions.Validate"/>) the first IPv4 address it resolves to, else the first one, as the
+    /// broker's listener does. A name that does not resolve throws <see cref="SocketException"/>.
+    /// </summary>
+    private static IPAddress ListenAddress(string host)
+    {
+        _ = Internal.PeerAddress.TryParseHost(host, out var literal, out _);
+        if (literal is not null)
+        {
+            return literal;
+        }
+
+        var found = Dns.GetHostAddresses(host);
+        return found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
+            ?? throw new SocketException((int)SocketError.HostNotFound, $"the host name '{host}' has no address");
     }
 
     /// <summary>Waits until the node has the role (or the timeout passes: false).</summary>

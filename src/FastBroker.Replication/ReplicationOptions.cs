@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace FastBroker.Replication;
 
 /// <summary>Settings of one node of a failover pair (docs/replication.md).</summary>
@@ -12,7 +14,10 @@ public sealed record ReplicationOptions
     /// <summary>The broker's data directory (journals, state files, and <c>replication/node.state</c>).</summary>
     public string DataDirectory { get; init; } = "data";
 
-    /// <summary>Address the replication listener binds.</summary>
+    /// <summary>
+    /// Address the replication listener binds: an IPv4 address of four numbers (<c>0.0.0.0</c> for every interface,
+    /// deliberately), an IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name, resolved at start (<see cref="IsValidHost"/>).
+    /// </summary>
     public string Host { get; init; } = "127.0.0.1";
 
     /// <summary>Replication listener port (0 = any free port).</summary>
@@ -32,14 +37,32 @@ public sealed record ReplicationOptions
     /// </summary>
     public string? Witness { get; init; }
 
-    /// <summary>What <see cref="Peer"/> and <see cref="Witness"/> must be (<see cref="IsValidEndpoint"/>).</summary>
-    public const string EndpointRule = "host:port with an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) as the host and a port from 1 to 65535";
+    /// <summary>
+    /// What <see cref="Peer"/> and <see cref="Witness"/> must be (<see cref="IsValidEndpoint(string?)"/>). An IPv4 address
+    /// is four decimal numbers: the shorter and other-base forms an IP address parser also takes (<c>10.0.1</c> for
+    /// 10.0.0.1, <c>127.1</c>, <c>1</c> for 0.0.0.1, <c>010.0.0.1</c> in octal) are refused, as is an IPv6 address without
+    /// brackets (<c>::1:7410</c>: is 7410 the port or part of the address?).
+    /// </summary>
+    public const string EndpointRule = "host:port with an IPv4 address of four numbers 0 to 255 (10.0.0.2), an IPv6 address in brackets ([fd00::2]) or a host name (letters, digits, '-' and '_' in dot-separated labels) as the host and a port from 1 to 65535";
 
     /// <summary>
     /// True when <paramref name="endpoint"/> is a <see cref="Peer"/> or <see cref="Witness"/> that <see cref="Validate"/>
     /// accepts (<see cref="EndpointRule"/>). Only the syntax: whether a host name resolves is known at connect time.
     /// </summary>
     public static bool IsValidEndpoint(string? endpoint) => Internal.PeerAddress.TryParse(endpoint, out _);
+
+    /// <summary>
+    /// As <see cref="IsValidEndpoint(string?)"/>, with why <paramref name="endpoint"/> is refused: a phrase that starts
+    /// with "expected" and names the part at fault (<c>expected an IPv4 address of four numbers 0 to 255 … not '10.0.1'</c>).
+    /// </summary>
+    public static bool IsValidEndpoint(string? endpoint, [NotNullWhen(false)] out string? reason) => Internal.PeerAddress.TryParse(endpoint, out _, out reason);
+
+    /// <summary>
+    /// True when <paramref name="host"/> is a <see cref="Host"/> (an address to bind, without a port) that
+    /// <see cref="Validate"/> accepts: an IPv4 address of four numbers 0 to 255, an IPv6 address in brackets or not, or
+    /// a host name, as for <see cref="EndpointRule"/>; otherwise false with why ("expected …").
+    /// </summary>
+    public static bool IsValidHost(string? host, [NotNullWhen(false)] out string? reason) => Internal.PeerAddress.TryParseHost(host, out _, out reason);
 
     /// <summary>
     /// Without a witness, the role a node with no history takes when its peer is not a primary: the operator names
@@ -175,7 +198,8 @@ public sealed record ReplicationOptions
     /// the lease TTL if that is shorter. Above 0, at most the lease TTL (<see cref="LeaseTtl"/>, by default twice
     /// <see cref="HeartbeatTimeout"/>): a renewal answered after the lease ran out no longer keeps the primary serving,
     /// and a standby asking for the lease waits this long before it tries again. Raise it (with the heartbeat timeout or
-    /// the lease TTL) where the witness is a slow round trip away.
+    /// the lease TTL) where the witness is a slow round trip away. Checked only with a <see cref="Witness"/>: without one
+    /// no call is made, and a node is not refused for a setting it does not use.
     /// </summary>
     public TimeSpan? WitnessCallTimeout { get; init; }
 
@@ -238,6 +262,11 @@ public sealed record ReplicationOptions
         if (string.IsNullOrWhiteSpace(NodeId) || NodeId.Length > 64 || !NodeId.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
         {
             throw new ArgumentException("NodeId must be 1-64 characters of letters, digits, '.', '_' or '-'.", nameof(NodeId));
+        }
+
+        if (!IsValidHost(Host, out var hostReason))
+        {
+            throw new ArgumentException($"Host '{Host}' is not an address to bind: {hostReason}.", nameof(Host));
         }
 
         _ = Internal.PeerAddress.Parse(Peer, nameof(Peer));
@@ -325,7 +354,9 @@ public sealed record ReplicationOptions
                 nameof(ConnectTimeout));
         }
 
-        if (WitnessCallTimeout is { } call && (call <= TimeSpan.Zero || call > EffectiveLeaseTtl))
+        // Without a witness the timeout is never used (no witness client, no witnessTimeoutMs in /status): a value
+        // given for it, with a heartbeat timeout that would make it too long for a lease, refuses nothing.
+        if (Witness is not null && WitnessCallTimeout is { } call && (call <= TimeSpan.Zero || call > EffectiveLeaseTtl))
         {
             throw new ArgumentException(
                 $"WitnessCallTimeout ({call.TotalMilliseconds:0.###} ms) must be above 0 and at most the lease TTL ({EffectiveLeaseTtl.TotalMilliseconds:0.###} ms{(LeaseTtl is null ? ", twice HeartbeatTimeout" : "")}): a renewal answered after the lease ran out no longer keeps the primary serving. Raise {(LeaseTtl is null ? "HeartbeatTimeout" : "LeaseTtl")} with it.",

@@ -187,6 +187,21 @@ internal static class OptionRules
             }
         });
 
+    /// <summary>
+    /// Refuses an address to listen on (<c>serve --host</c>, <c>witness --host</c>) that the options it fills refuse
+    /// (<c>ReplicationOptions.IsValidHost</c>, the parser of <c>--peer</c> and <c>--witness</c>): a shortened IPv4 form
+    /// such as <c>127.1</c> or <c>0</c>, which would bind another address than the one meant. A blank value is
+    /// <see cref="NotBlank"/>'s to refuse.
+    /// </summary>
+    public static void ListenHost(Option<string> option) =>
+        Check(option, (result, value) =>
+        {
+            if (!string.IsNullOrWhiteSpace(value) && !Replication.ReplicationOptions.IsValidHost(value, out var reason))
+            {
+                result.AddError($"{option.Name} '{value}': {reason}");
+            }
+        });
+
     /// <summary>Refuses values below <paramref name="min"/>; no value is fine.</summary>
     public static void AtLeast<T>(Option<T?> option, T min)
         where T : struct, IComparable<T> =>

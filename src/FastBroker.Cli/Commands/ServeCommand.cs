@@ -16,7 +16,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var data = new Option<string>("--data") { Description = "Data directory (created if missing).", DefaultValueFactory = _ => "data" };
-        var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "Address to listen on, for clients, the admin endpoint and replication: an IPv4 address of four numbers, an IPv6 address or a host name (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Protocol port (0 = any free port).", DefaultValueFactory = _ => ServerOptions.DefaultPort };
         var adminPort = new Option<int>("--admin-port") { Description = "Admin HTTP port serving /metrics and /health (-1 = off, 0 = any free port).", DefaultValueFactory = _ => DefaultAdminPort };
         var tokens = new Option<string[]>("--token") { Description = "Accepted auth token (repeatable; none = no authentication). token or token:publishPattern,... to restrict publishing.", AllowMultipleArgumentsPerToken = false };
@@ -35,17 +35,17 @@ internal static class ServeCommand
         completions.AcceptOnlyFromAmong("auto", "inline", "threadpool");
         var trustSealed = new Option<bool>("--trust-sealed-segments") { Description = "Open journals without re-checking the CRC of every record in sealed segments, only their tails (fast starts with large journals; a promoted standby always does this)." };
         var quiet = new Option<bool>("--quiet") { Description = "Only errors on stderr." };
-        var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint (host:port; a host name is resolved again at every connect attempt)." };
+        var peer = new Option<string?>("--peer") { Description = "Run as one node of a failover pair: the other node's replication endpoint, host:port with an IPv4 address of four numbers (10.0.0.2:7410), an IPv6 address in brackets ([fd00::2]:7410) or a host name (standby-1:7410, resolved again at every connect attempt)." };
         var replicationPort = new Option<int>("--replication-port") { Description = "Replication listener port of this node (pair only).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultPort };
         var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the pair (default: node-<replication port>)." };
-        var witness = new Option<string?>("--witness") { Description = "Witness endpoint (host:port; a host name is resolved again at every connect): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
+        var witness = new Option<string?>("--witness") { Description = "Witness endpoint, host:port as for --peer (a host name is resolved again at every connect): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
         var role = new Option<string>("--role") { Description = "Without a witness: the role a node with no history starts in (primary|standby).", DefaultValueFactory = _ => "standby" };
         var acks = new Option<string>("--acks") { Description = "Ack mode of new topics on a pair: local | standby-received | standby-durable.", DefaultValueFactory = _ => "local" };
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting. With --witness the witness first records the standby behind and promotes no other node until it has caught up ('fastbroker promote --force' overrides)." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => DefaultHeartbeatTimeoutMs };
         var connectTimeout = new Option<int?>("--connect-timeout-ms") { Description = "Standby: how long a connect to the primary waits (its host name resolved and each address tried) before the attempt fails and is retried (default: 1000, or four heartbeat timeouts if shorter); above 0, at most four times --heartbeat-timeout-ms." };
-        var witnessTimeout = new Option<int?>("--witness-timeout-ms") { Description = "How long one call to the witness waits (its host name resolved, the connect and the answer) before it counts as unreachable (default: 1000, or the lease, twice the heartbeat timeout, if shorter); above 0, at most twice --heartbeat-timeout-ms." };
+        var witnessTimeout = new Option<int?>("--witness-timeout-ms") { Description = "How long one call to the witness waits (its host name resolved, the connect and the answer) before it counts as unreachable (default: 1000, or the lease, twice the heartbeat timeout, if shorter); above 0, at most twice --heartbeat-timeout-ms; only checked, and used, with --witness." };
         var standbyCheckSilence = new Option<int?>("--standby-check-silence-ms") { Description = "Standby: GET /standby answers 503 once nothing has come from the primary for longer than this (default: three heartbeat intervals, 300 ms; more than one heartbeat interval, 100 ms)." };
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
@@ -87,14 +87,16 @@ internal static class ServeCommand
         OptionRules.AtLeast(maxConnections, 1);
         OptionRules.NotBlank(data, "a data directory");
         OptionRules.NotBlank(host, "an address to listen on (an IP address or a host name)");
+        OptionRules.ListenHost(host);
         foreach (var endpoint in new[] { peer, witness })
         {
             OptionRules.Check(endpoint, (result, value) =>
             {
-                // ReplicationOptions.Validate's rule (IsValidEndpoint): the syntax only; a host name is resolved at connect time.
-                if (value is not null && OptionRules.CheckEndpoint(result, endpoint.Name, value) && !Replication.ReplicationOptions.IsValidEndpoint(value))
+                // ReplicationOptions.Validate's rule and parser (EndpointRule), in the flag's terms: the syntax only; a
+                // host name is resolved at connect time.
+                if (value is not null && !Replication.ReplicationOptions.IsValidEndpoint(value, out var reason))
                 {
-                    result.AddError($"{endpoint.Name} '{value}': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port");
+                    result.AddError($"{endpoint.Name} '{value}': {reason}");
                 }
             });
         }
@@ -194,7 +196,8 @@ internal static class ServeCommand
                 result.AddError($"--connect-timeout-ms {connectMs}: expected 1 to {4 * heartbeatMs} (four times --heartbeat-timeout-ms: the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover as much; raise --heartbeat-timeout-ms with it)");
             }
 
-            if (Given(result, witnessTimeout, out var call) && call is { } callMs && (callMs < 1 || callMs > 2 * heartbeatMs))
+            // Without --witness no call is made: the value is not used, so nothing refuses it (as WitnessCallTimeout).
+            if (result.GetResult(witness) is not null && Given(result, witnessTimeout, out var call) && call is { } callMs && (callMs < 1 || callMs > 2 * heartbeatMs))
             {
                 result.AddError($"--witness-timeout-ms {callMs}: expected 1 to {2 * heartbeatMs} (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)");
             }

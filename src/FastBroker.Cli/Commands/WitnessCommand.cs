@@ -13,7 +13,7 @@ internal static class WitnessCommand
 {
     public static Command Create()
     {
-        var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "Address to listen on: an IPv4 address of four numbers, an IPv6 address or a host name (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Witness port (0 = any free port).", DefaultValueFactory = _ => WitnessOptions.DefaultPort };
         OptionRules.Port(port, 0);
         var data = new Option<string>("--data") { Description = "Data directory holding witness.state (created if missing).", DefaultValueFactory = _ => "witness-data" };
@@ -47,6 +47,7 @@ internal static class WitnessCommand
         });
         // WitnessOptions refuses these by their property names (ArgumentException.ThrowIfNullOrWhiteSpace).
         OptionRules.NotBlank(host, "an address to listen on (an IP address or a host name)");
+        OptionRules.ListenHost(host);
         OptionRules.NotBlank(data, "a data directory");
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
         var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")

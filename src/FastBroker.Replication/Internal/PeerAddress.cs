@@ -6,7 +6,9 @@ using System.Net.Sockets;
 namespace FastBroker.Replication.Internal;
 
 /// <summary>
-/// A <c>host:port</c> a node connects to (its peer): an IP address, taken as it is, or a host name, resolved again at
+/// A <c>host:port</c> a node connects to (its peer, the witness: <see cref="WitnessClient"/>), and the one parser of
+/// every such endpoint and of the addresses the nodes and the witness bind (<see cref="TryParseHost"/>): an IP address,
+/// taken as it is, or a host name, resolved again at
 /// every connect attempt (<see cref="ResolveAsync"/>), so that a peer whose name moves to another address (a DNS change,
 /// a replaced host) is followed at the next reconnect. The syntax is checked when the options are validated; whether a
 /// name resolves is only known when connecting, and a name that does not is a failed connect attempt, retried as for a
@@ -29,7 +31,7 @@ internal sealed class PeerAddress
     /// <summary>The address as given (<c>standby-1:7410</c>).</summary>
     public string Text { get; }
 
-    /// <summary>The host: an IP address as given, or a host name.</summary>
+    /// <summary>The host: an IP address as given (an IPv6 one without its brackets), or a host name.</summary>
     public string Host { get; }
 
     /// <summary>The port, 1 to 65535.</summary>
@@ -45,44 +47,142 @@ internal sealed class PeerAddress
     public Action<string>? Log { get; private init; }
 
     /// <summary>
-    /// <paramref name="value"/> as an address: <c>host:port</c>, the host an IP address (an IPv6 one in brackets) or a
-    /// host name (labels of 1 to 63 ASCII letters, digits, '-' or '_', not beginning or ending with '-', joined by
-    /// dots, at most 253 characters, the last label not all digits), the port 1 to 65535. False for anything else.
+    /// <paramref name="value"/> as an address (<see cref="ReplicationOptions.EndpointRule"/>): <c>host:port</c>, the host
+    /// an IPv4 address of four decimal numbers 0 to 255 (<c>10.0.0.2</c>), an IPv6 address in brackets
+    /// (<c>[fd00::2]</c>) or a host name (<see cref="TryParseHost"/>), the port 1 to 65535. False for anything else.
     /// </summary>
-    public static bool TryParse(string? value, [NotNullWhen(true)] out PeerAddress? address)
+    public static bool TryParse(string? value, [NotNullWhen(true)] out PeerAddress? address) => TryParse(value, out address, out _);
+
+    /// <summary>As <see cref="TryParse(string?, out PeerAddress?)"/>, with why <paramref name="value"/> is refused ("expected …").</summary>
+    public static bool TryParse(string? value, [NotNullWhen(true)] out PeerAddress? address, [NotNullWhen(false)] out string? reason)
     {
         address = null;
-        var colon = value?.LastIndexOf(':') ?? -1;
-        if (value is null || colon <= 0
-            || !int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        const string HostPort = "expected host:port (port 1 to 65535)";
+        string host;
+        int colon;
+        if (value is ['[', ..])
+        {
+            // [fd00::2]:7410: the brackets end the address, so its colons are never taken for the port's.
+            var close = value.IndexOf(']', StringComparison.Ordinal);
+            if (close < 0 || close + 1 == value.Length || value[close + 1] != ':')
+            {
+                reason = "expected an IPv6 address in brackets followed by :port ([::1]:7410)";
+                return false;
+            }
+
+            host = value[1..close];
+            colon = close + 1;
+        }
+        else
+        {
+            colon = value?.LastIndexOf(':') ?? -1;
+            if (value is null || colon <= 0)
+            {
+                reason = HostPort;
+                return false;
+            }
+
+            host = value[..colon];
+            if (host.Contains(':', StringComparison.Ordinal))
+            {
+                // ::1:7410 is ::1 port 7410 or the address ::1:7410 with no port: either reading may be the wrong one.
+                reason = $"expected an IPv6 address in brackets ([{host}]:port): without them the port cannot be told apart from the address";
+                return false;
+            }
+        }
+
+        if (!int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            reason = HostPort;
+            return false;
+        }
+
+        IPAddress? literal;
+        if (value[0] == '[')
+        {
+            if (!TryParseIPv6(host, out literal))
+            {
+                reason = $"expected an IPv6 address between the brackets, not '{host}'";
+                return false;
+            }
+        }
+        else if (!TryParseHost(host, out literal, out reason))
         {
             return false;
         }
 
-        var host = value[..colon];
-        if (IPAddress.TryParse(host, out var literal))
-        {
-            address = new PeerAddress(value, host, port, literal);
-            return true;
-        }
-
-        if (!IsHostName(host))
-        {
-            return false;
-        }
-
-        address = new PeerAddress(value, host, port, null);
+        address = new PeerAddress(value, host, port, literal);
+        reason = null;
         return true;
     }
 
     /// <summary>
-    /// As <see cref="TryParse"/>, with <paramref name="log"/> as its <see cref="Log"/>; throws
+    /// <paramref name="host"/> as a host without a port (an address to bind, <see cref="ReplicationOptions.Host"/>,
+    /// <see cref="WitnessOptions.Host"/>): an IPv4 address of four decimal numbers 0 to 255, each without leading zeros
+    /// (<c>10.0.0.2</c>); an IPv6 address, in brackets or not (<c>::</c>, <c>[::1]</c>); or a host name (labels of 1 to
+    /// 63 ASCII letters, digits, '-' or '_', not beginning or ending with '-', joined by dots, at most 253 characters,
+    /// the last label not all digits, and not a form the resolver reads as an IP address, such as <c>0x7f000001</c>).
+    /// <paramref name="literal"/> is the IP address, or null for a name. The other forms an IP address parser takes
+    /// (<c>127.1</c>, <c>1</c> for 0.0.0.1, <c>010.0.0.1</c> in octal, <c>0x7f.0.0.1</c>) are refused: written for four
+    /// numbers they are a typo far more often than meant, and one that connects to, or binds, another address.
+    /// </summary>
+    public static bool TryParseHost(string? host, out IPAddress? literal, [NotNullWhen(false)] out string? reason)
+    {
+        literal = null;
+        reason = null;
+        if (string.IsNullOrEmpty(host))
+        {
+            reason = "expected a host (an IP address or a host name), not an empty one";
+            return false;
+        }
+
+        if (host.Contains(':', StringComparison.Ordinal) || host[0] == '[')
+        {
+            var inner = host is ['[', .., ']'] ? host[1..^1] : host;
+            if (TryParseIPv6(inner, out literal))
+            {
+                return true;
+            }
+
+            reason = $"expected an IPv6 address, not '{host}'";
+            return false;
+        }
+
+        if (host.All(c => char.IsAsciiDigit(c) || c == '.'))
+        {
+            if (TryParseDottedQuad(host, out literal))
+            {
+                return true;
+            }
+
+            reason = $"expected an IPv4 address of four numbers 0 to 255 without leading zeros (10.0.0.2), not '{host}' (a form with parts left out, as 127.1, or in octal is refused: it reads as another address)";
+            return false;
+        }
+
+        if (!IsHostName(host))
+        {
+            reason = $"expected a host name (labels of 1 to 63 letters, digits, '-' or '_', not beginning or ending with '-', joined by dots, at most 253 characters, the last label not all digits) or an IP address, not '{host}'";
+            return false;
+        }
+
+        if (IPAddress.TryParse(host, out _))
+        {
+            // 0x7f000001: a name by its characters, but the resolver returns it as the address it spells.
+            reason = $"expected an IPv4 address of four decimal numbers (10.0.0.2) or a host name, not '{host}', which reads as an IP address in another form";
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// As <see cref="TryParse(string?, out PeerAddress?, out string?)"/>, with <paramref name="log"/> as its <see cref="Log"/>; throws
     /// <see cref="ArgumentException"/> naming <paramref name="option"/> otherwise.
     /// </summary>
     public static PeerAddress Parse(string? value, string option, Action<string>? log = null) =>
-        TryParse(value, out var address)
+        TryParse(value, out var address, out var reason)
             ? new PeerAddress(address.Text, address.Host, address.Port, address._literal) { Log = log }
-            : throw new ArgumentException($"{option} '{value}' is not {ReplicationOptions.EndpointRule}.", option);
+            : throw new ArgumentException($"{option} '{value}' is not {ReplicationOptions.EndpointRule}: {reason}.", option);
 
     /// <summary>
     /// The addresses to try, in order: the IP address, or what the host name resolves to now. Throws
@@ -139,6 +239,40 @@ internal sealed class PeerAddress
         }
 
         Log?.Invoke($"{Text}: {line}");
+    }
+
+    private static bool TryParseIPv6(string text, [NotNullWhen(true)] out IPAddress? address)
+    {
+        address = null;
+        return text.Length > 0 && !text.Contains('[', StringComparison.Ordinal) && !text.Contains(']', StringComparison.Ordinal)
+            && IPAddress.TryParse(text, out address) && address.AddressFamily == AddressFamily.InterNetworkV6;
+    }
+
+    /// <summary>Four decimal numbers 0 to 255 joined by dots, none with a leading zero: the one IPv4 form accepted.</summary>
+    private static bool TryParseDottedQuad(string text, [NotNullWhen(true)] out IPAddress? address)
+    {
+        address = null;
+        var parts = text.Split('.');
+        if (parts.Length != 4)
+        {
+            return false;
+        }
+
+        var bytes = new byte[4];
+        for (var i = 0; i < 4; i++)
+        {
+            var part = parts[i];
+            if (part.Length is 0 or > 3 || (part.Length > 1 && part[0] == '0')
+                || !int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number > 255)
+            {
+                return false;
+            }
+
+            bytes[i] = (byte)number;
+        }
+
+        address = new IPAddress(bytes);
+        return true;
     }
 
     private static bool IsHostName(string host)

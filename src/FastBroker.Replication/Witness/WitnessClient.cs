@@ -35,37 +35,29 @@ public sealed class WitnessClient : IAsyncDisposable
     /// <summary>The default <see cref="CallTimeout"/>: 1 s, a few round trips on a bad LAN and well under any useful TTL.</summary>
     public static readonly TimeSpan DefaultCallTimeout = TimeSpan.FromSeconds(1);
 
-    private readonly string _host;
-    private readonly int _port;
+    private readonly Internal.PeerAddress _address;
     private readonly SemaphoreSlim _callGate = new(1, 1);
     private readonly byte[] _buffer = new byte[WitnessProtocol.MaxLineBytes];
     private Socket? _socket;
     private int _disposed;
 
     /// <summary>A client for the witness at <paramref name="endpoint"/> with a 1 s call timeout. Connects on first use.</summary>
-    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>); a host name is resolved at every connect.</param>
-    /// <exception cref="ArgumentException">The endpoint is not <c>host:port</c>.</exception>
+    /// <param name="endpoint"><c>host:port</c> as <see cref="ReplicationOptions.EndpointRule"/>: <c>10.0.0.3:7402</c>, <c>[::1]:7402</c>, <c>witness-1:7402</c>; a host name is resolved at every connect.</param>
+    /// <exception cref="ArgumentException">The endpoint is not one (<see cref="ReplicationOptions.IsValidEndpoint(string?)"/>); the exception names <paramref name="endpoint"/>.</exception>
     public WitnessClient(string endpoint)
         : this(endpoint, DefaultCallTimeout)
     {
     }
 
     /// <summary>A client for the witness at <paramref name="endpoint"/>. Connects on first use.</summary>
-    /// <param name="endpoint"><c>host:port</c>; an IPv6 literal in brackets (<c>[::1]:7402</c>); a host name is resolved at every connect.</param>
+    /// <param name="endpoint"><c>host:port</c> as <see cref="ReplicationOptions.EndpointRule"/>: <c>10.0.0.3:7402</c>, <c>[::1]:7402</c>, <c>witness-1:7402</c>; a host name is resolved at every connect.</param>
     /// <param name="callTimeout">How long one call (resolving a host name and connecting included) may take before it answers Unreachable.</param>
-    /// <exception cref="ArgumentException">The endpoint is not <c>host:port</c>, or the timeout is not positive.</exception>
+    /// <exception cref="ArgumentException">The endpoint is not one (<see cref="ReplicationOptions.IsValidEndpoint(string?)"/>; the exception names <paramref name="endpoint"/>), or the timeout is not positive.</exception>
     public WitnessClient(string endpoint, TimeSpan callTimeout)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(endpoint);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(callTimeout, TimeSpan.Zero);
-        var colon = endpoint.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
-        {
-            throw new ArgumentException($"A witness endpoint is host:port, got '{endpoint}'.", nameof(endpoint));
-        }
-
-        _host = endpoint[..colon].Trim('[', ']');
-        _port = port;
+        _address = Internal.PeerAddress.Parse(endpoint, nameof(endpoint));
         Endpoint = endpoint;
         CallTimeout = callTimeout;
     }
@@ -241,32 +233,16 @@ public sealed class WitnessClient : IAsyncDisposable
 
     private async Task<Socket> ConnectAsync(CancellationToken ct)
     {
-        IPAddress[] addresses;
-        if (IPAddress.TryParse(_host, out var literal))
-        {
-            addresses = [literal];
-        }
-        else
-        {
-            // Resolved at every connect (a reconnect follows a witness whose name moved). WaitAsync: the call's timeout
-            // bounds the wait even where the resolver itself cannot be cancelled.
-            try
-            {
-                addresses = await Dns.GetHostAddressesAsync(_host, ct).WaitAsync(ct).ConfigureAwait(false);
-            }
-            catch (SocketException e)
-            {
-                throw new SocketException((int)e.SocketErrorCode, $"the host name '{_host}' does not resolve ({e.SocketErrorCode})");
-            }
-        }
-
+        // A host name is resolved at every connect (a reconnect follows a witness whose name moved), bounded by the
+        // call's timeout; one that does not resolve throws a SocketException naming it.
+        var addresses = await _address.ResolveAsync(ct).ConfigureAwait(false);
         SocketException? last = null;
         foreach (var address in addresses)
         {
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                await socket.ConnectAsync(new IPEndPoint(address, _port), ct).ConfigureAwait(false);
+                await socket.ConnectAsync(new IPEndPoint(address, _address.Port), ct).ConfigureAwait(false);
                 if (Volatile.Read(ref _disposed) != 0)
                 {
                     throw new ObjectDisposedException(nameof(WitnessClient));

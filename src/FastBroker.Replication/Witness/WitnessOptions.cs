@@ -12,7 +12,11 @@ public sealed record WitnessOptions
     /// <summary>127.0.0.1:7402, <c>./witness-data</c>, 100 ms safety margin, 10 s maximum TTL, 30 s idle timeout.</summary>
     public static WitnessOptions Default { get; } = new();
 
-    /// <summary>Address to bind: an IP literal (<c>0.0.0.0</c> for every interface, deliberately) or a host name resolved at start.</summary>
+    /// <summary>
+    /// Address to bind: an IPv4 address of four numbers 0 to 255 (<c>0.0.0.0</c> for every interface, deliberately), an
+    /// IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name resolved at start, as <see cref="ReplicationOptions.Host"/>;
+    /// a shortened IPv4 form (<c>127.1</c>, <c>0</c> for 0.0.0.0) is refused.
+    /// </summary>
     public string Host { get; init; } = "127.0.0.1";
 
     /// <summary>TCP port; 0 picks a free one (read it back from <see cref="WitnessServer.EndPoint"/>).</summary>
@@ -68,6 +72,11 @@ public sealed record WitnessOptions
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Host);
+        if (!Internal.PeerAddress.TryParseHost(Host, out _, out var hostReason))
+        {
+            throw new ArgumentException($"Host '{Host}' is not an address to bind: {hostReason}.", nameof(Host));
+        }
+
         ArgumentException.ThrowIfNullOrWhiteSpace(DataDirectory);
         ArgumentOutOfRangeException.ThrowIfLessThan(Port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(Port, 65535);

@@ -245,15 +245,15 @@ public class CliUsageTests
             ([.. pair, "--node-id", ""], "--node-id '': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
             ([.. pair, "--node-id", new string('n', 65)], $"--node-id '{new string('n', 65)}': expected 1 to 64 characters of letters, digits, '.', '_' or '-'"),
             ([.. pairWaiting, "--peer-wait-ms", "-1"], "--peer-wait-ms -1: expected at least 0 (0 = do not wait)"),
-            ([.. serve, "--peer", "broker b:7410", "--replication-port", "0"], "--peer 'broker b:7410': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port"),
-            ([.. pair, "--witness", "10.0.0.256:7402"], "--witness '10.0.0.256:7402': expected an IP address (an IPv6 one in brackets) or a host name (letters, digits, '-' and '_' in dot-separated labels) before the port"),
+            ([.. serve, "--peer", "broker b:7410", "--replication-port", "0"], "--peer 'broker b:7410': expected a host name (labels of 1 to 63 letters, digits, '-' or '_', not beginning or ending with '-', joined by dots, at most 253 characters, the last label not all digits) or an IP address, not 'broker b'"),
+            ([.. pair, "--witness", "10.0.0.256:7402"], "--witness '10.0.0.256:7402': expected an IPv4 address of four numbers 0 to 255 without leading zeros (10.0.0.2), not '10.0.0.256'"),
             ([.. pair, "--connect-timeout-ms", "0"], "--connect-timeout-ms 0: expected 1 to 2000 (four times --heartbeat-timeout-ms: the standby asks the witness for the lease only between connect attempts, so a longer one delays the failover as much; raise --heartbeat-timeout-ms with it)"),
             ([.. pair, "--connect-timeout-ms", "2001"], "--connect-timeout-ms 2001: expected 1 to 2000 (four times --heartbeat-timeout-ms"),
             ([.. pair, "--connect-timeout-ms", "4001", "--heartbeat-timeout-ms", "1000"], "--connect-timeout-ms 4001: expected 1 to 4000 (four times --heartbeat-timeout-ms"),
             ([.. pair, "--connect-timeout-ms", "x"], "--connect-timeout-ms expects a whole number, got 'x'"),
-            ([.. pair, "--witness-timeout-ms", "-1"], "--witness-timeout-ms -1: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)"),
-            ([.. pair, "--witness-timeout-ms", "1001"], "--witness-timeout-ms 1001: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms"),
-            ([.. pair, "--witness-timeout-ms", "3001", "--heartbeat-timeout-ms", "1500"], "--witness-timeout-ms 3001: expected 1 to 3000 (the witness lease, twice --heartbeat-timeout-ms"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "-1"], "--witness-timeout-ms -1: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "1001"], "--witness-timeout-ms 1001: expected 1 to 1000 (the witness lease, twice --heartbeat-timeout-ms"),
+            ([.. pair, "--witness", "127.0.0.1:1", "--witness-timeout-ms", "3001", "--heartbeat-timeout-ms", "1500"], "--witness-timeout-ms 3001: expected 1 to 3000 (the witness lease, twice --heartbeat-timeout-ms"),
             ([.. witness, "--data", dir.Combine("w"), "--host", ""], "--host '': expected an address to listen on (an IP address or a host name), not an empty or blank value"),
             ([.. witness, "--data", " "], "--data ' ': expected a data directory, not an empty or blank value"),
         ];
@@ -272,6 +272,63 @@ public class CliUsageTests
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
         Assert.False(Directory.Exists(dir.Combine("data")), "a refused serve creates no data directory");
         Assert.False(Directory.Exists(dir.Combine("w")), "a refused witness creates no data directory");
+    }
+
+    /// <summary>
+    /// An address the runtime's IP parser reads as another one is a usage error, exit 64, whose reason names the flag,
+    /// the value and the part at fault: <c>--peer 10.0.1:7410</c> (a typo of 10.0.0.1 or 10.0.1.x) connected to
+    /// 10.0.0.1, <c>--witness ::1:7402</c> to ::1 port 7402 (or was 7402 part of the address?), <c>--host 0</c> bound
+    /// every interface (0.0.0.0) and <c>witness --host 127.1</c> 127.0.0.1.
+    /// </summary>
+    [Fact]
+    public async Task Serve_and_witness_refuse_addresses_read_as_other_addresses_with_exit_64()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-address-usage");
+        string[] serve = ["serve", "--port", "0", "--admin-port", "-1", "--quiet", "--data", dir.Combine("data")];
+        string[] pair = [.. serve, "--peer", "127.0.0.1:1", "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0"];
+        const string Quad = "expected an IPv4 address of four numbers 0 to 255 without leading zeros (10.0.0.2)";
+        (string[] Args, string Reason)[] cases =
+        [
+            ([.. serve, "--peer", "10.0.1:7410", "--replication-port", "0"], $"--peer '10.0.1:7410': {Quad}, not '10.0.1'"),
+            ([.. serve, "--peer", "127.1:7410", "--replication-port", "0"], $"--peer '127.1:7410': {Quad}, not '127.1'"),
+            ([.. serve, "--peer", "::1:7410", "--replication-port", "0"], "--peer '::1:7410': expected an IPv6 address in brackets ([::1]:port): without them the port cannot be told apart from the address"),
+            ([.. pair, "--witness", "1:7402"], $"--witness '1:7402': {Quad}, not '1'"),
+            ([.. pair, "--witness", "0x7f000001:7402"], "--witness '0x7f000001:7402': expected an IPv4 address of four decimal numbers (10.0.0.2) or a host name, not '0x7f000001', which reads as an IP address in another form"),
+            ([.. serve, "--host", "0"], $"--host '0': {Quad}, not '0'"),
+            ([.. pair, "--host", "127.1"], $"--host '127.1': {Quad}, not '127.1'"),
+            (["witness", "--port", "0", "--quiet", "--data", dir.Combine("w"), "--host", "127.1"], $"--host '127.1': {Quad}, not '127.1'"),
+        ];
+        var failures = new List<string>();
+        foreach (var (args, reason) in cases)
+        {
+            var outcome = await CliOutcome.RunAsync(args, TimeSpan.FromSeconds(30));
+            if (outcome.ExitCode != 64 || outcome.HasStackTrace || outcome.Output.Length > 0 || !outcome.Errors.Contains(reason, StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 64, nothing on stdout and \"{reason}\" on stderr: {outcome.Describe(args)}, stdout: [{outcome.Output}]");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
+        Assert.False(Directory.Exists(dir.Combine("data")), "a refused serve creates no data directory");
+        Assert.False(Directory.Exists(dir.Combine("w")), "a refused witness creates no data directory");
+    }
+
+    /// <summary>
+    /// <c>--witness-timeout-ms</c> was checked against twice <c>--heartbeat-timeout-ms</c> without <c>--witness</c>: a
+    /// node that calls no witness exited 64 for a value it does not use. It starts; with <c>--witness</c> the value is
+    /// still checked (<see cref="Serve_option_values_the_server_refuses_exit_64"/>).
+    /// </summary>
+    [Fact]
+    public async Task A_witness_timeout_without_a_witness_does_not_refuse_the_node()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-witness-timeout");
+        string[] args =
+        [
+            "serve", "--port", "0", "--admin-port", "-1", "--quiet", "--data", dir.Combine("data"),
+            "--peer", Cli.Address(FreePort.Next()), "--replication-port", "0", "--role", "primary", "--peer-wait-ms", "0", "--witness-timeout-ms", "5000",
+        ];
+        using var node = await Cli.StartAsync("fastbroker node", args);
+        Assert.Contains(node.Lines, l => l.Contains("witness none", StringComparison.Ordinal));
     }
 
     /// <summary>
