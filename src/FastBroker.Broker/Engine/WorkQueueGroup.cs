@@ -423,7 +423,7 @@ internal sealed class WorkQueueGroup : IDisposable
                 .Add("fb-dlq-group", Name)
                 .Add("fb-dlq-offset", dl.Offset)
                 .Add("fb-dlq-deliveries", dl.DeliveryCount)
-                .Add("fb-dlq-error", dl.LastError.Length > 1024 ? dl.LastError[..1024] : dl.LastError);
+                .Add("fb-dlq-error", Utf8Text.Truncate(dl.LastError, 1024));
             var payload = message.Payload.ToArray();
             var key = message.Key.ToArray();
             var loggedAt = 0L;
