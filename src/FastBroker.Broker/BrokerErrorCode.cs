@@ -36,7 +36,11 @@ public enum BrokerErrorCode
     /// <summary>The operation refers to a delivery, member or group that is not known.</summary>
     UnknownDelivery = 9,
 
-    /// <summary>Storage failed for a reason other than space (I/O error, corruption found on read).</summary>
+    /// <summary>
+    /// Storage failed for a reason other than space: an I/O error writing or syncing, corruption found on read, a state
+    /// file that is not one (damaged or foreign) or not allowed; the message names the file. Opening a subscription's
+    /// or group's file that the broker could not do now for want of a resource is <see cref="ResourceExhausted"/>.
+    /// </summary>
     StorageError = 10,
 
     /// <summary>
@@ -60,4 +64,12 @@ public enum BrokerErrorCode
     /// that one is disposed, or, over TCP, once its connection is closed.
     /// </summary>
     DurableNameInUse = 14,
+
+    /// <summary>
+    /// The broker could not do it now for want of a system resource that comes back by itself: out of descriptors
+    /// (EMFILE/ENFILE), out of memory (ENOMEM, e.g. mapping a file), out of disk space creating a file
+    /// (ENOSPC/EDQUOT), a transient I/O error of the device (EIO) or a lock held elsewhere (EAGAIN). Nothing was
+    /// changed; the same call may succeed later. The message names the file and what ran short.
+    /// </summary>
+    ResourceExhausted = 15,
 }

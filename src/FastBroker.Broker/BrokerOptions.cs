@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace FastBroker;
 
 /// <summary>How an embedded broker is set up. Immutable; start from <see cref="Default"/> and change what you need with <c>with</c>.</summary>
@@ -18,8 +20,20 @@ public sealed record BrokerOptions
     /// <summary>Entries in the input ring (a power of two). Publishers get back-pressure when it is full.</summary>
     public int InputRingSize { get; init; } = 1 << 14;
 
-    /// <summary>Pre-allocated bytes per input-ring entry; bigger messages grow their entry once.</summary>
+    /// <summary>
+    /// Pre-allocated bytes per input-ring entry, from 64 to <see cref="MaxInputEntryBytes"/>; bigger messages grow their
+    /// entry once (to their size). Every one of the <see cref="InputRingSize"/> entries allocates it when the broker
+    /// opens, and every slot of a transient topic <c>min(MaxMessageBytes, InputEntryBytes)</c> when the topic is created.
+    /// </summary>
     public int InputEntryBytes { get; init; } = 512;
+
+    /// <summary>
+    /// The largest <see cref="InputEntryBytes"/>: 64 KiB. The input ring allocates every entry when the broker opens, so
+    /// the ring takes <see cref="InputRingSize"/> × <see cref="InputEntryBytes"/>: 8 MiB with the defaults (2^14 entries
+    /// of 512 bytes), 1 GiB with 64 KiB entries; 2^31 − 1 bytes an entry would be 32 TiB. An entry is room made ahead,
+    /// not a limit: a message larger than its entry grows it once, so a larger entry only costs memory.
+    /// </summary>
+    public const int MaxInputEntryBytes = 1 << 16;
 
     /// <summary>
     /// Idempotent producers: how many of each producer's most recent sequences the broker remembers (a power of two).
@@ -114,9 +128,9 @@ public sealed record BrokerOptions
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputRingSize must be a power of two ≥ 2");
         }
 
-        if (InputEntryBytes < 64)
+        if (InputEntryBytes is < 64 or > MaxInputEntryBytes)
         {
-            throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputEntryBytes must be at least 64");
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"InputEntryBytes ({InputEntryBytes}) must be from 64 to {MaxInputEntryBytes} (64 KiB): each of the InputRingSize ({InputRingSize}) input-ring entries allocates it when the broker opens ({(long)InputRingSize * MaxInputEntryBytes >> 20} MiB at 64 KiB), and a larger message grows its entry once anyway"));
         }
 
         if (ProducerWindow < 64 || (ProducerWindow & (ProducerWindow - 1)) != 0)

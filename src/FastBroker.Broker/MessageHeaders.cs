@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using FastBroker.Engine;
 using FastBroker.Journal;
 
 namespace FastBroker;
@@ -40,9 +41,13 @@ public sealed class MessageHeaders
     }
 
     /// <summary>Adds a header with a byte value.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 text (a lone surrogate, which
+    /// UTF-8 cannot encode: written as U+FFFD it would name another header); nothing is added.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: the name is empty or longer than
+    /// 255 UTF-8 bytes, or the value longer than the journal's header value limit.</exception>
     public MessageHeaders Add(string name, ReadOnlySpan<byte> value)
     {
-        var nameBytes = Encoding.UTF8.GetByteCount(name);
+        var nameBytes = Utf8Text.GetByteCount(name, nameof(name));
         if (nameBytes is 0 or > 255)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "a header name must be 1 to 255 bytes of UTF-8");
@@ -57,7 +62,7 @@ public sealed class MessageHeaders
         EnsureRoom(size);
         var dst = _buffer.AsSpan(_length);
         dst[0] = (byte)nameBytes;
-        Encoding.UTF8.GetBytes(name, dst.Slice(1));
+        Utf8Text.GetBytes(name, dst.Slice(1));
         BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(1 + nameBytes), (ushort)value.Length);
         value.CopyTo(dst.Slice(3 + nameBytes));
         _length += size;
@@ -65,20 +70,25 @@ public sealed class MessageHeaders
     }
 
     /// <summary>Adds a header with a UTF-8 text value.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> or <paramref name="value"/> is not valid UTF-16 text
+    /// (a lone surrogate, which UTF-8 cannot encode: written as U+FFFD it would be another name or value); nothing is
+    /// added.</exception>
+    /// <exception cref="BrokerException">As for <see cref="Add(string, ReadOnlySpan{byte})"/>.</exception>
     public MessageHeaders Add(string name, string value)
     {
-        var count = Encoding.UTF8.GetByteCount(value);
+        var count = Utf8Text.GetByteCount(value, nameof(value));
         if (count <= 256)
         {
             Span<byte> tmp = stackalloc byte[256];
-            var n = Encoding.UTF8.GetBytes(value, tmp);
+            var n = Utf8Text.GetBytes(value, tmp);
             return Add(name, tmp[..n]);
         }
 
-        return Add(name, Encoding.UTF8.GetBytes(value));
+        return Add(name, Utf8Text.GetBytes(value, nameof(value)));
     }
 
     /// <summary>Adds a header with a 64-bit little-endian value.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 text; nothing is added.</exception>
     public MessageHeaders Add(string name, long value)
     {
         Span<byte> tmp = stackalloc byte[8];

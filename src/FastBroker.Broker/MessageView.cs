@@ -1,4 +1,4 @@
-using System.Text;
+using FastBroker.Engine;
 
 namespace FastBroker;
 
@@ -49,16 +49,18 @@ public readonly ref struct MessageView
     public bool TryGetHeader(scoped ReadOnlySpan<byte> utf8Name, out ReadOnlySpan<byte> value) => MessageHeaders.TryGet(Headers, utf8Name, out value);
 
     /// <summary>Finds a header's value by name (encodes the name on the stack).</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 text (a lone surrogate: as U+FFFD
+    /// it would find another header).</exception>
     public bool TryGetHeader(string name, out ReadOnlySpan<byte> value)
     {
         Span<byte> utf8 = stackalloc byte[256];
-        if (Encoding.UTF8.GetByteCount(name) > utf8.Length)
+        if (Utf8Text.GetByteCount(name, nameof(name)) > utf8.Length)
         {
             value = default;
             return false;
         }
 
-        var n = Encoding.UTF8.GetBytes(name, utf8);
+        var n = Utf8Text.GetBytes(name, utf8);
         return MessageHeaders.TryGet(Headers, utf8[..n], out value);
     }
 

@@ -161,10 +161,16 @@ public sealed class WorkQueueMember : IDisposable
     /// has used up its deliveries; without, it goes to the dead-letter topic now with <paramref name="error"/>.
     /// <see cref="WorkQueueOutcome.UnknownDelivery"/> when the delivery is no longer this member's or the broker is closed.
     /// </summary>
-    public WorkQueueOutcome Nack(long offset, int deliveryCount, bool requeue = true, TimeSpan delay = default, string? error = null) =>
-        _group.Nack(this, offset, deliveryCount, requeue, delay, error);
+    /// <exception cref="ArgumentException"><paramref name="error"/> is not valid UTF-16 text (a lone surrogate, which the
+    /// dead letter's <c>fb-dlq-error</c> header could only carry as U+FFFD); nothing is done.</exception>
+    public WorkQueueOutcome Nack(long offset, int deliveryCount, bool requeue = true, TimeSpan delay = default, string? error = null)
+    {
+        Utf8Text.EnsureValid(error, nameof(error));
+        return _group.Nack(this, offset, deliveryCount, requeue, delay, error);
+    }
 
     /// <summary>Rejects a delivered message.</summary>
+    /// <exception cref="ArgumentException">As for <see cref="Nack(long, int, bool, TimeSpan, string?)"/>.</exception>
     public WorkQueueOutcome Nack(Message message, bool requeue = true, TimeSpan delay = default, string? error = null) =>
         Nack(message.Offset, message.DeliveryCount, requeue, delay, error);
 

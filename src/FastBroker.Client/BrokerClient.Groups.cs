@@ -17,7 +17,8 @@ public sealed partial class BrokerClient
     /// refused with <see cref="ErrorCode.UnknownDelivery"/>). A rejoin refused for good (e.g.
     /// <see cref="ErrorCode.StorageError"/>: the group's state file is damaged) ends the member with the server's code and
     /// reason; one refused for now (<see cref="ErrorCode.Closed"/>, <see cref="ErrorCode.NotPrimary"/>,
-    /// <see cref="ErrorCode.Timeout"/>) is tried again on a new connection (<see cref="CreateSubscriptionAsync"/>).
+    /// <see cref="ErrorCode.Timeout"/>, <see cref="ErrorCode.ResourceExhausted"/>) is tried again on a new connection
+    /// (<see cref="CreateSubscriptionAsync"/>).
     /// </remarks>
     /// <exception cref="BrokerClientException">The server refused (e.g. <see cref="ErrorCode.TopicConflict"/>: the group exists over another topic).</exception>
     public async ValueTask<GroupMember> JoinGroupAsync(string topic, string group, GroupJoinOptions? options = null, CancellationToken cancellationToken = default)

@@ -39,7 +39,8 @@ public sealed partial class BrokerClient
     /// or below the last one received of their topic are dropped, so the application sees each message once, in order.
     /// A wildcard subscription resumed at an offset applies it to every topic, so a matching topic it had never received
     /// from restarts at that offset too. A resume the server refuses for now (<see cref="ErrorCode.Closed"/>,
-    /// <see cref="ErrorCode.NotPrimary"/>, <see cref="ErrorCode.Timeout"/>) is tried again on a new connection; one it
+    /// <see cref="ErrorCode.NotPrimary"/>, <see cref="ErrorCode.Timeout"/>, <see cref="ErrorCode.ResourceExhausted"/>:
+    /// the server could not open the position file now, out of descriptors say) is tried again on a new connection; one it
     /// refuses for good (any other code, e.g. <see cref="ErrorCode.StorageError"/>: the durable name's position file is
     /// damaged) ends this subscription with the server's code and reason, which its reader throws after the buffered
     /// messages; the client's other subscriptions go on.
@@ -207,8 +208,10 @@ public sealed partial class BrokerClient
     /// </summary>
     /// <remarks>
     /// For now: <see cref="ErrorCode.Closed"/> (the broker is shutting down: a restarted server or the promoted standby
-    /// takes it), <see cref="ErrorCode.NotPrimary"/> (the other endpoint does) and <see cref="ErrorCode.Timeout"/>. Every
-    /// other code answers the same SUBSCRIBE or JOIN_GROUP the same way until someone acts, so retrying would only hide it:
+    /// takes it), <see cref="ErrorCode.NotPrimary"/> (the other endpoint does), <see cref="ErrorCode.Timeout"/> and
+    /// <see cref="ErrorCode.ResourceExhausted"/> (the server could not open the position or state file now: out of
+    /// descriptors, memory or disk space, a transient I/O error). Every other code answers the same SUBSCRIBE or
+    /// JOIN_GROUP the same way until someone acts, so retrying would only hide it:
     /// <see cref="ErrorCode.StorageError"/> (the durable name's position file or the group's state file is damaged; the
     /// broker leaves it as it is and refuses the name until it is repaired or removed), <see cref="ErrorCode.InvalidArgument"/>
     /// (the start, filters or group settings are out of range for this server), <see cref="ErrorCode.InvalidName"/>,
@@ -218,7 +221,7 @@ public sealed partial class BrokerClient
     /// server's limit is below what the client resumes), <see cref="ErrorCode.SubscriptionIdInUse"/>, and any code this
     /// client does not know (docs/protocol.md: an error of the request it answers).
     /// </remarks>
-    internal static bool IsRetriableResumeRefusal(ErrorCode code) => code is ErrorCode.Closed or ErrorCode.NotPrimary or ErrorCode.Timeout;
+    internal static bool IsRetriableResumeRefusal(ErrorCode code) => code is ErrorCode.Closed or ErrorCode.NotPrimary or ErrorCode.Timeout or ErrorCode.ResourceExhausted;
 
     private uint NextSubscriptionId()
     {

@@ -36,7 +36,11 @@ public enum ErrorCode : ushort
     /// <summary>The delivery, member or group is not known.</summary>
     UnknownDelivery = 9,
 
-    /// <summary>Storage failed for a reason other than space.</summary>
+    /// <summary>
+    /// Storage failed for a reason other than space: an I/O error writing or syncing, or a file damaged (e.g. a durable
+    /// name's position file or a group's state file that is not one) or not allowed, which stays so until an operator
+    /// acts; the reason names the file. A shortage that passes by itself is <see cref="ResourceExhausted"/>.
+    /// </summary>
     StorageError = 10,
 
     /// <summary>Written on the primary, but the hot standby did not acknowledge it in time (standby ack modes): not confirmed.</summary>
@@ -56,6 +60,14 @@ public enum ErrorCode : ushort
     /// name. Available again once that subscription ends (UNSUBSCRIBE, or its connection closes).
     /// </summary>
     DurableNameInUse = 14,
+
+    /// <summary>
+    /// The server could not do it now for want of a system resource that comes back by itself (descriptors, memory, disk
+    /// space, a transient I/O error of the device); nothing was changed, and the same request may succeed later. The
+    /// reason names the file and what ran short. A file that is damaged or refused as it is answers
+    /// <see cref="StorageError"/> instead.
+    /// </summary>
+    ResourceExhausted = 15,
 
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,

@@ -1,3 +1,4 @@
+using System.Text;
 using FastBroker.Testing;
 
 namespace FastBroker.BrokerTests;
@@ -105,6 +106,35 @@ public class AllocationTests
 
             Volatile.Write(ref _count, n);
         }
+    }
+
+    [Fact]
+    public async Task Adding_text_headers_and_finding_them_by_name_allocates_nothing()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("hdr");
+        Assert.True(f.Broker.Topics.TryGet("hdr", out var topic));
+
+        // Every text the strict UTF-8 check sees: ASCII, 2-, 3- and 4-byte characters, a value past the 256-byte stack
+        // buffer being the one exception (its array is the value's bytes).
+        var headers = new MessageHeaders(4096);
+        var payload = new byte[8];
+        var found = 0L;
+        for (var pass = 0; pass < 2; pass++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 100_000; i++)
+            {
+                headers.Clear().Add("ccy", "EUR").Add("größe", "€ 5").Add("emoji\U0001F600", "\U0001F600").Add("n", 42L).Add("bin", payload);
+                var view = new MessageView(topic, 0, 0, default, headers.Encoded, payload, 0);
+                found += view.TryGetHeader("größe", out var v) ? v.Length : 0;
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(pass == 0 || allocated == 0, $"100,000 rounds of five headers allocated {allocated} B");
+        }
+
+        Assert.Equal(2 * 100_000L * Encoding.UTF8.GetByteCount("€ 5"), found);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
+using FastBroker.Storage;
 
 namespace FastBroker.Engine;
 
@@ -106,9 +107,36 @@ internal sealed unsafe class MappedStateFile : IDisposable
             }
         }
 
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, length, MemoryMappedFileAccess.ReadWrite);
-        var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
-        return new MappedStateFile(path, map, view, length, created, flusher);
+        // The mapping holds the file's descriptor while it lives: one the process keeps in reserve is refused.
+        FileStream? stream = null;
+        MemoryMappedFile? map = null;
+        try
+        {
+            stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            ResourceShortage.ThrowIfInReserve(stream.SafeFileHandle, path);
+            map = MemoryMappedFile.CreateFromFile(stream, mapName: null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
+            var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
+            return new MappedStateFile(path, map, view, length, created, flusher);
+        }
+        catch (Exception) when (created)
+        {
+            // Not mapped (out of descriptors or memory, say): a zero-filled file left behind would open next time as
+            // one whose state was lost (WasBlank), not as the new file it is.
+            Close(map, stream);
+            File.Delete(path);
+            throw;
+        }
+        catch (Exception)
+        {
+            Close(map, stream);
+            throw;
+        }
+    }
+
+    private static void Close(MemoryMappedFile? map, FileStream? stream)
+    {
+        map?.Dispose();
+        stream?.Dispose();
     }
 
     private static void SyncDirectory(string directory)

@@ -1,4 +1,5 @@
 using System.Text;
+using FastBroker.Storage;
 
 namespace FastBroker.Engine;
 
@@ -107,7 +108,8 @@ internal sealed class PositionStore : IDisposable
     /// refused (left as it is) with an error that names it, says why and what to do.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the file is not a position file, or
-    /// cannot be opened.</exception>
+    /// cannot be opened as it is; <see cref="BrokerErrorCode.ResourceExhausted"/>: it cannot be opened now for want of a
+    /// resource (<see cref="ResourceShortage"/>).</exception>
     public static PositionStore OpenDurable(string path, string name, StartPosition start, StateFileFlusher? flusher)
     {
         try
@@ -119,6 +121,11 @@ internal sealed class PositionStore : IDisposable
             // Nothing in it says what the subscription committed: neither its positions nor its start may be guessed.
             var fallback = start.Kind == StartKind.Committed ? ", which then finds nothing committed and takes its fallback" : "";
             throw new BrokerException(BrokerErrorCode.StorageError, $"durable subscription '{name}': {e.Message}: nothing in it says what the subscription committed, so it is not opened; repair the file, or remove it to start the subscription anew from its start position ({start.Kind}{fallback})", e);
+        }
+        catch (Exception e) when (ResourceShortage.Describe(e) is { } shortage)
+        {
+            // The system could not do it now: the file is as it was, and the same subscribe may succeed later.
+            throw new BrokerException(BrokerErrorCode.ResourceExhausted, $"durable subscription '{name}': its position file {path} cannot be opened now ({shortage}: {e.Message}); nothing was changed, try again later", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 
+using FastBroker.Storage;
+
 namespace FastBroker.Engine;
 
 /// <summary>
@@ -56,8 +58,10 @@ internal readonly record struct StateFileHeader
         {
             return new(StateFileContents.Missing, 0, "missing");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when ((e is IOException or UnauthorizedAccessException) && !ResourceShortage.Is(e))
         {
+            // A shortage (out of descriptors, say) says nothing about the file: it propagates, so that no caller takes
+            // a file it could not open now for a damaged one (refused, or replaced by a standby).
             return new(StateFileContents.Damaged, 0, $"unreadable: {e.Message}");
         }
 

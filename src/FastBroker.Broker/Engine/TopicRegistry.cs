@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using FastBroker.Journal;
+using FastBroker.Storage;
 
 namespace FastBroker.Engine;
 
@@ -296,6 +297,10 @@ internal sealed class TopicRegistry : IDisposable
                 DurableFile.SyncDirectory(_options.DataDirectory); // the topics directory's entry, once per process
                 _rootSynced = true;
             }
+        }
+        catch (Exception e) when (ResourceShortage.Describe(e) is { } shortage)
+        {
+            throw new BrokerException(BrokerErrorCode.ResourceExhausted, $"topic '{name}': its settings could not be written to '{path}' now ({shortage}: {e.Message}); try again later", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {

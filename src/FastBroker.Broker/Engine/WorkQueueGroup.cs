@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using FastBroker.Storage;
 using FastBroker.Threading;
 
 namespace FastBroker.Engine;
@@ -95,6 +96,11 @@ internal sealed class WorkQueueGroup : IDisposable
         {
             // Nothing in it says what the group acked: neither its floor nor its start position may be guessed.
             throw new BrokerException(BrokerErrorCode.StorageError, $"group '{name}' on topic '{topic.Name}': {e.Message}: nothing in it says what the group acked, so it is not joined; repair the file, or remove it to start the group anew from its start position ({options.Start.Kind})", e);
+        }
+        catch (Exception e) when (ResourceShortage.Describe(e) is { } shortage)
+        {
+            // The system could not do it now: the file is as it was, and the same join may succeed later.
+            throw new BrokerException(BrokerErrorCode.ResourceExhausted, $"group '{name}' on topic '{topic.Name}': its state file {path} cannot be opened now ({shortage}: {e.Message}); nothing was changed, try again later", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -420,7 +426,7 @@ internal sealed class WorkQueueGroup : IDisposable
                 .Add("fb-dlq-group", Name)
                 .Add("fb-dlq-offset", dl.Offset)
                 .Add("fb-dlq-deliveries", dl.DeliveryCount)
-                .Add("fb-dlq-error", dl.LastError.Length > 1024 ? dl.LastError[..1024] : dl.LastError);
+                .Add("fb-dlq-error", Utf8Text.Truncate(dl.LastError, 1024));
             var payload = message.Payload.ToArray();
             var key = message.Key.ToArray();
             var loggedAt = 0L;

@@ -1,4 +1,5 @@
 using FastBroker.Protocol;
+using FastBroker.Storage;
 
 namespace FastBroker.Server.Internal;
 
@@ -133,6 +134,11 @@ internal sealed partial class Session
         }
     }
 
+    /// <summary>
+    /// The ERROR code for <paramref name="e"/>: a <see cref="BrokerException"/>'s own, <see cref="ErrorCode.ResourceExhausted"/>
+    /// for a shortage the system may get over (<see cref="ResourceShortage"/>: descriptors, memory, disk space…),
+    /// <see cref="ErrorCode.StorageError"/> for any other I/O failure (the file as it is).
+    /// </summary>
     private ErrorCode MapException(Exception e, string what)
     {
         switch (e)
@@ -141,6 +147,10 @@ internal sealed partial class Session
                 return ToWire(b.Code);
             case ObjectDisposedException:
                 return ErrorCode.Closed;
+            case IOException or OutOfMemoryException when ResourceShortage.Is(e):
+                // The system could not do it now (out of descriptors or memory…): the client may try again later.
+                LogError(what, e);
+                return ErrorCode.ResourceExhausted;
             case IOException or UnauthorizedAccessException:
                 LogError(what, e);
                 return ErrorCode.StorageError;
