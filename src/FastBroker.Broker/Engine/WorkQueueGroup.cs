@@ -11,7 +11,7 @@ namespace FastBroker.Engine;
 /// members with credit, priorities, timeouts, dead letters) and persists what is done in a
 /// <see cref="GroupAckStore"/>, so a restart redelivers exactly the messages that were not acked.
 /// </summary>
-internal sealed class WorkQueueGroup : IDisposable
+internal sealed partial class WorkQueueGroup : IDisposable
 {
     private static readonly byte[] s_priorityHeader = "fb-priority"u8.ToArray();
 
@@ -406,93 +406,6 @@ internal sealed class WorkQueueGroup : IDisposable
         _store.RequestSync(); // Fsynced topic: msynced by the broker's state flusher, batched with other acks
         Topic.Replication?.GroupStateChanged(_stateFile);
     }
-
-    private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
-    {
-        try
-        {
-            var headers = new MessageHeaders(message.HeadersLength + 128);
-            var original = MessageHeaders.Decode(message.Headers);
-            foreach (var (name, value) in original)
-            {
-                // The broker's own entries stay behind: a dead letter's headers may be published again as they are.
-                if (name is not (Broker.ExpiresHeader or Broker.ProducerHeader))
-                {
-                    headers.Add(name, value);
-                }
-            }
-
-            headers.Add("fb-dlq-topic", Topic.Name)
-                .Add("fb-dlq-group", Name)
-                .Add("fb-dlq-offset", dl.Offset)
-                .Add("fb-dlq-deliveries", dl.DeliveryCount)
-                .Add("fb-dlq-error", Utf8Text.Truncate(dl.LastError, 1024));
-            var payload = message.Payload.ToArray();
-            var key = message.Key.ToArray();
-            var loggedAt = 0L;
-            for (var attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    await _broker.PublishDeadLetterAsync(DeadLetterTopic, payload, key, headers, _stop.Token).ConfigureAwait(false);
-                    if (attempt > 0)
-                    {
-                        _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} stored in '{DeadLetterTopic}' after {attempt + 1} attempts");
-                    }
-
-                    break;
-                }
-                catch (BrokerException e) when (IsPermanent(e.Code))
-                {
-                    // No retry can store it (the dead-letter topic's segments are too small for it, or its name is
-                    // invalid): retrying would hold the group's floor, so its window and retention, for ever. It is
-                    // dropped instead, loudly; it stays readable in the source topic at its offset until retention.
-                    Interlocked.Increment(ref _deadLettersDropped);
-                    _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} DROPPED: '{DeadLetterTopic}' can never store it ({e.Code}: {e.Message}); the message is still in '{Topic.Name}' at offset {dl.Offset} until retention removes it");
-                    break;
-                }
-                catch (BrokerException e) when (e.Code != BrokerErrorCode.Closed && !_stop.IsCancellationRequested)
-                {
-                    // The dead-letter topic refused it for now (missing while auto-creation is off, storage full…).
-                    // The message is not done until it is there: the group's floor waits, and retention with it, and
-                    // this retries (at most every 5 s) until the cause is fixed or the broker closes. Said at the first
-                    // refusal and once a minute after.
-                    if (attempt == 0 || Stopwatch.GetElapsedTime(loggedAt) >= TimeSpan.FromMinutes(1))
-                    {
-                        loggedAt = Stopwatch.GetTimestamp();
-                        _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} refused by '{DeadLetterTopic}' ({e.Code}: {e.Message}); retrying, the group's floor waits at it (attempt {attempt + 1})");
-                    }
-
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))), _stop.Token).ConfigureAwait(false);
-                }
-            }
-
-            lock (_gate)
-            {
-                if (!_disposed)
-                {
-                    _store.MarkDone(dl.Offset);
-                    _store.AdvanceFloorWhileDone();
-                    _store.RequestSync();
-                    Topic.Replication?.GroupStateChanged(_stateFile);
-                }
-            }
-        }
-        catch (Exception e) when (e is BrokerException or OperationCanceledException)
-        {
-            // Closing before it was dead-lettered durably: the group state still has it as not done, so the message
-            // is redelivered after a restart rather than lost.
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _pendingDeadLetters);
-            Release(message);
-        }
-    }
-
-    /// <summary>A dead-letter refusal that a retry cannot change.</summary>
-    private static bool IsPermanent(BrokerErrorCode code) =>
-        code is BrokerErrorCode.MessageTooLarge or BrokerErrorCode.InvalidName or BrokerErrorCode.InvalidArgument;
 
     private readonly ref struct FeedSink(WorkQueueGroup group) : ICursorSink
     {
