@@ -38,6 +38,8 @@ public class BackpressureTests
             }
         });
 
+        // No round trip has happened (the client never reads): the accept may not have registered the session yet.
+        Eventually.True(() => f.Server.Sessions.Any(), "the server registers the connection's session");
         var session = f.Server.Sessions.Single();
         Eventually.True(() => session.WaitingForWriter, "the reader pauses while the client does not read");
         Assert.InRange(session.QueuedReplyBytes, 0, (1 << 20) + (64 * 1024));
