@@ -15,8 +15,11 @@ internal sealed partial class StandbyReplica
 {
     private readonly object _stateBatchLock = new();
 
-    // A primary that keeps sending what damages a copy, or a disk that keeps damaging them, must not flood the log.
+    // A primary that keeps sending what damages a copy, or a disk that keeps damaging them, must not flood the log: a
+    // copy damaged, or replaced for its length, goes through one limit; a blank copy through its own, so that a stream
+    // of one kind neither hides the first line of the other nor counts its lines as "more like it".
     private LogRateLimit? _damageLogLimit;
+    private LogRateLimit? _blankLogLimit;
     private readonly StateBatch _stateWritten = new(); // receive thread: what this wake-up's frames wrote
     private StateBatch _stateReady = new(); // under _stateBatchLock: handed to the durable thread
     private StateBatch _stateSyncing = new(); // durable thread
@@ -37,6 +40,12 @@ internal sealed partial class StandbyReplica
     /// <summary>Tests: the flusher that msyncs this node's copies of the state files in the background.</summary>
     internal StateFileFlusher StateFlusher => _stateFlusher;
 
+    /// <summary>
+    /// A state file sent whole: a group's state is stored into this node's copy (<see cref="ApplyGroupState"/>); any
+    /// other replaces this node's copy (written to a temporary file, fsynced, renamed over it). A copy of a position file
+    /// whose length was not the primary's file's is logged with both lengths (through the same
+    /// <see cref="LogRateLimit"/> as a damaged copy).
+    /// </summary>
     private void OnState(ReadOnlySpan<byte> body)
     {
         var r = new FrameReader(body);
@@ -60,6 +69,7 @@ internal sealed partial class StandbyReplica
             open.Dispose();
         }
 
+        var replacedLength = StateFiles.SubscriptionOf(relative) is not null ? LengthOf(path) : null;
         // Its data is fsynced before the rename, the directory after it (once per wake-up, by the durable thread).
         var directory = Path.GetDirectoryName(relative) ?? "";
         if (!Directory.Exists(Path.Combine(_options.DataDirectory, directory)))
@@ -69,6 +79,10 @@ internal sealed partial class StandbyReplica
 
         StateFiles.WriteAtomically(path, bytes, StateTrace is { } trace ? step => trace(step, relative) : null);
         _stateWritten.Directories.Add(directory);
+        if (replacedLength is { } length && length != bytes.Length)
+        {
+            DamageLog.Write(_options.Log, $"replication: position file {relative} was {length} bytes, the primary's {bytes.Length}: replaced by the primary's file whole");
+        }
     }
 
     /// <summary>
@@ -79,7 +93,9 @@ internal sealed partial class StandbyReplica
     /// power loss the copy is the old state, the new one, or one between them. That holds only for a copy that is a
     /// group's state, so the copy is checked first (<see cref="DamageOfGroupCopy"/>): a damaged one is logged, removed
     /// and created afresh (its new entry in the directory synced before the next STATE_ACK), and the frame's bytes, the
-    /// primary's file whole, are stored into the new copy; the link goes on.
+    /// primary's file whole, are stored into the new copy; the link goes on. A copy of another length than the primary's
+    /// file is replaced by a new one in the same way, with a line that names it and both lengths; both lines go through
+    /// one <see cref="LogRateLimit"/> (the first at once, then at most one per 10 s, which counts those not logged).
     /// </summary>
     private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
     {
@@ -104,9 +120,10 @@ internal sealed partial class StandbyReplica
                 _stateWritten.Directories.Add(Path.GetDirectoryName(relative)!); // its new entry, synced before the STATE_ACK
                 DamageLog.Write(_options.Log, $"replication: group state {relative} is damaged ({damage}): replaced by a new copy holding the primary's file whole, from the frame that found it");
             }
-            else if (File.Exists(path) && new FileInfo(path).Length != bytes.Length)
+            else if (LengthOf(path) is { } length && length != bytes.Length)
             {
                 File.Delete(path); // another window size: the primary's file replaces it whole
+                DamageLog.Write(_options.Log, $"replication: group state {relative} was {length} bytes, the primary's {bytes.Length}: replaced by a new copy holding the primary's file whole");
             }
 
             file = MappedStateFile.Open(path, bytes.Length, _stateFlusher);
@@ -127,12 +144,20 @@ internal sealed partial class StandbyReplica
         _stateWritten.Groups[relative] = file;
     }
 
+    /// <summary>The length of the file at <paramref name="path"/>; null when there is none.</summary>
+    private static long? LengthOf(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? info.Length : null;
+    }
+
     /// <summary>
     /// Why this node's copy of a group's state is not one, or null: a wrong magic in the mapping <paramref name="open"/>
     /// (written over in place while the link was up), or, without a mapping of that length, what
     /// <see cref="GroupAckStore.Inspect"/> finds in the file (a wrong magic, unreadable). A copy that holds no state
-    /// (zeros, empty, missing) is not damaged: the frame's bytes fill it. A copy of another length than the primary's is
-    /// replaced whole as another window size, not reported.
+    /// (zeros, empty, missing) is not damaged: the frame's bytes fill it. A copy of another length than the primary's (an
+    /// older window size, or a file put there) is not reported as damaged: <see cref="ApplyGroupState"/> replaces it
+    /// whole and logs a line naming it and both lengths (rate-limited as damage is).
     /// </summary>
     private static string? DamageOfGroupCopy(string path, MappedStateFile? open, int length)
     {
@@ -197,10 +222,14 @@ internal sealed partial class StandbyReplica
 
     private LogRateLimit DamageLog => _damageLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
 
+    private LogRateLimit BlankLog => _blankLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
+
     /// <summary>
     /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
-    /// loss) is logged: it holds only the positions committed from now on until the primary sends the file whole (at
-    /// the next attach, or the next time the primary checks its state files: the link has not sent it whole). A damaged copy (not a position file: a wrong magic, an entry count
+    /// loss, or sent so by the primary) is logged, at most one line per 10 s with a count of those not logged (a
+    /// <see cref="LogRateLimit"/> of its own): it holds only the positions committed from now on until the primary sends
+    /// the file whole (at the next attach, or the next time the primary checks its state files: the link has not sent it
+    /// whole). A damaged copy (not a position file: a wrong magic, an entry count
     /// its length cannot hold, unreadable) is logged (the first at once, then at most one line per 10 s, which counts
     /// those not logged: <see cref="LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
     /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on.
@@ -228,7 +257,7 @@ internal sealed partial class StandbyReplica
         {
             // Only the positions the primary sends from now on are in it; the file sent whole at the next attach (or
             // at the primary's next check of its state files: this link has not sent it whole) replaces it.
-            _options.Log?.Invoke($"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
+            BlankLog.Write(_options.Log, $"replication: position file {relative} held no state (lost to a power loss?): it holds only the positions committed from now on until the primary sends it whole");
         }
 
         if (store.DescribePadding(relative) is { } padded)

@@ -134,13 +134,16 @@ internal sealed partial class StandbyReplica
                 break;
         }
 
-        Truncations.Add(report);
+        AddTruncation(report);
         _options.Log?.Invoke("replication: " + report);
         if (action != TopicAction.Delete)
         {
             Open(topic, dir, action == TopicAction.Reset ? offset : 0);
         }
     }
+
+    /// <summary>Receive thread: adds <paramref name="report"/> to <see cref="Truncations"/> as a new array (a reader's snapshot never changes).</summary>
+    private void AddTruncation(string report) => Volatile.Write(ref _truncations, [.. Volatile.Read(ref _truncations), report]);
 
     /// <summary>A WELCOME as read (<see cref="PrimaryId"/> alone when it did not parse further).</summary>
     private readonly record struct WelcomeFrame(

@@ -41,6 +41,7 @@ internal sealed partial class StandbyReplica : IDisposable
     private long _recordsReceived;
     private readonly bool _verifySealedSegments;
     private long _bytesReceived;
+    private string[] _truncations = [];
 
     public StandbyReplica(ReplicationOptions options, NodeState state, bool verifySealedSegments)
     {
@@ -102,8 +103,12 @@ internal sealed partial class StandbyReplica : IDisposable
 
     public long BytesReceived => Volatile.Read(ref _bytesReceived);
 
-    /// <summary>What was cut from this node's journals when it (re)joined (never acknowledged in a standby mode).</summary>
-    public List<string> Truncations { get; } = [];
+    /// <summary>
+    /// What was cut from this node's journals when it (re)joined (never acknowledged in a standby mode): a snapshot that
+    /// never changes, read from any thread (<c>/status</c>) while the receive thread adds to the list, which it does by
+    /// swapping in a new one (<see cref="AddTruncation"/>).
+    /// </summary>
+    public IReadOnlyList<string> Truncations => Volatile.Read(ref _truncations);
 
     /// <summary>(topic, first, next, durable) of every local copy.</summary>
     public IEnumerable<(string Topic, long First, long Next, long Durable)> Positions

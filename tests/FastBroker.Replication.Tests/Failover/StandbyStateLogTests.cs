@@ -1,0 +1,208 @@
+using FastBroker.Engine;
+using FastBroker.Replication;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// What the standby logs about its copies of the state files besides damage (<see cref="StandbyPositionDamageTests"/>,
+/// <see cref="StandbyGroupStateDamageTests"/>): a copy of another length than the primary's file is replaced with a
+/// line that names it and both lengths, and a position copy that held no state is logged at most once per 10 s however
+/// often the primary sends it blank. Two in-process nodes, no witness, a 30 s heartbeat (nothing but the test's requests
+/// sends a file whole); the standby's log clock is the test's where it counts lines.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class StandbyStateLogTests
+{
+    private const string Feed = "statelog.feed";
+    private const string Side = "statelog.side";
+    private const string Keeper = "subscriptions/keeper.pos";
+    private const string Jobs = "statelog.jobs";
+    private const string Workers = "topics/" + Jobs + "/groups/workers.state";
+
+    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task A_group_state_copy_of_another_length_is_logged_with_both_lengths_when_the_primarys_file_replaces_it()
+    {
+        using var dir = new TempDirectory();
+        var planted = Path.Combine(dir.Combine("b"), Workers);
+        var plantedLength = GroupAckStore.FileLength() + 64;
+        Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
+        File.WriteAllBytes(planted, new byte[plantedLength]); // a's group does not exist yet: its first state reaches this copy
+
+        var log = new List<string>();
+        var (a, b) = await StartAsync(dir, log);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PositionCopies.PublishAsync(broker, Jobs, 4);
+            using var member = broker.JoinGroup(Jobs, "workers", prefetch: 4);
+            var jobs = new List<Message>();
+            using (var cts = new CancellationTokenSource(s_deadline))
+            {
+                await foreach (var m in member.ReadAllAsync(cts.Token))
+                {
+                    jobs.Add(m);
+                    if (jobs.Count == 2)
+                    {
+                        break;
+                    }
+                }
+            }
+
+            Assert.True(member.Ack(jobs[0]));
+            var primary = Path.Combine(dir.Combine("a"), Workers);
+            await Eventually.TrueAsync(
+                () => LengthOf(planted) is { } length && length == LengthOf(primary) && GroupAckStore.ReadFloor(planted) == 1,
+                "b's copy of the group state has the primary's length and ack floor 1",
+                s_deadline);
+
+            var lines = Lines(log, Workers);
+            Assert.True(lines.Length == 1, $"expected one log line about b's copy of {Workers}: [{string.Join(" | ", lines)}]");
+            Assert.Contains($"was {plantedLength} bytes, the primary's {new FileInfo(primary).Length}", lines[0], StringComparison.Ordinal);
+            Assert.True(b.Replica!.Connected, "b still follows a");
+        }
+    }
+
+    [Fact]
+    public async Task A_position_file_copy_of_another_length_is_logged_with_both_lengths_when_the_primarys_file_replaces_it()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var (a, b) = await StartAsync(dir, log);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PositionCopies.PublishAsync(broker, Feed, 10);
+            using var keeper = broker.Subscribe("statelog.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Feed, 5);
+            var copy = Path.Combine(dir.Combine("b"), Keeper);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 5, "b's copy of keeper.pos holds feed 5", s_deadline);
+
+            var longer = PositionStore.FileLength + 4096;
+            using (var f = new FileStream(copy, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+            {
+                f.SetLength(longer); // b's mapping of it stays open
+            }
+
+            // A hand-over's request sends keeper.pos whole (the link sent only its commits so far).
+            var version = broker.Replication!.RequestStateFiles();
+            await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+
+            Assert.Equal(PositionStore.FileLength, new FileInfo(copy).Length);
+            Assert.Equal(5, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
+            var lines = Lines(log, Keeper);
+            Assert.True(lines.Length == 1, $"expected one log line about b's copy of {Keeper}: [{string.Join(" | ", lines)}]");
+            Assert.Contains($"was {longer} bytes, the primary's {PositionStore.FileLength}", lines[0], StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// The primary's position file blanked (zeros) before each of its hand-over requests: each sends it whole, blank,
+    /// and the next commit finds b's copy holding no state, five times; logged the first time at once and once more
+    /// after 10 s with how many were not logged in between.
+    /// </summary>
+    [Fact]
+    public async Task A_position_copy_the_primary_sends_blank_over_and_over_is_logged_at_most_once_per_interval_with_a_count_of_the_others()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var clock = new ManualClock();
+        var (a, b) = await StartAsync(dir, log, clock);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PositionCopies.PublishAsync(broker, Feed, 20);
+            await PositionCopies.PublishAsync(broker, Side, 10);
+            using var keeper = broker.Subscribe("statelog.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+            keeper.Commit(Side, 3);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
+            var welcomes = b.Replica!.Welcomes;
+
+            const int blanks = 5;
+            for (var i = 1; i <= blanks; i++)
+            {
+                if (i == blanks)
+                {
+                    clock.Advance(TimeSpan.FromSeconds(10));
+                }
+
+                Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
+                var version = broker.Replication!.RequestStateFiles();
+                await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
+                keeper.Commit(Feed, i);
+                var position = i;
+                await Eventually.TrueAsync(
+                    () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
+                    $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
+                    s_deadline);
+            }
+
+            Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
+            string[] blank;
+            lock (log)
+            {
+                blank = [.. log.Where(l => l.Contains(Keeper, StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal))];
+            }
+
+            Assert.True(blank.Length == 2, $"expected two log lines for {blanks} blank copies (the first, and one 10 s later): [{string.Join(" | ", blank)}]");
+            Assert.DoesNotContain("not logged", blank[0], StringComparison.Ordinal);
+            Assert.EndsWith($"(and {blanks - 2} more like it since the last such line, not logged)", blank[1], StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>The file's length; null while there is none (b removes a copy before it creates the new one).</summary>
+    private static long? LengthOf(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? info.Length : null;
+    }
+
+    private static string[] Lines(List<string> log, string relative)
+    {
+        lock (log)
+        {
+            return [.. log.Where(l => l.Contains(relative, StringComparison.Ordinal) && !l.Contains("link down", StringComparison.Ordinal))];
+        }
+    }
+
+    /// <summary>Writes zeros over the whole file, in place.</summary>
+    private static void Blank(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        f.Write(new byte[f.Length]);
+        f.Flush(flushToDisk: true);
+    }
+
+    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
+        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
+        {
+            LogClock = clock ?? TimeProvider.System,
+            HeartbeatInterval = s_interval,
+            HeartbeatTimeout = s_interval * 2,
+            Log = line =>
+            {
+                lock (log)
+                {
+                    log.Add(line);
+                }
+            },
+        });
+
+    /// <summary>A clock that moves only when told.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+}
