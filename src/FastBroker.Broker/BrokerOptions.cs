@@ -17,8 +17,27 @@ public sealed record BrokerOptions
     /// <summary>Settings of auto-created topics.</summary>
     public TopicOptions DefaultTopicOptions { get; init; } = TopicOptions.Default;
 
-    /// <summary>Entries in the input ring (a power of two). Publishers get back-pressure when it is full.</summary>
+    /// <summary>
+    /// Entries in the input ring: a power of two from 2 to <see cref="MaxInputRingSize"/>, with
+    /// <see cref="InputRingSize"/> × <see cref="InputEntryBytes"/> at most <see cref="MaxInputRingBytes"/>. Publishers
+    /// get back-pressure when it is full.
+    /// </summary>
     public int InputRingSize { get; init; } = 1 << 14;
+
+    /// <summary>
+    /// The largest <see cref="InputRingSize"/>: 2^24 entries, as a transient topic's <see cref="TopicOptions.MaxTransientCapacity"/>.
+    /// Every entry is an object of its own allocated when the broker opens, its <see cref="InputEntryBytes"/> array
+    /// besides, so the entry count costs memory even with small entries; a ring this deep already queues seconds of
+    /// publishes at millions a second, and back-pressure, not a deeper ring, is what holds a faster publisher.
+    /// </summary>
+    public const int MaxInputRingSize = 1 << 24;
+
+    /// <summary>
+    /// The most the input ring may allocate for its entries' room, <see cref="InputRingSize"/> ×
+    /// <see cref="InputEntryBytes"/>: 4 GiB (2^32 bytes), so 2^16 entries of the largest
+    /// (<see cref="MaxInputEntryBytes"/>, 64 KiB) or 2^23 of the default 512 bytes. The defaults take 8 MiB.
+    /// </summary>
+    public const long MaxInputRingBytes = 1L << 32;
 
     /// <summary>
     /// Pre-allocated bytes per input-ring entry, from 64 to <see cref="MaxInputEntryBytes"/>; bigger messages grow their
@@ -123,14 +142,19 @@ public sealed record BrokerOptions
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "DataDirectory is required");
         }
 
-        if (InputRingSize < 2 || (InputRingSize & (InputRingSize - 1)) != 0)
+        if (InputRingSize is < 2 or > MaxInputRingSize || (InputRingSize & (InputRingSize - 1)) != 0)
         {
-            throw new BrokerException(BrokerErrorCode.InvalidArgument, "InputRingSize must be a power of two ≥ 2");
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"InputRingSize ({InputRingSize}) must be a power of two from 2 to {MaxInputRingSize} (2^24): the broker allocates every input-ring entry when it opens"));
         }
 
         if (InputEntryBytes is < 64 or > MaxInputEntryBytes)
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"InputEntryBytes ({InputEntryBytes}) must be from 64 to {MaxInputEntryBytes} (64 KiB): each of the InputRingSize ({InputRingSize}) input-ring entries allocates it when the broker opens ({(long)InputRingSize * MaxInputEntryBytes >> 20} MiB at 64 KiB), and a larger message grows its entry once anyway"));
+        }
+
+        if ((long)InputRingSize * InputEntryBytes > MaxInputRingBytes)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"InputRingSize × InputEntryBytes ({InputRingSize} × {InputEntryBytes} = {(long)InputRingSize * InputEntryBytes >> 20} MiB) must be at most {MaxInputRingBytes >> 20} MiB (4 GiB): the broker allocates every input-ring entry's room when it opens; use a smaller ring or smaller entries (a larger message grows its entry once anyway)"));
         }
 
         if (ProducerWindow < 64 || (ProducerWindow & (ProducerWindow - 1)) != 0)

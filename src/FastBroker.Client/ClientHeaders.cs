@@ -57,23 +57,23 @@ public readonly struct ClientHeaders : IReadOnlyList<KeyValuePair<string, ReadOn
         return false;
     }
 
-    /// <summary>The value of the first entry named <paramref name="name"/>.</summary>
+    /// <summary>The value of the first entry named <paramref name="name"/> (the name is encoded on the stack, nothing allocated).</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 (a lone surrogate), so it names no header.</exception>
     public bool TryGetValue(string name, out ReadOnlyMemory<byte> value)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        var count = Encoding.UTF8.GetByteCount(name);
-        if (count > ProtocolConstants.MaxNameLength)
+        Span<byte> utf8 = stackalloc byte[ProtocolConstants.MaxNameLength];
+        var length = Utf8Names.EncodeLookupName(name, nameof(name), utf8);
+        if (length < 0)
         {
             value = default;
             return false;
         }
 
-        Span<byte> utf8 = stackalloc byte[ProtocolConstants.MaxNameLength];
-        var length = Encoding.UTF8.GetBytes(name, utf8);
         return TryGetValue(utf8[..length], out value);
     }
 
     /// <summary>The value of the first entry named <paramref name="name"/> decoded as UTF-8, or null.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 (a lone surrogate).</exception>
     public string? GetString(string name) => TryGetValue(name, out var value) ? Encoding.UTF8.GetString(value.Span) : null;
 
     /// <summary>Enumerates the entries (allocates each name string).</summary>

@@ -67,6 +67,7 @@ public sealed class ClientMessage
     internal long Generation { get; }
 
     /// <summary>The value of the first header named <paramref name="name"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 (a lone surrogate), so it names no header.</exception>
     public bool TryGetHeader(string name, out ReadOnlyMemory<byte> value) => Headers.TryGetValue(name, out value);
 
     /// <summary>The payload decoded as UTF-8.</summary>

@@ -82,22 +82,23 @@ public readonly ref struct ClientMessageView
         return false;
     }
 
-    /// <summary>The value of the first header named <paramref name="name"/> (the name is encoded on the stack).</summary>
+    /// <summary>The value of the first header named <paramref name="name"/> (the name is encoded on the stack, nothing allocated).</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 (a lone surrogate), so it names no header.</exception>
     public bool TryGetHeader(string name, out ReadOnlySpan<byte> value)
     {
-        ArgumentNullException.ThrowIfNull(name);
         Span<byte> utf8 = stackalloc byte[ProtocolConstants.MaxNameLength];
-        if (Encoding.UTF8.GetByteCount(name) > utf8.Length)
+        var length = Utf8Names.EncodeLookupName(name, nameof(name), utf8);
+        if (length < 0)
         {
             value = default;
             return false;
         }
 
-        var length = Encoding.UTF8.GetBytes(name, utf8);
         return TryGetHeader(utf8[..length], out value);
     }
 
     /// <summary>The value of the first header named <paramref name="name"/> decoded as UTF-8, or null (allocates the string).</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not valid UTF-16 (a lone surrogate).</exception>
     public string? GetHeaderString(string name) => TryGetHeader(name, out var value) ? Encoding.UTF8.GetString(value) : null;
 
     /// <summary>The payload decoded as UTF-8 (allocates the string).</summary>

@@ -107,4 +107,86 @@ public class InvalidTextTests
 
         Assert.Equal(property, Assert.Throws<ArgumentException>(options.Validate).ParamName);
     }
+
+    /// <summary>
+    /// Looking up a received message's header by a name with a lone surrogate encoded it with <see cref="Encoding.UTF8"/>,
+    /// as U+FFFD, so "trace\uD800" found the header actually named "trace\uFFFD". Every string lookup (the view's on the
+    /// reader loop, the owned message's, its headers') now refuses such a name naming 'name'.
+    /// </summary>
+    [Fact]
+    public async Task A_header_lookup_by_a_name_with_a_lone_surrogate_is_refused_naming_name_and_finds_no_other_header()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        var probe = new LookupProbe();
+        await using var consumer = await client.ConsumeAsync("lookup", probe, SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await using var sub = await client.CreateSubscriptionAsync("lookup", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        await client.PublishAsync("lookup", Bytes("m"), PublishOptions.Default with { Headers = new PublishHeaders().Add("trace\uFFFD", "replacement").Add("ok", "yes") });
+
+        using var deadline = new CancellationTokenSource(Deadline);
+        var message = await sub.ReadAsync(deadline.Token);
+        foreach (var lookup in new Func<object?>[]
+        {
+            () => message.TryGetHeader("trace\uD800", out _),
+            () => message.Headers.TryGetValue("trace\uDC00", out _),
+            () => message.Headers.GetString("\uD800"),
+        })
+        {
+            var refused = Assert.IsType<ArgumentException>(Record.Exception(lookup));
+            Assert.Equal("name", refused.ParamName);
+            Assert.Contains("lone surrogate at index", refused.Message, StringComparison.Ordinal);
+            Assert.Contains("no header can have this name", refused.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("replacement", message.Headers.GetString("trace\uFFFD")); // the header as named is still found
+        Assert.Equal("yes", message.Headers.GetString("ok"));
+
+        await EventuallyAsync(() => probe.Done, "the handler looked its headers up");
+        Assert.Equal(["name", "name", "found:replacement", "found:yes"], probe.Results);
+    }
+
+    /// <summary>The strict check is on the lookup path: a lookup by a valid (also non-ASCII) name allocates nothing.</summary>
+    [Fact]
+    public void Looking_a_header_up_by_name_allocates_nothing()
+    {
+        var block = new PublishHeaders().Add("börse.\U0001F600", "v").Add("trace", "t").Encoded.ToArray();
+        var headers = new ClientHeaders(block, 2);
+        var found = 0;
+        var bytes = AllocationMeter.MinBytesPerRound(() =>
+        {
+            for (var i = 0; i < 1000; i++)
+            {
+                found += headers.TryGetValue("börse.\U0001F600", out _) ? 1 : 0;
+                found += headers.TryGetValue("trace", out _) ? 1 : 0;
+                found += headers.TryGetValue("missing", out _) ? 1 : 0;
+            }
+        });
+        Assert.Equal(0, bytes);
+        Assert.True(found > 0);
+        Assert.False(headers.TryGetValue(new string('x', 300), out _)); // longer than any header name: not found
+    }
+
+    private sealed class LookupProbe : IClientMessageHandler
+    {
+        public List<string> Results { get; } = [];
+
+        public volatile bool Done;
+
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+            foreach (var name in (string[])["trace\uD800", "\uDC00", "trace\uFFFD", "ok"])
+            {
+                try
+                {
+                    Results.Add(message.TryGetHeader(name, out var value) ? "found:" + Encoding.UTF8.GetString(value) : "missing");
+                }
+                catch (ArgumentException e)
+                {
+                    Results.Add(e.ParamName ?? "(no name)");
+                }
+            }
+
+            Done = true;
+        }
+    }
 }

@@ -11,11 +11,15 @@ internal static class ThrowHelper
         => throw new ArgumentOutOfRangeException(paramName, length, "Must be 1 to 255 UTF-8 bytes.");
 
     /// <summary>
-    /// Text with a lone surrogate, which has no UTF-8 encoding: sent as U+FFFD it would name another topic or header.
+    /// Text with a lone surrogate, which has no UTF-8 encoding: sent as U+FFFD it would name another topic or header
+    /// (<paramref name="lookup"/>: looked up as U+FFFD, a header name would find another header).
     /// </summary>
     [DoesNotReturn]
-    public static void ThrowNotUtf16(string paramName, string text)
-        => throw new ArgumentException($"Must be valid UTF-16 text: the lone surrogate at index {LoneSurrogateIndex(text)} has no UTF-8 encoding (sent as U+FFFD it would name something else); nothing was sent.", paramName);
+    public static void ThrowNotUtf16(string paramName, string text, bool lookup = false)
+        => throw new ArgumentException(
+            $"Must be valid UTF-16 text: the lone surrogate at index {LoneSurrogateIndex(text)} has no UTF-8 encoding "
+            + (lookup ? "(looked up as U+FFFD it would find another header); no header can have this name." : "(sent as U+FFFD it would name something else); nothing was sent."),
+            paramName);
 
     [DoesNotReturn]
     public static void ThrowTooLong(string paramName, int length, int max)

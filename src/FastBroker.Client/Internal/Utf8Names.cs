@@ -60,6 +60,30 @@ internal static class Utf8Names
         }
     }
 
+    /// <summary>
+    /// Encodes the name of a header to look up in a received message into <paramref name="utf8"/>: its byte length, or
+    /// -1 when it is longer than <paramref name="utf8"/> (no header can have it). A name that is not valid UTF-16 is
+    /// refused: <see cref="Encoding.UTF8"/> would look up U+FFFD instead, and find a header with that name. Nothing is
+    /// allocated for a valid name.
+    /// </summary>
+    /// <exception cref="ArgumentException">A lone surrogate, named by <paramref name="paramName"/> and its index.</exception>
+    public static int EncodeLookupName(string name, string paramName, Span<byte> utf8)
+    {
+        ArgumentNullException.ThrowIfNull(name, paramName);
+        int count;
+        try
+        {
+            count = s_strict.GetByteCount(name);
+        }
+        catch (EncoderFallbackException)
+        {
+            ThrowHelper.ThrowNotUtf16(paramName, name, lookup: true);
+            return -1;
+        }
+
+        return count > utf8.Length ? -1 : Encoding.UTF8.GetBytes(name, utf8);
+    }
+
     /// <summary>Encodes <paramref name="text"/> as UTF-8, refusing text that is not valid UTF-16.</summary>
     /// <exception cref="ArgumentException">A lone surrogate, named by <paramref name="paramName"/> and its index.</exception>
     public static byte[] GetBytes(string text, string paramName)
