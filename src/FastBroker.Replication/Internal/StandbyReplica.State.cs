@@ -123,6 +123,7 @@ internal sealed partial class StandbyReplica
             else if (LengthOf(path) is { } length && length != bytes.Length)
             {
                 File.Delete(path); // another window size: the primary's file replaces it whole
+                _stateWritten.Directories.Add(Path.GetDirectoryName(relative)!); // its new entry, synced before the STATE_ACK
                 DamageLog.Write(_options.Log, $"replication: group state {relative} was {length} bytes, the primary's {bytes.Length}: replaced by a new copy holding the primary's file whole");
             }
 
