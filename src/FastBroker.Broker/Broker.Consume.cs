@@ -17,8 +17,8 @@ public sealed partial class Broker
     /// <see cref="BrokerErrorCode.StorageError"/>: the durable name's position file is not a position file (a wrong magic:
     /// damaged or foreign; unreadable), or cannot be opened as it is. The message names the file, the reason and what to do
     /// (repair or remove the file); the file is left as it is. <see cref="BrokerErrorCode.ResourceExhausted"/>: the
-    /// position file cannot be opened now (out of descriptors, memory or disk space, a transient I/O error): nothing was
-    /// changed, the same call may succeed later.</exception>
+    /// position file, or the journal of a topic the call creates, cannot be opened now (out of descriptors, memory or disk
+    /// space, a transient I/O error): nothing was changed, the same call may succeed later.</exception>
     public Subscription Subscribe(string pattern, SubscriptionOptions? options = null)
     {
         ThrowIfClosed();

@@ -39,7 +39,8 @@ public enum BrokerErrorCode
     /// <summary>
     /// Storage failed for a reason other than space: an I/O error writing or syncing, corruption found on read, a state
     /// file that is not one (damaged or foreign) or not allowed; the message names the file. Opening a subscription's
-    /// or group's file that the broker could not do now for want of a resource is <see cref="ResourceExhausted"/>.
+    /// or group's file, a topic's journal or its new segment that the broker could not do now for want of a resource is
+    /// <see cref="ResourceExhausted"/>.
     /// </summary>
     StorageError = 10,
 

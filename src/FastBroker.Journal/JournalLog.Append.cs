@@ -46,7 +46,10 @@ public sealed unsafe partial class JournalLog
     /// <summary>Appends a payload-only record stamped with the current time. Writer thread only.</summary>
     /// <returns>False for back-pressure (too many bytes not yet durable; wait for <see cref="DurableOffset"/> to move).</returns>
     /// <exception cref="JournalFullException">A new segment was needed and the disk is full; nothing was written.</exception>
-    /// <exception cref="JournalException">The journal is faulted after a failed flush (<see cref="JournalErrorCode.Faulted"/>); nothing was written.</exception>
+    /// <exception cref="JournalException">The journal is faulted after a failed flush (<see cref="JournalErrorCode.Faulted"/>);
+    /// or (<see cref="JournalErrorCode.IoError"/>) a new segment was needed and cannot be created now, its cause inside
+    /// (out of descriptors, or on one of the last ones the process keeps in reserve: EMFILE); nothing was written, the
+    /// journal is as it was, and the next append tries again.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAppend(ReadOnlySpan<byte> payload, out long offset) =>
         TryAppend(default, default, payload, RecordFlags.None, _clock.NowUnixMs(), out offset);
@@ -83,6 +86,7 @@ public sealed unsafe partial class JournalLog
     /// </summary>
     /// <returns>False for back-pressure.</returns>
     /// <exception cref="JournalFullException">A new segment was needed and the disk is full.</exception>
+    /// <exception cref="JournalException">A new segment was needed and cannot be created now (the cause inside); nothing was reserved.</exception>
     public bool TryBeginBatch(int maxBytes, out JournalBatch batch)
     {
         batch = default;
@@ -264,7 +268,11 @@ public sealed unsafe partial class JournalLog
         }
     }
 
-    /// <summary>Creates the next segment (failing cleanly on a full disk), then closes the current one.</summary>
+    /// <summary>
+    /// Creates the next segment, then closes the current one: a creation that fails (a full disk, out of descriptors,
+    /// a descriptor in the process's reserve) throws before anything changed, so the append is refused whole and the
+    /// current segment stays the active one.
+    /// </summary>
     private void Roll()
     {
         var old = _active;
@@ -302,7 +310,7 @@ public sealed unsafe partial class JournalLog
             DiscardSpare(ref segment);
         }
 
-        segment ??= Segment.Create(path, header, _indexCapacity); // throws JournalFullException; nothing changed yet
+        segment ??= Segment.Create(path, header, _indexCapacity); // throws JournalFullException or JournalException; nothing changed yet
         if (old is not null)
         {
             if (_policy == DurabilityPolicy.None)

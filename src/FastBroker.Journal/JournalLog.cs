@@ -156,6 +156,10 @@ public sealed unsafe partial class JournalLog : IDisposable
     /// </summary>
     /// <exception cref="JournalCorruptionException">A sealed segment is damaged (names the file and position).</exception>
     /// <exception cref="JournalFullException">The first segment cannot be allocated.</exception>
+    /// <exception cref="JournalException"><see cref="JournalErrorCode.IoError"/>: a file of the journal cannot be opened,
+    /// created or mapped, or the journal is open elsewhere; the exception inside is the cause (an
+    /// <see cref="IOException"/> whose HResult is the errno: EMFILE, ENOMEM… are a shortage that passes, not damage).
+    /// A first segment on one of the last descriptors the process keeps in reserve is refused so (EMFILE).</exception>
     /// <exception cref="PlatformNotSupportedException">Not Linux on a little-endian CPU.</exception>
     public static JournalLog Open(string directory, JournalOptions? options = null)
     {
@@ -186,7 +190,7 @@ public sealed unsafe partial class JournalLog : IDisposable
             }
             return journal;
         }
-        catch
+        catch (Exception e)
         {
             if (journal is not null)
             {
@@ -197,6 +201,12 @@ public sealed unsafe partial class JournalLog : IDisposable
             }
 
             lockFile.Dispose();
+            if (e is IOException or UnauthorizedAccessException)
+            {
+                // A file of the journal could not be opened: the cause (its errno as the HResult) goes inside.
+                throw new JournalException(JournalErrorCode.IoError, $"Journal '{directory}' cannot be opened: {e.Message}", e);
+            }
+
             throw;
         }
     }
@@ -252,7 +262,9 @@ public sealed unsafe partial class JournalLog : IDisposable
         }
         catch (IOException e) when (!Segment.IsNoSpace(e))
         {
-            throw new JournalException(JournalErrorCode.IoError, $"Journal '{directory}' is already open (lock file '{path}'): {e.Message}", e);
+            // EWOULDBLOCK: another open holds the lock; anything else (out of descriptors, say) is no such thing.
+            var why = e.HResult == Native.EAgain ? "is already open" : "cannot be locked";
+            throw new JournalException(JournalErrorCode.IoError, $"Journal '{directory}' {why} (lock file '{path}'): {e.Message}", e);
         }
     }
 

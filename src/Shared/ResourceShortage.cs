@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace FastBroker.Storage;
 
 /// <summary>
-/// One source file compiled into the broker and the server (linked from <c>src/Shared</c>, internal to each): tells a
+/// One source file compiled into the journal, the broker and the server (linked from <c>src/Shared</c>, internal to each): tells a
 /// failure the system could not do now, for want of a resource that comes back by itself (descriptors, memory, disk
 /// space, a device's transient error), from one about the file as it is (damaged, refused, not allowed), which stays
 /// until an operator acts. The first is answered <c>ResourceExhausted</c> (retry later), the second
@@ -66,9 +66,10 @@ internal static partial class ResourceShortage
 
     /// <summary>
     /// Throws an out-of-descriptors <see cref="IOException"/> (EMFILE) when <paramref name="handle"/>, just opened for
-    /// <paramref name="path"/> to be held (a mapped state file), is one of the last <see cref="ReservedDescriptors"/>
-    /// the process may open (Linux): as a connection accepted on one is closed, a file kept open on one is refused, so
-    /// that many durable subscriptions or groups cannot take the descriptors the runtime needs to go on (it ends the
+    /// <paramref name="path"/> to be held (a mapped state file, a new journal segment), is one of the last
+    /// <see cref="ReservedDescriptors"/> the process may open (Linux): as a connection accepted on one is closed, a file
+    /// kept open on one is refused, so that many durable subscriptions, groups or segments cannot take the descriptors
+    /// the runtime needs to go on (it ends the
     /// process with "Out of memory." when a new thread finds none). The caller closes the handle.
     /// </summary>
     public static void ThrowIfInReserve(SafeHandle handle, string path)
@@ -85,7 +86,7 @@ internal static partial class ResourceShortage
         }
     }
 
-    /// <summary>The descriptors no connection (SocketAccept) and no held state file may take: the same 64.</summary>
+    /// <summary>The descriptors no connection (SocketAccept), no held state file and no new journal segment may take: the same 64.</summary>
     internal const int ReservedDescriptors = 64;
 
     private const int RlimitNoFile = 7; // Linux

@@ -1,5 +1,6 @@
 using FastBroker.Journal;
 using FastBroker.Ring;
+using FastBroker.Storage;
 
 namespace FastBroker.Engine;
 
@@ -148,6 +149,12 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             {
                 // Only a dead letter can get here (a publish is checked against the topic's limit, at most half a segment).
                 return Refuse(entry, BrokerErrorCode.MessageTooLarge, $"topic '{entry.Topic!.Name}': {ex.Message}");
+            }
+            catch (JournalException ex) when (ResourceShortage.Describe(ex) is { } shortage)
+            {
+                // A new segment cannot be created now (out of descriptors, say): the journal is as it was, and the
+                // same publish may be written later.
+                return Refuse(entry, BrokerErrorCode.ResourceExhausted, $"topic '{entry.Topic!.Name}': message not written, a new segment cannot be created now ({shortage}: {ex.Message}); try again later");
             }
             catch (JournalException ex)
             {

@@ -241,6 +241,12 @@ internal sealed class TopicRegistry : IDisposable
         {
             throw new BrokerException(BrokerErrorCode.StorageFull, $"topic '{name}': {ex.Message}", ex);
         }
+        catch (JournalException ex) when (ResourceShortage.Describe(ex) is { } shortage)
+        {
+            // The system could not do it now (out of descriptors, say: the journal carries the errno): the topic is not
+            // opened, nothing in it changed, and the same publish or subscribe may succeed later.
+            throw new BrokerException(BrokerErrorCode.ResourceExhausted, $"topic '{name}': its journal cannot be opened now ({shortage}: {ex.Message}); the topic is not open, try again later", ex);
+        }
         catch (JournalException ex)
         {
             throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': {ex.Message}", ex);

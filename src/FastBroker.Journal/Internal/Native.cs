@@ -130,6 +130,12 @@ internal static unsafe partial class Native
     /// <summary>A readable "No space left on device (28)" for an errno value.</summary>
     internal static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 
+    /// <summary>
+    /// The cause a <see cref="JournalException"/> carries for a failed call: an <see cref="IOException"/> with the errno
+    /// as its HResult, as .NET gives one, so that callers tell a shortage (EMFILE, ENOMEM…) from damage by it.
+    /// </summary>
+    internal static IOException Cause(int errno) => new(Describe(errno), errno);
+
     /// <summary>fsyncs a directory so that a newly created (or deleted) file name survives power loss.</summary>
     internal static void SyncDirectory(string directory)
     {
@@ -138,7 +144,7 @@ internal static unsafe partial class Native
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            throw new JournalException(JournalErrorCode.IoError, $"open of directory '{directory}' failed: {Describe(errno)}");
+            throw new JournalException(JournalErrorCode.IoError, $"open of directory '{directory}' failed: {Describe(errno)}", Cause(errno));
         }
 
         try

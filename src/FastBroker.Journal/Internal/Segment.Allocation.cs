@@ -66,7 +66,7 @@ internal sealed unsafe partial class Segment
         {
             throw err is Native.ENoSpc or Native.EDQuot or Native.EFBig
                 ? new JournalFullException(path, length, Native.Describe(err))
-                : new JournalException(JournalErrorCode.IoError, $"fallocate of '{path}' failed: {Native.Describe(err)}");
+                : new JournalException(JournalErrorCode.IoError, $"fallocate of '{path}' failed: {Native.Describe(err)}", Native.Cause(err));
         }
 
         return true;
@@ -103,7 +103,7 @@ internal sealed unsafe partial class Segment
         {
             throw err is Native.ENoSpc or Native.EDQuot or Native.EFBig
                 ? new JournalFullException(path, length, Native.Describe(err))
-                : new JournalException(JournalErrorCode.IoError, $"posix_fallocate of '{path}' failed: {Native.Describe(err)}");
+                : new JournalException(JournalErrorCode.IoError, $"posix_fallocate of '{path}' failed: {Native.Describe(err)}", Native.Cause(err));
         }
     }
 

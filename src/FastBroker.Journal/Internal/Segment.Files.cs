@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FastBroker.Storage;
 using Microsoft.Win32.SafeHandles;
 
 namespace FastBroker.Journal.Internal;
@@ -18,6 +19,10 @@ internal sealed unsafe partial class Segment
     /// A spare segment for the flusher to prepare ahead of the writer: allocated and mapped under a temporary
     /// name, no header yet. <see cref="Adopt"/> names and stamps it when the writer rolls.
     /// </summary>
+    /// <exception cref="JournalFullException">No disk space for the segment.</exception>
+    /// <exception cref="JournalException"><see cref="JournalErrorCode.IoError"/>: the file cannot be created or mapped;
+    /// the <see cref="IOException"/> inside has the errno as its HResult (<see cref="ResourceShortage"/> tells a
+    /// shortage, e.g. out of descriptors, from the rest). Nothing is left behind.</exception>
     internal static Segment CreateBlank(string path, int size, int indexCapacity)
     {
         var blank = new SegmentHeader(0, -1, size, 0);
@@ -30,9 +35,17 @@ internal sealed unsafe partial class Segment
         {
             throw new JournalFullException(path, size, e.Message);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw CannotCreate(path, e);
+        }
 
         try
         {
+            // The segment holds its descriptor while it lives: one of the last ones the process keeps in reserve is
+            // refused (EMFILE), as a state file and a connection are, so that a journal rolling at the limit refuses
+            // the append instead of taking the descriptors the runtime needs to go on.
+            ResourceShortage.ThrowIfInReserve(handle, path);
             var first = Math.Min(size, AllocationUnit);
             var native = TryAllocateNative(handle, path, 0, first); // the header page, and a full disk fails here
             if (!native)
@@ -50,13 +63,22 @@ internal sealed unsafe partial class Segment
             segment._allocatedTo = first;
             return segment;
         }
-        catch
+        catch (Exception e)
         {
             handle.Dispose();
             TryDelete(path);
+            if (e is IOException or UnauthorizedAccessException)
+            {
+                throw CannotCreate(path, e);
+            }
+
             throw;
         }
     }
+
+    /// <summary>A segment that cannot be created, with the cause (its errno as the HResult) inside.</summary>
+    private static JournalException CannotCreate(string path, Exception cause) =>
+        new(JournalErrorCode.IoError, $"segment '{path}' cannot be created: {cause.Message}", cause);
 
     /// <summary>The end of the last data extent (<c>SEEK_DATA</c>/<c>SEEK_HOLE</c>), or <paramref name="length"/> when unknown.</summary>
     private static long DataEnd(SafeFileHandle handle, long length)
@@ -231,7 +253,8 @@ internal sealed unsafe partial class Segment
         if (mapping == -1)
         {
             var errno = Marshal.GetLastPInvokeError();
-            throw new JournalException(JournalErrorCode.IoError, $"mmap of '{path}' ({length} bytes) failed: {Native.Describe(errno)}");
+            // The errno goes inside as the HResult, as .NET gives it an IOException: ENOMEM is a shortage, not damage.
+            throw new JournalException(JournalErrorCode.IoError, $"mmap of '{path}' ({length} bytes) failed: {Native.Describe(errno)}", Native.Cause(errno));
         }
 
         return mapping;

@@ -1,3 +1,4 @@
+using FastBroker.Journal;
 using FastBroker.Protocol;
 using FastBroker.Storage;
 
@@ -136,8 +137,9 @@ internal sealed partial class Session
 
     /// <summary>
     /// The ERROR code for <paramref name="e"/>: a <see cref="BrokerException"/>'s own, <see cref="ErrorCode.ResourceExhausted"/>
-    /// for a shortage the system may get over (<see cref="ResourceShortage"/>: descriptors, memory, disk space…),
-    /// <see cref="ErrorCode.StorageError"/> for any other I/O failure (the file as it is).
+    /// for a shortage the system may get over (<see cref="ResourceShortage"/>: descriptors, memory, disk space…, also
+    /// inside a <see cref="JournalException"/>), <see cref="ErrorCode.StorageError"/> for any other I/O or journal
+    /// failure (the file as it is).
     /// </summary>
     private ErrorCode MapException(Exception e, string what)
     {
@@ -147,11 +149,11 @@ internal sealed partial class Session
                 return ToWire(b.Code);
             case ObjectDisposedException:
                 return ErrorCode.Closed;
-            case IOException or OutOfMemoryException when ResourceShortage.Is(e):
+            case IOException or OutOfMemoryException or JournalException when ResourceShortage.Is(e):
                 // The system could not do it now (out of descriptors or memory…): the client may try again later.
                 LogError(what, e);
                 return ErrorCode.ResourceExhausted;
-            case IOException or UnauthorizedAccessException:
+            case IOException or UnauthorizedAccessException or JournalException:
                 LogError(what, e);
                 return ErrorCode.StorageError;
             default:

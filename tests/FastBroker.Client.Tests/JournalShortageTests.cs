@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Globalization;
+using FastBroker.Client;
+using FastBroker.Journal;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+using static FastBroker.ClientTests.Wire;
+
+namespace FastBroker.ClientTests;
+
+/// <summary>
+/// A topic's journal on a server that is out of descriptors for now: a real server process with a low descriptor limit
+/// (<c>ulimit -n</c>), its descriptors taken by another client's durable subscriptions up to the 64 the process keeps
+/// in reserve. Opening a new topic's journal (its first segment) and rolling a topic to a new segment are refused
+/// with ResourceExhausted, not StorageError and not on a descriptor of the reserve; once descriptors are free the same
+/// requests succeed, and the journal holds exactly the publishes that were acknowledged.
+/// </summary>
+public class JournalShortageTests
+{
+    // As in ResourceShortageResumeTests: the host holds about 80 descriptors once it serves, the hog's durable
+    // subscriptions fill the hundred or so up to the reserve.
+    private const int OpenFileLimit = 256;
+
+    private static readonly SubscribeOptions s_durable = SubscribeOptions.Default with { Start = SubscribeStart.Committed(Protocol.StartKind.Earliest), Credit = 2 };
+
+    private static readonly BrokerClientOptions s_options = BrokerClientOptions.Default with { ReconnectTimeout = TimeSpan.FromSeconds(120), ConnectTimeout = TimeSpan.FromSeconds(30) };
+
+    [Fact]
+    public async Task A_subscribe_that_creates_a_topic_while_descriptors_are_short_is_refused_for_now_and_succeeds_once_they_are_free()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
+        using var dir = new TempDirectory("fastbroker-journal-shortage");
+        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+        await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+        var held = new List<ClientSubscription>();
+        try
+        {
+            Assert.Equal(ErrorCode.ResourceExhausted, (await SubscribeUntilRefusedAsync(hog, held, host)).ErrorCode);
+
+            // The new topic's settings are written (a file closed at once), its journal's first segment would be held:
+            // refused for now, naming the topic and what ran short.
+            var refusal = await Assert.ThrowsAsync<BrokerClientException>(async () => await Within(client.CreateSubscriptionAsync("shortage.new", SubscribeOptions.Default)));
+            Assert.Equal(ErrorCode.ResourceExhausted, refusal.ErrorCode);
+            Assert.Contains("shortage.new", refusal.Reason, StringComparison.Ordinal);
+            Assert.Contains("out of descriptors", refusal.Reason, StringComparison.Ordinal);
+            Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
+        }
+        finally
+        {
+            await DisposeAllAsync(held);
+        }
+
+        // The shortage has passed: the same subscribe opens the topic, which works.
+        await using var sub = await Within(client.CreateSubscriptionAsync("shortage.new", SubscribeOptions.Default));
+        await Within(client.PublishAsync("shortage.new", Bytes("after")));
+        Assert.Equal(["after"], (await TakeAsync(sub, 1)).Select(m => m.GetPayloadString()));
+        Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
+    }
+
+    [Fact]
+    public async Task A_publish_that_needs_a_new_segment_while_descriptors_are_short_is_refused_for_now_and_the_journal_reopens_clean()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
+        using var dir = new TempDirectory("fastbroker-journal-shortage");
+        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        var acked = new List<string>();
+        var payload = new string('x', 32 * 1024);
+        await using (var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] }))
+        await using (var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] }))
+        {
+            await Within(client.PublishAsync("shortage.roll", Bytes("m0:")));
+            acked.Add("m0:");
+            var held = new List<ClientSubscription>();
+            try
+            {
+                Assert.Equal(ErrorCode.ResourceExhausted, (await SubscribeUntilRefusedAsync(hog, held, host)).ErrorCode);
+
+                // The test host's segments hold 4 MiB, about 127 of these: within three segments' worth a roll needs a
+                // segment of its own (the pre-fault thread's spare, if it had one, takes only the first roll).
+                BrokerClientException? refusal = null;
+                for (var i = 1; i <= 400 && refusal is null; i++)
+                {
+                    var text = $"m{i}:{payload}";
+                    try
+                    {
+                        await Within(client.PublishAsync("shortage.roll", Bytes(text)));
+                        acked.Add(text);
+                    }
+                    catch (BrokerClientException e)
+                    {
+                        refusal = e;
+                    }
+                }
+
+                Assert.True(refusal is not null, $"{acked.Count} publishes of 32 KiB (several 4 MiB segments) were all taken with descriptors only in the reserve");
+                Assert.Equal(ErrorCode.ResourceExhausted, refusal.ErrorCode); // a CONFIRM carries the code only
+                Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
+            }
+            finally
+            {
+                await DisposeAllAsync(held);
+            }
+
+            // The shortage has passed: the next publish rolls and is written after the acknowledged ones.
+            await Within(client.PublishAsync("shortage.roll", Bytes("after")));
+            acked.Add("after");
+        }
+
+        // A graceful stop (SIGTERM), then the journal opens with nothing to repair and holds exactly what was acknowledged.
+        using (var term = Process.Start("kill", ["-TERM", host.Child.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await term.WaitForExitAsync();
+        }
+
+        Assert.True(host.Child.WaitForExit(Deadline), "the server did not stop after SIGTERM");
+        using var journal = JournalLog.Open(Path.Combine(dir.Path, "topics", "shortage.roll", "journal"));
+        Assert.True(journal.Recovery.IsClean, $"the journal needed repair: {journal.Recovery}");
+        var stored = new List<string>();
+        using (var reader = journal.OpenReader(ReadStart.Beginning))
+        {
+            while (reader.TryRead(out var record))
+            {
+                stored.Add(System.Text.Encoding.UTF8.GetString(record.Payload));
+            }
+        }
+
+        Assert.Equal(acked.Select(Label), stored.Select(Label));
+        Assert.Equal(acked, stored);
+    }
+
+    private static string Label(string payload) => payload[..(payload.IndexOf(':', StringComparison.Ordinal) + 1)];
+
+    private static async Task DisposeAllAsync(List<ClientSubscription> held)
+    {
+        foreach (var s in held)
+        {
+            await s.DisposeAsync();
+        }
+
+        held.Clear();
+    }
+
+    /// <summary>Durable subscriptions (each holds its position file open) until the server refuses one.</summary>
+    private static async Task<BrokerClientException> SubscribeUntilRefusedAsync(BrokerClient hog, List<ClientSubscription> held, HostProcess host)
+    {
+        for (var i = 0; i < OpenFileLimit; i++)
+        {
+            try
+            {
+                held.Add(await Within(hog.CreateSubscriptionAsync("shortage.hog", s_durable with { DurableName = $"hog{held.Count}" })));
+            }
+            catch (BrokerClientException e)
+            {
+                return e;
+            }
+            catch (TimeoutException)
+            {
+                Assert.Fail($"subscription hog{held.Count} was not answered (server {(host.Child.HasExited ? "exited" : "running")}): {host.Child.Errors}");
+            }
+        }
+
+        Assert.Fail($"{OpenFileLimit} durable subscriptions were all taken under a limit of {OpenFileLimit} descriptors");
+        return null!;
+    }
+}
