@@ -20,7 +20,6 @@ public sealed class StandbyGroupStateDamageTests
     private const string Workers = "topics/" + Jobs + "/groups/workers.state";
     private const long GroupMagic = 0x4B43_4150_5246_4246L; // "FBFRPACK"
 
-    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
 
     [Fact]
@@ -28,7 +27,7 @@ public sealed class StandbyGroupStateDamageTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -59,7 +58,7 @@ public sealed class StandbyGroupStateDamageTests
         Damage(planted); // a's group does not exist yet: its first state reaches this copy
 
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -149,18 +148,4 @@ public sealed class StandbyGroupStateDamageTests
         f.Write("NOTAGRPS"u8);
         f.Flush(flushToDisk: true);
     }
-
-    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log) =>
-        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
-        {
-            HeartbeatInterval = s_interval,
-            HeartbeatTimeout = s_interval * 2,
-            Log = line =>
-            {
-                lock (log)
-                {
-                    log.Add(line);
-                }
-            },
-        });
 }

@@ -17,7 +17,6 @@ public sealed class StandbyPositionDamageTests
     private const string Side = "posdamage.side";
     private const string Keeper = "subscriptions/keeper.pos";
 
-    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
 
     [Fact]
@@ -25,7 +24,7 @@ public sealed class StandbyPositionDamageTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -59,7 +58,7 @@ public sealed class StandbyPositionDamageTests
         Damage(planted); // a's keeper does not exist yet: nothing replaces the copy at the attach
 
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -87,8 +86,8 @@ public sealed class StandbyPositionDamageTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var clock = new ManualClock();
-        var (a, b) = await StartAsync(dir, log, clock);
+        var clock = new LoggedPair.ManualClock();
+        var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
         await using (a)
         await using (b)
         {
@@ -169,32 +168,5 @@ public sealed class StandbyPositionDamageTests
         using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
         f.Write("NOTAPOSN"u8);
         f.Flush(flushToDisk: true);
-    }
-
-    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
-        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
-        {
-            LogClock = clock ?? TimeProvider.System,
-            HeartbeatInterval = s_interval,
-            HeartbeatTimeout = s_interval * 2,
-            Log = line =>
-            {
-                lock (log)
-                {
-                    log.Add(line);
-                }
-            },
-        });
-
-    /// <summary>A clock that moves only when told.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks = 1_000_000;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
     }
 }

@@ -1,5 +1,4 @@
 using FastBroker.Engine;
-using FastBroker.Replication;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -20,7 +19,6 @@ public sealed class StandbyStateLogTests
     private const string Jobs = "statelog.jobs";
     private const string Workers = "topics/" + Jobs + "/groups/workers.state";
 
-    private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
 
     [Fact]
@@ -33,7 +31,7 @@ public sealed class StandbyStateLogTests
         File.WriteAllBytes(planted, new byte[plantedLength]); // a's group does not exist yet: its first state reaches this copy
 
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -72,7 +70,7 @@ public sealed class StandbyStateLogTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var (a, b) = await StartAsync(dir, log);
+        var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
@@ -111,8 +109,8 @@ public sealed class StandbyStateLogTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var clock = new ManualClock();
-        var (a, b) = await StartAsync(dir, log, clock);
+        var clock = new LoggedPair.ManualClock();
+        var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
         await using (a)
         await using (b)
         {
@@ -177,32 +175,5 @@ public sealed class StandbyStateLogTests
         using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
         f.Write(new byte[f.Length]);
         f.Flush(flushToDisk: true);
-    }
-
-    private static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
-        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
-        {
-            LogClock = clock ?? TimeProvider.System,
-            HeartbeatInterval = s_interval,
-            HeartbeatTimeout = s_interval * 2,
-            Log = line =>
-            {
-                lock (log)
-                {
-                    log.Add(line);
-                }
-            },
-        });
-
-    /// <summary>A clock that moves only when told.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks = 1_000_000;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
     }
 }

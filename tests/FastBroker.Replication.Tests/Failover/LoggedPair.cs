@@ -1,0 +1,40 @@
+using FastBroker.Replication;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// The standby-log tests' pair: two in-process nodes, no witness, a 30 s heartbeat (so nothing but a test's own
+/// requests sends a state file whole), every log line of both nodes kept, and a log clock the test may move by hand.
+/// </summary>
+internal static class LoggedPair
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    public static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
+        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
+        {
+            LogClock = clock ?? TimeProvider.System,
+            HeartbeatInterval = Interval,
+            HeartbeatTimeout = Interval * 2,
+            Log = line =>
+            {
+                lock (log)
+                {
+                    log.Add(line);
+                }
+            },
+        });
+
+    /// <summary>A clock that moves only when told.</summary>
+    public sealed class ManualClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+}
