@@ -26,6 +26,23 @@ internal static class LoggedPair
             },
         });
 
+    /// <summary>The "link down" lines of <paramref name="log"/>: a damaged or replaced copy must not end the link.</summary>
+    public static List<string> LinkDowns(List<string> log)
+    {
+        lock (log)
+        {
+            return [.. log.Where(l => l.Contains("link down", StringComparison.Ordinal))];
+        }
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> over the start of the file, in place (its mapping stays open), and syncs it.</summary>
+    public static void Overwrite(string path, ReadOnlySpan<byte> bytes)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        f.Write(bytes);
+        f.Flush(flushToDisk: true);
+    }
+
     /// <summary>A clock that moves only when told.</summary>
     public sealed class ManualClock : TimeProvider
     {

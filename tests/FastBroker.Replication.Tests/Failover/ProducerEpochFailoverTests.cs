@@ -26,6 +26,21 @@ public sealed class ProducerEpochFailoverTests
         DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyDurable },
     };
 
+    /// <summary>
+    /// An instance of producer <see cref="Id"/> publishes one message (standby-durable: the standby holds it), then a
+    /// new instance replaces it; both clients are closed again. Returns the old and the new epoch.
+    /// </summary>
+    private static async Task<(ulong Old, ulong Current)> ReplaceInstanceAsync(ReplicatedNode a, BrokerClientOptions clientOptions)
+    {
+        await using var oldClient = await BrokerClient.ConnectAsync(clientOptions);
+        var old = a.Broker!.Producers.Fence(Id);
+        Assert.Equal(0L, await oldClient.PublishAsync(Topic, "old0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30))); // standby-durable: b holds it
+        await using var currentClient = await BrokerClient.ConnectAsync(clientOptions);
+        var current = a.Broker!.Producers.Fence(Id);
+        Assert.True(current > old, $"the new instance's epoch {current} is above the old one's {old}");
+        return (old, current);
+    }
+
     private static ReplicationOptions SlowHeartbeat(ReplicationOptions options) =>
         options with { HeartbeatInterval = TimeSpan.FromSeconds(6), HeartbeatTimeout = TimeSpan.FromSeconds(12) };
 
@@ -38,15 +53,7 @@ public sealed class ProducerEpochFailoverTests
         await using (b)
         {
             var clientOptions = ProducerClient(a);
-            ulong old, current;
-            await using (var oldClient = await BrokerClient.ConnectAsync(clientOptions))
-            {
-                old = a.Broker!.Producers.Fence(Id);
-                Assert.Equal(0L, await oldClient.PublishAsync(Topic, "old0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30))); // standby-durable: b holds it
-                await using var currentClient = await BrokerClient.ConnectAsync(clientOptions);
-                current = a.Broker!.Producers.Fence(Id);
-                Assert.True(current > old, $"the new instance's epoch {current} is above the old one's {old}");
-            }
+            var (old, current) = await ReplaceInstanceAsync(a, clientOptions);
 
             // The new instance has its answer: the primary stops now, before its next heartbeat, and b takes over.
             await a.DisposeAsync();
@@ -82,15 +89,7 @@ public sealed class ProducerEpochFailoverTests
         await using (b)
         {
             var clientOptions = ProducerClient(a);
-            ulong old, current;
-            await using (var oldClient = await BrokerClient.ConnectAsync(clientOptions))
-            {
-                old = a.Broker!.Producers.Fence(Id);
-                Assert.Equal(0L, await oldClient.PublishAsync(Topic, "old0"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30))); // standby-durable: b holds it
-                await using var currentClient = await BrokerClient.ConnectAsync(clientOptions);
-                current = a.Broker!.Producers.Fence(Id);
-                Assert.True(current > old, $"the new instance's epoch {current} is above the old one's {old}");
-            }
+            var (old, current) = await ReplaceInstanceAsync(a, clientOptions);
 
             await a.DisposeAsync();
             var copy = Path.Combine(dir.Combine("b"), ProducerCheckpointFile.Name);

@@ -83,12 +83,12 @@ public sealed class StandbyGroupStateDamageTests
 
         // Either outcome ends the wait: the copy holds the primary's state, or the link went down.
         await Eventually.TrueAsync(
-            () => (SameBytes(primary, copy) && GroupAckStore.ReadFloor(copy) == floor) || b.Replica!.Welcomes != welcomes || LinkDowns(log).Count > 0,
+            () => (SameBytes(primary, copy) && GroupAckStore.ReadFloor(copy) == floor) || b.Replica!.Welcomes != welcomes || LoggedPair.LinkDowns(log).Count > 0,
             $"b's copy of the group state is the primary's (ack floor {floor}), or its link went down",
             s_deadline);
         Assert.True(
-            b.Replica!.Welcomes == welcomes && LinkDowns(log).Count == 0,
-            $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LinkDowns(log))}]");
+            b.Replica!.Welcomes == welcomes && LoggedPair.LinkDowns(log).Count == 0,
+            $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LoggedPair.LinkDowns(log))}]");
         Assert.Equal(GroupMagic, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(copy)));
         string[] damaged;
         lock (log)
@@ -133,19 +133,6 @@ public sealed class StandbyGroupStateDamageTests
         return received;
     }
 
-    private static List<string> LinkDowns(List<string> log)
-    {
-        lock (log)
-        {
-            return [.. log.Where(l => l.Contains("link down", StringComparison.Ordinal))];
-        }
-    }
-
     /// <summary>Overwrites the file's magic ("NOTAGRPS"), in place.</summary>
-    private static void Damage(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        f.Write("NOTAGRPS"u8);
-        f.Flush(flushToDisk: true);
-    }
+    private static void Damage(string path) => LoggedPair.Overwrite(path, "NOTAGRPS"u8);
 }

@@ -112,12 +112,12 @@ public sealed class StandbyPositionDamageTests
                 keeper.Commit(Feed, i);
                 var position = i;
                 await Eventually.TrueAsync(
-                    () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || LinkDowns(log).Count > 0,
+                    () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || LoggedPair.LinkDowns(log).Count > 0,
                     $"damage {i}: b's copy of keeper.pos replaced by a's whole (feed {i}, side 3), or its link down",
                     s_deadline);
             }
 
-            Assert.True(b.Replica.Welcomes == welcomes && LinkDowns(log).Count == 0, $"a damaged copy ended b's link: [{string.Join(" | ", LinkDowns(log))}]");
+            Assert.True(b.Replica.Welcomes == welcomes && LoggedPair.LinkDowns(log).Count == 0, $"a damaged copy ended b's link: [{string.Join(" | ", LoggedPair.LinkDowns(log))}]");
             string[] damaged;
             lock (log)
             {
@@ -134,12 +134,12 @@ public sealed class StandbyPositionDamageTests
     {
         // Either outcome ends the wait: the copy replaced, or the link down (then followed again after a pause).
         await Eventually.TrueAsync(
-            () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 8 && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || b.Replica!.Welcomes != welcomes || LinkDowns(log).Count > 0,
+            () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 8 && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || b.Replica!.Welcomes != welcomes || LoggedPair.LinkDowns(log).Count > 0,
             "b's copy of keeper.pos holds feed 8 and side 3, or its link went down",
             s_deadline);
         Assert.True(
-            b.Replica!.Welcomes == welcomes && LinkDowns(log).Count == 0,
-            $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LinkDowns(log))}]");
+            b.Replica!.Welcomes == welcomes && LoggedPair.LinkDowns(log).Count == 0,
+            $"the damaged copy ended b's link (welcomes {welcomes} → {b.Replica.Welcomes}): [{string.Join(" | ", LoggedPair.LinkDowns(log))}]");
         Assert.Equal(8, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed));
         Assert.Equal(3, PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side)); // only in the primary's file whole
         Assert.Equal(0x534F_5052_4246_4246L, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(Path.Combine(dir.Combine("b"), Keeper))));
@@ -154,19 +154,6 @@ public sealed class StandbyPositionDamageTests
         Assert.True(b.Replica.Connected, "b still follows a");
     }
 
-    private static List<string> LinkDowns(List<string> log)
-    {
-        lock (log)
-        {
-            return [.. log.Where(l => l.Contains("link down", StringComparison.Ordinal))];
-        }
-    }
-
     /// <summary>Overwrites the file's magic ("NOTAPOSN").</summary>
-    private static void Damage(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        f.Write("NOTAPOSN"u8);
-        f.Flush(flushToDisk: true);
-    }
+    private static void Damage(string path) => LoggedPair.Overwrite(path, "NOTAPOSN"u8);
 }

@@ -170,10 +170,5 @@ public sealed class StandbyStateLogTests
     }
 
     /// <summary>Writes zeros over the whole file, in place.</summary>
-    private static void Blank(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        f.Write(new byte[f.Length]);
-        f.Flush(flushToDisk: true);
-    }
+    private static void Blank(string path) => LoggedPair.Overwrite(path, new byte[new FileInfo(path).Length]);
 }
