@@ -271,26 +271,14 @@ public sealed unsafe partial class JournalLog
     /// <summary>
     /// Creates the next segment, then closes the current one: a creation that fails (a full disk, out of descriptors,
     /// a descriptor in the process's reserve) throws before anything changed, so the append is refused whole and the
-    /// current segment stays the active one.
+    /// current segment stays the active one. An empty active segment too small for the record (the journal reopened
+    /// with a larger segment size) is replaced by one of the same base offset, so of the same file name: the new one
+    /// is made under a temporary name and renamed over it, so that too fails before anything changed.
     /// </summary>
     private void Roll()
     {
         var old = _active;
-        if (old is not null && _writeCount == 0)
-        {
-            // An empty segment too small for the record (segment size changed): replace it, same base offset.
-            lock (_segmentsLock)
-            {
-                _segments = [.. _segments.Where(s => s != old)];
-            }
-
-            old.Close();
-            old.Retire(); // a reader positioned in it moves to its replacement
-            Segment.TryDelete(old.FilePath);
-            old = null;
-            _active = null;
-        }
-
+        var replaced = old is not null && _writeCount == 0 ? old : null;
         var path = Path.Combine(_directory, Segment.FileNameFor(_nextOffset));
         var header = new SegmentHeader(_epoch, _nextOffset, _options.SegmentSize, NowUnixMs());
         var segment = TakeSpare();
@@ -298,7 +286,7 @@ public sealed unsafe partial class JournalLog
         {
             try
             {
-                segment.Adopt(path, header);
+                segment.Adopt(path, header, replace: replaced is not null);
             }
             catch (IOException)
             {
@@ -310,25 +298,61 @@ public sealed unsafe partial class JournalLog
             DiscardSpare(ref segment);
         }
 
-        segment ??= Segment.Create(path, header, _indexCapacity); // throws JournalFullException or JournalException; nothing changed yet
-        if (old is not null)
+        // Throws JournalFullException or JournalException; nothing changed yet.
+        segment ??= replaced is null ? Segment.Create(path, header, _indexCapacity) : CreateReplacement(path, header);
+        if (replaced is not null)
         {
-            if (_policy == DurabilityPolicy.None)
+            // Its file is the new segment's now (the rename unlinked the old one, still mapped while referenced).
+            lock (_segmentsLock)
             {
-                CommitNone();
+                _segments = [.. _segments.Where(s => s != replaced), segment];
             }
 
-            old.Close();
+            replaced.Close();
+            replaced.Retire(); // a reader positioned in it moves to its replacement
         }
-
-        lock (_segmentsLock)
+        else
         {
-            _segments = [.. _segments, segment];
+            if (old is not null)
+            {
+                if (_policy == DurabilityPolicy.None)
+                {
+                    CommitNone();
+                }
+
+                old.Close();
+            }
+
+            lock (_segmentsLock)
+            {
+                _segments = [.. _segments, segment];
+            }
         }
 
         Activate(segment);
         WakePrefaulterAfterRoll(); // pre-fault the new segment's window; the spare is gone
         RequestFlush(); // directory sync, seal the old segment
+    }
+
+    /// <summary>
+    /// The replacement of an empty segment at <paramref name="path"/>: created under a spare's temporary name (removed at
+    /// the next open if the process dies first), then renamed over the empty segment's file.
+    /// </summary>
+    /// <exception cref="JournalFullException">The disk is full; the empty segment is untouched.</exception>
+    /// <exception cref="JournalException">The replacement cannot be created or renamed (the cause inside); the empty segment is untouched.</exception>
+    private Segment CreateReplacement(string path, in SegmentHeader header)
+    {
+        Segment? segment = Segment.CreateBlank(Path.Combine(_directory, $"spare-{Guid.NewGuid():N}.prep"), _options.SegmentSize, _indexCapacity);
+        try
+        {
+            segment.Adopt(path, header, replace: true);
+            return segment;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DiscardSpare(ref segment);
+            throw new JournalException(JournalErrorCode.IoError, $"segment '{path}' cannot be replaced: {e.Message}", e);
+        }
     }
 
     private void Activate(Segment segment)

@@ -59,6 +59,46 @@ public class JournalShortageTests
     }
 
     [Fact]
+    public async Task A_topic_whose_creation_was_refused_for_now_leaves_nothing_behind_and_a_restart_does_not_open_it()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
+        using var dir = new TempDirectory("fastbroker-journal-shortage");
+        var topicDir = Path.Combine(dir.Path, "topics", "shortage.refused");
+        using (var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path))
+        {
+            await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+            await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+            var held = new List<ClientSubscription>();
+            try
+            {
+                Assert.Equal(ErrorCode.ResourceExhausted, (await SubscribeUntilRefusedAsync(hog, held, host)).ErrorCode);
+                var refusal = await Assert.ThrowsAsync<BrokerClientException>(async () => await Within(client.CreateSubscriptionAsync("shortage.refused", SubscribeOptions.Default)));
+                Assert.Equal(ErrorCode.ResourceExhausted, refusal.ErrorCode);
+
+                // Created whole or not at all: neither its settings nor its journal's directory are left.
+                Assert.False(Directory.Exists(topicDir), $"the refused topic's directory is left: {Entries(topicDir)}");
+                Assert.DoesNotContain("\"shortage.refused\"", await Within(client.AdminAsync(AdminQuery.ListTopics)), StringComparison.Ordinal);
+            }
+            finally
+            {
+                await DisposeAllAsync(held);
+            }
+
+            await StopAsync(host);
+        }
+
+        // The next start has no such topic; the same subscribe then creates it, and it works.
+        using var again = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        await using var after = await BrokerClient.ConnectAsync(s_options with { Endpoints = [again.Endpoint] });
+        Assert.DoesNotContain("\"shortage.refused\"", await Within(after.AdminAsync(AdminQuery.ListTopics)), StringComparison.Ordinal);
+        await using var sub = await Within(after.CreateSubscriptionAsync("shortage.refused", SubscribeOptions.Default));
+        await Within(after.PublishAsync("shortage.refused", Bytes("created")));
+        Assert.Equal(["created"], (await TakeAsync(sub, 1)).Select(m => m.GetPayloadString()));
+        Assert.Contains("\"shortage.refused\"", await Within(after.AdminAsync(AdminQuery.ListTopics)), StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(topicDir, "topic.meta")));
+    }
+
+    [Fact]
     public async Task A_publish_that_needs_a_new_segment_while_descriptors_are_short_is_refused_for_now_and_the_journal_reopens_clean()
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
@@ -108,12 +148,7 @@ public class JournalShortageTests
         }
 
         // A graceful stop (SIGTERM), then the journal opens with nothing to repair and holds exactly what was acknowledged.
-        using (var term = Process.Start("kill", ["-TERM", host.Child.Id.ToString(CultureInfo.InvariantCulture)]))
-        {
-            await term.WaitForExitAsync();
-        }
-
-        Assert.True(host.Child.WaitForExit(Deadline), "the server did not stop after SIGTERM");
+        await StopAsync(host);
         using var journal = JournalLog.Open(Path.Combine(dir.Path, "topics", "shortage.roll", "journal"));
         Assert.True(journal.Recovery.IsClean, $"the journal needed repair: {journal.Recovery}");
         var stored = new List<string>();
@@ -128,6 +163,20 @@ public class JournalShortageTests
         Assert.Equal(acked.Select(Label), stored.Select(Label));
         Assert.Equal(acked, stored);
     }
+
+    /// <summary>A graceful stop (SIGTERM), waited for.</summary>
+    private static async Task StopAsync(HostProcess host)
+    {
+        using (var term = Process.Start("kill", ["-TERM", host.Child.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await term.WaitForExitAsync();
+        }
+
+        Assert.True(host.Child.WaitForExit(Deadline), "the server did not stop after SIGTERM");
+    }
+
+    private static string Entries(string directory) =>
+        Directory.Exists(directory) ? string.Join(", ", Directory.GetFileSystemEntries(directory, "*", SearchOption.AllDirectories)) : "";
 
     private static string Label(string payload) => payload[..(payload.IndexOf(':', StringComparison.Ordinal) + 1)];
 

@@ -18,7 +18,7 @@ namespace FastBroker.Engine;
 /// it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would reopen an
 /// <c>Fsynced</c> topic as <c>Written</c> and drop its retention.
 /// </remarks>
-internal sealed class TopicRegistry : IDisposable
+internal sealed partial class TopicRegistry : IDisposable
 {
     /// <summary>The settings file in each topic's directory.</summary>
     internal const string MetaFile = "topic.meta";
@@ -196,16 +196,29 @@ internal sealed class TopicRegistry : IDisposable
             }
 
             var dir = Path.Combine(_root, name);
+            var created = new CreatedFiles(dir);
             System.IO.Directory.CreateDirectory(dir);
 
             // Settings first, durably: a journal must never exist without them (LoadAll refuses that). Inboxes skip
             // the syncs: their settings are fixed, and a lost one is recreated the same on first use.
             var durable = !IsInbox(name);
-            WriteMeta(name, Path.Combine(dir, MetaFile), options, durable);
-            var topic = OpenTopic(name, options, dir);
-            if (durable && options.Persistent)
+            TopicState? topic = null;
+            try
             {
-                SyncDirectory(name, dir); // the journal directory's entry
+                WriteMeta(name, Path.Combine(dir, MetaFile), options, durable);
+                topic = OpenTopic(name, options, dir);
+                if (durable && options.Persistent)
+                {
+                    SyncDirectory(name, dir); // the journal directory's entry
+                }
+            }
+            catch
+            {
+                // All or nothing: settings left behind would open the topic at the next start, with the settings of a
+                // creation that was refused.
+                topic?.Dispose();
+                RemoveCreated(name, created);
+                throw;
             }
 
             _topics[name] = topic;

@@ -105,10 +105,13 @@ internal sealed unsafe partial class Segment
         return Math.Min(end, length);
     }
 
-    /// <summary>Renames a prepared blank segment to its final name and writes its header (writer thread, at roll).</summary>
-    internal void Adopt(string path, in SegmentHeader header)
+    /// <summary>
+    /// Renames a prepared blank segment to its final name and writes its header (writer thread, at roll). With
+    /// <paramref name="replace"/>, the rename replaces the file there (an empty segment replaced at roll) in one step.
+    /// </summary>
+    internal void Adopt(string path, in SegmentHeader header, bool replace = false)
     {
-        File.Move(FilePath, path);
+        File.Move(FilePath, path, overwrite: replace);
         FilePath = path;
         Stamp(header);
     }
