@@ -15,10 +15,11 @@ public sealed partial class Broker
     /// <exception cref="BrokerException">Invalid pattern, unknown topic (auto-creation off), invalid options;
     /// <see cref="BrokerErrorCode.DurableNameInUse"/>: an open subscription has the same <see cref="SubscriptionOptions.DurableName"/>;
     /// <see cref="BrokerErrorCode.StorageError"/>: the durable name's position file is not a position file (a wrong magic:
-    /// damaged or foreign; unreadable), or cannot be opened as it is. The message names the file, the reason and what to do
-    /// (repair or remove the file); the file is left as it is. <see cref="BrokerErrorCode.ResourceExhausted"/>: the
-    /// position file, or the journal of a topic the call creates, cannot be opened now (out of descriptors, memory or disk
-    /// space, a transient I/O error): nothing was changed, the same call may succeed later.</exception>
+    /// damaged or foreign; unreadable, also for an I/O error of the device: EIO), or cannot be opened as it is. The
+    /// message names the file, the reason and what to do (repair or remove the file); the file is left as it is.
+    /// <see cref="BrokerErrorCode.ResourceExhausted"/>: the position file, or the journal of a topic the call creates,
+    /// cannot be opened now (out of descriptors, memory or disk space): nothing was changed, the same call may succeed
+    /// later.</exception>
     public Subscription Subscribe(string pattern, SubscriptionOptions? options = null)
     {
         ThrowIfClosed();
@@ -67,10 +68,10 @@ public sealed partial class Broker
     /// <summary>Joins (creating it on first use) the work-queue group <paramref name="group"/> over <paramref name="topic"/>.</summary>
     /// <exception cref="BrokerException">Invalid names, unknown topic (auto-creation off), transient topic, invalid options;
     /// <see cref="BrokerErrorCode.StorageError"/>: the group's state file is not a group's (a wrong magic: damaged or
-    /// foreign; unreadable), or cannot be opened as it is. The message names the file, the reason and what to do (repair or
-    /// remove the file); the file is left as it is. <see cref="BrokerErrorCode.ResourceExhausted"/>: the state file cannot
-    /// be opened now (out of descriptors, memory or disk space, a transient I/O error): nothing was changed, the same call
-    /// may succeed later.</exception>
+    /// foreign; unreadable, also for an I/O error of the device: EIO), or cannot be opened as it is. The message names
+    /// the file, the reason and what to do (repair or remove the file); the file is left as it is.
+    /// <see cref="BrokerErrorCode.ResourceExhausted"/>: the state file cannot be opened now (out of descriptors, memory
+    /// or disk space): nothing was changed, the same call may succeed later.</exception>
     public WorkQueueMember JoinGroup(string topic, string group, GroupOptions? options = null, int? prefetch = null)
     {
         ThrowIfClosed();

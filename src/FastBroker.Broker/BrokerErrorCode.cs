@@ -37,10 +37,10 @@ public enum BrokerErrorCode
     UnknownDelivery = 9,
 
     /// <summary>
-    /// Storage failed for a reason other than space: an I/O error writing or syncing, corruption found on read, a state
-    /// file that is not one (damaged or foreign) or not allowed; the message names the file. Opening a subscription's
-    /// or group's file, a topic's journal or its new segment that the broker could not do now for want of a resource is
-    /// <see cref="ResourceExhausted"/>.
+    /// Storage failed for a reason other than space: an I/O error writing or syncing, an I/O error of the device (EIO:
+    /// it does not pass by itself), corruption found on read, a state file that is not one (damaged or foreign) or not
+    /// allowed; the message names the file. Opening a subscription's or group's file, a topic's journal or its new
+    /// segment that the broker could not do now for want of a resource is <see cref="ResourceExhausted"/>.
     /// </summary>
     StorageError = 10,
 
@@ -69,8 +69,8 @@ public enum BrokerErrorCode
     /// <summary>
     /// The broker could not do it now for want of a system resource that comes back by itself: out of descriptors
     /// (EMFILE/ENFILE), out of memory (ENOMEM, e.g. mapping a file), out of disk space creating a file
-    /// (ENOSPC/EDQUOT), a transient I/O error of the device (EIO) or a lock held elsewhere (EAGAIN). Nothing was
-    /// changed; the same call may succeed later. The message names the file and what ran short.
+    /// (ENOSPC/EDQUOT) or a lock held elsewhere (EAGAIN). Nothing was changed; the same call may succeed later. The
+    /// message names the file and what ran short. An I/O error of the device (EIO) is <see cref="StorageError"/>.
     /// </summary>
     ResourceExhausted = 15,
 }

@@ -210,11 +210,11 @@ public sealed partial class BrokerClient
     /// For now: <see cref="ErrorCode.Closed"/> (the broker is shutting down: a restarted server or the promoted standby
     /// takes it), <see cref="ErrorCode.NotPrimary"/> (the other endpoint does), <see cref="ErrorCode.Timeout"/> and
     /// <see cref="ErrorCode.ResourceExhausted"/> (the server could not open the position or state file now: out of
-    /// descriptors, memory or disk space, a transient I/O error). Every other code answers the same SUBSCRIBE or
-    /// JOIN_GROUP the same way until someone acts, so retrying would only hide it:
-    /// <see cref="ErrorCode.StorageError"/> (the durable name's position file or the group's state file is damaged; the
-    /// broker leaves it as it is and refuses the name until it is repaired or removed), <see cref="ErrorCode.InvalidArgument"/>
-    /// (the start, filters or group settings are out of range for this server), <see cref="ErrorCode.InvalidName"/>,
+    /// descriptors, memory or disk space). Every other code answers the same SUBSCRIBE or JOIN_GROUP the same way until
+    /// someone acts, so retrying would only hide it: <see cref="ErrorCode.StorageError"/> (the durable name's position
+    /// file or the group's state file is damaged, or the device cannot read it: EIO; the broker leaves it as it is and
+    /// refuses the name until it is repaired or removed), <see cref="ErrorCode.InvalidArgument"/> (the start, filters or
+    /// group settings are out of range for this server), <see cref="ErrorCode.InvalidName"/>,
     /// <see cref="ErrorCode.UnknownTopic"/> (auto-creation is off and the topic is gone), <see cref="ErrorCode.Forbidden"/>
     /// (the token may not read it), <see cref="ErrorCode.DurableNameInUse"/> (an embedded subscription of the server's
     /// broker holds the name: taking it back would take turns with it), <see cref="ErrorCode.TooManySubscriptions"/> (the

@@ -37,9 +37,9 @@ public enum ErrorCode : ushort
     UnknownDelivery = 9,
 
     /// <summary>
-    /// Storage failed for a reason other than space: an I/O error writing or syncing, or a file damaged (e.g. a durable
-    /// name's position file or a group's state file that is not one) or not allowed, which stays so until an operator
-    /// acts; the reason names the file. A shortage that passes by itself is <see cref="ResourceExhausted"/>.
+    /// Storage failed for a reason other than space: an I/O error writing or syncing, an I/O error of the device (EIO),
+    /// or a file damaged (e.g. a durable name's position file or a group's state file that is not one) or not allowed,
+    /// which stays so until an operator acts (not retried); the reason names the file. A shortage that passes by itself is <see cref="ResourceExhausted"/>.
     /// </summary>
     StorageError = 10,
 
@@ -63,9 +63,9 @@ public enum ErrorCode : ushort
 
     /// <summary>
     /// The server could not do it now for want of a system resource that comes back by itself (descriptors, memory, disk
-    /// space, a transient I/O error of the device); nothing was changed, and the same request may succeed later. The
-    /// reason names the file and what ran short. A file that is damaged or refused as it is answers
-    /// <see cref="StorageError"/> instead.
+    /// space, a lock held elsewhere); nothing was changed, and the same request may succeed later. The reason names the
+    /// file and what ran short. A file that is damaged or refused as it is, or that the device cannot read or write
+    /// (EIO), answers <see cref="StorageError"/> instead.
     /// </summary>
     ResourceExhausted = 15,
 

@@ -5,15 +5,22 @@ namespace FastBroker.Storage;
 /// <summary>
 /// One source file compiled into the journal, the broker and the server (linked from <c>src/Shared</c>, internal to each): tells a
 /// failure the system could not do now, for want of a resource that comes back by itself (descriptors, memory, disk
-/// space, a device's transient error), from one about the file as it is (damaged, refused, not allowed), which stays
-/// until an operator acts. The first is answered <c>ResourceExhausted</c> (retry later), the second
-/// <c>StorageError</c> (docs/protocol.md, error codes).
+/// space, a lock held elsewhere), from one about the file or the device as it is (damaged, refused, not allowed, an I/O
+/// error of the device), which stays until an operator acts. The first is answered <c>ResourceExhausted</c> (retry
+/// later), the second <c>StorageError</c> (docs/protocol.md, error codes).
 /// </summary>
+/// <remarks>
+/// EIO is not a shortage: the device failed the I/O (a bad sector, a disk or its link going, a write-back error that
+/// an fsync reports once and then forgets). Nothing brings it back by itself, and a client retrying it would retry for
+/// ever while the disk fails under it, so it is a storage error, like damage. ENFILE (the system's table of open files
+/// is full) is a shortage as EMFILE (the process's limit) is: both are "out of descriptors". The reserve check
+/// (<see cref="ThrowIfInReserve"/>) knows the process's limit only; a full system table shows as ENFILE from the open.
+/// </remarks>
 internal static partial class ResourceShortage
 {
     // Linux errno values (asm-generic/errno-base.h, errno.h): .NET gives an IOException the errno as its HResult when no
-    // narrower exception fits (ENOENT, EACCES and the like have their own types: not shortages).
-    private const int Eio = 5;
+    // narrower exception fits (ENOENT, EACCES and the like have their own types: not shortages). EIO (5) is not here:
+    // a device's I/O error is a storage error (see the remarks).
     private const int Eagain = 11;
     private const int Enomem = 12;
     private const int Enfile = 23;
@@ -23,7 +30,8 @@ internal static partial class ResourceShortage
 
     /// <summary>
     /// What <paramref name="e"/> (or an exception inside it) ran short of ("out of descriptors", "out of memory", "out
-    /// of disk space", "an I/O error of the device", "a lock held elsewhere"), or null when it is not a shortage.
+    /// of disk space", "a lock held elsewhere"), or null when it is not a shortage (damage, permissions, a missing
+    /// file, an I/O error of the device: EIO).
     /// </summary>
     public static string? Describe(Exception? e)
     {
@@ -44,8 +52,6 @@ internal static partial class ResourceShortage
                             return "out of memory";
                         case Enospc or Edquot:
                             return "out of disk space";
-                        case Eio:
-                            return "an I/O error of the device";
                         case Eagain:
                             return "a lock held elsewhere";
                         default:

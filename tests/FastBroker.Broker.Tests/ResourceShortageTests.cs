@@ -1,3 +1,4 @@
+using FastBroker.Journal;
 using FastBroker.Storage;
 using FastBroker.Testing;
 using Microsoft.Win32.SafeHandles;
@@ -6,7 +7,8 @@ namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// Which I/O failures are a shortage the system gets over by itself (ResourceExhausted, retried) and which are about
-/// the file as it is (StorageError, until an operator acts). .NET gives an IOException the Linux errno as its HResult.
+/// the file or the device as it is (StorageError, until an operator acts). .NET gives an IOException the Linux errno as
+/// its HResult; the journal carries one inside its JournalException.
 /// </summary>
 public class ResourceShortageTests
 {
@@ -16,11 +18,27 @@ public class ResourceShortageTests
     [InlineData(12, "out of memory")] // ENOMEM
     [InlineData(28, "out of disk space")] // ENOSPC
     [InlineData(122, "out of disk space")] // EDQUOT
-    [InlineData(5, "an I/O error of the device")] // EIO
+    [InlineData(11, "a lock held elsewhere")] // EAGAIN
     public void An_IOException_with_a_shortage_errno_is_a_shortage(int errno, string what)
     {
         Assert.Equal(what, ResourceShortage.Describe(new IOException("x", errno)));
         Assert.Equal(what, ResourceShortage.Describe(new InvalidOperationException("wrapped", new IOException("x", errno))));
+        Assert.Equal(what, ResourceShortage.Describe(new JournalException(JournalErrorCode.IoError, "segment cannot be created", new IOException("x", errno))));
+        Assert.True(ResourceShortage.Is(new IOException("x", errno)));
+    }
+
+    /// <summary>
+    /// EIO: the device failed the I/O. Nothing brings that back by itself (a bad sector, a failing disk, a write-back
+    /// error an fsync reports once), so it is not retried as a shortage: bare, wrapped, or inside the journal's exception.
+    /// </summary>
+    [Fact]
+    public void An_IO_error_of_the_device_is_not_a_shortage()
+    {
+        const int eio = 5;
+        Assert.Null(ResourceShortage.Describe(new IOException("Input/output error", eio)));
+        Assert.Null(ResourceShortage.Describe(new InvalidOperationException("wrapped", new IOException("Input/output error", eio))));
+        Assert.Null(ResourceShortage.Describe(new JournalException(JournalErrorCode.IoError, "segment cannot be created", new IOException("Input/output error", eio))));
+        Assert.False(ResourceShortage.Is(new IOException("Input/output error", eio)));
     }
 
     [Fact]

@@ -61,7 +61,8 @@ internal readonly record struct StateFileHeader
         catch (Exception e) when ((e is IOException or UnauthorizedAccessException) && !ResourceShortage.Is(e))
         {
             // A shortage (out of descriptors, say) says nothing about the file: it propagates, so that no caller takes
-            // a file it could not open now for a damaged one (refused, or replaced by a standby).
+            // a file it could not open now for a damaged one (refused, or replaced by a standby). An I/O error of the
+            // device (EIO) is no shortage: the file is unreadable, as damaged.
             return new(StateFileContents.Damaged, 0, $"unreadable: {e.Message}");
         }
 
