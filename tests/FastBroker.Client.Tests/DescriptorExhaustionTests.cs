@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using FastBroker.Client;
 using FastBroker.Testing;
+using static FastBroker.ClientTests.DescriptorShortage;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -12,9 +13,8 @@ namespace FastBroker.ClientTests;
 /// </summary>
 public class DescriptorExhaustionTests
 {
-    // The host holds about 80 descriptors once it serves (assemblies, thread pipes, the journal, its listener): with
-    // 256, connections get the descriptors below 192 and the 300 of the flood run past them.
-    private const int OpenFileLimit = 256;
+    // Under DescriptorShortage's limit (256, the last 64 kept), connections get the descriptors below 192 and the 300 of
+    // the flood run past them.
     private const int Flood = 300;
 
     [Fact]
@@ -22,7 +22,7 @@ public class DescriptorExhaustionTests
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-emfile");
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        using var host = await StartServerAsync(dir.Path);
         var flood = new List<Socket>();
         try
         {
@@ -49,7 +49,7 @@ public class DescriptorExhaustionTests
         }
 
         // Once the server has closed the flood's sessions, a descriptor below the reserve is free again.
-        await EventuallyAsync(() => host.Child.HasExited || OpenDescriptors(host.Child.Id) < OpenFileLimit - 64 - 16, "the server releases the flood's descriptors");
+        await EventuallyAsync(() => host.Child.HasExited || OpenDescriptors(host.Child.Id) < OpenFileLimit - Reserve - 16, "the server releases the flood's descriptors");
         await using (var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [host.Endpoint], ConnectTimeout = Deadline }))
         {
             Assert.Equal(0, await Within(client.PublishAsync("emfile.after", Bytes("served"))));
@@ -69,18 +69,6 @@ public class DescriptorExhaustionTests
         catch (SocketException)
         {
             return true;
-        }
-    }
-
-    private static int OpenDescriptors(int pid)
-    {
-        try
-        {
-            return Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
-        }
-        catch (IOException)
-        {
-            return int.MaxValue; // gone: HasExited says so
         }
     }
 }

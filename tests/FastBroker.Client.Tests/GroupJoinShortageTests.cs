@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text.Json;
 using FastBroker.Client;
 using FastBroker.Protocol;
 using FastBroker.Testing;
+using static FastBroker.ClientTests.DescriptorShortage;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -18,24 +18,16 @@ namespace FastBroker.ClientTests;
 /// </summary>
 public class GroupJoinShortageTests
 {
-    // As in ResourceShortageResumeTests: the host holds about 80 descriptors once it serves, the hog's durable
-    // subscriptions fill the hundred or so up to the reserve.
-    private const int OpenFileLimit = 256;
-
     private const string Topic = "shortage.jobs";
-
-    private static readonly SubscribeOptions s_durable = SubscribeOptions.Default with { Start = SubscribeStart.Committed(Protocol.StartKind.Earliest), Credit = 2 };
-
-    private static readonly BrokerClientOptions s_options = BrokerClientOptions.Default with { ReconnectTimeout = TimeSpan.FromSeconds(120), ConnectTimeout = TimeSpan.FromSeconds(30) };
 
     [Fact]
     public async Task A_join_that_opens_the_group_state_file_while_descriptors_are_short_is_refused_for_now_and_succeeds_once_they_are_free()
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-group-shortage");
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
-        await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
-        await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+        using var host = await StartServerAsync(dir.Path);
+        await using var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
+        await using var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
         for (var i = 0; i < 3; i++)
         {
             await Within(hog.PublishAsync(Topic, Bytes($"j{i}")));
@@ -72,13 +64,13 @@ public class GroupJoinShortageTests
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-group-shortage");
-        using var first = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        using var first = await StartServerAsync(dir.Path);
         var port = first.Port;
         await using var proxy = new TcpProxy(port);
         var events = new ConcurrentQueue<BrokerClientEvent>();
-        await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [proxy.Endpoint], OnEvent = events.Enqueue });
+        await using var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [proxy.Endpoint], OnEvent = events.Enqueue });
         await using var member = await Within(client.JoinGroupAsync(Topic, "workers", GroupJoinOptions.Default with { Prefetch = 1 }));
-        await using (var producer = await BrokerClient.ConnectAsync(s_options with { Endpoints = [first.Endpoint] }))
+        await using (var producer = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [first.Endpoint] }))
         {
             for (var i = 0; i < 4; i++)
             {
@@ -92,8 +84,8 @@ public class GroupJoinShortageTests
         // The member's connection goes and the server with it: the next one opens the group, and its state file, anew.
         proxy.Cut();
         first.Kill();
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path, port);
-        await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+        using var host = await StartServerAsync(dir.Path, port);
+        await using var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
         var held = new List<ClientSubscription>();
         try
         {
@@ -101,20 +93,10 @@ public class GroupJoinShortageTests
 
             // The hog subscription whose position file has the lowest descriptor is given back: the member's next
             // connection is accepted on that descriptor, and its rejoin's state file finds none outside the reserve.
-            var (fd, index) = LowestHogDescriptor(host.Child.Id);
-            Assert.True(fd < OpenFileLimit - 64, $"the lowest descriptor a hog's position file holds is {fd}, in the reserve");
-            var freed = held[index];
-            held.RemoveAt(index);
-            await freed.DisposeAsync();
-            await EventuallyAsync(() => host.Child.HasExited || !File.Exists($"/proc/{host.Child.Id}/fd/{fd}"), $"the server closes descriptor {fd}");
+            await FreeLowestHogDescriptorAsync(held, host);
             proxy.Restore();
 
-            var refused = 0;
-            await EventuallyAsync(
-                () => host.Child.HasExited
-                    || (refused = events.Count(e => e.Kind == BrokerClientEventKind.Disconnected && e.Code == ErrorCode.ResourceExhausted && e.Message.Contains("resuming subscription", StringComparison.Ordinal))) >= 2
-                    || events.Any(e => e.Kind == BrokerClientEventKind.SubscriptionEnded),
-                "the member's rejoin is refused twice for want of a descriptor");
+            var refused = await ResumeRefusedTwiceAsync(events, host, "the member's rejoin is refused twice for want of a descriptor");
             Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
             Assert.True(refused >= 2, $"the membership ended instead of being rejoined later: {Describe(events)}");
             var refusal = events.First(e => e.Kind == BrokerClientEventKind.Disconnected && e.Code == ErrorCode.ResourceExhausted);
@@ -167,66 +149,5 @@ public class GroupJoinShortageTests
             Assert.True(DateTime.UtcNow < deadline, $"group '{group}' did not store acks up to {floor}: {last}");
             await Task.Delay(20);
         }
-    }
-
-    private static string Describe(IEnumerable<BrokerClientEvent> events) =>
-        string.Join("; ", events.Where(e => e.Kind is BrokerClientEventKind.SubscriptionEnded or BrokerClientEventKind.Disconnected).Select(e => $"{e.Kind} ({e.Code}): {e.Message}"));
-
-    private static async Task DisposeAllAsync(List<ClientSubscription> held)
-    {
-        foreach (var s in held)
-        {
-            await s.DisposeAsync();
-        }
-
-        held.Clear();
-    }
-
-    /// <summary>Durable subscriptions (each holds its position file open) until the server refuses one.</summary>
-    private static async Task<BrokerClientException> SubscribeUntilRefusedAsync(BrokerClient hog, List<ClientSubscription> held, HostProcess host)
-    {
-        for (var i = 0; i < OpenFileLimit; i++)
-        {
-            try
-            {
-                held.Add(await Within(hog.CreateSubscriptionAsync("shortage.hog", s_durable with { DurableName = $"hog{held.Count}" })));
-            }
-            catch (BrokerClientException e)
-            {
-                return e;
-            }
-            catch (TimeoutException)
-            {
-                Assert.Fail($"subscription hog{held.Count} was not answered (server {(host.Child.HasExited ? "exited" : "running")}): {host.Child.Errors}");
-            }
-        }
-
-        Assert.Fail($"{OpenFileLimit} durable subscriptions were all taken under a limit of {OpenFileLimit} descriptors");
-        return null!;
-    }
-
-    /// <summary>The lowest descriptor that holds a hog's position file, and which hog's (its index in the list).</summary>
-    private static (int Fd, int Index) LowestHogDescriptor(int pid)
-    {
-        var lowest = (Fd: int.MaxValue, Index: -1);
-        foreach (var entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
-        {
-            try
-            {
-                var name = Path.GetFileName(new FileInfo(entry).LinkTarget);
-                var fd = int.Parse(Path.GetFileName(entry), CultureInfo.InvariantCulture);
-                if (name is not null && name.StartsWith("hog", StringComparison.Ordinal) && name.EndsWith(".pos", StringComparison.Ordinal) && fd < lowest.Fd)
-                {
-                    lowest = (fd, int.Parse(name[3..^4], CultureInfo.InvariantCulture));
-                }
-            }
-            catch (IOException)
-            {
-                // closed meanwhile
-            }
-        }
-
-        Assert.True(lowest.Index >= 0, "no hog's position file is open");
-        return lowest;
     }
 }

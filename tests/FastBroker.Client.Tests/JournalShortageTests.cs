@@ -4,6 +4,7 @@ using FastBroker.Client;
 using FastBroker.Journal;
 using FastBroker.Protocol;
 using FastBroker.Testing;
+using static FastBroker.ClientTests.DescriptorShortage;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -17,22 +18,14 @@ namespace FastBroker.ClientTests;
 /// </summary>
 public class JournalShortageTests
 {
-    // As in ResourceShortageResumeTests: the host holds about 80 descriptors once it serves, the hog's durable
-    // subscriptions fill the hundred or so up to the reserve.
-    private const int OpenFileLimit = 256;
-
-    private static readonly SubscribeOptions s_durable = SubscribeOptions.Default with { Start = SubscribeStart.Committed(Protocol.StartKind.Earliest), Credit = 2 };
-
-    private static readonly BrokerClientOptions s_options = BrokerClientOptions.Default with { ReconnectTimeout = TimeSpan.FromSeconds(120), ConnectTimeout = TimeSpan.FromSeconds(30) };
-
     [Fact]
     public async Task A_subscribe_that_creates_a_topic_while_descriptors_are_short_is_refused_for_now_and_succeeds_once_they_are_free()
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-journal-shortage");
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
-        await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
-        await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+        using var host = await StartServerAsync(dir.Path);
+        await using var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
+        await using var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
         var held = new List<ClientSubscription>();
         try
         {
@@ -64,10 +57,10 @@ public class JournalShortageTests
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-journal-shortage");
         var topicDir = Path.Combine(dir.Path, "topics", "shortage.refused");
-        using (var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path))
+        using (var host = await StartServerAsync(dir.Path))
         {
-            await using var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
-            await using var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] });
+            await using var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
+            await using var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
             var held = new List<ClientSubscription>();
             try
             {
@@ -88,8 +81,8 @@ public class JournalShortageTests
         }
 
         // The next start has no such topic; the same subscribe then creates it, and it works.
-        using var again = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
-        await using var after = await BrokerClient.ConnectAsync(s_options with { Endpoints = [again.Endpoint] });
+        using var again = await StartServerAsync(dir.Path);
+        await using var after = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [again.Endpoint] });
         Assert.DoesNotContain("\"shortage.refused\"", await Within(after.AdminAsync(AdminQuery.ListTopics)), StringComparison.Ordinal);
         await using var sub = await Within(after.CreateSubscriptionAsync("shortage.refused", SubscribeOptions.Default));
         await Within(after.PublishAsync("shortage.refused", Bytes("created")));
@@ -103,11 +96,11 @@ public class JournalShortageTests
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-journal-shortage");
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        using var host = await StartServerAsync(dir.Path);
         var acked = new List<string>();
         var payload = new string('x', 32 * 1024);
-        await using (var client = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] }))
-        await using (var hog = await BrokerClient.ConnectAsync(s_options with { Endpoints = [host.Endpoint] }))
+        await using (var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] }))
+        await using (var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] }))
         {
             await Within(client.PublishAsync("shortage.roll", Bytes("m0:")));
             acked.Add("m0:");
@@ -179,37 +172,4 @@ public class JournalShortageTests
         Directory.Exists(directory) ? string.Join(", ", Directory.GetFileSystemEntries(directory, "*", SearchOption.AllDirectories)) : "";
 
     private static string Label(string payload) => payload[..(payload.IndexOf(':', StringComparison.Ordinal) + 1)];
-
-    private static async Task DisposeAllAsync(List<ClientSubscription> held)
-    {
-        foreach (var s in held)
-        {
-            await s.DisposeAsync();
-        }
-
-        held.Clear();
-    }
-
-    /// <summary>Durable subscriptions (each holds its position file open) until the server refuses one.</summary>
-    private static async Task<BrokerClientException> SubscribeUntilRefusedAsync(BrokerClient hog, List<ClientSubscription> held, HostProcess host)
-    {
-        for (var i = 0; i < OpenFileLimit; i++)
-        {
-            try
-            {
-                held.Add(await Within(hog.CreateSubscriptionAsync("shortage.hog", s_durable with { DurableName = $"hog{held.Count}" })));
-            }
-            catch (BrokerClientException e)
-            {
-                return e;
-            }
-            catch (TimeoutException)
-            {
-                Assert.Fail($"subscription hog{held.Count} was not answered (server {(host.Child.HasExited ? "exited" : "running")}): {host.Child.Errors}");
-            }
-        }
-
-        Assert.Fail($"{OpenFileLimit} durable subscriptions were all taken under a limit of {OpenFileLimit} descriptors");
-        return null!;
-    }
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using FastBroker.Client;
 using FastBroker.Protocol;
 using FastBroker.Testing;
+using static FastBroker.ClientTests.DescriptorShortage;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -16,29 +17,22 @@ namespace FastBroker.ClientTests;
 /// </summary>
 public class ResourceShortageResumeTests
 {
-    // The host holds about 80 descriptors once it serves; neither connections nor position files take the last 64
-    // (kept for the runtime): with 256, the hog's subscriptions fill the hundred or so between.
-    private const int OpenFileLimit = 256;
-
-    private static readonly SubscribeOptions s_durable = SubscribeOptions.Default with { Start = SubscribeStart.Committed(Protocol.StartKind.Earliest), Credit = 2 };
-
     [Fact]
     public async Task A_resume_refused_for_want_of_descriptors_keeps_the_subscription_and_a_damaged_file_still_ends_it()
     {
         Assert.True(OperatingSystem.IsLinux(), "ulimit -n and /proc: Linux only, like CI");
         using var dir = new TempDirectory("fastbroker-shortage");
-        using var host = await HostProcess.StartAsync(OpenFileLimit, dir.Path);
+        using var host = await StartServerAsync(dir.Path);
         await using var proxy = new TcpProxy(host.Port);
         var events = new ConcurrentQueue<BrokerClientEvent>();
-        var options = BrokerClientOptions.Default with { ReconnectTimeout = TimeSpan.FromSeconds(120), ConnectTimeout = TimeSpan.FromSeconds(30) };
-        await using var client = await BrokerClient.ConnectAsync(options with { Endpoints = [proxy.Endpoint], OnEvent = events.Enqueue });
-        await using var hog = await BrokerClient.ConnectAsync(options with { Endpoints = [host.Endpoint] });
+        await using var client = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [proxy.Endpoint], OnEvent = events.Enqueue });
+        await using var hog = await BrokerClient.ConnectAsync(ClientOptions with { Endpoints = [host.Endpoint] });
         for (var i = 0; i < 4; i++)
         {
             await Within(hog.PublishAsync("shortage.main", Bytes($"m{i}")));
         }
 
-        await using var sub = await Within(client.CreateSubscriptionAsync("shortage.main", s_durable with { DurableName = "main" }));
+        await using var sub = await Within(client.CreateSubscriptionAsync("shortage.main", Durable with { DurableName = "main" }));
         Assert.Equal(["m0", "m1"], (await TakeAsync(sub, 2)).Select(m => m.GetPayloadString()));
         await Within(sub.CommitAsync());
 
@@ -59,30 +53,17 @@ public class ResourceShortageResumeTests
             proxy.Cut();
             await EventuallyAsync(() => host.Child.HasExited || !PositionFileOpen(host.Child.Id, Path.Combine(dir.Path, "subscriptions", "main.pos")), "the server closes the client's position file");
             Assert.Equal(ErrorCode.ResourceExhausted, (await SubscribeUntilRefusedAsync(hog, held, host)).ErrorCode);
-            var (fd, index) = LowestHogDescriptor(host.Child.Id);
-            Assert.True(fd < OpenFileLimit - 64, $"the lowest descriptor a hog's position file holds is {fd}, in the reserve");
-            var freed = held[index];
-            held.RemoveAt(index);
-            await freed.DisposeAsync();
-            await EventuallyAsync(() => host.Child.HasExited || !File.Exists($"/proc/{host.Child.Id}/fd/{fd}"), $"the server closes descriptor {fd}");
+            await FreeLowestHogDescriptorAsync(held, host);
             proxy.Restore();
 
-            var refused = 0;
-            await EventuallyAsync(
-                () => host.Child.HasExited
-                    || (refused = events.Count(e => e.Kind == BrokerClientEventKind.Disconnected && e.Code == ErrorCode.ResourceExhausted && e.Message.Contains("resuming subscription", StringComparison.Ordinal))) >= 2
-                    || events.Any(e => e.Kind == BrokerClientEventKind.SubscriptionEnded),
-                "the client's resume is refused twice for want of a descriptor");
+            var refused = await ResumeRefusedTwiceAsync(events, host, "the client's resume is refused twice for want of a descriptor");
             Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
-            Assert.True(refused >= 2, $"the subscription ended instead of being resumed later: {string.Join("; ", events.Where(e => e.Kind is BrokerClientEventKind.SubscriptionEnded or BrokerClientEventKind.Disconnected).Select(e => $"{e.Kind} ({e.Code}): {e.Message}"))}");
+            Assert.True(refused >= 2, $"the subscription ended instead of being resumed later: {Describe(events)}");
         }
         finally
         {
             // The shortage passes: one descriptor for the connection, one for the position file.
-            foreach (var s in held)
-            {
-                await s.DisposeAsync();
-            }
+            await DisposeAllAsync(held);
         }
 
         await Within(hog.PublishAsync("shortage.main", Bytes("m4")));
@@ -109,65 +90,6 @@ public class ResourceShortageResumeTests
         Assert.Equal(ErrorCode.StorageError, error.ErrorCode);
         Assert.True(error.Reason.Contains(path, StringComparison.Ordinal), $"the error does not name the position file {path}: {error.Reason}");
         Assert.False(host.Child.HasExited, $"the server died: {host.Child.Errors}");
-    }
-
-    private static async Task<BrokerClientException> SubscribeUntilRefusedAsync(BrokerClient hog, List<ClientSubscription> held, HostProcess host)
-    {
-        for (var i = 0; i < OpenFileLimit; i++)
-        {
-            try
-            {
-                held.Add(await Within(hog.CreateSubscriptionAsync("shortage.hog", s_durable with { DurableName = $"hog{held.Count}" })));
-            }
-            catch (BrokerClientException e)
-            {
-                return e;
-            }
-            catch (TimeoutException)
-            {
-                Assert.Fail($"subscription hog{held.Count} was not answered (server {(host.Child.HasExited ? "exited" : "running")}, {OpenDescriptors(host.Child.Id)} descriptors): {host.Child.Errors}");
-            }
-        }
-
-        Assert.Fail($"{OpenFileLimit} durable subscriptions were all taken under a limit of {OpenFileLimit} descriptors");
-        return null!;
-    }
-
-    private static int OpenDescriptors(int pid)
-    {
-        try
-        {
-            return Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
-        }
-        catch (IOException)
-        {
-            return int.MaxValue; // gone: HasExited says so
-        }
-    }
-
-    /// <summary>The lowest descriptor that holds a hog's position file, and which hog's (its index in the list).</summary>
-    private static (int Fd, int Index) LowestHogDescriptor(int pid)
-    {
-        var lowest = (Fd: int.MaxValue, Index: -1);
-        foreach (var entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
-        {
-            try
-            {
-                var name = Path.GetFileName(new FileInfo(entry).LinkTarget);
-                var fd = int.Parse(Path.GetFileName(entry), System.Globalization.CultureInfo.InvariantCulture);
-                if (name is not null && name.StartsWith("hog", StringComparison.Ordinal) && name.EndsWith(".pos", StringComparison.Ordinal) && fd < lowest.Fd)
-                {
-                    lowest = (fd, int.Parse(name[3..^4], System.Globalization.CultureInfo.InvariantCulture));
-                }
-            }
-            catch (IOException)
-            {
-                // closed meanwhile
-            }
-        }
-
-        Assert.True(lowest.Index >= 0, "no hog's position file is open");
-        return lowest;
     }
 
     private static bool PositionFileOpen(int pid, string path)
