@@ -5,6 +5,16 @@ namespace FastBroker;
 /// <summary>Broker state outside the journals brought back in line with them when the broker opens.</summary>
 public sealed partial class Broker
 {
+    private LogRateLimit? _stateFileDamageLog;
+
+    /// <summary>
+    /// Logs a line about a state file found damaged while the broker runs (a group's state cut short at its join): the
+    /// first at once, then at most one per 10 s with a count of those not logged (<see cref="LogRateLimit"/>), as a
+    /// disk that keeps damaging files must not flood the log.
+    /// </summary>
+    internal void LogStateFileDamage(string line) =>
+        LazyInitializer.EnsureInitialized(ref _stateFileDamageLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);
+
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or

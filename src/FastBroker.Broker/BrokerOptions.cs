@@ -89,6 +89,12 @@ public sealed record BrokerOptions
     internal TimeProvider StampClock { get; init; } = TimeProvider.System;
 
     /// <summary>
+    /// Tests only: the clock of the broker's rate-limited log lines (<see cref="Engine.LogRateLimit"/>), so that a test
+    /// can count them per interval without waiting.
+    /// </summary>
+    internal TimeProvider LogClock { get; init; } = TimeProvider.System;
+
+    /// <summary>
     /// Idempotent producers: after this long with nothing stored for it, a producer's window shrinks to its newest
     /// sequence (a producer that wrote a whole window holds 1.5 MB, a shrunk one under 400 bytes). A retry of that
     /// sequence is still confirmed as a duplicate and its next sequence is still new, but a retry of any older one is

@@ -191,4 +191,66 @@ public class GroupStateRecoveryTests
         using var again = f.Broker.JoinGroup("jobs", "workers");
         Assert.Equal([1L, 2L], FetchMany(again, 2, "the jobs above the floor").Select(x => x.Offset).Order());
     }
+
+    /// <summary>
+    /// A group's state file cut short after its ack floor while the broker runs (after the open's check, which reports
+    /// and pads one found so then) is padded with zeros by the group's join: each is reported in the broker's log like
+    /// the open's report, the first at once and then at most one line per 10 s with a count of those not logged.
+    /// </summary>
+    [Fact]
+    public async Task A_group_state_file_cut_short_at_run_time_is_reported_at_its_join_at_most_once_per_interval()
+    {
+        var log = new ConcurrentQueue<string>();
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue, LogClock = clock });
+        f.Broker.CreateTopic("jobs");
+        byte[] state;
+        using (var member = f.Broker.JoinGroup("jobs", "template"))
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes("job0"));
+            var first = FetchOne(member, "the first job");
+            Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1, "the ack floor reaches 1");
+            var template = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "template.state");
+            using var file = new FileStream(template, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            state = new byte[(GroupAckStore.HeaderSlots + 8) * 8]; // its header and 8 done marks: cut short after its floor
+            file.ReadExactly(state);
+        }
+
+        const int groups = 5;
+        for (var i = 0; i < groups; i++)
+        {
+            if (i == groups - 1)
+            {
+                clock.Advance(TimeSpan.FromSeconds(10));
+            }
+
+            var name = $"short{i}";
+            var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", name + ".state");
+            File.WriteAllBytes(path, state);
+            using var member = f.Broker.JoinGroup("jobs", name);
+            Assert.Equal(GroupAckStore.FileLength(), new FileInfo(path).Length);
+            Assert.Equal(1, f.Broker.GetSnapshot().Groups.Single(g => g.Group == name).AckFloor);
+        }
+
+        var lines = log.Where(l => l.Contains("'short", StringComparison.Ordinal) && l.Contains("cut short", StringComparison.Ordinal)).ToArray();
+        Assert.True(lines.Length == 2, $"expected two log lines for {groups} group state files cut short at run time (the first, and one 10 s later): [{string.Join(" | ", lines)}]");
+        Assert.Contains("'short0'", lines[0], StringComparison.Ordinal);
+        Assert.Contains($"({state.Length} of {GroupAckStore.FileLength()} bytes; its ack floor 1 is intact)", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("not logged", lines[0], StringComparison.Ordinal);
+        Assert.Contains($"'short{groups - 1}'", lines[1], StringComparison.Ordinal);
+        Assert.EndsWith($"(and {groups - 2} more like it since the last such line, not logged)", lines[1], StringComparison.Ordinal);
+    }
+
+    /// <summary>A clock that moves only when told.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
 }

@@ -87,8 +87,17 @@ internal sealed class GroupAckStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker group state file ({DescribeDamage(path)})");
         }
 
-        return new GroupAckStore(file, window) { WasBlank = blank };
+        var padded = !file.Created && header.Contents == StateFileContents.State && header.Length < FileLength(window) ? header.Length : 0;
+        return new GroupAckStore(file, window) { WasBlank = blank, PaddedFrom = padded };
     }
+
+    /// <summary>
+    /// The length in bytes of the file before <see cref="Open"/> padded it with zeros to <see cref="FileLength"/>, when
+    /// it held state (its ack floor whole) and was shorter: the done marks past its end are lost (read as not done), so
+    /// what the group had acked above its floor is delivered again. 0 when it was not padded (or was created, or held no
+    /// state: <see cref="WasBlank"/>).
+    /// </summary>
+    public long PaddedFrom { get; private init; }
 
     /// <summary>
     /// What the file at <paramref name="path"/> holds, read without mapping or changing it (<see cref="StateFileHeader"/>;

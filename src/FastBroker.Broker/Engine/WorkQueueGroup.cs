@@ -74,6 +74,11 @@ internal sealed partial class WorkQueueGroup : IDisposable
         {
             broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
         }
+        else if (_store.PaddedFrom > 0)
+        {
+            // Cut short since the broker's open (whose check reports and pads one found so then).
+            broker.LogStateFileDamage($"{topic.Name}: group '{name}': its state file {path} is cut short ({_store.PaddedFrom} of {GroupAckStore.FileLength()} bytes; its ack floor {_store.Floor} is intact): the done marks in its lost part are gone, so messages above the ack floor that the group had acked may be delivered again; the file is padded to its full size");
+        }
 
         // Retention may have removed messages the group had not finished: it then starts at what is kept.
         _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);

@@ -62,13 +62,17 @@ internal sealed class PrimaryReplicator : IDisposable
     internal Action<string>? StateFileSent { get; set; }
 
     /// <summary>
-    /// How often a heartbeat's check reads every state file, whatever its change marks and its length and time say
-    /// (the fallback for a change nothing signalled that kept them): 30 s.
+    /// The period within which the heartbeats' checks read every state file, whatever the change marks say (the
+    /// fallback for a change nothing signalled): 30 s. The rolling pass reads them a slice per heartbeat, each pass
+    /// within half of it (<see cref="StateScan.Plan"/>).
     /// </summary>
     internal TimeSpan StateRescanInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it reads.</summary>
     internal Action<string>? StateFileRead { get; set; }
+
+    /// <summary>Tests: called on a link's sender thread at the end of each heartbeat's check of the state files, with what it cost.</summary>
+    internal Action<StateCheckCost>? StateChecked { get; set; }
 
     /// <summary>A standby said hello (listener thread): answer and start streaming to it, replacing any older link.</summary>
     public void Attach(Socket socket, Hello hello)

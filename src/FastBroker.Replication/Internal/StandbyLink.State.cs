@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using FastBroker.Engine;
 
 namespace FastBroker.Replication.Internal;
@@ -9,10 +8,12 @@ internal sealed partial class StandbyLink
 {
     private readonly HashSet<string> _sentWhole = new(StringComparer.Ordinal); // subscriptions whose .pos this pass sent
     private readonly ConcurrentQueue<string> _stateWanted = new(); // STATE_WANTED paths, for the sender thread
-    private readonly StateScan _scan = new(); // sender thread: which files a heartbeat's check reads again
+    private readonly StateScan _scan; // sender thread: which files a heartbeat's check reads again
     private readonly List<string> _changedGroupFiles = [];
-    private long _lastRescan; // Stopwatch ticks: when a check last read every file
+    private readonly List<string> _due = []; // sender thread: the files a check reads
+    private readonly HashSet<string> _dueSet = new(StringComparer.Ordinal);
     private long _stateBytesRead;
+    private int _checkReads;
     private long _heartbeatsSent;
 
     /// <summary>HEARTBEAT frames sent on this link (each after its check of the state files).</summary>
@@ -113,57 +114,53 @@ internal sealed partial class StandbyLink
     /// <summary>
     /// Reads every state file and sends those whose contents the standby lacks (<see cref="StateCopies"/>); adds to
     /// <paramref name="positionsSent"/> the subscriptions whose position file it sent. The attach and a hand-over's
-    /// request, and a heartbeat's check every <see cref="PrimaryReplicator.StateRescanInterval"/>.
+    /// request: the rolling pass's sweep (<see cref="StateScan.Plan"/>) counts as done.
     /// </summary>
     private void SendStateFiles(FrameBuffer f, HashSet<string>? positionsSent = null)
     {
-        _lastRescan = Stopwatch.GetTimestamp();
-        _scan.BeginListing();
-        foreach (var (relative, info) in StateFiles.EnumerateInfo(_owner.Broker.Options.DataDirectory))
+        foreach (var key in _scan.ListAll())
         {
-            var key = relative.Replace('\\', '/');
-            _scan.Listed(key);
-            if (SendStateFile(f, key, StateScan.StampOf(info)) && positionsSent is not null && StateFiles.SubscriptionOf(key) is { } subscription)
+            if (SendStateFile(f, key) && positionsSent is not null && StateFiles.SubscriptionOf(key) is { } subscription)
             {
                 positionsSent.Add(subscription);
             }
         }
 
-        _scan.EndListing();
+        _scan.AllRead();
     }
 
     /// <summary>
-    /// A heartbeat's check: lists the state files and reads only those that may have changed since this link last read
-    /// them (<see cref="StateScan"/>: marked by a drained commit, new, or with another length or last write time),
-    /// sending those the standby lacks; every <see cref="PrimaryReplicator.StateRescanInterval"/>, every file.
+    /// A heartbeat's check: reads the state files that may have changed since this link last read them, by the marks
+    /// and a fixed few <c>stat</c>s (<see cref="StateScan.AddChanged"/>: commits drained, the producers' files' length
+    /// and time, new position files), and the rolling pass's slice (<see cref="StateScan.Plan"/>: every file once per
+    /// <see cref="PrimaryReplicator.StateRescanInterval"/>, a bounded share at each heartbeat), sending those the
+    /// standby lacks.
     /// </summary>
     private void CheckStateFiles(FrameBuffer f)
     {
-        if (Stopwatch.GetElapsedTime(_lastRescan) >= _owner.StateRescanInterval)
+        _checkReads = 0;
+        _scan.TakeStats(); // counted from here
+        _due.Clear();
+        _scan.AddChanged(_due);
+        var sweep = _scan.Plan(_due, _owner.Options.HeartbeatInterval, _owner.StateRescanInterval);
+        _dueSet.Clear();
+        for (var i = 0; i < _due.Count; i++)
         {
-            SendStateFiles(f);
-            return;
-        }
-
-        _scan.BeginListing();
-        foreach (var (relative, info) in StateFiles.EnumerateInfo(_owner.Broker.Options.DataDirectory))
-        {
-            var key = relative.Replace('\\', '/');
-            _scan.Listed(key);
-            var stamp = StateScan.StampOf(info);
-            if (_scan.MustRead(key, stamp))
+            if (_dueSet.Add(_due[i]))
             {
-                SendStateFile(f, key, stamp);
+                SendStateFile(f, _due[i]);
             }
         }
 
-        _scan.EndListing();
+        _due.Clear();
+        _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep));
     }
 
     /// <summary>
     /// A group-state send: reads only the group state files changed since the last one
-    /// (<see cref="ReplicationGate.TakeGroupStateChanged"/>), and the state files this link never read (a new
-    /// subscription's, found by a listing of names).
+    /// (<see cref="ReplicationGate.TakeGroupStateChanged"/>), and the position files this link never read (a new
+    /// subscription's, found by listing <c>subscriptions/</c> when its last write time moved:
+    /// <see cref="StateScan.AddNewSubscriptions"/>).
     /// </summary>
     private void SendChangedGroupStates(FrameBuffer f)
     {
@@ -174,14 +171,14 @@ internal sealed partial class StandbyLink
         }
 
         _changedGroupFiles.Clear();
-        foreach (var relative in StateFiles.Enumerate(root))
+        _due.Clear();
+        _scan.AddNewSubscriptions(_due);
+        foreach (var key in _due)
         {
-            var key = relative.Replace('\\', '/');
-            if (!_scan.Knows(key))
-            {
-                SendStateFile(f, key);
-            }
+            SendStateFile(f, key);
         }
+
+        _due.Clear();
     }
 
     private static string PositionPath(string subscription) => "subscriptions/" + subscription + ".pos";
@@ -192,12 +189,11 @@ internal sealed partial class StandbyLink
     /// </summary>
     /// <param name="f">The frame buffer.</param>
     /// <param name="relative">The file's relative path.</param>
-    /// <param name="stamp">Its length and last write time, taken before this read (null: taken here).</param>
-    private bool SendStateFile(FrameBuffer f, string relative, (long Length, long Ticks)? stamp = null)
+    private bool SendStateFile(FrameBuffer f, string relative)
     {
         var key = relative.Replace('\\', '/');
         var full = Path.Combine(_owner.Broker.Options.DataDirectory, relative);
-        var before = stamp ?? StateScan.StampOf(full);
+        (long Length, long Ticks)? before = StateScan.IsStamped(key) ? _scan.StampOf(full) : null; // the producers' files only
         var bytes = StateFiles.ReadShared(full);
         if (bytes is null)
         {
@@ -206,6 +202,7 @@ internal sealed partial class StandbyLink
         }
 
         _scan.Read(key, before);
+        _checkReads++;
         Interlocked.Add(ref _stateBytesRead, bytes.Length);
         _owner.StateFileRead?.Invoke(key);
 

@@ -53,6 +53,7 @@ internal sealed partial class StandbyLink : IDisposable
         _owner = owner;
         _socket = socket;
         _hello = hello;
+        _scan = new StateScan(owner.Broker.Options.DataDirectory);
         _ackInput = new FrameInput(socket, 64 << 10);
         socket.NoDelay = true;
     }

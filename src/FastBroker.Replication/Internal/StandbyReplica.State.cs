@@ -16,10 +16,13 @@ internal sealed partial class StandbyReplica
     private readonly object _stateBatchLock = new();
 
     // A primary that keeps sending what damages a copy, or a disk that keeps damaging them, must not flood the log: a
-    // copy damaged, or replaced for its length, goes through one limit; a blank copy through its own, so that a stream
-    // of one kind neither hides the first line of the other nor counts its lines as "more like it".
+    // copy damaged, or replaced for its length, goes through one limit; a blank copy through its own, and a short copy
+    // padded with zeros through a third, so that a stream of one kind neither hides the first line of another nor
+    // counts its lines as "more like it" (a copy padded follows the primary's short file sent whole, whose replacement
+    // of a longer copy is itself a damage line).
     private LogRateLimit? _damageLogLimit;
     private LogRateLimit? _blankLogLimit;
+    private LogRateLimit? _paddedLogLimit;
     private readonly StateBatch _stateWritten = new(); // receive thread: what this wake-up's frames wrote
     private StateBatch _stateReady = new(); // under _stateBatchLock: handed to the durable thread
     private StateBatch _stateSyncing = new(); // durable thread
@@ -225,6 +228,8 @@ internal sealed partial class StandbyReplica
 
     private LogRateLimit BlankLog => _blankLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
 
+    private LogRateLimit PaddedLog => _paddedLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
+
     /// <summary>
     /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
     /// loss, or sent so by the primary) is logged, at most one line per 10 s with a count of those not logged (a
@@ -233,7 +238,9 @@ internal sealed partial class StandbyReplica
     /// whole). A damaged copy (not a position file: a wrong magic, an entry count
     /// its length cannot hold, unreadable) is logged (the first at once, then at most one line per 10 s, which counts
     /// those not logged: <see cref="LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
-    /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on.
+    /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on. A short copy whose
+    /// entries are all whole is padded with zeros to its full size (<see cref="PositionStore.PaddedFrom"/>: nothing is
+    /// lost) and logged through a <see cref="LogRateLimit"/> of its own, as a blank copy is.
     /// </summary>
     private PositionStore OpenPositionCopy(string relative)
     {
@@ -263,7 +270,7 @@ internal sealed partial class StandbyReplica
 
         if (store.DescribePadding(relative) is { } padded)
         {
-            _options.Log?.Invoke($"replication: {padded}");
+            PaddedLog.Write(_options.Log, $"replication: {padded}");
         }
 
         return store;

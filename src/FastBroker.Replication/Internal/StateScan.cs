@@ -1,27 +1,73 @@
+using System.Diagnostics;
+using FastBroker.Engine;
+
 namespace FastBroker.Replication.Internal;
 
 /// <summary>
-/// Which state files (<see cref="StateFiles"/>) a link's heartbeat check must read again: the sender thread's record of
-/// each file's length and last write time when it last read it, and the files marked changed since (a commit drained
-/// for a subscription marks its position file). A check reads a file that is marked, new, or whose length or time
-/// differs; the others are left unread. Keys are relative, '/'-separated paths.
+/// Which state files (<see cref="StateFiles"/>) a link's heartbeat check must read again, asking the file system about
+/// a fixed few paths, not about each file: the files marked changed since they were read (a commit drained for a
+/// subscription marks its position file; a group's changes are read by the group-state sends), the producers' two
+/// files when their length or last write time changed, and new position files, found by listing the names in
+/// <c>subscriptions/</c> only when that directory's last write time moved. A change nothing signals (a file written
+/// behind the broker's back) is found by the rolling pass: every state file is read once per sweep, a slice of them
+/// at each heartbeat (<see cref="Plan"/>). Keys are relative, '/'-separated paths. Sender thread only.
 /// </summary>
-internal sealed class StateScan
+internal sealed class StateScan(string dataDirectory)
 {
-    private readonly Dictionary<string, (long Length, long Ticks)> _stamps = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _marked = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _listed = new(StringComparer.Ordinal);
+    private const string Subscriptions = "subscriptions";
 
-    /// <summary>A stamp that matches no file: the next check reads it again.</summary>
+    /// <summary>
+    /// A directory's last write time this close to its listing may not move for an entry added just after it (file
+    /// systems stamp from a coarse clock; some keep whole or even seconds): it is listed again at each check until its
+    /// time is older than this.
+    /// </summary>
+    private static readonly TimeSpan s_racyListing = TimeSpan.FromSeconds(2);
+
+    private static readonly string[] s_producerFiles = [ProducerCheckpoint.FileName, ProducerEpochFile.FileName];
+
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal); // read by this link and not seen gone since
+    private readonly HashSet<string> _marked = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Length, long Ticks)> _producerStamps = new(StringComparer.Ordinal);
+    private readonly List<string> _sweep = [];
+    private int _sweepNext;
+    private int _slice;
+    private long _sweepStarted = Stopwatch.GetTimestamp();
+    private long _subscriptionsListed = long.MinValue; // that directory's last write time when listed (MinValue: none), or a time none has: list it
+
+    /// <summary>A stamp that matches no file.</summary>
     public static (long Length, long Ticks) Unknown => (-1, -1);
 
-    /// <summary>The file at <paramref name="path"/>'s length and last write time; <see cref="Unknown"/> when it cannot be had.</summary>
-    public static (long Length, long Ticks) StampOf(string path)
+    /// <summary>Paths whose metadata this scan asked the file system for (a <c>stat</c> each) since <see cref="TakeStats"/>.</summary>
+    public int Stats { get; private set; }
+
+    /// <summary>How many files the sweep under way reads per heartbeat.</summary>
+    public int Slice => _slice;
+
+    /// <summary><see cref="Stats"/>, then zero.</summary>
+    public int TakeStats()
     {
+        var n = Stats;
+        Stats = 0;
+        return n;
+    }
+
+    /// <summary>True when this link has read <paramref name="relative"/> (and not seen it gone since).</summary>
+    public bool Knows(string relative) => _known.Contains(relative);
+
+    /// <summary><paramref name="relative"/> may have changed (a commit stored into it): the next check reads it.</summary>
+    public void Mark(string relative) => _marked.Add(relative);
+
+    /// <summary>True for the producers' files, whose stamp (length, last write time) each check compares.</summary>
+    public static bool IsStamped(string relative) => relative is ProducerCheckpoint.FileName or ProducerEpochFile.FileName;
+
+    /// <summary>The file at <paramref name="path"/>'s length and last write time (one <c>stat</c>); <see cref="Unknown"/> when it cannot be had.</summary>
+    public (long Length, long Ticks) StampOf(string path)
+    {
+        Stats++;
         try
         {
             var info = new FileInfo(path);
-            return info.Exists ? StampOf(info) : Unknown;
+            return info.Exists ? (info.Length, info.LastWriteTimeUtc.Ticks) : Unknown;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -29,47 +75,219 @@ internal sealed class StateScan
         }
     }
 
-    /// <summary><paramref name="info"/>'s length and last write time.</summary>
-    public static (long Length, long Ticks) StampOf(FileInfo info) => (info.Length, info.LastWriteTimeUtc.Ticks);
-
-    /// <summary>True when this link has read <paramref name="relative"/> (and not seen it gone since).</summary>
-    public bool Knows(string relative) => _stamps.ContainsKey(relative);
-
-    /// <summary><paramref name="relative"/> may have changed (a commit stored into it): the next check reads it.</summary>
-    public void Mark(string relative) => _marked.Add(relative);
-
-    /// <summary>True when the next check must read <paramref name="relative"/>, whose stamp is now <paramref name="stamp"/>.</summary>
-    public bool MustRead(string relative, (long Length, long Ticks) stamp) =>
-        _marked.Contains(relative) || !_stamps.TryGetValue(relative, out var seen) || seen != stamp;
-
-    /// <summary><paramref name="relative"/> was read (its stamp taken before the read): unmarked.</summary>
-    public void Read(string relative, (long Length, long Ticks) stamp)
+    /// <summary><paramref name="relative"/> was read (<paramref name="stamp"/>, for a producers' file, taken before the read): unmarked.</summary>
+    public void Read(string relative, (long Length, long Ticks)? stamp)
     {
-        _stamps[relative] = stamp;
+        _known.Add(relative);
         _marked.Remove(relative);
+        if (stamp is { } s && IsStamped(relative))
+        {
+            _producerStamps[relative] = s;
+        }
     }
 
     /// <summary><paramref name="relative"/> is gone: forgotten, so that a file created under its name is read.</summary>
     public void Gone(string relative)
     {
-        _stamps.Remove(relative);
+        _known.Remove(relative);
         _marked.Remove(relative);
+        _producerStamps.Remove(relative);
     }
 
-    /// <summary>A check's listing begins: <see cref="Listed"/> each file, then <see cref="EndListing"/>.</summary>
-    public void BeginListing() => _listed.Clear();
-
-    /// <summary><paramref name="relative"/> is among the files the check listed.</summary>
-    public void Listed(string relative) => _listed.Add(relative);
-
-    /// <summary>The check's listing is over: the files it did not list are gone (a removed subscription, say).</summary>
-    public void EndListing()
+    /// <summary>
+    /// Every state file's relative path, by listing names (no <c>stat</c> of a file; one of each directory looked for),
+    /// forgetting the files this link knew that are gone. The <c>subscriptions/</c> listing it holds is then this one.
+    /// </summary>
+    public List<string> ListAll()
     {
-        foreach (var key in _stamps.Keys.Where(k => !_listed.Contains(k)).ToList())
+        var subscriptionsTicks = DirectoryTicks(Subscriptions);
+        var listedAt = DateTime.UtcNow.Ticks;
+        var all = new List<string>();
+        foreach (var name in s_producerFiles)
+        {
+            Stats++;
+            if (File.Exists(Path.Combine(dataDirectory, name)))
+            {
+                all.Add(name);
+            }
+        }
+
+        if (subscriptionsTicks != long.MinValue)
+        {
+            ListSubscriptions(all);
+        }
+
+        var topics = Path.Combine(dataDirectory, "topics");
+        Stats++;
+        if (Directory.Exists(topics))
+        {
+            foreach (var t in Directory.EnumerateDirectories(topics))
+            {
+                var groups = Path.Combine(t, "groups");
+                Stats++;
+                if (Directory.Exists(groups))
+                {
+                    var prefix = "topics/" + Path.GetFileName(t) + "/groups/";
+                    foreach (var f in Directory.EnumerateFiles(groups, "*.state"))
+                    {
+                        all.Add(prefix + Path.GetFileName(f));
+                    }
+                }
+            }
+        }
+
+        var listed = new HashSet<string>(all, StringComparer.Ordinal);
+        foreach (var key in _known.Where(k => !listed.Contains(k)).ToList())
         {
             Gone(key);
         }
 
-        _marked.IntersectWith(_listed);
+        _marked.IntersectWith(listed);
+        _subscriptionsListed = Trusted(subscriptionsTicks, listedAt);
+        return all;
     }
+
+    /// <summary>
+    /// The attach or a hand-over's request read every file of <see cref="ListAll"/>'s listing: a sweep ends now (the
+    /// next begins half a period later).
+    /// </summary>
+    public void AllRead()
+    {
+        _sweep.Clear();
+        _sweepNext = 0;
+        _sweepStarted = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="due"/> the files a heartbeat's check reads besides the sweep's: the marked ones, the
+    /// producers' files whose stamp changed, and the position files new since the last listing of <c>subscriptions/</c>
+    /// (listed again only when its last write time moved): three <c>stat</c>s.
+    /// </summary>
+    public void AddChanged(List<string> due)
+    {
+        due.AddRange(_marked);
+        foreach (var name in s_producerFiles)
+        {
+            var stamp = StampOf(Path.Combine(dataDirectory, name));
+            if (stamp == Unknown)
+            {
+                if (_known.Contains(name))
+                {
+                    due.Add(name); // gone: its read says so
+                }
+            }
+            else if (!_producerStamps.TryGetValue(name, out var seen) || seen != stamp || !_known.Contains(name))
+            {
+                due.Add(name);
+            }
+        }
+
+        AddNewSubscriptions(due);
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="due"/> the position files this link never read, listing <c>subscriptions/</c> only when
+    /// its last write time moved since the last listing (one <c>stat</c>); forgets those gone from it.
+    /// </summary>
+    public void AddNewSubscriptions(List<string> due)
+    {
+        var ticks = DirectoryTicks(Subscriptions);
+        if (ticks == _subscriptionsListed)
+        {
+            return;
+        }
+
+        var listedAt = DateTime.UtcNow.Ticks;
+        var listed = new List<string>();
+        if (ticks != long.MinValue)
+        {
+            ListSubscriptions(listed);
+        }
+
+        var names = new HashSet<string>(listed, StringComparer.Ordinal);
+        foreach (var key in _known.Where(k => k.StartsWith(Subscriptions + "/", StringComparison.Ordinal) && !names.Contains(k)).ToList())
+        {
+            Gone(key);
+        }
+
+        foreach (var key in listed)
+        {
+            if (!_known.Contains(key))
+            {
+                due.Add(key);
+            }
+        }
+
+        _subscriptionsListed = Trusted(ticks, listedAt);
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="due"/> the rolling pass's slice for this heartbeat, and returns how many: once a sweep has
+    /// read every file and half of <paramref name="period"/> has passed since it began, the next lists the state files
+    /// (<see cref="ListAll"/>) and reads them in slices of ceil(files / heartbeats in half a period), so that it ends
+    /// within half a period and each file is read at least once per period while the heartbeats keep their interval.
+    /// </summary>
+    public int Plan(List<string> due, TimeSpan heartbeat, TimeSpan period)
+    {
+        if (_sweepNext >= _sweep.Count)
+        {
+            var half = period / 2;
+            if (Stopwatch.GetElapsedTime(_sweepStarted) < half)
+            {
+                return 0;
+            }
+
+            _sweep.Clear();
+            _sweep.AddRange(ListAll());
+            _sweepNext = 0;
+            _sweepStarted = Stopwatch.GetTimestamp();
+            var beats = Math.Max(1, (long)(half / heartbeat));
+            _slice = (int)((_sweep.Count + beats - 1) / beats);
+        }
+
+        var n = Math.Min(_slice, _sweep.Count - _sweepNext);
+        for (var i = 0; i < n; i++)
+        {
+            due.Add(_sweep[_sweepNext++]);
+        }
+
+        return n;
+    }
+
+    private void ListSubscriptions(List<string> into)
+    {
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(Path.Combine(dataDirectory, Subscriptions), "*.pos"))
+            {
+                into.Add(Subscriptions + "/" + Path.GetFileName(f));
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Removed since its stat: no position file.
+        }
+    }
+
+    /// <summary>The last write time of the directory <paramref name="relative"/> (one <c>stat</c>); <see cref="long.MinValue"/> when there is none.</summary>
+    private long DirectoryTicks(string relative)
+    {
+        Stats++;
+        try
+        {
+            var info = new DirectoryInfo(Path.Combine(dataDirectory, relative));
+            return info.Exists ? info.LastWriteTimeUtc.Ticks : long.MinValue;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return long.MinValue;
+        }
+    }
+
+    /// <summary>
+    /// The time to compare a directory's next with: its time at the listing, or, when that was too close to the listing
+    /// to be sure no later entry shares it (<see cref="s_racyListing"/>), a value no time matches: listed again.
+    /// </summary>
+    private static long Trusted(long ticks, long listedAt) =>
+        ticks == long.MinValue || listedAt - ticks > s_racyListing.Ticks ? ticks : long.MinValue + 1;
 }

@@ -154,6 +154,74 @@ public sealed class StandbyStateLogTests
         }
     }
 
+    /// <summary>
+    /// The primary's position file cut short (its entries whole) before each of its hand-over requests: each sends it
+    /// whole, short, and the next commit finds b's copy short and pads it with zeros, five times; logged the first time
+    /// at once and once more after 10 s with how many were not logged in between.
+    /// </summary>
+    [Fact]
+    public async Task A_short_position_copy_padded_over_and_over_is_logged_at_most_once_per_interval_with_a_count_of_the_others()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var clock = new LoggedPair.ManualClock();
+        var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            await PositionCopies.PublishAsync(broker, Feed, 20);
+            var options = SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed };
+            var keeper = broker.Subscribe(Feed, options);
+            try
+            {
+                keeper.Commit(Feed, 1);
+                await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == 1, "b's copy of keeper.pos holds feed 1", s_deadline);
+                var welcomes = b.Replica!.Welcomes;
+                var primary = Path.Combine(dir.Combine("a"), Keeper);
+                const int repeats = 5;
+                for (var i = 1; i <= repeats; i++)
+                {
+                    if (i == repeats)
+                    {
+                        clock.Advance(TimeSpan.FromSeconds(10));
+                    }
+
+                    keeper.Dispose(); // a's mapping of the file closed: cutting it short is safe
+                    using (var f = new FileStream(primary, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+                    {
+                        f.SetLength(PositionStore.HeaderBytes + PositionStore.EntryBytes); // its one entry whole
+                    }
+
+                    var version = broker.Replication!.RequestStateFiles();
+                    await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"repeat {i}: b acknowledges state version {version}", s_deadline);
+                    keeper = broker.Subscribe(Feed, options);
+                    keeper.Commit(Feed, 1 + i);
+                    var position = 1 + i;
+                    await Eventually.TrueAsync(
+                        () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
+                        $"repeat {i}: b's copy of keeper.pos holds feed {position}, or b attached again",
+                        s_deadline);
+                }
+
+                Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
+                string[] padded;
+                lock (log)
+                {
+                    padded = [.. log.Where(l => l.StartsWith($"replication: position file {Keeper} was", StringComparison.Ordinal) && l.Contains("padded with zeros", StringComparison.Ordinal))];
+                }
+
+                Assert.True(padded.Length == 2, $"expected two log lines for {repeats} short copies padded (the first, and one 10 s later): [{string.Join(" | ", padded)}]");
+                Assert.DoesNotContain("not logged", padded[0], StringComparison.Ordinal);
+                Assert.EndsWith($"(and {repeats - 2} more like it since the last such line, not logged)", padded[1], StringComparison.Ordinal);
+            }
+            finally
+            {
+                keeper.Dispose();
+            }
+        }
+    }
+
     /// <summary>The file's length; null while there is none (b removes a copy before it creates the new one).</summary>
     private static long? LengthOf(string path)
     {

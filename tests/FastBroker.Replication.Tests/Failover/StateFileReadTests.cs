@@ -1,16 +1,18 @@
 using System.Collections.Concurrent;
 using FastBroker.Engine;
 using FastBroker.Replication;
+using FastBroker.Replication.Internal;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
-/// The primary reads a state file again only when it may have changed: a heartbeat's check reads the files a commit
-/// marked, new files and those whose length or last write time changed; a group-state send reads only the changed
-/// group's file; every <see cref="Replication.Internal.PrimaryReplicator.StateRescanInterval"/> a check reads them all.
-/// Counted on the primary (<c>StateFileRead</c>, the link's <c>StateBytesRead</c>). Two in-process nodes, no witness,
-/// 50 durable subscriptions, heartbeats every 20 ms.
+/// The primary reads a state file again only when it may have changed, and asks the file system about a fixed few
+/// paths per heartbeat: a heartbeat's check reads the files a commit marked, the producers' files whose length or time
+/// changed and new position files (listing <c>subscriptions/</c> when its time moved); a group-state send reads only
+/// the changed group's file; a change nothing signalled is read by the rolling pass, a bounded slice per heartbeat,
+/// every file within <see cref="PrimaryReplicator.StateRescanInterval"/>. Counted on the primary (<c>StateFileRead</c>,
+/// <c>StateChecked</c>, the link's <c>StateBytesRead</c>). Two in-process nodes, no witness, heartbeats every 20 ms.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class StateFileReadTests
@@ -19,8 +21,10 @@ public sealed class StateFileReadTests
     private const string Feed = "scan.feed";
     private const int Subscriptions = 50;
     private const string Workers = "topics/" + Jobs + "/groups/workers.state";
+    private const int ManySubscriptions = 100;
 
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_heartbeat = TimeSpan.FromMilliseconds(20);
 
     [Fact]
     public async Task Heartbeats_and_group_state_sends_read_no_unchanged_position_file()
@@ -98,7 +102,7 @@ public sealed class StateFileReadTests
     }
 
     [Fact]
-    public async Task A_change_nothing_signalled_reaches_the_standby()
+    public async Task A_change_nothing_signalled_reaches_the_standby_by_the_periodic_pass()
     {
         using var dir = new TempDirectory();
         var (a, b) = await StartAsync(dir);
@@ -115,15 +119,22 @@ public sealed class StateFileReadTests
                 await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 3, "b holds keeper's position 3", s_deadline);
             }
 
-            // Written behind the broker's back (the subscription closed): another length or time, read at the next check.
-            var path = Path.Combine(dir.Combine("a"), "subscriptions", "keeper.pos");
-            SetPosition(path, 7);
-            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 7, "b holds keeper's position 7 (its file's time changed)", s_deadline);
-
-            // The same, length and time kept (a file renamed over it with the time of the one it replaces): only the
-            // rescan reads it.
+            // Written behind the broker's back (the subscription closed), in place (its time changes) and by a file
+            // renamed over it with the time of the one it replaces: no heartbeat's check looks at it (nothing signalled
+            // it, no file came or went), the periodic pass reads it.
             var link = a.Replicator.Link!;
+            var path = Path.Combine(dir.Combine("a"), "subscriptions", "keeper.pos");
             var beats = link.HeartbeatsSent;
+            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats", s_deadline);
+            SetPosition(path, 7);
+            beats = link.HeartbeatsSent;
+            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 5, "5 more heartbeats", s_deadline);
+            Assert.Equal(3, PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed));
+            a.Replicator.StateRescanInterval = TimeSpan.FromMilliseconds(100);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 7, "b holds keeper's position 7 (the periodic pass read it)", s_deadline);
+
+            a.Replicator.StateRescanInterval = TimeSpan.FromHours(1);
+            beats = link.HeartbeatsSent;
             await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats", s_deadline);
             var tmp = path + ".new";
             File.Copy(path, tmp);
@@ -134,7 +145,113 @@ public sealed class StateFileReadTests
             await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 5, "5 more heartbeats", s_deadline);
             Assert.Equal(7, PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed));
             a.Replicator.StateRescanInterval = TimeSpan.FromMilliseconds(100);
-            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 9, "b holds keeper's position 9 (the rescan read it)", s_deadline);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 9, "b holds keeper's position 9 (the periodic pass read it)", s_deadline);
+        }
+    }
+
+    /// <summary>
+    /// With many position files and no commit, a heartbeat's check asks the file system about a fixed few files and
+    /// directories (the producers' two files, the subscriptions directory), not about each state file, and reads none.
+    /// </summary>
+    [Fact]
+    public async Task A_heartbeats_check_stats_a_fixed_few_paths_however_many_state_files_there_are()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
+            var subs = await SubscribeManyAsync(a.Broker!, dir.Combine("b"), ManySubscriptions);
+            try
+            {
+                var link = a.Replicator.Link!;
+                var beats = link.HeartbeatsSent;
+                await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats (each commit's mark taken)", s_deadline);
+                var checks = new ConcurrentQueue<StateCheckCost>();
+                a.Replicator.StateChecked = checks.Enqueue;
+                await Eventually.TrueAsync(() => checks.Count >= 10, "10 heartbeats' checks", s_deadline);
+                a.Replicator.StateChecked = null;
+                var costs = checks.ToArray();
+                Assert.True(
+                    costs.All(c => c.Stats <= 4 && c.Reads == 0),
+                    $"with {ManySubscriptions} position files and no commit, heartbeats' checks stat'ed [{string.Join(", ", costs.Select(c => c.Stats))}] paths and read [{string.Join(", ", costs.Select(c => c.Reads))}] files; expected at most 4 and none");
+            }
+            finally
+            {
+                Dispose(subs);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The periodic pass reads a slice of the state files at each heartbeat (at most the files the period's first half
+    /// holds heartbeats for: ceil(files × 2 × heartbeat / period)), not all at once, and still reads every file within a
+    /// period: a change nothing signalled is read within period / heartbeat checks of it.
+    /// </summary>
+    [Fact]
+    public async Task The_periodic_pass_reads_a_bounded_slice_per_heartbeat_and_every_file_within_the_period()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await StartAsync(dir);
+        await using (a)
+        await using (b)
+        {
+            a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
+            var copyOfB = dir.Combine("b");
+            var subs = await SubscribeManyAsync(a.Broker!, copyOfB, ManySubscriptions);
+            try
+            {
+                var root = dir.Combine("a");
+                var files = Directory.EnumerateFiles(Path.Combine(root, "subscriptions"), "*.pos").Count()
+                    + Directory.EnumerateFiles(root, "producers.*").Count();
+                var period = TimeSpan.FromSeconds(1);
+                var bound = (int)Math.Ceiling(files * 2 * s_heartbeat.TotalMilliseconds / period.TotalMilliseconds);
+                var target = "subscriptions/reader07.pos";
+                var link = a.Replicator.Link!;
+                var beats = link.HeartbeatsSent;
+                await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats (each commit's mark taken)", s_deadline);
+                var checks = new ConcurrentQueue<StateCheckCost>();
+                var changedAt = -1;
+                var readAt = -1;
+                a.Replicator.StateFileRead = p =>
+                {
+                    if (p == target && Volatile.Read(ref changedAt) >= 0 && readAt < 0)
+                    {
+                        readAt = checks.Count;
+                    }
+                };
+                a.Replicator.StateChecked = checks.Enqueue;
+                a.Replicator.StateRescanInterval = period;
+                await Eventually.TrueAsync(() => checks.Count >= 100, "100 heartbeats' checks with the 1 s period", s_deadline);
+
+                // reader07's file, changed behind the broker's back: length and time kept.
+                subs[7].Dispose();
+                var path = Path.Combine(root, target);
+                var tmp = path + ".new";
+                File.Copy(path, tmp);
+                SetPosition(tmp, 4);
+                File.SetLastWriteTimeUtc(tmp, File.GetLastWriteTimeUtc(path));
+                File.Move(tmp, path, overwrite: true);
+                Volatile.Write(ref changedAt, checks.Count);
+                await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, target, Feed) == 4, "b holds reader07's position 4 (the periodic pass read it)", s_deadline);
+                var read = Volatile.Read(ref readAt);
+                a.Replicator.StateChecked = null;
+                a.Replicator.StateFileRead = null;
+
+                var costs = checks.ToArray();
+                var sweep = costs.Select(c => c.SweepReads).ToArray();
+                Assert.True(
+                    costs.All(c => c.Reads <= bound),
+                    $"{costs.Length} checks of {files} state files with a {period.TotalSeconds} s period and {s_heartbeat.TotalMilliseconds} ms heartbeats read up to {costs.Max(c => c.Reads)} files in one check (the periodic pass {sweep.Max()}); expected at most {bound}");
+                Assert.True(sweep.Sum() >= files, $"the periodic pass read {sweep.Sum()} files in {costs.Length} checks; expected every one of the {files}");
+                var within = (int)(period / s_heartbeat) + 1;
+                Assert.True(read >= 0 && read - changedAt <= within, $"reader07's file was read {read - changedAt} checks after its change; expected within {within} (a period)");
+            }
+            finally
+            {
+                Dispose(subs);
+            }
         }
     }
 
@@ -142,7 +259,42 @@ public sealed class StateFileReadTests
         await InProcessPair.StartAsync(
             dir,
             BrokerOptions.Default,
-            o => o with { HeartbeatInterval = TimeSpan.FromMilliseconds(20), HeartbeatTimeout = TimeSpan.FromSeconds(5) });
+            o => o with { HeartbeatInterval = s_heartbeat, HeartbeatTimeout = TimeSpan.FromSeconds(5) });
+
+    /// <summary><paramref name="count"/> durable subscriptions of <see cref="Feed"/> (reader00, …), each committed at 1 and held so by the standby.</summary>
+    private static async Task<List<Subscription>> SubscribeManyAsync(Broker broker, string copyOfB, int count)
+    {
+        await PositionCopies.PublishAsync(broker, Feed, 5);
+        var subs = new List<Subscription>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var s = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = $"reader{i:D2}", Start = StartPosition.Committed });
+                subs.Add(s);
+                s.Commit(Feed, 1);
+            }
+
+            await Eventually.TrueAsync(
+                () => Enumerable.Range(0, count).All(i => PositionCopies.PositionIn(copyOfB, $"subscriptions/reader{i:D2}.pos", Feed) == 1),
+                $"b holds the {count} subscriptions' position 1",
+                s_deadline);
+            return subs;
+        }
+        catch
+        {
+            Dispose(subs);
+            throw;
+        }
+    }
+
+    private static void Dispose(List<Subscription> subs)
+    {
+        foreach (var s in subs)
+        {
+            s.Dispose();
+        }
+    }
 
     /// <summary>Stores <paramref name="nextOffset"/> as the first entry's position (the file's only topic), as a commit does.</summary>
     private static void SetPosition(string path, long nextOffset)

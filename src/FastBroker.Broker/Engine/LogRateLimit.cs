@@ -1,4 +1,4 @@
-namespace FastBroker.Replication.Internal;
+namespace FastBroker.Engine;
 
 /// <summary>
 /// Limits one kind of log line that a fault outside this node can repeat without end (a primary that keeps sending

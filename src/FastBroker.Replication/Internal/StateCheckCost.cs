@@ -1,0 +1,9 @@
+namespace FastBroker.Replication.Internal;
+
+/// <summary>
+/// What one heartbeat's check of the state files cost the sender thread (tests: <see cref="PrimaryReplicator.StateChecked"/>).
+/// </summary>
+/// <param name="Stats">Files and directories whose metadata it asked the file system for (a <c>stat</c> each).</param>
+/// <param name="Reads">State files it read whole, for any reason.</param>
+/// <param name="SweepReads">Of those, the files the rolling pass read (the fallback for changes nothing signalled).</param>
+internal readonly record struct StateCheckCost(int Stats, int Reads, int SweepReads);
