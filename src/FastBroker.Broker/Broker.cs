@@ -50,11 +50,13 @@ public sealed partial class Broker : IAsyncDisposable
             AttachRetentionFloor(t);
         }
 
-        _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry));
+        _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
         _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
-        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log);
+        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)));
         _producerCheckpoint.WriteNow(_producers, closing: false);
+        _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
+        _producerCheckpoint.AfterCapture = () => _producerEpochs.Refresh(_producers);
         _producers.AttachCheckpoint(_producerCheckpoint);
         _pipeline = new Pipeline(options, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
@@ -199,6 +201,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         await _timer.DisposeAsync().ConfigureAwait(false);
         _pipeline.Stop(_options.ShutdownTimeout);
+        _producerEpochs.TryPersist(_producers); // each id's last use as of the close
         _producerEpochs.Close();
         _producerCheckpoint.WriteNow(_producers, closing: true);
         foreach (var t in _topics.All)
@@ -377,19 +380,16 @@ public sealed partial class Broker : IAsyncDisposable
     /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,
     /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect. The
     /// broker's own header is the last of its name in the block (a journal written before publishes carrying it were
-    /// refused may hold a publisher's copy ahead of it).
+    /// refused may hold a publisher's copy ahead of it). Then each id's newest epoch from <c>producers.epochs</c> and
+    /// <c>producers.state</c>, also with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0 (which reads no window).
     /// </summary>
     private void RecoverProducers()
     {
         var scan = _options.ProducerRecoveryRecords;
-        if (scan == 0)
-        {
-            return;
-        }
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        foreach (var topic in _topics.All)
+        foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
             {
@@ -407,9 +407,10 @@ public sealed partial class Broker : IAsyncDisposable
             }
         }
 
-        // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint).
+        // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint). Without
+        // recovery (scan 0) its entries are not taken (nor the rescan's), but its epochs are, as producers.epochs's.
         var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs);
-        foreach (var (id, highest, topic, offset, timestamp, epoch) in vouched)
+        foreach (var (id, highest, topic, offset, timestamp, epoch) in scan == 0 ? [] : vouched)
         {
             if (!_producers.Expired(timestamp, now))
             {
@@ -418,12 +419,19 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         // And each id's newest epoch: the one InitProducer persisted before answering (producers.epochs, written only
-        // durably) and the one in producers.state (whose last captures a power loss may have lost), the newer of the
-        // two and the records': fences also before its instance wrote.
-        var given = ProducerEpochFile.Load(_options.DataDirectory, out var epochProblem);
-        foreach (var (id, epoch) in epochs.Concat(given))
+        // durably, with when the id was last in use) and the one in producers.state (whose last captures a power loss may
+        // have lost), the newer of the two and the records': fences also before its instance wrote, and after its
+        // records left the rescan or its producer expired. producers.state gives no last use: an epoch is at least the
+        // Unix ms of its start, which stands for it (the later one producers.epochs gives for the id is kept).
+        var given = ProducerEpochFile.Load(_options.DataDirectory, now, out var epochProblem);
+        foreach (var (id, epoch, seen) in given)
         {
-            _producers.RestoreEpoch(id, epoch, (ulong)now);
+            _producers.RestoreEpoch(id, epoch, seen, now);
+        }
+
+        foreach (var (id, epoch) in epochs)
+        {
+            _producers.RestoreEpoch(id, epoch, (long)Math.Min(epoch, (ulong)long.MaxValue), now);
         }
 
         foreach (var line in new[] { problem, epochProblem })

@@ -66,7 +66,8 @@ public sealed record BrokerOptions
     /// producers' checkpoint, <c>producers.state</c>, vouches for the older ones). 0 or at least
     /// <see cref="MinProducerRecoveryRecords"/>: below that, records stored after the checkpoint's last capture may be
     /// out of the scan after a crash, and a retry of one would be stored again. 0 = no recovery: after a restart neither
-    /// the scan nor the checkpoint is read and every producer counts as new.
+    /// the scan nor the checkpoint's producers are read and every producer counts as new (the producer epochs, of
+    /// <c>producers.epochs</c> and the checkpoint, are read all the same: a replaced instance stays fenced).
     /// </summary>
     public int ProducerRecoveryRecords { get; init; } = 1 << 16;
 
@@ -107,10 +108,21 @@ public sealed record BrokerOptions
     /// Idempotent producers: after this long with nothing stored for it, a producer is forgotten, so that producer ids
     /// that never come back (the .NET client draws a new one per instance) do not pile up in memory and in
     /// <c>producers.state</c>. A forgotten id counts as new: <see cref="Broker.NextProducerSequence"/> answers 0 and
-    /// its records this old no longer rebuild it at a restart. At least <see cref="ProducerIdleTimeout"/>;
+    /// its records this old no longer rebuild it at a restart. Its newest epoch stays, for <see cref="ProducerEpochRetention"/>.
+    /// At least <see cref="ProducerIdleTimeout"/>;
     /// <see cref="Timeout.InfiniteTimeSpan"/> = never.
     /// </summary>
     public TimeSpan ProducerExpiry { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// Idempotent producers: how long a producer id's newest epoch (<see cref="Broker.InitProducer"/>) is kept after the
+    /// id was last in use (its newest write or INIT_PRODUCER), also once <see cref="ProducerExpiry"/> forgot its window
+    /// and across restarts (<c>producers.epochs</c>), so that a replaced instance coming back later is still refused
+    /// (<see cref="BrokerErrorCode.ProducerFenced"/>); after it the id's epochs are forgotten (16 bytes each until then).
+    /// Never less than <see cref="ProducerExpiry"/>: a shorter value counts as the expiry. At least 1 ms;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> = never.
+    /// </summary>
+    public TimeSpan ProducerEpochRetention { get; init; } = TimeSpan.FromDays(7);
 
     /// <summary>
     /// On open, re-check the CRC32C of every record in each journal's sealed (complete) segments as well as its tail
@@ -184,6 +196,11 @@ public sealed record BrokerOptions
             && (ProducerExpiry < TimeSpan.FromMilliseconds(1) || (ProducerIdleTimeout != Timeout.InfiniteTimeSpan && ProducerExpiry < ProducerIdleTimeout) || ProducerIdleTimeout == Timeout.InfiniteTimeSpan))
         {
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerExpiry must be infinite or at least ProducerIdleTimeout (which must then be finite)");
+        }
+
+        if (ProducerEpochRetention != Timeout.InfiniteTimeSpan && ProducerEpochRetention < TimeSpan.FromMilliseconds(1))
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, "ProducerEpochRetention must be at least 1 ms (or infinite)");
         }
 
         DefaultTopicOptions.Validate();

@@ -72,25 +72,26 @@ public sealed class ProducerEpochDurabilityTests
     }
 
     /// <summary>
-    /// The epochs file holds what the registry knows when it is written: an id whose instance never wrote and whose epoch
-    /// was given longer than <see cref="BrokerOptions.ProducerExpiry"/> ago is dropped at a restart, as the running
-    /// broker prunes it, and the next new epoch's file leaves it out, so the file does not grow with ids that never return.
+    /// The epochs file holds what the registry knows when it is written: an id whose instance never wrote, last in use
+    /// longer than <see cref="BrokerOptions.ProducerEpochRetention"/> ago, is dropped at a restart, as the running broker
+    /// prunes it, and the open's own write leaves it out (the file is compacted), so it does not grow with ids that never
+    /// return; one within the retention stays, though older than <see cref="BrokerOptions.ProducerExpiry"/>.
     /// </summary>
     [Fact]
-    public async Task The_epochs_file_leaves_out_ids_expired_as_the_registry_forgets_them()
+    public async Task The_epochs_file_leaves_out_ids_past_the_epoch_retention()
     {
-        static BrokerOptions ShortExpiry(BrokerOptions o) => o with { ProducerIdleTimeout = TimeSpan.FromMilliseconds(100), ProducerExpiry = TimeSpan.FromMilliseconds(200) };
-        await using var f = await BrokerFixture.StartAsync(ShortExpiry);
+        static BrokerOptions ShortRetention(BrokerOptions o) => o with { ProducerIdleTimeout = TimeSpan.FromMilliseconds(100), ProducerExpiry = TimeSpan.FromMilliseconds(200), ProducerEpochRetention = TimeSpan.FromMilliseconds(500) };
+        await using var f = await BrokerFixture.StartAsync(ShortRetention);
         var epochs = Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName);
         var (_, gone) = f.Broker.InitProducer(Other); // an instance that never writes
         Assert.True(ProducerCheckpointFile.Holds(epochs, Other) && ProducerCheckpointFile.Holds(epochs, gone), $"{epochs} holds {Other:x16} at epoch {gone}");
-        Eventually.True(() => (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - gone >= 200, "the expiry passes after the epoch was given", TimeSpan.FromSeconds(30));
-        await f.RestartAsync(ShortExpiry);
-
+        Eventually.True(() => (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - gone >= 500, "the retention passes after the epoch was given", TimeSpan.FromSeconds(30));
         var (_, current) = f.Broker.InitProducer(Id);
+        await f.RestartAsync(ShortRetention);
+
         Assert.True(ProducerCheckpointFile.Holds(epochs, current), $"{epochs} holds the new epoch {current}");
-        Assert.False(ProducerCheckpointFile.Holds(epochs, Other), $"{epochs} still names {Other:x16}, expired");
-        Assert.Equal(12 + 16 + 4, new FileInfo(epochs).Length); // magic, version, count; one id and its epoch; CRC32C
+        Assert.False(ProducerCheckpointFile.Holds(epochs, Other), $"{epochs} still names {Other:x16}, past the retention");
+        Assert.Equal(12 + 24 + 4, new FileInfo(epochs).Length); // magic, version, count; one id, its epoch and last use; CRC32C
     }
 
     private static void Lose(string checkpoint, string loss, byte[] older)

@@ -266,25 +266,52 @@ public sealed class ProducerFencingTests
         }
     }
 
+    /// <summary>
+    /// Epochs of ids without a window (here instances that never wrote) are kept for the epoch retention after the id's
+    /// last use; once 1,024 are kept, those past it are dropped when a new id comes a quarter of the retention after the
+    /// last prune, and not before.
+    /// </summary>
     [Fact]
-    public void Epochs_of_instances_that_never_wrote_are_dropped_once_expired_and_not_before()
+    public void Epochs_of_instances_that_never_wrote_are_dropped_once_past_the_retention_and_not_before()
     {
-        var registry = new ProducerRegistry(1 << 16, idleMs: 1_000, expiryMs: 10_000);
+        var registry = new ProducerRegistry(1 << 16, idleMs: 1_000, expiryMs: 10_000, epochRetentionMs: 20_000);
         for (var id = 1UL; id <= 1_024; id++)
         {
             Assert.Equal((0UL, 5_000UL), registry.Init(id, 0, now: 5_000));
         }
 
-        // The 1,025th finds 1,024 kept, none expired yet: all stay.
-        registry.Init(2_000, 0, now: 14_999);
+        // The 1,025th finds 1,024 kept, past the expiry but none past the retention: all stay.
+        registry.Init(2_000, 0, now: 24_999);
         Assert.Equal(5_000UL, registry.Fence(1));
-        Assert.Null(registry.Init(1, 4_999, now: 14_999)); // still fenced
+        Assert.Null(registry.Init(1, 4_999, now: 24_999)); // still fenced
 
-        // Once they are: dropped when the next new id comes.
-        registry.Init(2_001, 0, now: 15_000);
+        // Past the retention, but within a quarter of it since that prune: not yet looked at.
+        registry.Init(2_001, 0, now: 25_000);
+        Assert.Equal(5_000UL, registry.Fence(1));
+
+        // A quarter of the retention later: dropped when the next new id comes.
+        registry.Init(2_002, 0, now: 29_999);
         Assert.Equal(0UL, registry.Fence(1));
-        Assert.Equal(14_999UL, registry.Fence(2_000));
-        Assert.Equal(15_000UL, registry.Fence(2_001));
+        Assert.Equal(24_999UL, registry.Fence(2_000));
+        Assert.Equal(29_999UL, registry.Fence(2_002));
+    }
+
+    /// <summary>
+    /// The sweep forgets a producer's window after the expiry; its epoch stays (the id's last use: its newest write),
+    /// fencing older ones, until the retention passed.
+    /// </summary>
+    [Fact]
+    public void A_forgotten_producers_epoch_fences_until_the_retention_passed()
+    {
+        var registry = new ProducerRegistry(64, idleMs: 10, expiryMs: 100, epochRetentionMs: 1_000);
+        var topic = new TopicState("t", TopicOptions.Default with { Persistent = false }, "t", null, new TransientLog(16));
+        Assert.Equal((0UL, 500UL), registry.Init(Id, 0, now: 500));
+        registry.Record(Id, 0, topic, 0, timestamp: 600, epoch: 500);
+        registry.Sweep(700);
+        Assert.Equal(0UL, registry.NextSequence(Id)); // forgotten
+        Assert.Equal(500UL, registry.Fence(Id));
+        Assert.Equal(ProducerRegistry.Verdict.Fenced, registry.Check(Id, 5, out _, out _, out _, epoch: 499, now: 1_599));
+        Assert.Null(registry.Init(Id, 499, now: 1_599));
     }
 
     /// <summary>The first instance: its epoch, after it stored sequences 0 … <paramref name="stored"/> − 1 at offsets 0 ….</summary>

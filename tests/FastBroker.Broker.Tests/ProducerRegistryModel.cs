@@ -275,7 +275,9 @@ internal sealed partial class ProducerRegistryModel
                 }
 
                 Log(Op.Forgotten, p.Id, 0, 0, 0);
+                var fence = p.Fence;
                 p.Forget();
+                p.Fence = fence; // its newest epoch stays (the model's registry keeps epochs for ever)
             }
             else if (_now - p.LastWrite >= _idleMs)
             {

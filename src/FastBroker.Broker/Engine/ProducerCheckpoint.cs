@@ -19,7 +19,7 @@ namespace FastBroker.Engine;
 /// the capture on disk — at most <see cref="Interval"/> records plus one capture being written — lies within the rescan
 /// of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, which is at least
 /// 4 × <see cref="Interval"/> (<see cref="BrokerOptions.MinProducerRecoveryRecords"/>, enforced by
-/// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file); the rescan finds those, the file
+/// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file's entries, only its epochs); the rescan finds those, the file
 /// vouches for everything before.
 /// </para>
 /// <para>
@@ -58,7 +58,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     private readonly Action<string>? _log;
     private ProducerRegistry.Entry[] _capture = new ProducerRegistry.Entry[16];
     private int _captured;
-    private (ulong Producer, ulong Epoch)[] _epochs = new (ulong, ulong)[16];
+    private (ulong Producer, ulong Epoch, long Seen)[] _epochs = new (ulong, ulong, long)[16];
     private ProducerRegistry? _registry; // the one whose capture is queued (its epochs are taken when the file is written)
     private byte[] _buffer = new byte[4096];
     private int _writing; // 1 while a capture waits for or is in its write
@@ -111,6 +111,9 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
     }
 
+    /// <summary>Called on the pool thread after each periodic capture's write (the broker refreshes <c>producers.epochs</c> from it).</summary>
+    public Action? AfterCapture { get; set; }
+
     void IThreadPoolWorkItem.Execute()
     {
         try
@@ -121,6 +124,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         {
             Volatile.Write(ref _writing, 0);
         }
+
+        AfterCapture?.Invoke();
     }
 
     /// <summary>

@@ -4,24 +4,28 @@ using FastBroker.Journal;
 namespace FastBroker.Engine;
 
 /// <summary>
-/// <c>producers.epochs</c> in the data directory: each producer id's newest epoch, written by
-/// <see cref="Broker.InitProducer"/> whenever it gives an id a newer one (a new instance, or a resume above the newest
-/// known) and by nothing else, before it answers, always durably (<see cref="DurableFile"/>: the temporary file
-/// fsync'd, renamed, the directory fsync'd). So after a power loss it holds every epoch answered, even when
-/// <c>producers.state</c>, whose periodic captures are renamed without an fsync (<see cref="ProducerCheckpoint"/>),
-/// came back empty, missing or older; a restart (or a promoted standby, which receives the file like the other state
-/// files) takes for each id the newest epoch of this file, <c>producers.state</c> and the records.
+/// <c>producers.epochs</c> in the data directory: each producer id's newest epoch and when the id was last in use,
+/// written by <see cref="Broker.InitProducer"/> whenever it gives an id a newer one (a new instance, or a resume above
+/// the newest known) before it answers, and when the broker opens (after recovery) and closes, always durably
+/// (<see cref="DurableFile"/>: the temporary file fsync'd, renamed, the directory fsync'd), and at most every
+/// <see cref="MaxRefreshMs"/> after a periodic capture of <c>producers.state</c> (<see cref="Refresh"/>). So after a power
+/// loss it holds every epoch answered, even when <c>producers.state</c>, whose periodic captures are renamed without an
+/// fsync (<see cref="ProducerCheckpoint"/>), came back empty, missing or older; a restart (or a promoted standby, which
+/// receives the file like the other state files) takes for each id the newest epoch of this file,
+/// <c>producers.state</c> and the records, also with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0.
 /// </summary>
 /// <remarks>
 /// <para>
-/// Each write holds the registry's epochs at that moment (<see cref="ProducerRegistry.CaptureEpochs"/>): the ids it
-/// still knows, so the file shrinks as the registry forgets expired producers and prunes the epochs of expired instances
-/// that never wrote; a restart drops an id it no longer knows whose epoch was given longer than the expiry ago
-/// (<see cref="ProducerRegistry.RestoreEpoch"/>), and the next write leaves it out.
+/// Each write holds the registry's epochs at that moment (<see cref="ProducerRegistry.CaptureEpochs"/>): every id whose
+/// epoch the registry keeps, those whose producer the sweep forgot included, for
+/// <see cref="BrokerOptions.ProducerEpochRetention"/> (at least the expiry) after the id's last use (its newest write or
+/// INIT_PRODUCER). So the file is compacted, never emptied: it leaves out only ids past that retention, which a
+/// restart drops too (<see cref="ProducerRegistry.RestoreEpoch"/>, by the time the file gives).
 /// </para>
 /// <para>
-/// Format (little-endian): magic "FBPE" (u32), version 1 (u32), the epoch count (u32), per id the id (u64) and its
-/// newest epoch (u64), then the CRC32C of everything before it (u32).
+/// Format (little-endian): magic "FBPE" (u32), version 2 (u32), the epoch count (u32), per id the id (u64), its newest
+/// epoch (u64) and the Unix ms of its last use (i64), then the CRC32C of everything before it (u32). Version 1 (no last
+/// use: 16 bytes an id) is still read, each id taken as in use at the open.
 /// </para>
 /// </remarks>
 internal sealed class ProducerEpochFile
@@ -29,22 +33,28 @@ internal sealed class ProducerEpochFile
     public const string FileName = "producers.epochs";
 
     private const uint Magic = 0x45504246; // "FBPE"
-    private const uint Version = 1;
+    private const uint Version = 2;
+
+    /// <summary>The longest the file goes without a refresh while producers write (<see cref="Refresh"/>): an hour, or a quarter of a shorter epoch retention.</summary>
+    public const long MaxRefreshMs = 60 * 60 * 1000;
 
     private readonly string _path;
     private readonly Action<string>? _log;
+    private readonly long _refreshMs;
     private readonly object _writeLock = new();
-    private (ulong Producer, ulong Epoch)[] _epochs = new (ulong, ulong)[16];
+    private (ulong Producer, ulong Epoch, long Seen)[] _epochs = new (ulong, ulong, long)[16];
     private byte[] _buffer = new byte[256];
     private long _changes; // Interlocked: one per Persist call
     private long _written; // under _writeLock: the changes the last write covers
     private bool _closed; // under _writeLock
     private string? _lastFailure; // under _writeLock
+    private long _writtenAtMs = long.MinValue / 2; // Volatile: Environment.TickCount64 of the last write that succeeded
 
-    public ProducerEpochFile(string dataDirectory, Action<string>? log)
+    public ProducerEpochFile(string dataDirectory, Action<string>? log, long retentionMs = long.MaxValue)
     {
         _path = Path.Combine(dataDirectory, FileName);
         _log = log;
+        _refreshMs = Math.Min(MaxRefreshMs, Math.Max(1, retentionMs / 4));
     }
 
     /// <summary>
@@ -74,6 +84,7 @@ internal sealed class ProducerEpochFile
             {
                 DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
                 _lastFailure = null;
+                Volatile.Write(ref _writtenAtMs, Environment.TickCount64);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalException)
             {
@@ -92,6 +103,34 @@ internal sealed class ProducerEpochFile
         }
     }
 
+    /// <summary>
+    /// After a periodic capture of <c>producers.state</c> (a pool thread, while producers write): rewrites the file when
+    /// its last write is an hour old (<see cref="MaxRefreshMs"/>; a quarter of the epoch retention if that is less), so the last use it gives each id trails the registry's by at most
+    /// about that (a restart ages ids without a window by it). A failure is logged, as <see cref="Persist"/> logs it.
+    /// </summary>
+    public void Refresh(ProducerRegistry producers)
+    {
+        if (Environment.TickCount64 - Volatile.Read(ref _writtenAtMs) < _refreshMs)
+        {
+            return;
+        }
+
+        TryPersist(producers);
+    }
+
+    /// <summary><see cref="Persist"/> when the broker opens and closes, and for <see cref="Refresh"/>: a failure is logged (once per cause), not thrown.</summary>
+    public void TryPersist(ProducerRegistry producers)
+    {
+        try
+        {
+            Persist(producers);
+        }
+        catch (BrokerException)
+        {
+            // Logged by Persist (a write failure), or the broker closed: the file as it was stays.
+        }
+    }
+
     /// <summary>At close: a later <see cref="Persist"/> throws <see cref="BrokerErrorCode.Closed"/> instead of writing.</summary>
     public void Close()
     {
@@ -102,13 +141,14 @@ internal sealed class ProducerEpochFile
     }
 
     /// <summary>
-    /// Reads the file: each id's newest epoch when it was written, unchecked (it can only fence). Absent: nothing, no
-    /// problem; unreadable or damaged: nothing, and <paramref name="problem"/> says so.
+    /// Reads the file: each id's newest epoch and last use (Unix ms; <paramref name="now"/> in a version 1 file, which has
+    /// none) when it was written, unchecked (it can only fence). Absent: nothing, no problem; unreadable or damaged:
+    /// nothing, and <paramref name="problem"/> says so.
     /// </summary>
-    public static List<(ulong Producer, ulong Epoch)> Load(string dataDirectory, out string? problem)
+    public static List<(ulong Producer, ulong Epoch, long Seen)> Load(string dataDirectory, long now, out string? problem)
     {
         problem = null;
-        var epochs = new List<(ulong, ulong)>();
+        var epochs = new List<(ulong, ulong, long)>();
         byte[] bytes;
         try
         {
@@ -125,17 +165,20 @@ internal sealed class ProducerEpochFile
         }
 
         var span = bytes.AsSpan();
+        var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
+        var entry = version == 1 ? 16 : 24;
         var count = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[8..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || BinaryPrimitives.ReadUInt32LittleEndian(span[4..]) != Version
-            || (long)count * 16 != span.Length - 16 || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or Version)
+            || (long)count * entry != span.Length - 16 || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producer epochs are known from producers.state and the records only";
             return epochs;
         }
 
-        for (var at = 12; at < span.Length - 4; at += 16)
+        for (var at = 12; at < span.Length - 4; at += entry)
         {
-            epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..])));
+            var seen = entry == 24 ? BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]) : now;
+            epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..]), seen));
         }
 
         return epochs;
@@ -143,7 +186,7 @@ internal sealed class ProducerEpochFile
 
     private int Encode(int count)
     {
-        var need = 16 + (16 * count);
+        var need = 16 + (24 * count);
         if (_buffer.Length < need)
         {
             _buffer = new byte[Math.Max(need, _buffer.Length * 2)];
@@ -154,10 +197,11 @@ internal sealed class ProducerEpochFile
         BinaryPrimitives.WriteUInt32LittleEndian(span[4..], Version);
         BinaryPrimitives.WriteUInt32LittleEndian(span[8..], (uint)count);
         var at = 12;
-        for (var i = 0; i < count; i++, at += 16)
+        for (var i = 0; i < count; i++, at += 24)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(span[at..], _epochs[i].Producer);
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _epochs[i].Epoch);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], _epochs[i].Seen);
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));

@@ -48,15 +48,11 @@ internal sealed partial class ProducerRegistry
             if (p is not null)
             {
                 p.Fence = Math.Max(p.Fence, epoch);
+                p.Used = Math.Max(p.Used, (long)Math.Min(now, long.MaxValue));
             }
             else
             {
-                if (_fences.Count >= FencesBeforePrune && expiryMs != long.MaxValue && !_fences.ContainsKey(producerId))
-                {
-                    PruneFencesLocked(now);
-                }
-
-                _fences[producerId] = epoch;
+                KeepFenceLocked(producerId, epoch, (long)Math.Min(now, long.MaxValue), (long)Math.Min(now, long.MaxValue));
             }
 
             return (p is null ? 0 : p.Highest + 1, epoch);
@@ -71,39 +67,80 @@ internal sealed partial class ProducerRegistry
     private static bool CannotHaveGiven(ulong epoch, ulong now) => epoch - Math.Min(epoch, now) > MaxEpochLeadMs;
 
     /// <summary>
-    /// Drops the epochs of instances that never wrote and started longer than the expiry ago (an epoch is at least the
-    /// Unix ms of its start): like producers, such ids do not pile up. A dropped one is fenced no more, as after a restart.
+    /// Under the lock: keeps <paramref name="epoch"/> (or the newer one kept) as the newest of
+    /// <paramref name="producerId"/>, an id without a window, last in use at <paramref name="seen"/> (Unix ms; the later
+    /// one kept), unless that is longer than the epoch retention before <paramref name="now"/>. Once
+    /// <see cref="FencesBeforePrune"/> such ids are kept, those past the retention are dropped
+    /// (<see cref="PruneFencesLocked"/>) when a new one comes and a quarter of the retention passed since the last prune,
+    /// or twice as many as that prune left are kept: ids that never return do not pile up, and a registry holding many
+    /// recent ones does not scan them all for each new one.
     /// </summary>
-    private void PruneFencesLocked(ulong now)
+    private void KeepFenceLocked(ulong producerId, ulong epoch, long seen, long now)
     {
-        foreach (var (id, epoch) in _fences)
+        if (_fences.TryGetValue(producerId, out var kept))
         {
-            if (now > epoch && now - epoch >= (ulong)expiryMs)
+            _fences[producerId] = (Math.Max(kept.Epoch, epoch), Math.Max(kept.Seen, seen));
+            return;
+        }
+
+        if (PastRetention(seen, now))
+        {
+            return;
+        }
+
+        if (_fences.Count >= _pruneAt || (_fences.Count >= FencesBeforePrune && now >= _nextPruneMs))
+        {
+            PruneFencesLocked(now);
+        }
+
+        _fences[producerId] = (epoch, seen);
+    }
+
+    /// <summary>Whether an id last in use at <paramref name="seen"/> is past the epoch retention at <paramref name="now"/> (Unix ms).</summary>
+    private bool PastRetention(long seen, long now) => _retentionMs != long.MaxValue && now > seen && now - seen >= _retentionMs;
+
+    /// <summary>
+    /// Drops the epochs of ids without a window last in use longer than the epoch retention ago: a dropped one fences no
+    /// more. Sets when the next prune may come (<see cref="KeepFenceLocked"/>).
+    /// </summary>
+    private void PruneFencesLocked(long now)
+    {
+        if (_retentionMs != long.MaxValue)
+        {
+            foreach (var (id, kept) in _fences)
             {
-                _fences.Remove(id); // allowed while enumerating since .NET Core 3.0
+                if (PastRetention(kept.Seen, now))
+                {
+                    _fences.Remove(id); // allowed while enumerating since .NET Core 3.0
+                }
             }
         }
+
+        _pruneAt = Math.Max(FencesBeforePrune, 2 * _fences.Count);
+        _nextPruneMs = _retentionMs == long.MaxValue ? long.MaxValue : now + Math.Max(1, _retentionMs / 4);
     }
 
     /// <summary>
-    /// Any thread: copies the newest epoch of every id that has one (given by <see cref="Init(ulong, ulong, ulong)"/> or stored with its records)
-    /// into <paramref name="into"/> (grown when it holds too few) and returns how many: what <c>producers.state</c> and
-    /// <c>producers.epochs</c> (<see cref="ProducerEpochFile"/>) keep, so that a restart fences with epochs no record carries yet.
+    /// Any thread: copies the newest epoch of every id that has one (given by <see cref="Init(ulong, ulong, ulong)"/>,
+    /// stored with its records, kept after its producer was forgotten or restored at open), with when the id was last in
+    /// use (its newest write or INIT_PRODUCER, Unix ms), into <paramref name="into"/> (grown when it holds too few) and
+    /// returns how many: what <c>producers.state</c> and <c>producers.epochs</c> (<see cref="ProducerEpochFile"/>) keep,
+    /// so that a restart fences with epochs no record carries yet, or no longer within the rescan.
     /// </summary>
-    public int CaptureEpochs(ref (ulong Producer, ulong Epoch)[] into)
+    public int CaptureEpochs(ref (ulong Producer, ulong Epoch, long Seen)[] into)
     {
         lock (_addLock)
         {
             var need = _fences.Count + _producers.Count;
             if (into.Length < need)
             {
-                into = new (ulong, ulong)[Math.Max(need, into.Length * 2)];
+                into = new (ulong, ulong, long)[Math.Max(need, into.Length * 2)];
             }
 
             var n = 0;
-            foreach (var (id, epoch) in _fences)
+            foreach (var (id, kept) in _fences)
             {
-                into[n++] = (id, epoch);
+                into[n++] = (id, kept.Epoch, kept.Seen);
             }
 
             foreach (var (id, p) in _producers)
@@ -111,7 +148,7 @@ internal sealed partial class ProducerRegistry
                 var epoch = Math.Max(p.Fence, p.WindowEpoch);
                 if (epoch != 0)
                 {
-                    into[n++] = (id, epoch);
+                    into[n++] = (id, epoch, Math.Max(p.LastWrite, p.Used));
                 }
             }
 
@@ -121,21 +158,23 @@ internal sealed partial class ProducerRegistry
 
     /// <summary>
     /// Recovery, after the rescan and the checkpoint's entries: <paramref name="epoch"/> was the newest epoch of
-    /// <paramref name="producerId"/> when <c>producers.state</c> or <c>producers.epochs</c> was written (called for each
-    /// file: the newest is kept); lower ones are fenced again. One of an id
-    /// this broker no longer knows is dropped when it started longer than the expiry ago (as <see cref="PruneFencesLocked"/> would).
+    /// <paramref name="producerId"/>, last in use at <paramref name="seen"/> (Unix ms), when <c>producers.state</c> or
+    /// <c>producers.epochs</c> was written (called for each file: the newest epoch and the latest use are kept); lower
+    /// epochs are fenced again. One of an id without a window is kept for the epoch retention after
+    /// <paramref name="seen"/>, as the running broker keeps it (<see cref="KeepFenceLocked"/>).
     /// </summary>
-    public void RestoreEpoch(ulong producerId, ulong epoch, ulong now)
+    public void RestoreEpoch(ulong producerId, ulong epoch, long seen, long now)
     {
         lock (_addLock)
         {
             if (_producers.TryGetValue(producerId, out var p))
             {
                 p.Fence = Math.Max(p.Fence, epoch);
+                p.Used = Math.Max(p.Used, seen);
             }
-            else if (expiryMs == long.MaxValue || now <= epoch || now - epoch < (ulong)expiryMs)
+            else
             {
-                _fences[producerId] = Math.Max(_fences.GetValueOrDefault(producerId), epoch);
+                KeepFenceLocked(producerId, epoch, seen, now);
             }
         }
     }
@@ -150,5 +189,5 @@ internal sealed partial class ProducerRegistry
     }
 
     private ulong NewestEpochLocked(ulong producerId, Producer? p) =>
-        Math.Max(_fences.GetValueOrDefault(producerId), p is null ? 0 : Math.Max(p.Fence, p.WindowEpoch));
+        Math.Max(_fences.GetValueOrDefault(producerId).Epoch, p is null ? 0 : Math.Max(p.Fence, p.WindowEpoch));
 }

@@ -24,6 +24,9 @@ internal sealed partial class ProducerRegistry
         /// <summary>Timestamp (Unix ms) of the newest record written for it.</summary>
         public long LastWrite { get; private set; } = long.MinValue;
 
+        /// <summary>Under the registry's lock: the Unix ms of its newest INIT_PRODUCER (or of its id's last use before it had a window).</summary>
+        public long Used { get; set; } = long.MinValue;
+
         /// <summary>The newest epoch Init gave (written under the registry's lock, read by the journaler).</summary>
         public ulong Fence
         {

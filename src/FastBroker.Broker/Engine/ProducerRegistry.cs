@@ -17,20 +17,26 @@ namespace FastBroker.Engine;
 /// <para>
 /// Idle producers do not accumulate (<see cref="Sweep"/>): one that wrote nothing for <c>idleMs</c> keeps only its
 /// newest sequence (a retry of an older one is then refused as too old, never stored again), and one that wrote nothing
-/// for <c>expiryMs</c> is forgotten. Ages are judged by record timestamps (the journaler's batch clock, Unix ms), so a
+/// for <c>expiryMs</c> is forgotten (its newest epoch stays, for the epoch retention after its last use: <see cref="Forget"/>). Ages are judged by record timestamps (the journaler's batch clock, Unix ms), so a
 /// restart that rebuilds the window from the journal forgets the same producers (<see cref="Expired"/>).
 /// </para>
 /// </remarks>
-internal sealed partial class ProducerRegistry(int window, long idleMs = long.MaxValue, long expiryMs = long.MaxValue)
+internal sealed partial class ProducerRegistry(int window, long idleMs = long.MaxValue, long expiryMs = long.MaxValue, long epochRetentionMs = long.MaxValue)
 {
     /// <summary>Producers the sweep looks at per call (at most one call per millisecond of the batch clock).</summary>
     private const int SweepStep = 64;
 
-    /// <summary>Epochs of instances that never wrote kept before expired ones are dropped (<see cref="Init(ulong, ulong, ulong)"/>).</summary>
+    /// <summary>Epochs of ids without a window kept before those past the retention are dropped (<see cref="PruneFencesLocked"/>).</summary>
     private const int FencesBeforePrune = 1024;
 
     private readonly Dictionary<ulong, Producer> _producers = [];
-    private readonly Dictionary<ulong, ulong> _fences = []; // under _addLock: epochs Init gave ids not (yet) in _producers
+
+    // Under _addLock: the newest epoch of each id not (or no longer) in _producers, and when the id was last in use (Unix
+    // ms): an instance that never wrote, a producer the sweep forgot, an id a restart knows from the epochs files only.
+    private readonly Dictionary<ulong, (ulong Epoch, long Seen)> _fences = [];
+    private readonly long _retentionMs = Math.Max(epochRetentionMs, expiryMs);
+    private int _pruneAt = FencesBeforePrune; // under _addLock: the fence count at which PruneFencesLocked runs next
+    private long _nextPruneMs = long.MinValue; // under _addLock: from when it runs with FencesBeforePrune kept
     private readonly object _addLock = new();
     private Producer[] _all = new Producer[16]; // every producer, for the sweep; Producer.Slot is its index
     private int _allCount;
@@ -100,7 +106,7 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
             {
                 lock (_addLock)
                 {
-                    var fence = _fences.GetValueOrDefault(producerId);
+                    var fence = _fences.GetValueOrDefault(producerId).Epoch;
                     if (epoch < fence)
                     {
                         return Verdict.Fenced;
@@ -157,7 +163,7 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
     /// <summary>
     /// Journaler, at the start of each batch with its clock (Unix ms); does something at most once per millisecond.
     /// Looks at the next <see cref="SweepStep"/> producers, round robin: one idle for <c>idleMs</c> shrinks to its newest
-    /// sequence, one idle for <c>expiryMs</c> is forgotten. A whole round over N producers takes N / 64 milliseconds of
+    /// sequence, one idle for <c>expiryMs</c> is forgotten (its epoch kept). A whole round over N producers takes N / 64 milliseconds of
     /// traffic; while nothing is published nothing is swept, and nothing grows either.
     /// </summary>
     public void Sweep(long now)
@@ -179,7 +185,7 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
             var idle = now - p.LastWrite; // negative if the clock went back: not idle
             if (idle >= expiryMs)
             {
-                Forget(p); // the last producer takes its slot: looked at next
+                Forget(p, now); // the last producer takes its slot: looked at next
                 continue;
             }
 
@@ -326,18 +332,28 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
         {
             if (_fences.Remove(p.Id, out var fence))
             {
-                p.Fence = fence;
+                p.Fence = fence.Epoch;
+                p.Used = fence.Seen;
             }
 
             _producers[p.Id] = p;
         }
     }
 
-    private void Forget(Producer p)
+    /// <summary>
+    /// The sweep forgets <paramref name="p"/>'s window; its newest epoch stays, as a fence, for the epoch retention after
+    /// its last use (<see cref="KeepFenceLocked"/>): a replaced instance that comes back after the expiry is still refused.
+    /// </summary>
+    private void Forget(Producer p, long now)
     {
         lock (_addLock)
         {
             _producers.Remove(p.Id);
+            var epoch = Math.Max(p.Fence, p.WindowEpoch);
+            if (epoch != 0)
+            {
+                KeepFenceLocked(p.Id, epoch, Math.Max(p.LastWrite, p.Used), now);
+            }
         }
 
         var last = _all[--_allCount];

@@ -1,0 +1,152 @@
+using FastBroker.Engine;
+using FastBroker.Testing;
+using static FastBroker.BrokerTests.ClaimPublishTests;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// A producer id's newest epoch outlives its window: it is kept for <c>BrokerOptions.ProducerEpochRetention</c>
+/// (7 days; at least <see cref="BrokerOptions.ProducerExpiry"/>) after the id was last in use, by the running broker
+/// once the sweep forgot the producer and by a restart that knows the id from <c>producers.epochs</c> alone (its
+/// records out of the rescan, <c>producers.state</c> lost), and <c>producers.epochs</c> is read at every open, also
+/// with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0. So a replaced instance (a zombie) stays fenced.
+/// </summary>
+public sealed class ProducerEpochRetentionTests
+{
+    private const ulong Id = 0x0E90_C4D0_0000_0041;
+    private const ulong Busy = 0x0E90_C4D0_0000_0042;
+    private const ulong Other = 0x0E90_C4D0_0000_0043;
+
+    private static BrokerOptions ShortExpiry(BrokerOptions o) =>
+        o with { ProducerRecoveryRecords = 8, AllowSmallProducerRescan = true, ProducerIdleTimeout = TimeSpan.FromMilliseconds(100), ProducerExpiry = TimeSpan.FromMilliseconds(200) };
+
+    /// <summary>
+    /// <c>producers.state</c> deleted while the broker is stopped and the producer's records out of the rescan (8
+    /// records): its epoch is known from <c>producers.epochs</c> only, given longer than the expiry ago.
+    /// </summary>
+    [Fact]
+    public async Task A_replaced_instance_stays_fenced_after_a_restart_without_producers_state_once_the_expiry_passed()
+    {
+        await using var f = await BrokerFixture.StartAsync(ShortExpiry);
+        var (old, current) = await ReplaceAsync(f.Broker);
+        for (var i = 0; i < 16; i++)
+        {
+            await f.Broker.PublishAsync("t", "push"u8.ToArray()); // the producer's records leave the rescan
+        }
+
+        Eventually.True(() => (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - current >= 400, "twice the expiry passes after the new epoch was given and written with", TimeSpan.FromSeconds(30));
+        await f.RestartAsync(ShortExpiry, () => File.Delete(Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName)));
+
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Id)); // the window is gone with producers.state: only the epoch is known
+        await AssertFencedAsync(f.Broker, old, current);
+
+        // And the epoch stays in producers.epochs: the next file written (another id's new epoch) still holds it.
+        f.Broker.InitProducer(Other);
+        Assert.True(ProducerCheckpointFile.Holds(Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName), current), $"producers.epochs still holds epoch {current} of {Id:x16}");
+    }
+
+    /// <summary>The sweep forgets the producer (its window) after the expiry; its epoch stays, and fences.</summary>
+    [Fact]
+    public async Task A_replaced_instance_stays_fenced_after_the_sweep_forgot_its_producer()
+    {
+        await using var f = await BrokerFixture.StartAsync(o => o with { ProducerIdleTimeout = TimeSpan.FromMilliseconds(10), ProducerExpiry = TimeSpan.FromMilliseconds(20) });
+        var (old, current) = await ReplaceAsync(f.Broker);
+
+        var filler = new RecordingSink();
+        var busy = 0UL;
+        await Eventually.TrueAsync(() =>
+        {
+            PublishIdempotent(f.Broker, filler, Busy, busy, "t", "filler", busy);
+            filler.WaitForAsync((int)++busy).Wait();
+            return f.Broker.NextProducerSequence(Id) == 0;
+        }, "the expired producer was forgotten", TimeSpan.FromSeconds(30));
+
+        await AssertFencedAsync(f.Broker, old, current);
+    }
+
+    /// <summary>
+    /// <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0 reads neither the rescan nor the window in
+    /// <c>producers.state</c>, but the epochs are read all the same.
+    /// </summary>
+    [Fact]
+    public async Task Without_producer_recovery_a_restart_still_fences_with_the_epochs_files()
+    {
+        static BrokerOptions NoRecovery(BrokerOptions o) => o with { ProducerRecoveryRecords = 0 };
+        await using var f = await BrokerFixture.StartAsync(NoRecovery);
+        var (old, current) = await ReplaceAsync(f.Broker);
+        await f.RestartAsync(NoRecovery);
+
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Id)); // no window recovered
+        await AssertFencedAsync(f.Broker, old, current);
+        f.Broker.InitProducer(Other);
+        Assert.True(ProducerCheckpointFile.Holds(Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName), current), $"producers.epochs still holds epoch {current} of {Id:x16}");
+    }
+
+    /// <summary>
+    /// While producers write, <c>producers.epochs</c> is rewritten after a periodic capture once its last write is an
+    /// hour old (a quarter of a shorter retention), with each id's last use: what a restart after a crash ages an id
+    /// without a window by. Within the interval it is not.
+    /// </summary>
+    [Fact]
+    public void The_epochs_file_is_refreshed_with_each_ids_last_use_once_its_interval_passed()
+    {
+        using var dir = new TempDirectory();
+        var topic = new TopicState("t", TopicOptions.Default with { Persistent = false }, "t", null, new TransientLog(16));
+        var registry = new ProducerRegistry(64, idleMs: 10, expiryMs: 100, epochRetentionMs: 400);
+        Assert.Equal((0UL, 1_000UL), registry.Init(Id, 0, now: 1_000));
+
+        Directory.CreateDirectory(dir.Combine("hourly"));
+        var hourly = new ProducerEpochFile(dir.Combine("hourly"), null);
+        var quick = new ProducerEpochFile(dir.Path, null, retentionMs: 400); // refreshed at most every 100 ms
+        hourly.Persist(registry);
+        quick.Persist(registry);
+        Assert.Equal(1_000, SeenIn(dir.Combine("hourly")));
+        Assert.Equal(1_000, SeenIn(dir.Path));
+
+        registry.Record(Id, 0, topic, 0, timestamp: 5_000, epoch: 1_000); // the instance writes
+        hourly.Refresh(registry);
+        Assert.Equal(1_000, SeenIn(dir.Combine("hourly"))); // an hour has not passed since its write
+        Eventually.True(() =>
+        {
+            quick.Refresh(registry);
+            return SeenIn(dir.Path) == 5_000;
+        }, "producers.epochs refreshed with the id's newest write", TimeSpan.FromSeconds(30));
+    }
+
+    private static long SeenIn(string directory)
+    {
+        var epochs = ProducerEpochFile.Load(directory, now: -1, out var problem);
+        Assert.Null(problem);
+        return epochs.Single(e => e.Producer == Id).Seen;
+    }
+
+    /// <summary>An old instance of <see cref="Id"/> stores sequences 0-2 in "t", a new one sequence 3: both epochs.</summary>
+    private static async Task<(ulong Old, ulong Current)> ReplaceAsync(Broker broker)
+    {
+        var (_, old) = broker.InitProducer(Id);
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < 3; i++)
+        {
+            PublishIdempotent(broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
+        }
+
+        Assert.All(await sink.WaitForAsync(3), o => Assert.Equal(BrokerErrorCode.None, o.Error));
+        var (next, current) = broker.InitProducer(Id);
+        Assert.Equal(3UL, next);
+        Assert.True(current > old, $"epoch {current} after {old}");
+        PublishIdempotent(broker, sink, Id, 3, "t", "new3", 3, epoch: current);
+        Assert.All(await sink.WaitForAsync(4), o => Assert.Equal(BrokerErrorCode.None, o.Error));
+        return (old, current);
+    }
+
+    private static async Task AssertFencedAsync(Broker broker, ulong old, ulong current)
+    {
+        var resume = Record.Exception(() => broker.InitProducer(Id, old));
+        Assert.True(resume is BrokerException { Code: BrokerErrorCode.ProducerFenced }, $"the replaced instance's resume (epoch {old}, replaced by {current}): {resume?.Message ?? "accepted"}");
+        var sink = new RecordingSink();
+        PublishIdempotent(broker, sink, Id, 4, "t", "old4", 1, epoch: old); // the replaced instance goes on: fenced
+        var outcome = (await sink.WaitForAsync(1))[0];
+        Assert.True(outcome.Error == BrokerErrorCode.ProducerFenced, $"the replaced instance's publish (epoch {old}, replaced by {current}): {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced");
+        Assert.Equal(current, broker.InitProducer(Id, current).Epoch); // the new instance resumes
+    }
+}
