@@ -96,13 +96,23 @@ public sealed partial class BrokerClient
     /// Answers a request received by a subscription: publishes <paramref name="payload"/> to its <c>fb-reply-to</c>
     /// topic with its <c>fb-correlation-id</c>, and completes with the reply's offset.
     /// </summary>
-    /// <exception cref="ArgumentException">The message carries no <c>fb-reply-to</c> header.</exception>
+    /// <exception cref="ArgumentException">The message carries no <c>fb-reply-to</c> header, or one that is not a topic name's text (not valid UTF-8, or over 255 bytes); nothing was sent.</exception>
     public ValueTask<long> ReplyAsync(ClientMessage request, ReadOnlySpan<byte> payload, PublishOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!request.Headers.TryGetValue(ProtocolHeaders.ReplyTo, out var replyTo) || replyTo.IsEmpty)
         {
             throw new ArgumentException("The message carries no fb-reply-to header: it is not a request.", nameof(request));
+        }
+
+        if (replyTo.Length > ProtocolConstants.MaxNameLength || !System.Text.Unicode.Utf8.IsValid(replyTo.Span))
+        {
+            // Decoded leniently, invalid bytes would become U+FFFD, another topic name than the one the requester gave.
+            throw new ArgumentException(
+                replyTo.Length > ProtocolConstants.MaxNameLength
+                    ? $"The message's fb-reply-to header is {replyTo.Length} bytes: a topic name is 1 to 255 UTF-8 bytes; nothing was sent."
+                    : "The message's fb-reply-to header is not valid UTF-8, so it names no topic; nothing was sent.",
+                nameof(request));
         }
 
         var headers = new PublishHeaders();
