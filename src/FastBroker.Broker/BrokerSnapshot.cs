@@ -32,7 +32,16 @@ public sealed record BrokerSnapshot(IReadOnlyList<TopicSnapshot> Topics, IReadOn
 /// Messages that expired before delivery (skipped by a work-queue group or subscription because their TTL had passed),
 /// each counted once however many consumers skipped it; the groups' and subscriptions' own counters count their skips.
 /// </param>
-public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long Head, long Published, long PublishedBytes, long Expired);
+public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long Head, long Published, long PublishedBytes, long Expired)
+{
+    /// <summary>
+    /// A transient topic's memory for message contents (0 for a persistent topic): every slot's own buffer
+    /// (<c>TransientCapacity × min(MaxMessageBytes, InputEntryBytes)</c>, allocated when the topic is created) plus a
+    /// pooled array for each larger message the ring still holds, which goes back to the pool once the ring has moved
+    /// past it (docs/broker.md, "Transient topics' memory").
+    /// </summary>
+    public long TransientSlotBytes { get; init; }
+}
 
 /// <summary>One subscription's counters.</summary>
 /// <param name="Pattern">Its topic pattern.</param>

@@ -53,10 +53,12 @@ public sealed record TopicOptions
 
     /// <summary>
     /// The largest <see cref="TransientCapacity"/>: 2^24 slots. A transient topic allocates every slot when it is
-    /// created: a 56-byte slot object, its array reference (8 bytes) and a 24-byte-headed buffer of
-    /// <c>min(MaxMessageBytes, BrokerOptions.InputEntryBytes)</c> bytes (a buffer grows to the largest message it held),
-    /// so about 600 bytes a slot with the default 512-byte entries: 37.5 MiB at the default 2^16, 9.4 GiB at 2^24, which
-    /// is as much as a single-node broker gives one topic; 2^30 slots would be 600 GiB.
+    /// created: a 64-byte slot object, its array reference (8 bytes) and a 24-byte-headed buffer of its own of
+    /// <c>min(MaxMessageBytes, BrokerOptions.InputEntryBytes)</c> bytes, so about 600 bytes a slot with the default
+    /// 512-byte entries: 38 MiB at the default 2^16, 9.5 GiB at 2^24, which is as much as a single-node broker gives one
+    /// topic; 2^30 slots would be 600 GiB. A larger message takes a pooled array only while the ring holds it
+    /// (docs/broker.md, "Transient topics' memory"), so the ring never keeps more than its own buffers and the messages
+    /// it holds.
     /// </summary>
     public const int MaxTransientCapacity = 1 << 24;
 
@@ -85,7 +87,7 @@ public sealed record TopicOptions
 
         if (TransientCapacity <= 0 || TransientCapacity > MaxTransientCapacity || (TransientCapacity & (TransientCapacity - 1)) != 0)
         {
-            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"TransientCapacity ({TransientCapacity}) must be a power of two from 1 to {MaxTransientCapacity} (2^24): a transient topic allocates every slot when it is created, about 600 bytes each with 512-byte entries (9.4 GiB at 2^24)"));
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, string.Create(CultureInfo.InvariantCulture, $"TransientCapacity ({TransientCapacity}) must be a power of two from 1 to {MaxTransientCapacity} (2^24): a transient topic allocates every slot when it is created, about 600 bytes each with 512-byte entries (9.5 GiB at 2^24)"));
         }
 
         var segmentSize = Engine.TopicRegistry.JournalOptionsFor(this).SegmentSize;

@@ -181,6 +181,11 @@ public sealed partial class BrokerClient
                     // A first subscribe fails its caller; a resume refused for good ends the subscription with the
                     // server's code and reason (its reader throws them; SubscriptionEnded), the others going on.
                     EndSubscription(op.Subscription!, error);
+                    if (op.Subscription!.Kind == SubscriptionKind.Inbox)
+                    {
+                        OnInboxEnded(op.Subscription, connection.Generation, error);
+                    }
+
                     break;
                 case ControlKind.Unsubscribe when code == ErrorCode.UnknownSubscription:
                     op.Completion?.TrySetResult(0); // already gone: that is what was asked
@@ -209,6 +214,11 @@ public sealed partial class BrokerClient
         if (subscriptionEnded && subscriptionId != 0 && _subscriptions.TryGetValue(subscriptionId, out var s))
         {
             EndSubscription(s, error);
+            if (s.Kind == SubscriptionKind.Inbox)
+            {
+                OnInboxEnded(s, connection.Generation, error);
+            }
+
             return;
         }
 

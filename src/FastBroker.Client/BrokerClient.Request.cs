@@ -17,6 +17,8 @@ public sealed partial class BrokerClient
     private readonly ConcurrentDictionary<ulong, TaskCompletionSource<ClientMessage>> _replies = new();
     private readonly string _inboxTopic = "_inbox." + RandomNumberGenerator.GetHexString(16, lowercase: true);
     private Task? _inboxReady;
+    private BrokerClientException? _inboxRefusal; // under _sync: the inbox refused for good on connection _inboxRefusalGeneration
+    private long _inboxRefusalGeneration;
     private long _nextCorrelationId;
 
     /// <summary>The topic this client's replies are published to (its <c>fb-reply-to</c>).</summary>
@@ -28,7 +30,15 @@ public sealed partial class BrokerClient
     /// carrying the same id. The inbox (one topic per client instance, kept across reconnects, so a reply published
     /// during a reconnect still arrives) is subscribed on first use.
     /// </summary>
-    /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>, which bounds the whole request (also while the client is between connections: a request still queued then may yet be sent, its reply discarded); the publish's error if the request was refused.</exception>
+    /// <remarks>
+    /// When the server refuses the inbox for good (its first SUBSCRIBE, or its resume after a reconnect, answered with a
+    /// code other than <see cref="ErrorCode.Closed"/>, <see cref="ErrorCode.NotPrimary"/>, <see cref="ErrorCode.Timeout"/>,
+    /// <see cref="ErrorCode.ResourceExhausted"/> and <see cref="ErrorCode.TooManySubscriptions"/>: e.g.
+    /// <see cref="ErrorCode.Forbidden"/>, the token may not read <c>_inbox.</c> topics), no reply can arrive: the requests
+    /// waiting for one fail at once with the refusal, and so does every request made until the next connection, which
+    /// subscribes the inbox again on the next request.
+    /// </remarks>
+    /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>, which bounds the whole request (also while the client is between connections: a request still queued then may yet be sent, its reply discarded); the publish's error if the request was refused; the inbox's refusal (its code, the inbox topic and the server's reason in <see cref="BrokerClientException.Reason"/>, the server's error as the inner exception) when the server refused the inbox for good on this connection.</exception>
     public async ValueTask<ClientMessage> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, PublishOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
@@ -44,6 +54,11 @@ public sealed partial class BrokerClient
             correlationId = (ulong)Interlocked.Increment(ref _nextCorrelationId);
             var reply = new TaskCompletionSource<ClientMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
             _replies[correlationId] = reply;
+            if (InboxRefusal() is { } refused)
+            {
+                throw CopyFailure(refused); // refused after EnsureInboxAsync: FailPendingReplies may have run before the line above
+            }
+
             var headers = new PublishHeaders();
             if (options?.Headers is { } user)
             {
@@ -81,13 +96,23 @@ public sealed partial class BrokerClient
     /// Answers a request received by a subscription: publishes <paramref name="payload"/> to its <c>fb-reply-to</c>
     /// topic with its <c>fb-correlation-id</c>, and completes with the reply's offset.
     /// </summary>
-    /// <exception cref="ArgumentException">The message carries no <c>fb-reply-to</c> header.</exception>
+    /// <exception cref="ArgumentException">The message carries no <c>fb-reply-to</c> header, or one that is not a topic name's text (not valid UTF-8, or over 255 bytes); nothing was sent.</exception>
     public ValueTask<long> ReplyAsync(ClientMessage request, ReadOnlySpan<byte> payload, PublishOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!request.Headers.TryGetValue(ProtocolHeaders.ReplyTo, out var replyTo) || replyTo.IsEmpty)
         {
             throw new ArgumentException("The message carries no fb-reply-to header: it is not a request.", nameof(request));
+        }
+
+        if (replyTo.Length > ProtocolConstants.MaxNameLength || !System.Text.Unicode.Utf8.IsValid(replyTo.Span))
+        {
+            // Decoded leniently, invalid bytes would become U+FFFD, another topic name than the one the requester gave.
+            throw new ArgumentException(
+                replyTo.Length > ProtocolConstants.MaxNameLength
+                    ? $"The message's fb-reply-to header is {replyTo.Length} bytes: a topic name is 1 to 255 UTF-8 bytes; nothing was sent."
+                    : "The message's fb-reply-to header is not valid UTF-8, so it names no topic; nothing was sent.",
+                nameof(request));
         }
 
         var headers = new PublishHeaders();
@@ -111,6 +136,16 @@ public sealed partial class BrokerClient
         SubscriptionState? open = null;
         lock (_sync)
         {
+            if (_inboxRefusal is { } refused)
+            {
+                if (_inboxRefusalGeneration == _generation)
+                {
+                    throw CopyFailure(refused); // no reply can arrive on this connection: fail now, not at the timeout
+                }
+
+                _inboxRefusal = null; // another connection (perhaps another server): ask again
+            }
+
             if (_inboxReady is null)
             {
                 open = new SubscriptionState(NextSubscriptionId(), SubscriptionKind.Inbox, _inboxTopic, InboxCredit);
@@ -153,6 +188,40 @@ public sealed partial class BrokerClient
         {
             // Observed through inbox.Ready by the requests waiting for it.
         }
+    }
+
+    private BrokerClientException? InboxRefusal()
+    {
+        lock (_sync)
+        {
+            return _inboxRefusal is { } refused && _inboxRefusalGeneration == _generation ? refused : null;
+        }
+    }
+
+    /// <summary>
+    /// The server refused the inbox (its SUBSCRIBE or its resume) or ended it on connection <paramref name="generation"/>:
+    /// no reply can arrive. The next request subscribes it again, at once unless the refusal is for good; then it and
+    /// every request until the next connection fail with the refusal, as do the requests waiting for a reply now.
+    /// </summary>
+    private void OnInboxEnded(SubscriptionState inbox, long generation, BrokerClientException error)
+    {
+        var code = error.ErrorCode;
+        var refusal = new BrokerClientException(code, $"the reply inbox '{_inboxTopic}' was refused: {error.Reason}", error);
+        lock (_sync)
+        {
+            if (_inboxReady == inbox.Ready.Task)
+            {
+                _inboxReady = null;
+            }
+
+            if (!IsRetriableResumeRefusal(code) && code != ErrorCode.TooManySubscriptions)
+            {
+                _inboxRefusal = refusal;
+                _inboxRefusalGeneration = generation;
+            }
+        }
+
+        FailPendingReplies(refusal);
     }
 
     private void OnReply(ClientMessage message)

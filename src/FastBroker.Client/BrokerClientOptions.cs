@@ -127,7 +127,11 @@ public sealed record BrokerClientOptions
     /// </summary>
     public Action<BrokerClientEvent>? OnEvent { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentException"/> when a value is out of range.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> when a value is out of range, or when <see cref="ClientName"/> or
+    /// <see cref="ClientVersion"/> (at most 255 UTF-8 bytes) or <see cref="AuthToken"/> (at most 4 KiB) is too long or not
+    /// valid UTF-16 text (a lone surrogate), naming that property. <see cref="BrokerClient.ConnectAsync"/> calls it first.
+    /// </summary>
     public void Validate()
     {
         if (Endpoints is null || Endpoints.Count == 0)
@@ -170,15 +174,17 @@ public sealed record BrokerClientOptions
             throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), h, "Must be at least 10 ms.");
         }
 
-        if (Internal.Utf8Names.GetByteCount(ClientName ?? string.Empty, nameof(ClientName)) > ProtocolConstants.MaxNameLength
-            || Internal.Utf8Names.GetByteCount(ClientVersion ?? string.Empty, nameof(ClientVersion)) > ProtocolConstants.MaxNameLength)
-        {
-            throw new ArgumentException("ClientName and ClientVersion must be at most 255 UTF-8 bytes.", nameof(ClientName));
-        }
+        CheckText(ClientName, nameof(ClientName), ProtocolConstants.MaxNameLength, "a str8 in HELLO");
+        CheckText(ClientVersion, nameof(ClientVersion), ProtocolConstants.MaxNameLength, "a str8 in HELLO");
+        CheckText(AuthToken, nameof(AuthToken), 4096, "4 KiB, as docs/protocol.md asks of HELLO's authToken");
+    }
 
-        if (Internal.Utf8Names.GetByteCount(AuthToken ?? string.Empty, nameof(AuthToken)) > 4096)
+    private static void CheckText(string? text, string name, int maxBytes, string why)
+    {
+        var bytes = Internal.Utf8Names.GetByteCount(text ?? string.Empty, name); // refuses a lone surrogate naming it
+        if (bytes > maxBytes)
         {
-            throw new ArgumentException("AuthToken must be at most 4 KiB.", nameof(AuthToken));
+            throw new ArgumentException($"{name} is {bytes} UTF-8 bytes; at most {maxBytes} ({why}).", name);
         }
     }
 }

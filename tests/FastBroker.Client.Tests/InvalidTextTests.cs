@@ -109,6 +109,55 @@ public class InvalidTextTests
     }
 
     /// <summary>
+    /// A client name or version over 255 UTF-8 bytes (a str8 in HELLO; 128 'é' are 256 bytes though 128 chars) or a
+    /// token over 4 KiB is refused naming that property, by Validate and by ConnectAsync before it connects (nothing
+    /// listens on port 1: a connect would fail with Closed, not an ArgumentException); so is a lone surrogate.
+    /// </summary>
+    [Theory]
+    [InlineData("ClientName", false)]
+    [InlineData("ClientVersion", false)]
+    [InlineData("AuthToken", false)]
+    [InlineData("ClientName", true)]
+    [InlineData("ClientVersion", true)]
+    [InlineData("AuthToken", true)]
+    public async Task A_client_name_version_or_token_too_long_or_not_UTF16_is_refused_naming_it_before_connecting(string property, bool loneSurrogate)
+    {
+        var options = new BrokerClientOptions { Endpoints = ["127.0.0.1:1"], ConnectTimeout = TimeSpan.FromSeconds(5) };
+        var tooLong = new string('\u00e9', 128);
+        options = property switch
+        {
+            "ClientName" => options with { ClientName = loneSurrogate ? "app\uD800" : tooLong },
+            "ClientVersion" => options with { ClientVersion = loneSurrogate ? "1.0\uDC00" : tooLong },
+            _ => options with { AuthToken = loneSurrogate ? "s3cret\uD800" : new string('t', 4097) },
+        };
+
+        var validate = Assert.ThrowsAny<ArgumentException>(options.Validate);
+        Assert.True(validate.ParamName == property, $"Validate named '{validate.ParamName}', not '{property}': {validate.Message}");
+        var connect = await Assert.ThrowsAnyAsync<ArgumentException>(async () => await BrokerClient.ConnectAsync(options));
+        Assert.Equal(property, connect.ParamName);
+    }
+
+    /// <summary>
+    /// A request whose fb-reply-to is not valid UTF-8 (any publisher may set the header's bytes) or over 255 bytes names
+    /// no topic: ReplyAsync refuses it naming 'request' before sending, rather than reply to the U+FFFD topic a lenient
+    /// decoding makes of it (which the server refused after a round trip) or fail naming a 'topic' the caller never gave.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_reply_to_a_reply_to_that_is_not_a_topic_names_text_is_refused_naming_request(bool tooLong)
+    {
+        await using var f = await ServerFixture.StartAsync();
+        var client = await f.ConnectAsync();
+        await using var requests = await client.CreateSubscriptionAsync("svc.odd", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
+        byte[] replyTo = tooLong ? Encoding.ASCII.GetBytes("r." + new string('x', 300)) : [(byte)'r', (byte)'.', 0xFF];
+        await f.Broker.PublishAsync("svc.odd", Bytes("q"), headers: new MessageHeaders().Add("fb-reply-to", replyTo).Add("fb-correlation-id", [1, 0, 0, 0, 0, 0, 0, 0]));
+        var request = (await TakeAsync(requests, 1))[0];
+        var error = await Assert.ThrowsAnyAsync<Exception>(async () => await client.ReplyAsync(request, Bytes("a")));
+        Assert.True(error is ArgumentException { ParamName: "request" }, $"expected an ArgumentException naming 'request', got {error.GetType().Name}: {error.Message}");
+    }
+
+    /// <summary>
     /// Looking up a received message's header by a name with a lone surrogate encoded it with <see cref="Encoding.UTF8"/>,
     /// as U+FFFD, so "trace\uD800" found the header actually named "trace\uFFFD". Every string lookup (the view's on the
     /// reader loop, the owned message's, its headers') now refuses such a name naming 'name'.

@@ -1,3 +1,4 @@
+using System.Buffers;
 using FastBroker.Ring;
 
 namespace FastBroker.Engine;
@@ -12,12 +13,23 @@ namespace FastBroker.Engine;
 /// then stores the even version 2·offset + 2 with release semantics. A reader reads the version (acquire), copies
 /// the fields into its own buffer, fences, and re-reads the version: if it changed, the slot was overwritten while
 /// copying and the copy is discarded. Readers copy because a view into a slot could change under them.
+/// <para>
+/// Memory: every slot keeps the buffer it was created with (<c>min(MaxMessageBytes, InputEntryBytes)</c>, 512 bytes by
+/// default) for good, so ordinary messages never allocate. A larger message is written into an array rented from
+/// <see cref="ArrayPool{T}.Shared"/>, which goes back to the pool when the slot is overwritten by a message that fits
+/// the slot's own buffer: the ring holds large arrays only for the large messages it holds, not a buffer the size of
+/// the largest message ever sent in each of its slots (2^16 slots × 1 MiB would be 64 GiB after one burst). A reader
+/// still copying out of a returned array copies bytes another renter may be writing; the slot's version has changed
+/// by then, so the copy is discarded as overwritten.
+/// </para>
 /// </remarks>
 internal sealed class TransientLog
 {
     private readonly Slot[] _slots;
     private readonly int _mask;
     private readonly Sequence _head = new(0);
+    private readonly long _ownBytes;
+    private long _rentedBytes; // written by the writer only; read by snapshots
 
     public TransientLog(int capacity, int initialEntryBytes = 256)
     {
@@ -32,6 +44,8 @@ internal sealed class TransientLog
             _slots[i] = new Slot(initialEntryBytes);
         }
 
+        _ownBytes = (long)capacity * initialEntryBytes;
+
         _mask = capacity - 1;
     }
 
@@ -44,6 +58,12 @@ internal sealed class TransientLog
     /// <summary>How many messages the ring holds.</summary>
     public int Capacity => _slots.Length;
 
+    /// <summary>
+    /// Bytes the slots hold for message contents: every slot's own buffer plus the pooled arrays the large messages
+    /// still in the ring occupy (a rented array may be longer than its message: the pool rounds up to a power of two).
+    /// </summary>
+    public long SlotBytes => _ownBytes + Volatile.Read(ref _rentedBytes);
+
     /// <summary>Appends a message (single writer only); returns its offset.</summary>
     public long Append(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp, ushort flags)
     {
@@ -51,9 +71,21 @@ internal sealed class TransientLog
         var slot = _slots[offset & _mask];
         Interlocked.Exchange(ref slot.Version, (offset * 2) + 1);
         var total = key.Length + headers.Length + payload.Length;
-        if (slot.Buffer.Length < total)
+        if (total <= slot.Own.Length)
         {
-            slot.Buffer = new byte[Math.Max(total, slot.Buffer.Length * 2)];
+            if (slot.Buffer != slot.Own)
+            {
+                ReturnRented(slot);
+            }
+        }
+        else if (slot.Buffer.Length < total)
+        {
+            if (slot.Buffer != slot.Own)
+            {
+                ReturnRented(slot);
+            }
+
+            Rent(slot, total);
         }
 
         var dst = slot.Buffer.AsSpan();
@@ -153,15 +185,38 @@ internal sealed class TransientLog
         return TransientReadStatus.Ok;
     }
 
-    private sealed class Slot(int bytes)
+    // The slow path: a message larger than the slot's own buffer.
+    private void Rent(Slot slot, int total)
     {
+        var rented = ArrayPool<byte>.Shared.Rent(total);
+        slot.Buffer = rented;
+        Volatile.Write(ref _rentedBytes, _rentedBytes + rented.Length);
+    }
+
+    private void ReturnRented(Slot slot)
+    {
+        var rented = slot.Buffer;
+        slot.Buffer = slot.Own;
+        Volatile.Write(ref _rentedBytes, _rentedBytes - rented.Length);
+        ArrayPool<byte>.Shared.Return(rented);
+    }
+
+    private sealed class Slot
+    {
+        public readonly byte[] Own;
         public long Version;
-        public byte[] Buffer = new byte[bytes];
+        public byte[] Buffer; // Own, or an array rented while the slot holds a message larger than Own: what readers copy from
         public int KeyLength;
         public int HeadersLength;
         public int PayloadLength;
         public long Timestamp;
         public ushort Flags;
+
+        public Slot(int bytes)
+        {
+            Own = new byte[bytes];
+            Buffer = Own;
+        }
     }
 }
 
