@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using FastBroker.Engine;
+using FastBroker.Net;
 using FastBroker.Replication.Internal;
 using FastBroker.Server;
 
@@ -133,19 +134,32 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
 
     /// <summary>
     /// Starts the node: binds the replication listener, then decides its role in the background (see the class
-    /// remarks); <see cref="Role"/> is <see cref="NodeRole.Starting"/> until then.
+    /// remarks); <see cref="Role"/> is <see cref="NodeRole.Starting"/> until then. Every option is checked first,
+    /// <paramref name="serverOptions"/> included (its server starts only when the node becomes primary), and a host name
+    /// in <see cref="ReplicationOptions.Host"/> or <see cref="ServerOptions.Host"/> must resolve now.
     /// </summary>
-    public static Task<ReplicatedNode> StartAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, CancellationToken cancellationToken = default)
+    /// <exception cref="ArgumentException">Invalid <paramref name="options"/>.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: invalid <paramref name="brokerOptions"/> or <paramref name="serverOptions"/>.</exception>
+    /// <exception cref="SocketException">
+    /// A host name that does not resolve (the message names the option and the name), or the replication address cannot
+    /// be bound.
+    /// </exception>
+    public static async Task<ReplicatedNode> StartAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(brokerOptions);
         ArgumentNullException.ThrowIfNull(serverOptions);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         brokerOptions.Validate();
+        serverOptions.Validate();
         cancellationToken.ThrowIfCancellationRequested();
+
+        // Both listeners bind by the one rule (HostAddress.ListenRule); the server's is only checked here, as it binds
+        // at each promotion, but a name that does not resolve is better refused now than at the first failover.
+        var address = await HostAddress.ResolveListenAsync(options.Host, nameof(options.Host), cancellationToken).ConfigureAwait(false);
+        _ = await HostAddress.ResolveListenAsync(serverOptions.Host, $"{nameof(ServerOptions)}.{nameof(ServerOptions.Host)}", cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(options.DataDirectory);
         var state = NodeState.Load(options.DataDirectory); // a node.state it cannot go on from refuses the start, before binding
-        var address = ListenAddress(options.Host);
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -160,25 +174,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
 
         var node = new ReplicatedNode(brokerOptions, serverOptions, options, state, listener);
         node._supervisor = Task.Run(node.SuperviseAsync);
-        return Task.FromResult(node);
-    }
-
-    /// <summary>
-    /// The address the replication listener binds: <paramref name="host"/>'s IP address, or for a host name (checked by
-    /// <see cref="ReplicationOptions.Validate"/>) the first IPv4 address it resolves to, else the first one, as the
-    /// broker's listener does. A name that does not resolve throws <see cref="SocketException"/>.
-    /// </summary>
-    private static IPAddress ListenAddress(string host)
-    {
-        _ = Internal.PeerAddress.TryParseHost(host, out var literal, out _);
-        if (literal is not null)
-        {
-            return literal;
-        }
-
-        var found = Dns.GetHostAddresses(host);
-        return found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
-            ?? throw new SocketException((int)SocketError.HostNotFound, $"the host name '{host}' has no address");
+        return node;
     }
 
     /// <summary>Waits until the node has the role (or the timeout passes: false).</summary>

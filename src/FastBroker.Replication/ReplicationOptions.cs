@@ -16,7 +16,9 @@ public sealed record ReplicationOptions
 
     /// <summary>
     /// Address the replication listener binds: an IPv4 address of four numbers (<c>0.0.0.0</c> for every interface,
-    /// deliberately), an IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name, resolved at start (<see cref="IsValidHost"/>).
+    /// deliberately), an IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name (<see cref="IsValidHost"/>), resolved at
+    /// start: a name binds its first IPv4 address, or its first address if it has none, as every listener does
+    /// (<c>localhost</c>: 127.0.0.1).
     /// </summary>
     public string Host { get; init; } = "127.0.0.1";
 

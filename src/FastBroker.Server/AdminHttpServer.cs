@@ -45,10 +45,14 @@ public sealed class AdminHttpServer : IAsyncDisposable
     /// <summary>Binds, then serves in the background.</summary>
     /// <param name="broker">The broker whose snapshot is reported.</param>
     /// <param name="server">The protocol server whose counters are reported, if any.</param>
-    /// <param name="host">An IP literal or host name to bind.</param>
+    /// <param name="host">
+    /// The address to bind, as <see cref="ServerOptions.Host"/>: an IPv4 address of four numbers, an IPv6 address or a host
+    /// name, which binds the first IPv4 address it resolves to (else its first address).
+    /// </param>
     /// <param name="port">The port; 0 picks a free one.</param>
     /// <param name="cancellationToken">Cancels the host name resolution.</param>
-    /// <exception cref="SocketException">The address cannot be bound.</exception>
+    /// <exception cref="ArgumentException"><paramref name="host"/> is not an address (a shortened IPv4 form such as <c>127.1</c> included).</exception>
+    /// <exception cref="SocketException">The address cannot be bound, or <paramref name="host"/> is a name that does not resolve.</exception>
     public static Task<AdminHttpServer> StartAsync(Broker broker, BrokerServer? server = null, string host = "127.0.0.1", int port = DefaultPort, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(broker);
@@ -64,17 +68,24 @@ public sealed class AdminHttpServer : IAsyncDisposable
     /// Extra routes by method, path and query string (what follows <c>?</c>, empty if none; a <c>GET /standby</c>
     /// whose <c>lag</c> is malformed never reaches them: it is answered 400); null = none.
     /// </param>
-    /// <param name="host">An IP literal or host name to bind.</param>
+    /// <param name="host">
+    /// The address to bind, as <see cref="ServerOptions.Host"/>: an IPv4 address of four numbers, an IPv6 address or a host
+    /// name, which binds the first IPv4 address it resolves to (else its first address).
+    /// </param>
     /// <param name="port">The port; 0 picks a free one.</param>
     /// <param name="cancellationToken">Cancels the host name resolution.</param>
-    /// <exception cref="SocketException">The address cannot be bound.</exception>
+    /// <exception cref="ArgumentException"><paramref name="host"/> is not an address (a shortened IPv4 form such as <c>127.1</c> included).</exception>
+    /// <exception cref="SocketException">The address cannot be bound, or <paramref name="host"/> is a name that does not resolve.</exception>
     public static async Task<AdminHttpServer> StartAsync(Func<(Broker? Broker, BrokerServer? Server)> target, Func<string, string, string, (int Status, string ContentType, byte[] Body)?>? routes, string host, int port, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
-        var address = IPAddress.TryParse(host, out var a)
-            ? a
-            : (await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false)).First();
+        if (!HostAddress.TryParse(host, out _, out var reason))
+        {
+            throw new ArgumentException($"host '{host}' is not an address to bind: {reason}.", nameof(host));
+        }
+
+        var address = await HostAddress.ResolveListenAsync(host, nameof(host), cancellationToken).ConfigureAwait(false);
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {

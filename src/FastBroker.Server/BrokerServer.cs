@@ -119,7 +119,10 @@ public sealed class BrokerServer : IAsyncDisposable
 
     /// <summary>Binds the listening socket, then accepts connections in the background.</summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/> for bad options.</exception>
-    /// <exception cref="SocketException">The address cannot be bound (e.g. the port is in use).</exception>
+    /// <exception cref="SocketException">
+    /// The address cannot be bound (e.g. the port is in use), or <see cref="ServerOptions.Host"/> is a host name that does
+    /// not resolve (the message names Host and the name).
+    /// </exception>
     public static async Task<BrokerServer> StartAsync(Broker broker, ServerOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(broker);
@@ -128,7 +131,7 @@ public sealed class BrokerServer : IAsyncDisposable
         var certificate = options.TlsCertificatePath is { } path
             ? X509CertificateLoader.LoadPkcs12FromFile(path, options.TlsCertificatePassword)
             : null;
-        var address = await ResolveAsync(options.Host, cancellationToken).ConfigureAwait(false);
+        var address = await HostAddress.ResolveListenAsync(options.Host, nameof(options.Host), cancellationToken).ConfigureAwait(false);
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -260,18 +263,6 @@ public sealed class BrokerServer : IAsyncDisposable
                 _sessionList = [.. _sessions.Values];
             }
         }
-    }
-
-    private static async Task<IPAddress> ResolveAsync(string host, CancellationToken cancellationToken)
-    {
-        if (IPAddress.TryParse(host, out var address))
-        {
-            return address;
-        }
-
-        var addresses = await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
-        return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
-            ?? throw new BrokerException(BrokerErrorCode.InvalidArgument, $"host '{host}' has no address");
     }
 
     private async Task AcceptLoopAsync()

@@ -1,4 +1,5 @@
 using System.Text;
+using FastBroker.Net;
 using FastBroker.Protocol;
 
 namespace FastBroker.Server;
@@ -15,7 +16,14 @@ public sealed record ServerOptions
     /// <summary>127.0.0.1:7400, 1 MiB frames, 1024 connections, 256 subscriptions each, 10 s heartbeat, no auth, no TLS.</summary>
     public static ServerOptions Default { get; } = new();
 
-    /// <summary>Address to bind: an IP literal (<c>0.0.0.0</c> for every interface) or a host name resolved at start.</summary>
+    /// <summary>
+    /// Address to bind: an IPv4 address of four numbers 0 to 255 (<c>0.0.0.0</c> for every interface, deliberately), an
+    /// IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name, resolved at start, which binds the first IPv4 address it
+    /// resolves to, or its first address if it has no IPv4 one (<c>localhost</c>: 127.0.0.1), as every listener does
+    /// (docs/server.md, "Listen addresses"). <see cref="Validate"/> refuses anything else by name, a shortened IPv4 form
+    /// (<c>127.1</c>, <c>0</c>) included; a name that does not resolve fails <see cref="BrokerServer.StartAsync"/> with a
+    /// <see cref="System.Net.Sockets.SocketException"/> naming Host and the name.
+    /// </summary>
     public string Host { get; init; } = "127.0.0.1";
 
     /// <summary>TCP port; 0 picks a free one (read it back from <see cref="BrokerServer.EndPoint"/>).</summary>
@@ -70,6 +78,11 @@ public sealed record ServerOptions
         if (string.IsNullOrWhiteSpace(Host))
         {
             Fail("Host is required");
+        }
+        else if (!HostAddress.TryParse(Host, out _, out var hostReason))
+        {
+            // The CLI's --host reads the same way: 127.1 or 0 would bind another address than the one meant.
+            Fail($"Host '{Host}' is not an address to bind: {hostReason}");
         }
 
         if (Port is < 0 or > 65535)

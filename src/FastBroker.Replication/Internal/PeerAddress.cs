@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using FastBroker.Net;
 
 namespace FastBroker.Replication.Internal;
 
@@ -100,7 +101,7 @@ internal sealed class PeerAddress
         IPAddress? literal;
         if (value[0] == '[')
         {
-            if (!TryParseIPv6(host, out literal))
+            if (!HostAddress.TryParseIPv6(host, out literal))
             {
                 reason = $"expected an IPv6 address between the brackets, not '{host}'";
                 return false;
@@ -118,62 +119,12 @@ internal sealed class PeerAddress
 
     /// <summary>
     /// <paramref name="host"/> as a host without a port (an address to bind, <see cref="ReplicationOptions.Host"/>,
-    /// <see cref="WitnessOptions.Host"/>): an IPv4 address of four decimal numbers 0 to 255, each without leading zeros
-    /// (<c>10.0.0.2</c>); an IPv6 address, in brackets or not (<c>::</c>, <c>[::1]</c>); or a host name (labels of 1 to
-    /// 63 ASCII letters, digits, '-' or '_', not beginning or ending with '-', joined by dots, at most 253 characters,
-    /// the last label not all digits, and not a form the resolver reads as an IP address, such as <c>0x7f000001</c>).
-    /// <paramref name="literal"/> is the IP address, or null for a name. The other forms an IP address parser takes
-    /// (<c>127.1</c>, <c>1</c> for 0.0.0.1, <c>010.0.0.1</c> in octal, <c>0x7f.0.0.1</c>) are refused: written for four
-    /// numbers they are a typo far more often than meant, and one that connects to, or binds, another address.
+    /// <see cref="WitnessOptions.Host"/>, the broker's <c>ServerOptions.Host</c>), read by <see cref="HostAddress.TryParse"/>:
+    /// an IPv4 address of four decimal numbers 0 to 255, an IPv6 address (brackets optional) or a host name.
+    /// <paramref name="literal"/> is the IP address, or null for a name.
     /// </summary>
-    public static bool TryParseHost(string? host, out IPAddress? literal, [NotNullWhen(false)] out string? reason)
-    {
-        literal = null;
-        reason = null;
-        if (string.IsNullOrEmpty(host))
-        {
-            reason = "expected a host (an IP address or a host name), not an empty one";
-            return false;
-        }
-
-        if (host.Contains(':', StringComparison.Ordinal) || host[0] == '[')
-        {
-            var inner = host is ['[', .., ']'] ? host[1..^1] : host;
-            if (TryParseIPv6(inner, out literal))
-            {
-                return true;
-            }
-
-            reason = $"expected an IPv6 address, not '{host}'";
-            return false;
-        }
-
-        if (host.All(c => char.IsAsciiDigit(c) || c == '.'))
-        {
-            if (TryParseDottedQuad(host, out literal))
-            {
-                return true;
-            }
-
-            reason = $"expected an IPv4 address of four numbers 0 to 255 without leading zeros (10.0.0.2), not '{host}' (a form with parts left out, as 127.1, or in octal is refused: it reads as another address)";
-            return false;
-        }
-
-        if (!IsHostName(host))
-        {
-            reason = $"expected a host name (labels of 1 to 63 letters, digits, '-' or '_', not beginning or ending with '-', joined by dots, at most 253 characters, the last label not all digits) or an IP address, not '{host}'";
-            return false;
-        }
-
-        if (IPAddress.TryParse(host, out _))
-        {
-            // 0x7f000001: a name by its characters, but the resolver returns it as the address it spells.
-            reason = $"expected an IPv4 address of four decimal numbers (10.0.0.2) or a host name, not '{host}', which reads as an IP address in another form";
-            return false;
-        }
-
-        return true;
-    }
+    public static bool TryParseHost(string? host, out IPAddress? literal, [NotNullWhen(false)] out string? reason) =>
+        HostAddress.TryParse(host, out literal, out reason);
 
     /// <summary>
     /// As <see cref="TryParse(string?, out PeerAddress?, out string?)"/>, with <paramref name="log"/> as its <see cref="Log"/>; throws
@@ -200,7 +151,7 @@ internal sealed class PeerAddress
         try
         {
             // WaitAsync: the token bounds the wait even where the resolver itself cannot be cancelled.
-            found = await Dns.GetHostAddressesAsync(Host, cancellationToken).WaitAsync(cancellationToken).ConfigureAwait(false);
+            found = await HostAddress.Resolver(Host, cancellationToken).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (SocketException ex)
         {
@@ -239,61 +190,5 @@ internal sealed class PeerAddress
         }
 
         Log?.Invoke($"{Text}: {line}");
-    }
-
-    private static bool TryParseIPv6(string text, [NotNullWhen(true)] out IPAddress? address)
-    {
-        address = null;
-        return text.Length > 0 && !text.Contains('[', StringComparison.Ordinal) && !text.Contains(']', StringComparison.Ordinal)
-            && IPAddress.TryParse(text, out address) && address.AddressFamily == AddressFamily.InterNetworkV6;
-    }
-
-    /// <summary>Four decimal numbers 0 to 255 joined by dots, none with a leading zero: the one IPv4 form accepted.</summary>
-    private static bool TryParseDottedQuad(string text, [NotNullWhen(true)] out IPAddress? address)
-    {
-        address = null;
-        var parts = text.Split('.');
-        if (parts.Length != 4)
-        {
-            return false;
-        }
-
-        var bytes = new byte[4];
-        for (var i = 0; i < 4; i++)
-        {
-            var part = parts[i];
-            if (part.Length is 0 or > 3 || (part.Length > 1 && part[0] == '0')
-                || !int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number > 255)
-            {
-                return false;
-            }
-
-            bytes[i] = (byte)number;
-        }
-
-        address = new IPAddress(bytes);
-        return true;
-    }
-
-    private static bool IsHostName(string host)
-    {
-        var name = host.EndsWith('.') ? host[..^1] : host; // a fully qualified name may end in a dot
-        if (name.Length is 0 or > 253)
-        {
-            return false;
-        }
-
-        var labels = name.Split('.');
-        foreach (var label in labels)
-        {
-            if (label.Length is 0 or > 63 || label[0] == '-' || label[^1] == '-'
-                || !label.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-            {
-                return false;
-            }
-        }
-
-        // 10.0.0.256 is a mistyped IP address, not a name: a top-level label is never all digits.
-        return !labels[^1].All(char.IsAsciiDigit);
     }
 }

@@ -14,8 +14,9 @@ public sealed record WitnessOptions
 
     /// <summary>
     /// Address to bind: an IPv4 address of four numbers 0 to 255 (<c>0.0.0.0</c> for every interface, deliberately), an
-    /// IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name resolved at start, as <see cref="ReplicationOptions.Host"/>;
-    /// a shortened IPv4 form (<c>127.1</c>, <c>0</c> for 0.0.0.0) is refused.
+    /// IPv6 address (<c>::</c>, <c>[::1]</c>) or a host name resolved at start, binding its first IPv4 address (else its
+    /// first address), as <see cref="ReplicationOptions.Host"/>; a shortened IPv4 form (<c>127.1</c>, <c>0</c> for
+    /// 0.0.0.0) is refused.
     /// </summary>
     public string Host { get; init; } = "127.0.0.1";
 

@@ -115,14 +115,15 @@ public sealed partial class WitnessServer : IAsyncDisposable
     /// <exception cref="ArgumentException">Invalid options.</exception>
     /// <exception cref="InvalidDataException"><c>witness.state</c> exists but cannot be read.</exception>
     /// <exception cref="IOException">The data directory is in use by another witness or cannot be written.</exception>
-    /// <exception cref="SocketException">The address cannot be bound (e.g. the port is in use).</exception>
+    /// <exception cref="SocketException">
+    /// The address cannot be bound (e.g. the port is in use), or <see cref="WitnessOptions.Host"/> is a host name that does
+    /// not resolve (the message names Host and the name).
+    /// </exception>
     public static async Task<WitnessServer> StartAsync(WitnessOptions options, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var address = IPAddress.TryParse(options.Host, out var a)
-            ? a
-            : (await Dns.GetHostAddressesAsync(options.Host, ct).ConfigureAwait(false)).First();
+        var address = await HostAddress.ResolveListenAsync(options.Host, nameof(options.Host), ct).ConfigureAwait(false);
 
         Directory.CreateDirectory(options.DataDirectory);
 
