@@ -106,8 +106,11 @@ public class PeerHostNameTests
         await using (node)
         {
             Assert.True(await node.WaitForRoleAsync(NodeRole.Standby, Eventually.DefaultTimeout), $"b stays standby (role {node.Role}); log:\n{string.Join('\n', log)}");
-            Assert.Contains(log, l => l.Contains("node 'b': Standby (epoch 0): ", StringComparison.Ordinal)
-                && l.Contains($"no witness lease (Unreachable: witness {unresolvable}: the host name '{Unresolvable}' does not resolve (", StringComparison.Ordinal));
+            // The role is set before its line is logged: wait for the line, not just the role.
+            await Eventually.TrueAsync(
+                () => log.Any(l => l.Contains("node 'b': Standby (epoch 0): ", StringComparison.Ordinal)
+                    && l.Contains($"no witness lease (Unreachable: witness {unresolvable}: the host name '{Unresolvable}' does not resolve (", StringComparison.Ordinal)),
+                "b logs that it is standby for want of the unresolvable witness");
             await Eventually.TrueAsync(() => node.LinkAttempts >= 3, "b keeps trying");
             Assert.Equal(NodeRole.Standby, node.Role);
         }
