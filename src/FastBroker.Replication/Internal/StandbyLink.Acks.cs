@@ -100,11 +100,12 @@ internal sealed partial class StandbyLink
 
     /// <summary>
     /// Journaler thread (<see cref="ReplicationGate.PollAcks"/>): handles the standby's frames that have already
-    /// arrived, without blocking. False when the ack reader has the link (it handles them).
+    /// arrived, without blocking. False when the ack reader has the link (it handles them), and until the sender
+    /// thread has read the standby's STATE_DIGESTS (<see cref="ReadStateDigests"/>), which comes before them.
     /// </summary>
     public bool PollAcks()
     {
-        if (_stopping || !Monitor.TryEnter(_ackLock))
+        if (_stopping || !_digestsRead || !Monitor.TryEnter(_ackLock))
         {
             return false;
         }
@@ -143,39 +144,49 @@ internal sealed partial class StandbyLink
     {
         while (_ackInput.TryNext(out var kind, out var body))
         {
-            Volatile.Write(ref _lastFrameTicks, Stopwatch.GetTimestamp());
-            switch (kind)
+            if (!HandleAckFrame(kind, body))
             {
-                case FrameKind.Ack:
-                    OnAck(body);
-
-                    // The connections whose publishes this ACK released get their CONFIRMs from this thread (a
-                    // non-blocking send each) rather than a wake-up of their writers.
-                    _ackConfirms.End();
-                    break;
-                case FrameKind.StateAck:
-                    _owner.Gate.OnStateApplied(new FrameReader(body).I64());
-                    break;
-                case FrameKind.StateWanted:
-                    OnStateWanted(body);
-                    break;
-                case FrameKind.Refuse:
-                    var r = new FrameReader(body);
-                    var epoch = r.I64();
-                    r.U8();
-                    _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
-                    if (epoch > _owner.Epoch)
-                    {
-                        _owner.OnHigherEpoch(epoch);
-                    }
-
-                    return false;
-                default:
-                    throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
+                return false;
             }
         }
 
         return true;
+    }
+
+    /// <summary>Under the ack lock: one frame from the standby. False when the standby refused the stream.</summary>
+    private bool HandleAckFrame(FrameKind kind, ReadOnlySpan<byte> body)
+    {
+        Volatile.Write(ref _lastFrameTicks, Stopwatch.GetTimestamp());
+        switch (kind)
+        {
+            case FrameKind.Ack:
+                OnAck(body);
+
+                // The connections whose publishes this ACK released get their CONFIRMs from this thread (a
+                // non-blocking send each) rather than a wake-up of their writers.
+                _ackConfirms.End();
+                return true;
+            case FrameKind.StateAck:
+                _owner.Gate.OnStateApplied(new FrameReader(body).I64());
+                return true;
+            case FrameKind.StateWanted:
+                OnStateWanted(body);
+                return true;
+            case FrameKind.Refuse:
+                var r = new FrameReader(body);
+                var epoch = r.I64();
+                r.U8();
+                _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
+                if (epoch > _owner.Epoch)
+                {
+                    _owner.OnHigherEpoch(epoch);
+                }
+
+                return false;
+            default:
+                // STATE_DIGESTS included: the standby sends it once, right after the WELCOME (ReadStateDigests).
+                throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
+        }
     }
 
     private void StopAcks()

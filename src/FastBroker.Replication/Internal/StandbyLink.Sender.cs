@@ -25,7 +25,7 @@ internal sealed partial class StandbyLink
             _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
             _acker.Start();
             _owner.Gate.SetStandbyAttached(true);
-            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics)");
+            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported)");
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
             var groupStateTicks = Stopwatch.Frequency / 50;
@@ -72,7 +72,7 @@ internal sealed partial class StandbyLink
                 }
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or JournalException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or JournalException or InvalidDataException)
         {
             if (!_stopping)
             {
@@ -215,8 +215,10 @@ internal sealed partial class StandbyLink
         f.End();
         Send(f);
 
-        // Broker state: every state file whole (read after the queued position updates are dropped, so it holds
-        // them), then the version it covers; later commits follow as updates.
+        // Broker state: every state file whose copy the standby lacks (its STATE_DIGESTS say which it holds), whole
+        // (read after the queued position updates are dropped, so it holds them), then the version it covers; later
+        // commits follow as updates.
+        ReadStateDigests();
         var covered = _owner.Gate.BeginStateSnapshot();
         SendStateFiles(f);
         f.Begin(FrameKind.Positions).I64(covered).U32(0).End();

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Sockets;
 using FastBroker.Engine;
 
 namespace FastBroker.Replication.Internal;
@@ -12,6 +13,8 @@ internal sealed partial class StandbyLink
     private readonly List<string> _changedGroupFiles = [];
     private readonly List<string> _due = []; // sender thread: the files a check reads
     private readonly HashSet<string> _dueSet = new(StringComparer.Ordinal);
+    private volatile bool _digestsRead; // the sender thread has read the standby's STATE_DIGESTS: PollAcks may read frames
+    private int _digestsReported;
     private long _stateBytesRead;
     private int _checkReads;
     private long _heartbeatsSent;
@@ -80,6 +83,64 @@ internal sealed partial class StandbyLink
         f.End();
         Send(f);
         return Math.Max(1, _positionUpdates.Count);
+    }
+
+    /// <summary>
+    /// Sender thread, after the WELCOME (before the ack reader starts; the journaler's <see cref="PollAcks"/> waits for
+    /// it): reads the standby's STATE_DIGESTS and records each copy it reported (<see cref="StateCopies.Reported"/>), so
+    /// that the attach sends whole only the files whose copy differs or is missing. Frames the standby sent before it
+    /// (an ACK of its durable thread) are handled as the ack reader would. The standby applies the WELCOME's cuts and
+    /// reads every copy first, so the wait is bounded as the ack reader's first one is: the standby silence timeout,
+    /// and at least 30 s.
+    /// </summary>
+    private void ReadStateDigests()
+    {
+        lock (_ackLock)
+        {
+            _socket.ReceiveTimeout = (int)Math.Min(int.MaxValue, Math.Max(_owner.Options.StandbySilenceTimeout.TotalMilliseconds, 30_000));
+            try
+            {
+                while (true)
+                {
+                    if (!_ackInput.Read(out var kind, out var body))
+                    {
+                        throw new IOException("the standby closed the connection before it said which state files it holds");
+                    }
+
+                    if (kind == FrameKind.StateDigests)
+                    {
+                        var digests = StateDigests.Parse(body);
+                        foreach (var d in digests)
+                        {
+                            _stateCopies.Reported(d.Relative, d.Length, d.Hash);
+                        }
+
+                        _digestsReported = digests.Count;
+                        if (!HandleAckFrames())
+                        {
+                            throw new IOException("the standby refused the stream");
+                        }
+
+                        break;
+                    }
+
+                    if (!HandleAckFrame(kind, body))
+                    {
+                        throw new IOException("the standby refused the stream");
+                    }
+                }
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+            {
+                throw new IOException($"no STATE_DIGESTS from the standby within {_socket.ReceiveTimeout} ms of the WELCOME", ex);
+            }
+            finally
+            {
+                _socket.ReceiveTimeout = 0;
+            }
+
+            _digestsRead = true;
+        }
     }
 
     /// <summary>

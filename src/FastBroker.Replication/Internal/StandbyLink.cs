@@ -62,7 +62,7 @@ internal sealed partial class StandbyLink : IDisposable
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
 
-    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: each file once to the standby that attaches, then those whose contents it lacks or asks for).</summary>
+    /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: at the attach, those whose copy the standby's STATE_DIGESTS did not report as the primary's file; then those whose contents it lacks or asks for).</summary>
     public long StateFilesSent => Volatile.Read(ref _stateFilesSent);
 
     /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>

@@ -313,7 +313,7 @@ internal sealed partial class StandbyReplica
     /// Durable thread: syncs what the receive thread handed over (one fsync per directory, one msync per mapping not yet
     /// msynced by the flusher, for every frame of the wake-ups since the last call), then sends the STATE_ACK of the
     /// newest version among them. A failed sync sends none and ends the link: the standby attaches again and receives
-    /// every state file whole.
+    /// whole every state file whose copy it does not report, synced, as the primary's (<see cref="SendStateDigests"/>).
     /// </summary>
     private void SyncStateAndAck()
     {

@@ -142,6 +142,28 @@ internal sealed partial class StandbyReplica
         }
     }
 
+    /// <summary>
+    /// Right after the WELCOME (its cuts applied): what this node holds of the state files, as STATE_DIGESTS
+    /// (<see cref="StateDigests"/>: each copy synced, then digested), so that the primary sends whole only those that
+    /// differ from its own or are missing, a copy damaged on disk since it was written included. A sync that fails
+    /// reports none: every file then comes whole, and is synced before its STATE_ACK as any copy is.
+    /// </summary>
+    private void SendStateDigests(Socket socket)
+    {
+        var digests = StateDigests.Collect(_options.DataDirectory, out var failure);
+        if (failure is not null)
+        {
+            _options.Log?.Invoke($"replication: syncing this node's state files failed ({failure}): reporting none, so the primary sends each whole");
+        }
+
+        var f = new FrameBuffer(4096);
+        StateDigests.Write(f, digests ?? []);
+        lock (_sendLock)
+        {
+            f.SendTo(socket);
+        }
+    }
+
     /// <summary>Receive thread: adds <paramref name="report"/> to <see cref="Truncations"/> as a new array (a reader's snapshot never changes).</summary>
     private void AddTruncation(string report) => Volatile.Write(ref _truncations, [.. Volatile.Read(ref _truncations), report]);
 

@@ -235,6 +235,8 @@ internal sealed partial class StandbyReplica : IDisposable
                 return why;
             }
 
+            SendStateDigests(socket);
+
             _durableThread ??= StartDurableThread();
             Touch();
             socket.ReceiveTimeout = (int)Math.Ceiling(_options.HeartbeatTimeout.TotalMilliseconds); // heartbeats every HeartbeatInterval

@@ -5,7 +5,8 @@ namespace FastBroker.Replication.Internal;
 /// <summary>
 /// What one link's standby holds of the state files (<see cref="StateFiles"/>), once it has applied every frame sent
 /// on the link: the sender thread's record, so that it sends a file whole only when the standby lacks its contents.
-/// A file the link has not sent whole is unknown (the standby's copy may be an older file, or damaged): it goes whole.
+/// A file the link has not sent whole, nor the standby reported at the attach (<see cref="Reported"/>), is unknown (the
+/// standby's copy may be an older file, or damaged): it goes whole.
 /// For a file sent whole, its hash and length (<see cref="StateFiles.Hash"/>: CRC32C and a second hash); for a position
 /// file, instead, its exact image with each commit shipped since as an update stored into it as the standby stores it
 /// (<see cref="PositionImage"/>), so a position file whose only changes are those commits is not sent again, and one
@@ -16,7 +17,11 @@ internal sealed class StateCopies
     private readonly Dictionary<string, (ulong Hash, long Length)> _hashes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PositionImage> _positions = new(StringComparer.Ordinal);
 
-    /// <summary>True when the standby's copy of <paramref name="relative"/> is (or, once it applied what was sent, will be) <paramref name="bytes"/>.</summary>
+    /// <summary>
+    /// True when the standby's copy of <paramref name="relative"/> is (or, once it applied what was sent, will be)
+    /// <paramref name="bytes"/>. A position file found so by its hash (as the standby reported it) is held as an image
+    /// from then on, so that the commits shipped as updates after it keep it known.
+    /// </summary>
     public bool Holds(string relative, ReadOnlySpan<byte> bytes)
     {
         var key = Key(relative);
@@ -25,7 +30,30 @@ internal sealed class StateCopies
             return image.Matches(bytes);
         }
 
-        return _hashes.TryGetValue(key, out var known) && known.Length == bytes.Length && known.Hash == StateFiles.Hash(bytes);
+        if (!_hashes.TryGetValue(key, out var known) || known.Length != bytes.Length || known.Hash != StateFiles.Hash(bytes))
+        {
+            return false;
+        }
+
+        if (StateFiles.SubscriptionOf(key) is not null && PositionImage.Of(bytes) is { } held)
+        {
+            _positions[key] = held;
+            _hashes.Remove(key);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The standby said at the attach that its copy of <paramref name="relative"/> is <paramref name="length"/> bytes
+    /// hashing to <paramref name="hash"/> (<see cref="StateDigests"/>, synced before it said so): a file with these bytes
+    /// is not sent.
+    /// </summary>
+    public void Reported(string relative, long length, ulong hash)
+    {
+        var key = Key(relative);
+        _positions.Remove(key);
+        _hashes[key] = (hash, length);
     }
 
     /// <summary><paramref name="bytes"/> sent whole as <paramref name="relative"/>: the standby's copy is replaced by them.</summary>

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Numerics;
 using FastBroker.Journal;
 
 namespace FastBroker.Replication.Internal;
@@ -6,7 +8,8 @@ namespace FastBroker.Replication.Internal;
 /// The broker state outside the journals that a failover must keep: durable subscription positions
 /// (<c>subscriptions/*.pos</c>), work-queue group state (<c>topics/*/groups/*.state</c>) and the idempotent producers'
 /// checkpoint (<c>producers.state</c>) with the producer epochs given (<c>producers.epochs</c>). The primary sends a file whole when the standby's copy lacks its contents
-/// (<see cref="StateCopies"/>); the standby replaces its copy atomically.
+/// (<see cref="StateCopies"/>: at an attach, what the standby's <see cref="StateDigests"/> say it holds); the standby
+/// replaces its copy atomically.
 /// </summary>
 internal static class StateFiles
 {
@@ -122,14 +125,40 @@ internal static class StateFiles
     }
 
     /// <summary>
-    /// Tells a changed file from the one last sent (with its length). Not a CRC32C alone: <c>producers.state</c> ends
-    /// with the CRC32C of what precedes it, and a CRC over data followed by its own CRC is one constant for every such
-    /// file, so each version of it of one length hashed the same and a new epoch replacing an older one was never sent.
+    /// Tells a changed file from another of its versions (with its length): the CRC32C of its bytes in the low 32 bits,
+    /// <see cref="Check"/> in the high 32. The same on every node and in every process (the standby sends it in
+    /// STATE_DIGESTS: <see cref="StateDigests"/>). Not a CRC32C alone: <c>producers.state</c> ends with the CRC32C of
+    /// what precedes it, and a CRC over data followed by its own CRC is one constant for every such file, so each
+    /// version of it of one length would hash the same (and a new epoch replacing an older one would never be sent).
     /// </summary>
-    public static ulong Hash(ReadOnlySpan<byte> bytes)
+    public static ulong Hash(ReadOnlySpan<byte> bytes) => ((ulong)Check(bytes) << 32) | Crc32C.Compute(bytes);
+
+    /// <summary>
+    /// A 32-bit multiply-rotate hash of <paramref name="bytes"/> (8 bytes a step, little-endian): not linear over bits
+    /// as a CRC is (the carries of the multiplications), so a file that holds its own CRC32C still changes it.
+    /// </summary>
+    public static uint Check(ReadOnlySpan<byte> bytes)
     {
-        var h = new HashCode();
-        h.AddBytes(bytes);
-        return ((ulong)(uint)h.ToHashCode() << 32) | Crc32C.Compute(bytes);
+        const ulong Prime1 = 0x9E3779B97F4A7C15;
+        const ulong Prime2 = 0xC2B2AE3D27D4EB4F;
+        var h = Prime2 ^ (ulong)bytes.Length;
+        var at = 0;
+        for (; at + 8 <= bytes.Length; at += 8)
+        {
+            h = BitOperations.RotateLeft(h ^ (BinaryPrimitives.ReadUInt64LittleEndian(bytes[at..]) * Prime2), 29) * Prime1;
+        }
+
+        var tail = 0UL;
+        for (; at < bytes.Length; at++)
+        {
+            tail = (tail << 8) | bytes[at];
+        }
+
+        h = BitOperations.RotateLeft(h ^ (tail * Prime2), 29) * Prime1;
+        h ^= h >> 33;
+        h *= Prime2;
+        h ^= h >> 29;
+        h *= Prime1;
+        return (uint)(h ^ (h >> 32));
     }
 }

@@ -26,6 +26,13 @@ internal enum FrameKind : byte
     /// </summary>
     StateWanted = 5,
 
+    /// <summary>
+    /// Standby → primary, its first frame after the <see cref="Welcome"/>: per state file it holds, its path, length,
+    /// CRC32C and a second check (<see cref="Internal.StateDigests"/>); the primary sends whole at the attach only the files
+    /// whose copy differs or is missing.
+    /// </summary>
+    StateDigests = 6,
+
     /// <summary>Primary → standby: epoch, epoch history and what to cut from each topic before streaming.</summary>
     Welcome = 10,
 
@@ -225,7 +232,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 7; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED
+    public const ushort Version = 8; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED; 8: STATE_DIGESTS
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

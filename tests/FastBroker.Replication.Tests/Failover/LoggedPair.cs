@@ -11,8 +11,14 @@ internal static class LoggedPair
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
-    public static Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null) =>
-        InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
+    /// <summary>
+    /// Starts the pair and returns once the standby's attach is over (a state version requested now acknowledged): a
+    /// state file the test makes afterwards is not listed by the attach while it is being created (read half made, a
+    /// position file of zeros, its copy would be logged as holding no state).
+    /// </summary>
+    public static async Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir, List<string> log, TimeProvider? clock = null)
+    {
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with
         {
             LogClock = clock ?? TimeProvider.System,
             HeartbeatInterval = Interval,
@@ -25,6 +31,20 @@ internal static class LoggedPair
                 }
             },
         });
+        try
+        {
+            var gate = a.Broker!.Replication!;
+            var version = gate.RequestStateFiles();
+            await Eventually.TrueAsync(() => gate.StateApplied >= version, $"b attaches and acknowledges state version {version}", Interval);
+            return (a, b);
+        }
+        catch
+        {
+            await b.DisposeAsync();
+            await a.DisposeAsync();
+            throw;
+        }
+    }
 
     /// <summary>The "link down" lines of <paramref name="log"/>: a damaged or replaced copy must not end the link.</summary>
     public static List<string> LinkDowns(List<string> log)
