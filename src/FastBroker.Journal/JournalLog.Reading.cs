@@ -18,7 +18,9 @@ public sealed partial class JournalLog
     /// a retention floor instead, like <see cref="MinRetainedOffset"/> at its <see cref="JournalReader.NextOffset"/>,
     /// until disposed: for a copy that must never have a gap (the replication stream). A pinned reader that stops
     /// reading stops retention, and the disk fills, unless its <see cref="JournalReader.MaxRetentionHoldBytes"/> bounds
-    /// what it may hold back (past that, retention passes it like any reader).
+    /// what it may hold back (past that, retention passes it like any reader). The journal holds its readers weakly: one
+    /// dropped undisposed lets go of its segment and its floor once it is garbage collected (see
+    /// <see cref="JournalReader"/>'s remarks), not before.
     /// </summary>
     public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false, bool pinRetention = false) =>
         OpenReaderCore(start, null, verifyChecksums, pinRetention);
@@ -93,7 +95,7 @@ public sealed partial class JournalLog
             pinned = new JournalReader(this, name, null, 0, long.MinValue, verify, pinsRetention: true);
             lock (_segmentsLock)
             {
-                _pinningReaders.Add(pinned);
+                _pinningReaders.Add(pinned.Registration);
             }
         }
 
@@ -107,6 +109,7 @@ public sealed partial class JournalLog
         catch when (pinned is not null)
         {
             Unpin(pinned);
+            GC.SuppressFinalize(pinned);
             throw;
         }
 
@@ -125,18 +128,42 @@ public sealed partial class JournalLog
         // no concern, and any later pass finds the reader here.
         lock (_readersLock)
         {
-            _readers.Add(reader);
+            _readers.Add(reader.Registration);
         }
 
         return reader;
     }
 
-    /// <summary>A reader was disposed: retention no longer looks at it.</summary>
+    /// <summary>Readers registered with the journal (opened, not yet disposed or collected). Tests, diagnostics.</summary>
+    internal int OpenReaderCount
+    {
+        get
+        {
+            lock (_readersLock)
+            {
+                return _readers.Count;
+            }
+        }
+    }
+
+    /// <summary>Readers registered as retention floors (opened with <c>pinRetention</c>, not yet disposed or collected).</summary>
+    internal int PinningReaderCount
+    {
+        get
+        {
+            lock (_segmentsLock)
+            {
+                return _pinningReaders.Count;
+            }
+        }
+    }
+
+    /// <summary>A reader was disposed or finalized: retention no longer looks at it.</summary>
     internal void Unregister(JournalReader reader)
     {
         lock (_readersLock)
         {
-            _readers.Remove(reader);
+            _readers.Remove(reader.Registration);
         }
     }
 
@@ -147,7 +174,7 @@ public sealed partial class JournalLog
     /// </summary>
     private void ReleaseRetiredSegmentsOfParkedReaders()
     {
-        JournalReader[] readers;
+        WeakReference<JournalReader>[] readers;
         lock (_readersLock)
         {
             if (_readers.Count == 0)
@@ -158,9 +185,13 @@ public sealed partial class JournalLog
             readers = [.. _readers];
         }
 
-        foreach (var reader in readers)
+        foreach (var registration in readers)
         {
-            reader.ReleaseRetiredSegment();
+            // A cleared one is a reader collected undisposed: its finalizer releases its segment.
+            if (registration.TryGetTarget(out var reader))
+            {
+                reader.ReleaseRetiredSegment();
+            }
         }
     }
 
@@ -180,12 +211,12 @@ public sealed partial class JournalLog
         }
     }
 
-    /// <summary>A pinning reader was disposed: its floor goes.</summary>
+    /// <summary>A pinning reader was disposed or finalized: its floor goes.</summary>
     internal void Unpin(JournalReader reader)
     {
         lock (_segmentsLock)
         {
-            _pinningReaders.Remove(reader);
+            _pinningReaders.Remove(reader.Registration);
         }
     }
 

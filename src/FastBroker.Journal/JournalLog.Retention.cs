@@ -90,8 +90,13 @@ public sealed partial class JournalLog
             // Under the lock that registers them: a pinning reader being opened is either seen here (its floor is
             // long.MinValue until it is placed) or looks for its segment after this pass has changed the list.
             List<(JournalReader Reader, long Pinned)>? bounded = null;
-            foreach (var reader in _pinningReaders)
+            foreach (var registration in _pinningReaders)
             {
+                if (!registration.TryGetTarget(out var reader))
+                {
+                    continue; // collected undisposed: no floor (its finalizer takes the entry out)
+                }
+
                 var pinned = reader.PinnedOffset;
                 if (pinned == long.MinValue || reader.MaxRetentionHoldBytes == long.MaxValue)
                 {

@@ -26,9 +26,11 @@ public sealed unsafe partial class JournalLog : IDisposable
     private readonly FileStream _lock;
     private readonly Lock _segmentsLock = new();
     private readonly int _indexCapacity;
-    private readonly List<JournalReader> _pinningReaders = []; // readers that are retention floors, under _segmentsLock
+    // Readers are held weakly (JournalReader.Registration): one dropped undisposed is collected, and its finalizer
+    // gives back its segment and leaves these lists; until then a cleared entry counts for nothing.
+    private readonly List<WeakReference<JournalReader>> _pinningReaders = []; // readers that are retention floors, under _segmentsLock
     private readonly Lock _readersLock = new();
-    private readonly HashSet<JournalReader> _readers = []; // every open reader, under _readersLock (retention releases parked ones)
+    private readonly HashSet<WeakReference<JournalReader>> _readers = []; // every open reader, under _readersLock (retention releases parked ones)
     private Segment[] _segments;
     private long _minRetainedOffset = long.MaxValue;
     private volatile bool _disposed;

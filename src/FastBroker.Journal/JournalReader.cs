@@ -8,7 +8,7 @@ namespace FastBroker.Journal;
 /// <summary>
 /// A cursor over durable records, returning views over the mapped segment (no copy). Holds a reference on its
 /// current segment, so the mapping stays valid while the reader is positioned there. One thread at a time per
-/// reader; dispose it to release the segment.
+/// reader; dispose it to release the segment (and, for a pinning reader, its retention floor).
 /// </summary>
 /// <remarks>
 /// <para>A reader does not hold retention back (Kafka's and JetStream's limits retention, Chronicle's): retention
@@ -27,8 +27,20 @@ namespace FastBroker.Journal;
 /// its next read continues at the first retained record and counts them in <see cref="Skipped"/>. A reader that is not
 /// parked reads on in the deleted segment from the mapping until it parks or reaches the segment's end. So a consumer
 /// that stops reading pins no disk; one that stops while holding a record's spans should call <see cref="Park"/>.</para>
+/// <para><b>A record held keeps its segment.</b> A <see cref="JournalRecord"/> or <see cref="JournalRun"/> (and every
+/// span taken from it) points into the mapping, and the reader keeps that segment mapped for it: while the caller holds
+/// one, without calling <see cref="Park"/> or reading again, that segment stays mapped, and if retention deletes it the
+/// file's disk blocks stay taken (the journal's <see cref="JournalLog.SizeOnDisk"/> no longer counts them) and the
+/// reader reads on in it from the mapping when it resumes. Copy what must outlive the next call, then park.</para>
+/// <para><b>A reader dropped undisposed</b> (an embedded caller that forgot it, a session ended by an exception) is not
+/// kept alive by the journal, which holds its readers weakly: once the garbage collector has found it unreachable and
+/// run its finalizer, its segment is released (a deleted one's mapping and blocks go) and its retention floor with it,
+/// and it leaves the journal's lists, so a loop that opens and abandons readers does not grow them. Until that
+/// collection, which may be long in coming, it holds what a live reader holds (a pinning one still holds retention
+/// back): dispose readers. The spans of the records it returned are invalid from then on, as after
+/// <see cref="Dispose"/>.</para>
 /// </remarks>
-public sealed class JournalReader : IDisposable
+public sealed partial class JournalReader : IDisposable
 {
     private readonly JournalLog _log;
     private readonly bool _verify;
@@ -53,6 +65,7 @@ public sealed class JournalReader : IDisposable
         _nextOffset = nextOffset;
         _verify = verify;
         PinsRetention = pinsRetention;
+        Registration = new WeakReference<JournalReader>(this);
     }
 
     /// <summary>The name positions are saved under (null for an anonymous reader).</summary>
@@ -106,7 +119,9 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>
     /// Reads the next durable record, if there is one. The record's spans point into the mapping and are valid
-    /// until the next call on this reader (false: the reader is parked, see the class remarks). Never allocates.
+    /// until the next call on this reader (false: the reader is parked, see the class remarks); until then the reader
+    /// keeps the record's segment mapped, also once retention has deleted it (call <see cref="Park"/> when stopping
+    /// while holding it). Never allocates.
     /// </summary>
     public bool TryRead(out JournalRecord record)
     {
@@ -131,7 +146,8 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>
     /// Returns up to <paramref name="maxBytes"/> of consecutive whole records from one segment (at least one
-    /// record, even if larger) and moves past them.
+    /// record, even if larger) and moves past them. The run is valid, and keeps its segment mapped, until the next call
+    /// on this reader, as <see cref="TryRead"/>'s record.
     /// </summary>
     public bool TryReadRun(int maxBytes, out JournalRun run)
     {
@@ -256,82 +272,6 @@ public sealed class JournalReader : IDisposable
         }
 
         _log.SaveReaderPosition(Name, _nextOffset);
-    }
-
-    /// <summary>Releases the segment this reader holds (and its retention floor, if it pins).</summary>
-    public void Dispose()
-    {
-        if (PinsRetention)
-        {
-            _log.Unpin(this);
-        }
-
-        _log.Unregister(this);
-        Segment? segment;
-        lock (_gate)
-        {
-            segment = _segment;
-            _segment = null;
-        }
-
-        segment?.Release();
-    }
-
-    /// <summary>
-    /// Retention has retired segments (out of the journal, files unlinked): if this reader is parked in one, it lets go
-    /// of it now, so the mapping goes and the file's blocks are freed. Any thread but the reader's (retention's).
-    /// </summary>
-    /// <remarks>
-    /// The owner un-parks under <see cref="_gate"/> before it touches <see cref="_segment"/> or the mapping, and parks
-    /// under it after its last touch; so a parked reader seen here holds no span, and the segment taken away here is
-    /// not the one it goes on with: it finds <see cref="_segment"/> null and re-locates (as after skipping).
-    /// </remarks>
-    internal void ReleaseRetiredSegment()
-    {
-        Segment? retired;
-        lock (_gate)
-        {
-            retired = _segment;
-            if (!_parked || retired is null || !retired.IsRetired)
-            {
-                return;
-            }
-
-            _segment = null;
-        }
-
-        retired.Release();
-    }
-
-    /// <summary>
-    /// Parks (no span outstanding); a deleted segment the reader is in goes now, for a retention pass that ran while
-    /// the reader was reading could not take it.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ParkSlow()
-    {
-        Segment? retired = null;
-        lock (_gate)
-        {
-            _parked = true;
-            if (_segment is { IsRetired: true } segment)
-            {
-                retired = segment;
-                _segment = null;
-            }
-        }
-
-        retired?.Release();
-    }
-
-    /// <summary>Before the owner touches the segment again: from here on retention leaves it alone.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void Unpark()
-    {
-        lock (_gate)
-        {
-            _parked = false;
-        }
     }
 
     /// <summary>Places a pinning reader once it is registered (its floor was <see cref="long.MinValue"/> until now).</summary>

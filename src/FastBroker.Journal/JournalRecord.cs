@@ -7,7 +7,9 @@ namespace FastBroker.Journal;
 /// <summary>
 /// A view of one record, straight over the journal mapping (or any buffer holding records in journal format,
 /// such as bytes received from <see cref="JournalReader.SendTo"/>). Nothing is copied: the spans point into
-/// the segment, and stay valid until the next call on the reader that produced them.
+/// the segment, and stay valid until the next call on the reader that produced them. Until then that reader keeps the
+/// segment mapped for them, also after retention deleted it (its disk blocks stay taken): a caller that stops while
+/// holding a record calls <see cref="JournalReader.Park"/> (which ends the record's validity) or reads on.
 /// </summary>
 public readonly ref struct JournalRecord
 {

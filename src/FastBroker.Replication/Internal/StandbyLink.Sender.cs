@@ -350,6 +350,8 @@ internal sealed partial class StandbyLink
                 f.Bytes(run.Bytes).End();
                 if (!copy && f.Length >= RunBytes)
                 {
+                    // Copied: the send, which blocks while the standby is behind, needs no mapping (see the Park below).
+                    t.Reader.Park();
                     Send(f);
                 }
             }
@@ -367,6 +369,13 @@ internal sealed partial class StandbyLink
             sent += run.Length;
             t.ShippedEnd = run.FirstOffset + run.RecordCount;
         }
+
+        // The batch's end (as the broker's cursors park after each read): nothing here holds a span of the reader's
+        // segment until its next read. A busy sender (a standby always behind) ends every batch on the budget, not on
+        // an empty read (which parks by itself), and then sends and waits with the reader positioned mid-segment: were
+        // it not parked, a segment retention deleted (the hold bound passed) would stay mapped, its disk blocks taken,
+        // until the reader had read it to its end, shipping records the gap after them makes the standby throw away.
+        t.Reader!.Park();
 
         // A standby-durable confirmation waits on this topic: have the standby flush what it has been sent (it
         // otherwise flushes in the background, so local and standby-received traffic costs it no fsync per burst).

@@ -220,6 +220,68 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         Assert.Equal(0, copied.Skipped);
     }
 
+    /// <summary>
+    /// A standby that falls behind on a slow link and then stops reading: the sender, catching up (a whole budget each
+    /// pass), blocks in a send in the middle of its reading, and retention passes it (the hold bound) and deletes the
+    /// segment its reader is in. The reader parks at each batch's end and before a send of copied records, so the
+    /// retention pass lets go of that segment: no mapping of a deleted file of the primary's journal stays while the
+    /// standby is stalled. Segments of 64 KiB: every run is copied into a frame (none is sent from the mapping, which a
+    /// blocked send must keep). When the standby reads again the link ends at the gap and its copy restarts.
+    /// </summary>
+    [Fact]
+    public async Task A_sender_blocked_on_a_lagging_standby_keeps_no_deleted_segment_mapped()
+    {
+        const string Stream = "blocked.stream";
+        using var dir = new TempDirectory();
+        var log = new ConcurrentQueue<string>();
+        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = 16 << 20 }, Stream, TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 32 << 10, RetentionBytes = 512 << 10, Acks = AckMode.Local });
+        var (a, proxy, primary) = (pair.A, pair.Proxy, pair.Journal);
+        var head = 1;
+        async Task PublishAsync(int mib)
+        {
+            for (var end = head + (mib * 128); head < end; head += 256)
+            {
+                var burst = Enumerable.Range(head, 256).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 8 << 10)).AsTask());
+                Assert.Equal(Enumerable.Range(head, 256).Select(i => (long)i), await Task.WhenAll(burst));
+                await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
+                primary.ApplyRetention();
+            }
+        }
+
+        // A slow link: 12 MiB is far more than the socket buffers take (4 MiB), so the sender is catching up when b
+        // stalls, and less than the hold bound (16 MiB), so retention has not passed it yet; then it does.
+        proxy!.BytesPerSecond = 256 << 10;
+        await PublishAsync(12);
+        proxy.Stall();
+        await PublishAsync(16);
+        Assert.True(primary.PinOverrides > 0, $"retention never passed the lagging standby ({primary.SizeOnDisk} bytes kept from offset {primary.FirstOffset})");
+
+        var left = new List<string>();
+        var released = Eventually.TryWait(
+            () =>
+            {
+                primary.ApplyRetention();
+                return (left = DeletedMappings(primary.Directory)).Count == 0;
+            },
+            TimeSpan.FromSeconds(20));
+        Assert.True(released, $"a deleted segment of a's journal stays mapped while b is stalled: {string.Join(", ", left)}");
+        Assert.Equal(0, NodeStatus.Parse(a.GetStatusJson()).Standby!.RetentionPassed); // still stalled: the link is up
+
+        proxy.BytesPerSecond = 0;
+        proxy.Resume();
+        await Eventually.TrueAsync(
+            () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(Stream),
+            "b restarts its copy and catches up");
+        Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
+    }
+
+    /// <summary>Mappings in this process of files in <paramref name="directory"/> that were unlinked (<c>/proc/self/maps</c>).</summary>
+    private static List<string> DeletedMappings(string directory)
+    {
+        var prefix = " " + Path.GetFullPath(directory) + "/";
+        return [.. File.ReadLines("/proc/self/maps").Where(l => l.Contains(prefix, StringComparison.Ordinal) && l.EndsWith(" (deleted)", StringComparison.Ordinal)).Select(l => l[(l.IndexOf(prefix, StringComparison.Ordinal) + 1)..])];
+    }
+
     /// <summary><c>fastbroker serve --max-retention-hold-mb</c> reaches the primary's replicator (its <c>/status</c>).</summary>
     [Fact]
     public async Task Serve_passes_the_retention_hold_bound_to_the_primarys_replicator()
