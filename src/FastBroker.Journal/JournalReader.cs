@@ -176,7 +176,8 @@ public sealed class JournalReader : IDisposable
 
     /// <summary>
     /// Like <see cref="SendTo"/> but with <c>sendfile(2)</c> from the segment file: the kernel copies page cache
-    /// to socket, the bytes never enter this process. The socket must be in blocking mode.
+    /// to socket, the bytes are never copied into this process (a checking reader reads them through the mapping for
+    /// their CRC32C first). The socket must be in blocking mode.
     /// </summary>
     public int SendFileTo(Socket socket, int maxBytes = 1 << 20)
     {
