@@ -397,13 +397,22 @@ public sealed partial class Broker : IAsyncDisposable
             }
 
             var from = Math.Max(journal.FirstOffset, journal.NextOffset - scan);
-            using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
-            while (reader.TryRead(out var record))
+            try
             {
-                if (ProducerOf(record) is var (id, sequence, epoch) && !_producers.Expired(record.Timestamp, now))
+                using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
+                while (reader.TryRead(out var record))
                 {
-                    _producers.Record(id, sequence, topic, record.Offset, record.Timestamp, epoch);
+                    if (ProducerOf(record) is var (id, sequence, epoch) && !_producers.Expired(record.Timestamp, now))
+                    {
+                        _producers.Record(id, sequence, topic, record.Offset, record.Timestamp, epoch);
+                    }
                 }
+            }
+            catch (Journal.JournalCorruptionException e)
+            {
+                // A record damaged on disk (a sealed segment the open trusted): the topic's subscribers get the error at
+                // it; the broker opens, and the rescan of this topic ends there.
+                _options.Log?.Invoke($"topic '{topic.Name}': producer recovery stopped at a damaged record, producers whose records follow it are not deduplicated: {e.Message}");
             }
         }
 
@@ -454,18 +463,25 @@ public sealed partial class Broker : IAsyncDisposable
             return null;
         }
 
-        using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(offset));
-        while (reader.TryRead(out var record))
+        try
         {
-            if (record.Offset == offset)
+            using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(offset));
+            while (reader.TryRead(out var record))
             {
-                return ProducerOf(record) is var (id, sequence, epoch) ? (id, sequence, epoch, record.Timestamp) : null;
-            }
+                if (record.Offset == offset)
+                {
+                    return ProducerOf(record) is var (id, sequence, epoch) ? (id, sequence, epoch, record.Timestamp) : null;
+                }
 
-            if (record.Offset > offset)
-            {
-                break;
+                if (record.Offset > offset)
+                {
+                    break;
+                }
             }
+        }
+        catch (Journal.JournalCorruptionException)
+        {
+            // A damaged record vouches for nothing (as a record no longer there).
         }
 
         return null;

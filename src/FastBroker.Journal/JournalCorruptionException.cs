@@ -2,7 +2,9 @@ namespace FastBroker.Journal;
 
 /// <summary>
 /// A damaged record or header where a crash cannot explain it (a sealed segment, or a segment followed by a
-/// sealed one): the journal refuses to open rather than skip data. <see cref="FilePath"/> and
+/// sealed one): the journal refuses to open rather than skip data, and a <see cref="JournalReader"/> that meets a
+/// damaged record (bytes changed on disk after the open checked them, or in a sealed segment the open trusted) throws
+/// it rather than return the record. <see cref="FilePath"/> and
 /// <see cref="Position"/> say where; <see cref="JournalOptions.RepairCorruption"/> truncates there instead.
 /// </summary>
 public sealed class JournalCorruptionException : JournalException
@@ -25,6 +27,16 @@ public sealed class JournalCorruptionException : JournalException
         : base(JournalErrorCode.Corruption, message)
     {
         FilePath = string.Empty;
+        Position = position;
+        ExpectedOffset = expectedOffset;
+        Reason = reason;
+    }
+
+    /// <summary>Creates the exception for a damaged record a <see cref="JournalReader"/> met in a segment file.</summary>
+    internal JournalCorruptionException(string filePath, long position, long expectedOffset, string reason, string message)
+        : base(JournalErrorCode.Corruption, message)
+    {
+        FilePath = filePath;
         Position = position;
         ExpectedOffset = expectedOffset;
         Reason = reason;

@@ -11,8 +11,14 @@ public sealed partial class JournalLog
 
     /// <summary>
     /// Opens a reader at <paramref name="start"/>. Readers see durable records only and may be used from any one
-    /// thread each. <paramref name="verifyChecksums"/> re-checks each record's CRC32C as it is read (throwing
-    /// <see cref="JournalCorruptionException"/>), for tools; the broker trusts recovery's verification.
+    /// thread each. <paramref name="verifyChecksums"/> (the default) checks each record as it is read: its length, its
+    /// offset and its CRC32C (no allocation; the CRC32C instruction over the record's bytes). A record that fails is never
+    /// returned: the read throws <see cref="JournalCorruptionException"/> naming the segment file, the byte position and
+    /// the offset, and keeps throwing there (a run returns the records before it first). The open checks sealed segments
+    /// only with <see cref="JournalOptions.VerifySealedSegmentsOnOpen"/>, and no open sees bytes that change on disk
+    /// later, so the broker's and replication's readers check. Only a caller that checks the records itself should pass
+    /// false: a damaged record is then returned as it is (a damaged length word may end the read with an
+    /// <see cref="ArgumentOutOfRangeException"/>).
     /// A reader does not hold retention back: if retention deletes records it has not read, it moves on to the first
     /// retained one and counts them in <see cref="JournalReader.Skipped"/>. With <paramref name="pinRetention"/> it is
     /// a retention floor instead, like <see cref="MinRetainedOffset"/> at its <see cref="JournalReader.NextOffset"/>,
@@ -22,14 +28,14 @@ public sealed partial class JournalLog
     /// dropped undisposed lets go of its segment and its floor once it is garbage collected (see
     /// <see cref="JournalReader"/>'s remarks), not before.
     /// </summary>
-    public JournalReader OpenReader(ReadStart start, bool verifyChecksums = false, bool pinRetention = false) =>
+    public JournalReader OpenReader(ReadStart start, bool verifyChecksums = true, bool pinRetention = false) =>
         OpenReaderCore(start, null, verifyChecksums, pinRetention);
 
     /// <summary>
     /// Opens a named reader: from its saved position (<see cref="JournalReader.SavePosition"/>) if it has one,
     /// else from <paramref name="startIfNew"/>.
     /// </summary>
-    public JournalReader OpenReader(string name, ReadStart startIfNew, bool verifyChecksums = false)
+    public JournalReader OpenReader(string name, ReadStart startIfNew, bool verifyChecksums = true)
     {
         ValidateReaderName(name);
         var start = TryGetSavedPosition(name, out var saved) ? ReadStart.FromOffset(saved) : startIfNew;
@@ -259,10 +265,10 @@ public sealed partial class JournalLog
 
             var e = s.Index.FindByOffset(relative);
             var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
-            var bytes = s.Bytes;
+            var end = Segment.PositionOf(durable);
             while (at < relative)
             {
-                pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
+                pos += RecordLayout.Align(CheckedForSeek(s, pos, end, s.BaseOffset + at));
                 at++;
             }
 
@@ -336,8 +342,10 @@ public sealed partial class JournalLog
         var e = s.Index.FindBeforeTimestamp(timestamp);
         var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
         var bytes = s.Bytes;
+        var end = Segment.PositionOf(s.Durable);
         while (at < count)
         {
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at);
             var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
             if (ts >= timestamp)
             {
@@ -346,12 +354,30 @@ public sealed partial class JournalLog
                 return true;
             }
 
-            pos += RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[pos])));
+            pos += RecordLayout.Align(length);
             at++;
         }
 
         (position, offset) = (0, 0);
         return false;
+    }
+
+    /// <summary>
+    /// The length of a record a seek passes over or reads the timestamp of, checked whole (length, offset, CRC32C; at
+    /// most one index interval per seek): a damaged record, or an index entry that does not point at the record it
+    /// names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the position (the
+    /// segment <paramref name="s"/>, acquired, released first), never a start past or before the record asked for.
+    /// </summary>
+    private static int CheckedForSeek(Segment s, int position, int end, long offset)
+    {
+        var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: true, out var length);
+        if (status != RecordStatus.Ok)
+        {
+            s.Release();
+            ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
+        }
+
+        return length;
     }
 
     /// <summary>The segment starting exactly at <paramref name="baseOffset"/>, acquired; null if none (yet).</summary>

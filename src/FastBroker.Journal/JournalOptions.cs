@@ -39,7 +39,8 @@ public sealed record JournalOptions
 
     /// <summary>
     /// On open, verify every record's CRC in sealed segments too (true), or only scan the unsealed tail and
-    /// trust sealed segments' trailers (false: faster opens; damage is then found when read).
+    /// trust sealed segments' trailers (false: faster opens; damage is then found when read: a checking
+    /// <see cref="JournalReader"/>, the default, throws <see cref="JournalCorruptionException"/> at the damaged record).
     /// </summary>
     public bool VerifySealedSegmentsOnOpen { get; init; } = true;
 

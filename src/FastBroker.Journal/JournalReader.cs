@@ -123,19 +123,19 @@ public sealed partial class JournalReader : IDisposable
     /// keeps the record's segment mapped, also once retention has deleted it (call <see cref="Park"/> when stopping
     /// while holding it). Never allocates.
     /// </summary>
+    /// <exception cref="JournalCorruptionException">A checking reader (the default, <see cref="JournalLog.OpenReader(ReadStart, bool, bool)"/>)
+    /// met a damaged record: the reader stays before it, and every later read throws again.</exception>
     public bool TryRead(out JournalRecord record)
     {
         var segment = _segment;
-        if (!_parked && segment is not null && _position < Segment.PositionOf(segment.Durable))
+        int durableEnd;
+        if (!_parked && segment is not null && _position < (durableEnd = Segment.PositionOf(segment.Durable)))
         {
             var bytes = segment.Bytes;
-            var length = (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(_position)));
+            var length = _verify
+                ? Checked(segment, _position, durableEnd, _nextOffset)
+                : (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(_position)));
             record = new JournalRecord(bytes.Slice(_position, length));
-            if (_verify)
-            {
-                Verify(segment, record);
-            }
-
             _position += RecordLayout.Align(length);
             _nextOffset++;
             return true;
@@ -147,7 +147,8 @@ public sealed partial class JournalReader : IDisposable
     /// <summary>
     /// Returns up to <paramref name="maxBytes"/> of consecutive whole records from one segment (at least one
     /// record, even if larger) and moves past them. The run is valid, and keeps its segment mapped, until the next call
-    /// on this reader, as <see cref="TryRead"/>'s record.
+    /// on this reader, as <see cref="TryRead"/>'s record. A checking reader ends a run before a damaged record, and the
+    /// next call (or <see cref="SendTo"/>, <see cref="SendFileTo"/>) throws <see cref="JournalCorruptionException"/> at it.
     /// </summary>
     public bool TryReadRun(int maxBytes, out JournalRun run)
     {
@@ -191,7 +192,8 @@ public sealed partial class JournalReader : IDisposable
 
     /// <summary>
     /// Like <see cref="SendTo"/> but with <c>sendfile(2)</c> from the segment file: the kernel copies page cache
-    /// to socket, the bytes never enter this process. The socket must be in blocking mode.
+    /// to socket, the bytes are never copied into this process (a checking reader reads them through the mapping for
+    /// their CRC32C first). The socket must be in blocking mode.
     /// </summary>
     public int SendFileTo(Socket socket, int maxBytes = 1 << 20)
     {
@@ -386,15 +388,29 @@ public sealed partial class JournalReader : IDisposable
         start = end = _position;
         while (end < durableEnd)
         {
-            var stored = RecordLayout.Align((int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(end))));
+            int length;
+            if (_verify)
+            {
+                var status = RecordLayout.Check(bytes, end, durableEnd, _nextOffset + count, verifyCrc: true, out length);
+                if (status != RecordStatus.Ok)
+                {
+                    if (count > 0)
+                    {
+                        break; // the records before the damaged one go; the next call throws at it
+                    }
+
+                    ThrowHelper.ThrowDamagedRead(segment.FilePath, end, _nextOffset, status);
+                }
+            }
+            else
+            {
+                length = (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(end)));
+            }
+
+            var stored = RecordLayout.Align(length);
             if (count > 0 && end + stored - start > maxBytes)
             {
                 break;
-            }
-
-            if (_verify)
-            {
-                Verify(segment, new JournalRecord(bytes.Slice(end, (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(end))))), _nextOffset + count, end);
             }
 
             end += stored;
@@ -404,13 +420,19 @@ public sealed partial class JournalReader : IDisposable
         return count > 0;
     }
 
-    private void Verify(Segment segment, JournalRecord record) => Verify(segment, record, _nextOffset, _position);
-
-    private static void Verify(Segment segment, JournalRecord record, long expectedOffset, int position)
+    /// <summary>
+    /// The length of the record at <paramref name="position"/>, which must be whole (length within the durable part,
+    /// key and header lengths within it), carry <paramref name="expectedOffset"/> and match its CRC32C; otherwise a
+    /// <see cref="JournalCorruptionException"/> naming the segment, the position and the offset. No allocation.
+    /// </summary>
+    private static int Checked(Segment segment, int position, int durableEnd, long expectedOffset)
     {
-        if (record.Offset != expectedOffset || !record.VerifyChecksum())
+        var status = RecordLayout.Check(segment.Bytes, position, durableEnd, expectedOffset, verifyCrc: true, out var length);
+        if (status != RecordStatus.Ok)
         {
-            ThrowHelper.ThrowCorruptRecord(segment.FilePath, position, expectedOffset, record.Offset != expectedOffset ? "record offset out of sequence" : "CRC32C mismatch");
+            ThrowHelper.ThrowDamagedRead(segment.FilePath, position, expectedOffset, status);
         }
+
+        return length;
     }
 }

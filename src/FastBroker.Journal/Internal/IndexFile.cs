@@ -12,6 +12,9 @@ internal static class IndexFile
     private const ulong Magic = 0x31305844494A4246UL; // "FBJIDX01"
     private const int HeaderLength = 32;
 
+    /// <summary>The layout this code writes and reads; an index of another version is never used (it is rebuilt).</summary>
+    private const uint Version = 1;
+
     internal static string PathFor(string segmentPath) => Path.ChangeExtension(segmentPath, ".idx");
 
     internal static void Write(string path, long baseOffset, int endPosition, ReadOnlySpan<IndexEntry> entries)
@@ -19,7 +22,7 @@ internal static class IndexFile
         var bytes = new byte[HeaderLength + (entries.Length * 16) + 4];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteUInt64LittleEndian(span, Magic);
-        BinaryPrimitives.WriteUInt32LittleEndian(span.Slice(8), 1);
+        BinaryPrimitives.WriteUInt32LittleEndian(span.Slice(8), Version);
         BinaryPrimitives.WriteInt32LittleEndian(span.Slice(12), entries.Length);
         BinaryPrimitives.WriteInt64LittleEndian(span.Slice(16), baseOffset);
         BinaryPrimitives.WriteInt32LittleEndian(span.Slice(24), endPosition);
@@ -37,7 +40,7 @@ internal static class IndexFile
         File.Move(temp, path, overwrite: true);
     }
 
-    /// <summary>Loads and validates an index; null when missing, damaged or inconsistent with the segment.</summary>
+    /// <summary>Loads and validates an index; null when missing, damaged, of another version or inconsistent with the segment.</summary>
     internal static IndexEntry[]? TryRead(string path, long baseOffset, int endPosition, int recordCount)
     {
         byte[] bytes;
@@ -58,6 +61,7 @@ internal static class IndexFile
         var span = bytes.AsSpan();
         if (span.Length < HeaderLength + 4
             || BinaryPrimitives.ReadUInt64LittleEndian(span) != Magic
+            || BinaryPrimitives.ReadUInt32LittleEndian(span.Slice(8)) != Version
             || BinaryPrimitives.ReadUInt32LittleEndian(span.Slice(span.Length - 4)) != Crc32C.Compute(span.Slice(0, span.Length - 4)))
         {
             return null;

@@ -10,8 +10,17 @@ internal static class ThrowHelper
         throw new InvalidOperationException($"Batch reservation exceeded: the record needs {needed} bytes, {left} reserved bytes are left (or the key exceeds 65535 bytes).");
 
     [DoesNotReturn]
-    internal static void ThrowCorruptRecord(string path, long position, long expectedOffset, string reason) =>
-        throw new JournalCorruptionException(path, position, expectedOffset, reason);
+    internal static void ThrowDamagedRead(string path, int position, long expectedOffset, RecordStatus status)
+    {
+        // A zero length word where the segment says records continue is damage too, not an end.
+        var reason = status == RecordStatus.End ? "bad record length" : RecordLayout.Describe(status);
+        throw new JournalCorruptionException(
+            path,
+            position,
+            expectedOffset,
+            reason,
+            $"Journal record damaged: {reason} in '{path}' at byte position {position} (offset {expectedOffset}). The reader stops there and delivers nothing from it on; the segment's bytes changed after they were written (run 'fastbroker journal verify'; JournalOptions.RepairCorruption truncates the journal there at the next open).");
+    }
 
     [DoesNotReturn]
     internal static void ThrowOffsetMismatch(long firstOffset, long nextOffset) =>
