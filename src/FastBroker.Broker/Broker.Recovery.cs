@@ -6,6 +6,7 @@ namespace FastBroker;
 public sealed partial class Broker
 {
     private LogRateLimit? _stateFileDamageLog;
+    private LogRateLimit? _blankStateFileLog;
 
     /// <summary>
     /// Logs a line about a state file found damaged while the broker runs (a group's state cut short at its join): the
@@ -14,6 +15,14 @@ public sealed partial class Broker
     /// </summary>
     internal void LogStateFileDamage(string line) =>
         LazyInitializer.EnsureInitialized(ref _stateFileDamageLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);
+
+    /// <summary>
+    /// Logs a line about a group's state file found holding no state at its join (its data lost: after a power loss,
+    /// every group's at once): the first at once, then at most one per 10 s with a count of those not logged
+    /// (<see cref="LogRateLimit"/>), a limit of its own, apart from <see cref="LogStateFileDamage"/>'s.
+    /// </summary>
+    internal void LogBlankStateFile(string line) =>
+        LazyInitializer.EnsureInitialized(ref _blankStateFileLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);
 
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back

@@ -242,6 +242,44 @@ public class GroupStateRecoveryTests
         Assert.EndsWith($"(and {groups - 2} more like it since the last such line, not logged)", lines[1], StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Group state files that hold no state by the time their groups are first joined (emptied while the broker runs,
+    /// after its open's check: a disk losing files' data) are each reported at the join, at most one line per 10 s over
+    /// all groups, the first at once, the next with a count of those not logged: many such joins do not flood the log.
+    /// </summary>
+    [Fact]
+    public async Task Group_state_files_holding_no_state_at_their_joins_are_reported_at_most_once_per_interval()
+    {
+        var log = new ConcurrentQueue<string>();
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue, LogClock = clock });
+        f.Broker.CreateTopic("jobs");
+        await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes("job0"));
+
+        const int groups = 5;
+        for (var i = 0; i < groups; i++)
+        {
+            if (i == groups - 1)
+            {
+                clock.Advance(TimeSpan.FromSeconds(10));
+            }
+
+            var name = $"blank{i}";
+            var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", name + ".state");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(path, []);
+            using var member = f.Broker.JoinGroup("jobs", name, GroupOptions.Default with { Start = StartPosition.Latest });
+            Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single(g => g.Group == name).AckFloor); // the oldest kept, not the head
+        }
+
+        var lines = log.Where(l => l.Contains("'blank", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal)).ToArray();
+        Assert.True(lines.Length == 2, $"expected two log lines for {groups} group state files holding no state at their joins (the first, and one 10 s later): [{string.Join(" | ", lines)}]");
+        Assert.Contains("'blank0'", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("not logged", lines[0], StringComparison.Ordinal);
+        Assert.Contains($"'blank{groups - 1}'", lines[1], StringComparison.Ordinal);
+        Assert.EndsWith($"(and {groups - 2} more like it since the last such line, not logged)", lines[1], StringComparison.Ordinal);
+    }
+
     /// <summary>A clock that moves only when told.</summary>
     private sealed class ManualClock : TimeProvider
     {

@@ -72,7 +72,7 @@ internal sealed partial class WorkQueueGroup : IDisposable
         _stateFile = new StateFileMark(path);
         if (_store.WasBlank)
         {
-            broker.Log($"{topic.Name}: group '{name}': its state file {path} held no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
+            broker.LogBlankStateFile($"{topic.Name}: group '{name}': its state file {path} held no state (empty, zeros, or cut short before its ack floor: lost to a power loss?): the group starts from the oldest message kept, offset {topic.Tail}, not from its start position ({options.Start.Kind}); messages it had acked are delivered again");
         }
         else if (_store.PaddedFrom > 0)
         {

@@ -9,14 +9,14 @@ namespace FastBroker.Cli.Commands;
 /// binary protocol on 127.0.0.1:7400, the admin HTTP endpoint (<c>/metrics</c>, <c>/health</c>) on 127.0.0.1:7401.
 /// SIGINT/SIGTERM shut it down gracefully: stop accepting, drain confirmations, flush and close the journals.
 /// </summary>
-internal static class ServeCommand
+internal static partial class ServeCommand
 {
     public const int DefaultAdminPort = 7401;
 
     public static Command Create()
     {
         var data = new Option<string>("--data") { Description = "Data directory (created if missing).", DefaultValueFactory = _ => "data" };
-        var host = new Option<string>("--host") { Description = "Address to listen on, for clients, the admin endpoint and replication: an IPv4 address of four numbers, an IPv6 address or a host name (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "Address to listen on, for clients, the admin endpoint and replication: an IPv4 address of four numbers, an IPv6 address or a host name, resolved at start: an IP address is bound as given; a host name binds its first IPv4 address, or its first address if it has none (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Protocol port (0 = any free port).", DefaultValueFactory = _ => ServerOptions.DefaultPort };
         var adminPort = new Option<int>("--admin-port") { Description = "Admin HTTP port serving /metrics and /health (-1 = off, 0 = any free port).", DefaultValueFactory = _ => DefaultAdminPort };
         var tokens = new Option<string[]>("--token") { Description = "Accepted auth token (repeatable; none = no authentication). token or token:publishPattern,... to restrict publishing.", AllowMultipleArgumentsPerToken = false };
@@ -50,34 +50,7 @@ internal static class ServeCommand
         var rebootWait = new Option<int>("--peer-wait-ms") { Description = "How long a node waits for a peer that may hold records it lacks (after its host restarted as primary, or while the peer holds more of the log and has not taken over) before going on alone (0 = do not wait).", DefaultValueFactory = _ => 10_000 };
         var ackPoll = new Option<int>("--ack-poll-us") { Description = "Pair primary: how long its journaler polls for the standby's ACK after shipping records a standby-received confirmation waits for, instead of leaving it to the ack reader's wake-up (0 = never, the default: an opt-in for a primary with a core to spare).", DefaultValueFactory = _ => (int)Replication.ReplicationOptions.DefaultAckPoll.TotalMicroseconds };
         var maxRetentionHold = new Option<long>("--max-retention-hold-mb") { Description = "Pair primary: how many MiB of a topic's segments that its retention limits would delete an attached standby that has fallen behind may keep on the primary's disk; past that, retention passes it and its copy of the topic restarts at the primary's oldest record (0 = never hold retention back).", DefaultValueFactory = _ => Replication.ReplicationOptions.DefaultMaxRetentionHoldBytes >> 20 };
-        var producerIdle = new Option<int>("--producer-idle-timeout-s") { Description = "After this long with nothing stored for it, an idempotent producer keeps only its newest sequence (older retries are refused, never stored twice); 0 = never.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerIdleTimeout.TotalSeconds };
-        var producerExpiry = new Option<int>("--producer-expiry-s") { Description = "After this long with nothing stored for it, an idempotent producer is forgotten (its id counts as new); 0 = never. At least --producer-idle-timeout-s.", DefaultValueFactory = _ => (int)BrokerOptions.Default.ProducerExpiry.TotalSeconds };
-        var producerWindow = new Option<int>("--producer-window") { Description = "Idempotent producers: how many of each producer's newest sequences are remembered for deduplication (a power of two, at least 64; keep clients' in-flight limit below it).", DefaultValueFactory = _ => BrokerOptions.Default.ProducerWindow };
-        var producerRecovery = new Option<int>("--producer-recovery-records") { Description = $"At start, how many of each persistent topic's newest records are rescanned to rebuild the producers' windows: 0 (producers are not recovered at a restart: each counts as new) or at least {BrokerOptions.MinProducerRecoveryRecords}.", DefaultValueFactory = _ => BrokerOptions.Default.ProducerRecoveryRecords };
-        OptionRules.Check(producerWindow, static (result, value) =>
-        {
-            if (value < 64 || (value & (value - 1)) != 0)
-            {
-                result.AddError($"--producer-window ({value}) must be a power of two, at least 64");
-            }
-        });
-        OptionRules.Check(producerRecovery, static (result, value) =>
-        {
-            if (value < 0 || (value > 0 && value < BrokerOptions.MinProducerRecoveryRecords))
-            {
-                result.AddError($"--producer-recovery-records ({value}) must be 0 (no recovery) or at least {BrokerOptions.MinProducerRecoveryRecords}");
-            }
-        });
-        foreach (var option in new[] { producerIdle, producerExpiry })
-        {
-            OptionRules.Check(option, (result, value) =>
-            {
-                if (value < 0)
-                {
-                    result.AddError($"{option.Name} cannot be negative");
-                }
-            });
-        }
+        var producers = CreateProducerFlags();
 
         acks.AcceptOnlyFromAmong("local", "standby-received", "standby-durable");
         role.AcceptOnlyFromAmong("primary", "standby");
@@ -130,8 +103,12 @@ internal static class ServeCommand
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
-            producerIdle, producerExpiry, producerWindow, producerRecovery,
         };
+        foreach (var option in producers.All)
+        {
+            cmd.Options.Add(option);
+        }
+
         cmd.Validators.Add(result =>
         {
             // Pair options only: serve without --peer does not use them. The witness lease lasts twice the heartbeat
@@ -202,30 +179,18 @@ internal static class ServeCommand
                 result.AddError($"--witness-timeout-ms {callMs}: expected 1 to {2 * heartbeatMs} (the witness lease, twice --heartbeat-timeout-ms: a renewal answered after the lease ran out no longer keeps the primary serving; raise --heartbeat-timeout-ms with it)");
             }
         });
-        cmd.Validators.Add(result =>
-        {
-            // A value that does not parse is already the usage error (reading it would throw): nothing to compare.
-            if (OptionRules.TryGetValue(result, producerIdle, out var idle) && OptionRules.TryGetValue(result, producerExpiry, out var expiry)
-                && expiry > 0 && (idle == 0 || expiry < idle))
-            {
-                result.AddError($"--producer-expiry-s ({expiry}) must be 0 (never) or at least --producer-idle-timeout-s ({idle}, which must then not be 0)");
-            }
-        });
+        cmd.Validators.Add(result => ValidateProducerFlags(result, producers));
         cmd.SetAction(async (parse, cancellationToken) =>
         {
             var started = Stopwatch.GetTimestamp();
             ConfigureSocketCompletions(parse.GetValue(completions)!, tls: parse.GetValue(tlsCert) is not null);
             var isQuiet = parse.GetValue(quiet);
-            var brokerOptions = BrokerOptions.Default with
+            var brokerOptions = producers.ApplyTo(BrokerOptions.Default, parse) with
             {
                 DataDirectory = parse.GetValue(data)!,
                 AutoCreateTopics = !parse.GetValue(noAutoCreate),
                 WaitStrategy = parse.GetValue(wait),
                 VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
-                ProducerIdleTimeout = Seconds(parse.GetValue(producerIdle)),
-                ProducerExpiry = Seconds(parse.GetValue(producerExpiry)),
-                ProducerWindow = parse.GetValue(producerWindow),
-                ProducerRecoveryRecords = parse.GetValue(producerRecovery),
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
                 DefaultTopicOptions = TopicOptions.Default with
                 {

@@ -13,7 +13,7 @@ internal static class WitnessCommand
 {
     public static Command Create()
     {
-        var host = new Option<string>("--host") { Description = "Address to listen on: an IPv4 address of four numbers, an IPv6 address or a host name (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "Address to listen on: an IPv4 address of four numbers, an IPv6 address or a host name, resolved at start: an IP address is bound as given; a host name binds its first IPv4 address, or its first address if it has none (loopback by default; use 0.0.0.0 deliberately).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Witness port (0 = any free port).", DefaultValueFactory = _ => WitnessOptions.DefaultPort };
         OptionRules.Port(port, 0);
         var data = new Option<string>("--data") { Description = "Data directory holding witness.state (created if missing).", DefaultValueFactory = _ => "witness-data" };

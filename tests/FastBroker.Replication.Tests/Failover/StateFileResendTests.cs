@@ -89,7 +89,7 @@ public sealed class StateFileResendTests
                 () => b.Replica!.Welcomes > welcomes && a.Replicator!.Link is { AcksReceived: > 0 } link && !ReferenceEquals(link, oldLink),
                 "b attaches again and acknowledges",
                 s_deadline);
-            var files = StateFiles.Enumerate(dir.Combine("a")).Select(f => f.Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
+            var files = StateFilesIn(dir.Combine("a"));
             Assert.Equal(4, files.Length); // keeper.pos, the group's state, producers.state and producers.epochs
             foreach (var file in files)
             {
@@ -123,6 +123,16 @@ public sealed class StateFileResendTests
             Assert.Equal(sends.Count - attached, status.RootElement.GetProperty("standby").GetProperty("stateFilesSent").GetInt64());
         }
     }
+
+    /// <summary>
+    /// The state files in <paramref name="dataDirectory"/> (<see cref="StateFiles.IsStatePath"/>: the producers' two
+    /// files, subscriptions' positions, groups' state), relative and '/'-separated, in order.
+    /// </summary>
+    private static string[] StateFilesIn(string dataDirectory) =>
+        [.. Directory.EnumerateFiles(dataDirectory, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(dataDirectory, f).Replace('\\', '/'))
+            .Where(StateFiles.IsStatePath)
+            .Order(StringComparer.Ordinal)];
 
     private static long? Floor(string copyOfB) => GroupAckStore.ReadFloor(Path.Combine(copyOfB, Workers));
 
