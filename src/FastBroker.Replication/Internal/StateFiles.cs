@@ -16,6 +16,47 @@ internal static class StateFiles
     private const string ProducerCheckpointFile = FastBroker.Engine.ProducerCheckpoint.FileName;
     private const string ProducerEpochsFile = FastBroker.Engine.ProducerEpochFile.FileName;
 
+    /// <summary>The state files in <paramref name="dataDirectory"/>, each with its <see cref="FileInfo"/> (a directory listing, no read): what a standby reports in its <c>STATE_DIGESTS</c> (<see cref="StateDigests"/>).</summary>
+    public static IEnumerable<(string Relative, FileInfo Info)> EnumerateInfo(string dataDirectory)
+    {
+        var checkpoint = new FileInfo(Path.Combine(dataDirectory, ProducerCheckpointFile));
+        if (checkpoint.Exists)
+        {
+            yield return (ProducerCheckpointFile, checkpoint);
+        }
+
+        var epochs = new FileInfo(Path.Combine(dataDirectory, ProducerEpochsFile));
+        if (epochs.Exists)
+        {
+            yield return (ProducerEpochsFile, epochs);
+        }
+
+        var subs = new DirectoryInfo(Path.Combine(dataDirectory, "subscriptions"));
+        if (subs.Exists)
+        {
+            foreach (var f in subs.EnumerateFiles("*.pos"))
+            {
+                yield return (Path.GetRelativePath(dataDirectory, f.FullName), f);
+            }
+        }
+
+        var topics = new DirectoryInfo(Path.Combine(dataDirectory, "topics"));
+        if (topics.Exists)
+        {
+            foreach (var t in topics.EnumerateDirectories())
+            {
+                var groups = new DirectoryInfo(Path.Combine(t.FullName, "groups"));
+                if (groups.Exists)
+                {
+                    foreach (var f in groups.EnumerateFiles("*.state"))
+                    {
+                        yield return (Path.GetRelativePath(dataDirectory, f.FullName), f);
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>True when <paramref name="relative"/> is a state file path (the standby writes nothing else from STATE frames).</summary>
     public static bool IsStatePath(string relative)
     {

@@ -204,7 +204,7 @@ public sealed class StateDigestAttachTests
 
         /// <summary>The state files of a (relative, '/'-separated), in order.</summary>
         public string[] StateFilesOfA() =>
-            [.. StateFiles.Enumerate(Dir.Combine("a")).Select(f => f.Replace('\\', '/')).Order(StringComparer.Ordinal)];
+            [.. StateFiles.EnumerateInfo(Dir.Combine("a")).Select(f => f.Relative.Replace('\\', '/')).Order(StringComparer.Ordinal)];
 
         /// <summary>A hand-over's request (b gets what it lacks and acknowledges), then b's copies are a's files byte for byte.</summary>
         public async Task SettleAsync()
