@@ -17,9 +17,10 @@ public sealed partial class Broker
         LazyInitializer.EnsureInitialized(ref _stateFileDamageLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);
 
     /// <summary>
-    /// Logs a line about a group's state file found holding no state at its join (its data lost: after a power loss,
-    /// every group's at once): the first at once, then at most one per 10 s with a count of those not logged
-    /// (<see cref="LogRateLimit"/>), a limit of its own, apart from <see cref="LogStateFileDamage"/>'s.
+    /// Logs a line about a group's state file found holding no state at its join, or a durable subscription's position
+    /// file at its subscribe (its data lost: after a power loss, every group's and subscription's at once): the first at
+    /// once, then at most one per 10 s with a count of those not logged (<see cref="LogRateLimit"/>), a limit of its
+    /// own, apart from <see cref="LogStateFileDamage"/>'s.
     /// </summary>
     internal void LogBlankStateFile(string line) =>
         LazyInitializer.EnsureInitialized(ref _blankStateFileLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);

@@ -55,7 +55,7 @@ public sealed partial class Subscription : IDisposable
                 _positions = PositionStore.OpenDurable(path, name, options.Start, broker.StateFlusher);
                 if (_positions.WasBlank)
                 {
-                    broker.Log($"subscription '{name}': its position file {path} held no state (empty, zeros, or cut short before its positions end: lost to a power loss?): its position in each topic it matches is now the oldest message kept, so a start from its committed position resumes there, not at a fallback; messages it had committed are delivered again");
+                    broker.LogBlankStateFile($"subscription '{name}': its position file {path} held no state (empty, zeros, or cut short before its positions end: lost to a power loss?): its position in each topic it matches is now the oldest message kept, so a start from its committed position resumes there, not at a fallback; messages it had committed are delivered again");
                 }
 
                 if (_positions.DescribePadding(path) is { } padded)

@@ -279,16 +279,4 @@ public class GroupStateRecoveryTests
         Assert.Contains($"'blank{groups - 1}'", lines[1], StringComparison.Ordinal);
         Assert.EndsWith($"(and {groups - 2} more like it since the last such line, not logged)", lines[1], StringComparison.Ordinal);
     }
-
-    /// <summary>A clock that moves only when told.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks = 1_000_000;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
-    }
 }

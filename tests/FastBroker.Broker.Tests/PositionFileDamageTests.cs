@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using FastBroker.Testing;
 
 namespace FastBroker.BrokerTests;
 
@@ -198,5 +199,42 @@ public class PositionFileDamageTests
             lines.Length == 1 && lines[0].Contains(path, StringComparison.Ordinal) && lines[0].Contains($"from {Whole} to {full} bytes", StringComparison.Ordinal),
             $"expected one log line naming {path} padded from {Whole} to {full} bytes by the subscribe: [{string.Join(" | ", log)}]");
         Assert.Equal(full, new FileInfo(path).Length);
+    }
+
+    /// <summary>
+    /// Position files that hold no state when their durable names subscribe (after a power loss, every subscription's at
+    /// once) are each reported at the subscribe, at most one line per 10 s over all of them, the first at once, the next
+    /// with a count of those not logged: thousands of subscriptions coming back do not flood the log.
+    /// </summary>
+    [Fact]
+    public async Task Position_files_holding_no_state_at_their_subscribes_are_reported_at_most_once_per_interval()
+    {
+        var log = new ConcurrentQueue<string>();
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue, LogClock = clock });
+        await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes("e0"));
+
+        const int subscriptions = 5;
+        for (var i = 0; i < subscriptions; i++)
+        {
+            if (i == subscriptions - 1)
+            {
+                clock.Advance(TimeSpan.FromSeconds(10));
+            }
+
+            var name = $"blank{i}";
+            var path = Path.Combine(f.DataDirectory, "subscriptions", name + ".pos");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(path, []);
+            using var sub = f.Broker.Subscribe("audit", s_durable with { DurableName = name });
+            Assert.Equal(0, sub.CommittedOffset("audit")); // the oldest kept, not a fallback
+        }
+
+        var lines = log.Where(l => l.Contains("'blank", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal)).ToArray();
+        Assert.True(lines.Length == 2, $"expected two log lines for {subscriptions} position files holding no state at their subscribes (the first, and one 10 s later): [{string.Join(" | ", lines)}]");
+        Assert.Contains("'blank0'", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("not logged", lines[0], StringComparison.Ordinal);
+        Assert.Contains($"'blank{subscriptions - 1}'", lines[1], StringComparison.Ordinal);
+        Assert.EndsWith($"(and {subscriptions - 2} more like it since the last such line, not logged)", lines[1], StringComparison.Ordinal);
     }
 }

@@ -86,7 +86,7 @@ public sealed class StandbyPositionDamageTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var clock = new LoggedPair.ManualClock();
+        var clock = new ManualClock();
         var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
         await using (a)
         await using (b)

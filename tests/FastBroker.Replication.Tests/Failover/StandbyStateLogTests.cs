@@ -109,7 +109,7 @@ public sealed class StandbyStateLogTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var clock = new LoggedPair.ManualClock();
+        var clock = new ManualClock();
         var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
         await using (a)
         await using (b)
@@ -164,7 +164,7 @@ public sealed class StandbyStateLogTests
     {
         using var dir = new TempDirectory();
         var log = new List<string>();
-        var clock = new LoggedPair.ManualClock();
+        var clock = new ManualClock();
         var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
         await using (a)
         await using (b)
