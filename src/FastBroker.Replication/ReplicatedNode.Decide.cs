@@ -89,7 +89,19 @@ public sealed partial class ReplicatedNode
                     return;
                 }
             }
-            else if (CompareLogs(q.Epoch, q.Heads, _state.Epoch, opened.Heads()) > 0)
+            else if (CompareLogs(q.Epoch, q.Heads, _state.Epoch, opened.Heads()) is var order && order == LogOrder.Diverged)
+            {
+                // Each holds records of some topic the other lacks: whichever took over (the lease, or the configured
+                // role) would cut the other's when it followed, and they may have been confirmed (standby-durable on
+                // one, as local on the other). Neither takes over on its own while the peer answers so: it waits as
+                // standby, where it does not ask for the lease either (AwaitingPeerAhead), until an operator promotes one.
+                _peerHeadsWaitSince = 0;
+                _peerDivergedSince = Stopwatch.GetTimestamp();
+                LogDiverged(q, q.Heads, opened.Heads());
+                SetRole(NodeRole.Standby, $"the logs of this node and peer '{q.NodeId}' have diverged: waiting for an operator to promote one");
+                return;
+            }
+            else if (order == LogOrder.FirstAhead)
             {
                 _peerHeadsWaitSince = 0;
                 // Raft's election rule for a pair: the node with more of the log leads. The peer holds records this

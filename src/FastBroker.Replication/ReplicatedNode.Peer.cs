@@ -192,14 +192,15 @@ public sealed partial class ReplicatedNode
 
     /// <summary>
     /// Which of two logs holds more: the later epoch (its history goes further), else, in the same epoch, the one that
-    /// is ahead on some topic and behind on none (a topic it lacks counts as empty). 1 = the first, -1 = the second,
-    /// 0 = equal, or each ahead on a different topic (then neither defers; the usual rules decide).
+    /// is ahead on some topic and behind on none (a topic it lacks counts as empty). Each ahead on a different topic is
+    /// <see cref="LogOrder.Diverged"/>: whichever took over would cut records only the other holds, which may have been
+    /// confirmed, so neither takes over automatically (see DecideAsync and AwaitingPeerAhead).
     /// </summary>
-    internal static int CompareLogs(long epochA, IReadOnlyDictionary<string, long> a, long epochB, IReadOnlyDictionary<string, long> b)
+    internal static LogOrder CompareLogs(long epochA, IReadOnlyDictionary<string, long> a, long epochB, IReadOnlyDictionary<string, long> b)
     {
         if (epochA != epochB)
         {
-            return epochA > epochB ? 1 : -1;
+            return epochA > epochB ? LogOrder.FirstAhead : LogOrder.SecondAhead;
         }
 
         bool aAhead = false, bAhead = false;
@@ -211,11 +212,43 @@ public sealed partial class ReplicatedNode
             bAhead |= nb > na;
         }
 
-        return aAhead == bAhead ? 0 : aAhead ? 1 : -1;
+        return (aAhead, bAhead) switch
+        {
+            (true, true) => LogOrder.Diverged,
+            (true, false) => LogOrder.FirstAhead,
+            (false, true) => LogOrder.SecondAhead,
+            _ => LogOrder.Equal,
+        };
+    }
+
+    /// <summary>What <see cref="CompareLogs"/> found.</summary>
+    internal enum LogOrder
+    {
+        Equal,
+        FirstAhead,
+        SecondAhead,
+
+        /// <summary>The same epoch, each ahead on a different topic.</summary>
+        Diverged,
     }
 
     private static string DescribeAhead(IReadOnlyDictionary<string, long> more, IReadOnlyDictionary<string, long> less) =>
         string.Join(", ", more.Where(p => p.Value > less.GetValueOrDefault(p.Key)).Take(5).Select(p => $"'{p.Key}' to {p.Value} against {less.GetValueOrDefault(p.Key)}"));
+
+    /// <summary>
+    /// Once per pair of heads: the peer and this node each hold records of a topic the other lacks (same epoch), so
+    /// neither takes over on its own; the operator promotes the one whose records are to be kept.
+    /// </summary>
+    private void LogDiverged(PeerStatus peer, IReadOnlyDictionary<string, long> peerHeads, IReadOnlyDictionary<string, long> mine)
+    {
+        var line = $"the logs have diverged: this node is ahead on {DescribeAhead(mine, peerHeads)}, peer '{peer.NodeId}' on {DescribeAhead(peerHeads, mine)} (epoch {peer.Epoch}): "
+            + "neither takes over on its own, as it would cut records the other holds, which may have been confirmed; promote the node whose records are to be kept (fastbroker promote), and the other's extra records are cut when it follows it";
+        if (line != _divergedLogged)
+        {
+            _divergedLogged = line;
+            Log(line);
+        }
+    }
 
     private readonly record struct PeerStatus(NodeRole Role, long Epoch, string NodeId, bool DefersToPeer, Dictionary<string, long>? Heads);
 }

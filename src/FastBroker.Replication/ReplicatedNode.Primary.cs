@@ -125,8 +125,10 @@ public sealed partial class ReplicatedNode
                 else if (p.Epoch == _state.Epoch && p.NodeId != NodeId && string.CompareOrdinal(NodeId, p.NodeId) > 0)
                 {
                     // Two primaries of one epoch: only manual promotions without a witness can do this (each takes
-                    // epoch + 1 on its own). One must go, the same one whichever looks first: the greater node id.
-                    reason = $"peer '{p.NodeId}' is primary at the same epoch {p.Epoch}: two primaries; the lesser node id keeps it";
+                    // epoch + 1 on its own). One must stop serving, the same one whichever looks first: the greater
+                    // node id. That decides nothing about whose records are kept: it is not cut back when it follows
+                    // (PrimaryReplicator refuses it while it holds records of that epoch of its own); an operator picks.
+                    reason = $"peer '{p.NodeId}' is primary at the same epoch {p.Epoch}: two primaries; the lesser node id keeps serving";
                 }
             }
 

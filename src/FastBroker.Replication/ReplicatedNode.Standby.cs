@@ -85,6 +85,7 @@ public sealed partial class ReplicatedNode
                     // later silence of that primary must not count as the old deferral still running.
                     _peerAheadSince = 0;
                     _peerAheadLogged = false;
+                    _peerDivergedSince = 0;
                 }
 
                 if (replica.Welcomes > 0 || (_defersToPeer && Stopwatch.GetElapsedTime(_deferredAt) >= _options.PeerWait))
@@ -96,7 +97,7 @@ public sealed partial class ReplicatedNode
 
                 if (_witness is null && !unreachable && refused <= _state.Epoch
                     && await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false) is { Role: not NodeRole.Primary, DefersToPeer: true, Heads: { } peerHeads } deferring
-                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) > 0)
+                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) == LogOrder.FirstAhead)
                 {
                     // No witness, but no partition either: the peer answers, is not primary, and defers to this node,
                     // which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits for this
@@ -161,11 +162,29 @@ public sealed partial class ReplicatedNode
     /// True while a peer that answers, is not primary, and holds more of the log is given the chance to take over (it
     /// asks the witness itself): at most <see cref="ReplicationOptions.PeerWait"/> from when it was first seen so. A
     /// peer that cannot take over (it cannot reach the witness, or it fenced itself with records never confirmed in a
-    /// standby mode) must not keep the pair without a primary for good.
+    /// standby mode) must not keep the pair without a primary for good. A peer seen with a diverged log (each ahead on a
+    /// different topic) is waited for without that bound while it answers, until this node follows a primary (an
+    /// operator promotes one of the two).
     /// </summary>
     private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
     {
         bool ahead;
+        if (_peerDivergedSince != 0 && peer is not { Role: NodeRole.Primary } && peer is not { Heads: not null })
+        {
+            // A peer seen diverged that answers without heads (reopening its copy after a refused promotion, or taking
+            // over when promoted by hand) or has been silent for less than PeerWait since: still waited for.
+            if (peer is not null)
+            {
+                _peerDivergedSince = Stopwatch.GetTimestamp();
+                return true;
+            }
+
+            if (Stopwatch.GetElapsedTime(_peerDivergedSince) < _options.PeerWait)
+            {
+                return true;
+            }
+        }
+
         if (peer is null)
         {
             // No answer (dead, or too slow to answer a probe): a peer last seen ahead may still hold confirmed records
@@ -179,7 +198,25 @@ public sealed partial class ReplicatedNode
         }
         else if (p.Heads is { } heads)
         {
-            ahead = CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads()) > 0;
+            var order = CompareLogs(p.Epoch, heads, _state.Epoch, replica.Heads());
+            if (order == LogOrder.Diverged)
+            {
+                // Each holds records the other lacks: taking the lease would cut the peer's when it followed. Not
+                // bounded by PeerWait while the peer answers so; an operator promotes the one to keep.
+                _peerDivergedSince = Stopwatch.GetTimestamp();
+                LogDiverged(p, heads, replica.Heads());
+                return true;
+            }
+
+            if (_peerDivergedSince != 0)
+            {
+                // Seen diverged, and not yet followed: heads that no longer say so are the peer's between two copies (a
+                // promotion refused, its replica reopening), not the divergence settled. Still waited for.
+                _peerDivergedSince = Stopwatch.GetTimestamp();
+                return true;
+            }
+
+            ahead = order == LogOrder.FirstAhead;
         }
         else
         {

@@ -60,6 +60,8 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private long _peerHeadsWaitSince;
     private long _peerAheadSince;
     private bool _peerAheadLogged;
+    private string? _divergedLogged;
+    private long _peerDivergedSince;
     private bool _rebootWaitLogged;
     private long _journalsOpenedAt;
     private bool _rebootEpochBegun;

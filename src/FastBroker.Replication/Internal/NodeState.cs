@@ -155,6 +155,13 @@ internal sealed class NodeState
         return ours is null ? theirsEnd : theirsEnd is null ? ours : Math.Min(ours.Value, theirsEnd.Value);
     }
 
+    /// <summary>
+    /// True when <paramref name="theirs"/> and this history both hold <paramref name="epoch"/> but begun by different
+    /// nodes: each led an epoch of that number (promoted separately), so their records of it differ.
+    /// </summary>
+    public bool LedByAnother(long epoch, SortedDictionary<long, Dictionary<string, long>> theirs) =>
+        History.TryGetValue(epoch, out var mine) && theirs.TryGetValue(epoch, out var starts) && Leader(mine) != Leader(starts);
+
     /// <summary>The node that began an epoch (null in entries written before leaders were recorded).</summary>
     private static string? Leader(Dictionary<string, long> starts)
     {

@@ -24,6 +24,7 @@ internal sealed class PrimaryReplicator : IDisposable
     private StandbyLink? _link;
     private bool _disposed;
     private long _retentionPassed;
+    private string? _lastRefusal;
 
     public PrimaryReplicator(Broker broker, ReplicationGate gate, NodeState state, ReplicationOptions options, Action<long> sawHigherEpoch)
     {
@@ -85,6 +86,18 @@ internal sealed class PrimaryReplicator : IDisposable
             return;
         }
 
+        if (EqualEpochDivergence(hello) is { } diverged)
+        {
+            if (diverged != _lastRefusal)
+            {
+                _lastRefusal = diverged;
+                _options.Log?.Invoke($"replication: {diverged}");
+            }
+
+            Refuse(socket, diverged);
+            return;
+        }
+
         StandbyLink? old;
         var link = new StandbyLink(this, socket, hello);
         lock (_linkGate)
@@ -142,6 +155,52 @@ internal sealed class PrimaryReplicator : IDisposable
 
         link?.Dispose();
         _gate.SetStandbyAttached(false);
+    }
+
+    /// <summary>
+    /// Why a standby of this primary's epoch must not be attached, or null. Without a witness two nodes can each take
+    /// the same epoch number (two promotions by hand): their records of that epoch differ, and the rejoining node's
+    /// may have been confirmed (as local) just as this primary's were. Cutting them because of a node id would lose
+    /// them; so a node that led the same epoch and holds records this primary would cut is refused, both logs' ends
+    /// named, until an operator picks the log to keep. One that would lose nothing (it wrote nothing of its own) attaches.
+    /// </summary>
+    private string? EqualEpochDivergence(Hello hello)
+    {
+        if (hello.Epoch != _state.Epoch || !NodeState.TryParseHistory(hello.History, out var theirs, out _) || !_state.LedByAnother(hello.Epoch, theirs))
+        {
+            return null; // a history that does not parse is refused by the link as before
+        }
+
+        var lost = new List<string>();
+        foreach (var (name, first, next, _) in hello.Topics)
+        {
+            var head = 0L;
+            var keep = first;
+            if (_broker.Topics.TryGet(name, out var topic) && topic.Persistent)
+            {
+                head = topic.Head;
+                keep = Math.Min(next, head);
+                if (_state.DivergenceOffset(hello.Epoch, theirs, name) is { } cut)
+                {
+                    keep = Math.Min(keep, cut);
+                }
+            }
+
+            if (keep < next)
+            {
+                lost.Add($"'{name}' ends at {next} there and at {head} here, its records from {Math.Max(keep, first)} on are not in this log");
+            }
+        }
+
+        if (lost.Count == 0)
+        {
+            return null;
+        }
+
+        var standby = hello.NodeId;
+        return $"standby '{standby}' and this primary '{_options.NodeId}' each began epoch {hello.Epoch} (promoted separately): {string.Join("; ", lost.Take(5))}{(lost.Count > 5 ? $"; {lost.Count - 5} more topics" : "")}. "
+            + $"They may have been confirmed, so '{standby}' is not cut back, and does not follow: to keep this primary's log, stop '{standby}', move its data directory away and start it again (it copies this log); "
+            + $"to keep '{standby}''s, promote it (fastbroker promote), and what this primary wrote in epoch {hello.Epoch} is cut when it follows";
     }
 
     private void Refuse(Socket socket, string reason)

@@ -1,0 +1,83 @@
+using Xunit.Abstractions;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// Both nodes lose power, and each loses the unflushed tail of a different topic: a holds more of one, b more of the
+/// other, in the same epoch. The logs have diverged: whichever took over on its own (the lease, or its configured role)
+/// would cut records only the other holds when that one followed, and they may have been confirmed. Neither takes over
+/// while both answer; each says so, nothing is cut, and an operator's promotion decides (and the cut is reported).
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class DivergedLogsTests(ITestOutputHelper output)
+{
+    private const string OnlyA = "diverged.a";
+    private const string OnlyB = "diverged.b";
+    private const int Confirmed = 20;
+    private const int Kept = 12;
+
+    private static readonly string[] s_heartbeat = ["--heartbeat-timeout-ms", "2000"];
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Neither_node_takes_over_on_its_own_when_each_holds_records_the_other_lacks(bool witness)
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(s_heartbeat) : await pair.StartConfiguredPairAsync(s_heartbeat, s_heartbeat);
+            await PrefixedMessages.PublishAsync(a, OnlyA, "x", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+            await PrefixedMessages.PublishAsync(a, OnlyB, "y", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+
+            // a's disk lost the tail of diverged.b, b's the tail of diverged.a: a is ahead on diverged.a, b on diverged.b.
+            b.Kill();
+            a.Kill();
+            PowerLoss.LosePageCache(a, OnlyB, Kept);
+            PowerLoss.LosePageCache(b, OnlyA, Kept);
+            await a.StartAsync();
+            await b.StartAsync();
+
+            var onA = await a.WaitForAsync(s => s.IsStandby && s.Events.Any(e => e.Contains("the logs have diverged", StringComparison.Ordinal)), "a sees the logs diverged and waits as standby");
+            var onB = await b.WaitForAsync(s => s.IsStandby && s.Events.Any(e => e.Contains("the logs have diverged", StringComparison.Ordinal)), "b sees the logs diverged and waits as standby");
+            var line = onA.Events.First(e => e.Contains("the logs have diverged", StringComparison.Ordinal));
+            output.WriteLine(line);
+            Assert.Contains($"this node is ahead on '{OnlyA}' to {Confirmed} against {Kept}, peer 'b' on '{OnlyB}' to {Confirmed} against {Kept}", line, StringComparison.Ordinal);
+            Assert.Contains("promote the node whose records are to be kept", line, StringComparison.Ordinal);
+            foreach (var node in new[] { onA, onB })
+            {
+                Assert.DoesNotContain(node.Events, e => e.Contains("': Primary (epoch", StringComparison.Ordinal) || e.Contains("cut at offset", StringComparison.Ordinal));
+            }
+
+            // Once both have said so neither has become primary (checked again, after the line): the operator keeps b's log.
+            foreach (var node in new[] { a, b })
+            {
+                var now = await node.TryStatusAsync();
+                Assert.True(now is { IsStandby: true }, $"{node.Id} is still standby: {now?.Json}");
+            }
+
+            // With a witness, a's lease from before the power loss may not have run out yet: the promotion is refused
+            // until it has, and the operator asks again.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            var (status, body) = await b.PromoteAsync();
+            while (witness && status == 409 && body.Contains("still alive", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+            {
+                await b.WaitForAsync(s => s.IsStandby, "b is standby again after the refused promotion");
+                (status, body) = await b.PromoteAsync();
+            }
+
+            Assert.True(status == 200, $"POST /promote on b: {status} {body}");
+            await b.WaitForAsync(s => s.IsPrimary, "b is primary");
+            var follower = await a.WaitForAsync(
+                s => s.IsStandby && s.Replica is { Connected: true, PrimaryId: "b" } && s.ReplicaOf(OnlyB) is { Durable: Confirmed },
+                "a follows b and copies diverged.b's records");
+            follower.AssertCutAt(OnlyA, Kept);
+            Assert.Equal(Confirmed, (await TopicContent.ReadAsync(b.ClientEndpoint, OnlyB)).Head);
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+}
