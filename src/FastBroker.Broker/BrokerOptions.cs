@@ -128,8 +128,9 @@ public sealed record BrokerOptions
     /// On open, re-check the CRC32C of every record in each journal's sealed (complete) segments as well as its tail
     /// (true, the default), or trust their seals and index files and scan only the unsealed tails (false). False makes
     /// opening cost a function of the tails, not of the journals' size; damage in a sealed segment is then found when a
-    /// record is read (every journal reader checks each record's CRC32C): a subscriber gets the error at the damaged
-    /// record, never the record (docs/journal-format.md, "What is checked where"). A promoted standby opens with false: its process verified the same journals when it
+    /// record is first read (the first journal reader to reach each record of a trusted segment checks its CRC32C, once
+    /// per process): a subscriber gets the error at the damaged record, never the record (docs/journal-format.md, "What
+    /// is checked where"). A promoted standby opens with false: its process verified the same journals when it
     /// opened them as a standby and has been their only writer since (docs/replication.md).
     /// </summary>
     public bool VerifySealedSegmentsOnOpen { get; init; } = true;

@@ -9,16 +9,24 @@ public sealed partial class JournalLog
 {
     private const string ReadersDirectoryName = "readers";
 
+    private long _crcChecks;
+
     /// <summary>
     /// Opens a reader at <paramref name="start"/>. Readers see durable records only and may be used from any one
-    /// thread each. <paramref name="verifyChecksums"/> (the default) checks each record as it is read: its length, its
-    /// offset and its CRC32C (no allocation; the CRC32C instruction over the record's bytes). A record that fails is never
-    /// returned: the read throws <see cref="JournalCorruptionException"/> naming the segment file, the byte position and
-    /// the offset, and keeps throwing there (a run returns the records before it first). The open checks sealed segments
-    /// only with <see cref="JournalOptions.VerifySealedSegmentsOnOpen"/>, and no open sees bytes that change on disk
-    /// later, so the broker's and replication's readers check. Only a caller that checks the records itself should pass
-    /// false: a damaged record is then returned as it is (a damaged length word may end the read with an
-    /// <see cref="ArgumentOutOfRangeException"/>).
+    /// thread each. <paramref name="verifyChecksums"/> (the default) checks each record not yet known good in this
+    /// process as it is read: its length, its offset and its CRC32C (no allocation; the CRC32C instruction over the
+    /// record's bytes). Known good, and read by its length word alone, is a record below its segment's <i>verified
+    /// watermark</i>: every record of a segment this process created (its writer computed the CRC32C from memory, a
+    /// standby's copy checked each record received) or whose records the open checked (the tail always, sealed segments
+    /// with <see cref="JournalOptions.VerifySealedSegmentsOnOpen"/>), and in a sealed segment the open trusted, the
+    /// records from its start that a checking reader or seek has already checked. So such a segment is checked once per
+    /// process, by its first reader, and steady-state reads of fresh records compute no CRC32C at all. A record that
+    /// fails is never returned: the read throws <see cref="JournalCorruptionException"/> naming the segment file, the
+    /// byte position and the offset, and keeps throwing there (a run returns the records before it first). Bytes that
+    /// change on disk after this process wrote or checked them are not checked again on read: <c>fastbroker journal
+    /// verify</c> and the next open that verifies find them. Only a caller that checks the records itself should pass
+    /// false: a damaged record of a trusted segment is then returned as it is (a damaged length word may end the read
+    /// with an <see cref="ArgumentOutOfRangeException"/>).
     /// A reader does not hold retention back: if retention deletes records it has not read, it moves on to the first
     /// retained one and counts them in <see cref="JournalReader.Skipped"/>. With <paramref name="pinRetention"/> it is
     /// a retention floor instead, like <see cref="MinRetainedOffset"/> at its <see cref="JournalReader.NextOffset"/>,
@@ -266,9 +274,10 @@ public sealed partial class JournalLog
             var e = s.Index.FindByOffset(relative);
             var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
             var end = Segment.PositionOf(durable);
+            var from = pos;
             while (at < relative)
             {
-                pos += RecordLayout.Align(CheckedForSeek(s, pos, end, s.BaseOffset + at));
+                pos += RecordLayout.Align(CheckedForSeek(s, pos, end, s.BaseOffset + at, from));
                 at++;
             }
 
@@ -337,15 +346,16 @@ public sealed partial class JournalLog
     }
 
     /// <summary>In <paramref name="s"/> (acquired), the first of its <paramref name="count"/> records with a timestamp ≥ <paramref name="timestamp"/>.</summary>
-    private static bool TryFindTimestamp(Segment s, int count, long timestamp, out int position, out long offset)
+    private bool TryFindTimestamp(Segment s, int count, long timestamp, out int position, out long offset)
     {
         var e = s.Index.FindBeforeTimestamp(timestamp);
         var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
         var bytes = s.Bytes;
         var end = Segment.PositionOf(s.Durable);
+        var from = pos;
         while (at < count)
         {
-            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at);
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
             var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
             if (ts >= timestamp)
             {
@@ -363,22 +373,45 @@ public sealed partial class JournalLog
     }
 
     /// <summary>
-    /// The length of a record a seek passes over or reads the timestamp of, checked whole (length, offset, CRC32C; at
-    /// most one index interval per seek): a damaged record, or an index entry that does not point at the record it
-    /// names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the position (the
-    /// segment <paramref name="s"/>, acquired, released first), never a start past or before the record asked for.
+    /// The length of a record a seek passes over or reads the timestamp of (at most one index interval per seek),
+    /// checked: its length, key and header lengths and offset always, its CRC32C when it is at or past the segment's
+    /// verified watermark (<see cref="Segment.IsVerified"/>; a good one then moves the watermark past it when the seek's
+    /// records from <paramref name="from"/> join it). A damaged record, or an index entry that does not point at the
+    /// record it names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the
+    /// position (the segment <paramref name="s"/>, acquired, released first), never a start past or before the record
+    /// asked for.
     /// </summary>
-    private static int CheckedForSeek(Segment s, int position, int end, long offset)
+    private int CheckedForSeek(Segment s, int position, int end, long offset, int from)
     {
-        var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: true, out var length);
+        var verified = s.IsVerified(position);
+        var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: !verified, out var length);
+        if (!verified)
+        {
+            CountCrcCheck();
+        }
+
         if (status != RecordStatus.Ok)
         {
             s.Release();
             ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
         }
 
+        if (!verified)
+        {
+            s.AdvanceVerified(from, position + RecordLayout.Align(length));
+        }
+
         return length;
     }
+
+    /// <summary>
+    /// Records whose CRC32C a reader or a seek of this journal computed (those at or past their segment's verified
+    /// watermark). Grows only; for tests.
+    /// </summary>
+    internal long CrcChecks => Volatile.Read(ref _crcChecks);
+
+    /// <summary>A reader or a seek computed a record's CRC32C (rare: once per record per process at most, unless damaged).</summary>
+    internal void CountCrcCheck() => Interlocked.Increment(ref _crcChecks);
 
     /// <summary>The segment starting exactly at <paramref name="baseOffset"/>, acquired; null if none (yet).</summary>
     internal Segment? AcquireSegmentStartingAt(long baseOffset)

@@ -41,6 +41,9 @@ public sealed record JournalOptions
     /// On open, verify every record's CRC in sealed segments too (true), or only scan the unsealed tail and
     /// trust sealed segments' trailers (false: faster opens; damage is then found when read: a checking
     /// <see cref="JournalReader"/>, the default, throws <see cref="JournalCorruptionException"/> at the damaged record).
+    /// A verified segment's records are known good to readers, which read them without computing their CRC32C; a trusted
+    /// one's are checked by the first reader that reaches each (once per process: the segment's verified watermark
+    /// follows it), so false moves the checking of sealed segments from the open to their first read.
     /// </summary>
     public bool VerifySealedSegmentsOnOpen { get; init; } = true;
 

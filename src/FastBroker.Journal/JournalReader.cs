@@ -46,6 +46,11 @@ public sealed partial class JournalReader : IDisposable
     private readonly bool _verify;
     private Segment? _segment;
     private int _position;
+
+    // Where the reader's current stretch of records in _segment began: it read [_knownGoodFrom, _position) one record
+    // after another, each known good (below the segment's verified watermark, written by this process, or checked by
+    // it), so a checked record extends the watermark when the watermark has reached this (Segment.AdvanceVerified).
+    private int _knownGoodFrom;
     private long _nextOffset;
     private long _skipped;
     private long _maxRetentionHoldBytes = long.MaxValue;
@@ -61,7 +66,7 @@ public sealed partial class JournalReader : IDisposable
         _log = log;
         Name = name;
         _segment = segment;
-        _position = position;
+        _position = _knownGoodFrom = position;
         _nextOffset = nextOffset;
         _verify = verify;
         PinsRetention = pinsRetention;
@@ -124,7 +129,8 @@ public sealed partial class JournalReader : IDisposable
     /// while holding it). Never allocates.
     /// </summary>
     /// <exception cref="JournalCorruptionException">A checking reader (the default, <see cref="JournalLog.OpenReader(ReadStart, bool, bool)"/>)
-    /// met a damaged record: the reader stays before it, and every later read throws again.</exception>
+    /// met a damaged record (one not yet known good in this process, see there): the reader stays before it, and every
+    /// later read throws again.</exception>
     public bool TryRead(out JournalRecord record)
     {
         var segment = _segment;
@@ -132,8 +138,8 @@ public sealed partial class JournalReader : IDisposable
         if (!_parked && segment is not null && _position < (durableEnd = Segment.PositionOf(segment.Durable)))
         {
             var bytes = segment.Bytes;
-            var length = _verify
-                ? Checked(segment, _position, durableEnd, _nextOffset)
+            var length = _verify && !segment.IsVerified(_position)
+                ? Checked(segment, _position, durableEnd, _nextOffset, _knownGoodFrom)
                 : (int)Unsafe.ReadUnaligned<uint>(ref MemoryMarshal.GetReference(bytes.Slice(_position)));
             record = new JournalRecord(bytes.Slice(_position, length));
             _position += RecordLayout.Align(length);
@@ -192,8 +198,8 @@ public sealed partial class JournalReader : IDisposable
 
     /// <summary>
     /// Like <see cref="SendTo"/> but with <c>sendfile(2)</c> from the segment file: the kernel copies page cache
-    /// to socket, the bytes are never copied into this process (a checking reader reads them through the mapping for
-    /// their CRC32C first). The socket must be in blocking mode.
+    /// to socket, the bytes are never copied into this process (a checking reader reads those not yet known good in this
+    /// process through the mapping for their CRC32C first). The socket must be in blocking mode.
     /// </summary>
     public int SendFileTo(Socket socket, int maxBytes = 1 << 20)
     {
@@ -280,7 +286,7 @@ public sealed partial class JournalReader : IDisposable
     internal void Place(Segment? segment, int position, long nextOffset)
     {
         _segment = segment;
-        _position = position;
+        _position = _knownGoodFrom = position;
         Volatile.Write(ref _nextOffset, nextOffset);
     }
 
@@ -346,7 +352,7 @@ public sealed partial class JournalReader : IDisposable
 
             segment?.Release();
             _segment = next;
-            _position = SegmentHeader.Size;
+            _position = _knownGoodFrom = SegmentHeader.Size;
         }
     }
 
@@ -363,6 +369,7 @@ public sealed partial class JournalReader : IDisposable
         _segment = null;
         segment?.Release();
         _log.LocateOffset(from, out _segment, out _position, out var offset);
+        _knownGoodFrom = _position;
         Volatile.Write(ref _nextOffset, offset);
         _skipped += Math.Max(0, offset - from);
     }
@@ -386,12 +393,14 @@ public sealed partial class JournalReader : IDisposable
         var durableEnd = Segment.PositionOf(segment.Durable);
         var bytes = segment.Bytes;
         start = end = _position;
+        var checkedTo = 0;
         while (end < durableEnd)
         {
             int length;
-            if (_verify)
+            if (_verify && !segment.IsVerified(end))
             {
                 var status = RecordLayout.Check(bytes, end, durableEnd, _nextOffset + count, verifyCrc: true, out length);
+                _log.CountCrcCheck();
                 if (status != RecordStatus.Ok)
                 {
                     if (count > 0)
@@ -401,6 +410,8 @@ public sealed partial class JournalReader : IDisposable
 
                     ThrowHelper.ThrowDamagedRead(segment.FilePath, end, _nextOffset, status);
                 }
+
+                checkedTo = end + RecordLayout.Align(length);
             }
             else
             {
@@ -417,22 +428,34 @@ public sealed partial class JournalReader : IDisposable
             count++;
         }
 
+        if (checkedTo > 0)
+        {
+            // Checked, the run's records are known good: one compare-and-swap for the run, not one per record (a record
+            // checked but left out of the run by maxBytes is whole and good too).
+            segment.AdvanceVerified(_knownGoodFrom, checkedTo);
+        }
+
         return count > 0;
     }
 
     /// <summary>
-    /// The length of the record at <paramref name="position"/>, which must be whole (length within the durable part,
-    /// key and header lengths within it), carry <paramref name="expectedOffset"/> and match its CRC32C; otherwise a
-    /// <see cref="JournalCorruptionException"/> naming the segment, the position and the offset. No allocation.
+    /// The length of the record at <paramref name="position"/>, at or past its segment's verified watermark, which must
+    /// be whole (length within the durable part, key and header lengths within it), carry
+    /// <paramref name="expectedOffset"/> and match its CRC32C; otherwise a <see cref="JournalCorruptionException"/>
+    /// naming the segment, the position and the offset. A good record moves the watermark past it when the reader's
+    /// stretch from <paramref name="knownGoodFrom"/> joins it. No allocation.
     /// </summary>
-    private static int Checked(Segment segment, int position, int durableEnd, long expectedOffset)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int Checked(Segment segment, int position, int durableEnd, long expectedOffset, int knownGoodFrom)
     {
         var status = RecordLayout.Check(segment.Bytes, position, durableEnd, expectedOffset, verifyCrc: true, out var length);
+        _log.CountCrcCheck();
         if (status != RecordStatus.Ok)
         {
             ThrowHelper.ThrowDamagedRead(segment.FilePath, position, expectedOffset, status);
         }
 
+        segment.AdvanceVerified(knownGoodFrom, position + RecordLayout.Align(length));
         return length;
     }
 }

@@ -229,12 +229,12 @@ internal sealed class JournalRecovery
 
                 _report.AddDropped(new DroppedRange(path, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount, SegmentScanner.CountFrames(bytes, scan.EndPosition, garbageEnd), why));
                 (_cutSegment, _cutPosition, _cutEnd) = (segment, scan.EndPosition, garbageEnd);
-                segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false);
+                segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false, verified: true);
                 RemoveFrom(i + 1, "after the torn tail of " + Path.GetFileName(path));
                 return;
             }
 
-            segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false);
+            segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false, verified: true);
             expectedNext = segment.BaseOffset + scan.RecordCount;
             previousUnsealed = true;
         }
@@ -253,7 +253,7 @@ internal sealed class JournalRecovery
             if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
             {
                 var reason = scan.Stop == RecordStatus.End ? $"sealed segment ends early (record {scan.RecordCount} of {sealedCount})" : RecordLayout.Describe(scan.Stop);
-                return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, reason, scan);
+                return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, reason, scan, verified: true);
             }
 
             sealedLastTimestamp = Math.Max(sealedLastTimestamp, scan.LastTimestamp);
@@ -278,7 +278,7 @@ internal sealed class JournalRecovery
                 _report.IndexesRebuilt++;
                 if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
                 {
-                    return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop), scan);
+                    return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop), scan, verified: false);
                 }
 
                 sealedLastTimestamp = Math.Max(sealedLastTimestamp, scan.LastTimestamp);
@@ -286,12 +286,16 @@ internal sealed class JournalRecovery
             }
         }
 
-        segment.SetRecovered(Segment.Pack(sealedCount, sealedEnd), sealedLastTimestamp, isSealed: true);
+        // Verified: its whole written part is known good to readers; trusted: its first reader checks each record once.
+        segment.SetRecovered(Segment.Pack(sealedCount, sealedEnd), sealedLastTimestamp, isSealed: true, verified: _options.VerifySealedSegmentsOnOpen);
         return true;
     }
 
-    /// <summary>Corruption inside an opened segment: throw, or (repair) cut the segment there and drop what follows.</summary>
-    private bool CorruptInSegment(int i, Segment segment, int position, long expectedOffset, string reason, SegmentScanner.Result scan)
+    /// <summary>
+    /// Corruption inside an opened segment: throw, or (repair) cut the segment there and drop what follows.
+    /// <paramref name="verified"/>: the scan that found it checked the CRC32C of the records before it.
+    /// </summary>
+    private bool CorruptInSegment(int i, Segment segment, int position, long expectedOffset, string reason, SegmentScanner.Result scan, bool verified)
     {
         if (!_options.RepairCorruption)
         {
@@ -306,7 +310,7 @@ internal sealed class JournalRecovery
         _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
         RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
         (_cutSegment, _cutPosition, _cutEnd) = (segment, position, end);
-        segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false);
+        segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false, verified);
         return false;
     }
 

@@ -61,6 +61,7 @@ internal sealed unsafe partial class Segment
                 NeedsDirectorySync = true,
             };
             segment._allocatedTo = first;
+            segment._writtenFrom = SegmentHeader.Size; // every record in it is written by this process
             return segment;
         }
         catch (Exception e)

@@ -46,6 +46,8 @@ internal sealed unsafe partial class Segment
     private volatile bool _retired;
     private long _lastTimestamp;
     private int _allocatedTo;
+    private int _verifiedTo = SegmentHeader.Size;
+    private int _writtenFrom = int.MaxValue;
     private readonly Lock _emulationLock = new();
 
     private Segment(string path, SafeFileHandle handle, nint mapping, nuint mappedLength, in SegmentHeader header, bool writable, SparseIndex index)
@@ -138,14 +140,61 @@ internal sealed unsafe partial class Segment
 
     internal void SetDurable(long packed) => Volatile.Write(ref _durable, packed);
 
-    /// <summary>Sets both marks (recovery, and the writer under the None policy at roll).</summary>
-    internal void SetRecovered(long packed, long lastTimestamp, bool isSealed)
+    /// <summary>
+    /// Sets both marks (recovery). <paramref name="verified"/>: the open checked every record up to them (CRC32C and
+    /// all), so the whole written part is known good; otherwise only what the writer appends from here on is, and the
+    /// records below are checked by their first reader (<see cref="IsVerified"/>).
+    /// </summary>
+    internal void SetRecovered(long packed, long lastTimestamp, bool isSealed, bool verified)
     {
         _lastTimestamp = lastTimestamp;
         _published = packed;
         _durable = packed;
         _sealed = isSealed;
         _closed = isSealed;
+        _writtenFrom = verified ? SegmentHeader.Size : PositionOf(packed);
+    }
+
+    /// <summary>
+    /// The verified watermark: the end of the records from the segment's start that are known good in this process,
+    /// checked whole (length, offset, CRC32C) by a reader or seek. Grows only (<see cref="AdvanceVerified"/>).
+    /// </summary>
+    /// <remarks>
+    /// The bytes below it are the file's (shared mapping), not written by the thread that checked them, so publishing
+    /// the position alone is enough: a volatile read that sees it sees a position some reader checked. The position from
+    /// which this process wrote the records is set before the segment is published to readers (at creation, or by the
+    /// open before the journal hands its list out) and never changes, so readers read it plainly.
+    /// </remarks>
+    internal int VerifiedTo => Volatile.Read(ref _verifiedTo);
+
+    /// <summary>
+    /// Whether the record at <paramref name="position"/> (below the durable end) is known good in this process, so a
+    /// checking reader reads it by its length word alone: below <see cref="VerifiedTo"/>, or at or past the position
+    /// from which this process wrote the segment's records (the writer computed their CRC32C from memory, a standby's
+    /// copy checked each; from the first record for a segment created here or verified whole by the open). No lock,
+    /// no allocation.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool IsVerified(int position) => position >= _writtenFrom || position < VerifiedTo;
+
+    /// <summary>
+    /// A reader checked (or read as known good) the records in [<paramref name="from"/>, <paramref name="to"/>): the
+    /// watermark moves to <paramref name="to"/> if it has reached <paramref name="from"/> (the known-good part stays
+    /// one stretch from the segment's start) and is below it. Lock-free (a compare-and-swap), any thread.
+    /// </summary>
+    internal void AdvanceVerified(int from, int to)
+    {
+        var seen = Volatile.Read(ref _verifiedTo);
+        while (seen >= from && seen < to)
+        {
+            var previous = Interlocked.CompareExchange(ref _verifiedTo, to, seen);
+            if (previous == seen)
+            {
+                return;
+            }
+
+            seen = previous;
+        }
     }
 
     internal void Close() => _closed = true;
