@@ -52,7 +52,16 @@ public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long
 /// <param name="Filtered">Skipped by header filters.</param>
 /// <param name="Missed">Lost by falling a whole ring behind (transient topics) or to retention before being read (persistent topics).</param>
 /// <param name="Positions">Next offset per topic.</param>
-public sealed record SubscriptionSnapshot(string Pattern, string? DurableName, long Delivered, long Lag, long Expired, long Filtered, long Missed, IReadOnlyDictionary<string, long> Positions);
+public sealed record SubscriptionSnapshot(string Pattern, string? DurableName, long Delivered, long Lag, long Expired, long Filtered, long Missed, IReadOnlyDictionary<string, long> Positions)
+{
+    /// <summary>
+    /// The memory the subscription holds to copy transient messages out of their rings (0 when it matches no transient
+    /// topic): for each transient topic a buffer of its own as long as a slot's
+    /// (<c>min(MaxMessageBytes, InputEntryBytes)</c>), plus a pooled array only while a longer message is being delivered,
+    /// given back to the pool once its delivery is done (docs/broker.md, "Transient topics' memory").
+    /// </summary>
+    public long TransientCopyBytes { get; init; }
+}
 
 /// <summary>One work-queue group's counters.</summary>
 /// <param name="Topic">The topic it consumes.</param>

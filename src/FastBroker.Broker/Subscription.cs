@@ -226,7 +226,10 @@ public sealed partial class Subscription : IDisposable
         }
     }
 
-    internal SubscriptionSnapshot Snapshot() => new(Pattern.Text, Options.DurableName, Delivered, Lag, Expired, Filtered, Missed, Positions);
+    internal SubscriptionSnapshot Snapshot() => new(Pattern.Text, Options.DurableName, Delivered, Lag, Expired, Filtered, Missed, Positions)
+    {
+        TransientCopyBytes = Volatile.Read(ref _cursors).Sum(c => c.CopyBytes),
+    };
 
     internal IEnumerable<(string Topic, long Committed)> CommittedPositions()
     {

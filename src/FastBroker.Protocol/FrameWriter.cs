@@ -128,22 +128,78 @@ public static partial class FrameWriter
         return (int)total;
     }
 
-    /// <summary>ERROR with a reason encoded to UTF-8 in place (at most 65535 bytes once encoded).</summary>
-    public static int WriteError(IBufferWriter<byte> writer, ulong requestId, ErrorCode code, ReadOnlySpan<char> reason, ErrorFlags flags = ErrorFlags.None, uint subscriptionId = 0)
+    /// <summary>
+    /// ERROR with a reason encoded to UTF-8 in place. It is always written: invalid UTF-16 (a lone surrogate) is sent as
+    /// U+FFFD, and a reason longer than <paramref name="maxReasonBytes"/> once encoded (at most 65535, a <c>str16</c>;
+    /// a sender passes what the peer's maxInboundFrameSize leaves) is cut between two characters, never inside a UTF-8
+    /// sequence or a surrogate pair, and ends with "…" (3 bytes), the whole within the limit.
+    /// </summary>
+    public static int WriteError(IBufferWriter<byte> writer, ulong requestId, ErrorCode code, ReadOnlySpan<char> reason, ErrorFlags flags = ErrorFlags.None, uint subscriptionId = 0, int maxReasonBytes = ProtocolConstants.MaxShortBytesLength)
     {
-        var length = Encoding.UTF8.GetByteCount(reason);
-        if (length > ProtocolConstants.MaxShortBytesLength)
+        var max = Math.Clamp(maxReasonBytes, 0, ProtocolConstants.MaxShortBytesLength);
+
+        // A character is at least one byte: a text longer in characters is too long (and is not counted, which for
+        // a text of a billion characters would overflow).
+        var cut = reason.Length > max || Encoding.UTF8.GetByteCount(reason) > max;
+        var ellipsis = cut && max >= Ellipsis.Length ? Ellipsis : [];
+        if (cut)
         {
-            ThrowHelper.ThrowTooLong(nameof(reason), length, ProtocolConstants.MaxShortBytesLength);
+            reason = reason[..FittingChars(reason, max - ellipsis.Length)];
         }
 
+        var length = Encoding.UTF8.GetByteCount(reason) + ellipsis.Length;
         long total = H + 8 + 2 + length;
         var o = new FrameOutput(writer, total);
         ErrorPrefix(ref o, total, requestId, code, flags, subscriptionId);
         o.U16((ushort)length);
-        Encoding.UTF8.GetBytes(reason, o.Take(length));
+        var text = o.Take(length);
+        var written = Encoding.UTF8.GetBytes(reason, text);
+        ellipsis.CopyTo(text[written..]);
         o.Commit();
         return (int)total;
+    }
+
+    /// <summary>"…" (U+2026) in UTF-8: the mark of a reason cut to fit.</summary>
+    private static ReadOnlySpan<byte> Ellipsis => "\u2026"u8;
+
+    /// <summary>How many characters of <paramref name="text"/> take at most <paramref name="maxBytes"/> in UTF-8, whole characters only.</summary>
+    private static int FittingChars(ReadOnlySpan<char> text, int maxBytes)
+    {
+        var bytes = 0;
+        var i = 0;
+        while (i < text.Length)
+        {
+            var c = text[i];
+            var chars = 1;
+            int width;
+            if (c < 0x80)
+            {
+                width = 1;
+            }
+            else if (c < 0x800)
+            {
+                width = 2;
+            }
+            else if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                width = 4;
+                chars = 2;
+            }
+            else
+            {
+                width = 3; // the rest of the BMP, and a lone surrogate (sent as U+FFFD)
+            }
+
+            if (bytes + width > maxBytes)
+            {
+                break;
+            }
+
+            bytes += width;
+            i += chars;
+        }
+
+        return i;
     }
 
     private static void ErrorPrefix(ref FrameOutput o, long total, ulong requestId, ErrorCode code, ErrorFlags flags, uint subscriptionId)

@@ -76,8 +76,8 @@ public class TransientSlotTests
         // And what is read back is what was written, after the slots changed buffers.
         var small = new byte[] { 1, 2, 3 };
         log.Append([9], [], small, 0, 0);
-        var buffer = Array.Empty<byte>();
-        Assert.Equal(TransientReadStatus.Ok, log.TryRead(log.Head - 1, ref buffer, out var entry));
+        var buffer = new byte[OwnBytes];
+        Assert.Equal(TransientReadStatus.Ok, log.TryRead(log.Head - 1, buffer, out var entry));
         Assert.Equal(new byte[] { 9, 1, 2, 3 }, buffer.AsSpan(0, entry.KeyLength + entry.PayloadLength).ToArray());
     }
 

@@ -5,6 +5,7 @@ using System.Text.Json;
 using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Server.Internal;
+using FastBroker.Testing;
 
 namespace FastBroker.ServerTests;
 
@@ -102,6 +103,62 @@ public class AdminTests
 
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("nope")).StatusCode);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await http.PostAsync("metrics", new StringContent(""))).StatusCode);
+    }
+
+    /// <summary>
+    /// A transient topic's ring memory (<c>TopicSnapshot.TransientSlotBytes</c>) and its subscriptions' copy buffers
+    /// (<c>SubscriptionSnapshot.TransientCopyBytes</c>) are shown with the other per-topic and per-subscription figures:
+    /// as gauges of <c>/metrics</c> and in the topic and subscription documents of ADMIN.
+    /// </summary>
+    [Fact]
+    public async Task Http_metrics_and_admin_documents_show_a_transient_topics_memory()
+    {
+        const int Capacity = 16;
+        await using var f = await ServerFixture.StartAsync();
+        var own = Math.Min(f.Broker.Options.DefaultTopicOptions.MaxMessageBytes, f.Broker.Options.InputEntryBytes);
+        f.Broker.CreateTopic("live", TopicOptions.Default with { Persistent = false, TransientCapacity = Capacity });
+        await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.EndPoint}/"), Timeout = RawConnection.ReadTimeout };
+        await using var c = await f.ConnectAsync();
+        await c.SubscribeAsync(1, 1, "live", 100);
+        Assert.Equal(FrameType.Ok, (await c.ReadAsync()).Type);
+
+        var text = await http.GetStringAsync("metrics");
+        Assert.Contains("# TYPE fastbroker_topic_transient_slot_bytes gauge\n", text, StringComparison.Ordinal);
+        Assert.Contains($"fastbroker_topic_transient_slot_bytes{{topic=\"live\"}} {Capacity * own}\n", text, StringComparison.Ordinal);
+        Assert.Contains($"fastbroker_subscription_transient_copy_bytes{{pattern=\"live\",durable=\"\"}} {own}\n", text, StringComparison.Ordinal);
+
+        // A ring full of large messages holds them (pooled arrays) until it moves past them; the subscription's copy
+        // of each goes back once delivered.
+        for (var i = 0; i < Capacity; i++)
+        {
+            await f.Broker.PublishAsync("live", new byte[40_000]);
+        }
+
+        Assert.Equal(Capacity, (await c.ReadDeliveriesAsync(Capacity)).Count);
+        var held = f.Broker.GetSnapshot().Topics.Single(t => t.Name == "live").TransientSlotBytes;
+        Assert.True(held >= Capacity * (own + 40_000L), $"the ring holds {held} bytes");
+        text = await http.GetStringAsync("metrics");
+        Assert.Contains($"fastbroker_topic_transient_slot_bytes{{topic=\"live\"}} {held}\n", text, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Subscriptions.Sum(s => s.TransientCopyBytes) == own, "the subscription's copy buffer is back to its own once the deliveries are done");
+        Assert.Contains($"fastbroker_subscription_transient_copy_bytes{{pattern=\"live\",durable=\"\"}} {own}\n", await http.GetStringAsync("metrics"), StringComparison.Ordinal);
+
+        using (var topics = await QueryAsync(c, AdminQuery.ListTopics, "live"))
+        {
+            var t = Assert.Single(topics.RootElement.GetProperty("topics").EnumerateArray());
+            Assert.Equal(held, t.GetProperty("transientSlotBytes").GetInt64());
+        }
+
+        using (var stats = await QueryAsync(c, AdminQuery.TopicStats, "live"))
+        {
+            Assert.Equal(held, stats.RootElement.GetProperty("topic").GetProperty("transientSlotBytes").GetInt64());
+            var sub = Assert.Single(stats.RootElement.GetProperty("subscriptions").EnumerateArray());
+            Assert.Equal(own, sub.GetProperty("transientCopyBytes").GetInt64());
+        }
+
+        await c.PublishAsync(2, "kept", "x");
+        await c.ReadConfirmsAsync([2]);
+        Assert.Contains("fastbroker_topic_transient_slot_bytes{topic=\"kept\"} 0\n", await http.GetStringAsync("metrics"), StringComparison.Ordinal);
     }
 
     /// <summary>

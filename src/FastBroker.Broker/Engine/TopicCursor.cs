@@ -1,3 +1,4 @@
+using System.Buffers;
 using FastBroker.Journal;
 
 namespace FastBroker.Engine;
@@ -6,9 +7,17 @@ namespace FastBroker.Engine;
 /// One subscription's position in one topic: a journal reader (zero-copy over the mapping) for persistent topics,
 /// an offset plus a private copy buffer for transient ones.
 /// </summary>
+/// <remarks>
+/// A transient cursor's own copy buffer is as long as a slot's own buffer (<see cref="TransientLog.OwnEntryBytes"/>),
+/// allocated with the cursor, so ordinary messages are copied without allocating. A longer message is copied into an
+/// array rented from <see cref="ArrayPool{T}.Shared"/> and given back as soon as its delivery is done (the sink is
+/// offered a scoped view it cannot keep): a cursor never keeps a buffer the size of the largest message it read
+/// (10,000 subscriptions × one 16 MiB message would be 160 GiB held for good).
+/// </remarks>
 internal sealed class TopicCursor : IDisposable
 {
-    private byte[] _scratch = new byte[256];
+    private readonly byte[] _scratch; // transient: the own copy buffer; [] for a persistent topic
+    private int _lentBytes; // a pooled array's length while a longer message is copied and delivered from it
     private long _next;
     private long _skippedReported;
     private long _pendingMissed; // transient: overwritten before the start it asked for, reported with the first read
@@ -16,6 +25,7 @@ internal sealed class TopicCursor : IDisposable
     public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew)
     {
         Topic = topic;
+        _scratch = topic.Transient is { } ring ? new byte[ring.OwnEntryBytes] : [];
         if (topic.Journal is { } journal)
         {
             Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew));
@@ -67,6 +77,12 @@ internal sealed class TopicCursor : IDisposable
     /// retention deleted them before it read them (its reader does not hold retention back).
     /// </summary>
     public long Missed { get; private set; }
+
+    /// <summary>
+    /// Bytes this cursor holds to copy transient messages into: its own buffer, plus a pooled array's while a longer
+    /// message is being delivered (0 for a persistent topic). Any thread may read it.
+    /// </summary>
+    public long CopyBytes => _scratch.Length + Volatile.Read(ref _lentBytes);
 
     /// <summary>Reads up to <paramref name="max"/> messages into <paramref name="sink"/>; returns how many were read (delivered or skipped).</summary>
     public int Read<TSink>(int max, ref TSink sink)
@@ -186,7 +202,17 @@ internal sealed class TopicCursor : IDisposable
                 _next = tail;
             }
 
-            var status = log.TryRead(_next, ref _scratch, out var e);
+            var status = log.TryRead(_next, _scratch, out var e);
+            if (status == TransientReadStatus.TooSmall)
+            {
+                status = ReadLonger(log, e.Length, ref sink);
+                if (status == TransientReadStatus.Ok)
+                {
+                    n++; // offered (and _next moved past it) by ReadLonger
+                    continue;
+                }
+            }
+
             if (status == TransientReadStatus.NotYet)
             {
                 break;
@@ -209,6 +235,41 @@ internal sealed class TopicCursor : IDisposable
         }
 
         return n;
+    }
+
+    /// <summary>
+    /// The slow path: the message at <see cref="_next"/> is longer than the own buffer. It is copied into a pooled
+    /// array, offered, and the array goes back to the pool when the sink is done with it (also when a handler throws).
+    /// </summary>
+    private TransientReadStatus ReadLonger<TSink>(TransientLog log, int length, ref TSink sink)
+        where TSink : struct, ICursorSink, allows ref struct
+    {
+        var rented = ArrayPool<byte>.Shared.Rent(length);
+        Volatile.Write(ref _lentBytes, rented.Length);
+        try
+        {
+            var status = log.TryRead(_next, rented, out var e);
+            if (status == TransientReadStatus.TooSmall)
+            {
+                return TransientReadStatus.Overwritten; // another message in the slot since its length was read
+            }
+
+            if (status == TransientReadStatus.Ok)
+            {
+                _next++;
+                var buffer = rented.AsSpan();
+                sink.Offer(
+                    new MessageView(Topic, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
+                    e.Flags);
+            }
+
+            return status;
+        }
+        finally
+        {
+            Volatile.Write(ref _lentBytes, 0);
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 }
 

@@ -64,6 +64,12 @@ internal sealed class TransientLog
     /// </summary>
     public long SlotBytes => _ownBytes + Volatile.Read(ref _rentedBytes);
 
+    /// <summary>
+    /// The length of each slot's own buffer (<c>min(MaxMessageBytes, InputEntryBytes)</c>): a reader's own copy buffer
+    /// is as long, so the messages that fit a slot fit it too.
+    /// </summary>
+    public int OwnEntryBytes => (int)(_ownBytes / _slots.Length);
+
     /// <summary>Appends a message (single writer only); returns its offset.</summary>
     public long Append(ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp, ushort flags)
     {
@@ -134,9 +140,11 @@ internal sealed class TransientLog
     }
 
     /// <summary>
-    /// Copies the message at <paramref name="offset"/> into <paramref name="buffer"/> (grown when needed).
+    /// Copies the message at <paramref name="offset"/> into <paramref name="buffer"/>. A message longer than the buffer
+    /// is not copied: <see cref="TransientReadStatus.TooSmall"/>, and <paramref name="entry"/>'s lengths say how long
+    /// it is, for the reader to read it again into a buffer that large (the log never allocates for a reader).
     /// </summary>
-    public TransientReadStatus TryRead(long offset, ref byte[] buffer, out TransientEntry entry)
+    public TransientReadStatus TryRead(long offset, byte[] buffer, out TransientEntry entry)
     {
         entry = default;
         if (offset >= _head.Value)
@@ -169,7 +177,15 @@ internal sealed class TransientLog
 
         if (buffer.Length < total)
         {
-            buffer = new byte[Math.Max(total, buffer.Length * 2)];
+            // Lengths read while the slot was overwritten may be torn: only ones the version still vouches for count.
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref slot.Version) != v1)
+            {
+                return TransientReadStatus.Overwritten;
+            }
+
+            entry = new TransientEntry(offset, 0, 0, k, h, p);
+            return TransientReadStatus.TooSmall;
         }
 
         source.AsSpan(0, total).CopyTo(buffer);
@@ -226,7 +242,14 @@ internal enum TransientReadStatus
     Ok,
     NotYet,
     Overwritten,
+
+    /// <summary>The message is longer than the reader's buffer: the entry's lengths say how long.</summary>
+    TooSmall,
 }
 
 /// <summary>Where the parts of a copied transient message lie in the reader's buffer.</summary>
-internal readonly record struct TransientEntry(long Offset, long Timestamp, ushort Flags, int KeyLength, int HeadersLength, int PayloadLength);
+internal readonly record struct TransientEntry(long Offset, long Timestamp, ushort Flags, int KeyLength, int HeadersLength, int PayloadLength)
+{
+    /// <summary>The bytes the message takes in a buffer: key, headers and payload.</summary>
+    public int Length => KeyLength + HeadersLength + PayloadLength;
+}

@@ -121,6 +121,7 @@ internal static class AdminDocuments
         w.WriteNumber("published", t.Published);
         w.WriteNumber("publishedBytes", t.PublishedBytes);
         w.WriteNumber("expired", t.Expired);
+        w.WriteNumber("transientSlotBytes", t.TransientSlotBytes);
         w.WriteEndObject();
     }
 
@@ -142,6 +143,7 @@ internal static class AdminDocuments
         w.WriteNumber("expired", s.Expired);
         w.WriteNumber("filtered", s.Filtered);
         w.WriteNumber("missed", s.Missed);
+        w.WriteNumber("transientCopyBytes", s.TransientCopyBytes);
         w.WriteStartObject("positions");
         foreach (var (topic, next) in s.Positions.OrderBy(p => p.Key, StringComparer.Ordinal))
         {

@@ -18,6 +18,7 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_topic_published_total", "counter", "Messages accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.Published);
         Family(sb, "fastbroker_topic_published_bytes_total", "counter", "Payload bytes accepted since the broker opened.", topics, t => Labels(("topic", t.Name)), t => t.PublishedBytes);
         Family(sb, "fastbroker_topic_expired_total", "counter", "Messages that expired before delivery, each counted once however many groups and subscriptions skipped it.", topics, t => Labels(("topic", t.Name)), t => t.Expired);
+        Family(sb, "fastbroker_topic_transient_slot_bytes", "gauge", "A transient topic's ring memory for message contents: its slots' own buffers plus pooled arrays for larger messages it holds (0 for a persistent topic).", topics, t => Labels(("topic", t.Name)), t => t.TransientSlotBytes);
 
         // Several open subscriptions may share a pattern (one per connection): one series per (pattern, durable), summed.
         // The gauges are of the open subscriptions; the counters also keep what closed ones counted, so they never go
@@ -29,6 +30,7 @@ internal static class PrometheusFormatter
         static string SubLabels(IGrouping<(string Pattern, string Durable), SubscriptionSnapshot> g) => Labels(("pattern", g.Key.Pattern), ("durable", g.Key.Durable));
         Family(sb, "fastbroker_subscriptions", "gauge", "Open subscriptions with this pattern and durable name.", subscriptions, SubLabels, g => g.Count());
         Family(sb, "fastbroker_subscription_lag", "gauge", "Messages not yet delivered (head minus position, summed over the matched topics).", subscriptions, SubLabels, g => g.Sum(s => s.Lag));
+        Family(sb, "fastbroker_subscription_transient_copy_bytes", "gauge", "Memory the open subscriptions hold to copy transient messages out of their rings (summed).", subscriptions, SubLabels, g => g.Sum(s => s.TransientCopyBytes));
         var totals = snapshot.SubscriptionTotals;
         static string TotalLabels(SubscriptionTotals t) => Labels(("pattern", t.Pattern), ("durable", t.DurableName ?? ""));
         Family(sb, "fastbroker_subscription_delivered_total", "counter", "Messages delivered by the subscriptions with this pattern and durable name, closed ones included.", totals, TotalLabels, t => t.Delivered);

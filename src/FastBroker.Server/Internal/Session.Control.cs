@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using FastBroker.Protocol;
 
 namespace FastBroker.Server.Internal;
@@ -40,7 +39,7 @@ internal sealed partial class Session
     {
         lock (_controlGate)
         {
-            FrameWriter.WriteError(_control, requestId, code, FitReason(reason), flags, subscriptionId);
+            FrameWriter.WriteError(_control, requestId, code, reason, flags, subscriptionId, maxReasonBytes: ReasonRoom);
             _controlFrames++;
         }
 
@@ -64,24 +63,12 @@ internal sealed partial class Session
         _signal.Set();
     }
 
-    /// <summary>Shortens a reason so the ERROR frame fits the client's limit and a <c>str16</c>.</summary>
-    private ReadOnlySpan<char> FitReason(string reason)
-    {
-        var max = Math.Min(ProtocolConstants.MaxShortBytesLength, _peerMaxFrame - ProtocolConstants.HeaderSize - 10);
-        if (Encoding.UTF8.GetMaxByteCount(reason.Length) <= max || Encoding.UTF8.GetByteCount(reason) <= max)
-        {
-            return reason;
-        }
-
-        // Worst case 3 bytes per UTF-16 unit; cut at a char boundary that is not inside a surrogate pair.
-        var n = Math.Max(0, (max / 3) - 1);
-        if (n > 0 && char.IsHighSurrogate(reason[n - 1]))
-        {
-            n--;
-        }
-
-        return reason.AsSpan(0, n);
-    }
+    /// <summary>
+    /// The UTF-8 bytes an ERROR's reason may take so the frame fits the client's maxInboundFrameSize and a <c>str16</c>:
+    /// <see cref="FrameWriter.WriteError(System.Buffers.IBufferWriter{byte}, ulong, ErrorCode, ReadOnlySpan{char}, ErrorFlags, uint, int)"/>
+    /// cuts a longer one between characters and ends it with "…".
+    /// </summary>
+    private int ReasonRoom => Math.Min(ProtocolConstants.MaxShortBytesLength, _peerMaxFrame - ProtocolConstants.HeaderSize - 10);
 
     /// <summary>Writer thread: copies queued replies into the pipe.</summary>
     private void DrainControl(ref long bytes, ref long frames)

@@ -279,7 +279,7 @@ internal sealed partial class Session
         }
 
         consumer.Close();
-        bytes += FrameWriter.WriteError(_output!, 0, code, FitReason(reason), ErrorFlags.SubscriptionEnded, consumer.Id);
+        bytes += FrameWriter.WriteError(_output!, 0, code, reason, ErrorFlags.SubscriptionEnded, consumer.Id, maxReasonBytes: ReasonRoom);
         frames++;
     }
 
@@ -291,7 +291,7 @@ internal sealed partial class Session
             return;
         }
 
-        bytes += FrameWriter.WriteError(_output!, f.RequestId, f.Code, FitReason(f.Reason), ErrorFlags.CloseConnection);
+        bytes += FrameWriter.WriteError(_output!, f.RequestId, f.Code, f.Reason, ErrorFlags.CloseConnection, maxReasonBytes: ReasonRoom);
         frames++;
     }
 }

@@ -1,0 +1,59 @@
+using System.Text;
+using FastBroker.Protocol;
+
+namespace FastBroker.ServerTests;
+
+/// <summary>
+/// An ERROR's reason is always sent, within the client's maxInboundFrameSize: a longer one is cut at a character
+/// boundary (never inside a UTF-8 sequence or a surrogate pair) and ends with "…", so a reader can tell it was cut,
+/// and the connection and the broker go on serving.
+/// </summary>
+public class ErrorReasonTests
+{
+    private const uint ClientMaxFrame = 1024; // the least a client may ask for (the server raises smaller ones)
+
+    [Fact]
+    public async Task A_reason_longer_than_the_clients_frame_limit_is_cut_at_a_character_with_an_ellipsis_and_the_connection_goes_on()
+    {
+        // A storage error names the file, so a data directory with a long path (3-byte characters) makes a long reason.
+        string LongDirectory(string root) => Path.Combine([root, .. Enumerable.Range(0, 5).Select(i => new string((char)('\u20AC' + i), 80))]);
+        BrokerOptions Configure(BrokerOptions o) => o with { DataDirectory = LongDirectory(o.DataDirectory) };
+        await using var f = await ServerFixture.StartAsync(broker: Configure);
+        var data = f.Broker.Options.DataDirectory;
+        await f.Broker.PublishAsync("jobs", "m0"u8.ToArray());
+        await using (var first = await f.ConnectAsync())
+        {
+            await first.SubscribeAsync(1, 1, "jobs", 4, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+            Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+            Assert.Equal(["m0"], (await first.ReadDeliveriesAsync(1)).Select(x => x.Text));
+            await first.SendAsync(w => FrameWriter.WriteCommit(w, 2, 1, 1));
+            Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        }
+
+        var path = Path.Combine(data, "subscriptions", "worker.pos");
+        await f.RestartAsync(broker: Configure, whileClosed: () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.Write("NOTAPOSN"u8);
+        });
+
+        await using var c = await f.ConnectAsync(maxInboundFrameSize: ClientMaxFrame);
+        await c.SubscribeAsync(7, 1, "jobs", 4, Protocol.StartKind.Committed, durable: "worker", fallback: Protocol.StartKind.Earliest);
+        var error = await c.ReadAsync();
+        Assert.True(error.Type == FrameType.Error && error.ErrorCode == ErrorCode.StorageError && error.RequestId == 7 && !error.CloseConnection, $"expected ERROR#7 StorageError, got: {error}");
+
+        // Its UTF-8 takes the room the frame has, less at most one character and the ellipsis, and no more.
+        var room = (int)ClientMaxFrame - ProtocolConstants.HeaderSize - 10;
+        var reason = error.ErrorReason;
+        var bytes = Encoding.UTF8.GetByteCount(reason);
+        Assert.True(
+            reason.EndsWith('…') && bytes <= room && bytes > room - 3 - 3 && !reason.Contains('\uFFFD', StringComparison.Ordinal) && reason.Contains(data[..200], StringComparison.Ordinal),
+            $"expected a reason of {room - 5} to {room} UTF-8 bytes ending with '…', cut between characters, naming the path; got {bytes} bytes ({reason.Length} characters): {reason}");
+
+        // The same connection subscribes under another durable name and is served.
+        await c.SubscribeAsync(8, 2, "jobs", 4, Protocol.StartKind.Committed, durable: "other", fallback: Protocol.StartKind.Earliest);
+        var ok = await c.ReadAsync();
+        Assert.Equal((FrameType.Ok, 8UL), (ok.Type, ok.RequestId));
+        Assert.Equal(["m0"], (await c.ReadDeliveriesAsync(1)).Select(d => d.Text));
+    }
+}
