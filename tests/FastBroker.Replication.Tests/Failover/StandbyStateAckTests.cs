@@ -234,15 +234,23 @@ public sealed class StandbyStateAckTests
             }
         }
 
-        /// <summary>The first STATE_ACK sent before a sync of what it covers, described; null when there is none.</summary>
+        /// <summary>
+        /// The first STATE_ACK sent before a sync of what it covers, described; null when there is none. An ACK covers
+        /// what the receive thread handed off before the durable thread took its batch (<c>handoff</c>, <c>batch</c>):
+        /// the receive thread goes on applying frames while the durable thread syncs, and a step after that hand-off
+        /// is the next STATE_ACK's to cover. Each step is numbered; what is pending keeps the number of its first step
+        /// since its last sync.
+        /// </summary>
         public static string? Violation(List<(string Step, string What)> steps, bool wholeFiles, bool inPlace)
         {
             var written = new HashSet<string>(); // temporary files written, not fsynced yet
-            var renamedUnsynced = new List<string>(); // renamed over the copy with their data not fsynced
-            var directories = new Dictionary<string, string>(); // directory → a file renamed in it since its last fsync
-            var stored = new HashSet<string>(); // mapped copies stored into since their last msync
-            foreach (var (step, what) in steps)
+            var renamedUnsynced = new List<(string File, int At)>(); // renamed over the copy with their data not fsynced
+            var directories = new Dictionary<string, (string File, int At)>(); // directory → the first file renamed in it since its last fsync
+            var stored = new Dictionary<string, int>(); // mapped copies → their first store since their last msync
+            int handedOff = -1, covered = -1;
+            for (var at = 0; at < steps.Count; at++)
             {
+                var (step, what) = steps[at];
                 switch (step)
                 {
                     case "write":
@@ -254,35 +262,40 @@ public sealed class StandbyStateAckTests
                     case "rename":
                         if (written.Remove(what))
                         {
-                            renamedUnsynced.Add(what);
+                            renamedUnsynced.Add((what, at));
                         }
 
-                        directories[Path.GetDirectoryName(what) ?? ""] = what;
+                        directories.TryAdd(Path.GetDirectoryName(what) ?? "", (what, at));
                         break;
                     case "fsync-dir":
                         directories.Remove(what);
                         break;
                     case "store":
-                        stored.Add(what);
+                        stored.TryAdd(what, at);
                         break;
                     case "msync":
                         stored.Remove(what);
                         break;
+                    case "handoff":
+                        handedOff = at;
+                        break;
+                    case "batch":
+                        covered = handedOff;
+                        break;
                     case "ack":
-                        if (wholeFiles && renamedUnsynced.Count > 0)
+                        if (wholeFiles && renamedUnsynced.FirstOrDefault(r => r.At < covered) is { File: { } renamed })
                         {
-                            return $"STATE_ACK {what} was sent after {renamedUnsynced[0]} was renamed over the copy without an fsync of its data ({Describe(steps)})";
+                            return $"STATE_ACK {what} was sent after {renamed} was renamed over the copy without an fsync of its data ({Describe(steps)})";
                         }
 
-                        if (wholeFiles && directories.Count > 0)
+                        if (wholeFiles && directories.FirstOrDefault(d => d.Value.At < covered) is { Key: { } directory, Value.File: var file })
                         {
-                            var (directory, file) = directories.First();
                             return $"STATE_ACK {what} was sent after {file} was renamed with its directory '{directory}' not fsynced since ({Describe(steps)})";
                         }
 
-                        if (inPlace && stored.Count > 0)
+                        if (inPlace && stored.Where(p => p.Value < covered).Select(p => p.Key).Order(StringComparer.Ordinal).ToArray() is { Length: > 0 } unsynced)
                         {
-                            return $"STATE_ACK {what} was sent with {string.Join(", ", stored.Order(StringComparer.Ordinal))} stored in place and not msynced since ({Describe(steps)})";
+                            return $"STATE_ACK {what} was sent with {string.Join(", ", unsynced)} stored in place and not msynced since ({Describe(steps)})";
                         }
 
                         break;
