@@ -21,30 +21,13 @@ public class RollReplacementTests(ITestOutputHelper output)
     public void A_roll_that_cannot_create_the_replacement_of_an_empty_segment_leaves_it_the_active_one(bool spares)
     {
         using var dir = new TempDirectory();
-        using var mount = TestMount.TryMount(dir.Combine("small-fs"), "512k", out var why);
-        if (mount is null)
+        if (EmptySegmentOnASmallDisk(dir, spares) is not { } setup)
         {
-            // xunit 2 has no dynamic skip: say why, loudly, and pass (as DiskFullTests).
-            output.WriteLine($"SKIPPED: cannot mount a 512 KiB tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");
             return;
         }
 
-        var journalDir = Path.Combine(mount.Path, "journal");
-        var small = new JournalOptions
-        {
-            SegmentSize = 64 << 10,
-            IndexIntervalBytes = 1024,
-            Durability = DurabilityPolicy.GroupCommit,
-            PrefaultSegments = spares,
-            InitialOffset = First,
-        };
-        using (JournalLog.Open(journalDir, small))
-        {
-            // One empty 64 KiB segment, the journal's only one.
-        }
-
-        // 1 MiB segments from now on: more than the 512 KiB disk holds, so no new segment can be created.
-        var large = small with { SegmentSize = 1 << 20, InitialOffset = 0 };
+        var (mount, journalDir, large) = setup;
+        using var unmount = mount;
         var emptySegment = Path.Combine(journalDir, $"{First:D20}.seg");
         var big = Payload(First, 100 << 10); // does not fit in a 64 KiB segment: the roll replaces the empty one
         using (var journal = JournalLog.Open(journalDir, large))
@@ -102,27 +85,13 @@ public class RollReplacementTests(ITestOutputHelper output)
     public void After_a_failed_replacing_roll_a_record_that_fits_the_empty_segment_is_appended_there_and_survives_a_restart()
     {
         using var dir = new TempDirectory();
-        using var mount = TestMount.TryMount(dir.Combine("small-fs"), "512k", out var why);
-        if (mount is null)
+        if (EmptySegmentOnASmallDisk(dir, spares: false) is not { } setup)
         {
-            output.WriteLine($"SKIPPED: cannot mount a 512 KiB tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");
             return;
         }
 
-        var journalDir = Path.Combine(mount.Path, "journal");
-        var small = new JournalOptions
-        {
-            SegmentSize = 64 << 10,
-            IndexIntervalBytes = 1024,
-            Durability = DurabilityPolicy.GroupCommit,
-            PrefaultSegments = false,
-            InitialOffset = First,
-        };
-        using (JournalLog.Open(journalDir, small))
-        {
-        }
-
-        var large = small with { SegmentSize = 1 << 20, InitialOffset = 0 };
+        var (mount, journalDir, large) = setup;
+        using var unmount = mount;
         using (var journal = JournalLog.Open(journalDir, large))
         {
             Assert.Throws<JournalFullException>(() => journal.TryAppend(Payload(First, 100 << 10), out _));
@@ -146,6 +115,37 @@ public class RollReplacementTests(ITestOutputHelper output)
             Assert.Equal(First, record.Offset);
             Assert.True(record.Payload.SequenceEqual(Payload(First, 200)));
         }
+    }
+
+    /// <summary>
+    /// A 512 KiB tmpfs holding a journal whose only segment is an empty 64 KiB one, and the options that reopen it with
+    /// 1 MiB segments: more than the disk holds, so no new segment can be created. Null where no tmpfs can be mounted:
+    /// xunit 2 has no dynamic skip, so the test says why, loudly, and passes (as DiskFullTests).
+    /// </summary>
+    private (TestMount Mount, string JournalDir, JournalOptions Large)? EmptySegmentOnASmallDisk(TempDirectory dir, bool spares)
+    {
+        var mount = TestMount.TryMount(dir.Combine("small-fs"), "512k", out var why);
+        if (mount is null)
+        {
+            output.WriteLine($"SKIPPED: cannot mount a 512 KiB tmpfs ({why}); this test needs root or CAP_SYS_ADMIN.");
+            return null;
+        }
+
+        var journalDir = Path.Combine(mount.Path, "journal");
+        var small = new JournalOptions
+        {
+            SegmentSize = 64 << 10,
+            IndexIntervalBytes = 1024,
+            Durability = DurabilityPolicy.GroupCommit,
+            PrefaultSegments = spares,
+            InitialOffset = First,
+        };
+        using (JournalLog.Open(journalDir, small))
+        {
+            // One empty 64 KiB segment, the journal's only one.
+        }
+
+        return (mount, journalDir, small with { SegmentSize = 1 << 20, InitialOffset = 0 });
     }
 
     private static byte[] Payload(long offset, int length)
