@@ -97,20 +97,23 @@ public class WitnessLeaseKeeperTests
     [Fact]
     public async Task The_keeper_keeps_a_lease_the_witness_grants_shorter_than_asked()
     {
-        await using var f = await WitnessFixture.StartAsync(o => o with { MaxTtl = TimeSpan.FromSeconds(1) });
+        // A 3 s grant, not 1 s: a keeper renewing every quarter of it has 2.25 s of slack for a loaded machine's stalls
+        // (a 1 s grant once lost the lease before the first renewal ran, on a cold start in a full CI run).
+        await using var f = await WitnessFixture.StartAsync(o => o with { MaxTtl = TimeSpan.FromSeconds(3) });
         var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var client = await WarmClientAsync(f, TimeSpan.FromSeconds(5));
-        await using var keeper = await StartAsync(() => LeaseKeeper.TryStartAsync(client, "node-a", 0, TimeSpan.FromSeconds(10), onLost: r => lost.TrySetResult(r)));
+        await using var keeper = await StartAsync(() => LeaseKeeper.TryStartAsync(client, "node-a", 0, TimeSpan.FromSeconds(30), onLost: r => lost.TrySetResult(r)));
 
-        // Six renewals take 1.5 s, longer than the 1 s granted: only a keeper renewing within the grant gets there.
+        // Six renewals take 4.5 s, longer than the 3 s granted: only a keeper renewing within the grant gets there (one
+        // renewing every quarter of the 30 s asked for would renew first at 7.5 s).
         await Eventually.TrueAsync(() => keeper.Renewals >= 6 || lost.Task.IsCompleted, "six renewals (or the loss of the lease)");
 
         if (lost.Task.IsCompleted)
         {
-            Assert.Fail($"lost the lease after {keeper.Renewals} renewal(s), renewing every {keeper.RenewInterval.TotalMilliseconds:0} ms a 1000 ms grant: {await lost.Task}");
+            Assert.Fail($"lost the lease after {keeper.Renewals} renewal(s), renewing every {keeper.RenewInterval.TotalMilliseconds:0} ms a 3000 ms grant: {await lost.Task}");
         }
 
-        Assert.Equal((TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(250)), (keeper.Ttl, keeper.RenewInterval));
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(750)), (keeper.Ttl, keeper.RenewInterval));
         Assert.Equal(("node-a", 1L), (f.Server.Holder, f.Server.Epoch));
     }
 
