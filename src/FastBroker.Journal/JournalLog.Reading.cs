@@ -294,7 +294,11 @@ public sealed partial class JournalLog
     /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it: a segment
     /// is passed over only when its last timestamp (the newest of its records, or newer) is older, and in a segment the
     /// index entries carry the newest timestamp up to their record, so the last one older than the time is a start
-    /// before which no record is at or after it.
+    /// before which no record is at or after it. The segments are walked, not binary searched: their last timestamps
+    /// need not grow along the log (an open that recovers several unsealed segments gives each the newest of its own
+    /// records, an older version's seal may understate it, the active segment has none before its first record), so one
+    /// older than the time says nothing of the segments before it
+    /// (<c>CopiedTimestampTests.A_start_at_a_time_over_many_segments_…</c>).
     /// </summary>
     internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
     {
