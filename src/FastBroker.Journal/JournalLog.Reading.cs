@@ -19,8 +19,9 @@ public sealed partial class JournalLog
     /// watermark</i>: every record of a segment this process created (its writer computed the CRC32C from memory, a
     /// standby's copy checked each record received) or whose records the open checked (the tail always, sealed segments
     /// with <see cref="JournalOptions.VerifySealedSegmentsOnOpen"/>), and in a sealed segment the open trusted, the
-    /// records from its start that a checking reader or seek has already checked. So such a segment is checked once per
-    /// process, by its first reader, and steady-state reads of fresh records compute no CRC32C at all. A record that
+    /// records from its start that a checking reader or seek has already checked (a seek to a start in its middle first
+    /// checks the records from the watermark up to the start). So such a segment is checked once per process, by its
+    /// first reader, and steady-state reads of fresh records compute no CRC32C at all. A record that
     /// fails is never returned: the read throws <see cref="JournalCorruptionException"/> naming the segment file, the
     /// byte position and the offset, and keeps throwing there (a run returns the records before it first). Bytes that
     /// change on disk after this process wrote or checked them are not checked again on read: <c>fastbroker journal
@@ -274,6 +275,7 @@ public sealed partial class JournalLog
             var e = s.Index.FindByOffset(relative);
             var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
             var end = Segment.PositionOf(durable);
+            CatchUpVerified(s, at, pos, end);
             var from = pos;
             while (at < relative)
             {
@@ -292,7 +294,11 @@ public sealed partial class JournalLog
     /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it: a segment
     /// is passed over only when its last timestamp (the newest of its records, or newer) is older, and in a segment the
     /// index entries carry the newest timestamp up to their record, so the last one older than the time is a start
-    /// before which no record is at or after it.
+    /// before which no record is at or after it. The segments are walked, not binary searched: their last timestamps
+    /// need not grow along the log (an open that recovers several unsealed segments gives each the newest of its own
+    /// records, an older version's seal may understate it, the active segment has none before its first record), so one
+    /// older than the time says nothing of the segments before it
+    /// (<c>CopiedTimestampTests.A_start_at_a_time_over_many_segments_…</c>).
     /// </summary>
     internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
     {
@@ -352,6 +358,7 @@ public sealed partial class JournalLog
         var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
         var bytes = s.Bytes;
         var end = Segment.PositionOf(s.Durable);
+        CatchUpVerified(s, at, pos, end);
         var from = pos;
         while (at < count)
         {
@@ -398,10 +405,50 @@ public sealed partial class JournalLog
 
         if (!verified)
         {
-            s.AdvanceVerified(from, position + RecordLayout.Align(length));
+            s.AdvanceVerified(from, Segment.Pack((int)(offset - s.BaseOffset) + 1, position + RecordLayout.Align(length)));
         }
 
         return length;
+    }
+
+    /// <summary>
+    /// A seek that starts from record <paramref name="at"/> at <paramref name="position"/> of <paramref name="s"/>
+    /// (acquired; an index entry, or the first record) past its verified watermark first checks the records from the
+    /// watermark up to there (length, offset, CRC32C; at most the segment, once per process) and moves the watermark
+    /// past them, so the seek and the reader after it check on from a watermark that has reached them and move it with
+    /// them: a reader starting in the middle of a segment the open trusted (a subscription resuming after a restart)
+    /// leaves what it checked known good to the next. It stops before a damaged record, or where the records do not
+    /// lead to the entry, leaving the watermark there (nothing unchecked is ever below it); the seek then checks from
+    /// the entry on as before, refusing only damage it passes. No lock, no allocation.
+    /// </summary>
+    private void CatchUpVerified(Segment s, int at, int position, int end)
+    {
+        if (s.IsVerified(position))
+        {
+            return; // below the watermark already, or written by this process
+        }
+
+        var watermark = s.Verified;
+        var (count, pos) = (Segment.CountOf(watermark), Segment.PositionOf(watermark));
+        var from = pos;
+        var bytes = s.Bytes;
+        while (count < at && pos < position)
+        {
+            var status = RecordLayout.Check(bytes, pos, end, s.BaseOffset + count, verifyCrc: true, out var length);
+            CountCrcCheck();
+            if (status != RecordStatus.Ok || pos + RecordLayout.Align(length) > position)
+            {
+                break;
+            }
+
+            pos += RecordLayout.Align(length);
+            count++;
+        }
+
+        if (pos > from)
+        {
+            s.AdvanceVerified(from, Segment.Pack(count, pos));
+        }
     }
 
     /// <summary>

@@ -393,7 +393,7 @@ public sealed partial class JournalReader : IDisposable
         var durableEnd = Segment.PositionOf(segment.Durable);
         var bytes = segment.Bytes;
         start = end = _position;
-        var checkedTo = 0;
+        long checkedTo = 0;
         while (end < durableEnd)
         {
             int length;
@@ -411,7 +411,7 @@ public sealed partial class JournalReader : IDisposable
                     ThrowHelper.ThrowDamagedRead(segment.FilePath, end, _nextOffset, status);
                 }
 
-                checkedTo = end + RecordLayout.Align(length);
+                checkedTo = Segment.Pack((int)(_nextOffset - segment.BaseOffset) + count + 1, end + RecordLayout.Align(length));
             }
             else
             {
@@ -455,7 +455,7 @@ public sealed partial class JournalReader : IDisposable
             ThrowHelper.ThrowDamagedRead(segment.FilePath, position, expectedOffset, status);
         }
 
-        segment.AdvanceVerified(knownGoodFrom, position + RecordLayout.Align(length));
+        segment.AdvanceVerified(knownGoodFrom, Segment.Pack((int)(expectedOffset - segment.BaseOffset) + 1, position + RecordLayout.Align(length)));
         return length;
     }
 }

@@ -154,6 +154,81 @@ public class CopiedTimestampTests
         Assert.Equal(0, reader.NextOffset);
     }
 
+    public static TheoryData<string> ManySegmentModes => ["live", "reopened", "reopened after a stop before the flusher sealed"];
+
+    /// <summary>
+    /// Segments' last timestamps are not in log order: an open that recovers several unsealed segments (the process
+    /// stopped before its flusher sealed the ones it had rolled) gives each the newest of its own records, so a segment of
+    /// copied records older than one before it has an older last timestamp than that one. A start at a time therefore
+    /// looks at the segments from the oldest, passing over only those whose last timestamp is older (a binary search over
+    /// the segments would take the older one in the middle for the end of the earlier ones and pass over the newer record).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ManySegmentModes))]
+    public void A_start_at_a_time_over_many_segments_whose_copied_timestamps_go_back_across_a_boundary_finds_the_first_in_log_order(string mode)
+    {
+        using var dir = new TempDirectory();
+        var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        try
+        {
+            // Ten segments: the first four stamped 10 to 40 ms but one record of the fourth 500 ms, the next six 100 ms and
+            // on, older than it (a standby's copy of records a primary stamped out of order).
+            long newOffset = -1;
+            var inFourth = 0;
+            while (journal.SegmentCount < 11)
+            {
+                var segment = journal.SegmentCount - 1;
+                var timestamp = segment < 4 ? T0 + (10 * (segment + 1)) : T0 + 100 + (10 * segment);
+                if (segment == 3 && ++inFourth == 100)
+                {
+                    (newOffset, timestamp) = (journal.NextOffset, T0 + 500);
+                }
+
+                Copy(journal, timestamp);
+            }
+
+            journal.Commit();
+            var segments = JournalFiles.Segments(dir.Path);
+            Eventually.True(() => segments.Take(10).All(s => File.Exists(IndexFile.PathFor(s))), "the flusher seals the first ten segments");
+            if (mode != "live")
+            {
+                journal.Dispose();
+                if (mode != "reopened")
+                {
+                    // Stopped before the flusher sealed the segments from the fourth on: no seals, no index files.
+                    foreach (var path in segments.Skip(3))
+                    {
+                        using (var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+                        {
+                            file.Position = 64;
+                            file.Write(new byte[64]);
+                        }
+
+                        File.Delete(IndexFile.PathFor(path));
+                    }
+                }
+
+                journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+            }
+
+            var all = new List<(long Offset, long Timestamp)>();
+            JournalInspector.Dump(dir.Path, null, null, long.MaxValue, r => all.Add((r.Offset, r.Timestamp)), out var problem);
+            Assert.Null(problem);
+            Assert.Equal(journal.DurableOffset, all.Count);
+            Assert.Equal(T0 + 500, all[(int)newOffset].Timestamp);
+            foreach (var t in new[] { T0, T0 + 35, T0 + 40, T0 + 41, T0 + 150, T0 + 190, T0 + 300, T0 + 500, T0 + 501 })
+            {
+                var expected = all.FirstOrDefault(r => r.Timestamp >= t, (all.Count, 0)).Offset;
+                using var reader = journal.OpenReader(ReadStart.FromTimestamp(t));
+                Assert.True(expected == reader.NextOffset, $"{mode}: from {t - T0} ms after T0 the reader starts at offset {reader.NextOffset}; expected {expected}, the first record stamped at or after it ({all.Count} records, the one stamped 500 ms at {newOffset})");
+            }
+        }
+        finally
+        {
+            journal.Dispose();
+        }
+    }
+
     /// <summary>
     /// Three segments of copied records whose timestamps go back: the first holds 300 ms (on an index entry) among 10 and
     /// 20 ms, the second 400 ms (between index entries) among 30 and 40 ms, the third, unsealed, 50 ms. The first two are

@@ -46,7 +46,7 @@ internal sealed unsafe partial class Segment
     private volatile bool _retired;
     private long _lastTimestamp;
     private int _allocatedTo;
-    private int _verifiedTo = SegmentHeader.Size;
+    private long _verified = Pack(0, SegmentHeader.Size);
     private int _writtenFrom = int.MaxValue;
     private readonly Lock _emulationLock = new();
 
@@ -156,8 +156,10 @@ internal sealed unsafe partial class Segment
     }
 
     /// <summary>
-    /// The verified watermark: the end of the records from the segment's start that are known good in this process,
-    /// checked whole (length, offset, CRC32C) by a reader or seek. Grows only (<see cref="AdvanceVerified"/>).
+    /// The verified watermark, packed as (records, position) like <see cref="Durable"/>: the end of the records from the
+    /// segment's start that are known good in this process, checked whole (length, offset, CRC32C) by a reader or a
+    /// seek, and how many they are (so a seek can check on from it, knowing the next record's offset). Grows only
+    /// (<see cref="AdvanceVerified"/>).
     /// </summary>
     /// <remarks>
     /// The bytes below it are the file's (shared mapping), not written by the thread that checked them, so publishing
@@ -165,7 +167,10 @@ internal sealed unsafe partial class Segment
     /// which this process wrote the records is set before the segment is published to readers (at creation, or by the
     /// open before the journal hands its list out) and never changes, so readers read it plainly.
     /// </remarks>
-    internal int VerifiedTo => Volatile.Read(ref _verifiedTo);
+    internal long Verified => Volatile.Read(ref _verified);
+
+    /// <summary>The position of the verified watermark (<see cref="Verified"/>).</summary>
+    internal int VerifiedTo => PositionOf(Volatile.Read(ref _verified));
 
     /// <summary>
     /// Whether the record at <paramref name="position"/> (below the durable end) is known good in this process, so a
@@ -178,16 +183,17 @@ internal sealed unsafe partial class Segment
     internal bool IsVerified(int position) => position >= _writtenFrom || position < VerifiedTo;
 
     /// <summary>
-    /// A reader checked (or read as known good) the records in [<paramref name="from"/>, <paramref name="to"/>): the
-    /// watermark moves to <paramref name="to"/> if it has reached <paramref name="from"/> (the known-good part stays
-    /// one stretch from the segment's start) and is below it. Lock-free (a compare-and-swap), any thread.
+    /// A reader or a seek checked (or read as known good) the records from position <paramref name="from"/> up to
+    /// <paramref name="to"/> (packed: the records of the segment up to its end, and that end): the watermark moves to
+    /// <paramref name="to"/> if it has reached <paramref name="from"/> (the known-good part stays one stretch from the
+    /// segment's start) and is below it. Lock-free (a compare-and-swap), any thread.
     /// </summary>
-    internal void AdvanceVerified(int from, int to)
+    internal void AdvanceVerified(int from, long to)
     {
-        var seen = Volatile.Read(ref _verifiedTo);
-        while (seen >= from && seen < to)
+        var seen = Volatile.Read(ref _verified);
+        while (PositionOf(seen) >= from && PositionOf(seen) < PositionOf(to))
         {
-            var previous = Interlocked.CompareExchange(ref _verifiedTo, to, seen);
+            var previous = Interlocked.CompareExchange(ref _verified, to, seen);
             if (previous == seen)
             {
                 return;
