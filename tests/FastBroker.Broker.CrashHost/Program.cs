@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Text;
 using FastBroker;
 
-// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers]
-// With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs. Without:
+// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics]
+// With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs; with topics: see
+// TopicCreationCrash.cs. Without:
 // Publishes "m<offset-hint>" messages to topic "crash" (written durability) with up to 64 outstanding, and prints:
 //   C <offset> <payload>   after PublishAsync confirmed the message at that offset
 //   S <offset>             after the durable subscription "audit" committed <offset> as its next position
@@ -29,6 +30,11 @@ if (args.Length > 2 && args[1] == "use-after-dispose")
 if (args.Length > 1 && args[1] == "producers")
 {
     return await ProducerCrash.RunAsync(dir, Say);
+}
+
+if (args.Length > 1 && args[1] == "topics")
+{
+    return await TopicCreationCrash.RunAsync(dir, Say);
 }
 
 await using var broker = await Broker.OpenAsync(BrokerOptions.Default with

@@ -18,27 +18,32 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Removes what a failed creation made, nothing that was there before: the journal's directory first, then the
-    /// settings (a crash between them leaves settings without a journal, which the next start opens as a topic, never a
-    /// journal without settings, which it refuses), then the topic's directory, and syncs the directory they were in.
-    /// Best effort: what cannot be removed is logged.
+    /// Removes what a failed creation made, nothing that was there before: a <c>topic.meta</c> it committed is renamed
+    /// back to its pending name first (synced), then the journal's directory goes, then the settings (so that a crash
+    /// at any step leaves a directory without <c>topic.meta</c>, which the next open removes, and never a journal
+    /// without settings, which it refuses), then the topic's directory, and the directory they were in is synced.
+    /// Best effort: it stops at the first step that fails, and logs it.
     /// </summary>
     private void RemoveCreated(string name, CreatedFiles created)
     {
         try
         {
+            var meta = Path.Combine(created.Directory, MetaFile);
+            var pending = Path.Combine(created.Directory, PendingMetaFile);
+            if (created.NewMeta && File.Exists(meta))
+            {
+                File.Move(meta, pending, overwrite: true);
+                DurableFile.SyncDirectory(created.Directory);
+            }
+
             var journal = Path.Combine(created.Directory, JournalDirectory);
             if (created.NewJournal && System.IO.Directory.Exists(journal))
             {
                 System.IO.Directory.Delete(journal, recursive: true);
             }
 
-            if (created.NewMeta)
-            {
-                File.Delete(Path.Combine(created.Directory, MetaFile));
-                File.Delete(Path.Combine(created.Directory, MetaFile + ".tmp"));
-            }
-
+            File.Delete(pending);
+            File.Delete(pending + ".tmp");
             if (created.NewDirectory)
             {
                 System.IO.Directory.Delete(created.Directory, recursive: true);

@@ -12,11 +12,13 @@ namespace FastBroker.Engine;
 /// reopened (and recovered) when the broker opens.
 /// </summary>
 /// <remarks>
-/// A topic's settings are on disk (file and directory entries fsync'd) before its journal exists and before the
-/// topic can be used, so after a crash a topic directory holds its settings whole, or nothing was ever stored in it.
-/// A <c>topic.meta</c> that is empty, unreadable, or missing beside a journal is therefore damage, and opening refuses
-/// it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would reopen an
-/// <c>Fsynced</c> topic as <c>Written</c> and drop its retention.
+/// A creation writes the settings as <c>topic.meta.creating</c> (file and directory entries fsync'd) before the
+/// topic's journal exists, and renames them to <c>topic.meta</c> (synced) once the journal is there: the rename is the
+/// commit point. After a crash a topic directory holds its settings whole and its journal, or it holds no
+/// <c>topic.meta</c> and is what a creation that did not complete left, which opening removes and logs. A
+/// <c>topic.meta</c> that is empty or unreadable, or a journal beside neither settings file, is therefore damage, and
+/// opening refuses it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would
+/// reopen an <c>Fsynced</c> topic as <c>Written</c> and drop its retention.
 /// </remarks>
 internal sealed partial class TopicRegistry : IDisposable
 {
@@ -98,12 +100,8 @@ internal sealed partial class TopicRegistry : IDisposable
 
                 if (!File.Exists(meta))
                 {
-                    if (System.IO.Directory.Exists(Path.Combine(dir, JournalDirectory)))
-                    {
-                        throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': '{meta}' is missing beside the topic's journal. {RepairAdvice}");
-                    }
-
-                    continue; // a creation that crashed before its settings were durable: nothing was stored in it
+                    RemoveUncommitted(name, dir); // a creation that did not complete, or damage (refused)
+                    continue;
                 }
 
                 _topics[name] = OpenTopic(name, ReadMetaFile(name, meta), dir);
@@ -199,18 +197,17 @@ internal sealed partial class TopicRegistry : IDisposable
             var created = new CreatedFiles(dir);
             System.IO.Directory.CreateDirectory(dir);
 
-            // Settings first, durably: a journal must never exist without them (LoadAll refuses that). Inboxes skip
-            // the syncs: their settings are fixed, and a lost one is recreated the same on first use.
+            // The settings under their pending name first, durably (a journal is never without settings), then the
+            // journal, then the rename to topic.meta, the commit point: a crash anywhere before it leaves a directory
+            // without topic.meta, which the next open removes (RemoveUncommitted). Inboxes skip the syncs: their
+            // settings are fixed, and a lost one is recreated the same on first use.
             var durable = !IsInbox(name);
             TopicState? topic = null;
             try
             {
-                WriteMeta(name, Path.Combine(dir, MetaFile), options, durable);
+                WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, durable);
                 topic = OpenTopic(name, options, dir);
-                if (durable && options.Persistent)
-                {
-                    SyncDirectory(name, dir); // the journal directory's entry
-                }
+                Commit(name, dir, durable, options.Persistent);
             }
             catch
             {

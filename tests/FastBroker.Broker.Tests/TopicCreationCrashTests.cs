@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using FastBroker.Engine;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// What a crash (or power loss) during a topic's creation, or during the removal of a refused one, can leave on disk:
+/// the settings are written as <c>topic.meta.creating</c> before the journal exists and renamed to <c>topic.meta</c>
+/// once it does, so every state before that rename is a directory without <c>topic.meta</c>, which the next open
+/// removes and logs instead of opening a topic whose creation was never acknowledged (docs/broker.md, "On disk").
+/// </summary>
+public class TopicCreationCrashTests
+{
+    private const string PendingMetaFile = "topic.meta.creating"; // TopicRegistry.PendingMetaFile, spelled as on disk
+
+    private static readonly TopicOptions s_refused = TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 1L << 20, MaxMessageBytes = 1024 };
+    private static readonly TopicOptions s_later = TopicOptions.Default with { SegmentBytes = 2L << 20, MaxMessageBytes = 4096 };
+
+    /// <summary>The partial states, each as the creation steps (or the removal's, in reverse) leave it.</summary>
+    public static TheoryData<string> States =>
+    [
+        "directory only", // created the directory, nothing in it yet (or the removal deleted all but the directory)
+        "settings being written", // topic.meta.creating.tmp, before its rename
+        "settings without journal", // topic.meta.creating durable, the journal not created yet (or already removed)
+        "settings and journal", // the journal created, the commit rename not done
+        "settings and part of a journal", // the journal being created, or half deleted by a removal
+        "a legacy temporary file", // topic.meta.tmp of a settings file never renamed
+    ];
+
+    [Theory]
+    [MemberData(nameof(States))]
+    public async Task A_topic_directory_a_creation_left_without_topic_meta_is_removed_logged_and_the_topic_created_again_later(string state)
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        f.Broker.CreateTopic("kept");
+        Assert.Equal(0, await f.Broker.PublishAsync("kept", "kept"u8.ToArray()));
+        f.Broker.CreateTopic("half", s_refused);
+        Assert.Equal(0, await f.Broker.PublishAsync("half", "never acknowledged"u8.ToArray()));
+        var dir = Path.Combine(f.DataDirectory, "topics", "half");
+
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () => Leave(dir, state));
+
+        Assert.False(f.Broker.Topics.TryGet("half", out _), $"{state}: the topic a creation did not complete was opened");
+        Assert.DoesNotContain(f.Broker.GetSnapshot().Topics, t => t.Name == "half");
+        Assert.False(Directory.Exists(dir), $"{state}: left on disk: {(Directory.Exists(dir) ? $"{dir} holding [{string.Join(", ", Directory.GetFileSystemEntries(dir, "*", SearchOption.AllDirectories))}]" : "nothing")}");
+        var reported = log.Where(l => l.Contains("topic 'half'", StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(reported);
+        Assert.Contains("creation that did not complete", line, StringComparison.Ordinal);
+        Assert.Contains(dir, line, StringComparison.Ordinal);
+        Assert.True(f.Broker.Topics.TryGet("kept", out _));
+        Assert.Equal(1, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "kept").Head);
+
+        // The name is free: created again with other settings, it opens with them, empty, and stays after a restart.
+        f.Broker.CreateTopic("half", s_later);
+        await f.RestartAsync();
+        Assert.True(f.Broker.Topics.TryGet("half", out var half));
+        Assert.Equal(s_later, half.Options);
+        Assert.Equal(0, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "half").Head);
+    }
+
+    [Fact]
+    public async Task A_created_topic_holds_topic_meta_and_its_journal_and_no_pending_settings()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("ledger", s_refused);
+        f.Broker.CreateTopic("transient", TopicOptions.Default with { Persistent = false });
+        var ledger = Path.Combine(f.DataDirectory, "topics", "ledger");
+        Assert.Equal([TopicRegistry.JournalDirectory, TopicRegistry.MetaFile], Names(ledger));
+        Assert.Equal([TopicRegistry.MetaFile], Names(Path.Combine(f.DataDirectory, "topics", "transient")));
+
+        await f.RestartAsync();
+        Assert.True(f.Broker.Topics.TryGet("ledger", out var opened));
+        Assert.Equal(s_refused, opened.Options);
+        Assert.True(f.Broker.Topics.TryGet("transient", out _));
+    }
+
+    [Fact]
+    public async Task A_topic_directory_without_topic_meta_holding_what_no_creation_makes_is_left_and_logged()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        var dir = Path.Combine(f.DataDirectory, "topics", "odd");
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "groups"));
+            File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
+        });
+
+        Assert.False(f.Broker.Topics.TryGet("odd", out _));
+        Assert.True(Directory.Exists(Path.Combine(dir, "groups")));
+        var line = Assert.Single(log, l => l.Contains("topic 'odd'", StringComparison.Ordinal));
+        Assert.Contains("left as it is", line, StringComparison.Ordinal);
+    }
+
+    /// <summary>Turns a created topic's directory into what a crash at <paramref name="state"/> leaves.</summary>
+    private static void Leave(string dir, string state)
+    {
+        var meta = Path.Combine(dir, TopicRegistry.MetaFile);
+        var pending = Path.Combine(dir, PendingMetaFile);
+        var journal = Path.Combine(dir, TopicRegistry.JournalDirectory);
+        switch (state)
+        {
+            case "directory only":
+                Directory.Delete(journal, recursive: true);
+                File.Delete(meta);
+                break;
+            case "settings being written":
+                Directory.Delete(journal, recursive: true);
+                File.Move(meta, pending + ".tmp");
+                break;
+            case "settings without journal":
+                Directory.Delete(journal, recursive: true);
+                File.Move(meta, pending);
+                break;
+            case "settings and journal":
+                File.Move(meta, pending);
+                break;
+            case "settings and part of a journal":
+                foreach (var segment in Directory.GetFiles(journal).Where(p => !p.EndsWith(".lock", StringComparison.Ordinal)))
+                {
+                    File.Delete(segment);
+                }
+
+                Assert.NotEmpty(Directory.GetFileSystemEntries(journal));
+                File.Move(meta, pending);
+                break;
+            case "a legacy temporary file":
+                Directory.Delete(journal, recursive: true);
+                File.Move(meta, meta + ".tmp");
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(state), state, null);
+        }
+    }
+
+    private static string[] Names(string dir) => [.. Directory.GetFileSystemEntries(dir).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal)];
+}
