@@ -62,6 +62,9 @@ internal sealed class PrimaryReplicator : IDisposable
     /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it sends whole.</summary>
     internal Action<string>? StateFileSent { get; set; }
 
+    /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file whose copy it tells the standby to remove.</summary>
+    internal Action<string>? StateFileGone { get; set; }
+
     /// <summary>
     /// The period within which the heartbeats' checks read every state file, whatever the change marks say (the
     /// fallback for a change nothing signalled): 30 s. The rolling pass reads them a slice per heartbeat, each pass

@@ -25,7 +25,7 @@ internal sealed partial class StandbyLink
             _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
             _acker.Start();
             _owner.Gate.SetStandbyAttached(true);
-            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported)");
+            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported, {StateFilesRemoved} removed)");
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
             var groupStateTicks = Stopwatch.Frequency / 50;

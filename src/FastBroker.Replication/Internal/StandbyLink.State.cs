@@ -13,6 +13,8 @@ internal sealed partial class StandbyLink
     private readonly List<string> _changedGroupFiles = [];
     private readonly List<string> _due = []; // sender thread: the files a check reads
     private readonly HashSet<string> _dueSet = new(StringComparer.Ordinal);
+    private readonly List<string> _gone = []; // sender thread: the files a check found gone
+    private List<string>? _reportedCopies; // the copies the standby's STATE_DIGESTS reported, until the attach's listing
     private volatile bool _digestsRead; // the sender thread has read the standby's STATE_DIGESTS: PollAcks may read frames
     private int _digestsReported;
     private long _stateBytesRead;
@@ -110,9 +112,11 @@ internal sealed partial class StandbyLink
                     if (kind == FrameKind.StateDigests)
                     {
                         var digests = StateDigests.Parse(body);
+                        _reportedCopies = new List<string>(digests.Count);
                         foreach (var d in digests)
                         {
                             _stateCopies.Reported(d.Relative, d.Length, d.Hash);
+                            _reportedCopies.Add(d.Relative);
                         }
 
                         _digestsReported = digests.Count;
@@ -165,17 +169,27 @@ internal sealed partial class StandbyLink
     /// </summary>
     private void SendWantedStateFiles(FrameBuffer f)
     {
+        if (_stateWanted.IsEmpty)
+        {
+            return;
+        }
+
         while (_stateWanted.TryDequeue(out var relative))
         {
             _stateCopies.Forget(relative);
             SendStateFile(f, relative);
         }
+
+        SendRemovals(f);
     }
 
     /// <summary>
     /// Reads every state file and sends those whose contents the standby lacks (<see cref="StateCopies"/>); adds to
-    /// <paramref name="positionsSent"/> the subscriptions whose position file it sent. The attach and a hand-over's
-    /// request: the rolling pass's sweep (<see cref="StateScan.Plan"/>) counts as done.
+    /// <paramref name="positionsSent"/> the subscriptions whose position file it sent. Then tells the standby to remove
+    /// its copy of each file gone (<see cref="SendRemovals"/>): those this link read and no longer finds, and at the
+    /// attach each copy the standby reported (<see cref="ReadStateDigests"/>) whose file this listing did not find. The
+    /// attach and a hand-over's request (both before their POSITIONS frame, whose STATE_ACK then covers the removals):
+    /// the rolling pass's sweep (<see cref="StateScan.Plan"/>) counts as done.
     /// </summary>
     private void SendStateFiles(FrameBuffer f, HashSet<string>? positionsSent = null)
     {
@@ -187,7 +201,53 @@ internal sealed partial class StandbyLink
             }
         }
 
+        if (_reportedCopies is { } reported)
+        {
+            foreach (var key in reported)
+            {
+                if (!_scan.Knows(key))
+                {
+                    _scan.Gone(key); // not listed (or not readable): SendRemovals checks it is gone
+                }
+            }
+
+            _reportedCopies = null;
+        }
+
         _scan.AllRead();
+        SendRemovals(f);
+    }
+
+    /// <summary>
+    /// Tells the standby to remove its copy (<see cref="FrameKind.StateGone"/>) of each state file found gone since the
+    /// last call (<see cref="StateScan.TakeGone"/>), if the file is gone indeed (<see cref="StateFiles.IsGone"/>): one
+    /// that could not be read for another reason, or was created again since, is not named (its next read sends it as
+    /// it is). A file named is unknown to <see cref="StateCopies"/> from then on: one created again goes whole.
+    /// </summary>
+    private void SendRemovals(FrameBuffer f)
+    {
+        _scan.TakeGone(_gone);
+        if (_gone.Count == 0)
+        {
+            return;
+        }
+
+        var root = _owner.Broker.Options.DataDirectory;
+        foreach (var key in _gone)
+        {
+            if (!StateFiles.IsGone(Path.Combine(root, key)))
+            {
+                continue;
+            }
+
+            _stateCopies.Forget(key);
+            f.Begin(FrameKind.StateGone).Str(key).End();
+            Send(f);
+            Interlocked.Increment(ref _stateFilesRemoved);
+            _owner.StateFileGone?.Invoke(key);
+        }
+
+        _gone.Clear();
     }
 
     /// <summary>
@@ -195,7 +255,7 @@ internal sealed partial class StandbyLink
     /// and a fixed few <c>stat</c>s (<see cref="StateScan.AddChanged"/>: commits drained, the producers' files' length
     /// and time, new position files), and the rolling pass's slice (<see cref="StateScan.Plan"/>: every file once per
     /// <see cref="PrimaryReplicator.StateRescanInterval"/>, a bounded share at each heartbeat), sending those the
-    /// standby lacks.
+    /// standby lacks, and telling it to remove its copies of those found gone (<see cref="SendRemovals"/>).
     /// </summary>
     private void CheckStateFiles(FrameBuffer f)
     {
@@ -214,6 +274,7 @@ internal sealed partial class StandbyLink
         }
 
         _due.Clear();
+        SendRemovals(f);
         _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep));
     }
 
@@ -240,6 +301,7 @@ internal sealed partial class StandbyLink
         }
 
         _due.Clear();
+        SendRemovals(f);
     }
 
     private static string PositionPath(string subscription) => "subscriptions/" + subscription + ".pos";

@@ -43,6 +43,7 @@ internal sealed partial class StandbyLink : IDisposable
     private long _acksReceived;
     private long _bytesSent;
     private long _stateFilesSent;
+    private long _stateFilesRemoved;
     private long _journalerShips;
     private long _journalerAcks;
     private long _journalerDeferred;
@@ -64,6 +65,9 @@ internal sealed partial class StandbyLink : IDisposable
 
     /// <summary>State files sent whole on this link (<see cref="FrameKind.State"/> frames: at the attach, those whose copy the standby's STATE_DIGESTS did not report as the primary's file; then those whose contents it lacks or asks for).</summary>
     public long StateFilesSent => Volatile.Read(ref _stateFilesSent);
+
+    /// <summary>Copies of state files the standby was told to remove on this link (<see cref="FrameKind.StateGone"/>: the primary no longer has the file).</summary>
+    public long StateFilesRemoved => Volatile.Read(ref _stateFilesRemoved);
 
     /// <summary>Batches the journaler shipped on its own thread (<see cref="TryShipNow"/>), sparing the sender's wake-up.</summary>
     public long JournalerShips => Volatile.Read(ref _journalerShips);

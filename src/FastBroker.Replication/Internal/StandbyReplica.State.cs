@@ -35,7 +35,7 @@ internal sealed partial class StandbyReplica
     /// Tests: each step taken with a state file, in order, as (step, what): <c>write</c> (a whole file's bytes written to
     /// its temporary file), <c>fsync</c> (that file synced), <c>rename</c> (renamed over the copy), <c>fsync-dir</c>
     /// (the directory synced, relative to the data directory), <c>store</c> (stored into the mapping of a copy),
-    /// <c>msync</c> (that mapping synced), <c>positions</c> (a POSITIONS frame applied, its version), <c>handoff</c>
+    /// <c>msync</c> (that mapping synced), <c>remove</c> (a copy removed: the primary no longer has the file), <c>positions</c> (a POSITIONS frame applied, its version), <c>handoff</c>
     /// (what the receive thread wrote so far handed to the durable thread), <c>batch</c> (the durable thread took what
     /// was handed off, its newest version), <c>ack</c> (the STATE_ACK of that version about to be sent). Called on the
     /// thread that takes the step (<c>handoff</c> and <c>batch</c> under the lock between them, so in order).

@@ -50,6 +50,9 @@ internal sealed partial class StandbyReplica
                 case FrameKind.Positions:
                     OnPositions(body);
                     break;
+                case FrameKind.StateGone:
+                    OnStateGone(body);
+                    break;
                 case FrameKind.Flush:
                     OnFlush(body);
                     break;

@@ -7,7 +7,8 @@ namespace FastBroker.Replication.Internal;
 /// it holds (<see cref="StateFiles"/>), its relative path, length, CRC32C and second check (<see cref="StateFiles.Hash"/>).
 /// The primary sends whole, at the attach, only the files whose length or hash differ from its own and those the
 /// standby lacks (<see cref="StateCopies.Reported"/>): a standby that attaches again with copies identical to the
-/// primary's files is sent none. Each copy reported is synced first (the file, then every directory on its path), so
+/// primary's files is sent none. A copy reported whose file the primary does not have is named in a
+/// <see cref="FrameKind.StateGone"/> frame, and the standby removes it. Each copy reported is synced first (the file, then every directory on its path), so
 /// that what the primary skips is as durable as a copy it sent, which the STATE_ACK of the attach covers.
 /// </summary>
 internal static class StateDigests

@@ -9,7 +9,9 @@ namespace FastBroker.Replication.Internal;
 /// (<c>subscriptions/*.pos</c>), work-queue group state (<c>topics/*/groups/*.state</c>) and the idempotent producers'
 /// checkpoint (<c>producers.state</c>) with the producer epochs given (<c>producers.epochs</c>). The primary sends a file whole when the standby's copy lacks its contents
 /// (<see cref="StateCopies"/>: at an attach, what the standby's <see cref="StateDigests"/> say it holds); the standby
-/// replaces its copy atomically.
+/// replaces its copy atomically. A file the primary no longer has (found gone by a check, or reported by the standby at
+/// an attach and not listed) is named in a <see cref="FrameKind.StateGone"/> frame, and the
+/// standby removes its copy.
 /// </summary>
 internal static class StateFiles
 {
@@ -80,6 +82,27 @@ internal static class StateFiles
     /// <summary>True when <paramref name="relative"/> (a state path) is a work-queue group's state.</summary>
     public static bool IsGroupStatePath(string relative) =>
         relative.StartsWith("topics/", StringComparison.Ordinal) && relative.EndsWith(".state", StringComparison.Ordinal);
+
+    /// <summary>
+    /// True when no file is at <paramref name="path"/> (nor the directory it would be in); false when there is one, and
+    /// when that cannot be told (an I/O error, no permission): a file that cannot be read is not taken for gone.
+    /// </summary>
+    public static bool IsGone(string path)
+    {
+        try
+        {
+            File.GetAttributes(path);
+            return false;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
 
     public static byte[]? ReadShared(string path)
     {

@@ -10,7 +10,9 @@ namespace FastBroker.Replication.Internal;
 /// files when their length or last write time changed, and new position files, found by listing the names in
 /// <c>subscriptions/</c> only when that directory's last write time moved. A change nothing signals (a file written
 /// behind the broker's back) is found by the rolling pass: every state file is read once per sweep, a slice of them
-/// at each heartbeat (<see cref="Plan"/>). Keys are relative, '/'-separated paths. Sender thread only.
+/// at each heartbeat (<see cref="Plan"/>). A file this link read that a listing no longer finds, or a read finds gone,
+/// is held for <see cref="TakeGone"/> (the link tells the standby to remove its copy). Keys are relative,
+/// '/'-separated paths. Sender thread only.
 /// </summary>
 internal sealed class StateScan(string dataDirectory)
 {
@@ -27,6 +29,7 @@ internal sealed class StateScan(string dataDirectory)
 
     private readonly HashSet<string> _known = new(StringComparer.Ordinal); // read by this link and not seen gone since
     private readonly HashSet<string> _marked = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _gone = new(StringComparer.Ordinal); // found gone, not yet taken (TakeGone)
     private readonly Dictionary<string, (long Length, long Ticks)> _producerStamps = new(StringComparer.Ordinal);
     private readonly List<string> _sweep = [];
     private int _sweepNext;
@@ -86,17 +89,28 @@ internal sealed class StateScan(string dataDirectory)
         }
     }
 
-    /// <summary><paramref name="relative"/> is gone: forgotten, so that a file created under its name is read.</summary>
+    /// <summary>
+    /// <paramref name="relative"/> is gone (or could not be read): forgotten, so that a file created under its name is
+    /// read, and held for <see cref="TakeGone"/>, whose caller tells the standby if the file is gone indeed.
+    /// </summary>
     public void Gone(string relative)
     {
         _known.Remove(relative);
         _marked.Remove(relative);
         _producerStamps.Remove(relative);
+        _gone.Add(relative);
+    }
+
+    /// <summary>Adds to <paramref name="into"/> the files found gone (<see cref="Gone"/>) since the last call, and forgets them.</summary>
+    public void TakeGone(List<string> into)
+    {
+        into.AddRange(_gone);
+        _gone.Clear();
     }
 
     /// <summary>
     /// Every state file's relative path, by listing names (no <c>stat</c> of a file; one of each directory looked for),
-    /// forgetting the files this link knew that are gone. The <c>subscriptions/</c> listing it holds is then this one.
+    /// forgetting the files this link knew or marked that are gone (held for <see cref="TakeGone"/>). The <c>subscriptions/</c> listing it holds is then this one.
     /// </summary>
     public List<string> ListAll()
     {
@@ -137,12 +151,10 @@ internal sealed class StateScan(string dataDirectory)
         }
 
         var listed = new HashSet<string>(all, StringComparer.Ordinal);
-        foreach (var key in _known.Where(k => !listed.Contains(k)).ToList())
+        foreach (var key in _known.Concat(_marked).Where(k => !listed.Contains(k)).Distinct(StringComparer.Ordinal).ToList())
         {
-            Gone(key);
+            Gone(key); // a marked one too: the commits shipped for it made the standby a copy
         }
-
-        _marked.IntersectWith(listed);
         _subscriptionsListed = Trusted(subscriptionsTicks, listedAt);
         return all;
     }

@@ -72,6 +72,13 @@ internal enum FrameKind : byte
     /// keeps (such as a work-queue group's unacked messages) survives a failover.
     /// </summary>
     Retained = 19,
+
+    /// <summary>
+    /// Primary → standby: a state file's relative path; the primary no longer has that file (a durable subscription's
+    /// position file or a group's state removed, found gone by its check of the state files, or a copy the standby
+    /// reported in <see cref="StateDigests"/> that the primary lacks at the attach). The standby removes its copy.
+    /// </summary>
+    StateGone = 20,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
@@ -232,7 +239,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 8; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED; 8: STATE_DIGESTS
+    public const ushort Version = 9; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED; 8: STATE_DIGESTS; 9: STATE_GONE
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

@@ -49,19 +49,20 @@ public sealed class StandbyGroupStateDamageTests
     }
 
     [Fact]
-    public async Task A_group_state_copy_damaged_before_the_standby_attached_is_replaced_by_the_primarys_file_without_a_reattach()
+    public async Task A_group_state_copy_damaged_before_the_groups_first_state_reaches_it_is_replaced_by_the_primarys_file_without_a_reattach()
     {
         using var dir = new TempDirectory();
-        var planted = Path.Combine(dir.Combine("b"), Workers);
-        Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
-        File.WriteAllBytes(planted, new byte[GroupAckStore.FileLength()]);
-        Damage(planted); // a's group does not exist yet: its first state reaches this copy
-
         var log = new List<string>();
         var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
+            // Planted once b attached (a copy of a file a lacks at the attach is removed): a's group does not exist
+            // yet, and its first state reaches this copy.
+            var planted = Path.Combine(dir.Combine("b"), Workers);
+            Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
+            File.WriteAllBytes(planted, new byte[GroupAckStore.FileLength()]);
+            Damage(planted);
             var broker = a.Broker!;
             await PositionCopies.PublishAsync(broker, Jobs, 4);
             await Eventually.TrueAsync(() => b.Replica is { Connected: true }, "b follows a", s_deadline);

@@ -49,19 +49,20 @@ public sealed class StandbyPositionDamageTests
     }
 
     [Fact]
-    public async Task A_copy_damaged_before_the_standby_attached_is_replaced_by_the_primarys_file_without_a_reattach()
+    public async Task A_copy_damaged_before_the_first_commit_reaches_it_is_replaced_by_the_primarys_file_without_a_reattach()
     {
         using var dir = new TempDirectory();
-        var planted = Path.Combine(dir.Combine("b"), Keeper);
-        Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
-        File.WriteAllBytes(planted, new byte[PositionStore.FileLength]);
-        Damage(planted); // a's keeper does not exist yet: nothing replaces the copy at the attach
-
         var log = new List<string>();
         var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
+            // Planted once b attached (a copy of a file a lacks at the attach is removed): a's keeper does not exist
+            // yet, so nothing replaces the copy before the first commit reaches it.
+            var planted = Path.Combine(dir.Combine("b"), Keeper);
+            Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
+            File.WriteAllBytes(planted, new byte[PositionStore.FileLength]);
+            Damage(planted);
             var broker = a.Broker!;
             await PositionCopies.PublishAsync(broker, Feed, 10);
             await PositionCopies.PublishAsync(broker, Side, 10);

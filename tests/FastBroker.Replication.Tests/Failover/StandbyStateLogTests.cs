@@ -25,16 +25,17 @@ public sealed class StandbyStateLogTests
     public async Task A_group_state_copy_of_another_length_is_logged_with_both_lengths_when_the_primarys_file_replaces_it()
     {
         using var dir = new TempDirectory();
-        var planted = Path.Combine(dir.Combine("b"), Workers);
-        var plantedLength = GroupAckStore.FileLength() + 64;
-        Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
-        File.WriteAllBytes(planted, new byte[plantedLength]); // a's group does not exist yet: its first state reaches this copy
-
         var log = new List<string>();
         var (a, b) = await LoggedPair.StartAsync(dir, log);
         await using (a)
         await using (b)
         {
+            // Planted once b attached (a copy of a file a lacks at the attach is removed): a's group does not exist
+            // yet, and its first state reaches this copy.
+            var planted = Path.Combine(dir.Combine("b"), Workers);
+            var plantedLength = GroupAckStore.FileLength() + 64;
+            Directory.CreateDirectory(Path.GetDirectoryName(planted)!);
+            File.WriteAllBytes(planted, new byte[plantedLength]);
             var broker = a.Broker!;
             await PositionCopies.PublishAsync(broker, Jobs, 4);
             using var member = broker.JoinGroup(Jobs, "workers", prefetch: 4);

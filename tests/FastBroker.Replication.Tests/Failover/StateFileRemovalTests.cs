@@ -1,0 +1,180 @@
+using System.Collections.Concurrent;
+using FastBroker.Engine;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A state file the primary no longer has is not kept by the standby: a durable subscription's position file removed
+/// on the primary while the link is up (its heartbeat's check finds it gone and sends STATE_GONE), and a position file
+/// and a group's state removed while the standby was detached (its STATE_DIGESTS report copies the primary lacks, which
+/// the attach tells it to remove). The promoted standby then does not bring the subscription back with its old
+/// position. Every other copy stays. Two in-process nodes, no witness.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class StateFileRemovalTests
+{
+    private const string Jobs = "removal.jobs";
+    private const string Feed = "removal.feed";
+    private const string Gone = "subscriptions/gone.pos";
+    private const string Kept = "subscriptions/kept.pos";
+    private const string Workers = "topics/" + Jobs + "/groups/workers.state";
+
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task A_position_file_removed_on_the_primary_is_removed_from_the_standby_and_its_promotion_does_not_bring_the_subscription_back()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var told = new ConcurrentQueue<string>();
+        // A 10 s heartbeat timeout: a loaded machine must not detach b (an attach would tell it about the removal too).
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatTimeout = TimeSpan.FromSeconds(10), Log = Keep(log) });
+        await using (b)
+        {
+            var copyOfB = dir.Combine("b");
+            var wrong = new List<string>();
+            await using (a)
+            {
+                var broker = a.Broker!;
+                a.Replicator!.StateFileGone = told.Enqueue;
+                await PositionCopies.PublishAsync(broker, Feed, 20);
+                using var kept = Durable(broker, "kept");
+                kept.Commit(Feed, 5);
+                using (var gone = Durable(broker, "gone"))
+                {
+                    gone.Commit(Feed, 12);
+                    await Eventually.TrueAsync(
+                        () => PositionCopies.PositionIn(copyOfB, Gone, Feed) == 12 && PositionCopies.PositionIn(copyOfB, Kept, Feed) == 5,
+                        "b holds gone's position 12 and kept's 5",
+                        s_deadline);
+                }
+
+                var link = a.Replicator.Link;
+                File.Delete(Path.Combine(dir.Combine("a"), Gone)); // the subscription removed on a: its position file deleted
+                if (!Eventually.TryWait(() => !File.Exists(Path.Combine(copyOfB, Gone)), s_deadline))
+                {
+                    wrong.Add($"b still holds its copy of {Gone} {s_deadline.TotalSeconds} s after a removed the file (a told b to remove [{string.Join(", ", told)}]; a's state files: [{string.Join(", ", StateFilesOf(dir.Combine("a")))}], b's: [{string.Join(", ", StateFilesOf(copyOfB))}])");
+                }
+                else
+                {
+                    Assert.Equal<string>([Gone], told);
+                    Assert.Contains(Lines(log), l => l.Contains($"state file {Gone} removed: the primary no longer has it", StringComparison.Ordinal));
+                }
+
+                // The link went on (no attach told b), and b's other copy is still there and followed.
+                kept.Commit(Feed, 7);
+                await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, Kept, Feed) == 7, "b holds kept's position 7", s_deadline);
+                Assert.Same(link, a.Replicator.Link);
+            }
+
+            // a is gone for good: b, promoted by hand, opens its own copies.
+            await b.PromoteAsync().WaitAsync(s_deadline);
+            await Eventually.TrueAsync(() => b.Role == NodeRole.Primary && b.Broker is not null, "b serves as primary", s_deadline);
+            using var again = Durable(b.Broker!, "gone");
+            using var keptOnB = Durable(b.Broker!, "kept");
+            if (again.Positions[Feed] != 0)
+            {
+                wrong.Add($"a durable subscription 'gone' on the promoted b starts at {again.Positions[Feed]}: the subscription removed on a came back with its old position (12), not anew from the oldest message (0)");
+            }
+
+            Assert.True(wrong.Count == 0, string.Join("; ", wrong));
+            Assert.Equal(7, keptOnB.Positions[Feed]);
+        }
+    }
+
+    [Fact]
+    public async Task A_position_file_and_a_group_state_removed_while_the_standby_was_detached_are_removed_from_it_at_the_attach()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        ReplicationOptions? optionsOfA = null;
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o =>
+        {
+            var options = o with { HeartbeatTimeout = TimeSpan.FromSeconds(10), Log = Keep(log) };
+            optionsOfA = options.NodeId == "a" ? options : optionsOfA;
+            return options;
+        });
+        await using (b)
+        {
+            var copyOfB = dir.Combine("b");
+            var stateOfA = dir.Combine("a");
+            await using (a)
+            {
+                var broker = a.Broker!;
+                await PositionCopies.PublishAsync(broker, Jobs, 5);
+                await PositionCopies.PublishAsync(broker, Feed, 20);
+                using var member = broker.JoinGroup(Jobs, "workers", prefetch: 10);
+                using (var cts = new CancellationTokenSource(s_deadline))
+                {
+                    await foreach (var m in member.ReadAllAsync(cts.Token))
+                    {
+                        Assert.True(member.Ack(m));
+                        break;
+                    }
+                }
+
+                using var kept = Durable(broker, "kept");
+                kept.Commit(Feed, 5);
+                using var gone = Durable(broker, "gone");
+                gone.Commit(Feed, 12);
+                await SettleAsync(a);
+                Assert.Equal<string>([Gone, Kept, Workers], StateFilesOf(copyOfB).Where(f => f != ProducerCheckpoint.FileName && f != ProducerEpochFile.FileName));
+            }
+
+            // a stopped, b detached: the operator removes the subscription and the group on a (documented: remove the
+            // file to start them anew), and a starts again.
+            await Eventually.TrueAsync(() => !b.Replica!.Connected, "b is detached", s_deadline);
+            var welcomes = b.Replica!.Welcomes;
+            File.Delete(Path.Combine(stateOfA, Gone));
+            File.Delete(Path.Combine(stateOfA, Workers));
+            await using var restarted = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, optionsOfA!);
+            Assert.True(await restarted.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a is primary again");
+            await Eventually.TrueAsync(() => b.Replica!.Welcomes > welcomes && restarted.Replicator!.Link is not null, "b attaches to a again", s_deadline);
+            await SettleAsync(restarted);
+
+            var ofA = StateFilesOf(stateOfA);
+            var ofB = StateFilesOf(copyOfB);
+            Assert.True(
+                ofB.SequenceEqual(ofA),
+                $"after b attached again, b holds [{string.Join(", ", ofB)}], a [{string.Join(", ", ofA)}]: b kept copies of files a no longer has");
+            Assert.Equal(2, restarted.Replicator!.Link!.StateFilesRemoved);
+            Assert.Contains(Lines(log), l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("copies reported, 2 removed)", StringComparison.Ordinal));
+            Assert.Equal(5, PositionCopies.PositionIn(copyOfB, Kept, Feed));
+        }
+    }
+
+    private static Subscription Durable(Broker broker, string name) =>
+        broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = name, Start = StartPosition.Committed });
+
+    /// <summary>A hand-over's request, acknowledged: b has applied everything a sent before it.</summary>
+    private static async Task SettleAsync(ReplicatedNode primary)
+    {
+        var gate = primary.Broker!.Replication!;
+        var version = gate.RequestStateFiles();
+        await Eventually.TrueAsync(() => gate.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
+    }
+
+    /// <summary>The state files in a data directory (relative, '/'-separated), in order.</summary>
+    private static string[] StateFilesOf(string dataDirectory) =>
+        [.. StateFiles.EnumerateInfo(dataDirectory).Select(f => f.Relative.Replace('\\', '/')).Order(StringComparer.Ordinal)];
+
+    private static Action<string> Keep(List<string> log) => line =>
+    {
+        lock (log)
+        {
+            log.Add(line);
+        }
+    };
+
+    private static List<string> Lines(List<string> log)
+    {
+        lock (log)
+        {
+            return [.. log];
+        }
+    }
+}
