@@ -42,7 +42,13 @@ public sealed partial class Broker
         foreach (var t in topics)
         {
             var dir = Path.Combine(t.Directory, "groups");
-            if (t.Journal is null || !Directory.Exists(dir))
+            if (!Directory.Exists(dir))
+            {
+                continue;
+            }
+
+            MappedStateFile.RemoveLeftovers(dir); // creations a crash interrupted before their rename
+            if (t.Journal is null)
             {
                 continue;
             }
@@ -125,6 +131,7 @@ public sealed partial class Broker
             return;
         }
 
+        MappedStateFile.RemoveLeftovers(dir); // creations a crash interrupted before their rename
         foreach (var path in Directory.EnumerateFiles(dir, "*.pos"))
         {
             var name = Path.GetFileNameWithoutExtension(path);

@@ -45,7 +45,8 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>
     /// True when the file existed but held no state (empty, or no magic: its first 8 bytes zero) and was started at the
     /// blank floor given to <see cref="Open"/>: the group's acks were lost (a power loss before the file's data reached
-    /// the disk, say), or its creation was interrupted before the header was stored.
+    /// the disk, say). A creation that was interrupted leaves no such file: a new file gets its name only once its header
+    /// is written (<see cref="MappedStateFile.Open"/>).
     /// </summary>
     public bool WasBlank { get; private init; }
 
@@ -72,12 +73,13 @@ internal sealed class GroupAckStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker group state file ({header.Reason})");
         }
 
-        var file = MappedStateFile.Open(path, FileLength(window), flusher);
+        // A new file gets its name with its header (magic, version, floor): no reader finds it without one.
+        var file = MappedStateFile.Open(path, FileLength(window), flusher, [Magic, 1, initialFloor]);
         var blank = !file.Created && (header.Contents == StateFileContents.NoState || file.Read(0) == 0);
-        if (file.Created || blank)
+        if (blank)
         {
             file.Write(1, 1);
-            file.Write(FloorSlot, blank ? blankFloor ?? initialFloor : initialFloor);
+            file.Write(FloorSlot, blankFloor ?? initialFloor);
             file.Write(0, Magic);
         }
         else if (file.Read(0) != Magic)

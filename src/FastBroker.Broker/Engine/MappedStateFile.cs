@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using FastBroker.Storage;
@@ -59,40 +60,47 @@ internal sealed unsafe class MappedStateFile : IDisposable
     public long Synced => Volatile.Read(ref _synced);
 
     /// <summary>
+    /// What a state file being created is named until its bytes are written: <c>&lt;name&gt;.creating</c> in its
+    /// directory, which no listing of state files (<c>*.pos</c>, <c>*.state</c>) takes for one.
+    /// </summary>
+    public const string CreatingSuffix = ".creating";
+
+    /// <summary>
     /// Opens or creates <paramref name="path"/> with exactly <paramref name="length"/> bytes (a multiple of 8).
     /// <paramref name="flusher"/>: who msyncs it after <see cref="RequestSync"/> (null: nobody, the OS's writeback).
+    /// A new file holds <paramref name="header"/> in its first slots and zeros after them before it gets its name: it is
+    /// written and flushed under a temporary name (<see cref="CreatingSuffix"/>) and renamed into place, so a reader
+    /// listing its directory (the primary's checks of its state files) never finds it short or without its header.
     /// </summary>
-    public static MappedStateFile Open(string path, long length, StateFileFlusher? flusher = null)
+    public static MappedStateFile Open(string path, long length, StateFileFlusher? flusher = null, ReadOnlySpan<long> header = default)
     {
         if (length <= 0 || length % 8 != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(length), "length must be a positive multiple of 8");
         }
 
+        if ((long)header.Length * 8 > length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(header), "the header is longer than the file");
+        }
+
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         var directoryCreated = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
-        var created = !File.Exists(path);
-        using (var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite))
+        var created = !File.Exists(path) && Create(path, length, header, flusher);
+        if (!created)
         {
-            if (fs.Length != length)
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            if (fs.Length > length)
             {
-                if (!created && fs.Length > length)
-                {
-                    throw new InvalidDataException($"state file {path} is {fs.Length} bytes, expected {length}");
-                }
+                throw new InvalidDataException($"state file {path} is {fs.Length} bytes, expected {length}");
+            }
 
+            if (fs.Length < length)
+            {
                 // Writing real zeros (not a sparse extend) so a full disk fails here, not as SIGBUS on first store.
                 fs.Seek(0, SeekOrigin.End);
-                var zeros = new byte[64 * 1024];
-                var remaining = length - fs.Length;
-                while (remaining > 0)
-                {
-                    var n = (int)Math.Min(zeros.Length, remaining);
-                    fs.Write(zeros, 0, n);
-                    remaining -= n;
-                }
-
+                WriteZeros(fs, length - fs.Length, new byte[(int)Math.Min(64 * 1024, length)]);
                 fs.Flush(flushToDisk: true);
             }
         }
@@ -130,6 +138,91 @@ internal sealed unsafe class MappedStateFile : IDisposable
         {
             Close(map, stream);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the new file <paramref name="path"/> (<paramref name="header"/>, then zeros to <paramref name="length"/>;
+    /// real zeros, not a sparse extend, so a full disk fails here, not as SIGBUS on a first store) under its temporary
+    /// name, flushes it to disk (its data before its name) and renames it into place. False when a file took the name
+    /// meanwhile (it is opened instead); what it wrote is removed when it fails.
+    /// </summary>
+    private static bool Create(string path, long length, ReadOnlySpan<long> header, StateFileFlusher? flusher)
+    {
+        var temporary = path + CreatingSuffix;
+        try
+        {
+            using (var fs = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                var buffer = new byte[(int)Math.Min(64 * 1024, length)];
+                for (var i = 0; i < header.Length; i++)
+                {
+                    BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(i * 8), header[i]);
+                }
+
+                var first = (int)Math.Min(buffer.Length, length);
+                fs.Write(buffer, 0, first);
+                Array.Clear(buffer);
+                WriteZeros(fs, length - first, buffer);
+                fs.Flush(flushToDisk: true);
+            }
+
+            flusher?.Creating?.Invoke(path);
+            File.Move(temporary, path, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(path) && File.Exists(temporary))
+        {
+            // Another opener's file took the name: it was made whole before it got it, as this one was.
+            DeleteQuietly(temporary);
+            return false;
+        }
+        catch (Exception)
+        {
+            DeleteQuietly(temporary);
+            throw;
+        }
+    }
+
+    private static void WriteZeros(FileStream fs, long count, byte[] zeros)
+    {
+        while (count > 0)
+        {
+            var n = (int)Math.Min(zeros.Length, count);
+            fs.Write(zeros, 0, n);
+            count -= n;
+        }
+    }
+
+    /// <summary>
+    /// Removes the files of <paramref name="directory"/> left by creations a crash interrupted before their rename
+    /// (<see cref="CreatingSuffix"/>): nothing refers to them, and the next creation of the same name writes its own.
+    /// Called when the broker opens, before any state file is created; returns how many were removed.
+    /// </summary>
+    public static int RemoveLeftovers(string directory)
+    {
+        var removed = 0;
+        foreach (var leftover in Directory.EnumerateFiles(directory, "*" + CreatingSuffix))
+        {
+            if (DeleteQuietly(leftover))
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    private static bool DeleteQuietly(string path)
+    {
+        try
+        {
+            File.Delete(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

@@ -45,7 +45,8 @@ internal sealed class PositionStore : IDisposable
     /// <summary>
     /// True when the file existed but held no state (<see cref="StateFileContents.NoState"/>: empty, no magic, or cut
     /// short before its positions end): its committed positions were lost (a power loss before the file's data reached
-    /// the disk, say), or its creation was interrupted before the header was stored. It opens with no position (what
+    /// the disk, say; a creation that was interrupted leaves no such file: a new file gets its name only once its header
+    /// is written, <see cref="MappedStateFile.Open"/>). It opens with no position (what
     /// survived of a cut file is dropped: nothing says which positions are missing); the caller must not take that as a
     /// new subscription's (whose fallback, <see cref="StartKind.Latest"/> say, would skip every message it had not
     /// committed).
@@ -72,9 +73,10 @@ internal sealed class PositionStore : IDisposable
             throw new InvalidDataException($"{path} is not a FastBroker position file ({header.Reason})");
         }
 
-        var file = MappedStateFile.Open(path, FileLength, flusher);
+        // A new file gets its name with its header (magic, no entry): no reader finds it without one.
+        var file = MappedStateFile.Open(path, FileLength, flusher, [Magic, 0]);
         var blank = !file.Created && (header.Contents == StateFileContents.NoState || file.Read(0) == 0);
-        if (file.Created || blank)
+        if (blank)
         {
             file.Write(1, 0);
             file.Write(0, Magic);

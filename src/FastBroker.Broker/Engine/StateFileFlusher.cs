@@ -31,6 +31,12 @@ internal sealed class StateFileFlusher : IThreadPoolWorkItem
     /// <summary>Tests only: runs before each file's msync, inside it; what it throws is that file's sync failing.</summary>
     internal Action<MappedStateFile>? SyncFault { get; set; }
 
+    /// <summary>
+    /// Tests only: called with the path of each state file this flusher syncs, when it is created, once its bytes are
+    /// written under its temporary name and before it is renamed into place (<see cref="MappedStateFile.Open"/>).
+    /// </summary>
+    internal Action<string>? Creating { get; set; }
+
     /// <summary>Any thread: <paramref name="file"/> has updates to sync (it is not in the queue already).</summary>
     public void Enqueue(MappedStateFile file)
     {
