@@ -273,7 +273,7 @@ public sealed partial class Broker : IAsyncDisposable
         var scan = _options.ProducerRecoveryRecords;
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -313,19 +313,18 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         // And each id's newest epoch: the one InitProducer persisted before answering (producers.epochs, written only
-        // durably, with when the id was last in use) and the one in producers.state (whose last captures a power loss may
-        // have lost), the newer of the two and the records': fences also before its instance wrote, and after its
-        // records left the rescan or its producer expired. producers.state gives no last use: an epoch is at least the
-        // Unix ms of its start, which stands for it (the later one producers.epochs gives for the id is kept).
+        // durably) and the one in producers.state (whose last captures a power loss may have lost), the newer of the two
+        // and the records', each with when the id was last in use (the later kept): fences also before its instance
+        // wrote, and after its records left the rescan or its producer expired.
         var given = ProducerEpochFile.Load(_options.DataDirectory, now, out var epochProblem);
         foreach (var (id, epoch, seen) in given)
         {
             _producers.RestoreEpoch(id, epoch, seen, now);
         }
 
-        foreach (var (id, epoch) in epochs)
+        foreach (var (id, epoch, seen) in epochs)
         {
-            _producers.RestoreEpoch(id, epoch, (long)Math.Min(epoch, (ulong)long.MaxValue), now);
+            _producers.RestoreEpoch(id, epoch, seen, now);
         }
 
         foreach (var line in new[] { problem, epochProblem })

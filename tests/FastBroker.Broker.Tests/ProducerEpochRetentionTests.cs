@@ -113,6 +113,48 @@ public sealed class ProducerEpochRetentionTests
         }, "producers.epochs refreshed with the id's newest write", TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// <c>producers.epochs</c> damaged at the open: the epochs are known from <c>producers.state</c> alone, each with its
+    /// id's last use (the newest write, 8 minutes after the epoch was given), so one is kept for the epoch retention
+    /// (10 minutes) after that use, not after the epoch was given, and dropped once it passed. The broker's producer
+    /// clock is the test's: no waiting.
+    /// </summary>
+    [Fact]
+    public async Task An_epoch_known_from_producers_state_alone_is_kept_for_the_retention_after_its_ids_last_use()
+    {
+        var clock = new ManualClock();
+        BrokerOptions Options(BrokerOptions o) => o with
+        {
+            StampClock = clock,
+            ProducerRecoveryRecords = 0, // no window: the epochs files alone know the id
+            ProducerIdleTimeout = TimeSpan.FromMinutes(5),
+            ProducerExpiry = TimeSpan.FromMinutes(10),
+            ProducerEpochRetention = TimeSpan.FromMinutes(10),
+        };
+        void DamageEpochsFile(TimeSpan advance, string dataDirectory)
+        {
+            File.WriteAllBytes(Path.Combine(dataDirectory, ProducerEpochFile.FileName), new byte[40]);
+            clock.Advance(advance);
+        }
+
+        await using var f = await BrokerFixture.StartAsync(Options);
+        var (old, current) = await ReplaceAsync(f.Broker);
+        clock.Advance(TimeSpan.FromMinutes(8));
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 4, "t", "new4", 4, epoch: current); // the id's last use
+        Assert.Equal(BrokerErrorCode.None, (await sink.WaitForAsync(1))[0].Error);
+
+        // 17 minutes after the epoch was given, 9 after the id's last use: fenced.
+        await f.RestartAsync(Options, () => DamageEpochsFile(TimeSpan.FromMinutes(9), f.DataDirectory));
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Id));
+        var resume = Record.Exception(() => f.Broker.InitProducer(Id, old));
+        Assert.True(resume is BrokerException { Code: BrokerErrorCode.ProducerFenced }, $"the replaced instance's resume 9 minutes after the id's last use (17 after epoch {current} was given; retention 10) with producers.epochs damaged: {resume?.Message ?? "accepted"}");
+
+        // Past the retention after that last use: dropped, as the running broker drops it.
+        await f.RestartAsync(Options, () => DamageEpochsFile(TimeSpan.FromMinutes(1.5), f.DataDirectory));
+        Assert.Equal(old, f.Broker.InitProducer(Id, old).Epoch);
+    }
+
     private static long SeenIn(string directory)
     {
         var epochs = ProducerEpochFile.Load(directory, now: -1, out var problem);
