@@ -2,7 +2,7 @@ using FastBroker.Engine;
 
 namespace FastBroker;
 
-/// <summary>The broker's timer: visibility and standby ack timeouts, and the failures of its tasks.</summary>
+/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, and the failures of its tasks.</summary>
 public sealed partial class Broker
 {
     private long _timerFailures;
@@ -29,9 +29,10 @@ public sealed partial class Broker
         => TimeSpan.FromTicks(Math.Clamp(ackTimeout.Ticks / 50, resolution.Ticks, Math.Max(resolution.Ticks, TimeSpan.FromMilliseconds(50).Ticks)));
 
     /// <summary>
-    /// Starts the timer (visibility timeouts, standby ack timeouts) once something needs it, or makes it tick faster
-    /// when something needs a finer period: a broker with no group and no standby has no periodic work, and a timer
-    /// waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
+    /// Starts the timer (the <c>producers.epochs</c> refresh, visibility timeouts, standby ack timeouts) once something
+    /// needs it, or makes it tick faster when something needs a finer period: a broker with no group and no standby ticks
+    /// only for the refresh (<see cref="ProducerEpochFile.RefreshCheckPeriod"/>: every 15 minutes by default), and a
+    /// timer waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
     /// </summary>
     internal void StartTimer(TimeSpan? period = null)
     {
@@ -69,6 +70,15 @@ public sealed partial class Broker
         catch (Exception e)
         {
             TimerTaskFailed("the replication gate's timeouts", e);
+        }
+
+        try
+        {
+            _producerEpochs.Refresh(_producers); // a clock compare, but once an interval (an hour by default)
+        }
+        catch (Exception e)
+        {
+            TimerTaskFailed("the producers.epochs refresh", e);
         }
 
         WorkQueueGroup[] groups;

@@ -53,10 +53,9 @@ public sealed partial class Broker : IAsyncDisposable
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
         _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
-        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)));
+        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
-        _producerCheckpoint.AfterCapture = () => _producerEpochs.Refresh(_producers);
         _producers.AttachCheckpoint(_producerCheckpoint);
         _pipeline = new Pipeline(options, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
@@ -103,6 +102,7 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         broker._pipeline.Start();
+        broker.StartTimer(broker._producerEpochs.RefreshCheckPeriod); // the producers.epochs refresh: every broker
         if (replication is not null)
         {
             broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));

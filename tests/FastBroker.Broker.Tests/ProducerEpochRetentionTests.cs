@@ -114,6 +114,30 @@ public sealed class ProducerEpochRetentionTests
     }
 
     /// <summary>
+    /// The broker's timer refreshes <c>producers.epochs</c> once its interval passed on the producer clock (a quarter of
+    /// a 4 s epoch retention: 1 s), also when no periodic capture of <c>producers.state</c> comes (one record, far below
+    /// the 8,192 between captures): the file then gives the id's last use, its newest write, not when it was given.
+    /// </summary>
+    [Fact]
+    public async Task The_epochs_file_is_refreshed_by_the_timer_without_a_periodic_capture()
+    {
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { StampClock = clock, ProducerIdleTimeout = TimeSpan.FromSeconds(1), ProducerExpiry = TimeSpan.FromSeconds(2), ProducerEpochRetention = TimeSpan.FromSeconds(4) });
+        var (_, epoch) = f.Broker.InitProducer(Id);
+        Assert.Equal((long)epoch, SeenIn(f.DataDirectory)); // written before it was answered, in use since
+
+        clock.Advance(TimeSpan.FromMinutes(1));
+        var written = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "m0", 1, epoch: epoch);
+        Assert.Equal(BrokerErrorCode.None, (await sink.WaitForAsync(1))[0].Error);
+        await Eventually.TrueAsync(
+            () => SeenIn(f.DataDirectory) == written,
+            $"producers.epochs refreshed with the id's newest write at {written} (given at {epoch}), one record written and no capture",
+            TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>
     /// <c>producers.epochs</c> damaged at the open: the epochs are known from <c>producers.state</c> alone, each with its
     /// id's last use (the newest write, 8 minutes after the epoch was given), so one is kept for the epoch retention
     /// (10 minutes) after that use, not after the epoch was given, and dropped once it passed. The broker's producer

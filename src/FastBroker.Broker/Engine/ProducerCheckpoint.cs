@@ -115,9 +115,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Called on the pool thread after each periodic capture's write (the broker refreshes <c>producers.epochs</c> from it).</summary>
-    public Action? AfterCapture { get; set; }
-
     void IThreadPoolWorkItem.Execute()
     {
         try
@@ -128,8 +125,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         {
             Volatile.Write(ref _writing, 0);
         }
-
-        AfterCapture?.Invoke();
     }
 
     /// <summary>
