@@ -96,7 +96,7 @@ public sealed partial class Broker
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "producer id 0 is not an idempotent producer");
         }
 
-        var result = _producers.Init(producerId, epoch, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var raised)
+        var result = _producers.Init(producerId, epoch, (ulong)_options.StampClock.GetUtcNow().ToUnixTimeMilliseconds(), out var raised)
             ?? throw new BrokerException(BrokerErrorCode.ProducerFenced, $"producer {producerId:x16}: epoch {epoch} was replaced by a newer instance of the id (epoch {_producers.Fence(producerId)})");
         replicated = null;
         if (raised)

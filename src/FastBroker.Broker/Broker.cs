@@ -53,18 +53,14 @@ public sealed partial class Broker : IAsyncDisposable
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
         _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
-        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)));
+        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
-        _producerCheckpoint.AfterCapture = () => _producerEpochs.Refresh(_producers);
         _producers.AttachCheckpoint(_producerCheckpoint);
         _pipeline = new Pipeline(options, _producers);
         _metrics = new BrokerMetrics(this, options.MeterName);
         _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
-
-    private long _timerFailures;
-    private long _timerFailureLoggedMs = long.MinValue / 2;
 
     /// <summary>The settings the broker runs with.</summary>
     public BrokerOptions Options => _options;
@@ -106,59 +102,13 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         broker._pipeline.Start();
+        broker.StartTimer(broker._producerEpochs.RefreshCheckPeriod); // the producers.epochs refresh: every broker
         if (replication is not null)
         {
             broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));
         }
 
         return broker;
-    }
-
-    /// <summary>The timer's period now (0 = not started; tests).</summary>
-    internal TimeSpan TimerPeriod
-    {
-        get
-        {
-            lock (_timerLock)
-            {
-                return TimeSpan.FromMilliseconds(_timerPeriodMs);
-            }
-        }
-    }
-
-    /// <summary>
-    /// How often a primary with no work-queue group checks standby ack timeouts: a fiftieth of the timeout, between
-    /// <see cref="BrokerOptions.TimerResolution"/> and 50 ms (with the default 5 s timeout, 20 times a second instead
-    /// of 200; a held confirmation fails at most that much after its timeout).
-    /// </summary>
-    internal static TimeSpan StandbyTimerPeriod(TimeSpan resolution, TimeSpan ackTimeout)
-        => TimeSpan.FromTicks(Math.Clamp(ackTimeout.Ticks / 50, resolution.Ticks, Math.Max(resolution.Ticks, TimeSpan.FromMilliseconds(50).Ticks)));
-
-    /// <summary>
-    /// Starts the timer (visibility timeouts, standby ack timeouts) once something needs it, or makes it tick faster
-    /// when something needs a finer period: a broker with no group and no standby has no periodic work, and a timer
-    /// waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
-    /// </summary>
-    internal void StartTimer(TimeSpan? period = null)
-    {
-        var ms = (int)Math.Max(1, (period ?? _options.TimerResolution).TotalMilliseconds);
-        lock (_timerLock)
-        {
-            if (_timerPeriodMs != 0 && _timerPeriodMs <= ms)
-            {
-                return;
-            }
-
-            _timerPeriodMs = ms;
-            try
-            {
-                _timer.Change(ms, ms);
-            }
-            catch (ObjectDisposedException)
-            {
-                // Closing.
-            }
-        }
     }
 
     /// <summary>Creates a topic with the given settings (or returns quietly if it exists with the same settings).</summary>
@@ -311,71 +261,6 @@ public sealed partial class Broker : IAsyncDisposable
 
     private static void ThrowClosed() => throw new BrokerException(BrokerErrorCode.Closed, "the broker is closed");
 
-    private void OnTimer()
-    {
-        if (!IsOpen)
-        {
-            return;
-        }
-
-        try
-        {
-            Replication?.CheckTimeouts();
-        }
-        catch (Exception e)
-        {
-            TimerTaskFailed("the replication gate's timeouts", e);
-        }
-
-        WorkQueueGroup[] groups;
-        lock (_gate)
-        {
-            if (_groups.Count == 0)
-            {
-                return;
-            }
-
-            groups = [.. _groups.Values];
-        }
-
-        foreach (var g in groups)
-        {
-            try
-            {
-                TimerTaskHook?.Invoke(g.Name);
-                g.OnTimer();
-            }
-            catch (Exception e)
-            {
-                TimerTaskFailed($"work-queue group '{g.Name}' of topic '{g.Topic.Name}'", e);
-            }
-        }
-    }
-
-    /// <summary>
-    /// One task of the timer tick threw (a journal read of a damaged record, say). The timer runs on a pool thread,
-    /// where an exception would end the process, every client with it: the failure is logged instead (at most one line a
-    /// second, with how many more there were) and the other tasks, and the next ticks, go on.
-    /// </summary>
-    private void TimerTaskFailed(string what, Exception e)
-    {
-        Interlocked.Increment(ref _timerFailures);
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _timerFailureLoggedMs);
-        if (now - last >= 1000 && Interlocked.CompareExchange(ref _timerFailureLoggedMs, now, last) == last)
-        {
-            var total = Interlocked.Read(ref _timerFailures);
-            _options.Log?.Invoke($"timer: {what} failed ({total} timer task failures so far): {e.GetType().Name}: {e.Message}");
-        }
-    }
-
-    /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>
-    internal long TimerFailures => Interlocked.Read(ref _timerFailures);
-
-    /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
-    internal Action<string>? TimerTaskHook { get; set; }
-
-
     /// <summary>
     /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,
     /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect. The
@@ -388,7 +273,7 @@ public sealed partial class Broker : IAsyncDisposable
         var scan = _options.ProducerRecoveryRecords;
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -428,19 +313,18 @@ public sealed partial class Broker : IAsyncDisposable
         }
 
         // And each id's newest epoch: the one InitProducer persisted before answering (producers.epochs, written only
-        // durably, with when the id was last in use) and the one in producers.state (whose last captures a power loss may
-        // have lost), the newer of the two and the records': fences also before its instance wrote, and after its
-        // records left the rescan or its producer expired. producers.state gives no last use: an epoch is at least the
-        // Unix ms of its start, which stands for it (the later one producers.epochs gives for the id is kept).
+        // durably) and the one in producers.state (whose last captures a power loss may have lost), the newer of the two
+        // and the records', each with when the id was last in use (the later kept): fences also before its instance
+        // wrote, and after its records left the rescan or its producer expired.
         var given = ProducerEpochFile.Load(_options.DataDirectory, now, out var epochProblem);
         foreach (var (id, epoch, seen) in given)
         {
             _producers.RestoreEpoch(id, epoch, seen, now);
         }
 
-        foreach (var (id, epoch) in epochs)
+        foreach (var (id, epoch, seen) in epochs)
         {
-            _producers.RestoreEpoch(id, epoch, (long)Math.Min(epoch, (ulong)long.MaxValue), now);
+            _producers.RestoreEpoch(id, epoch, seen, now);
         }
 
         foreach (var line in new[] { problem, epochProblem })

@@ -85,7 +85,9 @@ public sealed record BrokerOptions
 
     /// <summary>
     /// Tests only: the clock the journaler stamps messages with (read once per ring batch), so that a test can step it
-    /// back as a wall clock may step.
+    /// back as a wall clock may step; also the idempotent producers' clock: the epochs <see cref="Broker.InitProducer"/>
+    /// gives and the ids' last use, the ages a restart gives them, and the interval of the <c>producers.epochs</c>
+    /// refresh, so that a test can age them without waiting.
     /// </summary>
     internal TimeProvider StampClock { get; init; } = TimeProvider.System;
 

@@ -232,6 +232,38 @@ public sealed class ProducerCheckpointTests
         Assert.Equal((Early, 25UL, 70L, 1_000L), (loaded[0].Producer, loaded[0].Highest, loaded[0].Offset, loaded[0].Timestamp));
     }
 
+    /// <summary>
+    /// Each epoch is kept with its id's last use (the newest write here, after the epoch was given), by which a restart
+    /// that knows the id from this file alone ages it. A version 3 file (epochs without last use) is still read, each
+    /// epoch taken as last used when it was given (an epoch is at least the Unix ms it was given at).
+    /// </summary>
+    [Fact]
+    public void The_epochs_carry_each_ids_last_use_and_a_version_3_file_is_still_read()
+    {
+        using var dir = new TempDirectory("fastbroker-checkpoint-v4");
+        var topic = new TopicState("t", TopicOptions.Default with { Persistent = false }, "t", null, new TransientLog(16));
+        var registry = new ProducerRegistry(64);
+        Assert.Equal((0UL, 1_000UL), registry.Init(Early, 0, now: 1_000));
+        registry.Record(Early, 0, topic, 0, timestamp: 5_000, epoch: 1_000);
+        new ProducerCheckpoint(dir.Path, null).WriteNow(registry, closing: true);
+        ProducerCheckpoint.Load(dir.Path, (_, _) => null, _ => null, out var problem, out var epochs);
+        Assert.Null(problem);
+        Assert.Equal([(Early, 1_000UL, 5_000L)], epochs);
+
+        var v3 = new List<byte>();
+        v3.AddRange("FBPS"u8.ToArray());
+        v3.AddRange(BitConverter.GetBytes(3u));
+        v3.AddRange(BitConverter.GetBytes(0u)); // no entries
+        v3.AddRange(BitConverter.GetBytes(1u)); // one epoch
+        v3.AddRange(BitConverter.GetBytes(Early));
+        v3.AddRange(BitConverter.GetBytes(1_000UL));
+        v3.AddRange(BitConverter.GetBytes(FastBroker.Journal.Crc32C.Compute(v3.ToArray())));
+        File.WriteAllBytes(Path.Combine(dir.Path, ProducerCheckpoint.FileName), [.. v3]);
+        ProducerCheckpoint.Load(dir.Path, (_, _) => null, _ => null, out problem, out epochs);
+        Assert.Null(problem);
+        Assert.Equal([(Early, 1_000UL, 1_000L)], epochs);
+    }
+
     private static async Task PublishEarlyThenBusyAsync(Broker broker)
     {
         var sink = new ClaimPublishTests.RecordingSink();

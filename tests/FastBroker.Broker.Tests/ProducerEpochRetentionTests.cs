@@ -113,6 +113,72 @@ public sealed class ProducerEpochRetentionTests
         }, "producers.epochs refreshed with the id's newest write", TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// The broker's timer refreshes <c>producers.epochs</c> once its interval passed on the producer clock (a quarter of
+    /// a 4 s epoch retention: 1 s), also when no periodic capture of <c>producers.state</c> comes (one record, far below
+    /// the 8,192 between captures): the file then gives the id's last use, its newest write, not when it was given.
+    /// </summary>
+    [Fact]
+    public async Task The_epochs_file_is_refreshed_by_the_timer_without_a_periodic_capture()
+    {
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { StampClock = clock, ProducerIdleTimeout = TimeSpan.FromSeconds(1), ProducerExpiry = TimeSpan.FromSeconds(2), ProducerEpochRetention = TimeSpan.FromSeconds(4) });
+        var (_, epoch) = f.Broker.InitProducer(Id);
+        Assert.Equal((long)epoch, SeenIn(f.DataDirectory)); // written before it was answered, in use since
+
+        clock.Advance(TimeSpan.FromMinutes(1));
+        var written = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 0, "t", "m0", 1, epoch: epoch);
+        Assert.Equal(BrokerErrorCode.None, (await sink.WaitForAsync(1))[0].Error);
+        await Eventually.TrueAsync(
+            () => SeenIn(f.DataDirectory) == written,
+            $"producers.epochs refreshed with the id's newest write at {written} (given at {epoch}), one record written and no capture",
+            TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>
+    /// <c>producers.epochs</c> damaged at the open: the epochs are known from <c>producers.state</c> alone, each with its
+    /// id's last use (the newest write, 8 minutes after the epoch was given), so one is kept for the epoch retention
+    /// (10 minutes) after that use, not after the epoch was given, and dropped once it passed. The broker's producer
+    /// clock is the test's: no waiting.
+    /// </summary>
+    [Fact]
+    public async Task An_epoch_known_from_producers_state_alone_is_kept_for_the_retention_after_its_ids_last_use()
+    {
+        var clock = new ManualClock();
+        BrokerOptions Options(BrokerOptions o) => o with
+        {
+            StampClock = clock,
+            ProducerRecoveryRecords = 0, // no window: the epochs files alone know the id
+            ProducerIdleTimeout = TimeSpan.FromMinutes(5),
+            ProducerExpiry = TimeSpan.FromMinutes(10),
+            ProducerEpochRetention = TimeSpan.FromMinutes(10),
+        };
+        void DamageEpochsFile(TimeSpan advance, string dataDirectory)
+        {
+            File.WriteAllBytes(Path.Combine(dataDirectory, ProducerEpochFile.FileName), new byte[40]);
+            clock.Advance(advance);
+        }
+
+        await using var f = await BrokerFixture.StartAsync(Options);
+        var (old, current) = await ReplaceAsync(f.Broker);
+        clock.Advance(TimeSpan.FromMinutes(8));
+        var sink = new RecordingSink();
+        PublishIdempotent(f.Broker, sink, Id, 4, "t", "new4", 4, epoch: current); // the id's last use
+        Assert.Equal(BrokerErrorCode.None, (await sink.WaitForAsync(1))[0].Error);
+
+        // 17 minutes after the epoch was given, 9 after the id's last use: fenced.
+        await f.RestartAsync(Options, () => DamageEpochsFile(TimeSpan.FromMinutes(9), f.DataDirectory));
+        Assert.Equal(0UL, f.Broker.NextProducerSequence(Id));
+        var resume = Record.Exception(() => f.Broker.InitProducer(Id, old));
+        Assert.True(resume is BrokerException { Code: BrokerErrorCode.ProducerFenced }, $"the replaced instance's resume 9 minutes after the id's last use (17 after epoch {current} was given; retention 10) with producers.epochs damaged: {resume?.Message ?? "accepted"}");
+
+        // Past the retention after that last use: dropped, as the running broker drops it.
+        await f.RestartAsync(Options, () => DamageEpochsFile(TimeSpan.FromMinutes(1.5), f.DataDirectory));
+        Assert.Equal(old, f.Broker.InitProducer(Id, old).Epoch);
+    }
+
     private static long SeenIn(string directory)
     {
         var epochs = ProducerEpochFile.Load(directory, now: -1, out var problem);

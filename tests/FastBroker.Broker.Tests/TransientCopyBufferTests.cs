@@ -62,6 +62,22 @@ public class TransientCopyBufferTests
     }
 
     /// <summary>
+    /// A work-queue group's feed never copies out of a transient ring: a group needs a persistent topic (its acks are in a
+    /// state file beside the journal), so <c>JoinGroup</c> refuses a transient one, and a group's feed reads the journal's
+    /// mapping, holding no copy buffer. No group figure for that memory exists, as none can be held.
+    /// </summary>
+    [Fact]
+    public async Task A_work_queue_group_cannot_read_a_transient_topic_so_its_feed_holds_no_copy_buffer()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("live", TopicOptions.Default with { Persistent = false, TransientCapacity = Capacity });
+        var refused = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("live", "workers"));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, refused.Code);
+        Assert.Contains("need a persistent topic", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(f.Broker.GetSnapshot().Groups);
+    }
+
+    /// <summary>
     /// Messages that fit the own buffer are copied into it; longer ones take an array from the pool and give it back
     /// after their delivery, so neither allocates per message once the pool has the array.
     /// </summary>

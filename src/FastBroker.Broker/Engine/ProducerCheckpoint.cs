@@ -29,19 +29,23 @@ namespace FastBroker.Engine;
 /// refuse an unknown retry ("older than the oldest sequence known"), never confirm one it does not hold.
 /// </para>
 /// <para>
-/// The file also keeps the newest producer epoch of each id (<see cref="ProducerRegistry.CaptureEpochs"/>), so a restart
-/// fences the older instances even when the new one has not written yet (no record carries its epoch). The writes at
+/// The file also keeps the newest producer epoch of each id with the id's last use (<see cref="ProducerRegistry.CaptureEpochs"/>),
+/// so a restart fences the older instances even when the new one has not written yet (no record carries its epoch),
+/// for the epoch retention after that use, as <see cref="ProducerEpochFile"/> gives it. The writes at
 /// open and close are durable (<see cref="DurableFile"/>: flushed, renamed, the directory synced); the journaler's
 /// periodic captures are renamed over it without a disk flush (see <see cref="Write"/>), so after a power loss it may
 /// hold older epochs or none: the epochs <see cref="Broker.InitProducer"/> answers are also in their own file, written
 /// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
 /// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
-/// Format, little-endian: "FBPS", version 3, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// Format, little-endian: "FBPS", version 4, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), topic name
-/// length (u16) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64) and its newest epoch
-/// (u64); then the CRC32C of everything before it (u32). Versions 1 (no newest write, no epochs) and 2 (no epochs) are
-/// still read: version 1's producers are aged by their highest sequence's record.
+/// length (u16) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
+/// and the Unix ms of the id's last use (i64: its newest write or INIT_PRODUCER; a restart that knows the id from this
+/// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the CRC32C of
+/// everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs) and 3 (epochs without last use:
+/// each taken as last used when it was given, the Unix ms an epoch is at least) are still read: version 1's producers
+/// are aged by their highest sequence's record.
 /// </remarks>
 internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -51,7 +55,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 3;
+    private const uint Version = 4;
 
     private readonly string _path;
     private readonly object _writeLock = new();
@@ -111,9 +115,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Called on the pool thread after each periodic capture's write (the broker refreshes <c>producers.epochs</c> from it).</summary>
-    public Action? AfterCapture { get; set; }
-
     void IThreadPoolWorkItem.Execute()
     {
         try
@@ -124,8 +125,6 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         {
             Volatile.Write(ref _writing, 0);
         }
-
-        AfterCapture?.Invoke();
     }
 
     /// <summary>
@@ -138,9 +137,10 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
     /// <summary>
     /// As the overload without <paramref name="epochs"/>, and also each id's newest epoch when the file was written (none
-    /// in a version 1 or 2 file), unchecked: it can only fence.
+    /// in a version 1 or 2 file), unchecked (it can only fence), with the id's last use (Unix ms; in a version 3 file,
+    /// which has none, the epoch itself: the Unix ms it was given at, at least).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch)> epochs)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs)
     {
         problem = null;
         epochs = [];
@@ -162,7 +162,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -209,16 +209,19 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         if (version >= 3 && problem is null)
         {
             var n = at + 4 <= end ? BinaryPrimitives.ReadUInt32LittleEndian(span[at..]) : uint.MaxValue;
-            if (n == uint.MaxValue || (long)n * 16 > end - at - 4)
+            var entry = version == 3 ? 16 : 24;
+            if (n == uint.MaxValue || (long)n * entry > end - at - 4)
             {
                 problem = $"{FileName}: the producer epochs run past the end: ignored";
             }
             else
             {
                 at += 4;
-                for (var i = 0u; i < n; i++, at += 16)
+                for (var i = 0u; i < n; i++, at += entry)
                 {
-                    epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..])));
+                    var epoch = BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..]);
+                    var seen = entry == 24 ? BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]) : (long)Math.Min(epoch, long.MaxValue);
+                    epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), epoch, seen));
                 }
             }
         }
@@ -296,7 +299,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             need += 34 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length);
         }
 
-        need += 4 + (16 * _epochCount);
+        need += 4 + (24 * _epochCount);
 
         if (_buffer.Length < need)
         {
@@ -322,10 +325,11 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)_epochCount);
         at += 4;
-        for (var i = 0; i < _epochCount; i++, at += 16)
+        for (var i = 0; i < _epochCount; i++, at += 24)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(span[at..], _epochs[i].Producer);
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _epochs[i].Epoch);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], _epochs[i].Seen);
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));

@@ -7,8 +7,8 @@ namespace FastBroker.Engine;
 /// <c>producers.epochs</c> in the data directory: each producer id's newest epoch and when the id was last in use,
 /// written by <see cref="Broker.InitProducer"/> whenever it gives an id a newer one (a new instance, or a resume above
 /// the newest known) before it answers, and when the broker opens (after recovery) and closes, always durably
-/// (<see cref="DurableFile"/>: the temporary file fsync'd, renamed, the directory fsync'd), and at most every
-/// <see cref="MaxRefreshMs"/> after a periodic capture of <c>producers.state</c> (<see cref="Refresh"/>). So after a power
+/// (<see cref="DurableFile"/>: the temporary file fsync'd, renamed, the directory fsync'd), and by the broker's timer
+/// once its last write is <see cref="MaxRefreshMs"/> old (<see cref="Refresh"/>). So after a power
 /// loss it holds every epoch answered, even when <c>producers.state</c>, whose periodic captures are renamed without an
 /// fsync (<see cref="ProducerCheckpoint"/>), came back empty, missing or older; a restart (or a promoted standby, which
 /// receives the file like the other state files) takes for each id the newest epoch of this file,
@@ -41,6 +41,7 @@ internal sealed class ProducerEpochFile
     private readonly string _path;
     private readonly Action<string>? _log;
     private readonly long _refreshMs;
+    private readonly TimeProvider _clock;
     private readonly object _writeLock = new();
     private (ulong Producer, ulong Epoch, long Seen)[] _epochs = new (ulong, ulong, long)[16];
     private byte[] _buffer = new byte[256];
@@ -48,14 +49,25 @@ internal sealed class ProducerEpochFile
     private long _written; // under _writeLock: the changes the last write covers
     private bool _closed; // under _writeLock
     private string? _lastFailure; // under _writeLock
-    private long _writtenAtMs = long.MinValue / 2; // Volatile: Environment.TickCount64 of the last write that succeeded
+    private long _refreshFrom = long.MinValue; // Volatile: _clock's timestamp of the last write that succeeded or refresh tried; MinValue = none
 
-    public ProducerEpochFile(string dataDirectory, Action<string>? log, long retentionMs = long.MaxValue)
+    /// <param name="dataDirectory">Where the file is.</param>
+    /// <param name="log">Where a failed write is said (once per cause).</param>
+    /// <param name="retentionMs">The epoch retention: refreshed at least every quarter of it.</param>
+    /// <param name="clock">What <see cref="Refresh"/> measures the interval with (<see cref="BrokerOptions.StampClock"/>; the system's by default).</param>
+    public ProducerEpochFile(string dataDirectory, Action<string>? log, long retentionMs = long.MaxValue, TimeProvider? clock = null)
     {
         _path = Path.Combine(dataDirectory, FileName);
         _log = log;
         _refreshMs = Math.Min(MaxRefreshMs, Math.Max(1, retentionMs / 4));
+        _clock = clock ?? TimeProvider.System;
     }
+
+    /// <summary>
+    /// How often the broker's timer looks whether a <see cref="Refresh"/> is due: a quarter of the refresh interval (15
+    /// minutes by default), so the file trails by at most 1.25 intervals, and an idle broker wakes that rarely for it.
+    /// </summary>
+    public TimeSpan RefreshCheckPeriod => TimeSpan.FromMilliseconds(Math.Max(1, _refreshMs / 4));
 
     /// <summary>
     /// Any thread (<see cref="Broker.InitProducer"/>), once the registry gave an id a newer epoch: returns when the file
@@ -84,7 +96,7 @@ internal sealed class ProducerEpochFile
             {
                 DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
                 _lastFailure = null;
-                Volatile.Write(ref _writtenAtMs, Environment.TickCount64);
+                Volatile.Write(ref _refreshFrom, _clock.GetTimestamp());
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalException)
             {
@@ -104,18 +116,34 @@ internal sealed class ProducerEpochFile
     }
 
     /// <summary>
-    /// After a periodic capture of <c>producers.state</c> (a pool thread, while producers write): rewrites the file when
-    /// its last write is an hour old (<see cref="MaxRefreshMs"/>; a quarter of the epoch retention if that is less), so the last use it gives each id trails the registry's by at most
-    /// about that (a restart ages ids without a window by it). A failure is logged, as <see cref="Persist"/> logs it.
+    /// The broker's timer (a pool thread, every <see cref="RefreshCheckPeriod"/> or more often): rewrites the file when its
+    /// last write is an hour old (<see cref="MaxRefreshMs"/>; a quarter of the epoch retention if that is less), whether
+    /// or not the journaler captures <c>producers.state</c> meanwhile (it does every 8,192 records only), so the last use
+    /// it gives each id trails the registry's by at most about that (a restart ages ids without a window by it). A
+    /// failure is logged, as <see cref="Persist"/> logs it, and tried again an interval later. Ticks that overlap write
+    /// once. On a pair the replicator's heartbeat check finds the file changed (its length and time) and sends it.
     /// </summary>
     public void Refresh(ProducerRegistry producers)
     {
-        if (Environment.TickCount64 - Volatile.Read(ref _writtenAtMs) < _refreshMs)
+        if (!RefreshDue())
         {
             return;
         }
 
-        TryPersist(producers);
+        lock (_writeLock)
+        {
+            if (RefreshDue())
+            {
+                Volatile.Write(ref _refreshFrom, _clock.GetTimestamp()); // a failed write waits an interval too
+                TryPersist(producers); // the same lock, taken again by Persist
+            }
+        }
+    }
+
+    private bool RefreshDue()
+    {
+        var from = Volatile.Read(ref _refreshFrom);
+        return from == long.MinValue || _clock.GetElapsedTime(from).TotalMilliseconds >= _refreshMs;
     }
 
     /// <summary><see cref="Persist"/> when the broker opens and closes, and for <see cref="Refresh"/>: a failure is logged (once per cause), not thrown.</summary>

@@ -1,0 +1,131 @@
+using FastBroker.Engine;
+
+namespace FastBroker;
+
+/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, and the failures of its tasks.</summary>
+public sealed partial class Broker
+{
+    private long _timerFailures;
+    private long _timerFailureLoggedMs = long.MinValue / 2;
+
+    /// <summary>The timer's period now (0 = not started; tests).</summary>
+    internal TimeSpan TimerPeriod
+    {
+        get
+        {
+            lock (_timerLock)
+            {
+                return TimeSpan.FromMilliseconds(_timerPeriodMs);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How often a primary with no work-queue group checks standby ack timeouts: a fiftieth of the timeout, between
+    /// <see cref="BrokerOptions.TimerResolution"/> and 50 ms (with the default 5 s timeout, 20 times a second instead
+    /// of 200; a held confirmation fails at most that much after its timeout).
+    /// </summary>
+    internal static TimeSpan StandbyTimerPeriod(TimeSpan resolution, TimeSpan ackTimeout)
+        => TimeSpan.FromTicks(Math.Clamp(ackTimeout.Ticks / 50, resolution.Ticks, Math.Max(resolution.Ticks, TimeSpan.FromMilliseconds(50).Ticks)));
+
+    /// <summary>
+    /// Starts the timer (the <c>producers.epochs</c> refresh, visibility timeouts, standby ack timeouts) once something
+    /// needs it, or makes it tick faster when something needs a finer period: a broker with no group and no standby ticks
+    /// only for the refresh (<see cref="ProducerEpochFile.RefreshCheckPeriod"/>: every 15 minutes by default), and a
+    /// timer waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
+    /// </summary>
+    internal void StartTimer(TimeSpan? period = null)
+    {
+        var ms = (int)Math.Max(1, (period ?? _options.TimerResolution).TotalMilliseconds);
+        lock (_timerLock)
+        {
+            if (_timerPeriodMs != 0 && _timerPeriodMs <= ms)
+            {
+                return;
+            }
+
+            _timerPeriodMs = ms;
+            try
+            {
+                _timer.Change(ms, ms);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closing.
+            }
+        }
+    }
+
+    private void OnTimer()
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        try
+        {
+            Replication?.CheckTimeouts();
+        }
+        catch (Exception e)
+        {
+            TimerTaskFailed("the replication gate's timeouts", e);
+        }
+
+        try
+        {
+            _producerEpochs.Refresh(_producers); // a clock compare, but once an interval (an hour by default)
+        }
+        catch (Exception e)
+        {
+            TimerTaskFailed("the producers.epochs refresh", e);
+        }
+
+        WorkQueueGroup[] groups;
+        lock (_gate)
+        {
+            if (_groups.Count == 0)
+            {
+                return;
+            }
+
+            groups = [.. _groups.Values];
+        }
+
+        foreach (var g in groups)
+        {
+            try
+            {
+                TimerTaskHook?.Invoke(g.Name);
+                g.OnTimer();
+            }
+            catch (Exception e)
+            {
+                TimerTaskFailed($"work-queue group '{g.Name}' of topic '{g.Topic.Name}'", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One task of the timer tick threw (a journal read of a damaged record, say). The timer runs on a pool thread,
+    /// where an exception would end the process, every client with it: the failure is logged instead (at most one line a
+    /// second, with how many more there were) and the other tasks, and the next ticks, go on.
+    /// </summary>
+    private void TimerTaskFailed(string what, Exception e)
+    {
+        Interlocked.Increment(ref _timerFailures);
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _timerFailureLoggedMs);
+        if (now - last >= 1000 && Interlocked.CompareExchange(ref _timerFailureLoggedMs, now, last) == last)
+        {
+            var total = Interlocked.Read(ref _timerFailures);
+            _options.Log?.Invoke($"timer: {what} failed ({total} timer task failures so far): {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>
+    internal long TimerFailures => Interlocked.Read(ref _timerFailures);
+
+    /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
+    internal Action<string>? TimerTaskHook { get; set; }
+}
