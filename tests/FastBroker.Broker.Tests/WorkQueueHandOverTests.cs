@@ -74,8 +74,9 @@ public class WorkQueueHandOverTests
         var b = f.Broker;
         const int N = 3;
         // One attempt each: a timeout that counted would dead-letter the message at once. The live member acks each
-        // delivery as soon as it has it, well within the timeout.
-        var options = GroupOptions.Default with { Prefetch = N, MaxDeliveries = 1, VisibilityTimeout = TimeSpan.FromSeconds(1) };
+        // delivery as soon as it has it, well within the timeout: 3 s, not 1 s, so that a loaded machine's stall between
+        // the live member's assignment and its ack does not pass a timeout of a delivery it did fetch.
+        var options = GroupOptions.Default with { Prefetch = N, MaxDeliveries = 1, VisibilityTimeout = TimeSpan.FromSeconds(3) };
         for (var i = 0; i < N; i++)
         {
             await b.PublishAsync("slow", Encoding.UTF8.GetBytes($"job{i}"));

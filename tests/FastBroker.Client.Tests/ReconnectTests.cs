@@ -232,22 +232,24 @@ public class ReconnectTests
     {
         Assert.True(TestHooks.Enabled, "the test host turns the client's test hooks on (RuntimeHostConfigurationOption)");
 
-        // The client PINGs after 300 ms (counted dead 900 ms after the last receipt, as it was); the server's own idle
-        // timeout (3 × 10 s) is far off, so the 3 s stall cannot end the connection from that side.
+        // The client PINGs after 1 s (counted dead 3 s after the last receipt, as it was, and 8 s after it when no PING
+        // can go out); the 10 s stall is longer than both, and the server's own idle timeout (3 × 10 s) is far off, so
+        // the stall cannot end the connection from that side. 1 s, not 300 ms: a PING then has 2 s, not 600 ms, for its
+        // PONG, which a loaded machine may hold up while the heartbeat task runs on time.
         await using var f = await ServerFixture.StartAsync();
-        var client = await f.ConnectAsync(o => o with { HeartbeatInterval = TimeSpan.FromMilliseconds(300) });
+        var client = await f.ConnectAsync(o => o with { HeartbeatInterval = TimeSpan.FromSeconds(1) });
         var stalls = 0;
         using var stallOver = new ManualResetEventSlim();
         client.TestHook = (point, _) =>
         {
             if (point == TestHookPoint.HeartbeatTick && Interlocked.Increment(ref stalls) == 1)
             {
-                Thread.Sleep(3000);
+                Thread.Sleep(10_000); // the stall under test, not a wait
                 stallOver.Set();
             }
         };
 
-        await EventuallyAsync(() => stallOver.IsSet, "the heartbeat task stalled for 3 s");
+        await EventuallyAsync(() => stallOver.IsSet, "the heartbeat task stalled for 10 s");
         var framesAfter = f.Server.FramesIn;
         await EventuallyAsync(() => f.Server.FramesIn - framesAfter >= 3, "the client PINGs again after the stall");
         Assert.True(client.ConnectCount == 1, string.Join(Environment.NewLine, f.Events.Concat<object>(f.Log)));

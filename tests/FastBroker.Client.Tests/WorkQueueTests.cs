@@ -128,11 +128,13 @@ public class WorkQueueTests
         // The only member takes its two jobs into its buffer and does not read them in time: both time out and the
         // server, whose prefetch for the member they no longer use, hands them to it again (count 2), while the two
         // stale deliveries still fill the buffer (capacity = prefetch). The redeliveries must not be dropped as "more
-        // than the credit": with MaxDeliveries 2 the next timeout dead-letters them though the member works on.
+        // than the credit": with MaxDeliveries 2 the next timeout dead-letters them though the member works on. A 5 s
+        // timeout, not 2 s: the member reads the stale deliveries (refused) and acks the redelivered ones before the
+        // second timeout, through round trips a loaded machine may hold up.
         var member = await (await f.ConnectAsync()).JoinGroupAsync("slow", "g", GroupJoinOptions.Default with
         {
             Prefetch = 2,
-            VisibilityTimeout = TimeSpan.FromSeconds(2),
+            VisibilityTimeout = TimeSpan.FromSeconds(5),
             MaxDeliveries = 2,
         });
         await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Redelivered: 2, InFlight: 2 }, "both jobs timed out and went to the member again");

@@ -22,7 +22,10 @@ public sealed class NotReplicatedRetryTests
     public async Task A_NotReplicated_publish_retried_is_stored_once_and_confirmed_only_when_the_standby_has_the_original()
     {
         using var dir = new TempDirectory("fastbroker-notreplicated");
-        var gate = new ReplicationGate(TimeSpan.FromMilliseconds(200), degradeToLocal: false);
+        // A 3 s ack timeout, not 200 ms: the test plays the standby, and order-2 below is confirmed only if its ack comes
+        // within the timeout of the write, through a poll of the head that a loaded machine may hold up; the two publishes
+        // the standby never acknowledges fail the same, 3 s later.
+        var gate = new ReplicationGate(TimeSpan.FromSeconds(3), degradeToLocal: false);
         var options = BrokerOptions.Default with
         {
             DataDirectory = dir.Path,

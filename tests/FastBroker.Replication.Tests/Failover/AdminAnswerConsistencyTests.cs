@@ -3,6 +3,7 @@ using System.Text.Json;
 using FastBroker.Replication;
 using FastBroker.Testing;
 using Xunit.Abstractions;
+using static FastBroker.ReplicationTests.Failover.AdminAcrossRoleChange;
 using static FastBroker.ReplicationTests.Failover.AdminChecks;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -22,72 +23,28 @@ public sealed class AdminAnswerConsistencyTests(ITestOutputHelper output)
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task Role_checks_and_status_agree_with_themselves_when_the_node_is_promoted_while_answering()
-    {
-        using var dir = new TempDirectory();
-        var log = new List<string>();
-        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } });
-        try
+    public Task Role_checks_and_status_agree_with_themselves_when_the_node_is_promoted_while_answering() =>
+        CollectFailuresAsync(output, async (a, b, adminA, adminB, failures) =>
         {
-            await using (a)
-            await using (b)
-            {
-                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
-                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
-                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
-                var failures = new List<string>();
-
-                // b, following a, is asked /standby and promoted before it answers; then a, following b, /primary; then
-                // b, following a again, /status.
-                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b follows a");
-                failures.AddRange(await AnswerAcrossPromotionAsync(b, adminB, "/standby"));
-                await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, "a follows b");
-                failures.AddRange(await AnswerAcrossPromotionAsync(a, adminA, "/primary"));
-                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b follows a again");
-                failures.AddRange(await AnswerAcrossPromotionAsync(b, adminB, "/status"));
-
-                Assert.True(failures.Count == 0, string.Join("\n", failures));
-            }
-        }
-        catch
-        {
-            lock (log)
-            {
-                output.WriteLine(string.Join('\n', log));
-            }
-
-            throw;
-        }
-    }
+            // b, following a, is asked /standby and promoted before it answers; then a, following b, /primary; then
+            // b, following a again, /status.
+            failures.AddRange(await AnswerAcrossPromotionAsync(b, adminB, "/standby"));
+            await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, "a follows b");
+            failures.AddRange(await AnswerAcrossPromotionAsync(a, adminA, "/primary"));
+            await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b follows a again");
+            failures.AddRange(await AnswerAcrossPromotionAsync(b, adminB, "/status"));
+        });
 
     /// <summary>Asks <paramref name="node"/> for <paramref name="path"/>, promotes it while the route holds its read of the state, and checks the answer.</summary>
     private async Task<IEnumerable<string>> AnswerAcrossPromotionAsync(ReplicatedNode node, string admin, string path)
     {
-        var read = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var release = new ManualResetEventSlim();
-        node.AdminStateRead = p =>
+        var (code, body) = await AnswerAcrossAsync(node, admin, path, async () =>
         {
-            if (p == path && read.TrySetResult())
-            {
-                release.Wait(s_deadline);
-            }
-        };
-        try
-        {
-            var answer = RequestAsync(admin, path);
-            await read.Task.WaitAsync(s_deadline);
             var epoch = await node.PromoteAsync().WaitAsync(s_deadline);
             await Eventually.TrueAsync(() => node.Role == NodeRole.Primary && node.Server is not null, $"{node.NodeId} serves as primary at epoch {epoch}", s_deadline);
-            release.Set();
-            var (code, _, body) = await answer.WaitAsync(s_deadline);
-            output.WriteLine($"{node.NodeId} {path} across its promotion: {(int)code} {body}");
-            return Inconsistency(path, code, body) is { } wrong ? [$"{node.NodeId} GET {path}: {wrong}: {(int)code} {body}"] : [];
-        }
-        finally
-        {
-            node.AdminStateRead = null;
-            release.Set();
-        }
+        });
+        output.WriteLine($"{node.NodeId} {path} across its promotion: {(int)code} {body}");
+        return Inconsistency(path, code, body) is { } wrong ? [$"{node.NodeId} GET {path}: {wrong}: {(int)code} {body}"] : [];
     }
 
     /// <summary>What in an answer disagrees with the rest of it, or null.</summary>

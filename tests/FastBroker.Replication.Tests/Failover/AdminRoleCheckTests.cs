@@ -5,6 +5,7 @@ using FastBroker.Replication;
 using FastBroker.Server;
 using FastBroker.Testing;
 using Xunit.Abstractions;
+using static FastBroker.ReplicationTests.Failover.AdminAcrossRoleChange;
 using static FastBroker.ReplicationTests.Failover.AdminChecks;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -20,58 +21,36 @@ namespace FastBroker.ReplicationTests.Failover;
 public sealed class AdminRoleCheckTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task Primary_and_standby_checks_answer_200_only_on_the_node_in_that_role_and_follow_a_promotion()
-    {
-        using var dir = new TempDirectory();
-        var log = new List<string>();
-        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } });
-        try
+    public Task Primary_and_standby_checks_answer_200_only_on_the_node_in_that_role_and_follow_a_promotion() =>
+        WithAdminPairAsync(output, async (a, b, adminA, adminB) =>
         {
-            await using (a)
-            await using (b)
-            {
-                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
-                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
-                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
+            // a serves: /primary is /health's document with 200, /standby the same with 503.
+            var primary = await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
+            Assert.Equal("ok", Status(primary));
+            Assert.Equal(Status(await GetAsync(adminA, "/health", HttpStatusCode.OK)), Status(primary));
+            Assert.Equal("ok", Status(await GetAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable)));
 
-                // a serves: /primary is /health's document with 200, /standby the same with 503.
-                var primary = await WaitForAsync(adminA, "/primary", HttpStatusCode.OK, "a's /primary while a is primary");
-                Assert.Equal("ok", Status(primary));
-                Assert.Equal(Status(await GetAsync(adminA, "/health", HttpStatusCode.OK)), Status(primary));
-                Assert.Equal("ok", Status(await GetAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable)));
+            // b follows a: /standby 200, /primary 503, /health 200 (it is up).
+            Assert.Equal("standby", Status(await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a")));
+            Assert.Equal("standby", Status(await GetAsync(adminB, "/primary", HttpStatusCode.ServiceUnavailable)));
+            Assert.Equal("standby", Status(await GetAsync(adminB, "/health", HttpStatusCode.OK)));
 
-                // b follows a: /standby 200, /primary 503, /health 200 (it is up).
-                Assert.Equal("standby", Status(await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b's /standby while b follows a")));
-                Assert.Equal("standby", Status(await GetAsync(adminB, "/primary", HttpStatusCode.ServiceUnavailable)));
-                Assert.Equal("standby", Status(await GetAsync(adminB, "/health", HttpStatusCode.OK)));
+            // b promoted while a is up: b is the primary; a sees the newer epoch, steps down and follows b.
+            var epoch = await b.PromoteAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
+            Assert.Equal("ok", Status(await GetAsync(adminB, "/standby", HttpStatusCode.ServiceUnavailable)));
+            Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, $"a's /standby once it follows b (epoch {epoch})")));
+            Assert.Equal(NodeRole.Standby, a.Role);
+            var deposed = await GetAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable);
+            Assert.Equal("standby", Status(deposed));
+            Assert.Equal(epoch, JsonDocument.Parse(deposed).RootElement.GetProperty("epoch").GetInt64());
+            Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
 
-                // b promoted while a is up: b is the primary; a sees the newer epoch, steps down and follows b.
-                var epoch = await b.PromoteAsync().WaitAsync(TimeSpan.FromSeconds(60));
-                Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
-                Assert.Equal("ok", Status(await GetAsync(adminB, "/standby", HttpStatusCode.ServiceUnavailable)));
-                Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, $"a's /standby once it follows b (epoch {epoch})")));
-                Assert.Equal(NodeRole.Standby, a.Role);
-                var deposed = await GetAsync(adminA, "/primary", HttpStatusCode.ServiceUnavailable);
-                Assert.Equal("standby", Status(deposed));
-                Assert.Equal(epoch, JsonDocument.Parse(deposed).RootElement.GetProperty("epoch").GetInt64());
-                Assert.Equal("ok", Status(await GetAsync(adminB, "/primary", HttpStatusCode.OK)));
-
-                // b stops: a, still a standby, follows no one, so /standby turns 503 (and /primary stays 503).
-                await b.DisposeAsync();
-                Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable, "a's /standby once b is gone")));
-                Assert.Equal(HttpStatusCode.ServiceUnavailable, (await RequestAsync(adminA, "/primary")).Status);
-            }
-        }
-        catch
-        {
-            lock (log)
-            {
-                output.WriteLine(string.Join('\n', log));
-            }
-
-            throw;
-        }
-    }
+            // b stops: a, still a standby, follows no one, so /standby turns 503 (and /primary stays 503).
+            await b.DisposeAsync();
+            Assert.Equal("standby", Status(await WaitForAsync(adminA, "/standby", HttpStatusCode.ServiceUnavailable, "a's /standby once b is gone")));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await RequestAsync(adminA, "/primary")).Status);
+        });
 
     /// <summary>
     /// <c>GET /primary</c> on a node that does not serve as primary answers 503 with why, in one line, in each state a

@@ -119,7 +119,11 @@ public sealed class ProducerEpochFailoverTests
     {
         using var dir = new TempDirectory();
         TcpProxy? toA = null;
-        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, o => SlowHeartbeat(o) with { AckTimeout = TimeSpan.FromSeconds(1) }, port => (toA = new TcpProxy(port)).Endpoint);
+
+        // A 3 s ack timeout, not 1 s: once the proxy resumes, the next INIT_PRODUCER is answered only if the standby
+        // reads the stalled backlog, syncs it and acknowledges within the timeout, which a loaded machine's disk and
+        // scheduler may hold up; the first INIT_PRODUCER, which the standby never reads, fails the same, 3 s later.
+        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, o => SlowHeartbeat(o) with { AckTimeout = TimeSpan.FromSeconds(3) }, port => (toA = new TcpProxy(port)).Endpoint);
         await using var proxy = toA!;
         await using (a)
         await using (b)

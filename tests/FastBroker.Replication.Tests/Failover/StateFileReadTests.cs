@@ -27,17 +27,12 @@ public sealed class StateFileReadTests
     private static readonly TimeSpan s_heartbeat = TimeSpan.FromMilliseconds(20);
 
     [Fact]
-    public async Task Heartbeats_and_group_state_sends_read_no_unchanged_position_file()
-    {
-        using var dir = new TempDirectory();
-        var (a, b) = await StartAsync(dir);
-        await using (a)
-        await using (b)
+    public Task Heartbeats_and_group_state_sends_read_no_unchanged_position_file() =>
+        WithPairAsync(async (dir, a) =>
         {
             var broker = a.Broker!;
-            a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
             var reads = new ConcurrentQueue<string>();
-            a.Replicator.StateFileRead = reads.Enqueue;
+            a.Replicator!.StateFileRead = reads.Enqueue;
             var copyOfB = dir.Combine("b");
             await PositionCopies.PublishAsync(broker, Jobs, 10);
             await PositionCopies.PublishAsync(broker, Feed, 5);
@@ -62,13 +57,12 @@ public sealed class StateFileReadTests
 
                 // Two heartbeats' checks after that: each commit's mark has been taken (its file read once more).
                 var link = a.Replicator.Link!;
-                var beats = link.HeartbeatsSent;
-                await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats", s_deadline);
+                await MoreHeartbeatsAsync(link, 2, "two more heartbeats");
 
                 // No commit from here: 5 acks (a group-state send each) and at least 10 heartbeats.
                 var start = reads.Count;
                 var bytes = link.StateBytesRead;
-                beats = link.HeartbeatsSent;
+                var beats = link.HeartbeatsSent;
                 for (var i = 1; i <= 5; i++)
                 {
                     Assert.True(member.Ack(delivered[i]));
@@ -93,24 +87,15 @@ public sealed class StateFileReadTests
             }
             finally
             {
-                foreach (var s in subs)
-                {
-                    s.Dispose();
-                }
+                Dispose(subs);
             }
-        }
-    }
+        });
 
     [Fact]
-    public async Task A_change_nothing_signalled_reaches_the_standby_by_the_periodic_pass()
-    {
-        using var dir = new TempDirectory();
-        var (a, b) = await StartAsync(dir);
-        await using (a)
-        await using (b)
+    public Task A_change_nothing_signalled_reaches_the_standby_by_the_periodic_pass() =>
+        WithPairAsync(async (dir, a) =>
         {
             var broker = a.Broker!;
-            a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
             var copyOfB = dir.Combine("b");
             await PositionCopies.PublishAsync(broker, Feed, 20);
             using (var keeper = broker.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed }))
@@ -122,67 +107,45 @@ public sealed class StateFileReadTests
             // Written behind the broker's back (the subscription closed), in place (its time changes) and by a file
             // renamed over it with the time of the one it replaces: no heartbeat's check looks at it (nothing signalled
             // it, no file came or went), the periodic pass reads it.
-            var link = a.Replicator.Link!;
+            var link = a.Replicator!.Link!;
             var path = Path.Combine(dir.Combine("a"), "subscriptions", "keeper.pos");
-            var beats = link.HeartbeatsSent;
-            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats", s_deadline);
+            await MoreHeartbeatsAsync(link, 2, "two more heartbeats");
             SetPosition(path, 7);
-            beats = link.HeartbeatsSent;
-            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 5, "5 more heartbeats", s_deadline);
+            await MoreHeartbeatsAsync(link, 5, "5 more heartbeats");
             Assert.Equal(3, PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed));
             a.Replicator.StateRescanInterval = TimeSpan.FromMilliseconds(100);
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 7, "b holds keeper's position 7 (the periodic pass read it)", s_deadline);
 
             a.Replicator.StateRescanInterval = TimeSpan.FromHours(1);
-            beats = link.HeartbeatsSent;
-            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats", s_deadline);
+            await MoreHeartbeatsAsync(link, 2, "two more heartbeats");
             var tmp = path + ".new";
             File.Copy(path, tmp);
             SetPosition(tmp, 9);
             File.SetLastWriteTimeUtc(tmp, File.GetLastWriteTimeUtc(path));
             File.Move(tmp, path, overwrite: true);
-            beats = link.HeartbeatsSent;
-            await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 5, "5 more heartbeats", s_deadline);
+            await MoreHeartbeatsAsync(link, 5, "5 more heartbeats");
             Assert.Equal(7, PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed));
             a.Replicator.StateRescanInterval = TimeSpan.FromMilliseconds(100);
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/keeper.pos", Feed) == 9, "b holds keeper's position 9 (the periodic pass read it)", s_deadline);
-        }
-    }
+        });
 
     /// <summary>
     /// With many position files and no commit, a heartbeat's check asks the file system about a fixed few files and
     /// directories (the producers' two files, the subscriptions directory), not about each state file, and reads none.
     /// </summary>
     [Fact]
-    public async Task A_heartbeats_check_stats_a_fixed_few_paths_however_many_state_files_there_are()
-    {
-        using var dir = new TempDirectory();
-        var (a, b) = await StartAsync(dir);
-        await using (a)
-        await using (b)
+    public Task A_heartbeats_check_stats_a_fixed_few_paths_however_many_state_files_there_are() =>
+        WithManySubscriptionsAsync(async (dir, replicator, subs) =>
         {
-            a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
-            var subs = await SubscribeManyAsync(a.Broker!, dir.Combine("b"), ManySubscriptions);
-            try
-            {
-                var link = a.Replicator.Link!;
-                var beats = link.HeartbeatsSent;
-                await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats (each commit's mark taken)", s_deadline);
-                var checks = new ConcurrentQueue<StateCheckCost>();
-                a.Replicator.StateChecked = checks.Enqueue;
-                await Eventually.TrueAsync(() => checks.Count >= 10, "10 heartbeats' checks", s_deadline);
-                a.Replicator.StateChecked = null;
-                var costs = checks.ToArray();
-                Assert.True(
-                    costs.All(c => c.Stats <= 4 && c.Reads == 0),
-                    $"with {ManySubscriptions} position files and no commit, heartbeats' checks stat'ed [{string.Join(", ", costs.Select(c => c.Stats))}] paths and read [{string.Join(", ", costs.Select(c => c.Reads))}] files; expected at most 4 and none");
-            }
-            finally
-            {
-                Dispose(subs);
-            }
-        }
-    }
+            var checks = new ConcurrentQueue<StateCheckCost>();
+            replicator.StateChecked = checks.Enqueue;
+            await Eventually.TrueAsync(() => checks.Count >= 10, "10 heartbeats' checks", s_deadline);
+            replicator.StateChecked = null;
+            var costs = checks.ToArray();
+            Assert.True(
+                costs.All(c => c.Stats <= 4 && c.Reads == 0),
+                $"with {ManySubscriptions} position files and no commit, heartbeats' checks stat'ed [{string.Join(", ", costs.Select(c => c.Stats))}] paths and read [{string.Join(", ", costs.Select(c => c.Reads))}] files; expected at most 4 and none");
+        });
 
     /// <summary>
     /// The periodic pass reads a slice of the state files at each heartbeat (at most the files the period's first half
@@ -190,76 +153,100 @@ public sealed class StateFileReadTests
     /// period: a change nothing signalled is read within period / heartbeat checks of it.
     /// </summary>
     [Fact]
-    public async Task The_periodic_pass_reads_a_bounded_slice_per_heartbeat_and_every_file_within_the_period()
+    public Task The_periodic_pass_reads_a_bounded_slice_per_heartbeat_and_every_file_within_the_period() =>
+        WithManySubscriptionsAsync(async (dir, replicator, subs) =>
+        {
+            var copyOfB = dir.Combine("b");
+            var root = dir.Combine("a");
+            var files = Directory.EnumerateFiles(Path.Combine(root, "subscriptions"), "*.pos").Count()
+                + Directory.EnumerateFiles(root, "producers.*").Count();
+            var period = TimeSpan.FromSeconds(1);
+            var bound = (int)Math.Ceiling(files * 2 * s_heartbeat.TotalMilliseconds / period.TotalMilliseconds);
+            var target = "subscriptions/reader07.pos";
+            var checks = new ConcurrentQueue<StateCheckCost>();
+            var changedAt = -1;
+            var readAt = -1;
+            replicator.StateFileRead = p =>
+            {
+                if (p == target && Volatile.Read(ref changedAt) >= 0 && readAt < 0)
+                {
+                    readAt = checks.Count;
+                }
+            };
+            replicator.StateChecked = checks.Enqueue;
+            replicator.StateRescanInterval = period;
+            await Eventually.TrueAsync(() => checks.Count >= 100, "100 heartbeats' checks with the 1 s period", s_deadline);
+
+            // reader07's file, changed behind the broker's back: length and time kept.
+            subs[7].Dispose();
+            var path = Path.Combine(root, target);
+            var tmp = path + ".new";
+            File.Copy(path, tmp);
+            SetPosition(tmp, 4);
+            File.SetLastWriteTimeUtc(tmp, File.GetLastWriteTimeUtc(path));
+            File.Move(tmp, path, overwrite: true);
+            Volatile.Write(ref changedAt, checks.Count);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, target, Feed) == 4, "b holds reader07's position 4 (the periodic pass read it)", s_deadline);
+            var read = Volatile.Read(ref readAt);
+            replicator.StateChecked = null;
+            replicator.StateFileRead = null;
+
+            var costs = checks.ToArray();
+            var sweep = costs.Select(c => c.SweepReads).ToArray();
+            Assert.True(
+                costs.All(c => c.Reads <= bound),
+                $"{costs.Length} checks of {files} state files with a {period.TotalSeconds} s period and {s_heartbeat.TotalMilliseconds} ms heartbeats read up to {costs.Max(c => c.Reads)} files in one check (the periodic pass {sweep.Max()}); expected at most {bound}");
+            Assert.True(sweep.Sum() >= files, $"the periodic pass read {sweep.Sum()} files in {costs.Length} checks; expected every one of the {files}");
+            var within = (int)(period / s_heartbeat) + 1;
+            Assert.True(read >= 0 && read - changedAt <= within, $"reader07's file was read {read - changedAt} checks after its change; expected within {within} (a period)");
+        });
+
+    /// <summary>
+    /// Runs <paramref name="test"/> with a started pair's directory and primary (a, b its standby), the primary's periodic
+    /// pass an hour apart: it runs where a test shortens it.
+    /// </summary>
+    private static async Task WithPairAsync(Func<TempDirectory, ReplicatedNode, Task> test)
     {
         using var dir = new TempDirectory();
-        var (a, b) = await StartAsync(dir);
+        var (a, b) = await InProcessPair.StartAsync(
+            dir,
+            BrokerOptions.Default,
+            o => o with { HeartbeatInterval = s_heartbeat, HeartbeatTimeout = TimeSpan.FromSeconds(5) });
         await using (a)
         await using (b)
         {
             a.Replicator!.StateRescanInterval = TimeSpan.FromHours(1);
-            var copyOfB = dir.Combine("b");
-            var subs = await SubscribeManyAsync(a.Broker!, copyOfB, ManySubscriptions);
+            await test(dir, a);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="WithPairAsync"/> with <see cref="ManySubscriptions"/> subscriptions (<see cref="SubscribeManyAsync"/>)
+    /// and two heartbeats since they were held by the standby (each commit's mark taken); disposed after
+    /// <paramref name="test"/>.
+    /// </summary>
+    private static Task WithManySubscriptionsAsync(Func<TempDirectory, PrimaryReplicator, List<Subscription>, Task> test) =>
+        WithPairAsync(async (dir, a) =>
+        {
+            var subs = await SubscribeManyAsync(a.Broker!, dir.Combine("b"), ManySubscriptions);
             try
             {
-                var root = dir.Combine("a");
-                var files = Directory.EnumerateFiles(Path.Combine(root, "subscriptions"), "*.pos").Count()
-                    + Directory.EnumerateFiles(root, "producers.*").Count();
-                var period = TimeSpan.FromSeconds(1);
-                var bound = (int)Math.Ceiling(files * 2 * s_heartbeat.TotalMilliseconds / period.TotalMilliseconds);
-                var target = "subscriptions/reader07.pos";
-                var link = a.Replicator.Link!;
-                var beats = link.HeartbeatsSent;
-                await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + 2, "two more heartbeats (each commit's mark taken)", s_deadline);
-                var checks = new ConcurrentQueue<StateCheckCost>();
-                var changedAt = -1;
-                var readAt = -1;
-                a.Replicator.StateFileRead = p =>
-                {
-                    if (p == target && Volatile.Read(ref changedAt) >= 0 && readAt < 0)
-                    {
-                        readAt = checks.Count;
-                    }
-                };
-                a.Replicator.StateChecked = checks.Enqueue;
-                a.Replicator.StateRescanInterval = period;
-                await Eventually.TrueAsync(() => checks.Count >= 100, "100 heartbeats' checks with the 1 s period", s_deadline);
-
-                // reader07's file, changed behind the broker's back: length and time kept.
-                subs[7].Dispose();
-                var path = Path.Combine(root, target);
-                var tmp = path + ".new";
-                File.Copy(path, tmp);
-                SetPosition(tmp, 4);
-                File.SetLastWriteTimeUtc(tmp, File.GetLastWriteTimeUtc(path));
-                File.Move(tmp, path, overwrite: true);
-                Volatile.Write(ref changedAt, checks.Count);
-                await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, target, Feed) == 4, "b holds reader07's position 4 (the periodic pass read it)", s_deadline);
-                var read = Volatile.Read(ref readAt);
-                a.Replicator.StateChecked = null;
-                a.Replicator.StateFileRead = null;
-
-                var costs = checks.ToArray();
-                var sweep = costs.Select(c => c.SweepReads).ToArray();
-                Assert.True(
-                    costs.All(c => c.Reads <= bound),
-                    $"{costs.Length} checks of {files} state files with a {period.TotalSeconds} s period and {s_heartbeat.TotalMilliseconds} ms heartbeats read up to {costs.Max(c => c.Reads)} files in one check (the periodic pass {sweep.Max()}); expected at most {bound}");
-                Assert.True(sweep.Sum() >= files, $"the periodic pass read {sweep.Sum()} files in {costs.Length} checks; expected every one of the {files}");
-                var within = (int)(period / s_heartbeat) + 1;
-                Assert.True(read >= 0 && read - changedAt <= within, $"reader07's file was read {read - changedAt} checks after its change; expected within {within} (a period)");
+                var replicator = a.Replicator!;
+                await MoreHeartbeatsAsync(replicator.Link!, 2, "two more heartbeats (each commit's mark taken)");
+                await test(dir, replicator, subs);
             }
             finally
             {
                 Dispose(subs);
             }
-        }
-    }
+        });
 
-    private static async Task<(ReplicatedNode Primary, ReplicatedNode Standby)> StartAsync(TempDirectory dir) =>
-        await InProcessPair.StartAsync(
-            dir,
-            BrokerOptions.Default,
-            o => o with { HeartbeatInterval = s_heartbeat, HeartbeatTimeout = TimeSpan.FromSeconds(5) });
+    /// <summary>Waits until the primary has sent <paramref name="count"/> more heartbeats (each after its check).</summary>
+    private static async Task MoreHeartbeatsAsync(StandbyLink link, int count, string because)
+    {
+        var beats = link.HeartbeatsSent;
+        await Eventually.TrueAsync(() => link.HeartbeatsSent >= beats + count, because, s_deadline);
+    }
 
     /// <summary><paramref name="count"/> durable subscriptions of <see cref="Feed"/> (reader00, …), each committed at 1 and held so by the standby.</summary>
     private static async Task<List<Subscription>> SubscribeManyAsync(Broker broker, string copyOfB, int count)

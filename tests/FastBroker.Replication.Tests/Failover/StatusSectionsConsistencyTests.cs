@@ -3,6 +3,7 @@ using System.Text.Json;
 using FastBroker.Replication;
 using FastBroker.Testing;
 using Xunit.Abstractions;
+using static FastBroker.ReplicationTests.Failover.AdminAcrossRoleChange;
 using static FastBroker.ReplicationTests.Failover.AdminChecks;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -21,82 +22,35 @@ public sealed class StatusSectionsConsistencyTests(ITestOutputHelper output)
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task Status_sections_belong_to_the_role_it_states_when_the_node_changes_role_while_answering()
-    {
-        using var dir = new TempDirectory();
-        var log = new List<string>();
-        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { Log = line => { lock (log) { log.Add(line); } } });
-        try
+    public Task Status_sections_belong_to_the_role_it_states_when_the_node_changes_role_while_answering() =>
+        CollectFailuresAsync(output, async (a, b, adminA, adminB, failures) =>
         {
-            await using (a)
-            await using (b)
+            // b, following a, is promoted while it answers /status: the answer is a standby's, following a.
+            var standby = await StatusAcrossAsync(b, adminB, async () =>
             {
-                await using var adminServerA = await a.StartAdminAsync("127.0.0.1", 0);
-                await using var adminServerB = await b.StartAdminAsync("127.0.0.1", 0);
-                var (adminA, adminB) = (adminServerA.EndPoint.ToString(), adminServerB.EndPoint.ToString());
-                var failures = new List<string>();
+                await b.PromoteAsync().WaitAsync(s_deadline);
+                await Eventually.TrueAsync(() => b.Role == NodeRole.Primary && b.Server is not null, "b serves as primary", s_deadline);
+            });
+            failures.AddRange(Inconsistencies("b", standby, "standby", following: "a"));
 
-                // b, following a, is promoted while it answers /status: the answer is a standby's, following a.
-                await WaitForAsync(adminB, "/standby", HttpStatusCode.OK, "b follows a");
-                var standby = await StatusAcrossAsync(b, adminB, async () =>
-                {
-                    await b.PromoteAsync().WaitAsync(s_deadline);
-                    await Eventually.TrueAsync(() => b.Role == NodeRole.Primary && b.Server is not null, "b serves as primary", s_deadline);
-                });
-                failures.AddRange(Inconsistencies("b", standby, "standby", following: "a"));
-
-                // a, now following b, is promoted while b, the primary, answers /status: b steps down and follows a before
-                // it answers; the answer is a serving primary's, its standby a attached.
-                await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, "a follows b");
-                var primary = await StatusAcrossAsync(b, adminB, async () =>
-                {
-                    await a.PromoteAsync().WaitAsync(s_deadline);
-                    await Eventually.TrueAsync(() => b.Role == NodeRole.Standby && b.Replica is { Connected: true }, "b follows a", s_deadline);
-                });
-                failures.AddRange(Inconsistencies("b", primary, "primary", following: null));
-
-                Assert.True(failures.Count == 0, string.Join("\n", failures));
-            }
-        }
-        catch
-        {
-            lock (log)
+            // a, now following b, is promoted while b, the primary, answers /status: b steps down and follows a before
+            // it answers; the answer is a serving primary's, its standby a attached.
+            await WaitForAsync(adminA, "/standby", HttpStatusCode.OK, "a follows b");
+            var primary = await StatusAcrossAsync(b, adminB, async () =>
             {
-                output.WriteLine(string.Join('\n', log));
-            }
-
-            throw;
-        }
-    }
+                await a.PromoteAsync().WaitAsync(s_deadline);
+                await Eventually.TrueAsync(() => b.Role == NodeRole.Standby && b.Replica is { Connected: true }, "b follows a", s_deadline);
+            });
+            failures.AddRange(Inconsistencies("b", primary, "primary", following: null));
+        });
 
     /// <summary>Asks <paramref name="node"/> for /status and runs <paramref name="change"/> while the route holds its read of the state.</summary>
     private async Task<string> StatusAcrossAsync(ReplicatedNode node, string admin, Func<Task> change)
     {
-        var read = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var release = new ManualResetEventSlim();
-        node.AdminStateRead = p =>
-        {
-            if (p == "/status" && read.TrySetResult())
-            {
-                release.Wait(s_deadline);
-            }
-        };
-        try
-        {
-            var answer = RequestAsync(admin, "/status");
-            await read.Task.WaitAsync(s_deadline);
-            await change();
-            release.Set();
-            var (code, _, body) = await answer.WaitAsync(s_deadline);
-            Assert.Equal(HttpStatusCode.OK, code);
-            output.WriteLine($"{node.NodeId} /status across a role change: {body}");
-            return body;
-        }
-        finally
-        {
-            node.AdminStateRead = null;
-            release.Set();
-        }
+        var (code, body) = await AnswerAcrossAsync(node, admin, "/status", change);
+        Assert.Equal(HttpStatusCode.OK, code);
+        output.WriteLine($"{node.NodeId} /status across a role change: {body}");
+        return body;
     }
 
     /// <summary>What in <paramref name="body"/> does not belong to a node of <paramref name="role"/> (following <paramref name="following"/>).</summary>
