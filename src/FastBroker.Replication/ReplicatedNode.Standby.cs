@@ -277,7 +277,7 @@ public sealed partial class ReplicatedNode
         for (var attempt = 0; ; attempt++)
         {
             LeaseResult? answer = null;
-            var lease = await LeaseKeeper.TryStartAsync(witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a =>
+            var lease = await LeaseKeeper.TryStartAsync(witness, NodeId, LeaseEpoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a =>
             {
                 answer = a;
                 LogBehindDenial(a);
