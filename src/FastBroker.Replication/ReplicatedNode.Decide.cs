@@ -150,7 +150,7 @@ public sealed partial class ReplicatedNode
     private async Task<(bool Promoted, LeaseResult? Answer)> TryLeaseAndPromoteAsync(string why)
     {
         LeaseResult? answer = null;
-        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r =>
+        var lease = await LeaseKeeper.TryStartAsync(_witness!, NodeId, LeaseEpoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: r =>
         {
             answer = r;
             LogBehindDenial(r);
@@ -174,6 +174,22 @@ public sealed partial class ReplicatedNode
         }
     }
 
+    /// <summary>
+    /// The epoch this node asks the witness for the lease at: its own, or, while it would begin a new epoch on becoming
+    /// primary (<see cref="RebootEpochDue"/>), that one. The witness renews its holder's lease at a later epoch asked
+    /// (and records it), and grants a new holder one past it: either way the lease comes at an epoch past any it may
+    /// later grant the peer, not at the old one with the new epoch taken here on its own.
+    /// </summary>
+    private long LeaseEpoch => RebootEpochDue(_state.Epoch) ? _state.Epoch + 1 : _state.Epoch;
+
+    /// <summary>
+    /// Whether becoming primary at <paramref name="epoch"/> begins a new epoch instead: this node's host restarted since
+    /// it last ran (its journals may have lost their tail), <paramref name="epoch"/> is the one it already holds history
+    /// of, and it has not begun one since it started.
+    /// </summary>
+    private bool RebootEpochDue(long epoch) =>
+        _state.RebootedAtLoad && !_rebootEpochBegun && epoch == _state.Epoch && _state.History.ContainsKey(epoch);
+
     private async Task<long> ManualPromotionEpochAsync()
     {
         if (_witness is null)
@@ -184,7 +200,7 @@ public sealed partial class ReplicatedNode
         var force = _promotion?.Task.AsyncState is true;
         _options.PromotionEpochStep?.Invoke();
         LeaseResult? answer = null;
-        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a => answer = a, force: force).ConfigureAwait(false);
+        var lease = await LeaseKeeper.TryStartAsync(_witness, NodeId, LeaseEpoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a => answer = a, force: force).ConfigureAwait(false);
         if (lease is null)
         {
             var status = await _witness.StatusAsync(_stop.Token).ConfigureAwait(false);

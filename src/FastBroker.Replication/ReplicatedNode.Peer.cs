@@ -173,13 +173,14 @@ public sealed partial class ReplicatedNode
     /// <summary>
     /// STATUS: role, epoch, node id, flags (<see cref="StatusHeadsKnown"/>, <see cref="StatusDefers"/>), then each
     /// topic's head (name, next offset) when known: a node that is not primary reports the heads of the journals it
-    /// has open, so that two nodes deciding at once agree on which of them holds more of the log.
+    /// has open, so that two nodes deciding at once agree on which of them holds more of the log. Heads are known only
+    /// while a copy is open: between two copies (one closed, the next opening) the answer carries none.
     /// </summary>
     private void WriteStatusFrame(FrameBuffer f)
     {
         var role = _role;
         var copy = role == NodeRole.Primary ? null : Volatile.Read(ref _replica) ?? Volatile.Read(ref _opened);
-        var heads = copy?.Heads();
+        var heads = copy?.OpenHeads(); // none from a copy closed meanwhile (one being swapped out): not an empty log
         var flags = (byte)((heads is null ? 0 : StatusHeadsKnown) | (_defersToPeer && copy?.PrimaryId is null ? StatusDefers : 0));
         f.Begin(FrameKind.Status).U8((byte)role).I64(_state.Epoch).Str(NodeId).U8(flags).U32((uint)(heads?.Count ?? 0));
         foreach (var (topic, next) in heads ?? [])

@@ -40,12 +40,17 @@ public sealed partial class ReplicatedNode
             // renews its own expired lease at the same epoch), but after a reboot its journals may have lost their
             // tail: records the standby still holds at those offsets. A new epoch begins at the heads it has now, so
             // the standby is cut back to them (and says so) when it returns, instead of keeping records that differ
-            // from the ones written here at the same offsets. The entry names this node as its leader, so another
-            // node's grant of the same number later is a different history (NodeState.DivergenceOffset).
-            if (_state.RebootedAtLoad && !_rebootEpochBegun && epoch == _state.Epoch && _state.History.ContainsKey(epoch))
+            // from the ones written here at the same offsets. With a witness that epoch comes from the witness (the
+            // lease was asked at it, LeaseEpoch), so it never grants the number to the peer later; without one, or
+            // from a witness that renewed at its own epoch all the same (one older than this node), it is taken here.
+            if (RebootEpochDue(epoch))
             {
                 epoch++;
                 why += "; a new epoch after a reboot";
+                if (_lease is not null)
+                {
+                    Log($"the witness renewed the lease at epoch {epoch - 1} instead of epoch {epoch}, which this node begins after its host restarted (a witness older than this node?): it may grant epoch {epoch} to the peer later, and the pair then waits for an operator; upgrade the witness");
+                }
             }
 
             // A promoted standby does not verify sealed segments again (see the caller).

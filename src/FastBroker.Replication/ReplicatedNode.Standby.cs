@@ -163,8 +163,9 @@ public sealed partial class ReplicatedNode
     /// asks the witness itself): at most <see cref="ReplicationOptions.PeerWait"/> from when it was first seen so. A
     /// peer that cannot take over (it cannot reach the witness, or it fenced itself with records never confirmed in a
     /// standby mode) must not keep the pair without a primary for good. A peer seen with a diverged log (each ahead on a
-    /// different topic) is waited for without that bound while it answers, until this node follows a primary (an
-    /// operator promotes one of the two).
+    /// different topic) is waited for without that bound while it answers so (or without heads), until this node follows
+    /// a primary (an operator promotes one of the two) or the peer answers with heads that no longer diverge from this
+    /// node's (its data directory was wiped, say): then the usual rules apply.
     /// </summary>
     private bool AwaitingPeerAhead(PeerStatus? peer, StandbyReplica replica)
     {
@@ -210,10 +211,25 @@ public sealed partial class ReplicatedNode
 
             if (_peerDivergedSince != 0)
             {
-                // Seen diverged, and not yet followed: heads that no longer say so are the peer's between two copies (a
-                // promotion refused, its replica reopening), not the divergence settled. Still waited for.
-                _peerDivergedSince = Stopwatch.GetTimestamp();
-                return true;
+                // Seen diverged, and not yet followed. A STATUS answer carries heads only from journals the peer has
+                // open (between two copies, a promotion refused and its copy reopening, or taking over, it carries
+                // none: handled above), so these are what its log holds now. Records are compared by offset alone,
+                // whatever the two epochs: if the peer still holds records of some topic beyond this node's while
+                // lacking some of another's, it is still diverged (a peer at another epoch too: one that lost its
+                // node.state, or began an epoch it has not taken over in), and waited for. If not, it came back with
+                // less (its data directory wiped, or restored from an older copy) or with no more than this node on
+                // any topic: nothing only one of them holds is cut by the usual rules, which apply from here (this
+                // node, ahead, takes the lease; a peer ahead at a later epoch is waited for as any peer ahead).
+                var mine = replica.Heads();
+                if (CompareLogs(_state.Epoch, heads, _state.Epoch, mine) == LogOrder.Diverged)
+                {
+                    _peerDivergedSince = Stopwatch.GetTimestamp();
+                    return true;
+                }
+
+                _peerDivergedSince = 0;
+                _divergedLogged = null;
+                Log($"peer '{p.NodeId}' answers with a log that no longer diverges from this node's (epoch {p.Epoch}, {heads.Count} topic(s); this node at epoch {_state.Epoch}, {mine.Count}): no operator is needed, the usual rules decide which of them takes over");
             }
 
             ahead = order == LogOrder.FirstAhead;
@@ -277,7 +293,7 @@ public sealed partial class ReplicatedNode
         for (var attempt = 0; ; attempt++)
         {
             LeaseResult? answer = null;
-            var lease = await LeaseKeeper.TryStartAsync(witness, NodeId, _state.Epoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a =>
+            var lease = await LeaseKeeper.TryStartAsync(witness, NodeId, LeaseEpoch, _options.EffectiveLeaseTtl, onLost: reason => Fence($"witness lease lost: {reason}"), ct: _stop.Token, notGranted: a =>
             {
                 answer = a;
                 LogBehindDenial(a);

@@ -108,6 +108,35 @@ public class WitnessLeaseTests
         Assert.Equal(LeaseResultKind.Denied, (await f.Client().AcquireAsync("node-b", 1, s_long)).Kind);
     }
 
+    /// <summary>
+    /// A holder that began a later epoch on its own (a primary whose host restarted begins one at its heads) asks at it:
+    /// the witness moves its epoch there, on disk before it answers, so the next node it grants the lease to gets a
+    /// later one, never that number again under another leader.
+    /// </summary>
+    [Fact]
+    public async Task A_holder_asking_at_a_later_epoch_moves_the_witness_epoch_there()
+    {
+        await using var f = await WitnessFixture.StartAsync(o => o with { SafetyMargin = TimeSpan.FromMilliseconds(20) });
+        var a = f.Client();
+        var b = f.Client();
+        Assert.Equal(1, (await a.AcquireAsync("node-a", 0, s_long)).Epoch);
+
+        var begun = await a.AcquireAsync("node-a", 2, TimeSpan.FromMilliseconds(100));
+
+        Assert.Equal((LeaseResultKind.Granted, 2L), (begun.Kind, begun.Epoch));
+        Assert.Equal(("node-a", 2L), (f.Server.Holder, f.Server.Epoch));
+        Assert.Equal("fastbroker-witness 1\nholder node-a\nepoch 2\nstandby in-sync\n", await File.ReadAllTextAsync(f.StatePath));
+        var lower = await a.AcquireAsync("node-a", 1, TimeSpan.FromMilliseconds(100)); // a renewal from an earlier epoch: it stays
+        Assert.Equal((LeaseResultKind.Granted, 2L), (lower.Kind, lower.Epoch));
+
+        var granted = await WitnessFixture.UntilAsync(
+            () => b.AcquireAsync("node-b", 1, s_long),
+            r => r.Kind != LeaseResultKind.Denied,
+            "node-a's 100 ms lease runs out",
+            each: r => Assert.True(r.Kind is LeaseResultKind.Denied or LeaseResultKind.Granted, r.ToString()));
+        Assert.Equal((LeaseResultKind.Granted, 3L), (granted.Kind, granted.Epoch));
+    }
+
     [Fact]
     public async Task Release_by_the_holder_makes_the_lease_available_at_once()
     {

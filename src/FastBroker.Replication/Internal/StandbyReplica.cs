@@ -38,6 +38,7 @@ internal sealed partial class StandbyReplica : IDisposable
     private Thread? _durableThread;
     private long _lastHeardTicks = Stopwatch.GetTimestamp();
     private volatile bool _headsReported;
+    private bool _closed; // under _byName: CloseJournals has run
     private long _recordsReceived;
     private readonly bool _verifySealedSegments;
     private long _bytesReceived;
@@ -159,6 +160,18 @@ internal sealed partial class StandbyReplica : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Heads"/>, or null once <see cref="CloseJournals"/> has run: a closed copy holds no journals, and its
+    /// empty heads must not reach a peer as this node's log (the STATUS answer says no heads are known instead).
+    /// </summary>
+    public Dictionary<string, long>? OpenHeads()
+    {
+        lock (_byName)
+        {
+            return _closed ? null : Heads();
+        }
+    }
+
+    /// <summary>
     /// Follows the primary at <paramref name="primary"/> until the link breaks or <see cref="Dispose"/>: connect,
     /// hello, welcome, stream. Returns the reason it stopped; throws nothing for network trouble, nor for a frame from the
     /// primary that does not parse (a protocol error of this link: the reason names it, and a malformed WELCOME changes
@@ -275,6 +288,7 @@ internal sealed partial class StandbyReplica : IDisposable
     {
         lock (_byName)
         {
+            _closed = true;
             foreach (var t in _byName.Values)
             {
                 t.Journal.Dispose();

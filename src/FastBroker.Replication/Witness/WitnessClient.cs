@@ -80,7 +80,10 @@ public sealed class WitnessClient : IAsyncDisposable
     /// sent the request is on the safe side (<see cref="LeaseKeeper"/> does).
     /// </summary>
     /// <param name="nodeId">The caller: 1-64 characters of [A-Za-z0-9._-].</param>
-    /// <param name="epoch">The caller's current epoch; a new grant is above both this and the witness's.</param>
+    /// <param name="epoch">
+    /// The caller's current epoch; a new grant is above both this and the witness's. The holder renews at the witness's
+    /// epoch, or at this one if it is later (an epoch the holder began itself, which the witness then records).
+    /// </param>
     /// <param name="ttl">The lease length asked for, 50 ms to 60 s.</param>
     /// <param name="ct">Cancels the call (throws <see cref="OperationCanceledException"/>; the connection is reset).</param>
     /// <exception cref="ArgumentException">Invalid node id, epoch or TTL.</exception>

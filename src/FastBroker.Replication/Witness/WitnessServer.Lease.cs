@@ -79,8 +79,27 @@ public sealed partial class WitnessServer
         var ttlTicks = ToTicks(TimeSpan.FromMilliseconds(ttlMs));
         if (_holder == caller)
         {
-            // Renewal, also after expiry as long as nobody else took over: the epoch stays.
-            if (now >= _expiry)
+            // Renewal, also after expiry as long as nobody else took over: the epoch stays, unless the holder asks at a
+            // later one. It began that one itself (a primary whose host restarted begins a new epoch at its heads, see
+            // ReplicatedNode): the witness records it, on disk before it answers, so that it never grants that number
+            // to another node, whose history would then carry it under another leader. An earlier one renews as before.
+            if (callerEpoch > _epoch)
+            {
+                try
+                {
+                    WitnessStateFile.Save(Options.DataDirectory, caller, callerEpoch, _standbyBehind);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or FastBroker.Journal.JournalException)
+                {
+                    Log($"witness: cannot persist epoch {callerEpoch} begun by {caller}: {e.Message}");
+                    close = true;
+                    return WitnessProtocol.FormatError("cannot persist state");
+                }
+
+                Log($"witness: {caller} renewed its lease at epoch {callerEpoch}, which it began after epoch {_epoch}: the next holder's epoch is past it");
+                _epoch = callerEpoch;
+            }
+            else if (now >= _expiry)
             {
                 Log($"witness: {caller} renewed its expired lease at epoch {_epoch}");
             }

@@ -14,10 +14,12 @@ namespace FastBroker.Replication;
 /// <para>
 /// State: the holder, its epoch and its lease expiry on the monotonic clock (<see cref="Stopwatch"/>). Holder and epoch
 /// are persisted (<c>&lt;dataDir&gt;/witness.state</c>, fsync'd) before a grant that changes them is answered; renewals
-/// only move the expiry and are not persisted. All state changes happen under one lock.
+/// at the same epoch only move the expiry and are not persisted. All state changes happen under one lock.
 /// </para>
 /// <para>
-/// ACQUIRE by the holder renews (even after expiry, if nobody took over) at the same epoch. ACQUIRE by anyone else is
+/// ACQUIRE by the holder renews (even after expiry, if nobody took over) at the same epoch, or, when it asks at a later
+/// epoch (one it began itself: a primary whose host restarted), at that one, persisted before the answer, so that no
+/// other node is ever granted it. ACQUIRE by anyone else is
 /// granted at <c>max(stored epoch, caller epoch) + 1</c> when nobody holds the lease or it expired at least
 /// <see cref="WitnessOptions.SafetyMargin"/> ago, and the holder has not reported its standby behind (STANDBY; a
 /// forced ACQUIRE skips that check); otherwise DENIED. RELEASE by the holder makes the lease available at
@@ -84,7 +86,7 @@ public sealed partial class WitnessServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The epoch of the last grant to a new holder (0 before the first).</summary>
+    /// <summary>The epoch of the last grant to a new holder, or the later one its holder renewed at (0 before the first).</summary>
     public long Epoch
     {
         get

@@ -26,20 +26,10 @@ public sealed class DivergedLogsTests(ITestOutputHelper output)
         await using var pair = new PairHarness();
         try
         {
-            var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(s_heartbeat) : await pair.StartConfiguredPairAsync(s_heartbeat, s_heartbeat);
-            await PrefixedMessages.PublishAsync(a, OnlyA, "x", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
-            await PrefixedMessages.PublishAsync(a, OnlyB, "y", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+            var (a, b) = await StartDivergedAsync(pair, witness, s_heartbeat);
 
-            // a's disk lost the tail of diverged.b, b's the tail of diverged.a: a is ahead on diverged.a, b on diverged.b.
-            b.Kill();
-            a.Kill();
-            PowerLoss.LosePageCache(a, OnlyB, Kept);
-            PowerLoss.LosePageCache(b, OnlyA, Kept);
-            await a.StartAsync();
-            await b.StartAsync();
-
-            var onA = await a.WaitForAsync(s => s.IsStandby && s.Events.Any(e => e.Contains("the logs have diverged", StringComparison.Ordinal)), "a sees the logs diverged and waits as standby");
-            var onB = await b.WaitForAsync(s => s.IsStandby && s.Events.Any(e => e.Contains("the logs have diverged", StringComparison.Ordinal)), "b sees the logs diverged and waits as standby");
+            var onA = await WaitDivergedAsync(a);
+            var onB = await WaitDivergedAsync(b);
             var line = onA.Events.First(e => e.Contains("the logs have diverged", StringComparison.Ordinal));
             output.WriteLine(line);
             Assert.Contains($"this node is ahead on '{OnlyA}' to {Confirmed} against {Kept}, peer 'b' on '{OnlyB}' to {Confirmed} against {Kept}", line, StringComparison.Ordinal);
@@ -80,4 +70,58 @@ public sealed class DivergedLogsTests(ITestOutputHelper output)
             throw;
         }
     }
+
+    /// <summary>
+    /// The pair waits diverged; then b's data directory is wiped (b is rebuilt from nothing) and b starts again. Its log
+    /// no longer diverges from a's (it holds nothing a lacks), and it defers to a: nothing would be cut, so a, ahead,
+    /// takes over (the lease), and b follows it and copies a's log, without an operator. A PeerWait far longer than the
+    /// test waits keeps b from taking over itself once its deferral runs out.
+    /// </summary>
+    [Fact]
+    public async Task The_wait_ends_when_the_peer_returns_wiped_and_the_node_ahead_takes_over()
+    {
+        await using var pair = new PairHarness();
+        try
+        {
+            var (a, b) = await StartDivergedAsync(pair, witness: true, [.. s_heartbeat, "--peer-wait-ms", "600000"]);
+            await WaitDivergedAsync(a);
+            await WaitDivergedAsync(b);
+
+            b.Kill();
+            Directory.Delete(b.DataDirectory, recursive: true);
+            await b.StartAsync();
+
+            var primary = await a.WaitForAsync(s => s.IsPrimary, "a, ahead of the wiped b on every topic, takes over");
+            Assert.Contains(primary.Events, e => e.Contains("no longer diverge", StringComparison.Ordinal));
+            await b.WaitForAsync(
+                s => s.IsStandby && s.Replica is { Connected: true, PrimaryId: "a" } && s.ReplicaOf(OnlyA) is { Durable: Confirmed } && s.ReplicaOf(OnlyB) is { Durable: Kept },
+                "b follows a and copies its log");
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A pair whose logs have diverged: records of two topics confirmed, then both lose power, and each loses the tail of
+    /// a different topic (a is ahead on diverged.a, b on diverged.b); both started again.
+    /// </summary>
+    private static async Task<(NodeProcess A, NodeProcess B)> StartDivergedAsync(PairHarness pair, bool witness, string[] options)
+    {
+        var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(options) : await pair.StartConfiguredPairAsync(options, options);
+        await PrefixedMessages.PublishAsync(a, OnlyA, "x", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+        await PrefixedMessages.PublishAsync(a, OnlyB, "y", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
+        b.Kill();
+        a.Kill();
+        PowerLoss.LosePageCache(a, OnlyB, Kept);
+        PowerLoss.LosePageCache(b, OnlyA, Kept);
+        await a.StartAsync();
+        await b.StartAsync();
+        return (a, b);
+    }
+
+    private static Task<NodeStatus> WaitDivergedAsync(NodeProcess node) =>
+        node.WaitForAsync(s => s.IsStandby && s.Events.Any(e => e.Contains("the logs have diverged", StringComparison.Ordinal)), $"{node.Id} sees the logs diverged and waits as standby");
 }
