@@ -2,6 +2,9 @@
 # End-to-end smoke test of the native-AOT `fastbroker` binary: build it (tools/publish-aot.sh, warnings as
 # errors), start `serve` on free ports, publish and subscribe with the same binary, check /health and /metrics,
 # stop it with SIGTERM and check it exits cleanly. Prints the time from exec to "listening" (bar: < 200 ms).
+# serve runs under `ulimit -n 128`: the smoke prints its descriptors and threads, floods it with 80 raw connections
+# (bash's /dev/tcp), and checks that it closes those past the last 64 descriptors at accept, keeps running and
+# serves a publish once the flood has closed (perf-reports/descriptors.md: about 13 of its own; 51 connections fit).
 # Usage: tools/aot-smoke.sh [binary]   (with a binary given, skips the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,7 @@ trap cleanup EXIT
 fail() { echo "aot smoke: FAILED: $*" >&2; echo "--- serve log:" >&2; cat "$log" >&2 || true; exit 1; }
 
 start_ns=$(date +%s%N)
-"$bin" serve --data "$work/data" --port 0 --admin-port 0 >"$log" 2>&1 &
+( ulimit -n 128; exec "$bin" serve --data "$work/data" --port 0 --admin-port 0 ) >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 400); do
   grep -q "listening on" "$log" 2>/dev/null && break
@@ -43,10 +46,32 @@ curl -sf "http://$admin/health" >"$work/health.out" || fail "/health"
 curl -sf "http://$admin/metrics" >"$work/metrics.out" || fail "/metrics"
 grep -q 'smoke.orders' "$work/metrics.out" || fail "/metrics does not mention the topic"
 
+echo "aot smoke: $(ls "/proc/$pid/fd" | wc -l) descriptors, $(ls "/proc/$pid/task" | wc -l) threads after pub and sub"
+flood=()
+for _ in $(seq 1 80); do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$port" || fail "flood connect"
+  flood+=("$fd")
+done
+for _ in $(seq 1 400); do
+  grep -q "closed a connection at accept: out of descriptors" "$log" && break
+  kill -0 "$pid" 2>/dev/null || fail "serve died in a connection flood under ulimit -n 128"
+  sleep 0.025
+done
+grep -q "closed a connection at accept: out of descriptors" "$log" || fail "serve did not close the flood past its reserve within 10 s"
+kill -0 "$pid" 2>/dev/null || fail "serve died in a connection flood under ulimit -n 128"
+for fd in "${flood[@]}"; do exec {fd}>&-; done
+for _ in $(seq 1 400); do
+  [ "$(ls "/proc/$pid/fd" | wc -l)" -lt 32 ] && break
+  sleep 0.025
+done
+"$bin" pub --server "127.0.0.1:$port" smoke.orders "after the flood" >"$work/pub2.out" 2>&1 || fail "pub after the flood: $(cat "$work/pub2.out")"
+grep -q "smoke.orders@1" "$work/pub2.out" || fail "pub after the flood did not confirm offset 1: $(cat "$work/pub2.out")"
+echo "aot smoke: flood of 80 under ulimit -n 128 closed at accept past the reserve ($(grep -c "closed a connection at accept" "$log") log line(s)), served after"
+
 kill -TERM "$pid"
 for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.025; done
 kill -0 "$pid" 2>/dev/null && fail "serve did not stop within 10 s of SIGTERM"
 rc=0; wait "$pid" || rc=$?
 pid=""
 [ "$rc" -eq 0 ] || fail "serve exited with $rc after SIGTERM"
-echo "aot smoke: ok (serve, pub, sub, /health, /metrics, SIGTERM → exit 0)"
+echo "aot smoke: ok (serve, pub, sub, /health, /metrics, a connection flood under ulimit -n 128, SIGTERM → exit 0)"

@@ -9,10 +9,11 @@ internal static partial class SocketAccept
     /// <summary>
     /// Descriptors no connection may take: a connection accepted on one of the last 64 the process may open
     /// (descriptor number at or above the soft RLIMIT_NOFILE minus 64) is closed at once. The runtime needs free
-    /// descriptors to go on at all: each new thread (the thread pool grows under load) keeps a pipe, and the runtime
-    /// ends the process with "Out of memory." when it cannot open one; each assembly loaded on first use holds two;
-    /// the journal opens segment files. 64 covers a pool grown by a few dozen threads and the assemblies of the paths
-    /// not taken yet.
+    /// descriptors to go on at all (it ends the process with "Out of memory." when it finds none): run with
+    /// <c>dotnet</c>, each assembly loaded on first use holds two; the journal opens segment files. The process's own
+    /// (perf-reports/descriptors.md): 13 for the native-AOT <c>fastbroker</c> serving, 79 run with <c>dotnet</c>, 83
+    /// once a publish has loaded its assemblies, neither growing with threads (50 more threads of a .NET 10 process
+    /// took 8 descriptors); 64 covers those and the assemblies of the paths not taken yet.
     /// </summary>
     internal const int ReservedDescriptors = 64;
 
