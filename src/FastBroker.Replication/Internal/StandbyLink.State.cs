@@ -201,6 +201,7 @@ internal sealed partial class StandbyLink
     {
         _checkReads = 0;
         _scan.TakeStats(); // counted from here
+        _scan.TakeListings();
         _due.Clear();
         _scan.AddChanged(_due);
         var sweep = _scan.Plan(_due, _owner.Options.HeartbeatInterval, _owner.StateRescanInterval);
@@ -214,7 +215,7 @@ internal sealed partial class StandbyLink
         }
 
         _due.Clear();
-        _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep));
+        _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep, _scan.TakeListings()));
     }
 
     /// <summary>
