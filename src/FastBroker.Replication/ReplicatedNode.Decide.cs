@@ -194,6 +194,12 @@ public sealed partial class ReplicatedNode
     {
         if (_witness is null)
         {
+            if (NodeState.NoEpochAfter(_state.Epoch) is { } none)
+            {
+                Interlocked.Exchange(ref _promotion, null)?.TrySetException(new InvalidOperationException($"node '{NodeId}' cannot be promoted: {none}"));
+                return -1;
+            }
+
             return _state.Epoch + 1;
         }
 

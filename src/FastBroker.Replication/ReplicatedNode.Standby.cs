@@ -97,7 +97,8 @@ public sealed partial class ReplicatedNode
 
                 if (_witness is null && !unreachable && refused <= _state.Epoch
                     && await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false) is { Role: not NodeRole.Primary, DefersToPeer: true, Heads: { } peerHeads } deferring
-                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) == LogOrder.FirstAhead)
+                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) == LogOrder.FirstAhead
+                    && CanBeginEpochAfter(_state.Epoch))
                 {
                     // No witness, but no partition either: the peer answers, is not primary, and defers to this node,
                     // which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits for this
@@ -335,6 +336,26 @@ public sealed partial class ReplicatedNode
     {
         var peer = await ProbeAsync(_peer, _options.TakeoverProbeTimeout).ConfigureAwait(false);
         return !_stop.IsCancellationRequested && _promotion is null && !AwaitingPeerAhead(peer, replica) && peer is not { Role: NodeRole.Primary };
+    }
+
+    /// <summary>
+    /// True when an epoch can follow <paramref name="epoch"/>; otherwise logs why not, once per epoch, and the standby
+    /// does not promote itself (a promotion by hand is refused with the same reason).
+    /// </summary>
+    private bool CanBeginEpochAfter(long epoch)
+    {
+        if (NodeState.NoEpochAfter(epoch) is not { } none)
+        {
+            return true;
+        }
+
+        if (_noEpochLogged != epoch)
+        {
+            _noEpochLogged = epoch;
+            Log($"standby: not taking over: {none}");
+        }
+
+        return false;
     }
 
     private void LogBehindDenial(LeaseResult answer)

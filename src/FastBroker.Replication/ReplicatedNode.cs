@@ -87,6 +87,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private Dictionary<string, long>? _syncTarget;
     private long _syncDegradedSeen;
     private (string? Holder, long Epoch) _behindDenialLogged;
+    private long _noEpochLogged = -1; // the epoch CanBeginEpochAfter last said no epoch follows
 
     private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, NodeState state, Socket listener)
     {

@@ -43,6 +43,14 @@ internal sealed class NodeState
     /// </summary>
     public const long MaxEpoch = long.MaxValue - 1;
 
+    /// <summary>
+    /// Why no epoch can follow <paramref name="epoch"/> (null when one can): at <see cref="MaxEpoch"/> or past it, a new
+    /// epoch would be 2^63 - 1, which no node starts with, or wrap to a negative one. Names the epoch.
+    /// </summary>
+    public static string? NoEpochAfter(long epoch) => epoch < MaxEpoch
+        ? null
+        : string.Create(CultureInfo.InvariantCulture, $"no new epoch can follow epoch {epoch}: {MaxEpoch} (2^63 - 2) is the largest a node can hold; the pair cannot change its primary (docs/replication.md, \"Roles, epochs, fencing\")");
+
     /// <summary>Loads (or starts) the state of the node whose data directory is <paramref name="dataDirectory"/>.</summary>
     /// <exception cref="InvalidDataException">
     /// <c>node.state</c> has an epoch that does not parse or is outside 0..<see cref="MaxEpoch"/>, named with the file and the value.

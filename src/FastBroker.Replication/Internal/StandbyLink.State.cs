@@ -261,6 +261,7 @@ internal sealed partial class StandbyLink
     {
         _checkReads = 0;
         _scan.TakeStats(); // counted from here
+        _scan.TakeListings();
         _due.Clear();
         _scan.AddChanged(_due);
         var sweep = _scan.Plan(_due, _owner.Options.HeartbeatInterval, _owner.StateRescanInterval);
@@ -275,7 +276,7 @@ internal sealed partial class StandbyLink
 
         _due.Clear();
         SendRemovals(f);
-        _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep));
+        _owner.StateChecked?.Invoke(new StateCheckCost(_scan.TakeStats(), _checkReads, sweep, _scan.TakeListings()));
     }
 
     /// <summary>

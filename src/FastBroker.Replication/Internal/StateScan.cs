@@ -8,7 +8,8 @@ namespace FastBroker.Replication.Internal;
 /// a fixed few paths, not about each file: the files marked changed since they were read (a commit drained for a
 /// subscription marks its position file; a group's changes are read by the group-state sends), the producers' two
 /// files when their length or last write time changed, and new position files, found by listing the names in
-/// <c>subscriptions/</c> only when that directory's last write time moved. A change nothing signals (a file written
+/// <c>subscriptions/</c> only when that directory's last write time moved (and once more 2 s after a listing that time
+/// was too close to, <see cref="s_racyListing"/>). A change nothing signals (a file written
 /// behind the broker's back) is found by the rolling pass: every state file is read once per sweep, a slice of them
 /// at each heartbeat (<see cref="Plan"/>). A file this link read that a listing no longer finds, or a read finds gone,
 /// is held for <see cref="TakeGone"/> (the link tells the standby to remove its copy). Keys are relative,
@@ -20,8 +21,8 @@ internal sealed class StateScan(string dataDirectory)
 
     /// <summary>
     /// A directory's last write time this close to its listing may not move for an entry added just after it (file
-    /// systems stamp from a coarse clock; some keep whole or even seconds): it is listed again at each check until its
-    /// time is older than this.
+    /// systems stamp from a coarse clock; some keep whole or even seconds): it is listed once more this long after that
+    /// listing (not at each check meanwhile: a listing allocates), when its time is older than this.
     /// </summary>
     private static readonly TimeSpan s_racyListing = TimeSpan.FromSeconds(2);
 
@@ -35,7 +36,8 @@ internal sealed class StateScan(string dataDirectory)
     private int _sweepNext;
     private int _slice;
     private long _sweepStarted = Stopwatch.GetTimestamp();
-    private long _subscriptionsListed = long.MinValue; // that directory's last write time when listed (MinValue: none), or a time none has: list it
+    private long _subscriptionsListed = long.MinValue; // that directory's last write time when listed (MinValue: none)
+    private long _subscriptionsRelistAt; // Stopwatch time to list it again though its time did not move (0: none due)
 
     /// <summary>A stamp that matches no file.</summary>
     public static (long Length, long Ticks) Unknown => (-1, -1);
@@ -46,11 +48,22 @@ internal sealed class StateScan(string dataDirectory)
     /// <summary>How many files the sweep under way reads per heartbeat.</summary>
     public int Slice => _slice;
 
+    /// <summary>Directories this scan listed (an enumeration each, which allocates) since <see cref="TakeListings"/>.</summary>
+    public int Listings { get; private set; }
+
     /// <summary><see cref="Stats"/>, then zero.</summary>
     public int TakeStats()
     {
         var n = Stats;
         Stats = 0;
+        return n;
+    }
+
+    /// <summary><see cref="Listings"/>, then zero.</summary>
+    public int TakeListings()
+    {
+        var n = Listings;
+        Listings = 0;
         return n;
     }
 
@@ -135,12 +148,14 @@ internal sealed class StateScan(string dataDirectory)
         Stats++;
         if (Directory.Exists(topics))
         {
+            Listings++;
             foreach (var t in Directory.EnumerateDirectories(topics))
             {
                 var groups = Path.Combine(t, "groups");
                 Stats++;
                 if (Directory.Exists(groups))
                 {
+                    Listings++;
                     var prefix = "topics/" + Path.GetFileName(t) + "/groups/";
                     foreach (var f in Directory.EnumerateFiles(groups, "*.state"))
                     {
@@ -155,7 +170,8 @@ internal sealed class StateScan(string dataDirectory)
         {
             Gone(key); // a marked one too: the commits shipped for it made the standby a copy
         }
-        _subscriptionsListed = Trusted(subscriptionsTicks, listedAt);
+
+        SubscriptionsListed(subscriptionsTicks, listedAt);
         return all;
     }
 
@@ -199,12 +215,13 @@ internal sealed class StateScan(string dataDirectory)
 
     /// <summary>
     /// Adds to <paramref name="due"/> the position files this link never read, listing <c>subscriptions/</c> only when
-    /// its last write time moved since the last listing (one <c>stat</c>); forgets those gone from it.
+    /// its last write time moved since the last listing (one <c>stat</c>), or once <see cref="s_racyListing"/> after a
+    /// listing that time was too close to; forgets those gone from it.
     /// </summary>
     public void AddNewSubscriptions(List<string> due)
     {
         var ticks = DirectoryTicks(Subscriptions);
-        if (ticks == _subscriptionsListed)
+        if (ticks == _subscriptionsListed && (_subscriptionsRelistAt == 0 || Stopwatch.GetTimestamp() < _subscriptionsRelistAt))
         {
             return;
         }
@@ -230,7 +247,7 @@ internal sealed class StateScan(string dataDirectory)
             }
         }
 
-        _subscriptionsListed = Trusted(ticks, listedAt);
+        SubscriptionsListed(ticks, listedAt);
     }
 
     /// <summary>
@@ -268,6 +285,7 @@ internal sealed class StateScan(string dataDirectory)
 
     private void ListSubscriptions(List<string> into)
     {
+        Listings++;
         try
         {
             foreach (var f in Directory.EnumerateFiles(Path.Combine(dataDirectory, Subscriptions), "*.pos"))
@@ -297,9 +315,18 @@ internal sealed class StateScan(string dataDirectory)
     }
 
     /// <summary>
-    /// The time to compare a directory's next with: its time at the listing, or, when that was too close to the listing
-    /// to be sure no later entry shares it (<see cref="s_racyListing"/>), a value no time matches: listed again.
+    /// <c>subscriptions/</c> was listed at <paramref name="listedAt"/> (UTC ticks) with last write time
+    /// <paramref name="ticks"/>: the next check lists it again when that time moves, and, when it was too close to the
+    /// listing to be sure that no entry added after it shares it (<see cref="s_racyListing"/>), once
+    /// <see cref="s_racyListing"/> later as well: an entry added after this listing has a later time by then. That
+    /// listing, its time older than the window, is trusted; a time still within it (a clock stepped back) is listed
+    /// again a window later, never at each check.
     /// </summary>
-    private static long Trusted(long ticks, long listedAt) =>
-        ticks == long.MinValue || listedAt - ticks > s_racyListing.Ticks ? ticks : long.MinValue + 1;
+    private void SubscriptionsListed(long ticks, long listedAt)
+    {
+        _subscriptionsListed = ticks;
+        _subscriptionsRelistAt = ticks == long.MinValue || listedAt - ticks > s_racyListing.Ticks
+            ? 0
+            : Stopwatch.GetTimestamp() + (long)(s_racyListing.TotalSeconds * Stopwatch.Frequency);
+    }
 }

@@ -133,8 +133,21 @@ public sealed partial class WitnessServer
             return WitnessProtocol.FormatDenied(_holder, _epoch, 0, standbyBehind: true);
         }
 
-        // A new holder: the epoch moves past anything either side has seen, and is on disk before anyone hears of it.
-        var epoch = Math.Max(_epoch, callerEpoch) + 1;
+        // A new holder: the epoch moves past anything either side has seen, and is on disk before anyone hears of it;
+        // past the largest there is none (refused, nothing written: no epoch 2^63 - 1, no wrap to a negative one).
+        var seen = Math.Max(_epoch, callerEpoch);
+        if (FastBroker.Replication.Internal.NodeState.NoEpochAfter(seen) is { } none)
+        {
+            if (_lastDenial != (caller, "", seen))
+            {
+                _lastDenial = (caller, "", seen);
+                Log($"witness: refused {caller} (epoch {callerEpoch}) a new epoch: {none}");
+            }
+
+            return WitnessProtocol.FormatError(none);
+        }
+
+        var epoch = seen + 1;
         try
         {
             WitnessStateFile.Save(Options.DataDirectory, caller, epoch, standbyBehind: false);

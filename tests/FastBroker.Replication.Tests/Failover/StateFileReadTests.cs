@@ -241,6 +241,53 @@ public sealed class StateFileReadTests
             }
         });
 
+    /// <summary>
+    /// A subscription created: <c>subscriptions/</c> is listed when its time moves, and once more when that time was
+    /// too close to the listing (a coarse clock may stamp an entry added just after it the same), not at each heartbeat
+    /// of those 2 s (a listing allocates); a position file that appeared after a listing, the directory's time not moved,
+    /// still reaches the standby.
+    /// </summary>
+    [Fact]
+    public Task A_new_subscription_lists_the_directory_once_per_change_not_at_each_heartbeat() =>
+        WithPairAsync(async (dir, a) =>
+        {
+            var copyOfB = dir.Combine("b");
+            var subs = await SubscribeManyAsync(a.Broker!, copyOfB, 2);
+            try
+            {
+                await MoreHeartbeatsAsync(a.Replicator!.Link!, 2, "two more heartbeats");
+                var checks = new ConcurrentQueue<StateCheckCost>();
+                a.Replicator!.StateChecked = checks.Enqueue;
+                subs.Add(a.Broker!.Subscribe(Feed, SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Committed }));
+                subs[^1].Commit(Feed, 2);
+                await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/fresh.pos", Feed) == 2, "b holds fresh's position 2", s_deadline);
+                var seen = checks.Count;
+                await Eventually.TrueAsync(() => checks.Count >= seen + 50, "50 more heartbeats' checks", s_deadline);
+                a.Replicator!.StateChecked = null;
+                var listings = checks.Select(c => c.Listings).ToArray();
+                Assert.True(
+                    listings.Sum() <= 3,
+                    $"a new subscription's file: {listings.Length} heartbeats' checks listed subscriptions/ {listings.Sum()} times [{string.Join(", ", listings)}]; expected at most 3 (its change, and once after the 2 s a coarse clock may share)");
+
+                // A file added after a listing with the directory's time as it was then (a coarse clock): a time in the
+                // future, so that each listing finds it too close, and the file after the listing it has set off.
+                var subscriptions = Path.Combine(dir.Combine("a"), "subscriptions");
+                var stamp = DateTime.UtcNow.AddMinutes(1);
+                Directory.SetLastWriteTimeUtc(subscriptions, stamp);
+                checks = new ConcurrentQueue<StateCheckCost>();
+                a.Replicator!.StateChecked = checks.Enqueue;
+                await Eventually.TrueAsync(() => checks.Any(c => c.Listings > 0), "a check lists subscriptions/ (its time moved)", s_deadline);
+                a.Replicator!.StateChecked = null;
+                File.Copy(Path.Combine(subscriptions, "fresh.pos"), Path.Combine(subscriptions, "late.pos"));
+                Directory.SetLastWriteTimeUtc(subscriptions, stamp);
+                await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, "subscriptions/late.pos", Feed) == 2, "b holds late.pos, added after the listing, the directory's time unmoved", s_deadline);
+            }
+            finally
+            {
+                Dispose(subs);
+            }
+        });
+
     /// <summary>Waits until the primary has sent <paramref name="count"/> more heartbeats (each after its check).</summary>
     private static async Task MoreHeartbeatsAsync(StandbyLink link, int count, string because)
     {

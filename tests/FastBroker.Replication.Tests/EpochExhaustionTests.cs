@@ -1,0 +1,70 @@
+using System.Globalization;
+using FastBroker.Replication;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests;
+
+/// <summary>
+/// The largest epoch, 2^63 - 2 (a node's <c>node.state</c> holds at most it), has no successor: a witness asked for a
+/// new holder's epoch past it, and a node promoted past it without a witness, refuse with an error that names it, and
+/// nothing is written (no epoch 2^63 - 1, which no node starts with, and no wrap to a negative one).
+/// </summary>
+[Collection(nameof(Failover.FailoverCollection))]
+public sealed class EpochExhaustionTests
+{
+    private const long MaxEpoch = long.MaxValue - 1;
+    private static readonly string s_max = MaxEpoch.ToString(CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task A_witness_asked_past_the_largest_epoch_refuses_naming_it_and_keeps_its_state()
+    {
+        await using var witness = await WitnessFixture.StartAsync();
+        var client = witness.Client();
+        var before = File.Exists(witness.StatePath) ? File.ReadAllText(witness.StatePath) : null;
+
+        var answer = await client.AcquireAsync("a", MaxEpoch, TimeSpan.FromSeconds(1));
+
+        Assert.True(answer.Kind == LeaseResultKind.Error && answer.Message!.Contains($"epoch {s_max}", StringComparison.Ordinal), $"asked at epoch {s_max}: {answer}; witness log: {string.Join(" | ", witness.Log)}");
+        Assert.Equal(before, File.Exists(witness.StatePath) ? File.ReadAllText(witness.StatePath) : null);
+        var status = await client.StatusAsync();
+        Assert.True(status is { Kind: LeaseResultKind.Status, Holder: null }, $"no holder after the refusal: {status}");
+
+        // The largest epoch itself is granted (from the one below it), and its holder renews it; nobody gets a next one.
+        var granted = await client.AcquireAsync("a", MaxEpoch - 1, TimeSpan.FromSeconds(1));
+        Assert.True(granted is { Kind: LeaseResultKind.Granted, Epoch: MaxEpoch }, $"asked at epoch {MaxEpoch - 1}: {granted}");
+        var renewed = await client.AcquireAsync("a", MaxEpoch, TimeSpan.FromSeconds(1));
+        Assert.True(renewed is { Kind: LeaseResultKind.Granted, Epoch: MaxEpoch }, $"renewal at epoch {s_max}: {renewed}");
+        Assert.Contains($"epoch {s_max}", File.ReadAllText(witness.StatePath), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_node_at_the_largest_epoch_without_a_witness_refuses_a_promotion_naming_it()
+    {
+        using var dir = new TempDirectory("fastbroker-node-epoch");
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = "127.0.0.1:1", // nobody: the node waits as standby
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+        };
+        var statePath = Path.Combine(options.DataDirectory, "replication", "node.state");
+        Directory.CreateDirectory(Path.GetDirectoryName(statePath)!);
+        File.WriteAllText(statePath, $"epoch={s_max}\nrole=Standby\n");
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        await Eventually.TrueAsync(() => node.Role == NodeRole.Standby, "a waits as standby");
+        var promoted = -1L;
+        var refusal = await Record.ExceptionAsync(async () => promoted = await node.PromoteAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.True(
+            refusal is InvalidOperationException && refusal.Message.Contains($"epoch {s_max}", StringComparison.Ordinal),
+            $"promotion at epoch {s_max}: {(refusal is null ? $"promoted to epoch {promoted}" : refusal.ToString())}; node.state: {File.ReadAllText(statePath)}");
+        Assert.Contains($"epoch={s_max}\n", File.ReadAllText(statePath), StringComparison.Ordinal);
+        Assert.Equal(MaxEpoch, node.Epoch);
+        await Eventually.TrueAsync(() => node.Role == NodeRole.Standby, "a stays standby");
+    }
+}
