@@ -62,7 +62,11 @@ public sealed class StateFileRemovalTests
                 else
                 {
                     Assert.Equal<string>([Gone], told);
-                    Assert.Contains(Lines(log), l => l.Contains($"state file {Gone} removed: the primary no longer has it", StringComparison.Ordinal));
+                    // b deletes its copy, then logs it: waited for, not read at once.
+                    await Eventually.TrueAsync(
+                        () => Lines(log).Any(l => l.Contains($"state file {Gone} removed: the primary no longer has it", StringComparison.Ordinal)),
+                        $"b logs the removal of {Gone}",
+                        s_deadline);
                 }
 
                 // The link went on (no attach told b), and b's other copy is still there and followed.
@@ -142,7 +146,10 @@ public sealed class StateFileRemovalTests
                 ofB.SequenceEqual(ofA),
                 $"after b attached again, b holds [{string.Join(", ", ofB)}], a [{string.Join(", ", ofA)}]: b kept copies of files a no longer has");
             Assert.Equal(2, restarted.Replicator!.Link!.StateFilesRemoved);
-            Assert.Contains(Lines(log), l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("copies reported, 2 removed)", StringComparison.Ordinal));
+            await Eventually.TrueAsync(
+                () => Lines(log).Any(l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("copies reported, 2 removed)", StringComparison.Ordinal)),
+                "a logs the attach with its 2 removals",
+                s_deadline);
             Assert.Equal(5, PositionCopies.PositionIn(copyOfB, Kept, Feed));
         }
     }
