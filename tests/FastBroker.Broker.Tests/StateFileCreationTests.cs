@@ -14,6 +14,7 @@ namespace FastBroker.BrokerTests;
 public class StateFileCreationTests
 {
     private const string Creating = ".creating"; // MappedStateFile.CreatingSuffix
+    private static readonly TopicOptions s_fsynced = TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4L << 20 };
 
     [Theory]
     [InlineData("position")]
@@ -86,5 +87,102 @@ public class StateFileCreationTests
         Assert.DoesNotContain(f.Broker.RecoveryReports, r => r.Contains("lost", StringComparison.Ordinal));
         using var again = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
         Assert.Equal(1, again.CommittedOffset("jobs"));
+    }
+
+    /// <summary>
+    /// An operator removing a subscription's position file (the documented way to start it anew) or a group's state
+    /// while a client subscribes or joins under that name: the file the open found is gone when it opens it. It is made
+    /// anew, as a missing one is, and the subscription or the group starts anew from its start position.
+    /// </summary>
+    [Theory]
+    [InlineData("position")]
+    [InlineData("group")]
+    public async Task A_state_file_removed_between_its_check_and_its_open_is_made_anew(string kind)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs", s_fsynced); // a group's state is synced, and seen by the hook, on an Fsynced topic
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
+        }
+
+        var path = kind == "position"
+            ? Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos")
+            : Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        if (kind == "position")
+        {
+            using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
+            s.Commit("jobs", 2);
+        }
+        else
+        {
+            using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
+            var first = Consume.FetchOne(member, "the first job");
+            Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+            await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(path) == 1, "the group's ack floor 1 in its state file");
+        }
+
+        await f.RestartAsync(); // the group's state is opened again only by its next join
+        Assert.True(File.Exists(path), $"{path} exists before the test removes it");
+        var opened = new List<string>();
+        f.Broker.StateFlusher.Opening = p =>
+        {
+            if (p != path)
+            {
+                return;
+            }
+
+            lock (opened)
+            {
+                opened.Add(File.Exists(p) ? "there" : "gone");
+                if (opened.Count == 1)
+                {
+                    File.Delete(p); // the operator's removal, after the open found the file and before it opens it
+                }
+            }
+        };
+
+        if (kind == "position")
+        {
+            using var again = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
+            Assert.Null(again.CommittedOffset("jobs")); // anew: what it had committed went with its file
+            Assert.Equal(PositionStore.Magic, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(path)));
+        }
+        else
+        {
+            using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
+            Assert.Equal(0, Consume.FetchOne(member, "job0 again: the group starts anew").Offset);
+            Assert.Equal(GroupAckStore.Magic, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(path)));
+        }
+
+        Assert.Equal(["there", "there"], opened); // found, removed, then made anew and opened
+        Assert.False(File.Exists(path + Creating));
+    }
+
+    /// <summary>A file removed each time it is made is not made for ever: the open gives up after a few tries, with a storage error naming it.</summary>
+    [Fact]
+    public async Task A_state_file_removed_each_time_it_is_made_fails_the_subscribe_after_a_few_tries()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs");
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos");
+        var removals = 0;
+        f.Broker.StateFlusher.Opening = p =>
+        {
+            if (p == path && File.Exists(p))
+            {
+                Interlocked.Increment(ref removals);
+                File.Delete(p);
+            }
+        };
+
+        var e = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" }));
+        Assert.Equal(BrokerErrorCode.StorageError, e.Code);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.InRange(removals, 1, 10);
+
+        f.Broker.StateFlusher.Opening = null;
+        using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" });
+        Assert.True(File.Exists(path));
     }
 }

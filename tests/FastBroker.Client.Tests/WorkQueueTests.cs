@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -47,6 +48,18 @@ public class WorkQueueTests
         await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single().Acked == N + 1, "the server saw every ack");
         await a.DisposeAsync();
         await b.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_join_to_a_transient_topic_is_refused_with_InvalidArgument_in_the_brokers_words()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        f.Broker.CreateTopic("live", TopicOptions.Default with { Persistent = false });
+        var client = await f.ConnectAsync();
+        var refused = await Assert.ThrowsAsync<BrokerClientException>(() => client.JoinGroupAsync("live", "workers").AsTask().WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.InvalidArgument, refused.ErrorCode);
+        Assert.Contains("work-queue groups need a persistent topic ('live' is transient)", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(f.Broker.GetSnapshot().Groups);
     }
 
     [Fact]

@@ -71,6 +71,9 @@ internal sealed unsafe class MappedStateFile : IDisposable
     /// A new file holds <paramref name="header"/> in its first slots and zeros after them before it gets its name: it is
     /// written and flushed under a temporary name (<see cref="CreatingSuffix"/>) and renamed into place, so a reader
     /// listing its directory (the primary's checks of its state files) never finds it short or without its header.
+    /// A file removed after it was found or made and before it is opened (an operator removing a subscription's
+    /// position file to start it anew while a client subscribes under that name) is made anew, as a missing one is; a
+    /// file removed each time, <see cref="OpenAttempts"/> times, fails the open with a <see cref="FileNotFoundException"/>.
     /// </summary>
     public static MappedStateFile Open(string path, long length, StateFileFlusher? flusher = null, ReadOnlySpan<long> header = default)
     {
@@ -87,41 +90,55 @@ internal sealed unsafe class MappedStateFile : IDisposable
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         var directoryCreated = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
-        var created = !File.Exists(path) && Create(path, length, header, flusher);
-        if (!created)
+        for (var attempt = 1; ; attempt++)
         {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-            if (fs.Length > length)
+            var created = !File.Exists(path) && Create(path, length, header, flusher);
+            if (created && flusher is not null)
             {
-                throw new InvalidDataException($"state file {path} is {fs.Length} bytes, expected {length}");
+                // A synced file's name must survive a power cut too, as a new journal segment's does.
+                SyncDirectory(directory);
+                if (directoryCreated)
+                {
+                    SyncDirectory(System.IO.Path.GetDirectoryName(directory)!);
+                }
             }
 
-            if (fs.Length < length)
+            flusher?.Opening?.Invoke(path);
+            FileStream stream;
+            try
             {
-                // Writing real zeros (not a sparse extend) so a full disk fails here, not as SIGBUS on first store.
-                fs.Seek(0, SeekOrigin.End);
-                WriteZeros(fs, length - fs.Length, new byte[(int)Math.Min(64 * 1024, length)]);
-                fs.Flush(flushToDisk: true);
+                stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
             }
+            catch (FileNotFoundException) when (attempt < OpenAttempts)
+            {
+                // Removed since it was found or made (an operator starting a subscription anew, say): made anew, as a
+                // missing file is.
+                continue;
+            }
+
+            return Map(path, stream, length, created, flusher);
         }
+    }
 
-        if (created && flusher is not null)
-        {
-            // A synced file's name must survive a power cut too, as a new journal segment's does.
-            SyncDirectory(directory);
-            if (directoryCreated)
-            {
-                SyncDirectory(System.IO.Path.GetDirectoryName(directory)!);
-            }
-        }
+    /// <summary>How many times <see cref="Open"/> finds or makes the file when each one is removed before it opens it.</summary>
+    private const int OpenAttempts = 3;
 
-        // The mapping holds the file's descriptor while it lives: one the process keeps in reserve is refused.
-        FileStream? stream = null;
+    /// <summary>
+    /// Maps the file <paramref name="stream"/> opened (its descriptor, held by the mapping while it lives), padding one
+    /// that was found shorter than <paramref name="length"/> with zeros first; the stream is closed when this fails.
+    /// </summary>
+    private static MappedStateFile Map(string path, FileStream stream, long length, bool created, StateFileFlusher? flusher)
+    {
         MemoryMappedFile? map = null;
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            // The mapping holds the file's descriptor while it lives: one the process keeps in reserve is refused.
             ResourceShortage.ThrowIfInReserve(stream.SafeFileHandle, path);
+            if (!created)
+            {
+                Pad(stream, path, length);
+            }
+
             map = MemoryMappedFile.CreateFromFile(stream, mapName: null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
             var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
             return new MappedStateFile(path, map, view, length, created, flusher);
@@ -138,6 +155,23 @@ internal sealed unsafe class MappedStateFile : IDisposable
         {
             Close(map, stream);
             throw;
+        }
+    }
+
+    /// <summary>Pads a file found shorter than <paramref name="length"/> with zeros; one longer is refused.</summary>
+    private static void Pad(FileStream fs, string path, long length)
+    {
+        if (fs.Length > length)
+        {
+            throw new InvalidDataException($"state file {path} is {fs.Length} bytes, expected {length}");
+        }
+
+        if (fs.Length < length)
+        {
+            // Writing real zeros (not a sparse extend) so a full disk fails here, not as SIGBUS on first store.
+            fs.Seek(0, SeekOrigin.End);
+            WriteZeros(fs, length - fs.Length, new byte[(int)Math.Min(64 * 1024, length)]);
+            fs.Flush(flushToDisk: true);
         }
     }
 

@@ -37,6 +37,12 @@ internal sealed class StateFileFlusher : IThreadPoolWorkItem
     /// </summary>
     internal Action<string>? Creating { get; set; }
 
+    /// <summary>
+    /// Tests only: called with the path of each state file this flusher syncs, when <see cref="MappedStateFile.Open"/>
+    /// found it there or made it, before it opens it.
+    /// </summary>
+    internal Action<string>? Opening { get; set; }
+
     /// <summary>Any thread: <paramref name="file"/> has updates to sync (it is not in the queue already).</summary>
     public void Enqueue(MappedStateFile file)
     {
