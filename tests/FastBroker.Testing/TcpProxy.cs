@@ -13,6 +13,8 @@ namespace FastBroker.Testing;
 /// only the client's side of every forwarded connection (a half-open connection: the server is told nothing);
 /// <see cref="ServerBytesPerConnection"/> forwards only the start of what the server sends on each connection.
 /// <see cref="BytesPerSecond"/> makes every connection a slow link (a peer catching up falls behind and stays behind).
+/// <see cref="FirstAcceptedAt"/> tells when the first connection since <see cref="ClearFirstAccepted"/> was accepted:
+/// a point certainly before the server answered anything on it.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -29,6 +31,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private TaskCompletionSource _flowing = Flowing();
     private int _refused;
     private long _serverBytesPerConnection = -1;
+    private long _firstAcceptedAt;
 
     public TcpProxy(int targetPort)
     {
@@ -38,6 +41,15 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     public string Endpoint => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+
+    /// <summary>
+    /// A <see cref="System.Diagnostics.Stopwatch"/> timestamp taken as the first connection since the proxy started or
+    /// since <see cref="ClearFirstAccepted"/> was accepted (cut or not), before anything of it was forwarded; 0 if none.
+    /// </summary>
+    public long FirstAcceptedAt => Interlocked.Read(ref _firstAcceptedAt);
+
+    /// <summary>Forgets <see cref="FirstAcceptedAt"/>: the next connection accepted sets it.</summary>
+    public void ClearFirstAccepted() => Interlocked.Exchange(ref _firstAcceptedAt, 0);
 
     /// <summary>While true, what the server sends is read and thrown away (CONFIRMs, deliveries…).</summary>
     public bool DropServerBytes
@@ -176,6 +188,8 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 return;
             }
+
+            Interlocked.CompareExchange(ref _firstAcceptedAt, System.Diagnostics.Stopwatch.GetTimestamp(), 0);
 
             if (_cut)
             {

@@ -72,11 +72,18 @@ internal sealed class PairHarness : IAsyncDisposable
     /// <see cref="StartWitnessedPairAsync(string[])"/>, a reaching the witness through <see cref="WitnessOfA"/> when
     /// <paramref name="proxyWitnessOfA"/> (cut it and a can neither renew nor take the lease), b directly.
     /// </summary>
-    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(bool proxyWitnessOfA, params string[] options)
+    public Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(bool proxyWitnessOfA, params string[] options) =>
+        StartWitnessedPairAsync(proxyWitnessOfA, proxied: false, options);
+
+    /// <summary>
+    /// <see cref="StartWitnessedPairAsync(bool, string[])"/>, the nodes peered through proxies (<see cref="AddPair"/>)
+    /// when <paramref name="proxied"/>.
+    /// </summary>
+    public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(bool proxyWitnessOfA, bool proxied, params string[] options)
     {
         var witness = await StartWitnessAsync();
         WitnessOfA = proxyWitnessOfA ? AddProxy(witness.Port) : null;
-        var (a, b) = AddPair(["--witness", WitnessOfA?.Endpoint ?? witness.Endpoint, .. options], ["--witness", witness.Endpoint, .. options]);
+        var (a, b) = AddPair(["--witness", WitnessOfA?.Endpoint ?? witness.Endpoint, .. options], ["--witness", witness.Endpoint, .. options], proxied);
         return await StartInOrderAsync(a, b, "a takes the lease");
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using FastBroker.Replication;
@@ -37,14 +38,14 @@ public sealed class PeerTakingOverTests
         using var dir = new TempDirectory();
         await using var witness = await WitnessFixture.StartAsync();
         using var peer = new TakingOverPeer(aheadOn: Topic, head: 10);
-        var lines = new ConcurrentQueue<string>();
+        var lines = new NodeLines();
         await using var node = await StartNodeAsync(dir, witness, peer, lines);
 
-        await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
+        await Eventually.TrueAsync(() => lines.Queue.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
         await Eventually.TrueAsync(() => peer.ProbesWithoutHeads >= 3, "a probes its peer while the peer reports no heads");
         await Eventually.TrueAsync(() => node.Role == NodeRole.Primary, "a takes the lease once its peer has not taken over within the bound");
 
-        AssertDeferredForPeerWait(node, lines);
+        AssertDeferredForPeerWait(peer, lines);
     }
 
     /// <summary>
@@ -59,17 +60,17 @@ public sealed class PeerTakingOverTests
         using var dir = new TempDirectory();
         await using var witness = await WitnessFixture.StartAsync();
         using var peer = new TakingOverPeer(aheadOn: Topic, head: 10, vanishAfterHello: true);
-        var lines = new ConcurrentQueue<string>();
+        var lines = new NodeLines();
         await using var node = await StartNodeAsync(dir, witness, peer, lines);
 
-        await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
+        await Eventually.TrueAsync(() => lines.Queue.Any(l => l.Contains(Deferring, StringComparison.Ordinal)), "a defers to its peer, which holds more of the log");
         await Eventually.TrueAsync(() => peer.Vanished, "the peer stops listening");
         await Eventually.TrueAsync(() => node.Role == NodeRole.Primary, "a takes the lease once its peer has not taken over within the bound");
 
-        AssertDeferredForPeerWait(node, lines);
+        AssertDeferredForPeerWait(peer, lines);
     }
 
-    private static Task<ReplicatedNode> StartNodeAsync(TempDirectory dir, WitnessFixture witness, TakingOverPeer peer, ConcurrentQueue<string> lines) =>
+    private static Task<ReplicatedNode> StartNodeAsync(TempDirectory dir, WitnessFixture witness, TakingOverPeer peer, NodeLines lines) =>
         ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
         {
             NodeId = "a",
@@ -79,21 +80,48 @@ public sealed class PeerTakingOverTests
             Witness = witness.Endpoint,
             InitialRole = NodeRole.Standby,
             PeerWait = s_peerWait,
-            Log = lines.Enqueue,
+            Log = lines.Add,
         });
 
-    /// <summary>The node, now primary, said why it took the lease, and took it no sooner than PeerWait after it began to defer.</summary>
-    private static void AssertDeferredForPeerWait(ReplicatedNode node, ConcurrentQueue<string> lines)
+    /// <summary>
+    /// The node, now primary, said why it took the lease, and took it no sooner than PeerWait after it began to defer.
+    /// Measured on the monotonic clock the node counts its wait on (<see cref="Stopwatch"/>), between two points whose
+    /// order is certain: from before the fake peer's first answer with heads (the node cannot defer before it has one,
+    /// and takes its own start of the wait after reading it) to the node's log line saying it is primary (written
+    /// after it found PeerWait passed and got the lease). Its event stamps are not used: the node writes its "deferring"
+    /// line after it began counting and after it saved node.state (an fsync), so their gap can come out a few ms short
+    /// of a wait that was right. A node that does not wait is primary a probe and a lease after the first answer (some
+    /// ms), far below the bound.
+    /// </summary>
+    private static void AssertDeferredForPeerWait(TakingOverPeer peer, NodeLines lines)
     {
-        var status = NodeStatus.Parse(node.GetStatusJson());
-        Assert.True(lines.Any(l => l.Contains("has not taken over in", StringComparison.Ordinal)), $"a took the lease while it deferred:\n{string.Join('\n', lines)}");
+        var log = string.Join('\n', lines.Queue);
+        Assert.True(lines.Queue.Any(l => l.Contains("has not taken over in", StringComparison.Ordinal)), $"a took the lease while it deferred:\n{log}");
+        var from = peer.FirstHeadsAnsweredAt;
+        var to = lines.PrimaryAt;
+        Assert.True(from != 0 && to != 0, $"no answer with heads ({from}) or no line saying a is primary ({to}):\n{log}");
+        var waited = Stopwatch.GetElapsedTime(from, to);
+        Assert.True(waited >= s_peerWait, $"a was primary {waited.TotalMilliseconds:0} ms after its peer's first answer with heads, less than PeerWait {s_peerWait.TotalMilliseconds:0}:\n{log}");
+    }
 
-        // On the node's own clock (event stamps): a lower bound, whatever the machine's load.
-        var deferred = status.EventTime(Deferring);
-        var promoted = status.EventTime("Primary (epoch");
-        Assert.True(deferred is not null && promoted is not null, $"no deferral or promotion among the events: {status}");
-        var waited = (promoted.Value - deferred.Value + TimeSpan.FromDays(1)).Ticks % TimeSpan.TicksPerDay; // across midnight too
-        Assert.True(waited >= s_peerWait.Ticks, $"a deferred for {TimeSpan.FromTicks(waited).TotalMilliseconds:0} ms, less than PeerWait {s_peerWait.TotalMilliseconds:0}:\n{string.Join('\n', lines)}");
+    /// <summary>The node's log lines, and when (a <see cref="Stopwatch"/> timestamp) it first logged that it is primary.</summary>
+    private sealed class NodeLines
+    {
+        private long _primaryAt;
+
+        public ConcurrentQueue<string> Queue { get; } = new();
+
+        public long PrimaryAt => Interlocked.Read(ref _primaryAt);
+
+        public void Add(string line)
+        {
+            if (line.Contains("Primary (epoch", StringComparison.Ordinal))
+            {
+                Interlocked.CompareExchange(ref _primaryAt, Stopwatch.GetTimestamp(), 0);
+            }
+
+            Queue.Enqueue(line);
+        }
     }
 
     /// <summary>
@@ -111,6 +139,7 @@ public sealed class PeerTakingOverTests
         private volatile bool _helloSeen;
         private volatile bool _vanished;
         private int _probesWithoutHeads;
+        private long _firstHeadsAnsweredAt;
 
         /// <param name="aheadOn">The topic it claims to hold more of.</param>
         /// <param name="head">Its head on that topic.</param>
@@ -132,6 +161,9 @@ public sealed class PeerTakingOverTests
         public int ProbesWithoutHeads => Volatile.Read(ref _probesWithoutHeads);
 
         public bool Vanished => _vanished;
+
+        /// <summary>A <see cref="Stopwatch"/> timestamp taken before the first answer with heads was sent; 0 before.</summary>
+        public long FirstHeadsAnsweredAt => Interlocked.Read(ref _firstHeadsAnsweredAt);
 
         public void Dispose()
         {
@@ -188,6 +220,10 @@ public sealed class PeerTakingOverTests
                 if (!withHeads)
                 {
                     Interlocked.Increment(ref _probesWithoutHeads);
+                }
+                else
+                {
+                    Interlocked.CompareExchange(ref _firstHeadsAnsweredAt, Stopwatch.GetTimestamp(), 0);
                 }
 
                 f.Begin(FrameKind.Status).U8((byte)NodeRole.Starting).I64(0).Str("b").U8(withHeads ? StatusHeadsKnown : (byte)0).U32(withHeads ? 1u : 0u);
