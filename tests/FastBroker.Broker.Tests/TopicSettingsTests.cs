@@ -108,7 +108,7 @@ public class TopicSettingsTests
     }
 
     [Fact]
-    public async Task A_topic_directory_left_without_settings_or_journal_by_a_crashed_creation_is_skipped()
+    public async Task A_topic_directory_left_without_settings_or_journal_by_a_crashed_creation_is_removed()
     {
         await using var f = await BrokerFixture.StartAsync();
         await f.RestartAsync(whileClosed: () => Directory.CreateDirectory(Path.Combine(f.DataDirectory, "topics", "half")));

@@ -47,12 +47,48 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// At open, a topic directory without <c>topic.meta</c>: what a creation that did not commit left (nothing, the
-    /// pending settings, a journal beside them) is removed, logged once with what it held; a journal beside neither
-    /// settings file is damage and refused; anything else (files no creation makes) is left as it is and logged.
+    /// Takes a committed topic back to a creation that did not complete: <c>topic.meta</c> is renamed to
+    /// <see cref="PendingMetaFile"/> and the directory synced, so that whatever a crash leaves of a removal after this
+    /// is a directory the next open removes (<see cref="RemoveUncommitted"/>), never a journal without settings.
+    /// </summary>
+    internal static void Uncommit(string dir)
+    {
+        File.Move(Path.Combine(dir, MetaFile), Path.Combine(dir, PendingMetaFile), overwrite: true);
+        DurableFile.SyncDirectory(dir);
+    }
+
+    /// <summary>
+    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, the
+    /// settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
+    /// <paramref name="root"/>. <paramref name="step"/> (tests) is told each step before it is taken.
+    /// </summary>
+    internal static void DeleteUncommitted(string root, string dir, Action<string>? step = null)
+    {
+        var journal = Path.Combine(dir, JournalDirectory);
+        if (System.IO.Directory.Exists(journal))
+        {
+            step?.Invoke($"delete recursively {journal}");
+            System.IO.Directory.Delete(journal, recursive: true);
+        }
+
+        var pending = Path.Combine(dir, PendingMetaFile);
+        step?.Invoke($"delete {pending}");
+        File.Delete(pending);
+        File.Delete(pending + ".tmp");
+        File.Delete(Path.Combine(dir, MetaFile + ".tmp"));
+        step?.Invoke($"delete directory {dir}");
+        System.IO.Directory.Delete(dir);
+        DurableFile.SyncDirectory(root);
+    }
+
+    /// <summary>
+    /// At open, a topic directory without <c>topic.meta</c> under <paramref name="root"/>: what a creation that did not
+    /// commit left (nothing, the pending settings, a journal beside them) is removed, logged once with what it held; a
+    /// journal beside neither settings file is damage and refused; anything else (files no creation makes) is left as
+    /// it is and logged. The broker's open and the standby's (which removes its copies the same way) both use it.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a journal without settings.</exception>
-    private void RemoveUncommitted(string name, string dir)
+    internal static void RemoveUncommitted(string root, string name, string dir, Action<string>? log)
     {
         var meta = Path.Combine(dir, MetaFile);
         var pending = Path.Combine(dir, PendingMetaFile);
@@ -65,29 +101,19 @@ internal sealed partial class TopicRegistry
         var entries = System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
         if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal)))
         {
-            _options.Log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
+            log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
             return;
         }
 
         var held = entries.Length == 0 ? "nothing" : string.Join(", ", entries);
         try
         {
-            // The journal first, the settings last: a crash in between leaves a directory this removes again.
-            if (System.IO.Directory.Exists(journal))
-            {
-                System.IO.Directory.Delete(journal, recursive: true);
-            }
-
-            File.Delete(pending);
-            File.Delete(pending + ".tmp");
-            File.Delete(meta + ".tmp");
-            System.IO.Directory.Delete(dir);
-            DurableFile.SyncDirectory(_root);
-            _options.Log?.Invoke($"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created");
+            DeleteUncommitted(root, dir);
+            log?.Invoke($"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
-            _options.Log?.Invoke($"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}; not opened, the next open tries again");
+            log?.Invoke($"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}; not opened, the next open tries again");
         }
     }
 }

@@ -32,8 +32,7 @@ internal sealed partial class TopicRegistry
             var pending = Path.Combine(created.Directory, PendingMetaFile);
             if (created.NewMeta && File.Exists(meta))
             {
-                File.Move(meta, pending, overwrite: true);
-                DurableFile.SyncDirectory(created.Directory);
+                Uncommit(created.Directory);
             }
 
             var journal = Path.Combine(created.Directory, JournalDirectory);

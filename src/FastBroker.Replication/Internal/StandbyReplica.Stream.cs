@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
 using FastBroker.Engine;
-using FastBroker.Journal;
 
 namespace FastBroker.Replication.Internal;
 
@@ -245,13 +244,8 @@ internal sealed partial class StandbyReplica
         if (t is null)
         {
             // Checked before anything is created: settings that do not parse leave no directory behind.
-            TopicRegistry.ParseMeta(meta, $"topic '{name}' from the primary: its topic.meta");
-            Directory.CreateDirectory(dir);
-            // Settings durable before the journal exists, as on the primary (TopicRegistry.Create).
-            DurableFile.WriteAllBytes(Path.Combine(dir, TopicRegistry.MetaFile), Encoding.UTF8.GetBytes(meta));
-            DurableFile.SyncDirectory(_topicsRoot);
-            t = Open(name, dir, from);
-            DurableFile.SyncDirectory(dir);
+            var settings = TopicRegistry.ParseMeta(meta, $"topic '{name}' from the primary: its topic.meta");
+            t = CreateCopy(name, dir, Encoding.UTF8.GetBytes(meta), settings, from);
         }
         else if (t.Journal.NextOffset != from)
         {

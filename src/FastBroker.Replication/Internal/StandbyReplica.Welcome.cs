@@ -129,7 +129,7 @@ internal sealed partial class StandbyReplica
                 report = $"topic '{topic}': copy restarted at offset {offset} (the primary no longer has offsets before it; local copy ended at {before})";
                 break;
             default:
-                Directory.Delete(dir, recursive: true);
+                DeleteCopy(dir);
                 report = $"topic '{topic}': deleted (not in the primary's history)";
                 break;
         }

@@ -141,6 +141,12 @@ internal sealed partial class StandbyReplica : IDisposable
     /// </summary>
     internal Action<int>? DurableAckBuilt { get; set; }
 
+    /// <summary>
+    /// Tests: called before each step on disk of a topic copy's creation or deletion, with what it is about to do
+    /// (<c>delete recursively &lt;path&gt;</c> for a recursive delete); a test throws from it to stop there, as a kill would.
+    /// </summary>
+    internal Action<string>? FileStep { get; set; }
+
     /// <summary>This node's copy of <paramref name="topic"/> (tests).</summary>
     internal JournalLog? JournalOf(string topic)
     {
@@ -299,6 +305,8 @@ internal sealed partial class StandbyReplica : IDisposable
         }
     }
 
+    private void Step(string what) => FileStep?.Invoke(what);
+
     private void Touch() => Volatile.Write(ref _lastHeardTicks, Stopwatch.GetTimestamp());
 
     private void OpenExisting()
@@ -306,30 +314,50 @@ internal sealed partial class StandbyReplica : IDisposable
         foreach (var dir in Directory.EnumerateDirectories(_topicsRoot))
         {
             var name = Path.GetFileName(dir);
-            if (TopicName.IsValid(name) && File.Exists(Path.Combine(dir, TopicRegistry.MetaFile))
-                && TopicRegistry.ReadMetaFile(name, Path.Combine(dir, TopicRegistry.MetaFile)).Persistent)
+            if (!TopicName.IsValid(name))
+            {
+                continue;
+            }
+
+            var meta = Path.Combine(dir, TopicRegistry.MetaFile);
+            if (!File.Exists(meta))
+            {
+                // A creation or deletion killed part way: removed as the broker's open does; a journal without
+                // settings is damage, refused (BrokerException) as a promoted open would.
+                TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
+            }
+            else if (TopicRegistry.ReadMetaFile(name, meta).Persistent)
             {
                 Open(name, dir, 0);
             }
         }
     }
 
-    private JournalOptions JournalOptionsFor(string topicDirectory) =>
-        TopicRegistry.JournalOptionsIn(topicDirectory) with
+    private JournalOptions JournalOptionsFor(string topicDirectory) => StandbyJournalOptions(TopicRegistry.JournalOptionsIn(topicDirectory));
+
+    private JournalOptions StandbyJournalOptions(JournalOptions topic) =>
+        topic with
         {
             // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
             Durability = DurabilityPolicy.GroupCommit,
             VerifySealedSegmentsOnOpen = _verifySealedSegments,
         };
 
-    private ReplicaTopic Open(string name, string dir, long initialOffset)
+    private ReplicaTopic Open(string name, string dir, long initialOffset) => Register(name, OpenJournal(name, dir, JournalOptionsFor(dir), initialOffset));
+
+    private JournalLog OpenJournal(string name, string dir, JournalOptions options, long initialOffset)
     {
-        var journal = JournalLog.Open(Path.Combine(dir, TopicRegistry.JournalDirectory), JournalOptionsFor(dir) with { InitialOffset = initialOffset });
+        var journal = JournalLog.Open(Path.Combine(dir, TopicRegistry.JournalDirectory), options with { InitialOffset = initialOffset });
         if (!journal.Recovery.IsClean)
         {
             _options.Log?.Invoke($"replication: topic '{name}' recovery: {journal.Recovery}");
         }
 
+        return journal;
+    }
+
+    private ReplicaTopic Register(string name, JournalLog journal)
+    {
         var t = new ReplicaTopic(name, journal);
 
         // Retention on this copy follows the primary's: until the primary says what it keeps, keep everything.

@@ -1,0 +1,110 @@
+using FastBroker.Engine;
+using FastBroker.Journal;
+
+namespace FastBroker.Replication.Internal;
+
+// A topic copy's creation and deletion on disk: as on the primary (TopicRegistry), the rename of the settings to
+// topic.meta commits a copy, so a kill at any step leaves the copy whole or a directory the next open removes.
+internal sealed partial class StandbyReplica
+{
+    /// <summary>
+    /// Creates this node's copy of a topic the primary announced: the settings as <c>topic.meta.creating</c> (durable),
+    /// the journal from <paramref name="from"/>, then the rename to <c>topic.meta</c> (synced), the commit point. What
+    /// an earlier creation or deletion left in the directory without <c>topic.meta</c> is removed first, so the copy
+    /// never opens another's journal.
+    /// </summary>
+    private ReplicaTopic CreateCopy(string name, string dir, byte[] settings, TopicOptions options, long from)
+    {
+        var meta = Path.Combine(dir, TopicRegistry.MetaFile);
+        var pending = Path.Combine(dir, TopicRegistry.PendingMetaFile);
+        if (Directory.Exists(dir) && !File.Exists(meta))
+        {
+            RemoveLeftover(name, dir);
+        }
+
+        Step($"create directory {dir}");
+        Directory.CreateDirectory(dir);
+        Step($"write {pending}");
+        DurableFile.WriteAllBytes(pending, settings);
+        Step($"sync directory {_topicsRoot}");
+        DurableFile.SyncDirectory(_topicsRoot);
+        Step($"open journal in {dir}");
+        var journal = OpenJournal(name, dir, StandbyJournalOptions(TopicRegistry.JournalOptionsFor(options)), from);
+        try
+        {
+            Step($"sync directory {dir}");
+            DurableFile.SyncDirectory(dir); // the journal directory's entry, before the commit
+            Step($"rename {pending} to {meta}");
+            File.Move(pending, meta, overwrite: true);
+            Step($"sync directory {dir}");
+            DurableFile.SyncDirectory(dir); // the commit
+        }
+        catch
+        {
+            journal.Dispose(); // its lock; what is on disk is a leftover the next open or creation removes
+            throw;
+        }
+
+        return Register(name, journal);
+    }
+
+    /// <summary>
+    /// Deletes this node's copy of a topic the primary does not have: first what no creation makes (a group's state)
+    /// while <c>topic.meta</c> still commits the copy, then <c>topic.meta</c> back to its pending name (synced), so
+    /// that from there a kill leaves what the next open removes (never a journal without settings, which the promoted
+    /// broker would refuse), then the journal, the settings and the directory (<see cref="TopicRegistry.DeleteUncommitted"/>).
+    /// </summary>
+    private void DeleteCopy(string dir)
+    {
+        foreach (var entry in Directory.GetFileSystemEntries(dir))
+        {
+            if (Path.GetFileName(entry) is TopicRegistry.MetaFile or TopicRegistry.JournalDirectory)
+            {
+                continue;
+            }
+
+            if (Directory.Exists(entry))
+            {
+                Step($"delete recursively {entry}");
+                Directory.Delete(entry, recursive: true);
+            }
+            else
+            {
+                Step($"delete {entry}");
+                File.Delete(entry);
+            }
+        }
+
+        if (File.Exists(Path.Combine(dir, TopicRegistry.MetaFile)))
+        {
+            Step($"rename {Path.Combine(dir, TopicRegistry.MetaFile)} to {TopicRegistry.PendingMetaFile}");
+            TopicRegistry.Uncommit(dir);
+        }
+
+        TopicRegistry.DeleteUncommitted(_topicsRoot, dir, Step);
+    }
+
+    /// <summary>
+    /// A topic directory without <c>topic.meta</c> (a creation or deletion killed part way): removed by the broker's
+    /// rule (<see cref="TopicRegistry.RemoveUncommitted"/>), logged. A journal without settings is damage, refused.
+    /// </summary>
+    /// <exception cref="IOException">The directory was not removed (damage, or files no creation makes).</exception>
+    private void RemoveLeftover(string name, string dir)
+    {
+        try
+        {
+            TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
+        }
+        catch (BrokerException e)
+        {
+            throw new IOException(e.Message, e);
+        }
+
+        if (Directory.Exists(dir))
+        {
+            throw new IOException($"topic '{name}': '{dir}' has no '{TopicRegistry.MetaFile}' and could not be removed (logged); its copy is not created there");
+        }
+    }
+
+    private void LogTopic(string line) => _options.Log?.Invoke("replication: " + line);
+}
