@@ -164,8 +164,9 @@ internal sealed partial class StandbyLink
     }
 
     /// <summary>
-    /// Sender thread, after the pass's POSITIONS frame: each state file the standby asked for, whole. Read after the
-    /// drain, it holds the updates shipped before it or later commits, whose updates follow it in the next frame.
+    /// Sender thread, after the pass's POSITIONS frame: each state file the standby asked for, whole (a damaged copy,
+    /// or one its STATE_DIGESTS left out), or named in a STATE_GONE when it is gone (<see cref="SendRemovals"/>). Read
+    /// after the drain, it holds the updates shipped before it or later commits, whose updates follow it in the next frame.
     /// </summary>
     private void SendWantedStateFiles(FrameBuffer f)
     {

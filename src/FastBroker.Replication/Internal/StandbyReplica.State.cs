@@ -61,6 +61,7 @@ internal sealed partial class StandbyReplica
             throw new InvalidDataException($"state file path '{relative}' refused");
         }
 
+        _unreportedCopies?.Remove(relative); // the primary has it: this is its file
         var path = Path.Combine(_options.DataDirectory, relative);
         if (StateFiles.IsGroupStatePath(relative))
         {
@@ -224,6 +225,7 @@ internal sealed partial class StandbyReplica
 
         StateTrace?.Invoke("positions", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _stateWritten.Version = Math.Max(_stateWritten.Version, version);
+        AskForUnreportedCopies(); // the first POSITIONS frame after the WELCOME ends the attach's snapshot
     }
 
     private LogRateLimit DamageLog => _damageLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);

@@ -156,6 +156,7 @@ internal sealed partial class StandbyReplica
             _options.Log?.Invoke($"replication: syncing this node's state files failed ({failure}): reporting none, so the primary sends each whole");
         }
 
+        NoteUnreportedCopies(digests);
         var f = new FrameBuffer(4096);
         StateDigests.Write(f, digests ?? []);
         lock (_sendLock)

@@ -8,7 +8,9 @@ namespace FastBroker.Replication.Internal;
 /// The primary sends whole, at the attach, only the files whose length or hash differ from its own and those the
 /// standby lacks (<see cref="StateCopies.Reported"/>): a standby that attaches again with copies identical to the
 /// primary's files is sent none. A copy reported whose file the primary does not have is named in a
-/// <see cref="FrameKind.StateGone"/> frame, and the standby removes it. Each copy reported is synced first (the file, then every directory on its path), so
+/// <see cref="FrameKind.StateGone"/> frame, and the standby removes it; a copy left out (unreadable, larger than a
+/// frame, past the frame's room) that the attach did not send, the standby asks for once the attach's POSITIONS frame
+/// came (<see cref="FrameKind.StateWanted"/>), and the primary, which does not have it, names it in the same way. Each copy reported is synced first (the file, then every directory on its path), so
 /// that what the primary skips is as durable as a copy it sent, which the STATE_ACK of the attach covers.
 /// </summary>
 internal static class StateDigests

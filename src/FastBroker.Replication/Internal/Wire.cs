@@ -21,8 +21,9 @@ internal enum FrameKind : byte
     StateAck = 4,
 
     /// <summary>
-    /// Standby → primary: a state file's relative path; the standby's copy was damaged (it made a new one), so the
-    /// primary sends the file whole (<see cref="State"/>) even if it sent these bytes before on this link.
+    /// Standby → primary: a state file's relative path; the standby's copy was damaged (it made a new one), or its
+    /// STATE_DIGESTS left the copy out and the attach did not send the file, so the primary sends the file whole
+    /// (<see cref="State"/>) even if it sent these bytes before on this link, or <see cref="StateGone"/> when it has none.
     /// </summary>
     StateWanted = 5,
 

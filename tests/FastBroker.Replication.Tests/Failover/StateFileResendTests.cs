@@ -57,8 +57,15 @@ public sealed class StateFileResendTests
             Assert.True(member.Ack(delivered[0]));
             await Eventually.TrueAsync(
                 () => PositionCopies.PositionIn(copyOfB, Keeper, Feed) == 5 && Floor(copyOfB) == 1 && sends.Contains(Keeper) && File.Exists(Path.Combine(copyOfB, ProducerCheckpoint.FileName)),
-                "b holds keeper's position 5, the group's floor 1 and producers.state, and keeper.pos went whole once",
+                "b holds keeper's position 5, the group's floor 1 and producers.state, and keeper.pos went whole",
                 s_deadline);
+
+            // A group-state send lists subscriptions/ and can read keeper.pos while the subscribe creates it or commit 5
+            // stores into it (the entry's name and count before its position): b's copy is then not a's file, and the
+            // next read of keeper.pos sends it whole again, as it should. A hand-over's request reads every file while
+            // nothing writes them: from its acknowledgement on, b's copies are a's files, which the phases below need.
+            var settled = gate.RequestStateFiles();
+            await Eventually.TrueAsync(() => gate.StateApplied >= settled, $"b acknowledges state version {settled}", s_deadline);
 
             // Commits shipped as updates, then the group's ack, whose send checks every state file: only the group's
             // state changed in a way b does not have yet.
