@@ -264,6 +264,116 @@ public sealed class ProducerCheckpointTests
         Assert.Equal([(Early, 1_000UL, 1_000L)], epochs);
     }
 
+    /// <summary>
+    /// A promoted standby whose journal copy lacks a producer's newest record, with the primary's <c>producers.state</c>
+    /// naming it (state files go whole, ahead of the records the standby still lacks), and that producer's older records
+    /// beyond its rescan: the entry's previous place (the capture before, which named a record the copy holds) still
+    /// vouches for them, so a retry of one is refused, not stored a second time; the newest, which the copy lacks, is
+    /// stored once. The copy here is the primary's data directory as it was before that newest record.
+    /// </summary>
+    [Fact]
+    public async Task A_copy_lacking_a_producers_newest_record_still_refuses_a_retry_beyond_its_rescan()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(SmallRescan);
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < 10; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        for (var i = 0UL; i < 100; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // Early's 0..9 out of the 64-record rescan
+        }
+
+        await sink.WaitForAsync(110);
+        using var copy = new TempDirectory("fastbroker-standby-copy");
+        await f.RestartAsync(SmallRescan, whileClosed: () => CopyDirectory(f.DataDirectory, copy.Path)); // its captures: Early at 9
+        ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 10, "t", "e10", 10);
+        var stored = await sink.WaitForAsync(111);
+        Assert.Equal((110L, BrokerErrorCode.None), stored.Where(o => o.Token == 10).Select(o => (o.Offset, o.Error)).Last());
+
+        // The primary's producers.state now names Early at 10 (offset 110), which the copy's journal lacks.
+        var primaryCheckpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+        await f.RestartAsync(SmallRescan, whileClosed: () => File.Copy(primaryCheckpoint, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true));
+
+        await using var promoted = await Broker.OpenAsync(SmallRescan(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        Assert.Equal(110L, ClaimPublishTests.Head(promoted, "t"));
+        var after = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 5, "t", "e5", 1);   // stored at offset 5, beyond the rescan
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 9, "t", "e9", 2);   // the previous place's own record
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 10, "t", "e10", 3); // lost with the failover: stored once
+        var outcomes = (await after.WaitForAsync(3)).OrderBy(o => o.Token).ToList();
+        Assert.True(outcomes[0].Error == BrokerErrorCode.InvalidArgument, $"the retry of Early's sequence 5, stored at offset 5 beyond the copy's rescan: {(outcomes[0].Error == BrokerErrorCode.None ? $"stored again at offset {outcomes[0].Offset} (duplicate {outcomes[0].Duplicate})" : $"{outcomes[0].Error} {outcomes[0].Reason}")}");
+        Assert.Contains("older than", outcomes[0].Reason, StringComparison.Ordinal);
+        Assert.Equal((9L, true, BrokerErrorCode.None), (outcomes[1].Offset, outcomes[1].Duplicate, outcomes[1].Error));
+        Assert.Equal((110L, false, BrokerErrorCode.None), (outcomes[2].Offset, outcomes[2].Duplicate, outcomes[2].Error));
+        Assert.Equal(111L, ClaimPublishTests.Head(promoted, "t"));
+        Assert.Contains(log, l => l.Contains("not in this journal", StringComparison.Ordinal) && l.Contains("1 of them known from the record of their previous entry", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Each entry keeps the place the capture just before its present one gave (kept while the producer writes nothing
+    /// new), which the load takes when the journal lacks the present one's record and holds the previous one's. A
+    /// producer that capture gave no entry (its newest record transient) has no previous place. An entry neither of whose
+    /// records the journal holds is ignored. A version 4 file (no previous place) is still read.
+    /// </summary>
+    [Fact]
+    public void An_entry_keeps_its_previous_place_for_a_journal_lacking_its_newest_record_and_a_version_4_file_is_still_read()
+    {
+        using var dir = new TempDirectory("fastbroker-checkpoint-v5");
+        using var journal = FastBroker.Journal.JournalLog.Open(dir.Combine("j"), FastBroker.Journal.JournalOptions.Default with { SegmentSize = 64 << 10 });
+        var topic = new TopicState("t", TopicOptions.Default, "t", journal, null);
+        var fleeting = new TopicState("fleeting", TopicOptions.Default with { Persistent = false }, "fleeting", null, new TransientLog(16));
+        var registry = new ProducerRegistry(1 << 16);
+        var checkpoint = new ProducerCheckpoint(dir.Path, null);
+        registry.Record(Early, 9, topic, 9, timestamp: 1_000);
+        registry.Record(Busy, 1, topic, 20, timestamp: 1_000);
+        checkpoint.WriteNow(registry, closing: false);
+        registry.Record(Early, 10, topic, 110, timestamp: 2_000);
+        registry.Record(Busy, 2, fleeting, 0, timestamp: 2_000); // no entry in this capture
+        checkpoint.WriteNow(registry, closing: false);
+        registry.Record(Busy, 3, topic, 30, timestamp: 3_000);
+        checkpoint.WriteNow(registry, closing: true); // nothing new of Early: its previous place stays
+
+        // A journal lacking offsets 110 and 30: Busy's sequence 2 came after the capture that named sequence 1 at 20.
+        (ulong, ulong, ulong, long)? Copy(string name, long offset) => offset switch { 9 => (Early, 9, 0, 1_000), 20 => (Busy, 1, 0, 1_000), _ => null };
+        var loaded = ProducerCheckpoint.Load(dir.Path, Copy, _ => topic, out var problem);
+        Assert.Equal([(Early, 9UL, 9L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)));
+        Assert.Contains("2 of 2 producers' newest records are not in this journal", problem, StringComparison.Ordinal);
+        Assert.Contains("1 of them known from the record of their previous entry, which it holds, 1 from the newest records only", problem, StringComparison.Ordinal);
+
+        (ulong, ulong, ulong, long)? All(string name, long offset) => offset switch { 110 => (Early, 10, 0, 2_000), 30 => (Busy, 3, 0, 3_000), _ => Copy(name, offset) };
+        loaded = ProducerCheckpoint.Load(dir.Path, All, _ => topic, out problem);
+        Assert.Null(problem);
+        Assert.Equal([(Busy, 3UL, 30L, 3_000L), (Early, 10UL, 110L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)).OrderBy(e => e.Producer));
+
+        loaded = ProducerCheckpoint.Load(dir.Path, (_, _) => null, _ => topic, out problem);
+        Assert.Empty(loaded);
+        Assert.Contains("0 of them known from the record of their previous entry, which it holds, 2 from the newest records only", problem, StringComparison.Ordinal);
+
+        // The same entry as version 4 wrote it: no previous place.
+        var v4 = new List<byte>();
+        v4.AddRange("FBPS"u8.ToArray());
+        v4.AddRange(BitConverter.GetBytes(4u));
+        v4.AddRange(BitConverter.GetBytes(1u));
+        v4.AddRange(BitConverter.GetBytes(Early));
+        v4.AddRange(BitConverter.GetBytes(10UL));
+        v4.AddRange(BitConverter.GetBytes(110L));
+        v4.AddRange(BitConverter.GetBytes(2_000L));
+        v4.AddRange(BitConverter.GetBytes((ushort)1));
+        v4.Add((byte)'t');
+        v4.AddRange(BitConverter.GetBytes(0u)); // no epochs
+        v4.AddRange(BitConverter.GetBytes(FastBroker.Journal.Crc32C.Compute(v4.ToArray())));
+        File.WriteAllBytes(Path.Combine(dir.Path, ProducerCheckpoint.FileName), [.. v4]);
+        loaded = ProducerCheckpoint.Load(dir.Path, All, _ => topic, out problem);
+        Assert.Null(problem);
+        Assert.Equal([(Early, 10UL, 110L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)));
+        Assert.Empty(ProducerCheckpoint.Load(dir.Path, Copy, _ => topic, out problem));
+        Assert.Contains("1 from the newest records only", problem, StringComparison.Ordinal);
+    }
+
     private static async Task PublishEarlyThenBusyAsync(Broker broker)
     {
         var sink = new ClaimPublishTests.RecordingSink();

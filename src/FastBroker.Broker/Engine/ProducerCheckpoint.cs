@@ -25,8 +25,15 @@ namespace FastBroker.Engine;
 /// <para>
 /// Each entry is checked against the journal when it is loaded: the record at (topic, offset) must still carry that
 /// producer and sequence. An entry that does not match (the journal was cut after a failover or lost its unsynced tail,
-/// or the file came from a primary ahead of this standby's copy) is ignored, so the file can only make the broker
-/// refuse an unknown retry ("older than the oldest sequence known"), never confirm one it does not hold.
+/// or the file came from a primary ahead of this standby's copy) falls back to the entry's previous place: the producer's
+/// highest sequence and its record's place as the capture before the one that first saw the newest took them (kept
+/// beside it until the producer's entry changes again). Every record the producer wrote after that capture lies within
+/// the rescan of a journal that holds the previous record but lacks the newest (the two captures are at most one
+/// capture interval and one write apart, as the rescan's bound above allows), so a journal that holds the previous
+/// record vouches with it as with the newest: a standby promoted before its copy received a producer's newest record
+/// still refuses that producer's retry of a stored record beyond the rescan. An entry neither of whose records matches
+/// is ignored, so the file can only make the broker refuse an unknown retry ("older than the oldest sequence known"),
+/// never confirm one it does not hold.
 /// </para>
 /// <para>
 /// The file also keeps the newest producer epoch of each id with the id's last use (<see cref="ProducerRegistry.CaptureEpochs"/>),
@@ -38,14 +45,15 @@ namespace FastBroker.Engine;
 /// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
 /// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
-/// Format, little-endian: "FBPS", version 4, count (u32), then per producer id (u64), highest sequence (u64), offset
-/// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), topic name
-/// length (u16) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
+/// Format, little-endian: "FBPS", version 5, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), the
+/// previous place's sequence (u64) and offset (i64, -1: none), topic name length (u16) and UTF-8 name, the previous
+/// place's topic name length (u16, 0 with none) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
 /// and the Unix ms of the id's last use (i64: its newest write or INIT_PRODUCER; a restart that knows the id from this
 /// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the CRC32C of
-/// everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs) and 3 (epochs without last use:
-/// each taken as last used when it was given, the Unix ms an epoch is at least) are still read: version 1's producers
-/// are aged by their highest sequence's record.
+/// everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3 (epochs without last use:
+/// each taken as last used when it was given, the Unix ms an epoch is at least) and 4 (no previous place) are still
+/// read: version 1's producers are aged by their highest sequence's record.
 /// </remarks>
 internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -55,7 +63,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 4;
+    private const uint Version = 5;
 
     private readonly string _path;
     private readonly object _writeLock = new();
@@ -130,7 +138,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     /// <summary>
     /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
     /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
-    /// timestamp if later, or alone in a version 1 file) and the record's producer epoch.
+    /// timestamp if later, or alone in a version 1 file) and the record's producer epoch; for an entry whose record they
+    /// do not hold, its previous place instead if they hold that one's.
     /// </summary>
     public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem) =>
         Load(dataDirectory, verify, topicOf, out problem, out _);
@@ -162,7 +171,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -173,9 +182,10 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         var at = 12;
         var end = span.Length - 4;
         var ignored = 0;
+        var fromPrevious = 0;
         for (var i = 0u; i < count; i++)
         {
-            var fixedLength = version == 1 ? 26 : 34;
+            var fixedLength = version switch { 1 => 26, < 5 => 34, _ => 50 };
             if (at + fixedLength > end)
             {
                 problem = $"{FileName}: entry {i} of {count} runs past the end: ignored from there";
@@ -186,6 +196,8 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             var highest = BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..]);
             var offset = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]);
             var lastWrite = version == 1 ? long.MinValue : BinaryPrimitives.ReadInt64LittleEndian(span[(at + 24)..]);
+            var previousHighest = version >= 5 ? BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 32)..]) : 0;
+            var previousOffset = version >= 5 ? BinaryPrimitives.ReadInt64LittleEndian(span[(at + 40)..]) : -1;
             int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(span[(at + fixedLength - 2)..]);
             at += fixedLength;
             if (at + nameLength > end)
@@ -196,9 +208,32 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
             var name = Encoding.UTF8.GetString(span.Slice(at, nameLength));
             at += nameLength;
+            var previousName = "";
+            if (version >= 5)
+            {
+                int previousLength = at + 2 <= end ? BinaryPrimitives.ReadUInt16LittleEndian(span[at..]) : int.MaxValue;
+                if (previousLength > end - at - 2)
+                {
+                    problem = $"{FileName}: entry {i} of {count} runs past the end: ignored from there";
+                    break;
+                }
+
+                previousName = Encoding.UTF8.GetString(span.Slice(at + 2, previousLength));
+                at += 2 + previousLength;
+            }
+
             if (topicOf(name) is { } topic && verify(name, offset) is { } found && (found.Producer, found.Sequence) == (id, highest))
             {
                 result.Add((id, highest, topic, offset, Math.Max(found.Timestamp, lastWrite), found.Epoch));
+            }
+            else if (previousOffset >= 0 && topicOf(previousName) is { } previousTopic && verify(previousName, previousOffset) is { } before
+                && (before.Producer, before.Sequence) == (id, previousHighest))
+            {
+                // The newest record is missing (a standby's copy not holding it yet, say), the one the capture before held
+                // is here: every record the producer wrote after that capture lies within the rescan (it trails the
+                // newest capture's record by at most a capture interval), so it vouches as the newest would have.
+                result.Add((id, previousHighest, previousTopic, previousOffset, Math.Max(before.Timestamp, lastWrite), before.Epoch));
+                fromPrevious++;
             }
             else
             {
@@ -226,9 +261,10 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             }
         }
 
-        if (ignored > 0 && problem is null)
+        if (ignored + fromPrevious > 0 && problem is null)
         {
-            problem = $"{FileName}: {ignored} of {count} producers' newest records are not in this journal (cut, lost with an unsynced tail, or not yet copied): those producers are known from the newest records only";
+            problem = $"{FileName}: {ignored + fromPrevious} of {count} producers' newest records are not in this journal (cut, lost with an unsynced tail, or not yet copied): "
+                + $"{fromPrevious} of them known from the record of their previous entry, which it holds, {ignored} from the newest records only";
         }
 
         return result;
@@ -296,7 +332,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         var need = 16;
         for (var i = 0; i < _captured; i++)
         {
-            need += 34 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length);
+            need += 52 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length) + Encoding.UTF8.GetMaxByteCount(_capture[i].Previous.Topic?.Name.Length ?? 0);
         }
 
         need += 4 + (24 * _epochCount);
@@ -318,9 +354,14 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], e.Highest);
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], e.Offset);
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 24)..], e.LastWrite);
-            var n = Encoding.UTF8.GetBytes(e.Topic.Name, span[(at + 34)..]);
-            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 32)..], (ushort)n);
-            at += 34 + n;
+            BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 32)..], e.Previous.Sequence);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 40)..], e.Previous.Topic is null ? -1 : e.Previous.Offset);
+            var n = Encoding.UTF8.GetBytes(e.Topic.Name, span[(at + 50)..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 48)..], (ushort)n);
+            at += 50 + n;
+            var p = e.Previous.Topic is { } previous ? Encoding.UTF8.GetBytes(previous.Name, span[(at + 2)..]) : 0;
+            BinaryPrimitives.WriteUInt16LittleEndian(span[at..], (ushort)p);
+            at += 2 + p;
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)_epochCount);

@@ -24,6 +24,15 @@ internal sealed partial class ProducerRegistry
         /// <summary>Timestamp (Unix ms) of the newest record written for it.</summary>
         public long LastWrite { get; private set; } = long.MinValue;
 
+        /// <summary>Under the registry's lock (a capture): the place the newest capture of <c>producers.state</c> gave it (no topic: none).</summary>
+        public Place Captured { get; set; }
+
+        /// <summary>
+        /// Under the registry's lock (a capture): the place the capture just before the one that first gave
+        /// <see cref="Captured"/> gave it (no topic: none).
+        /// </summary>
+        public Place Previous { get; set; }
+
         /// <summary>Under the registry's lock: the Unix ms of its newest INIT_PRODUCER (or of its id's last use before it had a window).</summary>
         public long Used { get; set; } = long.MinValue;
 

@@ -215,11 +215,20 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
     }
 
     /// <summary>One producer in a <see cref="ProducerCheckpoint"/>: its highest stored sequence and that record's place.</summary>
-    /// <remarks><paramref name="LastWrite"/>: the Unix ms of its newest write (a failed lower sequence retried later may be newer than the highest's record), by which a restart ages it.</remarks>
-    public readonly record struct Entry(ulong Producer, ulong Highest, TopicState Topic, long Offset, long LastWrite);
+    /// <remarks>
+    /// <paramref name="LastWrite"/>: the Unix ms of its newest write (a failed lower sequence retried later may be newer
+    /// than the highest's record), by which a restart ages it. <paramref name="Previous"/>: the place an earlier capture
+    /// gave it, the one just before the capture that first saw its present one (no topic: none), which a journal lacking
+    /// the present one's record (a standby's copy not yet holding it) may still hold.
+    /// </remarks>
+    public readonly record struct Entry(ulong Producer, ulong Highest, TopicState Topic, long Offset, long LastWrite, Place Previous = default);
+
+    /// <summary>Where a producer's sequence is stored, as a capture took it (<see cref="Topic"/> null: nothing).</summary>
+    public readonly record struct Place(ulong Sequence, TopicState? Topic, long Offset);
 
     /// <summary>
-    /// Journaler (or with the registry quiescent): copies every producer's highest sequence and its record's place into
+    /// Journaler (or with the registry quiescent): copies every producer's highest sequence and its record's place, with
+    /// the place the capture before the one that first saw it gave (<see cref="Entry.Previous"/>), into
     /// <paramref name="into"/> (grown when there are more producers than it holds) and returns how many.
     /// </summary>
     public int Capture(ref Entry[] into)
@@ -237,7 +246,21 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
                 // A transient topic keeps no record to check the entry against after a restart: its window is in memory only.
                 if (p.Newest(out var topic, out var offset) && topic.Persistent)
                 {
-                    into[n++] = new Entry(id, p.Highest, topic, offset, p.LastWrite);
+                    // The place the capture just before gave it stays beside the new one until the next change: every
+                    // record the producer wrote after that capture lies within the rescan of a journal that holds that
+                    // record but lacks the new one's (ProducerCheckpoint.Load). None when that capture gave it none.
+                    var place = new Place(p.Highest, topic, offset);
+                    if (p.Captured != place)
+                    {
+                        p.Previous = p.Captured;
+                    }
+
+                    p.Captured = place;
+                    into[n++] = new Entry(id, p.Highest, topic, offset, p.LastWrite, p.Previous);
+                }
+                else
+                {
+                    p.Captured = default; // no entry: the next one's previous place would not be the capture just before
                 }
             }
 
