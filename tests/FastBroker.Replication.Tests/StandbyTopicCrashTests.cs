@@ -10,16 +10,19 @@ using Xunit.Abstractions;
 namespace FastBroker.ReplicationTests;
 
 /// <summary>
-/// What a kill of the standby in the middle of a topic copy's creation (a TOPIC from the primary) or deletion (a
-/// WELCOME's delete directive) leaves in its data directory, and how the node opens it next: as a standby again (then
-/// attached to the primary, which announces the topic again) and as a promoted broker. Each step on disk is stopped at
-/// in turn (<see cref="StandbyReplica.FileStep"/>: the test throws there, as a kill would; a recursive delete is stopped
-/// with all but one of the journal's segments gone, the worst order), on real files, the standby driven over a real
-/// socket on 127.0.0.1 by a stand-in primary. Every state must open: the copy whole, or nothing of it left.
+/// What a kill of the standby in the middle of a topic copy's creation (a TOPIC from the primary), deletion (a
+/// WELCOME's delete directive) or reset (a WELCOME's reset directive: the copy restarted at the primary's first offset)
+/// leaves in its data directory, and how the node opens it next: as a standby again (then attached to the primary,
+/// which announces the topic again) and as a promoted broker. Each step on disk is stopped at in turn
+/// (<see cref="StandbyReplica.FileStep"/>: the test throws there, as a kill would; a recursive delete is stopped with
+/// all but the journal's last segment gone, or all but its first and last, the orders that leave a hole at the start or
+/// in the middle), on real files, the standby driven over a real socket on 127.0.0.1 by a stand-in primary. Every
+/// state must open: a copy whole (the old one or the new one), or nothing of it left.
 /// </summary>
 public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
 {
     private const long From = 5; // the primary's first offset of the created topic: its retention dropped 0 to 4
+    private const long Restart = 1000; // the primary's first offset of a reset copy: it no longer has what the copy holds
     private static readonly TopicOptions s_settings = TopicOptions.Default with { SegmentBytes = 1L << 16, MaxMessageBytes = 8192 };
 
     [Fact]
@@ -94,7 +97,7 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
     [Fact]
     public async Task A_kill_at_any_step_of_a_copy_s_deletion_leaves_the_copy_whole_or_nothing_and_both_opens_handle_it()
     {
-        var steps = await Steps(CopyWithRecords, (stand, replica) => stand.Serve(replica, [("gone", TopicAction.Delete)], []));
+        var steps = await Steps(CopyWithRecords, (stand, replica) => stand.Serve(replica, [("gone", TopicAction.Delete, 0)], []));
         Assert.Contains(steps, s => s.StartsWith("delete recursively ", StringComparison.Ordinal));
         output.WriteLine(string.Join('\n', steps));
         await EachKill(steps, DeletionRound);
@@ -111,7 +114,7 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             replica.FileStep = KillAt(kill);
             try
             {
-                stand.Serve(replica, [("gone", TopicAction.Delete)], []);
+                stand.Serve(replica, [("gone", TopicAction.Delete, 0)], []);
             }
             finally
             {
@@ -144,7 +147,7 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
                 if (replica.JournalOf("gone") is { } reopened)
                 {
                     Assert.True(reopened.FirstOffset == 0 && reopened.NextOffset == records, $"{at}: the standby reopened 'gone' at offsets {reopened.FirstOffset} to {reopened.NextOffset}, not the whole copy (0 to {records})");
-                    stand.Serve(replica, [("gone", TopicAction.Delete)], []);
+                    stand.Serve(replica, [("gone", TopicAction.Delete, 0)], []);
                 }
                 else
                 {
@@ -161,6 +164,84 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
                 Close(replica);
             }
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_kill_at_any_step_of_a_copy_s_reset_leaves_the_old_copy_the_new_one_or_nothing_and_both_opens_handle_it(bool middleGone)
+    {
+        var steps = await Steps(CopyWithRecords, (stand, replica) => stand.Serve(replica, [("gone", TopicAction.Reset, Restart)], [("gone", Restart)]));
+        Assert.Contains(steps, s => s.StartsWith("delete recursively ", StringComparison.Ordinal));
+        output.WriteLine(string.Join('\n', steps));
+        await EachKill(steps, (kill, at) => ResetRound(kill, middleGone ? at + " (the journal's middle deleted)" : at, middleGone));
+    }
+
+    private static async Task ResetRound(int kill, string at, bool middleGone)
+    {
+        using var dir = new TempDirectory();
+        var records = await CopyWithRecords(dir.Path);
+        using (var stand = new StandInPrimary())
+        {
+            var replica = Standby(dir.Path, stand, out _);
+            Assert.Equal(records, replica.JournalOf("gone")?.NextOffset);
+            replica.FileStep = KillAt(kill, middleGone);
+            try
+            {
+                stand.Serve(replica, [("gone", TopicAction.Reset, Restart)], [("gone", Restart)]);
+            }
+            finally
+            {
+                Close(replica);
+            }
+        }
+
+        // Promoted: it opens, with the old copy whole, the new one (at the primary's first offset) or neither.
+        using (var promoted = Copy(dir.Path))
+        {
+            await using var broker = OpenPromoted(promoted.Path, at);
+            Assert.Contains(broker.GetSnapshot().Topics, t => t.Name == "kept" && t.Head == 1);
+            if (broker.GetSnapshot().Topics.SingleOrDefault(t => t.Name == "gone") is { } topic)
+            {
+                Assert.True((topic.Tail, topic.Head) == (0, records) || (topic.Tail, topic.Head) == (Restart, Restart), $"{at}: the promoted broker opened 'gone' at offsets {topic.Tail} to {topic.Head}: neither the old copy (0 to {records}) nor the new one (at {Restart})");
+            }
+            else
+            {
+                AssertGone(promoted.Path, "gone", at, "the promoted open");
+            }
+        }
+
+        // Standby again, then attached: the primary resets an old copy again or announces a missing one; the copy starts anew.
+        using (var stand = new StandInPrimary())
+        {
+            var replica = Standby(dir.Path, stand, out var log);
+            try
+            {
+                (string, TopicAction, long)[] directives = [];
+                if (replica.JournalOf("gone") is { } reopened)
+                {
+                    var (first, next) = (reopened.FirstOffset, reopened.NextOffset);
+                    Assert.True((first, next) == (0, records) || (first, next) == (Restart, Restart), $"{at}: the standby reopened 'gone' at offsets {first} to {next}: neither the old copy (0 to {records}) nor the new one (at {Restart})");
+                    directives = first == 0 ? [("gone", TopicAction.Reset, Restart)] : [];
+                }
+                else
+                {
+                    AssertGone(dir.Path, "gone", at, $"the standby's open (log: {string.Join(" | ", log)})");
+                }
+
+                stand.Serve(replica, directives, [("gone", Restart)]);
+                var copy = replica.JournalOf("gone");
+                Assert.True(copy is { FirstOffset: Restart, NextOffset: Restart }, $"{at}: after the next attach the copy of 'gone' is at {copy?.FirstOffset} to {copy?.NextOffset}, not at {Restart}");
+                Assert.Equal(1, replica.JournalOf("kept")?.NextOffset);
+            }
+            finally
+            {
+                Close(replica);
+            }
+        }
+
+        // Nothing of a creation or deletion left beside the copy (a group's state comes from the primary, as any state file).
+        Assert.Equal([TopicRegistry.JournalDirectory, TopicRegistry.MetaFile], Names(Path.Combine(dir.Path, "topics", "gone")).Where(n => n != "groups"));
     }
 
     /// <summary>Runs <paramref name="round"/> with a kill before each step and with none; fails with what every round found.</summary>
@@ -205,9 +286,10 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
 
     /// <summary>
     /// Stops the standby before its step <paramref name="kill"/> (none past the last): a recursive delete stopped there
-    /// has removed every file under its path but one of the journal's segments (the order that leaves the least).
+    /// has removed every file under its path but the journal's last segment (the order that leaves the least), and
+    /// with <paramref name="middleGone"/> its first segment too (its middle gone: Directory.Delete's order is not defined).
     /// </summary>
-    private static Action<string> KillAt(int kill)
+    private static Action<string> KillAt(int kill, bool middleGone = false)
     {
         var step = 0;
         return what =>
@@ -221,8 +303,9 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             if (what.StartsWith(Recursive, StringComparison.Ordinal))
             {
                 var files = Directory.GetFiles(what[Recursive.Length..], "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
-                var kept = files.LastOrDefault(f => Path.GetFileName(Path.GetDirectoryName(f)) == TopicRegistry.JournalDirectory && !f.EndsWith(".lock", StringComparison.Ordinal)) ?? files.LastOrDefault();
-                foreach (var file in files.Where(f => f != kept))
+                var segments = files.Where(f => Path.GetFileName(Path.GetDirectoryName(f)) == TopicRegistry.JournalDirectory && f.EndsWith(".seg", StringComparison.Ordinal)).ToList();
+                string?[] kept = segments.Count == 0 ? [files.LastOrDefault()] : middleGone ? [segments[0], segments[^1]] : [segments[^1]];
+                foreach (var file in files.Where(f => !kept.Contains(f)))
                 {
                     File.Delete(file);
                 }
@@ -315,7 +398,7 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
 
         public string Address => "127.0.0.1:" + ((IPEndPoint)_listener.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        public string Serve(StandbyReplica replica, (string Topic, TopicAction Action)[] directives, (string Topic, long From)[] topics)
+        public string Serve(StandbyReplica replica, (string Topic, TopicAction Action, long Offset)[] directives, (string Topic, long From)[] topics)
         {
             var run = Task.Run(() => replica.Run(PeerAddress.Parse(Address, "peer"), out _));
             var accepted = _listener.AcceptSocketAsync();
@@ -325,9 +408,9 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             Assert.True(input.Read(out var kind, out _) && kind == FrameKind.Hello, "the standby says HELLO");
             var f = new FrameBuffer(4096);
             f.Begin(FrameKind.Welcome).I64(1).Str("stand-in").Str("1 #stand-in@0\n").U32((uint)directives.Length);
-            foreach (var (topic, action) in directives)
+            foreach (var (topic, action, offset) in directives)
             {
-                f.Str(topic).U8((byte)action).I64(0);
+                f.Str(topic).U8((byte)action).I64(offset);
             }
 
             f.End();

@@ -85,6 +85,21 @@ internal sealed partial class StandbyReplica
     }
 
     /// <summary>
+    /// Restarts this node's copy of a topic at <paramref name="from"/> (the primary no longer has what lies before it):
+    /// the copy is deleted as a topic the primary does not have (<see cref="DeleteCopy"/>: uncommitted first, so a kill
+    /// from there leaves a directory the next open removes, never <c>topic.meta</c> beside part of a journal), then
+    /// created anew with its settings (<see cref="CreateCopy"/>). A kill before the uncommit leaves the old copy whole.
+    /// </summary>
+    private void ResetCopy(string name, string dir, long from)
+    {
+        var meta = Path.Combine(dir, TopicRegistry.MetaFile);
+        var settings = File.ReadAllBytes(meta);
+        var options = TopicRegistry.ReadMetaFile(name, meta);
+        DeleteCopy(dir);
+        CreateCopy(name, dir, settings, options, from);
+    }
+
+    /// <summary>
     /// A topic directory without <c>topic.meta</c> (a creation or deletion killed part way): removed by the broker's
     /// rule (<see cref="TopicRegistry.RemoveUncommitted"/>), logged. A journal without settings is damage, refused.
     /// </summary>

@@ -125,7 +125,7 @@ internal sealed partial class StandbyReplica
                 break;
             case TopicAction.Reset:
                 var before = t?.Journal.NextOffset;
-                Directory.Delete(journalDir, recursive: true);
+                ResetCopy(topic, dir, offset);
                 report = $"topic '{topic}': copy restarted at offset {offset} (the primary no longer has offsets before it; local copy ended at {before})";
                 break;
             default:
@@ -136,9 +136,9 @@ internal sealed partial class StandbyReplica
 
         AddTruncation(report);
         _options.Log?.Invoke("replication: " + report);
-        if (action != TopicAction.Delete)
+        if (action == TopicAction.Truncate)
         {
-            Open(topic, dir, action == TopicAction.Reset ? offset : 0);
+            Open(topic, dir, 0);
         }
     }
 

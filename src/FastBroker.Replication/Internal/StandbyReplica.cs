@@ -142,7 +142,7 @@ internal sealed partial class StandbyReplica : IDisposable
     internal Action<int>? DurableAckBuilt { get; set; }
 
     /// <summary>
-    /// Tests: called before each step on disk of a topic copy's creation or deletion, with what it is about to do
+    /// Tests: called before each step on disk of a topic copy's creation, deletion or reset, with what it is about to do
     /// (<c>delete recursively &lt;path&gt;</c> for a recursive delete); a test throws from it to stop there, as a kill would.
     /// </summary>
     internal Action<string>? FileStep { get; set; }

@@ -91,7 +91,7 @@ internal enum TopicAction : byte
     /// <summary>Drop records at and after the offset (the primary never had them in this history).</summary>
     Truncate = 1,
 
-    /// <summary>Drop the whole journal and restart it at the offset (the primary no longer has what lies between).</summary>
+    /// <summary>Delete the copy (its journal and groups' state) and create it anew at the offset (the primary no longer has what lies between).</summary>
     Reset = 2,
 
     /// <summary>Drop the topic (it does not exist in the primary's history).</summary>
