@@ -24,7 +24,8 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
     public async Task The_standby_deletes_only_what_the_primary_no_longer_keeps()
     {
         using var dir = new TempDirectory();
-        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default);
+        // A 10 s heartbeat timeout: a loaded machine must not detach b, whose re-attach reopens the copy this test holds.
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatTimeout = TimeSpan.FromSeconds(10) });
         await using var primaryNode = a;
         await using var standbyNode = b;
 
@@ -73,6 +74,7 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         await Eventually.TrueAsync(
             () =>
             {
+                copy = b.Replica!.JournalOf(Topic)!; // the copy b has open now
                 copy.ApplyRetention();
                 return copy.FirstOffset > 0;
             },
