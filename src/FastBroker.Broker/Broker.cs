@@ -52,7 +52,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
-        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log);
+        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.All);
         _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
@@ -265,7 +265,10 @@ public sealed partial class Broker : IAsyncDisposable
     /// Rebuilds the idempotent-producer window from the producer headers of each persistent topic's newest records,
     /// so a producer retrying after a broker restart is deduplicated like one retrying after a reconnect. The
     /// broker's own header is the last of its name in the block (a journal written before publishes carrying it were
-    /// refused may hold a publisher's copy ahead of it). Then each id's newest epoch from <c>producers.epochs</c> and
+    /// refused may hold a publisher's copy ahead of it). The rescan of a topic starts where <c>producers.state</c>'s
+    /// capture was taken in its journal, or earlier, at <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records
+    /// (at most <see cref="ProducerCheckpoint.RescanLimit"/> records, or that many, logged): every record the capture does
+    /// not hold is read, however far the file trails the journal (a standby's copy). Then each id's newest epoch from <c>producers.epochs</c> and
     /// <c>producers.state</c>, also with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0 (which reads no window).
     /// </summary>
     private void RecoverProducers()
@@ -274,6 +277,8 @@ public sealed partial class Broker : IAsyncDisposable
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
         var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
+        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt);
+        var limit = Math.Max(scan, ProducerCheckpoint.RescanLimit);
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -281,7 +286,22 @@ public sealed partial class Broker : IAsyncDisposable
                 continue;
             }
 
-            var from = Math.Max(journal.FirstOffset, journal.NextOffset - scan);
+            // From the capture point (a topic the capture does not name was created after it: from its start), so no
+            // record written after the capture is left out; at least the newest records; at most the limit.
+            var from = journal.NextOffset - scan;
+            if (capturedAt is not null)
+            {
+                from = Math.Min(from, capturedAt.TryGetValue(topic.Name, out var point) ? point : journal.FirstOffset);
+            }
+
+            from = Math.Max(journal.FirstOffset, from);
+            if (journal.NextOffset - from > limit)
+            {
+                _options.Log?.Invoke($"topic '{topic.Name}': {ProducerCheckpoint.FileName} was captured {journal.NextOffset - from} records before the journal's end, more than the {limit} records a restart rescans: "
+                    + $"producers whose records lie in offsets {from} to {journal.NextOffset - limit - 1} only are not deduplicated (a retry of a sequence stored there after their entry's is stored again)");
+                from = journal.NextOffset - limit;
+            }
+
             try
             {
                 using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(from));
@@ -303,7 +323,6 @@ public sealed partial class Broker : IAsyncDisposable
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint). Without
         // recovery (scan 0) its entries are not taken (nor the rescan's), but its epochs are, as producers.epochs's.
-        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs);
         foreach (var (id, highest, topic, offset, timestamp, epoch) in scan == 0 ? [] : vouched)
         {
             if (!_producers.Expired(timestamp, now))

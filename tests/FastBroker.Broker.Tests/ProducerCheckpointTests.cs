@@ -314,6 +314,57 @@ public sealed class ProducerCheckpointTests
     }
 
     /// <summary>
+    /// A standby receives <c>producers.state</c> at the primary's heartbeats, so at a high publish rate its copy may trail
+    /// its journal copy by far more than the rescan: the open rescans each topic from where the capture was taken.
+    /// </summary>
+    [Fact]
+    public async Task A_copy_whose_producers_state_trails_its_journal_by_more_than_the_rescan_refuses_a_retry_written_between()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(SmallRescan);
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < 5; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        await sink.WaitForAsync(5);
+        var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-trailing-{Guid.NewGuid():N}.state");
+        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+        await f.RestartAsync(SmallRescan, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
+        for (var i = 5UL; i < 10; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        for (var i = 0UL; i < 100; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // Early's 5..9 out of the 64-record rescan
+        }
+
+        await sink.WaitForAsync(110);
+
+        // The copy's journal holds offsets 0 to 109, its producers.state is the capture taken at offset 5.
+        using var copy = new TempDirectory("fastbroker-trailing-copy");
+        await f.RestartAsync(SmallRescan, whileClosed: () => CopyDirectory(f.DataDirectory, copy.Path));
+        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
+        File.Delete(trailing);
+
+        await using var promoted = await Broker.OpenAsync(SmallRescan(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        Assert.Equal(110L, ClaimPublishTests.Head(promoted, "t"));
+        var after = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 7, "t", "e7", 1);   // stored at offset 7, after the capture and beyond the rescan
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 2, "t", "e2", 2);   // stored before the capture, beyond the rescan: refused
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 10, "t", "e10", 3); // new: stored once
+        var outcomes = (await after.WaitForAsync(3)).OrderBy(o => o.Token).ToList();
+        Assert.True((outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error) == (7L, true, BrokerErrorCode.None), $"the retry of Early's sequence 7, stored at offset 7 after the copy's producers.state was captured and beyond the 64-record rescan: {(outcomes[0].Error == BrokerErrorCode.None ? $"offset {outcomes[0].Offset} (duplicate {outcomes[0].Duplicate})" : $"{outcomes[0].Error} {outcomes[0].Reason}")}");
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
+        Assert.Contains("older than", outcomes[1].Reason, StringComparison.Ordinal);
+        Assert.Equal((110L, false, BrokerErrorCode.None), (outcomes[2].Offset, outcomes[2].Duplicate, outcomes[2].Error));
+        Assert.Equal(111L, ClaimPublishTests.Head(promoted, "t"));
+    }
+
+    /// <summary>
     /// Each entry keeps the place the capture just before its present one gave (kept while the producer writes nothing
     /// new), which the load takes when the journal lacks the present one's record and holds the previous one's. A
     /// producer that capture gave no entry (its newest record transient) has no previous place. An entry neither of whose

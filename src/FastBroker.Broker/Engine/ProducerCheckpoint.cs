@@ -15,12 +15,16 @@ namespace FastBroker.Engine;
 /// <para>
 /// The journaler captures the registry (into arrays it reuses: nothing allocated per capture) after every
 /// <see cref="Interval"/> records it wrote, and a pool thread writes the capture (a temporary file, then a rename: the
-/// file is always whole). The broker writes one at open, after recovery, and one at close. So every record written after
-/// the capture on disk — at most <see cref="Interval"/> records plus one capture being written — lies within the rescan
-/// of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, which is at least
-/// 4 × <see cref="Interval"/> (<see cref="BrokerOptions.MinProducerRecoveryRecords"/>, enforced by
-/// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file's entries, only its epochs); the rescan finds those, the file
-/// vouches for everything before.
+/// file is always whole). The broker writes one at open, after recovery, and one at close. Each capture also takes its
+/// capture point: every persistent topic's next offset then (every record below it is in the capture), and the open
+/// rescans each topic from there (<see cref="RescanLimit"/> records at most), so every record written after the
+/// capture on disk lies within the rescan however far the file trails the journal (a standby's copy, sent at the
+/// primary's heartbeats, may trail by far more than <see cref="Interval"/>). A file without capture points (version 5
+/// or older) trails a restarted broker's own journal by at most <see cref="Interval"/> records plus one capture being
+/// written, within the rescan of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, which
+/// is at least 4 × <see cref="Interval"/> (<see cref="BrokerOptions.MinProducerRecoveryRecords"/>, enforced by
+/// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file's entries, only its epochs). The
+/// rescan finds those, the file vouches for everything before.
 /// </para>
 /// <para>
 /// Each entry is checked against the journal when it is loaded: the record at (topic, offset) must still carry that
@@ -45,15 +49,17 @@ namespace FastBroker.Engine;
 /// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
 /// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
-/// Format, little-endian: "FBPS", version 5, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// Format, little-endian: "FBPS", version 6, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), the
 /// previous place's sequence (u64) and offset (i64, -1: none), topic name length (u16) and UTF-8 name, the previous
 /// place's topic name length (u16, 0 with none) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
 /// and the Unix ms of the id's last use (i64: its newest write or INIT_PRODUCER; a restart that knows the id from this
-/// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the CRC32C of
-/// everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3 (epochs without last use:
-/// each taken as last used when it was given, the Unix ms an epoch is at least) and 4 (no previous place) are still
-/// read: version 1's producers are aged by their highest sequence's record.
+/// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the capture points'
+/// count (u32, u32.MaxValue: not known) and per persistent topic its next offset (i64), name length (u16) and UTF-8
+/// name; then the CRC32C of everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3
+/// (epochs without last use: each taken as last used when it was given, the Unix ms an epoch is at least), 4 (no
+/// previous place) and 5 (no capture points) are still read: version 1's producers are aged by their highest
+/// sequence's record.
 /// </remarks>
 internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -63,7 +69,13 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 5;
+    private const uint Version = 6;
+
+    /// <summary>
+    /// The most records of one topic the open rescans (or <see cref="BrokerOptions.ProducerRecoveryRecords"/> if larger),
+    /// however far behind the topic's journal end the capture point is.
+    /// </summary>
+    public const int RescanLimit = 1 << 24;
 
     private readonly string _path;
     private readonly object _writeLock = new();
@@ -77,11 +89,21 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     private bool _closed; // under _writeLock
     private string? _lastFailure;
     private int _epochCount; // under _writeLock: how many of _epochs the file being written holds
+    private readonly Func<IEnumerable<TopicState>>? _topics;
+    private (string Topic, long Next)[] _points = new (string, long)[16];
+    private int _pointCount = -1; // how many of _points the capture holds; -1: no topics given, capture points unknown
 
-    public ProducerCheckpoint(string dataDirectory, Action<string>? log)
+    /// <param name="dataDirectory">Where the file is.</param>
+    /// <param name="log">Where a failed write is reported.</param>
+    /// <param name="topics">
+    /// The topics, whose journals' next offsets each capture takes as its capture points (null: the file names none, and
+    /// the open rescans the fixed number of newest records).
+    /// </param>
+    public ProducerCheckpoint(string dataDirectory, Action<string>? log, Func<IEnumerable<TopicState>>? topics = null)
     {
         _path = Path.Combine(dataDirectory, FileName);
         _log = log;
+        _topics = topics;
     }
 
     /// <summary>
@@ -97,6 +119,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
 
         _captured = producers.Capture(ref _capture);
+        CapturePoints();
         _registry = producers;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
@@ -114,6 +137,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         try
         {
             _captured = producers.Capture(ref _capture);
+            CapturePoints();
             _registry = producers;
             Write(closing);
         }
@@ -121,6 +145,37 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         {
             Volatile.Write(ref _writing, 0);
         }
+    }
+
+    /// <summary>
+    /// With the capture (the journaler's thread, or the registry quiescent): each persistent topic's next offset, where
+    /// the capture was taken in its journal. The journaler registers each record it appends before it counts it, so
+    /// every record below that offset is in the capture; the open rescans from there.
+    /// </summary>
+    private void CapturePoints()
+    {
+        if (_topics is null)
+        {
+            return;
+        }
+
+        var n = 0;
+        foreach (var topic in _topics())
+        {
+            if (topic.Journal is not { } journal)
+            {
+                continue;
+            }
+
+            if (n == _points.Length)
+            {
+                Array.Resize(ref _points, n * 2);
+            }
+
+            _points[n++] = (topic.Name, journal.NextOffset);
+        }
+
+        _pointCount = n;
     }
 
     void IThreadPoolWorkItem.Execute()
@@ -149,10 +204,19 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
     /// in a version 1 or 2 file), unchecked (it can only fence), with the id's last use (Unix ms; in a version 3 file,
     /// which has none, the epoch itself: the Unix ms it was given at, at least).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs) =>
+        Load(dataDirectory, verify, topicOf, out problem, out epochs, out _);
+
+    /// <summary>
+    /// As the overload without <paramref name="capturedAt"/>, and also where the capture was taken in each persistent
+    /// topic's journal (its next offset then: every record below it is in the capture; a topic not named was created
+    /// after it); null when the file does not say (none, damaged, version 1 to 5, or written without topics).
+    /// </summary>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt)
     {
         problem = null;
         epochs = [];
+        capturedAt = null;
         var result = new List<(ulong, ulong, TopicState, long, long, ulong)>();
         byte[] bytes;
         try
@@ -171,7 +235,7 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -258,6 +322,11 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
                     var seen = entry == 24 ? BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]) : (long)Math.Min(epoch, long.MaxValue);
                     epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), epoch, seen));
                 }
+
+                if (version >= 6)
+                {
+                    capturedAt = ReadCapturePoints(span, at, end, out problem);
+                }
             }
         }
 
@@ -268,6 +337,41 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
         }
 
         return result;
+    }
+
+    /// <summary>The capture points (count, u32.MaxValue: unknown; per topic its next offset, name length, name).</summary>
+    private static Dictionary<string, long>? ReadCapturePoints(ReadOnlySpan<byte> span, int at, int end, out string? problem)
+    {
+        const string pastEnd = FileName + ": the capture points run past the end: each topic's rescan is its newest records only";
+        problem = null;
+        if (at + 4 > end)
+        {
+            problem = pastEnd;
+            return null;
+        }
+
+        var n = BinaryPrimitives.ReadUInt32LittleEndian(span[at..]);
+        if (n == uint.MaxValue)
+        {
+            return null;
+        }
+
+        at += 4;
+        var points = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = 0u; i < n; i++)
+        {
+            int length = at + 10 <= end ? BinaryPrimitives.ReadUInt16LittleEndian(span[(at + 8)..]) : int.MaxValue;
+            if (length > end - at - 10)
+            {
+                problem = pastEnd;
+                return null;
+            }
+
+            points[Encoding.UTF8.GetString(span.Slice(at + 10, length))] = BinaryPrimitives.ReadInt64LittleEndian(span[at..]);
+            at += 10 + length;
+        }
+
+        return points;
     }
 
     /// <summary>
@@ -335,7 +439,11 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             need += 52 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length) + Encoding.UTF8.GetMaxByteCount(_capture[i].Previous.Topic?.Name.Length ?? 0);
         }
 
-        need += 4 + (24 * _epochCount);
+        need += 4 + (24 * _epochCount) + 4;
+        for (var i = 0; i < _pointCount; i++)
+        {
+            need += 10 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Length);
+        }
 
         if (_buffer.Length < need)
         {
@@ -371,6 +479,16 @@ internal sealed class ProducerCheckpoint : IThreadPoolWorkItem
             BinaryPrimitives.WriteUInt64LittleEndian(span[at..], _epochs[i].Producer);
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _epochs[i].Epoch);
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], _epochs[i].Seen);
+        }
+
+        BinaryPrimitives.WriteUInt32LittleEndian(span[at..], _pointCount < 0 ? uint.MaxValue : (uint)_pointCount);
+        at += 4;
+        for (var i = 0; i < _pointCount; i++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(span[at..], _points[i].Next);
+            var n = Encoding.UTF8.GetBytes(_points[i].Topic, span[(at + 10)..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 8)..], (ushort)n);
+            at += 10 + n;
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));
