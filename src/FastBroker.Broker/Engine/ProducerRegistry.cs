@@ -202,13 +202,23 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
     public void AttachCheckpoint(ProducerCheckpoint checkpoint) => _checkpoint = checkpoint;
 
     /// <summary>
+    /// Records written between two captures while the registry knows no producer: each capture moves the topics' capture
+    /// points, from which an open after a crash rescans (<see cref="ProducerCheckpoint.RescanLimit"/> records at most),
+    /// so a broker with no idempotent producer rescans at most this many records after a crash, not everything written
+    /// since it opened.
+    /// </summary>
+    public const int IdleCaptureInterval = 1 << 20;
+
+    /// <summary>
     /// Journaler, for each record written (idempotent or not: each pushes older ones out of a topic's rescan): captures
-    /// a checkpoint once <see cref="ProducerCheckpoint.Interval"/> were written since the last, also inside a batch (a
-    /// batch may be longer; a capture naming a record its commit then never made durable is ignored when loaded).
+    /// a checkpoint once <see cref="ProducerCheckpoint.Interval"/> were written since the last (<see
+    /// cref="IdleCaptureInterval"/> while no producer is known), also inside a batch (a batch may be longer; a capture
+    /// naming a record its commit then never made durable is ignored when loaded).
     /// </summary>
     public void CountWrite()
     {
-        if (++_sinceCapture >= ProducerCheckpoint.Interval && _checkpoint is { } checkpoint && _producers.Count > 0 && checkpoint.TryCapture(this))
+        if (++_sinceCapture >= ProducerCheckpoint.Interval && _checkpoint is { } checkpoint
+            && (_producers.Count > 0 || _sinceCapture >= IdleCaptureInterval) && checkpoint.TryCapture(this))
         {
             _sinceCapture = 0;
         }
