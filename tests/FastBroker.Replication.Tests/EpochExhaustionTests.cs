@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using FastBroker.Replication;
 using FastBroker.Server;
@@ -66,5 +67,45 @@ public sealed class EpochExhaustionTests
         Assert.Contains($"epoch={s_max}\n", File.ReadAllText(statePath), StringComparison.Ordinal);
         Assert.Equal(MaxEpoch, node.Epoch);
         await Eventually.TrueAsync(() => node.Role == NodeRole.Standby, "a stays standby");
+    }
+
+    /// <summary>
+    /// Without a witness a standby takes over on its own when its peer answers, is not primary, defers to it and holds
+    /// less of the log. At 2^63 - 2 it must not (no epoch follows), and says why once, however often it finds so.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_at_the_largest_epoch_without_a_witness_does_not_take_over_when_its_peer_defers_to_it()
+    {
+        using var dir = new TempDirectory("fastbroker-node-epoch");
+        using var peer = new DeferringPeer();
+        var lines = new ConcurrentQueue<string>();
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = $"127.0.0.1:{peer.Port}",
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+            Log = lines.Enqueue,
+        };
+        var statePath = WriteNodeState(options, MaxEpoch);
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        await Eventually.TrueAsync(() => peer.Probes >= 10 || node.Role == NodeRole.Primary, "a probes its deferring peer ten times, or takes over");
+
+        var log = string.Join(" | ", lines);
+        Assert.True(node.Role == NodeRole.Standby && node.Epoch == MaxEpoch, $"a is {node.Role} at epoch {node.Epoch} after its peer deferred to it; node.state: {File.ReadAllText(statePath)}; log: {log}");
+        Assert.Contains($"epoch={s_max}\n", File.ReadAllText(statePath), StringComparison.Ordinal);
+        var refusals = lines.Count(l => l.Contains($"standby: not taking over: no new epoch can follow epoch {s_max}", StringComparison.Ordinal));
+        Assert.True(refusals == 1, $"a said {refusals} times that it does not take over ({peer.Probes} probes of its deferring peer); log: {log}");
+    }
+
+    private static string WriteNodeState(ReplicationOptions options, long epoch)
+    {
+        var statePath = Path.Combine(options.DataDirectory, "replication", "node.state");
+        Directory.CreateDirectory(Path.GetDirectoryName(statePath)!);
+        File.WriteAllText(statePath, string.Create(CultureInfo.InvariantCulture, $"epoch={epoch}\nrole=Standby\n"));
+        return statePath;
     }
 }
