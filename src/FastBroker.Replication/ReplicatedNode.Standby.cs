@@ -286,7 +286,7 @@ public sealed partial class ReplicatedNode
     /// </remarks>
     private async Task<LeaseKeeper?> TakeLeaseAsync(WitnessClient witness, StandbyReplica replica)
     {
-        if (!await PeerMayBeGoneAsync(replica).ConfigureAwait(false))
+        if (Stopwatch.GetTimestamp() < _leaseAskAfter || !await PeerMayBeGoneAsync(replica).ConfigureAwait(false))
         {
             return null;
         }
@@ -298,6 +298,7 @@ public sealed partial class ReplicatedNode
             {
                 answer = a;
                 LogBehindDenial(a);
+                OnLeaseRefused(a);
             }).ConfigureAwait(false);
             if (lease is not null || attempt > 0 || answer is not { Kind: LeaseResultKind.Denied, StandbyBehind: false } denial
                 || denial.Remaining > _options.EffectiveLeaseTtl * 2)
@@ -356,6 +357,33 @@ public sealed partial class ReplicatedNode
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// A witness's ERROR answer to the standby's ask for the lease is logged once per message (it answers each ask the
+    /// same way). While no epoch can follow the one this node asks at (<see cref="NodeState.NoEpochAfter"/>: the witness
+    /// refuses it a new holder's epoch every time), it asks again only once per lease TTL, not every half heartbeat; it
+    /// still asks, since the witness renews the lease of a holder at that epoch.
+    /// </summary>
+    private void OnLeaseRefused(LeaseResult answer)
+    {
+        if (answer.Kind != LeaseResultKind.Error)
+        {
+            return;
+        }
+
+        var ttl = _options.EffectiveLeaseTtl;
+        var exhausted = NodeState.NoEpochAfter(LeaseEpoch) is not null;
+        if (exhausted)
+        {
+            _leaseAskAfter = Stopwatch.GetTimestamp() + (long)(ttl.TotalSeconds * Stopwatch.Frequency);
+        }
+
+        if (_leaseRefusalLogged != answer.Message)
+        {
+            _leaseRefusalLogged = answer.Message;
+            Log($"standby: the witness did not grant the lease: {answer.Message}{(exhausted ? $" (asking it again every {ttl.TotalSeconds:0.###} s, the lease TTL)" : "")}");
+        }
     }
 
     private void LogBehindDenial(LeaseResult answer)

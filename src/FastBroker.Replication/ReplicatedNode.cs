@@ -88,6 +88,8 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private long _syncDegradedSeen;
     private (string? Holder, long Epoch) _behindDenialLogged;
     private long _noEpochLogged = -1; // the epoch CanBeginEpochAfter last said no epoch follows
+    private string? _leaseRefusalLogged; // the witness's last ERROR answer to the standby's ask, logged once (OnLeaseRefused)
+    private long _leaseAskAfter; // Stopwatch timestamp: no ask for the lease before it (OnLeaseRefused)
 
     private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, NodeState state, Socket listener)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using FastBroker.Replication;
 using FastBroker.Server;
@@ -66,5 +67,88 @@ public sealed class EpochExhaustionTests
         Assert.Contains($"epoch={s_max}\n", File.ReadAllText(statePath), StringComparison.Ordinal);
         Assert.Equal(MaxEpoch, node.Epoch);
         await Eventually.TrueAsync(() => node.Role == NodeRole.Standby, "a stays standby");
+    }
+
+    /// <summary>
+    /// Without a witness a standby takes over on its own when its peer answers, is not primary, defers to it and holds
+    /// less of the log. At 2^63 - 2 it must not (no epoch follows), and says why once, however often it finds so.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_at_the_largest_epoch_without_a_witness_does_not_take_over_when_its_peer_defers_to_it()
+    {
+        using var dir = new TempDirectory("fastbroker-node-epoch");
+        using var peer = new DeferringPeer();
+        var lines = new ConcurrentQueue<string>();
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = $"127.0.0.1:{peer.Port}",
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+            Log = lines.Enqueue,
+        };
+        var statePath = WriteNodeState(options, MaxEpoch);
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        await Eventually.TrueAsync(() => peer.Probes >= 10 || node.Role == NodeRole.Primary, "a probes its deferring peer ten times, or takes over");
+
+        var log = string.Join(" | ", lines);
+        Assert.True(node.Role == NodeRole.Standby && node.Epoch == MaxEpoch, $"a is {node.Role} at epoch {node.Epoch} after its peer deferred to it; node.state: {File.ReadAllText(statePath)}; log: {log}");
+        Assert.Contains($"epoch={s_max}\n", File.ReadAllText(statePath), StringComparison.Ordinal);
+        var refusals = lines.Count(l => l.Contains($"standby: not taking over: no new epoch can follow epoch {s_max}", StringComparison.Ordinal));
+        Assert.True(refusals == 1, $"a said {refusals} times that it does not take over ({peer.Probes} probes of its deferring peer); log: {log}");
+    }
+
+    /// <summary>
+    /// With a witness a standby whose primary is silent asks for the lease every half heartbeat; at 2^63 - 2 the witness
+    /// refuses it every time (ERROR, no epoch follows). The standby says so once, and asks only once per lease TTL
+    /// (30 s here) while it cannot be granted a new epoch, not at each round of its loop.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_at_the_largest_epoch_logs_the_witness_refusal_once_and_asks_once_per_lease_ttl()
+    {
+        using var dir = new TempDirectory("fastbroker-node-epoch");
+        using var witness = new RefusingWitness();
+        var lines = new ConcurrentQueue<string>();
+        var rounds = 0;
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = "127.0.0.1:1", // nobody: the primary is silent
+            Witness = witness.Endpoint,
+            LeaseTtl = TimeSpan.FromSeconds(30),
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+            Log = lines.Enqueue,
+            LinkEnded = _ => Interlocked.Increment(ref rounds),
+        };
+        WriteNodeState(options, MaxEpoch);
+        const string Refusal = "standby: the witness did not grant the lease: no new epoch can follow epoch";
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+        await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Refusal, StringComparison.Ordinal)) || witness.Asks >= 10, "a logs the witness's refusal, or asks ten times");
+        Assert.True(lines.Any(l => l.Contains(Refusal, StringComparison.Ordinal)), $"a asked the witness {witness.Asks} times and never logged its refusal; log: {string.Join(" | ", lines)}");
+
+        var asks = witness.Asks;
+        var from = Volatile.Read(ref rounds);
+        await Eventually.TrueAsync(() => Volatile.Read(ref rounds) >= from + 20, "20 more rounds of a's standby loop");
+        var more = witness.Asks - asks;
+        var logged = lines.Count(l => l.Contains(Refusal, StringComparison.Ordinal));
+        Assert.True(more <= 1, $"a asked the witness {more} more times in 20 rounds of its standby loop after the refusal (lease TTL 30 s); log: {string.Join(" | ", lines)}");
+        Assert.True(logged == 1, $"a logged the witness's refusal {logged} times; log: {string.Join(" | ", lines)}");
+        Assert.Equal(NodeRole.Standby, node.Role);
+        Assert.Equal(MaxEpoch, node.Epoch);
+    }
+
+    private static string WriteNodeState(ReplicationOptions options, long epoch)
+    {
+        var statePath = Path.Combine(options.DataDirectory, "replication", "node.state");
+        Directory.CreateDirectory(Path.GetDirectoryName(statePath)!);
+        File.WriteAllText(statePath, string.Create(CultureInfo.InvariantCulture, $"epoch={epoch}\nrole=Standby\n"));
+        return statePath;
     }
 }

@@ -1,6 +1,7 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using FastBroker.Storage;
+using Microsoft.Win32.SafeHandles;
 
 namespace FastBroker.Engine;
 
@@ -22,6 +23,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
     private readonly StateFileFlusher? _flusher;
+    private readonly SafeFileHandle _handle; // the mapped file's descriptor, closed with the mapping
     private readonly object _syncLock = new(); // Sync against Dispose
     private readonly object _waitLock = new();
     private readonly List<(long Generation, TaskCompletionSource Done)> _waiters = [];
@@ -30,9 +32,10 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     private int _queued; // 1 while the flusher holds this file in its queue
     private bool _disposed;
 
-    private MappedStateFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long length, bool created, StateFileFlusher? flusher)
+    private MappedStateFile(string path, SafeFileHandle handle, MemoryMappedFile map, MemoryMappedViewAccessor view, long length, bool created, StateFileFlusher? flusher)
     {
         Path = path;
+        _handle = handle;
         _map = map;
         _view = view;
         Length = length;
@@ -140,7 +143,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
 
             map = MemoryMappedFile.CreateFromFile(stream, mapName: null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
             var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
-            return new MappedStateFile(path, map, view, length, created, flusher);
+            return new MappedStateFile(path, stream.SafeFileHandle, map, view, length, created, flusher);
         }
         catch (Exception) when (created)
         {
@@ -306,6 +309,34 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         }
 
         CompleteWaiters(null);
+    }
+
+    /// <summary>
+    /// True when the mapped file was removed from its directory (its name unlinked; whatever was made at
+    /// <see cref="Path"/> since is another file): updates still reach the mapping but no file anyone can open, and are
+    /// dropped when it is closed. False while it has a name, once closed, or where <c>/proc/self/fd</c> cannot tell (not
+    /// Linux). One <c>readlink</c> (the kernel marks an unlinked file's link " (deleted)"): for a close or a periodic
+    /// check, not for each update.
+    /// </summary>
+    public bool WasRemoved()
+    {
+        lock (_syncLock)
+        {
+            if (_disposed || !OperatingSystem.IsLinux())
+            {
+                return false;
+            }
+
+            try
+            {
+                var target = new FileInfo($"/proc/self/fd/{_handle.DangerousGetHandle()}").LinkTarget;
+                return target is not null && target.EndsWith(" (deleted)", StringComparison.Ordinal);
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
     }
 
     /// <summary>Unmaps the file; updates whose sync was requested and not yet done are msynced first.</summary>

@@ -248,6 +248,15 @@ internal sealed class PositionStore : IDisposable
     /// <summary>The sync generation the last msync covers.</summary>
     public long Synced => _file.Synced;
 
+    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved"/>).</summary>
+    public bool WasRemoved()
+    {
+        lock (_gate)
+        {
+            return _file.WasRemoved();
+        }
+    }
+
     /// <summary>Unmaps the file once no call is using it; every call after it throws <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
