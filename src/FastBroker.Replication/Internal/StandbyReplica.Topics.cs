@@ -106,6 +106,11 @@ internal sealed partial class StandbyReplica
     /// <exception cref="IOException">The directory was not removed (damage, or files no creation makes).</exception>
     private void RemoveLeftover(string name, string dir)
     {
+        if (KeepsGroupState(name, dir))
+        {
+            return;
+        }
+
         try
         {
             TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
@@ -120,6 +125,45 @@ internal sealed partial class StandbyReplica
             throw new IOException($"topic '{name}': '{dir}' has no '{TopicRegistry.MetaFile}' and could not be removed (logged); its copy is not created there");
         }
     }
+
+    /// <summary>
+    /// A work-queue group's state reaches the standby apart from the stream (the state files), so it can come before the
+    /// topic's first records, and a copy's directory then holds <c>groups/</c> and no <c>topic.meta</c>. The copy is
+    /// created beside it: what an earlier creation left there (the journal first, then the pending settings) is removed,
+    /// never the group state. False when the directory holds no <c>groups/</c>, or anything no creation makes besides it.
+    /// </summary>
+    /// <exception cref="IOException">A journal beside no settings file: damage, refused as the open refuses it.</exception>
+    private bool KeepsGroupState(string name, string dir)
+    {
+        var entries = Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).ToArray();
+        if (!entries.Contains(GroupsDirectory, StringComparer.Ordinal)
+            || entries.Any(e => e is not (GroupsDirectory or TopicRegistry.PendingMetaFile or TopicRegistry.JournalDirectory)
+                && e != TopicRegistry.PendingMetaFile + ".tmp" && e != TopicRegistry.MetaFile + ".tmp"))
+        {
+            return false;
+        }
+
+        var journal = Path.Combine(dir, TopicRegistry.JournalDirectory);
+        var pending = Path.Combine(dir, TopicRegistry.PendingMetaFile);
+        if (Directory.Exists(journal))
+        {
+            if (!File.Exists(pending))
+            {
+                throw new IOException($"topic '{name}': '{Path.Combine(dir, TopicRegistry.MetaFile)}' is missing beside the topic's journal; its copy is not created there");
+            }
+
+            Step($"delete recursively {journal}");
+            Directory.Delete(journal, recursive: true);
+            LogTopic($"topic '{name}': removed the journal a creation that did not complete left in '{dir}', beside the group state kept there");
+        }
+
+        File.Delete(pending);
+        File.Delete(pending + ".tmp");
+        File.Delete(Path.Combine(dir, TopicRegistry.MetaFile + ".tmp"));
+        return true;
+    }
+
+    private const string GroupsDirectory = "groups";
 
     private void LogTopic(string line) => _options.Log?.Invoke("replication: " + line);
 }
