@@ -304,8 +304,9 @@ internal sealed partial class StandbyLink
 
     /// <summary>
     /// Appends up to about <paramref name="budget"/> bytes of <paramref name="t"/>'s unshipped records to
-    /// <paramref name="f"/>, sending when it fills; big runs go straight from the mapping unless <paramref name="copy"/>
-    /// (then nothing is sent here: the caller sends <paramref name="f"/>). Returns the record bytes taken.
+    /// <paramref name="f"/>, sending when it fills; big runs go straight from the mapping (for as long as the socket takes
+    /// them within <see cref="s_mappedSendHold"/>, see <see cref="SendMapped"/>) unless <paramref name="copy"/> (then
+    /// nothing is sent here: the caller sends <paramref name="f"/>). Returns the record bytes taken.
     /// </summary>
     private long Ship(FrameBuffer f, LinkTopic t, int budget = TopicBudgetBytes, bool copy = false)
     {
@@ -357,12 +358,12 @@ internal sealed partial class StandbyLink
             }
             else
             {
-                // A big run (catch-up): the header from the buffer, the records straight from the mapping.
+                // A big run (catch-up): the header from the buffer, the records straight from the mapping, for as long
+                // as the socket takes them within the hold bound (see SendMapped).
                 f.End(trailing: run.Length);
                 lock (_sendLock)
                 {
-                    f.SendTo(_socket);
-                    Wire.SendAll(_socket, run.Bytes);
+                    SendMapped(f, run.Bytes, t.Reader);
                 }
             }
 

@@ -277,6 +277,59 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// As above, with runs the sender sends straight from the mapping (segments of 1 MiB, records of 32 KiB: runs of
+    /// 256 KiB, over the 64 KiB it copies): the send that blocks on the stalled standby is one from the mapping of the
+    /// segment retention then deletes. A send from the mapping that the socket has not taken within a bound copies what
+    /// is left and parks the reader, so no mapping of a deleted file stays while the standby is stalled.
+    /// </summary>
+    [Fact]
+    public async Task A_sender_blocked_sending_from_the_mapping_keeps_no_deleted_segment_mapped()
+    {
+        const string Stream = "mapped.stream";
+        using var dir = new TempDirectory();
+        var log = new ConcurrentQueue<string>();
+        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = 8 << 20 }, Stream, TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = 4 << 20, Acks = AckMode.Local });
+        var (a, proxy, primary) = (pair.A, pair.Proxy, pair.Journal);
+        var head = 1;
+        async Task PublishAsync(int mib)
+        {
+            for (var end = head + (mib * 32); head < end; head += 32)
+            {
+                var burst = Enumerable.Range(head, 32).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
+                Assert.Equal(Enumerable.Range(head, 32).Select(i => (long)i), await Task.WhenAll(burst));
+                await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
+                primary.ApplyRetention();
+            }
+        }
+
+        // A slow link: 12 MiB is far more than the socket buffers take, so the sender is catching up (runs of 256 KiB
+        // from the mapping) when b stalls, and less than retention plus the hold bound; then retention passes it.
+        proxy!.BytesPerSecond = 256 << 10;
+        await PublishAsync(12);
+        proxy.Stall();
+        await PublishAsync(24);
+        Assert.True(primary.PinOverrides > 0, $"retention never passed the lagging standby ({primary.SizeOnDisk} bytes kept from offset {primary.FirstOffset})");
+
+        var left = new List<string>();
+        var released = Eventually.TryWait(
+            () =>
+            {
+                primary.ApplyRetention();
+                return (left = DeletedMappings(primary.Directory)).Count == 0;
+            },
+            TimeSpan.FromSeconds(20));
+        Assert.True(released, $"a deleted segment of a's journal stays mapped while b is stalled (a send from the mapping blocked): {string.Join(", ", left)}");
+        Assert.Equal(0, NodeStatus.Parse(a.GetStatusJson()).Standby!.RetentionPassed); // still stalled: the link is up
+
+        proxy.BytesPerSecond = 0;
+        proxy.Resume();
+        await Eventually.TrueAsync(
+            () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(Stream),
+            "b restarts its copy and catches up");
+        Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
+    }
+
     /// <summary>Mappings in this process of files in <paramref name="directory"/> that were unlinked (<c>/proc/self/maps</c>).</summary>
     private static List<string> DeletedMappings(string directory)
     {
