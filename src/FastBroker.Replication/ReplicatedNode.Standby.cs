@@ -361,7 +361,7 @@ public sealed partial class ReplicatedNode
 
     /// <summary>
     /// A witness's ERROR answer to the standby's ask for the lease is logged once per message (it answers each ask the
-    /// same way). While no epoch can follow the one this node asks at (<see cref="NodeState.NoEpochAfter"/>: the witness
+    /// same way; an answer outside the protocol is the witness client's line, not repeated). While no epoch can follow the one this node asks at (<see cref="NodeState.NoEpochAfter"/>: the witness
     /// refuses it a new holder's epoch every time), it asks again only once per lease TTL, not every half heartbeat; it
     /// still asks, since the witness renews the lease of a holder at that epoch.
     /// </summary>
@@ -379,7 +379,8 @@ public sealed partial class ReplicatedNode
             _leaseAskAfter = Stopwatch.GetTimestamp() + (long)(ttl.TotalSeconds * Stopwatch.Frequency);
         }
 
-        if (_leaseRefusalLogged != answer.Message)
+        // An answer outside the protocol is on the line the witness client logged already: one line per bad answer.
+        if (!answer.Logged && _leaseRefusalLogged != answer.Message)
         {
             _leaseRefusalLogged = answer.Message;
             Log($"standby: the witness did not grant the lease: {answer.Message}{(exhausted ? $" (asking it again every {ttl.TotalSeconds:0.###} s, the lease TTL)" : "")}");
