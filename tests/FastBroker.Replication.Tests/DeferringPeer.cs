@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Net;
 using System.Net.Sockets;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
@@ -11,70 +9,23 @@ namespace FastBroker.ReplicationTests;
 /// standby at epoch 0 that knows its heads (none) and defers to the node probing it, and refuses a HELLO (not primary).
 /// A node at a later epoch holds more of the log than it, so without a witness that node would take over on its own.
 /// </summary>
-internal sealed class DeferringPeer : IDisposable
+internal sealed class DeferringPeer : LoopbackFake
 {
     private const byte StatusHeadsKnown = 1; // ReplicatedNode's STATUS flags
     private const byte StatusDefers = 2;
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    private readonly Thread _thread;
     private int _probes;
 
     public DeferringPeer()
-    {
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(16);
-        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        _thread = new Thread(Serve) { IsBackground = true, Name = "deferring-peer" };
-        _thread.Start();
-    }
-
-    public int Port { get; }
+        : base("deferring-peer") => Start();
 
     /// <summary>How many PROBEs it answered (saying it defers).</summary>
     public int Probes => Volatile.Read(ref _probes);
 
-    public void Dispose()
+    protected override bool Serve(Socket socket)
     {
-        _listener.Dispose();
-        _thread.Join(TimeSpan.FromSeconds(10));
-    }
-
-    private void Serve()
-    {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = _listener.Accept();
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            using (socket)
-            {
-                try
-                {
-                    Answer(socket);
-                }
-                catch (SocketException)
-                {
-                    // The node gave up on this connection: it tries again.
-                }
-            }
-        }
-    }
-
-    private void Answer(Socket socket)
-    {
-        socket.ReceiveTimeout = 10_000;
-        var header = new byte[5];
-        ReceiveExactly(socket, header);
-        ReceiveExactly(socket, new byte[BinaryPrimitives.ReadUInt32LittleEndian(header) - 1]);
+        var (kind, _) = ReceiveFrame(socket);
         var f = new FrameBuffer(256);
-        if ((FrameKind)header[4] == FrameKind.Probe)
+        if (kind == FrameKind.Probe)
         {
             f.Begin(FrameKind.Status).U8((byte)NodeRole.Standby).I64(0).Str("b").U8(StatusHeadsKnown | StatusDefers).U32(0);
             Interlocked.Increment(ref _probes);
@@ -86,19 +37,6 @@ internal sealed class DeferringPeer : IDisposable
 
         f.End();
         f.SendTo(socket);
-    }
-
-    private static void ReceiveExactly(Socket socket, byte[] buffer)
-    {
-        for (var read = 0; read < buffer.Length;)
-        {
-            var n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
-            if (n == 0)
-            {
-                throw new SocketException((int)SocketError.ConnectionReset);
-            }
-
-            read += n;
-        }
+        return true;
     }
 }

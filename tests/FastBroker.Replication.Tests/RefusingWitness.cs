@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using FastBroker.Replication;
@@ -11,71 +10,36 @@ namespace FastBroker.ReplicationTests;
 /// witness answers a new holder at epoch 2^63 - 2 (<c>ERROR no new epoch can follow epoch 9223372036854775806: …</c>,
 /// the text <see cref="WitnessServer"/> sends); STATUS: no holder.
 /// </summary>
-internal sealed class RefusingWitness : IDisposable
+internal sealed class RefusingWitness : LoopbackFake
 {
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    private readonly Thread _thread;
     private int _asks;
 
     public RefusingWitness()
-    {
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(16);
-        Endpoint = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndPoint!).Port}";
-        _thread = new Thread(Serve) { IsBackground = true, Name = "refusing-witness" };
-        _thread.Start();
-    }
+        : base("refusing-witness") => Start();
 
-    public string Endpoint { get; }
+    public string Endpoint => $"127.0.0.1:{Port}";
 
     /// <summary>How many ACQUIREs it refused.</summary>
     public int Asks => Volatile.Read(ref _asks);
 
-    public void Dispose()
+    // One connection at a time is enough: the node's client keeps one, and makes a new one after a failure.
+    protected override bool Serve(Socket socket)
     {
-        _listener.Dispose();
-        _thread.Join(TimeSpan.FromSeconds(10));
-    }
-
-    private void Serve()
-    {
-        while (true)
+        using var stream = new NetworkStream(socket);
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        while (reader.ReadLine() is { } line)
         {
-            Socket socket;
-            try
+            var answer = line.StartsWith("ACQUIRE ", StringComparison.Ordinal)
+                ? WitnessProtocol.FormatError(NodeState.NoEpochAfter(NodeState.MaxEpoch)!)
+                : line == "STATUS" ? WitnessProtocol.FormatStatus(null, 0, 0) : WitnessProtocol.FormatError("unexpected request");
+            if (line.StartsWith("ACQUIRE ", StringComparison.Ordinal))
             {
-                socket = _listener.Accept();
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                return;
+                Interlocked.Increment(ref _asks);
             }
 
-            // One connection at a time is enough: the node's client keeps one, and makes a new one after a failure.
-            using (socket)
-            using (var stream = new NetworkStream(socket))
-            using (var reader = new StreamReader(stream, Encoding.ASCII))
-            {
-                try
-                {
-                    while (reader.ReadLine() is { } line)
-                    {
-                        var answer = line.StartsWith("ACQUIRE ", StringComparison.Ordinal)
-                            ? WitnessProtocol.FormatError(NodeState.NoEpochAfter(NodeState.MaxEpoch)!)
-                            : line == "STATUS" ? WitnessProtocol.FormatStatus(null, 0, 0) : WitnessProtocol.FormatError("unexpected request");
-                        if (line.StartsWith("ACQUIRE ", StringComparison.Ordinal))
-                        {
-                            Interlocked.Increment(ref _asks);
-                        }
-
-                        stream.Write(Encoding.ASCII.GetBytes(answer));
-                    }
-                }
-                catch (IOException)
-                {
-                    // The node closed or reset its connection: it connects again.
-                }
-            }
+            stream.Write(Encoding.ASCII.GetBytes(answer));
         }
+
+        return true;
     }
 }

@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
@@ -128,13 +126,11 @@ public sealed class PeerTakingOverTests
     /// A fake peer on the replication port: answers PROBE with a STATUS of a node that is deciding (not primary, epoch 0),
     /// with heads ahead on one topic until the first HELLO and without heads after it; refuses a HELLO (not primary).
     /// </summary>
-    private sealed class TakingOverPeer : IDisposable
+    private sealed class TakingOverPeer : LoopbackFake
     {
         private const byte StatusHeadsKnown = 1; // ReplicatedNode's STATUS flag
-        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         private readonly string _topic;
         private readonly long _head;
-        private readonly Thread _thread;
         private readonly bool _vanishAfterHello;
         private volatile bool _helloSeen;
         private volatile bool _vanished;
@@ -145,18 +141,13 @@ public sealed class PeerTakingOverTests
         /// <param name="head">Its head on that topic.</param>
         /// <param name="vanishAfterHello">Stop listening (as a dead node) once the first HELLO is refused.</param>
         public TakingOverPeer(string aheadOn, long head, bool vanishAfterHello = false)
+            : base("fake-peer")
         {
             _topic = aheadOn;
             _head = head;
             _vanishAfterHello = vanishAfterHello;
-            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            _listener.Listen(16);
-            Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-            _thread = new Thread(Serve) { IsBackground = true, Name = "fake-peer" };
-            _thread.Start();
+            Start();
         }
-
-        public int Port { get; }
 
         public int ProbesWithoutHeads => Volatile.Read(ref _probesWithoutHeads);
 
@@ -165,56 +156,13 @@ public sealed class PeerTakingOverTests
         /// <summary>A <see cref="Stopwatch"/> timestamp taken before the first answer with heads was sent; 0 before.</summary>
         public long FirstHeadsAnsweredAt => Interlocked.Read(ref _firstHeadsAnsweredAt);
 
-        public void Dispose()
+        protected override void Stopped() => _vanished = true; // from now on the node's connects are refused
+
+        protected override bool Serve(Socket socket)
         {
-            _listener.Dispose();
-            _thread.Join(TimeSpan.FromSeconds(10));
-        }
-
-        private void Serve()
-        {
-            while (true)
-            {
-                Socket socket;
-                try
-                {
-                    socket = _listener.Accept();
-                }
-                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                using (socket)
-                {
-                    try
-                    {
-                        Answer(socket);
-                    }
-                    catch (SocketException)
-                    {
-                        // The node gave up on this connection (a probe times out after 500 ms): it tries again.
-                    }
-                }
-
-                if (_vanishAfterHello && _helloSeen)
-                {
-                    _listener.Dispose(); // from now on the node's connects are refused
-                    _vanished = true;
-                    return;
-                }
-            }
-        }
-
-        private void Answer(Socket socket)
-        {
-            socket.ReceiveTimeout = 10_000;
-            var header = new byte[5];
-            ReceiveExactly(socket, header);
-            var body = new byte[BinaryPrimitives.ReadUInt32LittleEndian(header) - 1];
-            ReceiveExactly(socket, body);
+            var (kind, _) = ReceiveFrame(socket);
             var f = new FrameBuffer(256);
-            if ((FrameKind)header[4] == FrameKind.Probe)
+            if (kind == FrameKind.Probe)
             {
                 var withHeads = !_helloSeen;
                 if (!withHeads)
@@ -240,20 +188,7 @@ public sealed class PeerTakingOverTests
 
             f.End();
             f.SendTo(socket);
-        }
-
-        private static void ReceiveExactly(Socket socket, byte[] buffer)
-        {
-            for (var read = 0; read < buffer.Length;)
-            {
-                var n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
-                if (n == 0)
-                {
-                    throw new SocketException((int)SocketError.ConnectionReset);
-                }
-
-                read += n;
-            }
+            return !(_vanishAfterHello && _helloSeen);
         }
     }
 }
