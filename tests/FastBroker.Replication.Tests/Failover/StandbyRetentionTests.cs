@@ -234,51 +234,15 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
     /// blocked send must keep). When the standby reads again the link ends at the gap and its copy restarts.
     /// </summary>
     [Fact]
-    public async Task A_sender_blocked_on_a_lagging_standby_keeps_no_deleted_segment_mapped()
-    {
-        const string Stream = "blocked.stream";
-        using var dir = new TempDirectory();
-        var log = new ConcurrentQueue<string>();
-        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = 16 << 20 }, Stream, TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 32 << 10, RetentionBytes = 512 << 10, Acks = AckMode.Local });
-        var (a, proxy, primary) = (pair.A, pair.Proxy, pair.Journal);
-        var head = 1;
-        async Task PublishAsync(int mib)
-        {
-            for (var end = head + (mib * 128); head < end; head += 256)
-            {
-                var burst = Enumerable.Range(head, 256).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 8 << 10)).AsTask());
-                Assert.Equal(Enumerable.Range(head, 256).Select(i => (long)i), await Task.WhenAll(burst));
-                await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
-                primary.ApplyRetention();
-            }
-        }
-
-        // A slow link: 12 MiB is far more than the socket buffers take (4 MiB), so the sender is catching up when b
-        // stalls, and less than the hold bound (16 MiB), so retention has not passed it yet; then it does.
-        proxy!.BytesPerSecond = 256 << 10;
-        await PublishAsync(12);
-        proxy.Stall();
-        await PublishAsync(16);
-        Assert.True(primary.PinOverrides > 0, $"retention never passed the lagging standby ({primary.SizeOnDisk} bytes kept from offset {primary.FirstOffset})");
-
-        var left = new List<string>();
-        var released = Eventually.TryWait(
-            () =>
-            {
-                primary.ApplyRetention();
-                return (left = DeletedMappings(primary.Directory)).Count == 0;
-            },
-            TimeSpan.FromSeconds(20));
-        Assert.True(released, $"a deleted segment of a's journal stays mapped while b is stalled: {string.Join(", ", left)}");
-        Assert.Equal(0, NodeStatus.Parse(a.GetStatusJson()).Standby!.RetentionPassed); // still stalled: the link is up
-
-        proxy.BytesPerSecond = 0;
-        proxy.Resume();
-        await Eventually.TrueAsync(
-            () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(Stream),
-            "b restarts its copy and catches up");
-        Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
-    }
+    public Task A_sender_blocked_on_a_lagging_standby_keeps_no_deleted_segment_mapped() =>
+        StalledSenderKeepsNoDeletedSegmentAsync(
+            "blocked.stream",
+            TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 32 << 10, RetentionBytes = 512 << 10, Acks = AckMode.Local },
+            holdBytes: 16 << 20,
+            recordBytes: 8 << 10,
+            burst: 256,
+            mibAfterStall: 16,
+            how: "");
 
     /// <summary>
     /// As above, with runs the sender sends straight from the mapping (segments of 1 MiB, records of 32 KiB: runs of
@@ -287,31 +251,44 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
     /// is left and parks the reader, so no mapping of a deleted file stays while the standby is stalled.
     /// </summary>
     [Fact]
-    public async Task A_sender_blocked_sending_from_the_mapping_keeps_no_deleted_segment_mapped()
+    public Task A_sender_blocked_sending_from_the_mapping_keeps_no_deleted_segment_mapped() =>
+        StalledSenderKeepsNoDeletedSegmentAsync(
+            "mapped.stream",
+            TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = 4 << 20, Acks = AckMode.Local },
+            holdBytes: 8 << 20,
+            recordBytes: 32 << 10,
+            burst: 32,
+            mibAfterStall: 24,
+            how: " (a send from the mapping blocked)");
+
+    /// <summary>
+    /// The two tests above: 12 MiB published over a slow link (256 KiB/s; far more than the socket buffers take, less
+    /// than the hold bound), so the sender is catching up when b stalls; <paramref name="mibAfterStall"/> MiB more, so
+    /// retention passes it; then no deleted segment of a's journal may stay mapped while b is stalled, and once b reads
+    /// again its copy restarts.
+    /// </summary>
+    private static async Task StalledSenderKeepsNoDeletedSegmentAsync(string stream, TopicOptions topic, long holdBytes, int recordBytes, int burst, int mibAfterStall, string how)
     {
-        const string Stream = "mapped.stream";
         using var dir = new TempDirectory();
         var log = new ConcurrentQueue<string>();
-        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = 8 << 20 }, Stream, TopicOptions.Default with { SegmentBytes = 1 << 20, MaxMessageBytes = 64 << 10, RetentionBytes = 4 << 20, Acks = AckMode.Local });
+        await using var pair = await StartProxiedWithFirstRecordAsync(dir, log, o => o with { MaxRetentionHoldBytes = holdBytes }, stream, topic);
         var (a, proxy, primary) = (pair.A, pair.Proxy, pair.Journal);
         var head = 1;
         async Task PublishAsync(int mib)
         {
-            for (var end = head + (mib * 32); head < end; head += 32)
+            for (var end = head + (mib * ((1 << 20) / recordBytes)); head < end; head += burst)
             {
-                var burst = Enumerable.Range(head, 32).Select(i => a.Broker!.PublishAsync(Stream, Payloads.Padded($"r{i}|", 32 << 10)).AsTask());
-                Assert.Equal(Enumerable.Range(head, 32).Select(i => (long)i), await Task.WhenAll(burst));
+                var sent = Enumerable.Range(head, burst).Select(i => a.Broker!.PublishAsync(stream, Payloads.Padded($"r{i}|", recordBytes)).AsTask());
+                Assert.Equal(Enumerable.Range(head, burst).Select(i => (long)i), await Task.WhenAll(sent));
                 await Eventually.TrueAsync(() => AllSealed(primary), "a seals its closed segments");
                 primary.ApplyRetention();
             }
         }
 
-        // A slow link: 12 MiB is far more than the socket buffers take, so the sender is catching up (runs of 256 KiB
-        // from the mapping) when b stalls, and less than retention plus the hold bound; then retention passes it.
         proxy!.BytesPerSecond = 256 << 10;
         await PublishAsync(12);
         proxy.Stall();
-        await PublishAsync(24);
+        await PublishAsync(mibAfterStall);
         Assert.True(primary.PinOverrides > 0, $"retention never passed the lagging standby ({primary.SizeOnDisk} bytes kept from offset {primary.FirstOffset})");
 
         var left = new List<string>();
@@ -322,13 +299,13 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
                 return (left = DeletedMappings(primary.Directory)).Count == 0;
             },
             TimeSpan.FromSeconds(20));
-        Assert.True(released, $"a deleted segment of a's journal stays mapped while b is stalled (a send from the mapping blocked): {string.Join(", ", left)}");
+        Assert.True(released, $"a deleted segment of a's journal stays mapped while b is stalled{how}: {string.Join(", ", left)}");
         Assert.Equal(0, NodeStatus.Parse(a.GetStatusJson()).Standby!.RetentionPassed); // still stalled: the link is up
 
         proxy.BytesPerSecond = 0;
         proxy.Resume();
         await Eventually.TrueAsync(
-            () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(Stream),
+            () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(stream),
             "b restarts its copy and catches up");
         Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
     }
