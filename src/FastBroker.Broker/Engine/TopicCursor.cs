@@ -228,13 +228,17 @@ internal sealed class TopicCursor : IDisposable
 
             _next++;
             n++;
-            var buffer = _scratch.AsSpan();
-            sink.Offer(
-                new MessageView(Topic, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
-                e.Flags);
+            sink.Offer(ViewOf(e, _scratch), e.Flags);
         }
 
         return n;
+    }
+
+    /// <summary>The message <paramref name="e"/> as read into <paramref name="buffer"/> (key, headers, payload in turn).</summary>
+    private MessageView ViewOf(TransientEntry e, byte[] buffer)
+    {
+        var bytes = buffer.AsSpan();
+        return new MessageView(Topic, e.Offset, e.Timestamp, bytes[..e.KeyLength], bytes.Slice(e.KeyLength, e.HeadersLength), bytes.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0);
     }
 
     /// <summary>
@@ -257,10 +261,7 @@ internal sealed class TopicCursor : IDisposable
             if (status == TransientReadStatus.Ok)
             {
                 _next++;
-                var buffer = rented.AsSpan();
-                sink.Offer(
-                    new MessageView(Topic, e.Offset, e.Timestamp, buffer[..e.KeyLength], buffer.Slice(e.KeyLength, e.HeadersLength), buffer.Slice(e.KeyLength + e.HeadersLength, e.PayloadLength), 0),
-                    e.Flags);
+                sink.Offer(ViewOf(e, rented), e.Flags);
             }
 
             return status;
