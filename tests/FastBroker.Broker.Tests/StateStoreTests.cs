@@ -108,6 +108,49 @@ public class StateStoreTests
     }
 
     [Fact]
+    public async Task A_waiter_that_arrives_after_its_generations_sync_failed_is_failed_not_left_waiting()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("late.pos");
+        var fault = true;
+        var flusher = new StateFileFlusher
+        {
+            SyncFault = _ =>
+            {
+                if (Volatile.Read(ref fault))
+                {
+                    throw new InvalidOperationException("injected sync fault");
+                }
+            },
+        };
+        using var store = PositionStore.Open(path, flusher);
+        store.Commit("t", 1);
+        var generation = store.RequestSync();
+
+        // The flusher fails that generation's sync before anyone waits for it (a commit's caller can be this slow).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (flusher.Failures == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the flusher did not try the sync within 30 s");
+            await Task.Delay(10);
+        }
+
+        // Nothing queues the file again; without the failure kept, this waiter waited for ever.
+        var late = store.WaitForSyncAsync(generation);
+        var failed = await Assert.ThrowsAsync<BrokerException>(() => late.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(BrokerErrorCode.StorageError, failed.Code);
+        Assert.Contains("injected sync fault", failed.Message, StringComparison.Ordinal);
+
+        // A later request is tried again, and its waiter completes.
+        Volatile.Write(ref fault, false);
+        store.Commit("t", 2);
+        var again = store.RequestSync();
+        await store.WaitForSyncAsync(again).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(store.Synced >= again);
+        await store.WaitForSyncAsync(generation).WaitAsync(TimeSpan.FromSeconds(20)); // covered by the later sync
+    }
+
+    [Fact]
     public async Task A_sync_that_throws_anything_fails_that_files_waiters_and_the_flusher_goes_on()
     {
         using var dir = new TempDirectory();

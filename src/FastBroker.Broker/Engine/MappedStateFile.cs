@@ -29,6 +29,8 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     private readonly List<(long Generation, TaskCompletionSource Done)> _waiters = [];
     private long _requested; // Interlocked: sync requests so far (a generation)
     private long _synced; // the generation the last completed msync covers
+    private long _failedThrough; // under _waitLock: the generations the last failed msync was to cover (a waiter for one is failed at once)
+    private Exception? _failure; // under _waitLock: that failure
     private int _queued; // 1 while the flusher holds this file in its queue
     private bool _disposed;
 
@@ -242,6 +244,12 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
                 return Task.FromException(new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
             }
 
+            if (generation <= _failedThrough)
+            {
+                // Its sync failed before this waiter came, and nothing queues the file again until the next request.
+                return Task.FromException(_failure!);
+            }
+
             _waiters.Add((generation, done));
         }
 
@@ -280,6 +288,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
             {
                 // Not only IOException: anything escaping here would escape the flusher's pool work item and end the process.
                 failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+                KeepFailure(covered, failure);
             }
         }
 
@@ -291,7 +300,28 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     internal void FailSync(Exception e)
     {
         Volatile.Write(ref _queued, 0);
-        CompleteWaiters(new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}"));
+        var failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+        KeepFailure(Volatile.Read(ref _requested), failure);
+        CompleteWaiters(failure);
+    }
+
+    /// <summary>
+    /// A failed msync was to cover the generations up to <paramref name="covered"/>: a waiter for one of them that comes
+    /// after the failure (its <see cref="RequestSync"/> returned before the flusher ran, its wait began after) is failed
+    /// at once, as the waiters already there are, instead of waiting for a sync nobody queues. A later sync that
+    /// succeeds covers them again (<see cref="Synced"/> is checked first).
+    /// </summary>
+    private void KeepFailure(long covered, Exception failure)
+    {
+        lock (_waitLock)
+        {
+            if (covered > _failedThrough)
+            {
+                _failedThrough = covered;
+            }
+
+            _failure = failure;
+        }
     }
 
     /// <summary>Forces the mapping to disk (msync) now, on the caller's thread: needed only against OS crashes and power loss.</summary>
