@@ -7,6 +7,7 @@ namespace FastBroker.Journal;
 public sealed partial class JournalLog
 {
     private long _crcChecks;
+    private long _timeSearchProbes;
 
     private void Locate(ReadStart start, out Segment? segment, out int position, out long offset)
     {
@@ -102,8 +103,10 @@ public sealed partial class JournalLog
 
             var next = segments[0].BaseOffset;
             var retired = false;
+            var probes = 0;
             foreach (var s in segments)
             {
+                probes++;
                 // The durable word first: the last timestamp is stored before the records it covers are published.
                 var durable = s.Durable;
                 if (s.LastTimestamp < timestamp)
@@ -121,6 +124,7 @@ public sealed partial class JournalLog
                 var count = Segment.CountOf(s.Durable);
                 if (TryFindTimestamp(s, count, timestamp, out position, out offset))
                 {
+                    CountTimeSearchProbes(probes);
                     segment = s;
                     return;
                 }
@@ -129,6 +133,7 @@ public sealed partial class JournalLog
                 s.Release();
             }
 
+            CountTimeSearchProbes(probes);
             if (retired)
             {
                 continue;
@@ -245,6 +250,14 @@ public sealed partial class JournalLog
     /// watermark). Grows only; for tests.
     /// </summary>
     internal long CrcChecks => Volatile.Read(ref _crcChecks);
+
+    /// <summary>
+    /// Segments whose timestamps a start at a time (<see cref="LocateTimestamp"/>) looked at, added when each search
+    /// ends. Grows only; for tests (how many segments a search takes, not how long).
+    /// </summary>
+    internal long TimeSearchProbes => Volatile.Read(ref _timeSearchProbes);
+
+    private void CountTimeSearchProbes(int probes) => Interlocked.Add(ref _timeSearchProbes, probes);
 
     /// <summary>A reader or a seek computed a record's CRC32C (rare: once per record per process at most, unless damaged).</summary>
     internal void CountCrcCheck() => Interlocked.Increment(ref _crcChecks);
