@@ -3,7 +3,7 @@ using FastBroker.Journal.Internal;
 
 namespace FastBroker.Journal;
 
-/// <summary>Seeks: by offset (segment, then sparse index binary search) and by time (segments, then index binary search).</summary>
+/// <summary>Seeks: by offset (segment, then sparse index binary search) and by time (segments by their running newest, then index binary search).</summary>
 public sealed partial class JournalLog
 {
     private long _crcChecks;
@@ -81,14 +81,16 @@ public sealed partial class JournalLog
 
     /// <summary>
     /// The first durable record, in log order, with a timestamp ≥ <paramref name="timestamp"/>; the durable end when there
-    /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it: a segment
-    /// is passed over only when its last timestamp (the newest of its records, or newer) is older, and in a segment the
-    /// index entries carry the newest timestamp up to their record, so the last one older than the time is a start
-    /// before which no record is at or after it. The segments are walked, not binary searched: their last timestamps
-    /// need not grow along the log (an open that recovers several unsealed segments gives each the newest of its own
-    /// records, an older version's seal may understate it, the active segment has none before its first record), so one
-    /// older than the time says nothing of the segments before it
-    /// (<c>CopiedTimestampTests.A_start_at_a_time_over_many_segments_…</c>).
+    /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it, and the
+    /// segments' last timestamps need not grow along the log (an open that recovers several unsealed segments gives each
+    /// the newest of its own records, the active segment has none before its first record): one older than the time
+    /// says nothing of the segments before it (<c>CopiedTimestampTests.A_start_at_a_time_over_many_segments_…</c>). Their
+    /// running newest does grow (<see cref="Segment.NewestUpToEnd"/>: at least every record up to the segment's end), so a
+    /// binary search over it finds the first segment where it reaches the time, before which every record is older; from
+    /// there the segments are walked, each passed over when its own last timestamp (the newest of its records, or newer)
+    /// is older. In a segment the index entries carry the newest timestamp up to their record, so the last one older
+    /// than the time is a start before which no record is at or after it. So a search looks at about log2(segments) + 1
+    /// of them when the stamps grow (<see cref="TimeSearchProbes"/>), and it starts where a walk from the oldest would.
     /// </summary>
     internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
     {
@@ -101,11 +103,27 @@ public sealed partial class JournalLog
                 return;
             }
 
-            var next = segments[0].BaseOffset;
-            var retired = false;
             var probes = 0;
-            foreach (var s in segments)
+            var (low, high) = (0, segments.Length - 1); // the last one is where the walk starts if no other is
+            while (low < high)
             {
+                var mid = (low + high) >>> 1;
+                probes++;
+                if (segments[mid].NewestUpToEnd < timestamp)
+                {
+                    low = mid + 1; // every record up to its end is older
+                }
+                else
+                {
+                    high = mid;
+                }
+            }
+
+            var next = segments[low].BaseOffset;
+            var retired = false;
+            for (var i = low; i < segments.Length; i++)
+            {
+                var s = segments[i];
                 probes++;
                 // The durable word first: the last timestamp is stored before the records it covers are published.
                 var durable = s.Durable;

@@ -134,6 +134,38 @@ public class TimeSearchTests
         AssertEveryStart(reopened, dir.Path, "reopened");
     }
 
+    /// <summary>
+    /// Stamps that grow (every journal its own appends wrote): a start at a time looks at about log2 of the segments (the
+    /// binary search over their running newest) and the one that holds the record, not every segment before it.
+    /// </summary>
+    [Fact]
+    public void A_start_at_a_time_looks_at_a_logarithmic_number_of_segments()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, AppendReadTests.Small);
+        const int Segments = 128;
+        var payload = new byte[PayloadLength];
+        while (journal.SegmentCount < Segments)
+        {
+            Assert.True(journal.TryAppend(default, default, payload, RecordFlags.None, T0 + journal.NextOffset, out _));
+        }
+
+        journal.Commit();
+        var bound = (int)Math.Ceiling(Math.Log2(Segments)) + 2;
+        var (worst, worstAt) = (0L, 0L);
+        for (var i = 0; i < Segments; i++)
+        {
+            // The first record of a segment, or one in its middle (the last segment holds only its first).
+            var offset = (i * (long)PerSegment) + (i % 2 == 1 && i < Segments - 1 ? PerSegment / 2 : 0);
+            var before = journal.TimeSearchProbes;
+            Assert.Equal(offset, ReadFirstOffset(journal, T0 + offset));
+            var probes = journal.TimeSearchProbes - before;
+            (worst, worstAt) = probes > worst ? (probes, offset) : (worst, worstAt);
+        }
+
+        Assert.True(worst <= bound, $"a start at a time looked at {worst} of {Segments} segments (from offset {worstAt}'s stamp); at most {bound}: log2 of them for the binary search, and the one holding the record");
+    }
+
     private static long ReadFirstOffset(JournalLog journal, long timestamp)
     {
         using var reader = journal.OpenReader(ReadStart.FromTimestamp(timestamp));
