@@ -305,7 +305,9 @@ public sealed unsafe partial class JournalLog
             // Its file is the new segment's now (the rename unlinked the old one, still mapped while referenced).
             lock (_segmentsLock)
             {
-                _segments = [.. _segments.Where(s => s != replaced), segment];
+                Segment[] kept = [.. _segments.Where(s => s != replaced)];
+                segment.NewestBefore = kept.Length > 0 ? kept[^1].NewestUpToEnd : 0;
+                Volatile.Write(ref _segments, [.. kept, segment]); // NewestBefore before the list: a time search reads it
             }
 
             replaced.Close();
@@ -325,7 +327,9 @@ public sealed unsafe partial class JournalLog
 
             lock (_segmentsLock)
             {
-                _segments = [.. _segments, segment];
+                // The previous segment is closed: its last timestamp is final, so the running newest never falls.
+                segment.NewestBefore = _segments.Length > 0 ? _segments[^1].NewestUpToEnd : 0;
+                Volatile.Write(ref _segments, [.. _segments, segment]); // NewestBefore before the list: a time search reads it
             }
         }
 

@@ -60,6 +60,8 @@ public sealed unsafe partial class JournalLog : IDisposable
         {
             // Appends never stamp a record earlier than the newest before it across a reopen either, also when the last
             // segment is empty or sealed: the newest one of any segment, not just of the one the writer continues in.
+            // So far it is also the newest before this segment, which a start at a time binary searches.
+            s.NewestBefore = _lastTimestamp;
             _lastTimestamp = Math.Max(_lastTimestamp, s.LastTimestamp);
         }
 

@@ -110,6 +110,22 @@ internal sealed unsafe partial class Segment
 
     internal long LastTimestamp => Volatile.Read(ref _lastTimestamp);
 
+    /// <summary>
+    /// In memory only: at least the newest timestamp of every record before this segment in the log, the greatest
+    /// <see cref="NewestUpToEnd"/> of the segments before it when it joined the journal (the open's, or the roll that
+    /// made it; a segment retention deleted since still counts). Set before the segment is in the journal's list, never
+    /// changed after.
+    /// </summary>
+    internal long NewestBefore { get; set; }
+
+    /// <summary>
+    /// At least the newest timestamp of every record up to this segment's end: <see cref="NewestBefore"/> or its
+    /// <see cref="LastTimestamp"/>. It never falls along the journal's list (a segment's last timestamp is final once the
+    /// next one joins, and the next one's <see cref="NewestBefore"/> took it), though the segments' last timestamps may,
+    /// so a start at a time binary searches it (<see cref="JournalLog.LocateTimestamp"/>).
+    /// </summary>
+    internal long NewestUpToEnd => Math.Max(NewestBefore, LastTimestamp);
+
     /// <summary>Set at creation; the flusher fsyncs the directory before counting records in it as durable.</summary>
     internal bool NeedsDirectorySync { get; set; }
 

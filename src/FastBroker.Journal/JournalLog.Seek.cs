@@ -1,0 +1,282 @@
+using System.Runtime.CompilerServices;
+using FastBroker.Journal.Internal;
+
+namespace FastBroker.Journal;
+
+/// <summary>Seeks: by offset (segment, then sparse index binary search) and by time (segments by their running newest, then index binary search).</summary>
+public sealed partial class JournalLog
+{
+    private long _crcChecks;
+    private long _timeSearchProbes;
+
+    private void Locate(ReadStart start, out Segment? segment, out int position, out long offset)
+    {
+        switch (start.Kind)
+        {
+            case ReadStartKind.Timestamp:
+                LocateTimestamp(start.Value, out segment, out position, out offset);
+                break;
+            case ReadStartKind.End:
+                LocateOffset(DurableOffset, out segment, out position, out offset);
+                break;
+            default:
+                LocateOffset(start.Value, out segment, out position, out offset);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Finds the durable record at <paramref name="target"/> (clamped to [first, durable]) and acquires its
+    /// segment: binary search over segments, binary search in the sparse index, then a scan of at most one
+    /// index interval.
+    /// </summary>
+    internal void LocateOffset(long target, out Segment? segment, out int position, out long offset)
+    {
+        while (true)
+        {
+            var segments = Volatile.Read(ref _segments);
+            if (segments.Length == 0)
+            {
+                // Only while a roll replaces an empty segment: nothing to read yet, stay within the journal's range.
+                segment = null;
+                position = 0;
+                offset = Math.Clamp(target, FirstOffset, Math.Max(FirstOffset, DurableOffset));
+                return;
+            }
+
+            target = Math.Clamp(target, segments[0].BaseOffset, Math.Max(segments[0].BaseOffset, DurableOffset));
+            var s = segments[FindSegmentIndex(segments, target)];
+            if (!s.TryAcquire())
+            {
+                continue; // retired under us: look again
+            }
+
+            var durable = s.Durable;
+            var count = Segment.CountOf(durable);
+            var relative = target - s.BaseOffset;
+            segment = s;
+            if (relative >= count)
+            {
+                position = Segment.PositionOf(durable);
+                offset = s.BaseOffset + count;
+                return;
+            }
+
+            var e = s.Index.FindByOffset(relative);
+            var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
+            var end = Segment.PositionOf(durable);
+            CatchUpVerified(s, at, pos, end);
+            var from = pos;
+            while (at < relative)
+            {
+                pos += RecordLayout.Align(CheckedForSeek(s, pos, end, s.BaseOffset + at, from));
+                at++;
+            }
+
+            position = pos;
+            offset = target;
+            return;
+        }
+    }
+
+    /// <summary>
+    /// The first durable record, in log order, with a timestamp ≥ <paramref name="timestamp"/>; the durable end when there
+    /// is none. Records a standby copied keep their timestamps, so one may be older than a record before it, and the
+    /// segments' last timestamps need not grow along the log (an open that recovers several unsealed segments gives each
+    /// the newest of its own records, the active segment has none before its first record): one older than the time
+    /// says nothing of the segments before it (<c>CopiedTimestampTests.A_start_at_a_time_over_many_segments_…</c>). Their
+    /// running newest does grow (<see cref="Segment.NewestUpToEnd"/>: at least every record up to the segment's end), so a
+    /// binary search over it finds the first segment where it reaches the time, before which every record is older; from
+    /// there the segments are walked, each passed over when its own last timestamp (the newest of its records, or newer)
+    /// is older. In a segment the index entries carry the newest timestamp up to their record, so the last one older
+    /// than the time is a start before which no record is at or after it. So a search looks at about log2(segments) + 1
+    /// of them when the stamps grow (<see cref="TimeSearchProbes"/>), and it starts where a walk from the oldest would.
+    /// </summary>
+    internal void LocateTimestamp(long timestamp, out Segment? segment, out int position, out long offset)
+    {
+        while (true)
+        {
+            var segments = Volatile.Read(ref _segments);
+            if (segments.Length == 0)
+            {
+                LocateOffset(0, out segment, out position, out offset);
+                return;
+            }
+
+            var probes = 0;
+            var (low, high) = (0, segments.Length - 1); // the last one is where the walk starts if no other is
+            while (low < high)
+            {
+                var mid = (low + high) >>> 1;
+                probes++;
+                if (segments[mid].NewestUpToEnd < timestamp)
+                {
+                    low = mid + 1; // every record up to its end is older
+                }
+                else
+                {
+                    high = mid;
+                }
+            }
+
+            var next = segments[low].BaseOffset;
+            var retired = false;
+            for (var i = low; i < segments.Length; i++)
+            {
+                var s = segments[i];
+                probes++;
+                // The durable word first: the last timestamp is stored before the records it covers are published.
+                var durable = s.Durable;
+                if (s.LastTimestamp < timestamp)
+                {
+                    next = s.BaseOffset + Segment.CountOf(durable);
+                    continue;
+                }
+
+                if (!s.TryAcquire())
+                {
+                    retired = true; // retention took it meanwhile: look again from the oldest retained segment
+                    break;
+                }
+
+                var count = Segment.CountOf(s.Durable);
+                if (TryFindTimestamp(s, count, timestamp, out position, out offset))
+                {
+                    CountTimeSearchProbes(probes);
+                    segment = s;
+                    return;
+                }
+
+                next = s.BaseOffset + count; // those searched: one made durable since may be at or after the time
+                s.Release();
+            }
+
+            CountTimeSearchProbes(probes);
+            if (retired)
+            {
+                continue;
+            }
+
+            // No durable record is at or after the time: start after them (the tail).
+            LocateOffset(next, out segment, out position, out offset);
+            return;
+        }
+    }
+
+    /// <summary>In <paramref name="s"/> (acquired), the first of its <paramref name="count"/> records with a timestamp ≥ <paramref name="timestamp"/>.</summary>
+    private bool TryFindTimestamp(Segment s, int count, long timestamp, out int position, out long offset)
+    {
+        var e = s.Index.FindBeforeTimestamp(timestamp);
+        var (at, pos) = e >= 0 ? (s.Index[e].RelativeOffset, s.Index[e].Position) : (0, SegmentHeader.Size);
+        var bytes = s.Bytes;
+        var end = Segment.PositionOf(s.Durable);
+        CatchUpVerified(s, at, pos, end);
+        var from = pos;
+        while (at < count)
+        {
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
+            var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
+            if (ts >= timestamp)
+            {
+                position = pos;
+                offset = s.BaseOffset + at;
+                return true;
+            }
+
+            pos += RecordLayout.Align(length);
+            at++;
+        }
+
+        (position, offset) = (0, 0);
+        return false;
+    }
+
+    /// <summary>
+    /// The length of a record a seek passes over or reads the timestamp of (at most one index interval per seek),
+    /// checked: its length, key and header lengths and offset always, its CRC32C when it is at or past the segment's
+    /// verified watermark (<see cref="Segment.IsVerified"/>; a good one then moves the watermark past it when the seek's
+    /// records from <paramref name="from"/> join it). A damaged record, or an index entry that does not point at the
+    /// record it names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the
+    /// position (the segment <paramref name="s"/>, acquired, released first), never a start past or before the record
+    /// asked for.
+    /// </summary>
+    private int CheckedForSeek(Segment s, int position, int end, long offset, int from)
+    {
+        var verified = s.IsVerified(position);
+        var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: !verified, out var length);
+        if (!verified)
+        {
+            CountCrcCheck();
+        }
+
+        if (status != RecordStatus.Ok)
+        {
+            s.Release();
+            ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
+        }
+
+        if (!verified)
+        {
+            s.AdvanceVerified(from, Segment.Pack((int)(offset - s.BaseOffset) + 1, position + RecordLayout.Align(length)));
+        }
+
+        return length;
+    }
+
+    /// <summary>
+    /// A seek that starts from record <paramref name="at"/> at <paramref name="position"/> of <paramref name="s"/>
+    /// (acquired; an index entry, or the first record) past its verified watermark first checks the records from the
+    /// watermark up to there (length, offset, CRC32C; at most the segment, once per process) and moves the watermark
+    /// past them, so the seek and the reader after it check on from a watermark that has reached them and move it with
+    /// them: a reader starting in the middle of a segment the open trusted (a subscription resuming after a restart)
+    /// leaves what it checked known good to the next. It stops before a damaged record, or where the records do not
+    /// lead to the entry, leaving the watermark there (nothing unchecked is ever below it); the seek then checks from
+    /// the entry on as before, refusing only damage it passes. No lock, no allocation.
+    /// </summary>
+    private void CatchUpVerified(Segment s, int at, int position, int end)
+    {
+        if (s.IsVerified(position))
+        {
+            return; // below the watermark already, or written by this process
+        }
+
+        var watermark = s.Verified;
+        var (count, pos) = (Segment.CountOf(watermark), Segment.PositionOf(watermark));
+        var from = pos;
+        var bytes = s.Bytes;
+        while (count < at && pos < position)
+        {
+            var status = RecordLayout.Check(bytes, pos, end, s.BaseOffset + count, verifyCrc: true, out var length);
+            CountCrcCheck();
+            if (status != RecordStatus.Ok || pos + RecordLayout.Align(length) > position)
+            {
+                break;
+            }
+
+            pos += RecordLayout.Align(length);
+            count++;
+        }
+
+        if (pos > from)
+        {
+            s.AdvanceVerified(from, Segment.Pack(count, pos));
+        }
+    }
+
+    /// <summary>
+    /// Records whose CRC32C a reader or a seek of this journal computed (those at or past their segment's verified
+    /// watermark). Grows only; for tests.
+    /// </summary>
+    internal long CrcChecks => Volatile.Read(ref _crcChecks);
+
+    /// <summary>
+    /// Segments whose timestamps a start at a time (<see cref="LocateTimestamp"/>) looked at, added when each search
+    /// ends. Grows only; for tests (how many segments a search takes, not how long).
+    /// </summary>
+    internal long TimeSearchProbes => Volatile.Read(ref _timeSearchProbes);
+
+    private void CountTimeSearchProbes(int probes) => Interlocked.Add(ref _timeSearchProbes, probes);
+
+    /// <summary>A reader or a seek computed a record's CRC32C (rare: once per record per process at most, unless damaged).</summary>
+    internal void CountCrcCheck() => Interlocked.Increment(ref _crcChecks);
+}
