@@ -84,13 +84,65 @@ public class TopicCreationCrashTests
         await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
         {
             Directory.CreateDirectory(Path.Combine(dir, "groups"));
+            File.WriteAllText(Path.Combine(dir, "notes.txt"), "an operator's file");
             File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
         });
 
         Assert.False(f.Broker.Topics.TryGet("odd", out _));
-        Assert.True(Directory.Exists(Path.Combine(dir, "groups")));
+        Assert.Equal(["groups", "notes.txt", PendingMetaFile], Names(dir));
         var line = Assert.Single(log, l => l.Contains("topic 'odd'", StringComparison.Ordinal));
         Assert.Contains("left as it is", line, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A promoted standby can hold a topic's group state and no <c>topic.meta</c> (the state came apart from the
+    /// topic's records, whose creation never reached it): no topic owns it, so the open removes it, naming each group
+    /// and its ack floor, and a topic created under that name starts its groups anew, not at the old ack floor
+    /// (<c>PromotedGroupStateOnlyTests</c> runs it through a real promotion).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_topic_directory_holding_only_group_state_is_removed_at_open_and_a_topic_created_there_starts_its_group_anew(bool besideCreationLeftovers)
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        f.Broker.CreateTopic("jobs");
+        for (var i = 0; i < 10; i++)
+        {
+            await f.Broker.PublishAsync("jobs", new byte[8]);
+        }
+
+        using (var member = f.Broker.JoinGroup("jobs", "workers", prefetch: 4))
+        {
+            foreach (var m in Consume.FetchMany(member, 4, "the group's first 4 messages"))
+            {
+                Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
+            }
+        }
+
+        var dir = Path.Combine(f.DataDirectory, "topics", "jobs");
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            // What the standby's copy holds when the group state came and the topic's creation did not.
+            Directory.Delete(Path.Combine(dir, TopicRegistry.JournalDirectory), recursive: true);
+            File.Delete(Path.Combine(dir, TopicRegistry.MetaFile));
+            if (besideCreationLeftovers)
+            {
+                File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
+            }
+        });
+
+        Assert.False(f.Broker.Topics.TryGet("jobs", out _));
+        Assert.False(Directory.Exists(dir), $"'{dir}' is kept: [{string.Join(", ", Directory.Exists(dir) ? Names(dir) : [])}]");
+        var line = Assert.Single(log, l => l.Contains("topic 'jobs'", StringComparison.Ordinal));
+        Assert.Contains($"removed '{dir}'", line, StringComparison.Ordinal);
+        Assert.Contains("group 'workers' at ack floor 4", line, StringComparison.Ordinal);
+
+        f.Broker.CreateTopic("jobs", s_later);
+        await f.Broker.PublishAsync("jobs", new byte[8]);
+        using var again = f.Broker.JoinGroup("jobs", "workers", prefetch: 1);
+        Assert.Equal(0, Consume.FetchOne(again, "the new topic's first message").Offset);
     }
 
     /// <summary>Turns a created topic's directory into what a crash at <paramref name="state"/> leaves.</summary>

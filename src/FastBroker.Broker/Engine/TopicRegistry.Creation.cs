@@ -86,9 +86,14 @@ internal sealed partial class TopicRegistry
     /// commit left (nothing, the pending settings, a journal beside them) is removed, logged once with what it held; a
     /// journal beside neither settings file is damage and refused; anything else (files no creation makes) is left as
     /// it is and logged. The broker's open and the standby's (which removes its copies the same way) both use it.
+    /// With <paramref name="removeGroupState"/> (the broker's open) a <c>groups/</c> holding only files is removed with
+    /// them, logged with each group's ack floor: a work-queue group's state reaches a standby apart from the topic's
+    /// records, so a promoted standby can hold the state of a topic whose creation never reached it; no topic owns it,
+    /// and a topic created later under that name would take it over and start the group at the old topic's ack floor.
+    /// The standby's open keeps it: its copy of the topic may yet be created beside it.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a journal without settings.</exception>
-    internal static void RemoveUncommitted(string root, string name, string dir, Action<string>? log)
+    internal static void RemoveUncommitted(string root, string name, string dir, Action<string>? log, bool removeGroupState = false)
     {
         var meta = Path.Combine(dir, MetaFile);
         var pending = Path.Combine(dir, PendingMetaFile);
@@ -99,7 +104,8 @@ internal sealed partial class TopicRegistry
         }
 
         var entries = System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
-        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal)))
+        var groups = removeGroupState && entries.Contains(GroupsDirectory, StringComparer.Ordinal) ? DescribeGroupState(Path.Combine(dir, GroupsDirectory)) : null;
+        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(groups is not null && e == GroupsDirectory)))
         {
             log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
             return;
@@ -108,12 +114,40 @@ internal sealed partial class TopicRegistry
         var held = entries.Length == 0 ? "nothing" : string.Join(", ", entries);
         try
         {
+            if (groups is not null)
+            {
+                // First: a kill after it leaves what a creation leaves, removed by the next open.
+                System.IO.Directory.Delete(Path.Combine(dir, GroupsDirectory), recursive: true);
+            }
+
             DeleteUncommitted(root, dir);
-            log?.Invoke($"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created");
+            log?.Invoke(groups is null
+                ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created"
+                : $"topic '{name}': removed '{dir}', which held no '{MetaFile}' ({held}): the topic was never created here, and the work-queue group state in it ({groups}; a standby's copy, which arrives apart from the topic's records) belongs to no topic; a topic created under this name starts its groups anew");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
             log?.Invoke($"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}; not opened, the next open tries again");
         }
+    }
+
+    /// <summary>The directory holding a topic's work-queue group state, one <c>&lt;group&gt;.state</c> file each.</summary>
+    internal const string GroupsDirectory = "groups";
+
+    /// <summary>
+    /// The groups in a <c>groups/</c> directory with their ack floors, for a log line ("none" when empty); null when
+    /// it holds a directory: that is no group's state, and is left as it is.
+    /// </summary>
+    private static string? DescribeGroupState(string groups)
+    {
+        if (System.IO.Directory.EnumerateDirectories(groups).Any())
+        {
+            return null;
+        }
+
+        var described = System.IO.Directory.GetFiles(groups).Order(StringComparer.Ordinal).Select(path => Path.GetExtension(path) == ".state"
+            ? $"group '{Path.GetFileNameWithoutExtension(path)}' at ack floor {GroupAckStore.ReadFloor(path)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown: it holds no readable state"}"
+            : $"'{Path.GetFileName(path)}'").ToArray();
+        return described.Length == 0 ? "none" : string.Join(", ", described);
     }
 }

@@ -100,7 +100,7 @@ internal sealed partial class TopicRegistry : IDisposable
 
                 if (!File.Exists(meta))
                 {
-                    RemoveUncommitted(_root, name, dir, _options.Log); // a creation that did not complete, or damage (refused)
+                    RemoveUncommitted(_root, name, dir, _options.Log, removeGroupState: true); // a creation that did not complete, group state no topic owns, or damage (refused)
                     continue;
                 }
 
