@@ -2,7 +2,7 @@ using FastBroker.Engine;
 
 namespace FastBroker;
 
-/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, and the failures of its tasks.</summary>
+/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, the groups' state-file checks, and the failures of its tasks.</summary>
 public sealed partial class Broker
 {
     private long _timerFailures;
@@ -125,6 +125,12 @@ public sealed partial class Broker
 
     /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>
     internal long TimerFailures => Interlocked.Read(ref _timerFailures);
+
+    /// <summary>
+    /// How often the timer checks that each open work-queue group's state file is still at its path (one syscall
+    /// per group, a <c>readlink</c> on Linux: <see cref="WorkQueueGroup.OnTimer"/>): once a second; tests set it (infinite: only the close checks).
+    /// </summary>
+    internal TimeSpan GroupStateCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
     internal Action<string>? TimerTaskHook { get; set; }

@@ -27,7 +27,7 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>The header slot holding the ack floor.</summary>
     public const int FloorSlot = 2;
 
-    private readonly MappedStateFile _file;
+    private MappedStateFile _file; // replaced only by Rewrite, which its owner serializes with every other call
     private readonly long _window;
 
     private GroupAckStore(MappedStateFile file, long window)
@@ -240,6 +240,29 @@ internal sealed class GroupAckStore : IDisposable
 
     /// <summary>The sync generation the last msync covers.</summary>
     public long Synced => _file.Synced;
+
+    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
+    public bool WasRemoved() => _file.WasRemoved();
+
+    /// <summary>
+    /// After <see cref="WasRemoved"/>: writes the state this store holds as a new file at its path and goes on in it
+    /// (<see cref="MappedStateFile.CopyToPath"/>); the removed file is closed. False when a file is at the path (left as
+    /// it is, this store goes on in the removed one) or the topic's directory is gone. Called under the owner's lock,
+    /// with no store in between.
+    /// </summary>
+    /// <exception cref="IOException">The new file could not be written; this store goes on in the removed one.</exception>
+    public bool Rewrite()
+    {
+        if (_file.CopyToPath() is not { } copy)
+        {
+            return false;
+        }
+
+        var removed = _file;
+        _file = copy;
+        removed.Dispose();
+        return true;
+    }
 
     /// <inheritdoc />
     public void Dispose() => _file.Dispose();

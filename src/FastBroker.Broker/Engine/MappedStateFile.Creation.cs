@@ -50,20 +50,53 @@ internal sealed unsafe partial class MappedStateFile
                 fs.Flush(flushToDisk: true);
             }
 
+            return Rename(temporary, path, flusher);
+        }
+        catch (Exception)
+        {
+            DeleteQuietly(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the new file <paramref name="path"/> holding <paramref name="image"/> as <see cref="Create"/> writes one
+    /// (under its temporary name, flushed, renamed into place). False when a file took the name meanwhile (left as it is).
+    /// </summary>
+    private static bool CreateFrom(string path, ReadOnlySpan<byte> image, StateFileFlusher? flusher)
+    {
+        var temporary = path + CreatingSuffix;
+        try
+        {
+            using (var fs = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                fs.Write(image);
+                fs.Flush(flushToDisk: true);
+            }
+
+            return Rename(temporary, path, flusher);
+        }
+        catch (Exception)
+        {
+            DeleteQuietly(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>Gives the written <paramref name="temporary"/> its name; false (and removed) when a file took the name meanwhile.</summary>
+    private static bool Rename(string temporary, string path, StateFileFlusher? flusher)
+    {
+        try
+        {
             flusher?.Creating?.Invoke(path);
             File.Move(temporary, path, overwrite: false);
             return true;
         }
         catch (IOException) when (File.Exists(path) && File.Exists(temporary))
         {
-            // Another opener's file took the name: it was made whole before it got it, as this one was.
+            // Another file took the name: it was made whole before it got it, as this one was.
             DeleteQuietly(temporary);
             return false;
-        }
-        catch (Exception)
-        {
-            DeleteQuietly(temporary);
-            throw;
         }
     }
 

@@ -341,34 +341,6 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         CompleteWaiters(null);
     }
 
-    /// <summary>
-    /// True when the mapped file was removed from its directory (its name unlinked; whatever was made at
-    /// <see cref="Path"/> since is another file): updates still reach the mapping but no file anyone can open, and are
-    /// dropped when it is closed. False while it has a name, once closed, or where <c>/proc/self/fd</c> cannot tell (not
-    /// Linux). One <c>readlink</c> (the kernel marks an unlinked file's link " (deleted)"): for a close or a periodic
-    /// check, not for each update.
-    /// </summary>
-    public bool WasRemoved()
-    {
-        lock (_syncLock)
-        {
-            if (_disposed || !OperatingSystem.IsLinux())
-            {
-                return false;
-            }
-
-            try
-            {
-                var target = new FileInfo($"/proc/self/fd/{_handle.DangerousGetHandle()}").LinkTarget;
-                return target is not null && target.EndsWith(" (deleted)", StringComparison.Ordinal);
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }
-    }
-
     /// <summary>Unmaps the file; updates whose sync was requested and not yet done are msynced first.</summary>
     public void Dispose()
     {

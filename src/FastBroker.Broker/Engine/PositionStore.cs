@@ -248,7 +248,7 @@ internal sealed class PositionStore : IDisposable
     /// <summary>The sync generation the last msync covers.</summary>
     public long Synced => _file.Synced;
 
-    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved"/>).</summary>
+    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
     public bool WasRemoved()
     {
         lock (_gate)

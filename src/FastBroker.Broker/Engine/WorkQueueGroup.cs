@@ -166,8 +166,15 @@ internal sealed partial class WorkQueueGroup : IDisposable
         }
     }
 
-    /// <summary>Broker timer tick: expire visibility timeouts and delayed nacks, and pick up new messages.</summary>
-    public void OnTimer() => Pump();
+    /// <summary>
+    /// Broker timer tick: expire visibility timeouts and delayed nacks, pick up new messages, and check now and then that
+    /// the state file is still at its path.
+    /// </summary>
+    public void OnTimer()
+    {
+        Pump();
+        CheckStateFileOnTimer();
+    }
 
     public WorkQueueOutcome Ack(WorkQueueMember member, long offset, int deliveryCount)
     {
@@ -286,6 +293,7 @@ internal sealed partial class WorkQueueGroup : IDisposable
 
             _members.Clear();
             _feed.Dispose();
+            CheckStateFileLocked(closing: true); // the last chance to keep what it acked since a removal
             _store.Dispose();
         }
     }

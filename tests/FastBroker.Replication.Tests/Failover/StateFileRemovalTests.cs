@@ -13,7 +13,8 @@ namespace FastBroker.ReplicationTests.Failover;
 /// and a group's state removed while the standby was detached (its STATE_DIGESTS report copies the primary lacks, which
 /// the attach tells it to remove; a copy they leave out, the standby asks for after the attach, and the primary, which
 /// does not have it, tells it to remove). The promoted standby then does not bring the subscription back with its old
-/// position. Every other copy stays. Two in-process nodes, no witness.
+/// position. Every other copy stays. A group's state removed on the primary while the group is open is written again
+/// there by the group (docs/broker.md), and the standby holds it again. Two in-process nodes, no witness.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class StateFileRemovalTests
@@ -207,6 +208,49 @@ public sealed class StateFileRemovalTests
             kept.Commit(Feed, 7);
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, Kept, Feed) == 7, "b holds kept's position 7", s_deadline);
         }
+    }
+
+    [Fact]
+    public async Task A_group_state_removed_on_the_primary_while_the_group_is_open_is_written_again_there_and_the_standby_holds_it_again()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatTimeout = TimeSpan.FromSeconds(10) });
+        await using (b)
+        await using (a)
+        {
+            var broker = a.Broker!;
+            var file = Path.Combine(dir.Combine("a"), Workers);
+            var copy = Path.Combine(dir.Combine("b"), Workers);
+            await PositionCopies.PublishAsync(broker, Jobs, 10);
+            using var member = broker.JoinGroup(Jobs, "workers", prefetch: 10);
+            var jobs = new List<Message>();
+            using (var cts = new CancellationTokenSource(s_deadline))
+            {
+                await foreach (var m in member.ReadAllAsync(cts.Token))
+                {
+                    jobs.Add(m);
+                    if (jobs.Count == 6)
+                    {
+                        break;
+                    }
+                }
+            }
+
+            Assert.All(jobs.Take(3), m => Assert.True(member.Ack(m)));
+            await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(copy) == 3, "b holds workers' ack floor 3", s_deadline);
+
+            // The operator removes the group's state on a while the group is open (a STATE_GONE may reach b meanwhile);
+            // a writes it again at its path, with the acks made since, and b gets it whole.
+            File.Delete(file);
+            Assert.All(jobs.Skip(3), m => Assert.True(member.Ack(m)));
+            Assert.True(
+                Eventually.TryWait(() => GroupAckStore.ReadFloor(file) == 6 && GroupAckStore.ReadFloor(copy) == 6, s_deadline),
+                $"{s_deadline.TotalSeconds} s after workers.state was removed on a while the group was open and 3 more jobs were acked, a's file holds ack floor {Floor(file)} and b's copy {Floor(copy)} (expected 6 in both)");
+            await SettleAsync(a);
+            Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(copy));
+        }
+
+        static string Floor(string path) => GroupAckStore.ReadFloor(path)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (no file)";
     }
 
     private static Subscription Durable(Broker broker, string name) =>

@@ -1,0 +1,108 @@
+namespace FastBroker.Engine;
+
+// A mapped file removed from its directory while it is held: telling it, and writing its bytes again at its path.
+internal sealed unsafe partial class MappedStateFile
+{
+    /// <summary>How <see cref="WasRemoved()"/> tells a removal on this system.</summary>
+    internal enum RemovalCheck
+    {
+        /// <summary>Windows: the file is opened without <c>FileShare.Delete</c> and mapped, so it cannot be removed while held.</summary>
+        None,
+
+        /// <summary>Linux: one <c>readlink</c> of <c>/proc/self/fd/N</c>; the kernel marks an unlinked file's link " (deleted)".</summary>
+        ProcFd,
+
+        /// <summary>
+        /// Other Unix systems (macOS, FreeBSD): .NET gives no file identity (device and inode) of a handle or a path, so
+        /// one <c>stat</c> of the path: a removal is told while nothing is at the path, not once another file is there.
+        /// </summary>
+        PathExists,
+    }
+
+    /// <summary>This system's <see cref="RemovalCheck"/>.</summary>
+    internal static RemovalCheck SystemRemovalCheck { get; } =
+        OperatingSystem.IsLinux() ? RemovalCheck.ProcFd : OperatingSystem.IsWindows() ? RemovalCheck.None : RemovalCheck.PathExists;
+
+    /// <summary>
+    /// True when the mapped file was removed from its directory (its name unlinked; whatever was made at
+    /// <see cref="Path"/> since is another file): updates still reach the mapping but no file anyone can open, and are
+    /// dropped when it is closed. False while it has a name, and once closed. One syscall, for a close or a periodic
+    /// check, not for each update: on Linux a <c>readlink</c> of its descriptor, which tells a removal even once another
+    /// file is at its path; on other Unix systems a <c>stat</c> of its path, which tells it only while nothing is there
+    /// (<see cref="RemovalCheck.PathExists"/>); on Windows none: a held state file cannot be removed there.
+    /// </summary>
+    public bool WasRemoved() => WasRemoved(SystemRemovalCheck);
+
+    /// <summary><see cref="WasRemoved()"/> by the given check (tests run each one where the system has it).</summary>
+    internal bool WasRemoved(RemovalCheck check)
+    {
+        lock (_syncLock)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            try
+            {
+                switch (check)
+                {
+                    case RemovalCheck.ProcFd:
+                        var target = new FileInfo($"/proc/self/fd/{_handle.DangerousGetHandle()}").LinkTarget;
+                        return target is not null && target.EndsWith(" (deleted)", StringComparison.Ordinal);
+                    case RemovalCheck.PathExists:
+                        return !File.Exists(Path);
+                    default:
+                        return false;
+                }
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes this file's bytes as a new file at <see cref="Path"/> (one <see cref="WasRemoved()"/> found removed) as a
+    /// new state file is written (under its temporary name, flushed, renamed into place, its directory fsync'd when it has
+    /// a flusher) and returns it mapped, with the same flusher. Null when a file is at the path (left as it is: it is not
+    /// overwritten) or its directory's parent is gone (a topic's directory removed whole: nothing is made in it). The
+    /// caller stops storing into this file first (a store made into it during the copy may miss the new one) and then
+    /// disposes it.
+    /// </summary>
+    /// <exception cref="IOException">The new file could not be written (a full disk, say); nothing is left at the path.</exception>
+    public MappedStateFile? CopyToPath()
+    {
+        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!;
+        var parent = System.IO.Path.GetDirectoryName(directory);
+        bool directoryCreated;
+        lock (_syncLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (File.Exists(Path) || (parent is not null && !Directory.Exists(parent)))
+            {
+                return null;
+            }
+
+            directoryCreated = !Directory.Exists(directory);
+            Directory.CreateDirectory(directory);
+            if (!CreateFrom(Path, new ReadOnlySpan<byte>(_base, checked((int)Length)), _flusher))
+            {
+                return null;
+            }
+        }
+
+        if (_flusher is not null)
+        {
+            SyncDirectory(directory);
+            if (directoryCreated && parent is not null)
+            {
+                SyncDirectory(parent);
+            }
+        }
+
+        var stream = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+        return Map(Path, stream, Length, created: true, _flusher);
+    }
+}
