@@ -179,9 +179,152 @@ public class StateFileCreationTests
         var e = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" }));
         Assert.Equal(BrokerErrorCode.StorageError, e.Code);
         Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("was removed each time it was found or made (3 times) before it could be opened", e.Message, StringComparison.Ordinal);
         Assert.InRange(removals, 1, 10);
 
         f.Broker.StateFlusher.Opening = null;
+        using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" });
+        Assert.True(File.Exists(path));
+    }
+
+    /// <summary>
+    /// An operator removing a state file's temporary file (<c>&lt;name&gt;.creating</c>) while it is being made, alone
+    /// or together with the file itself (<c>rm fresh.pos*</c>, the file removed after the open found it, then the
+    /// temporary file of the one made anew): the rename finds nothing to rename, and the file is made anew, as a
+    /// removed one is, not refused with the rename's "Could not find file" naming the temporary file.
+    /// </summary>
+    [Theory]
+    [InlineData("position", false)]
+    [InlineData("position", true)]
+    [InlineData("group", false)]
+    [InlineData("group", true)]
+    public async Task A_state_files_temporary_file_removed_while_it_is_made_is_made_anew(string kind, bool fileRemovedToo)
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs", s_fsynced); // a group's state is synced, and seen by the hooks, on an Fsynced topic
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
+        }
+
+        var path = kind == "position"
+            ? Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos")
+            : Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        if (fileRemovedToo)
+        {
+            if (kind == "position")
+            {
+                using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
+                s.Commit("jobs", 2);
+            }
+            else
+            {
+                using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
+                var first = Consume.FetchOne(member, "the first job");
+                Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+                await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(path) == 1, "the group's ack floor 1 in its state file");
+            }
+
+            await f.RestartAsync(); // the group's state is opened again only by its next join
+            Assert.True(File.Exists(path), $"{path} exists before the test removes it");
+        }
+
+        var steps = new List<string>();
+        f.Broker.StateFlusher.Opening = p =>
+        {
+            if (p != path)
+            {
+                return;
+            }
+
+            lock (steps)
+            {
+                steps.Add("open " + (File.Exists(p) ? "there" : "gone"));
+                if (fileRemovedToo && steps.Count == 1)
+                {
+                    File.Delete(p); // the operator's removal of the file, after the open found it and before it opens it
+                }
+            }
+        };
+        f.Broker.StateFlusher.Creating = p =>
+        {
+            if (p != path)
+            {
+                return;
+            }
+
+            lock (steps)
+            {
+                steps.Add("made");
+                if (steps.Count(x => x == "made") == 1)
+                {
+                    File.Delete(p + Creating); // and of the temporary file of the one made in its place, before its rename
+                }
+            }
+        };
+
+        if (kind == "position")
+        {
+            using var again = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
+            Assert.Null(again.CommittedOffset("jobs")); // anew
+            Assert.Equal(PositionStore.Magic, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(path)));
+        }
+        else
+        {
+            using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
+            Assert.Equal(0, Consume.FetchOne(member, "job0: the group starts anew").Offset);
+            Assert.Equal(GroupAckStore.Magic, BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(path)));
+        }
+
+        // (found, removed,) made, its temporary file removed, found gone, made anew and opened
+        Assert.Equal(fileRemovedToo ? ["open there", "made", "open gone", "made", "open there"] : ["made", "open gone", "made", "open there"], steps);
+        Assert.False(File.Exists(path + Creating));
+    }
+
+    /// <summary>
+    /// A rename refused for another reason than a file taking the name or the temporary file going (here a directory
+    /// made at the name, which is no state file) is refused naming both files, and the temporary file is removed.
+    /// </summary>
+    [Fact]
+    public void A_rename_refused_otherwise_names_the_file_and_its_temporary_file()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("sub.pos");
+        var flusher = new StateFileFlusher { Creating = p => Directory.CreateDirectory(p) };
+
+        var e = Assert.ThrowsAny<IOException>(() => PositionStore.Open(path, flusher));
+        Assert.StartsWith($"{path} could not be renamed into place from {path + Creating}, which was written whole: ", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(path + Creating));
+    }
+
+    /// <summary>
+    /// A temporary file removed each time it is made is not made for ever: the subscribe fails after a few tries with a
+    /// storage error naming the file and saying it was removed, and the same subscribe succeeds once that stops.
+    /// </summary>
+    [Fact]
+    public async Task A_temporary_file_removed_each_time_it_is_made_fails_the_subscribe_saying_so()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs");
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos");
+        var removals = 0;
+        f.Broker.StateFlusher.Creating = p =>
+        {
+            if (p == path)
+            {
+                Interlocked.Increment(ref removals);
+                File.Delete(p + Creating);
+            }
+        };
+
+        var e = Assert.Throws<BrokerException>(() => f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" }));
+        Assert.Equal(BrokerErrorCode.StorageError, e.Code);
+        Assert.Contains($"its position file {path} cannot be opened: {path} was removed each time it was found or made (3 times) before it could be opened", e.Message, StringComparison.Ordinal);
+        Assert.Equal(3, removals);
+        Assert.False(File.Exists(path));
+        Assert.False(File.Exists(path + Creating));
+
+        f.Broker.StateFlusher.Creating = null;
         using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" });
         Assert.True(File.Exists(path));
     }

@@ -76,8 +76,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     /// written and flushed under a temporary name (<see cref="CreatingSuffix"/>) and renamed into place, so a reader
     /// listing its directory (the primary's checks of its state files) never finds it short or without its header.
     /// A file removed after it was found or made and before it is opened (an operator removing a subscription's
-    /// position file to start it anew while a client subscribes under that name) is made anew, as a missing one is; a
-    /// file removed each time, <see cref="OpenAttempts"/> times, fails the open with a <see cref="FileNotFoundException"/>.
+    /// position file to start it anew while a client subscribes under that name), or whose temporary file is removed
+    /// before its rename, is made anew, as a missing one is; a file removed each time, <see cref="OpenAttempts"/> times,
+    /// fails the open with a <see cref="FileNotFoundException"/> naming it and saying so.
     /// </summary>
     public static MappedStateFile Open(string path, long length, StateFileFlusher? flusher = null, ReadOnlySpan<long> header = default)
     {
@@ -115,9 +116,13 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
             }
             catch (FileNotFoundException) when (attempt < OpenAttempts)
             {
-                // Removed since it was found or made (an operator starting a subscription anew, say): made anew, as a
-                // missing file is.
+                // Removed since it was found or made, or its temporary file before its rename (an operator starting a
+                // subscription anew, say): made anew, as a missing file is.
                 continue;
+            }
+            catch (FileNotFoundException e)
+            {
+                throw new FileNotFoundException($"{path} was removed each time it was found or made ({OpenAttempts} times) before it could be opened", path, e);
             }
 
             return Map(path, stream, length, created, flusher);
