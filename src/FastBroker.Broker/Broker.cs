@@ -278,7 +278,7 @@ public sealed partial class Broker : IAsyncDisposable
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
         var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
         var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt);
-        var limit = Math.Max(scan, ProducerCheckpoint.RescanLimit);
+        var limit = Math.Max(scan, _options.ProducerRescanLimit);
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
