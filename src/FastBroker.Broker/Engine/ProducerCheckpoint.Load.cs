@@ -29,11 +29,20 @@ internal sealed partial class ProducerCheckpoint
     /// topic's journal (its next offset then: every record below it is in the capture; a topic not named was created
     /// after it); null when the file does not say (none, damaged, version 1 to 5, or written without topics).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt) =>
+        Load(dataDirectory, verify, topicOf, out problem, out epochs, out capturedAt, out _);
+
+    /// <summary>
+    /// As the overload without <paramref name="capturedTime"/>, and also when the capture points were taken (Unix ms of
+    /// the stamp clock: no record a topic held below its point is stamped later); null when the file does not say
+    /// (version 6 or older, or no capture points).
+    /// </summary>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt, out long? capturedTime)
     {
         problem = null;
         epochs = [];
         capturedAt = null;
+        capturedTime = null;
         var result = new List<(ulong, ulong, TopicState, long, long, ulong)>();
         byte[] bytes;
         try
@@ -52,7 +61,7 @@ internal sealed partial class ProducerCheckpoint
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or 6 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -140,9 +149,16 @@ internal sealed partial class ProducerCheckpoint
                     epochs.Add((BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), epoch, seen));
                 }
 
+                if (version >= 7 && at + 8 <= end)
+                {
+                    capturedTime = BinaryPrimitives.ReadInt64LittleEndian(span[at..]);
+                    at += 8;
+                }
+
                 if (version >= 6)
                 {
                     capturedAt = ReadCapturePoints(span, at, end, out problem);
+                    capturedTime = capturedAt is null ? null : capturedTime;
                 }
             }
         }

@@ -72,7 +72,7 @@ internal sealed partial class ProducerCheckpoint
             need += 52 + Encoding.UTF8.GetMaxByteCount(_capture[i].Topic.Name.Length) + Encoding.UTF8.GetMaxByteCount(_capture[i].Previous.Topic?.Name.Length ?? 0);
         }
 
-        need += 4 + (24 * _epochCount) + 4;
+        need += 4 + (24 * _epochCount) + 8 + 4;
         for (var i = 0; i < _pointCount; i++)
         {
             need += 10 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Length);
@@ -114,6 +114,8 @@ internal sealed partial class ProducerCheckpoint
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], _epochs[i].Seen);
         }
 
+        BinaryPrimitives.WriteInt64LittleEndian(span[at..], _capturedAtMs);
+        at += 8;
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], _pointCount < 0 ? uint.MaxValue : (uint)_pointCount);
         at += 4;
         for (var i = 0; i < _pointCount; i++)

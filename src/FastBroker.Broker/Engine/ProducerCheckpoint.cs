@@ -47,17 +47,24 @@ namespace FastBroker.Engine;
 /// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
 /// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
-/// Format, little-endian: "FBPS", version 6, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// Format, little-endian: "FBPS", version 7, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), the
 /// previous place's sequence (u64) and offset (i64, -1: none), topic name length (u16) and UTF-8 name, the previous
 /// place's topic name length (u16, 0 with none) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
 /// and the Unix ms of the id's last use (i64: its newest write or INIT_PRODUCER; a restart that knows the id from this
-/// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the capture points'
+/// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the capture's time
+/// (i64 Unix ms of the stamp clock, taken after the stamps of every record below the points), the capture points'
 /// count (u32, u32.MaxValue: not known) and per persistent topic its next offset (i64), name length (u16) and UTF-8
 /// name; then the CRC32C of everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3
 /// (epochs without last use: each taken as last used when it was given, the Unix ms an epoch is at least), 4 (no
-/// previous place) and 5 (no capture points) are still read: version 1's producers are aged by their highest
-/// sequence's record.
+/// previous place), 5 (no capture points) and 6 (no capture time) are still read: version 1's producers are aged by
+/// their highest sequence's record.
+/// <para>
+/// A capture point is taken for a topic only if the record just below it (the journal's newest, if the point is past
+/// its end) is stamped no later than the capture's time: one stamped later was written after the capture, so the
+/// journal is not the one captured (the topic was deleted and created again under its name, its offsets restarted at
+/// 0, or it holds another history), and the open rescans that topic from its first record (logged).
+/// </para>
 /// </remarks>
 internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
 {
@@ -67,7 +74,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 6;
+    private const uint Version = 7;
 
     /// <summary>
     /// The most records of one topic the open rescans (or <see cref="BrokerOptions.ProducerRecoveryRecords"/> if larger),
@@ -90,6 +97,8 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     private readonly Func<IEnumerable<TopicState>>? _topics;
     private (string Topic, long Next)[] _points = new (string, long)[16];
     private int _pointCount = -1; // how many of _points the capture holds; -1: no topics given, capture points unknown
+    private readonly TimeProvider _clock;
+    private long _capturedAtMs; // the stamp clock's Unix ms when the capture points were taken
 
     /// <param name="dataDirectory">Where the file is.</param>
     /// <param name="log">Where a failed write is reported.</param>
@@ -97,11 +106,16 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     /// The topics, whose journals' next offsets each capture takes as its capture points (null: the file names none, and
     /// the open rescans the fixed number of newest records).
     /// </param>
-    public ProducerCheckpoint(string dataDirectory, Action<string>? log, Func<IEnumerable<TopicState>>? topics = null)
+    /// <param name="clock">
+    /// The clock the journaler stamps records with (<see cref="BrokerOptions.StampClock"/>): each capture takes its time,
+    /// which no record a topic held at the capture is stamped after (null: the system clock).
+    /// </param>
+    public ProducerCheckpoint(string dataDirectory, Action<string>? log, Func<IEnumerable<TopicState>>? topics = null, TimeProvider? clock = null)
     {
         _path = Path.Combine(dataDirectory, FileName);
         _log = log;
         _topics = topics;
+        _clock = clock ?? TimeProvider.System;
     }
 
     /// <summary>
@@ -174,6 +188,10 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
         }
 
         _pointCount = n;
+
+        // After the records' stamps (the journaler stamps a batch before it writes it): a record stamped later was
+        // written after this capture, so a topic whose record just below its point is is not the one captured there.
+        _capturedAtMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
     }
 
     void IThreadPoolWorkItem.Execute()
