@@ -323,11 +323,11 @@ public sealed partial class Broker : IAsyncDisposable
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint). Without
         // recovery (scan 0) its entries are not taken (nor the rescan's), but its epochs are, as producers.epochs's.
-        foreach (var (id, highest, topic, offset, timestamp, epoch) in scan == 0 ? [] : vouched)
+        foreach (var (id, highest, topic, offset, timestamp, epoch, previous) in scan == 0 ? [] : vouched)
         {
             if (!_producers.Expired(timestamp, now))
             {
-                _producers.Vouch(id, highest, topic, offset, timestamp, epoch);
+                _producers.Vouch(id, highest, topic, offset, timestamp, epoch, previous);
             }
         }
 

@@ -10,10 +10,11 @@ internal sealed partial class ProducerCheckpoint
     /// <summary>
     /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
     /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
-    /// timestamp if later, or alone in a version 1 file) and the record's producer epoch; for an entry whose record they
-    /// do not hold, its previous place instead if they hold that one's.
+    /// timestamp if later, or alone in a version 1 file), the record's producer epoch and the entry's previous place
+    /// (unchecked: the open's own write keeps it); for an entry whose record they do not hold, its previous place
+    /// instead if they hold that one's (with no previous place then).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem) =>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem) =>
         Load(dataDirectory, verify, topicOf, out problem, out _);
 
     /// <summary>
@@ -21,7 +22,7 @@ internal sealed partial class ProducerCheckpoint
     /// in a version 1 or 2 file), unchecked (it can only fence), with the id's last use (Unix ms; in a version 3 file,
     /// which has none, the epoch itself: the Unix ms it was given at, at least).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs) =>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs) =>
         Load(dataDirectory, verify, topicOf, out problem, out epochs, out _);
 
     /// <summary>
@@ -29,7 +30,7 @@ internal sealed partial class ProducerCheckpoint
     /// topic's journal (its next offset then: every record below it is in the capture; a topic not named was created
     /// after it); null when the file does not say (none, damaged, version 1 to 5, or written without topics).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt) =>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt) =>
         Load(dataDirectory, verify, topicOf, out problem, out epochs, out capturedAt, out _);
 
     /// <summary>
@@ -37,13 +38,13 @@ internal sealed partial class ProducerCheckpoint
     /// the stamp clock: no record a topic held below its point is stamped later); null when the file does not say
     /// (version 6 or older, or no capture points).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt, out long? capturedTime)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt, out long? capturedTime)
     {
         problem = null;
         epochs = [];
         capturedAt = null;
         capturedTime = null;
-        var result = new List<(ulong, ulong, TopicState, long, long, ulong)>();
+        var result = new List<(ulong, ulong, TopicState, long, long, ulong, ProducerRegistry.Place)>();
         byte[] bytes;
         try
         {
@@ -114,7 +115,9 @@ internal sealed partial class ProducerCheckpoint
 
             if (topicOf(name) is { } topic && verify(name, offset) is { } found && (found.Producer, found.Sequence) == (id, highest))
             {
-                result.Add((id, highest, topic, offset, Math.Max(found.Timestamp, lastWrite), found.Epoch));
+                // Its previous place goes with it: the open's own write keeps it, for a journal that later loses the newest.
+                var previous = previousOffset >= 0 && topicOf(previousName) is { } earlierTopic ? new ProducerRegistry.Place(previousHighest, earlierTopic, previousOffset) : default;
+                result.Add((id, highest, topic, offset, Math.Max(found.Timestamp, lastWrite), found.Epoch, previous));
             }
             else if (previousOffset >= 0 && topicOf(previousName) is { } previousTopic && verify(previousName, previousOffset) is { } before
                 && (before.Producer, before.Sequence) == (id, previousHighest))
@@ -122,7 +125,7 @@ internal sealed partial class ProducerCheckpoint
                 // The newest record is missing (a standby's copy not holding it yet, say), the one the capture before held
                 // is here: every record the producer wrote after that capture lies within the rescan (it trails the
                 // newest capture's record by at most a capture interval), so it vouches as the newest would have.
-                result.Add((id, previousHighest, previousTopic, previousOffset, Math.Max(before.Timestamp, lastWrite), before.Epoch));
+                result.Add((id, previousHighest, previousTopic, previousOffset, Math.Max(before.Timestamp, lastWrite), before.Epoch, default));
                 fromPrevious++;
             }
             else

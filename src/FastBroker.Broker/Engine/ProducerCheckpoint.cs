@@ -29,7 +29,8 @@ namespace FastBroker.Engine;
 /// producer and sequence. An entry that does not match (the journal was cut after a failover or lost its unsynced tail,
 /// or the file came from a primary ahead of this standby's copy) falls back to the entry's previous place: the producer's
 /// highest sequence and its record's place as the capture before the one that first saw the newest took them (kept
-/// beside it until the producer's entry changes again). Every record the producer wrote after that capture lies within
+/// beside it until the producer's entry changes again, also by the open's own write, which takes each loaded entry as
+/// the producer's latest capture: <see cref="ProducerRegistry.Vouch"/>). Every record the producer wrote after that capture lies within
 /// the rescan of a journal that holds the previous record but lacks the newest (the two captures are at most one
 /// capture interval and one write apart, as the rescan's bound above allows), so a journal that holds the previous
 /// record vouches with it as with the newest: a standby promoted before its copy received a producer's newest record
