@@ -52,7 +52,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
-        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.All);
+        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.All, options.StampClock);
         _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
@@ -277,8 +277,8 @@ public sealed partial class Broker : IAsyncDisposable
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
         var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
-        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt);
-        var limit = Math.Max(scan, ProducerCheckpoint.RescanLimit);
+        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt, out var capturedTime);
+        var limit = Math.Max(scan, _options.ProducerRescanLimit);
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -291,7 +291,7 @@ public sealed partial class Broker : IAsyncDisposable
             var from = journal.NextOffset - scan;
             if (capturedAt is not null)
             {
-                from = Math.Min(from, capturedAt.TryGetValue(topic.Name, out var point) ? point : journal.FirstOffset);
+                from = Math.Min(from, capturedAt.TryGetValue(topic.Name, out var point) && CapturedHere(topic, journal, point, capturedTime) ? point : journal.FirstOffset);
             }
 
             from = Math.Max(journal.FirstOffset, from);
@@ -323,11 +323,11 @@ public sealed partial class Broker : IAsyncDisposable
 
         // Then the checkpoint: producers whose newest records the rescan did not reach (ProducerCheckpoint). Without
         // recovery (scan 0) its entries are not taken (nor the rescan's), but its epochs are, as producers.epochs's.
-        foreach (var (id, highest, topic, offset, timestamp, epoch) in scan == 0 ? [] : vouched)
+        foreach (var (id, highest, topic, offset, timestamp, epoch, previous) in scan == 0 ? [] : vouched)
         {
             if (!_producers.Expired(timestamp, now))
             {
-                _producers.Vouch(id, highest, topic, offset, timestamp, epoch);
+                _producers.Vouch(id, highest, topic, offset, timestamp, epoch, previous);
             }
         }
 
@@ -352,6 +352,49 @@ public sealed partial class Broker : IAsyncDisposable
             {
                 _options.Log?.Invoke(line);
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether a capture point of <c>producers.state</c> for <paramref name="topic"/> was taken in this journal: the
+    /// record just below it (or the journal's newest, if the point is past its end) was stamped no later than the
+    /// capture. One stamped later was written after it: the topic was deleted and created again under its name since
+    /// (offsets restart at 0), or the journal holds another history, and every record of it may have been written after
+    /// the capture (logged; the rescan starts at its first record). A file without the capture's time (version 6), a
+    /// journal holding no record below the point or a record that cannot be read: taken as before.
+    /// </summary>
+    private bool CapturedHere(TopicState topic, Journal.JournalLog journal, long point, long? capturedTime)
+    {
+        var below = Math.Min(point, journal.NextOffset) - 1;
+        if (capturedTime is not { } captured || below < journal.FirstOffset || RecordTimestampAt(journal, below) is not { } stamped || stamped <= captured)
+        {
+            return true;
+        }
+
+        _options.Log?.Invoke($"topic '{topic.Name}': its record at offset {below} was written after {ProducerCheckpoint.FileName}'s capture (stamped {stamped}, captured at {captured} Unix ms), "
+            + $"so the capture's point (offset {point}) is not this journal's (the topic created again under its name, or another history): producers are rescanned from its first record");
+        return false;
+    }
+
+    /// <summary>The timestamp of the record at <paramref name="offset"/>, if the journal holds it readable.</summary>
+    private static long? RecordTimestampAt(Journal.JournalLog journal, long offset)
+    {
+        try
+        {
+            using var reader = journal.OpenReader(Journal.ReadStart.FromOffset(offset));
+            while (reader.TryRead(out var record) && record.Offset <= offset)
+            {
+                if (record.Offset == offset)
+                {
+                    return record.Timestamp;
+                }
+            }
+
+            return null;
+        }
+        catch (Journal.JournalCorruptionException)
+        {
+            return null;
         }
     }
 

@@ -84,6 +84,12 @@ public sealed record BrokerOptions
     internal bool AllowSmallProducerRescan { get; init; }
 
     /// <summary>
+    /// Tests only: the most records of one topic the open's producer rescan reads (<see cref="Engine.ProducerCheckpoint.RescanLimit"/>,
+    /// or <see cref="ProducerRecoveryRecords"/> if larger), so a test can pass it with a few hundred records.
+    /// </summary>
+    internal int ProducerRescanLimit { get; init; } = Engine.ProducerCheckpoint.RescanLimit;
+
+    /// <summary>
     /// Tests only: the clock the journaler stamps messages with (read once per ring batch), so that a test can step it
     /// back as a wall clock may step; also the idempotent producers' clock: the epochs <see cref="Broker.InitProducer"/>
     /// gives and the ids' last use, the ages a restart gives them, and the interval of the <c>producers.epochs</c>

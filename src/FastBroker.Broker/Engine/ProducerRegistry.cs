@@ -283,7 +283,12 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
     /// (<paramref name="topic"/>, <paramref name="offset"/>), verified against the journal. Every sequence up to it that
     /// the rescan did not find may be stored beyond it: a retry of one is refused (too old), never written again.
     /// </summary>
-    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset, long timestamp, ulong epoch)
+    /// <remarks>
+    /// The entry's place is taken as the producer's latest capture and <paramref name="previous"/> as the one before it,
+    /// so the open's own write of <c>producers.state</c> keeps that previous place (or, when the rescan found newer
+    /// records, makes the entry's place the previous one), as the captures of the broker that wrote the file would have.
+    /// </remarks>
+    public void Vouch(ulong producerId, ulong highest, TopicState topic, long offset, long timestamp, ulong epoch, Place previous = default)
     {
         if (!_producers.TryGetValue(producerId, out var p))
         {
@@ -301,6 +306,11 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
         }
 
         p.Wrote(timestamp);
+        lock (_addLock)
+        {
+            p.Captured = new Place(highest, topic, offset);
+            p.Previous = previous;
+        }
     }
 
     /// <summary>

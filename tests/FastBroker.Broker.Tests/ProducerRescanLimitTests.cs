@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using FastBroker.Engine;
+using FastBroker.Testing;
+
+namespace FastBroker.BrokerTests;
+
+/// <summary>
+/// The open's producer rescan of a topic reads at most <see cref="ProducerCheckpoint.RescanLimit"/> records (lowered to
+/// 100 here, <see cref="BrokerOptions.ProducerRescanLimit"/>): a <c>producers.state</c> captured further back than that
+/// (a standby's copy trailing its journal) leaves the records between the capture point and the limit unread. The open
+/// logs it with that range, and what it then does is what the line says: a producer whose records after its entry lie
+/// only in that range has such a retry stored again; one the rescan saw later, or one whose retry is of its entry or
+/// below, is still deduplicated.
+/// </summary>
+public sealed class ProducerRescanLimitTests
+{
+    private const ulong Early = 0x0E0E_0E0E_0E0E_0E07; // 0..4 before the capture, 5..9 after it, all beyond the limit
+    private const ulong Late = 0x0D0D_0D0D_0D0D_0D06;  // 0..2 after the capture only, beyond the limit
+    private const ulong Busy = 0x0B0B_0B0B_0B0B_0B08;  // 200 records after them, its newest 100 rescanned
+
+    private static BrokerOptions Limited(BrokerOptions o) => o with { ProducerRecoveryRecords = 64, AllowSmallProducerRescan = true, ProducerRescanLimit = 100 };
+
+    [Fact]
+    public async Task A_capture_point_beyond_the_rescan_limit_is_logged_with_the_records_left_unread_and_their_producers()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(Limited);
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < 5; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        await sink.WaitForAsync(5);
+        var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-limit-{Guid.NewGuid():N}.state");
+        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+        await f.RestartAsync(Limited, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
+        for (var i = 5UL; i < 10; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
+        }
+
+        for (var i = 0UL; i < 3; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Late, i, "t", $"l{i}", 10 + i); // offsets 10 to 12
+        }
+
+        for (var i = 0UL; i < 200; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // offsets 13 to 212
+        }
+
+        await sink.WaitForAsync(213);
+        using var copy = new TempDirectory("fastbroker-limit-copy");
+        await f.RestartAsync(Limited, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
+        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
+        File.Delete(trailing);
+
+        // 213 records, captured at 5: 208 to rescan, over the limit of 100, so offsets 5 to 112 are not read.
+        await using var promoted = await Broker.OpenAsync(Limited(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        var line = Assert.Single(log, l => l.Contains("records a restart rescans", StringComparison.Ordinal));
+        Assert.Contains("topic 't': producers.state was captured 208 records before the journal's end, more than the 100 records", line, StringComparison.Ordinal);
+        Assert.Contains("offsets 5 to 112 only are not deduplicated", line, StringComparison.Ordinal);
+
+        var after = new ClaimPublishTests.RecordingSink();
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 2, "t", "e2", 1);   // below its entry: refused
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 4, "t", "e4", 2);   // its entry's own record
+        ClaimPublishTests.PublishIdempotent(promoted, after, Busy, 50, "t", "b50", 3);  // at 63, unread, below what the rescan saw: refused
+        ClaimPublishTests.PublishIdempotent(promoted, after, Busy, 150, "t", "b150", 4); // at 163, rescanned
+        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 7, "t", "e7", 5);   // at 7, unread, above its entry: stored again
+        ClaimPublishTests.PublishIdempotent(promoted, after, Late, 1, "t", "l1", 6);    // at 11, unread, unknown: stored again
+        var outcomes = (await after.WaitForAsync(6)).OrderBy(o => o.Token).ToList();
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[0].Error);
+        Assert.Equal((4L, true, BrokerErrorCode.None), (outcomes[1].Offset, outcomes[1].Duplicate, outcomes[1].Error));
+        Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[2].Error);
+        Assert.Equal((163L, true, BrokerErrorCode.None), (outcomes[3].Offset, outcomes[3].Duplicate, outcomes[3].Error));
+        Assert.Equal((213L, false, BrokerErrorCode.None), (outcomes[4].Offset, outcomes[4].Duplicate, outcomes[4].Error));
+        Assert.Equal((214L, false, BrokerErrorCode.None), (outcomes[5].Offset, outcomes[5].Duplicate, outcomes[5].Error));
+        Assert.Equal(215L, ClaimPublishTests.Head(promoted, "t"));
+    }
+}
