@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using FastBroker;
 
-// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics]
+// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics steps|kill <k>]
 // With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs; with topics: see
 // TopicCreationCrash.cs. Without:
 // Publishes "m<offset-hint>" messages to topic "crash" (written durability) with up to 64 outstanding, and prints:
@@ -32,9 +32,9 @@ if (args.Length > 1 && args[1] == "producers")
     return await ProducerCrash.RunAsync(dir, Say);
 }
 
-if (args.Length > 1 && args[1] == "topics")
+if (args.Length > 2 && args[1] == "topics")
 {
-    return await TopicCreationCrash.RunAsync(dir, Say);
+    return await TopicCreationCrash.RunAsync(dir, args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : -1, Say);
 }
 
 await using var broker = await Broker.OpenAsync(BrokerOptions.Default with

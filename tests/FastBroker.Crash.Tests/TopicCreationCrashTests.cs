@@ -6,78 +6,101 @@ using Xunit.Abstractions;
 namespace FastBroker.Crash.Tests;
 
 /// <summary>
-/// kill -9 of a process creating topics one after another: every topic whose creation returned reopens with its
-/// settings, a <c>topic.meta</c> is never on disk without its journal, and what the creation the kill cut short left is
-/// removed at the next open (and logged), never opened as a topic nobody was told exists.
+/// kill -9 of a process creating a topic, at each step on disk of the creation in turn (the crash host waits at the
+/// step named to be killed): every topic whose creation returned reopens with its settings, a <c>topic.meta</c> is never
+/// on disk without its journal, and the topic the kill cut short opens only when its <c>topic.meta</c> was on disk
+/// (the creation committed); otherwise what the creation left is removed at the next open (and logged), never opened as
+/// a topic nobody was told exists nor left on disk unopened, and the same creation succeeds afterwards.
 /// </summary>
 public class TopicCreationCrashTests(ITestOutputHelper output)
 {
-    private const int Rounds = 12; // the kill lands before, in or after a creation by chance: each round is one draw
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task Kill9_while_creating_topics_opens_every_created_topic_and_removes_the_one_cut_short()
+    public async Task A_kill_at_each_step_of_a_topic_s_creation_opens_every_created_topic_and_the_one_cut_short_whole_or_not_at_all()
     {
         Assert.True(File.Exists(BrokerCrashTests.HostPath), $"crash host not built next to the tests: {BrokerCrashTests.HostPath}");
-        var seed = Environment.TickCount;
-        var random = new Random(seed);
-        output.WriteLine($"seed {seed}, {Rounds} rounds");
-        for (var round = 0; round < Rounds; round++)
+        var steps = Steps();
+        output.WriteLine(string.Join('\n', steps));
+        Assert.Contains(steps, s => s.StartsWith("open journal in ", StringComparison.Ordinal));
+
+        var failures = new List<string>();
+        var outcomes = new List<string>();
+        for (var kill = 0; kill <= steps.Count; kill++)
         {
-            using var dir = new TempDirectory("fastbroker-topic-creation-crash");
-            var created = new HashSet<string>(StringComparer.Ordinal);
-            using (var child = ChildProcess.StartDotnet(BrokerCrashTests.HostPath, dir.Path, "topics"))
+            var at = kill < steps.Count ? $"a kill before '{steps[kill]}'" : "a kill after the creation returned";
+            try
             {
-                var target = 3 + random.Next(0, 40);
-                Eventually.True(() => child.LineCount > target || child.HasExited, $"round {round}: the child creates {target} topics", TimeSpan.FromSeconds(60));
-                Assert.False(child.HasExited, $"round {round}: child exited early: {child.Errors}");
-                child.Kill();
-                foreach (var line in child.Lines.Where(l => l.StartsWith("T ", StringComparison.Ordinal)))
-                {
-                    created.Add("t" + line[2..]);
-                }
+                var outcome = await Round(kill, kill < steps.Count ? steps[kill] : null, at);
+                outcomes.Add(outcome);
+                output.WriteLine($"{at}: {outcome}");
             }
-
-            Assert.NotEmpty(created);
-            var topics = Path.Combine(dir.Path, "topics");
-            var next = "t" + created.Count.ToString(CultureInfo.InvariantCulture);
-            var uncommitted = new List<string>();
-            foreach (var topicDir in Directory.GetDirectories(topics))
+            catch (Xunit.Sdk.XunitException e)
             {
-                var name = Path.GetFileName(topicDir);
-                var entries = string.Join(", ", Directory.GetFileSystemEntries(topicDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-                Assert.True(created.Contains(name) || name == next, $"round {round}: '{name}' on disk, {created.Count} topics created");
-                if (!created.Contains(name))
-                {
-                    output.WriteLine($"round {round}: next '{name}': {entries}");
-                }
-
-                if (File.Exists(Path.Combine(topicDir, "topic.meta")))
-                {
-                    Assert.True(Directory.Exists(Path.Combine(topicDir, "journal")), $"round {round}: '{name}' has topic.meta without a journal ({entries}): it would open as a topic whose creation did not complete");
-                }
-                else
-                {
-                    Assert.False(created.Contains(name), $"round {round}: '{name}' was created but has no topic.meta ({entries})");
-                    uncommitted.Add(name);
-                }
-            }
-
-            var log = new ConcurrentQueue<string>();
-            await using var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = dir.Path, Log = log.Enqueue });
-            var opened = broker.GetSnapshot().Topics.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-            foreach (var name in created)
-            {
-                Assert.True(opened.Contains(name), $"round {round}: created topic '{name}' did not reopen");
-                broker.CreateTopic(name, TopicCreationCrash.Topic); // refused (TopicConflict) had it reopened with other settings
-            }
-
-            Assert.True(opened.IsSubsetOf(created.Append(next)), $"round {round}: opened {string.Join(", ", opened.Except(created))} beside the {created.Count} created");
-            var leftovers = Directory.GetDirectories(topics).Select(d => Path.GetFileName(d)!).Where(n => !opened.Contains(n)).ToList();
-            Assert.True(leftovers.Count == 0, $"round {round}: left on disk and not opened: {string.Join(", ", leftovers)}");
-            foreach (var name in uncommitted)
-            {
-                Assert.Single(log, l => l.Contains($"topic '{name}'", StringComparison.Ordinal) && l.Contains("creation that did not complete", StringComparison.Ordinal));
+                failures.Add(e.Message);
             }
         }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {steps.Count + 1} rounds:\n{string.Join("\n", failures)}");
+
+        // The steps reach both outcomes: a creation cut short before its commit, and one cut short after it.
+        Assert.Contains("not opened", outcomes);
+        Assert.Contains("opened", outcomes);
+    }
+
+    /// <summary>The steps on disk of the creation of topic t2, as the crash host names them.</summary>
+    private static List<string> Steps()
+    {
+        using var dir = new TempDirectory("fastbroker-topic-creation-steps");
+        using var child = ChildProcess.StartDotnet(BrokerCrashTests.HostPath, dir.Path, "topics", "steps");
+        Assert.True(child.WaitForExit(s_deadline), "the crash host lists the creation's steps");
+        Assert.True(child.ExitCode == 0, $"the crash host listing the steps exited with {child.ExitCode}: {child.Errors}");
+        return [.. child.Lines.Where(l => l.StartsWith("S ", StringComparison.Ordinal)).Select(l => l[2..])];
+    }
+
+    /// <summary>One kill before <paramref name="step"/> (none: after the creation returned); "opened" or "not opened" for t2.</summary>
+    private static async Task<string> Round(int kill, string? step, string at)
+    {
+        using var dir = new TempDirectory("fastbroker-topic-creation-crash");
+        var cut = TopicCreationCrash.Name(TopicCreationCrash.Before);
+        var acknowledged = new HashSet<string>(StringComparer.Ordinal);
+        using (var child = ChildProcess.StartDotnet(BrokerCrashTests.HostPath, dir.Path, "topics", "kill", kill.ToString(CultureInfo.InvariantCulture)))
+        {
+            var waitsFor = step is null ? $"T {TopicCreationCrash.Before}" : $"at {step}";
+            Eventually.True(() => child.Lines.Contains(waitsFor) || child.HasExited, $"{at}: the crash host reaches '{waitsFor}'", s_deadline);
+            Assert.False(child.HasExited, $"{at}: the crash host exited before '{waitsFor}': {string.Join(" | ", child.Lines)} {child.Errors}");
+            child.Kill();
+            foreach (var line in child.Lines.Where(l => l.StartsWith("T ", StringComparison.Ordinal)))
+            {
+                acknowledged.Add("t" + line[2..]);
+            }
+        }
+
+        Assert.Equal(TopicCreationCrash.Before + (step is null ? 1 : 0), acknowledged.Count);
+        var topics = Path.Combine(dir.Path, "topics");
+        var cutDir = Path.Combine(topics, cut);
+        var left = Directory.Exists(cutDir) ? string.Join(", ", Directory.GetFileSystemEntries(cutDir).Select(Path.GetFileName).Order(StringComparer.Ordinal)) : null;
+        var committed = File.Exists(Path.Combine(cutDir, "topic.meta"));
+        Assert.True(!committed || Directory.Exists(Path.Combine(cutDir, "journal")), $"{at}: '{cut}' has topic.meta without a journal ({left}): it would open as a topic whose creation did not complete");
+
+        var log = new ConcurrentQueue<string>();
+        await using var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = dir.Path, Log = log.Enqueue });
+        var opened = broker.GetSnapshot().Topics.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        foreach (var name in acknowledged)
+        {
+            Assert.True(opened.TryGetValue(name, out var topic) && topic.Head == 0, $"{at}: created topic '{name}' did not reopen empty");
+            broker.CreateTopic(name, TopicCreationCrash.Topic); // refused (TopicConflict) had it reopened with other settings
+        }
+
+        var leftovers = Directory.GetDirectories(topics).Select(d => Path.GetFileName(d)!).Where(n => !opened.ContainsKey(n)).ToList();
+        Assert.True(leftovers.Count == 0, $"{at}: left on disk and not opened: {string.Join(", ", leftovers.Select(n => $"{n} ({string.Join(", ", Directory.GetFileSystemEntries(Path.Combine(topics, n)).Select(Path.GetFileName))})"))}");
+        Assert.True(opened.ContainsKey(cut) == committed, $"{at}: '{cut}' ({left ?? "no directory"}) was {(committed ? "not " : "")}opened");
+        var reported = log.Count(l => l.Contains($"topic '{cut}'", StringComparison.Ordinal) && l.Contains("creation that did not complete", StringComparison.Ordinal));
+        Assert.True(reported == (left is not null && !committed ? 1 : 0), $"{at}: {reported} lines said '{cut}' was left by a creation that did not complete ({left ?? "no directory"}); log: {string.Join(" | ", log)}");
+
+        // The name is free or holds the same settings: the creation succeeds now, the topic whole on disk.
+        broker.CreateTopic(cut, TopicCreationCrash.Topic);
+        Assert.Equal(["journal", "topic.meta"], Directory.GetFileSystemEntries(cutDir).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal));
+        return committed ? "opened" : "not opened";
     }
 }

@@ -19,16 +19,18 @@ internal sealed partial class TopicRegistry
     /// Commits a creation: the journal directory's entry durable first (so that <c>topic.meta</c> is never durable
     /// without it), then the rename of the pending settings to <c>topic.meta</c>, synced.
     /// </summary>
-    private static void Commit(string name, string dir, bool durable, bool persistent)
+    private void Commit(string name, string dir, bool durable, bool persistent)
     {
         if (durable && persistent)
         {
+            Step($"sync directory {dir}");
             SyncDirectory(name, dir); // the journal directory's entry
         }
 
         var meta = Path.Combine(dir, MetaFile);
         try
         {
+            Step($"rename {Path.Combine(dir, PendingMetaFile)} to {meta}");
             File.Move(Path.Combine(dir, PendingMetaFile), meta, overwrite: true);
         }
         catch (Exception e) when (ResourceShortage.Describe(e) is { } shortage)
@@ -42,9 +44,18 @@ internal sealed partial class TopicRegistry
 
         if (durable)
         {
+            Step($"sync directory {dir}");
             SyncDirectory(name, dir); // the rename: the topic exists from here on
         }
     }
+
+    /// <summary>
+    /// Tests: called before each step on disk of a topic's creation (<see cref="Create"/>), with what it is about to
+    /// do; a crash host waits there to be killed, to test what a kill at that step leaves.
+    /// </summary>
+    internal Action<string>? FileStep { get; set; }
+
+    private void Step(string what) => FileStep?.Invoke(what);
 
     /// <summary>
     /// Takes a committed topic back to a creation that did not complete: <c>topic.meta</c> is renamed to

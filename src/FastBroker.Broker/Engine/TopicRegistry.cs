@@ -195,6 +195,7 @@ internal sealed partial class TopicRegistry : IDisposable
 
             var dir = Path.Combine(_root, name);
             var created = new CreatedFiles(dir);
+            Step($"create directory {dir}");
             System.IO.Directory.CreateDirectory(dir);
 
             // The settings under their pending name first, durably (a journal is never without settings), then the
@@ -205,7 +206,9 @@ internal sealed partial class TopicRegistry : IDisposable
             TopicState? topic = null;
             try
             {
+                Step($"write {Path.Combine(dir, PendingMetaFile)}");
                 WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, durable);
+                Step($"open journal in {dir}");
                 topic = OpenTopic(name, options, dir);
                 Commit(name, dir, durable, options.Persistent);
             }
