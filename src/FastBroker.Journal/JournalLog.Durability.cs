@@ -42,7 +42,8 @@ public sealed partial class JournalLog
     /// commit a waiter also wakes the flusher, so it never depends on someone else calling <see cref="Commit"/>;
     /// under <see cref="DurabilityPolicy.None"/> it completes at the writer's next commit. Any thread.
     /// </summary>
-    /// <exception cref="JournalException">A flush failed (the journal is faulted).</exception>
+    /// <exception cref="JournalException">A flush failed (the journal is faulted): the waits listed then fail with its
+    /// error, a wait begun after it with <see cref="JournalErrorCode.Faulted"/>, never left waiting.</exception>
     /// <exception cref="ObjectDisposedException">The journal was disposed before the record became durable.</exception>
     public ValueTask WaitForDurableAsync(long offset, CancellationToken cancellationToken = default)
     {
@@ -97,16 +98,14 @@ public sealed partial class JournalLog
         }
     }
 
+    /// <summary>Tests: called in a wait for durability after its first checks, before its waiter is listed.</summary>
+    internal Action? BeforeWaiterListed { get; set; }
+
     private ValueTask WaitForDurableSlow(long offset, CancellationToken cancellationToken)
     {
-        if (_fault is { } fault)
+        if (UnusableError() is { } error)
         {
-            return ValueTask.FromException(new JournalException(JournalErrorCode.Faulted, "The journal is faulted: " + fault.Message, fault));
-        }
-
-        if (_disposed)
-        {
-            return ValueTask.FromException(new ObjectDisposedException(nameof(JournalLog)));
+            return ValueTask.FromException(error);
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -124,15 +123,23 @@ public sealed partial class JournalLog
         waiter.Target = offset;
         var version = waiter.Version;
         waiter.Register(cancellationToken);
+        BeforeWaiterListed?.Invoke();
         bool satisfied, listed = false;
+        Exception? unusable = null;
         lock (_waitLock)
         {
             satisfied = Volatile.Read(ref _durableOffset) > offset;
             if (!satisfied && !cancellationToken.IsCancellationRequested)
             {
-                _waiters.Add(waiter);
-                Volatile.Write(ref _waiterCount, _waiters.Count + _syncWaiters);
-                listed = true;
+                // Read again under the lock: a fault or the close since the checks above has failed the listed waiters
+                // already (FailAllWaiters, under this lock, after either is set), and nothing fails a waiter listed after.
+                unusable = UnusableError();
+                if (unusable is null)
+                {
+                    _waiters.Add(waiter);
+                    Volatile.Write(ref _waiterCount, _waiters.Count + _syncWaiters);
+                    listed = true;
+                }
             }
         }
 
@@ -140,7 +147,7 @@ public sealed partial class JournalLog
         {
             waiter.ClearRegistration(); // outside the lock: it waits for a running callback, which takes the lock
             ReturnWaiter(waiter);
-            return satisfied ? default : ValueTask.FromCanceled(cancellationToken);
+            return satisfied ? default : unusable is not null ? ValueTask.FromException(unusable) : ValueTask.FromCanceled(cancellationToken);
         }
 
         if (_policy == DurabilityPolicy.GroupCommit || _disposed || _fault is not null)
@@ -149,6 +156,17 @@ public sealed partial class JournalLog
         }
 
         return new ValueTask(waiter, version);
+    }
+
+    /// <summary>What a wait for durability fails with now: the fault, or the close; null while the journal is usable.</summary>
+    private Exception? UnusableError()
+    {
+        if (_fault is { } fault)
+        {
+            return new JournalException(JournalErrorCode.Faulted, "The journal is faulted: " + fault.Message, fault);
+        }
+
+        return _disposed ? new ObjectDisposedException(nameof(JournalLog)) : null;
     }
 
     internal void ReturnWaiter(DurableWaiter waiter)

@@ -227,6 +227,67 @@ public class ReplicationGateTests
         Assert.Equal(1, sub.CommittedOffset("orders"));
     }
 
+    /// <summary>
+    /// A commit stored (and queued for the standby) as the node steps down, whose wait for the standby begins after the
+    /// step-down failed every wait the gate held: it fails at once with the step-down's error, not after the ack timeout
+    /// as NotReplicated, nor never once the broker is closed (its timer checks no timeouts). The order is forced: the
+    /// gate is failed from the commit itself, after the position is stored, before the wait begins.
+    /// </summary>
+    [Fact]
+    public async Task A_commit_whose_wait_begins_after_the_gate_failed_everything_fails_at_once_with_that_error()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(10), degradeToLocal: false);
+        var broker = await OpenWithOneReplicatedMessageAsync(dir.Path, gate, AckMode.StandbyDurable);
+        try
+        {
+            using var sub = broker.Subscribe("orders", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
+            var early = sub.CommitAsync("orders", 0).AsTask(); // held by the gate when it fails
+            sub.CommitStored = (_, _) => gate.FailAll(BrokerErrorCode.NotPrimary, "not confirmed: stepping down");
+            var late = sub.CommitAsync("orders", 1).AsTask();
+            sub.CommitStored = null;
+            var failed = await Assert.ThrowsAsync<BrokerException>(() => early.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.Equal(BrokerErrorCode.NotPrimary, failed.Code);
+
+            // The stepping-down node closes its broker: nothing would check the late wait's timeout any more.
+            await broker.DisposeAsync();
+            failed = await Assert.ThrowsAsync<BrokerException>(() => late.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.Equal((BrokerErrorCode.NotPrimary, "not confirmed: stepping down"), (failed.Code, failed.Message));
+        }
+        finally
+        {
+            await broker.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// As above for a publish: a standby-mode confirmation the dispatcher hands the gate after it failed everything (the
+    /// message was claimed before the step-down) fails at once with that error, in a topic known before and in one new.
+    /// </summary>
+    [Fact]
+    public async Task A_confirmation_held_after_the_gate_failed_everything_fails_at_once_with_that_error()
+    {
+        using var dir = new TempDirectory("fastbroker-gate");
+        var gate = new ReplicationGate(TimeSpan.FromMinutes(10), degradeToLocal: false);
+        var broker = await OpenWithOneReplicatedMessageAsync(dir.Path, gate, AckMode.StandbyReceived);
+        try
+        {
+            gate.FailAll(BrokerErrorCode.NotPrimary, "not confirmed: stepping down");
+            var known = broker.PublishAsync("orders", "b"u8.ToArray()).AsTask();
+            var fresh = broker.PublishAsync("fresh", "c"u8.ToArray()).AsTask();
+            await broker.DisposeAsync();
+            foreach (var publish in new[] { known, fresh })
+            {
+                var failed = await Assert.ThrowsAsync<BrokerException>(() => publish.WaitAsync(TimeSpan.FromSeconds(20)));
+                Assert.Equal((BrokerErrorCode.NotPrimary, "not confirmed: stepping down"), (failed.Code, failed.Message));
+            }
+        }
+        finally
+        {
+            await broker.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Commits_in_local_mode_or_degraded_do_not_wait()
     {

@@ -65,6 +65,64 @@ public class DurabilityTests
         }
     }
 
+    /// <summary>
+    /// A wait for durability that passed its fault check just before a flusher pass failed, and listed its waiter just
+    /// after that failure failed the waiters listed then: nothing fails a waiter listed later (a faulted journal's flusher
+    /// neither syncs nor fails again), so it is failed at once instead of waiting for ever. The order is forced: the
+    /// failure happens, and fails the waiter listed before it, inside the late wait's gap.
+    /// </summary>
+    [Fact]
+    public async Task A_wait_listed_after_a_flush_failure_failed_the_waiters_is_failed_not_left_waiting()
+    {
+        using var dir = new TempDirectory();
+        using var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.GroupCommit));
+        AppendReadTests.AppendRange(journal, 10);
+        Assert.True(journal.WaitForDurable(9, Eventually.DefaultTimeout));
+        var target = journal.NextOffset + 1000; // never written: only a failure or the close ends a wait for it
+        var early = journal.WaitForDurableAsync(target).AsTask();
+        journal.BeforeWaiterListed = () =>
+        {
+            journal.BeforeWaiterListed = null;
+            var once = 1;
+            journal.FlusherPassFault = () =>
+            {
+                if (Interlocked.Exchange(ref once, 0) == 1)
+                {
+                    throw new IOException("injected: one flusher pass fails");
+                }
+            };
+            Eventually.True(() => early.IsCompleted, "the failed pass fails the waiter listed before it");
+        };
+
+        var late = journal.WaitForDurableAsync(target).AsTask();
+        var e = await Assert.ThrowsAsync<JournalException>(() => late.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(JournalErrorCode.Faulted, e.ErrorCode);
+        Assert.Contains("injected: one flusher pass fails", e.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<JournalException>(() => early); // the fault itself (IoError), as every waiter listed then
+    }
+
+    /// <summary>As above with the close: a waiter listed after <see cref="JournalLog.Dispose"/> failed the waiters is failed at once.</summary>
+    [Fact]
+    public async Task A_wait_listed_after_the_close_failed_the_waiters_is_failed_not_left_waiting()
+    {
+        using var dir = new TempDirectory();
+        var journal = JournalLog.Open(dir.Path, With(DurabilityPolicy.GroupCommit));
+        AppendReadTests.AppendRange(journal, 10);
+        Assert.True(journal.WaitForDurable(9, Eventually.DefaultTimeout));
+        var target = journal.NextOffset + 1000;
+        var early = journal.WaitForDurableAsync(target).AsTask();
+        journal.BeforeWaiterListed = () =>
+        {
+            journal.BeforeWaiterListed = null;
+            journal.Dispose(); // the writer's thread: it has stopped appending
+            Eventually.True(() => early.IsCompleted, "the close fails the waiter listed before it");
+        };
+
+        var late = journal.WaitForDurableAsync(target).AsTask();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => late.WaitAsync(TimeSpan.FromSeconds(20)));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => early);
+    }
+
     [Fact]
     public async Task Group_commit_wakes_every_waiter_of_the_flush_together()
     {

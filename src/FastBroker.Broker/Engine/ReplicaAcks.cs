@@ -10,6 +10,7 @@ internal sealed class ReplicaAcks(TopicState topic)
     private long _durableNext;
     private volatile int _held;
     private volatile int _durableHeld;
+    private (BrokerErrorCode Code, string Reason)? _failure; // under _lock: FailAll's, for every confirmation after it
 
     public TopicState Topic { get; } = topic;
 
@@ -41,7 +42,11 @@ internal sealed class ReplicaAcks(TopicState topic)
     {
         lock (_lock)
         {
-            if (mode == AckMode.StandbyReceived)
+            if (_failure is { } failure)
+            {
+                confirmation.Fail(failure.Code, failure.Reason);
+            }
+            else if (mode == AckMode.StandbyReceived)
             {
                 if (confirmation.Offset < _receivedNext)
                 {
@@ -145,10 +150,12 @@ internal sealed class ReplicaAcks(TopicState topic)
         return n;
     }
 
+    /// <summary>Fails every confirmation held, and every one enqueued from now on (the gate's end).</summary>
     public void FailAll(BrokerErrorCode code, string reason)
     {
         lock (_lock)
         {
+            _failure ??= (code, reason);
             while (_received.TryPeek(out var h))
             {
                 _received.Dequeue();

@@ -62,7 +62,8 @@ internal sealed partial class ReplicationGate
     /// Null when a commit (or a new producer epoch) of <paramref name="version"/> can be answered now (the mode is
     /// local, the standby already has it, or none is attached and the gate degrades to local); otherwise a task that
     /// completes when the standby has applied it, or fails with <see cref="BrokerErrorCode.NotReplicated"/> after
-    /// <see cref="AckTimeout"/>. <paramref name="what"/> names the change in that error ("position committed" if null).
+    /// <see cref="AckTimeout"/>, or with <see cref="FailAll"/>'s error (at once when called after it).
+    /// <paramref name="what"/> names the change in that error ("position committed" if null).
     /// </summary>
     public Task? WaitForState(long version, AckMode mode, string? what = null)
     {
@@ -76,6 +77,13 @@ internal sealed partial class ReplicationGate
             if (version <= _stateApplied)
             {
                 return null;
+            }
+
+            if (_failure is { } failure)
+            {
+                // FailAll failed the waiters it found (under this lock); nothing fails one that begins later but its
+                // timeout, which a closed broker no longer checks.
+                return Task.FromException(new BrokerException(failure.Code, failure.Reason));
             }
 
             if (!_standbyAttached && DegradeToLocal)

@@ -23,6 +23,7 @@ internal sealed partial class ReplicationGate
     private volatile bool _degradeAllowed;
     private long _degraded;
     private long _timedOut;
+    private volatile GateFailure? _failure; // set once, under _topicsGate and _stateLock, by FailAll: the gate's end
 
     // Broker state outside the journals: committed positions go to the standby as ordered, versioned updates; a
     // COMMIT in a standby mode is answered once the standby has applied its version. A new producer epoch takes a
@@ -108,6 +109,11 @@ internal sealed partial class ReplicationGate
             if (topic.Replica is null)
             {
                 var acks = new ReplicaAcks(topic);
+                if (_failure is { } failure)
+                {
+                    acks.FailAll(failure.Code, failure.Reason); // created after FailAll: it holds nothing either
+                }
+
                 _topics.Add(acks);
                 topic.Replica = acks;
             }
@@ -116,9 +122,18 @@ internal sealed partial class ReplicationGate
         }
     }
 
-    /// <summary>Dispatcher thread: hold a confirmation until the standby has the message (or confirm now if it has).</summary>
+    /// <summary>
+    /// Dispatcher thread: hold a confirmation until the standby has the message (or confirm now if it has); after
+    /// <see cref="FailAll"/>, fail it at once as that did.
+    /// </summary>
     public void Enqueue(TopicState topic, AckMode mode, in PendingConfirmation confirmation)
     {
+        if (_failure is { } failure)
+        {
+            confirmation.Fail(failure.Code, failure.Reason);
+            return;
+        }
+
         if (!_standbyAttached && DegradeToLocal)
         {
             if (TryCountDegraded())
@@ -346,10 +361,23 @@ internal sealed partial class ReplicationGate
         }
     }
 
-    /// <summary>Fails everything still held (the node is closing or stepping down).</summary>
+    /// <summary>
+    /// Fails everything still held (the node is closing or stepping down), and, from then on, every confirmation and
+    /// state wait the gate is given, at once and with the same error: one whose publish or commit was made before this
+    /// call and whose wait begins after it would otherwise wait for <see cref="AckTimeout"/> and be failed as
+    /// <see cref="BrokerErrorCode.NotReplicated"/>, or for ever once the broker is closed (its timer checks no timeouts).
+    /// </summary>
     public void FailAll(BrokerErrorCode code, string reason)
     {
-        foreach (var t in Snapshot())
+        ReplicaAcks[] topics;
+        lock (_topicsGate)
+        {
+            _failure ??= new GateFailure(code, reason);
+            topics = [.. _topics];
+        }
+
+        // Each is failed for good under its lock: a confirmation the dispatcher holds after this is failed there.
+        foreach (var t in topics)
         {
             t.FailAll(code, reason);
         }
@@ -371,3 +399,6 @@ internal sealed partial class ReplicationGate
         }
     }
 }
+
+/// <summary>What <see cref="ReplicationGate.FailAll"/> failed everything with.</summary>
+internal sealed record GateFailure(BrokerErrorCode Code, string Reason);
