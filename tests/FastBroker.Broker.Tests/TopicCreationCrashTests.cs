@@ -83,14 +83,44 @@ public class TopicCreationCrashTests
         var dir = Path.Combine(f.DataDirectory, "topics", "odd");
         await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
         {
-            Directory.CreateDirectory(Path.Combine(dir, "groups"));
+            Directory.CreateDirectory(Path.Combine(dir, "backup"));
             File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
         });
 
         Assert.False(f.Broker.Topics.TryGet("odd", out _));
-        Assert.True(Directory.Exists(Path.Combine(dir, "groups")));
+        Assert.True(Directory.Exists(Path.Combine(dir, "backup")));
         var line = Assert.Single(log, l => l.Contains("topic 'odd'", StringComparison.Ordinal));
         Assert.Contains("left as it is", line, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A failover pair's standby deletes its copy of a topic (or resets it) by uncommitting it first, then its groups'
+    /// state, the journal and the settings: a kill in between leaves <c>groups/</c> beside the pending settings, which
+    /// the next open (the standby's, or the broker's once promoted) removes with the rest. Without the pending settings
+    /// a <c>groups/</c> directory is not a leftover of that (a group's state that reached a standby before its topic).
+    /// </summary>
+    [Fact]
+    public async Task A_topic_directory_holding_groups_beside_the_pending_settings_is_removed_and_logged()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        var dir = Path.Combine(f.DataDirectory, "topics", "uncommitted");
+        var alone = Path.Combine(f.DataDirectory, "topics", "groupsonly");
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "groups"));
+            File.WriteAllBytes(Path.Combine(dir, "groups", "work.state"), new byte[64]);
+            Directory.CreateDirectory(Path.Combine(dir, TopicRegistry.JournalDirectory));
+            File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
+            Directory.CreateDirectory(Path.Combine(alone, "groups"));
+        });
+
+        Assert.False(f.Broker.Topics.TryGet("uncommitted", out _));
+        Assert.False(Directory.Exists(dir), $"left on disk: {dir}");
+        var line = Assert.Single(log, l => l.Contains("topic 'uncommitted'", StringComparison.Ordinal));
+        Assert.Contains("left by a creation that did not complete (it held groups, journal, topic.meta.creating)", line, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(alone, "groups")));
+        Assert.Contains(log, l => l.Contains("topic 'groupsonly'", StringComparison.Ordinal) && l.Contains("left as it is", StringComparison.Ordinal));
     }
 
     /// <summary>Turns a created topic's directory into what a crash at <paramref name="state"/> leaves.</summary>

@@ -16,6 +16,12 @@ internal sealed partial class TopicRegistry
     private static readonly string[] s_creationLeftovers = [PendingMetaFile, PendingMetaFile + ".tmp", MetaFile + ".tmp", JournalDirectory];
 
     /// <summary>
+    /// The topic's work-queue groups' state: beside <see cref="PendingMetaFile"/>, what a standby's deletion or reset of
+    /// its copy left (it uncommits the copy first, then deletes the group state), removed with the rest.
+    /// </summary>
+    internal const string GroupsDirectory = "groups";
+
+    /// <summary>
     /// Commits a creation: the journal directory's entry durable first (so that <c>topic.meta</c> is never durable
     /// without it), then the rename of the pending settings to <c>topic.meta</c>, synced.
     /// </summary>
@@ -58,8 +64,8 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, the
-    /// settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
+    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, then the
+    /// group state beside the pending settings, the settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
     /// <paramref name="root"/>. <paramref name="step"/> (tests) is told each step before it is taken.
     /// </summary>
     internal static void DeleteUncommitted(string root, string dir, Action<string>? step = null)
@@ -72,6 +78,13 @@ internal sealed partial class TopicRegistry
         }
 
         var pending = Path.Combine(dir, PendingMetaFile);
+        var groups = Path.Combine(dir, GroupsDirectory);
+        if (File.Exists(pending) && System.IO.Directory.Exists(groups))
+        {
+            step?.Invoke($"delete recursively {groups}");
+            System.IO.Directory.Delete(groups, recursive: true);
+        }
+
         step?.Invoke($"delete {pending}");
         File.Delete(pending);
         File.Delete(pending + ".tmp");
@@ -83,7 +96,8 @@ internal sealed partial class TopicRegistry
 
     /// <summary>
     /// At open, a topic directory without <c>topic.meta</c> under <paramref name="root"/>: what a creation that did not
-    /// commit left (nothing, the pending settings, a journal beside them) is removed, logged once with what it held; a
+    /// commit left (nothing, the pending settings, a journal beside them; or a standby's deletion or reset of its copy:
+    /// the same and the group state beside the pending settings) is removed, logged once with what it held; a
     /// journal beside neither settings file is damage and refused; anything else (files no creation makes) is left as
     /// it is and logged. The broker's open and the standby's (which removes its copies the same way) both use it.
     /// </summary>
@@ -99,7 +113,8 @@ internal sealed partial class TopicRegistry
         }
 
         var entries = System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
-        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal)))
+        var uncommitted = File.Exists(pending); // a group's state beside it is a standby's deletion's or reset's leftover
+        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(uncommitted && e == GroupsDirectory)))
         {
             log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
             return;
