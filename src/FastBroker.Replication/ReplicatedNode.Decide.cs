@@ -127,9 +127,11 @@ public sealed partial class ReplicatedNode
 
             // Not granted — held by another node (a primary we cannot reach yet), or the witness is unreachable: follow
             // whoever is primary, and retry the lease from the standby loop. An answer outside the protocol is on the
-            // line the witness client logged just before: not repeated here.
+            // line the witness client logged just before: not repeated here. A refusal (ERROR) is this line, and paces
+            // the standby's next ask as one of its own does (OnLeaseRefused): at the largest epoch, one lease TTL on.
             SetRole(NodeRole.Standby, answer is { Kind: LeaseResultKind.Denied } d
                 ? $"the witness lease is held by '{d.Holder}' at epoch {d.Epoch}"
+                : answer is { Kind: LeaseResultKind.Error } e && OnLeaseRefused(e) is { } refusal ? refusal
                 : $"no witness lease ({answer?.ForLog()})");
             return;
         }

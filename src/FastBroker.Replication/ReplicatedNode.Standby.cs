@@ -298,7 +298,10 @@ public sealed partial class ReplicatedNode
             {
                 answer = a;
                 LogBehindDenial(a);
-                OnLeaseRefused(a);
+                if (OnLeaseRefused(a) is { } refusal)
+                {
+                    Log($"standby: {refusal}");
+                }
             }).ConfigureAwait(false);
             if (lease is not null || attempt > 0 || answer is not { Kind: LeaseResultKind.Denied, StandbyBehind: false } denial
                 || denial.Remaining > _options.EffectiveLeaseTtl * 2)
@@ -360,16 +363,18 @@ public sealed partial class ReplicatedNode
     }
 
     /// <summary>
-    /// A witness's ERROR answer to the standby's ask for the lease is logged once per message (it answers each ask the
-    /// same way; an answer outside the protocol is the witness client's line, not repeated). While no epoch can follow the one this node asks at (<see cref="NodeState.NoEpochAfter"/>: the witness
-    /// refuses it a new holder's epoch every time), it asks again only once per lease TTL, not every half heartbeat; it
-    /// still asks, since the witness renews the lease of a holder at that epoch.
+    /// A witness's ERROR answer to this node's ask for the lease (at its start or as standby): returned to be logged once
+    /// per message (it answers each ask the same way; an answer outside the protocol is the witness client's line, not
+    /// repeated), null when not to be logged. While no epoch can follow the one this node asks at
+    /// (<see cref="NodeState.NoEpochAfter"/>: the witness refuses it a new holder's epoch every time), the standby asks
+    /// again only once per lease TTL from this answer, not every half heartbeat, the start's refusal included; it still
+    /// asks, since the witness renews the lease of a holder at that epoch.
     /// </summary>
-    private void OnLeaseRefused(LeaseResult answer)
+    private string? OnLeaseRefused(LeaseResult answer)
     {
         if (answer.Kind != LeaseResultKind.Error)
         {
-            return;
+            return null;
         }
 
         var ttl = _options.EffectiveLeaseTtl;
@@ -380,11 +385,13 @@ public sealed partial class ReplicatedNode
         }
 
         // An answer outside the protocol is on the line the witness client logged already: one line per bad answer.
-        if (!answer.Logged && _leaseRefusalLogged != answer.Message)
+        if (answer.Logged || _leaseRefusalLogged == answer.Message)
         {
-            _leaseRefusalLogged = answer.Message;
-            Log($"standby: the witness did not grant the lease: {answer.Message}{(exhausted ? $" (asking it again every {ttl.TotalSeconds:0.###} s, the lease TTL)" : "")}");
+            return null;
         }
+
+        _leaseRefusalLogged = answer.Message;
+        return $"the witness did not grant the lease: {answer.Message}{(exhausted ? $" (asking it again every {ttl.TotalSeconds:0.###} s, the lease TTL)" : "")}";
     }
 
     private void LogBehindDenial(LeaseResult answer)

@@ -145,6 +145,31 @@ public class TopicCreationCrashTests
         Assert.Equal(0, Consume.FetchOne(again, "the new topic's first message").Offset);
     }
 
+    /// <summary>
+    /// A failover pair's standby deletes its copy of a topic (or resets it) by uncommitting it first, then its groups'
+    /// state, the journal and the settings: a kill in between leaves <c>groups/</c> beside the pending settings, which
+    /// the next open (the standby's, or the broker's once promoted) removes with the rest.
+    /// </summary>
+    [Fact]
+    public async Task A_topic_directory_holding_groups_beside_the_pending_settings_is_removed_and_logged()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        var dir = Path.Combine(f.DataDirectory, "topics", "uncommitted");
+        await f.RestartAsync(o => o with { Log = log.Enqueue }, whileClosed: () =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "groups"));
+            File.WriteAllBytes(Path.Combine(dir, "groups", "work.state"), new byte[64]);
+            Directory.CreateDirectory(Path.Combine(dir, TopicRegistry.JournalDirectory));
+            File.WriteAllText(Path.Combine(dir, PendingMetaFile), TopicRegistry.FormatMeta(s_refused));
+        });
+
+        Assert.False(f.Broker.Topics.TryGet("uncommitted", out _));
+        Assert.False(Directory.Exists(dir), $"left on disk: {dir}");
+        var line = Assert.Single(log, l => l.Contains("topic 'uncommitted'", StringComparison.Ordinal));
+        Assert.Contains("left by a creation that did not complete (it held groups, journal, topic.meta.creating)", line, StringComparison.Ordinal);
+    }
+
     /// <summary>Turns a created topic's directory into what a crash at <paramref name="state"/> leaves.</summary>
     private static void Leave(string dir, string state)
     {

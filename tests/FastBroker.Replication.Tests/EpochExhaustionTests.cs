@@ -127,7 +127,7 @@ public sealed class EpochExhaustionTests
             LinkEnded = _ => Interlocked.Increment(ref rounds),
         };
         WriteNodeState(options, MaxEpoch);
-        const string Refusal = "standby: the witness did not grant the lease: no new epoch can follow epoch";
+        const string Refusal = "the witness did not grant the lease: no new epoch can follow epoch";
 
         await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
         await Eventually.TrueAsync(() => lines.Any(l => l.Contains(Refusal, StringComparison.Ordinal)) || witness.Asks >= 10, "a logs the witness's refusal, or asks ten times");
@@ -140,6 +140,45 @@ public sealed class EpochExhaustionTests
         var logged = lines.Count(l => l.Contains(Refusal, StringComparison.Ordinal));
         Assert.True(more <= 1, $"a asked the witness {more} more times in 20 rounds of its standby loop after the refusal (lease TTL 30 s); log: {string.Join(" | ", lines)}");
         Assert.True(logged == 1, $"a logged the witness's refusal {logged} times; log: {string.Join(" | ", lines)}");
+        Assert.Equal(NodeRole.Standby, node.Role);
+        Assert.Equal(MaxEpoch, node.Epoch);
+    }
+
+    /// <summary>
+    /// The start's decision asks the witness first, and is refused as any ask at 2^63 - 2 is: the standby's loop, which
+    /// asks once the primary has been silent for the heartbeat timeout (500 ms), asks again only a lease TTL (30 s here)
+    /// after that refusal, not at its first chance; the refusal is one line, the role change's.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_at_the_largest_epoch_refused_at_its_start_asks_again_only_after_a_lease_ttl()
+    {
+        using var dir = new TempDirectory("fastbroker-node-epoch");
+        using var witness = new RefusingWitness();
+        var lines = new ConcurrentQueue<string>();
+        var rounds = 0;
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = "127.0.0.1:1", // nobody: the primary is silent
+            Witness = witness.Endpoint,
+            LeaseTtl = TimeSpan.FromSeconds(30),
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+            Log = lines.Enqueue,
+            LinkEnded = _ => Interlocked.Increment(ref rounds),
+        };
+        WriteNodeState(options, MaxEpoch);
+
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
+
+        // 20 rounds of the loop take at least 20 half heartbeats (1 s): past the heartbeat timeout, so the loop would ask.
+        await Eventually.TrueAsync(() => Volatile.Read(ref rounds) >= 20, "20 rounds of a's standby loop");
+        var log = string.Join(" | ", lines);
+        Assert.True(witness.Asks == 1, $"a asked the witness {witness.Asks} times from its start through 20 rounds of its standby loop (lease TTL 30 s); log: {log}");
+        var logged = lines.Count(l => l.Contains("the witness did not grant the lease: no new epoch can follow epoch", StringComparison.Ordinal));
+        Assert.True(logged == 1, $"a logged the witness's refusal {logged} times; log: {log}");
         Assert.Equal(NodeRole.Standby, node.Role);
         Assert.Equal(MaxEpoch, node.Epoch);
     }

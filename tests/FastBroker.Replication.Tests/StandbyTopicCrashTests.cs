@@ -131,6 +131,7 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             if (topic is not null)
             {
                 Assert.True(topic.Tail == 0 && topic.Head == records, $"{at}: the promoted broker opened 'gone' at offsets {topic.Tail} to {topic.Head}, not the whole copy (0 to {records})");
+                AssertGroupState(promoted.Path, at);
             }
             else
             {
@@ -204,6 +205,10 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             if (broker.GetSnapshot().Topics.SingleOrDefault(t => t.Name == "gone") is { } topic)
             {
                 Assert.True((topic.Tail, topic.Head) == (0, records) || (topic.Tail, topic.Head) == (Restart, Restart), $"{at}: the promoted broker opened 'gone' at offsets {topic.Tail} to {topic.Head}: neither the old copy (0 to {records}) nor the new one (at {Restart})");
+                if (topic.Tail == 0)
+                {
+                    AssertGroupState(promoted.Path, at);
+                }
             }
             else
             {
@@ -358,6 +363,16 @@ public sealed class StandbyTopicCrashTests(ITestOutputHelper output)
             Assert.Fail($"{at}: the promoted broker does not open: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary>
+    /// The old copy, opened by a promoted broker, has its group's state: without it the group is a new one to that broker
+    /// (started at its start position, not where it was: what it acked delivered again, or what it had not skipped).
+    /// </summary>
+    private static void AssertGroupState(string dataDirectory, string at)
+    {
+        var groups = Path.Combine(dataDirectory, "topics", "gone", "groups");
+        Assert.True(Directory.Exists(groups) && Directory.GetFiles(groups).Length > 0, $"{at}: the promoted broker opened the old copy of 'gone' without its group's state (its group 'work' would be taken as a new one, started at its start position instead of where it was)");
     }
 
     private static void AssertGone(string dataDirectory, string topic, string at, string open)

@@ -16,6 +16,12 @@ internal sealed partial class TopicRegistry
     private static readonly string[] s_creationLeftovers = [PendingMetaFile, PendingMetaFile + ".tmp", MetaFile + ".tmp", JournalDirectory];
 
     /// <summary>
+    /// The topic's work-queue groups' state: beside <see cref="PendingMetaFile"/>, what a standby's deletion or reset of
+    /// its copy left (it uncommits the copy first, then deletes the group state), removed with the rest.
+    /// </summary>
+    internal const string GroupsDirectory = "groups";
+
+    /// <summary>
     /// Commits a creation: the journal directory's entry durable first (so that <c>topic.meta</c> is never durable
     /// without it), then the rename of the pending settings to <c>topic.meta</c>, synced.
     /// </summary>
@@ -69,8 +75,8 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, the
-    /// settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
+    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, then the
+    /// group state beside the pending settings, the settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
     /// <paramref name="root"/>. <paramref name="step"/> (tests) is told each step before it is taken.
     /// </summary>
     internal static void DeleteUncommitted(string root, string dir, Action<string>? step = null)
@@ -83,6 +89,13 @@ internal sealed partial class TopicRegistry
         }
 
         var pending = Path.Combine(dir, PendingMetaFile);
+        var groups = Path.Combine(dir, GroupsDirectory);
+        if (File.Exists(pending) && System.IO.Directory.Exists(groups))
+        {
+            step?.Invoke($"delete recursively {groups}");
+            System.IO.Directory.Delete(groups, recursive: true);
+        }
+
         step?.Invoke($"delete {pending}");
         File.Delete(pending);
         File.Delete(pending + ".tmp");
@@ -94,7 +107,8 @@ internal sealed partial class TopicRegistry
 
     /// <summary>
     /// At open, a topic directory without <c>topic.meta</c> under <paramref name="root"/>: what a creation that did not
-    /// commit left (nothing, the pending settings, a journal beside them) is removed, logged once with what it held; a
+    /// commit left (nothing, the pending settings, a journal beside them; or a standby's deletion or reset of its copy:
+    /// the same and the group state beside the pending settings) is removed, logged once with what it held; a
     /// journal beside neither settings file is damage and refused; anything else (files no creation makes) is left as
     /// it is and logged. The broker's open and the standby's (which removes its copies the same way) both use it.
     /// With <paramref name="removeGroupState"/> (the broker's open) a <c>groups/</c> holding only files is removed with
@@ -116,7 +130,8 @@ internal sealed partial class TopicRegistry
 
         var entries = System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
         var groups = removeGroupState && entries.Contains(GroupsDirectory, StringComparer.Ordinal) ? DescribeGroupState(Path.Combine(dir, GroupsDirectory)) : null;
-        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(groups is not null && e == GroupsDirectory)))
+        var uncommitted = File.Exists(pending); // a group's state beside it is a standby's deletion's or reset's leftover
+        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(e == GroupsDirectory && (uncommitted || groups is not null))))
         {
             log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
             return;
@@ -134,6 +149,8 @@ internal sealed partial class TopicRegistry
             DeleteUncommitted(root, dir);
             log?.Invoke(groups is null
                 ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created"
+                : uncommitted
+                ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}) or by a standby's deletion or reset of its copy; the work-queue group state in it ({groups}) belongs to no topic, and a topic created under this name starts its groups anew"
                 : $"topic '{name}': removed '{dir}', which held no '{MetaFile}' ({held}): the topic was never created here, and the work-queue group state in it ({groups}; a standby's copy, which arrives apart from the topic's records) belongs to no topic; a topic created under this name starts its groups anew");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
@@ -141,9 +158,6 @@ internal sealed partial class TopicRegistry
             log?.Invoke($"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}; not opened, the next open tries again");
         }
     }
-
-    /// <summary>The directory holding a topic's work-queue group state, one <c>&lt;group&gt;.state</c> file each.</summary>
-    internal const string GroupsDirectory = "groups";
 
     /// <summary>
     /// The groups in a <c>groups/</c> directory with their ack floors, for a log line ("none" when empty); null when

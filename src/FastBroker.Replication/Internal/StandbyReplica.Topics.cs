@@ -49,16 +49,23 @@ internal sealed partial class StandbyReplica
     }
 
     /// <summary>
-    /// Deletes this node's copy of a topic the primary does not have: first what no creation makes (a group's state)
-    /// while <c>topic.meta</c> still commits the copy, then <c>topic.meta</c> back to its pending name (synced), so
-    /// that from there a kill leaves what the next open removes (never a journal without settings, which the promoted
-    /// broker would refuse), then the journal, the settings and the directory (<see cref="TopicRegistry.DeleteUncommitted"/>).
+    /// Deletes this node's copy of a topic the primary does not have: first <c>topic.meta</c> back to its pending name
+    /// (synced), so that from there a kill leaves what the next open removes (never a journal without settings, which the
+    /// promoted broker would refuse, nor a committed copy without its group's state, which a promoted broker would take
+    /// as a new group), then what no creation makes but a group's state, then the journal, the group state, the settings
+    /// and the directory (<see cref="TopicRegistry.DeleteUncommitted"/>).
     /// </summary>
     private void DeleteCopy(string dir)
     {
+        if (File.Exists(Path.Combine(dir, TopicRegistry.MetaFile)))
+        {
+            Step($"rename {Path.Combine(dir, TopicRegistry.MetaFile)} to {TopicRegistry.PendingMetaFile}");
+            TopicRegistry.Uncommit(dir);
+        }
+
         foreach (var entry in Directory.GetFileSystemEntries(dir))
         {
-            if (Path.GetFileName(entry) is TopicRegistry.MetaFile or TopicRegistry.JournalDirectory)
+            if (Path.GetFileName(entry) is TopicRegistry.PendingMetaFile or TopicRegistry.JournalDirectory or TopicRegistry.GroupsDirectory)
             {
                 continue;
             }
@@ -73,12 +80,6 @@ internal sealed partial class StandbyReplica
                 Step($"delete {entry}");
                 File.Delete(entry);
             }
-        }
-
-        if (File.Exists(Path.Combine(dir, TopicRegistry.MetaFile)))
-        {
-            Step($"rename {Path.Combine(dir, TopicRegistry.MetaFile)} to {TopicRegistry.PendingMetaFile}");
-            TopicRegistry.Uncommit(dir);
         }
 
         TopicRegistry.DeleteUncommitted(_topicsRoot, dir, Step);
@@ -163,7 +164,7 @@ internal sealed partial class StandbyReplica
         return true;
     }
 
-    private const string GroupsDirectory = "groups";
+    private const string GroupsDirectory = TopicRegistry.GroupsDirectory;
 
     private void LogTopic(string line) => _options.Log?.Invoke("replication: " + line);
 }

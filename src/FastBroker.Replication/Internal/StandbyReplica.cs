@@ -345,9 +345,27 @@ internal sealed partial class StandbyReplica : IDisposable
 
     private ReplicaTopic Open(string name, string dir, long initialOffset) => Register(name, OpenJournal(name, dir, JournalOptionsFor(dir), initialOffset));
 
+    /// <summary>
+    /// Opens this node's copy of a topic's journal. A copy damaged on disk (a record of a sealed segment that fails its
+    /// check, found by the open's verification) is not refused, as a broker's journal is: the primary holds the records,
+    /// so the copy is truncated at the damaged record (<see cref="JournalOptions.RepairCorruption"/>, logged with what it
+    /// dropped) and the attach sends the rest again. Before, the open threw at every start, and the node never became
+    /// standby.
+    /// </summary>
     private JournalLog OpenJournal(string name, string dir, JournalOptions options, long initialOffset)
     {
-        var journal = JournalLog.Open(Path.Combine(dir, TopicRegistry.JournalDirectory), options with { InitialOffset = initialOffset });
+        var path = Path.Combine(dir, TopicRegistry.JournalDirectory);
+        JournalLog journal;
+        try
+        {
+            journal = JournalLog.Open(path, options with { InitialOffset = initialOffset });
+        }
+        catch (JournalCorruptionException e) when (!options.RepairCorruption)
+        {
+            _options.Log?.Invoke($"replication: topic '{name}': this node's copy is damaged ({e.Message}); truncated at the damaged record, the primary sends the rest again at the attach");
+            journal = JournalLog.Open(path, options with { InitialOffset = initialOffset, RepairCorruption = true });
+        }
+
         if (!journal.Recovery.IsClean)
         {
             _options.Log?.Invoke($"replication: topic '{name}' recovery: {journal.Recovery}");
