@@ -7,7 +7,8 @@ namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
 /// Two in-process nodes with a witness and <c>DegradeToLocal</c>, topics in ack mode standby-durable: "a" takes the lease,
-/// "b" follows it and holds a first message of the topic given. Node log lines are collected in <see cref="Lines"/>
+/// "b" follows it (a has logged the attach: its publishes wait for b) and holds a first message of the topic given,
+/// confirmed by b, not as local. Node log lines are collected in <see cref="Lines"/>
 /// ("a: …", "b: …"). The caller disposes both nodes.
 /// </summary>
 internal sealed class DegradingWitnessedPair(TempDirectory dir, string witness, Func<ReplicationOptions, ReplicationOptions> tune)
@@ -22,17 +23,29 @@ internal sealed class DegradingWitnessedPair(TempDirectory dir, string witness, 
     {
         var pair = new DegradingWitnessedPair(dir, witness, tune);
         var a = await ReplicatedNode.StartAsync(s_brokerOptions, ServerOptions.Default with { Port = 0 }, pair.Node("a", pair._portA, pair._portB));
+        ReplicatedNode? b = null;
         try
         {
             Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(60)), "a takes the lease");
-            var b = await pair.StartBAsync();
-            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true }, "b follows a");
+            b = await pair.StartBAsync();
+
+            // Not /status's standby.attached: that is true from the link's acceptance, while a still welcomes b, and a
+            // publish made then is confirmed as local (and the witness records b behind) as with no standby at all. a
+            // logs the attach once the welcome is sent and its publishes wait for b.
+            await Eventually.TrueAsync(() => pair.Lines.Any(l => l.StartsWith("a: replication: standby 'b' attached", StringComparison.Ordinal)), "b follows a (a logged 'replication: standby 'b' attached')");
             await a.Broker!.PublishAsync(topic, "first"u8.ToArray());
+            var status = NodeStatus.Parse(a.GetStatusJson());
+            Assert.True(status.Standby is { Degraded: 0, WitnessRecordsBehind: false }, $"'first' must reach b, not be confirmed as local: {status.Json}\n{string.Join('\n', pair.Lines)}");
             return (pair, a, b);
         }
         catch
         {
             await a.DisposeAsync();
+            if (b is not null)
+            {
+                await b.DisposeAsync();
+            }
+
             throw;
         }
     }
