@@ -301,23 +301,37 @@ public sealed partial class BrokerClient
 
     /// <summary>
     /// Queues a control frame for the writer, or fails it at once when the client has failed or is disposed (no writer
-    /// will ever take it again, so an awaited op would hang).
+    /// will ever take it again, so an awaited op would hang), or when it is <paramref name="boundTo"/> a connection that
+    /// has ended (with that connection's error, <see cref="InitProducerLost"/>).
     /// </summary>
-    private void QueueControl(ControlOp op)
+    private void QueueControl(ControlOp op, Connection? boundTo = null)
     {
         BrokerClientException? failure;
+        var lost = false;
         lock (_sync)
         {
             failure = _failure;
             if (failure is null)
             {
-                _control.Add(op);
+                // An op for one connection only (ConnectAsync's INIT_PRODUCER) whose connection has ended: OnDisconnected,
+                // which fails such ops, has already run, and no writer of that connection will take it.
+                lost = boundTo is not null && !IsCurrentLocked(boundTo);
+                if (!lost)
+                {
+                    _control.Add(op);
+                }
             }
         }
 
         if (failure is not null)
         {
             op.Completion?.TrySetException(CopyFailure(failure));
+            return;
+        }
+
+        if (lost)
+        {
+            op.Completion?.TrySetException(InitProducerLost(boundTo));
             return;
         }
 

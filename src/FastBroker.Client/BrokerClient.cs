@@ -183,11 +183,15 @@ public sealed partial class BrokerClient : IAsyncDisposable
     /// does not answer fails the connect at once instead of holding it for <see cref="BrokerClientOptions.ReconnectTimeout"/>.
     /// </summary>
     /// <exception cref="BrokerClientException">No endpoint answered (<see cref="ErrorCode.Closed"/>, with the last socket error inside), or the server refused the handshake (e.g. <see cref="ErrorCode.AuthenticationFailed"/>). With a configured producer id also: no answer to INIT_PRODUCER within the connect timeout (<see cref="ErrorCode.Timeout"/>), the connection lost before it (<see cref="ErrorCode.Closed"/>), or the server refused it.</exception>
-    public static async ValueTask<BrokerClient> ConnectAsync(BrokerClientOptions options, CancellationToken cancellationToken = default)
+    public static ValueTask<BrokerClient> ConnectAsync(BrokerClientOptions options, CancellationToken cancellationToken = default) =>
+        ConnectWithTestHookAsync(options, testHook: null, cancellationToken);
+
+    /// <summary>Tests only: <see cref="ConnectAsync(BrokerClientOptions, CancellationToken)"/> with <paramref name="testHook"/> set as the client's <see cref="TestHook"/> before it connects.</summary>
+    internal static async ValueTask<BrokerClient> ConnectWithTestHookAsync(BrokerClientOptions options, Action<TestHookPoint, Connection>? testHook, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var client = new BrokerClient(options);
+        var client = new BrokerClient(options) { TestHook = testHook };
         Connection connection;
         try
         {
@@ -282,14 +286,16 @@ public sealed partial class BrokerClient : IAsyncDisposable
     /// Once, before the client is handed out (no publish exists yet, so nothing it could overtake): the server's next
     /// sequence for the configured producer id becomes this client's first. Asked on <paramref name="connection"/>
     /// only (the op carries its generation: if the connection ends before the answer, the op fails instead of going to
-    /// the next one) and answered within <see cref="BrokerClientOptions.ConnectTimeout"/>. Reconnects never ask again:
+    /// the next one, at once also when it had already ended before the op was queued) and answered within
+    /// <see cref="BrokerClientOptions.ConnectTimeout"/>. Reconnects never ask again:
     /// this instance's unconfirmed publishes must be resent with the sequences they already have.
     /// </summary>
     private async Task InitProducerAsync(Connection connection, CancellationToken cancellationToken)
     {
         var withEpoch = (connection.WelcomeInfo!.Features & ProtocolFeatures.ProducerEpoch) != 0;
         var op = new ControlOp(ControlKind.InitProducer, connection.Generation, awaited: true) { Offset = ProducerId, Epoch = withEpoch ? 0 : null };
-        QueueControl(op);
+        AtTestHook(TestHookPoint.InitProducerQueueing, connection);
+        QueueControl(op, boundTo: connection);
         ulong next;
         try
         {

@@ -192,4 +192,59 @@ public class StateStoreTests
         await bad.WaitForSyncAsync(again).WaitAsync(TimeSpan.FromSeconds(20));
         Assert.True(bad.Synced >= again);
     }
+
+    [Fact]
+    public async Task A_waiter_that_arrives_after_the_closes_msync_failed_gets_that_failure_as_the_waiters_before_it()
+    {
+        using var dir = new TempDirectory();
+        var blockerPath = dir.Combine("blocker.pos");
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+
+        // The flusher is held inside another file's sync, so the only msync of 'closing.pos' is the one its close makes.
+        var flusher = new StateFileFlusher
+        {
+            SyncFault = f =>
+            {
+                if (f.Path == blockerPath)
+                {
+                    entered.Set();
+                    Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
+                }
+            },
+            CloseSyncFault = _ => throw new IOException("injected close fault"),
+        };
+        using var blocker = PositionStore.Open(blockerPath, flusher);
+        blocker.Commit("t", 1);
+        var blockerWait = blocker.WaitForSyncAsync(blocker.RequestSync());
+        try
+        {
+            Assert.True(entered.Wait(TimeSpan.FromSeconds(30)), "the flusher did not start the blocker's sync within 30 s");
+
+            var store = PositionStore.Open(dir.Combine("closing.pos"), flusher);
+            store.Commit("t", 1);
+            var generation = store.RequestSync();
+            var early = store.WaitForSyncAsync(generation);
+            store.Dispose(); // its msync of generation fails
+            var late = store.WaitForSyncAsync(generation); // a CommitAsync whose wait begins just after the close
+
+            var earlyFailure = await Assert.ThrowsAsync<BrokerException>(() => early.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.Equal(BrokerErrorCode.StorageError, earlyFailure.Code);
+            var lateFailure = await Assert.ThrowsAsync<BrokerException>(() => late.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.Equal(BrokerErrorCode.StorageError, lateFailure.Code);
+            Assert.Contains("injected close fault", lateFailure.Message, StringComparison.Ordinal);
+            Assert.Equal(earlyFailure.Message, lateFailure.Message);
+
+            // A wait for an update the close did not have to sync (requested after it) is told the file is closed.
+            var after = store.WaitForSyncAsync(generation + 1);
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => after.WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        await blockerWait.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, flusher.Failures); // the flusher never synced 'closing.pos': its pass found it closed
+    }
 }

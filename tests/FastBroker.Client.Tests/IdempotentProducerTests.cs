@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Client.Internal;
 using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Testing;
@@ -133,6 +134,48 @@ public class IdempotentProducerTests
         Assert.Equal(ErrorCode.Closed, error.ErrorCode);
         Assert.Contains("INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
         Assert.Equal(1, server.InitProducers); // not asked again on another connection
+    }
+
+    [Fact]
+    public async Task ConnectAsync_fails_with_Closed_at_once_when_its_connection_ended_before_INIT_PRODUCER_was_queued()
+    {
+        Assert.True(TestHooks.Enabled, "the test host turns the client's test hooks on (RuntimeHostConfigurationOption)");
+        await using var f = await ServerFixture.StartAsync();
+        using var disconnected = new ManualResetEventSlim();
+        var options = f.ClientOptions() with
+        {
+            ProducerId = 4242,
+            ConnectTimeout = TimeSpan.FromSeconds(5), // what the INIT_PRODUCER waited for before it failed with Timeout
+            ReconnectInitialDelay = TimeSpan.FromMinutes(10), // no next connection, so no writer that would find the op
+            ReconnectMaxDelay = TimeSpan.FromMinutes(10),
+            ReconnectTimeout = TimeSpan.FromMinutes(20),
+            OnEvent = e =>
+            {
+                f.Events.Enqueue(e);
+                if (e.Kind == BrokerClientEventKind.Disconnected)
+                {
+                    disconnected.Set();
+                }
+            },
+        };
+
+        // The connection to the real server ends (as a reset does) just before ConnectAsync queues its INIT_PRODUCER,
+        // and the client has handled the loss (the Disconnected event follows it) when the op is queued.
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => BrokerClient.ConnectWithTestHookAsync(
+            options,
+            (point, connection) =>
+            {
+                if (point == TestHookPoint.InitProducerQueueing)
+                {
+                    connection.Abort(new IOException("connection reset by the test"));
+                    Assert.True(disconnected.Wait(Deadline), "the client did not handle the lost connection");
+                }
+            },
+            CancellationToken.None).AsTask().WaitAsync(Deadline));
+
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains("was lost before the server answered INIT_PRODUCER", error.Reason, StringComparison.Ordinal);
+        Assert.Contains("connection reset by the test", error.InnerException?.Message, StringComparison.Ordinal);
     }
 
     [Fact]

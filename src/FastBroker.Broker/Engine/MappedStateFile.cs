@@ -227,8 +227,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     }
 
     /// <summary>Completes once <see cref="Synced"/> reaches <paramref name="generation"/> (at once for 0 or one already covered).</summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the msync failed.</exception>
-    /// <exception cref="ObjectDisposedException">The file was closed before a sync covered it.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the msync that was to cover it failed
+    /// (the flusher's, or the one <see cref="Dispose"/> makes, also for a wait begun after either).</exception>
+    /// <exception cref="ObjectDisposedException">The file was closed before a sync covered it, and no msync of it failed.</exception>
     public Task WaitForSyncAsync(long generation)
     {
         if (Volatile.Read(ref _synced) >= generation)
@@ -244,15 +245,16 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
                 return Task.CompletedTask;
             }
 
+            if (generation <= _failedThrough)
+            {
+                // Its sync failed before this waiter came (the flusher's, or the close's last one), and nothing syncs
+                // the file again until the next request: the failure is this waiter's outcome, as it was the others'.
+                return Task.FromException(_failure!);
+            }
+
             if (Volatile.Read(ref _disposed))
             {
                 return Task.FromException(new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
-            }
-
-            if (generation <= _failedThrough)
-            {
-                // Its sync failed before this waiter came, and nothing queues the file again until the next request.
-                return Task.FromException(_failure!);
             }
 
             _waiters.Add((generation, done));
@@ -346,7 +348,12 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         CompleteWaiters(null);
     }
 
-    /// <summary>Unmaps the file; updates whose sync was requested and not yet done are msynced first.</summary>
+    /// <summary>
+    /// Unmaps the file; updates whose sync was requested and not yet done are msynced first. When that msync fails, its
+    /// waiters, and a wait for one of those updates begun after the close, fail with its
+    /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync gets
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
         Exception? failure = null;
@@ -362,12 +369,14 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
             {
                 try
                 {
+                    _flusher?.CloseSyncFault?.Invoke(this);
                     _view.Flush();
                     Volatile.Write(ref _synced, covered);
                 }
                 catch (Exception e)
                 {
                     failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+                    KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
                 }
             }
 

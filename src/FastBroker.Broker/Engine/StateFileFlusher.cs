@@ -32,6 +32,12 @@ internal sealed class StateFileFlusher : IThreadPoolWorkItem
     internal Action<MappedStateFile>? SyncFault { get; set; }
 
     /// <summary>
+    /// Tests only: runs inside <see cref="MappedStateFile.Dispose"/> before its msync of what was still waiting to be
+    /// synced; what it throws is that msync failing.
+    /// </summary>
+    internal Action<MappedStateFile>? CloseSyncFault { get; set; }
+
+    /// <summary>
     /// Tests only: called with the path of each state file this flusher syncs, when it is created, once its bytes are
     /// written under its temporary name and before it is renamed into place (<see cref="MappedStateFile.Open"/>).
     /// </summary>

@@ -17,4 +17,7 @@ internal enum TestHookPoint : byte
 
     /// <summary>The heartbeat loop woke for a tick, before it reads the clock and judges the connection.</summary>
     HeartbeatTick,
+
+    /// <summary>ConnectAsync is about to queue its INIT_PRODUCER for the connection it made, before it takes the client's lock.</summary>
+    InitProducerQueueing,
 }
