@@ -104,6 +104,12 @@ public sealed record BrokerOptions
     internal TimeProvider LogClock { get; init; } = TimeProvider.System;
 
     /// <summary>
+    /// Tests only: told each step on disk of a topic's creation and of the removal of a leftover topic directory,
+    /// from the open on (<see cref="Engine.TopicRegistry.FileStep"/>), so that a test can make one fail.
+    /// </summary>
+    internal Action<string>? TopicFileStep { get; init; }
+
+    /// <summary>
     /// Idempotent producers: after this long with nothing stored for it, a producer's window shrinks to its newest
     /// sequence (a producer that wrote a whole window holds 1.5 MB, a shrunk one under 400 bytes). A retry of that
     /// sequence is still confirmed as a duplicate and its next sequence is still new, but a retry of any older one is

@@ -16,12 +16,6 @@ internal sealed partial class TopicRegistry
     private static readonly string[] s_creationLeftovers = [PendingMetaFile, PendingMetaFile + ".tmp", MetaFile + ".tmp", JournalDirectory];
 
     /// <summary>
-    /// The topic's work-queue groups' state: beside <see cref="PendingMetaFile"/>, what a standby's deletion or reset of
-    /// its copy left (it uncommits the copy first, then deletes the group state), removed with the rest.
-    /// </summary>
-    internal const string GroupsDirectory = "groups";
-
-    /// <summary>
     /// Commits a creation: the journal directory's entry durable first (so that <c>topic.meta</c> is never durable
     /// without it), then the rename of the pending settings to <c>topic.meta</c>, synced.
     /// </summary>
@@ -56,8 +50,9 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Tests: called before each step on disk of a topic's creation (<see cref="Create"/>), with what it is about to
-    /// do; a crash host waits there to be killed, to test what a kill at that step leaves.
+    /// Tests: called before each step on disk of a topic's creation (<see cref="Create"/>) and of the removal of a
+    /// leftover directory (at open or before a creation), with what it is about to do; a crash host waits there to be
+    /// killed, to test what a kill at that step leaves. Starts as <see cref="BrokerOptions.TopicFileStep"/>.
     /// </summary>
     internal Action<string>? FileStep { get; set; }
 
@@ -75,9 +70,12 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, then the
-    /// group state beside the pending settings, the settings last (a crash in between leaves one the next open removes again), then the directory, and syncs
-    /// <paramref name="root"/>. <paramref name="step"/> (tests) is told each step before it is taken.
+    /// Removes a topic directory without <c>topic.meta</c> holding only creation leftovers: the journal first, then
+    /// the directory synced, so that the journal's removal is durable before the settings' (a power loss must never
+    /// leave a journal without settings, which an open refuses; what it may leave of the rest is a directory the next
+    /// open removes again), then the group state beside the pending settings (a standby's deletion or reset of its copy),
+    /// then the settings, then the directory, and syncs <paramref name="root"/>.
+    /// <paramref name="step"/> (tests) is told each step before it is taken.
     /// </summary>
     internal static void DeleteUncommitted(string root, string dir, Action<string>? step = null)
     {
@@ -86,12 +84,16 @@ internal sealed partial class TopicRegistry
         {
             step?.Invoke($"delete recursively {journal}");
             System.IO.Directory.Delete(journal, recursive: true);
+            step?.Invoke($"sync directory {dir}");
+            DurableFile.SyncDirectory(dir);
         }
 
         var pending = Path.Combine(dir, PendingMetaFile);
         var groups = Path.Combine(dir, GroupsDirectory);
         if (File.Exists(pending) && System.IO.Directory.Exists(groups))
         {
+            // A standby's deletion or reset of its copy: uncommitted first, then its groups' state (a power loss that
+            // keeps it beside no settings leaves group state alone, which the next open takes as such).
             step?.Invoke($"delete recursively {groups}");
             System.IO.Directory.Delete(groups, recursive: true);
         }
@@ -115,49 +117,125 @@ internal sealed partial class TopicRegistry
     /// them, logged with each group's ack floor: a work-queue group's state reaches a standby apart from the topic's
     /// records, so a promoted standby can hold the state of a topic whose creation never reached it; no topic owns it,
     /// and a topic created later under that name would take it over and start the group at the old topic's ack floor.
-    /// The standby's open keeps it: its copy of the topic may yet be created beside it.
+    /// The standby's open keeps it (its copy of the topic may yet be created beside it) and logs it as kept, with each
+    /// group's ack floor. <paramref name="step"/> (tests) is told each step on disk before it is taken.
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a journal without settings.</exception>
-    internal static void RemoveUncommitted(string root, string name, string dir, Action<string>? log, bool removeGroupState = false)
+    internal static void RemoveUncommitted(string root, string name, string dir, Action<string>? log, bool removeGroupState = false, Action<string>? step = null)
+    {
+        var (kept, why) = RemoveLeftovers(root, name, dir, log, removeGroupState, step);
+        if (kept != LeftoverKept.None)
+        {
+            log?.Invoke(kept switch
+            {
+                LeftoverKept.GroupState => $"{why}; kept until the copy of the topic is created beside it",
+                LeftoverKept.NotRemoved => $"{why}; not opened, the next open tries again",
+                _ => $"{why}; not opened, left as it is",
+            });
+        }
+    }
+
+    /// <summary>Why a topic directory without <c>topic.meta</c> was not removed (<see cref="RemoveLeftovers"/>).</summary>
+    private enum LeftoverKept
+    {
+        /// <summary>Removed (or nothing there).</summary>
+        None,
+
+        /// <summary>It holds what no creation makes: left as it is.</summary>
+        Foreign,
+
+        /// <summary>It holds a standby's copy of group state, kept for the copy of the topic.</summary>
+        GroupState,
+
+        /// <summary>Its removal failed.</summary>
+        NotRemoved,
+    }
+
+    /// <summary>
+    /// Removes a topic directory without <c>topic.meta</c> by the open's rule (<see cref="RemoveUncommitted"/>), logging
+    /// the removal; otherwise says why it is kept (<paramref name="removeGroupState"/> false keeps group state). A
+    /// directory holding <c>topic.meta</c> (a topic that is not open) is kept as holding what no creation leaves.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a journal without settings.</exception>
+    private static (LeftoverKept Kept, string Why) RemoveLeftovers(string root, string name, string dir, Action<string>? log, bool removeGroupState, Action<string>? step)
     {
         var meta = Path.Combine(dir, MetaFile);
         var pending = Path.Combine(dir, PendingMetaFile);
         var journal = Path.Combine(dir, JournalDirectory);
+        if (File.Exists(meta))
+        {
+            return (LeftoverKept.Foreign, $"topic '{name}': '{dir}' holds a '{MetaFile}' of a topic that is not open");
+        }
+
         if (!File.Exists(pending) && System.IO.Directory.Exists(journal))
         {
             throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': '{meta}' is missing beside the topic's journal. {RepairAdvice}");
         }
 
         var entries = System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
-        var groups = removeGroupState && entries.Contains(GroupsDirectory, StringComparer.Ordinal) ? DescribeGroupState(Path.Combine(dir, GroupsDirectory)) : null;
-        var uncommitted = File.Exists(pending); // a group's state beside it is a standby's deletion's or reset's leftover
-        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(e == GroupsDirectory && (uncommitted || groups is not null))))
+        var groupsPath = Path.Combine(dir, GroupsDirectory);
+        var groups = System.IO.Directory.Exists(groupsPath) ? DescribeGroupState(groupsPath) : null;
+        if (entries.Any(e => !s_creationLeftovers.Contains(e, StringComparer.Ordinal) && !(groups is not null && e == GroupsDirectory)))
         {
-            log?.Invoke($"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)}); not opened, left as it is");
-            return;
+            return (LeftoverKept.Foreign, $"topic '{name}': '{dir}' has no '{MetaFile}' and holds what no topic creation makes ({string.Join(", ", entries)})");
         }
 
         var held = entries.Length == 0 ? "nothing" : string.Join(", ", entries);
+        // Group state beside the pending settings: a standby's deletion or reset of its copy (uncommitted first), or a
+        // creation of the copy beside group state that came first, killed; removed by both opens (a standby's primary
+        // sends its group state again at the next attach). Group state alone is kept by the standby's open.
+        var uncommitted = File.Exists(pending);
+        if (groups is not null && !removeGroupState && !uncommitted)
+        {
+            return (LeftoverKept.GroupState, $"topic '{name}': '{dir}' has no '{MetaFile}' ({held}) and holds work-queue group state ({groups}): this standby's copy of it, which arrives apart from the topic's records, before the copy of the topic was created");
+        }
+
         try
         {
             if (groups is not null)
             {
                 // First: a kill after it leaves what a creation leaves, removed by the next open.
-                System.IO.Directory.Delete(Path.Combine(dir, GroupsDirectory), recursive: true);
+                step?.Invoke($"delete recursively {groupsPath}");
+                System.IO.Directory.Delete(groupsPath, recursive: true);
             }
 
-            DeleteUncommitted(root, dir);
+            DeleteUncommitted(root, dir, step);
             log?.Invoke(groups is null
                 ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created"
                 : uncommitted
                 ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}) or by a standby's deletion or reset of its copy; the work-queue group state in it ({groups}) belongs to no topic, and a topic created under this name starts its groups anew"
                 : $"topic '{name}': removed '{dir}', which held no '{MetaFile}' ({held}): the topic was never created here, and the work-queue group state in it ({groups}; a standby's copy, which arrives apart from the topic's records) belongs to no topic; a topic created under this name starts its groups anew");
+            return (LeftoverKept.None, "");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
-            log?.Invoke($"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}; not opened, the next open tries again");
+            return (LeftoverKept.NotRemoved, $"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// Before a creation into <paramref name="dir"/> that exists (an open's removal failed or left it, or a refused
+    /// creation's removal failed): removed by the open's rule, group state too, so that the topic takes over nothing
+    /// another left there (a journal, its groups' ack floors). When it cannot be removed the creation is refused.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the directory is kept.</exception>
+    private void RemoveBeforeCreation(string name, string dir)
+    {
+        if (!System.IO.Directory.Exists(dir))
+        {
+            return;
+        }
+
+        var (kept, why) = RemoveLeftovers(_root, name, dir, _options.Log, removeGroupState: true, Step);
+        if (kept != LeftoverKept.None)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"{why}; the topic is not created, so that it does not take over what is there (a journal, work-queue group state): "
+                + (kept == LeftoverKept.NotRemoved ? "try again, or remove the directory" : "move the directory away or remove it") + ", then create the topic");
+        }
+    }
+
+    /// <summary>The directory holding a topic's work-queue group state, one <c>&lt;group&gt;.state</c> file each.</summary>
+    internal const string GroupsDirectory = "groups";
 
     /// <summary>
     /// The groups in a <c>groups/</c> directory with their ack floors, for a log line ("none" when empty); null when

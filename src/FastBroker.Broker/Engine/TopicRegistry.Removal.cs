@@ -19,7 +19,7 @@ internal sealed partial class TopicRegistry
 
     /// <summary>
     /// Removes what a failed creation made, nothing that was there before: a <c>topic.meta</c> it committed is renamed
-    /// back to its pending name first (synced), then the journal's directory goes, then the settings (so that a crash
+    /// back to its pending name first (synced), then the journal's directory goes (synced), then the settings (so that a crash
     /// at any step leaves a directory without <c>topic.meta</c>, which the next open removes, and never a journal
     /// without settings, which it refuses), then the topic's directory, and the directory they were in is synced.
     /// Best effort: it stops at the first step that fails, and logs it.
@@ -39,6 +39,7 @@ internal sealed partial class TopicRegistry
             if (created.NewJournal && System.IO.Directory.Exists(journal))
             {
                 System.IO.Directory.Delete(journal, recursive: true);
+                DurableFile.SyncDirectory(created.Directory); // durable before the settings' removal: never a journal without settings
             }
 
             File.Delete(pending);

@@ -48,6 +48,7 @@ internal sealed partial class TopicRegistry : IDisposable
     {
         _options = options;
         _root = Path.Combine(options.DataDirectory, "topics");
+        FileStep = options.TopicFileStep;
         System.IO.Directory.CreateDirectory(_root);
     }
 
@@ -100,7 +101,7 @@ internal sealed partial class TopicRegistry : IDisposable
 
                 if (!File.Exists(meta))
                 {
-                    RemoveUncommitted(_root, name, dir, _options.Log, removeGroupState: true); // a creation that did not complete, group state no topic owns, or damage (refused)
+                    RemoveUncommitted(_root, name, dir, _options.Log, removeGroupState: true, Step); // a creation that did not complete, group state no topic owns, or damage (refused)
                     continue;
                 }
 
@@ -194,6 +195,7 @@ internal sealed partial class TopicRegistry : IDisposable
             }
 
             var dir = Path.Combine(_root, name);
+            RemoveBeforeCreation(name, dir); // a leftover: taken over, the topic would start with another's journal or group state
             var created = new CreatedFiles(dir);
             Step($"create directory {dir}");
             System.IO.Directory.CreateDirectory(dir);

@@ -155,6 +155,8 @@ internal sealed partial class StandbyReplica
 
             Step($"delete recursively {journal}");
             Directory.Delete(journal, recursive: true);
+            Step($"sync directory {dir}");
+            DurableFile.SyncDirectory(dir); // durable before the settings' removal: never a journal without settings
             LogTopic($"topic '{name}': removed the journal a creation that did not complete left in '{dir}', beside the group state kept there");
         }
 
