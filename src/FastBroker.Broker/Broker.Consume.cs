@@ -31,6 +31,11 @@ public sealed partial class Broker
             _subscriptionTotals.Opened(subscription.Pattern.Text, subscription.Options.DurableName);
         }
 
+        if (subscription.Options.DurableName is not null)
+        {
+            StartPositionFileChecks();
+        }
+
         return subscription;
     }
 
@@ -60,6 +65,11 @@ public sealed partial class Broker
         {
             _subscriptions.Add(subscription);
             _subscriptionTotals.Opened(subscription.Pattern.Text, subscription.Options.DurableName);
+        }
+
+        if (subscription.Options.DurableName is not null)
+        {
+            StartPositionFileChecks();
         }
 
         return subscription;

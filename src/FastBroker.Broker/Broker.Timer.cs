@@ -2,11 +2,12 @@ using FastBroker.Engine;
 
 namespace FastBroker;
 
-/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, the groups' state-file checks, and the failures of its tasks.</summary>
+/// <summary>The broker's timer: visibility and standby ack timeouts, the <c>producers.epochs</c> refresh, the groups' state-file and durable subscriptions' position-file checks, and the failures of its tasks.</summary>
 public sealed partial class Broker
 {
     private long _timerFailures;
     private long _timerFailureLoggedMs = long.MinValue / 2;
+    private long _nextPositionCheckMs; // Environment.TickCount64 of the next check of the position files; under _gate
 
     /// <summary>The timer's period now (0 = not started; tests).</summary>
     internal TimeSpan TimerPeriod
@@ -29,10 +30,11 @@ public sealed partial class Broker
         => TimeSpan.FromTicks(Math.Clamp(ackTimeout.Ticks / 50, resolution.Ticks, Math.Max(resolution.Ticks, TimeSpan.FromMilliseconds(50).Ticks)));
 
     /// <summary>
-    /// Starts the timer (the <c>producers.epochs</c> refresh, visibility timeouts, standby ack timeouts) once something
-    /// needs it, or makes it tick faster when something needs a finer period: a broker with no group and no standby ticks
-    /// only for the refresh (<see cref="ProducerEpochFile.RefreshCheckPeriod"/>: every 15 minutes by default), and a
-    /// timer waking a pool thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
+    /// Starts the timer (the <c>producers.epochs</c> refresh, visibility timeouts, standby ack timeouts, the position-file
+    /// checks of durable subscriptions: once a second) once something needs it, or makes it tick faster when something
+    /// needs a finer period: a broker with no group, no durable subscription and no standby ticks only for the refresh
+    /// (<see cref="ProducerEpochFile.RefreshCheckPeriod"/>: every 15 minutes by default), and a timer waking a pool
+    /// thread 200 times a second would take CPU from the pipeline on a small machine for nothing.
     /// </summary>
     internal void StartTimer(TimeSpan? period = null)
     {
@@ -81,6 +83,7 @@ public sealed partial class Broker
             TimerTaskFailed("the producers.epochs refresh", e);
         }
 
+        CheckPositionFilesOnTimer();
         WorkQueueGroup[] groups;
         lock (_gate)
         {
@@ -107,6 +110,61 @@ public sealed partial class Broker
     }
 
     /// <summary>
+    /// Once per <see cref="GroupStateCheckInterval"/> (a second): checks that each open durable subscription's position
+    /// file is still at its path (one syscall each, none per commit: <see cref="Subscription.CheckPositionFile"/>), so
+    /// commits made after a removal reach a file within about that.
+    /// </summary>
+    private void CheckPositionFilesOnTimer()
+    {
+        var interval = (long)GroupStateCheckInterval.TotalMilliseconds;
+        var now = Environment.TickCount64;
+        if (interval < 0 || now < Volatile.Read(ref _nextPositionCheckMs))
+        {
+            return;
+        }
+
+        Subscription[] durable;
+        lock (_gate)
+        {
+            if (now < _nextPositionCheckMs)
+            {
+                return;
+            }
+
+            _nextPositionCheckMs = now + interval;
+            if (_openDurableNames.Count == 0)
+            {
+                return;
+            }
+
+            durable = [.. _subscriptions.Where(s => s.Options.DurableName is not null)];
+        }
+
+        foreach (var s in durable)
+        {
+            try
+            {
+                s.CheckPositionFile(closing: false);
+            }
+            catch (Exception e)
+            {
+                TimerTaskFailed($"durable subscription '{s.Options.DurableName}'", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A durable subscription opened: the timer must tick at least once per <see cref="GroupStateCheckInterval"/> (and
+    /// once a second) for <see cref="CheckPositionFilesOnTimer"/> (a broker with no group and no standby ticks otherwise only for the
+    /// <c>producers.epochs</c> refresh).
+    /// </summary>
+    private void StartPositionFileChecks()
+    {
+        var interval = GroupStateCheckInterval;
+        StartTimer(interval > TimeSpan.Zero && interval < TimeSpan.FromSeconds(1) ? interval : TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>
     /// One task of the timer tick threw (a journal read of a damaged record, say). The timer runs on a pool thread,
     /// where an exception would end the process, every client with it: the failure is logged instead (at most one line a
     /// second, with how many more there were) and the other tasks, and the next ticks, go on.
@@ -127,8 +185,9 @@ public sealed partial class Broker
     internal long TimerFailures => Interlocked.Read(ref _timerFailures);
 
     /// <summary>
-    /// How often the timer checks that each open work-queue group's state file is still at its path (one syscall
-    /// per group, a <c>readlink</c> on Linux: <see cref="WorkQueueGroup.OnTimer"/>): once a second; tests set it (infinite: only the close checks).
+    /// How often the timer checks that each open work-queue group's state file, and each open durable subscription's
+    /// position file, is still at its path (one syscall per file, a <c>readlink</c> on Linux: <see cref="WorkQueueGroup.OnTimer"/>,
+    /// <see cref="CheckPositionFilesOnTimer"/>): once a second; tests set it (infinite: only the close checks).
     /// </summary>
     internal TimeSpan GroupStateCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 

@@ -206,31 +206,13 @@ public sealed partial class Subscription : IDisposable
         _broker.Forget(this); // first: the retention floor reads the positions of every subscription the broker knows
         if (_positions is not null)
         {
-            LogIfPositionFileRemoved(_positions);
+            CheckPositionFile(closing: true); // the last chance to keep what it committed since a removal
             _positions.Dispose();
             _broker.ReleaseDurableName(Options.DurableName!); // last: the next one to open the name is the file's only writer
         }
     }
 
     internal void CloseFromBroker() => Dispose();
-
-    /// <summary>
-    /// Logs when the position file this subscription holds was removed while it was subscribed (an operator starting the
-    /// subscription anew while a client holds the name): its commits went on into the removed file, which goes when it
-    /// is closed. One readlink when it closes, none per commit.
-    /// </summary>
-    private void LogIfPositionFileRemoved(PositionStore positions)
-    {
-        if (!positions.WasRemoved())
-        {
-            return;
-        }
-
-        var name = Options.DurableName!;
-        var path = Path.Combine(_broker.Options.DataDirectory, "subscriptions", name + ".pos");
-        var next = File.Exists(path) ? "opens the file now at that path" : "finds none and starts anew";
-        _broker.Log($"subscription '{name}': its position file {path} was removed while it was subscribed: the positions it committed since went to the removed file and are dropped now that it closed; the next subscription under that name {next}");
-    }
 
     private void ReleaseCursors()
     {

@@ -22,8 +22,10 @@ internal sealed class PositionStore : IDisposable
     internal const int EntryBytes = 264;
 
     private readonly object _gate = new();
-    private readonly MappedStateFile _file;
     private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
+    private MappedStateFile _file; // under _gate; replaced only by RewriteIfRemoved
+    private long _generationBase; // under _gate: the sync generations of the files this store held before _file
+    private bool _disposed; // under _gate
 
     private PositionStore(MappedStateFile file)
     {
@@ -236,17 +238,57 @@ internal sealed class PositionStore : IDisposable
         }
     }
 
-    /// <summary>After a commit: has the flusher msync the file (no-op without one); returns the generation that covers it.</summary>
-    public long RequestSync() => _file.RequestSync();
+    /// <summary>
+    /// After a commit: has the flusher msync the file (no-op without one); returns the generation that covers it (0
+    /// without a flusher). Generations go on rising across <see cref="RewriteIfRemoved"/>: one requested of a file this
+    /// store no longer holds is covered at once (its commits are in the file written at the path, flushed when written).
+    /// </summary>
+    public long RequestSync()
+    {
+        lock (_gate)
+        {
+            var generation = _file.RequestSync();
+            return generation == 0 ? 0 : _generationBase + generation;
+        }
+    }
 
     /// <summary>Completes once a sync covers <paramref name="generation"/> (<see cref="MappedStateFile.WaitForSyncAsync"/>).</summary>
-    public Task WaitForSyncAsync(long generation) => _file.WaitForSyncAsync(generation);
+    public Task WaitForSyncAsync(long generation)
+    {
+        lock (_gate)
+        {
+            // A generation of a file this store held before: its Dispose msynced it, and the file written at the path
+            // holds its commits, flushed before it got its name.
+            return generation <= _generationBase ? Task.CompletedTask : _file.WaitForSyncAsync(generation - _generationBase);
+        }
+    }
 
     /// <summary>The sync generation requested last (0: never).</summary>
-    public long SyncRequested => _file.SyncRequested;
+    public long SyncRequested
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _file.SyncRequested == 0 ? _generationBase : _generationBase + _file.SyncRequested;
+            }
+        }
+    }
 
     /// <summary>The sync generation the last msync covers.</summary>
-    public long Synced => _file.Synced;
+    public long Synced
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _generationBase + _file.Synced;
+            }
+        }
+    }
+
+    /// <summary>The position file's path.</summary>
+    public string Path => _file.Path;
 
     /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
     public bool WasRemoved()
@@ -257,14 +299,61 @@ internal sealed class PositionStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// When the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>, one syscall):
+    /// writes the positions it holds as a new file at its path (<see cref="MappedStateFile.CopyToPath"/>) and goes on in
+    /// it; the removed file is closed (msynced first if a sync was pending, so its waiters complete). Under this store's
+    /// lock, as every commit is: no commit falls between the copy and the swap, and a sync requested of the removed file
+    /// is covered (<see cref="WaitForSyncAsync"/>).
+    /// </summary>
+    /// <exception cref="IOException">The new file could not be written; this store goes on in the removed one.</exception>
+    public PositionFileCheck RewriteIfRemoved()
+    {
+        lock (_gate)
+        {
+            if (_disposed || !_file.WasRemoved())
+            {
+                return PositionFileCheck.AtItsPath;
+            }
+
+            if (_file.CopyToPath() is not { } copy)
+            {
+                return File.Exists(_file.Path) ? PositionFileCheck.AnotherFileAtItsPath : PositionFileCheck.DirectoryGone;
+            }
+
+            var removed = _file;
+            _generationBase += removed.SyncRequested;
+            _file = copy;
+            removed.Dispose();
+            return PositionFileCheck.WrittenAgain;
+        }
+    }
+
     /// <summary>Unmaps the file once no call is using it; every call after it throws <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
         lock (_gate)
         {
+            _disposed = true;
             _file.Dispose();
         }
     }
 
     private static long SlotOf(int entryIndex) => (HeaderBytes + ((long)entryIndex * EntryBytes) + 256) / 8;
+}
+
+/// <summary>What <see cref="PositionStore.RewriteIfRemoved"/> found.</summary>
+internal enum PositionFileCheck
+{
+    /// <summary>The file is at its path (or the store is closed): nothing done.</summary>
+    AtItsPath,
+
+    /// <summary>It was removed, and is written again at its path with the store's positions; the store goes on in it.</summary>
+    WrittenAgain,
+
+    /// <summary>It was removed, and another file is at its path now: left as it is; the store goes on in the removed file.</summary>
+    AnotherFileAtItsPath,
+
+    /// <summary>It was removed with the data directory: nothing is written; the store goes on in the removed file.</summary>
+    DirectoryGone,
 }

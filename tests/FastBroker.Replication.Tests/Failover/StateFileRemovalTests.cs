@@ -13,8 +13,9 @@ namespace FastBroker.ReplicationTests.Failover;
 /// and a group's state removed while the standby was detached (its STATE_DIGESTS report copies the primary lacks, which
 /// the attach tells it to remove; a copy they leave out, the standby asks for after the attach, and the primary, which
 /// does not have it, tells it to remove). The promoted standby then does not bring the subscription back with its old
-/// position. Every other copy stays. A group's state removed on the primary while the group is open is written again
-/// there by the group (docs/broker.md), and the standby holds it again. Two in-process nodes, no witness.
+/// position. Every other copy stays. A group's state removed on the primary while the group is open, and a position file
+/// removed while subscribed, are written again there by the broker (docs/broker.md), and the standby holds them again.
+/// Two in-process nodes, no witness.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class StateFileRemovalTests
@@ -251,6 +252,41 @@ public sealed class StateFileRemovalTests
         }
 
         static string Floor(string path) => GroupAckStore.ReadFloor(path)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (no file)";
+    }
+
+    [Fact]
+    public async Task A_position_file_removed_on_the_primary_while_subscribed_is_written_again_there_and_the_standby_holds_it_again()
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, BrokerOptions.Default, o => o with { HeartbeatTimeout = TimeSpan.FromSeconds(10) });
+        await using (b)
+        await using (a)
+        {
+            var broker = a.Broker!;
+            var told = new ConcurrentQueue<string>();
+            a.Replicator!.StateFileGone = told.Enqueue;
+            var stateOfA = dir.Combine("a");
+            var copyOfB = dir.Combine("b");
+            await PositionCopies.PublishAsync(broker, Feed, 20);
+            using var kept = Durable(broker, "kept");
+            kept.Commit(Feed, 5);
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, Kept, Feed) == 5, "b holds kept's position 5", s_deadline);
+
+            // The operator removes kept.pos on a while it is subscribed (a STATE_GONE may reach b meanwhile); a writes it
+            // again at its path, with the commit made since, and b gets it.
+            File.Delete(Path.Combine(stateOfA, Kept));
+            kept.Commit(Feed, 9);
+            Assert.True(
+                Eventually.TryWait(() => PositionCopies.PositionIn(stateOfA, Kept, Feed) == 9 && PositionCopies.PositionIn(copyOfB, Kept, Feed) == 9, s_deadline),
+                $"{s_deadline.TotalSeconds} s after kept.pos was removed on a while subscribed and 9 was committed, a's file holds {Position(stateOfA)} and b's copy {Position(copyOfB)} (expected 9 in both; a told b to remove [{string.Join(", ", told)}])");
+            await SettleAsync(a);
+            Assert.Equal(File.ReadAllBytes(Path.Combine(stateOfA, Kept)), File.ReadAllBytes(Path.Combine(copyOfB, Kept)));
+
+            kept.Commit(Feed, 12); // followed as before
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(copyOfB, Kept, Feed) == 12, "b holds kept's position 12", s_deadline);
+        }
+
+        static string Position(string dataDirectory) => PositionCopies.PositionIn(dataDirectory, Kept, Feed)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (no file)";
     }
 
     private static Subscription Durable(Broker broker, string name) =>
