@@ -70,12 +70,33 @@ public class WorkQueueHandOverTests
     [Fact]
     public async Task A_delivery_whose_visibility_timeout_passes_while_its_member_does_not_fetch_uses_up_no_delivery()
     {
+        // The stuck member's timeouts are what the test waits for; the live member acks each delivery as soon as it has
+        // it, but a loaded machine may hold the test up between its fetch and its ack past the same 3 s timeout: that
+        // ack is refused and, with one attempt, the delivery is dead-lettered without a defect. Such a round proves
+        // nothing either way and is run again, up to three times.
+        for (var round = 1; round <= 3; round++)
+        {
+            if (await RunTimeoutRoundAsync())
+            {
+                return;
+            }
+        }
+
+        Assert.Fail("each of 3 rounds had the live member's ack of a delivery it fetched refused (its timeout passed first)");
+    }
+
+    /// <summary>
+    /// One round of <see cref="A_delivery_whose_visibility_timeout_passes_while_its_member_does_not_fetch_uses_up_no_delivery"/>
+    /// on a broker of its own: false when the live member's ack of a delivery it fetched was refused (the timeout passed
+    /// between the two), true when every ack was taken and the round's checks passed.
+    /// </summary>
+    private static async Task<bool> RunTimeoutRoundAsync()
+    {
         await using var f = await BrokerFixture.StartAsync();
         var b = f.Broker;
         const int N = 3;
-        // One attempt each: a timeout that counted would dead-letter the message at once. The live member acks each
-        // delivery as soon as it has it, well within the timeout: 3 s, not 1 s, so that a loaded machine's stall between
-        // the live member's assignment and its ack does not pass a timeout of a delivery it did fetch.
+
+        // One attempt each: a timeout that counted would dead-letter the message at once.
         var options = GroupOptions.Default with { Prefetch = N, MaxDeliveries = 1, VisibilityTimeout = TimeSpan.FromSeconds(3) };
         for (var i = 0; i < N; i++)
         {
@@ -92,6 +113,7 @@ public class WorkQueueHandOverTests
         using var live = b.JoinGroup("slow", "g", options);
         var got = new Collected();
         var acked = 0;
+        var refused = 0;
         await Eventually.TrueAsync(() =>
         {
             var r = new Recorder(got);
@@ -99,17 +121,21 @@ public class WorkQueueHandOverTests
             for (; acked < got.Items.Count; acked++)
             {
                 var x = got.Items[acked];
-                Assert.True(live.Ack(x.Offset, x.DeliveryCount), $"offset {x.Offset} acked");
+                refused += live.Ack(x.Offset, x.DeliveryCount) ? 0 : 1;
             }
 
             return got.Items.Count >= N || Group().DeadLettered > 0;
         }, "the live member gets every message (or the stuck member's timeouts dead-letter them)");
+        if (refused > 0)
+        {
+            return false; // the live member's own ack came after the timeout: load, not the stuck member's timeouts
+        }
+
         Assert.Equal(0, Group().DeadLettered);
         Assert.Equal(["job0", "job1", "job2"], got.Items.Select(x => x.Payload).Order());
         Assert.All(got.Items, x => Assert.Equal(1, x.DeliveryCount));
-
-        Assert.Equal(0, Group().DeadLettered);
         Assert.Equal(0, Group().Redelivered);
+        return true;
     }
 
     [Fact]

@@ -133,6 +133,28 @@ public class WorkQueueTests
     [Fact]
     public async Task A_member_slower_than_the_visibility_timeout_gets_the_redeliveries_instead_of_dropping_them()
     {
+        // The first timeout is what the test waits for; the member then acks the redeliveries before the second one,
+        // through round trips a loaded machine may hold up past it: their acks are refused and, with MaxDeliveries 2,
+        // both jobs are dead-lettered without a defect. A round in which the member did get both redeliveries and they
+        // were dead-lettered all the same proves nothing either way and is run again, up to three times.
+        for (var round = 1; round <= 3; round++)
+        {
+            if (await RunSlowMemberRoundAsync())
+            {
+                return;
+            }
+        }
+
+        Assert.Fail("each of 3 rounds had the redeliveries the member read dead-lettered (its acks came after their timeout)");
+    }
+
+    /// <summary>
+    /// One round of <see cref="A_member_slower_than_the_visibility_timeout_gets_the_redeliveries_instead_of_dropping_them"/>
+    /// on a server of its own: false when the member read both redeliveries but they were dead-lettered (its acks came
+    /// after the second timeout), true when the round's checks passed.
+    /// </summary>
+    private static async Task<bool> RunSlowMemberRoundAsync()
+    {
         await using var f = await ServerFixture.StartAsync();
         var producer = await f.ConnectAsync();
         await producer.PublishAsync("slow", Bytes("a"));
@@ -141,34 +163,53 @@ public class WorkQueueTests
         // The only member takes its two jobs into its buffer and does not read them in time: both time out and the
         // server, whose prefetch for the member they no longer use, hands them to it again (count 2), while the two
         // stale deliveries still fill the buffer (capacity = prefetch). The redeliveries must not be dropped as "more
-        // than the credit": with MaxDeliveries 2 the next timeout dead-letters them though the member works on. A 5 s
-        // timeout, not 2 s: the member reads the stale deliveries (refused) and acks the redelivered ones before the
-        // second timeout, through round trips a loaded machine may hold up.
+        // than the credit": with MaxDeliveries 2 the next timeout dead-letters them though the member works on.
         var member = await (await f.ConnectAsync()).JoinGroupAsync("slow", "g", GroupJoinOptions.Default with
         {
             Prefetch = 2,
             VisibilityTimeout = TimeSpan.FromSeconds(5),
             MaxDeliveries = 2,
         });
-        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Redelivered: 2, InFlight: 2 }, "both jobs timed out and went to the member again");
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Redelivered: 2 } or { DeadLettered: > 0 }, "both jobs timed out and went to the member again");
 
+        // The member reads (and acks) until it has had both redeliveries, or the client dropped one.
+        bool Dropped() => f.Events.Any(e => e.Message.Contains("more messages than its credit", StringComparison.Ordinal));
+        var redeliveries = new HashSet<long>();
         using var cts = new CancellationTokenSource(Deadline);
-        while (f.Broker.GetSnapshot().Groups.Single() is { Acked: < 2, DeadLettered: 0 })
+        while (redeliveries.Count < 2 && !Dropped())
         {
             using var poll = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
             poll.CancelAfter(TimeSpan.FromMilliseconds(50));
             try
             {
-                await member.AckAsync(await member.ReadAsync(poll.Token)); // a stale one is refused (UnknownDelivery)
+                var message = await member.ReadAsync(poll.Token);
+                if (message.DeliveryCount == 2)
+                {
+                    redeliveries.Add(message.Offset);
+                }
+
+                await member.AckAsync(message); // a stale one is refused (UnknownDelivery)
             }
             catch (OperationCanceledException) when (!cts.IsCancellationRequested)
             {
             }
+            catch (OperationCanceledException)
+            {
+                var state = f.Broker.GetSnapshot().Groups.Single();
+                Assert.Fail($"within {Deadline.TotalSeconds:0} s the member read {redeliveries.Count} of the 2 redeliveries, and the client dropped none (acked {state.Acked}, dead-lettered {state.DeadLettered}, redelivered {state.Redelivered}, in flight {state.InFlight}); events: {string.Join("; ", f.Events.Select(e => e.Message))}");
+            }
         }
 
+        await EventuallyAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Acked: 2 } or { DeadLettered: > 0 }, "both redeliveries acked (or dead-lettered)");
         var g = f.Broker.GetSnapshot().Groups.Single();
+        if (g.DeadLettered > 0 && redeliveries.Count == 2 && !Dropped())
+        {
+            return false; // the member had both redeliveries: its acks came after their timeout (load)
+        }
+
         Assert.Equal((2L, 0L), (g.Acked, g.DeadLettered));
         Assert.DoesNotContain(f.Events, e => e.Message.Contains("more messages than its credit", StringComparison.Ordinal));
+        return true;
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using FastBroker.Replication;
 using FastBroker.Testing;
@@ -32,17 +33,23 @@ public class WitnessSafetyMarginTests
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
         Assert.False(Directory.Exists(dir.Combine("w")), "a refused witness creates no data directory");
 
-        // The edges start, and a node denied the lease held by 'a' (10 s) is told the margin on top of it.
+        // The edges start, and a node denied the lease held by 'a' is told the margin on top of what is left of it. The
+        // lease is 60 s (the longest a witness grants, allowed with --max-ttl-ms): a 10 s one could run out before the
+        // denial on a loaded machine, and 'b' would be granted it. What is left is at most the lease, and at least the
+        // lease less the time since the grant was asked for.
         foreach (var marginMs in new[] { 0, 2_147_423_647 })
         {
             var port = FreePort.Next();
-            using var witness = await Cli.StartAsync("witness listening on", ["witness", "--port", port.ToString(CultureInfo.InvariantCulture), "--data", dir.Combine($"w{marginMs}"), "--safety-margin-ms", marginMs.ToString(CultureInfo.InvariantCulture)]);
+            using var witness = await Cli.StartAsync("witness listening on", ["witness", "--port", port.ToString(CultureInfo.InvariantCulture), "--data", dir.Combine($"w{marginMs}"), "--max-ttl-ms", "60000", "--safety-margin-ms", marginMs.ToString(CultureInfo.InvariantCulture)]);
             await using var client = new WitnessClient(Cli.Address(port));
-            var granted = await client.AcquireAsync("a", 0, TimeSpan.FromSeconds(10));
+            var lease = TimeSpan.FromSeconds(60);
+            var sinceAsked = Stopwatch.StartNew();
+            var granted = await client.AcquireAsync("a", 0, lease);
             Assert.True(granted.IsGranted, $"--safety-margin-ms {marginMs}: {granted}");
-            var denied = await client.AcquireAsync("b", 0, TimeSpan.FromSeconds(10));
+            var denied = await client.AcquireAsync("b", 0, lease);
+            var elapsed = sinceAsked.Elapsed;
             Assert.True(denied.Kind == LeaseResultKind.Denied, $"--safety-margin-ms {marginMs}: {denied}");
-            Assert.InRange(denied.Remaining, TimeSpan.FromMilliseconds(marginMs), TimeSpan.FromMilliseconds(marginMs + 10_000));
+            Assert.InRange(denied.Remaining, TimeSpan.FromMilliseconds(marginMs) + lease - elapsed, TimeSpan.FromMilliseconds(marginMs) + lease);
         }
     }
 }
