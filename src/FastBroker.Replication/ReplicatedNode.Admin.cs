@@ -322,7 +322,8 @@ public sealed partial class ReplicatedNode
         if (state.Primary is { Replicator: var replicator, Link: var link } primary)
         {
             w.WriteStartObject("standby");
-            w.WriteBoolean("attached", link is not null);
+            w.WriteBoolean("attached", link is not null); // from the link's acceptance, while it is still welcomed
+            w.WriteBoolean("confirming", primary.Confirming); // once welcomed: the gate counts it, publishes wait for it
             if (link is not null)
             {
                 w.WriteString("nodeId", link.StandbyId);

@@ -71,12 +71,16 @@ public sealed partial class ReplicatedNode
         (string Topic, long? PrimaryHead, long Lag)[] PrimaryHeads);
 
     /// <summary>
-    /// The primary's replicator as read with an <see cref="AdminState"/>: the standby attached then, and for
-    /// <c>/status</c> its topics. Its counters are read from <see cref="Replicator"/> and <see cref="Link"/> as written.
+    /// The primary's replicator as read with an <see cref="AdminState"/>: the standby attached then, whether the
+    /// replication gate counts it, and for <c>/status</c> its topics. <c>Confirming</c>: a standby is attached and the
+    /// gate counts it (<see cref="ReplicationGate.StandbyAttached"/>), so standby-mode publishes wait for it rather than
+    /// degrade to local or wait for a standby to come; false while the link is accepted but the welcome not yet sent.
+    /// Its counters are read from <see cref="Replicator"/> and <see cref="Link"/> as written.
     /// </summary>
     private readonly record struct PrimaryView(
         PrimaryReplicator Replicator,
         StandbyLink? Link,
+        bool Confirming,
         (string Topic, long Head, long Received, long Durable)[] Positions);
 
     /// <param name="withTopics">Also the standby's topics (<c>/status</c>).</param>
@@ -100,12 +104,15 @@ public sealed partial class ReplicatedNode
             _state.Epoch,
             _roleSince,
             replica is null ? null : View(replica, withTopics),
-            _replicator is { } replicator ? View(replicator, withTopics) : null,
+            _replicator is { } replicator ? View(replicator, _gate, withTopics) : null,
             _gate);
     }
 
-    private static PrimaryView View(PrimaryReplicator replicator, bool withTopics) =>
-        replicator.Link is { } link ? new(replicator, link, withTopics ? [.. link.Positions] : []) : new(replicator, null, []);
+    // Confirming only with a link read: never confirming without attached.
+    private static PrimaryView View(PrimaryReplicator replicator, ReplicationGate? gate, bool withTopics) =>
+        replicator.Link is { } link
+            ? new(replicator, link, gate is { StandbyAttached: true }, withTopics ? [.. link.Positions] : [])
+            : new(replicator, null, false, []);
 
     private static ReplicaView View(StandbyReplica replica, bool withTopics) => new(
         replica,

@@ -87,7 +87,10 @@ internal sealed partial class ReplicationGate
     /// </summary>
     public long AckPollTicks { get; set; }
 
-    /// <summary>True while a standby is connected and acknowledging.</summary>
+    /// <summary>
+    /// True from the replicator's welcome of a standby (its topics, cuts and state files sent) until that standby leaves:
+    /// standby-mode confirmations wait for it. False while a standby's link is accepted but not yet welcomed.
+    /// </summary>
     public bool StandbyAttached => _standbyAttached;
 
     /// <summary>Standby-mode confirmations given as local because no standby was attached.</summary>

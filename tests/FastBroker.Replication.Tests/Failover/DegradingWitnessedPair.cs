@@ -7,7 +7,7 @@ namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
 /// Two in-process nodes with a witness and <c>DegradeToLocal</c>, topics in ack mode standby-durable: "a" takes the lease,
-/// "b" follows it (a has logged the attach: its publishes wait for b) and holds a first message of the topic given,
+/// "b" follows it (a's <c>standby.confirming</c>: its publishes wait for b) and holds a first message of the topic given,
 /// confirmed by b, not as local. Node log lines are collected in <see cref="Lines"/>
 /// ("a: …", "b: …"). The caller disposes both nodes.
 /// </summary>
@@ -29,10 +29,9 @@ internal sealed class DegradingWitnessedPair(TempDirectory dir, string witness, 
             Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(60)), "a takes the lease");
             b = await pair.StartBAsync();
 
-            // Not /status's standby.attached: that is true from the link's acceptance, while a still welcomes b, and a
-            // publish made then is confirmed as local (and the witness records b behind) as with no standby at all. a
-            // logs the attach once the welcome is sent and its publishes wait for b.
-            await Eventually.TrueAsync(() => pair.Lines.Any(l => l.StartsWith("a: replication: standby 'b' attached", StringComparison.Ordinal)), "b follows a (a logged 'replication: standby 'b' attached')");
+            // standby.confirming, not standby.attached: that is true from the link's acceptance, while a still welcomes
+            // b, and a publish made then is confirmed as local (and the witness records b behind) as with no standby.
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyConfirming, "b follows a and confirms its publishes");
             await a.Broker!.PublishAsync(topic, "first"u8.ToArray());
             var status = NodeStatus.Parse(a.GetStatusJson());
             Assert.True(status.Standby is { Degraded: 0, WitnessRecordsBehind: false }, $"'first' must reach b, not be confirmed as local: {status.Json}\n{string.Join('\n', pair.Lines)}");

@@ -26,7 +26,7 @@ public sealed class DeposedPrimaryFailoverTests(ITestOutputHelper output)
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", ["--acks", "standby-durable", "--role", "standby"]);
             await a.StartAsync();
             await b.StartAsync();
-            var epoch1 = (await a.WaitForAsync(s => s.IsPrimary && s.Standby is { Attached: true }, "a is primary with b attached")).Epoch;
+            var epoch1 = (await a.WaitForAsync(s => s.StandbyConfirming, "a is primary and b confirms its publishes")).Epoch;
 
             // 1. Standby-durable: on both.
             await PublishAsync(a, "r", Replicated, FastBroker.Protocol.Durability.StandbyDurable);

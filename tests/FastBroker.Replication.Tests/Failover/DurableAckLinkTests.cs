@@ -71,7 +71,7 @@ public sealed class DurableAckLinkTests
             // A new link while the ACK waits: b reconnects through the proxy and a numbers the topics anew.
             var welcomes = b.Replica!.Welcomes;
             proxy.CutAll();
-            await Eventually.TrueAsync(() => b.Replica.Welcomes > welcomes && b.Replica.Connected && Status(a).Standby is { Attached: true } s && s.Topics.Count == names.Count, "b follows a on a new link");
+            await Eventually.TrueAsync(() => b.Replica.Welcomes > welcomes && b.Replica.Connected && Status(a) is { StandbyConfirming: true, Standby: { } s } && s.Topics.Count == names.Count, "b follows a on a new link and confirms its publishes");
             var secondLink = Order(Status(a));
             Assert.True(!firstLink.SequenceEqual(secondLink), $"the new link numbers the topics as the old one did ({string.Join(", ", secondLink)}): nothing to tell apart\n" + string.Join("\n", Status(b).Events));
 

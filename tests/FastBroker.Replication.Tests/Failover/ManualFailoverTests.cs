@@ -30,7 +30,7 @@ public sealed class ManualFailoverTests(ITestOutputHelper output)
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", [.. options, "--role", "standby"]);
             await a.StartAsync();
             await b.StartAsync();
-            var before = await a.WaitForAsync(s => s.IsPrimary && s.Standby is { Attached: true }, "a is primary with b attached");
+            var before = await a.WaitForAsync(s => s.StandbyConfirming, "a is primary and b confirms its publishes");
             await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with

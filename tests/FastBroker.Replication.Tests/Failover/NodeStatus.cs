@@ -17,11 +17,19 @@ internal sealed record NodeStatus(
     public bool IsStandby => Role == "standby";
 
     /// <summary>
-    /// True when this (primary) node has a standby attached that holds all of <paramref name="topic"/> durably, and no
-    /// witness records that standby behind (which would keep it from being promoted).
+    /// True when this (primary) node has a standby that confirms its standby-mode publishes: attached and welcomed, so
+    /// that the replication gate counts it (<c>standby.confirming</c>). <c>standby.attached</c> alone is true from the
+    /// link's acceptance, while the primary still welcomes the standby and a publish is confirmed as with no standby.
+    /// </summary>
+    public bool StandbyConfirming => IsPrimary && Standby is { Attached: true, Confirming: true };
+
+    /// <summary>
+    /// True when this (primary) node has a standby confirming (<see cref="StandbyConfirming"/>) that holds all of
+    /// <paramref name="topic"/> durably, and no witness records that standby behind (which would keep it from being
+    /// promoted).
     /// </summary>
     public bool StandbyCaughtUp(string topic) =>
-        IsPrimary && Standby is { Attached: true, WitnessRecordsBehind: false } s && s.Topics.FirstOrDefault(t => t.Topic == topic) is { } t && t.Durable == t.Head && t.Received == t.Head;
+        StandbyConfirming && Standby is { WitnessRecordsBehind: false } s && s.Topics.FirstOrDefault(t => t.Topic == topic) is { } t && t.Durable == t.Head && t.Received == t.Head;
 
     /// <summary>This (standby) node's copy of <paramref name="topic"/>, or null.</summary>
     public ReplicaTopic? ReplicaOf(string topic) => Replica?.Topics.FirstOrDefault(t => t.Topic == topic);
@@ -52,6 +60,7 @@ internal sealed record NodeStatus(
         {
             standby = new StandbyView(
                 s.GetProperty("attached").GetBoolean(),
+                s.GetProperty("confirming").GetBoolean(),
                 s.TryGetProperty("acksReceived", out var acks) ? acks.GetInt64() : 0,
                 s.TryGetProperty("journalerAcks", out var journalerAcks) ? journalerAcks.GetInt64() : 0,
                 s.TryGetProperty("retentionPassed", out var retentionPassed) ? retentionPassed.GetInt64() : 0,
@@ -85,11 +94,12 @@ internal sealed record NodeStatus(
     public override string ToString() => Json;
 
     /// <summary>
-    /// The primary's view of its standby (<see cref="RetentionPassed"/>: links ended because retention passed it;
+    /// The primary's view of its standby (<see cref="Attached"/>: a link accepted; <see cref="Confirming"/>: the standby
+    /// welcomed, the replication gate counts it; <see cref="RetentionPassed"/>: links ended because retention passed it;
     /// <see cref="Degraded"/>: standby-mode publishes confirmed as local; <see cref="WitnessRecordsBehind"/>: the witness
     /// keeps the lease from the standby because it lacks some of them).
     /// </summary>
-    public sealed record StandbyView(bool Attached, long AcksReceived, long JournalerAcks, long RetentionPassed, long Degraded, bool WitnessRecordsBehind, IReadOnlyList<StandbyTopic> Topics);
+    public sealed record StandbyView(bool Attached, bool Confirming, long AcksReceived, long JournalerAcks, long RetentionPassed, long Degraded, bool WitnessRecordsBehind, IReadOnlyList<StandbyTopic> Topics);
 
     /// <summary>One topic as the primary sees it replicated: its head and the standby's received and durable ends.</summary>
     public sealed record StandbyTopic(string Topic, long Head, long Received, long Durable);

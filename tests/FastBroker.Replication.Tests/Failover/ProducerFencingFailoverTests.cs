@@ -29,7 +29,7 @@ public sealed class ProducerFencingFailoverTests(ITestOutputHelper output)
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", [.. options, "--role", "standby"]);
             await a.StartAsync();
             await b.StartAsync();
-            await a.WaitForAsync(s => s.IsPrimary && s.Standby is { Attached: true }, "a is primary with b attached");
+            await a.WaitForAsync(s => s.StandbyConfirming, "a is primary and b confirms its publishes");
 
             var clientOptions = BrokerClientOptions.Default with
             {

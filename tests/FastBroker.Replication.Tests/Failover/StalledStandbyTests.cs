@@ -37,7 +37,7 @@ public sealed class StalledStandbyTests(ITestOutputHelper output)
             var b = pair.AddNode("b", portB, toA.Endpoint, [.. options, "--role", "standby"]);
             await a.StartAsync();
             await b.StartAsync();
-            await a.WaitForAsync(s => s.IsPrimary && s.Standby is { Attached: true }, "a is primary with b attached through the proxy");
+            await a.WaitForAsync(s => s.StandbyConfirming, "a is primary and b, through the proxy, confirms its publishes");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with
             {

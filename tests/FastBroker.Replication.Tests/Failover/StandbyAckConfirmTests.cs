@@ -28,7 +28,7 @@ public sealed class StandbyAckConfirmTests(ITestOutputHelper output)
             var b = pair.AddNode("b", portB, $"127.0.0.1:{portA}", [.. options, "--role", "standby"]);
             await a.StartAsync();
             await b.StartAsync();
-            await a.WaitForAsync(s => s.IsPrimary && s.Standby is { Attached: true }, "a is primary with b attached");
+            await a.WaitForAsync(s => s.StandbyConfirming, "a is primary and b confirms its publishes");
 
             await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [a.ClientEndpoint], Reconnect = false });
 

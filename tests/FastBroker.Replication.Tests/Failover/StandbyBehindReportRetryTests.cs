@@ -31,7 +31,7 @@ public sealed class StandbyBehindReportRetryTests
             // The test starts from a standby attached and in sync. Once under CI load a's link to b dropped right after
             // b attached, and a had the witness record b behind before the cut below, so the held publish degraded at
             // once and no report could fail: b reattaches within its heartbeat timeout and a reports it in sync again.
-            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).Standby is { Attached: true, WitnessRecordsBehind: false }, $"b attached and in sync:\n{string.Join('\n', lines)}");
+            await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()) is { StandbyConfirming: true, Standby.WitnessRecordsBehind: false }, $"b confirms a's publishes and is in sync:\n{string.Join('\n', lines)}");
 
             // The witness cannot be reached when b leaves: a's report that b is behind fails.
             toWitness.Cut();
