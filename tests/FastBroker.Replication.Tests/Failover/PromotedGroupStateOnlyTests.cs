@@ -32,6 +32,10 @@ public sealed class PromotedGroupStateOnlyTests
         await using var primaryNode = a;
         await using var standbyNode = b;
         var copy = Path.Combine(dir.Combine("b"), "topics", Jobs);
+
+        // b reports the standby role before its standby loop has opened its copy (the replica the hook goes on): a
+        // loaded machine may not have run that loop yet when the pair is started.
+        await Eventually.TrueAsync(() => b.Replica is not null, "b opens its standby copy", s_deadline);
         b.Replica!.FileStep = step =>
         {
             if (step.StartsWith("write ", StringComparison.Ordinal) && step.Contains(copy, StringComparison.Ordinal))
