@@ -110,13 +110,13 @@ public sealed partial class Broker
     }
 
     /// <summary>
-    /// Once per <see cref="GroupStateCheckInterval"/> (a second): checks that each open durable subscription's position
+    /// Once per <see cref="StateFileCheckInterval"/> (a second): checks that each open durable subscription's position
     /// file is still at its path (one syscall each, none per commit: <see cref="Subscription.CheckPositionFile"/>), so
     /// commits made after a removal reach a file within about that.
     /// </summary>
     private void CheckPositionFilesOnTimer()
     {
-        var interval = (long)GroupStateCheckInterval.TotalMilliseconds;
+        var interval = (long)StateFileCheckInterval.TotalMilliseconds;
         var now = Environment.TickCount64;
         if (interval < 0 || now < Volatile.Read(ref _nextPositionCheckMs))
         {
@@ -154,13 +154,13 @@ public sealed partial class Broker
     }
 
     /// <summary>
-    /// A durable subscription opened: the timer must tick at least once per <see cref="GroupStateCheckInterval"/> (and
+    /// A durable subscription opened: the timer must tick at least once per <see cref="StateFileCheckInterval"/> (and
     /// once a second) for <see cref="CheckPositionFilesOnTimer"/> (a broker with no group and no standby ticks otherwise only for the
     /// <c>producers.epochs</c> refresh).
     /// </summary>
     private void StartPositionFileChecks()
     {
-        var interval = GroupStateCheckInterval;
+        var interval = StateFileCheckInterval;
         StartTimer(interval > TimeSpan.Zero && interval < TimeSpan.FromSeconds(1) ? interval : TimeSpan.FromSeconds(1));
     }
 
@@ -189,7 +189,7 @@ public sealed partial class Broker
     /// position file, is still at its path (one syscall per file, a <c>readlink</c> on Linux: <see cref="WorkQueueGroup.OnTimer"/>,
     /// <see cref="CheckPositionFilesOnTimer"/>): once a second; tests set it (infinite: only the close checks).
     /// </summary>
-    internal TimeSpan GroupStateCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+    internal TimeSpan StateFileCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
     internal Action<string>? TimerTaskHook { get; set; }

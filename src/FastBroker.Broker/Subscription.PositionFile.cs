@@ -10,7 +10,7 @@ public sealed partial class Subscription
     private string? _positionFileLogged; // under _positionCheckLock: the last line about a removed file (not said again at each check)
 
     /// <summary>
-    /// The broker's timer (once per <see cref="Broker.GroupStateCheckInterval"/>, a second) and the close: when the
+    /// The broker's timer (once per <see cref="Broker.StateFileCheckInterval"/>, a second) and the close: when the
     /// position file was removed while subscribed (one syscall, a <c>readlink</c> on Linux; none per commit), writes the
     /// positions again at its path and goes on in that file (<see cref="PositionStore.RewriteIfRemoved"/>), so no commit
     /// made since is lost; a file put at the path meanwhile is left as it is. Logged once per outcome; never throws.

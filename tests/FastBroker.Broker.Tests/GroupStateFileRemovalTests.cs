@@ -22,7 +22,7 @@ public sealed class GroupStateFileRemovalTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = Timeout.InfiniteTimeSpan; // only the close checks
+        f.Broker.StateFileCheckInterval = Timeout.InfiniteTimeSpan; // only the close checks
         var path = await AckThreeRemoveAckThreeAsync(f);
         Assert.DoesNotContain(log, l => l.Contains(Removed, StringComparison.Ordinal));
 
@@ -36,7 +36,7 @@ public sealed class GroupStateFileRemovalTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = TimeSpan.FromMilliseconds(50);
+        f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(50);
         var path = StatePath(f);
         await AckThreeRemoveAckThreeAsync(f, then: member =>
         {
@@ -66,7 +66,7 @@ public sealed class GroupStateFileRemovalTests
 
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = Timeout.InfiniteTimeSpan; // no check between the removal and the file put back
+        f.Broker.StateFileCheckInterval = Timeout.InfiniteTimeSpan; // no check between the removal and the file put back
         var path = StatePath(f);
         byte[] restored = [];
         await AckThreeRemoveAckThreeAsync(f, afterRemoval: () =>
@@ -80,7 +80,7 @@ public sealed class GroupStateFileRemovalTests
             restored = image;
         }, then: _ =>
         {
-            f.Broker.GroupStateCheckInterval = TimeSpan.FromMilliseconds(50);
+            f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(50);
             Eventually.True(() => log.Any(l => l.Contains("another file is at that path now", StringComparison.Ordinal)), "the timer finds workers.state removed and another file at its path", TimeSpan.FromSeconds(30));
         });
 

@@ -22,7 +22,7 @@ public sealed class PositionFileRemovalTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = Timeout.InfiniteTimeSpan; // only the close checks
+        f.Broker.StateFileCheckInterval = Timeout.InfiniteTimeSpan; // only the close checks
         await PublishAsync(f, 5);
         var path = PositionPath(f, "fresh");
         using (var s = f.Broker.Subscribe("jobs", Options("fresh")))
@@ -46,7 +46,7 @@ public sealed class PositionFileRemovalTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = TimeSpan.FromMilliseconds(50);
+        f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(50);
         await PublishAsync(f, 10);
         var path = PositionPath(f, "fresh");
         var s = f.Broker.Subscribe("jobs", Options("fresh"));
@@ -80,7 +80,7 @@ public sealed class PositionFileRemovalTests
 
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = Timeout.InfiniteTimeSpan; // no check between the removal and the file put back
+        f.Broker.StateFileCheckInterval = Timeout.InfiniteTimeSpan; // no check between the removal and the file put back
         await PublishAsync(f, 5);
         var path = PositionPath(f, "fresh");
         using (var s = f.Broker.Subscribe("jobs", Options("fresh")))
@@ -93,7 +93,7 @@ public sealed class PositionFileRemovalTests
             }
 
             s.Commit("jobs", 4);
-            f.Broker.GroupStateCheckInterval = TimeSpan.FromMilliseconds(50);
+            f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(50);
             Eventually.True(() => log.Any(l => l.Contains("another file is at that path now", StringComparison.Ordinal)), "the timer finds fresh.pos removed and another file at its path", s_deadline);
             Assert.Equal(1, PositionIn(path, "jobs")); // left as it is
         }
@@ -112,7 +112,7 @@ public sealed class PositionFileRemovalTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.GroupStateCheckInterval = TimeSpan.FromMilliseconds(20);
+        f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(20);
         f.Broker.CreateTopic("ledger", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4L << 20 });
         const int Messages = 400;
         for (var i = 0; i < Messages; i++)

@@ -8,12 +8,12 @@ internal sealed partial class WorkQueueGroup
     private string? _stateFileLogged; // what the last line about a removed state file said (not said again at each check)
 
     /// <summary>
-    /// Timer: once per <see cref="Broker.GroupStateCheckInterval"/> (a second), checks that the state file is still at
+    /// Timer: once per <see cref="Broker.StateFileCheckInterval"/> (a second), checks that the state file is still at
     /// its path (one <c>readlink</c> on Linux; none per ack), so acks made after a removal reach a file within about that.
     /// </summary>
     private void CheckStateFileOnTimer()
     {
-        var interval = (long)_broker.GroupStateCheckInterval.TotalMilliseconds;
+        var interval = (long)_broker.StateFileCheckInterval.TotalMilliseconds;
         var now = NowMs;
         if (interval < 0 || now < Volatile.Read(ref _nextStateCheckMs))
         {
