@@ -106,24 +106,8 @@ public class StateFileCreationTests
             await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
         }
 
-        var path = kind == "position"
-            ? Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos")
-            : Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
-        if (kind == "position")
-        {
-            using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
-            s.Commit("jobs", 2);
-        }
-        else
-        {
-            using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
-            var first = Consume.FetchOne(member, "the first job");
-            Assert.True(member.Ack(first.Offset, first.DeliveryCount));
-            await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(path) == 1, "the group's ack floor 1 in its state file");
-        }
-
-        await f.RestartAsync(); // the group's state is opened again only by its next join
-        Assert.True(File.Exists(path), $"{path} exists before the test removes it");
+        var path = StateFilePath(f, kind);
+        await MakeStateFileAsync(f, kind, path);
         var opened = new List<string>();
         f.Broker.StateFlusher.Opening = p =>
         {
@@ -207,26 +191,10 @@ public class StateFileCreationTests
             await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"job{i}"));
         }
 
-        var path = kind == "position"
-            ? Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos")
-            : Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        var path = StateFilePath(f, kind);
         if (fileRemovedToo)
         {
-            if (kind == "position")
-            {
-                using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
-                s.Commit("jobs", 2);
-            }
-            else
-            {
-                using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
-                var first = Consume.FetchOne(member, "the first job");
-                Assert.True(member.Ack(first.Offset, first.DeliveryCount));
-                await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(path) == 1, "the group's ack floor 1 in its state file");
-            }
-
-            await f.RestartAsync(); // the group's state is opened again only by its next join
-            Assert.True(File.Exists(path), $"{path} exists before the test removes it");
+            await MakeStateFileAsync(f, kind, path);
         }
 
         var steps = new List<string>();
@@ -327,5 +295,30 @@ public class StateFileCreationTests
         f.Broker.StateFlusher.Creating = null;
         using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh" });
         Assert.True(File.Exists(path));
+    }
+
+    /// <summary>The state file of <paramref name="kind"/>: subscription fresh's position file, or group workers' state of topic jobs.</summary>
+    private static string StateFilePath(BrokerFixture f, string kind) => kind == "position"
+        ? Path.Combine(f.DataDirectory, "subscriptions", "fresh.pos")
+        : Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+
+    /// <summary>Makes <paramref name="path"/> with a commit (position 2) or an ack (floor 1), then restarts the broker so it is closed.</summary>
+    private static async Task MakeStateFileAsync(BrokerFixture f, string kind, string path)
+    {
+        if (kind == "position")
+        {
+            using var s = f.Broker.Subscribe("jobs", SubscriptionOptions.Default with { DurableName = "fresh", Start = StartPosition.Earliest });
+            s.Commit("jobs", 2);
+        }
+        else
+        {
+            using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Start = StartPosition.Earliest });
+            var first = Consume.FetchOne(member, "the first job");
+            Assert.True(member.Ack(first.Offset, first.DeliveryCount));
+            await Eventually.TrueAsync(() => GroupAckStore.ReadFloor(path) == 1, "the group's ack floor 1 in its state file");
+        }
+
+        await f.RestartAsync(); // the group's state is opened again only by its next join
+        Assert.True(File.Exists(path), $"{path} exists before the test removes it");
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using FastBroker.Replication;
 using FastBroker.Server;
 using FastBroker.Testing;
@@ -112,21 +113,8 @@ public sealed class EpochExhaustionTests
         using var dir = new TempDirectory("fastbroker-node-epoch");
         using var witness = new RefusingWitness();
         var lines = new ConcurrentQueue<string>();
-        var rounds = 0;
-        var options = new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = 0,
-            Peer = "127.0.0.1:1", // nobody: the primary is silent
-            Witness = witness.Endpoint,
-            LeaseTtl = TimeSpan.FromSeconds(30),
-            InitialRole = NodeRole.Standby,
-            PeerWait = TimeSpan.Zero,
-            Log = lines.Enqueue,
-            LinkEnded = _ => Interlocked.Increment(ref rounds),
-        };
-        WriteNodeState(options, MaxEpoch);
+        var rounds = new StrongBox<int>();
+        var options = SilentPrimaryStandby(dir, witness, lines, rounds);
         const string Refusal = "the witness did not grant the lease: no new epoch can follow epoch";
 
         await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
@@ -134,8 +122,8 @@ public sealed class EpochExhaustionTests
         Assert.True(lines.Any(l => l.Contains(Refusal, StringComparison.Ordinal)), $"a asked the witness {witness.Asks} times and never logged its refusal; log: {string.Join(" | ", lines)}");
 
         var asks = witness.Asks;
-        var from = Volatile.Read(ref rounds);
-        await Eventually.TrueAsync(() => Volatile.Read(ref rounds) >= from + 20, "20 more rounds of a's standby loop");
+        var from = Volatile.Read(ref rounds.Value);
+        await Eventually.TrueAsync(() => Volatile.Read(ref rounds.Value) >= from + 20, "20 more rounds of a's standby loop");
         var more = witness.Asks - asks;
         var logged = lines.Count(l => l.Contains(Refusal, StringComparison.Ordinal));
         Assert.True(more <= 1, $"a asked the witness {more} more times in 20 rounds of its standby loop after the refusal (lease TTL 30 s); log: {string.Join(" | ", lines)}");
@@ -155,26 +143,13 @@ public sealed class EpochExhaustionTests
         using var dir = new TempDirectory("fastbroker-node-epoch");
         using var witness = new RefusingWitness();
         var lines = new ConcurrentQueue<string>();
-        var rounds = 0;
-        var options = new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = 0,
-            Peer = "127.0.0.1:1", // nobody: the primary is silent
-            Witness = witness.Endpoint,
-            LeaseTtl = TimeSpan.FromSeconds(30),
-            InitialRole = NodeRole.Standby,
-            PeerWait = TimeSpan.Zero,
-            Log = lines.Enqueue,
-            LinkEnded = _ => Interlocked.Increment(ref rounds),
-        };
-        WriteNodeState(options, MaxEpoch);
+        var rounds = new StrongBox<int>();
+        var options = SilentPrimaryStandby(dir, witness, lines, rounds);
 
         await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, options);
 
         // 20 rounds of the loop take at least 20 half heartbeats (1 s): past the heartbeat timeout, so the loop would ask.
-        await Eventually.TrueAsync(() => Volatile.Read(ref rounds) >= 20, "20 rounds of a's standby loop");
+        await Eventually.TrueAsync(() => Volatile.Read(ref rounds.Value) >= 20, "20 rounds of a's standby loop");
         var log = string.Join(" | ", lines);
         Assert.True(witness.Asks == 1, $"a asked the witness {witness.Asks} times from its start through 20 rounds of its standby loop (lease TTL 30 s); log: {log}");
         var logged = lines.Count(l => l.Contains("the witness did not grant the lease: no new epoch can follow epoch", StringComparison.Ordinal));
@@ -189,5 +164,28 @@ public sealed class EpochExhaustionTests
         Directory.CreateDirectory(Path.GetDirectoryName(statePath)!);
         File.WriteAllText(statePath, string.Create(CultureInfo.InvariantCulture, $"epoch={epoch}\nrole=Standby\n"));
         return statePath;
+    }
+
+    /// <summary>
+    /// Node a as a standby at epoch 2^63 - 2 whose primary is silent (nobody at its peer's address), asking
+    /// <paramref name="witness"/> for a 30 s lease; <paramref name="rounds"/> counts the rounds of its standby loop.
+    /// </summary>
+    private static ReplicationOptions SilentPrimaryStandby(TempDirectory dir, RefusingWitness witness, ConcurrentQueue<string> lines, StrongBox<int> rounds)
+    {
+        var options = new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = 0,
+            Peer = "127.0.0.1:1", // nobody: the primary is silent
+            Witness = witness.Endpoint,
+            LeaseTtl = TimeSpan.FromSeconds(30),
+            InitialRole = NodeRole.Standby,
+            PeerWait = TimeSpan.Zero,
+            Log = lines.Enqueue,
+            LinkEnded = _ => Interlocked.Increment(ref rounds.Value),
+        };
+        WriteNodeState(options, MaxEpoch);
+        return options;
     }
 }
