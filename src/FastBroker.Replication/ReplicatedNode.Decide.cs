@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FastBroker.Engine;
 using FastBroker.Replication.Internal;
 
 namespace FastBroker.Replication;
@@ -6,6 +7,10 @@ namespace FastBroker.Replication;
 // The start-up decision: follow a primary peer, defer to a peer that holds more of the log, or take the lease.
 public sealed partial class ReplicatedNode
 {
+    // The supervisor's last unexpected failure logged, and the limit its repeats go through (LogUnexpected).
+    private string? _failureLine;
+    private LogRateLimit? _failureLog;
+
     private async Task SuperviseAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -24,6 +29,8 @@ public sealed partial class ReplicatedNode
                         await DecideAsync().ConfigureAwait(false);
                         break;
                 }
+
+                EndRepeatedFailure();
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -31,10 +38,48 @@ public sealed partial class ReplicatedNode
             }
             catch (Exception ex)
             {
-                Log($"unexpected {ex.GetType().Name} in role {_role}: {ex.Message}");
+                LogUnexpected($"unexpected {ex.GetType().Name} in role {_role}: {ex.Message}");
                 await PauseAfterFailureAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Logs an unexpected failure of the supervisor's loop, which retries every heartbeat interval (100 ms): a failure
+    /// that repeats as it is (a damaged journal, a refused open, a full disk) is written at once, then at most once per
+    /// 10 s with the count of those not logged (<see cref="LogRateLimit"/>). Another line, or the same after the loop
+    /// went through a round without one (<see cref="EndRepeatedFailure"/>), is written at once.
+    /// </summary>
+    private void LogUnexpected(string line)
+    {
+        if (line != _failureLine)
+        {
+            EndRepeatedFailure();
+            _failureLine = line;
+            _failureLog = new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
+        }
+
+        _failureLog!.Write(Log, line);
+    }
+
+    /// <summary>
+    /// The failure <see cref="LogUnexpected"/> last logged no longer repeats (the loop went through a round without it,
+    /// or failed otherwise): the repeats of it not logged are, in one line, and its next occurrence is written at once.
+    /// </summary>
+    private void EndRepeatedFailure()
+    {
+        if (_failureLine is not { } line)
+        {
+            return;
+        }
+
+        if (_failureLog!.HeldBack is > 0 and var heldBack)
+        {
+            Log($"{line} (and {heldBack} more like it since the last such line, not logged; no longer repeating)");
+        }
+
+        _failureLine = null;
+        _failureLog = null;
     }
 
     /// <summary>

@@ -116,6 +116,7 @@ public sealed partial class ReplicatedNode
                     break;
                 }
 
+                EndRepeatedFailure(); // a round without an unexpected failure: the next one is logged at once
                 await StandbyDelay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
             }
         }
