@@ -33,8 +33,7 @@ public class DeduplicationWindowTests
         await EventuallyAsync(() => Head(f, Topic) == window, "the server stored the first window of publishes");
         Assert.All(tasks, t => Assert.False(t.IsCompleted)); // the second window waits for room: nothing was confirmed
 
-        proxy.DropServerBytes = false;
-        proxy.CutAll();
+        proxy.CutAllAndForwardServerBytes();
         var offsets = await Task.WhenAll(tasks).WaitAsync(Deadline);
 
         // The first window was stored before the cut (its resends are duplicates), the second after it.
@@ -105,8 +104,7 @@ public class DeduplicationWindowTests
         await EventuallyAsync(() => Head(f, Topic) == InFlight, "the server stored every publish in flight");
         Assert.All(tasks, t => Assert.False(t.IsCompleted));
 
-        proxy.DropServerBytes = false;
-        proxy.CutAll();
+        proxy.CutAllAndForwardServerBytes();
         var outcomes = await Task.WhenAll(tasks.Select(SettleAsync)).WaitAsync(Deadline);
 
         // The broker's highest is InFlight − 1: a resend is inside the window when highest − sequence < Window.

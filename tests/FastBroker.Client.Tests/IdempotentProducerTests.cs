@@ -26,8 +26,7 @@ public class IdempotentProducerTests
         await EventuallyAsync(() => Head(f, "idem") == 101, "the server stored all of them");
         Assert.All(lost, t => Assert.False(t.IsCompleted));
 
-        proxy.DropServerBytes = false;
-        proxy.CutAll();
+        proxy.CutAllAndForwardServerBytes();
         var offsets = await Task.WhenAll(lost).WaitAsync(Deadline);
 
         Assert.Equal(Enumerable.Range(1, 100).Select(i => (long)i), offsets);

@@ -60,8 +60,7 @@ public class ProducerFencingTests
 
         // The old instance reconnects: its resume is refused and its resends (already stored) are refused too, not
         // stored again and not confirmed; a new publish of it is refused.
-        proxy.DropServerBytes = false;
-        proxy.CutAll();
+        proxy.CutAllAndForwardServerBytes();
         foreach (var t in inFlight)
         {
             var refused = await Assert.ThrowsAsync<BrokerClientException>(() => t.WaitAsync(Deadline));
@@ -88,8 +87,7 @@ public class ProducerFencingTests
         proxy.DropServerBytes = true;
         var lost = client.PublishAsync("resumed", Bytes("m1")).AsTask();
         await EventuallyAsync(() => Head(f, "resumed") == 2, "the server stored m1");
-        proxy.DropServerBytes = false;
-        proxy.CutAll();
+        proxy.CutAllAndForwardServerBytes();
 
         Assert.Equal(1, await lost.WaitAsync(Deadline)); // resent with its epoch: a duplicate, confirmed with its offset
         Assert.Equal(1, client.DuplicateConfirmations);

@@ -23,6 +23,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _sockets = [];
     private readonly HashSet<Socket> _held = []; // server sides of abandoned connections: open, unread, until disposal
+    private readonly List<Link> _links = []; // the forwarded connections CutAll closes
     private readonly Task _accept;
     private volatile bool _cut;
     private volatile bool _dropServerBytes;
@@ -161,18 +162,52 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes every forwarded connection (both sides); new ones are still accepted.</summary>
+    /// <summary>
+    /// Closes every forwarded connection (both sides); new ones are still accepted. Nothing read on a closed connection
+    /// is forwarded after this.
+    /// </summary>
     public void CutAll()
     {
         lock (_sockets)
         {
-            foreach (var s in _sockets)
+            CutAllLocked();
+        }
+    }
+
+    /// <summary>
+    /// Ends <see cref="DropServerBytes"/> and closes every forwarded connection in one step: what the server sent on
+    /// them while it was dropped (a CONFIRM read just before this) never reaches a client, and every connection
+    /// accepted after this forwards all of it. Setting <see cref="DropServerBytes"/> false, then <see cref="CutAll"/>,
+    /// forwards what a connection reads between the two.
+    /// </summary>
+    public void CutAllAndForwardServerBytes()
+    {
+        lock (_sockets)
+        {
+            foreach (var link in _links)
             {
-                s.Dispose();
+                link.Dead = true; // before the flag is cleared: a pump that sees it cleared sees its connection dead
             }
 
-            _sockets.Clear();
+            _dropServerBytes = false;
+            CutAllLocked();
         }
+    }
+
+    private void CutAllLocked()
+    {
+        foreach (var link in _links)
+        {
+            link.Dead = true;
+        }
+
+        _links.Clear();
+        foreach (var s in _sockets)
+        {
+            s.Dispose();
+        }
+
+        _sockets.Clear();
     }
 
     private async Task AcceptAsync()
@@ -218,10 +253,12 @@ public sealed class TcpProxy : IAsyncDisposable
             }
 
             client.NoDelay = true;
+            var link = new Link();
             lock (_sockets)
             {
                 _sockets.Add(client);
                 _sockets.Add(server);
+                _links.Add(link);
             }
 
             if (_cut)
@@ -230,12 +267,12 @@ public sealed class TcpProxy : IAsyncDisposable
                 continue;
             }
 
-            _ = PumpAsync(client, server, drop: false);
-            _ = PumpAsync(server, client, drop: true);
+            _ = PumpAsync(client, server, drop: false, link);
+            _ = PumpAsync(server, client, drop: true, link);
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to, bool drop)
+    private async Task PumpAsync(Socket from, Socket to, bool drop, Link link)
     {
         var buffer = new byte[64 * 1024];
         var forwarded = 0L;
@@ -262,7 +299,16 @@ public sealed class TcpProxy : IAsyncDisposable
                     continue;
                 }
 
+                if (link.Dead)
+                {
+                    break; // cut: read before the sockets were closed, never forwarded
+                }
+
                 await FlowingAsync(); // stalled while this read was pending: hold its bytes too
+                if (link.Dead)
+                {
+                    break;
+                }
                 var limit = drop ? Volatile.Read(ref _serverBytesPerConnection) : -1;
                 if (limit >= 0 && forwarded + n > limit)
                 {
@@ -293,6 +339,12 @@ public sealed class TcpProxy : IAsyncDisposable
                 }
             }
         }
+    }
+
+    /// <summary>One forwarded connection: dead once cut, so its pumps forward nothing more.</summary>
+    private sealed class Link
+    {
+        public volatile bool Dead;
     }
 
     private static TaskCompletionSource Flowing()
