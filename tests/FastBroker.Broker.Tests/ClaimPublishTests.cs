@@ -329,6 +329,18 @@ public class ClaimPublishTests
         claim.Commit();
     }
 
+    /// <summary>
+    /// <paramref name="producer"/> publishes its sequences <paramref name="from"/> up to <paramref name="to"/> (not
+    /// included) to topic t, each with payload <paramref name="prefix"/> and its sequence, token <paramref name="tokenBase"/> + sequence.
+    /// </summary>
+    internal static void PublishRun(Broker broker, IPublishConfirmSink sink, ulong producer, ulong from, ulong to, string prefix, ulong tokenBase = 0)
+    {
+        for (var i = from; i < to; i++)
+        {
+            PublishIdempotent(broker, sink, producer, i, "t", $"{prefix}{i}", tokenBase + i);
+        }
+    }
+
     internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null, ulong epoch = 0)
     {
         var claim = BeginOne(broker);

@@ -27,15 +27,9 @@ public sealed class ProducerCheckpointRecreatedTopicTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
         var sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 5; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
 
-        for (var i = 0UL; i < 200; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100);
 
         await sink.WaitForAsync(205);
         var old = Path.Combine(Path.GetTempPath(), $"fastbroker-recreated-{Guid.NewGuid():N}.state");
@@ -45,10 +39,7 @@ public sealed class ProducerCheckpointRecreatedTopicTests
 
         // The new 't' (created by its first publish): Late at offsets 0 to 9, Fresh after it.
         sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 10; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Late, i, "t", $"l{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Late, 0, 10, "l");
 
         for (var i = 0UL; i < (ulong)others; i++)
         {

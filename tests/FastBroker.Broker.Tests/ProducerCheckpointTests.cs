@@ -166,10 +166,7 @@ public sealed class ProducerCheckpointTests
         await using (var elsewhere = await Broker.OpenAsync(BrokerFixture.Options(other.Path)))
         {
             var sink = new ClaimPublishTests.RecordingSink();
-            for (var i = 0UL; i < 10; i++)
-            {
-                ClaimPublishTests.PublishIdempotent(elsewhere, sink, Early, i, "t", $"e{i}", i);
-            }
+            ClaimPublishTests.PublishRun(elsewhere, sink, Early, 0, 10, "e");
 
             await sink.WaitForAsync(10);
         }
@@ -277,15 +274,9 @@ public sealed class ProducerCheckpointTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
         var sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 10; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 10, "e");
 
-        for (var i = 0UL; i < 100; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // Early's 0..9 out of the 64-record rescan
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 100, "b", 100); // Early's 0..9 out of the 64-record rescan
 
         await sink.WaitForAsync(110);
         using var copy = new TempDirectory("fastbroker-standby-copy");
@@ -323,24 +314,15 @@ public sealed class ProducerCheckpointTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
         var sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 5; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
 
         await sink.WaitForAsync(5);
         var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-trailing-{Guid.NewGuid():N}.state");
         var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
         await f.RestartAsync(SmallRescan, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
-        for (var i = 5UL; i < 10; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 5, 10, "e");
 
-        for (var i = 0UL; i < 100; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // Early's 5..9 out of the 64-record rescan
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 100, "b", 100); // Early's 5..9 out of the 64-record rescan
 
         await sink.WaitForAsync(110);
 
@@ -428,10 +410,7 @@ public sealed class ProducerCheckpointTests
     private static async Task PublishEarlyThenBusyAsync(Broker broker)
     {
         var sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 10; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(broker, sink, Early, 0, 10, "e");
 
         await sink.WaitForAsync(10);
         for (var i = 0UL; i < Others; i++)

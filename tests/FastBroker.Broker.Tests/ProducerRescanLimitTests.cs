@@ -26,29 +26,17 @@ public sealed class ProducerRescanLimitTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(Limited);
         var sink = new ClaimPublishTests.RecordingSink();
-        for (var i = 0UL; i < 5; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
 
         await sink.WaitForAsync(5);
         var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-limit-{Guid.NewGuid():N}.state");
         var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
         await f.RestartAsync(Limited, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
-        for (var i = 5UL; i < 10; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, i, "t", $"e{i}", i);
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 5, 10, "e");
 
-        for (var i = 0UL; i < 3; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Late, i, "t", $"l{i}", 10 + i); // offsets 10 to 12
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Late, 0, 3, "l", 10); // offsets 10 to 12
 
-        for (var i = 0UL; i < 200; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Busy, i, "t", $"b{i}", 100 + i); // offsets 13 to 212
-        }
+        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100); // offsets 13 to 212
 
         await sink.WaitForAsync(213);
         using var copy = new TempDirectory("fastbroker-limit-copy");
