@@ -2,9 +2,10 @@ using System.Globalization;
 using System.Text;
 using FastBroker;
 
-// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics steps|kill <k>]
+// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics steps|kill <k>
+//   | refused <f> steps|kill <k>]
 // With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs; with topics: see
-// TopicCreationCrash.cs. Without:
+// TopicCreationCrash.cs; with refused: see RefusedCreationCrash.cs. Without:
 // Publishes "m<offset-hint>" messages to topic "crash" (written durability) with up to 64 outstanding, and prints:
 //   C <offset> <payload>   after PublishAsync confirmed the message at that offset
 //   S <offset>             after the durable subscription "audit" committed <offset> as its next position
@@ -35,6 +36,11 @@ if (args.Length > 1 && args[1] == "producers")
 if (args.Length > 2 && args[1] == "topics")
 {
     return await TopicCreationCrash.RunAsync(dir, args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : -1, Say);
+}
+
+if (args.Length > 3 && args[1] == "refused")
+{
+    return await RefusedCreationCrash.RunAsync(dir, int.Parse(args[2], CultureInfo.InvariantCulture), args[3], args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : -1, Say);
 }
 
 await using var broker = await Broker.OpenAsync(BrokerOptions.Default with

@@ -50,8 +50,9 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// Tests: called before each step on disk of a topic's creation (<see cref="Create"/>) and of the removal of a
-    /// leftover directory (at open or before a creation), with what it is about to do; a crash host waits there to be
+    /// Tests: called before each step on disk of a topic's creation (<see cref="Create"/>), of the removal of what a
+    /// refused one made (<see cref="RemoveCreated"/>) and of the removal of a leftover directory (at open or before a
+    /// creation), with what it is about to do; a crash host waits there to be
     /// killed, to test what a kill at that step leaves. Starts as <see cref="BrokerOptions.TopicFileStep"/>.
     /// </summary>
     internal Action<string>? FileStep { get; set; }
@@ -62,10 +63,15 @@ internal sealed partial class TopicRegistry
     /// Takes a committed topic back to a creation that did not complete: <c>topic.meta</c> is renamed to
     /// <see cref="PendingMetaFile"/> and the directory synced, so that whatever a crash leaves of a removal after this
     /// is a directory the next open removes (<see cref="RemoveUncommitted"/>), never a journal without settings.
+    /// <paramref name="step"/> (tests) is told each step before it is taken.
     /// </summary>
-    internal static void Uncommit(string dir)
+    internal static void Uncommit(string dir, Action<string>? step = null)
     {
-        File.Move(Path.Combine(dir, MetaFile), Path.Combine(dir, PendingMetaFile), overwrite: true);
+        var meta = Path.Combine(dir, MetaFile);
+        var pending = Path.Combine(dir, PendingMetaFile);
+        step?.Invoke($"rename {meta} to {pending}");
+        File.Move(meta, pending, overwrite: true);
+        step?.Invoke($"sync directory {dir}");
         DurableFile.SyncDirectory(dir);
     }
 

@@ -22,7 +22,8 @@ internal sealed partial class TopicRegistry
     /// back to its pending name first (synced), then the journal's directory goes (synced), then the settings (so that a crash
     /// at any step leaves a directory without <c>topic.meta</c>, which the next open removes, and never a journal
     /// without settings, which it refuses), then the topic's directory, and the directory they were in is synced.
-    /// Best effort: it stops at the first step that fails, and logs it.
+    /// Best effort: it stops at the first step that fails, and logs it. Each step on disk is told to <see cref="FileStep"/>
+    /// before it is taken.
     /// </summary>
     private void RemoveCreated(string name, CreatedFiles created)
     {
@@ -32,24 +33,30 @@ internal sealed partial class TopicRegistry
             var pending = Path.Combine(created.Directory, PendingMetaFile);
             if (created.NewMeta && File.Exists(meta))
             {
-                Uncommit(created.Directory);
+                Uncommit(created.Directory, Step);
             }
 
             var journal = Path.Combine(created.Directory, JournalDirectory);
             if (created.NewJournal && System.IO.Directory.Exists(journal))
             {
+                Step($"delete recursively {journal}");
                 System.IO.Directory.Delete(journal, recursive: true);
+                Step($"sync directory {created.Directory}");
                 DurableFile.SyncDirectory(created.Directory); // durable before the settings' removal: never a journal without settings
             }
 
+            Step($"delete {pending}");
             File.Delete(pending);
             File.Delete(pending + ".tmp");
+            var synced = created.NewDirectory ? _root : created.Directory;
             if (created.NewDirectory)
             {
+                Step($"delete directory {created.Directory}");
                 System.IO.Directory.Delete(created.Directory, recursive: true);
             }
 
-            DurableFile.SyncDirectory(created.NewDirectory ? _root : created.Directory);
+            Step($"sync directory {synced}");
+            DurableFile.SyncDirectory(synced);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
