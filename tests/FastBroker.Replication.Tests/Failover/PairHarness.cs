@@ -63,7 +63,7 @@ internal sealed class PairHarness : IAsyncDisposable
 
     /// <summary>
     /// A witness and two nodes peered directly with <paramref name="options"/> (the witness endpoint is added): a
-    /// takes the lease and b follows it. Returns a's status as primary.
+    /// takes the lease and b follows it (<see cref="WaitForConfirming"/>). Returns a's status as primary.
     /// </summary>
     public Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartWitnessedPairAsync(params string[] options) =>
         StartWitnessedPairAsync(proxyWitnessOfA: false, options);
@@ -89,7 +89,8 @@ internal sealed class PairHarness : IAsyncDisposable
 
     /// <summary>
     /// Two nodes without a witness: a started with <c>--role primary</c>, then b with <c>--role standby</c> following
-    /// it; each with its own extra options, peered directly or through proxies (<see cref="AddPair"/>).
+    /// it (<see cref="WaitForConfirming"/>); each with its own extra options, peered directly or through proxies
+    /// (<see cref="AddPair"/>).
     /// </summary>
     public async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartConfiguredPairAsync(string[] optionsA, string[] optionsB, bool proxied = false)
     {
@@ -104,13 +105,30 @@ internal sealed class PairHarness : IAsyncDisposable
         return proxy;
     }
 
-    /// <summary>Starts a and waits for it to be primary, then b and waits for it to follow a.</summary>
-    private static async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartInOrderAsync(NodeProcess a, NodeProcess b, string primaryBecause)
+    /// <summary>
+    /// Whether the pair starts (<see cref="StartConfiguredPairAsync"/>, <see cref="StartWitnessedPairAsync(bool, bool, string[])"/>)
+    /// return only once a counts b in its replication gate (<c>standby.confirming</c>), not only once b follows a: true
+    /// (the default). b follows a once it has read the WELCOME, while a still reads b's STATE_DIGESTS and sends the
+    /// state files before it counts b; a publish meanwhile is confirmed as with no standby (degraded to local, or held).
+    /// False for a test that needs the pair as soon as b follows a.
+    /// </summary>
+    public bool WaitForConfirming { get; init; } = true;
+
+    /// <summary>
+    /// Starts a and waits for it to be primary, then b and waits for it to follow a and (<see cref="WaitForConfirming"/>)
+    /// for a to count it. Returns a's last status read (as primary; with its standby confirming when waited for).
+    /// </summary>
+    private async Task<(NodeProcess A, NodeProcess B, NodeStatus Primary)> StartInOrderAsync(NodeProcess a, NodeProcess b, string primaryBecause)
     {
         await a.StartAsync();
         var primary = await a.WaitForAsync(s => s.IsPrimary, primaryBecause);
         await b.StartAsync();
         await b.WaitForAsync(s => s.IsStandby && s.Replica is { Connected: true }, "b follows a");
+        if (WaitForConfirming)
+        {
+            primary = await a.WaitForAsync(s => s.StandbyConfirming, "a counts b in its replication gate (standby.confirming) once b follows it");
+        }
+
         return (a, b, primary);
     }
 
