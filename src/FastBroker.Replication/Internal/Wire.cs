@@ -80,6 +80,12 @@ internal enum FrameKind : byte
     /// reported in <see cref="StateDigests"/> that the primary lacks at the attach). The standby removes its copy.
     /// </summary>
     StateGone = 20,
+
+    /// <summary>
+    /// Primary → standby: the primary cannot send a topic's records from an offset on (topic id, offset, reason): its
+    /// journal's record there is damaged (fails its check). The link stays up; nothing more of that topic is sent on it.
+    /// </summary>
+    Damaged = 21,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
