@@ -349,6 +349,19 @@ public sealed partial class ReplicatedNode
                 w.WriteEndArray();
             }
 
+            w.WriteStartArray("damaged"); // records the standby cannot be sent: the primary's journal is damaged there
+            foreach (var d in replicator.Damage)
+            {
+                w.WriteStartObject();
+                w.WriteString("topic", d.Topic);
+                w.WriteNumber("offset", d.Offset);
+                w.WriteString("segment", d.Segment);
+                w.WriteNumber("position", d.Position);
+                w.WriteString("reason", d.Reason);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
             w.WriteNumber("maxRetentionHoldBytes", replicator.Options.MaxRetentionHoldBytes);
             w.WriteNumber("retentionPassed", replicator.RetentionPassed);
             if (state.Gate is { } gate)
@@ -386,6 +399,7 @@ public sealed partial class ReplicatedNode
             w.WriteNumber("bytesReceived", replica.Copy.BytesReceived);
             w.WriteStartArray("topics");
             var heads = replica.PrimaryHeads.ToDictionary(h => h.Topic, StringComparer.Ordinal);
+            var damage = replica.Copy.PrimaryDamage.ToDictionary(d => d.Topic, StringComparer.Ordinal);
             foreach (var (topic, first, next, durable) in replica.Positions)
             {
                 w.WriteStartObject();
@@ -397,6 +411,13 @@ public sealed partial class ReplicatedNode
                 {
                     w.WriteNumber("primaryHead", primaryHead);
                     w.WriteNumber("lagRecords", head.Lag);
+                }
+
+                if (damage.TryGetValue(topic, out var damaged))
+                {
+                    // The primary cannot send this topic's records from there on: its journal is damaged there.
+                    w.WriteNumber("primaryDamagedAt", damaged.Offset);
+                    w.WriteString("primaryDamage", damaged.Reason);
                 }
 
                 w.WriteEndObject();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using FastBroker.Engine;
+using FastBroker.Journal;
 using FastBroker.Threading;
 
 namespace FastBroker.Replication.Internal;
@@ -25,6 +26,7 @@ internal sealed class PrimaryReplicator : IDisposable
     private bool _disposed;
     private long _retentionPassed;
     private string? _lastRefusal;
+    private readonly Dictionary<string, JournalDamage> _damage = new(StringComparer.Ordinal);
 
     public PrimaryReplicator(Broker broker, ReplicationGate gate, NodeState state, ReplicationOptions options, Action<long> sawHigherEpoch)
     {
@@ -139,6 +141,53 @@ internal sealed class PrimaryReplicator : IDisposable
     }
 
     internal void OnHigherEpoch(long epoch) => _sawHigherEpoch(epoch);
+
+    /// <summary>
+    /// The topics whose journal holds a damaged record the standby cannot be sent (a link's reader met it), with where:
+    /// the offset, the segment file, the byte position and the check that failed. Each stays listed while this node is
+    /// primary, until retention deletes the record.
+    /// </summary>
+    public IReadOnlyList<JournalDamage> Damage
+    {
+        get
+        {
+            lock (_damage)
+            {
+                return [.. _damage.Values.OrderBy(d => d.Topic, StringComparer.Ordinal)];
+            }
+        }
+    }
+
+    /// <summary>
+    /// A link's reader met a damaged record of <paramref name="topic"/> at <paramref name="offset"/>: listed in
+    /// <see cref="Damage"/> and logged once (a later link meeting it again logs nothing). Returns what the standby is told.
+    /// </summary>
+    internal string OnDamaged(string topic, long offset, JournalCorruptionException e)
+    {
+        var damage = new JournalDamage(topic, offset, e.FilePath, e.Position, e.Reason);
+        var reason = $"the primary's journal of topic '{topic}' is damaged at offset {offset} ({e.Reason} in '{e.FilePath}' at byte position {e.Position}): the standby is sent none of its records from there on";
+        lock (_damage)
+        {
+            if (_damage.TryGetValue(topic, out var known) && known == damage)
+            {
+                return reason;
+            }
+
+            _damage[topic] = damage;
+        }
+
+        _options.Log?.Invoke($"replication: {reason}; the link stays up for the other topics, and a standby-mode publish to '{topic}' is not confirmed by the standby (after the ack timeout: NotReplicated, or local with DegradeToLocal). Check the journal with 'fastbroker journal verify'");
+        return reason;
+    }
+
+    /// <summary>Retention deleted the damaged record of <paramref name="topic"/>: no longer listed.</summary>
+    internal void DamageGone(string topic)
+    {
+        lock (_damage)
+        {
+            _damage.Remove(topic);
+        }
+    }
 
     internal void CountRetentionPassed() => Interlocked.Increment(ref _retentionPassed);
 

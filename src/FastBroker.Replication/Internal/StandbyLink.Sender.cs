@@ -335,10 +335,55 @@ internal sealed partial class StandbyLink
             throw GapAhead(t, gap); // seen on the journaler's thread, which cannot end the link
         }
 
+        if (t.DamagedAt is { } damaged && t.Topic.Tail > damaged)
+        {
+            // Retention deleted the damaged record (the reader's hold bound passed): what is left can be sent again.
+            _owner.DamageGone(t.Topic.Name);
+            throw GapAhead(t, t.Topic.Tail);
+        }
+
+        var sent = ShipRuns(f, t, budget, copy);
+
+        // The batch's end (as the broker's cursors park after each read): nothing here holds a span of the reader's
+        // segment until its next read. A busy sender (a standby always behind) ends every batch on the budget, not on
+        // an empty read (which parks by itself), and then sends and waits with the reader positioned mid-segment: were
+        // it not parked, a segment retention deleted (the hold bound passed) would stay mapped, its disk blocks taken,
+        // until the reader had read it to its end, shipping records the gap after them makes the standby throw away.
+        t.Reader!.Park();
+
+        // A standby-durable confirmation waits on this topic: have the standby flush what it has been sent (it
+        // otherwise flushes in the background, so local and standby-received traffic costs it no fsync per burst).
+        if (t.Acks.DurableHeldCount > 0 && t.ShippedEnd > t.FlushRequested)
+        {
+            f.Begin(FrameKind.Flush).U32(t.Id).End();
+            t.FlushRequested = t.ShippedEnd;
+        }
+
+        Interlocked.Add(ref _bytesSent, sent);
+        return sent;
+    }
+
+    /// <summary>The runs of <see cref="Ship"/>: nothing once the topic's stream stopped at a damaged record.</summary>
+    private long ShipRuns(FrameBuffer f, LinkTopic t, int budget, bool copy)
+    {
         var sent = 0L;
         var epoch = _owner.Epoch;
-        while (sent < budget && t.Reader!.TryReadRun(Math.Min(RunBytes, budget), out var run))
+        JournalRun run;
+        while (t.DamagedAt is null && sent < budget)
         {
+            try
+            {
+                if (!t.Reader!.TryReadRun(Math.Min(RunBytes, budget), out run))
+                {
+                    break;
+                }
+            }
+            catch (JournalCorruptionException e)
+            {
+                Damaged(f, t, e);
+                break;
+            }
+
             if (run.FirstOffset != t.ShippedEnd)
             {
                 // Retention passed the reader (it held more than its bound back): nothing past the gap is shipped.
@@ -371,23 +416,22 @@ internal sealed partial class StandbyLink
             t.ShippedEnd = run.FirstOffset + run.RecordCount;
         }
 
-        // The batch's end (as the broker's cursors park after each read): nothing here holds a span of the reader's
-        // segment until its next read. A busy sender (a standby always behind) ends every batch on the budget, not on
-        // an empty read (which parks by itself), and then sends and waits with the reader positioned mid-segment: were
-        // it not parked, a segment retention deleted (the hold bound passed) would stay mapped, its disk blocks taken,
-        // until the reader had read it to its end, shipping records the gap after them makes the standby throw away.
-        t.Reader!.Park();
-
-        // A standby-durable confirmation waits on this topic: have the standby flush what it has been sent (it
-        // otherwise flushes in the background, so local and standby-received traffic costs it no fsync per burst).
-        if (t.Acks.DurableHeldCount > 0 && t.ShippedEnd > t.FlushRequested)
-        {
-            f.Begin(FrameKind.Flush).U32(t.Id).End();
-            t.FlushRequested = t.ShippedEnd;
-        }
-
-        Interlocked.Add(ref _bytesSent, sent);
         return sent;
+    }
+
+    /// <summary>
+    /// The reader met a damaged record of the primary's journal (a check fails: bytes changed on disk in a segment the
+    /// open trusted): it cannot be sent, nor anything after it (the standby's copy has no gaps). The link stays up and
+    /// ships the other topics; this one's stream stops at <see cref="LinkTopic.ShippedEnd"/> and the standby is told so
+    /// (<see cref="FrameKind.Damaged"/>), once per link. Ending the link instead made the standby reconnect at once and
+    /// meet the damage again, forever. The primary logs it once and lists it in /status (<see cref="PrimaryReplicator.Damage"/>).
+    /// </summary>
+    private void Damaged(FrameBuffer f, LinkTopic t, JournalCorruptionException e)
+    {
+        var offset = t.ShippedEnd;
+        t.DamagedAt = offset;
+        var reason = _owner.OnDamaged(t.Topic.Name, offset, e);
+        f.Begin(FrameKind.Damaged).U32(t.Id).I64(offset).Str(reason).End();
     }
 
     /// <summary>

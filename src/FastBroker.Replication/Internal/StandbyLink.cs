@@ -162,5 +162,8 @@ internal sealed partial class StandbyLink : IDisposable
 
         /// <summary>Where the reader continued after retention passed it: nothing more is shipped.</summary>
         public long? GapAt { get; set; }
+
+        /// <summary>Where the primary's journal holds a damaged record: nothing from there on is shipped on this link.</summary>
+        public long? DamagedAt { get; set; }
     }
 }

@@ -58,6 +58,9 @@ internal sealed partial class StandbyReplica
                 case FrameKind.Retained:
                     OnRetained(body);
                     break;
+                case FrameKind.Damaged:
+                    OnPrimaryDamaged(body);
+                    break;
                 case FrameKind.Heartbeat:
                     var heartbeat = new FrameReader(body);
                     var epoch = heartbeat.I64();
@@ -190,6 +193,30 @@ internal sealed partial class StandbyReplica
     }
 
     /// <summary>The primary's tail in a topic: this copy's retention may delete only what lies wholly below it.</summary>
+    /// <summary>
+    /// The primary cannot send a topic's records from an offset on (its journal is damaged there): kept for /status
+    /// (<see cref="PrimaryDamage"/>) until the link ends, and logged once per topic and offset, not once per link.
+    /// </summary>
+    private void OnPrimaryDamaged(ReadOnlySpan<byte> body)
+    {
+        var r = new FrameReader(body);
+        var id = r.U32();
+        var offset = r.I64();
+        var reason = r.Str();
+        if (id >= _byId.Count || _byId[(int)id] is not { } t)
+        {
+            throw new InvalidDataException($"damage report for unknown topic id {id}");
+        }
+
+        var damage = (offset, reason);
+        Volatile.Write(ref t.PrimaryDamage, Tuple.Create(offset, reason));
+        if (t.DamageLogged != damage)
+        {
+            t.DamageLogged = damage;
+            _options.Log?.Invoke($"standby: topic '{t.Name}': {reason}; this copy holds it up to offset {t.Journal.NextOffset}, and follows the primary's other topics");
+        }
+    }
+
     private void OnRetained(ReadOnlySpan<byte> body)
     {
         var r = new FrameReader(body);

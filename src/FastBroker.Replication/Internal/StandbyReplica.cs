@@ -123,6 +123,27 @@ internal sealed partial class StandbyReplica : IDisposable
         }
     }
 
+    /// <summary>(topic, offset, reason) of every copy whose primary said it cannot send its records from that offset on (its journal is damaged there), on the current link.</summary>
+    public IEnumerable<(string Topic, long Offset, string Reason)> PrimaryDamage
+    {
+        get
+        {
+            lock (_byName)
+            {
+                var damaged = new List<(string, long, string)>();
+                foreach (var t in _byName.Values)
+                {
+                    if (Volatile.Read(ref t.PrimaryDamage) is { } d)
+                    {
+                        damaged.Add((t.Name, d.Item1, d.Item2));
+                    }
+                }
+
+                return damaged;
+            }
+        }
+    }
+
     /// <summary>(topic, the primary's head in its last heartbeat or null, records lacking of it) of every local copy.</summary>
     public IEnumerable<(string Topic, long? PrimaryHead, long Lag)> PrimaryHeads
     {
@@ -210,6 +231,7 @@ internal sealed partial class StandbyReplica : IDisposable
             foreach (var t in _byName.Values)
             {
                 Volatile.Write(ref t.PrimaryHead, -1); // heads are those of the primary of this link, once it says
+                Volatile.Write(ref t.PrimaryDamage, null); // as is a damage it reports
             }
         }
 
@@ -411,6 +433,12 @@ internal sealed partial class StandbyReplica : IDisposable
 
         /// <summary>The topic's head in the primary's last heartbeat on this link; -1 until it says.</summary>
         public long PrimaryHead = -1;
+
+        /// <summary>The primary of this link cannot send records from this offset on (its journal is damaged there), and why; null if it has not said so.</summary>
+        public Tuple<long, string>? PrimaryDamage;
+
+        /// <summary>The last damage logged (receive thread): logged again only when it changes.</summary>
+        public (long Offset, string Reason) DamageLogged;
 
         /// <summary>Records of <see cref="PrimaryHead"/> this copy lacks (0 while the head is unknown).</summary>
         public long Lag => Math.Max(0, Volatile.Read(ref PrimaryHead) - Journal.NextOffset);

@@ -80,6 +80,12 @@ internal enum FrameKind : byte
     /// reported in <see cref="StateDigests"/> that the primary lacks at the attach). The standby removes its copy.
     /// </summary>
     StateGone = 20,
+
+    /// <summary>
+    /// Primary → standby: the primary cannot send a topic's records from an offset on (topic id, offset, reason): its
+    /// journal's record there is damaged (fails its check). The link stays up; nothing more of that topic is sent on it.
+    /// </summary>
+    Damaged = 21,
 }
 
 /// <summary>What a <c>Welcome</c> tells the standby to do with one of its topics.</summary>
@@ -240,7 +246,7 @@ internal ref struct FrameReader(ReadOnlySpan<byte> body)
 internal static class Wire
 {
     public const uint Magic = 0x50524246; // "FBRP"
-    public const ushort Version = 9; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED; 8: STATE_DIGESTS; 9: STATE_GONE
+    public const ushort Version = 10; // 4: RETAINED; 5: the standby's epoch history in HELLO; 6: topic heads in HEARTBEAT; 7: STATE_WANTED; 8: STATE_DIGESTS; 9: STATE_GONE; 10: DAMAGED
     public const int MaxFrame = 64 << 20;
 
     public static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)

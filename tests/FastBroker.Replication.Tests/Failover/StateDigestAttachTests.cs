@@ -78,7 +78,7 @@ public sealed class StateDigestAttachTests
     [Fact]
     public async Task A_standby_speaking_the_link_protocol_before_STATE_DIGESTS_is_refused_and_one_speaking_it_is_welcomed()
     {
-        Assert.Equal(9, Wire.Version);
+        Assert.Equal(10, Wire.Version);
         using var dir = new TempDirectory();
         var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
         {
@@ -91,7 +91,7 @@ public sealed class StateDigestAttachTests
         await using (node)
         {
             Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
-            foreach (var version in new ushort[] { 7, 8, 10 })
+            foreach (var version in new ushort[] { 7, 8, 9, 11 })
             {
                 using var old = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
                 old.ReceiveTimeout = 30_000;
