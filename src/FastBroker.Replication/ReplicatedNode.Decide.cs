@@ -7,9 +7,10 @@ namespace FastBroker.Replication;
 // The start-up decision: follow a primary peer, defer to a peer that holds more of the log, or take the lease.
 public sealed partial class ReplicatedNode
 {
-    // The supervisor's last unexpected failure logged, and the limit its repeats go through (LogUnexpected).
-    private string? _failureLine;
-    private LogRateLimit? _failureLog;
+    // The supervisor's unexpected failures logged, each message limited on its own (LogUnexpected).
+    private RepeatedLogLines? _failureLog;
+
+    private RepeatedLogLines FailureLog => _failureLog ??= new RepeatedLogLines(LogRateLimit.DefaultInterval, _options.LogClock);
 
     private async Task SuperviseAsync()
     {
@@ -30,7 +31,7 @@ public sealed partial class ReplicatedNode
                         break;
                 }
 
-                EndRepeatedFailure();
+                EndQuietFailures();
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -46,41 +47,18 @@ public sealed partial class ReplicatedNode
 
     /// <summary>
     /// Logs an unexpected failure of the supervisor's loop, which retries every heartbeat interval (100 ms): a failure
-    /// that repeats as it is (a damaged journal, a refused open, a full disk) is written at once, then at most once per
-    /// 10 s with the count of those not logged (<see cref="LogRateLimit"/>). Another line, or the same after the loop
-    /// went through a round without one (<see cref="EndRepeatedFailure"/>), is written at once.
+    /// that repeats (a damaged journal, a refused open, a full disk) is written at once, then, by its message, at most once
+    /// per 10 s with the count of those not logged (<see cref="RepeatedLogLines"/>), whatever came between: rounds without
+    /// a failure, or failures with other messages, each of which is limited the same way on its own.
     /// </summary>
-    private void LogUnexpected(string line)
-    {
-        if (line != _failureLine)
-        {
-            EndRepeatedFailure();
-            _failureLine = line;
-            _failureLog = new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
-        }
-
-        _failureLog!.Write(Log, line);
-    }
+    private void LogUnexpected(string line) => FailureLog.Write(Log, line);
 
     /// <summary>
-    /// The failure <see cref="LogUnexpected"/> last logged no longer repeats (the loop went through a round without it,
-    /// or failed otherwise): the repeats of it not logged are, in one line, and its next occurrence is written at once.
+    /// A round of the loop without an unexpected failure: a failure not seen for a whole interval no longer repeats, and
+    /// the count of it not logged is, in one line (<see cref="RepeatedLogLines.EndQuiet"/>); its next occurrence is
+    /// written at once.
     /// </summary>
-    private void EndRepeatedFailure()
-    {
-        if (_failureLine is not { } line)
-        {
-            return;
-        }
-
-        if (_failureLog!.HeldBack is > 0 and var heldBack)
-        {
-            Log($"{line} (and {heldBack} more like it since the last such line, not logged; no longer repeating)");
-        }
-
-        _failureLine = null;
-        _failureLog = null;
-    }
+    private void EndQuietFailures() => _failureLog?.EndQuiet(Log);
 
     /// <summary>
     /// Starting (or fenced): follow a primary peer; defer to a peer that holds more of the log; else take the lease,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FastBroker.Engine;
 using FastBroker.Replication.Internal;
 
 namespace FastBroker.Replication;
@@ -6,6 +7,11 @@ namespace FastBroker.Replication;
 // The standby role: following the primary, and taking over when it is gone.
 public sealed partial class ReplicatedNode
 {
+    // The standby's link-down and refusal lines, each reason limited on its own (RunStandbyAsync).
+    private RepeatedLogLines? _linkLog;
+
+    private RepeatedLogLines LinkLog => _linkLog ??= new RepeatedLogLines(LogRateLimit.DefaultInterval, _options.LogClock);
+
     /// <summary>As standby: follow the primary; on silence take the lease (witness) or wait for a manual promotion.</summary>
     private async Task RunStandbyAsync()
     {
@@ -66,16 +72,15 @@ public sealed partial class ReplicatedNode
                 Interlocked.Increment(ref _linkAttempts);
                 _options.LinkEnded?.Invoke(why);
                 var unreachable = why.StartsWith("cannot connect", StringComparison.Ordinal);
-                if (refused > _state.Epoch)
+                if (refused > _state.Epoch || replica.Welcomes != welcomes || why != lastFailure)
                 {
-                    Log($"standby: {why}");
-                }
-                else if (replica.Welcomes != welcomes || why != lastFailure)
-                {
-                    // A dead peer, or one that is not primary (it refuses the hello), is retried every 50 ms: one line
-                    // per reason, not one per attempt, so that the event list (the last 50 lines in /status) keeps the
-                    // role changes, deferrals and truncations that matter. A link that was followed is always reported.
-                    Log($"standby: link down: {why}");
+                    // A dead peer, or one that is not primary (it refuses the hello), is retried every 50 ms: a reason
+                    // the last attempt ended with too, the link not followed since, is not logged again, so that the
+                    // event list (the last 50 lines in /status) keeps the role changes, deferrals and truncations that
+                    // matter. Every other reason goes through LinkLog: a peer that refuses at a newer epoch, a primary
+                    // that welcomes this node and ends the link each round, or reasons that alternate, repeat a reason
+                    // with others between, logged by its text at most once per 10 s with the count not logged.
+                    LinkLog.Write(Log, refused > _state.Epoch ? $"standby: {why}" : $"standby: link down: {why}");
                 }
 
                 lastFailure = replica.Welcomes != welcomes ? null : why;
@@ -116,7 +121,7 @@ public sealed partial class ReplicatedNode
                     break;
                 }
 
-                EndRepeatedFailure(); // a round without an unexpected failure: the next one is logged at once
+                EndQuietFailures(); // a round without an unexpected failure: one not seen for an interval no longer repeats
                 await StandbyDelay(_options.HeartbeatInterval / 2).ConfigureAwait(false);
             }
         }

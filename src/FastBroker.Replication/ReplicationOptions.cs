@@ -240,7 +240,8 @@ public sealed record ReplicationOptions
 
     /// <summary>
     /// Tests only: the clock of the log lines a repeating fault could flood the log with (the standby's damaged state
-    /// copies: the first at once, then at most one per 10 s with the count of those not logged).
+    /// copies, its link-down reasons, the loop's unexpected failures: the first at once, then at most one per 10 s with
+    /// the count of those not logged).
     /// </summary>
     internal TimeProvider LogClock { get; init; } = TimeProvider.System;
 

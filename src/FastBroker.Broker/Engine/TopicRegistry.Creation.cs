@@ -135,7 +135,9 @@ internal sealed partial class TopicRegistry
             log?.Invoke(kept switch
             {
                 LeftoverKept.GroupState => $"{why}; kept until the copy of the topic is created beside it",
-                LeftoverKept.NotRemoved => $"{why}; not opened, the next open tries again",
+                LeftoverKept.NotRemoved => removeGroupState
+                    ? $"{why}; the broker goes on without a topic '{name}' and leaves the directory as it is: the next open tries the removal again, as does a creation of '{name}' (refused while it fails)"
+                    : $"{why}; left as it is, the next open tries the removal again",
                 _ => $"{why}; not opened, left as it is",
             });
         }
@@ -196,15 +198,18 @@ internal sealed partial class TopicRegistry
             return (LeftoverKept.GroupState, $"topic '{name}': '{dir}' has no '{MetaFile}' ({held}) and holds work-queue group state ({groups}): this standby's copy of it, which arrives apart from the topic's records, before the copy of the topic was created");
         }
 
+        var removing = dir;
         try
         {
             if (groups is not null)
             {
                 // First: a kill after it leaves what a creation leaves, removed by the next open.
+                removing = groupsPath;
                 step?.Invoke($"delete recursively {groupsPath}");
                 System.IO.Directory.Delete(groupsPath, recursive: true);
             }
 
+            removing = dir;
             DeleteUncommitted(root, dir, step);
             log?.Invoke(groups is null
                 ? $"topic '{name}': removed '{dir}', left by a creation that did not complete (it held {held}); the topic was never created"
@@ -215,7 +220,10 @@ internal sealed partial class TopicRegistry
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
-            return (LeftoverKept.NotRemoved, $"topic '{name}': '{dir}', left by a creation that did not complete (it held {held}), could not all be removed: {e.Message}");
+            // Group state alone is no creation's leftover (a promoted standby's copy): the line says what it holds, not why.
+            return (LeftoverKept.NotRemoved, removing == groupsPath
+                ? $"topic '{name}': '{dir}' has no '{MetaFile}' ({held}), and the removal of the work-queue group state in it ('{groupsPath}': {groups}) failed: {e.Message}"
+                : $"topic '{name}': '{dir}' has no '{MetaFile}' ({held}), and its removal failed: {e.Message}");
         }
     }
 

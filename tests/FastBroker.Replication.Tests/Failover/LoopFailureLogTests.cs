@@ -9,10 +9,11 @@ namespace FastBroker.ReplicationTests.Failover;
 
 /// <summary>
 /// An unexpected failure of a node's loop, which retries every heartbeat interval (100 ms), does not flood the node's
-/// log when it repeats as it is (a standby stuck Starting logged one line per 100 ms): the first is written at once and
-/// whole, then at most one per 10 s with the count of those not logged; another message, or the same after a round
-/// without a failure, is written at once. A standby "b" whose peer refuses connects, the tests' LinkEnded hook throwing
-/// after each link attempt (one round of the loop each), and a log clock the test moves by hand.
+/// log when it repeats (a standby stuck Starting logged one line per 100 ms), whether rounds without a failure or other
+/// failures come between or not: the first of a message is written at once and whole, then at most one per 10 s with
+/// the count of those not logged; another message at once; a message not seen for a whole interval has its count
+/// logged. A standby "b" whose peer refuses connects, the tests' LinkEnded hook throwing after link attempts (one round
+/// of the loop each), and a log clock the test moves by hand.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed partial class LoopFailureLogTests
@@ -50,39 +51,78 @@ public sealed partial class LoopFailureLogTests
     }
 
     [Fact]
-    public async Task Another_failure_or_the_same_after_a_round_without_one_is_logged_at_once()
+    public async Task A_failure_that_alternates_with_rounds_without_one_is_logged_once_then_once_per_interval()
     {
         using var dir = new TempDirectory();
-        var loop = new FailingLoop("journal 'orders' is damaged");
+        var clock = new ManualClock();
+        var loop = new FailingLoop(n => n % 2 == 1 ? "the disk is full" : null); // fail, ok, fail, ok …
+        await using var node = await StartStandbyAsync(dir, loop, clock);
+
+        await Eventually.TrueAsync(() => loop.Calls > 2 * Rounds, $"b's loop fails every other round, {2 * Rounds} rounds", s_deadline);
+        var lines = UnexpectedLines(loop);
+        Assert.True(lines.Count == 1, $"{Rounds} failures of the loop between rounds without one within the interval, one line expected: [{string.Join(" | ", lines)}]");
+
+        clock.Advance(TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(() => UnexpectedLines(loop).Count >= 2, "b logs the failure again once the interval is over", s_deadline);
+        var calls = loop.Calls;
+        lines = UnexpectedLines(loop);
+        // The clock's jump makes the failure look quiet for an interval: a round without one may count it first.
+        var count = HeldBackOrQuietCount().Match(lines[1]);
+        Assert.True(count.Success, $"the second line does not count the failures not logged: {lines[1]}");
+        Assert.InRange(int.Parse(count.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Rounds - 1, calls);
+    }
+
+    [Fact]
+    public async Task Failures_with_two_messages_that_alternate_are_each_logged_once_per_interval()
+    {
+        using var dir = new TempDirectory();
+        var loop = new FailingLoop(n => n % 2 == 1 ? "journal 'orders' is damaged" : "the open of 'orders' was refused");
         await using var node = await StartStandbyAsync(dir, loop, new ManualClock()); // never moved: the interval never ends
 
+        await Eventually.TrueAsync(() => loop.Calls > 2 * Rounds, $"b's loop fails {2 * Rounds} rounds, the two messages in turn", s_deadline);
+        var lines = UnexpectedLines(loop);
+        Assert.True(lines.Count == 2, $"two messages in turn within the interval, one line each expected: [{string.Join(" | ", lines)}]");
+        Assert.Single(lines, l => l.EndsWith("journal 'orders' is damaged", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.EndsWith("the open of 'orders' was refused", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_failure_not_seen_for_an_interval_has_its_count_logged_and_is_logged_at_once_when_it_returns()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock();
+        var failing = 1;
+        var loop = new FailingLoop(_ => Volatile.Read(ref failing) == 1 ? "the open of 'orders' was refused" : null);
+        await using var node = await StartStandbyAsync(dir, loop, clock);
+
         await Eventually.TrueAsync(() => loop.Calls > Rounds, $"b's loop fails {Rounds} rounds", s_deadline);
+        Volatile.Write(ref failing, 0);
+        var before = loop.Calls;
+        await Eventually.TrueAsync(() => loop.Calls > before + 2, "b's loop goes through rounds without a failure", s_deadline);
         Assert.Single(UnexpectedLines(loop));
 
-        loop.Message = "the open of 'orders' was refused";
+        clock.Advance(TimeSpan.FromSeconds(10));
         await Eventually.TrueAsync(
-            () => UnexpectedLines(loop).Any(l => l.EndsWith("the open of 'orders' was refused", StringComparison.Ordinal)),
-            "b logs a failure with another message at once",
+            () => UnexpectedLines(loop).Any(l => l.EndsWith("not logged; no longer repeating)", StringComparison.Ordinal)),
+            "b logs the count of the failures not logged once a whole interval went by without one",
             s_deadline);
-        var before = loop.Calls;
-        await Eventually.TrueAsync(() => loop.Calls > before + Rounds, $"b's loop fails {Rounds} more rounds", s_deadline);
-        Assert.Equal(2, UnexpectedLines(loop).Count(l => !l.Contains("not logged", StringComparison.Ordinal)));
-
-        loop.SucceedOnce();
+        Volatile.Write(ref failing, 1);
         await Eventually.TrueAsync(
-            () => UnexpectedLines(loop).Count(l => l.EndsWith("the open of 'orders' was refused", StringComparison.Ordinal)) >= 2,
-            "b logs the same failure at once after a round of its loop without one",
+            () => UnexpectedLines(loop).Count(l => l.EndsWith("the open of 'orders' was refused", StringComparison.Ordinal)) == 2,
+            "b logs the failure at once when it returns",
             s_deadline);
         var lines = UnexpectedLines(loop);
-        Assert.True(
-            lines.Any(l => l.Contains("the open of 'orders' was refused (and ", StringComparison.Ordinal) && l.EndsWith("not logged; no longer repeating)", StringComparison.Ordinal)),
-            $"the repeats not logged before the round without a failure are counted: [{string.Join(" | ", lines)}]");
+        Assert.True(lines.Count == 3, $"the first line, the count, the failure again: [{string.Join(" | ", lines)}]");
+        Assert.Contains(lines, l => l.Contains("the open of 'orders' was refused (and ", StringComparison.Ordinal));
     }
 
     private static List<string> UnexpectedLines(FailingLoop loop) => loop.Log.Where(l => l.Contains(Unexpected, StringComparison.Ordinal)).ToList();
 
     [GeneratedRegex(@"\(and (\d+) more like it since the last such line, not logged\)$")]
     private static partial Regex HeldBackCount();
+
+    [GeneratedRegex(@"\(and (\d+) more like it since the last such line, not logged(?:; no longer repeating)?\)$")]
+    private static partial Regex HeldBackOrQuietCount();
 
     private static async Task<ReplicatedNode> StartStandbyAsync(TempDirectory dir, FailingLoop loop, TimeProvider clock)
     {
@@ -115,27 +155,26 @@ public sealed partial class LoopFailureLogTests
         return (IPEndPoint)listener.LocalEndPoint!;
     }
 
-    /// <summary>The LinkEnded hook: throws <see cref="Message"/> after every link attempt, but one after <see cref="SucceedOnce"/>.</summary>
-    private sealed class FailingLoop(string message)
+    /// <summary>The LinkEnded hook: after the n-th link attempt (from 1) throws the message <c>failure(n)</c>, if any.</summary>
+    private sealed class FailingLoop(Func<int, string?> failure)
     {
         private int _calls;
-        private int _succeed;
+
+        public FailingLoop(string message)
+            : this(_ => message)
+        {
+        }
 
         public System.Collections.Concurrent.ConcurrentQueue<string> Log { get; } = new();
-
-        public string Message { get; set; } = message;
 
         /// <summary>Rounds of the loop that reached the hook.</summary>
         public int Calls => Volatile.Read(ref _calls);
 
-        public void SucceedOnce() => Volatile.Write(ref _succeed, 1);
-
         public void LinkEnded(string why)
         {
-            Interlocked.Increment(ref _calls);
-            if (Interlocked.Exchange(ref _succeed, 0) == 0)
+            if (failure(Interlocked.Increment(ref _calls)) is { } message)
             {
-                throw new InvalidOperationException(Message);
+                throw new InvalidOperationException(message);
             }
         }
     }
