@@ -11,8 +11,8 @@ public sealed partial class Subscription
 
     /// <summary>
     /// The broker's timer (once per <see cref="Broker.StateFileCheckInterval"/>, a second) and the close: when the
-    /// position file was removed while subscribed (one syscall, a <c>readlink</c> on Linux; none per commit), writes the
-    /// positions again at its path and goes on in that file (<see cref="PositionStore.RewriteIfRemoved"/>), so no commit
+    /// position file was removed (or renamed away) while subscribed (one syscall, a <c>readlink</c> on Linux; none per commit), writes the
+    /// positions again at its path and goes on in that file (<see cref="PositionStore.RewriteIfRemoved()"/>), so no commit
     /// made since is lost; a file put at the path meanwhile is left as it is. Logged once per outcome; never throws.
     /// </summary>
     internal void CheckPositionFile(bool closing)
@@ -26,12 +26,18 @@ public sealed partial class Subscription
         {
             var name = Options.DurableName!;
             var path = _positions.Path;
-            var what = $"subscription '{name}': its position file {path} was removed while it was subscribed";
             var dropped = closing ? "are dropped now that it closed" : "are dropped when it closes";
+            var what = $"subscription '{name}': its position file {path} was removed while it was subscribed";
             string line;
             try
             {
-                switch (_positions.RewriteIfRemoved())
+                var check = _positions.RewriteIfRemoved(out var renamedTo);
+                if (renamedTo is not null)
+                {
+                    what = $"subscription '{name}': its position file {path} was renamed to {renamedTo} (that file is left as it is) while it was subscribed";
+                }
+
+                switch (check)
                 {
                     case PositionFileCheck.AtItsPath:
                         return;

@@ -241,8 +241,11 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>The sync generation the last msync covers.</summary>
     public long Synced => _file.Synced;
 
-    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
+    /// <summary>True when the file was removed (or renamed away) while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
     public bool WasRemoved() => _file.WasRemoved();
+
+    /// <summary>Where the file was renamed to, once <see cref="WasRemoved"/> found it renamed away (<see cref="MappedStateFile.RenamedTo"/>).</summary>
+    public string? RenamedTo => _file.RenamedTo;
 
     /// <summary>
     /// After <see cref="WasRemoved"/>: writes the state this store holds as a new file at its path and goes on in it

@@ -43,6 +43,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         Length = length;
         Created = created;
         _flusher = flusher;
+        _resolvedPath = SystemRemovalCheck == RemovalCheck.ProcFd ? ResolvePath(path) : null;
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + _view.PointerOffset;

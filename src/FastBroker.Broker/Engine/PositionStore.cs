@@ -240,7 +240,7 @@ internal sealed class PositionStore : IDisposable
 
     /// <summary>
     /// After a commit: has the flusher msync the file (no-op without one); returns the generation that covers it (0
-    /// without a flusher). Generations go on rising across <see cref="RewriteIfRemoved"/>: one requested of a file this
+    /// without a flusher). Generations go on rising across <see cref="RewriteIfRemoved()"/>: one requested of a file this
     /// store no longer holds is covered at once (its commits are in the file written at the path, flushed when written).
     /// </summary>
     public long RequestSync()
@@ -300,21 +300,30 @@ internal sealed class PositionStore : IDisposable
     }
 
     /// <summary>
-    /// When the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>, one syscall):
+    /// When the file was removed (or renamed away) while this store held it (<see cref="MappedStateFile.WasRemoved()"/>, one syscall):
     /// writes the positions it holds as a new file at its path (<see cref="MappedStateFile.CopyToPath"/>) and goes on in
     /// it; the removed file is closed (msynced first if a sync was pending, so its waiters complete). Under this store's
     /// lock, as every commit is: no commit falls between the copy and the swap, and a sync requested of the removed file
     /// is covered (<see cref="WaitForSyncAsync"/>).
     /// </summary>
     /// <exception cref="IOException">The new file could not be written; this store goes on in the removed one.</exception>
-    public PositionFileCheck RewriteIfRemoved()
+    public PositionFileCheck RewriteIfRemoved() => RewriteIfRemoved(out _);
+
+    /// <summary>
+    /// <see cref="RewriteIfRemoved()"/>; <paramref name="renamedTo"/>: where the file was renamed to, when it was renamed
+    /// away rather than unlinked (<see cref="MappedStateFile.RenamedTo"/>; left as it is).
+    /// </summary>
+    public PositionFileCheck RewriteIfRemoved(out string? renamedTo)
     {
         lock (_gate)
         {
+            renamedTo = null;
             if (_disposed || !_file.WasRemoved())
             {
                 return PositionFileCheck.AtItsPath;
             }
+
+            renamedTo = _file.RenamedTo;
 
             if (_file.CopyToPath() is not { } copy)
             {
@@ -342,7 +351,7 @@ internal sealed class PositionStore : IDisposable
     private static long SlotOf(int entryIndex) => (HeaderBytes + ((long)entryIndex * EntryBytes) + 256) / 8;
 }
 
-/// <summary>What <see cref="PositionStore.RewriteIfRemoved"/> found.</summary>
+/// <summary>What <see cref="PositionStore.RewriteIfRemoved()"/> found.</summary>
 internal enum PositionFileCheck
 {
     /// <summary>The file is at its path (or the store is closed): nothing done.</summary>
