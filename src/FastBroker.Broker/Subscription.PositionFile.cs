@@ -31,7 +31,7 @@ public sealed partial class Subscription
             string line;
             try
             {
-                var check = _positions.RewriteIfRemoved(out var renamedTo);
+                var check = _positions.RewriteIfRemoved(out var renamedTo, out var syncFailure);
                 if (renamedTo is not null)
                 {
                     what = $"subscription '{name}': its position file {path} was renamed to {renamedTo} (that file is left as it is) while it was subscribed";
@@ -43,7 +43,7 @@ public sealed partial class Subscription
                         return;
                     case PositionFileCheck.WrittenAgain:
                         _positionFileLogged = null;
-                        _broker.Log($"{what}: written again at that path with its committed positions{(closing ? " as it closed" : "")}, so no commit is lost; a durable subscription starts anew from its start position only when its position file is removed while no subscription holds its name (or while the broker is stopped)");
+                        _broker.Log($"{what}: written again at that path with its committed positions{(closing ? " as it closed" : "")}, so no commit is lost; a durable subscription starts anew from its start position only when its position file is removed while no subscription holds its name (or while the broker is stopped){MappedStateFile.DescribeSupersededSyncFailure(syncFailure)}");
                         return;
                     case PositionFileCheck.AnotherFileAtItsPath:
                         line = $"{what}, and another file is at that path now: that file is left as it is and is what the next subscription under that name opens; the positions it committed since the removal went to the removed file and {dropped}";

@@ -115,7 +115,8 @@ internal sealed unsafe partial class MappedStateFile
     /// a flusher) and returns it mapped, with the same flusher. Null when a file is at the path (left as it is: it is not
     /// overwritten) or its directory's parent is gone (a topic's directory removed whole: nothing is made in it). The
     /// caller stops storing into this file first (a store made into it during the copy may miss the new one) and then
-    /// disposes it.
+    /// closes it with <see cref="CloseSuperseded"/> (the new file holds its updates: a failure of its last msync loses
+    /// nothing).
     /// </summary>
     /// <exception cref="IOException">The new file could not be written (a full disk, say); nothing is left at the path.</exception>
     public MappedStateFile? CopyToPath()
@@ -151,6 +152,14 @@ internal sealed unsafe partial class MappedStateFile
         var stream = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
         return Map(Path, stream, Length, created: true, _flusher);
     }
+
+    /// <summary>
+    /// What the line that says a state file was written again at its path adds when the removed file's last msync
+    /// failed as it was closed (<see cref="CloseSuperseded"/>): empty when it did not.
+    /// </summary>
+    internal static string DescribeSupersededSyncFailure(BrokerException? failure) => failure is null
+        ? ""
+        : $"; the removed file's last msync failed as it was closed ({failure.Message}), which loses nothing: the file written at the path holds every update, flushed to disk before it got its name, and a sync waited for completes";
 
     /// <summary>
     /// <paramref name="path"/> with every symlink resolved (<c>realpath</c>), as the kernel names an open file's path; a

@@ -355,14 +355,25 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync gets
     /// <see cref="ObjectDisposedException"/>.
     /// </summary>
-    public void Dispose()
+    public void Dispose() => Close(superseded: false);
+
+    /// <summary>
+    /// <see cref="Dispose"/> for a file whose bytes <see cref="CopyToPath"/> wrote whole into the file now at its path
+    /// (flushed to disk before it got its name, with no store into this one since): what was waiting to be synced is
+    /// msynced first as <see cref="Dispose"/> does, but a failure of that msync cannot lose an update any more (the new
+    /// file holds them all), so its waiters complete and the failure is returned for the caller to log; null when it
+    /// succeeded or had nothing to do.
+    /// </summary>
+    public BrokerException? CloseSuperseded() => Close(superseded: true);
+
+    private BrokerException? Close(bool superseded)
     {
-        Exception? failure = null;
+        BrokerException? failure = null;
         lock (_syncLock)
         {
             if (_disposed)
             {
-                return;
+                return null;
             }
 
             var covered = Volatile.Read(ref _requested);
@@ -377,7 +388,14 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
                 catch (Exception e)
                 {
                     failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
-                    KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
+                    if (superseded)
+                    {
+                        Volatile.Write(ref _synced, covered); // its updates are on disk in the file that superseded it
+                    }
+                    else
+                    {
+                        KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
+                    }
                 }
             }
 
@@ -387,7 +405,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
             _map.Dispose();
         }
 
-        CompleteWaiters(failure ?? new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+        // Those it covered complete; any other (its sync requested while the close ran) fails.
+        CompleteWaiters(failure is not null && !superseded ? failure : new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+        return failure;
     }
 
     /// <summary>Completes the waiters <see cref="Synced"/> covers, and fails the others with <paramref name="failure"/> if given.</summary>

@@ -52,12 +52,12 @@ internal sealed partial class WorkQueueGroup
         string line;
         try
         {
-            if (_store.Rewrite())
+            if (_store.Rewrite(out var syncFailure))
             {
                 _store.RequestSync();
                 Topic.Replication?.GroupStateChanged(_stateFile); // the standby, told the file is gone, gets it whole again
                 _stateFileLogged = null;
-                _broker.Log($"{what}: written again at that path with the group's state (ack floor {_store.Floor}){(closing ? " as the group closed" : "")}, so no ack is lost; a group starts anew from its start position only when its state file is removed while the broker is stopped");
+                _broker.Log($"{what}: written again at that path with the group's state (ack floor {_store.Floor}){(closing ? " as the group closed" : "")}, so no ack is lost; a group starts anew from its start position only when its state file is removed while the broker is stopped{MappedStateFile.DescribeSupersededSyncFailure(syncFailure)}");
                 return;
             }
 
