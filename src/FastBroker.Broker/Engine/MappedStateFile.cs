@@ -228,9 +228,11 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     }
 
     /// <summary>Completes once <see cref="Synced"/> reaches <paramref name="generation"/> (at once for 0 or one already covered).</summary>
+    /// <remarks>Never throws; the task fails with the exception.</remarks>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the msync that was to cover it failed
-    /// (the flusher's, or the one <see cref="Dispose"/> makes, also for a wait begun after either).</exception>
-    /// <exception cref="ObjectDisposedException">The file was closed before a sync covered it, and no msync of it failed.</exception>
+    /// (the flusher's, or the one <see cref="Dispose"/> makes, also for a wait begun after either);
+    /// <see cref="BrokerErrorCode.Closed"/>, naming the file: the file was closed before a sync covered it (the generation
+    /// was requested after the close's msync, or while it ran), also for a wait begun after the close.</exception>
     public Task WaitForSyncAsync(long generation)
     {
         if (Volatile.Read(ref _synced) >= generation)
@@ -255,7 +257,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
 
             if (Volatile.Read(ref _disposed))
             {
-                return Task.FromException(new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+                // Requested after the close's msync (an update stored before a close that ran between the store and the
+                // request): nothing syncs the file any more.
+                return Task.FromException(ClosedBeforeSynced());
             }
 
             _waiters.Add((generation, done));
@@ -352,8 +356,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     /// <summary>
     /// Unmaps the file; updates whose sync was requested and not yet done are msynced first. When that msync fails, its
     /// waiters, and a wait for one of those updates begun after the close, fail with its
-    /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync gets
-    /// <see cref="ObjectDisposedException"/>.
+    /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync (its sync
+    /// requested after the close's msync), also one that begins after the close, fails with
+    /// <see cref="BrokerErrorCode.Closed"/> naming the file.
     /// </summary>
     public void Dispose() => Close(superseded: false);
 
@@ -406,9 +411,14 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         }
 
         // Those it covered complete; any other (its sync requested while the close ran) fails.
-        CompleteWaiters(failure is not null && !superseded ? failure : new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+        CompleteWaiters(failure is not null && !superseded ? failure : ClosedBeforeSynced());
         return failure;
     }
+
+    /// <summary>What a wait for a sync the close did not cover fails with: <see cref="BrokerErrorCode.Closed"/>, naming the file.</summary>
+    private BrokerException ClosedBeforeSynced() => new(
+        BrokerErrorCode.Closed,
+        $"state file '{Path}' was closed (its subscription or group closed, or the broker) before an msync covered this update: it is not confirmed on disk");
 
     /// <summary>Completes the waiters <see cref="Synced"/> covers, and fails the others with <paramref name="failure"/> if given.</summary>
     private void CompleteWaiters(Exception? failure)
