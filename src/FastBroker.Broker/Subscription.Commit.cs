@@ -51,7 +51,9 @@ public sealed partial class Subscription
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotReplicated"/>: stored here, but the standby did not
     /// acknowledge it within the ack timeout; <see cref="BrokerErrorCode.StorageError"/>: stored here, but the msync
-    /// failed; as for <see cref="Commit(string, long)"/> otherwise.</exception>
+    /// failed; <see cref="BrokerErrorCode.Closed"/>, naming the position file: stored here, but the subscription closed
+    /// (its connection's close, the broker's) before the msync was requested, so it is not confirmed on disk; as for
+    /// <see cref="Commit(string, long)"/> otherwise.</exception>
     public ValueTask CommitAsync(string topic, long nextOffset, CancellationToken cancellationToken = default)
     {
         var (cursorTopic, version, generation) = CommitCore(topic, nextOffset);

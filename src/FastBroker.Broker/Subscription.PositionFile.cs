@@ -11,8 +11,8 @@ public sealed partial class Subscription
 
     /// <summary>
     /// The broker's timer (once per <see cref="Broker.StateFileCheckInterval"/>, a second) and the close: when the
-    /// position file was removed while subscribed (one syscall, a <c>readlink</c> on Linux; none per commit), writes the
-    /// positions again at its path and goes on in that file (<see cref="PositionStore.RewriteIfRemoved"/>), so no commit
+    /// position file was removed (or renamed away) while subscribed (one syscall, a <c>readlink</c> on Linux; none per commit), writes the
+    /// positions again at its path and goes on in that file (<see cref="PositionStore.RewriteIfRemoved()"/>), so no commit
     /// made since is lost; a file put at the path meanwhile is left as it is. Logged once per outcome; never throws.
     /// </summary>
     internal void CheckPositionFile(bool closing)
@@ -26,18 +26,24 @@ public sealed partial class Subscription
         {
             var name = Options.DurableName!;
             var path = _positions.Path;
-            var what = $"subscription '{name}': its position file {path} was removed while it was subscribed";
             var dropped = closing ? "are dropped now that it closed" : "are dropped when it closes";
+            var what = $"subscription '{name}': its position file {path} was removed while it was subscribed";
             string line;
             try
             {
-                switch (_positions.RewriteIfRemoved())
+                var check = _positions.RewriteIfRemoved(out var renamedTo, out var syncFailure);
+                if (renamedTo is not null)
+                {
+                    what = $"subscription '{name}': its position file {path} was renamed to {renamedTo} (that file is left as it is) while it was subscribed";
+                }
+
+                switch (check)
                 {
                     case PositionFileCheck.AtItsPath:
                         return;
                     case PositionFileCheck.WrittenAgain:
                         _positionFileLogged = null;
-                        _broker.Log($"{what}: written again at that path with its committed positions{(closing ? " as it closed" : "")}, so no commit is lost; a durable subscription starts anew from its start position only when its position file is removed while no subscription holds its name (or while the broker is stopped)");
+                        _broker.Log($"{what}: written again at that path with its committed positions{(closing ? " as it closed" : "")}, so no commit is lost; a durable subscription starts anew from its start position only when its position file is removed while no subscription holds its name (or while the broker is stopped){MappedStateFile.DescribeSupersededSyncFailure(syncFailure)}");
                         return;
                     case PositionFileCheck.AnotherFileAtItsPath:
                         line = $"{what}, and another file is at that path now: that file is left as it is and is what the next subscription under that name opens; the positions it committed since the removal went to the removed file and {dropped}";

@@ -185,6 +185,74 @@ public sealed class PositionFileRemovalTests
         Assert.Equal(PositionFileCheck.AtItsPath, store.RewriteIfRemoved());
     }
 
+    [Fact]
+    public async Task A_failed_msync_of_the_removed_position_file_at_the_swap_is_logged_and_the_awaited_commit_completes()
+    {
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        f.Broker.StateFileCheckInterval = Timeout.InfiniteTimeSpan; // the test says when the timer checks
+        f.Broker.CreateTopic("ledger", TopicOptions.Default with { Durability = Durability.Fsynced, SegmentBytes = 4L << 20 });
+        for (var i = 0; i < 5; i++)
+        {
+            await f.Broker.PublishAsync("ledger", Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        using var dir = new TempDirectory();
+        var blockerPath = Path.Combine(dir.Path, "blocker.pos"); // not a subscription's: the timer's checks do not wait for it
+        var path = PositionPath(f, "moved");
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var closeFaults = 0;
+
+        // The flusher is held inside the blocker's msync, so the removed file's pending msync is the one the swap makes
+        // when it closes it, and that one fails (the removed file's only: the file written at the path is synced).
+        f.Broker.StateFlusher.SyncFault = file =>
+        {
+            if (file.Path == blockerPath)
+            {
+                entered.Set();
+                Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
+            }
+        };
+        f.Broker.StateFlusher.CloseSyncFault = file =>
+        {
+            if (file.Path == path && Interlocked.Exchange(ref closeFaults, 1) == 0)
+            {
+                throw new IOException("injected msync fault of the removed file");
+            }
+        };
+
+        using var blocker = PositionStore.Open(blockerPath, f.Broker.StateFlusher);
+        using var s = f.Broker.Subscribe("ledger", SubscriptionOptions.Default with { DurableName = "moved", Start = StartPosition.Earliest });
+        blocker.Commit("ledger", 1);
+        var blocked = blocker.WaitForSyncAsync(blocker.RequestSync());
+        try
+        {
+            Assert.True(entered.Wait(s_deadline), $"the flusher did not start the blocker's msync within {s_deadline.TotalSeconds} s");
+            File.Delete(path);
+            var commit = s.CommitAsync("ledger", 3).AsTask(); // its msync is pending in the removed file
+            Assert.False(commit.IsCompleted, "the commit's msync is held behind the blocker's");
+            f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(20);
+            Eventually.True(() => log.Any(l => l.Contains("written again", StringComparison.Ordinal)), "the timer writes moved.pos again", s_deadline);
+
+            // The commit is in the file written at the path, flushed to disk before it got its name: the removed file's
+            // failed msync cannot lose it, so it is logged, and the commit is not failed.
+            await commit.WaitAsync(s_deadline);
+            Assert.Equal(3, PositionIn(path, "ledger"));
+            Assert.Equal(1, Volatile.Read(ref closeFaults));
+            var line = log.SingleOrDefault(l => l.Contains("injected msync fault of the removed file", StringComparison.Ordinal));
+            Assert.True(line is not null && line.Contains(path, StringComparison.Ordinal), $"no line said the removed {path}'s msync failed; log: [{string.Join(" | ", log)}]");
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        await blocked.WaitAsync(s_deadline);
+        await s.CommitAsync("ledger", 4).AsTask().WaitAsync(s_deadline); // the file at the path is synced as before
+        Assert.Equal(4, PositionIn(path, "ledger"));
+    }
+
     private static SubscriptionOptions Options(string name) => SubscriptionOptions.Default with { DurableName = name, Start = StartPosition.Earliest };
 
     private static string PositionPath(BrokerFixture f, string name) => Path.Combine(f.DataDirectory, "subscriptions", name + ".pos");

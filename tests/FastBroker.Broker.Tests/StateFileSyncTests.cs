@@ -63,4 +63,24 @@ public class StateFileSyncTests
         var clean = Eventually.TryWait(() => MappedPages.DirtyKb(path) == 0, SyncDeadline);
         Assert.True(clean, $"the position file still has {MappedPages.DirtyKb(path)} kB dirty {SyncDeadline.TotalSeconds:0} s after Commit on an Fsynced topic");
     }
+
+    [Fact]
+    public async Task A_CommitAsync_whose_subscription_closes_before_its_sync_is_requested_fails_Closed_naming_the_position_file()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        b.CreateTopic("audit", s_fsynced);
+        await b.PublishAsync("audit", Encoding.UTF8.GetBytes("a0"));
+        var sub = b.Subscribe("audit", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest });
+        var path = Path.Combine(f.DataDirectory, "subscriptions", "auditor.pos");
+
+        // The subscription is closed by another thread (its connection's close, the broker's shutdown) once the commit is
+        // stored and before its msync is requested: the wait is for a generation requested after the close.
+        sub.CommitStored = (_, _) => Assert.True(Task.Run(sub.Dispose).Wait(TimeSpan.FromSeconds(30)), "the subscription's close did not return");
+        var commit = sub.CommitAsync("audit", 1).AsTask();
+
+        var failed = await Assert.ThrowsAsync<BrokerException>(() => commit.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(BrokerErrorCode.Closed, failed.Code);
+        Assert.Contains(path, failed.Message, StringComparison.Ordinal);
+    }
 }

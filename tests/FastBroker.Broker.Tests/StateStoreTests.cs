@@ -237,7 +237,9 @@ public class StateStoreTests
 
             // A wait for an update the close did not have to sync (requested after it) is told the file is closed.
             var after = store.WaitForSyncAsync(generation + 1);
-            await Assert.ThrowsAsync<ObjectDisposedException>(() => after.WaitAsync(TimeSpan.FromSeconds(20)));
+            var closed = await Assert.ThrowsAsync<BrokerException>(() => after.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.Equal(BrokerErrorCode.Closed, closed.Code);
+            Assert.Contains("closing.pos", closed.Message, StringComparison.Ordinal);
         }
         finally
         {

@@ -241,18 +241,23 @@ internal sealed class GroupAckStore : IDisposable
     /// <summary>The sync generation the last msync covers.</summary>
     public long Synced => _file.Synced;
 
-    /// <summary>True when the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
+    /// <summary>True when the file was removed (or renamed away) while this store held it (<see cref="MappedStateFile.WasRemoved()"/>).</summary>
     public bool WasRemoved() => _file.WasRemoved();
+
+    /// <summary>Where the file was renamed to, once <see cref="WasRemoved"/> found it renamed away (<see cref="MappedStateFile.RenamedTo"/>).</summary>
+    public string? RenamedTo => _file.RenamedTo;
 
     /// <summary>
     /// After <see cref="WasRemoved"/>: writes the state this store holds as a new file at its path and goes on in it
-    /// (<see cref="MappedStateFile.CopyToPath"/>); the removed file is closed. False when a file is at the path (left as
+    /// (<see cref="MappedStateFile.CopyToPath"/>); the removed file is closed (<paramref name="removedSyncFailure"/>: its
+    /// last msync failed, which loses nothing: <see cref="MappedStateFile.CloseSuperseded"/>). False when a file is at the path (left as
     /// it is, this store goes on in the removed one) or the topic's directory is gone. Called under the owner's lock,
     /// with no store in between.
     /// </summary>
     /// <exception cref="IOException">The new file could not be written; this store goes on in the removed one.</exception>
-    public bool Rewrite()
+    public bool Rewrite(out BrokerException? removedSyncFailure)
     {
+        removedSyncFailure = null;
         if (_file.CopyToPath() is not { } copy)
         {
             return false;
@@ -260,7 +265,7 @@ internal sealed class GroupAckStore : IDisposable
 
         var removed = _file;
         _file = copy;
-        removed.Dispose();
+        removedSyncFailure = removed.CloseSuperseded();
         return true;
     }
 

@@ -43,6 +43,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         Length = length;
         Created = created;
         _flusher = flusher;
+        _resolvedPath = SystemRemovalCheck == RemovalCheck.ProcFd ? ResolvePath(path) : null;
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + _view.PointerOffset;
@@ -227,9 +228,11 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     }
 
     /// <summary>Completes once <see cref="Synced"/> reaches <paramref name="generation"/> (at once for 0 or one already covered).</summary>
+    /// <remarks>Never throws; the task fails with the exception.</remarks>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: the msync that was to cover it failed
-    /// (the flusher's, or the one <see cref="Dispose"/> makes, also for a wait begun after either).</exception>
-    /// <exception cref="ObjectDisposedException">The file was closed before a sync covered it, and no msync of it failed.</exception>
+    /// (the flusher's, or the one <see cref="Dispose"/> makes, also for a wait begun after either);
+    /// <see cref="BrokerErrorCode.Closed"/>, naming the file: the file was closed before a sync covered it (the generation
+    /// was requested after the close's msync, or while it ran), also for a wait begun after the close.</exception>
     public Task WaitForSyncAsync(long generation)
     {
         if (Volatile.Read(ref _synced) >= generation)
@@ -254,7 +257,9 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
 
             if (Volatile.Read(ref _disposed))
             {
-                return Task.FromException(new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+                // Requested after the close's msync (an update stored before a close that ran between the store and the
+                // request): nothing syncs the file any more.
+                return Task.FromException(ClosedBeforeSynced());
             }
 
             _waiters.Add((generation, done));
@@ -351,17 +356,29 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     /// <summary>
     /// Unmaps the file; updates whose sync was requested and not yet done are msynced first. When that msync fails, its
     /// waiters, and a wait for one of those updates begun after the close, fail with its
-    /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync gets
-    /// <see cref="ObjectDisposedException"/>.
+    /// <see cref="BrokerErrorCode.StorageError"/>; a waiter for an update the close did not have to sync (its sync
+    /// requested after the close's msync), also one that begins after the close, fails with
+    /// <see cref="BrokerErrorCode.Closed"/> naming the file.
     /// </summary>
-    public void Dispose()
+    public void Dispose() => Close(superseded: false);
+
+    /// <summary>
+    /// <see cref="Dispose"/> for a file whose bytes <see cref="CopyToPath"/> wrote whole into the file now at its path
+    /// (flushed to disk before it got its name, with no store into this one since): what was waiting to be synced is
+    /// msynced first as <see cref="Dispose"/> does, but a failure of that msync cannot lose an update any more (the new
+    /// file holds them all), so its waiters complete and the failure is returned for the caller to log; null when it
+    /// succeeded or had nothing to do.
+    /// </summary>
+    public BrokerException? CloseSuperseded() => Close(superseded: true);
+
+    private BrokerException? Close(bool superseded)
     {
-        Exception? failure = null;
+        BrokerException? failure = null;
         lock (_syncLock)
         {
             if (_disposed)
             {
-                return;
+                return null;
             }
 
             var covered = Volatile.Read(ref _requested);
@@ -376,7 +393,14 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
                 catch (Exception e)
                 {
                     failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
-                    KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
+                    if (superseded)
+                    {
+                        Volatile.Write(ref _synced, covered); // its updates are on disk in the file that superseded it
+                    }
+                    else
+                    {
+                        KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
+                    }
                 }
             }
 
@@ -386,8 +410,15 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
             _map.Dispose();
         }
 
-        CompleteWaiters(failure ?? new ObjectDisposedException(nameof(MappedStateFile), $"'{Path}' was closed before it was synced"));
+        // Those it covered complete; any other (its sync requested while the close ran) fails.
+        CompleteWaiters(failure is not null && !superseded ? failure : ClosedBeforeSynced());
+        return failure;
     }
+
+    /// <summary>What a wait for a sync the close did not cover fails with: <see cref="BrokerErrorCode.Closed"/>, naming the file.</summary>
+    private BrokerException ClosedBeforeSynced() => new(
+        BrokerErrorCode.Closed,
+        $"state file '{Path}' was closed (its subscription or group closed, or the broker) before an msync covered this update: it is not confirmed on disk");
 
     /// <summary>Completes the waiters <see cref="Synced"/> covers, and fails the others with <paramref name="failure"/> if given.</summary>
     private void CompleteWaiters(Exception? failure)

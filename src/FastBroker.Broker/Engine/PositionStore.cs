@@ -240,7 +240,7 @@ internal sealed class PositionStore : IDisposable
 
     /// <summary>
     /// After a commit: has the flusher msync the file (no-op without one); returns the generation that covers it (0
-    /// without a flusher). Generations go on rising across <see cref="RewriteIfRemoved"/>: one requested of a file this
+    /// without a flusher). Generations go on rising across <see cref="RewriteIfRemoved()"/>: one requested of a file this
     /// store no longer holds is covered at once (its commits are in the file written at the path, flushed when written).
     /// </summary>
     public long RequestSync()
@@ -300,21 +300,35 @@ internal sealed class PositionStore : IDisposable
     }
 
     /// <summary>
-    /// When the file was removed while this store held it (<see cref="MappedStateFile.WasRemoved()"/>, one syscall):
+    /// When the file was removed (or renamed away) while this store held it (<see cref="MappedStateFile.WasRemoved()"/>, one syscall):
     /// writes the positions it holds as a new file at its path (<see cref="MappedStateFile.CopyToPath"/>) and goes on in
-    /// it; the removed file is closed (msynced first if a sync was pending, so its waiters complete). Under this store's
+    /// it; the removed file is closed (msynced first if a sync was pending; its waiters complete even if that fails, the
+    /// new file holding their commits). Under this store's
     /// lock, as every commit is: no commit falls between the copy and the swap, and a sync requested of the removed file
     /// is covered (<see cref="WaitForSyncAsync"/>).
     /// </summary>
     /// <exception cref="IOException">The new file could not be written; this store goes on in the removed one.</exception>
-    public PositionFileCheck RewriteIfRemoved()
+    public PositionFileCheck RewriteIfRemoved() => RewriteIfRemoved(out _, out _);
+
+    /// <summary>
+    /// <see cref="RewriteIfRemoved()"/>; <paramref name="renamedTo"/>: where the file was renamed to, when it was renamed
+    /// away rather than unlinked (<see cref="MappedStateFile.RenamedTo"/>; left as it is);
+    /// <paramref name="removedSyncFailure"/>: the removed file's last msync, made as it is closed, failed (for the
+    /// caller to log: it loses nothing, the file written at the path holds every commit, and a sync waited for
+    /// completes, <see cref="MappedStateFile.CloseSuperseded"/>).
+    /// </summary>
+    public PositionFileCheck RewriteIfRemoved(out string? renamedTo, out BrokerException? removedSyncFailure)
     {
         lock (_gate)
         {
+            renamedTo = null;
+            removedSyncFailure = null;
             if (_disposed || !_file.WasRemoved())
             {
                 return PositionFileCheck.AtItsPath;
             }
+
+            renamedTo = _file.RenamedTo;
 
             if (_file.CopyToPath() is not { } copy)
             {
@@ -324,7 +338,7 @@ internal sealed class PositionStore : IDisposable
             var removed = _file;
             _generationBase += removed.SyncRequested;
             _file = copy;
-            removed.Dispose();
+            removedSyncFailure = removed.CloseSuperseded();
             return PositionFileCheck.WrittenAgain;
         }
     }
@@ -342,7 +356,7 @@ internal sealed class PositionStore : IDisposable
     private static long SlotOf(int entryIndex) => (HeaderBytes + ((long)entryIndex * EntryBytes) + 256) / 8;
 }
 
-/// <summary>What <see cref="PositionStore.RewriteIfRemoved"/> found.</summary>
+/// <summary>What <see cref="PositionStore.RewriteIfRemoved()"/> found.</summary>
 internal enum PositionFileCheck
 {
     /// <summary>The file is at its path (or the store is closed): nothing done.</summary>

@@ -33,7 +33,7 @@ internal sealed partial class WorkQueueGroup
     }
 
     /// <summary>
-    /// Under the gate, no store in between: when the state file was removed while the group was open
+    /// Under the gate, no store in between: when the state file was removed or renamed away while the group was open
     /// (<see cref="GroupAckStore.WasRemoved"/>), writes the group's state again at its path and goes on in it, so no ack
     /// made since is lost; a group open for the broker's whole life is not started anew by a removal (only one removed
     /// while the broker is stopped is). A file put at the path meanwhile is left as it is. Logged once per outcome; never
@@ -47,16 +47,17 @@ internal sealed partial class WorkQueueGroup
         }
 
         var path = _stateFile.Path;
-        var what = $"{Topic.Name}: group '{Name}': its state file {path} was removed while the group was open";
+        var renamedTo = _store.RenamedTo;
+        var what = $"{Topic.Name}: group '{Name}': its state file {path} was {(renamedTo is null ? "removed" : $"renamed to {renamedTo} (that file is left as it is)")} while the group was open";
         string line;
         try
         {
-            if (_store.Rewrite())
+            if (_store.Rewrite(out var syncFailure))
             {
                 _store.RequestSync();
                 Topic.Replication?.GroupStateChanged(_stateFile); // the standby, told the file is gone, gets it whole again
                 _stateFileLogged = null;
-                _broker.Log($"{what}: written again at that path with the group's state (ack floor {_store.Floor}){(closing ? " as the group closed" : "")}, so no ack is lost; a group starts anew from its start position only when its state file is removed while the broker is stopped");
+                _broker.Log($"{what}: written again at that path with the group's state (ack floor {_store.Floor}){(closing ? " as the group closed" : "")}, so no ack is lost; a group starts anew from its start position only when its state file is removed while the broker is stopped{MappedStateFile.DescribeSupersededSyncFailure(syncFailure)}");
                 return;
             }
 
