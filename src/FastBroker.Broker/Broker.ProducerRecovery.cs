@@ -12,7 +12,8 @@ public sealed partial class Broker
     /// refused may hold a publisher's copy ahead of it). The rescan of a topic starts where <c>producers.state</c>'s
     /// capture was taken in its journal, or earlier, at <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records
     /// (at most <see cref="ProducerCheckpoint.RescanLimit"/> records, or that many, logged): every record the capture does
-    /// not hold is read, however far the file trails the journal (a standby's copy). Then each id's newest epoch from <c>producers.epochs</c> and
+    /// not hold is read, however far the file trails the journal (a standby's copy); a topic the limit cuts short is logged
+    /// once the rescans are done, with the producers the file names that no rescan saw. Then each id's newest epoch from <c>producers.epochs</c> and
     /// <c>producers.state</c>, also with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0 (which reads no window).
     /// </summary>
     private void RecoverProducers()
@@ -23,6 +24,7 @@ public sealed partial class Broker
         var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
         var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt, out var capturedTime);
         var limit = Math.Max(scan, _options.ProducerRescanLimit);
+        List<(string Topic, long Behind, long From, long To)>? cut = null;
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
             if (topic.Journal is not { } journal)
@@ -41,8 +43,7 @@ public sealed partial class Broker
             from = Math.Max(journal.FirstOffset, from);
             if (journal.NextOffset - from > limit)
             {
-                _options.Log?.Invoke($"topic '{topic.Name}': {ProducerCheckpoint.FileName} was captured {journal.NextOffset - from} records before the journal's end, more than the {limit} records a restart rescans: "
-                    + $"producers whose records lie in offsets {from} to {journal.NextOffset - limit - 1} only are not deduplicated (a retry of a sequence stored there after their entry's is stored again)");
+                (cut ??= []).Add((topic.Name, journal.NextOffset - from, from, journal.NextOffset - limit - 1));
                 from = journal.NextOffset - limit;
             }
 
@@ -75,6 +76,12 @@ public sealed partial class Broker
             }
         }
 
+        foreach (var (name, behind, from, to) in cut ?? [])
+        {
+            _options.Log?.Invoke($"topic '{name}': {ProducerCheckpoint.FileName} was captured {behind} records before the journal's end, more than the {limit} records a restart rescans: "
+                + $"producers whose records lie in offsets {from} to {to} only are not deduplicated (a retry of a sequence stored there after their entry's is stored again); {Unseen(vouched)}");
+        }
+
         // And each id's newest epoch: the one InitProducer persisted before answering (producers.epochs, written only
         // durably) and the one in producers.state (whose last captures a power loss may have lost), the newer of the two
         // and the records', each with when the id was last in use (the later kept): fences also before its instance
@@ -97,6 +104,27 @@ public sealed partial class Broker
                 _options.Log?.Invoke(line);
             }
         }
+    }
+
+    /// <summary>The most producer ids the line about a rescan cut short by its limit names (then "and K more").</summary>
+    internal const int RescanLimitLoggedProducers = 8;
+
+    /// <summary>
+    /// For the line about a rescan cut short: the producers <c>producers.state</c> vouched for that no rescan saw a newer
+    /// record of (its highest sequence is still the entry's), the ones a record in the unread range may belong to
+    /// (lowest ids first, at most <see cref="RescanLimitLoggedProducers"/>); a producer the file does not name is not known.
+    /// </summary>
+    private string Unseen(List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> vouched)
+    {
+        var ids = vouched.Where(e => _producers.NextSequence(e.Producer) == e.Highest + 1).Select(e => e.Producer).Distinct().Order().ToList();
+        var named = string.Join(", ", ids.Take(RescanLimitLoggedProducers).Select(id => id.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)));
+        return ids.Count switch
+        {
+            0 => $"{ProducerCheckpoint.FileName} names no producer that no rescan saw (one it does not name is not known)",
+            1 => $"{ProducerCheckpoint.FileName} names 1 producer no rescan saw, which may have written there: {named} (and any producer it does not name)",
+            <= RescanLimitLoggedProducers => $"{ProducerCheckpoint.FileName} names {ids.Count} producers no rescan saw, which may have written there: {named} (and any producer it does not name)",
+            _ => $"{ProducerCheckpoint.FileName} names {ids.Count} producers no rescan saw, which may have written there: {named} and {ids.Count - RescanLimitLoggedProducers} more (and any producer it does not name)",
+        };
     }
 
     /// <summary>
