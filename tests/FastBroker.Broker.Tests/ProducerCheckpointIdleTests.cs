@@ -37,7 +37,7 @@ public sealed class ProducerCheckpointIdleTests
             () =>
             {
                 ProducerCheckpoint.Load(f.DataDirectory, (_, _) => null, _ => null, out _, out _, out var capturedAt);
-                point = capturedAt is not null && capturedAt.TryGetValue("plain", out var p) ? p : null;
+                point = capturedAt is not null && capturedAt.TryGetValue("plain", out var p) ? p.Next : null;
                 return point >= ProducerRegistry.IdleCaptureInterval;
             },
             $"{checkpoint} captured past the first {ProducerRegistry.IdleCaptureInterval} records of 'plain'",

@@ -49,6 +49,8 @@ public sealed class ProducerRescanLimitTests
         var line = Assert.Single(log, l => l.Contains("records a restart rescans", StringComparison.Ordinal));
         Assert.Contains("topic 't': producers.state was captured 208 records before the journal's end, more than the 100 records", line, StringComparison.Ordinal);
         Assert.Contains("offsets 5 to 112 only are not deduplicated", line, StringComparison.Ordinal);
+        Assert.Contains($"producers.state names 1 producer no rescan saw, which may have written there: {Early:x16} (", line, StringComparison.Ordinal);
+        Assert.DoesNotContain($"{Busy:x16}", line, StringComparison.Ordinal); // the rescan saw it
 
         var after = new ClaimPublishTests.RecordingSink();
         ClaimPublishTests.PublishIdempotent(promoted, after, Early, 2, "t", "e2", 1);   // below its entry: refused
@@ -65,5 +67,41 @@ public sealed class ProducerRescanLimitTests
         Assert.Equal((213L, false, BrokerErrorCode.None), (outcomes[4].Offset, outcomes[4].Duplicate, outcomes[4].Error));
         Assert.Equal((214L, false, BrokerErrorCode.None), (outcomes[5].Offset, outcomes[5].Duplicate, outcomes[5].Error));
         Assert.Equal(215L, ClaimPublishTests.Head(promoted, "t"));
+    }
+
+    /// <summary>
+    /// The line names at most 8 (Broker.RescanLimitLoggedProducers) of the producers <c>producers.state</c>
+    /// names that no rescan saw (lowest ids first), then how many more.
+    /// </summary>
+    [Fact]
+    public async Task The_rescan_limits_line_names_a_bounded_number_of_producers()
+    {
+        const int Unseen = 11;
+        const int Logged = 8; // Broker.RescanLimitLoggedProducers
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(Limited);
+        var sink = new ClaimPublishTests.RecordingSink();
+        for (var i = 0UL; i < Unseen; i++)
+        {
+            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early + i, 0, "t", $"e{i}", i);
+        }
+
+        await sink.WaitForAsync(Unseen);
+        var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-limit-{Guid.NewGuid():N}.state");
+        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
+        await f.RestartAsync(Limited, whileClosed: () => File.Copy(checkpoint, trailing)); // taken at offset 11
+        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100); // offsets 11 to 210
+
+        await sink.WaitForAsync(Unseen + 200);
+        using var copy = new TempDirectory("fastbroker-limit-copy");
+        await f.RestartAsync(Limited, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
+        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
+        File.Delete(trailing);
+
+        await using var promoted = await Broker.OpenAsync(Limited(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        var line = Assert.Single(log, l => l.Contains("records a restart rescans", StringComparison.Ordinal));
+        var named = string.Join(", ", Enumerable.Range(0, Logged).Select(i => $"{Early + (ulong)i:x16}"));
+        Assert.Contains($"producers.state names {Unseen} producers no rescan saw, which may have written there: {named} and {Unseen - Logged} more (", line, StringComparison.Ordinal);
+        Assert.DoesNotContain($"{Early + (ulong)Logged:x16}", line, StringComparison.Ordinal);
     }
 }

@@ -28,9 +28,10 @@ internal sealed partial class ProducerCheckpoint
     /// <summary>
     /// As the overload without <paramref name="capturedAt"/>, and also where the capture was taken in each persistent
     /// topic's journal (its next offset then: every record below it is in the capture; a topic not named was created
-    /// after it); null when the file does not say (none, damaged, version 1 to 5, or written without topics).
+    /// after it) and in which creation of the topic (0 in a file of version 7 or older); null when the file does not say
+    /// (none, damaged, version 1 to 5, or written without topics).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt) =>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt) =>
         Load(dataDirectory, verify, topicOf, out problem, out epochs, out capturedAt, out _);
 
     /// <summary>
@@ -38,7 +39,7 @@ internal sealed partial class ProducerCheckpoint
     /// the stamp clock: no record a topic held below its point is stamped later); null when the file does not say
     /// (version 6 or older, or no capture points).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, long>? capturedAt, out long? capturedTime)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt, out long? capturedTime)
     {
         problem = null;
         epochs = [];
@@ -62,7 +63,7 @@ internal sealed partial class ProducerCheckpoint
 
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
-        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or 6 or Version)
+        if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or 6 or 7 or Version)
             || Crc32C.Compute(span[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]))
         {
             problem = $"{FileName}: damaged or of an unknown version ({span.Length} bytes): ignored, producers are known from the newest records only";
@@ -160,7 +161,7 @@ internal sealed partial class ProducerCheckpoint
 
                 if (version >= 6)
                 {
-                    capturedAt = ReadCapturePoints(span, at, end, out problem);
+                    capturedAt = ReadCapturePoints(span, at, end, version >= 8 ? 18 : 10, out problem);
                     capturedTime = capturedAt is null ? null : capturedTime;
                 }
             }
@@ -175,8 +176,11 @@ internal sealed partial class ProducerCheckpoint
         return result;
     }
 
-    /// <summary>The capture points (count, u32.MaxValue: unknown; per topic its next offset, name length, name).</summary>
-    private static Dictionary<string, long>? ReadCapturePoints(ReadOnlySpan<byte> span, int at, int end, out string? problem)
+    /// <summary>
+    /// The capture points (count, u32.MaxValue: unknown; per topic its next offset, from version 8 its creation's id,
+    /// then name length, name): <paramref name="fixedLength"/> bytes before each name, 18 from version 8, 10 before.
+    /// </summary>
+    private static Dictionary<string, CapturePoint>? ReadCapturePoints(ReadOnlySpan<byte> span, int at, int end, int fixedLength, out string? problem)
     {
         const string pastEnd = FileName + ": the capture points run past the end: each topic's rescan is its newest records only";
         problem = null;
@@ -193,18 +197,19 @@ internal sealed partial class ProducerCheckpoint
         }
 
         at += 4;
-        var points = new Dictionary<string, long>(StringComparer.Ordinal);
+        var points = new Dictionary<string, CapturePoint>(StringComparer.Ordinal);
         for (var i = 0u; i < n; i++)
         {
-            int length = at + 10 <= end ? BinaryPrimitives.ReadUInt16LittleEndian(span[(at + 8)..]) : int.MaxValue;
-            if (length > end - at - 10)
+            int length = at + fixedLength <= end ? BinaryPrimitives.ReadUInt16LittleEndian(span[(at + fixedLength - 2)..]) : int.MaxValue;
+            if (length > end - at - fixedLength)
             {
                 problem = pastEnd;
                 return null;
             }
 
-            points[Encoding.UTF8.GetString(span.Slice(at + 10, length))] = BinaryPrimitives.ReadInt64LittleEndian(span[at..]);
-            at += 10 + length;
+            var incarnation = fixedLength == 18 ? BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 8)..]) : 0;
+            points[Encoding.UTF8.GetString(span.Slice(at + fixedLength, length))] = new CapturePoint(BinaryPrimitives.ReadInt64LittleEndian(span[at..]), incarnation);
+            at += fixedLength + length;
         }
 
         return points;

@@ -75,7 +75,7 @@ internal sealed partial class ProducerCheckpoint
         need += 4 + (24 * _epochCount) + 8 + 4;
         for (var i = 0; i < _pointCount; i++)
         {
-            need += 10 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Length);
+            need += 18 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Length);
         }
 
         if (_buffer.Length < need)
@@ -121,9 +121,10 @@ internal sealed partial class ProducerCheckpoint
         for (var i = 0; i < _pointCount; i++)
         {
             BinaryPrimitives.WriteInt64LittleEndian(span[at..], _points[i].Next);
-            var n = Encoding.UTF8.GetBytes(_points[i].Topic, span[(at + 10)..]);
-            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 8)..], (ushort)n);
-            at += 10 + n;
+            BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _points[i].Incarnation);
+            var n = Encoding.UTF8.GetBytes(_points[i].Topic, span[(at + 18)..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 16)..], (ushort)n);
+            at += 18 + n;
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C.Compute(span[..at]));

@@ -48,34 +48,43 @@ namespace FastBroker.Engine;
 /// only durably and only when an epoch is given (<see cref="ProducerEpochFile"/>), and a restart takes the newest of
 /// both. An epoch cannot be checked against the journal; it can only fence.
 /// </para>
-/// Format, little-endian: "FBPS", version 7, count (u32), then per producer id (u64), highest sequence (u64), offset
+/// Format, little-endian: "FBPS", version 8, count (u32), then per producer id (u64), highest sequence (u64), offset
 /// (i64), newest write (i64 Unix ms: a restart ages the producer by it, as the running broker's sweep does), the
 /// previous place's sequence (u64) and offset (i64, -1: none), topic name length (u16) and UTF-8 name, the previous
 /// place's topic name length (u16, 0 with none) and UTF-8 name; then the epoch count (u32) and per id with an epoch the id (u64), its newest epoch (u64)
 /// and the Unix ms of the id's last use (i64: its newest write or INIT_PRODUCER; a restart that knows the id from this
 /// file alone keeps the epoch for <see cref="BrokerOptions.ProducerEpochRetention"/> after it); then the capture's time
 /// (i64 Unix ms of the stamp clock, taken after the stamps of every record below the points), the capture points'
-/// count (u32, u32.MaxValue: not known) and per persistent topic its next offset (i64), name length (u16) and UTF-8
-/// name; then the CRC32C of everything before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3
-/// (epochs without last use: each taken as last used when it was given, the Unix ms an epoch is at least), 4 (no
-/// previous place), 5 (no capture points) and 6 (no capture time) are still read: version 1's producers are aged by
-/// their highest sequence's record.
+/// count (u32, u32.MaxValue: not known) and per persistent topic its next offset (i64), its creation
+/// (<see cref="TopicState.Incarnation"/>, u64, 0: none), name length (u16) and UTF-8 name; then the CRC32C of everything
+/// before it (u32). Versions 1 (no newest write, no epochs), 2 (no epochs), 3 (epochs without last use: each taken as
+/// last used when it was given, the Unix ms an epoch is at least), 4 (no previous place), 5 (no capture points), 6 (no
+/// capture time) and 7 (no topic creation) are still read: version 1's producers are aged by their highest sequence's
+/// record.
 /// <para>
-/// A capture point is taken for a topic only if the record just below it (the journal's newest, if the point is past
-/// its end) is stamped no later than the capture's time: one stamped later was written after the capture, so the
-/// journal is not the one captured (the topic was deleted and created again under its name, its offsets restarted at
-/// 0, or it holds another history), and the open rescans that topic from its first record (logged).
+/// A capture point is taken for a topic only if it was taken in the topic's present creation: the point's creation and
+/// the topic's are equal (a topic deleted and created again under its name, its offsets restarted at 0, has another,
+/// also within one millisecond; the clock plays no part). Without a creation on either side (a version 7 file, a topic
+/// created before <c>topic.meta</c> carried one), only if the record just below it (the journal's newest, if the point
+/// is past its end) is stamped no later than the capture's time: one stamped later was written after the capture. A
+/// point not taken: the open rescans that topic from its first record (logged).
 /// </para>
 /// </remarks>
 internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
 {
+    /// <summary>
+    /// Where a capture was taken in a topic's journal (its next offset then) and which creation of the topic that journal
+    /// is (<see cref="TopicState.Incarnation"/>; 0: not known, a file of version 7 or older or a topic without one).
+    /// </summary>
+    public readonly record struct CapturePoint(long Next, ulong Incarnation);
+
     /// <summary>Records written between two captures.</summary>
     public const int Interval = 8192;
 
     public const string FileName = "producers.state";
 
     private const uint Magic = 0x53504246; // "FBPS"
-    private const uint Version = 7;
+    private const uint Version = 8;
 
     /// <summary>
     /// The most records of one topic the open rescans (or <see cref="BrokerOptions.ProducerRecoveryRecords"/> if larger),
@@ -96,7 +105,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     private string? _lastFailure;
     private int _epochCount; // under _writeLock: how many of _epochs the file being written holds
     private readonly Func<IEnumerable<TopicState>>? _topics;
-    private (string Topic, long Next)[] _points = new (string, long)[16];
+    private (string Topic, long Next, ulong Incarnation)[] _points = new (string, long, ulong)[16];
     private int _pointCount = -1; // how many of _points the capture holds; -1: no topics given, capture points unknown
     private readonly TimeProvider _clock;
     private long _capturedAtMs; // the stamp clock's Unix ms when the capture points were taken
@@ -162,7 +171,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
 
     /// <summary>
     /// With the capture (the journaler's thread, or the registry quiescent): each persistent topic's next offset, where
-    /// the capture was taken in its journal. The journaler registers each record it appends before it counts it, so
+    /// the capture was taken in its journal, with the topic's creation (<see cref="TopicState.Incarnation"/>). The journaler registers each record it appends before it counts it, so
     /// every record below that offset is in the capture; the open rescans from there.
     /// </summary>
     private void CapturePoints()
@@ -185,7 +194,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
                 Array.Resize(ref _points, n * 2);
             }
 
-            _points[n++] = (topic.Name, journal.NextOffset);
+            _points[n++] = (topic.Name, journal.NextOffset, topic.Incarnation);
         }
 
         _pointCount = n;

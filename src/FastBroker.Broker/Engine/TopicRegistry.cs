@@ -105,7 +105,7 @@ internal sealed partial class TopicRegistry : IDisposable
                     continue;
                 }
 
-                _topics[name] = OpenTopic(name, ReadMetaFile(name, meta), dir);
+                _topics[name] = OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation);
             }
         }
         catch
@@ -208,10 +208,11 @@ internal sealed partial class TopicRegistry : IDisposable
             TopicState? topic = null;
             try
             {
+                var incarnation = NewIncarnation();
                 Step($"write {Path.Combine(dir, PendingMetaFile)}");
-                WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, durable);
+                WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, incarnation, durable);
                 Step($"open journal in {dir}");
-                topic = OpenTopic(name, options, dir);
+                topic = OpenTopic(name, options, dir, incarnation);
                 Commit(name, dir, durable, options.Persistent);
             }
             catch
@@ -239,11 +240,11 @@ internal sealed partial class TopicRegistry : IDisposable
         _topics.Clear();
     }
 
-    private TopicState OpenTopic(string name, TopicOptions options, string dir)
+    private TopicState OpenTopic(string name, TopicOptions options, string dir, ulong incarnation)
     {
         if (!options.Persistent)
         {
-            return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)));
+            return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)), incarnation);
         }
 
         var journalOptions = JournalOptionsFor(options) with { VerifySealedSegmentsOnOpen = _options.VerifySealedSegmentsOnOpen, Log = _options.Log };
@@ -272,7 +273,7 @@ internal sealed partial class TopicRegistry : IDisposable
             Recoveries.Add((name, journal.Recovery));
         }
 
-        var topic = new TopicState(name, options, dir, journal, null);
+        var topic = new TopicState(name, options, dir, journal, null, incarnation);
         if (options.Durability == Durability.Fsynced)
         {
             topic.Durability = new DurabilityNotifier(topic, journal);
@@ -299,19 +300,19 @@ internal sealed partial class TopicRegistry : IDisposable
     internal const string RepairAdvice = "The broker does not guess a topic's settings (defaults would reopen an Fsynced topic as Written and drop its retention): "
         + "restore the file (key=value lines: persistent, durability, acks, maxMessageBytes, segmentBytes, transientCapacity, and retentionAgeMs / retentionBytes if set; docs/broker.md), or move the topic's directory away";
 
-    private void WriteMeta(string name, string path, TopicOptions o, bool durable)
+    private void WriteMeta(string name, string path, TopicOptions o, ulong incarnation, bool durable)
     {
         try
         {
             if (!durable)
             {
                 var tmp = path + ".tmp";
-                File.WriteAllText(tmp, FormatMeta(o));
+                File.WriteAllText(tmp, FormatMeta(o, incarnation));
                 File.Move(tmp, path, overwrite: true);
                 return;
             }
 
-            DurableFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(FormatMeta(o)));
+            DurableFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(FormatMeta(o, incarnation)));
             DurableFile.SyncDirectory(_root); // the topic directory's entry
             if (!_rootSynced)
             {
@@ -368,11 +369,18 @@ internal sealed partial class TopicRegistry : IDisposable
     /// Reads a topic's <c>topic.meta</c>; an empty, unreadable or incomplete file is refused (never taken for defaults).
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>, naming the topic, the file and what is wrong.</exception>
-    internal static TopicOptions ReadMetaFile(string name, string path)
+    internal static TopicOptions ReadMetaFile(string name, string path) => ReadMetaFile(name, path, out _);
+
+    /// <summary>As the overload without <paramref name="incarnation"/>, and also the creation's id the file carries (0: none).</summary>
+    /// <exception cref="BrokerException">As the overload without <paramref name="incarnation"/>.</exception>
+    internal static TopicOptions ReadMetaFile(string name, string path, out ulong incarnation)
     {
         try
         {
-            return ParseMeta(File.ReadAllText(path));
+            var text = File.ReadAllText(path);
+            var options = ParseMeta(text);
+            incarnation = IncarnationOf(text);
+            return options;
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {

@@ -15,9 +15,10 @@ internal sealed class TopicState : IDisposable
     private long _expired;
     private ExpiredOffsets? _expiredOffsets;
 
-    public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient)
+    public TopicState(string name, TopicOptions options, string directory, JournalLog? journal, TransientLog? transient, ulong incarnation = 0)
     {
         Name = name;
+        Incarnation = incarnation;
         NameUtf8 = System.Text.Encoding.UTF8.GetBytes(name);
         Options = options;
         Directory = directory;
@@ -31,6 +32,13 @@ internal sealed class TopicState : IDisposable
     public byte[] NameUtf8 { get; }
 
     public TopicOptions Options { get; }
+
+    /// <summary>
+    /// This creation of the topic: a random nonzero id its <c>topic.meta</c> carries from the creation on (a standby's
+    /// copy carries the primary's), another for a topic deleted and created again under its name; 0 for a topic created
+    /// before <c>topic.meta</c> carried one.
+    /// </summary>
+    public ulong Incarnation { get; }
 
     public string Directory { get; }
 

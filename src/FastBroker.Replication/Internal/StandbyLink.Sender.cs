@@ -326,7 +326,7 @@ internal sealed partial class StandbyLink
                 throw GapAhead(t, t.Reader.NextOffset);
             }
 
-            f.Begin(FrameKind.Topic).U32(t.Id).Str(t.Topic.Name).Str(TopicRegistry.FormatMeta(t.Topic.Options)).I64(t.From).End();
+            f.Begin(FrameKind.Topic).U32(t.Id).Str(t.Topic.Name).Str(TopicRegistry.FormatMeta(t.Topic.Options, t.Topic.Incarnation)).I64(t.From).End();
             t.Announced = true;
         }
 

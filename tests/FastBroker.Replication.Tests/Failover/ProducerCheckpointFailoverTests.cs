@@ -46,6 +46,10 @@ public sealed class ProducerCheckpointFailoverTests
             await Eventually.TrueAsync(() => ProducerCheckpointFile.Names(Path.Combine(dir.Combine("b"), ProducerCheckpoint.FileName), Early), "b holds a checkpoint naming the early producer", TimeSpan.FromSeconds(60));
             await a.DisposeAsync();
 
+            // b's copy is the same creation of the topic as a's (producers.state's capture points name a's).
+            var creation = TopicRegistry.IncarnationOf(File.ReadAllText(Path.Combine(dir.Combine("a"), "topics", Topic, TopicRegistry.MetaFile)));
+            Assert.NotEqual(0UL, creation);
+            Assert.Equal(creation, TopicRegistry.IncarnationOf(File.ReadAllText(Path.Combine(dir.Combine("b"), "topics", Topic, TopicRegistry.MetaFile))));
             await b.PromoteAsync();
             Assert.Equal(NodeRole.Primary, b.Role);
             Assert.Equal(10UL, b.Broker!.NextProducerSequence(Early));
