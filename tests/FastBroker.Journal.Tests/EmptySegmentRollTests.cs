@@ -177,6 +177,58 @@ public class EmptySegmentRollTests
         }
     }
 
+    /// <summary>
+    /// A process killed in a replacing roll: after the rename of the new (blank) segment over the empty one's name and
+    /// before its header was stamped, the name holds a blank file of the new size, which the open removes as an
+    /// interrupted creation (no record dropped); after the stamp, an empty segment of the new size. Either way the
+    /// journal opens where it ended, and the next append, the searches and retention go on from there.
+    /// </summary>
+    /// <param name="stamped">Killed after the new segment's header was stamped.</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_journal_killed_in_a_replacing_roll_opens_where_it_ended(bool stamped)
+    {
+        using var dir = new TempDirectory();
+        var stamps = new TimeSearchTests.Stamps(new Random(3));
+        long end;
+        using (var journal = JournalLog.Open(dir.Path, AppendReadTests.Small))
+        {
+            Write(journal, stamps, copied: true, 1000);
+            end = journal.NextOffset;
+            journal.Commit();
+        }
+
+        var path = Path.Combine(dir.Path, Segment.FileNameFor(end));
+        if (stamped)
+        {
+            Segment.Create(path, new SegmentHeader(0, end, 128 << 10, T0), 16).ForceUnmap();
+        }
+        else
+        {
+            using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+            file.SetLength(128 << 10);
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_larger))
+        {
+            Assert.Equal(0, journal.Recovery.DroppedRecordCount);
+            Assert.Equal(stamped ? [] : [path], journal.Recovery.RemovedFiles);
+            Assert.Equal(end, journal.NextOffset);
+            AssertEverything(journal, dir.Path, $"stamped {stamped}, reopened");
+            Assert.Equal(end, Replace(journal, "append", stamps.Next()));
+            Write(journal, stamps, copied: true, 500);
+            AssertEverything(journal, dir.Path, $"stamped {stamped}, appended");
+        }
+
+        using (var journal = JournalLog.Open(dir.Path, s_larger))
+        {
+            Assert.True(journal.Recovery.IsClean, journal.Recovery.ToString());
+            Assert.Equal(end + 501, journal.NextOffset);
+            AssertEverything(journal, dir.Path, $"stamped {stamped}, appended, reopened");
+        }
+    }
+
     /// <summary>Every start at a time, and a start at every offset (the record there, or the end), against a scan of every record.</summary>
     private static void AssertEverything(JournalLog journal, string directory, string what)
     {
