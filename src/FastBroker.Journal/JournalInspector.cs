@@ -411,7 +411,8 @@ public static partial class JournalInspector
                 var cut = name == cutName ? pending!.Cut!.Value.Position : int.MaxValue; // unsealed, ends there
                 // Against the segment size, as open and verify check it: a file cut short is a sealed segment missing its end.
                 var isSealed = SegmentHeader.TryReadSeal(bytes, out var sealedCount, out var sealedEnd, out var lastTimestamp) && sealedEnd <= segment.Size && cut == int.MaxValue;
-                if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts)
+                // Skipped unread only under a seal whose last timestamp bounds every record (one an older version wrote may not).
+                if (isSealed && fromTimestamp is { } ts && lastTimestamp < ts && SegmentHeader.SealBoundsNewest(bytes))
                 {
                     expectedNext = baseOffset + sealedCount;
                     continue;

@@ -273,12 +273,15 @@ public sealed unsafe partial class JournalLog
     /// a descriptor in the process's reserve) throws before anything changed, so the append is refused whole and the
     /// current segment stays the active one. An empty active segment too small for the record (the journal reopened
     /// with a larger segment size) is replaced by one of the same base offset, so of the same file name: the new one
-    /// is made under a temporary name and renamed over it, so that too fails before anything changed.
+    /// is made under a temporary name and renamed over it, so that too fails before anything changed. So is an empty
+    /// sealed segment the open found last (no segment active then): its file name is the next segment's.
     /// </summary>
     private void Roll()
     {
         var old = _active;
-        var replaced = old is not null && _writeCount == 0 ? old : null;
+        var segments = _segments;
+        var replaced = old is not null ? (_writeCount == 0 ? old : null)
+            : segments.Length > 0 && segments[^1].BaseOffset == _nextOffset ? segments[^1] : null;
         var path = Path.Combine(_directory, Segment.FileNameFor(_nextOffset));
         var header = new SegmentHeader(_epoch, _nextOffset, _options.SegmentSize, NowUnixMs());
         var segment = TakeSpare();
@@ -310,8 +313,12 @@ public sealed unsafe partial class JournalLog
                 Volatile.Write(ref _segments, [.. kept, segment]); // NewestBefore before the list: a time search reads it
             }
 
+            // Retired before it is closed: the flusher seals only closed segments it can acquire, so it never seals this
+            // one (its seal would say no record, in a file a power loss could put back under the name if the rename was
+            // lost), and a reader positioned in it moves to its replacement.
+            replaced.Retire();
             replaced.Close();
-            replaced.Retire(); // a reader positioned in it moves to its replacement
+            Segment.TryDelete(IndexFile.PathFor(path)); // a sealed one's, which names no record of the new one
         }
         else
         {

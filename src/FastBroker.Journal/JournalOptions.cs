@@ -43,7 +43,9 @@ public sealed record JournalOptions
     /// <see cref="JournalReader"/>, the default, throws <see cref="JournalCorruptionException"/> at the damaged record).
     /// A verified segment's records are known good to readers, which read them without computing their CRC32C; a trusted
     /// one's are checked by the first reader that reaches each (once per process: the segment's verified watermark
-    /// follows it), so false moves the checking of sealed segments from the open to their first read.
+    /// follows it), so false moves the checking of sealed segments from the open to their first read. A segment whose
+    /// seal an older version wrote (its last timestamp may understate the newest record) is still scanned, without the
+    /// CRC32C, for its timestamps and index (<see cref="RecoveryReport.OlderSealsScanned"/>).
     /// </summary>
     public bool VerifySealedSegmentsOnOpen { get; init; } = true;
 

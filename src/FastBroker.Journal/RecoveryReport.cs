@@ -17,6 +17,13 @@ public sealed class RecoveryReport
     /// <summary>Sparse indexes rebuilt because their file was missing or damaged.</summary>
     public int IndexesRebuilt { get; internal set; }
 
+    /// <summary>
+    /// Sealed segments an open with <see cref="JournalOptions.VerifySealedSegmentsOnOpen"/> off scanned (lengths, offsets
+    /// and timestamps, no CRC32C) although their index file was usable, because an older version wrote their seal: its
+    /// last timestamp may understate the segment's newest record (docs/journal-format.md, "Timestamps out of order").
+    /// </summary>
+    public int OlderSealsScanned { get; internal set; }
+
     /// <summary>Oldest retained offset.</summary>
     public long FirstOffset { get; internal set; }
 
@@ -50,6 +57,11 @@ public sealed class RecoveryReport
     {
         var sb = new StringBuilder();
         sb.Append($"{SegmentCount} segment(s), {SegmentsVerified} verified, offsets [{FirstOffset}, {NextOffset}), {IndexesRebuilt} index(es) rebuilt");
+        if (OlderSealsScanned > 0)
+        {
+            sb.Append($", {OlderSealsScanned} segment(s) sealed by an older version scanned for their timestamps");
+        }
+
         if (FinishedInterruptedRepair)
         {
             sb.Append("; finished a repair an earlier open left in repair.log");

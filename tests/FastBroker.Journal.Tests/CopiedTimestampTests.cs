@@ -142,7 +142,7 @@ public class CopiedTimestampTests
         {
             file.ReadExactly(header);
             Assert.True(SegmentHeader.TryReadSeal(header, out var count, out var end, out _));
-            SegmentHeader.WriteSeal(header, count, end, T0 + 50_000, T0 + 60_000);
+            SegmentHeader.WriteSeal(header, count, end, T0 + 50_000, T0 + 60_000, flags: 0);
             file.Position = 0;
             file.Write(header);
         }

@@ -241,7 +241,7 @@ public class TimeSearchTests
     /// sometimes back a little, now and then a step back of up to 2 s that the clock keeps, and one record 5 s ahead
     /// that it does not.
     /// </summary>
-    private sealed class Stamps(Random random)
+    internal sealed class Stamps(Random random)
     {
         private long _clock = T0 + 10_000;
 

@@ -243,7 +243,8 @@ internal sealed class JournalRecovery
     private bool RecoverSealed(int i, Segment segment, int sealedCount, int sealedEnd, long sealedLastTimestamp)
     {
         // A seal an older version wrote may understate the newest record (it took the last one's, docs/journal-format.md):
-        // a scan of the segment corrects it in memory (retention by age, a start at a time), the seal stays as it is.
+        // a scan of the segment corrects it in memory (retention by age, a start at a time), the seal stays as it is. The
+        // verifying open scans every sealed segment; the trusting one those whose seal lacks SealFlagNewestTimestamp.
         var bytes = segment.ScanBytes;
         var limit = Math.Min(sealedEnd, bytes.Length);
         if (_options.VerifySealedSegmentsOnOpen)
@@ -268,21 +269,35 @@ internal sealed class JournalRecovery
         else
         {
             var entries = IndexFile.TryRead(IndexFile.PathFor(segment.FilePath), segment.BaseOffset, sealedEnd, sealedCount);
-            if (entries is not null)
+            if (entries is not null && SegmentHeader.SealBoundsNewest(bytes))
             {
                 segment.Index = new SparseIndex(entries);
             }
             else
             {
+                // No usable index file, or a seal an older version wrote, whose last timestamp (and its index file's
+                // entries) may understate the newest record: trusted as to its records (no CRC32C), not its timestamps.
+                // The scan's index and newest stamp are kept in memory; the files stay as they are.
                 var scan = SegmentScanner.Scan(bytes, SegmentHeader.Size, limit, segment.BaseOffset, 0, verifyCrc: false, segment.Index, _options.IndexIntervalBytes);
-                _report.IndexesRebuilt++;
+                if (entries is null)
+                {
+                    _report.IndexesRebuilt++;
+                }
+                else
+                {
+                    _report.OlderSealsScanned++;
+                }
+
                 if (scan.RecordCount != sealedCount || scan.EndPosition != sealedEnd)
                 {
                     return CorruptInSegment(i, segment, scan.EndPosition, segment.BaseOffset + scan.RecordCount, RecordLayout.Describe(scan.Stop), scan, verified: false);
                 }
 
                 sealedLastTimestamp = Math.Max(sealedLastTimestamp, scan.LastTimestamp);
-                TryWriteIndex(segment, sealedEnd);
+                if (entries is null)
+                {
+                    TryWriteIndex(segment, sealedEnd);
+                }
             }
         }
 

@@ -300,7 +300,7 @@ internal sealed unsafe partial class Segment
     {
         var durable = Durable;
         Sync(SegmentHeader.Size, PositionOf(durable));
-        SegmentHeader.WriteSeal(WritableBytes, CountOf(durable), PositionOf(durable), LastTimestamp, sealedUnixMs);
+        SegmentHeader.WriteSeal(WritableBytes, CountOf(durable), PositionOf(durable), LastTimestamp, sealedUnixMs, SegmentHeader.SealFlagNewestTimestamp);
         Sync(0, SegmentHeader.Size);
         _sealed = true;
     }

@@ -14,6 +14,14 @@ internal readonly record struct SegmentHeader(long Epoch, long BaseOffset, int S
     internal const ushort FormatVersion = 1;
     internal const uint SealMagic = 0x4C414553u; // "SEAL"
 
+    /// <summary>
+    /// Seal flag (bytes 76–79, bit 0): the seal's last timestamp is at least the newest timestamp of the segment's
+    /// records, and the entries of the index file written with it carry the newest timestamp up to their record. Every
+    /// seal this version writes has it; a seal an older version wrote (those bytes were reserved, zero) may understate
+    /// its newest record (docs/journal-format.md, "Timestamps out of order").
+    /// </summary>
+    internal const uint SealFlagNewestTimestamp = 1;
+
     internal void Write(Span<byte> header)
     {
         header.Slice(0, 64).Clear();
@@ -83,13 +91,15 @@ internal readonly record struct SegmentHeader(long Epoch, long BaseOffset, int S
     /// <summary>The identity block (bytes 0–63) is all zeros: never stamped, or its page never reached the disk.</summary>
     internal static bool IsBlankIdentity(ReadOnlySpan<byte> header) => header.Slice(0, 64).IndexOfAnyExcept((byte)0) < 0;
 
-    internal static void WriteSeal(Span<byte> header, int recordCount, int endPosition, long lastTimestamp, long sealedUnixMs)
+    /// <summary>Writes the seal trailer; <paramref name="flags"/> is <see cref="SealFlagNewestTimestamp"/> for every seal this version writes.</summary>
+    internal static void WriteSeal(Span<byte> header, int recordCount, int endPosition, long lastTimestamp, long sealedUnixMs, uint flags)
     {
         var seal = header.Slice(64, 64);
         seal.Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(seal, SealMagic);
         BinaryPrimitives.WriteInt32LittleEndian(seal.Slice(4), recordCount);
         BinaryPrimitives.WriteInt32LittleEndian(seal.Slice(8), endPosition);
+        BinaryPrimitives.WriteUInt32LittleEndian(seal.Slice(12), flags);
         BinaryPrimitives.WriteInt64LittleEndian(seal.Slice(16), lastTimestamp);
         BinaryPrimitives.WriteInt64LittleEndian(seal.Slice(24), sealedUnixMs);
         BinaryPrimitives.WriteUInt32LittleEndian(seal.Slice(60), Crc32C.Compute(seal.Slice(0, 60)));
@@ -112,4 +122,11 @@ internal readonly record struct SegmentHeader(long Epoch, long BaseOffset, int S
         lastTimestamp = BinaryPrimitives.ReadInt64LittleEndian(seal.Slice(16));
         return recordCount >= 0 && endPosition >= Size;
     }
+
+    /// <summary>
+    /// A valid seal trailer (<see cref="TryReadSeal"/>) that has <see cref="SealFlagNewestTimestamp"/>: its last timestamp
+    /// bounds every record of the segment. False for a seal an older version wrote.
+    /// </summary>
+    internal static bool SealBoundsNewest(ReadOnlySpan<byte> header) =>
+        (BinaryPrimitives.ReadUInt32LittleEndian(header.Slice(76)) & SealFlagNewestTimestamp) != 0;
 }
