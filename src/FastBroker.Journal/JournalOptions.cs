@@ -51,7 +51,8 @@ public sealed record JournalOptions
 
     /// <summary>
     /// Instead of refusing to open on corruption in a sealed segment, truncate the journal at the bad record
-    /// (dropping every later record and segment) and report it in <see cref="JournalLog.Recovery"/>.
+    /// (dropping every later record and segment) and report it in <see cref="JournalLog.Recovery"/>. What it drops is not
+    /// kept: <see cref="DamagedSegments.KeepAside"/> before such an open keeps the files it changes or deletes.
     /// </summary>
     public bool RepairCorruption { get; init; }
 

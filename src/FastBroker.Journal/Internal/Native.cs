@@ -124,6 +124,10 @@ internal static unsafe partial class Native
         return true;
     }
 
+    /// <summary>A second name for a file (-1 and errno on failure: EXDEV across filesystems, EPERM where unsupported).</summary>
+    [LibraryImport(Libc, EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Link(string existing, string newPath);
+
     [LibraryImport(Libc, EntryPoint = "sendfile", SetLastError = true)]
     internal static partial nint Sendfile(int outFd, int inFd, ref long offset, nuint count);
 

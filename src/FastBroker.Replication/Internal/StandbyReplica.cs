@@ -18,6 +18,9 @@ internal sealed partial class StandbyReplica : IDisposable
     /// <summary>The highest topic id a TOPIC frame may carry (the primary numbers a link's topics from 0).</summary>
     private const int MaxTopicId = 1 << 20;
 
+    /// <summary>Under the data directory: the segments a damaged copy's cut destroys, kept for an operator (<see cref="KeepDamagedAside"/>).</summary>
+    internal const string DamagedDirectory = "damaged";
+
     /// <summary>How often the standby flushes what no standby-durable confirmation waits for.</summary>
     internal static readonly TimeSpan BackgroundFlush = TimeSpan.FromMilliseconds(100);
 
@@ -371,8 +374,8 @@ internal sealed partial class StandbyReplica : IDisposable
     /// Opens this node's copy of a topic's journal. A copy damaged on disk (a record of a sealed segment that fails its
     /// check, found by the open's verification) is not refused, as a broker's journal is: the primary holds the records,
     /// so the copy is truncated at the damaged record (<see cref="JournalOptions.RepairCorruption"/>, logged with what it
-    /// dropped) and the attach sends the rest again. Before, the open threw at every start, and the node never became
-    /// standby.
+    /// dropped) and the attach sends the rest again. Before the cut, the damaged segment and every later one are kept
+    /// aside in <c>damaged/</c> (<see cref="KeepDamagedAside"/>): a node promoted without its primary can have them read.
     /// </summary>
     private JournalLog OpenJournal(string name, string dir, JournalOptions options, long initialOffset)
     {
@@ -384,7 +387,7 @@ internal sealed partial class StandbyReplica : IDisposable
         }
         catch (JournalCorruptionException e) when (!options.RepairCorruption)
         {
-            _options.Log?.Invoke($"replication: topic '{name}': this node's copy is damaged ({e.Message}); truncated at the damaged record, the primary sends the rest again at the attach");
+            _options.Log?.Invoke($"replication: topic '{name}': this node's copy is damaged ({e.Message}); {KeepDamagedAside(name, path, e.FilePath)}; truncated at the damaged record, the primary sends the rest again at the attach");
             journal = JournalLog.Open(path, options with { InitialOffset = initialOffset, RepairCorruption = true });
         }
 
@@ -394,6 +397,25 @@ internal sealed partial class StandbyReplica : IDisposable
         }
 
         return journal;
+    }
+
+    /// <summary>
+    /// Keeps the files the cut destroys in <c>&lt;DataDirectory&gt;/damaged/&lt;topic&gt;-&lt;UTC time&gt;/</c>
+    /// (<see cref="DamagedSegments.KeepAside"/>; outside <c>topics/</c>, which a copy reset deletes), and says where for
+    /// the cut's log line. A failure (a full disk) is said there instead, and the cut goes on: the node must come up.
+    /// </summary>
+    private string KeepDamagedAside(string name, string journalDirectory, string damagedSegment)
+    {
+        var destination = DamagedSegments.DirectoryFor(Path.Combine(_options.DataDirectory, DamagedDirectory), name, DateTimeOffset.UtcNow);
+        try
+        {
+            var kept = DamagedSegments.KeepAside(journalDirectory, damagedSegment, destination);
+            return $"the damaged segment and every later one ({kept.Count} files) kept aside in '{destination}'";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+        {
+            return $"the damaged segment and the later ones could NOT be kept aside in '{destination}' ({e.Message}): what the cut drops is lost on this node";
+        }
     }
 
     private ReplicaTopic Register(string name, JournalLog journal)

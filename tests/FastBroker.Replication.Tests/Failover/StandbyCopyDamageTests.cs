@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using FastBroker.Journal;
 using FastBroker.Replication;
@@ -12,8 +13,11 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>
 /// A standby's copy of a topic damaged on disk while the standby runs (a payload byte of a sealed segment flipped in
 /// place: its mapping shows it) is not checked again while it runs (its records were checked as they arrived); the next
-/// open of the copy finds it, truncates the copy at the damaged record and the attach sends the rest again. Two
-/// in-process nodes on 127.0.0.1, no witness; the standby is stopped and started again on its data directory.
+/// open of the copy finds it, keeps the damaged segment and every later one aside in <c>damaged/</c> (byte for byte, for
+/// an operator's <c>fastbroker journal dump|verify</c>), truncates the copy at the damaged record, and the attach sends
+/// the rest again; when they cannot be kept aside (a full disk: here a file where the directory goes), it says so and
+/// still cuts. Two in-process nodes on 127.0.0.1, no witness; the standby is stopped and started again on its data
+/// directory.
 /// </summary>
 [Collection(nameof(FailoverCollection))]
 public sealed class StandbyCopyDamageTests
@@ -21,8 +25,10 @@ public sealed class StandbyCopyDamageTests
     private const string Topic = "copydamage.rot";
     private const int Count = 2000;
 
-    [Fact]
-    public async Task A_copy_damaged_while_the_standby_runs_is_truncated_at_its_next_open_and_copied_again_from_the_primary()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_copy_damaged_while_the_standby_runs_is_truncated_at_its_next_open_and_copied_again_from_the_primary(bool keepAsideFails)
     {
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
@@ -52,6 +58,14 @@ public sealed class StandbyCopyDamageTests
             var (segment, victim) = Damage(Path.Combine(dir.Combine("b"), "topics", Topic, "journal"));
 
             await b.DisposeAsync();
+            var before = FilesFrom(segment); // what the cut destroys, as it is on disk before b's next open
+            Assert.True(before.Count >= 3, $"the damaged segment is followed by at least two more: [{string.Join(", ", before.Keys)}]");
+            var damagedRoot = Path.Combine(dir.Combine("b"), "damaged");
+            if (keepAsideFails)
+            {
+                await File.WriteAllTextAsync(damagedRoot, "not a directory"); // creating the kept directory fails, as on a full disk
+            }
+
             b = await ReplicatedNode.StartAsync(BrokerOptions.Default, server, Node("b", portB, portA, NodeRole.Standby));
             bool Repaired() => b.Role == NodeRole.Standby && b.Replica is { Connected: true } r && r.JournalOf(Topic)?.NextOffset == Count;
             var clock = Stopwatch.StartNew();
@@ -83,12 +97,71 @@ public sealed class StandbyCopyDamageTests
 
             var damaged = lines.Where(l => l.Contains($"topic '{Topic}': this node's copy is damaged", StringComparison.Ordinal)).ToArray();
             Assert.True(damaged.Length == 1 && damaged[0].Contains(segment, StringComparison.Ordinal) && damaged[0].Contains($"(expected offset {victim})", StringComparison.Ordinal), $"b logged the damage (offset {victim} in {segment}) {damaged.Length} times: [{string.Join(" | ", damaged)}]");
+            if (keepAsideFails)
+            {
+                Assert.True(damaged[0].Contains("could NOT be kept aside", StringComparison.Ordinal), $"b's line does not say the damaged segments could not be kept aside: {damaged[0]}");
+                return;
+            }
+
+            var kept = Directory.Exists(damagedRoot) ? Directory.GetDirectories(damagedRoot) : [];
+            Assert.True(kept.Length == 1 && Path.GetFileName(kept[0]).StartsWith(Topic + "-", StringComparison.Ordinal), $"b kept {kept.Length} directories for the damaged copy in {damagedRoot}: [{string.Join(", ", kept)}]; its line: {damaged[0]}");
+            Assert.True(damaged[0].Contains($"kept aside in '{kept[0]}'", StringComparison.Ordinal), $"b's line does not name {kept[0]}: {damaged[0]}");
+            var after = Directory.GetFiles(kept[0]).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes, StringComparer.Ordinal);
+            Assert.Equal(before.Keys.Order(StringComparer.Ordinal), after.Keys.Order(StringComparer.Ordinal));
+            foreach (var (name, bytes) in before)
+            {
+                Assert.True(bytes.AsSpan().SequenceEqual(after[name]), $"{name} kept in {kept[0]} differs from the file before the cut");
+            }
+
+            await DumpKeptAsync(kept[0], segment, victim);
         }
         finally
         {
             await b.DisposeAsync();
         }
     }
+
+    /// <summary>
+    /// <c>fastbroker journal dump</c> of the kept directory prints the damaged segment's records up to the damaged one
+    /// and stops there (exit 1), as on any journal; the later segments, dumped without the damaged one before them, print
+    /// every record after the damaged segment.
+    /// </summary>
+    private static async Task DumpKeptAsync(string kept, string segment, long victim)
+    {
+        var first = long.Parse(Path.GetFileNameWithoutExtension(segment), CultureInfo.InvariantCulture);
+        using (var dump = ChildProcess.StartDotnet(Cli.DllPath, "journal", "dump", kept))
+        {
+            await Eventually.TrueAsync(() => dump.HasExited, "journal dump of the kept directory ends", TimeSpan.FromSeconds(60));
+            dump.WaitForExit(TimeSpan.FromSeconds(10));
+            Assert.True(dump.ExitCode == 1 && dump.Errors.Contains($"(offset {victim})", StringComparison.Ordinal), $"journal dump {kept}: exit {dump.ExitCode}: {dump.Errors}");
+            Assert.Equal(Offsets(first, victim), dump.Lines.Select(l => l.Split(' ')[0]));
+        }
+
+        var later = Path.Combine(kept, "later");
+        Directory.CreateDirectory(later);
+        foreach (var file in Directory.GetFiles(kept).Where(f => !f.StartsWith(Path.ChangeExtension(Path.Combine(kept, Path.GetFileName(segment)), null), StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(later, Path.GetFileName(file)));
+        }
+
+        var next = Directory.GetFiles(later, "*.seg").Select(f => long.Parse(Path.GetFileNameWithoutExtension(f), CultureInfo.InvariantCulture)).Min();
+        Assert.Equal(Offsets(next, Count), (await Cli.RunAsync("journal", "dump", later)).Select(l => l.Split(' ')[0]));
+    }
+
+    private static IEnumerable<string> Offsets(long from, long to)
+    {
+        for (var i = from; i < to; i++)
+        {
+            yield return $"offset={i}";
+        }
+    }
+
+    /// <summary>The segment and index files of <paramref name="segment"/>'s journal from it on, by name.</summary>
+    private static Dictionary<string, byte[]> FilesFrom(string segment) =>
+        Directory.GetFiles(Path.GetDirectoryName(segment)!)
+            .Where(f => f.EndsWith(".seg", StringComparison.Ordinal) || f.EndsWith(".idx", StringComparison.Ordinal))
+            .Where(f => string.CompareOrdinal(Path.GetFileName(f), Path.GetFileName(segment)) >= 0 || Path.GetFileNameWithoutExtension(f) == Path.GetFileNameWithoutExtension(segment))
+            .ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes, StringComparer.Ordinal);
 
     /// <summary>Flips a payload byte of the sixth record of the second (sealed) segment, in place; returns the segment and the record's offset.</summary>
     private static (string Segment, long Offset) Damage(string journalDir)
