@@ -24,6 +24,18 @@ public sealed partial class BrokerClient
     /// <summary>The topic this client's replies are published to (its <c>fb-reply-to</c>).</summary>
     public string InboxTopic => _inboxTopic;
 
+    /// <summary>True once the server has accepted the reply inbox's SUBSCRIBE (tests wait on it; not part of the API).</summary>
+    internal bool InboxSubscribed
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _inboxReady is { IsCompletedSuccessfully: true };
+            }
+        }
+    }
+
     /// <summary>
     /// Sends a request and waits for the reply: publishes to <paramref name="topic"/> with <c>fb-reply-to</c> = this
     /// client's inbox topic and a fresh 8-byte <c>fb-correlation-id</c>, then waits for the message on the inbox

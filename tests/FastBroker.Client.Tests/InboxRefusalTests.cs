@@ -27,6 +27,10 @@ public class InboxRefusalTests
         var first = await Assert.ThrowsAsync<BrokerClientException>(async () => await requester.RequestAsync("svc.none", Bytes("?"), TimeSpan.FromMilliseconds(200)));
         Assert.Equal(ErrorCode.Timeout, first.ErrorCode);
 
+        // The 200 ms may pass before the inbox's SUBSCRIBE is answered (a loaded machine): its resume is only refused
+        // (SubscriptionEnded) if it was subscribed before the restart, else its first subscribe is refused instead.
+        await EventuallyAsync(() => requester.InboxSubscribed, "the inbox is subscribed before the restart");
+
         // Waiting for a reply across the restart (10 s: it fails with Timeout after them without the fix).
         var waiting = requester.RequestAsync("svc.none", Bytes("across"), TimeSpan.FromSeconds(10)).AsTask();
 
