@@ -83,9 +83,9 @@ public sealed class ProducerEpochRetentionTests
     }
 
     /// <summary>
-    /// While producers write, <c>producers.epochs</c> is rewritten after a periodic capture once its last write is an
-    /// hour old (a quarter of a shorter retention), with each id's last use: what a restart after a crash ages an id
-    /// without a window by. Within the interval it is not.
+    /// <c>producers.epochs</c> is rewritten by its refresh once its last write is an hour old (a quarter of a shorter
+    /// retention), with each id's last use: what a restart after a crash ages an id without a window by. Within the
+    /// interval it is not. The id's uses are ahead of the files' clock, so none is past the retention.
     /// </summary>
     [Fact]
     public void The_epochs_file_is_refreshed_with_each_ids_last_use_once_its_interval_passed()
@@ -93,23 +93,24 @@ public sealed class ProducerEpochRetentionTests
         using var dir = new TempDirectory();
         var topic = new TopicState("t", TopicOptions.Default with { Persistent = false }, "t", null, new TransientLog(16));
         var registry = new ProducerRegistry(64, idleMs: 10, expiryMs: 100, epochRetentionMs: 400);
-        Assert.Equal((0UL, 1_000UL), registry.Init(Id, 0, now: 1_000));
+        var given = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60_000; // ahead of the files' clock: never past the retention
+        Assert.Equal((0UL, (ulong)given), registry.Init(Id, 0, now: (ulong)given));
 
         Directory.CreateDirectory(dir.Combine("hourly"));
         var hourly = new ProducerEpochFile(dir.Combine("hourly"), null);
         var quick = new ProducerEpochFile(dir.Path, null, retentionMs: 400); // refreshed at most every 100 ms
         hourly.Persist(registry);
         quick.Persist(registry);
-        Assert.Equal(1_000, SeenIn(dir.Combine("hourly")));
-        Assert.Equal(1_000, SeenIn(dir.Path));
+        Assert.Equal(given, SeenIn(dir.Combine("hourly")));
+        Assert.Equal(given, SeenIn(dir.Path));
 
-        registry.Record(Id, 0, topic, 0, timestamp: 5_000, epoch: 1_000); // the instance writes
+        registry.Record(Id, 0, topic, 0, timestamp: given + 4_000, epoch: (ulong)given); // the instance writes
         hourly.Refresh(registry);
-        Assert.Equal(1_000, SeenIn(dir.Combine("hourly"))); // an hour has not passed since its write
+        Assert.Equal(given, SeenIn(dir.Combine("hourly"))); // an hour has not passed since its write
         Eventually.True(() =>
         {
             quick.Refresh(registry);
-            return SeenIn(dir.Path) == 5_000;
+            return SeenIn(dir.Path) == given + 4_000;
         }, "producers.epochs refreshed with the id's newest write", TimeSpan.FromSeconds(30));
     }
 
@@ -135,6 +136,34 @@ public sealed class ProducerEpochRetentionTests
             () => SeenIn(f.DataDirectory) == written,
             $"producers.epochs refreshed with the id's newest write at {written} (given at {epoch}), one record written and no capture",
             TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>
+    /// An id last in use longer than the epoch retention ago (here an instance replaced by one that never wrote, 1,023
+    /// ids short of the count at which a new id's coming prunes) is forgotten by the running broker at the timer's
+    /// refresh of <c>producers.epochs</c> (its interval: a quarter of the 4 s retention, on the producer clock), which
+    /// leaves it out, as a restart, or a standby promoted with the file, drops it: all of them then agree that its
+    /// replaced instance's resume is taken. The broker's producer clock is the test's.
+    /// </summary>
+    [Fact]
+    public async Task The_timer_refresh_forgets_an_id_past_the_epoch_retention_as_a_restart_does()
+    {
+        var clock = new ManualClock();
+        await using var f = await BrokerFixture.StartAsync(o => o with { StampClock = clock, ProducerIdleTimeout = TimeSpan.FromSeconds(1), ProducerExpiry = TimeSpan.FromSeconds(2), ProducerEpochRetention = TimeSpan.FromSeconds(4) });
+        var epochs = Path.Combine(f.DataDirectory, ProducerEpochFile.FileName);
+        var (_, old) = f.Broker.InitProducer(Other);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        var (_, current) = f.Broker.InitProducer(Other); // replaces it and never writes
+        Assert.True(current > old, $"epoch {current} after {old}");
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Other, old)).Code);
+
+        clock.Advance(TimeSpan.FromSeconds(5)); // past the retention after the id's last use
+        await Eventually.TrueAsync(
+            () => !ProducerCheckpointFile.Names(epochs, Other),
+            $"the timer's refresh of producers.epochs leaves out {Other:x16}, last in use 5 s ago at epoch {current} (retention 4 s)",
+            TimeSpan.FromSeconds(30));
+        Assert.Equal(0UL, f.Broker.Producers.Fence(Other));
+        Assert.Equal(old, f.Broker.InitProducer(Other, old).Epoch); // forgotten: taken, as a restart takes it
     }
 
     /// <summary>

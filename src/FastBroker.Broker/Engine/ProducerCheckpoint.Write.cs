@@ -29,7 +29,7 @@ internal sealed partial class ProducerCheckpoint
             }
 
             _closed = closing;
-            _epochCount = _registry?.CaptureEpochs(ref _epochs) ?? 0;
+            _epochCount = _registry?.CaptureEpochs(ref _epochs, _clock.GetUtcNow().ToUnixTimeMilliseconds()) ?? 0;
             var length = Encode();
             try
             {

@@ -19,8 +19,10 @@ namespace FastBroker.Engine;
 /// Each write holds the registry's epochs at that moment (<see cref="ProducerRegistry.CaptureEpochs"/>): every id whose
 /// epoch the registry keeps, those whose producer the sweep forgot included, for
 /// <see cref="BrokerOptions.ProducerEpochRetention"/> (at least the expiry) after the id's last use (its newest write or
-/// INIT_PRODUCER). So the file is compacted, never emptied: it leaves out only ids past that retention, which a
-/// restart drops too (<see cref="ProducerRegistry.RestoreEpoch"/>, by the time the file gives).
+/// INIT_PRODUCER). So the file is compacted, never emptied: each write leaves out the ids past that retention, which a
+/// restart drops too (<see cref="ProducerRegistry.RestoreEpoch"/>, by the time the file gives), and the registry drops
+/// those without a window with it (<see cref="ProducerRegistry.CaptureEpochs"/>), so the running broker, a restart and a
+/// promoted standby forget the same ids.
 /// </para>
 /// <para>
 /// Format (little-endian): magic "FBPE" (u32), version 2 (u32), the epoch count (u32), per id the id (u64), its newest
@@ -91,7 +93,7 @@ internal sealed class ProducerEpochFile
             }
 
             var covers = Volatile.Read(ref _changes); // every change counted so far was given before: the capture holds it
-            var length = Encode(producers.CaptureEpochs(ref _epochs));
+            var length = Encode(producers.CaptureEpochs(ref _epochs, _clock.GetUtcNow().ToUnixTimeMilliseconds()));
             try
             {
                 DurableFile.WriteAllBytes(_path, _buffer.AsSpan(0, length));
@@ -121,7 +123,9 @@ internal sealed class ProducerEpochFile
     /// or not the journaler captures <c>producers.state</c> meanwhile (it does every 8,192 records only), so the last use
     /// it gives each id trails the registry's by at most about that (a restart ages ids without a window by it). A
     /// failure is logged, as <see cref="Persist"/> logs it, and tried again an interval later. Ticks that overlap write
-    /// once. On a pair the replicator's heartbeat check finds the file changed (its length and time) and sends it.
+    /// once. Each refresh also forgets the ids past the epoch retention (<see cref="ProducerRegistry.CaptureEpochs"/>),
+    /// however few are kept and whether or not anything is published. On a pair the replicator's heartbeat check finds
+    /// the file changed (its length and time) and sends it; no state version is raised for it.
     /// </summary>
     public void Refresh(ProducerRegistry producers)
     {

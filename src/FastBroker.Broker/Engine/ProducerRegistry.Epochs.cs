@@ -73,7 +73,8 @@ internal sealed partial class ProducerRegistry
     /// <see cref="FencesBeforePrune"/> such ids are kept, those past the retention are dropped
     /// (<see cref="PruneFencesLocked"/>) when a new one comes and a quarter of the retention passed since the last prune,
     /// or twice as many as that prune left are kept: ids that never return do not pile up, and a registry holding many
-    /// recent ones does not scan them all for each new one.
+    /// recent ones does not scan them all for each new one. Each write of the epochs files prunes them too, however few
+    /// are kept (<see cref="CaptureEpochs"/>).
     /// </summary>
     private void KeepFenceLocked(ulong producerId, ulong epoch, long seen, long now)
     {
@@ -125,12 +126,21 @@ internal sealed partial class ProducerRegistry
     /// stored with its records, kept after its producer was forgotten or restored at open), with when the id was last in
     /// use (its newest write or INIT_PRODUCER, Unix ms), into <paramref name="into"/> (grown when it holds too few) and
     /// returns how many: what <c>producers.state</c> and <c>producers.epochs</c> (<see cref="ProducerEpochFile"/>) keep,
-    /// so that a restart fences with epochs no record carries yet, or no longer within the rescan.
+    /// so that a restart fences with epochs no record carries yet, or no longer within the rescan. Ids last in use longer
+    /// than the epoch retention before <paramref name="now"/> (Unix ms) are left out, as a restart drops them
+    /// (<see cref="RestoreEpoch"/>), and those without a window are dropped here too (<see cref="PruneFencesLocked"/>,
+    /// whatever their count): so every write of either file, the timer's refresh of <c>producers.epochs</c> included,
+    /// forgets them, and the running broker fences with what it wrote, which a restart or a promoted standby reads.
     /// </summary>
-    public int CaptureEpochs(ref (ulong Producer, ulong Epoch, long Seen)[] into)
+    public int CaptureEpochs(ref (ulong Producer, ulong Epoch, long Seen)[] into, long now)
     {
         lock (_addLock)
         {
+            if (_retentionMs != long.MaxValue)
+            {
+                PruneFencesLocked(now);
+            }
+
             var need = _fences.Count + _producers.Count;
             if (into.Length < need)
             {
@@ -146,9 +156,10 @@ internal sealed partial class ProducerRegistry
             foreach (var (id, p) in _producers)
             {
                 var epoch = Math.Max(p.Fence, p.WindowEpoch);
-                if (epoch != 0)
+                var seen = Math.Max(p.LastWrite, p.Used);
+                if (epoch != 0 && !PastRetention(seen, now))
                 {
-                    into[n++] = (id, epoch, Math.Max(p.LastWrite, p.Used));
+                    into[n++] = (id, epoch, seen); // one past it: a producer the sweep has not looked at, nothing published since
                 }
             }
 
