@@ -13,7 +13,7 @@ public sealed partial class BrokerClient
 {
     private const ProtocolFeatures RequestedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
         | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer
-        | ProtocolFeatures.ProducerEpoch;
+        | ProtocolFeatures.ProducerEpoch | ProtocolFeatures.OffsetFallback;
 
     private static bool IsFatal(Exception error)
         => error is BrokerClientException { ErrorCode: ErrorCode.AuthenticationFailed or ErrorCode.UnsupportedVersion };
@@ -243,7 +243,7 @@ public sealed partial class BrokerClient
             var ops = new List<ControlOp>(subscriptions.Count);
             foreach (var s in subscriptions)
             {
-                if (s.PrepareResubscribe(_generation) is { } op)
+                if (s.PrepareResubscribe(_generation, welcome.Features) is { } op)
                 {
                     ops.Add(op);
                 }

@@ -49,6 +49,13 @@ public sealed partial class BrokerClient
     /// <see cref="ErrorCode.Forbidden"/>, the token may not read <c>_inbox.</c> topics), no reply can arrive: the requests
     /// waiting for one fail at once with the refusal, and so does every request made until the next connection, which
     /// subscribes the inbox again on the next request.
+    /// <para>
+    /// After a reconnect the inbox resumes past the last reply received; when the server restarted (the inbox, a
+    /// transient topic, renumbered from 0) a server granting <see cref="ProtocolFeatures.OffsetFallback"/> starts it at
+    /// its earliest reply, so one stored before the resume still arrives. A server that does not grant it (one that
+    /// predates it) would start at the head and skip that reply, so there the inbox resumes at its earliest reply: what
+    /// it still holds (at most 1,024 replies) is delivered again and dropped unless a request waits for it.
+    /// </para>
     /// </remarks>
     /// <exception cref="BrokerClientException"><see cref="ErrorCode.Timeout"/> when no reply came within <paramref name="timeout"/>, which bounds the whole request (also while the client is between connections: a request still queued then may yet be sent, its reply discarded); the publish's error if the request was refused; the inbox's refusal (its code, the inbox topic and the server's reason in <see cref="BrokerClientException.Reason"/>, the server's error as the inner exception) when the server refused the inbox for good on this connection.</exception>
     public async ValueTask<ClientMessage> RequestAsync(string topic, ReadOnlyMemory<byte> payload, TimeSpan timeout, PublishOptions? options = null, CancellationToken cancellationToken = default)

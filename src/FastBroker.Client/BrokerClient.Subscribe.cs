@@ -136,7 +136,7 @@ public sealed partial class BrokerClient
             _subscriptions = copy;
 
             // Not connected: the next connection subscribes everything registered.
-            if (_connection is not null && state.PrepareResubscribe(_generation) is { } op)
+            if (_connection is not null && state.PrepareResubscribe(_generation, Features) is { } op)
             {
                 _control.Add(op);
             }

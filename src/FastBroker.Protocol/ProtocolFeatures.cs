@@ -34,4 +34,12 @@ public enum ProtocolFeatures : ulong
     /// after a reconnect; the OK carries the epoch after the next sequence.
     /// </summary>
     ProducerEpoch = 1 << 6,
+
+    /// <summary>
+    /// SUBSCRIBE's <c>fallbackKind</c> also applies to <c>startKind</c> Offset: with Earliest, a concrete topic whose head
+    /// is below <c>startValue</c> (its offsets went back: a transient topic after a server restart) starts at its
+    /// earliest retained message instead of its head. A server that does not grant it starts such a subscription at the
+    /// head, so a client resuming a reply inbox there must start it otherwise (the .NET client: at Earliest).
+    /// </summary>
+    OffsetFallback = 1 << 7,
 }

@@ -67,6 +67,12 @@ public sealed record ServerOptions
     /// </summary>
     public bool ConfirmsFromJournaler { get; init; } = true;
 
+    /// <summary>
+    /// Tests only: feature bits this server does not grant whatever the client asks, so that it answers as a server
+    /// that predates them (ProtocolFeatures.OffsetFallback: a SUBSCRIBE's Offset start ignores its fallbackKind).
+    /// </summary>
+    internal ProtocolFeatures WithheldFeatures { get; init; }
+
     /// <summary>Receives one line per notable event (connection failures, protocol errors); null = silent. Must not throw or block.</summary>
     public Action<string>? Log { get; init; }
 

@@ -1,4 +1,5 @@
 using FastBroker.Client;
+using FastBroker.Protocol;
 using static FastBroker.ClientTests.Wire;
 
 namespace FastBroker.ClientTests;
@@ -70,13 +71,35 @@ public class RequestReplyTests
     /// <summary>
     /// A broker restart renumbers the inbox (a transient topic) from 0. A reply stored before the requester resubscribed
     /// its inbox sits below the offset the inbox resumes at (here 3), where the server started it at the head: the
-    /// reply was never delivered and the request timed out. The inbox resumes with fallback Earliest instead.
+    /// reply was never delivered and the request timed out. The inbox resumes with fallback Earliest instead, which the
+    /// server's WELCOME grants (OffsetFallback).
     /// </summary>
     [Fact]
     public async Task A_reply_stored_after_a_broker_restart_before_the_inbox_is_resubscribed_still_arrives()
     {
         await using var f = await ServerFixture.StartAsync();
         var requester = await f.ConnectAsync();
+        Assert.True(requester.Features.HasFlag(ProtocolFeatures.OffsetFallback), $"granted: {requester.Features}");
+        await ReplyAcrossRenumberedInboxAsync(f, requester);
+    }
+
+    /// <summary>
+    /// The same against a server that predates the fallback (it grants no OffsetFallback and starts an Offset resume
+    /// past the head at the head, ignoring fallbackKind): the client resumed its inbox at Offset 3 all the same, the
+    /// restarted server started it at the head (1, after the reply), and the request timed out. The inbox now resumes at
+    /// Earliest there, every reply it holds delivered again and matched by correlation id.
+    /// </summary>
+    [Fact]
+    public async Task Against_a_server_without_OffsetFallback_a_reply_stored_after_a_broker_restart_still_arrives()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { WithheldFeatures = ProtocolFeatures.OffsetFallback });
+        var requester = await f.ConnectAsync();
+        Assert.False(requester.Features.HasFlag(ProtocolFeatures.OffsetFallback), $"granted: {requester.Features}");
+        await ReplyAcrossRenumberedInboxAsync(f, requester);
+    }
+
+    private static async Task ReplyAcrossRenumberedInboxAsync(ServerFixture f, BrokerClient requester)
+    {
         var requests = f.Broker.Subscribe("svc.renumbered", new SubscriptionOptions { Start = StartPosition.Earliest });
         using var cts = new CancellationTokenSource(Deadline);
         var reader = requests.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);

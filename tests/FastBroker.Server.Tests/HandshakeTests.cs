@@ -1,3 +1,4 @@
+using System.Text;
 using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Testing;
@@ -169,5 +170,38 @@ public class HandshakeTests
         }
 
         Assert.Empty(f.Failures);
+    }
+
+    /// <summary>
+    /// WELCOME tells a client whether SUBSCRIBE's fallbackKind applies to an Offset start (OffsetFallback, which the
+    /// .NET client's reply inbox relies on across a server restart): granted when asked for, as every feature. A client
+    /// that predates it (a HELLO without the bit) is welcomed as before and gets the rule it knows: an Offset start past
+    /// a concrete topic's head starts at the head whatever its fallbackKind; the client that asked starts at the
+    /// earliest message, the OK naming it.
+    /// </summary>
+    [Fact]
+    public async Task OffsetFallback_is_granted_when_asked_and_an_old_hello_without_it_keeps_the_head_start_past_the_head()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("renumbered", Encoding.UTF8.GetBytes($"m{i}"));
+        }
+
+        await using (var old = await RawConnection.OpenAsync(f.EndPoint, RawConnection.AllFeatures))
+        {
+            Assert.Equal(RawConnection.AllFeatures, old.Welcome!.Features);
+            await old.SubscribeAsync(2, 1, "renumbered", 10, Protocol.StartKind.Offset, startValue: 10, fallback: Protocol.StartKind.Earliest);
+            var ok = await old.ReadAsync();
+            Assert.Equal((FrameType.Ok, 2UL, 3UL), (ok.Type, ok.RequestId, ok.OkValue));
+            Assert.Single(await old.RoundTripAsync()); // no delivery: only the PONG
+        }
+
+        await using var asking = await RawConnection.OpenAsync(f.EndPoint, RawConnection.AllFeatures | ProtocolFeatures.OffsetFallback);
+        Assert.Equal(RawConnection.AllFeatures | ProtocolFeatures.OffsetFallback, asking.Welcome!.Features);
+        await asking.SubscribeAsync(2, 1, "renumbered", 10, Protocol.StartKind.Offset, startValue: 10, fallback: Protocol.StartKind.Earliest);
+        var earliest = await asking.ReadAsync();
+        Assert.Equal((FrameType.Ok, 2UL, 0UL), (earliest.Type, earliest.RequestId, earliest.OkValue));
+        Assert.Equal(new[] { "m0", "m1", "m2" }, (await asking.ReadDeliveriesAsync(3)).Select(d => d.Text));
     }
 }

@@ -311,7 +311,9 @@ internal sealed class SubscriptionState
     /// A new connection: the SUBSCRIBE or JOIN_GROUP to send on it, with the credit and start that make the stream
     /// continue where the application is (see the class remarks). Null when the subscription has ended.
     /// </summary>
-    public ControlOp? PrepareResubscribe(long generation)
+    /// <param name="generation">The new connection.</param>
+    /// <param name="granted">What its WELCOME granted: without <see cref="ProtocolFeatures.OffsetFallback"/> the inbox resumes at Earliest.</param>
+    public ControlOp? PrepareResubscribe(long generation, ProtocolFeatures granted)
     {
         lock (Gate)
         {
@@ -340,8 +342,22 @@ internal sealed class SubscriptionState
             // broker restart) and its head is below the resume offset, the server starts it at its earliest message,
             // not at the head, so a reply stored before this resubscribe still arrives (the OK's lower offset resets
             // the positions: OnSubscribed). Replies are matched by correlation id, so one seen twice is harmless.
-            // A server that predates the fallback ignores it and starts at the head (docs/protocol.md, SUBSCRIBE).
             var fallback = Kind == SubscriptionKind.Inbox ? StartKind.Earliest : StartKind.Latest;
+            if (Kind == SubscriptionKind.Inbox && (granted & ProtocolFeatures.OffsetFallback) == 0 && (EverReceived || FirstOffset >= 0))
+            {
+                // A server that does not grant the fallback (one that predates it) starts an Offset resume past the
+                // head at the head, which skipped such a reply: the request timed out. The client cannot tell a
+                // renumbered inbox before the OK, so it takes the whole inbox again, at most its 1,024-message ring,
+                // every message accepted (no offset is a redelivery) and matched by correlation id: a reply already
+                // taken, or to a request given up, finds no waiting request and is dropped (docs/client.md).
+                foreach (var p in _topics.Values)
+                {
+                    p.LastReceived = -1;
+                }
+
+                return new ControlOp(ControlKind.Subscribe, generation, this) { Value = credit, Start = StartKind.Earliest };
+            }
+
             if (!EverReceived)
             {
                 // A concrete topic that had started (the first OK named its offset) continues from there, durable or

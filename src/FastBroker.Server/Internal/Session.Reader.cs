@@ -10,7 +10,7 @@ internal sealed partial class Session
     /// <summary>Features this server implements (all of protocol version 1).</summary>
     internal const ProtocolFeatures SupportedFeatures = ProtocolFeatures.IdempotentProducer | ProtocolFeatures.Batching
         | ProtocolFeatures.WorkQueues | ProtocolFeatures.HeaderFilters | ProtocolFeatures.Admin | ProtocolFeatures.InitProducer
-        | ProtocolFeatures.ProducerEpoch;
+        | ProtocolFeatures.ProducerEpoch | ProtocolFeatures.OffsetFallback;
 
     // Below this a client's maxInboundFrameSize is raised: every reply (an ERROR with a short reason, a CONFIRM range,
     // WELCOME) must still fit. docs/server.md says so.
@@ -245,7 +245,7 @@ internal sealed partial class Session
 
         _established = true;
         _policy = policy;
-        _features = frame.Features & SupportedFeatures;
+        _features = frame.Features & SupportedFeatures & ~_options.WithheldFeatures;
         _peerMaxFrame = frame.MaxInboundFrameSize == 0 ? int.MaxValue : (int)Math.Clamp(frame.MaxInboundFrameSize, MinPeerFrame, int.MaxValue);
         _encoder = new DeliveryEncoder(_output!, Granted(ProtocolFeatures.Batching), _peerMaxFrame);
         _open = true;

@@ -105,11 +105,14 @@ internal sealed partial class Session
                 subscription.Dispose();
                 subscription = _broker.Subscribe(pattern, options with { Start = StartPosition.Latest });
             }
-            else if (frame.Start == Protocol.StartKind.Offset && frame.Fallback == Protocol.StartKind.Earliest && StartsBelow(subscription, pattern, (long)frame.StartValue))
+            else if (frame.Start == Protocol.StartKind.Offset && frame.Fallback == Protocol.StartKind.Earliest && Granted(ProtocolFeatures.OffsetFallback)
+                && StartsBelow(subscription, pattern, (long)frame.StartValue))
             {
                 // The topic's head is below the resume offset: its offsets went back (a transient topic after a
                 // restart). What it holds was all stored since, so the client asked for it rather than the head
-                // (its reply inbox: a reply stored before it resubscribed; docs/protocol.md, SUBSCRIBE).
+                // (its reply inbox: a reply stored before it resubscribed; docs/protocol.md, SUBSCRIBE). Only with the
+                // feature granted: the WELCOME told the client this rule holds; another gets the head, as from a server
+                // that predates the rule.
                 subscription.Dispose();
                 subscription = _broker.Subscribe(pattern, options with { Start = StartPosition.Earliest });
             }
