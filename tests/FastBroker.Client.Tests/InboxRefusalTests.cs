@@ -39,8 +39,8 @@ public class InboxRefusalTests
             Assert.Equal("first", (await Within(answered)).GetPayloadString());
         }
 
-        // The 200 ms may pass before the inbox's SUBSCRIBE is answered (a loaded machine): its resume is only refused
-        // (SubscriptionEnded) if it was subscribed before the restart, else its first subscribe is refused instead.
+        // Its resume is only refused (SubscriptionEnded) if the client counts it subscribed before the restart (else its
+        // first subscribe is refused instead): the client's own view too, not only the reply that came through it.
         await EventuallyAsync(() => requester.InboxSubscribed, "the inbox is subscribed before the restart");
 
         // Waiting for a reply across the restart (10 s: it fails with Timeout after them without the fix).
