@@ -34,12 +34,14 @@ public sealed partial class Broker : IAsyncDisposable
     private readonly ProducerEpochFile _producerEpochs;
     private readonly StateFileFlusher _stateFlusher = new();
     private readonly object _timerLock = new();
+    private readonly DataDirectoryLock? _directoryLock; // null: the caller holds it (a failover pair's node)
     private int _timerPeriodMs; // 0 = not started; under _timerLock
     private int _state; // 0 open, 1 closing, 2 closed
 
-    private Broker(BrokerOptions options)
+    private Broker(BrokerOptions options, DataDirectoryLock? directoryLock)
     {
         _options = options;
+        _directoryLock = directoryLock;
         _stateFlusher.Log = options.Log;
         _topics = new TopicRegistry(options);
         _topics.LoadAll();
@@ -74,7 +76,15 @@ public sealed partial class Broker : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<string> RecoveryReports => [.. _topics.Recoveries.Select(r => $"{r.Topic}: {r.Report}"), .. _stateRecoveries];
 
-    /// <summary>Opens (recovering if needed) or creates the broker's data directory and starts its threads.</summary>
+    /// <summary>
+    /// Opens (recovering if needed) or creates the broker's data directory and starts its threads. The broker locks the
+    /// directory first (an exclusive flock on its <c>broker.lock</c>, held until <see cref="DisposeAsync"/>), so a second
+    /// broker on the same directory, in this process or another, is refused at once.
+    /// </summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.ResourceExhausted"/>: another broker has the data directory open (the message names the
+    /// directory and, when the system tells it, the holding process); also a resource the open ran short of.
+    /// </exception>
     public static ValueTask<Broker> OpenAsync(BrokerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= BrokerOptions.Default;
@@ -85,12 +95,25 @@ public sealed partial class Broker : IAsyncDisposable
 
     /// <summary>
     /// Opens the broker; with a <paramref name="replication"/> gate (the primary of a failover pair) standby-mode
-    /// confirmations wait for the standby's acks and the gate's replicator is woken as records become readable.
+    /// confirmations wait for the standby's acks and the gate's replicator is woken as records become readable. With
+    /// <paramref name="directoryLocked"/> the caller holds the data directory's lock (<see cref="DataDirectoryLock"/>,
+    /// a failover pair's node through all its roles) and the broker takes none.
     /// </summary>
-    internal static Broker Open(BrokerOptions options, ReplicationGate? replication)
+    internal static Broker Open(BrokerOptions options, ReplicationGate? replication, bool directoryLocked = false)
     {
         Directory.CreateDirectory(options.DataDirectory);
-        var broker = new Broker(options);
+        var directoryLock = directoryLocked ? null : DataDirectoryLock.Acquire(options.DataDirectory);
+        Broker broker;
+        try
+        {
+            broker = new Broker(options, directoryLock);
+        }
+        catch
+        {
+            directoryLock?.Dispose();
+            throw;
+        }
+
         if (replication is not null)
         {
             broker.Replication = replication;
@@ -141,7 +164,10 @@ public sealed partial class Broker : IAsyncDisposable
         return new BrokerSnapshot(topics, subs, groups) { Producers = _producers.Count, SubscriptionTotals = totals };
     }
 
-    /// <summary>Drains the pipeline (everything accepted is journaled and confirmed), flushes and closes every file.</summary>
+    /// <summary>
+    /// Drains the pipeline (everything accepted is journaled and confirmed), flushes and closes every file, then releases
+    /// the data directory's lock (its <c>broker.lock</c> stays).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
@@ -149,6 +175,18 @@ public sealed partial class Broker : IAsyncDisposable
             return;
         }
 
+        try
+        {
+            await CloseAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _directoryLock?.Dispose();
+        }
+    }
+
+    private async ValueTask CloseAsync()
+    {
         await _timer.DisposeAsync().ConfigureAwait(false);
         _pipeline.Stop(_options.ShutdownTimeout);
         _producerEpochs.TryPersist(_producers); // each id's last use as of the close

@@ -8,7 +8,10 @@ public sealed record BrokerOptions
     /// <summary>Data in <c>./data</c>, topics created on first use, the hybrid (non-spinning) wait strategy.</summary>
     public static BrokerOptions Default { get; } = new();
 
-    /// <summary>Where journals, topic metadata, durable positions and group state live.</summary>
+    /// <summary>
+    /// Where journals, topic metadata, durable positions and group state live. One broker at a time: an open broker
+    /// holds an exclusive lock on <c>broker.lock</c> in it, and a second open is refused (see <see cref="Broker.OpenAsync"/>).
+    /// </summary>
     public string DataDirectory { get; init; } = "data";
 
     /// <summary>Create a topic (with <see cref="DefaultTopicOptions"/>) when it is first published to or subscribed to.</summary>

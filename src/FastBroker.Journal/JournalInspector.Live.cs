@@ -46,6 +46,31 @@ public static partial class JournalInspector
     }
 
     /// <summary>
+    /// The processes (pids) holding an exclusive flock on the file at <paramref name="lockFile"/>, as <c>/proc/locks</c>
+    /// lists them: the lock <see cref="JournalLog.Open"/> takes on <c>journal.lock</c> and the broker on its data
+    /// directory's <c>broker.lock</c>. Read without taking or asking for a lock. Empty when none is listed; null when it
+    /// cannot be known (no such file, not Linux, <c>/proc/locks</c> unreadable, a C library without <c>statx</c>). A
+    /// lock inherited by a process after its taker exited is listed under the taker's pid, and one held from outside
+    /// this process's PID namespace not at all: for a message naming the holder, never for a decision.
+    /// </summary>
+    public static IReadOnlyList<int>? LockHolders(string lockFile)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        try
+        {
+            return Native.TryGetFileId(Path.GetFullPath(lockFile), out var id, out _) ? FlockTable.ExclusiveFlockHolders(id) : null;
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// The fallback of <see cref="IsOpen"/>: whether a non-blocking shared flock on <paramref name="path"/> is refused
     /// (the owner's exclusive one is held). While it is held, an open of the journal fails.
     /// </summary>

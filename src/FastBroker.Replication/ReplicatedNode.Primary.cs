@@ -63,7 +63,7 @@ public sealed partial class ReplicatedNode
             }
 
             gate.DegradeWanted = () => OnDegradeWanted(gate);
-            var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate);
+            var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate, directoryLocked: true);
             try
             {
                 if (epoch > _state.Epoch || !_state.History.ContainsKey(epoch))

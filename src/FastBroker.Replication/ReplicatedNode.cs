@@ -36,6 +36,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private readonly PeerAddress _peer;
     private readonly WitnessClient? _witness;
     private readonly Socket _listener;
+    private readonly DataDirectoryLock _directoryLock; // from the start to the end of DisposeAsync, through every role
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _watchWake = new(0, int.MaxValue);
@@ -91,8 +92,9 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     private string? _leaseRefusalLogged; // the witness's last ERROR answer to the standby's ask, logged once (OnLeaseRefused)
     private long _leaseAskAfter; // Stopwatch timestamp: no ask for the lease before it (OnLeaseRefused)
 
-    private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, NodeState state, Socket listener)
+    private ReplicatedNode(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, NodeState state, Socket listener, DataDirectoryLock directoryLock)
     {
+        _directoryLock = directoryLock;
         _brokerOptions = brokerOptions with { DataDirectory = options.DataDirectory };
         _serverOptions = serverOptions;
         _options = options;
@@ -144,7 +146,11 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     /// in <see cref="ReplicationOptions.Host"/> or <see cref="ServerOptions.Host"/> must resolve now.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid <paramref name="options"/>.</exception>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.InvalidArgument"/>: invalid <paramref name="brokerOptions"/> or <paramref name="serverOptions"/>.</exception>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.InvalidArgument"/>: invalid <paramref name="brokerOptions"/> or <paramref name="serverOptions"/>;
+    /// <see cref="BrokerErrorCode.ResourceExhausted"/>: another broker or node has the data directory open (its
+    /// <c>broker.lock</c> is held; the node holds it from its start until it is disposed, through every role).
+    /// </exception>
     /// <exception cref="SocketException">
     /// A host name that does not resolve (the message names the option and the name), or the replication address cannot
     /// be bound.
@@ -163,21 +169,26 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         // at each promotion, but a name that does not resolve is better refused now than at the first failover.
         var address = await HostAddress.ResolveListenAsync(options.Host, nameof(options.Host), cancellationToken).ConfigureAwait(false);
         _ = await HostAddress.ResolveListenAsync(serverOptions.Host, $"{nameof(ServerOptions)}.{nameof(ServerOptions.Host)}", cancellationToken).ConfigureAwait(false);
-        Directory.CreateDirectory(options.DataDirectory);
-        var state = NodeState.Load(options.DataDirectory); // a node.state it cannot go on from refuses the start, before binding
-        var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        // The data directory's lock, before anything in it is read: held through every role (the standby's copy and the
+        // primary's broker, which takes none of its own), so no other broker or node can open it between two roles.
+        var directoryLock = DataDirectoryLock.Acquire(options.DataDirectory);
+        Socket? listener = null;
+        ReplicatedNode node;
         try
         {
+            var state = NodeState.Load(options.DataDirectory); // a node.state it cannot go on from refuses the start, before binding
+            listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             listener.Bind(new IPEndPoint(address, options.Port));
             listener.Listen(16);
+            node = new ReplicatedNode(brokerOptions, serverOptions, options, state, listener, directoryLock);
         }
         catch
         {
-            listener.Dispose();
+            listener?.Dispose();
+            directoryLock.Dispose();
             throw;
         }
 
-        var node = new ReplicatedNode(brokerOptions, serverOptions, options, state, listener);
         node._supervisor = Task.Run(node.SuperviseAsync);
         return node;
     }
@@ -309,7 +320,10 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
     public Task<AdminHttpServer> StartAdminAsync(string host, int port, CancellationToken cancellationToken = default) =>
         AdminHttpServer.StartAsync(() => (Broker, Server), Route, host, port, cancellationToken);
 
-    /// <summary>Stops the node: closes clients, drains and flushes as primary (releasing the lease), or closes the copy as standby.</summary>
+    /// <summary>
+    /// Stops the node: closes clients, drains and flushes as primary (releasing the lease), or closes the copy as standby;
+    /// then releases the data directory's lock (its <c>broker.lock</c> stays).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (_stop.IsCancellationRequested)
@@ -317,6 +331,18 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
             return;
         }
 
+        try
+        {
+            await StopNodeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _directoryLock.Dispose(); // the last: nothing of the node writes in the directory any more
+        }
+    }
+
+    private async Task StopNodeAsync()
+    {
         await _stop.CancelAsync().ConfigureAwait(false);
         _replica?.Dispose();
         _opened?.Dispose();

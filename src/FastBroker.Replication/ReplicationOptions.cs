@@ -11,7 +11,10 @@ public sealed record ReplicationOptions
     /// <summary>This node's name, unique in the pair (the witness grants its lease by this name).</summary>
     public string NodeId { get; init; } = "node-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>The broker's data directory (journals, state files, and <c>replication/node.state</c>).</summary>
+    /// <summary>
+    /// The broker's data directory (journals, state files, and <c>replication/node.state</c>), locked by the node
+    /// (<c>broker.lock</c>) from its start to its dispose.
+    /// </summary>
     public string DataDirectory { get; init; } = "data";
 
     /// <summary>

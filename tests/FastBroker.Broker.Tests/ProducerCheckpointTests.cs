@@ -427,8 +427,9 @@ public sealed class ProducerCheckpointTests
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from))
         {
-            // The journal's lock file is held open (and locked) by the running broker: a crash leaves it unlocked.
-            if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Path.GetFileName(file) != "journal.lock")
+            // The journals' and the directory's lock files are held open (and locked) by the running broker: a crash
+            // leaves them unlocked.
+            if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Path.GetFileName(file) is not ("journal.lock" or "broker.lock"))
             {
                 File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
             }

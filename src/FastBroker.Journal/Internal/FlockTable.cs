@@ -46,6 +46,35 @@ internal static class FlockTable
     }
 
     /// <summary>
+    /// The pids <paramref name="table"/> lists as holding an exclusive flock on the file whose device and inode are
+    /// <paramref name="file"/> (one, unless processes share the open file), in its order; null when the table cannot be
+    /// read. A lock inherited by a process after its taker exited is listed under the taker's pid, and one held from
+    /// outside this process's PID namespace is not listed: the answer names the holder when it can be known.
+    /// </summary>
+    internal static IReadOnlyList<int>? ExclusiveFlockHolders((uint Major, uint Minor, ulong Inode) file, string table = ProcLocks)
+    {
+        try
+        {
+            var holders = new List<int>();
+            foreach (var line in File.ReadLines(table))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length >= 6 && fields[1] == "FLOCK" && fields[3] == "WRITE" && TryParseFileId(fields[5], out var id) && id == file
+                    && int.TryParse(fields[4], NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0)
+                {
+                    holders.Add(pid);
+                }
+            }
+
+            return holders;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// Whether a process visible in <paramref name="proc"/> has the file whose device and inode are
     /// <paramref name="file"/> open with an exclusive flock on that open file: its <c>fd/N</c> link leads to the file
     /// and its <c>fdinfo/N</c> lists the lock (<c>lock:\t1: FLOCK  ADVISORY  WRITE 0 fe:00:11731436 0 EOF</c>). Asked
