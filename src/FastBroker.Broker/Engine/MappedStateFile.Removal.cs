@@ -66,7 +66,7 @@ internal sealed unsafe partial class MappedStateFile
     {
         lock (_syncLock)
         {
-            if (_disposed)
+            if (_closing)
             {
                 return false;
             }
@@ -126,7 +126,7 @@ internal sealed unsafe partial class MappedStateFile
         bool directoryCreated;
         lock (_syncLock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            ObjectDisposedException.ThrowIf(_closing, this);
             if (File.Exists(Path) || (parent is not null && !Directory.Exists(parent)))
             {
                 return null;

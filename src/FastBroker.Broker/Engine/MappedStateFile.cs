@@ -15,8 +15,11 @@ namespace FastBroker.Engine;
 /// <remarks>Aligned 8-byte stores are atomic on x64 and arm64, so a reader after a crash sees either the old or the
 /// new value of a slot, never a torn one. Not thread-safe against <see cref="Dispose"/>: owners serialize their
 /// accesses with it (under their lock); an access after it throws <see cref="ObjectDisposedException"/> rather than
-/// touching the unmapped pages (a SIGSEGV that kills the process). <see cref="Sync"/> and <see cref="Dispose"/>
-/// serialize on a lock of their own, so the flusher never msyncs an unmapped range.</remarks>
+/// touching the unmapped pages (a SIGSEGV that kills the process). No <c>msync</c> runs under the file's lock (a slow or
+/// hung one, a stalled disk, would hold every check, copy and close of the file behind it, and the owner's lock and the
+/// broker timer's pass over every other file with them): each one is counted in flight under the lock and made outside
+/// it, and the mapping is unmapped only once none is in flight (by the close, or by the last msync to end after it), so
+/// no msync touches an unmapped range.</remarks>
 internal sealed unsafe partial class MappedStateFile : IDisposable
 {
     private readonly MemoryMappedFile _map;
@@ -24,7 +27,7 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     private readonly byte* _base;
     private readonly StateFileFlusher? _flusher;
     private readonly SafeFileHandle _handle; // the mapped file's descriptor, closed with the mapping
-    private readonly object _syncLock = new(); // Sync against Dispose
+    private readonly object _syncLock = new(); // msyncs in flight against the close's unmapping; never held across an msync
     private readonly object _waitLock = new();
     private readonly List<(long Generation, TaskCompletionSource Done)> _waiters = [];
     private long _requested; // Interlocked: sync requests so far (a generation)
@@ -32,7 +35,10 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
     private long _failedThrough; // under _waitLock: the generations the last failed msync was to cover (a waiter for one is failed at once)
     private Exception? _failure; // under _waitLock: that failure
     private int _queued; // 1 while the flusher holds this file in its queue
-    private bool _disposed;
+    private int _inFlight; // under _syncLock: msyncs running outside the lock (the flusher's, Flush's, the close's)
+    private bool _closing; // under _syncLock: the close began (no msync starts after it but its own)
+    private bool _unmapped; // under _syncLock
+    private bool _disposed; // set once the close's msync ended (after _synced): nothing touches the mapping from then on
 
     private MappedStateFile(string path, SafeFileHandle handle, MemoryMappedFile map, MemoryMappedViewAccessor view, long length, bool created, StateFileFlusher? flusher)
     {
@@ -268,46 +274,6 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         return done.Task;
     }
 
-    /// <summary>
-    /// Flusher: msyncs every update requested so far and completes their waiters (nothing once disposed). Never throws:
-    /// a failure of any kind fails the waiters it would have completed (<see cref="BrokerErrorCode.StorageError"/>) and
-    /// is returned; the next request tries again.
-    /// </summary>
-    internal BrokerException? Sync()
-    {
-        Volatile.Write(ref _queued, 0); // a request from now on queues the file again
-        BrokerException? failure = null;
-        lock (_syncLock)
-        {
-            if (_disposed)
-            {
-                return null;
-            }
-
-            var covered = Volatile.Read(ref _requested); // read before the msync: every store it counts precedes it
-            if (covered <= Volatile.Read(ref _synced))
-            {
-                return null;
-            }
-
-            try
-            {
-                _flusher?.SyncFault?.Invoke(this);
-                _view.Flush();
-                Volatile.Write(ref _synced, covered);
-            }
-            catch (Exception e)
-            {
-                // Not only IOException: anything escaping here would escape the flusher's pool work item and end the process.
-                failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
-                KeepFailure(covered, failure);
-            }
-        }
-
-        CompleteWaiters(failure);
-        return failure;
-    }
-
     /// <summary>Flusher, when <see cref="Sync"/> could not even run: fails the waiters not yet covered; the next request queues the file again.</summary>
     internal void FailSync(Exception e)
     {
@@ -336,23 +302,6 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
         }
     }
 
-    /// <summary>Forces the mapping to disk (msync) now, on the caller's thread: needed only against OS crashes and power loss.</summary>
-    public void Flush()
-    {
-        lock (_syncLock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            var covered = Volatile.Read(ref _requested);
-            _view.Flush();
-            if (covered > Volatile.Read(ref _synced))
-            {
-                Volatile.Write(ref _synced, covered);
-            }
-        }
-
-        CompleteWaiters(null);
-    }
-
     /// <summary>
     /// Unmaps the file; updates whose sync was requested and not yet done are msynced first. When that msync fails, its
     /// waiters, and a wait for one of those updates begun after the close, fail with its
@@ -373,41 +322,55 @@ internal sealed unsafe partial class MappedStateFile : IDisposable
 
     private BrokerException? Close(bool superseded)
     {
-        BrokerException? failure = null;
+        long covered;
+        bool due;
         lock (_syncLock)
         {
-            if (_disposed)
+            if (_closing)
             {
                 return null;
             }
 
-            var covered = Volatile.Read(ref _requested);
-            if (covered > Volatile.Read(ref _synced))
-            {
-                try
-                {
-                    _flusher?.CloseSyncFault?.Invoke(this);
-                    _view.Flush();
-                    Volatile.Write(ref _synced, covered);
-                }
-                catch (Exception e)
-                {
-                    failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
-                    if (superseded)
-                    {
-                        Volatile.Write(ref _synced, covered); // its updates are on disk in the file that superseded it
-                    }
-                    else
-                    {
-                        KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
-                    }
-                }
-            }
+            _closing = true; // no msync of the flusher's starts from now on: this one covers what it would have
+            covered = Volatile.Read(ref _requested);
+            due = covered > Volatile.Read(ref _synced);
+            BeginMsync(); // one of the flusher's may still be in flight: the file is unmapped once it ends too
+        }
 
-            Volatile.Write(ref _disposed, true);
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-            _map.Dispose();
+        BrokerException? failure = null;
+        try
+        {
+            if (due)
+            {
+                _flusher?.CloseSyncFault?.Invoke(this);
+                _view.Flush();
+            }
+        }
+        catch (Exception e)
+        {
+            failure = new BrokerException(BrokerErrorCode.StorageError, $"msync of '{Path}' failed: {e.Message}");
+        }
+        finally
+        {
+            lock (_syncLock)
+            {
+                if (due && (failure is null || superseded))
+                {
+                    // Synced; or superseded, its updates on disk in the file that superseded it.
+                    if (covered > Volatile.Read(ref _synced))
+                    {
+                        Volatile.Write(ref _synced, covered);
+                    }
+                }
+                else if (failure is not null)
+                {
+                    KeepFailure(covered, failure); // a waiter that comes after the close is failed with it too
+                }
+
+                Volatile.Write(ref _disposed, true); // after _synced: a wait that sees the close sees what it synced
+                _inFlight--;
+                UnmapIfDone(); // or the last of the flusher's msyncs still in flight does, when it ends
+            }
         }
 
         // Those it covered complete; any other (its sync requested while the close ran) fails.
