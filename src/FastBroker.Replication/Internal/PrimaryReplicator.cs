@@ -27,6 +27,7 @@ internal sealed class PrimaryReplicator : IDisposable
     private long _retentionPassed;
     private string? _lastRefusal;
     private readonly Dictionary<string, JournalDamage> _damage = new(StringComparer.Ordinal);
+    private readonly RepeatedLogLines _linkLog;
 
     public PrimaryReplicator(Broker broker, ReplicationGate gate, NodeState state, ReplicationOptions options, Action<long> sawHigherEpoch)
     {
@@ -35,6 +36,7 @@ internal sealed class PrimaryReplicator : IDisposable
         _state = state;
         _options = options;
         _sawHigherEpoch = sawHigherEpoch;
+        _linkLog = new RepeatedLogLines(LogRateLimit.DefaultInterval, options.LogClock);
         gate.Wake = _wake.Set;
         gate.ShipNow = topic => Volatile.Read(ref _link)?.TryShipNow(topic) ?? false;
         gate.PollAcks = () => Volatile.Read(ref _link)?.PollAcks() ?? false;
@@ -134,13 +136,33 @@ internal sealed class PrimaryReplicator : IDisposable
         }
 
         _gate.SetStandbyAttached(false);
-        _options.Log?.Invoke($"replication: standby '{link.StandbyId}' disconnected: {reason}");
+        if (link.StayedUp)
+        {
+            OnLinkStayedUp(); // if its sender thread has not yet: this line is not a repeat
+        }
+
+        LogLink($"replication: standby '{link.StandbyId}' disconnected: {reason}");
 
         // Its threads and journal readers (mapped segments) go too; off this thread, which is one of the two it joins.
         ThreadPool.UnsafeQueueUserWorkItem(static l => l.Dispose(), link, preferLocal: false);
     }
 
     internal void OnHigherEpoch(long epoch) => _sawHigherEpoch(epoch);
+
+    /// <summary>
+    /// A line of a link's life (attached, disconnected and why, refused by the standby): a standby that reconnects every
+    /// round and whose link ends the same way each time (it refuses the stream, or ends the link) repeats them all, so
+    /// each text is written at once, then at most once per 10 s with the count not logged (<see cref="RepeatedLogLines"/>),
+    /// until a link stays up (<see cref="OnLinkStayedUp"/>).
+    /// </summary>
+    internal void LogLink(string line) => _linkLog.Write(_options.Log, line);
+
+    /// <summary>
+    /// The current link stayed up (<see cref="StandbyLink.StayedUp"/>): the run of links that each ended at once,
+    /// if any, is over; the counts of its lines not logged are written now, and the next link line is written at once
+    /// (the end of this link too, whatever the last one said).
+    /// </summary>
+    internal void OnLinkStayedUp() => _linkLog.EndAll(_options.Log);
 
     /// <summary>
     /// The topics whose journal holds a damaged record the standby cannot be sent (a link's reader met it), with where:

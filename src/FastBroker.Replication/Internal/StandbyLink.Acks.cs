@@ -176,7 +176,7 @@ internal sealed partial class StandbyLink
                 var r = new FrameReader(body);
                 var epoch = r.I64();
                 r.U8();
-                _owner.Options.Log?.Invoke($"replication: standby refused the stream: {r.Str()}");
+                _owner.LogLink($"replication: standby refused the stream: {r.Str()}");
                 if (epoch > _owner.Epoch)
                 {
                     _owner.OnHigherEpoch(epoch);

@@ -25,7 +25,7 @@ internal sealed partial class StandbyLink
             _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
             _acker.Start();
             _owner.Gate.SetStandbyAttached(true);
-            _owner.Options.Log?.Invoke($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported, {StateFilesRemoved} removed)");
+            _owner.LogLink($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported, {StateFilesRemoved} removed)");
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
             var groupStateTicks = Stopwatch.Frequency / 50;
@@ -42,6 +42,12 @@ internal sealed partial class StandbyLink
                     {
                         continue; // catching up: the next budget at once
                     }
+                }
+
+                if (!_stayedUpTold && StayedUp)
+                {
+                    _stayedUpTold = true;
+                    _owner.OnLinkStayedUp();
                 }
 
                 if (sent > 0)
@@ -146,6 +152,11 @@ internal sealed partial class StandbyLink
             foreach (var t in _topics)
             {
                 announced += t.Announced ? 1u : 0u;
+            }
+
+            if (_acksBeforeHeartbeat < 0)
+            {
+                Volatile.Write(ref _acksBeforeHeartbeat, AcksReceived); // before the send: its answer counts after
             }
 
             f.Begin(FrameKind.Heartbeat).I64(_owner.Epoch).U32(announced);

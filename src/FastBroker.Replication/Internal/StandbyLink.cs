@@ -56,6 +56,8 @@ internal sealed partial class StandbyLink : IDisposable
     private long _journalerAcks;
     private long _journalerDeferred;
     private long _connectedAt = Stopwatch.GetTimestamp();
+    private long _acksBeforeHeartbeat = -1; // AcksReceived when the first heartbeat went out (-1: none yet)
+    private bool _stayedUpTold; // sender thread
 
     public StandbyLink(PrimaryReplicator owner, Socket socket, Hello hello)
     {
@@ -68,6 +70,12 @@ internal sealed partial class StandbyLink : IDisposable
     }
 
     public string StandbyId => _hello.NodeId;
+
+    /// <summary>
+    /// The link stayed up: the standby acknowledged something after the first heartbeat went out (its answer to it, or
+    /// a keep-alive), so it is no longer one of a run of links that each end at once (<see cref="PrimaryReplicator.LogLink"/>).
+    /// </summary>
+    public bool StayedUp => Volatile.Read(ref _acksBeforeHeartbeat) is >= 0 and var before && AcksReceived > before;
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
 

@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// A standby whose link ends the same way every round reconnects at once, so the primary's link lines
+/// (<c>replication: standby 'b' attached …</c>, <c>… disconnected: …</c>) would come in a pair per round: each text is
+/// written at once, then at most once per 10 s with the count not logged, until a link stays up (the standby answers a
+/// heartbeat), whose end is logged at once. A stand-in standby on 127.0.0.1 says HELLO and STATE_DIGESTS, reads up to
+/// the POSITIONS that end the attach, and closes the link, orderly; a log clock the test never moves.
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class PrimaryLinkLogTests
+{
+    /// <summary>Links the stand-in ends before the test counts the lines.</summary>
+    private const int Rounds = 20;
+
+    private const string Attached = "replication: standby 'b' attached";
+    private const string Closed = "replication: standby 'b' disconnected: the standby closed the connection";
+
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task A_standby_that_attaches_and_closes_every_round_is_logged_once_and_a_link_that_stays_up_is_logged_when_it_ends()
+    {
+        using var dir = new TempDirectory();
+        var lines = new ConcurrentQueue<string>();
+        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = FreePort.Next(),
+            Peer = Cli.Address(FreePort.Next()), // nothing listens there
+            InitialRole = NodeRole.Primary,
+            Log = lines.Enqueue,
+            LogClock = new ManualClock(), // never moved: the interval never ends
+            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: b answers one heartbeat only
+        });
+        Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
+
+        for (var i = 0; i < Rounds; i++)
+        {
+            var (link, _) = Attach(node);
+            using (link)
+            {
+                Close(link); // returns once a has ended the link, so the next round is a new link, not a replacement
+            }
+        }
+
+        var logged = Lines(lines, "replication: standby 'b'");
+        Assert.True(
+            logged.Count == 2 && logged.Count(l => l.StartsWith(Attached, StringComparison.Ordinal)) == 1 && logged.Contains(Closed), // either first: the attach line follows the welcome
+            $"{Rounds} links attached and closed within the interval, one line of each expected: [{string.Join(" | ", logged)}]");
+
+        // A link that stays up: b answers a heartbeat. The run is over (its counts are logged), and the link's end,
+        // the same text as the last one logged, is logged at once.
+        var (up, input) = Attach(node);
+        using (up)
+        {
+            while (input.Read(out var kind, out _) && kind != FrameKind.Heartbeat)
+            {
+            }
+
+            var ack = new FrameBuffer(64);
+            ack.Begin(FrameKind.Ack).U32(0).End();
+            ack.SendTo(up);
+            await Eventually.TrueAsync(
+                () => Lines(lines, "no longer repeating").Count > 0, "a logs the counts of the link lines not logged once a link stays up", s_deadline);
+            Close(up);
+        }
+
+        Assert.True(lines.Count(l => l == Closed) == 2, $"the end of a link that stayed up, logged at once expected: [{string.Join(" | ", lines)}]");
+        Assert.Contains(lines, l => l.StartsWith(Closed, StringComparison.Ordinal) && l.EndsWith($"(and {Rounds - 1} more like it since the last such line, not logged; no longer repeating)", StringComparison.Ordinal));
+    }
+
+    private static List<string> Lines(ConcurrentQueue<string> lines, string text) =>
+        [.. lines.Where(l => l.Contains(text, StringComparison.Ordinal))];
+
+    /// <summary>HELLO from 'b' (epoch 0, nothing held), STATE_DIGESTS (none), then every frame up to the POSITIONS that end the attach.</summary>
+    private static (Socket Link, FrameInput Input) Attach(ReplicatedNode node)
+    {
+        var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
+        socket.ReceiveTimeout = 30_000;
+        var f = new FrameBuffer(256);
+        new Hello("b", 0, [], "").Write(f);
+        f.SendTo(socket);
+        var input = new FrameInput(socket, 1 << 20);
+        Assert.True(input.Read(out var welcome, out _) && welcome == FrameKind.Welcome, "a welcomes b");
+        StateDigests.Write(f, []);
+        f.SendTo(socket);
+        FrameKind kind;
+        while (input.Read(out kind, out _) && kind != FrameKind.Positions)
+        {
+        }
+
+        Assert.Equal(FrameKind.Positions, kind);
+        return (socket, input);
+    }
+
+    /// <summary>An orderly close: FIN, then what a still sends read until it closes its end (never a reset for unread bytes).</summary>
+    private static void Close(Socket link)
+    {
+        link.Shutdown(SocketShutdown.Send);
+        var rest = new byte[64 << 10];
+        while (link.Receive(rest) > 0)
+        {
+        }
+    }
+}
