@@ -13,7 +13,10 @@ public sealed partial class Broker
     /// capture was taken in its journal, or earlier, at <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records
     /// (at most <see cref="ProducerCheckpoint.RescanLimit"/> records, or that many, logged): every record the capture does
     /// not hold is read, however far the file trails the journal (a standby's copy); a topic the limit cuts short is logged
-    /// once the rescans are done, with the producers the file names that no rescan saw. Then each id's newest epoch from <c>producers.epochs</c> and
+    /// once the rescans are done, with the producers the file names that no rescan saw. A file captured ahead of the
+    /// journals (<see cref="AheadOfJournals"/>) with an entry neither of whose records they hold: every topic is rescanned
+    /// from its first record (logged), since that producer's records they hold may lie anywhere before the points, so a
+    /// retry of any of them is a duplicate. Then each id's newest epoch from <c>producers.epochs</c> and
     /// <c>producers.state</c>, also with <see cref="BrokerOptions.ProducerRecoveryRecords"/> 0 (which reads no window).
     /// </summary>
     private void RecoverProducers()
@@ -22,8 +25,15 @@ public sealed partial class Broker
 
         // A record older than ProducerExpiry does not bring its producer back: the sweep forgot it (ProducerRegistry.Sweep).
         var now = _options.StampClock.GetUtcNow().ToUnixTimeMilliseconds();
-        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt, out var capturedTime);
+        var vouched = ProducerCheckpoint.Load(_options.DataDirectory, ProducerAt, name => _topics.TryGet(name, out var t) ? t : null, out var problem, out var epochs, out var capturedAt, out var capturedTime, out var ignored);
         var limit = Math.Max(scan, _options.ProducerRescanLimit);
+        var ahead = scan != 0 && ignored > 0 ? AheadOfJournals(capturedAt) : null;
+        if (ahead is not null)
+        {
+            _options.Log?.Invoke($"{ProducerCheckpoint.FileName} was captured ahead of this journal ({ahead}): {ignored} producers it names have neither their newest nor their previous record here, "
+                + "and the records of theirs it holds may lie before any capture point, so every topic's producers are rescanned from its first record");
+        }
+
         List<(string Topic, long Behind, long From, long To)>? cut = null;
         foreach (var topic in scan == 0 ? [] : _topics.All)
         {
@@ -35,7 +45,11 @@ public sealed partial class Broker
             // From the capture point (a topic the capture does not name was created after it: from its start), so no
             // record written after the capture is left out; at least the newest records; at most the limit.
             var from = journal.NextOffset - scan;
-            if (capturedAt is not null)
+            if (ahead is not null)
+            {
+                from = journal.FirstOffset;
+            }
+            else if (capturedAt is not null)
             {
                 from = Math.Min(from, capturedAt.TryGetValue(topic.Name, out var point) && CapturedHere(topic, journal, point, capturedTime) ? point.Next : journal.FirstOffset);
             }
@@ -78,7 +92,7 @@ public sealed partial class Broker
 
         foreach (var (name, behind, from, to) in cut ?? [])
         {
-            _options.Log?.Invoke($"topic '{name}': {ProducerCheckpoint.FileName} was captured {behind} records before the journal's end, more than the {limit} records a restart rescans: "
+            _options.Log?.Invoke($"topic '{name}': {(ahead is null ? $"{ProducerCheckpoint.FileName} was captured {behind} records before the journal's end" : $"its rescan from its first record is {behind} records")}, more than the {limit} records a restart rescans: "
                 + $"producers whose records lie in offsets {from} to {to} only are not deduplicated (a retry of a sequence stored there after their entry's is stored again); {Unseen(vouched)}");
         }
 
@@ -104,6 +118,32 @@ public sealed partial class Broker
                 _options.Log?.Invoke(line);
             }
         }
+    }
+
+    /// <summary>
+    /// Where <c>producers.state</c> was captured ahead of this node's journals, or null: a capture point of a topic this
+    /// node holds in the same creation lies beyond its journal's end, or names a persistent topic this node does not hold
+    /// (a standby's copy still catching up with the primary the file came from, a journal that lost its unsynced tail).
+    /// An entry whose records the journals lack then says nothing of where the producer's records they hold are: before
+    /// any capture point, in any topic. A point in another creation of the topic is not taken (<see cref="CapturedHere"/>).
+    /// </summary>
+    private string? AheadOfJournals(Dictionary<string, ProducerCheckpoint.CapturePoint>? capturedAt)
+    {
+        foreach (var (name, point) in capturedAt ?? [])
+        {
+            if (!_topics.TryGet(name, out var topic))
+            {
+                return $"it names topic '{name}' at offset {point.Next}, which this node does not hold";
+            }
+
+            if (topic.Journal is { } journal && point.Next > journal.NextOffset
+                && (point.Incarnation == 0 || topic.Incarnation == 0 || point.Incarnation == topic.Incarnation))
+            {
+                return $"topic '{name}': captured at offset {point.Next}, the journal ends at {journal.NextOffset}";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The most producer ids the line about a rescan cut short by its limit names (then "and K more").</summary>

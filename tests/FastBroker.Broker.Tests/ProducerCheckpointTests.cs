@@ -375,7 +375,7 @@ public sealed class ProducerCheckpointTests
         var loaded = ProducerCheckpoint.Load(dir.Path, Copy, _ => topic, out var problem);
         Assert.Equal([(Early, 9UL, 9L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)));
         Assert.Contains("2 of 2 producers' newest records are not in this journal", problem, StringComparison.Ordinal);
-        Assert.Contains("1 of them known from the record of their previous entry, which it holds, 1 from the newest records only", problem, StringComparison.Ordinal);
+        Assert.Contains("1 of them known from the record of their previous entry, which it holds, 1 from the records the open rescans only", problem, StringComparison.Ordinal);
 
         (ulong, ulong, ulong, long)? All(string name, long offset) => offset switch { 110 => (Early, 10, 0, 2_000), 30 => (Busy, 3, 0, 3_000), _ => Copy(name, offset) };
         loaded = ProducerCheckpoint.Load(dir.Path, All, _ => topic, out problem);
@@ -384,7 +384,7 @@ public sealed class ProducerCheckpointTests
 
         loaded = ProducerCheckpoint.Load(dir.Path, (_, _) => null, _ => topic, out problem);
         Assert.Empty(loaded);
-        Assert.Contains("0 of them known from the record of their previous entry, which it holds, 2 from the newest records only", problem, StringComparison.Ordinal);
+        Assert.Contains("0 of them known from the record of their previous entry, which it holds, 2 from the records the open rescans only", problem, StringComparison.Ordinal);
 
         // The same entry as version 4 wrote it: no previous place.
         var v4 = new List<byte>();
@@ -404,7 +404,7 @@ public sealed class ProducerCheckpointTests
         Assert.Null(problem);
         Assert.Equal([(Early, 10UL, 110L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)));
         Assert.Empty(ProducerCheckpoint.Load(dir.Path, Copy, _ => topic, out problem));
-        Assert.Contains("1 from the newest records only", problem, StringComparison.Ordinal);
+        Assert.Contains("1 from the records the open rescans only", problem, StringComparison.Ordinal);
     }
 
     private static async Task PublishEarlyThenBusyAsync(Broker broker)

@@ -39,13 +39,16 @@ internal sealed partial class ProducerCheckpoint
     /// the stamp clock: no record a topic held below its point is stamped later); null when the file does not say
     /// (version 6 or older, or no capture points).
     /// </summary>
-    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt, out long? capturedTime)
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt, out long? capturedTime) =>
+        Load(dataDirectory, verify, topicOf, out problem, out epochs, out capturedAt, out capturedTime, out _);
+
+    /// <summary>
+    /// As the overload without <paramref name="ignored"/>, and also how many entries vouch for nothing: neither their
+    /// newest nor their previous record is in the journals (the open rescans every topic from its first record when the
+    /// file was also captured ahead of them: <see cref="Broker"/>'s producer recovery).
+    /// </summary>
+    public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt, out long? capturedTime, out int ignored)
     {
-        problem = null;
-        epochs = [];
-        capturedAt = null;
-        capturedTime = null;
-        var result = new List<(ulong, ulong, TopicState, long, long, ulong, ProducerRegistry.Place)>();
         byte[] bytes;
         try
         {
@@ -53,14 +56,37 @@ internal sealed partial class ProducerCheckpoint
         }
         catch (FileNotFoundException)
         {
-            return result;
+            (problem, ignored, epochs, capturedAt, capturedTime) = (null, 0, [], null, null);
+            return [];
         }
         catch (IOException ex)
         {
+            (ignored, epochs, capturedAt, capturedTime) = (0, [], null, null);
             problem = $"{FileName}: cannot read it ({ex.Message}): producers are known from the newest records only";
-            return result;
+            return [];
         }
 
+        return Read(bytes, verify, topicOf, out problem, out epochs, out capturedAt, out capturedTime, out ignored);
+    }
+
+    /// <summary>
+    /// The capture points of a file's contents <paramref name="bytes"/>, as the open reads them (null: damaged, none, or
+    /// of a version without them): where the capture was taken in each persistent topic's journal, in which creation.
+    /// </summary>
+    public static Dictionary<string, CapturePoint>? CapturePointsOf(byte[] bytes)
+    {
+        Read(bytes, (_, _) => null, _ => null, out _, out _, out var capturedAt, out _, out _);
+        return capturedAt;
+    }
+
+    private static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Read(byte[] bytes, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem, out List<(ulong Producer, ulong Epoch, long Seen)> epochs, out Dictionary<string, CapturePoint>? capturedAt, out long? capturedTime, out int ignored)
+    {
+        problem = null;
+        ignored = 0;
+        epochs = [];
+        capturedAt = null;
+        capturedTime = null;
+        var result = new List<(ulong, ulong, TopicState, long, long, ulong, ProducerRegistry.Place)>();
         var span = bytes.AsSpan();
         var version = span.Length < 16 ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(span[4..]);
         if (span.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(span) != Magic || version is not (1 or 2 or 3 or 4 or 5 or 6 or 7 or Version)
@@ -73,7 +99,6 @@ internal sealed partial class ProducerCheckpoint
         var count = BinaryPrimitives.ReadUInt32LittleEndian(span[8..]);
         var at = 12;
         var end = span.Length - 4;
-        var ignored = 0;
         var fromPrevious = 0;
         for (var i = 0u; i < count; i++)
         {
@@ -170,7 +195,7 @@ internal sealed partial class ProducerCheckpoint
         if (ignored + fromPrevious > 0 && problem is null)
         {
             problem = $"{FileName}: {ignored + fromPrevious} of {count} producers' newest records are not in this journal (cut, lost with an unsynced tail, or not yet copied): "
-                + $"{fromPrevious} of them known from the record of their previous entry, which it holds, {ignored} from the newest records only";
+                + $"{fromPrevious} of them known from the record of their previous entry, which it holds, {ignored} from the records the open rescans only";
         }
 
         return result;

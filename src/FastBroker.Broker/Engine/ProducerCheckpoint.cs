@@ -35,8 +35,12 @@ namespace FastBroker.Engine;
 /// capture interval and one write apart, as the rescan's bound above allows), so a journal that holds the previous
 /// record vouches with it as with the newest: a standby promoted before its copy received a producer's newest record
 /// still refuses that producer's retry of a stored record beyond the rescan. An entry neither of whose records matches
-/// is ignored, so the file can only make the broker refuse an unknown retry ("older than the oldest sequence known"),
-/// never confirm one it does not hold.
+/// vouches for nothing, so the file can only make the broker refuse an unknown retry ("older than the oldest sequence known"),
+/// never confirm one it does not hold. Such an entry says nothing of where the producer's records the journal holds
+/// are, so when the file was also captured ahead of the journal (a capture point beyond its topic's end, or naming a
+/// topic the node lacks: a copy two or more captures behind the file) the open rescans every topic from its first
+/// record (<c>Broker.RecoverProducers</c>). A standby installs a received file only once its journal copies reach its
+/// capture points (<c>StandbyReplica</c>), so a promotion normally rescans from the points.
 /// </para>
 /// <para>
 /// The file also keeps the newest producer epoch of each id with the id's last use (<see cref="ProducerRegistry.CaptureEpochs"/>),

@@ -69,6 +69,12 @@ internal sealed partial class StandbyReplica
             return;
         }
 
+        if (relative == ProducerCheckpoint.FileName)
+        {
+            OnProducerCheckpoint(relative, path, bytes);
+            return;
+        }
+
         // The file is replaced (a new inode): an open mapping of the old one must not take later updates.
         if (_positionStores.Remove(relative, out var open))
         {
@@ -299,6 +305,7 @@ internal sealed partial class StandbyReplica
     /// <summary>Receive thread, at the end of a wake-up: hands what its frames wrote to the durable thread to sync and acknowledge.</summary>
     private void HandOffState(Socket socket)
     {
+        InstallReachedCheckpoint();
         if (_stateWritten.IsEmpty)
         {
             return;
@@ -418,6 +425,7 @@ internal sealed partial class StandbyReplica
         }
 
         _groupStates.Clear();
+        DropHeldCheckpoints(); // the next attach sends the primary's file again
         _stateWritten.Clear();
         lock (_stateBatchLock)
         {

@@ -29,6 +29,10 @@ internal sealed partial class StandbyReplica
         }
 
         _unreportedCopies?.Remove(relative);
+        if (relative == ProducerCheckpoint.FileName)
+        {
+            DropHeldCheckpoints();
+        }
 
         // Closed first (msynced if a sync was pending): a mapping of the removed file must not take later updates.
         if (_positionStores.Remove(relative, out var store))

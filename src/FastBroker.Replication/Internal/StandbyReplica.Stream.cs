@@ -121,6 +121,7 @@ internal sealed partial class StandbyReplica
             throw new InvalidDataException($"records for unknown topic id {id}");
         }
 
+        RecordsArriving?.Invoke(t.Name, first, count);
         var journal = t.Journal;
         var offset = first;
         var spin = new SpinWait();

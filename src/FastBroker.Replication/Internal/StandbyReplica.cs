@@ -171,6 +171,13 @@ internal sealed partial class StandbyReplica : IDisposable
     /// </summary>
     internal Action<string>? FileStep { get; set; }
 
+    /// <summary>
+    /// Tests: called on the receive thread with each RECORDS frame's topic, first offset and record count before they
+    /// are written; a test throws from it (<see cref="InvalidDataException"/>) to end the link there, the records
+    /// unwritten, as a copy that falls behind would lack them.
+    /// </summary>
+    internal Action<string, long, uint>? RecordsArriving { get; set; }
+
     /// <summary>This node's copy of <paramref name="topic"/> (tests).</summary>
     internal JournalLog? JournalOf(string topic)
     {
@@ -458,6 +465,9 @@ internal sealed partial class StandbyReplica : IDisposable
 
         /// <summary>The primary of this link cannot send records from this offset on (its journal is damaged there), and why; null if it has not said so.</summary>
         public Tuple<long, string>? PrimaryDamage;
+
+        /// <summary>The creation id in this copy's <c>topic.meta</c> (0: none), read once when a held <c>producers.state</c> is checked against it.</summary>
+        public ulong? Incarnation { get; set; }
 
         /// <summary>The last damage logged (receive thread): logged again only when it changes.</summary>
         public (long Offset, string Reason) DamageLogged;
