@@ -92,7 +92,7 @@ public partial class ServerFuzzTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"seed {seed}: {rounds} rounds in {sw.Elapsed}, {good.Rounds} good rounds, {stored.Count} confirmed bad publishes; ends: {string.Join(", ", closes.OrderBy(x => x.Key))}");
+        output.WriteLine($"seed {seed}: {rounds} rounds in {sw.Elapsed}, {good.Rounds} good rounds, {stored.Count} confirmed bad publishes; ends: {string.Join(", ", closes.OrderBy(x => x.Key))}; takeovers {f.Log.Count(l => l.Contains("took durable", StringComparison.Ordinal))}; log {f.Log.Count}");
         Assert.True(good.Rounds >= rounds, $"seed {seed}: only {good.Rounds} good rounds");
         Assert.True(closes.Keys.Count(k => k != "none") >= 4, $"seed {seed}: the rounds closed for too few reasons: {string.Join(", ", closes)}");
         Assert.True(sw.Elapsed < TimeSpan.FromMinutes(5), $"seed {seed}: {rounds} rounds took {sw.Elapsed}");
