@@ -56,4 +56,33 @@ public class ErrorReasonTests
         Assert.Equal((FrameType.Ok, 8UL), (ok.Type, ok.RequestId));
         Assert.Equal(["m0"], (await c.ReadDeliveriesAsync(1)).Select(d => d.Text));
     }
+
+    /// <summary>
+    /// A reason that quotes a name the client sent (a pattern, a COMMIT topic, an ADMIN argument) shows it as the broker's
+    /// own reasons do: control characters as '?', at most 64 characters then "…", so a hostile name cannot put a line
+    /// break, an escape sequence or 255 characters into the reason.
+    /// </summary>
+    [Fact]
+    public async Task A_reason_quotes_a_clients_name_with_control_characters_shown_as_question_marks_and_at_most_64_characters()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await using var c = await f.ConnectAsync();
+        var hostile = "a\u001b[2J\nb\0c\r";
+        var shown = "a?[2J?b?c?";
+        var longName = new string('n', 200) + "\n";
+
+        await c.SubscribeAsync(1, 1, hostile, 1);
+        await c.SendAsync(w => FrameWriter.WriteAdmin(w, 2, AdminQuery.ListTopics, Encoding.UTF8.GetBytes(hostile)));
+        await c.SendAsync(w => FrameWriter.WriteAdmin(w, 3, AdminQuery.TopicStats, Encoding.UTF8.GetBytes(longName)));
+        await c.SubscribeAsync(4, 4, "jobs", 1, durable: "quoted");
+        await c.SendAsync(w => FrameWriter.WriteCommit(w, 5, 4, 0, Encoding.UTF8.GetBytes(hostile)));
+        var frames = await c.ReadUntilAsync(x => x.RequestId == 5);
+        string Reason(ulong id) => frames.Single(x => x.RequestId == id && x.Type == FrameType.Error).ErrorReason;
+
+        Assert.Equal($"SUBSCRIBE: invalid topic pattern '{shown}': character '?' is not allowed", Reason(1));
+        Assert.StartsWith($"ADMIN: invalid topic pattern '{shown}': ", Reason(2), StringComparison.Ordinal);
+        Assert.Equal($"ADMIN: topic '{new string('n', 64)}…' does not exist", Reason(3));
+        Assert.Equal($"COMMIT: subscription 4 does not cover topic '{shown}'", Reason(5));
+        Assert.All(frames.Where(x => x.Type == FrameType.Error), x => Assert.DoesNotContain(x.ErrorReason, ch => char.IsControl(ch)));
+    }
 }

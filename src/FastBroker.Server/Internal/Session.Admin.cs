@@ -29,7 +29,7 @@ internal sealed partial class Session
                         TopicPattern? filter = null;
                         if (argument.Length > 0 && !TopicPattern.TryParse(argument, out filter, out var why))
                         {
-                            SendError(id, ErrorCode.InvalidName, $"ADMIN: invalid topic pattern '{argument}': {why}");
+                            SendError(id, ErrorCode.InvalidName, $"ADMIN: invalid topic pattern '{ClientText.Quote(argument)}': {why}");
                             return;
                         }
 
@@ -38,7 +38,7 @@ internal sealed partial class Session
                     case AdminQuery.TopicStats:
                         if (!AdminDocuments.WriteTopicStats(json, snapshot, argument))
                         {
-                            SendError(id, ErrorCode.UnknownTopic, $"ADMIN: topic '{argument}' does not exist");
+                            SendError(id, ErrorCode.UnknownTopic, $"ADMIN: topic '{ClientText.Quote(argument)}' does not exist");
                             return;
                         }
 

@@ -25,7 +25,7 @@ internal sealed partial class Session
         var pattern = Encoding.UTF8.GetString(frame.Pattern);
         if (!TopicPattern.TryParse(pattern, out _, out var why))
         {
-            SendError(id, ErrorCode.InvalidName, $"SUBSCRIBE: invalid topic pattern '{pattern}': {why}");
+            SendError(id, ErrorCode.InvalidName, $"SUBSCRIBE: invalid topic pattern '{ClientText.Quote(pattern)}': {why}");
             return;
         }
 
@@ -231,7 +231,7 @@ internal sealed partial class Session
             topic = Encoding.UTF8.GetString(topicUtf8);
             if (!s.Subscription.Pattern.Matches(topic) || !TopicName.IsValid(topic))
             {
-                SendError(id, ErrorCode.InvalidArgument, $"COMMIT: subscription {subscriptionId} does not cover topic '{topic}'");
+                SendError(id, ErrorCode.InvalidArgument, $"COMMIT: subscription {subscriptionId} does not cover topic '{ClientText.Quote(topic)}'");
                 return;
             }
         }
