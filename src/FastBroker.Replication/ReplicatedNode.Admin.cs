@@ -214,6 +214,7 @@ public sealed partial class ReplicatedNode
         {
             reason = state.DefersToPeer
                 ? "standby deferring to its peer, which holds more of the log: waiting for it to take over"
+                : state.PeerDiverged ? "standby waiting for an operator to promote one node: its log and its peer's have diverged"
                 : "standby following no primary (not connected to one, or refused)";
         }
 

@@ -121,7 +121,7 @@ public sealed partial class ReplicatedNode
                 _peerHeadsWaitSince = 0;
                 _peerDivergedSince = Stopwatch.GetTimestamp();
                 LogDiverged(q, q.Heads, opened.Heads());
-                SetRole(NodeRole.Standby, $"the logs of this node and peer '{q.NodeId}' have diverged: waiting for an operator to promote one");
+                SetRole(NodeRole.Standby, DivergedWhy(q.NodeId));
                 return;
             }
             else if (order == LogOrder.FirstAhead)

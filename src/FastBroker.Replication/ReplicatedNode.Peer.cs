@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using FastBroker.Net;
@@ -248,6 +249,29 @@ public sealed partial class ReplicatedNode
         {
             _divergedLogged = line;
             Log(line);
+        }
+    }
+
+    /// <summary>The reason a node waits as standby when its log and the peer's have diverged (its role line).</summary>
+    private static string DivergedWhy(string peerId) =>
+        $"the logs of this node and peer '{peerId}' have diverged: waiting for an operator to promote one";
+
+    /// <summary>
+    /// As standby, the peer (not primary) answers with heads that diverge from this node's: waited for as at the start
+    /// (<see cref="AwaitingPeerAhead"/>), logged once per pair of heads (<see cref="LogDiverged"/>), and, if this node
+    /// became standby for another reason (its probe at the start did not reach the peer, or found it without heads),
+    /// its reason is the one the start gives, with that role line logged once. Only its status changes: it asks for
+    /// no lease and does not promote itself while the logs stay diverged.
+    /// </summary>
+    private void NoteDivergedAsStandby(PeerStatus peer, IReadOnlyDictionary<string, long> peerHeads, IReadOnlyDictionary<string, long> mine)
+    {
+        Volatile.Write(ref _peerDivergedSince, Stopwatch.GetTimestamp());
+        LogDiverged(peer, peerHeads, mine);
+        var why = DivergedWhy(peer.NodeId);
+        if (_roleWhy != why)
+        {
+            _roleWhy = why;
+            Log($"{NodeRole.Standby} (epoch {_state.Epoch}): {why}");
         }
     }
 

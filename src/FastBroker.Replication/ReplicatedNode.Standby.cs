@@ -101,16 +101,26 @@ public sealed partial class ReplicatedNode
                 }
 
                 if (_witness is null && !unreachable && refused <= _state.Epoch
-                    && await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false) is { Role: not NodeRole.Primary, DefersToPeer: true, Heads: { } peerHeads } deferring
-                    && CompareLogs(_state.Epoch, replica.Heads(), deferring.Epoch, peerHeads) == LogOrder.FirstAhead
-                    && CanBeginEpochAfter(_state.Epoch))
+                    && await ProbeAsync(_peer, _options.ProbeTimeout).ConfigureAwait(false) is { Role: not NodeRole.Primary, Heads: { } peerHeads } answer)
                 {
-                    // No witness, but no partition either: the peer answers, is not primary, and defers to this node,
-                    // which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits for this
-                    // node, so promoting here cannot make two primaries.
-                    Log($"peer '{deferring.NodeId}' defers to this node, which holds more of the log ({DescribeAhead(replica.Heads(), peerHeads)})");
-                    promoteTo = _state.Epoch + 1;
-                    break;
+                    var order = CompareLogs(_state.Epoch, replica.Heads(), answer.Epoch, peerHeads);
+                    if (order == LogOrder.Diverged)
+                    {
+                        // The peer refused the link (it is not primary) and its log and this node's have diverged: seen
+                        // here when this node's probe at its start did not reach the peer (a connect timeout on a
+                        // loaded machine), so that it became standby without comparing them. It says so now, as the
+                        // start would have; it only waits (it promotes itself only for a peer that defers, below).
+                        NoteDivergedAsStandby(answer, peerHeads, replica.Heads());
+                    }
+                    else if (answer.DefersToPeer && order == LogOrder.FirstAhead && CanBeginEpochAfter(_state.Epoch))
+                    {
+                        // No witness, but no partition either: the peer answers, is not primary, and defers to this
+                        // node, which holds more of the log (see DecideAsync). It cannot take over meanwhile: it waits
+                        // for this node, so promoting here cannot make two primaries.
+                        Log($"peer '{answer.NodeId}' defers to this node, which holds more of the log ({DescribeAhead(replica.Heads(), peerHeads)})");
+                        promoteTo = _state.Epoch + 1;
+                        break;
+                    }
                 }
 
                 if (_witness is not null && replica.SinceLastHeard >= _options.HeartbeatTimeout
@@ -211,8 +221,7 @@ public sealed partial class ReplicatedNode
             {
                 // Each holds records the other lacks: taking the lease would cut the peer's when it followed. Not
                 // bounded by PeerWait while the peer answers so; an operator promotes the one to keep.
-                _peerDivergedSince = Stopwatch.GetTimestamp();
-                LogDiverged(p, heads, replica.Heads());
+                NoteDivergedAsStandby(p, heads, replica.Heads());
                 return true;
             }
 

@@ -105,18 +105,63 @@ public sealed class DivergedLogsTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// A pair whose logs have diverged: records of two topics confirmed, then both lose power, and each loses the tail of
-    /// a different topic (a is ahead on diverged.a, b on diverged.b); both started again.
+    /// b's one probe of a at its start finds a unreachable (the link b reaches a through refuses every connection), so
+    /// b, a configured standby, waits as standby for a primary without having compared the logs. a reaches b, sees
+    /// the logs diverged and waits as standby too. Once b reaches a, a refuses b's link (it is not primary): b probes
+    /// a again, sees the logs diverged, and says so as it would have at its start, its <c>/primary</c> reason too; and
+    /// neither takes over.
     /// </summary>
-    private static async Task<(NodeProcess A, NodeProcess B)> StartDivergedAsync(PairHarness pair, bool witness, string[] options)
+    [Fact]
+    public async Task A_standby_whose_start_up_probe_missed_its_peer_reports_the_divergence_once_the_peer_answers()
     {
-        var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(options) : await pair.StartConfiguredPairAsync(options, options);
+        await using var pair = new PairHarness();
+        try
+        {
+            var (a, b) = await StartDivergedAsync(pair, witness: false, s_heartbeat, beforeStart: () => pair.ToA!.Cut());
+            await b.WaitForAsync(
+                s => s.IsStandby && s.Events.Any(e => e.Contains("peer unreachable; waiting to follow it", StringComparison.Ordinal)),
+                "b, its probe of a refused, waits as standby for a primary");
+            Assert.True(pair.ToA!.Refused > 0, "b's probe of a went through the cut proxy");
+            await WaitDivergedAsync(a);
+
+            pair.ToA.Restore();
+            var onB = await WaitDivergedAsync(b);
+            var line = onB.Events.First(e => e.Contains("the logs have diverged", StringComparison.Ordinal));
+            output.WriteLine(line);
+            Assert.Contains($"this node is ahead on '{OnlyB}' to {Confirmed} against {Kept}, peer 'a' on '{OnlyA}' to {Confirmed} against {Kept}", line, StringComparison.Ordinal);
+            Assert.Contains(onB.Events, e => e.Contains("the logs of this node and peer 'a' have diverged: waiting for an operator to promote one", StringComparison.Ordinal));
+            var primaryCheck = await AdminChecks.WaitForAsync(b.AdminEndpoint, "/primary", System.Net.HttpStatusCode.ServiceUnavailable, "b's /primary says why it waits");
+            Assert.Equal("standby waiting for an operator to promote one node: its log and its peer's have diverged", AdminChecks.Reason(primaryCheck));
+            foreach (var node in new[] { a, b })
+            {
+                var now = await node.TryStatusAsync();
+                Assert.True(now is { IsStandby: true }, $"{node.Id} is still standby: {now?.Json}");
+                Assert.DoesNotContain(now!.Events, e => e.Contains("': Primary (epoch", StringComparison.Ordinal) || e.Contains("cut at offset", StringComparison.Ordinal));
+            }
+        }
+        catch
+        {
+            output.WriteLine(pair.Logs);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A pair whose logs have diverged: records of two topics confirmed, then both lose power, and each loses the tail of
+    /// a different topic (a is ahead on diverged.a, b on diverged.b); both started again, after
+    /// <paramref name="beforeStart"/> when given (the nodes then peered through proxies: <see cref="PairHarness.ToA"/>).
+    /// </summary>
+    private static async Task<(NodeProcess A, NodeProcess B)> StartDivergedAsync(PairHarness pair, bool witness, string[] options, Action? beforeStart = null)
+    {
+        var proxied = beforeStart is not null;
+        var (a, b, _) = witness ? await pair.StartWitnessedPairAsync(proxyWitnessOfA: false, proxied, options) : await pair.StartConfiguredPairAsync(options, options, proxied);
         await PrefixedMessages.PublishAsync(a, OnlyA, "x", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
         await PrefixedMessages.PublishAsync(a, OnlyB, "y", Confirmed, FastBroker.Protocol.Durability.StandbyDurable);
         b.Kill();
         a.Kill();
         PowerLoss.LosePageCache(a, OnlyB, Kept);
         PowerLoss.LosePageCache(b, OnlyA, Kept);
+        beforeStart?.Invoke();
         await a.StartAsync();
         await b.StartAsync();
         return (a, b);

@@ -48,25 +48,13 @@ public sealed class StandbyCommitOrderTests
                 }
 
                 firstStored.Set();
-                var deadline = DateTime.UtcNow + s_deadline;
-                while (DateTime.UtcNow < deadline)
-                {
-                    if (secondDone.Task.IsCompleted)
-                    {
-                        heldUntil = "the second commit completed";
-                        return;
-                    }
-
-                    if (Volatile.Read(ref secondCalling) == 1 && (second!.ThreadState & ThreadState.WaitSleepJoin) != 0)
-                    {
-                        heldUntil = "the second commit waited for the first";
-                        return;
-                    }
-
-                    Thread.Yield();
-                }
-
-                heldUntil = "neither within the deadline";
+                string? held = null;
+                Eventually.TryWait(
+                    () => (held = secondDone.Task.IsCompleted ? "the second commit completed"
+                        : Volatile.Read(ref secondCalling) == 1 && (second!.ThreadState & ThreadState.WaitSleepJoin) != 0 ? "the second commit waited for the first"
+                        : null) is not null,
+                    s_deadline);
+                heldUntil = held ?? "neither within the deadline";
             };
 
             second = new Thread(() =>
