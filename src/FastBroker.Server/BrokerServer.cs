@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using FastBroker.Engine;
 using FastBroker.Net;
 using FastBroker.Server.Internal;
 
@@ -34,6 +35,8 @@ public sealed class BrokerServer : IAsyncDisposable
     private readonly object _stopGate = new();
     private readonly Timer _idleTimer;
     private readonly long _startedAt = Stopwatch.GetTimestamp();
+    private readonly RepeatedLogLines _closeLog;
+    private readonly object[] _durableGates = [.. Enumerable.Range(0, 64).Select(_ => new object())];
     private Session[] _sessionList = []; // copy-on-write: the idle timer walks it without allocating
     private Task _acceptLoop = Task.CompletedTask;
     private Task? _stopping;
@@ -57,6 +60,7 @@ public sealed class BrokerServer : IAsyncDisposable
         Certificate = certificate;
         Tokens = AccessPolicy.Build(options.Tokens);
         EndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        _closeLog = new RepeatedLogLines(LogRateLimit.DefaultInterval, options.LogClock);
 
         // A quarter of the heartbeat (at most 1 s): an idle connection is closed within 3.25 heartbeats.
         var period = (int)Math.Clamp(options.HeartbeatInterval.TotalMilliseconds / 4, 5, 1000);
@@ -196,6 +200,12 @@ public sealed class BrokerServer : IAsyncDisposable
 
     internal void LeaveEstablished() => Interlocked.Decrement(ref _established);
 
+    /// <summary>
+    /// Logs the line of a protocol-error close through the server's text limiter: a client that reconnects in a loop
+    /// with the same bad frame makes one line per 10 s with the count, not one per connection (docs/server.md).
+    /// </summary>
+    internal void LogProtocolErrorClose(string line) => _closeLog.Write(Log, line);
+
     internal void CountProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
 
     internal void CountIn(long frames, long bytes)
@@ -234,6 +244,12 @@ public sealed class BrokerServer : IAsyncDisposable
             Interlocked.Increment(ref _journalerConfirmsShort);
         }
     }
+
+    /// <summary>
+    /// The lock a durable SUBSCRIBE of <paramref name="durableName"/> holds from the broker's subscribe to its consumer's
+    /// add, so that a takeover of the name finds the holder's consumer (one of 64, by the name's hash).
+    /// </summary>
+    internal object DurableGate(string durableName) => _durableGates[(StringComparer.Ordinal.GetHashCode(durableName) & int.MaxValue) % _durableGates.Length];
 
     /// <summary>
     /// Ends the subscription of another connection than <paramref name="requester"/> that holds durable name

@@ -73,6 +73,17 @@ public sealed record ServerOptions
     /// </summary>
     internal ProtocolFeatures WithheldFeatures { get; init; }
 
+    /// <summary>Tests only: the clock of the log's rate limit (the protocol-error close lines).</summary>
+    internal TimeProvider LogClock { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Tests only: called on a session's reader at named points of its work with the point and the connection id
+    /// (<c>"durable-waiting"</c>: a durable SUBSCRIBE before its name's gate; <c>"durable-subscribed"</c>: a durable
+    /// SUBSCRIBE holds its name, not yet its consumer; <c>"init-producer"</c>:
+    /// an INIT_PRODUCER without an epoch, before the broker is asked). May block or throw.
+    /// </summary>
+    internal Action<string, ulong>? TestHook { get; init; }
+
     /// <summary>Receives one line per notable event (connection failures, protocol errors); null = silent. Must not throw or block.</summary>
     public Action<string>? Log { get; init; }
 

@@ -137,6 +137,7 @@ internal sealed partial class Session
 
         if (epoch is not { } asked)
         {
+            _options.TestHook?.Invoke("init-producer", Id);
             SendOk(header.RequestId, _broker.NextProducerSequence(producerId));
             return;
         }

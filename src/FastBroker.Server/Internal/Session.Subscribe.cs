@@ -95,10 +95,34 @@ internal sealed partial class Session
             DurableName = frame.DurableName.IsEmpty ? null : Encoding.UTF8.GetString(frame.DurableName),
             HeaderFilters = filters,
         };
+        if (options.DurableName is { } durable)
+        {
+            // From the broker's subscribe to the consumer's add the name is held but YieldDurable cannot find it: a
+            // takeover landing then would be refused. Durable subscribes of one name take turns (a takeover waits).
+            _options.TestHook?.Invoke("durable-waiting", Id);
+            lock (_server.DurableGate(durable))
+            {
+                SubscribeAndAdd(id, frame, pattern, options);
+            }
+        }
+        else
+        {
+            SubscribeAndAdd(id, frame, pattern, options);
+        }
+    }
+
+    /// <summary>The broker's subscribe, the OK and the consumer's add, under the name's gate for a durable one.</summary>
+    private void SubscribeAndAdd(ulong id, in SubscribeFrame frame, string pattern, SubscriptionOptions options)
+    {
         Subscription subscription;
         try
         {
             subscription = SubscribeTakingOver(pattern, options);
+            if (options.DurableName is not null)
+            {
+                _options.TestHook?.Invoke("durable-subscribed", Id);
+            }
+
             if (frame.Start == Protocol.StartKind.Committed && frame.Fallback == Protocol.StartKind.Latest && NothingCommitted(subscription))
             {
                 // The broker falls back to Earliest; the client asked for Latest.

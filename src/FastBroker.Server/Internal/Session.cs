@@ -244,7 +244,14 @@ internal sealed partial class Session : IPublishConfirmSink
             }
             catch (Exception e)
             {
+                // A failure of this server's own (a broker that closed under the frame, a bug): the client is told why
+                // before the close, as for a protocol error, rather than finding its connection just gone.
                 LogError("reading", e);
+                SetFinal(
+                    e is BrokerException b ? ToWire(b.Code) : ErrorCode.Closed,
+                    $"the server failed to handle a frame and closes the connection: {(e is BrokerException ? e.Message : $"{e.GetType().Name}: {e.Message}")}",
+                    0,
+                    protocolError: false);
             }
 
             if (!_closeRequested && _stopRequested)
@@ -353,7 +360,7 @@ internal sealed partial class Session : IPublishConfirmSink
         if (protocolError)
         {
             _server.CountProtocolErrorClose();
-            Log($"closing: {code} ({(ushort)code}): {reason}");
+            _server.LogProtocolErrorClose($"connection {Id} ({RemoteEndPoint}): closing: {code} ({(ushort)code}): {reason}");
         }
     }
 
