@@ -62,14 +62,30 @@ public sealed partial class Broker
     }
 
     /// <summary>
-    /// The timer's callback. Ticks never overlap: a callback that finds the previous tick still running (a group's tick
-    /// waiting on that group's lock, a state file's rewrite on a slow disk) returns at once and is counted
-    /// (<see cref="TimerTicksSkipped"/>); otherwise each such callback would tie up another pool thread behind the first,
-    /// starving every async path of the process (client sessions, the fsynced confirmations, group feeds).
+    /// The timer's callback. The replication gate's timeouts are checked on every callback (cheap, under the gate's own
+    /// lock, and a standby-mode confirmation must not wait past its timeout because another task is slow). The rest of
+    /// the tick never overlaps: a callback that finds the previous one still running (a group's tick waiting on that
+    /// group's lock, a state file's rewrite on a slow disk) skips it and is counted (<see cref="TimerTicksSkipped"/>);
+    /// otherwise each such callback would tie up another pool thread behind the first, starving every async path of the
+    /// process (client sessions, the fsynced confirmations, group feeds).
     /// </summary>
     private void OnTimer()
     {
         Interlocked.Increment(ref _timerCallbacks);
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        try
+        {
+            Replication?.CheckTimeouts();
+        }
+        catch (Exception e)
+        {
+            TimerTaskFailed("the replication gate's timeouts", e);
+        }
+
         if (Interlocked.CompareExchange(ref _timerTickRunning, 1, 0) != 0)
         {
             Interlocked.Increment(ref _timerTicksSkipped);
@@ -88,20 +104,6 @@ public sealed partial class Broker
 
     private void Tick()
     {
-        if (!IsOpen)
-        {
-            return;
-        }
-
-        try
-        {
-            Replication?.CheckTimeouts();
-        }
-        catch (Exception e)
-        {
-            TimerTaskFailed("the replication gate's timeouts", e);
-        }
-
         try
         {
             _producerEpochs.Refresh(_producers); // a clock compare, but once an interval (an hour by default)
