@@ -8,6 +8,9 @@ public sealed partial class Broker
     private long _timerFailures;
     private long _timerFailureLoggedMs = long.MinValue / 2;
     private long _nextPositionCheckMs; // Environment.TickCount64 of the next check of the position files; under _gate
+    private int _timerTickRunning; // 1 while a tick runs: a callback that finds it set returns at once
+    private long _timerCallbacks;
+    private long _timerTicksSkipped;
 
     /// <summary>The timer's period now (0 = not started; tests).</summary>
     internal TimeSpan TimerPeriod
@@ -58,8 +61,17 @@ public sealed partial class Broker
         }
     }
 
+    /// <summary>
+    /// The timer's callback. The replication gate's timeouts are checked on every callback (cheap, under the gate's own
+    /// lock, and a standby-mode confirmation must not wait past its timeout because another task is slow). The rest of
+    /// the tick never overlaps: a callback that finds the previous one still running (a group's tick waiting on that
+    /// group's lock, a state file's rewrite on a slow disk) skips it and is counted (<see cref="TimerTicksSkipped"/>);
+    /// otherwise each such callback would tie up another pool thread behind the first, starving every async path of the
+    /// process (client sessions, the fsynced confirmations, group feeds).
+    /// </summary>
     private void OnTimer()
     {
+        Interlocked.Increment(ref _timerCallbacks);
         if (!IsOpen)
         {
             return;
@@ -74,6 +86,24 @@ public sealed partial class Broker
             TimerTaskFailed("the replication gate's timeouts", e);
         }
 
+        if (Interlocked.CompareExchange(ref _timerTickRunning, 1, 0) != 0)
+        {
+            Interlocked.Increment(ref _timerTicksSkipped);
+            return;
+        }
+
+        try
+        {
+            Tick();
+        }
+        finally
+        {
+            Volatile.Write(ref _timerTickRunning, 0);
+        }
+    }
+
+    private void Tick()
+    {
         try
         {
             _producerEpochs.Refresh(_producers); // a clock compare, but once an interval (an hour by default)
@@ -180,6 +210,12 @@ public sealed partial class Broker
             _options.Log?.Invoke($"timer: {what} failed ({total} timer task failures so far): {e.GetType().Name}: {e.Message}");
         }
     }
+
+    /// <summary>How many times the timer fired, skipped ticks included (tests).</summary>
+    internal long TimerCallbacks => Interlocked.Read(ref _timerCallbacks);
+
+    /// <summary>How many times the timer fired while its previous tick was still running, and did nothing (see <see cref="OnTimer"/>).</summary>
+    internal long TimerTicksSkipped => Interlocked.Read(ref _timerTicksSkipped);
 
     /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>
     internal long TimerFailures => Interlocked.Read(ref _timerFailures);

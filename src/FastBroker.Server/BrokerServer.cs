@@ -51,6 +51,8 @@ public sealed class BrokerServer : IAsyncDisposable
     private long _journalerConfirms;
     private int _readWakeThread; // 0: none seen yet; 1: the socket engine's own thread (inline); 2: a pool worker
     private long _journalerConfirmsShort;
+    private int _idleCheckRunning; // 1 while the idle timer's check runs
+    private long _idleChecksSkipped;
 
     private BrokerServer(Broker broker, ServerOptions options, Socket listener, X509Certificate2? certificate)
     {
@@ -116,6 +118,9 @@ public sealed class BrokerServer : IAsyncDisposable
     public TimeSpan Uptime => Stopwatch.GetElapsedTime(_startedAt);
 
     internal X509Certificate2? Certificate { get; }
+
+    /// <summary>How many times the idle timer fired while its previous check was still running, and did nothing (tests).</summary>
+    internal long IdleChecksSkipped => Interlocked.Read(ref _idleChecksSkipped);
 
     internal Session[] Sessions => Volatile.Read(ref _sessionList);
 
@@ -313,13 +318,31 @@ public sealed class BrokerServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The idle timer's callback. Checks never overlap: a callback that finds the previous check still running (its log
+    /// line held up by a slow <see cref="ServerOptions.Log"/>, a full stdout pipe) returns at once and is counted
+    /// (<see cref="IdleChecksSkipped"/>), instead of tying up another pool thread behind it every period.
+    /// </summary>
     private void CheckIdle()
     {
-        var now = Environment.TickCount64;
-        var idleMs = (long)(Options.HeartbeatInterval.TotalMilliseconds * 3);
-        foreach (var session in Volatile.Read(ref _sessionList))
+        if (Interlocked.CompareExchange(ref _idleCheckRunning, 1, 0) != 0)
         {
-            session.CheckIdle(now, idleMs);
+            Interlocked.Increment(ref _idleChecksSkipped);
+            return;
+        }
+
+        try
+        {
+            var now = Environment.TickCount64;
+            var idleMs = (long)(Options.HeartbeatInterval.TotalMilliseconds * 3);
+            foreach (var session in Volatile.Read(ref _sessionList))
+            {
+                session.CheckIdle(now, idleMs);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _idleCheckRunning, 0);
         }
     }
 
