@@ -73,4 +73,13 @@ public enum BrokerErrorCode
     /// message names the file and what ran short. An I/O error of the device (EIO) is <see cref="StorageError"/>.
     /// </summary>
     ResourceExhausted = 15,
+
+    /// <summary>
+    /// A subscription reached a record of its topic whose bytes changed on disk after they were written (a CRC32C
+    /// mismatch in a sealed segment the broker's open trusted): it is never delivered. The message names the topic, the
+    /// offset, the segment file and how to go on: a subscription started at the next offset reads the records after it
+    /// (a work-queue group dead-letters it instead). Not retryable: the same record fails the same way until the journal
+    /// is repaired or the segment restored.
+    /// </summary>
+    DamagedRecord = 16,
 }

@@ -41,6 +41,16 @@ public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long
     /// past it (docs/broker.md, "Transient topics' memory").
     /// </summary>
     public long TransientSlotBytes { get; init; }
+
+    /// <summary>
+    /// Damaged records of this persistent topic that its readers (subscriptions, work-queue groups) met since the
+    /// broker opened, each counted once however many met it (at most 64 kept); each is logged once and never delivered
+    /// (docs/broker.md, "A damaged record").
+    /// </summary>
+    public long DamagedRecords { get; init; }
+
+    /// <summary>The lowest offset of those <see cref="DamagedRecords"/>, or -1 when there is none.</summary>
+    public long FirstDamagedOffset { get; init; } = -1;
 }
 
 /// <summary>One subscription's counters.</summary>

@@ -90,6 +90,14 @@ public sealed partial class Subscription
             RewindAfterHandlerFailure(cursor, sink.Offset);
             throw;
         }
+        catch (BrokerException e) when (e.Code == BrokerErrorCode.DamagedRecord && cursor is not null)
+        {
+            // The cursor stays before the damaged record (it is never delivered nor committed past), but the next fetch
+            // starts at the cursor after it, so the subscription's other topics go on; what this fetch read before the
+            // damage is committed as a fetch that returns commits it.
+            PassDamagedCursor(cursors, cursor, autoCommit);
+            throw;
+        }
         finally
         {
             // The messages whose handler returned were delivered, also when a later one throws.
@@ -110,6 +118,17 @@ public sealed partial class Subscription
         }
 
         return sink.Delivered;
+    }
+
+    /// <summary>Slow path of a damaged record: the next fetch starts after <paramref name="cursor"/>; the reads before it are committed.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PassDamagedCursor(TopicCursor[] cursors, TopicCursor cursor, bool autoCommit)
+    {
+        _nextCursor = (Array.IndexOf(cursors, cursor) + 1) % cursors.Length;
+        if (autoCommit && Options.AutoCommit && Volatile.Read(ref _disposed) == 0)
+        {
+            Commit();
+        }
     }
 
     /// <summary>Slow path of a handler's exception: its cursor goes back to the message it failed on.</summary>

@@ -316,25 +316,10 @@ public static partial class JournalInspector
     /// whatever <paramref name="visitor"/> throws, its own <see cref="FileNotFoundException"/> included, ends the dump as
     /// it is.
     /// </exception>
-    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen, out IReadOnlyList<string> removedWhileReading)
-    {
-        var probe = new OpenProbe(directory);
-        var removed = new List<string>();
-        string? found = null;
-        // Set while the visitor runs and left set if it throws: what it throws is its own, never a segment removed.
-        var visiting = false;
-        RecordVisitor guarded = record =>
-        {
-            visiting = true;
-            visitor(record);
-            visiting = false;
-        };
-        var visited = Inspecting(directory, probe, () => visiting, () => DumpFiles(directory, fromOffset, fromTimestamp, maxCount, guarded, probe, removed, out found));
-        (problem, journalOpen, removedWhileReading) = (found, probe.Open, removed);
-        return visited;
-    }
+    public static long Dump(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, out string? problem, out bool journalOpen, out IReadOnlyList<string> removedWhileReading) =>
+        Dump(directory, fromOffset, fromTimestamp, maxCount, visitor, pastDamage: null, out problem, out journalOpen, out removedWhileReading);
 
-    private static long DumpFiles(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, OpenProbe probe, List<string> removedWhileReading, out string? problem)
+    private static long DumpFiles(string directory, long? fromOffset, long? fromTimestamp, long maxCount, RecordVisitor visitor, Action<string>? pastDamage, OpenProbe probe, List<string> removedWhileReading, out string? problem)
     {
         problem = null;
         // The records a repair that an open left unfinished drops are gone for good (the next open finishes it, whatever
@@ -466,7 +451,19 @@ public static partial class JournalInspector
                     if (status != RecordStatus.Ok)
                     {
                         problem = $"{name}: {RecordLayout.Describe(status)} at byte {position} (offset {baseOffset + count})";
-                        return visited;
+                        if (pastDamage is null)
+                        {
+                            return visited;
+                        }
+
+                        (position, count) = PassDamage(bytes, position, limit, baseOffset, count, problem, pastDamage);
+                        (problem, expectedNext) = (null, position < 0 ? -1 : expectedNext);
+                        if (position < 0)
+                        {
+                            break; // nothing after it in this segment checks: on with the next one
+                        }
+
+                        continue;
                     }
 
                     var record = new JournalRecord(bytes.Slice(position, length));

@@ -69,12 +69,21 @@ public sealed partial class JournalLog
             var from = pos;
             while (at < relative)
             {
-                pos += RecordLayout.Align(CheckedForSeek(s, pos, end, s.BaseOffset + at, from));
+                var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
+                if (length < 0)
+                {
+                    // A damaged record before the start asked for: go on from the next record that checks.
+                    (at, pos) = PastDamage(s, at, pos, end);
+                    from = pos;
+                    continue;
+                }
+
+                pos += RecordLayout.Align(length);
                 at++;
             }
 
             position = pos;
-            offset = target;
+            offset = s.BaseOffset + at; // the target, or the next readable record when the target itself is unreadable
             return;
         }
     }
@@ -200,7 +209,7 @@ public sealed partial class JournalLog
     /// position (the segment <paramref name="s"/>, acquired, released first), never a start past or before the record
     /// asked for.
     /// </summary>
-    private int CheckedForSeek(Segment s, int position, int end, long offset, int from)
+    private int CheckedForSeek(Segment s, int position, int end, long offset, int from, bool passOver = false)
     {
         var verified = s.IsVerified(position);
         var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: !verified, out var length);
@@ -211,6 +220,11 @@ public sealed partial class JournalLog
 
         if (status != RecordStatus.Ok)
         {
+            if (passOver && status is RecordStatus.BadChecksum or RecordStatus.BadLength or RecordStatus.BadOffset)
+            {
+                return -1;
+            }
+
             s.Release();
             ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
         }
@@ -221,6 +235,52 @@ public sealed partial class JournalLog
         }
 
         return length;
+    }
+
+    /// <summary>
+    /// A seek to an offset past a damaged record of <paramref name="s"/> (acquired) that it must pass over, number
+    /// <paramref name="at"/> at <paramref name="position"/>: the next record whose length, offset and CRC32C all check,
+    /// first where the damaged record's own length word says it ends, else the first such record at an 8-byte boundary
+    /// after it with a higher offset (a damaged length word). Never a start before the record asked for, nor one past
+    /// an intact record: only records that do not check are passed over. None in the segment (its durable end) throws
+    /// the damage as a seek that could not pass it did (the segment released). Every record checked counts as a CRC
+    /// check; the watermark stays before the damage (docs/journal-format.md, "past a damaged record").
+    /// </summary>
+    private (int At, int Position) PastDamage(Segment s, int at, int position, int end)
+    {
+        var bytes = s.Bytes;
+        var count = Segment.CountOf(s.Durable);
+        var word = Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[position]));
+        var next = position + RecordLayout.Align((int)Math.Min(word, (uint)(end - position)));
+        if (word >= RecordLayout.HeaderSize && next < end && at + 1 < count)
+        {
+            CountCrcCheck();
+            if (RecordLayout.Check(bytes, next, end, s.BaseOffset + at + 1, verifyCrc: true, out _) == RecordStatus.Ok)
+            {
+                return (at + 1, next);
+            }
+        }
+
+        for (var p = position + RecordLayout.Alignment; p + RecordLayout.HeaderSize <= end; p += RecordLayout.Alignment)
+        {
+            var relative = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[p + RecordLayout.OffsetOffset])) - s.BaseOffset;
+            if (relative <= at || relative >= count)
+            {
+                continue;
+            }
+
+            CountCrcCheck();
+            if (RecordLayout.Check(bytes, p, end, s.BaseOffset + relative, verifyCrc: true, out _) == RecordStatus.Ok)
+            {
+                return ((int)relative, p);
+            }
+        }
+
+        // Nothing readable after it up to the durable end: the seek cannot place a reader past it in this segment.
+        var status = RecordLayout.Check(bytes, position, end, s.BaseOffset + at, verifyCrc: true, out _);
+        s.Release();
+        ThrowHelper.ThrowDamagedRead(s.FilePath, position, s.BaseOffset + at, status == RecordStatus.Ok ? RecordStatus.BadChecksum : status);
+        return default;
     }
 
     /// <summary>

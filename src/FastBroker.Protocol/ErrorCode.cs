@@ -69,6 +69,13 @@ public enum ErrorCode : ushort
     /// </summary>
     ResourceExhausted = 15,
 
+    /// <summary>
+    /// The subscription reached a damaged record of its topic (its bytes changed on disk after they were written) and
+    /// was ended with it (SUBSCRIPTION_ENDED); the reason names the topic, the offset and the segment file. The record is
+    /// never delivered; a new subscription started at the next offset reads the records after it. Not retryable.
+    /// </summary>
+    DamagedRecord = 16,
+
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,
 

@@ -47,7 +47,7 @@ public class DamagedSegmentTests
         using var pulled = f.Broker.Subscribe("rot", new SubscriptionOptions { Start = StartPosition.Earliest });
         var got = new Collected();
         var recorder = new Recorder(got);
-        var e = Assert.Throws<JournalCorruptionException>(() =>
+        var damaged = Assert.Throws<BrokerException>(() =>
         {
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (DateTime.UtcNow < deadline)
@@ -55,6 +55,8 @@ public class DamagedSegmentTests
                 pulled.Fetch(1000, ref recorder);
             }
         });
+        Assert.Equal(BrokerErrorCode.DamagedRecord, damaged.Code);
+        var e = Assert.IsType<JournalCorruptionException>(damaged.InnerException);
         Assert.Equal(segment, e.FilePath);
         Assert.Equal(victimPosition, e.Position);
         Assert.Equal(victimOffset, e.ExpectedOffset);
@@ -62,7 +64,7 @@ public class DamagedSegmentTests
         Assert.All(got.Items, m => Assert.StartsWith($"b{m.Offset}:", m.Payload, StringComparison.Ordinal));
 
         // Again at the same record: never skipped.
-        Assert.Throws<JournalCorruptionException>(() => pulled.Fetch(1000, ref recorder));
+        Assert.Equal(BrokerErrorCode.DamagedRecord, Assert.Throws<BrokerException>(() => pulled.Fetch(1000, ref recorder)).Code);
         Assert.Equal(victimOffset, got.Items.Count);
 
         // An inline subscription is faulted with it; the broker goes on taking and delivering messages.
@@ -70,7 +72,7 @@ public class DamagedSegmentTests
         using var inline = f.Broker.SubscribeInline("rot", new LockedRecorder(inlineGot), new SubscriptionOptions { Start = StartPosition.Earliest });
         Assert.Equal(2000, await f.Broker.PublishAsync("rot", BrokerFixture.Utf8("after")));
         await Eventually.TrueAsync(() => inline.Fault is not null, "the inline subscription is faulted at the damaged record");
-        Assert.IsType<JournalCorruptionException>(inline.Fault);
+        Assert.Equal(BrokerErrorCode.DamagedRecord, Assert.IsType<BrokerException>(inline.Fault).Code);
         lock (inlineGot)
         {
             Assert.Equal(victimOffset, inlineGot.Items.Count);

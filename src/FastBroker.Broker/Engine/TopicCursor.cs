@@ -148,7 +148,7 @@ internal sealed class TopicCursor : IDisposable
     {
         var n = 0;
         var topic = Topic;
-        while (n < max && reader.TryRead(out var record))
+        while (n < max && TryReadChecked(reader, out var record))
         {
             if (reader.Skipped != _skippedReported)
             {
@@ -168,6 +168,49 @@ internal sealed class TopicCursor : IDisposable
         // paused one (no credit, never fetching again) does not keep a segment retention deletes mapped, nor its blocks.
         reader.Park();
         return n;
+    }
+
+    /// <summary>
+    /// <see cref="JournalReader.TryRead"/>, a damaged record turned into the topic's
+    /// <see cref="BrokerErrorCode.DamagedRecord"/> error (the reader stays before it: every read meets it again).
+    /// </summary>
+    private bool TryReadChecked(JournalReader reader, out JournalRecord record)
+    {
+        try
+        {
+            return reader.TryRead(out record);
+        }
+        catch (JournalCorruptionException e)
+        {
+            reader.Park();
+            throw Topic.Damaged(e);
+        }
+    }
+
+    /// <summary>
+    /// Moves this persistent cursor past the damaged record at <paramref name="offset"/> (its <see cref="NextOffset"/>):
+    /// on at the next record that reads (the next offset, or further when the records after it do not check either).
+    /// Returns the new <see cref="NextOffset"/>. The cursor's consumer only (a work-queue group's feed).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: nothing after it in its segment
+    /// reads (the cursor stays before it).</exception>
+    public long SkipDamaged(long offset)
+    {
+        var old = Reader!;
+        JournalReader reader;
+        try
+        {
+            reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(offset + 1));
+        }
+        catch (JournalCorruptionException e)
+        {
+            throw Topic.Damaged(e);
+        }
+
+        _skippedReported = reader.Skipped;
+        Reader = reader;
+        old.Dispose();
+        return reader.NextOffset;
     }
 
     /// <summary>The reader moved past records retention deleted: the subscriber is told how many, as for a transient topic.</summary>

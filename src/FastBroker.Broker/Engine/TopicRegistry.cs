@@ -273,7 +273,7 @@ internal sealed partial class TopicRegistry : IDisposable
             Recoveries.Add((name, journal.Recovery));
         }
 
-        var topic = new TopicState(name, options, dir, journal, null, incarnation);
+        var topic = new TopicState(name, options, dir, journal, null, incarnation) { Log = _options.Log };
         if (options.Durability == Durability.Fsynced)
         {
             topic.Durability = new DurabilityNotifier(topic, journal);

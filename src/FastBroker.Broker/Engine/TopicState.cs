@@ -7,7 +7,7 @@ namespace FastBroker.Engine;
 /// A topic at run time: its settings, its log (a journal for persistent topics, an in-memory ring for transient
 /// ones), its counters, and the readers to wake when messages arrive.
 /// </summary>
-internal sealed class TopicState : IDisposable
+internal sealed partial class TopicState : IDisposable
 {
     private readonly object _gate = new();
     private AsyncSignal[] _listeners = [];

@@ -5,6 +5,8 @@ namespace FastBroker.Engine;
 // Dead letters: publishing a message that ran out of deliveries to the dead-letter topic.
 internal sealed partial class WorkQueueGroup
 {
+    private long _stuckAtDamage = -1; // the damaged offset the feed could not pass, logged once
+
     private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
     {
         try
@@ -86,6 +88,49 @@ internal sealed partial class WorkQueueGroup
             Interlocked.Decrement(ref _pendingDeadLetters);
             Release(message);
         }
+    }
+
+    /// <summary>
+    /// The feed met a damaged record (<paramref name="e"/>, at the feed's next offset): it can never be delivered, and
+    /// waiting at it would hold the group's floor, its window and the topic's retention for ever, as a dead letter no
+    /// topic can store would. It is dead-lettered at once as a poison message is once out of deliveries (0 deliveries,
+    /// an empty key, headers and payload since its bytes are not the ones written, <c>fb-dlq-error</c> naming the damage)
+    /// and the feed goes on at the next record that reads; each offset the feed passes over is dead-lettered alike. The
+    /// damaged bytes stay in the topic's journal (<c>fastbroker journal dump --past-damage</c>) until retention. Called
+    /// under the group's lock; false when the feed cannot go past it.
+    /// </summary>
+    private bool FeedPastDamage(BrokerException e)
+    {
+        var damaged = _feed.NextOffset;
+        long next;
+        try
+        {
+            next = _feed.SkipDamaged(damaged);
+        }
+        catch (BrokerException again) when (again.Code == BrokerErrorCode.DamagedRecord)
+        {
+            // Nothing after it reads in its segment: the feed waits at it (the timer's ticks try again, logged by the
+            // topic once) rather than guess where the records resume.
+            if (_stuckAtDamage != damaged)
+            {
+                _stuckAtDamage = damaged;
+                _broker.Log($"work queue '{Topic.Name}' group '{Name}': the feed cannot go past the damaged record at offset {damaged}: {again.Message}; it waits there");
+            }
+
+            return false;
+        }
+
+        var reason = $"damaged record: {(e.InnerException as Journal.JournalCorruptionException)?.Reason ?? "unreadable"} at offset {damaged} of '{Topic.Name}' ({e.Message}); its key, headers and payload are not delivered";
+        for (var offset = damaged; offset < next; offset++)
+        {
+            var message = _pool.Count > 0 ? _pool.Pop() : new PooledMessage();
+            message.Fill(new MessageView(Topic, offset, 0, [], [], [], 0), 0);
+            _outstanding[offset] = message;
+            _state.DeadLetterUnread(offset, reason);
+        }
+
+        _broker.Log($"work queue '{Topic.Name}' group '{Name}': offset{(next - damaged > 1 ? $"s {damaged} to {next - 1}" : $" {damaged}")} dead-lettered to '{DeadLetterTopic}' unread (damaged record); the group goes on at offset {next}");
+        return true;
     }
 
     /// <summary>A dead-letter refusal that a retry cannot change.</summary>

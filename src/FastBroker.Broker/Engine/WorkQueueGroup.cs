@@ -357,7 +357,23 @@ internal sealed partial class WorkQueueGroup : IDisposable
         }
 
         var sink = new FeedSink(this);
-        _feed.Read((int)Math.Min(room, 4096), ref sink);
+
+        // At most 64 damaged records passed over per pump (each a dead letter and a seek): the next pump goes on.
+        for (var damaged = 0; damaged < 64; damaged++)
+        {
+            try
+            {
+                _feed.Read((int)Math.Min(room, 4096), ref sink);
+                return;
+            }
+            catch (BrokerException e) when (e.Code == BrokerErrorCode.DamagedRecord)
+            {
+                if (!FeedPastDamage(e))
+                {
+                    return;
+                }
+            }
+        }
     }
 
     private async Task FeedLoopAsync()

@@ -167,6 +167,20 @@ internal sealed partial class WorkQueueState
         _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
     }
 
+    /// <summary>
+    /// Passes over an offset the group's feed cannot read (a damaged record): never delivered, dead-lettered at once with
+    /// 0 deliveries and <paramref name="reason"/>, its place in the order taken as <see cref="Enqueue"/> would.
+    /// </summary>
+    public void DeadLetterUnread(long offset, string reason)
+    {
+        lock (_gate)
+        {
+            EnsureNext(offset);
+            _nextOffset = offset + 1;
+            DeadLetterNow(offset, 0, reason);
+        }
+    }
+
     private void DeadLetterNow(long offset, int deliveryCount, string reason)
     {
         _deadLetters.Enqueue(new DeadLetter(offset, deliveryCount, reason));

@@ -33,9 +33,10 @@ internal static class JournalCommand
         var fromTime = new Option<string?>("--from-time") { Description = "Print only the records stamped at or after this time, every one of them, in log order (one stamped earlier after them is left out; ISO 8601, or Unix milliseconds)." };
         var count = new Option<long?>("--count") { Description = "Print at most this many records." };
         var hex = new Option<bool>("--hex") { Description = "Print keys, header values and payloads as hex even when they are text." };
+        var pastDamage = new Option<bool>("--past-damage") { Description = "Do not stop at a damaged record: skip it, go on at the next record of its segment whose header and CRC32C check (or the next segment), and say on stderr what was skipped; the exit code is still 1." };
         OptionRules.AtLeast(fromOffset, 0L);
         OptionRules.AtLeast(count, 0L);
-        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it), 4 a segment file was removed while it was read (other than by retention at the oldest end of a journal open in another process, which is skipped: the dump goes on from the next segment). On a journal open in another process, a record being written at its end is the end, not damage.") { dir, fromOffset, fromTime, count, hex };
+        var cmd = new Command("dump", "Print records: offset, time, flags, key, headers, payload; exit 0, 1 stopped at damage (a damaged record, a torn or lost tail, a gap between segments, a bad segment header: the records before it are printed, none after it), 3 nothing to dump (no such directory, or no segment file in it), 4 a segment file was removed while it was read (other than by retention at the oldest end of a journal open in another process, which is skipped: the dump goes on from the next segment). On a journal open in another process, a record being written at its end is the end, not damage.") { dir, fromOffset, fromTime, count, hex, pastDamage };
         cmd.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
@@ -77,6 +78,14 @@ internal static class JournalCommand
             string? problem;
             bool journalOpen;
             IReadOnlyList<string> removed;
+            long skipped = 0;
+            Action<string>? onDamage = parse.GetValue(pastDamage)
+                ? text =>
+                {
+                    skipped++;
+                    Console.Error.WriteLine($"after {printed} record(s): {text}");
+                }
+            : null;
             try
             {
                 n = JournalInspector.Dump(path, parse.GetValue(fromOffset), fromTs, parse.GetValue(count) ?? long.MaxValue, record =>
@@ -85,7 +94,7 @@ internal static class JournalCommand
                     FormatRecord(line, record, asHex);
                     output.WriteLine(line.ToString());
                     printed++;
-                }, out problem, out journalOpen, out removed);
+                }, onDamage, out problem, out journalOpen, out removed);
             }
             catch (JournalSegmentRemovedException e)
             {
@@ -112,6 +121,12 @@ internal static class JournalCommand
             {
                 // Where and why, as verify says it; whether open cuts, removes or refuses what follows is verify's to tell.
                 Console.Error.WriteLine($"stopped after {n} record(s) at damage: {problem}; no record after it is printed (run 'fastbroker journal verify {path}' to see what opening the journal does with it)");
+                return 1;
+            }
+
+            if (skipped > 0)
+            {
+                Console.Error.WriteLine($"printed {n} record(s) past {skipped} damaged place(s) (--past-damage); the records skipped are not printed (run 'fastbroker journal verify {path}' to see what opening the journal does with them)");
                 return 1;
             }
 

@@ -122,6 +122,12 @@ internal static class AdminDocuments
         w.WriteNumber("publishedBytes", t.PublishedBytes);
         w.WriteNumber("expired", t.Expired);
         w.WriteNumber("transientSlotBytes", t.TransientSlotBytes);
+        w.WriteNumber("damagedRecords", t.DamagedRecords);
+        if (t.DamagedRecords > 0)
+        {
+            w.WriteNumber("firstDamagedOffset", t.FirstDamagedOffset);
+        }
+
         w.WriteEndObject();
     }
 

@@ -235,6 +235,12 @@ internal sealed partial class Session
                 {
                     n = c.Deliver(encoder, max, out full);
                 }
+                catch (BrokerException e) when (e.Code == BrokerErrorCode.DamagedRecord)
+                {
+                    // The topic logged the damaged record once; each subscription reaching it is told, not logged.
+                    failureCode = ErrorCode.DamagedRecord;
+                    failure = $"subscription {c.Id} ended: {e.Message}";
+                }
                 catch (Exception e)
                 {
                     failureCode = e is ObjectDisposedException or BrokerException { Code: BrokerErrorCode.Closed } ? ErrorCode.Closed : ErrorCode.StorageError;

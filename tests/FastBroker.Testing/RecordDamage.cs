@@ -1,0 +1,39 @@
+using System.Buffers.Binary;
+
+namespace FastBroker.Testing;
+
+/// <summary>
+/// Damages one record of a journal segment on disk the way bit rot does: one payload byte flipped, its length word and
+/// offset intact, so its CRC32C no longer matches. For tests of what readers do at a damaged record of a sealed segment
+/// an open trusted.
+/// </summary>
+public static class RecordDamage
+{
+    /// <summary>The byte size of a segment file's header (the first record starts there).</summary>
+    public const int SegmentHeaderBytes = 128;
+
+    /// <summary>
+    /// Flips the last byte of record number <paramref name="recordIndex"/> (0-based) of the segment file that is
+    /// <paramref name="segmentIndex"/>-th in name order in <paramref name="journalDirectory"/>.
+    /// </summary>
+    /// <returns>The segment file, the damaged record's offset and its byte position in the file.</returns>
+    public static (string Segment, long Offset, long Position) FlipPayloadByte(string journalDirectory, int segmentIndex, int recordIndex)
+    {
+        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite);
+        var bytes = new byte[file.Length];
+        file.ReadExactly(bytes);
+        var position = SegmentHeaderBytes;
+        for (var n = 0; n < recordIndex; n++)
+        {
+            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
+        }
+
+        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        var last = position + BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) - 1;
+        file.Position = last;
+        file.WriteByte((byte)(bytes[last] ^ 0x10));
+        file.Flush(flushToDisk: true);
+        return (segment, offset, position);
+    }
+}
