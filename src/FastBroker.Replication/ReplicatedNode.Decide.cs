@@ -48,14 +48,14 @@ public sealed partial class ReplicatedNode
     /// <summary>
     /// Logs an unexpected failure of the supervisor's loop, which retries every heartbeat interval (100 ms): a failure
     /// that repeats (a damaged journal, a refused open, a full disk) is written at once, then, by its message, at most once
-    /// per 10 s with the count of those not logged (<see cref="RepeatedLogLines"/>), whatever came between: rounds without
+    /// per 10 s with the count of those not logged (<see cref="T:FastBroker.Engine.RepeatedLogLines"/>), whatever came between: rounds without
     /// a failure, or failures with other messages, each of which is limited the same way on its own.
     /// </summary>
     private void LogUnexpected(string line) => FailureLog.Write(Log, line);
 
     /// <summary>
     /// A round of the loop without an unexpected failure: a failure not seen for a whole interval no longer repeats, and
-    /// the count of it not logged is, in one line (<see cref="RepeatedLogLines.EndQuiet"/>); its next occurrence is
+    /// the count of it not logged is, in one line (<c>RepeatedLogLines.EndQuiet</c>); its next occurrence is
     /// written at once.
     /// </summary>
     private void EndQuietFailures() => _failureLog?.EndQuiet(Log);

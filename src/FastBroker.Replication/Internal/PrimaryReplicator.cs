@@ -152,7 +152,7 @@ internal sealed class PrimaryReplicator : IDisposable
     /// <summary>
     /// A line of a link's life (attached, disconnected and why, refused by the standby): a standby that reconnects every
     /// round and whose link ends the same way each time (it refuses the stream, or ends the link) repeats them all, so
-    /// each text is written at once, then at most once per 10 s with the count not logged (<see cref="RepeatedLogLines"/>),
+    /// each text is written at once, then at most once per 10 s with the count not logged (<see cref="T:FastBroker.Engine.RepeatedLogLines"/>),
     /// until a link stays up (<see cref="OnLinkStayedUp"/>).
     /// </summary>
     internal void LogLink(string line) => _linkLog.Write(_options.Log, line);

@@ -49,7 +49,7 @@ internal sealed partial class StandbyReplica
     /// A state file sent whole: a group's state is stored into this node's copy (<see cref="ApplyGroupState"/>); any
     /// other replaces this node's copy (written to a temporary file, fsynced, renamed over it). A copy of a position file
     /// whose length was not the primary's file's is logged with both lengths (through the same
-    /// <see cref="LogRateLimit"/> as a damaged copy).
+    /// <see cref="T:FastBroker.Engine.LogRateLimit"/> as a damaged copy).
     /// </summary>
     private void OnState(ReadOnlySpan<byte> body)
     {
@@ -107,7 +107,7 @@ internal sealed partial class StandbyReplica
     /// and created afresh (its new entry in the directory synced before the next STATE_ACK), and the frame's bytes, the
     /// primary's file whole, are stored into the new copy; the link goes on. A copy of another length than the primary's
     /// file is replaced by a new one in the same way, with a line that names it and both lengths; both lines go through
-    /// one <see cref="LogRateLimit"/> (the first at once, then at most one per 10 s, which counts those not logged).
+    /// one <see cref="T:FastBroker.Engine.LogRateLimit"/> (the first at once, then at most one per 10 s, which counts those not logged).
     /// </summary>
     private void ApplyGroupState(string relative, string path, ReadOnlySpan<byte> bytes)
     {
@@ -243,14 +243,14 @@ internal sealed partial class StandbyReplica
     /// <summary>
     /// Opens this node's copy of a position file for a POSITIONS update. A copy that holds no state (lost to a power
     /// loss, or sent so by the primary) is logged, at most one line per 10 s with a count of those not logged (a
-    /// <see cref="LogRateLimit"/> of its own): it holds only the positions committed from now on until the primary sends
+    /// <see cref="T:FastBroker.Engine.LogRateLimit"/> of its own): it holds only the positions committed from now on until the primary sends
     /// the file whole (at the next attach, or the next time the primary checks its state files: the link has not sent it
     /// whole). A damaged copy (not a position file: a wrong magic, an entry count
     /// its length cannot hold, unreadable) is logged (the first at once, then at most one line per 10 s, which counts
-    /// those not logged: <see cref="LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
+    /// those not logged: <see cref="T:FastBroker.Engine.LogRateLimit"/>), removed and created afresh, and the standby asks the primary for
     /// the file whole (<see cref="FrameKind.StateWanted"/>), which replaces it: the link goes on. A short copy whose
     /// entries are all whole is padded with zeros to its full size (<see cref="PositionStore.PaddedFrom"/>: nothing is
-    /// lost) and logged through a <see cref="LogRateLimit"/> of its own, as a blank copy is.
+    /// lost) and logged through a <see cref="T:FastBroker.Engine.LogRateLimit"/> of its own, as a blank copy is.
     /// </summary>
     private PositionStore OpenPositionCopy(string relative)
     {

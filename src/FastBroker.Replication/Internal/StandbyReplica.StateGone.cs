@@ -17,7 +17,7 @@ internal sealed partial class StandbyReplica
     /// node's mapping of its copy is closed and the copy removed, so that a promotion does not bring back the
     /// subscription or group with its old position. The removal's directory entry is synced before the next STATE_ACK,
     /// as a new copy's is. Logged (the first at once, then at most one line per 10 s with a count of those not logged:
-    /// a <see cref="LogRateLimit"/> of its own).
+    /// a <see cref="T:FastBroker.Engine.LogRateLimit"/> of its own).
     /// </summary>
     private void OnStateGone(ReadOnlySpan<byte> body)
     {
