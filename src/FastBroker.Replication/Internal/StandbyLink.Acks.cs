@@ -35,11 +35,7 @@ internal sealed partial class StandbyLink
                         continue; // the journaler read what came
                     }
 
-                    if (!_stopping)
-                    {
-                        _owner.OnLinkDown(this, $"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
-                    }
-
+                    EndLink($"nothing from the standby for {silence.TotalMilliseconds:F0} ms (no ack, no heartbeat answer)");
                     return;
                 }
 
@@ -54,16 +50,13 @@ internal sealed partial class StandbyLink
                     // Data, or the end of the stream / an error (the receive returns 0 or throws).
                     if (!_ackInput.Fill())
                     {
-                        if (!_stopping)
-                        {
-                            _owner.OnLinkDown(this, "the standby closed the connection");
-                        }
-
+                        EndLink("the standby closed the connection");
                         return;
                     }
 
                     if (!HandleAckFrames())
                     {
+                        EndLink(RefusedReason);
                         return;
                     }
                 }
@@ -71,10 +64,7 @@ internal sealed partial class StandbyLink
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
         {
-            if (!_stopping)
-            {
-                _owner.OnLinkDown(this, ex.Message);
-            }
+            EndLink(ex.Message);
         }
         finally
         {
@@ -123,14 +113,14 @@ internal sealed partial class StandbyLink
             Volatile.Write(ref _journalerAcks, _journalerAcks + (_acksReceived - before));
             if (!handled)
             {
-                StopAcks();
+                EndLink(RefusedReason);
             }
 
             return true;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidDataException)
         {
-            StopAcks(); // the ack reader (or the sender) meets the closed link and reports it
+            EndLink(ex.Message); // a malformed frame, one of an unknown kind, or the connection's end, as the ack reader would
             return false;
         }
         finally
@@ -187,6 +177,23 @@ internal sealed partial class StandbyLink
                 // STATE_DIGESTS included: the standby sends it once, right after the WELCOME (ReadStateDigests).
                 throw new InvalidDataException($"unexpected replication frame {kind} from the standby");
         }
+    }
+
+    /// <summary>
+    /// Any thread that finds the link over (the sender, the ack reader, the journaler's <see cref="PollAcks"/>): the
+    /// first call reports it to the replicator with <paramref name="reason"/> (<see cref="PrimaryReplicator.OnLinkDown"/>:
+    /// no longer its link, the gate told, the <c>disconnected</c> line logged), unless the link was closed from outside
+    /// first (replaced by a newer link, or the replicator closing: it is no longer the replicator's link, and nothing is
+    /// reported); every call stops its threads.
+    /// </summary>
+    private void EndLink(string reason)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) == 0)
+        {
+            _owner.OnLinkDown(this, reason);
+        }
+
+        StopAcks();
     }
 
     private void StopAcks()

@@ -80,10 +80,7 @@ internal sealed partial class StandbyLink
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or JournalException or InvalidDataException)
         {
-            if (!_stopping)
-            {
-                _owner.OnLinkDown(this, ex.Message);
-            }
+            EndLink(ex.Message);
         }
         finally
         {

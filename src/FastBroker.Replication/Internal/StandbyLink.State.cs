@@ -122,7 +122,7 @@ internal sealed partial class StandbyLink
                         _digestsReported = digests.Count;
                         if (!HandleAckFrames())
                         {
-                            throw new IOException("the standby refused the stream");
+                            throw new IOException(RefusedReason);
                         }
 
                         break;
@@ -130,7 +130,7 @@ internal sealed partial class StandbyLink
 
                     if (!HandleAckFrame(kind, body))
                     {
-                        throw new IOException("the standby refused the stream");
+                        throw new IOException(RefusedReason);
                     }
                 }
             }

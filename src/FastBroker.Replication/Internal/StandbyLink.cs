@@ -16,6 +16,9 @@ internal sealed partial class StandbyLink : IDisposable
     private const int InlineShipBytes = 64 << 10;
     private const int TopicBudgetBytes = 1 << 20;
 
+    /// <summary>Why the link ended when the standby sent a REFUSE (its reason is logged on a line of its own).</summary>
+    private const string RefusedReason = "the standby refused the stream";
+
     /// <summary>
     /// How long a send of a run straight from the journal's mapping may wait for the socket before what is left is
     /// copied and the reader parked (<see cref="SendMapped"/>): the longest a stalled standby keeps a segment retention
@@ -41,6 +44,7 @@ internal sealed partial class StandbyLink : IDisposable
     private readonly FrameBuffer _unsent = new(InlineShipBytes + (4 << 10));
     private volatile LinkTopic[] _byId = [];
     private volatile bool _stopping;
+    private int _ended; // 1 once EndLink ran: the link's end is reported once
     private Thread? _sender;
     private Thread? _acker;
     private readonly ConfirmBatch _ackConfirms = new(); // under the ack lock
