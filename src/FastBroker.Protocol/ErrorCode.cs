@@ -1,8 +1,9 @@
 namespace FastBroker.Protocol;
 
 /// <summary>
-/// The u16 error code of ERROR frames and CONFIRM ranges. 1–99 are the broker's application codes (the same
-/// values as <c>FastBroker.Broker.BrokerErrorCode</c>); 100 and up are protocol codes.
+/// The u16 error code of ERROR frames and CONFIRM ranges. 1–99 are application codes (1–15 the same values as
+/// <c>FastBroker.BrokerErrorCode</c>; <see cref="Internal"/>, 16, is the server's own); 100 and up are protocol codes.
+/// A receiver treats a code it does not know as an error of the request it answers.
 /// </summary>
 public enum ErrorCode : ushort
 {
@@ -68,6 +69,15 @@ public enum ErrorCode : ushort
     /// (EIO), answers <see cref="StorageError"/> instead.
     /// </summary>
     ResourceExhausted = 15,
+
+    /// <summary>
+    /// The server failed unexpectedly handling the request (an exception it has no code for: a bug to report, with the
+    /// reason, which names the failure, and the server's log line). Nothing is wrong with the request as far as the
+    /// server can tell, so it may be retried; the .NET client does not retry it by itself (a bug tends to fail the same
+    /// way again, and retrying in a loop would hide it). As the code of an ERROR with <c>CLOSE</c> and request id 0, the
+    /// server failed handling a frame and closes the connection.
+    /// </summary>
+    Internal = 16,
 
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,
