@@ -2,7 +2,8 @@ namespace FastBroker;
 
 /// <summary>
 /// Why the broker refused something. The numeric values are stable: the wire protocol carries them in error
-/// frames, so a client in another language can switch on them.
+/// frames, so a client in another language can switch on them. 17 is taken on the wire by the server's own code for a
+/// failure it has no code for (<c>FastBroker.Protocol.ErrorCode.Internal</c>): a new code here takes the next free value.
 /// </summary>
 public enum BrokerErrorCode
 {

@@ -218,8 +218,11 @@ public sealed partial class BrokerClient
     /// <see cref="ErrorCode.UnknownTopic"/> (auto-creation is off and the topic is gone), <see cref="ErrorCode.Forbidden"/>
     /// (the token may not read it), <see cref="ErrorCode.DurableNameInUse"/> (an embedded subscription of the server's
     /// broker holds the name: taking it back would take turns with it), <see cref="ErrorCode.TooManySubscriptions"/> (the
-    /// server's limit is below what the client resumes), <see cref="ErrorCode.SubscriptionIdInUse"/>, and any code this
-    /// client does not know (docs/protocol.md: an error of the request it answers).
+    /// server's limit is below what the client resumes), <see cref="ErrorCode.SubscriptionIdInUse"/>,
+    /// <see cref="ErrorCode.Internal"/> (the server failed unexpectedly, a bug: it tends to fail the same way again, and
+    /// retrying it on every reconnect would hide it, as Kafka's clients do not retry UNKNOWN_SERVER_ERROR; the
+    /// application sees the reason and may subscribe again), and any code this client does not know (docs/protocol.md:
+    /// an error of the request it answers).
     /// </remarks>
     internal static bool IsRetriableResumeRefusal(ErrorCode code) => code is ErrorCode.Closed or ErrorCode.NotPrimary or ErrorCode.Timeout or ErrorCode.ResourceExhausted;
 

@@ -1,8 +1,9 @@
 namespace FastBroker.Protocol;
 
 /// <summary>
-/// The u16 error code of ERROR frames and CONFIRM ranges. 1–99 are the broker's application codes (the same
-/// values as <c>FastBroker.Broker.BrokerErrorCode</c>); 100 and up are protocol codes.
+/// The u16 error code of ERROR frames and CONFIRM ranges. 1–99 are application codes (1–16 the same values as
+/// <c>FastBroker.BrokerErrorCode</c>; <see cref="Internal"/>, 17, is the server's own); 100 and up are protocol codes.
+/// A receiver treats a code it does not know as an error of the request it answers.
 /// </summary>
 public enum ErrorCode : ushort
 {
@@ -75,6 +76,15 @@ public enum ErrorCode : ushort
     /// never delivered; a new subscription started at the next offset reads the records after it. Not retryable.
     /// </summary>
     DamagedRecord = 16,
+
+    /// <summary>
+    /// The server failed unexpectedly handling the request (an exception it has no code for: a bug to report, with the
+    /// reason, which names the failure, and the server's log line). Nothing is wrong with the request as far as the
+    /// server can tell, so it may be retried; the .NET client does not retry it by itself (a bug tends to fail the same
+    /// way again, and retrying in a loop would hide it). As the code of an ERROR with <c>CLOSE</c> and request id 0, the
+    /// server failed handling a frame and closes the connection.
+    /// </summary>
+    Internal = 17,
 
     /// <summary>The frame breaks the framing or field rules; the reason says which rule.</summary>
     MalformedFrame = 100,

@@ -293,4 +293,22 @@ public class ErrorTests
         await client.DisposeAsync();
         Assert.Equal(0, await reader.WaitAsync(Deadline));
     }
+
+    [Theory]
+    [InlineData((ushort)17)] // Internal
+    [InlineData((ushort)99)] // a code this client does not know (as Internal is to a client older than it)
+    public async Task A_publish_refused_with_Internal_or_an_unknown_code_fails_with_that_code_and_the_client_goes_on(ushort code)
+    {
+        await using var server = new SilentServer(ProtocolFeatures.Batching) { RefusePublishesWith = (ErrorCode)code };
+        await using var client = await BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [server.Endpoint] });
+
+        for (var i = 0; i < 2; i++)
+        {
+            var error = await Assert.ThrowsAsync<BrokerClientException>(async () => await client.PublishAsync("t", Bytes("x")));
+            Assert.Equal((ErrorCode)code, error.ErrorCode);
+            Assert.Contains($"({code}): the server refused a message to 't'", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.True(client.IsConnected && client.ConnectCount == 1, $"connected {client.IsConnected}, connections {client.ConnectCount}");
+    }
 }

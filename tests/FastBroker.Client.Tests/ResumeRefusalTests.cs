@@ -129,6 +129,44 @@ public class ResumeRefusalTests
         Assert.DoesNotContain(f.Events, e => e.Kind == BrokerClientEventKind.SubscriptionEnded);
     }
 
+    /// <summary>
+    /// The server fails unexpectedly handling the resume (a bug: ERROR Internal). Nothing says a retry would fare better
+    /// (a bug tends to fail the same way), so the client does not retry it by itself: the subscription ends with the code
+    /// and the server's reason, as for any refusal for good, and the application decides.
+    /// </summary>
+    [Fact]
+    public async Task A_resume_refused_with_Internal_ends_that_subscription_with_the_servers_reason()
+    {
+        var fail = 0;
+        await using var f = await ServerFixture.StartAsync(o => o with
+        {
+            TestHook = (point, _) =>
+            {
+                if (point == "durable-subscribed" && Volatile.Read(ref fail) == 1)
+                {
+                    throw new InvalidOperationException("the hook failed");
+                }
+            },
+        });
+        var client = await f.ConnectAsync();
+        await Within(client.PublishAsync("resume.internal", Bytes("i0")));
+        await using var sub = await Within(client.CreateSubscriptionAsync("resume.internal", s_durable with { DurableName = "internal" }));
+        Assert.Equal(["i0"], (await TakeAsync(sub, 1)).Select(m => m.GetPayloadString()));
+
+        Volatile.Write(ref fail, 1);
+        await f.RestartServerAsync();
+        using var cts = new CancellationTokenSource(Deadline);
+        var error = await Assert.ThrowsAsync<BrokerClientException>(async () =>
+        {
+            await foreach (var m in sub.ReadAllAsync(cts.Token))
+            {
+            }
+        });
+        Assert.Equal(ErrorCode.Internal, error.ErrorCode);
+        Assert.Contains("the hook failed", error.Reason, StringComparison.Ordinal);
+        Assert.Contains(f.Events, e => e.Kind == BrokerClientEventKind.SubscriptionEnded && e.Code == ErrorCode.Internal && e.SubscriptionId == sub.Id);
+    }
+
     private sealed class Counting : IClientMessageHandler
     {
         public StrongBox<int> Count { get; } = new();

@@ -76,8 +76,8 @@ public class SessionHardeningTests
         var frames = await c.ReadUntilClosedAsync();
         var last = frames.LastOrDefault();
         Assert.True(
-            last is { CloseConnection: true, ErrorCode: ErrorCode.Closed } && last.ErrorReason.Contains("the hook failed", StringComparison.Ordinal),
-            $"expected ERROR Closed with CLOSE naming the failure, got: [{string.Join(" | ", frames)}]");
+            last is { CloseConnection: true, ErrorCode: ErrorCode.Internal } && last.ErrorReason.Contains("the hook failed", StringComparison.Ordinal),
+            $"expected ERROR Internal with CLOSE naming the failure, got: [{string.Join(" | ", frames)}]");
         Assert.Contains(f.Log, l => l.Contains("reading failed: InvalidOperationException: the hook failed", StringComparison.Ordinal));
     }
 

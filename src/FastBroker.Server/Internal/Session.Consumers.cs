@@ -136,10 +136,13 @@ internal sealed partial class Session
     }
 
     /// <summary>
-    /// The ERROR code for <paramref name="e"/>: a <see cref="BrokerException"/>'s own, <see cref="ErrorCode.ResourceExhausted"/>
-    /// for a shortage the system may get over (<see cref="ResourceShortage"/>: descriptors, memory, disk space…, also
-    /// inside a <see cref="JournalException"/>), <see cref="ErrorCode.StorageError"/> for any other I/O or journal
-    /// failure (the file as it is).
+    /// The ERROR code for <paramref name="e"/>: a <see cref="BrokerException"/>'s own, <see cref="ErrorCode.Closed"/> for a
+    /// broker object disposed under the request, <see cref="ErrorCode.ResourceExhausted"/> for a shortage the system may
+    /// get over (<see cref="ResourceShortage"/>: descriptors, memory, disk space…, also inside a
+    /// <see cref="JournalException"/>), <see cref="ErrorCode.StorageError"/> for any other I/O or journal failure (the
+    /// file as it is), <see cref="ErrorCode.InvalidArgument"/> for an <see cref="ArgumentException"/> (an argument the
+    /// broker's API refused), and <see cref="ErrorCode.Internal"/> for any other exception: the server's own failure,
+    /// not the client's.
     /// </summary>
     private ErrorCode MapException(Exception e, string what)
     {
@@ -156,9 +159,14 @@ internal sealed partial class Session
             case IOException or UnauthorizedAccessException or JournalException:
                 LogError(what, e);
                 return ErrorCode.StorageError;
-            default:
+            case ArgumentException:
                 LogError(what, e);
                 return ErrorCode.InvalidArgument;
+            default:
+                // A bug (InvalidOperationException, NullReferenceException…): InvalidArgument would tell the client to
+                // fix a request that was fine.
+                LogError(what, e);
+                return ErrorCode.Internal;
         }
     }
 }

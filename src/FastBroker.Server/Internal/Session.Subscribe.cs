@@ -114,7 +114,7 @@ internal sealed partial class Session
     /// <summary>The broker's subscribe, the OK and the consumer's add, under the name's gate for a durable one.</summary>
     private void SubscribeAndAdd(ulong id, in SubscribeFrame frame, string pattern, SubscriptionOptions options)
     {
-        Subscription subscription;
+        Subscription? subscription = null;
         try
         {
             subscription = SubscribeTakingOver(pattern, options);
@@ -143,6 +143,9 @@ internal sealed partial class Session
         }
         catch (Exception e)
         {
+            // A subscription taken before the failure would hold its durable name with no consumer to yield it, so a
+            // retry (or a takeover) would be refused with DurableNameInUse for as long as the server runs.
+            subscription?.Dispose();
             SendError(id, MapException(e, "SUBSCRIBE"), e.Message);
             return;
         }

@@ -248,7 +248,12 @@ internal sealed partial class Session : IPublishConfirmSink
                 // before the close, as for a protocol error, rather than finding its connection just gone.
                 LogError("reading", e);
                 SetFinal(
-                    e is BrokerException b ? ToWire(b.Code) : ErrorCode.Closed,
+                    e switch
+                    {
+                        BrokerException b => ToWire(b.Code),
+                        ObjectDisposedException => ErrorCode.Closed,
+                        _ => ErrorCode.Internal,
+                    },
                     $"the server failed to handle a frame and closes the connection: {(e is BrokerException ? e.Message : $"{e.GetType().Name}: {e.Message}")}",
                     0,
                     protocolError: false);
