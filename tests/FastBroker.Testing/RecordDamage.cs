@@ -20,7 +20,7 @@ public static class RecordDamage
     public static (string Segment, long Offset, long Position) FlipPayloadByte(string journalDirectory, int segmentIndex, int recordIndex)
     {
         var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite);
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete); // a node may hold it open
         var bytes = new byte[file.Length];
         file.ReadExactly(bytes);
         var position = SegmentHeaderBytes;

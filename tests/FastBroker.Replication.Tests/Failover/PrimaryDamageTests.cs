@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
@@ -65,7 +64,7 @@ public sealed class PrimaryDamageTests
             await a.DisposeAsync();
         }
 
-        var (segment, victim) = Damage(Path.Combine(dir.Combine("a"), "topics", Topic, "journal"));
+        var (segment, victim, _) = RecordDamage.FlipPayloadByte(Path.Combine(dir.Combine("a"), "topics", Topic, "journal"), segmentIndex: 1, recordIndex: 5);
         a = await ReplicatedNode.StartAsync(trusting, server, Node("a", portA, portB, NodeRole.Primary, linesA));
         await using var _ = a;
         Assert.True(await a.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(30)), "a becomes primary again");
@@ -132,25 +131,4 @@ public sealed class PrimaryDamageTests
 
     private static string Distinct(ConcurrentQueue<string> lines) =>
         string.Join(" | ", lines.Select(l => l.Length > 13 ? l[13..] : l).Distinct().TakeLast(8));
-
-    /// <summary>Flips a payload byte of the sixth record of the second (sealed) segment, in place; returns the segment and the record's offset.</summary>
-    private static (string Segment, long Offset) Damage(string journalDir)
-    {
-        var segment = Directory.GetFiles(journalDir, "*.seg").Order(StringComparer.Ordinal).ToArray()[1];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        var bytes = new byte[64 << 10];
-        file.ReadExactly(bytes);
-        var position = 128;
-        for (var n = 0; n < 5; n++)
-        {
-            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
-        }
-
-        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
-        var last = position + BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) - 1;
-        file.Position = last;
-        file.WriteByte((byte)(bytes[last] ^ 0x10));
-        file.Flush(flushToDisk: true);
-        return (segment, offset);
-    }
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -55,7 +54,7 @@ public sealed class StandbyCopyDamageTests
             }
 
             await Eventually.TrueAsync(() => NodeStatus.Parse(a.GetStatusJson()).StandbyCaughtUp(Topic), "b holds the topic", TimeSpan.FromSeconds(30));
-            var (segment, victim) = Damage(Path.Combine(dir.Combine("b"), "topics", Topic, "journal"));
+            var (segment, victim, _) = RecordDamage.FlipPayloadByte(Path.Combine(dir.Combine("b"), "topics", Topic, "journal"), segmentIndex: 1, recordIndex: 5);
 
             await b.DisposeAsync();
             var before = FilesFrom(segment); // what the cut destroys, as it is on disk before b's next open
@@ -162,25 +161,4 @@ public sealed class StandbyCopyDamageTests
             .Where(f => f.EndsWith(".seg", StringComparison.Ordinal) || f.EndsWith(".idx", StringComparison.Ordinal))
             .Where(f => string.CompareOrdinal(Path.GetFileName(f), Path.GetFileName(segment)) >= 0 || Path.GetFileNameWithoutExtension(f) == Path.GetFileNameWithoutExtension(segment))
             .ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes, StringComparer.Ordinal);
-
-    /// <summary>Flips a payload byte of the sixth record of the second (sealed) segment, in place; returns the segment and the record's offset.</summary>
-    private static (string Segment, long Offset) Damage(string journalDir)
-    {
-        var segment = Directory.GetFiles(journalDir, "*.seg").Order(StringComparer.Ordinal).ToArray()[1];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        var bytes = new byte[64 << 10];
-        file.ReadExactly(bytes);
-        var position = 128;
-        for (var n = 0; n < 5; n++)
-        {
-            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
-        }
-
-        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
-        var last = position + BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) - 1;
-        file.Position = last;
-        file.WriteByte((byte)(bytes[last] ^ 0x10));
-        file.Flush(flushToDisk: true);
-        return (segment, offset);
-    }
 }
