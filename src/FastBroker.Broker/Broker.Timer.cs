@@ -229,4 +229,13 @@ public sealed partial class Broker
 
     /// <summary>Tests only: called with a group's name on each timer tick, before the group's own tick.</summary>
     internal Action<string>? TimerTaskHook { get; set; }
+
+    /// <summary>Tests only: called with a group's name each time its feed loop wakes, before it pumps the group.</summary>
+    internal Action<string>? FeedLoopHook { get; set; }
+
+    /// <summary>
+    /// How often a work-queue group's feed loop that keeps failing the same way logs it, with how many such lines were
+    /// held back meanwhile: 10 s; tests set it.
+    /// </summary>
+    internal TimeSpan FeedLoopLogInterval { get; set; } = TimeSpan.FromSeconds(10);
 }

@@ -21,6 +21,9 @@ public sealed class WorkQueueMember : IDisposable
     private int _closed;
     private int _prefetch;
 
+    /// <summary>The group at run time (tests).</summary>
+    internal WorkQueueGroup RuntimeGroup => _group;
+
     internal WorkQueueMember(WorkQueueGroup group, int id, int prefetch)
     {
         _group = group;

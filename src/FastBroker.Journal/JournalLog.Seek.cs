@@ -172,7 +172,10 @@ public sealed partial class JournalLog
         }
     }
 
-    /// <summary>In <paramref name="s"/> (acquired), the first of its <paramref name="count"/> records with a timestamp ≥ <paramref name="timestamp"/>.</summary>
+    /// <summary>
+    /// In <paramref name="s"/> (acquired), the first of its <paramref name="count"/> records with a timestamp ≥
+    /// <paramref name="timestamp"/>, damaged records passed over (<see cref="PastDamage"/>: the first intact one).
+    /// </summary>
     private bool TryFindTimestamp(Segment s, int count, long timestamp, out int position, out long offset)
     {
         var e = s.Index.FindBeforeTimestamp(timestamp);
@@ -183,7 +186,16 @@ public sealed partial class JournalLog
         var from = pos;
         while (at < count)
         {
-            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
+            if (length < 0)
+            {
+                // A damaged record: its timestamp is not to be trusted, so the search goes on from the next record that
+                // checks, as a start at an offset past it does (the start is the first intact record at or after the time).
+                (at, pos) = PastDamage(s, at, pos, end);
+                from = pos;
+                continue;
+            }
+
             var ts = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[pos + RecordLayout.TimestampOffset]));
             if (ts >= timestamp)
             {
@@ -238,7 +250,7 @@ public sealed partial class JournalLog
     }
 
     /// <summary>
-    /// A seek to an offset past a damaged record of <paramref name="s"/> (acquired) that it must pass over, number
+    /// A seek to an offset, or a search for a time, past a damaged record of <paramref name="s"/> (acquired) that it must pass over, number
     /// <paramref name="at"/> at <paramref name="position"/>: the next record whose length, offset and CRC32C all check,
     /// first where the damaged record's own length word says it ends, else the first such record at an 8-byte boundary
     /// after it with a higher offset (a damaged length word). Never a start before the record asked for, nor one past

@@ -376,15 +376,6 @@ internal sealed partial class WorkQueueGroup : IDisposable
         }
     }
 
-    private async Task FeedLoopAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            await _topicSignal.WaitAsync().ConfigureAwait(false);
-            Pump();
-        }
-    }
-
     private void Offer(scoped in MessageView m, ushort flags)
     {
         if (_store.IsDone(m.Offset))
