@@ -6,7 +6,7 @@ namespace FastBroker;
 public sealed partial class Broker
 {
     private long _timerFailures;
-    private long _timerFailureLoggedMs = long.MinValue / 2;
+    private RepeatedLogLines? _timerFailureLog; // created by the first failure
     private long _nextPositionCheckMs; // Environment.TickCount64 of the next check of the position files; under _gate
     private int _timerTickRunning; // 1 while a tick runs: a callback that finds it set returns at once
     private long _timerCallbacks;
@@ -104,6 +104,8 @@ public sealed partial class Broker
 
     private void Tick()
     {
+        // A failure that stopped repeating writes how many of its lines were held back (nothing when none failed).
+        Volatile.Read(ref _timerFailureLog)?.EndQuiet(_options.Log);
         try
         {
             _producerEpochs.Refresh(_producers); // a clock compare, but once an interval (an hour by default)
@@ -196,20 +198,25 @@ public sealed partial class Broker
 
     /// <summary>
     /// One task of the timer tick threw (a journal read of a damaged record, say). The timer runs on a pool thread,
-    /// where an exception would end the process, every client with it: the failure is logged instead (at most one line a
-    /// second, with how many more there were) and the other tasks, and the next ticks, go on.
+    /// where an exception would end the process, every client with it: the failure is counted and logged instead,
+    /// limited by its text (<see cref="RepeatedLogLines"/>: a task's first failure at once, the same failure again at
+    /// most once per <see cref="TimerFailureLogInterval"/> with how many were held back, another task's failure at
+    /// once), and the other tasks, and the next ticks, go on.
     /// </summary>
     private void TimerTaskFailed(string what, Exception e)
     {
         Interlocked.Increment(ref _timerFailures);
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _timerFailureLoggedMs);
-        if (now - last >= 1000 && Interlocked.CompareExchange(ref _timerFailureLoggedMs, now, last) == last)
-        {
-            var total = Interlocked.Read(ref _timerFailures);
-            _options.Log?.Invoke($"timer: {what} failed ({total} timer task failures so far): {e.GetType().Name}: {e.Message}");
-        }
+        var log = Volatile.Read(ref _timerFailureLog)
+            ?? Interlocked.CompareExchange(ref _timerFailureLog, new RepeatedLogLines(TimerFailureLogInterval, TimeProvider.System), null)
+            ?? _timerFailureLog!;
+        log.Write(_options.Log, $"timer: {what} failed: {e.GetType().Name}: {e.Message}");
     }
+
+    /// <summary>
+    /// How often a timer task that keeps failing the same way logs it, with how many such lines were held back
+    /// meanwhile: 10 s; tests set it before the first failure.
+    /// </summary>
+    internal TimeSpan TimerFailureLogInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How many times the timer fired, skipped ticks included (tests).</summary>
     internal long TimerCallbacks => Interlocked.Read(ref _timerCallbacks);

@@ -98,6 +98,13 @@ public sealed record GroupSnapshot(string Topic, string Group, int Members, long
     /// name), each reported to <see cref="BrokerOptions.Log"/>; they stay in the source topic until retention.
     /// </summary>
     public long DeadLettersDropped { get; init; }
+
+    /// <summary>
+    /// Times the group's feed loop failed since the broker opened (each logged, limited by text, and followed by a
+    /// bounded wait before the loop runs again; the broker's timer pumps the group meanwhile). Above 0 means a fault
+    /// to look into in the log.
+    /// </summary>
+    public long FeedLoopFailures { get; init; }
 }
 
 /// <summary>

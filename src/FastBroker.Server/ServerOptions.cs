@@ -77,10 +77,11 @@ public sealed record ServerOptions
     internal TimeProvider LogClock { get; init; } = TimeProvider.System;
 
     /// <summary>
-    /// Tests only: called on a session's reader at named points of its work with the point and the connection id
-    /// (<c>"durable-waiting"</c>: a durable SUBSCRIBE before its name's gate; <c>"durable-subscribed"</c>: a durable
-    /// SUBSCRIBE holds its name, not yet its consumer; <c>"init-producer"</c>:
-    /// an INIT_PRODUCER without an epoch, before the broker is asked). May block or throw.
+    /// Tests only: called on a session's reader or writer at named points of its work with the point and the
+    /// connection id (<c>"durable-waiting"</c>: a durable SUBSCRIBE before its name's gate; <c>"durable-subscribed"</c>:
+    /// a durable SUBSCRIBE holds its name, not yet its consumer; <c>"init-producer"</c>: an INIT_PRODUCER without an
+    /// epoch, before the broker is asked; <c>"deliver"</c>: the writer, before it fetches deliveries for a
+    /// subscription or membership, where a throw fails that delivery). May block or throw.
     /// </summary>
     internal Action<string, ulong>? TestHook { get; init; }
 

@@ -247,6 +247,25 @@ public class AdminTests
         return Encoding.UTF8.GetString(answer.ToArray());
     }
 
+    [Fact]
+    public async Task The_group_document_carries_the_groups_feed_loop_failures()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        using var member = f.Broker.JoinGroup("orders.eu", "workers", GroupOptions.Default);
+        var snapshot = f.Broker.GetSnapshot();
+        snapshot = snapshot with { Groups = [.. snapshot.Groups.Select(g => g with { FeedLoopFailures = 3 })] };
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            AdminDocuments.WriteGroupList(w, snapshot, null);
+        }
+
+        using var doc = JsonDocument.Parse(buffer.WrittenMemory);
+        var g = Assert.Single(doc.RootElement.GetProperty("groups").EnumerateArray());
+        Assert.True(g.TryGetProperty("feedLoopFailures", out var failures), $"no feedLoopFailures in the group document: {g}");
+        Assert.Equal(3, failures.GetInt64());
+    }
+
     private static async Task<JsonDocument> QueryAsync(RawConnection c, AdminQuery query, string argument)
     {
         var id = c.NextRequestId();

@@ -270,6 +270,7 @@ internal sealed partial class WorkQueueGroup : IDisposable
         {
             DeadLettersPending = Volatile.Read(ref _pendingDeadLetters),
             DeadLettersDropped = Volatile.Read(ref _deadLettersDropped),
+            FeedLoopFailures = FeedLoopFailures,
         };
     }
 

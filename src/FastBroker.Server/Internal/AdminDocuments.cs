@@ -176,6 +176,7 @@ internal static class AdminDocuments
         w.WriteNumber("deadLettersPending", g.DeadLettersPending);
         w.WriteNumber("deadLettersDropped", g.DeadLettersDropped);
         w.WriteNumber("expired", g.Expired);
+        w.WriteNumber("feedLoopFailures", g.FeedLoopFailures);
         w.WriteEndObject();
     }
 

@@ -233,6 +233,7 @@ internal sealed partial class Session
 
                 try
                 {
+                    _options.TestHook?.Invoke("deliver", Id);
                     n = c.Deliver(encoder, max, out full);
                 }
                 catch (BrokerException e) when (e.Code == BrokerErrorCode.DamagedRecord)
@@ -243,9 +244,9 @@ internal sealed partial class Session
                 }
                 catch (Exception e)
                 {
-                    failureCode = e is ObjectDisposedException or BrokerException { Code: BrokerErrorCode.Closed } ? ErrorCode.Closed : ErrorCode.StorageError;
+                    // Mapped as a request's failure is: storage → StorageError, shortage → ResourceExhausted, a bug → Internal.
+                    failureCode = MapException(e, $"delivering to subscription {c.Id}");
                     failure = $"subscription {c.Id} ended: {e.Message}";
-                    LogError($"delivering to subscription {c.Id}", e);
                 }
             }
 
