@@ -206,10 +206,11 @@ public sealed class BrokerServer : IAsyncDisposable
     internal void LeaveEstablished() => Interlocked.Decrement(ref _established);
 
     /// <summary>
-    /// Logs the line of a protocol-error close through the server's text limiter: a client that reconnects in a loop
-    /// with the same bad frame makes one line per 10 s with the count, not one per connection (docs/server.md).
+    /// Logs the line of a close the client caused (a protocol error, a connection that takes no bytes) through the
+    /// server's text limiter: a client that reconnects in a loop with the same bad frame, or stops reading each time,
+    /// makes one line per 10 s with the count, not one per connection (docs/server.md).
     /// </summary>
-    internal void LogProtocolErrorClose(string line) => _closeLog.Write(Log, line);
+    internal void LogClose(string line) => _closeLog.Write(Log, line);
 
     internal void CountProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
 
