@@ -36,7 +36,7 @@ public sealed class BrokerServer : IAsyncDisposable
     private readonly Timer _idleTimer;
     private readonly long _startedAt = Stopwatch.GetTimestamp();
     private readonly RepeatedLogLines _closeLog;
-    private readonly object[] _durableGates = [.. Enumerable.Range(0, 64).Select(_ => new object())];
+    private readonly Dictionary<string, DurableGate> _durableGates = new(StringComparer.Ordinal); // itself the lock of the map
     private Session[] _sessionList = []; // copy-on-write: the idle timer walks it without allocating
     private Task _acceptLoop = Task.CompletedTask;
     private Task? _stopping;
@@ -206,10 +206,11 @@ public sealed class BrokerServer : IAsyncDisposable
     internal void LeaveEstablished() => Interlocked.Decrement(ref _established);
 
     /// <summary>
-    /// Logs the line of a protocol-error close through the server's text limiter: a client that reconnects in a loop
-    /// with the same bad frame makes one line per 10 s with the count, not one per connection (docs/server.md).
+    /// Logs the line of a close the client caused (a protocol error, a connection that takes no bytes) through the
+    /// server's text limiter: a client that reconnects in a loop with the same bad frame, or stops reading each time,
+    /// makes one line per 10 s with the count, not one per connection (docs/server.md).
     /// </summary>
-    internal void LogProtocolErrorClose(string line) => _closeLog.Write(Log, line);
+    internal void LogClose(string line) => _closeLog.Write(Log, line);
 
     internal void CountProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
 
@@ -252,9 +253,48 @@ public sealed class BrokerServer : IAsyncDisposable
 
     /// <summary>
     /// The lock a durable SUBSCRIBE of <paramref name="durableName"/> holds from the broker's subscribe to its consumer's
-    /// add, so that a takeover of the name finds the holder's consumer (one of 64, by the name's hash).
+    /// add, so that a takeover of the name finds the holder's consumer; give it back with <see cref="ReleaseDurableGate"/>.
+    /// One per name, not shared by hash: a SUBSCRIBE that waits under it (a takeover waits for the holder's subscription
+    /// to close, a delivery in progress first) holds up later SUBSCRIBEs of that name only, not of names on its stripe.
     /// </summary>
-    internal object DurableGate(string durableName) => _durableGates[(StringComparer.Ordinal.GetHashCode(durableName) & int.MaxValue) % _durableGates.Length];
+    internal object AcquireDurableGate(string durableName)
+    {
+        lock (_durableGates)
+        {
+            if (!_durableGates.TryGetValue(durableName, out var gate))
+            {
+                gate = new DurableGate();
+                _durableGates.Add(durableName, gate);
+            }
+
+            gate.Users++;
+            return gate;
+        }
+    }
+
+    /// <summary>Gives back a gate from <see cref="AcquireDurableGate"/> (after leaving it): the last user removes the name's entry.</summary>
+    internal void ReleaseDurableGate(string durableName, object gate)
+    {
+        lock (_durableGates)
+        {
+            if (--((DurableGate)gate).Users == 0)
+            {
+                _durableGates.Remove(durableName);
+            }
+        }
+    }
+
+    /// <summary>Names with a durable gate in use (tests: an entry is removed when its last SUBSCRIBE gives it back).</summary>
+    internal int DurableGatesInUse
+    {
+        get
+        {
+            lock (_durableGates)
+            {
+                return _durableGates.Count;
+            }
+        }
+    }
 
     /// <summary>
     /// Ends the subscription of another connection than <paramref name="requester"/> that holds durable name
@@ -377,5 +417,11 @@ public sealed class BrokerServer : IAsyncDisposable
         await _idleTimer.DisposeAsync().ConfigureAwait(false);
         Certificate?.Dispose();
         _acceptStop.Dispose();
+    }
+
+    /// <summary>A durable name's gate (the lock object) and the SUBSCRIBEs holding or waiting for it (under the map's lock).</summary>
+    private sealed class DurableGate
+    {
+        public int Users;
     }
 }

@@ -73,7 +73,7 @@ public sealed record ServerOptions
     /// </summary>
     internal ProtocolFeatures WithheldFeatures { get; init; }
 
-    /// <summary>Tests only: the clock of the log's rate limit (the protocol-error close lines).</summary>
+    /// <summary>Tests only: the clock of the log's rate limit (the lines of protocol-error closes and of connections that take no bytes).</summary>
     internal TimeProvider LogClock { get; init; } = TimeProvider.System;
 
     /// <summary>
@@ -81,7 +81,9 @@ public sealed record ServerOptions
     /// connection id (<c>"durable-waiting"</c>: a durable SUBSCRIBE before its name's gate; <c>"durable-subscribed"</c>:
     /// a durable SUBSCRIBE holds its name, not yet its consumer; <c>"init-producer"</c>: an INIT_PRODUCER without an
     /// epoch, before the broker is asked; <c>"deliver"</c>: the writer, before it fetches deliveries for a
-    /// subscription or membership, where a throw fails that delivery). May block or throw.
+    /// subscription or membership, where a throw fails that delivery; <c>"durable-takeover"</c>: a durable SUBSCRIBE refused
+    /// its name, under the name's gate, before it takes the name over; <c>"stalled"</c>: the idle timer, before it closes
+    /// a connection that takes no bytes). May block or throw.
     /// </summary>
     internal Action<string, ulong>? TestHook { get; init; }
 

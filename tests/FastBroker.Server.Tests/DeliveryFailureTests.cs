@@ -4,7 +4,8 @@ namespace FastBroker.ServerTests;
 
 /// <summary>
 /// A delivery that fails ends its subscription with the code the failure maps to (as a request's failure does): a
-/// storage failure <see cref="ErrorCode.StorageError"/>, a server bug <see cref="ErrorCode.Internal"/>.
+/// storage failure <see cref="ErrorCode.StorageError"/>, a server bug <see cref="ErrorCode.Internal"/> (an
+/// <see cref="ArgumentException"/> included: a delivery handles no input of the client's).
 /// </summary>
 public class DeliveryFailureTests
 {
@@ -12,6 +13,17 @@ public class DeliveryFailureTests
     public async Task A_delivery_that_fails_unexpectedly_ends_the_subscription_with_Internal_not_StorageError()
     {
         var reply = await SubscribeAndReadEndAsync(() => new InvalidOperationException("the delivery hook failed"));
+        Assert.True(
+            reply is { Type: FrameType.Error, ErrorCode: ErrorCode.Internal, SubscriptionEnded: true, ErrorSubscriptionId: 5, CloseConnection: false }
+                && reply.ErrorReason.Contains("the delivery hook failed", StringComparison.Ordinal),
+            $"expected ERROR Internal ending subscription 5, got: {reply}");
+    }
+
+    [Fact]
+    public async Task A_delivery_that_fails_with_an_ArgumentException_ends_the_subscription_with_Internal_not_InvalidArgument()
+    {
+        // No input of the client's is handled in a delivery: an ArgumentException there is the server's bug.
+        var reply = await SubscribeAndReadEndAsync(() => new ArgumentOutOfRangeException("count", "the delivery hook failed"));
         Assert.True(
             reply is { Type: FrameType.Error, ErrorCode: ErrorCode.Internal, SubscriptionEnded: true, ErrorSubscriptionId: 5, CloseConnection: false }
                 && reply.ErrorReason.Contains("the delivery hook failed", StringComparison.Ordinal),

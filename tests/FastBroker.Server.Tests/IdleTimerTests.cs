@@ -73,6 +73,69 @@ public class IdleTimerTests
         }
     }
 
+    /// <summary>
+    /// Each connection that takes no bytes is closed with a log line; a client that does it again and again (reconnects
+    /// and stops reading) got one line each time. The line goes through the per-text limit of the protocol-error closes:
+    /// one at once, the same text again once the interval has passed, carrying how many were held back.
+    /// </summary>
+    [Fact]
+    public async Task Connections_that_take_no_bytes_log_one_line_then_a_count()
+    {
+        const int Connections = 6;
+        var clock = new ManualClock();
+        var stalled = 0;
+        await using var f = await ServerFixture.StartAsync(o => o with
+        {
+            HeartbeatInterval = TimeSpan.FromMilliseconds(300), // idle timeout 900 ms
+            LogClock = clock,
+            TestHook = (point, _) =>
+            {
+                if (point == "stalled")
+                {
+                    Interlocked.Increment(ref stalled);
+                }
+            },
+        });
+        static List<string> Lines(ServerFixture f) => [.. f.Log.Where(l => l.Contains("took no bytes", StringComparison.Ordinal))];
+
+        async Task StallAsync(int count)
+        {
+            var accepted = f.Server.ConnectionsAccepted;
+            var connections = new List<StallingConnection>();
+            for (var i = 0; i < count; i++)
+            {
+                connections.Add(await StallingConnection.OpenAsync(f));
+            }
+
+            // The line is written before the socket is dropped: once every connection is gone, every line is in.
+            await Eventually.TrueAsync(() => f.Server.ConnectionsAccepted - accepted == count && f.Server.ConnectionCount == 0, $"{count} connections that take no bytes are closed", TimeSpan.FromSeconds(60));
+            foreach (var c in connections)
+            {
+                await c.DisposeAsync();
+            }
+        }
+
+        await StallAsync(Connections);
+
+        // One whose sender the loaded machine starves first is closed for its silence instead: not every one is a stall.
+        var first = Volatile.Read(ref stalled);
+        Assert.True(first >= 2, $"only {first} of {Connections} connections were closed for taking no bytes: the limit is not tested");
+        Assert.True(Lines(f).Count == 1, $"{first} connections took no bytes, one line expected: [{string.Join(" | ", Lines(f))}]");
+
+        // Once the interval has passed, the next one is logged with the count held back.
+        clock.Advance(TimeSpan.FromSeconds(10));
+        while (Volatile.Read(ref stalled) == first)
+        {
+            await StallAsync(1); // bounded: the deadline of each round, and a silent close again is rare
+            Assert.True(Volatile.Read(ref stalled) > first || f.Server.ConnectionsAccepted < Connections + 5, "five more connections, none closed for taking no bytes");
+        }
+
+        var lines = Lines(f);
+        Assert.True(
+            lines.Count == 2 && lines[1].EndsWith($"(and {first - 1} more like it since the last such line, not logged)", StringComparison.Ordinal),
+            $"the second line carries the count of {first - 1}: [{string.Join(" | ", lines)}]");
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         var seen = Volatile.Read(ref target);

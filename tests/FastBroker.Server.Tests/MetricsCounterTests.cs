@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using FastBroker.Server;
+using FastBroker.Testing;
 
 namespace FastBroker.ServerTests;
 
@@ -59,6 +61,47 @@ public class MetricsCounterTests
         Assert.True(scrapes[2].Delivered == 13 && scrapes[3].Delivered == 13, report);
         Assert.True(scrapes[3].Filtered == 8, report);
     }
+
+    /// <summary>
+    /// A work-queue group whose feed loop keeps failing is counted (<c>GroupSnapshot.FeedLoopFailures</c>, the admin
+    /// group document), and an operator who watches Prometheus sees it too: <c>fastbroker_group_feed_loop_failures_total</c>.
+    /// </summary>
+    [Fact]
+    public async Task A_groups_feed_loop_failures_are_a_counter_of_the_metrics()
+    {
+        const string Series = "fastbroker_group_feed_loop_failures_total{topic=\"feed\",group=\"g\"}";
+        await using var f = await ServerFixture.StartAsync();
+        await using var admin = await AdminHttpServer.StartAsync(f.Broker, f.Server, "127.0.0.1", 0);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.EndPoint}/"), Timeout = RawConnection.ReadTimeout };
+        var calls = 0;
+        SetFeedLoopHook(f.Broker, name =>
+        {
+            if (name == "g" && Interlocked.Increment(ref calls) <= 2)
+            {
+                throw new InvalidOperationException("test: the feed loop's pump failed");
+            }
+        });
+        try
+        {
+            using var member = f.Broker.JoinGroup("feed", "g", GroupOptions.Default with { Prefetch = 10 });
+            var before = await http.GetStringAsync("metrics");
+            Assert.Contains("# TYPE fastbroker_group_feed_loop_failures_total counter\n", before, StringComparison.Ordinal);
+            Assert.True(Value(before, Series) == 0, $"before any failure: {Value(before, Series)} (-1: no such series)");
+
+            await f.Broker.PublishAsync("feed", new byte[8]);
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single(g => g.Group == "g").FeedLoopFailures == 2, "the feed loop fails twice");
+            var after = Value(await http.GetStringAsync("metrics"), Series);
+            Assert.True(after == 2, $"the group's feed loop failed twice, /metrics says {after} (-1: no such series)");
+        }
+        finally
+        {
+            SetFeedLoopHook(f.Broker, null);
+        }
+    }
+
+    // Broker.FeedLoopHook is internal to the broker (whose internals this assembly does not see): set through an accessor.
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "set_FeedLoopHook")]
+    private static extern void SetFeedLoopHook(Broker broker, Action<string>? hook);
 
     /// <summary>Fetches until <paramref name="expected"/> messages were delivered (bounded), then once more: returns the count.</summary>
     private static long FetchAll(Subscription subscription, long expected)

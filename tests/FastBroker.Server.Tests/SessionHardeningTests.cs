@@ -152,4 +152,82 @@ public class SessionHardeningTests
         Assert.Equal(ErrorCode.DurableNameInUse, frames[^1].ErrorCode);
         Assert.Empty(f.Failures);
     }
+
+    /// <summary>
+    /// A durable SUBSCRIBE that takes a name over waits for the holder's subscription to close (a delivery in progress
+    /// first), under the name's gate. The gates were 64 shared by hash, so a SUBSCRIBE of an unrelated name on the same
+    /// stripe waited for that takeover too; each name now has its own, removed when no SUBSCRIBE uses it.
+    /// </summary>
+    [Fact]
+    public async Task A_durable_SUBSCRIBE_does_not_wait_for_the_takeover_of_another_name()
+    {
+        // Two names on one of the 64 stripes the gates were (the string hash is per process: found here, as the server would).
+        static int Stripe(string name) => (StringComparer.Ordinal.GetHashCode(name) & int.MaxValue) % 64;
+        const string Taken = "taken";
+        var other = Enumerable.Range(0, 100_000).Select(i => $"other-{i}").First(n => Stripe(n) == Stripe(Taken));
+
+        ulong holder = 0;
+        ulong taker = 0;
+        var holdDelivery = 0;
+        using var delivering = new ManualResetEventSlim();
+        using var takingOver = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        await using var f = await ServerFixture.StartAsync(o => o with
+        {
+            TestHook = (point, id) =>
+            {
+                if (point == "deliver" && id == Volatile.Read(ref holder) && Interlocked.Exchange(ref holdDelivery, 0) == 1)
+                {
+                    // The holder's writer is delivering (under its subscription's gate): the takeover's close waits for it.
+                    delivering.Set();
+                    release.Wait(RawConnection.ReadTimeout * 2); // longer than the other name's SUBSCRIBE is given
+                }
+                else if (point == "durable-takeover" && id == Volatile.Read(ref taker))
+                {
+                    takingOver.Set();
+                }
+            },
+        });
+        try
+        {
+            await f.Broker.PublishAsync("orders", "m0"u8.ToArray());
+            await using var a = await f.ConnectAsync();
+            await using var b = await f.ConnectAsync();
+            await using var c = await f.ConnectAsync();
+            Volatile.Write(ref holder, a.Welcome!.ConnectionId);
+            Volatile.Write(ref taker, b.Welcome!.ConnectionId);
+
+            Volatile.Write(ref holdDelivery, 1);
+            await a.SubscribeAsync(1, 1, "orders", 10, durable: Taken);
+            Assert.True(delivering.Wait(Eventually.DefaultTimeout), "the holder's delivery reached the hook");
+            await b.SubscribeAsync(1, 1, "orders", 10, durable: Taken);
+            Assert.True(takingOver.Wait(Eventually.DefaultTimeout), "the taker's SUBSCRIBE is taking the name over");
+
+            await c.SubscribeAsync(1, 1, "orders", 10, durable: other);
+            ServerFrame? reply = null;
+            try
+            {
+                reply = await c.ReadAsync();
+            }
+            catch (TimeoutException)
+            {
+            }
+
+            Assert.True(
+                reply is { Type: FrameType.Ok, RequestId: 1 } && !release.IsSet,
+                $"the SUBSCRIBE of '{other}' (the stripe of '{Taken}') while '{Taken}' is taken over: {reply?.ToString() ?? $"no answer within {RawConnection.ReadTimeout.TotalSeconds} s"}");
+
+            release.Set();
+            var taken = await b.ReadAsync();
+            Assert.True(taken is { Type: FrameType.Ok, RequestId: 1 }, $"the taker's SUBSCRIBE: {taken}");
+            var ended = await a.ReadUntilAsync(x => x.SubscriptionEnded);
+            Assert.Equal(ErrorCode.DurableNameInUse, ended[^1].ErrorCode);
+            Assert.True(f.Server.DurableGatesInUse == 0, $"{f.Server.DurableGatesInUse} durable names keep a gate with no SUBSCRIBE using it");
+            Assert.Empty(f.Failures);
+        }
+        finally
+        {
+            release.Set();
+        }
+    }
 }

@@ -50,6 +50,7 @@ internal static class PrometheusFormatter
         Family(sb, "fastbroker_group_deadletters_pending", "gauge", "Dead letters not yet stored in the dead-letter topic (its floor waits).", groups, GroupLabels, g => g.DeadLettersPending);
         Family(sb, "fastbroker_group_deadletters_dropped_total", "counter", "Dead letters the dead-letter topic can never store, dropped.", groups, GroupLabels, g => g.DeadLettersDropped);
         Family(sb, "fastbroker_group_expired_total", "counter", "Messages skipped because their TTL had passed.", groups, GroupLabels, g => g.Expired);
+        Family(sb, "fastbroker_group_feed_loop_failures_total", "counter", "Times the group's feed loop failed since the broker opened (each logged, limited by text, and run again after a bounded wait); above 0 is a fault to look into in the log.", groups, GroupLabels, g => g.FeedLoopFailures);
         Single(sb, "fastbroker_producers", "gauge", "Idempotent producers with a deduplication window (those that wrote within the producer expiry).", snapshot.Producers);
 
         if (server is not null)

@@ -144,10 +144,21 @@ internal sealed partial class Session
     /// broker's API refused), and <see cref="ErrorCode.Internal"/> for any other exception: the server's own failure,
     /// not the client's.
     /// </summary>
-    private ErrorCode MapException(Exception e, string what)
+    /// <param name="e">The failure.</param>
+    /// <param name="what">What failed, for the log line.</param>
+    /// <param name="clientInput">
+    /// False where no input of the client's is handled (a delivery): an <see cref="ArgumentException"/>, or a
+    /// <see cref="BrokerException"/> with <see cref="BrokerErrorCode.InvalidArgument"/>, is then an argument the server
+    /// passed itself, its bug, answered with <see cref="ErrorCode.Internal"/> (and logged) rather than telling the client
+    /// its request was wrong.
+    /// </param>
+    private ErrorCode MapException(Exception e, string what, bool clientInput = true)
     {
         switch (e)
         {
+            case ArgumentException or BrokerException { Code: BrokerErrorCode.InvalidArgument } when !clientInput:
+                LogError(what, e);
+                return ErrorCode.Internal;
             case BrokerException b:
                 return ToWire(b.Code);
             case ObjectDisposedException:

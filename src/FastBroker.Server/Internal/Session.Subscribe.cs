@@ -100,9 +100,17 @@ internal sealed partial class Session
             // From the broker's subscribe to the consumer's add the name is held but YieldDurable cannot find it: a
             // takeover landing then would be refused. Durable subscribes of one name take turns (a takeover waits).
             _options.TestHook?.Invoke("durable-waiting", Id);
-            lock (_server.DurableGate(durable))
+            var gate = _server.AcquireDurableGate(durable);
+            try
             {
-                SubscribeAndAdd(id, frame, pattern, options);
+                lock (gate)
+                {
+                    SubscribeAndAdd(id, frame, pattern, options);
+                }
+            }
+            finally
+            {
+                _server.ReleaseDurableGate(durable, gate);
             }
         }
         else
@@ -183,6 +191,7 @@ internal sealed partial class Session
         catch (BrokerException e) when (e.Code == BrokerErrorCode.DurableNameInUse)
         {
             // Once more also when no connection had it: the holder may have closed meanwhile.
+            _options.TestHook?.Invoke("durable-takeover", Id);
             _server.TakeOverDurable(options.DurableName!, this);
             return _broker.Subscribe(pattern, options);
         }

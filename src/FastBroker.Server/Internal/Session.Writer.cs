@@ -244,8 +244,9 @@ internal sealed partial class Session
                 }
                 catch (Exception e)
                 {
-                    // Mapped as a request's failure is: storage → StorageError, shortage → ResourceExhausted, a bug → Internal.
-                    failureCode = MapException(e, $"delivering to subscription {c.Id}");
+                    // Mapped as a request's failure is: storage → StorageError, shortage → ResourceExhausted, a bug → Internal;
+                    // but a delivery handles no input of the client's, so an ArgumentException is a bug too.
+                    failureCode = MapException(e, $"delivering to subscription {c.Id}", clientInput: false);
                     failure = $"subscription {c.Id} ended: {e.Message}";
                 }
             }

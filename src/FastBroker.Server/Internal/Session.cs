@@ -160,7 +160,10 @@ internal sealed partial class Session : IPublishConfirmSink
             return;
         }
 
-        Log($"closing: the client took no bytes for {stalledMs} ms with frames waiting to be sent (it stopped reading; {idleMs} ms = 3 × heartbeatIntervalMs allowed)");
+        _options.TestHook?.Invoke("stalled", Id);
+        // Limited as a protocol-error close is: a client that reconnects and stops reading, again and again, or many
+        // stuck at once, would otherwise write a line per connection.
+        _server.LogClose($"connection {Id} ({RemoteEndPoint}): closing: the client took no bytes for {stalledMs} ms with frames waiting to be sent (it stopped reading; {idleMs} ms = 3 × heartbeatIntervalMs allowed)");
         Abort();
     }
 
@@ -365,7 +368,7 @@ internal sealed partial class Session : IPublishConfirmSink
         if (protocolError)
         {
             _server.CountProtocolErrorClose();
-            _server.LogProtocolErrorClose($"connection {Id} ({RemoteEndPoint}): closing: {code} ({(ushort)code}): {reason}");
+            _server.LogClose($"connection {Id} ({RemoteEndPoint}): closing: {code} ({(ushort)code}): {reason}");
         }
     }
 
