@@ -8,7 +8,7 @@ public sealed partial class Broker
     private long _timerFailures;
     private RepeatedLogLines? _timerFailureLog; // created by the first failure
     private long _nextPositionCheckMs; // Environment.TickCount64 of the next check of the position files; under _gate
-    private int _timerTickRunning; // 1 while a tick runs: a callback that finds it set returns at once
+    private int _timerTickRunning; // 1 while the broker's own duties run (TickDuties): a callback that finds it set skips them
     private long _timerCallbacks;
     private long _timerTicksSkipped;
 
@@ -63,11 +63,14 @@ public sealed partial class Broker
 
     /// <summary>
     /// The timer's callback. The replication gate's timeouts are checked on every callback (cheap, under the gate's own
-    /// lock, and a standby-mode confirmation must not wait past its timeout because another task is slow). The rest of
-    /// the tick never overlaps: a callback that finds the previous one still running (a group's tick waiting on that
-    /// group's lock, a state file's rewrite on a slow disk) skips it and is counted (<see cref="TimerTicksSkipped"/>);
-    /// otherwise each such callback would tie up another pool thread behind the first, starving every async path of the
-    /// process (client sessions, the fsynced confirmations, group feeds).
+    /// lock, and a standby-mode confirmation must not wait past its timeout because another task is slow). The other
+    /// tasks are independent of each other and each never overlaps itself: the broker's own duties (the
+    /// <c>producers.epochs</c> refresh, the position-file checks) are one task, each work-queue group's tick another. A
+    /// callback that finds a task's previous run still going (a group's tick waiting on that group's lock, a state
+    /// file's rewrite on a slow disk) skips that task and goes on with the others, and is counted
+    /// (<see cref="TimerTicksSkipped"/>): so a held task delays only itself, and ties up one pool thread, not one more per
+    /// period behind it, which would starve every async path of the process (client sessions, the fsynced
+    /// confirmations, group feeds).
     /// </summary>
     private void OnTimer()
     {
@@ -86,23 +89,36 @@ public sealed partial class Broker
             TimerTaskFailed("the replication gate's timeouts", e);
         }
 
-        if (Interlocked.CompareExchange(ref _timerTickRunning, 1, 0) != 0)
+        var skipped = false;
+        if (Interlocked.CompareExchange(ref _timerTickRunning, 1, 0) == 0)
         {
-            Interlocked.Increment(ref _timerTicksSkipped);
-            return;
+            try
+            {
+                TickDuties();
+            }
+            finally
+            {
+                Volatile.Write(ref _timerTickRunning, 0);
+            }
+        }
+        else
+        {
+            skipped = true;
         }
 
-        try
+        if (!TickGroups())
         {
-            Tick();
+            skipped = true;
         }
-        finally
+
+        if (skipped)
         {
-            Volatile.Write(ref _timerTickRunning, 0);
+            Interlocked.Increment(ref _timerTicksSkipped);
         }
     }
 
-    private void Tick()
+    /// <summary>The broker's own timer duties, one run at a time: the <c>producers.epochs</c> refresh and the position-file checks.</summary>
+    private void TickDuties()
     {
         // A failure that stopped repeating writes how many of its lines were held back (nothing when none failed).
         Volatile.Read(ref _timerFailureLog)?.EndQuiet(_options.Log);
@@ -116,19 +132,34 @@ public sealed partial class Broker
         }
 
         CheckPositionFilesOnTimer();
+    }
+
+    /// <summary>
+    /// Each open group's tick, skipping a group whose previous tick still runs (<see cref="WorkQueueGroup.TryBeginTimerTick"/>):
+    /// false when one was skipped.
+    /// </summary>
+    private bool TickGroups()
+    {
         WorkQueueGroup[] groups;
         lock (_gate)
         {
             if (_groups.Count == 0)
             {
-                return;
+                return true;
             }
 
             groups = [.. _groups.Values];
         }
 
+        var all = true;
         foreach (var g in groups)
         {
+            if (!g.TryBeginTimerTick())
+            {
+                all = false;
+                continue;
+            }
+
             try
             {
                 TimerTaskHook?.Invoke(g.Name);
@@ -138,7 +169,13 @@ public sealed partial class Broker
             {
                 TimerTaskFailed($"work-queue group '{g.Name}' of topic '{g.Topic.Name}'", e);
             }
+            finally
+            {
+                g.EndTimerTick();
+            }
         }
+
+        return all;
     }
 
     /// <summary>
@@ -221,7 +258,7 @@ public sealed partial class Broker
     /// <summary>How many times the timer fired, skipped ticks included (tests).</summary>
     internal long TimerCallbacks => Interlocked.Read(ref _timerCallbacks);
 
-    /// <summary>How many times the timer fired while its previous tick was still running, and did nothing (see <see cref="OnTimer"/>).</summary>
+    /// <summary>How many times the timer fired while a task's previous run (the broker's duties, a group's tick) was still going, and skipped that task (see <see cref="OnTimer"/>).</summary>
     internal long TimerTicksSkipped => Interlocked.Read(ref _timerTicksSkipped);
 
     /// <summary>How many timer tasks threw (see <see cref="TimerTaskFailed"/>).</summary>

@@ -204,15 +204,17 @@ public sealed class PositionFileRemovalTests
         using var release = new ManualResetEventSlim();
         var closeFaults = 0;
 
-        // The flusher is held inside the blocker's msync, so the removed file's pending msync is the one the swap makes
-        // when it closes it, and that one fails (the removed file's only: the file written at the path is synced).
+        // Every msync of the flusher's is held (files are synced side by side), so the removed file's pending msync that
+        // ends first is the one the swap makes when it closes it, and that one fails (the removed file's only: the file
+        // written at the path is synced).
         f.Broker.StateFlusher.SyncFault = file =>
         {
             if (file.Path == blockerPath)
             {
                 entered.Set();
-                Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
             }
+
+            Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
         };
         f.Broker.StateFlusher.CloseSyncFault = file =>
         {
@@ -231,7 +233,7 @@ public sealed class PositionFileRemovalTests
             Assert.True(entered.Wait(s_deadline), $"the flusher did not start the blocker's msync within {s_deadline.TotalSeconds} s");
             File.Delete(path);
             var commit = s.CommitAsync("ledger", 3).AsTask(); // its msync is pending in the removed file
-            Assert.False(commit.IsCompleted, "the commit's msync is held behind the blocker's");
+            Assert.False(commit.IsCompleted, "the commit's msync is held as the blocker's is");
             f.Broker.StateFileCheckInterval = TimeSpan.FromMilliseconds(20);
             Eventually.True(() => log.Any(l => l.Contains("written again", StringComparison.Ordinal)), "the timer writes moved.pos again", s_deadline);
 

@@ -129,7 +129,7 @@ public sealed class StateFileMsyncLockTests
             // The close's own msync covered both commits: their waiters complete without the held one.
             await first.WaitAsync(s_deadline);
             await store.WaitForSyncAsync(await others).WaitAsync(s_deadline);
-            Assert.False(flusher.Passes > 0, "the flusher's pass ended while its msync was held");
+            Assert.False(flusher.SyncsEnded > 0, "the flusher's sync ended while its msync was held");
         }
         finally
         {
@@ -137,7 +137,7 @@ public sealed class StateFileMsyncLockTests
         }
 
         // The held msync ends in a file still mapped (an unmapped one would fail it) and the file is unmapped after it.
-        Assert.True(Eventually.TryWait(() => flusher.Passes > 0, s_deadline), $"the flusher's pass did not end within {s_deadline.TotalSeconds} s of its release");
+        Assert.True(Eventually.TryWait(() => flusher.SyncsEnded > 0, s_deadline), $"the flusher's sync did not end within {s_deadline.TotalSeconds} s of its release");
         Assert.True(flusher.Failures == 0, $"{flusher.Failures} msync(s) failed: the close unmapped the file under the held msync");
         Assert.Throws<ObjectDisposedException>(() => store.Commit("t", 6));
         Assert.Equal(5, PositionIn(path, "t"));

@@ -201,7 +201,8 @@ public class StateStoreTests
         using var entered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
 
-        // The flusher is held inside another file's sync, so the only msync of 'closing.pos' is the one its close makes.
+        // Every msync of the flusher's is held (files are synced side by side), so the only msync of 'closing.pos' that
+        // ends before the release is the one its close makes.
         var flusher = new StateFileFlusher
         {
             SyncFault = f =>
@@ -209,8 +210,9 @@ public class StateStoreTests
                 if (f.Path == blockerPath)
                 {
                     entered.Set();
-                    Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
                 }
+
+                Assert.True(release.Wait(TimeSpan.FromSeconds(60)), "the test did not release the flusher");
             },
             CloseSyncFault = _ => throw new IOException("injected close fault"),
         };
@@ -247,6 +249,7 @@ public class StateStoreTests
         }
 
         await blockerWait.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(0, flusher.Failures); // the flusher never synced 'closing.pos': its pass found it closed
+        Assert.True(Eventually.TryWait(() => flusher.Running == 0 && flusher.Queued == 0, TimeSpan.FromSeconds(20)), "the flusher's held msyncs did not end within 20 s of their release");
+        Assert.Equal(0, flusher.Failures); // its held msync of 'closing.pos', if it began before the close, ended in a mapped file
     }
 }

@@ -4,6 +4,17 @@ namespace FastBroker.Engine;
 // so that a slow or hung one holds nothing else of the file and the mapping is unmapped only once none runs in it.
 internal sealed unsafe partial class MappedStateFile
 {
+    private SyncWorkItem? _syncWork;
+
+    /// <summary>Under the flusher's lock: a sync of the flusher's is running for this file (at most one at a time).</summary>
+    internal bool SyncRunning { get; set; }
+
+    /// <summary>Under the flusher's lock: the file was requested again while its sync ran; it is queued again when that ends.</summary>
+    internal bool SyncAgain { get; set; }
+
+    /// <summary>What the flusher queues to the pool to sync this file: made once, so a request allocates nothing.</summary>
+    internal IThreadPoolWorkItem SyncWork => _syncWork ??= new SyncWorkItem(this);
+
     /// <summary>
     /// Flusher: msyncs every update requested so far and completes their waiters (nothing once closing). Never throws:
     /// a failure of any kind fails the waiters it would have completed (<see cref="BrokerErrorCode.StorageError"/>) and
@@ -120,5 +131,11 @@ internal sealed unsafe partial class MappedStateFile
         }
 
         CompleteWaiters(null);
+    }
+
+    /// <summary>The flusher's pool work item for one file: <see cref="StateFileFlusher.Run"/>.</summary>
+    private sealed class SyncWorkItem(MappedStateFile file) : IThreadPoolWorkItem
+    {
+        public void Execute() => file._flusher!.Run(file);
     }
 }

@@ -32,6 +32,7 @@ internal sealed partial class WorkQueueGroup : IDisposable
     private long _deadLettersDropped;
     private long _expired;
     private bool _disposed;
+    private int _timerTickRunning; // 1 while the broker timer runs this group's tick (TryBeginTimerTick): a callback that finds it set skips the group
 
     public WorkQueueGroup(Broker broker, TopicState topic, string name, GroupOptions options)
     {
@@ -175,6 +176,15 @@ internal sealed partial class WorkQueueGroup : IDisposable
         Pump();
         CheckStateFileOnTimer();
     }
+
+    /// <summary>
+    /// The broker's timer, before <see cref="OnTimer"/>: false while this group's previous tick still runs (the timer
+    /// skips the group, not the others); true, and <see cref="EndTimerTick"/> follows the tick.
+    /// </summary>
+    internal bool TryBeginTimerTick() => Interlocked.CompareExchange(ref _timerTickRunning, 1, 0) == 0;
+
+    /// <summary>The broker's timer: this group's tick ended.</summary>
+    internal void EndTimerTick() => Volatile.Write(ref _timerTickRunning, 0);
 
     public WorkQueueOutcome Ack(WorkQueueMember member, long offset, int deliveryCount)
     {
