@@ -149,7 +149,7 @@ public sealed partial class Broker : IAsyncDisposable
     public BrokerSnapshot GetSnapshot()
     {
         var topics = _topics.All.OrderBy(t => t.Name, StringComparer.Ordinal)
-            .Select(t => new TopicSnapshot(t.Name, t.Persistent, t.Tail, t.Head, Volatile.Read(ref t.Published), Volatile.Read(ref t.PublishedBytes), t.Expired) { TransientSlotBytes = t.Transient?.SlotBytes ?? 0, DamagedRecords = t.DamagedRecords, FirstDamagedOffset = t.FirstDamagedOffset })
+            .Select(t => new TopicSnapshot(t.Name, t.Persistent, t.Tail, t.Head, Volatile.Read(ref t.Published), Volatile.Read(ref t.PublishedBytes), t.Expired) { TransientSlotBytes = t.Transient?.SlotBytes ?? 0, DamagedRecords = t.DamagedRecords, DamagedRecordsAtLeast = t.DamagedRecordsAtLeast, FirstDamagedOffset = t.FirstDamagedOffset })
             .ToList();
         List<SubscriptionSnapshot> subs;
         List<SubscriptionTotals> totals;

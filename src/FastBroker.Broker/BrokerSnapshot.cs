@@ -44,12 +44,18 @@ public sealed record TopicSnapshot(string Name, bool Persistent, long Tail, long
 
     /// <summary>
     /// Damaged records of this persistent topic that its readers (subscriptions, work-queue groups) met since the
-    /// broker opened, each counted once however many met it (at most 64 kept); each is logged once and never delivered
-    /// (docs/broker.md, "A damaged record").
+    /// broker opened, each counted once however many met it; each is logged once and never delivered (docs/broker.md,
+    /// "A damaged record"). The count stops at 64, the offsets kept to tell a record met again from a new one: past
+    /// them <see cref="DamagedRecordsAtLeast"/> is true and the count is a lower bound.
     /// </summary>
     public long DamagedRecords { get; init; }
 
-    /// <summary>The lowest offset of those <see cref="DamagedRecords"/>, or -1 when there is none.</summary>
+    /// <summary>
+    /// True when readers met more damaged records than the 64 counted: <see cref="DamagedRecords"/> says "at least".
+    /// </summary>
+    public bool DamagedRecordsAtLeast { get; init; }
+
+    /// <summary>The lowest offset of a damaged record readers met (those past the 64 counted included), or -1 when there is none.</summary>
     public long FirstDamagedOffset { get; init; } = -1;
 }
 

@@ -74,12 +74,26 @@ public sealed partial class JournalLog
                 {
                     // A damaged record before the start asked for: go on from the next record that checks.
                     (at, pos) = PastDamage(s, at, pos, end);
+                    if (at < 0)
+                    {
+                        break;
+                    }
+
                     from = pos;
                     continue;
                 }
 
                 pos += RecordLayout.Align(length);
                 at++;
+            }
+
+            if (at < 0)
+            {
+                // Nothing after the damage checks up to this segment's durable end: go on with the records after them,
+                // the next segment's first (or this one's end, to wait there for the next record, in the last segment).
+                s.Release();
+                target = s.BaseOffset + count;
+                continue;
             }
 
             position = pos;
@@ -192,6 +206,11 @@ public sealed partial class JournalLog
                 // A damaged record: its timestamp is not to be trusted, so the search goes on from the next record that
                 // checks, as a start at an offset past it does (the start is the first intact record at or after the time).
                 (at, pos) = PastDamage(s, at, pos, end);
+                if (at < 0)
+                {
+                    break; // nothing after it checks in this segment: the search goes on with the next one
+                }
+
                 from = pos;
                 continue;
             }
@@ -254,9 +273,10 @@ public sealed partial class JournalLog
     /// <paramref name="at"/> at <paramref name="position"/>: the next record whose length, offset and CRC32C all check,
     /// first where the damaged record's own length word says it ends, else the first such record at an 8-byte boundary
     /// after it with a higher offset (a damaged length word). Never a start before the record asked for, nor one past
-    /// an intact record: only records that do not check are passed over. None in the segment (its durable end) throws
-    /// the damage as a seek that could not pass it did (the segment released). Every record checked counts as a CRC
-    /// check; the watermark stays before the damage (docs/journal-format.md, "past a damaged record").
+    /// an intact record: only records that do not check are passed over. (-1, -1) when none does up to the segment's
+    /// durable end (the damage runs to it, or the damaged record is its last): the seek then goes on with the next
+    /// segment, as a start at a time does. Every record checked counts as a CRC check; the watermark stays before the
+    /// damage (docs/journal-format.md, "past a damaged record").
     /// </summary>
     private (int At, int Position) PastDamage(Segment s, int at, int position, int end)
     {
@@ -288,11 +308,7 @@ public sealed partial class JournalLog
             }
         }
 
-        // Nothing readable after it up to the durable end: the seek cannot place a reader past it in this segment.
-        var status = RecordLayout.Check(bytes, position, end, s.BaseOffset + at, verifyCrc: true, out _);
-        s.Release();
-        ThrowHelper.ThrowDamagedRead(s.FilePath, position, s.BaseOffset + at, status == RecordStatus.Ok ? RecordStatus.BadChecksum : status);
-        return default;
+        return (-1, -1); // nothing readable after it up to the durable end
     }
 
     /// <summary>

@@ -189,11 +189,12 @@ internal sealed class TopicCursor : IDisposable
 
     /// <summary>
     /// Moves this persistent cursor past the damaged record at <paramref name="offset"/> (its <see cref="NextOffset"/>):
-    /// on at the next record that reads (the next offset, or further when the records after it do not check either).
+    /// on at the next record that reads (the next offset, or further when the records after it do not check either: the
+    /// next segment's first record when none after it in its segment does, or the head of the last segment).
     /// Returns the new <see cref="NextOffset"/>. The cursor's consumer only (a work-queue group's feed).
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: nothing after it in its segment
-    /// reads (the cursor stays before it).</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: the seek met damage it cannot pass
+    /// (a zero length word among its segment's records, read as an end); the cursor stays before it.</exception>
     public long SkipDamaged(long offset)
     {
         var old = Reader!;

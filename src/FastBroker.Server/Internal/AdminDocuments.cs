@@ -123,6 +123,11 @@ internal static class AdminDocuments
         w.WriteNumber("expired", t.Expired);
         w.WriteNumber("transientSlotBytes", t.TransientSlotBytes);
         w.WriteNumber("damagedRecords", t.DamagedRecords);
+        if (t.DamagedRecordsAtLeast)
+        {
+            w.WriteBoolean("damagedRecordsAtLeast", true); // more were met than the 64 counted
+        }
+
         if (t.DamagedRecords > 0)
         {
             w.WriteNumber("firstDamagedOffset", t.FirstDamagedOffset);
