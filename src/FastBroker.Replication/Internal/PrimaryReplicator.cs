@@ -79,6 +79,12 @@ internal sealed class PrimaryReplicator : IDisposable
     /// <summary>Tests: called on a link's sender thread with the path (relative, '/'-separated) of each state file it reads.</summary>
     internal Action<string>? StateFileRead { get; set; }
 
+    /// <summary>Tests: called on a link's sender thread with the link and the topic just before the link resets the topic's standby positions (its start).</summary>
+    internal Action<StandbyLink, TopicState>? PositionsReset { get; set; }
+
+    /// <summary>Tests: called under a link's ack lock with the link and the topic just before an ACK of the link credits the topic's standby positions.</summary>
+    internal Action<StandbyLink, TopicState>? AckCrediting { get; set; }
+
     /// <summary>Tests: called on a link's sender thread at the end of each heartbeat's check of the state files, with what it cost.</summary>
     internal Action<StateCheckCost>? StateChecked { get; set; }
 

@@ -209,23 +209,80 @@ internal sealed partial class StandbyLink
         }
     }
 
+    /// <summary>
+    /// Under the ack lock: an ACK's positions (per topic id: received = the next offset the standby holds, durable = the
+    /// next it has flushed), every one checked (<see cref="CheckAck"/>) before any is credited to the confirmations
+    /// waiting for it: a frame with one position this link cannot have caused confirms nothing, and ends the link.
+    /// </summary>
     private void OnAck(ReadOnlySpan<byte> body)
     {
-        var r = new FrameReader(body);
-        var n = r.U32();
         var topics = _byId;
-        for (var i = 0; i < n; i++)
+        var n = CheckAck(body, topics);
+        var r = new FrameReader(body);
+        r.U32();
+        for (var i = 0u; i < n; i++)
         {
             var id = r.U32();
             var received = r.I64();
             var durable = r.I64();
-            if (id < topics.Length)
-            {
-                topics[id].Acks.OnAck(received, durable, _ackConfirms);
-            }
+            _owner.AckCrediting?.Invoke(this, topics[id].Topic);
+            topics[id].Acks.OnAck(received, durable, _ackConfirms);
         }
 
         Volatile.Write(ref _lastAckTicks, Stopwatch.GetTimestamp());
         Volatile.Write(ref _acksReceived, _acksReceived + 1); // under the ack lock
     }
+
+    /// <summary>
+    /// Under the ack lock: throws (the link ends, nothing of the frame credited) unless every position names a topic
+    /// this link announced, received is at most what this link sent of it (<see cref="LinkTopic.ShippedEnd"/>), durable
+    /// at most received, and neither is behind the topic's last ACK on this link (received: nor behind where the link
+    /// started it). A standby that holds a record acknowledges it; one that says it holds more than it was sent, or
+    /// less than it said before, would have the primary confirm to producers what no standby holds. Returns the count.
+    /// </summary>
+    private static uint CheckAck(ReadOnlySpan<byte> body, LinkTopic[] topics)
+    {
+        var r = new FrameReader(body);
+        var n = r.U32();
+        for (var i = 0u; i < n; i++)
+        {
+            var id = r.U32();
+            var received = r.I64();
+            var durable = r.I64();
+            if (id >= topics.Length || !topics[id].Announced)
+            {
+                throw InvalidAck($"topic id {id}, which this link never announced");
+            }
+
+            var t = topics[id];
+            var sent = t.ShippedEnd;
+            var what = $"topic '{t.Topic.Name}' (id {id})";
+            if (received > sent)
+            {
+                throw InvalidAck($"{what}: received position {received} is beyond {sent}, the end of what this link sent");
+            }
+
+            if (durable > received)
+            {
+                throw InvalidAck($"{what}: durable position {durable} is beyond its received position {received}");
+            }
+
+            if (received < t.AckedReceived)
+            {
+                throw InvalidAck($"{what}: received position {received} goes back from {t.AckedReceived}");
+            }
+
+            if (durable < t.AckedDurable)
+            {
+                throw InvalidAck($"{what}: durable position {durable} goes back from {t.AckedDurable}");
+            }
+
+            t.AckedReceived = received;
+            t.AckedDurable = durable;
+        }
+
+        return n;
+    }
+
+    private static InvalidDataException InvalidAck(string what) => new($"invalid ACK from the standby: {what}; nothing of it confirmed");
 }

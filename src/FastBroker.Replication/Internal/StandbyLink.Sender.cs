@@ -253,6 +253,7 @@ internal sealed partial class StandbyLink
         }
 
         var acks = _owner.Gate.For(topic);
+        _owner.PositionsReset?.Invoke(this, topic);
         acks.ResetPositions(from, durable);
         var lt = new LinkTopic(topic, (uint)_topics.Count, acks, from);
         _topics.Add(lt);
@@ -398,6 +399,8 @@ internal sealed partial class StandbyLink
                 throw GapAhead(t, run.FirstOffset);
             }
 
+            // Before a byte of the run is sent: the standby's ACK of it may be read while the send still returns.
+            t.ShippedEnd = run.FirstOffset + run.RecordCount;
             f.Begin(FrameKind.Records).I64(epoch).U32(t.Id).I64(run.FirstOffset).U32((uint)run.RecordCount).U32((uint)run.Length);
             if (copy || run.Length <= InlineRunBytes)
             {
@@ -421,7 +424,6 @@ internal sealed partial class StandbyLink
             }
 
             sent += run.Length;
-            t.ShippedEnd = run.FirstOffset + run.RecordCount;
         }
 
         return sent;

@@ -159,12 +159,33 @@ internal sealed partial class StandbyLink : IDisposable
 
         public long From { get; } = from;
 
-        public bool Announced { get; set; }
+        private volatile bool _announced;
+        private long _shippedEnd = from;
+
+        /// <summary>Its TOPIC frame was sent (set before the send; read by the ack reader, which checks an ACK against it).</summary>
+        public bool Announced
+        {
+            get => _announced;
+            set => _announced = value;
+        }
 
         public JournalReader? Reader { get; set; }
 
-        /// <summary>The offset after the last record shipped.</summary>
-        public long ShippedEnd { get; set; } = from;
+        /// <summary>
+        /// The offset after the last record shipped: set before the records' bytes go to the socket, so an ACK the
+        /// standby sends for them never finds it behind (the ack reader's check, <see cref="StandbyLink.CheckAck"/>).
+        /// </summary>
+        public long ShippedEnd
+        {
+            get => Volatile.Read(ref _shippedEnd);
+            set => Volatile.Write(ref _shippedEnd, value);
+        }
+
+        /// <summary>Under the ack lock: the received position of the last ACK of this topic on this link (its start before one).</summary>
+        public long AckedReceived { get; set; } = from;
+
+        /// <summary>Under the ack lock: the durable position of the last ACK of this topic on this link (0 before one).</summary>
+        public long AckedDurable { get; set; }
 
         /// <summary><see cref="ShippedEnd"/> when the last FLUSH was sent.</summary>
         public long FlushRequested { get; set; } = from;

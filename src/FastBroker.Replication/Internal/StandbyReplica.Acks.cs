@@ -11,7 +11,6 @@ internal sealed partial class StandbyReplica
     {
         var f = _ackFrame;
         var flushing = false;
-        f.Begin(FrameKind.Ack).U32((uint)_touched.Count);
         foreach (var t in _touched)
         {
             // Flush now only when the primary holds a standby-durable confirmation for this topic; otherwise the
@@ -28,13 +27,20 @@ internal sealed partial class StandbyReplica
                 t.FlushLater = true;
             }
 
-            f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
-            t.Touched = false;
         }
 
-        f.End();
+        // Built under the send lock, as the durable thread's: the positions go out in the order they were read, so the
+        // primary never sees one go back (it ends the link on that: StandbyLink.CheckAck).
         lock (_sendLock)
         {
+            f.Begin(FrameKind.Ack).U32((uint)_touched.Count);
+            foreach (var t in _touched)
+            {
+                AckEntry(f, t.Id, t);
+                t.Touched = false;
+            }
+
+            f.End();
             f.SendTo(socket);
         }
 
@@ -56,6 +62,7 @@ internal sealed partial class StandbyReplica
     private void DurableLoop()
     {
         var pending = new List<ReplicaTopic>();
+        var ids = new List<uint>(); // pending's ids on the link they were taken for
         var nextBackground = Stopwatch.GetTimestamp();
         while (!_stopping)
         {
@@ -108,29 +115,36 @@ internal sealed partial class StandbyReplica
 
                 // Only topics still known under their id on the current link: one replaced or renumbered meanwhile
                 // (a new link, a truncation) must not have its old positions credited to another topic.
-                var f = _durableFrame;
+                // The ids and the socket they go to are taken together; the positions are read under the send lock,
+                // so that the receive thread's ACKs and these go out in the order their positions were read.
                 Socket? link;
                 lock (_byName)
                 {
                     link = Volatile.Read(ref _socket);
                     pending.RemoveAll(t => t.Id >= _byId.Count || !ReferenceEquals(_byId[(int)t.Id], t));
-                    f.Begin(FrameKind.Ack).U32((uint)pending.Count);
+                    ids.Clear();
                     foreach (var t in pending)
                     {
-                        f.U32(t.Id).I64(t.Journal.NextOffset).I64(t.Journal.DurableOffset);
+                        ids.Add(t.Id);
                     }
                 }
 
-                f.End();
                 if (pending.Count == 0 || link is null)
                 {
-                    f.Clear(); // nothing to send, or no link yet: the next ACK starts afresh
-                    continue;
+                    continue; // nothing to send, or no link yet
                 }
 
                 DurableAckBuilt?.Invoke(pending.Count);
+                var f = _durableFrame;
                 lock (_sendLock)
                 {
+                    f.Begin(FrameKind.Ack).U32((uint)pending.Count);
+                    for (var i = 0; i < pending.Count; i++)
+                    {
+                        AckEntry(f, ids[i], pending[i]);
+                    }
+
+                    f.End();
                     f.SendTo(link); // the socket of the link whose ids it holds (SendTo empties f even if it fails)
                 }
             }
@@ -170,6 +184,16 @@ internal sealed partial class StandbyReplica
         {
             // The receive loop notices the broken link.
         }
+    }
+
+    /// <summary>
+    /// One topic's positions in an ACK: the durable one read first, so that it is never past the received one read
+    /// after it (the receive thread may append between the reads; the primary refuses durable past received).
+    /// </summary>
+    private static void AckEntry(FrameBuffer f, uint id, ReplicaTopic t)
+    {
+        var durable = t.Journal.DurableOffset;
+        f.U32(id).I64(t.Journal.NextOffset).I64(durable);
     }
 
     private static FrameBuffer EmptyAck(FrameBuffer f)

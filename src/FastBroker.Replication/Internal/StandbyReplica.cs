@@ -160,8 +160,8 @@ internal sealed partial class StandbyReplica : IDisposable
     }
 
     /// <summary>
-    /// Tests: called on the durable thread between building a durable ACK (with this many topics) and sending it, the
-    /// window in which a new link may replace the one the ACK was built for.
+    /// Tests: called on the durable thread between taking a durable ACK's topic ids and socket (this many topics) and
+    /// writing and sending it, the window in which a new link may replace the one the ACK was built for.
     /// </summary>
     internal Action<int>? DurableAckBuilt { get; set; }
 

@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using FastBroker.Replication;
+using FastBroker.Replication.Internal;
+using FastBroker.Server;
+using FastBroker.Testing;
+
+namespace FastBroker.ReplicationTests.Failover;
+
+/// <summary>
+/// The primary checks every position of a standby's ACK before it credits any: an ACK of a topic id the link never
+/// announced, a received position beyond what the link sent, a durable one beyond the received one, or a position
+/// behind the topic's last ACK ends the link (<c>replication: standby 'b' disconnected: invalid ACK from the standby:
+/// …</c>, no standby attached in <c>/status</c>) and confirms nothing: the standby-received publish held when it came
+/// is then confirmed as local (<see cref="ReplicationOptions.DegradeToLocal"/>, counted as degraded), not as replicated.
+/// A stand-in standby on 127.0.0.1 says HELLO and STATE_DIGESTS, reads the attach and the records, and sends the ACKs;
+/// whichever thread reads them (the ack reader, or the journaler polling: <see cref="ReplicationOptions.AckPoll"/>).
+/// </summary>
+[Collection(nameof(FailoverCollection))]
+public sealed class InvalidAckTests
+{
+    private const string Topic = "orders.acks";
+
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
+
+    [Theory]
+    [InlineData("unknown-id", false)]
+    [InlineData("unknown-id", true)]
+    [InlineData("beyond-sent", false)]
+    [InlineData("beyond-sent", true)]
+    [InlineData("durable-beyond-received", false)]
+    [InlineData("durable-beyond-received", true)]
+    [InlineData("received-back", false)]
+    [InlineData("durable-back", true)]
+    public async Task An_ack_the_link_cannot_have_caused_ends_it_and_confirms_nothing(string ack, bool journalerReads)
+    {
+        using var dir = new TempDirectory();
+        var lines = new ConcurrentQueue<string>();
+        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived } };
+        await using var node = await ReplicatedNode.StartAsync(brokerOptions, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
+        {
+            NodeId = "a",
+            DataDirectory = dir.Combine("a"),
+            Port = FreePort.Next(),
+            Peer = Cli.Address(FreePort.Next()), // nothing listens there
+            InitialRole = NodeRole.Primary,
+            Log = lines.Enqueue,
+            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: the stand-in answers no heartbeat
+            DegradeToLocal = true,
+            AckTimeout = TimeSpan.FromMinutes(10), // a publish held for an ACK stays held for the whole test
+            AckPoll = journalerReads ? TimeSpan.FromSeconds(1) : TimeSpan.Zero,
+            AckReaderDefersFor = journalerReads ? TimeSpan.FromSeconds(30) : TimeSpan.Zero, // the journaler reads the frames
+        });
+        Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
+        Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
+
+        using var link = Attach(node, out var input);
+        var id = ReadUntilRecords(input, null); // m0, the backlog: offsets [0, 1) sent
+        await Eventually.TrueAsync(() => NodeStatus.Parse(node.GetStatusJson()).StandbyConfirming, "a confirms with b");
+        var degraded = NodeStatus.Parse(node.GetStatusJson()).Standby!.Degraded;
+        var held = node.Broker.PublishAsync(Topic, "m1"u8.ToArray()).AsTask(); // offset 1: waits for b's ACK
+        ReadUntilRecords(input, id); // m1: offsets [0, 2) sent
+        Assert.False(held.IsCompleted, "m1 waits for the standby's ACK");
+
+        // (received, durable) per ACK: the last is the invalid one; every earlier one is valid and confirms only m0.
+        var (acks, reason) = ack switch
+        {
+            "unknown-id" => (new[] { (id + 5, 2L, 2L) }, $"topic id {id + 5}, which this link never announced"),
+            "beyond-sent" => ([(id, 5L, 0L)], $"topic '{Topic}' (id {id}): received position 5 is beyond 2, the end of what this link sent"),
+            "durable-beyond-received" => ([(id, 1L, 2L)], $"topic '{Topic}' (id {id}): durable position 2 is beyond its received position 1"),
+            "received-back" => ([(id, 1L, 1L), (id, 0L, 0L)], $"topic '{Topic}' (id {id}): received position 0 goes back from 1"),
+            _ => ([(id, 1L, 1L), (id, 1L, 0L)], $"topic '{Topic}' (id {id}): durable position 0 goes back from 1"),
+        };
+        var f = new FrameBuffer(256);
+        foreach (var (topicId, received, durable) in acks)
+        {
+            f.Begin(FrameKind.Ack).U32(1).U32(topicId).I64(received).I64(durable).End();
+            f.SendTo(link);
+        }
+
+        var disconnected = $"replication: standby 'b' disconnected: invalid ACK from the standby: {reason}; nothing of it confirmed";
+        Assert.True(
+            Eventually.TryWait(() => lines.Contains(disconnected), s_deadline),
+            $"a logs '{disconnected}' within {s_deadline.TotalSeconds} s: [{string.Join(" | ", lines)}]");
+        var status = NodeStatus.Parse(node.GetStatusJson());
+        Assert.True(status.Standby is not { Attached: true }, $"no standby attached: {status.Json}");
+
+        // m1 is confirmed as local once the link ended (degraded), never as replicated by the invalid ACK.
+        Assert.Equal(1, await Eventually.Completes(held, s_deadline));
+        status = NodeStatus.Parse(node.GetStatusJson());
+        Assert.True(status.Standby?.Degraded == degraded + 1, $"m1 confirmed as local ({degraded} degraded before), not by the invalid ACK: {status.Json}");
+    }
+
+    /// <summary>HELLO from 'b' (epoch 0, nothing held), STATE_DIGESTS (none), then every frame up to the POSITIONS that end the attach.</summary>
+    internal static Socket Attach(ReplicatedNode node, out FrameInput input)
+    {
+        var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
+        socket.ReceiveTimeout = 30_000;
+        var f = new FrameBuffer(256);
+        new Hello("b", 0, [], "").Write(f);
+        f.SendTo(socket);
+        input = new FrameInput(socket, 1 << 20);
+        Assert.True(input.Read(out var welcome, out _) && welcome == FrameKind.Welcome, "a welcomes b");
+        StateDigests.Write(f, []);
+        f.SendTo(socket);
+        FrameKind kind;
+        while (input.Read(out kind, out _) && kind != FrameKind.Positions)
+        {
+        }
+
+        Assert.Equal(FrameKind.Positions, kind);
+        return socket;
+    }
+
+    /// <summary>Reads up to a RECORDS frame of <see cref="Topic"/>; returns its link id (<paramref name="id"/> once known: its TOPIC frame came).</summary>
+    private static uint ReadUntilRecords(FrameInput input, uint? id)
+    {
+        while (true)
+        {
+            Assert.True(input.Read(out var kind, out var body), "a sends the records");
+            var r = new FrameReader(body);
+            if (kind == FrameKind.Topic)
+            {
+                var topicId = r.U32();
+                if (r.Str() == Topic)
+                {
+                    id = topicId;
+                }
+            }
+            else if (kind == FrameKind.Records && id is { } known)
+            {
+                r.I64();
+                if (r.U32() == known)
+                {
+                    return known;
+                }
+            }
+        }
+    }
+}
