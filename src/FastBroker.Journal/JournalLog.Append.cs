@@ -274,7 +274,10 @@ public sealed unsafe partial class JournalLog
     /// current segment stays the active one. An empty active segment too small for the record (the journal reopened
     /// with a larger segment size) is replaced by one of the same base offset, so of the same file name: the new one
     /// is made under a temporary name and renamed over it, so that too fails before anything changed. So is an empty
-    /// sealed segment the open found last (no segment active then): its file name is the next segment's.
+    /// sealed segment the open found last (no segment active then): its file name is the next segment's. That rename
+    /// is made durable as every new segment's name is: the segment needs a directory sync, which the flusher does before
+    /// it syncs (and counts durable) any record of it or seals it (SyncDirectoryIfNew); a power loss before then can
+    /// only bring back the empty segment, the journal as it was before the roll (docs/journal-format.md).
     /// </summary>
     private void Roll()
     {

@@ -52,7 +52,8 @@ public sealed record JournalOptions
     /// <summary>
     /// Instead of refusing to open on corruption in a sealed segment, truncate the journal at the bad record
     /// (dropping every later record and segment) and report it in <see cref="JournalLog.Recovery"/>. What it drops is not
-    /// kept: <see cref="DamagedSegments.KeepAside"/> before such an open keeps the files it changes or deletes.
+    /// kept: <see cref="DamagedSegments.KeepAside"/> before such an open keeps the files it changes or deletes
+    /// (<see cref="DamagedSegments.KeepAsideOnce"/>: once, whatever point a process is killed at).
     /// </summary>
     public bool RepairCorruption { get; init; }
 

@@ -11,7 +11,7 @@ namespace FastBroker.Crash.Tests;
 /// </summary>
 public class RepairCrashTests
 {
-    private const int Count = 4000;
+    internal const int Count = 4000;
 
     private static string HostPath => Path.Combine(AppContext.BaseDirectory, "FastBroker.Journal.CrashHost.dll");
 
@@ -79,7 +79,7 @@ public class RepairCrashTests
     }
 
     /// <summary>A journal of <see cref="Count"/> records over the crash host's small segments, every closed one sealed.</summary>
-    private static void Write(string path)
+    internal static void Write(string path)
     {
         using var journal = JournalLog.Open(path, CrashPayload.Options);
         for (long offset = 0; offset < Count; offset++)
@@ -92,10 +92,10 @@ public class RepairCrashTests
         Eventually.True(() => Directory.GetFiles(path, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed by the flusher");
     }
 
-    private static string[] Segments(string dir) => [.. Directory.GetFiles(dir, "*.seg").Order(StringComparer.Ordinal)];
+    internal static string[] Segments(string dir) => [.. Directory.GetFiles(dir, "*.seg").Order(StringComparer.Ordinal)];
 
     /// <summary>(position, length, offset) of every record in a segment file (docs/journal-format.md).</summary>
-    private static List<(int Position, int Length, long Offset)> Records(string segment)
+    internal static List<(int Position, int Length, long Offset)> Records(string segment)
     {
         var bytes = File.ReadAllBytes(segment);
         var list = new List<(int, int, long)>();
@@ -109,7 +109,7 @@ public class RepairCrashTests
         return list;
     }
 
-    private static void FlipBit(string path, long position)
+    internal static void FlipBit(string path, long position)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
         stream.Position = position;

@@ -2,13 +2,18 @@ using System.Globalization;
 using FastBroker.Journal;
 using FastBroker.Journal.CrashHost;
 
-// Usage: FastBroker.Journal.CrashHost <dir> [repair <step> [repair-corruption]]
+// Usage: FastBroker.Journal.CrashHost <dir> [repair <step> [repair-corruption] | keep-aside <point> <root>]
 // Prints "recovered <nextOffset> <droppedRecords>" once, then "ack <offset>" for every record, only after it is
 // durable (group commit), until killed. Batches of random size, alternating TryAppend and the batch API.
-// With repair: see RepairCrash.cs.
+// With repair: see RepairCrash.cs; with keep-aside: see KeepAsideCrash.cs.
 if (args.Length > 2 && args[1] == "repair")
 {
     return RepairCrash.Run(args[0], args[2], args.Length > 3 && args[3] == "repair-corruption");
+}
+
+if (args.Length > 3 && args[1] == "keep-aside")
+{
+    return KeepAsideCrash.Run(args[0], args[2], args[3]);
 }
 
 var journal = JournalLog.Open(args[0], CrashPayload.Options);

@@ -59,4 +59,44 @@ public class DamagedSegmentsTests
         Assert.Equal(destination + "-2", DamagedSegments.DirectoryFor(dir.Combine("damaged"), "t", new DateTimeOffset(2026, 12, 6, 10, 5, 9, TimeSpan.Zero)));
         Assert.Throws<IOException>(() => DamagedSegments.KeepAside(journalDir, damaged, destination));
     }
+
+    /// <summary>
+    /// KeepAsideOnce finds an earlier keep of the very same files under its label (and only its label: topic <c>a</c>
+    /// never takes topic <c>a-b</c>'s), removes its label's <c>.partial</c> directories, and keeps again once the files
+    /// differ.
+    /// </summary>
+    [Fact]
+    public void Keeping_aside_once_finds_the_same_files_kept_under_its_own_label_only()
+    {
+        using var dir = new TempDirectory();
+        var journalDir = dir.Combine("journal");
+        using (var journal = JournalLog.Open(journalDir, AppendReadTests.Small))
+        {
+            AppendReadTests.AppendRange(journal, 3000);
+            RetentionTests.SealAll(journal);
+        }
+
+        var damaged = JournalFiles.Segments(journalDir)[1];
+        JournalFiles.FlipBit(damaged, JournalFiles.Records(damaged)[7].Position + 40);
+        var root = dir.Combine("damaged");
+        var time = new DateTimeOffset(2026, 12, 6, 10, 5, 9, TimeSpan.Zero);
+        var other = DamagedSegments.KeepAsideOnce(journalDir, damaged, root, "a-b", time);
+        Directory.CreateDirectory(Path.Combine(root, "a-20261206T100508Z.partial"));
+        Directory.CreateDirectory(Path.Combine(root, "a-b-20261206T100508Z.partial"));
+
+        var first = DamagedSegments.KeepAsideOnce(journalDir, damaged, root, "a", time);
+        Assert.False(first.KeptBefore, "topic a took topic a-b's directory: " + first.Directory);
+        var again = DamagedSegments.KeepAsideOnce(journalDir, damaged, root, "a", time.AddSeconds(5));
+        Assert.Equal((first.Directory, true), (again.Directory, again.KeptBefore));
+        Assert.Equal(first.Files, again.Files);
+        Assert.Equal(
+            ["a-20261206T100509Z", "a-b-20261206T100508Z.partial", "a-b-20261206T100509Z"],
+            Directory.GetDirectories(root).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.False(other.KeptBefore);
+
+        // The damaged segment changed (another bit): these are not the files kept, so they are kept again.
+        JournalFiles.FlipBit(damaged, JournalFiles.Records(damaged)[9].Position + 40);
+        var changed = DamagedSegments.KeepAsideOnce(journalDir, damaged, root, "a", time.AddSeconds(5));
+        Assert.Equal((dir.Combine("damaged", "a-20261206T100514Z"), false), (changed.Directory, changed.KeptBefore));
+    }
 }

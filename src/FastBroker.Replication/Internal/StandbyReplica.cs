@@ -408,20 +408,24 @@ internal sealed partial class StandbyReplica : IDisposable
 
     /// <summary>
     /// Keeps the files the cut destroys in <c>&lt;DataDirectory&gt;/damaged/&lt;topic&gt;-&lt;UTC time&gt;/</c>
-    /// (<see cref="DamagedSegments.KeepAside"/>; outside <c>topics/</c>, which a copy reset deletes), and says where for
-    /// the cut's log line. A failure (a full disk) is said there instead, and the cut goes on: the node must come up.
+    /// (<see cref="DamagedSegments.KeepAsideOnce"/>; outside
+    /// <c>topics/</c>, which a copy reset deletes), once: a node killed between the keep and the cut finds them kept
+    /// at its next open and keeps nothing again. Says where for the cut's log line. A failure (a full disk) is said
+    /// there instead, and the cut goes on: the node must come up.
     /// </summary>
     private string KeepDamagedAside(string name, string journalDirectory, string damagedSegment)
     {
-        var destination = DamagedSegments.DirectoryFor(Path.Combine(_options.DataDirectory, DamagedDirectory), name, DateTimeOffset.UtcNow);
+        var root = Path.Combine(_options.DataDirectory, DamagedDirectory);
         try
         {
-            var kept = DamagedSegments.KeepAside(journalDirectory, damagedSegment, destination);
-            return $"the damaged segment and every later one ({kept.Count} files) kept aside in '{destination}'";
+            var kept = DamagedSegments.KeepAsideOnce(journalDirectory, damagedSegment, root, name, DateTimeOffset.UtcNow);
+            return kept.KeptBefore
+                ? $"the damaged segment and every later one ({kept.Files.Count} files) already kept aside in '{kept.Directory}' (by an open stopped before its cut)"
+                : $"the damaged segment and every later one ({kept.Files.Count} files) kept aside in '{kept.Directory}'";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
         {
-            return $"the damaged segment and the later ones could NOT be kept aside in '{destination}' ({e.Message}): what the cut drops is lost on this node";
+            return $"the damaged segment and the later ones could NOT be kept aside in '{root}' ({e.Message}): what the cut drops is lost on this node";
         }
     }
 
