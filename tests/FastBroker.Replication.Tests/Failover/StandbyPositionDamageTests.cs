@@ -102,13 +102,9 @@ public sealed class StandbyPositionDamageTests
             var welcomes = b.Replica!.Welcomes;
 
             const int damages = 5;
-            for (var i = 1; i <= damages; i++)
+            await RateLimitedLines.RepeatAsync(clock, damages, async index =>
             {
-                if (i == damages)
-                {
-                    clock.Advance(TimeSpan.FromSeconds(10));
-                }
-
+                var i = index + 1;
                 Damage(Path.Combine(dir.Combine("b"), Keeper));
                 keeper.Commit(Feed, i);
                 var position = i;
@@ -116,7 +112,7 @@ public sealed class StandbyPositionDamageTests
                     () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || LoggedPair.LinkDowns(log).Count > 0,
                     $"damage {i}: b's copy of keeper.pos replaced by a's whole (feed {i}, side 3), or its link down",
                     s_deadline);
-            }
+            });
 
             Assert.True(b.Replica.Welcomes == welcomes && LoggedPair.LinkDowns(log).Count == 0, $"a damaged copy ended b's link: [{string.Join(" | ", LoggedPair.LinkDowns(log))}]");
             string[] damaged;

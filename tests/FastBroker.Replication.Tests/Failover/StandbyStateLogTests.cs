@@ -124,13 +124,9 @@ public sealed class StandbyStateLogTests
             var welcomes = b.Replica!.Welcomes;
 
             const int blanks = 5;
-            for (var i = 1; i <= blanks; i++)
+            await RateLimitedLines.RepeatAsync(clock, blanks, async index =>
             {
-                if (i == blanks)
-                {
-                    clock.Advance(TimeSpan.FromSeconds(10));
-                }
-
+                var i = index + 1;
                 Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
                 var version = broker.Replication!.RequestStateFiles();
                 await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
@@ -140,7 +136,7 @@ public sealed class StandbyStateLogTests
                     () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
                     $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
                     s_deadline);
-            }
+            });
 
             Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
             string[] blank;
@@ -182,13 +178,9 @@ public sealed class StandbyStateLogTests
                 var welcomes = b.Replica!.Welcomes;
                 var primary = Path.Combine(dir.Combine("a"), Keeper);
                 const int repeats = 5;
-                for (var i = 1; i <= repeats; i++)
+                await RateLimitedLines.RepeatAsync(clock, repeats, async index =>
                 {
-                    if (i == repeats)
-                    {
-                        clock.Advance(TimeSpan.FromSeconds(10));
-                    }
-
+                    var i = index + 1;
                     keeper.Dispose(); // a's mapping of the file closed: cutting it short is safe
                     using (var f = new FileStream(primary, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
                     {
@@ -204,7 +196,7 @@ public sealed class StandbyStateLogTests
                         () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
                         $"repeat {i}: b's copy of keeper.pos holds feed {position}, or b attached again",
                         s_deadline);
-                }
+                });
 
                 Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
                 string[] padded;
