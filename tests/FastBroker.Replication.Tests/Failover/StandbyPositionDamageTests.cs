@@ -93,10 +93,7 @@ public sealed class StandbyPositionDamageTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PositionCopies.PublishAsync(broker, Feed, 20);
-            await PositionCopies.PublishAsync(broker, Side, 10);
-            using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
-            keeper.Commit(Side, 3);
+            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "posdamage.*");
             var version = broker.Replication!.RequestStateFiles(); // b holds keeper.pos whole, its mapping closed
             await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
             var welcomes = b.Replica!.Welcomes;

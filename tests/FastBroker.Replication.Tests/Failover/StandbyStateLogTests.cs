@@ -116,10 +116,7 @@ public sealed class StandbyStateLogTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PositionCopies.PublishAsync(broker, Feed, 20);
-            await PositionCopies.PublishAsync(broker, Side, 10);
-            using var keeper = broker.Subscribe("statelog.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
-            keeper.Commit(Side, 3);
+            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
             var welcomes = b.Replica!.Welcomes;
 
