@@ -331,13 +331,13 @@ public class ClaimPublishTests
 
     /// <summary>
     /// <paramref name="producer"/> publishes its sequences <paramref name="from"/> up to <paramref name="to"/> (not
-    /// included) to topic t, each with payload <paramref name="prefix"/> and its sequence, token <paramref name="tokenBase"/> + sequence.
+    /// included) to <paramref name="topic"/>, each with payload <paramref name="prefix"/> and its sequence, token <paramref name="tokenBase"/> + sequence.
     /// </summary>
-    internal static void PublishRun(Broker broker, IPublishConfirmSink sink, ulong producer, ulong from, ulong to, string prefix, ulong tokenBase = 0)
+    internal static void PublishRun(Broker broker, IPublishConfirmSink sink, ulong producer, ulong from, ulong to, string prefix, ulong tokenBase = 0, string topic = "t")
     {
         for (var i = from; i < to; i++)
         {
-            PublishIdempotent(broker, sink, producer, i, "t", $"{prefix}{i}", tokenBase + i);
+            PublishIdempotent(broker, sink, producer, i, topic, $"{prefix}{i}", tokenBase + i);
         }
     }
 

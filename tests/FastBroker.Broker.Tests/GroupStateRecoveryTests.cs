@@ -218,20 +218,15 @@ public class GroupStateRecoveryTests
         }
 
         const int groups = 5;
-        for (var i = 0; i < groups; i++)
+        RateLimitedLines.Repeat(clock, groups, i =>
         {
-            if (i == groups - 1)
-            {
-                clock.Advance(TimeSpan.FromSeconds(10));
-            }
-
             var name = $"short{i}";
             var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", name + ".state");
             File.WriteAllBytes(path, state);
             using var member = f.Broker.JoinGroup("jobs", name);
             Assert.Equal(GroupAckStore.FileLength(), new FileInfo(path).Length);
             Assert.Equal(1, f.Broker.GetSnapshot().Groups.Single(g => g.Group == name).AckFloor);
-        }
+        });
 
         var lines = log.Where(l => l.Contains("'short", StringComparison.Ordinal) && l.Contains("cut short", StringComparison.Ordinal)).ToArray();
         if (RateLimitedLines.Violation(lines, groups, "group state files cut short at run time") is { } violation)
@@ -259,20 +254,15 @@ public class GroupStateRecoveryTests
         await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes("job0"));
 
         const int groups = 5;
-        for (var i = 0; i < groups; i++)
+        RateLimitedLines.Repeat(clock, groups, i =>
         {
-            if (i == groups - 1)
-            {
-                clock.Advance(TimeSpan.FromSeconds(10));
-            }
-
             var name = $"blank{i}";
             var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", name + ".state");
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             File.WriteAllBytes(path, []);
             using var member = f.Broker.JoinGroup("jobs", name, GroupOptions.Default with { Start = StartPosition.Latest });
             Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single(g => g.Group == name).AckFloor); // the oldest kept, not the head
-        }
+        });
 
         var lines = log.Where(l => l.Contains("'blank", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal)).ToArray();
         if (RateLimitedLines.Violation(lines, groups, "group state files holding no state at their joins") is { } violation)

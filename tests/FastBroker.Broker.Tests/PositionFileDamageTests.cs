@@ -215,20 +215,15 @@ public class PositionFileDamageTests
         await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes("e0"));
 
         const int subscriptions = 5;
-        for (var i = 0; i < subscriptions; i++)
+        RateLimitedLines.Repeat(clock, subscriptions, i =>
         {
-            if (i == subscriptions - 1)
-            {
-                clock.Advance(TimeSpan.FromSeconds(10));
-            }
-
             var name = $"blank{i}";
             var path = Path.Combine(f.DataDirectory, "subscriptions", name + ".pos");
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             File.WriteAllBytes(path, []);
             using var sub = f.Broker.Subscribe("audit", s_durable with { DurableName = name });
             Assert.Equal(0, sub.CommittedOffset("audit")); // the oldest kept, not a fallback
-        }
+        });
 
         var lines = log.Where(l => l.Contains("'blank", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal)).ToArray();
         if (RateLimitedLines.Violation(lines, subscriptions, "position files holding no state at their subscribes") is { } violation)

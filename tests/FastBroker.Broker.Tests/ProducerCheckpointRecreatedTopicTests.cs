@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FastBroker.Engine;
 using FastBroker.Testing;
+using static FastBroker.BrokerTests.ProducerCheckpointScenario;
 
 namespace FastBroker.BrokerTests;
 
@@ -12,12 +13,8 @@ namespace FastBroker.BrokerTests;
 /// </summary>
 public sealed class ProducerCheckpointRecreatedTopicTests
 {
-    private const ulong Early = 0x0E0E_0E0E_0E0E_0E07; // the old topic's first producer
-    private const ulong Busy = 0x0B0B_0B0B_0B0B_0B08;  // the old topic's 200 others
     private const ulong Late = 0x0D0D_0D0D_0D0D_0D06;  // the new topic's first 10 records
     private const ulong Fresh = 0x0F0F_0F0F_0F0F_0F05; // then the new topic's others
-
-    private static BrokerOptions SmallRescan(BrokerOptions o) => o with { ProducerRecoveryRecords = 64, AllowSmallProducerRescan = true };
 
     [Theory]
     [InlineData(300)] // the new topic ends past the old one's capture point (205)
@@ -49,24 +46,16 @@ public sealed class ProducerCheckpointRecreatedTopicTests
         BrokerOptions Stepped(BrokerOptions o) => SmallRescan(o) with { StampClock = clock };
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(Stepped);
-        var sink = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
-
-        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100); // Early's 0..4 out of the 64-record rescan
-
-        await sink.WaitForAsync(205);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), 5, 200); // Early's 0..4 out of the 64-record rescan
         clock.Advance(TimeSpan.FromHours(-1)); // the close's capture is timed an hour before every record's stamp
         using var copy = new TempDirectory("fastbroker-stepped-copy");
-        await f.RestartAsync(Stepped, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
+        await RestartCopyingAsync(f, copy.Path, Stepped);
 
-        await using var opened = await Broker.OpenAsync(Stepped(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var opened = await OpenCopyAsync(copy.Path, log, Stepped);
         Assert.True(
             !log.Any(l => l.Contains("rescanned from its first record", StringComparison.Ordinal)),
             $"the open rescanned 't' from its first record although producers.state was captured in this creation of it: {string.Join(" | ", log)}");
-        var after = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishIdempotent(opened, after, Early, 4, "t", "e4", 1); // the entry's own record, beyond the rescan
-        ClaimPublishTests.PublishIdempotent(opened, after, Early, 2, "t", "e2", 2); // below it: refused
-        var outcomes = (await after.WaitForAsync(2)).OrderBy(o => o.Token).ToList();
+        var outcomes = await RetryEarlyAsync(opened, "t", 4, 2); // 4: the entry's own record, beyond the rescan; 2: below it, refused
         Assert.Equal((4L, true, BrokerErrorCode.None), (outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error));
         Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
         Assert.Equal(205L, ClaimPublishTests.Head(opened, "t"));
@@ -112,41 +101,26 @@ public sealed class ProducerCheckpointRecreatedTopicTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(configure);
-        var sink = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
-
-        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100);
-
-        await sink.WaitForAsync(205);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), 5, 200);
         var old = Path.Combine(Path.GetTempPath(), $"fastbroker-recreated-{Guid.NewGuid():N}.state");
-        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        await f.RestartAsync(configure, whileClosed: () => File.Copy(checkpoint, old)); // captured at offset 205 of the old 't'
+        await RestartKeepingCheckpointAsync(f, old, configure); // captured at offset 205 of the old 't'
         await f.RestartAsync(configure, whileClosed: () => Directory.Delete(Path.Combine(f.DataDirectory, "topics", "t"), recursive: true));
 
         // The new 't' (created by its first publish): Late at offsets 0 to 9, Fresh after it.
-        sink = new ClaimPublishTests.RecordingSink();
+        var sink = new ClaimPublishTests.RecordingSink();
         ClaimPublishTests.PublishRun(f.Broker, sink, Late, 0, 10, "l");
-
-        for (var i = 0UL; i < (ulong)others; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(f.Broker, sink, Fresh, i, "t", $"f{i}", 100 + i);
-        }
-
+        ClaimPublishTests.PublishRun(f.Broker, sink, Fresh, 0, (ulong)others, "f", 100);
         await sink.WaitForAsync(10 + others);
         using var copy = new TempDirectory("fastbroker-recreated-copy");
-        await f.RestartAsync(configure, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
-        File.Copy(old, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
-        File.Delete(old);
+        await RestartCopyingAsync(f, copy.Path, configure);
+        InstallCheckpoint(old, copy.Path);
 
-        await using var opened = await Broker.OpenAsync(configure(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var opened = await OpenCopyAsync(copy.Path, log, configure);
         Assert.Equal(10L + others, ClaimPublishTests.Head(opened, "t"));
-        var after = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishIdempotent(opened, after, Late, 5, "t", "l5", 1);   // stored at offset 5 of the new 't', beyond the newest 64
-        ClaimPublishTests.PublishIdempotent(opened, after, Late, 10, "t", "l10", 2); // new: stored once
-        var outcomes = (await after.WaitForAsync(2)).OrderBy(o => o.Token).ToList();
+        var outcomes = await RetryAsync(opened, "t", Late, "l", 5, 10); // 5: stored at offset 5 of the new 't', beyond the newest 64; 10: new, stored once
         Assert.True(
             (outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error) == (5L, true, BrokerErrorCode.None),
-            $"the retry of Late's sequence 5, stored at offset 5 of 't' created again after producers.state's capture (at offset 205 of the old 't'): {(outcomes[0].Error == BrokerErrorCode.None ? $"offset {outcomes[0].Offset} (duplicate {outcomes[0].Duplicate})" : $"{outcomes[0].Error} {outcomes[0].Reason}")}");
+            $"the retry of Late's sequence 5, stored at offset 5 of 't' created again after producers.state's capture (at offset 205 of the old 't'): {Describe(outcomes[0])}");
         Assert.Equal((10L + others, false, BrokerErrorCode.None), (outcomes[1].Offset, outcomes[1].Duplicate, outcomes[1].Error));
         Assert.Equal(11L + others, ClaimPublishTests.Head(opened, "t"));
         Assert.Contains(log, l => l.Contains("topic 't'", StringComparison.Ordinal) && l.Contains("rescanned from its first record", StringComparison.Ordinal));

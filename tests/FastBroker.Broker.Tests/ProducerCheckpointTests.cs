@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FastBroker.Engine;
 using FastBroker.Testing;
+using static FastBroker.BrokerTests.ProducerCheckpointScenario;
 
 namespace FastBroker.BrokerTests;
 
@@ -12,17 +13,13 @@ namespace FastBroker.BrokerTests;
 /// </summary>
 public sealed class ProducerCheckpointTests
 {
-    private const ulong Early = 0x0E0E_0E0E_0E0E_0E07; // publishes 10 messages first (an id no other field of the file matches)
-    private const ulong Busy = 0x0B0B_0B0B_0B0B_0B08; // then this one publishes Others
-    private const int Others = 20_000;
-
-    private static BrokerOptions SmallRescan(BrokerOptions o) => o with { ProducerRecoveryRecords = 64, AllowSmallProducerRescan = true };
+    private const int Others = 20_000; // Busy's records after Early's 10
 
     [Fact]
     public async Task A_producer_pushed_out_of_the_rescan_is_still_deduplicated_after_a_crash()
     {
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
-        await PublishEarlyThenBusyAsync(f.Broker);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), busy: Others);
 
         // The journaler captures the window every few thousand records: wait for a capture holding the early producer,
         // then copy the data directory as it is (what a kill -9 now would leave: no checkpoint written at close).
@@ -84,7 +81,7 @@ public sealed class ProducerCheckpointTests
     public async Task A_producer_pushed_out_of_the_rescan_is_still_deduplicated_after_a_restart()
     {
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
-        await PublishEarlyThenBusyAsync(f.Broker);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), busy: Others);
         await f.RestartAsync(SmallRescan);
 
         var sink = new ClaimPublishTests.RecordingSink();
@@ -99,7 +96,7 @@ public sealed class ProducerCheckpointTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => SmallRescan(o) with { Log = log.Enqueue });
-        await PublishEarlyThenBusyAsync(f.Broker);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), busy: Others);
         await f.RestartAsync(o => SmallRescan(o) with { Log = log.Enqueue }, whileClosed: () =>
         {
             var path = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
@@ -122,7 +119,7 @@ public sealed class ProducerCheckpointTests
     {
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => SmallRescan(o) with { Log = log.Enqueue });
-        await PublishEarlyThenBusyAsync(f.Broker);
+        await PublishEarlyThenBusyAsync(f.Broker, new ClaimPublishTests.RecordingSink(), busy: Others);
         var temporary = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName + ".tmp");
         await f.RestartAsync(o => SmallRescan(o) with { Log = log.Enqueue }, whileClosed: () =>
         {
@@ -274,29 +271,20 @@ public sealed class ProducerCheckpointTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
         var sink = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 10, "e");
-
-        ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 100, "b", 100); // Early's 0..9 out of the 64-record rescan
-
-        await sink.WaitForAsync(110);
+        await PublishEarlyThenBusyAsync(f.Broker, sink); // Early's 0..9 out of the 64-record rescan
         using var copy = new TempDirectory("fastbroker-standby-copy");
-        await f.RestartAsync(SmallRescan, whileClosed: () => CopyDirectory(f.DataDirectory, copy.Path)); // its captures: Early at 9
+        await RestartCopyingAsync(f, copy.Path); // its captures: Early at 9
         ClaimPublishTests.PublishIdempotent(f.Broker, sink, Early, 10, "t", "e10", 10);
         var stored = await sink.WaitForAsync(111);
         Assert.Equal((110L, BrokerErrorCode.None), stored.Where(o => o.Token == 10).Select(o => (o.Offset, o.Error)).Last());
 
         // The primary's producers.state now names Early at 10 (offset 110), which the copy's journal lacks.
-        var primaryCheckpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        await f.RestartAsync(SmallRescan, whileClosed: () => File.Copy(primaryCheckpoint, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true));
+        await RestartCopyingCheckpointAsync(f, copy.Path);
 
-        await using var promoted = await Broker.OpenAsync(SmallRescan(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var promoted = await OpenCopyAsync(copy.Path, log);
         Assert.Equal(110L, ClaimPublishTests.Head(promoted, "t"));
-        var after = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 5, "t", "e5", 1);   // stored at offset 5, beyond the rescan
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 9, "t", "e9", 2);   // the previous place's own record
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 10, "t", "e10", 3); // lost with the failover: stored once
-        var outcomes = (await after.WaitForAsync(3)).OrderBy(o => o.Token).ToList();
-        Assert.True(outcomes[0].Error == BrokerErrorCode.InvalidArgument, $"the retry of Early's sequence 5, stored at offset 5 beyond the copy's rescan: {(outcomes[0].Error == BrokerErrorCode.None ? $"stored again at offset {outcomes[0].Offset} (duplicate {outcomes[0].Duplicate})" : $"{outcomes[0].Error} {outcomes[0].Reason}")}");
+        var outcomes = await RetryEarlyAsync(promoted, "t", 5, 9, 10); // 5: stored at offset 5, beyond the rescan; 9: the previous place's own record; 10: lost with the failover, stored once
+        Assert.True(outcomes[0].Error == BrokerErrorCode.InvalidArgument, $"the retry of Early's sequence 5, stored at offset 5 beyond the copy's rescan: {Describe(outcomes[0])}");
         Assert.Contains("older than", outcomes[0].Reason, StringComparison.Ordinal);
         Assert.Equal((9L, true, BrokerErrorCode.None), (outcomes[1].Offset, outcomes[1].Duplicate, outcomes[1].Error));
         Assert.Equal((110L, false, BrokerErrorCode.None), (outcomes[2].Offset, outcomes[2].Duplicate, outcomes[2].Error));
@@ -315,31 +303,22 @@ public sealed class ProducerCheckpointTests
         await using var f = await BrokerFixture.StartAsync(SmallRescan);
         var sink = new ClaimPublishTests.RecordingSink();
         ClaimPublishTests.PublishRun(f.Broker, sink, Early, 0, 5, "e");
-
         await sink.WaitForAsync(5);
         var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-trailing-{Guid.NewGuid():N}.state");
-        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        await f.RestartAsync(SmallRescan, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
+        await RestartKeepingCheckpointAsync(f, trailing); // Early at 4, taken at offset 5
         ClaimPublishTests.PublishRun(f.Broker, sink, Early, 5, 10, "e");
-
         ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 100, "b", 100); // Early's 5..9 out of the 64-record rescan
-
         await sink.WaitForAsync(110);
 
         // The copy's journal holds offsets 0 to 109, its producers.state is the capture taken at offset 5.
         using var copy = new TempDirectory("fastbroker-trailing-copy");
-        await f.RestartAsync(SmallRescan, whileClosed: () => CopyDirectory(f.DataDirectory, copy.Path));
-        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
-        File.Delete(trailing);
+        await RestartCopyingAsync(f, copy.Path);
+        InstallCheckpoint(trailing, copy.Path);
 
-        await using var promoted = await Broker.OpenAsync(SmallRescan(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var promoted = await OpenCopyAsync(copy.Path, log);
         Assert.Equal(110L, ClaimPublishTests.Head(promoted, "t"));
-        var after = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 7, "t", "e7", 1);   // stored at offset 7, after the capture and beyond the rescan
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 2, "t", "e2", 2);   // stored before the capture, beyond the rescan: refused
-        ClaimPublishTests.PublishIdempotent(promoted, after, Early, 10, "t", "e10", 3); // new: stored once
-        var outcomes = (await after.WaitForAsync(3)).OrderBy(o => o.Token).ToList();
-        Assert.True((outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error) == (7L, true, BrokerErrorCode.None), $"the retry of Early's sequence 7, stored at offset 7 after the copy's producers.state was captured and beyond the 64-record rescan: {(outcomes[0].Error == BrokerErrorCode.None ? $"offset {outcomes[0].Offset} (duplicate {outcomes[0].Duplicate})" : $"{outcomes[0].Error} {outcomes[0].Reason}")}");
+        var outcomes = await RetryEarlyAsync(promoted, "t", 7, 2, 10); // 7: stored at offset 7, after the capture and beyond the rescan; 2: stored before the capture, beyond the rescan, refused; 10: new, stored once
+        Assert.True((outcomes[0].Offset, outcomes[0].Duplicate, outcomes[0].Error) == (7L, true, BrokerErrorCode.None), $"the retry of Early's sequence 7, stored at offset 7 after the copy's producers.state was captured and beyond the 64-record rescan: {Describe(outcomes[0])}");
         Assert.Equal(BrokerErrorCode.InvalidArgument, outcomes[1].Error);
         Assert.Contains("older than", outcomes[1].Reason, StringComparison.Ordinal);
         Assert.Equal((110L, false, BrokerErrorCode.None), (outcomes[2].Offset, outcomes[2].Duplicate, outcomes[2].Error));
@@ -405,39 +384,5 @@ public sealed class ProducerCheckpointTests
         Assert.Equal([(Early, 10UL, 110L, 2_000L)], loaded.Select(e => (e.Producer, e.Highest, e.Offset, e.Timestamp)));
         Assert.Empty(ProducerCheckpoint.Load(dir.Path, Copy, _ => topic, out problem));
         Assert.Contains("1 from the records the open rescans only", problem, StringComparison.Ordinal);
-    }
-
-    private static async Task PublishEarlyThenBusyAsync(Broker broker)
-    {
-        var sink = new ClaimPublishTests.RecordingSink();
-        ClaimPublishTests.PublishRun(broker, sink, Early, 0, 10, "e");
-
-        await sink.WaitForAsync(10);
-        for (var i = 0UL; i < Others; i++)
-        {
-            ClaimPublishTests.PublishIdempotent(broker, sink, Busy, i, "t", $"b{i}", 100 + i);
-        }
-
-        await sink.WaitForAsync(10 + Others);
-    }
-
-    /// <summary>Copies a running broker's data directory as a crash leaves it (no temporary files, no lock).</summary>
-    internal static void CopyDirectory(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.EnumerateFiles(from))
-        {
-            // The journals' and the directory's lock files are held open (and locked) by the running broker: a crash
-            // leaves them unlocked.
-            if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Path.GetFileName(file) is not ("journal.lock" or "broker.lock"))
-            {
-                File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-            }
-        }
-
-        foreach (var dir in Directory.EnumerateDirectories(from))
-        {
-            CopyDirectory(dir, Path.Combine(to, Path.GetFileName(dir)));
-        }
     }
 }

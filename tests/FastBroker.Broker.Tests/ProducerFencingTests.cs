@@ -170,7 +170,7 @@ public sealed class ProducerFencingTests
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
         using var crashed = new TempDirectory("fastbroker-epoch-crash");
-        ProducerCheckpointTests.CopyDirectory(f.DataDirectory, crashed.Path);
+        ProducerCheckpointScenario.CopyDirectory(f.DataDirectory, crashed.Path);
 
         await using var broker = await Broker.OpenAsync(BrokerFixture.Options(crashed.Path));
         await AssertOldFencedNewResumesAsync(broker, old, current);

@@ -30,8 +30,7 @@ public sealed class ProducerRescanLimitTests
 
         await sink.WaitForAsync(5);
         var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-limit-{Guid.NewGuid():N}.state");
-        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        await f.RestartAsync(Limited, whileClosed: () => File.Copy(checkpoint, trailing)); // Early at 4, taken at offset 5
+        await ProducerCheckpointScenario.RestartKeepingCheckpointAsync(f, trailing, Limited); // Early at 4, taken at offset 5
         ClaimPublishTests.PublishRun(f.Broker, sink, Early, 5, 10, "e");
 
         ClaimPublishTests.PublishRun(f.Broker, sink, Late, 0, 3, "l", 10); // offsets 10 to 12
@@ -40,12 +39,11 @@ public sealed class ProducerRescanLimitTests
 
         await sink.WaitForAsync(213);
         using var copy = new TempDirectory("fastbroker-limit-copy");
-        await f.RestartAsync(Limited, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
-        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
-        File.Delete(trailing);
+        await ProducerCheckpointScenario.RestartCopyingAsync(f, copy.Path, Limited);
+        ProducerCheckpointScenario.InstallCheckpoint(trailing, copy.Path);
 
         // 213 records, captured at 5: 208 to rescan, over the limit of 100, so offsets 5 to 112 are not read.
-        await using var promoted = await Broker.OpenAsync(Limited(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var promoted = await ProducerCheckpointScenario.OpenCopyAsync(copy.Path, log, Limited);
         var line = Assert.Single(log, l => l.Contains("records a restart rescans", StringComparison.Ordinal));
         Assert.Contains("topic 't': producers.state was captured 208 records before the journal's end, more than the 100 records", line, StringComparison.Ordinal);
         Assert.Contains("offsets 5 to 112 only are not deduplicated", line, StringComparison.Ordinal);
@@ -88,17 +86,15 @@ public sealed class ProducerRescanLimitTests
 
         await sink.WaitForAsync(Unseen);
         var trailing = Path.Combine(Path.GetTempPath(), $"fastbroker-limit-{Guid.NewGuid():N}.state");
-        var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
-        await f.RestartAsync(Limited, whileClosed: () => File.Copy(checkpoint, trailing)); // taken at offset 11
+        await ProducerCheckpointScenario.RestartKeepingCheckpointAsync(f, trailing, Limited); // taken at offset 11
         ClaimPublishTests.PublishRun(f.Broker, sink, Busy, 0, 200, "b", 100); // offsets 11 to 210
 
         await sink.WaitForAsync(Unseen + 200);
         using var copy = new TempDirectory("fastbroker-limit-copy");
-        await f.RestartAsync(Limited, whileClosed: () => ProducerCheckpointTests.CopyDirectory(f.DataDirectory, copy.Path));
-        File.Copy(trailing, Path.Combine(copy.Path, ProducerCheckpoint.FileName), overwrite: true);
-        File.Delete(trailing);
+        await ProducerCheckpointScenario.RestartCopyingAsync(f, copy.Path, Limited);
+        ProducerCheckpointScenario.InstallCheckpoint(trailing, copy.Path);
 
-        await using var promoted = await Broker.OpenAsync(Limited(BrokerFixture.Options(copy.Path)) with { Log = log.Enqueue });
+        await using var promoted = await ProducerCheckpointScenario.OpenCopyAsync(copy.Path, log, Limited);
         var line = Assert.Single(log, l => l.Contains("records a restart rescans", StringComparison.Ordinal));
         var named = string.Join(", ", Enumerable.Range(0, Logged).Select(i => $"{Early + (ulong)i:x16}"));
         Assert.Contains($"producers.state names {Unseen} producers no rescan saw, which may have written there: {named} and {Unseen - Logged} more (", line, StringComparison.Ordinal);

@@ -18,49 +18,36 @@ public class TimerTickTests
         await using var f = await BrokerFixture.StartAsync();
         var b = f.Broker;
         var member = b.JoinGroup("timer-held", "g", GroupOptions.Default with { Prefetch = 1 }); // the timer ticks every TimerResolution
-        using var release = new ManualResetEventSlim(false);
-        int inFlight = 0, maxInFlight = 0, entered = 0;
+        using var held = new HeldCalls();
         b.TimerTaskHook = name =>
         {
-            if (name != "g")
+            if (name == "g")
             {
-                return;
-            }
-
-            var now = Interlocked.Increment(ref inFlight);
-            InterlockedMax(ref maxInFlight, now);
-            Interlocked.Increment(ref entered);
-            try
-            {
-                release.Wait(Eventually.DefaultTimeout); // held until the test lets it go
-            }
-            finally
-            {
-                Interlocked.Decrement(ref inFlight);
+                held.Hold();
             }
         };
 
         try
         {
-            await Eventually.TrueAsync(() => Volatile.Read(ref entered) >= 1, "a tick reaches the group and is held");
+            await Eventually.TrueAsync(() => held.Entered >= 1, "a tick reaches the group and is held");
             var callbacks = b.TimerCallbacks;
             var skipped = b.TimerTicksSkipped;
 
             // Either the timer fires again and again and those callbacks skip, or a second tick runs into the group.
-            await Eventually.TrueAsync(() => b.TimerTicksSkipped - skipped >= 5 || Volatile.Read(ref maxInFlight) > 1, "five more timer callbacks while the tick is held");
-            Assert.True(Volatile.Read(ref maxInFlight) == 1, $"{Volatile.Read(ref maxInFlight)} timer ticks in the group at once while one was held ({b.TimerCallbacks - callbacks} callbacks since it was held, {b.TimerTicksSkipped - skipped} skipped): each started anyway and tied up another pool thread");
-            Assert.Equal(1, Volatile.Read(ref entered));
+            await Eventually.TrueAsync(() => b.TimerTicksSkipped - skipped >= 5 || held.MaxInFlight > 1, "five more timer callbacks while the tick is held");
+            Assert.True(held.MaxInFlight == 1, $"{held.MaxInFlight} timer ticks in the group at once while one was held ({b.TimerCallbacks - callbacks} callbacks since it was held, {b.TimerTicksSkipped - skipped} skipped): each started anyway and tied up another pool thread");
+            Assert.Equal(1, held.Entered);
             Assert.True(b.TimerCallbacks - callbacks >= 5, $"{b.TimerCallbacks - callbacks} callbacks");
 
-            release.Set();
-            var before = Volatile.Read(ref entered);
-            await Eventually.TrueAsync(() => Volatile.Read(ref entered) >= before + 3, "the ticks go on once the held one ends");
-            Assert.Equal(1, Volatile.Read(ref maxInFlight));
+            held.Release();
+            var before = held.Entered;
+            await Eventually.TrueAsync(() => held.Entered >= before + 3, "the ticks go on once the held one ends");
+            Assert.Equal(1, held.MaxInFlight);
         }
         finally
         {
             b.TimerTaskHook = null;
-            release.Set();
+            held.Release();
             member.Dispose();
         }
     }
@@ -125,21 +112,6 @@ public class TimerTickTests
         {
             release.Set();
             b.TimerTaskHook = null;
-        }
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        var seen = Volatile.Read(ref target);
-        while (value > seen)
-        {
-            var was = Interlocked.CompareExchange(ref target, value, seen);
-            if (was == seen)
-            {
-                return;
-            }
-
-            seen = was;
         }
     }
 }

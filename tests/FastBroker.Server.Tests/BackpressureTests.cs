@@ -68,45 +68,16 @@ public class BackpressureTests
     {
         // Idle timeout 3 × 300 ms. The connection would otherwise hold its MaxConnections slot until server shutdown.
         await using var f = await ServerFixture.StartAsync(o => o with { HeartbeatInterval = TimeSpan.FromMilliseconds(300) });
-        using var socket = new Socket(f.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-        {
-            NoDelay = true,
-            ReceiveBufferSize = 64 * 1024,
-        };
 
         // HELLO, then PINGs whose PONGs are never read: the server's socket fills, the PONGs queue up to the 1 MiB reply
         // bound and its reader waits for the writer; TCP then stops this sender too, and the client sends nothing more.
-        var hello = new ArrayBufferWriter<byte>();
-        FrameWriter.WriteHello(hello, 1, "t"u8, "1"u8, ProtocolFeatures.None);
-        var chunk = new ArrayBufferWriter<byte>();
-        for (var i = 0; i < 10_000; i++)
-        {
-            FrameWriter.WritePing(chunk, (ulong)i);
-        }
-
-        await socket.ConnectAsync(f.EndPoint);
-        var sender = Task.Run(async () =>
-        {
-            try
-            {
-                await socket.SendAsync(hello.WrittenMemory);
-                for (var sent = 0; sent < 1_000_000; sent += 10_000)
-                {
-                    await socket.SendAsync(chunk.WrittenMemory);
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // reset by the server when it drops the connection
-            }
-        });
-
+        await using var connection = await StallingConnection.OpenAsync(f);
         await Eventually.TrueAsync(() => f.Server.Sessions.Length == 1, "the server has the connection");
         var session = f.Server.Sessions[0];
         await Eventually.TrueAsync(() => f.Server.ConnectionCount == 0, "the connection that takes no bytes is closed", TimeSpan.FromSeconds(30));
         Assert.True(session.HasWaitedForWriter, "the reader waited for the writer (the reply backlog was reached)");
         Assert.Contains(f.Log, l => l.Contains("took no bytes", StringComparison.Ordinal));
-        await Eventually.Completes(sender);
+        await Eventually.Completes(connection.Sender);
         Assert.Empty(f.Failures);
     }
 

@@ -1,6 +1,3 @@
-using System.Buffers;
-using System.Net.Sockets;
-using FastBroker.Protocol;
 using FastBroker.Testing;
 
 namespace FastBroker.ServerTests;
@@ -16,27 +13,14 @@ public class IdleTimerTests
     [Fact]
     public async Task A_held_idle_check_keeps_the_next_ones_from_starting_and_they_resume_when_it_ends()
     {
-        using var release = new ManualResetEventSlim(false);
-        int inFlight = 0, maxInFlight = 0, entered = 0;
+        using var held = new HeldCalls();
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
         void Log(string line)
         {
             log.Enqueue(line);
-            if (!line.Contains("took no bytes", StringComparison.Ordinal))
+            if (line.Contains("took no bytes", StringComparison.Ordinal))
             {
-                return;
-            }
-
-            var now = Interlocked.Increment(ref inFlight);
-            InterlockedMax(ref maxInFlight, now);
-            Interlocked.Increment(ref entered);
-            try
-            {
-                release.Wait(Eventually.DefaultTimeout); // held until the test lets it go
-            }
-            finally
-            {
-                Interlocked.Decrement(ref inFlight);
+                held.Hold();
             }
         }
 
@@ -52,16 +36,16 @@ public class IdleTimerTests
                 connections.Add(await StallingConnection.OpenAsync(f));
             }
 
-            await Eventually.TrueAsync(() => Volatile.Read(ref entered) >= 1, "an idle check logs a connection that takes no bytes and is held", TimeSpan.FromSeconds(30));
+            await Eventually.TrueAsync(() => held.Entered >= 1, "an idle check logs a connection that takes no bytes and is held", TimeSpan.FromSeconds(30));
             var skipped = f.Server.IdleChecksSkipped;
 
             // Either the timer fires again and again and those callbacks skip, or a second check runs into another connection's line.
-            await Eventually.TrueAsync(() => f.Server.IdleChecksSkipped - skipped >= 5 || Volatile.Read(ref maxInFlight) > 1, "five more idle timer callbacks while the check is held", TimeSpan.FromSeconds(30));
-            Assert.True(Volatile.Read(ref maxInFlight) == 1, $"{Volatile.Read(ref maxInFlight)} idle checks in the log at once while one was held ({f.Server.IdleChecksSkipped - skipped} skipped): each started anyway and tied up another pool thread");
+            await Eventually.TrueAsync(() => f.Server.IdleChecksSkipped - skipped >= 5 || held.MaxInFlight > 1, "five more idle timer callbacks while the check is held", TimeSpan.FromSeconds(30));
+            Assert.True(held.MaxInFlight == 1, $"{held.MaxInFlight} idle checks in the log at once while one was held ({f.Server.IdleChecksSkipped - skipped} skipped): each started anyway and tied up another pool thread");
 
-            release.Set();
+            held.Release();
             await Eventually.TrueAsync(() => f.Server.ConnectionCount == 0, "every connection that takes no bytes is closed once the checks go on", TimeSpan.FromSeconds(30));
-            Assert.Equal(1, Volatile.Read(ref maxInFlight));
+            Assert.Equal(1, held.MaxInFlight);
             foreach (var c in connections)
             {
                 await c.DisposeAsync();
@@ -69,7 +53,7 @@ public class IdleTimerTests
         }
         finally
         {
-            release.Set();
+            held.Release();
         }
     }
 
@@ -134,69 +118,5 @@ public class IdleTimerTests
         Assert.True(
             lines.Count == 2 && lines[1].EndsWith($"(and {first - 1} more like it since the last such line, not logged)", StringComparison.Ordinal),
             $"the second line carries the count of {first - 1}: [{string.Join(" | ", lines)}]");
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        var seen = Volatile.Read(ref target);
-        while (value > seen)
-        {
-            var was = Interlocked.CompareExchange(ref target, value, seen);
-            if (was == seen)
-            {
-                return;
-            }
-
-            seen = was;
-        }
-    }
-
-    /// <summary>HELLO, then PINGs whose PONGs it never reads: the server's writer stalls, then TCP stops this sender too.</summary>
-    private sealed class StallingConnection : IAsyncDisposable
-    {
-        private readonly Socket _socket;
-        private readonly Task _sender;
-
-        private StallingConnection(Socket socket, Task sender)
-        {
-            _socket = socket;
-            _sender = sender;
-        }
-
-        public static async Task<StallingConnection> OpenAsync(ServerFixture f)
-        {
-            var socket = new Socket(f.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 64 * 1024 };
-            var hello = new ArrayBufferWriter<byte>();
-            FrameWriter.WriteHello(hello, 1, "t"u8, "1"u8, ProtocolFeatures.None);
-            var chunk = new ArrayBufferWriter<byte>();
-            for (var i = 0; i < 10_000; i++)
-            {
-                FrameWriter.WritePing(chunk, (ulong)i);
-            }
-
-            await socket.ConnectAsync(f.EndPoint);
-            var sender = Task.Run(async () =>
-            {
-                try
-                {
-                    await socket.SendAsync(hello.WrittenMemory);
-                    for (var sent = 0; sent < 1_000_000; sent += 10_000)
-                    {
-                        await socket.SendAsync(chunk.WrittenMemory);
-                    }
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
-                {
-                    // reset by the server when it drops the connection
-                }
-            });
-            return new StallingConnection(socket, sender);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Eventually.Completes(_sender);
-            _socket.Dispose();
-        }
     }
 }

@@ -20,23 +20,40 @@ public static class ProducerCheckpointFile
     public static bool Names(string path, ulong producer) => Holds(path, producer);
 
     /// <summary>
+    /// Whether the checkpoint at <paramref name="path"/> has an entry of <paramref name="producer"/> whose highest
+    /// sequence is <paramref name="sequence"/> (the id and the sequence side by side). False while the file does not exist.
+    /// </summary>
+    public static bool NamesAt(string path, ulong producer, ulong sequence)
+    {
+        Span<byte> entry = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(entry, producer);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], sequence);
+        return Contains(path, entry);
+    }
+
+    /// <summary>
     /// Whether the checkpoint (or epochs file) at <paramref name="path"/> holds <paramref name="value"/> (little-endian) anywhere: a producer
     /// id, or a producer epoch (Unix ms when given: no other field matches it). False while the file does not exist.
     /// </summary>
     public static bool Holds(string path, ulong value)
     {
-        byte[] bytes;
+        Span<byte> id = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(id, value);
+        return Contains(path, id);
+    }
+
+    private static bool Contains(string path, ReadOnlySpan<byte> bytes)
+    {
+        byte[] file;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            file = File.ReadAllBytes(path);
         }
         catch (IOException)
         {
             return false;
         }
 
-        Span<byte> id = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(id, value);
-        return bytes.AsSpan().IndexOf(id) >= 0;
+        return file.AsSpan().IndexOf(bytes) >= 0;
     }
 }

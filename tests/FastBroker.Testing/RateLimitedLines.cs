@@ -3,6 +3,40 @@ namespace FastBroker.Testing;
 /// <summary>What a log rate limit (the broker's <c>LogRateLimit</c>) let through, checked the same way by every test of one.</summary>
 public static class RateLimitedLines
 {
+    /// <summary>The interval the broker's log rate limit writes a line of one kind at most once in.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Runs <paramref name="occurrence"/> <paramref name="occurrences"/> times (index 0, 1, …), <paramref name="clock"/>
+    /// moved on by one <see cref="Interval"/> before the last: the lines <see cref="Violation"/> then expects.
+    /// </summary>
+    public static void Repeat(ManualClock clock, int occurrences, Action<int> occurrence)
+    {
+        for (var i = 0; i < occurrences; i++)
+        {
+            if (i == occurrences - 1)
+            {
+                clock.Advance(Interval);
+            }
+
+            occurrence(i);
+        }
+    }
+
+    /// <summary>The async form of <see cref="Repeat"/>: each occurrence ends before the next starts.</summary>
+    public static async Task RepeatAsync(ManualClock clock, int occurrences, Func<int, Task> occurrence)
+    {
+        for (var i = 0; i < occurrences; i++)
+        {
+            if (i == occurrences - 1)
+            {
+                clock.Advance(Interval);
+            }
+
+            await occurrence(i);
+        }
+    }
+
     /// <summary>
     /// Null when <paramref name="lines"/> are what the limit writes for <paramref name="occurrences"/> lines of one kind
     /// with the test's clock moved on by one interval before the last: the first at once, without a count, and the last,

@@ -46,4 +46,17 @@ internal static class PositionCopies
             await broker.PublishAsync(topic, Encoding.ASCII.GetBytes($"m{i}"));
         }
     }
+
+    /// <summary>
+    /// Publishes 20 messages to <paramref name="feed"/> and 10 to <paramref name="side"/>, subscribes the durable name
+    /// keeper to <paramref name="pattern"/> from its committed position, and commits <paramref name="side"/>'s 3: keeper.
+    /// </summary>
+    public static async Task<Subscription> KeeperAsync(Broker broker, string feed, string side, string pattern)
+    {
+        await PublishAsync(broker, feed, 20);
+        await PublishAsync(broker, side, 10);
+        var keeper = broker.Subscribe(pattern, SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
+        keeper.Commit(side, 3);
+        return keeper;
+    }
 }

@@ -1,10 +1,8 @@
-using System.Buffers;
-using System.Collections.Concurrent;
-using System.Text;
 using FastBroker.Client;
 using FastBroker.Protocol;
 using FastBroker.Replication;
 using FastBroker.Testing;
+using static FastBroker.ReplicationTests.Failover.IdempotentPublishes;
 
 namespace FastBroker.ReplicationTests.Failover;
 
@@ -45,35 +43,17 @@ public sealed class ProducerEpochFailoverTests
         options with { HeartbeatInterval = TimeSpan.FromSeconds(6), HeartbeatTimeout = TimeSpan.FromSeconds(12) };
 
     [Fact]
-    public async Task A_standby_promoted_right_after_a_new_instance_was_answered_fences_the_instance_it_replaced()
-    {
-        using var dir = new TempDirectory();
-        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, SlowHeartbeat);
-        await using (a)
-        await using (b)
+    public Task A_standby_promoted_right_after_a_new_instance_was_answered_fences_the_instance_it_replaced() =>
+        ReplacedInstanceAsync(async (_, a, b, old, current) =>
         {
-            var clientOptions = ProducerClient(a);
-            var (old, current) = await ReplaceInstanceAsync(a, clientOptions);
-
             // The new instance has its answer: the primary stops now, before its next heartbeat, and b takes over.
-            await a.DisposeAsync();
-            await b.PromoteAsync();
-            Assert.Equal(NodeRole.Primary, b.Role);
+            await FailOverAsync(a, b);
 
-            var sink = new Sink();
-            Publish(b.Broker!, sink, sequence: 1, old, token: 1); // the replaced instance goes on
-            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(30));
-            var outcome = sink.Outcomes.Single();
-            Assert.True(
-                outcome.Error == BrokerErrorCode.ProducerFenced,
-                $"the replaced instance's publish on the promoted standby: {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced (epoch {old} was replaced by {current} on the old primary, which answered the new instance before it died)");
-            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Id, old)).Code);
-            Assert.Equal((1UL, current), b.Broker!.InitProducer(Id, current)); // the new instance resumes there
-            Publish(b.Broker!, sink, sequence: 1, current, token: 2);
+            var sink = await AssertFencedAsync(b, old, current, "", " on the old primary, which answered the new instance before it died");
+            Publish(b.Broker!, sink, 1, current, token: 2);
             await Eventually.TrueAsync(() => sink.Count == 2, "the new instance's publish is answered", TimeSpan.FromSeconds(30));
-            Assert.Equal((2UL, 1L, BrokerErrorCode.None), sink.Outcomes.Single(o => o.Token == 2));
-        }
-    }
+            Assert.Equal((2UL, 1L, BrokerErrorCode.None), sink.Outcomes.Where(o => o.Token == 2).Select(o => (o.Token, o.Offset, o.Error)).Single());
+        });
 
     /// <summary>
     /// The new epoch reaches the standby in <c>producers.epochs</c>, which the promoted standby reads besides
@@ -81,32 +61,52 @@ public sealed class ProducerEpochFailoverTests
     /// periodic captures are renamed without an fsync), it still fences the instance the new one replaced.
     /// </summary>
     [Fact]
-    public async Task A_standby_promoted_without_its_copy_of_producers_state_fences_the_replaced_instance_with_producers_epochs()
-    {
-        using var dir = new TempDirectory();
-        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, SlowHeartbeat);
-        await using (a)
-        await using (b)
+    public Task A_standby_promoted_without_its_copy_of_producers_state_fences_the_replaced_instance_with_producers_epochs() =>
+        ReplacedInstanceAsync(async (dir, a, b, old, current) =>
         {
-            var clientOptions = ProducerClient(a);
-            var (old, current) = await ReplaceInstanceAsync(a, clientOptions);
-
             await a.DisposeAsync();
             var copy = Path.Combine(dir.Combine("b"), ProducerCheckpointFile.Name);
             File.Delete(copy); // what b held of producers.state is gone: only the records and producers.epochs can fence
             await b.PromoteAsync();
             Assert.Equal(NodeRole.Primary, b.Role);
 
-            var sink = new Sink();
-            Publish(b.Broker!, sink, sequence: 1, old, token: 1); // the replaced instance goes on
-            await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(30));
-            var outcome = sink.Outcomes.Single();
-            Assert.True(
-                outcome.Error == BrokerErrorCode.ProducerFenced,
-                $"the replaced instance's publish on the promoted standby without its producers.state: {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced (epoch {old} was replaced by {current})");
-            Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Id, old)).Code);
-            Assert.Equal((1UL, current), b.Broker!.InitProducer(Id, current));
+            await AssertFencedAsync(b, old, current, " without its producers.state", "");
+        });
+
+    /// <summary>
+    /// Starts a standby-durable pair with a slow heartbeat, replaces an instance of <see cref="Id"/> on a
+    /// (<see cref="ReplaceInstanceAsync"/>), then runs <paramref name="then"/> with the directory, both nodes and the old
+    /// and the new epoch, before the pair is disposed.
+    /// </summary>
+    private static async Task ReplacedInstanceAsync(Func<TempDirectory, ReplicatedNode, ReplicatedNode, ulong, ulong, Task> then)
+    {
+        using var dir = new TempDirectory();
+        var (a, b) = await InProcessPair.StartAsync(dir, s_standbyDurable, SlowHeartbeat);
+        await using (a)
+        await using (b)
+        {
+            var (old, current) = await ReplaceInstanceAsync(a, ProducerClient(a));
+            await then(dir, a, b, old, current);
         }
+    }
+
+    /// <summary>
+    /// On the promoted <paramref name="b"/>, the replaced instance's next publish (token 1) is fenced, as is its resume,
+    /// and the new instance resumes at sequence 1: the sink that holds the fenced publish's answer.
+    /// <paramref name="situation"/> and <paramref name="replaced"/> complete the failure message.
+    /// </summary>
+    private static async Task<Sink> AssertFencedAsync(ReplicatedNode b, ulong old, ulong current, string situation, string replaced)
+    {
+        var sink = new Sink();
+        Publish(b.Broker!, sink, 1, old, token: 1); // the replaced instance goes on
+        await Eventually.TrueAsync(() => sink.Count == 1, "the old instance's publish is answered", TimeSpan.FromSeconds(30));
+        var outcome = sink.Outcomes.Single();
+        Assert.True(
+            outcome.Error == BrokerErrorCode.ProducerFenced,
+            $"the replaced instance's publish on the promoted standby{situation}: {outcome.Error} at offset {outcome.Offset}, expected ProducerFenced (epoch {old} was replaced by {current}{replaced})");
+        Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => b.Broker!.InitProducer(Id, old)).Code);
+        Assert.Equal((1UL, current), b.Broker!.InitProducer(Id, current));
+        return sink;
     }
 
     /// <summary>
@@ -181,24 +181,9 @@ public sealed class ProducerEpochFailoverTests
         }
     }
 
-    private static void Publish(Broker broker, IPublishConfirmSink sink, ulong sequence, ulong epoch, ulong token)
-    {
-        Assert.True(broker.TryBeginPublish(1, out var claim), "room in the input ring");
-        var parameters = new PublishParameters(Durability: PublishDurability.Written, ProducerId: Id, ProducerSequence: sequence, ProducerEpoch: epoch);
-        claim.Add(Encoding.UTF8.GetBytes(Topic), default, default, new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{epoch}-{sequence}")), parameters, sink, token);
-        claim.Commit();
-    }
-
-    private sealed class Sink : IPublishConfirmSink
-    {
-        public ConcurrentQueue<(ulong Token, long Offset, BrokerErrorCode Error)> Outcomes { get; } = new();
-
-        public int Count => Outcomes.Count;
-
-        public void OnPublishConfirmed(ulong token, long offset, bool duplicate) => Outcomes.Enqueue((token, offset, BrokerErrorCode.None));
-
-        public void OnPublishFailed(ulong token, BrokerErrorCode code, string reason) => Outcomes.Enqueue((token, -1, code));
-    }
+    /// <summary>Publishes <see cref="Id"/>'s <paramref name="sequence"/> under <paramref name="epoch"/>, confirmed once written.</summary>
+    private static void Publish(Broker broker, IPublishConfirmSink sink, ulong sequence, ulong epoch, ulong token) =>
+        IdempotentPublishes.Publish(broker, sink, Topic, Id, sequence, epoch, token, PublishDurability.Written);
 
     /// <summary>A client of <paramref name="node"/>'s server that is the idempotent producer <see cref="Id"/>, without reconnects.</summary>
     private static BrokerClientOptions ProducerClient(ReplicatedNode node) => BrokerClientOptions.Default with

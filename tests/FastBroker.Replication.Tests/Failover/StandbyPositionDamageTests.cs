@@ -93,22 +93,15 @@ public sealed class StandbyPositionDamageTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PositionCopies.PublishAsync(broker, Feed, 20);
-            await PositionCopies.PublishAsync(broker, Side, 10);
-            using var keeper = broker.Subscribe("posdamage.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
-            keeper.Commit(Side, 3);
+            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "posdamage.*");
             var version = broker.Replication!.RequestStateFiles(); // b holds keeper.pos whole, its mapping closed
             await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"b acknowledges state version {version}", s_deadline);
             var welcomes = b.Replica!.Welcomes;
 
             const int damages = 5;
-            for (var i = 1; i <= damages; i++)
+            await RateLimitedLines.RepeatAsync(clock, damages, async index =>
             {
-                if (i == damages)
-                {
-                    clock.Advance(TimeSpan.FromSeconds(10));
-                }
-
+                var i = index + 1;
                 Damage(Path.Combine(dir.Combine("b"), Keeper));
                 keeper.Commit(Feed, i);
                 var position = i;
@@ -116,7 +109,7 @@ public sealed class StandbyPositionDamageTests
                     () => (PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position && PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3) || LoggedPair.LinkDowns(log).Count > 0,
                     $"damage {i}: b's copy of keeper.pos replaced by a's whole (feed {i}, side 3), or its link down",
                     s_deadline);
-            }
+            });
 
             Assert.True(b.Replica.Welcomes == welcomes && LoggedPair.LinkDowns(log).Count == 0, $"a damaged copy ended b's link: [{string.Join(" | ", LoggedPair.LinkDowns(log))}]");
             string[] damaged;

@@ -116,21 +116,14 @@ public sealed class StandbyStateLogTests
         await using (b)
         {
             var broker = a.Broker!;
-            await PositionCopies.PublishAsync(broker, Feed, 20);
-            await PositionCopies.PublishAsync(broker, Side, 10);
-            using var keeper = broker.Subscribe("statelog.*", SubscriptionOptions.Default with { DurableName = "keeper", Start = StartPosition.Committed });
-            keeper.Commit(Side, 3);
+            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
             await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
             var welcomes = b.Replica!.Welcomes;
 
             const int blanks = 5;
-            for (var i = 1; i <= blanks; i++)
+            await RateLimitedLines.RepeatAsync(clock, blanks, async index =>
             {
-                if (i == blanks)
-                {
-                    clock.Advance(TimeSpan.FromSeconds(10));
-                }
-
+                var i = index + 1;
                 Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
                 var version = broker.Replication!.RequestStateFiles();
                 await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
@@ -140,7 +133,7 @@ public sealed class StandbyStateLogTests
                     () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
                     $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
                     s_deadline);
-            }
+            });
 
             Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
             string[] blank;
@@ -182,13 +175,9 @@ public sealed class StandbyStateLogTests
                 var welcomes = b.Replica!.Welcomes;
                 var primary = Path.Combine(dir.Combine("a"), Keeper);
                 const int repeats = 5;
-                for (var i = 1; i <= repeats; i++)
+                await RateLimitedLines.RepeatAsync(clock, repeats, async index =>
                 {
-                    if (i == repeats)
-                    {
-                        clock.Advance(TimeSpan.FromSeconds(10));
-                    }
-
+                    var i = index + 1;
                     keeper.Dispose(); // a's mapping of the file closed: cutting it short is safe
                     using (var f = new FileStream(primary, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
                     {
@@ -204,7 +193,7 @@ public sealed class StandbyStateLogTests
                         () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
                         $"repeat {i}: b's copy of keeper.pos holds feed {position}, or b attached again",
                         s_deadline);
-                }
+                });
 
                 Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
                 string[] padded;
