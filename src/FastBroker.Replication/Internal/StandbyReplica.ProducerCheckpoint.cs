@@ -13,11 +13,26 @@ namespace FastBroker.Replication.Internal;
 /// copy installs the file at once (the open rescans every topic from its first record then: <c>Broker</c>'s producer
 /// recovery), as it does a file without capture points. What is held goes when the link ends (the next attach sends the
 /// primary's file again, the copy on disk differing) and when the primary removes the file.
+/// A STATE_ACK never covers a file held: a state version the primary sent after it (a hand-over's, an attach's, a
+/// commit's) is acknowledged only once that file, or one received after it, is installed and its directory synced
+/// (<see cref="AckableVersion"/>), so the primary never counts the standby as holding a <c>producers.state</c> it keeps
+/// only in memory.
 /// </summary>
 internal sealed partial class StandbyReplica
 {
     private Held? _heldCheckpoint; // receive thread: the oldest producers.state received and not yet installed
     private Held? _newestCheckpoint; // receive thread: the newest received after it, not yet installed
+    private long _positionsVersion; // receive thread: the newest state version (POSITIONS frame) received on this link
+    private long _handedOffVersion; // receive thread: the newest version handed to the durable thread to acknowledge on this link
+    private long _withheldVersion; // receive thread: the newest version traced as withheld on this link
+
+    /// <summary>
+    /// Receive thread: the newest state version received on this link that a STATE_ACK may cover: every one while no
+    /// <c>producers.state</c> is held, else only those received before the oldest file held arrived (or before the
+    /// file it stands for: a newest one replaced by a later one passes its limit on), since the state a later version
+    /// covers includes that file, which is not on this node's disk yet.
+    /// </summary>
+    private long AckableVersion => _heldCheckpoint is { } held ? Math.Min(_positionsVersion, held.AckUpTo) : _positionsVersion;
 
     /// <summary>A <c>producers.state</c> from the primary: installed now if this node's copies reach its capture points (or it has none), else held.</summary>
     private void OnProducerCheckpoint(string relative, string path, ReadOnlySpan<byte> bytes)
@@ -31,13 +46,14 @@ internal sealed partial class StandbyReplica
             return;
         }
 
+        // The versions received from here on cover this file: none is acknowledged before it (or a newer one) is installed.
         if (_heldCheckpoint is null)
         {
-            _heldCheckpoint = file;
+            _heldCheckpoint = file with { AckUpTo = _positionsVersion };
         }
         else
         {
-            _newestCheckpoint = file;
+            _newestCheckpoint = file with { AckUpTo = _newestCheckpoint?.AckUpTo ?? _positionsVersion };
         }
 
         StateTrace?.Invoke("hold", relative);
@@ -63,8 +79,31 @@ internal sealed partial class StandbyReplica
         }
     }
 
-    /// <summary>Drops what is held (the link ended, or the primary removed the file).</summary>
+    /// <summary>Drops what is held (the link ended, or the primary removed the file: its removal is synced before the next STATE_ACK).</summary>
     private void DropHeldCheckpoints() => (_heldCheckpoint, _newestCheckpoint) = (null, null);
+
+    /// <summary>
+    /// Receive thread, at the end of a wake-up (after <see cref="InstallReachedCheckpoint"/>): the version the durable
+    /// thread is to acknowledge, once what this wake-up wrote is synced, if it is newer than the last one handed off.
+    /// </summary>
+    private void AddAckableVersion()
+    {
+        var ackable = AckableVersion;
+        if (ackable > _handedOffVersion)
+        {
+            _handedOffVersion = ackable;
+            _stateWritten.Version = Math.Max(_stateWritten.Version, ackable);
+        }
+
+        if (_positionsVersion > ackable && _positionsVersion > _withheldVersion)
+        {
+            _withheldVersion = _positionsVersion;
+            StateTrace?.Invoke("withheld", _positionsVersion.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    /// <summary>The link ended: the next one's versions start afresh.</summary>
+    private void ResetStateVersions() => (_positionsVersion, _handedOffVersion, _withheldVersion) = (0, 0, 0);
 
     /// <summary>
     /// Whether every capture point of <paramref name="file"/> lies within this node's copy of its topic, of the same
@@ -110,5 +149,6 @@ internal sealed partial class StandbyReplica
         _stateWritten.Directories.Add(Path.GetDirectoryName(file.Relative) ?? "");
     }
 
-    private sealed record Held(string Relative, string Path, byte[] Bytes, Dictionary<string, ProducerCheckpoint.CapturePoint>? Points);
+    // AckUpTo: the newest state version a STATE_ACK may cover while this file is held (AckableVersion).
+    private sealed record Held(string Relative, string Path, byte[] Bytes, Dictionary<string, ProducerCheckpoint.CapturePoint>? Points, long AckUpTo = 0);
 }

@@ -37,7 +37,9 @@ internal sealed partial class StandbyReplica
     /// (the directory synced, relative to the data directory), <c>store</c> (stored into the mapping of a copy),
     /// <c>msync</c> (that mapping synced), <c>remove</c> (a copy removed: the primary no longer has the file), <c>positions</c> (a POSITIONS frame applied, its version), <c>handoff</c>
     /// (what the receive thread wrote so far handed to the durable thread), <c>batch</c> (the durable thread took what
-    /// was handed off, its newest version), <c>ack</c> (the STATE_ACK of that version about to be sent). Called on the
+    /// was handed off, its newest version), <c>ack</c> (the STATE_ACK of that version about to be sent), <c>hold</c> (a <c>producers.state</c> held in memory, its
+    /// capture points beyond this node's copies), <c>withheld</c> (at the end of a wake-up: the newest version received,
+    /// which no STATE_ACK covers while such a file is held). Called on the
     /// thread that takes the step (<c>handoff</c> and <c>batch</c> under the lock between them, so in order).
     /// </summary>
     internal Action<string, string>? StateTrace { get; set; }
@@ -230,7 +232,7 @@ internal sealed partial class StandbyReplica
         }
 
         StateTrace?.Invoke("positions", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        _stateWritten.Version = Math.Max(_stateWritten.Version, version);
+        _positionsVersion = Math.Max(_positionsVersion, version); // acknowledged from HandOffState: AckableVersion
         AskForUnreportedCopies(); // the first POSITIONS frame after the WELCOME ends the attach's snapshot
     }
 
@@ -306,6 +308,7 @@ internal sealed partial class StandbyReplica
     private void HandOffState(Socket socket)
     {
         InstallReachedCheckpoint();
+        AddAckableVersion();
         if (_stateWritten.IsEmpty)
         {
             return;
@@ -426,6 +429,7 @@ internal sealed partial class StandbyReplica
 
         _groupStates.Clear();
         DropHeldCheckpoints(); // the next attach sends the primary's file again
+        ResetStateVersions();
         _stateWritten.Clear();
         lock (_stateBatchLock)
         {
