@@ -238,7 +238,8 @@ public sealed partial class Broker
     /// where an exception would end the process, every client with it: the failure is counted and logged instead,
     /// limited by its text (<see cref="RepeatedLogLines"/>: a task's first failure at once, the same failure again at
     /// most once per <see cref="TimerFailureLogInterval"/> with how many were held back, another task's failure at
-    /// once), and the other tasks, and the next ticks, go on.
+    /// once), and the other tasks, and the next ticks, go on. A count held back is written by the tick once its failure
+    /// has not been seen for that interval, and at the latest when the broker closes (<see cref="DisposeAsync"/>).
     /// </summary>
     private void TimerTaskFailed(string what, Exception e)
     {

@@ -187,7 +187,8 @@ public sealed partial class Broker : IAsyncDisposable
 
     private async ValueTask CloseAsync()
     {
-        await _timer.DisposeAsync().ConfigureAwait(false);
+        await _timer.DisposeAsync().ConfigureAwait(false); // waits for a tick in progress: no timer task fails after it
+        Volatile.Read(ref _timerFailureLog)?.EndAll(_options.Log); // the counts of timer failures held back, not lost
         _pipeline.Stop(_options.ShutdownTimeout);
         _producerEpochs.TryPersist(_producers); // each id's last use as of the close
         _producerEpochs.Close();

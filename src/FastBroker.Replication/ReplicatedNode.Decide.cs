@@ -61,6 +61,16 @@ public sealed partial class ReplicatedNode
     private void EndQuietFailures() => _failureLog?.EndQuiet(Log);
 
     /// <summary>
+    /// The node stops: the counts held back of the supervisor's failure lines and of the standby's link lines are
+    /// written (the latest text of each, ending <c>; no longer repeating)</c>), not lost with the node.
+    /// </summary>
+    private void EndHeldBackLines()
+    {
+        _failureLog?.EndAll(Log);
+        _linkLog?.EndAll(Log);
+    }
+
+    /// <summary>
     /// Starting (or fenced): follow a primary peer; defer to a peer that holds more of the log; else take the lease,
     /// else the configured role. Returns without a role to be called again (the supervisor loops) while it waits.
     /// </summary>

@@ -140,6 +140,7 @@ public sealed partial class ReplicatedNode
             if (promoteTo > 0)
             {
                 Interlocked.Exchange(ref _becomingPrimary, promoteTo); // GET /primary: promoting, not "following no primary"
+                _linkLog?.EndAll(Log); // no longer following: the counts of link lines held back are written, not kept
             }
 
             _replica = null; // first: a probe answered meanwhile must not report a closed copy's (empty) heads

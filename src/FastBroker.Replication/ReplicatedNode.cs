@@ -349,6 +349,7 @@ public sealed partial class ReplicatedNode : IAsyncDisposable
         _listener.Dispose();
         _promotion?.TrySetCanceled();
         await _supervisor.ConfigureAwait(false);
+        EndHeldBackLines(); // the supervisor has ended: nothing writes to these limiters any more
         await _acceptLoop.ConfigureAwait(false);
         await _transition.WaitAsync().ConfigureAwait(false);
         try

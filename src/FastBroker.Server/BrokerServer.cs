@@ -208,7 +208,8 @@ public sealed class BrokerServer : IAsyncDisposable
     /// <summary>
     /// Logs the line of a close the client caused (a protocol error, a connection that takes no bytes) through the
     /// server's text limiter: a client that reconnects in a loop with the same bad frame, or stops reading each time,
-    /// makes one line per 10 s with the count, not one per connection (docs/server.md).
+    /// makes one line per 10 s with the count, not one per connection (docs/server.md). A count held back is written
+    /// by the idle timer once the text has not been seen for 10 s, and at the latest by <see cref="StopAsync"/>.
     /// </summary>
     internal void LogClose(string line) => _closeLog.Write(Log, line);
 
@@ -379,6 +380,10 @@ public sealed class BrokerServer : IAsyncDisposable
             {
                 session.CheckIdle(now, idleMs);
             }
+
+            // A close line not seen for a whole interval no longer repeats: the count held back of it is written now,
+            // not only when (if ever) that close happens again.
+            _closeLog.EndQuiet(Log);
         }
         finally
         {
@@ -415,6 +420,7 @@ public sealed class BrokerServer : IAsyncDisposable
         }
 
         await _idleTimer.DisposeAsync().ConfigureAwait(false);
+        _closeLog.EndAll(Log); // every session has ended: the counts of close lines held back are written, not lost
         Certificate?.Dispose();
         _acceptStop.Dispose();
     }

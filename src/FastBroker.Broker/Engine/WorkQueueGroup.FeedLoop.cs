@@ -32,7 +32,7 @@ internal sealed partial class WorkQueueGroup
     /// then move the group, one pump per timer period) is logged, limited by text (one line per <see cref="Broker.FeedLoopLogInterval"/>),
     /// and the loop goes on after a wait that doubles with each failure in a row up to <see cref="FeedLoopMaxBackoff"/>,
     /// pumping once then whatever arrived meanwhile; the first pump that succeeds after failures writes how many lines
-    /// were held back and resets the wait.
+    /// were held back and resets the wait, and so does the group's close (<see cref="EndFeedLoopLog"/>).
     /// </summary>
     private async Task FeedLoopAsync()
     {
@@ -65,8 +65,10 @@ internal sealed partial class WorkQueueGroup
                     Interlocked.Increment(ref _feedLoopFailures);
                     Interlocked.Exchange(ref _feedLoopLastBackoffMs, (long)backoff.TotalMilliseconds);
                     Volatile.Write(ref _feedLoopRunning, 0);
-                    _feedLoopLog ??= new RepeatedLogLines(_broker.FeedLoopLogInterval, TimeProvider.System);
-                    _feedLoopLog.Write(_broker.Log, $"{Topic.Name}: group '{Name}': its feed loop failed ({e.GetType().Name}: {e.Message}); it restarts in {(long)backoff.TotalMilliseconds} ms (the broker's timer still pumps the group meanwhile)");
+                    var log = Volatile.Read(ref _feedLoopLog)
+                        ?? Interlocked.CompareExchange(ref _feedLoopLog, new RepeatedLogLines(_broker.FeedLoopLogInterval, TimeProvider.System), null)
+                        ?? _feedLoopLog!;
+                    log.Write(_broker.Log, $"{Topic.Name}: group '{Name}': its feed loop failed ({e.GetType().Name}: {e.Message}); it restarts in {(long)backoff.TotalMilliseconds} ms (the broker's timer still pumps the group meanwhile)");
                     try
                     {
                         await Task.Delay(backoff, _stop.Token).ConfigureAwait(false);
@@ -84,6 +86,13 @@ internal sealed partial class WorkQueueGroup
         finally
         {
             Volatile.Write(ref _feedLoopRunning, 0);
+            EndFeedLoopLog(); // closing: a failure that raced Dispose's flush is not lost either
         }
     }
+
+    /// <summary>
+    /// Writes the counts of feed-loop failure lines held back, if any: called by <see cref="Dispose"/> (so that the
+    /// broker's close has written them) and as the loop ends (a failure logged while the group closed).
+    /// </summary>
+    private void EndFeedLoopLog() => Volatile.Read(ref _feedLoopLog)?.EndAll(_broker.Log);
 }

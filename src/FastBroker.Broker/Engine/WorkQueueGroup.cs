@@ -307,6 +307,8 @@ internal sealed partial class WorkQueueGroup : IDisposable
             CheckStateFileLocked(closing: true); // the last chance to keep what it acked since a removal
             _store.Dispose();
         }
+
+        EndFeedLoopLog();
     }
 
     private void PumpLocked()

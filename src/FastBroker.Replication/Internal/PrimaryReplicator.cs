@@ -148,6 +148,16 @@ internal sealed class PrimaryReplicator : IDisposable
         }
 
         LogLink($"replication: standby '{link.StandbyId}' disconnected: {reason}");
+        bool disposed;
+        lock (_linkGate)
+        {
+            disposed = _disposed;
+        }
+
+        if (disposed)
+        {
+            _linkLog.EndAll(_options.Log); // Dispose found no link (this took it first) and may have flushed before this line
+        }
 
         // Its threads and journal readers (mapped segments) go too; off this thread, which is one of the two it joins.
         ThreadPool.UnsafeQueueUserWorkItem(static l => l.Dispose(), link, preferLocal: false);
@@ -159,7 +169,8 @@ internal sealed class PrimaryReplicator : IDisposable
     /// A line of a link's life (attached, disconnected and why, refused by the standby): a standby that reconnects every
     /// round and whose link ends the same way each time (it refuses the stream, or ends the link) repeats them all, so
     /// each text is written at once, then at most once per 10 s with the count not logged (<see cref="T:FastBroker.Engine.RepeatedLogLines"/>),
-    /// until a link stays up (<see cref="OnLinkStayedUp"/>).
+    /// until a link stays up (<see cref="OnLinkStayedUp"/>) or the replicator is disposed (the counts held back are
+    /// written then, not lost).
     /// </summary>
     internal void LogLink(string line) => _linkLog.Write(_options.Log, line);
 
@@ -233,7 +244,8 @@ internal sealed class PrimaryReplicator : IDisposable
             _link = null;
         }
 
-        link?.Dispose();
+        link?.Dispose(); // joins its threads: no link line is written after it
+        _linkLog.EndAll(_options.Log); // the counts of link lines held back, written as the primary role ends, not lost
         _gate.SetStandbyAttached(false);
     }
 
