@@ -12,7 +12,8 @@ internal sealed partial class ProducerCheckpoint
     /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
     /// timestamp if later, or alone in a version 1 file), the record's producer epoch and the entry's previous place
     /// (unchecked: the open's own write keeps it); for an entry whose record they do not hold, its previous place
-    /// instead if they hold that one's (with no previous place then).
+    /// instead if they hold that one's (with no previous place then); and an entry whose record retention deleted, in
+    /// the same creation of its topic, as the running broker held it (<see cref="TrustBelowRetention"/>).
     /// </summary>
     public static List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long Timestamp, ulong Epoch, ProducerRegistry.Place Previous)> Load(string dataDirectory, Func<string, long, (ulong Producer, ulong Sequence, ulong Epoch, long Timestamp)?> verify, Func<string, TopicState?> topicOf, out string? problem) =>
         Load(dataDirectory, verify, topicOf, out problem, out _);
@@ -100,6 +101,7 @@ internal sealed partial class ProducerCheckpoint
         var at = 12;
         var end = span.Length - 4;
         var fromPrevious = 0;
+        List<(ulong Producer, ulong Highest, TopicState Topic, long Offset, long LastWrite, ProducerRegistry.Place Previous)>? belowRetention = null;
         for (var i = 0u; i < count; i++)
         {
             var fixedLength = version switch { 1 => 26, < 5 => 34, _ => 50 };
@@ -154,6 +156,11 @@ internal sealed partial class ProducerCheckpoint
                 result.Add((id, previousHighest, previousTopic, previousOffset, Math.Max(before.Timestamp, lastWrite), before.Epoch, default));
                 fromPrevious++;
             }
+            else if (version >= 8 && topicOf(name) is { Journal: { } retained, Incarnation: not 0 } cut && offset >= 0 && offset < retained.FirstOffset)
+            {
+                // Below the topic's first retained offset: retention deleted it (decided once the capture points are read).
+                (belowRetention ??= []).Add((id, highest, cut, offset, lastWrite, previousOffset >= 0 && topicOf(previousName) is { } earlier ? new ProducerRegistry.Place(previousHighest, earlier, previousOffset) : default));
+            }
             else
             {
                 ignored++;
@@ -192,6 +199,7 @@ internal sealed partial class ProducerCheckpoint
             }
         }
 
+        ignored += TrustBelowRetention(belowRetention, capturedAt, epochs, result);
         if (ignored + fromPrevious > 0 && problem is null)
         {
             problem = $"{FileName}: {ignored + fromPrevious} of {count} producers' newest records are not in this journal (cut, lost with an unsynced tail, or not yet copied): "
