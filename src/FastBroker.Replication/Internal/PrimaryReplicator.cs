@@ -85,6 +85,13 @@ internal sealed class PrimaryReplicator : IDisposable
     /// <summary>Tests: called under a link's ack lock with the link and the topic just before an ACK of the link credits the topic's standby positions.</summary>
     internal Action<StandbyLink, TopicState>? AckCrediting { get; set; }
 
+    /// <summary>
+    /// Tests: called with a link that ended or was replaced (on the thread that ends or replaces it) just before that
+    /// thread waits for the link's ack lock, under which a thread of the link may be crediting an ACK: the link's end is
+    /// reported, and the replacing link started, only once it has it.
+    /// </summary>
+    internal Action<StandbyLink>? AckLockWaiting { get; set; }
+
     /// <summary>Tests: called on a link's sender thread at the end of each heartbeat's check of the state files, with what it cost.</summary>
     internal Action<StateCheckCost>? StateChecked { get; set; }
 

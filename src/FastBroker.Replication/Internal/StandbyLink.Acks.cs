@@ -42,6 +42,11 @@ internal sealed partial class StandbyLink
                 DeferToJournaler();
                 lock (_ackLock)
                 {
+                    if (_stopping)
+                    {
+                        return; // ended or replaced while this thread waited for the lock: nothing more of it is credited
+                    }
+
                     if (_socket.Available == 0 && !_socket.Poll(0, SelectMode.SelectRead))
                     {
                         continue; // the journaler took it
@@ -129,10 +134,10 @@ internal sealed partial class StandbyLink
         }
     }
 
-    /// <summary>Under the ack lock: every whole frame buffered. False when the standby refused the stream.</summary>
+    /// <summary>Under the ack lock: every whole frame buffered, until the link is over. False when the standby refused the stream.</summary>
     private bool HandleAckFrames()
     {
-        while (_ackInput.TryNext(out var kind, out var body))
+        while (!_stopping && _ackInput.TryNext(out var kind, out var body))
         {
             if (!HandleAckFrame(kind, body))
             {
@@ -184,16 +189,36 @@ internal sealed partial class StandbyLink
     /// first call reports it to the replicator with <paramref name="reason"/> (<see cref="PrimaryReplicator.OnLinkDown"/>:
     /// no longer its link, the gate told, the <c>disconnected</c> line logged), unless the link was closed from outside
     /// first (replaced by a newer link, or the replicator closing: it is no longer the replicator's link, and nothing is
-    /// reported); every call stops its threads.
+    /// reported); every call stops its threads. The link is marked over first, and the report waits for the ack lock
+    /// (<see cref="WaitOutAcks"/>): a newer link, which may attach once the replicator lets this one go, resets the
+    /// topics' positions after the last credit of this one, never before it.
     /// </summary>
     private void EndLink(string reason)
     {
+        _stopping = true;
         if (Interlocked.Exchange(ref _ended, 1) == 0)
         {
+            WaitOutAcks();
             _owner.OnLinkDown(this, reason);
         }
 
         StopAcks();
+    }
+
+    /// <summary>
+    /// The link is over (<see cref="_stopping"/> set before the call): waits until no thread of it is inside the ack
+    /// lock. The credit path checks <see cref="_stopping"/> under that lock (<see cref="OnAck"/>, <see cref="HandleAckFrames"/>,
+    /// the ack reader's loop, <see cref="PollAcks"/>), so once this returns nothing of the link is credited any more:
+    /// an ACK it read cannot credit the confirmations after a newer link reset the topics' standby positions, with the
+    /// positions of the standby this link was to. Called before the end is reported (<see cref="EndLink"/>) and by
+    /// <see cref="Dispose"/> (a newer link replaces this one: the replicator starts it after). The lock is reentrant:
+    /// <see cref="EndLink"/> may run under it.
+    /// </summary>
+    private void WaitOutAcks()
+    {
+        _owner.AckLockWaiting?.Invoke(this);
+        Monitor.Enter(_ackLock);
+        Monitor.Exit(_ackLock);
     }
 
     private void StopAcks()
@@ -213,6 +238,7 @@ internal sealed partial class StandbyLink
     /// Under the ack lock: an ACK's positions (per topic id: received = the next offset the standby holds, durable = the
     /// next it has flushed), every one checked (<see cref="CheckAck"/>) before any is credited to the confirmations
     /// waiting for it: a frame with one position this link cannot have caused confirms nothing, and ends the link.
+    /// Nothing is credited once the link is over (ended or replaced: <see cref="WaitOutAcks"/>).
     /// </summary>
     private void OnAck(ReadOnlySpan<byte> body)
     {
@@ -226,6 +252,11 @@ internal sealed partial class StandbyLink
             var received = r.I64();
             var durable = r.I64();
             _owner.AckCrediting?.Invoke(this, topics[id].Topic);
+            if (_stopping)
+            {
+                return; // ended or replaced: a newer link may have reset the topic's positions (WaitOutAcks)
+            }
+
             topics[id].Acks.OnAck(received, durable, _ackConfirms);
         }
 

@@ -127,6 +127,9 @@ internal sealed partial class StandbyLink : IDisposable
         {
         }
 
+        // A thread of the link may be crediting an ACK (the ack reader, or the journaler, which is not joined): the
+        // replacing link starts after this returns, and resets the topics' positions after that credit, never before.
+        WaitOutAcks();
         _socket.Dispose();
         _owner.WakeSignal.Set();
         if (_sender is not null && Thread.CurrentThread != _sender)
