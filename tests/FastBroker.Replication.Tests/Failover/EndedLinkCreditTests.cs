@@ -45,7 +45,7 @@ public sealed class EndedLinkCreditTests
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
 
         // The first link confirms m0 with its standby's ACK.
-        using var first = InvalidAckTests.Attach(node, out var firstInput);
+        using var first = StandInStandby.Attach(node, out var firstInput);
         var old = node.Replicator!.Link!;
         var m0 = node.Broker!.PublishAsync(Topic, "m0"u8.ToArray()).AsTask();
         var firstId = ReadUntilShipped(firstInput, null, 1).Id;
@@ -102,7 +102,7 @@ public sealed class EndedLinkCreditTests
         }
 
         // A newer link (the standby again, holding nothing: it starts the topic at 0) resets the positions.
-        using var second = InvalidAckTests.Attach(node, out var secondInput);
+        using var second = StandInStandby.Attach(node, out var secondInput);
         Assert.True(resetByNewer.Wait(s_deadline), "the newer link resets the topic's positions");
         Assert.True(letGo.Wait(s_deadline), "the old link's credit is let go");
         var newer = node.Replicator.Link;

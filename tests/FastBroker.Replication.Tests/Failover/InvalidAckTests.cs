@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Sockets;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
 using FastBroker.Server;
@@ -54,7 +53,7 @@ public sealed class InvalidAckTests
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
         Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
 
-        using var link = Attach(node, out var input);
+        using var link = StandInStandby.Attach(node, out var input);
         var id = ReadUntilRecords(input, null); // m0, the backlog: offsets [0, 1) sent
         await Eventually.TrueAsync(() => NodeStatus.Parse(node.GetStatusJson()).StandbyConfirming, "a confirms with b");
         var degraded = NodeStatus.Parse(node.GetStatusJson()).Standby!.Degraded;
@@ -89,27 +88,6 @@ public sealed class InvalidAckTests
         Assert.Equal(1, await Eventually.Completes(held, s_deadline));
         status = NodeStatus.Parse(node.GetStatusJson());
         Assert.True(status.Standby?.Degraded == degraded + 1, $"m1 confirmed as local ({degraded} degraded before), not by the invalid ACK: {status.Json}");
-    }
-
-    /// <summary>HELLO from 'b' (epoch 0, nothing held), STATE_DIGESTS (none), then every frame up to the POSITIONS that end the attach.</summary>
-    internal static Socket Attach(ReplicatedNode node, out FrameInput input)
-    {
-        var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
-        socket.ReceiveTimeout = 30_000;
-        var f = new FrameBuffer(256);
-        new Hello("b", 0, [], "").Write(f);
-        f.SendTo(socket);
-        input = new FrameInput(socket, 1 << 20);
-        Assert.True(input.Read(out var welcome, out _) && welcome == FrameKind.Welcome, "a welcomes b");
-        StateDigests.Write(f, []);
-        f.SendTo(socket);
-        FrameKind kind;
-        while (input.Read(out kind, out _) && kind != FrameKind.Positions)
-        {
-        }
-
-        Assert.Equal(FrameKind.Positions, kind);
-        return socket;
     }
 
     /// <summary>Reads up to a RECORDS frame of <see cref="Topic"/>; returns its link id (<paramref name="id"/> once known: its TOPIC frame came).</summary>

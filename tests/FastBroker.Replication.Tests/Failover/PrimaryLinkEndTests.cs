@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Sockets;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
 using FastBroker.Server;
@@ -52,7 +51,7 @@ public sealed class PrimaryLinkEndTests
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
         Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
 
-        using var link = Attach(node, out var input);
+        using var link = StandInStandby.Attach(node, out var input);
         ReadUntilRecords(input); // m0, the backlog
         await Eventually.TrueAsync(() => NodeStatus.Parse(node.GetStatusJson()).StandbyConfirming, "a confirms with b");
         var degraded = NodeStatus.Parse(node.GetStatusJson()).Standby!.Degraded;
@@ -96,27 +95,6 @@ public sealed class PrimaryLinkEndTests
         {
             Assert.Contains(lines, l => l == "replication: standby refused the stream: b will not follow a");
         }
-    }
-
-    /// <summary>HELLO from 'b' (epoch 0, nothing held), STATE_DIGESTS (none), then every frame up to the POSITIONS that end the attach.</summary>
-    private static Socket Attach(ReplicatedNode node, out FrameInput input)
-    {
-        var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
-        socket.ReceiveTimeout = 30_000;
-        var f = new FrameBuffer(256);
-        new Hello("b", 0, [], "").Write(f);
-        f.SendTo(socket);
-        input = new FrameInput(socket, 1 << 20);
-        Assert.True(input.Read(out var welcome, out _) && welcome == FrameKind.Welcome, "a welcomes b");
-        StateDigests.Write(f, []);
-        f.SendTo(socket);
-        FrameKind kind;
-        while (input.Read(out kind, out _) && kind != FrameKind.Positions)
-        {
-        }
-
-        Assert.Equal(FrameKind.Positions, kind);
-        return socket;
     }
 
     private static void ReadUntilRecords(FrameInput input)

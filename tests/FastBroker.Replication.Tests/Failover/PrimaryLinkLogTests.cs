@@ -45,7 +45,7 @@ public sealed class PrimaryLinkLogTests
 
         for (var i = 0; i < Rounds; i++)
         {
-            var (link, _) = Attach(node);
+            var link = StandInStandby.Attach(node, out _);
             using (link)
             {
                 Close(link); // returns once a has ended the link, so the next round is a new link, not a replacement
@@ -59,7 +59,7 @@ public sealed class PrimaryLinkLogTests
 
         // A link that stays up: b answers a heartbeat. The run is over (its counts are logged), and the link's end,
         // the same text as the last one logged, is logged at once.
-        var (up, input) = Attach(node);
+        var up = StandInStandby.Attach(node, out var input);
         using (up)
         {
             while (input.Read(out var kind, out _) && kind != FrameKind.Heartbeat)
@@ -80,27 +80,6 @@ public sealed class PrimaryLinkLogTests
 
     private static List<string> Lines(ConcurrentQueue<string> lines, string text) =>
         [.. lines.Where(l => l.Contains(text, StringComparison.Ordinal))];
-
-    /// <summary>HELLO from 'b' (epoch 0, nothing held), STATE_DIGESTS (none), then every frame up to the POSITIONS that end the attach.</summary>
-    private static (Socket Link, FrameInput Input) Attach(ReplicatedNode node)
-    {
-        var socket = Wire.Connect(node.ReplicationEndPoint, TimeSpan.FromSeconds(10));
-        socket.ReceiveTimeout = 30_000;
-        var f = new FrameBuffer(256);
-        new Hello("b", 0, [], "").Write(f);
-        f.SendTo(socket);
-        var input = new FrameInput(socket, 1 << 20);
-        Assert.True(input.Read(out var welcome, out _) && welcome == FrameKind.Welcome, "a welcomes b");
-        StateDigests.Write(f, []);
-        f.SendTo(socket);
-        FrameKind kind;
-        while (input.Read(out kind, out _) && kind != FrameKind.Positions)
-        {
-        }
-
-        Assert.Equal(FrameKind.Positions, kind);
-        return (socket, input);
-    }
 
     /// <summary>An orderly close: FIN, then what a still sends read until it closes its end (never a reset for unread bytes).</summary>
     private static void Close(Socket link)
