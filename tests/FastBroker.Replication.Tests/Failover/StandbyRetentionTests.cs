@@ -307,7 +307,14 @@ public sealed class StandbyRetentionTests(ITestOutputHelper output)
         await Eventually.TrueAsync(
             () => NodeStatus.Parse(a.GetStatusJson()) is { Standby.RetentionPassed: >= 1 } status && status.StandbyCaughtUp(stream),
             "b restarts its copy and catches up");
-        Assert.Single(log, l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal));
+
+        // b restarts its copy at a's oldest record once it reads again. A retention pass that deletes more between the
+        // link's end and the new link's read of the topic passes it once more (seen once on a loaded machine), and it
+        // restarts again: every end of the link is such a pass, and there is at least one.
+        var ends = log.Where(l => l.Contains("disconnected", StringComparison.Ordinal)).ToList();
+        Assert.True(
+            ends.Count >= 1 && ends.All(l => l.Contains("retention passed a lagging standby", StringComparison.Ordinal)),
+            $"every end of b's link is retention passing it, at least one: [{string.Join(" | ", ends)}]");
     }
 
     /// <summary>Mappings in this process of files in <paramref name="directory"/> that were unlinked (<c>/proc/self/maps</c>).</summary>
