@@ -78,7 +78,10 @@ public sealed class BrokerServer : IAsyncDisposable
     /// <summary>Open connections (including ones still in their handshake).</summary>
     public int ConnectionCount => Volatile.Read(ref _sessionList).Length;
 
-    /// <summary>Connections accepted since start.</summary>
+    /// <summary>
+    /// Connections accepted since start (those dropped at once included). Counted after the connection is listed in
+    /// <see cref="ConnectionCount"/>, so a count read first and a <see cref="ConnectionCount"/> read after it agree.
+    /// </summary>
     public long ConnectionsAccepted => Volatile.Read(ref _accepted);
 
     /// <summary>Connections the server closed with a protocol ERROR (malformed frame, auth failure, idle timeout…).</summary>
@@ -331,11 +334,13 @@ public sealed class BrokerServer : IAsyncDisposable
     {
         while (await SocketAccept.NextAsync(_listener, _acceptStop.Token, Log).ConfigureAwait(false) is { } socket)
         {
-            Interlocked.Increment(ref _accepted);
+            // Counted once the connection is listed or dropped, never between: a reader that sees the count sees the
+            // connection among ConnectionCount (or already gone), so "n accepted and none open" means n were closed.
             if (ConnectionCount >= Options.MaxConnections + HandshakeSlack)
             {
                 Log($"dropping a connection from {socket.RemoteEndPoint}: {ConnectionCount} open");
                 socket.Dispose();
+                Interlocked.Increment(ref _accepted);
                 continue;
             }
 
@@ -343,18 +348,21 @@ public sealed class BrokerServer : IAsyncDisposable
             {
                 socket.NoDelay = true;
                 var session = new Session(this, _broker, socket, Interlocked.Increment(ref _nextConnectionId));
+                Options.TestHook?.Invoke("accepted", session.Id);
                 lock (_sessions)
                 {
                     _sessions[session.Id] = session;
                     _sessionList = [.. _sessions.Values];
                 }
 
+                Interlocked.Increment(ref _accepted);
                 session.Start();
             }
             catch (Exception e)
             {
                 Log($"could not start a session: {e.Message}");
                 socket.Dispose();
+                Interlocked.Increment(ref _accepted);
             }
         }
     }

@@ -83,7 +83,8 @@ public sealed record ServerOptions
     /// epoch, before the broker is asked; <c>"deliver"</c>: the writer, before it fetches deliveries for a
     /// subscription or membership, where a throw fails that delivery; <c>"durable-takeover"</c>: a durable SUBSCRIBE refused
     /// its name, under the name's gate, before it takes the name over; <c>"stalled"</c>: the idle timer, before it closes
-    /// a connection that takes no bytes). May block or throw.
+    /// a connection that takes no bytes; <c>"accepted"</c>: the accept loop, a new connection's session made and not yet
+    /// listed or counted). May block or throw.
     /// </summary>
     internal Action<string, ulong>? TestHook { get; init; }
 

@@ -50,9 +50,14 @@ internal sealed class StallingConnection : IAsyncDisposable
         return new StallingConnection(socket, sender);
     }
 
+    /// <summary>
+    /// Drops this side, then waits for the sender (its pending send fails at once). Whether the server dropped the
+    /// connection is for the test to check first (<see cref="Sender"/> ending, the server's connection count): a
+    /// disposal that waited for the server would fail the test's clean-up instead of its assertion.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await Eventually.Completes(_sender);
         _socket.Dispose();
+        await Eventually.Completes(_sender);
     }
 }
