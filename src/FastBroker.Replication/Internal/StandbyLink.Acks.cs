@@ -287,25 +287,24 @@ internal sealed partial class StandbyLink
 
             var t = topics[id];
             var sent = t.ShippedEnd;
-            var what = $"topic '{t.Topic.Name}' (id {id})";
             if (received > sent)
             {
-                throw InvalidAck($"{what}: received position {received} is beyond {sent}, the end of what this link sent");
+                throw InvalidAck(t, id, $"received position {received} is beyond {sent}, the end of what this link sent");
             }
 
             if (durable > received)
             {
-                throw InvalidAck($"{what}: durable position {durable} is beyond its received position {received}");
+                throw InvalidAck(t, id, $"durable position {durable} is beyond its received position {received}");
             }
 
             if (received < t.AckedReceived)
             {
-                throw InvalidAck($"{what}: received position {received} goes back from {t.AckedReceived}");
+                throw InvalidAck(t, id, $"received position {received} goes back from {t.AckedReceived}");
             }
 
             if (durable < t.AckedDurable)
             {
-                throw InvalidAck($"{what}: durable position {durable} goes back from {t.AckedDurable}");
+                throw InvalidAck(t, id, $"durable position {durable} goes back from {t.AckedDurable}");
             }
 
             t.AckedReceived = received;
@@ -316,4 +315,7 @@ internal sealed partial class StandbyLink
     }
 
     private static InvalidDataException InvalidAck(string what) => new($"invalid ACK from the standby: {what}; nothing of it confirmed");
+
+    // The topic's name is put in only on the way out: a good ACK, read per frame on the confirmation path, allocates nothing.
+    private static InvalidDataException InvalidAck(LinkTopic t, uint id, string what) => InvalidAck($"topic '{t.Topic.Name}' (id {id}): {what}");
 }
