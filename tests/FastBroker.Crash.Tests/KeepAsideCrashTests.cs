@@ -67,16 +67,7 @@ public class KeepAsideCrashTests
         using (var journal = JournalLog.Open(journalDir, CrashPayload.Options))
         {
             Assert.True(journal.Recovery.IsClean, "the cut is done: " + journal.Recovery);
-            Assert.Equal(victim.Offset, journal.NextOffset);
-            using var reader = journal.OpenReader(ReadStart.Beginning, verifyChecksums: true);
-            long expected = 0;
-            while (reader.TryRead(out var record))
-            {
-                Assert.True(record.Offset == expected && record.Payload.SequenceEqual(CrashPayload.For(expected)), $"record {expected}");
-                expected++;
-            }
-
-            Assert.Equal(victim.Offset, expected);
+            RepairCrashTests.AssertHoldsExactly(journal, victim.Offset);
         }
     }
 }

@@ -57,16 +57,7 @@ public class RepairCrashTests
             Assert.Equal(removed, report.RemovedFiles);
             Assert.Equal(removed, report.Dropped.Skip(1).Select(d => d.FilePath));
             Assert.Equal(Count - victim.Offset, report.DroppedRecordCount);
-            Assert.Equal(victim.Offset, journal.NextOffset);
-            using var reader = journal.OpenReader(ReadStart.Beginning, verifyChecksums: true);
-            long expected = 0;
-            while (reader.TryRead(out var record))
-            {
-                Assert.True(record.Offset == expected && record.Payload.SequenceEqual(CrashPayload.For(expected)), $"record {expected}");
-                expected++;
-            }
-
-            Assert.Equal(victim.Offset, expected);
+            AssertHoldsExactly(journal, victim.Offset);
         }
 
         using (var journal = JournalLog.Open(dir.Path, CrashPayload.Options))
@@ -90,6 +81,24 @@ public class RepairCrashTests
         journal.Commit();
         Assert.True(journal.WaitForDurable(Count - 1, Eventually.DefaultTimeout));
         Eventually.True(() => Directory.GetFiles(path, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed by the flusher");
+    }
+
+    /// <summary>
+    /// Asserts that <paramref name="journal"/> ends at <paramref name="end"/> and that a reader from its beginning,
+    /// checksums verified, reads every record before it, in order, each with its <see cref="CrashPayload"/>, and no more.
+    /// </summary>
+    internal static void AssertHoldsExactly(JournalLog journal, long end)
+    {
+        Assert.Equal(end, journal.NextOffset);
+        using var reader = journal.OpenReader(ReadStart.Beginning, verifyChecksums: true);
+        long expected = 0;
+        while (reader.TryRead(out var record))
+        {
+            Assert.True(record.Offset == expected && record.Payload.SequenceEqual(CrashPayload.For(expected)), $"record {expected}");
+            expected++;
+        }
+
+        Assert.Equal(end, expected);
     }
 
     internal static string[] Segments(string dir) => [.. Directory.GetFiles(dir, "*.seg").Order(StringComparer.Ordinal)];

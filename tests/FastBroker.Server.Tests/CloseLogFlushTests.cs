@@ -1,5 +1,3 @@
-using System.Buffers;
-using FastBroker.Protocol;
 using FastBroker.Testing;
 
 namespace FastBroker.ServerTests;
@@ -22,13 +20,13 @@ public class CloseLogFlushTests
         await using var f = await ServerFixture.StartAsync(o => o with { LogClock = clock });
         for (var i = 0; i < BadConnections; i++)
         {
-            await SendBadFrameAsync(f);
+            await f.SendBadFrameAsync();
         }
 
-        Assert.True(Closes(f).Count == 1, $"{BadConnections} connections closed for the same frame, one line expected: [{string.Join(" | ", Closes(f))}]");
+        Assert.True(f.Closes.Count == 1, $"{BadConnections} connections closed for the same frame, one line expected: [{string.Join(" | ", f.Closes)}]");
 
         await f.Server.StopAsync(TimeSpan.FromSeconds(2));
-        var lines = Closes(f);
+        var lines = f.Closes;
         Assert.True(
             lines.Count == 2 && lines[1].EndsWith(s_heldBack, StringComparison.Ordinal) && lines[1].Contains(Reason(lines[0]), StringComparison.Ordinal),
             $"the stop writes the count of {BadConnections - 1} held back: [{string.Join(" | ", lines)}]");
@@ -41,20 +39,20 @@ public class CloseLogFlushTests
         await using var f = await ServerFixture.StartAsync(o => o with { LogClock = clock, HeartbeatInterval = TimeSpan.FromSeconds(2) });
         for (var i = 0; i < BadConnections; i++)
         {
-            await SendBadFrameAsync(f);
+            await f.SendBadFrameAsync();
         }
 
-        Assert.True(Closes(f).Count == 1, $"{BadConnections} connections closed for the same frame, one line expected: [{string.Join(" | ", Closes(f))}]");
+        Assert.True(f.Closes.Count == 1, $"{BadConnections} connections closed for the same frame, one line expected: [{string.Join(" | ", f.Closes)}]");
 
         clock.Advance(TimeSpan.FromSeconds(10));
-        await Eventually.TrueAsync(() => Closes(f).Count >= 2, "the idle timer writes the count once the text is quiet for the interval", TimeSpan.FromSeconds(60));
-        var lines = Closes(f);
+        await Eventually.TrueAsync(() => f.Closes.Count >= 2, "the idle timer writes the count once the text is quiet for the interval", TimeSpan.FromSeconds(60));
+        var lines = f.Closes;
         Assert.True(lines.Count == 2 && lines[1].EndsWith(s_heldBack, StringComparison.Ordinal), $"one line with the count of {BadConnections - 1}: [{string.Join(" | ", lines)}]");
 
         // The text is forgotten: its next close is logged at once, and the stop has nothing more to write.
-        await SendBadFrameAsync(f);
+        await f.SendBadFrameAsync();
         await f.Server.StopAsync(TimeSpan.FromSeconds(2));
-        lines = Closes(f);
+        lines = f.Closes;
         Assert.True(
             lines.Count == 3 && lines[2].EndsWith(Reason(lines[0]), StringComparison.Ordinal),
             $"the next close at once, without a count: [{string.Join(" | ", lines)}]");
@@ -62,18 +60,4 @@ public class CloseLogFlushTests
 
     /// <summary>What a close line says after its connection id and address: the same for every bad frame of the test.</summary>
     private static string Reason(string line) => line[(line.IndexOf(": closing: ", StringComparison.Ordinal) + 2)..];
-
-    private static List<string> Closes(ServerFixture f) => [.. f.Log.Where(l => l.Contains(": closing: ", StringComparison.Ordinal))];
-
-    private static async Task SendBadFrameAsync(ServerFixture f)
-    {
-        await using var bad = await f.ConnectAsync();
-        var w = new ArrayBufferWriter<byte>();
-        FrameWriter.WritePing(w, 7);
-        var bytes = w.WrittenMemory.ToArray();
-        bytes[4] = 0x7E; // no such frame type
-        await bad.SendRawAsync(bytes);
-        var frames = await bad.ReadUntilClosedAsync();
-        Assert.True(frames.Count == 1 && frames[0].CloseConnection, $"one ERROR with CLOSE expected, got: {string.Join(" | ", frames)}");
-    }
 }

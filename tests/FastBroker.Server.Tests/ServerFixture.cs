@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Collections.Concurrent;
+using FastBroker.Protocol;
 using FastBroker.Server;
 using FastBroker.Testing;
 
@@ -64,6 +66,26 @@ internal sealed class ServerFixture : IAsyncDisposable
     /// <summary>Opens a connection and completes the handshake.</summary>
     public Task<RawConnection> ConnectAsync(Protocol.ProtocolFeatures features = RawConnection.AllFeatures, string? token = null, uint maxInboundFrameSize = 0, int? receiveBufferSize = null)
         => RawConnection.OpenAsync(EndPoint, features, token, maxInboundFrameSize, receiveBufferSize: receiveBufferSize);
+
+    /// <summary>The log's protocol-error close lines (<c>…: closing: …</c>), in order.</summary>
+    public List<string> Closes => [.. Log.Where(l => l.Contains(": closing: ", StringComparison.Ordinal))];
+
+    /// <summary>
+    /// Connects, sends a PING whose frame type is changed to one that does not exist (0x7E), reads until the server
+    /// closes the connection, and asserts that it answered with one ERROR with CLOSE, which it returns.
+    /// </summary>
+    public async Task<ServerFrame> SendBadFrameAsync()
+    {
+        await using var bad = await ConnectAsync();
+        var w = new ArrayBufferWriter<byte>();
+        FrameWriter.WritePing(w, 7);
+        var bytes = w.WrittenMemory.ToArray();
+        bytes[4] = 0x7E; // no such frame type
+        await bad.SendRawAsync(bytes);
+        var frames = await bad.ReadUntilClosedAsync();
+        Assert.True(frames.Count == 1 && frames[0].CloseConnection, $"one ERROR with CLOSE expected, got: {string.Join(" | ", frames)}");
+        return frames[0];
+    }
 
     /// <summary>Log lines that report an unexpected exception inside the server.</summary>
     public IEnumerable<string> Failures => Log.Where(l => l.Contains(" failed: ", StringComparison.Ordinal) && !l.Contains("TLS handshake", StringComparison.Ordinal));

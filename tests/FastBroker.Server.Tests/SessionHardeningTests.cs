@@ -1,4 +1,3 @@
-using System.Buffers;
 using FastBroker.Protocol;
 using FastBroker.Testing;
 
@@ -15,30 +14,16 @@ public class SessionHardeningTests
     {
         var clock = new ManualClock();
         await using var f = await ServerFixture.StartAsync(o => o with { LogClock = clock });
-        static List<string> Closes(ServerFixture f) => [.. f.Log.Where(l => l.Contains(": closing: ", StringComparison.Ordinal))];
 
-        async Task<ServerFrame> SendBadFrameAsync()
-        {
-            await using var bad = await f.ConnectAsync();
-            var w = new ArrayBufferWriter<byte>();
-            FrameWriter.WritePing(w, 7);
-            var bytes = w.WrittenMemory.ToArray();
-            bytes[4] = 0x7E; // no such frame type
-            await bad.SendRawAsync(bytes);
-            var frames = await bad.ReadUntilClosedAsync();
-            Assert.True(frames.Count == 1 && frames[0].CloseConnection, $"one ERROR with CLOSE expected, got: {string.Join(" | ", frames)}");
-            return frames[0];
-        }
-
-        var first = await SendBadFrameAsync();
+        var first = await f.SendBadFrameAsync();
         for (var i = 1; i < 25; i++)
         {
-            var error = await SendBadFrameAsync();
+            var error = await f.SendBadFrameAsync();
             Assert.Equal((first.ErrorCode, first.ErrorReason, first.RequestId), (error.ErrorCode, error.ErrorReason, error.RequestId));
         }
 
         // The line is logged before the ERROR is queued: every close so far is in the log.
-        Assert.True(Closes(f).Count == 1, $"25 connections closed for the same frame, one line expected: [{string.Join(" | ", Closes(f))}]");
+        Assert.True(f.Closes.Count == 1, $"25 connections closed for the same frame, one line expected: [{string.Join(" | ", f.Closes)}]");
         Assert.Equal(25, f.Server.ProtocolErrorCloses);
 
         // Another error: at once.
@@ -48,16 +33,16 @@ public class SessionHardeningTests
             await early.ExpectClosedWithAsync(ErrorCode.UnexpectedFrame);
         }
 
-        Assert.True(Closes(f).Count == 2 && Closes(f)[1].Contains("HELLO must be the first frame", StringComparison.Ordinal), $"another error is logged at once: [{string.Join(" | ", Closes(f))}]");
+        Assert.True(f.Closes.Count == 2 && f.Closes[1].Contains("HELLO must be the first frame", StringComparison.Ordinal), $"another error is logged at once: [{string.Join(" | ", f.Closes)}]");
 
         // Once the text has been quiet for the interval, the idle timer logs the count held back; the next one is at once.
         clock.Advance(TimeSpan.FromSeconds(10));
-        await Eventually.TrueAsync(() => Closes(f).Count >= 3, "the idle timer logs the count held back", TimeSpan.FromSeconds(60));
-        var lines = Closes(f);
+        await Eventually.TrueAsync(() => f.Closes.Count >= 3, "the idle timer logs the count held back", TimeSpan.FromSeconds(60));
+        var lines = f.Closes;
         Assert.True(lines.Count == 3 && lines[2].EndsWith("(and 24 more like it since the last such line, not logged; no longer repeating)", StringComparison.Ordinal), $"the third line carries the count: [{string.Join(" | ", lines)}]");
         Assert.Contains(first.ErrorReason, lines[2], StringComparison.Ordinal);
-        await SendBadFrameAsync();
-        lines = Closes(f);
+        await f.SendBadFrameAsync();
+        lines = f.Closes;
         Assert.True(lines.Count == 4 && !lines[3].Contains("more like it", StringComparison.Ordinal), $"the next one at once, without a count: [{string.Join(" | ", lines)}]");
     }
 

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -29,32 +28,21 @@ public sealed class EndedLinkCreditTests
     {
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
-        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived } };
-        await using var node = await ReplicatedNode.StartAsync(brokerOptions, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = FreePort.Next(),
-            Peer = Cli.Address(FreePort.Next()), // nothing listens there
-            InitialRole = NodeRole.Primary,
-            Log = lines.Enqueue,
-            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: the stand-in answers no heartbeat
-            AckTimeout = TimeSpan.FromMinutes(10), // a publish held for an ACK stays held for the whole test
-            AckPoll = TimeSpan.Zero, // the ack reader reads every ACK
-        });
+        // Standby-received topics, every ACK read by the ack reader, a publish held for an ACK held for the whole test.
+        await using var node = await StandInStandby.StartPrimaryAsync(dir, lines, journalerReads: false);
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
 
         // The first link confirms m0 with its standby's ACK.
         using var first = StandInStandby.Attach(node, out var firstInput);
         var old = node.Replicator!.Link!;
         var m0 = node.Broker!.PublishAsync(Topic, "m0"u8.ToArray()).AsTask();
-        var firstId = ReadUntilShipped(firstInput, null, 1).Id;
+        var firstId = StandInStandby.ReadUntilShipped(firstInput, Topic, null, 1).Id;
         var f = new FrameBuffer(256);
         f.Begin(FrameKind.Ack).U32(1).U32(firstId).I64(1).I64(1).End();
         f.SendTo(first);
         Assert.Equal(0, await Eventually.Completes(m0, s_deadline));
         var held = node.Broker.PublishAsync(Topic, "m1"u8.ToArray()).AsTask(); // offset 1: waits for b's ACK
-        ReadUntilShipped(firstInput, firstId, 2);
+        StandInStandby.ReadUntilShipped(firstInput, Topic, firstId, 2);
         Assert.False(held.IsCompleted, "m1 waits for the standby's ACK");
 
         using var crediting = new ManualResetEventSlim();
@@ -107,7 +95,7 @@ public sealed class EndedLinkCreditTests
         Assert.True(letGo.Wait(s_deadline), "the old link's credit is let go");
         var newer = node.Replicator.Link;
         Assert.True(newer is not null && !ReferenceEquals(newer, old), "the newer link is the replicator's");
-        var (secondId, shipped) = ReadUntilShipped(secondInput, null, 1);
+        var (secondId, shipped) = StandInStandby.ReadUntilShipped(secondInput, Topic, null, 1);
 
         // The newer standby acknowledges m0 only: the positions are its, m1 still held.
         f.Begin(FrameKind.Ack).U32(1).U32(secondId).I64(1).I64(1).End();
@@ -122,42 +110,12 @@ public sealed class EndedLinkCreditTests
         // The newer standby acknowledges m1: confirmed by it.
         if (shipped < 2)
         {
-            ReadUntilShipped(secondInput, secondId, 2);
+            StandInStandby.ReadUntilShipped(secondInput, Topic, secondId, 2);
         }
 
         f.Begin(FrameKind.Ack).U32(1).U32(secondId).I64(2).I64(2).End();
         f.SendTo(second);
         Assert.Equal(1, await Eventually.Completes(held, s_deadline));
         first.Dispose();
-    }
-
-    /// <summary>Reads RECORDS frames of <see cref="Topic"/> until offsets up to <paramref name="end"/> are shipped; returns its link id (<paramref name="id"/> once known: its TOPIC frame came) and the end shipped.</summary>
-    private static (uint Id, long End) ReadUntilShipped(FrameInput input, uint? id, long end)
-    {
-        while (true)
-        {
-            Assert.True(input.Read(out var kind, out var body), "a sends the records");
-            var r = new FrameReader(body);
-            if (kind == FrameKind.Topic)
-            {
-                var topicId = r.U32();
-                if (r.Str() == Topic)
-                {
-                    id = topicId;
-                }
-            }
-            else if (kind == FrameKind.Records && id is { } known)
-            {
-                r.I64();
-                if (r.U32() == known)
-                {
-                    var shipped = r.I64() + r.U32();
-                    if (shipped >= end)
-                    {
-                        return (known, shipped);
-                    }
-                }
-            }
-        }
     }
 }

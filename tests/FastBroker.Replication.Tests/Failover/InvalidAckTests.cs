@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -40,30 +39,16 @@ public sealed class InvalidAckTests
     {
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
-        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived } };
-        await using var node = await ReplicatedNode.StartAsync(brokerOptions, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = FreePort.Next(),
-            Peer = Cli.Address(FreePort.Next()), // nothing listens there
-            InitialRole = NodeRole.Primary,
-            Log = lines.Enqueue,
-            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: the stand-in answers no heartbeat
-            DegradeToLocal = true,
-            AckTimeout = TimeSpan.FromMinutes(10), // a publish held for an ACK stays held for the whole test
-            AckPoll = journalerReads ? TimeSpan.FromSeconds(1) : TimeSpan.Zero,
-            AckReaderDefersFor = journalerReads ? TimeSpan.FromSeconds(30) : TimeSpan.Zero, // the journaler reads the frames
-        });
+        await using var node = await StandInStandby.StartPrimaryAsync(dir, lines, journalerReads, degradeToLocal: true);
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
         Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
 
         using var link = StandInStandby.Attach(node, out var input);
-        var id = ReadUntilRecords(input, null); // m0, the backlog: offsets [0, 1) sent
+        var id = StandInStandby.ReadUntilShipped(input, Topic, null).Id; // m0, the backlog: offsets [0, 1) sent
         await Eventually.TrueAsync(() => NodeStatus.Parse(node.GetStatusJson()).StandbyConfirming, "a confirms with b");
         var degraded = NodeStatus.Parse(node.GetStatusJson()).Standby!.Degraded;
         var held = node.Broker.PublishAsync(Topic, "m1"u8.ToArray()).AsTask(); // offset 1: waits for b's ACK
-        ReadUntilRecords(input, id); // m1: offsets [0, 2) sent
+        StandInStandby.ReadUntilShipped(input, Topic, id); // m1: offsets [0, 2) sent
         Assert.False(held.IsCompleted, "m1 waits for the standby's ACK");
 
         // (received, durable) per ACK: the last is the invalid one; every earlier one is valid and confirms only m0.
@@ -93,31 +78,5 @@ public sealed class InvalidAckTests
         Assert.Equal(1, await Eventually.Completes(held, s_deadline));
         status = NodeStatus.Parse(node.GetStatusJson());
         Assert.True(status.Standby?.Degraded == degraded + 1, $"m1 confirmed as local ({degraded} degraded before), not by the invalid ACK: {status.Json}");
-    }
-
-    /// <summary>Reads up to a RECORDS frame of <see cref="Topic"/>; returns its link id (<paramref name="id"/> once known: its TOPIC frame came).</summary>
-    private static uint ReadUntilRecords(FrameInput input, uint? id)
-    {
-        while (true)
-        {
-            Assert.True(input.Read(out var kind, out var body), "a sends the records");
-            var r = new FrameReader(body);
-            if (kind == FrameKind.Topic)
-            {
-                var topicId = r.U32();
-                if (r.Str() == Topic)
-                {
-                    id = topicId;
-                }
-            }
-            else if (kind == FrameKind.Records && id is { } known)
-            {
-                r.I64();
-                if (r.U32() == known)
-                {
-                    return known;
-                }
-            }
-        }
     }
 }

@@ -108,15 +108,7 @@ public sealed class MalformedPeerFrameTests(ITestOutputHelper output)
         // The replicator's own thread parsed the history (to compute the cuts): the exception ended the test host.
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
-        var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = FreePort.Next(),
-            Peer = Cli.Address(FreePort.Next()), // nothing listens there
-            InitialRole = NodeRole.Primary,
-            Log = lines.Enqueue,
-        });
+        var node = await StandInStandby.StartPrimaryAsync(dir, lines);
         await using (node)
         {
             Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, TimeSpan.FromSeconds(30)), $"a becomes primary:\n{string.Join('\n', lines)}");

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -38,21 +37,7 @@ public sealed class PrimaryLinkEndTests
     {
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
-        var brokerOptions = BrokerOptions.Default with { DefaultTopicOptions = TopicOptions.Default with { Acks = AckMode.StandbyReceived } };
-        await using var node = await ReplicatedNode.StartAsync(brokerOptions, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = FreePort.Next(),
-            Peer = Cli.Address(FreePort.Next()), // nothing listens there
-            InitialRole = NodeRole.Primary,
-            Log = lines.Enqueue,
-            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: the stand-in answers nothing
-            DegradeToLocal = true,
-            AckTimeout = TimeSpan.FromMinutes(10), // a publish held for an ACK stays held for the whole test
-            AckPoll = journalerReads ? TimeSpan.FromSeconds(1) : TimeSpan.Zero,
-            AckReaderDefersFor = journalerReads ? TimeSpan.FromSeconds(30) : TimeSpan.Zero, // the journaler reads the frame
-        });
+        await using var node = await StandInStandby.StartPrimaryAsync(dir, lines, journalerReads, degradeToLocal: true);
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
         Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
 

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using FastBroker.Replication;
 using FastBroker.Replication.Internal;
-using FastBroker.Server;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -30,17 +29,8 @@ public sealed class PrimaryLinkLogTests
     {
         using var dir = new TempDirectory();
         var lines = new ConcurrentQueue<string>();
-        await using var node = await ReplicatedNode.StartAsync(BrokerOptions.Default, ServerOptions.Default with { Port = 0 }, new ReplicationOptions
-        {
-            NodeId = "a",
-            DataDirectory = dir.Combine("a"),
-            Port = FreePort.Next(),
-            Peer = Cli.Address(FreePort.Next()), // nothing listens there
-            InitialRole = NodeRole.Primary,
-            Log = lines.Enqueue,
-            LogClock = new ManualClock(), // never moved: the interval never ends
-            HeartbeatTimeout = TimeSpan.FromSeconds(5), // a's silence limit for b 20 s: b answers one heartbeat only
-        });
+        // A log clock never moved: the interval never ends. The stand-in answers one heartbeat only.
+        await using var node = await StandInStandby.StartPrimaryAsync(dir, lines, logClock: new ManualClock());
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
 
         for (var i = 0; i < Rounds; i++)
