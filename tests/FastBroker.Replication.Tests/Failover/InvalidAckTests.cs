@@ -22,9 +22,14 @@ public sealed class InvalidAckTests
 
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
 
-    // For the link's end: past the ack reader's 30 s deferral. The journaler polls for 1 s (AckPoll's most) after m1's
-    // batch; on a loaded machine the frame can come later, and the ack reader then reads it once its deferral is over
-    // (it ends the link the same way, which is what these tests check).
+    // How long the ack reader leaves arrived frames to the journaler (journalerReads). The journaler polls for them for
+    // at most 1 s (AckPoll's most) after m1's batch and reads a frame that comes meanwhile within one Thread.Yield, so
+    // 5 s is well past its window; a frame that comes after the window (a loaded machine) waits out the whole deferral
+    // and is then read by the ack reader (which ends the link the same way, which is what these tests check): 30 s
+    // made each such run take 30 s.
+    private static readonly TimeSpan s_deferral = TimeSpan.FromSeconds(5);
+
+    // For the link's end: past the ack reader's deferral, with the deadline's slack for a loaded machine.
     private static readonly TimeSpan s_endDeadline = TimeSpan.FromSeconds(60);
 
     [Theory]
@@ -53,7 +58,7 @@ public sealed class InvalidAckTests
             DegradeToLocal = true,
             AckTimeout = TimeSpan.FromMinutes(10), // a publish held for an ACK stays held for the whole test
             AckPoll = journalerReads ? TimeSpan.FromSeconds(1) : TimeSpan.Zero,
-            AckReaderDefersFor = journalerReads ? TimeSpan.FromSeconds(30) : TimeSpan.Zero, // the journaler reads the frames
+            AckReaderDefersFor = journalerReads ? s_deferral : TimeSpan.Zero, // the journaler reads the frames
         });
         Assert.True(await node.WaitForRoleAsync(NodeRole.Primary, s_deadline), "a becomes primary");
         Assert.Equal(0, await node.Broker!.PublishAsync(Topic, "m0"u8.ToArray())); // no standby: local at once
