@@ -11,13 +11,22 @@ namespace FastBroker.ReplicationTests.Failover;
 internal static class StandInStandby
 {
     /// <summary>
+    /// How long the ack reader leaves arrived frames to the journaler (journalerReads). The journaler polls for them for
+    /// at most 1 s (AckPoll's most) after a batch and reads a frame that comes meanwhile within one Thread.Yield, so 5 s
+    /// is well past its window; a frame that comes after the window (a loaded machine) waits out the whole deferral and is
+    /// then read by the ack reader (which ends the link the same way): 30 s made each such run take 30 s. The tests wait
+    /// for a link's end well past it (60 s).
+    /// </summary>
+    public static readonly TimeSpan JournalerDeferral = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Starts the primary 'a' under <paramref name="dir"/> ("a"), logging to <paramref name="lines"/>, with a peer
     /// nothing listens on: only a stand-in (a test's own socket) connects to its replication port. Its heartbeat
     /// timeout is 5 s (its silence limit for a standby 20 s: a stand-in answers no heartbeat unless its test says so).
     /// <paramref name="journalerReads"/> null: the default topic options (confirmed locally). Otherwise the topics are
     /// standby-received, a publish held for an ACK stays held for 10 minutes (the whole test), and the standby's
     /// frames after the attach are read by the ack reader (false: it reads every ACK, no polling) or by the journaler
-    /// (true: it polls for 1 s after each batch, and the ack reader leaves arrived frames to it for 30 s).
+    /// (true: it polls for 1 s after each batch, and the ack reader leaves arrived frames to it for <see cref="JournalerDeferral"/>).
     /// <paramref name="degradeToLocal"/>: <see cref="ReplicationOptions.DegradeToLocal"/>; <paramref name="logClock"/>:
     /// the clock of the log's repeat limiter (the system's when null).
     /// </summary>
@@ -45,7 +54,7 @@ internal static class StandInStandby
             {
                 AckTimeout = TimeSpan.FromMinutes(10),
                 AckPoll = journaler ? TimeSpan.FromSeconds(1) : TimeSpan.Zero,
-                AckReaderDefersFor = journaler ? TimeSpan.FromSeconds(30) : TimeSpan.Zero,
+                AckReaderDefersFor = journaler ? JournalerDeferral : TimeSpan.Zero,
             };
         }
 

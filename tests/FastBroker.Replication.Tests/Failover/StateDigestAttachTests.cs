@@ -119,9 +119,12 @@ public sealed class StateDigestAttachTests
 
         private readonly List<string> _log;
 
-        private Pair(TempDirectory dir, List<string> log, TcpProxy proxy, ReplicatedNode a, ReplicatedNode b)
+        private readonly ManualClock _logClock;
+
+        private Pair(TempDirectory dir, List<string> log, ManualClock logClock, TcpProxy proxy, ReplicatedNode a, ReplicatedNode b)
         {
             _log = log;
+            _logClock = logClock;
             Dir = dir;
             Proxy = proxy;
             A = a;
@@ -145,14 +148,19 @@ public sealed class StateDigestAttachTests
         {
             var dir = new TempDirectory();
             var log = new List<string>();
+            var logClock = new ManualClock();
             TcpProxy? toA = null;
             var (a, b) = await InProcessPair.StartAsync(
                 dir,
                 BrokerOptions.Default,
                 o => o with
                 {
-                    HeartbeatInterval = LoggedPair.Interval,
+                    // b's own interval paces only its standby loop, which connects again every half interval after
+                    // the cut (15 s of each reattach with a's 30 s); what a sends follows a's interval, and b's
+                    // heartbeat timeout stays a's 60 s, so a's 30 s heartbeats keep the link.
+                    HeartbeatInterval = o.NodeId == "b" ? TimeSpan.FromSeconds(1) : LoggedPair.Interval,
                     HeartbeatTimeout = LoggedPair.Interval * 2,
+                    LogClock = logClock,
                     Log = line =>
                     {
                         lock (log)
@@ -162,7 +170,7 @@ public sealed class StateDigestAttachTests
                     },
                 },
                 port => (toA = new TcpProxy(port)).Endpoint);
-            var pair = new Pair(dir, log, toA!, a, b);
+            var pair = new Pair(dir, log, logClock, toA!, a, b);
             pair._owned.Add(dir);
             var broker = a.Broker!;
             await PositionCopies.PublishAsync(broker, Jobs, 5);
@@ -226,6 +234,11 @@ public sealed class StateDigestAttachTests
             Proxy.Cut();
             await Eventually.TrueAsync(() => !B.Replica!.Connected && A.Replicator!.Link is null, "the link is down on both sides", s_deadline);
             whileDown?.Invoke();
+
+            // The link that ended answered no heartbeat (a's come every 30 s): a rate-limits the next link's lines for
+            // LogRateLimit's interval (10 s), so its attach line would not be logged. The log clock is moved past it,
+            // as the 15 s b waited before it connected again did with its interval as long as a's.
+            _logClock.Advance(LogRateLimit.DefaultInterval * 2);
             Proxy.Restore();
             await Eventually.TrueAsync(
                 () => B.Replica!.Welcomes > welcomes && A.Replicator!.Link is { } link && !ReferenceEquals(link, oldLink),

@@ -25,6 +25,12 @@ public sealed class StateFileResendTests
     private const ulong Id = 0x0E90_C400_0000_0081;
 
     private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(30);
+
+    // b's own interval paces only its standby loop, which connects again every half interval after the cut: 15 s of
+    // the test's run with a's 30 s. What a sends (its heartbeats, its state-file reads) follows a's interval; b's
+    // heartbeat timeout stays a's 60 s, so a's 30 s heartbeats keep the link.
+    private static readonly TimeSpan s_standbyInterval = TimeSpan.FromSeconds(1);
+
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);
 
     [Fact]
@@ -35,7 +41,7 @@ public sealed class StateFileResendTests
         var (a, b) = await InProcessPair.StartAsync(
             dir,
             BrokerOptions.Default,
-            o => o with { HeartbeatInterval = s_interval, HeartbeatTimeout = s_interval * 2 },
+            o => o with { HeartbeatInterval = o.NodeId == "b" ? s_standbyInterval : s_interval, HeartbeatTimeout = s_interval * 2 },
             port => (toA = new TcpProxy(port)).Endpoint);
         await using var proxy = toA!;
         await using (a)
