@@ -69,7 +69,7 @@ public sealed partial class JournalLog
             var from = pos;
             while (at < relative)
             {
-                var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
+                var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
                 if (length < 0)
                 {
                     // A damaged record before the start asked for: go on from the next record that checks.
@@ -200,7 +200,7 @@ public sealed partial class JournalLog
         var from = pos;
         while (at < count)
         {
-            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
             if (length < 0)
             {
                 // A damaged record: its timestamp is not to be trusted, so the search goes on from the next record that
@@ -235,12 +235,11 @@ public sealed partial class JournalLog
     /// The length of a record a seek passes over or reads the timestamp of (at most one index interval per seek),
     /// checked: its length, key and header lengths and offset always, its CRC32C when it is at or past the segment's
     /// verified watermark (<see cref="Segment.IsVerified"/>; a good one then moves the watermark past it when the seek's
-    /// records from <paramref name="from"/> join it). A damaged record, or an index entry that does not point at the
-    /// record it names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the
-    /// position (the segment <paramref name="s"/>, acquired, released first), never a start past or before the record
-    /// asked for.
+    /// records from <paramref name="from"/> join it). -1 for a record that does not check (a CRC32C mismatch, a bad
+    /// length, a zero length word where the segment's durable records continue, an offset out of sequence, or an index
+    /// entry that does not point at the record it names): the seek passes over it (<see cref="PastDamage"/>).
     /// </summary>
-    private int CheckedForSeek(Segment s, int position, int end, long offset, int from, bool passOver = false)
+    private int CheckedForSeek(Segment s, int position, int end, long offset, int from)
     {
         var verified = s.IsVerified(position);
         var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: !verified, out var length);
@@ -251,13 +250,9 @@ public sealed partial class JournalLog
 
         if (status != RecordStatus.Ok)
         {
-            if (passOver && status is RecordStatus.BadChecksum or RecordStatus.BadLength or RecordStatus.BadOffset)
-            {
-                return -1;
-            }
-
-            s.Release();
-            ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
+            // Every record a seek checks lies below the segment's durable end: a zero length word (End) there is damage
+            // too, passed over like the others, not an end of the records.
+            return -1;
         }
 
         if (!verified)

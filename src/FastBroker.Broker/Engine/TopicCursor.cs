@@ -193,8 +193,9 @@ internal sealed class TopicCursor : IDisposable
     /// next segment's first record when none after it in its segment does, or the head of the last segment).
     /// Returns the new <see cref="NextOffset"/>. The cursor's consumer only (a work-queue group's feed).
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: the seek met damage it cannot pass
-    /// (a zero length word among its segment's records, read as an end); the cursor stays before it.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: the seek refused the start (it passes
+    /// over every kind of damage before its start, a zero length word among the records included, so none is known to
+    /// do so; kept so that one would leave the cursor before it rather than skip).</exception>
     public long SkipDamaged(long offset)
     {
         var old = Reader!;

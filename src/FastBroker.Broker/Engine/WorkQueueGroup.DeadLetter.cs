@@ -109,9 +109,9 @@ internal sealed partial class WorkQueueGroup
         }
         catch (BrokerException again) when (again.Code == BrokerErrorCode.DamagedRecord)
         {
-            // The seek past it met damage it does not pass over (a zero length word among the records, read as an
-            // end): the feed waits at it (the timer's ticks try again, logged once) rather than guess where the records
-            // resume.
+            // The seek past it refused the start (it passes over every kind of damage before its start, a zero length
+            // word among the records included, so none is known to): the feed waits at it (the timer's ticks try
+            // again, logged once) rather than guess where the records resume.
             if (_stuckAtDamage != damaged)
             {
                 _stuckAtDamage = damaged;
