@@ -108,6 +108,41 @@ public class DamagedRunTests
         Assert.True(total <= 4 * runBytes, $"a subscription and a group meeting a zeroed run of {Run} records ({runBytes} bytes) and going past it scanned {total} bytes of damage");
     }
 
+    /// <summary>
+    /// A zeroed run of 70,000 records, more than the group's window (65,536 offsets above its floor): the group
+    /// dead-letters them as the window makes room (each stored dead letter moves the floor) and then reads on. Marking
+    /// them all done at once would put offsets past the window, which its state cannot hold.
+    /// </summary>
+    [Fact]
+    public async Task A_damaged_run_longer_than_the_groups_window_is_dead_lettered_as_the_window_makes_room()
+    {
+        const int Records = 120_000;
+        const int Run = 70_000;
+        var log = new ConcurrentQueue<string>();
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
+        f.Broker.CreateTopic("rot", TopicOptions.Default with { SegmentBytes = 4 << 20, MaxMessageBytes = 16 << 10 });
+        for (var i = 0; i < Records; i++)
+        {
+            await f.Broker.PublishAsync("rot", Encoding.UTF8.GetBytes($"b{i}:"));
+        }
+
+        var journalDir = Path.Combine(f.DataDirectory, "topics", "rot", "journal");
+        (string Segment, long Offset, long Position, long End) zeroed = default;
+        await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false, Log = log.Enqueue }, whileClosed: () =>
+        {
+            var segments = Directory.GetFiles(journalDir, "*.seg").Order(StringComparer.Ordinal).ToArray();
+            Assert.True(segments.Length >= 2 && DamagedTopics.RecordCount(segments[0]) > Run + 20, $"{segments.Length} segments, {DamagedTopics.RecordCount(segments[0])} records in the first");
+            zeroed = RecordDamage.ZeroRecords(journalDir, 0, 10, Run);
+        });
+
+        using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 1000);
+        var seen = DeliverAll(member, Records - Run);
+        Assert.Equal(Enumerable.Range(0, Records).Select(i => (long)i).Where(o => o < zeroed.Offset || o >= zeroed.Offset + Run), seen.Order());
+        Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().DeadLettered == Run, "every damaged offset is dead-lettered");
+        Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Records, "the group's ack floor passes the damage");
+        Assert.Equal(Run, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "rot").DamagedRecords);
+    }
+
     /// <summary>The journal's internal count of damaged bytes its seeks and readers scanned (internal to the journal, whose internals this assembly does not see).</summary>
     private static long DamageScanBytes(JournalLog journal) =>
         (long)typeof(JournalLog).GetProperty("DamageScanBytes", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(journal)!;
