@@ -16,6 +16,7 @@ public sealed class JournalCorruptionException : JournalException
         FilePath = filePath;
         Position = position;
         ExpectedOffset = expectedOffset;
+        ResumeOffset = expectedOffset + 1;
         Reason = reason;
     }
 
@@ -29,16 +30,18 @@ public sealed class JournalCorruptionException : JournalException
         FilePath = string.Empty;
         Position = position;
         ExpectedOffset = expectedOffset;
+        ResumeOffset = expectedOffset + 1;
         Reason = reason;
     }
 
-    /// <summary>Creates the exception for a damaged record a <see cref="JournalReader"/> met in a segment file.</summary>
-    internal JournalCorruptionException(string filePath, long position, long expectedOffset, string reason, string message)
+    /// <summary>Creates the exception for a damaged run of records a <see cref="JournalReader"/> met in a segment file.</summary>
+    internal JournalCorruptionException(string filePath, long position, long expectedOffset, long resumeOffset, string reason, string message)
         : base(JournalErrorCode.Corruption, message)
     {
         FilePath = filePath;
         Position = position;
         ExpectedOffset = expectedOffset;
+        ResumeOffset = resumeOffset;
         Reason = reason;
     }
 
@@ -50,6 +53,16 @@ public sealed class JournalCorruptionException : JournalException
 
     /// <summary>The offset the record at <see cref="Position"/> should have had.</summary>
     public long ExpectedOffset { get; }
+
+    /// <summary>
+    /// Where the damage met ends: for a <see cref="JournalReader"/>'s, the offset of the first record after
+    /// <see cref="ExpectedOffset"/> in its segment whose length, offset and CRC32C check, or the end of the segment's
+    /// durable records when none does (the next segment's first offset, or where the last segment's next record will
+    /// go). Every offset from <see cref="ExpectedOffset"/> up to it is unreadable; a reader opened at it goes on with the
+    /// records that read. The reader learns the run in one pass over it (once per damaged place, not per read or per
+    /// offset). <see cref="ExpectedOffset"/> + 1 for an exception of an open, a repair or a replicated append.
+    /// </summary>
+    public long ResumeOffset { get; }
 
     /// <summary>What check failed ("CRC32C mismatch", "bad record length", …).</summary>
     public string Reason { get; }

@@ -8,6 +8,7 @@ public sealed partial class JournalLog
 {
     private long _crcChecks;
     private long _timeSearchProbes;
+    private long _damageScanBytes;
 
     private void Locate(ReadStart start, out Segment? segment, out int position, out long offset)
     {
@@ -28,7 +29,11 @@ public sealed partial class JournalLog
     /// <summary>
     /// Finds the durable record at <paramref name="target"/> (clamped to [first, durable]) and acquires its
     /// segment: binary search over segments, binary search in the sparse index, then a scan of at most one
-    /// index interval.
+    /// index interval. Damaged records before the target are passed over (<see cref="NextByLengthWord"/>,
+    /// <see cref="PastDamage"/>); a damaged target is landed on, never passed over, so its reader is told of it (its
+    /// first read throws <see cref="JournalCorruptionException"/>, with the whole damaged run), whether an index entry
+    /// points at it or not: at its own position, or at the damaged record before it whose length word hides where it
+    /// lies. A seek scans a damaged run at most once (from its first damaged record to the next that checks).
     /// </summary>
     internal void LocateOffset(long target, out Segment? segment, out int position, out long offset)
     {
@@ -69,35 +74,39 @@ public sealed partial class JournalLog
             var from = pos;
             while (at < relative)
             {
-                var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
-                if (length < 0)
+                var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
+                if (length >= 0)
                 {
-                    // A damaged record before the start asked for: go on from the next record that checks.
-                    (at, pos) = PastDamage(s, at, pos, end);
-                    if (at < 0)
-                    {
-                        break;
-                    }
-
-                    from = pos;
+                    pos += RecordLayout.Align(length);
+                    at++;
                     continue;
                 }
 
-                pos += RecordLayout.Align(length);
-                at++;
-            }
+                // A damaged record before the start asked for: on to the record after it where its length word says,
+                // when that one carries the next offset (checked in turn, or landed on when it is the start); else to
+                // the next record that checks.
+                var next = NextByLengthWord(s, at, pos, end, count);
+                if (next > 0)
+                {
+                    (at, pos, from) = (at + 1, next, next);
+                    continue;
+                }
 
-            if (at < 0)
-            {
-                // Nothing after the damage checks up to this segment's durable end: go on with the records after them,
-                // the next segment's first (or this one's end, to wait there for the next record, in the last segment).
-                s.Release();
-                target = s.BaseOffset + count;
-                continue;
+                var (pastAt, pastPosition) = PastDamage(s, at, pos, end);
+                if (pastAt < 0 || pastAt > relative)
+                {
+                    // The start itself does not check, and where it lies is not known past the damaged length word:
+                    // the reader starts there, at the start asked for, and is told (its first read throws), never
+                    // carried past it silently.
+                    at = (int)relative;
+                    break;
+                }
+
+                (at, pos, from) = (pastAt, pastPosition, pastPosition);
             }
 
             position = pos;
-            offset = s.BaseOffset + at; // the target, or the next readable record when the target itself is unreadable
+            offset = s.BaseOffset + at; // the target: a damaged one is the reader's to be told of
             return;
         }
     }
@@ -200,7 +209,7 @@ public sealed partial class JournalLog
         var from = pos;
         while (at < count)
         {
-            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from, passOver: true);
+            var length = CheckedForSeek(s, pos, end, s.BaseOffset + at, from);
             if (length < 0)
             {
                 // A damaged record: its timestamp is not to be trusted, so the search goes on from the next record that
@@ -235,12 +244,11 @@ public sealed partial class JournalLog
     /// The length of a record a seek passes over or reads the timestamp of (at most one index interval per seek),
     /// checked: its length, key and header lengths and offset always, its CRC32C when it is at or past the segment's
     /// verified watermark (<see cref="Segment.IsVerified"/>; a good one then moves the watermark past it when the seek's
-    /// records from <paramref name="from"/> join it). A damaged record, or an index entry that does not point at the
-    /// record it names, ends the seek with a <see cref="JournalCorruptionException"/> naming the segment and the
-    /// position (the segment <paramref name="s"/>, acquired, released first), never a start past or before the record
-    /// asked for.
+    /// records from <paramref name="from"/> join it). -1 for a record that does not check (a CRC32C mismatch, a bad
+    /// length, a zero length word where the segment's durable records continue, an offset out of sequence, or an index
+    /// entry that does not point at the record it names): the seek passes over it (<see cref="PastDamage"/>).
     /// </summary>
-    private int CheckedForSeek(Segment s, int position, int end, long offset, int from, bool passOver = false)
+    private int CheckedForSeek(Segment s, int position, int end, long offset, int from)
     {
         var verified = s.IsVerified(position);
         var status = RecordLayout.Check(s.Bytes, position, end, offset, verifyCrc: !verified, out var length);
@@ -251,13 +259,9 @@ public sealed partial class JournalLog
 
         if (status != RecordStatus.Ok)
         {
-            if (passOver && status is RecordStatus.BadChecksum or RecordStatus.BadLength or RecordStatus.BadOffset)
-            {
-                return -1;
-            }
-
-            s.Release();
-            ThrowHelper.ThrowDamagedRead(s.FilePath, position, offset, status);
+            // Every record a seek checks lies below the segment's durable end: a zero length word (End) there is damage
+            // too, passed over like the others, not an end of the records.
+            return -1;
         }
 
         if (!verified)
@@ -274,11 +278,21 @@ public sealed partial class JournalLog
     /// first where the damaged record's own length word says it ends, else the first such record at an 8-byte boundary
     /// after it with a higher offset (a damaged length word). Never a start before the record asked for, nor one past
     /// an intact record: only records that do not check are passed over. (-1, -1) when none does up to the segment's
-    /// durable end (the damage runs to it, or the damaged record is its last): the seek then goes on with the next
-    /// segment, as a start at a time does. Every record checked counts as a CRC check; the watermark stays before the
+    /// durable end (the damage runs to it, or the damaged record is its last): a search for a time then goes on with the
+    /// next segment; a start at an offset uses it only to learn whether its target checks (when the record found is past
+    /// the target, or there is none, the target is unreadable and its reader is told there); a reader's damaged run ends
+    /// there (<see cref="DamagedRunEnd"/>). Scans the run once: bytes counted in <see cref="DamageScanBytes"/>. Every
+    /// record checked counts as a CRC check; the watermark stays before the
     /// damage (docs/journal-format.md, "past a damaged record").
     /// </summary>
     private (int At, int Position) PastDamage(Segment s, int at, int position, int end)
+    {
+        var (found, foundAt) = PastDamageCore(s, at, position, end);
+        Interlocked.Add(ref _damageScanBytes, (found < 0 ? end : foundAt) - position);
+        return (found, foundAt);
+    }
+
+    private (int At, int Position) PastDamageCore(Segment s, int at, int position, int end)
     {
         var bytes = s.Bytes;
         var count = Segment.CountOf(s.Durable);
@@ -309,6 +323,43 @@ public sealed partial class JournalLog
         }
 
         return (-1, -1); // nothing readable after it up to the durable end
+    }
+
+    /// <summary>
+    /// The position of record <paramref name="at"/> + 1 of <paramref name="s"/> (acquired) where the length word of the
+    /// damaged record <paramref name="at"/> at <paramref name="position"/> says it ends, when a record header there
+    /// carries that offset (its CRC32C and lengths unchecked: the seek checks it next, or lands on it); else -1 (a
+    /// damaged length word, or the damaged record is the segment's last). So a start inside a run of damaged records
+    /// whose length words hold lands on the record asked for, and its reader is told of it at its own position.
+    /// </summary>
+    private static int NextByLengthWord(Segment s, int at, int position, int end, int count)
+    {
+        var bytes = s.Bytes;
+        var word = Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[position]));
+        if (word < RecordLayout.HeaderSize || word > (uint)(end - position) || at + 1 >= count)
+        {
+            return -1;
+        }
+
+        var next = position + RecordLayout.Align((int)word);
+        return next + RecordLayout.HeaderSize <= end
+            && Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[next + RecordLayout.OffsetOffset])) == s.BaseOffset + at + 1
+            ? next
+            : -1;
+    }
+
+    /// <summary>
+    /// Where the run of damage that starts at the damaged record a reader met, <paramref name="offset"/> at
+    /// <paramref name="position"/> of <paramref name="s"/> (held by the reader), ends: the offset of the next record
+    /// that checks (<see cref="PastDamage"/>, one pass over the run), or the end of the segment's durable records
+    /// when none does (as durable now: records made durable later are not counted in the run). See
+    /// <see cref="JournalCorruptionException.ResumeOffset"/>.
+    /// </summary>
+    internal long DamagedRunEnd(Segment s, long offset, int position)
+    {
+        var durable = s.Durable;
+        var (at, _) = PastDamage(s, (int)(offset - s.BaseOffset), position, Segment.PositionOf(durable));
+        return s.BaseOffset + (at < 0 ? Segment.CountOf(durable) : at);
     }
 
     /// <summary>
@@ -362,6 +413,13 @@ public sealed partial class JournalLog
     /// ends. Grows only; for tests (how many segments a search takes, not how long).
     /// </summary>
     internal long TimeSearchProbes => Volatile.Read(ref _timeSearchProbes);
+
+    /// <summary>
+    /// Bytes of damaged records that seeks and readers scanned past (<see cref="PastDamage"/>: from a damaged record to
+    /// the next that checks, or the segment's durable end). Grows only; for tests (a damaged run costs one scan of it per
+    /// reader that meets it, not one per offset).
+    /// </summary>
+    internal long DamageScanBytes => Volatile.Read(ref _damageScanBytes);
 
     private void CountTimeSearchProbes(int probes) => Interlocked.Add(ref _timeSearchProbes, probes);
 

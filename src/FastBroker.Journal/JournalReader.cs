@@ -408,7 +408,7 @@ public sealed partial class JournalReader : IDisposable
                         break; // the records before the damaged one go; the next call throws at it
                     }
 
-                    ThrowHelper.ThrowDamagedRead(segment.FilePath, end, _nextOffset, status);
+                    ThrowDamaged(segment, end, _nextOffset, status);
                 }
 
                 checkedTo = Segment.Pack((int)(_nextOffset - segment.BaseOffset) + count + 1, end + RecordLayout.Align(length));
@@ -452,7 +452,7 @@ public sealed partial class JournalReader : IDisposable
         _log.CountCrcCheck();
         if (status != RecordStatus.Ok)
         {
-            ThrowHelper.ThrowDamagedRead(segment.FilePath, position, expectedOffset, status);
+            ThrowDamaged(segment, position, expectedOffset, status);
         }
 
         segment.AdvanceVerified(knownGoodFrom, Segment.Pack((int)(expectedOffset - segment.BaseOffset) + 1, position + RecordLayout.Align(length)));

@@ -20,9 +20,12 @@ internal static class DamagedTopics
     /// <param name="log">Where the restarted broker logs.</param>
     /// <param name="damage">Given the second segment's record count, the record numbers (0-based, in it) to damage.</param>
     /// <param name="options">The topic's options (64 KiB segments when null).</param>
+    /// <param name="how">How each record is damaged (journal directory, segment index, record number): a payload byte
+    /// flipped (<see cref="RecordDamage.FlipPayloadByte"/>) when null.</param>
     /// <returns>Each damaged record's segment file, offset and byte position, in order.</returns>
-    public static async Task<(string Segment, long Offset, long Position)[]> CreateAsync(BrokerFixture f, string name, ConcurrentQueue<string> log, Func<int, IEnumerable<int>> damage, TopicOptions? options = null)
+    public static async Task<(string Segment, long Offset, long Position)[]> CreateAsync(BrokerFixture f, string name, ConcurrentQueue<string> log, Func<int, IEnumerable<int>> damage, TopicOptions? options = null, Func<string, int, int, (string, long, long)>? how = null)
     {
+        how ??= RecordDamage.FlipPayloadByte;
         f.Broker.CreateTopic(name, options ?? TopicOptions.Default with { SegmentBytes = 64 << 10, MaxMessageBytes = 16 << 10 });
         for (var i = 0; i < Records; i++)
         {
@@ -34,7 +37,7 @@ internal static class DamagedTopics
         await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false, Log = log.Enqueue }, whileClosed: () =>
         {
             var segment = Directory.GetFiles(journalDir, "*.seg").Order(StringComparer.Ordinal).ToArray()[1];
-            damaged = [.. damage(RecordCount(segment)).Select(i => RecordDamage.FlipPayloadByte(journalDir, 1, i))];
+            damaged = [.. damage(RecordCount(segment)).Select(i => how(journalDir, 1, i))];
         });
         return damaged;
     }

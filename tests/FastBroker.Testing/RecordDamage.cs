@@ -36,4 +36,60 @@ public static class RecordDamage
         file.Flush(flushToDisk: true);
         return (segment, offset, position);
     }
+
+    /// <summary>
+    /// Zeroes the length word of record number <paramref name="recordIndex"/> (0-based) of the segment file that is
+    /// <paramref name="segmentIndex"/>-th in name order in <paramref name="journalDirectory"/>: a zero length word among
+    /// the segment's records, where readers would take the records to end.
+    /// </summary>
+    /// <returns>The segment file, the damaged record's offset and its byte position in the file.</returns>
+    public static (string Segment, long Offset, long Position) ZeroLengthWord(string journalDirectory, int segmentIndex, int recordIndex)
+    {
+        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        var bytes = new byte[file.Length];
+        file.ReadExactly(bytes);
+        var position = SegmentHeaderBytes;
+        for (var n = 0; n < recordIndex; n++)
+        {
+            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
+        }
+
+        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        file.Position = position;
+        file.Write(new byte[4]);
+        file.Flush(flushToDisk: true);
+        return (segment, offset, position);
+    }
+
+    /// <summary>
+    /// Zeroes <paramref name="count"/> whole records from record number <paramref name="recordIndex"/> (0-based) of the
+    /// segment file that is <paramref name="segmentIndex"/>-th in name order in <paramref name="journalDirectory"/>: a
+    /// long unreadable stretch (a lost run of pages) whose length words say nothing of where its records lay.
+    /// </summary>
+    /// <returns>The segment file, the first zeroed record's offset, and the byte positions where the stretch starts and ends.</returns>
+    public static (string Segment, long Offset, long Position, long End) ZeroRecords(string journalDirectory, int segmentIndex, int recordIndex, int count)
+    {
+        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        var bytes = new byte[file.Length];
+        file.ReadExactly(bytes);
+        var position = SegmentHeaderBytes;
+        for (var n = 0; n < recordIndex; n++)
+        {
+            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
+        }
+
+        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        var end = position;
+        for (var n = 0; n < count; n++)
+        {
+            end += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(end)) + 7) & ~7;
+        }
+
+        file.Position = position;
+        file.Write(new byte[end - position]);
+        file.Flush(flushToDisk: true);
+        return (segment, offset, position, end);
+    }
 }

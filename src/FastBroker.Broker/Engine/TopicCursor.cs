@@ -188,20 +188,22 @@ internal sealed class TopicCursor : IDisposable
     }
 
     /// <summary>
-    /// Moves this persistent cursor past the damaged record at <paramref name="offset"/> (its <see cref="NextOffset"/>):
-    /// on at the next record that reads (the next offset, or further when the records after it do not check either: the
-    /// next segment's first record when none after it in its segment does, or the head of the last segment).
-    /// Returns the new <see cref="NextOffset"/>. The cursor's consumer only (a work-queue group's feed).
+    /// Moves this persistent cursor past the damaged run it met, on at <paramref name="resume"/> (the run's
+    /// <see cref="JournalCorruptionException.ResumeOffset"/>: the next record that reads, the next segment's first when
+    /// nothing after the damage in its segment does, or the head of the last segment), with one seek: the run was
+    /// learned in one pass when the reader met it, and is not walked offset by offset. Returns the new
+    /// <see cref="NextOffset"/>. The cursor's consumer only (a work-queue group's feed).
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: the seek met damage it cannot pass
-    /// (a zero length word among its segment's records, read as an end); the cursor stays before it.</exception>
-    public long SkipDamaged(long offset)
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.DamagedRecord"/>: the seek refused the start (it passes
+    /// over every kind of damage before its start, a zero length word among the records included, so none is known to
+    /// do so; kept so that one would leave the cursor before it rather than skip).</exception>
+    public long SkipDamaged(long resume)
     {
         var old = Reader!;
         JournalReader reader;
         try
         {
-            reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(offset + 1));
+            reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(resume));
         }
         catch (JournalCorruptionException e)
         {

@@ -6,6 +6,7 @@ namespace FastBroker.Engine;
 internal sealed partial class WorkQueueGroup
 {
     private long _stuckAtDamage = -1; // the damaged offset the feed could not pass, logged once
+    private (long Next, long End, string Reason) _damagedRun = (0, 0, ""); // offsets of a damaged run left to dead-letter
 
     private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
     {
@@ -91,27 +92,30 @@ internal sealed partial class WorkQueueGroup
     }
 
     /// <summary>
-    /// The feed met a damaged record (<paramref name="e"/>, at the feed's next offset): it can never be delivered, and
-    /// waiting at it would hold the group's floor, its window and the topic's retention for ever, as a dead letter no
-    /// topic can store would. It is dead-lettered at once as a poison message is once out of deliveries (0 deliveries,
-    /// an empty key, headers and payload since its bytes are not the ones written, <c>fb-dlq-error</c> naming the damage)
-    /// and the feed goes on at the next record that reads; each offset the feed passes over is dead-lettered alike. The
-    /// damaged bytes stay in the topic's journal (<c>fastbroker journal dump --past-damage</c>) until retention. Called
-    /// under the group's lock; false when the feed cannot go past it.
+    /// The feed met a damaged run of records (<paramref name="e"/>, from the feed's next offset up to the run's
+    /// <see cref="Journal.JournalCorruptionException.ResumeOffset"/>, learned in one pass over it): they can never be delivered,
+    /// and waiting at them would hold the group's floor, its window and the topic's retention for ever, as a dead letter
+    /// no topic can store would. The feed goes past the run with one seek, and each of its offsets is dead-lettered as a
+    /// poison message is once out of deliveries (0 deliveries, an empty key, headers and payload since its bytes are not
+    /// the ones written, <c>fb-dlq-error</c> naming the damage), as far as the group's window allows now, the rest by the
+    /// next pumps (<see cref="DeadLetterDamagedRun"/>); the topic counted the whole run once. The damaged bytes stay in
+    /// the topic's journal (<c>fastbroker journal dump --past-damage</c>) until retention. Called under the group's lock;
+    /// false when the feed cannot go on yet (stuck at the damage, or part of the run still to dead-letter).
     /// </summary>
     private bool FeedPastDamage(BrokerException e)
     {
         var damaged = _feed.NextOffset;
+        var corruption = e.InnerException as Journal.JournalCorruptionException;
         long next;
         try
         {
-            next = _feed.SkipDamaged(damaged);
+            next = _feed.SkipDamaged(Math.Max(corruption?.ResumeOffset ?? 0, damaged + 1));
         }
         catch (BrokerException again) when (again.Code == BrokerErrorCode.DamagedRecord)
         {
-            // The seek past it met damage it does not pass over (a zero length word among the records, read as an
-            // end): the feed waits at it (the timer's ticks try again, logged once) rather than guess where the records
-            // resume.
+            // The seek past it refused the start (it passes over every kind of damage before its start, a zero length
+            // word among the records included, so none is known to): the feed waits at it (the timer's ticks try
+            // again, logged once) rather than guess where the records resume.
             if (_stuckAtDamage != damaged)
             {
                 _stuckAtDamage = damaged;
@@ -121,8 +125,22 @@ internal sealed partial class WorkQueueGroup
             return false;
         }
 
-        var reason = $"damaged record: {(e.InnerException as Journal.JournalCorruptionException)?.Reason ?? "unreadable"} at offset {damaged} of '{Topic.Name}' ({e.Message}); its key, headers and payload are not delivered";
-        for (var offset = damaged; offset < next; offset++)
+        _damagedRun = (damaged, next, $"damaged record: {corruption?.Reason ?? "unreadable"} at offset {damaged} of '{Topic.Name}' ({e.Message}); its key, headers and payload are not delivered");
+        _broker.Log($"work queue '{Topic.Name}' group '{Name}': offset{(next - damaged > 1 ? $"s {damaged} to {next - 1}" : $" {damaged}")} dead-lettered to '{DeadLetterTopic}' unread (damaged record); the group goes on at offset {next}");
+        return DeadLetterDamagedRun();
+    }
+
+    /// <summary>
+    /// Dead-letters the offsets of the damaged run the feed went past (<see cref="FeedPastDamage"/>) that are left, as
+    /// many as the group's window has room for (half of it, as the feed's read-ahead: each is done, so the floor passes
+    /// them once its dead letter is stored). True once the run is all dead-lettered (or there is none): the feed reads
+    /// on. Under the group's lock.
+    /// </summary>
+    private bool DeadLetterDamagedRun()
+    {
+        var (offset, end, reason) = _damagedRun;
+        var room = (_store.Window / 2) - (_state.Counters.NextOffset - _store.Floor);
+        for (; offset < end && room > 0; offset++, room--)
         {
             var message = _pool.Count > 0 ? _pool.Pop() : new PooledMessage();
             message.Fill(new MessageView(Topic, offset, 0, [], [], [], 0), 0);
@@ -130,8 +148,8 @@ internal sealed partial class WorkQueueGroup
             _state.DeadLetterUnread(offset, reason);
         }
 
-        _broker.Log($"work queue '{Topic.Name}' group '{Name}': offset{(next - damaged > 1 ? $"s {damaged} to {next - 1}" : $" {damaged}")} dead-lettered to '{DeadLetterTopic}' unread (damaged record); the group goes on at offset {next}");
-        return true;
+        _damagedRun = (offset, end, reason);
+        return offset >= end;
     }
 
     /// <summary>A dead-letter refusal that a retry cannot change.</summary>

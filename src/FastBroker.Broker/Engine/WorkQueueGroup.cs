@@ -370,8 +370,12 @@ internal sealed partial class WorkQueueGroup : IDisposable
         }
 
         var sink = new FeedSink(this);
+        if (!DeadLetterDamagedRun())
+        {
+            return; // the rest of a damaged run first, as the window makes room
+        }
 
-        // At most 64 damaged records passed over per pump (each a dead letter and a seek): the next pump goes on.
+        // At most 64 damaged runs passed over per pump (each one seek, its offsets dead-lettered): the next pump goes on.
         for (var damaged = 0; damaged < 64; damaged++)
         {
             try

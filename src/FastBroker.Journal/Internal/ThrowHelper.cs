@@ -9,17 +9,22 @@ internal static class ThrowHelper
     internal static void ThrowReservationExceeded(long needed, long left) =>
         throw new InvalidOperationException($"Batch reservation exceeded: the record needs {needed} bytes, {left} reserved bytes are left (or the key exceeds 65535 bytes).");
 
+    /// <summary>A reader met the damaged run of records from <paramref name="expectedOffset"/> up to <paramref name="resumeOffset"/> (excluded).</summary>
     [DoesNotReturn]
-    internal static void ThrowDamagedRead(string path, int position, long expectedOffset, RecordStatus status)
+    internal static void ThrowDamagedRead(string path, int position, long expectedOffset, long resumeOffset, RecordStatus status)
     {
         // A zero length word where the segment says records continue is damage too, not an end.
         var reason = status == RecordStatus.End ? "bad record length" : RecordLayout.Describe(status);
+        var run = resumeOffset > expectedOffset + 1
+            ? $"; offsets {expectedOffset} to {resumeOffset - 1} do not read, the next record that does is offset {resumeOffset}"
+            : "";
         throw new JournalCorruptionException(
             path,
             position,
             expectedOffset,
+            resumeOffset,
             reason,
-            $"Journal record damaged: {reason} in '{path}' at byte position {position} (offset {expectedOffset}). The reader stops there and delivers nothing from it on; the segment's bytes changed after they were written (run 'fastbroker journal verify'; JournalOptions.RepairCorruption truncates the journal there at the next open).");
+            $"Journal record damaged: {reason} in '{path}' at byte position {position} (offset {expectedOffset}{run}). The reader stops there and delivers nothing from it on; the segment's bytes changed after they were written (run 'fastbroker journal verify'; JournalOptions.RepairCorruption truncates the journal there at the next open).");
     }
 
     [DoesNotReturn]
