@@ -38,6 +38,7 @@ internal sealed partial class StandbyLink
                 lock (_passLock)
                 {
                     sent = Pass(f, ref nextHeartbeat, ref nextGroupState, heartbeatTicks, groupStateTicks, out var more);
+                    _owner.ThreadPassed?.Invoke(ReplicationThread.Sender);
                     if (more)
                     {
                         continue; // catching up: the next budget at once
@@ -299,6 +300,7 @@ internal sealed partial class StandbyLink
                 f.Clear();
             }
 
+            _owner.ThreadPassed?.Invoke(ReplicationThread.JournalerShip);
             return !more;
         }
         catch (Exception ex) when (ex is ObjectDisposedException or JournalException)
