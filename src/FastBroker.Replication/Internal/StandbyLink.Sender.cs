@@ -74,8 +74,11 @@ internal sealed partial class StandbyLink
                 {
                     // Asleep until woken or the heartbeat; and if a group-state change waits for the end of the 20 ms
                     // spacing, until then: the acks that came within it woke nobody (the change was already flagged).
+                    // In whole milliseconds, rounded up: the wait truncates a timeout to milliseconds, so one under 1 ms
+                    // returned at once, and the sender spun through the last millisecond before every heartbeat.
                     var wakeAt = _owner.Gate.GroupStatePending ? Math.Min(nextHeartbeat, nextGroupState) : nextHeartbeat;
-                    _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (wakeAt - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+                    var left = wakeAt - Stopwatch.GetTimestamp();
+                    _owner.WakeSignal.Wait(TimeSpan.FromMilliseconds(Math.Max(1, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency)));
                 }
             }
         }
