@@ -92,6 +92,12 @@ internal sealed class PrimaryReplicator : IDisposable
     /// </summary>
     internal Action<StandbyLink>? AckLockWaiting { get; set; }
 
+    /// <summary>
+    /// Tests: called on each thread of a link (and on the journaler's stage of it) once per pass, with which it is
+    /// (<see cref="ReplicationThread"/>): the allocation tests read that thread's counter there.
+    /// </summary>
+    internal Action<ReplicationThread>? ThreadPassed { get; set; }
+
     /// <summary>Tests: called on a link's sender thread at the end of each heartbeat's check of the state files, with what it cost.</summary>
     internal Action<StateCheckCost>? StateChecked { get; set; }
 

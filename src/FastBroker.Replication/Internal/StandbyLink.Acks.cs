@@ -64,6 +64,8 @@ internal sealed partial class StandbyLink
                         EndLink(RefusedReason);
                         return;
                     }
+
+                    _owner.ThreadPassed?.Invoke(ReplicationThread.AckReader);
                 }
             }
         }
@@ -116,6 +118,7 @@ internal sealed partial class StandbyLink
             var before = _acksReceived;
             var handled = HandleAckFrames();
             Volatile.Write(ref _journalerAcks, _journalerAcks + (_acksReceived - before));
+            _owner.ThreadPassed?.Invoke(ReplicationThread.JournalerPoll);
             if (!handled)
             {
                 EndLink(RefusedReason);

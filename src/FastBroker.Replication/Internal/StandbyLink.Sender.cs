@@ -38,6 +38,7 @@ internal sealed partial class StandbyLink
                 lock (_passLock)
                 {
                     sent = Pass(f, ref nextHeartbeat, ref nextGroupState, heartbeatTicks, groupStateTicks, out var more);
+                    _owner.ThreadPassed?.Invoke(ReplicationThread.Sender);
                     if (more)
                     {
                         continue; // catching up: the next budget at once
@@ -73,8 +74,11 @@ internal sealed partial class StandbyLink
                 {
                     // Asleep until woken or the heartbeat; and if a group-state change waits for the end of the 20 ms
                     // spacing, until then: the acks that came within it woke nobody (the change was already flagged).
+                    // In whole milliseconds, rounded up: the wait truncates a timeout to milliseconds, so one under 1 ms
+                    // returned at once, and the sender spun through the last millisecond before every heartbeat.
                     var wakeAt = _owner.Gate.GroupStatePending ? Math.Min(nextHeartbeat, nextGroupState) : nextHeartbeat;
-                    _owner.WakeSignal.Wait(TimeSpan.FromTicks(Math.Max(1, (wakeAt - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+                    var left = wakeAt - Stopwatch.GetTimestamp();
+                    _owner.WakeSignal.Wait(TimeSpan.FromMilliseconds(Math.Max(1, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency)));
                 }
             }
         }
@@ -299,6 +303,7 @@ internal sealed partial class StandbyLink
                 f.Clear();
             }
 
+            _owner.ThreadPassed?.Invoke(ReplicationThread.JournalerShip);
             return !more;
         }
         catch (Exception ex) when (ex is ObjectDisposedException or JournalException)

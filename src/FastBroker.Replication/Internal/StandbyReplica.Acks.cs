@@ -49,6 +49,8 @@ internal sealed partial class StandbyReplica
         {
             _durableWake.Set();
         }
+
+        ThreadPassed?.Invoke(ReplicationThread.StandbyReceive);
     }
 
     private Thread StartDurableThread()
@@ -67,6 +69,7 @@ internal sealed partial class StandbyReplica
         while (!_stopping)
         {
             _durableWake.Wait(BackgroundFlush);
+            ThreadPassed?.Invoke(ReplicationThread.StandbyDurable);
             SyncStateAndAck(); // before the journals' acks: a commit's answer may wait for it
             pending.Clear();
             var background = Stopwatch.GetTimestamp() >= nextBackground;
@@ -121,12 +124,21 @@ internal sealed partial class StandbyReplica
                 lock (_byName)
                 {
                     link = Volatile.Read(ref _socket);
-                    pending.RemoveAll(t => t.Id >= _byId.Count || !ReferenceEquals(_byId[(int)t.Id], t));
+                    // Kept in place by hand: a RemoveAll predicate reads _byId, so it captures this and was a new
+                    // delegate on every durable ACK and background flush.
                     ids.Clear();
-                    foreach (var t in pending)
+                    var kept = 0;
+                    for (var i = 0; i < pending.Count; i++)
                     {
-                        ids.Add(t.Id);
+                        var t = pending[i];
+                        if (t.Id < _byId.Count && ReferenceEquals(_byId[(int)t.Id], t))
+                        {
+                            pending[kept++] = t;
+                            ids.Add(t.Id);
+                        }
                     }
+
+                    pending.RemoveRange(kept, pending.Count - kept);
                 }
 
                 if (pending.Count == 0 || link is null)

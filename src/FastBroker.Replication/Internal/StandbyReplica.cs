@@ -178,6 +178,12 @@ internal sealed partial class StandbyReplica : IDisposable
     /// </summary>
     internal Action<string, long, uint>? RecordsArriving { get; set; }
 
+    /// <summary>
+    /// Tests: called on the receive thread after each received ACK it sent and on the durable thread at each wake-up,
+    /// with which it is (<see cref="ReplicationThread"/>): the allocation tests read that thread's counter there.
+    /// </summary>
+    internal Action<ReplicationThread>? ThreadPassed { get; set; }
+
     /// <summary>This node's copy of <paramref name="topic"/> (tests).</summary>
     internal JournalLog? JournalOf(string topic)
     {
