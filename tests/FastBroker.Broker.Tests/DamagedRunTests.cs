@@ -50,18 +50,10 @@ public class DamagedRunTests
         const int Run = 3000;
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.CreateTopic("rot", TopicOptions.Default with { SegmentBytes = 512 << 10, MaxMessageBytes = 16 << 10 });
-        for (var i = 0; i < Records; i++)
-        {
-            await f.Broker.PublishAsync("rot", Encoding.UTF8.GetBytes($"b{i}:").Concat(new byte[100]).ToArray());
-        }
-
-        var journalDir = Path.Combine(f.DataDirectory, "topics", "rot", "journal");
-        (string Segment, long Offset, long Position, long End) zeroed = default;
-        await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false, Log = log.Enqueue }, whileClosed: () =>
+        var zeroed = await ZeroedRunAsync(f, log, Records, segmentBytes: 512 << 10, padding: 100, journalDir =>
         {
             Assert.True(Directory.GetFiles(journalDir, "*.seg").Length >= 3, "two sealed segments at least");
-            zeroed = RecordDamage.ZeroRecords(journalDir, 1, 200, Run);
+            return RecordDamage.ZeroRecords(journalDir, 1, 200, Run);
         });
         var (first, resume, runBytes) = (zeroed.Offset, zeroed.Offset + Run, zeroed.End - zeroed.Position);
         Assert.True(f.Broker.Topics.TryGet("rot", out var state));
@@ -120,19 +112,11 @@ public class DamagedRunTests
         const int Run = 70_000;
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
-        f.Broker.CreateTopic("rot", TopicOptions.Default with { SegmentBytes = 4 << 20, MaxMessageBytes = 16 << 10 });
-        for (var i = 0; i < Records; i++)
-        {
-            await f.Broker.PublishAsync("rot", Encoding.UTF8.GetBytes($"b{i}:"));
-        }
-
-        var journalDir = Path.Combine(f.DataDirectory, "topics", "rot", "journal");
-        (string Segment, long Offset, long Position, long End) zeroed = default;
-        await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false, Log = log.Enqueue }, whileClosed: () =>
+        var zeroed = await ZeroedRunAsync(f, log, Records, segmentBytes: 4 << 20, padding: 0, journalDir =>
         {
             var segments = Directory.GetFiles(journalDir, "*.seg").Order(StringComparer.Ordinal).ToArray();
             Assert.True(segments.Length >= 2 && DamagedTopics.RecordCount(segments[0]) > Run + 20, $"{segments.Length} segments, {DamagedTopics.RecordCount(segments[0])} records in the first");
-            zeroed = RecordDamage.ZeroRecords(journalDir, 0, 10, Run);
+            return RecordDamage.ZeroRecords(journalDir, 0, 10, Run);
         });
 
         using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 1000);
@@ -141,6 +125,26 @@ public class DamagedRunTests
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().DeadLettered == Run, "every damaged offset is dead-lettered");
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Records, "the group's ack floor passes the damage");
         Assert.Equal(Run, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "rot").DamagedRecords);
+    }
+
+    /// <summary>
+    /// Topic "rot" with <paramref name="records"/> records ("b{offset}:" and <paramref name="padding"/> zero bytes) in
+    /// segments of <paramref name="segmentBytes"/>; the broker is closed, <paramref name="zero"/> damages its journal
+    /// directory, and the broker opens it again without verifying sealed segments (the damage stays for readers to meet).
+    /// </summary>
+    private static async Task<(string Segment, long Offset, long Position, long End)> ZeroedRunAsync(
+        BrokerFixture f, ConcurrentQueue<string> log, int records, int segmentBytes, int padding, Func<string, (string Segment, long Offset, long Position, long End)> zero)
+    {
+        f.Broker.CreateTopic("rot", TopicOptions.Default with { SegmentBytes = segmentBytes, MaxMessageBytes = 16 << 10 });
+        for (var i = 0; i < records; i++)
+        {
+            await f.Broker.PublishAsync("rot", Encoding.UTF8.GetBytes($"b{i}:").Concat(new byte[padding]).ToArray());
+        }
+
+        var journalDir = Path.Combine(f.DataDirectory, "topics", "rot", "journal");
+        (string Segment, long Offset, long Position, long End) zeroed = default;
+        await f.RestartAsync(o => o with { VerifySealedSegmentsOnOpen = false, Log = log.Enqueue }, whileClosed: () => zeroed = zero(journalDir));
+        return zeroed;
     }
 
     /// <summary>The journal's internal count of damaged bytes its seeks and readers scanned (internal to the journal, whose internals this assembly does not see).</summary>

@@ -19,17 +19,8 @@ public static class RecordDamage
     /// <returns>The segment file, the damaged record's offset and its byte position in the file.</returns>
     public static (string Segment, long Offset, long Position) FlipPayloadByte(string journalDirectory, int segmentIndex, int recordIndex)
     {
-        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete); // a node may hold it open
-        var bytes = new byte[file.Length];
-        file.ReadExactly(bytes);
-        var position = SegmentHeaderBytes;
-        for (var n = 0; n < recordIndex; n++)
-        {
-            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
-        }
-
-        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        var (segment, file, bytes, position, offset) = Open(journalDirectory, segmentIndex, recordIndex);
+        using var owned = file;
         var last = position + BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) - 1;
         file.Position = last;
         file.WriteByte((byte)(bytes[last] ^ 0x10));
@@ -45,17 +36,8 @@ public static class RecordDamage
     /// <returns>The segment file, the damaged record's offset and its byte position in the file.</returns>
     public static (string Segment, long Offset, long Position) ZeroLengthWord(string journalDirectory, int segmentIndex, int recordIndex)
     {
-        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        var bytes = new byte[file.Length];
-        file.ReadExactly(bytes);
-        var position = SegmentHeaderBytes;
-        for (var n = 0; n < recordIndex; n++)
-        {
-            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
-        }
-
-        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        var (segment, file, _, position, offset) = Open(journalDirectory, segmentIndex, recordIndex);
+        using var owned = file;
         file.Position = position;
         file.Write(new byte[4]);
         file.Flush(flushToDisk: true);
@@ -70,17 +52,8 @@ public static class RecordDamage
     /// <returns>The segment file, the first zeroed record's offset, and the byte positions where the stretch starts and ends.</returns>
     public static (string Segment, long Offset, long Position, long End) ZeroRecords(string journalDirectory, int segmentIndex, int recordIndex, int count)
     {
-        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        var bytes = new byte[file.Length];
-        file.ReadExactly(bytes);
-        var position = SegmentHeaderBytes;
-        for (var n = 0; n < recordIndex; n++)
-        {
-            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
-        }
-
-        var offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8));
+        var (segment, file, bytes, position, offset) = Open(journalDirectory, segmentIndex, recordIndex);
+        using var owned = file;
         var end = position;
         for (var n = 0; n < count; n++)
         {
@@ -91,5 +64,25 @@ public static class RecordDamage
         file.Write(new byte[end - position]);
         file.Flush(flushToDisk: true);
         return (segment, offset, position, end);
+    }
+
+    /// <summary>
+    /// Opens the segment file that is <paramref name="segmentIndex"/>-th in name order in <paramref name="journalDirectory"/>
+    /// for writing (a node may hold it open), reads it whole, and finds record number <paramref name="recordIndex"/> (0-based)
+    /// by its records' length words: its byte position and its offset.
+    /// </summary>
+    private static (string Segment, FileStream File, byte[] Bytes, int Position, long Offset) Open(string journalDirectory, int segmentIndex, int recordIndex)
+    {
+        var segment = Directory.GetFiles(journalDirectory, "*.seg").Order(StringComparer.Ordinal).ToArray()[segmentIndex];
+        var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        var bytes = new byte[file.Length];
+        file.ReadExactly(bytes);
+        var position = SegmentHeaderBytes;
+        for (var n = 0; n < recordIndex; n++)
+        {
+            position += (BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)) + 7) & ~7;
+        }
+
+        return (segment, file, bytes, position, BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position + 8)));
     }
 }
