@@ -22,7 +22,7 @@ public class DamagedGroupSeekTests
         var damaged = (await DamagedTopics.CreateAsync(f, "rot", log, count => [count / 2], how: ZeroAfterIndexEntry)).Select(d => d.Offset).ToHashSet();
 
         using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 256);
-        var seen = DeliverAll(member, log, damaged.Count);
+        var seen = DamagedTopics.DeliverAll(member, log, DamagedTopics.Records - damaged.Count);
 
         Assert.Equal(Enumerable.Range(0, DamagedTopics.Records).Select(i => (long)i).Where(o => !damaged.Contains(o)), seen.Order());
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == DamagedTopics.Records, "the group's ack floor passes the damage");
@@ -42,29 +42,5 @@ public class DamagedGroupSeekTests
         var entry = entries.First(e => e >= recordIndex);
         Assert.DoesNotContain(entry + 2, entries);
         return RecordDamage.ZeroLengthWord(journalDirectory, segmentIndex, entry + 1);
-    }
-
-    /// <summary>Acks what <paramref name="member"/> is delivered until every intact record came, or its group's feed says it is stuck.</summary>
-    private static List<long> DeliverAll(WorkQueueMember member, ConcurrentQueue<string> log, int damaged)
-    {
-        var seen = new List<long>();
-        bool Stuck() => log.Any(l => l.Contains("the feed cannot go past", StringComparison.Ordinal));
-        Eventually.True(() =>
-        {
-            var got = new Collected();
-            var r = new Recorder(got);
-            member.Fetch(256, ref r);
-            foreach (var m in got.Items)
-            {
-                seen.Add(m.Offset);
-                Assert.True(member.Ack(m.Offset, m.DeliveryCount));
-                Assert.StartsWith($"b{m.Offset}:", m.Payload, StringComparison.Ordinal);
-            }
-
-            return seen.Count == DamagedTopics.Records - damaged || Stuck();
-        }, "the group delivers every intact record, or its feed says it is stuck at the damage");
-
-        Assert.False(Stuck(), $"the group's feed waits at the damage: {log.FirstOrDefault(l => l.Contains("the feed cannot go past", StringComparison.Ordinal))}");
-        return seen;
     }
 }

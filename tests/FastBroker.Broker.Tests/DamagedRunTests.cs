@@ -27,7 +27,7 @@ public class DamagedRunTests
         var damaged = (await DamagedTopics.CreateAsync(f, "rot", log, count => Enumerable.Range(count / 2, 3))).Select(d => d.Offset).ToHashSet();
 
         using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 256);
-        var seen = DeliverAll(member, DamagedTopics.Records - damaged.Count);
+        var seen = DamagedTopics.DeliverAll(member, log, DamagedTopics.Records - damaged.Count, batch: 1000);
 
         Assert.Equal(Enumerable.Range(0, DamagedTopics.Records).Select(i => (long)i).Where(o => !damaged.Contains(o)), seen.Order());
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().DeadLettered == damaged.Count, "every damaged offset is dead-lettered");
@@ -86,7 +86,7 @@ public class DamagedRunTests
 
         // A work-queue group: every intact record delivered, each damaged offset dead-lettered and counted.
         using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 1000);
-        var seen = DeliverAll(member, Records - Run);
+        var seen = DamagedTopics.DeliverAll(member, log, Records - Run, batch: 1000);
         Assert.Equal(Enumerable.Range(0, Records).Select(i => (long)i).Where(o => o < first || o >= resume), seen.Order());
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().DeadLettered == Run, "every damaged offset is dead-lettered");
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Records, "the group's ack floor passes the damage");
@@ -120,7 +120,7 @@ public class DamagedRunTests
         });
 
         using var member = f.Broker.JoinGroup("rot", "workers", GroupOptions.Default with { Start = StartPosition.Earliest }, prefetch: 1000);
-        var seen = DeliverAll(member, Records - Run);
+        var seen = DamagedTopics.DeliverAll(member, log, Records - Run, batch: 1000);
         Assert.Equal(Enumerable.Range(0, Records).Select(i => (long)i).Where(o => o < zeroed.Offset || o >= zeroed.Offset + Run), seen.Order());
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().DeadLettered == Run, "every damaged offset is dead-lettered");
         Eventually.True(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == Records, "the group's ack floor passes the damage");
@@ -150,25 +150,4 @@ public class DamagedRunTests
     /// <summary>The journal's internal count of damaged bytes its seeks and readers scanned (internal to the journal, whose internals this assembly does not see).</summary>
     private static long DamageScanBytes(JournalLog journal) =>
         (long)typeof(JournalLog).GetProperty("DamageScanBytes", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(journal)!;
-
-    /// <summary>Acks what <paramref name="member"/> is delivered until <paramref name="intact"/> records came, or its group's feed says it is stuck.</summary>
-    private static List<long> DeliverAll(WorkQueueMember member, int intact)
-    {
-        var seen = new List<long>();
-        Eventually.True(() =>
-        {
-            var got = new Collected();
-            var r = new Recorder(got);
-            member.Fetch(1000, ref r);
-            foreach (var m in got.Items)
-            {
-                seen.Add(m.Offset);
-                Assert.True(member.Ack(m.Offset, m.DeliveryCount));
-                Assert.StartsWith($"b{m.Offset}:", m.Payload, StringComparison.Ordinal);
-            }
-
-            return seen.Count >= intact;
-        }, $"the group delivers every intact record ({intact})");
-        return seen;
-    }
 }

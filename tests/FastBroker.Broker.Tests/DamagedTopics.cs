@@ -55,4 +55,32 @@ internal static class DamagedTopics
 
         return count;
     }
+
+    /// <summary>
+    /// Acks what <paramref name="member"/> is delivered, each checked to carry its own offset's payload, until
+    /// <paramref name="intact"/> records came or the group's feed says in <paramref name="log"/> that it is stuck at the
+    /// damage (which fails the test). Returns the offsets delivered.
+    /// </summary>
+    public static List<long> DeliverAll(WorkQueueMember member, ConcurrentQueue<string> log, int intact, int batch = 256)
+    {
+        var seen = new List<long>();
+        bool Stuck() => log.Any(l => l.Contains("the feed cannot go past", StringComparison.Ordinal));
+        Eventually.True(() =>
+        {
+            var got = new Collected();
+            var r = new Recorder(got);
+            member.Fetch(batch, ref r);
+            foreach (var m in got.Items)
+            {
+                seen.Add(m.Offset);
+                Assert.True(member.Ack(m.Offset, m.DeliveryCount));
+                Assert.StartsWith($"b{m.Offset}:", m.Payload, StringComparison.Ordinal);
+            }
+
+            return seen.Count >= intact || Stuck();
+        }, $"the group delivers every intact record ({intact}), or its feed says it is stuck at the damage");
+
+        Assert.False(Stuck(), $"the group's feed waits at the damage: {log.FirstOrDefault(l => l.Contains("the feed cannot go past", StringComparison.Ordinal))}");
+        return seen;
+    }
 }
