@@ -25,14 +25,17 @@ public class AbandonedReaderTests
     /// <summary>
     /// Opens <paramref name="count"/> readers in segment 0 and drops them undisposed; with <paramref name="read"/> each
     /// reads one record first, so it is not parked and holds segment 0 as a reader mid-read does. Not inlined: no
-    /// reference to a reader outlives the call.
+    /// reference to a reader outlives the call, except in <paramref name="held"/> (never disposed either): a test counts
+    /// the readers registered before it lets them go, since any GC (another test's <c>GC.Collect</c> in this process)
+    /// may collect a dropped one at once (the journal holds them weakly).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Abandon(JournalLog journal, int count, bool read, bool pin = false)
+    private static void Abandon(JournalLog journal, int count, bool read, bool pin = false, List<JournalReader>? held = null)
     {
         for (var i = 0; i < count; i++)
         {
             var reader = journal.OpenReader(ReadStart.FromOffset(i % 200), pinRetention: pin);
+            held?.Add(reader);
             if (read)
             {
                 Assert.True(reader.TryRead(out var record));
@@ -61,9 +64,11 @@ public class AbandonedReaderTests
         using var journal = Open(dir, out var segment0);
         using var kept = journal.OpenReader(ReadStart.Beginning); // referenced (not disposed until the end): untouched
 
-        Abandon(journal, 500, read: true);
-        Abandon(journal, 500, read: false);
+        var held = new List<JournalReader>();
+        Abandon(journal, 500, read: true, held: held);
+        Abandon(journal, 500, read: false, held: held);
         Assert.Equal(1001, journal.OpenReaderCount);
+        held.Clear(); // dropped undisposed: nothing references them now
 
         AppendReadTests.AppendRange(journal, 5000);
         RetentionTests.SealAll(journal);
@@ -90,9 +95,11 @@ public class AbandonedReaderTests
     {
         using var dir = new TempDirectory();
         using var journal = Open(dir, out var segment0);
-        Abandon(journal, 100, read: true, pin: true);
-        Abandon(journal, 100, read: false, pin: true);
+        var held = new List<JournalReader>();
+        Abandon(journal, 100, read: true, pin: true, held: held);
+        Abandon(journal, 100, read: false, pin: true, held: held);
         Assert.Equal(200, journal.PinningReaderCount);
+        held.Clear(); // dropped undisposed: nothing references them now
 
         AppendReadTests.AppendRange(journal, 5000);
         RetentionTests.SealAll(journal);
