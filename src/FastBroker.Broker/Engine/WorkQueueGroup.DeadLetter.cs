@@ -8,33 +8,35 @@ internal sealed partial class WorkQueueGroup
     private long _stuckAtDamage = -1; // the damaged offset the feed could not pass, logged once
     private (long Next, long End, string Reason) _damagedRun = (0, 0, ""); // offsets of a damaged run left to dead-letter
 
+    /// <summary>
+    /// Publishes <paramref name="dl"/> to the dead-letter topic, then marks its offset done; started without being awaited,
+    /// so nothing may escape it: a failure that escaped would end it unobserved, the offset never done and the group's
+    /// floor (its window, the topic's retention) held there until a restart with nothing said. A refusal no retry can
+    /// change drops the dead letter (counted, logged); any other failure, a refusal that may pass or an exception of
+    /// another type (an I/O error creating the topic's directory, say), is retried with the same backoff until the
+    /// dead letter is stored or the group closes, <see cref="GroupSnapshot.DeadLettersPending"/> counting it meanwhile.
+    /// Whatever happens the message's reference and the pending count are given back once.
+    /// </summary>
     private async Task PublishDeadLetterAsync(DeadLetter dl, PooledMessage message)
     {
         try
         {
-            var headers = new MessageHeaders(message.HeadersLength + 128);
-            var original = MessageHeaders.Decode(message.Headers);
-            foreach (var (name, value) in original)
-            {
-                // The broker's own entries stay behind: a dead letter's headers may be published again as they are.
-                if (name is not (Broker.ExpiresHeader or Broker.ProducerHeader))
-                {
-                    headers.Add(name, value);
-                }
-            }
-
-            headers.Add("fb-dlq-topic", Topic.Name)
-                .Add("fb-dlq-group", Name)
-                .Add("fb-dlq-offset", dl.Offset)
-                .Add("fb-dlq-deliveries", dl.DeliveryCount)
-                .Add("fb-dlq-error", Utf8Text.Truncate(dl.LastError, 1024));
-            var payload = message.Payload.ToArray();
-            var key = message.Key.ToArray();
+            MessageHeaders? headers = null;
+            byte[] payload = [], key = [];
             var loggedAt = 0L;
+            string? loggedCause = null;
             for (var attempt = 0; ; attempt++)
             {
                 try
                 {
+                    if (headers is null)
+                    {
+                        // Built in the attempt, so that a failure here is handled as the publish's would be.
+                        payload = message.Payload.ToArray();
+                        key = message.Key.ToArray();
+                        headers = DeadLetterHeaders(dl, message);
+                    }
+
                     await _broker.PublishDeadLetterAsync(DeadLetterTopic, payload, key, headers, _stop.Token).ConfigureAwait(false);
                     if (attempt > 0)
                     {
@@ -56,15 +58,17 @@ internal sealed partial class WorkQueueGroup
                 {
                     // The dead-letter topic refused it for now (missing while auto-creation is off, storage full…).
                     // The message is not done until it is there: the group's floor waits, and retention with it, and
-                    // this retries (at most every 5 s) until the cause is fixed or the broker closes. Said at the first
-                    // refusal and once a minute after.
-                    if (attempt == 0 || Stopwatch.GetElapsedTime(loggedAt) >= TimeSpan.FromMinutes(1))
-                    {
-                        loggedAt = Stopwatch.GetTimestamp();
-                        _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} refused by '{DeadLetterTopic}' ({e.Code}: {e.Message}); retrying, the group's floor waits at it (attempt {attempt + 1})");
-                    }
-
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))), _stop.Token).ConfigureAwait(false);
+                    // this retries (at most every 5 s) until the cause is fixed or the broker closes.
+                    LogRetry(dl, attempt, e.Code.ToString(), $"refused by '{DeadLetterTopic}' ({e.Code}: {e.Message})", ref loggedAt, ref loggedCause);
+                    await Task.Delay(RetryDelay(attempt), _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not BrokerException && !_stop.IsCancellationRequested)
+                {
+                    // Not a refusal the broker names (an I/O error creating the dead-letter topic's directory, say): it
+                    // may pass like one, and dropping the message on a failure nobody classified would lose it, so it
+                    // is retried alike, its type and message said.
+                    LogRetry(dl, attempt, e.GetType().FullName!, $"not stored in '{DeadLetterTopic}' ({e.GetType().Name}: {e.Message})", ref loggedAt, ref loggedCause);
+                    await Task.Delay(RetryDelay(attempt), _stop.Token).ConfigureAwait(false);
                 }
             }
 
@@ -79,15 +83,63 @@ internal sealed partial class WorkQueueGroup
                 }
             }
         }
-        catch (Exception e) when (e is BrokerException or OperationCanceledException)
+        catch (Exception e) when (e is BrokerException or OperationCanceledException || _stop.IsCancellationRequested)
         {
             // Closing before it was dead-lettered durably: the group state still has it as not done, so the message
             // is redelivered after a restart rather than lost.
         }
+        catch (Exception e)
+        {
+            // Stored, but marking it done failed: the group state still has it as not done (delivered again after a
+            // restart, so dead-lettered twice); said rather than lost in an unobserved task.
+            _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} stored in '{DeadLetterTopic}' but not marked done ({e.GetType().Name}: {e.Message}); the group's floor waits at it until a restart");
+        }
         finally
         {
-            Interlocked.Decrement(ref _pendingDeadLetters);
-            Release(message);
+            try
+            {
+                Release(message);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _pendingDeadLetters); // last: 0 pending means every dead-letter task has ended
+            }
+        }
+    }
+
+    private MessageHeaders DeadLetterHeaders(DeadLetter dl, PooledMessage message)
+    {
+        var headers = new MessageHeaders(message.HeadersLength + 128);
+        foreach (var (name, value) in MessageHeaders.Decode(message.Headers))
+        {
+            // The broker's own entries stay behind: a dead letter's headers may be published again as they are.
+            if (name is not (Broker.ExpiresHeader or Broker.ProducerHeader))
+            {
+                headers.Add(name, value);
+            }
+        }
+
+        return headers.Add("fb-dlq-topic", Topic.Name)
+            .Add("fb-dlq-group", Name)
+            .Add("fb-dlq-offset", dl.Offset)
+            .Add("fb-dlq-deliveries", dl.DeliveryCount)
+            .Add("fb-dlq-error", Utf8Text.Truncate(dl.LastError, 1024));
+    }
+
+    /// <summary>100 ms doubling to at most 5 s.</summary>
+    private static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6)));
+
+    /// <summary>
+    /// A dead letter not stored yet, retried: said at its first failure, at a failure of another cause (a refusal code,
+    /// an exception type) and once a minute after, so a retry every 5 s does not flood the log.
+    /// </summary>
+    private void LogRetry(DeadLetter dl, int attempt, string cause, string what, ref long loggedAt, ref string? loggedCause)
+    {
+        if (attempt == 0 || cause != loggedCause || Stopwatch.GetElapsedTime(loggedAt) >= TimeSpan.FromMinutes(1))
+        {
+            loggedAt = Stopwatch.GetTimestamp();
+            loggedCause = cause;
+            _broker.Log($"work queue '{Topic.Name}' group '{Name}': dead letter of offset {dl.Offset} {what}; retrying, the group's floor waits at it (attempt {attempt + 1})");
         }
     }
 
