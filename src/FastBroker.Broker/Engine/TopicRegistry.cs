@@ -167,6 +167,13 @@ internal sealed partial class TopicRegistry : IDisposable
     public static bool IsInbox(string name) => name.StartsWith("_inbox.", StringComparison.Ordinal) || name.StartsWith("_reply.", StringComparison.Ordinal);
 
     /// <summary>Creates a topic; an existing one with the same settings is returned, with other settings refused.</summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.InvalidName"/>, <see cref="BrokerErrorCode.InvalidArgument"/> (the settings),
+    /// <see cref="BrokerErrorCode.TopicConflict"/>; a failure on disk (the topic's directory, settings or journal) is
+    /// <see cref="BrokerErrorCode.StorageError"/> naming the topic and the cause, <see cref="BrokerErrorCode.ResourceExhausted"/>
+    /// when the system ran short (<see cref="ResourceShortage"/>), or <see cref="BrokerErrorCode.StorageFull"/>; what the
+    /// creation made is removed, and nothing is registered.
+    /// </exception>
     public TopicState Create(string name, TopicOptions options, bool mustBeNew)
     {
         TopicName.EnsureValid(name);
@@ -184,39 +191,66 @@ internal sealed partial class TopicRegistry : IDisposable
             }
 
             var dir = Path.Combine(_root, name);
-            RemoveBeforeCreation(name, dir); // a leftover: taken over, the topic would start with another's journal or group state
-            var created = new CreatedFiles(dir);
-            Step($"create directory {dir}");
-            System.IO.Directory.CreateDirectory(dir);
-
-            // The settings under their pending name first, durably (a journal is never without settings), then the
-            // journal, then the rename to topic.meta, the commit point: a crash anywhere before it leaves a directory
-            // without topic.meta, which the next open removes (RemoveUncommitted). Inboxes skip the syncs: their
-            // settings are fixed, and a lost one is recreated the same on first use.
-            var durable = !IsInbox(name);
-            TopicState? topic = null;
+            TopicState topic;
             try
             {
-                var incarnation = NewIncarnation();
-                Step($"write {Path.Combine(dir, PendingMetaFile)}");
-                WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, incarnation, durable);
-                Step($"open journal in {dir}");
-                topic = OpenTopic(name, options, dir, incarnation);
-                Commit(name, dir, durable, options.Persistent);
+                topic = CreateOnDisk(name, dir, options);
             }
-            catch
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
             {
-                // All or nothing: settings left behind would open the topic at the next start, with the settings of a
-                // creation that was refused.
-                topic?.Dispose();
-                RemoveCreated(name, created);
-                throw;
+                // The one mapping for what a step on disk threw without naming it itself (the directory's mkdir, a
+                // leftover's listing, the journal's own mkdir): every caller (CreateTopic, a publish, subscribe or join
+                // that creates the topic on first use, the server's requests) gets the typed error, never the raw one.
+                throw CreationFailed(name, dir, e);
             }
 
             _topics[name] = topic;
             _created?.Invoke(topic);
             return topic;
         }
+    }
+
+    /// <summary>The refusal of a creation that failed on disk: a shortage for now, or a storage error, naming the cause.</summary>
+    private static BrokerException CreationFailed(string name, string dir, Exception e) => ResourceShortage.Describe(e) is { } shortage
+        ? new BrokerException(BrokerErrorCode.ResourceExhausted, $"topic '{name}' could not be created in '{dir}' now ({shortage}: {e.Message}); the topic does not exist, try again later", e)
+        : new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}' could not be created in '{dir}': {e.Message}; the topic does not exist", e);
+
+    /// <summary>
+    /// A creation's steps on disk, under the creation lock; all or nothing: a failure after the directory exists
+    /// removes what the creation made (<see cref="RemoveCreated"/>) and is thrown as it is.
+    /// </summary>
+    private TopicState CreateOnDisk(string name, string dir, TopicOptions options)
+    {
+        RemoveBeforeCreation(name, dir); // a leftover: taken over, the topic would start with another's journal or group state
+        var created = new CreatedFiles(dir);
+        Step($"create directory {dir}");
+        System.IO.Directory.CreateDirectory(dir);
+
+        // The settings under their pending name first, durably (a journal is never without settings), then the
+        // journal, then the rename to topic.meta, the commit point: a crash anywhere before it leaves a directory
+        // without topic.meta, which the next open removes (RemoveUncommitted). Inboxes skip the syncs: their
+        // settings are fixed, and a lost one is recreated the same on first use.
+        var durable = !IsInbox(name);
+        TopicState? topic = null;
+        try
+        {
+            var incarnation = NewIncarnation();
+            Step($"write {Path.Combine(dir, PendingMetaFile)}");
+            WriteMeta(name, Path.Combine(dir, PendingMetaFile), options, incarnation, durable);
+            Step($"open journal in {dir}");
+            topic = OpenTopic(name, options, dir, incarnation);
+            Commit(name, dir, durable, options.Persistent);
+        }
+        catch
+        {
+            // All or nothing: settings left behind would open the topic at the next start, with the settings of a
+            // creation that was refused.
+            topic?.Dispose();
+            RemoveCreated(name, created);
+            throw;
+        }
+
+        return topic;
     }
 
     public void Dispose()
