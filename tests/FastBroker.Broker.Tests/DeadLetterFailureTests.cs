@@ -7,9 +7,10 @@ namespace FastBroker.BrokerTests;
 
 /// <summary>
 /// A dead letter whose publish fails with an exception the broker does not name (not a <see cref="BrokerException"/>):
-/// here the dead-letter topic's creation on first use throws at its first step on disk (<c>TopicRegistry.FileStep</c>,
-/// where a real <c>Directory.CreateDirectory</c> throws its raw <see cref="IOException"/>). It is retried like a refusal
-/// that may pass, said in the log with its type, and the group's floor waits until it is stored: not lost, not silent.
+/// here the dead-letter topic's creation on first use throws an <see cref="InvalidOperationException"/> at its first
+/// step on disk (<c>TopicRegistry.FileStep</c>; an I/O error there is a <see cref="BrokerErrorCode.StorageError"/>
+/// refusal, <c>TopicCreationErrorTests</c>). It is retried like a refusal that may pass, said in the log with its type,
+/// and the group's floor waits until it is stored: not lost, not silent.
 /// </summary>
 public class DeadLetterFailureTests
 {
@@ -26,7 +27,7 @@ public class DeadLetterFailureTests
         {
             if (what == dlqDirectory && Interlocked.Increment(ref thrown) == 1)
             {
-                throw new IOException("No space left on device (test)");
+                throw new InvalidOperationException("not expected (test)");
             }
         };
 
@@ -50,7 +51,7 @@ public class DeadLetterFailureTests
             break;
         }
 
-        var failures = log.Where(l => l.Contains("dead letter of offset 0 not stored in 'jobs.dlq' (IOException: No space left on device (test)); retrying", StringComparison.Ordinal)).ToList();
+        var failures = log.Where(l => l.Contains("dead letter of offset 0 not stored in 'jobs.dlq' (InvalidOperationException: not expected (test)); retrying", StringComparison.Ordinal)).ToList();
         Assert.Single(failures);
         Assert.Contains(log, l => l.Contains("dead letter of offset 0 stored in 'jobs.dlq' after 2 attempts", StringComparison.Ordinal));
     }

@@ -13,7 +13,7 @@ internal sealed partial class WorkQueueGroup
     /// so nothing may escape it: a failure that escaped would end it unobserved, the offset never done and the group's
     /// floor (its window, the topic's retention) held there until a restart with nothing said. A refusal no retry can
     /// change drops the dead letter (counted, logged); any other failure, a refusal that may pass or an exception of
-    /// another type (an I/O error creating the topic's directory, say), is retried with the same backoff until the
+    /// another type (a bug's, say), is retried with the same backoff until the
     /// dead letter is stored or the group closes, <see cref="GroupSnapshot.DeadLettersPending"/> counting it meanwhile.
     /// Whatever happens the message's reference and the pending count are given back once.
     /// </summary>
@@ -64,7 +64,7 @@ internal sealed partial class WorkQueueGroup
                 }
                 catch (Exception e) when (e is not BrokerException && !_stop.IsCancellationRequested)
                 {
-                    // Not a refusal the broker names (an I/O error creating the dead-letter topic's directory, say): it
+                    // Not a refusal the broker names (an exception of a bug, say): it
                     // may pass like one, and dropping the message on a failure nobody classified would lose it, so it
                     // is retried alike, its type and message said.
                     LogRetry(dl, attempt, e.GetType().FullName!, $"not stored in '{DeadLetterTopic}' ({e.GetType().Name}: {e.Message})", ref loggedAt, ref loggedCause);
