@@ -105,7 +105,7 @@ internal sealed partial class TopicRegistry : IDisposable
                     continue;
                 }
 
-                _topics[name] = OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation);
+                Put(name, OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation));
             }
         }
         catch
@@ -224,7 +224,7 @@ internal sealed partial class TopicRegistry : IDisposable
                 throw;
             }
 
-            _topics[name] = topic;
+            Put(name, topic);
             _created?.Invoke(topic);
             return topic;
         }
@@ -238,6 +238,7 @@ internal sealed partial class TopicRegistry : IDisposable
         }
 
         _topics.Clear();
+        Volatile.Write(ref _snapshot, []);
     }
 
     private TopicState OpenTopic(string name, TopicOptions options, string dir, ulong incarnation)
