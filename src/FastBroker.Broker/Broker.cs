@@ -54,7 +54,7 @@ public sealed partial class Broker : IAsyncDisposable
 
         _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
         RecoverProducers();
-        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.All, options.StampClock);
+        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.Snapshot, options.StampClock);
         _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
         _producerCheckpoint.WriteNow(_producers, closing: false);
         _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied

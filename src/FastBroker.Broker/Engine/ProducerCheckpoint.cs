@@ -108,7 +108,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     private bool _closed; // under _writeLock
     private string? _lastFailure;
     private int _epochCount; // under _writeLock: how many of _epochs the file being written holds
-    private readonly Func<IEnumerable<TopicState>>? _topics;
+    private readonly Func<TopicState[]>? _topics;
     private (string Topic, long Next, ulong Incarnation)[] _points = new (string, long, ulong)[16];
     private int _pointCount = -1; // how many of _points the capture holds; -1: no topics given, capture points unknown
     private readonly TimeProvider _clock;
@@ -118,13 +118,15 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     /// <param name="log">Where a failed write is reported.</param>
     /// <param name="topics">
     /// The topics, whose journals' next offsets each capture takes as its capture points (null: the file names none, and
-    /// the open rescans the fixed number of newest records).
+    /// the open rescans the fixed number of newest records): an array the journaler iterates without allocating
+    /// (<see cref="TopicRegistry.Snapshot"/>; enumerating the registry's <see cref="TopicRegistry.All"/> copied its
+    /// dictionary's values at each capture).
     /// </param>
     /// <param name="clock">
     /// The clock the journaler stamps records with (<see cref="BrokerOptions.StampClock"/>): each capture takes its time,
     /// which no record a topic held at the capture is stamped after (null: the system clock).
     /// </param>
-    public ProducerCheckpoint(string dataDirectory, Action<string>? log, Func<IEnumerable<TopicState>>? topics = null, TimeProvider? clock = null)
+    public ProducerCheckpoint(string dataDirectory, Action<string>? log, Func<TopicState[]>? topics = null, TimeProvider? clock = null)
     {
         _path = Path.Combine(dataDirectory, FileName);
         _log = log;

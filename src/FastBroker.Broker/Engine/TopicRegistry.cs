@@ -94,7 +94,7 @@ internal sealed partial class TopicRegistry : IDisposable
                     continue;
                 }
 
-                _topics[name] = OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation);
+                Put(name, OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation));
             }
         }
         catch
@@ -204,7 +204,7 @@ internal sealed partial class TopicRegistry : IDisposable
                 throw CreationFailed(name, dir, e);
             }
 
-            _topics[name] = topic;
+            Put(name, topic);
             _created?.Invoke(topic);
             return topic;
         }
@@ -261,6 +261,7 @@ internal sealed partial class TopicRegistry : IDisposable
         }
 
         _topics.Clear();
+        Volatile.Write(ref _snapshot, []);
     }
 
     private TopicState OpenTopic(string name, TopicOptions options, string dir, ulong incarnation)

@@ -19,7 +19,7 @@ internal enum ReplicationThread
     /// <summary>The primary's journaler, after each poll that read the standby's frames (<c>StandbyLink.PollAcks</c>).</summary>
     JournalerPoll,
 
-    /// <summary>The standby's receive thread, after each received ACK it sent.</summary>
+    /// <summary>The standby's receive thread, after each received ACK it sent and each heartbeat it answered.</summary>
     StandbyReceive,
 
     /// <summary>The standby's durable thread, at each wake-up.</summary>

@@ -7,6 +7,8 @@ namespace FastBroker.Replication.Internal;
 // The receive loop after the welcome: RECORDS written to each topic's journal, TOPIC, FLUSH, RETAINED and heartbeats.
 internal sealed partial class StandbyReplica
 {
+    private readonly List<(ReplicaTopic Topic, long Head)> _heads = []; // receive thread: a heartbeat's heads, reused (nothing allocated per heartbeat)
+
     private string Stream(Socket socket, FrameInput input, out long refusedEpoch)
     {
         refusedEpoch = -1;
@@ -79,6 +81,7 @@ internal sealed partial class StandbyReplica
                         EmptyAck(_heartbeatAck).SendTo(socket); // SendTo empties the buffer: built again each time
                     }
 
+                    ThreadPassed?.Invoke(ReplicationThread.StandbyReceive);
                     break;
                 default:
                     return $"unexpected replication frame {kind}";
@@ -155,7 +158,8 @@ internal sealed partial class StandbyReplica
     {
         // Read and checked whole before any is applied.
         var n = r.U32();
-        var heads = new List<(ReplicaTopic Topic, long Head)>((int)Math.Min(n, 1024));
+        var heads = _heads;
+        heads.Clear();
         for (var i = 0; i < n; i++)
         {
             var id = r.U32();
@@ -173,6 +177,7 @@ internal sealed partial class StandbyReplica
             Volatile.Write(ref t.PrimaryHead, head);
         }
 
+        heads.Clear(); // holds no topic between heartbeats
         _headsReported = true;
     }
 
