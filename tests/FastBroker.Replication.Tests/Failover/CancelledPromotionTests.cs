@@ -15,6 +15,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// witness; its peer is a stand-in that ends every link at once and holds one probe unanswered, so that the standby's
 /// loop is busy (it probes its peer after a link failed) while the promotion is asked and cancelled.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class CancelledPromotionTests(ITestOutputHelper output)
 {
     private const byte Hello = 1;

@@ -14,6 +14,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// not hold. The test holds the standby's durable thread between building an ACK of every topic and sending it,
 /// replaces the link meanwhile, lets the ACK go, and checks what the primary credits against what the standby flushed.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class DurableAckLinkTests
 {
     /// <summary>Topics at least: enough that a new link almost surely numbers them in another order than their creation.</summary>

@@ -14,6 +14,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// whichever comes first; then the newer link's standby acknowledges part of what it was sent, and the topic's
 /// positions are exactly that, the publish held waiting for the rest. A stand-in standby on 127.0.0.1 plays both links.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class EndedLinkCreditTests
 {
     private const string Topic = "orders.churn";

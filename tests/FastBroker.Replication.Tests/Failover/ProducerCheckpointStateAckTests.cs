@@ -16,6 +16,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// (<c>StandbyReplica.RecordsArriving</c>). The standby's steps are read through its trace
 /// (<c>StandbyReplica.StateTrace</c>). Two in-process nodes on 127.0.0.1, no witness.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class ProducerCheckpointStateAckTests
 {
     private const string Topic = "t";

@@ -10,6 +10,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// whole file sent meanwhile to mend the copy); the topic acknowledges as standby-received, so each commit's answer
 /// waits for the standby to apply it.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class StandbyCommitOrderTests
 {
     private const string Feed = "commitorder.feed";

@@ -12,6 +12,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// witness, <c>DegradeToLocal</c>, topics in ack mode standby-received; the welcome is held at its first state file
 /// read (<see cref="FastBroker.Replication.Internal.PrimaryReplicator.StateFileRead"/>).
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class StandbyConfirmingStatusTests
 {
     private const string Topic = "confirming.orders";

@@ -15,6 +15,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// creation is held between writing the file's bytes and its use (<see cref="StateFileFlusher.Creating"/>) while the
 /// primary checks its state files. Two in-process nodes, no witness, heartbeats every 20 ms.
 /// </summary>
+[Collection(nameof(FailoverCollection))]
 public sealed class StateFileCreationTests
 {
     private const string Feed = "creation.feed";
