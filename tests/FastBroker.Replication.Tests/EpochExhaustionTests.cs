@@ -12,7 +12,6 @@ namespace FastBroker.ReplicationTests;
 /// new holder's epoch past it, and a node promoted past it without a witness, refuse with an error that names it, and
 /// nothing is written (no epoch 2^63 - 1, which no node starts with, and no wrap to a negative one).
 /// </summary>
-[Collection(nameof(Failover.FailoverCollection))]
 public sealed class EpochExhaustionTests
 {
     private const long MaxEpoch = long.MaxValue - 1;

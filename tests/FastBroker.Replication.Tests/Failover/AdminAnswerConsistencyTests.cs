@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// test hook (<c>AdminStateRead</c>, called after a route has read the state and before it answers) holds the answer
 /// while the test promotes the node.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class AdminAnswerConsistencyTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);

@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// about says why, and which status it is in (starting, fenced, stopping, promoting). How <c>GET /standby</c> judges a
 /// standby's silence and lag is in <see cref="AdminStandbyCheckTests"/>.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class AdminRoleCheckTests(ITestOutputHelper output)
 {
     [Fact]

@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// not given read as 0); and the help of <c>serve --host</c> and <c>witness --host</c> says how a host is bound
 /// (docs/server.md, Listen addresses).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed partial class CliServeFlagTests
 {
     [Fact]

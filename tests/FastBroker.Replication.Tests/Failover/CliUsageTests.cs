@@ -8,7 +8,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// below what their help allows are refused instead of being taken for something else; journal dump of a path with
 /// no journal exits 3 as verify does; and the top-level help writes optional arguments in brackets.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class CliUsageTests
 {
     [Fact]

@@ -8,7 +8,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// topic, a negative TTL, an unknown output format) end with a non-zero exit and a one-line reason on stderr, never an
 /// unhandled exception's stack trace; an unreachable server too.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class ClientCommandInputTests
 {
     [Fact]

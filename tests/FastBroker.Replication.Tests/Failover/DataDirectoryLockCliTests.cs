@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// beside the running broker (they take no lock); and after a <c>kill -9</c> of the holder the directory opens again,
 /// its <c>broker.lock</c> left behind not blocking.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class DataDirectoryLockCliTests
 {
     [Fact]

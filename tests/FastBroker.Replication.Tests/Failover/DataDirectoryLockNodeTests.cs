@@ -9,7 +9,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// standby (its copy open) and after its promotion (the copy closed, its broker opened in the same process), an
 /// embedded broker and another node on b's directory are refused; once b is disposed the directory opens.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class DataDirectoryLockNodeTests
 {
     [Fact]

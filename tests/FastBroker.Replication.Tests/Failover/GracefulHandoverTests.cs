@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// released the lease with the standby still recorded behind, and the witness then kept the lease from the standby,
 /// which held everything: the pair stayed without a primary until an operator forced a promotion.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class GracefulHandoverTests
 {
     private const string Topic = "handover.orders";

@@ -13,7 +13,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// waking the replicator again, so on an idle primary it (and every ack after it) waited for the next record, commit
 /// or heartbeat. Two in-process nodes, no witness, a 30 s heartbeat interval.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class GroupStateShipTests(ITestOutputHelper output)
 {
     private const string Jobs = "groupship.jobs";

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// link through a <see cref="TcpProxy"/> that holds the state back (a standby a little behind) until the stopping
 /// primary says it waits for it.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class HandOverStateTests(ITestOutputHelper output)
 {
     private const string Jobs = "handover.jobs";

@@ -14,7 +14,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// A stand-in standby on 127.0.0.1 says HELLO and STATE_DIGESTS, reads the attach and the records, and sends the ACKs;
 /// whichever thread reads them (the ack reader, or the journaler polling: <see cref="ReplicationOptions.AckPoll"/>).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class InvalidAckTests
 {
     private const string Topic = "orders.acks";

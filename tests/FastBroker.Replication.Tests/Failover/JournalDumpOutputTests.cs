@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// up to the last one before the gap, none after it, says on stderr where and why it stopped, exits 1, and changes no
 /// file.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalDumpOutputTests
 {
     [Fact]

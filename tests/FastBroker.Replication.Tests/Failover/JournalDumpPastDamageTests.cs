@@ -9,7 +9,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// byte flipped): plain <c>dump</c> stops there; with the flag it prints every other record, those after the damaged
 /// one in the same segment included, says on stderr what it skipped, and still exits 1.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalDumpPastDamageTests
 {
     [Fact]

@@ -12,7 +12,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// journal is open in another process; damage in a sealed segment is still damage; with the lock released the same
 /// bytes are a torn tail again, exit 1 and 2.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalLiveInspectionTests
 {
     private const int RecordCount = 3000;

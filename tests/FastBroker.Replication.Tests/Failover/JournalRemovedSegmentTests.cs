@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// journal open that is an error line and exit 4, never a stack trace; with the journal open (its lock held by this
 /// test process), the oldest such file is taken as removed by retention: stderr says so and the rest is read, exit 0.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalRemovedSegmentTests
 {
     [Fact]

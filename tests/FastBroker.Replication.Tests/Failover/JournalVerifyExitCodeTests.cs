@@ -7,7 +7,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// file (a topic's directory given instead of its journal) — not 2, which says "damaged tail", nor 0, which says
 /// "intact"; a real journal still verifies with 0.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalVerifyExitCodeTests
 {
     [Fact]

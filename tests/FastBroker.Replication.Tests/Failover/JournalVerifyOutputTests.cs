@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// lost header, the number open reports dropped, says what open does with it, and the totals include them; every later
 /// file's line says open removes it, and the summary gives the records and files the open reports dropped and removed.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class JournalVerifyOutputTests
 {
     [Fact]

@@ -8,7 +8,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// the journaler polls for that ACK itself (<see cref="FastBroker.Replication.ReplicationOptions.AckPoll"/>) instead of
 /// leaving it to the ack reader, whose wake-up would add to every such confirmation. Two in-process nodes, no witness.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class JournalerAckPollTests
 {
     private const string Topic = "orders.polled";

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// logged. A standby "b" whose peer refuses connects, the tests' LinkEnded hook throwing after link attempts (one round
 /// of the loop each), and a log clock the test moves by hand.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed partial class LoopFailureLogTests
 {
     private const string Unexpected = "node 'b': unexpected InvalidOperationException in role Standby: ";

@@ -20,7 +20,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// nodes on 127.0.0.1, no witness; between the standby "b" and its primary "a" a stand-in that forwards each
 /// connection, or answers it with the malformed WELCOME while the test says so.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class MalformedPeerFrameTests(ITestOutputHelper output)
 {
     private const string Topic = "malformed.orders";

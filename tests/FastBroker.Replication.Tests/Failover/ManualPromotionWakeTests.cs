@@ -16,7 +16,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// 30 s), its pause after an unexpected failure (a heartbeat interval), or a connect to its primary under way (1 s; the
 /// tests raise each to 30 s or more). In-process nodes on 127.0.0.1, no witness.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class ManualPromotionWakeTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan s_interval = TimeSpan.FromSeconds(60);

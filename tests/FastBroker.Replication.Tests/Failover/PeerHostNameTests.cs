@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// a name that does not resolve is a failed attempt, logged with the name and retried, never a crash. They were refused
 /// at start ("a host name is not resolved and is refused").
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class PeerHostNameTests
 {
     private const string Unresolvable = "no-such-host.invalid"; // RFC 6761: never resolves

@@ -16,7 +16,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// it to the node behind, the peer fenced itself at the end of its promotion, followed, and was cut: 8 confirmed
 /// records lost.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PeerTakingOverTests
 {
     private const string Topic = "takeover.orders";

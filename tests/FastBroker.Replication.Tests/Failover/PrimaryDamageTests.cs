@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// Before, the sender ended the link at the damage on every attempt and the standby reconnected at once, forever.
 /// Two in-process nodes on 127.0.0.1, no witness; "a" is stopped and started again on its damaged data directory.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PrimaryDamageTests
 {
     private const string Topic = "primarydamage.rot";

@@ -14,7 +14,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// when the link ended included) instead of waiting for an ACK that never comes. A stand-in standby on 127.0.0.1 says
 /// HELLO and STATE_DIGESTS, reads the attach and the records of a standby-mode publish, and answers with the frame.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PrimaryLinkEndTests
 {
     private const string Topic = "orders.ended";

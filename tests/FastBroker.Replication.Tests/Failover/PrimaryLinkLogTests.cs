@@ -13,7 +13,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// heartbeat), whose end is logged at once. A stand-in standby on 127.0.0.1 says HELLO and STATE_DIGESTS, reads up to
 /// the POSITIONS that end the attach, and closes the link, orderly; a log clock the test never moves.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PrimaryLinkLogTests
 {
     /// <summary>Links the stand-in ends before the test counts the lines.</summary>

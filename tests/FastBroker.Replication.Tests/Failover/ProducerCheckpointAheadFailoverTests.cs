@@ -14,7 +14,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// ending its link at every RECORDS frame past offset 110 (<c>StandbyReplica.RecordsArriving</c>); the rescan of the
 /// newest records is cut to 64.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class ProducerCheckpointAheadFailoverTests
 {
     private const string Topic = "t";

@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// records: that producer's retry of a stored message is refused, not stored twice. The rescan is cut to 64 records.
 /// Producer epochs travel with the records and in that file, so the promoted standby also keeps fencing a replaced instance.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class ProducerCheckpointFailoverTests
 {
     private const string Topic = "t";

@@ -13,7 +13,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// which also travels with the heartbeat, then almost never reaches the standby that way in the few ms between the
 /// answer and the primary's end, so only an answer that waited for the standby makes it hold the epoch.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class ProducerEpochFailoverTests
 {
     private const string Topic = "epochs";

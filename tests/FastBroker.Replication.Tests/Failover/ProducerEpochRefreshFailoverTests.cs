@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// Both nodes run on the test's producer clock (<see cref="ManualClock"/>): a 4 s epoch retention, refreshed once a
 /// second of it.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class ProducerEpochRefreshFailoverTests
 {
     private const ulong Id = 0x0E90_C400_0000_0031;

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// (<see cref="Replication.Internal.StandbyReplica.FileStep"/> throws at its settings' write, as a primary dying
 /// before its announcement reached b would leave it), while the attaches still bring the group state.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PromotedGroupStateOnlyTests
 {
     private const string Jobs = "jobs.groupsonly";

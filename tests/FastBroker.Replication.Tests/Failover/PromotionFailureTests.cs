@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// and so a refused promotion (WitnessAnswerRangeTests). One in-process standby whose peer is down, and a stand-in
 /// witness that denies the lease while it starts, then grants it.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class PromotionFailureTests(ITestOutputHelper output)
 {
     /// <summary>Far below a heartbeat interval (the supervisor's pause after a failure), far above a promotion.</summary>

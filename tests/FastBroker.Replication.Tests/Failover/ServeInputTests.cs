@@ -8,7 +8,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// directory that is a file) refuses to start: a non-zero exit and a one-line reason on stderr, never an unhandled
 /// exception's stack trace, and never a node started with a role it was not given.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class ServeInputTests
 {
     [Fact]

@@ -6,7 +6,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <c>fastbroker serve --peer …</c> refuses pair settings the node could not run with as a usage error (exit 64, the
 /// option, its value, the range and why on stderr) instead of starting a node that fails at every attempt.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class ServePairLimitsTests
 {
     /// <summary>

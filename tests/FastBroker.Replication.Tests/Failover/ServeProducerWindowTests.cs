@@ -8,7 +8,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// ProducerRecoveryRecords): values the broker would refuse are refused by the command line with the rule, and valid
 /// ones start a broker that serves.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class ServeProducerWindowTests
 {
     [Theory]

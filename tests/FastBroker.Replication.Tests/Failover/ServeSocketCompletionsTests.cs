@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// hand-off less per publish), on the thread pool when asked or with TLS. Checked on the real executable through the
 /// thread the server saw its reads resume on (ServerStats <c>socketCompletions</c>).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class ServeSocketCompletionsTests
 {
     [Theory]

@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// report left the held publish waiting for the ack timeout and failing with NotReplicated (a CI flake of
 /// <see cref="GracefulHandoverTests"/> under load), although the witness could record it a moment later.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyBehindReportRetryTests
 {
     private const string Topic = "behind.orders";

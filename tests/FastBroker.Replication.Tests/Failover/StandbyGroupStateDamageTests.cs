@@ -13,7 +13,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// whole, and the link goes on (no reattach, no "link down"), as a damaged position copy is
 /// (<see cref="StandbyPositionDamageTests"/>). Two in-process nodes, no witness, a 30 s heartbeat.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyGroupStateDamageTests
 {
     private const string Jobs = "groupdamage.jobs";

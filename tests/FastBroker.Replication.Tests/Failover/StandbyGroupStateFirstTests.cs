@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// every attach and the copy was never made ("… has no 'topic.meta' and could not be removed (logged); its copy is not
 /// created there"), seen as <c>StandbyRetentionTests</c> timing out on "b holds the whole topic durably".
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyGroupStateFirstTests
 {
     [Fact]

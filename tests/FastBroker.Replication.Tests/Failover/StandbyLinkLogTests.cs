@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// peer on 127.0.0.1 answers each HELLO as the test says (and each probe with nothing), and a log clock the test moves
 /// by hand.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed partial class StandbyLinkLogTests
 {
     /// <summary>Link attempts a test lets end before it counts the lines.</summary>

@@ -9,7 +9,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// A standby retries a peer it cannot follow every 50 ms. Its log and the last-50 event list of <c>/status</c> must
 /// show why once, not once per attempt, or the lines an operator needs (promotion, deferral, truncations) are pushed out.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyLogTests
 {
     [Fact]

@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// when a commit reaches it, logged once, and the link goes on: no reattach, no "link down". Two in-process nodes, no
 /// witness, a 30 s heartbeat (so nothing but the standby's request sends the file whole within the test).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyPositionDamageTests
 {
     private const string Feed = "posdamage.feed";

@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// in the order they were made, never stepping back to an older one, but moving back with a commit that does. Two
 /// in-process nodes, no witness, a 30 s heartbeat.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyStateAckTests
 {
     private const string Jobs = "stateack.jobs";

@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// often the primary sends it blank. Two in-process nodes, no witness, a 30 s heartbeat (nothing but the test's requests
 /// sends a file whole); the standby's log clock is the test's where it counts lines.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyStateLogTests
 {
     private const string Feed = "statelog.feed";

@@ -13,7 +13,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// (<c>vm.dirty_expire_centisecs</c>, 30 s) would have written them. Only the first can fail here on ext4: its
 /// replace-by-rename heuristic starts writing a file renamed over another at once, without a sync.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StandbyStateSyncTests
 {
     private static TimeSpan SyncDeadline => TimeSpan.FromSeconds(Math.Min(10, MappedPages.WritebackAge().TotalSeconds / 3));

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <c>stateFilesSent</c>). Two in-process nodes, no witness, a 30 s heartbeat (nothing but the test's requests and the
 /// attach sends a file whole), the link through a <see cref="TcpProxy"/>.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StateDigestAttachTests
 {
     private const string Jobs = "digest.jobs";

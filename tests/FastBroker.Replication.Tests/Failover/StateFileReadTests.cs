@@ -14,7 +14,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// every file within <see cref="PrimaryReplicator.StateRescanInterval"/>. Counted on the primary (<c>StateFileRead</c>,
 /// <c>StateChecked</c>, the link's <c>StateBytesRead</c>). Two in-process nodes, no witness, heartbeats every 20 ms.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StateFileReadTests
 {
     private const string Jobs = "scan.jobs";

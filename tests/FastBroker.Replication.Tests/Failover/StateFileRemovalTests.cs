@@ -17,7 +17,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// removed while subscribed, are written again there by the broker (docs/broker.md), and the standby holds them again.
 /// Two in-process nodes, no witness.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StateFileRemovalTests
 {
     private const string Jobs = "removal.jobs";

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <c>stateFilesSent</c>). Two in-process nodes, no witness, a 30 s heartbeat, the link through a
 /// <see cref="TcpProxy"/> (cut to make the standby attach again).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StateFileResendTests
 {
     private const string Jobs = "resend.jobs";

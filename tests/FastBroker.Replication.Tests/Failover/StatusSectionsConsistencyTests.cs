@@ -16,7 +16,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// followed the new one said role <c>primary</c>, status <c>ok</c>, with a <c>replica</c> section connected to that
 /// primary. The node's test hook (<c>AdminStateRead</c>) holds the answer while the test changes the node's role.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class StatusSectionsConsistencyTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(60);

@@ -15,7 +15,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// keeper's renewals and was an unexpected failure of the standby's loop, and it took a TTL it could represent as a
 /// lease, however long. A stand-in witness answers what each case says.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public sealed class WitnessAnswerRangeTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(30);

@@ -10,7 +10,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// keeps the lease for its recorded holder for its whole maximum TTL, so a maximum of an hour held up every failover
 /// after a witness restart for an hour, while no lease was ever granted for more than 60 s.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class WitnessMaxTtlTests
 {
     [Fact]

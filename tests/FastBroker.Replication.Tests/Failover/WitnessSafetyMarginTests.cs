@@ -11,7 +11,6 @@ namespace FastBroker.ReplicationTests.Failover;
 /// the flag, its value and range on stderr) before it opens its data directory, as <c>--max-ttl-ms</c> does. A denial
 /// states the holder's remaining lease plus the margin, so the margin given is the one a denied node is told.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
 public class WitnessSafetyMarginTests
 {
     [Fact]
