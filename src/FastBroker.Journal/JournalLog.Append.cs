@@ -375,6 +375,7 @@ public sealed unsafe partial class JournalLog
         _writeBase = segment.Pointer;
         var published = segment.Published;
         _writePos = Segment.PositionOf(published);
+        segment.AdviseAppendOnly(_writePos); // a reopened one: its unwritten rest (a blank one was advised at creation)
         _writeCount = Segment.CountOf(published);
         _writeLimit = segment.AllocatedTo;
         _lastTimestamp = Math.Max(_lastTimestamp, segment.LastTimestamp);

@@ -6,7 +6,10 @@ namespace FastBroker.Journal;
 /// <summary>Durability waiters: waiting until a record is durable, and completing or failing the waits.</summary>
 public sealed partial class JournalLog
 {
-    private const int PrefaultChunkBytes = 1 << 20; // 1 MiB per madvise: a stop never waits behind more than one chunk
+    // Per madvise: a stop, and a thread the pre-fault thread displaced, never wait behind more than one chunk, which is
+    // at most one huge folio to zero (or 64 small pages) on an append range advised MADV_RANDOM.
+    internal const int PrefaultChunkBytes = 256 << 10;
+    internal const long PrefaultPauseNs = 200_000; // off the run queue after each chunk (plus timer slack)
     internal const int MinPrefaultWindow = 1 << 20;
     private const int FullAllocationAfter = 1 << 20; // a segment that took this much is not quiet: all its blocks at once
     private const long PrefaultLookaheadMs = 1000; // the window covers this long of writing at the measured rate

@@ -14,6 +14,16 @@ public sealed partial class JournalLog
     /// preempted the moment another thread is runnable; on a saturated machine it falls behind, and the writer then
     /// takes the page faults itself or creates the next segment itself, as without pre-faulting.
     /// </summary>
+    /// <remarks>
+    /// <c>SCHED_IDLE</c> alone does not keep it off a busy thread's CPU: a thread that waits by yielding (the ring's
+    /// default wait strategy, a publisher's pacing loop) stays runnable, so no wake-up preempts this one, and under EEVDF
+    /// every <c>sched_yield</c> pushes the yielder's deadline a slice further out; after enough yields this thread wins
+    /// the CPU and kept it for its whole populate (measured: the journaler runnable but not running for 13-17 ms, every
+    /// ~9 MiB of journal, while this thread zeroed readahead folios). So it populates a small chunk at a time
+    /// (<see cref="PrefaultChunkBytes"/>, at most one huge folio of work) and after each one that took real time (more
+    /// than 50 µs: it zeroed pages) leaves the run queue for <see cref="PrefaultPauseNs"/> (a sleep, not a yield): a
+    /// thread it displaced runs again within one chunk. Chunks of pages already there cost microseconds and go on.
+    /// </remarks>
     private void PrefaultLoop()
     {
         Native.TrySetIdlePriority();
@@ -37,7 +47,12 @@ public sealed partial class JournalLog
 
             try
             {
-                PrefaultStep();
+                var started = Stopwatch.GetTimestamp();
+                if (PrefaultStep() && Stopwatch.GetTimestamp() - started > s_prefaultPauseAfterTicks)
+                {
+                    Native.SleepNanoseconds(PrefaultPauseNs);
+                    Interlocked.Increment(ref _prefaultPauses);
+                }
             }
             catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
             {
@@ -59,6 +74,12 @@ public sealed partial class JournalLog
 
     /// <summary>The pre-fault thread waits with nothing to do (tests: its work for the current position is done).</summary>
     internal bool PrefaultIdle => _prefaultIdle;
+
+    /// <summary>Tests: how many times the pre-fault thread left the run queue after a chunk of work.</summary>
+    internal long PrefaultPauses => Interlocked.Read(ref _prefaultPauses);
+
+    private static readonly long s_prefaultPauseAfterTicks = Stopwatch.Frequency / 20_000; // 50 µs
+    private long _prefaultPauses;
 
     /// <summary>
     /// Writer thread, after a roll took the spare: the pre-fault thread must look at the new segment. Without waiting
@@ -212,11 +233,12 @@ public sealed partial class JournalLog
     /// (allocate, map, populate its first window) under a temporary name, a chunk per loop turn so a group commit
     /// never waits behind more than one chunk.
     /// </summary>
-    private void PrefaultStep()
+    /// <returns>Whether it did some work (populated, allocated or created), after which the loop pauses.</returns>
+    private bool PrefaultStep()
     {
         if (!PrefaultPending())
         {
-            return;
+            return false;
         }
 
         var segments = Volatile.Read(ref _segments);
@@ -224,7 +246,7 @@ public sealed partial class JournalLog
         {
             if (!last.TryAcquire())
             {
-                return;
+                return false;
             }
 
             try
@@ -237,14 +259,14 @@ public sealed partial class JournalLog
                 last.Release();
             }
 
-            return;
+            return true;
         }
 
         try
         {
             if (_preparing is null && _prefaultStopping)
             {
-                return;
+                return false;
             }
 
             _preparing ??= Segment.CreateBlank(Path.Combine(_directory, $"spare-{Guid.NewGuid():N}.prep"), _options.SegmentSize, _indexCapacity);
@@ -261,6 +283,8 @@ public sealed partial class JournalLog
             DiscardSpare(ref _preparing);
             _spareRetryAt = Environment.TickCount64 + 1000;
         }
+
+        return true;
     }
 
     private void PrefaultChunk(Segment segment, int from)

@@ -216,6 +216,9 @@ public sealed partial class JournalLog
         }
     }
 
+    /// <summary>Tests: the journal's segments now, oldest first (not acquired: use while the journal cannot retire them).</summary>
+    internal Segment[] CurrentSegments => Volatile.Read(ref _segments);
+
     /// <summary>The segment starting exactly at <paramref name="baseOffset"/>, acquired; null if none (yet).</summary>
     internal Segment? AcquireSegmentStartingAt(long baseOffset)
     {

@@ -19,6 +19,8 @@ internal static unsafe partial class Native
     internal const int MapFixed = 0x10;
     internal const int MapAnonymous = 0x20;
     internal const int ProtNone = 0x0;
+    internal const int MadvNormal = 0;
+    internal const int MadvRandom = 1;
     internal const int MadvHugePage = 14;
     internal const int MsAsync = 1;
     internal const int MsSync = 4;
@@ -57,6 +59,27 @@ internal static unsafe partial class Native
 
     [LibraryImport(Libc, EntryPoint = "msync", SetLastError = true)]
     internal static partial int Msync(nint address, nuint length, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "nanosleep")]
+    private static partial int NanoSleep(long* request, long* remaining);
+
+    /// <summary>
+    /// Sleeps about <paramref name="nanoseconds"/> (plus the thread's timer slack, 50 µs by default): unlike
+    /// <c>sched_yield</c>, the thread leaves the run queue, so whatever else is runnable on its CPU runs meanwhile.
+    /// </summary>
+    internal static void SleepNanoseconds(long nanoseconds)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Thread.Sleep(0);
+            return;
+        }
+
+        var request = stackalloc long[2]; // struct timespec { time_t tv_sec; long tv_nsec; } on 64-bit Linux
+        request[0] = nanoseconds / 1_000_000_000;
+        request[1] = nanoseconds % 1_000_000_000;
+        _ = NanoSleep(request, null);
+    }
 
     [LibraryImport(Libc, EntryPoint = "madvise", SetLastError = true)]
     internal static partial int Madvise(nint address, nuint length, int advice);

@@ -62,6 +62,7 @@ internal sealed unsafe partial class Segment
             };
             segment._allocatedTo = first;
             segment._writtenFrom = SegmentHeader.Size; // every record in it is written by this process
+            segment.AdviseAppendOnly(0); // a blank segment is only ever appended to (and its spare populated)
             return segment;
         }
         catch (Exception e)

@@ -48,6 +48,7 @@ internal sealed unsafe partial class Segment
     private int _allocatedTo;
     private long _verified = Pack(0, SegmentHeader.Size);
     private int _writtenFrom = int.MaxValue;
+    private bool _appendAdvised; // writer thread (activation) and flusher (seal), never at once
     private readonly Lock _emulationLock = new();
 
     private Segment(string path, SafeFileHandle handle, nint mapping, nuint mappedLength, in SegmentHeader header, bool writable, SparseIndex index)
@@ -303,6 +304,7 @@ internal sealed unsafe partial class Segment
         SegmentHeader.WriteSeal(WritableBytes, CountOf(durable), PositionOf(durable), LastTimestamp, sealedUnixMs, SegmentHeader.SealFlagNewestTimestamp);
         Sync(0, SegmentHeader.Size);
         _sealed = true;
+        AdviseReadOnly();
     }
 
     /// <summary>Zeroes [<paramref name="from"/>, <paramref name="to"/>) and syncs it (recovery truncation).</summary>
