@@ -10,13 +10,32 @@ namespace FastBroker;
 /// unknown topic, a message too large, a bad TTL, a durability the topic cannot give or a header name the broker
 /// writes itself (<see cref="Broker.ExpiresHeader"/>, <see cref="Broker.ProducerHeader"/>) take their slot as a
 /// failure so confirmations keep their order. Allocation-free for existing topics.
+/// <para>
+/// Whatever happens once the slots are claimed, every one of them is published, since the broker's pipeline waits on
+/// each claimed sequence in turn: a claim left neither committed nor published would stall every publisher of the
+/// broker. An exception out of <see cref="Add"/> (one the broker has no code for: a bug, an
+/// <see cref="OutOfMemoryException"/>), and a <see cref="Commit"/> called with slots unfilled, <i>abandon</i> the
+/// claim before the exception reaches the caller: each slot is published as a refusal, reported to its sink with
+/// code 17 (the wire's <c>Internal</c>, <see cref="AbandonedCode"/>), none stored; a slot the caller filled with a
+/// refusal of its own keeps it; a slot never filled tells nobody. A caller whose own code may throw between the claim
+/// and <see cref="Commit"/> calls <see cref="Dispose"/> in a <c>finally</c> (on this claim, not a copy): it abandons
+/// a claim not committed, and does nothing after <see cref="Commit"/> or an abandon. An abandoned claim takes no
+/// further <see cref="Add"/> or <see cref="Commit"/> (<see cref="InvalidOperationException"/>).
+/// </para>
 /// </summary>
 public ref struct PublishClaim
 {
+    /// <summary>
+    /// The code of the messages of an abandoned claim: 17, the value of the wire's <c>Internal</c> (a failure with no
+    /// code of its own, <see cref="BrokerErrorCode"/>), which the server sends as it is.
+    /// </summary>
+    internal const BrokerErrorCode AbandonedCode = (BrokerErrorCode)17;
+
     private readonly Broker _broker;
     private readonly long _first;
     private readonly int _count;
     private int _filled;
+    private bool _over; // committed or abandoned: its slots are published
     private Engine.TopicState? _lastTopic;
 
     internal PublishClaim(Broker broker, long first, int count)
@@ -40,9 +59,56 @@ public ref struct PublishClaim
     /// <param name="parameters">TTL, durability, idempotent producer id and sequence.</param>
     /// <param name="sink">Receives the outcome (null: nobody is told).</param>
     /// <param name="token">Handed back to <paramref name="sink"/> (e.g. the request id).</param>
+    /// <exception cref="InvalidOperationException">All slots are filled already, or the claim is committed or abandoned.</exception>
     public void Add(ReadOnlySpan<byte> topicUtf8, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, in PublishParameters parameters, IPublishConfirmSink? sink, ulong token)
     {
         var entry = Next();
+        try
+        {
+            Fill(entry, topicUtf8, key, headers, payload, parameters, sink, token);
+        }
+        catch (Exception e)
+        {
+            Abandon($"the publish failed unexpectedly before it reached the journal, not stored: {e.GetType().Name}: {e.Message}", adding: true, sink, token);
+            throw;
+        }
+    }
+
+    /// <summary>Fills the next slot with a refusal decided by the caller (e.g. <c>Forbidden</c>), keeping confirmations in order.</summary>
+    /// <exception cref="InvalidOperationException">All slots are filled already, or the claim is committed or abandoned.</exception>
+    public void AddFailed(BrokerErrorCode code, string reason, IPublishConfirmSink? sink, ulong token) => Next().FillFailed(code, reason, sink, token);
+
+    /// <summary>Publishes every claimed slot. Call after exactly <see cref="Count"/> adds.</summary>
+    /// <exception cref="InvalidOperationException">Fewer slots were filled than claimed (the claim is abandoned), or the claim is committed or abandoned already.</exception>
+    public void Commit()
+    {
+        ThrowIfOver();
+        if (_filled != _count)
+        {
+            var message = $"PublishClaim: {_filled} of {_count} slots filled; fill them all before Commit";
+            Abandon($"the claim was committed with slots unfilled, not stored: {message}", adding: false, null, 0);
+            throw new InvalidOperationException(message);
+        }
+
+        _over = true;
+        _broker.Ring.Publish(_first, _first + _count - 1);
+    }
+
+    /// <summary>
+    /// Abandons the claim if it is neither committed nor abandoned (see the type's remarks): every slot is published, the
+    /// messages added so far are reported failed with <see cref="AbandonedCode"/>. Call it in a <c>finally</c> around
+    /// code that may throw between the claim and <see cref="Commit"/>; a no-op after either.
+    /// </summary>
+    public void Dispose()
+    {
+        if (!_over)
+        {
+            Abandon("the publisher failed before committing its claim, not stored", adding: false, null, 0);
+        }
+    }
+
+    private void Fill(PublishEntry entry, ReadOnlySpan<byte> topicUtf8, in ReadOnlySequence<byte> key, in ReadOnlySequence<byte> headers, in ReadOnlySequence<byte> payload, in PublishParameters parameters, IPublishConfirmSink? sink, ulong token)
+    {
         Engine.TopicState topic;
         if (_lastTopic is not null && topicUtf8.SequenceEqual(_lastTopic.NameUtf8))
         {
@@ -104,28 +170,57 @@ public ref struct PublishClaim
         }
     }
 
-    /// <summary>Fills the next slot with a refusal decided by the caller (e.g. <c>Forbidden</c>), keeping confirmations in order.</summary>
-    public void AddFailed(BrokerErrorCode code, string reason, IPublishConfirmSink? sink, ulong token) => Next().FillFailed(code, reason, sink, token);
-
-    /// <summary>Publishes every claimed slot. Call after exactly <see cref="Count"/> adds.</summary>
-    /// <exception cref="InvalidOperationException">Fewer slots were filled than claimed.</exception>
-    public readonly void Commit()
-    {
-        if (_filled != _count)
-        {
-            throw new InvalidOperationException($"PublishClaim: {_filled} of {_count} slots filled; fill them all before Commit");
-        }
-
-        _broker.Ring.Publish(_first, _first + _count - 1);
-    }
-
     private PublishEntry Next()
     {
+        ThrowIfOver();
         if (_filled >= _count)
         {
-            throw new InvalidOperationException($"PublishClaim: all {_count} slots are already filled");
+            var message = $"PublishClaim: all {_count} slots are already filled";
+            Abandon($"the claim's publisher added more than it claimed, not stored: {message}", adding: false, null, 0);
+            throw new InvalidOperationException(message);
         }
 
         return _broker.Ring[_first + _filled++];
+    }
+
+    private readonly void ThrowIfOver()
+    {
+        if (_over)
+        {
+            throw new InvalidOperationException("PublishClaim: the claim is committed or abandoned already");
+        }
+    }
+
+    /// <summary>
+    /// Publishes every slot as a refusal (<see cref="AbandonedCode"/>): those filled keep their sink (and a refusal its
+    /// own code), the one an <see cref="Add"/> was filling when it threw (<paramref name="adding"/>) gets that add's
+    /// <paramref name="sink"/>, the others tell nobody.
+    /// </summary>
+    private void Abandon(string reason, bool adding, IPublishConfirmSink? sink, ulong token)
+    {
+        _over = true;
+        var ring = _broker.Ring;
+        var filled = adding ? _filled - 1 : _filled;
+        for (var i = 0; i < _count; i++)
+        {
+            var entry = ring[_first + i];
+            if (i < filled)
+            {
+                if (entry.Error == BrokerErrorCode.None)
+                {
+                    entry.FillFailed(AbandonedCode, reason, entry.Sink, entry.Token);
+                }
+            }
+            else if (i == filled && adding)
+            {
+                entry.FillFailed(AbandonedCode, reason, sink, token);
+            }
+            else
+            {
+                entry.FillFailed(AbandonedCode, reason, null, 0);
+            }
+        }
+
+        ring.Publish(_first, _first + _count - 1);
     }
 }

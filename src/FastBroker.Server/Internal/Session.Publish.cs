@@ -52,9 +52,17 @@ internal sealed partial class Session
         }
 
         Interlocked.Increment(ref _pendingConfirms);
-        var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence, EpochOf(frame.ProducerId));
-        Add(ref claim, frame.Topic, frame.Key, frame.Headers.Entries, frame.Payload, parameters, sink, header.RequestId);
-        claim.Commit();
+        try
+        {
+            var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence, EpochOf(frame.ProducerId));
+            Add(ref claim, frame.Topic, frame.Key, frame.Headers.Entries, frame.Payload, parameters, sink, header.RequestId);
+            claim.Commit();
+        }
+        catch
+        {
+            Abandon(ref claim, 1);
+            throw;
+        }
     }
 
     internal void OnPublishBatch(in FrameHeader header, in PublishBatchFrame frame)
@@ -100,17 +108,26 @@ internal sealed partial class Session
             }
 
             Interlocked.Add(ref _pendingConfirms, n);
-            var epoch = EpochOf(frame.ProducerId);
-            for (var k = 0; k < n; k++)
+            try
             {
-                entries.MoveNext();
-                var entry = entries.Current;
-                var i = (ulong)(index + k);
-                var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
-                Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
+                var epoch = EpochOf(frame.ProducerId);
+                for (var k = 0; k < n; k++)
+                {
+                    entries.MoveNext();
+                    var entry = entries.Current;
+                    var i = (ulong)(index + k);
+                    var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
+                    Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
+                }
+
+                claim.Commit();
+            }
+            catch
+            {
+                Abandon(ref claim, n);
+                throw;
             }
 
-            claim.Commit();
             index += n;
         }
 
@@ -264,6 +281,17 @@ internal sealed partial class Session
             // Through the claim, not around it: the refusal keeps its place among this connection's confirmations.
             claim.AddFailed((BrokerErrorCode)ErrorCode.Forbidden, ForbiddenReason, sink, requestId);
         }
+    }
+
+    /// <summary>
+    /// A claim of <paramref name="count"/> slots that failed unexpectedly before its commit (the exception goes on to close
+    /// the connection with <c>Internal</c>): its slots are published, the messages added reported failed by the broker,
+    /// and those never added are not owed a confirmation, so the close does not wait for them.
+    /// </summary>
+    private void Abandon(ref PublishClaim claim, int count)
+    {
+        claim.Dispose();
+        Interlocked.Add(ref _pendingConfirms, claim.Filled - count);
     }
 
     /// <summary>A publish the broker never saw (it refused the claim itself, e.g. closed): reported like any failure.</summary>
