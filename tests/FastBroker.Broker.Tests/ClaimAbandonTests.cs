@@ -11,7 +11,7 @@ namespace FastBroker.BrokerTests;
 /// </summary>
 public class ClaimAbandonTests
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan s_deadline = TimeSpan.FromSeconds(20);
 
     [Fact]
     public async Task A_claim_whose_topic_resolution_throws_unexpectedly_fails_its_slots_and_the_broker_keeps_confirming()
@@ -49,7 +49,7 @@ public class ClaimAbandonTests
 
         // Another topic, another publisher: confirmed, not stuck behind the claim's reserved slots.
         var next = f.Broker.PublishAsync("known", "after"u8.ToArray()).AsTask();
-        Assert.True(await Completes(next), $"a PublishAsync after the failed claim was not confirmed within {Deadline.TotalSeconds} s: the input ring waits on a slot that was reserved and never published");
+        Assert.True(await Completes(next), $"a PublishAsync after the failed claim was not confirmed within {s_deadline.TotalSeconds} s: the input ring waits on a slot that was reserved and never published");
         Assert.Equal(0, await next); // nothing of the failed claim was stored
 
         // Every message the claim took is told: not stored, with the code the wire calls Internal, in order.
@@ -86,7 +86,7 @@ public class ClaimAbandonTests
         }
 
         var next = f.Broker.PublishAsync("known", "after"u8.ToArray()).AsTask();
-        Assert.True(await Completes(next), $"a PublishAsync after the disposed claim was not confirmed within {Deadline.TotalSeconds} s");
+        Assert.True(await Completes(next), $"a PublishAsync after the disposed claim was not confirmed within {s_deadline.TotalSeconds} s");
         Assert.Equal(0, await next);
 
         // The message already added is failed; the caller's own refusal keeps its code.
@@ -116,14 +116,14 @@ public class ClaimAbandonTests
         Assert.IsType<InvalidOperationException>(thrown);
         claim.Dispose(); // a no-op: the failed commit already published the slots
         var next = f.Broker.PublishAsync("known", "after"u8.ToArray()).AsTask();
-        Assert.True(await Completes(next), $"a PublishAsync after the short commit was not confirmed within {Deadline.TotalSeconds} s");
+        Assert.True(await Completes(next), $"a PublishAsync after the short commit was not confirmed within {s_deadline.TotalSeconds} s");
         Assert.Equal(0, await next);
         Assert.Equal(PublishClaim.AbandonedCode, Assert.Single(await sink.WaitForAsync(1)).Error);
     }
 
     private static async Task<bool> Completes(Task task)
     {
-        var done = await Task.WhenAny(task, Task.Delay(Deadline));
+        var done = await Task.WhenAny(task, Task.Delay(s_deadline));
         return done == task;
     }
 
