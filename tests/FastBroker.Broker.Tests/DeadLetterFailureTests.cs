@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 using FastBroker.Testing;
 using static FastBroker.BrokerTests.Consume;
@@ -20,16 +21,7 @@ public class DeadLetterFailureTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
         var b = f.Broker;
-        b.CreateTopic("jobs");
-        var thrown = 0;
-        var dlqDirectory = $"create directory {Path.Combine(f.DataDirectory, "topics", "jobs.dlq")}";
-        b.Topics.FileStep = what =>
-        {
-            if (what == dlqDirectory && Interlocked.Increment(ref thrown) == 1)
-            {
-                throw new InvalidOperationException("not expected (test)");
-            }
-        };
+        var attempts = FailDeadLetterTopicCreation(f, attempt => attempt == 1, "not expected (test)");
 
         using var member = b.JoinGroup("jobs", "workers", GroupOptions.Default with { MaxDeliveries = 1 });
         await b.PublishAsync("jobs", Encoding.UTF8.GetBytes("poison"), Encoding.UTF8.GetBytes("k1"), new MessageHeaders().Add("trace", "t-42"));
@@ -38,7 +30,7 @@ public class DeadLetterFailureTests
 
         await Eventually.TrueAsync(() => b.GetSnapshot().Topics.Any(t => t.Name == "jobs.dlq" && t.Head == 1), "the retry stores the dead letter");
         await Eventually.TrueAsync(() => b.RetentionFloorOf("jobs") == 1, "then the job is done on disk");
-        Assert.Equal(2, Volatile.Read(ref thrown)); // the first creation threw, the retry's went through
+        Assert.Equal(2, Volatile.Read(ref attempts.Value)); // the first creation threw, the retry's went through
         var group = b.GetSnapshot().Groups.Single();
         Assert.Equal((1L, 0L, 0), (group.DeadLettered, group.DeadLettersDropped, group.DeadLettersPending));
 
@@ -62,17 +54,7 @@ public class DeadLetterFailureTests
         var log = new ConcurrentQueue<string>();
         await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue });
         var b = f.Broker;
-        b.CreateTopic("jobs");
-        var thrown = 0;
-        var dlqDirectory = $"create directory {Path.Combine(f.DataDirectory, "topics", "jobs.dlq")}";
-        b.Topics.FileStep = what =>
-        {
-            if (what == dlqDirectory)
-            {
-                Interlocked.Increment(ref thrown);
-                throw new InvalidOperationException("still broken (test)");
-            }
-        };
+        var attempts = FailDeadLetterTopicCreation(f, _ => true, "still broken (test)");
 
         using var member = b.JoinGroup("jobs", "workers", GroupOptions.Default with { MaxDeliveries = 1 });
         await b.PublishAsync("jobs", Encoding.UTF8.GetBytes("poison"));
@@ -80,7 +62,7 @@ public class DeadLetterFailureTests
         Assert.Equal(WorkQueueOutcome.DeadLettered, member.Nack(job.Offset, job.DeliveryCount, requeue: false, error: "unparseable"));
 
         // Retried (100 ms, then 200 ms, 400 ms), said once: the same cause again is not logged again within a minute.
-        await Eventually.TrueAsync(() => Volatile.Read(ref thrown) >= 3, "the dead letter is retried");
+        await Eventually.TrueAsync(() => Volatile.Read(ref attempts.Value) >= 3, "the dead letter is retried");
         Assert.Single(log, l => l.Contains("dead letter of offset 0 not stored in 'jobs.dlq' (InvalidOperationException: still broken (test)); retrying, the group's floor waits at it (attempt 1)", StringComparison.Ordinal));
         var group = member.RuntimeGroup;
         Assert.Equal(1, group.Snapshot().DeadLettersPending);
@@ -97,5 +79,24 @@ public class DeadLetterFailureTests
         using var again = f.Broker.JoinGroup("jobs", "workers");
         var redelivered = FetchOne(again, "the job not dead-lettered is delivered again after the restart");
         Assert.Equal((0L, "poison"), (redelivered.Offset, redelivered.Payload));
+    }
+
+    /// <summary>
+    /// Creates topic <c>jobs</c>, then makes each creation of <c>jobs.dlq</c> (on first use, by the dead-lettering) count
+    /// an attempt and throw <paramref name="message"/> when <paramref name="throwOn"/> says so for that attempt's number.
+    /// </summary>
+    private static StrongBox<int> FailDeadLetterTopicCreation(BrokerFixture f, Func<int, bool> throwOn, string message)
+    {
+        f.Broker.CreateTopic("jobs");
+        var attempts = new StrongBox<int>();
+        var dlqDirectory = $"create directory {Path.Combine(f.DataDirectory, "topics", "jobs.dlq")}";
+        f.Broker.Topics.FileStep = what =>
+        {
+            if (what == dlqDirectory && throwOn(Interlocked.Increment(ref attempts.Value)))
+            {
+                throw new InvalidOperationException(message);
+            }
+        };
+        return attempts;
     }
 }
