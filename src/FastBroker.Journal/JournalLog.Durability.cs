@@ -9,6 +9,7 @@ public sealed partial class JournalLog
     // Per madvise: a stop, and a thread the pre-fault thread displaced, never wait behind more than one chunk, which is
     // at most one huge folio to zero (or 64 small pages) on an append range advised MADV_RANDOM.
     internal const int PrefaultChunkBytes = 256 << 10;
+    internal const int SmallFolioChunkBytes = 64 << 10; // 16 pages of 4 KiB: tens of µs per chunk (see SetTailFolios)
     internal const long PrefaultPauseNs = 200_000; // off the run queue after each chunk (plus timer slack)
     internal const int MinPrefaultWindow = 1 << 20;
     private const int FullAllocationAfter = 1 << 20; // a segment that took this much is not quiet: all its blocks at once
@@ -36,6 +37,8 @@ public sealed partial class JournalLog
     private volatile bool _prefaultIdle;
     private bool _prefaultKick; // writer thread only: a roll's wake has not got through yet
     private long _prefaultWakeBytes = long.MaxValue; // the writer wakes the pre-fault thread once it appended this many bytes
+    private bool _hugeFolios; // pre-fault thread only: the append range takes huge folios (a fast journal)
+    private int _slowLooks; // pre-fault thread only: rate looks in a row under a quarter of HugeFoliosFromBytesPerSecond
     private long _rateBytes;
     private long _rateTicks;
 

@@ -92,7 +92,7 @@ public class AppendAdviceTests(ITestOutputHelper output)
     }
 
     /// <summary>The VmFlags of the mapping of this process that contains <paramref name="address"/>.</summary>
-    private static string[] FlagsAt(nint address)
+    internal static string[] FlagsAt(nint address)
     {
         var lines = File.ReadAllLines("/proc/self/smaps");
         var inside = false;

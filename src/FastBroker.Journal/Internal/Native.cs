@@ -22,6 +22,7 @@ internal static unsafe partial class Native
     internal const int MadvNormal = 0;
     internal const int MadvRandom = 1;
     internal const int MadvHugePage = 14;
+    internal const int MadvNoHugePage = 15;
     internal const int MsAsync = 1;
     internal const int MsSync = 4;
     internal const int MadvSequential = 2;

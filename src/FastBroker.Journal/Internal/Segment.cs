@@ -49,6 +49,7 @@ internal sealed unsafe partial class Segment
     private long _verified = Pack(0, SegmentHeader.Size);
     private int _writtenFrom = int.MaxValue;
     private bool _appendAdvised; // writer thread (activation) and flusher (seal), never at once
+    private bool _tailHuge; // pre-fault thread (SetTailFolios), after construction
     private readonly Lock _emulationLock = new();
 
     private Segment(string path, SafeFileHandle handle, nint mapping, nuint mappedLength, in SegmentHeader header, bool writable, SparseIndex index)
@@ -64,6 +65,7 @@ internal sealed unsafe partial class Segment
         Writable = writable;
         Index = index;
         _published = _durable = Pack(0, SegmentHeader.Size);
+        _tailHuge = UseHugePages && HugeAligned;
     }
 
     internal string FilePath { get; private set; }
