@@ -30,6 +30,9 @@ public sealed partial class Broker
     /// <summary>Extra bytes the TTL header takes in the header block.</summary>
     internal static int ExpiryHeaderSize => 3 + s_expiresHeaderName.Length + 8;
 
+    /// <summary>The reason an abandoned embedded publish's slots carry (nobody reads it: the caller got the exception).</summary>
+    private const string AbandonedReason = "the embedded publish failed before its slots were published, not stored: the caller got the exception";
+
     internal static ReadOnlySpan<byte> ExpiresHeaderName => s_expiresHeaderName;
 
     internal static ReadOnlySpan<byte> ProducerHeaderName => s_producerHeaderName;
@@ -152,7 +155,9 @@ public sealed partial class Broker
 
     /// <summary>
     /// Publishes without waiting: copies the message into the input ring and returns. False when the ring is full
-    /// (back-pressure: the caller decides to retry, wait or drop). Allocation-free.
+    /// (back-pressure: the caller decides to retry, wait or drop). Allocation-free. Should the copy fail once the slot is
+    /// reserved (an <see cref="OutOfMemoryException"/> growing the slot for a large message), the slot is still published,
+    /// as an entry the pipeline skips, so other publishers go on; nothing is stored and the exception reaches the caller.
     /// </summary>
     /// <exception cref="BrokerException">Invalid or unknown topic, message too large, a header name the broker writes itself
     /// (<see cref="ExpiresHeader"/>, <see cref="ProducerHeader"/>: <see cref="BrokerErrorCode.InvalidArgument"/>), broker closed.</exception>
@@ -169,15 +174,27 @@ public sealed partial class Broker
             return false;
         }
 
-        ring[sequence].Fill(t, key, headerBlock, payload, expires, null);
+        try
+        {
+            ring[sequence].Fill(t, key, headerBlock, payload, expires, null);
+        }
+        catch
+        {
+            AbandonReserved(sequence, sequence);
+            throw;
+        }
+
         ring.Publish(sequence);
         return true;
     }
 
     /// <summary>
     /// Publishes several messages to one topic with one claim of the ring: all or none (false when the ring lacks
-    /// room for all). Allocation-free.
+    /// room for all). Allocation-free. An exception while the messages are copied in (a payload whose memory throws when
+    /// read, an <see cref="OutOfMemoryException"/>) stores none of them either: every claimed slot is published as an
+    /// entry the pipeline skips, so other publishers go on, and the exception reaches the caller.
     /// </summary>
+    /// <exception cref="BrokerException">Invalid or unknown topic, a message too large, broker closed.</exception>
     public bool TryPublishBatch(string topic, ReadOnlySpan<ReadOnlyMemory<byte>> payloads)
     {
         ThrowIfClosed();
@@ -199,9 +216,17 @@ public sealed partial class Broker
         }
 
         var lo = hi - payloads.Length + 1;
-        for (var i = 0; i < payloads.Length; i++)
+        try
         {
-            ring[lo + i].Fill(t, default, default, payloads[i].Span, 0, null);
+            for (var i = 0; i < payloads.Length; i++)
+            {
+                ring[lo + i].Fill(t, default, default, payloads[i].Span, 0, null);
+            }
+        }
+        catch
+        {
+            AbandonReserved(lo, hi);
+            throw;
         }
 
         ring.Publish(lo, hi);
@@ -210,7 +235,10 @@ public sealed partial class Broker
 
     /// <summary>
     /// Publishes and completes with the message's offset once it is confirmed per the topic's durability (written to
-    /// the journal, or flushed by a group commit). Waits (asynchronously) while the input ring is full.
+    /// the journal, or flushed by a group commit). Waits (asynchronously) while the input ring is full. An exception
+    /// reading <paramref name="payload"/> or <paramref name="key"/> once the slot is reserved (a memory whose span throws)
+    /// or copying them (an <see cref="OutOfMemoryException"/>) reaches the caller with nothing stored; the slot is
+    /// published as an entry the pipeline skips, so other publishers go on.
     /// </summary>
     /// <exception cref="BrokerException">Invalid or unknown topic, message too large, a header name the broker writes itself
     /// (<see cref="ExpiresHeader"/>, <see cref="ProducerHeader"/>: <see cref="BrokerErrorCode.InvalidArgument"/>), storage full, broker closed.</exception>
@@ -227,10 +255,20 @@ public sealed partial class Broker
             return PublishWhenRoomAsync(t, payload, key, headers?.Encoded.ToArray(), expires, cancellationToken);
         }
 
-        return Publish(t, sequence, payload.Span, key.Span, headerBlock, expires);
+        return Publish(t, sequence, payload, key, headerBlock, expires);
     }
 
-    /// <summary>Publishes a batch and completes with the last message's offset once all of it is confirmed.</summary>
+    /// <summary>
+    /// Publishes a batch and completes with the last message's offset once all of it is confirmed. Not all or none: the
+    /// batch goes in claims of at most <see cref="MaxPublishClaim"/> messages, each confirmed before the next is claimed,
+    /// and each item of <paramref name="payloads"/> is read once, checked and copied as it is read. A claim is stored
+    /// whole or not at all: should the batch fail part way — a message too large, the list's indexer throwing (a list
+    /// another thread shrinks), a payload whose memory throws, an <see cref="OutOfMemoryException"/> — the claims before
+    /// the failing one are stored and confirmed, nothing of the failing claim or after it is stored (its slots are
+    /// published as entries the pipeline skips, so other publishers go on), and the exception reaches the caller.
+    /// </summary>
+    /// <exception cref="BrokerException">An empty batch, invalid or unknown topic, a message too large, a confirmation's
+    /// failure (as <see cref="PublishAsync"/>), broker closed.</exception>
     public async ValueTask<long> PublishBatchAsync(string topic, IReadOnlyList<ReadOnlyMemory<byte>> payloads, CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();
@@ -245,12 +283,7 @@ public sealed partial class Broker
         var index = 0;
         while (index < payloads.Count)
         {
-            var n = Math.Min(payloads.Count - index, Math.Max(1, ring.BufferSize / 4));
-            foreach (var p in payloads.Skip(index).Take(n))
-            {
-                CheckAndExpiry(t, 0, 0, p.Length, default);
-            }
-
+            var n = Math.Min(payloads.Count - index, MaxPublishClaim);
             if (!ring.TryNext(n, out var hi))
             {
                 await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
@@ -258,10 +291,22 @@ public sealed partial class Broker
             }
 
             var lo = hi - n + 1;
-            var completion = PublishCompletion.Rent();
-            for (var i = 0; i < n; i++)
+            PublishCompletion completion;
+            try
             {
-                ring[lo + i].Fill(t, default, default, payloads[index + i].Span, 0, i == n - 1 ? completion : null);
+                completion = PublishCompletion.Rent();
+                for (var i = 0; i < n; i++)
+                {
+                    // Each item read once, checked and copied as read: the caller's list may change under us.
+                    var payload = payloads[index + i];
+                    CheckAndExpiry(t, 0, 0, payload.Length, default);
+                    ring[lo + i].Fill(t, default, default, payload.Span, 0, i == n - 1 ? completion : null);
+                }
+            }
+            catch
+            {
+                AbandonReserved(lo, hi);
+                throw;
             }
 
             ring.Publish(lo, hi);
@@ -294,18 +339,46 @@ public sealed partial class Broker
             return PublishWhenRoomAsync(t, payload, key, headers.Encoded.ToArray(), 0, cancellationToken);
         }
 
-        return Publish(t, sequence, payload.Span, key.Span, headers.Encoded, 0);
+        return Publish(t, sequence, payload, key, headers.Encoded, 0);
     }
 
-    private ValueTask<long> Publish(TopicState t, long sequence, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, ReadOnlySpan<byte> headers, long expires)
+    /// <summary>Fills the reserved slot <paramref name="sequence"/> and publishes it (the memories are read here, after the reservation, so a read that throws abandons the slot).</summary>
+    private ValueTask<long> Publish(TopicState t, long sequence, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key, ReadOnlySpan<byte> headers, long expires)
     {
         // Even with Durability.None the confirmation comes from the dispatcher (microseconds later): that is where
         // the offset is known. Fire-and-forget is TryPublish.
         var ring = _pipeline.Ring;
-        var completion = PublishCompletion.Rent();
-        ring[sequence].Fill(t, key, headers, payload, expires, completion);
+        PublishCompletion completion;
+        try
+        {
+            completion = PublishCompletion.Rent();
+            ring[sequence].Fill(t, key.Span, headers, payload.Span, expires, completion);
+        }
+        catch
+        {
+            AbandonReserved(sequence, sequence);
+            throw;
+        }
+
         ring.Publish(sequence);
         return completion.Task;
+    }
+
+    /// <summary>
+    /// Publishes the reserved sequences <paramref name="lo"/>..<paramref name="hi"/> as refusals nobody is told of (the
+    /// journaler skips them, the dispatcher has no one to confirm): called when filling them failed, before the exception
+    /// goes on to the caller. The input ring's consumers wait on each reserved sequence in turn, so one left unpublished
+    /// would stall every publisher of the broker. Nothing here allocates or throws.
+    /// </summary>
+    private void AbandonReserved(long lo, long hi)
+    {
+        var ring = _pipeline.Ring;
+        for (var s = lo; s <= hi; s++)
+        {
+            ring[s].FillFailed(PublishClaim.AbandonedCode, AbandonedReason, null, 0);
+        }
+
+        ring.Publish(lo, hi);
     }
 
     private async ValueTask<long> PublishWhenRoomAsync(TopicState t, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key, byte[]? headers, long expires, CancellationToken cancellationToken)
@@ -315,7 +388,7 @@ public sealed partial class Broker
             await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
             if (_pipeline.Ring.TryNext(out var sequence))
             {
-                return await Publish(t, sequence, payload.Span, key.Span, headers, expires).ConfigureAwait(false);
+                return await Publish(t, sequence, payload, key, headers, expires).ConfigureAwait(false);
             }
         }
     }

@@ -111,6 +111,7 @@ internal sealed class PublishEntry(int bytes)
         var total = keyLength + headersLength + expiry + producer + payloadLength;
         if (Buffer.Length < total)
         {
+            topic.SlotGrowthFault?.Invoke();
             Buffer = new byte[Math.Max(total, Buffer.Length * 2)];
         }
 

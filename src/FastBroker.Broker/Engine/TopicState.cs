@@ -59,6 +59,13 @@ internal sealed partial class TopicState : IDisposable
     /// <summary>On the primary of a failover pair: wakes the replicator when records become readable.</summary>
     public ReplicationGate? Replication { get; set; }
 
+    /// <summary>
+    /// Test seam: called on the publisher's thread before an input-ring slot's buffer grows for a message of this topic
+    /// (the one allocation a publisher may make between reserving its slot and publishing it), so a test can make that
+    /// allocation fail as an <see cref="OutOfMemoryException"/> would. Null outside tests.
+    /// </summary>
+    public Action? SlotGrowthFault { get; set; }
+
     /// <summary>Messages accepted (journaler thread writes, anyone reads).</summary>
     public long Published;
 
