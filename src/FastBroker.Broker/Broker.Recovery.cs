@@ -26,6 +26,16 @@ public sealed partial class Broker
         LazyInitializer.EnsureInitialized(ref _blankStateFileLog, () => new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock)).Write(_options.Log, line);
 
     /// <summary>
+    /// Writes the lines of <see cref="LogStateFileDamage"/> and <see cref="LogBlankStateFile"/> held back since their
+    /// last one, with their counts (<see cref="LogRateLimit.Flush"/>), as the broker closes: not lost with it.
+    /// </summary>
+    private void FlushStateFileLogs()
+    {
+        Volatile.Read(ref _stateFileDamageLog)?.Flush(_options.Log);
+        Volatile.Read(ref _blankStateFileLog)?.Flush(_options.Log);
+    }
+
+    /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
     /// is not a group's (a wrong magic, longer than a group state file, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest

@@ -221,6 +221,7 @@ public sealed partial class Broker : IAsyncDisposable
             g.Dispose();
         }
 
+        FlushStateFileLogs(); // every subscription and group has closed: no line of them comes after
         _metrics.Dispose();
         _topics.Dispose();
         Volatile.Write(ref _state, 2);

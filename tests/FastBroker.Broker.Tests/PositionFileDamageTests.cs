@@ -234,4 +234,37 @@ public class PositionFileDamageTests
         Assert.Contains("'blank0'", lines[0], StringComparison.Ordinal);
         Assert.Contains($"'blank{subscriptions - 1}'", lines[1], StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// Position files holding no state at three subscribes within one interval: the first is logged at once, the other
+    /// two held back; when the broker closes, the latest of them is written with their count, once. Before, the count
+    /// went out only with the next such line, and the close lost it.
+    /// </summary>
+    [Fact]
+    public async Task Position_file_lines_held_back_are_written_with_their_count_once_when_the_broker_closes()
+    {
+        var log = new ConcurrentQueue<string>();
+        var clock = new ManualClock(); // never moved on: every line after the first is held back
+        await using var f = await BrokerFixture.StartAsync(o => o with { Log = log.Enqueue, LogClock = clock });
+        await f.Broker.PublishAsync("audit", Encoding.UTF8.GetBytes("e0"));
+        const int subscriptions = 3;
+        for (var i = 0; i < subscriptions; i++)
+        {
+            var name = $"blank{i}";
+            var path = Path.Combine(f.DataDirectory, "subscriptions", name + ".pos");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(path, []);
+            using var sub = f.Broker.Subscribe("audit", s_durable with { DurableName = name });
+        }
+
+        string[] Lines() => [.. log.Where(l => l.Contains("'blank", StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal))];
+        Assert.Single(Lines());
+
+        await f.Broker.DisposeAsync();
+        var lines = Lines();
+        var count = $"({subscriptions - 1} more like it since the last such line, not logged; this is the latest of them)";
+        Assert.True(
+            lines.Length == 2 && lines[1].EndsWith(count, StringComparison.Ordinal) && lines[1].Contains($"'blank{subscriptions - 1}'", StringComparison.Ordinal),
+            $"expected the first line, then at the close one for 'blank{subscriptions - 1}' ending with '{count}': [{string.Join(" | ", lines)}]");
+    }
 }

@@ -38,7 +38,7 @@ internal sealed partial class TopicRegistry : IDisposable
         _options = options;
         _root = Path.Combine(options.DataDirectory, "topics");
         FileStep = options.TopicFileStep;
-        System.IO.Directory.CreateDirectory(_root);
+        CreateRoot(_root);
     }
 
     /// <summary>Journal recovery reports of topics opened at start (only those that dropped something).</summary>
@@ -73,28 +73,39 @@ internal sealed partial class TopicRegistry : IDisposable
         }
     }
 
-    /// <summary>Opens every topic found on disk; on failure closes the ones already opened and throws.</summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: a topic's settings or journal are damaged.</exception>
+    /// <summary>
+    /// Opens every topic found on disk; on failure closes the ones already opened and throws, changing nothing more on
+    /// disk (what was removed before it by the open's rule, <see cref="RemoveUncommitted"/>, stays removed).
+    /// </summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/>: the topics directory cannot be listed, or a topic's directory,
+    /// settings or journal cannot be read (a directory the broker may not read, a <c>topic.meta</c> that is a
+    /// directory, a journal that is a file) or are damaged, naming the topic, the path and the cause (inside, as the
+    /// inner exception); <see cref="BrokerErrorCode.ResourceExhausted"/> when the system ran short (out of
+    /// descriptors, say; <see cref="ResourceShortage"/>); <see cref="BrokerErrorCode.StorageFull"/>.
+    /// </exception>
     public void LoadAll()
     {
         try
         {
-            foreach (var dir in System.IO.Directory.EnumerateDirectories(_root))
+            foreach (var dir in ListTopicDirectories())
             {
                 var name = Path.GetFileName(dir);
-                var meta = Path.Combine(dir, MetaFile);
                 if (!TopicName.IsValid(name))
                 {
                     continue;
                 }
 
-                if (!File.Exists(meta))
+                try
                 {
-                    RemoveUncommitted(_root, name, dir, _options.Log, removeGroupState: true, Step); // a creation that did not complete, group state no topic owns, or damage (refused)
-                    continue;
+                    Load(name, dir);
                 }
-
-                Put(name, OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation));
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+                {
+                    // What a step on disk threw without naming the topic (the directory's listing, the journal's
+                    // directory): typed, as every other refusal of the open, never the raw exception.
+                    throw OpenFailed(name, dir, e);
+                }
             }
         }
         catch

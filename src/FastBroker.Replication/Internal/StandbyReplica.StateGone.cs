@@ -11,6 +11,19 @@ internal sealed partial class StandbyReplica
     private LogRateLimit GoneLog => _goneLogLimit ??= new LogRateLimit(LogRateLimit.DefaultInterval, _options.LogClock);
 
     /// <summary>
+    /// Writes the lines of the state files' rate-limited logs (damaged, blank and padded copies, removed ones) held
+    /// back since their last one, with their counts (<see cref="T:FastBroker.Engine.LogRateLimit"/>'s <c>Flush</c>), as
+    /// the replica ends: not lost with it.
+    /// </summary>
+    private void FlushStateLogs()
+    {
+        foreach (var limit in (ReadOnlySpan<LogRateLimit?>)[Volatile.Read(ref _damageLogLimit), Volatile.Read(ref _blankLogLimit), Volatile.Read(ref _paddedLogLimit), Volatile.Read(ref _goneLogLimit)])
+        {
+            limit?.Flush(_options.Log);
+        }
+    }
+
+    /// <summary>
     /// The primary no longer has a state file (<see cref="FrameKind.StateGone"/>: a durable subscription's position
     /// file or a group's state removed there, a copy this node reported at the attach that the primary lacks, or one it
     /// asked for after the attach, <see cref="AskForUnreportedCopies"/>): this

@@ -327,9 +327,13 @@ internal sealed partial class StandbyReplica : IDisposable
         _durableThread?.Join(TimeSpan.FromSeconds(5));
     }
 
-    /// <summary>Closes the journals (after <see cref="Dispose"/> and after <see cref="Run"/> has returned).</summary>
+    /// <summary>
+    /// Closes the journals (after <see cref="Dispose"/> and after <see cref="Run"/> has returned), and writes the
+    /// counts of state file lines held back (no line of them comes after).
+    /// </summary>
     public void CloseJournals()
     {
+        FlushStateLogs();
         lock (_byName)
         {
             _closed = true;

@@ -7,7 +7,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// What the standby logs about its copies of the state files besides damage (<see cref="StandbyPositionDamageTests"/>,
 /// <see cref="StandbyGroupStateDamageTests"/>): a copy of another length than the primary's file is replaced with a
 /// line that names it and both lengths, and a position copy that held no state is logged at most once per 10 s however
-/// often the primary sends it blank. Two in-process nodes, no witness, a 30 s heartbeat (nothing but the test's requests
+/// often the primary sends it blank (the count of those held back written when the standby stops). Two in-process nodes, no witness, a 30 s heartbeat (nothing but the test's requests
 /// sends a file whole); the standby's log clock is the test's where it counts lines.
 /// </summary>
 public sealed class StandbyStateLogTests
@@ -210,6 +210,59 @@ public sealed class StandbyStateLogTests
             {
                 keeper.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// The primary's position file sent blank three times within one interval: the first blank copy is logged at once,
+    /// the other two held back; when the standby stops, the latest of them is written with their count, once. Before,
+    /// the count went out only with the next such line, and the standby's end lost it.
+    /// </summary>
+    [Fact]
+    public async Task Blank_copy_lines_held_back_are_written_with_their_count_once_when_the_standby_stops()
+    {
+        using var dir = new TempDirectory();
+        var log = new List<string>();
+        var clock = new ManualClock(); // never moved on: every line after the first is held back
+        var (a, b) = await LoggedPair.StartAsync(dir, log, clock);
+        await using (a)
+        await using (b)
+        {
+            var broker = a.Broker!;
+            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
+            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
+            var welcomes = b.Replica!.Welcomes;
+            const int blanks = 3;
+            for (var i = 1; i <= blanks; i++)
+            {
+                Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
+                var version = broker.Replication!.RequestStateFiles();
+                await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
+                keeper.Commit(Feed, i);
+                var position = i;
+                await Eventually.TrueAsync(
+                    () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
+                    $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
+                    s_deadline);
+            }
+
+            Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
+            Assert.Single(BlankLines(log));
+
+            await b.DisposeAsync();
+            var lines = BlankLines(log);
+            var count = $"({blanks - 1} more like it since the last such line, not logged; this is the latest of them)";
+            Assert.True(
+                lines.Length == 2 && !lines[0].Contains("not logged", StringComparison.Ordinal) && lines[1].EndsWith(count, StringComparison.Ordinal),
+                $"expected the first blank copy's line, then at the standby's stop one ending with '{count}': [{string.Join(" | ", lines)}]");
+        }
+    }
+
+    private static string[] BlankLines(List<string> log)
+    {
+        lock (log)
+        {
+            return [.. log.Where(l => l.Contains(Keeper, StringComparison.Ordinal) && l.Contains("held no state", StringComparison.Ordinal))];
         }
     }
 

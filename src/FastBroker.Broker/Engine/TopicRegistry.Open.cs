@@ -1,0 +1,95 @@
+using FastBroker.Storage;
+
+namespace FastBroker.Engine;
+
+// The open's steps on disk (LoadAll): every failure typed, naming the topic, the path and the cause.
+internal sealed partial class TopicRegistry
+{
+    /// <summary>Creates the topics directory (<c>&lt;data&gt;/topics</c>) when it is not there.</summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): it cannot be
+    /// created or is not a directory (a file, a dangling symbolic link), naming it and the cause.
+    /// </exception>
+    private static void CreateRoot(string root)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(root);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RootFailed(root, "cannot be created", e);
+        }
+    }
+
+    /// <summary>The entries of the topics directory that are directories (or links to one), listed whole before any is opened.</summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): the listing
+    /// failed (a directory the broker may not read), naming the directory and the cause.
+    /// </exception>
+    private string[] ListTopicDirectories()
+    {
+        try
+        {
+            return System.IO.Directory.GetDirectories(_root);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RootFailed(_root, "cannot be listed", e);
+        }
+    }
+
+    /// <summary>
+    /// Opens the topic in <paramref name="dir"/>, or removes what a creation that did not complete left there
+    /// (<see cref="RemoveUncommitted"/>); throws what a step on disk threw, for <see cref="LoadAll"/> to type.
+    /// </summary>
+    private void Load(string name, string dir)
+    {
+        var meta = Path.Combine(dir, MetaFile);
+        if (!HasMetaFile(name, meta))
+        {
+            RemoveUncommitted(_root, name, dir, _options.Log, removeGroupState: true, Step); // a creation that did not complete, group state no topic owns, or damage (refused)
+            return;
+        }
+
+        Put(name, OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation));
+    }
+
+    /// <summary>
+    /// Whether the topic's directory holds a <c>topic.meta</c> entry. Not <see cref="File.Exists"/>: it answers false
+    /// for what it cannot look at (a topic directory the broker may not search, EACCES) and for a directory, and the
+    /// open would then take a committed topic for what a creation left (removed, or skipped as foreign) instead of
+    /// refusing it. A dangling symbolic link is an entry (the read that follows refuses it, naming the file).
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: <c>topic.meta</c> is a directory.</exception>
+    /// <exception cref="IOException">It cannot be looked at (<see cref="UnauthorizedAccessException"/> too).</exception>
+    private static bool HasMetaFile(string name, string meta)
+    {
+        FileAttributes attributes;
+        try
+        {
+            attributes = File.GetAttributes(meta);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return false;
+        }
+
+        if ((attributes & FileAttributes.Directory) != 0)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': '{meta}' is a directory, not the topic's settings file. {RepairAdvice}");
+        }
+
+        return true;
+    }
+
+    /// <summary>The refusal of an open that failed on disk in a topic's directory: a shortage for now, or a storage error, naming the cause.</summary>
+    private static BrokerException OpenFailed(string name, string dir, Exception e) => ResourceShortage.Describe(e) is { } shortage
+        ? new BrokerException(BrokerErrorCode.ResourceExhausted, $"topic '{name}' ({dir}) cannot be opened now ({shortage}: {e.Message}); try again later", e)
+        : new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}' ({dir}) cannot be opened: {e.Message}", e);
+
+    /// <summary>The refusal of an open whose topics directory cannot be used: a shortage for now, or a storage error.</summary>
+    private static BrokerException RootFailed(string root, string what, Exception e) => ResourceShortage.Describe(e) is { } shortage
+        ? new BrokerException(BrokerErrorCode.ResourceExhausted, $"the topics directory '{root}' {what} now ({shortage}: {e.Message}); try again later", e)
+        : new BrokerException(BrokerErrorCode.StorageError, $"the topics directory '{root}' {what}: {e.Message}", e);
+}
