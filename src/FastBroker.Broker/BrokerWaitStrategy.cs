@@ -3,10 +3,7 @@ namespace FastBroker;
 /// <summary>How the broker's pipeline threads wait for work.</summary>
 public enum BrokerWaitStrategy
 {
-    /// <summary>
-    /// Spin briefly (~2-5 µs), then yield (300 times, ~100-300 µs), then block: low latency under load and at rates
-    /// down to a few thousand messages a second, no CPU when idle. The default.
-    /// </summary>
+    /// <summary>Spin briefly, then yield, then block: low latency under load, no CPU when idle. The default.</summary>
     Hybrid = 0,
 
     /// <summary>Block on a signal at once: least CPU, a wake-up costs a few microseconds.</summary>

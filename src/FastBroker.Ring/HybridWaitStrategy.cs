@@ -40,12 +40,6 @@ public sealed class HybridWaitStrategy : IWaitStrategy
         _yieldTries = yieldTries;
     }
 
-    /// <summary>Spin checks before yielding.</summary>
-    public int SpinTries => _spinTries;
-
-    /// <summary>Yields before blocking.</summary>
-    public int YieldTries => _yieldTries;
-
     /// <inheritdoc />
     public bool IsBlockingStrategy => true;
 

@@ -39,24 +39,12 @@ internal sealed class Pipeline
     /// <summary>The last ring sequence fully dispatched.</summary>
     public long DispatchedSequence => _journaler.Sequence.Value;
 
-    /// <summary>
-    /// Yields of the default (hybrid) strategy before the pipeline thread blocks: 300, about 100-300 µs on this
-    /// project's VMs, against the ring's default of 20 (~10-20 µs). A wake-up from a block costs the publisher the
-    /// signal and the message a futex wake-up (20-40 µs here); with 20 yields the thread blocked between messages 10 µs
-    /// apart whenever a yield took long, and at 10k msg/s (100 µs apart) before every one. Measured, alternated:
-    /// latency-100k-inline p90 3.3-4.1 µs instead of 9.8-58 µs, e2e confirm-latency-10k p50 81 instead of 99-106 µs and
-    /// p99 0.6-1.7 instead of 6.3-7.1 ms, throughput within the machine's spread (perf-reports/broker.md). The cost: a
-    /// pipeline thread of a broker at a few thousand messages a second yields between them instead of sleeping; a
-    /// yield gives its CPU to any thread that wants it. <see cref="BrokerWaitStrategy.Blocking"/> when CPU matters more.
-    /// </summary>
-    internal const int PipelineYieldTries = 300;
-
     public static IWaitStrategy CreateWaitStrategy(BrokerWaitStrategy strategy) => strategy switch
     {
         BrokerWaitStrategy.Blocking => new BlockingWaitStrategy(),
         BrokerWaitStrategy.Yielding => new YieldingWaitStrategy(),
         BrokerWaitStrategy.BusySpin => new BusySpinWaitStrategy(),
-        _ => new HybridWaitStrategy(yieldTries: PipelineYieldTries),
+        _ => new HybridWaitStrategy(),
     };
 
     public void Start() => _threads.Add(EventProcessors.StartThread(_journaler, "fastbroker-journaler"));
