@@ -1,4 +1,5 @@
 using FastBroker.Engine;
+using FastBroker.Replication;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -122,16 +123,7 @@ public sealed class StandbyStateLogTests
             const int blanks = 5;
             await RateLimitedLines.RepeatAsync(clock, blanks, async index =>
             {
-                var i = index + 1;
-                Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
-                var version = broker.Replication!.RequestStateFiles();
-                await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
-                keeper.Commit(Feed, i);
-                var position = i;
-                await Eventually.TrueAsync(
-                    () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
-                    $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
-                    s_deadline);
+                await BlankAndCommitAsync(dir, broker, keeper, b, welcomes, index + 1);
             });
 
             Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
@@ -235,15 +227,7 @@ public sealed class StandbyStateLogTests
             const int blanks = 3;
             for (var i = 1; i <= blanks; i++)
             {
-                Blank(Path.Combine(dir.Combine("a"), Keeper)); // a's mapping of it stays open
-                var version = broker.Replication!.RequestStateFiles();
-                await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
-                keeper.Commit(Feed, i);
-                var position = i;
-                await Eventually.TrueAsync(
-                    () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == position || b.Replica.Welcomes != welcomes,
-                    $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
-                    s_deadline);
+                await BlankAndCommitAsync(dir, broker, keeper, b, welcomes, i);
             }
 
             Assert.True(b.Replica.Welcomes == welcomes, "b attached again");
@@ -282,5 +266,21 @@ public sealed class StandbyStateLogTests
     }
 
     /// <summary>Writes zeros over the whole file, in place.</summary>
+    /// <summary>
+    /// Blanks a's keeper.pos (its mapping stays open), waits until b acknowledged the state version that carries it,
+    /// then commits feed position <paramref name="i"/> and waits until b's copy holds it (or b attached again).
+    /// </summary>
+    private static async Task BlankAndCommitAsync(TempDirectory dir, Broker broker, Subscription keeper, ReplicatedNode b, long welcomes, int i)
+    {
+        Blank(Path.Combine(dir.Combine("a"), Keeper));
+        var version = broker.Replication!.RequestStateFiles();
+        await Eventually.TrueAsync(() => broker.Replication.StateApplied >= version, $"blank {i}: b acknowledges state version {version}", s_deadline);
+        keeper.Commit(Feed, i);
+        await Eventually.TrueAsync(
+            () => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Feed) == i || b.Replica!.Welcomes != welcomes,
+            $"blank {i}: b's copy of keeper.pos holds feed {i}, or b attached again",
+            s_deadline);
+    }
+
     private static void Blank(string path) => LoggedPair.Overwrite(path, new byte[new FileInfo(path).Length]);
 }
