@@ -116,8 +116,7 @@ public sealed class StandbyStateLogTests
         await using (b)
         {
             var broker = a.Broker!;
-            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
-            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
+            using var keeper = await KeeperCopiedAsync(dir, broker);
             var welcomes = b.Replica!.Welcomes;
 
             const int blanks = 5;
@@ -221,8 +220,7 @@ public sealed class StandbyStateLogTests
         await using (b)
         {
             var broker = a.Broker!;
-            using var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
-            await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
+            using var keeper = await KeeperCopiedAsync(dir, broker);
             var welcomes = b.Replica!.Welcomes;
             const int blanks = 3;
             for (var i = 1; i <= blanks; i++)
@@ -266,6 +264,14 @@ public sealed class StandbyStateLogTests
     }
 
     /// <summary>Writes zeros over the whole file, in place.</summary>
+    /// <summary>The durable subscription "keeper" on a, once b's copy of its position file holds side 3.</summary>
+    private static async Task<Subscription> KeeperCopiedAsync(TempDirectory dir, Broker broker)
+    {
+        var keeper = await PositionCopies.KeeperAsync(broker, Feed, Side, "statelog.*");
+        await Eventually.TrueAsync(() => PositionCopies.PositionIn(dir.Combine("b"), Keeper, Side) == 3, "b's copy of keeper.pos holds side 3", s_deadline);
+        return keeper;
+    }
+
     /// <summary>
     /// Blanks a's keeper.pos (its mapping stays open), waits until b acknowledged the state version that carries it,
     /// then commits feed position <paramref name="i"/> and waits until b's copy holds it (or b attached again).
