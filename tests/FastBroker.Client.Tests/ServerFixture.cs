@@ -90,7 +90,7 @@ internal sealed class ServerFixture : IAsyncDisposable
         var port = Port;
         await Server.StopAsync(TimeSpan.FromSeconds(10));
         await Server.DisposeAsync();
-        Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
+        Server = await SamePort.RebindAsync(() => BrokerServer.StartAsync(Broker, ServerOptions(port)));
     }
 
     /// <summary>
@@ -112,7 +112,7 @@ internal sealed class ServerFixture : IAsyncDisposable
             await beforeServing(Broker);
         }
 
-        Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
+        Server = await SamePort.RebindAsync(() => BrokerServer.StartAsync(Broker, ServerOptions(port)));
     }
 
     /// <summary>
@@ -126,7 +126,7 @@ internal sealed class ServerFixture : IAsyncDisposable
         await Server.StopAsync(TimeSpan.FromSeconds(10));
         await Server.DisposeAsync();
         await Broker.DisposeAsync();
-        Server = await BrokerServer.StartAsync(Broker, ServerOptions(port));
+        Server = await SamePort.RebindAsync(() => BrokerServer.StartAsync(Broker, ServerOptions(port)));
     }
 
     /// <summary>Stops the server for good (clients cannot reconnect).</summary>

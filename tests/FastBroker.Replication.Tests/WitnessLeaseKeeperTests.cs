@@ -132,7 +132,7 @@ public class WitnessLeaseKeeperTests
             await other.Server.StopAsync();
             var port = f.Server.EndPoint.Port;
             await f.Server.StopAsync();
-            await using var takeover = await WitnessServer.StartAsync(other.Options with { Port = port });
+            await using var takeover = await SamePort.RebindAsync(() => WitnessServer.StartAsync(other.Options with { Port = port }));
 
             var reason = await Eventually.Completes(lost.Task);
 

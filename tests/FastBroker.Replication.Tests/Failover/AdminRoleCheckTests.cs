@@ -55,7 +55,7 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
     /// <c>GET /primary</c> on a node that does not serve as primary answers 503 with why, in one line, in each state a
     /// pair reaches: starting (deciding), standby following the primary, fenced (a newer primary exists: stepping down,
     /// then rejoining), standby following no one, stopping. a's peer address is a socket that accepts and never answers
-    /// (a frozen host): each of a's probes of it waits out a's whole probe timeout (10 s), which holds a in the states
+    /// (a frozen host): each of a's probes of it waits out a's whole probe timeout (5 s), which holds a in the states
     /// that otherwise pass within a probe. b reaches a directly.
     /// </summary>
     [Fact]
@@ -64,7 +64,7 @@ public sealed class AdminRoleCheckTests(ITestOutputHelper output)
         using var dir = new TempDirectory();
         using var silentPeer = SilentListener();
         var log = new List<string>();
-        var slowProbes = TimeSpan.FromSeconds(10);
+        var slowProbes = TimeSpan.FromSeconds(5);
         ReplicationOptions Node(string id, string peer, NodeRole role, TimeSpan heartbeatTimeout) => new()
         {
             NodeId = id,
