@@ -41,7 +41,10 @@ public sealed class StateDigestAttachTests
             sends.Count == start,
             $"b attached again with copies identical to a's files: a sent [{string.Join(", ", sends.Skip(start))}] whole");
         Assert.Equal(0, a.Replicator!.Link!.StateFilesSent);
-        Assert.Contains(pair.Lines(), l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("0 state files sent whole, 5 copies reported", StringComparison.Ordinal));
+        var lines = pair.Lines();
+        Assert.True(
+            lines.Exists(l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("0 state files sent whole, 5 copies reported", StringComparison.Ordinal)),
+            $"no attach line says 0 state files sent whole, 5 copies reported; the log:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}");
     }
 
     [Fact]
