@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using FastBroker.Engine;
 
 namespace FastBroker;
@@ -117,7 +118,11 @@ public sealed partial class Broker
         return result;
     }
 
-    /// <summary>The largest count <see cref="TryBeginPublish"/> accepts (a quarter of the input ring).</summary>
+    /// <summary>
+    /// The largest count <see cref="TryBeginPublish"/> and <see cref="TryPublishBatch"/> accept, and the largest claim
+    /// <see cref="PublishBatchAsync"/> makes: a quarter of the input ring, so one producer's claim, held while its
+    /// messages are copied in, leaves room for the others.
+    /// </summary>
     public int MaxPublishClaim => Math.Max(1, _pipeline.Ring.BufferSize / 4);
 
     /// <summary>
@@ -190,17 +195,27 @@ public sealed partial class Broker
 
     /// <summary>
     /// Publishes several messages to one topic with one claim of the ring: all or none (false when the ring lacks
-    /// room for all). Allocation-free. An exception while the messages are copied in (a payload whose memory throws when
+    /// room for all). At most <see cref="MaxPublishClaim"/> messages (a quarter of the ring), as one claim of
+    /// <see cref="TryBeginPublish"/>: a claim of the whole ring, held while the messages are copied in, would leave
+    /// every other producer of the broker without room, and one larger than the ring could never be taken, so a larger
+    /// batch is refused before anything is claimed; <see cref="PublishBatchAsync"/> publishes any number in claims of
+    /// that size. Allocation-free. An exception while the messages are copied in (a payload whose memory throws when
     /// read, an <see cref="OutOfMemoryException"/>) stores none of them either: every claimed slot is published as an
     /// entry the pipeline skips, so other publishers go on, and the exception reaches the caller.
     /// </summary>
-    /// <exception cref="BrokerException">Invalid or unknown topic, a message too large, broker closed.</exception>
+    /// <exception cref="BrokerException">More than <see cref="MaxPublishClaim"/> messages
+    /// (<see cref="BrokerErrorCode.InvalidArgument"/>), invalid or unknown topic, a message too large, broker closed.</exception>
     public bool TryPublishBatch(string topic, ReadOnlySpan<ReadOnlyMemory<byte>> payloads)
     {
         ThrowIfClosed();
         if (payloads.IsEmpty)
         {
             return true;
+        }
+
+        if (payloads.Length > MaxPublishClaim)
+        {
+            ThrowBatchOverClaim(payloads.Length);
         }
 
         var t = _topics.GetForUse(topic);
@@ -210,7 +225,7 @@ public sealed partial class Broker
         }
 
         var ring = _pipeline.Ring;
-        if (payloads.Length > ring.BufferSize || !ring.TryNext(payloads.Length, out var hi))
+        if (!ring.TryNext(payloads.Length, out var hi))
         {
             return false;
         }
@@ -403,6 +418,10 @@ public sealed partial class Broker
             await Task.Delay(1, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [DoesNotReturn]
+    private void ThrowBatchOverClaim(int count) =>
+        throw new BrokerException(BrokerErrorCode.InvalidArgument, $"a batch of {count} messages is over MaxPublishClaim ({MaxPublishClaim}, a quarter of the {_pipeline.Ring.BufferSize}-slot input ring): TryPublishBatch claims it whole, so split it, or use PublishBatchAsync, which publishes in claims of that size");
 
     /// <summary>Refuses a header block that carries a name the broker writes itself (docs/broker.md, "Reserved headers").</summary>
     private static void ThrowIfBrokerHeaders(ReadOnlySpan<byte> headers)

@@ -46,12 +46,12 @@ public class EmbeddedPublishFailureTests
     public async Task An_all_or_none_batch_whose_payload_throws_stores_none_of_it()
     {
         await using var f = await StartAsync();
-        var payloads = new ReadOnlyMemory<byte>[] { "one"u8.ToArray(), "two"u8.ToArray(), new ThrowingMemory(3).Memory, "four"u8.ToArray() };
+        var payloads = new ReadOnlyMemory<byte>[] { "one"u8.ToArray(), new ThrowingMemory(3).Memory }; // MaxPublishClaim: 2
 
         var thrown = await Record(() => Task.FromResult(f.Broker.TryPublishBatch("a", payloads)));
 
         Assert.True(thrown is InvalidOperationException { Message: ThrowingMemory.Message }, $"got: {thrown}");
-        await AssertBrokerGoesOnAsync(f, "a", expectedNext: 0); // "one" and "two" were copied, neither is stored
+        await AssertBrokerGoesOnAsync(f, "a", expectedNext: 0); // "one" was copied, not stored
     }
 
     [Fact]

@@ -32,9 +32,30 @@ public class PublishingTests
     public async Task A_batch_larger_than_the_free_ring_is_refused_whole()
     {
         await using var f = await BrokerFixture.StartAsync(o => o with { InputRingSize = 8 });
-        var tooMany = Enumerable.Range(0, 9).Select(_ => (ReadOnlyMemory<byte>)new byte[1]).ToArray();
-        Assert.False(f.Broker.TryPublishBatch("small-ring", tooMany));
-        Assert.Equal(0, f.Broker.GetSnapshot().Topics.Single(t => t.Name == "small-ring").Head);
+        f.Broker.CreateTopic("small-ring");
+        await Eventually.TrueAsync(() => f.Broker.Ring.HasAvailableCapacity(f.Broker.Ring.BufferSize), "the input ring drains");
+        Assert.False(TryBatchOfTwoWithOneSlotFree(f.Broker, "small-ring"));
+        Assert.Equal(0, await f.Broker.PublishAsync("small-ring", new byte[1])); // nothing of the batch stored
+    }
+
+    /// <summary>Holds 7 of the 8 slots with claims of at most <see cref="Broker.MaxPublishClaim"/> (2), as other producers would, and tries a batch of 2.</summary>
+    private static bool TryBatchOfTwoWithOneSlotFree(Broker b, string topic)
+    {
+        Assert.True(b.TryBeginPublish(2, out var c1));
+        Assert.True(b.TryBeginPublish(2, out var c2));
+        Assert.True(b.TryBeginPublish(2, out var c3));
+        Assert.True(b.TryBeginPublish(1, out var c4));
+        try
+        {
+            return b.TryPublishBatch(topic, new ReadOnlyMemory<byte>[] { new byte[1], new byte[1] });
+        }
+        finally
+        {
+            c1.Dispose();
+            c2.Dispose();
+            c3.Dispose();
+            c4.Dispose();
+        }
     }
 
     [Fact]
