@@ -44,24 +44,32 @@ public sealed partial class Broker : IAsyncDisposable
         _directoryLock = directoryLock;
         _stateFlusher.Log = options.Log;
         _topics = new TopicRegistry(options);
-        _topics.LoadAll();
-        _dormantGroupFloors = RecoverGroupStates(_topics.All, _stateRecoveries);
-        RecoverPositions(options.DataDirectory, _topics, _stateRecoveries);
-        foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
+        _topics.LoadAll(); // closes the topics it opened when it throws
+        try
         {
-            AttachRetentionFloor(t);
-        }
+            _dormantGroupFloors = RecoverGroupStates(_topics.All, _stateRecoveries);
+            RecoverPositions(options.DataDirectory, _topics, _stateRecoveries);
+            foreach (var t in _topics.SubscribeToCreations(AttachRetentionFloor))
+            {
+                AttachRetentionFloor(t);
+            }
 
-        _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
-        RecoverProducers();
-        _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.Snapshot, options.StampClock);
-        _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
-        _producerCheckpoint.WriteNow(_producers, closing: false);
-        _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
-        _producers.AttachCheckpoint(_producerCheckpoint);
-        _pipeline = new Pipeline(options, _producers);
-        _metrics = new BrokerMetrics(this, options.MeterName);
-        _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+            _producers = new ProducerRegistry(options.ProducerWindow, Milliseconds(options.ProducerIdleTimeout), Milliseconds(options.ProducerExpiry), Milliseconds(options.ProducerEpochRetention));
+            RecoverProducers();
+            _producerCheckpoint = new ProducerCheckpoint(options.DataDirectory, options.Log, () => _topics.Snapshot, options.StampClock);
+            _producerEpochs = new ProducerEpochFile(options.DataDirectory, options.Log, Math.Max(Milliseconds(options.ProducerEpochRetention), Milliseconds(options.ProducerExpiry)), options.StampClock);
+            _producerCheckpoint.WriteNow(_producers, closing: false);
+            _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
+            _producers.AttachCheckpoint(_producerCheckpoint);
+            _pipeline = new Pipeline(options, _producers);
+            _metrics = new BrokerMetrics(this, options.MeterName);
+            _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+        }
+        catch (Exception e)
+        {
+            ReleaseUnbuilt(e);
+            throw;
+        }
     }
 
     /// <summary>The settings the broker runs with.</summary>
@@ -81,6 +89,13 @@ public sealed partial class Broker : IAsyncDisposable
     /// directory first (an exclusive flock on its <c>broker.lock</c>, held until <see cref="DisposeAsync"/>), so a second
     /// broker on the same directory, in this process or another, is refused at once.
     /// </summary>
+    /// <remarks>
+    /// An open that fails releases everything it opened before it throws its exception: the topics' journals (their
+    /// mappings, descriptors and locks), the journaler thread and the timer if they started, and the directory's lock.
+    /// The same directory can be opened again in this process, once what refused the open is repaired, and failed
+    /// attempts leak nothing. (What the open changed on disk before it failed, such as the recovery of a torn journal
+    /// tail, stays.)
+    /// </remarks>
     /// <exception cref="BrokerException">
     /// <see cref="BrokerErrorCode.ResourceExhausted"/>: another broker has the data directory open (the message names the
     /// directory and, when the system tells it, the holding process); also a resource the open ran short of.
@@ -97,41 +112,44 @@ public sealed partial class Broker : IAsyncDisposable
     /// Opens the broker; with a <paramref name="replication"/> gate (the primary of a failover pair) standby-mode
     /// confirmations wait for the standby's acks and the gate's replicator is woken as records become readable. With
     /// <paramref name="directoryLocked"/> the caller holds the data directory's lock (<see cref="DataDirectoryLock"/>,
-    /// a failover pair's node through all its roles) and the broker takes none.
+    /// a failover pair's node through all its roles) and the broker takes none. A failure releases what the open opened
+    /// (<see cref="OpenAsync"/>); the caller's lock stays held. <paramref name="startFault"/> is a test's seam: called
+    /// once the broker has started, its exception fails the open.
     /// </summary>
-    internal static Broker Open(BrokerOptions options, ReplicationGate? replication, bool directoryLocked = false)
+    internal static Broker Open(BrokerOptions options, ReplicationGate? replication, bool directoryLocked = false, Action<Broker>? startFault = null)
     {
         Directory.CreateDirectory(options.DataDirectory);
         var directoryLock = directoryLocked ? null : DataDirectoryLock.Acquire(options.DataDirectory);
-        Broker broker;
+        Broker? broker = null;
         try
         {
-            broker = new Broker(options, directoryLock);
+            broker = new Broker(options, directoryLock); // releases what it opened when it throws
+            if (replication is not null)
+            {
+                broker.Replication = replication;
+                broker._pipeline.Dispatcher.Gate = replication;
+                foreach (var t in broker._topics.SubscribeToCreations(t => t.Replication = replication))
+                {
+                    t.Replication = replication;
+                }
+            }
+
+            broker._pipeline.Start();
+            broker.StartTimer(broker._producerEpochs.RefreshCheckPeriod); // the producers.epochs refresh: every broker
+            if (replication is not null)
+            {
+                broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));
+            }
+
+            startFault?.Invoke(broker);
+            return broker;
         }
-        catch
+        catch (Exception e)
         {
+            broker?.ReleaseFailedStart(e);
             directoryLock?.Dispose();
             throw;
         }
-
-        if (replication is not null)
-        {
-            broker.Replication = replication;
-            broker._pipeline.Dispatcher.Gate = replication;
-            foreach (var t in broker._topics.SubscribeToCreations(t => t.Replication = replication))
-            {
-                t.Replication = replication;
-            }
-        }
-
-        broker._pipeline.Start();
-        broker.StartTimer(broker._producerEpochs.RefreshCheckPeriod); // the producers.epochs refresh: every broker
-        if (replication is not null)
-        {
-            broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));
-        }
-
-        return broker;
     }
 
     /// <summary>Creates a topic with the given settings (or returns quietly if it exists with the same settings).</summary>
