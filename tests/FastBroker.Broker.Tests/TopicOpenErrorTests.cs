@@ -158,7 +158,7 @@ public class TopicOpenErrorTests
     }
 
     /// <summary>Every entry under <paramref name="root"/>: a directory, a link with its target, or a file with its length and hash.</summary>
-    private static Dictionary<string, string> Tree(string root)
+    internal static Dictionary<string, string> Tree(string root)
     {
         var tree = new Dictionary<string, string>(StringComparer.Ordinal);
         var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 };

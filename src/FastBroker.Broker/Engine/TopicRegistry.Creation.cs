@@ -17,11 +17,13 @@ internal sealed partial class TopicRegistry
 
     /// <summary>
     /// Commits a creation: the journal directory's entry durable first (so that <c>topic.meta</c> is never durable
-    /// without it), then the rename of the pending settings to <c>topic.meta</c>, synced.
+    /// without it: an open refuses a persistent topic without its journal, <see cref="EnsureJournalDirectory"/>; also
+    /// for an inbox's name, whose other steps are not synced), then the rename of the pending settings to
+    /// <c>topic.meta</c>, synced (not for an inbox's name).
     /// </summary>
     private void Commit(string name, string dir, bool durable, bool persistent)
     {
-        if (durable && persistent)
+        if (persistent)
         {
             Step($"sync directory {dir}");
             SyncDirectory(name, dir); // the journal directory's entry

@@ -52,7 +52,42 @@ internal sealed partial class TopicRegistry
             return;
         }
 
-        Put(name, OpenTopic(name, ReadMetaFile(name, meta, out var incarnation), dir, incarnation));
+        var options = ReadMetaFile(name, meta, out var incarnation);
+        if (options.Persistent)
+        {
+            EnsureJournalDirectory(name, dir); // the journal's open would create an empty one in its place
+        }
+
+        Put(name, OpenTopic(name, options, dir, incarnation));
+    }
+
+    /// <summary>
+    /// Refuses a committed persistent topic whose <c>journal/</c> is missing. A creation makes the journal's directory
+    /// (its entry synced) before the rename to <c>topic.meta</c> commits it, and a removal renames <c>topic.meta</c>
+    /// away before it deletes the journal, so no crash leaves <c>topic.meta</c> of a persistent topic without
+    /// <c>journal/</c>: it went afterwards (an operator, a failed restore, another disk), and with it every message of the
+    /// topic. Opening it would create an empty journal in its place, restart its offsets at 0 and pull its consumers'
+    /// positions back, telling nobody. A <c>journal/</c> that is there but empty is opened as the journal opens it.
+    /// The broker's open and the standby's (for its copies) both use it.
+    /// </summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/>: no entry <c>journal</c> in <paramref name="dir"/>, naming the topic,
+    /// the missing path and what the operator can do; nothing is created.
+    /// </exception>
+    /// <exception cref="IOException">It cannot be looked at (<see cref="UnauthorizedAccessException"/> too).</exception>
+    internal static void EnsureJournalDirectory(string name, string dir)
+    {
+        var journal = Path.Combine(dir, JournalDirectory);
+        try
+        {
+            File.GetAttributes(journal); // an entry (a dangling link too): the journal's open says what is wrong with it
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}': its journal directory '{journal}' is missing beside '{Path.Combine(dir, MetaFile)}', "
+                + "so every message of this persistent topic is gone from this node (a topic's creation makes its journal before it commits its settings, so no crash leaves this). "
+                + $"The topic is not opened and no empty journal is created in its place: restore the directory (from a backup or a copy), or remove the topic's directory '{dir}' to drop the topic", e);
+        }
     }
 
     /// <summary>

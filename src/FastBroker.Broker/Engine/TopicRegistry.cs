@@ -14,9 +14,10 @@ namespace FastBroker.Engine;
 /// topic's journal exists, and renames them to <c>topic.meta</c> (synced) once the journal is there: the rename is the
 /// commit point. After a crash a topic directory holds its settings whole and its journal, or it holds no
 /// <c>topic.meta</c> and is what a creation that did not complete left, which opening removes and logs. A
-/// <c>topic.meta</c> that is empty or unreadable, or a journal beside neither settings file, is therefore damage, and
-/// opening refuses it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would
-/// reopen an <c>Fsynced</c> topic as <c>Written</c> and drop its retention.
+/// <c>topic.meta</c> that is empty or unreadable, a journal beside neither settings file, or a persistent topic's
+/// <c>topic.meta</c> without its journal (<see cref="EnsureJournalDirectory"/>) is therefore damage, and opening
+/// refuses it (<see cref="BrokerErrorCode.StorageError"/>, naming the file) rather than guess: defaults would reopen an
+/// <c>Fsynced</c> topic as <c>Written</c> and drop its retention, an empty journal would restart the topic at offset 0.
 /// </remarks>
 internal sealed partial class TopicRegistry : IDisposable
 {
@@ -240,7 +241,8 @@ internal sealed partial class TopicRegistry : IDisposable
         // The settings under their pending name first, durably (a journal is never without settings), then the
         // journal, then the rename to topic.meta, the commit point: a crash anywhere before it leaves a directory
         // without topic.meta, which the next open removes (RemoveUncommitted). Inboxes skip the syncs: their
-        // settings are fixed, and a lost one is recreated the same on first use.
+        // settings are fixed, and a lost one is recreated the same on first use (but for the journal directory's entry
+        // of one created persistent: an open refuses topic.meta without its journal, Commit).
         var durable = !IsInbox(name);
         TopicState? topic = null;
         try

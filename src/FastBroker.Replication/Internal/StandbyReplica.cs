@@ -370,6 +370,9 @@ internal sealed partial class StandbyReplica : IDisposable
             }
             else if (TopicRegistry.ReadMetaFile(name, meta).Persistent)
             {
+                // A copy whose journal is gone is refused as the broker's open refuses it, not opened empty: a node
+                // promoted from here would serve the topic from offset 0 with nothing in it.
+                TopicRegistry.EnsureJournalDirectory(name, dir);
                 Open(name, dir, 0);
             }
         }

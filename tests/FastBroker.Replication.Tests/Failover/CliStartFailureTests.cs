@@ -41,4 +41,33 @@ public sealed class CliStartFailureTests
         using var node = await Cli.ServeAsync(data, FreePort.Next());
         Assert.False(node.HasExited, node.Errors);
     }
+
+    /// <summary>
+    /// A persistent topic whose <c>journal</c> directory is gone: before, <c>serve</c> started with the topic empty
+    /// (offsets from 0 again); now it exits 1 with the refusal naming the topic, the missing path and what to do, and
+    /// creates no journal.
+    /// </summary>
+    [Fact]
+    public async Task Serve_on_a_topic_whose_journal_directory_is_gone_exits_1_naming_the_missing_path()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-journal-missing");
+        var data = dir.Combine("data");
+        await using (var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = data }))
+        {
+            broker.CreateTopic("ledger", TopicOptions.Default with { SegmentBytes = 1L << 20, MaxMessageBytes = 64 * 1024 });
+            Assert.Equal(0, await broker.PublishAsync("ledger", "lost"u8.ToArray()));
+        }
+
+        var topic = Path.Combine(data, "topics", "ledger");
+        var journal = Path.Combine(topic, "journal");
+        Directory.Delete(journal, recursive: true);
+
+        string[] serve = ["serve", "--data", data, "--port", "0", "--admin-port", "-1", "--quiet"];
+        var refused = await CliOutcome.RunAsync(serve, TimeSpan.FromSeconds(60));
+        var named = $"topic 'ledger': its journal directory '{journal}' is missing";
+        Assert.True(
+            refused.ExitCode == 1 && !refused.HasStackTrace && refused.Errors.Contains(named, StringComparison.Ordinal),
+            $"expected exit 1 and \"{named}…\" on stderr: {refused.Describe(serve)}, stdout: [{refused.Output}]");
+        Assert.Equal(["topic.meta"], Directory.GetFileSystemEntries(topic).Select(Path.GetFileName));
+    }
 }
