@@ -14,15 +14,7 @@ public sealed class CliStartFailureTests
     public async Task Serve_on_a_topic_it_cannot_open_exits_1_naming_the_topic_its_directory_and_the_cause()
     {
         using var dir = new TempDirectory("fastbroker-cli-start-failure");
-        var data = dir.Combine("data");
-        await using (var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = data }))
-        {
-            broker.CreateTopic("ledger", TopicOptions.Default with { SegmentBytes = 1L << 20, MaxMessageBytes = 64 * 1024 });
-            Assert.Equal(0, await broker.PublishAsync("ledger", "kept"u8.ToArray()));
-        }
-
-        var topic = Path.Combine(data, "topics", "ledger");
-        var journal = Path.Combine(topic, "journal");
+        var (data, topic, journal) = await LedgerOfOneMessageAsync(dir);
         var aside = dir.Combine("ledger-journal");
         Directory.Move(journal, aside);
         File.WriteAllText(journal, "not a journal");
@@ -51,15 +43,7 @@ public sealed class CliStartFailureTests
     public async Task Serve_on_a_topic_whose_journal_directory_is_gone_exits_1_naming_the_missing_path()
     {
         using var dir = new TempDirectory("fastbroker-cli-journal-missing");
-        var data = dir.Combine("data");
-        await using (var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = data }))
-        {
-            broker.CreateTopic("ledger", TopicOptions.Default with { SegmentBytes = 1L << 20, MaxMessageBytes = 64 * 1024 });
-            Assert.Equal(0, await broker.PublishAsync("ledger", "lost"u8.ToArray()));
-        }
-
-        var topic = Path.Combine(data, "topics", "ledger");
-        var journal = Path.Combine(topic, "journal");
+        var (data, topic, journal) = await LedgerOfOneMessageAsync(dir);
         Directory.Delete(journal, recursive: true);
 
         string[] serve = ["serve", "--data", data, "--port", "0", "--admin-port", "-1", "--quiet"];
@@ -69,5 +53,19 @@ public sealed class CliStartFailureTests
             refused.ExitCode == 1 && !refused.HasStackTrace && refused.Errors.Contains(named, StringComparison.Ordinal),
             $"expected exit 1 and \"{named}…\" on stderr: {refused.Describe(serve)}, stdout: [{refused.Output}]");
         Assert.Equal(["topic.meta"], Directory.GetFileSystemEntries(topic).Select(Path.GetFileName));
+    }
+
+    /// <summary>A data directory under <paramref name="dir"/> with the persistent topic <c>ledger</c> holding one message, closed.</summary>
+    private static async Task<(string Data, string Topic, string Journal)> LedgerOfOneMessageAsync(TempDirectory dir)
+    {
+        var data = dir.Combine("data");
+        await using (var broker = await Broker.OpenAsync(BrokerOptions.Default with { DataDirectory = data }))
+        {
+            broker.CreateTopic("ledger", TopicOptions.Default with { SegmentBytes = 1L << 20, MaxMessageBytes = 64 * 1024 });
+            Assert.Equal(0, await broker.PublishAsync("ledger", "m0"u8.ToArray()));
+        }
+
+        var topic = Path.Combine(data, "topics", "ledger");
+        return (data, topic, Path.Combine(topic, "journal"));
     }
 }
