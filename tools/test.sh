@@ -5,8 +5,8 @@
 # Why not plain `dotnet test FastBroker.sln`: it runs the test projects on MSBuild's nodes (two here), and where
 # the longest project (the replication tests, 5-6 min) lands in that schedule is luck: in CI it often started last,
 # or with the other node idle beside it, and the suite took 13-15 min. Here the solution is built once, then the
-# replication tests run in one lane from the start and the other projects one after another in a second lane, so
-# both cores work throughout (about 8 min). The lanes' outputs are printed whole, one after the other, never
+# replication tests run in one lane from the start and the other projects one after another in a second lane, then
+# the native-AOT smoke test, so both cores work throughout. The lanes' outputs are printed whole, one after the other, never
 # interleaved: each project still ends with its own "Passed!/Failed!  - Failed: N, Passed: N, ..." line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,20 @@ while IFS= read -r project; do
   [ "$project" = "$long" ] && continue
   dotnet test "$project" -c Release --no-build "$@" || rc=1
 done < <(find tests -name '*.Tests.csproj' | sort)
+
+# The native-AOT binary, in the second lane too (without arguments only: a filtered run is about tests): built with
+# warnings as errors (an AOT or trim warning fails it) and driven end to end (tools/aot-smoke.sh). It counts as one
+# test, and prints its result in the projects' form so that a total over this output counts it.
+if [ $# -eq 0 ]; then
+  echo "== native AOT build + smoke test (serve, pub, sub, /health, /metrics, a connection flood, SIGTERM)"
+  started=$SECONDS
+  if tools/aot-smoke.sh; then
+    echo "Passed!  - Failed:     0, Passed:     1, Skipped:     0, Total:     1, Duration: $((SECONDS - started)) s - native AOT smoke (tools/aot-smoke.sh)"
+  else
+    echo "Failed!  - Failed:     1, Passed:     0, Skipped:     0, Total:     1, Duration: $((SECONDS - started)) s - native AOT smoke (tools/aot-smoke.sh)"
+    rc=1
+  fi
+fi
 
 wait "$lane"
 echo "== $(basename "$long" .csproj)"
