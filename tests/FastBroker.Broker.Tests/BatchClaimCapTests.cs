@@ -17,7 +17,7 @@ public class BatchClaimCapTests
     [Fact]
     public async Task A_batch_over_MaxPublishClaim_is_refused_as_an_invalid_argument_and_stores_nothing()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         Assert.Equal(2, f.Broker.MaxPublishClaim);
 
         var thrown = Record(() => f.Broker.TryPublishBatch("a", Payloads(3)));
@@ -30,7 +30,7 @@ public class BatchClaimCapTests
     [Fact]
     public async Task A_batch_larger_than_the_ring_is_refused_as_an_invalid_argument_while_another_producer_goes_on()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         using var stop = new CancellationTokenSource();
         var confirmed = 0;
         var producer = Task.Run(async () =>
@@ -66,7 +66,7 @@ public class BatchClaimCapTests
     [Fact]
     public async Task While_a_batch_of_the_whole_ring_is_copied_in_another_producer_still_gets_room()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         await WaitForEmptyRingAsync(f.Broker);
         using var gate = new GatedMemory(1);
         var batch = Payloads(f.Broker.Ring.BufferSize - 1).Append(gate.Memory).ToArray();
@@ -85,7 +85,7 @@ public class BatchClaimCapTests
     [Fact]
     public async Task While_a_batch_at_the_cap_is_copied_in_another_producer_still_gets_room_and_the_batch_is_stored_whole()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         await WaitForEmptyRingAsync(f.Broker);
         using var gate = new GatedMemory(1);
         var batch = Payloads(f.Broker.MaxPublishClaim - 1).Append(gate.Memory).ToArray();
@@ -106,7 +106,7 @@ public class BatchClaimCapTests
     [Fact]
     public async Task A_batch_at_the_cap_allocates_nothing_on_the_publishing_thread()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         var batch = Payloads(f.Broker.MaxPublishClaim);
         PublishBatches(f.Broker, batch, 1_000); // warm-up: JIT tiers, the topic's first pages
 
@@ -134,14 +134,6 @@ public class BatchClaimCapTests
                 Thread.Yield();
             }
         }
-    }
-
-    private static async Task<BrokerFixture> StartAsync()
-    {
-        var f = await BrokerFixture.StartAsync(o => o with { InputRingSize = 8 });
-        f.Broker.CreateTopic("a");
-        f.Broker.CreateTopic("other");
-        return f;
     }
 
     private static ReadOnlyMemory<byte>[] Payloads(int count) => Enumerable.Range(0, count).Select(i => (ReadOnlyMemory<byte>)new[] { (byte)i }).ToArray();

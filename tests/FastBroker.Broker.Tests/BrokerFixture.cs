@@ -24,6 +24,18 @@ internal sealed class BrokerFixture : IAsyncDisposable
         return f;
     }
 
+    /// <summary>
+    /// A broker whose input ring has 8 slots (so <see cref="Broker.MaxPublishClaim"/> is 2) and the topics <c>a</c> and
+    /// <c>other</c>: the claim-cap and failed-publish tests claim parts of the ring and check another topic goes on.
+    /// </summary>
+    public static async Task<BrokerFixture> StartWithRingOf8Async()
+    {
+        var f = await StartAsync(o => o with { InputRingSize = 8 });
+        f.Broker.CreateTopic("a");
+        f.Broker.CreateTopic("other");
+        return f;
+    }
+
     public static BrokerOptions Options(string dir) => BrokerOptions.Default with
     {
         DataDirectory = dir,

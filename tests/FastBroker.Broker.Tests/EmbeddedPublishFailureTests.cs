@@ -22,7 +22,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_batch_whose_list_throws_mid_claim_stores_the_claims_before_it_and_the_broker_keeps_confirming()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         Assert.Equal(2, f.Broker.MaxPublishClaim);
 
         // Items 0-1 are the first claim (stored, confirmed); item 3 throws while the second claim (2-3) is filled.
@@ -35,7 +35,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_batch_whose_list_throws_in_its_first_claim_stores_nothing()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         var thrown = await Record(() => f.Broker.PublishBatchAsync("a", new ThrowingList(count: 2, throwAt: 1)).AsTask());
 
         Assert.True(thrown is InvalidOperationException { Message: "test: item 1" }, $"got: {thrown}");
@@ -45,7 +45,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task An_all_or_none_batch_whose_payload_throws_stores_none_of_it()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         var payloads = new ReadOnlyMemory<byte>[] { "one"u8.ToArray(), new ThrowingMemory(3).Memory }; // MaxPublishClaim: 2
 
         var thrown = await Record(() => Task.FromResult(f.Broker.TryPublishBatch("a", payloads)));
@@ -57,7 +57,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_publish_whose_payload_throws_fails_and_the_broker_keeps_confirming()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         var thrown = await Record(() => f.Broker.PublishAsync("a", new ThrowingMemory(3).Memory).AsTask());
 
         Assert.True(thrown is InvalidOperationException { Message: ThrowingMemory.Message }, $"got: {thrown}");
@@ -67,7 +67,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_publish_that_waited_for_room_and_whose_payload_throws_fails_and_the_broker_keeps_confirming()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         await WaitForEmptyRingAsync(f.Broker);
 
         // Every slot of the ring held by unpublished claims: the publish waits for room, then gets a slot as they commit.
@@ -81,7 +81,7 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_fire_and_forget_publish_whose_slot_cannot_grow_fails_and_the_broker_keeps_confirming()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         f.Broker.Topics.GetForUse("a").SlotGrowthFault = static () => throw new OutOfMemoryException("test: no memory for the slot");
 
         var thrown = await Record(() => Task.FromResult(f.Broker.TryPublish("a", new byte[2000])));
@@ -93,21 +93,13 @@ public class EmbeddedPublishFailureTests
     [Fact]
     public async Task A_dead_letter_whose_slot_cannot_grow_fails_and_the_broker_keeps_confirming()
     {
-        await using var f = await StartAsync();
+        await using var f = await BrokerFixture.StartWithRingOf8Async();
         f.Broker.Topics.GetForUse("a").SlotGrowthFault = static () => throw new OutOfMemoryException("test: no memory for the slot");
 
         var thrown = await Record(() => f.Broker.PublishDeadLetterAsync("a", new byte[2000], default, new MessageHeaders(), default).AsTask());
 
         Assert.True(thrown is OutOfMemoryException, $"got: {thrown}");
         await AssertBrokerGoesOnAsync(f, "a", expectedNext: 0);
-    }
-
-    private static async Task<BrokerFixture> StartAsync()
-    {
-        var f = await BrokerFixture.StartAsync(o => o with { InputRingSize = 8 });
-        f.Broker.CreateTopic("a");
-        f.Broker.CreateTopic("other");
-        return f;
     }
 
     /// <summary>(b) another topic's publish is confirmed; (c) the failed topic's next offset tells what of it was stored.</summary>
