@@ -41,6 +41,9 @@ public sealed class PrimaryLinkLogTests
             }
         }
 
+        // Waited for, not read once: a link's attach line is written by its sender thread after it starts the ack
+        // reader (StandbyLink.SendLoop), which can read the close and end the link (what Close waits for) before it.
+        Eventually.TryWait(() => Lines(lines, Attached).Count > 0, s_deadline);
         var logged = Lines(lines, "replication: standby 'b'");
         Assert.True(
             logged.Count == 2 && logged.Count(l => l.StartsWith(Attached, StringComparison.Ordinal)) == 1 && logged.Contains(Closed), // either first: the attach line follows the welcome

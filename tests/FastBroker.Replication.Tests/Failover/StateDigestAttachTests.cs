@@ -41,10 +41,16 @@ public sealed class StateDigestAttachTests
             sends.Count == start,
             $"b attached again with copies identical to a's files: a sent [{string.Join(", ", sends.Skip(start))}] whole");
         Assert.Equal(0, a.Replicator!.Link!.StateFilesSent);
-        var lines = pair.Lines();
+
+        // Waited for, not read once: a's sender thread writes the attach line only after the attach's POSITIONS frame
+        // and after it starts the ack reader (StandbyLink.SendLoop), and the STATE_ACK that ends SettleAsync can be read
+        // before that when the test's request came before the attach's snapshot (which then covers it).
+        static bool IsAttachLine(string l) =>
+            l.Contains("attached", StringComparison.Ordinal) && l.Contains("0 state files sent whole, 5 copies reported", StringComparison.Ordinal);
+        var logged = Eventually.TryWait(() => pair.Lines().Exists(IsAttachLine), s_deadline);
         Assert.True(
-            lines.Exists(l => l.Contains("attached", StringComparison.Ordinal) && l.Contains("0 state files sent whole, 5 copies reported", StringComparison.Ordinal)),
-            $"no attach line says 0 state files sent whole, 5 copies reported; the log:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}");
+            logged,
+            $"no attach line says 0 state files sent whole, 5 copies reported within {s_deadline.TotalSeconds} s; the log:{Environment.NewLine}{string.Join(Environment.NewLine, pair.Lines())}");
     }
 
     [Fact]
