@@ -22,10 +22,12 @@ internal sealed partial class StandbyLink
                 SendWelcome(f, existing);
             }
 
+            // Logged before the ack reader starts: it can end the link (and log the end) at once, and an operator reads
+            // the attach before its end.
+            _owner.LogLink($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported, {StateFilesRemoved} removed)");
             _acker = new Thread(AckLoop) { IsBackground = true, Name = "fastbroker-replicator-acks" };
             _acker.Start();
             _owner.Gate.SetStandbyAttached(true);
-            _owner.LogLink($"replication: standby '{_hello.NodeId}' attached (epoch {_owner.Epoch}, {_topics.Count} topics; {StateFilesSent} state files sent whole, {_digestsReported} copies reported, {StateFilesRemoved} removed)");
             var heartbeatTicks = (long)(_owner.Options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
             var nextHeartbeat = Stopwatch.GetTimestamp() + heartbeatTicks;
             var groupStateTicks = Stopwatch.Frequency / 50;

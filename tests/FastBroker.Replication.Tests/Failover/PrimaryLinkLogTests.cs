@@ -41,12 +41,11 @@ public sealed class PrimaryLinkLogTests
             }
         }
 
-        // Waited for, not read once: a link's attach line is written by its sender thread after it starts the ack
-        // reader (StandbyLink.SendLoop), which can read the close and end the link (what Close waits for) before it.
-        Eventually.TryWait(() => Lines(lines, Attached).Count > 0, s_deadline);
+        // The attach line is written by the link's sender thread before it starts the ack reader (StandbyLink.SendLoop),
+        // which reads the close and ends the link (what Close waits for): so it is there, and before the end's line.
         var logged = Lines(lines, "replication: standby 'b'");
         Assert.True(
-            logged.Count == 2 && logged.Count(l => l.StartsWith(Attached, StringComparison.Ordinal)) == 1 && logged.Contains(Closed), // either first: the attach line follows the welcome
+            logged.Count == 2 && logged[0].StartsWith(Attached, StringComparison.Ordinal) && logged[1] == Closed,
             $"{Rounds} links attached and closed within the interval, one line of each expected: [{string.Join(" | ", logged)}]");
 
         // A link that stays up: b answers a heartbeat. The run is over (its counts are logged), and the link's end,

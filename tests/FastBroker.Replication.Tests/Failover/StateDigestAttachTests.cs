@@ -42,9 +42,10 @@ public sealed class StateDigestAttachTests
             $"b attached again with copies identical to a's files: a sent [{string.Join(", ", sends.Skip(start))}] whole");
         Assert.Equal(0, a.Replicator!.Link!.StateFilesSent);
 
-        // Waited for, not read once: a's sender thread writes the attach line only after the attach's POSITIONS frame
-        // and after it starts the ack reader (StandbyLink.SendLoop), and the STATE_ACK that ends SettleAsync can be read
-        // before that when the test's request came before the attach's snapshot (which then covers it).
+        // Waited for, not read once: a's sender thread writes the attach line after the attach's POSITIONS frame
+        // (StandbyLink.SendLoop). It now does so before it starts the ack reader, so the STATE_ACK that ends SettleAsync
+        // (read by that reader) comes after it; when it came first (a test's request older than the attach's snapshot,
+        // which then covers it) the line could still be missing here.
         static bool IsAttachLine(string l) =>
             l.Contains("attached", StringComparison.Ordinal) && l.Contains("0 state files sent whole, 5 copies reported", StringComparison.Ordinal);
         var logged = Eventually.TryWait(() => pair.Lines().Exists(IsAttachLine), s_deadline);
