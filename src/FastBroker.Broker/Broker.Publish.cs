@@ -147,15 +147,6 @@ public sealed partial class Broker
         return true;
     }
 
-    /// <summary>Completes when the input ring may have room for <paramref name="count"/> slots (poll-free for the caller).</summary>
-    public async ValueTask WaitForPublishRoomAsync(int count, CancellationToken cancellationToken = default)
-    {
-        while (!_pipeline.Ring.HasAvailableCapacity(Math.Min(count, MaxPublishClaim)))
-        {
-            await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     internal global::FastBroker.Ring.RingBuffer<PublishEntry> Ring => _pipeline.Ring;
 
     /// <summary>
@@ -301,7 +292,7 @@ public sealed partial class Broker
             var n = Math.Min(payloads.Count - index, MaxPublishClaim);
             if (!ring.TryNext(n, out var hi))
             {
-                await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+                await WaitForRoomAsync(n, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -394,29 +385,6 @@ public sealed partial class Broker
         }
 
         ring.Publish(lo, hi);
-    }
-
-    private async ValueTask<long> PublishWhenRoomAsync(TopicState t, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> key, byte[]? headers, long expires, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
-            if (_pipeline.Ring.TryNext(out var sequence))
-            {
-                return await Publish(t, sequence, payload, key, headers, expires).ConfigureAwait(false);
-            }
-        }
-    }
-
-    private async ValueTask WaitForRoomAsync(CancellationToken cancellationToken)
-    {
-        ThrowIfClosed();
-        cancellationToken.ThrowIfCancellationRequested();
-        await Task.Yield();
-        if (!_pipeline.Ring.HasAvailableCapacity(1))
-        {
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-        }
     }
 
     [DoesNotReturn]

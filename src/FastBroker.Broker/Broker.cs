@@ -193,6 +193,7 @@ public sealed partial class Broker : IAsyncDisposable
             return;
         }
 
+        _pipeline.Room.WakeAll(); // publishers waiting for room see the close now, not after the drain
         try
         {
             await CloseAsync().ConfigureAwait(false);

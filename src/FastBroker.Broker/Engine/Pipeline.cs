@@ -36,6 +36,22 @@ internal sealed class Pipeline
 
     public bool Stopping => _stopping;
 
+    /// <summary>Publishers waiting for room in the full ring, woken by <see cref="ReleaseBatch"/>.</summary>
+    public RoomWaiters Room { get; } = new();
+
+    /// <summary>
+    /// The journaler, at the end of a batch it has dispatched (its slots cleared, nothing of them read again): hands the
+    /// slots back to the ring now, and wakes the publishers waiting for room if there are any. The processor stores the
+    /// same sequence again once the handler returns; stored here first, as Disruptor's sequence-reporting handlers do, so
+    /// that a waiter woken re-checks after the slots are free. The fence pairs with <see cref="RoomWaiters.Enter"/>
+    /// (see its remarks): one fence per batch, which the default (blocking) wait strategy pays after each batch anyway.
+    /// </summary>
+    public void ReleaseBatch(long sequence)
+    {
+        _journaler.Sequence.SetValueVolatile(sequence);
+        Room.WakeIfAny();
+    }
+
     /// <summary>The last ring sequence fully dispatched.</summary>
     public long DispatchedSequence => _journaler.Sequence.Value;
 

@@ -117,6 +117,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 
         dispatcher.EndOfBatch();
         dispatcher.Gate?.AwaitAcks(ring, sequence);
+        pipeline.ReleaseBatch(sequence);
     }
 
     private readonly void CommitTouched()
