@@ -22,7 +22,11 @@ internal sealed partial class TopicRegistry
         }
     }
 
-    /// <summary>The entries of the topics directory that are directories (or links to one), listed whole before any is opened.</summary>
+    /// <summary>
+    /// The entries of the topics directory that are directories (or links to one), listed whole before any is opened, in
+    /// ordinal order of their names: the same data directory opens its topics in the same order whatever the file
+    /// system's listing order, so a refused open fails at the same topic each time.
+    /// </summary>
     /// <exception cref="BrokerException">
     /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): the listing
     /// failed (a directory the broker may not read), naming the directory and the cause.
@@ -31,7 +35,9 @@ internal sealed partial class TopicRegistry
     {
         try
         {
-            return System.IO.Directory.GetDirectories(_root);
+            var dirs = System.IO.Directory.GetDirectories(_root);
+            Array.Sort(dirs, StringComparer.Ordinal);
+            return dirs;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
