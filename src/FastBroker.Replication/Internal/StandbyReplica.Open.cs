@@ -6,9 +6,19 @@ namespace FastBroker.Replication.Internal;
 // The standby's open of its copies on disk: each topic's settings and journal, every failure typed as the broker's open types it.
 internal sealed partial class StandbyReplica
 {
+    /// <summary>
+    /// Opens the copies on disk as the broker's open opens its topics (<see cref="TopicRegistry.LoadAll"/>), in the same
+    /// order; a failure on disk (the listing, a copy's settings or journal) is refused as it refuses it.
+    /// </summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/>: the topics directory cannot be listed, or a copy's directory, settings
+    /// or journal cannot be read (a <c>topic.meta</c> that is a directory, a journal that is a file) or are damaged,
+    /// naming the topic, the path and the cause (inside, as the inner exception); <see cref="BrokerErrorCode.ResourceExhausted"/>
+    /// when the system ran short. The caller closes the copies already opened.
+    /// </exception>
     private void OpenExisting()
     {
-        foreach (var dir in Directory.EnumerateDirectories(_topicsRoot))
+        foreach (var dir in TopicRegistry.ListTopicDirectories(_topicsRoot))
         {
             var name = Path.GetFileName(dir);
             if (!TopicName.IsValid(name))
@@ -16,20 +26,35 @@ internal sealed partial class StandbyReplica
                 continue;
             }
 
-            var meta = Path.Combine(dir, TopicRegistry.MetaFile);
-            if (!File.Exists(meta))
+            try
             {
-                // A creation or deletion killed part way: removed as the broker's open does; a journal without
-                // settings is damage, refused (BrokerException) as a promoted open would.
-                TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
+                OpenExisting(name, dir);
             }
-            else if (TopicRegistry.ReadMetaFile(name, meta).Persistent)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
             {
-                // A copy whose journal is gone is refused as the broker's open refuses it, not opened empty: a node
-                // promoted from here would serve the topic from offset 0 with nothing in it.
-                TopicRegistry.EnsureJournalDirectory(name, dir);
-                Open(name, dir, 0);
+                // What a step on disk threw without naming the topic: typed, as the broker's open types it.
+                throw TopicRegistry.OpenFailed(name, dir, e);
             }
+        }
+    }
+
+    private void OpenExisting(string name, string dir)
+    {
+        // Not File.Exists: false for a topic.meta that is a directory, or that cannot be looked at, which would take a
+        // committed copy for what a creation left (TopicRegistry.HasMetaFile refuses the one, throws the other).
+        var meta = Path.Combine(dir, TopicRegistry.MetaFile);
+        if (!TopicRegistry.HasMetaFile(name, meta))
+        {
+            // A creation or deletion killed part way: removed as the broker's open does; a journal without
+            // settings is damage, refused (BrokerException) as a promoted open would.
+            TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
+        }
+        else if (TopicRegistry.ReadMetaFile(name, meta).Persistent)
+        {
+            // A copy whose journal is gone is refused as the broker's open refuses it, not opened empty: a node
+            // promoted from here would serve the topic from offset 0 with nothing in it.
+            TopicRegistry.EnsureJournalDirectory(name, dir);
+            Open(name, dir, 0);
         }
     }
 

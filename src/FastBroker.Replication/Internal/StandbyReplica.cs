@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using FastBroker.Engine;
 using FastBroker.Journal;
 using FastBroker.Threading;
 
@@ -53,7 +54,7 @@ internal sealed partial class StandbyReplica : IDisposable
         _state = state;
         _verifySealedSegments = verifySealedSegments;
         _topicsRoot = Path.Combine(options.DataDirectory, "topics");
-        Directory.CreateDirectory(_topicsRoot);
+        TopicRegistry.CreateRoot(_topicsRoot); // typed, as the broker's open: a file or a dangling link in its place
         try
         {
             OpenExisting();
