@@ -99,6 +99,8 @@ public sealed partial class Broker : IAsyncDisposable
     /// <exception cref="BrokerException">
     /// <see cref="BrokerErrorCode.ResourceExhausted"/>: another broker has the data directory open (the message names the
     /// directory and, when the system tells it, the holding process); also a resource the open ran short of.
+    /// <see cref="BrokerErrorCode.StorageError"/>: a file of the data directory the open cannot use (a topic's, damaged
+    /// or unreadable; <c>producers.epochs</c> unreadable), naming it and the cause.
     /// </exception>
     public static ValueTask<Broker> OpenAsync(BrokerOptions? options = null, CancellationToken cancellationToken = default)
     {

@@ -17,23 +17,23 @@ public class FailedOpenReleaseTests
     private const int Messages = 5;
 
     /// <summary>
-    /// <c>producers.state</c> that is a directory: the producers' recovery (after the topics are open) cannot read it,
-    /// and the open throws that.
+    /// <c>producers.epochs</c> that is a directory: the producers' recovery (after the topics are open) cannot read it,
+    /// and refuses the open (without it a replaced producer instance would not be fenced: ProducerFileUnreadableTests).
     /// </summary>
     [Fact]
     public async Task An_open_that_a_recovery_step_fails_closes_the_journals_it_opened_and_the_next_open_sees_the_messages()
     {
         using var dir = new TempDirectory("fastbroker-failed-open");
         await PublishAndCloseAsync(dir.Path);
-        var state = dir.Combine(ProducerCheckpoint.FileName);
-        File.Delete(state);
-        Directory.CreateDirectory(state);
+        var epochs = dir.Combine(ProducerEpochFile.FileName);
+        File.Delete(epochs);
+        Directory.CreateDirectory(epochs);
 
         var e = await Assert.ThrowsAnyAsync<Exception>(async () => await (await Broker.OpenAsync(BrokerFixture.Options(dir.Path))).DisposeAsync());
-        Assert.Contains(ProducerCheckpoint.FileName, e.Message, StringComparison.Ordinal);
+        Assert.Contains(ProducerEpochFile.FileName, e.Message, StringComparison.Ordinal);
         AssertReleased(dir.Path);
 
-        Directory.Delete(state);
+        Directory.Delete(epochs);
         await ReopensWithMessagesAsync(dir.Path);
     }
 

@@ -27,6 +27,9 @@ internal sealed class DurabilityNotifier
 
     public void Start() => _loop = Task.Run(RunAsync);
 
+    /// <summary>The loop's task once started (tests: whether it ended).</summary>
+    internal Task? Loop => _loop;
+
     /// <summary>Dispatcher thread: confirm once the offset is durable.</summary>
     public void Enqueue(in PendingConfirmation confirmation) => _pending.Enqueue(confirmation);
 
@@ -65,6 +68,17 @@ internal sealed class DurabilityNotifier
         {
             p.Fail(BrokerErrorCode.Closed, $"topic '{_topic.Name}': broker closed before the message was flushed");
         }
+    }
+
+    /// <summary>
+    /// The topic is disposed without <see cref="StopAsync"/> (an open of the topics or a creation that failed after the
+    /// journal opened: nothing was published): ends the loop, which would otherwise stay parked for good on a journal
+    /// that is going away, without waiting on a flush of it. After <see cref="StopAsync"/> it changes nothing.
+    /// </summary>
+    public void Abandon()
+    {
+        _stop.Cancel(); // before the kick: the woken loop sees it and returns
+        _kick.Set();
     }
 
     private async Task RunAsync()

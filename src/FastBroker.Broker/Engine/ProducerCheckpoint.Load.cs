@@ -8,7 +8,7 @@ namespace FastBroker.Engine;
 internal sealed partial class ProducerCheckpoint
 {
     /// <summary>
-    /// Reads the file (absent or damaged: nothing) and returns each entry whose record the topics' journals still hold
+    /// Reads the file (absent, unreadable or damaged: nothing; unreadable or damaged, <paramref name="problem"/> says so) and returns each entry whose record the topics' journals still hold
     /// with that producer and sequence, through <paramref name="verify"/>, with the producer's newest write (that record's
     /// timestamp if later, or alone in a version 1 file), the record's producer epoch and the entry's previous place
     /// (unchecked: the open's own write keeps it); for an entry whose record they do not hold, its previous place
@@ -60,8 +60,10 @@ internal sealed partial class ProducerCheckpoint
             (problem, ignored, epochs, capturedAt, capturedTime) = (null, 0, [], null, null);
             return [];
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            // Unreadable (EIO; a directory in its place or EACCES: UnauthorizedAccessException, not an IOException): the
+            // records and producers.epochs, which the open reads besides, know the producers and their epochs.
             (ignored, epochs, capturedAt, capturedTime) = (0, [], null, null);
             problem = $"{FileName}: cannot read it ({ex.Message}): producers are known from the newest records only";
             return [];

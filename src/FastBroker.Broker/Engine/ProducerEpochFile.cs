@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using FastBroker.Journal;
+using FastBroker.Storage;
 
 namespace FastBroker.Engine;
 
@@ -174,26 +175,43 @@ internal sealed class ProducerEpochFile
 
     /// <summary>
     /// Reads the file: each id's newest epoch and last use (Unix ms; <paramref name="now"/> in a version 1 file, which has
-    /// none) when it was written, unchecked (it can only fence). Absent: nothing, no problem; unreadable or damaged:
-    /// nothing, and <paramref name="problem"/> says so.
+    /// none) when it was written, unchecked (it can only fence). Absent: nothing, no problem; damaged: nothing, and
+    /// <paramref name="problem"/> says so. Unreadable (a read error, a directory in its place, no permission): the open
+    /// is refused. The file alone holds an epoch given to an instance that has not written yet (the captures of
+    /// <c>producers.state</c> between the open and the close are not synced, and come every 8,192 records only), so an
+    /// open without it would let the instance that one replaced resume and publish; and the open's own write of the file
+    /// would replace it, losing its epochs for good, where the file itself may be whole (its permissions changed, say).
     /// </summary>
+    /// <exception cref="BrokerException">
+    /// <see cref="BrokerErrorCode.StorageError"/>: the file cannot be read, naming it and the cause, and what the
+    /// operator can do; <see cref="BrokerErrorCode.ResourceExhausted"/> when the system ran short (out of descriptors,
+    /// say; <see cref="ResourceShortage"/>).
+    /// </exception>
     public static List<(ulong Producer, ulong Epoch, long Seen)> Load(string dataDirectory, long now, out string? problem)
     {
         problem = null;
         var epochs = new List<(ulong, ulong, long)>();
+        var path = Path.Combine(dataDirectory, FileName);
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(Path.Combine(dataDirectory, FileName));
+            bytes = File.ReadAllBytes(path);
         }
         catch (FileNotFoundException)
         {
             return epochs;
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ResourceShortage.Describe(ex) is { } shortage)
         {
-            problem = $"{FileName}: cannot read it ({ex.Message}): producer epochs are known from producers.state and the records only";
-            return epochs;
+            throw new BrokerException(BrokerErrorCode.ResourceExhausted, $"{FileName}: '{path}' cannot be read now ({shortage}: {ex.Message}); try again later", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Not ignored as a damaged file is: its epochs may be whole, and they alone fence an instance replaced by one
+            // that has not written yet.
+            throw new BrokerException(BrokerErrorCode.StorageError, $"{FileName}: '{path}' cannot be read ({ex.Message}): it holds the newest epoch given to each producer id, "
+                + "which alone fences an instance replaced by one that has not written yet, so the broker is not opened without it (a replaced instance would not be fenced). "
+                + "Make it readable again, or remove it to open with the epochs of producers.state and the records only", ex);
         }
 
         var span = bytes.AsSpan();

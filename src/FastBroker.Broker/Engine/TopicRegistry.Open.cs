@@ -10,7 +10,8 @@ internal sealed partial class TopicRegistry
     /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): it cannot be
     /// created or is not a directory (a file, a dangling symbolic link), naming it and the cause.
     /// </exception>
-    private static void CreateRoot(string root)
+    /// <remarks>The broker's open and the standby's (<c>StandbyReplica</c>, for its copies) both use it.</remarks>
+    internal static void CreateRoot(string root)
     {
         try
         {
@@ -22,20 +23,30 @@ internal sealed partial class TopicRegistry
         }
     }
 
-    /// <summary>The entries of the topics directory that are directories (or links to one), listed whole before any is opened.</summary>
+    /// <summary>
+    /// The entries of the topics directory that are directories (or links to one), listed whole before any is opened, in
+    /// ordinal order of their names: the same data directory opens its topics in the same order whatever the file
+    /// system's listing order, so a refused open fails at the same topic each time.
+    /// </summary>
     /// <exception cref="BrokerException">
     /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): the listing
     /// failed (a directory the broker may not read), naming the directory and the cause.
     /// </exception>
-    private string[] ListTopicDirectories()
+    private string[] ListTopicDirectories() => ListTopicDirectories(_root);
+
+    /// <summary>As the instance's, of the topics directory <paramref name="root"/>: the standby's open lists its copies with it.</summary>
+    /// <exception cref="BrokerException">As the instance's.</exception>
+    internal static string[] ListTopicDirectories(string root)
     {
         try
         {
-            return System.IO.Directory.GetDirectories(_root);
+            var dirs = System.IO.Directory.GetDirectories(root);
+            Array.Sort(dirs, StringComparer.Ordinal);
+            return dirs;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw RootFailed(_root, "cannot be listed", e);
+            throw RootFailed(root, "cannot be listed", e);
         }
     }
 
@@ -98,7 +109,7 @@ internal sealed partial class TopicRegistry
     /// </summary>
     /// <exception cref="BrokerException"><see cref="BrokerErrorCode.StorageError"/>: <c>topic.meta</c> is a directory.</exception>
     /// <exception cref="IOException">It cannot be looked at (<see cref="UnauthorizedAccessException"/> too).</exception>
-    private static bool HasMetaFile(string name, string meta)
+    internal static bool HasMetaFile(string name, string meta)
     {
         FileAttributes attributes;
         try
@@ -118,8 +129,11 @@ internal sealed partial class TopicRegistry
         return true;
     }
 
-    /// <summary>The refusal of an open that failed on disk in a topic's directory: a shortage for now, or a storage error, naming the cause.</summary>
-    private static BrokerException OpenFailed(string name, string dir, Exception e) => ResourceShortage.Describe(e) is { } shortage
+    /// <summary>
+    /// The refusal of an open that failed on disk in a topic's directory: a shortage for now, or a storage error, naming
+    /// the topic, the directory and the cause. The broker's open and the standby's (for its copies) both use it.
+    /// </summary>
+    internal static BrokerException OpenFailed(string name, string dir, Exception e) => ResourceShortage.Describe(e) is { } shortage
         ? new BrokerException(BrokerErrorCode.ResourceExhausted, $"topic '{name}' ({dir}) cannot be opened now ({shortage}: {e.Message}); try again later", e)
         : new BrokerException(BrokerErrorCode.StorageError, $"topic '{name}' ({dir}) cannot be opened: {e.Message}", e);
 

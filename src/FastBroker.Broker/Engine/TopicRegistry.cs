@@ -42,6 +42,9 @@ internal sealed partial class TopicRegistry : IDisposable
         CreateRoot(_root);
     }
 
+    /// <summary>Tests: told each topic this registry opens (at its open or creation), once its journal is open.</summary>
+    internal Action<TopicState>? TopicOpened { get; set; }
+
     /// <summary>Journal recovery reports of topics opened at start (only those that dropped something).</summary>
     public List<(string Topic, RecoveryReport Report)> Recoveries { get; } = [];
 
@@ -317,6 +320,7 @@ internal sealed partial class TopicRegistry : IDisposable
             topic.Durability.Start();
         }
 
+        TopicOpened?.Invoke(topic);
         return topic;
     }
 

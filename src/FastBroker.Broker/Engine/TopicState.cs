@@ -138,7 +138,15 @@ internal sealed partial class TopicState : IDisposable
         Replication?.RecordsReadable(this);
     }
 
-    public void Dispose() => Journal?.Dispose();
+    /// <summary>
+    /// Closes the journal; the durability loop of an <c>Fsynced</c> topic is ended first (<see cref="DurabilityNotifier.Abandon"/>):
+    /// the broker's close stopped it already, a failed open or creation did not.
+    /// </summary>
+    public void Dispose()
+    {
+        Durability?.Abandon();
+        Journal?.Dispose();
+    }
 
     // Copy-on-write under the gate: the dispatcher reads the arrays without a lock, once per batch.
     private void Add<T>(ref T[] array, T item)

@@ -54,7 +54,7 @@ internal sealed partial class StandbyReplica : IDisposable
         _state = state;
         _verifySealedSegments = verifySealedSegments;
         _topicsRoot = Path.Combine(options.DataDirectory, "topics");
-        Directory.CreateDirectory(_topicsRoot);
+        TopicRegistry.CreateRoot(_topicsRoot); // typed, as the broker's open: a file or a dangling link in its place
         try
         {
             OpenExisting();
@@ -350,97 +350,6 @@ internal sealed partial class StandbyReplica : IDisposable
     private void Step(string what) => FileStep?.Invoke(what);
 
     private void Touch() => Volatile.Write(ref _lastHeardTicks, Stopwatch.GetTimestamp());
-
-    private void OpenExisting()
-    {
-        foreach (var dir in Directory.EnumerateDirectories(_topicsRoot))
-        {
-            var name = Path.GetFileName(dir);
-            if (!TopicName.IsValid(name))
-            {
-                continue;
-            }
-
-            var meta = Path.Combine(dir, TopicRegistry.MetaFile);
-            if (!File.Exists(meta))
-            {
-                // A creation or deletion killed part way: removed as the broker's open does; a journal without
-                // settings is damage, refused (BrokerException) as a promoted open would.
-                TopicRegistry.RemoveUncommitted(_topicsRoot, name, dir, LogTopic);
-            }
-            else if (TopicRegistry.ReadMetaFile(name, meta).Persistent)
-            {
-                // A copy whose journal is gone is refused as the broker's open refuses it, not opened empty: a node
-                // promoted from here would serve the topic from offset 0 with nothing in it.
-                TopicRegistry.EnsureJournalDirectory(name, dir);
-                Open(name, dir, 0);
-            }
-        }
-    }
-
-    private JournalOptions JournalOptionsFor(string topicDirectory) => StandbyJournalOptions(TopicRegistry.JournalOptionsIn(topicDirectory));
-
-    private JournalOptions StandbyJournalOptions(JournalOptions topic) =>
-        topic with
-        {
-            // The standby flushes by group commit whatever the topic's policy: its durable ack must mean it.
-            Durability = DurabilityPolicy.GroupCommit,
-            VerifySealedSegmentsOnOpen = _verifySealedSegments,
-        };
-
-    private ReplicaTopic Open(string name, string dir, long initialOffset) => Register(name, OpenJournal(name, dir, JournalOptionsFor(dir), initialOffset));
-
-    /// <summary>
-    /// Opens this node's copy of a topic's journal. A copy damaged on disk (a record of a sealed segment that fails its
-    /// check, found by the open's verification) is not refused, as a broker's journal is: the primary holds the records,
-    /// so the copy is truncated at the damaged record (<see cref="JournalOptions.RepairCorruption"/>, logged with what it
-    /// dropped) and the attach sends the rest again. Before the cut, the damaged segment and every later one are kept
-    /// aside in <c>damaged/</c> (<see cref="KeepDamagedAside"/>): a node promoted without its primary can have them read.
-    /// </summary>
-    private JournalLog OpenJournal(string name, string dir, JournalOptions options, long initialOffset)
-    {
-        var path = Path.Combine(dir, TopicRegistry.JournalDirectory);
-        JournalLog journal;
-        try
-        {
-            journal = JournalLog.Open(path, options with { InitialOffset = initialOffset });
-        }
-        catch (JournalCorruptionException e) when (!options.RepairCorruption)
-        {
-            _options.Log?.Invoke($"replication: topic '{name}': this node's copy is damaged ({e.Message}); {KeepDamagedAside(name, path, e.FilePath)}; truncated at the damaged record, the primary sends the rest again at the attach");
-            journal = JournalLog.Open(path, options with { InitialOffset = initialOffset, RepairCorruption = true });
-        }
-
-        if (!journal.Recovery.IsClean)
-        {
-            _options.Log?.Invoke($"replication: topic '{name}' recovery: {journal.Recovery}");
-        }
-
-        return journal;
-    }
-
-    /// <summary>
-    /// Keeps the files the cut destroys in <c>&lt;DataDirectory&gt;/damaged/&lt;topic&gt;-&lt;UTC time&gt;/</c>
-    /// (<see cref="DamagedSegments.KeepAsideOnce"/>; outside
-    /// <c>topics/</c>, which a copy reset deletes), once: a node killed between the keep and the cut finds them kept
-    /// at its next open and keeps nothing again. Says where for the cut's log line. A failure (a full disk) is said
-    /// there instead, and the cut goes on: the node must come up.
-    /// </summary>
-    private string KeepDamagedAside(string name, string journalDirectory, string damagedSegment)
-    {
-        var root = Path.Combine(_options.DataDirectory, DamagedDirectory);
-        try
-        {
-            var kept = DamagedSegments.KeepAsideOnce(journalDirectory, damagedSegment, root, name, DateTimeOffset.UtcNow);
-            return kept.KeptBefore
-                ? $"the damaged segment and every later one ({kept.Files.Count} files) already kept aside in '{kept.Directory}' (by an open stopped before its cut)"
-                : $"the damaged segment and every later one ({kept.Files.Count} files) kept aside in '{kept.Directory}'";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
-        {
-            return $"the damaged segment and the later ones could NOT be kept aside in '{root}' ({e.Message}): what the cut drops is lost on this node";
-        }
-    }
 
     private ReplicaTopic Register(string name, JournalLog journal)
     {
