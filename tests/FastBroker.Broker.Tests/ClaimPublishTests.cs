@@ -341,6 +341,24 @@ public class ClaimPublishTests
         }
     }
 
+    /// <summary>
+    /// A first instance of producer <paramref name="id"/>: its epoch, after it stored sequences 0 … <paramref name="stored"/> − 1
+    /// in topic "t" (payloads "old0" …), every one confirmed without error.
+    /// </summary>
+    internal static async Task<ulong> StartOldInstanceAsync(Broker broker, ulong id, int stored)
+    {
+        var (next, old) = broker.InitProducer(id);
+        Assert.Equal(0UL, next);
+        var sink = new RecordingSink();
+        for (var i = 0UL; i < (ulong)stored; i++)
+        {
+            PublishIdempotent(broker, sink, id, i, "t", $"old{i}", i, epoch: old);
+        }
+
+        Assert.All(await sink.WaitForAsync(stored), o => Assert.Equal(BrokerErrorCode.None, o.Error));
+        return old;
+    }
+
     internal static void PublishIdempotent(Broker broker, IPublishConfirmSink sink, ulong producer, ulong sequence, string topic, string payload, ulong token, byte[]? headers = null, ulong epoch = 0)
     {
         var claim = BeginOne(broker);

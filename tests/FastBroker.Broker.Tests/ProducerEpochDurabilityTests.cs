@@ -24,7 +24,7 @@ public sealed class ProducerEpochDurabilityTests
     public async Task A_replaced_instance_stays_fenced_after_a_restart_that_lost_the_checkpoints_epoch(string loss)
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         await f.RestartAsync(); // the close's producers.state holds the old instance, and its epoch as the newest
         var checkpoint = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
         var older = File.ReadAllBytes(checkpoint);
@@ -55,7 +55,7 @@ public sealed class ProducerEpochDurabilityTests
         var log = new ConcurrentQueue<string>();
         BrokerOptions Logged(BrokerOptions o) => o with { Log = log.Enqueue };
         await using var f = await BrokerFixture.StartAsync(Logged);
-        var old = await StartOldInstanceAsync(f.Broker);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         var (_, current) = f.Broker.InitProducer(Id);
         var epochs = Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName);
         Assert.True(ProducerCheckpointFile.Holds(epochs, current), $"{epochs} holds epoch {current} once InitProducer returned");
@@ -111,20 +111,5 @@ public sealed class ProducerEpochDurabilityTests
                 File.WriteAllBytes(checkpoint, older); // a capture from before the new epoch was given
                 break;
         }
-    }
-
-    /// <summary>An instance of <see cref="Id"/> that stored sequences 0-2 in "t": its epoch.</summary>
-    private static async Task<ulong> StartOldInstanceAsync(Broker broker)
-    {
-        var (next, old) = broker.InitProducer(Id);
-        Assert.Equal(0UL, next);
-        var sink = new RecordingSink();
-        for (var i = 0UL; i < 3; i++)
-        {
-            PublishIdempotent(broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
-        }
-
-        Assert.All(await sink.WaitForAsync(3), o => Assert.Equal(BrokerErrorCode.None, o.Error));
-        return old;
     }
 }

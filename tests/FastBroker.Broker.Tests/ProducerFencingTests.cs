@@ -18,7 +18,7 @@ public sealed class ProducerFencingTests
     public async Task A_new_instance_fences_the_old_one_and_neither_is_taken_for_the_others_retry()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker, stored: 5);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 5);
         var (nextNew, current) = f.Broker.InitProducer(Id);
         Assert.Equal(5UL, nextNew);
         Assert.True(current > old);
@@ -150,7 +150,7 @@ public sealed class ProducerFencingTests
     public async Task A_restart_before_the_new_instance_wrote_still_fences_the_old_one()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker, stored: 3);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
         await f.RestartAsync(); // nothing written with the new epoch: no record carries it
@@ -166,7 +166,7 @@ public sealed class ProducerFencingTests
     public async Task A_crash_right_after_a_new_instance_was_answered_still_fences_the_old_one()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker, stored: 3);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
         using var crashed = new TempDirectory("fastbroker-epoch-crash");
@@ -186,7 +186,7 @@ public sealed class ProducerFencingTests
     public async Task A_new_epoch_that_cannot_be_written_is_refused_with_StorageError()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker, stored: 2);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 2);
         var blocker = Path.Combine(f.DataDirectory, ProducerCheckpointFile.EpochsName + ".tmp");
         Directory.CreateDirectory(blocker); // the file is written there first, then renamed over producers.epochs
         try
@@ -312,21 +312,6 @@ public sealed class ProducerFencingTests
         Assert.Equal(500UL, registry.Fence(Id));
         Assert.Equal(ProducerRegistry.Verdict.Fenced, registry.Check(Id, 5, out _, out _, out _, epoch: 499, now: 1_599));
         Assert.Null(registry.Init(Id, 499, now: 1_599));
-    }
-
-    /// <summary>The first instance: its epoch, after it stored sequences 0 … <paramref name="stored"/> − 1 at offsets 0 ….</summary>
-    private static async Task<ulong> StartOldInstanceAsync(Broker broker, int stored)
-    {
-        var (next, old) = broker.InitProducer(Id);
-        Assert.Equal(0UL, next);
-        var sink = new RecordingSink();
-        for (var i = 0UL; i < (ulong)stored; i++)
-        {
-            PublishIdempotent(broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
-        }
-
-        Assert.All(await sink.WaitForAsync(stored), o => Assert.Equal(BrokerErrorCode.None, o.Error));
-        return old;
     }
 
     private static (long Offset, bool Duplicate, BrokerErrorCode Error) Outcome(List<ClaimPublishTests.Outcome> outcomes, ulong token)

@@ -23,7 +23,7 @@ public sealed class ProducerFileUnreadableTests
         var log = new ConcurrentQueue<string>();
         BrokerOptions Logged(BrokerOptions o) => o with { Log = log.Enqueue };
         await using var f = await BrokerFixture.StartAsync(Logged);
-        var old = await StartOldInstanceAsync(f.Broker);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         var (next, current) = f.Broker.InitProducer(Id);
         Assert.Equal(3UL, next);
         var state = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
@@ -46,7 +46,7 @@ public sealed class ProducerFileUnreadableTests
     public async Task A_producers_epochs_the_open_cannot_read_refuses_the_open_and_once_repaired_the_replaced_instance_is_fenced()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var old = await StartOldInstanceAsync(f.Broker);
+        var old = await StartOldInstanceAsync(f.Broker, Id, stored: 3);
         await f.RestartAsync(); // the close's producers.state holds the old instance's epoch as the newest
         var state = Path.Combine(f.DataDirectory, ProducerCheckpoint.FileName);
         var older = File.ReadAllBytes(state);
@@ -75,20 +75,5 @@ public sealed class ProducerFileUnreadableTests
         });
         Assert.Equal(BrokerErrorCode.ProducerFenced, Assert.Throws<BrokerException>(() => f.Broker.InitProducer(Id, old)).Code);
         Assert.Equal((3UL, current), f.Broker.InitProducer(Id, current));
-    }
-
-    /// <summary>An instance of <see cref="Id"/> that stored sequences 0-2 in "t": its epoch.</summary>
-    private static async Task<ulong> StartOldInstanceAsync(Broker broker)
-    {
-        var (next, old) = broker.InitProducer(Id);
-        Assert.Equal(0UL, next);
-        var sink = new RecordingSink();
-        for (var i = 0UL; i < 3; i++)
-        {
-            PublishIdempotent(broker, sink, Id, i, "t", $"old{i}", i, epoch: old);
-        }
-
-        Assert.All(await sink.WaitForAsync(3), o => Assert.Equal(BrokerErrorCode.None, o.Error));
-        return old;
     }
 }
