@@ -26,6 +26,12 @@ public class WorkerPoolTests
         public void OnStart() => Interlocked.Increment(ref Started);
     }
 
+    /// <remarks>
+    /// A ring of 8 is a hand-off between threads every few events: on a loaded 2-core machine it ran at ~2,400 events
+    /// a second with steady progress (62 s for the 150,000, so a fixed 60 s deadline on the producers' end failed it
+    /// while nothing was wrong). The wait fails on a stall instead (no event handled for a minute: a hang, a lost
+    /// wake-up), and tells how far every party got.
+    /// </remarks>
     [Theory]
     [InlineData(ProducerType.Single, 8)]
     [InlineData(ProducerType.Multi, 8)]
@@ -36,10 +42,12 @@ public class WorkerPoolTests
         var hits = new HitCounter(events);
         var ring = new ValueRingBuffer<LongValue>(size, type);
         var pool = WorkerPool.Create(ring, [], null, new CountingWorker(hits, 10), new CountingWorker(hits, 10), new CountingWorker(hits, 10));
-        ring.AddGatingSequences(pool.GetWorkerSequences());
+        var gating = pool.GetWorkerSequences();
+        ring.AddGatingSequences(gating);
         pool.Start("test-worker");
 
         var producerCount = type == ProducerType.Multi ? 2 : 1;
+        var published = new long[producerCount];
         var producers = Enumerable.Range(0, producerCount).Select(p => new Thread(() =>
         {
             for (long i = p; i < events; i += producerCount)
@@ -47,14 +55,20 @@ public class WorkerPoolTests
                 var seq = ring.Next();
                 ring[seq].Value = i;
                 ring.Publish(seq);
+                Volatile.Write(ref published[p], Volatile.Read(ref published[p]) + 1);
             }
         })
-        { IsBackground = true }).ToList();
+        { IsBackground = true, Name = $"test-producer-{p}" }).ToList();
         producers.ForEach(t => t.Start());
+
+        string State() =>
+            $"{hits.Total} of {events} handled; published per producer [{string.Join(", ", Enumerable.Range(0, producerCount).Select(i => Volatile.Read(ref published[i])))}], " +
+            $"producers alive {producers.Count(t => t.IsAlive)}; cursor {ring.Cursor}; worker sequences " +
+            $"[{string.Join(", ", gating[..^1].Select(s => s.Value))}], claim counter {gating[^1].Value}; workers running {pool.IsRunning}";
+        Eventually.WhileProgressing(() => hits.Total >= events, () => hits.Total, $"{type}-producer ring of {size}: workers handled every event", State);
         producers.ForEach(t => Eventually.Joined(t));
 
-        Eventually.True(() => hits.Total >= events, "workers handled every event");
-        Assert.True(pool.DrainAndHalt(TimeSpan.FromSeconds(30)));
+        Assert.True(pool.DrainAndHalt(TimeSpan.FromSeconds(30)), $"workers drained and stopped: {State()}");
         var (zero, once, more) = hits.Tally(events);
         Assert.Equal((0, events, 0), (zero, once, more));
         Assert.Equal(events, hits.Total);

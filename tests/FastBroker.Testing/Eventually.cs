@@ -66,6 +66,59 @@ public static class Eventually
         return true;
     }
 
+    /// <summary>
+    /// Waits until <paramref name="done"/> holds for as long as <paramref name="progress"/> keeps rising: fails when it
+    /// stands still for <paramref name="stall"/> (default <see cref="DefaultTimeout"/>: a hang, a lost wake-up), or
+    /// when <paramref name="limit"/> (default 10 min) passes in all. For long work made of many hand-offs between
+    /// threads, whose length on a loaded 2-core machine is the load's, not the code's: a fixed deadline on it measures
+    /// the machine, while a stall is what the code can be blamed for.
+    /// </summary>
+    /// <param name="done">The end condition.</param>
+    /// <param name="progress">A count that rises while the work moves (events handled, bytes written).</param>
+    /// <param name="because">What is waited for, for the failure message.</param>
+    /// <param name="state">The state to put in the failure message (counters, sequences), read when it fails.</param>
+    /// <param name="stall">How long <paramref name="progress"/> may stand still.</param>
+    /// <param name="limit">The bound on the whole wait.</param>
+    /// <exception cref="TimeoutException">The work stalled, or did not end within <paramref name="limit"/>.</exception>
+    public static void WhileProgressing(Func<bool> done, Func<long> progress, string because, Func<string>? state = null, TimeSpan? stall = null, TimeSpan? limit = null)
+    {
+        var stallLimit = stall ?? DefaultTimeout;
+        var totalLimit = limit ?? TimeSpan.FromMinutes(10);
+        var total = Stopwatch.StartNew();
+        var still = Stopwatch.StartNew();
+        var last = progress();
+        var first = last;
+        var spinner = new SpinWait();
+        while (!done())
+        {
+            var now = progress();
+            if (now != last)
+            {
+                last = now;
+                still.Restart();
+            }
+
+            var stalled = still.Elapsed > stallLimit;
+            if (stalled || total.Elapsed > totalLimit)
+            {
+                var why = stalled
+                    ? $"no progress for {stallLimit.TotalSeconds:0.#} s (stuck at {last})"
+                    : $"still moving but not done within {totalLimit.TotalSeconds:0.#} s (at {last})";
+                throw new TimeoutException(
+                    $"{because}: {why}; progress went from {first} to {last} in {total.Elapsed.TotalSeconds:0.#} s{(state is null ? "" : "; " + state())}");
+            }
+
+            if (spinner.Count < 50)
+            {
+                spinner.SpinOnce(sleep1Threshold: -1);
+            }
+            else
+            {
+                Thread.Sleep(1); // back-off inside a condition wait that has a deadline
+            }
+        }
+    }
+
     /// <summary>Joins a thread with a deadline, failing the test if it does not end.</summary>
     public static void Joined(Thread thread, TimeSpan? timeout = null)
     {

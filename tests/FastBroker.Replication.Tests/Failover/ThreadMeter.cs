@@ -2,7 +2,11 @@ using FastBroker.Replication.Internal;
 
 namespace FastBroker.ReplicationTests.Failover;
 
-/// <summary>Per replication thread: its allocated bytes at its first and last pass while measuring, and on which threads.</summary>
+/// <summary>
+/// Per replication thread: its allocated bytes at its first and last pass while measuring, and on which threads; and,
+/// so that a failure tells a one-off (a buffer or queue grown once, one large step) from a per-message allocation (steps
+/// in many passes), how many passes allocated and the largest step between two passes.
+/// </summary>
 internal sealed class ThreadMeter
 {
     /// <summary>The slot of the journaler, after those of <see cref="ReplicationThread"/>.</summary>
@@ -41,7 +45,20 @@ internal sealed class ThreadMeter
             }
             else if (s.ThreadId != Environment.CurrentManagedThreadId)
             {
-                s.Threads++;
+                s.Threads++; // fails the test: another thread's counter, no step to take
+            }
+            else
+            {
+                var step = bytes - s.End;
+                if (step > 0)
+                {
+                    s.Steps++;
+                    if (step > s.MaxStep)
+                    {
+                        s.MaxStep = step;
+                        s.MaxStepAt = s.Passes;
+                    }
+                }
             }
 
             s.End = bytes;
@@ -55,7 +72,17 @@ internal sealed class ThreadMeter
 
     public long Threads(int slot) => Read(slot, s => s.Threads);
 
-    public string Report() => string.Join(", ", Enumerable.Range(0, Journaler + 1).Select(i => $"{Name(i)}: {Bytes(i)} B in {Passes(i)} passes"));
+    public string Report() => string.Join(", ", Enumerable.Range(0, Journaler + 1).Select(Describe));
+
+    private string Describe(int slot)
+    {
+        var s = _slots[slot];
+        lock (s)
+        {
+            var steps = s.Steps == 0 ? "" : $" (allocating in {s.Steps} of them, at most {s.MaxStep} B at pass {s.MaxStepAt})";
+            return $"{Name(slot)}: {s.End - s.Start} B in {s.Passes} passes{steps}";
+        }
+    }
 
     private long Read(int slot, Func<Slot, long> what)
     {
@@ -73,5 +100,8 @@ internal sealed class ThreadMeter
         public long Passes;
         public int ThreadId;
         public long Threads;
+        public long Steps;
+        public long MaxStep;
+        public long MaxStepAt;
     }
 }
