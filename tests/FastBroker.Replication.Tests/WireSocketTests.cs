@@ -1,7 +1,9 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using FastBroker.Net;
 using FastBroker.Replication.Internal;
+using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests;
 
@@ -148,6 +150,46 @@ public sealed class WireSocketTests
         Assert.Equal(FrameKind.Ack, kind);
         Assert.Equal(0u, new FrameReader(body).U32()); // the new frame, not the one built for the closed link
         Assert.False(input.Read(out _, out _), "a second frame arrived");
+    }
+
+    /// <summary>
+    /// A frame that straddles the end of the receive buffer but fits the buffer is moved to its front, not given a buffer
+    /// twice the size: before, every such straddle doubled the buffer, so a long-running link's grew without bound
+    /// although no frame was larger than the first buffer (here 64 bytes became 128 at the first round).
+    /// </summary>
+    [Fact]
+    public async Task A_frame_straddling_the_buffers_end_is_moved_to_the_front_and_the_buffer_does_not_grow()
+    {
+        var (sender, receiver) = await ConnectedPairAsync();
+        using var s = sender;
+        using var r = receiver;
+        var input = new FrameInput(receiver, 64);
+        var frame = new byte[40]; // length 36 (kind + 35 bytes of body)
+        for (var round = 0; round < 50; round++)
+        {
+            Frame(frame, round);
+            sender.Send(frame);
+            sender.Send(Frame(frame, round + 1000).AsSpan(0, 10)); // and the first 10 bytes of the next frame
+            Eventually.True(() => receiver.Available >= 50, "the 50 bytes arrived");
+            ExpectFrame(input, round);
+            sender.Send(frame.AsSpan(10)); // the rest of the second frame: it straddled the buffer's end at byte 40
+            ExpectFrame(input, round + 1000);
+            Assert.True(64 == input.Capacity, $"round {round}: the buffer grew to {input.Capacity} bytes for frames of {frame.Length}");
+        }
+
+        static byte[] Frame(byte[] frame, int mark)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)frame.Length - 4);
+            frame[4] = (byte)FrameKind.Ack;
+            BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(5), mark);
+            return frame;
+        }
+
+        static void ExpectFrame(FrameInput input, int mark)
+        {
+            Assert.True(input.Read(out var kind, out var body));
+            Assert.Equal((FrameKind.Ack, 35, mark), (kind, body.Length, BinaryPrimitives.ReadInt32LittleEndian(body)));
+        }
     }
 
     /// <summary>A socket from <see cref="Wire.Connect"/> and its accepted peer.</summary>

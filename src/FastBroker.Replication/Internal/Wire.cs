@@ -309,6 +309,9 @@ internal sealed class FrameInput(Socket socket, int capacity)
     private int _start;
     private int _end;
 
+    /// <summary>The buffer's size now (tests: it grows only for a frame larger than it).</summary>
+    internal int Capacity => _buffer.Length;
+
     /// <summary>True when no more bytes are buffered nor waiting in the socket (time to acknowledge).</summary>
     public bool Drained => _start == _end && socket.Available == 0;
 
@@ -358,11 +361,14 @@ internal sealed class FrameInput(Socket socket, int capacity)
             var need = 4 + (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start)), Wire.MaxFrame);
             if (need > _buffer.Length - _start)
             {
-                var bigger = new byte[Math.Max(need, _buffer.Length * 2)];
-                Buffer.BlockCopy(_buffer, _start, bigger, 0, _end - _start);
+                // The frame does not fit after its start: moved to the front when it fits the buffer (grown only for a
+                // frame larger than the buffer, so the buffer stays at most twice the largest frame however long the
+                // link runs: growing whenever a frame straddled the end kept doubling it).
+                var target = need <= _buffer.Length ? _buffer : new byte[Math.Max(need, _buffer.Length * 2)];
+                Buffer.BlockCopy(_buffer, _start, target, 0, _end - _start);
                 _end -= _start;
                 _start = 0;
-                _buffer = bigger;
+                _buffer = target;
             }
         }
 
