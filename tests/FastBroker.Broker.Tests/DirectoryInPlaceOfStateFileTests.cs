@@ -115,6 +115,51 @@ public class DirectoryInPlaceOfStateFileTests
         Assert.Equal(Enumerable.Range(40, 60).Select(i => (long)i), c.Items.Select(m => m.Offset));
     }
 
+    /// <summary>
+    /// A group's state file that is a symbolic link to a volume not mounted (its target missing) is no missing file: the
+    /// state may come back. It is reported and refused naming the link and its target (not "missing", nor "removed each
+    /// time it was found or made"), nothing is created through it, and once its target is back the group resumes at its
+    /// floor.
+    /// </summary>
+    [Fact]
+    public async Task A_group_state_file_linked_to_a_missing_target_is_refused_naming_the_link_and_resumes_once_the_target_is_back()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.Broker.CreateTopic("jobs");
+        using (var member = f.Broker.JoinGroup("jobs", "workers"))
+        {
+            await PublishAsync(f.Broker, "jobs", 0, 3);
+            var job = FetchOne(member, "the first job");
+            Assert.True(member.Ack(job.Offset, job.DeliveryCount));
+            await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single().AckFloor == 1, "the ack floor reaches 1");
+        }
+
+        var path = Path.Combine(f.DataDirectory, "topics", "jobs", "groups", "workers.state");
+        var volume = Path.Combine(f.DataDirectory, "volume");
+        var target = Path.Combine(volume, "workers.state");
+        var saved = Path.Combine(f.DataDirectory, "workers.state.saved");
+        await f.RestartAsync(whileClosed: () =>
+        {
+            File.Move(path, saved);
+            File.CreateSymbolicLink(path, target); // the volume is not mounted
+        });
+
+        var report = f.Broker.RecoveryReports.FirstOrDefault(r => r.Contains("'workers'", StringComparison.Ordinal));
+        Assert.True(report is not null && report.Contains($"a symbolic link to {target}", StringComparison.Ordinal) && report.Contains("holds retention", StringComparison.Ordinal), $"no recovery report names the link of group 'workers' and its missing target: [{string.Join("; ", f.Broker.RecoveryReports)}]");
+
+        var refused = Assert.Throws<BrokerException>(() => f.Broker.JoinGroup("jobs", "workers"));
+        Assert.Equal(BrokerErrorCode.StorageError, refused.Code);
+        Assert.True(refused.Message.Contains(path, StringComparison.Ordinal) && refused.Message.Contains($"a symbolic link to {target}, which is missing", StringComparison.Ordinal) && refused.Message.Contains("repair the file", StringComparison.Ordinal), refused.Message);
+        Assert.Equal(target, new FileInfo(path).LinkTarget);
+        Assert.False(Directory.Exists(volume), "nothing was created through the link");
+
+        // The volume is back: the same broker joins the group at its floor, the jobs it had not acked delivered.
+        Directory.CreateDirectory(volume);
+        File.Move(saved, target);
+        using var again = f.Broker.JoinGroup("jobs", "workers");
+        Assert.Equal([1L, 2L], FetchMany(again, 2, "the jobs it had not acked").Select(x => x.Offset).Order());
+    }
+
     private static async Task PublishAsync(Broker broker, string topic, int from, int count)
     {
         var publishes = Enumerable.Range(from, count)
