@@ -38,7 +38,8 @@ public sealed partial class Broker
     /// <summary>
     /// The ack floor of every group with state on disk: until a member joins it again, a group holds retention back
     /// from there (it cannot ack meanwhile, so the value read at open stays right). A state file that holds no state, or
-    /// is not a group's (a wrong magic, longer than a group state file, unreadable; <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
+    /// is not a group's (a wrong magic, longer than a group state file, unreadable, also a directory at its path;
+    /// <see cref="GroupAckStore.Inspect"/>), holds it from the oldest
     /// message kept (the journal's tail), reported: nothing says what the group acked. One cut short after its ack floor
     /// is reported too (the done marks past its end are lost: what was acked above the floor is delivered again), and
     /// padded as its join would pad it. First each state file is brought
@@ -63,7 +64,10 @@ public sealed partial class Broker
                 continue;
             }
 
-            foreach (var path in Directory.EnumerateFiles(dir, "*.state"))
+            // Every entry of the name, not only files: a directory (or anything else unreadable) at a state file's path
+            // says nothing of what the group acked, so it holds retention from the tail as a damaged file does. Passed
+            // over, it held nothing, and retention deleted what the group had not acked before the file was put back.
+            foreach (var path in Directory.EnumerateFileSystemEntries(dir, "*.state"))
             {
                 var group = Path.GetFileNameWithoutExtension(path);
                 var end = t.Head;
@@ -130,7 +134,7 @@ public sealed partial class Broker
     /// survived. New messages then take the offsets the journal lacks, and a subscription resuming from the position
     /// it holds would skip them. What that changed goes to <paramref name="reports"/>, with every file that holds no
     /// state or is not a position file (<see cref="PositionStore.Inspect"/>: a wrong magic, an impossible entry count,
-    /// longer than a position file), left as it is: what subscribing under its name does instead; and every short file
+    /// longer than a position file, unreadable, also a directory at its path), left as it is: what subscribing under its name does instead; and every short file
     /// whose entries are all whole, padded with zeros to its full size by its open (<see cref="PositionStore.PaddedFrom"/>).
     /// </summary>
     private static void RecoverPositions(string dataDirectory, TopicRegistry topics, List<string> reports)
@@ -142,7 +146,7 @@ public sealed partial class Broker
         }
 
         MappedStateFile.RemoveLeftovers(dir); // creations a crash interrupted before their rename
-        foreach (var path in Directory.EnumerateFiles(dir, "*.pos"))
+        foreach (var path in Directory.EnumerateFileSystemEntries(dir, "*.pos")) // a directory in its place too: reported as unreadable
         {
             var name = Path.GetFileNameWithoutExtension(path);
             var header = PositionStore.Inspect(path);

@@ -17,7 +17,8 @@ internal enum StateFileContents
 
     /// <summary>
     /// Anything else: a wrong magic (a damaged or foreign header), longer than its full size (damaged, or of another
-    /// version's layout; its owner's <c>Inspect</c> checks the length), or unreadable. Refused, left as it is.
+    /// version's layout; its owner's <c>Inspect</c> checks the length), or unreadable (also a directory at its path, or a
+    /// symbolic link whose target is missing). Refused, left as it is.
     /// </summary>
     Damaged,
 }

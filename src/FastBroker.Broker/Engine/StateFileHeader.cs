@@ -40,7 +40,8 @@ internal readonly record struct StateFileHeader
     /// Reads the first <paramref name="slots"/> 8-byte slots of <paramref name="path"/>, slot 0 holding
     /// <paramref name="magic"/>. Zeros where the magic belongs (or an empty file) hold no state; so does a file cut short
     /// after its magic, before its last header slot (<paramref name="lastSlot"/>: what that slot is, for the reason).
-    /// A magic that is neither, or a file that cannot be read, is <see cref="StateFileContents.Damaged"/>.
+    /// A magic that is neither, or a file that cannot be read (a directory at its path, a symbolic link whose target is
+    /// missing), is <see cref="StateFileContents.Damaged"/>.
     /// <paramref name="kind"/> names the file in the reason ("group state file").
     /// </summary>
     public static StateFileHeader Read(string path, long magic, int slots, string kind, string lastSlot)
@@ -56,7 +57,12 @@ internal readonly record struct StateFileHeader
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            return new(StateFileContents.Missing, 0, "missing");
+            // A symbolic link whose target is missing (on a volume not mounted, say) is no missing file: the state it
+            // points to may come back, so it is unreadable, refused and left as it is, not taken for a new group's or
+            // subscription's (whose start would skip what it had not acked or committed).
+            return LinkTargetOf(path) is { } target
+                ? new(StateFileContents.Damaged, 0, $"unreadable: a symbolic link to {target}, which is missing")
+                : new(StateFileContents.Missing, 0, "missing");
         }
         catch (Exception e) when ((e is IOException or UnauthorizedAccessException) && !ResourceShortage.Is(e))
         {
@@ -94,5 +100,18 @@ internal readonly record struct StateFileHeader
         }
 
         return new(StateFileContents.State, length, $"a {kind}", values);
+    }
+
+    /// <summary>The target of the symbolic link at <paramref name="path"/>; null when there is none (or it cannot be read).</summary>
+    private static string? LinkTargetOf(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 }
