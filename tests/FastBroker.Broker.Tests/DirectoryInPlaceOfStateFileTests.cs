@@ -1,7 +1,6 @@
-using System.Text;
-using FastBroker.Journal;
 using FastBroker.Testing;
 using static FastBroker.BrokerTests.Consume;
+using static FastBroker.BrokerTests.RetentionTests;
 
 namespace FastBroker.BrokerTests;
 
@@ -15,20 +14,11 @@ namespace FastBroker.BrokerTests;
 /// </summary>
 public class DirectoryInPlaceOfStateFileTests
 {
-    private const int Count = 5000; // ~140 B records: about 11 segments of 64 KiB
-
-    private static readonly TopicOptions s_small = TopicOptions.Default with
-    {
-        SegmentBytes = 64 << 10,
-        MaxMessageBytes = 16 << 10,
-        RetentionBytes = 192 << 10,
-    };
-
     [Fact]
     public async Task A_directory_in_place_of_a_group_state_file_holds_retention_from_the_oldest_message_until_repaired()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("orders", s_small);
+        f.Broker.CreateTopic("orders", SmallSegments);
         using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
         {
             await PublishAsync(f.Broker, "orders", 0, Count);
@@ -75,7 +65,7 @@ public class DirectoryInPlaceOfStateFileTests
     public async Task A_directory_in_place_of_a_position_file_is_reported_and_refused_and_the_repaired_file_resumes_at_its_commit()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("audit", s_small);
+        f.Broker.CreateTopic("audit", SmallSegments);
         await PublishAsync(f.Broker, "audit", 0, 100);
         using (var s = f.Broker.Subscribe("audit", new SubscriptionOptions { DurableName = "auditor", Start = StartPosition.Earliest }))
         {
@@ -159,41 +149,4 @@ public class DirectoryInPlaceOfStateFileTests
         using var again = f.Broker.JoinGroup("jobs", "workers");
         Assert.Equal([1L, 2L], FetchMany(again, 2, "the jobs it had not acked").Select(x => x.Offset).Order());
     }
-
-    private static async Task PublishAsync(Broker broker, string topic, int from, int count)
-    {
-        var publishes = Enumerable.Range(from, count)
-            .Select(i => broker.PublishAsync(topic, Encoding.UTF8.GetBytes($"m{i}").Concat(new byte[100]).ToArray()).AsTask())
-            .ToList();
-        Assert.Equal(Enumerable.Range(from, count).Select(i => (long)i), await Task.WhenAll(publishes));
-    }
-
-    /// <summary>Fetches and acks the group's first <paramref name="count"/> messages, in order.</summary>
-    private static void AckFirst(WorkQueueMember member, int count)
-    {
-        var acked = 0;
-        Eventually.True(() =>
-        {
-            var c = new Collected();
-            var r = new Recorder(c);
-            member.Fetch(Math.Min(256, count - acked), ref r);
-            foreach (var m in c.Items)
-            {
-                Assert.True(member.Ack(m.Offset, m.DeliveryCount), $"ack of {m.Offset}");
-                acked++;
-            }
-
-            return acked == count;
-        }, $"{count} acked");
-    }
-
-    private static JournalLog JournalOf(Broker broker, string topic)
-    {
-        Assert.True(broker.Topics.TryGet(topic, out var t), topic);
-        return t.Journal!;
-    }
-
-    /// <summary>Only sealed segments are deleted; the flusher seals closed ones and then writes their index file.</summary>
-    private static void SealAll(JournalLog journal) =>
-        Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed");
 }

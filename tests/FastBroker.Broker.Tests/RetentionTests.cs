@@ -13,9 +13,10 @@ namespace FastBroker.BrokerTests;
 /// </summary>
 public class RetentionTests
 {
-    private const int Count = 5000; // ~140 B records: about 11 segments of 64 KiB
+    internal const int Count = 5000; // ~140 B records: about 11 segments of 64 KiB
 
-    private static readonly TopicOptions s_small = TopicOptions.Default with
+    /// <summary>64 KiB segments, retention by size at 192 KiB (the tests of retention through the broker).</summary>
+    internal static readonly TopicOptions SmallSegments = TopicOptions.Default with
     {
         SegmentBytes = 64 << 10,
         MaxMessageBytes = 16 << 10,
@@ -29,7 +30,7 @@ public class RetentionTests
         var journal = await FilledTopicAsync(f.Broker, "kept");
 
         // The journal's flusher applies retention every RetentionCheckInterval (5 s).
-        await Eventually.TrueAsync(() => journal.SizeOnDisk <= s_small.RetentionBytes, $"the topic shrinks to its retention limit ({journal.SizeOnDisk} bytes in {journal.SegmentCount} segments)");
+        await Eventually.TrueAsync(() => journal.SizeOnDisk <= SmallSegments.RetentionBytes, $"the topic shrinks to its retention limit ({journal.SizeOnDisk} bytes in {journal.SegmentCount} segments)");
         var tail = f.Broker.GetSnapshot().Topics.Single(t => t.Name == "kept").Tail;
         Assert.True(tail > 0, $"tail {tail}");
 
@@ -49,7 +50,7 @@ public class RetentionTests
     public async Task A_work_queue_group_holds_retention_back_until_its_messages_are_acked()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("jobs", s_small);
+        f.Broker.CreateTopic("jobs", SmallSegments);
         using var member = f.Broker.JoinGroup("jobs", "workers", GroupOptions.Default with { Prefetch = 256 });
         var journal = await FilledTopicAsync(f.Broker, "jobs");
         SealAll(journal);
@@ -77,7 +78,7 @@ public class RetentionTests
         // Joined before the topic fills: from then on the group holds retention at its floor (0), so the flusher's own
         // pass (every 5 s) cannot delete the first messages while they are published, and the group's first 1,000 acks
         // are offsets 0 to 999. Joined after, such a pass could start the group past 1,000 and its floor never be 1000.
-        f.Broker.CreateTopic("orders", s_small);
+        f.Broker.CreateTopic("orders", SmallSegments);
         using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
         {
             await FilledTopicAsync(f.Broker, "orders");
@@ -103,7 +104,7 @@ public class RetentionTests
     public async Task A_group_whose_state_file_has_a_wrong_magic_holds_retention_back_from_the_oldest_message_and_says_so()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("orders", s_small);
+        f.Broker.CreateTopic("orders", SmallSegments);
         using (var member = f.Broker.JoinGroup("orders", "billing", GroupOptions.Default with { Prefetch = 256 }))
         {
             await FilledTopicAsync(f.Broker, "orders");
@@ -161,7 +162,7 @@ public class RetentionTests
 
         subscription.Dispose();
         RetainedFromEventually(journal);
-        Assert.True(journal.SizeOnDisk <= s_small.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
+        Assert.True(journal.SizeOnDisk <= SmallSegments.RetentionBytes, $"{journal.SizeOnDisk} bytes left");
 
         // Resumed at its commit (10), it starts at the first retained message and is told what it lost meanwhile.
         var first = journal.FirstOffset;
@@ -280,7 +281,7 @@ public class RetentionTests
     public async Task A_subscription_paused_in_a_segment_retention_deletes_lets_go_of_it_and_resumes_at_the_oldest_with_a_gap()
     {
         await using var f = await BrokerFixture.StartAsync();
-        f.Broker.CreateTopic("ticks", s_small);
+        f.Broker.CreateTopic("ticks", SmallSegments);
         var journal = JournalOf(f.Broker, "ticks");
         using var paused = f.Broker.Subscribe("ticks", new SubscriptionOptions { Start = StartPosition.Earliest });
         await PublishAsync(f.Broker, "ticks");
@@ -328,13 +329,13 @@ public class RetentionTests
     /// <summary>Creates <paramref name="topic"/> with the small segments and limit (unless it exists), fills it, returns its journal.</summary>
     private static async Task<JournalLog> FilledTopicAsync(Broker broker, string topic)
     {
-        broker.CreateTopic(topic, s_small);
+        broker.CreateTopic(topic, SmallSegments);
         await PublishAsync(broker, topic);
         return JournalOf(broker, topic);
     }
 
     /// <summary>Fetches and acks the group's first <paramref name="count"/> messages, in order.</summary>
-    private static void AckFirst(WorkQueueMember member, int count)
+    internal static void AckFirst(WorkQueueMember member, int count)
     {
         var acked = 0;
         Eventually.True(() =>
@@ -352,22 +353,23 @@ public class RetentionTests
         }, $"{count} acked");
     }
 
-    private static async Task PublishAsync(Broker broker, string topic)
+    /// <summary>Publishes messages "m<paramref name="from"/>" … (100 zero bytes after each name), all confirmed at offsets from <paramref name="from"/>.</summary>
+    internal static async Task PublishAsync(Broker broker, string topic, int from = 0, int count = Count)
     {
-        var publishes = Enumerable.Range(0, Count)
+        var publishes = Enumerable.Range(from, count)
             .Select(i => broker.PublishAsync(topic, Encoding.UTF8.GetBytes($"m{i}").Concat(new byte[100]).ToArray()).AsTask())
             .ToList();
-        Assert.Equal(Enumerable.Range(0, Count).Select(i => (long)i), await Task.WhenAll(publishes));
+        Assert.Equal(Enumerable.Range(from, count).Select(i => (long)i), await Task.WhenAll(publishes));
     }
 
-    private static JournalLog JournalOf(Broker broker, string topic)
+    internal static JournalLog JournalOf(Broker broker, string topic)
     {
         Assert.True(broker.Topics.TryGet(topic, out var t), topic);
         return t.Journal!;
     }
 
     /// <summary>Only sealed segments are deleted; the flusher seals closed ones and then writes their index file.</summary>
-    private static void SealAll(JournalLog journal) =>
+    internal static void SealAll(JournalLog journal) =>
         Eventually.True(() => Directory.GetFiles(journal.Directory, "*.idx").Length >= journal.SegmentCount - 1, "closed segments get sealed");
 
     /// <summary>Passes until one deletes: a pass stops at a segment the journal's pre-fault thread still holds.</summary>
