@@ -1,3 +1,4 @@
+using FastBroker.Journal;
 using FastBroker.Storage;
 
 namespace FastBroker.Engine;
@@ -24,7 +25,36 @@ internal sealed partial class TopicRegistry
     }
 
     /// <summary>
-    /// The entries of the topics directory that are directories (or links to one), listed whole before any is opened, in
+    /// Calls <paramref name="open"/> with the name and directory of each topic directory under <paramref name="root"/>
+    /// (<see cref="ListTopicDirectories(string)"/>: in ordinal order; names that are not topic names are skipped), and
+    /// types what a step on disk throws without naming the topic (the directory's listing, the journal's directory) as
+    /// every other refusal of the open (<see cref="OpenFailed"/>), never the raw exception. The broker's open
+    /// (<see cref="LoadAll"/>) and the standby's (<c>StandbyReplica</c>, its copies) both use it.
+    /// </summary>
+    /// <exception cref="BrokerException">As <see cref="ListTopicDirectories(string)"/>, <see cref="OpenFailed"/>, or what <paramref name="open"/> throws.</exception>
+    internal static void OpenEach(string root, Action<string, string> open)
+    {
+        foreach (var dir in ListTopicDirectories(root))
+        {
+            var name = Path.GetFileName(dir);
+            if (!TopicName.IsValid(name))
+            {
+                continue;
+            }
+
+            try
+            {
+                open(name, dir);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+            {
+                throw OpenFailed(name, dir, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The entries of the topics directory <paramref name="root"/> that are directories (or links to one), listed whole before any is opened, in
     /// ordinal order of their names: the same data directory opens its topics in the same order whatever the file
     /// system's listing order, so a refused open fails at the same topic each time.
     /// </summary>
@@ -32,11 +62,7 @@ internal sealed partial class TopicRegistry
     /// <see cref="BrokerErrorCode.StorageError"/> (or <see cref="BrokerErrorCode.ResourceExhausted"/>): the listing
     /// failed (a directory the broker may not read), naming the directory and the cause.
     /// </exception>
-    private string[] ListTopicDirectories() => ListTopicDirectories(_root);
-
-    /// <summary>As the instance's, of the topics directory <paramref name="root"/>: the standby's open lists its copies with it.</summary>
-    /// <exception cref="BrokerException">As the instance's.</exception>
-    internal static string[] ListTopicDirectories(string root)
+    private static string[] ListTopicDirectories(string root)
     {
         try
         {

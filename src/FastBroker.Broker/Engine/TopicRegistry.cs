@@ -92,25 +92,7 @@ internal sealed partial class TopicRegistry : IDisposable
     {
         try
         {
-            foreach (var dir in ListTopicDirectories())
-            {
-                var name = Path.GetFileName(dir);
-                if (!TopicName.IsValid(name))
-                {
-                    continue;
-                }
-
-                try
-                {
-                    Load(name, dir);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
-                {
-                    // What a step on disk threw without naming the topic (the directory's listing, the journal's
-                    // directory): typed, as every other refusal of the open, never the raw exception.
-                    throw OpenFailed(name, dir, e);
-                }
-            }
+            OpenEach(_root, Load);
         }
         catch
         {

@@ -16,27 +16,7 @@ internal sealed partial class StandbyReplica
     /// naming the topic, the path and the cause (inside, as the inner exception); <see cref="BrokerErrorCode.ResourceExhausted"/>
     /// when the system ran short. The caller closes the copies already opened.
     /// </exception>
-    private void OpenExisting()
-    {
-        foreach (var dir in TopicRegistry.ListTopicDirectories(_topicsRoot))
-        {
-            var name = Path.GetFileName(dir);
-            if (!TopicName.IsValid(name))
-            {
-                continue;
-            }
-
-            try
-            {
-                OpenExisting(name, dir);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
-            {
-                // What a step on disk threw without naming the topic: typed, as the broker's open types it.
-                throw TopicRegistry.OpenFailed(name, dir, e);
-            }
-        }
-    }
+    private void OpenExisting() => TopicRegistry.OpenEach(_topicsRoot, OpenExisting);
 
     private void OpenExisting(string name, string dir)
     {
