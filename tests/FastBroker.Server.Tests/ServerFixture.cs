@@ -29,7 +29,17 @@ internal sealed class ServerFixture : IAsyncDisposable
     public static async Task<ServerFixture> StartAsync(Func<ServerOptions, ServerOptions>? server = null, Func<BrokerOptions, BrokerOptions>? broker = null)
     {
         var f = new ServerFixture();
-        await f.OpenAsync(server, broker);
+        try
+        {
+            await f.OpenAsync(server, broker);
+        }
+        catch
+        {
+            // A start refused on purpose (the TLS option tests) must not leave its data directory in /tmp.
+            f._dir.Dispose();
+            throw;
+        }
+
         return f;
     }
 
