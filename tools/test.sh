@@ -3,14 +3,14 @@
 # --filter "FullyQualifiedName~Reconnect").
 #
 # Why not plain `dotnet test FastBroker.sln`: it runs the test projects on MSBuild's nodes (two here), and where
-# the longest project (the replication tests, 5-6 min) lands in that schedule is luck: in CI it often started last,
-# or with the other node idle beside it, and the suite took 13-15 min. Here the solution is built once, then the
-# replication tests run in one lane from the start and the other projects one after another in a second lane, then
-# the native-AOT smoke test, so both cores work throughout. The lanes' outputs are printed whole, one after the other, never
-# interleaved: each project still ends with its own "Passed!/Failed!  - Failed: N, Passed: N, ..." line.
+# the longest project (the replication tests, 5-7 min) lands in that schedule is luck: in CI it often started last,
+# or with the other node idle beside it, and the suite took 13-15 min. Here the solution is built once, then two
+# lanes (one per core) take the jobs from one list, longest first: the replication tests, the native-AOT smoke test,
+# then the other projects. A lane that ends its job takes the next one not taken, so neither core idles while work is
+# left, whichever job runs long on the day. Each job's output is printed whole when it ends, never interleaved with
+# another's: each project still ends with its own "Passed!/Failed!  - Failed: N, Passed: N, ..." line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-long=tests/FastBroker.Replication.Tests/FastBroker.Replication.Tests.csproj
 
 echo "== build (FastBroker.sln, Release, every target framework)"
 if ! dotnet build FastBroker.sln -c Release; then
@@ -20,32 +20,63 @@ fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-echo "== $(basename "$long" .csproj) in a lane of its own (printed when it ends), the other projects beside it"
-(dotnet test "$long" -c Release --no-build "$@" > "$out/long.log" 2>&1; echo $? > "$out/long.rc") &
-lane=$!
+started=$SECONDS
 
-rc=0
+# The jobs, longest first (the order of the last CI runs); projects not named here come after, in name order.
+first=(tests/FastBroker.Replication.Tests/FastBroker.Replication.Tests.csproj aot-smoke
+  tests/FastBroker.Journal.Tests/FastBroker.Journal.Tests.csproj tests/FastBroker.Broker.Tests/FastBroker.Broker.Tests.csproj
+  tests/FastBroker.Client.Tests/FastBroker.Client.Tests.csproj)
+jobs=()
+for job in "${first[@]}"; do
+  # The native-AOT binary only without arguments (a filtered run is about tests).
+  if [ "$job" = aot-smoke ]; then [ $# -eq 0 ] && jobs+=("$job"); elif [ -f "$job" ]; then jobs+=("$job"); fi
+done
 while IFS= read -r project; do
-  [ "$project" = "$long" ] && continue
-  dotnet test "$project" -c Release --no-build "$@" || rc=1
+  [[ " ${jobs[*]} " == *" $project "* ]] || jobs+=("$project")
 done < <(find tests -name '*.Tests.csproj' | sort)
 
-# The native-AOT binary, in the second lane too (without arguments only: a filtered run is about tests): built with
-# warnings as errors (an AOT or trim warning fails it) and driven end to end (tools/aot-smoke.sh). It counts as one
-# test, and prints its result in the projects' form so that a total over this output counts it.
-if [ $# -eq 0 ]; then
-  echo "== native AOT build + smoke test (serve, pub, sub, /health, /metrics, a connection flood, SIGTERM)"
-  started=$SECONDS
-  if tools/aot-smoke.sh; then
-    echo "Passed!  - Failed:     0, Passed:     1, Skipped:     0, Total:     1, Duration: $((SECONDS - started)) s - native AOT smoke (tools/aot-smoke.sh)"
+# The native-AOT binary: built with warnings as errors (an AOT or trim warning fails it) and driven end to end
+# (tools/aot-smoke.sh). It counts as one test, and prints its result in the projects' form so that a total over this
+# output counts it.
+run_job() {
+  local job=$1
+  shift
+  if [ "$job" = aot-smoke ]; then
+    echo "== native AOT build + smoke test (serve, pub, sub, /health, /metrics, a connection flood, SIGTERM)"
+    local t0=$SECONDS
+    if tools/aot-smoke.sh; then
+      echo "Passed!  - Failed:     0, Passed:     1, Skipped:     0, Total:     1, Duration: $((SECONDS - t0)) s - native AOT smoke (tools/aot-smoke.sh)"
+    else
+      echo "Failed!  - Failed:     1, Passed:     0, Skipped:     0, Total:     1, Duration: $((SECONDS - t0)) s - native AOT smoke (tools/aot-smoke.sh)"
+      return 1
+    fi
   else
-    echo "Failed!  - Failed:     1, Passed:     0, Skipped:     0, Total:     1, Duration: $((SECONDS - started)) s - native AOT smoke (tools/aot-smoke.sh)"
-    rc=1
+    dotnet test "$job" -c Release --no-build "$@"
   fi
-fi
+}
 
-wait "$lane"
-echo "== $(basename "$long" .csproj)"
-cat "$out/long.log"
-[ "$(cat "$out/long.rc" 2>/dev/null || echo 1)" = 0 ] || rc=1
+# A lane claims a job by creating its directory (mkdir is atomic: one lane gets it), runs it into a log of its own,
+# then prints the log under a lock.
+lane() {
+  local n=$1 i rc=0
+  shift
+  for i in "${!jobs[@]}"; do
+    mkdir "$out/claim.$i" 2>/dev/null || continue
+    local t0=$((SECONDS - started)) job_rc=0
+    run_job "${jobs[$i]}" "$@" > "$out/job.$i.log" 2>&1 || job_rc=1
+    [ "$job_rc" -eq 0 ] || rc=1
+    {
+      flock 9
+      echo "== $(basename "${jobs[$i]}" .csproj) (lane $n, from $t0 s to $((SECONDS - started)) s after the build)"
+      cat "$out/job.$i.log"
+    } 9> "$out/print.lock"
+  done
+  return "$rc"
+}
+
+lane 1 "$@" &
+one=$!
+lane 2 "$@"
+rc=$?
+wait "$one" || rc=1
 exit "$rc"
