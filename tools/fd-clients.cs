@@ -18,68 +18,68 @@ var options = BrokerClientOptions.Default with { Endpoints = [endpoint], Connect
 switch (args[0])
 {
     case "hold":
-    {
-        var n = int.Parse(args[2]);
-        var clients = new List<BrokerClient>();
-        var subscriptions = new List<ClientSubscription>();
-        for (var i = 0; i < n; i++)
         {
-            var client = await BrokerClient.ConnectAsync(options);
-            clients.Add(client);
-            subscriptions.Add(await client.CreateSubscriptionAsync(args[3]));
-        }
+            var n = int.Parse(args[2]);
+            var clients = new List<BrokerClient>();
+            var subscriptions = new List<ClientSubscription>();
+            for (var i = 0; i < n; i++)
+            {
+                var client = await BrokerClient.ConnectAsync(options);
+                clients.Add(client);
+                subscriptions.Add(await client.CreateSubscriptionAsync(args[3]));
+            }
 
-        Console.WriteLine($"held {clients.Count}");
-        await Console.In.ReadLineAsync();
-        foreach (var s in subscriptions)
-        {
-            await s.DisposeAsync();
-        }
+            Console.WriteLine($"held {clients.Count}");
+            await Console.In.ReadLineAsync();
+            foreach (var s in subscriptions)
+            {
+                await s.DisposeAsync();
+            }
 
-        foreach (var c in clients)
-        {
-            await c.DisposeAsync();
-        }
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
 
-        Console.WriteLine("released");
-        break;
-    }
+            Console.WriteLine("released");
+            break;
+        }
 
     case "flood":
-    {
-        var max = int.Parse(args[2]);
-        var parts = endpoint.Split(':');
-        var target = new IPEndPoint(IPAddress.Parse(parts[0]), int.Parse(parts[1]));
-        var sockets = new List<Socket>();
-        var firstClosed = -1;
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (sockets.Count < max && firstClosed < 0)
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            sockets.Add(socket);
-            await socket.ConnectAsync(target, deadline.Token);
-
-            // Let the server accept before looking: a closed socket is the one the server had no descriptor for.
-            for (var wait = 0; wait < 20 && firstClosed < 0; wait++)
+            var max = int.Parse(args[2]);
+            var parts = endpoint.Split(':');
+            var target = new IPEndPoint(IPAddress.Parse(parts[0]), int.Parse(parts[1]));
+            var sockets = new List<Socket>();
+            var firstClosed = -1;
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (sockets.Count < max && firstClosed < 0)
             {
-                firstClosed = sockets.FindIndex(ClosedByServer);
-                if (firstClosed < 0 && wait < 19)
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                sockets.Add(socket);
+                await socket.ConnectAsync(target, deadline.Token);
+
+                // Let the server accept before looking: a closed socket is the one the server had no descriptor for.
+                for (var wait = 0; wait < 20 && firstClosed < 0; wait++)
                 {
-                    await Task.Delay(1);
+                    firstClosed = sockets.FindIndex(ClosedByServer);
+                    if (firstClosed < 0 && wait < 19)
+                    {
+                        await Task.Delay(1);
+                    }
                 }
             }
-        }
 
-        Console.WriteLine($"opened {sockets.Count}, first closed by the server: #{firstClosed + 1} (0 = none)");
-        foreach (var s in sockets)
-        {
-            s.Dispose();
-        }
+            Console.WriteLine($"opened {sockets.Count}, first closed by the server: #{firstClosed + 1} (0 = none)");
+            foreach (var s in sockets)
+            {
+                s.Dispose();
+            }
 
-        await using var client = await BrokerClient.ConnectAsync(options);
-        Console.WriteLine($"served offset {await client.PublishAsync("fd.after", "served"u8)}");
-        break;
-    }
+            await using var client = await BrokerClient.ConnectAsync(options);
+            Console.WriteLine($"served offset {await client.PublishAsync("fd.after", "served"u8)}");
+            break;
+        }
 
     default:
         Console.Error.WriteLine("usage: hold <host:port> <n> <topic> | flood <host:port> <max>");

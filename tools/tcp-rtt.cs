@@ -63,7 +63,8 @@ var hopper = new Thread(() =>
         handoff.Wait();
         socket.Send(ping);
     }
-}) { IsBackground = true, Name = "hop" };
+})
+{ IsBackground = true, Name = "hop" };
 hopper.Start();
 
 Console.WriteLine($"{Environment.ProcessorCount} CPUs, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {count:N0} pings at {rate:N0}/s per run; 5 s warm-up");
