@@ -11,7 +11,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// without pause in ack mode standby-durable, and kill -9 of whichever node is primary at a random moment, round
 /// after round. The standby takes over by itself (witness lease); no confirmed message may be lost or stored twice.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class AutomaticFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "failover.orders";

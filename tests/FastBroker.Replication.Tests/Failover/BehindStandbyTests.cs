@@ -12,7 +12,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// recovers when the old primary returns (its standby catches up and is recorded in sync again), or by a forced
 /// promotion that gives them up.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class BehindStandbyTests(ITestOutputHelper output)
 {
     private const string Topic = "behind.orders";

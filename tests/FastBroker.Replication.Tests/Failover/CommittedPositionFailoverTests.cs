@@ -7,7 +7,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// Invariant 5 across a failover: a durable consumer's position, once its COMMIT is answered, is where the consumer
 /// resumes on the new primary after kill -9 of the old one; it is not sent the messages it committed again.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class CommittedPositionFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "audit.log";

@@ -15,7 +15,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// commit on the old primary resumes the consumer on the promoted node; a commit on the promoted node, not the
 /// replicated one before it, is what a restart of that node resumes from.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class ConsumerStateFailoverTests(ITestOutputHelper output)
 {
     // A 2 s heartbeat timeout: a standby stalled that long by a loaded machine would be detached, and a commit (or a

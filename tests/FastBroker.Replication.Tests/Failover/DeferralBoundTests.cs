@@ -13,7 +13,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// one, the operator may promote it once that long has passed since it began to defer. The bound is checked as a lower
 /// bound, whatever the machine's load (<see cref="AssertDeferredForTheBound"/>).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class DeferralBoundTests(ITestOutputHelper output)
 {
     private const string Topic = "defer.orders";

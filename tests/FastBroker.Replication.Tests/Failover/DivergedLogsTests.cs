@@ -8,7 +8,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// would cut records only the other holds when that one followed, and they may have been confirmed. Neither takes over
 /// while both answer; each says so, nothing is cut, and an operator's promotion decides (and the cut is reported).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class DivergedLogsTests(ITestOutputHelper output)
 {
     private const string OnlyA = "diverged.a";

@@ -8,7 +8,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// share, so the node must cut where <em>its own</em> later epoch began, even though the primary's next epoch begins
 /// further on: the offsets in between hold different records on each side.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class DivergentHistoryRejoinTests(ITestOutputHelper output)
 {
     private const string Topic = "diverge.orders";

@@ -8,7 +8,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// holding more of the log must take over and the other must copy from it: the reverse (the old primary takes over
 /// with its shorter journal) would cut confirmed records from the standby when it rejoins.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class DoublePowerLossTests(ITestOutputHelper output)
 {
     private const string Topic = "power.orders";

@@ -3,7 +3,9 @@ namespace FastBroker.ReplicationTests.Failover;
 /// <summary>
 /// The real-process pair and crash tests run one at a time and after the parallel ones: a pair test starts two or
 /// three `dotnet` processes and kills them with SIGKILL, and on a 2-core machine two such tests side by side would
-/// measure each other's start-up rather than the failover. Also here: the in-process tests whose product timers or
+/// measure each other's start-up rather than the failover. (The pair tests whose nodes run with heartbeat timeouts of
+/// 2 s or more and that assert nothing load could break are in <see cref="PairProcessCollection"/> instead: one at a
+/// time too, but during the parallel phase.) Also here: the in-process tests whose product timers or
 /// counts a neighbour's CPU load would change (<see cref="ReplicationAllocationTests"/>, <see cref="IdleSenderTests"/>,
 /// <see cref="AckPollLinkChurnTests"/>'s per-round deadline); those whose hooks block a thread of the node until the
 /// test lets it go (<see cref="StateFileCreationTests"/> holds a thread-pool thread up to 30 s: beside another pair on a

@@ -8,7 +8,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// the pair is idle. The primary must notice the silence and detach it, so that a standby-mode publish degrades to
 /// local (as configured) at once instead of waiting out a long ack timeout; when the standby thaws it attaches again.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class FrozenStandbyTests(ITestOutputHelper output)
 {
     private const string Topic = "frozen.orders";

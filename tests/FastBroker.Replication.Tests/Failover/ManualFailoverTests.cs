@@ -9,7 +9,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// (<c>POST /promote</c>). The producer that was publishing through the kill carries on against the promoted node
 /// and no confirmed message is lost or stored twice.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class ManualFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "manual.orders";

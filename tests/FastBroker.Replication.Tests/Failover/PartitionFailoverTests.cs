@@ -12,7 +12,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// primary keeps renewing it, so the witness refuses: at no instant are there two primaries of one epoch, and the
 /// standby stays a standby. A standby-received publish meanwhile is never confirmed (no standby to receive it).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class PartitionFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "partition.orders";

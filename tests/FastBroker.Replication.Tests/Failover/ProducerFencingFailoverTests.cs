@@ -11,7 +11,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// epoch from the replicated records, while the newer instance resumes its epoch there and goes on. Every confirmed
 /// message of either is on the new primary exactly once.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class ProducerFencingFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "fenced.orders";

@@ -8,7 +8,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// witness still to record the old one, it would grant the same number to the other node later, and the two histories
 /// would carry one epoch under two leaders (which the pair cannot settle without an operator).
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class RebootEpochTests(ITestOutputHelper output)
 {
     private const string Topic = "reboot.orders";

@@ -10,7 +10,7 @@ namespace FastBroker.ReplicationTests.Failover;
 /// timeout, not wait for TCP to give up. Here the primary is frozen with SIGSTOP; when it thaws it has lost its
 /// lease and must not be a second primary of its epoch.
 /// </summary>
-[Collection(nameof(FailoverCollection))]
+[Collection(nameof(PairProcessCollection))]
 public sealed class SilentPrimaryFailoverTests(ITestOutputHelper output)
 {
     private const string Topic = "silent.orders";
