@@ -144,7 +144,7 @@ public class RoomWaitTests
     }
 
     /// <summary>Holds the input ring of 8 full: the first slot claimed and left uncommitted by a thread, 7 messages behind it.</summary>
-    private static async Task<HeldSlot> HeldRingAsync(Broker broker)
+    internal static async Task<HeldSlot> HeldRingAsync(Broker broker)
     {
         await Eventually.TrueAsync(() => broker.Ring.HasAvailableCapacity(broker.Ring.BufferSize), "the input ring drains", s_deadline);
         var held = new HeldSlot(broker, "a", "held");
@@ -189,7 +189,7 @@ public class RoomWaitTests
     }
 
     /// <summary>A claim of one input-ring slot held uncommitted by a thread of its own until <see cref="Release"/>, then committed with a message.</summary>
-    private sealed class HeldSlot : IDisposable
+    internal sealed class HeldSlot : IDisposable
     {
         private readonly ManualResetEventSlim _claimed = new();
         private readonly ManualResetEventSlim _release = new();
