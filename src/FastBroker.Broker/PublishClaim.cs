@@ -18,9 +18,17 @@ namespace FastBroker;
 /// claim before the exception reaches the caller: each slot is published as a refusal, reported to its sink with
 /// code 17 (the wire's <c>Internal</c>, <see cref="AbandonedCode"/>), none stored; a slot the caller filled with a
 /// refusal of its own keeps it; a slot never filled tells nobody. A caller whose own code may throw between the claim
-/// and <see cref="Commit"/> calls <see cref="Dispose"/> in a <c>finally</c> (on this claim, not a copy): it abandons
-/// a claim not committed, and does nothing after <see cref="Commit"/> or an abandon. An abandoned claim takes no
-/// further <see cref="Add"/> or <see cref="Commit"/> (<see cref="InvalidOperationException"/>).
+/// and <see cref="Commit"/> calls <see cref="Dispose"/> in a <c>finally</c>: it abandons a claim not committed, and
+/// does nothing after <see cref="Commit"/> or an abandon. An abandoned claim takes no further <see cref="Add"/> or
+/// <see cref="Commit"/> (<see cref="InvalidOperationException"/>).
+/// </para>
+/// <para>
+/// Copies of a claim (it is a struct: passed by value, assigned) share its slots, and whether the claim is over is
+/// read from the ring, not from the copy: once any copy has committed or abandoned it, <see cref="Dispose"/> on
+/// another does nothing and its <see cref="Add"/>/<see cref="Commit"/> throw, so no copy publishes the slots twice or
+/// writes into a slot another publisher has claimed since. Filling one claim through two copies is still a usage
+/// error (each counts its own adds). The <c>default</c> claim (what <see cref="Broker.TryBeginPublish"/> gives when
+/// it returns false) disposes as a no-op and throws on <see cref="Add"/>/<see cref="Commit"/>.
 /// </para>
 /// </summary>
 public ref struct PublishClaim
@@ -101,7 +109,7 @@ public ref struct PublishClaim
     /// </summary>
     public void Dispose()
     {
-        if (!_over)
+        if (!_over && _broker is not null && !_broker.Ring.HasPublished(_first))
         {
             Abandon("the publisher failed before committing its claim, not stored", adding: false, null, 0);
         }
@@ -185,7 +193,13 @@ public ref struct PublishClaim
 
     private readonly void ThrowIfOver()
     {
-        if (_over)
+        if (_broker is null)
+        {
+            throw new InvalidOperationException("PublishClaim: no slots were claimed (TryBeginPublish returned false)");
+        }
+
+        // A copy of this claim may have committed or abandoned it: the ring knows, this copy's flag does not.
+        if (_over || _broker.Ring.HasPublished(_first))
         {
             throw new InvalidOperationException("PublishClaim: the claim is committed or abandoned already");
         }

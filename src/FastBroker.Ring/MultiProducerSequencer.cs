@@ -102,6 +102,16 @@ public sealed class MultiProducerSequencer : Sequencer
         => Volatile.Read(ref UnsafeAccess.ElementAt(_availableBuffer, _pad + ((int)sequence & _indexMask))) == (int)(sequence >>> _indexShift);
 
     /// <inheritdoc />
+    /// <remarks>
+    /// A slot's flag is the lap of the last sequence published in it, so it only grows: the lap of
+    /// <paramref name="sequence"/> or a later one means published. Compared as a wrapping difference, since the flag is
+    /// the lap cut to 32 bits.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public override bool HasPublished(long sequence)
+        => unchecked(Volatile.Read(ref UnsafeAccess.ElementAt(_availableBuffer, _pad + ((int)sequence & _indexMask))) - (int)(sequence >>> _indexShift)) >= 0;
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public override long GetHighestPublishedSequence(long nextSequence, long availableSequence)
     {

@@ -96,6 +96,9 @@ public abstract class RingBufferBase
     /// <summary>True when <paramref name="sequence"/> is published and not yet overwritten.</summary>
     public bool IsPublished(long sequence) => _sequencer.IsAvailable(sequence);
 
+    /// <summary>True once <paramref name="sequence"/> (claimed) has been published, also after its slot is reused (<see cref="Sequencer.HasPublished"/>).</summary>
+    public bool HasPublished(long sequence) => _sequencer.HasPublished(sequence);
+
     /// <summary>Slots that can be claimed right now.</summary>
     public long RemainingCapacity() => _sequencer.RemainingCapacity();
 

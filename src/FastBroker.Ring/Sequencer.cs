@@ -75,6 +75,12 @@ public abstract class Sequencer
     public abstract bool IsAvailable(long sequence);
 
     /// <summary>
+    /// True once <paramref name="sequence"/> (a sequence already claimed) has been published, and from then on: unlike
+    /// <see cref="IsAvailable"/>, it stays true after the slot is claimed and published again for a later sequence.
+    /// </summary>
+    public abstract bool HasPublished(long sequence);
+
+    /// <summary>
     /// The highest sequence in <c>[nextSequence, availableSequence]</c> such that every slot from
     /// <paramref name="nextSequence"/> up to it is published; <c>nextSequence - 1</c> if none is.
     /// </summary>

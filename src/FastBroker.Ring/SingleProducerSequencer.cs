@@ -76,6 +76,9 @@ public sealed class SingleProducerSequencer : Sequencer
     public override void Publish(long lo, long hi) => Publish(hi);
 
     /// <inheritdoc />
+    public override bool HasPublished(long sequence) => sequence <= _cursor.Value;
+
+    /// <inheritdoc />
     public override bool IsAvailable(long sequence)
     {
         var cursor = _cursor.Value;

@@ -24,6 +24,35 @@ public class SequencerTests
 
     [Theory]
     [MemberData(nameof(ProducerTypes))]
+    public void HasPublished_stays_true_after_the_slot_is_claimed_and_published_again(ProducerType type)
+    {
+        var ring = new RingBuffer<LongEvent>(() => new LongEvent(), 4, type);
+        var consumer = new Sequence();
+        ring.AddGatingSequences(consumer);
+
+        Assert.Equal(1, ring.Next(2));
+        Assert.False(ring.HasPublished(0));
+        Assert.False(ring.HasPublished(1));
+        ring.Publish(0, 1);
+        Assert.True(ring.HasPublished(0));
+        Assert.True(ring.HasPublished(1));
+
+        // Three more laps over the same slots: a claimed sequence stays published, also once the slot is reused.
+        for (var lap = 1; lap <= 3; lap++)
+        {
+            consumer.SetValue(ring.Cursor);
+            var hi = ring.Next(4);
+            Assert.False(ring.HasPublished(hi), $"lap {lap}: claimed, not yet published");
+            Assert.True(ring.HasPublished(1), $"lap {lap}: sequence 1, its slot claimed again");
+            ring.Publish(hi - 3, hi);
+            Assert.True(ring.HasPublished(hi));
+            Assert.True(ring.HasPublished(0), $"lap {lap}: sequence 0, its slot published again");
+            Assert.False(ring.IsPublished(0), "IsAvailable is for the slot's current sequence only");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ProducerTypes))]
     public void TryNext_returns_false_when_the_ring_is_full_and_true_once_the_consumer_moves(ProducerType type)
     {
         var ring = new RingBuffer<LongEvent>(() => new LongEvent(), 4, type);
