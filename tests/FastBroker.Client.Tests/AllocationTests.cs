@@ -20,14 +20,22 @@ public class AllocationTests(ITestOutputHelper output)
         var payload = new byte[100];
         await PublishAsync(client, payload, 20_000); // warm-up: pools, JIT tiers, dictionary capacity
 
-        const int N = 50_000;
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        await PublishAsync(client, payload, N);
-        var perMessage = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)N;
-        output.WriteLine($"{perMessage:0.0} bytes allocated per published message");
+        // The smallest object is 24 bytes, so one per message would be 24 bytes per message at least. A window's
+        // one-off costs (a pool thread started, a tier-1 recompilation: about 200 KB) are ~2 bytes per message over
+        // 100,000, so the least of three windows is taken.
+        const int N = 100_000;
+        var perMessage = double.MaxValue;
+        for (var round = 0; round < 3; round++)
+        {
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            await PublishAsync(client, payload, N);
+            var bytes = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)N;
+            output.WriteLine($"{bytes:0.00} bytes allocated per published message (window {round + 1})");
+            perMessage = Math.Min(perMessage, bytes);
+        }
 
         // Budget: amortised pipe segments and socket bookkeeping, far below one object per message.
-        Assert.True(perMessage < 48, $"{perMessage:0.0} bytes per message");
+        Assert.True(perMessage < 8, $"{perMessage:0.00} bytes per message");
     }
 
     [Fact]
