@@ -57,6 +57,50 @@ public class WorkQueueStateTests
         Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(b, 0, 2));
     }
 
+    /// <summary>
+    /// Acks and nacks name a delivery (member, offset, count), not an offset: a member's late ACK or NACK of a delivery
+    /// whose visibility timeout passed changes nothing, so the redelivery's member still owns the message, and its
+    /// nack, its timeout and its ack are what count (an ack by offset would lose the message when that member fails).
+    /// </summary>
+    [Fact]
+    public void A_late_ack_or_nack_of_a_timed_out_delivery_leaves_the_redelivery_to_fail_over_as_before()
+    {
+        var q = new WorkQueueState(0, maxDeliveries: 5, s_visibility);
+        var a = q.AddMember(1);
+        var b = q.AddMember(1);
+        q.Enqueue(0);
+        Assert.True(q.TryAssign(0, out var toA));
+        Assert.True(q.TryHandOver(a, toA.Offset, toA.DeliveryCount, toA.Sequence));
+        Assert.True(q.TryAssign(1_000, out var toB)); // a's visibility timeout passed
+        Assert.Equal((b, 0L, 2), (toB.MemberId, toB.Offset, toB.DeliveryCount));
+        Assert.True(q.TryHandOver(b, toB.Offset, toB.DeliveryCount, toB.Sequence));
+
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(a, 0, 1));
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Nack(a, 0, 1, requeue: false, delayMs: 0, error: "late", nowMs: 1_001));
+        Assert.Equal((0L, 1, 0L), (q.AckFloor, q.Counters.InFlight, q.Counters.DeadLettered));
+
+        // b's nack still redelivers it (a, whose credit came back with the timeout, has its turn).
+        Assert.Equal(WorkQueueOutcome.Requeued, q.Nack(b, 0, 2, requeue: true, delayMs: 0, error: null, nowMs: 1_001));
+        Assert.True(q.TryAssign(1_001, out var third));
+        Assert.Equal((0L, 3), (third.Offset, third.DeliveryCount));
+        Assert.True(q.TryHandOver(third.MemberId, third.Offset, third.DeliveryCount, third.Sequence));
+
+        // Stale tags again, of both earlier deliveries; then the third one's timeout still brings it back.
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(a, 0, 1));
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Ack(b, 0, 2));
+        Assert.Equal(1, q.ExpireDue(2_001));
+        Assert.True(q.TryAssign(2_001, out var fourth));
+        Assert.Equal((0L, 4), (fourth.Offset, fourth.DeliveryCount));
+        Assert.Equal(WorkQueueOutcome.Acked, q.Ack(fourth.MemberId, 0, 4));
+
+        // A late nack after the message was acked: refused, nothing requeued or dead-lettered.
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Nack(third.MemberId, 0, 3, requeue: true, delayMs: 0, error: null, nowMs: 2_002));
+        Assert.Equal(WorkQueueOutcome.UnknownDelivery, q.Nack(b, 0, 2, requeue: false, delayMs: 0, error: null, nowMs: 2_002));
+        Assert.False(q.TryAssign(10_000, out _));
+        Assert.False(q.TryTakeDeadLetter(out _));
+        Assert.Equal((1L, 1L, 0L), (q.AckFloor, q.Counters.Acked, q.Counters.DeadLettered));
+    }
+
     [Fact]
     public void Settled_deliveries_leave_no_timeout_behind_and_a_steady_stream_allocates_nothing()
     {
@@ -338,6 +382,7 @@ public class WorkQueueStateTests
         var acked = new HashSet<long>();
         var deadLettered = new HashSet<long>();
         var lastHandedOut = new Dictionary<long, long>(); // offset -> time of its latest delivery
+        var live = new Dictionary<long, WorkAssignment>(); // offset -> its latest delivery, while not settled
         long now = 0;
         var enqueued = 0;
         for (var step = 0; step < 200_000 && (acked.Count + deadLettered.Count) < Messages; step++)
@@ -358,6 +403,12 @@ public class WorkQueueStateTests
                 }
 
                 lastHandedOut[w.Offset] = now;
+
+                // Prefetch: the deliveries the member holds now (the latest of each offset, neither settled nor past its
+                // visibility timeout at this time) are at most 3, across redeliveries, nacks and timeouts.
+                live[w.Offset] = w;
+                var holds = live.Values.Count(x => x.MemberId == w.MemberId && lastHandedOut[x.Offset] + s_visibility.TotalMilliseconds > now);
+                Assert.True(holds <= 3, $"member {w.MemberId} holds {holds} deliveries, more than its prefetch of 3");
                 Assert.True(q.TryHandOver(w.MemberId, w.Offset, w.DeliveryCount, w.Sequence));
                 held[w.MemberId].Add(w);
             }
@@ -372,6 +423,7 @@ public class WorkQueueStateTests
                     mine.RemoveAt(0);
                     if (q.Ack(member, ack.Offset, ack.DeliveryCount) == WorkQueueOutcome.Acked)
                     {
+                        live.Remove(ack.Offset);
                         Assert.True(acked.Add(ack.Offset), $"offset {ack.Offset} acked twice");
                     }
 
@@ -379,7 +431,11 @@ public class WorkQueueStateTests
                 case 6 when mine.Count > 0:
                     var nack = mine[0];
                     mine.RemoveAt(0);
-                    q.Nack(member, nack.Offset, nack.DeliveryCount, requeue: rng.Next(4) != 0, delayMs: rng.Next(0, 100), error: "err", nowMs: now);
+                    if (q.Nack(member, nack.Offset, nack.DeliveryCount, requeue: rng.Next(4) != 0, delayMs: rng.Next(0, 100), error: "err", nowMs: now) != WorkQueueOutcome.UnknownDelivery)
+                    {
+                        live.Remove(nack.Offset);
+                    }
+
                     break;
                 case 7 when rng.Next(20) == 0:
                     // The member vanishes without a word: its deliveries wait for the visibility timeout.
@@ -391,16 +447,22 @@ public class WorkQueueStateTests
                     break;
             }
 
-            while (q.TryTakeDeadLetter(out var dl))
-            {
-                Assert.True(deadLettered.Add(dl.Offset), $"offset {dl.Offset} dead-lettered twice");
-                Assert.DoesNotContain(dl.Offset, acked);
-                Assert.InRange(dl.DeliveryCount, 1, MaxDeliveries);
-            }
+            TakeDeadLetters();
         }
 
         Assert.Equal(Messages, acked.Count + deadLettered.Count);
         Assert.Empty(acked.Intersect(deadLettered));
+
+        void TakeDeadLetters()
+        {
+            while (q.TryTakeDeadLetter(out var dl))
+            {
+                Assert.True(deadLettered.Add(dl.Offset), $"offset {dl.Offset} dead-lettered twice");
+                live.Remove(dl.Offset);
+                Assert.DoesNotContain(dl.Offset, acked);
+                Assert.InRange(dl.DeliveryCount, 1, MaxDeliveries);
+            }
+        }
         Assert.Equal(Messages, q.AckFloor);
     }
 }

@@ -85,6 +85,13 @@ internal sealed class RawConnection : IAsyncDisposable
     /// <summary>Half-closes: the server sees end of stream.</summary>
     public void ShutdownSend() => _socket.Shutdown(SocketShutdown.Send);
 
+    /// <summary>Drops the connection as a process that dies does: linger 0, so the close sends a reset (RST), not a FIN.</summary>
+    public void Reset()
+    {
+        _socket.LingerState = new LingerOption(true, 0);
+        _socket.Close();
+    }
+
     public Task PublishAsync(ulong requestId, string topic, string payload, PublishFlags flags = PublishFlags.None, byte[]? headers = null, ulong producerId = 0, ulong producerSequence = 0, string? key = null)
         => SendAsync(w => FrameWriter.WritePublish(w, requestId, Encoding.UTF8.GetBytes(topic), Encoding.UTF8.GetBytes(payload), key is null ? default : Encoding.UTF8.GetBytes(key), headers, flags: flags, producerId: producerId, producerSequence: producerSequence));
 

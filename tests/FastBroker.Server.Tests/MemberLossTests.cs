@@ -1,0 +1,120 @@
+using System.Text;
+using FastBroker.Protocol;
+using FastBroker.Testing;
+
+namespace FastBroker.ServerTests;
+
+/// <summary>
+/// A work-queue member lost over TCP (its socket closed, or reset as when its process dies) or late with its ACK: what
+/// its deliveries become, with which delivery count.
+/// </summary>
+public class MemberLossTests
+{
+    // Ten minutes: far longer than any wait of these tests (RawConnection.ReadTimeout, 30 s), so a redelivery they see
+    // came from the member's loss, not from its visibility timeout.
+    private const uint LongVisibilityMs = 600_000;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_lost_members_deliveries_go_to_another_at_once_each_as_its_next_delivery(bool reset)
+    {
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await f.Broker.PublishAsync("tasks", Encoding.UTF8.GetBytes($"t{i}"));
+        }
+
+        // Offset 0 is delivered twice to the first member (a NACK with requeue), the others once.
+        await using var first = await f.ConnectAsync();
+        await first.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "tasks"u8, 3, LongVisibilityMs));
+        Assert.Equal(FrameType.Ok, (await first.ReadAsync()).Type);
+        var got = await first.ReadDeliveriesAsync(3);
+        Assert.All(got, d => Assert.Equal(1u, d.DeliveryCount));
+        await first.SendAsync(w => FrameWriter.WriteNack(w, 2, 1, new DeliveryTag(0, 1), requeue: true));
+        var redelivered = (await first.ReadDeliveriesAsync(1)).Single();
+        Assert.Equal((0ul, 2u), (redelivered.Offset, redelivered.DeliveryCount));
+
+        await using var second = await f.ConnectAsync();
+        await second.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "tasks"u8, 3, LongVisibilityMs));
+        Assert.Equal(FrameType.Ok, (await second.ReadAsync()).Type);
+        if (reset)
+        {
+            first.Reset();
+        }
+        else
+        {
+            await first.DisposeAsync();
+        }
+
+        var again = (await second.ReadDeliveriesAsync(3)).OrderBy(d => d.Offset).ToList();
+        Assert.Equal([(0ul, 3u, "t0"), (1ul, 2u, "t1"), (2ul, 2u, "t2")], again.Select(d => (d.Offset, d.DeliveryCount, d.Text)));
+        await second.SendAsync(w => FrameWriter.WriteAck(w, 3, 2, again.Select(d => d.Tag).ToArray()));
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Members: 1, Acked: 3, InFlight: 0, Ready: 0, DeadLettered: 0 }, "the three acked by the second member");
+    }
+
+    /// <summary>
+    /// The first member's delivery times out and goes to the second; the first's ACK then arrives: refused, and it does
+    /// not take the message from the second, whose loss still brings it back (to the first, its next delivery). After
+    /// the message is acked, the first's NACK of its old delivery is refused too: nothing is requeued or dead-lettered.
+    /// </summary>
+    [Fact]
+    public async Task A_late_ack_after_the_visibility_timeout_leaves_the_redelivery_with_its_member_and_a_late_nack_after_the_ack_changes_nothing()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("slow", "m"u8.ToArray());
+        await using var a = await f.ConnectAsync();
+        await using var b = await f.ConnectAsync();
+        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "slow"u8, 1, visibilityTimeoutMs: 300, maxDeliveries: 100));
+        Assert.Equal(FrameType.Ok, (await a.ReadAsync()).Type);
+        var toA = (await a.ReadDeliveriesAsync(1)).Single();
+        Assert.Equal(1u, toA.DeliveryCount);
+
+        await b.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "slow"u8, 1));
+        Assert.Equal(FrameType.Ok, (await b.ReadAsync()).Type);
+
+        // After a's visibility timeout: delivery 2, or later if it went back to a first (b joined after the timeout:
+        // a then has it as delivery 2 unread in its socket, a stale copy once that times out too).
+        var toB = (await b.ReadDeliveriesAsync(1)).Single();
+        Assert.True(toB.Offset == 0 && toB.DeliveryCount >= 2, $"expected offset 0 as delivery 2 or later, got {toB}");
+
+        // Frames a reads besides the ones awaited (the message may come back to it while its ACK is on the way).
+        var frames = new Queue<ServerFrame>();
+        await a.SendAsync(w => FrameWriter.WriteAck(w, 7, 1, toA.Tag));
+        var refused = await a.ReadUntilAsync(x => x.Type == FrameType.Error && x.RequestId == 7);
+        Assert.Equal(ErrorCode.UnknownDelivery, refused[^1].ErrorCode);
+        refused.SkipLast(1).ToList().ForEach(frames.Enqueue);
+        Assert.Equal(0, f.Broker.GetSnapshot().Groups.Single().Acked);
+
+        // b goes (reset): the message comes back to a, a later delivery than b's (b's may have timed out first). a acks
+        // what it gets: a stale copy, or one whose timeout passed before its ACK arrived, is refused and the message
+        // comes again, so this ends within a bounded number of rounds.
+        b.Reset();
+        var last = toA;
+        for (var round = 0; round < 50 && f.Broker.GetSnapshot().Groups.Single().Acked == 0; round++)
+        {
+            var frame = frames.Count > 0 ? frames.Dequeue() : await a.ReadAsync();
+            if (frame.Type is FrameType.Deliver or FrameType.DeliverBatch)
+            {
+                last = frame.Deliveries.Single();
+                Assert.Equal(0ul, last.Offset);
+                await a.SendAsync(w => FrameWriter.WriteAck(w, 8, 1, last.Tag));
+                (await a.RoundTripAsync()).Where(x => x.Type != FrameType.Pong).ToList().ForEach(frames.Enqueue); // the ACK is handled
+            }
+            else
+            {
+                Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 8ul), (frame.Type, frame.ErrorCode, frame.RequestId));
+            }
+        }
+
+        Assert.True(last.DeliveryCount > toB.DeliveryCount, $"acked as {last}, not a later delivery than b's {toB}");
+        await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Acked: 1, InFlight: 0, Ready: 0 }, "acked once by a");
+        await a.SendAsync(w => FrameWriter.WriteNack(w, 9, 1, toA.Tag, requeue: true));
+        var staleNack = await a.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 9ul), (staleNack.Type, staleNack.ErrorCode, staleNack.RequestId));
+        await a.SendAsync(w => FrameWriter.WriteNack(w, 10, 1, last.Tag, requeue: false));
+        var lateNack = await a.ReadAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 10ul), (lateNack.Type, lateNack.ErrorCode, lateNack.RequestId));
+        Assert.True(f.Broker.GetSnapshot().Groups.Single() is { Acked: 1, DeadLettered: 0, InFlight: 0, Ready: 0, AckFloor: 1 });
+    }
+}
