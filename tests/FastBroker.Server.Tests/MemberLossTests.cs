@@ -54,6 +54,41 @@ public class MemberLossTests
     }
 
     /// <summary>
+    /// A member's client that is done sending (TCP half-close) can ACK nothing more: its deliveries go to another member
+    /// as soon as the server reads the end of its stream, while the session still waits to confirm the client's last
+    /// publish (held unconfirmed behind a slot of the input ring that the test keeps claimed), not after that wait (up to
+    /// 5 s). Shown by order, not by time: the other member has the message before the hold is let go, and the half-closed
+    /// client still gets its publish confirmed after that, so its session was still draining when the message moved.
+    /// </summary>
+    [Fact]
+    public async Task A_half_closed_members_deliveries_go_to_another_while_its_last_publishes_are_still_being_confirmed()
+    {
+        await using var f = await ServerFixture.StartAsync();
+        await f.Broker.PublishAsync("tasks", "t0"u8.ToArray());
+        await using var a = await f.ConnectAsync();
+        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "tasks"u8, 1, LongVisibilityMs));
+        Assert.Equal(FrameType.Ok, (await a.ReadAsync()).Type);
+        Assert.Equal((0ul, 1u), (await a.ReadDeliveriesAsync(1)).Select(d => (d.Offset, d.DeliveryCount)).Single());
+
+        using var held = new HeldClaim(f.Broker);
+        await a.PublishAsync(5, "tasks", "last");
+        await Eventually.TrueAsync(() => f.Broker.Ring.Cursor >= held.Sequence + 1, "a's publish is claimed behind the held slot");
+        a.ShutdownSend();
+
+        await using var b = await f.ConnectAsync();
+        await b.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 2, "g"u8, "tasks"u8, 1, LongVisibilityMs));
+        Assert.Equal(FrameType.Ok, (await b.ReadAsync()).Type);
+        var toB = (await b.ReadDeliveriesAsync(1)).Single();
+        Assert.Equal((0ul, 2u, "t0"), (toB.Offset, toB.DeliveryCount, toB.Text));
+
+        held.Release();
+        var last = await a.ReadUntilClosedAsync();
+        Assert.True(
+            last.Any(x => x.Type == FrameType.Confirm && x.Ranges.Any(r => r.FirstRequestId == 5 && r.Status == ErrorCode.None)),
+            $"the half-closed client's publish was not confirmed after the other member got its delivery: its session had closed before the delivery moved; got {string.Join(" | ", last)}");
+    }
+
+    /// <summary>
     /// The first member's delivery times out and goes to the second; the first's ACK then arrives: refused, and it does
     /// not take the message from the second, whose loss still brings it back (to the first, its next delivery). After
     /// the message is acked, the first's NACK of its old delivery is refused too: nothing is requeued or dead-lettered.
@@ -116,5 +151,61 @@ public class MemberLossTests
         var lateNack = await a.ReadAsync();
         Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 10ul), (lateNack.Type, lateNack.ErrorCode, lateNack.RequestId));
         Assert.True(f.Broker.GetSnapshot().Groups.Single() is { Acked: 1, DeadLettered: 0, InFlight: 0, Ready: 0, AckFloor: 1 });
+    }
+
+    /// <summary>
+    /// One slot of the broker's input ring claimed and left uncommitted by a thread of its own until
+    /// <see cref="Release"/>: the journaler waits on it, so every publish claimed after it stays unconfirmed meanwhile.
+    /// </summary>
+    private sealed class HeldClaim : IDisposable
+    {
+        private readonly ManualResetEventSlim _claimed = new();
+        private readonly ManualResetEventSlim _release = new();
+        private readonly Thread _thread;
+        private Exception? _error;
+
+        public HeldClaim(Broker broker)
+        {
+            _thread = new Thread(() =>
+            {
+                try
+                {
+                    Assert.True(broker.TryBeginPublish(1, out var claim), "a slot of the input ring");
+                    Sequence = broker.Ring.Cursor;
+                    _claimed.Set();
+                    _release.Wait(RawConnection.ReadTimeout);
+                    claim.AddFailed(BrokerErrorCode.InvalidArgument, "test: the held slot", null, 0);
+                    claim.Commit();
+                }
+                catch (Exception e)
+                {
+                    _error = e;
+                }
+                finally
+                {
+                    _claimed.Set();
+                }
+            })
+            { IsBackground = true, Name = "test: held claim" };
+            _thread.Start();
+            Assert.True(_claimed.Wait(RawConnection.ReadTimeout), "the slot is claimed");
+            Assert.Null(_error);
+        }
+
+        /// <summary>The held slot's sequence.</summary>
+        public long Sequence { get; private set; }
+
+        public void Release()
+        {
+            _release.Set();
+            Assert.True(_thread.Join(RawConnection.ReadTimeout), "the held claim is committed");
+            Assert.Null(_error);
+        }
+
+        public void Dispose()
+        {
+            _release.Set();
+            _thread.Join(RawConnection.ReadTimeout);
+        }
     }
 }

@@ -113,6 +113,45 @@ internal sealed partial class Session
         return consumer;
     }
 
+    /// <summary>
+    /// Ends the connection's work-queue memberships once its reader has stopped (the client's end of stream, a protocol
+    /// error, the server's stop): no ACK or NACK can come from it any more, so their deliveries go back to the group at
+    /// once, not after the close's confirmation drain (up to 5 s), and none is written to it meanwhile to count as an
+    /// attempt. Subscriptions stay until the close: a client that is done sending may still read them.
+    /// </summary>
+    private void ReleaseMembers()
+    {
+        List<Consumer>? members = null;
+        lock (_consumersGate)
+        {
+            foreach (var c in _consumers.Values)
+            {
+                if (c is MemberConsumer)
+                {
+                    (members ??= []).Add(c);
+                }
+            }
+
+            if (members is null)
+            {
+                return;
+            }
+
+            foreach (var m in members)
+            {
+                _consumers.Remove(m.Id);
+            }
+
+            _consumerList = [.. _consumers.Values];
+        }
+
+        // As UNSUBSCRIBE: Close waits for a fetch in progress, and the writer skips a closed consumer.
+        foreach (var m in members)
+        {
+            m.Close();
+        }
+    }
+
     private void CloseConsumers()
     {
         Consumer[] all;

@@ -262,6 +262,7 @@ internal sealed partial class Session : IPublishConfirmSink
                     protocolError: false);
             }
 
+            ReleaseMembers();
             if (!_closeRequested && _stopRequested)
             {
                 await DrainConfirmationsAsync(_stopDeadline, writer).ConfigureAwait(false);
