@@ -1,18 +1,32 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Diagnostics;
 using FastBroker.Protocol.Internal;
 
 namespace FastBroker.Protocol;
 
 /// <summary>Enumerates the messages of a validated PUBLISH_BATCH without allocating.</summary>
+/// <remarks>
+/// Entries within one buffer segment (the usual case) are read from one span, their key, headers and payload sliced
+/// from the frame by offset; entries that straddle segments are read field by field. The frame was validated whole
+/// before the handler got it, so neither path checks anything again.
+/// </remarks>
 public ref struct PublishBatchEnumerator
 {
+    private readonly ReadOnlySequence<byte> _entries;
+    private readonly ReadOnlySpan<byte> _span; // the entries when contiguous; else empty and _cursor reads them
+    private readonly bool _contiguous;
     private FieldCursor _cursor;
+    private int _pos;
     private int _index;
 
     internal PublishBatchEnumerator(ReadOnlySequence<byte> entries, Span<byte> scratch)
     {
-        _cursor = new FieldCursor(entries, scratch);
+        _entries = entries;
+        _contiguous = entries.IsSingleSegment;
+        _span = _contiguous ? entries.FirstSpan : default;
+        _cursor = _contiguous ? default : new FieldCursor(entries, scratch);
+        _pos = 0;
         _index = -1;
         Current = default;
     }
@@ -21,7 +35,40 @@ public ref struct PublishBatchEnumerator
     public PublishBatchEntry Current { get; private set; }
 
     /// <summary>Moves to the next message.</summary>
-    public bool MoveNext()
+    public bool MoveNext() => _contiguous ? MoveNextContiguous() : MoveNextSegmented();
+
+    private bool MoveNextContiguous()
+    {
+        var s = _span;
+        var pos = _pos;
+        if (pos == s.Length)
+        {
+            return false;
+        }
+
+        var ttl = BinaryPrimitives.ReadUInt32LittleEndian(s[pos..]);
+        int topicLength = s[pos + 4];
+        var topic = s.Slice(pos + 5, topicLength);
+        pos += 5 + topicLength;
+        var blockStart = pos;
+        var keyLength = ContiguousEntries.Length16(s, ref pos);
+        var key = _entries.Slice(pos, keyLength);
+        pos += keyLength;
+        var headerLength = ContiguousEntries.Length32(s, ref pos);
+        var headers = headerLength == 0
+            ? default
+            : new HeaderBlock(_entries.Slice(pos, headerLength), ContiguousEntries.CountHeaders(s.Slice(pos, headerLength)));
+        pos += headerLength;
+        var payloadLength = ContiguousEntries.Length32(s, ref pos);
+        var payload = _entries.Slice(pos, payloadLength);
+        pos += payloadLength;
+        _pos = pos;
+        _index++;
+        Current = new PublishBatchEntry { Index = _index, TtlMs = ttl, Topic = topic, Key = key, Headers = headers, Payload = payload, MessageBlock = _entries.Slice(blockStart, pos - blockStart) };
+        return true;
+    }
+
+    private bool MoveNextSegmented()
     {
         if (_cursor.Remaining == 0)
         {
