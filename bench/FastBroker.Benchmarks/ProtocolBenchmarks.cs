@@ -6,14 +6,16 @@ namespace FastBroker.Benchmarks;
 
 /// <summary>
 /// What a server's reader does per received PUBLISH_BATCH before it touches the broker: parse (validate) the frame, then
-/// enumerate its messages, as <c>Session.OnPublishBatch</c> does. 64 messages of 100 bytes to one topic, as the e2e
-/// bench's client batches them; <see cref="WithHeaders"/> adds two header entries per message. Reported per message.
+/// enumerate its messages, as <c>Session.OnPublishBatch</c> does; and the same for a client's receive thread per
+/// DELIVER_BATCH. 64 messages of 100 bytes to one topic, as the e2e bench's client batches them;
+/// <see cref="WithHeaders"/> adds two header entries per message. Reported per message.
 /// </summary>
 [MemoryDiagnoser]
 public class ProtocolBenchmarks
 {
     private const int Messages = 64;
     private ReadOnlySequence<byte> _frame;
+    private ReadOnlySequence<byte> _deliveries;
 
     [Params(false, true)]
     public bool WithHeaders { get; set; }
@@ -42,6 +44,19 @@ public class ProtocolBenchmarks
 
         batch.Complete();
         _frame = new ReadOnlySequence<byte>(output.WrittenMemory.ToArray());
+
+        var delivered = new ArrayBufferWriter<byte>();
+        var deliveries = new DeliverBatchWriter(delivered, 64 * 1024, subscriptionId: 1);
+        for (var i = 0; i < Messages; i++)
+        {
+            if (!deliveries.TryAdd(1, (ulong)i, 1_700_000_000_000_000_000 + i, "bench.orders"u8, payload, headers: WithHeaders ? headerBlock : default))
+            {
+                throw new InvalidOperationException("the delivery batch is full");
+            }
+        }
+
+        deliveries.Complete();
+        _deliveries = new ReadOnlySequence<byte>(delivered.WrittenMemory.ToArray());
     }
 
     [Benchmark(OperationsPerInvoke = Messages)]
@@ -55,6 +70,50 @@ public class ProtocolBenchmarks
         }
 
         return handler.Bytes;
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages)]
+    public long ParseAndEnumerateDeliveries()
+    {
+        var buffer = _deliveries;
+        var handler = new EnumerateDeliveries();
+        if (!FrameParser.TryParseServerFrame(ref buffer, ref handler, 1 << 20, out var error))
+        {
+            throw new InvalidOperationException($"the frame did not parse: {error.Reason}");
+        }
+
+        return handler.Bytes;
+    }
+
+    private struct EnumerateDeliveries : IServerFrameHandler
+    {
+        public long Bytes;
+
+        public void OnDeliverBatch(in FrameHeader header, in DeliverBatchFrame frame)
+        {
+            foreach (var entry in frame)
+            {
+                Bytes += (long)entry.Offset + entry.Topic.Length + entry.Key.Length + entry.Headers.Count + entry.Payload.Length;
+            }
+        }
+
+        public void OnWelcome(in FrameHeader header, in WelcomeFrame frame) => throw new NotSupportedException();
+
+        public void OnPing(in FrameHeader header) => throw new NotSupportedException();
+
+        public void OnPong(in FrameHeader header) => throw new NotSupportedException();
+
+        public void OnOk(in FrameHeader header, ulong value, ulong epoch) => throw new NotSupportedException();
+
+        public void OnError(in FrameHeader header, in ErrorFrame frame) => throw new NotSupportedException();
+
+        public void OnConfirm(in FrameHeader header, in ConfirmFrame frame) => throw new NotSupportedException();
+
+        public void OnDeliver(in FrameHeader header, in DeliverFrame frame) => throw new NotSupportedException();
+
+        public void OnDropped(in FrameHeader header, uint subscriptionId, ulong droppedCount, ulong resumeOffset) => throw new NotSupportedException();
+
+        public void OnAdminResult(in FrameHeader header, in AdminResultFrame frame) => throw new NotSupportedException();
     }
 
     private struct Enumerate : IClientFrameHandler

@@ -124,7 +124,7 @@ public static partial class FrameParser
         }
 
         var start = c.Position;
-        if (c.TryGetContiguousUnread(out var entries) && ContiguousEntries.IsValid(entries, count))
+        if (c.TryGetContiguousUnread(out var entries) && ContiguousEntries.IsValid(entries, count, ContiguousEntries.PublishPrefix))
         {
             c.Advance(entries.Length);
         }

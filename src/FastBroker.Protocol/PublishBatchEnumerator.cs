@@ -47,24 +47,11 @@ public ref struct PublishBatchEnumerator
         }
 
         var ttl = BinaryPrimitives.ReadUInt32LittleEndian(s[pos..]);
-        int topicLength = s[pos + 4];
-        var topic = s.Slice(pos + 5, topicLength);
-        pos += 5 + topicLength;
-        var blockStart = pos;
-        var keyLength = ContiguousEntries.Length16(s, ref pos);
-        var key = _entries.Slice(pos, keyLength);
-        pos += keyLength;
-        var headerLength = ContiguousEntries.Length32(s, ref pos);
-        var headers = headerLength == 0
-            ? default
-            : new HeaderBlock(_entries.Slice(pos, headerLength), ContiguousEntries.CountHeaders(s.Slice(pos, headerLength)));
-        pos += headerLength;
-        var payloadLength = ContiguousEntries.Length32(s, ref pos);
-        var payload = _entries.Slice(pos, payloadLength);
-        pos += payloadLength;
+        pos += ContiguousEntries.PublishPrefix;
+        ContiguousEntries.Read(_entries, s, ref pos, out var topic, out var key, out var headers, out var payload, out var block);
         _pos = pos;
         _index++;
-        Current = new PublishBatchEntry { Index = _index, TtlMs = ttl, Topic = topic, Key = key, Headers = headers, Payload = payload, MessageBlock = _entries.Slice(blockStart, pos - blockStart) };
+        Current = new PublishBatchEntry { Index = _index, TtlMs = ttl, Topic = topic, Key = key, Headers = headers, Payload = payload, MessageBlock = block };
         return true;
     }
 

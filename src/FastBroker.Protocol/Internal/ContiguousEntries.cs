@@ -1,31 +1,41 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Text.Unicode;
 
 namespace FastBroker.Protocol.Internal;
 
 /// <summary>
-/// PUBLISH_BATCH entries read straight from one contiguous span: what a frame that lies within one buffer segment (the
+/// PUBLISH_BATCH (and DELIVER_BATCH) entries read straight from one contiguous span: what a frame that lies within one buffer segment (the
 /// common case) costs, instead of a <see cref="System.Buffers.SequenceReader{T}"/> per field. <see cref="IsValid"/>
 /// accepts exactly what the field-by-field parse accepts and reports nothing: on false the caller parses the entries
-/// again with <see cref="FieldCursor"/>, which names the field, the reason and the message index. The readers after it
-/// are for entries already validated.
+/// again with <see cref="FieldCursor"/>, which names the field, the reason and the message index. <see cref="Read"/> is
+/// for entries already validated. Also DELIVER_BATCH entries, whose fixed prefix is longer.
 /// </summary>
 internal static class ContiguousEntries
 {
-    /// <summary>True when <paramref name="entries"/> holds exactly <paramref name="count"/> valid entries.</summary>
-    public static bool IsValid(ReadOnlySpan<byte> entries, int count)
+    /// <summary>PUBLISH_BATCH: each entry starts with ttlMs (u32, any value).</summary>
+    public const int PublishPrefix = 4;
+
+    /// <summary>DELIVER_BATCH: each entry starts with deliveryCount (u32, not 0), offset (u64) and timestampNs (i64).</summary>
+    public const int DeliverPrefix = 20;
+
+    /// <summary>
+    /// True when <paramref name="entries"/> holds exactly <paramref name="count"/> valid entries, each <paramref name="prefix"/>
+    /// fixed bytes (<see cref="PublishPrefix"/> or <see cref="DeliverPrefix"/>, whose deliveryCount must not be 0), then
+    /// topic (str8, non-empty, UTF-8), key (bytes16), headers (u32 length, entries) and payload (bytes32).
+    /// </summary>
+    public static bool IsValid(ReadOnlySpan<byte> entries, int count, int prefix)
     {
         var pos = 0;
         for (var i = 0; i < count; i++)
         {
-            // ttlMs u32, topic str8 (non-empty, UTF-8), key bytes16, headers (u32 length, entries), payload bytes32.
-            if (entries.Length - pos < 5)
+            if (entries.Length - pos < prefix + 1 || (prefix == DeliverPrefix && BinaryPrimitives.ReadUInt32LittleEndian(entries[pos..]) == 0))
             {
                 return false;
             }
 
-            int topic = entries[pos + 4];
-            pos += 5;
+            int topic = entries[pos + prefix];
+            pos += prefix + 1;
             if (topic == 0 || entries.Length - pos < topic || !Utf8.IsValid(entries.Slice(pos, topic)))
             {
                 return false;
@@ -39,6 +49,28 @@ internal static class ContiguousEntries
         }
 
         return pos == entries.Length;
+    }
+
+    /// <summary>
+    /// The topic and message block of a validated entry at <paramref name="pos"/> (past its fixed prefix) in
+    /// <paramref name="s"/>, the contiguous span of <paramref name="entries"/>; moves <paramref name="pos"/> past it.
+    /// </summary>
+    public static void Read(scoped in ReadOnlySequence<byte> entries, ReadOnlySpan<byte> s, scoped ref int pos, out ReadOnlySpan<byte> topic, out ReadOnlySequence<byte> key, out HeaderBlock headers, out ReadOnlySequence<byte> payload, out ReadOnlySequence<byte> block)
+    {
+        int topicLength = s[pos];
+        topic = s.Slice(pos + 1, topicLength);
+        pos += 1 + topicLength;
+        var blockStart = pos;
+        var keyLength = Length16(s, ref pos);
+        key = entries.Slice(pos, keyLength);
+        pos += keyLength;
+        var headerLength = Length32(s, ref pos);
+        headers = new HeaderBlock(entries.Slice(pos, headerLength), headerLength == 0 ? 0 : CountHeaders(s.Slice(pos, headerLength)));
+        pos += headerLength;
+        var payloadLength = Length32(s, ref pos);
+        payload = entries.Slice(pos, payloadLength);
+        pos += payloadLength;
+        block = entries.Slice(blockStart, pos - blockStart);
     }
 
     /// <summary>Header entries (str8 name, non-empty, UTF-8; bytes16 value) filling <paramref name="block"/> exactly.</summary>
@@ -102,7 +134,7 @@ internal static class ContiguousEntries
     }
 
     /// <summary>The entries of a validated header block.</summary>
-    public static int CountHeaders(ReadOnlySpan<byte> block)
+    private static int CountHeaders(ReadOnlySpan<byte> block)
     {
         var count = 0;
         var pos = 0;
@@ -117,7 +149,7 @@ internal static class ContiguousEntries
     }
 
     /// <summary>A validated u16 length at <paramref name="pos"/>, moved past.</summary>
-    public static int Length16(ReadOnlySpan<byte> s, ref int pos)
+    private static int Length16(ReadOnlySpan<byte> s, ref int pos)
     {
         int length = BinaryPrimitives.ReadUInt16LittleEndian(s[pos..]);
         pos += 2;
@@ -125,7 +157,7 @@ internal static class ContiguousEntries
     }
 
     /// <summary>A validated u32 length at <paramref name="pos"/>, moved past.</summary>
-    public static int Length32(ReadOnlySpan<byte> s, ref int pos)
+    private static int Length32(ReadOnlySpan<byte> s, ref int pos)
     {
         var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(s[pos..]);
         pos += 4;
