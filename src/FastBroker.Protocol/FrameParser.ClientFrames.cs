@@ -124,13 +124,21 @@ public static partial class FrameParser
         }
 
         var start = c.Position;
-        for (index = 0; index < count; index++)
+        if (c.TryGetContiguousUnread(out var entries) && ContiguousEntries.IsValid(entries, count, ContiguousEntries.PublishPrefix))
         {
-            if (!(c.U32("ttlMs", out _)
-                && c.Str8("topic", 0, allowEmpty: false, out _)
-                && c.Message(out _, out _, out _, out _)))
+            c.Advance(entries.Length);
+        }
+        else
+        {
+            // Split across segments, or invalid: field by field, which names the first bad field and its message.
+            for (index = 0; index < count; index++)
             {
-                return false;
+                if (!(c.U32("ttlMs", out _)
+                    && c.Str8("topic", 0, allowEmpty: false, out _)
+                    && c.Message(out _, out _, out _, out _)))
+                {
+                    return false;
+                }
             }
         }
 

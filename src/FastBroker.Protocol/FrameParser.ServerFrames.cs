@@ -215,15 +215,23 @@ public static partial class FrameParser
         }
 
         var start = c.Position;
-        for (index = 0; index < count; index++)
+        if (c.TryGetContiguousUnread(out var entries) && ContiguousEntries.IsValid(entries, count, ContiguousEntries.DeliverPrefix))
         {
-            if (!(ReadDeliveryCount(ref c, out _)
-                && c.U64("offset", out _)
-                && c.I64("timestampNs", out _)
-                && c.Str8("topic", 0, allowEmpty: false, out _)
-                && c.Message(out _, out _, out _, out _)))
+            c.Advance(entries.Length);
+        }
+        else
+        {
+            // Split across segments, or invalid: field by field, which names the first bad field and its message.
+            for (index = 0; index < count; index++)
             {
-                return false;
+                if (!(ReadDeliveryCount(ref c, out _)
+                    && c.U64("offset", out _)
+                    && c.I64("timestampNs", out _)
+                    && c.Str8("topic", 0, allowEmpty: false, out _)
+                    && c.Message(out _, out _, out _, out _)))
+                {
+                    return false;
+                }
             }
         }
 

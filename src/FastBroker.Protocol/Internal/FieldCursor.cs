@@ -33,6 +33,16 @@ internal ref struct FieldCursor
 
     public readonly Span<byte> Scratch => _scratch;
 
+    /// <summary>The unread bytes as one span, when the body lies within one buffer segment.</summary>
+    public readonly bool TryGetContiguousUnread(out ReadOnlySpan<byte> unread)
+    {
+        unread = _reader.Sequence.IsSingleSegment ? _reader.UnreadSpan : default;
+        return _reader.Sequence.IsSingleSegment;
+    }
+
+    /// <summary>Moves past <paramref name="count"/> bytes already checked (at most <see cref="Remaining"/>).</summary>
+    public void Advance(long count) => _reader.Advance(count);
+
     public bool Fail(string? field, string reason)
     {
         Field = field;
@@ -170,6 +180,12 @@ internal ref struct FieldCursor
         if (!Bytes32(field, out var block))
         {
             return false;
+        }
+
+        if (block.IsEmpty)
+        {
+            value = new HeaderBlock(block, 0); // the usual case: no cursor over nothing
+            return true;
         }
 
         // Names are only validated here, never returned: a private buffer for those that straddle segments.
