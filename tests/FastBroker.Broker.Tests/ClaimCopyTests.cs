@@ -1,3 +1,4 @@
+using FastBroker.Testing;
 using static FastBroker.BrokerTests.ClaimPublishTests;
 
 namespace FastBroker.BrokerTests;
@@ -6,7 +7,7 @@ namespace FastBroker.BrokerTests;
 /// <see cref="PublishClaim"/> is a struct: a copy (the claim passed by value to a method that commits it, while the
 /// caller's <c>finally</c> disposes its own) shares the claim's slots. Once any copy has committed or abandoned the claim,
 /// another copy must neither publish its slots again nor write into them: the journaler is held behind an uncommitted slot
-/// of another thread (<see cref="RoomWaitTests.HeldSlot"/>) so the committed messages are still in the ring, unread, when
+/// of another thread (<see cref="HeldSlot"/>) so the committed messages are still in the ring, unread, when
 /// the stale copy acts.
 /// </summary>
 public class ClaimCopyTests
@@ -18,7 +19,7 @@ public class ClaimCopyTests
         f.Broker.CreateTopic("a");
         var sink = new RecordingSink();
 
-        using (var held = new RoomWaitTests.HeldSlot(f.Broker, "a", "held"))
+        using (var held = new HeldSlot(f.Broker, "a", "held"))
         {
             FillThenCommitThroughACopyThenDispose(f.Broker, sink);
             held.Release();
@@ -37,7 +38,7 @@ public class ClaimCopyTests
         f.Broker.CreateTopic("a");
         var sink = new RecordingSink();
 
-        using (var held = new RoomWaitTests.HeldSlot(f.Broker, "a", "held"))
+        using (var held = new HeldSlot(f.Broker, "a", "held"))
         {
             var errors = CommitThenUseAStaleCopy(f.Broker, sink);
             Assert.Equal(["Add: InvalidOperationException", "Commit: InvalidOperationException"], errors);
@@ -56,7 +57,7 @@ public class ClaimCopyTests
         var claim = default(PublishClaim);
         claim.Dispose();
         Assert.Equal(0, claim.Count);
-        var thrown = Record(() =>
+        var thrown = Record.Exception(() =>
         {
             var c = default(PublishClaim);
             c.AddFailed(BrokerErrorCode.InvalidArgument, "x", null, 0);
@@ -110,18 +111,5 @@ public class ClaimCopyTests
 
         stale.Dispose();
         return errors;
-    }
-
-    private static Exception? Record(Action action)
-    {
-        try
-        {
-            action();
-            return null;
-        }
-        catch (Exception e)
-        {
-            return e;
-        }
     }
 }

@@ -71,15 +71,8 @@ public class ContiguousBatchTests
         var count = random.Next(1, 7);
         for (var m = 0; m < count; m++)
         {
-            var headers = new byte[256];
-            var writer = new HeaderBlockWriter(headers);
-            for (var h = random.Next(4); h > 0; h--)
-            {
-                Assert.True(writer.TryAdd(Encoding.UTF8.GetBytes(s_topics[random.Next(4)]), Bytes(random, random.Next(20))));
-            }
-
-            var topic = Encoding.UTF8.GetBytes(s_topics[random.Next(s_topics.Length)]);
-            Assert.True(batch.TryAdd(topic, Bytes(random, random.Next(301)), Bytes(random, random.Next(3) == 0 ? random.Next(10) : 0), headers.AsSpan(0, writer.BytesWritten), (uint)random.Next(3) * 1000));
+            var (topic, key, headers, payload) = Message(random);
+            Assert.True(batch.TryAdd(topic, payload, key, headers, (uint)random.Next(3) * 1000));
         }
 
         batch.Complete();
@@ -94,15 +87,8 @@ public class ContiguousBatchTests
         var count = random.Next(1, 7);
         for (var m = 0; m < count; m++)
         {
-            var headers = new byte[256];
-            var writer = new HeaderBlockWriter(headers);
-            for (var h = random.Next(4); h > 0; h--)
-            {
-                Assert.True(writer.TryAdd(Encoding.UTF8.GetBytes(s_topics[random.Next(4)]), Bytes(random, random.Next(20))));
-            }
-
-            var topic = Encoding.UTF8.GetBytes(s_topics[random.Next(s_topics.Length)]);
-            Assert.True(batch.TryAdd((uint)random.Next(1, 4), (ulong)random.Next(), random.NextInt64(), topic, Bytes(random, random.Next(301)), Bytes(random, random.Next(3) == 0 ? random.Next(10) : 0), headers.AsSpan(0, writer.BytesWritten)));
+            var (topic, key, headers, payload) = Message(random);
+            Assert.True(batch.TryAdd((uint)random.Next(1, 4), (ulong)random.Next(), random.NextInt64(), topic, payload, key, headers));
         }
 
         batch.Complete();
@@ -128,6 +114,20 @@ public class ContiguousBatchTests
                 _ => random.Next(2) == 0 ? (byte)0 : (byte)0xFF,
             };
         }
+    }
+
+    /// <summary>A topic of 1-255 bytes (multi-byte UTF-8 too), a key (one in three), 0-3 headers and a payload of 0-300 bytes.</summary>
+    private static (byte[] Topic, byte[] Key, byte[] Headers, byte[] Payload) Message(Random random)
+    {
+        var headers = new byte[256];
+        var writer = new HeaderBlockWriter(headers);
+        for (var h = random.Next(4); h > 0; h--)
+        {
+            Assert.True(writer.TryAdd(Encoding.UTF8.GetBytes(s_topics[random.Next(4)]), Bytes(random, random.Next(20))));
+        }
+
+        var topic = Encoding.UTF8.GetBytes(s_topics[random.Next(s_topics.Length)]);
+        return (topic, Bytes(random, random.Next(3) == 0 ? random.Next(10) : 0), headers[..writer.BytesWritten], Bytes(random, random.Next(301)));
     }
 
     private static byte[] Bytes(Random random, int length)

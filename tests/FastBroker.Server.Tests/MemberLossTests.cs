@@ -70,7 +70,7 @@ public class MemberLossTests
         Assert.Equal(FrameType.Ok, (await a.ReadAsync()).Type);
         Assert.Equal((0ul, 1u), (await a.ReadDeliveriesAsync(1)).Select(d => (d.Offset, d.DeliveryCount)).Single());
 
-        using var held = new HeldClaim(f.Broker);
+        using var held = new HeldSlot(f.Broker, "tasks", "held");
         await a.PublishAsync(5, "tasks", "last");
         await Eventually.TrueAsync(() => f.Broker.Ring.Cursor >= held.Sequence + 1, "a's publish is claimed behind the held slot");
         a.ShutdownSend();
@@ -82,6 +82,7 @@ public class MemberLossTests
         Assert.Equal((0ul, 2u, "t0"), (toB.Offset, toB.DeliveryCount, toB.Text));
 
         held.Release();
+        Assert.Null(held.Error);
         var last = await a.ReadUntilClosedAsync();
         Assert.True(
             last.Any(x => x.Type == FrameType.Confirm && x.Ranges.Any(r => r.FirstRequestId == 5 && r.Status == ErrorCode.None)),
@@ -151,61 +152,5 @@ public class MemberLossTests
         var lateNack = await a.ReadAsync();
         Assert.Equal((FrameType.Error, ErrorCode.UnknownDelivery, 10ul), (lateNack.Type, lateNack.ErrorCode, lateNack.RequestId));
         Assert.True(f.Broker.GetSnapshot().Groups.Single() is { Acked: 1, DeadLettered: 0, InFlight: 0, Ready: 0, AckFloor: 1 });
-    }
-
-    /// <summary>
-    /// One slot of the broker's input ring claimed and left uncommitted by a thread of its own until
-    /// <see cref="Release"/>: the journaler waits on it, so every publish claimed after it stays unconfirmed meanwhile.
-    /// </summary>
-    private sealed class HeldClaim : IDisposable
-    {
-        private readonly ManualResetEventSlim _claimed = new();
-        private readonly ManualResetEventSlim _release = new();
-        private readonly Thread _thread;
-        private Exception? _error;
-
-        public HeldClaim(Broker broker)
-        {
-            _thread = new Thread(() =>
-            {
-                try
-                {
-                    Assert.True(broker.TryBeginPublish(1, out var claim), "a slot of the input ring");
-                    Sequence = broker.Ring.Cursor;
-                    _claimed.Set();
-                    _release.Wait(RawConnection.ReadTimeout);
-                    claim.AddFailed(BrokerErrorCode.InvalidArgument, "test: the held slot", null, 0);
-                    claim.Commit();
-                }
-                catch (Exception e)
-                {
-                    _error = e;
-                }
-                finally
-                {
-                    _claimed.Set();
-                }
-            })
-            { IsBackground = true, Name = "test: held claim" };
-            _thread.Start();
-            Assert.True(_claimed.Wait(RawConnection.ReadTimeout), "the slot is claimed");
-            Assert.Null(_error);
-        }
-
-        /// <summary>The held slot's sequence.</summary>
-        public long Sequence { get; private set; }
-
-        public void Release()
-        {
-            _release.Set();
-            Assert.True(_thread.Join(RawConnection.ReadTimeout), "the held claim is committed");
-            Assert.Null(_error);
-        }
-
-        public void Dispose()
-        {
-            _release.Set();
-            _thread.Join(RawConnection.ReadTimeout);
-        }
     }
 }

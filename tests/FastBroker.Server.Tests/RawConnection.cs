@@ -85,6 +85,30 @@ internal sealed class RawConnection : IAsyncDisposable
     /// <summary>Half-closes: the server sees end of stream.</summary>
     public void ShutdownSend() => _socket.Shutdown(SocketShutdown.Send);
 
+    /// <summary>
+    /// Publishes "m0" … "m<c>count</c>-1" to <paramref name="topic"/> in PUBLISH_BATCH frames of <paramref name="perBatch"/>
+    /// (request ids 1 … <paramref name="count"/>) and waits until every one is confirmed stored.
+    /// </summary>
+    public async Task PublishNumberedAsync(string topic, int count, int perBatch)
+    {
+        var name = Encoding.UTF8.GetBytes(topic);
+        for (var first = 0; first < count; first += perBatch)
+        {
+            var w = new ArrayBufferWriter<byte>();
+            var batch = new PublishBatchWriter(w, 64 * 1024, firstRequestId: (ulong)(1 + first));
+            for (var i = first; i < Math.Min(count, first + perBatch); i++)
+            {
+                Assert.True(batch.TryAdd(name, Encoding.UTF8.GetBytes($"m{i}")));
+            }
+
+            batch.Complete();
+            await SendRawAsync(w.WrittenMemory);
+        }
+
+        var confirms = await ReadConfirmsAsync([.. Enumerable.Range(1, count).Select(i => (ulong)i)]);
+        Assert.All(confirms.Values, c => Assert.Equal(ErrorCode.None, c.Status));
+    }
+
     /// <summary>Drops the connection as a process that dies does: linger 0, so the close sends a reset (RST), not a FIN.</summary>
     public void Reset()
     {

@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Text;
 using FastBroker.Protocol;
 
 namespace FastBroker.ServerTests;
@@ -16,22 +14,7 @@ public class SlowSubscriberTests
 
         await using var pub = await f.ConnectAsync();
         const int N = 5_000;
-        const int PerBatch = 250;
-        for (var b = 0; b < N / PerBatch; b++)
-        {
-            var w = new ArrayBufferWriter<byte>();
-            var batch = new PublishBatchWriter(w, 64 * 1024, firstRequestId: (ulong)(1 + (b * PerBatch)));
-            for (var i = 0; i < PerBatch; i++)
-            {
-                Assert.True(batch.TryAdd("stream"u8, Encoding.UTF8.GetBytes($"m{(b * PerBatch) + i}")));
-            }
-
-            batch.Complete();
-            await pub.SendRawAsync(w.WrittenMemory);
-        }
-
-        var confirms = await pub.ReadConfirmsAsync([.. Enumerable.Range(1, N).Select(i => (ulong)i)]);
-        Assert.All(confirms.Values, c => Assert.Equal(ErrorCode.None, c.Status));
+        await pub.PublishNumberedAsync("stream", N, perBatch: 250);
 
         // All N confirmed while the subscriber held one credit: it got exactly one message so far.
         var first = await slow.ReadDeliveriesAsync(1);
