@@ -8,7 +8,8 @@ namespace FastBroker.Benchmarks;
 /// What a server's reader does per received PUBLISH_BATCH before it touches the broker: parse (validate) the frame, then
 /// enumerate its messages, as <c>Session.OnPublishBatch</c> does; and the same for a client's receive thread per
 /// DELIVER_BATCH. 64 messages of 100 bytes to one topic, as the e2e bench's client batches them;
-/// <see cref="WithHeaders"/> adds two header entries per message. Reported per message.
+/// <see cref="WithHeaders"/> adds two header entries per message; <see cref="Split"/> hands the frame over in 4 KiB
+/// segments. Reported per message.
 /// </summary>
 [MemoryDiagnoser]
 public class ProtocolBenchmarks
@@ -19,6 +20,10 @@ public class ProtocolBenchmarks
 
     [Params(false, true)]
     public bool WithHeaders { get; set; }
+
+    /// <summary>The frame in 4 KiB segments, as a pipe hands over a batch larger than its segment (or one across a segment's end).</summary>
+    [Params(false, true)]
+    public bool Split { get; set; }
 
     [GlobalSetup]
     public void Setup()
@@ -43,7 +48,7 @@ public class ProtocolBenchmarks
         }
 
         batch.Complete();
-        _frame = new ReadOnlySequence<byte>(output.WrittenMemory.ToArray());
+        _frame = Segments(output.WrittenMemory.ToArray());
 
         var delivered = new ArrayBufferWriter<byte>();
         var deliveries = new DeliverBatchWriter(delivered, 64 * 1024, subscriptionId: 1);
@@ -56,7 +61,7 @@ public class ProtocolBenchmarks
         }
 
         deliveries.Complete();
-        _deliveries = new ReadOnlySequence<byte>(delivered.WrittenMemory.ToArray());
+        _deliveries = Segments(delivered.WrittenMemory.ToArray());
     }
 
     [Benchmark(OperationsPerInvoke = Messages)]
@@ -83,6 +88,40 @@ public class ProtocolBenchmarks
         }
 
         return handler.Bytes;
+    }
+
+    private ReadOnlySequence<byte> Segments(byte[] frame)
+    {
+        if (!Split)
+        {
+            return new ReadOnlySequence<byte>(frame);
+        }
+
+        const int Size = 4096;
+        var first = new Segment(frame.AsMemory(0, Math.Min(Size, frame.Length)), 0);
+        var last = first;
+        for (var at = Size; at < frame.Length; at += Size)
+        {
+            last = last.Append(frame.AsMemory(at, Math.Min(Size, frame.Length - at)));
+        }
+
+        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
     }
 
     private struct EnumerateDeliveries : IServerFrameHandler

@@ -128,18 +128,9 @@ public static partial class FrameParser
         {
             c.Advance(entries.Length);
         }
-        else
+        else if (!EntriesFieldByField(ref c, count, deliveries: false, out index))
         {
-            // Split across segments, or invalid: field by field, which names the first bad field and its message.
-            for (index = 0; index < count; index++)
-            {
-                if (!(c.U32("ttlMs", out _)
-                    && c.Str8("topic", 0, allowEmpty: false, out _)
-                    && c.Message(out _, out _, out _, out _)))
-                {
-                    return false;
-                }
-            }
+            return false;
         }
 
         index = -1;

@@ -219,20 +219,9 @@ public static partial class FrameParser
         {
             c.Advance(entries.Length);
         }
-        else
+        else if (!EntriesFieldByField(ref c, count, deliveries: true, out index))
         {
-            // Split across segments, or invalid: field by field, which names the first bad field and its message.
-            for (index = 0; index < count; index++)
-            {
-                if (!(ReadDeliveryCount(ref c, out _)
-                    && c.U64("offset", out _)
-                    && c.I64("timestampNs", out _)
-                    && c.Str8("topic", 0, allowEmpty: false, out _)
-                    && c.Message(out _, out _, out _, out _)))
-                {
-                    return false;
-                }
-            }
+            return false;
         }
 
         index = -1;
@@ -296,6 +285,29 @@ public static partial class FrameParser
         }
 
         handler.OnAdminResult(header, new AdminResultFrame { Query = (AdminQuery)query, Format = (AdminResultFormat)format, Result = result });
+        return true;
+    }
+
+    /// <summary>
+    /// Checks <paramref name="count"/> batch entries field by field (PUBLISH_BATCH's, or DELIVER_BATCH's when
+    /// <paramref name="deliveries"/>): what names the first bad field and, in <paramref name="index"/>, its message. The
+    /// contiguous check (<see cref="ContiguousEntries.IsValid"/>) must accept exactly what this accepts
+    /// (ContiguousBatchTests).
+    /// </summary>
+    internal static bool EntriesFieldByField(ref FieldCursor c, int count, bool deliveries, out int index)
+    {
+        for (index = 0; index < count; index++)
+        {
+            var ok = deliveries
+                ? ReadDeliveryCount(ref c, out _) && c.U64("offset", out _) && c.I64("timestampNs", out _)
+                : c.U32("ttlMs", out _);
+            if (!(ok && c.Str8("topic", 0, allowEmpty: false, out _) && c.Message(out _, out _, out _, out _)))
+            {
+                return false;
+            }
+        }
+
+        index = -1;
         return true;
     }
 

@@ -1,14 +1,17 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Text;
 using FastBroker.Protocol;
+using FastBroker.Protocol.Internal;
 
 namespace FastBroker.ProtocolTests;
 
 /// <summary>
-/// A PUBLISH_BATCH (a DELIVER_BATCH on the client's side) within one buffer segment is validated and enumerated from one
-/// span (<c>ContiguousEntries</c>), one split across segments field by field. Both must accept exactly the same frames,
-/// report the same error (code, reason, field, message index) for a bad one, and hand out the same messages: every frame
-/// here is parsed whole (the span path) and as one-byte and random segments (the field path), and the outcomes compared.
+/// A PUBLISH_BATCH (a DELIVER_BATCH on the client's side) is validated and enumerated from one span
+/// (<c>ContiguousEntries</c>): in place when it lies within one buffer segment, from a copy when it spans segments; an
+/// invalid one is checked again field by field, which names the error. Whole and split, a frame must give the same
+/// messages or the same error (code, reason, field, message index): every frame here is parsed whole and as one-byte and
+/// random segments, and the outcomes compared; and the span check must accept exactly what the field check accepts.
 /// Fixed seeds, bounded loops.
 /// </summary>
 public class ContiguousBatchTests
@@ -61,6 +64,39 @@ public class ContiguousBatchTests
 
         // The mutations reach the entries: most frames are refused, some still parse (a changed payload byte, say).
         Assert.InRange(errors, 300, 2990);
+    }
+
+    /// <summary>
+    /// The parser copies a batch split across segments into one array, so both of the comparisons above take the span
+    /// path for valid frames: here the two checks meet directly on the same mutated (and sometimes truncated) entries.
+    /// </summary>
+    [Theory]
+    [InlineData(31, false)]
+    [InlineData(32, true)]
+    public void The_span_check_accepts_exactly_what_the_field_check_accepts(int seed, bool deliveries)
+    {
+        var random = new Random(seed);
+        var accepted = 0;
+        for (var i = 0; i < 5000; i++)
+        {
+            var frame = deliveries ? Deliveries(random) : Batch(random);
+            var fixedEnd = ProtocolConstants.HeaderSize + (deliveries ? 8 : 20);
+            var count = BinaryPrimitives.ReadUInt16LittleEndian(frame.AsSpan(ProtocolConstants.HeaderSize + (deliveries ? 4 : 18)));
+            Mutate(frame, random, fixedEnd);
+            var entries = frame[fixedEnd..];
+            if (random.Next(10) == 0)
+            {
+                entries = entries[..^random.Next(1, Math.Min(entries.Length, 20))];
+            }
+
+            var span = ContiguousEntries.IsValid(entries, count, deliveries ? ContiguousEntries.DeliverPrefix : ContiguousEntries.PublishPrefix);
+            var cursor = new FieldCursor(Segments.OneByte(entries), new byte[2 * ProtocolConstants.MaxNameLength]);
+            var field = FrameParser.EntriesFieldByField(ref cursor, count, deliveries, out _) && cursor.End();
+            Assert.True(span == field, $"span check {span}, field check {field} ({cursor.Field}: {cursor.Reason}) on {count} entries {Convert.ToHexString(entries)}");
+            accepted += span ? 1 : 0;
+        }
+
+        Assert.InRange(accepted, 50, 4950);
     }
 
     /// <summary>One PUBLISH_BATCH of 1-6 messages: topics of 1-255 bytes (multi-byte UTF-8 too), keys, 0-3 headers, payloads of 0-300 bytes.</summary>
