@@ -5,7 +5,8 @@ namespace FastBroker.Protocol;
 /// <summary>
 /// A validated header block (name → bytes entries, docs/protocol.md "Header block") as a slice of the received
 /// frame: enumerate it, look a name up, or copy <see cref="Entries"/> verbatim into the journal. Valid only
-/// while the buffer it slices is (until the reader is advanced).
+/// during the handler call that received it, like the frame (a batch split across buffer segments is parsed from a
+/// copy the parser gives back when the call returns).
 /// </summary>
 public readonly struct HeaderBlock
 {
