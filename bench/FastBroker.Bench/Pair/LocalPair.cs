@@ -322,15 +322,34 @@ internal sealed class LocalPair : IAsyncDisposable
     }
 
     /// <summary>
-    /// Distinct free loopback ports, all bound at once before any is released (so two of them cannot be the same).
-    /// The children bind them a moment later; another process could take one in between, which is rare enough here.
+    /// Distinct free loopback ports, all bound at once before any is released (so two of them cannot be the same), taken
+    /// below the kernel's ephemeral range (<c>ip_local_port_range</c>) when there is room: the children bind them a
+    /// moment later, and a port from a bind to port 0 lies in the ephemeral range, where any outgoing connection on the
+    /// machine may draw it as its source port in between (seen under CI: a node exited with "cannot listen on admin
+    /// port …: Address already in use" while another test process was connecting). Only an explicit bind can take a port
+    /// below the range.
     /// </summary>
     private static int[] FreePorts(int count)
     {
         var listeners = new List<TcpListener>(count);
         try
         {
-            for (var i = 0; i < count; i++)
+            var (low, high) = PortsBelowEphemeral();
+            for (var attempt = 0; listeners.Count < count && high - low > 1000 && attempt < 200; attempt++)
+            {
+                var l = new TcpListener(IPAddress.Loopback, Random.Shared.Next(low, high));
+                try
+                {
+                    l.Start();
+                    listeners.Add(l);
+                }
+                catch (SocketException)
+                {
+                    // Taken: draw another.
+                }
+            }
+
+            while (listeners.Count < count)
             {
                 var l = new TcpListener(IPAddress.Loopback, 0);
                 l.Start();
@@ -345,6 +364,20 @@ internal sealed class LocalPair : IAsyncDisposable
             {
                 l.Stop();
             }
+        }
+    }
+
+    /// <summary>[10000, the ephemeral range's first port), or an empty range when it cannot be read.</summary>
+    private static (int Low, int High) PortsBelowEphemeral()
+    {
+        try
+        {
+            var fields = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            return (10_000, int.Parse(fields[0], CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return (0, 0);
         }
     }
 
