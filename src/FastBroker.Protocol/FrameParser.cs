@@ -34,7 +34,7 @@ public static partial class FrameParser
         var body = buffer.Slice(ProtocolConstants.HeaderSize, header.BodyLength);
         if (header.Type == FrameType.PublishBatch && !body.IsSingleSegment)
         {
-            return ParseCopiedPublishBatch(ref buffer, body, header, ref handler, out error);
+            return ParseCopied(ref buffer, body, header, ref handler, ParsePublishBatch, out error);
         }
 
         var cursor = new FieldCursor(body, stackalloc byte[ScratchSize]);
@@ -74,7 +74,7 @@ public static partial class FrameParser
         var body = buffer.Slice(ProtocolConstants.HeaderSize, header.BodyLength);
         if (header.Type == FrameType.DeliverBatch && !body.IsSingleSegment)
         {
-            return ParseCopiedDeliverBatch(ref buffer, body, header, ref handler, out error);
+            return ParseCopied(ref buffer, body, header, ref handler, ParseDeliverBatch, out error);
         }
 
         var cursor = new FieldCursor(body, stackalloc byte[ScratchSize]);
@@ -191,34 +191,17 @@ public static partial class FrameParser
         return false;
     }
 
-    /// <summary>
-    /// A PUBLISH_BATCH that spans buffer segments (a batch larger than a segment, or one across a segment's end) is
-    /// copied whole into one rented array and parsed from there, so its entries take the contiguous path
-    /// (<see cref="ContiguousEntries"/>): one copy of its bytes costs a fraction of reading every field across segments.
-    /// The handler's slices point into the copy, valid during the call as for any frame; the connection's buffer is
-    /// advanced past the frame in its own segments.
-    /// </summary>
-    private static bool ParseCopiedPublishBatch<THandler>(ref ReadOnlySequence<byte> buffer, in ReadOnlySequence<byte> body, in FrameHeader header, ref THandler handler, out FrameError error)
-        where THandler : struct, IClientFrameHandler
-    {
-        var length = (int)body.Length;
-        var copy = ArrayPool<byte>.Shared.Rent(length);
-        try
-        {
-            body.CopyTo(copy);
-            var cursor = new FieldCursor(new ReadOnlySequence<byte>(copy, 0, length), stackalloc byte[ScratchSize]);
-            var ok = ParsePublishBatch(ref cursor, header, ref handler, out var index);
-            return Finish(ok, ref buffer, body, header, cursor, index, out error);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(copy);
-        }
-    }
+    private delegate bool BatchParse<THandler>(ref FieldCursor cursor, in FrameHeader header, ref THandler handler, out int index);
 
-    /// <summary>The same for a DELIVER_BATCH on the client's side.</summary>
-    private static bool ParseCopiedDeliverBatch<THandler>(ref ReadOnlySequence<byte> buffer, in ReadOnlySequence<byte> body, in FrameHeader header, ref THandler handler, out FrameError error)
-        where THandler : struct, IServerFrameHandler
+    /// <summary>
+    /// A PUBLISH_BATCH or DELIVER_BATCH that spans buffer segments (a batch larger than a segment, or one across a
+    /// segment's end) is copied whole into one rented array and parsed from there, so its entries take the contiguous
+    /// path (<see cref="ContiguousEntries"/>): one copy of its bytes costs a fraction of reading every field across
+    /// segments. The handler's slices point into the copy, valid during the call as for any frame; the connection's
+    /// buffer is advanced past the frame in its own segments.
+    /// </summary>
+    private static bool ParseCopied<THandler>(ref ReadOnlySequence<byte> buffer, in ReadOnlySequence<byte> body, in FrameHeader header, ref THandler handler, BatchParse<THandler> parse, out FrameError error)
+        where THandler : struct
     {
         var length = (int)body.Length;
         var copy = ArrayPool<byte>.Shared.Rent(length);
@@ -226,7 +209,7 @@ public static partial class FrameParser
         {
             body.CopyTo(copy);
             var cursor = new FieldCursor(new ReadOnlySequence<byte>(copy, 0, length), stackalloc byte[ScratchSize]);
-            var ok = ParseDeliverBatch(ref cursor, header, ref handler, out var index);
+            var ok = parse(ref cursor, header, ref handler, out var index);
             return Finish(ok, ref buffer, body, header, cursor, index, out error);
         }
         finally
