@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace FastBroker.Compare.Servers;
 
 /// <summary>
@@ -8,18 +10,16 @@ internal static class ChildProcesses
 {
     private static readonly Dictionary<object, Action> s_live = [];
     private static int s_hooked;
+    private static PosixSignalRegistration[]? s_signals;
 
     /// <summary>Remembers <paramref name="kill"/> for <paramref name="owner"/> until <see cref="Remove"/>.</summary>
     public static void Add(object owner, Action kill)
     {
         if (Interlocked.Exchange(ref s_hooked, 1) == 0)
         {
+            // Ctrl-C, kill (SIGTERM) and a closed terminal: kill the servers, then let the signal end this process.
+            s_signals = [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }.Select(signal => PosixSignalRegistration.Create(signal, _ => KillAll()))];
             AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
-            Console.CancelKeyPress += (_, e) =>
-            {
-                KillAll();
-                e.Cancel = false;
-            };
         }
 
         lock (s_live)
