@@ -1,0 +1,72 @@
+using System.CommandLine;
+using FastBroker.Bench.Infrastructure;
+using FastBroker.Compare;
+
+/// <summary>
+/// <c>FastBroker.Compare</c>: FastBroker next to Redis Streams, NATS and RabbitMQ on the same box. Starts each
+/// system's server itself as a child process on 127.0.0.1 (FastBroker as <c>fastbroker serve</c>; redis-server,
+/// nats-server and RabbitMQ from the Debian packages: <c>tools/install-competitors.sh</c>; a system whose server is
+/// missing is skipped with a line saying so), drives the same workloads through each with the client a .NET user of
+/// it would use (BrokerClient, StackExchange.Redis, NATS.Net, RabbitMQ.Client 7) — <c>publish</c>, <c>fanout-3</c>,
+/// <c>confirm-latency-10k</c>, 100-byte payloads, durability as comparable as each allows (README.md) — in
+/// interleaved rounds, and reports them side by side with FastBroker's ratios:
+/// <code>
+/// dotnet run -c Release --project bench/FastBroker.Compare -- [--json] [--runs 3] [--messages 1000000]
+///     [--warmup 20] [--filter publish] [--systems fastbroker,redis,nats,rabbitmq]
+/// </code>
+/// </summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var json = new Option<bool>("--json") { Description = "One JSON object per result line, no table or progress." };
+        var messages = new Option<long?>("--messages") { Description = "Messages per throughput run (default 1,000,000); latency runs send a tenth, 20,000 to 100,000." };
+        var runs = new Option<int>("--runs") { Description = "Measured rounds (after one warm-up round); the median is reported.", DefaultValueFactory = _ => 3 };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring, 0 (none) to 3600.", DefaultValueFactory = _ => 20 };
+        var filter = new Option<string?>("--filter") { Description = "Only variants whose name contains this text (e.g. publish, -redis)." };
+        var dir = new Option<string?>("--dir") { Description = "Where the servers' data directories go (default: the temp directory)." };
+        var systems = new Option<string[]>("--systems") { Description = "Comma-separated: fastbroker, redis, nats, rabbitmq (default: all)." };
+        var root = new RootCommand("FastBroker against Redis Streams, NATS and RabbitMQ on the same box: publish, fanout-3, confirm-latency-10k.")
+        {
+            json, messages, runs, warmup, filter, dir, systems,
+        };
+        root.Validators.Add(result =>
+        {
+            if (result.GetValue(messages) is < 1 or > int.MaxValue)
+            {
+                result.AddError($"--messages: expected 1 to {int.MaxValue}");
+            }
+
+            if (result.GetValue(runs) < 1)
+            {
+                result.AddError("--runs: expected at least 1");
+            }
+
+            if (result.GetValue(warmup) is < 0 or > 3600)
+            {
+                result.AddError("--warmup: expected 0 to 3600 seconds");
+            }
+
+            try
+            {
+                CompareBenchmark.ParseSystems(result.GetValue(systems) ?? []);
+            }
+            catch (ArgumentException e)
+            {
+                result.AddError(e.Message);
+            }
+        });
+        root.SetAction(parse =>
+        {
+            var jsonMode = parse.GetValue(json);
+            var table = jsonMode ? null : new TextTableReporter(Console.Out);
+            IBenchReporter reporter = table is null ? new JsonLinesReporter(Console.Out) : table;
+            var ctx = new BenchContext(reporter, parse.GetValue(messages), parse.GetValue(runs), parse.GetValue(warmup), parse.GetValue(filter), parse.GetValue(dir));
+            using var cancel = new CancellationTokenSource();
+            CompareBenchmark.RunAsync(ctx, CompareBenchmark.ParseSystems(parse.GetValue(systems) ?? []), cancellationToken: cancel.Token).GetAwaiter().GetResult();
+            table?.Finish();
+            return 0;
+        });
+        return root.Parse(args).Invoke();
+    }
+}

@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace FastBroker.Compare.Servers;
+
+/// <summary>
+/// A competitor's server as a child process of this tool: its own temp directory, a loopback port, output kept as the
+/// last lines for error messages. Ready once a TCP connect to the port succeeds (within a deadline); on dispose the
+/// process tree is killed (SIGKILL), an optional clean-up runs (RabbitMQ's epmd) and the directory is deleted.
+/// Every live one is listed so that Ctrl-C and process exit kill them too (<see cref="ChildProcesses"/>).
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private const int TailLines = 100;
+
+    private readonly Process _process;
+    private readonly Queue<string> _tail = new(TailLines);
+    private readonly Action? _afterKill;
+    private int _disposed;
+
+    private ServerProcess(string name, Process process, string directory, int port, Action? afterKill)
+    {
+        Name = name;
+        _process = process;
+        Directory = directory;
+        Port = port;
+        _afterKill = afterKill;
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        ChildProcesses.Add(this, Kill);
+    }
+
+    /// <summary>What the tool calls it ("redis", "nats", "rabbitmq").</summary>
+    public string Name { get; }
+
+    /// <summary>The server's data and config directory (deleted on dispose).</summary>
+    public string Directory { get; }
+
+    /// <summary>The loopback port its clients connect to.</summary>
+    public int Port { get; }
+
+    /// <summary>The OS process id of the started program.</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>True once the started program has ended.</summary>
+    public bool HasExited
+    {
+        get
+        {
+            try
+            {
+                return _process.HasExited;
+            }
+            catch (InvalidOperationException)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts <paramref name="fileName"/> with <paramref name="arguments"/> and <paramref name="environment"/> and waits
+    /// until 127.0.0.1:<paramref name="port"/> accepts a connection; kills it, deletes <paramref name="directory"/> and
+    /// throws with its output if that takes longer than <paramref name="readyWithin"/> or it exits first.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(
+        string name,
+        string fileName,
+        IEnumerable<string> arguments,
+        IReadOnlyDictionary<string, string> environment,
+        string directory,
+        int port,
+        TimeSpan readyWithin,
+        Action? afterKill = null,
+        CancellationToken cancellationToken = default)
+    {
+        var psi = new ProcessStartInfo(fileName)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = directory,
+        };
+        foreach (var a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in environment)
+        {
+            psi.Environment[k] = v;
+        }
+
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {fileName}");
+        var server = new ServerProcess(name, process, directory, port, afterKill);
+        try
+        {
+            var deadline = Stopwatch.GetTimestamp() + (long)(readyWithin.TotalSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (await CanConnectAsync(port).ConfigureAwait(false))
+                {
+                    return server;
+                }
+
+                if (server.HasExited)
+                {
+                    throw new InvalidOperationException($"{name} ({fileName}) exited before listening on 127.0.0.1:{port}:{Environment.NewLine}{server.Tail()}");
+                }
+
+                if (Stopwatch.GetTimestamp() > deadline)
+                {
+                    throw new InvalidOperationException($"{name} ({fileName}) did not accept connections on 127.0.0.1:{port} within {readyWithin.TotalSeconds:0} s:{Environment.NewLine}{server.Tail()}");
+                }
+
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The last lines the server printed.</summary>
+    public string Tail()
+    {
+        lock (_tail)
+        {
+            return string.Join(Environment.NewLine, _tail.Select(l => $"  [{Name}] {l}"));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        Kill();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>SIGKILL to the whole tree (RabbitMQ's script → erl → beam.smp → children), reaped, then the clean-up and the directory.</summary>
+    private void Kill()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        ChildProcesses.Remove(this);
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            if (_process.WaitForExit(10_000))
+            {
+                _process.WaitForExit();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        _afterKill?.Invoke();
+        _process.Dispose();
+        DeleteDirectory(Directory);
+    }
+
+    /// <summary>Deletes a directory tree, retrying briefly while a dying child still writes into it.</summary>
+    internal static void DeleteDirectory(string directory)
+    {
+        for (var attempt = 0; attempt < 20 && System.IO.Directory.Exists(directory); attempt++)
+        {
+            try
+            {
+                System.IO.Directory.Delete(directory, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Thread.Sleep(50);
+            }
+        }
+    }
+
+    private static async Task<bool> CanConnectAsync(int port)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_tail)
+        {
+            if (_tail.Count == TailLines)
+            {
+                _tail.Dequeue();
+            }
+
+            _tail.Enqueue(line);
+        }
+    }
+}

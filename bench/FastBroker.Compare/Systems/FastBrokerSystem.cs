@@ -1,0 +1,165 @@
+using FastBroker.Bench.EndToEnd;
+using FastBroker.Bench.Infrastructure;
+using FastBroker.Bench.Pair;
+using FastBroker.Client;
+
+namespace FastBroker.Compare.Systems;
+
+/// <summary>
+/// FastBroker as users run it: <c>fastbroker serve</c> as a child process (as <c>bench e2e</c> by default), driven
+/// by <see cref="BrokerClient"/>; persistent topics, confirmations at <c>Written</c> (the default: in the page cache).
+/// </summary>
+internal sealed class FastBrokerSystem : IComparedSystem
+{
+    private readonly ServeChild _child;
+    private FastBrokerSystem(ServeChild child) => _child = child;
+
+    public string Name => "fastbroker";
+
+    /// <summary>host:port of the serve child.</summary>
+    public string Endpoint => _child.Endpoint;
+
+    /// <summary>Starts <c>fastbroker serve</c> from <paramref name="executable"/> (default: the fastbroker.dll next to this tool).</summary>
+    public static async Task<FastBrokerSystem> StartAsync(string? workDirectory, FastBrokerExecutable? executable = null)
+    {
+        executable ??= FastBrokerExecutable.FromPath(Path.Combine(AppContext.BaseDirectory, "fastbroker.dll"));
+        var child = await ServeChild.StartAsync(executable, workDirectory).ConfigureAwait(false);
+        var system = new FastBrokerSystem(child);
+        Servers.ChildProcesses.Add(system, () => child.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        return system;
+    }
+
+    public string Variant(string scenario) => $"{scenario}-fastbroker";
+
+    public string Durability(string scenario) => "persistent topic, confirmed at Written (page cache, survives kill -9 of the server)";
+
+    public async Task<double> PublishAsync(int n, CancellationToken cancellationToken)
+    {
+        await using var publisher = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var topic = Topic("publish");
+        var first = await publisher.PublishAsync(topic, new byte[Workloads.PayloadBytes], cancellationToken).ConfigureAwait(false) + 1;
+        var (seconds, last, confirmed) = await PublishAllAsync(publisher, topic, n, cancellationToken).ConfigureAwait(false);
+        Workloads.Check("fastbroker publish: confirmations", n, confirmed);
+        Workloads.Check("fastbroker publish: offsets confirmed (last − first + 1)", n, last - first + 1);
+        return n / seconds;
+    }
+
+    public async Task<double> FanoutAsync(int n, CancellationToken cancellationToken)
+    {
+        await using var publisher = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var topic = Topic("fanout-3");
+        var first = await publisher.PublishAsync(topic, new byte[Workloads.PayloadBytes], cancellationToken).ConfigureAwait(false) + 1;
+        var clients = new List<BrokerClient>();
+        var counters = new List<CountingHandler.State>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+                clients.Add(c);
+                var state = new CountingHandler.State(n);
+                counters.Add(state);
+                await c.ConsumeAsync(topic, new CountingHandler(state), SubscribeOptions.Default with { Start = SubscribeStart.AtOffset(first), Credit = 8192 }, cancellationToken).ConfigureAwait(false);
+            }
+
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var (_, last, confirmed) = await PublishAllAsync(publisher, topic, n, cancellationToken).ConfigureAwait(false);
+            await Workloads.WhenAllWithinDeadlineAsync([.. counters.Select(c => c.Done.Task)], () => string.Join(", ", counters.Select(c => c.Seen)), cancellationToken).ConfigureAwait(false);
+            var seconds = sw.Elapsed.TotalSeconds;
+            Workloads.Check("fastbroker fanout-3: confirmations", n, confirmed);
+            Workloads.Check("fastbroker fanout-3: offsets confirmed", n, last - first + 1);
+            foreach (var c in counters)
+            {
+                Workloads.Check("fastbroker fanout-3: messages at a subscriber", n, c.Seen);
+            }
+
+            return 3.0 * n / seconds;
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async Task<double> ConfirmLatencyAsync(int count, int rate, LogLinearHistogram histogram, CancellationToken cancellationToken)
+    {
+        await using var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var topic = Topic("confirm-latency-10k");
+        var first = await client.PublishAsync(topic, new byte[Workloads.PayloadBytes], cancellationToken).ConfigureAwait(false) + 1;
+        long last = -1;
+        var rateAchieved = await Workloads.PacedLatencyAsync(count, rate, histogram, async payload =>
+        {
+            var offset = await client.PublishAsync(topic, payload, cancellationToken).ConfigureAwait(false);
+            InterlockedMax(ref last, offset);
+        }, cancellationToken).ConfigureAwait(false);
+        Workloads.Check("fastbroker confirm-latency: offsets confirmed", count, Volatile.Read(ref last) - first + 1);
+        return rateAchieved;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Servers.ChildProcesses.Remove(this);
+        return _child.DisposeAsync();
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    private static async Task<(double Seconds, long Last, long Confirmed)> PublishAllAsync(BrokerClient publisher, string topic, int n, CancellationToken cancellationToken)
+    {
+        var payload = new byte[Workloads.PayloadBytes];
+        long last = -1;
+        long confirmed = 0;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await Workloads.PipelinedAsync(n, _ => publisher.PublishAsync(topic, payload, cancellationToken), offset =>
+        {
+            last = Math.Max(last, offset);
+            confirmed++;
+        }, cancellationToken).ConfigureAwait(false);
+        return (sw.Elapsed.TotalSeconds, last, confirmed);
+    }
+
+    // One topic per scenario, reused across runs (as bench e2e: a new topic costs a segment pre-allocation, which is
+    // not what these scenarios measure); each run counts from its own first offset.
+    private string Topic(string scenario) => $"compare.{scenario}.{Environment.ProcessId}";
+
+    private ValueTask<BrokerClient> ConnectAsync(CancellationToken cancellationToken) =>
+        BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = [_child.Endpoint], ClientName = "fastbroker-compare", Reconnect = false }, cancellationToken);
+
+    /// <summary>Counts deliveries on the client's reader loop (no copy) and completes at the expected count.</summary>
+    private readonly struct CountingHandler(CountingHandler.State state) : IClientMessageHandler
+    {
+        public void OnMessage(scoped in ClientMessageView message)
+        {
+            var seen = state.Seen + 1;
+            Volatile.Write(ref state.Seen, seen);
+            if (seen == state.Expected)
+            {
+                state.Done.TrySetResult();
+            }
+        }
+
+        public sealed class State(int expected)
+        {
+            public readonly int Expected = expected;
+            public int Seen;
+
+            public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+}
