@@ -14,7 +14,7 @@ namespace FastBroker.Compare;
 internal static class CompareBenchmark
 {
     /// <summary>The systems in their canonical order.</summary>
-    public static readonly IReadOnlyList<string> AllSystems = ["fastbroker", "redis", "nats", "rabbitmq"];
+    public static readonly IReadOnlyList<string> AllSystems = ["fastbroker", "fastbroker-fsynced", "redis", "nats", "rabbitmq"];
 
     /// <summary>The scenarios, in the order they run.</summary>
     public static readonly IReadOnlyList<string> Scenarios = ["publish", "fanout-3", "confirm-latency-10k"];
@@ -22,12 +22,20 @@ internal static class CompareBenchmark
     /// <summary>Messages per latency run at 10k/s for <paramref name="messages"/> per throughput run (as bench e2e: n/10 within [20k, 100k]), unless given.</summary>
     public static int LatencyCount(long messages) => (int)Math.Max(20_000, Math.Min(messages / 10, 100_000));
 
-    /// <summary>The competitor each scenario's FastBroker ratio is read against, as the issue quotes them.</summary>
-    public static string BaselineSystem(string scenario) => scenario switch
-    {
-        "fanout-3" => "nats",
-        _ => "redis",
-    };
+    /// <summary>
+    /// The competitor a FastBroker line's ratio is read against: for <c>fastbroker</c> the one the issue quotes per
+    /// scenario, for <c>fastbroker-fsynced</c> RabbitMQ, whose confirms of persistent messages also wait for an fsync.
+    /// </summary>
+    public static string BaselineSystem(string scenario, string fastBroker = "fastbroker") => fastBroker == "fastbroker-fsynced"
+        ? "rabbitmq"
+        : scenario switch
+        {
+            "fanout-3" => "nats",
+            _ => "redis",
+        };
+
+    /// <summary>FastBroker's own lines (any durability), as opposed to the competitors'.</summary>
+    public static bool IsFastBroker(string system) => system.StartsWith("fastbroker", StringComparison.Ordinal);
 
     /// <summary>Starts the servers of <paramref name="systems"/> (skipping, with a line, those not installed), runs, and stops them.</summary>
     public static async Task RunAsync(BenchContext ctx, IReadOnlyList<string> systems, int? latencyCount = null, CancellationToken cancellationToken = default)
@@ -39,7 +47,7 @@ internal static class CompareBenchmark
         {
             foreach (var name in AllSystems.Where(systems.Contains))
             {
-                if (name != "fastbroker" && Competitors.BinaryOf(name) is (var binary, null))
+                if (!IsFastBroker(name) && Competitors.BinaryOf(name) is (var binary, null))
                 {
                     ctx.Reporter.Info($"{name} skipped: {Competitors.NotInstalled(binary)}");
                     continue;
@@ -66,6 +74,7 @@ internal static class CompareBenchmark
     public static async Task<IComparedSystem> StartAsync(string name, string? workDirectory, CancellationToken cancellationToken = default) => name switch
     {
         "fastbroker" => await FastBrokerSystem.StartAsync(workDirectory).ConfigureAwait(false),
+        "fastbroker-fsynced" => await FastBrokerSystem.StartAsync(workDirectory, fsynced: true).ConfigureAwait(false),
         "redis" => await RedisSystem.StartAsync(workDirectory, cancellationToken).ConfigureAwait(false),
         "nats" => await NatsSystem.StartAsync(workDirectory, cancellationToken).ConfigureAwait(false),
         "rabbitmq" => await RabbitMqSystem.StartAsync(workDirectory, cancellationToken).ConfigureAwait(false),
@@ -77,7 +86,7 @@ internal static class CompareBenchmark
     {
         foreach (var scenario in Scenarios)
         {
-            var selected = systems.Where(s => ctx.Selected(s.Variant(scenario))).ToList();
+            var selected = systems.Where(s => s.Runs(scenario) && ctx.Selected(s.Variant(scenario))).ToList();
             if (selected.Count == 0)
             {
                 continue;
@@ -160,54 +169,59 @@ internal static class CompareBenchmark
     }
 
     /// <summary>
-    /// FastBroker's line gets <c>baseline</c> = the scenario's reference competitor and <c>ratio</c> = FastBroker ÷ it
-    /// (latency: baseline p50 ÷ FastBroker p50, so &gt; 1 means FastBroker is better either way), plus <c>vs&lt;System&gt;</c>
-    /// extras with the same ratio against every other competitor measured in the run.
+    /// Each FastBroker line (any durability) gets <c>baseline</c> = its reference competitor
+    /// (<see cref="BaselineSystem"/>) and <c>ratio</c> = FastBroker ÷ it (latency: baseline p50 ÷ FastBroker p50, so
+    /// &gt; 1 means FastBroker is better either way), plus <c>vs&lt;System&gt;</c> extras with the same ratio against every
+    /// other competitor measured in the run. Competitors' lines are left as they are.
     /// </summary>
     internal static IEnumerable<BenchResult> WithRatios(string scenario, IReadOnlyList<IComparedSystem> systems, List<BenchResult> results)
     {
-        var fb = systems.ToList().FindIndex(s => s.Name == "fastbroker");
-        if (fb < 0)
-        {
-            return results;
-        }
-
         var isLatency = scenario == "confirm-latency-10k";
-        double? RatioTo(BenchResult other) => isLatency
-            ? results[fb].P50Ns is > 0 && other.P50Ns is { } op ? op / (double)results[fb].P50Ns!.Value : null
-            : results[fb].MsgsPerSec is { } m && other.MsgsPerSec is > 0 ? m / other.MsgsPerSec!.Value : null;
-
-        var extras = new List<KeyValuePair<string, double>>();
-        string? baseline = null;
-        double? ratio = null;
-        var baselineName = BaselineSystem(scenario);
-        for (var i = 0; i < systems.Count; i++)
+        var updated = results.ToList();
+        for (var fb = 0; fb < systems.Count; fb++)
         {
-            if (i == fb || RatioTo(results[i]) is not { } r)
+            if (!IsFastBroker(systems[fb].Name))
             {
                 continue;
             }
 
-            if (systems[i].Name == baselineName)
+            var own = results[fb];
+            double? RatioTo(BenchResult other) => isLatency
+                ? own.P50Ns is > 0 && other.P50Ns is { } op ? op / (double)own.P50Ns!.Value : null
+                : own.MsgsPerSec is { } m && other.MsgsPerSec is > 0 ? m / other.MsgsPerSec!.Value : null;
+
+            var extras = new List<KeyValuePair<string, double>>();
+            string? baseline = null;
+            double? ratio = null;
+            var baselineName = BaselineSystem(scenario, systems[fb].Name);
+            for (var i = 0; i < systems.Count; i++)
             {
-                baseline = results[i].Variant;
-                ratio = r;
+                if (IsFastBroker(systems[i].Name) || RatioTo(results[i]) is not { } r)
+                {
+                    continue;
+                }
+
+                if (systems[i].Name == baselineName)
+                {
+                    baseline = results[i].Variant;
+                    ratio = r;
+                }
+                else
+                {
+                    extras.Add(new("vs" + char.ToUpperInvariant(systems[i].Name[0]) + systems[i].Name[1..], Math.Round(r, 3)));
+                }
             }
-            else
+
+            var explain = isLatency ? "; ratio = baseline p50 ÷ FastBroker p50 (> 1: FastBroker is faster)" : "; ratio = FastBroker ÷ baseline (> 1: FastBroker is faster)";
+            updated[fb] = own with
             {
-                extras.Add(new("vs" + char.ToUpperInvariant(systems[i].Name[0]) + systems[i].Name[1..], Math.Round(r, 3)));
-            }
+                Baseline = baseline,
+                Ratio = ratio,
+                Extra = extras.Count > 0 ? extras : null,
+                Note = own.Note + (baseline is not null || extras.Count > 0 ? explain : ""),
+            };
         }
 
-        var explain = isLatency ? "; ratio = baseline p50 ÷ FastBroker p50 (> 1: FastBroker is faster)" : "; ratio = FastBroker ÷ baseline (> 1: FastBroker is faster)";
-        var updated = results.ToList();
-        updated[fb] = updated[fb] with
-        {
-            Baseline = baseline,
-            Ratio = ratio,
-            Extra = extras.Count > 0 ? extras : null,
-            Note = updated[fb].Note + (baseline is not null || extras.Count > 0 ? explain : ""),
-        };
         return updated;
     }
 

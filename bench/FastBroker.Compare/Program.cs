@@ -12,7 +12,7 @@ using FastBroker.Compare;
 /// interleaved rounds, and reports them side by side with FastBroker's ratios:
 /// <code>
 /// dotnet run -c Release --project bench/FastBroker.Compare -- [--json] [--runs 3] [--messages 1000000]
-///     [--warmup 20] [--filter publish] [--systems fastbroker,redis,nats,rabbitmq]
+///     [--warmup 20] [--filter publish] [--systems fastbroker,fastbroker-fsynced,redis,nats,rabbitmq]
 /// </code>
 /// </summary>
 internal static class Program
@@ -25,7 +25,7 @@ internal static class Program
         var warmup = new Option<double>("--warmup") { Description = "Seconds of CPU-busy warm-up before measuring, 0 (none) to 3600.", DefaultValueFactory = _ => 20 };
         var filter = new Option<string?>("--filter") { Description = "Only variants whose name contains this text (e.g. publish, -redis)." };
         var dir = new Option<string?>("--dir") { Description = "Where the servers' data directories go (default: the temp directory)." };
-        var systems = new Option<string[]>("--systems") { Description = "Comma-separated: fastbroker, redis, nats, rabbitmq (default: all)." };
+        var systems = new Option<string[]>("--systems") { Description = "Comma-separated: fastbroker, fastbroker-fsynced (publish and confirm-latency-10k confirmed at Fsynced), redis, nats, rabbitmq (default: all)." };
         var root = new RootCommand("FastBroker against Redis Streams, NATS and RabbitMQ on the same box: publish, fanout-3, confirm-latency-10k.")
         {
             json, messages, runs, warmup, filter, dir, systems,

@@ -23,11 +23,11 @@ internal sealed partial class ServeChild : IAsyncDisposable
     /// <summary>host:port of the child's protocol listener.</summary>
     public string Endpoint { get; }
 
-    /// <summary>Starts the child and waits (up to 60 s) for its "fastbroker listening on …" line.</summary>
-    public static async Task<ServeChild> StartAsync(FastBrokerExecutable executable, string? workDirectory)
+    /// <summary>Starts the child (with <paramref name="extraArguments"/> after its own, e.g. <c>--fsync</c>) and waits (up to 60 s) for its "fastbroker listening on …" line.</summary>
+    public static async Task<ServeChild> StartAsync(FastBrokerExecutable executable, string? workDirectory, IReadOnlyList<string>? extraArguments = null)
     {
         var dir = Path.Combine(workDirectory ?? Path.GetTempPath(), "fastbroker-bench-serve-" + Guid.NewGuid().ToString("N"));
-        var process = PairProcess.Start(executable, "serve", ["serve", "--data", dir, "--port", "0", "--admin-port", "-1", "--quiet"]);
+        var process = PairProcess.Start(executable, "serve", ["serve", "--data", dir, "--port", "0", "--admin-port", "-1", "--quiet", .. extraArguments ?? []]);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline)
         {

@@ -7,31 +7,48 @@ namespace FastBroker.Compare.Systems;
 
 /// <summary>
 /// FastBroker as users run it: <c>fastbroker serve</c> as a child process (as <c>bench e2e</c> by default), driven
-/// by <see cref="BrokerClient"/>; persistent topics, confirmations at <c>Written</c> (the default: in the page cache).
+/// by <see cref="BrokerClient"/>; persistent topics, confirmations at <c>Written</c> (the default: in the page cache), or
+/// at <c>Fsynced</c> for the "fastbroker-fsynced" system.
 /// </summary>
 internal sealed class FastBrokerSystem : IComparedSystem
 {
     private readonly ServeChild _child;
-    private FastBrokerSystem(ServeChild child) => _child = child;
+    private readonly bool _fsynced;
 
-    public string Name => "fastbroker";
+    private FastBrokerSystem(ServeChild child, bool fsynced)
+    {
+        _child = child;
+        _fsynced = fsynced;
+    }
+
+    /// <summary>"fastbroker" (confirmed at <c>Written</c>), or "fastbroker-fsynced" (at <c>Fsynced</c>, the durability of RabbitMQ's confirms).</summary>
+    public string Name => _fsynced ? "fastbroker-fsynced" : "fastbroker";
 
     /// <summary>host:port of the serve child.</summary>
     public string Endpoint => _child.Endpoint;
 
     /// <summary>Starts <c>fastbroker serve</c> from <paramref name="executable"/> (default: the fastbroker.dll next to this tool).</summary>
-    public static async Task<FastBrokerSystem> StartAsync(string? workDirectory, FastBrokerExecutable? executable = null)
+    /// <param name="workDirectory">Where the server's data directory goes (null: the temp directory).</param>
+    /// <param name="fsynced">Serve with <c>--fsync</c>: topics are created <c>Fsynced</c>, so a publish is confirmed once
+    /// fsync'd (group commit), as RabbitMQ confirms persistent messages; this system runs <c>publish</c> and
+    /// <c>confirm-latency-10k</c> only.</param>
+    /// <param name="executable">The fastbroker to serve (default: the fastbroker.dll next to this tool).</param>
+    public static async Task<FastBrokerSystem> StartAsync(string? workDirectory, bool fsynced = false, FastBrokerExecutable? executable = null)
     {
         executable ??= FastBrokerExecutable.FromPath(Path.Combine(AppContext.BaseDirectory, "fastbroker.dll"));
-        var child = await ServeChild.StartAsync(executable, workDirectory).ConfigureAwait(false);
-        var system = new FastBrokerSystem(child);
+        var child = await ServeChild.StartAsync(executable, workDirectory, fsynced ? ["--fsync"] : null).ConfigureAwait(false);
+        var system = new FastBrokerSystem(child, fsynced);
         Servers.ChildProcesses.Add(system, () => child.DisposeAsync().AsTask().GetAwaiter().GetResult());
         return system;
     }
 
-    public string Variant(string scenario) => $"{scenario}-fastbroker";
+    public string Variant(string scenario) => $"{scenario}-{Name}";
 
-    public string Durability(string scenario) => "persistent topic, confirmed at Written (page cache, survives kill -9 of the server)";
+    public bool Runs(string scenario) => !_fsynced || scenario != "fanout-3";
+
+    public string Durability(string scenario) => _fsynced
+        ? "persistent topic created Fsynced (serve --fsync), confirmed at Fsynced (fsync'd, group commit: survives a power loss)"
+        : "persistent topic, confirmed at Written (page cache, survives kill -9 of the server)";
 
     public async Task<double> PublishAsync(int n, CancellationToken cancellationToken)
     {

@@ -8,11 +8,14 @@ namespace FastBroker.Compare.Systems;
 /// </summary>
 internal interface IComparedSystem : IAsyncDisposable
 {
-    /// <summary>"fastbroker", "redis", "nats" or "rabbitmq".</summary>
+    /// <summary>"fastbroker", "fastbroker-fsynced", "redis", "nats" or "rabbitmq".</summary>
     string Name { get; }
 
     /// <summary>The variant name for <paramref name="scenario"/>: <c>&lt;scenario&gt;-&lt;system&gt;[-&lt;mode&gt;]</c>.</summary>
     string Variant(string scenario);
+
+    /// <summary>Whether this system takes part in <paramref name="scenario"/> (all three unless it says otherwise).</summary>
+    bool Runs(string scenario) => true;
 
     /// <summary>What a confirmation means here, for the result line's note.</summary>
     string Durability(string scenario);
