@@ -81,7 +81,7 @@ public sealed partial class BrokerClient
             }
             else
             {
-                p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'"));
+                p.TrySetException(new BrokerClientException(status, $"the server refused a message to '{p.Topic}'{RefusalReason(status)}"));
             }
 
             p.Release();
@@ -93,6 +93,24 @@ public sealed partial class BrokerClient
             Emit(BrokerClientEventKind.PublishFailed, $"{failed} fire-and-forget message(s) refused: {failedCode}", failedCode, count: failed);
         }
     }
+
+    /// <summary>
+    /// What a CONFIRM status means for a message (a CONFIRM range carries a code, no text; docs/protocol.md section 6), so
+    /// that the exception says why: ": " and the causes, or "" for a code without a known meaning here.
+    /// </summary>
+    internal static string RefusalReason(ErrorCode status) => status switch
+    {
+        ErrorCode.InvalidName => ": not a valid topic name (dot-separated tokens, docs/protocol.md)",
+        ErrorCode.UnknownTopic => ": the topic does not exist and the server does not create topics on first use",
+        ErrorCode.MessageTooLarge => ": larger than the topic's record limit; not stored",
+        ErrorCode.StorageFull => ": the server's disk is full; not stored",
+        ErrorCode.StorageError => ": the server could not write it (I/O error, or the topic could not be created on disk); not stored",
+        ErrorCode.ResourceExhausted => ": the topic's journal could not be opened or rolled now (out of descriptors or memory); not stored, retry later",
+        ErrorCode.Closed => ": the server is shutting down; not stored",
+        ErrorCode.InvalidArgument => ": an invalid TTL, a durability the topic or server does not offer (Fsynced needs a topic configured Fsynced, the standby modes a failover pair), or a header the broker writes itself (fb-expires, fb-producer); not stored",
+        ErrorCode.Forbidden => ": this connection's token may not publish to that topic; not stored",
+        _ => "",
+    };
 
     /// <summary>The failure path only (it copies the message): written on the primary, retry with the same sequence.</summary>
     private BrokerClientException NotReplicated(PendingPublish p) => new(
