@@ -17,9 +17,19 @@ fi
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
-# The package lists may be empty on a fresh image: update once if a package is unknown to apt.
-if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
+# The package lists may be empty on a fresh image: update first if apt has no installable version (no candidate) of
+# a missing package. (`apt-cache show` is no test: it succeeds for a package dpkg still remembers, e.g. one purged.)
+stale=0
+for p in "${missing[@]}"; do
+  candidate=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+  if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then stale=1; fi
+done
+if [ "$stale" -eq 1 ]; then
   "${sudo[@]}" apt-get update
 fi
-"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+  # Lists present but out of date (a version the mirror no longer serves): update once and try again.
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
 echo "installed: ${missing[*]}"
