@@ -329,7 +329,7 @@ internal sealed class LocalPair : IAsyncDisposable
     /// port …: Address already in use" while another test process was connecting). Only an explicit bind can take a port
     /// below the range.
     /// </summary>
-    private static int[] FreePorts(int count)
+    internal static int[] FreePorts(int count)
     {
         var listeners = new List<TcpListener>(count);
         try

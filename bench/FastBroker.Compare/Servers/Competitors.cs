@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using FastBroker.Bench.Pair;
 
 namespace FastBroker.Compare.Servers;
 
@@ -161,55 +160,8 @@ internal static class Competitors
 
     private static int FreePort() => FreePorts(1)[0];
 
-    /// <summary>
-    /// Distinct free loopback ports, bound together before any is released, drawn below the kernel's ephemeral range
-    /// when it can be read (as the failover pair's: a port from a bind to port 0 lies in the ephemeral range, where an
-    /// outgoing connection may take it before the child binds it).
-    /// </summary>
-    private static int[] FreePorts(int count)
-    {
-        var listeners = new List<TcpListener>(count);
-        try
-        {
-            var high = 0;
-            try
-            {
-                high = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
-            {
-            }
-
-            for (var attempt = 0; listeners.Count < count && high - 10_000 > 1000 && attempt < 200; attempt++)
-            {
-                var l = new TcpListener(IPAddress.Loopback, Random.Shared.Next(10_000, high));
-                try
-                {
-                    l.Start();
-                    listeners.Add(l);
-                }
-                catch (SocketException)
-                {
-                }
-            }
-
-            while (listeners.Count < count)
-            {
-                var l = new TcpListener(IPAddress.Loopback, 0);
-                l.Start();
-                listeners.Add(l);
-            }
-
-            return [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
-        }
-        finally
-        {
-            foreach (var l in listeners)
-            {
-                l.Stop();
-            }
-        }
-    }
+    /// <summary>Distinct free loopback ports drawn below the kernel's ephemeral range, as the failover pair's (<see cref="LocalPair.FreePorts"/>).</summary>
+    private static int[] FreePorts(int count) => LocalPair.FreePorts(count);
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 }
