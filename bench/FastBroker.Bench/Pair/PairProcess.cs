@@ -3,8 +3,9 @@ using System.Diagnostics;
 namespace FastBroker.Bench.Pair;
 
 /// <summary>
-/// One <c>fastbroker</c> child process (witness or pair node): stdout and stderr kept as the last
-/// <see cref="TailLines"/> lines for error messages, killed with SIGKILL when asked or disposed.
+/// One child process — a <c>fastbroker</c> witness or pair node, or a competitor's server in bench/FastBroker.Compare:
+/// stdout and stderr kept as the last <see cref="TailLines"/> lines for error messages, killed with SIGKILL when asked
+/// or disposed (the process alone, or its whole tree when started so).
 /// </summary>
 internal sealed class PairProcess : IDisposable
 {
@@ -13,11 +14,13 @@ internal sealed class PairProcess : IDisposable
 
     private readonly Process _process;
     private readonly Queue<string> _tail = new(TailLines);
+    private readonly bool _killTree;
 
-    private PairProcess(string name, Process process)
+    private PairProcess(string name, Process process, bool killTree)
     {
         Name = name;
         _process = process;
+        _killTree = killTree;
         _process.OutputDataReceived += (_, e) => Keep(e.Data);
         _process.ErrorDataReceived += (_, e) => Keep(e.Data);
         _process.BeginOutputReadLine();
@@ -50,7 +53,17 @@ internal sealed class PairProcess : IDisposable
     public static PairProcess Start(FastBrokerExecutable executable, string name, IEnumerable<string> arguments)
     {
         var process = Process.Start(executable.StartInfo(arguments)) ?? throw new InvalidOperationException($"could not start {executable} ({name})");
-        return new PairProcess(name, process);
+        return new PairProcess(name, process, killTree: false);
+    }
+
+    /// <summary>
+    /// Starts any program (<paramref name="startInfo"/> must redirect stdout and stderr); with <paramref name="killTree"/>
+    /// a kill takes its whole process tree (a server started through a script, as RabbitMQ's).
+    /// </summary>
+    public static PairProcess Start(ProcessStartInfo startInfo, string name, bool killTree)
+    {
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"could not start {startInfo.FileName} ({name})");
+        return new PairProcess(name, process, killTree);
     }
 
     /// <summary>The last lines the process printed (stdout and stderr interleaved as they arrived).</summary>
@@ -69,9 +82,9 @@ internal sealed class PairProcess : IDisposable
         {
             if (!_process.HasExited)
             {
-                // The process alone: fastbroker starts no children, and a tree kill first scans all of /proc (seconds
-                // on a busy machine, too long for a Ctrl-C).
-                _process.Kill();
+                // The process alone unless asked: fastbroker starts no children, and a tree kill first scans all of
+                // /proc (seconds on a busy machine, too long for a Ctrl-C).
+                _process.Kill(entireProcessTree: _killTree);
             }
 
             // Reaped within 10 s (SIGKILL cannot be ignored); then the no-timeout wait only drains the output readers.

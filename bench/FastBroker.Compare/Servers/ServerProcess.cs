@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using FastBroker.Bench.Pair;
 
 namespace FastBroker.Compare.Servers;
 
@@ -12,29 +13,21 @@ namespace FastBroker.Compare.Servers;
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
-    private const int TailLines = 100;
-
-    private readonly Process _process;
-    private readonly Queue<string> _tail = new(TailLines);
+    private readonly PairProcess _child;
     private readonly Action? _afterKill;
     private int _disposed;
 
-    private ServerProcess(string name, Process process, string directory, int port, Action? afterKill)
+    private ServerProcess(PairProcess child, string directory, int port, Action? afterKill)
     {
-        Name = name;
-        _process = process;
+        _child = child;
         Directory = directory;
         Port = port;
         _afterKill = afterKill;
-        _process.OutputDataReceived += (_, e) => Keep(e.Data);
-        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
         ChildProcesses.Add(this, Kill);
     }
 
     /// <summary>What the tool calls it ("redis", "nats", "rabbitmq").</summary>
-    public string Name { get; }
+    public string Name => _child.Name;
 
     /// <summary>The server's data and config directory (deleted on dispose).</summary>
     public string Directory { get; }
@@ -43,23 +36,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     public int Port { get; }
 
     /// <summary>The OS process id of the started program.</summary>
-    public int ProcessId => _process.Id;
+    public int ProcessId => _child.Id;
 
     /// <summary>True once the started program has ended.</summary>
-    public bool HasExited
-    {
-        get
-        {
-            try
-            {
-                return _process.HasExited;
-            }
-            catch (InvalidOperationException)
-            {
-                return true;
-            }
-        }
-    }
+    public bool HasExited => _child.HasExited;
 
     /// <summary>
     /// Starts <paramref name="fileName"/> with <paramref name="arguments"/> and <paramref name="environment"/> and waits
@@ -95,8 +75,8 @@ internal sealed class ServerProcess : IAsyncDisposable
             psi.Environment[k] = v;
         }
 
-        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {fileName}");
-        var server = new ServerProcess(name, process, directory, port, afterKill);
+        // The whole tree on a kill: RabbitMQ's script → erl → beam.smp → children.
+        var server = new ServerProcess(PairProcess.Start(psi, name, killTree: true), directory, port, afterKill);
         try
         {
             var deadline = Stopwatch.GetTimestamp() + (long)(readyWithin.TotalSeconds * Stopwatch.Frequency);
@@ -129,13 +109,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>The last lines the server printed.</summary>
-    public string Tail()
-    {
-        lock (_tail)
-        {
-            return string.Join(Environment.NewLine, _tail.Select(l => $"  [{Name}] {l}"));
-        }
-    }
+    public string Tail() => _child.Tail();
 
     /// <inheritdoc />
     public ValueTask DisposeAsync()
@@ -144,7 +118,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>SIGKILL to the whole tree (RabbitMQ's script → erl → beam.smp → children), reaped, then the clean-up and the directory.</summary>
+    /// <summary>SIGKILL to the whole tree, reaped, then the clean-up and the directory.</summary>
     private void Kill()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -153,24 +127,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         ChildProcesses.Remove(this);
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            if (_process.WaitForExit(10_000))
-            {
-                _process.WaitForExit();
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
+        _child.Dispose();
         _afterKill?.Invoke();
-        _process.Dispose();
         DeleteDirectory(Directory);
     }
 
@@ -202,24 +160,6 @@ internal sealed class ServerProcess : IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             return false;
-        }
-    }
-
-    private void Keep(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_tail)
-        {
-            if (_tail.Count == TailLines)
-            {
-                _tail.Dequeue();
-            }
-
-            _tail.Enqueue(line);
         }
     }
 }
