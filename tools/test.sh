@@ -12,8 +12,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== build (FastBroker.sln, Release, every target framework)"
-if ! dotnet build FastBroker.sln -c Release; then
+# net10.0 only: the tests run on it, and the native-AOT job below publishes the executable for net9.0 (tools/publish-aot.sh,
+# warnings as errors), which compiles every library for net9.0 itself (every net9.0 project is in the executable's
+# closure). Building net9.0 here as well cost a third of the build (184 s against 121 s on 2 cores) and checked nothing
+# more.
+echo "== build (FastBroker.sln, Release, net10.0; net9.0 is compiled by the native-AOT job)"
+if ! dotnet build FastBroker.sln -c Release -p:LibraryTargetFrameworks=net10.0; then
   echo "build failed" >&2
   exit 1
 fi
