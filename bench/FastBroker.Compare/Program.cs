@@ -58,6 +58,8 @@ internal static class Program
         });
         root.SetAction(parse =>
         {
+            // Servers a kill -9 of an earlier run left behind (its handlers never ran): killed, their directories deleted.
+            FastBroker.Compare.Servers.Orphans.Reap(Console.Error, parse.GetValue(dir));
             var jsonMode = parse.GetValue(json);
             var table = jsonMode ? null : new TextTableReporter(Console.Out);
             IBenchReporter reporter = table is null ? new JsonLinesReporter(Console.Out) : table;

@@ -12,6 +12,9 @@ internal sealed class PairProcess : IDisposable
     /// <summary>200 lines: a standby logs a "link down" line per retry (~16/s) while its primary is gone.</summary>
     private const int TailLines = 200;
 
+    /// <summary>How long <see cref="WaitReaped"/> waits for stdout and stderr to close once the process is gone.</summary>
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
+
     private readonly Process _process;
     private readonly Queue<string> _tail = new(TailLines);
     private readonly bool _killTree;
@@ -75,8 +78,15 @@ internal sealed class PairProcess : IDisposable
         }
     }
 
-    /// <summary>SIGKILL (no shutdown, no flush) and wait until the OS has reaped it.</summary>
+    /// <summary>SIGKILL (no shutdown, no flush) and wait until the OS has reaped it (<see cref="SignalKill"/>, <see cref="WaitReaped"/>).</summary>
     public void Kill()
+    {
+        SignalKill();
+        WaitReaped();
+    }
+
+    /// <summary>SIGKILL to the process (or its tree when started so), without waiting for anything.</summary>
+    public void SignalKill()
     {
         try
         {
@@ -86,12 +96,32 @@ internal sealed class PairProcess : IDisposable
                 // /proc (seconds on a busy machine, too long for a Ctrl-C).
                 _process.Kill(entireProcessTree: _killTree);
             }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
 
-            // Reaped within 10 s (SIGKILL cannot be ignored); then the no-timeout wait only drains the output readers.
-            if (_process.WaitForExit(10_000))
+    /// <summary>
+    /// Waits (10 s) until the OS has reaped the process, then (5 s) for its stdout and stderr to reach end of file. Both
+    /// bounded: a grandchild that outlived it (a daemon, an orphan a tree kill missed) may hold the pipes open for
+    /// ever, and the no-timeout <see cref="Process.WaitForExit()"/> would wait for it.
+    /// </summary>
+    public void WaitReaped()
+    {
+        try
+        {
+            if (!_process.WaitForExit(10_000))
             {
-                _process.WaitForExit();
+                return;
             }
+
+            using var drain = new CancellationTokenSource(DrainTimeout);
+            _process.WaitForExitAsync(drain.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            // Output still held open by someone else: what it printed so far is in the tail; stop waiting.
         }
         catch (InvalidOperationException)
         {

@@ -80,7 +80,8 @@ internal static class Competitors
     /// RabbitMQ as a child process: its start script directly, as root, everything (mnesia, logs, config, cookie)
     /// in the temp directory, no plugins, guest allowed from loopback. Its epmd gets a port of its own
     /// (<c>ERL_EPMD_PORT</c>), so the epmd daemon erl starts is always this tool's: stopped with <c>epmd -kill</c>
-    /// after the node is killed.
+    /// after the node is killed. The node name carries this process's pid: after the tree kill, any process whose
+    /// command line holds it (beam.smp, forked while the tree was walked) is killed too.
     /// </summary>
     public static Task<ServerProcess> StartRabbitMqAsync(string? workDirectory, CancellationToken cancellationToken = default)
     {
@@ -103,7 +104,7 @@ internal static class Competitors
             ["HOME"] = dir,
         };
         var epmdPort = ports[2];
-        return ServerProcess.StartAsync("rabbitmq", binary, [], env, dir, ports[0], TimeSpan.FromSeconds(120), () => StopEpmd(epmdPort), cancellationToken);
+        return ServerProcess.StartAsync("rabbitmq", binary, [], env, dir, ports[0], TimeSpan.FromSeconds(120), () => StopEpmd(epmdPort), node, cancellationToken);
     }
 
     /// <summary>
@@ -151,12 +152,8 @@ internal static class Competitors
         return null;
     }
 
-    private static string NewDirectory(string? workDirectory, string system)
-    {
-        var dir = Path.Combine(workDirectory ?? Path.GetTempPath(), $"fastbroker-compare-{system}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    /// <summary>fastbroker-compare-&lt;system&gt;-&lt;this pid&gt;-&lt;guid&gt; (<see cref="Orphans"/> reaps it once this pid is gone).</summary>
+    private static string NewDirectory(string? workDirectory, string system) => Orphans.NewDirectory(workDirectory, system);
 
     private static int FreePort() => FreePorts(1)[0];
 

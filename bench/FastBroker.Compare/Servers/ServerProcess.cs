@@ -8,21 +8,27 @@ namespace FastBroker.Compare.Servers;
 /// <summary>
 /// A competitor's server as a child process of this tool: its own temp directory, a loopback port, output kept as the
 /// last lines for error messages. Ready once a TCP connect to the port succeeds (within a deadline); on dispose the
-/// process tree is killed (SIGKILL), an optional clean-up runs (RabbitMQ's epmd) and the directory is deleted.
-/// Every live one is listed so that Ctrl-C and process exit kill them too (<see cref="ChildProcesses"/>).
+/// process tree is killed (SIGKILL), then every process still marked as this server's (<see cref="Orphans.KillMarked"/>:
+/// one forked while the tree was walked, RabbitMQ's beam.smp by its node name), an optional clean-up runs (RabbitMQ's
+/// epmd) and the directory is deleted. Every live one is listed so that Ctrl-C and process exit kill them too
+/// (<see cref="ChildProcesses"/>); a server left by a <c>kill -9</c> of the tool is reaped by its next start
+/// (<see cref="Orphans.Reap"/>).
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
     private readonly PairProcess _child;
     private readonly Action? _afterKill;
-    private int _disposed;
+    private readonly string? _commandLineMark;
+    private readonly Lock _killLock = new();
+    private bool _killed;
 
-    private ServerProcess(PairProcess child, string directory, int port, Action? afterKill)
+    private ServerProcess(PairProcess child, string directory, int port, Action? afterKill, string? commandLineMark)
     {
         _child = child;
         Directory = directory;
         Port = port;
         _afterKill = afterKill;
+        _commandLineMark = commandLineMark;
         ChildProcesses.Add(this, Kill);
     }
 
@@ -44,7 +50,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>
     /// Starts <paramref name="fileName"/> with <paramref name="arguments"/> and <paramref name="environment"/> and waits
     /// until 127.0.0.1:<paramref name="port"/> accepts a connection; kills it, deletes <paramref name="directory"/> and
-    /// throws with its output if that takes longer than <paramref name="readyWithin"/> or it exits first.
+    /// throws with its output if that takes longer than <paramref name="readyWithin"/> or it exits first. Every process
+    /// of the server carries <paramref name="directory"/> and this process's pid in its environment
+    /// (<see cref="Orphans.DirectoryVariable"/>, <see cref="Orphans.OwnerVariable"/>); on kill, a process whose command
+    /// line contains <paramref name="commandLineMark"/> (RabbitMQ's node name) is killed too.
     /// </summary>
     public static async Task<ServerProcess> StartAsync(
         string name,
@@ -55,6 +64,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         int port,
         TimeSpan readyWithin,
         Action? afterKill = null,
+        string? commandLineMark = null,
         CancellationToken cancellationToken = default)
     {
         var psi = new ProcessStartInfo(fileName)
@@ -75,8 +85,11 @@ internal sealed class ServerProcess : IAsyncDisposable
             psi.Environment[k] = v;
         }
 
+        psi.Environment[Orphans.DirectoryVariable] = directory;
+        psi.Environment[Orphans.OwnerVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
         // The whole tree on a kill: RabbitMQ's script → erl → beam.smp → children.
-        var server = new ServerProcess(PairProcess.Start(psi, name, killTree: true), directory, port, afterKill);
+        var server = new ServerProcess(PairProcess.Start(psi, name, killTree: true), directory, port, afterKill, commandLineMark);
         try
         {
             var deadline = Stopwatch.GetTimestamp() + (long)(readyWithin.TotalSeconds * Stopwatch.Frequency);
@@ -118,18 +131,29 @@ internal sealed class ServerProcess : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>SIGKILL to the whole tree, reaped, then the clean-up and the directory.</summary>
+    /// <summary>
+    /// SIGKILL to the whole tree and to whatever still carries this server's marks, before waiting on anything; then
+    /// reaped (bounded), the clean-up and the directory. A second caller (a signal handler and the scenario's dispose,
+    /// or process exit) waits until the first is done: the process must not exit half way through.
+    /// </summary>
     private void Kill()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        lock (_killLock)
         {
-            return;
-        }
+            if (_killed)
+            {
+                return;
+            }
 
-        ChildProcesses.Remove(this);
-        _child.Dispose();
-        _afterKill?.Invoke();
-        DeleteDirectory(Directory);
+            _child.SignalKill();
+            Orphans.KillMarked(Directory, _commandLineMark);
+            _child.WaitReaped();
+            _child.Dispose();
+            _afterKill?.Invoke();
+            DeleteDirectory(Directory);
+            _killed = true;
+            ChildProcesses.Remove(this);
+        }
     }
 
     /// <summary>Deletes a directory tree, retrying briefly while a dying child still writes into it.</summary>

@@ -14,11 +14,15 @@ internal sealed class FastBrokerSystem : IComparedSystem
 {
     private readonly ServeChild _child;
     private readonly bool _fsynced;
+    private readonly string _directory;
+    private readonly Lock _stopLock = new();
+    private bool _stopped;
 
-    private FastBrokerSystem(ServeChild child, bool fsynced)
+    private FastBrokerSystem(ServeChild child, bool fsynced, string directory)
     {
         _child = child;
         _fsynced = fsynced;
+        _directory = directory;
     }
 
     /// <summary>"fastbroker" (confirmed at <c>Written</c>), or "fastbroker-fsynced" (at <c>Fsynced</c>, the durability of RabbitMQ's confirms).</summary>
@@ -36,9 +40,23 @@ internal sealed class FastBrokerSystem : IComparedSystem
     public static async Task<FastBrokerSystem> StartAsync(string? workDirectory, bool fsynced = false, FastBrokerExecutable? executable = null)
     {
         executable ??= FastBrokerExecutable.FromPath(Path.Combine(AppContext.BaseDirectory, "fastbroker.dll"));
-        var child = await ServeChild.StartAsync(executable, workDirectory, fsynced ? ["--fsync"] : null).ConfigureAwait(false);
-        var system = new FastBrokerSystem(child, fsynced);
-        Servers.ChildProcesses.Add(system, () => child.DisposeAsync().AsTask().GetAwaiter().GetResult());
+
+        // Serve's data directory goes inside one named with this process's pid (its command line shows it), so that a
+        // serve left by a kill -9 of this tool is reaped by the next start (Servers.Orphans).
+        var directory = Servers.Orphans.NewDirectory(workDirectory, "fastbroker");
+        ServeChild child;
+        try
+        {
+            child = await ServeChild.StartAsync(executable, directory, fsynced ? ["--fsync"] : null).ConfigureAwait(false);
+        }
+        catch
+        {
+            Servers.ServerProcess.DeleteDirectory(directory);
+            throw;
+        }
+
+        var system = new FastBrokerSystem(child, fsynced, directory);
+        Servers.ChildProcesses.Add(system, system.Stop);
         return system;
     }
 
@@ -118,8 +136,25 @@ internal sealed class FastBrokerSystem : IComparedSystem
 
     public ValueTask DisposeAsync()
     {
-        Servers.ChildProcesses.Remove(this);
-        return _child.DisposeAsync();
+        Stop();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Kills serve and deletes its directory; a second caller (a signal handler) waits until that is done.</summary>
+    private void Stop()
+    {
+        lock (_stopLock)
+        {
+            if (_stopped)
+            {
+                return;
+            }
+
+            _child.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            Servers.ServerProcess.DeleteDirectory(_directory);
+            _stopped = true;
+            Servers.ChildProcesses.Remove(this);
+        }
     }
 
     private static void InterlockedMax(ref long target, long value)
