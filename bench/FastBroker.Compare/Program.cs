@@ -30,26 +30,17 @@ internal static class Program
         {
             json, messages, runs, warmup, filter, dir, systems,
         };
-        root.Validators.Add(result =>
+        // On the options, not the command: System.CommandLine 2.0 hands a command validator 0 for an option left off the
+        // command line instead of its default (--runs was refused unless given), and an option validator runs only for
+        // an option given.
+        Check(messages, v => v is < 1 or > int.MaxValue, $"expected 1 to {int.MaxValue}");
+        Check(runs, v => v < 1, "expected at least 1");
+        Check(warmup, v => v is < 0 or > 3600, "expected 0 to 3600 seconds");
+        systems.Validators.Add(result =>
         {
-            if (result.GetValue(messages) is < 1 or > int.MaxValue)
-            {
-                result.AddError($"--messages: expected 1 to {int.MaxValue}");
-            }
-
-            if (result.GetValue(runs) < 1)
-            {
-                result.AddError("--runs: expected at least 1");
-            }
-
-            if (result.GetValue(warmup) is < 0 or > 3600)
-            {
-                result.AddError("--warmup: expected 0 to 3600 seconds");
-            }
-
             try
             {
-                CompareBenchmark.ParseSystems(result.GetValue(systems) ?? []);
+                CompareBenchmark.ParseSystems(result.GetValueOrDefault<string[]>() ?? []);
             }
             catch (ArgumentException e)
             {
@@ -71,4 +62,28 @@ internal static class Program
         });
         return root.Parse(args).Invoke();
     }
+
+    /// <summary>
+    /// Refuses a value of <paramref name="option"/> for which <paramref name="bad"/> holds. A token that does not convert
+    /// ("--runs x") already carries System.CommandLine's conversion error, and reading it throws: skipped, that error
+    /// is the usage error.
+    /// </summary>
+    private static void Check<T>(Option<T> option, Func<T, bool> bad, string expected) =>
+        option.Validators.Add(result =>
+        {
+            T value;
+            try
+            {
+                value = result.GetValueOrDefault<T>();
+            }
+            catch (InvalidOperationException) when (result.Errors.Any())
+            {
+                return;
+            }
+
+            if (bad(value))
+            {
+                result.AddError($"{option.Name} {value}: {expected}");
+            }
+        });
 }

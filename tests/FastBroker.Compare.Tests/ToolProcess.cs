@@ -28,6 +28,9 @@ internal sealed class ToolProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The exit code (once <see cref="WaitForExitAsync"/> returned true).</summary>
+    public int ExitCode => _process.ExitCode;
+
     public string Output
     {
         get
