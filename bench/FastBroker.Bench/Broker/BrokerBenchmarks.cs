@@ -50,6 +50,12 @@ public static class BrokerBenchmarks
             RunLatency(ctx, "latency-100k", n, LatencyPath.ConsumerThread, "consumer thread polling (yield) then sleeping on the subscription");
         }
 
+        if (ctx.Selected("latency-100k-transient"))
+        {
+            // The journal's share of the tail: the same consumer thread on a transient topic (no journal, no file).
+            RunLatency(ctx, "latency-100k-transient", n, LatencyPath.TransientConsumerThread, "transient topic (no journal), consumer thread as in latency-100k");
+        }
+
         if (ctx.Selected("latency-100k-inline"))
         {
             RunLatency(ctx, "latency-100k-inline", n, LatencyPath.Inline, "inline subscription: handler on the pipeline thread");
@@ -60,6 +66,7 @@ public static class BrokerBenchmarks
     {
         Floor,
         ConsumerThread,
+        TransientConsumerThread,
         Inline,
     }
 
@@ -77,7 +84,7 @@ public static class BrokerBenchmarks
             }
             else
             {
-                WithBroker(ctx, b => path == LatencyPath.Inline ? LatencyInline(b, count, rate, h) : Latency(b, count, rate, h));
+                WithBroker(ctx, b => path == LatencyPath.Inline ? LatencyInline(b, count, rate, h) : Latency(b, count, rate, h), persistent: path != LatencyPath.TransientConsumerThread);
             }
 
             histograms.Add(h);
@@ -93,7 +100,7 @@ public static class BrokerBenchmarks
     private static void Report(BenchContext ctx, string variant, long messages, double perSecond, string? note = null) =>
         ctx.Reporter.Result(new BenchResult("broker", variant) { MsgsPerSec = perSecond, BytesPerSec = perSecond * PayloadBytes, Runs = ctx.Runs, Messages = messages, Note = note });
 
-    private static double WithBroker(BenchContext ctx, Func<FastBroker.Broker, double> body)
+    private static double WithBroker(BenchContext ctx, Func<FastBroker.Broker, double> body, bool persistent = true)
     {
         var dir = Path.Combine(ctx.WorkDirectory ?? Path.GetTempPath(), "fastbroker-bench-broker-" + Guid.NewGuid().ToString("N"));
         var broker = FastBroker.Broker.OpenAsync(BrokerOptions.Default with
@@ -103,7 +110,7 @@ public static class BrokerBenchmarks
         }).AsTask().GetAwaiter().GetResult();
         try
         {
-            broker.CreateTopic("bench", broker.Options.DefaultTopicOptions);
+            broker.CreateTopic("bench", broker.Options.DefaultTopicOptions with { Persistent = persistent });
             return body(broker);
         }
         finally
