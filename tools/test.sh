@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test project, as CI does (.ci/run calls exactly this). Arguments go to each `dotnet test` (e.g.
-# --filter "FullyQualifiedName~Reconnect").
+# Runs every test project, as CI does (.ci/run calls exactly this), after installing the competitor servers the compare
+# tests drive if they are missing (below). Arguments go to each `dotnet test` (e.g. --filter "FullyQualifiedName~Reconnect").
 #
 # Why not plain `dotnet test FastBroker.sln`: it runs the test projects on MSBuild's nodes (two here), and where
 # the longest project (the replication tests, 5-7 min) lands in that schedule is luck: in CI it often started last,
@@ -12,6 +12,30 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# tests/FastBroker.Compare.Tests drive real Redis, NATS and RabbitMQ servers (Debian packages; each test starts its own
+# on 127.0.0.1). Installed while the solution builds (tools/install-competitors.sh, a no-op once they are there); the
+# compare job waits for it (competitors_ready). Without root or password-less sudo nothing is installed, and the
+# compare tests say which server is missing and how to install it.
+if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+  ( timeout 600 tools/install-competitors.sh > "$out/install.log" 2>&1; echo $? > "$out/install.rc" ) > /dev/null 2>&1 &
+  installer=$!
+else
+  echo "cannot install the competitor servers (not root, sudo asks for a password): run 'sudo tools/install-competitors.sh' once, or the compare tests fail" > "$out/install.log"
+  echo 1 > "$out/install.rc"
+  installer=""
+fi
+
+# Waits (bounded) for the installer and prints what it said.
+competitors_ready() {
+  local i
+  for ((i = 0; i < 6200 && ! -s "$out/install.rc"; i++)); do sleep 0.1; done
+  echo "== competitor servers (tools/install-competitors.sh, exit $(cat "$out/install.rc" 2>/dev/null || echo 'still running after 620 s'))"
+  tail -n 5 "$out/install.log"
+}
+
 # net10.0 only: the tests run on it, and the native-AOT job below publishes the executable for net9.0 (tools/publish-aot.sh,
 # warnings as errors), which compiles every library for net9.0 itself (every net9.0 project is in the executable's
 # closure). Building net9.0 here as well cost a third of the build (184 s against 121 s on 2 cores) and checked nothing
@@ -19,11 +43,10 @@ cd "$(dirname "$0")/.."
 echo "== build (FastBroker.sln, Release, net10.0; net9.0 is compiled by the native-AOT job)"
 if ! dotnet build FastBroker.sln -c Release -p:LibraryTargetFrameworks=net10.0; then
   echo "build failed" >&2
+  [ -z "$installer" ] || wait "$installer" # never leave apt half way
   exit 1
 fi
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 started=$SECONDS
 
 # The jobs, longest first (the order of the last CI runs); projects not named here come after, in name order.
@@ -55,6 +78,7 @@ run_job() {
       return 1
     fi
   else
+    [[ "$job" != *FastBroker.Compare.Tests* ]] || competitors_ready
     dotnet test "$job" -c Release --no-build "$@"
   fi
 }
@@ -83,4 +107,5 @@ one=$!
 lane 2 "$@"
 rc=$?
 wait "$one" || rc=1
+[ -z "$installer" ] || wait "$installer"
 exit "$rc"
