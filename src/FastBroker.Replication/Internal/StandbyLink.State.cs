@@ -339,9 +339,13 @@ internal sealed partial class StandbyLink
         _stateCopies.SentWhole(relative, bytes);
         var path = relative.Replace('\\', '/');
         f.Begin(FrameKind.State).Str(path).U32((uint)bytes.Length).Bytes(bytes).End();
-        Send(f);
+
+        // Counted before the send, not after: once the frame is on the socket the standby may apply it, and whoever
+        // watches both (a test's hook, the status's stateFilesSent) must not see the standby's copy before the count. A
+        // send that fails ends the link, whose count goes with it.
         Interlocked.Increment(ref _stateFilesSent);
         _owner.StateFileSent?.Invoke(path);
+        Send(f);
         return true;
     }
 }
