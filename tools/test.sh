@@ -12,7 +12,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-out=$(mktemp -d)
+# The lanes' claims, logs and lock live in the checkout (artifacts/, ignored by git), not in /tmp, where the tests
+# create and delete hundreds of directories: in one CI-like run this directory vanished from /tmp mid-run (not traced;
+# the lanes then could not claim or print, and 6 projects reported nothing).
+mkdir -p artifacts
+out=$(mktemp -d "$PWD/artifacts/test-lanes.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
 # tests/FastBroker.Compare.Tests drive real Redis, NATS and RabbitMQ servers (Debian packages; each test starts its own
