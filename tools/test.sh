@@ -34,8 +34,11 @@ fi
 
 # Waits (bounded) for the installer and prints what it said.
 competitors_ready() {
-  local i
-  for ((i = 0; i < 6200 && ! -s "$out/install.rc"; i++)); do sleep 0.1; done
+  local i=0
+  while [ ! -s "$out/install.rc" ] && [ "$i" -lt 6200 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
   echo "== competitor servers (tools/install-competitors.sh, exit $(cat "$out/install.rc" 2>/dev/null || echo 'still running after 620 s'))"
   tail -n 5 "$out/install.log"
 }
