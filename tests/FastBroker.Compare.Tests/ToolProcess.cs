@@ -146,19 +146,8 @@ internal sealed class ToolProcess : IDisposable
     public static string? Variable(string environment, string name) =>
         environment.Split('\0').FirstOrDefault(e => e.StartsWith(name + "=", StringComparison.Ordinal))?[(name.Length + 1)..];
 
-    /// <summary>True while <paramref name="pid"/> runs (a zombie has exited).</summary>
-    public static bool IsAlive(int pid)
-    {
-        try
-        {
-            var text = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
-            return text[(text.LastIndexOf(')') + 2)..].Split(' ')[0] != "Z";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    /// <summary>True while <paramref name="pid"/> runs (a zombie has exited): the tool's own check.</summary>
+    public static bool IsAlive(int pid) => Servers.Orphans.IsAlive(pid);
 
     /// <summary>SIGKILL to each of <paramref name="pids"/> still running (test clean-up).</summary>
     public static void KillAll(IEnumerable<int> pids)
