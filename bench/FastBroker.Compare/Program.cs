@@ -49,6 +49,9 @@ internal static class Program
         });
         root.SetAction(parse =>
         {
+            // Signals kill the servers from here on, also one that comes while the first is starting.
+            FastBroker.Compare.Servers.ChildProcesses.Hook();
+
             // Servers a kill -9 of an earlier run left behind (its handlers never ran): killed, their directories deleted.
             FastBroker.Compare.Servers.Orphans.Reap(Console.Error, parse.GetValue(dir));
             var jsonMode = parse.GetValue(json);

@@ -12,16 +12,45 @@ internal static class ChildProcesses
     private static int s_hooked;
     private static PosixSignalRegistration[]? s_signals;
 
-    /// <summary>Remembers <paramref name="kill"/> for <paramref name="owner"/> until <see cref="Remove"/>.</summary>
-    public static void Add(object owner, Action kill)
+    private static bool s_stopping;
+
+    /// <summary>
+    /// Hooks Ctrl-C, kill (SIGTERM), a closed terminal and process exit to <see cref="KillAll"/>, once; called before any
+    /// server starts (a signal that came before the hooks ended the tool and left the server running: OrphanTests).
+    /// </summary>
+    public static void Hook()
     {
         if (Interlocked.Exchange(ref s_hooked, 1) == 0)
         {
-            // Ctrl-C, kill (SIGTERM) and a closed terminal: kill the servers, then let the signal end this process.
+            // Kill the servers, then let the signal end this process.
             s_signals = [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }.Select(signal => PosixSignalRegistration.Create(signal, _ => KillAll()))];
             AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
         }
+    }
 
+    /// <summary>
+    /// Starts a child with <paramref name="start"/> and registers it (its constructor calls <see cref="Add"/>) as one
+    /// step that <see cref="KillAll"/> cannot come between: a stop waits for a start under way and then kills what it
+    /// started, and once a stop has begun nothing starts (<see cref="OperationCanceledException"/>).
+    /// </summary>
+    public static T Start<T>(Func<T> start)
+    {
+        Hook();
+        lock (s_live)
+        {
+            if (s_stopping)
+            {
+                throw new OperationCanceledException("stopping: no server is started");
+            }
+
+            return start();
+        }
+    }
+
+    /// <summary>Remembers <paramref name="kill"/> for <paramref name="owner"/> until <see cref="Remove"/>.</summary>
+    public static void Add(object owner, Action kill)
+    {
+        Hook();
         lock (s_live)
         {
             s_live[owner] = kill;
@@ -43,6 +72,7 @@ internal static class ChildProcesses
         Action[] kills;
         lock (s_live)
         {
+            s_stopping = true;
             kills = [.. s_live.Values];
         }
 

@@ -89,7 +89,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         psi.Environment[Orphans.OwnerVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
         // The whole tree on a kill: RabbitMQ's script → erl → beam.smp → children.
-        var server = new ServerProcess(PairProcess.Start(psi, name, killTree: true), directory, port, afterKill, commandLineMark);
+        var server = ChildProcesses.Start(() => new ServerProcess(PairProcess.Start(psi, name, killTree: true), directory, port, afterKill, commandLineMark));
         try
         {
             var deadline = Stopwatch.GetTimestamp() + (long)(readyWithin.TotalSeconds * Stopwatch.Frequency);

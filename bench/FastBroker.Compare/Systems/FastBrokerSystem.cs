@@ -44,6 +44,14 @@ internal sealed class FastBrokerSystem : IComparedSystem
         // Serve's data directory goes inside one named with this process's pid (its command line shows it), so that a
         // serve left by a kill -9 of this tool is reaped by the next start (Servers.Orphans).
         var directory = Servers.Orphans.NewDirectory(workDirectory, "fastbroker");
+
+        // Until serve is up and registered, a signal kills whatever carries the directory (serve's --data names it).
+        var starting = new object();
+        Servers.ChildProcesses.Add(starting, () =>
+        {
+            Servers.Orphans.KillMarked(directory, null);
+            Servers.ServerProcess.DeleteDirectory(directory);
+        });
         ServeChild child;
         try
         {
@@ -52,11 +60,13 @@ internal sealed class FastBrokerSystem : IComparedSystem
         catch
         {
             Servers.ServerProcess.DeleteDirectory(directory);
+            Servers.ChildProcesses.Remove(starting);
             throw;
         }
 
         var system = new FastBrokerSystem(child, fsynced, directory);
         Servers.ChildProcesses.Add(system, system.Stop);
+        Servers.ChildProcesses.Remove(starting);
         return system;
     }
 
