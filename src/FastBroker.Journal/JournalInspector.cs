@@ -200,9 +200,9 @@ public static partial class JournalInspector
                     }
                     else if (fault == Fault.TornTail)
                     {
-                        // Open zeroes from the stop to the last non-zero byte and reports the frames there as dropped records.
+                        // Open zeroes from the stop to the last non-zero byte and reports the records it drops there (CountDropped).
                         var tailEnd = garbageEnd > dataEnd ? garbageEnd : SegmentScanner.EndOfNonZero(bytes[..limit], scan.EndPosition);
-                        dropped = SegmentScanner.CountFrames(bytes, scan.EndPosition, tailEnd);
+                        dropped = SegmentScanner.CountDropped(bytes, scan.EndPosition, tailEnd, baseOffset + scan.RecordCount);
                         (removeFrom, removedAfter, cutsTail) = (i + 1, $"the torn tail of {name}", true);
                         problem += $": a torn tail (open cuts the segment here, its {dropped} record(s) from there reported dropped"
                             + (i + 1 < files.Length ? ", and removes every later file)" : ")");

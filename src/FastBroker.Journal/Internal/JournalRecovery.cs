@@ -227,7 +227,7 @@ internal sealed class JournalRecovery
                     continue;
                 }
 
-                _report.AddDropped(new DroppedRange(path, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount, SegmentScanner.CountFrames(bytes, scan.EndPosition, garbageEnd), why));
+                _report.AddDropped(new DroppedRange(path, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount, SegmentScanner.CountDropped(bytes, scan.EndPosition, garbageEnd, segment.BaseOffset + scan.RecordCount), why));
                 (_cutSegment, _cutPosition, _cutEnd) = (segment, scan.EndPosition, garbageEnd);
                 segment.SetRecovered(Segment.Pack(scan.RecordCount, scan.EndPosition), scan.LastTimestamp, isSealed: false, verified: true);
                 RemoveFrom(i + 1, "after the torn tail of " + Path.GetFileName(path));
@@ -322,7 +322,7 @@ internal sealed class JournalRecovery
         // is a torn tail, dropped and reported by any open, and the repair log makes the next open finish the job.
         var bytes = segment.ScanBytes;
         var end = SegmentScanner.EndOfNonZero(bytes, position);
-        _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountFrames(bytes, position, end), "repaired: " + reason));
+        _report.AddDropped(new DroppedRange(segment.FilePath, position, end, expectedOffset, SegmentScanner.CountDropped(bytes, position, end, expectedOffset), "repaired: " + reason));
         RemoveFrom(i + 1, "after repaired corruption in " + Path.GetFileName(segment.FilePath));
         (_cutSegment, _cutPosition, _cutEnd) = (segment, position, end);
         segment.SetRecovered(Segment.Pack(scan.RecordCount, position), scan.LastTimestamp, isSealed: false, verified);

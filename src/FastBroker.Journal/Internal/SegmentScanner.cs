@@ -52,29 +52,43 @@ internal static class SegmentScanner
         return new Result { EndPosition = position, RecordCount = count, LastTimestamp = lastTimestamp, Stop = status };
     }
 
-    /// <summary>How many record frames start in [<paramref name="from"/>, <paramref name="to"/>): at least one if any byte is there.</summary>
-    internal static int CountFrames(ReadOnlySpan<byte> bytes, int from, int to)
+    /// <summary>
+    /// How many records a torn tail or a repair's cut drops from [<paramref name="from"/>, <paramref name="to"/>), the
+    /// first of them at <paramref name="firstOffset"/>: up to the newest record in the range whose length, offset and
+    /// CRC32C check (the records between, damaged or not, are dropped with it), found as a dump past damage finds the
+    /// next record: where a good record's length word points, else the next 8-byte boundary holding a record with a
+    /// higher offset that checks. At least one when any byte is there (the damaged record itself). Following length
+    /// words alone undercounts: a damaged length word of the first record (past the segment, zero, or pointing into a
+    /// payload) hid every record after it, 1 reported for thousands dropped. A record may end past
+    /// <paramref name="to"/> (its payload's last bytes zero): only where it starts must be before it.
+    /// </summary>
+    internal static int CountDropped(ReadOnlySpan<byte> bytes, int from, int to, long firstOffset)
     {
-        var frames = 0;
-        var position = from;
-        while (position < to)
+        if (to <= from)
         {
-            frames++;
-            if (position + 4 > bytes.Length)
-            {
-                break;
-            }
-
-            var length = Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in bytes[position]));
-            if (length < RecordLayout.HeaderSize || length > (uint)(bytes.Length - position))
-            {
-                break;
-            }
-
-            position += RecordLayout.Align((int)length);
+            return 0;
         }
 
-        return frames;
+        var newest = firstOffset - 1;
+        var position = from;
+        to = Math.Min(to, bytes.Length);
+        while (position < to && position + RecordLayout.HeaderSize <= bytes.Length)
+        {
+            // A record at this position holds at most the offset of the one at `from` plus one per header's worth of
+            // bytes before it: a bound that also keeps a stray word from being taken for a far offset.
+            var offset = Unsafe.ReadUnaligned<long>(ref Unsafe.AsRef(in bytes[position + RecordLayout.OffsetOffset]));
+            if (offset > newest && offset - firstOffset <= (position - from) / RecordLayout.HeaderSize
+                && RecordLayout.Check(bytes, position, bytes.Length, offset, verifyCrc: true, out var length) == RecordStatus.Ok)
+            {
+                newest = offset;
+                position += RecordLayout.Align(length);
+                continue;
+            }
+
+            position += 8;
+        }
+
+        return (int)Math.Max(1, newest - firstOffset + 1);
     }
 
     /// <summary>One past the last non-zero byte at or after <paramref name="from"/>, or <paramref name="from"/> if all zero.</summary>
