@@ -211,6 +211,7 @@ public sealed partial class Broker : IAsyncDisposable
         await _timer.DisposeAsync().ConfigureAwait(false); // waits for a tick in progress: no timer task fails after it
         Volatile.Read(ref _timerFailureLog)?.EndAll(_options.Log); // the counts of timer failures held back, not lost
         _pipeline.Stop(_options.ShutdownTimeout);
+        _pipeline.FlushLog(); // the count of storage refusals held back, not lost
         _producerEpochs.TryPersist(_producers); // each id's last use as of the close
         _producerEpochs.Close();
         _producerCheckpoint.WriteNow(_producers, closing: true);

@@ -12,10 +12,14 @@ internal sealed class Pipeline
 {
     private readonly IEventProcessor _journaler;
     private readonly List<Thread> _threads = [];
+    private readonly Action<string>? _log;
+    private readonly LogRateLimit _storageRefusals;
     private volatile bool _stopping;
 
     public Pipeline(BrokerOptions options, ProducerRegistry producers)
     {
+        _log = options.Log;
+        _storageRefusals = new LogRateLimit(LogRateLimit.DefaultInterval, options.LogClock);
         var wait = CreateWaitStrategy(options.WaitStrategy);
         Ring = RingBuffer<PublishEntry>.CreateMultiProducer(() => new PublishEntry(options.InputEntryBytes), options.InputRingSize, wait);
 
@@ -51,6 +55,16 @@ internal sealed class Pipeline
         _journaler.Sequence.SetValueVolatile(sequence);
         Room.WakeIfAny();
     }
+
+    /// <summary>
+    /// The journaler refused a publish because of its storage (a full disk, a journal error, no descriptor for a new
+    /// segment): the publisher gets the error, and the broker's log says so too, at most once per
+    /// <see cref="LogRateLimit.DefaultInterval"/> (a disk that stays full refuses every publish).
+    /// </summary>
+    public void NoteStorageRefusal(string reason) => _storageRefusals.Write(_log, "publish refused: " + reason);
+
+    /// <summary>At close: the storage refusals held back since the last one logged, with their count.</summary>
+    public void FlushLog() => _storageRefusals.Flush(_log);
 
     /// <summary>The last ring sequence fully dispatched.</summary>
     public long DispatchedSequence => _journaler.Sequence.Value;

@@ -144,7 +144,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             }
             catch (JournalFullException ex)
             {
-                return Refuse(entry, BrokerErrorCode.StorageFull, $"topic '{entry.Topic!.Name}': storage full, message not written: {ex.Message}");
+                return RefuseStorage(entry, BrokerErrorCode.StorageFull, $"topic '{entry.Topic!.Name}': storage full, message not written: {ex.Message}");
             }
             catch (JournalException ex) when (ex.ErrorCode == JournalErrorCode.RecordTooLarge)
             {
@@ -155,11 +155,11 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
             {
                 // A new segment cannot be created now (out of descriptors, say): the journal is as it was, and the
                 // same publish may be written later.
-                return Refuse(entry, BrokerErrorCode.ResourceExhausted, $"topic '{entry.Topic!.Name}': message not written, a new segment cannot be created now ({shortage}: {ex.Message}); try again later");
+                return RefuseStorage(entry, BrokerErrorCode.ResourceExhausted, $"topic '{entry.Topic!.Name}': message not written, a new segment cannot be created now ({shortage}: {ex.Message}); try again later");
             }
             catch (JournalException ex)
             {
-                return Refuse(entry, BrokerErrorCode.StorageError, $"topic '{entry.Topic!.Name}': journal error, message not written: {ex.Message}");
+                return RefuseStorage(entry, BrokerErrorCode.StorageError, $"topic '{entry.Topic!.Name}': journal error, message not written: {ex.Message}");
             }
             catch (ArgumentException ex)
             {
@@ -175,6 +175,12 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
 
             spin.SpinOnce(sleep1Threshold: 20);
         }
+    }
+
+    private readonly long RefuseStorage(PublishEntry entry, BrokerErrorCode code, string reason)
+    {
+        pipeline.NoteStorageRefusal(reason);
+        return Refuse(entry, code, reason);
     }
 
     private static long Refuse(PublishEntry entry, BrokerErrorCode code, string reason)
