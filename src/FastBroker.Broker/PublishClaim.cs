@@ -168,6 +168,14 @@ public ref struct PublishClaim
                 return;
         }
 
+        if (parameters.ProducerId != 0 && parameters.ProducerSequence == ulong.MaxValue)
+        {
+            // No sequence: the producer's window keeps sequence + 1 (0 = an empty slot), so this one was never found
+            // again and a retry of it was stored a second time; one past it would be 0.
+            entry.FillFailed(BrokerErrorCode.InvalidArgument, $"producer {parameters.ProducerId:x16}: sequence {ulong.MaxValue} (2^64 - 1) is past the last one, 2^64 - 2: not stored", sink, token);
+            return;
+        }
+
         var expires = parameters.TtlMs > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + parameters.TtlMs : 0;
         entry.Fill(topic, key, headers, payload, expires, parameters.ProducerId, parameters.ProducerSequence, parameters.ProducerEpoch, waitDurable, ackMode, sink, token);
 

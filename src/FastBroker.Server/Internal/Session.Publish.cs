@@ -12,6 +12,7 @@ namespace FastBroker.Server.Internal;
 internal sealed partial class Session
 {
     private const string ForbiddenReason = "this token may not publish to the topic";
+    private const string SequenceWrapsReason = "PUBLISH_BATCH: firstProducerSequence + the entry's index is past the last producer sequence, 2^64 - 2: not stored";
 
     private readonly ConcurrentQueue<ConfirmEntry> _confirms = new();
     private long _pendingConfirms;
@@ -116,6 +117,13 @@ internal sealed partial class Session
                     entries.MoveNext();
                     var entry = entries.Current;
                     var i = (ulong)(index + k);
+                    if (frame.ProducerId != 0 && i > ulong.MaxValue - frame.FirstProducerSequence)
+                    {
+                        // Its sequence would pass 2^64 - 1 and wrap to 0, 1…: numbers of other messages of the producer.
+                        claim.AddFailed(BrokerErrorCode.InvalidArgument, SequenceWrapsReason, sink, header.RequestId + i);
+                        continue;
+                    }
+
                     var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
                     Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
                 }
