@@ -35,6 +35,15 @@ internal static partial class ClientCommands
                 return ExitCodes.Usage;
             }
 
+            if (parse.GetValue(group) is not null
+                && new Option[] { from, durable, commitInterval }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } fanOut)
+            {
+                // A work-queue group has no start or durable name of its own: a member takes what the group has. Ignored,
+                // the option would have a member take the group's oldest job for '--from latest'.
+                Console.Error.WriteLine($"{fanOut.Name}: not with --group (a group member takes the jobs where the group is; {fanOut.Name} is for a fan-out subscription)");
+                return ExitCodes.Usage;
+            }
+
             var max = parse.GetValue(count);
             var idle = parse.GetValue(timeout);
             var fmt = parse.GetValue(format)!;

@@ -215,7 +215,9 @@ internal static partial class ClientCommands
         catch (BrokerClientException ex)
         {
             Console.Error.WriteLine($"error {ex.ErrorCode} ({(int)ex.ErrorCode}): {ex.Reason}");
-            return 1;
+            // InvalidName and InvalidArgument refuse what the command line asked for (a topic or pattern, a start, a
+            // TTL): a usage error, not 1, which is sub's "no message within --timeout" (docs/cli.md).
+            return ex.ErrorCode is ErrorCode.InvalidName or ErrorCode.InvalidArgument ? ExitCodes.Usage : 1;
         }
         catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or TimeoutException)
         {
@@ -243,6 +245,11 @@ internal static partial class ClientCommands
                     sb.Append(CultureInfo.InvariantCulture, $" delivery {m.DeliveryCount}");
                 }
 
+                if (!m.Key.IsEmpty)
+                {
+                    sb.Append(" key=").Append(Text(m.Key.Span));
+                }
+
                 foreach (var h in m.Headers)
                 {
                     if (h.Key == "fb-producer")
@@ -265,6 +272,12 @@ internal static partial class ClientCommands
                     w.WriteNumber("offset", m.Offset);
                     w.WriteString("timestamp", m.Timestamp);
                     w.WriteNumber("deliveryCount", m.DeliveryCount);
+                    if (!m.Key.IsEmpty)
+                    {
+                        w.WriteString("key", Text(m.Key.Span));
+                    }
+
+                    WriteHeaders(w, m.Headers);
                     w.WriteString("payload", Text(m.Payload.Span));
                     w.WriteEndObject();
                     w.Flush();
@@ -276,6 +289,26 @@ internal static partial class ClientCommands
                 Console.WriteLine(Text(m.Payload.Span));
                 break;
         }
+    }
+
+    /// <summary>
+    /// The headers as one JSON object, name to text (0x… hex when not UTF-8); a name given twice keeps its first value,
+    /// the one <see cref="ClientHeaders.TryGetValue(string, out ReadOnlyMemory{byte})"/> finds. <c>fb-producer</c>, the
+    /// broker's idempotence bookkeeping, is left out as in the full format.
+    /// </summary>
+    private static void WriteHeaders(Utf8JsonWriter w, ClientHeaders headers)
+    {
+        w.WriteStartObject("headers");
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var h in headers)
+        {
+            if (h.Key != "fb-producer" && written.Add(h.Key))
+            {
+                w.WriteString(h.Key, Text(h.Value.Span));
+            }
+        }
+
+        w.WriteEndObject();
     }
 
     private static string Text(ReadOnlySpan<byte> bytes) =>
