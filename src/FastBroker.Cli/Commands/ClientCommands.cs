@@ -390,15 +390,22 @@ internal static partial class ClientCommands
         return channel.Reader;
     }
 
-    private static void PrintJson(JsonElement e, int indent)
+    private static void PrintJson(JsonElement e, int indent, bool skipFirst = false)
     {
-        // A readable, indented rendering of the admin document (objects as "name: value" lines, arrays as items).
+        // A readable, indented rendering of the admin document, YAML-like: objects as "name: value" lines, arrays as
+        // items, an object item's first scalar field on its "- " line (a topic's or group's name, once).
         var pad = new string(' ', indent * 2);
         switch (e.ValueKind)
         {
             case JsonValueKind.Object:
                 foreach (var p in e.EnumerateObject())
                 {
+                    if (skipFirst)
+                    {
+                        skipFirst = false;
+                        continue;
+                    }
+
                     if (p.Value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
                     {
                         Console.WriteLine($"{pad}{p.Name}:");
@@ -412,20 +419,23 @@ internal static partial class ClientCommands
 
                 break;
             case JsonValueKind.Array:
-                var i = 0;
                 foreach (var item in e.EnumerateArray())
                 {
-                    if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("name", out var n))
+                    if (item.ValueKind != JsonValueKind.Object)
                     {
-                        Console.WriteLine($"{pad}- {n}");
-                    }
-                    else
-                    {
-                        Console.WriteLine($"{pad}- [{i}]");
+                        Console.WriteLine(item.ValueKind == JsonValueKind.Array ? $"{pad}-" : $"{pad}- {Scalar(item)}");
+                        if (item.ValueKind == JsonValueKind.Array)
+                        {
+                            PrintJson(item, indent + 1);
+                        }
+
+                        continue;
                     }
 
-                    PrintJson(item, indent + 1);
-                    i++;
+                    var first = item.EnumerateObject().FirstOrDefault();
+                    var inline = first.Value.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Object or JsonValueKind.Array);
+                    Console.WriteLine(inline ? $"{pad}- {first.Name}: {Scalar(first.Value)}" : $"{pad}-");
+                    PrintJson(item, indent + 1, skipFirst: inline);
                 }
 
                 break;

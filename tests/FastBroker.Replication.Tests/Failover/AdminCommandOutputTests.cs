@@ -24,4 +24,22 @@ public class AdminCommandOutputTests
         Assert.Contains(stats, l => l.Trim() == "tls: false");
         Assert.DoesNotContain(topics.Concat(stats), l => l.EndsWith(": True", StringComparison.Ordinal) || l.EndsWith(": False", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task Topics_and_groups_name_each_item_once_on_its_dash_line()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-admin");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Path, port);
+        await Cli.RunAsync("pub", "orders.eu", "hello", "--server", server);
+        await Cli.RunAsync("sub", "orders.eu", "--group", "workers", "--count", "1", "--server", server);
+
+        var topics = await Cli.RunAsync("topics", "--server", server);
+        Assert.Contains(topics, l => l.Trim() == "- name: orders.eu");
+        Assert.Single(topics, l => l.Contains("orders.eu", StringComparison.Ordinal));
+        var groups = await Cli.RunAsync("groups", "--server", server);
+        Assert.Contains(groups, l => l.TrimStart().StartsWith("- ", StringComparison.Ordinal) && l.Contains("workers", StringComparison.Ordinal) || l.TrimStart().StartsWith("- ", StringComparison.Ordinal) && l.Contains("orders.eu", StringComparison.Ordinal));
+        Assert.DoesNotContain(topics.Concat(groups), l => l.Contains("[0]", StringComparison.Ordinal));
+    }
 }
