@@ -228,7 +228,10 @@ internal static partial class ClientCommands
         {
             // A value the client refuses before sending (an empty topic or pattern, a key or name too long): the user's
             // input, so one line, not a stack trace, and a usage error as for the other bad arguments.
-            Console.Error.WriteLine($"{parse.CommandResult.Command.Name}: {ex.Message.Split('\n')[0]}");
+            // ArgumentException.Message ends with " (Parameter 'topic')": the name goes first instead, as a usage line's.
+            var line = ex.Message.Split('\n')[0];
+            var named = ex.ParamName is { } p ? $"{p}: {line.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal)}" : line;
+            Console.Error.WriteLine($"{parse.CommandResult.Command.Name}: {named}");
             return ExitCodes.Usage;
         }
     }

@@ -39,4 +39,16 @@ public class ClientCommandInputTests
 
         Assert.True(failures.Count == 0, string.Join("\n---\n", failures));
     }
+
+    [Fact]
+    public async Task A_value_the_client_refuses_names_the_argument_without_dotnets_parameter_suffix()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-input");
+        var port = FreePort.Next();
+        using var serve = await Cli.ServeAsync(dir.Path, port);
+        var outcome = await CliOutcome.RunAsync(["pub", "", "x", "--server", Cli.Address(port)]);
+        Assert.Equal(64, outcome.ExitCode);
+        Assert.StartsWith("pub: topic: ", outcome.Errors.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", outcome.Errors, StringComparison.Ordinal);
+    }
 }
