@@ -12,7 +12,10 @@ public sealed record GroupOptions
     /// </summary>
     public int Prefetch { get; init; } = 64;
 
-    /// <summary>How long a delivery may stay unacked before it is redelivered to another member.</summary>
+    /// <summary>
+    /// How long a delivery may stay unacked, from when its member got it (<c>WorkQueueMember.Fetch</c>; over TCP,
+    /// from its write to the connection), before it is redelivered to another member.
+    /// </summary>
     public TimeSpan VisibilityTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>After this many failed deliveries a message goes to the dead-letter topic.</summary>

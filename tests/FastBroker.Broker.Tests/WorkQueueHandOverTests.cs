@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using FastBroker.Testing;
 using static FastBroker.BrokerTests.Consume;
@@ -171,5 +172,60 @@ public class WorkQueueHandOverTests
     private struct Thrower : IMessageHandler
     {
         public readonly void OnMessage(scoped in MessageView message) => throw new InvalidOperationException("handler failed");
+    }
+
+    [Fact]
+    public async Task The_visibility_timeout_of_a_fetched_delivery_counts_from_its_fetch_not_from_its_assignment()
+    {
+        // A loaded machine may hold the test up between its fetch and its ack past the whole timeout: such a round
+        // proves nothing either way and is run again, up to three times.
+        for (var round = 1; round <= 3; round++)
+        {
+            if (await RunLeaseRoundAsync())
+            {
+                return;
+            }
+        }
+
+        Assert.Fail("each of 3 rounds took longer than the visibility timeout from the fetch to the ack");
+    }
+
+    /// <summary>
+    /// One round of <see cref="The_visibility_timeout_of_a_fetched_delivery_counts_from_its_fetch_not_from_its_assignment"/>:
+    /// false when the ack came more than the timeout after the fetch (load), true when the round's checks passed.
+    /// </summary>
+    private static async Task<bool> RunLeaseRoundAsync()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        var timeout = TimeSpan.FromSeconds(4);
+        var options = GroupOptions.Default with { Prefetch = 1, VisibilityTimeout = timeout };
+        using var member = b.JoinGroup("lease", "g", options);
+        await b.PublishAsync("lease", Encoding.UTF8.GetBytes("job"));
+        GroupSnapshot Group() => b.GetSnapshot().Groups.Single(g => g.Group == "g");
+
+        // The group assigns the message to the member at once; its consumer fetches it 3 s later (an in-process
+        // consumer busy with its previous message, say) and works on it for 1.5 s: within the timeout from the fetch,
+        // past it from the assignment. Before, the timeout ran from the assignment, so the message was taken back
+        // 1 s into the work (redelivered, its ack refused): a consumer well within its timeout lost the message.
+        await Eventually.TrueAsync(() => Group().InFlight == 1, "the message is assigned to the member");
+        var sinceAssigned = Stopwatch.StartNew();
+        await Eventually.TrueAsync(() => sinceAssigned.Elapsed >= TimeSpan.FromSeconds(3), "3 s pass before the fetch", TimeSpan.FromSeconds(30));
+        var got = new Collected();
+        var r = new Recorder(got);
+        Assert.Equal(1, member.Fetch(1, ref r));
+        var sinceFetched = Stopwatch.StartNew();
+        await Eventually.TrueAsync(() => sinceFetched.Elapsed >= TimeSpan.FromSeconds(1.5), "1.5 s of work pass", TimeSpan.FromSeconds(30));
+        var redelivered = Group().Redelivered;
+        var acked = member.Ack(got.Items[0].Offset, got.Items[0].DeliveryCount);
+        if (sinceFetched.Elapsed >= timeout)
+        {
+            return false;
+        }
+
+        Assert.Equal(0, redelivered);
+        Assert.True(acked, "the member's ack within the timeout from its fetch is taken");
+        Assert.Equal(1, Group().AckFloor);
+        return true;
     }
 }

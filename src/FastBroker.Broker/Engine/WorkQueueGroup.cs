@@ -242,10 +242,11 @@ internal sealed partial class WorkQueueGroup : IDisposable
 
     /// <summary>
     /// True while this queued copy is still the member's delivery (not timed out or given back since it was queued, broker
-    /// open), which from now on counts as received: the member's caller is about to hand it over (Fetch).
+    /// open), which from now on counts as received: the member's caller is about to hand it over (Fetch). Its visibility
+    /// timeout counts from now.
     /// </summary>
     public bool TryHandOver(WorkQueueMember member, in MemberDelivery delivery) =>
-        !Volatile.Read(ref _disposed) && _state.TryHandOver(member.Id, delivery.Message.Offset, delivery.DeliveryCount, delivery.Sequence);
+        !Volatile.Read(ref _disposed) && _state.TryHandOver(member.Id, delivery.Message.Offset, delivery.DeliveryCount, delivery.Sequence, NowMs);
 
     public void Release(PooledMessage message)
     {

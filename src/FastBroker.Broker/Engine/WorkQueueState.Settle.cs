@@ -10,9 +10,13 @@ internal sealed partial class WorkQueueState
     /// left): the member must skip it. Only a handed delivery counts as an attempt when its member leaves
     /// (<see cref="RemoveMember"/>) or its visibility timeout passes. The sequence tells a stale assignment from a new
     /// one with the same (member, offset, count): one that timed out unhanded got its count back and may come to the
-    /// same member again while the old one still waits in its queue. Allocation-free, under the lock the check took before.
+    /// same member again while the old one still waits in its queue. With <paramref name="nowMs"/> the delivery's visibility
+    /// timeout starts again there: the member has the whole timeout from when it got the message, not what was left of
+    /// it after the wait in its queue (before, a consumer that fetched a delivery late in that wait saw it taken back,
+    /// and its ack refused, long before the timeout had passed since its fetch). Allocation-free in steady state, under
+    /// the lock the check took before.
     /// </summary>
-    public bool TryHandOver(int memberId, long offset, int deliveryCount, long sequence)
+    public bool TryHandOver(int memberId, long offset, int deliveryCount, long sequence, long? nowMs = null)
     {
         lock (_gate)
         {
@@ -23,7 +27,21 @@ internal sealed partial class WorkQueueState
 
             if (!f.Handed)
             {
-                _inFlight[offset] = f with { Handed = true }; // an existing key: overwritten in place, no allocation
+                var deadline = nowMs is { } now ? Math.Max(f.DeadlineMs, now + _visibilityTimeoutMs) : f.DeadlineMs;
+                _inFlight[offset] = f with { Handed = true, DeadlineMs = deadline }; // an existing key: overwritten in place, no allocation
+                if (deadline != f.DeadlineMs)
+                {
+                    // The assignment's deadline stays in the heap until it comes up; PromoteDue passes over it then, the
+                    // delivery's deadline being this later one, which gets an entry of its own.
+                    if (_deadlines.Count >= (2 * _inFlight.Count) + 64)
+                    {
+                        RebuildDeadlines();
+                    }
+                    else
+                    {
+                        _deadlines.Enqueue((offset, sequence), deadline);
+                    }
+                }
             }
 
             return true;

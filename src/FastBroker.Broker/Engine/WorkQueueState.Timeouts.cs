@@ -69,7 +69,8 @@ internal sealed partial class WorkQueueState
         while (_deadlines.TryPeek(out var key, out var deadline) && deadline <= nowMs)
         {
             _deadlines.Dequeue();
-            if (_inFlight.TryGetValue(key.Offset, out var f) && f.Sequence == key.Sequence)
+            // The same delivery with a later deadline (restarted at its hand-over) has another entry, for that one.
+            if (_inFlight.TryGetValue(key.Offset, out var f) && f.Sequence == key.Sequence && f.DeadlineMs <= nowMs)
             {
                 // Still out with the same member and the same delivery: its visibility timeout has passed.
                 _inFlight.Remove(key.Offset);
