@@ -66,6 +66,16 @@ internal sealed partial class ReplicationGate
     /// </summary>
     public Action? DegradeWanted { get; set; }
 
+    /// <summary>
+    /// True while this node may still confirm as the primary (its witness lease valid, no newer epoch seen); null: always.
+    /// Read once per dispatched batch on the journaler thread (a clock read and a few field reads): once it turns false,
+    /// no publish is confirmed, in any ack mode, though the node's step-down (which stops its server) is still to come.
+    /// </summary>
+    public Func<bool>? Authority { get; set; }
+
+    /// <summary>False once <see cref="Authority"/> says this node no longer may confirm as the primary.</summary>
+    public bool MayConfirm => Authority is not { } authority || authority();
+
     /// <summary>True while confirmations may degrade to local (when no standby is attached).</summary>
     public bool DegradeAllowed => _degradeAllowed;
 
