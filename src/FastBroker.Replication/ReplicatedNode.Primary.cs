@@ -69,6 +69,7 @@ public sealed partial class ReplicatedNode
             var lease = _lease;
             var ownEpoch = epoch;
             gate.Authority = () => (lease is null || lease.IsValid) && Interlocked.Read(ref _newerEpochSeen) <= ownEpoch;
+            gate.Deposed = () => ThreadPool.UnsafeQueueUserWorkItem(_ => Fence(lease is { IsValid: false } ? "witness lease ran out (found before confirming a batch)" : "a newer primary exists (found before confirming a batch)"), null);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate, directoryLocked: true);
             try
             {

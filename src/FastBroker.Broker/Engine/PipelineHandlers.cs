@@ -208,22 +208,21 @@ internal sealed class Dispatcher
     /// (SIGSTOP, a paused VM) past its witness lease runs again with its clients' publishes already in its socket
     /// buffers; they reach this point before the lease keeper's timer has fenced the node, and were confirmed as local
     /// on a node the witness had already replaced (ThawedPrimaryWriteTests). Written on disk, they are cut when the node
-    /// rejoins; failed here, their producers send them to the new primary.
+    /// rejoins; withheld here (<see cref="ReplicationGate.Withhold"/>) while the node closes its connections, their
+    /// producers send them to the new primary.
     /// </summary>
     public void BeginBatch() => _deposed = Gate is { } gate && !gate.MayConfirm;
 
     public void Dispatch(PublishEntry entry)
     {
         var topic = entry.Topic;
-        if (_deposed && entry.Error == BrokerErrorCode.None)
-        {
-            entry.Error = BrokerErrorCode.NotPrimary;
-            entry.ErrorReason = "not confirmed: this node is no longer the primary (its witness lease ran out, or a newer primary exists)";
-        }
-
         if (entry.Error != BrokerErrorCode.None)
         {
             Fail(entry);
+        }
+        else if (_deposed && (entry.Completion is not null || entry.Sink is not null))
+        {
+            Gate!.Withhold(new PendingConfirmation(entry.Offset, entry.Duplicate, entry.Completion, entry.Sink, entry.Token));
         }
         else if (entry.AckMode != AckMode.Local && Gate is { } gate && (entry.Completion is not null || entry.Sink is not null))
         {
