@@ -49,13 +49,21 @@ public sealed partial class Subscription
     /// standby mode (<see cref="TopicOptions.Acks"/>), until the standby has applied the position too, so that it
     /// survives a failover (invariant 5). Completes at once everywhere else.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotReplicated"/>: stored here, but the standby did not
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotPrimary"/>: not stored, the node is a deposed primary of a
+    /// pair; <see cref="BrokerErrorCode.NotReplicated"/>: stored here, but the standby did not
     /// acknowledge it within the ack timeout; <see cref="BrokerErrorCode.StorageError"/>: stored here, but the msync
     /// failed; <see cref="BrokerErrorCode.Closed"/>, naming the position file: stored here, but the subscription closed
     /// (its connection's close, the broker's) before the msync was requested, so it is not confirmed on disk; as for
     /// <see cref="Commit(string, long)"/> otherwise.</exception>
     public ValueTask CommitAsync(string topic, long nextOffset, CancellationToken cancellationToken = default)
     {
+        if (_broker.Replication is { MayConfirm: false })
+        {
+            // A deposed primary (its witness lease ran out, or a newer primary exists) that has not stepped down yet:
+            // a commit answered here would be missing on the new primary, which delivers the messages again.
+            throw new BrokerException(BrokerErrorCode.NotPrimary, $"commit of '{topic}' not stored: this node is no longer the primary (its witness lease ran out, or a newer primary exists)");
+        }
+
         var (cursorTopic, version, generation) = CommitCore(topic, nextOffset);
         var replicated = _broker.Replication?.WaitForState(version, cursorTopic.Options.Acks);
         var synced = generation == 0 ? Task.CompletedTask : _positions!.WaitForSyncAsync(generation);

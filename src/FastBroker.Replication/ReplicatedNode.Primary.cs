@@ -63,6 +63,13 @@ public sealed partial class ReplicatedNode
             }
 
             gate.DegradeWanted = () => OnDegradeWanted(gate);
+
+            // Checked before each batch's confirmations: the lease keeper fences the node from a timer, which a node
+            // frozen past its lease runs only after the publishes waiting in its sockets were already confirmed.
+            var lease = _lease;
+            var ownEpoch = epoch;
+            gate.Authority = () => (lease is null || lease.IsValid) && Interlocked.Read(ref _newerEpochSeen) <= ownEpoch;
+            gate.Deposed = () => ThreadPool.UnsafeQueueUserWorkItem(_ => Fence(lease is { IsValid: false } ? "witness lease ran out (found before confirming a batch)" : "a newer primary exists (found before confirming a batch)"), null);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate, directoryLocked: true);
             try
             {

@@ -110,6 +110,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
         // Dispatch the batch here, after its commit, saving a thread and a hand-off. The slots are still ours:
         // the ring cannot reuse them before this processor's sequence moves on.
         var ring = pipeline.Ring;
+        dispatcher.BeginBatch();
         for (var s = _batchStart; s <= sequence; s++)
         {
             dispatcher.Dispatch(ring[s]);
@@ -197,9 +198,20 @@ internal sealed class Dispatcher
     private readonly List<TopicState> _touched = new(64);
     private readonly ConfirmBatch _confirms = new();
     private long _batch;
+    private bool _deposed;
 
     /// <summary>Set when the broker is the primary of a failover pair: holds standby-mode confirmations.</summary>
     public ReplicationGate? Gate { get; set; }
+
+    /// <summary>
+    /// Before a batch is dispatched: whether this node may still confirm as the primary of a pair. A primary frozen
+    /// (SIGSTOP, a paused VM) past its witness lease runs again with its clients' publishes already in its socket
+    /// buffers; they reach this point before the lease keeper's timer has fenced the node, and were confirmed as local
+    /// on a node the witness had already replaced (ThawedPrimaryWriteTests). Written on disk, they are cut when the node
+    /// rejoins; withheld here (<see cref="ReplicationGate.Withhold"/>) while the node closes its connections, their
+    /// producers send them to the new primary.
+    /// </summary>
+    public void BeginBatch() => _deposed = Gate is { } gate && !gate.MayConfirm;
 
     public void Dispatch(PublishEntry entry)
     {
@@ -207,6 +219,10 @@ internal sealed class Dispatcher
         if (entry.Error != BrokerErrorCode.None)
         {
             Fail(entry);
+        }
+        else if (_deposed && (entry.Completion is not null || entry.Sink is not null))
+        {
+            Gate!.Withhold(new PendingConfirmation(entry.Offset, entry.Duplicate, entry.Completion, entry.Sink, entry.Token));
         }
         else if (entry.AckMode != AckMode.Local && Gate is { } gate && (entry.Completion is not null || entry.Sink is not null))
         {

@@ -33,6 +33,8 @@ internal sealed partial class ReplicationGate
     private readonly object _stateLock = new();
     private readonly List<PositionUpdate> _positionUpdates = [];
     private readonly Queue<StateWaiter> _stateWaiters = new();
+    private readonly List<PendingConfirmation> _withheld = []; // under _stateLock: publishes a deposed node did not answer
+    private int _deposedCalled;
     private long _stateVersion;
     private long _producerStateVersion; // under _stateLock: the newest epoch change not yet drained, 0 if none
     private long _stateFilesVersion; // under _stateLock: a hand-over's request not yet drained, 0 if none
@@ -65,6 +67,47 @@ internal sealed partial class ReplicationGate
     /// while confirmations would degrade to local but <see cref="AllowDegrade"/> has not been called.
     /// </summary>
     public Action? DegradeWanted { get; set; }
+
+    /// <summary>
+    /// True while this node may still confirm as the primary (its witness lease valid, no newer epoch seen); null: always.
+    /// Read once per dispatched batch on the journaler thread (a clock read and a few field reads): once it turns false,
+    /// no publish is confirmed, in any ack mode, though the node's step-down (which stops its server) is still to come.
+    /// </summary>
+    public Func<bool>? Authority { get; set; }
+
+    /// <summary>False once <see cref="Authority"/> says this node no longer may confirm as the primary.</summary>
+    public bool MayConfirm => Authority is not { } authority || authority();
+
+    /// <summary>
+    /// Called (on the journaler thread, once) when a batch found <see cref="MayConfirm"/> false: the node fences itself
+    /// at once (closes its clients' connections) instead of waiting for its lease keeper's timer.
+    /// </summary>
+    public Action? Deposed { get; set; }
+
+    /// <summary>
+    /// Journaler thread: a publish of a batch dispatched after <see cref="MayConfirm"/> turned false. It is neither
+    /// confirmed nor failed now: its connection is being closed (<see cref="Deposed"/>), so the client resends it to the
+    /// new primary, as it does every publish a fence leaves unanswered (an error would reach the application instead).
+    /// <see cref="FailAll"/>, at the step-down, fails it with the rest.
+    /// </summary>
+    public void Withhold(in PendingConfirmation confirmation)
+    {
+        lock (_stateLock)
+        {
+            if (_failure is { } failure)
+            {
+                confirmation.Fail(failure.Code, failure.Reason);
+                return;
+            }
+
+            _withheld.Add(confirmation);
+        }
+
+        if (Interlocked.Exchange(ref _deposedCalled, 1) == 0)
+        {
+            Deposed?.Invoke();
+        }
+    }
 
     /// <summary>True while confirmations may degrade to local (when no standby is attached).</summary>
     public bool DegradeAllowed => _degradeAllowed;
@@ -391,6 +434,13 @@ internal sealed partial class ReplicationGate
             {
                 w.Completion.TrySetException(new BrokerException(code, reason));
             }
+
+            foreach (var w in _withheld)
+            {
+                w.Fail(code, reason);
+            }
+
+            _withheld.Clear();
         }
     }
 
