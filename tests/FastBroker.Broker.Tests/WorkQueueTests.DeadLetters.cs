@@ -38,6 +38,30 @@ public partial class WorkQueueTests
     }
 
     [Fact]
+    public async Task A_dead_letter_whose_last_delivery_timed_out_says_so_and_keeps_the_earlier_nacks_error()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        using var member = b.JoinGroup("slow", "workers", GroupOptions.Default with { Prefetch = 1, MaxDeliveries = 2, VisibilityTimeout = TimeSpan.FromMilliseconds(200) });
+        await b.PublishAsync("slow", Encoding.UTF8.GetBytes("job"));
+        var first = FetchOne(member, "the first delivery");
+        Assert.Equal(WorkQueueOutcome.Requeued, member.Nack(first.Offset, first.DeliveryCount, requeue: true, error: "database down"));
+
+        // The second (last) delivery is fetched and never settled: its visibility timeout ends it.
+        var second = FetchOne(member, "the second delivery");
+        Assert.Equal(2, second.DeliveryCount);
+        using var dlq = b.Subscribe("slow.dlq", new SubscriptionOptions { Start = StartPosition.Earliest });
+        await foreach (var m in dlq.ReadAllAsync(new CancellationTokenSource(Eventually.DefaultTimeout).Token))
+        {
+            var error = m.HeaderText("fb-dlq-error");
+            Assert.Contains("visibility timeout", error, StringComparison.Ordinal);
+            Assert.Contains("database down", error, StringComparison.Ordinal);
+            Assert.Equal(2L, BitConverter.ToInt64(m.Header("fb-dlq-deliveries")!));
+            break;
+        }
+    }
+
+    [Fact]
     public async Task A_dead_letter_of_a_message_at_the_size_limit_is_stored_with_its_history_and_the_group_moves_on()
     {
         await using var f = await BrokerFixture.StartAsync();

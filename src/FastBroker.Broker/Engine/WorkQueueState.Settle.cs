@@ -152,7 +152,10 @@ internal sealed partial class WorkQueueState
     {
         if (deliveryCount >= _maxDeliveries)
         {
-            DeadLetterNow(offset, deliveryCount, _lastErrors.GetValueOrDefault(offset) ?? reason);
+            // What ended the last delivery, and the last NACK's error when that was something else (a timeout, the
+            // member leaving): the dead letter's history must not show an earlier attempt's error as the last one.
+            var nackError = _lastErrors.GetValueOrDefault(offset);
+            DeadLetterNow(offset, deliveryCount, nackError is null || nackError == reason ? reason : $"{reason} (delivery {deliveryCount}); the last nack's error: {nackError}");
             return WorkQueueOutcome.DeadLettered;
         }
 
