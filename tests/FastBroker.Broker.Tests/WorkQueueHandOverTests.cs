@@ -54,11 +54,12 @@ public class WorkQueueHandOverTests
         Assert.Equal(["job0", "job1", "job2"], got.Select(x => x.Payload));
         Assert.All(got, x => Assert.Equal(1, x.DeliveryCount));
 
-        // What was handed over still counts: taken and given back, it comes again as the second delivery.
+        // Of what was handed over, the first (the one a consumer works on first) counts: it comes again as the second
+        // delivery; the two behind it were not started, and come again as the first (WorkQueueLeaveCountTests).
         next.Dispose();
         using var last = b.JoinGroup("flaps", "g", options);
         var again = FetchMany(last, Prefetch, "redelivered after the graceful leave");
-        Assert.All(again, x => Assert.Equal(2, x.DeliveryCount));
+        Assert.Equal([("job0", 2), ("job1", 1), ("job2", 1)], again.Select(x => (x.Payload, x.DeliveryCount)).OrderBy(x => x.Payload));
         foreach (var x in again)
         {
             Assert.True(last.Ack(x.Offset, x.DeliveryCount));

@@ -17,7 +17,7 @@ public class MemberLossTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task A_lost_members_deliveries_go_to_another_at_once_each_as_its_next_delivery(bool reset)
+    public async Task A_lost_members_deliveries_go_to_another_at_once_and_only_the_one_it_was_working_on_counts(bool reset)
     {
         await using var f = await ServerFixture.StartAsync();
         for (var i = 0; i < 3; i++)
@@ -47,10 +47,53 @@ public class MemberLossTests
             await first.DisposeAsync();
         }
 
+        // Only the first delivery the lost member was handed and had not settled (offset 1: it was working on it, as a
+        // consumer takes its deliveries in order) used up an attempt; offset 0's redelivery and offset 2 were still
+        // waiting behind it, so they come with the count they had (WorkQueueLeaveCountTests).
         var again = (await second.ReadDeliveriesAsync(3)).OrderBy(d => d.Offset).ToList();
-        Assert.Equal([(0ul, 3u, "t0"), (1ul, 2u, "t1"), (2ul, 2u, "t2")], again.Select(d => (d.Offset, d.DeliveryCount, d.Text)));
+        Assert.Equal([(0ul, 2u, "t0"), (1ul, 2u, "t1"), (2ul, 1u, "t2")], again.Select(d => (d.Offset, d.DeliveryCount, d.Text)));
         await second.SendAsync(w => FrameWriter.WriteAck(w, 3, 2, again.Select(d => d.Tag).ToArray()));
         await Eventually.TrueAsync(() => f.Broker.GetSnapshot().Groups.Single() is { Members: 1, Acked: 3, InFlight: 0, Ready: 0, DeadLettered: 0 }, "the three acked by the second member");
+    }
+
+    /// <summary>
+    /// Consumers with a prefetch of 20 lost one after another (their sockets reset, as when a deploy kills them) before
+    /// acking anything, with maxDeliveries 1: each loss dead-letters the one message its consumer was working on, not
+    /// its whole prefetch (before: all 20 at the first loss, though nobody had tried 19 of them).
+    /// </summary>
+    [Fact]
+    public async Task Members_lost_one_after_another_dead_letter_only_the_message_each_was_working_on()
+    {
+        const int Messages = 20;
+        const int Losses = 3;
+        await using var f = await ServerFixture.StartAsync();
+        for (var i = 0; i < Messages; i++)
+        {
+            await f.Broker.PublishAsync("jobs", Encoding.UTF8.GetBytes($"j{i}"));
+        }
+
+        GroupSnapshot Group() => f.Broker.GetSnapshot().Groups.Single(g => g.Group == "g");
+        for (var loss = 1; loss <= Losses; loss++)
+        {
+            var lost = await f.ConnectAsync();
+            await lost.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "jobs"u8, Messages, LongVisibilityMs, maxDeliveries: 1));
+            Assert.Equal(FrameType.Ok, (await lost.ReadAsync()).Type);
+            var got = await lost.ReadDeliveriesAsync(Messages - loss + 1);
+            Assert.All(got, d => Assert.Equal(1u, d.DeliveryCount));
+            lost.Reset();
+            await lost.DisposeAsync();
+            var expected = loss;
+            await Eventually.TrueAsync(() => Group() is { Members: 0, InFlight: 0 } g && g.DeadLettered >= expected, $"loss {loss}: the lost member's deliveries are back");
+            Assert.Equal(loss, Group().DeadLettered);
+        }
+
+        await using var last = await f.ConnectAsync();
+        await last.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "jobs"u8, Messages, LongVisibilityMs, maxDeliveries: 1));
+        Assert.Equal(FrameType.Ok, (await last.ReadAsync()).Type);
+        var rest = await last.ReadDeliveriesAsync(Messages - Losses);
+        Assert.All(rest, d => Assert.Equal(1u, d.DeliveryCount));
+        await last.SendAsync(w => FrameWriter.WriteAck(w, 2, 1, rest.Select(d => d.Tag).ToArray()));
+        await Eventually.TrueAsync(() => Group() is { Acked: Messages - Losses, DeadLettered: Losses, InFlight: 0, Ready: 0 }, "the rest acked by the last member");
     }
 
     /// <summary>

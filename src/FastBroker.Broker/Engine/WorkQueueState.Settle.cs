@@ -7,8 +7,8 @@ internal sealed partial class WorkQueueState
     /// Marks the assignment <paramref name="sequence"/> (<see cref="WorkAssignment.Sequence"/>) of (offset, count) as
     /// handed to <paramref name="memberId"/> (fetched in-process, or written to the connection by the server) and
     /// returns true, while it is still in flight with that member; false when it has gone (timed out, or the member
-    /// left): the member must skip it. Only a handed delivery counts as an attempt when its member leaves
-    /// (<see cref="RemoveMember"/>) or its visibility timeout passes. The sequence tells a stale assignment from a new
+    /// left): the member must skip it. Only a handed delivery counts as an attempt when its visibility timeout
+    /// passes, and when its member leaves only the first one it was handed (<see cref="RemoveMember"/>). The sequence tells a stale assignment from a new
     /// one with the same (member, offset, count): one that timed out unhanded got its count back and may come to the
     /// same member again while the old one still waits in its queue. With <paramref name="nowMs"/> the delivery's visibility
     /// timeout starts again there: the member has the whole timeout from when it got the message, not what was left of
@@ -28,7 +28,7 @@ internal sealed partial class WorkQueueState
             if (!f.Handed)
             {
                 var deadline = nowMs is { } now ? Math.Max(f.DeadlineMs, now + _visibilityTimeoutMs) : f.DeadlineMs;
-                _inFlight[offset] = f with { Handed = true, DeadlineMs = deadline }; // an existing key: overwritten in place, no allocation
+                _inFlight[offset] = f with { HandedOrder = _nextHandedOrder++, DeadlineMs = deadline }; // an existing key: overwritten in place, no allocation
                 if (deadline != f.DeadlineMs)
                 {
                     // The assignment's deadline stays in the heap until it comes up; PromoteDue passes over it then, the

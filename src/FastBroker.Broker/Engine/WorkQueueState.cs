@@ -13,7 +13,8 @@ namespace FastBroker.Engine;
 /// made <c>maxDeliveries</c> times and fails again (nack or timeout), or a nack without requeue, goes to the
 /// dead-letter queue with its history. A delivery is an attempt (counts toward <c>maxDeliveries</c>) only once it was
 /// handed to its member (<see cref="TryHandOver"/>): one that times out or whose member leaves before that goes back
-/// with its delivery count restored.</para>
+/// with its delivery count restored, and so do those a leaving member was handed after the one it was working on
+/// (<see cref="RemoveMember"/>).</para>
 /// <para>Offsets must be offered densely (<see cref="Enqueue"/> or <see cref="Skip"/> for each one, in order), so
 /// that <see cref="AckFloor"/> (every offset below it is acked or dead-lettered) is what a restart resumes from.</para>
 /// <para>Thread-safe: every member runs under one lock; critical sections are short and allocation-free in steady state.</para>
@@ -37,6 +38,7 @@ internal sealed partial class WorkQueueState
     private readonly List<Member> _members = new();
     private int _nextMemberId = 1;
     private long _nextSequence = 1;
+    private long _nextHandedOrder = 1;
     private int _roundRobin;
     private long _floor;
     private long _nextOffset;
@@ -158,11 +160,17 @@ internal sealed partial class WorkQueueState
     }
 
     /// <summary>
-    /// Removes a member. Its in-flight messages that were never handed to it (<see cref="TryHandOver"/>: still waiting
-    /// in its queue) are ready again at once with their delivery count restored, in either case: they were no attempt.
-    /// With <paramref name="requeueNow"/> (a graceful leave) the ones it was handed are ready again at once too, or
-    /// dead-lettered if they have had MaxDeliveries; without (it vanished), those wait for their visibility timeout like
-    /// any lost delivery.
+    /// Removes a member. Of the in-flight messages it was handed (<see cref="TryHandOver"/>), only the one it was handed
+    /// first counts as an attempt: a consumer works on its deliveries in the order it receives them, so that is the one
+    /// it was working on, and the others were waiting behind it in its prefetch buffer (or the socket), unseen. With
+    /// <paramref name="requeueNow"/> (it left, its connection dropped) that one is ready again at once as its next
+    /// delivery, or dead-lettered if it has had MaxDeliveries; without (it vanished) it waits for its visibility timeout
+    /// like any lost delivery. Every other one goes back with its delivery count restored: at once with
+    /// <paramref name="requeueNow"/> or when it was never handed, else at its visibility timeout. Before, every handed
+    /// delivery counted, so each reconnect or crash of a consumer with a prefetch of P used up an attempt of P messages
+    /// and a few of them dead-lettered jobs nobody had tried (1,957 of 2,000 in a run that killed consumers over and
+    /// over). A message that kills the consumer working on it is still the first it was handed, so it still reaches the
+    /// dead-letter topic after MaxDeliveries.
     /// </summary>
     public void RemoveMember(int memberId, bool requeueNow)
     {
@@ -176,11 +184,19 @@ internal sealed partial class WorkQueueState
 
             _members.RemoveAt(index);
             List<long>? mine = null;
+            var working = -1L;
+            var workingOrder = long.MaxValue;
             foreach (var (offset, f) in _inFlight)
             {
-                if (f.MemberId == memberId && (requeueNow || !f.Handed))
+                if (f.MemberId != memberId)
                 {
-                    (mine ??= []).Add(offset);
+                    continue;
+                }
+
+                (mine ??= []).Add(offset);
+                if (f.Handed && f.HandedOrder < workingOrder)
+                {
+                    (working, workingOrder) = (offset, f.HandedOrder);
                 }
             }
 
@@ -192,19 +208,29 @@ internal sealed partial class WorkQueueState
             mine.Sort();
             foreach (var offset in mine)
             {
-                _inFlight.Remove(offset, out var f);
-                if (!f.Handed)
+                var f = _inFlight[offset];
+                if (offset == working)
                 {
-                    // Assigned but never fetched (in-process) or written to the connection (server): the member never
-                    // saw it, so it is no attempt. Without this a consumer that flaps (joins, is assigned its prefetch,
-                    // goes before anything is sent) dead-letters messages nobody received.
+                    if (requeueNow)
+                    {
+                        _inFlight.Remove(offset);
+                        Requeue(offset, f.DeliveryCount, 0, 0, "its member left without acking it");
+                    }
+
+                    continue;
+                }
+
+                if (requeueNow || !f.Handed)
+                {
+                    // Assigned but never fetched (in-process) or written to the connection (server), or behind the one
+                    // the member was working on: it never saw it, so it is no attempt.
+                    _inFlight.Remove(offset);
                     Restore(offset, f.DeliveryCount);
                     continue;
                 }
 
-                // Counted like any failed delivery: a message that kills every member it reaches is dead-lettered
-                // after MaxDeliveries, not handed round for ever.
-                Requeue(offset, f.DeliveryCount, 0, 0, "its member left without acking it");
+                // Vanished: it goes back at its visibility timeout, uncounted like a delivery that was never handed.
+                _inFlight[offset] = f with { HandedOrder = 0 };
             }
         }
     }
@@ -348,10 +374,14 @@ internal sealed partial class WorkQueueState
     }
 
     /// <summary>
-    /// A delivery out with a member; <c>Sequence</c> numbers the assignment (unique in the group), <c>Handed</c> once the
-    /// member received it (<see cref="TryHandOver"/>).
+    /// A delivery out with a member; <c>Sequence</c> numbers the assignment (unique in the group), <c>HandedOrder</c> its
+    /// hand-over to the member (<see cref="TryHandOver"/>), in the order of hand-overs in the group, 0 before.
     /// </summary>
-    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs, long Sequence, bool Handed = false);
+    private readonly record struct InFlight(int MemberId, int DeliveryCount, long DeadlineMs, long Sequence, long HandedOrder = 0)
+    {
+        /// <summary>The member received it: it counts as an attempt if it is not settled (but see <see cref="RemoveMember"/>).</summary>
+        public bool Handed => HandedOrder != 0;
+    }
 
     private sealed class Member(int id, int prefetch)
     {

@@ -29,8 +29,14 @@ internal sealed class MemberConsumer(Session session, uint id, WorkQueueMember m
         }
     }
 
+    // The delivery too large for the client's frame limit (error path only, writer thread).
+    private (long Offset, int DeliveryCount, string Reason)? _tooLarge;
+
     /// <summary>Notes a fetched delivery that never reached the connection (too large for the client, or the write failed).</summary>
     public void NoteUnsent(long offset, int deliveryCount) => (_unsent ??= []).Add((offset, deliveryCount));
+
+    /// <summary>Notes the delivery too large for the client, which ends the membership: it is nacked as a failed attempt.</summary>
+    public void NoteTooLarge(long offset, int deliveryCount, string reason) => _tooLarge = (offset, deliveryCount, reason);
 
     protected override ValueTask WaitReadableAsync() => Member.WaitAsync();
 
@@ -43,6 +49,13 @@ internal sealed class MemberConsumer(Session session, uint id, WorkQueueMember m
     /// </summary>
     private void GiveBackUnsent()
     {
+        if (_tooLarge is { } tooLarge)
+        {
+            // A failed attempt, whatever the leave that follows counts (only the first delivery the member was handed).
+            _tooLarge = null;
+            Member.Nack(tooLarge.Offset, tooLarge.DeliveryCount, requeue: true, error: tooLarge.Reason);
+        }
+
         if (_unsent is not { Count: > 0 } unsent)
         {
             return;
