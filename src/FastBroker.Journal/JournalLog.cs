@@ -46,6 +46,7 @@ public sealed unsafe partial class JournalLog : IDisposable
         _maxUndurableBytes = _policy == DurabilityPolicy.None ? long.MaxValue : options.MaxUndurableBytes;
         _epoch = options.Epoch;
         Recovery = report;
+        RetentionFloor = options.RetentionFloor; // before the flusher starts: its first pass asks it
         _segments = [.. segments];
         for (var i = 0; i < _segments.Length - 1; i++)
         {
@@ -151,6 +152,7 @@ public sealed unsafe partial class JournalLog : IDisposable
     /// (the broker answers with its slowest open durable subscription or work-queue group). Null: none. If it throws,
     /// the floor is unknown and that pass deletes nothing (counted in <see cref="RetentionFloorFailures"/>, logged to
     /// <see cref="JournalOptions.Log"/> once per cause); the journal is not faulted and the next pass asks again.
+    /// Starts as <see cref="JournalOptions.RetentionFloor"/>.
     /// </summary>
     public Func<long>? RetentionFloor { get; set; }
 

@@ -63,6 +63,14 @@ public sealed record JournalOptions
     /// <summary>Delete the oldest sealed segments while the journal takes more than this many bytes (null: no limit).</summary>
     public long? RetentionMaxBytes { get; init; }
 
+    /// <summary>
+    /// The <see cref="JournalLog.RetentionFloor"/> the journal opens with, in place before its flusher's first retention
+    /// pass (which comes about a second after the open). For an owner that can tell its floor only after the open (the
+    /// broker reads its work-queue groups' state files once every topic is open): one that holds everything
+    /// (<see cref="long.MinValue"/>) until it sets its own, so that no pass runs with no floor meanwhile. Null: none.
+    /// </summary>
+    public Func<long>? RetentionFloor { get; init; }
+
     /// <summary>How often the flusher thread applies retention when a limit is set.</summary>
     public TimeSpan RetentionCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
 

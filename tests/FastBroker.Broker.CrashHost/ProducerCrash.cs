@@ -57,7 +57,7 @@ public static class ProducerCrash
         claim.Commit();
     }
 
-    private sealed class Sink : IPublishConfirmSink
+    internal sealed class Sink : IPublishConfirmSink
     {
         private long _count;
         private string? _failure;

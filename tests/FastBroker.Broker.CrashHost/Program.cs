@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Text;
 using FastBroker;
 
-// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | topics steps|kill <k>
+// Usage: FastBroker.Broker.CrashHost <dataDir> [use-after-dispose group|subscription | producers | producer-retention | topics steps|kill <k>
 //   | refused <f> steps|kill <k>]
-// With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs; with topics: see
+// With use-after-dispose: see UseAfterDispose.cs; with producers: see ProducerCrash.cs; with producer-retention: see ProducerRetentionCrash.cs; with topics: see
 // TopicCreationCrash.cs; with refused: see RefusedCreationCrash.cs. Without:
 // Publishes "m<offset-hint>" messages to topic "crash" (written durability) with up to 64 outstanding, and prints:
 //   C <offset> <payload>   after PublishAsync confirmed the message at that offset
@@ -31,6 +31,11 @@ if (args.Length > 2 && args[1] == "use-after-dispose")
 if (args.Length > 1 && args[1] == "producers")
 {
     return await ProducerCrash.RunAsync(dir, Say);
+}
+
+if (args.Length > 1 && args[1] == "producer-retention")
+{
+    return await ProducerRetentionCrash.RunAsync(dir, Say);
 }
 
 if (args.Length > 2 && args[1] == "topics")

@@ -21,14 +21,24 @@ internal sealed class TopicCursor : IDisposable
     private long _next;
     private long _skippedReported;
     private long _pendingMissed; // transient: overwritten before the start it asked for, reported with the first read
+    private readonly bool _pinsRetention;
 
-    public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew)
+    /// <param name="topic">The topic read.</param>
+    /// <param name="start">Where to start.</param>
+    /// <param name="committed">A durable subscription's committed position in the topic, if any.</param>
+    /// <param name="topicIsNew">The topic was created after the subscription: read from its beginning.</param>
+    /// <param name="pinRetention">A persistent topic's reader is a retention floor at its position (a work-queue group's
+    /// feed, whose offsets must stay dense): registered before it looks for its start, so a retention pass that asked
+    /// the broker's floors before the group existed still sees it, or has already dropped the segments it deletes and
+    /// the reader starts after them. Its position is never below the group's ack floor, which holds retention anyway.</param>
+    public TopicCursor(TopicState topic, StartPosition start, long? committed, bool topicIsNew, bool pinRetention = false)
     {
         Topic = topic;
+        _pinsRetention = pinRetention;
         _scratch = topic.Transient is { } ring ? new byte[ring.OwnEntryBytes] : [];
         if (topic.Journal is { } journal)
         {
-            Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew));
+            Reader = journal.OpenReader(ToReadStart(start, committed, topicIsNew), pinRetention: pinRetention);
 
             // A durable subscription resumes where it committed, and a start at an offset (a client resuming after a
             // reconnect) where it asks; retention may have deleted from there on (a closed subscription holds nothing
@@ -112,7 +122,7 @@ internal sealed class TopicCursor : IDisposable
             return;
         }
 
-        var reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(offset));
+        var reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(offset), pinRetention: _pinsRetention);
         _skippedReported = reader.NextOffset > offset ? reader.Skipped - (reader.NextOffset - offset) : reader.Skipped;
         Reader = reader;
         old.Dispose();
@@ -203,7 +213,7 @@ internal sealed class TopicCursor : IDisposable
         JournalReader reader;
         try
         {
-            reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(resume));
+            reader = Topic.Journal!.OpenReader(ReadStart.FromOffset(resume), pinRetention: _pinsRetention);
         }
         catch (JournalCorruptionException e)
         {

@@ -269,7 +269,10 @@ internal sealed partial class TopicRegistry : IDisposable
             return new TopicState(name, options, dir, null, new TransientLog(options.TransientCapacity, Math.Min(options.MaxMessageBytes, _options.InputEntryBytes)), incarnation);
         }
 
-        var journalOptions = JournalOptionsFor(options) with { VerifySealedSegmentsOnOpen = _options.VerifySealedSegmentsOnOpen, Log = _options.Log };
+        // Retention is held until the broker attaches its floor (Broker.AttachRetentionFloor), which it can tell only once
+        // every topic is open and its groups' state files are read: a pass of the journal's flusher before that (a
+        // second after the open) deleted what a group had not acked.
+        var journalOptions = JournalOptionsFor(options) with { VerifySealedSegmentsOnOpen = _options.VerifySealedSegmentsOnOpen, Log = _options.Log, RetentionFloor = s_heldUntilAttached };
         JournalLog journal;
         try
         {
@@ -305,6 +308,9 @@ internal sealed partial class TopicRegistry : IDisposable
         TopicOpened?.Invoke(topic);
         return topic;
     }
+
+    /// <summary>The retention floor a topic's journal opens with: everything is kept until the broker attaches its own.</summary>
+    private static readonly Func<long> s_heldUntilAttached = static () => long.MinValue;
 
     /// <summary>The journal settings of a persistent topic (the standby opens its copies with the same segment size).</summary>
     internal static JournalOptions JournalOptionsFor(TopicOptions options) => JournalOptions.Default with

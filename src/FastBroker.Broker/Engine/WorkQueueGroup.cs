@@ -82,7 +82,9 @@ internal sealed partial class WorkQueueGroup : IDisposable
         }
 
         // Retention may have removed messages the group had not finished: it then starts at what is kept.
-        _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false);
+        // Its reader pins retention: a pass that asked the broker's floors before this group existed would otherwise
+        // delete the segment the reader starts in, and the group (whose offsets must be dense) could never go on.
+        _feed = new TopicCursor(topic, StartPosition.AtOffset(Math.Max(_store.Floor, topic.Tail)), null, topicIsNew: false, pinRetention: true);
         _store.AdvanceFloor(_feed.NextOffset);
         _store.RequestSync();
         topic.Replication?.GroupStateChanged(_stateFile);
@@ -451,7 +453,8 @@ internal sealed partial class WorkQueueGroup : IDisposable
 
         public void Missed(long count)
         {
-            // The group's ack floor holds retention back (Broker.RetentionFloorOf), so its reader does not skip.
+            // The group's ack floor holds retention back (Broker.RetentionFloorOf) and its feed reader pins it (a group
+            // created while a pass runs), so its reader does not skip.
         }
     }
 }
