@@ -59,6 +59,11 @@ internal sealed partial class Session
                     }
                 }
 
+                if (_handshakeTimedOut && !_open && !_closeRequested)
+                {
+                    SetFinal(ErrorCode.IdleTimeout, $"HELLO: the handshake did not complete within {HandshakeTimeoutMs} ms of connecting (the server's handshake timeout)", 0);
+                }
+
                 if (_closeRequested || _stopRequested)
                 {
                     return;
@@ -248,7 +253,7 @@ internal sealed partial class Session
         _features = frame.Features & SupportedFeatures & ~_options.WithheldFeatures;
         _peerMaxFrame = frame.MaxInboundFrameSize == 0 ? int.MaxValue : (int)Math.Clamp(frame.MaxInboundFrameSize, MinPeerFrame, int.MaxValue);
         _encoder = new DeliveryEncoder(_output!, Granted(ProtocolFeatures.Batching), _peerMaxFrame);
-        _open = true;
+        Volatile.Write(ref _open, true);
         lock (_controlGate)
         {
             FrameWriter.WriteWelcome(

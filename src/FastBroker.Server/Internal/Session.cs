@@ -41,6 +41,8 @@ internal sealed partial class Session : IPublishConfirmSink
     private volatile bool _closeRequested;
     private volatile bool _writerExit;
     private volatile bool _idleTimedOut;
+    private volatile bool _handshakeTimedOut;
+    private readonly long _acceptedAt;
     private volatile bool _blocked; // waiting for input-ring room: the broker's doing, not the client's
     private volatile bool _aborted; // the socket was dropped (Abort): nothing more can be sent
     private long _lastReceived;
@@ -62,6 +64,7 @@ internal sealed partial class Session : IPublishConfirmSink
         Id = id;
         _noConfirmSink = new NoConfirmSink(this);
         _lastReceived = Environment.TickCount64;
+        _acceptedAt = _lastReceived;
     }
 
     /// <summary>The connection id announced in WELCOME.</summary>
@@ -111,7 +114,21 @@ internal sealed partial class Session : IPublishConfirmSink
             return;
         }
 
-        if (_blocked || WaitingForWriter || _closeRequested || _idleTimedOut)
+        if (_closeRequested)
+        {
+            return;
+        }
+
+        // Before HELLO the deadline counts from the accept, not from the last byte: a peer that trickles a byte at a
+        // time (or a HELLO it never finishes) would otherwise hold its slot for as long as it likes.
+        if (!Volatile.Read(ref _open) && now - _acceptedAt > HandshakeTimeoutMs)
+        {
+            _handshakeTimedOut = true;
+            CancelRead();
+            return;
+        }
+
+        if (_blocked || WaitingForWriter || _idleTimedOut)
         {
             return;
         }
@@ -219,7 +236,8 @@ internal sealed partial class Session : IPublishConfirmSink
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 _stream = ssl;
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                timeout.CancelAfter(_options.TlsHandshakeTimeout);
+                var left = TimeSpan.FromMilliseconds(Math.Max(1, HandshakeTimeoutMs - (Environment.TickCount64 - _acceptedAt)));
+                timeout.CancelAfter(left < _options.TlsHandshakeTimeout ? left : _options.TlsHandshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, timeout.Token).ConfigureAwait(false);
                 stream = ssl;
             }
@@ -342,6 +360,8 @@ internal sealed partial class Session : IPublishConfirmSink
             await Task.Delay(2).ConfigureAwait(false);
         }
     }
+
+    private long HandshakeTimeoutMs => (long)_options.HandshakeTimeout.TotalMilliseconds;
 
     private void Touch() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
 
