@@ -47,4 +47,38 @@ public class UnauthenticatedConnectionTests
         Assert.True(sent < bytes.Length, $"closed only after the whole HELLO was sent ({sent} bytes)");
         await Eventually.TrueAsync(() => f.Server.ConnectionCount == 0, "the trickling connection's slot is free");
     }
+
+    [Fact]
+    public async Task Silent_sockets_filling_every_slot_do_not_keep_a_client_out()
+    {
+        // MaxConnections 2 + the 64 read up to their HELLO: one established client and 65 sockets that never say a word
+        // fill every slot. A new client used to be closed at accept without a word until the silent ones timed out.
+        await using var f = await ServerFixture.StartAsync(o => o with { MaxConnections = 2 });
+        await using var established = await f.ConnectAsync();
+        var silent = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 65; i++)
+            {
+                var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                silent.Add(s);
+                await s.ConnectAsync(f.EndPoint);
+            }
+
+            await Eventually.TrueAsync(() => f.Server.ConnectionCount == 66, $"66 connections open (now {f.Server.ConnectionCount})");
+
+            await using var late = await f.ConnectAsync(); // fails (the server closes it) unless a silent one makes room
+            Assert.Equal(FrameType.Pong, (await late.RoundTripAsync()).Last().Type);
+            Assert.Equal(FrameType.Pong, (await established.RoundTripAsync()).Last().Type); // an established one is never the one to go
+            Assert.True(f.Server.ConnectionCount <= 66, $"{f.Server.ConnectionCount} open: the bound on sockets still holds");
+            Assert.Contains(f.Log, l => l.Contains("still in its handshake", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var s in silent)
+            {
+                s.Dispose();
+            }
+        }
+    }
 }

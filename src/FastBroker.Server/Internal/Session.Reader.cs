@@ -242,6 +242,11 @@ internal sealed partial class Session
             policy = found;
         }
 
+        if (Interlocked.CompareExchange(ref _handshakeState, 1, 0) != 0)
+        {
+            return; // evicted to make room for a newer connection: its socket is already closed
+        }
+
         if (!_server.TryEnterEstablished())
         {
             SetFinal(ErrorCode.TooManyConnections, $"HELLO: the server's limit of {_options.MaxConnections} connections is reached", header.RequestId);

@@ -53,6 +53,7 @@ internal sealed partial class Session : IPublishConfirmSink
     private int _stallClosed;
     private long _stopDeadline;
     private bool _established;
+    private int _handshakeState; // 0: in its handshake (no HELLO accepted yet); 1: past it; 2: evicted to make room
     private FinalError? _final;
 
     public Session(BrokerServer server, Broker broker, Socket socket, ulong id)
@@ -182,6 +183,32 @@ internal sealed partial class Session : IPublishConfirmSink
         // stuck at once, would otherwise write a line per connection.
         _server.LogClose($"connection {Id} ({RemoteEndPoint}): closing: the client took no bytes for {stalledMs} ms with frames waiting to be sent (it stopped reading; {idleMs} ms = 3 × heartbeatIntervalMs allowed)");
         Abort();
+    }
+
+    /// <summary>True while no HELLO has been accepted (nor the session evicted): nobody knows who the peer is yet.</summary>
+    internal bool InHandshake => Volatile.Read(ref _handshakeState) == 0;
+
+    /// <summary>True once <see cref="TryEvict"/> closed this session.</summary>
+    internal bool Evicted => Volatile.Read(ref _handshakeState) == 2;
+
+    /// <summary>When it was accepted (Environment.TickCount64).</summary>
+    internal long AcceptedAt => _acceptedAt;
+
+    /// <summary>
+    /// Accept loop, every slot taken: closes this session if it is still in its handshake, so that a new connection
+    /// gets its slot; false if it has got past its HELLO meanwhile (an established connection is never evicted).
+    /// </summary>
+    internal bool TryEvict(int open)
+    {
+        if (Interlocked.CompareExchange(ref _handshakeState, 2, 0) != 0)
+        {
+            return false;
+        }
+
+        _server.NoteEvicted();
+        _server.LogClose($"connection {Id} ({RemoteEndPoint}): closing: still in its handshake after {Environment.TickCount64 - _acceptedAt} ms while every slot is taken ({open} connections open): the oldest such connection makes room for a new one");
+        Abort();
+        return true;
     }
 
     /// <summary>Kills the connection at once (server shutdown past its deadline).</summary>
