@@ -339,7 +339,9 @@ internal sealed partial class Session : IPublishConfirmSink
         {
             if (_input is null)
             {
-                Log($"TLS handshake failed: {e.Message}");
+                // Through the limit per text, as a protocol-error close: a plain-TCP client or a scanner reconnecting in
+                // a loop would otherwise write a line per connection.
+                _server.LogClose($"connection {Id} ({RemoteEndPoint}): TLS handshake failed: {e.Message}");
             }
         }
         catch (Exception e)
