@@ -28,6 +28,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
     private Task _acceptLoop = Task.CompletedTask;
+    private readonly LinkedList<Socket> _reading = new(); // connections still reading their request head, oldest first; itself the lock
     private int _active;
     private int _disposed;
 
@@ -41,6 +42,9 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     /// <summary>The bound address and port.</summary>
     public IPEndPoint EndPoint { get; }
+
+    /// <summary>Connections being served now (tests).</summary>
+    internal int OpenConnections => Volatile.Read(ref _active);
 
     /// <summary>Binds, then serves in the background.</summary>
     /// <param name="broker">The broker whose snapshot is reported.</param>
@@ -121,19 +125,48 @@ public sealed class AdminHttpServer : IAsyncDisposable
     {
         while (await SocketAccept.NextAsync(_listener, _stop.Token, line => _target().Server?.Log($"admin http: {line}")).ConfigureAwait(false) is { } socket)
         {
-            if (Interlocked.Increment(ref _active) > MaxConcurrent)
+            // Every slot taken: the connection that has been reading its request head the longest makes room (Apache's
+            // answer to slowloris). Dropping the new one instead let 32 clients that send a byte now and then keep every
+            // health check out; a load balancer's request arrives whole at once, so it is never the oldest one reading.
+            if (Interlocked.Increment(ref _active) > MaxConcurrent && !EvictOldestReading())
             {
                 Interlocked.Decrement(ref _active);
                 socket.Dispose();
                 continue;
             }
 
-            _ = HandleAsync(socket);
+            var node = new LinkedListNode<Socket>(socket);
+            lock (_reading)
+            {
+                _reading.AddLast(node);
+            }
+
+            _ = HandleAsync(node);
         }
     }
 
-    private async Task HandleAsync(Socket socket)
+    /// <summary>Closes the connection still reading its request head that was accepted first; false when none is.</summary>
+    private bool EvictOldestReading()
     {
+        Socket socket;
+        lock (_reading)
+        {
+            if (_reading.First is not { } oldest)
+            {
+                return false;
+            }
+
+            _reading.Remove(oldest);
+            socket = oldest.Value;
+        }
+
+        socket.Dispose(); // its pending receive fails, and its handler ends and gives its slot back
+        return true;
+    }
+
+    private async Task HandleAsync(LinkedListNode<Socket> node)
+    {
+        var socket = node.Value;
         try
         {
             using var timeout = new CancellationTokenSource(s_requestTimeout);
@@ -151,6 +184,8 @@ public sealed class AdminHttpServer : IAsyncDisposable
                 length += n;
                 headEnd = buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8);
             }
+
+            DoneReading(node);
 
             // Answered on a pool thread, never on the socket event thread (where this resumes when socket completions run
             // inline, docs/server.md "Threading"): a route may wait for seconds (POST /promote) and must not hold up
@@ -176,8 +211,20 @@ public sealed class AdminHttpServer : IAsyncDisposable
         }
         finally
         {
+            DoneReading(node);
             socket.Dispose();
             Interlocked.Decrement(ref _active);
+        }
+    }
+
+    private void DoneReading(LinkedListNode<Socket> node)
+    {
+        lock (_reading)
+        {
+            if (node.List is not null)
+            {
+                _reading.Remove(node);
+            }
         }
     }
 

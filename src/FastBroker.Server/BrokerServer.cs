@@ -42,6 +42,7 @@ public sealed class BrokerServer : IAsyncDisposable
     private Task? _stopping;
     private ulong _nextConnectionId;
     private int _established;
+    private int _evicting; // sessions evicted (Session.TryEvict) and not yet ended: their slots are free already
     private long _accepted;
     private long _protocolErrorCloses;
     private long _framesIn;
@@ -326,6 +327,39 @@ public sealed class BrokerServer : IAsyncDisposable
             if (_sessions.Remove(session.Id))
             {
                 _sessionList = [.. _sessions.Values];
+                if (session.Evicted)
+                {
+                    Interlocked.Decrement(ref _evicting);
+                }
+            }
+        }
+    }
+
+    /// <summary>A session was evicted (<see cref="Session.TryEvict"/>): it still counts in the list until it has ended.</summary>
+    internal void NoteEvicted() => Interlocked.Increment(ref _evicting);
+
+    /// <summary>Closes the oldest connection still in its handshake; false when every connection has got past it.</summary>
+    private bool EvictOldestInHandshake(int open)
+    {
+        while (true)
+        {
+            Session? oldest = null;
+            foreach (var s in Sessions)
+            {
+                if (s.InHandshake && (oldest is null || s.AcceptedAt < oldest.AcceptedAt))
+                {
+                    oldest = s;
+                }
+            }
+
+            if (oldest is null)
+            {
+                return false;
+            }
+
+            if (oldest.TryEvict(open))
+            {
+                return true;
             }
         }
     }
@@ -336,7 +370,11 @@ public sealed class BrokerServer : IAsyncDisposable
         {
             // Counted once the connection is listed or dropped, never between: a reader that sees the count sees the
             // connection among ConnectionCount (or already gone), so "n accepted and none open" means n were closed.
-            if (ConnectionCount >= Options.MaxConnections + HandshakeSlack)
+            // Every slot taken: the oldest connection still in its handshake makes room (one that has said HELLO never
+            // does). Dropping the new one instead let peers that never say a word keep every client out for as long as
+            // they kept reconnecting; now a client that says HELLO promptly gets in while the silent ones churn.
+            var open = ConnectionCount - Volatile.Read(ref _evicting);
+            if (open >= Options.MaxConnections + HandshakeSlack && !EvictOldestInHandshake(open))
             {
                 Log($"dropping a connection from {socket.RemoteEndPoint}: {ConnectionCount} open");
                 socket.Dispose();

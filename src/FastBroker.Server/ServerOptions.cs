@@ -56,6 +56,14 @@ public sealed record ServerOptions
     /// <summary>How long a TLS handshake may take before the connection is dropped (at most <see cref="int.MaxValue"/> ms, about 24 days).</summary>
     public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long after its accept a connection may take to complete its handshake (its TLS handshake, if any, and its
+    /// HELLO); past it the connection is closed with <c>IdleTimeout</c> (108), whether bytes still trickle in or not. A
+    /// peer that has not said who it is holds a connection slot no longer than this. Positive, at most
+    /// <see cref="int.MaxValue"/> ms.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Announced in WELCOME (at most 255 bytes of UTF-8).</summary>
     public string ServerName { get; init; } = "fastbroker";
 
@@ -135,6 +143,11 @@ public sealed record ServerOptions
         if (TlsHandshakeTimeout <= TimeSpan.Zero || TlsHandshakeTimeout.TotalMilliseconds > int.MaxValue)
         {
             Fail("TlsHandshakeTimeout must be positive and at most int.MaxValue ms (about 24 days)");
+        }
+
+        if (HandshakeTimeout <= TimeSpan.Zero || HandshakeTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            Fail("HandshakeTimeout must be positive and at most int.MaxValue ms (about 24 days)");
         }
 
         if (Encoding.UTF8.GetByteCount(ServerName ?? "") > ProtocolConstants.MaxNameLength)

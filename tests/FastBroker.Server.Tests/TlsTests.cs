@@ -50,6 +50,29 @@ public class TlsTests
         Assert.Equal(BrokerErrorCode.InvalidArgument, e.Code);
     }
 
+    [Fact]
+    public async Task Failed_TLS_handshakes_are_logged_through_the_limit_per_text()
+    {
+        // A client that is not TLS (or a scanner) reconnecting in a loop wrote one log line per connection: the same
+        // flood the limit per text stops for protocol-error closes.
+        using var dir = new TempDirectory("fastbroker-tls");
+        var pfx = dir.Combine("server.pfx");
+        WriteSelfSignedPfx(pfx, "pw");
+        var clock = new ManualClock(); // never moved: the interval never ends
+        await using var f = await ServerFixture.StartAsync(o => o with { TlsCertificatePath = pfx, TlsCertificatePassword = "pw", LogClock = clock });
+        const int Plain = 5;
+        for (var i = 0; i < Plain; i++)
+        {
+            await using var plain = await RawConnection.ConnectAsync(f.EndPoint);
+            await plain.SendAsync(w => FrameWriter.WriteHello(w, 1, "t"u8, "1"u8, ProtocolFeatures.None));
+            Assert.Empty(await plain.ReadUntilClosedAsync());
+        }
+
+        await Eventually.TrueAsync(() => f.Server.ConnectionsAccepted == Plain && f.Server.ConnectionCount == 0, "every plain connection is closed");
+        var lines = f.Log.Where(l => l.Contains("TLS handshake failed", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1, $"{Plain} failed handshakes alike, one line expected: [{string.Join(" | ", lines)}]");
+    }
+
     private static void WriteSelfSignedPfx(string path, string password)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -59,6 +59,11 @@ internal sealed partial class Session
                     }
                 }
 
+                if (_handshakeTimedOut && !_open && !_closeRequested)
+                {
+                    SetFinal(ErrorCode.IdleTimeout, $"HELLO: the handshake did not complete within {HandshakeTimeoutMs} ms of connecting (the server's handshake timeout)", 0);
+                }
+
                 if (_closeRequested || _stopRequested)
                 {
                     return;
@@ -237,6 +242,11 @@ internal sealed partial class Session
             policy = found;
         }
 
+        if (Interlocked.CompareExchange(ref _handshakeState, 1, 0) != 0)
+        {
+            return; // evicted to make room for a newer connection: its socket is already closed
+        }
+
         if (!_server.TryEnterEstablished())
         {
             SetFinal(ErrorCode.TooManyConnections, $"HELLO: the server's limit of {_options.MaxConnections} connections is reached", header.RequestId);
@@ -248,7 +258,7 @@ internal sealed partial class Session
         _features = frame.Features & SupportedFeatures & ~_options.WithheldFeatures;
         _peerMaxFrame = frame.MaxInboundFrameSize == 0 ? int.MaxValue : (int)Math.Clamp(frame.MaxInboundFrameSize, MinPeerFrame, int.MaxValue);
         _encoder = new DeliveryEncoder(_output!, Granted(ProtocolFeatures.Batching), _peerMaxFrame);
-        _open = true;
+        Volatile.Write(ref _open, true);
         lock (_controlGate)
         {
             FrameWriter.WriteWelcome(

@@ -41,6 +41,8 @@ internal sealed partial class Session : IPublishConfirmSink
     private volatile bool _closeRequested;
     private volatile bool _writerExit;
     private volatile bool _idleTimedOut;
+    private volatile bool _handshakeTimedOut;
+    private readonly long _acceptedAt;
     private volatile bool _blocked; // waiting for input-ring room: the broker's doing, not the client's
     private volatile bool _aborted; // the socket was dropped (Abort): nothing more can be sent
     private long _lastReceived;
@@ -51,6 +53,7 @@ internal sealed partial class Session : IPublishConfirmSink
     private int _stallClosed;
     private long _stopDeadline;
     private bool _established;
+    private int _handshakeState; // 0: in its handshake (no HELLO accepted yet); 1: past it; 2: evicted to make room
     private FinalError? _final;
 
     public Session(BrokerServer server, Broker broker, Socket socket, ulong id)
@@ -62,6 +65,7 @@ internal sealed partial class Session : IPublishConfirmSink
         Id = id;
         _noConfirmSink = new NoConfirmSink(this);
         _lastReceived = Environment.TickCount64;
+        _acceptedAt = _lastReceived;
     }
 
     /// <summary>The connection id announced in WELCOME.</summary>
@@ -111,7 +115,21 @@ internal sealed partial class Session : IPublishConfirmSink
             return;
         }
 
-        if (_blocked || WaitingForWriter || _closeRequested || _idleTimedOut)
+        if (_closeRequested)
+        {
+            return;
+        }
+
+        // Before HELLO the deadline counts from the accept, not from the last byte: a peer that trickles a byte at a
+        // time (or a HELLO it never finishes) would otherwise hold its slot for as long as it likes.
+        if (!Volatile.Read(ref _open) && now - _acceptedAt > HandshakeTimeoutMs)
+        {
+            _handshakeTimedOut = true;
+            CancelRead();
+            return;
+        }
+
+        if (_blocked || WaitingForWriter || _idleTimedOut)
         {
             return;
         }
@@ -167,6 +185,32 @@ internal sealed partial class Session : IPublishConfirmSink
         Abort();
     }
 
+    /// <summary>True while no HELLO has been accepted (nor the session evicted): nobody knows who the peer is yet.</summary>
+    internal bool InHandshake => Volatile.Read(ref _handshakeState) == 0;
+
+    /// <summary>True once <see cref="TryEvict"/> closed this session.</summary>
+    internal bool Evicted => Volatile.Read(ref _handshakeState) == 2;
+
+    /// <summary>When it was accepted (Environment.TickCount64).</summary>
+    internal long AcceptedAt => _acceptedAt;
+
+    /// <summary>
+    /// Accept loop, every slot taken: closes this session if it is still in its handshake, so that a new connection
+    /// gets its slot; false if it has got past its HELLO meanwhile (an established connection is never evicted).
+    /// </summary>
+    internal bool TryEvict(int open)
+    {
+        if (Interlocked.CompareExchange(ref _handshakeState, 2, 0) != 0)
+        {
+            return false;
+        }
+
+        _server.NoteEvicted();
+        _server.LogClose($"connection {Id} ({RemoteEndPoint}): closing: still in its handshake after {Environment.TickCount64 - _acceptedAt} ms while every slot is taken ({open} connections open): the oldest such connection makes room for a new one");
+        Abort();
+        return true;
+    }
+
     /// <summary>Kills the connection at once (server shutdown past its deadline).</summary>
     public void Abort()
     {
@@ -219,7 +263,8 @@ internal sealed partial class Session : IPublishConfirmSink
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 _stream = ssl;
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                timeout.CancelAfter(_options.TlsHandshakeTimeout);
+                var left = TimeSpan.FromMilliseconds(Math.Max(1, HandshakeTimeoutMs - (Environment.TickCount64 - _acceptedAt)));
+                timeout.CancelAfter(left < _options.TlsHandshakeTimeout ? left : _options.TlsHandshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, timeout.Token).ConfigureAwait(false);
                 stream = ssl;
             }
@@ -294,7 +339,9 @@ internal sealed partial class Session : IPublishConfirmSink
         {
             if (_input is null)
             {
-                Log($"TLS handshake failed: {e.Message}");
+                // Through the limit per text, as a protocol-error close: a plain-TCP client or a scanner reconnecting in
+                // a loop would otherwise write a line per connection.
+                _server.LogClose($"connection {Id} ({RemoteEndPoint}): TLS handshake failed: {e.Message}");
             }
         }
         catch (Exception e)
@@ -342,6 +389,8 @@ internal sealed partial class Session : IPublishConfirmSink
             await Task.Delay(2).ConfigureAwait(false);
         }
     }
+
+    private long HandshakeTimeoutMs => (long)_options.HandshakeTimeout.TotalMilliseconds;
 
     private void Touch() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
 
