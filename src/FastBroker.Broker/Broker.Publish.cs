@@ -137,7 +137,7 @@ public sealed partial class Broker
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxPublishClaim);
         ThrowIfClosed();
-        if (!_pipeline.Ring.TryNext(count, out var hi))
+        if (!TryClaim(count, out var hi))
         {
             claim = default;
             return false;
@@ -165,7 +165,7 @@ public sealed partial class Broker
         var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
         ThrowIfBrokerHeaders(headerBlock);
         var ring = _pipeline.Ring;
-        if (!ring.TryNext(out var sequence))
+        if (!TryClaim(1, out var sequence))
         {
             return false;
         }
@@ -216,7 +216,7 @@ public sealed partial class Broker
         }
 
         var ring = _pipeline.Ring;
-        if (!ring.TryNext(payloads.Length, out var hi))
+        if (!TryClaim(payloads.Length, out var hi))
         {
             return false;
         }
@@ -256,7 +256,7 @@ public sealed partial class Broker
         var expires = CheckAndExpiry(t, key.Length, headerBlock.Length, payload.Length, ttl);
         ThrowIfBrokerHeaders(headerBlock);
         var ring = _pipeline.Ring;
-        if (!ring.TryNext(out var sequence))
+        if (!TryClaim(1, out var sequence))
         {
             return PublishWhenRoomAsync(t, payload, key, headers?.Encoded.ToArray(), expires, cancellationToken);
         }
@@ -290,7 +290,7 @@ public sealed partial class Broker
         while (index < payloads.Count)
         {
             var n = Math.Min(payloads.Count - index, MaxPublishClaim);
-            if (!ring.TryNext(n, out var hi))
+            if (!TryClaim(n, out var hi))
             {
                 await WaitForRoomAsync(n, cancellationToken).ConfigureAwait(false);
                 continue;
@@ -340,7 +340,7 @@ public sealed partial class Broker
             throw new BrokerException(BrokerErrorCode.MessageTooLarge, $"a key is at most {ushort.MaxValue} bytes (got {key.Length})");
         }
 
-        if (!_pipeline.Ring.TryNext(out var sequence))
+        if (!TryClaim(1, out var sequence))
         {
             return PublishWhenRoomAsync(t, payload, key, headers.Encoded.ToArray(), 0, cancellationToken);
         }
@@ -368,6 +368,39 @@ public sealed partial class Broker
 
         ring.Publish(sequence);
         return completion.Task;
+    }
+
+    /// <summary>
+    /// Claims <paramref name="count"/> input-ring slots (<paramref name="hi"/> the last); false when the ring lacks room.
+    /// The close is checked again once the slots are claimed: a publisher that passed the check before its claim, then
+    /// was held (preempted, or in the caller's own code) until the close had drained the pipeline and stopped the
+    /// journaler, claimed slots nobody would ever read, so its <see cref="PublishAsync"/> waited for ever and its
+    /// <see cref="TryPublish"/> returned true for a message never stored. Both sides fence (the claim's CAS of the ring's
+    /// cursor, <see cref="DisposeAsync"/>'s of the state) before they read the other's: either this sees the close and
+    /// gives the slots back as skipped entries and throws <see cref="BrokerErrorCode.Closed"/>, or the close's drain sees
+    /// the claim and waits for it to be published and journaled. One read per claim, nothing allocated.
+    /// </summary>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.Closed"/>: the broker began to close; nothing is stored.</exception>
+    private bool TryClaim(int count, out long hi)
+    {
+        if (!_pipeline.Ring.TryNext(count, out hi))
+        {
+            return false;
+        }
+
+        if (Volatile.Read(ref _state) != 0)
+        {
+            ThrowClosedAfterClaim(hi - count + 1, hi);
+        }
+
+        return true;
+    }
+
+    [DoesNotReturn]
+    private void ThrowClosedAfterClaim(long lo, long hi)
+    {
+        AbandonReserved(lo, hi);
+        throw new BrokerException(BrokerErrorCode.Closed, "the broker is closed");
     }
 
     /// <summary>

@@ -29,7 +29,7 @@ public sealed partial class Broker
         while (true)
         {
             await WaitForRoomAsync(1, cancellationToken).ConfigureAwait(false);
-            if (_pipeline.Ring.TryNext(out var sequence))
+            if (TryClaim(1, out var sequence))
             {
                 return await Publish(t, sequence, payload, key, headers, expires).ConfigureAwait(false);
             }

@@ -177,7 +177,8 @@ public sealed partial class Subscription
     /// <see cref="SubscriptionOptions.BatchSize"/> at a time; with <see cref="SubscriptionOptions.AutoCommit"/> a batch is
     /// committed once the loop asks for the message after its last (it is done with all of them), not when it is
     /// fetched. The token is checked before each message: once it is cancelled the loop is given nothing more and ends
-    /// with <see cref="OperationCanceledException"/>. A loop that leaves early (break, exception, cancellation, disposal
+    /// with <see cref="OperationCanceledException"/>; so is the subscription: once it is disposed (by the loop's body, by
+    /// another thread, by the broker closing) the loop is given nothing more and ends. A loop that leaves early (break, exception, cancellation, disposal
     /// of the enumerator) leaves the subscription right after the last message it was given: the rest of the batch is
     /// read again by the next fetch, and is not committed.
     /// </summary>
@@ -202,8 +203,14 @@ public sealed partial class Subscription
 
                 foreach (var m in collector.Items)
                 {
-                    // Before each message, not only between batches: a cancelled loop gets nothing more (the finally
-                    // gives the rest of the batch back). One read of the token's state per message.
+                    // Before each message, not only between batches: a cancelled loop, or one whose subscription was
+                    // disposed meanwhile (by its body, or by another thread), gets nothing more (the finally gives the rest
+                    // of the batch back). One read of each per message.
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        yield break;
+                    }
+
                     cancellationToken.ThrowIfCancellationRequested();
                     given++;
                     yield return m;
@@ -232,6 +239,7 @@ public sealed partial class Subscription
     /// </summary>
     private void GiveBack(List<Message> items, int given)
     {
+        Interlocked.Add(ref _delivered, given - items.Count); // also once disposed: they were never given
         Interlocked.Increment(ref _fetching); // as a fetch: a Dispose meanwhile leaves the cursors to the finally below
         try
         {
@@ -240,7 +248,6 @@ public sealed partial class Subscription
                 return;
             }
 
-            Interlocked.Add(ref _delivered, given - items.Count);
             foreach (var cursor in Volatile.Read(ref _cursors))
             {
                 for (var i = given; i < items.Count; i++)

@@ -118,25 +118,56 @@ public sealed class WorkQueueMember : IDisposable
     /// <summary>Completes when deliveries may be waiting (or the member was closed).</summary>
     public ValueTask WaitAsync() => _signal.WaitAsync();
 
-    /// <summary>Deliveries as owned copies until cancelled or closed; ack or nack each.</summary>
+    /// <summary>
+    /// Deliveries as owned copies until cancelled or closed; ack or nack each. Fetches up to <see cref="Prefetch"/> at a
+    /// time, and checks before each message: once the member has left (<see cref="Dispose"/>, <see cref="Abandon"/>, the
+    /// broker closing) it gives nothing more, and once <paramref name="cancellationToken"/> is cancelled it ends with
+    /// <see cref="OperationCanceledException"/>. A loop that leaves in the middle of a batch (break, an exception, a
+    /// cancelled token) gives the deliveries it did not give out back to the group at once (<see cref="GiveBack"/>: no
+    /// attempt used), so another member gets them now rather than after their visibility timeout.
+    /// </summary>
     public async IAsyncEnumerable<Message> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var registration = cancellationToken.Register(static s => ((AsyncSignal)s!).Set(), _signal);
         var items = new List<Message>(Math.Min(Prefetch, 256)); // a prefetch may be int.MaxValue: grow with what comes
         var collector = new Collector(items);
-        while (Volatile.Read(ref _closed) == 0)
+        var given = 0;
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            items.Clear();
-            if (Fetch(Math.Max(1, Prefetch), ref collector) == 0) // JoinGroup's prefetch argument may be 0: the group then queues none
+            while (Volatile.Read(ref _closed) == 0)
             {
-                await _signal.WaitAsync().ConfigureAwait(false);
-                continue;
-            }
+                cancellationToken.ThrowIfCancellationRequested();
+                items.Clear();
+                given = 0;
+                if (Fetch(Math.Max(1, Prefetch), ref collector) == 0) // JoinGroup's prefetch argument may be 0: the group then queues none
+                {
+                    await _signal.WaitAsync().ConfigureAwait(false);
+                    continue;
+                }
 
-            foreach (var m in items)
+                foreach (var m in items)
+                {
+                    // Before each message, not only between batches: a member that left gave its deliveries back to the
+                    // group, which hands them to another member at once; giving the rest of the batch out after the
+                    // leave had two consumers work on the same messages.
+                    if (Volatile.Read(ref _closed) != 0)
+                    {
+                        yield break;
+                    }
+
+                    cancellationToken.ThrowIfCancellationRequested();
+                    given++;
+                    yield return m;
+                }
+            }
+        }
+        finally
+        {
+            // The rest of a batch the loop left: fetched, never given to the consumer (false once the member has left:
+            // the leave gave them back already).
+            for (var i = given; i < items.Count; i++)
             {
-                yield return m;
+                GiveBack(items[i].Offset, items[i].DeliveryCount);
             }
         }
     }
