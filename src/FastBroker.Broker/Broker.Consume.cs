@@ -92,6 +92,12 @@ public sealed partial class Broker
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "prefetch, max deliveries and visibility timeout must be positive");
         }
 
+        if (prefetch < 1)
+        {
+            // Before the group exists: refused only at the member's join, it left a new group and its state file behind.
+            throw new BrokerException(BrokerErrorCode.InvalidArgument, $"prefetch must be at least 1 (got {prefetch})");
+        }
+
         var t = _topics.GetForUse(topic);
         WorkQueueGroup g;
         lock (_gate)

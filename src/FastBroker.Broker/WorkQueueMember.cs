@@ -173,10 +173,12 @@ public sealed class WorkQueueMember : IDisposable
     }
 
     /// <summary>
-    /// Acknowledges a delivery: done for the group. False if it is no longer this member's (timed out), or the broker
-    /// is closed (nothing is recorded: the message is delivered again after a restart).
+    /// Acknowledges a delivery: done for the group. False if it is no longer this member's (timed out), the member has
+    /// left (<see cref="Dispose"/>, or <see cref="Abandon"/>, which acts as a crash: a crashed consumer acks nothing), or
+    /// the broker is closed (nothing is recorded: the message is delivered again after a restart).
     /// </summary>
-    public bool Ack(long offset, int deliveryCount) => _group.Ack(this, offset, deliveryCount) == WorkQueueOutcome.Acked;
+    public bool Ack(long offset, int deliveryCount) =>
+        Volatile.Read(ref _closed) == 0 && _group.Ack(this, offset, deliveryCount) == WorkQueueOutcome.Acked;
 
     /// <summary>Acknowledges a delivered message.</summary>
     public bool Ack(Message message) => Ack(message.Offset, message.DeliveryCount);
@@ -193,14 +195,15 @@ public sealed class WorkQueueMember : IDisposable
     /// <summary>
     /// Rejects a delivery: with <paramref name="requeue"/> it is redelivered (after <paramref name="delay"/>) unless it
     /// has used up its deliveries; without, it goes to the dead-letter topic now with <paramref name="error"/>.
-    /// <see cref="WorkQueueOutcome.UnknownDelivery"/> when the delivery is no longer this member's or the broker is closed.
+    /// <see cref="WorkQueueOutcome.UnknownDelivery"/> when the delivery is no longer this member's, the member has left,
+    /// or the broker is closed.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="error"/> is not valid UTF-16 text (a lone surrogate, which the
     /// dead letter's <c>fb-dlq-error</c> header could only carry as U+FFFD); nothing is done.</exception>
     public WorkQueueOutcome Nack(long offset, int deliveryCount, bool requeue = true, TimeSpan delay = default, string? error = null)
     {
         Utf8Text.EnsureValid(error, nameof(error));
-        return _group.Nack(this, offset, deliveryCount, requeue, delay, error);
+        return Volatile.Read(ref _closed) != 0 ? WorkQueueOutcome.UnknownDelivery : _group.Nack(this, offset, deliveryCount, requeue, delay, error);
     }
 
     /// <summary>Rejects a delivered message.</summary>
