@@ -27,9 +27,9 @@ public sealed partial class BrokerClient
     private async Task<Connection> ConnectAnyAsync(CancellationToken cancellationToken)
     {
         using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var outstanding = new StrongBox<int>(_endpoints.Length);
+        var connecting = new StrongBox<int>(0);
         var giveUpAt = Environment.TickCount64 + (long)_options.ConnectTimeout.TotalMilliseconds;
-        var pending = _endpoints.Select(e => ConnectRetryingAsync(e, outstanding, giveUpAt, race.Token)).ToList();
+        var pending = _endpoints.Select(e => ConnectRetryingAsync(e, connecting, giveUpAt, race.Token)).ToList();
         Exception? last = null, fatal = null;
         while (pending.Count > 0)
         {
@@ -70,31 +70,42 @@ public sealed partial class BrokerClient
 
     /// <summary>
     /// One endpoint's attempts within <see cref="ConnectAnyAsync"/>: a refusal (a standby) or a failure is retried
-    /// after the reconnect back-off while another endpoint's attempt is still pending (the standby may become primary
-    /// while the old primary's endpoint hangs), until <paramref name="giveUpAt"/>.
+    /// after the reconnect back-off while another endpoint's attempt is in progress (the standby may become primary
+    /// while the old primary's endpoint hangs), until <paramref name="giveUpAt"/>. <paramref name="connecting"/> counts
+    /// the attempts in progress, not the endpoints still retrying: counted so, endpoints that all refused kept each
+    /// other retrying for a whole <see cref="BrokerClientOptions.ConnectTimeout"/> (10 s), where one endpoint that
+    /// refuses fails at once (<c>ErrorTests.Endpoints_that_all_refuse_…</c>).
     /// </summary>
-    private async Task<Connection> ConnectRetryingAsync(Internal.Endpoint endpoint, StrongBox<int> outstanding, long giveUpAt, CancellationToken cancellationToken)
+    private async Task<Connection> ConnectRetryingAsync(Internal.Endpoint endpoint, StrongBox<int> connecting, long giveUpAt, CancellationToken cancellationToken)
     {
         var delay = _options.ReconnectInitialDelay;
-        try
+        while (true)
         {
-            while (true)
+            Interlocked.Increment(ref connecting.Value);
+            var counted = true;
+            try
             {
-                try
+                return await ConnectOneAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!IsFatal(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                Interlocked.Decrement(ref connecting.Value);
+                counted = false;
+                if (Volatile.Read(ref connecting.Value) == 0 || Environment.TickCount64 + (long)delay.TotalMilliseconds >= giveUpAt)
                 {
-                    return await ConnectOneAsync(endpoint, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (!IsFatal(ex) && !cancellationToken.IsCancellationRequested
-                    && Volatile.Read(ref outstanding.Value) > 1 && Environment.TickCount64 + (long)delay.TotalMilliseconds < giveUpAt)
-                {
-                    await Task.Delay(Jittered(delay, Random.Shared.NextDouble()), cancellationToken).ConfigureAwait(false);
-                    delay = delay * 2 < _options.ReconnectMaxDelay ? delay * 2 : _options.ReconnectMaxDelay;
+                    throw;
                 }
             }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref outstanding.Value);
+            finally
+            {
+                if (counted)
+                {
+                    Interlocked.Decrement(ref connecting.Value);
+                }
+            }
+
+            await Task.Delay(Jittered(delay, Random.Shared.NextDouble()), cancellationToken).ConfigureAwait(false);
+            delay = delay * 2 < _options.ReconnectMaxDelay ? delay * 2 : _options.ReconnectMaxDelay;
         }
     }
 

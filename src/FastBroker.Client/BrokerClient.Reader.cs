@@ -25,6 +25,7 @@ public sealed partial class BrokerClient
                 }
 
                 input.AdvanceTo(buffer.Start, buffer.End);
+                connection.MarkHandled();
                 if (result.IsCompleted || result.IsCanceled)
                 {
                     connection.Abort(new IOException($"{connection.Endpoint} closed the connection"));

@@ -325,6 +325,14 @@ public sealed partial class BrokerClient
                 // starved client gives up after eight ticks at most.
                 var late = now - lastTick - period;
                 lastTick = now;
+
+                // The reader loop busy with what it read (this client's own code: completions, a slow handler
+                // subscription's handler) reads nothing else meanwhile, so a PONG may be waiting in the socket: no
+                // verdict while it is held, and the clocks start again no earlier than when it was last free to read.
+                // Counted from the PING, a handler working for two intervals dropped a healthy connection, and the
+                // next one too while the handler kept the reader busy (SlowHandlerTests).
+                var readerHeld = connection.ReaderBusySince != 0;
+                var readerFree = connection.ReaderFreeSince;
                 var ping = connection.UnansweredPingSince;
                 if (ping != judgedPing)
                 {
@@ -337,13 +345,13 @@ public sealed partial class BrokerClient
                     excused += Math.Min(late, now - ping);
                 }
 
-                if (ping != 0 && now - ping - excused > unansweredAfter)
+                if (ping != 0 && !readerHeld && now - Math.Max(ping, readerFree) - excused > unansweredAfter)
                 {
                     connection.Abort(new TimeoutException($"no answer from {connection.Endpoint} to a PING sent {now - ping} ms ago (nothing received for {now - connection.LastReceived} ms)"));
                     return;
                 }
 
-                var received = connection.LastReceived;
+                var received = Math.Max(connection.LastReceived, readerFree);
                 if (received != judgedReceipt)
                 {
                     judgedReceipt = received;
@@ -355,9 +363,9 @@ public sealed partial class BrokerClient
                     excusedSilence += Math.Min(late, now - received);
                 }
 
-                if (now - received - excusedSilence > silentAfter)
+                if (!readerHeld && now - received - excusedSilence > silentAfter)
                 {
-                    connection.Abort(new TimeoutException($"nothing received from {connection.Endpoint} for {now - received} ms{(ping == 0 ? " (no PING could be sent: the server reads nothing)" : "")}"));
+                    connection.Abort(new TimeoutException($"nothing received from {connection.Endpoint} for {now - connection.LastReceived} ms{(ping == 0 ? " (no PING could be sent: the server reads nothing)" : "")}"));
                     return;
                 }
 

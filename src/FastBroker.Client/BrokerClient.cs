@@ -174,8 +174,10 @@ public sealed partial class BrokerClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Connects to the first endpoint that answers (TCP, TLS if asked, HELLO/WELCOME) and returns the client. Each
-    /// endpoint gets <see cref="BrokerClientOptions.ConnectTimeout"/>; there is no retry here (reconnects come later).
+    /// Connects to the first endpoint that answers (TCP, TLS if asked, HELLO/WELCOME; all are tried at once) and returns
+    /// the client. The attempt gets <see cref="BrokerClientOptions.ConnectTimeout"/>; an endpoint that refuses is tried
+    /// again only while another's attempt is still in progress, so when every endpoint refuses it fails at once
+    /// (reconnects come later).
     /// With a configured <see cref="BrokerClientOptions.ProducerId"/> it also asks the server (INIT_PRODUCER) where
     /// that id's producer sequence stands and numbers this client's publishes from there, so a restarted application
     /// reusing its id is not taken for the old process retrying. That answer must come on the same connection within

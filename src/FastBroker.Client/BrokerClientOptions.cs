@@ -9,7 +9,7 @@ public sealed record BrokerClientOptions
     /// <summary>127.0.0.1:7400, no TLS, no token, reconnect on, 8192 publishes in flight.</summary>
     public static BrokerClientOptions Default { get; } = new();
 
-    /// <summary>Servers as <c>host:port</c> (IPv6 as <c>[::1]:7400</c>); the client connects to the first that answers, trying them in order.</summary>
+    /// <summary>Servers as <c>host:port</c> (IPv6 as <c>[::1]:7400</c>); the client tries them all at once and keeps the first that completes the handshake (docs/client.md).</summary>
     public IReadOnlyList<string> Endpoints { get; init; } = ["127.0.0.1:7400"];
 
     /// <summary>Sent in HELLO when the server requires a token; null or empty = none.</summary>

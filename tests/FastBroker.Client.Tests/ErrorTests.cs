@@ -91,6 +91,29 @@ public class ErrorTests
         Assert.NotNull(error.InnerException);
     }
 
+    /// <summary>
+    /// Every endpoint refuses (nothing listens on either): ConnectAsync fails as it does for one, not after a whole
+    /// ConnectTimeout (here ten minutes; the test's deadline is one) spent retrying each endpoint because the other
+    /// was still retrying too. An endpoint is retried only while another's attempt is in progress (one that hangs).
+    /// </summary>
+    [Fact]
+    public async Task Endpoints_that_all_refuse_fail_ConnectAsync_without_waiting_for_ConnectTimeout()
+    {
+        var endpoints = new List<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            using var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            endpoints.Add($"127.0.0.1:{((IPEndPoint)probe.LocalEndpoint).Port}");
+            probe.Stop();
+        }
+
+        var connect = BrokerClient.ConnectAsync(BrokerClientOptions.Default with { Endpoints = endpoints, ConnectTimeout = TimeSpan.FromMinutes(10) }).AsTask();
+        var error = await Assert.ThrowsAsync<BrokerClientException>(() => connect.WaitAsync(Deadline));
+        Assert.Equal(ErrorCode.Closed, error.ErrorCode);
+        Assert.Contains(endpoints[1], error.Reason, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(true)] // the synchronous connect on a thread of its own (BlockingSocketStream)
     [InlineData(false)] // ConnectAsync

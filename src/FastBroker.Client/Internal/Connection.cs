@@ -25,6 +25,8 @@ internal sealed class Connection
     private long _lastReceived;
     private long _lastSent;
     private long _pingSentAt;
+    private long _readerBusySince;
+    private long _readerFreeSince;
     private byte[] _scratch = [];
 
     public Connection(Socket socket, Stream stream, Endpoint endpoint, bool receiveThread, bool tls, int maxBatchMessages)
@@ -207,7 +209,31 @@ internal sealed class Connection
     /// <summary>Send role only: the bytes being sent carry a heartbeat PING (<see cref="MarkSent"/> notes when it went).</summary>
     public bool PingInFlight { get; set; }
 
-    public void MarkReceived() => Volatile.Write(ref _lastReceived, Environment.TickCount64);
+    /// <summary>
+    /// When the reader loop began handling what it last read (<see cref="Environment.TickCount64"/>), or 0 while it
+    /// waits for the socket. Handling runs this client's own code (completions, inline continuations, handler
+    /// subscriptions' handlers, which may be slow): meanwhile whatever the server sent, its PONGs included, waits
+    /// unread, so the heartbeat does not count that stretch as the server's silence.
+    /// </summary>
+    public long ReaderBusySince => Volatile.Read(ref _readerBusySince);
+
+    /// <summary>When the reader loop last finished handling what it read (<see cref="Environment.TickCount64"/>), or 0.</summary>
+    public long ReaderFreeSince => Volatile.Read(ref _readerFreeSince);
+
+    /// <summary>Reader loop: something arrived, and handling it begins.</summary>
+    public void MarkReceived()
+    {
+        var now = Environment.TickCount64;
+        Volatile.Write(ref _lastReceived, now);
+        Volatile.Write(ref _readerBusySince, now);
+    }
+
+    /// <summary>Reader loop: what arrived is handled; it waits for the socket again.</summary>
+    public void MarkHandled()
+    {
+        Volatile.Write(ref _readerFreeSince, Environment.TickCount64);
+        Volatile.Write(ref _readerBusySince, 0);
+    }
 
     /// <summary>Send role only, after a send; starts the silence clock if it carried the first unanswered PING.</summary>
     public void MarkSent()
