@@ -192,11 +192,13 @@ public sealed partial class Broker
         return PublishAsync(replyTo, payload, headers: new MessageHeaders().Add("fb-correlation-id", correlation), cancellationToken: cancellationToken);
     }
 
-    /// <summary>Tells each journal not to delete what its slowest durable subscription has not committed.</summary>
     /// <summary>
     /// The oldest offset of <paramref name="topic"/> that retention must keep: the lowest committed position of an open
     /// durable subscription reading it, or the ack floor of a work-queue group on it, joined since the broker opened or
-    /// not (long.MaxValue: none). Asked by
+    /// not, or, while the topic holds an idempotent record at or after the capture point of the last
+    /// <c>producers.state</c> written, that point (a capture is then asked for: <see cref="ProducerCheckpoint.RetentionFloor"/>;
+    /// the records from the point on are what a restart after a crash rescans to know the producers the file does not
+    /// name) (long.MaxValue: none). Asked by
     /// the topic's journal at each retention pass, so that a closed subscription or an advanced group never holds
     /// retention back with a stale floor.
     /// </summary>
@@ -231,6 +233,12 @@ public sealed partial class Broker
                     floor = Math.Min(floor, dormant);
                 }
             }
+        }
+
+        if (_topics.TryGet(topic, out var state))
+        {
+            // Null while the broker opens (a journal's pass may come before the open's own capture): everything kept.
+            floor = Math.Min(floor, _producerCheckpoint?.RetentionFloor(state) ?? long.MinValue);
         }
 
         return floor;

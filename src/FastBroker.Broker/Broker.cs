@@ -62,6 +62,7 @@ public sealed partial class Broker : IAsyncDisposable
             _producerEpochs.TryPersist(_producers); // compacted (ids past the epoch retention left out), never emptied
             _producers.AttachCheckpoint(_producerCheckpoint);
             _pipeline = new Pipeline(options, _producers);
+            _producerCheckpoint.Wake = WakeJournaler;
             _metrics = new BrokerMetrics(this, options.MeterName);
             _timer = new Timer(static s => ((Broker)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
         }
@@ -318,6 +319,21 @@ public sealed partial class Broker : IAsyncDisposable
         {
             var name = topic.Name;
             journal.RetentionFloor = () => RetentionFloorOf(name);
+        }
+    }
+
+    /// <summary>
+    /// Publishes an input-ring slot that carries nothing, so that an idle journaler starts a batch and takes the
+    /// <c>producers.state</c> capture a retention pass asked for (<see cref="ProducerCheckpoint.Wake"/>). A full ring
+    /// needs none: the journaler has batches to start.
+    /// </summary>
+    private void WakeJournaler()
+    {
+        var ring = _pipeline.Ring;
+        if (Volatile.Read(ref _state) == 0 && ring.TryNext(out var sequence))
+        {
+            ring[sequence].FillWake();
+            ring.Publish(sequence);
         }
     }
 

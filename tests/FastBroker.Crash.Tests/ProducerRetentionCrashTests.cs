@@ -13,7 +13,7 @@ namespace FastBroker.Crash.Tests;
 /// </summary>
 public class ProducerRetentionCrashTests
 {
-    [Fact(Skip = "Known defect, not fixed yet (docs/broker.md, Idempotent producers: known limit): the retry is stored again at offset 5005")]
+    [Fact]
     public async Task After_a_kill_9_a_retry_of_a_producers_record_that_retention_deleted_is_not_stored_again()
     {
         Assert.True(File.Exists(BrokerCrashTests.HostPath), $"crash host not built next to the tests: {BrokerCrashTests.HostPath}");

@@ -21,6 +21,7 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
         _batchStart = -1;
         _batchTimestamp = clock.GetUtcNow().ToUnixTimeMilliseconds();
         producers.Sweep(_batchTimestamp);
+        producers.CaptureIfAsked();
     }
 
     public void OnEvent(PublishEntry entry, long sequence, bool endOfBatch)
@@ -78,6 +79,12 @@ internal struct JournalerHandler(Pipeline pipeline, Dispatcher dispatcher, Produ
         var topic = entry.Topic!;
         if (topic.Journal is { } journal)
         {
+            if (entry.ProducerId != 0)
+            {
+                // Before the append: a retention pass that sees the journal's next offset past the record sees this too.
+                Volatile.Write(ref topic.NewestProducerRecord, journal.NextOffset);
+            }
+
             entry.Offset = Append(journal, entry);
             if (topic.LastAppendBatch != _batch)
             {

@@ -49,12 +49,14 @@ internal sealed partial class ProducerCheckpoint
                 }
 
                 _lastFailure = null;
+                Written(succeeded: true);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalException)
             {
                 // A full disk, say: the previous checkpoint stays (older, so a restart refuses more retries it cannot
                 // vouch for, as without any), and publishes are refused by the journal itself. Logged once per cause.
-                var failure = $"{FileName}: cannot write it: {ex.Message}";
+                Written(succeeded: false);
+                var failure = $"{FileName}: cannot write it: {ex.Message} (retention is not held for it until a write succeeds)";
                 if (failure != _lastFailure)
                 {
                     _lastFailure = failure;
@@ -75,7 +77,7 @@ internal sealed partial class ProducerCheckpoint
         need += 4 + (24 * _epochCount) + 8 + 4;
         for (var i = 0; i < _pointCount; i++)
         {
-            need += 18 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Length);
+            need += 18 + Encoding.UTF8.GetMaxByteCount(_points[i].Topic.Name.Length);
         }
 
         if (_buffer.Length < need)
@@ -122,7 +124,7 @@ internal sealed partial class ProducerCheckpoint
         {
             BinaryPrimitives.WriteInt64LittleEndian(span[at..], _points[i].Next);
             BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], _points[i].Incarnation);
-            var n = Encoding.UTF8.GetBytes(_points[i].Topic, span[(at + 18)..]);
+            var n = Encoding.UTF8.GetBytes(_points[i].Topic.Name, span[(at + 18)..]);
             BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 16)..], (ushort)n);
             at += 18 + n;
         }

@@ -22,7 +22,9 @@ namespace FastBroker.Engine;
 /// written, within the rescan of <see cref="BrokerOptions.ProducerRecoveryRecords"/> newest records of its topic, which
 /// is at least 4 × <see cref="Interval"/> (<see cref="BrokerOptions.MinProducerRecoveryRecords"/>, enforced by
 /// <see cref="BrokerOptions.Validate"/>; 0 reads neither the rescan nor the file's entries, only its epochs). The
-/// rescan finds those, the file vouches for everything before.
+/// rescan finds those, the file vouches for everything before. So a topic's retention does not pass the capture point
+/// of the file last written while the topic holds an idempotent record at or after it, and asks for a capture then
+/// (<see cref="RetentionFloor"/>): a producer whose records retention deleted is always in the file on disk.
 /// </para>
 /// <para>
 /// Each entry is checked against the journal when it is loaded: the record at (topic, offset) must still carry that
@@ -109,7 +111,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
     private string? _lastFailure;
     private int _epochCount; // under _writeLock: how many of _epochs the file being written holds
     private readonly Func<TopicState[]>? _topics;
-    private (string Topic, long Next, ulong Incarnation)[] _points = new (string, long, ulong)[16];
+    private (TopicState Topic, long Next, ulong Incarnation)[] _points = new (TopicState, long, ulong)[16];
     private int _pointCount = -1; // how many of _points the capture holds; -1: no topics given, capture points unknown
     private readonly TimeProvider _clock;
     private long _capturedAtMs; // the stamp clock's Unix ms when the capture points were taken
@@ -146,6 +148,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
             return false;
         }
 
+        Volatile.Write(ref _asked, 0); // this capture answers every ask made so far (RetentionFloor)
         _captured = producers.Capture(ref _capture);
         CapturePoints();
         _registry = producers;
@@ -200,7 +203,7 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
                 Array.Resize(ref _points, n * 2);
             }
 
-            _points[n++] = (topic.Name, journal.NextOffset, topic.Incarnation);
+            _points[n++] = (topic, journal.NextOffset, topic.Incarnation);
         }
 
         _pointCount = n;
@@ -218,7 +221,14 @@ internal sealed partial class ProducerCheckpoint : IThreadPoolWorkItem
         }
         finally
         {
-            Volatile.Write(ref _writing, 0);
+            Interlocked.Exchange(ref _writing, 0); // a full fence: the journaler's TryCapture that failed before it is seen below
+        }
+
+        if (Volatile.Read(ref _asked) != 0)
+        {
+            // Asked while this write ran: the journaler's TryCapture found it busy, and it may be idle now (no batch
+            // to start, so no capture) while a retention pass waits for one.
+            Wake?.Invoke();
         }
     }
 }

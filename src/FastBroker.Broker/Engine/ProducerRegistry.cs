@@ -224,6 +224,19 @@ internal sealed partial class ProducerRegistry(int window, long idleMs = long.Ma
         }
     }
 
+    /// <summary>
+    /// Journaler, at each batch's start: the capture a retention pass asked for (<see cref="ProducerCheckpoint.RetentionFloor"/>:
+    /// the topic's retention waits at the capture point of the file on disk), now rather than after up to
+    /// <see cref="ProducerCheckpoint.Interval"/> more records. One volatile read per batch when none is asked.
+    /// </summary>
+    public void CaptureIfAsked()
+    {
+        if (_checkpoint is { Asked: true } checkpoint && checkpoint.TryCapture(this))
+        {
+            _sinceCapture = 0;
+        }
+    }
+
     /// <summary>One producer in a <see cref="ProducerCheckpoint"/>: its highest stored sequence and that record's place.</summary>
     /// <remarks>
     /// <paramref name="LastWrite"/>: the Unix ms of its newest write (a failed lower sequence retried later may be newer

@@ -94,6 +94,12 @@ internal sealed class PublishEntry(int bytes)
         ErrorReason = reason;
     }
 
+    /// <summary>
+    /// Marks the slot as carrying nothing: it only wakes the journaler (a capture asked for while it may be idle:
+    /// <see cref="ProducerCheckpoint.Wake"/>). Refused with no one to tell, so neither stage does anything with it.
+    /// </summary>
+    public void FillWake() => FillFailed(BrokerErrorCode.Closed, "a wake-up of the journaler", null, 0);
+
     /// <summary>Drops references once the dispatcher is done, so the slot pins nothing.</summary>
     public void Clear()
     {

@@ -79,6 +79,14 @@ internal sealed partial class TopicState : IDisposable
     public long LastAppendBatch = -1;
 
     /// <summary>
+    /// The offset of the newest idempotent record the journaler wrote to this topic's journal since the broker opened
+    /// (-1: none), stored before the record is appended (so a reader that sees the journal's next offset past it sees
+    /// it too): while it is at or after the capture point of the last <c>producers.state</c> written, retention is held
+    /// at that point (<see cref="ProducerCheckpoint.RetentionFloor"/>). Journaler writes, retention passes read.
+    /// </summary>
+    public long NewestProducerRecord = -1;
+
+    /// <summary>
     /// Messages that expired before delivery: skipped by a consumer (work-queue group or subscription) because their TTL
     /// had passed, each counted once however many consumers skip it.
     /// </summary>
