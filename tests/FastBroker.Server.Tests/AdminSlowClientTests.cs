@@ -70,21 +70,14 @@ public class AdminSlowClientTests
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         using var timeout = new CancellationTokenSource(RawConnection.ReadTimeout);
         await socket.ConnectAsync(endPoint, timeout.Token);
-        var answer = new MemoryStream();
         try
         {
             await socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, timeout.Token);
-            var buffer = new byte[4096];
-            int n;
-            while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
-            {
-                answer.Write(buffer, 0, n);
-            }
         }
         catch (SocketException)
         {
         }
 
-        return Encoding.UTF8.GetString(answer.ToArray());
+        return await ReadToEndAsync(socket);
     }
 }
