@@ -41,7 +41,9 @@ public class BackpressureTests
         // No round trip has happened (the client never reads): the accept may not have registered the session yet.
         Eventually.True(() => f.Server.Sessions.Any(), "the server registers the connection's session");
         var session = f.Server.Sessions.Single();
-        Eventually.True(() => session.WaitingForWriter, "the reader pauses while the client does not read");
+        Assert.True(
+            Eventually.TryWait(() => session.WaitingForWriter, Eventually.DefaultTimeout),
+            $"the reader did not pause within {Eventually.DefaultTimeout.TotalSeconds} s while the client does not read (server log: {string.Join(" | ", f.Log)})");
         Assert.InRange(session.QueuedReplyBytes, 0, (1 << 20) + (64 * 1024));
         Assert.False(sender.IsCompleted);
         Assert.True(f.Server.FramesIn < Pings);
@@ -126,7 +128,9 @@ public class BackpressureTests
         // No round trip has happened (the client never reads): the accept may not have registered the session yet.
         Eventually.True(() => f.Server.Sessions.Any(), "the server registers the connection's session");
         var session = f.Server.Sessions.Single();
-        Eventually.True(() => session.WaitingForWriter, "the reader pauses while the client does not read");
+        Assert.True(
+            Eventually.TryWait(() => session.WaitingForWriter, Eventually.DefaultTimeout),
+            $"the reader did not pause within {Eventually.DefaultTimeout.TotalSeconds} s while the client does not read (server log: {string.Join(" | ", f.Log)})");
         Assert.InRange(session.QueuedReplyBytes, 0, (1 << 20) + (256 * 1024));
         Assert.Empty(f.Failures);
         socket.Dispose();

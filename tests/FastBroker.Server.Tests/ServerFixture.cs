@@ -60,8 +60,10 @@ internal sealed class ServerFixture : IAsyncDisposable
             DefaultTopicOptions = TopicOptions.Default with { SegmentBytes = 4L << 20, MaxMessageBytes = 64 * 1024 },
         };
         Broker = await Broker.OpenAsync(broker is null ? brokerOptions : broker(brokerOptions));
-        // A long heartbeat: a test that keeps a connection quiet on a slow, loaded machine must not see IdleTimeout.
-        var serverOptions = ServerOptions.Default with { Port = 0, HeartbeatInterval = TimeSpan.FromMinutes(1), Log = Log.Enqueue };
+        // A long heartbeat: a test that keeps a connection quiet on a slow, loaded machine must not see IdleTimeout; and a
+        // long handshake timeout, which counts from the accept: a test's HELLO must not be timed out because the loaded
+        // machine ran the server's reader late (the tests of that timeout set their own).
+        var serverOptions = ServerOptions.Default with { Port = 0, HeartbeatInterval = TimeSpan.FromMinutes(1), HandshakeTimeout = TimeSpan.FromMinutes(1), Log = Log.Enqueue };
         try
         {
             Server = await BrokerServer.StartAsync(Broker, server is null ? serverOptions : server(serverOptions));

@@ -59,11 +59,6 @@ internal sealed partial class Session
                     }
                 }
 
-                if (_handshakeTimedOut && !_open && !_closeRequested)
-                {
-                    SetFinal(ErrorCode.IdleTimeout, $"HELLO: the handshake did not complete within {HandshakeTimeoutMs} ms of connecting (the server's handshake timeout)", 0);
-                }
-
                 if (_closeRequested || _stopRequested)
                 {
                     return;
@@ -108,6 +103,13 @@ internal sealed partial class Session
             }
 
             _server.CountIn(_framesIn - framesBefore, start - buffer.Length);
+            if (_handshakeTimedOut && !_open && !_closeRequested)
+            {
+                // Judged after parsing what had arrived: a HELLO that was waiting for this reader (a busy thread pool
+                // kept it from running) is the server's delay, not the peer's.
+                SetFinal(ErrorCode.IdleTimeout, $"HELLO: the handshake did not complete within {HandshakeTimeoutMs} ms of connecting (the server's handshake timeout)", 0);
+            }
+
             if (_closeRequested)
             {
                 return;
