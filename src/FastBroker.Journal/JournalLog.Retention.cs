@@ -129,8 +129,8 @@ public sealed partial class JournalLog
             // Out of the list first, then retired: a reader that finds it retired looks again and sees the new list.
             // Readers reading in it keep the mapping (and the unlinked file's blocks) until they park or move on.
             s.Retire();
+            Segment.TryDelete(IndexFile.PathFor(s.FilePath)); // index first: a stale one must never outlive its segment
             Segment.TryDelete(s.FilePath);
-            Segment.TryDelete(IndexFile.PathFor(s.FilePath));
         }
 
         // Parked readers (paused consumers) hold no span: their deleted segments go now, not when they read again.

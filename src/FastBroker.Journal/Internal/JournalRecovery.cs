@@ -72,6 +72,24 @@ internal sealed class JournalRecovery
         return [.. list];
     }
 
+    /// <summary>
+    /// Deletes the index files of segments that are gone: every path that deletes a segment unlinks its index first,
+    /// except that a crash between retention's two unlinks (or an operator's removal of a segment) leaves the index
+    /// alone, and nothing reads it or would ever remove it. Only names of the journal's own form are touched.
+    /// </summary>
+    private void RemoveOrphanIndexFiles()
+    {
+        foreach (var path in Directory.EnumerateFiles(_directory, "*.idx"))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (name.Length == 20 && long.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                && !File.Exists(Path.ChangeExtension(path, ".seg")))
+            {
+                Segment.TryDelete(path);
+            }
+        }
+    }
+
     private void RunCore()
     {
         foreach (var temp in Directory.EnumerateFiles(_directory, "*.tmp").Concat(Directory.EnumerateFiles(_directory, "*.prep")))
@@ -81,6 +99,7 @@ internal sealed class JournalRecovery
 
         FinishInterruptedRepair();
         _files = ListSegmentFiles(_directory);
+        RemoveOrphanIndexFiles();
         _report.SegmentCount = _files.Length;
         Scan();
         if (_deletions.Count > 0 || _cutSegment is not null)
