@@ -14,7 +14,18 @@ public sealed partial class Subscription
     internal Action<string, long>? CommitStored { get; set; }
 
     /// <summary>Saves the current positions of a durable subscription (no-op for others).</summary>
+    /// <exception cref="ObjectDisposedException">The subscription was disposed: nothing is stored (positions stay as last committed).</exception>
     public void Commit()
+    {
+        ThrowIfDisposed();
+        CommitPositions();
+    }
+
+    /// <summary>
+    /// <see cref="Commit()"/> without the disposal check, for the auto-commits of a fetch, which check it themselves
+    /// (a dispose racing one finds the position file closed: <see cref="ObjectDisposedException"/> out of that fetch).
+    /// </summary>
+    private void CommitPositions()
     {
         if (_positions is null)
         {

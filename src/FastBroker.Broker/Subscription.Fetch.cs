@@ -114,7 +114,7 @@ public sealed partial class Subscription
 
         if (autoCommit && Options.AutoCommit && read > 0 && Volatile.Read(ref _disposed) == 0)
         {
-            Commit();
+            CommitPositions();
         }
 
         return sink.Delivered;
@@ -127,7 +127,7 @@ public sealed partial class Subscription
         _nextCursor = (Array.IndexOf(cursors, cursor) + 1) % cursors.Length;
         if (autoCommit && Options.AutoCommit && Volatile.Read(ref _disposed) == 0)
         {
-            Commit();
+            CommitPositions();
         }
     }
 
@@ -219,7 +219,7 @@ public sealed partial class Subscription
                 // The loop asked for the next message: it is done with this batch (and with what the filters skipped).
                 if (Options.AutoCommit && Volatile.Read(ref _disposed) == 0)
                 {
-                    Commit();
+                    CommitPositions();
                 }
             }
         }
