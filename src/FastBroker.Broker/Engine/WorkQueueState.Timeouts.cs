@@ -65,7 +65,11 @@ internal sealed partial class WorkQueueState
 
     private int PromoteDue(long nowMs)
     {
-        var moved = 0;
+        // Everything due now goes back in offset order: one batch handed at once has one deadline, and the heaps give
+        // equal keys back in no particular order, which shuffled a crashed member's prefetch for the next member
+        // (WorkQueueRedeliveryOrderTests). A field, reused: no allocation once it has grown.
+        var due = _due;
+        due.Clear();
         while (_deadlines.TryPeek(out var key, out var deadline) && deadline <= nowMs)
         {
             _deadlines.Dequeue();
@@ -75,29 +79,49 @@ internal sealed partial class WorkQueueState
                 // Still out with the same member and the same delivery: its visibility timeout has passed.
                 _inFlight.Remove(key.Offset);
                 ReleaseCredit(f.MemberId);
-                if (f.Handed)
-                {
-                    Requeue(key.Offset, f.DeliveryCount, 0, nowMs, "visibility timeout expired");
-                }
-                else
-                {
-                    // Assigned but never fetched (the member's consumer or connection did not take it in time): nobody
-                    // saw it, so it goes to the next member without using up a delivery. Without this a slow member's
-                    // unread prefetch was dead-lettered after maxDeliveries timeouts (WorkQueueHandOverTests).
-                    Restore(key.Offset, f.DeliveryCount);
-                }
-
-                moved++;
+                due.Add(new Due(key.Offset, f.DeliveryCount, f.Handed ? DueKind.TimedOut : DueKind.NeverHanded));
             }
         }
 
-        while (_delayed.TryPeek(out var offset, out var due) && due <= nowMs)
+        while (_delayed.TryPeek(out var offset, out var dueMs) && dueMs <= nowMs)
         {
             _delayed.Dequeue();
-            _redeliver[_priorities.GetValueOrDefault(offset)].Enqueue(offset);
-            moved++;
+            due.Add(new Due(offset, 0, DueKind.DelayedNack));
         }
 
-        return moved;
+        due.Sort();
+        foreach (var d in due)
+        {
+            switch (d.Kind)
+            {
+                case DueKind.TimedOut:
+                    Requeue(d.Offset, d.DeliveryCount, 0, nowMs, "visibility timeout expired");
+                    break;
+                case DueKind.NeverHanded:
+                    // Assigned but never fetched (the member's consumer or connection did not take it in time): nobody
+                    // saw it, so it goes to the next member without using up a delivery. Without this a slow member's
+                    // unread prefetch was dead-lettered after maxDeliveries timeouts (WorkQueueHandOverTests).
+                    Restore(d.Offset, d.DeliveryCount);
+                    break;
+                default:
+                    _redeliver[_priorities.GetValueOrDefault(d.Offset)].Enqueue(d.Offset);
+                    break;
+            }
+        }
+
+        return due.Count;
+    }
+
+    private enum DueKind : byte
+    {
+        TimedOut,
+        NeverHanded,
+        DelayedNack,
+    }
+
+    /// <summary>A delivery whose visibility timeout passed, or a delayed nack that came due, in offset order.</summary>
+    private readonly record struct Due(long Offset, int DeliveryCount, DueKind Kind) : IComparable<Due>
+    {
+        public int CompareTo(Due other) => Offset.CompareTo(other.Offset);
     }
 }

@@ -34,6 +34,7 @@ internal sealed partial class WorkQueueState
     // Keyed by the assignment's sequence, not its delivery count: a delivery that went back unhanded gets its count back.
     private readonly PriorityQueue<(long Offset, long Sequence), long> _deadlines = new();
     private readonly HashSet<long> _doneAboveFloor = new();
+    private readonly List<Due> _due = new(); // PromoteDue's, reused
     private readonly Queue<DeadLetter> _deadLetters = new();
     private readonly List<Member> _members = new();
     private int _nextMemberId = 1;
