@@ -94,6 +94,7 @@ public sealed partial class BrokerClient : IAsyncDisposable
     private uint _nextSubscriptionId;
     private Task _supervisor = Task.CompletedTask;
     private int _disposed;
+    private readonly TaskCompletionSource _disposeDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private BrokerClient(BrokerClientOptions options)
     {
@@ -233,10 +234,24 @@ public sealed partial class BrokerClient : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            await _supervisor.ConfigureAwait(false);
+            // Returns once the first call has failed what was pending, not merely once the supervisor has ended (which
+            // can be before the first call has run its FailAll).
+            await _disposeDone.Task.ConfigureAwait(false);
             return;
         }
 
+        try
+        {
+            await DisposeCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _disposeDone.TrySetResult();
+        }
+    }
+
+    private async Task DisposeCoreAsync()
+    {
         Connection? connection;
         lock (_sync)
         {
