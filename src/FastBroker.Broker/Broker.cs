@@ -144,6 +144,7 @@ public sealed partial class Broker : IAsyncDisposable
                 broker.StartTimer(StandbyTimerPeriod(options.TimerResolution, replication.AckTimeout));
             }
 
+            broker.DeclareTopics();
             startFault?.Invoke(broker);
             return broker;
         }

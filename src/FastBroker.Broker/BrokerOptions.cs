@@ -21,6 +21,15 @@ public sealed record BrokerOptions
     public TopicOptions DefaultTopicOptions { get; init; } = TopicOptions.Default;
 
     /// <summary>
+    /// Topics the broker declares each time it opens (a failover pair's node: each time it opens as the primary), by
+    /// name: one that does not exist is created with its settings before the open returns, so clients never find it
+    /// missing (with <see cref="AutoCreateTopics"/> off) or auto-created with <see cref="DefaultTopicOptions"/>. One that
+    /// exists keeps the settings it was created with (they are fixed then, as <see cref="Broker.CreateTopic"/>'s); a
+    /// difference is logged to <see cref="Log"/>, not refused, so that a promotion never fails on it.
+    /// </summary>
+    public IReadOnlyDictionary<string, TopicOptions> Topics { get; init; } = new Dictionary<string, TopicOptions>();
+
+    /// <summary>
     /// Entries in the input ring: a power of two from 2 to <see cref="MaxInputRingSize"/>, with
     /// <see cref="InputRingSize"/> × <see cref="InputEntryBytes"/> at most <see cref="MaxInputRingBytes"/>. Publishers
     /// get back-pressure when it is full.
@@ -223,5 +232,17 @@ public sealed record BrokerOptions
         }
 
         DefaultTopicOptions.Validate();
+        foreach (var (name, topic) in Topics)
+        {
+            TopicName.EnsureValid(name);
+            try
+            {
+                topic.Validate();
+            }
+            catch (BrokerException e) when (e.Code == BrokerErrorCode.InvalidArgument)
+            {
+                throw new BrokerException(BrokerErrorCode.InvalidArgument, $"Topics['{name}']: {e.Message}", e);
+            }
+        }
     }
 }

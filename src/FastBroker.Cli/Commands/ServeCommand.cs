@@ -104,7 +104,8 @@ internal static partial class ServeCommand
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
         };
-        foreach (var option in producers.All)
+        var topicFlags = CreateTopicFlags();
+        foreach (var option in topicFlags.All.Concat(producers.All))
         {
             cmd.Options.Add(option);
         }
@@ -180,6 +181,15 @@ internal static partial class ServeCommand
             }
         });
         cmd.Validators.Add(result => ValidateProducerFlags(result, producers));
+        cmd.Validators.Add(result =>
+        {
+            var errors = new List<string>();
+            BuildTopics(topicFlags, o => result.GetResult(o) is { Implicit: false } r ? r.Tokens.LastOrDefault()?.Value : null, result.GetResult(topicFlags.Topics)?.Tokens.Select(t => t.Value).ToArray() ?? [], fsync: false, AckMode.Local, errors);
+            foreach (var error in errors)
+            {
+                result.AddError(error);
+            }
+        });
         cmd.SetAction(async (parse, cancellationToken) =>
         {
             var started = Stopwatch.GetTimestamp();
@@ -192,12 +202,10 @@ internal static partial class ServeCommand
                 WaitStrategy = parse.GetValue(wait),
                 VerifySealedSegmentsOnOpen = !parse.GetValue(trustSealed),
                 Log = isQuiet ? null : static line => Console.Error.WriteLine(line),
-                DefaultTopicOptions = TopicOptions.Default with
-                {
-                    Durability = parse.GetValue(fsync) ? Durability.Fsynced : Durability.Written,
-                    Acks = ParseAcks(parse.GetValue(acks)!),
-                },
             };
+            var topicErrors = new List<string>();
+            var (newTopics, declaredTopics) = BuildTopics(topicFlags, o => o is Option<string?> text ? parse.GetValue(text) : null, parse.GetValue(topicFlags.Topics) ?? [], parse.GetValue(fsync), ParseAcks(parse.GetValue(acks)!), topicErrors);
+            brokerOptions = brokerOptions with { DefaultTopicOptions = newTopics, Topics = declaredTopics };
             var serverOptions = ServerOptions.Default with
             {
                 Host = parse.GetValue(host)!,
