@@ -131,9 +131,12 @@ public sealed partial class Broker : IAsyncDisposable
             {
                 broker.Replication = replication;
                 broker._pipeline.Dispatcher.Gate = replication;
-                foreach (var t in broker._topics.SubscribeToCreations(t => t.Replication = replication))
+                // Before any reader can find a topic (a created one too): with a consumer visibility other than local,
+                // its consumers read only what the standby holds from the first read on.
+                broker._topics.Adopt = replication.Adopt;
+                foreach (var t in broker._topics.All)
                 {
-                    t.Replication = replication;
+                    replication.Adopt(t);
                 }
             }
 

@@ -370,6 +370,10 @@ public sealed partial class ReplicatedNode
                 w.WriteNumber("degraded", gate.Degraded);
                 w.WriteNumber("notReplicated", gate.TimedOut);
                 w.WriteBoolean("degradeAllowed", gate.DegradeAllowed);
+
+                // What consumers here are given: up to what the standby holds (gated), or what is durable here.
+                w.WriteString("consumerVisibility", gate.ConsumerVisibility switch { AckMode.StandbyReceived => "standby-received", AckMode.StandbyDurable => "standby-durable", _ => "local" });
+                w.WriteBoolean("consumerVisibilityGated", gate.VisibilityGated);
             }
 
             if (state.Lease is { } lease)

@@ -56,7 +56,7 @@ public sealed partial class ReplicatedNode
             // A promoted standby does not verify sealed segments again (see the caller).
             // With a witness a confirmation degrades to local only once the witness records the standby behind (so the
             // standby cannot be promoted without it); the lease says whether it already is.
-            var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal, degradeNeedsPermission: _witness is not null);
+            var gate = new ReplicationGate(_options.AckTimeout, _options.DegradeToLocal, degradeNeedsPermission: _witness is not null, _options.ConsumerVisibility);
             if (_lease is { StandbyBehind: true })
             {
                 gate.AllowDegrade();

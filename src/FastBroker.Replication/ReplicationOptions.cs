@@ -175,6 +175,18 @@ public sealed record ReplicationOptions
     public bool DegradeToLocal { get; init; }
 
     /// <summary>
+    /// What a record of a persistent topic must have reached before subscriptions and work-queue members on the primary
+    /// are given it (Kafka's high watermark), in the ack modes' terms: <see cref="AckMode.Local"/> (the default) once
+    /// durable on the primary, as on a single broker; <see cref="AckMode.StandbyReceived"/> once the standby has
+    /// acknowledged receiving it, <see cref="AckMode.StandbyDurable"/> once it has flushed it, so no consumer on the
+    /// primary acts on a record a failover can take back. Costs each delivery one replication round trip (and, for
+    /// standby-durable, the standby's flush). While no standby is attached consumers wait, as standby-mode producers do,
+    /// unless <see cref="DegradeToLocal"/>: then visibility degrades to local with the confirmations (with a
+    /// <see cref="Witness"/>, once the witness records the standby behind). Node-wide: every persistent topic alike.
+    /// </summary>
+    public AckMode ConsumerVisibility { get; init; } = AckMode.Local;
+
+    /// <summary>
     /// How long a node waits for a peer that may hold records it lacks: as a primary whose host restarted since (its
     /// page cache, and any journal tail not yet flushed, is gone; the peer may hold those records as standby-durable
     /// confirmations and would lose them to the cut when it rejoined), for a deciding peer to report its journals'
@@ -296,6 +308,11 @@ public sealed record ReplicationOptions
         if (AckTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException($"AckTimeout ({AckTimeout.TotalMilliseconds:0.###} ms) must be positive.", nameof(AckTimeout));
+        }
+
+        if (!Enum.IsDefined(ConsumerVisibility))
+        {
+            throw new ArgumentException($"ConsumerVisibility ({(int)ConsumerVisibility}) is not an ack mode (Local, StandbyReceived or StandbyDurable).", nameof(ConsumerVisibility));
         }
 
         if (AckPoll < TimeSpan.Zero || AckPoll > TimeSpan.FromSeconds(1))

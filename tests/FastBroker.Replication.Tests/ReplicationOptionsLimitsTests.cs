@@ -58,6 +58,20 @@ public class ReplicationOptionsLimitsTests
         Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
     }
 
+    /// <summary>A consumer visibility that is not an ack mode is refused by name, before anything is created.</summary>
+    [Fact]
+    public async Task A_consumer_visibility_that_is_not_an_ack_mode_is_refused_at_start()
+    {
+        using var dir = new TempDirectory("fastbroker-options-limits");
+        var options = Options(dir, null) with { ConsumerVisibility = (AckMode)7 };
+
+        var refused = await RefusedAsync(options);
+
+        Assert.Equal(nameof(ReplicationOptions.ConsumerVisibility), refused.ParamName);
+        Assert.Contains("ConsumerVisibility (7) is not an ack mode", refused.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(options.DataDirectory), "nothing is created for a node refused at start");
+    }
+
     /// <summary>
     /// The nodes wait up to one heartbeat interval at a time, and the runtime's timed waits take at most int.MaxValue ms
     /// (about 24.8 days): a primary with a longer interval threw ArgumentOutOfRangeException from its watch loop every

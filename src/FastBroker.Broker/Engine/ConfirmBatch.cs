@@ -8,6 +8,7 @@ namespace FastBroker.Engine;
 internal sealed class ConfirmBatch
 {
     private readonly List<IPublishConfirmBatchSink> _sinks = new(16);
+    private readonly List<TopicState> _visible = new(16);
 
     /// <summary>Hands one confirmation to <paramref name="sink"/>, in the batch form when it has one.</summary>
     public void Confirm(IPublishConfirmSink? sink, ulong token, long offset, bool duplicate)
@@ -32,6 +33,24 @@ internal sealed class ConfirmBatch
         }
 
         _sinks.Clear();
+
+        // Then the readers of the topics whose consumer-visible end the pass raised (after the confirmations, as the
+        // dispatcher does: a batch's confirmations leave before its readers are woken).
+        foreach (var topic in _visible)
+        {
+            topic.WakeReaders();
+        }
+
+        _visible.Clear();
+    }
+
+    /// <summary>The pass raised <paramref name="topic"/>'s <see cref="TopicState.VisibleEnd"/>: its readers are woken at <see cref="End"/>.</summary>
+    public void NoteVisible(TopicState topic)
+    {
+        if (!_visible.Contains(topic))
+        {
+            _visible.Add(topic);
+        }
     }
 
     private void Note(IPublishConfirmBatchSink sink)

@@ -1,7 +1,10 @@
 namespace FastBroker.Engine;
 
-/// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
-internal sealed class ReplicaAcks(TopicState topic)
+/// <summary>
+/// One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode), and, with a consumer
+/// visibility other than local, the topic's <see cref="TopicState.VisibleEnd"/> that follows them.
+/// </summary>
+internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null)
 {
     private readonly object _lock = new();
     private PendingQueue _received = new(64);
@@ -99,7 +102,45 @@ internal sealed class ReplicaAcks(TopicState topic)
             }
 
             UpdateHeld();
+            if (UpdateVisible())
+            {
+                batch.NoteVisible(Topic); // its readers are woken when the frame is done, after its confirmations
+            }
         }
+    }
+
+    /// <summary>
+    /// Sets the topic's consumer-visible end from the gate's state and these positions again (the standby attached or
+    /// left, degrading was allowed or withdrawn) and wakes its readers when it rose. Outside this object's lock.
+    /// </summary>
+    public void RefreshVisible()
+    {
+        bool raised;
+        lock (_lock)
+        {
+            raised = UpdateVisible();
+        }
+
+        if (raised)
+        {
+            Topic.WakeReaders();
+        }
+    }
+
+    /// <summary>
+    /// Under the lock: the topic's <see cref="TopicState.VisibleEnd"/> as the gate's consumer visibility says: the
+    /// standby's received or durable position while it gates (a standby confirms, or degrading is not allowed), no bound
+    /// while it degrades to local. True when it rose.
+    /// </summary>
+    private bool UpdateVisible()
+    {
+        if (gate is not { ConsumerVisibility: var visibility } || visibility == AckMode.Local || !Topic.Persistent)
+        {
+            return false;
+        }
+
+        var end = !gate.VisibilityGated ? long.MaxValue : visibility == AckMode.StandbyReceived ? _receivedNext : _durableNext;
+        return Topic.SetVisibleEnd(end);
     }
 
     /// <summary>
@@ -108,10 +149,17 @@ internal sealed class ReplicaAcks(TopicState topic)
     /// </summary>
     public void ResetPositions(long next, long durable)
     {
+        bool raised;
         lock (_lock)
         {
             Volatile.Write(ref _receivedNext, next);
             Volatile.Write(ref _durableNext, Math.Min(durable, next));
+            raised = UpdateVisible();
+        }
+
+        if (raised)
+        {
+            Topic.WakeReaders();
         }
     }
 

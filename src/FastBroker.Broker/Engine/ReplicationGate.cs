@@ -48,8 +48,17 @@ internal sealed partial class ReplicationGate
     /// behind, so the standby cannot be promoted without what is confirmed as local); until then confirmations wait,
     /// and <see cref="DegradeWanted"/> asks for the permission.
     /// </param>
-    public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal, bool degradeNeedsPermission = false)
+    /// <param name="consumerVisibility">
+    /// What a record must have reached before the primary's consumers are given it (<see cref="ConsumerVisibility"/>).
+    /// </param>
+    public ReplicationGate(TimeSpan ackTimeout, bool degradeToLocal, bool degradeNeedsPermission = false, AckMode consumerVisibility = AckMode.Local)
     {
+        if (!Enum.IsDefined(consumerVisibility))
+        {
+            throw new ArgumentOutOfRangeException(nameof(consumerVisibility), consumerVisibility, "not an ack mode");
+        }
+
+        ConsumerVisibility = consumerVisibility;
         AckTimeout = ackTimeout;
         DegradeToLocal = degradeToLocal;
         _degradeAllowed = degradeToLocal && !degradeNeedsPermission;
@@ -154,7 +163,7 @@ internal sealed partial class ReplicationGate
         {
             if (topic.Replica is null)
             {
-                var acks = new ReplicaAcks(topic);
+                var acks = new ReplicaAcks(topic, this);
                 if (_failure is { } failure)
                 {
                     acks.FailAll(failure.Code, failure.Reason); // created after FailAll: it holds nothing either
@@ -206,6 +215,7 @@ internal sealed partial class ReplicationGate
     public void SetStandbyAttached(bool attached)
     {
         _standbyAttached = attached;
+        RefreshVisibility();
         if (!attached && DegradeToLocal)
         {
             if (_degradeAllowed)
@@ -235,6 +245,7 @@ internal sealed partial class ReplicationGate
             _degradeAllowed = true;
         }
 
+        RefreshVisibility();
         if (!_standbyAttached)
         {
             ReleaseAllDegraded();
@@ -256,8 +267,10 @@ internal sealed partial class ReplicationGate
             }
 
             _degradeAllowed = false;
-            return true;
         }
+
+        RefreshVisibility();
+        return true;
     }
 
     /// <summary>Counts one confirmation as degraded if degrading is allowed and no standby is attached.</summary>

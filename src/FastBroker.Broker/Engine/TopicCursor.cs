@@ -158,7 +158,11 @@ internal sealed class TopicCursor : IDisposable
     {
         var n = 0;
         var topic = Topic;
-        while (n < max && TryReadChecked(reader, out var record))
+
+        // On the primary of a pair whose consumers see only what the standby holds: up to that bound (read once: a raise
+        // after this read wakes the consumer again).
+        var visible = topic.VisibleEnd;
+        while (n < max && reader.NextOffset < visible && TryReadChecked(reader, out var record))
         {
             if (reader.Skipped != _skippedReported)
             {

@@ -45,6 +45,12 @@ internal sealed partial class TopicRegistry : IDisposable
     /// <summary>Tests: told each topic this registry opens (at its open or creation), once its journal is open.</summary>
     internal Action<TopicState>? TopicOpened { get; set; }
 
+    /// <summary>
+    /// Called (under the creation lock) with each topic created after it is set, before the topic is listed: what must
+    /// hold before any publisher or reader can find it (a failover pair's <see cref="ReplicationGate.Adopt"/>).
+    /// </summary>
+    public Action<TopicState>? Adopt { get; set; }
+
     /// <summary>Journal recovery reports of topics opened at start (only those that dropped something).</summary>
     public List<(string Topic, RecoveryReport Report)> Recoveries { get; } = [];
 
@@ -201,6 +207,7 @@ internal sealed partial class TopicRegistry : IDisposable
                 throw CreationFailed(name, dir, e);
             }
 
+            Adopt?.Invoke(topic);
             Put(name, topic);
             _created?.Invoke(topic);
             return topic;

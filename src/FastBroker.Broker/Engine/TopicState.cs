@@ -126,10 +126,26 @@ internal sealed partial class TopicState : IDisposable
     public void RemoveInline(InlineDelivery delivery) => Remove(ref _inline, delivery);
 
     /// <summary>
-    /// Wakes every reader and runs the inline subscriptions (dispatcher thread once per batch per topic, or the
-    /// durability notifier for fsynced topics; allocation-free).
+    /// New records are readable (dispatcher thread once per batch per topic, or the durability notifier for fsynced
+    /// topics; allocation-free): wakes every reader and runs the inline subscriptions, unless the topic's
+    /// <see cref="VisibleEnd"/> keeps the new records from them (the raise of the bound wakes them then), and tells the
+    /// replicator of a failover pair.
     /// </summary>
     public void WakeListeners()
+    {
+        if (NewRecordsVisible())
+        {
+            WakeReaders();
+        }
+
+        Replication?.RecordsReadable(this);
+    }
+
+    /// <summary>
+    /// Wakes every reader and runs the inline subscriptions, on the calling thread (allocation-free): what
+    /// <see cref="WakeListeners"/> does for readers, and what a raise of <see cref="VisibleEnd"/> does.
+    /// </summary>
+    public void WakeReaders()
     {
         var listeners = Volatile.Read(ref _listeners);
         for (var i = 0; i < listeners.Length; i++)
@@ -142,8 +158,6 @@ internal sealed partial class TopicState : IDisposable
         {
             inline[i].Deliver();
         }
-
-        Replication?.RecordsReadable(this);
     }
 
     /// <summary>

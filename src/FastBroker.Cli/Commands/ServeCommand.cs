@@ -41,6 +41,7 @@ internal static partial class ServeCommand
         var witness = new Option<string?>("--witness") { Description = "Witness endpoint, host:port as for --peer (a host name is resolved again at every connect): enables automatic promotion. Without it only 'fastbroker promote' promotes." };
         var role = new Option<string>("--role") { Description = "Without a witness: the role a node with no history starts in (primary|standby).", DefaultValueFactory = _ => "standby" };
         var acks = new Option<string>("--acks") { Description = "Ack mode of new topics on a pair: local | standby-received | standby-durable.", DefaultValueFactory = _ => "local" };
+        var consumerVisibility = new Option<string>("--consumer-visibility") { Description = "Pair primary: what a record must have reached before its subscribers and work-queue members are given it: local (durable here, the default) | standby-received | standby-durable (held by the standby: no consumer acts on a record a failover takes back; one replication round trip more per delivery). While no standby is attached consumers wait, unless --degrade-to-local.", DefaultValueFactory = _ => "local" };
         var ackTimeout = new Option<int>("--ack-timeout-ms") { Description = "How long a standby-mode confirmation waits for the standby before failing with NotReplicated.", DefaultValueFactory = _ => 5000 };
         var degrade = new Option<bool>("--degrade-to-local") { Description = "While no standby is attached, confirm standby-mode publishes as local instead of waiting. With --witness the witness first records the standby behind and promotes no other node until it has caught up ('fastbroker promote --force' overrides)." };
         var heartbeatTimeout = new Option<int>("--heartbeat-timeout-ms") { Description = "Standby: silence after which the primary counts as gone.", DefaultValueFactory = _ => DefaultHeartbeatTimeoutMs };
@@ -53,6 +54,7 @@ internal static partial class ServeCommand
         var producers = CreateProducerFlags();
 
         acks.AcceptOnlyFromAmong("local", "standby-received", "standby-durable");
+        consumerVisibility.AcceptOnlyFromAmong("local", "standby-received", "standby-durable");
         role.AcceptOnlyFromAmong("primary", "standby");
         OptionRules.Port(port, 0);
         OptionRules.Port(adminPort, -1);
@@ -102,7 +104,7 @@ internal static partial class ServeCommand
         var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
-            peer, replicationPort, nodeId, witness, role, acks, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
+            peer, replicationPort, nodeId, witness, role, acks, consumerVisibility, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
         };
         var topicFlags = CreateTopicFlags();
         foreach (var option in topicFlags.All.Concat(producers.All))
@@ -242,6 +244,7 @@ internal static partial class ServeCommand
                     InitialRole = parse.GetValue(role) == "primary" ? Replication.NodeRole.Primary : Replication.NodeRole.Standby,
                     AckTimeout = TimeSpan.FromMilliseconds(parse.GetValue(ackTimeout)),
                     DegradeToLocal = parse.GetValue(degrade),
+                    ConsumerVisibility = ParseAcks(parse.GetValue(consumerVisibility)!),
                     HeartbeatTimeout = TimeSpan.FromMilliseconds(parse.GetValue(heartbeatTimeout)),
                     ConnectTimeout = parse.GetValue(connectTimeout) is { } connectMs ? TimeSpan.FromMilliseconds(connectMs) : null,
                     WitnessCallTimeout = parse.GetValue(witnessTimeout) is { } witnessMs ? TimeSpan.FromMilliseconds(witnessMs) : null,

@@ -201,7 +201,7 @@ public class CliUsageTests
     /// A <c>serve</c> or <c>witness</c> option value the server refuses (<c>--max-connections 0</c>, an empty or blank
     /// <c>--host</c> or <c>--data</c>, a <c>--tls-cert</c> file that does not exist, an empty, too long or badly
     /// patterned <c>--token</c>, a pair's negative <c>--ack-timeout-ms</c> or <c>--peer-wait-ms</c>,
-    /// <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--standby-check-silence-ms</c> not above the
+    /// <c>--heartbeat-timeout-ms 0</c>, <c>--ack-poll-us -1</c>, a <c>--consumer-visibility</c> that is not an ack mode, a <c>--standby-check-silence-ms</c> not above the
     /// heartbeat interval, a <c>--node-id</c> a node cannot have, a <c>--peer</c> or <c>--witness</c> that is not
     /// host:port with an IP address or a host name, a <c>--connect-timeout-ms</c> or <c>--witness-timeout-ms</c> out of
     /// its range) is a usage error, exit 64, whose reason names the flag, the value and the rule,
@@ -230,6 +230,7 @@ public class CliUsageTests
             ([.. pair, "--heartbeat-timeout-ms", "0"], "--heartbeat-timeout-ms 0: expected more than 100 (the primary sends a heartbeat every 100 ms)"),
             ([.. pair, "--ack-poll-us", "-1"], "--ack-poll-us -1: expected 0 to 1000000 (1 s)"),
             ([.. pair, "--ack-poll-us", "1000001"], "--ack-poll-us 1000001: expected 0 to 1000000 (1 s)"),
+            ([.. pair, "--consumer-visibility", "standby"], "Argument 'standby' not recognized. Must be one of:"),
             ([.. pair, "--standby-check-silence-ms", "100"], "--standby-check-silence-ms 100: expected more than 100 (the primary sends a heartbeat every 100 ms)"),
             ([.. serve, "--peer", "nowhere", "--replication-port", "0"], "--peer 'nowhere': expected host:port (port 1 to 65535)"),
             ([.. pair, "--witness", "127.0.0.1"], "--witness '127.0.0.1': expected host:port (port 1 to 65535)"),

@@ -44,6 +44,10 @@ public sealed class ReplicationAllocationTests(ITestOutputHelper output)
     /// Publish through a client connection to the primary's server (its confirmations then go out from the thread that
     /// reads the ACK, a non-blocking send to the connection) instead of claims on the broker with a counting sink.
     /// </param>
+    /// <param name="visibility">
+    /// <see cref="FastBroker.Replication.ReplicationOptions.ConsumerVisibility"/>: with a standby mode the inline subscriber
+    /// is run by the thread that reads the ACK raising the topic's visible end (its wake-up of the readers measured there).
+    /// </param>
     [Theory]
     [InlineData(AckMode.Local, 0, false)]
     [InlineData(AckMode.StandbyReceived, 0, false)]
@@ -52,7 +56,9 @@ public sealed class ReplicationAllocationTests(ITestOutputHelper output)
     [InlineData(AckMode.StandbyReceived, 0, true)]
     [InlineData(AckMode.StandbyReceived, 1000, true)]
     [InlineData(AckMode.StandbyDurable, 0, true)]
-    public async Task Replication_threads_allocate_nothing_per_message_in_steady_state(AckMode mode, int ackPollMs, bool overTcp)
+    [InlineData(AckMode.Local, 0, false, AckMode.StandbyReceived)]
+    [InlineData(AckMode.StandbyDurable, 0, true, AckMode.StandbyDurable)]
+    public async Task Replication_threads_allocate_nothing_per_message_in_steady_state(AckMode mode, int ackPollMs, bool overTcp, AckMode visibility = AckMode.Local)
     {
         using var dir = new TempDirectory();
         var brokerOptions = BrokerOptions.Default with
@@ -73,6 +79,7 @@ public sealed class ReplicationAllocationTests(ITestOutputHelper output)
             HeartbeatTimeout = TimeSpan.FromSeconds(240),
             AckTimeout = TimeSpan.FromSeconds(60),
             AckPoll = TimeSpan.FromMilliseconds(ackPollMs),
+            ConsumerVisibility = visibility,
 
             // With polling on, the ack reader leaves arrived frames to the journaler for a while (a test-only hook):
             // otherwise scheduling alone decides which of them reads each ACK, and the poll may never be measured.
@@ -111,7 +118,7 @@ public sealed class ReplicationAllocationTests(ITestOutputHelper output)
         Assert.Equal(0, Volatile.Read(ref sink.Failed));
         Assert.Same(link, a.Replicator.Link); // one link throughout: its threads are those measured
         var report = meter.Report();
-        output.WriteLine($"{mode}, ack poll {ackPollMs} ms, {(overTcp ? "over TCP" : "in process")}: {report}");
+        output.WriteLine($"{mode}, ack poll {ackPollMs} ms, {(overTcp ? "over TCP" : "in process")}, consumer visibility {visibility}: {report}");
         Assert.Null(inline.Fault);
         var expected = new List<int>
         {
