@@ -89,10 +89,20 @@ internal sealed partial class Session
                 break;
         }
 
+        string? durableName = null;
+        if (!frame.DurableName.IsEmpty)
+        {
+            durableName = ScopedName(id, "SUBSCRIBE", "durable", Encoding.UTF8.GetString(frame.DurableName));
+            if (durableName is null)
+            {
+                return;
+            }
+        }
+
         var options = new SubscriptionOptions
         {
             Start = start,
-            DurableName = frame.DurableName.IsEmpty ? null : Encoding.UTF8.GetString(frame.DurableName),
+            DurableName = durableName,
             HeaderFilters = filters,
         };
         if (options.DurableName is { } durable)
