@@ -1,11 +1,12 @@
 using System.Text;
 using FastBroker.Protocol;
+using FastBroker.Server;
 
 namespace FastBroker.ServerTests;
 
 /// <summary>
 /// Access tokens separate tenants' durable subscription names and work-queue group names (docs/server.md,
-/// "Authentication and access control").
+/// "Authentication and access control"), and a token creates a topic through JOIN_GROUP only if it may publish to it.
 /// </summary>
 public class TokenNameScopeTests
 {
@@ -85,5 +86,32 @@ public class TokenNameScopeTests
         await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 3, 3, Encoding.UTF8.GetBytes(new string('g', 200)), "shared.jobs"u8, 10));
         var joined = (await a.ReadUntilAsync(x => x.RequestId == 3))[^1];
         Assert.True(joined.Type == FrameType.Ok, joined.ToString());
+    }
+
+    [Fact]
+    public async Task A_token_that_may_not_publish_to_a_topic_cannot_create_it_by_joining_a_group()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with
+        {
+            Tokens =
+            [
+                new AccessToken("reader", PublishPatterns: [], SubscribePatterns: [">"]),
+                new AccessToken("writer", PublishPatterns: ["new.>"], SubscribePatterns: ["new.>"]),
+            ],
+        });
+        f.Broker.CreateTopic("old.jobs");
+        await using var reader = await f.ConnectAsync(token: "reader");
+        await reader.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "new.jobs"u8, 10));
+        var refused = (await reader.ReadUntilAsync(x => x.RequestId == 1))[^1];
+        Assert.Equal(ErrorCode.Forbidden, refused.ErrorCode);
+        Assert.False(f.Broker.TopicExists("new.jobs"));
+
+        await reader.SendAsync(w => FrameWriter.WriteJoinGroup(w, 2, 2, "g"u8, "old.jobs"u8, 10));
+        Assert.Equal(FrameType.Ok, (await reader.ReadUntilAsync(x => x.RequestId == 2))[^1].Type);
+
+        await using var writer = await f.ConnectAsync(token: "writer");
+        await writer.SendAsync(w => FrameWriter.WriteJoinGroup(w, 1, 1, "g"u8, "new.jobs"u8, 10));
+        Assert.Equal(FrameType.Ok, (await writer.ReadUntilAsync(x => x.RequestId == 1))[^1].Type);
+        Assert.True(f.Broker.TopicExists("new.jobs"));
     }
 }

@@ -27,6 +27,13 @@ internal sealed partial class Session
             return;
         }
 
+        // Joining creates a topic that does not exist (auto-creation): that is a write, allowed only where publishing is.
+        if (!_policy.PublishUnrestricted && _broker.Options.AutoCreateTopics && !_policy.CanPublish(frame.Topic) && !_broker.TopicExists(topic))
+        {
+            SendError(id, ErrorCode.Forbidden, $"JOIN_GROUP: topic '{topic}' does not exist, and this token may not create it (it may not publish to it)");
+            return;
+        }
+
         if (ScopedName(id, "JOIN_GROUP", "group", group) is not { } scopedGroup)
         {
             return;
