@@ -114,4 +114,24 @@ public class TokenNameScopeTests
         Assert.Equal(FrameType.Ok, (await writer.ReadUntilAsync(x => x.RequestId == 1))[^1].Type);
         Assert.True(f.Broker.TopicExists("new.jobs"));
     }
+
+    [Fact]
+    public async Task A_token_that_may_not_publish_to_a_topic_cannot_create_it_by_subscribing_to_it()
+    {
+        await using var f = await ServerFixture.StartAsync(o => o with { Tokens = [new AccessToken("reader", PublishPatterns: [], SubscribePatterns: [">"])] });
+        f.Broker.CreateTopic("old.feed");
+        await using var reader = await f.ConnectAsync(token: "reader");
+        await reader.SubscribeAsync(1, 1, "new.feed", 10);
+        var refused = (await reader.ReadUntilAsync(x => x.RequestId == 1))[^1];
+        Assert.Equal(ErrorCode.Forbidden, refused.ErrorCode);
+        Assert.False(f.Broker.TopicExists("new.feed"));
+
+        // An existing topic, a pattern (it creates nothing) and a request-reply inbox stay allowed.
+        await reader.SubscribeAsync(2, 2, "old.feed", 10);
+        await reader.SubscribeAsync(3, 3, "new.*", 10);
+        await reader.SubscribeAsync(4, 4, "_inbox.0123456789abcdef", 10);
+        var answers = (await reader.ReadUntilAsync(x => x.RequestId == 4)).Where(x => x.RequestId is 2 or 3 or 4).ToList();
+        Assert.All(answers, x => Assert.True(x.Type == FrameType.Ok, x.ToString()));
+        Assert.Equal(3, answers.Count);
+    }
 }

@@ -27,8 +27,7 @@ internal sealed partial class Session
             return;
         }
 
-        // Joining creates a topic that does not exist (auto-creation): that is a write, allowed only where publishing is.
-        if (!_policy.PublishUnrestricted && _broker.Options.AutoCreateTopics && !_policy.CanPublish(frame.Topic) && !_broker.TopicExists(topic))
+        if (CreationForbidden(frame.Topic, topic))
         {
             SendError(id, ErrorCode.Forbidden, $"JOIN_GROUP: topic '{topic}' does not exist, and this token may not create it (it may not publish to it)");
             return;
@@ -112,6 +111,17 @@ internal sealed partial class Session
             SendError(header.RequestId, ErrorCode.UnknownDelivery, $"NACK: delivery {tag} is not outstanding (already acked, redelivered or unknown)", subscriptionId: frame.SubscriptionId);
         }
     }
+
+    /// <summary>
+    /// True when using <paramref name="topic"/> (a concrete, valid name) would create it — the broker auto-creates a topic
+    /// a JOIN_GROUP or a SUBSCRIBE names — and this token may not publish to it: creating a topic is a write. Request-reply
+    /// inboxes (<c>_inbox.</c>, <c>_reply.</c>), which the broker creates for their readers whatever its settings, are not
+    /// refused.
+    /// </summary>
+    private bool CreationForbidden(ReadOnlySpan<byte> topicUtf8, string topic) =>
+        !_policy.PublishUnrestricted && _broker.Options.AutoCreateTopics
+        && !topic.StartsWith("_inbox.", StringComparison.Ordinal) && !topic.StartsWith("_reply.", StringComparison.Ordinal)
+        && !_policy.CanPublish(topicUtf8) && !_broker.TopicExists(topic);
 
     /// <summary>
     /// The broker's name for a durable subscription or group the client calls <paramref name="name"/>: the same without
