@@ -11,4 +11,9 @@ namespace FastBroker.Server;
 /// Topics this token may read (SUBSCRIBE patterns and JOIN_GROUP topics); a subscription pattern is allowed when every
 /// topic it can match is covered by one of these. Null = all.
 /// </param>
-public sealed record AccessToken(string Token, IReadOnlyList<string>? PublishPatterns = null, IReadOnlyList<string>? SubscribePatterns = null);
+/// <param name="Tenant">
+/// Whose producer ids, durable subscription names and work-queue group names this token uses: tokens of one tenant share
+/// them (give the old and the new token of a rotation the same tenant), tokens of different tenants never see each
+/// other's. Null: the token is its own tenant (scoped by its secret, so a new secret starts with new names).
+/// </param>
+public sealed record AccessToken(string Token, IReadOnlyList<string>? PublishPatterns = null, IReadOnlyList<string>? SubscribePatterns = null, string? Tenant = null);

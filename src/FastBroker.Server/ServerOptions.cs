@@ -172,6 +172,11 @@ public sealed record ServerOptions
                 Fail("an access token is at most 65535 bytes of UTF-8");
             }
 
+            if (token.Tenant is "")
+            {
+                Fail("an access token's tenant must not be empty (null: the token is its own tenant)");
+            }
+
             foreach (var p in (token.PublishPatterns ?? []).Concat(token.SubscribePatterns ?? []))
             {
                 if (!TopicPattern.TryParse(p, out _, out var reason))

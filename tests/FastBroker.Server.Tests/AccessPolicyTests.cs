@@ -38,4 +38,22 @@ public class AccessPolicyTests
         Assert.True(a.CanPublish("not..valid"u8)); // left to the broker: InvalidName is the better answer
         Assert.True(AccessPolicy.Authenticate(tokens, "b"u8)!.PublishUnrestricted);
     }
+
+    [Fact]
+    public void Tokens_of_one_tenant_share_producer_ids_and_names_and_other_tokens_do_not()
+    {
+        var tokens = AccessPolicy.Build(
+        [
+            new AccessToken("old", Tenant: "acme"), new AccessToken("new", Tenant: "acme"), new AccessToken("other"), new AccessToken("other2"),
+        ]);
+        var (old, rotated, other, other2) = (tokens[0].Policy.Scope!, tokens[1].Policy.Scope!, tokens[2].Policy.Scope!, tokens[3].Policy.Scope!);
+        Assert.Equal(old.ProducerId(7), rotated.ProducerId(7));
+        Assert.Equal(old.Prefix, rotated.Prefix);
+        Assert.NotEqual(old.ProducerId(7), other.ProducerId(7));
+        Assert.NotEqual(other.ProducerId(7), other2.ProducerId(7));
+        Assert.NotEqual(other.ProducerId(7), other.ProducerId(other.ProducerId(7))); // an id read in fb-producer is no way in
+        Assert.NotEqual(old.Prefix, other.Prefix);
+        Assert.Matches("^_t[0-9a-f]{16}\\.$", old.Prefix);
+        Assert.Null(AccessPolicy.AllowAll.Scope);
+    }
 }

@@ -13,7 +13,11 @@ internal sealed class AccessPolicy
     {
         _publish = token?.PublishPatterns is { } p ? [.. p.Select(TopicPattern.Parse)] : null;
         _subscribe = token?.SubscribePatterns is { } s ? [.. s.Select(x => x.Split('.'))] : null;
+        Scope = token is null ? null : TenantScope.For(token);
     }
+
+    /// <summary>The token's scope of producer ids and names; null without tokens (the client's own ids and names).</summary>
+    public TenantScope? Scope { get; }
 
     /// <summary>No token configured: everything is allowed.</summary>
     public static AccessPolicy AllowAll { get; } = new(null);

@@ -27,6 +27,19 @@ internal sealed partial class Session
             return;
         }
 
+        if (CreationForbidden(frame.Topic, topic))
+        {
+            SendError(id, ErrorCode.Forbidden, $"JOIN_GROUP: topic '{topic}' does not exist, and this token may not create it (it may not publish to it)");
+            return;
+        }
+
+        if (ScopedName(id, "JOIN_GROUP", "group", group) is not { } scopedGroup)
+        {
+            return;
+        }
+
+        group = scopedGroup;
+
         var defaults = GroupOptions.Default;
         var prefetch = (int)Math.Min(frame.Prefetch, int.MaxValue);
         var options = defaults with
@@ -97,6 +110,43 @@ internal sealed partial class Session
         {
             SendError(header.RequestId, ErrorCode.UnknownDelivery, $"NACK: delivery {tag} is not outstanding (already acked, redelivered or unknown)", subscriptionId: frame.SubscriptionId);
         }
+    }
+
+    /// <summary>
+    /// True when using <paramref name="topic"/> (a concrete, valid name) would create it — the broker auto-creates a topic
+    /// a JOIN_GROUP or a SUBSCRIBE names — and this token may not publish to it: creating a topic is a write. Request-reply
+    /// inboxes (<c>_inbox.</c>, <c>_reply.</c>), which the broker creates for their readers whatever its settings, are not
+    /// refused.
+    /// </summary>
+    private bool CreationForbidden(ReadOnlySpan<byte> topicUtf8, string topic) =>
+        !_policy.PublishUnrestricted && _broker.Options.AutoCreateTopics
+        && !topic.StartsWith("_inbox.", StringComparison.Ordinal) && !topic.StartsWith("_reply.", StringComparison.Ordinal)
+        && !_policy.CanPublish(topicUtf8) && !_broker.TopicExists(topic);
+
+    /// <summary>
+    /// The broker's name for a durable subscription or group the client calls <paramref name="name"/>: the same without
+    /// tokens, else prefixed with the token's scope (<see cref="TenantScope"/>), so tokens of other tenants neither take
+    /// it over nor join it. Null (the ERROR sent) when the name is too long to take the prefix.
+    /// </summary>
+    private string? ScopedName(ulong requestId, string frame, string what, string name)
+    {
+        if (_policy.Scope is not { } scope)
+        {
+            return name;
+        }
+
+        if (scope.Name(name, out var tooLong) is { } scoped)
+        {
+            return scoped;
+        }
+
+        if (tooLong)
+        {
+            SendError(requestId, ErrorCode.InvalidName, $"{frame}: a {what} name is at most {scope.MaxNameLength} characters on a connection with an access token (the server prefixes it with the token's scope, {scope.Prefix.Length} characters; the broker's limit is {TopicName.MaxLength}), got {name.Length}");
+            return null;
+        }
+
+        return name; // not a valid name: the broker refuses it in its own words
     }
 
     private static bool TryAck(WorkQueueMember member, DeliveryTag tag)

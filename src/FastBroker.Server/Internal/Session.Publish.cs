@@ -27,6 +27,10 @@ internal sealed partial class Session
     private ulong _boundEpoch;
     private Dictionary<ulong, ulong>? _moreBound;
     private readonly object _bindGate = new();
+
+    // The last client producer id mapped to the token's scope, and the broker's id for it (reader thread).
+    private ulong _scopedClientId;
+    private ulong _scopedProducerId;
     private int _bindsPending;
 
     internal void OnPublish(in FrameHeader header, in PublishFrame frame)
@@ -55,7 +59,8 @@ internal sealed partial class Session
         Interlocked.Increment(ref _pendingConfirms);
         try
         {
-            var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.ProducerSequence, EpochOf(frame.ProducerId));
+            var producerId = ScopedProducerId(frame.ProducerId);
+            var parameters = new PublishParameters(frame.TtlMs, (PublishDurability)frame.Durability, producerId, producerId == 0 ? 0 : frame.ProducerSequence, EpochOf(producerId));
             Add(ref claim, frame.Topic, frame.Key, frame.Headers.Entries, frame.Payload, parameters, sink, header.RequestId);
             claim.Commit();
         }
@@ -111,7 +116,8 @@ internal sealed partial class Session
             Interlocked.Add(ref _pendingConfirms, n);
             try
             {
-                var epoch = EpochOf(frame.ProducerId);
+                var producerId = ScopedProducerId(frame.ProducerId);
+                var epoch = EpochOf(producerId);
                 for (var k = 0; k < n; k++)
                 {
                     entries.MoveNext();
@@ -124,7 +130,7 @@ internal sealed partial class Session
                         continue;
                     }
 
-                    var parameters = new PublishParameters(entry.TtlMs, durability, frame.ProducerId, frame.ProducerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
+                    var parameters = new PublishParameters(entry.TtlMs, durability, producerId, producerId == 0 ? 0 : frame.FirstProducerSequence + i, epoch);
                     Add(ref claim, entry.Topic, entry.Key, entry.Headers.Entries, entry.Payload, parameters, sink, header.RequestId + i);
                 }
 
@@ -160,6 +166,7 @@ internal sealed partial class Session
             return;
         }
 
+        producerId = ScopedProducerId(producerId);
         if (epoch is not { } asked)
         {
             _options.TestHook?.Invoke("init-producer", Id);
@@ -223,6 +230,27 @@ internal sealed partial class Session
         {
             Interlocked.Decrement(ref _bindsPending); // after the binding: a reader that reads 0 sees it
         }
+    }
+
+    /// <summary>
+    /// The broker's producer id for the client's <paramref name="clientId"/>: the same without tokens, else the token's
+    /// scope's (<see cref="TenantScope.ProducerId"/>), so a token cannot publish in, or fence, another token's window.
+    /// A client has one producer id as a rule: the last one mapped is kept, so the hash is computed once per id, not
+    /// per message (reader thread).
+    /// </summary>
+    private ulong ScopedProducerId(ulong clientId)
+    {
+        if (clientId == 0 || _policy.Scope is not { } scope)
+        {
+            return clientId;
+        }
+
+        if (clientId != _scopedClientId)
+        {
+            (_scopedClientId, _scopedProducerId) = (clientId, scope.ProducerId(clientId));
+        }
+
+        return _scopedProducerId;
     }
 
     private void Bind(ulong producerId, ulong epoch)

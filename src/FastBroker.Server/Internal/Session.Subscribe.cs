@@ -23,7 +23,7 @@ internal sealed partial class Session
         }
 
         var pattern = Encoding.UTF8.GetString(frame.Pattern);
-        if (!TopicPattern.TryParse(pattern, out _, out var why))
+        if (!TopicPattern.TryParse(pattern, out var parsed, out var why))
         {
             SendError(id, ErrorCode.InvalidName, $"SUBSCRIBE: invalid topic pattern '{ClientText.Quote(pattern)}': {why}");
             return;
@@ -32,6 +32,12 @@ internal sealed partial class Session
         if (!_policy.CanSubscribe(pattern))
         {
             SendError(id, ErrorCode.Forbidden, $"SUBSCRIBE: this token may not read '{pattern}'");
+            return;
+        }
+
+        if (!parsed.HasWildcards && CreationForbidden(frame.Pattern, pattern))
+        {
+            SendError(id, ErrorCode.Forbidden, $"SUBSCRIBE: topic '{pattern}' does not exist, and this token may not create it (it may not publish to it)");
             return;
         }
 
@@ -89,10 +95,20 @@ internal sealed partial class Session
                 break;
         }
 
+        string? durableName = null;
+        if (!frame.DurableName.IsEmpty)
+        {
+            durableName = ScopedName(id, "SUBSCRIBE", "durable", Encoding.UTF8.GetString(frame.DurableName));
+            if (durableName is null)
+            {
+                return;
+            }
+        }
+
         var options = new SubscriptionOptions
         {
             Start = start,
-            DurableName = frame.DurableName.IsEmpty ? null : Encoding.UTF8.GetString(frame.DurableName),
+            DurableName = durableName,
             HeaderFilters = filters,
         };
         if (options.DurableName is { } durable)
