@@ -1,7 +1,11 @@
 namespace FastBroker.Engine;
 
-/// <summary>One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode).</summary>
-internal sealed class ReplicaAcks(TopicState topic)
+/// <summary>
+/// One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode). What an ACK or a
+/// degrade releases is released only while <paramref name="gate"/> may confirm (<see cref="ReplicationGate.MayConfirm"/>,
+/// read once per release): a lease that ran out while the confirmations waited withholds them instead.
+/// </summary>
+internal sealed class ReplicaAcks(TopicState topic, ReplicationGate gate)
 {
     private readonly object _lock = new();
     private PendingQueue _received = new(64);
@@ -86,16 +90,26 @@ internal sealed class ReplicaAcks(TopicState topic)
                 Volatile.Write(ref _durableNext, durableNext);
             }
 
-            while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+            var due = (_received.TryPeek(out var r) && r.Confirmation.Offset < _receivedNext) || (_durable.TryPeek(out var d) && d.Confirmation.Offset < _durableNext);
+            if (due && !gate.MayConfirm)
             {
-                _received.Dequeue();
-                h.Confirmation.Confirm(batch);
+                // Deposed while they waited for this ACK (the lease ran out, or a newer primary exists): withheld.
+                Withhold(ref _received, _receivedNext);
+                Withhold(ref _durable, _durableNext);
             }
-
-            while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+            else if (due)
             {
-                _durable.Dequeue();
-                h.Confirmation.Confirm(batch);
+                while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+                {
+                    _received.Dequeue();
+                    h.Confirmation.Confirm(batch);
+                }
+
+                while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+                {
+                    _durable.Dequeue();
+                    h.Confirmation.Confirm(batch);
+                }
             }
 
             UpdateHeld();
@@ -115,11 +129,23 @@ internal sealed class ReplicaAcks(TopicState topic)
         }
     }
 
+    /// <summary>
+    /// Confirms every held confirmation (degraded to local) and returns how many; withholds them instead, and returns 0,
+    /// once the gate may no longer confirm.
+    /// </summary>
     public int ReleaseAll()
     {
         lock (_lock)
         {
             var n = _received.Count + _durable.Count;
+            if (n > 0 && !gate.MayConfirm)
+            {
+                Withhold(ref _received, long.MaxValue);
+                Withhold(ref _durable, long.MaxValue);
+                UpdateHeld();
+                return 0;
+            }
+
             while (_received.TryPeek(out var h))
             {
                 _received.Dequeue();
@@ -176,6 +202,16 @@ internal sealed class ReplicaAcks(TopicState topic)
     {
         _durableHeld = _durable.Count;
         _held = _received.Count + _durable.Count;
+    }
+
+    /// <summary>Hands the gate every confirmation of <paramref name="queue"/> below <paramref name="below"/> to withhold.</summary>
+    private void Withhold(ref PendingQueue queue, long below)
+    {
+        while (queue.TryPeek(out var h) && h.Confirmation.Offset < below)
+        {
+            queue.Dequeue();
+            gate.Withhold(h.Confirmation);
+        }
     }
 
     private int Fail(ref PendingQueue queue, long deadline, TimeSpan timeout, string mode)
