@@ -49,7 +49,12 @@ public sealed partial class Broker
     /// process's messages and confirmed as duplicates without being stored. Thread-safe; publishes still in the
     /// input ring when it is asked are not counted.
     /// </summary>
-    public ulong NextProducerSequence(ulong producerId) => _producers.NextSequence(producerId);
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.NotPrimary"/>: the broker is a deposed primary of a failover pair (its witness lease ran out, or a newer primary exists): its answer (the protocol's INIT_PRODUCER without an epoch) could count records the new primary lacks.</exception>
+    public ulong NextProducerSequence(ulong producerId)
+    {
+        ThrowIfDeposed(producerId, "no sequence given");
+        return _producers.NextSequence(producerId);
+    }
 
     /// <summary>
     /// Starts (<paramref name="epoch"/> = 0) or resumes (the epoch this returned before) an instance of the idempotent
@@ -67,7 +72,7 @@ public sealed partial class Broker
     /// too (docs/broker.md). Blocks the calling thread meanwhile: <see cref="InitProducerAsync"/> does not. Each epoch's
     /// sequences are deduplicated on their own, so no message is confirmed as another instance's duplicate.
     /// </summary>
-    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock); <see cref="BrokerErrorCode.StorageError"/>: the new epoch could not be written to disk; <see cref="BrokerErrorCode.NotReplicated"/>: the standby did not acknowledge it within the ack timeout (in both cases the running broker fences with it all the same); <see cref="BrokerErrorCode.Closed"/>: the broker closed.</exception>
+    /// <exception cref="BrokerException"><see cref="BrokerErrorCode.ProducerFenced"/>: resuming an epoch a newer instance has replaced; <see cref="BrokerErrorCode.InvalidArgument"/>: producer id 0, or resuming an epoch this broker cannot have given (above the newest of the id and more than a day ahead of its clock); <see cref="BrokerErrorCode.StorageError"/>: the new epoch could not be written to disk; <see cref="BrokerErrorCode.NotReplicated"/>: the standby did not acknowledge it within the ack timeout (in both cases the running broker fences with it all the same); <see cref="BrokerErrorCode.NotPrimary"/>: the broker is a deposed primary of a failover pair (its witness lease ran out, or a newer primary exists), before anything is given, or once its lease ran out while the new epoch was written or sent to the standby (given on this node, not answered); <see cref="BrokerErrorCode.Closed"/>: the broker closed.</exception>
     public (ulong NextSequence, ulong Epoch) InitProducer(ulong producerId, ulong epoch = 0)
     {
         var result = InitProducerCore(producerId, epoch, out var replicated);
@@ -100,6 +105,9 @@ public sealed partial class Broker
             throw new BrokerException(BrokerErrorCode.InvalidArgument, "producer id 0 is not an idempotent producer");
         }
 
+        // A deposed primary of a pair (its witness lease ran out, or a newer primary exists) that has not stepped down
+        // yet: an epoch given here is one the new primary never sees, so it fences nothing there. Refused as a COMMIT is.
+        ThrowIfDeposed(producerId, "not initialized");
         var result = _producers.Init(producerId, epoch, (ulong)_options.StampClock.GetUtcNow().ToUnixTimeMilliseconds(), out var raised)
             ?? throw new BrokerException(BrokerErrorCode.ProducerFenced, $"producer {producerId:x16}: epoch {epoch} was replaced by a newer instance of the id (epoch {_producers.Fence(producerId)})");
         replicated = null;
@@ -111,11 +119,21 @@ public sealed partial class Broker
             // answer waits for it: a standby promoted after the answer fences with the epoch as this node does.
             if (Replication is { } gate)
             {
+                // The lease may have run out during the write's fsyncs: given here (it fences on this node), not answered.
+                ThrowIfDeposed(producerId, $"epoch {result.Epoch} given on this node but not confirmed");
                 replicated = gate.WaitForState(gate.ProducerEpochsWritten(), _options.DefaultTopicOptions.Acks, $"producer {producerId:x16}: epoch {result.Epoch} given");
             }
         }
 
         return result;
+    }
+
+    private void ThrowIfDeposed(ulong producerId, string what)
+    {
+        if (Replication is { MayConfirm: false })
+        {
+            throw new BrokerException(BrokerErrorCode.NotPrimary, $"producer {producerId:x16}: {what}: this node is no longer the primary (its witness lease ran out, or a newer primary exists)");
+        }
     }
 
     /// <summary>

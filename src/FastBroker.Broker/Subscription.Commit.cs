@@ -83,14 +83,20 @@ public sealed partial class Subscription
             return replicated is { } wait ? new ValueTask(wait.WaitAsync(cancellationToken)) : default;
         }
 
-        return new ValueTask(BothAsync(synced, replicated, cancellationToken));
+        return new ValueTask(BothAsync(synced, replicated, _broker.Replication, topic, cancellationToken));
 
-        static async Task BothAsync(Task synced, Task? replicated, CancellationToken cancellationToken)
+        static async Task BothAsync(Task synced, Task? replicated, ReplicationGate? gate, string topic, CancellationToken cancellationToken)
         {
             await synced.WaitAsync(cancellationToken).ConfigureAwait(false);
             if (replicated is not null)
             {
                 await replicated.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (gate is { MayConfirm: false })
+            {
+                // The lease ran out during the msync (the standby's application is checked where the gate releases it).
+                throw new BrokerException(BrokerErrorCode.NotPrimary, $"commit of '{topic}' stored here but not confirmed: this node is no longer the primary (its witness lease ran out, or a newer primary exists)");
             }
         }
     }

@@ -64,12 +64,14 @@ public sealed partial class ReplicatedNode
 
             gate.DegradeWanted = () => OnDegradeWanted(gate);
 
-            // Checked before each batch's confirmations: the lease keeper fences the node from a timer, which a node
-            // frozen past its lease runs only after the publishes waiting in its sockets were already confirmed.
+            // Checked before each batch's confirmations and again wherever one is released after a wait (a group commit,
+            // the standby's ACK, degrading to local, the standby's STATE_ACK): the lease keeper fences the node from a
+            // timer, which a node frozen past its lease runs only after the publishes waiting in its sockets (or the
+            // fsyncs and ACKs it waited for) were already confirmed.
             var lease = _lease;
             var ownEpoch = epoch;
             gate.Authority = () => (lease is null || lease.IsValid) && Interlocked.Read(ref _newerEpochSeen) <= ownEpoch;
-            gate.Deposed = () => ThreadPool.UnsafeQueueUserWorkItem(_ => Fence(lease is { IsValid: false } ? "witness lease ran out (found before confirming a batch)" : "a newer primary exists (found before confirming a batch)"), null);
+            gate.Deposed = () => ThreadPool.UnsafeQueueUserWorkItem(_ => Fence(lease is { IsValid: false } ? "witness lease ran out (found as it confirmed)" : "a newer primary exists (found as it confirmed)"), null);
             var broker = Broker.Open(journalsVerified ? _brokerOptions with { VerifySealedSegmentsOnOpen = false } : _brokerOptions, gate, directoryLocked: true);
             try
             {

@@ -119,13 +119,31 @@ internal sealed class DurabilityNotifier
         }
     }
 
+    /// <summary>
+    /// Confirms what the group commit covers. On the primary of a pair the lease is read again here, after the wait
+    /// (<see cref="ReplicationGate.MayConfirm"/>, once per release): it may have run out during the fsync, long after
+    /// the journaler's check of the batch, and a deposed node withholds what it would confirm.
+    /// </summary>
     private void CompleteDurable()
     {
         var durable = _journal.DurableOffset;
+        if (!_pending.TryPeek(out var first) || first.Offset >= durable)
+        {
+            return;
+        }
+
+        var withhold = _topic.Replication is { MayConfirm: false } ? _topic.Replication : null;
         while (_pending.TryPeek(out var p) && p.Offset < durable)
         {
             _pending.TryDequeue(out _);
-            p.Confirm();
+            if (withhold is not null)
+            {
+                withhold.Withhold(p);
+            }
+            else
+            {
+                p.Confirm();
+            }
         }
     }
 

@@ -2,9 +2,11 @@ namespace FastBroker.Engine;
 
 /// <summary>
 /// One topic's standby positions and the confirmations waiting for them (two FIFOs, one per mode), and, with a consumer
-/// visibility other than local, the topic's <see cref="TopicState.VisibleEnd"/> that follows them.
+/// visibility other than local, the topic's <see cref="TopicState.VisibleEnd"/> that follows them. What an ACK or a
+/// degrade releases is released only while <paramref name="gate"/> may confirm (<see cref="ReplicationGate.MayConfirm"/>,
+/// read once per release): a lease that ran out while the confirmations waited withholds them instead.
 /// </summary>
-internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null)
+internal sealed class ReplicaAcks(TopicState topic, ReplicationGate gate)
 {
     private readonly object _lock = new();
     private PendingQueue _received = new(64);
@@ -89,16 +91,26 @@ internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null
                 Volatile.Write(ref _durableNext, durableNext);
             }
 
-            while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+            var due = (_received.TryPeek(out var r) && r.Confirmation.Offset < _receivedNext) || (_durable.TryPeek(out var d) && d.Confirmation.Offset < _durableNext);
+            if (due && !gate.MayConfirm)
             {
-                _received.Dequeue();
-                h.Confirmation.Confirm(batch);
+                // Deposed while they waited for this ACK (the lease ran out, or a newer primary exists): withheld.
+                Withhold(ref _received, _receivedNext);
+                Withhold(ref _durable, _durableNext);
             }
-
-            while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+            else if (due)
             {
-                _durable.Dequeue();
-                h.Confirmation.Confirm(batch);
+                while (_received.TryPeek(out var h) && h.Confirmation.Offset < _receivedNext)
+                {
+                    _received.Dequeue();
+                    h.Confirmation.Confirm(batch);
+                }
+
+                while (_durable.TryPeek(out var h) && h.Confirmation.Offset < _durableNext)
+                {
+                    _durable.Dequeue();
+                    h.Confirmation.Confirm(batch);
+                }
             }
 
             UpdateHeld();
@@ -134,7 +146,8 @@ internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null
     /// </summary>
     private bool UpdateVisible()
     {
-        if (gate is not { ConsumerVisibility: var visibility } || visibility == AckMode.Local || !Topic.Persistent)
+        var visibility = gate.ConsumerVisibility;
+        if (visibility == AckMode.Local || !Topic.Persistent)
         {
             return false;
         }
@@ -163,11 +176,23 @@ internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null
         }
     }
 
+    /// <summary>
+    /// Confirms every held confirmation (degraded to local) and returns how many; withholds them instead, and returns 0,
+    /// once the gate may no longer confirm.
+    /// </summary>
     public int ReleaseAll()
     {
         lock (_lock)
         {
             var n = _received.Count + _durable.Count;
+            if (n > 0 && !gate.MayConfirm)
+            {
+                Withhold(ref _received, long.MaxValue);
+                Withhold(ref _durable, long.MaxValue);
+                UpdateHeld();
+                return 0;
+            }
+
             while (_received.TryPeek(out var h))
             {
                 _received.Dequeue();
@@ -224,6 +249,16 @@ internal sealed class ReplicaAcks(TopicState topic, ReplicationGate? gate = null
     {
         _durableHeld = _durable.Count;
         _held = _received.Count + _durable.Count;
+    }
+
+    /// <summary>Hands the gate every confirmation of <paramref name="queue"/> below <paramref name="below"/> to withhold.</summary>
+    private void Withhold(ref PendingQueue queue, long below)
+    {
+        while (queue.TryPeek(out var h) && h.Confirmation.Offset < below)
+        {
+            queue.Dequeue();
+            gate.Withhold(h.Confirmation);
+        }
     }
 
     private int Fail(ref PendingQueue queue, long deadline, TimeSpan timeout, string mode)

@@ -152,6 +152,14 @@ internal sealed partial class ReplicationGate
                 Volatile.Write(ref _stateApplied, version);
             }
 
+            if (_stateWaiters.TryPeek(out var first) && first.Version <= _stateApplied && !MayConfirm)
+            {
+                // Deposed while they waited: a commit or a new producer epoch answered now would be missing on the new
+                // primary. Left for the step-down's FailAll (NotPrimary), as a withheld publish is.
+                NoteDeposed();
+                return;
+            }
+
             while (_stateWaiters.TryPeek(out var w) && w.Version <= _stateApplied)
             {
                 _stateWaiters.Dequeue();

@@ -79,8 +79,12 @@ internal sealed partial class ReplicationGate
 
     /// <summary>
     /// True while this node may still confirm as the primary (its witness lease valid, no newer epoch seen); null: always.
-    /// Read once per dispatched batch on the journaler thread (a clock read and a few field reads): once it turns false,
-    /// no publish is confirmed, in any ack mode, though the node's step-down (which stops its server) is still to come.
+    /// Read once per dispatched batch on the journaler thread (a clock read and a few field reads), and again wherever a
+    /// confirmation is released after a wait: the group commit of an fsynced topic (<see cref="DurabilityNotifier"/>), the
+    /// standby's ACK (<see cref="OnStandbyAck"/>, DUPLICATE answers included), degrading to local, the standby's
+    /// application of a commit or a new producer epoch (<see cref="OnStateApplied"/>). The lease can run out during any
+    /// of these waits; once it has, no publish is confirmed, in any ack mode, though the node's step-down (which stops its
+    /// server) is still to come: a confirmation found at its release to come too late is withheld (<see cref="Withhold"/>).
     /// </summary>
     public Func<bool>? Authority { get; set; }
 
@@ -88,13 +92,15 @@ internal sealed partial class ReplicationGate
     public bool MayConfirm => Authority is not { } authority || authority();
 
     /// <summary>
-    /// Called (on the journaler thread, once) when a batch found <see cref="MayConfirm"/> false: the node fences itself
-    /// at once (closes its clients' connections) instead of waiting for its lease keeper's timer.
+    /// Called (once, on the thread that found it: the journaler, the ack reader, a durability notifier) when a batch or a
+    /// release found <see cref="MayConfirm"/> false: the node fences itself at once (closes its clients' connections)
+    /// instead of waiting for its lease keeper's timer.
     /// </summary>
     public Action? Deposed { get; set; }
 
     /// <summary>
-    /// Journaler thread: a publish of a batch dispatched after <see cref="MayConfirm"/> turned false. It is neither
+    /// Any thread: a publish of a batch dispatched after <see cref="MayConfirm"/> turned false, or whose confirmation was
+    /// due (durable here, or acknowledged by the standby) once it had. It is neither
     /// confirmed nor failed now: its connection is being closed (<see cref="Deposed"/>), so the client resends it to the
     /// new primary, as it does every publish a fence leaves unanswered (an error would reach the application instead).
     /// <see cref="FailAll"/>, at the step-down, fails it with the rest.
@@ -112,6 +118,12 @@ internal sealed partial class ReplicationGate
             _withheld.Add(confirmation);
         }
 
+        NoteDeposed();
+    }
+
+    /// <summary>Calls <see cref="Deposed"/>, the first time only.</summary>
+    private void NoteDeposed()
+    {
         if (Interlocked.Exchange(ref _deposedCalled, 1) == 0)
         {
             Deposed?.Invoke();
@@ -308,6 +320,13 @@ internal sealed partial class ReplicationGate
 
         lock (_stateLock)
         {
+            if (_stateWaiters.Count > 0 && !MayConfirm)
+            {
+                // Deposed while they waited: left for the step-down's FailAll, never answered as local.
+                NoteDeposed();
+                return;
+            }
+
             while (_stateWaiters.Count > 0 && TryCountDegraded())
             {
                 _stateWaiters.Dequeue().Completion.TrySetResult();

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using FastBroker.Replication.Internal;
 
 namespace FastBroker.Replication;
 
@@ -37,7 +37,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     private readonly Timer _expiryTimer;
     private readonly TimeSpan _askedInterval;
     private Task _renewLoop = Task.CompletedTask;
-    private long _validUntil; // Stopwatch timestamp
+    private long _validUntil; // LeaseClock timestamp
     private long _epoch;
     private long _renewals;
     private int _state;
@@ -87,6 +87,12 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// </summary>
     public bool StandbyBehind => _standbyBehind;
 
+    /// <summary>
+    /// Tests: where the lease ends for this keeper, a <see cref="LeaseClock"/> timestamp (<c>CLOCK_BOOTTIME</c> on Linux,
+    /// which goes on while the host is suspended, as the witness's clock does).
+    /// </summary>
+    internal long ValidUntil => Volatile.Read(ref _validUntil);
+
     /// <summary>Successful renewals since the first grant.</summary>
     public long Renewals => Volatile.Read(ref _renewals);
 
@@ -94,7 +100,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
     /// True while this node may act as primary: the lease has been neither lost, released nor disposed, and the
     /// current time is before the conservative end of the last grant.
     /// </summary>
-    public bool IsValid => Volatile.Read(ref _state) == Active && Stopwatch.GetTimestamp() < Volatile.Read(ref _validUntil);
+    public bool IsValid => Volatile.Read(ref _state) == Active && LeaseClock.GetTimestamp() < Volatile.Read(ref _validUntil);
 
     /// <summary>
     /// Acquires the lease, then keeps renewing it in the background. Null when the witness did not grant it (another
@@ -137,9 +143,9 @@ public sealed class LeaseKeeper : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(renewInterval), interval, "The renewal interval must be positive and shorter than the usable part of the TTL.");
         }
 
-        var sentAt = Stopwatch.GetTimestamp();
+        var sentAt = LeaseClock.GetTimestamp();
         var grant = await client.AcquireAsync(nodeId, epoch, ttl, force, ct).ConfigureAwait(false);
-        if (!grant.IsGranted || Stopwatch.GetTimestamp() >= sentAt + UsableTicks(grant.Ttl))
+        if (!grant.IsGranted || LeaseClock.GetTimestamp() >= sentAt + UsableTicks(grant.Ttl))
         {
             // Denied, unreachable, or answered too late to be of any use.
             notGranted?.Invoke(grant.IsGranted ? LeaseResult.Failed(LeaseResultKind.Error, $"the grant ({grant}) arrived too late to be used") : grant);
@@ -251,7 +257,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
         {
             while (await period.WaitForNextTickAsync(token).ConfigureAwait(false))
             {
-                var sentAt = Stopwatch.GetTimestamp(); // before the request: the grant counts from here
+                var sentAt = LeaseClock.GetTimestamp(); // before the request: the grant counts from here
                 LeaseResult result;
                 try
                 {
@@ -323,12 +329,12 @@ public sealed class LeaseKeeper : IAsyncDisposable
     private static TimeSpan IntervalFor(TimeSpan asked, TimeSpan ttl, TimeSpan granted) =>
         granted > TimeSpan.Zero && granted < ttl ? TimeSpan.FromTicks(Math.Max(1, (long)(asked.Ticks * (granted.Ticks / (double)ttl.Ticks)))) : asked;
 
-    private static long UsableTicks(TimeSpan grantedTtl) => (long)(grantedTtl.TotalSeconds * (1 - SafetyFraction) * Stopwatch.Frequency);
+    private static long UsableTicks(TimeSpan grantedTtl) => (long)(grantedTtl.TotalSeconds * (1 - SafetyFraction) * LeaseClock.Frequency);
 
     private void ArmExpiryTimer()
     {
-        var ticks = _validUntil - Stopwatch.GetTimestamp();
-        var ms = ticks <= 0 ? 0 : (ticks * 1000 / Stopwatch.Frequency) + 1; // +1: never fire before validUntil
+        var ticks = _validUntil - LeaseClock.GetTimestamp();
+        var ms = ticks <= 0 ? 0 : (ticks * 1000 / LeaseClock.Frequency) + 1; // +1: never fire before validUntil
         try
         {
             _expiryTimer.Change(ms, Timeout.Infinite);
@@ -347,7 +353,7 @@ public sealed class LeaseKeeper : IAsyncDisposable
                 return;
             }
 
-            if (Stopwatch.GetTimestamp() < _validUntil)
+            if (LeaseClock.GetTimestamp() < _validUntil)
             {
                 ArmExpiryTimer(); // woken early, or a renewal moved the end while this callback was queued
                 return;

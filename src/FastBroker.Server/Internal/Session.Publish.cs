@@ -170,7 +170,18 @@ internal sealed partial class Session
         if (epoch is not { } asked)
         {
             _options.TestHook?.Invoke("init-producer", Id);
-            SendOk(header.RequestId, _broker.NextProducerSequence(producerId));
+            ulong next;
+            try
+            {
+                next = _broker.NextProducerSequence(producerId);
+            }
+            catch (BrokerException e)
+            {
+                SendError(header.RequestId, ToWire(e.Code), $"INIT_PRODUCER: {e.Message}"); // NotPrimary: a deposed primary of a pair
+                return;
+            }
+
+            SendOk(header.RequestId, next);
             return;
         }
 
