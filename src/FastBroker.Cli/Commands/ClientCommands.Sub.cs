@@ -50,6 +50,7 @@ internal static partial class ClientCommands
             // Ctrl-C or SIGTERM ends the command as --count does: a member leaves its group (its ACKs sent first, the
             // deliveries it had not printed back to the group at once), a durable subscription commits what it printed.
             using var stop = new StopSignal(ct, secondSignalKills: true);
+            using var output = new MessageOutput();
             return await RunAsync(parse, async client =>
             {
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -77,7 +78,11 @@ internal static partial class ClientCommands
                         {
                             await foreach (var m in member.ReadAllAsync(cts.Token).ConfigureAwait(false))
                             {
-                                Print(m, fmt);
+                                if (!Print(output, m, fmt))
+                                {
+                                    return OutputClosed(received, "not acked: it goes back to the group"); // leaves the group as it returns
+                                }
+
                                 await member.AckAsync(m, CancellationToken.None).ConfigureAwait(false); // printed is done, whatever stops us now
                                 if (idle > 0)
                                 {
@@ -122,7 +127,12 @@ internal static partial class ClientCommands
                             while (commits is null ? await messages.MoveNextAsync().ConfigureAwait(false) : await commits.NextAsync(messages, cts.Token).ConfigureAwait(false))
                             {
                                 var m = messages.Current;
-                                Print(m, fmt);
+                                if (!Print(output, m, fmt))
+                                {
+                                    status = OutputClosed(received, commits is null ? null : "not committed: --from committed resumes at it");
+                                    break;
+                                }
+
                                 if (commits is not null)
                                 {
                                     await commits.PrintedAsync(m, cts.Token).ConfigureAwait(false);
@@ -157,6 +167,16 @@ internal static partial class ClientCommands
             }).ConfigureAwait(false);
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The exit status of a <c>sub</c> whose standard output's reader has gone (EPIPE): 141, 128 + SIGPIPE, what a shell
+    /// reports for a process a broken pipe ended; the message it could not write is neither acked nor committed.
+    /// </summary>
+    private static int OutputClosed(long received, string? unwritten)
+    {
+        Console.Error.WriteLine($"sub: standard output closed (broken pipe) after {received} message(s){(unwritten is null ? "" : $"; the message it could not write is {unwritten}")}");
+        return ExitCodes.BrokenPipe;
     }
 
     /// <summary>

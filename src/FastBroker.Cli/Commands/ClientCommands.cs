@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -236,7 +237,8 @@ internal static partial class ClientCommands
         }
     }
 
-    private static void Print(ClientMessage m, string format)
+    /// <summary>Prints <paramref name="m"/> in <paramref name="format"/>; false when standard output's reader has gone.</summary>
+    private static bool Print(MessageOutput output, ClientMessage m, string format)
     {
         switch (format)
         {
@@ -264,11 +266,10 @@ internal static partial class ClientCommands
                 }
 
                 sb.Append(' ').Append(Text(m.Payload.Span));
-                Console.WriteLine(sb.ToString());
-                break;
+                return output.TryWriteLine(sb.ToString());
             case "json":
-                using (var stream = Console.OpenStandardOutput())
-                using (var w = new Utf8JsonWriter(stream))
+                var buffer = new ArrayBufferWriter<byte>(256);
+                using (var w = new Utf8JsonWriter(buffer))
                 {
                     w.WriteStartObject();
                     w.WriteString("topic", m.Topic);
@@ -283,14 +284,12 @@ internal static partial class ClientCommands
                     WriteHeaders(w, m.Headers);
                     w.WriteString("payload", Text(m.Payload.Span));
                     w.WriteEndObject();
-                    w.Flush();
-                    stream.Write("\n"u8);
                 }
 
-                break;
+                buffer.Write("\n"u8);
+                return output.TryWrite(buffer.WrittenSpan);
             default:
-                Console.WriteLine(Text(m.Payload.Span));
-                break;
+                return output.TryWriteLine(Text(m.Payload.Span));
         }
     }
 
