@@ -14,7 +14,7 @@ internal static partial class ClientCommands
         var commitInterval = new Option<double>("--commit-interval") { Description = "With --durable: seconds between commits of what was printed, while messages flow or once they pause (0 = after every message).", DefaultValueFactory = _ => 1.0 };
         OptionRules.AtLeast(commitInterval, 0.0);
         var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
-        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C). Stopped by SIGINT or SIGTERM before them: exit 130 or 143." };
+        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C). Stopped by SIGINT, SIGTERM or SIGHUP before them: exit 130, 143 or 129." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
         OptionRules.AtLeast(count, 0L);
         OptionRules.AtLeast(timeout, 0.0);
@@ -180,8 +180,8 @@ internal static partial class ClientCommands
     }
 
     /// <summary>
-    /// The exit status of a <c>sub</c> whose wait was cancelled: when told to stop (SIGINT, SIGTERM), 0 if that was its
-    /// only end (no <c>--count</c>), else 128 + the signal (<see cref="StopSignal.ExitCode"/>, 130 or 143), since it
+    /// The exit status of a <c>sub</c> whose wait was cancelled: when told to stop (SIGINT, SIGTERM, SIGHUP), 0 if that was its
+    /// only end (no <c>--count</c>), else 128 + the signal (<see cref="StopSignal.ExitCode"/>, 130, 143 or 129), since it
     /// stopped before the <paramref name="max"/> messages it was asked for; 1 when --timeout passed with no message.
     /// </summary>
     private static int Stopped(StopSignal stop, double idle, long received, long max)

@@ -53,7 +53,7 @@ internal static partial class ClientCommands
         var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
         OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
-        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C or SIGTERM before all were sent: prints what was confirmed, exits 130 or 143.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C, SIGTERM or SIGHUP before all were sent: prints what was confirmed, exits 130, 143 or 129.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
             if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
@@ -91,7 +91,7 @@ internal static partial class ClientCommands
                 Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
             };
             // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed. If that was
-            // not everything (the input had not ended, copies of --count were left) the exit is 130 or 143, never 0.
+            // not everything (the input had not ended, copies of --count were left) the exit is 130, 143 or 129, never 0.
             using var stop = new StopSignal(ct, secondSignalKills: true);
             var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>

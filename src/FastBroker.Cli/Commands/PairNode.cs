@@ -4,7 +4,7 @@ using FastBroker.Server;
 
 namespace FastBroker.Cli.Commands;
 
-/// <summary><c>fastbroker serve --peer …</c>: one node of a failover pair, until SIGINT/SIGTERM.</summary>
+/// <summary><c>fastbroker serve --peer …</c>: one node of a failover pair, until SIGINT, SIGTERM or SIGHUP.</summary>
 internal static class PairNode
 {
     public static async Task<int> RunAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, int adminPort, long started, CancellationToken stop)
