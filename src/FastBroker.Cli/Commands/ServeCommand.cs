@@ -249,7 +249,7 @@ internal static partial class ServeCommand
                     return ExitCodes.Usage;
                 }
 
-                return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);
+                return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), isQuiet, started, stop.Token).ConfigureAwait(false);
             }
 
             Broker broker;
