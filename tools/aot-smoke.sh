@@ -5,6 +5,8 @@
 # serve runs under `ulimit -n 128`: the smoke prints its descriptors and threads, floods it with 80 raw connections
 # (bash's /dev/tcp), and checks that it closes those past the last 64 descriptors at accept, keeps running and
 # serves a publish once the flood has closed (perf-reports/descriptors.md: about 13 of its own; 51 connections fit).
+# Then `sub … | head -n 1` must end with 141 at the broken pipe (not ack or commit into it), and a second serve on the
+# same data must stop cleanly on SIGHUP (exit 0, "stopped"), as on SIGTERM (docs/cli.md).
 # Usage: tools/aot-smoke.sh [binary]   (with a binary given, skips the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,10 +70,36 @@ done
 grep -q "smoke.orders@1" "$work/pub2.out" || fail "pub after the flood did not confirm offset 1: $(cat "$work/pub2.out")"
 echo "aot smoke: flood of 80 under ulimit -n 128 closed at accept past the reserve ($(grep -c "closed a connection at accept" "$log") log line(s)), served after"
 
+# 20000 messages of 100 bytes: far more than a pipe holds once head has gone.
+"$bin" pub --server "127.0.0.1:$port" smoke.pipe "$(printf 'x%.0s' $(seq 1 100))" --count 20000 -q >"$work/pub3.out" 2>&1 || fail "pub of 20000: $(cat "$work/pub3.out")"
+set +e
+timeout 60 "$bin" sub --server "127.0.0.1:$port" smoke.pipe --from earliest --durable smoke-pipe --count 20000 2>"$work/sub2.err" | head -n 1 >/dev/null
+codes=("${PIPESTATUS[@]}")
+set -e
+rc=${codes[0]}
+[ "$rc" -eq 141 ] && grep -q "broken pipe" "$work/sub2.err" || fail "sub | head -n 1: exit $rc (expected 141 at the broken pipe): $(cat "$work/sub2.err")"
+echo "aot smoke: sub | head -n 1 stopped at the broken pipe with 141: $(cat "$work/sub2.err")"
+
 kill -TERM "$pid"
 for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.025; done
 kill -0 "$pid" 2>/dev/null && fail "serve did not stop within 10 s of SIGTERM"
 rc=0; wait "$pid" || rc=$?
 pid=""
 [ "$rc" -eq 0 ] || fail "serve exited with $rc after SIGTERM"
-echo "aot smoke: ok (serve, pub, sub, /health, /metrics, a connection flood under ulimit -n 128, SIGTERM → exit 0)"
+
+# SIGHUP (a terminal that hung up) stops serve as SIGTERM does; its default action ended it with 129, no drain.
+log="$work/serve2.log"
+"$bin" serve --data "$work/data" --port 0 --admin-port 0 >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do
+  grep -q "listening on" "$log" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || fail "serve exited early on its second start"
+  sleep 0.025
+done
+kill -HUP "$pid"
+for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.025; done
+kill -0 "$pid" 2>/dev/null && fail "serve did not stop within 10 s of SIGHUP"
+rc=0; wait "$pid" || rc=$?
+pid=""
+[ "$rc" -eq 0 ] && grep -q "fastbroker: stopped" "$log" || fail "serve exited with $rc after SIGHUP (expected 0 after 'fastbroker: stopped')"
+echo "aot smoke: ok (serve, pub, sub, /health, /metrics, a connection flood under ulimit -n 128, sub | head → 141, SIGTERM and SIGHUP → exit 0)"

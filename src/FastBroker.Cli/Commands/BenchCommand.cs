@@ -123,6 +123,11 @@ internal static class BenchCommand
     private static int RunScenario(ParseResult parse, string name, Action<BenchContext> run)
     {
         var jsonMode = parse.GetValue(s_json);
+        if (!jsonMode)
+        {
+            ConsoleTableReporter.PlainWhenRedirected();
+        }
+
         IBenchReporter reporter = jsonMode ? new JsonLinesReporter(Console.Out) : new ConsoleTableReporter(name);
         var ctx = new BenchContext(reporter, parse.GetValue(s_messages), parse.GetValue(s_runs), parse.GetValue(s_warmup), parse.GetValue(s_filter), parse.GetValue(s_dir));
         run(ctx);

@@ -14,7 +14,7 @@ internal static partial class ClientCommands
         var commitInterval = new Option<double>("--commit-interval") { Description = "With --durable: seconds between commits of what was printed, while messages flow or once they pause (0 = after every message).", DefaultValueFactory = _ => 1.0 };
         OptionRules.AtLeast(commitInterval, 0.0);
         var group = new Option<string?>("--group") { Description = "Consume as a member of this work-queue group (acks each message) instead of a fan-out subscription." };
-        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C). Stopped by SIGINT or SIGTERM before them: exit 130 or 143." };
+        var count = new Option<long>("--count", "-n") { Description = "Exit after this many messages (0 = until Ctrl-C). Stopped by SIGINT, SIGTERM or SIGHUP before them: exit 130, 143 or 129." };
         var timeout = new Option<double>("--timeout") { Description = "Exit with status 1 if no message arrives for this many seconds (0 = wait forever)." };
         OptionRules.AtLeast(count, 0L);
         OptionRules.AtLeast(timeout, 0.0);
@@ -50,6 +50,7 @@ internal static partial class ClientCommands
             // Ctrl-C or SIGTERM ends the command as --count does: a member leaves its group (its ACKs sent first, the
             // deliveries it had not printed back to the group at once), a durable subscription commits what it printed.
             using var stop = new StopSignal(ct, secondSignalKills: true);
+            using var output = new MessageOutput();
             return await RunAsync(parse, async client =>
             {
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -77,7 +78,11 @@ internal static partial class ClientCommands
                         {
                             await foreach (var m in member.ReadAllAsync(cts.Token).ConfigureAwait(false))
                             {
-                                Print(m, fmt);
+                                if (!Print(output, m, fmt))
+                                {
+                                    return OutputClosed(received, "not acked: it goes back to the group"); // leaves the group as it returns
+                                }
+
                                 await member.AckAsync(m, CancellationToken.None).ConfigureAwait(false); // printed is done, whatever stops us now
                                 if (idle > 0)
                                 {
@@ -122,7 +127,12 @@ internal static partial class ClientCommands
                             while (commits is null ? await messages.MoveNextAsync().ConfigureAwait(false) : await commits.NextAsync(messages, cts.Token).ConfigureAwait(false))
                             {
                                 var m = messages.Current;
-                                Print(m, fmt);
+                                if (!Print(output, m, fmt))
+                                {
+                                    status = OutputClosed(received, commits is null ? null : "not committed: --from committed resumes at it");
+                                    break;
+                                }
+
                                 if (commits is not null)
                                 {
                                     await commits.PrintedAsync(m, cts.Token).ConfigureAwait(false);
@@ -160,8 +170,18 @@ internal static partial class ClientCommands
     }
 
     /// <summary>
-    /// The exit status of a <c>sub</c> whose wait was cancelled: when told to stop (SIGINT, SIGTERM), 0 if that was its
-    /// only end (no <c>--count</c>), else 128 + the signal (<see cref="StopSignal.ExitCode"/>, 130 or 143), since it
+    /// The exit status of a <c>sub</c> whose standard output's reader has gone (EPIPE): 141, 128 + SIGPIPE, what a shell
+    /// reports for a process a broken pipe ended; the message it could not write is neither acked nor committed.
+    /// </summary>
+    private static int OutputClosed(long received, string? unwritten)
+    {
+        Console.Error.WriteLine($"sub: standard output closed (broken pipe) after {received} message(s){(unwritten is null ? "" : $"; the message it could not write is {unwritten}")}");
+        return ExitCodes.BrokenPipe;
+    }
+
+    /// <summary>
+    /// The exit status of a <c>sub</c> whose wait was cancelled: when told to stop (SIGINT, SIGTERM, SIGHUP), 0 if that was its
+    /// only end (no <c>--count</c>), else 128 + the signal (<see cref="StopSignal.ExitCode"/>, 130, 143 or 129), since it
     /// stopped before the <paramref name="max"/> messages it was asked for; 1 when --timeout passed with no message.
     /// </summary>
     private static int Stopped(StopSignal stop, double idle, long received, long max)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -52,7 +53,7 @@ internal static partial class ClientCommands
         var count = new Option<int>("--count", "-n") { Description = "Publish each message this many times (at least 1).", DefaultValueFactory = _ => 1 };
         OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
-        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C or SIGTERM before all were sent: prints what was confirmed, exits 130 or 143.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C, SIGTERM or SIGHUP before all were sent: prints what was confirmed, exits 130, 143 or 129.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
         cmd.SetAction(async (parse, ct) =>
         {
             if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
@@ -90,7 +91,7 @@ internal static partial class ClientCommands
                 Ttl = TimeSpan.FromMilliseconds(parse.GetValue(ttl)),
             };
             // Ctrl-C or SIGTERM stops reading and publishing; what was sent is still confirmed and printed. If that was
-            // not everything (the input had not ended, copies of --count were left) the exit is 130 or 143, never 0.
+            // not everything (the input had not ended, copies of --count were left) the exit is 130, 143 or 129, never 0.
             using var stop = new StopSignal(ct, secondSignalKills: true);
             var lines = parse.GetValue(messages) is { Length: > 0 } given ? Given(given) : StdinLines();
             return await RunAsync(parse, async client =>
@@ -236,7 +237,8 @@ internal static partial class ClientCommands
         }
     }
 
-    private static void Print(ClientMessage m, string format)
+    /// <summary>Prints <paramref name="m"/> in <paramref name="format"/>; false when standard output's reader has gone.</summary>
+    private static bool Print(MessageOutput output, ClientMessage m, string format)
     {
         switch (format)
         {
@@ -264,11 +266,10 @@ internal static partial class ClientCommands
                 }
 
                 sb.Append(' ').Append(Text(m.Payload.Span));
-                Console.WriteLine(sb.ToString());
-                break;
+                return output.TryWriteLine(sb.ToString());
             case "json":
-                using (var stream = Console.OpenStandardOutput())
-                using (var w = new Utf8JsonWriter(stream))
+                var buffer = new ArrayBufferWriter<byte>(256);
+                using (var w = new Utf8JsonWriter(buffer))
                 {
                     w.WriteStartObject();
                     w.WriteString("topic", m.Topic);
@@ -283,14 +284,12 @@ internal static partial class ClientCommands
                     WriteHeaders(w, m.Headers);
                     w.WriteString("payload", Text(m.Payload.Span));
                     w.WriteEndObject();
-                    w.Flush();
-                    stream.Write("\n"u8);
                 }
 
-                break;
+                buffer.Write("\n"u8);
+                return output.TryWrite(buffer.WrittenSpan);
             default:
-                Console.WriteLine(Text(m.Payload.Span));
-                break;
+                return output.TryWriteLine(Text(m.Payload.Span));
         }
     }
 

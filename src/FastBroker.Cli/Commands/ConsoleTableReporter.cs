@@ -80,6 +80,19 @@ internal sealed class ConsoleTableReporter(string scenario) : IBenchReporter
         AnsiConsole.Write(table);
     }
 
+    /// <summary>
+    /// Plain text when standard output is a file or a pipe (<c>bench … &gt; report.txt</c>): Spectre.Console chooses
+    /// colours from <c>TERM</c>, not from where the output goes, and wrote escape codes into the file.
+    /// </summary>
+    public static void PlainWhenRedirected()
+    {
+        if (Console.IsOutputRedirected)
+        {
+            AnsiConsole.Profile.Capabilities.Ansi = false;
+            AnsiConsole.Profile.Capabilities.ColorSystem = ColorSystem.NoColors;
+        }
+    }
+
     private void ClearProgress()
     {
         if (!Console.IsErrorRedirected && _lastLabel.Length > 0)

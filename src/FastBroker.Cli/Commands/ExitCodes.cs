@@ -16,4 +16,11 @@ internal static class ExitCodes
     /// <c>GET /primary</c>), not 0 (promoted) nor 1 (refused).
     /// </summary>
     public const int InProgress = 75;
+
+    /// <summary>
+    /// <c>sub</c> stopped because the reader of its standard output has gone (a broken pipe: <c>sub … | head -1</c>).
+    /// 141 (128 + SIGPIPE), what a shell reports for a process SIGPIPE ended: the runtime ignores SIGPIPE, so the
+    /// command sees the broken pipe as a failed write and exits with the status the signal would have given.
+    /// </summary>
+    public const int BrokenPipe = 141;
 }

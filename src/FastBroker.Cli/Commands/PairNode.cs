@@ -4,10 +4,10 @@ using FastBroker.Server;
 
 namespace FastBroker.Cli.Commands;
 
-/// <summary><c>fastbroker serve --peer …</c>: one node of a failover pair, until SIGINT/SIGTERM.</summary>
+/// <summary><c>fastbroker serve --peer …</c>: one node of a failover pair, until SIGINT, SIGTERM or SIGHUP.</summary>
 internal static class PairNode
 {
-    public static async Task<int> RunAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, int adminPort, long started, CancellationToken stop)
+    public static async Task<int> RunAsync(BrokerOptions brokerOptions, ServerOptions serverOptions, ReplicationOptions options, int adminPort, bool quiet, long started, CancellationToken stop)
     {
         ReplicatedNode node;
         try
@@ -47,10 +47,21 @@ internal static class PairNode
             {
             }
 
+            if (!quiet)
+            {
+                // As a lone serve says it: a script or an operator waiting for the stop reads the same lines.
+                Console.Error.WriteLine("fastbroker: shutting down (draining confirmations, flushing journals)");
+            }
+
             if (admin is not null)
             {
                 await admin.DisposeAsync().ConfigureAwait(false);
             }
+        }
+
+        if (!quiet)
+        {
+            Console.Error.WriteLine("fastbroker: stopped");
         }
 
         return 0;

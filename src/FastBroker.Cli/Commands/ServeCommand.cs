@@ -7,7 +7,7 @@ namespace FastBroker.Cli.Commands;
 /// <summary>
 /// <c>fastbroker serve</c>: the broker's main job. Defaults that work on a fresh machine: data in <c>./data</c>, the
 /// binary protocol on 127.0.0.1:7400, the admin HTTP endpoint (<c>/metrics</c>, <c>/health</c>) on 127.0.0.1:7401.
-/// SIGINT/SIGTERM shut it down gracefully: stop accepting, drain confirmations, flush and close the journals.
+/// SIGINT, SIGTERM and SIGHUP shut it down gracefully: stop accepting, drain confirmations, flush and close the journals.
 /// </summary>
 internal static partial class ServeCommand
 {
@@ -101,7 +101,7 @@ internal static partial class ServeCommand
                 result.AddError("--max-retention-hold-mb cannot be negative");
             }
         });
-        var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C or SIGTERM stops it gracefully.")
+        var cmd = new Command("serve", "Run the broker: binary protocol over TCP + admin HTTP (/metrics, /health). Ctrl-C, SIGTERM or SIGHUP stops it gracefully.")
         {
             data, host, port, adminPort, tokens, tlsCert, tlsPassword, maxConnections, noAutoCreate, fsync, wait, completions, trustSealed, quiet,
             peer, replicationPort, nodeId, witness, role, acks, consumerVisibility, ackTimeout, degrade, heartbeatTimeout, connectTimeout, witnessTimeout, standbyCheckSilence, rebootWait, ackPoll, maxRetentionHold,
@@ -260,7 +260,7 @@ internal static partial class ServeCommand
                     return ExitCodes.Usage;
                 }
 
-                return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), started, stop.Token).ConfigureAwait(false);
+                return await PairNode.RunAsync(brokerOptions, serverOptions, replicationOptions, parse.GetValue(adminPort), isQuiet, started, stop.Token).ConfigureAwait(false);
             }
 
             Broker broker;

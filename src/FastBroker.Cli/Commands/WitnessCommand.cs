@@ -7,7 +7,7 @@ namespace FastBroker.Cli.Commands;
 /// <summary>
 /// <c>fastbroker witness</c>: the third process of a failover pair. It grants the primary's lease, so a standby promotes
 /// only when the witness agrees, and a network partition can never leave two primaries. Holder and epoch live in
-/// <c>./witness-data/witness.state</c>. SIGINT/SIGTERM stop it (the state is already on disk after every grant).
+/// <c>./witness-data/witness.state</c>. SIGINT, SIGTERM and SIGHUP stop it (the state is already on disk after every grant).
 /// </summary>
 internal static class WitnessCommand
 {
@@ -50,7 +50,7 @@ internal static class WitnessCommand
         OptionRules.ListenHost(host);
         OptionRules.NotBlank(data, "a data directory");
         var quiet = new Option<bool>("--quiet") { Description = "Do not log grants, denials and errors." };
-        var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C or SIGTERM stops it.")
+        var cmd = new Command("witness", "Run the lease witness of a primary/standby pair (TCP, line protocol). Ctrl-C, SIGTERM or SIGHUP stops it.")
         {
             host, port, data, maxTtl, margin, quiet,
         };
