@@ -21,6 +21,7 @@ internal static partial class ClientCommands
         var format = new Option<string>("--format") { Description = "Output: payload (one line per message), full (topic@offset, headers, payload) or json.", DefaultValueFactory = _ => "payload" };
         format.AcceptOnlyFromAmong("payload", "full", "json");
         var cmd = new Command("sub", "Subscribe and print messages.") { pattern, from, durable, commitInterval, group, count, timeout, format, s_server, s_token };
+        AddTls(cmd);
         cmd.SetAction(async (parse, ct) =>
         {
             if (OptionRules.OptionLikeValue(parse, pattern, "pattern") is { } refused)

@@ -27,14 +27,16 @@ internal static partial class ClientCommands
         return server;
     }
 
-    private static BrokerClientOptions ClientOptions(ParseResult parse) => BrokerClientOptions.Default with
-    {
-        Endpoints = [parse.GetValue(s_server)!],
-        AuthToken = parse.GetValue(s_token),
-        ClientName = "fastbroker-cli",
-        Reconnect = false,
-        ConnectTimeout = TimeSpan.FromSeconds(5),
-    };
+    private static BrokerClientOptions ClientOptions(ParseResult parse) => WithTls(
+        BrokerClientOptions.Default with
+        {
+            Endpoints = [parse.GetValue(s_server)!],
+            AuthToken = parse.GetValue(s_token),
+            ClientName = "fastbroker-cli",
+            Reconnect = false,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        },
+        parse);
 
     private static Command Pub()
     {
@@ -54,6 +56,7 @@ internal static partial class ClientCommands
         OptionRules.AtLeast(count, 1);
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary line." };
         var cmd = new Command("pub", "Publish messages and wait for their confirmations (prints topic@offset). Stopped by Ctrl-C, SIGTERM or SIGHUP before all were sent: prints what was confirmed, exits 130, 143 or 129.") { topic, messages, key, headers, ttl, count, quiet, s_server, s_token };
+        AddTls(cmd);
         cmd.SetAction(async (parse, ct) =>
         {
             if ((OptionRules.OptionLikeValue(parse, topic, "topic") ?? OptionRules.OptionLikeValues(parse, messages, "message")) is { } refused)
@@ -173,6 +176,7 @@ internal static partial class ClientCommands
         var argument = new Argument<string>(argumentName ?? "unused") { Description = $"Optional {argumentName} filter.", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
         var raw = new Option<bool>("--json") { Description = "Print the server's JSON document as is." };
         var cmd = new Command(name, description) { raw, s_server, s_token };
+        AddTls(cmd);
         if (argumentName is not null)
         {
             cmd.Arguments.Add(argument);
