@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -259,11 +260,16 @@ internal static partial class ClientCommands
                     sb.Append(" key=").Append(Text(m.Key.Span));
                 }
 
+                if (Expires(m) is { } expires)
+                {
+                    sb.Append(" expires=").Append(expires);
+                }
+
                 foreach (var h in m.Headers)
                 {
-                    if (h.Key == "fb-producer")
+                    if (h.Key is "fb-producer" or "fb-expires")
                     {
-                        continue; // the broker's idempotence bookkeeping, not the application's
+                        continue; // the broker's bookkeeping (idempotence; the TTL, shown above as a time)
                     }
 
                     sb.Append(CultureInfo.InvariantCulture, $" {h.Key}={Text(h.Value.Span)}");
@@ -283,6 +289,11 @@ internal static partial class ClientCommands
                     if (!m.Key.IsEmpty)
                     {
                         w.WriteString("key", Text(m.Key.Span));
+                    }
+
+                    if (Expires(m) is { } expiresAt)
+                    {
+                        w.WriteString("expires", expiresAt);
                     }
 
                     WriteHeaders(w, m.Headers);
@@ -308,7 +319,7 @@ internal static partial class ClientCommands
         var written = new HashSet<string>(StringComparer.Ordinal);
         foreach (var h in headers)
         {
-            if (h.Key != "fb-producer" && written.Add(h.Key))
+            if (h.Key is not ("fb-producer" or "fb-expires") && written.Add(h.Key))
             {
                 w.WriteString(h.Key, Text(h.Value.Span));
             }
@@ -316,6 +327,12 @@ internal static partial class ClientCommands
 
         w.WriteEndObject();
     }
+
+    /// <summary>When a message published with a TTL expires (its <c>fb-expires</c>, 8-byte Unix ms), ISO 8601 UTC; else null.</summary>
+    private static string? Expires(ClientMessage m) =>
+        m.Headers.TryGetValue("fb-expires", out var value) && value.Length == 8
+            ? DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(BinaryPrimitives.ReadInt64LittleEndian(value.Span), DateTimeOffset.MinValue.ToUnixTimeMilliseconds(), DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())).ToString("O", CultureInfo.InvariantCulture)
+            : null;
 
     private static string Text(ReadOnlySpan<byte> bytes) =>
         System.Text.Unicode.Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : "0x" + Convert.ToHexString(bytes);

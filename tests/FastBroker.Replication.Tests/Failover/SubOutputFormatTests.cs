@@ -54,4 +54,30 @@ public class SubOutputFormatTests
             }
         }
     }
+
+    /// <summary>
+    /// A message published with a TTL carries the broker's <c>fb-expires</c> (8-byte Unix ms): shown as an <c>expires</c>
+    /// time, not as the header's raw bytes in hex (before: <c>fb-expires=0x…</c>).
+    /// </summary>
+    [Fact]
+    public async Task A_ttl_shows_as_an_expiry_time_not_as_the_raw_header()
+    {
+        using var dir = new TempDirectory("fastbroker-cli-sub-format");
+        var port = FreePort.Next();
+        var server = Cli.Address(port);
+        using var serve = await Cli.ServeAsync(dir.Combine("data"), port);
+        var before = DateTimeOffset.UtcNow;
+        await Cli.RunAsync("pub", "ttl", "soon", "--ttl-ms", "3600000", "--server", server);
+
+        var full = await CliOutcome.RunAsync(["sub", "ttl", "--from", "earliest", "--count", "1", "--timeout", "60", "--format", "full", "--server", server]);
+        Assert.True(full.ExitCode == 0, full.Describe(["sub", "--format", "full"]));
+        Assert.DoesNotContain("fb-expires", full.Output, StringComparison.Ordinal);
+        var expires = DateTimeOffset.Parse(full.Output.Split(" expires=")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(expires, before.AddMinutes(59), before.AddMinutes(61));
+
+        var json = await CliOutcome.RunAsync(["sub", "ttl", "--from", "earliest", "--count", "1", "--timeout", "60", "--format", "json", "--server", server]);
+        using var doc = JsonDocument.Parse(json.Output);
+        Assert.Equal(expires, doc.RootElement.GetProperty("expires").GetDateTimeOffset());
+        Assert.False(doc.RootElement.GetProperty("headers").TryGetProperty("fb-expires", out _), json.Output);
+    }
 }
