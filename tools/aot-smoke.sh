@@ -89,7 +89,9 @@ pid=""
 
 # SIGHUP (a terminal that hung up) stops serve as SIGTERM does; its default action ended it with 129, no drain.
 log="$work/serve2.log"
-"$bin" serve --data "$work/data" --port 0 --admin-port 0 >"$log" 2>&1 &
+# With SIGHUP's default action given back: under nohup (or a CI runner that ignores SIGHUP) serve would inherit the
+# ignored SIGHUP and, as documented, keep ignoring it.
+env --default-signal=HUP "$bin" serve --data "$work/data" --port 0 --admin-port 0 >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 400); do
   grep -q "listening on" "$log" 2>/dev/null && break

@@ -65,7 +65,7 @@ public sealed class ChildProcess : IDisposable
     public static ChildProcess StartDotnet(int? openFileLimit, string assemblyPath, params string[] args)
     {
         var host = Environment.ProcessPath is { } p && System.IO.Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var resetSigint = SigintIgnored();
+        var resetSigint = StopSignalsIgnored();
         var psi = new ProcessStartInfo(resetSigint ? "env" : openFileLimit is null ? host : "/bin/sh")
         {
             RedirectStandardOutput = true,
@@ -75,10 +75,11 @@ public sealed class ChildProcess : IDisposable
         };
         if (resetSigint)
         {
-            // A test run started in the background of a non-interactive shell (or under nohup) ignores SIGINT, and a child
-            // inherits that: .NET then leaves SIGINT ignored (a shell's background job must not die of Ctrl-C), and a test
-            // that interrupts a command would see it run on. env --default-signal=INT gives the child the default back.
-            psi.ArgumentList.Add("--default-signal=INT");
+            // A test run started in the background of a non-interactive shell ignores SIGINT, one under nohup SIGHUP,
+            // and a child inherits that: .NET then leaves the signal ignored (a shell's background job must not die of
+            // Ctrl-C; a nohup'd command must not stop when the terminal hangs up), and a test that interrupts or hangs
+            // up a command would see it run on. env --default-signal gives the child the defaults back.
+            psi.ArgumentList.Add("--default-signal=INT,HUP");
             psi.ArgumentList.Add(openFileLimit is null ? host : "/bin/sh");
         }
 
@@ -99,14 +100,14 @@ public sealed class ChildProcess : IDisposable
         return new ChildProcess(Process.Start(psi) ?? throw new InvalidOperationException("could not start " + assemblyPath));
     }
 
-    /// <summary>Whether this process ignores SIGINT (bit 2 of <c>SigIgn</c> in <c>/proc/self/status</c>).</summary>
-    private static bool SigintIgnored()
+    /// <summary>Whether this process ignores SIGHUP or SIGINT (signals 1 and 2: the low two bits of <c>SigIgn</c> in <c>/proc/self/status</c>).</summary>
+    private static bool StopSignalsIgnored()
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
         {
             if (line.StartsWith("SigIgn:", StringComparison.Ordinal))
             {
-                return (ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) & 0x2) != 0;
+                return (ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) & 0x3) != 0;
             }
         }
 
