@@ -62,6 +62,22 @@ internal static class Cli
         return [.. child.Lines];
     }
 
+    /// <summary>The object of group <paramref name="name"/> in <c>fastbroker groups topic --json</c> (a copy).</summary>
+    public static async Task<System.Text.Json.JsonElement> GroupAsync(string server, string topic, string name)
+    {
+        var json = string.Join('\n', await RunAsync("groups", topic, "--json", "--server", server));
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        foreach (var g in doc.RootElement.GetProperty("groups").EnumerateArray())
+        {
+            if (g.GetProperty("group").GetString() == name)
+            {
+                return g.Clone();
+            }
+        }
+
+        throw new InvalidOperationException($"no group {name} in {json}");
+    }
+
     private static async Task<bool> WaitAsync(Func<bool> condition, TimeSpan timeout)
     {
         try

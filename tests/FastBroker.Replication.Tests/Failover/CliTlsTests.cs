@@ -1,5 +1,3 @@
-using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using FastBroker.Testing;
 
@@ -51,13 +49,7 @@ public sealed class CliTlsTests
 
     private static void WriteSelfSigned(string host, string password, string pfxPath, string pemPath)
     {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest($"CN={host}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName(host);
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        using var certificate = SelfSignedCertificate.Create(host);
         File.WriteAllBytes(pfxPath, certificate.Export(X509ContentType.Pkcs12, password));
         File.WriteAllText(pemPath, certificate.ExportCertificatePem());
     }

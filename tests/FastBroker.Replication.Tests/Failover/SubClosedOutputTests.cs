@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using FastBroker.Testing;
 
 namespace FastBroker.ReplicationTests.Failover;
@@ -122,16 +121,7 @@ public class SubClosedOutputTests
 
     private static async Task<(long Members, long Acked, long InFlight, long Lag)> GroupAsync(string server, string topic, string name)
     {
-        var json = string.Join('\n', await Cli.RunAsync("groups", topic, "--json", "--server", server));
-        using var doc = JsonDocument.Parse(json);
-        foreach (var g in doc.RootElement.GetProperty("groups").EnumerateArray())
-        {
-            if (g.GetProperty("group").GetString() == name)
-            {
-                return (g.GetProperty("members").GetInt64(), g.GetProperty("acked").GetInt64(), g.GetProperty("inFlight").GetInt64(), g.GetProperty("lag").GetInt64());
-            }
-        }
-
-        throw new InvalidOperationException($"no group {name} in {json}");
+        var g = await Cli.GroupAsync(server, topic, name);
+        return (g.GetProperty("members").GetInt64(), g.GetProperty("acked").GetInt64(), g.GetProperty("inFlight").GetInt64(), g.GetProperty("lag").GetInt64());
     }
 }
