@@ -24,17 +24,21 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "aot smoke: FAILED: $*" >&2; echo "--- serve log:" >&2; cat "$log" >&2 || true; exit 1; }
+# Waits (10 s at most) for serve ($pid, logging to $log) to report it listens; $1 is added to the failure.
+wait_listening() {
+  for _ in $(seq 1 400); do
+    grep -q "listening on" "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || fail "serve exited early${1:-}"
+    sleep 0.025
+  done
+  fail "serve did not report listening within 10 s${1:-}"
+}
 
 start_ns=$(date +%s%N)
 ( ulimit -n 128; exec "$bin" serve --data "$work/data" --port 0 --admin-port 0 ) >"$log" 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
-  grep -q "listening on" "$log" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || fail "serve exited early"
-  sleep 0.025
-done
+wait_listening
 ready_ns=$(date +%s%N)
-grep -q "listening on" "$log" || fail "serve did not report listening within 10 s"
 line=$(grep "listening on" "$log")
 port=$(sed -E 's/.*listening on [0-9.]+:([0-9]+).*/\1/' <<<"$line")
 admin=$(sed -E 's/.*admin http:\/\/([0-9.:]+)\/metrics.*/\1/' <<<"$line")
@@ -93,11 +97,7 @@ log="$work/serve2.log"
 # ignored SIGHUP and, as documented, keep ignoring it.
 env --default-signal=HUP "$bin" serve --data "$work/data" --port 0 --admin-port 0 >"$log" 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
-  grep -q "listening on" "$log" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || fail "serve exited early on its second start"
-  sleep 0.025
-done
+wait_listening " on its second start"
 kill -HUP "$pid"
 for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.025; done
 kill -0 "$pid" 2>/dev/null && fail "serve did not stop within 10 s of SIGHUP"
