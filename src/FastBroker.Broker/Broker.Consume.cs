@@ -85,7 +85,7 @@ public sealed partial class Broker
     public WorkQueueMember JoinGroup(string topic, string group, GroupOptions? options = null, int? prefetch = null)
     {
         ThrowIfClosed();
-        TopicName.EnsureValid(group, "group");
+        TopicName.EnsureValid(group, "group", TopicName.MaxStateNameLength);
         options ??= GroupOptions.Default;
         if (options.Prefetch < 1 || options.MaxDeliveries < 1 || options.VisibilityTimeout <= TimeSpan.Zero)
         {

@@ -47,7 +47,7 @@ public sealed partial class Subscription : IDisposable
         _filters = EncodeFilters(options.HeaderFilters);
         if (options.DurableName is { } name)
         {
-            TopicName.EnsureValid(name, "durable subscription");
+            TopicName.EnsureValid(name, "durable subscription", TopicName.MaxStateNameLength);
             broker.ClaimDurableName(name);
             try
             {

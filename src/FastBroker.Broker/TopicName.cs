@@ -12,15 +12,30 @@ public static class TopicName
     /// </summary>
     public const int MaxLength = 249;
 
+    /// <summary>
+    /// Longest durable subscription or work-queue group name: 240. Its state file is <c>&lt;name&gt;.pos</c> or
+    /// <c>&lt;name&gt;.state</c>, written first as <c>&lt;name&gt;.state.creating</c> (15 more characters), and a file name
+    /// has at most 255 bytes.
+    /// </summary>
+    public const int MaxStateNameLength = 240;
+
     /// <summary>True when <paramref name="name"/> is a valid concrete topic name.</summary>
     public static bool IsValid(ReadOnlySpan<char> name) => Validate(name) is null;
 
     /// <summary>Throws <see cref="BrokerException"/> (<see cref="BrokerErrorCode.InvalidName"/>) with the reason if invalid.</summary>
-    public static void EnsureValid(string? name, string what = "topic")
+    public static void EnsureValid(string? name, string what = "topic") => EnsureValid(name, what, MaxLength);
+
+    /// <summary>As <see cref="EnsureValid(string?, string)"/>, with at most <paramref name="maxLength"/> characters.</summary>
+    internal static void EnsureValid(string? name, string what, int maxLength)
     {
         if (name is null)
         {
             throw new BrokerException(BrokerErrorCode.InvalidName, $"{what} name is missing");
+        }
+
+        if (name.Length > maxLength && name.Length <= MaxLength)
+        {
+            throw new BrokerException(BrokerErrorCode.InvalidName, $"invalid {what} name '{Printable(name)}': longer than {maxLength} characters (its state file's name must fit in 255 bytes)");
         }
 
         if (Validate(name) is { } reason)

@@ -111,6 +111,36 @@ public class BadInputTests
     }
 
     [Fact]
+    public async Task Group_and_durable_names_too_long_for_their_state_files_are_invalid_names_not_storage_errors()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        var b = f.Broker;
+        Assert.Equal(0, await b.PublishAsync("jobs", BrokerFixture.Utf8("job")));
+
+        // A group's state file is "<name>.state", created as "<name>.state.creating": a file name has at most 255 bytes.
+        foreach (var length in new[] { TopicName.MaxStateNameLength + 1, TopicName.MaxLength })
+        {
+            var group = Assert.Throws<BrokerException>(() => b.JoinGroup("jobs", new string('g', length)));
+            Assert.Equal(BrokerErrorCode.InvalidName, group.Code);
+            Assert.Contains($"longer than {TopicName.MaxStateNameLength} characters", group.Message, StringComparison.Ordinal);
+
+            var durable = Assert.Throws<BrokerException>(() => b.Subscribe("jobs", new SubscriptionOptions { DurableName = new string('d', length) }));
+            Assert.Equal(BrokerErrorCode.InvalidName, durable.Code);
+            Assert.Contains($"longer than {TopicName.MaxStateNameLength} characters", durable.Message, StringComparison.Ordinal);
+        }
+
+        // The longest allowed names work, and survive a reopen.
+        using (var member = b.JoinGroup("jobs", new string('g', TopicName.MaxStateNameLength)))
+        using (var sub = b.Subscribe("jobs", new SubscriptionOptions { DurableName = new string('d', TopicName.MaxStateNameLength), Start = StartPosition.Earliest }))
+        {
+            Assert.Equal(new string('g', TopicName.MaxStateNameLength), member.Group);
+        }
+
+        Assert.True(File.Exists(Path.Combine(f.DataDirectory, "topics", "jobs", "groups", new string('g', TopicName.MaxStateNameLength) + ".state")));
+        Assert.True(File.Exists(Path.Combine(f.DataDirectory, "subscriptions", new string('d', TopicName.MaxStateNameLength) + ".pos")));
+    }
+
+    [Fact]
     public async Task A_group_whose_dead_letter_topic_cannot_exist_is_refused_before_it_is_created()
     {
         await using var f = await BrokerFixture.StartAsync();

@@ -77,13 +77,13 @@ public class TokenNameScopeTests
         await using var f = await ServerFixture.StartAsync(TokenScopeTests.TwoTenants);
         f.Broker.CreateTopic("shared.jobs");
         await using var a = await f.ConnectAsync(token: "token-a");
-        await a.SubscribeAsync(1, 1, "shared.jobs", 10, durable: new string('d', 231));
+        await a.SubscribeAsync(1, 1, "shared.jobs", 10, durable: new string('d', 222));
         var refused = (await a.ReadUntilAsync(x => x.RequestId == 1))[^1];
         Assert.Equal(ErrorCode.InvalidName, refused.ErrorCode);
-        Assert.Contains("at most 230 characters", refused.ErrorReason, StringComparison.Ordinal);
-        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 2, 2, Encoding.UTF8.GetBytes(new string('g', 231)), "shared.jobs"u8, 10));
+        Assert.Contains("at most 221 characters", refused.ErrorReason, StringComparison.Ordinal);
+        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 2, 2, Encoding.UTF8.GetBytes(new string('g', 222)), "shared.jobs"u8, 10));
         Assert.Equal(ErrorCode.InvalidName, (await a.ReadUntilAsync(x => x.RequestId == 2))[^1].ErrorCode);
-        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 3, 3, Encoding.UTF8.GetBytes(new string('g', 200)), "shared.jobs"u8, 10));
+        await a.SendAsync(w => FrameWriter.WriteJoinGroup(w, 3, 3, Encoding.UTF8.GetBytes(new string('g', 221)), "shared.jobs"u8, 10));
         var joined = (await a.ReadUntilAsync(x => x.RequestId == 3))[^1];
         Assert.True(joined.Type == FrameType.Ok, joined.ToString());
     }

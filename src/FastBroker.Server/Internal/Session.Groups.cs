@@ -142,7 +142,7 @@ internal sealed partial class Session
 
         if (tooLong)
         {
-            SendError(requestId, ErrorCode.InvalidName, $"{frame}: a {what} name is at most {scope.MaxNameLength} characters on a connection with an access token (the server prefixes it with the token's scope, {scope.Prefix.Length} characters; the broker's limit is {TopicName.MaxLength}), got {name.Length}");
+            SendError(requestId, ErrorCode.InvalidName, $"{frame}: a {what} name is at most {scope.MaxNameLength} characters on a connection with an access token (the server prefixes it with the token's scope, {scope.Prefix.Length} characters; the broker's limit is {TopicName.MaxStateNameLength}), got {name.Length}");
             return null;
         }
 

@@ -30,7 +30,7 @@ internal sealed class TenantScope
     public string Prefix { get; }
 
     /// <summary>The longest name a client of this scope may give: the broker's limit less the prefix.</summary>
-    public int MaxNameLength => TopicName.MaxLength - Prefix.Length;
+    public int MaxNameLength => TopicName.MaxStateNameLength - Prefix.Length;
 
     /// <summary>The scope of <paramref name="token"/>: its <see cref="AccessToken.Tenant"/> when set, else its secret.</summary>
     public static TenantScope For(AccessToken token) => token.Tenant is { } tenant
