@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Reflection;
 using System.Security.Cryptography.X509Certificates;
 using FastBroker.Engine;
 using FastBroker.Net;
@@ -21,8 +22,12 @@ namespace FastBroker.Server;
 /// </example>
 public sealed class BrokerServer : IAsyncDisposable
 {
-    /// <summary>The server version announced in WELCOME.</summary>
-    public const string Version = "0.1.0";
+    /// <summary>
+    /// The server version announced in WELCOME and shown by the admin port's <c>/health</c> and <c>/status</c>: the
+    /// product's version with the commit it was built from (<c>0.1.0+&lt;sha&gt;</c>), as <c>fastbroker --version</c>
+    /// prints it.
+    /// </summary>
+    public static string Version { get; } = typeof(BrokerServer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
     // Connections past MaxConnections are still read up to their HELLO (to answer TooManyConnections); beyond this
     // many extra sockets they are dropped at accept, so a flood of idle sockets cannot exhaust the process.
