@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Security.Authentication;
 using FastBroker.Client.Internal;
 using FastBroker.Net;
 using FastBroker.Protocol;
@@ -149,15 +150,24 @@ public sealed partial class BrokerClient
 
             if (_options.UseTls)
             {
-                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                var first = new Internal.FirstBytesStream(stream);
+                var ssl = new SslStream(first, leaveInnerStreamOpen: false);
                 stream = ssl;
-                await ssl.AuthenticateAsClientAsync(
-                    new SslClientAuthenticationOptions
-                    {
-                        TargetHost = _options.TlsTargetHost ?? endpoint.Host,
-                        RemoteCertificateValidationCallback = _options.CertificateValidation,
-                    },
-                    timeout.Token).ConfigureAwait(false);
+                try
+                {
+                    await ssl.AuthenticateAsClientAsync(
+                        new SslClientAuthenticationOptions
+                        {
+                            TargetHost = _options.TlsTargetHost ?? endpoint.Host,
+                            RemoteCertificateValidationCallback = _options.CertificateValidation,
+                        },
+                        timeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is AuthenticationException or IOException && first.SawPlainErrorFrame)
+                {
+                    // Not retried (as UnsupportedVersion): the server on that port speaks plain TCP, and will again.
+                    throw new BrokerClientException(ErrorCode.UnsupportedVersion, $"{endpoint} does not speak TLS: it answered the TLS handshake with a plain FastBroker frame (a server without a certificate); connect without TLS", e);
+                }
             }
 
             connection = new Connection(socket, stream, endpoint, _options.ReceiveThread, _options.UseTls, _options.MaxBatchMessages);

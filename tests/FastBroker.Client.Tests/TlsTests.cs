@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using FastBroker.Client;
+using FastBroker.Protocol;
 using FastBroker.Testing;
 using static FastBroker.ClientTests.Wire;
 
@@ -31,7 +32,21 @@ public class TlsTests
         await using var sub = await client.CreateSubscriptionAsync("secure", SubscribeOptions.Default with { Start = SubscribeStart.Earliest });
         Assert.Equal("over tls", (await TakeAsync(sub, 1))[0].GetPayloadString());
 
-        await Assert.ThrowsAsync<BrokerClientException>(async () => await f.ConnectAsync(o => o with { ConnectTimeout = TimeSpan.FromSeconds(10) }));
+        // Plain to a TLS server and TLS to a plain one: each is told what is wrong, at once (not retried to the timeout).
+        var plain = await Assert.ThrowsAsync<BrokerClientException>(async () => await f.ConnectAsync(o => o with { ConnectTimeout = TimeSpan.FromMinutes(5) }));
+        Assert.Equal(ErrorCode.UnsupportedVersion, plain.ErrorCode);
+        Assert.Contains("this server requires TLS", plain.Message, StringComparison.Ordinal);
+
+        await using var clear = await ServerFixture.StartAsync();
+        var tls = await Assert.ThrowsAsync<BrokerClientException>(async () => await clear.ConnectAsync(o => o with
+        {
+            UseTls = true,
+            TlsTargetHost = "localhost",
+            CertificateValidation = (_, _, _, _) => true,
+            ConnectTimeout = TimeSpan.FromMinutes(5),
+        }));
+        Assert.Equal(ErrorCode.UnsupportedVersion, tls.ErrorCode);
+        Assert.Contains("does not speak TLS", tls.Message, StringComparison.Ordinal);
     }
 
     private static byte[] SelfSigned(string host, string password)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using FastBroker.Protocol;
@@ -29,9 +30,13 @@ public class TlsTests
             Assert.Equal(ErrorCode.None, (await c.ReadConfirmsAsync([2]))[2].Status);
         }
 
+        // A plain client is told it needs TLS (it saw only a close before), in a plain ERROR that closes the connection.
         await using var plain = await RawConnection.ConnectAsync(f.EndPoint);
         await plain.SendAsync(w => FrameWriter.WriteHello(w, 1, "t"u8, "1"u8, ProtocolFeatures.None));
-        Assert.Empty(await plain.ReadUntilClosedAsync());
+        var told = Assert.Single(await plain.ReadUntilClosedAsync());
+        Assert.Equal((FrameType.Error, ErrorCode.UnsupportedVersion), (told.Type, told.ErrorCode));
+        Assert.Contains("this server requires TLS", told.ErrorReason, StringComparison.Ordinal);
+        Assert.True(told.CloseConnection, told.ToString());
     }
 
     [Fact]
@@ -65,10 +70,26 @@ public class TlsTests
         {
             await using var plain = await RawConnection.ConnectAsync(f.EndPoint);
             await plain.SendAsync(w => FrameWriter.WriteHello(w, 1, "t"u8, "1"u8, ProtocolFeatures.None));
-            Assert.Empty(await plain.ReadUntilClosedAsync());
+            Assert.Equal(ErrorCode.UnsupportedVersion, Assert.Single(await plain.ReadUntilClosedAsync()).ErrorCode);
         }
 
-        await Eventually.TrueAsync(() => f.Server.ConnectionsAccepted == Plain && f.Server.ConnectionCount == 0, "every plain connection is closed");
+        // A TLS record header with a broken body: the handshake itself fails.
+        for (var i = 0; i < Plain; i++)
+        {
+            using var broken = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            await broken.ConnectAsync(f.EndPoint);
+            await broken.SendAsync(new byte[] { 0x16, 0x03, 0x01, 0x00, 0x04, 0xFF, 0xFF, 0xFF, 0xFF });
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var scratch = new byte[256];
+            while (await broken.ReceiveAsync(scratch, deadline.Token) > 0)
+            {
+                // the server's TLS alert, then its close
+            }
+        }
+
+        await Eventually.TrueAsync(() => f.Server.ConnectionsAccepted == 2 * Plain && f.Server.ConnectionCount == 0, "every connection is closed");
+        var refused = f.Log.Where(l => l.Contains("a plain-TCP client on a TLS server", StringComparison.Ordinal)).ToList();
+        Assert.True(refused.Count == 1, $"{Plain} plain clients alike, one line expected: [{string.Join(" | ", refused)}]");
         var lines = f.Log.Where(l => l.Contains("TLS handshake failed", StringComparison.Ordinal)).ToList();
         Assert.True(lines.Count == 1, $"{Plain} failed handshakes alike, one line expected: [{string.Join(" | ", lines)}]");
     }

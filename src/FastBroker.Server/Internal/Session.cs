@@ -265,6 +265,12 @@ internal sealed partial class Session : IPublishConfirmSink
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 var left = TimeSpan.FromMilliseconds(Math.Max(1, HandshakeTimeoutMs - (Environment.TickCount64 - _acceptedAt)));
                 timeout.CancelAfter(left < _options.TlsHandshakeTimeout ? left : _options.TlsHandshakeTimeout);
+                if (await SpeaksPlainAsync(timeout.Token).ConfigureAwait(false))
+                {
+                    await RefusePlainClientAsync(timeout.Token).ConfigureAwait(false);
+                    return;
+                }
+
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, timeout.Token).ConfigureAwait(false);
                 stream = ssl;
             }

@@ -27,7 +27,7 @@ public sealed class CliTlsTests
 
         (string[] Args, int Exit, string Reason)[] refused =
         [
-            (["pub", "secure", "x", "--server", server], 1, "closed the connection"), // plain TCP to a TLS server
+            (["pub", "secure", "x", "--server", server], 1, "this server requires TLS"), // plain TCP to a TLS server: told why
             (["pub", "secure", "x", "--server", server, "--tls"], 1, "UntrustedRoot"), // a self-signed certificate the system does not trust
             (["pub", "secure", "x", "--server", server, "--tls-ca", pem, "--tls-server-name", "other"], 1, "rejected"), // not the name asked for
             (["topics", "--server", server, "--tls-ca", dir.Combine("missing.pem")], 64, "--tls-ca"),
@@ -39,6 +39,18 @@ public sealed class CliTlsTests
             if (outcome.ExitCode != exit || outcome.HasStackTrace || !outcome.Errors.Contains(reason, StringComparison.Ordinal))
             {
                 failures.Add($"expected exit {exit} and \"{reason}\": {outcome.Describe(args)}");
+            }
+        }
+
+        // TLS to a plain server: the handshake meets a FastBroker frame, and the client says what that means.
+        var plainPort = FreePort.Next();
+        using (var plain = await Cli.ServeAsync(dir.Combine("plain"), plainPort))
+        {
+            string[] args = ["pub", "secure", "x", "--server", Cli.Address(plainPort), "--tls-ca", pem];
+            var outcome = await CliOutcome.RunAsync(args);
+            if (outcome.ExitCode != 1 || outcome.HasStackTrace || !outcome.Errors.Contains("does not speak TLS", StringComparison.Ordinal))
+            {
+                failures.Add($"expected exit 1 and \"does not speak TLS\": {outcome.Describe(args)}");
             }
         }
 
