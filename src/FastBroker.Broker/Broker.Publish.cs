@@ -13,7 +13,7 @@ public sealed partial class Broker
     public const string ExpiresHeader = "fb-expires";
 
     /// <summary>Flag bit (in the journal record's flags) marking a message that carries <see cref="ExpiresHeader"/>.</summary>
-    internal const ushort HasExpiryFlag = 0x0100;
+    internal const ushort HasExpiryFlag = (ushort)FastBroker.Journal.RecordFlags.HasExpiry;
 
     /// <summary>
     /// Header carrying an idempotent producer's id and sequence (16 bytes: two u64 little-endian), added by the broker;
@@ -23,7 +23,7 @@ public sealed partial class Broker
     public const string ProducerHeader = "fb-producer";
 
     /// <summary>Flag bit marking a record that carries <see cref="ProducerHeader"/> (so recovery parses only those).</summary>
-    internal const ushort HasProducerFlag = 0x0200;
+    internal const ushort HasProducerFlag = (ushort)FastBroker.Journal.RecordFlags.HasProducer;
 
     private static readonly byte[] s_expiresHeaderName = "fb-expires"u8.ToArray();
     private static readonly byte[] s_producerHeaderName = "fb-producer"u8.ToArray();

@@ -12,4 +12,13 @@ public enum RecordFlags : ushort
 
     /// <summary>A record written by the broker itself (epoch change, transaction marker), not by a producer.</summary>
     Control = 2,
+
+    /// <summary>Set by the broker: the record's headers carry <c>fb-expires</c> (its expiry time).</summary>
+    HasExpiry = 0x0100,
+
+    /// <summary>
+    /// Set by the broker: the record's headers carry <c>fb-producer</c> (an idempotent producer's id and sequence), so
+    /// recovery parses only these records' headers.
+    /// </summary>
+    HasProducer = 0x0200,
 }

@@ -217,13 +217,36 @@ internal static class JournalCommand
         : !Directory.EnumerateFiles(path, "*.seg").Any() ? $"no journal segment (*.seg) in {path}: nothing to read (a topic's journal is <data>/topics/<topic>/journal)"
         : null;
 
+    /// <summary>"tombstone|producer", bits without a name in hex ("control|0x8000").</summary>
+    private static void FlagNames(StringBuilder sb, RecordFlags flags)
+    {
+        (RecordFlags Bit, string Name)[] known = [(RecordFlags.Tombstone, "tombstone"), (RecordFlags.Control, "control"), (RecordFlags.HasExpiry, "expires"), (RecordFlags.HasProducer, "producer")];
+        var rest = (ushort)flags;
+        var first = true;
+        foreach (var (bit, name) in known)
+        {
+            if ((flags & bit) != 0)
+            {
+                sb.Append(first ? "" : "|").Append(name);
+                rest &= (ushort)~(ushort)bit;
+                first = false;
+            }
+        }
+
+        if (rest != 0)
+        {
+            sb.Append(first ? "" : "|").Append("0x").Append(rest.ToString("x4", CultureInfo.InvariantCulture));
+        }
+    }
+
     private static void FormatRecord(StringBuilder sb, JournalRecord record, bool hex)
     {
         var time = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
         sb.Append("offset=").Append(record.Offset.ToString(CultureInfo.InvariantCulture)).Append(" time=").Append(time);
         if (record.Flags != RecordFlags.None)
         {
-            sb.Append(" flags=").Append(record.Flags.ToString());
+            sb.Append(" flags=");
+            FlagNames(sb, record.Flags);
         }
 
         if (!record.Key.IsEmpty)
