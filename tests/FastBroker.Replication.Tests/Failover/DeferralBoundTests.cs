@@ -36,7 +36,9 @@ public sealed class DeferralBoundTests(ITestOutputHelper output)
         {
             // A 2 s heartbeat timeout (4 s lease), not the default 500 ms: in a loaded CI run a, just primary, stalled past its
             // 1 s lease (renewing through the proxy), fenced itself and refused the first publish.
-            var (a, b, first) = await pair.StartWitnessedPairAsync(proxyWitnessOfA: true, proxied: true, [.. s_peerWaitOption, "--heartbeat-timeout-ms", "2000"]);
+            // A 5 s connect timeout, not 1 s: a restarted node that cannot connect to its peer in time takes it for gone and
+            // asks the witness; in a loaded CI run b did so through the proxy and became primary without ever deferring.
+            var (a, b, first) = await pair.StartWitnessedPairAsync(proxyWitnessOfA: true, proxied: true, [.. s_peerWaitOption, "--heartbeat-timeout-ms", "2000", "--connect-timeout-ms", "5000"]);
             await PrefixedMessages.PublishAsync(a, Topic, "r", Shared, FastBroker.Protocol.Durability.StandbyDurable);
             b.Kill();
             await a.WaitForAsync(s => s.Standby is { Attached: false }, "a sees its standby gone");
